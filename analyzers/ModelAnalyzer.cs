@@ -1,0 +1,47 @@
+using System.Collections.Immutable;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Shardwise.Generator;
+using Shardwise.Generator.Parsing;
+using Shardwise.Generator.Validation;
+
+namespace Shardwise.Analyzers;
+
+/// <summary>
+/// Reports, in the IDE and the build, why a [Model] cannot be compiled: the diagnostics come from the generator's
+/// own validation (<see cref="ModelValidator"/>), so what the analyzer accepts is exactly what the generator emits.
+/// </summary>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class ModelAnalyzer : DiagnosticAnalyzer
+{
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } =
+        ImmutableArray.Create(DiagnosticDescriptors.All);
+
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterSymbolAction(AnalyzeType, SymbolKind.NamedType);
+    }
+
+    private static void AnalyzeType(SymbolAnalysisContext context)
+    {
+        var type = (INamedTypeSymbol)context.Symbol;
+        if (!Symbols.HasAttribute(type, KnownNames.ModelAttribute)) return;
+
+        foreach (var info in ModelValidator.Validate(type, context.Compilation, context.CancellationToken))
+        {
+            var descriptor = DiagnosticDescriptors.Find(info.Id);
+            if (descriptor is null) continue;
+            var location = info.Location?.ToLocation() ?? (type.Locations.IsEmpty ? Location.None : type.Locations[0]);
+            context.ReportDiagnostic(Diagnostic.Create(descriptor, location, ToObjects(info.Arguments)));
+        }
+    }
+
+    private static object[] ToObjects(Generator.Model.EquatableArray<string> arguments)
+    {
+        var result = new object[arguments.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = arguments[i];
+        return result;
+    }
+}

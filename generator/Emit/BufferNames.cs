@@ -1,0 +1,44 @@
+using System.Collections.Generic;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Planning;
+
+namespace Shardwise.Generator.Emit;
+
+/// <summary>The field name of every planned buffer and parameter slice in a generated program, made unique.</summary>
+internal sealed class BufferNames
+{
+    private readonly Dictionary<(int, BufferRole), string> _activations = new();
+    private readonly Dictionary<int, string> _indices = new();
+    private readonly Dictionary<int, string> _parameters = new();
+    private readonly HashSet<string> _used = new();
+
+    public BufferNames(ProgramPlan plan)
+    {
+        foreach (var slot in plan.Layout.Slots)
+            _parameters[slot.Parameter.Id] = Unique(Names.Identifier(slot.Parameter.Name));
+        foreach (var buffer in plan.Activations.Indices)
+            _indices[buffer.Value] = Unique("_" + Names.Identifier(buffer.Name));
+        foreach (var buffer in plan.Activations.Buffers)
+        {
+            string name = plan.Graph.Values[buffer.Value].Name;
+            _activations[(buffer.Value, buffer.Role)] = Unique((buffer.Role == BufferRole.Gradient ? "_d_" : "_") + Names.Identifier(name));
+        }
+    }
+
+    public string Value(int value) => _activations[(value, BufferRole.Value)];
+
+    public string Gradient(int value) => _activations[(value, BufferRole.Gradient)];
+
+    public string Index(int value) => _indices[value];
+
+    public string Parameter(int parameter) => "P_" + _parameters[parameter];
+
+    public string ParameterGradient(int parameter) => "G_" + _parameters[parameter];
+
+    private string Unique(string name)
+    {
+        string candidate = name;
+        for (int i = 2; !_used.Add(candidate); i++) candidate = name + "_" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return candidate;
+    }
+}

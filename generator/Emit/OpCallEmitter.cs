@@ -1,0 +1,109 @@
+using System.Collections.Generic;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Planning;
+
+namespace Shardwise.Generator.Emit;
+
+/// <summary>Writes the backend call for each forward op and each backward step: one concept, one place.</summary>
+internal sealed class OpCallEmitter
+{
+    private readonly IrGraph _graph;
+    private readonly BufferNames _names;
+
+    public OpCallEmitter(IrGraph graph, BufferNames names)
+    {
+        _graph = graph;
+        _names = names;
+    }
+
+    public string Forward(IrOp op)
+    {
+        string Out(int i) => _names.Value(op.Outputs[i]);
+        string In(int i) => Buffer(op.Inputs[i]);
+        switch (op.Kind)
+        {
+            case OpKind.Positions:
+                return $"Ops.Positions({_names.Index(op.Outputs[0])}, Batch, {Names.Int(op.Dims[0])});";
+            case OpKind.Embedding:
+                return $"Ops.Embedding({In(0)}, {Param(op, 0)}, {Out(0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])});";
+            case OpKind.Linear:
+                return $"Ops.Linear({In(0)}, {Param(op, 0)}, {OptionalParam(op, 1)}, {Out(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])});";
+            case OpKind.LayerNorm:
+                return $"Ops.LayerNorm({In(0)}, {Param(op, 0)}, {Param(op, 1)}, {Out(0)}, {Out(1)}, {Out(2)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])});";
+            case OpKind.Gelu:
+                return $"Ops.Gelu({In(0)}, {Out(0)}, {Count(op.Inputs[0])});";
+            case OpKind.Add:
+                return $"Ops.Add({In(0)}, {In(1)}, {Out(0)}, {Count(op.Inputs[0])});";
+            case OpKind.Attention:
+                return $"Ops.Attention({In(0)}, {Out(0)}, {Out(1)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])});";
+            case OpKind.CrossEntropy:
+                return $"var loss = Ops.CrossEntropy({In(0)}, {In(1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])});";
+            default:
+                throw new System.InvalidOperationException(op.Kind.ToString());
+        }
+    }
+
+    public IEnumerable<string> Backward(BackwardStep step)
+    {
+        var op = _graph.Ops[step.Op];
+        string In(int i) => Buffer(op.Inputs[i]);
+        string Saved(int i) => _names.Value(op.Outputs[i]);
+        string Dy() => _names.Gradient(op.Outputs[0]);
+        string Dx(int i) => _names.Gradient(step.Writes[i].Value);
+        string Acc(int i) => step.Writes[i].Accumulate ? "accumulate: true" : "accumulate: false";
+
+        switch (op.Kind)
+        {
+            case OpKind.Embedding:
+                yield return $"Ops.EmbeddingBackward({In(0)}, {Dy()}, {ParamGrad(op, 0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])});";
+                break;
+            case OpKind.Linear:
+            {
+                string dx = step.Writes[0].IsNone ? "null" : Dx(0);
+                string acc = step.Writes[0].IsNone ? "accumulate: false" : Acc(0);
+                yield return $"Ops.LinearBackward({In(0)}, {Param(op, 0)}, {Dy()}, {dx}, {ParamGrad(op, 0)}, {OptionalParamGrad(op, 1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {acc});";
+                break;
+            }
+            case OpKind.LayerNorm:
+                yield return $"Ops.LayerNormBackward({In(0)}, {Param(op, 0)}, {Saved(1)}, {Saved(2)}, {Dy()}, {Dx(0)}, {ParamGrad(op, 0)}, {ParamGrad(op, 1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, {Acc(0)});";
+                break;
+            case OpKind.Gelu:
+                yield return $"Ops.GeluBackward({In(0)}, {Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)});";
+                break;
+            case OpKind.Add:
+                for (int i = 0; i < 2; i++)
+                {
+                    if (!step.Writes[i].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(i)}, {Count(op.Inputs[0])}, {Acc(i)});";
+                }
+                break;
+            case OpKind.Attention:
+                yield return $"Ops.AttentionBackward({In(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                break;
+            case OpKind.CrossEntropy:
+                yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});";
+                break;
+            default:
+                throw new System.InvalidOperationException(op.Kind.ToString());
+        }
+    }
+
+    private string Buffer(int value) => _graph.Values[value].Kind == ValueKind.Tokens ? _names.Index(value) : _names.Value(value);
+
+    private string Param(IrOp op, int i) => _names.Parameter(op.Parameters[i]);
+
+    private string ParamGrad(IrOp op, int i) => _names.ParameterGradient(op.Parameters[i]);
+
+    private string OptionalParam(IrOp op, int i) => op.Parameters.Count > i ? Param(op, i) : "null";
+
+    private string OptionalParamGrad(IrOp op, int i) => op.Parameters.Count > i ? ParamGrad(op, i) : "null";
+
+    /// <summary>Rows (positions) a row-wise op covers: the batch times the value's rows per sample.</summary>
+    private string Rows(int value, bool tokens = false)
+    {
+        var v = _graph.Values[value];
+        long perSample = tokens ? v.ElementsPerSample : v.RowsPerSample;
+        return "Batch * " + Names.Int(perSample);
+    }
+
+    private string Count(int value) => "Batch * " + Names.Long(_graph.Values[value].ElementsPerSample);
+}

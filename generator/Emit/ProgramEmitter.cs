@@ -1,0 +1,152 @@
+using System.Linq;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Planning;
+
+namespace Shardwise.Generator.Emit;
+
+/// <summary>
+/// Emits <c>Compiled&lt;T&gt;</c>: slices for every parameter and planned buffer, then the forward pass and the
+/// derived backward pass as straight-line backend calls, each block commented with the layer it belongs to.
+/// </summary>
+internal static class ProgramEmitter
+{
+    private const string Slice = "global::Shardwise.Ops.Slice";
+    private const string IndexSlice = "global::Shardwise.Ops.IndexSlice";
+
+    public static void Write(SourceWriter w, ProgramPlan plan)
+    {
+        var graph = plan.Graph;
+        var names = new BufferNames(plan);
+        var calls = new OpCallEmitter(graph, names);
+        bool languageModel = graph.OutputIsLoss && graph.Inputs.Count == 2
+                             && graph.Inputs.All(i => graph.Values[i.Value].Kind == ValueKind.Tokens);
+
+        w.Line("/// <summary>The compiled forward and backward program over preplanned buffers; nothing is allocated per step.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(ModelEmitter.Tool)}, {Names.String(ModelEmitter.Version)})]");
+        string interfaces = languageModel ? ", global::Shardwise.Plans.ILanguageModel<T>" : "";
+        w.Line($"public sealed class Compiled<T> : global::Shardwise.Plans.CompiledModel<T>{interfaces}");
+        w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
+        w.Line("{");
+        w.Indent();
+
+        w.Line("// Parameters and their gradients: fixed offsets in the flat layout.");
+        foreach (var slot in plan.Layout.Slots)
+        {
+            int id = slot.Parameter.Id;
+            w.Line($"private static readonly {Slice} {names.Parameter(id)} = new(global::Shardwise.Ops.Arena.Parameters, {Names.Long(slot.Offset)}, {Names.Long(slot.Length)});");
+            w.Line($"private static readonly {Slice} {names.ParameterGradient(id)} = new(global::Shardwise.Ops.Arena.Gradients, {Names.Long(slot.Offset)}, {Names.Long(slot.Length)});");
+        }
+        w.Line();
+        w.Line("// Token indices and planned activation buffers: offsets per sample, scaled by the batch.");
+        foreach (var b in plan.Activations.Indices) w.Line($"private readonly {IndexSlice} {names.Index(b.Value)};");
+        foreach (var b in plan.Activations.Buffers)
+            w.Line($"private readonly {Slice} {(b.Role == BufferRole.Value ? names.Value(b.Value) : names.Gradient(b.Value))};");
+        w.Line();
+
+        w.Line("public Compiled(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
+        w.Open("    : base(ops, batch, ParameterLayout, ActivationPlan)");
+        foreach (var b in plan.Activations.Indices)
+            w.Line($"{names.Index(b.Value)} = Indices({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
+        foreach (var b in plan.Activations.Buffers)
+            w.Line($"{(b.Role == BufferRole.Value ? names.Value(b.Value) : names.Gradient(b.Value))} = Activation({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
+        w.Close();
+
+        if (languageModel)
+        {
+            w.Line();
+            w.Line($"public int SequenceLength => {Names.Int(graph.Values[graph.Inputs[0].Value].ElementsPerSample)};");
+        }
+        WriteForward(w, plan, names, calls);
+        WriteBackward(w, plan, names, calls);
+        WriteAccessors(w, plan, names);
+
+        w.Outdent();
+        w.Line("}");
+    }
+
+    private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls)
+    {
+        var graph = plan.Graph;
+        var parameters = graph.Inputs.Select(i => (graph.Values[i.Value].Kind == ValueKind.Tokens
+            ? "global::System.ReadOnlySpan<int> " : "global::System.ReadOnlySpan<T> ") + i.Name);
+        w.Line();
+        w.Line("/// <summary>Runs the forward pass" + (graph.OutputIsLoss ? "; returns the mean loss." : "; the result is in <see cref=\"Output\"/>.") + "</summary>");
+        w.Open($"public {(graph.OutputIsLoss ? "T" : "void")} Forward({string.Join(", ", parameters)})");
+        foreach (var input in graph.Inputs)
+        {
+            var value = graph.Values[input.Value];
+            bool tokens = value.Kind == ValueKind.Tokens;
+            string buffer = tokens ? names.Index(input.Value) : names.Value(input.Value);
+            w.Line($"CheckInput({Names.String(input.Name)}, {input.Name}.Length, Batch * {Names.Long(value.ElementsPerSample)});");
+            w.Line(tokens ? $"Ops.LoadIndices({input.Name}, {buffer});" : $"Ops.Load({input.Name}, {buffer});");
+        }
+
+        string? layer = null;
+        foreach (var op in graph.Ops)
+        {
+            if (op.Layer != layer)
+            {
+                layer = op.Layer;
+                w.Line();
+                w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer));
+            }
+            w.Line(calls.Forward(op));
+        }
+        if (graph.OutputIsLoss) w.Line("return loss;");
+        w.Close();
+    }
+
+    private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls)
+    {
+        var graph = plan.Graph;
+        w.Line();
+        if (graph.OutputIsLoss)
+        {
+            w.Line("/// <summary>Backward of the last forward: adds scale × ∂loss/∂θ into the gradients (scale carries 1/GAS and the loss scale).</summary>");
+            w.Open("public void Backward(T scale)");
+        }
+        else
+        {
+            w.Line("/// <summary>Backward of the last forward from ∂L/∂output: adds ∂L/∂θ into the gradients and fills the input gradients.</summary>");
+            w.Open("public void Backward(global::System.ReadOnlySpan<T> outputGradient)");
+            w.Line($"CheckInput(\"outputGradient\", outputGradient.Length, Batch * {Names.Long(graph.Values[graph.Output].ElementsPerSample)});");
+            w.Line($"Ops.Load(outputGradient, {names.Gradient(graph.Output)});");
+        }
+
+        string? layer = null;
+        bool first = graph.OutputIsLoss;
+        foreach (var step in plan.Backward)
+        {
+            var op = graph.Ops[step.Op];
+            if (op.Layer != layer)
+            {
+                layer = op.Layer;
+                if (!first) w.Line();
+                first = false;
+                w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer) + " (backward)");
+            }
+            foreach (var line in calls.Backward(step)) w.Line(line);
+        }
+        w.Close();
+    }
+
+    private static void WriteAccessors(SourceWriter w, ProgramPlan plan, BufferNames names)
+    {
+        var graph = plan.Graph;
+        if (!graph.OutputIsLoss)
+        {
+            w.Line();
+            w.Line("/// <summary>The forward result.</summary>");
+            w.Line($"public {Slice} Output => {names.Value(graph.Output)};");
+        }
+
+        var realInputs = graph.Inputs.Where(i => graph.Values[i.Value].Kind == ValueKind.Real).ToList();
+        if (realInputs.Count == 0) return;
+        w.Line();
+        w.Line("/// <summary>The gradient of a real-valued input after <c>Backward</c>.</summary>");
+        w.Open($"public {Slice} GradientOf(string input) => input switch");
+        foreach (var input in realInputs) w.Line($"{Names.String(input.Name)} => {names.Gradient(input.Value)},");
+        w.Line("_ => throw new global::System.ArgumentException(\"No real-valued input named '\" + input + \"'.\", nameof(input)),");
+        w.Close(";");
+    }
+}

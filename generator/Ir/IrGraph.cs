@@ -1,0 +1,97 @@
+namespace Shardwise.Generator.Ir;
+
+using Shardwise.Generator.Model;
+
+/// <summary>Whether a value holds real numbers (and can carry a gradient) or token indices.</summary>
+internal enum ValueKind
+{
+    Real,
+    Tokens,
+}
+
+/// <summary>
+/// A tensor produced or consumed by the program. <see cref="Shape"/> is per sample: the leading batch dimension is
+/// chosen at run time, so every buffer's size is a constant times the batch.
+/// </summary>
+internal sealed record IrValue(int Id, ValueKind Kind, EquatableArray<int> Shape, string Name)
+{
+    public long ElementsPerSample
+    {
+        get
+        {
+            long count = 1;
+            foreach (int d in Shape) count *= d;
+            return count;
+        }
+    }
+
+    /// <summary>Positions per sample: every dimension except the last (the feature dimension).</summary>
+    public long RowsPerSample => Shape.Count == 0 ? 1 : ElementsPerSample / Shape[Shape.Count - 1];
+}
+
+internal enum OpKind
+{
+    Positions,
+    Embedding,
+    Linear,
+    LayerNorm,
+    Gelu,
+    Add,
+    Attention,
+    CrossEntropy,
+}
+
+/// <summary>
+/// One forward operation. <see cref="Outputs"/> holds the result first, then tensors saved for the backward pass
+/// (LayerNorm's mean and rstd, attention's probabilities). <see cref="Dims"/> are the op's static sizes.
+/// </summary>
+internal sealed record IrOp(
+    OpKind Kind,
+    string Layer,
+    EquatableArray<int> Inputs,
+    EquatableArray<int> Outputs,
+    EquatableArray<int> Parameters,
+    EquatableArray<int> Dims);
+
+internal enum ParameterInit
+{
+    /// <summary>Normal(0, 0.02), GPT-2's initialisation for weights.</summary>
+    Normal,
+    Zeros,
+    Ones,
+}
+
+/// <summary>
+/// A trainable tensor. <see cref="EagerPath"/> is the chain of layer nodes from the model to the owning eager
+/// layer; <see cref="EagerMember"/> the member path from that layer to the Parameter (e.g. <c>Qkv.Weight</c>).
+/// </summary>
+internal sealed record IrParameter(
+    int Id,
+    string Name,
+    EquatableArray<int> Shape,
+    ParameterInit Init,
+    EquatableArray<LayerAccess> EagerPath,
+    string EagerMember)
+{
+    public long Elements
+    {
+        get
+        {
+            long count = 1;
+            foreach (int d in Shape) count *= d;
+            return count;
+        }
+    }
+}
+
+/// <summary>A model input: a value loaded by the caller before the forward pass.</summary>
+internal sealed record IrInput(string Name, int Value);
+
+/// <summary>The traced forward program of a model, with static shapes.</summary>
+internal sealed record IrGraph(
+    EquatableArray<IrValue> Values,
+    EquatableArray<IrOp> Ops,
+    EquatableArray<IrParameter> Parameters,
+    EquatableArray<IrInput> Inputs,
+    int Output,
+    bool OutputIsLoss);

@@ -1,0 +1,20 @@
+namespace Shardwise.Generator;
+
+/// <summary>Metadata names of the runtime types the generator recognizes.</summary>
+internal static class KnownNames
+{
+    public const string ModelAttribute = "Shardwise.ModelAttribute";
+    public const string LayerAttribute = "Shardwise.LayerAttribute";
+    public const string ForwardAttribute = "Shardwise.ForwardAttribute";
+    public const string TokensAttribute = "Shardwise.TokensAttribute";
+    public const string ShapeAttribute = "Shardwise.ShapeAttribute";
+    public const string Tensor = "Shardwise.Tensor";
+    public const string Layers = "Shardwise.Layers";
+
+    public const string Embedding = "Shardwise.Embedding";
+    public const string Linear = "Shardwise.Linear";
+    public const string LayerNorm = "Shardwise.LayerNorm";
+    public const string CausalSelfAttention = "Shardwise.CausalSelfAttention";
+    public const string Activations = "Shardwise.Activations";
+    public const string Loss = "Shardwise.Loss";
+}

@@ -1,0 +1,45 @@
+namespace Shardwise.Generator.Model;
+
+/// <summary>What a node of the layer tree is.</summary>
+internal enum LayerKind
+{
+    Embedding,
+    Linear,
+    LayerNorm,
+    CausalSelfAttention,
+    /// <summary>A user [Layer] class with its own [Forward].</summary>
+    User,
+    /// <summary>A layer array (<c>Layers.Repeat</c>); its children are the elements.</summary>
+    Array,
+}
+
+/// <summary>
+/// One concrete layer instance with every dimension evaluated. <see cref="Path"/> is the dotted parameter prefix
+/// (<c>blocks.0.attention</c>); <see cref="Access"/> says how generated code reaches the eager object.
+/// </summary>
+internal sealed record LayerNode(
+    string Path,
+    string Field,
+    LayerKind Kind,
+    string TypeName,
+    EquatableArray<int> Dims,
+    bool Bias,
+    EquatableArray<LayerNode> Children,
+    LayerAccess Access,
+    LocationInfo? Location)
+{
+    public LayerNode? Child(string field)
+    {
+        foreach (var child in Children)
+        {
+            if (child.Field == field) return child;
+        }
+        return null;
+    }
+}
+
+/// <summary>
+/// How to reach a layer from its parent: a field of the parent's class (possibly private, reached with an
+/// UnsafeAccessor when the parent is not the model itself), or an element of an array.
+/// </summary>
+internal sealed record LayerAccess(string OwnerType, string Field, string FieldType, int ElementIndex);

@@ -1,0 +1,72 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Shardwise.Generator.Model;
+using Shardwise.Generator.Validation;
+
+namespace Shardwise.Generator.Parsing;
+
+/// <summary>The parse stage's result: a model (null when it cannot be compiled) and what was found wrong.</summary>
+internal sealed record ParseResult(ModelSpec? Model, EquatableArray<DiagnosticInfo> Diagnostics);
+
+/// <summary>Reads a [Model] class into a <see cref="ModelSpec"/>. Shared by the generator and the analyzer.</summary>
+internal static class ModelParser
+{
+    public static ParseResult Parse(INamedTypeSymbol model, Compilation compilation, CancellationToken cancellationToken)
+    {
+        var context = new ParseContext(compilation, cancellationToken);
+
+        var declarations = model.DeclaringSyntaxReferences
+            .Select(r => r.GetSyntax(cancellationToken)).OfType<ClassDeclarationSyntax>().ToList();
+        if (!declarations.Any(d => d.Modifiers.Any(SyntaxKind.PartialKeyword)))
+        {
+            var location = declarations.Count > 0 ? LocationInfo.From(declarations[0].Identifier.GetLocation()) : null;
+            context.Report(DiagnosticInfo.Create(DiagnosticDescriptors.ModelMustBePartial, location, model.Name));
+        }
+
+        var forwardParser = new ForwardParser(context);
+        var forward = forwardParser.ParseModelForward(model);
+        var root = new LayerTreeParser(context, forwardParser).ParseModel(model);
+
+        var diagnostics = context.Diagnostics.ToEquatableArray();
+        if (forward is null || context.Diagnostics.Count > 0) return new ParseResult(null, diagnostics);
+
+        var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute);
+        var spec = new ModelSpec(
+            Namespace: model.ContainingNamespace.IsGlobalNamespace ? "" : model.ContainingNamespace.ToDisplayString(),
+            ClassName: model.Name,
+            ContainingTypes: ContainingTypes(model).ToEquatableArray(),
+            Accessibility: SyntaxFacts.GetText(model.DeclaredAccessibility),
+            Pipeline: NamedInt(attribute, "Pipeline", 1),
+            Tensor: NamedInt(attribute, "Tensor", 1),
+            Forward: forward,
+            LayerForwards: context.LayerForwards.ToEquatableArray(),
+            Root: root);
+        return new ParseResult(spec, diagnostics);
+    }
+
+    private static int NamedInt(AttributeData? attribute, string name, int fallback)
+    {
+        if (attribute is null) return fallback;
+        foreach (var pair in attribute.NamedArguments)
+        {
+            if (pair.Key == name && pair.Value.Value is int value) return value;
+        }
+        return fallback;
+    }
+
+    /// <summary>Declarations of enclosing types (outermost first), so a nested model's partial can be re-opened.</summary>
+    private static IEnumerable<string> ContainingTypes(INamedTypeSymbol model)
+    {
+        var chain = new List<string>();
+        for (var type = model.ContainingType; type is not null; type = type.ContainingType)
+        {
+            var keyword = type.IsRecord ? "record" : type.TypeKind == TypeKind.Struct ? "struct" : "class";
+            chain.Insert(0, $"partial {keyword} {type.Name}");
+        }
+        return chain;
+    }
+}

@@ -1,0 +1,145 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
+
+namespace Shardwise.Generator.Planning;
+
+internal enum BufferRole
+{
+    /// <summary>A forward value (an activation, or a tensor saved for backward).</summary>
+    Value,
+    /// <summary>The gradient of a forward value.</summary>
+    Gradient,
+}
+
+/// <summary>
+/// A planned region of the activation arena, in elements per sample (multiply by the batch for the real size).
+/// It is live from step <see cref="Start"/> to <see cref="End"/> inclusive on the forward+backward timeline.
+/// </summary>
+internal sealed record ActivationBuffer(string Name, int Value, BufferRole Role, long ElementsPerSample, long OffsetPerSample, int Start, int End);
+
+/// <summary>A region of the index arena (token ids, targets, positions); small, so never reused.</summary>
+internal sealed record IndexBuffer(string Name, int Value, long ElementsPerSample, long OffsetPerSample);
+
+/// <summary>The static activation memory plan: where every buffer lives and how large the arena is per sample.</summary>
+internal sealed record ActivationPlan(
+    EquatableArray<ActivationBuffer> Buffers,
+    EquatableArray<IndexBuffer> Indices,
+    long ArenaElementsPerSample,
+    long UnsharedElementsPerSample,
+    long IndexElementsPerSample,
+    int Steps)
+{
+    public ActivationBuffer? Find(int value, BufferRole role) => Buffers.FirstOrDefault(b => b.Value == value && b.Role == role);
+}
+
+/// <summary>
+/// Places every activation, saved tensor and activation gradient by liveness over the whole step (forward ops, then
+/// backward steps): buffers whose lifetimes do not overlap share memory. Greedy by size, largest first, into the
+/// lowest offset that is free for the buffer's whole lifetime — simple, deterministic and near-optimal for chains.
+/// </summary>
+internal static class ActivationPlanner
+{
+    private const int AlignmentElements = 16;
+
+    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward)
+    {
+        int forwardSteps = graph.Ops.Count;
+        int lastStep = forwardSteps + backward.Count; // one past the last backward step: "until the caller is done"
+        var start = new Dictionary<(int, BufferRole), int>();
+        var end = new Dictionary<(int, BufferRole), int>();
+
+        void Touch(int value, BufferRole role, int time)
+        {
+            var key = (value, role);
+            start[key] = start.TryGetValue(key, out int s) ? Math.Min(s, time) : time;
+            end[key] = end.TryGetValue(key, out int e) ? Math.Max(e, time) : time;
+        }
+
+        foreach (var input in graph.Inputs) Touch(input.Value, BufferRole.Value, 0);
+        for (int k = 0; k < graph.Ops.Count; k++)
+        {
+            var op = graph.Ops[k];
+            foreach (int input in op.Inputs) Touch(input, BufferRole.Value, k);
+            foreach (int output in op.Outputs) Touch(output, BufferRole.Value, k);
+        }
+
+        if (!graph.OutputIsLoss)
+        {
+            Touch(graph.Output, BufferRole.Value, lastStep);
+            Touch(graph.Output, BufferRole.Gradient, forwardSteps);
+        }
+        foreach (var input in graph.Inputs)
+        {
+            if (graph.Values[input.Value].Kind == ValueKind.Real) Touch(input.Value, BufferRole.Gradient, lastStep);
+        }
+
+        for (int j = 0; j < backward.Count; j++)
+        {
+            int time = forwardSteps + j;
+            var op = graph.Ops[backward[j].Op];
+            foreach (int saved in SavedForBackward(op)) Touch(saved, BufferRole.Value, time);
+            if (op.Kind != OpKind.CrossEntropy) Touch(op.Outputs[0], BufferRole.Gradient, time);
+            foreach (var write in backward[j].Writes)
+            {
+                if (!write.IsNone) Touch(write.Value, BufferRole.Gradient, time);
+            }
+        }
+
+        var candidates = new List<ActivationBuffer>();
+        var indices = new List<IndexBuffer>();
+        long indexOffset = 0;
+        foreach (var key in start.Keys.OrderBy(k => k.Item1).ThenBy(k => k.Item2))
+        {
+            var value = graph.Values[key.Item1];
+            if (value.Kind == ValueKind.Tokens)
+            {
+                indices.Add(new IndexBuffer(value.Name, value.Id, value.ElementsPerSample, indexOffset));
+                indexOffset += value.ElementsPerSample;
+                continue;
+            }
+            if (graph.OutputIsLoss && value.Id == graph.Output) continue; // the loss is returned, not stored
+            string name = key.Item2 == BufferRole.Gradient ? "d(" + value.Name + ")" : value.Name;
+            candidates.Add(new ActivationBuffer(name, value.Id, key.Item2, value.ElementsPerSample, 0, start[key], end[key]));
+        }
+
+        var placed = Place(candidates);
+        long arena = placed.Count == 0 ? 0 : placed.Max(b => b.OffsetPerSample + Align(b.ElementsPerSample));
+        long unshared = candidates.Sum(b => Align(b.ElementsPerSample));
+        return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep);
+    }
+
+    /// <summary>Tensors an op's backward reads besides the incoming gradient.</summary>
+    public static IEnumerable<int> SavedForBackward(IrOp op) => op.Kind switch
+    {
+        OpKind.Linear => new[] { op.Inputs[0] },
+        OpKind.LayerNorm => new[] { op.Inputs[0], op.Outputs[1], op.Outputs[2] },
+        OpKind.Gelu => new[] { op.Inputs[0] },
+        OpKind.Attention => new[] { op.Inputs[0], op.Outputs[1] },
+        OpKind.CrossEntropy => new[] { op.Inputs[0], op.Inputs[1] },
+        OpKind.Embedding => new[] { op.Inputs[0] },
+        _ => Array.Empty<int>(),
+    };
+
+    private static List<ActivationBuffer> Place(List<ActivationBuffer> buffers)
+    {
+        var placed = new List<ActivationBuffer>();
+        foreach (var buffer in buffers.OrderByDescending(b => b.ElementsPerSample).ThenBy(b => b.Start).ThenBy(b => b.Value).ThenBy(b => b.Role))
+        {
+            var conflicts = placed.Where(p => p.Start <= buffer.End && buffer.Start <= p.End).OrderBy(p => p.OffsetPerSample);
+            long offset = 0;
+            foreach (var other in conflicts)
+            {
+                if (offset + Align(buffer.ElementsPerSample) <= other.OffsetPerSample) break;
+                offset = Math.Max(offset, other.OffsetPerSample + Align(other.ElementsPerSample));
+            }
+            placed.Add(buffer with { OffsetPerSample = offset });
+        }
+        // Report in timeline order, which reads better than placement order.
+        return placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
+    }
+
+    private static long Align(long elements) => (elements + AlignmentElements - 1) / AlignmentElements * AlignmentElements;
+}

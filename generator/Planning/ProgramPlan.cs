@@ -1,0 +1,32 @@
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
+
+namespace Shardwise.Generator.Planning;
+
+/// <summary>Everything the emitter needs for one model: where to put the code, the traced graph and the plans.</summary>
+internal sealed record ProgramPlan(
+    string Namespace,
+    string ClassName,
+    EquatableArray<string> ContainingTypes,
+    IrGraph Graph,
+    ParameterLayoutPlan Layout,
+    EquatableArray<BackwardStep> Backward,
+    ActivationPlan Activations,
+    string Report);
+
+internal static class ProgramPlanner
+{
+    /// <summary>Traces and plans a parsed model; null when tracing found an error (the analyzer reports it).</summary>
+    public static ProgramPlan? Plan(ModelSpec model)
+    {
+        var trace = Tracer.Trace(model);
+        if (trace.Graph is null) return null;
+
+        var graph = trace.Graph;
+        var layout = ParameterLayoutPlanner.Plan(graph);
+        var backward = BackwardPlanner.Plan(graph);
+        var activations = ActivationPlanner.Plan(graph, backward);
+        var report = PlanReport.Write(model.ClassName, graph, layout, activations);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, activations, report);
+    }
+}

@@ -1,0 +1,87 @@
+using Microsoft.CodeAnalysis;
+
+namespace Shardwise.Generator.Validation;
+
+/// <summary>
+/// Every diagnostic Shardwise reports at build time. The generator's validation produces them as values; the
+/// analyzer (which compiles this same file) reports them. Each id has a page in docs/diagnostics/.
+/// </summary>
+internal static class DiagnosticDescriptors
+{
+    private const string Category = "Shardwise";
+    private const string HelpRoot = "https://github.com/shardwise/shardwise/blob/main/docs/diagnostics/";
+
+    public static readonly DiagnosticDescriptor ModelMustBePartial = Error(
+        "SW0001",
+        "Model class must be partial",
+        "Model class '{0}' must be declared 'partial' so that the generator can add its compiled program");
+
+    public static readonly DiagnosticDescriptor UnsupportedForwardSyntax = Error(
+        "SW0002",
+        "Unsupported code in a [Forward] method",
+        "'{0}' cannot be compiled in the [Forward] method of '{1}': {2}");
+
+    public static readonly DiagnosticDescriptor NonConstantDimension = Error(
+        "SW0003",
+        "Layer dimension is not a compile-time constant",
+        "Argument '{0}' of layer '{1}' is not a compile-time constant ({2}); every dimension must be known at build time");
+
+    public static readonly DiagnosticDescriptor ShapeMismatch = Error(
+        "SW0004",
+        "Shape mismatch between layers",
+        "Shape mismatch at '{0}': expected {1} but got {2}");
+
+    public static readonly DiagnosticDescriptor UnknownLayerType = Error(
+        "SW0005",
+        "[Layer] member of an unknown type",
+        "[Layer] member '{0}' has type '{1}', which is neither a built-in layer nor a class marked [Layer]");
+
+    public static readonly DiagnosticDescriptor InvalidForwardMethod = Error(
+        "SW0006",
+        "Missing or invalid [Forward] method",
+        "'{0}' {1}");
+
+    public static readonly DiagnosticDescriptor MissingInputShape = Error(
+        "SW0007",
+        "Model input without a static shape",
+        "Input '{0}' of '{1}' needs [Tokens(...)] or [Shape(...)] giving its per-sample dimensions");
+
+    public static readonly DiagnosticDescriptor UnsupportedLayerConstruction = Error(
+        "SW0008",
+        "Layer construction the generator cannot evaluate",
+        "[Layer] member '{0}' must be created with 'new {1}(...)' or 'Layers.Repeat(count, () => new ...)' in its initializer or constructor: {2}");
+
+    public static readonly DiagnosticDescriptor InternalError = Error(
+        "SW0009",
+        "Shardwise could not compile the model",
+        "Shardwise could not compile model '{0}' because of an internal error ({1}); please report it with the model's source");
+
+    private static DiagnosticDescriptor Error(string id, string title, string message) => new(
+        id,
+        title,
+        message,
+        Category,
+        DiagnosticSeverity.Error,
+        isEnabledByDefault: true,
+        helpLinkUri: HelpRoot + id + ".md");
+
+    public static DiagnosticDescriptor? Find(string id) => id switch
+    {
+        "SW0001" => ModelMustBePartial,
+        "SW0002" => UnsupportedForwardSyntax,
+        "SW0003" => NonConstantDimension,
+        "SW0004" => ShapeMismatch,
+        "SW0005" => UnknownLayerType,
+        "SW0006" => InvalidForwardMethod,
+        "SW0007" => MissingInputShape,
+        "SW0008" => UnsupportedLayerConstruction,
+        "SW0009" => InternalError,
+        _ => null,
+    };
+
+    public static readonly DiagnosticDescriptor[] All =
+    {
+        ModelMustBePartial, UnsupportedForwardSyntax, NonConstantDimension, ShapeMismatch,
+        UnknownLayerType, InvalidForwardMethod, MissingInputShape, UnsupportedLayerConstruction, InternalError,
+    };
+}

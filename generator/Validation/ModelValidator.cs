@@ -1,0 +1,46 @@
+using System;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
+using Shardwise.Generator.Parsing;
+
+namespace Shardwise.Generator.Validation;
+
+/// <summary>
+/// The one validation path: the analyzer reports what this returns, and the generator emits code only for models
+/// for which it returns nothing. Unexpected failures become a diagnostic, never an exception in the build.
+/// </summary>
+internal static class ModelValidator
+{
+    public static EquatableArray<DiagnosticInfo> Validate(INamedTypeSymbol model, Compilation compilation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var parse = ModelParser.Parse(model, compilation, cancellationToken);
+            if (parse.Model is null) return parse.Diagnostics;
+            var trace = Tracer.Trace(parse.Model);
+            if (trace.Graph is null) return trace.Diagnostics;
+            Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
+            return EquatableArray<DiagnosticInfo>.Empty;
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            return EquatableArray.Of(DiagnosticInfo.Create(DiagnosticDescriptors.InternalError,
+                LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]), model.Name, error.GetType().Name + ": " + error.Message));
+        }
+    }
+
+    /// <summary>Parses for the generator: a model, or null when anything is wrong (the analyzer says what).</summary>
+    public static ModelSpec? ParseForGeneration(INamedTypeSymbol model, Compilation compilation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return ModelParser.Parse(model, compilation, cancellationToken).Model;
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            return null;
+        }
+    }
+}

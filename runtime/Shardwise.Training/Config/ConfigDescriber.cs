@@ -1,0 +1,178 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+
+namespace Shardwise.Training.Config;
+
+/// <summary>
+/// Prints the effective configuration for --print-config: every value Shardwise will actually use,
+/// defaults and resolved "auto"s included, one "$.json.path = value" per line, sorted by path, so two
+/// runs can be diffed and the user sees what "auto" or a missing key became.
+/// </summary>
+internal static class ConfigDescriber
+{
+    public static string Describe(DeepSpeedConfig config, int? dataParallelSize)
+    {
+        var lines = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        void Add(string path, object? value) => lines[path] = Format(value);
+
+        if (dataParallelSize is { } dp)
+        {
+            var batch = config.Resolve(dp);
+            Add("$.train_batch_size", batch.TrainBatchSize);
+            Add("$.train_micro_batch_size_per_gpu", batch.MicroBatchPerGpu);
+            Add("$.gradient_accumulation_steps", batch.GradientAccumulationSteps);
+            Add("(data_parallel_size)", batch.DataParallelSize);
+        }
+        else
+        {
+            Add("$.train_batch_size", config.TrainBatchSize?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
+            Add("$.train_micro_batch_size_per_gpu", config.MicroBatchPerGpu?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
+            Add("$.gradient_accumulation_steps", config.GradientAccumulationSteps?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
+        }
+
+        Add("$.gradient_clipping", config.GradientClipping);
+        Add("$.steps_per_print", config.StepsPerPrint);
+        Add("$.wall_clock_breakdown", config.WallClockBreakdown);
+        DescribeOptimizer(config.Optimizer, Add);
+        DescribeScheduler(config.Scheduler, Add);
+        DescribePrecision(config, Add);
+        DescribeZero(config.ZeroOptimization, Add);
+
+        var ac = config.ActivationCheckpointing;
+        Add("$.activation_checkpointing.partition_activations", ac.PartitionActivations);
+        Add("$.activation_checkpointing.cpu_checkpointing", ac.CpuCheckpointing);
+        Add("$.activation_checkpointing.contiguous_memory_optimization", ac.ContiguousMemoryOptimization);
+        Add("$.activation_checkpointing.number_checkpoints", ac.NumberCheckpoints);
+        Add("$.activation_checkpointing.synchronize_checkpoint_boundary", ac.SynchronizeCheckpointBoundary);
+        Add("$.activation_checkpointing.profile", ac.Profile);
+
+        var pipe = config.Pipeline;
+        Add("$.pipeline.stages", pipe.Stages?.ToString(CultureInfo.InvariantCulture) ?? "auto");
+        Add("$.pipeline.partition", pipe.Partition);
+        Add("$.pipeline.seed_layers", pipe.SeedLayers);
+        Add("$.pipeline.activation_checkpoint_interval", pipe.ActivationCheckpointInterval);
+        Add("$.pipeline.pipe_partitioned", pipe.PipePartitioned);
+        Add("$.pipeline.grad_partitioned", pipe.GradPartitioned);
+
+        Add("$.checkpoint.tag_validation", config.Checkpoint.TagValidation);
+        Add("$.checkpoint.load_universal", config.Checkpoint.LoadUniversal);
+        Add("$.checkpoint.use_node_local_storage", config.Checkpoint.UseNodeLocalStorage);
+
+        return string.Join(Environment.NewLine, lines.Select(pair => $"{pair.Key} = {pair.Value}"));
+    }
+
+    private static void DescribeOptimizer(OptimizerConfig? optimizer, Action<string, object?> add)
+    {
+        if (optimizer is null)
+        {
+            add("$.optimizer", "(none: supplied by the trainer)");
+            return;
+        }
+
+        add("$.optimizer.type", optimizer.Type);
+        add("$.optimizer.params.lr", optimizer.LearningRate);
+        add("$.optimizer.params.betas", $"[{Format(optimizer.Beta1)}, {Format(optimizer.Beta2)}]");
+        add("$.optimizer.params.eps", optimizer.Eps);
+        add("$.optimizer.params.weight_decay", optimizer.WeightDecay);
+        add("$.optimizer.params.adam_w_mode", optimizer.AdamWMode);
+        add("$.optimizer.params.torch_adam", optimizer.TorchAdam);
+        add("$.optimizer.params.bias_correction", optimizer.BiasCorrection);
+    }
+
+    private static void DescribeScheduler(SchedulerConfig? scheduler, Action<string, object?> add)
+    {
+        if (scheduler is null)
+        {
+            add("$.scheduler", "(none: constant learning rate)");
+            return;
+        }
+
+        add("$.scheduler.type", scheduler.Type);
+        add("$.scheduler.params.warmup_num_steps", scheduler.WarmupNumSteps);
+        add("$.scheduler.params.warmup_type", scheduler.WarmupType.ToString().ToLowerInvariant());
+        if (scheduler.Type == SchedulerType.WarmupCosineLR)
+        {
+            add("$.scheduler.params.warmup_min_ratio", scheduler.WarmupMinRatio);
+            add("$.scheduler.params.cos_min_ratio", scheduler.CosMinRatio);
+        }
+        else
+        {
+            add("$.scheduler.params.warmup_min_lr", scheduler.WarmupMinLr);
+            add("$.scheduler.params.warmup_max_lr", scheduler.WarmupMaxLr);
+        }
+
+        if (scheduler.TotalNumSteps is { } total)
+        {
+            add("$.scheduler.params.total_num_steps", total);
+        }
+    }
+
+    private static void DescribePrecision(DeepSpeedConfig config, Action<string, object?> add)
+    {
+        var fp16 = config.Fp16;
+        add("$.fp16.enabled", fp16.Enabled);
+        add("$.fp16.auto_cast", fp16.AutoCast);
+        add("$.fp16.loss_scale", fp16.LossScale);
+        add("$.fp16.initial_scale_power", fp16.InitialScalePower);
+        add("$.fp16.loss_scale_window", fp16.LossScaleWindow);
+        add("$.fp16.hysteresis", fp16.Hysteresis);
+        add("$.fp16.consecutive_hysteresis", fp16.ConsecutiveHysteresis);
+        add("$.fp16.min_loss_scale", fp16.MinLossScale);
+        add("$.bf16.enabled", config.Bf16.Enabled);
+    }
+
+    private static void DescribeZero(ZeroOptimizationConfig zero, Action<string, object?> add)
+    {
+        const string Z = "$.zero_optimization.";
+        add(Z + "stage", zero.Stage);
+        add(Z + "overlap_comm", zero.OverlapComm);
+        add(Z + "contiguous_gradients", zero.ContiguousGradients);
+        add(Z + "reduce_scatter", zero.ReduceScatter);
+        add(Z + "allgather_partitions", zero.AllgatherPartitions);
+        add(Z + "reduce_bucket_size", zero.ReduceBucketSize);
+        add(Z + "allgather_bucket_size", zero.AllgatherBucketSize);
+        add(Z + "stage3_prefetch_bucket_size", zero.Stage3PrefetchBucketSize);
+        add(Z + "stage3_param_persistence_threshold", zero.Stage3ParamPersistenceThreshold);
+        add(Z + "stage3_max_live_parameters", zero.Stage3MaxLiveParameters);
+        add(Z + "stage3_max_reuse_distance", zero.Stage3MaxReuseDistance);
+        add(Z + "stage3_gather_16bit_weights_on_model_save", zero.Stage3Gather16BitWeightsOnModelSave);
+        add(Z + "sub_group_size", zero.SubGroupSize);
+        add(Z + "elastic_checkpoint", zero.ElasticCheckpoint);
+        add(Z + "round_robin_gradients", zero.RoundRobinGradients);
+        DescribeOffload(Z + "offload_optimizer.", zero.OffloadOptimizer, forParameters: false, add);
+        DescribeOffload(Z + "offload_param.", zero.OffloadParam, forParameters: true, add);
+    }
+
+    private static void DescribeOffload(string prefix, OffloadConfig offload, bool forParameters, Action<string, object?> add)
+    {
+        add(prefix + "device", offload.Device.ToString().ToLowerInvariant());
+        if (!offload.IsEnabled)
+        {
+            return;
+        }
+
+        add(prefix + "pin_memory", offload.PinMemory);
+        add(prefix + "buffer_count", offload.BufferCount);
+        if (forParameters)
+        {
+            add(prefix + "buffer_size", offload.BufferSize);
+            add(prefix + "max_in_cpu", offload.MaxInCpu);
+        }
+        else
+        {
+            add(prefix + "ratio", offload.Ratio);
+            add(prefix + "fast_init", offload.FastInit);
+        }
+    }
+
+    private static string Format(object? value) => value switch
+    {
+        null => "null",
+        bool b => b ? "true" : "false",
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "null",
+    };
+}

@@ -1,0 +1,74 @@
+using System.IO;
+
+namespace Shardwise.Training.Config;
+
+/// <summary>
+/// A validated ds_config.json with every default applied (see <see cref="ConfigDefaults"/>) and every
+/// Hugging Face "auto" resolved. Batch sizes stay as written until <see cref="Resolve"/> applies the batch
+/// rule, because that needs the data-parallel size, which only the launcher knows.
+/// </summary>
+public sealed record DeepSpeedConfig
+{
+    /// <summary>File path (or a label for in-memory JSON) used in every error message.</summary>
+    public required string SourceName { get; init; }
+
+    public required int? TrainBatchSize { get; init; }
+
+    public required int? MicroBatchPerGpu { get; init; }
+
+    public required int? GradientAccumulationSteps { get; init; }
+
+    /// <summary>Null when the file has no optimizer section (the trainer then supplies one).</summary>
+    public required OptimizerConfig? Optimizer { get; init; }
+
+    /// <summary>Null when the file has no scheduler section: the learning rate stays constant.</summary>
+    public required SchedulerConfig? Scheduler { get; init; }
+
+    public required Fp16Config Fp16 { get; init; }
+
+    public required Bf16Config Bf16 { get; init; }
+
+    public required ZeroOptimizationConfig ZeroOptimization { get; init; }
+
+    /// <summary>Global-norm clip threshold; 0 = off.</summary>
+    public required double GradientClipping { get; init; }
+
+    public required ActivationCheckpointingConfig ActivationCheckpointing { get; init; }
+
+    public required PipelineConfig Pipeline { get; init; }
+
+    public required int StepsPerPrint { get; init; }
+
+    public required bool WallClockBreakdown { get; init; }
+
+    public required CheckpointConfig Checkpoint { get; init; }
+
+    /// <summary>Reads and validates a config file; throws <see cref="ConfigException"/> listing every problem.</summary>
+    public static ConfigLoadResult Load(string path, ConfigOverrides? overrides = null)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (IOException e)
+        {
+            throw new ConfigException(path, [$"cannot read the file: {e.Message}"]);
+        }
+
+        return Parse(text, path, overrides);
+    }
+
+    /// <summary>Validates config JSON held in memory; <paramref name="sourceName"/> labels error messages.</summary>
+    public static ConfigLoadResult Parse(string json, string sourceName = "<string>", ConfigOverrides? overrides = null) =>
+        DeepSpeedConfigParser.Parse(json, sourceName, overrides ?? ConfigOverrides.None);
+
+    /// <summary>Applies DeepSpeed's batch rule for <paramref name="dataParallelSize"/> ranks.</summary>
+    public BatchSizes Resolve(int dataParallelSize) =>
+        BatchSizeRule.Resolve(TrainBatchSize, MicroBatchPerGpu, GradientAccumulationSteps, dataParallelSize, SourceName);
+
+    /// <summary>The effective configuration, one "$.path = value" per line, sorted (for --print-config).</summary>
+    public string Describe(int? dataParallelSize = null) => ConfigDescriber.Describe(this, dataParallelSize);
+
+    public override string ToString() => Describe();
+}

@@ -1,0 +1,65 @@
+using System.Text.Json;
+
+namespace Shardwise.Training.Config;
+
+/// <summary>
+/// Builds a <see cref="DeepSpeedConfig"/> from JSON. Each section reads itself (its record's Read method);
+/// this class owns the top level and the checks that span sections. All errors are collected first and
+/// thrown together.
+/// </summary>
+internal static class DeepSpeedConfigParser
+{
+    public static ConfigLoadResult Parse(string json, string sourceName, ConfigOverrides overrides)
+    {
+        using var document = ConfigJson.Parse(json, sourceName);
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            throw new ConfigException(sourceName, [$"$: the top level must be a JSON object, found {JsonSection.Describe(document.RootElement)}"]);
+        }
+
+        var diagnostics = new ConfigDiagnostics();
+        var root = new JsonSection(document.RootElement, "$", diagnostics);
+        var config = new DeepSpeedConfig
+        {
+            SourceName = sourceName,
+
+            // Hugging Face sets train_batch_size "auto" to micro × GAS × world size: exactly what the batch rule infers.
+            TrainBatchSize = root.Int32("train_batch_size", AutoRule.TreatAsAbsent, min: 1),
+            MicroBatchPerGpu = root.Int32("train_micro_batch_size_per_gpu", AutoRule.FromCaller(overrides.MicroBatchPerGpu, "pass --micro-batch"), min: 1),
+            GradientAccumulationSteps = root.Int32("gradient_accumulation_steps", AutoRule.FromCaller(overrides.GradientAccumulationSteps, "pass --gradient-accumulation-steps"), min: 1),
+            Optimizer = OptimizerConfig.Read(root, overrides),
+            Scheduler = SchedulerConfig.Read(root, overrides),
+            Fp16 = Fp16Config.Read(root, overrides),
+            Bf16 = Bf16Config.Read(root, overrides),
+            ZeroOptimization = ZeroOptimizationConfig.Read(root, overrides),
+            GradientClipping = root.Number("gradient_clipping", AutoRule.FromCaller(overrides.GradientClipping, "pass --max-grad-norm")) ?? ConfigDefaults.GradientClipping,
+            ActivationCheckpointing = ActivationCheckpointingConfig.Read(root),
+            Pipeline = PipelineConfig.Read(root),
+            StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
+            WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
+            Checkpoint = CheckpointConfig.Read(root),
+        };
+
+        CheckAcrossSections(root, config);
+        UnsupportedFeaturePolicy.ReportLeftovers(root, UnsupportedFeaturePolicy.TopLevel, UnsupportedFeaturePolicy.TopLevelAcceptedNoEffect);
+        if (diagnostics.Errors.Count > 0)
+        {
+            throw new ConfigException(sourceName, diagnostics.Errors);
+        }
+
+        return new ConfigLoadResult(config, diagnostics.Warnings);
+    }
+
+    private static void CheckAcrossSections(JsonSection root, DeepSpeedConfig config)
+    {
+        if (config.Fp16.Enabled && config.Bf16.Enabled)
+        {
+            root.Diagnostics.Error("$.bf16.enabled", "fp16 and bf16 are both enabled; DeepSpeed rejects this too: enable one of them");
+        }
+
+        if (config.GradientClipping < 0 || double.IsNaN(config.GradientClipping))
+        {
+            root.Error("gradient_clipping", $"{JsonSection.Format(config.GradientClipping)} is out of range: must be >= 0 (0 = off)");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+namespace Shardwise.Training.Config;
+
+public enum OptimizerType
+{
+    Adam,
+    AdamW,
+}
+
+/// <summary>
+/// The "optimizer" section. Only Adam and AdamW exist in Shardwise; every other DeepSpeed optimizer is an
+/// error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
+/// </summary>
+public sealed record OptimizerConfig
+{
+    public required OptimizerType Type { get; init; }
+
+    public required double LearningRate { get; init; }
+
+    public required double Beta1 { get; init; }
+
+    public required double Beta2 { get; init; }
+
+    public required double Eps { get; init; }
+
+    public required double WeightDecay { get; init; }
+
+    /// <summary>
+    /// Effective decoupled weight decay. DeepSpeed: type AdamW forces it on; type Adam reads adam_w_mode,
+    /// which defaults to TRUE, so a plain "Adam" section trains AdamW-style unless adam_w_mode is false.
+    /// </summary>
+    public required bool AdamWMode { get; init; }
+
+    /// <summary>Use torch's Adam instead of the fused kernel: same math, recorded for fidelity only.</summary>
+    public required bool TorchAdam { get; init; }
+
+    public required bool BiasCorrection { get; init; }
+
+    internal static OptimizerConfig? Read(JsonSection parent, ConfigOverrides overrides)
+    {
+        if (!parent.Has("optimizer"))
+        {
+            parent.TryTake("optimizer", out _);
+            return null;
+        }
+
+        var section = parent.Section("optimizer");
+        var typeName = section.String("type");
+        var type = ParseType(section, typeName);
+        if (type is null)
+        {
+            // The type is already an error; its params belong to another optimizer and would only add noise.
+            section.TryTake("params", out _);
+            return null;
+        }
+
+        var parameters = section.Section("params");
+        UnsupportedFeaturePolicy.ReportLeftovers(section);
+
+        var lr = parameters.Number("lr", AutoRule.FromCaller(overrides.LearningRate, "pass --lr")) ?? ConfigDefaults.LearningRate;
+        var (beta1, beta2) = ReadBetas(parameters, overrides);
+        var eps = parameters.Number("eps", AutoRule.FromCaller(overrides.Eps, "pass --adam-eps")) ?? ConfigDefaults.Eps;
+        var weightDecay = parameters.Number("weight_decay", AutoRule.FromCaller(overrides.WeightDecay, "pass --weight-decay")) ?? ConfigDefaults.WeightDecay;
+        var adamWModeSetting = parameters.Bool("adam_w_mode");
+        var torchAdam = parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
+        var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
+        if (parameters.Bool("amsgrad") == true)
+        {
+            parameters.Error("amsgrad", UnsupportedFeaturePolicy.ErrorMessage("AMSGrad", "set it to false"));
+        }
+
+        if (type == OptimizerType.AdamW && adamWModeSetting == false)
+        {
+            parameters.Warning("adam_w_mode", "false has no effect with type AdamW (DeepSpeed forces decoupled weight decay); use type Adam for L2 regularisation");
+        }
+
+        ValidateRange(parameters, "lr", lr, min: 0, inclusiveMin: true);
+        ValidateRange(parameters, "eps", eps, min: 0, inclusiveMin: false);
+        ValidateRange(parameters, "weight_decay", weightDecay, min: 0, inclusiveMin: true);
+        UnsupportedFeaturePolicy.ReportLeftovers(parameters);
+
+        return new OptimizerConfig
+        {
+            Type = type.Value,
+            LearningRate = lr,
+            Beta1 = beta1,
+            Beta2 = beta2,
+            Eps = eps,
+            WeightDecay = weightDecay,
+            AdamWMode = type == OptimizerType.AdamW || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
+            TorchAdam = torchAdam,
+            BiasCorrection = biasCorrection,
+        };
+    }
+
+    private static OptimizerType? ParseType(JsonSection section, string? typeName)
+    {
+        switch (typeName?.ToLowerInvariant())
+        {
+            case null:
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam or AdamW)");
+                return null;
+            case "adam":
+                return OptimizerType.Adam;
+            case "adamw":
+                return OptimizerType.AdamW;
+        }
+
+        if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
+        {
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam or AdamW"));
+        }
+        else
+        {
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam and AdamW");
+        }
+
+        return null;
+    }
+
+    private static (double, double) ReadBetas(JsonSection parameters, ConfigOverrides overrides)
+    {
+        const string Key = "betas";
+        var fallback = (ConfigDefaults.Beta1, ConfigDefaults.Beta2);
+        if (parameters.IsAuto(Key))
+        {
+            parameters.TryTake(Key, out _);
+            if (overrides.Betas is { } given)
+            {
+                return given;
+            }
+
+            parameters.Diagnostics.ErrorSentence(parameters.PathOf(Key), "is \"auto\": pass --adam-beta1/--adam-beta2 or set [beta1, beta2]");
+            return fallback;
+        }
+
+        if (!parameters.TryTake(Key, out var value))
+        {
+            return fallback;
+        }
+
+        if (value.ValueKind != System.Text.Json.JsonValueKind.Array || value.GetArrayLength() != 2
+            || value[0].ValueKind != System.Text.Json.JsonValueKind.Number || value[1].ValueKind != System.Text.Json.JsonValueKind.Number)
+        {
+            parameters.Error(Key, $"expected [beta1, beta2], found {JsonSection.Describe(value)}");
+            return fallback;
+        }
+
+        var betas = (value[0].GetDouble(), value[1].GetDouble());
+        if (betas.Item1 is < 0 or >= 1 || betas.Item2 is < 0 or >= 1)
+        {
+            parameters.Error(Key, $"each beta must be in [0, 1), found [{JsonSection.Format(betas.Item1)}, {JsonSection.Format(betas.Item2)}]");
+        }
+
+        return betas;
+    }
+
+    private static void ValidateRange(JsonSection section, string key, double value, double min, bool inclusiveMin)
+    {
+        var ok = inclusiveMin ? value >= min : value > min;
+        if (!ok || double.IsNaN(value) || double.IsInfinity(value))
+        {
+            section.Error(key, $"{JsonSection.Format(value)} is out of range: must be {(inclusiveMin ? ">=" : ">")} {JsonSection.Format(min)}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.Optim;
+
+/// <summary>Adam hyper-parameters other than the learning rate (which the schedule supplies per step).</summary>
+public sealed record AdamOptions
+{
+    public double Beta1 { get; init; } = ConfigDefaults.Beta1;
+
+    public double Beta2 { get; init; } = ConfigDefaults.Beta2;
+
+    public double Eps { get; init; } = ConfigDefaults.Eps;
+
+    public double WeightDecay { get; init; } = ConfigDefaults.WeightDecay;
+
+    /// <summary>
+    /// True: decoupled weight decay (AdamW), p -= lr·(m̂/(√v̂+ε) + wd·p).
+    /// False: classic L2, wd·p is added to the gradient before the moments.
+    /// </summary>
+    public bool AdamWMode { get; init; } = ConfigDefaults.AdamWMode;
+
+    public bool BiasCorrection { get; init; } = ConfigDefaults.BiasCorrection;
+
+    public static AdamOptions FromConfig(OptimizerConfig config) => new()
+    {
+        Beta1 = config.Beta1,
+        Beta2 = config.Beta2,
+        Eps = config.Eps,
+        WeightDecay = config.WeightDecay,
+        AdamWMode = config.AdamWMode,
+        BiasCorrection = config.BiasCorrection,
+    };
+}

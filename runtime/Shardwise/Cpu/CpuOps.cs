@@ -1,0 +1,361 @@
+using System;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using Shardwise.Ops;
+
+namespace Shardwise.Cpu;
+
+/// <summary>
+/// The CPU backend: arenas are managed arrays, matrix products go to OpenBLAS and everything else to the span
+/// kernels the eager layers use too. An instance owns scratch memory, so it must not run two ops at once.
+/// </summary>
+public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T[][] arenas = [[], [], []];
+    private int[] indices = [];
+
+    // Per-chunk working memory for the parallel loops; grows to the largest op seen, then stays.
+    private T[] scratch = [];
+    private T[] partialSums = [];
+
+    public CpuOps()
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            throw new NotSupportedException(
+                $"CpuOps supports float and double elements; {typeof(T).Name} is not supported.");
+        }
+    }
+
+    public void Allocate(Arena arena, long elements) => arenas[ArenaIndex(arena)] = new T[CheckedLength(elements)];
+
+    public void AllocateIndices(long elements) => indices = new int[CheckedLength(elements)];
+
+    public Span<T> View(Arena arena) => arenas[ArenaIndex(arena)];
+
+    public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination)
+    {
+        RequireSameLength(source.Length, destination.Length, nameof(LoadIndices));
+        source.CopyTo(Indices(destination, destination.Length, nameof(destination)));
+    }
+
+    public void Load(ReadOnlySpan<T> source, Slice destination)
+    {
+        RequireSameLength(source.Length, destination.Length, nameof(Load));
+        source.CopyTo(Elements(destination, destination.Length, nameof(destination)));
+    }
+
+    public void Store(Slice source, Span<T> destination)
+    {
+        RequireSameLength(destination.Length, source.Length, nameof(Store));
+        Elements(source, source.Length, nameof(source)).CopyTo(destination);
+    }
+
+    public void Zero(Slice destination) => Elements(destination, destination.Length, nameof(destination)).Clear();
+
+    public void Positions(IndexSlice output, int batch, int sequence)
+    {
+        Span<int> positions = Indices(output, (long)batch * sequence, nameof(output));
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < sequence; t++) positions[b * sequence + t] = t;
+        }
+    }
+
+    public void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim) =>
+        EmbeddingKernels.Forward<T>(Indices(ids, rows, nameof(ids)), Elements(table, table.Length, nameof(table)),
+            Elements(output, (long)rows * dim, nameof(output)), rows, dim);
+
+    public void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim) =>
+        EmbeddingKernels.Backward<T>(Indices(ids, rows, nameof(ids)),
+            Elements(dOutput, (long)rows * dim, nameof(dOutput)), Elements(dTable, dTable.Length, nameof(dTable)),
+            rows, dim);
+
+    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim) =>
+        LinearKernels.Forward<T>(Elements(x, (long)rows * inDim, nameof(x)),
+            Elements(weight, (long)outDim * inDim, nameof(weight)), OptionalElements(bias, outDim, nameof(bias)),
+            Elements(y, (long)rows * outDim, nameof(y)), rows, inDim, outDim);
+
+    public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
+        int rows, int inDim, int outDim, bool accumulate) =>
+        LinearKernels.Backward<T>(Elements(x, (long)rows * inDim, nameof(x)),
+            Elements(weight, (long)outDim * inDim, nameof(weight)), Elements(dy, (long)rows * outDim, nameof(dy)),
+            OptionalElements(dx, (long)rows * inDim, nameof(dx)),
+            Elements(dWeight, (long)outDim * inDim, nameof(dWeight)), OptionalElements(dBias, outDim, nameof(dBias)),
+            rows, inDim, outDim, accumulate);
+
+    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim) =>
+        LayerNormKernels.Forward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),
+            Elements(beta, dim, nameof(beta)), Elements(y, (long)rows * dim, nameof(y)),
+            Elements(mean, rows, nameof(mean)), Elements(rstd, rows, nameof(rstd)), rows, dim);
+
+    public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
+        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate) =>
+        LayerNormKernels.Backward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),
+            Elements(mean, rows, nameof(mean)), Elements(rstd, rows, nameof(rstd)),
+            Elements(dy, (long)rows * dim, nameof(dy)), Elements(dx, (long)rows * dim, nameof(dx)),
+            Elements(dGamma, dim, nameof(dGamma)), Elements(dBeta, dim, nameof(dBeta)), rows, dim, accumulate);
+
+    /// <summary>Roughly the arithmetic per element of GeLU; decides when splitting across cores pays.</summary>
+    private const long GeluWorkPerElement = 16;
+
+    public void Gelu(Slice x, Slice y, long count)
+    {
+        Span<T> input = Elements(x, count, nameof(x)), output = Elements(y, count, nameof(y));
+        int elements = (int)count;
+        int chunks = ParallelRanges.ChunkCount(elements, GeluWorkPerElement);
+        if (chunks == 1)
+        {
+            GeluKernels.Forward<T>(input, output);
+            return;
+        }
+
+        (T[] xArena, int xOffset) = Place(x);
+        (T[] yArena, int yOffset) = Place(y);
+        ParallelRanges.Run(elements, chunks, (_, start, end) =>
+            GeluKernels.Forward<T>(xArena.AsSpan(xOffset + start, end - start),
+                yArena.AsSpan(yOffset + start, end - start)));
+    }
+
+    public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
+    {
+        Span<T> input = Elements(x, count, nameof(x)), upstream = Elements(dy, count, nameof(dy));
+        Span<T> gradient = Elements(dx, count, nameof(dx));
+        int elements = (int)count;
+        int chunks = ParallelRanges.ChunkCount(elements, GeluWorkPerElement);
+        if (chunks == 1)
+        {
+            GeluKernels.Backward<T>(input, upstream, gradient, accumulate);
+            return;
+        }
+
+        (T[] xArena, int xOffset) = Place(x);
+        (T[] dyArena, int dyOffset) = Place(dy);
+        (T[] dxArena, int dxOffset) = Place(dx);
+        ParallelRanges.Run(elements, chunks, (_, start, end) =>
+            GeluKernels.Backward<T>(xArena.AsSpan(xOffset + start, end - start),
+                dyArena.AsSpan(dyOffset + start, end - start), dxArena.AsSpan(dxOffset + start, end - start),
+                accumulate));
+    }
+
+    public void Add(Slice a, Slice b, Slice y, long count) =>
+        AddKernels.Forward<T>(Elements(a, count, nameof(a)), Elements(b, count, nameof(b)),
+            Elements(y, count, nameof(y)));
+
+    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) =>
+        AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);
+
+    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
+    {
+        int headDim = HeadDim(dim, heads);
+        Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
+        Span<T> ySpan = Elements(y, (long)batch * sequence * dim, nameof(y));
+        Span<T> probabilitySpan = Elements(probabilities, (long)batch * heads * sequence * sequence,
+            nameof(probabilities));
+        int pairs = batch * heads;
+        int chunks = ParallelRanges.ChunkCount(pairs, 2L * sequence * sequence * headDim);
+        if (chunks == 1)
+        {
+            AttentionKernels.Forward<T>(qkvSpan, ySpan, probabilitySpan, batch, sequence, heads, dim);
+            return;
+        }
+
+        (T[] qkvArena, int qkvOffset) = Place(qkv);
+        (T[] yArena, int yOffset) = Place(y);
+        (T[] pArena, int pOffset) = Place(probabilities);
+        ParallelRanges.Run(pairs, chunks, (_, start, end) =>
+        {
+            for (int pair = start; pair < end; pair++)
+            {
+                int b = pair / heads, h = pair % heads;
+                AttentionKernels.ForwardHead<T>(
+                    qkvArena.AsSpan(qkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
+                    pArena.AsSpan(pOffset + pair * sequence * sequence, sequence * sequence),
+                    yArena.AsSpan(yOffset + b * sequence * dim, sequence * dim), sequence, heads, h, dim);
+            }
+        });
+    }
+
+    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
+        int batch, int sequence, int heads, int dim, bool accumulate)
+    {
+        int headDim = HeadDim(dim, heads);
+        Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
+        Span<T> probabilitySpan = Elements(probabilities, (long)batch * heads * sequence * sequence,
+            nameof(probabilities));
+        Span<T> dySpan = Elements(dy, (long)batch * sequence * dim, nameof(dy));
+        Span<T> dqkvSpan = Elements(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
+        int pairs = batch * heads, square = sequence * sequence;
+        int chunks = ParallelRanges.ChunkCount(pairs, 4L * square * headDim);
+        T[] work = Scratch((long)chunks * square);
+        if (chunks == 1)
+        {
+            AttentionKernels.Backward<T>(qkvSpan, probabilitySpan, dySpan, dqkvSpan, work, batch, sequence, heads,
+                dim, accumulate);
+            return;
+        }
+
+        (T[] qkvArena, int qkvOffset) = Place(qkv);
+        (T[] pArena, int pOffset) = Place(probabilities);
+        (T[] dyArena, int dyOffset) = Place(dy);
+        (T[] dqkvArena, int dqkvOffset) = Place(dqkv);
+        ParallelRanges.Run(pairs, chunks, (chunk, start, end) =>
+        {
+            for (int pair = start; pair < end; pair++)
+            {
+                int b = pair / heads, h = pair % heads;
+                AttentionKernels.BackwardHead<T>(
+                    qkvArena.AsSpan(qkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
+                    pArena.AsSpan(pOffset + pair * square, square),
+                    dyArena.AsSpan(dyOffset + b * sequence * dim, sequence * dim),
+                    dqkvArena.AsSpan(dqkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
+                    work.AsSpan(chunk * square, square), sequence, heads, h, dim, accumulate);
+            }
+        });
+    }
+
+    /// <summary>Roughly the arithmetic per logit of the softmax; decides when splitting rows across cores pays.</summary>
+    private const long CrossEntropyWorkPerLogit = 8;
+
+    public T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary)
+    {
+        Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
+        Span<int> targetSpan = Indices(targets, rows, nameof(targets));
+        int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
+        T[] work = Scratch((long)chunks * vocabulary);
+        if (chunks == 1)
+        {
+            return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, work, rows, vocabulary) /
+                T.CreateChecked(rows);
+        }
+
+        if (partialSums.Length < chunks) partialSums = new T[chunks];
+        T[] sums = partialSums;
+        (T[] logitArena, int logitOffset) = Place(logits);
+        int[] targetArena = indices;
+        int targetOffset = (int)targets.Offset;
+        ParallelRanges.Run(rows, chunks, (chunk, start, end) =>
+            sums[chunk] = CrossEntropyKernels.SumOfLosses<T>(
+                logitArena.AsSpan(logitOffset + start * vocabulary, (end - start) * vocabulary),
+                targetArena.AsSpan(targetOffset + start, end - start), work.AsSpan(chunk * vocabulary, vocabulary),
+                end - start, vocabulary));
+
+        // Summing the partials in chunk order keeps the result independent of thread timing.
+        T total = T.Zero;
+        for (int chunk = 0; chunk < chunks; chunk++) total += sums[chunk];
+        return total / T.CreateChecked(rows);
+    }
+
+    public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        T scale, bool accumulate)
+    {
+        Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
+        Span<int> targetSpan = Indices(targets, rows, nameof(targets));
+        Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
+        T factor = scale / T.CreateChecked(rows);
+        int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
+        T[] work = Scratch((long)chunks * vocabulary);
+        if (chunks == 1)
+        {
+            CrossEntropyKernels.Backward<T>(logitSpan, targetSpan, gradientSpan, work, rows, vocabulary, factor,
+                accumulate);
+            return;
+        }
+
+        (T[] logitArena, int logitOffset) = Place(logits);
+        (T[] gradientArena, int gradientOffset) = Place(dLogits);
+        int[] targetArena = indices;
+        int targetOffset = (int)targets.Offset;
+        ParallelRanges.Run(rows, chunks, (chunk, start, end) =>
+            CrossEntropyKernels.Backward<T>(
+                logitArena.AsSpan(logitOffset + start * vocabulary, (end - start) * vocabulary),
+                targetArena.AsSpan(targetOffset + start, end - start),
+                gradientArena.AsSpan(gradientOffset + start * vocabulary, (end - start) * vocabulary),
+                work.AsSpan(chunk * vocabulary, vocabulary), end - start, vocabulary, factor, accumulate));
+    }
+
+    private static int ArenaIndex(Arena arena) =>
+        arena is Arena.Parameters or Arena.Gradients or Arena.Activations
+            ? (int)arena
+            : throw new ArgumentOutOfRangeException(nameof(arena), arena, "Unknown arena.");
+
+    private static int CheckedLength(long elements)
+    {
+        if (elements < 0 || elements > Array.MaxLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(elements), elements,
+                $"A CPU arena holds between 0 and {Array.MaxLength} elements.");
+        }
+
+        return (int)elements;
+    }
+
+    private static int HeadDim(int dim, int heads)
+    {
+        if (heads <= 0 || dim % heads != 0)
+        {
+            throw new ArgumentException($"Attention dim {dim} is not divisible into {heads} heads.");
+        }
+
+        return dim / heads;
+    }
+
+    private static void RequireSameLength(long span, long slice, string operation)
+    {
+        if (span != slice)
+        {
+            throw new ArgumentException($"{operation}: the span has {span} elements but the slice has {slice}.");
+        }
+    }
+
+    /// <summary>The first <paramref name="needed"/> elements of a slice, after checking the slice is big enough.</summary>
+    private Span<T> Elements(Slice slice, long needed, string name, [CallerMemberName] string operation = "")
+    {
+        if (needed < 0) throw new ArgumentOutOfRangeException(name, $"{operation}: negative size {needed} for {name}.");
+        if (slice.Length < needed)
+        {
+            throw new ArgumentException($"{operation}: {name} {slice} is shorter than the {needed} elements needed.",
+                name);
+        }
+
+        T[] arena = arenas[ArenaIndex(slice.Arena)];
+        if (slice.Offset < 0 || slice.Offset + slice.Length > arena.Length)
+        {
+            throw new ArgumentOutOfRangeException(name,
+                $"{operation}: {name} {slice} lies outside the {slice.Arena} arena of {arena.Length} elements.");
+        }
+
+        return arena.AsSpan((int)slice.Offset, (int)needed);
+    }
+
+    private Span<T> OptionalElements(Slice? slice, long needed, string name,
+        [CallerMemberName] string operation = "") =>
+        slice is { } present ? Elements(present, needed, name, operation) : [];
+
+    private Span<int> Indices(IndexSlice slice, long needed, string name, [CallerMemberName] string operation = "")
+    {
+        if (needed < 0) throw new ArgumentOutOfRangeException(name, $"{operation}: negative size {needed} for {name}.");
+        if (slice.Length < needed)
+        {
+            throw new ArgumentException($"{operation}: {name} {slice} is shorter than the {needed} indices needed.",
+                name);
+        }
+
+        if (slice.Offset < 0 || slice.Offset + slice.Length > indices.Length)
+        {
+            throw new ArgumentOutOfRangeException(name,
+                $"{operation}: {name} {slice} lies outside the index arena of {indices.Length} elements.");
+        }
+
+        return indices.AsSpan((int)slice.Offset, (int)needed);
+    }
+
+    /// <summary>The arena array and start of a slice already validated by <see cref="Elements"/>, for parallel loops.</summary>
+    private (T[] Arena, int Offset) Place(Slice slice) => (arenas[(int)slice.Arena], (int)slice.Offset);
+
+    private T[] Scratch(long elements)
+    {
+        if (scratch.Length < elements) scratch = new T[CheckedLength(elements)];
+        return scratch;
+    }
+}

@@ -1,0 +1,70 @@
+using System;
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Shardwise.Cpu;
+
+/// <summary>
+/// Softmax cross-entropy against integer targets, through log-sum-exp with the row maximum subtracted so that
+/// large logits cannot overflow. <c>scratch</c> arguments hold at least one row (vocabulary elements).
+/// </summary>
+public static class CrossEntropyKernels
+{
+    /// <summary>Σ over rows of −log softmax(logits[r])[targets[r]] (a sum: callers divide by the row count).</summary>
+    public static T SumOfLosses<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> targets, Span<T> scratch,
+        int rows, int vocabulary)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T sum = T.Zero;
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<T> row = logits.Slice(r * vocabulary, vocabulary);
+            sum += LogSumExp(row, scratch) - row[CheckedTarget(targets[r], r, vocabulary)];
+        }
+
+        return sum;
+    }
+
+    /// <summary>dLogits (=|+=) factor · (softmax(logits) − onehot(targets)) per row.</summary>
+    public static void Backward<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> targets, Span<T> dLogits,
+        Span<T> scratch, int rows, int vocabulary, T factor, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<T> row = logits.Slice(r * vocabulary, vocabulary);
+            Span<T> gradient = dLogits.Slice(r * vocabulary, vocabulary);
+            int target = CheckedTarget(targets[r], r, vocabulary);
+            // Overwriting can build the softmax in place; accumulating must not disturb what is there.
+            Span<T> softmax = accumulate ? scratch[..vocabulary] : gradient;
+            T max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, softmax);
+            TensorPrimitives.Exp<T>(softmax, softmax);
+            T rowFactor = factor / TensorPrimitives.Sum<T>(softmax);
+            if (accumulate) TensorPrimitives.FusedMultiplyAdd(softmax, rowFactor, gradient, gradient);
+            else TensorPrimitives.Multiply(softmax, rowFactor, gradient);
+            gradient[target] -= factor;
+        }
+    }
+
+    private static T LogSumExp<T>(ReadOnlySpan<T> row, Span<T> scratch)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T max = TensorPrimitives.Max(row);
+        Span<T> shifted = scratch[..row.Length];
+        TensorPrimitives.Subtract(row, max, shifted);
+        TensorPrimitives.Exp<T>(shifted, shifted);
+        return max + T.Log(TensorPrimitives.Sum<T>(shifted));
+    }
+
+    private static int CheckedTarget(int target, int row, int vocabulary)
+    {
+        if ((uint)target >= (uint)vocabulary)
+        {
+            throw new ArgumentOutOfRangeException(nameof(target),
+                $"Target {target} at row {row} is outside the vocabulary [0, {vocabulary}).");
+        }
+
+        return target;
+    }
+}

@@ -1,0 +1,94 @@
+namespace Shardwise.Ops;
+
+/// <summary>
+/// The operations generated code calls. Every call names its buffers by <see cref="Slice"/> and its sizes
+/// explicitly, so a backend needs no shape bookkeeping and allocates nothing per call.
+/// Conventions: row-major; a "row" is one position (batch × sequence flattened); Linear weights are
+/// <c>[out, in]</c> (PyTorch's layout). Backward methods that produce an activation gradient take
+/// <c>accumulate</c>: false overwrites the destination, true adds to it. Parameter gradients are always added to,
+/// so gradient accumulation across micro-batches needs no extra pass.
+/// </summary>
+public interface ITensorOps<T> where T : unmanaged
+{
+    /// <summary>Allocates (or re-allocates) an arena; contents start at zero.</summary>
+    void Allocate(Arena arena, long elements);
+
+    /// <summary>Allocates the index arena; contents start at zero.</summary>
+    void AllocateIndices(long elements);
+
+    /// <summary>The elements of an arena, for loading and reading back (host-side copy on device backends).</summary>
+    global::System.Span<T> View(Arena arena);
+
+    /// <summary>Copies token indices into the index arena.</summary>
+    void LoadIndices(global::System.ReadOnlySpan<int> source, IndexSlice destination);
+
+    /// <summary>Copies real values into an arena slice.</summary>
+    void Load(global::System.ReadOnlySpan<T> source, Slice destination);
+
+    /// <summary>Copies an arena slice out.</summary>
+    void Store(Slice source, global::System.Span<T> destination);
+
+    /// <summary>Sets a slice to zero.</summary>
+    void Zero(Slice destination);
+
+    /// <summary>positions[b, t] = t for a <c>[batch, sequence]</c> index tensor.</summary>
+    void Positions(IndexSlice output, int batch, int sequence);
+
+    /// <summary>output[r, :] = table[ids[r], :].</summary>
+    void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim);
+
+    /// <summary>dTable[ids[r], :] += dOutput[r, :].</summary>
+    void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim);
+
+    /// <summary>y = x · Wᵀ (+ bias); x <c>[rows, inDim]</c>, W <c>[outDim, inDim]</c>, y <c>[rows, outDim]</c>.</summary>
+    void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim);
+
+    /// <summary>
+    /// dx (=|+=) dy · W; dW += dyᵀ · x; dBias += Σ_rows dy. <paramref name="dx"/> is null when x needs no gradient.
+    /// </summary>
+    void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
+        int rows, int inDim, int outDim, bool accumulate);
+
+    /// <summary>
+    /// y = (x − mean) · rstd · gamma + beta over the last dimension (eps = 1e-5, biased variance);
+    /// saves mean and rstd (<c>[rows]</c> each) for the backward pass.
+    /// </summary>
+    void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim);
+
+    /// <summary>dx (=|+=) ∂L/∂x; dGamma += Σ dy·x̂; dBeta += Σ dy.</summary>
+    void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
+        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate);
+
+    /// <summary>y = GeLU(x), tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
+    void Gelu(Slice x, Slice y, long count);
+
+    /// <summary>dx (=|+=) dy · GeLU′(x).</summary>
+    void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate);
+
+    /// <summary>y = a + b.</summary>
+    void Add(Slice a, Slice b, Slice y, long count);
+
+    /// <summary>dx (=|+=) dy: the gradient of one operand of an add (or of an identity).</summary>
+    void AddBackward(Slice dy, Slice dx, long count, bool accumulate);
+
+    /// <summary>
+    /// Causal multi-head self-attention core. qkv <c>[batch, seq, 3·dim]</c> holds q, k, v side by side (each split
+    /// into <paramref name="heads"/> heads of dim/heads); y <c>[batch, seq, dim]</c>; saves the softmax
+    /// probabilities <c>[batch, heads, seq, seq]</c> (zero above the diagonal). Scores are scaled by 1/√headDim.
+    /// </summary>
+    void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim);
+
+    /// <summary>dqkv (=|+=) the gradient of the attention core.</summary>
+    void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
+        int batch, int sequence, int heads, int dim, bool accumulate);
+
+    /// <summary>
+    /// Mean over rows of −log softmax(logits[r])[targets[r]]. Saves nothing: the backward recomputes the softmax
+    /// from the logits, so the probabilities are never stored.
+    /// </summary>
+    T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary);
+
+    /// <summary>dLogits (=|+=) scale · (softmax(logits) − onehot(targets)) / rows.</summary>
+    void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        T scale, bool accumulate);
+}

@@ -1,0 +1,69 @@
+using Shardwise.Ops;
+
+namespace Shardwise.Plans;
+
+/// <summary>
+/// What every generated <c>Compiled&lt;T&gt;</c> program shares: the backend, the batch, and the three arenas it
+/// allocates once at construction from the static plans. Forward and backward are generated in the subclass.
+/// </summary>
+public abstract class CompiledModel<T> where T : unmanaged
+{
+    protected CompiledModel(ITensorOps<T> ops, int batch, ParameterLayout layout, ActivationPlan plan)
+    {
+        if (batch <= 0) throw new global::System.ArgumentOutOfRangeException(nameof(batch), batch, "The batch must be positive.");
+        Ops = ops;
+        Batch = batch;
+        Layout = layout;
+        Plan = plan;
+        ops.Allocate(Arena.Parameters, layout.TotalElements);
+        ops.Allocate(Arena.Gradients, layout.TotalElements);
+        ops.Allocate(Arena.Activations, plan.ArenaElementsPerSample * batch);
+        ops.AllocateIndices(plan.IndexElementsPerSample * batch);
+    }
+
+    public ITensorOps<T> Ops { get; }
+
+    /// <summary>Samples per forward pass (the micro-batch).</summary>
+    public int Batch { get; }
+
+    public ParameterLayout Layout { get; }
+
+    public ActivationPlan Plan { get; }
+
+    /// <summary>The flat parameter buffer (host view).</summary>
+    public global::System.Span<T> Parameters => Ops.View(Arena.Parameters);
+
+    /// <summary>The flat gradient buffer, same layout as <see cref="Parameters"/>; backward adds into it.</summary>
+    public global::System.Span<T> Gradients => Ops.View(Arena.Gradients);
+
+    /// <summary>Clears the gradients; call at the start of each accumulation window.</summary>
+    public void ZeroGradients() => Ops.Zero(new Slice(Arena.Gradients, 0, Layout.TotalElements));
+
+    /// <summary>Copies a planned buffer out (model outputs, input gradients).</summary>
+    public void Read(Slice source, global::System.Span<T> destination) => Ops.Store(source, destination);
+
+    protected Slice Activation(long offsetPerSample, long elementsPerSample)
+        => new(Arena.Activations, offsetPerSample * Batch, elementsPerSample * Batch);
+
+    protected IndexSlice Indices(long offsetPerSample, long elementsPerSample)
+        => new(offsetPerSample * Batch, elementsPerSample * Batch);
+
+    protected void CheckInput(string name, int length, long expected)
+    {
+        if (length != expected)
+            throw new global::System.ArgumentException($"Input '{name}' has {length} elements; batch {Batch} needs {expected}.", name);
+    }
+}
+
+/// <summary>A compiled language model: token ids and next-token targets in, mean cross-entropy out.</summary>
+public interface ILanguageModel<T> where T : unmanaged
+{
+    /// <summary>Sequence length every sample must have.</summary>
+    int SequenceLength { get; }
+
+    /// <summary>Runs the forward pass; returns the mean loss over all positions.</summary>
+    T Forward(global::System.ReadOnlySpan<int> tokens, global::System.ReadOnlySpan<int> targets);
+
+    /// <summary>Runs the backward pass of the last forward, adding scale × ∂loss/∂θ into the gradients.</summary>
+    void Backward(T scale);
+}

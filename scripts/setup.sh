@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Shardwise needs on a fresh Debian 12 machine (run as root or with sudo).
+# Idempotent: packages already present are skipped without touching apt.
+set -euo pipefail
+
+packages=(libopenblas0-pthread)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "setup: the .NET 10 SDK is required (https://dot.net); dotnet was not found on PATH" >&2
+  exit 1
+fi
+echo "setup: ok"

@@ -28,14 +28,16 @@ internal static class ModelEmitter
         }
         foreach (var containing in plan.ContainingTypes) w.Open(containing);
 
-        w.Open("partial class " + plan.ClassName);
+        bool languageModel = ProgramEmitter.IsLanguageModel(plan.Graph);
+        w.Open("partial class " + plan.ClassName + (languageModel ? " : global::Shardwise.Plans.ILanguageModelDefinition" : ""));
         WriteLayout(w, plan);
         w.Line();
         WriteActivationPlan(w, plan);
         w.Line();
         w.Line("/// <summary>The build-time plan: parameter layout and activation memory plan.</summary>");
-        w.Line("public const string PlanReport = " + Names.Verbatim(plan.Report) + ";");
+        w.Line("public static string PlanReport { get; } = " + Names.Verbatim(plan.Report) + ";");
         w.Line();
+        if (languageModel) WriteLanguageModelDefinition(w, plan);
         EagerBridgeEmitter.Write(w, plan);
         w.Line();
         ProgramEmitter.Write(w, plan);
@@ -43,6 +45,23 @@ internal static class ModelEmitter
 
         foreach (var _ in plan.ContainingTypes) w.Close();
         return w.ToString();
+    }
+
+    private static void WriteLanguageModelDefinition(SourceWriter w, ProgramPlan plan)
+    {
+        var graph = plan.Graph;
+        var loss = graph.Ops[graph.Ops.Count - 1];
+        w.Line("/// <summary>Positions per sample.</summary>");
+        w.Line($"public static int SequenceLength => {Names.Int(graph.Values[graph.Inputs[0].Value].ElementsPerSample)};");
+        w.Line();
+        w.Line("/// <summary>Output vocabulary size.</summary>");
+        w.Line($"public static int VocabularySize => {Names.Int(loss.Dims[0])};");
+        w.Line();
+        w.Line("/// <summary>Builds the compiled program for a micro-batch size.</summary>");
+        w.Line("public static global::Shardwise.Plans.CompiledLanguageModel<T> Compile<T>(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
+        w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
+        w.Line("    => new Compiled<T>(ops, batch);");
+        w.Line();
     }
 
     private static void WriteLayout(SourceWriter w, ProgramPlan plan)

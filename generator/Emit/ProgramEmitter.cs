@@ -18,13 +18,12 @@ internal static class ProgramEmitter
         var graph = plan.Graph;
         var names = new BufferNames(plan);
         var calls = new OpCallEmitter(graph, names);
-        bool languageModel = graph.OutputIsLoss && graph.Inputs.Count == 2
-                             && graph.Inputs.All(i => graph.Values[i.Value].Kind == ValueKind.Tokens);
+        bool languageModel = IsLanguageModel(graph);
 
         w.Line("/// <summary>The compiled forward and backward program over preplanned buffers; nothing is allocated per step.</summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(ModelEmitter.Tool)}, {Names.String(ModelEmitter.Version)})]");
-        string interfaces = languageModel ? ", global::Shardwise.Plans.ILanguageModel<T>" : "";
-        w.Line($"public sealed class Compiled<T> : global::Shardwise.Plans.CompiledModel<T>{interfaces}");
+        string baseClass = languageModel ? "CompiledLanguageModel" : "CompiledModel";
+        w.Line($"public sealed class Compiled<T> : global::Shardwise.Plans.{baseClass}<T>");
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("{");
         w.Indent();
@@ -53,25 +52,37 @@ internal static class ProgramEmitter
 
         if (languageModel)
         {
+            var loss = graph.Ops[graph.Ops.Count - 1];
             w.Line();
-            w.Line($"public int SequenceLength => {Names.Int(graph.Values[graph.Inputs[0].Value].ElementsPerSample)};");
+            w.Line($"public override int SequenceLength => {Names.Int(graph.Values[graph.Inputs[0].Value].ElementsPerSample)};");
+            w.Line();
+            w.Line($"public override int VocabularySize => {Names.Int(loss.Dims[0])};");
+            w.Line();
+            w.Line($"public override {Slice} Logits => {names.Value(loss.Inputs[0])};");
         }
-        WriteForward(w, plan, names, calls);
-        WriteBackward(w, plan, names, calls);
+        string modifier = languageModel ? "override " : "";
+        WriteForward(w, plan, names, calls, modifier);
+        WriteBackward(w, plan, names, calls, modifier);
         WriteAccessors(w, plan, names);
 
         w.Outdent();
         w.Line("}");
     }
 
-    private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls)
+    /// <summary>(tokens, targets) → cross-entropy: a program a generic trainer can drive.</summary>
+    public static bool IsLanguageModel(IrGraph graph)
+        => graph.OutputIsLoss && graph.Inputs.Count == 2
+           && graph.Inputs.All(i => graph.Values[i.Value].Kind == ValueKind.Tokens && graph.Values[i.Value].Shape.Count == 1)
+           && graph.Ops[graph.Ops.Count - 1].Inputs[1] == graph.Inputs[1].Value;
+
+    private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier)
     {
         var graph = plan.Graph;
         var parameters = graph.Inputs.Select(i => (graph.Values[i.Value].Kind == ValueKind.Tokens
             ? "global::System.ReadOnlySpan<int> " : "global::System.ReadOnlySpan<T> ") + i.Name);
         w.Line();
         w.Line("/// <summary>Runs the forward pass" + (graph.OutputIsLoss ? "; returns the mean loss." : "; the result is in <see cref=\"Output\"/>.") + "</summary>");
-        w.Open($"public {(graph.OutputIsLoss ? "T" : "void")} Forward({string.Join(", ", parameters)})");
+        w.Open($"public {modifier}{(graph.OutputIsLoss ? "T" : "void")} Forward({string.Join(", ", parameters)})");
         foreach (var input in graph.Inputs)
         {
             var value = graph.Values[input.Value];
@@ -96,14 +107,14 @@ internal static class ProgramEmitter
         w.Close();
     }
 
-    private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls)
+    private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier)
     {
         var graph = plan.Graph;
         w.Line();
         if (graph.OutputIsLoss)
         {
             w.Line("/// <summary>Backward of the last forward: adds scale × ∂loss/∂θ into the gradients (scale carries 1/GAS and the loss scale).</summary>");
-            w.Open("public void Backward(T scale)");
+            w.Open($"public {modifier}void Backward(T scale)");
         }
         else
         {

@@ -14,6 +14,8 @@ namespace Shardwise.Generator.Parsing;
 /// </summary>
 internal sealed class ForwardParser
 {
+    private const string SupportedExpressions = "only layer calls, tensor '+', Activations.*, Loss.* and tensor.Positions() are compiled";
+
     private readonly ParseContext _context;
 
     public ForwardParser(ParseContext context) => _context = context;
@@ -205,6 +207,10 @@ internal sealed class ForwardParser
                 return right is null ? null : new AddExpression(left!, right, location);
             }
 
+            case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax or BaseExpressionSyntax } }:
+                // 'this.Helper(x)' is a call to an ordinary method: report the call, not the bare 'this'.
+                return Unsupported(expression, owner, SupportedExpressions);
+
             case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax member } invocation:
             {
                 var arguments = new List<ForwardExpression>();
@@ -229,13 +235,14 @@ internal sealed class ForwardParser
             }
 
             default:
-                return Unsupported(expression, owner, "only layer calls, tensor '+', Activations.*, Loss.* and tensor.Positions() are compiled");
+                return Unsupported(expression, owner, SupportedExpressions);
         }
     }
 
     private T? Unsupported<T>(SyntaxNode node, string owner, string reason) where T : class
     {
-        var text = node.ToString();
+        // One line of text: a multi-line statement (an 'if' with its block) would otherwise break the message.
+        var text = string.Join(" ", node.ToString().Split(new[] { ' ', '\t', '\r', '\n' }, System.StringSplitOptions.RemoveEmptyEntries));
         if (text.Length > 60) text = text.Substring(0, 57) + "...";
         _context.Report(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedForwardSyntax, LocationInfo.From(node), text, owner, reason));
         return null;

@@ -55,15 +55,51 @@ public abstract class CompiledModel<T> where T : unmanaged
     }
 }
 
-/// <summary>A compiled language model: token ids and next-token targets in, mean cross-entropy out.</summary>
-public interface ILanguageModel<T> where T : unmanaged
+/// <summary>
+/// A compiled language model: token ids and next-token targets in, mean cross-entropy out. Generated programs of
+/// models whose forward is <c>(tokens, targets) → Loss.CrossEntropy</c> derive from this, so trainers need no
+/// model-specific code.
+/// </summary>
+public abstract class CompiledLanguageModel<T> : CompiledModel<T> where T : unmanaged
 {
-    /// <summary>Sequence length every sample must have.</summary>
-    int SequenceLength { get; }
+    protected CompiledLanguageModel(ITensorOps<T> ops, int batch, ParameterLayout layout, ActivationPlan plan)
+        : base(ops, batch, layout, plan)
+    {
+    }
+
+    /// <summary>Positions every sample must have.</summary>
+    public abstract int SequenceLength { get; }
+
+    /// <summary>Size of the output vocabulary (the last dimension of <see cref="Logits"/>).</summary>
+    public abstract int VocabularySize { get; }
+
+    /// <summary>The logits <c>[batch, sequence, vocabulary]</c> of the last forward; valid until the next backward.</summary>
+    public abstract Slice Logits { get; }
 
     /// <summary>Runs the forward pass; returns the mean loss over all positions.</summary>
-    T Forward(global::System.ReadOnlySpan<int> tokens, global::System.ReadOnlySpan<int> targets);
+    public abstract T Forward(global::System.ReadOnlySpan<int> tokens, global::System.ReadOnlySpan<int> targets);
 
     /// <summary>Runs the backward pass of the last forward, adding scale × ∂loss/∂θ into the gradients.</summary>
-    void Backward(T scale);
+    public abstract void Backward(T scale);
+}
+
+/// <summary>
+/// Implemented by the generated half of every language-model [Model] class, so that a trainer can be written once
+/// for all of them: <c>Trainer.Run&lt;TinyGpt&gt;(args)</c>.
+/// </summary>
+public interface ILanguageModelDefinition
+{
+    static abstract ParameterLayout ParameterLayout { get; }
+
+    static abstract ActivationPlan ActivationPlan { get; }
+
+    static abstract string PlanReport { get; }
+
+    static abstract int SequenceLength { get; }
+
+    static abstract int VocabularySize { get; }
+
+    /// <summary>Builds the compiled program over a backend for a micro-batch size.</summary>
+    static abstract CompiledLanguageModel<T> Compile<T>(ITensorOps<T> ops, int batch)
+        where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>;
 }

@@ -1,0 +1,161 @@
+using System;
+using Shardwise.Plans;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+using Shardwise.Training.Optim;
+using Shardwise.Training.Precision;
+
+namespace Shardwise.Training.Engine;
+
+/// <summary>What one call to <see cref="TrainingEngine.Step"/> did.</summary>
+public enum StepOutcome
+{
+    /// <summary>Inside an accumulation window: gradients were kept, nothing updated.</summary>
+    Accumulated,
+    /// <summary>The optimizer updated the parameters.</summary>
+    Updated,
+    /// <summary>fp16 gradients overflowed: the update was skipped and the loss scale adjusted.</summary>
+    SkippedOverflow,
+}
+
+/// <summary>
+/// The engine a training loop drives, after DeepSpeed's: <c>Forward</c>, <c>Backward</c> (which scales the loss
+/// by the loss scale and 1/GAS), and <c>Step</c> (which only updates at the accumulation boundary). It owns the
+/// fp32 master weights, the optimizer, the schedule and the loss scaler; the compiled program owns the working
+/// copy. In fp16/bf16 the working parameters and the gradients are rounded to 16-bit storage on the CPU too.
+/// </summary>
+public sealed class TrainingEngine
+{
+    private readonly CompiledLanguageModel<float> _program;
+    private readonly float[]? _master;   // null in fp32: the working copy is the master
+    private readonly ILearningRateSchedule _schedule;
+    private readonly double _clip;
+
+    private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, AdamOptimizer optimizer, ILossScaler scaler)
+    {
+        _program = program;
+        Config = config;
+        Batch = batch;
+        Optimizer = optimizer;
+        LossScaler = scaler;
+        Storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        _schedule = LearningRateScheduleFactory.Create(config);
+        _clip = config.GradientClipping;
+        if (Storage != StorageType.Float32)
+        {
+            _master = new float[program.Layout.TotalElements];
+            program.Parameters.CopyTo(_master);
+            StorageRounding.RoundInPlace(program.Parameters, Storage);
+        }
+        program.ZeroGradients();
+    }
+
+    /// <summary>
+    /// DeepSpeed's <c>initialize</c>: wraps a compiled program whose parameters are already initialised. The program's
+    /// batch must equal the config's micro-batch.
+    /// </summary>
+    public static TrainingEngine Initialize(CompiledLanguageModel<float> program, DeepSpeedConfig config, int dataParallelSize = 1)
+    {
+        var batch = config.Resolve(dataParallelSize);
+        if (program.Batch != batch.MicroBatchPerGpu)
+            throw new ArgumentException($"the program was compiled for micro-batch {program.Batch}, the config says train_micro_batch_size_per_gpu = {batch.MicroBatchPerGpu}");
+        var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
+        var optimizer = new AdamOptimizer(checked((int)program.Layout.TotalElements), options);
+        return new TrainingEngine(program, config, batch, optimizer, LossScalerFactory.Create(config));
+    }
+
+    public DeepSpeedConfig Config { get; }
+
+    public BatchSizes Batch { get; }
+
+    public StorageType Storage { get; }
+
+    public AdamOptimizer Optimizer { get; }
+
+    public ILossScaler LossScaler { get; }
+
+    public CompiledLanguageModel<float> Program => _program;
+
+    /// <summary>Optimizer steps taken, skipped ones included (DeepSpeed's global_steps).</summary>
+    public long GlobalStep { get; private set; }
+
+    /// <summary>Micro-batches run since the start (DeepSpeed's micro_steps).</summary>
+    public long MicroStep { get; private set; }
+
+    /// <summary>Steps the schedule has advanced: skipped steps do not advance it.</summary>
+    public long SchedulerStep => GlobalStep - LossScaler.SkippedSteps;
+
+    /// <summary>The learning rate the next update will use.</summary>
+    public double LearningRate => _schedule.LearningRate(SchedulerStep);
+
+    /// <summary>The learning rate the last update used.</summary>
+    public double LastLearningRate { get; private set; }
+
+    /// <summary>The global gradient norm (unscaled) of the last update, before clipping.</summary>
+    public double LastGradientNorm { get; private set; }
+
+    public bool IsGradientAccumulationBoundary => (MicroStep + 1) % Batch.GradientAccumulationSteps == 0;
+
+    /// <summary>The fp32 master weights (the working parameters in fp32 training).</summary>
+    public Span<float> MasterWeights => _master ?? _program.Parameters;
+
+    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float));
+
+    /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
+    public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);
+
+    /// <summary>Backward of the last forward: gradients of loss × loss scale / GAS are added to the accumulators.</summary>
+    public void Backward() => _program.Backward((float)(LossScaler.Scale / Batch.GradientAccumulationSteps));
+
+    /// <summary>Ends a micro-step; at the accumulation boundary, unscales, checks overflow, clips and updates.</summary>
+    public StepOutcome Step()
+    {
+        bool boundary = IsGradientAccumulationBoundary;
+        MicroStep++;
+        if (!boundary) return StepOutcome.Accumulated;
+
+        var gradients = _program.Gradients;
+        StorageRounding.RoundInPlace(gradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
+
+        // Like DeepSpeed, only fp16 checks for overflow; every gradient element is scanned.
+        bool overflow = Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients);
+        double scale = LossScaler.Scale; // the scale backward used; Update may grow it for the next window
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        // DeepSpeed fuses unscaling and clipping: the norm is taken on scaled gradients.
+        double scaledNorm = GradientClipping.GlobalNorm(gradients);
+        LastGradientNorm = scaledNorm / scale;
+        double combined = scale;
+        if (_clip > 0)
+        {
+            double clipFactor = (scaledNorm / scale + GradientClipping.Epsilon) / _clip;
+            if (clipFactor > 1) combined *= clipFactor;
+        }
+        if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
+
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        Optimizer.Step(MasterWeights, gradients, LastLearningRate);
+        if (_master is not null) StorageRounding.Round(_master, _program.Parameters, Storage);
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>Restores the counters a checkpoint saved (weights and optimizer state are restored by the caller).</summary>
+    public void RestoreCounters(long globalStep, long microStep)
+    {
+        GlobalStep = globalStep;
+        MicroStep = microStep;
+    }
+
+    /// <summary>After master weights were loaded from a checkpoint, refreshes the working copy from them.</summary>
+    public void SyncWorkingParameters()
+    {
+        if (_master is not null) StorageRounding.Round(_master, _program.Parameters, Storage);
+    }
+}

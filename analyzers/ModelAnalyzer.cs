@@ -33,9 +33,24 @@ public sealed class ModelAnalyzer : DiagnosticAnalyzer
         {
             var descriptor = DiagnosticDescriptors.Find(info.Id);
             if (descriptor is null) continue;
-            var location = info.Location?.ToLocation() ?? (type.Locations.IsEmpty ? Location.None : type.Locations[0]);
+            var location = info.Location is { } at
+                ? InSourceTree(at, context.Compilation)
+                : type.Locations.IsEmpty ? Location.None : type.Locations[0];
             context.ReportDiagnostic(Diagnostic.Create(descriptor, location, ToObjects(info.Arguments)));
         }
+    }
+
+    /// <summary>
+    /// The location in the compilation's own syntax tree. A bare file-and-span location would be an external-file
+    /// location, which '#pragma warning disable', [SuppressMessage] and generated-code filtering do not apply to.
+    /// </summary>
+    private static Location InSourceTree(Generator.Model.LocationInfo info, Compilation compilation)
+    {
+        foreach (var tree in compilation.SyntaxTrees)
+        {
+            if (tree.FilePath == info.FilePath && info.Span.End <= tree.Length) return Location.Create(tree, info.Span);
+        }
+        return info.ToLocation();
     }
 
     private static object[] ToObjects(Generator.Model.EquatableArray<string> arguments)

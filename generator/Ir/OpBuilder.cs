@@ -12,6 +12,7 @@ namespace Shardwise.Generator.Ir;
 internal sealed class OpBuilder
 {
     private readonly Dictionary<string, int> _parameterIds = new();
+    private readonly HashSet<int> _positionValues = new();
 
     public List<IrValue> Values { get; } = new();
 
@@ -32,6 +33,7 @@ internal sealed class OpBuilder
         if (input.Shape.Count != 1)
             throw Mismatch("Positions()", "tokens [batch, sequence]", Describe(input), location);
         int output = NewValue(ValueKind.Tokens, input.Shape, Join(layer, "positions"));
+        _positionValues.Add(output);
         Emit(OpKind.Positions, layer, new[] { ids }, new[] { output }, new int[0], new[] { input.Shape[0] });
         return output;
     }
@@ -39,6 +41,8 @@ internal sealed class OpBuilder
     public int Embedding(LayerNode node, EquatableArray<LayerAccess> path, int ids, LocationInfo? location)
     {
         var input = RequireKind(ids, ValueKind.Tokens, node.Path, location);
+        if (_positionValues.Contains(ids) && node.Dims[0] < input.Shape[0])
+            throw Mismatch(node.Path, $"a table of at least {input.Shape[0]} rows for positions 0..{input.Shape[0] - 1}", $"{node.Dims[0]} rows", location);
         int weight = Parameter(node, path, "weight", "Weight", new[] { node.Dims[0], node.Dims[1] }, ParameterInit.Normal);
         int output = NewValue(ValueKind.Real, input.Shape.Concat(new[] { node.Dims[1] }), Join(node.Path, "out"));
         Emit(OpKind.Embedding, node.Path, new[] { ids }, new[] { output }, new[] { weight }, new[] { node.Dims[1] });

@@ -100,10 +100,10 @@ internal sealed class LayerTreeParser
         }
 
         if (!ConstantEvaluator.TryEvaluate(arguments[0].Expression, _context, environment, out var countValue, out var reason)
-            || countValue is not int count)
+            || countValue is not int count || count <= 0)
         {
             _context.Report(DiagnosticInfo.Create(DiagnosticDescriptors.NonConstantDimension, LocationInfo.From(arguments[0]),
-                "count", path, reason.Length > 0 ? reason : "not an int"));
+                "count", path, reason.Length > 0 ? reason : $"the value is {countValue ?? "unknown"}, a positive int is needed"));
             return null;
         }
 

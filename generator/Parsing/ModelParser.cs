@@ -27,6 +27,14 @@ internal static class ModelParser
             context.Report(DiagnosticInfo.Create(DiagnosticDescriptors.ModelMustBePartial, location, model.Name));
         }
 
+        // The generated partial re-opens every enclosing type, so those must be partial too.
+        for (var outer = model.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            var outerDeclaration = outer.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).OfType<TypeDeclarationSyntax>().FirstOrDefault();
+            if (outerDeclaration is not null && !outerDeclaration.Modifiers.Any(SyntaxKind.PartialKeyword))
+                context.Report(DiagnosticInfo.Create(DiagnosticDescriptors.ModelMustBePartial, LocationInfo.From(outerDeclaration.Identifier.GetLocation()), outer.Name));
+        }
+
         var forwardParser = new ForwardParser(context);
         var forward = forwardParser.ParseModelForward(model);
         var root = new LayerTreeParser(context, forwardParser).ParseModel(model);

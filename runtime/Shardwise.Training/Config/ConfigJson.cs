@@ -28,7 +28,7 @@ internal static class ConfigJson
             var lineIndex = (int)(e.LineNumber ?? 0);
             var lineText = LineAt(text, lineIndex);
             var column = CharacterColumn(lineText, (int)(e.BytePositionInLine ?? 0));
-            var detail = WithoutPositionSuffix(e.Message) + Hint(text, lineText, column, e.Message);
+            var detail = WithoutPositionSuffix(e.Message) + Hint(lineText, column, e.Message);
             throw new ConfigException(sourceName, lineIndex + 1, column + 1, detail, e);
         }
     }
@@ -64,7 +64,7 @@ internal static class ConfigJson
         return (index >= 0 ? message[..index] : message).TrimEnd();
     }
 
-    private static string Hint(string text, string line, int column, string message)
+    private static string Hint(string line, int column, string message)
     {
         var word = WordAt(line, column);
         if (word is "True" or "False" or "None")
@@ -78,7 +78,8 @@ internal static class ConfigJson
             return $" (unquoted word \"{word}\": JSON strings need quotes; an unfilled template placeholder?)";
         }
 
-        if (message.Contains("after a single JSON value", StringComparison.Ordinal) && text.TrimStart().StartsWith('"'))
+        // A ':' right after a complete value can only mean the root was a bare "key": value list.
+        if (message.StartsWith("':' is invalid after a single JSON value", StringComparison.Ordinal))
         {
             return " (the file looks like object members without the enclosing { })";
         }

@@ -13,6 +13,7 @@ internal static class DidYouMean
     {
         string? best = null;
         var bestDistance = int.MaxValue;
+        var bestPrefix = -1;
         var limit = unknown.Length > 12 ? 3 : 2;
         foreach (var candidate in known)
         {
@@ -27,15 +28,29 @@ internal static class DidYouMean
                 return candidate;
             }
 
+            // Ties ("bp16": fp16 and bf16 are both one edit away) go to the longer shared prefix.
             var distance = Levenshtein(unknown, candidate);
-            if (distance <= limit && distance < bestDistance)
+            var prefix = CommonPrefixLength(unknown, candidate);
+            if (distance <= limit && (distance < bestDistance || (distance == bestDistance && prefix > bestPrefix)))
             {
                 best = candidate;
                 bestDistance = distance;
+                bestPrefix = prefix;
             }
         }
 
         return best;
+    }
+
+    private static int CommonPrefixLength(string a, string b)
+    {
+        var length = 0;
+        while (length < a.Length && length < b.Length && a[length] == b[length])
+        {
+            length++;
+        }
+
+        return length;
     }
 
     private static int Levenshtein(string a, string b)

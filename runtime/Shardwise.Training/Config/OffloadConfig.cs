@@ -97,7 +97,7 @@ public sealed record OffloadConfig
                 return OffloadDevice.Cpu;
             case "nvme":
                 var what = forParameters ? "parameters" : "optimizer state";
-                section.Error("device", UnsupportedFeaturePolicy.ErrorMessage($"NVMe offload of {what} (ZeRO-Infinity)", "use \"cpu\" or \"none\""));
+                section.Error("device", UnsupportedFeaturePolicy.ErrorMessage($"NVMe offload of {what} (ZeRO-Infinity)", "use \"cpu\" or \"none\"", UnsupportedFeaturePolicy.BreaksMemoryPlan));
                 return OffloadDevice.None;
             default:
                 section.Error("device", $"unknown offload device \"{name}\"; use \"none\", \"cpu\" (or \"nvme\", not supported yet)");

@@ -111,8 +111,12 @@ internal static class UnsupportedFeaturePolicy
         "OneCycle", "LRRangeTest",
     };
 
-    public static string ErrorMessage(string feature, string advice) =>
-        $"{Prefix}{feature}; ignoring it would change training results, so {advice}";
+    public const string ChangesResults = "ignoring it would change training results";
+
+    public const string BreaksMemoryPlan = "ignoring it would drop the memory plan this config relies on to fit the model";
+
+    public static string ErrorMessage(string feature, string advice, string reason = ChangesResults) =>
+        $"{Prefix}{feature}; {reason}, so {advice}";
 
     public static string WarningMessage(string feature) => $"{Prefix}{feature}; ignored";
 

@@ -1,0 +1,296 @@
+using System;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.Tests;
+
+[TestClass]
+public sealed class ConfigParsingTests
+{
+    private static ConfigLoadResult Parse(string json, ConfigOverrides? overrides = null) =>
+        DeepSpeedConfig.Parse(json, "test.json", overrides);
+
+    private static ConfigException Fails(string json, ConfigOverrides? overrides = null) =>
+        Assert.ThrowsExactly<ConfigException>(() => Parse(json, overrides));
+
+    private static void AssertWarning(ConfigLoadResult result, string expected) =>
+        Assert.IsTrue(result.Warnings.Contains(expected), $"missing warning \"{expected}\"; got:\n{string.Join("\n", result.Warnings)}");
+
+    [TestMethod]
+    public void Defaults_ComeFromOnePlace()
+    {
+        var result = Parse("""{"train_batch_size": 8}""");
+        var config = result.Config;
+        Assert.AreEqual(0, result.Warnings.Count);
+        Assert.AreEqual(ConfigDefaults.StepsPerPrint, config.StepsPerPrint);
+        Assert.AreEqual(10, config.StepsPerPrint);
+        Assert.AreEqual(0.0, config.GradientClipping);
+        Assert.AreEqual(0, config.ZeroOptimization.Stage);
+        Assert.IsFalse(config.ZeroOptimization.OverlapComm);
+        Assert.AreEqual(50_000_000, config.ZeroOptimization.Stage3PrefetchBucketSize);
+        Assert.IsFalse(config.Fp16.Enabled);
+        Assert.AreEqual(2, config.Fp16.Hysteresis);
+        Assert.AreEqual(65536.0, config.Fp16.InitialScale);
+        Assert.IsNull(config.Optimizer);
+        Assert.IsNull(config.Scheduler);
+        Assert.IsNull(config.Pipeline.Stages);
+        Assert.AreEqual(TagValidation.Warn, config.Checkpoint.TagValidation);
+    }
+
+    [TestMethod]
+    public void OverlapComm_DefaultsToTrueOnlyAtStage3()
+    {
+        Assert.IsTrue(Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 3}}""").Config.ZeroOptimization.OverlapComm);
+        Assert.IsFalse(Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 2}}""").Config.ZeroOptimization.OverlapComm);
+        Assert.IsFalse(Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 3, "overlap_comm": false}}""").Config.ZeroOptimization.OverlapComm);
+    }
+
+    [TestMethod]
+    public void IntegralFloats_AreAcceptedForIntegerKeys()
+    {
+        var config = Parse("""{"train_batch_size": 8, "steps_per_print": 1e5, "zero_optimization": {"stage": 2, "reduce_bucket_size": 5e8, "allgather_bucket_size": 2e8}}""").Config;
+        Assert.AreEqual(100000, config.StepsPerPrint);
+        Assert.AreEqual(500_000_000L, config.ZeroOptimization.ReduceBucketSize);
+        Assert.AreEqual(200_000_000L, config.ZeroOptimization.AllgatherBucketSize);
+    }
+
+    [TestMethod]
+    public void FractionalFloat_ForIntegerKey_NamesThePath()
+    {
+        var error = Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 2.5}}""");
+        StringAssert.Contains(error.Message, "$.zero_optimization.stage: expected an integer, found 2.5");
+        StringAssert.Contains(error.Message, "test.json");
+    }
+
+    [TestMethod]
+    public void TypeErrors_NameThePathAndWhatWasFound()
+    {
+        var error = Fails("""{"train_micro_batch_size_per_gpu": [8], "wall_clock_breakdown": "yes"}""");
+        Assert.AreEqual(2, error.Errors.Count, error.Message);
+        StringAssert.Contains(error.Message, "$.train_micro_batch_size_per_gpu: expected a number, found an array [8]");
+        StringAssert.Contains(error.Message, "$.wall_clock_breakdown: expected true or false, found the string \"yes\"");
+    }
+
+    [TestMethod]
+    public void UnknownKeys_WarnWithPathAndSuggestion()
+    {
+        var result = Parse("""
+            {"train_batch_size": 8, "bp16": {"enabled": true}, "my_app_setting": 3,
+             "zero_optimization": {"stage": 3, "stage3_param_persitence_threshold": 1e5, "gather_16bit_weights_on_model_save": true},
+             "fp16": {"enabled": true, "opt_level": "O2"}}
+            """);
+        AssertWarning(result, "$.bp16: unknown key, ignored (did you mean \"bf16\"?)");
+        AssertWarning(result, "$.my_app_setting: unknown key, ignored");
+        AssertWarning(result, "$.zero_optimization.stage3_param_persitence_threshold: unknown key, ignored (did you mean \"stage3_param_persistence_threshold\"?)");
+        AssertWarning(result, "$.zero_optimization.gather_16bit_weights_on_model_save: unknown key, ignored (did you mean \"stage3_gather_16bit_weights_on_model_save\"?)");
+        AssertWarning(result, "$.fp16.opt_level: unknown key, ignored");
+        Assert.IsFalse(result.Config.Bf16.Enabled, "a typo'd section must not switch anything on");
+    }
+
+    [TestMethod]
+    public void KnownUnsupported_LoggingOnly_IsAWarning()
+    {
+        var result = Parse("""{"train_batch_size": 8, "tensorboard": {"enabled": true}, "flops_profiler": {"enabled": true}}""");
+        AssertWarning(result, "$.tensorboard: known DeepSpeed feature not supported by Shardwise yet: TensorBoard monitoring; ignored");
+        AssertWarning(result, "$.flops_profiler: known DeepSpeed feature not supported by Shardwise yet: FLOPS profiler; ignored");
+    }
+
+    [TestMethod]
+    public void KnownUnsupported_ChangingResults_IsAnError_UnlessSwitchedOff()
+    {
+        var error = Fails("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "theta": 0.5}}""");
+        StringAssert.Contains(error.Message, "$.progressive_layer_drop: known DeepSpeed feature not supported by Shardwise yet: progressive layer drop");
+
+        var result = Parse("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": false}}""");
+        AssertWarning(result, "$.progressive_layer_drop: known DeepSpeed feature not supported by Shardwise yet: progressive layer drop (switched off here); ignored");
+    }
+
+    [TestMethod]
+    public void UnsupportedOptimizerAndScheduler_AreErrors()
+    {
+        var error = Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"lr": 1e-3, "max_coeff": 0.3}}, "scheduler": {"type": "OneCycle", "params": {}}}""");
+        Assert.AreEqual(2, error.Errors.Count, error.Message);
+        StringAssert.Contains(error.Message, "$.optimizer.type: known DeepSpeed feature not supported by Shardwise yet: optimizer \"Lamb\"");
+        StringAssert.Contains(error.Message, "$.scheduler.type: known DeepSpeed feature not supported by Shardwise yet: scheduler \"OneCycle\"");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Sophia"}}""").Message, "unknown optimizer \"Sophia\"");
+    }
+
+    [TestMethod]
+    public void Fp16AndBf16Together_IsAnError()
+    {
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "fp16": {"enabled": true}, "bf16": {"enabled": true}}""").Message, "fp16 and bf16 are both enabled");
+    }
+
+    [TestMethod]
+    public void Auto_WithoutOverride_NamesThePathAndTheFlag()
+    {
+        var error = Fails("""{"train_batch_size": 8, "optimizer": {"type": "AdamW", "params": {"lr": "auto", "betas": "auto"}}}""");
+        StringAssert.Contains(error.Message, "$.optimizer.params.lr is \"auto\": pass --lr or set a number");
+        StringAssert.Contains(error.Message, "$.optimizer.params.betas is \"auto\"");
+        Assert.AreEqual(2, error.Errors.Count);
+    }
+
+    [TestMethod]
+    public void Auto_WithOverrides_IsResolved()
+    {
+        var overrides = new ConfigOverrides
+        {
+            MicroBatchPerGpu = 4, GradientAccumulationSteps = 2, LearningRate = 2e-5, Betas = (0.9, 0.98), Eps = 1e-6,
+            WeightDecay = 0.05, WarmupSteps = 30, TotalSteps = 300, GradientClipping = 1.5, Fp16 = true, Bf16 = false,
+        };
+        var config = Parse("""
+            {"train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+             "gradient_clipping": "auto", "fp16": {"enabled": "auto"}, "bf16": {"enabled": "auto"},
+             "optimizer": {"type": "AdamW", "params": {"lr": "auto", "betas": "auto", "eps": "auto", "weight_decay": "auto"}},
+             "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_min_lr": "auto", "warmup_max_lr": "auto", "warmup_num_steps": "auto", "total_num_steps": "auto"}}}
+            """, overrides).Config;
+        Assert.AreEqual(new BatchSizes(32, 4, 2, 4), config.Resolve(4));
+        Assert.AreEqual(1.5, config.GradientClipping);
+        Assert.IsTrue(config.Fp16.Enabled);
+        Assert.IsFalse(config.Bf16.Enabled);
+        var optimizer = config.Optimizer!;
+        Assert.AreEqual((2e-5, 0.9, 0.98, 1e-6, 0.05), (optimizer.LearningRate, optimizer.Beta1, optimizer.Beta2, optimizer.Eps, optimizer.WeightDecay));
+        var scheduler = config.Scheduler!;
+        Assert.AreEqual((0.0, 2e-5, 30L, (long?)300), (scheduler.WarmupMinLr, scheduler.WarmupMaxLr, scheduler.WarmupNumSteps, scheduler.TotalNumSteps));
+    }
+
+    [TestMethod]
+    public void Auto_ExplicitValuesWinOverOverrides()
+    {
+        var config = Parse("""{"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"lr": 0.5}}}""", new ConfigOverrides { LearningRate = 0.1 }).Config;
+        Assert.AreEqual(0.5, config.Optimizer!.LearningRate);
+    }
+
+    [TestMethod]
+    public void Auto_BucketSizes_FromHiddenSize_OrDefaultWithWarning()
+    {
+        const string Json = """{"train_batch_size": 8, "zero_optimization": {"stage": 3, "reduce_bucket_size": "auto", "stage3_prefetch_bucket_size": "auto", "stage3_param_persistence_threshold": "auto"}}""";
+        var sized = Parse(Json, new ConfigOverrides { HiddenSize = 1024 });
+        Assert.AreEqual(1024L * 1024, sized.Config.ZeroOptimization.ReduceBucketSize);
+        Assert.AreEqual(943718L, sized.Config.ZeroOptimization.Stage3PrefetchBucketSize); // floor(0.9 · 1024²)
+        Assert.AreEqual(10240L, sized.Config.ZeroOptimization.Stage3ParamPersistenceThreshold);
+        Assert.AreEqual(0, sized.Warnings.Count);
+
+        var defaulted = Parse(Json);
+        Assert.AreEqual(ConfigDefaults.ReduceBucketSize, defaulted.Config.ZeroOptimization.ReduceBucketSize);
+        Assert.AreEqual(3, defaulted.Warnings.Count);
+        StringAssert.StartsWith(defaulted.Warnings[0], "$.zero_optimization.reduce_bucket_size: \"auto\" and no value was given");
+    }
+
+    [TestMethod]
+    public void Auto_WhereMeaningless_IsRejected()
+    {
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "steps_per_print": "auto"}""").Message, "$.steps_per_print: \"auto\" is not accepted here");
+    }
+
+    [TestMethod]
+    public void Stage3OnlyKeys_BelowStage3_Warn_AndParamOffloadIsDisabled()
+    {
+        var result = Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 2, "stage3_max_live_parameters": 1e9, "offload_param": {"device": "cpu"}}}""");
+        AssertWarning(result, "$.zero_optimization.stage3_max_live_parameters: applies only to ZeRO stage 3; ignored at stage 2");
+        AssertWarning(result, "$.zero_optimization.offload_param: parameter offload needs ZeRO stage 3; ignored at stage 2");
+        Assert.AreEqual(OffloadDevice.None, result.Config.ZeroOptimization.OffloadParam.Device);
+    }
+
+    [TestMethod]
+    public void NvmeOffload_IsAnError()
+    {
+        var error = Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/nvme"}}}""");
+        StringAssert.Contains(error.Message, "$.zero_optimization.offload_param.device: known DeepSpeed feature not supported by Shardwise yet: NVMe offload");
+    }
+
+    [TestMethod]
+    public void LegacyForms_AreReadWithWarnings()
+    {
+        var boolean = Parse("""{"train_batch_size": 8, "zero_optimization": true}""");
+        Assert.AreEqual(1, boolean.Config.ZeroOptimization.Stage);
+        AssertWarning(boolean, "$.zero_optimization: legacy boolean form, read as {\"stage\": 1}; write the object form");
+
+        var cpuOffload = Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 2, "cpu_offload": true}, "bfloat16": {"enabled": true}}""");
+        Assert.AreEqual(OffloadDevice.Cpu, cpuOffload.Config.ZeroOptimization.OffloadOptimizer.Device);
+        Assert.IsTrue(cpuOffload.Config.Bf16.Enabled);
+        AssertWarning(cpuOffload, "$.bfloat16: legacy alias of \"bf16\"; read as bf16");
+    }
+
+    [TestMethod]
+    public void DuplicateKey_IsAnError()
+    {
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Adam"}, "optimizer": {"type": "AdamW"}}""").Message, "$.optimizer: duplicate key");
+    }
+
+    [TestMethod]
+    public void AllErrorsAreReportedTogether()
+    {
+        var error = Fails("""{"train_batch_size": -1, "zero_optimization": {"stage": 7}, "gradient_clipping": -1, "sparse_attention": {}}""");
+        Assert.AreEqual(4, error.Errors.Count, error.Message);
+        StringAssert.Contains(error.Message, "4 configuration errors");
+    }
+
+    [TestMethod]
+    public void PythonLiteral_FailsWithLineAndColumn()
+    {
+        const string Json = "{\n  \"fp16\": {\n    \"enabled\": True\n  }\n}";
+        var error = Fails(Json);
+        Assert.AreEqual(3, error.Line);
+        Assert.AreEqual("    \"enabled\": True".IndexOf("True", StringComparison.Ordinal) + 1, error.Column);
+        StringAssert.Contains(error.Message, "test.json:3:16");
+        StringAssert.Contains(error.Message, "Python literal True: JSON spells it true");
+    }
+
+    [TestMethod]
+    public void ColumnsCountCharactersNotBytes()
+    {
+        const string Json = "{\n  // 注释 comment\n  \"a\": 1, \"é\": None\n}";
+        var error = Fails(Json);
+        Assert.AreEqual(3, error.Line);
+        Assert.AreEqual("  \"a\": 1, \"é\": None".IndexOf("None", StringComparison.Ordinal) + 1, error.Column);
+    }
+
+    [TestMethod]
+    public void CommentsAndTrailingCommas_AreAccepted()
+    {
+        var config = Parse("""
+            {
+              // the global batch
+              "train_batch_size": 16, /* block comment */
+              "zero_optimization": {"stage": 1,},
+            }
+            """).Config;
+        Assert.AreEqual(16, config.TrainBatchSize);
+        Assert.AreEqual(1, config.ZeroOptimization.Stage);
+    }
+
+    [TestMethod]
+    public void TopLevelMustBeAnObject()
+    {
+        StringAssert.Contains(Fails("[1, 2]").Message, "$: the top level must be a JSON object");
+    }
+
+    [TestMethod]
+    public void MissingFile_IsAConfigException()
+    {
+        var error = Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Load("/nonexistent/ds_config.json"));
+        StringAssert.Contains(error.Message, "/nonexistent/ds_config.json");
+    }
+
+    [TestMethod]
+    public void Describe_PrintsEffectiveValuesSortedByPath()
+    {
+        var config = Parse("""{"train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}, "optimizer": {"type": "AdamW", "params": {"lr": 3e-4}}}""").Config;
+        var text = config.Describe(dataParallelSize: 8);
+        var lines = text.Split(Environment.NewLine);
+        CollectionAssert.AreEqual(lines.OrderBy(l => l.Split(" = ")[0], StringComparer.Ordinal).ToArray(), lines);
+        CollectionAssert.Contains(lines, "$.train_batch_size = 64");
+        CollectionAssert.Contains(lines, "$.zero_optimization.overlap_comm = true");
+        CollectionAssert.Contains(lines, "$.zero_optimization.offload_optimizer.device = cpu");
+        CollectionAssert.Contains(lines, "$.zero_optimization.offload_optimizer.pin_memory = false");
+        CollectionAssert.Contains(lines, "$.optimizer.params.lr = 0.0003");
+        CollectionAssert.Contains(lines, "$.optimizer.params.adam_w_mode = true");
+        CollectionAssert.Contains(lines, "$.fp16.hysteresis = 2");
+        CollectionAssert.Contains(lines, "$.steps_per_print = 10");
+        CollectionAssert.Contains(lines, "$.scheduler = (none: constant learning rate)");
+        Assert.AreEqual(config.Describe(), config.ToString());
+        StringAssert.Contains(config.Describe(), "$.train_batch_size = (inferred by the batch rule)");
+    }
+}

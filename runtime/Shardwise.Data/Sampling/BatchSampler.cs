@@ -1,0 +1,86 @@
+using System;
+
+namespace Shardwise.Data;
+
+/// <summary>
+/// nanoGPT's <c>get_batch</c>, deterministic and resumable: each batch is <see cref="BatchSize"/> windows of
+/// <c>ContextLength + 1</c> tokens starting at uniform random offsets; a row's inputs are the window minus its last
+/// token and its targets the window minus its first. The only state is the RNG and the step count, both captured by
+/// <see cref="SaveState"/>, so a restored sampler yields bitwise the same batches as the original would have.
+/// </summary>
+public sealed class BatchSampler
+{
+    private readonly ReadOnlyMemory<int> tokens;
+    private readonly int windowCount;
+    private Xoshiro256StarStar rng;
+
+    public BatchSampler(ReadOnlyMemory<int> tokens, int batchSize, int contextLength, ulong seed, int stream = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextLength);
+        if (tokens.Length < contextLength + 1)
+        {
+            throw new ArgumentException(
+                $"{tokens.Length} tokens cannot hold one window of context {contextLength} + 1 target", nameof(tokens));
+        }
+
+        this.tokens = tokens;
+        BatchSize = batchSize;
+        ContextLength = contextLength;
+
+        // Offsets 0 .. Length - (context + 1): the last window's target is the last token (same as nanoGPT).
+        windowCount = tokens.Length - contextLength;
+        rng = Xoshiro256StarStar.FromSeed(seed, stream);
+    }
+
+    public int BatchSize { get; }
+
+    public int ContextLength { get; }
+
+    /// <summary>Elements in each of the inputs and targets buffers: BatchSize × ContextLength.</summary>
+    public int TokensPerBatch => BatchSize * ContextLength;
+
+    /// <summary>Batches drawn so far: the position in the data stream, saved with the RNG.</summary>
+    public long Step { get; private set; }
+
+    /// <summary>
+    /// Fills row-major [BatchSize, ContextLength] buffers with the next batch. Allocates nothing, so it can run
+    /// every step of a training loop.
+    /// </summary>
+    public void NextBatch(Span<int> inputs, Span<int> targets)
+    {
+        if (inputs.Length != TokensPerBatch || targets.Length != TokensPerBatch)
+        {
+            throw new ArgumentException(
+                $"inputs and targets must each hold {BatchSize}×{ContextLength} = {TokensPerBatch} ids (got {inputs.Length} and {targets.Length})");
+        }
+
+        var source = tokens.Span;
+        for (var row = 0; row < BatchSize; row++)
+        {
+            var start = rng.NextInt(windowCount);
+            source.Slice(start, ContextLength).CopyTo(inputs.Slice(row * ContextLength, ContextLength));
+            source.Slice(start + 1, ContextLength).CopyTo(targets.Slice(row * ContextLength, ContextLength));
+        }
+
+        Step++;
+    }
+
+    public SamplerState SaveState() => new(rng.State, Step, BatchSize, ContextLength, tokens.Length);
+
+    /// <summary>Continues from a saved state; the sampler must have the same shape and data size it was saved with.</summary>
+    public void RestoreState(SamplerState state)
+    {
+        if (state.BatchSize != BatchSize || state.ContextLength != ContextLength || state.TokenCount != tokens.Length)
+        {
+            throw new ArgumentException(
+                $"sampler state is for batch {state.BatchSize}, context {state.ContextLength}, {state.TokenCount} tokens; "
+                + $"this sampler has batch {BatchSize}, context {ContextLength}, {tokens.Length} tokens",
+                nameof(state));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(state.Step, nameof(state));
+        rng = new Xoshiro256StarStar(state.Rng);
+        Step = state.Step;
+    }
+}

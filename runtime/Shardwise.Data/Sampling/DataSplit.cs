@@ -1,0 +1,8 @@
+namespace Shardwise.Data;
+
+/// <summary>Which part of a <see cref="TokenDataset"/>: the first fraction trains, the rest validates (nanoGPT's layout).</summary>
+public enum DataSplit
+{
+    Train,
+    Validation,
+}

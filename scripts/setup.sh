@@ -3,7 +3,8 @@
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 
-packages=(libopenblas0-pthread)
+# libopenblas0-pthread: GEMMs on the CPU backend; fonts-dejavu-core: text in the loss-curve PNG.
+packages=(libopenblas0-pthread fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,9 @@ public sealed class StaticLossScaler(double scale) : ILossScaler
 
     public long SkippedSteps { get; private set; }
 
+    /// <summary>Restores the skipped-step count from a checkpoint (the scale itself never changes).</summary>
+    public void RestoreSkippedSteps(long skippedSteps) => SkippedSteps = skippedSteps;
+
     public bool Update(bool overflow)
     {
         if (overflow)

@@ -1,0 +1,138 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using Shardwise.Cpu;
+using Shardwise.Data;
+using Shardwise.Plans;
+using Shardwise.Training.Engine;
+using Shardwise.Training.Progress;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// <c>train</c>: the DeepSpeed-style loop. Each optimizer step runs gradient_accumulation_steps micro-batches
+/// (forward, backward, step); validation, progress lines, checkpoints and the metrics CSV follow their intervals.
+/// </summary>
+public static class TrainCommand
+{
+    public static int Run<TModel>(RunSettings settings, TextWriter log) where TModel : ILanguageModelDefinition
+    {
+        var config = settings.Config;
+        var batch = config.Resolve(dataParallelSize: 1);
+        if (settings.PrintConfig)
+        {
+            log.WriteLine(config.Describe(dataParallelSize: 1));
+            return 0;
+        }
+
+        Directory.CreateDirectory(settings.OutputDirectory);
+        var store = new TrainingCheckpoint(settings.OutputDirectory);
+        var resumeFrom = settings.ResumeDirectory is null ? null : TrainingCheckpoint.FindLatest(settings.ResumeDirectory);
+        if (settings.ResumeDirectory is not null && resumeFrom is null)
+            throw new CliException($"--resume {settings.ResumeDirectory}: no committed checkpoint there (no 'latest')");
+
+        var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
+            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
+        var program = TModel.Compile(new CpuOps<float>(), batch.MicroBatchPerGpu);
+        TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
+        var engine = TrainingEngine.Initialize(program, config);
+        var sampler = data.Dataset.CreateSampler(DataSplit.Train, batch.MicroBatchPerGpu, program.SequenceLength, settings.Seed);
+        var evaluation = new Evaluation(program, data, settings.EvalBatches, settings.Seed + 1);
+
+        log.WriteLine($"model {typeof(TModel).Name}: {TModel.ParameterLayout.ParameterCount:N0} parameters; data: {data.Description}");
+        log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
+                      $"precision {engine.Storage}; steps {settings.TotalSteps}");
+        log.WriteLine("memory: " + engine.Memory.Describe());
+        if (resumeFrom is not null)
+        {
+            TrainingCheckpoint.Load(resumeFrom, engine, sampler);
+            log.WriteLine($"resumed from {resumeFrom} at step {engine.GlobalStep}");
+        }
+
+        var progress = new ProgressReporter(log, isTerminal: ReferenceEquals(log, Console.Out) && !Console.IsOutputRedirected, settings.TotalSteps);
+        using var csv = new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv"));
+        var trainCurve = new List<(long Step, double Loss)>();
+        var validationCurve = new List<(long Step, double Loss)>();
+        var inputs = new int[batch.MicroBatchPerGpu * program.SequenceLength];
+        var targets = new int[inputs.Length];
+        var timers = new StepTimers(config.WallClockBreakdown);
+        var clock = new Stopwatch();
+        double intervalLoss = 0;
+        int intervalSteps = 0;
+        double intervalMs = 0;
+
+        while (engine.GlobalStep < settings.TotalSteps)
+        {
+            clock.Restart();
+            double loss = 0;
+            for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
+            {
+                sampler.NextBatch(inputs, targets);
+                timers.Start();
+                loss += engine.Forward(inputs, targets);
+                timers.ForwardDone();
+                engine.Backward();
+                timers.BackwardDone();
+                engine.Step();
+                timers.StepDone();
+            }
+            loss /= batch.GradientAccumulationSteps;
+            double ms = clock.Elapsed.TotalMilliseconds;
+            long step = engine.GlobalStep;
+            intervalLoss += loss;
+            intervalSteps++;
+            intervalMs += ms;
+            trainCurve.Add((step, loss));
+            progress.Tick(step, loss, ms);
+
+            Evaluation.Result? validation = null;
+            if (settings.EvalInterval > 0 && (step % settings.EvalInterval == 0 || step == settings.TotalSteps))
+            {
+                validation = evaluation.Run(program);
+                validationCurve.Add((step, validation.Value.Loss));
+            }
+
+            if (step % config.StepsPerPrint == 0 || step == settings.TotalSteps || validation is not null)
+            {
+                double averageMs = intervalMs / intervalSteps;
+                var metrics = Metrics(engine, step, settings.TotalSteps, intervalLoss / intervalSteps, averageMs,
+                    batch.TrainBatchSize * program.SequenceLength, validation, timers.Average(intervalSteps));
+                progress.Report(metrics);
+                csv.Append(metrics);
+                intervalLoss = intervalMs = 0;
+                intervalSteps = 0;
+                timers.Reset();
+            }
+
+            if (step % settings.SaveInterval == 0 || step == settings.TotalSteps)
+                store.Save(engine, sampler, data.Tokenizer, settings);
+        }
+
+        progress.Finish();
+        string plot = Path.Combine(settings.OutputDirectory, "loss.png");
+        LossCurvePlot.Write(plot, trainCurve, validationCurve, $"{typeof(TModel).Name} on {(settings.DataPath is null ? "the addition task" : Path.GetFileName(settings.DataPath))}");
+        log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and loss.png in {settings.OutputDirectory}");
+        return 0;
+    }
+
+    private static StepMetrics Metrics(TrainingEngine engine, long step, long total, double loss, double ms, int tokensPerStep,
+        Evaluation.Result? validation, (double Forward, double Backward, double Step)? breakdown)
+    {
+        var memory = engine.Memory;
+        return new StepMetrics(
+            Step: step,
+            TotalSteps: total,
+            Loss: loss,
+            LearningRate: engine.LastLearningRate,
+            LossScale: engine.LossScaler.Scale,
+            SkippedSteps: engine.LossScaler.SkippedSteps,
+            TokensPerSecond: tokensPerStep / (ms / 1000.0),
+            MillisecondsPerStep: ms,
+            GradientNorm: engine.LastGradientNorm,
+            Memory: new MemoryBreakdown(memory.Parameters, memory.Gradients, memory.MasterWeights, memory.OptimizerStates, memory.Activations, memory.Buffers),
+            ValidationLoss: validation?.Loss,
+            Accuracy: validation?.Accuracy,
+            WallClock: breakdown is { } b ? new WallClockBreakdown(b.Forward, b.Backward, b.Step) : null);
+    }
+}

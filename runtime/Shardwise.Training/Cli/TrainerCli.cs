@@ -1,0 +1,76 @@
+using System;
+using System.IO;
+using Shardwise.Data;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// The trainer executable every language model gets: <c>return TrainerCli.Run&lt;TinyGpt&gt;(args);</c> is the
+/// whole Program.cs. Verbs: train (default), eval, sample, plan, bench. Errors print one clear line and exit 2.
+/// </summary>
+public static class TrainerCli
+{
+    public const string Usage = """
+        usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
+                     [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
+                     [--save-interval N] [--print-config]
+               MODEL eval   --resume DIR [--data FILE] [--eval-batches N]
+               MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
+               MODEL plan   [--config ds_config.json]
+               MODEL bench  [--config ds_config.json] [--steps N]
+        With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
+        """;
+
+    public static int Run<TModel>(string[] args, TextWriter? output = null) where TModel : ILanguageModelDefinition
+    {
+        var log = output ?? Console.Out;
+        try
+        {
+            var arguments = CliArguments.Parse(args);
+            if (arguments.Flag("help"))
+            {
+                log.WriteLine(Usage);
+                return 0;
+            }
+            string model = typeof(TModel).Name;
+            switch (arguments.Verb)
+            {
+                case "train":
+                {
+                    var settings = RunSettings.Read(arguments, model, log);
+                    arguments.RejectUnknown();
+                    return TrainCommand.Run<TModel>(settings, log);
+                }
+                case "eval":
+                {
+                    var settings = RunSettings.Read(arguments, model, log);
+                    arguments.RejectUnknown();
+                    return EvalCommand.Run<TModel>(settings, log);
+                }
+                case "sample":
+                    return SampleCommand.Run<TModel>(arguments, log);
+                case "plan":
+                {
+                    var settings = RunSettings.Read(arguments, model, log);
+                    arguments.RejectUnknown();
+                    return PlanCommand.Run<TModel>(settings, log);
+                }
+                case "bench":
+                {
+                    var settings = RunSettings.Read(arguments, model, log);
+                    arguments.RejectUnknown();
+                    return BenchCommand.Run<TModel>(settings, log);
+                }
+                default:
+                    throw new CliException($"unknown verb '{arguments.Verb}'\n{Usage}");
+            }
+        }
+        catch (Exception error) when (error is CliException or ConfigException or DataFormatException or InvalidDataException or FileNotFoundException)
+        {
+            Console.Error.WriteLine("error: " + error.Message);
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using System.IO;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>Bad input gets one clear line naming the file, option or key; nothing crashes.</summary>
+[TestClass]
+public sealed class CliTests
+{
+    [TestMethod]
+    public void MalformedJsonlStopsWithFileAndLine()
+    {
+        var root = TrainerRun.TempDirectory();
+        var data = Path.Combine(root, "bad.jsonl");
+        File.WriteAllLines(data, new[] { "{\"text\": \"first speech\"}", "{\"text\": \"second\"}", "{\"text\": 42}" });
+
+        var (code, _, errors) = TrainerRun.Run("train", "--data", data, "--steps", "5", "--output", Path.Combine(root, "run"));
+
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, data + ":3:");
+    }
+
+    [TestMethod]
+    public void UnknownOptionNamesTheValidOnes()
+    {
+        var (code, _, errors) = TrainerRun.Run("train", "--step", "5");
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, "unknown option --step");
+        StringAssert.Contains(errors, "--steps");
+    }
+
+    [TestMethod]
+    public void ConfigErrorNamesTheJsonPath()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = Path.Combine(root, "ds_config.json");
+        File.WriteAllText(config, """{ "train_batch_size": 32, "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2 }""");
+
+        var (code, _, errors) = TrainerRun.Run("train", "--config", config, "--steps", "5", "--output", Path.Combine(root, "run"));
+
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, "train_batch_size (32)");
+    }
+
+    [TestMethod]
+    public void PrintConfigShowsEffectiveValuesAndTrainsNothing()
+    {
+        var root = TrainerRun.TempDirectory();
+        var output = TrainerRun.Succeed("train", "--print-config", "--output", Path.Combine(root, "run"));
+        StringAssert.Contains(output, "train_micro_batch_size_per_gpu = 12");
+        StringAssert.Contains(output, "$.optimizer");
+        Assert.IsFalse(Directory.Exists(Path.Combine(root, "run", "latest")));
+    }
+
+    [TestMethod]
+    public void BuiltInTaskTrainsEvaluatesAndPlans()
+    {
+        var root = TrainerRun.TempDirectory();
+        var run = Path.Combine(root, "run");
+        var output = TrainerRun.Succeed("train", "--steps", "30", "--eval-interval", "30", "--output", run);
+        StringAssert.Contains(output, "addition");
+        StringAssert.Contains(output, "acc ");
+        Assert.IsTrue(File.Exists(Path.Combine(run, "latest")));
+
+        StringAssert.Contains(TrainerRun.Succeed("eval", "--resume", run), "validation loss");
+        var plan = TrainerRun.Succeed("plan");
+        StringAssert.Contains(plan, "parameter layout");
+        StringAssert.Contains(plan, "memory per device");
+    }
+}

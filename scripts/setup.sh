@@ -3,8 +3,9 @@
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 
-# libopenblas0-pthread: GEMMs on the CPU backend; fonts-dejavu-core: text in the loss-curve PNG.
-packages=(libopenblas0-pthread fonts-dejavu-core)
+# libopenblas0-pthread: GEMMs on the CPU backend; fonts-dejavu-core: text in the loss-curve PNG;
+# openmpi-bin + libopenmpi-dev: multi-process runs (mpirun, libmpi).
+packages=(libopenblas0-pthread fonts-dejavu-core openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -126,8 +126,9 @@ internal static class ProgramEmitter
 
         string? layer = null;
         bool first = graph.OutputIsLoss;
-        foreach (var step in plan.Backward)
+        for (int j = 0; j < plan.Backward.Count; j++)
         {
+            var step = plan.Backward[j];
             var op = graph.Ops[step.Op];
             if (op.Layer != layer)
             {
@@ -137,6 +138,8 @@ internal static class ProgramEmitter
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer) + " (backward)");
             }
             foreach (var line in calls.Backward(step)) w.Line(line);
+            if (plan.GradientsReadyFrom[j] >= 0)
+                w.Line($"GradientsReady({Names.Long(plan.GradientsReadyFrom[j])}); // every gradient from this offset on is final");
         }
         w.Close();
     }

@@ -11,6 +11,7 @@ internal sealed record ProgramPlan(
     IrGraph Graph,
     ParameterLayoutPlan Layout,
     EquatableArray<BackwardStep> Backward,
+    EquatableArray<long> GradientsReadyFrom,
     ActivationPlan Activations,
     string Report);
 
@@ -26,7 +27,8 @@ internal static class ProgramPlanner
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
         var activations = ActivationPlanner.Plan(graph, backward);
+        var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var report = PlanReport.Write(model.ClassName, graph, layout, activations);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, activations, report);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, activations, report);
     }
 }

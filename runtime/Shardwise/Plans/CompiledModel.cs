@@ -42,6 +42,14 @@ public abstract class CompiledModel<T> where T : unmanaged
     /// <summary>Copies a planned buffer out (model outputs, input gradients).</summary>
     public void Read(Slice source, global::System.Span<T> destination) => Ops.Store(source, destination);
 
+    /// <summary>
+    /// Told during backward, from the generator's static schedule, when gradients become final (from an offset to the
+    /// end of the layout), so gradient reduction can start before backward ends. Null: nobody listens.
+    /// </summary>
+    public IGradientListener? GradientListener { get; set; }
+
+    protected void GradientsReady(long fromOffset) => GradientListener?.GradientsReady(fromOffset);
+
     protected Slice Activation(long offsetPerSample, long elementsPerSample)
         => new(Arena.Activations, offsetPerSample * Batch, elementsPerSample * Batch);
 
@@ -53,6 +61,13 @@ public abstract class CompiledModel<T> where T : unmanaged
         if (length != expected)
             throw new global::System.ArgumentException($"Input '{name}' has {length} elements; batch {Batch} needs {expected}.", name);
     }
+}
+
+/// <summary>Receives the backward pass's gradient-readiness events (see <see cref="CompiledModel{T}.GradientListener"/>).</summary>
+public interface IGradientListener
+{
+    /// <summary>Every parameter gradient at offsets ≥ <paramref name="fromOffset"/> is final for this backward pass.</summary>
+    void GradientsReady(long fromOffset);
 }
 
 /// <summary>

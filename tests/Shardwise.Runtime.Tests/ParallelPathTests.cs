@@ -1,4 +1,5 @@
 using System;
+using System.Threading.Tasks;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cpu;
 using Shardwise.Ops;
@@ -88,6 +89,78 @@ public sealed class ParallelPathTests
             0.75 / rows, accumulate: true);
         Assert.AreEqual(serialLoss, loss, 1e-12 * serialLoss);
         AssertClose(serialDLogits, h.Read(dLogits), "dLogits");
+    }
+
+    [TestMethod]
+    public void ExceptionInAChunkReachesTheCallerAndThePoolRunsOn()
+    {
+        const int rows = 97, vocabulary = 301;
+        var h = new OpHarness<double>();
+        double[] logitValues = TestData.Uniform(10, rows * vocabulary);
+        int[] targetValues = TestData.Ids(11, rows, vocabulary);
+        targetValues[rows - 1] = vocabulary; // out of range, in the last chunk
+        Slice logits = h.Activation(logitValues);
+        IndexSlice targets = h.Indices(targetValues);
+
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() =>
+            h.Ops.CrossEntropy(logits, targets, rows, vocabulary));
+
+        targetValues[rows - 1] = 0;
+        IndexSlice fixedTargets = h.Indices(targetValues);
+        double serialLoss = CrossEntropyKernels.SumOfLosses<double>(logitValues, targetValues, new double[vocabulary],
+            rows, vocabulary) / rows;
+        Assert.AreEqual(serialLoss, h.Ops.CrossEntropy(logits, fixedTargets, rows, vocabulary), 1e-12 * serialLoss);
+    }
+
+    [TestMethod]
+    public void InstancesOnSeveralThreadsShareThePoolSafely()
+    {
+        const int count = 100_003;
+        double[] xValues = TestData.Uniform(12, count, scale: 3);
+        var serialY = new double[count];
+        GeluKernels.Forward<double>(xValues, serialY);
+
+        Parallel.For(0, 4, _ =>
+        {
+            var h = new OpHarness<double>(capacity: 2 * count);
+            Slice x = h.Activation(xValues), y = h.Activation(count);
+            for (int run = 0; run < 20; run++)
+            {
+                h.Ops.Gelu(x, y, count);
+                CollectionAssert.AreEqual(serialY, h.Read(y));
+            }
+        });
+    }
+
+    [TestMethod]
+    public void ParallelOpsAllocateNothingAfterWarmup()
+    {
+        const int batch = 4, sequence = 33, heads = 4, dim = 32, rows = 97, vocabulary = 301, count = 100_003;
+        int tokens = batch * sequence;
+        var h = new OpHarness<double>(capacity: 5 * count);
+        Slice qkv = h.Activation(TestData.Uniform(1, tokens * 3 * dim));
+        Slice dy = h.Activation(TestData.Uniform(2, tokens * dim));
+        Slice dqkv = h.Activation(tokens * 3 * dim), y = h.Activation(tokens * dim);
+        Slice probabilities = h.Activation(batch * heads * sequence * sequence);
+        Slice logits = h.Activation(TestData.Uniform(3, rows * vocabulary)), dLogits = h.Activation(rows * vocabulary);
+        IndexSlice targets = h.Indices(TestData.Ids(4, rows, vocabulary));
+        Slice x = h.Activation(TestData.Uniform(5, count)), geluY = h.Activation(count), geluDx = h.Activation(count);
+
+        void RunAll()
+        {
+            h.Ops.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
+            h.Ops.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate: false);
+            h.Ops.CrossEntropy(logits, targets, rows, vocabulary);
+            h.Ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 1.0, accumulate: false);
+            h.Ops.Gelu(x, geluY, count);
+            h.Ops.GeluBackward(x, geluY, geluDx, count, accumulate: true);
+        }
+
+        RunAll();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int run = 0; run < 10; run++) RunAll();
+        Assert.AreEqual(0, GC.GetAllocatedBytesForCurrentThread() - before,
+            "bytes the calling thread allocated in 10 runs of the parallel ops");
     }
 
     private static void AssertClose(double[] expected, double[] actual, string what)

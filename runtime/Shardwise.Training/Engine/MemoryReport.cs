@@ -13,18 +13,22 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
 {
     public long Total => Parameters + Gradients + MasterWeights + OptimizerStates + Activations + Buffers;
 
-    public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes)
+    /// <param name="ownedElements">Elements whose master weights and Adam state this rank holds (its ZeRO partition); null = all.</param>
+    /// <param name="bufferBytes">Communication buffers held besides the planned ones.</param>
+    public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
+        long? ownedElements = null, long bufferBytes = 0)
     {
         long psi = layout.TotalElements;
+        long owned = ownedElements ?? psi;
         int width = workingBytes;
         bool mixed = storage != StorageType.Float32;
         return new MemoryReport(
             Parameters: psi * width,
             Gradients: psi * width,
-            MasterWeights: mixed ? psi * sizeof(float) : 0,
-            OptimizerStates: 2 * psi * sizeof(float),
+            MasterWeights: mixed ? owned * sizeof(float) : 0,
+            OptimizerStates: 2 * owned * sizeof(float),
             Activations: batch * plan.ArenaElementsPerSample * width,
-            Buffers: batch * plan.IndexElementsPerSample * sizeof(int));
+            Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes);
     }
 
     public string Describe() => string.Format(CultureInfo.InvariantCulture,

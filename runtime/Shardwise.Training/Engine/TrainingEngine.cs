@@ -1,9 +1,11 @@
 using System;
+using Shardwise.Distributed;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
 using Shardwise.Training.Precision;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Engine;
 
@@ -23,17 +25,22 @@ public enum StepOutcome
 /// by the loss scale and 1/GAS), and <c>Step</c> (which only updates at the accumulation boundary). It owns the
 /// fp32 master weights, the optimizer, the schedule and the loss scaler; the compiled program owns the working
 /// copy. In fp16/bf16 the working parameters and the gradients are rounded to 16-bit storage on the CPU too.
+/// Across data-parallel ranks, <see cref="ZeroSharding"/> averages the gradients and, from ZeRO stage 1 on, keeps
+/// master weights and Adam state for this rank's partition only.
 /// </summary>
 public sealed class TrainingEngine
 {
     private readonly CompiledLanguageModel<float> _program;
-    private readonly float[]? _master;   // null in fp32: the working copy is the master
+    private readonly ZeroSharding _sharding;
+    private readonly float[]? _master;   // this rank's fp32 masters; null in fp32, where the working copy is the master
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
 
-    private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, AdamOptimizer optimizer, ILossScaler scaler)
+    private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
+        AdamOptimizer optimizer, ILossScaler scaler)
     {
         _program = program;
+        _sharding = sharding;
         Config = config;
         Batch = batch;
         Optimizer = optimizer;
@@ -43,8 +50,7 @@ public sealed class TrainingEngine
         _clip = config.GradientClipping;
         if (Storage != StorageType.Float32)
         {
-            _master = new float[program.Layout.TotalElements];
-            program.Parameters.CopyTo(_master);
+            _master = sharding.Owned(program.Parameters).ToArray();
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
         program.ZeroGradients();
@@ -54,15 +60,23 @@ public sealed class TrainingEngine
     /// DeepSpeed's <c>initialize</c>: wraps a compiled program whose parameters are already initialised. The program's
     /// batch must equal the config's micro-batch.
     /// </summary>
-    public static TrainingEngine Initialize(CompiledLanguageModel<float> program, DeepSpeedConfig config, int dataParallelSize = 1)
+    /// <param name="communicator">The data-parallel group; null for one process. Every rank must start from the same parameters.</param>
+    public static TrainingEngine Initialize(CompiledLanguageModel<float> program, DeepSpeedConfig config, ICommunicator? communicator = null)
     {
-        var batch = config.Resolve(dataParallelSize);
+        communicator ??= new SingleProcessCommunicator();
+        var batch = config.Resolve(communicator.Size);
         if (program.Batch != batch.MicroBatchPerGpu)
             throw new ArgumentException($"the program was compiled for micro-batch {program.Batch}, the config says train_micro_batch_size_per_gpu = {batch.MicroBatchPerGpu}");
+        var zero = config.ZeroOptimization;
+        if (zero.Stage > 2)
+            throw new NotSupportedException($"{config.SourceName}: $.zero_optimization.stage {zero.Stage}: ZeRO stage 3 is not implemented yet; use 0, 1 or 2");
+        var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
-        var optimizer = new AdamOptimizer(checked((int)program.Layout.TotalElements), options);
-        return new TrainingEngine(program, config, batch, optimizer, LossScalerFactory.Create(config));
+        var optimizer = new AdamOptimizer(checked((int)sharding.OwnedLength), options);
+        return new TrainingEngine(program, config, batch, sharding, optimizer, LossScalerFactory.Create(config));
     }
+
+    public ZeroSharding Sharding => _sharding;
 
     public DeepSpeedConfig Config { get; }
 
@@ -96,10 +110,11 @@ public sealed class TrainingEngine
 
     public bool IsGradientAccumulationBoundary => (MicroStep + 1) % Batch.GradientAccumulationSteps == 0;
 
-    /// <summary>The fp32 master weights (the working parameters in fp32 training).</summary>
-    public Span<float> MasterWeights => _master ?? _program.Parameters;
+    /// <summary>This rank's fp32 master weights: its ZeRO partition, or everything at stage 0.</summary>
+    public Span<float> MasterWeights => _master ?? _sharding.Owned(_program.Parameters);
 
-    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float));
+    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
+        ownedElements: _sharding.OwnedLength, bufferBytes: _sharding.BufferBytes);
 
     /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);
@@ -114,11 +129,14 @@ public sealed class TrainingEngine
         MicroStep++;
         if (!boundary) return StepOutcome.Accumulated;
 
-        var gradients = _program.Gradients;
-        StorageRounding.RoundInPlace(gradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
+        var allGradients = _program.Gradients;
+        StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
+        _sharding.ReduceGradients(allGradients);
+        var gradients = _sharding.Owned(allGradients);
 
-        // Like DeepSpeed, only fp16 checks for overflow; every gradient element is scanned.
-        bool overflow = Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients);
+        // Like DeepSpeed, only fp16 checks for overflow: each rank scans every element of its gradients, then the
+        // ranks agree (MAX) so that all skip together.
+        bool overflow = _sharding.AnyRank(Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
         double scale = LossScaler.Scale; // the scale backward used; Update may grow it for the next window
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;
@@ -129,7 +147,7 @@ public sealed class TrainingEngine
         }
 
         // DeepSpeed fuses unscaling and clipping: the norm is taken on scaled gradients.
-        double scaledNorm = GradientClipping.GlobalNorm(gradients);
+        double scaledNorm = Math.Sqrt(_sharding.SumOverRanks(GradientClipping.SumOfSquares(gradients)));
         LastGradientNorm = scaledNorm / scale;
         double combined = scale;
         if (_clip > 0)
@@ -141,7 +159,8 @@ public sealed class TrainingEngine
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         Optimizer.Step(MasterWeights, gradients, LastLearningRate);
-        if (_master is not null) StorageRounding.Round(_master, _program.Parameters, Storage);
+        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
+        _sharding.GatherParameters(_program.Parameters);
         _program.ZeroGradients();
         return StepOutcome.Updated;
     }
@@ -156,6 +175,7 @@ public sealed class TrainingEngine
     /// <summary>After master weights were loaded from a checkpoint, refreshes the working copy from them.</summary>
     public void SyncWorkingParameters()
     {
-        if (_master is not null) StorageRounding.Round(_master, _program.Parameters, Storage);
+        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
+        _sharding.GatherParameters(_program.Parameters);
     }
 }

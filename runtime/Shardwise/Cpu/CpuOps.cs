@@ -7,7 +7,9 @@ namespace Shardwise.Cpu;
 
 /// <summary>
 /// The CPU backend: arenas are managed arrays, matrix products go to OpenBLAS and everything else to the span
-/// kernels the eager layers use too. An instance owns scratch memory, so it must not run two ops at once.
+/// kernels the eager layers use too. An instance owns scratch memory and its parallel loop bodies, so it must be
+/// used from one thread at a time; separate instances may run on separate threads. Large ops are split into chunks
+/// run on the shared <see cref="WorkerPool"/>; after the first op of each size nothing is allocated per op.
 /// </summary>
 public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -17,6 +19,14 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     // Per-chunk working memory for the parallel loops; grows to the largest op seen, then stays.
     private T[] scratch = [];
     private T[] partialSums = [];
+
+    // The parallel loop bodies, one per op kind, refilled before each run so that a parallel op allocates nothing.
+    private readonly GeluForwardWork<T> geluForward = new();
+    private readonly GeluBackwardWork<T> geluBackward = new();
+    private readonly AttentionForwardWork<T> attentionForward = new();
+    private readonly AttentionBackwardWork<T> attentionBackward = new();
+    private readonly CrossEntropyWork<T> crossEntropy = new();
+    private readonly CrossEntropyBackwardWork<T> crossEntropyBackward = new();
 
     public CpuOps()
     {
@@ -110,11 +120,10 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             return;
         }
 
-        (T[] xArena, int xOffset) = Place(x);
-        (T[] yArena, int yOffset) = Place(y);
-        ParallelRanges.Run(elements, chunks, (_, start, end) =>
-            GeluKernels.Forward<T>(xArena.AsSpan(xOffset + start, end - start),
-                yArena.AsSpan(yOffset + start, end - start)));
+        var work = geluForward;
+        (work.X, work.XOffset) = Place(x);
+        (work.Y, work.YOffset) = Place(y);
+        ParallelRanges.Run(elements, chunks, work);
     }
 
     public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
@@ -129,13 +138,12 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             return;
         }
 
-        (T[] xArena, int xOffset) = Place(x);
-        (T[] dyArena, int dyOffset) = Place(dy);
-        (T[] dxArena, int dxOffset) = Place(dx);
-        ParallelRanges.Run(elements, chunks, (_, start, end) =>
-            GeluKernels.Backward<T>(xArena.AsSpan(xOffset + start, end - start),
-                dyArena.AsSpan(dyOffset + start, end - start), dxArena.AsSpan(dxOffset + start, end - start),
-                accumulate));
+        var work = geluBackward;
+        (work.X, work.XOffset) = Place(x);
+        (work.DY, work.DYOffset) = Place(dy);
+        (work.DX, work.DXOffset) = Place(dx);
+        work.Accumulate = accumulate;
+        ParallelRanges.Run(elements, chunks, work);
     }
 
     public void Add(Slice a, Slice b, Slice y, long count) =>
@@ -160,20 +168,12 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             return;
         }
 
-        (T[] qkvArena, int qkvOffset) = Place(qkv);
-        (T[] yArena, int yOffset) = Place(y);
-        (T[] pArena, int pOffset) = Place(probabilities);
-        ParallelRanges.Run(pairs, chunks, (_, start, end) =>
-        {
-            for (int pair = start; pair < end; pair++)
-            {
-                int b = pair / heads, h = pair % heads;
-                AttentionKernels.ForwardHead<T>(
-                    qkvArena.AsSpan(qkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                    pArena.AsSpan(pOffset + pair * sequence * sequence, sequence * sequence),
-                    yArena.AsSpan(yOffset + b * sequence * dim, sequence * dim), sequence, heads, h, dim);
-            }
-        });
+        var work = attentionForward;
+        (work.Qkv, work.QkvOffset) = Place(qkv);
+        (work.Y, work.YOffset) = Place(y);
+        (work.Probabilities, work.ProbabilitiesOffset) = Place(probabilities);
+        (work.Sequence, work.Heads, work.Dim) = (sequence, heads, dim);
+        ParallelRanges.Run(pairs, chunks, work);
     }
 
     public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
@@ -187,31 +187,22 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> dqkvSpan = Elements(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
         int pairs = batch * heads, square = sequence * sequence;
         int chunks = ParallelRanges.ChunkCount(pairs, 4L * square * headDim);
-        T[] work = Scratch((long)chunks * square);
+        T[] scratchRows = Scratch((long)chunks * square);
         if (chunks == 1)
         {
-            AttentionKernels.Backward<T>(qkvSpan, probabilitySpan, dySpan, dqkvSpan, work, batch, sequence, heads,
-                dim, accumulate);
+            AttentionKernels.Backward<T>(qkvSpan, probabilitySpan, dySpan, dqkvSpan, scratchRows, batch, sequence,
+                heads, dim, accumulate);
             return;
         }
 
-        (T[] qkvArena, int qkvOffset) = Place(qkv);
-        (T[] pArena, int pOffset) = Place(probabilities);
-        (T[] dyArena, int dyOffset) = Place(dy);
-        (T[] dqkvArena, int dqkvOffset) = Place(dqkv);
-        ParallelRanges.Run(pairs, chunks, (chunk, start, end) =>
-        {
-            for (int pair = start; pair < end; pair++)
-            {
-                int b = pair / heads, h = pair % heads;
-                AttentionKernels.BackwardHead<T>(
-                    qkvArena.AsSpan(qkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                    pArena.AsSpan(pOffset + pair * square, square),
-                    dyArena.AsSpan(dyOffset + b * sequence * dim, sequence * dim),
-                    dqkvArena.AsSpan(dqkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                    work.AsSpan(chunk * square, square), sequence, heads, h, dim, accumulate);
-            }
-        });
+        var work = attentionBackward;
+        (work.Qkv, work.QkvOffset) = Place(qkv);
+        (work.Probabilities, work.ProbabilitiesOffset) = Place(probabilities);
+        (work.DY, work.DYOffset) = Place(dy);
+        (work.DQkv, work.DQkvOffset) = Place(dqkv);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate) =
+            (scratchRows, sequence, heads, dim, accumulate);
+        ParallelRanges.Run(pairs, chunks, work);
     }
 
     /// <summary>Roughly the arithmetic per logit of the softmax; decides when splitting rows across cores pays.</summary>
@@ -222,23 +213,20 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
-        T[] work = Scratch((long)chunks * vocabulary);
+        T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
         {
-            return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, work, rows, vocabulary) /
+            return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, scratchRows, rows, vocabulary) /
                 T.CreateChecked(rows);
         }
 
         if (partialSums.Length < chunks) partialSums = new T[chunks];
         T[] sums = partialSums;
-        (T[] logitArena, int logitOffset) = Place(logits);
-        int[] targetArena = indices;
-        int targetOffset = (int)targets.Offset;
-        ParallelRanges.Run(rows, chunks, (chunk, start, end) =>
-            sums[chunk] = CrossEntropyKernels.SumOfLosses<T>(
-                logitArena.AsSpan(logitOffset + start * vocabulary, (end - start) * vocabulary),
-                targetArena.AsSpan(targetOffset + start, end - start), work.AsSpan(chunk * vocabulary, vocabulary),
-                end - start, vocabulary));
+        var work = crossEntropy;
+        (work.Logits, work.LogitsOffset) = Place(logits);
+        (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
+        (work.Scratch, work.Sums, work.Vocabulary) = (scratchRows, sums, vocabulary);
+        ParallelRanges.Run(rows, chunks, work);
 
         // Summing the partials in chunk order keeps the result independent of thread timing.
         T total = T.Zero;
@@ -254,24 +242,20 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
         T factor = scale / T.CreateChecked(rows);
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
-        T[] work = Scratch((long)chunks * vocabulary);
+        T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
         {
-            CrossEntropyKernels.Backward<T>(logitSpan, targetSpan, gradientSpan, work, rows, vocabulary, factor,
-                accumulate);
+            CrossEntropyKernels.Backward<T>(logitSpan, targetSpan, gradientSpan, scratchRows, rows, vocabulary,
+                factor, accumulate);
             return;
         }
 
-        (T[] logitArena, int logitOffset) = Place(logits);
-        (T[] gradientArena, int gradientOffset) = Place(dLogits);
-        int[] targetArena = indices;
-        int targetOffset = (int)targets.Offset;
-        ParallelRanges.Run(rows, chunks, (chunk, start, end) =>
-            CrossEntropyKernels.Backward<T>(
-                logitArena.AsSpan(logitOffset + start * vocabulary, (end - start) * vocabulary),
-                targetArena.AsSpan(targetOffset + start, end - start),
-                gradientArena.AsSpan(gradientOffset + start * vocabulary, (end - start) * vocabulary),
-                work.AsSpan(chunk * vocabulary, vocabulary), end - start, vocabulary, factor, accumulate));
+        var work = crossEntropyBackward;
+        (work.Logits, work.LogitsOffset) = Place(logits);
+        (work.DLogits, work.DLogitsOffset) = Place(dLogits);
+        (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
+        (work.Scratch, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, vocabulary, factor, accumulate);
+        ParallelRanges.Run(rows, chunks, work);
     }
 
     private static int ArenaIndex(Arena arena) =>

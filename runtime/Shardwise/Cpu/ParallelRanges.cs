@@ -1,5 +1,4 @@
 using System;
-using System.Threading.Tasks;
 
 namespace Shardwise.Cpu;
 
@@ -19,17 +18,24 @@ internal static class ParallelRanges
         return (int)Math.Max(1, Math.Min(Math.Min(items, Environment.ProcessorCount), byWork));
     }
 
-    /// <summary>Runs <c>body(chunk, start, end)</c> for each chunk; inline when there is one chunk.</summary>
-    public static void Run(int items, int chunks, Action<int, int, int> body)
+    /// <summary>
+    /// Runs <c>work.Run(chunk, start, end)</c> for each chunk, on the shared <see cref="WorkerPool"/>; inline when
+    /// there is one chunk. Allocates nothing.
+    /// </summary>
+    public static void Run(int items, int chunks, IChunkWork work)
     {
         if (chunks <= 1)
         {
-            body(0, 0, items);
+            work.Run(0, 0, items);
             return;
         }
 
-        Parallel.For(0, chunks, chunk => body(chunk, Start(items, chunks, chunk), Start(items, chunks, chunk + 1)));
+        WorkerPool.Shared.Run(work, items, chunks);
     }
+
+    /// <summary>Runs chunk <paramref name="chunk"/> of <paramref name="items"/> split into <paramref name="chunks"/>.</summary>
+    public static void RunChunk(IChunkWork work, int items, int chunks, int chunk) =>
+        work.Run(chunk, Start(items, chunks, chunk), Start(items, chunks, chunk + 1));
 
     private static int Start(int items, int chunks, int chunk) => (int)((long)items * chunk / chunks);
 }

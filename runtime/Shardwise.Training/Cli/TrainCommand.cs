@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.IO;
 using Shardwise.Cpu;
 using Shardwise.Data;
+using Shardwise.Distributed;
 using Shardwise.Plans;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Progress;
@@ -16,13 +17,19 @@ namespace Shardwise.Training.Cli;
 /// </summary>
 public static class TrainCommand
 {
-    public static int Run<TModel>(RunSettings settings, TextWriter log) where TModel : ILanguageModelDefinition
+    /// <param name="group">The data-parallel group to train in; null: from the environment (mpirun, or one process).</param>
+    public static int Run<TModel>(RunSettings settings, TextWriter output, ICommunicator? group = null) where TModel : ILanguageModelDefinition
     {
+        // Under mpirun every process is one data-parallel rank; alone, a single rank.
+        using var owned = group is null ? Communicators.Create() : null;
+        var communicator = group ?? owned!;
+        int rank = communicator.Rank, ranks = communicator.Size;
+        var log = rank == 0 ? output : TextWriter.Null;
         var config = settings.Config;
-        var batch = config.Resolve(dataParallelSize: 1);
+        var batch = config.Resolve(ranks);
         if (settings.PrintConfig)
         {
-            log.WriteLine(config.Describe(dataParallelSize: 1));
+            log.WriteLine(config.Describe(ranks));
             return 0;
         }
 
@@ -36,26 +43,29 @@ public static class TrainCommand
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
         var program = TModel.Compile(new CpuOps<float>(), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
-        var engine = TrainingEngine.Initialize(program, config);
-        var sampler = data.Dataset.CreateSampler(DataSplit.Train, batch.MicroBatchPerGpu, program.SequenceLength, settings.Seed);
+        var engine = TrainingEngine.Initialize(program, config, communicator);
+        // One global sampler, identical on every rank; each rank trains on its own rows of the global micro-batch.
+        int globalRows = batch.MicroBatchPerGpu * ranks;
+        var sampler = data.Dataset.CreateSampler(DataSplit.Train, globalRows, program.SequenceLength, settings.Seed);
         var evaluation = new Evaluation(program, data, settings.EvalBatches, settings.Seed + 1);
 
         log.WriteLine($"model {typeof(TModel).Name}: {TModel.ParameterLayout.ParameterCount:N0} parameters; data: {data.Description}");
-        log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
-                      $"precision {engine.Storage}; steps {settings.TotalSteps}");
+        log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} × ranks {ranks} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
+                      $"precision {engine.Storage}; ZeRO stage {config.ZeroOptimization.Stage}; steps {settings.TotalSteps}");
         log.WriteLine("memory: " + engine.Memory.Describe());
         if (resumeFrom is not null)
         {
-            TrainingCheckpoint.Load(resumeFrom, engine, sampler);
+            TrainingCheckpoint.Load(resumeFrom, engine, sampler, log);
             log.WriteLine($"resumed from {resumeFrom} at step {engine.GlobalStep}");
         }
 
         var progress = new ProgressReporter(log, isTerminal: ReferenceEquals(log, Console.Out) && !Console.IsOutputRedirected, settings.TotalSteps);
-        using var csv = new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv"));
+        using var csv = rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
         var trainCurve = new List<(long Step, double Loss)>();
         var validationCurve = new List<(long Step, double Loss)>();
-        var inputs = new int[batch.MicroBatchPerGpu * program.SequenceLength];
+        var inputs = new int[globalRows * program.SequenceLength];
         var targets = new int[inputs.Length];
+        int mine = rank * batch.MicroBatchPerGpu * program.SequenceLength, rowsLength = batch.MicroBatchPerGpu * program.SequenceLength;
         var timers = new StepTimers(config.WallClockBreakdown);
         var clock = new Stopwatch();
         double intervalLoss = 0;
@@ -70,7 +80,7 @@ public static class TrainCommand
             {
                 sampler.NextBatch(inputs, targets);
                 timers.Start();
-                loss += engine.Forward(inputs, targets);
+                loss += engine.Forward(inputs.AsSpan(mine, rowsLength), targets.AsSpan(mine, rowsLength));
                 timers.ForwardDone();
                 engine.Backward();
                 timers.BackwardDone();
@@ -87,19 +97,19 @@ public static class TrainCommand
             progress.Tick(step, loss, ms);
 
             Evaluation.Result? validation = null;
-            if (settings.EvalInterval > 0 && (step % settings.EvalInterval == 0 || step == settings.TotalSteps))
+            if (rank == 0 && settings.EvalInterval > 0 && (step % settings.EvalInterval == 0 || step == settings.TotalSteps))
             {
                 validation = evaluation.Run(program);
                 validationCurve.Add((step, validation.Value.Loss));
             }
 
-            if (step % config.StepsPerPrint == 0 || step == settings.TotalSteps || validation is not null)
+            if (rank == 0 && (step % config.StepsPerPrint == 0 || step == settings.TotalSteps || validation is not null))
             {
                 double averageMs = intervalMs / intervalSteps;
                 var metrics = Metrics(engine, step, settings.TotalSteps, intervalLoss / intervalSteps, averageMs,
                     batch.TrainBatchSize * program.SequenceLength, validation, timers.Average(intervalSteps));
                 progress.Report(metrics);
-                csv.Append(metrics);
+                csv!.Append(metrics);
                 intervalLoss = intervalMs = 0;
                 intervalSteps = 0;
                 timers.Reset();
@@ -110,6 +120,7 @@ public static class TrainCommand
         }
 
         progress.Finish();
+        if (rank != 0) return 0;
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");
         LossCurvePlot.Write(plot, trainCurve, validationCurve, $"{typeof(TModel).Name} on {(settings.DataPath is null ? "the addition task" : Path.GetFileName(settings.DataPath))}");
         log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and loss.png in {settings.OutputDirectory}");

@@ -33,9 +33,16 @@ public sealed class TrainingCheckpoint
 
     public static ITokenizer LoadTokenizer(string checkpoint) => Data.TokenizerFile.Load(Path.Combine(checkpoint, TokenizerFile));
 
-    public string Save(TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+    /// <summary>
+    /// Saves a checkpoint. With several ranks this is a collective: every rank contributes its ZeRO partition of the
+    /// master weights and Adam moments, and rank 0 writes full-layout files (so any number of ranks can resume).
+    /// Returns the committed path on rank 0, null elsewhere.
+    /// </summary>
+    public string? Save(TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
     {
         var layout = engine.Program.Layout;
+        var (master, expAvg, expAvgSq) = engine.ExportFullState();
+        if (engine.Sharding.Rank != 0) return null;
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
         {
@@ -45,7 +52,7 @@ public sealed class TrainingCheckpoint
 
         using (var model = writer.CreateSafeTensors(ModelFile, Specs(layout, ""), metadata))
         {
-            foreach (var slot in layout.Slots) model.Write(slot.Name, Slice(engine.MasterWeights, slot));
+            foreach (var slot in layout.Slots) model.Write(slot.Name, Slice(master, slot));
             model.Complete();
         }
 
@@ -54,10 +61,9 @@ public sealed class TrainingCheckpoint
         optimizerSpecs.Add(new SafeTensorSpec("step", SafeTensorDType.I64));
         using (var optimizer = writer.CreateSafeTensors(OptimizerFile, optimizerSpecs, metadata))
         {
-            var state = engine.Optimizer.State;
-            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(state.ExpAvg, slot));
-            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(state.ExpAvgSq, slot));
-            optimizer.Write("step", stackalloc long[] { state.Step });
+            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
+            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
+            optimizer.Write("step", stackalloc long[] { engine.Optimizer.State.Step });
             optimizer.Complete();
         }
 
@@ -80,21 +86,24 @@ public sealed class TrainingCheckpoint
         foreach (var slot in layout.Slots) model.Read(CheckShape(model, slot.Name, slot), Slice(flat, slot));
     }
 
-    public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler)
+    /// <summary>Restores a checkpoint on any number of ranks: each rank reads the full files and keeps its partition.</summary>
+    public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
         var layout = engine.Program.Layout;
-        LoadWeights(checkpoint, layout, engine.MasterWeights);
-        engine.SyncWorkingParameters();
-
+        var master = new float[layout.TotalElements];
+        var expAvg = new float[layout.TotalElements];
+        var expAvgSq = new float[layout.TotalElements];
+        LoadWeights(checkpoint, layout, master);
+        long adamStep;
         using (var optimizer = SafeTensorsReader.Open(Path.Combine(checkpoint, OptimizerFile)))
         {
-            var state = engine.Optimizer.State;
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg", slot), Slice(state.ExpAvg, slot));
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot), Slice(state.ExpAvgSq, slot));
+            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg", slot), Slice(expAvg, slot));
+            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot), Slice(expAvgSq, slot));
             Span<long> step = stackalloc long[1];
             optimizer.Read("step", step);
-            state.Step = step[0];
+            adamStep = step[0];
         }
+        engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
 
         var path = Path.Combine(checkpoint, StateFile);
         using var json = JsonDocument.Parse(File.ReadAllText(path));
@@ -111,7 +120,12 @@ public sealed class TrainingCheckpoint
                 fixedScale.RestoreSkippedSteps(skipped);
                 break;
         }
-        sampler.RestoreState(SamplerState.ReadFrom(root.GetProperty("sampler")));
+        var saved = SamplerState.ReadFrom(root.GetProperty("sampler"));
+        if (saved.BatchSize == sampler.BatchSize && saved.ContextLength == sampler.ContextLength)
+            sampler.RestoreState(saved);
+        else
+            log?.WriteLine($"note: the checkpoint's global batch had {saved.BatchSize} rows, this run has {sampler.BatchSize} " +
+                           "(a different number of ranks); the data order restarts from the seed");
     }
 
     private static string StateJson(TrainingEngine engine, BatchSampler sampler, RunSettings settings)

@@ -165,6 +165,24 @@ public sealed class TrainingEngine
         return StepOutcome.Updated;
     }
 
+    /// <summary>
+    /// Full-layout fp32 master weights and Adam moments, assembled from every rank's partition (a collective: every
+    /// rank must call it). Checkpoints store these, so a run can resume on any number of ranks.
+    /// </summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
+        => (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
+
+    /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
+    public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
+    {
+        int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+        master.Slice(start, length).CopyTo(MasterWeights);
+        expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
+        expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
+        Optimizer.State.Step = adamStep;
+        SyncWorkingParameters();
+    }
+
     /// <summary>Restores the counters a checkpoint saved (weights and optimizer state are restored by the caller).</summary>
     public void RestoreCounters(long globalStep, long microStep)
     {

@@ -88,6 +88,25 @@ public sealed class ZeroSharding
         _padded.AsSpan(0, parameters.Length).CopyTo(parameters);
     }
 
+    /// <summary>
+    /// Assembles a full-layout copy of per-rank partition data (master weights, Adam moments) on every rank, for
+    /// checkpoints. Allocates the full buffer: it is called only when saving.
+    /// </summary>
+    public float[] GatherFull(ReadOnlySpan<float> owned)
+    {
+        var full = new float[Map.Layout.TotalElements];
+        if (!Partitioned || _communicator.Size == 1)
+        {
+            owned.CopyTo(full);
+            return full;
+        }
+        owned.CopyTo(_partition);
+        _partition.AsSpan(owned.Length).Clear();
+        _communicator.AllGather(_partition, _padded);
+        _padded.AsSpan(0, full.Length).CopyTo(full);
+        return full;
+    }
+
     /// <summary>Σ over ranks of a per-rank partial sum of squares (for the global gradient norm).</summary>
     public double SumOverRanks(double local)
     {

@@ -1,0 +1,40 @@
+using System;
+using System.Diagnostics;
+using System.Threading;
+
+namespace Shardwise.Distributed.MpiProbe;
+
+/// <summary>Scenarios in which a rank stops taking part; the other ranks must not hang.</summary>
+internal static class FailureScenarios
+{
+    /// <summary>All-reduces in a loop; rank 2 SIGKILLs itself (Process.Kill sends SIGKILL) before the fourth.</summary>
+    public static void Kill(ICommunicator comm)
+    {
+        var data = new float[1024];
+        for (int step = 0; step < 1000; step++)
+        {
+            if (step == 3 && comm.Rank == 2)
+            {
+                Report.Line("probe rank 2: killing itself (SIGKILL) before AllReduce step 3");
+                Process.GetCurrentProcess().Kill();
+                Thread.Sleep(Timeout.Infinite);
+            }
+            Array.Fill(data, comm.Rank + 1);
+            comm.AllReduceSum(data);
+        }
+        throw new InvalidOperationException("the job finished although rank 2 died");
+    }
+
+    /// <summary>
+    /// Rank 1 stays alive but does not join the second all-reduce for three timeouts: its peers must time out and
+    /// name rank 1 (it answers no heartbeat, being outside the communicator). Rank 1 then finds the others gave up.
+    /// </summary>
+    public static void Straggler(ICommunicator comm)
+    {
+        var data = new float[16];
+        comm.AllReduceSum(data);
+        if (comm.Rank == 1) Thread.Sleep(3 * comm.Timeout);
+        comm.AllReduceSum(data);
+        throw new InvalidOperationException("the second all-reduce completed although rank 1 was late");
+    }
+}

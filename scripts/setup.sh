@@ -20,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# NVRTC (Debian non-free, CUDA 11.8) and g++: kernels are compiled and emulated in every test run, GPU or not.
+bash "$(dirname "${BASH_SOURCE[0]}")/setup-cuda-tools.sh"
+
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "setup: the .NET 10 SDK is required (https://dot.net); dotnet was not found on PATH" >&2
   exit 1

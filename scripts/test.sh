@@ -11,7 +11,7 @@ results=$(mktemp -d)
 dotnet build Compiler.sln -c Release -nologo -clp:ErrorsOnly || { echo "0 passed, 1 failed"; exit 1; }
 
 status=0
-for project in $(dotnet sln Compiler.sln list | grep "^tests/.*\.csproj$"); do
+for project in $(dotnet sln Compiler.sln list | grep "^tests/.*\.Tests\.csproj$"); do
   name=$(basename "$project" .csproj)
   echo "== $name"
   dotnet test "$project" -c Release --no-build --nologo --logger "trx;LogFileName=$name.trx" --results-directory "$results" \

@@ -1,0 +1,117 @@
+// shardwise_common.cuh — what every kernel file shares: warp and block reductions (sum, max, and the
+// (max, sum-of-exponentials) pair of an online softmax) built on __shfl_xor_sync, the non-finite test, and the
+// two hooks the CPU emulation harness (tests/kernels-harness/simt.hpp) fills in for its own build.
+// CPU reference: none of its own; the reductions are checked through every kernel that uses them.
+#pragma once
+#include "shardwise_half.cuh"
+
+#define SW_WARP_SIZE 32
+#define SW_FULL_MASK 0xffffffffu
+
+// Dynamic shared memory as an array of `type`. Declared through one byte array so that kernels templated over the
+// storage type never declare conflicting `extern __shared__` arrays; the emulation maps it to its per-launch buffer.
+#ifndef SW_EXTERN_SHARED
+#define SW_EXTERN_SHARED(type, name)                                                                         \
+    extern __shared__ __align__(16) unsigned char sw_dynamic_shared_bytes[];                                \
+    type* name = reinterpret_cast<type*>(sw_dynamic_shared_bytes)
+#endif
+
+// Marks an extern "C" entry point. Nothing on the GPU (NVRTC finds entry points by name); the emulation harness
+// records the name and signature so tests launch kernels by the names the runtime uses with cuLaunchKernel.
+#ifndef SW_KERNEL_REGISTER
+#define SW_KERNEL_REGISTER(name)
+#endif
+
+SW_INLINE float sw_negative_infinity() { return sw_bits_float(0xff800000u); }
+
+// True for ±inf and NaN: all exponent bits set (the same test as Shardwise.Training's OverflowCheck).
+SW_INLINE bool sw_is_nonfinite(float v) { return (sw_float_bits(v) & 0x7f800000u) == 0x7f800000u; }
+
+// ---- warp reductions: every lane of a full warp calls them and every lane gets the result ----------------------
+
+SW_INLINE float sw_warp_sum(float v)
+{
+    for (int offset = SW_WARP_SIZE / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(SW_FULL_MASK, v, offset);
+    return v;
+}
+
+SW_INLINE float sw_warp_max(float v)
+{
+    for (int offset = SW_WARP_SIZE / 2; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(SW_FULL_MASK, v, offset));
+    return v;
+}
+
+// Running state of a numerically safe softmax: the largest value seen and Σ exp(value − max).
+struct sw_softmax_state
+{
+    float max;
+    float sum;
+};
+
+SW_INLINE sw_softmax_state sw_softmax_empty() { return sw_softmax_state{sw_negative_infinity(), 0.0f}; }
+
+// Adds one value, rescaling the sum when the maximum grows.
+SW_INLINE void sw_softmax_add(sw_softmax_state& s, float v)
+{
+    if (v > s.max)
+    {
+        s.sum = s.sum * expf(s.max - v) + 1.0f;  // exp(−inf) = 0 when s was empty
+        s.max = v;
+    }
+    else
+    {
+        s.sum += expf(v - s.max);
+    }
+}
+
+SW_INLINE sw_softmax_state sw_softmax_merge(sw_softmax_state a, sw_softmax_state b)
+{
+    float m = fmaxf(a.max, b.max);
+    if (m == sw_negative_infinity()) return a;  // both empty
+    return sw_softmax_state{m, a.sum * expf(a.max - m) + b.sum * expf(b.max - m)};
+}
+
+SW_INLINE sw_softmax_state sw_warp_softmax(sw_softmax_state s)
+{
+    for (int offset = SW_WARP_SIZE / 2; offset > 0; offset >>= 1)
+    {
+        sw_softmax_state other{__shfl_xor_sync(SW_FULL_MASK, s.max, offset),
+                               __shfl_xor_sync(SW_FULL_MASK, s.sum, offset)};
+        s = sw_softmax_merge(s, other);
+    }
+    return s;
+}
+
+// ---- block reductions: blockDim.x a multiple of 32 (≤ 1024, blockDim.y = blockDim.z = 1); every thread of the
+// block calls them (they contain __syncthreads) and every thread gets the result. They may be called back to back:
+// the first barrier keeps a new call from overwriting partials that a previous call is still reading.
+
+SW_INLINE float sw_block_sum(float v)
+{
+    __shared__ float partials[SW_WARP_SIZE];
+    int lane = threadIdx.x % SW_WARP_SIZE, warp = threadIdx.x / SW_WARP_SIZE;
+    int warps = blockDim.x / SW_WARP_SIZE;
+    v = sw_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) partials[warp] = v;
+    __syncthreads();
+    return sw_warp_sum(lane < warps ? partials[lane] : 0.0f);
+}
+
+SW_INLINE sw_softmax_state sw_block_softmax(sw_softmax_state s)
+{
+    __shared__ float maxima[SW_WARP_SIZE];
+    __shared__ float sums[SW_WARP_SIZE];
+    int lane = threadIdx.x % SW_WARP_SIZE, warp = threadIdx.x / SW_WARP_SIZE;
+    int warps = blockDim.x / SW_WARP_SIZE;
+    s = sw_warp_softmax(s);
+    __syncthreads();
+    if (lane == 0)
+    {
+        maxima[warp] = s.max;
+        sums[warp] = s.sum;
+    }
+    __syncthreads();
+    return sw_warp_softmax(lane < warps ? sw_softmax_state{maxima[lane], sums[lane]} : sw_softmax_empty());
+}

@@ -1,0 +1,67 @@
+// softmax.cu — the causal softmax of the attention core, between the batched GEMMs (done by cuBLAS):
+//   softmax_causal_forward:  P[i, j] = exp(scale·S[i, j] − m) / Σ_{k≤t} exp(scale·S[i, k] − m) for j ≤ t, 0 for j > t,
+//       where t = i mod seq is the query position and m the row maximum over k ≤ t (S = Q·Kᵀ unscaled).
+//   softmax_causal_backward: dS[i, j] = scale · P[i, j] · (dP[i, j] − Σ_{k≤t} P[i, k]·dP[i, k]) for j ≤ t, 0 for j > t
+//       (dP = dY·Vᵀ); with scale = 1/√headDim folded in here, dQ = dS·K and dK = dSᵀ·Q need no further scaling.
+// Rows are the flattened [batch, heads, seq] query rows of length seq (probabilities layout of ITensorOps.Attention).
+// CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (ForwardHead / BackwardHead; CpuOps.Attention /
+// AttentionBackward), which applies 1/√headDim in its GEMMs.
+// Grid (both): one warp per row; blockDim.x a multiple of 32 (256 suggested), gridDim.x = ceil(rows / (blockDim.x/32)).
+// In place is allowed: probs may alias scores, d_scores may alias d_probs (each lane rewrites only what it read).
+#include "shardwise_common.cuh"
+
+template <typename T>
+SW_INLINE void softmax_causal_forward(const T* scores, T* probs, int rows, int seq, float scale)
+{
+    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    if (row >= rows) return;
+    int visible = row % seq + 1;
+    const T* s = scores + (long long)row * seq;
+    T* p = probs + (long long)row * seq;
+
+    sw_softmax_state state = sw_softmax_empty();
+    for (int j = lane; j < visible; j += SW_WARP_SIZE) sw_softmax_add(state, scale * sw_to_float(s[j]));
+    state = sw_warp_softmax(state);
+    float inverse_sum = 1.0f / state.sum;
+
+    for (int j = lane; j < seq; j += SW_WARP_SIZE)
+        p[j] = sw_from_float<T>(j < visible ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum : 0.0f);
+}
+
+template <typename T>
+SW_INLINE void softmax_causal_backward(const T* probs, const T* d_probs, T* d_scores, int rows, int seq, float scale)
+{
+    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    if (row >= rows) return;
+    int visible = row % seq + 1;
+    long long base = (long long)row * seq;
+
+    float dot = 0.0f;
+    for (int j = lane; j < visible; j += SW_WARP_SIZE) dot += sw_to_float(probs[base + j]) * sw_to_float(d_probs[base + j]);
+    dot = sw_warp_sum(dot);
+
+    for (int j = lane; j < seq; j += SW_WARP_SIZE)
+    {
+        float gradient = 0.0f;
+        if (j < visible) gradient = scale * sw_to_float(probs[base + j]) * (sw_to_float(d_probs[base + j]) - dot);
+        d_scores[base + j] = sw_from_float<T>(gradient);
+    }
+}
+
+#define SW_SOFTMAX_KERNELS(suffix, T)                                                                       \
+    extern "C" __global__ void softmax_causal_forward_##suffix(const T* scores, T* probs, int rows, int seq, \
+                                                               float scale)                                 \
+    {                                                                                                       \
+        softmax_causal_forward<T>(scores, probs, rows, seq, scale);                                         \
+    }                                                                                                       \
+    SW_KERNEL_REGISTER(softmax_causal_forward_##suffix)                                                     \
+    extern "C" __global__ void softmax_causal_backward_##suffix(const T* probs, const T* d_probs,           \
+                                                                T* d_scores, int rows, int seq, float scale) \
+    {                                                                                                       \
+        softmax_causal_backward<T>(probs, d_probs, d_scores, rows, seq, scale);                             \
+    }                                                                                                       \
+    SW_KERNEL_REGISTER(softmax_causal_backward_##suffix)
+
+SW_FOR_EACH_STORAGE(SW_SOFTMAX_KERNELS)

@@ -1,0 +1,135 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+using Shardwise.Precision;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// softmax.cu inside the attention core: the batched GEMMs cuBLAS will do are written out here in double, and the
+/// whole forward (probabilities) and backward (dqkv) are compared with CpuOps.Attention / AttentionBackward.
+/// </summary>
+[TestClass]
+public sealed class AttentionSoftmaxKernelTests
+{
+    private const int Batch = 2, Heads = 2, HeadDim = 4, Dim = Heads * HeadDim, Threads = 256;
+    private static readonly int[] Sequences = [1, 5, 64];
+
+    private static float Scale => 1f / MathF.Sqrt(HeadDim);
+
+    /// <summary>qkv[b, t, part·dim + h·headDim + d], part 0/1/2 for q/k/v.</summary>
+    private static int At(int b, int t, int part, int h, int d, int seq) =>
+        ((b * seq + t) * 3 * Dim) + (part * Dim) + (h * HeadDim) + d;
+
+    /// <summary>out[b, h, i, j] = Σ_d left[b, i, h, d] · right[b, j, h, d], for [batch, seq, …] row-major operands.</summary>
+    private static float[] ScoresLike(Func<int, int, int, int, float> left, Func<int, int, int, int, float> right,
+        int seq)
+    {
+        var result = new float[Batch * Heads * seq * seq];
+        for (int b = 0; b < Batch; b++)
+        for (int h = 0; h < Heads; h++)
+        for (int i = 0; i < seq; i++)
+        for (int j = 0; j < seq; j++)
+        {
+            double sum = 0;
+            for (int d = 0; d < HeadDim; d++) sum += (double)left(b, i, h, d) * right(b, j, h, d);
+            result[((b * Heads + h) * seq + i) * seq + j] = (float)sum;
+        }
+
+        return result;
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void ForwardAndBackwardMatchCpuAttention(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(30);
+        foreach (int seq in Sequences)
+        {
+            string at = $"seq {seq}";
+            int rows = Batch * Heads * seq;
+            float[] qkv = storage.Rounded(data.NonZero(3L * Batch * seq * Dim, 2f));
+            float[] dy = storage.Rounded(data.NonZero((long)Batch * seq * Dim));
+
+            var cpu = new CpuReference();
+            Slice qkvSlice = cpu.Put(qkv), probabilities = cpu.Zeros((long)rows * seq), dqkv = cpu.Zeros(qkv.Length);
+            cpu.Ops.Attention(qkvSlice, cpu.Zeros((long)Batch * seq * Dim), probabilities, Batch, seq, Heads, Dim);
+            cpu.Ops.AttentionBackward(qkvSlice, probabilities, cpu.Put(dy), dqkv, Batch, seq, Heads, Dim, false);
+
+            // Forward: S = Q·Kᵀ (unscaled, stored), then the kernel's scaled causal softmax.
+            float Q(int b, int t, int h, int d) => qkv[At(b, t, 0, h, d, seq)];
+            float K(int b, int t, int h, int d) => qkv[At(b, t, 1, h, d, seq)];
+            float V(int b, int t, int h, int d) => qkv[At(b, t, 2, h, d, seq)];
+            float DY(int b, int t, int h, int d) => dy[(b * seq + t) * Dim + h * HeadDim + d];
+            using var scores = DeviceBuffer.From(ScoresLike(Q, K, seq), storage);
+            using var probs = DeviceBuffer.Zeroed((long)rows * seq, storage);
+            string suffix = storage.Suffix();
+            int blocks = SimtEmulator.Blocks(rows, Threads / 32);
+            SimtEmulator.Launch($"softmax_causal_forward_{suffix}", blocks, Threads, order, scores, probs, rows, seq,
+                Scale);
+            float[] p = probs.ToFloats();
+            Compare.Close(cpu.Read(probabilities), p, storage.Tolerance(), $"probabilities, {at}");
+
+            // Backward: dP = dY·Vᵀ (stored), the kernel's dS (scale folded in), then dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dY.
+            using var dProbs = DeviceBuffer.From(ScoresLike(DY, V, seq), storage);
+            using var dScores = DeviceBuffer.Zeroed((long)rows * seq, storage);
+            SimtEmulator.Launch($"softmax_causal_backward_{suffix}", blocks, Threads, order, probs, dProbs, dScores,
+                rows, seq, Scale);
+            float[] ds = dScores.ToFloats();
+
+            var expected = cpu.Read(dqkv);
+            var actual = new float[qkv.Length];
+            for (int b = 0; b < Batch; b++)
+            for (int h = 0; h < Heads; h++)
+            for (int t = 0; t < seq; t++)
+            for (int d = 0; d < HeadDim; d++)
+            {
+                double dq = 0, dk = 0, dv = 0;
+                for (int u = 0; u < seq; u++)
+                {
+                    int tu = ((b * Heads + h) * seq + t) * seq + u, ut = ((b * Heads + h) * seq + u) * seq + t;
+                    dq += (double)ds[tu] * K(b, u, h, d);
+                    dk += (double)ds[ut] * Q(b, u, h, d);
+                    dv += (double)p[ut] * DY(b, u, h, d);
+                }
+
+                actual[At(b, t, 0, h, d, seq)] = (float)dq;
+                actual[At(b, t, 1, h, d, seq)] = (float)dk;
+                actual[At(b, t, 2, h, d, seq)] = (float)dv;
+            }
+
+            Compare.Close(expected, actual, 2 * storage.Tolerance(), $"dqkv, {at}");
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = r % seq + 1; j < seq; j++)
+                {
+                    Assert.AreEqual(0f, p[r * seq + j], $"P above the diagonal, row {r}, {at}");
+                    Assert.AreEqual(0f, ds[r * seq + j], $"dS above the diagonal, row {r}, {at}");
+                }
+            }
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.Orders), typeof(Cases))]
+    public void SoftmaxRunsInPlace(SchedulerOrder order)
+    {
+        const int seq = 37, rows = 3 * seq;
+        float[] s = new TestData(31).NonZero(rows * seq, 3f);
+        using var separate = DeviceBuffer.Zeroed(rows * seq, StorageType.Float32);
+        using var input = DeviceBuffer.From(s, StorageType.Float32);
+        using var inPlace = DeviceBuffer.From(s, StorageType.Float32);
+        int blocks = SimtEmulator.Blocks(rows, 2);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, input, separate, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, inPlace, inPlace, rows, seq, 0.5f);
+        CollectionAssert.AreEqual(separate.ToFloats(), inPlace.ToFloats());
+
+        float[] dp = new TestData(32).NonZero(rows * seq);
+        using var dProbs = DeviceBuffer.From(dp, StorageType.Float32);
+        using var dScores = DeviceBuffer.Zeroed(rows * seq, StorageType.Float32);
+        SimtEmulator.Launch("softmax_causal_backward_f32", blocks, 64, order, separate, dProbs, dScores, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_backward_f32", blocks, 64, order, separate, dProbs, dProbs, rows, seq, 0.5f);
+        CollectionAssert.AreEqual(dScores.ToFloats(), dProbs.ToFloats());
+    }
+}

@@ -1,0 +1,123 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+using Shardwise.Precision;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>layernorm.cu against CpuOps.Add, LayerNorm and LayerNormBackward.</summary>
+[TestClass]
+public sealed class LayerNormKernelTests
+{
+    private const int BlockThreads = 256, RowsPerBlock = BlockThreads / 32;
+    private static readonly int[] RowCounts = [1, 7, 33];
+    private static readonly int[] Dims = [5, 64, 130, 1000];
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void ForwardNormalisesEachRow(StorageType storage, SchedulerOrder order) => Forward(storage, order, false);
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void ResidualForwardAddsThenNormalises(StorageType storage, SchedulerOrder order) =>
+        Forward(storage, order, true);
+
+    private static void Forward(StorageType storage, SchedulerOrder order, bool residual)
+    {
+        var data = new TestData(residual ? 11 : 10);
+        // The small scale makes the variance comparable to eps = 1e-5, so a different eps shows.
+        foreach (float scale in new[] { 2f, 0.003f })
+        foreach (int rows in RowCounts)
+        foreach (int dim in Dims)
+        {
+            string at = $"scale {scale}, rows {rows}, dim {dim}";
+            long n = (long)rows * dim;
+            float[] a = storage.Rounded(data.NonZero(n, scale)), b = storage.Rounded(data.NonZero(n, scale));
+            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = storage.Rounded(data.NonZero(dim));
+
+            // Reference: the residual sum rounded to storage (as the kernel stores it), then LayerNorm of it.
+            float[] x = a;
+            if (residual)
+            {
+                var cpuAdd = new CpuReference();
+                Slice sum = cpuAdd.Zeros(n);
+                cpuAdd.Ops.Add(cpuAdd.Put(a), cpuAdd.Put(b), sum, n);
+                x = storage.Rounded(cpuAdd.Read(sum));
+            }
+
+            var cpu = new CpuReference();
+            Slice y = cpu.Zeros(n), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
+            cpu.Ops.LayerNorm(cpu.Put(x), cpu.Put(gamma), cpu.Put(beta), y, mean, rstd, rows, dim);
+
+            using var aBuffer = DeviceBuffer.From(a, storage);
+            using var bBuffer = residual ? DeviceBuffer.From(b, storage) : null;
+            using var residualBuffer = residual ? DeviceBuffer.Zeroed(n, storage) : null;
+            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+            using var betaBuffer = DeviceBuffer.From(beta, storage);
+            using var yBuffer = DeviceBuffer.Zeroed(n, storage);
+            using var meanBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+            using var rstdBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+            SimtEmulator.Launch($"residual_layernorm_forward_{storage.Suffix()}",
+                SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
+                aBuffer, bBuffer, residualBuffer, gammaBuffer, betaBuffer, yBuffer, meanBuffer, rstdBuffer, rows, dim);
+
+            if (residualBuffer is not null) Compare.Close(x, residualBuffer.ToFloats(), 0f, $"residual, {at}");
+            Compare.Close(cpu.Read(y), yBuffer.ToFloats(), 2 * storage.Tolerance(), $"y, {at}");
+            Compare.Close(cpu.Read(mean), meanBuffer.ToFloats(), 1e-5f, $"mean, {at}");
+            Compare.Close(cpu.Read(rstd), rstdBuffer.ToFloats(), 1e-5f, $"rstd, {at}");
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void BackwardMatchesCpu(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(12);
+        foreach (bool accumulate in new[] { false, true })
+        foreach (int rows in RowCounts)
+        foreach (int dim in Dims)
+        {
+            string at = $"rows {rows}, dim {dim}, accumulate {accumulate}";
+            long n = (long)rows * dim;
+            float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
+            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = data.NonZero(dim);
+            float[] dx = storage.Rounded(data.NonZero(n));
+            float[] dGamma = storage.Rounded(data.NonZero(dim)), dBeta = storage.Rounded(data.NonZero(dim));
+
+            var cpu = new CpuReference();
+            Slice xSlice = cpu.Put(x), gammaSlice = cpu.Put(gamma), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
+            cpu.Ops.LayerNorm(xSlice, gammaSlice, cpu.Put(beta), cpu.Zeros(n), mean, rstd, rows, dim);
+            float[] means = cpu.Read(mean), rstds = cpu.Read(rstd);
+            Slice dxSlice = cpu.Put(dx), dGammaSlice = cpu.Put(dGamma), dBetaSlice = cpu.Put(dBeta);
+            cpu.Ops.LayerNormBackward(xSlice, gammaSlice, mean, rstd, cpu.Put(dy), dxSlice, dGammaSlice, dBetaSlice,
+                rows, dim, accumulate);
+
+            using var xBuffer = DeviceBuffer.From(x, storage);
+            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+            using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
+            using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
+            using var dyBuffer = DeviceBuffer.From(dy, storage);
+            using var dxBuffer = DeviceBuffer.From(dx, storage);
+            using var dGammaBuffer = DeviceBuffer.From(dGamma, storage);
+            using var dBetaBuffer = DeviceBuffer.From(dBeta, storage);
+            string suffix = storage.Suffix();
+            SimtEmulator.Launch($"layernorm_backward_dx_{suffix}", SimtEmulator.Blocks(rows, RowsPerBlock),
+                BlockThreads, order, xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, dxBuffer, rows, dim,
+                accumulate ? 1 : 0);
+
+            int chunks = Math.Min(rows, 3);
+            using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+            SimtEmulator.Launch($"layernorm_backward_dparams_partial_{suffix}",
+                new Dim3((uint)SimtEmulator.Blocks(dim, 32), (uint)chunks), new Dim3(32, 8), order,
+                xBuffer, meanBuffer, rstdBuffer, dyBuffer, partials, rows, dim);
+            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 256), 256,
+                order, partials, chunks, dGammaBuffer, dBetaBuffer, dim);
+
+            float tolerance = 2 * storage.Tolerance();
+            Compare.Close(cpu.Read(dxSlice), dxBuffer.ToFloats(), tolerance, $"dx, {at}");
+            Compare.Close(cpu.Read(dGammaSlice), dGammaBuffer.ToFloats(), tolerance, $"dGamma, {at}");
+            Compare.Close(cpu.Read(dBetaSlice), dBetaBuffer.ToFloats(), tolerance, $"dBeta, {at}");
+        }
+    }
+}

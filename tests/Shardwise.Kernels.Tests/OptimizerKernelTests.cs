@@ -1,0 +1,130 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Precision;
+using Shardwise.Training.Optim;
+using Shardwise.Training.Precision;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// adamw.cu, global_norm.cu and overflow.cu against Shardwise.Training's AdamOptimizer (AdamW mode),
+/// GradientClipping.SumOfSquares and OverflowCheck.HasInfOrNaN.
+/// </summary>
+[TestClass]
+public sealed class OptimizerKernelTests
+{
+    private static readonly int[] Counts = [1, 5, 64, 1000, 4101];
+    private const int Blocks = 3, Threads = 64;
+
+    private static readonly AdamOptions Options = new()
+    {
+        Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.1, AdamWMode = true, BiasCorrection = true,
+    };
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void AdamWStepsMatchTheCpuOptimizer(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(50);
+        const double learningRate = 3e-3;
+        const float lossScale = 1024f;
+        foreach (int count in Counts)
+        {
+            float[] reference = data.NonZero(count);
+            var optimizer = new AdamOptimizer(count, Options);
+            using var master = DeviceBuffer.From(reference, StorageType.Float32);
+            using var m = DeviceBuffer.Zeroed(count, StorageType.Float32);
+            using var v = DeviceBuffer.Zeroed(count, StorageType.Float32);
+            using var working = DeviceBuffer.Zeroed(count, storage);
+            for (int step = 1; step <= 3; step++)
+            {
+                string at = $"count {count}, step {step}";
+                // Scaled gradients as the backward pass stores them; the kernel unscales by grad_scale = 1/lossScale.
+                float[] scaled = storage.Rounded(data.NonZero(count, lossScale));
+                var unscaled = new float[count];
+                for (int i = 0; i < count; i++) unscaled[i] = scaled[i] * (1f / lossScale);
+                optimizer.Step(reference, unscaled, learningRate);
+
+                double bc1 = 1 - Math.Pow(Options.Beta1, step), bc2 = 1 - Math.Pow(Options.Beta2, step);
+                using var grads = DeviceBuffer.From(scaled, storage);
+                SimtEmulator.Launch($"adamw_step_{storage.Suffix()}", Blocks, Threads, order,
+                    master, grads, m, v, working, (long)count, (float)learningRate, (float)Options.Beta1,
+                    (float)(1 - Options.Beta1), (float)Options.Beta2, (float)(1 - Options.Beta2), (float)Options.Eps,
+                    (float)Options.WeightDecay, (float)(1 / bc1), (float)(1 / bc2), 1f / lossScale, KernelArg.Null);
+
+                Compare.Close(reference, master.ToFloats(), 1e-6f, $"master weights, {at}");
+                Compare.Close(optimizer.State.ExpAvg, m.ToFloats(), 1e-6f, $"m, {at}");
+                Compare.Close(optimizer.State.ExpAvgSq, v.ToFloats(), 1e-6f, $"v, {at}");
+                Compare.Close(storage.Rounded(master.ToFloats()), working.ToFloats(), 0f, $"working copy, {at}");
+            }
+        }
+    }
+
+    [TestMethod]
+    public void AdamWSkipsTheStepWhenAnOverflowWasFound()
+    {
+        float[] weights = new TestData(51).NonZero(100);
+        using var master = DeviceBuffer.From(weights, StorageType.Float32);
+        using var grads = DeviceBuffer.From(new TestData(52).NonZero(100), StorageType.Float16);
+        using var m = DeviceBuffer.Zeroed(100, StorageType.Float32);
+        using var v = DeviceBuffer.Zeroed(100, StorageType.Float32);
+        using var working = DeviceBuffer.Zeroed(100, StorageType.Float16);
+        using var foundInf = DeviceBuffer.FromInts([1]);
+        SimtEmulator.Launch("adamw_step_f16", Blocks, Threads, SchedulerOrder.Forward, master, grads, m, v, working,
+            100L, 1e-3f, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 10f, 1000f, 1f, foundInf);
+        CollectionAssert.AreEqual(weights, master.ToFloats());
+        CollectionAssert.AreEqual(new float[100], m.ToFloats());
+        CollectionAssert.AreEqual(new float[100], working.ToFloats());
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void GlobalNormSquaredSumsEveryBufferDeterministically(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(53);
+        const int partialCount = 5;
+        foreach (int count in new[] { 1, 5, 64, 1000, 70001 })
+        {
+            float[] first = storage.Rounded(data.NonZero(count, 3f)), second = storage.Rounded(data.NonZero(97));
+            double expected = GradientClipping.SumOfSquares(first) + GradientClipping.SumOfSquares(second);
+
+            using var a = DeviceBuffer.From(first, storage);
+            using var b = DeviceBuffer.From(second, storage);
+            using var partials = DeviceBuffer.From(new float[] { 7, 7, 7, 7, 7 }, StorageType.Float32);
+            using var total = DeviceBuffer.Zeroed(1, StorageType.Float32);
+            string kernel = $"global_norm_squared_{storage.Suffix()}";
+            SimtEmulator.Launch(kernel, partialCount, 128, order, a, (long)count, partials, 0);
+            SimtEmulator.Launch(kernel, partialCount, 128, order, b, 97L, partials, 1);
+            SimtEmulator.Launch("sum_f32", 1, 1024, order, partials, partialCount, total, 1f);
+            Compare.Close((float)expected, total.ToFloats()[0], 1e-5f, $"count {count}");
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void OverflowCheckFlagsInfAndNaNAndUnscales(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(54);
+        foreach (int count in new[] { 1, 64, 1000, 4101 })
+        foreach (float poison in new[] { 0f, float.PositiveInfinity, float.NegativeInfinity, float.NaN })
+        foreach (float inverseScale in new[] { 1f, 1f / 512 })
+        {
+            string at = $"count {count}, poison {poison}, inverse scale {inverseScale}";
+            float[] values = storage.Rounded(data.NonZero(count, 100f));
+            if (poison != 0) values[data.Ints(1, count)[0]] = poison;
+            bool cpuFlag = OverflowCheck.HasInfOrNaN(values);
+            Assert.AreEqual(poison != 0, cpuFlag, at);
+            var expected = new float[count];
+            for (int i = 0; i < count; i++) expected[i] = values[i] * inverseScale;
+            expected = storage.Rounded(expected);
+
+            using var gradients = DeviceBuffer.From(values, storage);
+            using var flag = DeviceBuffer.ZeroedInts(1);
+            SimtEmulator.Launch($"overflow_check_unscale_{storage.Suffix()}", Blocks, Threads, order, gradients,
+                (long)count, inverseScale, flag);
+            Assert.AreEqual(cpuFlag ? 1 : 0, flag.ToInts()[0], $"flag, {at}");
+            Compare.Close(expected, gradients.ToFloats(), 0f, $"gradients, {at}");
+        }
+    }
+}

@@ -16,16 +16,6 @@ namespace Shardwise.Trainer.Tests;
 [TestClass]
 public sealed class MpiTrainingTests
 {
-    private static string Config(string directory, int micro, int stage)
-    {
-        var path = Path.Combine(directory, $"ds_micro{micro}_stage{stage}.json");
-        File.WriteAllText(path, $$"""
-            { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "steps_per_print": 100,
-              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
-              "zero_optimization": { "stage": {{stage}} } }
-            """);
-        return path;
-    }
 
     [TestMethod]
     [DataRow(1)]
@@ -37,20 +27,14 @@ public sealed class MpiTrainingTests
         string sharded = Path.Combine(root, "sharded"), single = Path.Combine(root, "single");
         const string steps = "12";
 
-        var (code, output) = RunMpi(mpirun, 2, "train", "--config", Config(root, 1, stage), "--steps", steps, "--output", sharded, "--eval-interval", "0");
+        var (code, output) = RunMpi(mpirun, 2, "train", "--config", TrainerRun.WriteZeroConfig(root, 1, stage), "--steps", steps, "--output", sharded, "--eval-interval", "0");
         Assert.AreEqual(0, code, output);
         StringAssert.Contains(output, "ranks 2");
-        TrainerRun.Succeed("train", "--config", Config(root, 2, 0), "--steps", steps, "--output", single, "--eval-interval", "0");
+        TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", steps, "--output", single, "--eval-interval", "0");
 
-        var a = Weights(Path.Combine(sharded, "step-000012", "model.safetensors"));
-        var b = Weights(Path.Combine(single, "step-000012", "model.safetensors"));
-        double difference = 0, norm = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            difference += (double)(a[i] - b[i]) * (a[i] - b[i]);
-            norm += (double)b[i] * b[i];
-        }
-        double relative = Math.Sqrt(difference / norm);
+        var a = TrainerRun.Weights(Path.Combine(sharded, "step-000012", "model.safetensors"));
+        var b = TrainerRun.Weights(Path.Combine(single, "step-000012", "model.safetensors"));
+        double relative = TrainerRun.RelativeDifference(a, b);
         Console.WriteLine($"ZeRO-{stage}, mpirun -np 2 vs one process: relative weight difference {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
     }
@@ -80,13 +64,6 @@ public sealed class MpiTrainingTests
         lock (output) return (process.ExitCode, output.ToString());
     }
 
-    private static float[] Weights(string path)
-    {
-        using var reader = SafeTensorsReader.Open(path);
-        var all = new float[TinyGpt.ParameterLayout.TotalElements];
-        foreach (var slot in TinyGpt.ParameterLayout.Slots) reader.Read(slot.Name, all.AsSpan((int)slot.Offset, (int)slot.Length));
-        return all;
-    }
 
     private static string? FindOnPath(string name) => (Environment.GetEnvironmentVariable("PATH") ?? "")
         .Split(Path.PathSeparator).Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);

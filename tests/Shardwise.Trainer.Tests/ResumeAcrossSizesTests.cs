@@ -31,52 +31,28 @@ public sealed class ResumeAcrossSizesTests
         CollectionAssert.AreEqual(new int[ranks], codes);
     }
 
-    private static string Config(string directory, int micro, int stage)
-    {
-        var path = Path.Combine(directory, $"ds_micro{micro}_stage{stage}.json");
-        File.WriteAllText(path, $$"""
-            { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "steps_per_print": 100,
-              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
-              "zero_optimization": { "stage": {{stage}} } }
-            """);
-        return path;
-    }
 
     [TestMethod]
     public void SavedOnFourRanksResumesOnTwo()
     {
         var root = TrainerRun.TempDirectory();
         string four = Path.Combine(root, "four"), two = Path.Combine(root, "two"), one = Path.Combine(root, "one");
-        Train(new[] { "train", "--config", Config(root, 1, 2), "--steps", "10", "--output", four, "--eval-interval", "0" }, ranks: 4);
+        Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 2), "--steps", "10", "--output", four, "--eval-interval", "0" }, ranks: 4);
 
         // Both continuations start from the 4-rank checkpoint and see 2 rows per micro-batch, 4 per optimizer step.
         foreach (var target in new[] { two, one }) CopyDirectory(four, target);
-        Train(new[] { "train", "--config", Config(root, 1, 1), "--steps", "20", "--resume", two, "--eval-interval", "0" }, ranks: 2);
-        Train(new[] { "train", "--config", Config(root, 2, 0), "--steps", "20", "--resume", one, "--eval-interval", "0" }, ranks: 1);
+        Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 1), "--steps", "20", "--resume", two, "--eval-interval", "0" }, ranks: 2);
+        Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "20", "--resume", one, "--eval-interval", "0" }, ranks: 1);
 
-        var a = Weights(Path.Combine(two, "step-000020", "model.safetensors"));
-        var b = Weights(Path.Combine(one, "step-000020", "model.safetensors"));
-        double difference = 0, norm = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            difference += (double)(a[i] - b[i]) * (a[i] - b[i]);
-            norm += (double)b[i] * b[i];
-        }
-        double relative = Math.Sqrt(difference / norm);
+        var a = TrainerRun.Weights(Path.Combine(two, "step-000020", "model.safetensors"));
+        var b = TrainerRun.Weights(Path.Combine(one, "step-000020", "model.safetensors"));
+        double relative = TrainerRun.RelativeDifference(a, b);
         Console.WriteLine($"4 → 2 ranks vs 4 → 1 process: relative weight difference {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
-        var before = Weights(Path.Combine(four, "step-000010", "model.safetensors"));
+        var before = TrainerRun.Weights(Path.Combine(four, "step-000010", "model.safetensors"));
         Assert.IsFalse(before.SequenceEqual(a), "the continuation must have trained");
     }
 
-    private static float[] Weights(string path)
-    {
-        using var reader = SafeTensorsReader.Open(path);
-        var all = new float[TinyGpt.ParameterLayout.TotalElements];
-        foreach (var slot in TinyGpt.ParameterLayout.Slots)
-            reader.Read(slot.Name, all.AsSpan((int)slot.Offset, (int)slot.Length));
-        return all;
-    }
 
     private static void CopyDirectory(string source, string target)
     {

@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Checkpoints;
 using Shardwise.Examples;
 using Shardwise.Training.Cli;
 
@@ -66,5 +67,38 @@ internal static class TrainerRun
             }
             """);
         return path;
+    }
+
+    /// <summary>A ZeRO config with accumulation 2 and AdamW, for comparing runs across rank counts.</summary>
+    public static string WriteZeroConfig(string directory, int micro, int stage)
+    {
+        var path = Path.Combine(directory, $"ds_micro{micro}_stage{stage}.json");
+        File.WriteAllText(path, $$"""
+            { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "steps_per_print": 100,
+              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
+              "zero_optimization": { "stage": {{stage}} } }
+            """);
+        return path;
+    }
+
+    /// <summary>The full flat parameter buffer of a checkpoint's model.safetensors.</summary>
+    public static float[] Weights(string path)
+    {
+        using var reader = SafeTensorsReader.Open(path);
+        var all = new float[TinyGpt.ParameterLayout.TotalElements];
+        foreach (var slot in TinyGpt.ParameterLayout.Slots) reader.Read(slot.Name, all.AsSpan((int)slot.Offset, (int)slot.Length));
+        return all;
+    }
+
+    /// <summary>‖a − b‖ / ‖b‖.</summary>
+    public static double RelativeDifference(float[] a, float[] b)
+    {
+        double difference = 0, norm = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            difference += (double)(a[i] - b[i]) * (a[i] - b[i]);
+            norm += (double)b[i] * b[i];
+        }
+        return Math.Sqrt(difference / norm);
     }
 }

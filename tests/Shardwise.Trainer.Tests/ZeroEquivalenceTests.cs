@@ -50,16 +50,6 @@ public sealed class ZeroEquivalenceTests
         return program.Parameters.ToArray();
     }
 
-    private static double RelativeDifference(float[] a, float[] b)
-    {
-        double difference = 0, norm = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            difference += (double)(a[i] - b[i]) * (a[i] - b[i]);
-            norm += (double)b[i] * b[i];
-        }
-        return Math.Sqrt(difference / norm);
-    }
 
     [TestMethod]
     [DataRow(0, 2)]
@@ -75,10 +65,10 @@ public sealed class ZeroEquivalenceTests
 
         for (int rank = 1; rank < ranks; rank++)
             CollectionAssert.AreEqual(results[0], results[rank], $"rank {rank} holds different parameters than rank 0");
-        double relative = RelativeDifference(results[0], reference);
+        double relative = TrainerRun.RelativeDifference(results[0], reference);
         Console.WriteLine($"stage {stage}, {ranks} ranks: relative difference to one process {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
-        Assert.IsTrue(RelativeDifference(results[0], InitialParameters()) > 1e-3, "training must have moved the weights");
+        Assert.IsTrue(TrainerRun.RelativeDifference(results[0], InitialParameters()) > 1e-3, "training must have moved the weights");
     }
 
     private static float[] InitialParameters()

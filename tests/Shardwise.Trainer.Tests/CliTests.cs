@@ -66,5 +66,24 @@ public sealed class CliTests
         var plan = TrainerRun.Succeed("plan");
         StringAssert.Contains(plan, "parameter layout");
         StringAssert.Contains(plan, "memory per device");
+
+        var sharded = TrainerRun.Succeed("plan", "--ranks", "4");
+        StringAssert.Contains(sharded, "ZeRO shard map: 809,856 elements in 4 partitions");
+        StringAssert.Contains(sharded, "rank 3:");
+
+        var consolidated = Path.Combine(root, "weights.safetensors");
+        StringAssert.Contains(TrainerRun.Succeed("consolidate", "--resume", run, "--output", consolidated), "809,856 fp32 parameters");
+        CollectionAssert.AreEqual(TrainerRun.Weights(Path.Combine(run, "step-000030", "model.safetensors")), TrainerRun.Weights(consolidated));
+    }
+
+    [TestMethod]
+    public void ZeroStageThreeIsRefusedWithTheJsonPath()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = Path.Combine(root, "ds_config.json");
+        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "zero_optimization": { "stage": 3 } }""");
+        var (code, _, errors) = TrainerRun.Run("train", "--config", config, "--steps", "5", "--output", Path.Combine(root, "run"));
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, "$.zero_optimization.stage");
     }
 }

@@ -20,20 +20,23 @@ public sealed class ZeroEquivalenceTests
     private const int Steps = 20;
     private const int MicroPerRank = 1;
 
-    private static string Config(int micro, int stage) => $$"""
+    private static string Config(int micro, int stage, bool offload, bool overlap) => $$"""
         { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
-          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50000 } }
+          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50000, "overlap_comm": {{(overlap ? "true" : "false")}},
+                                 "offload_optimizer": { "device": "{{(offload ? "cpu" : "none")}}" } } }
         """;
 
     /// <summary>Trains TinyGpt; each rank takes its rows of the same global batch. Returns the rank's full parameters.</summary>
-    private static float[] Train(ICommunicator communicator, int stage, int microPerRank)
+    private static float[] Train(ICommunicator communicator, int stage, int microPerRank, bool offload = false, bool overlap = false)
     {
         int ranks = communicator.Size;
-        var config = DeepSpeedConfig.Parse(Config(microPerRank, stage)).Config;
+        var config = DeepSpeedConfig.Parse(Config(microPerRank, stage, offload, overlap)).Config;
+        Assert.AreEqual(offload, config.ZeroOptimization.OffloadOptimizer.IsEnabled);
         var program = TinyGpt.Compile(new CpuOps<float>(), microPerRank);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
         var engine = TrainingEngine.Initialize(program, config, communicator);
+        Assert.AreEqual(offload, engine.OffloadOptimizer);
 
         int rowTokens = TinyGpt.SequenceLength, globalRows = ranks * microPerRank;
         var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, globalRows, rowTokens, seed: 9);
@@ -45,6 +48,8 @@ public sealed class ZeroEquivalenceTests
             sampler.NextBatch(inputs, targets);
             engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length));
             engine.Backward();
+            if (overlap && engine.IsGradientAccumulationBoundary && ranks > 1)
+                Assert.IsTrue(engine.OverlappedBuckets > 5, $"only {engine.OverlappedBuckets} buckets were reduced during backward");
             engine.Step();
         }
         return program.Parameters.ToArray();
@@ -58,15 +63,19 @@ public sealed class ZeroEquivalenceTests
     [DataRow(0, 4)]
     [DataRow(1, 4)]
     [DataRow(2, 4)]
-    public void ShardedRunEqualsOneProcessWithTheSameGlobalBatch(int stage, int ranks)
+    [DataRow(1, 2, true)]
+    [DataRow(2, 4, true)]
+    [DataRow(0, 2, false, true)]
+    [DataRow(0, 4, false, true)]
+    public void ShardedRunEqualsOneProcessWithTheSameGlobalBatch(int stage, int ranks, bool offload = false, bool overlap = false)
     {
         var reference = Train(new SingleProcessCommunicator(), stage: 0, microPerRank: ranks * MicroPerRank);
-        var results = InProcessGroup.Run(ranks, communicator => Train(communicator, stage, MicroPerRank), TimeSpan.FromMinutes(2));
+        var results = InProcessGroup.Run(ranks, communicator => Train(communicator, stage, MicroPerRank, offload, overlap), TimeSpan.FromMinutes(2));
 
         for (int rank = 1; rank < ranks; rank++)
             CollectionAssert.AreEqual(results[0], results[rank], $"rank {rank} holds different parameters than rank 0");
         double relative = TrainerRun.RelativeDifference(results[0], reference);
-        Console.WriteLine($"stage {stage}, {ranks} ranks: relative difference to one process {relative:E2}");
+        Console.WriteLine($"stage {stage}{(offload ? " + CPU offload" : "")}{(overlap ? " + overlap_comm" : "")}, {ranks} ranks: relative difference to one process {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
         Assert.IsTrue(TrainerRun.RelativeDifference(results[0], InitialParameters()) > 1e-3, "training must have moved the weights");
     }

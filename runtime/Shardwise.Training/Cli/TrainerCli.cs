@@ -18,7 +18,8 @@ public static class TrainerCli
                      [--save-interval N] [--print-config]
                MODEL eval   --resume DIR [--data FILE] [--eval-batches N]
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
-               MODEL plan   [--config ds_config.json]
+               MODEL plan   [--config ds_config.json] [--ranks N]
+               MODEL consolidate --resume DIR --output FILE.safetensors
                MODEL bench  [--config ds_config.json] [--steps N]
         With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
         """;
@@ -54,9 +55,12 @@ public static class TrainerCli
                 case "plan":
                 {
                     var settings = RunSettings.Read(arguments, model, log);
+                    int ranks = (int)(arguments.Long("ranks") ?? 1);
                     arguments.RejectUnknown();
-                    return PlanCommand.Run<TModel>(settings, log);
+                    return PlanCommand.Run<TModel>(settings, ranks, log);
                 }
+                case "consolidate":
+                    return ConsolidateCommand.Run<TModel>(arguments, log);
                 case "bench":
                 {
                     var settings = RunSettings.Read(arguments, model, log);

@@ -16,7 +16,7 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
     /// <param name="ownedElements">Elements whose master weights and Adam state this rank holds (its ZeRO partition); null = all.</param>
     /// <param name="bufferBytes">Communication buffers held besides the planned ones.</param>
     public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
-        long? ownedElements = null, long bufferBytes = 0)
+        long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false)
     {
         long psi = layout.TotalElements;
         long owned = ownedElements ?? psi;
@@ -25,7 +25,7 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
         return new MemoryReport(
             Parameters: psi * width,
             Gradients: psi * width,
-            MasterWeights: mixed ? owned * sizeof(float) : 0,
+            MasterWeights: mixed || masterInHost ? owned * sizeof(float) : 0,
             OptimizerStates: 2 * owned * sizeof(float),
             Activations: batch * plan.ArenaElementsPerSample * width,
             Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes);

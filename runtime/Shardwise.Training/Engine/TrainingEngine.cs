@@ -32,7 +32,9 @@ public sealed class TrainingEngine
 {
     private readonly CompiledLanguageModel<float> _program;
     private readonly ZeroSharding _sharding;
-    private readonly float[]? _master;   // this rank's fp32 masters; null in fp32, where the working copy is the master
+    private readonly float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
+    private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
+    private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
 
@@ -48,11 +50,16 @@ public sealed class TrainingEngine
         Storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
         _schedule = LearningRateScheduleFactory.Create(config);
         _clip = config.GradientClipping;
-        if (Storage != StorageType.Float32)
+        OffloadOptimizer = config.ZeroOptimization.OffloadOptimizer.IsEnabled;
+        if (Storage != StorageType.Float32 || OffloadOptimizer)
         {
+            // With offload the masters live in host memory even in fp32, as they must on a GPU.
             _master = sharding.Owned(program.Parameters).ToArray();
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
+        if (OffloadOptimizer) _hostGradients = new float[sharding.OwnedLength];
+        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm)
+            _overlap = new OverlappedAllReduce(sharding.Communicator, () => program.Gradients, config.ZeroOptimization.ReduceBucketSize, Storage);
         program.ZeroGradients();
     }
 
@@ -69,7 +76,7 @@ public sealed class TrainingEngine
             throw new ArgumentException($"the program was compiled for micro-batch {program.Batch}, the config says train_micro_batch_size_per_gpu = {batch.MicroBatchPerGpu}");
         var zero = config.ZeroOptimization;
         if (zero.Stage > 2)
-            throw new NotSupportedException($"{config.SourceName}: $.zero_optimization.stage {zero.Stage}: ZeRO stage 3 is not implemented yet; use 0, 1 or 2");
+            throw new ConfigException(config.SourceName, [$"$.zero_optimization.stage: {zero.Stage} (ZeRO-3, partitioned parameters) is not implemented yet; use 0, 1 or 2"]);
         var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         var optimizer = new AdamOptimizer(checked((int)sharding.OwnedLength), options);
@@ -77,6 +84,13 @@ public sealed class TrainingEngine
     }
 
     public ZeroSharding Sharding => _sharding;
+
+    /// <summary>
+    /// ZeRO-Offload (offload_optimizer.device = cpu): master weights and Adam moments live in host memory and the
+    /// Adam step runs on the CPU; gradients are copied to the host and the updated 16-bit parameters back. On the
+    /// CPU backend both sides are host memory, but the copies are the ones a GPU run makes.
+    /// </summary>
+    public bool OffloadOptimizer { get; }
 
     public DeepSpeedConfig Config { get; }
 
@@ -114,13 +128,35 @@ public sealed class TrainingEngine
     public Span<float> MasterWeights => _master ?? _sharding.Owned(_program.Parameters);
 
     public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
-        ownedElements: _sharding.OwnedLength, bufferBytes: _sharding.BufferBytes);
+        ownedElements: _sharding.OwnedLength, bufferBytes: _sharding.BufferBytes + (_hostGradients?.LongLength ?? 0) * sizeof(float),
+        masterInHost: OffloadOptimizer);
 
     /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);
 
     /// <summary>Backward of the last forward: gradients of loss × loss scale / GAS are added to the accumulators.</summary>
-    public void Backward() => _program.Backward((float)(LossScaler.Scale / Batch.GradientAccumulationSteps));
+    public void Backward()
+    {
+        float scale = (float)(LossScaler.Scale / Batch.GradientAccumulationSteps);
+        if (_overlap is null || !IsGradientAccumulationBoundary)
+        {
+            _program.Backward(scale);
+            return;
+        }
+        _overlap.Begin(_program.Layout.TotalElements);
+        _program.GradientListener = _overlap;
+        try
+        {
+            _program.Backward(scale);
+        }
+        finally
+        {
+            _program.GradientListener = null;
+        }
+    }
+
+    /// <summary>Gradient buckets all-reduced while the last backward was still running (overlap_comm).</summary>
+    public int OverlappedBuckets => _overlap?.BucketsDuringBackward ?? 0;
 
     /// <summary>Ends a micro-step; at the accumulation boundary, unscales, checks overflow, clips and updates.</summary>
     public StepOutcome Step()
@@ -131,8 +167,14 @@ public sealed class TrainingEngine
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
-        _sharding.ReduceGradients(allGradients);
-        var gradients = _sharding.Owned(allGradients);
+        if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
+        else _sharding.ReduceGradients(allGradients);
+        Span<float> gradients = _sharding.Owned(allGradients);
+        if (_hostGradients is not null)
+        {
+            gradients.CopyTo(_hostGradients); // device → host
+            gradients = _hostGradients;
+        }
 
         // Like DeepSpeed, only fp16 checks for overflow: each rank scans every element of its gradients, then the
         // ranks agree (MAX) so that all skip together.
@@ -159,7 +201,7 @@ public sealed class TrainingEngine
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         Optimizer.Step(MasterWeights, gradients, LastLearningRate);
-        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
+        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
         _sharding.GatherParameters(_program.Parameters);
         _program.ZeroGradients();
         return StepOutcome.Updated;

@@ -77,6 +77,26 @@ public sealed class CliTests
     }
 
     [TestMethod]
+    public void HuggingFaceAutoValuesComeFromTheCommandLine()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = Path.Combine(root, "ds_config.json");
+        File.WriteAllText(config, """
+            { "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+              "optimizer": { "type": "AdamW", "params": { "lr": "auto", "weight_decay": "auto" } },
+              "fp16": { "enabled": "auto" }, "zero_optimization": { "stage": 1 } }
+            """);
+
+        var (code, _, errors) = TrainerRun.Run("train", "--config", config, "--steps", "2", "--output", Path.Combine(root, "a"));
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, "$.optimizer.params.lr is \"auto\": pass --lr");
+
+        var output = TrainerRun.Succeed("train", "--config", config, "--steps", "2", "--output", Path.Combine(root, "b"),
+            "--micro-batch", "3", "--gradient-accumulation-steps", "2", "--lr", "5e-4", "--weight-decay", "0.01", "--fp16", "false");
+        StringAssert.Contains(output, "micro 3 × accumulation 2");
+    }
+
+    [TestMethod]
     public void ZeroStageThreeIsRefusedWithTheJsonPath()
     {
         var root = TrainerRun.TempDirectory();

@@ -31,9 +31,26 @@ public sealed record RunSettings(
             data = TrainingCheckpoint.ReadDataPath(checkpoint);
         string output = args.String("output") ?? resume ?? Path.Combine("runs", modelName);
         long steps = args.Long("steps") ?? (data is null ? DefaultStepsOnBuiltInTask : DefaultStepsOnText);
-        // --steps also resolves a scheduler's "total_num_steps": "auto" (as the built-in config uses).
-        // The built-in config's warmup is "auto": 100 steps (nanoGPT's), or a tenth of a shorter run.
-        var overrides = new ConfigOverrides { TotalSteps = steps, WarmupSteps = Math.Clamp(steps / 10, 2, 100) };
+        // Values a config leaves as "auto" (Hugging Face style) come from these options; a number in the file wins.
+        // --steps also fills total_num_steps, and the built-in config's warmup is "auto": 100 steps (nanoGPT's), or a
+        // tenth of a shorter run.
+        long warmup = args.Long("warmup-steps") ?? Math.Clamp(steps / 10, 2, 100);
+        double? beta1 = args.Double("adam-beta1"), beta2 = args.Double("adam-beta2");
+        var overrides = new ConfigOverrides
+        {
+            TotalSteps = args.Long("total-steps") ?? Math.Max(steps, warmup + 1),
+            WarmupSteps = warmup,
+            MicroBatchPerGpu = (int?)args.Long("micro-batch"),
+            GradientAccumulationSteps = (int?)args.Long("gradient-accumulation-steps"),
+            LearningRate = args.Double("lr"),
+            Eps = args.Double("adam-eps"),
+            WeightDecay = args.Double("weight-decay"),
+            Betas = beta1 is null && beta2 is null ? null : (beta1 ?? 0.9, beta2 ?? 0.999),
+            GradientClipping = args.Double("max-grad-norm"),
+            Fp16 = args.String("fp16") is { } fp16 ? ParseBool("fp16", fp16) : null,
+            Bf16 = args.String("bf16") is { } bf16 ? ParseBool("bf16", bf16) : null,
+            HiddenSize = (int?)args.Long("hidden-size"),
+        };
 
         var loaded = configPath is null
             ? DeepSpeedConfig.Parse(DefaultConfig.Json, "<built-in default config>", overrides)
@@ -53,4 +70,11 @@ public sealed record RunSettings(
             args.Long("save-interval") ?? 500,
             args.Flag("print-config"));
     }
+
+    private static bool ParseBool(string option, string value) => value switch
+    {
+        "true" or "1" or "yes" => true,
+        "false" or "0" or "no" => false,
+        _ => throw new CliException($"--{option} needs true or false; got '{value}'"),
+    };
 }

@@ -16,6 +16,9 @@ public static class TrainerCli
         usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
                      [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
                      [--save-interval N] [--print-config]
+               values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
+                     --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false
+                     --bf16 true|false --warmup-steps --total-steps --hidden-size
                MODEL eval   --resume DIR [--data FILE] [--eval-batches N]
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
                MODEL plan   [--config ds_config.json] [--ranks N]

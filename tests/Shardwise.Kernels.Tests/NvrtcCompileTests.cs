@@ -4,41 +4,30 @@ using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cuda;
 using Shardwise.Kernels.Tests.Infrastructure;
 
 namespace Shardwise.Kernels.Tests;
 
 /// <summary>
-/// Every kernels-cu/*.cu compiles through NVRTC to PTX for compute_80 (A100) and compute_90 (H100/H200) with no
-/// error and no warning, and exports exactly the entry points the CPU emulation runs.
+/// Every kernels-cu/*.cu, as embedded in the runtime, compiles through the runtime's <see cref="KernelCompiler"/>
+/// (NVRTC) to PTX for compute_80 (A100) and compute_90 (H100/H200) with no error and no warning, and exports exactly
+/// the entry points the CPU emulation runs.
 /// </summary>
 [TestClass]
-public sealed partial class NvrtcCompileTests
+public sealed class NvrtcCompileTests
 {
-    private static IReadOnlyList<string> KernelFiles =>
-        Directory.GetFiles(SimtEmulator.KernelsDirectory, "*.cu").Order(StringComparer.Ordinal).ToArray();
+    private static string cacheDirectory = "";
 
-    /// <summary>Compiles one source; returns the reasons it fails the check (empty when it passes).</summary>
-    public static List<string> CheckedCompile(string source, string name, string architecture, out string? ptx)
-    {
-        NvrtcCompilation result = Nvrtc.Compile(source, name,
-        [
-            $"--gpu-architecture={architecture}",
-            "--std=c++17",
-            $"--include-path={SimtEmulator.KernelsDirectory}",
-        ]);
-        ptx = result.Ptx;
-        var problems = new List<string>();
-        if (!result.Succeeded) problems.Add($"{name} ({architecture}): {result.Status}");
-        // NVRTC has no -Werror: any warning in the program log fails the check.
-        if (result.Log.Contains("warning", StringComparison.OrdinalIgnoreCase) ||
-            result.Log.Contains("error", StringComparison.OrdinalIgnoreCase))
-        {
-            problems.Add($"{name} ({architecture}) log:\n{result.Log}");
-        }
+    [ClassInitialize]
+    public static void CreateCache(TestContext context) =>
+        cacheDirectory = Directory.CreateTempSubdirectory("shardwise-nvrtc-tests-").FullName;
 
-        return problems;
-    }
+    [ClassCleanup]
+    public static void DeleteCache() => Directory.Delete(cacheDirectory, recursive: true);
+
+    /// <summary>The runtime's kernel compiler over the embedded kernels-cu sources, with this class's cache.</summary>
+    private static KernelCompiler Compiler(IReadOnlyList<KernelSource>? sources = null) => new(cacheDirectory, sources);
 
     private static void RequireNvrtc()
     {
@@ -46,20 +35,45 @@ public sealed partial class NvrtcCompileTests
     }
 
     [TestMethod]
-    [DataRow("compute_80")]
-    [DataRow("compute_90")]
-    public void EveryKernelFileCompilesToPtxWithoutWarnings(string architecture)
+    public void TheEmbeddedSourcesAreTheKernelsCuFiles()
+    {
+        var onDisk = Directory.GetFiles(SimtEmulator.KernelsDirectory)
+            .Where(f => f.EndsWith(".cu", StringComparison.Ordinal) || f.EndsWith(".cuh", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToArray();
+        CollectionAssert.AreEqual(onDisk.Select(Path.GetFileName).ToList(),
+            KernelCompiler.EmbeddedSources.Select(s => s.Name).ToList());
+        foreach (KernelSource source in KernelCompiler.EmbeddedSources)
+        {
+            Assert.AreEqual(File.ReadAllText(Path.Combine(SimtEmulator.KernelsDirectory, source.Name)), source.Text,
+                $"{source.Name}: the embedded copy differs from the file");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(80)]
+    [DataRow(90)]
+    public void EveryKernelFileCompilesToPtxWithoutWarnings(int architecture)
     {
         RequireNvrtc();
+        KernelCompiler compiler = Compiler();
+        Assert.IsTrue(compiler.KernelFiles.Count >= 9, $"kernel files: {string.Join(", ", compiler.KernelFiles)}");
         var problems = new List<string>();
-        foreach (string file in KernelFiles)
+        foreach (string file in compiler.KernelFiles)
         {
-            string name = Path.GetFileName(file);
-            problems.AddRange(CheckedCompile(File.ReadAllText(file), name, architecture, out string? ptx));
-            if (ptx is null) continue;
-            string target = ".target sm_" + architecture["compute_".Length..];
-            if (!ptx.Contains(target, StringComparison.Ordinal)) problems.Add($"{name}: PTX lacks '{target}'");
-            if (EntryPoints(ptx).Count == 0) problems.Add($"{name}: PTX has no entry point");
+            CompiledKernel kernel;
+            try
+            {
+                kernel = compiler.Compile(file, architecture);
+            }
+            catch (KernelCompilationException e)
+            {
+                problems.Add(e.Message);
+                continue;
+            }
+
+            string target = $".target sm_{architecture}";
+            if (!kernel.Ptx.Contains(target, StringComparison.Ordinal)) problems.Add($"{file}: PTX lacks '{target}'");
+            if (kernel.EntryPoints.Count == 0) problems.Add($"{file}: PTX has no entry point");
         }
 
         Assert.IsTrue(problems.Count == 0, string.Join("\n", problems));
@@ -70,12 +84,7 @@ public sealed partial class NvrtcCompileTests
     {
         RequireNvrtc();
         var fromPtx = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (string file in KernelFiles)
-        {
-            CheckedCompile(File.ReadAllText(file), Path.GetFileName(file), "compute_80", out string? ptx);
-            Assert.IsNotNull(ptx, $"{file} did not compile");
-            fromPtx.UnionWith(EntryPoints(ptx));
-        }
+        foreach (CompiledKernel kernel in Compiler().CompileAll(80)) fromPtx.UnionWith(kernel.EntryPoints);
 
         var emulated = new SortedSet<string>(
             SimtEmulator.KernelNames().Where(n => !n.StartsWith("selftest_", StringComparison.Ordinal)),
@@ -99,10 +108,34 @@ public sealed partial class NvrtcCompileTests
     {
         RequireNvrtc();
         const string source = "extern \"C\" __global__ void k(float* p) { int unused = 3; p[0] = 1.0f; }\n";
-        List<string> problems = CheckedCompile(source, "warns.cu", "compute_80", out string? ptx);
-        Assert.IsNotNull(ptx, "the source compiles");
-        Assert.AreEqual(1, problems.Count);
-        StringAssert.Contains(problems[0], "unused");
+        // NVRTC itself accepts it (PTX, a warning in the log); the runtime's compiler rejects it.
+        NvrtcCompilation raw = Nvrtc.Compile(source, "warns.cu", KernelCompiler.Options(80));
+        Assert.IsTrue(raw.Succeeded, raw.Log);
+        Assert.IsNotNull(raw.Ptx);
+        StringAssert.Contains(raw.Log, "warning");
+
+        KernelCompiler compiler = Compiler([new KernelSource("warns.cu", source)]);
+        var e = Assert.ThrowsExactly<KernelCompilationException>(() => compiler.Compile("warns.cu", 80));
+        StringAssert.Contains(e.Message, "unused");
+        Assert.AreEqual("warns.cu", e.SourceName);
+    }
+
+    [TestMethod]
+    public void AnErrorIsAResultFromNvrtcAndAnExceptionFromTheCompiler()
+    {
+        RequireNvrtc();
+        const string source = "extern \"C\" __global__ void k(float* p) { p[0] = undeclared; }\n";
+        NvrtcCompilation raw = Nvrtc.Compile(source, "broken.cu", KernelCompiler.Options(80));
+        Assert.IsFalse(raw.Succeeded);
+        Assert.IsNull(raw.Ptx);
+        StringAssert.Contains(raw.Log, "undeclared");
+        StringAssert.Contains(raw.Status, "NVRTC_ERROR_COMPILATION");
+
+        KernelCompiler compiler = Compiler([new KernelSource("broken.cu", source)]);
+        var e = Assert.ThrowsExactly<KernelCompilationException>(() => compiler.Compile("broken.cu", 80));
+        StringAssert.Contains(e.Log, "undeclared");
+        Assert.AreEqual(1, compiler.CompilationCount);
+        Assert.AreEqual(0, Directory.GetFiles(cacheDirectory, "*.tmp").Length, "no temporary file is left behind");
     }
 
     [TestMethod]
@@ -125,10 +158,4 @@ public sealed partial class NvrtcCompileTests
             Assert.IsFalse(Regex.IsMatch(text, @"#include\s*<"), $"{name} includes a system or toolkit header");
         }
     }
-
-    private static List<string> EntryPoints(string ptx) =>
-        EntryRegex().Matches(ptx).Select(m => m.Groups[1].Value).ToList();
-
-    [GeneratedRegex(@"\.entry\s+(\w+)\s*\(")]
-    private static partial Regex EntryRegex();
 }

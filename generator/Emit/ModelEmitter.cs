@@ -37,6 +37,8 @@ internal static class ModelEmitter
         w.Line("/// <summary>The build-time plan: parameter layout and activation memory plan.</summary>");
         w.Line("public static string PlanReport { get; } = " + Names.Verbatim(plan.Report) + ";");
         w.Line();
+        WriteGradientPool(w, plan);
+        w.Line();
         if (languageModel) WriteLanguageModelDefinition(w, plan);
         EagerBridgeEmitter.Write(w, plan);
         w.Line();
@@ -62,6 +64,23 @@ internal static class ModelEmitter
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("    => new Compiled<T>(ops, batch);");
         w.Line();
+    }
+
+    private static void WriteGradientPool(SourceWriter w, ProgramPlan plan)
+    {
+        w.Line("/// <summary>Where each slot's gradient lives while streamed (ZeRO-2 and up), and the pool's size.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
+        w.Line("public static global::Shardwise.Plans.GradientPool GradientPool { get; } = new(");
+        w.Line($"    new long[] {{ {string.Join(", ", plan.GradientPool.Offsets.Select(o => Names.Long(o)))} }},");
+        w.Line($"    poolElements: {Names.Long(plan.GradientPool.PoolElements)});");
+        w.Line();
+        var residency = plan.Residency;
+        w.Line("/// <summary>Where each slot lives while gathered for forward and for backward (ZeRO-3), and the pool's size.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
+        w.Line("public static global::Shardwise.Plans.ParameterPool ParameterPool { get; } = new(");
+        w.Line($"    new long[] {{ {string.Join(", ", residency.ForwardOffsets.Select(o => Names.Long(o)))} }},");
+        w.Line($"    new long[] {{ {string.Join(", ", residency.BackwardOffsets.Select(o => Names.Long(o)))} }},");
+        w.Line($"    poolElements: {Names.Long(residency.PoolElements)});");
     }
 
     private static void WriteLayout(SourceWriter w, ProgramPlan plan)

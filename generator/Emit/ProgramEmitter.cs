@@ -69,6 +69,16 @@ internal static class ProgramEmitter
         w.Line("}");
     }
 
+    /// <summary>ZeRO-3 residency calls for the slots whose first (or last) use in a phase is at <paramref name="time"/>.</summary>
+    private static void WriteResidency(SourceWriter w, ProgramPlan plan, Model.EquatableArray<int> times, int time, string call, int phase)
+    {
+        for (int slot = 0; slot < times.Count; slot++)
+        {
+            if (times[slot] == time)
+                w.Line($"{call}({Names.Int(slot)}, {Names.Int(phase)}); // {plan.Layout.Slots[slot].Parameter.Name}");
+        }
+    }
+
     /// <summary>(tokens, targets) → cross-entropy: a program a generic trainer can drive.</summary>
     public static bool IsLanguageModel(IrGraph graph)
         => graph.OutputIsLoss && graph.Inputs.Count == 2
@@ -93,15 +103,18 @@ internal static class ProgramEmitter
         }
 
         string? layer = null;
-        foreach (var op in graph.Ops)
+        for (int k = 0; k < graph.Ops.Count; k++)
         {
+            var op = graph.Ops[k];
             if (op.Layer != layer)
             {
                 layer = op.Layer;
                 w.Line();
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer));
             }
+            WriteResidency(w, plan, plan.Residency.ForwardFirst, k, "ParametersNeeded", phase: 0);
             w.Line(calls.Forward(op));
+            WriteResidency(w, plan, plan.Residency.ForwardLast, k, "ParametersReleased", phase: 0);
         }
         if (graph.OutputIsLoss) w.Line("return loss;");
         w.Close();
@@ -137,9 +150,16 @@ internal static class ProgramEmitter
                 first = false;
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer) + " (backward)");
             }
+            WriteResidency(w, plan, plan.Residency.BackwardFirst, j, "ParametersNeeded", phase: 1);
             foreach (var line in calls.Backward(step)) w.Line(line);
+            WriteResidency(w, plan, plan.Residency.BackwardLast, j, "ParametersReleased", phase: 1);
             if (plan.GradientsReadyFrom[j] >= 0)
                 w.Line($"GradientsReady({Names.Long(plan.GradientsReadyFrom[j])}); // every gradient from this offset on is final");
+            for (int slot = plan.Layout.Slots.Count - 1; slot >= 0; slot--)
+            {
+                if (plan.GradientPool.FinalAfterStep[slot] == j)
+                    w.Line($"GradientFinal({Names.Int(slot)}); // {plan.Layout.Slots[slot].Parameter.Name}");
+            }
         }
         w.Close();
     }

@@ -5,10 +5,10 @@ using Shardwise.Generator.Ir;
 
 namespace Shardwise.Generator.Planning;
 
-/// <summary>The human-readable plan: parameter layout and activation memory plan, stable text for golden tests.</summary>
+/// <summary>The human-readable plan: parameter layout, activation memory plan and pipeline cut, stable text for golden tests.</summary>
 internal static class PlanReport
 {
-    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations)
+    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, PipelinePlan pipeline)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -37,7 +37,59 @@ internal static class PlanReport
             text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n",
                 buffer.OffsetPerSample, buffer.ElementsPerSample, buffer.Start + "-" + buffer.End, buffer.Name));
         }
+        WritePipeline(text, pipeline);
         return text.ToString();
+    }
+
+    /// <summary>One line for an unpipelined model; otherwise the stage table, the tied parameters, the bubble and the layers.</summary>
+    private static void WritePipeline(StringBuilder text, PipelinePlan pipeline)
+    {
+        var layers = pipeline.Layers;
+        if (pipeline.Stages == 1)
+        {
+            text.Append("\npipeline: 1 stage; ").Append(N(layers.Count)).Append(" layers, ").Append(N(pipeline.TotalFlops))
+                .Append(" FLOPs per sample (forward + backward)\n");
+            return;
+        }
+        if (!pipeline.IsCut)
+        {
+            text.Append("\npipeline: no cut into ").Append(N(pipeline.Stages)).Append(" stages of ").Append(N(layers.Count)).Append(" layers\n");
+            return;
+        }
+
+        int p = pipeline.Stages, m = PipelinePlan.ReportMicroBatches(p);
+        text.Append("\npipeline plan: ").Append(N(p)).Append(" stages, 1F1B; cut by FLOPs per sample (forward + backward), ties by peak memory\n");
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,12}  {2,16}  {3,16}  {4,9}  {5}\n",
+            "stage", "parameters", "FLOPs/sample", "act bytes/sample", "in flight", "layers"));
+        foreach (var stage in pipeline.StagePlans)
+        {
+            string span = layers[stage.FirstLayer].Name
+                + (stage.LayerCount == 1 ? "" : " .. " + layers[stage.FirstLayer + stage.LayerCount - 1].Name)
+                + " (" + N(stage.LayerCount) + ")";
+            text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,12}  {2,16}  {3,16}  {4,9}  {5}\n",
+                stage.Index, N(stage.ParameterElements), N(stage.Flops), N(stage.ActivationBytes), stage.InFlight, span));
+        }
+
+        long total = pipeline.TotalFlops, slowest = pipeline.StagePlans.Max(s => s.Flops);
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  slowest stage: {0:0.0}% of the FLOPs (even split {1:0.0}%)\n",
+            total == 0 ? 0 : 100.0 * slowest / total, 100.0 / p));
+        foreach (var tied in pipeline.TiedParameters)
+            text.Append("  tied: ").Append(tied).Append(", gradients summed by ReduceTiedGradients\n");
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  bubble at m = {0} micro-batches (4p): (p - 1)/(m + p - 1) = {1}/{2} = {3:0.0}%\n",
+            m, p - 1, m + p - 1, 100.0 * (p - 1) / (m + p - 1)));
+
+        text.Append("  layers (parameters counted where first used, so a tied layer shows 0)\n");
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,5}  {2,4}  {3,12}  {4,16}  {5,16}  {6}\n",
+            "layer", "stage", "ops", "parameters", "FLOPs/sample", "act bytes/sample", "name"));
+        foreach (var stage in pipeline.StagePlans)
+        {
+            for (int l = stage.FirstLayer; l < stage.FirstLayer + stage.LayerCount; l++)
+            {
+                var layer = layers[l];
+                text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,5}  {2,4}  {3,12}  {4,16}  {5,16}  {6}\n",
+                    l, stage.Index, layer.OpCount, N(layer.NewParameterElements), N(layer.Flops), N(layer.ActivationBytes), layer.Name));
+            }
+        }
     }
 
     /// <summary>Positions per sample: the size of the first token input (the sequence), else of the first input's rows.</summary>

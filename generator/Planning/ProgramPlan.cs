@@ -1,5 +1,6 @@
 using Shardwise.Generator.Ir;
 using Shardwise.Generator.Model;
+using Shardwise.Generator.Validation;
 
 namespace Shardwise.Generator.Planning;
 
@@ -12,6 +13,8 @@ internal sealed record ProgramPlan(
     ParameterLayoutPlan Layout,
     EquatableArray<BackwardStep> Backward,
     EquatableArray<long> GradientsReadyFrom,
+    GradientPoolPlan GradientPool,
+    ParameterResidencyPlan Residency,
     ActivationPlan Activations,
     string Report);
 
@@ -28,7 +31,11 @@ internal static class ProgramPlanner
         var backward = BackwardPlanner.Plan(graph);
         var activations = ActivationPlanner.Plan(graph, backward);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
-        var report = PlanReport.Write(model.ClassName, graph, layout, activations);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, activations, report);
+        var pool = GradientPoolPlanner.Plan(layout, backward, graph);
+        var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
+        var pipeline = PipelinePlanner.Plan(model, graph);
+        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
+        var report = PlanReport.Write(model.ClassName, graph, layout, activations, pipeline);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
     }
 }

@@ -56,6 +56,26 @@ internal static class DiagnosticDescriptors
         "Shardwise could not compile the model",
         "Shardwise could not compile model '{0}' because of an internal error ({1}); please report it with the model's source");
 
+    public static readonly DiagnosticDescriptor MoreStagesThanLayers = Error(
+        "SW0010",
+        "More pipeline stages than layers",
+        "Model '{0}' asks for Pipeline = {1} stages but has only {2} layers to place ({3}); use at most {2} stages");
+
+    public static readonly DiagnosticDescriptor StageWithoutParameters = Error(
+        "SW0011",
+        "Pipeline stage without parameters",
+        "Pipeline stage {0} of model '{1}' would hold no parameters (layers: {2}): only {3} of its {4} layers have parameters, so Pipeline = {5} leaves a stage with nothing to train; use at most {3} stages");
+
+    public static readonly DiagnosticDescriptor TensorDegreeDoesNotDivide = Error(
+        "SW0012",
+        "Tensor-parallel degree does not divide a sharded size",
+        "Tensor parallelism cannot split '{0}': its {1} ({2}) is not divisible by Tensor = {3}; degrees that divide it: {4}; degrees that divide every sharded size of the model: {5}");
+
+    public static readonly DiagnosticDescriptor InvalidParallelDegree = Error(
+        "SW0013",
+        "Parallel degree below 1",
+        "{0} = {1} on model '{2}' must be at least 1 (1 means no {0} parallelism)");
+
     private static DiagnosticDescriptor Error(string id, string title, string message) => new(
         id,
         title,
@@ -76,6 +96,10 @@ internal static class DiagnosticDescriptors
         "SW0007" => MissingInputShape,
         "SW0008" => UnsupportedLayerConstruction,
         "SW0009" => InternalError,
+        "SW0010" => MoreStagesThanLayers,
+        "SW0011" => StageWithoutParameters,
+        "SW0012" => TensorDegreeDoesNotDivide,
+        "SW0013" => InvalidParallelDegree,
         _ => null,
     };
 
@@ -83,5 +107,6 @@ internal static class DiagnosticDescriptors
     {
         ModelMustBePartial, UnsupportedForwardSyntax, NonConstantDimension, ShapeMismatch,
         UnknownLayerType, InvalidForwardMethod, MissingInputShape, UnsupportedLayerConstruction, InternalError,
+        MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
     };
 }

@@ -21,6 +21,10 @@ internal static class ModelValidator
             if (parse.Model is null) return parse.Diagnostics;
             var trace = Tracer.Trace(parse.Model);
             if (trace.Graph is null) return trace.Diagnostics;
+            var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(cancellationToken);
+            var parallelism = ParallelismValidator.Validate(parse.Model, Planning.PipelinePlanner.Plan(parse.Model, trace.Graph),
+                LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]));
+            if (parallelism.Count > 0) return parallelism;
             Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
             return EquatableArray<DiagnosticInfo>.Empty;
         }

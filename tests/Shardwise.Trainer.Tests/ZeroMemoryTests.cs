@@ -11,9 +11,10 @@ namespace Shardwise.Trainer.Tests;
 /// <summary>
 /// Model-state bytes per rank, measured from the buffers the engine actually allocated, against the ZeRO paper's
 /// formulas in fp16 mixed precision (16-bit parameters and gradients, fp32 masters and Adam moments):
-/// stage 0 = 16Ψ, stage 1 = 4Ψ + 12Ψ/N, within 1%. The CPU backend's working copies are fp32 in memory; they are
-/// counted at the 16-bit size a GPU holds. Stage 2's 2Ψ + 14Ψ/N needs gradient partitioning in memory, which is not
-/// implemented yet, so it is not claimed here.
+/// stage 0 = 16Ψ, stage 1 = 4Ψ + 12Ψ/N, stage 2 = 2Ψ + 14Ψ/N, stage 3 = 16Ψ/N, within 1%, plus declared buffers:
+/// the generator-planned pools where a slot's gradient lives until it is reduced (stages 2–3) and where a gathered
+/// parameter lives while it is in use (stage 3). The CPU backend's working
+/// copies are fp32 in memory; they are counted at the 16-bit size a GPU holds.
 /// </summary>
 [TestClass]
 public sealed class ZeroMemoryTests
@@ -23,9 +24,9 @@ public sealed class ZeroMemoryTests
     {
         long psi = TinyGpt.ParameterLayout.TotalElements;
         Console.WriteLine($"Ψ = {psi:N0} elements (flat layout, alignment included)");
-        Console.WriteLine("| stage | N | measured bytes/rank | formula | ratio |");
-        Console.WriteLine("|---|---|---|---|---|");
-        foreach (int stage in new[] { 0, 1 })
+        Console.WriteLine("| stage | N | measured bytes/rank | formula | ratio | declared gradient pool |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (int stage in new[] { 0, 1, 2, 3 })
         {
             foreach (int ranks in new[] { 1, 2, 4 })
             {
@@ -33,22 +34,31 @@ public sealed class ZeroMemoryTests
                 {
                     var config = DeepSpeedConfig.Parse($$"""
                         { "train_micro_batch_size_per_gpu": 1, "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
-                          "fp16": { "enabled": true }, "zero_optimization": { "stage": {{stage}} } }
+                          "fp16": { "enabled": true }, "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 0 } }
                         """).Config;
-                    var program = TinyGpt.Compile(new CpuOps<float>(), 1);
+                    var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
                     var engine = TrainingEngine.Initialize(program, config, communicator);
                     const long half = 2, single = 4;
-                    return half * program.Parameters.Length + half * program.Gradients.Length
-                         + single * engine.MasterWeights.Length
-                         + single * (engine.Optimizer.State.ExpAvg.LongLength + engine.Optimizer.State.ExpAvgSq.LongLength);
+                    // At stage 2 the program's gradient arena is the streaming pool (a declared buffer); the rank's
+                    // gradient state is its reduced pieces, one per owned element.
+                    long gradients = stage >= 2 ? engine.OwnedElements : program.Gradients.Length;
+                    long pool = stage >= 2 ? program.Gradients.Length : 0;
+                    // At stage 3 the parameter arena is the gather pool (declared); the rank's parameters are its pieces.
+                    long parameters = stage == 3 ? engine.OwnedElements : program.Parameters.Length;
+                    if (stage == 3) pool += program.Parameters.Length;
+                    long bytes = half * parameters + half * gradients
+                               + single * engine.MasterWeights.Length
+                               + single * (engine.Optimizer.State.ExpAvg.LongLength + engine.Optimizer.State.ExpAvgSq.LongLength);
+                    return (Bytes: bytes, Pool: pool * half);
                 }, TimeSpan.FromMinutes(1));
 
-                double formula = stage == 0 ? 16.0 * psi : 4.0 * psi + 12.0 * psi / ranks;
-                foreach (long bytes in measured)
+                double formula = stage switch { 0 => 16.0 * psi, 1 => 4.0 * psi + 12.0 * psi / ranks, 2 => 2.0 * psi + 14.0 * psi / ranks, _ => 16.0 * psi / ranks };
+                foreach (var (bytes, _) in measured)
                 {
                     Assert.IsTrue(Math.Abs(bytes - formula) <= 0.01 * formula, $"stage {stage}, N={ranks}: {bytes:N0} B vs {formula:N0} B");
                 }
-                Console.WriteLine($"| {stage} | {ranks} | {measured[0]:N0} | {formula:N0} | {measured[0] / formula:F4} |");
+                if (stage >= 2) Assert.IsTrue(measured[0].Pool < 0.25 * 2 * psi * (stage == 3 ? 2 : 1), "the streaming pools must be far smaller than full buffers");
+                Console.WriteLine($"| {stage} | {ranks} | {measured[0].Bytes:N0} | {formula:N0} | {measured[0].Bytes / formula:F4} | {measured[0].Pool:N0} |");
             }
         }
     }

@@ -41,7 +41,7 @@ public static class TrainCommand
 
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
-        var program = TModel.Compile(new CpuOps<float>(), batch.MicroBatchPerGpu);
+        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
         var engine = TrainingEngine.Initialize(program, config, communicator);
         // One global sampler, identical on every rank; each rank trains on its own rows of the global micro-batch.
@@ -97,7 +97,8 @@ public static class TrainCommand
             progress.Tick(step, loss, ms);
 
             Evaluation.Result? validation = null;
-            if (rank == 0 && settings.EvalInterval > 0 && (step % settings.EvalInterval == 0 || step == settings.TotalSteps))
+            // Every rank evaluates (under ZeRO-3 a forward pass gathers parameters, a collective); rank 0 reports.
+            if (settings.EvalInterval > 0 && (step % settings.EvalInterval == 0 || step == settings.TotalSteps))
             {
                 validation = evaluation.Run(program);
                 validationCurve.Add((step, validation.Value.Loss));

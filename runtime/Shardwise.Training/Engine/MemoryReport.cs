@@ -16,15 +16,15 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
     /// <param name="ownedElements">Elements whose master weights and Adam state this rank holds (its ZeRO partition); null = all.</param>
     /// <param name="bufferBytes">Communication buffers held besides the planned ones.</param>
     public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
-        long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false)
+        long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false, long? gradientBytes = null, long? parameterBytes = null)
     {
         long psi = layout.TotalElements;
         long owned = ownedElements ?? psi;
         int width = workingBytes;
         bool mixed = storage != StorageType.Float32;
         return new MemoryReport(
-            Parameters: psi * width,
-            Gradients: psi * width,
+            Parameters: parameterBytes ?? psi * width,
+            Gradients: gradientBytes ?? psi * width,
             MasterWeights: mixed || masterInHost ? owned * sizeof(float) : 0,
             OptimizerStates: 2 * owned * sizeof(float),
             Activations: batch * plan.ArenaElementsPerSample * width,

@@ -1,5 +1,7 @@
 using System;
+using Shardwise.Cpu;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
@@ -35,14 +37,19 @@ public sealed class TrainingEngine
     private readonly float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
+    private readonly SlotSharding? _slots;          // stage 2: per-slot pieces; gradients streamed into _accumulator
+    private readonly float[]? _accumulator;         // stage 2: this rank's reduced gradient pieces
+    private readonly float[]? _rounded;             // stages 2–3: 16-bit-rounded pieces (stage 3: the partitioned parameters)
+    private readonly GradientStreamingOps<float>? _streamingOps;
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
-        AdamOptimizer optimizer, ILossScaler scaler)
+        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler)
     {
         _program = program;
         _sharding = sharding;
+        _slots = slots;
         Config = config;
         Batch = batch;
         Optimizer = optimizer;
@@ -51,13 +58,38 @@ public sealed class TrainingEngine
         _schedule = LearningRateScheduleFactory.Create(config);
         _clip = config.GradientClipping;
         OffloadOptimizer = config.ZeroOptimization.OffloadOptimizer.IsEnabled;
-        if (Storage != StorageType.Float32 || OffloadOptimizer)
+        if (slots is not null)
+        {
+            var streamingOps = program.Ops as GradientStreamingOps<float>
+                ?? throw new InvalidOperationException("ZeRO-2/3 stream gradients: build the program over TrainingEngine.CreateBackend(config, ...)");
+            _streamingOps = streamingOps;
+            _master = new float[slots.OwnedLength];
+            slots.ExtractOwned(program.Parameters, _master);
+            StorageRounding.RoundInPlace(program.Parameters, Storage);
+            _accumulator = new float[slots.OwnedLength];
+            _rounded = new float[slots.OwnedLength];
+            StorageRounding.Round(_master, _rounded, Storage);
+            program.GradientListener = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
+            if (config.ZeroOptimization.Stage == 3)
+            {
+                // From here on no rank holds the full parameters: the initial full buffer is dropped for the pool.
+                var persistent = new System.Collections.Generic.List<int>();
+                for (int i = 0; i < program.Layout.Slots.Count; i++)
+                {
+                    if (program.Layout.Slots[i].Length < config.ZeroOptimization.Stage3ParamPersistenceThreshold) persistent.Add(i);
+                }
+                streamingOps.StartParameterStreaming(persistent);
+                RefreshPersistentParameters();
+                program.ParameterListener = new ParameterStreamer(slots, streamingOps, _rounded);
+            }
+        }
+        else if (Storage != StorageType.Float32 || OffloadOptimizer)
         {
             // With offload the masters live in host memory even in fp32, as they must on a GPU.
             _master = sharding.Owned(program.Parameters).ToArray();
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
-        if (OffloadOptimizer) _hostGradients = new float[sharding.OwnedLength];
+        if (OffloadOptimizer && slots is null) _hostGradients = new float[sharding.OwnedLength]; // stage 2's accumulator is already host-side
         if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm)
             _overlap = new OverlappedAllReduce(sharding.Communicator, () => program.Gradients, config.ZeroOptimization.ReduceBucketSize, Storage);
         program.ZeroGradients();
@@ -75,13 +107,43 @@ public sealed class TrainingEngine
         if (program.Batch != batch.MicroBatchPerGpu)
             throw new ArgumentException($"the program was compiled for micro-batch {program.Batch}, the config says train_micro_batch_size_per_gpu = {batch.MicroBatchPerGpu}");
         var zero = config.ZeroOptimization;
-        if (zero.Stage > 2)
-            throw new ConfigException(config.SourceName, [$"$.zero_optimization.stage: {zero.Stage} (ZeRO-3, partitioned parameters) is not implemented yet; use 0, 1 or 2"]);
+        if (zero.Stage == 3 && program.Ops is GradientStreamingOps<float> { PlansParameterStreaming: false })
+            throw new InvalidOperationException("ZeRO-3 streams parameters: build the program over TrainingEngine.CreateBackend(config, ...)");
         var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
+        var slots = zero.Stage >= 2 ? new SlotSharding(program.Layout, communicator) : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
-        var optimizer = new AdamOptimizer(checked((int)sharding.OwnedLength), options);
-        return new TrainingEngine(program, config, batch, sharding, optimizer, LossScalerFactory.Create(config));
+        var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options);
+        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config));
     }
+
+    /// <summary>
+    /// The backend a program must be compiled over for this config: the CPU backend, wrapped at ZeRO stage 2 so that
+    /// parameter gradients live in the generator's small streaming pool instead of a full-size buffer.
+    /// </summary>
+    public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool)
+        => config.ZeroOptimization.Stage switch
+        {
+            2 => new GradientStreamingOps<float>(new CpuOps<float>(), layout, pool),
+            3 => new GradientStreamingOps<float>(new CpuOps<float>(), layout, pool, parameterPool),
+            _ => new CpuOps<float>(),
+        };
+
+    /// <summary>ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces.</summary>
+    private void RefreshPersistentParameters()
+    {
+        var ops = _streamingOps!;
+        foreach (int slot in ops.PersistentSlots)
+        {
+            var region = ops.ResidentSlice(slot);
+            _slots!.GatherSlot(slot, _rounded, _program.Parameters.Slice((int)region.Offset, (int)region.Length));
+        }
+    }
+
+    /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
+    public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
+
+    /// <summary>Elements of this rank's optimizer partition.</summary>
+    public long OwnedElements => _slots?.OwnedLength ?? _sharding.OwnedLength;
 
     public ZeroSharding Sharding => _sharding;
 
@@ -128,8 +190,11 @@ public sealed class TrainingEngine
     public Span<float> MasterWeights => _master ?? _sharding.Owned(_program.Parameters);
 
     public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
-        ownedElements: _sharding.OwnedLength, bufferBytes: _sharding.BufferBytes + (_hostGradients?.LongLength ?? 0) * sizeof(float),
-        masterInHost: OffloadOptimizer);
+        ownedElements: OwnedElements,
+        bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float),
+        masterInHost: OffloadOptimizer,
+        gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
+        parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);
 
     /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);
@@ -164,6 +229,8 @@ public sealed class TrainingEngine
         bool boundary = IsGradientAccumulationBoundary;
         MicroStep++;
         if (!boundary) return StepOutcome.Accumulated;
+
+        if (_slots is not null) return StepStreamed();
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
@@ -207,20 +274,64 @@ public sealed class TrainingEngine
         return StepOutcome.Updated;
     }
 
+    /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
+    private StepOutcome StepStreamed()
+    {
+        var gradients = _accumulator.AsSpan();
+        var communicator = _sharding.Communicator;
+        bool overflow = RankAgreement.Any(communicator, Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            gradients.Clear();
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double scaledNorm = Math.Sqrt(RankAgreement.Sum(communicator, GradientClipping.SumOfSquares(gradients)));
+        LastGradientNorm = scaledNorm / scale;
+        double combined = scale;
+        if (_clip > 0)
+        {
+            double clipFactor = (scaledNorm / scale + GradientClipping.Epsilon) / _clip;
+            if (clipFactor > 1) combined *= clipFactor;
+        }
+        if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
+
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        Optimizer.Step(_master, gradients, LastLearningRate);
+        SyncWorkingParameters();
+        gradients.Clear();
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
     /// <summary>
     /// Full-layout fp32 master weights and Adam moments, assembled from every rank's partition (a collective: every
     /// rank must call it). Checkpoints store these, so a run can resume on any number of ranks.
     /// </summary>
-    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
-        => (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState() => _slots is not null
+        ? (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq))
+        : (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
 
     /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
     public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
     {
-        int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-        master.Slice(start, length).CopyTo(MasterWeights);
-        expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
-        expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
+        if (_slots is not null)
+        {
+            _slots.ExtractOwned(master, _master);
+            _slots.ExtractOwned(expAvg, Optimizer.State.ExpAvg);
+            _slots.ExtractOwned(expAvgSq, Optimizer.State.ExpAvgSq);
+        }
+        else
+        {
+            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+            master.Slice(start, length).CopyTo(MasterWeights);
+            expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
+            expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
+        }
         Optimizer.State.Step = adamStep;
         SyncWorkingParameters();
     }
@@ -235,6 +346,13 @@ public sealed class TrainingEngine
     /// <summary>After master weights were loaded from a checkpoint, refreshes the working copy from them.</summary>
     public void SyncWorkingParameters()
     {
+        if (_slots is not null)
+        {
+            StorageRounding.Round(_master, _rounded, Storage);
+            if (_streamingOps!.StreamsParameters) RefreshPersistentParameters(); // the rest is gathered when needed
+            else _slots.GatherInto(_rounded, _program.Parameters);
+            return;
+        }
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
         _sharding.GatherParameters(_program.Parameters);
     }

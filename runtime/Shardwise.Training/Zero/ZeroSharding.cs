@@ -25,7 +25,8 @@ public sealed class ZeroSharding
         Stage = stage;
         _communicator = communicator;
         _bucketElements = Math.Max(1, reduceBucketElements);
-        bool exchange = stage >= 1 && communicator.Size > 1;
+        // Stage 2 partitions per slot (SlotSharding); this class's buffers serve stage 1's flat partitions.
+        bool exchange = stage == 1 && communicator.Size > 1;
         _padded = exchange ? new float[map.PaddedElements] : Array.Empty<float>();
         _partition = exchange ? new float[map.PartitionElements] : Array.Empty<float>();
     }
@@ -108,22 +109,10 @@ public sealed class ZeroSharding
     }
 
     /// <summary>Σ over ranks of a per-rank partial sum of squares (for the global gradient norm).</summary>
-    public double SumOverRanks(double local)
-    {
-        if (!Partitioned || _communicator.Size == 1) return local;
-        Span<double> value = stackalloc double[] { local };
-        _communicator.AllReduceSum(value);
-        return value[0];
-    }
+    public double SumOverRanks(double local) => Partitioned ? RankAgreement.Sum(_communicator, local) : local;
 
     /// <summary>True when any rank saw an overflow (DeepSpeed all-reduces the flag with MAX).</summary>
-    public bool AnyRank(bool local)
-    {
-        if (_communicator.Size == 1) return local;
-        Span<double> flag = stackalloc double[] { local ? 1 : 0 };
-        _communicator.AllReduceMax(flag);
-        return flag[0] > 0;
-    }
+    public bool AnyRank(bool local) => RankAgreement.Any(_communicator, local);
 
     private static void Scale(Span<float> values, float factor)
     {

@@ -50,6 +50,15 @@ public abstract class CompiledModel<T> where T : unmanaged
 
     protected void GradientsReady(long fromOffset) => GradientListener?.GradientsReady(fromOffset);
 
+    protected void GradientFinal(int slot) => GradientListener?.GradientFinal(slot);
+
+    /// <summary>Told, from the generator's static residency plan, when each parameter slot is needed and released (ZeRO-3).</summary>
+    public IParameterListener? ParameterListener { get; set; }
+
+    protected void ParametersNeeded(int slot, int phase) => ParameterListener?.ParametersNeeded(slot, phase);
+
+    protected void ParametersReleased(int slot, int phase) => ParameterListener?.ParametersReleased(slot, phase);
+
     protected Slice Activation(long offsetPerSample, long elementsPerSample)
         => new(Arena.Activations, offsetPerSample * Batch, elementsPerSample * Batch);
 
@@ -68,6 +77,21 @@ public interface IGradientListener
 {
     /// <summary>Every parameter gradient at offsets ≥ <paramref name="fromOffset"/> is final for this backward pass.</summary>
     void GradientsReady(long fromOffset);
+
+    /// <summary>The gradient of layout slot <paramref name="slot"/> is final for this backward pass (called in a static order).</summary>
+    void GradientFinal(int slot)
+    {
+    }
+}
+
+/// <summary>Receives the program's parameter residency events (see <see cref="CompiledModel{T}.ParameterListener"/>).</summary>
+public interface IParameterListener
+{
+    /// <summary>Slot <paramref name="slot"/> is about to be used in <paramref name="phase"/> (0 forward, 1 backward).</summary>
+    void ParametersNeeded(int slot, int phase);
+
+    /// <summary>Slot <paramref name="slot"/> is not used again in this phase.</summary>
+    void ParametersReleased(int slot, int phase);
 }
 
 /// <summary>
@@ -109,6 +133,10 @@ public interface ILanguageModelDefinition
     static abstract ActivationPlan ActivationPlan { get; }
 
     static abstract string PlanReport { get; }
+
+    static abstract GradientPool GradientPool { get; }
+
+    static abstract ParameterPool ParameterPool { get; }
 
     static abstract int SequenceLength { get; }
 

@@ -1,0 +1,91 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
+
+namespace Shardwise.Generator.Planning;
+
+/// <summary>
+/// The static ZeRO-3 schedule: when each parameter slot must be gathered and where it lives while it is. A slot is
+/// resident in forward from the op that first uses it to the op that last does, and again in backward from the first
+/// to the last backward step that uses it (gathered twice, as DeepSpeed does: 3Ψ of traffic per step with the
+/// gradient reduction). Because the order of ops is fixed at build time, this replaces DeepSpeed's traced first step.
+/// </summary>
+internal sealed record ParameterResidencyPlan(
+    EquatableArray<int> ForwardFirst,
+    EquatableArray<int> ForwardLast,
+    EquatableArray<int> BackwardFirst,
+    EquatableArray<int> BackwardLast,
+    EquatableArray<long> ForwardOffsets,
+    EquatableArray<long> BackwardOffsets,
+    long PoolElements);
+
+internal static class ParameterResidencyPlanner
+{
+    private const int AlignmentElements = 16;
+
+    public static ParameterResidencyPlan Plan(IrGraph graph, ParameterLayoutPlan layout, EquatableArray<BackwardStep> backward)
+    {
+        int slots = layout.Slots.Count, forwardSteps = graph.Ops.Count;
+        var slotOf = new Dictionary<int, int>();
+        for (int i = 0; i < slots; i++) slotOf[layout.Slots[i].Parameter.Id] = i;
+
+        var forwardFirst = Filled(slots, -1);
+        var forwardLast = Filled(slots, -1);
+        for (int k = 0; k < forwardSteps; k++)
+        {
+            foreach (int parameter in graph.Ops[k].Parameters) Touch(forwardFirst, forwardLast, slotOf[parameter], k);
+        }
+        var backwardFirst = Filled(slots, -1);
+        var backwardLast = Filled(slots, -1);
+        for (int j = 0; j < backward.Count; j++)
+        {
+            foreach (int parameter in graph.Ops[backward[j].Op].Parameters) Touch(backwardFirst, backwardLast, slotOf[parameter], j);
+        }
+
+        // One timeline over forward ops then backward steps; every residency interval is a buffer to place.
+        var intervals = new List<(int Slot, bool Backward, int Start, int End, long Size)>();
+        for (int i = 0; i < slots; i++)
+        {
+            long size = Align(layout.Slots[i].Length);
+            if (forwardFirst[i] >= 0) intervals.Add((i, false, forwardFirst[i], forwardLast[i], size));
+            if (backwardFirst[i] >= 0) intervals.Add((i, true, forwardSteps + backwardFirst[i], forwardSteps + backwardLast[i], size));
+        }
+
+        var forwardOffsets = new long[slots];
+        var backwardOffsets = new long[slots];
+        var placed = new List<(long Offset, long Size, int Start, int End)>();
+        foreach (var interval in intervals.OrderByDescending(x => x.Size).ThenBy(x => x.Start).ThenBy(x => x.Slot))
+        {
+            long offset = 0;
+            foreach (var other in placed.Where(p => p.Start <= interval.End && interval.Start <= p.End).OrderBy(p => p.Offset))
+            {
+                if (offset + interval.Size <= other.Offset) break;
+                offset = Math.Max(offset, other.Offset + other.Size);
+            }
+            placed.Add((offset, interval.Size, interval.Start, interval.End));
+            if (interval.Backward) backwardOffsets[interval.Slot] = offset;
+            else forwardOffsets[interval.Slot] = offset;
+        }
+        long pool = placed.Count == 0 ? 0 : placed.Max(p => p.Offset + p.Size);
+        return new ParameterResidencyPlan(forwardFirst.ToEquatableArray(), forwardLast.ToEquatableArray(),
+            backwardFirst.ToEquatableArray(), backwardLast.ToEquatableArray(),
+            forwardOffsets.ToEquatableArray(), backwardOffsets.ToEquatableArray(), pool);
+    }
+
+    private static void Touch(int[] first, int[] last, int slot, int time)
+    {
+        if (first[slot] < 0) first[slot] = time;
+        last[slot] = time;
+    }
+
+    private static int[] Filled(int count, int value)
+    {
+        var array = new int[count];
+        for (int i = 0; i < count; i++) array[i] = value;
+        return array;
+    }
+
+    private static long Align(long elements) => (elements + AlignmentElements - 1) / AlignmentElements * AlignmentElements;
+}

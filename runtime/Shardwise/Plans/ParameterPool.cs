@@ -1,0 +1,24 @@
+namespace Shardwise.Plans;
+
+/// <summary>
+/// The generator's ZeRO-3 residency plan: where each parameter slot lives in a small pool while it is gathered for
+/// forward (phase 0) and for backward (phase 1), and how large that pool is. The generated program calls
+/// <c>ParametersNeeded(slot, phase)</c> before a slot's first use in a phase and <c>ParametersReleased</c> after its last.
+/// </summary>
+public sealed class ParameterPool
+{
+    public ParameterPool(long[] forwardOffsets, long[] backwardOffsets, long poolElements)
+    {
+        ForwardOffsets = forwardOffsets;
+        BackwardOffsets = backwardOffsets;
+        PoolElements = poolElements;
+    }
+
+    public global::System.Collections.Generic.IReadOnlyList<long> ForwardOffsets { get; }
+
+    public global::System.Collections.Generic.IReadOnlyList<long> BackwardOffsets { get; }
+
+    public long PoolElements { get; }
+
+    public long Offset(int slot, int phase) => phase == 0 ? ForwardOffsets[slot] : BackwardOffsets[slot];
+}

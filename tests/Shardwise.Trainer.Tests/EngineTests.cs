@@ -13,11 +13,17 @@ namespace Shardwise.Trainer.Tests;
 public sealed class EngineTests
 {
     /// <summary>
-    /// Bytes a whole training step (sample, forward, backward, optimizer) may allocate after warm-up. The step itself
-    /// allocates nothing (0 bytes on the calling thread and on the CPU worker threads); the process-wide counter
-    /// still sees the test host's own background threads, about 2 KB per second, i.e. 100–300 bytes per step here.
+    /// Bytes a whole training step (sample, forward, backward, optimizer) may allocate after warm-up on the thread that
+    /// runs it. The step allocates nothing there (nor on the CPU worker threads, see ParallelPathTests); the bound only
+    /// leaves room for the runtime's own rare bookkeeping.
     /// </summary>
-    public const long AllocationBoundBytesPerStep = 1024;
+    public const long AllocationBoundBytesPerStep = 64;
+
+    /// <summary>
+    /// The same measured process-wide, which also counts the test host's background threads (about 2 KB per second
+    /// of wall time, so it depends on how loaded the machine is); a loose bound that still catches any per-step buffer.
+    /// </summary>
+    public const long ProcessAllocationBoundBytesPerStep = 16 * 1024;
 
     private static (TrainingEngine Engine, BatchSampler Sampler, int[] Inputs, int[] Targets) Create(string json)
     {
@@ -49,11 +55,15 @@ public sealed class EngineTests
 
         const int steps = 20;
         long before = GC.GetTotalAllocatedBytes(precise: true);
+        long beforeThread = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < steps; i++) Step(engine, sampler, inputs, targets);
+        long threadPerStep = (GC.GetAllocatedBytesForCurrentThread() - beforeThread) / steps;
         long perStep = (GC.GetTotalAllocatedBytes(precise: true) - before) / steps;
 
-        Console.WriteLine($"allocated {perStep:N0} bytes per training step after warm-up (bound {AllocationBoundBytesPerStep:N0})");
-        Assert.IsTrue(perStep < AllocationBoundBytesPerStep, $"a step allocated {perStep:N0} bytes");
+        Console.WriteLine($"after warm-up a training step allocated {threadPerStep:N0} bytes on its thread (bound {AllocationBoundBytesPerStep:N0}) " +
+                          $"and {perStep:N0} bytes process-wide (bound {ProcessAllocationBoundBytesPerStep:N0})");
+        Assert.IsTrue(threadPerStep < AllocationBoundBytesPerStep, $"a step allocated {threadPerStep:N0} bytes on its thread");
+        Assert.IsTrue(perStep < ProcessAllocationBoundBytesPerStep, $"a step allocated {perStep:N0} bytes process-wide");
     }
 
     [TestMethod]

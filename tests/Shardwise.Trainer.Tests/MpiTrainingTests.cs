@@ -10,16 +10,19 @@ using Shardwise.Examples;
 namespace Shardwise.Trainer.Tests;
 
 /// <summary>
-/// The TinyGpt trainer as real processes under <c>mpirun</c>: ZeRO-1 on 2 ranks with micro-batch 1 gives the same
-/// weights as one process with micro-batch 2 (the same global batch), relative difference &lt; 1e-5 after 12 steps.
+/// The TinyGpt trainer as real processes under <c>mpirun</c>: data parallelism and ZeRO-1/2/3 on 2 ranks with
+/// micro-batch 1 give the same weights as one process with micro-batch 2 (the same global batch), relative difference
+/// &lt; 1e-5 after 12 steps; and a run saved on 4 ranks resumes on 2.
 /// </summary>
 [TestClass]
 public sealed class MpiTrainingTests
 {
 
     [TestMethod]
+    [DataRow(0)]
     [DataRow(1)]
     [DataRow(2)]
+    [DataRow(3)]
     public void ZeroUnderMpirunEqualsOneProcess(int stage)
     {
         string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
@@ -38,6 +41,30 @@ public sealed class MpiTrainingTests
         Console.WriteLine($"ZeRO-{stage}, mpirun -np 2 vs one process: relative weight difference {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
     }
+
+    [TestMethod]
+    public void SavedOnFourProcessesResumesOnTwo()
+    {
+        string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
+        var root = TrainerRun.TempDirectory();
+        string four = Path.Combine(root, "four"), two = Path.Combine(root, "two"), one = Path.Combine(root, "one");
+        var (code, output) = RunMpi(mpirun, 4, "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 3), "--steps", "8", "--output", four, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+
+        // Both continuations see 2 rows per micro-batch: 2 processes × 1, or 1 process × 2.
+        foreach (var target in new[] { two, one }) TrainerRun.CopyDirectory(four, target);
+        (code, output) = RunMpi(mpirun, 2, "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 2), "--steps", "16", "--resume", two, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "resumed from");
+        TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "16", "--resume", one, "--eval-interval", "0");
+
+        double relative = TrainerRun.RelativeDifference(
+            TrainerRun.Weights(Path.Combine(two, "step-000016", "model.safetensors")),
+            TrainerRun.Weights(Path.Combine(one, "step-000016", "model.safetensors")));
+        Console.WriteLine($"saved on 4 processes (ZeRO-3), resumed on 2 (ZeRO-2) vs 1 process: relative weight difference {relative:E2}");
+        Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
+    }
+
 
     private static (int Code, string Output) RunMpi(string mpirun, int ranks, params string[] trainerArgs)
     {

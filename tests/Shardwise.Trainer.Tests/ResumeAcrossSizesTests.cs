@@ -40,7 +40,7 @@ public sealed class ResumeAcrossSizesTests
         Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 2), "--steps", "10", "--output", four, "--eval-interval", "0" }, ranks: 4);
 
         // Both continuations start from the 4-rank checkpoint and see 2 rows per micro-batch, 4 per optimizer step.
-        foreach (var target in new[] { two, one }) CopyDirectory(four, target);
+        foreach (var target in new[] { two, one }) TrainerRun.CopyDirectory(four, target);
         Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 1, 1), "--steps", "20", "--resume", two, "--eval-interval", "0" }, ranks: 2);
         Train(new[] { "train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "20", "--resume", one, "--eval-interval", "0" }, ranks: 1);
 
@@ -54,13 +54,4 @@ public sealed class ResumeAcrossSizesTests
     }
 
 
-    private static void CopyDirectory(string source, string target)
-    {
-        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
-        {
-            var destination = Path.Combine(target, Path.GetRelativePath(source, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            File.Copy(file, destination);
-        }
-    }
 }

@@ -76,7 +76,7 @@ internal static class TrainerRun
         File.WriteAllText(path, $$"""
             { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "steps_per_print": 100,
               "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
-              "zero_optimization": { "stage": {{stage}} } }
+              "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 0 } }
             """);
         return path;
     }
@@ -100,5 +100,16 @@ internal static class TrainerRun
             norm += (double)b[i] * b[i];
         }
         return Math.Sqrt(difference / norm);
+    }
+
+    /// <summary>Copies a run directory (checkpoints included) so two continuations can start from it.</summary>
+    public static void CopyDirectory(string source, string target)
+    {
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var destination = Path.Combine(target, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            File.Copy(file, destination);
+        }
     }
 }

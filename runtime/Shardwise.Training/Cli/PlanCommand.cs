@@ -21,17 +21,24 @@ public static class PlanCommand
         log.Write(TModel.PlanReport);
         log.WriteLine();
         int stage = config.ZeroOptimization.Stage;
-        var map = new ShardMap(TModel.ParameterLayout, ranks);
-        long? owned = stage >= 1 ? map.PartitionElements : null;
-        log.WriteLine($"memory per device for micro-batch {batch.MicroBatchPerGpu}, {storage}, {ranks} data-parallel rank(s), ZeRO stage {stage}:");
-        var device = MemoryReport.For(TModel.ParameterLayout, TModel.ActivationPlan, batch.MicroBatchPerGpu, storage, storage.BytesPerElement(), owned);
-        var cpu = MemoryReport.For(TModel.ParameterLayout, TModel.ActivationPlan, batch.MicroBatchPerGpu, storage, sizeof(float), owned);
+        log.WriteLine($"memory of rank 0 for micro-batch {batch.MicroBatchPerGpu}, {storage}, {ranks} data-parallel rank(s), ZeRO stage {stage}:");
+        var device = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, storage.BytesPerElement());
+        var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
         log.WriteLine($"  GPU (16-bit working copy where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"  CPU backend (computes in fp32):          {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         if (ranks > 1)
         {
             log.WriteLine();
-            log.Write(map.Describe());
+            if (stage >= 2)
+            {
+                log.WriteLine($"ZeRO-{stage} shard map: every parameter is cut into {ranks} equal pieces (the last padded); rank r owns piece r of each:");
+                for (int rank = 0; rank < ranks; rank++)
+                    log.WriteLine($"  rank {rank}: {SlotSharding.OwnedLengthOf(TModel.ParameterLayout, ranks, rank):N0} elements");
+            }
+            else
+            {
+                log.Write(new ShardMap(TModel.ParameterLayout, ranks).Describe());
+            }
         }
         return 0;
     }

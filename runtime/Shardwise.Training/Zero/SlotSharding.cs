@@ -45,6 +45,26 @@ public sealed class SlotSharding
 
     public ParameterLayout Layout { get; }
 
+    /// <summary>Elements of <paramref name="rank"/>'s pieces for <paramref name="ranks"/> ranks, without a communicator (for plans).</summary>
+    public static long OwnedLengthOf(ParameterLayout layout, int ranks, int rank)
+    {
+        long owned = 0;
+        foreach (var slot in layout.Slots)
+        {
+            long chunk = (slot.Length + ranks - 1) / ranks;
+            owned += Math.Clamp(slot.Length - rank * chunk, 0, chunk);
+        }
+        return owned;
+    }
+
+    /// <summary>Bytes of the communication buffers a rank holds for <paramref name="ranks"/> ranks (for plans).</summary>
+    public static long BufferBytesOf(ParameterLayout layout, int ranks)
+    {
+        long largest = 0;
+        foreach (var slot in layout.Slots) largest = Math.Max(largest, (slot.Length + ranks - 1) / ranks);
+        return (largest * ranks + largest) * sizeof(float);
+    }
+
     public ICommunicator Communicator => _communicator;
 
     /// <summary>Elements of this rank's pieces: its optimizer partition.</summary>

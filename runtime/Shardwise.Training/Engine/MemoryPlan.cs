@@ -1,0 +1,49 @@
+using System.Collections.Generic;
+using Shardwise.Plans;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+using Shardwise.Training.Zero;
+
+namespace Shardwise.Training.Engine;
+
+/// <summary>
+/// Predicts, before anything is allocated, the bytes per rank the engine will hold for a config and rank count, by
+/// category, from the generated plans alone (layout, activation plan, gradient and parameter pools). The trainer's
+/// <c>plan</c> verb prints it; a test checks it against what a real engine allocates.
+/// </summary>
+public static class MemoryPlan
+{
+    /// <param name="workingBytes">Element size of working copies: 4 on the CPU backend, 2 on a GPU in fp16/bf16.</param>
+    public static MemoryReport Predict(ParameterLayout layout, ActivationPlan activations, GradientPool gradientPool, ParameterPool parameterPool,
+        DeepSpeedConfig config, int ranks, int rank, int workingBytes)
+    {
+        var zero = config.ZeroOptimization;
+        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        int micro = config.Resolve(ranks).MicroBatchPerGpu;
+        bool offload = zero.OffloadOptimizer.IsEnabled;
+
+        if (zero.Stage <= 1)
+        {
+            var map = new ShardMap(layout, ranks);
+            long owned = zero.Stage == 1 ? map.OwnedLength(rank) : layout.TotalElements;
+            long buffers = zero.Stage == 1 && ranks > 1 ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
+            if (offload) buffers += owned * sizeof(float); // host copy of the gradients
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers, masterInHost: offload);
+        }
+
+        long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
+        long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
+        long? parameters = null;
+        if (zero.Stage == 3)
+        {
+            long persistent = 0;
+            foreach (var slot in layout.Slots)
+            {
+                if (slot.Length < zero.Stage3ParamPersistenceThreshold) persistent += slot.Length;
+            }
+            parameters = (parameterPool.PoolElements + persistent) * workingBytes + pieces * sizeof(float);
+        }
+        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, SlotSharding.BufferBytesOf(layout, ranks),
+            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
+    }
+}

@@ -49,8 +49,9 @@ public static class BenchCommand
         log.WriteLine("memory per rank: " + engine.Memory.Describe());
         if (ranks > 1)
         {
-            long psi = stage == 0 ? program.Layout.TotalElements : engine.Sharding.Map.PaddedElements;
-            log.WriteLine($"traffic per rank per step (fp32 elements; formula 2Ψ(N−1)/N = {2.0 * psi * (ranks - 1) / ranks:N0}):");
+            long psi = engine.CommunicatedElements;
+            int factor = stage == 3 ? 3 : 2; // ZeRO-3 gathers parameters again for backward
+            log.WriteLine($"traffic per rank per step (fp32 elements; formula {factor}Ψ(N−1)/N = {factor * (double)psi * (ranks - 1) / ranks:N0}):");
             log.WriteLine($"  sent {communicator.Traffic.TotalSent / 4.0 / steps:N0}, received {communicator.Traffic.TotalReceived / 4.0 / steps:N0}");
             foreach (var line in communicator.Traffic.Describe().Split('\n', StringSplitOptions.RemoveEmptyEntries)) log.WriteLine($"  {line} (total over {steps} steps)");
         }

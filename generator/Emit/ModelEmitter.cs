@@ -80,7 +80,9 @@ internal static class ModelEmitter
         w.Line("public static global::Shardwise.Plans.ParameterPool ParameterPool { get; } = new(");
         w.Line($"    new long[] {{ {string.Join(", ", residency.ForwardOffsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    new long[] {{ {string.Join(", ", residency.BackwardOffsets.Select(o => Names.Long(o)))} }},");
-        w.Line($"    poolElements: {Names.Long(residency.PoolElements)});");
+        w.Line($"    poolElements: {Names.Long(residency.PoolElements)},");
+        w.Line($"    gatherOrderSlots: new int[] {{ {string.Join(", ", residency.GatherOrderSlots.Select(o => Names.Int(o)))} }},");
+        w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }});");
     }
 
     private static void WriteLayout(SourceWriter w, ProgramPlan plan)

@@ -19,7 +19,9 @@ internal sealed record ParameterResidencyPlan(
     EquatableArray<int> BackwardLast,
     EquatableArray<long> ForwardOffsets,
     EquatableArray<long> BackwardOffsets,
-    long PoolElements);
+    long PoolElements,
+    EquatableArray<int> GatherOrderSlots,
+    EquatableArray<int> GatherOrderPhases);
 
 internal static class ParameterResidencyPlanner
 {
@@ -69,9 +71,14 @@ internal static class ParameterResidencyPlanner
             else forwardOffsets[interval.Slot] = offset;
         }
         long pool = placed.Count == 0 ? 0 : placed.Max(p => p.Offset + p.Size);
+
+        // The order in which the program will ask for slots (forward, then backward; within a step by slot), so the
+        // runtime can prefetch the next ones before they are asked for.
+        var order = intervals.OrderBy(x => x.Backward).ThenBy(x => x.Start).ThenBy(x => x.Slot).ToList();
         return new ParameterResidencyPlan(forwardFirst.ToEquatableArray(), forwardLast.ToEquatableArray(),
             backwardFirst.ToEquatableArray(), backwardLast.ToEquatableArray(),
-            forwardOffsets.ToEquatableArray(), backwardOffsets.ToEquatableArray(), pool);
+            forwardOffsets.ToEquatableArray(), backwardOffsets.ToEquatableArray(), pool,
+            order.Select(x => x.Slot).ToEquatableArray(), order.Select(x => x.Backward ? 1 : 0).ToEquatableArray());
     }
 
     private static void Touch(int[] first, int[] last, int slot, int time)

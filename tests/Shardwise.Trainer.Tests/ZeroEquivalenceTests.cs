@@ -24,7 +24,7 @@ public sealed class ZeroEquivalenceTests
         { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
           "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50000, "overlap_comm": {{(overlap ? "true" : "false")}},
-                                 "stage3_param_persistence_threshold": {{(stage == 3 ? 1000 : 100000)}},
+                                 "stage3_param_persistence_threshold": {{(stage == 3 ? 1000 : 100000)}}, "stage3_prefetch_bucket_size": 60000,
                                  "offload_optimizer": { "device": "{{(offload ? "cpu" : "none")}}" } } }
         """;
 
@@ -49,6 +49,8 @@ public sealed class ZeroEquivalenceTests
             sampler.NextBatch(inputs, targets);
             engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length));
             engine.Backward();
+            if (stage == 3 && ranks > 1 && engine.GlobalStep > 0)
+                Assert.IsTrue(engine.PrefetchHits > 0, "ZeRO-3 must serve requests from the static-order prefetch");
             if (overlap && engine.IsGradientAccumulationBoundary && ranks > 1)
                 Assert.IsTrue(engine.OverlappedBuckets > 5, $"only {engine.OverlappedBuckets} buckets were reduced during backward");
             engine.Step();

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using Shardwise.Plans;
 using Shardwise.Precision;
@@ -42,6 +43,9 @@ public static class MemoryPlan
                 if (slot.Length < zero.Stage3ParamPersistenceThreshold) persistent += slot.Length;
             }
             parameters = (parameterPool.PoolElements + persistent) * workingBytes + pieces * sizeof(float);
+            long prefetch = TrainingEngine.PrefetchElements(zero, parameterPool.PoolElements + persistent, layout.TotalElements);
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, SlotSharding.BufferBytesOf(layout, ranks) + prefetch * sizeof(float),
+                masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
         }
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, SlotSharding.BufferBytesOf(layout, ranks),
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);

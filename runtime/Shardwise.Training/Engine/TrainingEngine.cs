@@ -41,6 +41,7 @@ public sealed class TrainingEngine
     private readonly float[]? _accumulator;         // stage 2: this rank's reduced gradient pieces
     private readonly float[]? _rounded;             // stages 2–3: 16-bit-rounded pieces (stage 3: the partitioned parameters)
     private readonly GradientStreamingOps<float>? _streamingOps;
+    private readonly ParameterStreamer? _parameterStreamer;
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
 
@@ -80,7 +81,9 @@ public sealed class TrainingEngine
                 }
                 streamingOps.StartParameterStreaming(persistent);
                 RefreshPersistentParameters();
-                program.ParameterListener = new ParameterStreamer(slots, streamingOps, _rounded);
+                _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded, streamingOps.ParameterPlan!,
+                    PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
+                program.ParameterListener = _parameterStreamer;
             }
         }
         else if (Storage != StorageType.Float32 || OffloadOptimizer)
@@ -127,6 +130,16 @@ public sealed class TrainingEngine
             3 => new GradientStreamingOps<float>(new CpuOps<float>(), layout, pool, parameterPool),
             _ => new CpuOps<float>(),
         };
+
+    /// <summary>
+    /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole
+    /// and the staging together stay within stage3_max_live_parameters, and never larger than the model.
+    /// </summary>
+    internal static long PrefetchElements(ZeroOptimizationConfig zero, long parameterArenaElements, long modelElements)
+        => Math.Max(0, Math.Min(Math.Min(zero.Stage3PrefetchBucketSize, modelElements), zero.Stage3MaxLiveParameters - parameterArenaElements));
+
+    /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
+    public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
     /// <summary>ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces.</summary>
     private void RefreshPersistentParameters()
@@ -191,7 +204,8 @@ public sealed class TrainingEngine
 
     public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
         ownedElements: OwnedElements,
-        bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float),
+        bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
+                     + (_parameterStreamer?.StagingBytes ?? 0),
         masterInHost: OffloadOptimizer || _slots is not null,
         gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
         parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);

@@ -39,6 +39,9 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
         }
     }
 
+    /// <summary>The ZeRO-3 residency plan this backend was built with, if any.</summary>
+    public ParameterPool? ParameterPlan => _plannedParameterPool;
+
     /// <summary>Whether this backend was built for ZeRO-3 (it streams parameters once the engine starts it).</summary>
     public bool PlansParameterStreaming => _plannedParameterPool is not null;
 

@@ -1,38 +1,114 @@
+using System;
+using System.Collections.Generic;
 using Shardwise.Ops;
 using Shardwise.Plans;
 
 namespace Shardwise.Training.Zero;
 
 /// <summary>
-/// ZeRO-3's parameter side: when the generated program says a slot is needed, all-gathers it from every rank's
-/// 16-bit piece into the pool region the residency plan gives it; when released, forgets the mapping (the plan has
-/// already decided who reuses the memory). Slots kept whole (persistence threshold) are never gathered here.
+/// ZeRO-3's parameter side. When the generated program says a slot is needed, the slot is all-gathered from every
+/// rank's 16-bit piece into the pool region the residency plan gives it; when released, the mapping is dropped (the
+/// plan has already decided who reuses the memory). Slots kept whole (persistence threshold) are never gathered here.
+/// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>): after each
+/// request the next slots are gathered ahead into a staging buffer of stage3_prefetch_bucket_size elements (capped so
+/// that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into place.
 /// </summary>
 public sealed class ParameterStreamer : IParameterListener
 {
     private readonly SlotSharding _sharding;
     private readonly GradientStreamingOps<float> _ops;
     private readonly float[] _pieces;
+    private readonly ParameterPool _plan;
+    private readonly float[] _staging;
+    private readonly Queue<(int Order, int Offset, int Length)> _prefetched = new();
+    private int _next;          // index in the gather order of the next expected request
+    private int _prefetchedUpTo; // gather-order entries below this are prefetched or consumed
+    private int _stagingTail;
 
-    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, float[] pieces)
+    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, float[] pieces, ParameterPool plan, long prefetchElements)
     {
         _sharding = sharding;
         _ops = ops;
         _pieces = pieces;
+        _plan = plan;
+        _staging = new float[Math.Max(0, prefetchElements)];
     }
 
     /// <summary>Slots gathered since the last reset (twice per slot per step: forward and backward).</summary>
     public int Gathers { get; private set; }
 
-    public void ResetCount() => Gathers = 0;
+    /// <summary>Requests served from the prefetch staging buffer.</summary>
+    public int PrefetchHits { get; private set; }
+
+    public long StagingBytes => _staging.LongLength * sizeof(float);
+
+    public void ResetCount() => Gathers = PrefetchHits = 0;
 
     public void ParametersNeeded(int slot, int phase)
     {
         if (_ops.IsPersistent(slot)) return;
         var region = _ops.MakeResident(slot, phase);
-        _sharding.GatherSlot(slot, _pieces, _ops.View(Arena.Parameters).Slice((int)region.Offset, (int)region.Length));
+        var destination = _ops.View(Arena.Parameters).Slice((int)region.Offset, (int)region.Length);
+
+        int order = Locate(slot, phase);
+        if (_prefetched.Count > 0 && _prefetched.Peek().Order == order)
+        {
+            var (_, offset, length) = _prefetched.Dequeue();
+            _staging.AsSpan(offset, length).CopyTo(destination);
+            PrefetchHits++;
+            if (_prefetched.Count == 0) _stagingTail = 0;
+        }
+        else
+        {
+            _sharding.GatherSlot(slot, _pieces, destination);
+        }
         Gathers++;
+        Prefetch();
     }
 
     public void ParametersReleased(int slot, int phase) => _ops.Release(slot);
+
+    /// <summary>
+    /// Where a request falls in the static order. A request out of order (a forward-only pass such as evaluation,
+    /// which never reaches the backward entries) restarts the order and drops what was prefetched.
+    /// </summary>
+    private int Locate(int slot, int phase)
+    {
+        if (_next < _plan.GatherOrderSlots.Count && _plan.GatherOrderSlots[_next] == slot && _plan.GatherOrderPhases[_next] == phase)
+            return _next++;
+        _prefetched.Clear();
+        _stagingTail = 0;
+        for (int i = 0; i < _plan.GatherOrderSlots.Count; i++)
+        {
+            if (_plan.GatherOrderSlots[i] == slot && _plan.GatherOrderPhases[i] == phase)
+            {
+                _next = i + 1;
+                _prefetchedUpTo = _next;
+                return i;
+            }
+        }
+        _next = _prefetchedUpTo = 0;
+        return -1;
+    }
+
+    /// <summary>Gathers upcoming slots of the static order while they fit in the staging buffer.</summary>
+    private void Prefetch()
+    {
+        if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
+        while (_prefetchedUpTo < _plan.GatherOrderSlots.Count)
+        {
+            int slot = _plan.GatherOrderSlots[_prefetchedUpTo];
+            if (_ops.IsPersistent(slot))
+            {
+                _prefetchedUpTo++;
+                continue;
+            }
+            int length = (int)_sharding.Layout.Slots[slot].Length;
+            if (_stagingTail + length > _staging.Length) return;
+            _sharding.GatherSlot(slot, _pieces, _staging.AsSpan(_stagingTail, length));
+            _prefetched.Enqueue((_prefetchedUpTo, _stagingTail, length));
+            _stagingTail += length;
+            _prefetchedUpTo++;
+        }
+    }
 }

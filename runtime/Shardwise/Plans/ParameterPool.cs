@@ -7,12 +7,19 @@ namespace Shardwise.Plans;
 /// </summary>
 public sealed class ParameterPool
 {
-    public ParameterPool(long[] forwardOffsets, long[] backwardOffsets, long poolElements)
+    public ParameterPool(long[] forwardOffsets, long[] backwardOffsets, long poolElements, int[] gatherOrderSlots, int[] gatherOrderPhases)
     {
         ForwardOffsets = forwardOffsets;
         BackwardOffsets = backwardOffsets;
         PoolElements = poolElements;
+        GatherOrderSlots = gatherOrderSlots;
+        GatherOrderPhases = gatherOrderPhases;
     }
+
+    /// <summary>The static order of <c>ParametersNeeded</c> calls in one training step: slot, then phase (parallel arrays).</summary>
+    public global::System.Collections.Generic.IReadOnlyList<int> GatherOrderSlots { get; }
+
+    public global::System.Collections.Generic.IReadOnlyList<int> GatherOrderPhases { get; }
 
     public global::System.Collections.Generic.IReadOnlyList<long> ForwardOffsets { get; }
 

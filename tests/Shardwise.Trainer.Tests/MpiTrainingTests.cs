@@ -35,8 +35,8 @@ public sealed class MpiTrainingTests
         StringAssert.Contains(output, "ranks 2");
         TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", steps, "--output", single, "--eval-interval", "0");
 
-        var a = TrainerRun.Weights(Path.Combine(sharded, "step-000012", "model.safetensors"));
-        var b = TrainerRun.Weights(Path.Combine(single, "step-000012", "model.safetensors"));
+        var a = TrainerRun.CheckpointWeights(Path.Combine(sharded, "step-000012"));
+        var b = TrainerRun.CheckpointWeights(Path.Combine(single, "step-000012"));
         double relative = TrainerRun.RelativeDifference(a, b);
         Console.WriteLine($"ZeRO-{stage}, mpirun -np 2 vs one process: relative weight difference {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
@@ -59,8 +59,8 @@ public sealed class MpiTrainingTests
         TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "16", "--resume", one, "--eval-interval", "0");
 
         double relative = TrainerRun.RelativeDifference(
-            TrainerRun.Weights(Path.Combine(two, "step-000016", "model.safetensors")),
-            TrainerRun.Weights(Path.Combine(one, "step-000016", "model.safetensors")));
+            TrainerRun.CheckpointWeights(Path.Combine(two, "step-000016")),
+            TrainerRun.CheckpointWeights(Path.Combine(one, "step-000016")));
         Console.WriteLine($"saved on 4 processes (ZeRO-3), resumed on 2 (ZeRO-2) vs 1 process: relative weight difference {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
     }

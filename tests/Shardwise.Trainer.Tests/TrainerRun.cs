@@ -90,6 +90,14 @@ internal static class TrainerRun
         return all;
     }
 
+    /// <summary>The full fp32 weights of a checkpoint directory, whether written whole or as per-rank partitions.</summary>
+    public static float[] CheckpointWeights(string checkpoint)
+    {
+        var all = new float[TinyGpt.ParameterLayout.TotalElements];
+        TrainingCheckpoint.LoadWeights(checkpoint, TinyGpt.ParameterLayout, all);
+        return all;
+    }
+
     /// <summary>‖a − b‖ / ‖b‖.</summary>
     public static double RelativeDifference(float[] a, float[] b)
     {

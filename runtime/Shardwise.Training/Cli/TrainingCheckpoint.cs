@@ -8,6 +8,7 @@ using Shardwise.Data;
 using Shardwise.Plans;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Precision;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
 
@@ -34,12 +35,16 @@ public sealed class TrainingCheckpoint
     public static ITokenizer LoadTokenizer(string checkpoint) => Data.TokenizerFile.Load(Path.Combine(checkpoint, TokenizerFile));
 
     /// <summary>
-    /// Saves a checkpoint. With several ranks this is a collective: every rank contributes its ZeRO partition of the
-    /// master weights and Adam moments, and rank 0 writes full-layout files (so any number of ranks can resume).
-    /// Returns the committed path on rank 0, null elsewhere.
+    /// Saves a checkpoint atomically. One process, or plain data parallelism: rank 0 writes named full-layout files.
+    /// With ZeRO partitions on several ranks this is a collective: rank 0 opens the checkpoint, every rank writes its
+    /// own partition file into it in parallel (fsynced), and after a barrier rank 0 adds the state and commits — a
+    /// crash anywhere before that leaves the previous checkpoint as `latest`. Returns the path on rank 0, null elsewhere.
     /// </summary>
     public string? Save(TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
     {
+        var communicator = engine.Sharding.Communicator;
+        if (engine.Scheme is { } scheme && communicator.Size > 1) return SavePartitioned(engine, scheme, sampler, tokenizer, settings);
+
         var layout = engine.Program.Layout;
         var (master, expAvg, expAvgSq) = engine.ExportFullState();
         if (engine.Sharding.Rank != 0) return null;
@@ -72,6 +77,96 @@ public sealed class TrainingCheckpoint
         return writer.Commit();
     }
 
+    private string? SavePartitioned(TrainingEngine engine, PartitionScheme scheme, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+    {
+        var communicator = engine.Sharding.Communicator;
+        int rank = communicator.Rank, ranks = communicator.Size;
+        using var writer = rank == 0 ? _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep)) : null;
+        string directory = Broadcast.Text(communicator, writer?.DirectoryPath);
+
+        var (master, expAvg, expAvgSq) = engine.OwnedState();
+        var metadata = new Dictionary<string, string>
+        {
+            ["rank"] = rank.ToString(CultureInfo.InvariantCulture),
+            ["ranks"] = ranks.ToString(CultureInfo.InvariantCulture),
+            ["scheme"] = scheme.ToString(),
+            ["adam_step"] = engine.Optimizer.State.Step.ToString(CultureInfo.InvariantCulture),
+            ["global_step"] = engine.GlobalStep.ToString(CultureInfo.InvariantCulture),
+        };
+        var specs = new[]
+        {
+            new SafeTensorSpec("master", SafeTensorDType.F32, master.LongLength),
+            new SafeTensorSpec("exp_avg", SafeTensorDType.F32, expAvg.LongLength),
+            new SafeTensorSpec("exp_avg_sq", SafeTensorDType.F32, expAvgSq.LongLength),
+        };
+        using (var file = SafeTensorsWriter.Create(Path.Combine(directory, PartitionFile(rank, ranks)), specs, metadata))
+        {
+            file.Write("master", master);
+            file.Write("exp_avg", expAvg);
+            file.Write("exp_avg_sq", expAvgSq);
+            file.Complete(); // fsynced before the barrier, so the commit never names a partial file
+        }
+        communicator.Barrier();
+        if (writer is null) return null;
+
+        writer.WriteAllText(StateFile, StateJson(engine, sampler, settings));
+        tokenizer.Save(writer.GetFilePath(TokenizerFile));
+        return writer.Commit();
+    }
+
+    /// <summary>A rank's partition file: its fp32 masters and Adam moments, as it holds them.</summary>
+    public static string PartitionFile(int rank, int ranks)
+        => string.Format(CultureInfo.InvariantCulture, "zero_partition.rank-{0:00000}-of-{1:00000}.safetensors", rank, ranks);
+
+    /// <summary>
+    /// The full-layout fp32 masters and Adam moments of a checkpoint, whichever way it was written: named files, or one
+    /// partition file per rank re-assembled by the pure partition function (the layout and the writer's rank count).
+    /// </summary>
+    public static (float[] Master, float[] ExpAvg, float[] ExpAvgSq, long AdamStep) ReadFullState(string checkpoint, ParameterLayout layout)
+    {
+        var master = new float[layout.TotalElements];
+        var expAvg = new float[layout.TotalElements];
+        var expAvgSq = new float[layout.TotalElements];
+        if (File.Exists(Path.Combine(checkpoint, ModelFile)))
+        {
+            LoadNamedWeights(checkpoint, layout, master);
+            using var optimizer = SafeTensorsReader.Open(Path.Combine(checkpoint, OptimizerFile));
+            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg", slot), Slice(expAvg, slot));
+            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot), Slice(expAvgSq, slot));
+            Span<long> step = stackalloc long[1];
+            optimizer.Read("step", step);
+            return (master, expAvg, expAvgSq, step[0]);
+        }
+
+        var files = Directory.GetFiles(checkpoint, "zero_partition.rank-*.safetensors");
+        if (files.Length == 0)
+            throw new InvalidDataException($"{checkpoint}: neither {ModelFile} nor zero_partition.rank-*.safetensors files; not a Shardwise checkpoint");
+        long adamStep = 0;
+        int writers = -1;
+        foreach (var file in files)
+        {
+            using var reader = SafeTensorsReader.Open(file);
+            int rank = int.Parse(reader.Metadata["rank"], CultureInfo.InvariantCulture);
+            int ranks = int.Parse(reader.Metadata["ranks"], CultureInfo.InvariantCulture);
+            var scheme = Enum.Parse<PartitionScheme>(reader.Metadata["scheme"]);
+            if (writers >= 0 && ranks != writers) throw new InvalidDataException($"{file}: written by {ranks} ranks, other partition files by {writers}");
+            writers = ranks;
+            adamStep = long.Parse(reader.Metadata["adam_step"], CultureInfo.InvariantCulture);
+            var owned = new float[reader.GetInfo("master").ElementCount];
+            foreach (var (name, target) in new[] { ("master", master), ("exp_avg", expAvg), ("exp_avg_sq", expAvgSq) })
+            {
+                if (reader.GetInfo(name).ElementCount != owned.Length)
+                    throw new InvalidDataException($"{file}: tensor '{name}' has {reader.GetInfo(name).ElementCount} elements, expected {owned.Length}");
+                reader.Read(name, owned);
+                foreach (var (layoutOffset, ownedOffset, length) in PartitionSegments.For(layout, ranks, scheme, rank))
+                    owned.AsSpan((int)ownedOffset, (int)length).CopyTo(target.AsSpan((int)layoutOffset, (int)length));
+            }
+        }
+        if (files.Length != writers)
+            throw new InvalidDataException($"{checkpoint}: {files.Length} partition files for a run of {writers} ranks; the checkpoint is incomplete");
+        return (master, expAvg, expAvgSq, adamStep);
+    }
+
     /// <summary>The data file the checkpointed run trained on, or null for the built-in task.</summary>
     public static string? ReadDataPath(string checkpoint)
     {
@@ -79,8 +174,18 @@ public sealed class TrainingCheckpoint
         return json.RootElement.TryGetProperty("data_path", out var path) && path.ValueKind == JsonValueKind.String ? path.GetString() : null;
     }
 
-    /// <summary>Loads only the fp32 weights into a flat buffer (for sampling and evaluation).</summary>
+    /// <summary>Loads only the fp32 weights into a flat buffer (for sampling, evaluation and consolidation).</summary>
     public static void LoadWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
+    {
+        if (File.Exists(Path.Combine(checkpoint, ModelFile)))
+        {
+            LoadNamedWeights(checkpoint, layout, flat);
+            return;
+        }
+        ReadFullState(checkpoint, layout).Master.AsSpan().CopyTo(flat);
+    }
+
+    private static void LoadNamedWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
     {
         using var model = SafeTensorsReader.Open(Path.Combine(checkpoint, ModelFile));
         foreach (var slot in layout.Slots) model.Read(CheckShape(model, slot.Name, slot), Slice(flat, slot));
@@ -89,20 +194,7 @@ public sealed class TrainingCheckpoint
     /// <summary>Restores a checkpoint on any number of ranks: each rank reads the full files and keeps its partition.</summary>
     public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
-        var layout = engine.Program.Layout;
-        var master = new float[layout.TotalElements];
-        var expAvg = new float[layout.TotalElements];
-        var expAvgSq = new float[layout.TotalElements];
-        LoadWeights(checkpoint, layout, master);
-        long adamStep;
-        using (var optimizer = SafeTensorsReader.Open(Path.Combine(checkpoint, OptimizerFile)))
-        {
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg", slot), Slice(expAvg, slot));
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot), Slice(expAvgSq, slot));
-            Span<long> step = stackalloc long[1];
-            optimizer.Read("step", step);
-            adamStep = step[0];
-        }
+        var (master, expAvg, expAvgSq, adamStep) = ReadFullState(checkpoint, engine.Program.Layout);
         engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
 
         var path = Path.Combine(checkpoint, StateFile);

@@ -155,6 +155,12 @@ public sealed class TrainingEngine
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
 
+    /// <summary>How this rank's partition maps onto the layout; null when every rank holds everything (stage 0).</summary>
+    public PartitionScheme? Scheme => _slots is not null ? PartitionScheme.Slots : _sharding.Partitioned ? PartitionScheme.Flat : null;
+
+    /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState() => (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+
     /// <summary>Elements of this rank's optimizer partition.</summary>
     public long OwnedElements => _slots?.OwnedLength ?? _sharding.OwnedLength;
 

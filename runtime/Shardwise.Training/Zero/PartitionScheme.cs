@@ -1,0 +1,42 @@
+using System;
+using System.Collections.Generic;
+using Shardwise.Plans;
+
+namespace Shardwise.Training.Zero;
+
+/// <summary>How a rank's optimizer partition maps onto the flat layout.</summary>
+public enum PartitionScheme
+{
+    /// <summary>Stage 1: one contiguous range of the layout per rank (<see cref="ShardMap"/>).</summary>
+    Flat,
+    /// <summary>Stages 2–3: piece r of every parameter (<see cref="SlotSharding"/>).</summary>
+    Slots,
+}
+
+/// <summary>
+/// Which layout ranges a rank's partition holds, as a pure function of (layout, ranks, scheme, rank): checkpoints
+/// store each rank's partition as written and any number of ranks re-slices them on load.
+/// </summary>
+public static class PartitionSegments
+{
+    /// <summary>(layout offset, offset in the rank's partition, length) for every range the rank owns.</summary>
+    public static IEnumerable<(long LayoutOffset, long OwnedOffset, long Length)> For(ParameterLayout layout, int ranks, PartitionScheme scheme, int rank)
+    {
+        if (scheme == PartitionScheme.Flat)
+        {
+            var map = new ShardMap(layout, ranks);
+            long length = map.OwnedLength(rank);
+            if (length > 0) yield return (map.Start(rank), 0, length);
+            yield break;
+        }
+
+        long owned = 0;
+        foreach (var slot in layout.Slots)
+        {
+            long chunk = (slot.Length + ranks - 1) / ranks;
+            long length = Math.Clamp(slot.Length - rank * chunk, 0, chunk);
+            if (length > 0) yield return (slot.Offset + rank * chunk, owned, length);
+            owned += length;
+        }
+    }
+}

@@ -275,8 +275,23 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        // DeepSpeed fuses unscaling and clipping: the norm is taken on scaled gradients.
-        double scaledNorm = Math.Sqrt(_sharding.SumOverRanks(GradientClipping.SumOfSquares(gradients)));
+        UnscaleAndClip(gradients, scale, _sharding.SumOverRanks(GradientClipping.SumOfSquares(gradients)));
+
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        Optimizer.Step(MasterWeights, gradients, LastLearningRate);
+        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
+        _sharding.GatherParameters(_program.Parameters);
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>
+    /// DeepSpeed fuses unscaling and clipping into one multiply: the norm is taken on the still-scaled gradients
+    /// (<paramref name="scaledSumOfSquares"/>, already summed over ranks) and combined = scale · max(1, (norm/scale + ε)/clip).
+    /// </summary>
+    private void UnscaleAndClip(Span<float> gradients, double scale, double scaledSumOfSquares)
+    {
+        double scaledNorm = Math.Sqrt(scaledSumOfSquares);
         LastGradientNorm = scaledNorm / scale;
         double combined = scale;
         if (_clip > 0)
@@ -285,13 +300,6 @@ public sealed class TrainingEngine
             if (clipFactor > 1) combined *= clipFactor;
         }
         if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
-
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(MasterWeights, gradients, LastLearningRate);
-        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
-        _sharding.GatherParameters(_program.Parameters);
-        _program.ZeroGradients();
-        return StepOutcome.Updated;
     }
 
     /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
@@ -310,15 +318,7 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        double scaledNorm = Math.Sqrt(RankAgreement.Sum(communicator, GradientClipping.SumOfSquares(gradients)));
-        LastGradientNorm = scaledNorm / scale;
-        double combined = scale;
-        if (_clip > 0)
-        {
-            double clipFactor = (scaledNorm / scale + GradientClipping.Epsilon) / _clip;
-            if (clipFactor > 1) combined *= clipFactor;
-        }
-        if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
+        UnscaleAndClip(gradients, scale, RankAgreement.Sum(communicator, GradientClipping.SumOfSquares(gradients)));
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         Optimizer.Step(_master, gradients, LastLearningRate);

@@ -17,4 +17,5 @@ internal static class KnownNames
     public const string CausalSelfAttention = "Shardwise.CausalSelfAttention";
     public const string Activations = "Shardwise.Activations";
     public const string Loss = "Shardwise.Loss";
+    public const string TrainerCli = "Shardwise.Training.Cli.TrainerCli";
 }

@@ -6,4 +6,5 @@ internal static class TrackingNames
     public const string Parse = nameof(Parse);
     public const string ValidModels = nameof(ValidModels);
     public const string Plan = nameof(Plan);
+    public const string EntryPoint = nameof(EntryPoint);
 }

@@ -32,11 +32,16 @@ internal static class GeneratorHarness
         }
     }
 
-    public static CSharpCompilation Compile(params (string Path, string Text)[] sources) => CSharpCompilation.Create(
+    public static CSharpCompilation Compile(params (string Path, string Text)[] sources) => Compile(OutputKind.DynamicallyLinkedLibrary, withTrainer: false, sources);
+
+    /// <param name="withTrainer">Also reference Shardwise.Training (the trainer CLI the entry point calls).</param>
+    public static CSharpCompilation Compile(OutputKind kind, bool withTrainer, params (string Path, string Text)[] sources) => CSharpCompilation.Create(
         "TestModels",
         sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, ParseOptions, s.Path)),
-        LazyReferences.Value,
-        new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+        withTrainer
+            ? LazyReferences.Value.Append(MetadataReference.CreateFromFile(typeof(Shardwise.Training.Cli.TrainerCli).Assembly.Location))
+            : LazyReferences.Value,
+        new CSharpCompilationOptions(kind, nullableContextOptions: NullableContextOptions.Enable));
 
     public static GeneratorDriver CreateDriver(bool trackSteps = false) => CSharpGeneratorDriver.Create(
         new[] { new ShardwiseGenerator().AsSourceGenerator() },

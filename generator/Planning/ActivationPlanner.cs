@@ -125,18 +125,10 @@ internal static class ActivationPlanner
 
     private static List<ActivationBuffer> Place(List<ActivationBuffer> buffers)
     {
+        var packer = new IntervalPacker();
         var placed = new List<ActivationBuffer>();
         foreach (var buffer in buffers.OrderByDescending(b => b.ElementsPerSample).ThenBy(b => b.Start).ThenBy(b => b.Value).ThenBy(b => b.Role))
-        {
-            var conflicts = placed.Where(p => p.Start <= buffer.End && buffer.Start <= p.End).OrderBy(p => p.OffsetPerSample);
-            long offset = 0;
-            foreach (var other in conflicts)
-            {
-                if (offset + Align(buffer.ElementsPerSample) <= other.OffsetPerSample) break;
-                offset = Math.Max(offset, other.OffsetPerSample + Align(other.ElementsPerSample));
-            }
-            placed.Add(buffer with { OffsetPerSample = offset });
-        }
+            placed.Add(buffer with { OffsetPerSample = packer.Place(Align(buffer.ElementsPerSample), buffer.Start, buffer.End) });
         // Report in timeline order, which reads better than placement order.
         return placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
     }

@@ -34,7 +34,7 @@ internal static class GradientPoolPlanner
         var slots = layout.Slots;
         var offsets = new long[slots.Count];
         var finalAfter = new int[slots.Count];
-        var placed = new List<(long Offset, long Size, int Start, int End)>();
+        var packer = new IntervalPacker();
         var order = Enumerable.Range(0, slots.Count)
             .OrderByDescending(i => slots[i].Length).ThenBy(i => i);
         foreach (int i in order)
@@ -43,17 +43,9 @@ internal static class GradientPoolPlanner
             int start = first.TryGetValue(id, out int s) ? s : 0;
             int end = last.TryGetValue(id, out int e) ? e : 0;
             finalAfter[i] = end;
-            long size = Align(slots[i].Length);
-            long offset = 0;
-            foreach (var other in placed.Where(p => p.Start <= end && start <= p.End).OrderBy(p => p.Offset))
-            {
-                if (offset + size <= other.Offset) break;
-                offset = Math.Max(offset, other.Offset + other.Size);
-            }
-            offsets[i] = offset;
-            placed.Add((offset, size, start, end));
+            offsets[i] = packer.Place(Align(slots[i].Length), start, end);
         }
-        long pool = placed.Count == 0 ? 0 : placed.Max(p => p.Offset + p.Size);
+        long pool = packer.Extent;
         return new GradientPoolPlan(offsets.ToEquatableArray(), finalAfter.ToEquatableArray(), pool);
     }
 

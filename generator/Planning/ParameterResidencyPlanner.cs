@@ -57,20 +57,14 @@ internal static class ParameterResidencyPlanner
 
         var forwardOffsets = new long[slots];
         var backwardOffsets = new long[slots];
-        var placed = new List<(long Offset, long Size, int Start, int End)>();
+        var packer = new IntervalPacker();
         foreach (var interval in intervals.OrderByDescending(x => x.Size).ThenBy(x => x.Start).ThenBy(x => x.Slot))
         {
-            long offset = 0;
-            foreach (var other in placed.Where(p => p.Start <= interval.End && interval.Start <= p.End).OrderBy(p => p.Offset))
-            {
-                if (offset + interval.Size <= other.Offset) break;
-                offset = Math.Max(offset, other.Offset + other.Size);
-            }
-            placed.Add((offset, interval.Size, interval.Start, interval.End));
+            long offset = packer.Place(interval.Size, interval.Start, interval.End);
             if (interval.Backward) backwardOffsets[interval.Slot] = offset;
             else forwardOffsets[interval.Slot] = offset;
         }
-        long pool = placed.Count == 0 ? 0 : placed.Max(p => p.Offset + p.Size);
+        long pool = packer.Extent;
 
         // The order in which the program will ask for slots (forward, then backward; within a step by slot), so the
         // runtime can prefetch the next ones before they are asked for.

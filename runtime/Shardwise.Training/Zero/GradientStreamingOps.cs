@@ -23,6 +23,7 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
     private readonly Dictionary<long, long> _residentParameters = new(); // slot offset → parameter pool offset
     private readonly ParameterPool? _plannedParameterPool;
     private ParameterPool? _parameterPool;
+    private bool[] _persistent = Array.Empty<bool>();
     private long _parameterArenaElements;
 
     /// <param name="parameterPool">The ZeRO-3 residency plan; null when parameters stay whole (stage 2).</param>
@@ -67,6 +68,8 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
             offset += _layout.Slots[slot].Length;
         }
         PersistentSlots = persistentSlots;
+        _persistent = new bool[_layout.Slots.Count];
+        foreach (int slot in persistentSlots) _persistent[slot] = true;
         _parameterArenaElements = offset;
         _inner.Allocate(Arena.Parameters, offset);
     }
@@ -94,14 +97,7 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
         if (!IsPersistent(slot)) _residentParameters.Remove(_layout.Slots[slot].Offset);
     }
 
-    public bool IsPersistent(int slot)
-    {
-        foreach (int p in PersistentSlots)
-        {
-            if (p == slot) return true;
-        }
-        return false;
-    }
+    public bool IsPersistent(int slot) => slot < _persistent.Length && _persistent[slot];
 
     public ITensorOps<T> Inner => _inner;
 

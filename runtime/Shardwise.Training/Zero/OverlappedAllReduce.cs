@@ -2,6 +2,7 @@ using System;
 using Shardwise.Distributed;
 using Shardwise.Plans;
 using Shardwise.Precision;
+using Shardwise.Training.Optim;
 
 namespace Shardwise.Training.Zero;
 
@@ -60,8 +61,7 @@ public sealed class OverlappedAllReduce : IGradientListener
         var bucket = _gradients().Slice(checked((int)start), checked((int)length));
         StorageRounding.RoundInPlace(bucket, _storage); // communicate what 16-bit gradient storage holds
         _communicator.AllReduceSum(bucket);
-        float average = 1f / _communicator.Size;
-        for (int i = 0; i < bucket.Length; i++) bucket[i] *= average;
+        GradientClipping.Scale(bucket, 1f / _communicator.Size);
         _reducedFrom = start;
     }
 }

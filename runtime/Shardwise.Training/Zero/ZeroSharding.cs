@@ -1,5 +1,6 @@
 using System;
 using Shardwise.Distributed;
+using Shardwise.Training.Optim;
 
 namespace Shardwise.Training.Zero;
 
@@ -65,7 +66,7 @@ public sealed class ZeroSharding
             {
                 var bucket = gradients.Slice((int)start, (int)Math.Min(_bucketElements, gradients.Length - start));
                 _communicator.AllReduceSum(bucket);
-                Scale(bucket, average);
+                GradientClipping.Scale(bucket, average);
             }
             return;
         }
@@ -75,7 +76,7 @@ public sealed class ZeroSharding
         _communicator.ReduceScatterSum(_padded, _partition);
         var owned = Owned(gradients);
         _partition.AsSpan(0, owned.Length).CopyTo(owned);
-        Scale(owned, average);
+        GradientClipping.Scale(owned, average);
     }
 
     /// <summary>After each rank updated its partition, gives every rank the full parameters.</summary>
@@ -114,8 +115,4 @@ public sealed class ZeroSharding
     /// <summary>True when any rank saw an overflow (DeepSpeed all-reduces the flag with MAX).</summary>
     public bool AnyRank(bool local) => RankAgreement.Any(_communicator, local);
 
-    private static void Scale(Span<float> values, float factor)
-    {
-        for (int i = 0; i < values.Length; i++) values[i] *= factor;
-    }
 }

@@ -5,6 +5,8 @@ internal static class KnownNames
 {
     public const string ModelAttribute = "Shardwise.ModelAttribute";
     public const string LayerAttribute = "Shardwise.LayerAttribute";
+    public const string ShardAttribute = "Shardwise.ShardAttribute";
+    public const string CheckpointAttribute = "Shardwise.CheckpointAttribute";
     public const string ForwardAttribute = "Shardwise.ForwardAttribute";
     public const string TokensAttribute = "Shardwise.TokensAttribute";
     public const string ShapeAttribute = "Shardwise.ShapeAttribute";

@@ -1,5 +1,14 @@
 namespace Shardwise.Generator.Model;
 
+/// <summary>How tensor parallelism splits a layer (<c>[Shard(ShardKind.…)]</c>); mirrors the runtime's ShardKind.</summary>
+internal enum TensorShard
+{
+    None,
+    Column,
+    Row,
+    Vocabulary,
+}
+
 /// <summary>What a node of the layer tree is.</summary>
 internal enum LayerKind
 {
@@ -28,6 +37,15 @@ internal sealed record LayerNode(
     LayerAccess Access,
     LocationInfo? Location)
 {
+    /// <summary>The tensor split asked for by <c>[Shard]</c> on the field (or on the array holding this element).</summary>
+    public TensorShard Shard { get; init; }
+
+    /// <summary>Where the <c>[Shard]</c> attribute is, for diagnostics about the split.</summary>
+    public LocationInfo? ShardLocation { get; init; }
+
+    /// <summary><c>[Checkpoint]</c> on the field (or on the array holding this element): recompute in backward.</summary>
+    public bool Checkpoint { get; init; }
+
     public LayerNode? Child(string field)
     {
         foreach (var child in Children)

@@ -63,9 +63,25 @@ internal sealed class LayerTreeParser
 
             var access = new LayerAccess(type.ToDisplayString(FullName), field.Name, field.Type.ToDisplayString(FullName), -1);
             var node = ParseLayerExpression(initializer, field, path, access, environment);
-            if (node is not null) nodes.Add(node);
+            if (node is not null) nodes.Add(WithFieldTraits(node, field));
         }
         return nodes;
+    }
+
+    /// <summary>[Shard] and [Checkpoint] on a field apply to its layer, or to every element of a layer array.</summary>
+    private static LayerNode WithFieldTraits(LayerNode node, IFieldSymbol field)
+    {
+        var shardAttribute = Symbols.FindAttribute(field, KnownNames.ShardAttribute);
+        var shard = shardAttribute is { ConstructorArguments.Length: 1 } && shardAttribute.ConstructorArguments[0].Value is int kind
+            ? (TensorShard)(kind + 1)
+            : TensorShard.None;
+        bool checkpoint = Symbols.HasAttribute(field, KnownNames.CheckpointAttribute);
+        if (shard == TensorShard.None && !checkpoint) return node;
+
+        var location = LocationInfo.From(shardAttribute?.ApplicationSyntaxReference?.GetSyntax());
+        LayerNode Apply(LayerNode n) => n with { Shard = shard, ShardLocation = location, Checkpoint = checkpoint };
+        if (node.Kind != LayerKind.Array) return Apply(node);
+        return Apply(node with { Children = node.Children.Select(Apply).ToEquatableArray() });
     }
 
     private LayerNode? ParseLayerExpression(ExpressionSyntax expression, IFieldSymbol field, string path, LayerAccess access, IReadOnlyDictionary<string, object> environment)

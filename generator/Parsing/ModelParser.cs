@@ -52,7 +52,18 @@ internal static class ModelParser
             Tensor: NamedInt(attribute, "Tensor", 1),
             Forward: forward,
             LayerForwards: context.LayerForwards.ToEquatableArray(),
-            Root: root);
+            Root: root)
+        {
+            Assumptions = new PlanningAssumptions(
+                DeviceMemoryGiB: NamedDouble(attribute, "DeviceMemoryGiB", 0),
+                MicroBatch: NamedInt(attribute, "MicroBatch", 1),
+                MicroBatches: NamedInt(attribute, "MicroBatches", 0),
+                Sequence: NamedInt(attribute, "Sequence", 0),
+                ZeroStage: NamedInt(attribute, "ZeroStage", 0),
+                DataParallel: NamedInt(attribute, "DataParallel", 1),
+                StageStarts: NamedStrings(attribute, "StageStarts")),
+            AttributeLocation = LocationInfo.From(attribute?.ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+        };
         return new ParseResult(spec, diagnostics);
     }
 
@@ -64,6 +75,29 @@ internal static class ModelParser
             if (pair.Key == name && pair.Value.Value is int value) return value;
         }
         return fallback;
+    }
+
+    private static double NamedDouble(AttributeData? attribute, string name, double fallback)
+    {
+        if (attribute is null) return fallback;
+        foreach (var pair in attribute.NamedArguments)
+        {
+            if (pair.Key != name) continue;
+            if (pair.Value.Value is double d) return d;
+            if (pair.Value.Value is int i) return i;
+        }
+        return fallback;
+    }
+
+    private static EquatableArray<string> NamedStrings(AttributeData? attribute, string name)
+    {
+        if (attribute is null) return EquatableArray<string>.Empty;
+        foreach (var pair in attribute.NamedArguments)
+        {
+            if (pair.Key == name && pair.Value.Kind == TypedConstantKind.Array && !pair.Value.IsNull)
+                return pair.Value.Values.Select(v => v.Value as string ?? "").ToEquatableArray();
+        }
+        return EquatableArray<string>.Empty;
     }
 
     /// <summary>Declarations of enclosing types (outermost first), so a nested model's partial can be re-opened.</summary>

@@ -114,6 +114,14 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void AllocateIndices(long elements) => _inner.AllocateIndices(elements);
 
+    public void AllocateActivationWindows(int count) => _inner.AllocateActivationWindows(count);
+
+    public void SelectActivationWindow(int window) => _inner.SelectActivationWindow(window);
+
+    public void AddBias(Slice y, Slice bias, int rows, int dim) => _inner.AddBias(y, P(bias), rows, dim);
+
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim) => _inner.AddBiasBackward(dy, Map(dBias), rows, dim);
+
     /// <summary>For <see cref="Arena.Gradients"/> this is the pool, not the layout: read slots through <see cref="PoolSlice"/>.</summary>
     public Span<T> View(Arena arena) => _inner.View(arena);
 

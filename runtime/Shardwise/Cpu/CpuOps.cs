@@ -16,6 +16,10 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     private readonly T[][] arenas = [[], [], []];
     private int[] indices = [];
 
+    // Pipeline micro-batches in flight each own a window of the activation and index arenas.
+    private T[][] activationWindows = [];
+    private int[][] indexWindows = [];
+
     // Per-chunk working memory for the parallel loops; grows to the largest op seen, then stays.
     private T[] scratch = [];
     private T[] partialSums = [];
@@ -40,6 +44,29 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void Allocate(Arena arena, long elements) => arenas[ArenaIndex(arena)] = new T[CheckedLength(elements)];
 
     public void AllocateIndices(long elements) => indices = new int[CheckedLength(elements)];
+
+    public void AllocateActivationWindows(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var activations = arenas[ArenaIndex(Arena.Activations)];
+        activationWindows = new T[count][];
+        indexWindows = new int[count][];
+        activationWindows[0] = activations;
+        indexWindows[0] = indices;
+        for (int w = 1; w < count; w++)
+        {
+            activationWindows[w] = new T[activations.Length];
+            indexWindows[w] = new int[indices.Length];
+        }
+    }
+
+    public void SelectActivationWindow(int window)
+    {
+        if ((uint)window >= (uint)activationWindows.Length)
+            throw new ArgumentOutOfRangeException(nameof(window), window, $"There are {activationWindows.Length} activation windows; call AllocateActivationWindows first.");
+        arenas[ArenaIndex(Arena.Activations)] = activationWindows[window];
+        indices = indexWindows[window];
+    }
 
     public Span<T> View(Arena arena) => arenas[ArenaIndex(arena)];
 
@@ -149,6 +176,12 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void Add(Slice a, Slice b, Slice y, long count) =>
         AddKernels.Forward<T>(Elements(a, count, nameof(a)), Elements(b, count, nameof(b)),
             Elements(y, count, nameof(y)));
+
+    public void AddBias(Slice y, Slice bias, int rows, int dim) =>
+        LinearKernels.AddBias<T>(Elements(y, (long)rows * dim, nameof(y)), Elements(bias, dim, nameof(bias)), rows, dim);
+
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim) =>
+        LinearKernels.AddBiasBackward<T>(Elements(dy, (long)rows * dim, nameof(dy)), Elements(dBias, dim, nameof(dBias)), rows, dim);
 
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) =>
         AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);

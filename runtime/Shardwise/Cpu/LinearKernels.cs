@@ -45,4 +45,19 @@ public static class LinearKernels
             for (int r = 0; r < rows; r++) TensorPrimitives.Add(biasGradient, dy.Slice(r * outDim, outDim), biasGradient);
         }
     }
+
+    /// <summary>y[r, :] += bias.</summary>
+    public static void AddBias<T>(Span<T> y, ReadOnlySpan<T> bias, int rows, int dim)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int r = 0; r < rows; r++) TensorPrimitives.Add(y.Slice(r * dim, dim), bias[..dim], y.Slice(r * dim, dim));
+    }
+
+    /// <summary>dBias += Σ_rows dy.</summary>
+    public static void AddBiasBackward<T>(ReadOnlySpan<T> dy, Span<T> dBias, int rows, int dim)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Span<T> biasGradient = dBias[..dim];
+        for (int r = 0; r < rows; r++) TensorPrimitives.Add(biasGradient, dy.Slice(r * dim, dim), biasGradient);
+    }
 }

@@ -16,6 +16,15 @@ public interface ITensorOps<T> where T : unmanaged
     /// <summary>Allocates the index arena; contents start at zero.</summary>
     void AllocateIndices(long elements);
 
+    /// <summary>
+    /// Gives the activation arena and the index arena <paramref name="count"/> independent windows of their current
+    /// size (one per pipeline micro-batch in flight); window 0 is selected and keeps its contents.
+    /// </summary>
+    void AllocateActivationWindows(int count);
+
+    /// <summary>Makes <see cref="Arena.Activations"/> and the index arena refer to window <paramref name="window"/>.</summary>
+    void SelectActivationWindow(int window);
+
     /// <summary>The elements of an arena, for loading and reading back (host-side copy on device backends).</summary>
     global::System.Span<T> View(Arena arena);
 
@@ -64,6 +73,12 @@ public interface ITensorOps<T> where T : unmanaged
 
     /// <summary>dx (=|+=) dy · GeLU′(x).</summary>
     void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate);
+
+    /// <summary>y[r, :] += bias (a row-parallel Linear adds its bias once, after the all-reduce of the partial sums).</summary>
+    void AddBias(Slice y, Slice bias, int rows, int dim);
+
+    /// <summary>dBias += Σ_rows dy.</summary>
+    void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim);
 
     /// <summary>y = a + b.</summary>
     void Add(Slice a, Slice b, Slice y, long count);

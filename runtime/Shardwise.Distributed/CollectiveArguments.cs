@@ -43,4 +43,10 @@ internal static class CollectiveArguments
         if (tag < 0 || tag > MaxTag)
             throw new ArgumentOutOfRangeException(nameof(tag), tag, $"tag must be in [0, {MaxTag}].");
     }
+
+    public static void Color(int color)
+    {
+        if (color < 0)
+            throw new ArgumentOutOfRangeException(nameof(color), color, "Split needs a color ≥ 0 (every rank joins some group).");
+    }
 }

@@ -60,6 +60,14 @@ public interface ICommunicator : IDisposable
     void Receive(Span<float> data, int peer, int tag);
 
     void Barrier();
+
+    /// <summary>
+    /// MPI_Comm_split: a collective over this group that returns a new group of the ranks that passed the same
+    /// <paramref name="color"/> (≥ 0), ranked by <paramref name="key"/> (ties by rank here). The new group has its own
+    /// traffic counter and the same timeout, and detects dead ranks like this one; disposing this group disposes it.
+    /// Every rank must call it, in the same order relative to its other calls.
+    /// </summary>
+    ICommunicator Split(int color, int key);
 }
 
 /// <summary>A collective failed: timed out, or a peer is gone. The message names the collective and the rank.</summary>

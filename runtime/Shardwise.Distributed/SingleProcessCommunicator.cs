@@ -54,6 +54,13 @@ public sealed class SingleProcessCommunicator(TimeSpan timeout) : ICommunicator
     {
     }
 
+    /// <summary>The only possible sub-group of one rank is that rank again.</summary>
+    public ICommunicator Split(int color, int key)
+    {
+        CollectiveArguments.Color(color);
+        return new SingleProcessCommunicator(Timeout);
+    }
+
     public void Dispose()
     {
     }

@@ -26,6 +26,27 @@ internal static class FailureScenarios
     }
 
     /// <summary>
+    /// Like <see cref="Kill"/>, but on a sub-communicator: ranks pair up (0 with 2, 1 with 3) and all-reduce there;
+    /// rank 2 dies, so rank 0 must fail on the pair group's deadline naming its peer (pair rank 1); the other pair finishes.
+    /// </summary>
+    public static void KillInSplit(ICommunicator comm)
+    {
+        using ICommunicator pair = comm.Split(comm.Rank % 2, comm.Rank);
+        var data = new float[64];
+        for (int step = 0; step < 1000; step++)
+        {
+            if (step == 3 && comm.Rank == 2)
+            {
+                Report.Line("probe rank 2: killing itself (SIGKILL) before the pair AllReduce step 3");
+                Process.GetCurrentProcess().Kill();
+                Thread.Sleep(Timeout.Infinite);
+            }
+            pair.AllReduceSum(data);
+        }
+        if (comm.Rank % 2 == 0) throw new InvalidOperationException("the job finished although rank 2 died");
+    }
+
+    /// <summary>
     /// Rank 1 stays alive but does not join the second all-reduce for three timeouts: its peers must time out and
     /// name rank 1 (it answers no heartbeat, being outside the communicator). Rank 1 then finds the others gave up.
     /// </summary>

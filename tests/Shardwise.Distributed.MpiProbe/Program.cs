@@ -13,6 +13,8 @@ internal static class Program
     private static readonly Dictionary<string, Action<ICommunicator>> Scenarios = new(StringComparer.Ordinal)
     {
         ["collectives"] = CollectivesScenario.Run,
+        ["split"] = SplitScenario.Run,
+        ["split-kill"] = FailureScenarios.KillInSplit,
         ["kill"] = FailureScenarios.Kill,
         ["straggler"] = FailureScenarios.Straggler,
     };

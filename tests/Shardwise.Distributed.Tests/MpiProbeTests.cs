@@ -65,6 +65,29 @@ public sealed class MpiProbeTests
     }
 
     [TestMethod]
+    [DataRow(3)]
+    [DataRow(4)]
+    public void SplitGroupsHaveTheirOwnRanksCollectivesAndTraffic(int ranks)
+    {
+        MpiJob job = MpiJob.Run(ranks, "split", CommTimeout, TimeSpan.FromSeconds(120));
+
+        Assert.AreEqual(0, job.ExitCode, job.Output);
+        for (int rank = 0; rank < ranks; rank++) StringAssert.Contains(job.Output, $"probe rank {rank}: split ok", job.Output);
+    }
+
+    [TestMethod]
+    public void ARankDeadInASplitGroupIsNamedByItsPeerThere()
+    {
+        // With recovery on, mpirun lets the survivors run: rank 0 must end on its pair group's deadline, naming the
+        // dead peer by its rank in that group (1), not hang.
+        MpiJob job = MpiJob.Run(4, "split-kill", CommTimeout, FailureLimit, "--mca", "orte_enable_recovery", "1");
+
+        AssertNoRankOutlivesTheJob(job, 4);
+        StringAssert.Contains(job.Output, "probe rank 1: split-kill ok", job.Output);
+        StringAssert.Contains(job.Output, "probe rank 0: AllReduce on rank 0 failed: rank 1 did not join AllReduce #4 within 4 s (timed out)", job.Output);
+    }
+
+    [TestMethod]
     public void ARankThatDoesNotJoinIsNamedByItsPeersAfterTheTimeout()
     {
         MpiJob job = MpiJob.Run(3, "straggler", CommTimeout, FailureLimit);

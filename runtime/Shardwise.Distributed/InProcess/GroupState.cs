@@ -12,6 +12,7 @@ namespace Shardwise.Distributed.InProcess;
 internal sealed class GroupState
 {
     private readonly string?[] _leftBecause;
+    private readonly System.Collections.Generic.Dictionary<(int Split, int Color), (GroupState Group, int Joined)> _children = [];
     private string? _brokenBecause;
     private int? _brokenMissingRank;
 
@@ -40,6 +41,22 @@ internal sealed class GroupState
     public Mailboxes Mailboxes { get; }
 
     public long Deadline() => Distributed.Deadline.After(Timeout);
+
+    /// <summary>
+    /// The state of the group that split number <paramref name="split"/> made for <paramref name="color"/>: created by
+    /// the first of its members to ask, forgotten once all <paramref name="size"/> have joined.
+    /// </summary>
+    public GroupState Child(int split, int color, int size)
+    {
+        lock (Gate)
+        {
+            if (!_children.TryGetValue((split, color), out var entry)) entry = (new GroupState(size, Timeout), 0);
+            entry.Joined++;
+            if (entry.Joined == size) _children.Remove((split, color));
+            else _children[(split, color)] = entry;
+            return entry.Group;
+        }
+    }
 
     /// <summary>Why <paramref name="rank"/> left (disposed or abandoned its communicator), or null while it is a member.
     /// Caller holds <see cref="Gate"/>.</summary>

@@ -12,6 +12,8 @@ namespace Shardwise.Distributed.InProcess;
 public sealed class InProcessCommunicator : ICommunicator
 {
     private readonly GroupState _group;
+    private readonly System.Collections.Generic.List<InProcessCommunicator> _children = [];
+    private int _splits;
     private bool _gone;
 
     internal InProcessCommunicator(GroupState group, int rank)
@@ -132,6 +134,27 @@ public sealed class InProcessCommunicator : ICommunicator
     }
 
     /// <summary>
+    /// Exchanges every rank's (color, key) over this group (an all-reduce of doubles: exact for any int), then joins
+    /// the child group shared by the ranks of the same color. Children are found by (split number, color) in the parent
+    /// group's state; every rank splits in the same order, so the numbers agree.
+    /// </summary>
+    public ICommunicator Split(int color, int key)
+    {
+        CollectiveArguments.Color(color);
+        var exchange = new double[2 * Size];
+        exchange[2 * Rank] = color;
+        exchange[2 * Rank + 1] = key;
+        AllReduceSum(exchange);
+        var choices = new (int Color, int Key)[Size];
+        for (int rank = 0; rank < Size; rank++) choices[rank] = ((int)exchange[2 * rank], (int)exchange[2 * rank + 1]);
+        SplitMembership membership = SplitMembership.Of(choices, Rank);
+        GroupState child = _group.Child(_splits++, color, membership.Size);
+        var communicator = new InProcessCommunicator(child, membership.Rank);
+        _children.Add(communicator);
+        return communicator;
+    }
+
+    /// <summary>
     /// Simulates this rank dying: it leaves the group without finishing, and peers waiting on it (or calling a
     /// collective later) fail at once with a <see cref="CommunicationException"/> naming this rank.
     /// </summary>
@@ -139,6 +162,8 @@ public sealed class InProcessCommunicator : ICommunicator
     {
         _gone = true;
         _group.Leave(Rank, because);
+        // A dead rank is gone from every group it was split into: peers waiting there fail at once too.
+        foreach (InProcessCommunicator child in _children) child.Abandon(because);
     }
 
     /// <summary>Leaves the group: peers that still expect this rank in a collective fail at once, naming it.</summary>
@@ -147,6 +172,7 @@ public sealed class InProcessCommunicator : ICommunicator
         if (_gone) return;
         _gone = true;
         _group.Leave(Rank, "it disposed its communicator");
+        foreach (InProcessCommunicator child in _children) child.Dispose();
     }
 
     private Contribution Deposit()

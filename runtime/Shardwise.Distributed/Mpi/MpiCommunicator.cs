@@ -20,6 +20,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private readonly IntPtr _world;
     private readonly ControlChannel _control;
     private readonly StagingBuffer _staging = new();
+    private readonly System.Collections.Generic.List<MpiCommunicator> _children = [];
+    private IntPtr _ownedGroup; // a split's communicator, freed on disposal; zero for MPI_COMM_WORLD
     private IntPtr _data;
     private IntPtr _controlComm;
     private RankActivity _current;
@@ -28,14 +30,23 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     private bool _disposed;
 
     /// <summary>Initialises MPI (unless already initialised) and joins MPI_COMM_WORLD; collective over all ranks.</summary>
-    public MpiCommunicator(TimeSpan timeout)
+    public MpiCommunicator(TimeSpan timeout) : this(IntPtr.Zero, timeout)
+    {
+    }
+
+    /// <summary>
+    /// Joins <paramref name="group"/> (a communicator made by <see cref="Split"/>, which this instance then owns and
+    /// frees), or MPI_COMM_WORLD when it is zero.
+    /// </summary>
+    private MpiCommunicator(IntPtr group, TimeSpan timeout)
     {
         if (timeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be positive.");
         Timeout = timeout;
         MpiSession.Acquire();
         _handles = MpiHandles.Instance;
-        _world = _handles.CommWorld;
+        _ownedGroup = group;
+        _world = group == IntPtr.Zero ? _handles.CommWorld : group;
 
         // Errors come back as codes (and become exceptions naming the call) instead of aborting the job.
         MpiErrors.Check(MpiApi.CommSetErrhandler(_world, _handles.ErrorsReturn), "MPI_Comm_set_errhandler");
@@ -167,6 +178,22 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     }
 
     /// <summary>
+    /// MPI_Comm_split of this group. MPI_Comm_split blocks and has no nonblocking form, so a barrier with this
+    /// group's deadline comes first: a dead or absent rank fails it (named by the heartbeat diagnosis) instead of
+    /// hanging the split. The child has its own control channel, so its calls detect dead ranks the same way.
+    /// </summary>
+    public ICommunicator Split(int color, int key)
+    {
+        CollectiveArguments.Color(color);
+        Barrier();
+        IntPtr split;
+        MpiErrors.Check(MpiApi.CommSplit(_data, color, key, &split), "MPI_Comm_split", Collective.Barrier);
+        var child = new MpiCommunicator(split, Timeout);
+        _children.Add(child);
+        return child;
+    }
+
+    /// <summary>
     /// Frees the communicators and finalises MPI if this process initialised it. After a failure it does neither:
     /// MPI_Finalize synchronises with peers, which may be dead, and would hang; exit the process non-zero instead.
     /// </summary>
@@ -174,7 +201,8 @@ public sealed unsafe class MpiCommunicator : ICommunicator
     {
         if (_disposed) return;
         _disposed = true;
-        bool clean = _failure is null;
+        foreach (MpiCommunicator child in _children) child.Dispose();
+        bool clean = _failure is null && !_children.Exists(child => child._failure is not null);
         if (clean)
         {
             _control.Dispose();
@@ -182,6 +210,12 @@ public sealed unsafe class MpiCommunicator : ICommunicator
             MpiErrors.Check(MpiApi.CommFree(&data), "MPI_Comm_free");
             MpiErrors.Check(MpiApi.CommFree(&control), "MPI_Comm_free");
             _data = _controlComm = IntPtr.Zero;
+            if (_ownedGroup != IntPtr.Zero)
+            {
+                IntPtr group = _ownedGroup;
+                MpiErrors.Check(MpiApi.CommFree(&group), "MPI_Comm_free");
+                _ownedGroup = IntPtr.Zero;
+            }
             _staging.Dispose();
         }
         MpiSession.Release(clean);

@@ -53,6 +53,9 @@ internal static unsafe partial class Mpi
     [LibraryImport(MpiLibrary.Name, EntryPoint = "MPI_Comm_dup")]
     public static partial int CommDup(IntPtr comm, IntPtr* newComm);
 
+    [LibraryImport(MpiLibrary.Name, EntryPoint = "MPI_Comm_split")]
+    public static partial int CommSplit(IntPtr comm, int color, int key, IntPtr* newComm);
+
     [LibraryImport(MpiLibrary.Name, EntryPoint = "MPI_Comm_free")]
     public static partial int CommFree(IntPtr* comm);
 

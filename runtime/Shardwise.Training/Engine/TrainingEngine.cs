@@ -44,6 +44,7 @@ public sealed class TrainingEngine
     private readonly ParameterStreamer? _parameterStreamer;
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
+    private IModelParallelReduction? _modelParallel;
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
         SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler)
@@ -185,6 +186,21 @@ public sealed class TrainingEngine
 
     public CompiledLanguageModel<float> Program => _program;
 
+    /// <summary>
+    /// Set when this rank holds part of a model split over ranks (pipeline or tensor parallel): the gradient norm and
+    /// the overflow check then span the whole model. Supported at ZeRO stages 0 and 1.
+    /// </summary>
+    public IModelParallelReduction? ModelParallel
+    {
+        get => _modelParallel;
+        set
+        {
+            if (value is not null && _slots is not null)
+                throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0 or 1");
+            _modelParallel = value;
+        }
+    }
+
     /// <summary>Optimizer steps taken, skipped ones included (DeepSpeed's global_steps).</summary>
     public long GlobalStep { get; private set; }
 
@@ -266,6 +282,7 @@ public sealed class TrainingEngine
         // Like DeepSpeed, only fp16 checks for overflow: each rank scans every element of its gradients, then the
         // ranks agree (MAX) so that all skip together.
         bool overflow = _sharding.AnyRank(Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
+        if (ModelParallel is not null) overflow = ModelParallel.Any(overflow);
         double scale = LossScaler.Scale; // the scale backward used; Update may grow it for the next window
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;
@@ -275,7 +292,10 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        UnscaleAndClip(gradients, scale, _sharding.SumOverRanks(GradientClipping.SumOfSquares(gradients)));
+        double sumOfSquares = _sharding.SumOverRanks(ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart)
+                                                    ?? GradientClipping.SumOfSquares(gradients));
+        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        UnscaleAndClip(gradients, scale, sumOfSquares);
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         Optimizer.Step(MasterWeights, gradients, LastLearningRate);

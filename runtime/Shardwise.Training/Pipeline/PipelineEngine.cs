@@ -1,0 +1,197 @@
+using System;
+using System.Diagnostics;
+using Shardwise.Distributed;
+using Shardwise.Ops;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+
+namespace Shardwise.Training.Pipeline;
+
+/// <summary>
+/// Trains one rank's part of a partitioned model: one pipeline stage for one tensor rank, in one data-parallel replica.
+/// A <see cref="TrainingEngine"/> over the stage program owns the optimizer, loss scaling and ZeRO (its communicator is
+/// the data-parallel group, so ZeRO-1 shards within it); this class runs the 1F1B schedule (gradient_accumulation_steps
+/// micro-batches per batch) through <see cref="PipelineExecutor"/>: activations and gradients move to the neighbouring
+/// stages over the pipeline group, tied gradients are summed over their holders, and the gradient norm and overflow
+/// check span the model-parallel group (<see cref="ModelParallelNorm"/>). Each micro-batch in flight has its own
+/// activation window, the schedule's buffer slot.
+/// </summary>
+public sealed class PipelineEngine : IPipelineStageOperations
+{
+    private const int GradientTagBase = 16384; // activation tags are micro-batch mod 16384, gradient tags above
+
+    private readonly CompiledStage<float> _stage;
+    private readonly ParallelGroups _groups;
+    private readonly System.Collections.Generic.IReadOnlyList<PipeInstruction> _program;
+    private readonly int _tokensPerMicroBatch;
+    private int[] _tokens = [];
+    private int[] _targets = [];
+    private double _lossSum;
+    private double _receiveSeconds;
+    private StepOutcome _outcome;
+
+    public PipelineEngine(CompiledStage<float> stage, DeepSpeedConfig config, ParallelGroups groups)
+    {
+        if (config.ZeroOptimization.Stage >= 2)
+            throw new NotSupportedException($"zero_optimization.stage = {config.ZeroOptimization.Stage} is not supported with pipeline or tensor " +
+                "parallelism yet (it streams gradients during backward, before tied gradients are summed across stages); use stage 0 or 1.");
+        var topology = groups.Topology;
+        StagePlan plan = stage.Stage;
+        if (plan.Index != groups.Coordinates.Stage || plan.Count != topology.Pipeline || plan.Tensor != topology.Tensor)
+            throw new ArgumentException($"rank {groups.World.Rank} is stage {groups.Coordinates.Stage} of {topology.Pipeline} with tensor degree " +
+                $"{topology.Tensor}, but was given the program of stage {plan.Index} of {plan.Count} with tensor degree {plan.Tensor}");
+        _stage = stage;
+        _groups = groups;
+        if (plan.Tensor > 1) stage.TensorParallel = new CommunicatorTensorParallelGroup(stage.Ops, groups.Tensor);
+        Engine = TrainingEngine.Initialize(stage, config, groups.Data);
+        Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);
+        MicroBatches = Engine.Batch.GradientAccumulationSteps;
+        _program = OneFOneBSchedule.Build(topology.Pipeline, plan.Index, MicroBatches);
+        stage.UseActivationWindows(OneFOneBSchedule.BufferCount(topology.Pipeline, plan.Index, MicroBatches));
+        _tokensPerMicroBatch = stage.Batch * stage.SequenceLength;
+    }
+
+    public TrainingEngine Engine { get; }
+
+    public CompiledStage<float> Stage => _stage;
+
+    public ParallelGroups Groups => _groups;
+
+    /// <summary>Micro-batches per batch (m = gradient_accumulation_steps).</summary>
+    public int MicroBatches { get; }
+
+    /// <summary>Token ids (and targets) one batch of this data replica takes: m × micro-batch × sequence.</summary>
+    public int TokensPerBatch => MicroBatches * _tokensPerMicroBatch;
+
+    /// <summary>The outcome of the last batch's optimizer step.</summary>
+    public StepOutcome LastOutcome => _outcome;
+
+    /// <summary>Wall-clock seconds of the last batch on this rank.</summary>
+    public double LastStepSeconds { get; private set; }
+
+    /// <summary>Seconds of the last batch this rank spent waiting in receives from its neighbours.</summary>
+    public double LastReceiveSeconds { get; private set; }
+
+    /// <summary>The share of the last batch this rank sat idle waiting for a neighbour: the measured pipeline bubble.</summary>
+    public double LastIdleFraction => LastStepSeconds > 0 ? LastReceiveSeconds / LastStepSeconds : 0;
+
+    /// <summary>
+    /// Trains one batch: <paramref name="tokens"/> and <paramref name="targets"/> hold this data replica's m micro-batches
+    /// one after the other (every stage gets them: the first uses the ids, the last the targets). Returns the mean loss
+    /// over the micro-batches and the data replicas, known to every rank.
+    /// </summary>
+    public float TrainBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    {
+        if (tokens.Length != TokensPerBatch || targets.Length != TokensPerBatch)
+            throw new ArgumentException($"a batch of {MicroBatches} micro-batches of {_stage.Batch} × {_stage.SequenceLength} tokens has " +
+                $"{TokensPerBatch} ids and targets; got {tokens.Length} and {targets.Length}");
+        var clock = Stopwatch.StartNew();
+        _tokens = tokens.ToArray();
+        _targets = targets.ToArray();
+        _lossSum = 0;
+        _receiveSeconds = 0;
+        PipelineExecutor.Run(_program, this);
+
+        // Only the last stage knows the loss; tensor rank 0 of each replica's last stage contributes its share.
+        bool reports = _stage.IsLast && _groups.Coordinates.TensorRank == 0;
+        Span<double> loss = [reports ? _lossSum / MicroBatches / _groups.Topology.Data : 0];
+        _groups.World.AllReduceSum(loss);
+        LastStepSeconds = clock.Elapsed.TotalSeconds;
+        LastReceiveSeconds = _receiveSeconds;
+        return (float)loss[0];
+    }
+
+    /// <summary>Nothing to move: every stage holds the whole batch's ids and targets (see <see cref="TrainBatch"/>).</summary>
+    public void LoadMicroBatch(int microBatch, int buffer)
+    {
+    }
+
+    public void Forward(int microBatch, int buffer)
+    {
+        _stage.SelectActivationWindow(buffer);
+        int start = microBatch * _tokensPerMicroBatch;
+        float loss = Engine.Forward(_tokens.AsSpan(start, _tokensPerMicroBatch), _targets.AsSpan(start, _tokensPerMicroBatch));
+        if (_stage.IsLast) _lossSum += loss;
+    }
+
+    public void Backward(int microBatch, int buffer)
+    {
+        _stage.SelectActivationWindow(buffer);
+        Engine.Backward();
+        // Every micro-batch but the last ends an engine micro-step here, so the last backward runs at the accumulation
+        // boundary (as overlap_comm expects) and OptimizerStep's call is the one that updates.
+        if (microBatch < MicroBatches - 1) Engine.Step();
+    }
+
+    public void SendActivation(int microBatch, int buffer) =>
+        Send(_stage.SentActivation, buffer, _stage.Stage.Index + 1, microBatch % GradientTagBase, "activation", microBatch);
+
+    public void ReceiveActivation(int microBatch, int buffer) =>
+        Receive(_stage.ReceivedActivation, buffer, _stage.Stage.Index - 1, microBatch % GradientTagBase, "activation", microBatch);
+
+    public void SendGradient(int microBatch, int buffer) =>
+        Send(_stage.InputGradient, buffer, _stage.Stage.Index - 1, GradientTagBase + microBatch % GradientTagBase, "input gradient", microBatch);
+
+    public void ReceiveGradient(int microBatch, int buffer) =>
+        Receive(_stage.OutputGradient, buffer, _stage.Stage.Index + 1, GradientTagBase + microBatch % GradientTagBase, "output gradient", microBatch);
+
+    /// <summary>Sums the gradients of parameters held by several stages over their holders, so every copy takes the same step.</summary>
+    public void ReduceTiedGradients()
+    {
+        Span<float> gradients = _stage.Gradients;
+        foreach (TiedParameter tied in _stage.Stage.Tied)
+        {
+            ParameterSlot slot = _stage.Layout.Slots[tied.Slot];
+            _groups.Tied[tied.Name].AllReduceSum(gradients.Slice(checked((int)slot.Offset), checked((int)slot.Length)));
+        }
+    }
+
+    /// <summary>Part of <see cref="OptimizerStep"/>: the engine's boundary step reduces over the data group, then updates.</summary>
+    public void ReduceGradients()
+    {
+    }
+
+    public void OptimizerStep() => _outcome = Engine.Step();
+
+    private void Send(Slice slice, int buffer, int peerStage, int tag, string what, int microBatch)
+    {
+        _stage.SelectActivationWindow(buffer);
+        try
+        {
+            _groups.Pipeline.Send(View(slice), peerStage, tag);
+        }
+        catch (CommunicationException error)
+        {
+            throw Named(error, $"sending the {what} of micro-batch {microBatch} to", peerStage);
+        }
+    }
+
+    private void Receive(Slice slice, int buffer, int peerStage, int tag, string what, int microBatch)
+    {
+        _stage.SelectActivationWindow(buffer);
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            _groups.Pipeline.Receive(View(slice), peerStage, tag);
+        }
+        catch (CommunicationException error)
+        {
+            throw Named(error, $"receiving the {what} of micro-batch {microBatch} from", peerStage);
+        }
+        _receiveSeconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    private Span<float> View(Slice slice) =>
+        _stage.Ops.View(slice.Arena).Slice(checked((int)slice.Offset), checked((int)slice.Length));
+
+    /// <summary>Pipeline-group ranks are stages; the message names the peer's stage and world rank.</summary>
+    private CommunicationException Named(CommunicationException error, string doing, int peerStage)
+    {
+        int worldRank = _groups.WorldRankOfStage(peerStage);
+        int? missing = error.MissingRank is { } stage ? _groups.WorldRankOfStage(stage) : null;
+        return new CommunicationException(error.Collective, missing,
+            $"pipeline stage {_stage.Stage.Index} (world rank {_groups.World.Rank}) failed {doing} stage {peerStage} " +
+            $"(world rank {worldRank}): {error.Message}");
+    }
+}

@@ -32,7 +32,7 @@ internal static class TimeoutDiagnosis
             return silent.Contains(p)
                 ? (p, $"rank {p} did not {what} {timedOut} and {noAnswer}; it may have died (or be busy outside the " +
                     $"communicator).{answered}")
-                : (p, $"rank {p} is alive but did not {what} {timedOut}.{answered}");
+                : (p, $"rank {p} is alive but did not {what} {timedOut}.{answered}{SilentOthers(silent)}");
         }
 
         if (silent.Length > 0)
@@ -51,4 +51,11 @@ internal static class TimeoutDiagnosis
         return (null, $"{mine} did not complete {timedOut}: a peer did not arrive, but every peer answered a heartbeat " +
             $"and the missing rank could not be determined (ranks {string.Join(", ", alive.Keys)} answered).{answered}");
     }
+
+    /// <summary>
+    /// In a chain of point-to-point waits (a pipeline) the peer this rank waits for is often alive and waiting itself;
+    /// the rank that broke the chain is then among the silent ones, so they are named too.
+    /// </summary>
+    private static string SilentOthers(int[] silent) => silent.Length == 0 ? "" :
+        $" Silent: {RankList.Describe(silent)} did not answer a heartbeat; {(silent.Length == 1 ? "it" : "they")} may have died.";
 }

@@ -185,13 +185,16 @@ public sealed class PipelineEngine : IPipelineStageOperations
     private Span<float> View(Slice slice) =>
         _stage.Ops.View(slice.Arena).Slice(checked((int)slice.Offset), checked((int)slice.Length));
 
-    /// <summary>Pipeline-group ranks are stages; the message names the peer's stage and world rank.</summary>
+    /// <summary>
+    /// Pipeline-group ranks are stages: the message names the peer, and the stage the group found missing (the one that
+    /// broke the chain, often not the neighbour), by stage and world rank.
+    /// </summary>
     private CommunicationException Named(CommunicationException error, string doing, int peerStage)
     {
-        int worldRank = _groups.WorldRankOfStage(peerStage);
         int? missing = error.MissingRank is { } stage ? _groups.WorldRankOfStage(stage) : null;
+        string lost = error.MissingRank is { } s && s != peerStage ? $"; the pipeline lost stage {s} (world rank {missing})" : "";
         return new CommunicationException(error.Collective, missing,
             $"pipeline stage {_stage.Stage.Index} (world rank {_groups.World.Rank}) failed {doing} stage {peerStage} " +
-            $"(world rank {worldRank}): {error.Message}");
+            $"(world rank {_groups.WorldRankOfStage(peerStage)}){lost}: {error.Message}");
     }
 }

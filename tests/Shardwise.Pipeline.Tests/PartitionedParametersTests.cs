@@ -1,0 +1,74 @@
+using System;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Distributed.InProcess;
+using Shardwise.Pipeline.Probe;
+using Shardwise.Plans;
+using Shardwise.Training.Pipeline;
+
+namespace Shardwise.Pipeline.Tests;
+
+/// <summary>Full layout ↔ a stage and tensor rank's local layout, and the gather that consolidates a replica.</summary>
+[TestClass]
+public sealed class PartitionedParametersTests
+{
+    private static readonly ChainModel Model = new(Vocabulary: 5, Width: 4, Blocks: 4, Sequence: 2);
+
+    [TestMethod]
+    public void ALocalSlotHoldsItsPieceOfTheModelParameter()
+    {
+        // p = 2, t = 2: stage 1 holds blocks 2 (column-parallel) and 3 (row-parallel), then the tied embedding.
+        var layout = Model.FullLayout();
+        float[] full = Enumerable.Range(0, (int)layout.TotalElements).Select(i => (float)i).ToArray();
+        StagePlan stage = Model.Partition(2, 2).Stages[1];
+        var local = new float[stage.Layout.TotalElements];
+        PartitionedParameters.Extract(layout, full, stage, tensorRank: 1, local);
+
+        float[] Slot(ParameterLayout l, float[] flat, string name)
+        {
+            var slot = l.Slots.Single(s => s.Name == name);
+            return flat.AsSpan((int)slot.Offset, (int)slot.Length).ToArray();
+        }
+        float[] w2 = Slot(layout, full, ChainModel.Weight(2)), w3 = Slot(layout, full, ChainModel.Weight(3));
+        // Block 2's W [4, 4] by rows: rank 1 keeps rows 2 and 3.
+        CollectionAssert.AreEqual(w2.Skip(8).ToArray(), Slot(stage.Layout, local, ChainModel.Weight(2)));
+        // Block 3's W [4, 4] by columns: rank 1 keeps columns 2 and 3 of each row.
+        CollectionAssert.AreEqual(new[] { w3[2], w3[3], w3[6], w3[7], w3[10], w3[11], w3[14], w3[15] }, Slot(stage.Layout, local, ChainModel.Weight(3)));
+        CollectionAssert.AreEqual(Slot(layout, full, ChainModel.Bias(3)), Slot(stage.Layout, local, ChainModel.Bias(3)));
+        CollectionAssert.AreEqual(Slot(layout, full, ChainModel.Embedding), Slot(stage.Layout, local, ChainModel.Embedding));
+    }
+
+    [TestMethod]
+    [DataRow(1, 1)]
+    [DataRow(2, 1)]
+    [DataRow(4, 1)]
+    [DataRow(1, 2)]
+    [DataRow(2, 2)]
+    public void GatheringEveryRanksLocalsRebuildsTheFullLayout(int pipeline, int tensor)
+    {
+        var layout = Model.FullLayout();
+        var random = new Random(11);
+        float[] full = Enumerable.Range(0, (int)layout.TotalElements).Select(_ => (float)random.NextDouble()).ToArray();
+        var partition = Model.Partition(pipeline, tensor);
+
+        var gathered = InProcessGroup.Run(pipeline * tensor, world =>
+        {
+            StagePlan stage = partition.Stages[world.Rank / tensor];
+            var local = new float[stage.Layout.TotalElements];
+            PartitionedParameters.Extract(layout, full, stage, world.Rank % tensor, local);
+            return PartitionedParameters.Gather(world, partition, layout, local);
+        }, TimeSpan.FromSeconds(30));
+
+        foreach (float[] result in gathered) CollectionAssert.AreEqual(full, result);
+    }
+
+    [TestMethod]
+    public void ABufferOfTheWrongLayoutIsRefused()
+    {
+        var layout = Model.FullLayout();
+        StagePlan stage = Model.Partition(2, 1).Stages[0];
+        var error = Assert.ThrowsExactly<ArgumentException>(() =>
+            PartitionedParameters.Extract(layout, new float[layout.TotalElements], stage, 0, new float[3]));
+        StringAssert.Contains(error.Message, $"the local buffer has 3 elements, stage 0's layout {stage.Layout.TotalElements}");
+    }
+}

@@ -16,7 +16,26 @@ internal sealed class OpCallEmitter
         _names = names;
     }
 
-    public string Forward(IrOp op)
+    public IEnumerable<string> Forward(IrOp op)
+    {
+        if (op.Kind == OpKind.TensorCopy)
+        {
+            yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {_names.Value(op.Outputs[0])}, {Count(op.Inputs[0])}, accumulate: false); // f: identity here, all-reduce in backward";
+            yield break;
+        }
+        if (op.Kind == OpKind.TensorSum)
+        {
+            string y = _names.Value(op.Outputs[0]);
+            yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {y}, {Count(op.Inputs[0])}, accumulate: false);";
+            yield return $"TensorParallelAllReduce({y}); // g: sum the row-parallel partial outputs";
+            if (op.Parameters.Count > 0)
+                yield return $"Ops.AddBias({y}, {Param(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
+            yield break;
+        }
+        yield return ForwardCall(op);
+    }
+
+    private string ForwardCall(IrOp op)
     {
         string Out(int i) => _names.Value(op.Outputs[i]);
         string In(int i) => Buffer(op.Inputs[i]);
@@ -78,6 +97,15 @@ internal sealed class OpCallEmitter
                 break;
             case OpKind.Attention:
                 yield return $"Ops.AttentionBackward({In(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                break;
+            case OpKind.TensorCopy:
+                yield return $"TensorParallelAllReduce({Dy()}); // f: the column-parallel layer's input gradient is a partial sum";
+                yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)});";
+                break;
+            case OpKind.TensorSum:
+                if (op.Parameters.Count > 0)
+                    yield return $"Ops.AddBiasBackward({Dy()}, {ParamGrad(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
+                if (!step.Writes[0].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)}); // g: identity in backward";
                 break;
             case OpKind.CrossEntropy:
                 yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});";

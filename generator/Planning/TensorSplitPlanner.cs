@@ -131,8 +131,10 @@ internal static class TensorSplitPlanner
                         Keep(op, k);
                         break;
                     case OpKind.Embedding when Find(_root, op.Layer) is { Shard: TensorShard.Vocabulary }:
-                        Problem(op.Layer, "asks for a vocabulary split, which this version does not implement (remove [Shard(ShardKind.Vocabulary)]; the table stays replicated)");
-                        Keep(op, k);
+                        VocabularyEmbedding(op, k);
+                        break;
+                    case OpKind.CrossEntropy when _split[op.Inputs[0]]:
+                        VocabularyCrossEntropy(op, k);
                         break;
                     default:
                         // Embedding, Positions, LayerNorm, CrossEntropy: replicated in, replicated out.
@@ -163,6 +165,7 @@ internal static class TensorSplitPlanner
             switch (shard)
             {
                 case TensorShard.Column:
+                case TensorShard.Vocabulary: // the tied output head of a vocabulary-split table: column-parallel logits
                 {
                     if (_split[x]) Problem(op.Layer, "is column-parallel but its input is already column-split");
                     int copied = NewValue(_values[x], op.Layer + ".f");
@@ -194,6 +197,38 @@ internal static class TensorSplitPlanner
             }
         }
 
+        /// <summary>
+        /// Each rank looks up the ids in its rows of the table (zero elsewhere) and g sums the partial outputs.
+        /// </summary>
+        private void VocabularyEmbedding(IrOp op, int origin)
+        {
+            int weight = op.Parameters[0];
+            SplitParameter(weight, new ParameterSplit(SplitAxis.Rows, 1));
+            int count = _parameters[weight].Shape[0];
+            int partial = NewValue(_values[op.Outputs[0]], op.Layer + ".partial");
+            Add(op with { Outputs = EquatableArray.Of(partial), Dims = EquatableArray.Of(op.Dims[0], count) }, origin);
+            Add(new IrOp(OpKind.TensorSum, op.Layer, EquatableArray.Of(partial), op.Outputs, EquatableArray<int>.Empty, EquatableArray.Of(op.Dims[0])), origin);
+        }
+
+        /// <summary>
+        /// The loss over vocabulary-split logits: per-row maximum, sum of exponentials and target logit are reduced over
+        /// the ranks instead of gathering the logits; the first two are kept for the backward.
+        /// </summary>
+        private void VocabularyCrossEntropy(IrOp op, int origin)
+        {
+            var logits = _values[op.Inputs[0]];
+            var rows = logits.Shape.Take(logits.Shape.Count - 1);
+            int NewRowValue(string role)
+            {
+                int id = _values.Count;
+                _values.Add(new IrValue(id, ValueKind.Real, rows.ToEquatableArray(), op.Layer.Length == 0 ? role : op.Layer + "." + role));
+                _split.Add(false);
+                return id;
+            }
+            var outputs = EquatableArray.Of(op.Outputs[0], NewRowValue("rowMax"), NewRowValue("rowSum"), NewRowValue("targetLogit"));
+            Add(op with { Outputs = outputs, Dims = EquatableArray.Of(op.Dims[0] / _t, 1) }, origin);
+        }
+
         private void Attention(IrOp op, int origin)
         {
             var node = Find(_root, op.Layer);
@@ -212,6 +247,7 @@ internal static class TensorSplitPlanner
 
         private void SplitParameter(int id, ParameterSplit split)
         {
+            if (_splits[id] == split) return; // a tied table is split once, where it first runs
             var p = _parameters[id];
             var shape = p.Shape.ToArray();
             if (split.Axis == SplitAxis.Rows) shape[0] /= _t;

@@ -49,13 +49,4 @@ public sealed class SW0017TensorSplitNeedsGatherTests
         await VerifyAsync(Mlp("[Layer, Shard(ShardKind.Column)]", "[Layer]"),
             Diagnostic("SW0017").WithSpan(9, 44, 9, 54).WithArguments("down", "is not sharded but its input is column-split (mark it [Shard(ShardKind.Row)])"));
     }
-
-    [TestMethod]
-    public async Task VocabularySplitIsReportedAsNotImplemented()
-    {
-        string source = Mlp("[Layer, Shard(ShardKind.Column)]", "[Layer, Shard(ShardKind.Row)]")
-            .Replace("[Layer] private readonly Embedding tokens", "[Layer, {|#0:Shard(ShardKind.Vocabulary)|}] private readonly Embedding tokens");
-        await VerifyAsync(source,
-            Diagnostic("SW0017").WithLocation(0).WithArguments("tokens", "asks for a vocabulary split, which this version does not implement (remove [Shard(ShardKind.Vocabulary)]; the table stays replicated)"));
-    }
 }

@@ -53,7 +53,7 @@ public partial class PipelineGpt
     }
 }
 
-/// <summary>Two sharded blocks over two tensor-parallel ranks.</summary>
+/// <summary>Two sharded blocks over two tensor-parallel ranks; the embedding, the tied head and the loss split by vocabulary.</summary>
 [Model(Tensor = 2)]
 public partial class TensorGpt
 {
@@ -61,7 +61,7 @@ public partial class TensorGpt
     public const int Context = 6;
     public const int Width = 8;
 
-    [Layer] private readonly Embedding tokens = new(Vocabulary, Width);
+    [Layer, Shard(ShardKind.Vocabulary)] private readonly Embedding tokens = new(Vocabulary, Width);
     [Layer] private readonly Embedding positions = new(Context, Width);
     [Layer] private readonly ShardedBlock[] blocks = Layers.Repeat(2, () => new ShardedBlock(Width, 2));
     [Layer] private readonly LayerNorm finalNorm = new(Width);
@@ -76,7 +76,10 @@ public partial class TensorGpt
     }
 }
 
-/// <summary>Four sharded blocks in two pipeline stages over two tensor-parallel ranks: 4 ranks per replica.</summary>
+/// <summary>
+/// Four sharded blocks in two pipeline stages over two tensor-parallel ranks (4 ranks per replica); the
+/// vocabulary-split embedding and its tied head sit on different stages.
+/// </summary>
 [Model(Pipeline = 2, Tensor = 2)]
 public partial class HybridGpt
 {
@@ -84,7 +87,7 @@ public partial class HybridGpt
     public const int Context = 6;
     public const int Width = 8;
 
-    [Layer] private readonly Embedding tokens = new(Vocabulary, Width);
+    [Layer, Shard(ShardKind.Vocabulary)] private readonly Embedding tokens = new(Vocabulary, Width);
     [Layer] private readonly Embedding positions = new(Context, Width);
     [Layer] private readonly ShardedBlock[] blocks = Layers.Repeat(4, () => new ShardedBlock(Width, 2));
     [Layer] private readonly LayerNorm finalNorm = new(Width);

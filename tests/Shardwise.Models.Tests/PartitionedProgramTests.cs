@@ -48,6 +48,8 @@ public sealed class PartitionedProgramTests
         Assert.AreEqual("tokens.weight", tied.Name);
         CollectionAssert.AreEqual(new[] { 0, 1 }, tied.Stages.ToArray());
         Assert.IsFalse(partition.Stages[1].Parameters[tied.Slot].FirstHolder);
+        Assert.AreEqual(new TensorSplit(SplitAxis.Rows, 1), partition.Stages[1].Parameters[tied.Slot].Split, "the tied table is split by vocabulary on both stages");
+        CollectionAssert.AreEqual(new[] { HybridGpt.Vocabulary / 2, HybridGpt.Width }, partition.Stages[1].Layout.Slots[tied.Slot].Shape);
     }
 
     private static void Check<TModel>(int context, int vocabulary, Func<ITensorOps<double>, int, CompiledLanguageModel<double>> whole)
@@ -178,15 +180,19 @@ public sealed class PartitionedProgramTests
 
             public int Size => group._contributions.Length;
 
-            public void AllReduceSum(Slice data)
+            public void AllReduceSum(Slice data) => AllReduce(data, (a, b) => a + b);
+
+            public void AllReduceMax(Slice data) => AllReduce(data, Math.Max);
+
+            private void AllReduce(Slice data, Func<double, double, double> combine)
             {
                 var mine = new double[data.Length];
                 ops.Store(data, mine);
                 group._contributions[rank] = mine;
                 group._barrier.SignalAndWait();
-                var sum = new double[data.Length];
-                foreach (var contribution in group._contributions)
-                    for (int i = 0; i < sum.Length; i++) sum[i] += contribution[i];
+                var sum = (double[])group._contributions[0].Clone();
+                foreach (var contribution in group._contributions.Skip(1))
+                    for (int i = 0; i < sum.Length; i++) sum[i] = combine(sum[i], contribution[i]);
                 group._barrier.SignalAndWait();
                 ops.Load(sum, data);
             }

@@ -29,7 +29,10 @@ internal static class ModelEmitter
         foreach (var containing in plan.ContainingTypes) w.Open(containing);
 
         bool languageModel = ProgramEmitter.IsLanguageModel(plan.Graph);
-        w.Open("partial class " + plan.ClassName + (languageModel ? " : global::Shardwise.Plans.ILanguageModelDefinition" : ""));
+        string definition = !languageModel ? "" : plan.Partition is null
+            ? " : global::Shardwise.Plans.ILanguageModelDefinition"
+            : " : global::Shardwise.Plans.IPartitionedModelDefinition";
+        w.Open("partial class " + plan.ClassName + definition);
         WriteLayout(w, plan);
         w.Line();
         WriteActivationPlan(w, plan);
@@ -43,6 +46,7 @@ internal static class ModelEmitter
         EagerBridgeEmitter.Write(w, plan);
         w.Line();
         ProgramEmitter.Write(w, plan);
+        if (plan.Partition is not null && languageModel) PartitionEmitter.Write(w, plan, plan.Partition);
         w.Close();
 
         foreach (var _ in plan.ContainingTypes) w.Close();
@@ -66,18 +70,18 @@ internal static class ModelEmitter
         w.Line();
     }
 
-    private static void WriteGradientPool(SourceWriter w, ProgramPlan plan)
+    internal static void WriteGradientPool(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")
     {
         w.Line("/// <summary>Where each slot's gradient lives while streamed (ZeRO-2 and up), and the pool's size.</summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
-        w.Line("public static global::Shardwise.Plans.GradientPool GradientPool { get; } = new(");
+        w.Line($"{modifiers} global::Shardwise.Plans.GradientPool {prefix}GradientPool {{ get; }} = new(");
         w.Line($"    new long[] {{ {string.Join(", ", plan.GradientPool.Offsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    poolElements: {Names.Long(plan.GradientPool.PoolElements)});");
         w.Line();
         var residency = plan.Residency;
         w.Line("/// <summary>Where each slot lives while gathered for forward and for backward (ZeRO-3), and the pool's size.</summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
-        w.Line("public static global::Shardwise.Plans.ParameterPool ParameterPool { get; } = new(");
+        w.Line($"{modifiers} global::Shardwise.Plans.ParameterPool {prefix}ParameterPool {{ get; }} = new(");
         w.Line($"    new long[] {{ {string.Join(", ", residency.ForwardOffsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    new long[] {{ {string.Join(", ", residency.BackwardOffsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    poolElements: {Names.Long(residency.PoolElements)},");
@@ -85,11 +89,11 @@ internal static class ModelEmitter
         w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }});");
     }
 
-    private static void WriteLayout(SourceWriter w, ProgramPlan plan)
+    internal static void WriteLayout(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")
     {
         w.Line("/// <summary>Every parameter's place in the flat parameter buffer, in execution order.</summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
-        w.Line("public static global::Shardwise.Plans.ParameterLayout ParameterLayout { get; } = new(");
+        w.Line($"{modifiers} global::Shardwise.Plans.ParameterLayout {prefix}ParameterLayout {{ get; }} = new(");
         w.Line("    new global::Shardwise.Plans.ParameterSlot[]");
         w.Line("    {");
         foreach (var slot in plan.Layout.Slots)
@@ -101,12 +105,12 @@ internal static class ModelEmitter
         w.Line($"    totalElements: {Names.Long(plan.Layout.TotalElements)});");
     }
 
-    private static void WriteActivationPlan(SourceWriter w, ProgramPlan plan)
+    internal static void WriteActivationPlan(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")
     {
         var a = plan.Activations;
         w.Line("/// <summary>The static activation memory plan (sizes per sample; the run-time batch multiplies them).</summary>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
-        w.Line("public static global::Shardwise.Plans.ActivationPlan ActivationPlan { get; } = new(");
+        w.Line($"{modifiers} global::Shardwise.Plans.ActivationPlan {prefix}ActivationPlan {{ get; }} = new(");
         w.Line("    new global::Shardwise.Plans.PlannedBuffer[]");
         w.Line("    {");
         foreach (var b in a.Buffers)

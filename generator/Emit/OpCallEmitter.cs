@@ -16,7 +16,44 @@ internal sealed class OpCallEmitter
         _names = names;
     }
 
-    public string Forward(IrOp op)
+    public IEnumerable<string> Forward(IrOp op)
+    {
+        if (op.Kind == OpKind.TensorCopy)
+        {
+            yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {_names.Value(op.Outputs[0])}, {Count(op.Inputs[0])}, accumulate: false); // f: identity here, all-reduce in backward";
+            yield break;
+        }
+        if (op.Kind == OpKind.TensorSum)
+        {
+            string y = _names.Value(op.Outputs[0]);
+            yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {y}, {Count(op.Inputs[0])}, accumulate: false);";
+            yield return $"TensorParallelAllReduce({y}); // g: sum the row-parallel partial outputs";
+            if (op.Parameters.Count > 0)
+                yield return $"Ops.AddBias({y}, {Param(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
+            yield break;
+        }
+        if (op.Kind == OpKind.Embedding && op.Dims.Count == 2)
+        {
+            string count = Names.Int(op.Dims[1]);
+            yield return $"Ops.EmbeddingRange({Buffer(op.Inputs[0])}, {Param(op, 0)}, {_names.Value(op.Outputs[0])}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])}, TensorRank * {count}, {count}); // this rank's rows of the vocabulary";
+            yield break;
+        }
+        if (op.Kind == OpKind.CrossEntropy && op.Outputs.Count > 1)
+        {
+            string logits = Buffer(op.Inputs[0]), targets = Buffer(op.Inputs[1]), rows = Rows(op.Inputs[0]), vocabulary = Names.Int(op.Dims[0]);
+            string max = _names.Value(op.Outputs[1]), sum = _names.Value(op.Outputs[2]), target = _names.Value(op.Outputs[3]);
+            yield return $"Ops.CrossEntropyRowMax({logits}, {max}, {rows}, {vocabulary}); // vocabulary-parallel: statistics, never the whole logits";
+            yield return $"TensorParallelAllReduceMax({max});";
+            yield return $"Ops.CrossEntropyPartials({logits}, {targets}, {max}, {sum}, {target}, {rows}, {vocabulary}, TensorRank * {vocabulary});";
+            yield return $"TensorParallelAllReduce({sum});";
+            yield return $"TensorParallelAllReduce({target});";
+            yield return $"var loss = Ops.CrossEntropyFromPartials({max}, {sum}, {target}, {rows});";
+            yield break;
+        }
+        yield return ForwardCall(op);
+    }
+
+    private string ForwardCall(IrOp op)
     {
         string Out(int i) => _names.Value(op.Outputs[i]);
         string In(int i) => Buffer(op.Inputs[i]);
@@ -54,6 +91,12 @@ internal sealed class OpCallEmitter
 
         switch (op.Kind)
         {
+            case OpKind.Embedding when op.Dims.Count == 2:
+                yield return $"Ops.EmbeddingRangeBackward({In(0)}, {Dy()}, {ParamGrad(op, 0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])}, TensorRank * {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[1])});";
+                break;
+            case OpKind.CrossEntropy when op.Outputs.Count > 1:
+                yield return $"Ops.CrossEntropyRangeBackward({In(0)}, {In(1)}, {Saved(1)}, {Saved(2)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, TensorRank * {Names.Int(op.Dims[0])}, scale, {Acc(0)});";
+                break;
             case OpKind.Embedding:
                 yield return $"Ops.EmbeddingBackward({In(0)}, {Dy()}, {ParamGrad(op, 0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])});";
                 break;
@@ -78,6 +121,15 @@ internal sealed class OpCallEmitter
                 break;
             case OpKind.Attention:
                 yield return $"Ops.AttentionBackward({In(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                break;
+            case OpKind.TensorCopy:
+                yield return $"TensorParallelAllReduce({Dy()}); // f: the column-parallel layer's input gradient is a partial sum";
+                yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)});";
+                break;
+            case OpKind.TensorSum:
+                if (op.Parameters.Count > 0)
+                    yield return $"Ops.AddBiasBackward({Dy()}, {ParamGrad(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
+                if (!step.Writes[0].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)}); // g: identity in backward";
                 break;
             case OpKind.CrossEntropy:
                 yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});";

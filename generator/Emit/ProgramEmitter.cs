@@ -13,17 +13,37 @@ internal static class ProgramEmitter
     private const string Slice = "global::Shardwise.Ops.Slice";
     private const string IndexSlice = "global::Shardwise.Ops.IndexSlice";
 
-    public static void Write(SourceWriter w, ProgramPlan plan)
+    public static void Write(SourceWriter w, ProgramPlan plan) => Write(w, plan, stage: null, model: null);
+
+    /// <summary>
+    /// Emits <c>Stage{s}&lt;T&gt;</c>, one pipeline stage for one tensor rank, over the same emitters as the whole model:
+    /// what differs is the base class (CompiledStage), the boundary buffers and the inputs each stage loads.
+    /// </summary>
+    public static void WriteStage(SourceWriter w, ProgramPlan model, StageProgram stage) => Write(w, stage.Program, stage, model);
+
+    private static void Write(SourceWriter w, ProgramPlan plan, StageProgram? stage, ProgramPlan? model)
     {
         var graph = plan.Graph;
         var names = new BufferNames(plan);
         var calls = new OpCallEmitter(graph, names);
-        bool languageModel = IsLanguageModel(graph);
+        bool languageModel = stage is not null || IsLanguageModel(graph);
 
-        w.Line("/// <summary>The compiled forward and backward program over preplanned buffers; nothing is allocated per step.</summary>");
-        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(ModelEmitter.Tool)}, {Names.String(ModelEmitter.Version)})]");
-        string baseClass = languageModel ? "CompiledLanguageModel" : "CompiledModel";
-        w.Line($"public sealed class Compiled<T> : global::Shardwise.Plans.{baseClass}<T>");
+        string className;
+        if (stage is null)
+        {
+            className = "Compiled";
+            w.Line("/// <summary>The compiled forward and backward program over preplanned buffers; nothing is allocated per step.</summary>");
+            w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(ModelEmitter.Tool)}, {Names.String(ModelEmitter.Version)})]");
+            string baseClass = languageModel ? "CompiledLanguageModel" : "CompiledModel";
+            w.Line($"public sealed class Compiled<T> : global::Shardwise.Plans.{baseClass}<T>");
+        }
+        else
+        {
+            className = StageClass(stage.Stage.Index);
+            w.Line($"/// <summary>Pipeline stage {Names.Int(stage.Stage.Index)} ({stage.Stage.Layers}) for one tensor-parallel rank; nothing is allocated per step.</summary>");
+            w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(ModelEmitter.Tool)}, {Names.String(ModelEmitter.Version)})]");
+            w.Line($"public sealed class {className}<T> : global::Shardwise.Plans.CompiledStage<T>");
+        }
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("{");
         w.Indent();
@@ -42,8 +62,8 @@ internal static class ProgramEmitter
             w.Line($"private readonly {Slice} {(b.Role == BufferRole.Value ? names.Value(b.Value) : names.Gradient(b.Value))};");
         w.Line();
 
-        w.Line("public Compiled(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
-        w.Open("    : base(ops, batch, ParameterLayout, ActivationPlan)");
+        w.Line($"public {className}(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
+        w.Open(stage is null ? "    : base(ops, batch, ParameterLayout, ActivationPlan)" : $"    : base(ops, batch, Partition.Stages[{Names.Int(stage.Stage.Index)}])");
         foreach (var b in plan.Activations.Indices)
             w.Line($"{names.Index(b.Value)} = Indices({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
         foreach (var b in plan.Activations.Buffers)
@@ -52,21 +72,40 @@ internal static class ProgramEmitter
 
         if (languageModel)
         {
-            var loss = graph.Ops[graph.Ops.Count - 1];
+            var modelGraph = (model ?? plan).Graph;
+            var loss = modelGraph.Ops[modelGraph.Ops.Count - 1];
             w.Line();
-            w.Line($"public override int SequenceLength => {Names.Int(graph.Values[graph.Inputs[0].Value].ElementsPerSample)};");
+            w.Line($"public override int SequenceLength => {Names.Int(modelGraph.Values[modelGraph.Inputs[0].Value].ElementsPerSample)};");
             w.Line();
             w.Line($"public override int VocabularySize => {Names.Int(loss.Dims[0])};");
             w.Line();
-            w.Line($"public override {Slice} Logits => {names.Value(loss.Inputs[0])};");
+            bool hasLogits = stage is null || graph.OutputIsLoss;
+            w.Line($"public override {Slice} Logits => {(hasLogits ? names.Value(graph.Ops[graph.Ops.Count - 1].Inputs[0]) : "default")};");
         }
+        if (stage is not null) WriteBoundaries(w, stage, names);
         string modifier = languageModel ? "override " : "";
-        WriteForward(w, plan, names, calls, modifier);
-        WriteBackward(w, plan, names, calls, modifier);
-        WriteAccessors(w, plan, names);
+        WriteForward(w, plan, names, calls, modifier, stage is null ? null : model);
+        WriteBackward(w, plan, names, calls, modifier, stage is not null);
+        if (stage is null) WriteAccessors(w, plan, names);
 
         w.Outdent();
         w.Line("}");
+    }
+
+    public static string StageClass(int stage) => "Stage" + Names.Int(stage);
+
+    /// <summary>The buffers the pipeline executor sends from and receives into, around Forward and Backward.</summary>
+    private static void WriteBoundaries(SourceWriter w, StageProgram stage, BufferNames names)
+    {
+        int received = stage.Stage.Received, sent = stage.Stage.Sent;
+        w.Line();
+        w.Line($"public override {Slice} ReceivedActivation => {(received >= 0 ? names.Value(received) : "default")};");
+        w.Line();
+        w.Line($"public override {Slice} InputGradient => {(received >= 0 ? names.Gradient(received) : "default")};");
+        w.Line();
+        w.Line($"public override {Slice} SentActivation => {(sent >= 0 ? names.Value(sent) : "default")};");
+        w.Line();
+        w.Line($"public override {Slice} OutputGradient => {(sent >= 0 ? names.Gradient(sent) : "default")};");
     }
 
     /// <summary>ZeRO-3 residency calls for the slots whose first (or last) use in a phase is at <paramref name="time"/>.</summary>
@@ -85,16 +124,28 @@ internal static class ProgramEmitter
            && graph.Inputs.All(i => graph.Values[i.Value].Kind == ValueKind.Tokens && graph.Values[i.Value].Shape.Count == 1)
            && graph.Ops[graph.Ops.Count - 1].Inputs[1] == graph.Inputs[1].Value;
 
-    private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier)
+    private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier, ProgramPlan? model)
     {
         var graph = plan.Graph;
-        var parameters = graph.Inputs.Select(i => (graph.Values[i.Value].Kind == ValueKind.Tokens
-            ? "global::System.ReadOnlySpan<int> " : "global::System.ReadOnlySpan<T> ") + i.Name);
-        w.Line();
-        w.Line("/// <summary>Runs the forward pass" + (graph.OutputIsLoss ? "; returns the mean loss." : "; the result is in <see cref=\"Output\"/>.") + "</summary>");
-        w.Open($"public {modifier}{(graph.OutputIsLoss ? "T" : "void")} Forward({string.Join(", ", parameters)})");
+        if (model is not null)
+        {
+            // A stage takes the model's inputs and loads those it reads; the received activation is already in place.
+            var modelInputs = model.Graph.Inputs.Select(i => "global::System.ReadOnlySpan<int> " + i.Name);
+            w.Line();
+            w.Line("/// <summary>Runs this stage's forward on a micro-batch" + (graph.OutputIsLoss ? "; returns the mean loss." : " (the previous stage's output already received); returns zero.") + "</summary>");
+            w.Open($"public override T Forward({string.Join(", ", modelInputs)})");
+        }
+        else
+        {
+            var parameters = graph.Inputs.Select(i => (graph.Values[i.Value].Kind == ValueKind.Tokens
+                ? "global::System.ReadOnlySpan<int> " : "global::System.ReadOnlySpan<T> ") + i.Name);
+            w.Line();
+            w.Line("/// <summary>Runs the forward pass" + (graph.OutputIsLoss ? "; returns the mean loss." : "; the result is in <see cref=\"Output\"/>.") + "</summary>");
+            w.Open($"public {modifier}{(graph.OutputIsLoss ? "T" : "void")} Forward({string.Join(", ", parameters)})");
+        }
         foreach (var input in graph.Inputs)
         {
+            if (model is not null && input.Name == StagePlanner.ReceivedInput) continue;
             var value = graph.Values[input.Value];
             bool tokens = value.Kind == ValueKind.Tokens;
             string buffer = tokens ? names.Index(input.Value) : names.Value(input.Value);
@@ -113,18 +164,24 @@ internal static class ProgramEmitter
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer));
             }
             WriteResidency(w, plan, plan.Residency.ForwardFirst, k, "ParametersNeeded", phase: 0);
-            w.Line(calls.Forward(op));
+            foreach (var line in calls.Forward(op)) w.Line(line);
             WriteResidency(w, plan, plan.Residency.ForwardLast, k, "ParametersReleased", phase: 0);
         }
         if (graph.OutputIsLoss) w.Line("return loss;");
+        else if (model is not null) w.Line("return T.Zero;");
         w.Close();
     }
 
-    private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier)
+    private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier, bool isStage)
     {
         var graph = plan.Graph;
         w.Line();
-        if (graph.OutputIsLoss)
+        if (isStage && !graph.OutputIsLoss)
+        {
+            w.Line("/// <summary>Backward of the micro-batch from ∂L/∂output, received into <see cref=\"OutputGradient\"/> (it already carries the scale).</summary>");
+            w.Open("public override void Backward(T scale)");
+        }
+        else if (graph.OutputIsLoss)
         {
             w.Line("/// <summary>Backward of the last forward: adds scale × ∂loss/∂θ into the gradients (scale carries 1/GAS and the loss scale).</summary>");
             w.Open($"public {modifier}void Backward(T scale)");
@@ -138,7 +195,7 @@ internal static class ProgramEmitter
         }
 
         string? layer = null;
-        bool first = graph.OutputIsLoss;
+        bool first = graph.OutputIsLoss || isStage;
         for (int j = 0; j < plan.Backward.Count; j++)
         {
             var step = plan.Backward[j];

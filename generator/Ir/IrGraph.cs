@@ -39,6 +39,16 @@ internal enum OpKind
     Add,
     Attention,
     CrossEntropy,
+    /// <summary>
+    /// Megatron's f: identity forward, all-reduce of the gradient over the tensor-parallel group in backward. Placed
+    /// before a column-parallel layer, whose input gradient is only a partial sum on each rank.
+    /// </summary>
+    TensorCopy,
+    /// <summary>
+    /// Megatron's g: all-reduce forward (summing a row-parallel layer's partial outputs), then the layer's bias once;
+    /// identity backward.
+    /// </summary>
+    TensorSum,
 }
 
 /// <summary>

@@ -62,6 +62,8 @@ internal static class PipelineCostModel
         switch (op.Kind)
         {
             case OpKind.Positions:
+            case OpKind.TensorCopy: // communication, not arithmetic
+            case OpKind.TensorSum:
                 return (0, 0);
             case OpKind.Embedding:
                 return (output.ElementsPerSample, output.ElementsPerSample);

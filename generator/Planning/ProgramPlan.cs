@@ -16,7 +16,11 @@ internal sealed record ProgramPlan(
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
     ActivationPlan Activations,
-    string Report);
+    string Report)
+{
+    /// <summary>The per-stage programs when the model is planned for Pipeline or Tensor above 1; null otherwise.</summary>
+    public PartitionPlan? Partition { get; init; }
+}
 
 internal static class ProgramPlanner
 {
@@ -27,15 +31,29 @@ internal static class ProgramPlanner
         if (trace.Graph is null) return null;
 
         var graph = trace.Graph;
+        var pipeline = PipelinePlanner.Plan(model, graph);
+        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
+        PartitionPlan? partition = null;
+        if (model.Pipeline > 1 || model.Tensor > 1)
+        {
+            partition = PartitionPlanner.Plan(model, graph, pipeline);
+            if (!partition.IsValid) return null; // the analyzer reports SW0017 and SW0019
+        }
+
+        var whole = PlanProgram(model, graph, report: "");
+        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, pipeline);
+        return whole with { Report = report, Partition = partition };
+    }
+
+    /// <summary>Plans one straight-line program (the whole model, or one pipeline stage): layout, backward, buffers, pools.</summary>
+    public static ProgramPlan PlanProgram(ModelSpec model, IrGraph graph, string report)
+    {
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
         var activations = ActivationPlanner.Plan(graph, backward);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
         var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
-        var pipeline = PipelinePlanner.Plan(model, graph);
-        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
-        var report = PlanReport.Write(model.ClassName, graph, layout, activations, pipeline);
         return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
     }
 }

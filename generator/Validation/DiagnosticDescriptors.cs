@@ -76,6 +76,16 @@ internal static class DiagnosticDescriptors
         "Parallel degree below 1",
         "{0} = {1} on model '{2}' must be at least 1 (1 means no {0} parallelism)");
 
+    public static readonly DiagnosticDescriptor TensorSplitNeedsGather = Error(
+        "SW0017",
+        "Tensor split needs an extra gather or scatter",
+        "Layer '{0}' {1}: tensor parallelism would need an extra gather or scatter here; pair a [Shard(ShardKind.Column)] layer with a [Shard(ShardKind.Row)] layer after it (Megatron's pattern), with only element-wise ops between them");
+
+    public static readonly DiagnosticDescriptor StageBoundaryPassesSeveralTensors = Error(
+        "SW0019",
+        "Pipeline cut passes more than one tensor",
+        "Model '{0}': {1}; Shardwise sends exactly one activation between neighbouring stages (the residual stream of a GPT): pin the cut at another layer with [Model(StageStarts = ...)] or change the number of stages");
+
     private static DiagnosticDescriptor Error(string id, string title, string message) => new(
         id,
         title,
@@ -100,6 +110,8 @@ internal static class DiagnosticDescriptors
         "SW0011" => StageWithoutParameters,
         "SW0012" => TensorDegreeDoesNotDivide,
         "SW0013" => InvalidParallelDegree,
+        "SW0017" => TensorSplitNeedsGather,
+        "SW0019" => StageBoundaryPassesSeveralTensors,
         _ => null,
     };
 
@@ -108,5 +120,6 @@ internal static class DiagnosticDescriptors
         ModelMustBePartial, UnsupportedForwardSyntax, NonConstantDimension, ShapeMismatch,
         UnknownLayerType, InvalidForwardMethod, MissingInputShape, UnsupportedLayerConstruction, InternalError,
         MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
+        TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors,
     };
 }

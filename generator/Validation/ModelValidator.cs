@@ -22,9 +22,15 @@ internal static class ModelValidator
             var trace = Tracer.Trace(parse.Model);
             if (trace.Graph is null) return trace.Diagnostics;
             var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(cancellationToken);
-            var parallelism = ParallelismValidator.Validate(parse.Model, Planning.PipelinePlanner.Plan(parse.Model, trace.Graph),
-                LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]));
+            var location = LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]);
+            var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
+            var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;
+            if (parse.Model.Pipeline > 1 || parse.Model.Tensor > 1)
+            {
+                var partition = PartitionValidator.Validate(parse.Model, Planning.PartitionPlanner.Plan(parse.Model, trace.Graph, pipeline), location);
+                if (partition.Count > 0) return partition;
+            }
             Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
             return EquatableArray<DiagnosticInfo>.Empty;
         }

@@ -14,6 +14,7 @@ public sealed class GoldenTests
     [TestMethod]
     [DataRow("examples/TinyGpt/TinyGpt.cs", "Shardwise.Examples.TinyGpt.g.cs", "TinyGpt.g.cs.txt")]
     [DataRow("examples/MlpClassifier/MlpClassifier.cs", "Shardwise.Examples.MlpClassifier.g.cs", "MlpClassifier.g.cs.txt")]
+    [DataRow("tests/Shardwise.Models.Tests/ShardedGpts.cs", "Shardwise.Models.Tests.HybridGpt.g.cs", "HybridGpt.g.cs.txt")]
     public void GeneratedSourceMatchesGolden(string example, string hintName, string goldenFile)
     {
         var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Example(example));

@@ -118,6 +118,23 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void SelectActivationWindow(int window) => _inner.SelectActivationWindow(window);
 
+    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
+        => _inner.EmbeddingRange(ids, P(table), output, rows, dim, first, count);
+
+    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count)
+        => _inner.EmbeddingRangeBackward(ids, dOutput, Map(dTable), rows, dim, first, count);
+
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary) => _inner.CrossEntropyRowMax(logits, rowMax, rows, vocabulary);
+
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first)
+        => _inner.CrossEntropyPartials(logits, targets, rowMax, rowSum, targetLogit, rows, vocabulary, first);
+
+    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows) => _inner.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows);
+
+    public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary,
+        int first, T scale, bool accumulate)
+        => _inner.CrossEntropyRangeBackward(logits, targets, rowMax, rowSum, dLogits, rows, vocabulary, first, scale, accumulate);
+
     public void AddBias(Slice y, Slice bias, int rows, int dim) => _inner.AddBias(y, P(bias), rows, dim);
 
     public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim) => _inner.AddBiasBackward(dy, Map(dBias), rows, dim);

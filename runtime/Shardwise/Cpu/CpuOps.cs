@@ -177,6 +177,32 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         AddKernels.Forward<T>(Elements(a, count, nameof(a)), Elements(b, count, nameof(b)),
             Elements(y, count, nameof(y)));
 
+    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count) =>
+        VocabularyParallelKernels.EmbeddingForward<T>(Indices(ids, rows, nameof(ids)), Elements(table, (long)count * dim, nameof(table)),
+            Elements(output, (long)rows * dim, nameof(output)), rows, dim, first, count);
+
+    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count) =>
+        VocabularyParallelKernels.EmbeddingBackward<T>(Indices(ids, rows, nameof(ids)), Elements(dOutput, (long)rows * dim, nameof(dOutput)),
+            Elements(dTable, (long)count * dim, nameof(dTable)), rows, dim, first, count);
+
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary) =>
+        VocabularyParallelKernels.RowMax<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Elements(rowMax, rows, nameof(rowMax)), rows, vocabulary);
+
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first) =>
+        VocabularyParallelKernels.Partials<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Indices(targets, rows, nameof(targets)),
+            Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)), Elements(targetLogit, rows, nameof(targetLogit)),
+            rows, vocabulary, first);
+
+    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows) =>
+        VocabularyParallelKernels.Loss<T>(Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)),
+            Elements(targetLogit, rows, nameof(targetLogit)), rows);
+
+    public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary,
+        int first, T scale, bool accumulate) =>
+        VocabularyParallelKernels.Backward<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Indices(targets, rows, nameof(targets)),
+            Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)), Elements(dLogits, (long)rows * vocabulary, nameof(dLogits)),
+            rows, vocabulary, first, scale, accumulate);
+
     public void AddBias(Slice y, Slice bias, int rows, int dim) =>
         LinearKernels.AddBias<T>(Elements(y, (long)rows * dim, nameof(y)), Elements(bias, dim, nameof(bias)), rows, dim);
 

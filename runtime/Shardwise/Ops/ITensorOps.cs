@@ -103,6 +103,28 @@ public interface ITensorOps<T> where T : unmanaged
     /// </summary>
     T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary);
 
+    /// <summary>Vocabulary-parallel embedding: rows whose id is outside [first, first + count) get zero (summed over ranks after).</summary>
+    void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count);
+
+    /// <summary>dTable[ids[r] − first, :] += dOutput[r, :] for ids in [first, first + count).</summary>
+    void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count);
+
+    /// <summary>Vocabulary-parallel cross-entropy, step 1: each row's maximum over this rank's logits.</summary>
+    void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary);
+
+    /// <summary>
+    /// Step 2, after the maxima are maxed over the ranks: Σ exp(logit − max) of this rank's logits and the target's
+    /// logit where this rank holds the target (zero elsewhere); both are then summed over the ranks.
+    /// </summary>
+    void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first);
+
+    /// <summary>Step 3: the mean loss from the summed statistics.</summary>
+    T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows);
+
+    /// <summary>dLogits (=|+=) scale · (softmax − onehot) / rows over this rank's logits, from the summed statistics.</summary>
+    void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary, int first,
+        T scale, bool accumulate);
+
     /// <summary>dLogits (=|+=) scale · (softmax(logits) − onehot(targets)) / rows.</summary>
     void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
         T scale, bool accumulate);

@@ -61,6 +61,15 @@ public abstract class CompiledStage<T> : CompiledLanguageModel<T> where T : unma
             throw new global::System.InvalidOperationException($"Stage {Stage.Index} was planned for tensor degree {Stage.Tensor} but has no tensor-parallel group.");
         TensorParallel.AllReduceSum(data);
     }
+
+    /// <summary>Element-wise maximum of <paramref name="data"/> over the tensor-parallel group, in place (the vocabulary-parallel loss).</summary>
+    protected void TensorParallelAllReduceMax(Slice data)
+    {
+        if (Stage.Tensor == 1) return;
+        if (TensorParallel is null)
+            throw new global::System.InvalidOperationException($"Stage {Stage.Index} was planned for tensor degree {Stage.Tensor} but has no tensor-parallel group.");
+        TensorParallel.AllReduceMax(data);
+    }
 }
 
 /// <summary>The tensor-parallel group of one rank, as the generated stage programs see it.</summary>
@@ -72,4 +81,7 @@ public interface ITensorParallelGroup
 
     /// <summary>Sums a planned buffer over the group, in place.</summary>
     void AllReduceSum(Slice data);
+
+    /// <summary>Element-wise maximum of a planned buffer over the group, in place.</summary>
+    void AllReduceMax(Slice data);
 }

@@ -11,19 +11,26 @@ namespace Shardwise.Pipeline.Tests;
 /// <summary>Runs the pipeline probe (built with these tests and copied next to them) as a real mpirun job.</summary>
 internal sealed record MpiJob(int ExitCode, string Output, TimeSpan Elapsed)
 {
-    public static MpiJob Run(int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments, params string[] mpirunOptions)
+    public static MpiJob Run(int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments, params string[] mpirunOptions) =>
+        Run("Shardwise.Pipeline.Probe.dll", ranks, commTimeout, limit, probeArguments, mpirunOptions);
+
+    /// <summary>Runs <paramref name="exe"/> (a dll next to the tests) under mpirun, or alone when <paramref name="ranks"/> is 0.</summary>
+    public static MpiJob Run(string exe, int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments, params string[] mpirunOptions)
     {
         string mpirun = FindOnPath("mpirun")
             ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
-        string probe = Path.Combine(AppContext.BaseDirectory, "Shardwise.Pipeline.Probe.dll");
+        string probe = Path.Combine(AppContext.BaseDirectory, exe);
         Assert.IsTrue(File.Exists(probe), $"{probe} is missing: the test project's reference to the probe should copy it");
 
-        var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // As root (CI containers) mpirun needs --allow-run-as-root; the machine has fewer cores than ranks.
-        foreach (string option in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString() }.Concat(mpirunOptions))
-            start.ArgumentList.Add(option);
-        foreach (string part in new[] { "-x", CommunicatorTimeout.EnvironmentVariable, Dotnet(), probe }.Concat(probeArguments))
-            start.ArgumentList.Add(part);
+        var start = new ProcessStartInfo(ranks == 0 ? Dotnet() : mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (ranks > 0)
+        {
+            // As root (CI containers) mpirun needs --allow-run-as-root; the machine has fewer cores than ranks.
+            foreach (string option in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString() }.Concat(mpirunOptions))
+                start.ArgumentList.Add(option);
+            foreach (string part in new[] { "-x", CommunicatorTimeout.EnvironmentVariable, Dotnet() }) start.ArgumentList.Add(part);
+        }
+        foreach (string part in new[] { probe }.Concat(probeArguments)) start.ArgumentList.Add(part);
         start.Environment[CommunicatorTimeout.EnvironmentVariable] = commTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["TERM"] = "dumb";
         start.Environment.Remove("OMPI_COMM_WORLD_SIZE");

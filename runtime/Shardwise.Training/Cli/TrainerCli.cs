@@ -45,7 +45,9 @@ public static class TrainerCli
                 {
                     var settings = RunSettings.Read(arguments, model, log);
                     arguments.RejectUnknown();
-                    return TrainCommand.Run<TModel>(settings, log);
+                    return typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))
+                        ? RunPipelined<TModel>(settings, log)
+                        : TrainCommand.Run<TModel>(settings, log);
                 }
                 case "eval":
                 {
@@ -78,6 +80,24 @@ public static class TrainerCli
         {
             Console.Error.WriteLine("error: " + error.Message);
             return 2;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="PipelineTrainCommand"/> needs TModel as an <see cref="IPartitionedModelDefinition"/>, which this
+    /// method's constraint cannot state; the generic method is closed over the model type at run time instead.
+    /// </summary>
+    private static int RunPipelined<TModel>(RunSettings settings, TextWriter log)
+    {
+        var method = typeof(PipelineTrainCommand).GetMethod(nameof(PipelineTrainCommand.Run))!.MakeGenericMethod(typeof(TModel));
+        try
+        {
+            return (int)method.Invoke(null, [settings, log, null])!;
+        }
+        catch (System.Reflection.TargetInvocationException error) when (error.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error.InnerException).Throw();
+            throw;
         }
     }
 }

@@ -1,0 +1,138 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using Shardwise.Checkpoints;
+using Shardwise.Cpu;
+using Shardwise.Data;
+using Shardwise.Distributed;
+using Shardwise.Plans;
+using Shardwise.Training.Engine;
+using Shardwise.Training.Pipeline;
+using Shardwise.Training.Progress;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// <c>train</c> for a model planned with Pipeline or Tensor above 1, on W = d · p · t ranks: each rank compiles its
+/// stage program for its tensor rank and trains it with <see cref="PipelineEngine"/> (1F1B over
+/// gradient_accumulation_steps micro-batches). Data as in <see cref="TrainCommand"/>: one global sampler on every rank,
+/// and each data replica takes its rows of every global micro-batch, so a run sees the data of one process with
+/// micro-batch d × micro. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
+/// its replica (weights.safetensors). A single process trains the whole model instead (<see cref="TrainCommand"/>).
+/// </summary>
+public static class PipelineTrainCommand
+{
+    public const string WeightsFile = "weights.safetensors";
+
+    /// <param name="world">Every rank of the job; null: from the environment (mpirun, or one process).</param>
+    public static int Run<TModel>(RunSettings settings, TextWriter output, ICommunicator? world = null) where TModel : IPartitionedModelDefinition
+    {
+        using var owned = world is null ? Communicators.Create() : null;
+        var communicator = world ?? owned!;
+        var partition = TModel.Partition;
+        string model = typeof(TModel).Name;
+        if (communicator.Size == 1)
+        {
+            output.WriteLine($"one process: training {model}'s whole program (planned for [Model(Pipeline = {partition.Pipeline}, Tensor = " +
+                $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
+            return TrainCommand.Run<TModel>(settings, output, communicator);
+        }
+        if (settings.ResumeDirectory is not null)
+            throw new CliException($"--resume: {model} is pipelined (Pipeline = {partition.Pipeline}, Tensor = {partition.Tensor}); resuming pipelined runs is not supported yet");
+        if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
+            throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
+                $"{partition.Pipeline}, Tensor = {partition.Tensor})]: the number of ranks must be a multiple of Pipeline × Tensor = " +
+                $"{partition.Pipeline * partition.Tensor}");
+
+        using var groups = ParallelGroups.Create(communicator, partition);
+        var (stageIndex, replica, tensorRank) = groups.Coordinates;
+        int data = groups.Topology.Data;
+        var log = communicator.Rank == 0 ? output : TextWriter.Null;
+        var config = settings.Config;
+        var batch = config.Resolve(data);
+        if (settings.PrintConfig)
+        {
+            log.WriteLine(config.Describe(data));
+            return 0;
+        }
+        Directory.CreateDirectory(settings.OutputDirectory);
+
+        var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed);
+        var stage = TModel.CompileStage<float>(stageIndex, new CpuOps<float>(), batch.MicroBatchPerGpu);
+        // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
+        var full = new float[TModel.ParameterLayout.TotalElements];
+        TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));
+        PartitionedParameters.Extract(TModel.ParameterLayout, full, stage.Stage, tensorRank, stage.Parameters);
+        var engine = new PipelineEngine(stage, config, groups);
+
+        int sequence = stage.SequenceLength, micro = batch.MicroBatchPerGpu, globalRows = micro * data;
+        var sampler = trainingData.Dataset.CreateSampler(DataSplit.Train, globalRows, sequence, settings.Seed);
+        log.WriteLine($"model {model}: {TModel.ParameterLayout.ParameterCount:N0} parameters in {partition.Pipeline} stages × {partition.Tensor} tensor ranks; " +
+                      $"data: {trainingData.Description}");
+        log.WriteLine($"ranks: {communicator.Size} = data {data} × pipeline {partition.Pipeline} × tensor {partition.Tensor}; batch: micro {micro} × " +
+                      $"micro-batches {engine.MicroBatches} × data {data} = {batch.TrainBatchSize} sequences of {sequence} tokens; ZeRO stage " +
+                      $"{config.ZeroOptimization.Stage}; steps {settings.TotalSteps}; 1F1B bubble (p − 1)/(m + p − 1) = " +
+                      $"{OneFOneBSchedule.BubbleFraction(partition.Pipeline, engine.MicroBatches):P1}");
+
+        var report = engine.Engine.Memory; // this rank's stage
+        var memory = new MemoryBreakdown(report.Parameters, report.Gradients, report.MasterWeights, report.OptimizerStates, report.Activations, report.Buffers);
+        using var csv = communicator.Rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
+        var globalTokens = new int[globalRows * sequence];
+        var globalTargets = new int[globalTokens.Length];
+        var tokens = new int[engine.TokensPerBatch];
+        var targets = new int[tokens.Length];
+        int rowsLength = micro * sequence;
+        var clock = new Stopwatch();
+        var curve = new List<(long Step, double Loss)>();
+        double intervalLoss = 0, intervalMs = 0;
+        int intervalSteps = 0;
+        while (engine.Engine.GlobalStep < settings.TotalSteps)
+        {
+            clock.Restart();
+            for (int m = 0; m < engine.MicroBatches; m++)
+            {
+                sampler.NextBatch(globalTokens, globalTargets);
+                globalTokens.AsSpan(replica * rowsLength, rowsLength).CopyTo(tokens.AsSpan(m * rowsLength));
+                globalTargets.AsSpan(replica * rowsLength, rowsLength).CopyTo(targets.AsSpan(m * rowsLength));
+            }
+            double loss = engine.TrainBatch(tokens, targets);
+            double ms = clock.Elapsed.TotalMilliseconds;
+            long step = engine.Engine.GlobalStep;
+            curve.Add((step, loss));
+            intervalLoss += loss;
+            intervalMs += ms;
+            intervalSteps++;
+            if (communicator.Rank != 0 || (step % config.StepsPerPrint != 0 && step != settings.TotalSteps)) continue;
+            // As TrainCommand: one line and one CSV row per print interval, with the interval's mean loss.
+            double meanLoss = intervalLoss / intervalSteps, meanMs = intervalMs / intervalSteps;
+            log.WriteLine(FormattableString.Invariant($"step {step}/{settings.TotalSteps} loss {meanLoss:F4} lr {engine.Engine.LastLearningRate:E2} ") +
+                          FormattableString.Invariant($"grad norm {engine.Engine.LastGradientNorm:F4} {meanMs:F0} ms/step idle {engine.LastIdleFraction:P1} (rank 0, last step)"));
+            csv!.Append(new StepMetrics(step, settings.TotalSteps, meanLoss, engine.Engine.LastLearningRate, engine.Engine.LossScaler.Scale,
+                engine.Engine.LossScaler.SkippedSteps, batch.TrainBatchSize * sequence / (meanMs / 1000.0), meanMs, engine.Engine.LastGradientNorm, memory));
+            intervalLoss = intervalMs = 0;
+            intervalSteps = 0;
+        }
+
+        // Full fp32 weights from this replica's ranks (ZeRO-1 partitions first gathered within each data group).
+        float[] weights = PartitionedParameters.Gather(groups.ModelParallel, partition, TModel.ParameterLayout, engine.Engine.ExportFullState().Master);
+        if (communicator.Rank != 0) return 0;
+        WriteWeights(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, weights);
+        LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
+        log.WriteLine($"done: {engine.Engine.GlobalStep} steps; metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
+        return 0;
+    }
+
+    private static void WriteWeights(string path, ParameterLayout layout, float[] weights)
+    {
+        var specs = new List<SafeTensorSpec>();
+        foreach (var slot in layout.Slots) specs.Add(new SafeTensorSpec(slot.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d)));
+        string temporary = path + ".tmp";
+        using (var file = SafeTensorsWriter.Create(temporary, specs, new Dictionary<string, string> { ["format"] = "pt" }))
+        {
+            foreach (var slot in layout.Slots) file.Write(slot.Name, weights.AsSpan((int)slot.Offset, (int)slot.Length));
+            file.Complete();
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+}

@@ -1,0 +1,101 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Shardwise.Pipeline.Tests;
+
+/// <summary>
+/// Generated stage programs (the partitioned test models of Shardwise.Models.Tests: PipelineGpt p = 2, TensorGpt t = 2,
+/// HybridGpt p = 2 × t = 2) under real mpirun jobs: trained 20 steps through PipelineEngine they equal their whole
+/// generated program in one process (loss, gradient norm, weights: relative &lt; 1e-5), and the trainer CLI's
+/// <c>train</c> on W = d · p · t ranks matches its one-process run.
+/// </summary>
+[TestClass]
+public sealed class GeneratedModelMpiTests
+{
+    private const string Exe = "Shardwise.Pipeline.Models.dll";
+    private static readonly TimeSpan CommTimeout = TimeSpan.FromSeconds(30);
+
+    [TestMethod]
+    [DataRow("PipelineGpt", 2, 0)]
+    [DataRow("PipelineGpt", 4, 1)] // two stages × two data replicas, ZeRO-1 within each data group
+    [DataRow("TensorGpt", 2, 0)]
+    [DataRow("HybridGpt", 4, 0)]
+    public void GeneratedStagesTrainedInAJobEqualTheWholeProgram(string model, int ranks, int zeroStage)
+    {
+        MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(3), ["equivalence", model, "20", zeroStage.ToString(CultureInfo.InvariantCulture)]);
+
+        Assert.AreEqual(0, job.ExitCode, job.Output);
+        for (int rank = 0; rank < ranks; rank++) StringAssert.Contains(job.Output, $"models probe rank {rank}: {model} equivalence ok", job.Output);
+    }
+
+    [TestMethod]
+    [DataRow("PipelineGpt", 2)]
+    [DataRow("HybridGpt", 4)]
+    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-cli-{model}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string data = Path.Combine(directory, "words.txt"), config = Path.Combine(directory, "ds_config.json");
+            var random = new Random(1);
+            string[] words = ["abc", "bad", "cab", "dace", "ace", "bead", "deed", "faced"];
+            File.WriteAllText(data, string.Join(" ", Enumerable.Range(0, 3000).Select(_ => words[random.Next(words.Length)])));
+            File.WriteAllText(config, """
+                { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
+                  "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
+                """);
+            string[] Train(string output) => ["cli", model, "train", "--config", config, "--data", data, "--steps", "10", "--eval-interval", "0", "--output", output];
+
+            string alone = Path.Combine(directory, "one-process"), pipelined = Path.Combine(directory, "pipelined");
+            MpiJob single = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(2), Train(alone));
+            Assert.AreEqual(0, single.ExitCode, single.Output);
+            StringAssert.Contains(single.Output, $"one process: training {model}'s whole program");
+            MpiJob consolidate = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+                ["cli", model, "consolidate", "--resume", alone, "--output", Path.Combine(alone, "weights.safetensors")]);
+            Assert.AreEqual(0, consolidate.ExitCode, consolidate.Output);
+
+            MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(2), Train(pipelined));
+            Assert.AreEqual(0, job.ExitCode, job.Output);
+            StringAssert.Contains(job.Output, $"ranks: {ranks} = data 1 × pipeline 2 × tensor {ranks / 2}");
+
+            double[] expected = Losses(Path.Combine(alone, "metrics.csv")), actual = Losses(Path.Combine(pipelined, "metrics.csv"));
+            Assert.AreEqual(10, expected.Length);
+            Assert.AreEqual(expected.Length, actual.Length);
+            for (int step = 0; step < expected.Length; step++)
+                Assert.IsTrue(Math.Abs(actual[step] - expected[step]) / expected[step] < 1e-5, $"step {step + 1}: loss {actual[step]:R}, one process {expected[step]:R}");
+
+            var reference = SafeTensorsFile.Read(Path.Combine(alone, "weights.safetensors"));
+            var weights = SafeTensorsFile.Read(Path.Combine(pipelined, "weights.safetensors"));
+            CollectionAssert.AreEquivalent(reference.Keys.ToArray(), weights.Keys.ToArray());
+            double difference = 0, norm = 0;
+            foreach (var (name, values) in reference)
+                for (int i = 0; i < values.Length; i++)
+                {
+                    difference += Math.Pow(weights[name][i] - values[i], 2);
+                    norm += (double)values[i] * values[i];
+                }
+            Assert.IsTrue(Math.Sqrt(difference / norm) < 1e-5, $"final weights differ by {Math.Sqrt(difference / norm):E2} (relative)");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [TestMethod]
+    public void AJobWhoseSizeIsNotAMultipleOfTheModelsDegreesIsRefused()
+    {
+        MpiJob job = MpiJob.Run(Exe, 3, CommTimeout, TimeSpan.FromMinutes(1), ["cli", "HybridGpt", "train", "--steps", "1"]);
+
+        Assert.AreNotEqual(0, job.ExitCode, job.Output);
+        StringAssert.Contains(job.Output,
+            "HybridGpt: the job has 3 ranks, but the model is planned for [Model(Pipeline = 2, Tensor = 2)]: the number of ranks must be a multiple of Pipeline × Tensor = 4", job.Output);
+    }
+
+    private static double[] Losses(string csv) => File.ReadAllLines(csv).Skip(1)
+        .Select(line => double.Parse(line.Split(',')[2], CultureInfo.InvariantCulture)).ToArray();
+}

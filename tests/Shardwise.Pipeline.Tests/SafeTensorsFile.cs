@@ -1,0 +1,28 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Text.Json;
+
+namespace Shardwise.Pipeline.Tests;
+
+/// <summary>Reads the F32 tensors of a safetensors file (8-byte header length, JSON header, data), written out independently of the writer.</summary>
+internal static class SafeTensorsFile
+{
+    public static Dictionary<string, float[]> Read(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        long headerLength = BitConverter.ToInt64(bytes, 0);
+        using var header = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength));
+        var tensors = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (JsonProperty tensor in header.RootElement.EnumerateObject())
+        {
+            if (tensor.Name == "__metadata__") continue;
+            JsonElement offsets = tensor.Value.GetProperty("data_offsets");
+            int begin = 8 + (int)headerLength + offsets[0].GetInt32(), end = 8 + (int)headerLength + offsets[1].GetInt32();
+            var values = new float[(end - begin) / sizeof(float)];
+            Buffer.BlockCopy(bytes, begin, values, 0, end - begin);
+            tensors[tensor.Name] = values;
+        }
+        return tensors;
+    }
+}

@@ -8,7 +8,7 @@ using Shardwise.Training.Pipeline;
 namespace Shardwise.Pipeline.Probe;
 
 /// <summary>What a training run produced: the loss of every step and the final weights in the model's full layout.</summary>
-public sealed record ChainResult(double[] Losses, float[] Weights, double[] GradientNorms, double[] IdleFractions);
+public sealed record ChainResult(double[] Losses, float[] Weights, double[] GradientNorms, double[] IdleFractions, long SkippedSteps = 0);
 
 /// <summary>
 /// The two runs the tests compare: one process training the whole <see cref="ChainModel"/> with plain gradient
@@ -21,8 +21,10 @@ public static class ChainTraining
     public const int Seed = 3;
 
     /// <summary>fp32 AdamW with gradient clipping tight enough that every step clips (so the global norm matters).</summary>
-    public static DeepSpeedConfig Config(int microBatches, int zeroStage = 0, double clip = 0.05) => DeepSpeedConfig.Parse($$"""
+    /// <param name="fp16">fp16 with a dynamic loss scale starting at 2^24, so the first steps overflow and are skipped.</param>
+    public static DeepSpeedConfig Config(int microBatches, int zeroStage = 0, double clip = 0.05, bool fp16 = false) => DeepSpeedConfig.Parse($$"""
         { "train_micro_batch_size_per_gpu": {{MicroBatch}}, "gradient_accumulation_steps": {{microBatches}},
+          "fp16": { "enabled": {{(fp16 ? "true" : "false")}}, "initial_scale_power": 24 },
           "gradient_clipping": {{clip.ToString(System.Globalization.CultureInfo.InvariantCulture)}},
           "optimizer": { "type": "AdamW", "params": { "lr": 2e-2, "weight_decay": 0.1 } },
           "zero_optimization": { "stage": {{zeroStage}} } }
@@ -54,12 +56,12 @@ public static class ChainTraining
     }
 
     /// <summary>One process, the whole model, gradient accumulation over all d·m micro-batches of each step.</summary>
-    public static ChainResult Reference(ChainModel model, int steps, int microBatches, double clip = 0.05)
+    public static ChainResult Reference(ChainModel model, int steps, int microBatches, double clip = 0.05, bool fp16 = false)
     {
         var partition = model.Partition(1, 1);
         var program = new ChainStage(model, partition.Stages[0], new CpuOps<float>(), MicroBatch);
         InitialWeights(model).CopyTo(program.Parameters);
-        var engine = TrainingEngine.Initialize(program, Config(microBatches, clip: clip));
+        var engine = TrainingEngine.Initialize(program, Config(microBatches, clip: clip, fp16: fp16));
         int perMicroBatch = MicroBatch * model.Sequence;
         var losses = new double[steps];
         var norms = new double[steps];
@@ -76,7 +78,7 @@ public static class ChainTraining
             losses[step] = sum / microBatches;
             norms[step] = engine.LastGradientNorm;
         }
-        return new ChainResult(losses, program.Parameters.ToArray(), norms, []);
+        return new ChainResult(losses, engine.MasterWeights.ToArray(), norms, [], engine.LossScaler.SkippedSteps);
     }
 
     /// <summary>
@@ -85,7 +87,7 @@ public static class ChainTraining
     /// rank's replica.
     /// </summary>
     public static ChainResult Pipelined(ICommunicator world, ChainModel model, int pipeline, int tensor, int steps, int microBatches,
-        int zeroStage = 0, Action<int, PipelineEngine>? beforeStep = null, double clip = 0.05)
+        int zeroStage = 0, Action<int, PipelineEngine>? beforeStep = null, double clip = 0.05, bool fp16 = false)
     {
         var partition = model.Partition(pipeline, tensor);
         using var groups = ParallelGroups.Create(world, partition);
@@ -93,7 +95,7 @@ public static class ChainTraining
         var stage = new ChainStage(model, plan, new CpuOps<float>(), MicroBatch);
         var layout = model.FullLayout();
         PartitionedParameters.Extract(layout, InitialWeights(model), plan, groups.Coordinates.TensorRank, stage.Parameters);
-        var engine = new PipelineEngine(stage, Config(microBatches, zeroStage, clip), groups);
+        var engine = new PipelineEngine(stage, Config(microBatches, zeroStage, clip, fp16), groups);
 
         int data = groups.Topology.Data, replica = groups.Coordinates.DataRank, perReplica = engine.TokensPerBatch;
         var losses = new double[steps];
@@ -108,7 +110,8 @@ public static class ChainTraining
             idle[step] = engine.LastIdleFraction;
         }
         float[] local = engine.Engine.ExportFullState().Master; // this stage's whole local layout, from every data rank's partition
-        return new ChainResult(losses, PartitionedParameters.Gather(groups.ModelParallel, partition, layout, local), norms, idle);
+        return new ChainResult(losses, PartitionedParameters.Gather(groups.ModelParallel, partition, layout, local), norms, idle,
+            engine.Engine.LossScaler.SkippedSteps);
     }
 
     /// <summary>‖a − b‖ / ‖b‖.</summary>

@@ -27,7 +27,8 @@ internal static class FailureScenarios
 
     /// <summary>
     /// Like <see cref="Kill"/>, but on a sub-communicator: ranks pair up (0 with 2, 1 with 3) and all-reduce there;
-    /// rank 2 dies, so rank 0 must fail on the pair group's deadline naming its peer (pair rank 1); the other pair finishes.
+    /// rank 2 dies, so rank 0 must fail on the pair group's deadline naming its peer (pair rank 1); the other pair finishes
+    /// its loop and fails on the world barrier, naming rank 2.
     /// </summary>
     public static void KillInSplit(ICommunicator comm)
     {
@@ -43,7 +44,10 @@ internal static class FailureScenarios
             }
             pair.AllReduceSum(data);
         }
-        if (comm.Rank % 2 == 0) throw new InvalidOperationException("the job finished although rank 2 died");
+        // The other pair finishes its loop; the world barrier then names the dead rank there too (rather than leaving
+        // them to MPI_Finalize, which waits for every process and would hang on the dead one).
+        comm.Barrier();
+        throw new InvalidOperationException("the job finished although rank 2 died");
     }
 
     /// <summary>

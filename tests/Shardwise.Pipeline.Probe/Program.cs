@@ -12,6 +12,9 @@ namespace Shardwise.Pipeline.Probe;
 /// </summary>
 internal static class Program
 {
+    /// <summary>A directory where a rank that fails with a <see cref="CommunicationException"/> writes its message.</summary>
+    public const string ReportsVariable = "SHARDWISE_PROBE_REPORTS";
+
     public static int Main(string[] args)
     {
         if (args.Length < 3 || args[0] is not ("train" or "kill"))
@@ -55,6 +58,9 @@ internal static class Program
         catch (CommunicationException error)
         {
             Console.Error.WriteLine($"pipeline probe rank {world.Rank}: {error.Message}");
+            // mpirun interleaves the ranks' output, even within a line; a file per rank keeps each message whole.
+            if (Environment.GetEnvironmentVariable(ReportsVariable) is { Length: > 0 } reports)
+                System.IO.File.WriteAllText(System.IO.Path.Combine(reports, $"rank-{world.Rank}.txt"), error.Message);
             return 3;
         }
         catch (Exception error)

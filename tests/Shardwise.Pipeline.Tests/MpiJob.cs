@@ -15,7 +15,12 @@ internal sealed record MpiJob(int ExitCode, string Output, TimeSpan Elapsed)
         Run("Shardwise.Pipeline.Probe.dll", ranks, commTimeout, limit, probeArguments, mpirunOptions);
 
     /// <summary>Runs <paramref name="exe"/> (a dll next to the tests) under mpirun, or alone when <paramref name="ranks"/> is 0.</summary>
-    public static MpiJob Run(string exe, int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments, params string[] mpirunOptions)
+    public static MpiJob Run(string exe, int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments, params string[] mpirunOptions) =>
+        Run(exe, ranks, commTimeout, limit, probeArguments, new System.Collections.Generic.Dictionary<string, string>(), mpirunOptions);
+
+    /// <summary>With extra environment variables, exported to every rank.</summary>
+    public static MpiJob Run(string exe, int ranks, TimeSpan commTimeout, TimeSpan limit, string[] probeArguments,
+        System.Collections.Generic.IReadOnlyDictionary<string, string> environment, params string[] mpirunOptions)
     {
         string mpirun = FindOnPath("mpirun")
             ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
@@ -28,11 +33,13 @@ internal sealed record MpiJob(int ExitCode, string Output, TimeSpan Elapsed)
             // As root (CI containers) mpirun needs --allow-run-as-root; the machine has fewer cores than ranks.
             foreach (string option in new[] { "--allow-run-as-root", "--oversubscribe", "-np", ranks.ToString() }.Concat(mpirunOptions))
                 start.ArgumentList.Add(option);
+            foreach (string name in environment.Keys) foreach (string part in new[] { "-x", name }) start.ArgumentList.Add(part);
             foreach (string part in new[] { "-x", CommunicatorTimeout.EnvironmentVariable, Dotnet() }) start.ArgumentList.Add(part);
         }
         foreach (string part in new[] { probe }.Concat(probeArguments)) start.ArgumentList.Add(part);
         start.Environment[CommunicatorTimeout.EnvironmentVariable] = commTimeout.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         start.Environment["TERM"] = "dumb";
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         start.Environment.Remove("OMPI_COMM_WORLD_SIZE");
 
         var output = new StringBuilder();

@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.IO;
 using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
@@ -31,16 +33,30 @@ public sealed class MpiPipelineTests
     {
         // With recovery on, mpirun lets the survivors run: their own deadlines must end them, each naming stage 3
         // (world rank 3) — the neighbour as the silent peer it waited for, the others among the silent ranks.
-        MpiJob job = MpiJob.Run(4, CommTimeout, TimeSpan.FromSeconds(60), ["kill", "4", "1"], "--mca", "orte_enable_recovery", "1");
-
-        StringAssert.Contains(job.Output, "pipeline probe rank 3: killing itself", job.Output);
-        foreach (int rank in new[] { 0, 1, 2 })
+        string reports = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-kill-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(reports);
+        try
         {
-            string? line = job.Output.Split('\n').FirstOrDefault(l => l.StartsWith($"pipeline probe rank {rank}: pipeline stage {rank}", StringComparison.Ordinal));
-            Assert.IsNotNull(line, $"rank {rank} reported no failure:\n{job.Output}");
-            Assert.IsTrue(line.Contains("rank 3 did not send", StringComparison.Ordinal) || line.Contains("Silent: rank 3 did not answer", StringComparison.Ordinal)
-                || line.Contains("finding rank 3 missing", StringComparison.Ordinal), line);
+            MpiJob job = MpiJob.Run("Shardwise.Pipeline.Probe.dll", 4, CommTimeout, TimeSpan.FromSeconds(60), ["kill", "4", "1"],
+                new Dictionary<string, string> { ["SHARDWISE_PROBE_REPORTS"] = reports }, "--mca", "orte_enable_recovery", "1");
+
+            StringAssert.Contains(job.Output, "pipeline probe rank 3: killing itself", job.Output);
+            foreach (int rank in new[] { 0, 1, 2 })
+            {
+                string report = Path.Combine(reports, $"rank-{rank}.txt");
+                Assert.IsTrue(File.Exists(report), $"rank {rank} reported no failure:\n{job.Output}");
+                string message = File.ReadAllText(report);
+                StringAssert.StartsWith(message, $"pipeline stage {rank} (world rank {rank}) failed ");
+                // The neighbour names it as the silent peer it waited for; the others list it among the silent ranks
+                // (or heard from a rank that gave up finding it missing).
+                Assert.IsTrue(message.Contains("rank 3 did not send", StringComparison.Ordinal) || message.Contains("Silent: rank 3 did not answer", StringComparison.Ordinal)
+                    || message.Contains("finding rank 3 missing", StringComparison.Ordinal), message);
+            }
+            Assert.IsTrue(job.Elapsed < TimeSpan.FromSeconds(30), $"took {job.Elapsed}");
         }
-        Assert.IsTrue(job.Elapsed < TimeSpan.FromSeconds(30), $"took {job.Elapsed}");
+        finally
+        {
+            Directory.Delete(reports, recursive: true);
+        }
     }
 }

@@ -25,8 +25,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
     private readonly ParallelGroups _groups;
     private readonly System.Collections.Generic.IReadOnlyList<PipeInstruction> _program;
     private readonly int _tokensPerMicroBatch;
-    private int[] _tokens = [];
-    private int[] _targets = [];
+    private readonly int[] _tokens;  // this batch's ids and targets, every micro-batch (copied: spans cannot be kept)
+    private readonly int[] _targets;
     private double _lossSum;
     private double _receiveSeconds;
     private StepOutcome _outcome;
@@ -50,6 +50,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _program = OneFOneBSchedule.Build(topology.Pipeline, plan.Index, MicroBatches);
         stage.UseActivationWindows(OneFOneBSchedule.BufferCount(topology.Pipeline, plan.Index, MicroBatches));
         _tokensPerMicroBatch = stage.Batch * stage.SequenceLength;
+        _tokens = new int[TokensPerBatch];
+        _targets = new int[TokensPerBatch];
     }
 
     public TrainingEngine Engine { get; }
@@ -81,14 +83,14 @@ public sealed class PipelineEngine : IPipelineStageOperations
     /// one after the other (every stage gets them: the first uses the ids, the last the targets). Returns the mean loss
     /// over the micro-batches and the data replicas, known to every rank.
     /// </summary>
-    public float TrainBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    public double TrainBatch(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
         if (tokens.Length != TokensPerBatch || targets.Length != TokensPerBatch)
             throw new ArgumentException($"a batch of {MicroBatches} micro-batches of {_stage.Batch} × {_stage.SequenceLength} tokens has " +
                 $"{TokensPerBatch} ids and targets; got {tokens.Length} and {targets.Length}");
         var clock = Stopwatch.StartNew();
-        _tokens = tokens.ToArray();
-        _targets = targets.ToArray();
+        tokens.CopyTo(_tokens);
+        targets.CopyTo(_targets);
         _lossSum = 0;
         _receiveSeconds = 0;
         PipelineExecutor.Run(_program, this);
@@ -99,7 +101,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _groups.World.AllReduceSum(loss);
         LastStepSeconds = clock.Elapsed.TotalSeconds;
         LastReceiveSeconds = _receiveSeconds;
-        return (float)loss[0];
+        return loss[0];
     }
 
     /// <summary>Nothing to move: every stage holds the whole batch's ids and targets (see <see cref="TrainBatch"/>).</summary>

@@ -75,7 +75,8 @@ public static class PipelineTrainCommand
                       $"{config.ZeroOptimization.Stage}; steps {settings.TotalSteps}; 1F1B bubble (p − 1)/(m + p − 1) = " +
                       $"{OneFOneBSchedule.BubbleFraction(partition.Pipeline, engine.MicroBatches):P1}");
 
-        var report = engine.Engine.Memory; // this rank's stage
+        var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
+        log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         var memory = new MemoryBreakdown(report.Parameters, report.Gradients, report.MasterWeights, report.OptimizerStates, report.Activations, report.Buffers);
         using var csv = communicator.Rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
         var globalTokens = new int[globalRows * sequence];

@@ -48,7 +48,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);
         MicroBatches = Engine.Batch.GradientAccumulationSteps;
         _program = OneFOneBSchedule.Build(topology.Pipeline, plan.Index, MicroBatches);
-        stage.UseActivationWindows(OneFOneBSchedule.BufferCount(topology.Pipeline, plan.Index, MicroBatches));
+        ActivationWindows = OneFOneBSchedule.BufferCount(topology.Pipeline, plan.Index, MicroBatches);
+        stage.UseActivationWindows(ActivationWindows);
         _tokensPerMicroBatch = stage.Batch * stage.SequenceLength;
         _tokens = new int[TokensPerBatch];
         _targets = new int[TokensPerBatch];
@@ -62,6 +63,20 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     /// <summary>Micro-batches per batch (m = gradient_accumulation_steps).</summary>
     public int MicroBatches { get; }
+
+    /// <summary>Activation windows this stage holds: one per micro-batch in flight (the schedule's buffer slots).</summary>
+    public int ActivationWindows { get; }
+
+    /// <summary>The engine's memory report with the activation and index arenas counted once per window.</summary>
+    public MemoryReport Memory
+    {
+        get
+        {
+            MemoryReport one = Engine.Memory;
+            long indices = (long)_stage.Batch * _stage.Plan.IndexElementsPerSample * sizeof(int);
+            return one with { Activations = one.Activations * ActivationWindows, Buffers = one.Buffers + (ActivationWindows - 1) * indices };
+        }
+    }
 
     /// <summary>Token ids (and targets) one batch of this data replica takes: m × micro-batch × sequence.</summary>
     public int TokensPerBatch => MicroBatches * _tokensPerMicroBatch;

@@ -12,6 +12,7 @@ internal sealed record ProgramPlan(
     IrGraph Graph,
     ParameterLayoutPlan Layout,
     EquatableArray<BackwardStep> Backward,
+    CheckpointPlan Checkpoints,
     EquatableArray<long> GradientsReadyFrom,
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
@@ -29,13 +30,14 @@ internal static class ProgramPlanner
         var graph = trace.Graph;
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
-        var activations = ActivationPlanner.Plan(graph, backward);
+        var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
+        var activations = ActivationPlanner.Plan(graph, backward, checkpoints);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
-        var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
+        var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
         var pipeline = PipelinePlanner.Plan(model, graph);
         if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
-        var report = PlanReport.Write(model.ClassName, graph, layout, activations, pipeline);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
+        var report = PlanReport.Write(model.ClassName, graph, layout, activations, checkpoints, pipeline);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, report);
     }
 }

@@ -37,12 +37,12 @@ internal static class PlanReport
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",
             BytesPerToken(activations, 4, tokens), BytesPerToken(activations, 2, tokens)));
-        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n", "offset", "elements", "live", "buffer"));
+        // Two live intervals (a recomputed value) need a wider column; plans without them keep the 9 characters.
+        int liveWidth = System.Math.Max(9, activations.Buffers.Select(b => Live(b).Length).DefaultIfEmpty(0).Max());
+        string row = "  {0,10}  {1,10}  {2,-" + liveWidth.ToString(CultureInfo.InvariantCulture) + "}  {3}\n";
+        text.Append(string.Format(CultureInfo.InvariantCulture, row, "offset", "elements", "live", "buffer"));
         foreach (var buffer in activations.Buffers)
-        {
-            text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n",
-                buffer.OffsetPerSample, buffer.ElementsPerSample, Live(buffer), buffer.Name));
-        }
+            text.Append(string.Format(CultureInfo.InvariantCulture, row, buffer.OffsetPerSample, buffer.ElementsPerSample, Live(buffer), buffer.Name));
         WritePipeline(text, pipeline);
         return text.ToString();
     }

@@ -8,7 +8,7 @@ namespace Shardwise.Generator.Planning;
 /// <summary>The human-readable plan: parameter layout, activation memory plan and pipeline cut, stable text for golden tests.</summary>
 internal static class PlanReport
 {
-    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, PipelinePlan pipeline)
+    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints, PipelinePlan pipeline)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -28,15 +28,21 @@ internal static class PlanReport
         text.Append("\nactivation plan (elements per sample; the run-time batch multiplies every size)\n");
         text.Append("  arena ").Append(N(arena)).Append(" elements per sample; without reuse ").Append(N(unshared))
             .Append(string.Format(CultureInfo.InvariantCulture, " (reuse saves {0:0.0}%)\n", unshared == 0 ? 0 : 100.0 * (unshared - arena) / unshared));
+        if (!checkpoints.IsEmpty)
+        {
+            text.Append("  activation checkpointing: ").Append(CheckpointedLayers.Describe(checkpoints.Segments.Select(x => x.Layer)))
+                .Append(", fp32 arena ").Append(N(activations.ArenaWithoutCheckpointingPerSample * 4)).Append(" → ").Append(N(arena * 4))
+                .Append(" bytes per sample (").Append(N(checkpoints.Segments.Sum(x => x.RecomputedOps.Count))).Append(" forward ops recomputed)\n");
+        }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",
             BytesPerToken(activations, 4, tokens), BytesPerToken(activations, 2, tokens)));
-        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n", "offset", "elements", "live", "buffer"));
+        // Two live intervals (a recomputed value) need a wider column; plans without them keep the 9 characters.
+        int liveWidth = System.Math.Max(9, activations.Buffers.Select(b => Live(b).Length).DefaultIfEmpty(0).Max());
+        string row = "  {0,10}  {1,10}  {2,-" + liveWidth.ToString(CultureInfo.InvariantCulture) + "}  {3}\n";
+        text.Append(string.Format(CultureInfo.InvariantCulture, row, "offset", "elements", "live", "buffer"));
         foreach (var buffer in activations.Buffers)
-        {
-            text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n",
-                buffer.OffsetPerSample, buffer.ElementsPerSample, buffer.Start + "-" + buffer.End, buffer.Name));
-        }
+            text.Append(string.Format(CultureInfo.InvariantCulture, row, buffer.OffsetPerSample, buffer.ElementsPerSample, Live(buffer), buffer.Name));
         WritePipeline(text, pipeline);
         return text.ToString();
     }
@@ -91,6 +97,10 @@ internal static class PlanReport
             }
         }
     }
+
+    /// <summary>"3-9", or "3-5,40-47" for a value dropped after its checkpointed layer's forward and recomputed.</summary>
+    private static string Live(ActivationBuffer buffer)
+        => string.Join(",", buffer.LiveIntervals().Select(i => i.Start.ToString(CultureInfo.InvariantCulture) + "-" + i.End.ToString(CultureInfo.InvariantCulture)));
 
     /// <summary>Positions per sample: the size of the first token input (the sequence), else of the first input's rows.</summary>
     public static int TokensPerSample(IrGraph graph)

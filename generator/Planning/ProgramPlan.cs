@@ -12,6 +12,7 @@ internal sealed record ProgramPlan(
     IrGraph Graph,
     ParameterLayoutPlan Layout,
     EquatableArray<BackwardStep> Backward,
+    CheckpointPlan Checkpoints,
     EquatableArray<long> GradientsReadyFrom,
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
@@ -41,7 +42,7 @@ internal static class ProgramPlanner
         }
 
         var whole = PlanProgram(model, graph, report: "");
-        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, pipeline);
+        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline);
         return whole with { Report = report, Partition = partition };
     }
 
@@ -50,10 +51,11 @@ internal static class ProgramPlanner
     {
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
-        var activations = ActivationPlanner.Plan(graph, backward);
+        var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
+        var activations = ActivationPlanner.Plan(graph, backward, checkpoints);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
-        var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
+        var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, report);
     }
 }

@@ -43,13 +43,13 @@ public static class TrainerCli
             {
                 case "train":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return TrainCommand.Run<TModel>(settings, log);
                 }
                 case "eval":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return EvalCommand.Run<TModel>(settings, log);
                 }
@@ -57,7 +57,7 @@ public static class TrainerCli
                     return SampleCommand.Run<TModel>(arguments, log);
                 case "plan":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     int ranks = (int)(arguments.Long("ranks") ?? 1);
                     arguments.RejectUnknown();
                     return PlanCommand.Run<TModel>(settings, ranks, log);
@@ -66,7 +66,7 @@ public static class TrainerCli
                     return ConsolidateCommand.Run<TModel>(arguments, log);
                 case "bench":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return BenchCommand.Run<TModel>(settings, log);
                 }
@@ -79,5 +79,14 @@ public static class TrainerCli
             Console.Error.WriteLine("error: " + error.Message);
             return 2;
         }
+    }
+
+    /// <summary>The shared options, plus the one warning that needs the model: a config asking for checkpoints it has not.</summary>
+    private static RunSettings ReadSettings<TModel>(CliArguments arguments, string model, TextWriter log) where TModel : ILanguageModelDefinition
+    {
+        var settings = RunSettings.Read(arguments, model, log);
+        if (ActivationCheckpointingCheck.Warning(settings.Config.ActivationCheckpointing, model, TModel.PlanReport) is { } warning)
+            log.WriteLine("config warning: " + warning);
+        return settings;
     }
 }

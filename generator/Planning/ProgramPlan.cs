@@ -16,7 +16,14 @@ internal sealed record ProgramPlan(
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
     ActivationPlan Activations,
-    string Report);
+    string Report)
+{
+    /// <summary>The memory estimate of every stage at the [Model] planning assumptions (<see cref="MemoryPrecision.Mixed16"/>).</summary>
+    public EquatableArray<StageMemory> AssumedMemory { get; init; } = EquatableArray<StageMemory>.Empty;
+
+    /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
+    public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
+}
 
 internal static class ProgramPlanner
 {
@@ -34,8 +41,14 @@ internal static class ProgramPlanner
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
         var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
         var pipeline = PipelinePlanner.Plan(model, graph);
-        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
-        var report = PlanReport.Write(model.ClassName, graph, layout, activations, pipeline);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
+        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013, SW0018
+        var memory = MemoryEstimator.EstimateStages(graph, pipeline, activations, pool.PoolElements, residency.PoolElements,
+            model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage);
+        var report = PlanReport.Write(model.ClassName, graph, layout, activations, pipeline, model, memory);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report)
+        {
+            AssumedMemory = memory.ToEquatableArray(),
+            MemoryEstimates = MemoryEstimator.EstimateAll(graph, pipeline, activations, pool.PoolElements, residency.PoolElements, model.Assumptions),
+        };
     }
 }

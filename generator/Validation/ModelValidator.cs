@@ -22,11 +22,12 @@ internal static class ModelValidator
             var trace = Tracer.Trace(parse.Model);
             if (trace.Graph is null) return trace.Diagnostics;
             var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(cancellationToken);
-            var parallelism = ParallelismValidator.Validate(parse.Model, Planning.PipelinePlanner.Plan(parse.Model, trace.Graph),
-                LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]));
+            var location = LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]);
+            var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
+            var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;
-            Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
-            return EquatableArray<DiagnosticInfo>.Empty;
+            var plan = Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
+            return plan is null ? EquatableArray<DiagnosticInfo>.Empty : PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {

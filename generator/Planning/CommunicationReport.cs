@@ -23,8 +23,8 @@ internal static class CommunicationReport
     {
         var a = spec.Assumptions;
         long perSample = (long)a.MicroBatch * bytesPerElement;
-        text.Append("\nbytes exchanged per step (m = ").Append(N(microBatches)).Append(" micro-batches of ").Append(N(a.MicroBatch))
-            .Append(a.MicroBatch == 1 ? " sample" : " samples").Append(", ").Append(N(bytesPerElement)).Append(" bytes per value)\n");
+        text.Append("\nbytes exchanged per step (m = ").Append(PlanReport.Plural(microBatches, "micro-batch", "micro-batches")).Append(" of ")
+            .Append(PlanReport.Plural(a.MicroBatch, "sample", "samples")).Append(", ").Append(N(bytesPerElement)).Append(" bytes per value)\n");
 
         if (pipeline.Stages <= 1 || !pipeline.IsCut)
         {

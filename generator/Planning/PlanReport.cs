@@ -68,7 +68,7 @@ internal static class PlanReport
         var a = spec.Assumptions;
         text.Append("\nplanning assumptions ([Model]): micro-batch ").Append(N(a.MicroBatch))
             .Append(a.MicroBatch == 1 ? " sample" : " samples")
-            .Append(", ").Append(N(MicroBatches(a, pipeline.Stages))).Append(" micro-batches per step").Append(a.MicroBatches > 0 ? "" : pipeline.Stages > 1 ? " (not stated: 4p)" : " (not stated)")
+            .Append(", ").Append(Plural(MicroBatches(a, pipeline.Stages), "micro-batch", "micro-batches")).Append(" per step").Append(a.MicroBatches > 0 ? "" : pipeline.Stages > 1 ? " (not stated: 4p)" : " (not stated)")
             .Append(", sequence ").Append(N(a.Sequence > 0 ? a.Sequence : tokens)).Append(a.Sequence > 0 ? "" : " (traced)")
             .Append(", ZeRO stage ").Append(N(a.ZeroStage)).Append(", data-parallel ").Append(N(a.DataParallel))
             .Append(", tensor-parallel ").Append(N(spec.Tensor))
@@ -160,4 +160,6 @@ internal static class PlanReport
         => (plan.ArenaElementsPerSample * bytesPerElement + plan.IndexElementsPerSample * 4) / (double)tokens;
 
     private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Plural(long count, string one, string many) => N(count) + " " + (count == 1 ? one : many);
 }

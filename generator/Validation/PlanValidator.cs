@@ -70,7 +70,12 @@ internal static class PlanValidator
         return string.Join(", ", remedies);
     }
 
-    private static string G(long bytes) => (bytes / GiB).ToString("0.00", CultureInfo.InvariantCulture);
+    /// <summary>GiB with about three significant digits, so small models read sensibly too.</summary>
+    private static string G(long bytes)
+    {
+        double gib = bytes / GiB;
+        return gib.ToString(gib >= 100 ? "0" : gib >= 10 ? "0.0" : gib >= 1 ? "0.00" : "0.####", CultureInfo.InvariantCulture);
+    }
 
     private static string Percent(double fraction) => (100 * fraction).ToString("0.0", CultureInfo.InvariantCulture) + "%";
 

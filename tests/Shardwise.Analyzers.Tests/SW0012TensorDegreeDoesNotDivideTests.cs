@@ -71,3 +71,29 @@ public sealed class SW0012TensorDegreeDoesNotDivideTests
             Diagnostic("SW0012").WithLocation(1).WithLocation(0).WithArguments("blocks.3.attention", "heads", "4", "8", "1, 2, 4", "1, 2, 4"));
     }
 }
+
+[TestClass]
+public sealed class SW0012CodeFixTests
+{
+    [TestMethod]
+    public async Task FixLowersTensorToTheLargestDegreeThatDividesEverySplit()
+    {
+        // 6 heads of width 4 (24) and a column-split head of 8 classes: 1, 2 divide all; 3 and 6 do not divide 8.
+        string source = ParallelismModels.Encoder("Model(Tensor = 4)", vocabulary: 64, width: 24, heads: 6, classes: 8, "", "[Shard(ShardKind.Column)]", "[Shard(ShardKind.Column)]");
+        var (titles, fixedSource) = await CodeFixRunner.ApplyAsync(source, "SW0012");
+        CollectionAssert.AreEqual(new[] { "Set Tensor = 2" }, titles);
+        Assert.AreEqual(source.Replace("Tensor = 4", "Tensor = 2"), fixedSource);
+        await ModelAnalyzerVerifier.VerifyAsync(fixedSource);
+    }
+
+    [TestMethod]
+    public async Task FixEditsTheModelAttributeWhenTheShardIsInALayerClass()
+    {
+        string source = "using Shardwise;\n" + RepositoryFiles.Read("examples/TinyGpt/TinyGpt.cs")
+            .Replace("[Model]", "[Model(Tensor = 8)]")
+            .Replace("[Layer] private readonly CausalSelfAttention attention;", "[Shard(ShardKind.Column), Layer] private readonly CausalSelfAttention attention;");
+        var (_, fixedSource) = await CodeFixRunner.ApplyAsync(source, "SW0012");
+        Assert.AreEqual(source.Replace("Tensor = 8", "Tensor = 4"), fixedSource);
+        await ModelAnalyzerVerifier.VerifyAsync(fixedSource);
+    }
+}

@@ -101,16 +101,21 @@ internal static class MemoryEstimator
 
     /// <summary>
     /// The estimate of every stage of a planned model at its [Model] assumptions. Unpipelined, the footprint is the
-    /// planned one (activation arena, gradient and parameter pools). Per stage of a pipeline, until per-stage programs
-    /// are planned, the arena is the model's scaled by the stage's share of the bytes saved for backward, and the
-    /// pools are the model's, capped at the stage's parameters. <c>Sequence</c>, when it differs from the traced
+    /// planned one (activation arena, gradient and parameter pools). With a partition (Pipeline or Tensor above 1) every
+    /// stage's footprint is its planned program's. Without one, for a cut that is only reported, the arena is the
+    /// model's scaled by the stage's share of the bytes saved for backward, and the pools are the model's, capped at
+    /// the stage's parameters. <c>Sequence</c>, when it differs from the traced
     /// length, scales activations linearly (attention's T² probabilities make that an underestimate for longer ones).
     /// </summary>
     public static List<StageMemory> EstimateStages(IrGraph graph, PipelinePlan pipeline, ActivationPlan activations,
-        long gradientPoolElements, long parameterPoolElements, PlanningAssumptions assumptions, MemoryPrecision precision, int zeroStage)
+        long gradientPoolElements, long parameterPoolElements, PlanningAssumptions assumptions, MemoryPrecision precision, int zeroStage,
+        PartitionPlan? partition = null)
     {
         var result = new List<StageMemory>();
-        foreach (var (index, footprint, inFlight) in Footprints(graph, pipeline, activations, gradientPoolElements, parameterPoolElements, assumptions))
+        var footprints = partition is null
+            ? Footprints(graph, pipeline, activations, gradientPoolElements, parameterPoolElements, assumptions)
+            : StageFootprints(graph, partition, assumptions);
+        foreach (var (index, footprint, inFlight) in footprints)
         {
             result.Add(Estimate(index, footprint, zeroStage, assumptions.DataParallel, assumptions.MicroBatch, inFlight, precision));
         }
@@ -119,14 +124,14 @@ internal static class MemoryEstimator
 
     /// <summary>Every stage's estimate for ZeRO 0–3 at both precisions, the other assumptions as stated.</summary>
     public static EquatableArray<MemoryEstimateRow> EstimateAll(IrGraph graph, PipelinePlan pipeline, ActivationPlan activations,
-        long gradientPoolElements, long parameterPoolElements, PlanningAssumptions assumptions)
+        long gradientPoolElements, long parameterPoolElements, PlanningAssumptions assumptions, PartitionPlan? partition = null)
     {
         var rows = new List<MemoryEstimateRow>();
         foreach (var precision in new[] { MemoryPrecision.Mixed16, MemoryPrecision.CpuEngine })
         {
             for (int zero = 0; zero <= 3; zero++)
             {
-                foreach (var stage in EstimateStages(graph, pipeline, activations, gradientPoolElements, parameterPoolElements, assumptions, precision, zero))
+                foreach (var stage in EstimateStages(graph, pipeline, activations, gradientPoolElements, parameterPoolElements, assumptions, precision, zero, partition))
                     rows.Add(new MemoryEstimateRow(precision.WorkingBytes, zero, stage));
             }
         }
@@ -170,6 +175,31 @@ internal static class MemoryEstimator
             yield return (stage.Index, new StageFootprint(stage.ParameterElements, largest,
                 Math.Min(gradientPool, stage.ParameterElements), Math.Min(parameterPool, stage.ParameterElements),
                 Scaled(activations.ArenaElementsPerSample * share), Scaled(activations.IndexElementsPerSample)), stage.InFlight);
+        }
+    }
+
+    /// <summary>
+    /// A partitioned model's stages are planned programs: each stage's footprint is exactly its own layout (the tensor
+    /// rank's local shapes), pools, activation arena and token indices, with p − s micro-batches in flight.
+    /// </summary>
+    private static IEnumerable<(int Stage, StageFootprint Footprint, int InFlight)> StageFootprints(IrGraph graph, PartitionPlan partition,
+        PlanningAssumptions assumptions)
+    {
+        int tokens = PlanReport.TokensPerSample(graph);
+        double scale = assumptions.Sequence > 0 && tokens > 0 ? assumptions.Sequence / (double)tokens : 1.0;
+        long Scaled(double elements) => (long)Math.Ceiling(elements * scale);
+        foreach (var stage in partition.Stages)
+        {
+            var program = stage.Program;
+            long psi = 0, largest = 0;
+            foreach (var parameter in program.Graph.Parameters)
+            {
+                psi += parameter.Elements;
+                largest = Math.Max(largest, parameter.Elements);
+            }
+            yield return (stage.Stage.Index, new StageFootprint(psi, largest, program.GradientPool.PoolElements, program.Residency.PoolElements,
+                Scaled(program.Activations.ArenaElementsPerSample), Scaled(program.Activations.IndexElementsPerSample)),
+                partition.Pipeline - stage.Stage.Index);
         }
     }
 

@@ -49,14 +49,14 @@ internal static class ProgramPlanner
 
         var whole = PlanProgram(model, graph, report: "");
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
-            model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage);
+            model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
         var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory);
         return whole with
         {
             Report = report,
             Partition = partition,
             AssumedMemory = memory.ToEquatableArray(),
-            MemoryEstimates = MemoryEstimator.EstimateAll(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements, model.Assumptions),
+            MemoryEstimates = MemoryEstimator.EstimateAll(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements, model.Assumptions, partition),
         };
     }
 

@@ -15,7 +15,7 @@ public static class TrainerCli
     public const string Usage = """
         usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
                      [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
-                     [--save-interval N] [--print-config]
+                     [--save-interval N] [--print-config] [--device cpu|cuda|auto]
                values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
                      --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false
                      --bf16 true|false --warmup-steps --total-steps --hidden-size

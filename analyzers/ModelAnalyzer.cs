@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Shardwise.Generator;
@@ -29,6 +30,7 @@ public sealed class ModelAnalyzer : DiagnosticAnalyzer
         var type = (INamedTypeSymbol)context.Symbol;
         if (!Symbols.HasAttribute(type, KnownNames.ModelAttribute)) return;
 
+        var attribute = Symbols.FindAttribute(type, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(context.CancellationToken);
         foreach (var info in ModelValidator.Validate(type, context.Compilation, context.CancellationToken))
         {
             var descriptor = DiagnosticDescriptors.Find(info.Id);
@@ -36,7 +38,13 @@ public sealed class ModelAnalyzer : DiagnosticAnalyzer
             var location = info.Location is { } at
                 ? InSourceTree(at, context.Compilation)
                 : type.Locations.IsEmpty ? Location.None : type.Locations[0];
-            context.ReportDiagnostic(Diagnostic.Create(descriptor, location, ToObjects(info.Arguments)));
+            // A fixable diagnostic reported away from the [Model] attribute (SW0012 at a [Shard] attribute, perhaps in
+            // another file) carries the attribute as an additional location: the fix edits the model's degrees there.
+            var properties = FixProperties.For(info);
+            var additional = properties.Count > 0 && attribute is not null && attribute.Span != location.SourceSpan
+                ? new[] { attribute.GetLocation() }
+                : Enumerable.Empty<Location>();
+            context.ReportDiagnostic(Diagnostic.Create(descriptor, location, additional, properties, ToObjects(info.Arguments)));
         }
     }
 

@@ -99,6 +99,18 @@ SW_INLINE float sw_block_sum(float v)
     return sw_warp_sum(lane < warps ? partials[lane] : 0.0f);
 }
 
+SW_INLINE float sw_block_max(float v)
+{
+    __shared__ float partials[SW_WARP_SIZE];
+    int lane = threadIdx.x % SW_WARP_SIZE, warp = threadIdx.x / SW_WARP_SIZE;
+    int warps = blockDim.x / SW_WARP_SIZE;
+    v = sw_warp_max(v);
+    __syncthreads();
+    if (lane == 0) partials[warp] = v;
+    __syncthreads();
+    return sw_warp_max(lane < warps ? partials[lane] : sw_negative_infinity());
+}
+
 SW_INLINE sw_softmax_state sw_block_softmax(sw_softmax_state s)
 {
     __shared__ float maxima[SW_WARP_SIZE];

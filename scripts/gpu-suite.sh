@@ -9,9 +9,10 @@
 #                                  unpacks the runtime, finds the CUDA 13 libraries and exports SHARDWISE_CUDA_PATH,
 #                                  runs the whole kernel test suite (NVRTC compile checks with the machine's NVRTC,
 #                                  the CPU emulation tests, and the "Gpu" category: driver, modules, kernels against
-#                                  the CPU backend, cuBLAS, cuBLASLt, NCCL), then compute-sanitizer memcheck and
-#                                  racecheck on the short "Gpu" category run. Results go under $OUT (at most 8 files):
-#                                  environment.txt, tests.log, tests.trx, memcheck.log, racecheck.log, summary.txt;
+#                                  the CPU backend, cuBLAS, cuBLASLt, NCCL, every CudaOps op against CpuOps, TinyGpt
+#                                  forward/backward and training steps on CudaOps), then compute-sanitizer memcheck
+#                                  and racecheck on the "Gpu" category without the TinyGpt runs. Results go under
+#                                  $OUT (at most 8 files): environment.txt, tests.log, tests.trx, memcheck.log, racecheck.log, summary.txt;
 #                                  the summary table is printed last.
 #
 # From the CPU machine, with the device tool: command "scripts/gpu-suite.sh run", carry [".gpu"].
@@ -147,17 +148,19 @@ run() {
   local tests_rc=$?
   cp "$results/tests.trx" "$OUT/tests.trx" 2>/dev/null || true
 
-  # 2. compute-sanitizer on the short run: only the Gpu category (a few launches, cuBLAS, cuBLASLt, NCCL).
+  # 2. compute-sanitizer on the short run: the Gpu category (launches, cuBLAS, cuBLASLt, NCCL, every CudaOps op)
+  #    without the TinyGpt training runs of CudaModelTests, which are too long under the sanitizers.
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 ||
               timeout 60 find / -xdev -name compute-sanitizer -type f 2>/dev/null | head -1)
   local memcheck_rc=skipped racecheck_rc=skipped
+  local sanitized="TestCategory=Gpu&FullyQualifiedName!~CudaModelTests"
   if [ -n "$sanitizer" ]; then
     timeout 150 "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 50 --target-processes all \
-      dotnet "$tests_dll" --filter "TestCategory=Gpu" --progress off > "$OUT/memcheck.log" 2>&1
+      dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/memcheck.log" 2>&1
     memcheck_rc=$?
     timeout 150 "$sanitizer" --tool racecheck --error-exitcode 99 --print-limit 50 --target-processes all \
-      dotnet "$tests_dll" --filter "TestCategory=Gpu" --progress off > "$OUT/racecheck.log" 2>&1
+      dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/racecheck.log" 2>&1
     racecheck_rc=$?
   else
     echo "compute-sanitizer not found" | tee "$OUT/memcheck.log" > "$OUT/racecheck.log"
@@ -166,7 +169,11 @@ run() {
   # Microsoft.Testing.Platform's summary line: "Test run summary: Passed! - ... total: N, failed: F, ...".
   local tests_line gpu_line
   tests_line=$(grep -E '^ +(total|failed|succeeded|skipped): ' "$OUT/tests.log" | tr -s ' ' | paste -sd, -)
-  gpu_line=$(grep -E '^(passed|failed|skipped) Gpu' "$OUT/tests.log" | head -20)
+  # The Gpu category: CudaInteropTests.Gpu*, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
+  local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
+  gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
+  gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu'
+  gpu_line=$(grep -E "^(passed|failed|skipped) ($gpu_tests)" "$OUT/tests.log" | head -40)
   {
     echo "| step | exit code | result |"
     echo "|---|---|---|"

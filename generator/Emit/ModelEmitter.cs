@@ -40,6 +40,8 @@ internal static class ModelEmitter
         w.Line("/// <summary>The build-time plan: parameter layout and activation memory plan.</summary>");
         w.Line("public static string PlanReport { get; } = " + Names.Verbatim(plan.Report) + ";");
         w.Line();
+        WriteMemoryEstimate(w, plan);
+        w.Line();
         WriteGradientPool(w, plan);
         w.Line();
         if (languageModel) WriteLanguageModelDefinition(w, plan);
@@ -68,6 +70,24 @@ internal static class ModelEmitter
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("    => new Compiled<T>(ops, batch);");
         w.Line();
+    }
+
+    private static void WriteMemoryEstimate(SourceWriter w, ProgramPlan plan)
+    {
+        const string row = "(int PipelineStage, int ZeroStage, int WorkingBytes, long Parameters, long Gradients, long MasterWeights, long OptimizerStates, long Activations, long Buffers)";
+        w.Line("/// <summary>");
+        w.Line("/// The build-time memory estimate (the plan report's), bytes per device for every pipeline stage and ZeRO stage 0-3 at");
+        w.Line("/// the [Model] planning assumptions; WorkingBytes 2 is fp16/bf16 on a GPU (DeepSpeed's mixed precision), 4 the CPU engine.");
+        w.Line("/// </summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
+        w.Line($"public static global::System.Collections.Generic.IReadOnlyList<{row}> MemoryEstimate {{ get; }} = new {row}[]");
+        w.Line("{");
+        foreach (var r in plan.MemoryEstimates)
+        {
+            var m = r.Memory;
+            w.Line($"    ({Names.Int(m.Stage)}, {Names.Int(r.ZeroStage)}, {Names.Int(r.WorkingBytes)}, {Names.Long(m.Parameters)}, {Names.Long(m.Gradients)}, {Names.Long(m.MasterWeights)}, {Names.Long(m.OptimizerStates)}, {Names.Long(m.Activations)}, {Names.Long(m.Buffers)}),");
+        }
+        w.Line("};");
     }
 
     internal static void WriteGradientPool(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")

@@ -196,10 +196,28 @@ internal static class ProgramEmitter
 
         string? layer = null;
         bool first = graph.OutputIsLoss || isStage;
-        for (int j = 0; j < plan.Backward.Count; j++)
+        var timeline = plan.Checkpoints.Timeline;
+        for (int i = 0; i < timeline.Count; i++)
         {
-            var step = plan.Backward[j];
-            var op = graph.Ops[step.Op];
+            var e = timeline[i];
+            var op = graph.Ops[e.Op];
+            if (e.IsRecompute)
+            {
+                // A checkpointed layer's forward runs again so that its dropped activations exist for its backward.
+                if (i == 0 || timeline[i - 1].Segment != e.Segment || !timeline[i - 1].IsRecompute)
+                {
+                    if (!first) w.Line();
+                    first = false;
+                    w.Line("// " + plan.Checkpoints.Segments[e.Segment].Layer + " (recompute)");
+                    layer = null;
+                }
+                WriteResidency(w, plan, plan.Residency.BackwardFirst, i, "ParametersNeeded", phase: 1);
+                foreach (var line in calls.Forward(op)) w.Line(line);
+                WriteResidency(w, plan, plan.Residency.BackwardLast, i, "ParametersReleased", phase: 1);
+                continue;
+            }
+
+            int j = e.Step;
             if (op.Layer != layer)
             {
                 layer = op.Layer;
@@ -207,9 +225,9 @@ internal static class ProgramEmitter
                 first = false;
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer) + " (backward)");
             }
-            WriteResidency(w, plan, plan.Residency.BackwardFirst, j, "ParametersNeeded", phase: 1);
-            foreach (var line in calls.Backward(step)) w.Line(line);
-            WriteResidency(w, plan, plan.Residency.BackwardLast, j, "ParametersReleased", phase: 1);
+            WriteResidency(w, plan, plan.Residency.BackwardFirst, i, "ParametersNeeded", phase: 1);
+            foreach (var line in calls.Backward(plan.Backward[j])) w.Line(line);
+            WriteResidency(w, plan, plan.Residency.BackwardLast, i, "ParametersReleased", phase: 1);
             if (plan.GradientsReadyFrom[j] >= 0)
                 w.Line($"GradientsReady({Names.Long(plan.GradientsReadyFrom[j])}); // every gradient from this offset on is final");
             for (int slot = plan.Layout.Slots.Count - 1; slot >= 0; slot--)

@@ -16,9 +16,30 @@ internal enum BufferRole
 
 /// <summary>
 /// A planned region of the activation arena, in elements per sample (multiply by the batch for the real size).
-/// It is live from step <see cref="Start"/> to <see cref="End"/> inclusive on the forward+backward timeline.
+/// It is live from step <see cref="Start"/> to <see cref="End"/> inclusive on the forward+backward timeline, except
+/// for a value of a checkpointed layer: dead after step <see cref="DroppedAfter"/> (its layer's forward) until step
+/// <see cref="RecomputedFrom"/> (the recompute), its memory lent to other buffers in between.
 /// </summary>
-internal sealed record ActivationBuffer(string Name, int Value, BufferRole Role, long ElementsPerSample, long OffsetPerSample, int Start, int End);
+internal sealed record ActivationBuffer(string Name, int Value, BufferRole Role, long ElementsPerSample, long OffsetPerSample, int Start, int End)
+{
+    public int DroppedAfter { get; init; } = -1;
+
+    public int RecomputedFrom { get; init; } = -1;
+
+    public bool IsRecomputed => RecomputedFrom >= 0;
+
+    /// <summary>The steps it is live, as one or two inclusive intervals.</summary>
+    public IEnumerable<(int Start, int End)> LiveIntervals()
+    {
+        if (!IsRecomputed)
+        {
+            yield return (Start, End);
+            yield break;
+        }
+        yield return (Start, DroppedAfter);
+        yield return (RecomputedFrom, End);
+    }
+}
 
 /// <summary>A region of the index arena (token ids, targets, positions); small, so never reused.</summary>
 internal sealed record IndexBuffer(string Name, int Value, long ElementsPerSample, long OffsetPerSample);
@@ -32,6 +53,9 @@ internal sealed record ActivationPlan(
     long IndexElementsPerSample,
     int Steps)
 {
+    /// <summary>The arena the same program would need without activation checkpointing (equal when nothing is checkpointed).</summary>
+    public long ArenaWithoutCheckpointingPerSample { get; init; } = ArenaElementsPerSample;
+
     public ActivationBuffer? Find(int value, BufferRole role) => Buffers.FirstOrDefault(b => b.Value == value && b.Role == role);
 }
 
@@ -39,20 +63,39 @@ internal sealed record ActivationPlan(
 /// Places every activation, saved tensor and activation gradient by liveness over the whole step (forward ops, then
 /// backward steps): buffers whose lifetimes do not overlap share memory. Greedy by size, largest first, into the
 /// lowest offset that is free for the buffer's whole lifetime — simple, deterministic and near-optimal for chains.
+/// The backward half of the timeline is the checkpoint plan's: a value a checkpointed layer drops lives during the
+/// layer's forward, dies, and lives again from its recompute to its last backward use.
 /// </summary>
 internal static class ActivationPlanner
 {
     private const int AlignmentElements = 16;
 
-    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward)
+    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
+    {
+        var plan = PlanTimeline(graph, backward, checkpoints);
+        if (checkpoints.IsEmpty) return plan;
+        var without = PlanTimeline(graph, backward, CheckpointPlan.None(backward));
+        return plan with { ArenaWithoutCheckpointingPerSample = without.ArenaElementsPerSample };
+    }
+
+    private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
     {
         int forwardSteps = graph.Ops.Count;
-        int lastStep = forwardSteps + backward.Count; // one past the last backward step: "until the caller is done"
+        var timeline = checkpoints.Timeline;
+        int lastStep = forwardSteps + timeline.Count; // one past the last backward step: "until the caller is done"
         var start = new Dictionary<(int, BufferRole), int>();
         var end = new Dictionary<(int, BufferRole), int>();
+        var recomputedFrom = new Dictionary<int, int>(); // a dropped value's first touch in backward
+        var recomputedTo = new Dictionary<int, int>();
 
         void Touch(int value, BufferRole role, int time)
         {
+            if (role == BufferRole.Value && time >= forwardSteps && checkpoints.IsRecomputed(value))
+            {
+                recomputedFrom[value] = recomputedFrom.TryGetValue(value, out int rs) ? Math.Min(rs, time) : time;
+                recomputedTo[value] = recomputedTo.TryGetValue(value, out int re) ? Math.Max(re, time) : time;
+                return;
+            }
             var key = (value, role);
             start[key] = start.TryGetValue(key, out int s) ? Math.Min(s, time) : time;
             end[key] = end.TryGetValue(key, out int e) ? Math.Max(e, time) : time;
@@ -76,13 +119,19 @@ internal static class ActivationPlanner
             if (graph.Values[input.Value].Kind == ValueKind.Real) Touch(input.Value, BufferRole.Gradient, lastStep);
         }
 
-        for (int j = 0; j < backward.Count; j++)
+        for (int i = 0; i < timeline.Count; i++)
         {
-            int time = forwardSteps + j;
-            var op = graph.Ops[backward[j].Op];
+            int time = forwardSteps + i;
+            var op = graph.Ops[timeline[i].Op];
+            if (timeline[i].IsRecompute)
+            {
+                foreach (int input in op.Inputs) Touch(input, BufferRole.Value, time);
+                foreach (int output in op.Outputs) Touch(output, BufferRole.Value, time);
+                continue;
+            }
             foreach (int saved in SavedForBackward(op)) Touch(saved, BufferRole.Value, time);
             if (op.Kind != OpKind.CrossEntropy) Touch(op.Outputs[0], BufferRole.Gradient, time);
-            foreach (var write in backward[j].Writes)
+            foreach (var write in backward[timeline[i].Step].Writes)
             {
                 if (!write.IsNone) Touch(write.Value, BufferRole.Gradient, time);
             }
@@ -102,7 +151,10 @@ internal static class ActivationPlanner
             }
             if (graph.OutputIsLoss && value.Id == graph.Output) continue; // the loss is returned, not stored
             string name = key.Item2 == BufferRole.Gradient ? "d(" + value.Name + ")" : value.Name;
-            candidates.Add(new ActivationBuffer(name, value.Id, key.Item2, value.ElementsPerSample, 0, start[key], end[key]));
+            var buffer = new ActivationBuffer(name, value.Id, key.Item2, value.ElementsPerSample, 0, start[key], end[key]);
+            if (key.Item2 == BufferRole.Value && recomputedFrom.TryGetValue(value.Id, out int from))
+                buffer = buffer with { End = recomputedTo[value.Id], DroppedAfter = end[key], RecomputedFrom = from };
+            candidates.Add(buffer);
         }
 
         var placed = Place(candidates);
@@ -129,7 +181,7 @@ internal static class ActivationPlanner
         var packer = new IntervalPacker();
         var placed = new List<ActivationBuffer>();
         foreach (var buffer in buffers.OrderByDescending(b => b.ElementsPerSample).ThenBy(b => b.Start).ThenBy(b => b.Value).ThenBy(b => b.Role))
-            placed.Add(buffer with { OffsetPerSample = packer.Place(Align(buffer.ElementsPerSample), buffer.Start, buffer.End) });
+            placed.Add(buffer with { OffsetPerSample = packer.Place(Align(buffer.ElementsPerSample), buffer.LiveIntervals()) });
         // Report in timeline order, which reads better than placement order.
         return placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
     }

@@ -17,15 +17,22 @@ internal sealed class IntervalPacker
     public long Extent { get; private set; }
 
     /// <summary>Places a buffer of <paramref name="size"/> live from step <paramref name="start"/> to <paramref name="end"/> inclusive.</summary>
-    public long Place(long size, int start, int end)
+    public long Place(long size, int start, int end) => Place(size, new[] { (start, end) });
+
+    /// <summary>
+    /// Places a buffer live over several inclusive intervals (a recomputed activation: its layer's forward, then from
+    /// the recompute on) at the lowest offset free in all of them; between them its memory serves other buffers.
+    /// </summary>
+    public long Place(long size, IEnumerable<(int Start, int End)> lifetimes)
     {
+        var intervals = lifetimes.ToList();
         long offset = 0;
-        foreach (var other in _placed.Where(p => p.Start <= end && start <= p.End).OrderBy(p => p.Offset))
+        foreach (var other in _placed.Where(p => intervals.Any(i => p.Start <= i.End && i.Start <= p.End)).OrderBy(p => p.Offset))
         {
             if (offset + size <= other.Offset) break;
             offset = Math.Max(offset, other.Offset + other.Size);
         }
-        _placed.Add((offset, size, start, end));
+        foreach (var (start, end) in intervals) _placed.Add((offset, size, start, end));
         Extent = Math.Max(Extent, offset + size);
         return offset;
     }

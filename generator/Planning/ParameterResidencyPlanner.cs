@@ -11,7 +11,14 @@ namespace Shardwise.Generator.Planning;
 /// resident in forward from the op that first uses it to the op that last does, and again in backward from the first
 /// to the last backward step that uses it (gathered twice, as DeepSpeed does: 3Ψ of traffic per step with the
 /// gradient reduction). Because the order of ops is fixed at build time, this replaces DeepSpeed's traced first step.
+/// Backward times are positions on the checkpoint plan's backward timeline, so a checkpointed layer's parameters are
+/// gathered (phase 1) at its recompute and stay resident through its backward: one gather serves both, and the
+/// static gather order lists them where the program asks for them.
 /// </summary>
+/// <remarks>
+/// Forward times are forward op indices; backward times (<see cref="BackwardFirst"/>, <see cref="BackwardLast"/>)
+/// are positions on <see cref="CheckpointPlan.Timeline"/>, which equal backward step indices without checkpointing.
+/// </remarks>
 internal sealed record ParameterResidencyPlan(
     EquatableArray<int> ForwardFirst,
     EquatableArray<int> ForwardLast,
@@ -27,7 +34,7 @@ internal static class ParameterResidencyPlanner
 {
     private const int AlignmentElements = 16;
 
-    public static ParameterResidencyPlan Plan(IrGraph graph, ParameterLayoutPlan layout, EquatableArray<BackwardStep> backward)
+    public static ParameterResidencyPlan Plan(IrGraph graph, ParameterLayoutPlan layout, CheckpointPlan checkpoints)
     {
         int slots = layout.Slots.Count, forwardSteps = graph.Ops.Count;
         var slotOf = new Dictionary<int, int>();
@@ -41,9 +48,10 @@ internal static class ParameterResidencyPlanner
         }
         var backwardFirst = Filled(slots, -1);
         var backwardLast = Filled(slots, -1);
-        for (int j = 0; j < backward.Count; j++)
+        var timeline = checkpoints.Timeline;
+        for (int i = 0; i < timeline.Count; i++)
         {
-            foreach (int parameter in graph.Ops[backward[j].Op].Parameters) Touch(backwardFirst, backwardLast, slotOf[parameter], j);
+            foreach (int parameter in graph.Ops[timeline[i].Op].Parameters) Touch(backwardFirst, backwardLast, slotOf[parameter], i);
         }
 
         // One timeline over forward ops then backward steps; every residency interval is a buffer to place.

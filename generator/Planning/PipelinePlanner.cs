@@ -24,12 +24,20 @@ internal sealed record PipelineLayer(
 /// every tensor the stage holds (a tied one on each stage that uses it); FLOPs and activation bytes are per sample.
 /// <see cref="InFlight"/> is how many micro-batches 1F1B keeps alive on the stage (p − stage).
 /// </summary>
-internal sealed record PipelineStage(int Index, int FirstLayer, int LayerCount, long Flops, long ParameterElements, long ActivationBytes, int InFlight);
+internal sealed record PipelineStage(int Index, int FirstLayer, int LayerCount, long Flops, long ParameterElements, long ActivationBytes, int InFlight)
+{
+    /// <summary>Elements per sample of the values this stage sends to the next (its boundary activation); 0 on the last stage.</summary>
+    public long SendElementsPerSample { get; init; }
+}
+
+/// <summary>A parameter used by layers on several stages (a tied embedding and output head): each holds a copy.</summary>
+internal sealed record TiedParameter(string Name, long Elements, EquatableArray<int> Stages);
 
 /// <summary>
 /// The static pipeline cut. <see cref="StagePlans"/> is empty when the model cannot be cut into <see cref="Stages"/>
 /// stages (fewer layers than stages, or a degree below 1); <see cref="TiedParameters"/> name the parameters held by
-/// several stages, whose gradients 1F1B's ReduceTiedGradients sums.
+/// several stages, whose gradients 1F1B's ReduceTiedGradients sums. A cut pinned by <c>StageStarts</c> that names no
+/// valid cut leaves the plan uncut, with <see cref="PinnedCutProblem"/> saying why.
 /// </summary>
 internal sealed record PipelinePlan(
     int Stages,
@@ -39,10 +47,22 @@ internal sealed record PipelinePlan(
 {
     public bool IsCut => StagePlans.Count == Stages && Stages >= 1;
 
+    /// <summary>The cut was pinned by hand (<c>StageStarts</c>) rather than chosen by the cost model.</summary>
+    public bool IsPinned { get; init; }
+
+    /// <summary>Why the pinned stage starts describe no cut, completing "StageStarts ..."; empty when they do (or none are pinned).</summary>
+    public string PinnedCutProblem { get; init; } = "";
+
+    /// <summary>The parameters held by several stages, with their sizes and stages.</summary>
+    public EquatableArray<TiedParameter> Tied { get; init; } = EquatableArray<TiedParameter>.Empty;
+
     public long TotalFlops => Layers.Sum(l => l.Flops);
 
-    /// <summary>The micro-batch count the report quotes the bubble for: 4p, where 1F1B's bubble is about 20% or less.</summary>
+    /// <summary>The micro-batch count the report quotes the bubble for when none is assumed: 4p, where 1F1B's bubble is about 20% or less.</summary>
     public static int ReportMicroBatches(int stages) => 4 * stages;
+
+    /// <summary>1F1B's idle fraction of a step, (p − 1)/(m + p − 1).</summary>
+    public static double Bubble(int stages, int microBatches) => (stages - 1) / (double)(microBatches + stages - 1);
 }
 
 /// <summary>
@@ -52,6 +72,7 @@ internal sealed record PipelinePlan(
 /// stage, then, among cuts achieving it, the smallest peak memory (16 bytes per parameter, ZeRO's mixed-precision
 /// Adam, plus the activations of the p − s micro-batches 1F1B keeps in flight on stage s). When it can, it gives every
 /// stage at least one parameter (DeepSpeed issue #5078: a stage without parameters crashes optimizer setup).
+/// <c>[Model(StageStarts = ...)]</c> replaces the search by the cut it names.
 /// </summary>
 internal static class PipelinePlanner
 {
@@ -59,15 +80,30 @@ internal static class PipelinePlanner
     private const int ModelStateBytesPerParameter = 16;
 
     public static PipelinePlan Plan(ModelSpec model, IrGraph graph)
-        => Plan(model.Pipeline, model.Root, graph, PipelineCostModel.Estimate(graph));
+        => Plan(model.Pipeline, model.Root, graph, PipelineCostModel.Estimate(graph), model.Assumptions.StageStarts);
 
     public static PipelinePlan Plan(int stages, LayerNode root, IrGraph graph, EquatableArray<OpCost> costs)
+        => Plan(stages, root, graph, costs, EquatableArray<string>.Empty);
+
+    /// <param name="stageStarts">The first layer of every stage after the first, pinned by hand; empty: search the cut.</param>
+    public static PipelinePlan Plan(int stages, LayerNode root, IrGraph graph, EquatableArray<OpCost> costs, EquatableArray<string> stageStarts)
     {
         var layers = GroupLayers(root, graph, costs);
-        if (stages < 1 || stages > layers.Count)
-            return new PipelinePlan(stages, layers.ToEquatableArray(), EquatableArray<PipelineStage>.Empty, EquatableArray<string>.Empty);
+        var uncut = new PipelinePlan(stages, layers.ToEquatableArray(), EquatableArray<PipelineStage>.Empty, EquatableArray<string>.Empty);
+        if (stages < 1 || stages > layers.Count) return uncut;
 
-        var cuts = Cut(stages, layers, graph);
+        int[] cuts;
+        bool pinned = stageStarts.Count > 0;
+        if (pinned)
+        {
+            var pin = PinnedCut.Resolve(layers, stageStarts, stages);
+            if (pin.Cuts is null) return uncut with { PinnedCutProblem = pin.Problem };
+            cuts = pin.Cuts;
+        }
+        else
+        {
+            cuts = Cut(stages, layers, graph);
+        }
         var plans = new List<PipelineStage>();
         var holders = new SortedDictionary<int, List<int>>();
         for (int s = 0; s < stages; s++)
@@ -87,12 +123,44 @@ internal static class PipelinePlanner
                 Sum(layers, from, to, l => l.Flops),
                 held.Sum(id => graph.Parameters[id].Elements),
                 Sum(layers, from, to, l => l.ActivationBytes),
-                stages - s));
+                stages - s)
+            {
+                SendElementsPerSample = s == stages - 1 ? 0 : CrossingElements(graph, layers[to].FirstOp),
+            });
         }
 
         var tied = holders.Where(pair => pair.Value.Count > 1)
-            .Select(pair => graph.Parameters[pair.Key].Name + " (stages " + string.Join(", ", pair.Value) + ")");
-        return new PipelinePlan(stages, layers.ToEquatableArray(), plans.ToEquatableArray(), tied.ToEquatableArray());
+            .Select(pair => new TiedParameter(graph.Parameters[pair.Key].Name, graph.Parameters[pair.Key].Elements, pair.Value.ToEquatableArray()))
+            .ToList();
+        return new PipelinePlan(stages, layers.ToEquatableArray(), plans.ToEquatableArray(),
+            tied.Select(t => t.Name + " (stages " + string.Join(", ", t.Stages) + ")").ToEquatableArray())
+        {
+            IsPinned = pinned,
+            Tied = tied.ToEquatableArray(),
+        };
+    }
+
+    /// <summary>
+    /// Elements per sample of the values made before op <paramref name="boundary"/> and read at or after it: what a
+    /// stage ending there sends forward (and receives the gradient of, for real values). Model inputs are not sent:
+    /// every stage reads its own from the data loader.
+    /// </summary>
+    private static long CrossingElements(IrGraph graph, int boundary)
+    {
+        var madeBefore = new HashSet<int>();
+        for (int k = 0; k < boundary; k++)
+        {
+            foreach (int value in graph.Ops[k].Outputs) madeBefore.Add(value);
+        }
+        var crossing = new HashSet<int>();
+        for (int k = boundary; k < graph.Ops.Count; k++)
+        {
+            foreach (int value in graph.Ops[k].Inputs)
+            {
+                if (madeBefore.Contains(value)) crossing.Add(value);
+            }
+        }
+        return crossing.Sum(value => graph.Values[value].ElementsPerSample);
     }
 
     /// <summary>Consecutive ops with the same top-level layer form one layer; see the class summary for the model's own ops.</summary>

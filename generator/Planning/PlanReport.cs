@@ -1,14 +1,25 @@
+using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
 using System.Text;
 using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
 
 namespace Shardwise.Generator.Planning;
 
-/// <summary>The human-readable plan: parameter layout, activation memory plan and pipeline cut, stable text for golden tests.</summary>
+/// <summary>
+/// The human-readable plan: parameter layout, activation memory plan, pipeline cut, the planning assumptions, the
+/// memory estimate per stage and the bytes exchanged per step on each axis; stable text for golden tests.
+/// </summary>
 internal static class PlanReport
 {
-    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, PipelinePlan pipeline)
+    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints, PipelinePlan pipeline)
+        => Write(model, graph, layout, activations, checkpoints, pipeline, null, null);
+
+    /// <param name="spec">The model, for its planning assumptions and [Shard] layers; null writes no assumption-dependent section.</param>
+    /// <param name="memory">The estimate of every stage (<see cref="MemoryEstimator"/>) at the assumed ZeRO stage.</param>
+    public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
+        PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -28,21 +39,68 @@ internal static class PlanReport
         text.Append("\nactivation plan (elements per sample; the run-time batch multiplies every size)\n");
         text.Append("  arena ").Append(N(arena)).Append(" elements per sample; without reuse ").Append(N(unshared))
             .Append(string.Format(CultureInfo.InvariantCulture, " (reuse saves {0:0.0}%)\n", unshared == 0 ? 0 : 100.0 * (unshared - arena) / unshared));
+        if (!checkpoints.IsEmpty)
+        {
+            text.Append("  activation checkpointing: ").Append(CheckpointedLayers.Describe(checkpoints.Segments.Select(x => x.Layer)))
+                .Append(", fp32 arena ").Append(N(activations.ArenaWithoutCheckpointingPerSample * 4)).Append(" → ").Append(N(arena * 4))
+                .Append(" bytes per sample (").Append(N(checkpoints.Segments.Sum(x => x.RecomputedOps.Count))).Append(" forward ops recomputed)\n");
+        }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",
             BytesPerToken(activations, 4, tokens), BytesPerToken(activations, 2, tokens)));
-        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n", "offset", "elements", "live", "buffer"));
+        // Two live intervals (a recomputed value) need a wider column; plans without them keep the 9 characters.
+        int liveWidth = System.Math.Max(9, activations.Buffers.Select(b => Live(b).Length).DefaultIfEmpty(0).Max());
+        string row = "  {0,10}  {1,10}  {2,-" + liveWidth.ToString(CultureInfo.InvariantCulture) + "}  {3}\n";
+        text.Append(string.Format(CultureInfo.InvariantCulture, row, "offset", "elements", "live", "buffer"));
         foreach (var buffer in activations.Buffers)
+            text.Append(string.Format(CultureInfo.InvariantCulture, row, buffer.OffsetPerSample, buffer.ElementsPerSample, Live(buffer), buffer.Name));
+        var assumptions = spec?.Assumptions ?? PlanningAssumptions.Default;
+        WritePipeline(text, pipeline, MicroBatches(assumptions, pipeline.Stages));
+        if (spec is not null && memory is not null)
         {
-            text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,10}  {1,10}  {2,-9}  {3}\n",
-                buffer.OffsetPerSample, buffer.ElementsPerSample, buffer.Start + "-" + buffer.End, buffer.Name));
+            WriteAssumptions(text, spec, pipeline, tokens);
+            WriteMemory(text, assumptions, memory);
+            CommunicationReport.Write(text, spec, graph, pipeline, MicroBatches(assumptions, pipeline.Stages), MemoryPrecision.Mixed16.WorkingBytes);
         }
-        WritePipeline(text, pipeline);
         return text.ToString();
     }
 
+    /// <summary>The micro-batches per step the plan assumes: the stated <c>MicroBatches</c>, else 4p when pipelined, else 1.</summary>
+    public static int MicroBatches(PlanningAssumptions assumptions, int stages)
+        => assumptions.MicroBatches > 0 ? assumptions.MicroBatches : stages > 1 ? PipelinePlan.ReportMicroBatches(stages) : 1;
+
+    private static void WriteAssumptions(StringBuilder text, ModelSpec spec, PipelinePlan pipeline, int tokens)
+    {
+        var a = spec.Assumptions;
+        text.Append("\nplanning assumptions ([Model]): micro-batch ").Append(N(a.MicroBatch))
+            .Append(a.MicroBatch == 1 ? " sample" : " samples")
+            .Append(", ").Append(Plural(MicroBatches(a, pipeline.Stages), "micro-batch", "micro-batches")).Append(" per step").Append(a.MicroBatches > 0 ? "" : pipeline.Stages > 1 ? " (not stated: 4p)" : " (not stated)")
+            .Append(", sequence ").Append(N(a.Sequence > 0 ? a.Sequence : tokens)).Append(a.Sequence > 0 ? "" : " (traced)")
+            .Append(", ZeRO stage ").Append(N(a.ZeroStage)).Append(", data-parallel ").Append(N(a.DataParallel))
+            .Append(", tensor-parallel ").Append(N(spec.Tensor))
+            .Append(a.DeviceMemoryGiB > 0 ? ", device memory " + a.DeviceMemoryGiB.ToString("0.###", CultureInfo.InvariantCulture) + " GiB" : ", device memory not stated")
+            .Append(pipeline.IsPinned ? ", cut pinned by StageStarts" : "").Append('\n');
+    }
+
+    private static void WriteMemory(StringBuilder text, PlanningAssumptions assumptions, IReadOnlyList<StageMemory> memory)
+    {
+        var precision = MemoryPrecision.Mixed16;
+        text.Append("\nmemory per device, bytes (").Append(precision.Name).Append(": ").Append(N(precision.WorkingBytes))
+            .Append("-byte working copies, fp32 masters and Adam moments; ZeRO ").Append(N(assumptions.ZeroStage))
+            .Append(" over N = ").Append(N(assumptions.DataParallel)).Append("; activations of the micro-batches in flight)\n");
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,14}  {2,14}  {3,14}  {4,14}  {5,12}  {6,14}  {7,9}\n",
+            "stage", "parameters", "gradients", "optimizer", "activations", "buffers", "total", "GiB"));
+        foreach (var stage in memory)
+        {
+            text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,14}  {2,14}  {3,14}  {4,14}  {5,12}  {6,14}  {7,9:0.000}\n",
+                stage.Stage, N(stage.Parameters), N(stage.Gradients), N(stage.MasterWeights + stage.OptimizerStates), N(stage.Activations),
+                N(stage.Buffers), N(stage.Total), stage.Total / (double)(1L << 30)));
+        }
+        text.Append("  optimizer = fp32 masters + Adam moments; buffers = token indices + ZeRO communication buffers\n");
+    }
+
     /// <summary>One line for an unpipelined model; otherwise the stage table, the tied parameters, the bubble and the layers.</summary>
-    private static void WritePipeline(StringBuilder text, PipelinePlan pipeline)
+    private static void WritePipeline(StringBuilder text, PipelinePlan pipeline, int m)
     {
         var layers = pipeline.Layers;
         if (pipeline.Stages == 1)
@@ -57,8 +115,9 @@ internal static class PlanReport
             return;
         }
 
-        int p = pipeline.Stages, m = PipelinePlan.ReportMicroBatches(p);
-        text.Append("\npipeline plan: ").Append(N(p)).Append(" stages, 1F1B; cut by FLOPs per sample (forward + backward), ties by peak memory\n");
+        int p = pipeline.Stages;
+        text.Append("\npipeline plan: ").Append(N(p)).Append(" stages, 1F1B; ")
+            .Append(pipeline.IsPinned ? "cut pinned by StageStarts\n" : "cut by FLOPs per sample (forward + backward), ties by peak memory\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,12}  {2,16}  {3,16}  {4,9}  {5}\n",
             "stage", "parameters", "FLOPs/sample", "act bytes/sample", "in flight", "layers"));
         foreach (var stage in pipeline.StagePlans)
@@ -75,8 +134,8 @@ internal static class PlanReport
             total == 0 ? 0 : 100.0 * slowest / total, 100.0 / p));
         foreach (var tied in pipeline.TiedParameters)
             text.Append("  tied: ").Append(tied).Append(", gradients summed by ReduceTiedGradients\n");
-        text.Append(string.Format(CultureInfo.InvariantCulture, "  bubble at m = {0} micro-batches (4p): (p - 1)/(m + p - 1) = {1}/{2} = {3:0.0}%\n",
-            m, p - 1, m + p - 1, 100.0 * (p - 1) / (m + p - 1)));
+        text.Append(string.Format(CultureInfo.InvariantCulture, "  bubble at m = {0} micro-batches{1}: (p - 1)/(m + p - 1) = {2}/{3} = {4:0.0}%\n",
+            m, m == PipelinePlan.ReportMicroBatches(p) ? " (4p)" : "", p - 1, m + p - 1, 100.0 * PipelinePlan.Bubble(p, m)));
 
         text.Append("  layers (parameters counted where first used, so a tied layer shows 0)\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  {0,5}  {1,5}  {2,4}  {3,12}  {4,16}  {5,16}  {6}\n",
@@ -91,6 +150,10 @@ internal static class PlanReport
             }
         }
     }
+
+    /// <summary>"3-9", or "3-5,40-47" for a value dropped after its checkpointed layer's forward and recomputed.</summary>
+    private static string Live(ActivationBuffer buffer)
+        => string.Join(",", buffer.LiveIntervals().Select(i => i.Start.ToString(CultureInfo.InvariantCulture) + "-" + i.End.ToString(CultureInfo.InvariantCulture)));
 
     /// <summary>Positions per sample: the size of the first token input (the sequence), else of the first input's rows.</summary>
     public static int TokensPerSample(IrGraph graph)
@@ -107,4 +170,6 @@ internal static class PlanReport
         => (plan.ArenaElementsPerSample * bytesPerElement + plan.IndexElementsPerSample * 4) / (double)tokens;
 
     private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Plural(long count, string one, string many) => N(count) + " " + (count == 1 ? one : many);
 }

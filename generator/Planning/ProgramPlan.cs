@@ -12,6 +12,7 @@ internal sealed record ProgramPlan(
     IrGraph Graph,
     ParameterLayoutPlan Layout,
     EquatableArray<BackwardStep> Backward,
+    CheckpointPlan Checkpoints,
     EquatableArray<long> GradientsReadyFrom,
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
@@ -20,6 +21,12 @@ internal sealed record ProgramPlan(
 {
     /// <summary>The per-stage programs when the model is planned for Pipeline or Tensor above 1; null otherwise.</summary>
     public PartitionPlan? Partition { get; init; }
+
+    /// <summary>The memory estimate of every stage at the [Model] planning assumptions (<see cref="MemoryPrecision.Mixed16"/>).</summary>
+    public EquatableArray<StageMemory> AssumedMemory { get; init; } = EquatableArray<StageMemory>.Empty;
+
+    /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
+    public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
 }
 
 internal static class ProgramPlanner
@@ -32,7 +39,7 @@ internal static class ProgramPlanner
 
         var graph = trace.Graph;
         var pipeline = PipelinePlanner.Plan(model, graph);
-        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013
+        if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013, SW0018
         PartitionPlan? partition = null;
         if (model.Pipeline > 1 || model.Tensor > 1)
         {
@@ -41,8 +48,16 @@ internal static class ProgramPlanner
         }
 
         var whole = PlanProgram(model, graph, report: "");
-        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, pipeline);
-        return whole with { Report = report, Partition = partition };
+        var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
+            model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
+        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory);
+        return whole with
+        {
+            Report = report,
+            Partition = partition,
+            AssumedMemory = memory.ToEquatableArray(),
+            MemoryEstimates = MemoryEstimator.EstimateAll(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements, model.Assumptions, partition),
+        };
     }
 
     /// <summary>Plans one straight-line program (the whole model, or one pipeline stage): layout, backward, buffers, pools.</summary>
@@ -50,10 +65,11 @@ internal static class ProgramPlanner
     {
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
-        var activations = ActivationPlanner.Plan(graph, backward);
+        var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
+        var activations = ActivationPlanner.Plan(graph, backward, checkpoints);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
-        var residency = ParameterResidencyPlanner.Plan(graph, layout, backward);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, ready, pool, residency, activations, report);
+        var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, report);
     }
 }

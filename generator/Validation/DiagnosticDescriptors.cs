@@ -86,12 +86,38 @@ internal static class DiagnosticDescriptors
         "Pipeline cut passes more than one tensor",
         "Model '{0}': {1}; Shardwise sends exactly one activation between neighbouring stages (the residual stream of a GPT): pin the cut at another layer with [Model(StageStarts = ...)] or change the number of stages");
 
-    private static DiagnosticDescriptor Error(string id, string title, string message) => new(
+    public static readonly DiagnosticDescriptor MemoryAboveDeviceBudget = Error(
+        "SW0014",
+        "Estimated memory per device above the declared budget",
+        "Pipeline stage {0} of model '{1}' needs an estimated {2} GiB per device, above DeviceMemoryGiB = {3} (ZeRO {4}, N = {5}, micro-batch {6}, fp16/bf16 mixed precision); largest: {7}; to fit, try {8}");
+
+    public static readonly DiagnosticDescriptor FewerMicroBatchesThanStages = Warning(
+        "SW0015",
+        "Fewer micro-batches than pipeline stages",
+        "Model '{0}' assumes MicroBatches = {1}, fewer than its Pipeline = {2} stages: 1F1B leaves each stage idle (p - 1)/(m + p - 1) = {3} of every step; MicroBatches = {2} gives {4}, MicroBatches = {5} gives {6}");
+
+    public static readonly DiagnosticDescriptor TiedWeightAcrossStages = Info(
+        "SW0016",
+        "Tied weight across pipeline stages",
+        "Parameter '{0}' of model '{1}' is used on pipeline stages {2}: each of them holds a copy, and a tied-gradient all-reduce of its {3} elements across those stages is emitted in every step");
+
+    public static readonly DiagnosticDescriptor InvalidStageStarts = Error(
+        "SW0018",
+        "Pinned pipeline cut names no valid cut",
+        "StageStarts of model '{0}' {1}; the layers, in order: {2}");
+
+    private static DiagnosticDescriptor Error(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Error);
+
+    private static DiagnosticDescriptor Warning(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Warning);
+
+    private static DiagnosticDescriptor Info(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Info);
+
+    private static DiagnosticDescriptor Create(string id, string title, string message, DiagnosticSeverity severity) => new(
         id,
         title,
         message,
         Category,
-        DiagnosticSeverity.Error,
+        severity,
         isEnabledByDefault: true,
         helpLinkUri: HelpRoot + id + ".md");
 
@@ -110,7 +136,11 @@ internal static class DiagnosticDescriptors
         "SW0011" => StageWithoutParameters,
         "SW0012" => TensorDegreeDoesNotDivide,
         "SW0013" => InvalidParallelDegree,
+        "SW0014" => MemoryAboveDeviceBudget,
+        "SW0015" => FewerMicroBatchesThanStages,
+        "SW0016" => TiedWeightAcrossStages,
         "SW0017" => TensorSplitNeedsGather,
+        "SW0018" => InvalidStageStarts,
         "SW0019" => StageBoundaryPassesSeveralTensors,
         _ => null,
     };
@@ -120,6 +150,10 @@ internal static class DiagnosticDescriptors
         ModelMustBePartial, UnsupportedForwardSyntax, NonConstantDimension, ShapeMismatch,
         UnknownLayerType, InvalidForwardMethod, MissingInputShape, UnsupportedLayerConstruction, InternalError,
         MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
+        MemoryAboveDeviceBudget, FewerMicroBatchesThanStages, TiedWeightAcrossStages, InvalidStageStarts,
         TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors,
     };
+
+    /// <summary>Whether a diagnostic stops the generator from emitting the model (errors do; warnings and notes do not).</summary>
+    public static bool IsError(string id) => Find(id)?.DefaultSeverity == DiagnosticSeverity.Error;
 }

@@ -31,8 +31,8 @@ internal static class ModelValidator
                 var partition = PartitionValidator.Validate(parse.Model, Planning.PartitionPlanner.Plan(parse.Model, trace.Graph, pipeline), location);
                 if (partition.Count > 0) return partition;
             }
-            Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
-            return EquatableArray<DiagnosticInfo>.Empty;
+            var plan = Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
+            return plan is null ? EquatableArray<DiagnosticInfo>.Empty : PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {

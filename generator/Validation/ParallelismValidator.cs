@@ -8,9 +8,10 @@ namespace Shardwise.Generator.Validation;
 
 /// <summary>
 /// Legality of the model's parallel degrees (<c>[Model(Pipeline = p, Tensor = t)]</c>), checked before anything
-/// runs: degrees of at least 1 (SW0013), no more pipeline stages than layers (SW0010), parameters on every stage
-/// (SW0011), and sizes that tensor parallelism splits divisible by t (SW0012). Every diagnostic is reported at the
-/// [Model] attribute, where the degrees are chosen.
+/// runs: degrees of at least 1 (SW0013), no more pipeline stages than layers (SW0010), a pinned cut that names one
+/// (SW0018), parameters on every stage (SW0011), and sizes that the [Shard] layers split divisible by t (SW0012).
+/// Diagnostics are reported at the [Model] attribute, where the degrees are chosen; SW0012 at the [Shard] attribute
+/// that asks for the split, when there is one.
 /// </summary>
 internal static class ParallelismValidator
 {
@@ -24,12 +25,21 @@ internal static class ParallelismValidator
         var layers = pipeline.Layers;
         if (model.Pipeline <= 1)
         {
-            // nothing to cut
+            if (pipeline.PinnedCutProblem.Length > 0)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidStageStarts, attribute,
+                    model.ClassName, pipeline.PinnedCutProblem, string.Join(", ", layers.Select(l => l.Name))));
+            }
         }
         else if (model.Pipeline > layers.Count)
         {
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MoreStagesThanLayers, attribute,
                 model.ClassName, N(model.Pipeline), N(layers.Count), Names(layers.Select(l => l.Name).ToList())));
+        }
+        else if (pipeline.PinnedCutProblem.Length > 0)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.InvalidStageStarts, attribute,
+                model.ClassName, pipeline.PinnedCutProblem, string.Join(", ", layers.Select(l => l.Name))));
         }
         else if (pipeline.IsCut)
         {
@@ -44,36 +54,43 @@ internal static class ParallelismValidator
 
         if (model.Tensor > 1)
         {
-            var sharded = new List<(string Layer, string What, int Size)>();
+            var sharded = new List<ShardedSize>();
             Collect(model.Root, sharded);
             int common = sharded.Aggregate(0, (g, s) => Gcd(g, s.Size));
             string everywhere = common == 0 ? "1" : Divisors(common);
-            foreach (var (layer, what, size) in sharded.Where(s => s.Size % model.Tensor != 0))
+            foreach (var split in sharded.Where(s => s.Size % model.Tensor != 0))
             {
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TensorDegreeDoesNotDivide, attribute,
-                    layer, what, N(size), N(model.Tensor), Divisors(size), everywhere));
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.TensorDegreeDoesNotDivide, split.Location ?? attribute,
+                    split.Layer, split.What, N(split.Size), N(model.Tensor), Divisors(split.Size), everywhere));
             }
         }
         return diagnostics.ToEquatableArray();
     }
 
+    private sealed record ShardedSize(string Layer, string What, int Size, LocationInfo? Location);
+
     /// <summary>
-    /// The sizes Megatron-style tensor parallelism splits: attention heads and width (heads are split across ranks,
-    /// qkv column-parallel), each Linear's output features (column-parallel), each Embedding's rows (vocabulary-parallel).
+    /// The sizes the [Shard] layers split, Megatron-style: a sharded attention's heads and width (heads are split
+    /// across ranks, qkv column-parallel), a column-split Linear's output features, a row-split Linear's input
+    /// features, a vocabulary-split Embedding's rows. Layers without [Shard] are replicated: nothing to divide.
     /// </summary>
-    private static void Collect(LayerNode node, List<(string, string, int)> sharded)
+    private static void Collect(LayerNode node, List<ShardedSize> sharded)
     {
-        switch (node.Kind)
+        var at = node.ShardLocation;
+        switch (node.Kind, node.Shard)
         {
-            case LayerKind.CausalSelfAttention:
-                sharded.Add((node.Path, "heads", node.Dims[1]));
-                sharded.Add((node.Path, "dimension", node.Dims[0]));
+            case (LayerKind.CausalSelfAttention, not TensorShard.None):
+                sharded.Add(new ShardedSize(node.Path, "heads", node.Dims[1], at));
+                sharded.Add(new ShardedSize(node.Path, "dimension", node.Dims[0], at));
                 break;
-            case LayerKind.Linear:
-                sharded.Add((node.Path, "out features", node.Dims[1]));
+            case (LayerKind.Linear, TensorShard.Column):
+                sharded.Add(new ShardedSize(node.Path, "out features", node.Dims[1], at));
                 break;
-            case LayerKind.Embedding:
-                sharded.Add((node.Path, "vocabulary", node.Dims[0]));
+            case (LayerKind.Linear, TensorShard.Row):
+                sharded.Add(new ShardedSize(node.Path, "in features", node.Dims[0], at));
+                break;
+            case (LayerKind.Embedding, TensorShard.Vocabulary):
+                sharded.Add(new ShardedSize(node.Path, "vocabulary", node.Dims[0], at));
                 break;
         }
         foreach (var child in node.Children) Collect(child, sharded);

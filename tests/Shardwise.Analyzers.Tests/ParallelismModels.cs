@@ -1,6 +1,6 @@
 namespace Shardwise.Analyzers.Tests;
 
-/// <summary>Small models for the parallelism diagnostics (SW0010-SW0013); the attribute text is marked for the location.</summary>
+/// <summary>Small models for the parallelism and plan diagnostics (SW0010-SW0018); the attribute text is marked for the location.</summary>
 internal static class ParallelismModels
 {
     /// <summary>
@@ -37,20 +37,28 @@ internal static class ParallelismModels
         }
         """;
 
-    /// <summary>An attention encoder whose sharded sizes are the arguments.</summary>
-    public static string Encoder(string attribute, int vocabulary, int width, int heads, int classes) => $$"""
+    /// <summary>
+    /// An attention encoder whose sharded sizes are the arguments; <paramref name="shards"/> are the attribute lists
+    /// (e.g. <c>[Shard(ShardKind.Vocabulary)]</c>, or empty) on its tokens, attention and head fields.
+    /// </summary>
+    public static string Encoder(string attribute, int vocabulary, int width, int heads, int classes, params string[] shards) => $$"""
         using Shardwise;
 
         [{{attribute}}]
         public partial class Encoder
         {
-            [Layer] private readonly Embedding tokens = new({{vocabulary}}, {{width}});
-            [Layer] private readonly CausalSelfAttention attention = new({{width}}, {{heads}});
-            [Layer] private readonly Linear head = new({{width}}, {{classes}});
+            {{At(shards, 0)}}[Layer] private readonly Embedding tokens = new({{vocabulary}}, {{width}});
+            {{At(shards, 1)}}[Layer] private readonly CausalSelfAttention attention = new({{width}}, {{heads}});
+            {{At(shards, 2)}}[Layer] private readonly Linear head = new({{width}}, {{classes}});
 
             [Forward]
             public Tensor Forward([Tokens(16)] Tensor ids, [Tokens(16)] Tensor labels)
                 => Loss.CrossEntropy(head.Forward(attention.Forward(tokens.Forward(ids))), labels);
         }
         """;
+
+    /// <summary>The Megatron split of <see cref="Encoder"/>: vocabulary-parallel embedding, attention by heads, column-parallel head.</summary>
+    public static readonly string[] SplitEncoder = { "[Shard(ShardKind.Vocabulary)]", "[Shard(ShardKind.Column)]", "[Shard(ShardKind.Column)]" };
+
+    private static string At(string[] shards, int index) => index < shards.Length && shards[index].Length > 0 ? shards[index] + " " : "";
 }

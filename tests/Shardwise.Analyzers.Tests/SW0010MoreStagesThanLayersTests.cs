@@ -21,9 +21,10 @@ public sealed class SW0010MoreStagesThanLayersTests
     }
 
     [TestMethod]
-    public async Task TinyGptWithTwoStagesHasNoDiagnostics()
+    public async Task TinyGptWithTwoStagesHasOnlyTheTiedWeightNote()
     {
-        await VerifyAsync("using Shardwise;\n" + RepositoryFiles.Read("examples/TinyGpt/TinyGpt.cs").Replace("[Model]", "[Model(Pipeline = 2)]"));
+        await VerifyAsync("using Shardwise;\n" + RepositoryFiles.Read("examples/TinyGpt/TinyGpt.cs").Replace("[Model]", "[{|#0:Model(Pipeline = 2)|}]"),
+            Diagnostic("SW0016").WithLocation(0).WithArguments("tokens.weight", "TinyGpt", "0 and 1", "8,320"));
     }
 
     [TestMethod]

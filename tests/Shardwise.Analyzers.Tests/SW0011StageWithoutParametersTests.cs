@@ -26,7 +26,8 @@ public sealed class SW0011StageWithoutParametersTests
     public async Task TiedHeadCountsAsParameters()
     {
         // TinyGpt on 8 stages: the last two layers (tied head, loss) share a stage; the tied head holds tokens.weight.
-        await VerifyAsync("using Shardwise;\n" + RepositoryFiles.Read("examples/TinyGpt/TinyGpt.cs").Replace("[Model]", "[Model(Pipeline = 8)]"));
+        await VerifyAsync("using Shardwise;\n" + RepositoryFiles.Read("examples/TinyGpt/TinyGpt.cs").Replace("[Model]", "[{|#0:Model(Pipeline = 8)|}]"),
+            Diagnostic("SW0016").WithLocation(0).WithArguments("tokens.weight", "TinyGpt", "0 and 7", "8,320"));
     }
 
     [TestMethod]

@@ -34,6 +34,46 @@ public sealed class PipelinePlanTests
         Assert.AreEqual(graph.Ops.Count, plan.Graph.Ops.Count);
     }
 
+    /// <summary>Every planning assumption set, and the cut pinned by hand: the report states them and prices the launch.</summary>
+    [TestMethod]
+    public void PlanReportWithAssumptionsMatchesGolden()
+    {
+        const string attribute = "[Model(Pipeline = 2, StageStarts = new[] { \"blocks.2\" }, DeviceMemoryGiB = 80, MicroBatch = 8, MicroBatches = 16, ZeroStage = 1, DataParallel = 4)]";
+        var (path, text) = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
+        var (model, _) = Load((path, "using Shardwise;\n" + text.Replace("[Model]", attribute)));
+        var plan = ProgramPlanner.Plan(model);
+        Assert.IsNotNull(plan);
+
+        const string goldenFile = "TinyGpt.assumptions.plan.txt";
+        var goldenPath = Path.Combine(GeneratorHarness.RepositoryRoot, "tests/Shardwise.Generator.Tests/Golden", goldenFile);
+        if (Environment.GetEnvironmentVariable("SHARDWISE_UPDATE_GOLDEN") == "1") File.WriteAllText(goldenPath, plan!.Report);
+        Assert.IsTrue(File.Exists(goldenPath), "missing golden file " + goldenPath + " (run with SHARDWISE_UPDATE_GOLDEN=1)");
+        Assert.AreEqual(File.ReadAllText(goldenPath).Replace("\r\n", "\n"), plan!.Report);
+    }
+
+    [TestMethod]
+    public void PinnedCutStartsEachStageAtTheNamedLayer()
+    {
+        var (model, graph) = Load(TinyGpt(depth: 4, stages: 3));
+        var pinned = model with { Assumptions = model.Assumptions with { StageStarts = EquatableArray.Of("blocks.1", "finalNorm") } };
+        var plan = PipelinePlanner.Plan(pinned, graph);
+        Assert.IsTrue(plan.IsCut && plan.IsPinned);
+        CollectionAssert.AreEqual(new[] { "tokens", "blocks.1", "finalNorm" }, plan.StagePlans.Select(s => plan.Layers[s.FirstLayer].Name).ToArray());
+        CollectionAssert.AreEqual(new[] { 3, 3, 3 }, plan.StagePlans.Select(s => s.LayerCount).ToArray());
+        Assert.AreEqual(0, ParallelismValidator.Validate(pinned, plan, null).Count);
+
+        // The searched cut differs: pinning really replaces the search.
+        var searched = PipelinePlanner.Plan(model, graph);
+        Assert.IsFalse(searched.IsPinned);
+        CollectionAssert.AreNotEqual(plan.StagePlans.Select(s => s.FirstLayer).ToArray(), searched.StagePlans.Select(s => s.FirstLayer).ToArray());
+
+        var unknown = model with { Assumptions = model.Assumptions with { StageStarts = EquatableArray.Of("blocks.1", "head") } };
+        var invalid = PipelinePlanner.Plan(unknown, graph);
+        Assert.IsFalse(invalid.IsCut);
+        Assert.AreEqual("SW0018", ParallelismValidator.Validate(unknown, invalid, null).Single().Id);
+        Assert.IsNull(ProgramPlanner.Plan(unknown), "an invalid pin is not emitted");
+    }
+
     [TestMethod]
     public void GeneratorEmitsThePipelinedModel()
     {
@@ -110,6 +150,7 @@ public sealed class PipelinePlanTests
         var (model, graph) = Load(TinyGpt(depth: 4, stages: 2));
         var plan = PipelinePlanner.Plan(model, graph);
         CollectionAssert.AreEqual(new[] { "tokens.weight (stages 0, 1)" }, plan.TiedParameters.ToArray());
+        Assert.AreEqual(new TiedParameter("tokens.weight", 65 * 128, EquatableArray.Of(0, 1)), plan.Tied.Single());
         // The last stage holds a copy of the table: counted on both stages.
         Assert.AreEqual(graph.Parameters.Sum(p => p.Elements) + 65 * 128, plan.StagePlans.Sum(s => s.ParameterElements));
     }

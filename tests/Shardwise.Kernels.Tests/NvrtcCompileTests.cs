@@ -96,11 +96,17 @@ public sealed class NvrtcCompileTests
                      "layernorm_backward_dx", "layernorm_backward_dparams_partial", "layernorm_backward_dparams_reduce",
                      "bias_gelu_forward", "gelu_backward", "softmax_causal_forward", "softmax_causal_backward",
                      "crossentropy_fused_forward_backward", "adamw_step", "global_norm_squared",
-                     "overflow_check_unscale" })
+                     "overflow_check_unscale", "add", "add_backward", "add_bias", "add_bias_backward_partial",
+                     "add_bias_backward_reduce", "embedding_range_forward", "embedding_range_backward",
+                     "crossentropy_row_max", "crossentropy_partials", "crossentropy_range_backward" })
         {
             foreach (string suffix in new[] { "f32", "f16", "bf16" })
                 Assert.IsTrue(fromPtx.Contains($"{family}_{suffix}"), $"missing {family}_{suffix}");
         }
+
+        // The kernels with a single entry point (no storage type, or fp32 statistics only).
+        foreach (string single in new[] { "sum_f32", "positions_i32", "crossentropy_loss_from_partials_f32" })
+            Assert.IsTrue(fromPtx.Contains(single), $"missing {single}");
     }
 
     [TestMethod]

@@ -31,6 +31,15 @@ public sealed class PartitionedProgramTests
     public void PipelineTimesTensorEqualsWholeModel() => Check<HybridGpt>(HybridGpt.Context, HybridGpt.Vocabulary, (ops, b) => new HybridGpt.Compiled<double>(ops, b));
 
     [TestMethod]
+    public void CheckpointedStagesEqualWholeModel()
+    {
+        Check<CheckpointedHybridGpt>(CheckpointedHybridGpt.Context, CheckpointedHybridGpt.Vocabulary, (ops, b) => new CheckpointedHybridGpt.Compiled<double>(ops, b));
+        StringAssert.Contains(CheckpointedHybridGpt.PlanReport, "activation checkpointing: blocks.0..3");
+        Assert.IsTrue(CheckpointedHybridGpt.Partition.Stages[0].Activations.ArenaElementsPerSample < HybridGpt.Partition.Stages[0].Activations.ArenaElementsPerSample,
+            "a checkpointed stage plans a smaller activation arena");
+    }
+
+    [TestMethod]
     public void PartitionTablesDescribeTheSplit()
     {
         var partition = HybridGpt.Partition;

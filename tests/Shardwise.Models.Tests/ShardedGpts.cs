@@ -78,3 +78,26 @@ public partial class HybridGpt
         return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), targets);
     }
 }
+
+/// <summary><see cref="HybridGpt"/> with every block checkpointed: each stage recomputes its blocks in backward.</summary>
+[Model(Pipeline = 2, Tensor = 2)]
+public partial class CheckpointedHybridGpt
+{
+    public const int Vocabulary = 12;
+    public const int Context = 6;
+    public const int Width = 8;
+
+    [Layer, Shard(ShardKind.Vocabulary)] private readonly Embedding tokens = new(Vocabulary, Width);
+    [Layer] private readonly Embedding positions = new(Context, Width);
+    [Layer, Checkpoint] private readonly ShardedBlock[] blocks = Layers.Repeat(4, () => new ShardedBlock(Width, 2));
+    [Layer] private readonly LayerNorm finalNorm = new(Width);
+
+    [Forward]
+    public Tensor Forward([Tokens(Context)] Tensor ids, [Tokens(Context)] Tensor targets)
+    {
+        var x = tokens.Forward(ids) + positions.Forward(ids.Positions());
+        foreach (var block in blocks)
+            x = block.Forward(x);
+        return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), targets);
+    }
+}

@@ -22,7 +22,7 @@ public static class BenchCommand
         using var communicator = Communicators.Create();
         var log = communicator.Rank == 0 ? output : TextWriter.Null;
         var batch = settings.Config.Resolve(communicator.Size);
-        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), batch.MicroBatchPerGpu);
+        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
         var random = Xoshiro256StarStar.FromSeed(settings.Seed);

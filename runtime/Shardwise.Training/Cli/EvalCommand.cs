@@ -15,7 +15,7 @@ public static class EvalCommand
         if (checkpoint is null) throw new CliException("eval needs --resume DIR with a committed checkpoint");
         var batch = settings.Config.Resolve(dataParallelSize: 1);
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed, TrainingCheckpoint.LoadTokenizer(checkpoint));
-        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), batch.MicroBatchPerGpu);
+        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         var engine = TrainingEngine.Initialize(program, settings.Config);
         var sampler = data.Dataset.CreateSampler(DataSplit.Train, batch.MicroBatchPerGpu, program.SequenceLength, settings.Seed);
         TrainingCheckpoint.Load(checkpoint, engine, sampler);

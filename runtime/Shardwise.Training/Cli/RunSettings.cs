@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using Shardwise.Cuda;
 using Shardwise.Training.Config;
 
 namespace Shardwise.Training.Cli;
@@ -18,6 +19,12 @@ public sealed record RunSettings(
     long SaveInterval,
     bool PrintConfig)
 {
+    /// <summary>
+    /// The backend (<c>--device cpu|cuda|auto</c>, default cpu), already resolved: auto has become cuda or cpu, and
+    /// cuda was checked to be usable.
+    /// </summary>
+    public BackendKind Device { get; init; } = BackendKind.Cpu;
+
     public const long DefaultStepsOnText = 2000;
     public const long DefaultStepsOnBuiltInTask = 400;
 
@@ -68,7 +75,36 @@ public sealed record RunSettings(
             args.Long("eval-interval") ?? 100,
             (int)(args.Long("eval-batches") ?? 20),
             args.Long("save-interval") ?? 500,
-            args.Flag("print-config"));
+            args.Flag("print-config"))
+        {
+            Device = ReadDevice(args.String("device")),
+        };
+    }
+
+    /// <summary>
+    /// <c>--device</c>: cpu (the default), cuda, or auto (cuda when a GPU is usable). Asking for cuda where it is not
+    /// usable is a one-line error with the driver's reason.
+    /// </summary>
+    public static BackendKind ReadDevice(string? value)
+    {
+        BackendKind requested;
+        try
+        {
+            requested = value is null ? BackendKind.Cpu : Backends.Parse(value);
+        }
+        catch (ArgumentException)
+        {
+            throw new CliException($"--device needs one of {Backends.Names}; got '{value}'");
+        }
+
+        try
+        {
+            return Backends.Resolve(requested);
+        }
+        catch (BackendUnavailableException unavailable)
+        {
+            throw new CliException($"--device {value}: {unavailable.Message}");
+        }
     }
 
     private static bool ParseBool(string option, string value) => value switch

@@ -41,7 +41,7 @@ public static class TrainCommand
 
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
-        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), batch.MicroBatchPerGpu);
+        var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
         var engine = TrainingEngine.Initialize(program, config, communicator);
         // One global sampler, identical on every rank; each rank trains on its own rows of the global micro-batch.

@@ -15,7 +15,7 @@ public static class TrainerCli
     public const string Usage = """
         usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
                      [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
-                     [--save-interval N] [--print-config]
+                     [--save-interval N] [--print-config] [--device cpu|cuda|auto]
                values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
                      --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false
                      --bf16 true|false --warmup-steps --total-steps --hidden-size
@@ -43,7 +43,7 @@ public static class TrainerCli
             {
                 case "train":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))
                         ? RunPipelined<TModel>(settings, log)
@@ -51,7 +51,7 @@ public static class TrainerCli
                 }
                 case "eval":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return EvalCommand.Run<TModel>(settings, log);
                 }
@@ -59,7 +59,7 @@ public static class TrainerCli
                     return SampleCommand.Run<TModel>(arguments, log);
                 case "plan":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     int ranks = (int)(arguments.Long("ranks") ?? 1);
                     arguments.RejectUnknown();
                     return PlanCommand.Run<TModel>(settings, ranks, log);
@@ -68,7 +68,7 @@ public static class TrainerCli
                     return ConsolidateCommand.Run<TModel>(arguments, log);
                 case "bench":
                 {
-                    var settings = RunSettings.Read(arguments, model, log);
+                    var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
                     return BenchCommand.Run<TModel>(settings, log);
                 }
@@ -99,5 +99,14 @@ public static class TrainerCli
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error.InnerException).Throw();
             throw;
         }
+    }
+
+    /// <summary>The shared options, plus the one warning that needs the model: a config asking for checkpoints it has not.</summary>
+    private static RunSettings ReadSettings<TModel>(CliArguments arguments, string model, TextWriter log) where TModel : ILanguageModelDefinition
+    {
+        var settings = RunSettings.Read(arguments, model, log);
+        if (ActivationCheckpointingCheck.Warning(settings.Config.ActivationCheckpointing, model, TModel.PlanReport) is { } warning)
+            log.WriteLine("config warning: " + warning);
+        return settings;
     }
 }

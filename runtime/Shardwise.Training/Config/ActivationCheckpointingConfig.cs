@@ -1,6 +1,16 @@
 namespace Shardwise.Training.Config;
 
-/// <summary>The "activation_checkpointing" section; every flag defaults to false.</summary>
+/// <summary>
+/// The "activation_checkpointing" section; every flag defaults to false. In DeepSpeed this section only tunes the
+/// checkpoints the model code asks for; in Shardwise the model asks at build time with <c>[Checkpoint]</c> on its
+/// layers (the generator plans the recompute), so nothing here turns checkpointing on or off. Policy:
+/// contiguous_memory_optimization and number_checkpoints are honoured by construction (the activation arena is one
+/// preplanned region; there is one checkpoint per [Checkpoint] layer) and read silently, as is
+/// synchronize_checkpoint_boundary (a device sync that cannot change results). partition_activations,
+/// cpu_checkpointing and profile are known but unsupported: warnings, since they only move or log memory.
+/// When the section asks for checkpointing (<see cref="IsRequested"/>) and the model has no [Checkpoint] layer, the
+/// trainer warns once (Cli/ActivationCheckpointingCheck).
+/// </summary>
 public sealed record ActivationCheckpointingConfig
 {
     public required bool PartitionActivations { get; init; }
@@ -16,6 +26,9 @@ public sealed record ActivationCheckpointingConfig
 
     public required bool Profile { get; init; }
 
+    /// <summary>Whether the section asks for activation checkpoints at all (any memory option set).</summary>
+    public bool IsRequested => PartitionActivations || CpuCheckpointing || ContiguousMemoryOptimization || NumberCheckpoints is not null;
+
     internal static ActivationCheckpointingConfig Read(JsonSection parent)
     {
         var section = parent.Section("activation_checkpointing");
@@ -29,11 +42,23 @@ public sealed record ActivationCheckpointingConfig
             Profile = section.Bool("profile") ?? ConfigDefaults.ActivationCheckpointingFlag,
         };
 
+        if (config.PartitionActivations)
+        {
+            section.Warning("partition_activations", UnsupportedFeaturePolicy.Prefix
+                + "partitioned activation checkpoints (each rank keeps its checkpointed layers' whole inputs; results are unchanged)");
+        }
         if (config.CpuCheckpointing && !config.PartitionActivations)
         {
             // DeepSpeed only moves *partitioned* activations to the CPU.
             section.Warning("cpu_checkpointing", "has no effect without partition_activations (DeepSpeed only offloads partitioned activations)");
         }
+        else if (config.CpuCheckpointing)
+        {
+            section.Warning("cpu_checkpointing", UnsupportedFeaturePolicy.Prefix
+                + "CPU offload of activation checkpoints (they stay in the planned activation arena; results are unchanged)");
+        }
+        if (config.Profile)
+            section.Warning("profile", UnsupportedFeaturePolicy.Prefix + "activation checkpoint profiling (the plan report gives the recompute cost)");
 
         UnsupportedFeaturePolicy.ReportLeftovers(section);
         return config;

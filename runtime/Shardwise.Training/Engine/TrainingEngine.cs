@@ -1,5 +1,5 @@
 using System;
-using Shardwise.Cpu;
+using Shardwise.Cuda;
 using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
@@ -121,16 +121,22 @@ public sealed class TrainingEngine
     }
 
     /// <summary>
-    /// The backend a program must be compiled over for this config: the CPU backend, wrapped at ZeRO stage 2 so that
-    /// parameter gradients live in the generator's small streaming pool instead of a full-size buffer.
+    /// The backend a program must be compiled over for this config: the CPU backend, or CUDA for
+    /// <paramref name="device"/> cuda (or auto on a machine with a GPU), wrapped at ZeRO stages 2 and 3 so that
+    /// parameter gradients (and parameters) live in the generator's small streaming pools instead of full-size
+    /// buffers. CUDA without a usable GPU throws <see cref="BackendUnavailableException"/> with the driver's reason.
     /// </summary>
-    public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool)
-        => config.ZeroOptimization.Stage switch
+    public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool,
+        BackendKind device = BackendKind.Cpu)
+    {
+        ITensorOps<float> inner = Backends.Create(device);
+        return config.ZeroOptimization.Stage switch
         {
-            2 => new GradientStreamingOps<float>(new CpuOps<float>(), layout, pool),
-            3 => new GradientStreamingOps<float>(new CpuOps<float>(), layout, pool, parameterPool),
-            _ => new CpuOps<float>(),
+            2 => new GradientStreamingOps<float>(inner, layout, pool),
+            3 => new GradientStreamingOps<float>(inner, layout, pool, parameterPool),
+            _ => inner,
         };
+    }
 
     /// <summary>
     /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole

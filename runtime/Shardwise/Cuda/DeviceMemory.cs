@@ -44,6 +44,15 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         GC.KeepAlive(this);
     }
 
+    /// <summary>Sets <paramref name="bytes"/> bytes from <paramref name="byteOffset"/> to zero (cuMemsetD8).</summary>
+    public void Zero(long byteOffset, long bytes)
+    {
+        CheckRange(byteOffset, bytes);
+        if (bytes == 0) return;
+        CudaCheck.Driver(CuDriver.cuMemsetD8(Pointer + (ulong)byteOffset, 0, (nuint)bytes), "cuMemsetD8_v2");
+        GC.KeepAlive(this);
+    }
+
     /// <summary>Copies host values into the memory at <paramref name="byteOffset"/> (cuMemcpyHtoD, synchronous).</summary>
     public void Upload<T>(ReadOnlySpan<T> source, long byteOffset = 0) where T : unmanaged
     {

@@ -1,0 +1,46 @@
+using System.Linq;
+using Shardwise.Generator.Model;
+
+namespace Shardwise.Generator.Planning;
+
+/// <summary>
+/// One contiguous run of forward ops of a <c>[Checkpoint]</c> layer (<see cref="FirstOp"/>..<see cref="LastOp"/>
+/// inclusive). <see cref="Inputs"/> are values it reads that were produced before it: kept from forward to the
+/// recompute. <see cref="Internals"/> are values only it reads: dropped after its forward; those its backward reads
+/// are produced again by re-running <see cref="RecomputedOps"/> (in forward order) just before its first backward step.
+/// </summary>
+internal sealed record CheckpointSegment(
+    string Layer,
+    int FirstOp,
+    int LastOp,
+    EquatableArray<int> Inputs,
+    EquatableArray<int> Internals,
+    EquatableArray<int> RecomputedOps);
+
+/// <summary>
+/// One entry of the backward timeline: backward step <see cref="Step"/> of forward op <see cref="Op"/>, or, when
+/// <see cref="Step"/> is negative, forward op <see cref="Op"/> re-run for checkpoint segment <see cref="Segment"/>.
+/// </summary>
+internal sealed record BackwardEvent(int Op, int Step, int Segment)
+{
+    public bool IsRecompute => Step < 0;
+}
+
+/// <summary>
+/// Activation checkpointing of one program: its segments and the backward timeline they produce (backward steps with
+/// the recomputed forward ops inserted). Every planner that places something on the forward+backward timeline reads
+/// <see cref="Timeline"/>, so time <c>forwardOps + i</c> is event <c>i</c> for all of them. Without checkpointed
+/// layers the timeline is the backward steps one to one.
+/// </summary>
+internal sealed record CheckpointPlan(EquatableArray<CheckpointSegment> Segments, EquatableArray<BackwardEvent> Timeline)
+{
+    public bool IsEmpty => Segments.Count == 0;
+
+    /// <summary>The plan of a program with no checkpointed layer.</summary>
+    public static CheckpointPlan None(EquatableArray<BackwardStep> backward)
+        => new(EquatableArray<CheckpointSegment>.Empty,
+            backward.Select((step, j) => new BackwardEvent(step.Op, j, -1)).ToEquatableArray());
+
+    /// <summary>Whether <paramref name="value"/> is dropped after forward and recomputed in backward.</summary>
+    public bool IsRecomputed(int value) => Segments.Any(s => s.Internals.Contains(value));
+}

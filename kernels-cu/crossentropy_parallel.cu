@@ -1,0 +1,111 @@
+// crossentropy_parallel.cu — the cross-entropy with the vocabulary split across tensor-parallel ranks: each rank
+// holds the logits of vocabulary entries [first, first + vocabulary), and the loss is assembled from per-row
+// statistics that the runtime reduces over the ranks between the steps (max, then sum), so no rank ever holds a
+// whole row of logits.
+//   crossentropy_row_max:            row_max[r] = max_j logits[r, j] over this rank's logits
+//   (the runtime maxes row_max over the ranks)
+//   crossentropy_partials:           row_sum[r] = Σ_j exp(logits[r, j] − row_max[r]); target_logit[r] = the logit of
+//       targets[r] when this rank holds it, else 0
+//   (the runtime sums row_sum and target_logit over the ranks)
+//   crossentropy_loss_from_partials: out[0] = (1/rows) · Σ_r (log row_sum[r] + row_max[r] − target_logit[r]),
+//       one block, fixed order
+//   crossentropy_range_backward:     dlogits[r, j] (=|+=) factor · (exp(logits[r, j] − row_max[r]) / row_sum[r]
+//       − [j = targets[r] − first]), factor = scale / rows
+// The statistics are fp32 whatever the storage type, as LayerNorm's mean and rstd are (layernorm.cu).
+// CPU reference: runtime/Shardwise/Cpu/VocabularyParallelKernels.cs (RowMax, Partials, Loss, Backward;
+// CpuOps.CrossEntropyRowMax / CrossEntropyPartials / CrossEntropyFromPartials / CrossEntropyRangeBackward).
+#include "shardwise_common.cuh"
+
+// Grid: one block per row, gridDim.x = rows; blockDim.x a multiple of 32, ≤ 1024 (256 suggested).
+template <typename T>
+SW_INLINE void crossentropy_row_max(const T* logits, float* row_max, int rows, int vocabulary)
+{
+    int row = blockIdx.x;
+    if (row >= rows) return;  // uniform per block
+    const T* l = logits + (long long)row * vocabulary;
+    float m = sw_negative_infinity();
+    for (int j = threadIdx.x; j < vocabulary; j += blockDim.x) m = fmaxf(m, sw_to_float(l[j]));
+    m = sw_block_max(m);
+    if (threadIdx.x == 0) row_max[row] = m;
+}
+
+// Grid: one block per row, as crossentropy_row_max.
+template <typename T>
+SW_INLINE void crossentropy_partials(const T* logits, const int* targets, const float* row_max, float* row_sum,
+                                     float* target_logit, int rows, int vocabulary, int first)
+{
+    int row = blockIdx.x;
+    if (row >= rows) return;
+    const T* l = logits + (long long)row * vocabulary;
+    float m = row_max[row];
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < vocabulary; j += blockDim.x) sum += expf(sw_to_float(l[j]) - m);
+    sum = sw_block_sum(sum);
+    if (threadIdx.x == 0)
+    {
+        int local = targets[row] - first;
+        row_sum[row] = sum;
+        target_logit[row] = (unsigned)local < (unsigned)vocabulary ? sw_to_float(l[local]) : 0.0f;
+    }
+}
+
+// Grid: exactly one block; blockDim.x a multiple of 32 (1024 suggested).
+SW_INLINE void crossentropy_loss_from_partials(const float* row_max, const float* row_sum, const float* target_logit,
+                                               int rows, float* out)
+{
+    float sum = 0.0f;
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) sum += logf(row_sum[r]) + row_max[r] - target_logit[r];
+    sum = sw_block_sum(sum);
+    if (threadIdx.x == 0) out[0] = sum / rows;
+}
+
+// Grid: a grid-stride loop over rows · vocabulary elements; 256 threads suggested, any grid size. dlogits may alias
+// logits when accumulate is 0 (each element is read and written by one thread).
+template <typename T>
+SW_INLINE void crossentropy_range_backward(const T* logits, const int* targets, const float* row_max,
+                                           const float* row_sum, T* dlogits, int rows, int vocabulary, int first,
+                                           float factor, int accumulate)
+{
+    long long n = (long long)rows * vocabulary;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    {
+        int row = (int)(i / vocabulary), j = (int)(i % vocabulary);
+        float probability = expf(sw_to_float(logits[i]) - row_max[row]) / row_sum[row];
+        float gradient = factor * (j == targets[row] - first ? probability - 1.0f : probability);
+        if (accumulate) gradient += sw_to_float(dlogits[i]);
+        dlogits[i] = sw_from_float<T>(gradient);
+    }
+}
+
+#define SW_CROSSENTROPY_PARALLEL_KERNELS(suffix, T)                                                           \
+    extern "C" __global__ void crossentropy_row_max_##suffix(const T* logits, float* row_max, int rows,       \
+                                                             int vocabulary)                                  \
+    {                                                                                                         \
+        crossentropy_row_max<T>(logits, row_max, rows, vocabulary);                                           \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(crossentropy_row_max_##suffix)                                                         \
+    extern "C" __global__ void crossentropy_partials_##suffix(const T* logits, const int* targets,            \
+                                                              const float* row_max, float* row_sum,           \
+                                                              float* target_logit, int rows, int vocabulary,  \
+                                                              int first)                                      \
+    {                                                                                                         \
+        crossentropy_partials<T>(logits, targets, row_max, row_sum, target_logit, rows, vocabulary, first);   \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(crossentropy_partials_##suffix)                                                        \
+    extern "C" __global__ void crossentropy_range_backward_##suffix(                                          \
+        const T* logits, const int* targets, const float* row_max, const float* row_sum, T* dlogits,          \
+        int rows, int vocabulary, int first, float factor, int accumulate)                                    \
+    {                                                                                                         \
+        crossentropy_range_backward<T>(logits, targets, row_max, row_sum, dlogits, rows, vocabulary, first,   \
+                                       factor, accumulate);                                                   \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(crossentropy_range_backward_##suffix)
+
+SW_FOR_EACH_STORAGE(SW_CROSSENTROPY_PARALLEL_KERNELS)
+
+extern "C" __global__ void crossentropy_loss_from_partials_f32(const float* row_max, const float* row_sum,
+                                                               const float* target_logit, int rows, float* out)
+{
+    crossentropy_loss_from_partials(row_max, row_sum, target_logit, rows, out);
+}
+SW_KERNEL_REGISTER(crossentropy_loss_from_partials_f32)

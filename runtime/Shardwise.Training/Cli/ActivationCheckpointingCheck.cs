@@ -1,0 +1,22 @@
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// Activation checkpointing is a build-time decision in Shardwise: <c>[Checkpoint]</c> on a layer makes the generator
+/// drop the layer's activations after forward and recompute them in backward. A DeepSpeed config that asks for
+/// checkpoints cannot add them at run time, so when it does and the model has none, the trainer says where to put them.
+/// </summary>
+public static class ActivationCheckpointingCheck
+{
+    /// <summary>The plan report line the generator writes for a model with [Checkpoint] layers.</summary>
+    public const string ReportMarker = "activation checkpointing: ";
+
+    /// <summary>The warning to print, or null when the config and the model agree.</summary>
+    public static string? Warning(ActivationCheckpointingConfig config, string modelName, string planReport)
+    {
+        if (!config.IsRequested || planReport.Contains(ReportMarker, System.StringComparison.Ordinal)) return null;
+        return $"$.activation_checkpointing: asks for activation checkpoints, but {modelName} has no [Checkpoint] layer, so nothing is recomputed; "
+            + "checkpointing is decided when the model is built: put [Checkpoint] on the layers to recompute (e.g. [Layer, Checkpoint] on the block array)";
+    }
+}

@@ -1,0 +1,69 @@
+using System;
+using Shardwise.Cpu;
+using Shardwise.Ops;
+
+namespace Shardwise.Cuda;
+
+/// <summary>Which backend runs the tensor operations.</summary>
+public enum BackendKind
+{
+    /// <summary><see cref="CpuOps{T}"/>.</summary>
+    Cpu,
+    /// <summary><see cref="CudaOps"/>; an error when no GPU is usable.</summary>
+    Cuda,
+    /// <summary>CUDA when <see cref="CudaRuntime.TryInitialize"/> succeeds, else the CPU.</summary>
+    Auto,
+}
+
+/// <summary>CUDA was asked for and cannot be used; the message says why (from <see cref="CudaRuntime.TryInitialize"/>).</summary>
+public sealed class BackendUnavailableException(string message) : InvalidOperationException(message);
+
+/// <summary>Chooses and creates the fp32 backend: <c>cpu</c>, <c>cuda</c> or <c>auto</c>.</summary>
+public static class Backends
+{
+    /// <summary>The names <see cref="Parse"/> accepts.</summary>
+    public const string Names = "cpu, cuda, auto";
+
+    /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>auto</c> (case-insensitive).</summary>
+    public static BackendKind Parse(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "cpu" => BackendKind.Cpu,
+        "cuda" or "gpu" => BackendKind.Cuda,
+        "auto" => BackendKind.Auto,
+        _ => throw new ArgumentException($"unknown device '{name}'; expected one of {Names}", nameof(name)),
+    };
+
+    /// <summary>
+    /// The backend <paramref name="requested"/> means on this machine: <see cref="BackendKind.Auto"/> becomes CUDA
+    /// when the driver initialises with a device, else the CPU; <see cref="BackendKind.Cuda"/> without a usable GPU
+    /// throws <see cref="BackendUnavailableException"/> with the driver's reason.
+    /// </summary>
+    public static BackendKind Resolve(BackendKind requested) => Resolve(requested, CudaRuntime.TryInitialize);
+
+    /// <summary><see cref="Resolve(BackendKind)"/> with the GPU probe given (for tests).</summary>
+    public static BackendKind Resolve(BackendKind requested, CudaProbe probe)
+    {
+        switch (requested)
+        {
+            case BackendKind.Cpu:
+                return BackendKind.Cpu;
+            case BackendKind.Cuda:
+                if (!probe(out string reason)) throw new BackendUnavailableException($"CUDA was requested but is not available: {reason}");
+                return BackendKind.Cuda;
+            case BackendKind.Auto:
+                return probe(out _) ? BackendKind.Cuda : BackendKind.Cpu;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(requested), requested, "Unknown backend kind.");
+        }
+    }
+
+    /// <summary>Creates the backend <paramref name="kind"/> resolves to (see <see cref="Resolve(BackendKind)"/>).</summary>
+    public static ITensorOps<float> Create(BackendKind kind, CudaOpsOptions? options = null) => Resolve(kind) switch
+    {
+        BackendKind.Cuda => new CudaOps(options),
+        _ => new CpuOps<float>(),
+    };
+}
+
+/// <summary>Whether a GPU is usable, with a description or the reason it is not (<see cref="CudaRuntime.TryInitialize"/>).</summary>
+public delegate bool CudaProbe(out string reason);

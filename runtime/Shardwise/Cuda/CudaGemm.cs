@@ -1,0 +1,66 @@
+using System;
+
+namespace Shardwise.Cuda;
+
+/// <summary>
+/// Row-major fp32 matrix products on cuBLAS, with the CPU backend's convention (<c>Cpu/Gemm.cs</c>):
+/// <c>C[m, n] = alpha · op(A) · op(B) + beta · C</c>, every matrix row-major with its own leading dimension. cuBLAS is
+/// column-major, and a row-major matrix read column-major is its transpose, so the call computes
+/// <c>Cᵀ = op(B)ᵀ · op(A)ᵀ</c>: the operands swap places, the transpose flags and leading dimensions stay.
+/// <para>
+/// Compute type: <see cref="CublasComputeType.Compute32F"/> (true fp32, the CPU backend's results to rounding) unless
+/// TF32 was asked for (<see cref="CudaOpsOptions.AllowTf32"/>), which rounds the inputs of each product to a 10-bit
+/// mantissa on tensor cores. The handle gets a workspace of its own sized for Hopper (32 MiB), allocated once.
+/// Everything runs on the legacy default stream, like the kernels and the synchronous copies of <see cref="CudaOps"/>.
+/// </para>
+/// </summary>
+internal sealed class CudaGemm : IDisposable
+{
+    /// <summary>NVIDIA's suggested cuBLAS workspace for Hopper (H100/H200); more than enough for Ampere.</summary>
+    public const long WorkspaceBytes = 32L << 20;
+
+    private readonly CublasHandle handle;
+    private readonly DeviceMemory workspace;
+    private readonly CublasComputeType compute;
+
+    public CudaGemm(CudaContext context, DeviceAllocationCounter counter, bool allowTf32)
+    {
+        handle = CublasHandle.Create();
+        handle.SetStream(null);
+        workspace = counter.Allocate(context, WorkspaceBytes);
+        handle.SetWorkspace(workspace);
+        compute = allowTf32 ? CublasComputeType.Compute32FFastTF32 : CublasComputeType.Compute32F;
+    }
+
+    public CublasComputeType ComputeType => compute;
+
+    /// <summary>C[m, n] = alpha · op(A) · op(B) + beta · C, row-major (addresses of fp32 matrices).</summary>
+    public void Multiply(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,
+        ulong b, int ldb, float beta, ulong c, int ldc)
+    {
+        if (m == 0 || n == 0) return;
+        handle.GemmEx(Operation(transposeB), Operation(transposeA), n, m, k, alpha, b, CudaDataType.Float32, ldb,
+            a, CudaDataType.Float32, lda, beta, c, CudaDataType.Float32, ldc, compute);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> products as <see cref="Multiply"/>, member i using A + i·strideA, B + i·strideB,
+    /// C + i·strideC (strides in elements).
+    /// </summary>
+    public void MultiplyBatched(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,
+        long strideA, ulong b, int ldb, long strideB, float beta, ulong c, int ldc, long strideC, int count)
+    {
+        if (m == 0 || n == 0 || count == 0) return;
+        handle.GemmStridedBatchedEx(Operation(transposeB), Operation(transposeA), n, m, k, alpha,
+            b, CudaDataType.Float32, ldb, strideB, a, CudaDataType.Float32, lda, strideA, beta,
+            c, CudaDataType.Float32, ldc, strideC, count, compute);
+    }
+
+    private static CublasOperation Operation(bool transpose) => transpose ? CublasOperation.Transpose : CublasOperation.None;
+
+    public void Dispose()
+    {
+        handle.Dispose();
+        workspace.Dispose();
+    }
+}

@@ -1,0 +1,673 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.CompilerServices;
+using Shardwise.Ops;
+
+namespace Shardwise.Cuda;
+
+/// <summary>
+/// The GPU backend: <see cref="ITensorOps{T}"/> for fp32 storage on one CUDA device, with cuBLAS for the matrix
+/// products and the kernels-cu kernels for everything else (the table in docs/cuda.md maps each op to its kernel or
+/// GEMM). Semantics and argument conventions are those of the interface, and the CPU backend is the reference.
+/// <para>
+/// Memory: the parameter, gradient and activation arenas (one activation and one index arena per window after
+/// <see cref="AllocateActivationWindows"/>) live in device memory, allocated once by <see cref="Allocate"/>; the
+/// operations allocate nothing except scratch that grows to the largest shape seen (counted in
+/// <see cref="DeviceAllocations"/>). When memory moves between host and device:
+/// <list type="bullet">
+/// <item><see cref="Load"/>, <see cref="Store"/> and <see cref="LoadIndices"/> copy their slice, synchronously;</item>
+/// <item><see cref="View"/> returns a host mirror of the arena: it copies device → host, and the next operation
+/// copies the whole mirror back host → device (the caller may have written it), so a view is valid until the next
+/// operation. Zeroing a whole arena discards pending mirror changes instead of uploading them;</item>
+/// <item><see cref="CrossEntropy"/> and <see cref="CrossEntropyFromPartials"/> return the loss, one float copied back
+/// (which waits for the queued work);</item>
+/// <item>the embedding gradient uploads a row grouping built on the host from the host copy of the index arena
+/// (kept current by <see cref="LoadIndices"/> and <see cref="Positions"/>, which is also where ids and targets are
+/// validated, as the CPU backend does).</item>
+/// </list>
+/// Everything is queued on the legacy default stream, so operations run in call order without events. Use an
+/// instance from one thread at a time; it makes its context current on whichever thread calls it.
+/// </para>
+/// <para>
+/// 16-bit storage (not done): the arenas would hold fp16/bf16 and the kernels' <c>_f16</c>/<c>_bf16</c> entry points
+/// exist already; the GEMMs would take CUDA_R_16F/16BF operands with fp32 compute, the per-row statistics (LayerNorm
+/// mean/rstd, the vocabulary-parallel cross-entropy's max/sum/target logit) stay fp32 and need fp32 room in the
+/// activation plan, and View's mirror would convert (or the interface would expose raw 16-bit spans).
+/// </para>
+/// </summary>
+public sealed class CudaOps : ITensorOps<float>, IDisposable
+{
+    private const int EmbeddingThreads = 128;
+    private const int RowWarpThreads = 256;      // layernorm and softmax: one warp per row, 8 rows per block
+    private const int RowsPerWarpBlock = RowWarpThreads / 32;
+    private const int ReduceThreads = 256;
+    private const int SumThreads = 1024;
+    private const int RowsPerPartialChunk = 32;  // LayerNorm and bias gradients: rows per stage-1 chunk
+    private const int MaxPartialChunks = 256;
+
+    private readonly CudaContext context;
+    private readonly DeviceAllocationCounter allocations = new();
+    private readonly CudaKernelSet kernels;
+    private readonly CudaGemm gemm;
+    private readonly DeviceArena?[] arenas = new DeviceArena?[3];
+    private DeviceIndexArena? indices;
+    private DeviceArena[] activationWindows = [];
+    private DeviceIndexArena[] indexWindows = [];
+    private readonly EmbeddingRowGrouping grouping = new();
+    private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch;
+    private bool disposed;
+
+    /// <summary>
+    /// Creates the backend on a device: retains its primary context, compiles (or takes from the PTX cache) and loads
+    /// the kernels, creates the cuBLAS handle and its workspace. Throws <see cref="InvalidOperationException"/> with
+    /// <see cref="CudaRuntime.TryInitialize"/>'s message when there is no usable GPU.
+    /// </summary>
+    public CudaOps(CudaOpsOptions? options = null)
+    {
+        options ??= new CudaOpsOptions();
+        context = CudaContext.Primary(options.DeviceOrdinal);
+        try
+        {
+            kernels = new CudaKernelSet(context, new KernelCompiler(options.KernelCacheDirectory));
+            gemm = new CudaGemm(context, allocations, options.AllowTf32);
+        }
+        catch
+        {
+            kernels?.Dispose();
+            context.Dispose();
+            throw;
+        }
+
+        Device = context.Device;
+        Options = options;
+        groupingScratch = new DeviceScratch(context, allocations, "embedding row grouping");
+        partialScratch = new DeviceScratch(context, allocations, "LayerNorm and bias partial sums");
+        scoreScratch = new DeviceScratch(context, allocations, "attention score gradients");
+        rowScratch = new DeviceScratch(context, allocations, "per-row losses");
+        scalarScratch = new DeviceScratch(context, allocations, "loss scalar");
+    }
+
+    public CudaDevice Device { get; }
+
+    public CudaOpsOptions Options { get; }
+
+    /// <summary>Device allocations made so far (arenas, windows, workspace, scratch growth).</summary>
+    public int DeviceAllocations => allocations.Count;
+
+    /// <summary>Bytes of every device allocation made so far.</summary>
+    public long DeviceBytesAllocated => allocations.Bytes;
+
+    /// <summary>How many times any scratch buffer grew.</summary>
+    public int ScratchGrowths => groupingScratch.Growths + partialScratch.Growths + scoreScratch.Growths +
+                                 rowScratch.Growths + scalarScratch.Growths;
+
+    /// <summary>Waits until all queued work has finished.</summary>
+    public void Synchronize()
+    {
+        EnsureCurrent();
+        context.Synchronize();
+    }
+
+    // ---- arenas ------------------------------------------------------------------------------------------------
+
+    public void Allocate(Arena arena, long elements)
+    {
+        EnsureCurrent();
+        int index = ArenaIndex(arena);
+        DeviceArena? old = arenas[index];
+        arenas[index] = DeviceArena.Allocate(context, elements, allocations);
+        if (old is not null && Array.IndexOf(activationWindows, old) < 0) old.Dispose();
+    }
+
+    public void AllocateIndices(long elements)
+    {
+        EnsureCurrent();
+        DeviceIndexArena? old = indices;
+        indices = DeviceIndexArena.Allocate(context, elements, allocations);
+        grouping.Reserve((int)elements);
+        groupingScratch.Ensure((3 * elements + 1) * sizeof(int));
+        if (old is not null && Array.IndexOf(indexWindows, old) < 0) old.Dispose();
+    }
+
+    public void AllocateActivationWindows(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        EnsureCurrent();
+        DeviceArena activations = Arena(Ops.Arena.Activations);
+        DeviceIndexArena index = Indices();
+        foreach (DeviceArena window in activationWindows) if (window != activations) window.Dispose();
+        foreach (DeviceIndexArena window in indexWindows) if (window != index) window.Dispose();
+        activationWindows = new DeviceArena[count];
+        indexWindows = new DeviceIndexArena[count];
+        activationWindows[0] = activations;
+        indexWindows[0] = index;
+        for (int w = 1; w < count; w++)
+        {
+            activationWindows[w] = DeviceArena.Allocate(context, activations.Length, allocations);
+            indexWindows[w] = DeviceIndexArena.Allocate(context, index.Length, allocations);
+        }
+    }
+
+    public void SelectActivationWindow(int window)
+    {
+        if ((uint)window >= (uint)activationWindows.Length)
+            throw new ArgumentOutOfRangeException(nameof(window), window, $"There are {activationWindows.Length} activation windows; call AllocateActivationWindows first.");
+        arenas[(int)Ops.Arena.Activations] = activationWindows[window];
+        indices = indexWindows[window];
+    }
+
+    /// <summary>The arena's host mirror, copied from the device now; valid (and writable) until the next operation.</summary>
+    public Span<float> View(Arena arena)
+    {
+        EnsureCurrent();
+        return Arena(arena).View();
+    }
+
+    public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination)
+    {
+        RequireSameLength(source.Length, destination.Length, nameof(LoadIndices));
+        Begin();
+        IndexAddress(destination, destination.Length, nameof(destination));
+        Indices().Load(source, destination.Offset);
+    }
+
+    public void Load(ReadOnlySpan<float> source, Slice destination)
+    {
+        RequireSameLength(source.Length, destination.Length, nameof(Load));
+        EnsureCurrent();
+        CheckSlice(destination, destination.Length, nameof(destination));
+        DeviceArena arena = Arena(destination.Arena);
+        if (destination.Offset == 0 && destination.Length == arena.Length) arena.DiscardHostChanges();
+        arena.Upload(source, destination.Offset);
+    }
+
+    public void Store(Slice source, Span<float> destination)
+    {
+        RequireSameLength(destination.Length, source.Length, nameof(Store));
+        EnsureCurrent();
+        CheckSlice(source, source.Length, nameof(source));
+        Arena(source.Arena).Download(destination, source.Offset);
+    }
+
+    public void Zero(Slice destination)
+    {
+        EnsureCurrent();
+        CheckSlice(destination, destination.Length, nameof(destination));
+        Arena(destination.Arena).Zero(destination.Offset, destination.Length);
+    }
+
+    // ---- indices and embeddings ---------------------------------------------------------------------------------
+
+    public void Positions(IndexSlice output, int batch, int sequence)
+    {
+        Begin();
+        long count = (long)batch * sequence;
+        ulong address = IndexAddress(output, count, nameof(output));
+        if (count == 0) return;
+        kernels["positions_i32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            address, batch, sequence);
+        Span<int> host = Indices().Host.AsSpan((int)output.Offset, (int)count);
+        for (int i = 0; i < host.Length; i++) host[i] = i % sequence;
+    }
+
+    public void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim)
+    {
+        Begin();
+        ulong idAddress = IndexAddress(ids, rows, nameof(ids));
+        int vocabulary = dim == 0 ? 0 : (int)(table.Length / dim);
+        CheckIds(HostIndices(ids, rows), vocabulary, "Token id", "the embedding table's vocabulary");
+        ulong tableAddress = Address(table, table.Length, nameof(table));
+        ulong outputAddress = Address(output, (long)rows * dim, nameof(output));
+        if (rows == 0 || dim == 0) return;
+        kernels["embedding_forward_f32"].Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
+            outputAddress, rows, dim, vocabulary);
+    }
+
+    public void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim)
+    {
+        Begin();
+        IndexAddress(ids, rows, nameof(ids));
+        int vocabulary = dim == 0 ? 0 : (int)(dTable.Length / dim);
+        ReadOnlySpan<int> hostIds = HostIndices(ids, rows);
+        CheckIds(hostIds, vocabulary, "Token id", "the embedding table's vocabulary");
+        ulong dOutputAddress = Address(dOutput, (long)rows * dim, nameof(dOutput));
+        ulong dTableAddress = Address(dTable, dTable.Length, nameof(dTable));
+        if (rows == 0 || dim == 0) return;
+        (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(hostIds);
+        kernels["embedding_backward_f32"].Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
+            segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim);
+    }
+
+    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
+    {
+        Begin();
+        ulong idAddress = IndexAddress(ids, rows, nameof(ids));
+        ulong tableAddress = Address(table, (long)count * dim, nameof(table));
+        ulong outputAddress = Address(output, (long)rows * dim, nameof(output));
+        if (rows == 0 || dim == 0) return;
+        kernels["embedding_range_forward_f32"].Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
+            outputAddress, rows, dim, first, count);
+    }
+
+    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count)
+    {
+        Begin();
+        IndexAddress(ids, rows, nameof(ids));
+        ulong dOutputAddress = Address(dOutput, (long)rows * dim, nameof(dOutput));
+        ulong dTableAddress = Address(dTable, (long)count * dim, nameof(dTable));
+        if (rows == 0 || dim == 0) return;
+        (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(HostIndices(ids, rows));
+        kernels["embedding_range_backward_f32"].Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
+            segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim, first, count);
+    }
+
+    // ---- Linear and bias ------------------------------------------------------------------------------------------
+
+    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong ya = Address(y, (long)rows * outDim, nameof(y));
+        ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
+        if (rows == 0 || outDim == 0) return;
+        // y = x · Wᵀ, then the bias as its own elementwise pass (cuBLAS GemmEx has no bias epilogue).
+        gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, ya, outDim);
+        if (ba is { } biasAddress) LaunchAddBias(ya, biasAddress, rows, outDim);
+    }
+
+    public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
+        int rows, int inDim, int outDim, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong dya = Address(dy, (long)rows * outDim, nameof(dy));
+        ulong? dxa = dx is { } d ? Address(d, (long)rows * inDim, nameof(dx)) : null;
+        ulong dwa = Address(dWeight, (long)outDim * inDim, nameof(dWeight));
+        ulong? dba = dBias is { } db ? Address(db, outDim, nameof(dBias)) : null;
+        if (rows == 0) return;
+        if (dxa is { } dxAddress)
+            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
+        gemm.Multiply(true, false, outDim, inDim, rows, 1f, dya, outDim, xa, inDim, 1f, dwa, inDim);
+        if (dba is { } dBiasAddress) LaunchBiasBackward(dya, dBiasAddress, rows, outDim);
+    }
+
+    public void AddBias(Slice y, Slice bias, int rows, int dim)
+    {
+        Begin();
+        ulong ya = Address(y, (long)rows * dim, nameof(y)), ba = Address(bias, dim, nameof(bias));
+        if (rows == 0 || dim == 0) return;
+        LaunchAddBias(ya, ba, rows, dim);
+    }
+
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim)
+    {
+        Begin();
+        ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dba = Address(dBias, dim, nameof(dBias));
+        if (rows == 0 || dim == 0) return;
+        LaunchBiasBackward(dya, dba, rows, dim);
+    }
+
+    private void LaunchAddBias(ulong y, ulong bias, int rows, int dim)
+    {
+        long n = (long)rows * dim;
+        kernels["add_bias_f32"].Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads, 0, null,
+            y, bias, (long)rows, dim);
+    }
+
+    /// <summary>dBias += Σ_rows dy in two fixed-order stages (no atomics): chunk partial sums, then their sum.</summary>
+    private void LaunchBiasBackward(ulong dy, ulong dBias, int rows, int dim)
+    {
+        int chunks = PartialChunks(rows);
+        ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
+        kernels["add_bias_backward_partial_f32"].Launch(new CudaDim3((uint)Blocks(dim, ReduceThreads), (uint)chunks),
+            ReduceThreads, 0, null, dy, partials, rows, dim);
+        kernels["add_bias_backward_reduce_f32"].Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+            partials, chunks, dBias, dim);
+    }
+
+    // ---- LayerNorm, GeLU, add ------------------------------------------------------------------------------------
+
+    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
+        ulong ba = Address(beta, dim, nameof(beta)), ya = Address(y, (long)rows * dim, nameof(y));
+        ulong ma = Address(mean, rows, nameof(mean)), ra = Address(rstd, rows, nameof(rstd));
+        if (rows == 0) return;
+        // The fused residual LayerNorm with no second operand is a plain LayerNorm.
+        kernels["residual_layernorm_forward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            xa, KernelArgument.Null, KernelArgument.Null, ga, ba, ya, ma, ra, rows, dim);
+    }
+
+    public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
+        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
+        ulong ma = Address(mean, rows, nameof(mean)), ra = Address(rstd, rows, nameof(rstd));
+        ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dxa = Address(dx, (long)rows * dim, nameof(dx));
+        ulong dga = Address(dGamma, dim, nameof(dGamma)), dba = Address(dBeta, dim, nameof(dBeta));
+        if (rows == 0 || dim == 0) return;
+        // Parameter gradients first: they read dy, which dx may overwrite when the program computes in place.
+        int chunks = PartialChunks(rows);
+        ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
+        kernels["layernorm_backward_dparams_partial_f32"].Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
+            new CudaDim3(32, 8), 0, null, xa, ma, ra, dya, partials, rows, dim);
+        kernels["layernorm_backward_dparams_reduce_f32"].Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+            partials, chunks, dga, dba, dim);
+        kernels["layernorm_backward_dx_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            xa, ga, ma, ra, dya, dxa, rows, dim, accumulate ? 1 : 0);
+    }
+
+    public void Gelu(Slice x, Slice y, long count)
+    {
+        Begin();
+        ulong xa = Address(x, count, nameof(x)), ya = Address(y, count, nameof(y));
+        if (count == 0) return;
+        // bias_gelu_forward with no bias: y = GeLU(x) over count × 1 elements.
+        kernels["bias_gelu_forward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0,
+            null, xa, KernelArgument.Null, KernelArgument.Null, ya, count, 1);
+    }
+
+    public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, count, nameof(x)), dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
+        if (count == 0) return;
+        kernels["gelu_backward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            xa, dya, dxa, count, accumulate ? 1 : 0);
+    }
+
+    public void Add(Slice a, Slice b, Slice y, long count)
+    {
+        Begin();
+        ulong aa = Address(a, count, nameof(a)), ba = Address(b, count, nameof(b)), ya = Address(y, count, nameof(y));
+        if (count == 0) return;
+        kernels["add_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            aa, ba, ya, count);
+    }
+
+    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate)
+    {
+        Begin();
+        ulong dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
+        if (count == 0) return;
+        kernels["add_backward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            dya, dxa, count, accumulate ? 1 : 0);
+    }
+
+    // ---- attention ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Per batch element, three strided-batched GEMMs over the heads (a head of q, k or v is the column block
+    /// h·headDim of the [seq, 3·dim] rows, so the heads are headDim apart); one softmax_causal_forward over all rows.
+    /// </summary>
+    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
+    {
+        int headDim = HeadDim(dim, heads);
+        Begin();
+        ulong qkva = Address(qkv, 3L * batch * sequence * dim, nameof(qkv));
+        ulong ya = Address(y, (long)batch * sequence * dim, nameof(y));
+        ulong pa = Address(probabilities, (long)batch * heads * sequence * sequence, nameof(probabilities));
+        if (batch == 0 || sequence == 0) return;
+        int stride = 3 * dim;
+        long square = (long)sequence * sequence;
+        for (int b = 0; b < batch; b++)
+        {
+            ulong q = Element(qkva, (long)b * sequence * stride), k = Element(q, dim);
+            // S_h = Q_h · K_hᵀ (unscaled), written where the probabilities go; the softmax then works in place.
+            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f, q, stride, headDim, k, stride, headDim,
+                0f, Element(pa, b * heads * square), sequence, square, heads);
+        }
+
+        int rows = batch * heads * sequence;
+        kernels["softmax_causal_forward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            pa, pa, rows, sequence, 1f / MathF.Sqrt(headDim));
+        for (int b = 0; b < batch; b++)
+        {
+            ulong v = Element(qkva, (long)b * sequence * stride + 2L * dim);
+            // Y_h = P_h · V_h, into the head's columns of y.
+            gemm.MultiplyBatched(false, false, sequence, headDim, sequence, 1f, Element(pa, b * heads * square), sequence,
+                square, v, stride, headDim, 0f, Element(ya, (long)b * sequence * dim), dim, headDim, heads);
+        }
+    }
+
+    /// <summary>
+    /// dV = Pᵀ·dY; dP = dY·Vᵀ (into scratch); dS = softmax_causal_backward(P, dP) with 1/√headDim folded in;
+    /// dQ = dS·K; dK = dSᵀ·Q — batched over heads, per batch element, as in <see cref="Attention"/>.
+    /// </summary>
+    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
+        int batch, int sequence, int heads, int dim, bool accumulate)
+    {
+        int headDim = HeadDim(dim, heads);
+        Begin();
+        ulong qkva = Address(qkv, 3L * batch * sequence * dim, nameof(qkv));
+        ulong pa = Address(probabilities, (long)batch * heads * sequence * sequence, nameof(probabilities));
+        ulong dya = Address(dy, (long)batch * sequence * dim, nameof(dy));
+        ulong dqkva = Address(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
+        if (batch == 0 || sequence == 0) return;
+        int stride = 3 * dim;
+        long square = (long)sequence * sequence;
+        float beta = accumulate ? 1f : 0f;
+        ulong scores = scoreScratch.Ensure((long)batch * heads * square * sizeof(float));
+        for (int b = 0; b < batch; b++)
+        {
+            long rowBase = (long)b * sequence * stride;
+            ulong v = Element(qkva, rowBase + 2L * dim), dyb = Element(dya, (long)b * sequence * dim);
+            ulong pb = Element(pa, b * heads * square), sb = Element(scores, b * heads * square);
+            gemm.MultiplyBatched(true, false, sequence, headDim, sequence, 1f, pb, sequence, square, dyb, dim, headDim,
+                beta, Element(dqkva, rowBase + 2L * dim), stride, headDim, heads);
+            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f, dyb, dim, headDim, v, stride, headDim,
+                0f, sb, sequence, square, heads);
+        }
+
+        int rows = batch * heads * sequence;
+        kernels["softmax_causal_backward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            pa, scores, scores, rows, sequence, 1f / MathF.Sqrt(headDim));
+        for (int b = 0; b < batch; b++)
+        {
+            long rowBase = (long)b * sequence * stride;
+            ulong q = Element(qkva, rowBase), k = Element(q, dim), sb = Element(scores, b * heads * square);
+            gemm.MultiplyBatched(false, false, sequence, headDim, sequence, 1f, sb, sequence, square, k, stride, headDim,
+                beta, Element(dqkva, rowBase), stride, headDim, heads);
+            gemm.MultiplyBatched(true, false, sequence, headDim, sequence, 1f, sb, sequence, square, q, stride, headDim,
+                beta, Element(dqkva, rowBase + dim), stride, headDim, heads);
+        }
+    }
+
+    // ---- cross-entropy ----------------------------------------------------------------------------------------
+
+    public float CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
+        ulong ta = IndexAddress(targets, rows, nameof(targets));
+        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        if (rows == 0) return float.NaN; // the mean of nothing, as the CPU backend's 0/0
+        ulong losses = rowScratch.Ensure((long)rows * sizeof(float));
+        kernels["crossentropy_fused_forward_backward_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+            la, ta, KernelArgument.Null, losses, rows, vocabulary, 0f, 0);
+        ulong mean = scalarScratch.Ensure(sizeof(float));
+        kernels["sum_f32"].Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
+        return ReadScalar();
+    }
+
+    public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        float scale, bool accumulate)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
+        ulong ta = IndexAddress(targets, rows, nameof(targets));
+        ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
+        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        if (rows == 0) return;
+        kernels["crossentropy_fused_forward_backward_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+            la, ta, da, KernelArgument.Null, rows, vocabulary, scale / rows, accumulate ? 1 : 0);
+    }
+
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ma = Address(rowMax, rows, nameof(rowMax));
+        if (rows == 0) return;
+        kernels["crossentropy_row_max_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null, la, ma, rows, vocabulary);
+    }
+
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit,
+        int rows, int vocabulary, int first)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
+        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
+        ulong tla = Address(targetLogit, rows, nameof(targetLogit));
+        if (rows == 0) return;
+        kernels["crossentropy_partials_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+            la, ta, ma, sa, tla, rows, vocabulary, first);
+    }
+
+    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+    {
+        Begin();
+        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
+        ulong tla = Address(targetLogit, rows, nameof(targetLogit));
+        if (rows == 0) return float.NaN;
+        ulong loss = scalarScratch.Ensure(sizeof(float));
+        kernels["crossentropy_loss_from_partials_f32"].Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
+        return ReadScalar();
+    }
+
+    public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits,
+        int rows, int vocabulary, int first, float scale, bool accumulate)
+    {
+        Begin();
+        long n = (long)rows * vocabulary;
+        ulong la = Address(logits, n, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
+        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
+        ulong da = Address(dLogits, n, nameof(dLogits));
+        if (n == 0) return;
+        kernels["crossentropy_range_backward_f32"].Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads,
+            0, null, la, ta, ma, sa, da, rows, vocabulary, first, scale / rows, accumulate ? 1 : 0);
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------------------------
+
+    /// <summary>Every operation starts here: the context current on this thread, and viewed arenas back on the device.</summary>
+    private void Begin()
+    {
+        EnsureCurrent();
+        foreach (DeviceArena? arena in arenas) arena?.EnsureDevice();
+    }
+
+    /// <summary>
+    /// Makes the context current on the calling thread. Always set (cuCtxSetCurrent is cheap), because other code on
+    /// the thread may have made another context current since the last operation.
+    /// </summary>
+    private void EnsureCurrent()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        context.MakeCurrent();
+    }
+
+    private float ReadScalar()
+    {
+        Span<float> value = stackalloc float[1];
+        scalarScratch.Memory.Download(value); // synchronous: waits for the kernels queued before it
+        return value[0];
+    }
+
+    /// <summary>Uploads the row grouping of <paramref name="ids"/> and returns the addresses of its three parts.</summary>
+    private (ulong Order, ulong Starts, ulong Ids) UploadGrouping(ReadOnlySpan<int> ids)
+    {
+        grouping.Build(ids);
+        ulong address = groupingScratch.Ensure((long)grouping.Length * sizeof(int));
+        groupingScratch.Memory.Upload<int>(grouping.Packed.AsSpan(0, grouping.Length));
+        return (address, address + (ulong)(grouping.StartsOffset * sizeof(int)), address + (ulong)(grouping.IdsOffset * sizeof(int)));
+    }
+
+    /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
+    private static int PartialChunks(int rows) => Math.Clamp((rows + RowsPerPartialChunk - 1) / RowsPerPartialChunk, 1, MaxPartialChunks);
+
+    /// <summary>Threads per row of the cross-entropy kernels: a multiple of 32 near the vocabulary, 128 to 512.</summary>
+    private static int CrossEntropyThreads(int vocabulary) => vocabulary >= 4096 ? 512 : vocabulary >= 1024 ? 256 : 128;
+
+    private static int Blocks(long count, int per) => (int)Math.Max(1, (count + per - 1) / per);
+
+    private static ulong Element(ulong address, long offset) => address + (ulong)(offset * sizeof(float));
+
+    private static int HeadDim(int dim, int heads)
+    {
+        if (heads <= 0 || dim % heads != 0) throw new ArgumentException($"Attention dim {dim} is not divisible into {heads} heads.");
+        return dim / heads;
+    }
+
+    private static void RequireSameLength(long span, long slice, string operation)
+    {
+        if (span != slice) throw new ArgumentException($"{operation}: the span has {span} elements but the slice has {slice}.");
+    }
+
+    private static void CheckIds(ReadOnlySpan<int> ids, int limit, string what, string range)
+    {
+        for (int r = 0; r < ids.Length; r++)
+        {
+            if ((uint)ids[r] >= (uint)limit)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"{what} {ids[r]} at row {r} is outside {range} [0, {limit}).");
+        }
+    }
+
+    private static int ArenaIndex(Arena arena) =>
+        arena is Ops.Arena.Parameters or Ops.Arena.Gradients or Ops.Arena.Activations
+            ? (int)arena
+            : throw new ArgumentOutOfRangeException(nameof(arena), arena, "Unknown arena.");
+
+    private DeviceArena Arena(Arena arena) =>
+        arenas[ArenaIndex(arena)] ?? throw new InvalidOperationException($"The {arena} arena was never allocated.");
+
+    private DeviceIndexArena Indices() => indices ?? throw new InvalidOperationException("The index arena was never allocated.");
+
+    private ReadOnlySpan<int> HostIndices(IndexSlice slice, long count) => Indices().Host.AsSpan((int)slice.Offset, (int)count);
+
+    private void CheckSlice(Slice slice, long needed, string name, [CallerMemberName] string operation = "")
+    {
+        if (needed < 0) throw new ArgumentOutOfRangeException(name, $"{operation}: negative size {needed} for {name}.");
+        if (slice.Length < needed)
+            throw new ArgumentException($"{operation}: {name} {slice} is shorter than the {needed} elements needed.", name);
+        long length = Arena(slice.Arena).Length;
+        if (slice.Offset < 0 || slice.Offset + slice.Length > length)
+            throw new ArgumentOutOfRangeException(name, $"{operation}: {name} {slice} lies outside the {slice.Arena} arena of {length} elements.");
+    }
+
+    /// <summary>The device address of a slice, after the same checks as the CPU backend's.</summary>
+    private ulong Address(Slice slice, long needed, string name, [CallerMemberName] string operation = "")
+    {
+        CheckSlice(slice, needed, name, operation);
+        DeviceArena arena = Arena(slice.Arena);
+        return arena.Length == 0 ? 0 : arena.Address(slice.Offset);
+    }
+
+    private ulong IndexAddress(IndexSlice slice, long needed, string name, [CallerMemberName] string operation = "")
+    {
+        if (needed < 0) throw new ArgumentOutOfRangeException(name, $"{operation}: negative size {needed} for {name}.");
+        if (slice.Length < needed)
+            throw new ArgumentException($"{operation}: {name} {slice} is shorter than the {needed} indices needed.", name);
+        DeviceIndexArena index = Indices();
+        if (slice.Offset < 0 || slice.Offset + slice.Length > index.Length)
+            throw new ArgumentOutOfRangeException(name, $"{operation}: {name} {slice} lies outside the index arena of {index.Length} elements.");
+        return index.Length == 0 ? 0 : index.Address(slice.Offset);
+    }
+
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        var seen = new HashSet<IDisposable>(ReferenceEqualityComparer.Instance);
+        foreach (IDisposable? owned in new IDisposable?[] { arenas[0], arenas[1], arenas[2], indices })
+            if (owned is not null && seen.Add(owned)) owned.Dispose();
+        foreach (DeviceArena window in activationWindows) if (seen.Add(window)) window.Dispose();
+        foreach (DeviceIndexArena window in indexWindows) if (seen.Add(window)) window.Dispose();
+        foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch })
+            scratch.Dispose();
+        gemm.Dispose();
+        kernels.Dispose();
+        context.Dispose();
+    }
+}

@@ -1,0 +1,27 @@
+using System.Threading;
+
+namespace Shardwise.Cuda;
+
+/// <summary>
+/// Every cuMemAlloc of a <see cref="CudaOps"/> goes through here, so tests can check that steady-state operations
+/// allocate nothing on the device (the count stays put after the first step).
+/// </summary>
+internal sealed class DeviceAllocationCounter
+{
+    private int count;
+    private long bytes;
+
+    /// <summary>Device allocations made so far.</summary>
+    public int Count => Volatile.Read(ref count);
+
+    /// <summary>Bytes of all device allocations made so far (freed ones included).</summary>
+    public long Bytes => Interlocked.Read(ref bytes);
+
+    public DeviceMemory Allocate(CudaContext context, long size)
+    {
+        DeviceMemory memory = DeviceMemory.Allocate(context, size);
+        Interlocked.Increment(ref count);
+        Interlocked.Add(ref bytes, size);
+        return memory;
+    }
+}

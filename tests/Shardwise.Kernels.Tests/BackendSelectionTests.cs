@@ -1,0 +1,139 @@
+using System;
+using System.IO;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
+using Shardwise.Cuda;
+using Shardwise.Examples;
+using Shardwise.Ops;
+using Shardwise.Training.Cli;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// Choosing the backend: <see cref="Backends"/> (cpu | cuda | auto), <c>--device</c> in the trainer's command line and
+/// <see cref="TrainingEngine.CreateBackend"/>. The decision logic runs against fake GPU probes; the "cuda requested
+/// but unavailable" path runs for real on a machine without libcuda (and is inconclusive on one with it).
+/// </summary>
+[TestClass]
+public sealed class BackendSelectionTests
+{
+    private static bool NoGpu(out string reason)
+    {
+        reason = "fake probe: no device here";
+        return false;
+    }
+
+    private static bool AGpu(out string reason)
+    {
+        reason = "fake probe: one device";
+        return true;
+    }
+
+    private static string RequireNoGpu()
+    {
+        if (CudaRuntime.TryInitialize(out string reason)) Assert.Inconclusive($"a GPU is usable here ({reason}); this test is for machines without one");
+        return reason;
+    }
+
+    [TestMethod]
+    [DataRow("cpu", BackendKind.Cpu)]
+    [DataRow("CUDA", BackendKind.Cuda)]
+    [DataRow("gpu", BackendKind.Cuda)]
+    [DataRow(" auto ", BackendKind.Auto)]
+    public void NamesParse(string name, BackendKind expected) => Assert.AreEqual(expected, Backends.Parse(name));
+
+    [TestMethod]
+    public void AnUnknownNameListsTheValidOnes()
+    {
+        var e = Assert.ThrowsExactly<ArgumentException>(() => Backends.Parse("tpu"));
+        StringAssert.Contains(e.Message, "'tpu'");
+        StringAssert.Contains(e.Message, "cpu, cuda, auto");
+    }
+
+    [TestMethod]
+    public void AutoPicksCudaOnlyWhenTheProbeFindsAGpu()
+    {
+        Assert.AreEqual(BackendKind.Cuda, Backends.Resolve(BackendKind.Auto, AGpu));
+        Assert.AreEqual(BackendKind.Cpu, Backends.Resolve(BackendKind.Auto, NoGpu));
+        Assert.AreEqual(BackendKind.Cpu, Backends.Resolve(BackendKind.Cpu, AGpu), "cpu stays cpu even with a GPU");
+        Assert.AreEqual(BackendKind.Cuda, Backends.Resolve(BackendKind.Cuda, AGpu));
+    }
+
+    [TestMethod]
+    public void CudaWithoutAGpuFailsWithTheProbesReason()
+    {
+        var e = Assert.ThrowsExactly<BackendUnavailableException>(() => Backends.Resolve(BackendKind.Cuda, NoGpu));
+        Assert.AreEqual("CUDA was requested but is not available: fake probe: no device here", e.Message);
+    }
+
+    [TestMethod]
+    public void OnThisMachineCpuAndAutoGiveTheCpuBackendAndCudaTheDriversMessage()
+    {
+        string reason = RequireNoGpu();
+        Assert.IsInstanceOfType<CpuOps<float>>(Backends.Create(BackendKind.Cpu));
+        Assert.IsInstanceOfType<CpuOps<float>>(Backends.Create(BackendKind.Auto));
+        var e = Assert.ThrowsExactly<BackendUnavailableException>(() => Backends.Create(BackendKind.Cuda));
+        StringAssert.Contains(e.Message, reason);
+        StringAssert.Contains(e.Message, "libcuda.so.1");
+        Assert.ThrowsExactly<InvalidOperationException>(() => new CudaOps());
+    }
+
+    [TestMethod]
+    public void TheEngineBackendFollowsTheDeviceAndKeepsTheZeroWrapper()
+    {
+        var stage0 = DeepSpeedConfig.Parse("""{ "train_micro_batch_size_per_gpu": 2 }""").Config;
+        var stage2 = DeepSpeedConfig.Parse("""{ "train_micro_batch_size_per_gpu": 2, "zero_optimization": { "stage": 2 } }""").Config;
+        Assert.IsInstanceOfType<CpuOps<float>>(CreateBackend(stage0, BackendKind.Cpu));
+        Assert.IsInstanceOfType<CpuOps<float>>(CreateBackend(stage0), "the default is the CPU");
+        var wrapped = CreateBackend(stage2, BackendKind.Cpu);
+        Assert.IsInstanceOfType<CpuOps<float>>(((Shardwise.Training.Zero.GradientStreamingOps<float>)wrapped).Inner);
+
+        string reason = RequireNoGpu();
+        var e = Assert.ThrowsExactly<BackendUnavailableException>(() => CreateBackend(stage2, BackendKind.Cuda));
+        StringAssert.Contains(e.Message, reason);
+    }
+
+    private static ITensorOps<float> CreateBackend(DeepSpeedConfig config, BackendKind? device = null) => device is { } d
+        ? TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool, d)
+        : TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool);
+
+    [TestMethod]
+    public void DeviceOptionDefaultsToCpuAndRejectsUnknownNames()
+    {
+        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice(null));
+        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice("cpu"));
+        var e = Assert.ThrowsExactly<CliException>(() => RunSettings.ReadDevice("tpu"));
+        Assert.AreEqual("--device needs one of cpu, cuda, auto; got 'tpu'", e.Message);
+        RequireNoGpu();
+        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice("auto"));
+    }
+
+    [TestMethod]
+    public void TrainWithDeviceCudaWithoutAGpuIsAOneLineErrorNamingTheReason()
+    {
+        string reason = RequireNoGpu();
+        var settings = RunSettings.Read(CliArguments.Parse(["train", "--steps", "1"]), "TinyGpt", TextWriter.Null);
+        Assert.AreEqual(BackendKind.Cpu, settings.Device);
+
+        TextWriter previous = Console.Error;
+        var error = new StringWriter();
+        int status;
+        try
+        {
+            Console.SetError(error);
+            status = TrainerCli.Run<TinyGpt>(["train", "--device", "cuda", "--steps", "1", "--output", Path.GetTempPath()], TextWriter.Null);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+
+        Assert.AreEqual(2, status);
+        string message = error.ToString().TrimEnd();
+        Assert.IsFalse(message.Contains('\n'), $"one line: {message}");
+        StringAssert.StartsWith(message, "error: --device cuda: CUDA was requested but is not available: ");
+        StringAssert.EndsWith(message, reason.TrimEnd());
+    }
+}

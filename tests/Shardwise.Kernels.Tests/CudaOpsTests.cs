@@ -1,0 +1,298 @@
+using System;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cuda;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// Every CudaOps operation against CpuOps&lt;float&gt; on random data, at sizes that are not multiples of the block
+/// sizes, in fp32 (category "Gpu": inconclusive without a GPU, run by scripts/gpu-suite.sh).
+/// </summary>
+[TestClass]
+[TestCategory("Gpu")]
+public sealed class CudaOpsTests
+{
+    /// <summary>Elementwise ops: a few fp32 roundings.</summary>
+    private const float Elementwise = 2e-5f;
+
+    /// <summary>Reductions and GEMMs: the same sums in another order (fp32, up to a few hundred terms).</summary>
+    private const float Summed = 1e-4f;
+
+    private static TwinBackends Twins(int seed) => new(GpuSupport.RequireCudaOps(), seed);
+
+    [TestMethod]
+    public void LoadStoreZeroAndViewMoveTheRightData()
+    {
+        using TwinBackends twins = Twins(1);
+        CudaOps gpu = twins.Gpu;
+        Slice slice = twins.Random(1000);
+        twins.Run(ops => ops.Zero(slice with { Offset = slice.Offset + 10, Length = 17 }));
+        twins.AssertArenasClose(0f, "after Zero");
+
+        // A write through View reaches the device before the next operation.
+        foreach (ITensorOps<float> ops in twins.Both) ops.View(Arena.Activations)[(int)slice.Offset + 3] = 42f;
+        Slice copy = twins.Random(1000);
+        twins.Run(ops => ops.AddBackward(slice, copy, 1000, accumulate: false));
+        var back = new float[1000];
+        gpu.Store(copy, back);
+        Assert.AreEqual(42f, back[3]);
+        twins.AssertArenasClose(0f, "after a viewed write and a copy");
+
+        // View reads what the device computed.
+        Assert.AreEqual(42f, gpu.View(Arena.Activations)[(int)copy.Offset + 3]);
+
+        // Zeroing a whole arena discards un-uploaded mirror changes.
+        gpu.View(Arena.Gradients)[5] = 7f;
+        gpu.Zero(new Slice(Arena.Gradients, 0, 4096));
+        Assert.IsTrue(gpu.View(Arena.Gradients).ToArray().All(v => v == 0f));
+    }
+
+    [TestMethod]
+    public void PositionsEmbeddingAndItsGradient()
+    {
+        using TwinBackends twins = Twins(2);
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 64) })
+        {
+            const int vocabulary = 11;
+            Slice table = twins.Random(vocabulary * dim), output = twins.Random((long)rows * dim);
+            IndexSlice ids = twins.Indices(twins.Ints(rows, vocabulary));
+            twins.Run(ops => ops.Embedding(ids, table, output, rows, dim));
+            twins.AssertClose(output, 0f, $"embedding rows {rows} dim {dim}");
+
+            Slice dOutput = twins.Random((long)rows * dim), dTable = twins.Random(vocabulary * dim);
+            twins.Run(ops => ops.EmbeddingBackward(ids, dOutput, dTable, rows, dim));
+            twins.AssertClose(dTable, Elementwise * 10, $"embedding backward rows {rows} dim {dim}");
+
+            int batch = 3, sequence = Math.Max(1, rows / 3);
+            IndexSlice positions = twins.Indices(new int[batch * sequence]);
+            Slice positionTable = twins.Random((long)sequence * dim), looked = twins.Random((long)batch * sequence * dim);
+            twins.Run(ops =>
+            {
+                ops.Positions(positions, batch, sequence);
+                ops.Embedding(positions, positionTable, looked, batch * sequence, dim);
+            });
+            twins.AssertClose(looked, 0f, $"positions batch {batch} sequence {sequence}");
+        }
+
+        twins.AssertArenasClose(Elementwise * 10, "nothing else changed");
+    }
+
+    [TestMethod]
+    public void AnIdOutsideTheTableIsRejectedAsOnTheCpu()
+    {
+        using TwinBackends twins = Twins(3);
+        Slice table = twins.Random(4 * 8), output = twins.Random(2 * 8);
+        IndexSlice ids = twins.Indices([1, 4]);
+        var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.Embedding(ids, table, output, 2, 8));
+        StringAssert.Contains(e.Message, "Token id 4 at row 1");
+        IndexSlice targets = twins.Indices([0, 9]);
+        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.CrossEntropy(table, targets, 2, 8));
+    }
+
+    [TestMethod]
+    public void VocabularyParallelEmbedding()
+    {
+        using TwinBackends twins = Twins(4);
+        foreach ((int rows, int dim, int first, int count) in new[] { (7, 5, 0, 6), (37, 130, 6, 7), (130, 64, 3, 5) })
+        {
+            Slice table = twins.Random((long)count * dim), output = twins.Random((long)rows * dim);
+            IndexSlice ids = twins.Indices(twins.Ints(rows, 13));
+            twins.Run(ops => ops.EmbeddingRange(ids, table, output, rows, dim, first, count));
+            twins.AssertClose(output, 0f, $"range forward rows {rows}");
+            Slice dOutput = twins.Random((long)rows * dim), dTable = twins.Random((long)count * dim);
+            twins.Run(ops => ops.EmbeddingRangeBackward(ids, dOutput, dTable, rows, dim, first, count));
+            twins.AssertClose(dTable, Elementwise * 10, $"range backward rows {rows}");
+        }
+    }
+
+    [TestMethod]
+    public void LinearForwardAndBackward()
+    {
+        using TwinBackends twins = Twins(5);
+        foreach ((int rows, int inDim, int outDim) in new[] { (1, 5, 3), (37, 130, 45), (256, 128, 384) })
+        foreach (bool withBias in new[] { false, true })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"rows {rows}, {inDim}→{outDim}, bias {withBias}, accumulate {accumulate}";
+            Slice x = twins.Random((long)rows * inDim), w = twins.Random((long)outDim * inDim, 0.2f);
+            Slice? bias = withBias ? twins.Random(outDim) : null;
+            Slice y = twins.Random((long)rows * outDim);
+            twins.Run(ops => ops.Linear(x, w, bias, y, rows, inDim, outDim));
+            twins.AssertClose(y, Summed, $"y, {at}");
+
+            Slice dy = twins.Random((long)rows * outDim), dx = twins.Random((long)rows * inDim);
+            Slice dw = twins.Random((long)outDim * inDim);
+            Slice? dBias = withBias ? twins.Random(outDim) : null;
+            twins.Run(ops => ops.LinearBackward(x, w, dy, dx, dw, dBias, rows, inDim, outDim, accumulate));
+            twins.AssertClose(dx, Summed, $"dx, {at}");
+            twins.AssertClose(dw, Summed * 4, $"dW, {at}");
+            if (dBias is { } db) twins.AssertClose(db, Summed * 4, $"dBias, {at}");
+            // No dx wanted: dW still accumulates.
+            twins.Run(ops => ops.LinearBackward(x, w, dy, null, dw, null, rows, inDim, outDim, accumulate));
+            twins.AssertClose(dw, Summed * 4, $"dW without dx, {at}");
+        }
+    }
+
+    [TestMethod]
+    public void BiasAndAdd()
+    {
+        using TwinBackends twins = Twins(6);
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 257) })
+        {
+            Slice y = twins.Random((long)rows * dim), bias = twins.Random(dim);
+            twins.Run(ops => ops.AddBias(y, bias, rows, dim));
+            twins.AssertClose(y, Elementwise, $"add bias {rows}×{dim}");
+            Slice dBias = twins.Random(dim);
+            twins.Run(ops => ops.AddBiasBackward(y, dBias, rows, dim));
+            twins.AssertClose(dBias, Summed * 4, $"add bias backward {rows}×{dim}");
+
+            long n = (long)rows * dim;
+            Slice a = twins.Random(n), b = twins.Random(n), sum = twins.Random(n);
+            twins.Run(ops => ops.Add(a, b, sum, n));
+            twins.AssertClose(sum, Elementwise, $"add {n}");
+            foreach (bool accumulate in new[] { false, true })
+            {
+                twins.Run(ops => ops.AddBackward(a, b, n, accumulate));
+                twins.AssertClose(b, Elementwise, $"add backward {n}, accumulate {accumulate}");
+            }
+        }
+    }
+
+    [TestMethod]
+    public void LayerNormAndGelu()
+    {
+        using TwinBackends twins = Twins(7);
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 768) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"{rows}×{dim}, accumulate {accumulate}";
+            Slice x = twins.Random((long)rows * dim, 3f), gamma = twins.Random(dim), beta = twins.Random(dim);
+            Slice y = twins.Random((long)rows * dim), mean = twins.Random(rows), rstd = twins.Random(rows);
+            twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
+            twins.AssertClose(y, Summed, $"LayerNorm y, {at}");
+            twins.AssertClose(mean, Summed, $"mean, {at}");
+            twins.AssertClose(rstd, Summed, $"rstd, {at}");
+            Slice dy = twins.Random((long)rows * dim), dx = twins.Random((long)rows * dim);
+            Slice dGamma = twins.Random(dim), dBeta = twins.Random(dim);
+            twins.Run(ops => ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate));
+            twins.AssertClose(dx, Summed * 4, $"LayerNorm dx, {at}");
+            twins.AssertClose(dGamma, Summed * 4, $"dGamma, {at}");
+            twins.AssertClose(dBeta, Summed * 4, $"dBeta, {at}");
+
+            long n = (long)rows * dim;
+            Slice g = twins.Random(n);
+            twins.Run(ops => ops.Gelu(x, g, n));
+            twins.AssertClose(g, Elementwise * 5, $"GeLU, {at}");
+            twins.Run(ops => ops.GeluBackward(x, dy, dx, n, accumulate));
+            twins.AssertClose(dx, Elementwise * 5, $"GeLU backward, {at}");
+        }
+    }
+
+    [TestMethod]
+    public void AttentionForwardAndBackward()
+    {
+        using TwinBackends twins = Twins(8);
+        foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+            Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
+            Slice p = twins.Random((long)batch * heads * sequence * sequence);
+            twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
+            twins.AssertClose(p, Summed, $"probabilities, {at}");
+            twins.AssertClose(y, Summed, $"y, {at}");
+            Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
+            twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
+            twins.AssertClose(dqkv, Summed * 4, $"dqkv, {at}");
+        }
+    }
+
+    [TestMethod]
+    public void CrossEntropyWholeAndVocabularyParallel()
+    {
+        using TwinBackends twins = Twins(9);
+        foreach ((int rows, int vocabulary) in new[] { (1, 5), (37, 65), (130, 1000), (9, 5000) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"rows {rows}, vocabulary {vocabulary}, accumulate {accumulate}";
+            Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
+            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+            Compare.Close(cpuLoss, gpuLoss, Summed, $"loss, {at}");
+            twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 3f, accumulate));
+            twins.AssertClose(dLogits, Summed, $"dlogits, {at}");
+
+            // One rank's share: vocabulary entries [first, first + vocabulary) of a 3× larger vocabulary.
+            int first = vocabulary;
+            IndexSlice wide = twins.Indices(twins.Ints(rows, 3 * vocabulary));
+            Slice rowMax = twins.Random(rows), rowSum = twins.Random(rows), targetLogit = twins.Random(rows);
+            twins.Run(ops =>
+            {
+                ops.CrossEntropyRowMax(logits, rowMax, rows, vocabulary);
+                ops.CrossEntropyPartials(logits, wide, rowMax, rowSum, targetLogit, rows, vocabulary, first);
+            });
+            twins.AssertClose(rowMax, 0f, $"row max, {at}");
+            twins.AssertClose(rowSum, Summed, $"row sum, {at}");
+            twins.AssertClose(targetLogit, 0f, $"target logit, {at}");
+            (float cpuPartial, float gpuPartial) = twins.Run(ops => ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows));
+            Compare.Close(cpuPartial, gpuPartial, Summed, $"loss from partials, {at}");
+            twins.Run(ops => ops.CrossEntropyRangeBackward(logits, wide, rowMax, rowSum, dLogits, rows, vocabulary, first, 2f, accumulate));
+            twins.AssertClose(dLogits, Summed, $"range dlogits, {at}");
+        }
+    }
+
+    [TestMethod]
+    public void ActivationWindowsAreIndependentAndWindowZeroKeepsItsContents()
+    {
+        using TwinBackends twins = Twins(10);
+        Slice a = twins.Random(500), b = twins.Random(500);
+        IndexSlice ids = twins.Indices(twins.Ints(10, 5));
+        twins.Run(ops => ops.AllocateActivationWindows(3));
+        twins.AssertArenasClose(0f, "window 0 kept its contents");
+        twins.Run(ops =>
+        {
+            ops.SelectActivationWindow(2);
+            ops.Load(Enumerable.Range(0, 500).Select(i => (float)i).ToArray(), a);
+            ops.LoadIndices(Enumerable.Range(0, 10).ToArray(), ids);
+            ops.Add(a, a, b, 500);
+        });
+        twins.AssertArenasClose(0f, "window 2");
+        twins.Run(ops => ops.SelectActivationWindow(0));
+        twins.AssertArenasClose(0f, "window 0 untouched by window 2");
+    }
+
+    [TestMethod]
+    public void OperationsAllocateNothingOnTheDeviceAfterTheFirstCall()
+    {
+        using TwinBackends twins = Twins(11);
+        const int rows = 37, dim = 130, vocabulary = 65;
+        Slice x = twins.Random(rows * dim), w = twins.Random(dim * dim), y = twins.Random(rows * dim);
+        Slice dy = twins.Random(rows * dim), dx = twins.Random(rows * dim), dw = twins.Random(dim * dim), db = twins.Random(dim);
+        Slice gamma = twins.Random(dim), mean = twins.Random(rows), rstd = twins.Random(rows);
+        Slice logits = twins.Random(rows * vocabulary), p = twins.Random(4 * rows * rows), qkv = twins.Random(3 * rows * dim);
+        Slice dqkv = twins.Random(3 * rows * dim);
+        IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+        void Everything(ITensorOps<float> ops)
+        {
+            ops.Linear(x, w, db, y, rows, dim, dim);
+            ops.LinearBackward(x, w, dy, dx, dw, db, rows, dim, dim, true);
+            ops.LayerNorm(x, gamma, gamma, y, mean, rstd, rows, dim);
+            ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dw, db, rows, dim, true);
+            ops.Attention(qkv, y, p, 1, rows, 4, dim);
+            ops.AttentionBackward(qkv, p, dy, dqkv, 1, rows, 4, dim, true);
+            ops.CrossEntropy(logits, targets, rows, vocabulary);
+            ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 1f, false);
+            ops.EmbeddingBackward(targets, y, dw, rows, dim);
+        }
+
+        Everything(twins.Gpu);
+        int allocations = twins.Gpu.DeviceAllocations, growths = twins.Gpu.ScratchGrowths;
+        for (int i = 0; i < 3; i++) Everything(twins.Gpu);
+        Assert.AreEqual(allocations, twins.Gpu.DeviceAllocations, "device allocations after the first round");
+        Assert.AreEqual(growths, twins.Gpu.ScratchGrowths);
+        Console.WriteLine($"{allocations} device allocations, {twins.Gpu.DeviceBytesAllocated >> 20} MiB, {growths} scratch growths");
+    }
+}

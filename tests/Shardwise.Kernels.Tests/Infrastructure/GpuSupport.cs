@@ -1,0 +1,28 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cuda;
+
+namespace Shardwise.Kernels.Tests.Infrastructure;
+
+/// <summary>
+/// For the tests in category "Gpu": without a usable GPU they are inconclusive (never passed), unless
+/// scripts/gpu-suite.sh set SHARDWISE_REQUIRE_GPU=1, where a missing GPU or library fails them.
+/// </summary>
+public static class GpuSupport
+{
+    public static bool GpuRequired => Environment.GetEnvironmentVariable("SHARDWISE_REQUIRE_GPU") == "1";
+
+    public static void Unavailable(string reason)
+    {
+        if (GpuRequired) Assert.Fail($"SHARDWISE_REQUIRE_GPU=1, but {reason}");
+        Assert.Inconclusive(reason);
+    }
+
+    /// <summary>A CudaOps on device 0, or the test ends inconclusive (fails under SHARDWISE_REQUIRE_GPU=1).</summary>
+    public static CudaOps RequireCudaOps(string? kernelCache = null)
+    {
+        if (!CudaRuntime.TryInitialize(out string reason)) Unavailable($"no GPU: {reason}");
+        Console.WriteLine(reason);
+        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache));
+    }
+}

@@ -1,0 +1,108 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
+using Shardwise.Cuda;
+using Shardwise.Ops;
+
+namespace Shardwise.Kernels.Tests.Infrastructure;
+
+/// <summary>
+/// A CpuOps&lt;float&gt; and a CudaOps with identical arenas filled with identical random data: an op runs on both and
+/// the slices it wrote are compared. Slices are handed out from the activation arena, whose untouched remainder
+/// stays random, so an op that writes outside its slice shows up in <see cref="AssertArenasClose"/>.
+/// </summary>
+public sealed class TwinBackends : IDisposable
+{
+    private readonly TestData data;
+    private long used, usedIndices;
+
+    public TwinBackends(CudaOps gpu, int seed, long activations = 1 << 20, long indices = 1 << 14, long parameters = 4096)
+    {
+        Gpu = gpu;
+        data = new TestData(seed);
+        foreach (ITensorOps<float> ops in Both)
+        {
+            ops.Allocate(Arena.Parameters, parameters);
+            ops.Allocate(Arena.Gradients, parameters);
+            ops.Allocate(Arena.Activations, activations);
+            ops.AllocateIndices(indices);
+        }
+
+        float[] fill = data.NonZero(activations);
+        foreach (ITensorOps<float> ops in Both) ops.Load(fill, new Slice(Arena.Activations, 0, activations));
+    }
+
+    public CpuOps<float> Cpu { get; } = new();
+
+    public CudaOps Gpu { get; }
+
+    public ITensorOps<float>[] Both => [Cpu, Gpu];
+
+    /// <summary>A slice of <paramref name="count"/> random values (±[0.01, 1]·scale), the same on both backends.</summary>
+    public Slice Random(long count, float scale = 1f)
+    {
+        var slice = new Slice(Arena.Activations, used, count);
+        used += count;
+        float[] values = data.NonZero(count, scale);
+        foreach (ITensorOps<float> ops in Both) ops.Load(values, slice);
+        return slice;
+    }
+
+    public IndexSlice Indices(int[] values)
+    {
+        var slice = new IndexSlice(usedIndices, values.Length);
+        usedIndices += values.Length;
+        foreach (ITensorOps<float> ops in Both) ops.LoadIndices(values, slice);
+        return slice;
+    }
+
+    public int[] Ints(int count, int below) => data.Ints(count, below);
+
+    /// <summary>Runs <paramref name="op"/> on the CPU, then on the GPU.</summary>
+    public void Run(Action<ITensorOps<float>> op)
+    {
+        op(Cpu);
+        op(Gpu);
+    }
+
+    public (float Cpu, float Gpu) Run(Func<ITensorOps<float>, float> op) => (op(Cpu), op(Gpu));
+
+    public void AssertClose(Slice slice, float tolerance, string what)
+    {
+        var expected = new float[slice.Length];
+        var actual = new float[slice.Length];
+        Cpu.Store(slice, expected);
+        Gpu.Store(slice, actual);
+        Compare.Close(expected, actual, tolerance, what);
+    }
+
+    /// <summary>Compares the whole activation arena (what the ops wrote, and that nothing else changed).</summary>
+    public void AssertArenasClose(float tolerance, string what)
+    {
+        float[] expected = Cpu.View(Arena.Activations).ToArray();
+        float[] actual = Gpu.View(Arena.Activations).ToArray();
+        Compare.Close(expected, actual, tolerance, what);
+    }
+
+    public void Dispose() => Gpu.Dispose();
+}
+
+/// <summary>Relative L2 distance, for whole gradient buffers where single elements may cancel to near zero.</summary>
+public static class Norms
+{
+    public static void RelativeClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    {
+        Assert.AreEqual(expected.Length, actual.Length, $"{what}: length");
+        double difference = 0, reference = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = (double)actual[i] - expected[i];
+            difference += d * d;
+            reference += (double)expected[i] * expected[i];
+        }
+
+        double relative = Math.Sqrt(difference) / Math.Max(Math.Sqrt(reference), 1e-30);
+        Console.WriteLine($"{what}: relative L2 difference {relative:E2}");
+        Assert.IsTrue(relative <= tolerance, $"{what}: relative L2 difference {relative:E3} > {tolerance:E1}");
+    }
+}

@@ -1,0 +1,128 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Data;
+using Shardwise.Distributed;
+using Shardwise.Distributed.InProcess;
+using Shardwise.Plans;
+using Shardwise.Training.Cli;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// Training a [Checkpoint] model is training the same model: the same losses for 20 steps in one process, and under
+/// ZeRO-3 on 2 ranks the same weights as one process (the recompute gathers the block's parameters again).
+/// A config that asks for checkpoints of a model without [Checkpoint] gets one warning naming the JSON path.
+/// </summary>
+[TestClass]
+public sealed class CheckpointedTrainingTests
+{
+    private static string Config(int micro, int stage) => $$"""
+        { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
+          "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
+          "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 5000,
+                                 "stage3_param_persistence_threshold": 100, "stage3_prefetch_bucket_size": 6000 } }
+        """;
+
+    /// <summary>Trains a model for some steps; each rank takes its rows of the same global batch. Returns losses and the full weights.</summary>
+    private static (List<float> Losses, float[] Weights) Train<TModel>(ICommunicator communicator, int stage, int microPerRank, int steps)
+        where TModel : ILanguageModelDefinition
+    {
+        var config = DeepSpeedConfig.Parse(Config(microPerRank, stage)).Config;
+        var program = TModel.Compile(TrainingEngine.CreateBackend(config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), microPerRank);
+        TModel.ParameterLayout.Initialize(program.Parameters, seed: 3);
+        var engine = TrainingEngine.Initialize(program, config, communicator);
+
+        int rowTokens = TModel.SequenceLength, globalRows = communicator.Size * microPerRank;
+        var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, globalRows, rowTokens, seed: 9);
+        var inputs = new int[globalRows * rowTokens];
+        var targets = new int[inputs.Length];
+        int mine = communicator.Rank * microPerRank * rowTokens, length = microPerRank * rowTokens;
+        var losses = new List<float>();
+        while (engine.GlobalStep < steps)
+        {
+            sampler.NextBatch(inputs, targets);
+            losses.Add(engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length)));
+            engine.Backward();
+            if (stage == 3 && communicator.Size > 1 && engine.GlobalStep > 0)
+                Assert.IsTrue(engine.PrefetchHits > 0, "ZeRO-3 must serve requests from the static-order prefetch, recompute included");
+            engine.Step();
+        }
+        return (losses, engine.ExportFullState().Master);
+    }
+
+    [TestMethod]
+    public void TwentyStepsGiveTheSameLossesWithAndWithoutCheckpointing()
+    {
+        var plain = Train<SmallGpt>(new SingleProcessCommunicator(), stage: 0, microPerRank: 2, steps: 20);
+        var checkpointed = Train<CheckpointedSmallGpt>(new SingleProcessCommunicator(), stage: 0, microPerRank: 2, steps: 20);
+
+        Assert.AreEqual(40, plain.Losses.Count, "20 steps of 2 micro-batches");
+        CollectionAssert.AreEqual(plain.Losses, checkpointed.Losses, "losses differ");
+        CollectionAssert.AreEqual(plain.Weights, checkpointed.Weights, "weights differ after 20 steps");
+        Assert.IsTrue(plain.Losses[^1] < plain.Losses[0], $"training must learn: {plain.Losses[0]} → {plain.Losses[^1]}");
+        Console.WriteLine($"loss {plain.Losses[0]:F4} → {plain.Losses[^1]:F4}; arena per sample {SmallGpt.ActivationPlan.ArenaElementsPerSample} → {CheckpointedSmallGpt.ActivationPlan.ArenaElementsPerSample} elements");
+        Assert.IsTrue(CheckpointedSmallGpt.ActivationPlan.ArenaElementsPerSample < SmallGpt.ActivationPlan.ArenaElementsPerSample);
+    }
+
+    [TestMethod]
+    public void ZeroThreeWithCheckpointingEqualsOneProcess()
+    {
+        const int Steps = 5, Ranks = 2;
+        var reference = Train<CheckpointedSmallGpt>(new SingleProcessCommunicator(), stage: 0, microPerRank: Ranks, steps: Steps);
+        var results = InProcessGroup.Run(Ranks, c => Train<CheckpointedSmallGpt>(c, stage: 3, microPerRank: 1, steps: Steps).Weights, TimeSpan.FromMinutes(2));
+
+        CollectionAssert.AreEqual(results[0], results[1], "the ranks hold different parameters");
+        double relative = TrainerRun.RelativeDifference(results[0], reference.Weights);
+        Console.WriteLine($"ZeRO-3, 2 ranks, checkpointed blocks: relative difference to one process {relative:E2}");
+        Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
+
+        var initial = new float[CheckpointedSmallGpt.ParameterLayout.TotalElements];
+        CheckpointedSmallGpt.ParameterLayout.Initialize<float>(initial, seed: 3);
+        Assert.IsTrue(TrainerRun.RelativeDifference(results[0], initial) > 1e-3, "training must have moved the weights");
+    }
+
+    [TestMethod]
+    public void ConfigAskingForCheckpointsOfAModelWithoutThemWarnsOnce()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = Path.Combine(root, "ds_config.json");
+        File.WriteAllText(config, """
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
+              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
+              "activation_checkpointing": { "partition_activations": false, "contiguous_memory_optimization": true, "number_checkpoints": 4 } }
+            """);
+
+        var output = TrainerRun.Succeed("plan", "--config", config);
+
+        const string warning = "config warning: $.activation_checkpointing: asks for activation checkpoints, but TinyGpt has no [Checkpoint] layer";
+        StringAssert.Contains(output, warning);
+        Assert.AreEqual(output.IndexOf(warning, StringComparison.Ordinal), output.LastIndexOf(warning, StringComparison.Ordinal), "one warning");
+        StringAssert.Contains(output, "put [Checkpoint] on the layers to recompute");
+    }
+
+    [TestMethod]
+    public void CheckpointedModelOrSilentConfigGetsNoWarning()
+    {
+        var asks = DeepSpeedConfig.Parse("""{ "activation_checkpointing": { "number_checkpoints": 2 } }""").Config.ActivationCheckpointing;
+        var silent = DeepSpeedConfig.Parse("{ }").Config.ActivationCheckpointing;
+        Assert.IsTrue(asks.IsRequested);
+        Assert.IsFalse(silent.IsRequested);
+        Assert.IsNull(ActivationCheckpointingCheck.Warning(asks, nameof(CheckpointedSmallGpt), CheckpointedSmallGpt.PlanReport));
+        Assert.IsNull(ActivationCheckpointingCheck.Warning(silent, nameof(SmallGpt), SmallGpt.PlanReport));
+        Assert.IsNotNull(ActivationCheckpointingCheck.Warning(asks, nameof(SmallGpt), SmallGpt.PlanReport));
+    }
+
+    [TestMethod]
+    public void OptionsThatOnlyMoveMemoryAreKnownButUnsupported()
+    {
+        var loaded = DeepSpeedConfig.Parse("""{ "activation_checkpointing": { "partition_activations": true, "cpu_checkpointing": true, "profile": true } }""");
+        var warnings = string.Join("\n", loaded.Warnings);
+        StringAssert.Contains(warnings, "$.activation_checkpointing.partition_activations: known DeepSpeed feature not supported by Shardwise yet");
+        StringAssert.Contains(warnings, "$.activation_checkpointing.cpu_checkpointing: known DeepSpeed feature not supported by Shardwise yet");
+        StringAssert.Contains(warnings, "$.activation_checkpointing.profile: known DeepSpeed feature not supported by Shardwise yet");
+    }
+}

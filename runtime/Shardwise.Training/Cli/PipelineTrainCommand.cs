@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.IO;
 using Shardwise.Checkpoints;
 using Shardwise.Cpu;
+using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Plans;
@@ -38,6 +39,9 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, communicator);
         }
+        if (settings.Device != BackendKind.Cpu)
+            throw new CliException($"--device {settings.Device.ToString().ToLowerInvariant()}: {model} is pipelined (Pipeline = {partition.Pipeline}, " +
+                $"Tensor = {partition.Tensor}); its stages run on the CPU backend only so far (leave out --device, or train on one process)");
         if (settings.ResumeDirectory is not null)
             throw new CliException($"--resume: {model} is pipelined (Pipeline = {partition.Pipeline}, Tensor = {partition.Tensor}); resuming pipelined runs is not supported yet");
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)

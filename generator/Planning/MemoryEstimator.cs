@@ -180,7 +180,7 @@ internal static class MemoryEstimator
 
     /// <summary>
     /// A partitioned model's stages are planned programs: each stage's footprint is exactly its own layout (the tensor
-    /// rank's local shapes), pools, activation arena and token indices, with p − s micro-batches in flight.
+    /// rank's local shapes), pools, activation arena and token indices, with one activation window per micro-batch the executor keeps (<see cref="ActivationWindows"/>).
     /// </summary>
     private static IEnumerable<(int Stage, StageFootprint Footprint, int InFlight)> StageFootprints(IrGraph graph, PartitionPlan partition,
         PlanningAssumptions assumptions)
@@ -191,16 +191,24 @@ internal static class MemoryEstimator
         foreach (var stage in partition.Stages)
         {
             var program = stage.Program;
-            long psi = 0, largest = 0;
-            foreach (var parameter in program.Graph.Parameters)
-            {
-                psi += parameter.Elements;
-                largest = Math.Max(largest, parameter.Elements);
-            }
+            long psi = program.Layout.TotalElements; // what the engine allocates: the aligned layout
+            long largest = 0;
+            foreach (var parameter in program.Graph.Parameters) largest = Math.Max(largest, parameter.Elements);
             yield return (stage.Stage.Index, new StageFootprint(psi, largest, program.GradientPool.PoolElements, program.Residency.PoolElements,
                 Scaled(program.Activations.ArenaElementsPerSample), Scaled(program.Activations.IndexElementsPerSample)),
-                partition.Pipeline - stage.Stage.Index);
+                ActivationWindows(partition.Pipeline, stage.Stage.Index, assumptions));
         }
+    }
+
+    /// <summary>
+    /// The activation windows the pipeline executor gives a stage: DeepSpeed's num_pipe_buffers, max(2, min(p − s, m)),
+    /// for the assumed micro-batches m (4p when not stated); one for an unpipelined program.
+    /// </summary>
+    public static int ActivationWindows(int stages, int stage, PlanningAssumptions assumptions)
+    {
+        if (stages <= 1) return 1;
+        int microBatches = assumptions.MicroBatches > 0 ? assumptions.MicroBatches : 4 * stages;
+        return Math.Max(2, Math.Min(stages - stage, microBatches));
     }
 
     private static long Ceiling(long value, int divisor) => (value + divisor - 1) / divisor;

@@ -24,8 +24,8 @@ internal static class PlanValidator
             foreach (var stage in memory.Where(s => s.Total > a.DeviceMemoryGiB * GiB))
             {
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MemoryAboveDeviceBudget, attribute,
-                    N(stage.Stage), model.ClassName, G(stage.Total), a.DeviceMemoryGiB.ToString("0.###", CultureInfo.InvariantCulture),
-                    N(a.ZeroStage), N(a.DataParallel), N(a.MicroBatch), Contributors(stage, pipeline), Remedies(model, pipeline, stage)));
+                    N(stage.Stage), model.ClassName, G(stage.Total), a.DeviceMemoryGiB.ToString("0.######", CultureInfo.InvariantCulture),
+                    N(a.ZeroStage), N(a.DataParallel), N(a.MicroBatch), Contributors(stage, pipeline, model.Assumptions), Remedies(model, pipeline, stage)));
             }
         }
 
@@ -46,9 +46,9 @@ internal static class PlanValidator
     }
 
     /// <summary>The three largest categories, with the in-flight micro-batches named for activations.</summary>
-    private static string Contributors(StageMemory stage, PipelinePlan pipeline)
+    private static string Contributors(StageMemory stage, PipelinePlan pipeline, PlanningAssumptions assumptions)
     {
-        int inFlight = pipeline.IsCut && pipeline.Stages > 1 ? pipeline.StagePlans[stage.Stage].InFlight : 1;
+        int inFlight = pipeline.IsCut && pipeline.Stages > 1 ? MemoryEstimator.ActivationWindows(pipeline.Stages, stage.Stage, assumptions) : 1;
         return string.Join(", ", stage.Contributors().Where(c => c.Bytes > 0).Take(3).Select(c =>
             (c.Name == "activations" ? "activations of " + N(inFlight) + " micro-batch" + (inFlight == 1 ? "" : "es") + " in flight" : c.Name)
             + " " + G(c.Bytes) + " GiB"));

@@ -40,17 +40,20 @@ internal static class Program
             nameof(PipelineGpt) => Equivalence<PipelineGpt>(steps, zero),
             nameof(TensorGpt) => Equivalence<TensorGpt>(steps, zero),
             nameof(HybridGpt) => Equivalence<HybridGpt>(steps, zero),
+            nameof(CheckpointedHybridGpt) => Equivalence<CheckpointedHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
             _ => Usage(),
         };
     }
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
+        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt|CheckpointedHybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
         return 2;
     }
 
-    private static int Equivalence<TModel>(int steps, int zero) where TModel : IPartitionedModelDefinition
+    /// <param name="withoutCheckpointing">For a model with [Checkpoint] layers: its twin without them, trained the same way in one process; the losses and weights must be the same.</param>
+    private static int Equivalence<TModel>(int steps, int zero,
+        Func<int, int, (double[] Losses, double[] Norms, float[] Weights)>? withoutCheckpointing = null) where TModel : IPartitionedModelDefinition
     {
         const int microBatches = 4;
         using ICommunicator world = Communicators.Create();
@@ -67,6 +70,13 @@ internal static class Program
             }
             if (!whole.Norms.All(norm => norm > 0.25)) throw new InvalidOperationException("clipping at 0.25 should act on every step");
             if (whole.Losses[^1] > whole.Losses[0] - 0.1) throw new InvalidOperationException($"the model did not learn: {whole.Losses[0]} -> {whole.Losses[^1]}");
+            if (withoutCheckpointing is not null)
+            {
+                var twin = withoutCheckpointing(steps, data * microBatches);
+                for (int step = 0; step < steps; step++) Check("loss without checkpointing", step, pipelined.Losses[step], twin.Losses[step]);
+                double apart = GeneratedTraining.RelativeDifference(pipelined.Weights, twin.Weights);
+                if (apart >= 1e-5) throw new InvalidOperationException($"final weights differ from the model without checkpointing by {apart:E2} (relative)");
+            }
             double weights = GeneratedTraining.RelativeDifference(pipelined.Weights, whole.Weights);
             if (weights >= 1e-5) throw new InvalidOperationException($"final weights differ from the whole program's by {weights:E2} (relative)");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

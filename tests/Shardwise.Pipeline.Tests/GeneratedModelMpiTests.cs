@@ -23,6 +23,7 @@ public sealed class GeneratedModelMpiTests
     [DataRow("PipelineGpt", 4, 1)] // two stages × two data replicas, ZeRO-1 within each data group
     [DataRow("TensorGpt", 2, 0)]
     [DataRow("HybridGpt", 4, 0)]
+    [DataRow("CheckpointedHybridGpt", 4, 0)] // also equal to HybridGpt, the same model without [Checkpoint]
     public void GeneratedStagesTrainedInAJobEqualTheWholeProgram(string model, int ranks, int zeroStage)
     {
         MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(3), ["equivalence", model, "20", zeroStage.ToString(CultureInfo.InvariantCulture)]);

@@ -19,6 +19,12 @@ public static class FixProperties
     /// <summary>The value of an alternative fix, when there is one.</summary>
     public const string Alternative = "Shardwise.Alternative";
 
+    /// <summary>SW0017: the [Shard] kind to put on a layer field (e.g. <c>Row</c>).</summary>
+    public const string ShardKind = "Shardwise.ShardKind";
+
+    /// <summary>SW0017: the name of the layer field to mark (the last segment of the layer's path).</summary>
+    public const string Field = "Shardwise.Field";
+
     internal static ImmutableDictionary<string, string?> For(DiagnosticInfo info)
     {
         var properties = ImmutableDictionary<string, string?>.Empty;
@@ -37,6 +43,12 @@ public static class FixProperties
             case "SW0015" when info.Arguments.Count == 7:
                 // Pipeline (the fewest micro-batches that fill every stage), or 4 × Pipeline (a bubble of 20% or less).
                 return properties.Add(Argument, "MicroBatches").Add(Value, info.Arguments[2]).Add(Alternative, info.Arguments[5]);
+            case "SW0017" when info.Arguments.Count == 2 && info.Arguments[1].Contains("mark it [Shard(ShardKind.Row)]"):
+            {
+                // An unsharded layer that receives a column-split tensor: making it row-parallel is Megatron's pairing.
+                string path = info.Arguments[0];
+                return properties.Add(ShardKind, "Row").Add(Field, path.Substring(path.LastIndexOf('.') + 1));
+            }
             default:
                 return properties;
         }

@@ -41,7 +41,7 @@ public sealed class ModelAnalyzer : DiagnosticAnalyzer
             // A fixable diagnostic reported away from the [Model] attribute (SW0012 at a [Shard] attribute, perhaps in
             // another file) carries the attribute as an additional location: the fix edits the model's degrees there.
             var properties = FixProperties.For(info);
-            var additional = properties.Count > 0 && attribute is not null && attribute.Span != location.SourceSpan
+            var additional = properties.ContainsKey(FixProperties.Argument) && attribute is not null && attribute.Span != location.SourceSpan
                 ? new[] { attribute.GetLocation() }
                 : Enumerable.Empty<Location>();
             context.ReportDiagnostic(Diagnostic.Create(descriptor, location, additional, properties, ToObjects(info.Arguments)));

@@ -14,13 +14,13 @@ using Shardwise.CodeFixes;
 namespace Shardwise.Analyzers.Tests;
 
 /// <summary>
-/// Applies <see cref="ModelArgumentCodeFix"/> the way the IDE does: analyze a one-document project, offer the fixes for
+/// Applies a code fix (<see cref="ModelArgumentCodeFix"/> unless told otherwise) the way the IDE does: analyze a one-document project, offer the fixes for
 /// the first diagnostic with an id, apply one, and return the fixed source.
 /// </summary>
 internal static class CodeFixRunner
 {
     /// <summary>The titles offered for the first <paramref name="id"/> diagnostic, and the source after applying <paramref name="action"/>.</summary>
-    public static async Task<(string[] Titles, string Fixed)> ApplyAsync(string source, string id, int action = 0)
+    public static async Task<(string[] Titles, string Fixed)> ApplyAsync(string source, string id, int action = 0, CodeFixProvider? provider = null)
     {
         using var workspace = new AdhocWorkspace();
         var project = workspace.AddProject("Test", LanguageNames.CSharp)
@@ -34,7 +34,7 @@ internal static class CodeFixRunner
 
         var actions = new List<CodeAction>();
         var context = new CodeFixContext(document, diagnostic, (a, _) => actions.Add(a), CancellationToken.None);
-        await new ModelArgumentCodeFix().RegisterCodeFixesAsync(context);
+        await (provider ?? new ModelArgumentCodeFix()).RegisterCodeFixesAsync(context);
         Assert.IsTrue(actions.Count > action, $"{actions.Count} fixes offered for {id}");
 
         var operations = await actions[action].GetOperationsAsync(CancellationToken.None);

@@ -49,4 +49,15 @@ public sealed class SW0017TensorSplitNeedsGatherTests
         await VerifyAsync(Mlp("[Layer, Shard(ShardKind.Column)]", "[Layer]"),
             Diagnostic("SW0017").WithSpan(9, 44, 9, 54).WithArguments("down", "is not sharded but its input is column-split (mark it [Shard(ShardKind.Row)])"));
     }
+
+    [TestMethod]
+    public async Task CodeFixMarksTheUnshardedLayerRowParallel()
+    {
+        string source = Mlp("[Layer, Shard(ShardKind.Column)]", "[Layer]");
+        var (titles, fixedSource) = await CodeFixRunner.ApplyAsync(source, "SW0017", provider: new Shardwise.CodeFixes.ShardAttributeCodeFix());
+
+        CollectionAssert.AreEqual(new[] { "Mark 'down' [Shard(ShardKind.Row)]" }, titles);
+        Assert.AreEqual(Mlp("[Layer, Shard(ShardKind.Column)]", "[Layer, Shard(ShardKind.Row)]"), fixedSource);
+        await VerifyAsync(fixedSource); // the fixed model is Megatron's pair: no diagnostic left
+    }
 }

@@ -38,6 +38,6 @@ internal static class BaselineRun
             if (step >= options.Warmup) timedSeconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
             loss = sum / options.MicroBatches;
         }
-        return new BenchRow(1, options.MicroBatches, options.MicroBatch, timedSeconds / options.Steps * 1000, [], loss);
+        return new BenchRow(1, options.MicroBatches, options.MicroBatch, timedSeconds / options.Steps * 1000, [], [], loss);
     }
 }

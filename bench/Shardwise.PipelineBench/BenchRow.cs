@@ -6,20 +6,22 @@ namespace Shardwise.PipelineBench;
 /// </summary>
 /// <param name="MillisecondsPerStep">Mean wall-clock time of a timed step, over the steps and the ranks.</param>
 /// <param name="IdlePerStage">Each stage's time blocked in receives over its step time (empty for one process).</param>
+/// <param name="WaitPerStage">Each stage's time in receives, sends and collectives over its step time (empty for one process).</param>
 /// <param name="Loss">The last step's mean loss (the same model on the same batches: runs of one row set agree).</param>
-internal sealed record BenchRow(int Stages, int MicroBatches, int MicroBatch, double MillisecondsPerStep, double[] IdlePerStage, double Loss)
+internal sealed record BenchRow(int Stages, int MicroBatches, int MicroBatch, double MillisecondsPerStep, double[] IdlePerStage, double[] WaitPerStage, double Loss)
 {
     public int TokensPerStep => MicroBatches * MicroBatch * BenchGptShape.Context;
 
     public double TokensPerSecond => TokensPerStep / (MillisecondsPerStep / 1000);
 
-    public double MeanIdle
+    public double MeanIdle => Mean(IdlePerStage);
+
+    public double MeanWait => Mean(WaitPerStage);
+
+    private static double Mean(double[] values)
     {
-        get
-        {
-            double sum = 0;
-            foreach (double idle in IdlePerStage) sum += idle;
-            return IdlePerStage.Length == 0 ? 0 : sum / IdlePerStage.Length;
-        }
+        double sum = 0;
+        foreach (double value in values) sum += value;
+        return values.Length == 0 ? 0 : sum / values.Length;
     }
 }

@@ -21,17 +21,19 @@ internal sealed class ResultTable(TextWriter output)
             Invariant($"width {BenchGptShape.Width}, {BenchGptShape.Heads} heads, context {BenchGptShape.Context}, ") +
             Invariant($"vocabulary {BenchGptShape.Vocabulary} (TinyGpt's architecture), {TwoStageGpt.ParameterLayout.ParameterCount:N0} parameters; ") +
             "CPU backend, fp32, AdamW, 1F1B");
-        output.WriteLine($"# machine: {cores} cores ({CpuModel()}), OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}; " +
-            $"this job: {ranks} rank(s){oversubscribed}");
+        // The CPU backend's worker pool has a thread per core this process sees (DOTNET_PROCESSOR_COUNT overrides it).
+        output.WriteLine($"# machine: {cores} cores ({CpuModel()}); per process: {Environment.ProcessorCount} CPU backend thread(s), " +
+            $"OPENBLAS_NUM_THREADS={Environment.GetEnvironmentVariable("OPENBLAS_NUM_THREADS") ?? "unset"}; this job: {ranks} rank(s){oversubscribed}");
         if (options.Stages > 1)
         {
             ModelPartition partition = options.Stages == 2 ? TwoStageGpt.Partition : FourStageGpt.Partition;
             output.WriteLine($"# stages: {string.Join("; ", partition.Stages.Select(s => $"{s.Index}: {s.Layers} ({s.Layout.ParameterCount:N0} params)"))}");
         }
-        output.WriteLine("# ms/step: mean over ranks and timed steps; idle: a stage's time blocked in receives / its step time; " +
+        output.WriteLine("# ms/step: mean over ranks and timed steps; idle: a stage's time blocked in receives / its step time " +
+            "(PipelineEngine.LastIdleFraction); all waits: receives + sends + collectives (tied gradients, norm, loss) / step time; " +
             "theory: (p − 1)/(m + p − 1); speed-up: the p = 1 row's ms/step over this row's, measured in the same job");
-        output.WriteLine("| p | m | micro-batch | ms/step | idle per stage | mean idle | theory | tokens/s | last loss | speed-up vs p = 1 |");
-        output.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        output.WriteLine("| p | m | micro-batch | ms/step | idle per stage | mean idle | all waits per stage | mean all waits | theory | tokens/s | last loss | speed-up vs p = 1 |");
+        output.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
 
     /// <param name="baseline">The one-process row measured in this job, if any.</param>
@@ -40,10 +42,12 @@ internal sealed class ResultTable(TextWriter output)
         bool pipelined = row.Stages > 1;
         string idle = pipelined ? string.Join(" ", row.IdlePerStage.Select(Percent)) : "–";
         string mean = pipelined ? Percent(row.MeanIdle) : "–";
+        string waits = pipelined ? string.Join(" ", row.WaitPerStage.Select(Percent)) : "–";
+        string meanWait = pipelined ? Percent(row.MeanWait) : "–";
         string theory = Percent(OneFOneBSchedule.BubbleFraction(row.Stages, row.MicroBatches));
         string speedUp = baseline is null ? "–" : Invariant($"{baseline.MillisecondsPerStep / row.MillisecondsPerStep:F2}×");
-        output.WriteLine(Invariant($"| {row.Stages} | {row.MicroBatches} | {row.MicroBatch} | {row.MillisecondsPerStep:F1} | {idle} | {mean} | {theory} | ") +
-            Invariant($"{row.TokensPerSecond:N0} | {row.Loss:F4} | {speedUp} |"));
+        output.WriteLine(Invariant($"| {row.Stages} | {row.MicroBatches} | {row.MicroBatch} | {row.MillisecondsPerStep:F1} | {idle} | {mean} | {waits} | {meanWait} | ") +
+            Invariant($"{theory} | {row.TokensPerSecond:N0} | {row.Loss:F4} | {speedUp} |"));
         output.Flush();
     }
 

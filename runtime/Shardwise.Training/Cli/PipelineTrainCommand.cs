@@ -112,7 +112,7 @@ public static class PipelineTrainCommand
             // As TrainCommand: one line and one CSV row per print interval, with the interval's mean loss.
             double meanLoss = intervalLoss / intervalSteps, meanMs = intervalMs / intervalSteps;
             log.WriteLine(FormattableString.Invariant($"step {step}/{settings.TotalSteps} loss {meanLoss:F4} lr {engine.Engine.LastLearningRate:E2} ") +
-                          FormattableString.Invariant($"grad norm {engine.Engine.LastGradientNorm:F4} {meanMs:F0} ms/step idle {engine.LastIdleFraction:P1} (rank 0, last step)"));
+                          FormattableString.Invariant($"grad norm {engine.Engine.LastGradientNorm:F4} {meanMs:F0} ms/step blocked in receives {engine.LastIdleFraction:P1} (rank 0, last step)"));
             csv!.Append(new StepMetrics(step, settings.TotalSteps, meanLoss, engine.Engine.LastLearningRate, engine.Engine.LossScaler.Scale,
                 engine.Engine.LossScaler.SkippedSteps, batch.TrainBatchSize * sequence / (meanMs / 1000.0), meanMs, engine.Engine.LastGradientNorm, memory));
             intervalLoss = intervalMs = 0;

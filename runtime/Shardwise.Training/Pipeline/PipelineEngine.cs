@@ -90,7 +90,11 @@ public sealed class PipelineEngine : IPipelineStageOperations
     /// <summary>Seconds of the last batch this rank spent waiting in receives from its neighbours.</summary>
     public double LastReceiveSeconds { get; private set; }
 
-    /// <summary>The share of the last batch this rank sat idle waiting for a neighbour: the measured pipeline bubble.</summary>
+    /// <summary>
+    /// The share of the last batch this rank sat blocked in receives from a neighbour. A lower bound of the bubble:
+    /// waits inside blocking sends and the end-of-step collectives are not counted (bench/Shardwise.PipelineBench
+    /// measures those too, as "all waits").
+    /// </summary>
     public double LastIdleFraction => LastStepSeconds > 0 ? LastReceiveSeconds / LastStepSeconds : 0;
 
     /// <summary>

@@ -20,7 +20,9 @@ namespace Shardwise.Training.Cli;
 /// gradient_accumulation_steps micro-batches). Data as in <see cref="TrainCommand"/>: one global sampler on every rank,
 /// and each data replica takes its rows of every global micro-batch, so a run sees the data of one process with
 /// micro-batch d × micro. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
-/// its replica (weights.safetensors). A single process trains the whole model instead (<see cref="TrainCommand"/>).
+/// its replica (weights.safetensors). Checkpoints (every --save-interval steps and at the end) are in the one-process
+/// format (<see cref="PipelineCheckpoint"/>), so --resume takes either kind. A single process trains the whole model
+/// instead (<see cref="TrainCommand"/>).
 /// </summary>
 public static class PipelineTrainCommand
 {
@@ -42,8 +44,6 @@ public static class PipelineTrainCommand
         if (settings.Device != BackendKind.Cpu)
             throw new CliException($"--device {settings.Device.ToString().ToLowerInvariant()}: {model} is pipelined (Pipeline = {partition.Pipeline}, " +
                 $"Tensor = {partition.Tensor}); its stages run on the CPU backend only so far (leave out --device, or train on one process)");
-        if (settings.ResumeDirectory is not null)
-            throw new CliException($"--resume: {model} is pipelined (Pipeline = {partition.Pipeline}, Tensor = {partition.Tensor}); resuming pipelined runs is not supported yet");
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
             throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
                 $"{partition.Pipeline}, Tensor = {partition.Tensor})]: the number of ranks must be a multiple of Pipeline × Tensor = " +
@@ -61,8 +61,13 @@ public static class PipelineTrainCommand
             return 0;
         }
         Directory.CreateDirectory(settings.OutputDirectory);
+        var store = new TrainingCheckpoint(settings.OutputDirectory);
+        var resumeFrom = settings.ResumeDirectory is null ? null : TrainingCheckpoint.FindLatest(settings.ResumeDirectory);
+        if (settings.ResumeDirectory is not null && resumeFrom is null)
+            throw new CliException($"--resume {settings.ResumeDirectory}: no committed checkpoint there (no 'latest')");
 
-        var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed);
+        var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
+            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
         var stage = TModel.CompileStage<float>(stageIndex, new CpuOps<float>(), batch.MicroBatchPerGpu);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
@@ -81,6 +86,11 @@ public static class PipelineTrainCommand
 
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
+        if (resumeFrom is not null)
+        {
+            PipelineCheckpoint.Load(resumeFrom, engine, TModel.ParameterLayout, sampler, log);
+            log.WriteLine($"resumed from {resumeFrom} at step {engine.Engine.GlobalStep}");
+        }
         var memory = new MemoryBreakdown(report.Parameters, report.Gradients, report.MasterWeights, report.OptimizerStates, report.Activations, report.Buffers);
         using var csv = communicator.Rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
         var globalTokens = new int[globalRows * sequence];
@@ -108,6 +118,9 @@ public static class PipelineTrainCommand
             intervalLoss += loss;
             intervalMs += ms;
             intervalSteps++;
+            // As TrainCommand: a checkpoint every save interval and at the end, in the one-process format (a collective).
+            if (step % settings.SaveInterval == 0 || step == settings.TotalSteps)
+                PipelineCheckpoint.Save(store, engine, partition, TModel.ParameterLayout, sampler, trainingData.Tokenizer, settings);
             if (communicator.Rank != 0 || (step % config.StepsPerPrint != 0 && step != settings.TotalSteps)) continue;
             // As TrainCommand: one line and one CSV row per print interval, with the interval's mean loss.
             double meanLoss = intervalLoss / intervalSteps, meanMs = intervalMs / intervalSteps;
@@ -124,7 +137,7 @@ public static class PipelineTrainCommand
         if (communicator.Rank != 0) return 0;
         WriteWeights(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, weights);
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
-        log.WriteLine($"done: {engine.Engine.GlobalStep} steps; metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
+        log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }
 

@@ -45,9 +45,20 @@ public sealed class TrainingCheckpoint
         var communicator = engine.Sharding.Communicator;
         if (engine.Scheme is { } scheme && communicator.Size > 1) return SavePartitioned(engine, scheme, sampler, tokenizer, settings);
 
-        var layout = engine.Program.Layout;
         var (master, expAvg, expAvgSq) = engine.ExportFullState();
         if (engine.Sharding.Rank != 0) return null;
+        return SaveFull(engine.Program.Layout, master, expAvg, expAvgSq, engine, sampler, tokenizer, settings);
+    }
+
+    /// <summary>
+    /// Writes a checkpoint in the one-process format from full-layout fp32 state the caller assembled
+    /// (<paramref name="layout"/> is the whole model's, whatever program <paramref name="engine"/> trains): named
+    /// model and optimizer files, state.json with <paramref name="engine"/>'s counters, loss scaler and Adam step,
+    /// and the tokenizer. Called by one process only; the pipelined trainer calls it on world rank 0 after gathering.
+    /// </summary>
+    public string SaveFull(ParameterLayout layout, float[] master, float[] expAvg, float[] expAvgSq, TrainingEngine engine,
+        BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+    {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
         {
@@ -72,7 +83,7 @@ public sealed class TrainingCheckpoint
             optimizer.Complete();
         }
 
-        writer.WriteAllText(StateFile, StateJson(engine, sampler, settings));
+        writer.WriteAllText(StateFile, StateJson(engine, layout, sampler, settings));
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -109,7 +120,7 @@ public sealed class TrainingCheckpoint
         communicator.Barrier();
         if (writer is null) return null;
 
-        writer.WriteAllText(StateFile, StateJson(engine, sampler, settings));
+        writer.WriteAllText(StateFile, StateJson(engine, engine.Program.Layout, sampler, settings));
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -196,7 +207,15 @@ public sealed class TrainingCheckpoint
     {
         var (master, expAvg, expAvgSq, adamStep) = ReadFullState(checkpoint, engine.Program.Layout);
         engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
+        RestoreProgress(checkpoint, engine, sampler, log);
+    }
 
+    /// <summary>
+    /// Restores what state.json holds: the step counters, the loss scaler and the data position (weights and optimizer
+    /// state are the caller's: <see cref="Load"/>, or the pipelined trainer, which imports each stage's slices).
+    /// </summary>
+    public static void RestoreProgress(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
+    {
         var path = Path.Combine(checkpoint, StateFile);
         using var json = JsonDocument.Parse(File.ReadAllText(path));
         var root = json.RootElement;
@@ -220,7 +239,7 @@ public sealed class TrainingCheckpoint
                            "(a different number of ranks); the data order restarts from the seed");
     }
 
-    private static string StateJson(TrainingEngine engine, BatchSampler sampler, RunSettings settings)
+    private static string StateJson(TrainingEngine engine, ParameterLayout layout, BatchSampler sampler, RunSettings settings)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
@@ -229,7 +248,7 @@ public sealed class TrainingCheckpoint
             json.WriteNumber("global_step", engine.GlobalStep);
             json.WriteNumber("micro_step", engine.MicroStep);
             json.WriteNumber("skipped_steps", engine.LossScaler.SkippedSteps);
-            json.WriteNumber("parameters", engine.Program.Layout.ParameterCount);
+            json.WriteNumber("parameters", layout.ParameterCount);
             json.WriteString("precision", engine.Storage.ToString());
             if (settings.DataPath is null) json.WriteNull("data_path");
             else json.WriteString("data_path", Path.GetFullPath(settings.DataPath));

@@ -1,0 +1,66 @@
+using System;
+using System.IO;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Shardwise.Pipeline.Tests;
+
+/// <summary>
+/// Resumable checkpoints of pipelined / tensor-parallel runs (the trainer CLI under real mpirun jobs): a run checkpointed
+/// after 5 steps and resumed for 5 more equals the uninterrupted 10-step run, and because the checkpoint is in the
+/// one-process format it resumes in one process (the whole program) and a one-process checkpoint resumes on the stages.
+/// </summary>
+[TestClass]
+public sealed class PipelineCheckpointMpiTests
+{
+    [TestMethod]
+    public void AHybridRunCheckpointedHalfwayResumesOnItsRanksAndInOneProcessLikeTheUninterruptedRun()
+    {
+        using var run = new TrainingRun("HybridGpt");
+        string whole = run.Train("uninterrupted", ranks: 4, steps: 10);
+        string first = run.Train("first-half", ranks: 4, steps: 5);
+        string checkpoint = Path.Combine(first, File.ReadAllText(Path.Combine(first, "latest")));
+        Assert.AreEqual("step-000005", Path.GetFileName(checkpoint));
+        foreach (string file in new[] { "model.safetensors", "optimizer.safetensors", "state.json", "tokenizer.json" })
+            Assert.IsTrue(File.Exists(Path.Combine(checkpoint, file)), $"the pipelined checkpoint lacks {file}");
+        // The one-process format: whole tensors under the model's parameter names, as the gathered final weights have them.
+        CollectionAssert.AreEquivalent(SafeTensorsFile.Read(Path.Combine(whole, "weights.safetensors")).Keys.ToArray(),
+            SafeTensorsFile.Read(Path.Combine(checkpoint, "model.safetensors")).Keys.ToArray());
+
+        string resumed = run.Train("resumed", ranks: 4, steps: 10, resume: first);
+        StringAssert.Contains(File.ReadAllText(Path.Combine(resumed, "log.txt")), "at step 5");
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(resumed), 1e-6, "resumed on 4 ranks");
+        double difference = TrainingRun.RelativeDifference(Path.Combine(whole, "weights.safetensors"), Path.Combine(resumed, "weights.safetensors"));
+        Assert.IsTrue(difference < 1e-6, $"final weights of the resumed run differ from the uninterrupted run's by {difference:E2} (relative)");
+
+        string alone = run.Train("resumed-in-one-process", ranks: 0, steps: 10, resume: first);
+        StringAssert.Contains(File.ReadAllText(Path.Combine(alone, "log.txt")), "one process: training HybridGpt's whole program");
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(alone), 1e-5, "resumed in one process");
+    }
+
+    [TestMethod]
+    public void AOneProcessCheckpointResumesOnTheStagesOfAPipelinedRun()
+    {
+        using var run = new TrainingRun("PipelineGpt");
+        string whole = run.Train("uninterrupted-one-process", ranks: 0, steps: 10);
+        string first = run.Train("first-half-one-process", ranks: 0, steps: 5);
+        string resumed = run.Train("resumed-on-2-ranks", ranks: 2, steps: 10, resume: first);
+
+        StringAssert.Contains(File.ReadAllText(Path.Combine(resumed, "log.txt")), "ranks: 2 = data 1 × pipeline 2 × tensor 1");
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(resumed), 1e-5, "one-process checkpoint resumed on 2 ranks");
+    }
+
+    [TestMethod]
+    public void AZeroOneRunWithTwoDataReplicasCheckpointsItsShardedStateAndResumesInOneProcess()
+    {
+        using var run = new TrainingRun("PipelineGpt");
+        // 2 replicas × 1 row = the one process's 2 rows: the same global batch, so the data order carries over.
+        string sharded = run.WriteConfig("zero1.json", TrainingRun.Config(microBatch: 1, zeroStage: 1));
+        string whole = run.Train("uninterrupted-4-ranks", ranks: 4, steps: 10, config: sharded);
+        StringAssert.Contains(File.ReadAllText(Path.Combine(whole, "log.txt")), "ranks: 4 = data 2 × pipeline 2 × tensor 1");
+        string first = run.Train("first-half-4-ranks", ranks: 4, steps: 5, config: sharded);
+        string alone = run.Train("resumed-in-one-process", ranks: 0, steps: 10, resume: first);
+
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(alone), 1e-5, "ZeRO-1 checkpoint resumed in one process");
+    }
+}

@@ -140,6 +140,18 @@ public sealed unsafe class NcclCommunicator : SafeHandle
         CudaCheck.Nccl(result, "NCCL asynchronous operation");
     }
 
+    /// <summary>
+    /// Gives up on the communicator (ncclCommAbort): its pending operations stop, every rank still waiting on it
+    /// fails, and the handle is released without ncclCommDestroy. For timeouts and dead peers; safe from any thread.
+    /// </summary>
+    public void Abort()
+    {
+        if (IsClosed) return;
+        nint value = handle;
+        SetHandleAsInvalid();
+        NcclNative.ncclCommAbort(value);
+    }
+
     private void Run(int status, string call, CudaStream stream)
     {
         GC.KeepAlive(stream);

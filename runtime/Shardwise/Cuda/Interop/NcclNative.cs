@@ -17,6 +17,7 @@ internal static unsafe partial class NcclNative
     [LibraryImport(Lib)] public static partial int ncclGetUniqueId(NcclUniqueId* id);
     [LibraryImport(Lib)] public static partial int ncclCommInitRank(nint* communicator, int ranks, NcclUniqueId id, int rank);
     [LibraryImport(Lib)] public static partial int ncclCommDestroy(nint communicator);
+    [LibraryImport(Lib)] public static partial int ncclCommAbort(nint communicator);
     [LibraryImport(Lib)] public static partial int ncclCommGetAsyncError(nint communicator, int* result);
 
     [LibraryImport(Lib)]

@@ -6,7 +6,7 @@ namespace Shardwise.Distributed;
 /// Argument checks shared by every communicator, so a wrong length or rank fails the same way (ArgumentException,
 /// before any peer is involved) whichever implementation runs.
 /// </summary>
-internal static class CollectiveArguments
+public static class CollectiveArguments
 {
     /// <summary>MPI guarantees tags up to 32767 (MPI_TAG_UB may be larger, but not portably).</summary>
     public const int MaxTag = 32767;

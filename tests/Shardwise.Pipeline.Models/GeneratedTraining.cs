@@ -68,11 +68,15 @@ public static class GeneratedTraining
     {
         var partition = TModel.Partition;
         using var groups = ParallelGroups.Create(world, partition);
-        var stage = TModel.CompileStage<float>(groups.Coordinates.Stage, new CpuOps<float>(), MicroBatch);
+        var config = Config(microBatches, zeroStage);
+        StagePlan plan = partition.Stages[groups.Coordinates.Stage];
+        // ZeRO-2 streams gradients through the stage program's gradient pool: the backend must be built for it.
+        var ops = TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool);
+        var stage = TModel.CompileStage<float>(groups.Coordinates.Stage, ops, MicroBatch);
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, Seed);
         PartitionedParameters.Extract(TModel.ParameterLayout, full, stage.Stage, groups.Coordinates.TensorRank, stage.Parameters);
-        var engine = new PipelineEngine(stage, Config(microBatches, zeroStage), groups);
+        var engine = new PipelineEngine(stage, config, groups);
 
         int replica = groups.Coordinates.DataRank, perReplica = engine.TokensPerBatch;
         var losses = new double[steps];

@@ -79,8 +79,11 @@ public sealed record ChainModel(int Vocabulary = 11, int Width = 8, int Blocks =
         if (count > 1 && (shape.IsFirst || shape.IsLast))
             tied.Add(new TiedParameter(shape.IsFirst ? 0 : slots.Count - 1, Embedding, [0, count - 1]));
         var activations = new ActivationPlan([], shape.ArenaElementsPerSample, shape.ArenaElementsPerSample, shape.IndexElementsPerSample, Sequence);
-        return new StagePlan(index, count, tensor, $"blocks {shape.BlockIndices.First()}..{shape.BlockIndices.Last()}", Layout(slots), activations,
-            new GradientPool([], 0), new ParameterPool([], [], 0, [], []), parameters,
+        ParameterLayout layout = Layout(slots);
+        // No sharing in the gradient pool: every slot keeps its layout place (ZeRO-2 only needs GradientFinal events).
+        var gradientPool = new GradientPool(layout.Slots.Select(slot => slot.Offset).ToArray(), layout.TotalElements);
+        return new StagePlan(index, count, tensor, $"blocks {shape.BlockIndices.First()}..{shape.BlockIndices.Last()}", layout, activations,
+            gradientPool, new ParameterPool([], [], 0, [], []), parameters,
             shape.IsFirst ? 0 : Sequence * Width, shape.IsLast ? 0 : Sequence * Width, tied);
     }
 

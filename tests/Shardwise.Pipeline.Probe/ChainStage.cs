@@ -90,6 +90,7 @@ public sealed class ChainStage : CompiledStage<float>
             Ops.CrossEntropyBackward(Logits, TargetIds, dLogits, _rows, _model.Vocabulary, scale, accumulate: false);
             Ops.LinearBackward(Buffer(_shape.Y[last], h), EmbeddingTable(Arena.Parameters), dLogits, Buffer(_shape.Dy[last], h),
                 EmbeddingTable(Arena.Gradients), null, _rows, h, _model.Vocabulary, accumulate: false);
+            if (!IsFirst) GradientFinal(Layout.Slots.Count - 1); // the tied copy; on one stage the embedding adds to it below
         }
         // Elsewhere Dy[last] is the received OutputGradient.
 
@@ -118,15 +119,23 @@ public sealed class ChainStage : CompiledStage<float>
                         _rows, inWidth, outWidth, accumulate: false);
                     break;
             }
+            GradientFinal(WeightSlot(j));
+            GradientFinal(WeightSlot(j) + 1);
         }
 
-        if (IsFirst) Ops.EmbeddingBackward(TokenIds, Buffer(_shape.Dx0, h), EmbeddingTable(Arena.Gradients), _rows, h);
+        if (IsFirst)
+        {
+            Ops.EmbeddingBackward(TokenIds, Buffer(_shape.Dx0, h), EmbeddingTable(Arena.Gradients), _rows, h);
+            GradientFinal(0);
+        }
     }
 
     /// <summary>Block j's weight: after the embedding on the first stage, two slots per block.</summary>
-    private Slice Weight(int j, Arena arena) => SlotSlice(arena, (IsFirst ? 1 : 0) + 2 * j);
+    private Slice Weight(int j, Arena arena) => SlotSlice(arena, WeightSlot(j));
 
-    private Slice Bias(int j, Arena arena) => SlotSlice(arena, (IsFirst ? 1 : 0) + 2 * j + 1);
+    private Slice Bias(int j, Arena arena) => SlotSlice(arena, WeightSlot(j) + 1);
+
+    private int WeightSlot(int j) => (IsFirst ? 1 : 0) + 2 * j;
 
     private Slice SlotSlice(Arena arena, int slot) => new(arena, Layout.Slots[slot].Offset, Layout.Slots[slot].Length);
 

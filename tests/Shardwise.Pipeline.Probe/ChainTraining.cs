@@ -1,6 +1,7 @@
 using System;
 using Shardwise.Cpu;
 using Shardwise.Distributed;
+using Shardwise.Plans;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
@@ -55,13 +56,19 @@ public static class ChainTraining
         return full;
     }
 
-    /// <summary>One process, the whole model, gradient accumulation over all d·m micro-batches of each step.</summary>
-    public static ChainResult Reference(ChainModel model, int steps, int microBatches, double clip = 0.05, bool fp16 = false)
+    /// <summary>
+    /// One process, the whole model, gradient accumulation over all d·m micro-batches of each step; at
+    /// <paramref name="zeroStage"/> 2 its gradients stream through the gradient pool (fp16 then rounds each micro-batch's
+    /// gradient, not the accumulated one, so its overflow steps are ZeRO-2's own).
+    /// </summary>
+    public static ChainResult Reference(ChainModel model, int steps, int microBatches, double clip = 0.05, bool fp16 = false, int zeroStage = 0)
     {
         var partition = model.Partition(1, 1);
-        var program = new ChainStage(model, partition.Stages[0], new CpuOps<float>(), MicroBatch);
+        StagePlan plan = partition.Stages[0];
+        var config = Config(microBatches, zeroStage, clip, fp16);
+        var program = new ChainStage(model, plan, TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool), MicroBatch);
         InitialWeights(model).CopyTo(program.Parameters);
-        var engine = TrainingEngine.Initialize(program, Config(microBatches, clip: clip, fp16: fp16));
+        var engine = TrainingEngine.Initialize(program, config);
         int perMicroBatch = MicroBatch * model.Sequence;
         var losses = new double[steps];
         var norms = new double[steps];
@@ -78,7 +85,7 @@ public static class ChainTraining
             losses[step] = sum / microBatches;
             norms[step] = engine.LastGradientNorm;
         }
-        return new ChainResult(losses, engine.MasterWeights.ToArray(), norms, [], engine.LossScaler.SkippedSteps);
+        return new ChainResult(losses, engine.ExportFullState().Master, norms, [], engine.LossScaler.SkippedSteps);
     }
 
     /// <summary>
@@ -92,10 +99,12 @@ public static class ChainTraining
         var partition = model.Partition(pipeline, tensor);
         using var groups = ParallelGroups.Create(world, partition);
         var plan = partition.Stages[groups.Coordinates.Stage];
-        var stage = new ChainStage(model, plan, new CpuOps<float>(), MicroBatch);
+        var config = Config(microBatches, zeroStage, clip, fp16);
+        // ZeRO-2 streams gradients through the stage's gradient pool: the backend must be built for it.
+        var stage = new ChainStage(model, plan, TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool), MicroBatch);
         var layout = model.FullLayout();
         PartitionedParameters.Extract(layout, InitialWeights(model), plan, groups.Coordinates.TensorRank, stage.Parameters);
-        var engine = new PipelineEngine(stage, Config(microBatches, zeroStage, clip, fp16), groups);
+        var engine = new PipelineEngine(stage, config, groups);
 
         int data = groups.Topology.Data, replica = groups.Coordinates.DataRank, perReplica = engine.TokensPerBatch;
         var losses = new double[steps];

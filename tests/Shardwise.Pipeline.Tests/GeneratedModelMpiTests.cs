@@ -21,6 +21,7 @@ public sealed class GeneratedModelMpiTests
     [TestMethod]
     [DataRow("PipelineGpt", 2, 0)]
     [DataRow("PipelineGpt", 4, 1)] // two stages × two data replicas, ZeRO-1 within each data group
+    [DataRow("PipelineGpt", 4, 2)] // ZeRO-2: gradients streamed through the stage programs' gradient pools
     [DataRow("TensorGpt", 2, 0)]
     [DataRow("HybridGpt", 4, 0)]
     [DataRow("CheckpointedHybridGpt", 4, 0)] // also equal to HybridGpt, the same model without [Checkpoint]

@@ -194,17 +194,30 @@ public sealed class TrainingEngine
 
     /// <summary>
     /// Set when this rank holds part of a model split over ranks (pipeline or tensor parallel): the gradient norm and
-    /// the overflow check then span the whole model. Supported at ZeRO stages 0 and 1.
+    /// the overflow check then span the whole model. Supported at ZeRO stages 0 to 2.
     /// </summary>
     public IModelParallelReduction? ModelParallel
     {
         get => _modelParallel;
         set
         {
-            if (value is not null && _slots is not null)
-                throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0 or 1");
+            if (value is not null && _streamingOps is { PlansParameterStreaming: true })
+                throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             _modelParallel = value;
         }
+    }
+
+    /// <summary>
+    /// The gradient of <paramref name="slot"/> accumulated since the last update, as this rank holds it: the whole slot
+    /// (stages 0–1, not yet reduced over the data group), or at stage 2 this rank's piece of it, already averaged over
+    /// the data group (empty when the slot ends before the piece). Summing either over ranks that hold the same
+    /// parameter (tied weights) gives the same result, since the data-parallel average is linear.
+    /// </summary>
+    public Span<float> AccumulatedGradient(int slot)
+    {
+        if (_slots is not null) return _slots.OwnedPiece(_accumulator, slot);
+        ParameterSlot s = _program.Layout.Slots[slot];
+        return _program.Gradients.Slice(checked((int)s.Offset), checked((int)s.Length));
     }
 
     /// <summary>Optimizer steps taken, skipped ones included (DeepSpeed's global_steps).</summary>
@@ -334,6 +347,7 @@ public sealed class TrainingEngine
         var gradients = _accumulator.AsSpan();
         var communicator = _sharding.Communicator;
         bool overflow = RankAgreement.Any(communicator, Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
+        if (ModelParallel is not null) overflow = ModelParallel.Any(overflow);
         double scale = LossScaler.Scale;
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;
@@ -344,7 +358,9 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        UnscaleAndClip(gradients, scale, RankAgreement.Sum(communicator, GradientClipping.SumOfSquares(gradients)));
+        double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
+        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        UnscaleAndClip(gradients, scale, sumOfSquares);
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         Optimizer.Step(_master, gradients, LastLearningRate);
@@ -352,6 +368,15 @@ public sealed class TrainingEngine
         gradients.Clear();
         _program.ZeroGradients();
         return StepOutcome.Updated;
+    }
+
+    /// <summary>Stage 2 on part of a split model: Σ of squares of this rank's pieces that the model-parallel hook counts.</summary>
+    private double ModelParallelSumOfSquares()
+    {
+        double sum = 0;
+        for (int slot = 0; slot < _program.Layout.Slots.Count; slot++)
+            sum += ModelParallel!.SumOfSquares(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot));
+        return sum;
     }
 
     /// <summary>

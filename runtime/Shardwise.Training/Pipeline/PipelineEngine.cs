@@ -11,7 +11,8 @@ namespace Shardwise.Training.Pipeline;
 /// <summary>
 /// Trains one rank's part of a partitioned model: one pipeline stage for one tensor rank, in one data-parallel replica.
 /// A <see cref="TrainingEngine"/> over the stage program owns the optimizer, loss scaling and ZeRO (its communicator is
-/// the data-parallel group, so ZeRO-1 shards within it); this class runs the 1F1B schedule (gradient_accumulation_steps
+/// the data-parallel group, so ZeRO-1 and ZeRO-2 shard within it; at ZeRO-2 the stage must be compiled over
+/// <see cref="TrainingEngine.CreateBackend"/>, which streams its gradients through its gradient pool); this class runs the 1F1B schedule (gradient_accumulation_steps
 /// micro-batches per batch) through <see cref="PipelineExecutor"/>: activations and gradients move to the neighbouring
 /// stages over the pipeline group, tied gradients are summed over their holders, and the gradient norm and overflow
 /// check span the model-parallel group (<see cref="ModelParallelNorm"/>). Each micro-batch in flight has its own
@@ -33,9 +34,10 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     public PipelineEngine(CompiledStage<float> stage, DeepSpeedConfig config, ParallelGroups groups)
     {
-        if (config.ZeroOptimization.Stage >= 2)
+        if (config.ZeroOptimization.Stage >= 3)
             throw new NotSupportedException($"zero_optimization.stage = {config.ZeroOptimization.Stage} is not supported with pipeline or tensor " +
-                "parallelism yet (it streams gradients during backward, before tied gradients are summed across stages); use stage 0 or 1.");
+                "parallelism yet (ZeRO-3's parameter gathers and prefetch follow a static order planned for one forward then one backward, " +
+                "and 1F1B runs forwards of later micro-batches between backwards: not yet proven equal to one process); use stage 0, 1 or 2.");
         var topology = groups.Topology;
         StagePlan plan = stage.Stage;
         if (plan.Index != groups.Coordinates.Stage || plan.Count != topology.Pipeline || plan.Tensor != topology.Tensor)
@@ -157,14 +159,18 @@ public sealed class PipelineEngine : IPipelineStageOperations
     public void ReceiveGradient(int microBatch, int buffer) =>
         Receive(_stage.OutputGradient, buffer, _stage.Stage.Index + 1, GradientTagBase + microBatch % GradientTagBase, "output gradient", microBatch);
 
-    /// <summary>Sums the gradients of parameters held by several stages over their holders, so every copy takes the same step.</summary>
+    /// <summary>
+    /// Sums the gradients of parameters held by several stages over their holders, so every copy takes the same step.
+    /// It runs after the last backward: at ZeRO-2 every slot was already reduce-scattered over the data group as it
+    /// became final, so the holders sum their pieces of the accumulated, data-averaged gradient instead (the same
+    /// piece on every holder: same slot length, same data rank).
+    /// </summary>
     public void ReduceTiedGradients()
     {
-        Span<float> gradients = _stage.Gradients;
         foreach (TiedParameter tied in _stage.Stage.Tied)
         {
-            ParameterSlot slot = _stage.Layout.Slots[tied.Slot];
-            _groups.Tied[tied.Name].AllReduceSum(gradients.Slice(checked((int)slot.Offset), checked((int)slot.Length)));
+            Span<float> gradient = Engine.AccumulatedGradient(tied.Slot);
+            if (gradient.Length > 0) _groups.Tied[tied.Name].AllReduceSum(gradient);
         }
     }
 

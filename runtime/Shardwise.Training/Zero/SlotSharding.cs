@@ -75,6 +75,12 @@ public sealed class SlotSharding
 
     public long BufferBytes => (_staging.LongLength + _piece.LongLength) * sizeof(float);
 
+    /// <summary>This rank's piece of <paramref name="slot"/> within an owned buffer (empty when the slot ends before it).</summary>
+    public Span<float> OwnedPiece(Span<float> owned, int slot) => owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);
+
+    /// <summary>The layout offset where this rank's piece of <paramref name="slot"/> starts.</summary>
+    public long OwnedPieceLayoutOffset(int slot) => Layout.Slots[slot].Offset + _communicator.Rank * _chunk[slot];
+
     /// <summary>Copies this rank's pieces of a full-layout buffer into its owned buffer.</summary>
     public void ExtractOwned(ReadOnlySpan<float> full, Span<float> owned)
     {

@@ -68,7 +68,10 @@ public static class PipelineTrainCommand
 
         var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
-        var stage = TModel.CompileStage<float>(stageIndex, new CpuOps<float>(), batch.MicroBatchPerGpu);
+        var plan = partition.Stages[stageIndex];
+        // Over the backend the config asks for: at ZeRO-2 the stage's gradients stream through its planned pool.
+        var stage = TModel.CompileStage<float>(stageIndex, TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool),
+            batch.MicroBatchPerGpu);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));

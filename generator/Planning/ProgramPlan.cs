@@ -40,13 +40,21 @@ internal static class ProgramPlanner
         var graph = trace.Graph;
         var pipeline = PipelinePlanner.Plan(model, graph);
         if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013, SW0018
-        PartitionPlan? partition = null;
-        if (model.Pipeline > 1 || model.Tensor > 1)
-        {
-            partition = PartitionPlanner.Plan(model, graph, pipeline);
-            if (!partition.IsValid) return null; // the analyzer reports SW0017 and SW0019
-        }
+        var partition = PlanPartition(model, graph, pipeline);
+        if (partition is { IsValid: false }) return null; // the analyzer reports SW0017 and SW0019
+        return Plan(model, graph, pipeline, partition);
+    }
 
+    /// <summary>The per-stage programs of a model planned for Pipeline or Tensor above 1; null for an unpartitioned one.</summary>
+    public static PartitionPlan? PlanPartition(ModelSpec model, IrGraph graph, PipelinePlan pipeline)
+        => model.Pipeline > 1 || model.Tensor > 1 ? PartitionPlanner.Plan(model, graph, pipeline) : null;
+
+    /// <summary>
+    /// Plans a traced model whose parallel degrees and partition are valid, from the plans already made (the analyzer
+    /// has them from validating, so nothing is traced or cut twice).
+    /// </summary>
+    public static ProgramPlan Plan(ModelSpec model, IrGraph graph, PipelinePlan pipeline, PartitionPlan? partition)
+    {
         var whole = PlanProgram(model, graph, report: "");
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);

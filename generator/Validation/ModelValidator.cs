@@ -26,13 +26,14 @@ internal static class ModelValidator
             var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
             var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;
-            if (parse.Model.Pipeline > 1 || parse.Model.Tensor > 1)
+            var partition = Planning.ProgramPlanner.PlanPartition(parse.Model, trace.Graph, pipeline);
+            if (partition is not null)
             {
-                var partition = PartitionValidator.Validate(parse.Model, Planning.PartitionPlanner.Plan(parse.Model, trace.Graph, pipeline), location);
-                if (partition.Count > 0) return partition;
+                var problems = PartitionValidator.Validate(parse.Model, partition, location);
+                if (problems.Count > 0) return problems;
             }
-            var plan = Planning.ProgramPlanner.Plan(parse.Model); // a planner failure surfaces as SW0009 below
-            return plan is null ? EquatableArray<DiagnosticInfo>.Empty : PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
+            var plan = Planning.ProgramPlanner.Plan(parse.Model, trace.Graph, pipeline, partition); // a planner failure surfaces as SW0009 below
+            return PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {

@@ -141,8 +141,7 @@ internal static class MemoryEstimator
     private static IEnumerable<(int Stage, StageFootprint Footprint, int InFlight)> Footprints(IrGraph graph, PipelinePlan pipeline,
         ActivationPlan activations, long gradientPool, long parameterPool, PlanningAssumptions assumptions)
     {
-        int tokens = PlanReport.TokensPerSample(graph);
-        double scale = assumptions.Sequence > 0 && tokens > 0 ? assumptions.Sequence / (double)tokens : 1.0;
+        double scale = SequenceScale(graph, assumptions);
         long Scaled(double elements) => (long)Math.Ceiling(elements * scale);
 
         if (pipeline.Stages <= 1 || !pipeline.IsCut)
@@ -185,8 +184,7 @@ internal static class MemoryEstimator
     private static IEnumerable<(int Stage, StageFootprint Footprint, int InFlight)> StageFootprints(IrGraph graph, PartitionPlan partition,
         PlanningAssumptions assumptions)
     {
-        int tokens = PlanReport.TokensPerSample(graph);
-        double scale = assumptions.Sequence > 0 && tokens > 0 ? assumptions.Sequence / (double)tokens : 1.0;
+        double scale = SequenceScale(graph, assumptions);
         long Scaled(double elements) => (long)Math.Ceiling(elements * scale);
         foreach (var stage in partition.Stages)
         {
@@ -209,6 +207,13 @@ internal static class MemoryEstimator
         if (stages <= 1) return 1;
         int microBatches = assumptions.MicroBatches > 0 ? assumptions.MicroBatches : 4 * stages;
         return Math.Max(2, Math.Min(stages - stage, microBatches));
+    }
+
+    /// <summary>How much longer the assumed <c>Sequence</c> is than the traced one (1 when not stated).</summary>
+    private static double SequenceScale(IrGraph graph, PlanningAssumptions assumptions)
+    {
+        int tokens = PlanReport.TokensPerSample(graph);
+        return assumptions.Sequence > 0 && tokens > 0 ? assumptions.Sequence / (double)tokens : 1.0;
     }
 
     private static long Ceiling(long value, int divisor) => (value + divisor - 1) / divisor;

@@ -122,13 +122,13 @@ internal static class TensorSplitPlanner
                         break;
                     case OpKind.Gelu:
                         _split[op.Outputs[0]] = _split[op.Inputs[0]];
-                        Keep(op, k);
+                        Add(op, k);
                         break;
                     case OpKind.Add:
                         if (_split[op.Inputs[0]] != _split[op.Inputs[1]])
                             Problem(op.Layer, "adds a column-split tensor to a replicated one");
                         _split[op.Outputs[0]] = _split[op.Inputs[0]] && _split[op.Inputs[1]];
-                        Keep(op, k);
+                        Add(op, k);
                         break;
                     case OpKind.Embedding when Find(_root, op.Layer) is { Shard: TensorShard.Vocabulary }:
                         VocabularyEmbedding(op, k);
@@ -142,7 +142,7 @@ internal static class TensorSplitPlanner
                         {
                             if (_split[input]) Problem(op.Layer, "needs the whole tensor but gets a column-split one (a row-parallel layer must come first)");
                         }
-                        Keep(op, k);
+                        Add(op, k);
                         break;
                 }
             }
@@ -180,7 +180,7 @@ internal static class TensorSplitPlanner
                     if (!_split[x])
                     {
                         Problem(op.Layer, "is row-parallel but its input is not column-split (Megatron would scatter it first)");
-                        Keep(op, origin);
+                        Add(op, origin);
                         break;
                     }
                     SplitParameter(op.Parameters[0], new ParameterSplit(SplitAxis.Columns, 1));
@@ -192,7 +192,7 @@ internal static class TensorSplitPlanner
                 }
                 default:
                     if (_split[x]) Problem(op.Layer, "is not sharded but its input is column-split (mark it [Shard(ShardKind.Row)])");
-                    Keep(op, origin);
+                    Add(op, origin);
                     break;
             }
         }
@@ -235,7 +235,7 @@ internal static class TensorSplitPlanner
             if (node is null || node.Shard != TensorShard.Column)
             {
                 if (_split[op.Inputs[0]]) Problem(op.Layer, "is not sharded but its input is column-split");
-                Keep(op, origin);
+                Add(op, origin);
                 return;
             }
             int sequence = op.Dims[0], heads = op.Dims[1], dim = op.Dims[2];
@@ -264,8 +264,6 @@ internal static class TensorSplitPlanner
             return id;
         }
 
-        private void Keep(IrOp op, int origin) => Add(op, origin);
-
         private void Add(IrOp op, int origin)
         {
             _ops.Add(op);
@@ -273,7 +271,10 @@ internal static class TensorSplitPlanner
         }
 
         private void Problem(string layer, string problem)
-            => _problems.Add(new SplitProblem(layer, problem, Find(_root, layer)?.ShardLocation ?? Find(_root, layer)?.Location));
+        {
+            var node = Find(_root, layer);
+            _problems.Add(new SplitProblem(layer, problem, node?.ShardLocation ?? node?.Location));
+        }
 
         private EquatableArray<int> Local(EquatableArray<int> shape)
         {

@@ -54,21 +54,17 @@ public abstract class CompiledStage<T> : CompiledLanguageModel<T> where T : unma
     public void SelectActivationWindow(int window) => Ops.SelectActivationWindow(window);
 
     /// <summary>Sums <paramref name="data"/> over the tensor-parallel group, in place (emitted by the tensor split).</summary>
-    protected void TensorParallelAllReduce(Slice data)
-    {
-        if (Stage.Tensor == 1) return;
-        if (TensorParallel is null)
-            throw new global::System.InvalidOperationException($"Stage {Stage.Index} was planned for tensor degree {Stage.Tensor} but has no tensor-parallel group.");
-        TensorParallel.AllReduceSum(data);
-    }
+    protected void TensorParallelAllReduce(Slice data) => TensorGroup()?.AllReduceSum(data);
 
     /// <summary>Element-wise maximum of <paramref name="data"/> over the tensor-parallel group, in place (the vocabulary-parallel loss).</summary>
-    protected void TensorParallelAllReduceMax(Slice data)
+    protected void TensorParallelAllReduceMax(Slice data) => TensorGroup()?.AllReduceMax(data);
+
+    /// <summary>The group the generated collectives run over; null for a tensor degree of 1 (nothing to reduce).</summary>
+    private ITensorParallelGroup? TensorGroup()
     {
-        if (Stage.Tensor == 1) return;
-        if (TensorParallel is null)
-            throw new global::System.InvalidOperationException($"Stage {Stage.Index} was planned for tensor degree {Stage.Tensor} but has no tensor-parallel group.");
-        TensorParallel.AllReduceMax(data);
+        if (Stage.Tensor == 1) return null;
+        return TensorParallel ?? throw new global::System.InvalidOperationException(
+            $"Stage {Stage.Index} was planned for tensor degree {Stage.Tensor} but has no tensor-parallel group.");
     }
 }
 

@@ -35,7 +35,7 @@ namespace Shardwise.Cuda;
 /// activation plan, and View's mirror would convert (or the interface would expose raw 16-bit spans).
 /// </para>
 /// </summary>
-public sealed class CudaOps : ITensorOps<float>, IDisposable
+public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 {
     private const int EmbeddingThreads = 128;
     private const int RowWarpThreads = 256;      // layernorm and softmax: one warp per row, 8 rows per block

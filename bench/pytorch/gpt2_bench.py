@@ -182,7 +182,7 @@ def build_model(torch, shapes):
             for block in self.blocks:
                 x = block(x)
             logits = F.linear(self.final_norm(x), self.tokens.weight)  # the head tied to the embedding
-            return F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.view(-1))
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))  # autocast runs it in fp32
 
     return Gpt(shapes), has_sdpa
 

@@ -177,7 +177,7 @@ public static class BenchCommand
                       (r.PeakTflops is { } peak ? $"{peak:0.#} TFLOP/s dense fp16/bf16 ({r.PeakSource})" : "unknown for this card"));
         log.WriteLine($"device memory: {Gib(r.PeakDeviceBytesInUse)} in use at the peak (cuMemGetInfo total − free between steps: CUDA context, " +
                       $"libraries and kernels included) of {Gib(r.DeviceTotalBytes)}; {Gib(r.DeviceBytesAllocated)} allocated by the backend (cuMemAlloc, cumulative)");
-        log.WriteLine("host memory per rank: " + engine.Memory.Describe());
+        log.WriteLine("planned memory per rank (engine accounting): " + engine.Memory.Describe());
     }
 
     /// <summary>The CUDA backend under the ZeRO-2/3 streaming wrapper, if the program runs on one.</summary>

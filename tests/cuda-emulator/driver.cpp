@@ -201,6 +201,7 @@ int cuCtxDestroy_v2(void* handle)
         return emu::InvalidContext;
     context->alive = false;  // kept allocated: a stale handle must stay detectable, not reuse freed memory
     context->sticky = emu::Success;
+    emu::release_all(context);
     if (current() == context) context_stack.pop_back();
     return emu::Success;
 }
@@ -402,7 +403,7 @@ int cuMemAlloc_v2(std::uint64_t* pointer, std::size_t bytes)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
-    return emu::allocate(pointer, bytes, "cuMemAlloc_v2");
+    return emu::allocate(pointer, bytes, current(), "cuMemAlloc_v2");
 }
 
 int cuMemFree_v2(std::uint64_t pointer)

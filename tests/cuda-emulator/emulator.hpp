@@ -28,12 +28,17 @@ enum Result : int
 };
 
 // Device memory: host allocations framed by guard bytes; a device pointer is the payload's address.
-Result allocate(std::uint64_t* pointer, std::size_t bytes, const char* call);
+Result allocate(std::uint64_t* pointer, std::size_t bytes, const void* owner, const char* call);
 Result release(std::uint64_t pointer, const char* call);
 // InvalidValue (and a stderr line naming `call`) unless [pointer, pointer + bytes) lies inside one live allocation.
 Result check_range(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand);
-// The first allocation whose guard bytes were overwritten, described; empty when every guard is intact.
+// Frees every allocation of `owner` (a destroyed context), as a GPU does.
+void release_all(const void* owner);
+// The first allocation whose guard bytes were overwritten, described, with its guards then restored so one overrun
+// is reported once; empty when every guard is intact.
 std::string find_corrupted_guard();
+// The emulated device's memory: SHARDWISE_EMULATED_DEVICE_MEMORY (bytes, or with a K/M/G suffix), read at every
+// call so that a test can lower it, else 16 GiB.
 std::size_t total_memory();
 } // namespace emu
 

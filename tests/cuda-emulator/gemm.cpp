@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "gemm.hpp"
 
@@ -116,16 +117,19 @@ void gemm(bool transpose_a, bool transpose_b, long long m, long long n, long lon
           Matrix b, float beta, Matrix c, Matrix d, float (*epilogue)(float, long long, const void*),
           const void* epilogue_state)
 {
+    // op(A) row by row and op(B) column by column as contiguous floats, so each element of D is one dot product.
+    std::vector<float> rows_of_a(static_cast<std::size_t>(m * k)), columns_of_b(static_cast<std::size_t>(n * k));
+    for (long long i = 0; i < m; i++)
+        for (long long p = 0; p < k; p++) rows_of_a[i * k + p] = transpose_a ? load(a, p, i) : load(a, i, p);
+    for (long long j = 0; j < n; j++)
+        for (long long p = 0; p < k; p++) columns_of_b[j * k + p] = transpose_b ? load(b, j, p) : load(b, p, j);
     for (long long j = 0; j < n; j++)
         for (long long i = 0; i < m; i++)
         {
-            float sum = 0.0f;
-            for (long long p = 0; p < k; p++)
-            {
-                float x = transpose_a ? load(a, p, i) : load(a, i, p);
-                float y = transpose_b ? load(b, j, p) : load(b, p, j);
-                sum = std::fma(x, y, sum);
-            }
+            const float* x = rows_of_a.data() + i * k;
+            const float* y = columns_of_b.data() + j * k;
+            float sum = 0.0f;  // fp32 accumulation, as CUBLAS_COMPUTE_32F
+            for (long long p = 0; p < k; p++) sum += x[p] * y[p];
             float value = alpha * sum;
             if (beta != 0.0f) value += beta * load(c, i, j);
             if (epilogue != nullptr) value = epilogue(value, i, epilogue_state);

@@ -25,6 +25,7 @@ struct Allocation
     unsigned char* block;  // from aligned_alloc; the payload is block + GuardBytes
     std::size_t bytes;     // the payload's size as requested
     std::size_t padded;    // the payload rounded up to GuardBytes
+    const void* owner;     // the context current at cuMemAlloc
 };
 
 std::mutex gate;
@@ -83,13 +84,9 @@ std::string describe(std::uint64_t pointer, const Allocation& a)
 }
 } // namespace
 
-std::size_t total_memory()
-{
-    static const std::size_t total = parse_memory_variable();
-    return total;
-}
+std::size_t total_memory() { return parse_memory_variable(); }
 
-Result allocate(std::uint64_t* pointer, std::size_t bytes, const char* call)
+Result allocate(std::uint64_t* pointer, std::size_t bytes, const void* owner, const char* call)
 {
     if (pointer == nullptr || bytes == 0) return InvalidValue;
     std::lock_guard<std::mutex> lock(gate);
@@ -106,7 +103,7 @@ Result allocate(std::uint64_t* pointer, std::size_t bytes, const char* call)
     std::memset(block + GuardBytes, FreshByte, bytes);
     std::memset(block + GuardBytes + bytes, GuardByte, padded - bytes + GuardBytes);
     *pointer = reinterpret_cast<std::uint64_t>(block + GuardBytes);
-    live()[*pointer] = Allocation{block, bytes, padded};
+    live()[*pointer] = Allocation{block, bytes, padded, owner};
     used += padded;
     return Success;
 }
@@ -146,11 +143,32 @@ Result check_range(std::uint64_t pointer, std::size_t bytes, const char* call, c
     return InvalidValue;
 }
 
+void release_all(const void* owner)
+{
+    std::lock_guard<std::mutex> lock(gate);
+    for (auto it = live().begin(); it != live().end();)
+    {
+        if (it->second.owner != owner)
+        {
+            ++it;
+            continue;
+        }
+        used -= it->second.padded;
+        std::free(it->second.block);
+        it = live().erase(it);
+    }
+}
+
 std::string find_corrupted_guard()
 {
     std::lock_guard<std::mutex> lock(gate);
     for (auto& [pointer, a] : live())
-        if (!guards_intact(a)) return describe(pointer, a);
+    {
+        if (guards_intact(a)) continue;
+        std::memset(a.block, GuardByte, GuardBytes);
+        std::memset(a.block + GuardBytes + a.bytes, GuardByte, a.padded - a.bytes + GuardBytes);
+        return describe(pointer, a);
+    }
     return std::string();
 }
 } // namespace emu

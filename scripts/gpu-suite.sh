@@ -169,7 +169,7 @@ run() {
   # Microsoft.Testing.Platform's summary line: "Test run summary: Passed! - ... total: N, failed: F, ...".
   local tests_line gpu_line
   tests_line=$(grep -E '^ +(total|failed|succeeded|skipped): ' "$OUT/tests.log" | tr -s ' ' | paste -sd, -)
-  # The Gpu category: CudaInteropTests.Gpu*, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
+  # The Gpu category: CudaInteropGpuTests, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
   local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
   gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
   gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu'

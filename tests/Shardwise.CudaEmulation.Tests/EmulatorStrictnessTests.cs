@@ -142,6 +142,29 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
+    public void ADeviceNewerThanNvrtcGetsPtxOfTheNewestArchitectureNvrtcKnows()
+    {
+        RequireDevice();
+        // sm_120 (Blackwell): the installed NVRTC (11.8: compute_90 at most) cannot target it, but the driver
+        // JIT-compiles older PTX for it. The runtime used to ask NVRTC for compute_120 and fail to build any kernel.
+        Assert.AreEqual(0, SetNativeVariable("SHARDWISE_EMULATED_COMPUTE_CAPABILITY", "12.0", 1));
+        try
+        {
+            using CudaContext context = CudaContext.Primary();
+            Assert.AreEqual(120, context.Device.ComputeCapability);
+            int architecture = KernelCompiler.ArchitectureFor(120);
+            Assert.IsTrue(architecture < 120 && Nvrtc.SupportedArchitectures().Contains(architecture), $"{architecture}");
+            using CudaModule module = new KernelCompiler(cache).Load(context, "gelu.cu");
+            Assert.AreEqual("bias_gelu_forward_f32", module.GetFunction("bias_gelu_forward_f32").Name);
+            using CudaOps ops = GpuSupport.RequireCudaOps(cache); // compiles and loads every module CudaOps uses
+        }
+        finally
+        {
+            UnsetNativeVariable("SHARDWISE_EMULATED_COMPUTE_CAPABILITY");
+        }
+    }
+
+    [TestMethod]
     public void AGemmWithALeadingDimensionBelowItsRowsIsInvalidValue()
     {
         RequireDevice();

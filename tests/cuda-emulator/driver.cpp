@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -26,7 +27,21 @@ using emu::Result;
 
 namespace
 {
-constexpr int ComputeMajor = 9, ComputeMinor = 0, Multiprocessors = 132, DriverVersion = 13000;
+constexpr int Multiprocessors = 132, DriverVersion = 13000;
+
+// The compute capability: 9.0, or SHARDWISE_EMULATED_COMPUTE_CAPABILITY ("12.0"), read from the native environment
+// at every query so a test can present a device newer than the installed NVRTC knows.
+int compute_capability()
+{
+    const char* text = std::getenv("SHARDWISE_EMULATED_COMPUTE_CAPABILITY");
+    int major = 0, minor = 0;
+    if (text != nullptr && std::sscanf(text, "%d.%d", &major, &minor) == 2 && major > 0 && minor >= 0 && minor < 10)
+        return major * 10 + minor;
+    if (text != nullptr && *text != 0)
+        std::fprintf(stderr, "cuda-emulator: SHARDWISE_EMULATED_COMPUTE_CAPABILITY='%s' is not MAJOR.MINOR; using "
+                             "9.0\n", text);
+    return 90;
+}
 constexpr unsigned MaxThreadsPerBlock = 1024, MaxSharedBytes = 48 * 1024;
 
 struct Context
@@ -159,8 +174,8 @@ int cuDeviceGetAttribute(int* value, int attribute, int device)
     case 8: *value = MaxSharedBytes; break;           // MAX_SHARED_MEMORY_PER_BLOCK
     case 10: *value = 32; break;                      // WARP_SIZE
     case 16: *value = Multiprocessors; break;         // MULTIPROCESSOR_COUNT
-    case 75: *value = ComputeMajor; break;            // COMPUTE_CAPABILITY_MAJOR
-    case 76: *value = ComputeMinor; break;            // COMPUTE_CAPABILITY_MINOR
+    case 75: *value = compute_capability() / 10; break;  // COMPUTE_CAPABILITY_MAJOR
+    case 76: *value = compute_capability() % 10; break;  // COMPUTE_CAPABILITY_MINOR
     default:
         std::fprintf(stderr, "cuda-emulator: cuDeviceGetAttribute: attribute %d is not emulated\n", attribute);
         return emu::InvalidValue;
@@ -290,7 +305,7 @@ int cuModuleLoadData(void** module, const void* image)
     if (module == nullptr || image == nullptr) return emu::InvalidValue;
     std::string error;
     std::vector<emu::PtxEntry> entries;
-    if (!emu::parse_ptx(static_cast<const char*>(image), ComputeMajor * 10 + ComputeMinor, entries, error))
+    if (!emu::parse_ptx(static_cast<const char*>(image), compute_capability(), entries, error))
     {
         std::fprintf(stderr, "cuda-emulator: cuModuleLoadData: %s\n", error.c_str());
         return emu::InvalidPtx;

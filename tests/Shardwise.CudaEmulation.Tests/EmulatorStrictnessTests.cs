@@ -165,6 +165,42 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
+    public void ACopyOnAThreadWithoutACurrentContextIsInvalidContext()
+    {
+        RequireDevice();
+        using CudaContext context = CudaContext.Primary();
+        using var memory = DeviceMemory.Allocate<float>(context, 16); // Allocate pushes its context itself
+        float[] values = new TestData(34).NonZero(16);
+        CudaException? failure = null;
+        var thread = new System.Threading.Thread(() =>
+        {
+            try
+            {
+                memory.Upload<float>(values); // copies act on the calling thread's current context: none here
+            }
+            catch (CudaException e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        Assert.IsNotNull(failure, "a copy without a current context succeeded");
+        Assert.AreEqual(201, failure.Status);
+        StringAssert.Contains(failure.Message, "CUDA_ERROR_INVALID_CONTEXT: invalid device context");
+    }
+
+    [TestMethod]
+    public void ANcclCommunicatorOfTwoRanksIsRefused()
+    {
+        RequireDevice();
+        using CudaContext context = CudaContext.Primary();
+        var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, NcclCommunicator.GetUniqueId(), 0));
+        Assert.AreEqual(CudaLibrary.Nccl, e.Library);
+        StringAssert.Contains(e.Message, "invalid usage");
+    }
+
+    [TestMethod]
     public void AGemmWithALeadingDimensionBelowItsRowsIsInvalidValue()
     {
         RequireDevice();

@@ -191,6 +191,36 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
+    public void AsyncCopiesCompleteAtTheSynchronisationSoAPinnedBufferReusedTooEarlyShows()
+    {
+        RequireDevice();
+        using CudaContext context = CudaContext.Primary();
+        using var stream = CudaStream.Create(context);
+        using var pinned = PinnedHostMemory.Allocate(context, 64 * sizeof(float));
+        using var device = DeviceMemory.Allocate<float>(context, 64);
+        var data = new TestData(35);
+        float[] first = data.NonZero(64), second = data.NonZero(64);
+
+        // Host bug: the pinned source is overwritten before the stream is synchronised. On a GPU the device may get
+        // either buffer; here it always gets the late one, so the bug fails a test instead of passing by luck.
+        first.CopyTo(pinned.AsSpan<float>());
+        device.UploadAsync(pinned, 64 * sizeof(float), stream);
+        second.CopyTo(pinned.AsSpan<float>());
+        stream.Synchronize();
+        var back = new float[64];
+        device.Download<float>(back);
+        CollectionAssert.AreEqual(second, back);
+
+        // A download into pinned memory lands at the synchronisation, not before.
+        device.Upload<float>(first);
+        pinned.AsSpan<float>().Clear();
+        device.DownloadAsync(pinned, 64 * sizeof(float), stream);
+        Assert.IsTrue(pinned.AsSpan<float>().ToArray().All(v => v == 0f), "the async download completed before the sync");
+        stream.Synchronize();
+        CollectionAssert.AreEqual(first, pinned.AsSpan<float>().ToArray());
+    }
+
+    [TestMethod]
     public void ANcclCommunicatorOfTwoRanksIsRefused()
     {
         RequireDevice();

@@ -342,6 +342,7 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
     case 36: epilogue = gelu_bias; break;
     default: break;
     }
+    emu::flush_stream(stream);
     long long m = static_cast<long long>(ld.rows), n = static_cast<long long>(ld.cols);
     long long k = static_cast<long long>(desc.transa ? la.rows : la.cols);
     for (int i = 0; i < ld.batch; i++)
@@ -353,7 +354,6 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
                   {at(b, lb), lb.type, lb.ld}, beta_value, {at(c, lc), lc.type, lc.ld}, {at(d, ld), ld.type, ld.ld},
                   epilogue, &bias_state);
     }
-    (void)stream;
     return Success;
 }
 }

@@ -1,6 +1,9 @@
 // driver.cpp — libcuda.so.1 for the "Shardwise SIMT emulator" device: the driver entry points the runtime binds
-// (runtime/Shardwise/Cuda/Interop/CuDriver.cs), implemented on the host. Work is synchronous on every stream; a
-// kernel runs through the SIMT scheduler of tests/kernels-harness. The driver is strict where a GPU punishes host
+// (runtime/Shardwise/Cuda/Interop/CuDriver.cs), implemented on the host. Kernels and synchronous copies run at the
+// call, through the SIMT scheduler of tests/kernels-harness; the *Async copies are queued on their stream and run at
+// the next synchronisation point (cuStreamSynchronize, cuEventSynchronize, cuCtxSynchronize, a synchronous copy or
+// memset, cuMemFree) or before the next operation on that stream — so host code that reuses a pinned buffer, or
+// reads one, before synchronising sees what it would risk on a GPU. The driver is strict where a GPU punishes host
 // bugs: a current context is required, copies must stay inside one live allocation, launch limits are enforced, and
 // a kernel that overwrites an allocation's guard bytes poisons its context with CUDA_ERROR_ILLEGAL_ADDRESS, sticky
 // like on a GPU until the context is destroyed (or the primary context fully released).
@@ -9,6 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -70,6 +76,12 @@ struct Event
     bool timing;
     bool recorded;
     std::chrono::steady_clock::time_point at;
+    void* stream;  // where it was last recorded
+};
+
+struct Stream
+{
+    bool blocking;  // created without CU_STREAM_NON_BLOCKING: ordered with the legacy default stream
 };
 
 std::recursive_mutex gate;
@@ -78,6 +90,44 @@ Context primary_context{true, false, emu::Success};
 int primary_references = 0;
 std::set<void*> streams, events, modules, functions, contexts{&primary_context}, host_allocations;
 thread_local std::vector<Context*> context_stack;
+// Queued async copies per stream; the legacy default stream (handles 0, 1 and the per-thread 2) is key nullptr.
+std::map<void*, std::deque<std::function<void()>>> pending;
+
+void* queue_key(void* stream) { return reinterpret_cast<uintptr_t>(stream) <= 2 ? nullptr : stream; }
+
+void run_queue(void* key)
+{
+    auto found = pending.find(key);
+    if (found == pending.end()) return;
+    std::deque<std::function<void()>> work;
+    work.swap(found->second);
+    pending.erase(found);
+    for (auto& step : work) step();
+}
+
+void flush_all()
+{
+    while (!pending.empty()) run_queue(pending.begin()->first);
+}
+
+// Completes the queued work `stream` must wait for: its own, and for the legacy stream (or a blocking stream) the
+// legacy stream's and every blocking stream's, as the legacy stream's implicit synchronisation orders them.
+void flush(void* stream)
+{
+    void* key = queue_key(stream);
+    if (key == nullptr)
+    {
+        std::vector<void*> keys;
+        for (auto& [k, q] : pending)
+            if (k == nullptr || static_cast<Stream*>(k)->blocking) keys.push_back(k);
+        for (void* k : keys) run_queue(k);
+        return;
+    }
+    if (static_cast<Stream*>(key)->blocking) run_queue(nullptr);
+    run_queue(key);
+}
+
+void enqueue(void* stream, std::function<void()> step) { pending[queue_key(stream)].push_back(std::move(step)); }
 
 Context* current() { return context_stack.empty() ? nullptr : context_stack.back(); }
 
@@ -294,7 +344,9 @@ int cuCtxPopCurrent_v2(void** handle)
 int cuCtxSynchronize()
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
-    return require_context();
+    REQUIRE(require_context());
+    flush_all();
+    return emu::Success;
 }
 
 // ---- modules and launches ------------------------------------------------------------------------------------------
@@ -397,6 +449,7 @@ int cuLaunchKernel(void* handle, unsigned grid_x, unsigned grid_y, unsigned grid
         return emu::InvalidValue;
     }
     Context* context = current();
+    flush(stream);
     if (simt_launch(name, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_bytes, 0, parameters,
                     function->sizes.data(), static_cast<int>(function->sizes.size())) != 0)
     {
@@ -426,6 +479,7 @@ int cuMemFree_v2(std::uint64_t pointer)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     if (pointer == 0) return emu::Success;
+    flush_all();  // cuMemFree waits for the device, so queued copies complete before the memory goes
     Result result = emu::release(pointer, "cuMemFree_v2");
     return result == emu::IllegalAddress ? poison(current(), result) : result;
 }
@@ -435,6 +489,7 @@ int cuMemsetD8_v2(std::uint64_t pointer, unsigned char value, std::size_t count)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     REQUIRE(emu::check_range(pointer, count, "cuMemsetD8_v2", "destination"));
+    flush(nullptr);
     std::memset(reinterpret_cast<void*>(pointer), value, count);
     return emu::Success;
 }
@@ -445,6 +500,7 @@ int cuMemcpyHtoD_v2(std::uint64_t destination, const void* source, std::size_t b
     REQUIRE(require_context());
     if (source == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoD_v2", "destination"));
+    flush(nullptr);
     std::memcpy(reinterpret_cast<void*>(destination), source, bytes);
     return emu::Success;
 }
@@ -455,6 +511,7 @@ int cuMemcpyDtoH_v2(void* destination, std::uint64_t source, std::size_t bytes)
     REQUIRE(require_context());
     if (destination == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoH_v2", "source"));
+    flush(nullptr);
     std::memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return emu::Success;
 }
@@ -465,6 +522,7 @@ int cuMemcpyDtoD_v2(std::uint64_t destination, std::uint64_t source, std::size_t
     REQUIRE(require_context());
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoD_v2", "source"));
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoD_v2", "destination"));
+    flush(nullptr);
     std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
     return emu::Success;
 }
@@ -476,7 +534,7 @@ int cuMemcpyHtoDAsync_v2(std::uint64_t destination, const void* source, std::siz
     REQUIRE(require_stream(stream));
     if (source == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
-    std::memcpy(reinterpret_cast<void*>(destination), source, bytes);
+    enqueue(stream, [=] { std::memcpy(reinterpret_cast<void*>(destination), source, bytes); });
     return emu::Success;
 }
 
@@ -487,7 +545,7 @@ int cuMemcpyDtoHAsync_v2(void* destination, std::uint64_t source, std::size_t by
     REQUIRE(require_stream(stream));
     if (destination == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
-    std::memcpy(destination, reinterpret_cast<const void*>(source), bytes);
+    enqueue(stream, [=] { std::memcpy(destination, reinterpret_cast<const void*>(source), bytes); });
     return emu::Success;
 }
 
@@ -498,7 +556,9 @@ int cuMemcpyDtoDAsync_v2(std::uint64_t destination, std::uint64_t source, std::s
     REQUIRE(require_stream(stream));
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
-    std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
+    enqueue(stream, [=] {
+        std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
+    });
     return emu::Success;
 }
 
@@ -517,6 +577,7 @@ int cuMemFreeHost(void* pointer)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
+    flush_all();  // cuMemFreeHost waits for the copies that use the buffer
     if (host_allocations.erase(pointer) == 0)
     {
         std::fprintf(stderr, "cuda-emulator: cuMemFreeHost(%p): not a live cuMemHostAlloc allocation\n", pointer);
@@ -532,7 +593,7 @@ int cuStreamCreate(void** stream, unsigned flags)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     if (stream == nullptr || flags > 1) return emu::InvalidValue;
-    *stream = new char(0);
+    *stream = new Stream{(flags & 1) == 0};
     streams.insert(*stream);
     return emu::Success;
 }
@@ -541,15 +602,19 @@ int cuStreamSynchronize(void* stream)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
-    return require_stream(stream);
+    REQUIRE(require_stream(stream));
+    flush(stream);
+    return emu::Success;
 }
 
 int cuStreamDestroy_v2(void* stream)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
-    if (streams.erase(stream) == 0) return emu::InvalidHandle;
-    delete static_cast<char*>(stream);
+    if (streams.count(stream) == 0) return emu::InvalidHandle;
+    flush(stream);  // work queued on a destroyed stream still completes
+    streams.erase(stream);
+    delete static_cast<Stream*>(stream);
     return emu::Success;
 }
 
@@ -558,7 +623,7 @@ int cuEventCreate(void** event, unsigned flags)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     if (event == nullptr || flags > 7) return emu::InvalidValue;
-    *event = new Event{(flags & 2) == 0, false, {}};
+    *event = new Event{(flags & 2) == 0, false, {}, nullptr};
     events.insert(*event);
     return emu::Success;
 }
@@ -572,6 +637,7 @@ int cuEventRecord(void* handle, void* stream)
     auto* event = static_cast<Event*>(handle);
     event->recorded = true;
     event->at = std::chrono::steady_clock::now();
+    event->stream = stream;
     return emu::Success;
 }
 
@@ -579,7 +645,18 @@ int cuEventSynchronize(void* handle)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
-    return events.count(handle) == 0 ? emu::InvalidHandle : emu::Success;
+    if (events.count(handle) == 0) return emu::InvalidHandle;
+    // Completes everything queued on the event's stream (a superset of the work recorded before the event).
+    if (static_cast<Event*>(handle)->recorded) flush(static_cast<Event*>(handle)->stream);
+    return emu::Success;
+}
+
+// For the fake cuBLAS, cuBLASLt and NCCL: their work on `stream` runs at the call, so the copies queued on it
+// before must complete first.
+void swemu_flush_stream(void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    flush(stream);
 }
 
 int cuEventElapsedTime(float* milliseconds, void* start, void* end)

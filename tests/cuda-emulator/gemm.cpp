@@ -145,6 +145,13 @@ int check_device_range(std::uint64_t pointer, std::size_t bytes, const char* cal
     return check(pointer, bytes, call, operand) == 0 ? 0 : -1;
 }
 
+void flush_stream(void* stream)
+{
+    using Flush = void (*)(void*);
+    auto flush = reinterpret_cast<Flush>(driver_symbol("swemu_flush_stream"));
+    if (flush != nullptr) flush(stream);
+}
+
 bool driver_has_context()
 {
     using GetCurrent = int (*)(void**);

@@ -34,6 +34,9 @@ std::size_t matrix_span_bytes(long long rows, long long cols, long long ld, int 
 // when the fake libcuda.so.1 is not loaded from this library's directory.
 int check_device_range(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand);
 
+// Completes the fake driver's queued async copies on `stream` (library work runs at the call, in stream order).
+void flush_stream(void* stream);
+
 // True when the fake driver has a current context on this thread (cuBLAS handles need one).
 bool driver_has_context();
 } // namespace emu

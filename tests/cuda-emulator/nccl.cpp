@@ -35,9 +35,11 @@ std::size_t type_bytes(int type)
     }
 }
 
-int copy(const char* call, std::uint64_t send, std::uint64_t receive, std::size_t count, int type, void* comm)
+int copy(const char* call, std::uint64_t send, std::uint64_t receive, std::size_t count, int type, void* comm,
+         void* stream)
 {
     if (!valid(comm)) return InvalidArgument;
+    emu::flush_stream(stream);
     std::size_t bytes = count * type_bytes(type);
     if (type_bytes(type) == 0) return InvalidArgument;
     if (count == 0) return Success;
@@ -127,28 +129,28 @@ int ncclCommGetAsyncError(void* comm, int* result)
     return Success;
 }
 
-int ncclAllReduce(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int op, void* comm, void*)
+int ncclAllReduce(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int op, void* comm, void* stream)
 {
     if (op < 0 || op > 4) return InvalidArgument;  // sum, prod, max, min, avg: all the identity on one rank
-    return copy("ncclAllReduce", send, receive, count, type, comm);
+    return copy("ncclAllReduce", send, receive, count, type, comm, stream);
 }
 
 int ncclReduceScatter(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int op, void* comm,
-                      void*)
+                      void* stream)
 {
     if (op < 0 || op > 4) return InvalidArgument;
-    return copy("ncclReduceScatter", send, receive, count, type, comm);
+    return copy("ncclReduceScatter", send, receive, count, type, comm, stream);
 }
 
-int ncclAllGather(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, void* comm, void*)
+int ncclAllGather(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, void* comm, void* stream)
 {
-    return copy("ncclAllGather", send, receive, count, type, comm);
+    return copy("ncclAllGather", send, receive, count, type, comm, stream);
 }
 
-int ncclBroadcast(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int root, void* comm, void*)
+int ncclBroadcast(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int root, void* comm, void* stream)
 {
     if (root != 0) return InvalidArgument;
-    return copy("ncclBroadcast", send, receive, count, type, comm);
+    return copy("ncclBroadcast", send, receive, count, type, comm, stream);
 }
 
 int ncclSend(std::uint64_t, std::size_t, int, int peer, void*, void*)

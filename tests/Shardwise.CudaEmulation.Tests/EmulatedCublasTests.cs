@@ -8,8 +8,8 @@ using Shardwise.Precision;
 namespace Shardwise.CudaEmulation.Tests;
 
 /// <summary>
-/// The emulated cuBLAS computes what cuBLAS documents — C = alpha·op(A)·op(B) + beta·C, column-major, with lda/ldb/ldc
-/// padding and batch strides — for fp32, fp16 and bf16 storage, checked against a float64 product of the stored
+/// The emulated cuBLAS computes what cuBLAS documents — C = alpha·op(A)·op(B) + beta·C, column-major, with
+/// lda/ldb/ldc padding and batch strides — for fp32, fp16 and bf16 storage, checked against a float64 product of the stored
 /// inputs. The CudaOps paths that use it (and fp16/bf16 storage) rely on these semantics.
 /// </summary>
 [TestClass]
@@ -43,7 +43,12 @@ public sealed class EmulatedCublasTests
 
         var bits = new ushort[values.Length];
         for (int i = 0; i < values.Length; i++)
-            bits[i] = storage == StorageType.Float16 ? BitConverter.HalfToUInt16Bits((Half)values[i]) : BFloat16Conversion.ToBFloat16(values[i]);
+        {
+            bits[i] = storage == StorageType.Float16
+                ? BitConverter.HalfToUInt16Bits((Half)values[i])
+                : BFloat16Conversion.ToBFloat16(values[i]);
+        }
+
         var result = DeviceMemory.Allocate<ushort>(context, values.Length);
         result.Upload<ushort>(bits);
         return result;
@@ -61,7 +66,12 @@ public sealed class EmulatedCublasTests
         var bits = new ushort[count];
         memory.Download<ushort>(bits);
         for (int i = 0; i < count; i++)
-            values[i] = storage == StorageType.Float16 ? (float)BitConverter.UInt16BitsToHalf(bits[i]) : BFloat16Conversion.ToSingle(bits[i]);
+        {
+            values[i] = storage == StorageType.Float16
+                ? (float)BitConverter.UInt16BitsToHalf(bits[i])
+                : BFloat16Conversion.ToSingle(bits[i]);
+        }
+
         return values;
     }
 
@@ -101,7 +111,8 @@ public sealed class EmulatedCublasTests
             expected[at] = (float)(alpha * sum + beta * c[at]);
         }
 
-        using DeviceMemory da = Upload(context, storage, a), db = Upload(context, storage, b), dc = Upload(context, storage, c);
+        using DeviceMemory da = Upload(context, storage, a), db = Upload(context, storage, b);
+        using DeviceMemory dc = Upload(context, storage, c);
         using CublasHandle blas = CublasHandle.Create();
         CudaDataType type = TypeOf(storage);
         blas.GemmStridedBatchedEx(transA, transB, m, n, k, alpha, da.Pointer, type, lda, strideA, db.Pointer, type, ldb,

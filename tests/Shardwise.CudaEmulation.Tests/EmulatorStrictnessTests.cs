@@ -131,7 +131,8 @@ public sealed unsafe class EmulatorStrictnessTests
         {
             var e = Assert.ThrowsExactly<CudaException>(() => DeviceMemory.Allocate(context, 65L << 20));
             Assert.AreEqual(2, e.Status);
-            StringAssert.StartsWith(e.Message, "cuMemAlloc_v2 failed: CUDA driver status 2 (CUDA_ERROR_OUT_OF_MEMORY: out of memory)");
+            StringAssert.StartsWith(e.Message,
+                "cuMemAlloc_v2 failed: CUDA driver status 2 (CUDA_ERROR_OUT_OF_MEMORY: out of memory)");
             using var fits = DeviceMemory.Allocate(context, 1L << 20);
             Assert.AreEqual(1L << 20, fits.Bytes);
         }
@@ -215,7 +216,8 @@ public sealed unsafe class EmulatorStrictnessTests
         device.Upload<float>(first);
         pinned.AsSpan<float>().Clear();
         device.DownloadAsync(pinned, 64 * sizeof(float), stream);
-        Assert.IsTrue(pinned.AsSpan<float>().ToArray().All(v => v == 0f), "the async download completed before the sync");
+        Assert.IsTrue(pinned.AsSpan<float>().ToArray().All(v => v == 0f),
+            "the async download completed before the sync");
         stream.Synchronize();
         CollectionAssert.AreEqual(first, pinned.AsSpan<float>().ToArray());
     }
@@ -225,7 +227,8 @@ public sealed unsafe class EmulatorStrictnessTests
     {
         RequireDevice();
         using CudaContext context = CudaContext.Primary();
-        var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, NcclCommunicator.GetUniqueId(), 0));
+        NcclUniqueId id = NcclCommunicator.GetUniqueId();
+        var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, 0));
         Assert.AreEqual(CudaLibrary.Nccl, e.Library);
         StringAssert.Contains(e.Message, "invalid usage");
     }

@@ -84,7 +84,7 @@ int check_arguments(const char* call, int transa, int transb, int m, int n, int 
 // Checks that the batch's operands (all batch members) lie inside live allocations.
 int check_spans(const char* call, int transa, int transb, int m, int n, int k, std::uint64_t a, int a_type,
                 long long lda, long long stride_a, std::uint64_t b, int b_type, long long ldb, long long stride_b,
-                std::uint64_t c, int c_type, long long ldc, long long stride_c, int batch, bool reads_c)
+                std::uint64_t c, int c_type, long long ldc, long long stride_c, int batch)
 {
     long long a_rows = transa == 0 ? m : k, a_cols = transa == 0 ? k : m;
     long long b_rows = transb == 0 ? k : n, b_cols = transb == 0 ? n : k;
@@ -104,10 +104,10 @@ int check_spans(const char* call, int transa, int transb, int m, int n, int k, s
     {
         if (o.span == 0) continue;  // an empty operand (k = 0) is not read
         if (o.stride < 0) return InvalidValue;
-        std::size_t bytes = o.span + static_cast<std::size_t>(o.stride) * o.element * static_cast<std::size_t>(batch - 1);
+        std::size_t bytes =
+            o.span + static_cast<std::size_t>(o.stride) * o.element * static_cast<std::size_t>(batch - 1);
         if (emu::check_device_range(o.pointer, bytes, call, o.name) != 0) return MappingError;
     }
-    (void)reads_c;
     return Success;
 }
 
@@ -125,7 +125,7 @@ int strided_batched(void* handle, int transa, int transb, int m, int n, int k, c
     emu::flush_stream(static_cast<Handle*>(handle)->stream);
     float alpha_value = *static_cast<const float*>(alpha), beta_value = *static_cast<const float*>(beta);
     status = check_spans(call, transa, transb, m, n, k, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, c,
-                         c_type, ldc, stride_c, batch, beta_value != 0.0f);
+                         c_type, ldc, stride_c, batch);
     if (status != Success) return status;
     for (int i = 0; i < batch; i++)
     {

@@ -84,18 +84,8 @@ struct BiasState
 float bias_value(long long row, const void* state)
 {
     const auto* s = static_cast<const BiasState*>(state);
-    float v;
-    if (s->bias.type == emu::Float32) std::memcpy(&v, reinterpret_cast<const void*>(s->bias.pointer + 4 * row), 4);
-    else
-    {
-        // Reuse the reference loader through a 1×1 matrix product would be overkill; 16-bit bias is read as bf16/fp16.
-        std::uint16_t bits;
-        std::memcpy(&bits, reinterpret_cast<const void*>(s->bias.pointer + 2 * row), 2);
-        std::uint32_t x = static_cast<std::uint32_t>(bits) << 16;
-        if (s->bias.type == emu::BFloat16) std::memcpy(&v, &x, 4);
-        else v = std::nanf("");  // fp16 bias is not emulated; the NaN makes its use visible
-    }
-    return v;
+    std::uint64_t offset = static_cast<std::uint64_t>(row) * emu::element_bytes(s->bias.type);
+    return emu::load_element(s->bias.type, s->bias.pointer + offset);
 }
 float bias(float v, long long row, const void* s) { return v + bias_value(row, s); }
 float relu_bias(float v, long long row, const void* s) { return relu(v + bias_value(row, s), row, s); }
@@ -152,7 +142,8 @@ int check_problem(const Desc& desc, const Layout& a, const Layout& b, const Layo
 
 int check_span(std::uint64_t pointer, const Layout& l, const char* name)
 {
-    std::size_t one = emu::matrix_span_bytes(static_cast<long long>(l.rows), static_cast<long long>(l.cols), l.ld, l.type);
+    std::size_t one =
+        emu::matrix_span_bytes(static_cast<long long>(l.rows), static_cast<long long>(l.cols), l.ld, l.type);
     if (one == 0) return Success;
     std::size_t bytes = one + static_cast<std::size_t>(l.batch - 1) * static_cast<std::size_t>(l.batch_stride) *
                                   emu::element_bytes(l.type);

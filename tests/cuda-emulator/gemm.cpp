@@ -59,16 +59,7 @@ std::uint16_t float_to_bf16(float f)
 
 float load(const Matrix& m, long long row, long long col)
 {
-    std::uint64_t at = m.pointer + static_cast<std::uint64_t>(row + col * m.ld) * element_bytes(m.type);
-    if (m.type == Float32)
-    {
-        float v;
-        std::memcpy(&v, reinterpret_cast<const void*>(at), 4);
-        return v;
-    }
-    std::uint16_t bits;
-    std::memcpy(&bits, reinterpret_cast<const void*>(at), 2);
-    return m.type == Float16 ? half_to_float(bits) : bf16_to_float(bits);
+    return load_element(m.type, m.pointer + static_cast<std::uint64_t>(row + col * m.ld) * element_bytes(m.type));
 }
 
 void store(const Matrix& m, long long row, long long col, float value)
@@ -96,6 +87,19 @@ void* driver_symbol(const char* name)
     return driver == nullptr ? nullptr : dlsym(driver, name);
 }
 } // namespace
+
+float load_element(int type, std::uint64_t address)
+{
+    if (type == Float32)
+    {
+        float v;
+        std::memcpy(&v, reinterpret_cast<const void*>(address), 4);
+        return v;
+    }
+    std::uint16_t bits;
+    std::memcpy(&bits, reinterpret_cast<const void*>(address), 2);
+    return type == Float16 ? half_to_float(bits) : bf16_to_float(bits);
+}
 
 std::size_t element_bytes(int type)
 {

@@ -14,6 +14,9 @@ enum DataType : int { Float32 = 0, Float16 = 2, BFloat16 = 14 };
 // Bytes per element of `type`, or 0 when the type is not emulated.
 std::size_t element_bytes(int type);
 
+// The element of `type` at device address `address`, widened to float.
+float load_element(int type, std::uint64_t address);
+
 struct Matrix
 {
     std::uint64_t pointer;  // device address of element (0, 0)

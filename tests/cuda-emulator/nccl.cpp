@@ -129,7 +129,8 @@ int ncclCommGetAsyncError(void* comm, int* result)
     return Success;
 }
 
-int ncclAllReduce(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int op, void* comm, void* stream)
+int ncclAllReduce(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int op, void* comm,
+                  void* stream)
 {
     if (op < 0 || op > 4) return InvalidArgument;  // sum, prod, max, min, avg: all the identity on one rank
     return copy("ncclAllReduce", send, receive, count, type, comm, stream);
@@ -147,7 +148,8 @@ int ncclAllGather(std::uint64_t send, std::uint64_t receive, std::size_t count, 
     return copy("ncclAllGather", send, receive, count, type, comm, stream);
 }
 
-int ncclBroadcast(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int root, void* comm, void* stream)
+int ncclBroadcast(std::uint64_t send, std::uint64_t receive, std::size_t count, int type, int root, void* comm,
+                  void* stream)
 {
     if (root != 0) return InvalidArgument;
     return copy("ncclBroadcast", send, receive, count, type, comm, stream);

@@ -4,7 +4,6 @@ using System.Diagnostics;
 using System.IO;
 using Shardwise.Checkpoints;
 using Shardwise.Cpu;
-using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Plans;
@@ -41,9 +40,6 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, communicator);
         }
-        if (settings.Device != BackendKind.Cpu)
-            throw new CliException($"--device {settings.Device.ToString().ToLowerInvariant()}: {model} is pipelined (Pipeline = {partition.Pipeline}, " +
-                $"Tensor = {partition.Tensor}); its stages run on the CPU backend only so far (leave out --device, or train on one process)");
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
             throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
                 $"{partition.Pipeline}, Tensor = {partition.Tensor})]: the number of ranks must be a multiple of Pipeline × Tensor = " +
@@ -69,9 +65,10 @@ public static class PipelineTrainCommand
         var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
         var plan = partition.Stages[stageIndex];
-        // Over the backend the config asks for: at ZeRO-2 the stage's gradients stream through its planned pool.
-        var stage = TModel.CompileStage<float>(stageIndex, TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool),
-            batch.MicroBatchPerGpu);
+        // Over the chosen device (--device) and the backend the config asks for: at ZeRO-2 the stage's gradients stream
+        // through its planned pool. Activations and gradients between stages cross through the communicator's host spans.
+        var stage = TModel.CompileStage<float>(stageIndex,
+            TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));

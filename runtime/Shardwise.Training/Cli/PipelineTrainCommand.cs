@@ -5,11 +5,14 @@ using System.IO;
 using Shardwise.Checkpoints;
 using Shardwise.Cpu;
 using Shardwise.Data;
+using Shardwise.Cuda;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
 using Shardwise.Training.Progress;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
 
@@ -78,7 +81,7 @@ public static class PipelineTrainCommand
         int sequence = stage.SequenceLength, micro = batch.MicroBatchPerGpu, globalRows = micro * data;
         var sampler = trainingData.Dataset.CreateSampler(DataSplit.Train, globalRows, sequence, settings.Seed);
         log.WriteLine($"model {model}: {TModel.ParameterLayout.ParameterCount:N0} parameters in {partition.Pipeline} stages × {partition.Tensor} tensor ranks; " +
-                      $"data: {trainingData.Description}");
+                      $"data: {trainingData.Description}; stages on {DeviceDescription(stage.Ops)} (rank 0)");
         log.WriteLine($"ranks: {communicator.Size} = data {data} × pipeline {partition.Pipeline} × tensor {partition.Tensor}; batch: micro {micro} × " +
                       $"micro-batches {engine.MicroBatches} × data {data} = {batch.TrainBatchSize} sequences of {sequence} tokens; ZeRO stage " +
                       $"{config.ZeroOptimization.Stage}; steps {settings.TotalSteps}; 1F1B bubble (p − 1)/(m + p − 1) = " +
@@ -140,6 +143,10 @@ public static class PipelineTrainCommand
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }
+
+    /// <summary>Where a stage program's operations run: the CPU, or the CUDA device (under the ZeRO-2 streaming decorator).</summary>
+    private static string DeviceDescription(ITensorOps<float> ops) =>
+        (ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? $"CUDA device {cuda.Device}" : "the CPU";
 
     private static void WriteWeights(string path, ParameterLayout layout, float[] weights)
     {

@@ -41,7 +41,7 @@ internal sealed class EmulatedJob : IDisposable
     /// Trains <paramref name="steps"/> steps on <paramref name="ranks"/> MPI ranks with <c>--device</c>
     /// <paramref name="device"/> into a new directory named <paramref name="name"/>; returns it and the job's output.
     /// </summary>
-    /// <param name="communicator">SHARDWISE_COMMUNICATOR for every rank (mpi: host-staged; nccl: the fake libnccl).</param>
+    /// <param name="communicator">SHARDWISE_COMMUNICATOR for every rank (mpi: host-staged; nccl: the fake libnccl, one emulated device per rank).</param>
     public (string Directory, string Output) Train(string name, int ranks, int steps, string device, string communicator = "mpi")
     {
         string output = Path.Combine(_directory, name);
@@ -54,6 +54,12 @@ internal sealed class EmulatedJob : IDisposable
             ["SHARDWISE_COMMUNICATOR"] = communicator,
             ["OPENBLAS_NUM_THREADS"] = "1",
         };
+        if (communicator == "nccl")
+        {
+            // NCCL needs a device per rank: the fake driver presents one per rank, each process using its local rank's.
+            environment["SHARDWISE_EMULATED_DEVICE_COUNT"] = ranks.ToString(CultureInfo.InvariantCulture);
+            environment["NCCL_DEBUG"] = "INFO"; // the fake, like NCCL, then prints a line per rank that joined
+        }
         MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(3), arguments, environment);
         Assert.AreEqual(0, job.ExitCode, job.Output);
         return (output, job.Output);
@@ -66,6 +72,13 @@ internal sealed class EmulatedJob : IDisposable
         MpiJob job = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1), ["cli", _model, "consolidate", "--resume", run, "--output", weights]);
         Assert.AreEqual(0, job.ExitCode, job.Output);
         return weights;
+    }
+
+    /// <summary>A run's full fp32 weights: the pipelined trainer's weights.safetensors, else its consolidated last checkpoint.</summary>
+    public string FinalWeights(string run)
+    {
+        string pipelined = Path.Combine(run, "weights.safetensors");
+        return File.Exists(pipelined) ? pipelined : Consolidate(run);
     }
 
     /// <summary>The loss and gradient-norm columns of a run's metrics.csv, one row per step (steps_per_print is 1).</summary>

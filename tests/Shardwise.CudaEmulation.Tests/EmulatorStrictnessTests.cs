@@ -223,14 +223,25 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
-    public void ANcclCommunicatorOfTwoRanksIsRefused()
+    public void TwoRanksOfANcclCommunicatorOnOneDeviceAreRefused()
     {
+        // As NCCL ("Duplicate GPU detected"): ranks meet (here two threads of one process), see each other's device
+        // and refuse. Several ranks work when each process has its own device (MultiRankTrainingTests).
         RequireDevice();
         using CudaContext context = CudaContext.Primary();
         NcclUniqueId id = NcclCommunicator.GetUniqueId();
-        var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, 0));
-        Assert.AreEqual(CudaLibrary.Nccl, e.Library);
-        StringAssert.Contains(e.Message, "invalid usage");
+        CudaException Join(int rank)
+        {
+            using CudaContext.Scope scope = context.Push();
+            return Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, rank));
+        }
+        var ranks = new[] { System.Threading.Tasks.Task.Run(() => Join(0)), System.Threading.Tasks.Task.Run(() => Join(1)) };
+        foreach (var rank in ranks)
+        {
+            CudaException e = rank.GetAwaiter().GetResult();
+            Assert.AreEqual(CudaLibrary.Nccl, e.Library);
+            StringAssert.Contains(e.Message, "invalid usage");
+        }
     }
 
     [TestMethod]

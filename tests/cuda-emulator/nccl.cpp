@@ -257,6 +257,7 @@ int ncclCommInitRank(void** comm, int ranks, UniqueId id, int rank)
                               sizeof device, devices);
         if (joined != Success)
         {
+            emu::leave(created->directory, rank, ranks);
             delete created;
             return joined;
         }
@@ -269,6 +270,7 @@ int ncclCommInitRank(void** comm, int ranks, UniqueId id, int rank)
                 std::fprintf(stderr, "nccl-emulator: Duplicate GPU detected : rank %d and rank %d both on CUDA device "
                                      "%d (each rank needs its own device: SHARDWISE_EMULATED_DEVICE_COUNT)\n",
                              rank, r, device);
+                emu::leave(created->directory, rank, ranks);
                 delete created;
                 return InvalidUsage;
             }

@@ -105,11 +105,12 @@ public sealed class CudaFusedAdamTests
         return (master, expAvg, expAvgSq);
     }
 
+    /// <summary>One optimizer (L2 mode: the device step's weight-decay modes are both covered above); 4 updates.</summary>
     [TestMethod]
-    [DataRow("AdamW", """{ "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } }""")]
-    [DataRow("Adam with L2", """{ "type": "Adam", "params": { "lr": 1e-3, "weight_decay": 0.1, "adam_w_mode": false } }""")]
-    public void TinyGptTrainsThroughTheFusedStepLikeTheHostStep(string name, string optimizer)
+    public void TinyGptTrainsThroughTheFusedStepLikeTheHostStep()
     {
+        const string name = "Adam with L2";
+        const string optimizer = """{ "type": "Adam", "params": { "lr": 1e-3, "weight_decay": 0.1, "adam_w_mode": false } }""";
         using CudaOps gpu = GpuSupport.RequireCudaOps();
         string json = $$"""{ "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "gradient_clipping": 0.5, "optimizer": {{optimizer}} }""";
         var config = DeepSpeedConfig.Parse(json).Config;
@@ -124,7 +125,7 @@ public sealed class CudaFusedAdamTests
         var inputs = new int[4 * onCpu.SequenceLength];
         var targets = new int[inputs.Length];
 
-        const int micro = 16;
+        const int micro = 8;
         int allocationsAfterFirstUpdate = -1;
         for (int step = 0; step < micro; step++)
         {

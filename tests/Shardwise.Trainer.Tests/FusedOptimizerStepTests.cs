@@ -133,6 +133,30 @@ public sealed class FusedOptimizerStepTests
     }
 
     [TestMethod]
+    public void AFusedTrainingStepAllocatesLessThanTheBound()
+    {
+        TrainingEngine engine = CreateEngine($$"""{ "train_micro_batch_size_per_gpu": 4, "gradient_clipping": 0.5, {{AdamW}} }""", fused: true);
+        Assert.IsTrue(engine.FusedOptimizer);
+        BatchSampler sampler = Sampler(engine);
+        var inputs = new int[4 * TinyGpt.SequenceLength];
+        var targets = new int[inputs.Length];
+        void Step()
+        {
+            sampler.NextBatch(inputs, targets);
+            engine.Forward(inputs, targets);
+            engine.Backward();
+            engine.Step();
+        }
+        for (int i = 0; i < 5; i++) Step();
+        const int steps = 20;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < steps; i++) Step();
+        long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / steps;
+        Console.WriteLine($"after warm-up a fused training step allocated {perStep:N0} bytes on its thread");
+        Assert.IsTrue(perStep < EngineTests.AllocationBoundBytesPerStep, $"a fused step allocated {perStep:N0} bytes");
+    }
+
+    [TestMethod]
     public void AFusedCheckpointResumesBitForBit()
     {
         const string json = """

@@ -18,6 +18,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private DeviceMemory? fusedExpAvg, fusedExpAvgSq;
     private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
     private int fusedNormBlocks;
+    private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
 
     /// <summary>The kernels' suffix for the arenas' element type.</summary>
     private string StorageSuffix => "f32"; // until 16-bit storage lands in CudaOps.cs
@@ -52,6 +53,9 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         fusedExpAvgSq.Zero();
         fusedNormBlocks = 2 * Math.Max(1, Device.MultiprocessorCount); // fixed, so the norm sums in the same order every step
         fusedMeasurement = allocations.Allocate(context, (2L + fusedNormBlocks) * sizeof(float));
+        overflowKernel = kernels[$"overflow_check_unscale_{StorageSuffix}"];
+        normKernel = kernels[$"global_norm_squared_{StorageSuffix}"];
+        adamKernel = kernels[$"adamw_step_{StorageSuffix}"];
     }
 
     public GradientMeasurement MeasureGradients(bool checkOverflow)
@@ -66,11 +70,11 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         if (checkOverflow)
         {
             // inv_scale = 1: the kernel only checks; unscaling is folded into adamw_step's gradient multiplier.
-            kernels[$"overflow_check_unscale_{StorageSuffix}"].Launch(kernels.ElementwiseBlocks(gradients.Length),
+            overflowKernel!.Launch(kernels.ElementwiseBlocks(gradients.Length),
                 CudaKernelSet.ElementwiseThreads, 0, null, address, gradients.Length, 1f, flag);
         }
 
-        kernels[$"global_norm_squared_{StorageSuffix}"].Launch(fusedNormBlocks, NormThreads, 0, null,
+        normKernel!.Launch(fusedNormBlocks, NormThreads, 0, null,
             address, gradients.Length, partials, 0);
         kernels["sum_f32"].Launch(1, SumThreads, 0, null, partials, fusedNormBlocks, total, 1f);
         Span<int> readback = stackalloc int[2];
@@ -86,7 +90,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         if (parameters.Length == 0) return;
         ulong master = fusedMasters?.Pointer ?? parameters.Address(0);
         ulong working = fusedMasters is null ? 0UL : parameters.Address(0); // null pointer: no rounded copy to write
-        kernels[$"adamw_step_{StorageSuffix}"].Launch(kernels.ElementwiseBlocks(parameters.Length),
+        adamKernel!.Launch(kernels.ElementwiseBlocks(parameters.Length),
             CudaKernelSet.ElementwiseThreads, 0, null,
             master, gradients.Address(0), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, parameters.Length,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,

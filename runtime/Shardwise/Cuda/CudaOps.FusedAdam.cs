@@ -36,17 +36,20 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         if (!SupportsFusedOptimizer(storage))
             throw new NotSupportedException($"CudaOps keeps its optimizer state for {ArenaStorage} arenas, not {storage}");
-        Begin();
+        EnsureCurrent();
         DisposeFusedOptimizerState();
-        long elements = Arena(Ops.Arena.Parameters).Length;
-        long bytes = Math.Max(1, elements) * sizeof(float);
+        DeviceArena parameters = Arena(Ops.Arena.Parameters);
+        long bytes = Math.Max(1, parameters.Length) * sizeof(float);
         if (storage != StorageType.Float32)
         {
-            // 16-bit arenas need the unrounded fp32 values the parameters were initialised with (the View mirror,
-            // before it is uploaded) copied into fusedMasters here; unreachable until 16-bit storage lands.
-            throw new NotSupportedException($"CudaOps: fp32 masters for {storage} arenas are not implemented");
+            // 16-bit arenas (unreachable until they land): the masters are the fp32 values the parameters were
+            // initialised with. View returns the host mirror unrounded while it is the newer copy (the engine has just
+            // written it), and the arena widened otherwise; the next operation rounds the mirror into the arena.
+            fusedMasters = allocations.Allocate(context, bytes);
+            if (parameters.Length > 0) fusedMasters.Upload<float>(parameters.View());
         }
 
+        Begin();
         fusedExpAvg = allocations.Allocate(context, bytes);
         fusedExpAvgSq = allocations.Allocate(context, bytes);
         fusedExpAvg.Zero();
@@ -112,9 +115,9 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         RequireFusedState();
         RequireFusedLength(source.Length, Arena(Ops.Arena.Parameters).Length, "master weights");
-        if (fusedMasters is not null)
-            throw new NotSupportedException("CudaOps: fp32 masters for 16-bit arenas are not implemented");
-        Load(source, new Slice(Ops.Arena.Parameters, 0, source.Length));
+        EnsureCurrent();
+        if (fusedMasters is not null && source.Length > 0) fusedMasters.Upload(source);
+        Load(source, new Slice(Ops.Arena.Parameters, 0, source.Length)); // the working copy, rounded to the arena's type
     }
 
     public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq)

@@ -4,8 +4,8 @@ using System.Diagnostics;
 using System.IO;
 using Shardwise.Checkpoints;
 using Shardwise.Cpu;
-using Shardwise.Data;
 using Shardwise.Cuda;
+using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
@@ -21,7 +21,8 @@ namespace Shardwise.Training.Cli;
 /// stage program for its tensor rank and trains it with <see cref="PipelineEngine"/> (1F1B over
 /// gradient_accumulation_steps micro-batches). Data as in <see cref="TrainCommand"/>: one global sampler on every rank,
 /// and each data replica takes its rows of every global micro-batch, so a run sees the data of one process with
-/// micro-batch d × micro. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
+/// micro-batch d × micro. The stages run on --device (CPU or CUDA, each rank on its local rank's GPU); what crosses
+/// between ranks goes through the communicator's host spans. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
 /// its replica (weights.safetensors). Checkpoints (every --save-interval steps and at the end) are in the one-process
 /// format (<see cref="PipelineCheckpoint"/>), so --resume takes either kind. A single process trains the whole model
 /// instead (<see cref="TrainCommand"/>).

@@ -245,6 +245,27 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
+    public void ANcclRankWhosePeerNeverJoinsFailsAtTheDeadline()
+    {
+        // Rank 0 of two, and rank 1 never comes: the fake waits SHARDWISE_COMM_TIMEOUT_SECONDS (native environment),
+        // then fails as NCCL reports a lost peer, instead of hanging the job.
+        RequireDevice();
+        using CudaContext context = CudaContext.Primary();
+        NcclUniqueId id = NcclCommunicator.GetUniqueId();
+        Assert.AreEqual(0, SetNativeVariable("SHARDWISE_COMM_TIMEOUT_SECONDS", "1", 1));
+        try
+        {
+            var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, 0));
+            Assert.AreEqual(CudaLibrary.Nccl, e.Library);
+            StringAssert.Contains(e.Message, "unhandled system error");
+        }
+        finally
+        {
+            UnsetNativeVariable("SHARDWISE_COMM_TIMEOUT_SECONDS");
+        }
+    }
+
+    [TestMethod]
     public void AGemmWithALeadingDimensionBelowItsRowsIsInvalidValue()
     {
         RequireDevice();

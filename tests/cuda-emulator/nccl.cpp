@@ -257,7 +257,7 @@ int ncclCommInitRank(void** comm, int ranks, UniqueId id, int rank)
                               sizeof device, devices);
         if (joined != Success)
         {
-            emu::leave(created->directory, rank, ranks);
+            emu::discard(created->directory);
             delete created;
             return joined;
         }

@@ -86,6 +86,11 @@ void leave(const std::string& directory, int rank, int ranks)
     for (int r = 0; r < ranks; r++)
         if (!exists(directory + "/gone." + std::to_string(r))) return;  // a later rank cleans up
     // Every rank has left, so nobody reads here any more (two last ranks may both get here; unlink tolerates it).
+    discard(directory);
+}
+
+void discard(const std::string& directory)
+{
     if (DIR* listing = ::opendir(directory.c_str()))
     {
         while (dirent* entry = ::readdir(listing))

@@ -21,6 +21,9 @@ void remove(const std::string& directory, const std::string& name);
 // This rank is done with the communicator: the last of `ranks` to leave removes the directory.
 void leave(const std::string& directory, int rank, int ranks);
 
+// Removes the directory and its files now (a communicator that failed to form: its late peers time out too).
+void discard(const std::string& directory);
+
 // SHARDWISE_COMM_TIMEOUT_SECONDS (the runtime's collective deadline), else 300.
 int timeout_seconds();
 } // namespace emu

@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Globalization;
 using System.IO;
 using Shardwise.Cpu;
 using Shardwise.Cuda;
@@ -73,6 +74,7 @@ public static class BenchCommand
         cuda?.Synchronize();
         cuda?.SampleDeviceMemory();
         communicator.Traffic.Reset();
+        HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
         var clock = Stopwatch.StartNew();
         for (long i = 0; i < steps; i++)
@@ -122,6 +124,7 @@ public static class BenchCommand
                 PeakDeviceBytesInUse = cuda.PeakDeviceBytesInUse,
                 DeviceBytesAllocated = cuda.DeviceBytesAllocated,
                 DeviceTotalBytes = (long)cuda.Device.TotalMemory,
+                HostDeviceTrafficPerStep = PerStep(cuda.HostDeviceTraffic - trafficBefore!.Value, steps),
             };
             result = WithPeak(result, options.PeakTflops);
             WriteCudaReport(result, program.SequenceLength, engine, log);
@@ -177,10 +180,19 @@ public static class BenchCommand
                       (r.PeakTflops is { } peak ? $"{peak:0.#} TFLOP/s dense fp16/bf16 ({r.PeakSource})" : "unknown for this card"));
         log.WriteLine($"device memory: {Gib(r.PeakDeviceBytesInUse)} in use at the peak (cuMemGetInfo total − free between steps: CUDA context, " +
                       $"libraries and kernels included) of {Gib(r.DeviceTotalBytes)}; {Gib(r.DeviceBytesAllocated)} allocated by the backend (cuMemAlloc, cumulative)");
+        if (r.HostDeviceTrafficPerStep is { } traffic)
+            log.WriteLine($"host↔device per step: {Megabytes(traffic.BytesDown)} MB down, {Megabytes(traffic.BytesUp)} MB up, {traffic.Copies} copies");
         log.WriteLine("planned memory per rank (engine accounting): " + engine.Memory.Describe());
     }
 
     /// <summary>The CUDA backend under the ZeRO-2/3 streaming wrapper, if the program runs on one.</summary>
+    /// <summary>Megabytes (10⁶ bytes) with three decimals: a step's few kilobytes of tokens still show.</summary>
+    private static string Megabytes(long bytes) => (bytes / 1e6).ToString("F3", CultureInfo.InvariantCulture);
+
+    /// <summary>A counter difference over <paramref name="steps"/> steps, per step (rounded down).</summary>
+    private static HostDeviceTraffic PerStep(HostDeviceTraffic total, long steps) =>
+        new(total.BytesDown / steps, total.CopiesDown / steps, total.BytesUp / steps, total.CopiesUp / steps);
+
     private static CudaOps? FindCudaOps(ITensorOps<float> ops) => ops switch
     {
         CudaOps cuda => cuda,

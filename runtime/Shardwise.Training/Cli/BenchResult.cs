@@ -48,6 +48,9 @@ public sealed record BenchResult
 
     public long DeviceTotalBytes { get; init; }
 
+    /// <summary>Host ↔ device copies per timed step (CudaOps' counters, averaged over the timed steps); null on the CPU.</summary>
+    public Shardwise.Cuda.HostDeviceTraffic? HostDeviceTrafficPerStep { get; init; }
+
     /// <summary>Dense fp16/bf16 peak MFU divides by; null when unknown.</summary>
     public double? PeakTflops { get; init; }
 
@@ -91,6 +94,12 @@ public sealed record BenchResult
             w.WriteNumber("device_used_bytes", PeakDeviceBytesInUse);
             w.WriteNumber("allocated_bytes", DeviceBytesAllocated);
             w.WriteNumber("device_total_bytes", DeviceTotalBytes);
+            if (HostDeviceTrafficPerStep is { } traffic)
+            {
+                w.WriteNumber("device_to_host_bytes_per_step", traffic.BytesDown);
+                w.WriteNumber("host_to_device_bytes_per_step", traffic.BytesUp);
+                w.WriteNumber("host_device_copies_per_step", traffic.Copies);
+            }
             WriteNullable(w, "last_loss", float.IsFinite(LastLoss) ? LastLoss : null);
             w.WriteNumber("skipped_steps", SkippedSteps);
             w.WriteEndObject();

@@ -202,12 +202,26 @@ public sealed class TrainingEngine
     /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState()
     {
-        ReadFusedMoments();
+        if (_fused is not null)
+        {
+            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
+            return (MasterWeights.ToArray(), expAvg, expAvgSq);
+        }
         return (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
     }
 
-    /// <summary>Fused step: refreshes <see cref="Optimizer"/>'s host moment arrays from the backend (they are not kept current).</summary>
-    private void ReadFusedMoments() => _fused?.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+    /// <summary>
+    /// Fused step: the backend's moments, read into new arrays. <see cref="Optimizer"/>'s host moment arrays are left
+    /// alone, so on this path they are never allocated (see <see cref="AdamState"/>): a checkpoint's copy is garbage
+    /// once written.
+    /// </summary>
+    private (float[] ExpAvg, float[] ExpAvgSq) ReadFusedMoments(IFusedOptimizerOps fused)
+    {
+        var expAvg = new float[Optimizer.State.Length];
+        var expAvgSq = new float[Optimizer.State.Length];
+        fused.ReadMoments(expAvg, expAvgSq);
+        return (expAvg, expAvgSq);
+    }
 
     /// <summary>Elements of this rank's optimizer partition.</summary>
     public long OwnedElements => _slots?.OwnedLength ?? _sharding.OwnedLength;
@@ -442,7 +456,7 @@ public sealed class TrainingEngine
             _master ??= new float[_sharding.OwnedLength];
             _fused.ReadMasterWeights(_master);
         }
-        ReadFusedMoments();
+        _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq); // the host step takes over the moments
         _fused.ReleaseOptimizerState();
         _fused = null;
     }
@@ -493,7 +507,11 @@ public sealed class TrainingEngine
     {
         if (_slots is not null)
             return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
-        ReadFusedMoments();
+        if (_fused is not null)
+        {
+            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
+            return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(expAvg), _sharding.GatherFull(expAvgSq));
+        }
         return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
     }
 
@@ -502,9 +520,7 @@ public sealed class TrainingEngine
     {
         if (_fused is not null)
         {
-            // One rank at stage 0: the full layout is this rank's partition.
-            expAvg.CopyTo(Optimizer.State.ExpAvg);
-            expAvgSq.CopyTo(Optimizer.State.ExpAvgSq);
+            // One rank at stage 0: the full layout is this rank's partition. The moments go to the backend only.
             _fused.WriteMoments(expAvg, expAvgSq);
             _fused.WriteMasterWeights(master); // refreshes the working copy
             _hostMasterIsCurrent = false;

@@ -24,6 +24,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     private readonly CompiledStage<float> _stage;
     private readonly ParallelGroups _groups;
+    private readonly SliceExchange _exchange; // only the boundary slice crosses the bus on a device backend
     private readonly System.Collections.Generic.IReadOnlyList<PipeInstruction> _program;
     private readonly int _tokensPerMicroBatch;
     private readonly int[] _tokens;  // this batch's ids and targets, every micro-batch (copied: spans cannot be kept)
@@ -45,6 +46,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
                 $"{topology.Tensor}, but was given the program of stage {plan.Index} of {plan.Count} with tensor degree {plan.Tensor}");
         _stage = stage;
         _groups = groups;
+        _exchange = new SliceExchange(stage.Ops);
         if (plan.Tensor > 1) stage.TensorParallel = new CommunicatorTensorParallelGroup(stage.Ops, groups.Tensor);
         Engine = TrainingEngine.Initialize(stage, config, groups.Data);
         Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);
@@ -186,7 +188,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _stage.SelectActivationWindow(buffer);
         try
         {
-            _groups.Pipeline.Send(View(slice), peerStage, tag);
+            _groups.Pipeline.Send(_exchange.Read(slice), peerStage, tag);
         }
         catch (CommunicationException error)
         {
@@ -200,7 +202,9 @@ public sealed class PipelineEngine : IPipelineStageOperations
         long start = Stopwatch.GetTimestamp();
         try
         {
-            _groups.Pipeline.Receive(View(slice), peerStage, tag);
+            Span<float> received = _exchange.Receiving(slice);
+            _groups.Pipeline.Receive(received, peerStage, tag);
+            _exchange.Write(slice, received);
         }
         catch (CommunicationException error)
         {
@@ -208,9 +212,6 @@ public sealed class PipelineEngine : IPipelineStageOperations
         }
         _receiveSeconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
-
-    private Span<float> View(Slice slice) =>
-        _stage.Ops.View(slice.Arena).Slice(checked((int)slice.Offset), checked((int)slice.Length));
 
     /// <summary>
     /// Pipeline-group ranks are stages: the message names the peer, and the stage the group found missing (the one that

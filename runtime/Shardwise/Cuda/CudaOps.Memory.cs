@@ -16,6 +16,13 @@ public sealed partial class CudaOps
 {
     private long peakDeviceBytesInUse;
 
+    /// <summary>
+    /// Host ↔ device copies made so far through this backend's device memory (arenas and their mirrors, windows, index
+    /// arena, scratch, optimizer state): bytes and copies in each direction. Memset and device-to-device copies are not
+    /// traffic. Subtract two readings for one step.
+    /// </summary>
+    public HostDeviceTraffic HostDeviceTraffic => allocations.Traffic.Reading;
+
     /// <summary>The largest <see cref="DeviceMemoryUse.UsedBytes"/> seen by <see cref="SampleDeviceMemory"/>.</summary>
     public long PeakDeviceBytesInUse => peakDeviceBytesInUse;
 

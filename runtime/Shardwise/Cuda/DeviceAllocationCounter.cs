@@ -4,7 +4,8 @@ namespace Shardwise.Cuda;
 
 /// <summary>
 /// Every cuMemAlloc of a <see cref="CudaOps"/> goes through here, so tests can check that steady-state operations
-/// allocate nothing on the device (the count stays put after the first step).
+/// allocate nothing on the device (the count stays put after the first step). The memory it allocates counts its
+/// host ↔ device copies in <see cref="Traffic"/>.
 /// </summary>
 internal sealed class DeviceAllocationCounter
 {
@@ -17,9 +18,13 @@ internal sealed class DeviceAllocationCounter
     /// <summary>Bytes of all device allocations made so far (freed ones included).</summary>
     public long Bytes => Interlocked.Read(ref bytes);
 
+    /// <summary>The host ↔ device copies of every allocation made here.</summary>
+    public HostDeviceTrafficCounter Traffic { get; } = new();
+
     public DeviceMemory Allocate(CudaContext context, long size)
     {
         DeviceMemory memory = DeviceMemory.Allocate(context, size);
+        memory.Traffic = Traffic;
         Interlocked.Increment(ref count);
         Interlocked.Add(ref bytes, size);
         return memory;

@@ -21,6 +21,9 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
     /// <summary>The device address (CUdeviceptr), for kernel arguments and library calls.</summary>
     public ulong Pointer => (ulong)Value;
 
+    /// <summary>Where host ↔ device copies of this memory are counted (set by the owning backend), or null.</summary>
+    internal HostDeviceTrafficCounter? Traffic { get; set; }
+
     /// <summary>Allocates <paramref name="bytes"/> (at least 1) in <paramref name="context"/>; contents are undefined.</summary>
     public static DeviceMemory Allocate(CudaContext context, long bytes)
     {
@@ -60,6 +63,7 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         CheckRange(byteOffset, bytes);
         fixed (T* p = source)
             CudaCheck.Driver(CuDriver.cuMemcpyHtoD(Pointer + (ulong)byteOffset, p, (nuint)bytes), "cuMemcpyHtoD_v2");
+        Traffic?.CountUp(bytes);
         GC.KeepAlive(this);
     }
 
@@ -70,6 +74,7 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         CheckRange(byteOffset, bytes);
         fixed (T* p = destination)
             CudaCheck.Driver(CuDriver.cuMemcpyDtoH(p, Pointer + (ulong)byteOffset, (nuint)bytes), "cuMemcpyDtoH_v2");
+        Traffic?.CountDown(bytes);
         GC.KeepAlive(this);
     }
 
@@ -95,6 +100,7 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         CheckRange(destinationOffset, bytes);
         CudaCheck.Driver(CuDriver.cuMemcpyHtoDAsync(Pointer + (ulong)destinationOffset,
             (byte*)source.Address + sourceOffset, (nuint)bytes, stream.Value), "cuMemcpyHtoDAsync_v2");
+        Traffic?.CountUp(bytes);
         GC.KeepAlive(this);
         GC.KeepAlive(source);
         GC.KeepAlive(stream);
@@ -108,6 +114,7 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         destination.CheckRange(destinationOffset, bytes);
         CudaCheck.Driver(CuDriver.cuMemcpyDtoHAsync((byte*)destination.Address + destinationOffset,
             Pointer + (ulong)sourceOffset, (nuint)bytes, stream.Value), "cuMemcpyDtoHAsync_v2");
+        Traffic?.CountDown(bytes);
         GC.KeepAlive(this);
         GC.KeepAlive(destination);
         GC.KeepAlive(stream);

@@ -1,0 +1,57 @@
+using System;
+using Shardwise.Cpu;
+using Shardwise.Ops;
+using Shardwise.Plans;
+using Shardwise.Training.Zero;
+
+namespace Shardwise.Training.Pipeline;
+
+/// <summary>
+/// Host memory for one planned slice of a backend's arena that a communicator sends, receives or reduces. On the CPU
+/// backend (also under ZeRO's gradient streaming) the arena is host memory: the slice is the arena's own span, nothing
+/// is copied. On a device backend a view would download and later upload the whole arena, so the slice goes through a
+/// reused host buffer instead: <see cref="Read"/> copies only the slice down (<see cref="ITensorOps{T}.Store"/>),
+/// <see cref="Write"/> only the slice up (<see cref="ITensorOps{T}.Load"/>).
+/// </summary>
+public sealed class SliceExchange(ITensorOps<float> ops)
+{
+    private readonly bool _inPlace = IsHostMemory(ops);
+    private float[] _buffer = [];
+
+    /// <summary>True when the slices are the arena's own memory (the CPU backend): no copy is made.</summary>
+    public bool InPlace => _inPlace;
+
+    /// <summary>The slice's current values, for sending or reducing; after changing them, call <see cref="Write"/>.</summary>
+    public Span<float> Read(Slice slice)
+    {
+        if (_inPlace) return View(slice);
+        Span<float> host = Buffer(slice);
+        ops.Store(slice, host);
+        return host;
+    }
+
+    /// <summary>Host memory to receive the slice into (its contents undefined on a device backend); then call <see cref="Write"/>.</summary>
+    public Span<float> Receiving(Slice slice) => _inPlace ? View(slice) : Buffer(slice);
+
+    /// <summary>Puts <paramref name="values"/> (a span from <see cref="Read"/> or <see cref="Receiving"/>) into the slice.</summary>
+    public void Write(Slice slice, ReadOnlySpan<float> values)
+    {
+        if (!_inPlace) ops.Load(values, slice);
+    }
+
+    private Span<float> View(Slice slice) => ops.View(slice.Arena).Slice(checked((int)slice.Offset), checked((int)slice.Length));
+
+    private Span<float> Buffer(Slice slice)
+    {
+        int length = checked((int)slice.Length);
+        if (_buffer.Length < length) _buffer = new float[length];
+        return _buffer.AsSpan(0, length);
+    }
+
+    private static bool IsHostMemory(ITensorOps<float> ops) => ops switch
+    {
+        CpuOps<float> => true,
+        GradientStreamingOps<float> streaming => IsHostMemory(streaming.Inner),
+        _ => false,
+    };
+}

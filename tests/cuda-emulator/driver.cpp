@@ -513,6 +513,18 @@ int cuMemAlloc_v2(std::uint64_t* pointer, std::size_t bytes)
     return emu::allocate(pointer, bytes, current(), "cuMemAlloc_v2");
 }
 
+// Free and total memory of the device: total is SHARDWISE_EMULATED_DEVICE_MEMORY, free what live allocations leave
+// (bench samples it for the peak device memory).
+int cuMemGetInfo_v2(std::size_t* free, std::size_t* total)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (free == nullptr || total == nullptr) return emu::InvalidValue;
+    *total = emu::total_memory();
+    *free = *total - emu::used_memory();
+    return emu::Success;
+}
+
 int cuMemFree_v2(std::uint64_t pointer)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);

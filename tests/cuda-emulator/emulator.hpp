@@ -40,6 +40,8 @@ std::string find_corrupted_guard();
 // The emulated device's memory: SHARDWISE_EMULATED_DEVICE_MEMORY (bytes, or with a K/M/G suffix), read at every
 // call so that a test can lower it, else 16 GiB.
 std::size_t total_memory();
+// Bytes of the emulated device's memory held by live allocations (guards included), as cuMemGetInfo reports them.
+std::size_t used_memory();
 } // namespace emu
 
 // Exported for the fake cuBLAS, cuBLASLt and NCCL: 0 when the range is inside one live allocation, else 1 after

@@ -86,6 +86,8 @@ std::string describe(std::uint64_t pointer, const Allocation& a)
 
 std::size_t total_memory() { return parse_memory_variable(); }
 
+std::size_t used_memory() { return used; }
+
 Result allocate(std::uint64_t* pointer, std::size_t bytes, const void* owner, const char* call)
 {
     if (pointer == nullptr || bytes == 0) return InvalidValue;

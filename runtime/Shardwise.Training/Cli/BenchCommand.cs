@@ -181,7 +181,8 @@ public static class BenchCommand
         log.WriteLine($"device memory: {Gib(r.PeakDeviceBytesInUse)} in use at the peak (cuMemGetInfo total − free between steps: CUDA context, " +
                       $"libraries and kernels included) of {Gib(r.DeviceTotalBytes)}; {Gib(r.DeviceBytesAllocated)} allocated by the backend (cuMemAlloc, cumulative)");
         if (r.HostDeviceTrafficPerStep is { } traffic)
-            log.WriteLine($"host↔device per step: {Megabytes(traffic.BytesDown)} MB down, {Megabytes(traffic.BytesUp)} MB up, {traffic.Copies} copies");
+            log.WriteLine($"host↔device per step: {Megabytes(traffic.BytesDown)} MB down, {Megabytes(traffic.BytesUp)} MB up, {traffic.Copies} copies " +
+                          $"({traffic.BytesDown:N0} bytes down, {traffic.BytesUp:N0} bytes up)");
         log.WriteLine("planned memory per rank (engine accounting): " + engine.Memory.Describe());
     }
 

@@ -154,6 +154,7 @@ public sealed class FusedOptimizerStepTests
         long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / steps;
         Console.WriteLine($"after warm-up a fused training step allocated {perStep:N0} bytes on its thread");
         Assert.IsTrue(perStep < EngineTests.AllocationBoundBytesPerStep, $"a fused step allocated {perStep:N0} bytes");
+        Assert.IsFalse(engine.Optimizer.State.MomentsAllocated, "the backend holds the moments: no host copies (about 1 GB for GPT-2 124M)");
     }
 
     [TestMethod]
@@ -184,12 +185,15 @@ public sealed class FusedOptimizerStepTests
         Trace actual = Train(resumed, resumedSampler, Updates);
         Assert.IsTrue(expected.Skipped > 0 && expected.Norms.Count > 0, "the run must both skip and update");
         AssertIdentical(expected, actual, "resumed from a fused checkpoint");
+        Assert.IsFalse(straight.Optimizer.State.MomentsAllocated || resumed.Optimizer.State.MomentsAllocated,
+            "saving and loading a checkpoint on the fused path leaves no host moments in the optimizer");
 
         // The same checkpoint resumed on the host step continues identically: the fused state is the host state.
         TrainingEngine onHost = CreateEngine(json, fused: false);
         BatchSampler hostSampler = Sampler(onHost);
         TrainingCheckpoint.Load(checkpoint, onHost, hostSampler);
         AssertIdentical(expected, Train(onHost, hostSampler, Updates), "resumed on the host step");
+        Assert.IsTrue(onHost.Optimizer.State.MomentsAllocated, "the host step keeps its moments on the host");
     }
 
     [TestMethod]

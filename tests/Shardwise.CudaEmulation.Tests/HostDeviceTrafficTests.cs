@@ -17,7 +17,7 @@ namespace Shardwise.CudaEmulation.Tests;
 /// <summary>
 /// What crosses the bus in a training step on CudaOps, read from its host ↔ device counters
 /// (<see cref="CudaOps.HostDeviceTraffic"/>): a single-rank fused step moves the batch and a few scalars, no arena;
-/// a pipeline stage's exchanges move the boundary slice, not the activation arena.
+/// a pipeline stage's exchanges and the tensor-parallel all-reduces move their slice, not the activation arena.
 /// </summary>
 [TestClass]
 public sealed class HostDeviceTrafficTests
@@ -156,6 +156,39 @@ public sealed class HostDeviceTrafficTests
         CollectionAssert.AreEqual(first.Sent, second.Received, "the activation arrived intact");
         CollectionAssert.AreEqual(second.Sent, first.Received, "the gradient arrived intact");
         Assert.IsTrue(SumOfSquares(first.Sent) > 0 && SumOfSquares(second.Sent) > 0, "real values, not zeros");
+    }
+
+    /// <summary>
+    /// The tensor-parallel group's all-reduces (one rank, so the sum and max are the values themselves) on a slice in
+    /// the middle of a 64 Ki-float activation arena: the slice goes down once and up once, the arena around it is not
+    /// touched, and the values come back unchanged.
+    /// </summary>
+    [TestMethod]
+    public void TensorParallelAllReducesMoveOnlyTheirSlice()
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        const int arenaElements = 65536;
+        gpu.Allocate(Arena.Activations, arenaElements);
+        var random = new Random(23);
+        var arena = new float[arenaElements];
+        for (int i = 0; i < arena.Length; i++) arena[i] = (float)(random.NextDouble() * 2 - 1);
+        gpu.Load(arena, new Slice(Arena.Activations, 0, arenaElements));
+        var slice = new Slice(Arena.Activations, 1000, 300);
+        var group = new CommunicatorTensorParallelGroup(gpu, new Shardwise.Distributed.SingleProcessCommunicator());
+
+        HostDeviceTraffic before = gpu.HostDeviceTraffic;
+        group.AllReduceSum(slice);
+        HostDeviceTraffic sum = gpu.HostDeviceTraffic - before;
+        before = gpu.HostDeviceTraffic;
+        group.AllReduceMax(slice);
+        HostDeviceTraffic max = gpu.HostDeviceTraffic - before;
+
+        var expected = new HostDeviceTraffic(slice.Length * sizeof(float), 1, slice.Length * sizeof(float), 1);
+        Assert.AreEqual(expected, sum, "AllReduceSum");
+        Assert.AreEqual(expected, max, "AllReduceMax");
+        var back = new float[arenaElements];
+        gpu.Store(new Slice(Arena.Activations, 0, arenaElements), back);
+        CollectionAssert.AreEqual(arena, back, "one rank's all-reduces leave every value as it was");
     }
 
     private static double SumOfSquares(float[] values)

@@ -41,6 +41,10 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, communicator);
         }
+        // auto on a GPU machine falls back to the CPU here (printed); only an explicit cuda is an error.
+        if (settings.Device != BackendKind.Cpu && settings.DeviceRequested == BackendKind.Auto)
+            settings = settings with { DeviceChoice = new(BackendKind.Cpu, $"CPU: {model} is pipelined; its stages run on the CPU backend only so far") };
+        if (communicator.Rank == 0) output.WriteLine(settings.DeviceChoice.Description);
         if (settings.Device != BackendKind.Cpu)
             throw new CliException($"--device {settings.Device.ToString().ToLowerInvariant()}: {model} is pipelined (Pipeline = {partition.Pipeline}, " +
                 $"Tensor = {partition.Tensor}); its stages run on the CPU backend only so far (leave out --device, or train on one process)");

@@ -32,6 +32,7 @@ public static class TrainCommand
             log.WriteLine(config.Describe(ranks));
             return 0;
         }
+        log.WriteLine(settings.DeviceChoice.Description);
 
         Directory.CreateDirectory(settings.OutputDirectory);
         var store = new TrainingCheckpoint(settings.OutputDirectory);

@@ -39,12 +39,12 @@
 #     unpack and environment                    ~10 s
 #     kernel test suite                         140 s
 #     compute-sanitizer memcheck, racecheck      30 s + 30 s  (partial logs on timeout; never run on a GPU so far)
-#     TinyGpt loss curve: GPU, CPU, compare      40 s + 30 s + 5 s (200 steps: ~15 s on 2 CPU cores here)
+#     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (200 CPU steps: ~15 s on 2 idle cores)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
-#     PyTorch eager + compile, fp16 and bf16     80 s + 80 s  (one process per precision; compilation ~1 min; the
+#     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; compilation ~1 min; the
 #                                               ------         eager result is kept if compile runs out of time)
 #                                               ~545 s
-# (The loss-curve step's 75 s came from the tests (150 → 140), the fp16 bench (55 → 50) and PyTorch (110 → 80 each).)
+# (The loss-curve step's 60 s came from the tests (150 → 140), the fp16 bench (55 → 50) and PyTorch (110 → 90 each).)
 # A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
 # Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"
 # scripts/gpu-suite.sh run bench (the CUDA steps fail with one line each; the PyTorch steps run the tiny model).
@@ -297,45 +297,48 @@ bench_step() {
   return "$rc"
 }
 
-# One step of the loss curve: its output appended to curve.log, a row in the summary (the verdict for the comparison).
-curve_step() {
-  local name=$1 limit=$2
-  shift 2
-  echo "=== $name (timeout ${limit}s): $*" >> "$OUT/curve.log"
-  local started=$SECONDS offset
-  offset=$(stat -c %s "$OUT/curve.log")
-  timeout "$limit" "$@" >> "$OUT/curve.log" 2>&1
-  local rc=$?
-  echo "=== $name: exit code $rc after $((SECONDS - started)) s" >> "$OUT/curve.log"
-  local result
+# A loss-curve step's row: its exit code, and the verdict line of compare-curves or the run's last "done:"/"error:".
+curve_row() {
+  local name=$1 rc=$2 limit=$3 log=$4 result
   if [ "$rc" -eq 124 ]; then
     result="stopped by its ${limit} s time limit"
   else
-    # The verdict line of compare-curves, else the run's last line (done: ... or error: ...).
-    result=$(tail -c +"$((offset + 1))" "$OUT/curve.log" | grep -E '^(curves (agree|differ)|done:|error:)' | tail -1 | cut -c1-200 | tr '|' '/')
+    result=$(grep -E '^(curves (agree|differ)|done:|error:)' "$log" | tail -1 | cut -c1-200 | tr '|' '/')
   fi
   summary_row "$name" "$rc" "$result"
-  return "$rc"
 }
 
 # TinyGpt on the GPU against the CPU: 200 steps each, same config and seed, then compare-curves (exit 1 = differ).
+# The two runs are independent and use different hardware (the GPU run keeps one core busy, the CPU run the
+# others), so they run side by side under one cap.
 run_curve() {
   : > "$OUT/curve.log"
   if [ ! -s "$tinygpt_dll" ] || [ ! -s "$curve_data" ]; then
     summary_row "TinyGpt loss curve" missing "$tinygpt_dll or $curve_data: run 'scripts/gpu-suite.sh prepare' and carry .gpu"
     return 1
   fi
-  local runs=/tmp/gpu-curve device
-  rm -rf "$runs"
+  local runs=/tmp/gpu-curve device limit=50 started=$SECONDS
+  rm -rf "$runs" && mkdir -p "$runs"
   local train=(train --config "$curve_config" --data "$curve_data" --steps 200 --eval-interval 100 --eval-batches 20
                --save-interval 1000 --seed 1337)
+  declare -A pid rc
   for device in cuda cpu; do
-    curve_step "TinyGpt 200 steps, --device $device" "$([ "$device" = cuda ] && echo 40 || echo 30)" \
-      dotnet "$tinygpt_dll" "${train[@]}" --device "$device" --output "$runs/$device"
+    timeout "$limit" dotnet "$tinygpt_dll" "${train[@]}" --device "$device" --output "$runs/$device" > "$runs/$device.log" 2>&1 &
+    pid[$device]=$!
   done
-  curve_step "TinyGpt loss curve: GPU against CPU" 5 \
-    dotnet "$tinygpt_dll" compare-curves --reference "$runs/cpu/metrics.csv" --candidate "$runs/cuda/metrics.csv"
+  for device in cuda cpu; do
+    wait "${pid[$device]}"
+    rc[$device]=$?
+    { echo "=== TinyGpt 200 steps, --device $device (timeout ${limit}s): exit code ${rc[$device]}"; cat "$runs/$device.log"; } >> "$OUT/curve.log"
+    curve_row "TinyGpt 200 steps, --device $device" "${rc[$device]}" "$limit" "$runs/$device.log"
+  done
+  echo "=== both runs took $((SECONDS - started)) s" >> "$OUT/curve.log"
+
+  timeout 10 dotnet "$tinygpt_dll" compare-curves --reference "$runs/cpu/metrics.csv" --candidate "$runs/cuda/metrics.csv" \
+    > "$runs/compare.log" 2>&1
   local curve_rc=$?
+  { echo "=== compare-curves, GPU against CPU: exit code $curve_rc"; cat "$runs/compare.log"; } >> "$OUT/curve.log"
+  curve_row "TinyGpt loss curve: GPU against CPU" "$curve_rc" 10 "$runs/compare.log"
   for device in cpu cuda; do
     { echo "=== $device metrics.csv"; cat "$runs/$device/metrics.csv" 2>/dev/null || echo "(none)"; } >> "$OUT/curve.log"
   done
@@ -358,7 +361,7 @@ run_bench() {
     bench_rc=1
   fi
   for precision in fp16 bf16; do
-    bench_step "PyTorch eager + torch.compile $precision" 80 \
+    bench_step "PyTorch eager + torch.compile $precision" 90 \
       python3 bench/pytorch/gpt2_bench.py --config "bench/configs/gpt2-$precision.json" --mode both \
       --warmup 3 --steps 10 --json "$results/pytorch-$precision.json" ${SHARDWISE_BENCH_PYTORCH_ARGS:-} || bench_rc=1
   done

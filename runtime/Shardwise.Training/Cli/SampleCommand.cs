@@ -26,7 +26,8 @@ public static class SampleCommand
 
         var checkpoint = TrainingCheckpoint.FindLatest(directory) ?? throw new CliException($"--resume {directory}: no committed checkpoint there");
         var tokenizer = TrainingCheckpoint.LoadTokenizer(checkpoint);
-        log.WriteLine(device.Description);
+        // stdout is the generated text alone (for pipes); the device line goes to stderr.
+        Console.Error.WriteLine(device.Description);
         var program = TModel.Compile(Backends.Create(device.Kind), batch: 1);
         TrainingCheckpoint.LoadWeights(checkpoint, program.Layout, program.Parameters);
 

@@ -133,7 +133,7 @@ public static class TrainCommand
         {
             // A deployment without the plotting natives (the GPU suite leaves SkiaSharp behind to fit its carry) still
             // trained: metrics.csv holds the curve, so the run succeeds and says why there is no picture.
-            log.WriteLine($"loss.png not written: the plotting library could not be loaded ({(missing.InnerException ?? missing).Message.Split('\n')[0]})");
+            log.WriteLine($"loss.png not written: the plotting library could not be loaded ({missing.GetBaseException().Message.Split('\n')[0]})");
             plotted = "no loss.png";
         }
         log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and {plotted} in {settings.OutputDirectory}");

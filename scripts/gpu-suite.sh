@@ -43,7 +43,7 @@
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; compilation ~1 min; the
 #                                               ------         eager result is kept if compile runs out of time)
-#                                               ~545 s
+#                                               ~550 s
 # (The loss-curve step's 60 s came from the tests (150 → 140), the fp16 bench (55 → 50) and PyTorch (110 → 90 each).)
 # A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
 # Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"

@@ -17,9 +17,11 @@ namespace Shardwise.Kernels.Tests;
 /// TinyGpt on a 16-bit CudaOps against CpuOps (category "Gpu"). The CPU reference is the engine's mixed precision on
 /// the CPU: parameters and gradients rounded to the storage type, activations in fp32. The GPU also stores its
 /// activations in 16 bits, so the two differ by the activations' roundings; tolerances are multiples of the storage
-/// type's unit roundoff u (2⁻¹¹ fp16, 2⁻⁸ bf16), relative: the loss 8u, the logits 16u (L2), all gradients 32u (L2),
-/// each parameter's gradient 64u (L2); over 8 training steps each loss 16u and the final parameters 32u (L2). A wrong
-/// kernel, operand type or layout shows up as differences of order 1.
+/// type's unit roundoff u (2⁻¹¹ fp16, 2⁻⁸ bf16), relative: the loss u, the logits 4u (L2), all gradients 4u (L2),
+/// each parameter's gradient 6u (L2); over 8 training steps each loss u and the final parameters 4u (L2). Measured on
+/// the emulated device (fp16 / bf16): logits 1.8u / 1.8u, all gradients 2.0u / 1.9u, the worst parameter's gradient
+/// 2.3u / 2.4u, parameters after 8 steps 1.5u / 0.65u, losses within 0.03u. A wrong kernel, operand type or layout
+/// shows up as differences of order 1.
 /// </summary>
 [TestClass]
 [TestCategory("Gpu")]
@@ -41,19 +43,20 @@ public sealed class CudaModelHalfTests
         TinyGpt.ParameterLayout.Initialize(onCpu.Parameters, seed: 3);
         TinyGpt.ParameterLayout.Initialize(onGpu.Parameters, seed: 3);
         StorageRounding.RoundInPlace(onCpu.Parameters, storage);
-        CollectionAssert.AreEqual(onCpu.Parameters.ToArray(), onGpu.Parameters.ToArray(), "the GPU stores the rounded parameters");
         var data = new TestData(21);
         int[] tokens = data.Ints(Batch * onCpu.SequenceLength, TinyGpt.VocabularySize);
         int[] targets = data.Ints(Batch * onCpu.SequenceLength, TinyGpt.VocabularySize);
 
         float cpuLoss = onCpu.Forward(tokens, targets), gpuLoss = onGpu.Forward(tokens, targets);
         Console.WriteLine($"{storage} loss: CPU {cpuLoss:R}, GPU {gpuLoss:R}");
-        Compare.Close(cpuLoss, gpuLoss, 8 * u, "loss");
+        Compare.Close(cpuLoss, gpuLoss, u, "loss");
         var cpuLogits = new float[onCpu.Logits.Length];
         var gpuLogits = new float[onGpu.Logits.Length];
         onCpu.Read(onCpu.Logits, cpuLogits);
         onGpu.Read(onGpu.Logits, gpuLogits);
-        Norms.RelativeClose(cpuLogits, gpuLogits, 16 * u, "logits");
+        Norms.RelativeClose(cpuLogits, gpuLogits, 4 * u, "logits");
+        // The viewed parameters went up with the first operation, rounded; a View after it reads them back.
+        CollectionAssert.AreEqual(onCpu.Parameters.ToArray(), onGpu.Parameters.ToArray(), "the GPU stores the rounded parameters");
 
         onCpu.ZeroGradients();
         onGpu.ZeroGradients();
@@ -62,11 +65,11 @@ public sealed class CudaModelHalfTests
         float[] cpuGradients = onCpu.Gradients.ToArray();
         StorageRounding.RoundInPlace(cpuGradients, storage); // what 16-bit gradient storage holds
         float[] gpuGradients = onGpu.Gradients.ToArray();
-        Norms.RelativeClose(cpuGradients, gpuGradients, 32 * u, "all parameter gradients");
+        Norms.RelativeClose(cpuGradients, gpuGradients, 4 * u, "all parameter gradients");
         foreach (ParameterSlot slot in TinyGpt.ParameterLayout.Slots)
         {
             Norms.RelativeClose(cpuGradients.AsSpan((int)slot.Offset, (int)slot.Length),
-                gpuGradients.AsSpan((int)slot.Offset, (int)slot.Length), 64 * u, $"gradient of {slot.Name}");
+                gpuGradients.AsSpan((int)slot.Offset, (int)slot.Length), 6 * u, $"gradient of {slot.Name}");
         }
     }
 
@@ -114,7 +117,7 @@ public sealed class CudaModelHalfTests
 
         Console.WriteLine(string.Join("\n", losses.Select((l, i) => $"{storage} step {i}: CPU {l.Cpu:R}, GPU {l.Gpu:R}")));
         for (int step = 0; step < losses.Length; step++)
-            Compare.Close(losses[step].Cpu, losses[step].Gpu, 16 * u, $"loss at step {step}");
+            Compare.Close(losses[step].Cpu, losses[step].Gpu, u, $"loss at step {step}");
         Assert.IsTrue(losses[^1].Gpu < losses[0].Gpu, "the GPU run learns");
         if (storage == StorageType.Float16)
         {
@@ -122,7 +125,7 @@ public sealed class CudaModelHalfTests
             Assert.IsTrue(gpuEngine.LossScaler.Scale > 4096, $"the dynamic scale grew (now {gpuEngine.LossScaler.Scale})");
         }
 
-        Norms.RelativeClose(onCpu.Parameters, onGpu.Parameters, 32 * u, "parameters after the steps");
+        Norms.RelativeClose(onCpu.Parameters, onGpu.Parameters, 4 * u, "parameters after the steps");
         Assert.AreEqual(allocationsAfterFirst, gpu.DeviceAllocations, "device allocations after the first step");
     }
 }

@@ -26,6 +26,8 @@ namespace Shardwise.Cuda;
 /// </list>
 /// So a span from <see cref="View"/> is valid until the next operation on the backend; read or write it, then let
 /// the next operation upload it. An arena nobody views never has a mirror and never crosses the bus.
+/// In 16-bit storage the mirror keeps what the caller wrote (unrounded) until the next operation uploads it rounded;
+/// the next <see cref="View"/> after that operation reads the rounded values back.
 /// </summary>
 internal sealed class DeviceArena : IDisposable
 {

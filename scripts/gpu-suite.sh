@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
 # The one script for a GPU machine (see /work/shared/gpu/README.md and docs/cuda.md). Two phases:
 #
-#   scripts/gpu-suite.sh prepare   on the CPU machine (needs the .NET SDK, g++ and NVRTC): packs the .NET runtime
-#                                  into .gpu/dotnet-runtime.tar.xz, publishes tests/Shardwise.Kernels.Tests as a
-#                                  self-running MSTest application into .gpu/kernels-tests and builds the CPU
-#                                  emulation library it needs next to it. Nothing is committed; .gpu/ is ignored.
-#   scripts/gpu-suite.sh run       on the GPU machine (no .NET, no registry; carry .gpu), from the repository root:
-#                                  unpacks the runtime, finds the CUDA 13 libraries and exports SHARDWISE_CUDA_PATH,
-#                                  runs the whole kernel test suite (NVRTC compile checks with the machine's NVRTC,
-#                                  the CPU emulation tests, and the "Gpu" category: driver, modules, kernels against
-#                                  the CPU backend, cuBLAS, cuBLASLt, NCCL, every CudaOps op against CpuOps, TinyGpt
-#                                  forward/backward and training steps on CudaOps), then compute-sanitizer memcheck
-#                                  and racecheck on the "Gpu" category without the TinyGpt runs. Results go under
-#                                  $OUT (at most 8 files): environment.txt, tests.log, tests.trx, memcheck.log, racecheck.log, summary.txt;
-#                                  the summary table is printed last.
+#   scripts/gpu-suite.sh prepare    on the CPU machine (needs the .NET SDK, g++ and NVRTC): packs the .NET runtime
+#                                   into .gpu/dotnet-runtime.tar.xz, publishes tests/Shardwise.Kernels.Tests as a
+#                                   self-running MSTest application into .gpu/kernels-tests and builds the CPU
+#                                   emulation library it needs next to it, and publishes examples/Gpt2Small (the
+#                                   benchmark model's trainer) into .gpu/gpt2. Nothing is committed; .gpu/ is ignored.
+#                                   The whole .gpu must stay under the 64 MiB carry limit: prepare measures it.
+#   scripts/gpu-suite.sh run        on the GPU machine (no .NET, no registry; carry .gpu), from the repository root:
+#                                   unpacks the runtime, finds the CUDA 13 libraries and exports SHARDWISE_CUDA_PATH,
+#                                   runs the whole kernel test suite (NVRTC compile checks with the machine's NVRTC,
+#                                   the CPU emulation tests, and the "Gpu" category: driver, modules, kernels against
+#                                   the CPU backend, cuBLAS, cuBLASLt, NCCL, every CudaOps op against CpuOps, TinyGpt
+#                                   forward/backward and training steps on CudaOps), then compute-sanitizer memcheck
+#                                   and racecheck on the "Gpu" category without the TinyGpt runs, then the benchmark.
+#   scripts/gpu-suite.sh run bench  on the GPU machine: the benchmark alone.
+#
+# The benchmark (docs/benchmarks.md, "GPU: GPT-2 124M"): Gpt2Small's `bench --device cuda` with
+# bench/configs/gpt2-fp16.json and gpt2-bf16.json, then bench/pytorch/gpt2_bench.py on the same model, batch and
+# optimizer, eager and torch.compile, fp16 and bf16, all in this one call on this one card; bench/gpu_bench_report.py
+# turns the JSON results into bench.md with the ratio Shardwise tokens/s ÷ torch.compile tokens/s.
+#
+# Results go under $OUT (at most 8 files come back): environment.txt, tests.log, tests.trx, memcheck.log,
+# racecheck.log, bench.log, bench.md, summary.txt. The summary is written row by row as steps finish (so a run cut
+# short still leaves one) and printed last.
+#
+# Time budget (the device tool allows 600 s per command, and a session has 15 minutes of device time in all,
+# machine start included): every step runs under `timeout`, and the caps add up to about 9 minutes:
+#     unpack and environment                    ~10 s
+#     kernel test suite                         150 s
+#     compute-sanitizer memcheck, racecheck      30 s + 30 s  (partial logs on timeout; never run on a GPU so far)
+#     Shardwise bench fp16, bf16                 55 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
+#     PyTorch eager + compile, fp16 and bf16    110 s + 110 s (one process per precision; compilation ~1 min)
+#                                               ------
+#                                               ~545 s
+# A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
+# Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"
+# scripts/gpu-suite.sh run bench (the CUDA steps fail with one line each; the PyTorch steps run the tiny model).
 #
 # From the CPU machine, with the device tool: command "scripts/gpu-suite.sh run", carry [".gpu"].
 # Record what ran, on which card and when, in docs/gpu-results.md.
@@ -23,17 +46,44 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 tests_dir=.gpu/kernels-tests
 tests_dll=$tests_dir/Shardwise.Kernels.Tests.dll
+gpt2_dir=.gpu/gpt2
+gpt2_dll=$gpt2_dir/Gpt2Small.dll
+carry_limit_kib=$((64 * 1024))
+
+# dotnet publish, retried: other builds on the machine may hold files for a moment.
+publish() {
+  local attempt
+  for attempt in 1 2 3; do
+    dotnet publish "$@" -c Release -nologo -v:q -p:SatelliteResourceLanguages=en && return 0
+    [ "$attempt" -lt 3 ] || return 1
+    sleep 10
+  done
+}
+
+# Only linux-x64 runs on the GPU machine: drop other platforms' native assets (this keeps .gpu within the carry).
+prune_runtimes() {
+  find "$1/runtimes" -mindepth 1 -maxdepth 1 -type d ! -name linux-x64 -exec rm -rf {} + 2>/dev/null || true
+}
 
 prepare() {
   set -e
   local shared=${SHARDWISE_SHARED:-$root/../shared}
   [ -x "$shared/gpu/pack-dotnet-runtime.sh" ] || { echo "gpu-suite: $shared/gpu/pack-dotnet-runtime.sh not found (set SHARDWISE_SHARED)" >&2; exit 1; }
-  "$shared/gpu/pack-dotnet-runtime.sh"
+  mkdir -p .gpu
+  if ! "$shared/gpu/pack-dotnet-runtime.sh"; then
+    # The shared script records .gpu/ in .git/info/exclude, which fails in a git worktree (.git is a file there);
+    # .gitignore already ignores .gpu/, so pack the same runtime (the newest Microsoft.NETCore.App) here.
+    local dn rt
+    dn=$(dirname "$(readlink -f "$(command -v dotnet)")")
+    rt=$(ls -d "$dn"/shared/Microsoft.NETCore.App/* | sort -V | tail -1)
+    [ -s .gpu/dotnet-runtime.tar.xz ] ||
+      tar -C "$dn" -cf - dotnet host/fxr "shared/Microsoft.NETCore.App/$(basename "$rt")" | xz -T2 -6 > .gpu/dotnet-runtime.tar.xz
+    ls -la .gpu/dotnet-runtime.tar.xz
+  fi
 
   # Publish the test project as a Microsoft.Testing.Platform application (runs with `dotnet X.dll`, no SDK, no
   # vstest). The properties apply to the test project only: CustomBeforeMicrosoftCommonProps is imported by every
   # project, and the condition picks the one; setting OutputType=Exe globally would break the libraries.
-  mkdir -p .gpu
   cat > .gpu/kernels-tests-runner.props <<'PROPS'
 <Project>
   <!-- Written by scripts/gpu-suite.sh prepare. -->
@@ -45,27 +95,33 @@ prepare() {
 </Project>
 PROPS
   rm -rf "$tests_dir"
-  local attempt
-  for attempt in 1 2 3; do
-    # Other builds may hold files for a moment: retry a failed publish.
-    if dotnet publish tests/Shardwise.Kernels.Tests -c Release -o "$tests_dir" -nologo -v:q \
-         -p:CustomBeforeMicrosoftCommonProps="$root/.gpu/kernels-tests-runner.props" \
-         -p:SatelliteResourceLanguages=en; then
-      break
-    fi
-    [ "$attempt" -lt 3 ] || { echo "gpu-suite: publish failed" >&2; exit 1; }
-    sleep 10
-  done
-  # Only linux-x64 runs there; code coverage is never collected. This keeps .gpu within the 64 MiB carry limit.
+  publish tests/Shardwise.Kernels.Tests -o "$tests_dir" \
+    -p:CustomBeforeMicrosoftCommonProps="$root/.gpu/kernels-tests-runner.props" ||
+    { echo "gpu-suite: publishing the kernel tests failed" >&2; exit 1; }
+  # Code coverage is never collected there.
   rm -rf "$tests_dir/Microsoft.CodeCoverage"
-  find "$tests_dir/runtimes" -mindepth 1 -maxdepth 1 -type d ! -name linux-x64 -exec rm -rf {} + 2>/dev/null || true
+  rm -f "$tests_dir"/runtimes/linux-x64/native/{libInstrumentationEngine.so,libCoverageInstrumentationMethod.so,Cov_x64.config}
+  prune_runtimes "$tests_dir"
   # The tests build the CPU emulation library on start (g++); build it here so the GPU machine needs no compiler.
   tests/kernels-harness/build.sh "$tests_dir/kernels-emu" >/dev/null
-  du -sh .gpu
+
+  # The benchmark model's trainer, framework-dependent (the packed runtime runs it).
+  rm -rf "$gpt2_dir"
+  publish examples/Gpt2Small -o "$gpt2_dir" -p:UseAppHost=false ||
+    { echo "gpu-suite: publishing examples/Gpt2Small failed" >&2; exit 1; }
+  prune_runtimes "$gpt2_dir"
+  # Only bench runs there, and it draws no loss curve: the plotting natives (SkiaSharp, HarfBuzz; 11 MB, loaded only
+  # when train plots) stay behind so that .gpu fits the carry. Symbols stay for readable stack traces.
+  rm -f "$gpt2_dir"/runtimes/linux-x64/native/{libSkiaSharp.so,libHarfBuzzSharp.so}
+
+  du -sk --apparent-size .gpu/* | awk '{printf "  %8d KiB  %s\n", $1, $2}'
   local kib
-  kib=$(du -sk .gpu | cut -f1)
-  [ "$kib" -lt $((64 * 1024)) ] || echo "gpu-suite: WARNING: .gpu is ${kib} KiB, over the 64 MiB carry limit" >&2
-  echo "gpu-suite: prepared; run 'scripts/gpu-suite.sh run' on the GPU machine with carry [\".gpu\"]"
+  kib=$(du -sk --apparent-size .gpu | cut -f1)
+  if [ "$kib" -ge "$carry_limit_kib" ]; then
+    echo "gpu-suite: .gpu is ${kib} KiB, over the 64 MiB carry limit" >&2
+    exit 1
+  fi
+  echo "gpu-suite: prepared (.gpu ${kib} KiB of ${carry_limit_kib}); run 'scripts/gpu-suite.sh run' on the GPU machine with carry [\".gpu\"]"
 }
 
 # The first file matching a library glob: in the Python wheels, in ldconfig's cache, then a bounded search.
@@ -98,13 +154,8 @@ library_dirs() {
   done | awk 'NF && !seen[$0]++' | paste -sd: -
 }
 
-run() {
-  : "${OUT:?gpu-suite run: OUT is not set (the device tool sets it to its output folder)}"
-  mkdir -p "$OUT"
-  local env_file=$OUT/environment.txt summary=$OUT/summary.txt
-  [ -s .gpu/dotnet-runtime.tar.xz ] && [ -s "$tests_dll" ] ||
-    { echo "gpu-suite: .gpu is missing or incomplete: run 'scripts/gpu-suite.sh prepare' and carry .gpu" | tee "$summary"; exit 1; }
-
+# Unpacks the runtime, exports the library path and kernel cache, writes environment.txt and starts the summary.
+setup_machine() {
   mkdir -p /tmp/dn && tar -C /tmp/dn -xJf .gpu/dotnet-runtime.tar.xz
   export DOTNET_ROOT=/tmp/dn PATH=/tmp/dn:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
@@ -113,6 +164,29 @@ run() {
   SHARDWISE_CUDA_PATH=$(library_dirs 'libnvrtc.so.*' 'libcublas.so.*' 'libcublasLt.so.*' 'libnccl.so.2' 'libcuda.so.1')
   export SHARDWISE_CUDA_PATH
   export SHARDWISE_KERNEL_CACHE=/tmp/shardwise-kernel-cache
+
+  {
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown) (plus uncommitted changes, if any)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi failed"
+    echo "dotnet: $(dotnet --list-runtimes 2>&1 | tail -1)"
+    echo "python3: $(python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 | tail -1)"
+    echo "SHARDWISE_CUDA_PATH=$SHARDWISE_CUDA_PATH"
+    echo "ldconfig:"; ldconfig -p 2>/dev/null | grep -E 'libcuda\.|nvrtc|cublas|nccl' | sed 's/^/  /'
+    echo "compute-sanitizer: $(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || echo none)"
+  } > "$env_file" 2>&1
+
+  {
+    echo "| step | exit code | result |"
+    echo "|---|---|---|"
+  } > "$summary"
+}
+
+summary_row() { echo "| $1 | $2 | $3 |" >> "$summary"; }
+
+run_tests() {
+  [ -s "$tests_dll" ] ||
+    { summary_row "kernel test suite" missing ".gpu/kernels-tests: run 'scripts/gpu-suite.sh prepare' and carry .gpu"; return 1; }
   # The Gpu tests fail (instead of being inconclusive) when the GPU or a library is missing.
   export SHARDWISE_REQUIRE_GPU=1
 
@@ -130,67 +204,128 @@ run() {
   sleep 1
   touch "$tests_dir/kernels-emu/libswkernels_emu.so"
 
-  {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown) (plus uncommitted changes, if any)"
-    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1 || echo "nvidia-smi failed"
-    echo "dotnet: $(dotnet --list-runtimes 2>&1 | tail -1)"
-    echo "SHARDWISE_CUDA_PATH=$SHARDWISE_CUDA_PATH"
-    echo "ldconfig:"; ldconfig -p 2>/dev/null | grep -E 'libcuda\.|nvrtc|cublas|nccl' | sed 's/^/  /'
-    echo "compute-sanitizer: $(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || echo none)"
-  } > "$env_file" 2>&1
-
   local results=/tmp/gpu-suite-results
   rm -rf "$results"
   # 1. The whole suite: NVRTC (this machine's CUDA 13) compile checks, emulation tests, and the Gpu category.
-  timeout 300 dotnet "$tests_dll" --results-directory "$results" --report-trx --report-trx-filename tests.trx \
+  timeout 150 dotnet "$tests_dll" --results-directory "$results" --report-trx --report-trx-filename tests.trx \
     --progress off --output Detailed > "$OUT/tests.log" 2>&1
   local tests_rc=$?
   cp "$results/tests.trx" "$OUT/tests.trx" 2>/dev/null || true
+  # Microsoft.Testing.Platform's summary line: "Test run summary: Passed! - ... total: N, failed: F, ...".
+  local tests_line
+  tests_line=$(grep -E '^ +(total|failed|succeeded|skipped): ' "$OUT/tests.log" | tr -s ' ' | paste -sd, -)
+  summary_row "kernel test suite (NVRTC, emulation, Gpu category)" "$tests_rc" "${tests_line:-see tests.log}"
 
   # 2. compute-sanitizer on the short run: the Gpu category (launches, cuBLAS, cuBLASLt, NCCL, every CudaOps op)
   #    without the TinyGpt training runs of CudaModelTests, which are too long under the sanitizers.
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 ||
-              timeout 60 find / -xdev -name compute-sanitizer -type f 2>/dev/null | head -1)
+              timeout 30 find / -xdev -name compute-sanitizer -type f 2>/dev/null | head -1)
   local memcheck_rc=skipped racecheck_rc=skipped
   local sanitized="TestCategory=Gpu&FullyQualifiedName!~CudaModelTests"
   if [ -n "$sanitizer" ]; then
-    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 50 --target-processes all \
+    timeout 30 "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 50 --target-processes all \
       dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/memcheck.log" 2>&1
     memcheck_rc=$?
-    timeout 150 "$sanitizer" --tool racecheck --error-exitcode 99 --print-limit 50 --target-processes all \
+    timeout 30 "$sanitizer" --tool racecheck --error-exitcode 99 --print-limit 50 --target-processes all \
       dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/racecheck.log" 2>&1
     racecheck_rc=$?
   else
     echo "compute-sanitizer not found" | tee "$OUT/memcheck.log" > "$OUT/racecheck.log"
   fi
+  summary_row "compute-sanitizer memcheck (Gpu category)" "$memcheck_rc" "$(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+  summary_row "compute-sanitizer racecheck (Gpu category)" "$racecheck_rc" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
 
-  # Microsoft.Testing.Platform's summary line: "Test run summary: Passed! - ... total: N, failed: F, ...".
-  local tests_line gpu_line
-  tests_line=$(grep -E '^ +(total|failed|succeeded|skipped): ' "$OUT/tests.log" | tr -s ' ' | paste -sd, -)
   # The Gpu category: CudaInteropTests.Gpu*, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
   local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
   gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
-  gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu'
-  gpu_line=$(grep -E "^(passed|failed|skipped) ($gpu_tests)" "$OUT/tests.log" | head -40)
+  gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu|DeviceMemoryInUse'
+  gpu_lines=$(grep -E "^(passed|failed|skipped) ($gpu_tests)" "$OUT/tests.log" | head -40)
+  [ "$tests_rc" -eq 0 ] && [ "$memcheck_rc" != 99 ] && [ "$racecheck_rc" != 99 ]
+}
+
+# One benchmark step: a row in the summary and its output appended to bench.log.
+bench_step() {
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name (timeout ${limit}s): $*" >> "$OUT/bench.log"
+  local started=$SECONDS offset
+  offset=$(stat -c %s "$OUT/bench.log")
+  timeout "$limit" "$@" >> "$OUT/bench.log" 2>&1
+  local rc=$?
+  echo "=== $name: exit code $rc after $((SECONDS - started)) s" >> "$OUT/bench.log"
+  local why=""
+  if [ "$rc" -eq 124 ]; then
+    why="stopped by its ${limit} s time limit"
+  elif [ "$rc" -ne 0 ]; then
+    # This step's last error line (its output starts at offset).
+    why=$(tail -c +"$((offset + 1))" "$OUT/bench.log" | grep -E '^error:|Error|[Ee]xception' | tail -1 | cut -c1-200 | tr '|' '/')
+  fi
+  summary_row "$name" "$rc" "$why"
+  return "$rc"
+}
+
+run_bench() {
+  local results=/tmp/gpu-bench-results
+  rm -rf "$results" && mkdir -p "$results"
+  : > "$OUT/bench.log"
+  local bench_rc=0 precision
+  if [ -s "$gpt2_dll" ]; then
+    for precision in fp16 bf16; do
+      bench_step "Shardwise bench, Gpt2Small $precision" $([ "$precision" = fp16 ] && echo 55 || echo 50) \
+        dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
+        --warmup 2 --steps 10 --max-seconds 20 --json "$results/shardwise-$precision.json" || bench_rc=1
+    done
+  else
+    summary_row "Shardwise bench" missing ".gpu/gpt2: run 'scripts/gpu-suite.sh prepare' and carry .gpu"
+    bench_rc=1
+  fi
+  for precision in fp16 bf16; do
+    bench_step "PyTorch eager + torch.compile $precision" 110 \
+      python3 bench/pytorch/gpt2_bench.py --config "bench/configs/gpt2-$precision.json" --mode both \
+      --warmup 3 --steps 10 --json "$results/pytorch-$precision.json" ${SHARDWISE_BENCH_PYTORCH_ARGS:-} || bench_rc=1
+  done
+  local files=("$results/shardwise-fp16.json" "$results/shardwise-bf16.json" "$results/pytorch-fp16.json" "$results/pytorch-bf16.json")
+  python3 bench/gpu_bench_report.py "${files[@]}" > "$OUT/bench.md" 2>> "$OUT/bench.log" ||
+    echo "gpu_bench_report.py failed; see bench.log" >> "$OUT/bench.md"
   {
-    echo "| step | exit code | result |"
-    echo "|---|---|---|"
-    echo "| kernel test suite (NVRTC, emulation, Gpu category) | $tests_rc | ${tests_line:-see tests.log} |"
-    echo "| compute-sanitizer memcheck (Gpu category) | $memcheck_rc | $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) |"
-    echo "| compute-sanitizer racecheck (Gpu category) | $racecheck_rc | $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1) |"
+    echo; echo '## Raw results'
+    for file in "${files[@]}"; do
+      echo; echo "$(basename "$file"):"; echo '```json'; cat "$file" 2>/dev/null || echo "(none)"; echo '```'
+    done
+  } >> "$OUT/bench.md"
+  while IFS= read -r line; do
+    summary_row "ratio" "" "$line"
+  done < <(python3 bench/gpu_bench_report.py --ratio-only "${files[@]}" 2>/dev/null)
+  return "$bench_rc"
+}
+
+run() {
+  : "${OUT:?gpu-suite run: OUT is not set (the device tool sets it to its output folder)}"
+  local what=${1:-all}
+  case "$what" in all|bench) ;; *) echo "usage: $0 run [bench]" >&2; exit 2 ;; esac
+  mkdir -p "$OUT"
+  env_file=$OUT/environment.txt summary=$OUT/summary.txt gpu_lines=""
+  [ -s .gpu/dotnet-runtime.tar.xz ] ||
+    { echo "gpu-suite: .gpu is missing or incomplete: run 'scripts/gpu-suite.sh prepare' and carry .gpu" | tee "$summary"; exit 1; }
+  setup_machine
+
+  local tests_ok=0 bench_ok=0
+  if [ "$what" = all ]; then run_tests || tests_ok=1; fi
+  run_bench || bench_ok=1
+  {
     echo
     echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
     echo "SHARDWISE_CUDA_PATH=$SHARDWISE_CUDA_PATH"
-    [ -n "$gpu_line" ] && echo "$gpu_line"
-  } > "$summary"
+    echo "benchmark table: bench.md"
+    [ -n "$gpu_lines" ] && echo "$gpu_lines"
+  } >> "$summary"
   cat "$summary"
-  [ "$tests_rc" -eq 0 ] && [ "$memcheck_rc" != 99 ] && [ "$racecheck_rc" != 99 ]
+  [ "$tests_ok" -eq 0 ] && [ "$bench_ok" -eq 0 ]
 }
 
 case "${1:-}" in
   prepare) prepare ;;
-  run) run ;;
-  *) echo "usage: $0 prepare|run   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: $0 prepare | run [bench]   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
 esac

@@ -106,4 +106,27 @@ public sealed class CliTests
         Assert.AreEqual(2, code);
         StringAssert.Contains(errors, "$.zero_optimization.stage");
     }
+
+    [TestMethod]
+    public void BenchWritesItsMeasurementAndTheModelFlopsAsJson()
+    {
+        var root = TrainerRun.TempDirectory();
+        var json = Path.Combine(root, "bench.json");
+        var output = TrainerRun.Succeed("bench", "--steps", "2", "--warmup", "1", "--json", json);
+
+        // The CPU report keeps its table and footer.
+        StringAssert.Contains(output, "| model | ranks | ZeRO | global batch | precision | ms/step | tokens/s |");
+        StringAssert.Contains(output, "2 timed steps after 1 warm-up steps");
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+        var result = document.RootElement;
+        // TinyGpt: 4 attention layers of width 128 over 64 positions; 6·809,856 + 12·4·128·64 = 5,252,352.
+        Assert.AreEqual(809_856, result.GetProperty("parameters").GetInt64());
+        Assert.AreEqual(4, result.GetProperty("layers").GetInt32());
+        Assert.AreEqual(128, result.GetProperty("width").GetInt32());
+        Assert.AreEqual(64, result.GetProperty("context").GetInt32());
+        Assert.AreEqual(5_252_352, result.GetProperty("flops_per_token").GetDouble());
+        Assert.AreEqual("cpu", result.GetProperty("mode").GetString());
+        Assert.IsTrue(result.GetProperty("tokens_per_s").GetDouble() > 0);
+        Assert.AreEqual(System.Text.Json.JsonValueKind.Null, result.GetProperty("mfu").ValueKind);
+    }
 }

@@ -2,22 +2,53 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using Shardwise.Cpu;
+using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
+using Shardwise.Precision;
 using Shardwise.Training.Engine;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
 
+/// <summary>The bench verb's own options (the shared ones are in <see cref="RunSettings"/>).</summary>
+/// <param name="WarmupSteps">Untimed optimizer steps first (<c>--warmup</c>): kernel compilation, scratch growth, caches.</param>
+/// <param name="PeakTflops">The card's dense 16-bit peak for MFU (<c>--peak-tflops</c>); null: look the device up in <see cref="GpuPeaks"/>.</param>
+/// <param name="JsonPath">Where to write the result as JSON (<c>--json</c>), for scripts/gpu-suite.sh's report; null: nowhere.</param>
+/// <param name="MaxSeconds">
+/// Ends the timed steps early once they have taken this long (<c>--max-seconds</c>; at least one step is timed), so a
+/// slow backend still reports within a scripted time limit; null: all of <c>--steps</c>.
+/// </param>
+public sealed record BenchOptions(int WarmupSteps = BenchCommand.WarmupSteps, double? PeakTflops = null, string? JsonPath = null,
+    double? MaxSeconds = null)
+{
+    public static BenchOptions Read(CliArguments args)
+    {
+        long warmup = args.Long("warmup") ?? BenchCommand.WarmupSteps;
+        double? peak = args.Double("peak-tflops");
+        if (peak is <= 0) throw new CliException($"--peak-tflops needs a positive number of TFLOP/s; got {peak}");
+        double? maxSeconds = args.Double("max-seconds");
+        if (maxSeconds is <= 0) throw new CliException($"--max-seconds needs a positive number of seconds; got {maxSeconds}");
+        return new BenchOptions(checked((int)warmup), peak, args.String("json"), maxSeconds);
+    }
+}
+
 /// <summary>
 /// <c>bench</c>: full training steps (forward, backward, optimizer) on random tokens: ms/step, tokens/s, and, for the
-/// configured ZeRO stage and rank count (run it under mpirun), memory by category and bytes moved per step.
+/// configured ZeRO stage and rank count (run it under mpirun), memory by category and bytes moved per step. With
+/// <c>--device cuda</c> it also reports the device memory in use at the peak and the MFU against the card's dense
+/// fp16/bf16 peak (<see cref="TrainingFlops"/>, <see cref="GpuPeaks"/>).
 /// </summary>
 public static class BenchCommand
 {
     public const int WarmupSteps = 5;
 
     public static int Run<TModel>(RunSettings settings, TextWriter output) where TModel : ILanguageModelDefinition
+        => Run<TModel>(settings, new BenchOptions(), output);
+
+    public static int Run<TModel>(RunSettings settings, BenchOptions options, TextWriter output) where TModel : ILanguageModelDefinition
     {
         using var communicator = Communicators.Create();
         var log = communicator.Rank == 0 ? output : TextWriter.Null;
@@ -25,6 +56,7 @@ public static class BenchCommand
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
+        var cuda = FindCudaOps(program.Ops);
         var random = Xoshiro256StarStar.FromSeed(settings.Seed);
         var inputs = new int[batch.MicroBatchPerGpu * program.SequenceLength];
         var targets = new int[inputs.Length];
@@ -34,19 +66,67 @@ public static class BenchCommand
             targets[i] = random.NextInt(TModel.VocabularySize);
         }
 
-        long steps = Math.Min(settings.TotalSteps, 50);
-        for (int i = 0; i < WarmupSteps; i++) Step();
+        long steps = Math.Max(1, Math.Min(settings.TotalSteps, 50));
+        float loss = float.NaN;
+        int skipped = 0;
+        for (int i = 0; i < options.WarmupSteps; i++) Step();
+        cuda?.Synchronize();
+        cuda?.SampleDeviceMemory();
         communicator.Traffic.Reset();
+        skipped = 0;
         var clock = Stopwatch.StartNew();
-        for (long i = 0; i < steps; i++) Step();
+        for (long i = 0; i < steps; i++)
+        {
+            Step();
+            cuda?.SampleDeviceMemory(); // between steps, without waiting: what is allocated is allocated when queued
+            if (options.MaxSeconds is { } limit && clock.Elapsed.TotalSeconds > limit && i + 1 < steps)
+            {
+                log.WriteLine($"--max-seconds {limit}: timed {i + 1} of {steps} steps");
+                steps = i + 1;
+            }
+        }
+        cuda?.Synchronize();
         double ms = clock.Elapsed.TotalMilliseconds / steps;
         double tokens = batch.TrainBatchSize * program.SequenceLength / (ms / 1000);
 
         int stage = settings.Config.ZeroOptimization.Stage, ranks = communicator.Size;
-        log.WriteLine("| model | ranks | ZeRO | global batch | precision | ms/step | tokens/s |");
-        log.WriteLine("|---|---|---|---|---|---|---|");
-        log.WriteLine($"| {typeof(TModel).Name} ({TModel.ParameterLayout.ParameterCount:N0} params) | {ranks} | {stage} | {batch.TrainBatchSize} × {program.SequenceLength} | {engine.Storage} | {ms:F1} | {tokens:N0} |");
-        log.WriteLine("memory per rank: " + engine.Memory.Describe());
+        var result = new BenchResult
+        {
+            Model = typeof(TModel).Name,
+            Precision = PrecisionName(engine.Storage),
+            MicroBatch = batch.MicroBatchPerGpu,
+            GradientAccumulation = batch.GradientAccumulationSteps,
+            Ranks = ranks,
+            ZeroStage = stage,
+            WarmupSteps = options.WarmupSteps,
+            TimedSteps = steps,
+            MsPerStep = ms,
+            TokensPerSecond = tokens,
+            Flops = TrainingFlops.Of(TModel.ParameterLayout, TModel.ActivationPlan),
+            LastLoss = loss,
+            SkippedSteps = skipped,
+        };
+
+        if (cuda is null)
+        {
+            log.WriteLine("| model | ranks | ZeRO | global batch | precision | ms/step | tokens/s |");
+            log.WriteLine("|---|---|---|---|---|---|---|");
+            log.WriteLine($"| {typeof(TModel).Name} ({TModel.ParameterLayout.ParameterCount:N0} params) | {ranks} | {stage} | {batch.TrainBatchSize} × {program.SequenceLength} | {engine.Storage} | {ms:F1} | {tokens:N0} |");
+            log.WriteLine("memory per rank: " + engine.Memory.Describe());
+        }
+        else
+        {
+            result = result with
+            {
+                Device = cuda.Device.Name,
+                PeakDeviceBytesInUse = cuda.PeakDeviceBytesInUse,
+                DeviceBytesAllocated = cuda.DeviceBytesAllocated,
+                DeviceTotalBytes = (long)cuda.Device.TotalMemory,
+            };
+            result = WithPeak(result, options.PeakTflops);
+            WriteCudaReport(result, program.SequenceLength, engine, log);
+        }
+
         if (ranks > 1)
         {
             long psi = engine.CommunicatedElements;
@@ -55,17 +135,65 @@ public static class BenchCommand
             log.WriteLine($"  sent {communicator.Traffic.TotalSent / 4.0 / steps:N0}, received {communicator.Traffic.TotalReceived / 4.0 / steps:N0}");
             foreach (var line in communicator.Traffic.Describe().Split('\n', StringSplitOptions.RemoveEmptyEntries)) log.WriteLine($"  {line} (total over {steps} steps)");
         }
-        log.WriteLine($"CPU backend, {Environment.ProcessorCount} cores, {steps} timed steps after {WarmupSteps} warm-up steps");
+        if (cuda is null)
+            log.WriteLine($"CPU backend, {Environment.ProcessorCount} cores, {steps} timed steps after {options.WarmupSteps} warm-up steps");
+        else
+            log.WriteLine($"CUDA backend, {cuda.Device.Name}, {steps} timed steps after {options.WarmupSteps} warm-up steps; last loss {loss:F4}, {skipped} timed steps skipped (fp16 overflow)");
+
+        if (options.JsonPath is not null && communicator.Rank == 0)
+        {
+            File.WriteAllText(options.JsonPath, result.ToJson());
+            log.WriteLine($"wrote {options.JsonPath}");
+        }
         return 0;
 
         void Step()
         {
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
             {
-                engine.Forward(inputs, targets);
+                loss = engine.Forward(inputs, targets);
                 engine.Backward();
-                engine.Step();
+                if (engine.Step() == StepOutcome.SkippedOverflow) skipped++;
             }
         }
     }
+
+    /// <summary>The MFU inputs: <c>--peak-tflops</c> when given, else the table's entry for the device, else none.</summary>
+    public static BenchResult WithPeak(BenchResult result, double? peakTflops)
+    {
+        if (peakTflops is { } given)
+            return result with { PeakTflops = given, PeakSource = "--peak-tflops" };
+        if (result.Device is { } device && GpuPeaks.Find(device) is { } peak)
+            return result with { PeakTflops = peak.Tflops, PeakSource = $"{peak.Card}, bench/gpu-peaks.json" };
+        return result with { PeakTflops = null, PeakSource = null };
+    }
+
+    private static void WriteCudaReport(BenchResult r, int sequence, TrainingEngine engine, TextWriter log)
+    {
+        log.WriteLine("| model | device | ZeRO | global batch | precision | ms/step | tokens/s | peak device memory | MFU |");
+        log.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        log.WriteLine($"| {r.Model} ({r.Flops.Parameters:N0} params) | {r.Device} | {r.ZeroStage} | {r.MicroBatch * r.GradientAccumulation * r.Ranks} × {sequence} | {r.Precision} | {r.MsPerStep:F1} | {r.TokensPerSecond:N0} | {Gib(r.PeakDeviceBytesInUse)} | {r.DescribeMfu()} |");
+        log.WriteLine($"MFU = tokens/s × (6N + 12·L·d·T) / peak; {r.Flops.Describe()}; peak " +
+                      (r.PeakTflops is { } peak ? $"{peak:0.#} TFLOP/s dense fp16/bf16 ({r.PeakSource})" : "unknown for this card"));
+        log.WriteLine($"device memory: {Gib(r.PeakDeviceBytesInUse)} in use at the peak (cuMemGetInfo total − free between steps: CUDA context, " +
+                      $"libraries and kernels included) of {Gib(r.DeviceTotalBytes)}; {Gib(r.DeviceBytesAllocated)} allocated by the backend (cuMemAlloc, cumulative)");
+        log.WriteLine("planned memory per rank (engine accounting): " + engine.Memory.Describe());
+    }
+
+    /// <summary>The CUDA backend under the ZeRO-2/3 streaming wrapper, if the program runs on one.</summary>
+    private static CudaOps? FindCudaOps(ITensorOps<float> ops) => ops switch
+    {
+        CudaOps cuda => cuda,
+        GradientStreamingOps<float> streaming => FindCudaOps(streaming.Inner),
+        _ => null,
+    };
+
+    public static string PrecisionName(StorageType storage) => storage switch
+    {
+        StorageType.Float16 => "fp16",
+        StorageType.BFloat16 => "bf16",
+        _ => "fp32",
+    };
+
+    private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):F2} GiB";
 }

@@ -23,7 +23,8 @@ public static class TrainerCli
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
                MODEL plan   [--config ds_config.json] [--ranks N]
                MODEL consolidate --resume DIR --output FILE.safetensors
-               MODEL bench  [--config ds_config.json] [--steps N]
+               MODEL bench  [--config ds_config.json] [--steps N] [--warmup N] [--device cpu|cuda|auto]
+                            [--peak-tflops T] [--json FILE] [--max-seconds S]
         With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
         """;
 
@@ -69,8 +70,9 @@ public static class TrainerCli
                 case "bench":
                 {
                     var settings = ReadSettings<TModel>(arguments, model, log);
+                    var bench = BenchOptions.Read(arguments);
                     arguments.RejectUnknown();
-                    return BenchCommand.Run<TModel>(settings, log);
+                    return BenchCommand.Run<TModel>(settings, bench, log);
                 }
                 default:
                     throw new CliException($"unknown verb '{arguments.Verb}'\n{Usage}");

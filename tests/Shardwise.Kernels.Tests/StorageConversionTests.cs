@@ -50,7 +50,7 @@ public sealed class StorageConversionTests
     public void NarrowingRoundsExactlyAsStorageRounding()
     {
         var random = new Random(17);
-        var values = new float[200_000];
+        var values = new float[200_003]; // not a multiple of any vector width: the scalar tail runs too
         for (int i = 0; i < values.Length; i++)
         {
             // Random bit patterns cover every exponent (subnormals, overflow, infinities, NaNs) ...

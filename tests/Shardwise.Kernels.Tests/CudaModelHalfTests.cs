@@ -116,6 +116,7 @@ public sealed class CudaModelHalfTests
         }
 
         Console.WriteLine(string.Join("\n", losses.Select((l, i) => $"{storage} step {i}: CPU {l.Cpu:R}, GPU {l.Gpu:R}")));
+        Console.WriteLine($"loss scale after the steps: CPU {cpuEngine.LossScaler.Scale}, GPU {gpuEngine.LossScaler.Scale}");
         for (int step = 0; step < losses.Length; step++)
             Compare.Close(losses[step].Cpu, losses[step].Gpu, u, $"loss at step {step}");
         Assert.IsTrue(losses[^1].Gpu < losses[0].Gpu, "the GPU run learns");

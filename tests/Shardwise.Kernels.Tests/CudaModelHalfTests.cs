@@ -73,6 +73,41 @@ public sealed class CudaModelHalfTests
         }
     }
 
+    /// <summary>
+    /// fp16 overflow through 16-bit device storage: at a loss scale of 2³⁰ the fp16 gradients overflow (∞ or NaN, read
+    /// back exactly through View), the engine skips the update and halves the scale, as on the CPU; the parameters stay.
+    /// </summary>
+    [TestMethod]
+    public void AnFp16OverflowIsSkippedAsOnTheCpu()
+    {
+        const string json = """{ "train_micro_batch_size_per_gpu": 4, "fp16": { "enabled": true, "loss_scale": 0, "initial_scale_power": 30 } }""";
+        var config = DeepSpeedConfig.Parse(json).Config;
+        GpuSupport.RequireGpu();
+        using CudaOps gpu = (CudaOps)TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool,
+            TinyGpt.ParameterPool, BackendKind.Cuda);
+        CompiledLanguageModel<float> onCpu = TinyGpt.Compile(new CpuOps<float>(), Batch);
+        CompiledLanguageModel<float> onGpu = TinyGpt.Compile<float>(gpu, Batch);
+        TinyGpt.ParameterLayout.Initialize(onCpu.Parameters, seed: 3);
+        TinyGpt.ParameterLayout.Initialize(onGpu.Parameters, seed: 3);
+        TrainingEngine cpuEngine = TrainingEngine.Initialize(onCpu, config), gpuEngine = TrainingEngine.Initialize(onGpu, config);
+        var data = new TestData(22);
+        int[] tokens = data.Ints(Batch * onCpu.SequenceLength, TinyGpt.VocabularySize);
+        int[] targets = data.Ints(Batch * onCpu.SequenceLength, TinyGpt.VocabularySize);
+
+        cpuEngine.Forward(tokens, targets);
+        gpuEngine.Forward(tokens, targets);
+        float[] before = onGpu.Parameters.ToArray(); // after an operation: the rounded values the device holds
+        cpuEngine.Backward();
+        gpuEngine.Backward();
+        Assert.IsTrue(onGpu.Gradients.ToArray().Any(g => !float.IsFinite(g)), "the fp16 gradients overflowed on the device");
+        Assert.AreEqual(StepOutcome.SkippedOverflow, cpuEngine.Step(), "CPU");
+        Assert.AreEqual(StepOutcome.SkippedOverflow, gpuEngine.Step(), "GPU");
+        Assert.AreEqual(cpuEngine.LossScaler.Scale, gpuEngine.LossScaler.Scale, "the scale after the skip");
+        Assert.IsTrue(gpuEngine.LossScaler.Scale < 1 << 30, $"the scale went down (now {gpuEngine.LossScaler.Scale})");
+        CollectionAssert.AreEqual(before, onGpu.Parameters.ToArray(), "a skipped step leaves the parameters");
+        Assert.IsTrue(onGpu.Gradients.ToArray().All(g => g == 0f), "and zeroes the gradients");
+    }
+
     [TestMethod]
     [DataRow(StorageType.Float16)]
     [DataRow(StorageType.BFloat16)]

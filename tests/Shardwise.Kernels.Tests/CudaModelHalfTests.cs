@@ -75,12 +75,13 @@ public sealed class CudaModelHalfTests
 
     /// <summary>
     /// fp16 overflow through 16-bit device storage: at a loss scale of 2³⁰ the fp16 gradients overflow (∞ or NaN, read
-    /// back exactly through View), the engine skips the update and halves the scale, as on the CPU; the parameters stay.
+    /// back exactly through View), the engine skips the update and (hysteresis 1) halves the scale, as on the CPU; the
+    /// parameters stay.
     /// </summary>
     [TestMethod]
     public void AnFp16OverflowIsSkippedAsOnTheCpu()
     {
-        const string json = """{ "train_micro_batch_size_per_gpu": 4, "fp16": { "enabled": true, "loss_scale": 0, "initial_scale_power": 30 } }""";
+        const string json = """{ "train_micro_batch_size_per_gpu": 4, "fp16": { "enabled": true, "loss_scale": 0, "initial_scale_power": 30, "hysteresis": 1 } }""";
         var config = DeepSpeedConfig.Parse(json).Config;
         GpuSupport.RequireGpu();
         using CudaOps gpu = (CudaOps)TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool,
@@ -103,7 +104,7 @@ public sealed class CudaModelHalfTests
         Assert.AreEqual(StepOutcome.SkippedOverflow, cpuEngine.Step(), "CPU");
         Assert.AreEqual(StepOutcome.SkippedOverflow, gpuEngine.Step(), "GPU");
         Assert.AreEqual(cpuEngine.LossScaler.Scale, gpuEngine.LossScaler.Scale, "the scale after the skip");
-        Assert.IsTrue(gpuEngine.LossScaler.Scale < 1 << 30, $"the scale went down (now {gpuEngine.LossScaler.Scale})");
+        Assert.AreEqual((double)(1 << 29), gpuEngine.LossScaler.Scale, "hysteresis 1: the first overflow halves the scale");
         CollectionAssert.AreEqual(before, onGpu.Parameters.ToArray(), "a skipped step leaves the parameters");
         Assert.IsTrue(onGpu.Gradients.ToArray().All(g => g == 0f), "and zeroes the gradients");
     }

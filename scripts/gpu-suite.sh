@@ -236,7 +236,7 @@ run_tests() {
   summary_row "compute-sanitizer memcheck (Gpu category)" "$memcheck_rc" "$(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
   summary_row "compute-sanitizer racecheck (Gpu category)" "$racecheck_rc" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
 
-  # The Gpu category: CudaInteropTests.Gpu*, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
+  # The Gpu category: CudaInteropGpuTests, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
   local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
   gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
   gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu|DeviceMemoryInUse'

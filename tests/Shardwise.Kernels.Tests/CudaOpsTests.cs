@@ -21,7 +21,8 @@ public sealed class CudaOpsTests
     /// <summary>Reductions and GEMMs: the same sums in another order (fp32, up to a few hundred terms).</summary>
     private const float Summed = 1e-4f;
 
-    private static TwinBackends Twins(int seed) => new(GpuSupport.RequireCudaOps(), seed);
+    private static TwinBackends Twins(int seed, long activations = 1 << 20) =>
+        new(GpuSupport.RequireCudaOps(), seed, activations);
 
     [TestMethod]
     public void LoadStoreZeroAndViewMoveTheRightData()
@@ -111,7 +112,8 @@ public sealed class CudaOpsTests
     [TestMethod]
     public void LinearForwardAndBackward()
     {
-        using TwinBackends twins = Twins(5);
+        // Four rounds of the 256×128→384 case need about 1.5M activations.
+        using TwinBackends twins = Twins(5, activations: 1 << 22);
         foreach ((int rows, int inDim, int outDim) in new[] { (1, 5, 3), (37, 130, 45), (256, 128, 384) })
         foreach (bool withBias in new[] { false, true })
         foreach (bool accumulate in new[] { false, true })
@@ -164,7 +166,8 @@ public sealed class CudaOpsTests
     [TestMethod]
     public void LayerNormAndGelu()
     {
-        using TwinBackends twins = Twins(7);
+        // Two rounds of the 300×768 case need about 2.3M activations.
+        using TwinBackends twins = Twins(7, activations: 1 << 22);
         foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 768) })
         foreach (bool accumulate in new[] { false, true })
         {
@@ -272,7 +275,7 @@ public sealed class CudaOpsTests
         Slice x = twins.Random(rows * dim), w = twins.Random(dim * dim), y = twins.Random(rows * dim);
         Slice dy = twins.Random(rows * dim), dx = twins.Random(rows * dim), dw = twins.Random(dim * dim), db = twins.Random(dim);
         Slice gamma = twins.Random(dim), mean = twins.Random(rows), rstd = twins.Random(rows);
-        Slice logits = twins.Random(rows * vocabulary), p = twins.Random(4 * rows * rows), qkv = twins.Random(3 * rows * dim);
+        Slice logits = twins.Random(rows * vocabulary), p = twins.Random(2 * rows * rows), qkv = twins.Random(3 * rows * dim);
         Slice dqkv = twins.Random(3 * rows * dim);
         IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
         void Everything(ITensorOps<float> ops)
@@ -281,8 +284,8 @@ public sealed class CudaOpsTests
             ops.LinearBackward(x, w, dy, dx, dw, db, rows, dim, dim, true);
             ops.LayerNorm(x, gamma, gamma, y, mean, rstd, rows, dim);
             ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dw, db, rows, dim, true);
-            ops.Attention(qkv, y, p, 1, rows, 4, dim);
-            ops.AttentionBackward(qkv, p, dy, dqkv, 1, rows, 4, dim, true);
+            ops.Attention(qkv, y, p, 1, rows, 2, dim);
+            ops.AttentionBackward(qkv, p, dy, dqkv, 1, rows, 2, dim, true);
             ops.CrossEntropy(logits, targets, rows, vocabulary);
             ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 1f, false);
             ops.EmbeddingBackward(targets, y, dw, rows, dim);

@@ -329,6 +329,16 @@ const char* simt_kernel_name(int i)
 
 const char* simt_last_error() { return simt::last_error.c_str(); }
 
+// The parameter sizes of kernel `name` (in *sizes) and their count, or −1 when no kernel has that name; the
+// emulated driver (tests/cuda-emulator) checks them against the PTX's .param list.
+int simt_kernel_parameters(const char* name, const unsigned** sizes)
+{
+    auto found = simt::registry().find(name);
+    if (found == simt::registry().end()) return -1;
+    *sizes = found->second.sizes.data();
+    return static_cast<int>(found->second.sizes.size());
+}
+
 // Runs kernel `name` over grid × block. arguments[i] points at the i-th argument's value (as for cuLaunchKernel);
 // sizes[i] is its size in bytes, checked against the kernel's signature. reversed ≠ 0 runs the blocks, and the
 // threads inside each block, in reverse order. Returns 0, or −1 with the reason in simt_last_error().

@@ -26,7 +26,7 @@ internal sealed class CudaKernelSet : IDisposable
 
     public CudaKernelSet(CudaContext context, KernelCompiler compiler)
     {
-        int architecture = context.Device.ComputeCapability;
+        int architecture = KernelCompiler.ArchitectureFor(context.Device.ComputeCapability);
         foreach (string file in Files)
         {
             CompiledKernel compiled = compiler.Compile(file, architecture);

@@ -99,6 +99,23 @@ public sealed partial class KernelCompiler
     public static IReadOnlyList<string> Options(int architecture) =>
         [$"--gpu-architecture=compute_{architecture}", "--std=c++17"];
 
+    /// <summary>
+    /// The virtual architecture to compile for on a device of compute capability <paramref name="computeCapability"/>
+    /// (90 for sm_90): the newest this NVRTC supports that is not newer than the device. The driver JIT-compiles PTX
+    /// of an older virtual architecture for a newer GPU, so an NVRTC older than the GPU (Debian's 11.2 knows nothing
+    /// past compute_86) still serves it, where asking for compute_90 would fail.
+    /// </summary>
+    public static int ArchitectureFor(int computeCapability)
+    {
+        IReadOnlyList<int> supported = Nvrtc.SupportedArchitectures();
+        int best = supported.Where(a => a <= computeCapability).DefaultIfEmpty(0).Max();
+        return best != 0
+            ? best
+            : throw new InvalidOperationException(
+                $"NVRTC {Nvrtc.Version.Major}.{Nvrtc.Version.Minor} supports compute_{string.Join(", compute_", supported)}, " +
+                $"none of which runs on a device of compute capability {computeCapability / 10}.{computeCapability % 10}");
+    }
+
     /// <summary>Compiles every <c>.cu</c> file for <paramref name="architecture"/> (e.g. 80, 90).</summary>
     public IReadOnlyList<CompiledKernel> CompileAll(int architecture) =>
         KernelFiles.Select(f => Compile(f, architecture)).ToArray();
@@ -138,7 +155,7 @@ public sealed partial class KernelCompiler
 
     /// <summary>Compiles <paramref name="fileName"/> for the device of <paramref name="context"/> and loads it.</summary>
     public CudaModule Load(CudaContext context, string fileName) =>
-        CudaModule.Load(context, Compile(fileName, context.Device.ComputeCapability).Ptx);
+        CudaModule.Load(context, Compile(fileName, ArchitectureFor(context.Device.ComputeCapability)).Ptx);
 
     /// <summary>The cache key: SHA-256 (hex) of every source, the file, the architecture, the NVRTC version and options.</summary>
     public string CacheKey(string fileName, int architecture, (int Major, int Minor) nvrtcVersion,

@@ -13,6 +13,15 @@ public static class GpuSupport
 {
     public static bool GpuRequired => Environment.GetEnvironmentVariable("SHARDWISE_REQUIRE_GPU") == "1";
 
+    /// <summary>Set to 1 by Shardwise.CudaEmulation.Tests, whose device runs every kernel on the CPU's SIMT emulator.</summary>
+    public const string EmulatedDeviceVariable = "SHARDWISE_EMULATED_DEVICE";
+
+    /// <summary>
+    /// True on the emulated device, where a kernel costs thousands of times more than on a GPU: the model tests then
+    /// run fewer steps (never looser tolerances).
+    /// </summary>
+    public static bool Emulated => Environment.GetEnvironmentVariable(EmulatedDeviceVariable) == "1";
+
     public static void Unavailable(string reason)
     {
         if (GpuRequired) Assert.Fail($"SHARDWISE_REQUIRE_GPU=1, but {reason}");

@@ -7,13 +7,6 @@ using Shardwise.Precision;
 
 namespace Shardwise.Kernels.Tests.Infrastructure;
 
-[TestClass]
-public static class AssemblySetup
-{
-    [AssemblyInitialize]
-    public static void BuildEmulation(TestContext context) => SimtEmulator.Initialize();
-}
-
 /// <summary>Storage types, scheduler orders and tolerances shared by the kernel tests.</summary>
 public static class Cases
 {

@@ -1,0 +1,683 @@
+// driver.cpp — libcuda.so.1 for the "Shardwise SIMT emulator" device: the driver entry points the runtime binds
+// (runtime/Shardwise/Cuda/Interop/CuDriver.cs), implemented on the host. Kernels and synchronous copies run at the
+// call, through the SIMT scheduler of tests/kernels-harness; the *Async copies are queued on their stream and run at
+// the next synchronisation point (cuStreamSynchronize, cuEventSynchronize, cuCtxSynchronize, a synchronous copy or
+// memset, cuMemFree) or before the next operation on that stream — so host code that reuses a pinned buffer, or
+// reads one, before synchronising sees what it would risk on a GPU. The driver is strict where a GPU punishes host
+// bugs: a current context is required, copies must stay inside one live allocation, launch limits are enforced, and
+// a kernel that overwrites an allocation's guard bytes poisons its context with CUDA_ERROR_ILLEGAL_ADDRESS, sticky
+// like on a GPU until the context is destroyed (or the primary context fully released).
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "emulator.hpp"
+#include "ptx.hpp"
+
+extern "C" int simt_launch(const char* name, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
+                           unsigned block_y, unsigned block_z, unsigned long long shared_bytes, int reversed,
+                           void** arguments, const unsigned* sizes, int count);
+extern "C" const char* simt_last_error();
+extern "C" int simt_kernel_parameters(const char* name, const unsigned** sizes);
+
+using emu::Result;
+
+namespace
+{
+constexpr int Multiprocessors = 132, DriverVersion = 13000;
+
+// The compute capability: 9.0, or SHARDWISE_EMULATED_COMPUTE_CAPABILITY ("12.0"), read from the native environment
+// at every query so a test can present a device newer than the installed NVRTC knows.
+int compute_capability()
+{
+    const char* text = std::getenv("SHARDWISE_EMULATED_COMPUTE_CAPABILITY");
+    int major = 0, minor = 0;
+    if (text != nullptr && std::sscanf(text, "%d.%d", &major, &minor) == 2 && major > 0 && minor >= 0 && minor < 10)
+        return major * 10 + minor;
+    if (text != nullptr && *text != 0)
+        std::fprintf(stderr, "cuda-emulator: SHARDWISE_EMULATED_COMPUTE_CAPABILITY='%s' is not MAJOR.MINOR; using "
+                             "9.0\n", text);
+    return 90;
+}
+constexpr unsigned MaxThreadsPerBlock = 1024, MaxSharedBytes = 48 * 1024;
+
+struct Context
+{
+    bool primary;
+    bool alive;
+    Result sticky;  // Success, or the error every call in this context returns from now on
+};
+
+struct Module
+{
+    Context* context;
+    std::vector<emu::PtxEntry> entries;
+    bool loaded;
+};
+
+struct Function
+{
+    Module* module;
+    std::string name;
+    std::vector<unsigned> sizes;
+};
+
+struct Event
+{
+    bool timing;
+    bool recorded;
+    std::chrono::steady_clock::time_point at;
+    void* stream;  // where it was last recorded
+};
+
+struct Stream
+{
+    bool blocking;  // created without CU_STREAM_NON_BLOCKING: ordered with the legacy default stream
+};
+
+std::recursive_mutex gate;
+bool initialised = false;
+Context primary_context{true, false, emu::Success};
+int primary_references = 0;
+std::set<void*> streams, events, modules, functions, contexts{&primary_context}, host_allocations;
+thread_local std::vector<Context*> context_stack;
+// Queued async copies per stream; the legacy default stream (handles 0, 1 and the per-thread 2) is key nullptr.
+std::map<void*, std::deque<std::function<void()>>> pending;
+
+void* queue_key(void* stream) { return reinterpret_cast<uintptr_t>(stream) <= 2 ? nullptr : stream; }
+
+void run_queue(void* key)
+{
+    auto found = pending.find(key);
+    if (found == pending.end()) return;
+    std::deque<std::function<void()>> work;
+    work.swap(found->second);
+    pending.erase(found);
+    for (auto& step : work) step();
+}
+
+void flush_all()
+{
+    while (!pending.empty()) run_queue(pending.begin()->first);
+}
+
+// Completes the queued work `stream` must wait for: its own, and for the legacy stream (or a blocking stream) the
+// legacy stream's and every blocking stream's, as the legacy stream's implicit synchronisation orders them.
+void flush(void* stream)
+{
+    void* key = queue_key(stream);
+    if (key == nullptr)
+    {
+        std::vector<void*> keys;
+        for (auto& [k, q] : pending)
+            if (k == nullptr || static_cast<Stream*>(k)->blocking) keys.push_back(k);
+        for (void* k : keys) run_queue(k);
+        return;
+    }
+    if (static_cast<Stream*>(key)->blocking) run_queue(nullptr);
+    run_queue(key);
+}
+
+void enqueue(void* stream, std::function<void()> step) { pending[queue_key(stream)].push_back(std::move(step)); }
+
+Context* current() { return context_stack.empty() ? nullptr : context_stack.back(); }
+
+// Success when a live, healthy context is current; otherwise the error the call must return.
+Result require_context()
+{
+    if (!initialised) return emu::NotInitialized;
+    Context* context = current();
+    if (context == nullptr || !context->alive) return emu::InvalidContext;
+    return context->sticky;
+}
+
+Result require_stream(void* stream)
+{
+    // 0 is the legacy default stream; 1 and 2 are CU_STREAM_LEGACY and CU_STREAM_PER_THREAD.
+    uintptr_t value = reinterpret_cast<uintptr_t>(stream);
+    return value <= 2 || streams.count(stream) != 0 ? emu::Success : emu::InvalidHandle;
+}
+
+Result poison(Context* context, Result error)
+{
+    context->sticky = error;
+    return error;
+}
+
+#define REQUIRE(expression)                            \
+    do                                                 \
+    {                                                  \
+        Result required_ = (expression);               \
+        if (required_ != emu::Success) return required_; \
+    } while (0)
+} // namespace
+
+extern "C"
+{
+// ---- initialisation, version, error strings ------------------------------------------------------------------
+int cuInit(unsigned flags)
+{
+    if (flags != 0) return emu::InvalidValue;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    initialised = true;
+    return emu::Success;
+}
+
+int cuDriverGetVersion(int* version)
+{
+    if (version == nullptr) return emu::InvalidValue;
+    *version = DriverVersion;
+    return emu::Success;
+}
+
+int cuGetErrorName(int error, const char** name);
+int cuGetErrorString(int error, const char** text);
+
+// ---- device ----------------------------------------------------------------------------------------------------
+int cuDeviceGetCount(int* count)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (count == nullptr) return emu::InvalidValue;
+    *count = 1;
+    return emu::Success;
+}
+
+int cuDeviceGet(int* device, int ordinal)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device == nullptr) return emu::InvalidValue;
+    if (ordinal != 0) return emu::InvalidDevice;
+    *device = 0;
+    return emu::Success;
+}
+
+int cuDeviceGetName(char* name, int length, int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    if (name == nullptr || length <= 0) return emu::InvalidValue;
+    std::snprintf(name, static_cast<std::size_t>(length), "%s", "Shardwise SIMT emulator");
+    return emu::Success;
+}
+
+int cuDeviceGetAttribute(int* value, int attribute, int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    if (value == nullptr) return emu::InvalidValue;
+    switch (attribute)
+    {
+    case 1: *value = MaxThreadsPerBlock; break;       // MAX_THREADS_PER_BLOCK
+    case 2: case 3: *value = 1024; break;             // MAX_BLOCK_DIM_X, _Y
+    case 4: *value = 64; break;                       // MAX_BLOCK_DIM_Z
+    case 5: *value = 2147483647; break;               // MAX_GRID_DIM_X
+    case 6: case 7: *value = 65535; break;            // MAX_GRID_DIM_Y, _Z
+    case 8: *value = MaxSharedBytes; break;           // MAX_SHARED_MEMORY_PER_BLOCK
+    case 10: *value = 32; break;                      // WARP_SIZE
+    case 16: *value = Multiprocessors; break;         // MULTIPROCESSOR_COUNT
+    case 75: *value = compute_capability() / 10; break;  // COMPUTE_CAPABILITY_MAJOR
+    case 76: *value = compute_capability() % 10; break;  // COMPUTE_CAPABILITY_MINOR
+    default:
+        std::fprintf(stderr, "cuda-emulator: cuDeviceGetAttribute: attribute %d is not emulated\n", attribute);
+        return emu::InvalidValue;
+    }
+    return emu::Success;
+}
+
+int cuDeviceTotalMem_v2(std::size_t* bytes, int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    if (bytes == nullptr) return emu::InvalidValue;
+    *bytes = emu::total_memory();
+    return emu::Success;
+}
+
+// ---- contexts ----------------------------------------------------------------------------------------------------
+int cuCtxCreate_v2(void** context, unsigned flags, int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    if (context == nullptr) return emu::InvalidValue;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    auto* created = new Context{false, true, emu::Success};
+    contexts.insert(created);
+    context_stack.push_back(created);
+    *context = created;
+    (void)flags;
+    return emu::Success;
+}
+
+int cuCtxDestroy_v2(void* handle)
+{
+    if (!initialised) return emu::NotInitialized;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    auto* context = static_cast<Context*>(handle);
+    if (handle == nullptr || contexts.count(handle) == 0 || context->primary || !context->alive)
+        return emu::InvalidContext;
+    context->alive = false;  // kept allocated: a stale handle must stay detectable, not reuse freed memory
+    context->sticky = emu::Success;
+    emu::release_all(context);
+    if (current() == context) context_stack.pop_back();
+    return emu::Success;
+}
+
+int cuDevicePrimaryCtxRetain(void** context, int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    if (context == nullptr) return emu::InvalidValue;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    primary_references++;
+    primary_context.alive = true;
+    *context = &primary_context;
+    return emu::Success;
+}
+
+int cuDevicePrimaryCtxRelease_v2(int device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device != 0) return emu::InvalidDevice;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (primary_references == 0) return emu::InvalidContext;
+    if (--primary_references == 0)
+    {
+        // The last release resets the primary context, which clears a sticky error as on a GPU. It stays usable
+        // as a handle (the runtime API keeps it current), so it is not marked dead.
+        primary_context.sticky = emu::Success;
+    }
+    return emu::Success;
+}
+
+int cuCtxSetCurrent(void* handle)
+{
+    if (!initialised) return emu::NotInitialized;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (handle == nullptr)
+    {
+        if (!context_stack.empty()) context_stack.pop_back();
+        return emu::Success;
+    }
+    auto* context = static_cast<Context*>(handle);
+    if (contexts.count(handle) == 0 || !context->alive) return emu::InvalidContext;
+    if (context_stack.empty()) context_stack.push_back(context);
+    else context_stack.back() = context;
+    return emu::Success;
+}
+
+int cuCtxGetCurrent(void** handle)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (handle == nullptr) return emu::InvalidValue;
+    *handle = current();
+    return emu::Success;
+}
+
+int cuCtxPushCurrent_v2(void* handle)
+{
+    if (!initialised) return emu::NotInitialized;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    auto* context = static_cast<Context*>(handle);
+    if (handle == nullptr || contexts.count(handle) == 0 || !context->alive) return emu::InvalidContext;
+    context_stack.push_back(context);
+    return emu::Success;
+}
+
+int cuCtxPopCurrent_v2(void** handle)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (context_stack.empty()) return emu::InvalidContext;
+    if (handle != nullptr) *handle = context_stack.back();
+    context_stack.pop_back();
+    return emu::Success;
+}
+
+int cuCtxSynchronize()
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    flush_all();
+    return emu::Success;
+}
+
+// ---- modules and launches ------------------------------------------------------------------------------------------
+int cuModuleLoadData(void** module, const void* image)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (module == nullptr || image == nullptr) return emu::InvalidValue;
+    std::string error;
+    std::vector<emu::PtxEntry> entries;
+    if (!emu::parse_ptx(static_cast<const char*>(image), compute_capability(), entries, error))
+    {
+        std::fprintf(stderr, "cuda-emulator: cuModuleLoadData: %s\n", error.c_str());
+        return emu::InvalidPtx;
+    }
+    auto* loaded = new Module{current(), std::move(entries), true};
+    modules.insert(loaded);
+    *module = loaded;
+    return emu::Success;
+}
+
+int cuModuleUnload(void* handle)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    auto* module = static_cast<Module*>(handle);
+    if (handle == nullptr || modules.count(handle) == 0 || !module->loaded) return emu::InvalidHandle;
+    module->loaded = false;  // its functions become invalid handles; the objects stay so stale use is detected
+    return emu::Success;
+}
+
+int cuModuleGetFunction(void** function, void* handle, const char* name)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    auto* module = static_cast<Module*>(handle);
+    if (function == nullptr || name == nullptr) return emu::InvalidValue;
+    if (handle == nullptr || modules.count(handle) == 0 || !module->loaded) return emu::InvalidHandle;
+    const emu::PtxEntry* entry = nullptr;
+    for (const auto& e : module->entries)
+        if (e.name == name) entry = &e;
+    if (entry == nullptr) return emu::NotFound;
+    const unsigned* sizes = nullptr;
+    int count = simt_kernel_parameters(name, &sizes);
+    if (count < 0)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuModuleGetFunction: '%s' is in the PTX but not in the SIMT kernel "
+                             "registry (no SW_KERNEL_REGISTER)\n", name);
+        return emu::NotFound;
+    }
+    std::vector<unsigned> registered(sizes, sizes + count);
+    if (registered != entry->parameter_sizes)
+    {
+        std::string ptx, cpu;
+        for (unsigned s : entry->parameter_sizes) ptx += " " + std::to_string(s);
+        for (unsigned s : registered) cpu += " " + std::to_string(s);
+        std::fprintf(stderr, "cuda-emulator: cuModuleGetFunction: '%s' has parameter sizes [%s ] in the PTX but "
+                             "[%s ] in the g++ build\n", name, ptx.c_str(), cpu.c_str());
+        return emu::InvalidImage;
+    }
+    auto* created = new Function{module, name, std::move(registered)};
+    functions.insert(created);
+    *function = created;
+    return emu::Success;
+}
+
+int cuLaunchKernel(void* handle, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
+                   unsigned block_y, unsigned block_z, unsigned shared_bytes, void* stream, void** parameters,
+                   void** extra)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    auto* function = static_cast<Function*>(handle);
+    if (handle == nullptr || functions.count(handle) == 0 || !function->module->loaded) return emu::InvalidHandle;
+    REQUIRE(require_stream(stream));
+    const char* name = function->name.c_str();
+    unsigned long long threads = 1ull * block_x * block_y * block_z;
+    if (threads == 0 || threads > MaxThreadsPerBlock || block_x > 1024 || block_y > 1024 || block_z > 64)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuLaunchKernel(%s): block (%u,%u,%u) = %llu threads; the limit is "
+                             "1024 threads (x, y ≤ 1024, z ≤ 64)\n", name, block_x, block_y, block_z, threads);
+        return emu::InvalidValue;
+    }
+    if (grid_x == 0 || grid_y == 0 || grid_z == 0 || grid_x > 2147483647u || grid_y > 65535 || grid_z > 65535)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuLaunchKernel(%s): grid (%u,%u,%u) is empty or over the limits "
+                             "(x ≤ 2^31−1, y, z ≤ 65535)\n", name, grid_x, grid_y, grid_z);
+        return emu::InvalidValue;
+    }
+    if (shared_bytes > MaxSharedBytes)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuLaunchKernel(%s): %u bytes of dynamic shared memory; the limit "
+                             "without opt-in is %u\n", name, shared_bytes, MaxSharedBytes);
+        return emu::InvalidValue;
+    }
+    if (extra != nullptr || (parameters == nullptr && !function->sizes.empty()))
+    {
+        std::fprintf(stderr, "cuda-emulator: cuLaunchKernel(%s): pass the arguments as kernelParams (extra is not "
+                             "emulated)\n", name);
+        return emu::InvalidValue;
+    }
+    Context* context = current();
+    flush(stream);
+    if (simt_launch(name, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_bytes, 0, parameters,
+                    function->sizes.data(), static_cast<int>(function->sizes.size())) != 0)
+    {
+        std::fprintf(stderr, "cuda-emulator: kernel %s failed: %s\n", name, simt_last_error());
+        return poison(context, emu::LaunchFailed);
+    }
+    std::string corrupted = emu::find_corrupted_guard();
+    if (!corrupted.empty())
+    {
+        std::fprintf(stderr, "cuda-emulator: kernel %s wrote outside %s (its guard bytes changed): "
+                             "CUDA_ERROR_ILLEGAL_ADDRESS, sticky for this context\n", name, corrupted.c_str());
+        return poison(context, emu::IllegalAddress);
+    }
+    return emu::Success;
+}
+
+// ---- memory ----------------------------------------------------------------------------------------------------------
+int cuMemAlloc_v2(std::uint64_t* pointer, std::size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    return emu::allocate(pointer, bytes, current(), "cuMemAlloc_v2");
+}
+
+int cuMemFree_v2(std::uint64_t pointer)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (pointer == 0) return emu::Success;
+    flush_all();  // cuMemFree waits for the device, so queued copies complete before the memory goes
+    Result result = emu::release(pointer, "cuMemFree_v2");
+    return result == emu::IllegalAddress ? poison(current(), result) : result;
+}
+
+int cuMemsetD8_v2(std::uint64_t pointer, unsigned char value, std::size_t count)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(emu::check_range(pointer, count, "cuMemsetD8_v2", "destination"));
+    flush(nullptr);
+    std::memset(reinterpret_cast<void*>(pointer), value, count);
+    return emu::Success;
+}
+
+int cuMemcpyHtoD_v2(std::uint64_t destination, const void* source, std::size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (source == nullptr && bytes != 0) return emu::InvalidValue;
+    REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoD_v2", "destination"));
+    flush(nullptr);
+    std::memcpy(reinterpret_cast<void*>(destination), source, bytes);
+    return emu::Success;
+}
+
+int cuMemcpyDtoH_v2(void* destination, std::uint64_t source, std::size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (destination == nullptr && bytes != 0) return emu::InvalidValue;
+    REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoH_v2", "source"));
+    flush(nullptr);
+    std::memcpy(destination, reinterpret_cast<const void*>(source), bytes);
+    return emu::Success;
+}
+
+int cuMemcpyDtoD_v2(std::uint64_t destination, std::uint64_t source, std::size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoD_v2", "source"));
+    REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoD_v2", "destination"));
+    flush(nullptr);
+    std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
+    return emu::Success;
+}
+
+int cuMemcpyHtoDAsync_v2(std::uint64_t destination, const void* source, std::size_t bytes, void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(require_stream(stream));
+    if (source == nullptr && bytes != 0) return emu::InvalidValue;
+    REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
+    enqueue(stream, [=] { std::memcpy(reinterpret_cast<void*>(destination), source, bytes); });
+    return emu::Success;
+}
+
+int cuMemcpyDtoHAsync_v2(void* destination, std::uint64_t source, std::size_t bytes, void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(require_stream(stream));
+    if (destination == nullptr && bytes != 0) return emu::InvalidValue;
+    REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
+    enqueue(stream, [=] { std::memcpy(destination, reinterpret_cast<const void*>(source), bytes); });
+    return emu::Success;
+}
+
+int cuMemcpyDtoDAsync_v2(std::uint64_t destination, std::uint64_t source, std::size_t bytes, void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(require_stream(stream));
+    REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
+    REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
+    enqueue(stream, [=] {
+        std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
+    });
+    return emu::Success;
+}
+
+int cuMemHostAlloc(void** pointer, std::size_t bytes, unsigned flags)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (pointer == nullptr || bytes == 0 || flags > 7) return emu::InvalidValue;
+    *pointer = std::malloc(bytes);
+    if (*pointer == nullptr) return emu::OutOfMemory;
+    host_allocations.insert(*pointer);
+    return emu::Success;
+}
+
+int cuMemFreeHost(void* pointer)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    flush_all();  // cuMemFreeHost waits for the copies that use the buffer
+    if (host_allocations.erase(pointer) == 0)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuMemFreeHost(%p): not a live cuMemHostAlloc allocation\n", pointer);
+        return emu::InvalidValue;
+    }
+    std::free(pointer);
+    return emu::Success;
+}
+
+// ---- streams and events (all work is synchronous) -------------------------------------------------------------------
+int cuStreamCreate(void** stream, unsigned flags)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (stream == nullptr || flags > 1) return emu::InvalidValue;
+    *stream = new Stream{(flags & 1) == 0};
+    streams.insert(*stream);
+    return emu::Success;
+}
+
+int cuStreamSynchronize(void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(require_stream(stream));
+    flush(stream);
+    return emu::Success;
+}
+
+int cuStreamDestroy_v2(void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (streams.count(stream) == 0) return emu::InvalidHandle;
+    flush(stream);  // work queued on a destroyed stream still completes
+    streams.erase(stream);
+    delete static_cast<Stream*>(stream);
+    return emu::Success;
+}
+
+int cuEventCreate(void** event, unsigned flags)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (event == nullptr || flags > 7) return emu::InvalidValue;
+    *event = new Event{(flags & 2) == 0, false, {}, nullptr};
+    events.insert(*event);
+    return emu::Success;
+}
+
+int cuEventRecord(void* handle, void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (events.count(handle) == 0) return emu::InvalidHandle;
+    REQUIRE(require_stream(stream));
+    auto* event = static_cast<Event*>(handle);
+    event->recorded = true;
+    event->at = std::chrono::steady_clock::now();
+    event->stream = stream;
+    return emu::Success;
+}
+
+int cuEventSynchronize(void* handle)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (events.count(handle) == 0) return emu::InvalidHandle;
+    // Completes everything queued on the event's stream (a superset of the work recorded before the event).
+    if (static_cast<Event*>(handle)->recorded) flush(static_cast<Event*>(handle)->stream);
+    return emu::Success;
+}
+
+// For the fake cuBLAS, cuBLASLt and NCCL: their work on `stream` runs at the call, so the copies queued on it
+// before must complete first.
+void swemu_flush_stream(void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    flush(stream);
+}
+
+int cuEventElapsedTime(float* milliseconds, void* start, void* end)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (milliseconds == nullptr) return emu::InvalidValue;
+    if (events.count(start) == 0 || events.count(end) == 0) return emu::InvalidHandle;
+    auto* from = static_cast<Event*>(start);
+    auto* to = static_cast<Event*>(end);
+    if (!from->timing || !to->timing || !from->recorded || !to->recorded) return emu::InvalidHandle;
+    *milliseconds = std::chrono::duration<float, std::milli>(to->at - from->at).count();
+    return emu::Success;
+}
+
+int cuEventDestroy_v2(void* event)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (events.erase(event) == 0) return emu::InvalidHandle;
+    delete static_cast<Event*>(event);
+    return emu::Success;
+}
+}

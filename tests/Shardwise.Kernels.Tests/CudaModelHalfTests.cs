@@ -18,10 +18,10 @@ namespace Shardwise.Kernels.Tests;
 /// the CPU: parameters and gradients rounded to the storage type, activations in fp32. The GPU also stores its
 /// activations in 16 bits, so the two differ by the activations' roundings; tolerances are multiples of the storage
 /// type's unit roundoff u (2⁻¹¹ fp16, 2⁻⁸ bf16), relative: the loss u, the logits 4u (L2), all gradients 4u (L2),
-/// each parameter's gradient 6u (L2); over the training steps (8 on a GPU, 4 on the emulated device) each loss u and the final parameters 4u (L2). Measured on
-/// the emulated device (fp16 / bf16): logits 1.8u / 1.8u, all gradients 2.0u / 1.9u, the worst parameter's gradient
-/// 2.3u / 2.4u, parameters after 8 steps 1.5u / 0.65u, losses within 0.03u. A wrong kernel, operand type or layout
-/// shows up as differences of order 1.
+/// each parameter's gradient 6u (L2); over the training steps (8 on a GPU, 4 on the emulated device) each loss u and
+/// the final parameters 4u (L2). Measured on the emulated device (fp16 / bf16): logits 1.8u / 1.8u, all gradients
+/// 2.0u / 1.9u, the worst parameter's gradient 2.3u / 2.4u, parameters after 8 steps 1.5u / 0.65u, losses within
+/// 0.03u. A wrong kernel, operand type or layout shows up as differences of order 1.
 /// </summary>
 [TestClass]
 [TestCategory("Gpu")]

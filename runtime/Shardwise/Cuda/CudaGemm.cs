@@ -14,7 +14,8 @@ namespace Shardwise.Cuda;
 /// (<see cref="CudaOpsOptions.AllowTf32"/>), which rounds the inputs of each product to a 10-bit mantissa on tensor
 /// cores. In fp16/bf16 storage A, B and C are CUDA_R_16F or CUDA_R_16BF with CUBLAS_COMPUTE_32F and a CUDA_R_32F
 /// scale type, one of cublasGemmEx's listed combinations, which cuBLAS runs on tensor cores (16-bit products, fp32
-/// accumulation, C rounded once to 16 bits); AllowTf32 does not apply. The handle gets a workspace of its own sized for Hopper (32 MiB), allocated once.
+/// accumulation, C rounded once to 16 bits), with CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION so that split-K
+/// partial sums are also reduced in fp32; AllowTf32 does not apply. The handle gets a workspace of its own sized for Hopper (32 MiB), allocated once.
 /// Everything runs on the legacy default stream, like the kernels and the synchronous copies of <see cref="CudaOps"/>.
 /// </para>
 /// </summary>
@@ -36,6 +37,9 @@ internal sealed class CudaGemm : IDisposable
         workspace = counter.Allocate(context, WorkspaceBytes);
         handle.SetWorkspace(workspace);
         compute = allowTf32 && storage == StorageType.Float32 ? CublasComputeType.Compute32FFastTF32 : CublasComputeType.Compute32F;
+        // With 16-bit C cuBLAS may otherwise reduce split-K partial products in the output type (PyTorch's
+        // allow_fp16_reduced_precision_reduction); every sum stays fp32 here, rounded once into C.
+        if (storage != StorageType.Float32) handle.SetMathMode(CublasMathMode.DisallowReducedPrecisionReduction);
     }
 
     public CublasComputeType ComputeType => compute;

@@ -8,7 +8,7 @@ using Shardwise.Training.Precision;
 namespace Shardwise.Kernels.Tests;
 
 /// <summary>
-/// adamw.cu, global_norm.cu and overflow.cu against Shardwise.Training's AdamOptimizer (AdamW mode),
+/// adamw.cu, global_norm.cu and overflow.cu against Shardwise.Training's AdamOptimizer (AdamW and L2 modes),
 /// GradientClipping.SumOfSquares and OverflowCheck.HasInfOrNaN.
 /// </summary>
 [TestClass]
@@ -17,7 +17,7 @@ public sealed class OptimizerKernelTests
     private static readonly int[] Counts = [1, 5, 64, 1000, 4101];
     private const int Blocks = 3, Threads = 64;
 
-    private static readonly AdamOptions Options = new()
+    private static readonly AdamOptions AdamW = new()
     {
         Beta1 = 0.9, Beta2 = 0.95, Eps = 1e-8, WeightDecay = 0.1, AdamWMode = true, BiasCorrection = true,
     };
@@ -29,29 +29,32 @@ public sealed class OptimizerKernelTests
         var data = new TestData(50);
         const double learningRate = 3e-3;
         const float lossScale = 1024f;
+        foreach (bool adamWMode in new[] { true, false })
         foreach (int count in Counts)
         {
+            AdamOptions options = AdamW with { AdamWMode = adamWMode };
             float[] reference = data.NonZero(count);
-            var optimizer = new AdamOptimizer(count, Options);
+            var optimizer = new AdamOptimizer(count, options);
             using var master = DeviceBuffer.From(reference, StorageType.Float32);
             using var m = DeviceBuffer.Zeroed(count, StorageType.Float32);
             using var v = DeviceBuffer.Zeroed(count, StorageType.Float32);
             using var working = DeviceBuffer.Zeroed(count, storage);
             for (int step = 1; step <= 3; step++)
             {
-                string at = $"count {count}, step {step}";
+                string at = $"adam_w_mode {adamWMode}, count {count}, step {step}";
                 // Scaled gradients as the backward pass stores them; the kernel unscales by grad_scale = 1/lossScale.
                 float[] scaled = storage.Rounded(data.NonZero(count, lossScale));
                 var unscaled = new float[count];
                 for (int i = 0; i < count; i++) unscaled[i] = scaled[i] * (1f / lossScale);
                 optimizer.Step(reference, unscaled, learningRate);
 
-                double bc1 = 1 - Math.Pow(Options.Beta1, step), bc2 = 1 - Math.Pow(Options.Beta2, step);
+                double bc1 = 1 - Math.Pow(options.Beta1, step), bc2 = 1 - Math.Pow(options.Beta2, step);
                 using var grads = DeviceBuffer.From(scaled, storage);
                 SimtEmulator.Launch($"adamw_step_{storage.Suffix()}", Blocks, Threads, order,
-                    master, grads, m, v, working, (long)count, (float)learningRate, (float)Options.Beta1,
-                    (float)(1 - Options.Beta1), (float)Options.Beta2, (float)(1 - Options.Beta2), (float)Options.Eps,
-                    (float)Options.WeightDecay, (float)(1 / bc1), (float)(1 / bc2), 1f / lossScale, KernelArg.Null);
+                    master, grads, m, v, working, (long)count, (float)learningRate, (float)options.Beta1,
+                    (float)(1 - options.Beta1), (float)options.Beta2, (float)(1 - options.Beta2), (float)options.Eps,
+                    (float)options.WeightDecay, adamWMode ? 1 : 0, (float)(1 / bc1), (float)(1 / bc2), 1f / lossScale,
+                    KernelArg.Null);
 
                 Compare.Close(reference, master.ToFloats(), 1e-6f, $"master weights, {at}");
                 Compare.Close(optimizer.State.ExpAvg, m.ToFloats(), 1e-6f, $"m, {at}");
@@ -72,7 +75,7 @@ public sealed class OptimizerKernelTests
         using var working = DeviceBuffer.Zeroed(100, StorageType.Float16);
         using var foundInf = DeviceBuffer.FromInts([1]);
         SimtEmulator.Launch("adamw_step_f16", Blocks, Threads, SchedulerOrder.Forward, master, grads, m, v, working,
-            100L, 1e-3f, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 10f, 1000f, 1f, foundInf);
+            100L, 1e-3f, 0.9f, 0.1f, 0.999f, 0.001f, 1e-8f, 0.1f, 1, 10f, 1000f, 1f, foundInf);
         CollectionAssert.AreEqual(weights, master.ToFloats());
         CollectionAssert.AreEqual(new float[100], m.ToFloats());
         CollectionAssert.AreEqual(new float[100], working.ToFloats());

@@ -29,12 +29,21 @@ public enum StepOutcome
 /// copy. In fp16/bf16 the working parameters and the gradients are rounded to 16-bit storage on the CPU too.
 /// Across data-parallel ranks, <see cref="ZeroSharding"/> averages the gradients and, from ZeRO stage 1 on, keeps
 /// master weights and Adam state for this rank's partition only.
+/// <para>
+/// When the backend implements <see cref="IFusedOptimizerOps"/> and the configuration allows it (see
+/// <see cref="FusedOptimizer"/>), the masters and moments live in the backend instead and the step runs there: the
+/// engine reads back only the overflow flag and the gradient norm, and keeps the loss scaler, the clip decision, the
+/// schedule and the step count on the host, with the same arithmetic as its own step.
+/// </para>
 /// </summary>
 public sealed class TrainingEngine
 {
     private readonly CompiledLanguageModel<float> _program;
     private readonly ZeroSharding _sharding;
-    private readonly float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
+    private float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
+                                // (fused step: a host copy of the backend's masters, made when asked for)
+    private IFusedOptimizerOps? _fused;   // the backend runs the step and holds masters and moments; null: the host step
+    private bool _hostMasterIsCurrent;    // fused step: _master was read from the backend since the last update
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
     private readonly SlotSharding? _slots;          // stage 2: per-slot pieces; gradients streamed into _accumulator
@@ -86,6 +95,11 @@ public sealed class TrainingEngine
                     PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
                 program.ParameterListener = _parameterStreamer;
             }
+        }
+        else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
+        {
+            _fused = fused;
+            fused.CreateOptimizerState(Storage); // the masters take the parameters unrounded; the working copy is rounded
         }
         else if (Storage != StorageType.Float32 || OffloadOptimizer)
         {
@@ -142,6 +156,26 @@ public sealed class TrainingEngine
     }
 
     /// <summary>
+    /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 on one
+    /// data-parallel rank, without offload, at a storage type the backend supports. Several data-parallel ranks take
+    /// the host step because ZeroSharding reduces gradients through host spans (the reduction would move the whole
+    /// gradient arena anyway), and ZeRO stages 1–3 because their masters are per-rank partitions the backend does not
+    /// hold. A model split over ranks leaves the fused step when <see cref="ModelParallel"/> is set.
+    /// </summary>
+    private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage == 0 && sharding.Communicator.Size == 1
+           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
+            ? fused
+            : null;
+
+    /// <summary>
+    /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0, one
+    /// data-parallel rank, no offload, no model split over ranks. The results equal the host step's (bit for bit on
+    /// the CPU reference, <see cref="FusedAdamReference"/>).
+    /// </summary>
+    public bool FusedOptimizer => _fused is not null;
+
+    /// <summary>
     /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole
     /// and the staging together stay within stage3_max_live_parameters, and never larger than the model.
     /// </summary>
@@ -169,7 +203,14 @@ public sealed class TrainingEngine
     public PartitionScheme? Scheme => _slots is not null ? PartitionScheme.Slots : _sharding.Partitioned ? PartitionScheme.Flat : null;
 
     /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
-    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState() => (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState()
+    {
+        ReadFusedMoments();
+        return (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+    }
+
+    /// <summary>Fused step: refreshes <see cref="Optimizer"/>'s host moment arrays from the backend (they are not kept current).</summary>
+    private void ReadFusedMoments() => _fused?.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
 
     /// <summary>Elements of this rank's optimizer partition.</summary>
     public long OwnedElements => _slots?.OwnedLength ?? _sharding.OwnedLength;
@@ -206,6 +247,7 @@ public sealed class TrainingEngine
         {
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
+            if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
             _modelParallel = value;
         }
     }
@@ -243,8 +285,22 @@ public sealed class TrainingEngine
 
     public bool IsGradientAccumulationBoundary => (MicroStep + 1) % Batch.GradientAccumulationSteps == 0;
 
-    /// <summary>This rank's fp32 master weights: its ZeRO partition, or everything at stage 0.</summary>
-    public Span<float> MasterWeights => _master ?? _sharding.Owned(_program.Parameters);
+    /// <summary>
+    /// This rank's fp32 master weights: its ZeRO partition, or everything at stage 0. With the fused step in 16-bit
+    /// storage this is a host copy read from the backend now; write into it, then call <see cref="SyncWorkingParameters"/>
+    /// before the next step, to change the masters.
+    /// </summary>
+    public Span<float> MasterWeights
+    {
+        get
+        {
+            if (_fused is null || Storage == StorageType.Float32) return _master ?? _sharding.Owned(_program.Parameters);
+            _master ??= new float[_sharding.OwnedLength];
+            _fused.ReadMasterWeights(_master);
+            _hostMasterIsCurrent = true;
+            return _master;
+        }
+    }
 
     public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
         ownedElements: OwnedElements,
@@ -289,6 +345,7 @@ public sealed class TrainingEngine
         if (!boundary) return StepOutcome.Accumulated;
 
         if (_slots is not null) return StepStreamed();
+        if (_fused is not null) return StepFused(_fused);
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
@@ -328,10 +385,42 @@ public sealed class TrainingEngine
     }
 
     /// <summary>
+    /// The boundary step of the fused path: the backend measures the gradients (one small readback), the engine decides
+    /// as in <see cref="Step"/>, and the backend updates. One rank, no model split (see <see cref="FusedOptimizerFor"/>).
+    /// </summary>
+    private StepOutcome StepFused(IFusedOptimizerOps fused)
+    {
+        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: Storage == StorageType.Float16);
+        bool overflow = _sharding.AnyRank(measured.Overflow);
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        _hostMasterIsCurrent = false;
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>
     /// DeepSpeed fuses unscaling and clipping into one multiply: the norm is taken on the still-scaled gradients
     /// (<paramref name="scaledSumOfSquares"/>, already summed over ranks) and combined = scale · max(1, (norm/scale + ε)/clip).
     /// </summary>
     private void UnscaleAndClip(Span<float> gradients, double scale, double scaledSumOfSquares)
+    {
+        double combined = UnscaleAndClipDivisor(scale, scaledSumOfSquares);
+        if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
+    }
+
+    /// <summary>Sets <see cref="LastGradientNorm"/> and returns what the gradients are divided by (see <see cref="UnscaleAndClip"/>).</summary>
+    private double UnscaleAndClipDivisor(double scale, double scaledSumOfSquares)
     {
         double scaledNorm = Math.Sqrt(scaledSumOfSquares);
         LastGradientNorm = scaledNorm / scale;
@@ -341,7 +430,24 @@ public sealed class TrainingEngine
             double clipFactor = (scaledNorm / scale + GradientClipping.Epsilon) / _clip;
             if (clipFactor > 1) combined *= clipFactor;
         }
-        if (combined != 1.0) GradientClipping.Scale(gradients, (float)(1.0 / combined));
+        return combined;
+    }
+
+    /// <summary>
+    /// Moves masters and moments from the backend to the host step's arrays and frees the backend's copy; from here on
+    /// the engine steps on the host. In fp32 the working parameters are the masters already.
+    /// </summary>
+    private void LeaveFusedOptimizer()
+    {
+        if (_fused is null) return;
+        if (Storage != StorageType.Float32)
+        {
+            _master ??= new float[_sharding.OwnedLength];
+            _fused.ReadMasterWeights(_master);
+        }
+        ReadFusedMoments();
+        _fused.ReleaseOptimizerState();
+        _fused = null;
     }
 
     /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
@@ -386,13 +492,28 @@ public sealed class TrainingEngine
     /// Full-layout fp32 master weights and Adam moments, assembled from every rank's partition (a collective: every
     /// rank must call it). Checkpoints store these, so a run can resume on any number of ranks.
     /// </summary>
-    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState() => _slots is not null
-        ? (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq))
-        : (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
+    {
+        if (_slots is not null)
+            return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
+        ReadFusedMoments();
+        return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
+    }
 
     /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
     public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
     {
+        if (_fused is not null)
+        {
+            // One rank at stage 0: the full layout is this rank's partition.
+            expAvg.CopyTo(Optimizer.State.ExpAvg);
+            expAvgSq.CopyTo(Optimizer.State.ExpAvgSq);
+            _fused.WriteMoments(expAvg, expAvgSq);
+            _fused.WriteMasterWeights(master); // refreshes the working copy
+            _hostMasterIsCurrent = false;
+            Optimizer.State.Step = adamStep;
+            return;
+        }
         if (_slots is not null)
         {
             _slots.ExtractOwned(master, _master);
@@ -417,9 +538,18 @@ public sealed class TrainingEngine
         MicroStep = microStep;
     }
 
-    /// <summary>After master weights were loaded from a checkpoint, refreshes the working copy from them.</summary>
+    /// <summary>
+    /// After master weights were loaded from a checkpoint, refreshes the working copy from them. With the fused step in
+    /// 16-bit storage, hands the host copy from <see cref="MasterWeights"/> to the backend, if it was taken since the
+    /// last update (a stale copy is never written back).
+    /// </summary>
     public void SyncWorkingParameters()
     {
+        if (_fused is not null)
+        {
+            if (Storage != StorageType.Float32 && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
+            return;
+        }
         if (_slots is not null)
         {
             StorageRounding.Round(_master, _rounded, Storage);

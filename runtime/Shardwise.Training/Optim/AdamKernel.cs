@@ -1,5 +1,6 @@
 using System;
 using System.Runtime.Intrinsics;
+using Shardwise.Ops;
 
 namespace Shardwise.Training.Optim;
 
@@ -14,7 +15,16 @@ internal readonly record struct AdamStepScalars(
     float WeightDecay,
     bool AdamWMode,
     float InverseBiasCorrection1,
-    float InverseBiasCorrection2);
+    float InverseBiasCorrection2)
+{
+    /// <summary>The same scalars for a backend that runs the step itself, with its gradient multiplier.</summary>
+    public FusedAdamStep ToFused(float gradientMultiplier) => new(LearningRate, Beta1, OneMinusBeta1, Beta2, OneMinusBeta2,
+        Eps, WeightDecay, AdamWMode, InverseBiasCorrection1, InverseBiasCorrection2, gradientMultiplier);
+
+    public static AdamStepScalars FromFused(in FusedAdamStep step) => new(step.LearningRate, step.Beta1, step.OneMinusBeta1,
+        step.Beta2, step.OneMinusBeta2, step.Eps, step.WeightDecay, step.AdamWMode, step.InverseBiasCorrection1,
+        step.InverseBiasCorrection2);
+}
 
 /// <summary>
 /// The fused Adam update on flat fp32 buffers, the same arithmetic as DeepSpeed's multi_tensor_adam:

@@ -1,4 +1,5 @@
 using System;
+using Shardwise.Ops;
 
 namespace Shardwise.Training.Optim;
 
@@ -41,6 +42,17 @@ public sealed class AdamOptimizer
         State.Step++;
         var scalars = ScalarsFor(State.Step, learningRate);
         AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
+    }
+
+    /// <summary>
+    /// Counts one step, as <see cref="Step(Span{float}, ReadOnlySpan{float}, double)"/> does, and returns its scalars for a
+    /// backend that keeps the moments and runs the update itself (<see cref="IFusedOptimizerOps"/>); <see cref="State"/>'s
+    /// moments are then not touched.
+    /// </summary>
+    internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier)
+    {
+        State.Step++;
+        return ScalarsFor(State.Step, learningRate).ToFused(gradientMultiplier);
     }
 
     private AdamStepScalars ScalarsFor(long step, double learningRate)

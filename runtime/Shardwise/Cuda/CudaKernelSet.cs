@@ -14,7 +14,7 @@ internal sealed class CudaKernelSet : IDisposable
     public static readonly string[] Files =
     [
         "add.cu", "bias.cu", "positions.cu", "embedding.cu", "embedding_range.cu", "layernorm.cu", "gelu.cu",
-        "softmax.cu", "crossentropy.cu", "crossentropy_parallel.cu", "global_norm.cu",
+        "softmax.cu", "crossentropy.cu", "crossentropy_parallel.cu", "global_norm.cu", "overflow.cu", "adamw.cu",
     ];
 
     /// <summary>Threads per block of the grid-stride (elementwise) kernels.</summary>

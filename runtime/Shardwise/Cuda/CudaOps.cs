@@ -729,6 +729,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceIndexArena window in indexWindows) if (seen.Add(window)) window.Dispose();
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch })
             scratch.Dispose();
+        DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         gemm.Dispose();
         kernels.Dispose();
         context.Dispose();

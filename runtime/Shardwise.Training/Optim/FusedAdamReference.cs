@@ -1,0 +1,112 @@
+using System;
+using Shardwise.Ops;
+using Shardwise.Precision;
+using Shardwise.Training.Precision;
+
+namespace Shardwise.Training.Optim;
+
+/// <summary>
+/// The CPU implementation of <see cref="IFusedOptimizerOps"/> over a backend whose arenas are host memory (the CPU
+/// backend's <see cref="ITensorOps{T}.View"/>), and the reference for device implementations. It runs exactly the
+/// engine's host step — <see cref="StorageRounding"/> of the gradients, <see cref="OverflowCheck"/>,
+/// <see cref="GradientClipping.SumOfSquares(ReadOnlySpan{float})"/>, the multiply of <see cref="GradientClipping.Scale(Span{float}, float)"/>
+/// and <see cref="AdamKernel"/> — so a training run through it equals the host path bit for bit.
+/// In fp32 the parameter arena is the master copy (as in the engine's host step); in fp16/bf16 the masters are a
+/// separate fp32 array and the arena holds them rounded.
+/// </summary>
+public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerOps
+{
+    private StorageType _storage;
+    private float[]? _master;  // null in fp32: the parameter arena is the master
+    private float[]? _expAvg;
+    private float[]? _expAvgSq;
+
+    public bool SupportsFusedOptimizer(StorageType storage) => storage is StorageType.Float32 or StorageType.Float16 or StorageType.BFloat16;
+
+    public void CreateOptimizerState(StorageType storage)
+    {
+        if (!SupportsFusedOptimizer(storage)) throw new ArgumentOutOfRangeException(nameof(storage), storage, "unknown storage type");
+        Span<float> parameters = ops.View(Arena.Parameters);
+        _storage = storage;
+        _master = storage == StorageType.Float32 ? null : parameters.ToArray();
+        StorageRounding.RoundInPlace(parameters, storage);
+        _expAvg = new float[parameters.Length];
+        _expAvgSq = new float[parameters.Length];
+    }
+
+    public GradientMeasurement MeasureGradients(bool checkOverflow)
+    {
+        RequireState();
+        Span<float> gradients = ops.View(Arena.Gradients);
+        StorageRounding.RoundInPlace(gradients, _storage);
+        bool overflow = checkOverflow && OverflowCheck.HasInfOrNaN(gradients);
+        return new GradientMeasurement(overflow, GradientClipping.SumOfSquares(gradients));
+    }
+
+    public void AdamStep(in FusedAdamStep step)
+    {
+        RequireState();
+        Span<float> gradients = ops.View(Arena.Gradients);
+        Span<float> parameters = ops.View(Arena.Parameters);
+        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
+        AdamKernel.Step(_master ?? parameters, gradients, _expAvg!, _expAvgSq!, AdamStepScalars.FromFused(step), SimdWidth.Auto);
+        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+    }
+
+    public void ReadMasterWeights(Span<float> destination)
+    {
+        RequireState();
+        ReadOnlySpan<float> master = _master ?? ops.View(Arena.Parameters);
+        RequireLength(destination.Length, master.Length, "master weights");
+        master.CopyTo(destination);
+    }
+
+    public void WriteMasterWeights(ReadOnlySpan<float> source)
+    {
+        RequireState();
+        Span<float> parameters = ops.View(Arena.Parameters);
+        RequireLength(source.Length, parameters.Length, "master weights");
+        if (_master is null)
+        {
+            source.CopyTo(parameters);
+            return;
+        }
+        source.CopyTo(_master);
+        StorageRounding.Round(_master, parameters, _storage);
+    }
+
+    public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq)
+    {
+        RequireState();
+        RequireLength(expAvg.Length, _expAvg!.Length, "exp_avg");
+        RequireLength(expAvgSq.Length, _expAvgSq!.Length, "exp_avg_sq");
+        _expAvg.CopyTo(expAvg);
+        _expAvgSq.CopyTo(expAvgSq);
+    }
+
+    public void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
+    {
+        RequireState();
+        RequireLength(expAvg.Length, _expAvg!.Length, "exp_avg");
+        RequireLength(expAvgSq.Length, _expAvgSq!.Length, "exp_avg_sq");
+        expAvg.CopyTo(_expAvg);
+        expAvgSq.CopyTo(_expAvgSq);
+    }
+
+    public void ReleaseOptimizerState()
+    {
+        _master = null;
+        _expAvg = null;
+        _expAvgSq = null;
+    }
+
+    private void RequireState()
+    {
+        if (_expAvg is null) throw new InvalidOperationException("the fused optimizer has no state: call CreateOptimizerState first");
+    }
+
+    private static void RequireLength(int given, int expected, string what)
+    {
+        if (given != expected) throw new ArgumentException($"{what}: {given} elements given, the parameter arena has {expected}");
+    }
+}

@@ -1,0 +1,161 @@
+using System;
+using Shardwise.Ops;
+using Shardwise.Precision;
+
+namespace Shardwise.Cuda;
+
+/// <summary>
+/// The optimizer step on the device (<see cref="IFusedOptimizerOps"/>, DeepSpeed's fused Adam): the Adam moments (and,
+/// for 16-bit storage, the fp32 masters) are device buffers allocated once by <see cref="CreateOptimizerState"/> and
+/// counted in <see cref="DeviceAllocations"/>; a step launches overflow_check_unscale (fp16 only), global_norm_squared
+/// and sum_f32, reads back 8 bytes (the norm² and the overflow flag), then launches adamw_step. No arena crosses the bus.
+/// </summary>
+public sealed partial class CudaOps : IFusedOptimizerOps
+{
+    private const int NormThreads = 512;
+
+    private DeviceMemory? fusedMasters;     // 16-bit storage only; in fp32 the parameter arena is the master copy
+    private DeviceMemory? fusedExpAvg, fusedExpAvgSq;
+    private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
+    private int fusedNormBlocks;
+    private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
+
+    /// <summary>
+    /// Only the arenas' own storage type (<see cref="Storage"/>): fp16/bf16 training on fp32 arenas keeps the engine's
+    /// host step, which rounds the gradients and the working copy through <see cref="View"/>.
+    /// </summary>
+    public bool SupportsFusedOptimizer(StorageType storage) => storage == Storage;
+
+    public void CreateOptimizerState(StorageType storage)
+    {
+        if (!SupportsFusedOptimizer(storage))
+            throw new NotSupportedException($"CudaOps keeps its optimizer state for {Storage} arenas, not {storage}");
+        EnsureCurrent();
+        DisposeFusedOptimizerState();
+        DeviceArena parameters = Arena(Ops.Arena.Parameters);
+        long bytes = Math.Max(1, parameters.Length) * sizeof(float);
+        if (storage != StorageType.Float32)
+        {
+            // 16-bit arenas: the masters are the fp32 values the parameters were initialised with. View returns the host
+            // mirror unrounded while it is the newer copy (the engine has just written it), and the arena widened
+            // otherwise; the next operation rounds the mirror into the arena.
+            fusedMasters = allocations.Allocate(context, bytes);
+            if (parameters.Length > 0) fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)));
+        }
+
+        Begin();
+        fusedExpAvg = allocations.Allocate(context, bytes);
+        fusedExpAvgSq = allocations.Allocate(context, bytes);
+        fusedExpAvg.Zero();
+        fusedExpAvgSq.Zero();
+        fusedNormBlocks = 2 * Math.Max(1, Device.MultiprocessorCount); // fixed, so the norm sums in the same order every step
+        fusedMeasurement = allocations.Allocate(context, (2L + fusedNormBlocks) * sizeof(float));
+        overflowKernel = kernels[$"overflow_check_unscale_{StorageSuffix}"];
+        normKernel = kernels[$"global_norm_squared_{StorageSuffix}"];
+        adamKernel = kernels[$"adamw_step_{StorageSuffix}"];
+    }
+
+    public GradientMeasurement MeasureGradients(bool checkOverflow)
+    {
+        DeviceMemory measurement = RequireFusedState();
+        Begin();
+        DeviceArena gradients = Arena(Ops.Arena.Gradients);
+        if (gradients.Length == 0) return new GradientMeasurement(false, 0);
+        ulong address = gradients.Address(0), total = measurement.Pointer, flag = total + sizeof(float);
+        ulong partials = total + 2 * sizeof(float);
+        measurement.Zero(sizeof(float), sizeof(int));
+        if (checkOverflow)
+        {
+            // inv_scale = 1: the kernel only checks; unscaling is folded into adamw_step's gradient multiplier.
+            overflowKernel!.Launch(kernels.ElementwiseBlocks(gradients.Length),
+                CudaKernelSet.ElementwiseThreads, 0, null, address, gradients.Length, 1f, flag);
+        }
+
+        normKernel!.Launch(fusedNormBlocks, NormThreads, 0, null,
+            address, gradients.Length, partials, 0);
+        kernels["sum_f32"].Launch(1, SumThreads, 0, null, partials, fusedNormBlocks, total, 1f);
+        Span<int> readback = stackalloc int[2];
+        measurement.Download(readback); // synchronous: waits for the three kernels
+        return new GradientMeasurement(readback[1] != 0, BitConverter.Int32BitsToSingle(readback[0]));
+    }
+
+    public void AdamStep(in FusedAdamStep step)
+    {
+        RequireFusedState();
+        Begin();
+        DeviceArena parameters = Arena(Ops.Arena.Parameters), gradients = Arena(Ops.Arena.Gradients);
+        if (parameters.Length == 0) return;
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(0);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(0); // null pointer: no rounded copy to write
+        adamKernel!.Launch(kernels.ElementwiseBlocks(parameters.Length),
+            CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients.Address(0), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, parameters.Length,
+            step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,
+            step.WeightDecay, step.AdamWMode ? 1 : 0, step.InverseBiasCorrection1, step.InverseBiasCorrection2,
+            step.GradientMultiplier, KernelArgument.Null);
+    }
+
+    public void ReadMasterWeights(Span<float> destination)
+    {
+        RequireFusedState();
+        EnsureCurrent();
+        DeviceArena parameters = Arena(Ops.Arena.Parameters);
+        RequireFusedLength(destination.Length, parameters.Length, "master weights");
+        if (fusedMasters is not null) fusedMasters.Download(destination);
+        else parameters.Download(destination, 0);
+    }
+
+    public void WriteMasterWeights(ReadOnlySpan<float> source)
+    {
+        RequireFusedState();
+        RequireFusedLength(source.Length, Arena(Ops.Arena.Parameters).Length, "master weights");
+        EnsureCurrent();
+        if (fusedMasters is not null && source.Length > 0) fusedMasters.Upload(source);
+        Load(source, new Slice(Ops.Arena.Parameters, 0, source.Length)); // the working copy, rounded to the arena's type
+    }
+
+    public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq)
+    {
+        RequireFusedState();
+        EnsureCurrent();
+        long elements = Arena(Ops.Arena.Parameters).Length;
+        RequireFusedLength(expAvg.Length, elements, "exp_avg");
+        RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
+        if (elements == 0) return;
+        fusedExpAvg!.Download(expAvg);
+        fusedExpAvgSq!.Download(expAvgSq);
+    }
+
+    public void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
+    {
+        RequireFusedState();
+        EnsureCurrent();
+        long elements = Arena(Ops.Arena.Parameters).Length;
+        RequireFusedLength(expAvg.Length, elements, "exp_avg");
+        RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
+        if (elements == 0) return;
+        fusedExpAvg!.Upload(expAvg);
+        fusedExpAvgSq!.Upload(expAvgSq);
+    }
+
+    public void ReleaseOptimizerState()
+    {
+        EnsureCurrent();
+        DisposeFusedOptimizerState();
+    }
+
+    /// <summary>Frees the optimizer buffers (also from <see cref="Dispose"/>).</summary>
+    private void DisposeFusedOptimizerState()
+    {
+        foreach (DeviceMemory? memory in new[] { fusedMasters, fusedExpAvg, fusedExpAvgSq, fusedMeasurement }) memory?.Dispose();
+        fusedMasters = fusedExpAvg = fusedExpAvgSq = fusedMeasurement = null;
+    }
+
+    private DeviceMemory RequireFusedState() =>
+        fusedMeasurement ?? throw new InvalidOperationException("CudaOps has no optimizer state: call CreateOptimizerState first");
+
+    private static void RequireFusedLength(long given, long expected, string what)
+    {
+        if (given != expected) throw new ArgumentException($"CudaOps {what}: {given} elements given, the parameter arena has {expected}");
+    }
+}

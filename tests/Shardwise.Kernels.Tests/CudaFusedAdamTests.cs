@@ -1,0 +1,154 @@
+using System;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
+using Shardwise.Cuda;
+using Shardwise.Data;
+using Shardwise.Examples;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+using Shardwise.Plans;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+using Shardwise.Training.Optim;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// CudaOps' optimizer step on the device (CudaOps.FusedAdam.cs) against the CPU reference
+/// <see cref="FusedAdamReference"/> (category "Gpu"): the measurement (overflow flag and Σg²), Adam and AdamW updates
+/// with a gradient multiplier, the state read/write of checkpoints, no device allocation per step; and TinyGpt trained
+/// through the engine's fused path against the host step on the CPU.
+/// </summary>
+[TestClass]
+[TestCategory("Gpu")]
+public sealed class CudaFusedAdamTests
+{
+    private const double Beta1 = 0.9, Beta2 = 0.95, LearningRate = 3e-3;
+
+    private static FusedAdamStep StepScalars(int step, bool adamWMode, float multiplier)
+    {
+        double bc1 = 1 - Math.Pow(Beta1, step), bc2 = 1 - Math.Pow(Beta2, step);
+        return new FusedAdamStep((float)LearningRate, (float)Beta1, (float)(1 - Beta1), (float)Beta2, (float)(1 - Beta2),
+            1e-8f, 0.1f, adamWMode, (float)(1 / bc1), (float)(1 / bc2), multiplier);
+    }
+
+    [TestMethod]
+    [DataRow(true)]
+    [DataRow(false)]
+    public void DeviceStepsFollowTheCpuReference(bool adamWMode)
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        const int count = 70001;
+        const float lossScale = 1024f;
+        var cpu = new CpuOps<float>();
+        var reference = new FusedAdamReference(cpu);
+        var data = new TestData(61);
+        float[] weights = data.NonZero(count);
+        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
+        {
+            ops.Allocate(Arena.Parameters, count);
+            ops.Allocate(Arena.Gradients, count);
+            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
+        }
+        reference.CreateOptimizerState(StorageType.Float32);
+        gpu.CreateOptimizerState(StorageType.Float32);
+        int allocations = gpu.DeviceAllocations;
+
+        int adamStep = 0;
+        for (int round = 1; round <= 5; round++)
+        {
+            string at = $"adam_w_mode {adamWMode}, round {round}";
+            float[] gradients = data.NonZero(count, lossScale);
+            if (round == 3) gradients[data.Ints(1, count)[0]] = float.PositiveInfinity;
+            cpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            gpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+
+            GradientMeasurement expected = reference.MeasureGradients(checkOverflow: true), actual = gpu.MeasureGradients(checkOverflow: true);
+            Console.WriteLine($"{at}: overflow {expected.Overflow}/{actual.Overflow}, Σg² CPU {expected.ScaledSumOfSquares:R}, GPU {actual.ScaledSumOfSquares:R}");
+            Assert.AreEqual(expected.Overflow, actual.Overflow, $"overflow flag, {at}");
+            if (expected.Overflow) continue; // the engine skips: nothing runs
+            Assert.IsTrue(Math.Abs(actual.ScaledSumOfSquares - expected.ScaledSumOfSquares) <= 1e-5 * expected.ScaledSumOfSquares,
+                $"Σg², {at}");
+
+            // Unscale and clip by one half, as the engine's multiplier would.
+            FusedAdamStep step = StepScalars(++adamStep, adamWMode, 0.5f / lossScale);
+            reference.AdamStep(step);
+            gpu.AdamStep(step);
+            var (master, expAvg, expAvgSq) = ReadState(reference, count);
+            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, count);
+            Compare.Close(master, gpuMaster, 1e-6f, $"master weights, {at}");
+            Compare.Close(expAvg, gpuExpAvg, 1e-6f, $"exp_avg, {at}");
+            Compare.Close(expAvgSq, gpuExpAvgSq, 1e-6f, $"exp_avg_sq, {at}");
+            Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
+            Assert.IsFalse(master.SequenceEqual(weights), "the weights must move");
+        }
+        Assert.AreEqual(allocations, gpu.DeviceAllocations, "the steps allocate nothing on the device");
+
+        // Checkpoint round trip: what is written is what is read, and the working copy follows the masters.
+        float[] newMaster = data.NonZero(count), newExpAvg = data.NonZero(count), newExpAvgSq = data.NonZero(count).Select(Math.Abs).ToArray();
+        gpu.WriteMoments(newExpAvg, newExpAvgSq);
+        gpu.WriteMasterWeights(newMaster);
+        var (readMaster, readExpAvg, readExpAvgSq) = ReadState(gpu, count);
+        CollectionAssert.AreEqual(newMaster, readMaster);
+        CollectionAssert.AreEqual(newExpAvg, readExpAvg);
+        CollectionAssert.AreEqual(newExpAvgSq, readExpAvgSq);
+        CollectionAssert.AreEqual(newMaster, gpu.View(Arena.Parameters).ToArray(), "fp32: the parameter arena is the master copy");
+    }
+
+    private static (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(IFusedOptimizerOps ops, int count)
+    {
+        float[] master = new float[count], expAvg = new float[count], expAvgSq = new float[count];
+        ops.ReadMasterWeights(master);
+        ops.ReadMoments(expAvg, expAvgSq);
+        return (master, expAvg, expAvgSq);
+    }
+
+    /// <summary>
+    /// One optimizer (L2 mode: the device step's weight-decay modes are both covered above); 4 updates, 2 on the
+    /// emulated device (a TinyGpt micro-step takes about 15 s there).
+    /// </summary>
+    [TestMethod]
+    public void TinyGptTrainsThroughTheFusedStepLikeTheHostStep()
+    {
+        const string name = "Adam with L2";
+        const string optimizer = """{ "type": "Adam", "params": { "lr": 1e-3, "weight_decay": 0.1, "adam_w_mode": false } }""";
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        string json = $$"""{ "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "gradient_clipping": 0.5, "optimizer": {{optimizer}} }""";
+        var config = DeepSpeedConfig.Parse(json).Config;
+        CompiledLanguageModel<float> onCpu = TinyGpt.Compile(new CpuOps<float>(), 4);
+        CompiledLanguageModel<float> onGpu = TinyGpt.Compile<float>(gpu, 4);
+        TinyGpt.ParameterLayout.Initialize(onCpu.Parameters, seed: 3);
+        TinyGpt.ParameterLayout.Initialize(onGpu.Parameters, seed: 3);
+        TrainingEngine cpuEngine = TrainingEngine.Initialize(onCpu, config), gpuEngine = TrainingEngine.Initialize(onGpu, config);
+        Assert.IsFalse(cpuEngine.FusedOptimizer);
+        Assert.IsTrue(gpuEngine.FusedOptimizer, "fp32 at ZeRO stage 0 on one GPU steps on the device");
+        BatchSampler sampler = new AdditionTask().CreateDataset(2000, seed: 5).CreateSampler(DataSplit.Train, 4, onCpu.SequenceLength, seed: 7);
+        var inputs = new int[4 * onCpu.SequenceLength];
+        var targets = new int[inputs.Length];
+
+        int micro = GpuSupport.Emulated ? 4 : 8;
+        int allocationsAfterFirstUpdate = -1;
+        for (int step = 0; step < micro; step++)
+        {
+            sampler.NextBatch(inputs, targets);
+            float cpuLoss = cpuEngine.Forward(inputs, targets), gpuLoss = gpuEngine.Forward(inputs, targets);
+            cpuEngine.Backward();
+            gpuEngine.Backward();
+            Assert.AreEqual(cpuEngine.Step(), gpuEngine.Step(), $"{name}: outcome at micro-step {step}");
+            Console.WriteLine($"{name} micro-step {step}: loss CPU {cpuLoss:R}, GPU {gpuLoss:R}; norm CPU {cpuEngine.LastGradientNorm:R}, GPU {gpuEngine.LastGradientNorm:R}");
+            Compare.Close(cpuLoss, gpuLoss, 1e-3f, $"{name}: loss at micro-step {step}");
+            Assert.IsTrue(Math.Abs(cpuEngine.LastGradientNorm - gpuEngine.LastGradientNorm) <= 1e-3 * cpuEngine.LastGradientNorm, $"{name}: gradient norm");
+            if (step == 1) allocationsAfterFirstUpdate = gpu.DeviceAllocations;
+        }
+        Assert.IsTrue(cpuEngine.LastGradientNorm > 0.5, "clipping must be active");
+        Assert.AreEqual(allocationsAfterFirstUpdate, gpu.DeviceAllocations, "device allocations after the first update");
+        var (cpuMaster, cpuExpAvg, cpuExpAvgSq) = cpuEngine.ExportFullState();
+        var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = gpuEngine.ExportFullState();
+        Norms.RelativeClose(cpuMaster, gpuMaster, 1e-3, $"{name}: master weights");
+        Norms.RelativeClose(cpuExpAvg, gpuExpAvg, 1e-2, $"{name}: exp_avg");
+        Norms.RelativeClose(cpuExpAvgSq, gpuExpAvgSq, 1e-2, $"{name}: exp_avg_sq");
+        Assert.AreEqual(cpuEngine.Optimizer.State.Step, gpuEngine.Optimizer.State.Step);
+    }
+}

@@ -1,0 +1,261 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
+using Shardwise.Data;
+using Shardwise.Distributed.InProcess;
+using Shardwise.Examples;
+using Shardwise.Ops;
+using Shardwise.Training.Cli;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+using Shardwise.Training.Optim;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// The engine's fused optimizer step (<see cref="IFusedOptimizerOps"/>, here the CPU reference
+/// <see cref="FusedAdamReference"/>) against its host step: TinyGpt trained for 20 updates gives bit-identical losses,
+/// gradient norms, loss scales, weights (masters and working copy) and Adam moments in fp32, fp16 with overflow skips,
+/// bf16, with clipping, gradient accumulation and both weight-decay modes; a checkpoint taken on the fused path resumes
+/// bit for bit; configurations the fused step does not cover take the host step.
+/// </summary>
+[TestClass]
+public sealed class FusedOptimizerStepTests
+{
+    private const int Updates = 20;
+
+    /// <summary>What a run produced, step by step and at the end.</summary>
+    private sealed record Trace(List<float> Losses, List<double> Norms, List<double> LearningRates, List<StepOutcome> Outcomes,
+        long Skipped, double Scale, long AdamStep, float[] Master, float[] Working, float[] ExpAvg, float[] ExpAvgSq);
+
+    private static TrainingEngine CreateEngine(string json, bool fused)
+    {
+        var config = DeepSpeedConfig.Parse(json).Config;
+        var batch = config.Resolve(1);
+        ITensorOps<float> ops = fused ? new FusedReferenceOps() : new CpuOps<float>();
+        var program = TinyGpt.Compile(ops, batch.MicroBatchPerGpu);
+        TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
+        return TrainingEngine.Initialize(program, config);
+    }
+
+    private static BatchSampler Sampler(TrainingEngine engine) => new AdditionTask().CreateDataset(2000, seed: 5)
+        .CreateSampler(DataSplit.Train, engine.Batch.MicroBatchPerGpu, TinyGpt.SequenceLength, seed: 7);
+
+    /// <summary>Trains until <paramref name="globalSteps"/> optimizer steps (skipped ones included) have been taken.</summary>
+    private static Trace Train(TrainingEngine engine, BatchSampler sampler, long globalSteps)
+    {
+        var inputs = new int[engine.Batch.MicroBatchPerGpu * TinyGpt.SequenceLength];
+        var targets = new int[inputs.Length];
+        List<float> losses = [];
+        List<double> norms = [], rates = [];
+        List<StepOutcome> outcomes = [];
+        while (engine.GlobalStep < globalSteps)
+        {
+            sampler.NextBatch(inputs, targets);
+            losses.Add(engine.Forward(inputs, targets));
+            engine.Backward();
+            StepOutcome outcome = engine.Step();
+            outcomes.Add(outcome);
+            if (outcome != StepOutcome.Updated) continue;
+            norms.Add(engine.LastGradientNorm);
+            rates.Add(engine.LastLearningRate);
+        }
+        var (master, expAvg, expAvgSq) = engine.OwnedState();
+        return new Trace(losses, norms, rates, outcomes, engine.LossScaler.SkippedSteps, engine.LossScaler.Scale,
+            engine.Optimizer.State.Step, master, engine.Program.Parameters.ToArray(), (float[])expAvg.Clone(), (float[])expAvgSq.Clone());
+    }
+
+    private static int[] Bits(IEnumerable<float> values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+
+    private static long[] Bits(IEnumerable<double> values) => values.Select(BitConverter.DoubleToInt64Bits).ToArray();
+
+    private static void AssertIdentical(Trace host, Trace fused, string what)
+    {
+        CollectionAssert.AreEqual(host.Outcomes, fused.Outcomes, $"{what}: step outcomes");
+        CollectionAssert.AreEqual(Bits(host.Losses), Bits(fused.Losses), $"{what}: losses");
+        CollectionAssert.AreEqual(Bits(host.Norms), Bits(fused.Norms), $"{what}: gradient norms");
+        CollectionAssert.AreEqual(Bits(host.LearningRates), Bits(fused.LearningRates), $"{what}: learning rates");
+        Assert.AreEqual(host.Skipped, fused.Skipped, $"{what}: skipped steps");
+        Assert.AreEqual(host.Scale, fused.Scale, $"{what}: loss scale");
+        Assert.AreEqual(host.AdamStep, fused.AdamStep, $"{what}: Adam step");
+        CollectionAssert.AreEqual(Bits(host.Master), Bits(fused.Master), $"{what}: master weights");
+        CollectionAssert.AreEqual(Bits(host.Working), Bits(fused.Working), $"{what}: working parameters");
+        CollectionAssert.AreEqual(Bits(host.ExpAvg), Bits(fused.ExpAvg), $"{what}: exp_avg");
+        CollectionAssert.AreEqual(Bits(host.ExpAvgSq), Bits(fused.ExpAvgSq), $"{what}: exp_avg_sq");
+    }
+
+    private const string AdamW = """ "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } } """;
+
+    [TestMethod]
+    [DataRow("fp32, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{AdamW}} }""")]
+    [DataRow("fp16, overflow skips", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{AdamW}},
+          "fp16": { "enabled": true, "initial_scale_power": 24, "hysteresis": 1, "loss_scale_window": 4 } }
+        """)]
+    [DataRow("bf16, accumulation 2", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{AdamW}},
+          "bf16": { "enabled": true } }
+        """)]
+    [DataRow("fp32, accumulation 3, warm-up schedule", $$"""
+        { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 3, {{AdamW}},
+          "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 3e-3, "warmup_num_steps": 10 } } }
+        """)]
+    [DataRow("fp16, L2 weight decay (adam_w_mode false)", """
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0,
+          "optimizer": { "type": "Adam", "params": { "lr": 3e-3, "weight_decay": 0.1, "adam_w_mode": false } },
+          "fp16": { "enabled": true, "initial_scale_power": 20, "hysteresis": 1, "loss_scale_window": 6 } }
+        """)]
+    public void FusedStepEqualsTheHostStepBitForBit(string name, string json)
+    {
+        TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
+        Assert.IsFalse(host.FusedOptimizer, "over CpuOps the engine steps on the host");
+        Assert.IsTrue(fused.FusedOptimizer, "over a backend with IFusedOptimizerOps the engine takes the fused step");
+        Trace expected = Train(host, Sampler(host), Updates), actual = Train(fused, Sampler(fused), Updates);
+        Console.WriteLine($"{name}: {expected.Norms.Count} updates, {expected.Skipped} skipped, last loss {expected.Losses[^1]}, " +
+                          $"norms {expected.Norms.Min():G3}..{expected.Norms.Max():G3}");
+
+        // The run must exercise what its name says.
+        Assert.IsTrue(expected.Norms.Count > 0, "no update ran");
+        CollectionAssert.AreNotEqual(Bits(expected.Master), Bits(Initial()), "the weights must have moved");
+        if (name.StartsWith("fp16", StringComparison.Ordinal)) Assert.IsTrue(expected.Skipped > 0, "the scale must overflow fp16 at least once");
+        if (name.Contains("clipping", StringComparison.Ordinal)) Assert.IsTrue(expected.Norms.Any(n => n > 0.5), "clipping must be active");
+        AssertIdentical(expected, actual, name);
+    }
+
+    private static float[] Initial()
+    {
+        var weights = new float[TinyGpt.ParameterLayout.TotalElements];
+        TinyGpt.ParameterLayout.Initialize<float>(weights, seed: 3);
+        return weights;
+    }
+
+    [TestMethod]
+    public void AFusedTrainingStepAllocatesLessThanTheBound()
+    {
+        TrainingEngine engine = CreateEngine($$"""{ "train_micro_batch_size_per_gpu": 4, "gradient_clipping": 0.5, {{AdamW}} }""", fused: true);
+        Assert.IsTrue(engine.FusedOptimizer);
+        BatchSampler sampler = Sampler(engine);
+        var inputs = new int[4 * TinyGpt.SequenceLength];
+        var targets = new int[inputs.Length];
+        void Step()
+        {
+            sampler.NextBatch(inputs, targets);
+            engine.Forward(inputs, targets);
+            engine.Backward();
+            engine.Step();
+        }
+        for (int i = 0; i < 5; i++) Step();
+        const int steps = 20;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < steps; i++) Step();
+        long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / steps;
+        Console.WriteLine($"after warm-up a fused training step allocated {perStep:N0} bytes on its thread");
+        Assert.IsTrue(perStep < EngineTests.AllocationBoundBytesPerStep, $"a fused step allocated {perStep:N0} bytes");
+    }
+
+    [TestMethod]
+    public void AFusedCheckpointResumesBitForBit()
+    {
+        const string json = """
+            { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0,
+              "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } },
+              "fp16": { "enabled": true, "initial_scale_power": 20, "hysteresis": 1, "loss_scale_window": 5 } }
+            """;
+        string root = TrainerRun.TempDirectory();
+        string configPath = Path.Combine(root, "config.json");
+        File.WriteAllText(configPath, json);
+        var settings = RunSettings.Read(CliArguments.Parse(["train", "--config", configPath, "--output", root]), "TinyGpt", TextWriter.Null);
+        var store = new TrainingCheckpoint(root);
+        var task = new AdditionTask();
+
+        TrainingEngine straight = CreateEngine(json, fused: true);
+        BatchSampler straightSampler = Sampler(straight);
+        Train(straight, straightSampler, Updates / 2);
+        string checkpoint = store.Save(straight, straightSampler, task.Tokenizer, settings)!;
+        Trace expected = Train(straight, straightSampler, Updates);
+
+        TrainingEngine resumed = CreateEngine(json, fused: true);
+        BatchSampler resumedSampler = Sampler(resumed);
+        TrainingCheckpoint.Load(checkpoint, resumed, resumedSampler);
+        Assert.IsTrue(resumed.FusedOptimizer);
+        Trace actual = Train(resumed, resumedSampler, Updates);
+        Assert.IsTrue(expected.Skipped > 0 && expected.Norms.Count > 0, "the run must both skip and update");
+        AssertIdentical(expected, actual, "resumed from a fused checkpoint");
+
+        // The same checkpoint resumed on the host step continues identically: the fused state is the host state.
+        TrainingEngine onHost = CreateEngine(json, fused: false);
+        BatchSampler hostSampler = Sampler(onHost);
+        TrainingCheckpoint.Load(checkpoint, onHost, hostSampler);
+        AssertIdentical(expected, Train(onHost, hostSampler, Updates), "resumed on the host step");
+    }
+
+    [TestMethod]
+    [DataRow("""{ "zero_optimization": { "stage": 1 } }""")]
+    [DataRow("""{ "zero_optimization": { "stage": 1, "offload_optimizer": { "device": "cpu" } } }""")]
+    public void ConfigurationsTheFusedStepDoesNotCoverStepOnTheHost(string zero)
+    {
+        string json = $$"""{ "train_micro_batch_size_per_gpu": 2, {{AdamW}}, {{zero.Trim()[1..^1]}} }""";
+        TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
+        Assert.IsFalse(fused.FusedOptimizer, $"{zero} must take the host step");
+        AssertIdentical(Train(host, Sampler(host), 3), Train(fused, Sampler(fused), 3), zero);
+    }
+
+    [TestMethod]
+    public void SeveralDataParallelRanksStepOnTheHost()
+    {
+        string json = $$"""{ "train_micro_batch_size_per_gpu": 2, {{AdamW}} }""";
+        string[] paths = InProcessGroup.Run(2, communicator =>
+        {
+            var config = DeepSpeedConfig.Parse(json).Config;
+            var program = TinyGpt.Compile(new FusedReferenceOps(), config.Resolve(communicator.Size).MicroBatchPerGpu);
+            TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
+            return TrainingEngine.Initialize(program, config, communicator).FusedOptimizer ? "fused" : "host";
+        }, TimeSpan.FromSeconds(60));
+        CollectionAssert.AreEqual(new[] { "host", "host" }, paths, "ZeroSharding reduces through host spans, so the step stays there");
+    }
+
+    /// <summary>One rank holding the whole model, expressed through the model-parallel hook (sums and flags pass through).</summary>
+    private sealed class WholeModel : IModelParallelReduction
+    {
+        public double SumOfSquares(ReadOnlySpan<float> gradients, long layoutOffset) => GradientClipping.SumOfSquares(gradients);
+        public double Sum(double local) => local;
+        public bool Any(bool local) => local;
+    }
+
+    [TestMethod]
+    [DataRow("fp32", "")]
+    [DataRow("bf16", """, "bf16": { "enabled": true }""")]
+    [DataRow("fp16", """, "fp16": { "enabled": true, "initial_scale_power": 22, "hysteresis": 1, "loss_scale_window": 4 }""")]
+    public void AModelSplitOverRanksMovesTheStateBackToTheHostStep(string name, string precision)
+    {
+        string json = $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{AdamW}}{{precision}} }""";
+        TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
+        BatchSampler hostSampler = Sampler(host), fusedSampler = Sampler(fused);
+        AssertIdentical(Train(host, hostSampler, Updates / 2), Train(fused, fusedSampler, Updates / 2), $"{name}, fused half");
+
+        host.ModelParallel = new WholeModel();
+        fused.ModelParallel = new WholeModel();
+        Assert.IsFalse(fused.FusedOptimizer, "the model-parallel hook needs the host step");
+        AssertIdentical(Train(host, hostSampler, Updates), Train(fused, fusedSampler, Updates), $"{name}, after leaving the fused step");
+    }
+
+    [TestMethod]
+    public void MastersWrittenThroughMasterWeightsReachTheFusedState()
+    {
+        string json = $$"""{ "train_micro_batch_size_per_gpu": 2, {{AdamW}}, "bf16": { "enabled": true } }""";
+        TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
+        BatchSampler hostSampler = Sampler(host), fusedSampler = Sampler(fused);
+        Train(host, hostSampler, 3);
+        Train(fused, fusedSampler, 3);
+        foreach (TrainingEngine engine in new[] { host, fused })
+        {
+            Span<float> masters = engine.MasterWeights;
+            for (int i = 0; i < masters.Length; i += 7) masters[i] *= 1.001f;
+            engine.SyncWorkingParameters();
+        }
+        AssertIdentical(Train(host, hostSampler, 6), Train(fused, fusedSampler, 6), "after editing the masters");
+    }
+}

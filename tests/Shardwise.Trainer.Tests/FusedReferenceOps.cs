@@ -1,0 +1,90 @@
+using System;
+using Shardwise.Cpu;
+using Shardwise.Ops;
+using Shardwise.Precision;
+using Shardwise.Training.Optim;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// The CPU backend with the fused optimizer step of <see cref="FusedAdamReference"/>: a program compiled over it makes
+/// the engine take its fused path (as over CudaOps), while every tensor operation is CpuOps'.
+/// </summary>
+internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
+{
+    private readonly CpuOps<float> _cpu = new();
+    private readonly FusedAdamReference _fused;
+
+    public FusedReferenceOps() => _fused = new FusedAdamReference(_cpu);
+
+    // ---- IFusedOptimizerOps: the reference ----
+    public bool SupportsFusedOptimizer(StorageType storage) => _fused.SupportsFusedOptimizer(storage);
+    public void CreateOptimizerState(StorageType storage) => _fused.CreateOptimizerState(storage);
+    public GradientMeasurement MeasureGradients(bool checkOverflow) => _fused.MeasureGradients(checkOverflow);
+    public void AdamStep(in FusedAdamStep step) => _fused.AdamStep(step);
+    public void ReadMasterWeights(Span<float> destination) => _fused.ReadMasterWeights(destination);
+    public void WriteMasterWeights(ReadOnlySpan<float> source) => _fused.WriteMasterWeights(source);
+    public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq) => _fused.ReadMoments(expAvg, expAvgSq);
+    public void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq) => _fused.WriteMoments(expAvg, expAvgSq);
+    public void ReleaseOptimizerState() => _fused.ReleaseOptimizerState();
+
+    // ---- ITensorOps<float>: CpuOps ----
+    public void Allocate(Arena arena, long elements) => _cpu.Allocate(arena, elements);
+    public void AllocateIndices(long elements) => _cpu.AllocateIndices(elements);
+    public void AllocateActivationWindows(int count) => _cpu.AllocateActivationWindows(count);
+    public void SelectActivationWindow(int window) => _cpu.SelectActivationWindow(window);
+    public Span<float> View(Arena arena) => _cpu.View(arena);
+    public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination) => _cpu.LoadIndices(source, destination);
+    public void Load(ReadOnlySpan<float> source, Slice destination) => _cpu.Load(source, destination);
+    public void Store(Slice source, Span<float> destination) => _cpu.Store(source, destination);
+    public void Zero(Slice destination) => _cpu.Zero(destination);
+    public void Positions(IndexSlice output, int batch, int sequence) => _cpu.Positions(output, batch, sequence);
+    public void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim) => _cpu.Embedding(ids, table, output, rows, dim);
+    public void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim) => _cpu.EmbeddingBackward(ids, dOutput, dTable, rows, dim);
+    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim) => _cpu.Linear(x, weight, bias, y, rows, inDim, outDim);
+
+    public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias, int rows, int inDim, int outDim, bool accumulate)
+        => _cpu.LinearBackward(x, weight, dy, dx, dWeight, dBias, rows, inDim, outDim, accumulate);
+
+    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+        => _cpu.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim);
+
+    public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx, Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
+        => _cpu.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate);
+
+    public void Gelu(Slice x, Slice y, long count) => _cpu.Gelu(x, y, count);
+    public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate) => _cpu.GeluBackward(x, dy, dx, count, accumulate);
+    public void AddBias(Slice y, Slice bias, int rows, int dim) => _cpu.AddBias(y, bias, rows, dim);
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim) => _cpu.AddBiasBackward(dy, dBias, rows, dim);
+    public void Add(Slice a, Slice b, Slice y, long count) => _cpu.Add(a, b, y, count);
+    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _cpu.AddBackward(dy, dx, count, accumulate);
+
+    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
+        => _cpu.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
+
+    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv, int batch, int sequence, int heads, int dim, bool accumulate)
+        => _cpu.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate);
+
+    public float CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary) => _cpu.CrossEntropy(logits, targets, rows, vocabulary);
+
+    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
+        => _cpu.EmbeddingRange(ids, table, output, rows, dim, first, count);
+
+    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count)
+        => _cpu.EmbeddingRangeBackward(ids, dOutput, dTable, rows, dim, first, count);
+
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary) => _cpu.CrossEntropyRowMax(logits, rowMax, rows, vocabulary);
+
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first)
+        => _cpu.CrossEntropyPartials(logits, targets, rowMax, rowSum, targetLogit, rows, vocabulary, first);
+
+    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+        => _cpu.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows);
+
+    public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary, int first,
+        float scale, bool accumulate)
+        => _cpu.CrossEntropyRangeBackward(logits, targets, rowMax, rowSum, dLogits, rows, vocabulary, first, scale, accumulate);
+
+    public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary, float scale, bool accumulate)
+        => _cpu.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
+}

@@ -132,6 +132,9 @@ public sealed class CudaModelHalfTests
         TinyGpt.ParameterLayout.Initialize(onCpu.Parameters, seed: 3);
         TinyGpt.ParameterLayout.Initialize(onGpu.Parameters, seed: 3);
         TrainingEngine cpuEngine = TrainingEngine.Initialize(onCpu, config), gpuEngine = TrainingEngine.Initialize(onGpu, config);
+        // One rank at ZeRO 0: the device runs the step (fp32 masters in device memory, CudaOps.FusedAdam.cs), the CPU
+        // engine its host step, so this also checks the fused step in 16-bit storage against the host one.
+        Assert.IsTrue(gpuEngine.FusedOptimizer, "the 16-bit CudaOps takes the fused step");
         BatchSampler sampler = new AdditionTask().CreateDataset(2000, seed: 5)
             .CreateSampler(DataSplit.Train, Batch, onCpu.SequenceLength, seed: 7);
         var inputs = new int[Batch * onCpu.SequenceLength];

@@ -223,14 +223,46 @@ public sealed unsafe class EmulatorStrictnessTests
     }
 
     [TestMethod]
-    public void ANcclCommunicatorOfTwoRanksIsRefused()
+    public void TwoRanksOfANcclCommunicatorOnOneDeviceAreRefused()
     {
+        // As NCCL ("Duplicate GPU detected"): ranks meet (here two threads of one process), see each other's device
+        // and refuse. Several ranks work when each process has its own device (MultiRankTrainingTests).
         RequireDevice();
         using CudaContext context = CudaContext.Primary();
         NcclUniqueId id = NcclCommunicator.GetUniqueId();
-        var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, 0));
-        Assert.AreEqual(CudaLibrary.Nccl, e.Library);
-        StringAssert.Contains(e.Message, "invalid usage");
+        CudaException Join(int rank)
+        {
+            using CudaContext.Scope scope = context.Push();
+            return Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, rank));
+        }
+        var ranks = new[] { System.Threading.Tasks.Task.Run(() => Join(0)), System.Threading.Tasks.Task.Run(() => Join(1)) };
+        foreach (var rank in ranks)
+        {
+            CudaException e = rank.GetAwaiter().GetResult();
+            Assert.AreEqual(CudaLibrary.Nccl, e.Library);
+            StringAssert.Contains(e.Message, "invalid usage");
+        }
+    }
+
+    [TestMethod]
+    public void ANcclRankWhosePeerNeverJoinsFailsAtTheDeadline()
+    {
+        // Rank 0 of two, and rank 1 never comes: the fake waits SHARDWISE_COMM_TIMEOUT_SECONDS (native environment),
+        // then fails as NCCL reports a lost peer, instead of hanging the job.
+        RequireDevice();
+        using CudaContext context = CudaContext.Primary();
+        NcclUniqueId id = NcclCommunicator.GetUniqueId();
+        Assert.AreEqual(0, SetNativeVariable("SHARDWISE_COMM_TIMEOUT_SECONDS", "1", 1));
+        try
+        {
+            var e = Assert.ThrowsExactly<CudaException>(() => NcclCommunicator.InitRank(2, id, 0));
+            Assert.AreEqual(CudaLibrary.Nccl, e.Library);
+            StringAssert.Contains(e.Message, "unhandled system error");
+        }
+        finally
+        {
+            UnsetNativeVariable("SHARDWISE_COMM_TIMEOUT_SECONDS");
+        }
     }
 
     [TestMethod]

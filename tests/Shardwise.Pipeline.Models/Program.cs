@@ -26,6 +26,7 @@ internal static class Program
             string[] rest = args.Skip(2).ToArray();
             return args[1] switch
             {
+                nameof(TwoBlockGpt) => TrainerCli.Run<TwoBlockGpt>(rest),
                 nameof(PipelineGpt) => TrainerCli.Run<PipelineGpt>(rest),
                 nameof(TensorGpt) => TrainerCli.Run<TensorGpt>(rest),
                 nameof(HybridGpt) => TrainerCli.Run<HybridGpt>(rest),

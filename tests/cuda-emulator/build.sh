@@ -50,5 +50,5 @@ link libcuda.so.1 "cu*; swemu_*;" \
   "$(object driver)" "$(object memory)" "$(object ptx)" "$(object errors)" "${harness_objects[@]}"
 link libcublas.so.13 "cublas*;" "$(object cublas)" "$(object gemm)"
 link libcublasLt.so.13 "cublasLt*;" "$(object cublaslt)" "$(object gemm)"
-link libnccl.so.2 "nccl*;" "$(object nccl)" "$(object gemm)"
+link libnccl.so.2 "nccl*;" "$(object nccl)" "$(object rendezvous)" "$(object gemm)"
 echo "$out"

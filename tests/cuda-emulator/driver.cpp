@@ -50,6 +50,21 @@ int compute_capability()
 }
 constexpr unsigned MaxThreadsPerBlock = 1024, MaxSharedBytes = 48 * 1024;
 
+// The number of devices: 1, or SHARDWISE_EMULATED_DEVICE_COUNT (1 to 64, native environment), so that each rank of
+// an mpirun job can take its own device (ordinal = local rank), as NCCL requires. The devices are identical, and a
+// process may use one of them only (its memory and contexts are the process's own): a second device is refused.
+int device_count()
+{
+    const char* text = std::getenv("SHARDWISE_EMULATED_DEVICE_COUNT");
+    if (text == nullptr || *text == 0) return 1;
+    int count = std::atoi(text);
+    if (count >= 1 && count <= 64) return count;
+    std::fprintf(stderr, "cuda-emulator: SHARDWISE_EMULATED_DEVICE_COUNT='%s' is not 1 to 64; using 1\n", text);
+    return 1;
+}
+
+bool valid_device(int device) { return device >= 0 && device < device_count(); }
+
 struct Context
 {
     bool primary;
@@ -88,6 +103,17 @@ std::recursive_mutex gate;
 bool initialised = false;
 Context primary_context{true, false, emu::Success};
 int primary_references = 0;
+int process_device = -1;  // the one device this process has made a context on (see device_count)
+
+// True when this process may make a context on `device`: its first, or the one it already uses.
+bool use_device(int device, const char* call)
+{
+    if (process_device < 0) process_device = device;
+    if (device == process_device) return true;
+    std::fprintf(stderr, "cuda-emulator: %s(device %d): this process already uses device %d; the emulator runs one "
+                         "device per process\n", call, device, process_device);
+    return false;
+}
 std::set<void*> streams, events, modules, functions, contexts{&primary_context}, host_allocations;
 thread_local std::vector<Context*> context_stack;
 // Queued async copies per stream; the legacy default stream (handles 0, 1 and the per-thread 2) is key nullptr.
@@ -187,7 +213,7 @@ int cuDeviceGetCount(int* count)
 {
     if (!initialised) return emu::NotInitialized;
     if (count == nullptr) return emu::InvalidValue;
-    *count = 1;
+    *count = device_count();
     return emu::Success;
 }
 
@@ -195,15 +221,15 @@ int cuDeviceGet(int* device, int ordinal)
 {
     if (!initialised) return emu::NotInitialized;
     if (device == nullptr) return emu::InvalidValue;
-    if (ordinal != 0) return emu::InvalidDevice;
-    *device = 0;
+    if (!valid_device(ordinal)) return emu::InvalidDevice;
+    *device = ordinal;
     return emu::Success;
 }
 
 int cuDeviceGetName(char* name, int length, int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     if (name == nullptr || length <= 0) return emu::InvalidValue;
     std::snprintf(name, static_cast<std::size_t>(length), "%s", "Shardwise SIMT emulator");
     return emu::Success;
@@ -212,7 +238,7 @@ int cuDeviceGetName(char* name, int length, int device)
 int cuDeviceGetAttribute(int* value, int attribute, int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     if (value == nullptr) return emu::InvalidValue;
     switch (attribute)
     {
@@ -236,7 +262,7 @@ int cuDeviceGetAttribute(int* value, int attribute, int device)
 int cuDeviceTotalMem_v2(std::size_t* bytes, int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     if (bytes == nullptr) return emu::InvalidValue;
     *bytes = emu::total_memory();
     return emu::Success;
@@ -246,9 +272,10 @@ int cuDeviceTotalMem_v2(std::size_t* bytes, int device)
 int cuCtxCreate_v2(void** context, unsigned flags, int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     if (context == nullptr) return emu::InvalidValue;
     std::lock_guard<std::recursive_mutex> lock(gate);
+    if (!use_device(device, "cuCtxCreate")) return emu::InvalidDevice;
     auto* created = new Context{false, true, emu::Success};
     contexts.insert(created);
     context_stack.push_back(created);
@@ -274,9 +301,10 @@ int cuCtxDestroy_v2(void* handle)
 int cuDevicePrimaryCtxRetain(void** context, int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     if (context == nullptr) return emu::InvalidValue;
     std::lock_guard<std::recursive_mutex> lock(gate);
+    if (!use_device(device, "cuDevicePrimaryCtxRetain")) return emu::InvalidDevice;
     primary_references++;
     primary_context.alive = true;
     *context = &primary_context;
@@ -286,7 +314,7 @@ int cuDevicePrimaryCtxRetain(void** context, int device)
 int cuDevicePrimaryCtxRelease_v2(int device)
 {
     if (!initialised) return emu::NotInitialized;
-    if (device != 0) return emu::InvalidDevice;
+    if (!valid_device(device)) return emu::InvalidDevice;
     std::lock_guard<std::recursive_mutex> lock(gate);
     if (primary_references == 0) return emu::InvalidContext;
     if (--primary_references == 0)
@@ -311,6 +339,17 @@ int cuCtxSetCurrent(void* handle)
     if (contexts.count(handle) == 0 || !context->alive) return emu::InvalidContext;
     if (context_stack.empty()) context_stack.push_back(context);
     else context_stack.back() = context;
+    return emu::Success;
+}
+
+// The device of the current context: every context of a process is on its one device.
+int cuCtxGetDevice(int* device)
+{
+    if (!initialised) return emu::NotInitialized;
+    if (device == nullptr) return emu::InvalidValue;
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (current() == nullptr) return emu::InvalidContext;
+    *device = process_device;
     return emu::Success;
 }
 

@@ -163,4 +163,11 @@ bool driver_has_context()
     void* context = nullptr;
     return get != nullptr && get(&context) == 0 && context != nullptr;
 }
+
+bool driver_current_device(int* device)
+{
+    using GetDevice = int (*)(int*);
+    auto get = reinterpret_cast<GetDevice>(driver_symbol("cuCtxGetDevice"));
+    return get != nullptr && get(device) == 0;
+}
 } // namespace emu

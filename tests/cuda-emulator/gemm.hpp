@@ -42,4 +42,7 @@ void flush_stream(void* stream);
 
 // True when the fake driver has a current context on this thread (cuBLAS handles need one).
 bool driver_has_context();
+
+// The current context's device (cuCtxGetDevice of the fake driver) into `device`; false without a current context.
+bool driver_current_device(int* device);
 } // namespace emu

@@ -7,10 +7,12 @@ using Shardwise.Cpu;
 using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
 using Shardwise.Training.Progress;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
 
@@ -19,7 +21,8 @@ namespace Shardwise.Training.Cli;
 /// stage program for its tensor rank and trains it with <see cref="PipelineEngine"/> (1F1B over
 /// gradient_accumulation_steps micro-batches). Data as in <see cref="TrainCommand"/>: one global sampler on every rank,
 /// and each data replica takes its rows of every global micro-batch, so a run sees the data of one process with
-/// micro-batch d × micro. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
+/// micro-batch d × micro. The stages run on --device (CPU or CUDA, each rank on its local rank's GPU); what crosses
+/// between ranks goes through the communicator's host spans. World rank 0 prints, writes metrics.csv and, at the end, the full fp32 weights gathered from
 /// its replica (weights.safetensors). Checkpoints (every --save-interval steps and at the end) are in the one-process
 /// format (<see cref="PipelineCheckpoint"/>), so --resume takes either kind. A single process trains the whole model
 /// instead (<see cref="TrainCommand"/>).
@@ -41,9 +44,6 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, communicator);
         }
-        if (settings.Device != BackendKind.Cpu)
-            throw new CliException($"--device {settings.Device.ToString().ToLowerInvariant()}: {model} is pipelined (Pipeline = {partition.Pipeline}, " +
-                $"Tensor = {partition.Tensor}); its stages run on the CPU backend only so far (leave out --device, or train on one process)");
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
             throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
                 $"{partition.Pipeline}, Tensor = {partition.Tensor})]: the number of ranks must be a multiple of Pipeline × Tensor = " +
@@ -69,9 +69,10 @@ public static class PipelineTrainCommand
         var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
             resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
         var plan = partition.Stages[stageIndex];
-        // Over the backend the config asks for: at ZeRO-2 the stage's gradients stream through its planned pool.
-        var stage = TModel.CompileStage<float>(stageIndex, TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool),
-            batch.MicroBatchPerGpu);
+        // Over the chosen device (--device) and the backend the config asks for: at ZeRO-2 the stage's gradients stream
+        // through its planned pool. Activations and gradients between stages cross through the communicator's host spans.
+        var stage = TModel.CompileStage<float>(stageIndex,
+            TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));
@@ -81,7 +82,7 @@ public static class PipelineTrainCommand
         int sequence = stage.SequenceLength, micro = batch.MicroBatchPerGpu, globalRows = micro * data;
         var sampler = trainingData.Dataset.CreateSampler(DataSplit.Train, globalRows, sequence, settings.Seed);
         log.WriteLine($"model {model}: {TModel.ParameterLayout.ParameterCount:N0} parameters in {partition.Pipeline} stages × {partition.Tensor} tensor ranks; " +
-                      $"data: {trainingData.Description}");
+                      $"data: {trainingData.Description}; stages on {DeviceDescription(stage.Ops)} (rank 0)");
         log.WriteLine($"ranks: {communicator.Size} = data {data} × pipeline {partition.Pipeline} × tensor {partition.Tensor}; batch: micro {micro} × " +
                       $"micro-batches {engine.MicroBatches} × data {data} = {batch.TrainBatchSize} sequences of {sequence} tokens; ZeRO stage " +
                       $"{config.ZeroOptimization.Stage}; steps {settings.TotalSteps}; 1F1B bubble (p − 1)/(m + p − 1) = " +
@@ -143,6 +144,10 @@ public static class PipelineTrainCommand
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }
+
+    /// <summary>Where a stage program's operations run: the CPU, or the CUDA device (under the ZeRO-2 streaming decorator).</summary>
+    private static string DeviceDescription(ITensorOps<float> ops) =>
+        (ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? $"CUDA device {cuda.Device}" : "the CPU";
 
     private static void WriteWeights(string path, ParameterLayout layout, float[] weights)
     {

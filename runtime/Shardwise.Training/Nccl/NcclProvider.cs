@@ -1,5 +1,4 @@
 using System;
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using Shardwise.Cuda;
 using Shardwise.Distributed;
@@ -19,10 +18,10 @@ public sealed class NcclProvider : INcclCommunicatorProvider
 #pragma warning restore CA2255
 
     /// <summary>OMPI_COMM_WORLD_LOCAL_RANK: this process's index among the job's ranks on this node (0 without it).</summary>
-    public static int LocalRank => ReadInt("OMPI_COMM_WORLD_LOCAL_RANK", 0);
+    public static int LocalRank => LocalRankDevice.LocalRank;
 
     /// <summary>OMPI_COMM_WORLD_LOCAL_SIZE: how many of the job's ranks run on this node (1 without it).</summary>
-    public static int LocalRanks => ReadInt("OMPI_COMM_WORLD_LOCAL_SIZE", 1);
+    public static int LocalRanks => LocalRankDevice.LocalRanks;
 
     public NcclFacts Probe()
     {
@@ -33,9 +32,5 @@ public sealed class NcclProvider : INcclCommunicatorProvider
     }
 
     public ICommunicator Create(ICommunicator bootstrap) =>
-        new StagedNcclCommunicator(bootstrap, LocalRank % CudaDevice.Count, ownsBootstrap: true);
-
-    private static int ReadInt(string variable, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(variable), NumberStyles.Integer, CultureInfo.InvariantCulture,
-            out int value) ? value : fallback;
+        new StagedNcclCommunicator(bootstrap, LocalRankDevice.Ordinal, ownsBootstrap: true);
 }

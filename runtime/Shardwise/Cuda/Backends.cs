@@ -61,10 +61,13 @@ public static class Backends
         }
     }
 
-    /// <summary>Creates the backend <paramref name="kind"/> resolves to (see <see cref="Resolve(BackendKind)"/>).</summary>
+    /// <summary>
+    /// Creates the backend <paramref name="kind"/> resolves to (see <see cref="Resolve(BackendKind)"/>). Without
+    /// <paramref name="options"/>, CUDA runs on this process's device under mpirun (<see cref="LocalRankDevice"/>).
+    /// </summary>
     public static ITensorOps<float> Create(BackendKind kind, CudaOpsOptions? options = null) => Resolve(kind) switch
     {
-        BackendKind.Cuda => new CudaOps(options),
+        BackendKind.Cuda => new CudaOps(options ?? new CudaOpsOptions(DeviceOrdinal: LocalRankDevice.Ordinal)),
         _ => new CpuOps<float>(),
     };
 

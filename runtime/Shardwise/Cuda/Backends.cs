@@ -72,11 +72,15 @@ public static class Backends
     };
 
     /// <summary>
-    /// <see cref="Create(BackendKind, CudaOpsOptions?)"/> with the arenas' element type: a CUDA backend stores
-    /// <paramref name="storage"/> (fp16/bf16 with fp32 compute); the CPU backend ignores it.
+    /// <see cref="Create(BackendKind, CudaOpsOptions?)"/> without options, but with the arenas' element type: a CUDA
+    /// backend stores <paramref name="storage"/> (fp16/bf16 with fp32 compute) on this process's device
+    /// (<see cref="LocalRankDevice"/>); the CPU backend ignores it.
     /// </summary>
-    public static ITensorOps<float> Create(BackendKind kind, StorageType storage) =>
-        Create(kind, new CudaOpsOptions(Storage: storage));
+    public static ITensorOps<float> Create(BackendKind kind, StorageType storage) => Resolve(kind) switch
+    {
+        BackendKind.Cuda => new CudaOps(new CudaOpsOptions(DeviceOrdinal: LocalRankDevice.Ordinal, Storage: storage)),
+        _ => new CpuOps<float>(),
+    };
 }
 
 /// <summary>Whether a GPU is usable, with a description or the reason it is not (<see cref="CudaRuntime.TryInitialize"/>).</summary>

@@ -4,8 +4,10 @@
 #   scripts/gpu-suite.sh prepare    on the CPU machine (needs the .NET SDK, g++ and NVRTC): packs the .NET runtime
 #                                   into .gpu/dotnet-runtime.tar.xz, publishes tests/Shardwise.Kernels.Tests as a
 #                                   self-running MSTest application into .gpu/kernels-tests and builds the CPU
-#                                   emulation library it needs next to it, and publishes examples/Gpt2Small (the
-#                                   benchmark model's trainer) into .gpu/gpt2. Nothing is committed; .gpu/ is ignored.
+#                                   emulation library it needs next to it, publishes examples/Gpt2Small (the
+#                                   benchmark model's trainer) into .gpu/gpt2 with TinyGpt's trainer beside it (same
+#                                   dependencies), and copies ../shared/data/tinyshakespeare.txt into .gpu (the GPU
+#                                   machine has no ../shared). Nothing is committed; .gpu/ is ignored.
 #                                   The whole .gpu must stay under the 64 MiB carry limit: prepare measures it.
 #   scripts/gpu-suite.sh run        on the GPU machine (no .NET, no registry; carry .gpu), from the repository root:
 #                                   unpacks the runtime, finds the CUDA 13 libraries and exports SHARDWISE_CUDA_PATH,
@@ -13,27 +15,36 @@
 #                                   the CPU emulation tests, and the "Gpu" category: driver, modules, kernels against
 #                                   the CPU backend, cuBLAS, cuBLASLt, NCCL, every CudaOps op against CpuOps, TinyGpt
 #                                   forward/backward and training steps on CudaOps), then compute-sanitizer memcheck
-#                                   and racecheck on the "Gpu" category without the TinyGpt runs, then the benchmark.
+#                                   and racecheck on the "Gpu" category without the TinyGpt runs, then the TinyGpt
+#                                   loss curve (below), then the benchmark.
 #   scripts/gpu-suite.sh run bench  on the GPU machine: the benchmark alone.
+#   scripts/gpu-suite.sh run curve  on the GPU machine: the loss-curve step alone.
+#
+# The loss curve: TinyGpt's trainer, 200 steps of tinyshakespeare with bench/configs/tinygpt-curve.json (micro-batch
+# 12, one metrics row per step, validation at steps 100 and 200), once with --device cuda and once with --device cpu
+# (same seed, so same initial weights and batches), then `TinyGpt compare-curves` at its default tolerances (max
+# |Δ training loss| 2e-3 on any step, final validation loss within 1e-4 relative; docs/cuda.md explains them).
 #
 # The benchmark (docs/benchmarks.md, "GPU: GPT-2 124M"): Gpt2Small's `bench --device cuda` with
 # bench/configs/gpt2-fp16.json and gpt2-bf16.json, then bench/pytorch/gpt2_bench.py on the same model, batch and
 # optimizer, eager and torch.compile, fp16 and bf16, all in this one call on this one card; bench/gpu_bench_report.py
 # turns the JSON results into bench.md with the ratio Shardwise tokens/s ÷ torch.compile tokens/s.
 #
-# Results go under $OUT (at most 8 files come back): environment.txt, tests.log, tests.trx, memcheck.log,
-# racecheck.log, bench.log, bench.md, summary.txt. The summary is written row by row as steps finish (so a run cut
+# Results go under $OUT (at most 8 files come back): environment.txt, tests.log, tests.trx, sanitizers.log (memcheck
+# then racecheck), curve.log (both training runs, the comparison, both metrics.csv), bench.log, bench.md, summary.txt. The summary is written row by row as steps finish (so a run cut
 # short still leaves one) and printed last.
 #
 # Time budget (the device tool allows 600 s per command, and a session has 15 minutes of device time in all,
 # machine start included): every step runs under `timeout`, and the caps add up to about 9 minutes:
 #     unpack and environment                    ~10 s
-#     kernel test suite                         150 s
+#     kernel test suite                         140 s
 #     compute-sanitizer memcheck, racecheck      30 s + 30 s  (partial logs on timeout; never run on a GPU so far)
-#     Shardwise bench fp16, bf16                 55 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
-#     PyTorch eager + compile, fp16 and bf16    110 s + 110 s (one process per precision; compilation ~1 min)
-#                                               ------
-#                                               ~545 s
+#     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (200 CPU steps: ~15 s on 2 idle cores)
+#     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
+#     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; compilation ~1 min; the
+#                                               ------         eager result is kept if compile runs out of time)
+#                                               ~550 s
+# (The loss-curve step's 60 s came from the tests (150 → 140), the fp16 bench (55 → 50) and PyTorch (110 → 90 each).)
 # A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
 # Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"
 # scripts/gpu-suite.sh run bench (the CUDA steps fail with one line each; the PyTorch steps run the tiny model).
@@ -48,6 +59,9 @@ tests_dir=.gpu/kernels-tests
 tests_dll=$tests_dir/Shardwise.Kernels.Tests.dll
 gpt2_dir=.gpu/gpt2
 gpt2_dll=$gpt2_dir/Gpt2Small.dll
+tinygpt_dll=$gpt2_dir/TinyGpt.dll
+curve_data=.gpu/tinyshakespeare.txt
+curve_config=bench/configs/tinygpt-curve.json
 carry_limit_kib=$((64 * 1024))
 
 # dotnet publish, retried: other builds on the machine may hold files for a moment.
@@ -113,6 +127,21 @@ PROPS
   # Only bench runs there, and it draws no loss curve: the plotting natives (SkiaSharp, HarfBuzz; 11 MB, loaded only
   # when train plots) stay behind so that .gpu fits the carry. Symbols stay for readable stack traces.
   rm -f "$gpt2_dir"/runtimes/linux-x64/native/{libSkiaSharp.so,libHarfBuzzSharp.so}
+  # TinyGpt's trainer for the loss-curve step: its dependencies are Gpt2Small's (same tree, same build), so only its
+  # own files join .gpu/gpt2. Without the plotting natives its train writes metrics.csv and says "loss.png not written".
+  local tinygpt_publish=.gpu/tinygpt-publish
+  rm -rf "$tinygpt_publish"
+  publish examples/TinyGpt -o "$tinygpt_publish" -p:UseAppHost=false ||
+    { echo "gpu-suite: publishing examples/TinyGpt failed" >&2; exit 1; }
+  local dependency
+  for dependency in "$tinygpt_publish"/*.dll; do
+    case "$(basename "$dependency")" in TinyGpt.dll) continue ;; esac
+    cmp -s "$dependency" "$gpt2_dir/$(basename "$dependency")" ||
+      { echo "gpu-suite: $(basename "$dependency") of TinyGpt differs from Gpt2Small's (or is missing there)" >&2; exit 1; }
+  done
+  cp "$tinygpt_publish"/TinyGpt.{dll,pdb,deps.json,runtimeconfig.json} "$gpt2_dir"/
+  rm -rf "$tinygpt_publish"
+  cp "$shared/data/tinyshakespeare.txt" "$curve_data"
 
   du -sk --apparent-size .gpu/* | awk '{printf "  %8d KiB  %s\n", $1, $2}'
   local kib
@@ -207,7 +236,7 @@ run_tests() {
   local results=/tmp/gpu-suite-results
   rm -rf "$results"
   # 1. The whole suite: NVRTC (this machine's CUDA 13) compile checks, emulation tests, and the Gpu category.
-  timeout 150 dotnet "$tests_dll" --results-directory "$results" --report-trx --report-trx-filename tests.trx \
+  timeout 140 dotnet "$tests_dll" --results-directory "$results" --report-trx --report-trx-filename tests.trx \
     --progress off --output Detailed > "$OUT/tests.log" 2>&1
   local tests_rc=$?
   cp "$results/tests.trx" "$OUT/tests.trx" 2>/dev/null || true
@@ -224,17 +253,20 @@ run_tests() {
   local memcheck_rc=skipped racecheck_rc=skipped
   local sanitized="TestCategory=Gpu&FullyQualifiedName!~CudaModelTests"
   if [ -n "$sanitizer" ]; then
+    # One file for both (the device tool brings back at most 8 files): memcheck, then racecheck.
     timeout 30 "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 50 --target-processes all \
-      dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/memcheck.log" 2>&1
+      dotnet "$tests_dll" --filter "$sanitized" --progress off > /tmp/memcheck.log 2>&1
     memcheck_rc=$?
     timeout 30 "$sanitizer" --tool racecheck --error-exitcode 99 --print-limit 50 --target-processes all \
-      dotnet "$tests_dll" --filter "$sanitized" --progress off > "$OUT/racecheck.log" 2>&1
+      dotnet "$tests_dll" --filter "$sanitized" --progress off > /tmp/racecheck.log 2>&1
     racecheck_rc=$?
   else
-    echo "compute-sanitizer not found" | tee "$OUT/memcheck.log" > "$OUT/racecheck.log"
+    echo "compute-sanitizer not found" | tee /tmp/memcheck.log > /tmp/racecheck.log
   fi
-  summary_row "compute-sanitizer memcheck (Gpu category)" "$memcheck_rc" "$(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
-  summary_row "compute-sanitizer racecheck (Gpu category)" "$racecheck_rc" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
+  { echo "=== memcheck (exit code $memcheck_rc)"; cat /tmp/memcheck.log
+    echo "=== racecheck (exit code $racecheck_rc)"; cat /tmp/racecheck.log; } > "$OUT/sanitizers.log"
+  summary_row "compute-sanitizer memcheck (Gpu category)" "$memcheck_rc" "$(grep -E 'ERROR SUMMARY' /tmp/memcheck.log | tail -1)"
+  summary_row "compute-sanitizer racecheck (Gpu category)" "$racecheck_rc" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' /tmp/racecheck.log | tail -1)"
 
   # The Gpu category: CudaInteropGpuTests, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
   local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
@@ -265,6 +297,54 @@ bench_step() {
   return "$rc"
 }
 
+# A loss-curve step's row: its exit code, and the verdict line of compare-curves or the run's last "done:"/"error:".
+curve_row() {
+  local name=$1 rc=$2 limit=$3 log=$4 result
+  if [ "$rc" -eq 124 ]; then
+    result="stopped by its ${limit} s time limit"
+  else
+    result=$(grep -E '^(curves (agree|differ)|done:|error:)' "$log" | tail -1 | cut -c1-200 | tr '|' '/')
+  fi
+  summary_row "$name" "$rc" "$result"
+}
+
+# TinyGpt on the GPU against the CPU: 200 steps each, same config and seed, then compare-curves (exit 1 = differ).
+# The two runs are independent and use different hardware (the GPU run keeps one core busy, the CPU run the
+# others), so they run side by side under one cap.
+run_curve() {
+  : > "$OUT/curve.log"
+  if [ ! -s "$tinygpt_dll" ] || [ ! -s "$curve_data" ]; then
+    summary_row "TinyGpt loss curve" missing "$tinygpt_dll or $curve_data: run 'scripts/gpu-suite.sh prepare' and carry .gpu"
+    return 1
+  fi
+  local runs=/tmp/gpu-curve device limit=50 started=$SECONDS
+  rm -rf "$runs" && mkdir -p "$runs"
+  local train=(train --config "$curve_config" --data "$curve_data" --steps 200 --eval-interval 100 --eval-batches 20
+               --save-interval 1000 --seed 1337)
+  declare -A pid rc
+  for device in cuda cpu; do
+    timeout "$limit" dotnet "$tinygpt_dll" "${train[@]}" --device "$device" --output "$runs/$device" > "$runs/$device.log" 2>&1 &
+    pid[$device]=$!
+  done
+  for device in cuda cpu; do
+    wait "${pid[$device]}"
+    rc[$device]=$?
+    { echo "=== TinyGpt 200 steps, --device $device (timeout ${limit}s): exit code ${rc[$device]}"; cat "$runs/$device.log"; } >> "$OUT/curve.log"
+    curve_row "TinyGpt 200 steps, --device $device" "${rc[$device]}" "$limit" "$runs/$device.log"
+  done
+  echo "=== both runs took $((SECONDS - started)) s" >> "$OUT/curve.log"
+
+  timeout 10 dotnet "$tinygpt_dll" compare-curves --reference "$runs/cpu/metrics.csv" --candidate "$runs/cuda/metrics.csv" \
+    > "$runs/compare.log" 2>&1
+  local curve_rc=$?
+  { echo "=== compare-curves, GPU against CPU: exit code $curve_rc"; cat "$runs/compare.log"; } >> "$OUT/curve.log"
+  curve_row "TinyGpt loss curve: GPU against CPU" "$curve_rc" 10 "$runs/compare.log"
+  for device in cpu cuda; do
+    { echo "=== $device metrics.csv"; cat "$runs/$device/metrics.csv" 2>/dev/null || echo "(none)"; } >> "$OUT/curve.log"
+  done
+  return "$curve_rc"
+}
+
 run_bench() {
   local results=/tmp/gpu-bench-results
   rm -rf "$results" && mkdir -p "$results"
@@ -272,7 +352,7 @@ run_bench() {
   local bench_rc=0 precision
   if [ -s "$gpt2_dll" ]; then
     for precision in fp16 bf16; do
-      bench_step "Shardwise bench, Gpt2Small $precision" $([ "$precision" = fp16 ] && echo 55 || echo 50) \
+      bench_step "Shardwise bench, Gpt2Small $precision" 50 \
         dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
         --warmup 2 --steps 10 --max-seconds 20 --json "$results/shardwise-$precision.json" || bench_rc=1
     done
@@ -281,7 +361,7 @@ run_bench() {
     bench_rc=1
   fi
   for precision in fp16 bf16; do
-    bench_step "PyTorch eager + torch.compile $precision" 110 \
+    bench_step "PyTorch eager + torch.compile $precision" 90 \
       python3 bench/pytorch/gpt2_bench.py --config "bench/configs/gpt2-$precision.json" --mode both \
       --warmup 3 --steps 10 --json "$results/pytorch-$precision.json" ${SHARDWISE_BENCH_PYTORCH_ARGS:-} || bench_rc=1
   done
@@ -303,29 +383,31 @@ run_bench() {
 run() {
   : "${OUT:?gpu-suite run: OUT is not set (the device tool sets it to its output folder)}"
   local what=${1:-all}
-  case "$what" in all|bench) ;; *) echo "usage: $0 run [bench]" >&2; exit 2 ;; esac
+  case "$what" in all|bench|curve) ;; *) echo "usage: $0 run [bench|curve]" >&2; exit 2 ;; esac
   mkdir -p "$OUT"
   env_file=$OUT/environment.txt summary=$OUT/summary.txt gpu_lines=""
   [ -s .gpu/dotnet-runtime.tar.xz ] ||
     { echo "gpu-suite: .gpu is missing or incomplete: run 'scripts/gpu-suite.sh prepare' and carry .gpu" | tee "$summary"; exit 1; }
   setup_machine
 
-  local tests_ok=0 bench_ok=0
+  local tests_ok=0 curve_ok=0 bench_ok=0
   if [ "$what" = all ]; then run_tests || tests_ok=1; fi
-  run_bench || bench_ok=1
+  if [ "$what" != bench ]; then run_curve || curve_ok=1; fi
+  if [ "$what" != curve ]; then run_bench || bench_ok=1; fi
   {
     echo
     echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
     echo "SHARDWISE_CUDA_PATH=$SHARDWISE_CUDA_PATH"
-    echo "benchmark table: bench.md"
+    [ "$what" != curve ] && echo "benchmark table: bench.md"
+    [ "$what" != bench ] && echo "loss curves: curve.log"
     [ -n "$gpu_lines" ] && echo "$gpu_lines"
   } >> "$summary"
   cat "$summary"
-  [ "$tests_ok" -eq 0 ] && [ "$bench_ok" -eq 0 ]
+  [ "$tests_ok" -eq 0 ] && [ "$curve_ok" -eq 0 ] && [ "$bench_ok" -eq 0 ]
 }
 
 case "${1:-}" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 prepare | run [bench]   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare | run [bench|curve]   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
 esac

@@ -103,14 +103,54 @@ public sealed class BackendSelectionTests
         : TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool);
 
     [TestMethod]
-    public void DeviceOptionDefaultsToCpuAndRejectsUnknownNames()
+    public void TheDeviceDefaultsToAutoAndSaysWhichItChoseAndWhy()
     {
-        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice(null));
-        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice("cpu"));
-        var e = Assert.ThrowsExactly<CliException>(() => RunSettings.ReadDevice("tpu"));
+        var (requested, choice) = RunSettings.ChooseDevice(null, null, AGpu);
+        Assert.AreEqual(BackendKind.Auto, requested);
+        Assert.AreEqual(new BackendChoice(BackendKind.Cuda, "GPU: fake probe: one device"), choice);
+
+        (requested, choice) = RunSettings.ChooseDevice(null, "", NoGpu);
+        Assert.AreEqual(BackendKind.Auto, requested);
+        Assert.AreEqual(new BackendChoice(BackendKind.Cpu, "CPU: fake probe: no device here"), choice);
+
+        Assert.AreEqual(new BackendChoice(BackendKind.Cpu, "CPU: asked for (--device cpu)"), RunSettings.ChooseDevice("cpu", null, AGpu).Choice);
+    }
+
+    [TestMethod]
+    public void TheEnvironmentVariableChoosesWhenTheOptionIsAbsentAndTheOptionWins()
+    {
+        Assert.AreEqual(new BackendChoice(BackendKind.Cpu, "CPU: asked for (SHARDWISE_DEVICE=cpu)"), RunSettings.ChooseDevice(null, "cpu", AGpu).Choice);
+        Assert.AreEqual(BackendKind.Cuda, RunSettings.ChooseDevice("cuda", "cpu", AGpu).Choice.Kind, "--device wins over the variable");
+        Assert.AreEqual(BackendKind.Cuda, RunSettings.ChooseDevice(null, "gpu", AGpu).Requested);
+
+        var unknown = Assert.ThrowsExactly<CliException>(() => RunSettings.ChooseDevice(null, "tpu", AGpu));
+        Assert.AreEqual("SHARDWISE_DEVICE needs one of cpu, cuda, auto; got 'tpu'", unknown.Message);
+        var unusable = Assert.ThrowsExactly<CliException>(() => RunSettings.ChooseDevice(null, "cuda", NoGpu));
+        Assert.AreEqual("SHARDWISE_DEVICE=cuda: CUDA was requested but is not available: fake probe: no device here", unusable.Message);
+    }
+
+    [TestMethod]
+    public void OnlyTheFirstSentenceOfTheProbesReasonIsPrinted()
+    {
+        static bool Verbose(out string reason)
+        {
+            reason = "Shardwise could not load the CUDA driver API: none of libcuda.so.1 could be loaded. To fix it, install a driver.";
+            return false;
+        }
+
+        Assert.AreEqual("CPU: Shardwise could not load the CUDA driver API: none of libcuda.so.1 could be loaded",
+            RunSettings.ChooseDevice(null, null, Verbose).Choice.Description);
+    }
+
+    [TestMethod]
+    public void DeviceOptionRejectsUnknownNamesAndAutoIsTheCpuHere()
+    {
+        var e = Assert.ThrowsExactly<CliException>(() => RunSettings.ChooseDevice("tpu", null, AGpu));
         Assert.AreEqual("--device needs one of cpu, cuda, auto; got 'tpu'", e.Message);
-        RequireNoGpu();
-        Assert.AreEqual(BackendKind.Cpu, RunSettings.ReadDevice("auto"));
+        string reason = RequireNoGpu();
+        var (_, choice) = RunSettings.ChooseDevice("auto");
+        Assert.AreEqual(BackendKind.Cpu, choice.Kind);
+        StringAssert.StartsWith(reason, choice.Description["CPU: ".Length..]);
     }
 
     [TestMethod]
@@ -118,7 +158,8 @@ public sealed class BackendSelectionTests
     {
         string reason = RequireNoGpu();
         var settings = RunSettings.Read(CliArguments.Parse(["train", "--steps", "1"]), "TinyGpt", TextWriter.Null);
-        Assert.AreEqual(BackendKind.Cpu, settings.Device);
+        Assert.AreEqual(BackendKind.Cpu, settings.Device, "auto is the CPU here");
+        Assert.AreEqual(BackendKind.Auto, settings.DeviceRequested);
 
         TextWriter previous = Console.Error;
         var error = new StringWriter();

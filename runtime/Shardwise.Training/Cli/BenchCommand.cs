@@ -52,6 +52,7 @@ public static class BenchCommand
     {
         using var communicator = Communicators.Create();
         var log = communicator.Rank == 0 ? output : TextWriter.Null;
+        log.WriteLine(settings.DeviceChoice.Description);
         var batch = settings.Config.Resolve(communicator.Size);
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);

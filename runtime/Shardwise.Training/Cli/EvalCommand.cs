@@ -13,6 +13,7 @@ public static class EvalCommand
     {
         var checkpoint = settings.ResumeDirectory is { } dir ? TrainingCheckpoint.FindLatest(dir) : null;
         if (checkpoint is null) throw new CliException("eval needs --resume DIR with a committed checkpoint");
+        log.WriteLine(settings.DeviceChoice.Description);
         var batch = settings.Config.Resolve(dataParallelSize: 1);
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed, TrainingCheckpoint.LoadTokenizer(checkpoint));
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);

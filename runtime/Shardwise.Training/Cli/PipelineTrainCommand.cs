@@ -44,6 +44,7 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, communicator);
         }
+        if (communicator.Rank == 0) output.WriteLine(settings.DeviceChoice.Description);
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
             throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
                 $"{partition.Pipeline}, Tensor = {partition.Tensor})]: the number of ranks must be a multiple of Pipeline × Tensor = " +

@@ -20,10 +20,19 @@ public sealed record RunSettings(
     bool PrintConfig)
 {
     /// <summary>
-    /// The backend (<c>--device cpu|cuda|auto</c>, default cpu), already resolved: auto has become cuda or cpu, and
-    /// cuda was checked to be usable.
+    /// The backend (<c>--device cpu|cuda|auto</c>, else <c>SHARDWISE_DEVICE</c>, else auto), already resolved: auto has
+    /// become cuda or cpu, cuda was checked to be usable, and the line to print says which and why.
     /// </summary>
-    public BackendKind Device { get; init; } = BackendKind.Cpu;
+    public BackendChoice DeviceChoice { get; init; } = new(BackendKind.Cpu, "CPU: chosen in code");
+
+    /// <summary>What was asked for: <see cref="BackendKind.Auto"/> unless --device or SHARDWISE_DEVICE named one.</summary>
+    public BackendKind DeviceRequested { get; init; } = BackendKind.Cpu;
+
+    /// <summary>The backend to build programs over: <see cref="BackendKind.Cpu"/> or <see cref="BackendKind.Cuda"/>.</summary>
+    public BackendKind Device => DeviceChoice.Kind;
+
+    /// <summary>The environment variable that chooses the device when <c>--device</c> is not given.</summary>
+    public const string DeviceVariable = "SHARDWISE_DEVICE";
 
     public const long DefaultStepsOnText = 2000;
     public const long DefaultStepsOnBuiltInTask = 400;
@@ -59,6 +68,7 @@ public sealed record RunSettings(
             HiddenSize = (int?)args.Long("hidden-size"),
         };
 
+        var (requested, choice) = ChooseDevice(args.String("device"));
         var loaded = configPath is null
             ? DeepSpeedConfig.Parse(DefaultConfig.Json, "<built-in default config>", overrides)
             : DeepSpeedConfig.Load(configPath, overrides);
@@ -77,35 +87,44 @@ public sealed record RunSettings(
             args.Long("save-interval") ?? 500,
             args.Flag("print-config"))
         {
-            Device = ReadDevice(args.String("device")),
+            DeviceRequested = requested,
+            DeviceChoice = choice,
         };
     }
 
     /// <summary>
-    /// <c>--device</c>: cpu (the default), cuda, or auto (cuda when a GPU is usable). Asking for cuda where it is not
-    /// usable is a one-line error with the driver's reason.
+    /// The device: <c>--device</c> (<paramref name="option"/>), else <c>SHARDWISE_DEVICE</c>
+    /// (<paramref name="environment"/>), else auto: CUDA when <paramref name="probe"/> finds a GPU, else the CPU.
+    /// An unknown name, or cuda where it is not usable, is a one-line error naming where the value came from.
     /// </summary>
-    public static BackendKind ReadDevice(string? value)
+    public static (BackendKind Requested, BackendChoice Choice) ChooseDevice(string? option, string? environment, CudaProbe probe)
     {
+        string? value = option ?? (string.IsNullOrWhiteSpace(environment) ? null : environment);
+        string source = option is not null ? $"--device {option}" : value is not null ? $"{DeviceVariable}={value}" : "auto";
+        string where = option is not null ? "--device" : DeviceVariable;
         BackendKind requested;
         try
         {
-            requested = value is null ? BackendKind.Cpu : Backends.Parse(value);
+            requested = value is null ? BackendKind.Auto : Backends.Parse(value);
         }
         catch (ArgumentException)
         {
-            throw new CliException($"--device needs one of {Backends.Names}; got '{value}'");
+            throw new CliException($"{where} needs one of {Backends.Names}; got '{value}'");
         }
 
         try
         {
-            return Backends.Resolve(requested);
+            return (requested, Backends.Choose(requested, source, probe));
         }
         catch (BackendUnavailableException unavailable)
         {
-            throw new CliException($"--device {value}: {unavailable.Message}");
+            throw new CliException($"{source}: {unavailable.Message}");
         }
     }
+
+    /// <summary><see cref="ChooseDevice(string?, string?, CudaProbe)"/> with this process's environment and GPU.</summary>
+    public static (BackendKind Requested, BackendChoice Choice) ChooseDevice(string? option)
+        => ChooseDevice(option, Environment.GetEnvironmentVariable(DeviceVariable), CudaRuntime.TryInitialize);
 
     private static bool ParseBool(string option, string value) => value switch
     {

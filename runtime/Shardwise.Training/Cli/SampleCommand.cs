@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using Shardwise.Cpu;
+using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Plans;
 
@@ -19,12 +20,15 @@ public static class SampleCommand
         double temperature = args.Double("temperature") ?? 0.8;
         int topK = (int)(args.Long("top-k") ?? 40);
         var random = Xoshiro256StarStar.FromSeed((ulong)(args.Long("seed") ?? 1));
+        var (_, device) = RunSettings.ChooseDevice(args.String("device"));
         args.RejectUnknown();
         if (temperature <= 0) throw new CliException("--temperature must be positive");
 
         var checkpoint = TrainingCheckpoint.FindLatest(directory) ?? throw new CliException($"--resume {directory}: no committed checkpoint there");
         var tokenizer = TrainingCheckpoint.LoadTokenizer(checkpoint);
-        var program = TModel.Compile(new CpuOps<float>(), batch: 1);
+        // stdout is the generated text alone (for pipes); the device line goes to stderr.
+        Console.Error.WriteLine(device.Description);
+        var program = TModel.Compile(Backends.Create(device.Kind), batch: 1);
         TrainingCheckpoint.LoadWeights(checkpoint, program.Layout, program.Parameters);
 
         var tokens = new List<int>(tokenizer.Encode(prompt));

@@ -32,6 +32,7 @@ public static class TrainCommand
             log.WriteLine(config.Describe(ranks));
             return 0;
         }
+        log.WriteLine(settings.DeviceChoice.Description);
 
         Directory.CreateDirectory(settings.OutputDirectory);
         var store = new TrainingCheckpoint(settings.OutputDirectory);
@@ -123,8 +124,19 @@ public static class TrainCommand
         progress.Finish();
         if (rank != 0) return 0;
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");
-        LossCurvePlot.Write(plot, trainCurve, validationCurve, $"{typeof(TModel).Name} on {(settings.DataPath is null ? "the addition task" : Path.GetFileName(settings.DataPath))}");
-        log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and loss.png in {settings.OutputDirectory}");
+        string plotted = "loss.png";
+        try
+        {
+            LossCurvePlot.Write(plot, trainCurve, validationCurve, $"{typeof(TModel).Name} on {(settings.DataPath is null ? "the addition task" : Path.GetFileName(settings.DataPath))}");
+        }
+        catch (Exception missing) when (missing is DllNotFoundException or TypeInitializationException)
+        {
+            // A deployment without the plotting natives (the GPU suite leaves SkiaSharp behind to fit its carry) still
+            // trained: metrics.csv holds the curve, so the run succeeds and says why there is no picture.
+            log.WriteLine($"loss.png not written: the plotting library could not be loaded ({missing.GetBaseException().Message.Split('\n')[0]})");
+            plotted = "no loss.png";
+        }
+        log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and {plotted} in {settings.OutputDirectory}");
         return 0;
     }
 

@@ -8,7 +8,7 @@ namespace Shardwise.Training.Cli;
 
 /// <summary>
 /// The trainer executable every language model gets: <c>return TrainerCli.Run&lt;TinyGpt&gt;(args);</c> is the
-/// whole Program.cs. Verbs: train (default), eval, sample, plan, bench. Errors print one clear line and exit 2.
+/// whole Program.cs. Verbs: train (default), eval, sample, plan, bench, consolidate, compare-curves. Errors print one clear line and exit 2.
 /// </summary>
 public static class TrainerCli
 {
@@ -19,13 +19,17 @@ public static class TrainerCli
                values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
                      --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false
                      --bf16 true|false --warmup-steps --total-steps --hidden-size
-               MODEL eval   --resume DIR [--data FILE] [--eval-batches N]
+               MODEL eval   --resume DIR [--data FILE] [--eval-batches N] [--device cpu|cuda|auto]
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
+                            [--device cpu|cuda|auto]
                MODEL plan   [--config ds_config.json] [--ranks N]
                MODEL consolidate --resume DIR --output FILE.safetensors
+               MODEL compare-curves --reference A/metrics.csv --candidate B/metrics.csv [--loss-tolerance T]
+                            [--val-tolerance R]   (exit 1 when the loss curves differ by more)
                MODEL bench  [--config ds_config.json] [--steps N] [--warmup N] [--device cpu|cuda|auto]
                             [--peak-tflops T] [--json FILE] [--max-seconds S]
         With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
+        --device (or SHARDWISE_DEVICE) defaults to auto: the GPU when CUDA initialises, else the CPU.
         """;
 
     public static int Run<TModel>(string[] args, TextWriter? output = null) where TModel : ILanguageModelDefinition
@@ -65,6 +69,8 @@ public static class TrainerCli
                     arguments.RejectUnknown();
                     return PlanCommand.Run<TModel>(settings, ranks, log);
                 }
+                case "compare-curves":
+                    return CompareCurvesCommand.Run(arguments, log);
                 case "consolidate":
                     return ConsolidateCommand.Run<TModel>(arguments, log);
                 case "bench":

@@ -62,6 +62,29 @@ public static class Backends
     }
 
     /// <summary>
+    /// <see cref="Resolve(BackendKind, CudaProbe)"/> with the line to print about it: <c>GPU: </c> and the driver's
+    /// description of the device, or <c>CPU: </c> and why CUDA is not used (<paramref name="source"/>, e.g.
+    /// <c>--device cpu</c>, when the CPU was asked for; the probe's first sentence when auto found no GPU).
+    /// </summary>
+    public static BackendChoice Choose(BackendKind requested, string source, CudaProbe probe)
+    {
+        if (requested == BackendKind.Cpu) return new BackendChoice(BackendKind.Cpu, $"CPU: asked for ({source})");
+        if (probe(out string reason)) return new BackendChoice(BackendKind.Cuda, $"GPU: {reason}");
+        if (requested == BackendKind.Cuda) throw new BackendUnavailableException($"CUDA was requested but is not available: {reason}");
+        return new BackendChoice(BackendKind.Cpu, $"CPU: {FirstSentence(reason)}");
+    }
+
+    /// <summary><see cref="Choose(BackendKind, string, CudaProbe)"/> with the real probe.</summary>
+    public static BackendChoice Choose(BackendKind requested, string source) => Choose(requested, source, CudaRuntime.TryInitialize);
+
+    // The probe's message goes on to list remedies; the start-up line keeps only what went wrong.
+    private static string FirstSentence(string text)
+    {
+        int end = text.IndexOf(". ", StringComparison.Ordinal);
+        return end < 0 ? text.TrimEnd('.') : text[..end];
+    }
+
+    /// <summary>
     /// Creates the backend <paramref name="kind"/> resolves to (see <see cref="Resolve(BackendKind)"/>). Without
     /// <paramref name="options"/>, CUDA runs on this process's device under mpirun (<see cref="LocalRankDevice"/>).
     /// </summary>
@@ -82,6 +105,11 @@ public static class Backends
         _ => new CpuOps<float>(),
     };
 }
+
+/// <summary>The backend chosen and one line saying which, for the start-up log (<see cref="Backends.Choose(BackendKind, string)"/>).</summary>
+/// <param name="Kind">Cpu or Cuda, never Auto.</param>
+/// <param name="Description">"GPU: " and the device, or "CPU: " and why CUDA is not used.</param>
+public sealed record BackendChoice(BackendKind Kind, string Description);
 
 /// <summary>Whether a GPU is usable, with a description or the reason it is not (<see cref="CudaRuntime.TryInitialize"/>).</summary>
 public delegate bool CudaProbe(out string reason);

@@ -5,6 +5,7 @@ using Shardwise.Cpu;
 using Shardwise.Cuda;
 using Shardwise.Examples;
 using Shardwise.Ops;
+using Shardwise.Precision;
 using Shardwise.Training.Cli;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
@@ -74,6 +75,8 @@ public sealed class BackendSelectionTests
         string reason = RequireNoGpu();
         Assert.IsInstanceOfType<CpuOps<float>>(Backends.Create(BackendKind.Cpu));
         Assert.IsInstanceOfType<CpuOps<float>>(Backends.Create(BackendKind.Auto));
+        Assert.IsInstanceOfType<CpuOps<float>>(Backends.Create(BackendKind.Cpu, StorageType.BFloat16), "the CPU stays fp32");
+        StringAssert.Contains(Assert.ThrowsExactly<BackendUnavailableException>(() => Backends.Create(BackendKind.Cuda, StorageType.Float16)).Message, reason);
         var e = Assert.ThrowsExactly<BackendUnavailableException>(() => Backends.Create(BackendKind.Cuda));
         StringAssert.Contains(e.Message, reason);
         StringAssert.Contains(e.Message, "libcuda.so.1");

@@ -139,11 +139,14 @@ public sealed class TrainingEngine
     /// <paramref name="device"/> cuda (or auto on a machine with a GPU), wrapped at ZeRO stages 2 and 3 so that
     /// parameter gradients (and parameters) live in the generator's small streaming pools instead of full-size
     /// buffers. CUDA without a usable GPU throws <see cref="BackendUnavailableException"/> with the driver's reason.
+    /// With fp16.enabled or bf16.enabled the CUDA backend stores fp16 or bf16 on the device (fp32 compute).
     /// </summary>
     public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool,
         BackendKind device = BackendKind.Cpu)
     {
-        ITensorOps<float> inner = Backends.Create(device);
+        // fp16/bf16 configs store 16-bit on a GPU (the CPU backend stays fp32; the engine rounds on the host either way).
+        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        ITensorOps<float> inner = Backends.Create(device, storage);
         return config.ZeroOptimization.Stage switch
         {
             2 => new GradientStreamingOps<float>(inner, layout, pool),

@@ -1,6 +1,7 @@
 using System;
 using Shardwise.Cpu;
 using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
@@ -18,7 +19,10 @@ public enum BackendKind
 /// <summary>CUDA was asked for and cannot be used; the message says why (from <see cref="CudaRuntime.TryInitialize"/>).</summary>
 public sealed class BackendUnavailableException(string message) : InvalidOperationException(message);
 
-/// <summary>Chooses and creates the fp32 backend: <c>cpu</c>, <c>cuda</c> or <c>auto</c>.</summary>
+/// <summary>
+/// Chooses and creates the backend: <c>cpu</c>, <c>cuda</c> or <c>auto</c>. The CPU backend always stores fp32 (the
+/// engine rounds parameters and gradients to 16 bits on the host); CUDA stores what it is given.
+/// </summary>
 public static class Backends
 {
     /// <summary>The names <see cref="Parse"/> accepts.</summary>
@@ -87,6 +91,17 @@ public static class Backends
     public static ITensorOps<float> Create(BackendKind kind, CudaOpsOptions? options = null) => Resolve(kind) switch
     {
         BackendKind.Cuda => new CudaOps(options ?? new CudaOpsOptions(DeviceOrdinal: LocalRankDevice.Ordinal)),
+        _ => new CpuOps<float>(),
+    };
+
+    /// <summary>
+    /// <see cref="Create(BackendKind, CudaOpsOptions?)"/> without options, but with the arenas' element type: a CUDA
+    /// backend stores <paramref name="storage"/> (fp16/bf16 with fp32 compute) on this process's device
+    /// (<see cref="LocalRankDevice"/>); the CPU backend ignores it.
+    /// </summary>
+    public static ITensorOps<float> Create(BackendKind kind, StorageType storage) => Resolve(kind) switch
+    {
+        BackendKind.Cuda => new CudaOps(new CudaOpsOptions(DeviceOrdinal: LocalRankDevice.Ordinal, Storage: storage)),
         _ => new CpuOps<float>(),
     };
 }

@@ -20,33 +20,27 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private int fusedNormBlocks;
     private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
 
-    /// <summary>The kernels' suffix for the arenas' element type.</summary>
-    private string StorageSuffix => "f32"; // until 16-bit storage lands in CudaOps.cs
-
-    /// <summary>The element type of the parameter and gradient arenas.</summary>
-    private StorageType ArenaStorage => StorageType.Float32; // until 16-bit storage lands in CudaOps.cs
-
     /// <summary>
-    /// Only the arenas' own storage type: fp16/bf16 training on fp32 arenas keeps the engine's host step, which rounds
-    /// the gradients and the working copy through <see cref="View"/>.
+    /// Only the arenas' own storage type (<see cref="Storage"/>): fp16/bf16 training on fp32 arenas keeps the engine's
+    /// host step, which rounds the gradients and the working copy through <see cref="View"/>.
     /// </summary>
-    public bool SupportsFusedOptimizer(StorageType storage) => storage == ArenaStorage;
+    public bool SupportsFusedOptimizer(StorageType storage) => storage == Storage;
 
     public void CreateOptimizerState(StorageType storage)
     {
         if (!SupportsFusedOptimizer(storage))
-            throw new NotSupportedException($"CudaOps keeps its optimizer state for {ArenaStorage} arenas, not {storage}");
+            throw new NotSupportedException($"CudaOps keeps its optimizer state for {Storage} arenas, not {storage}");
         EnsureCurrent();
         DisposeFusedOptimizerState();
         DeviceArena parameters = Arena(Ops.Arena.Parameters);
         long bytes = Math.Max(1, parameters.Length) * sizeof(float);
         if (storage != StorageType.Float32)
         {
-            // 16-bit arenas (unreachable until they land): the masters are the fp32 values the parameters were
-            // initialised with. View returns the host mirror unrounded while it is the newer copy (the engine has just
-            // written it), and the arena widened otherwise; the next operation rounds the mirror into the arena.
+            // 16-bit arenas: the masters are the fp32 values the parameters were initialised with. View returns the host
+            // mirror unrounded while it is the newer copy (the engine has just written it), and the arena widened
+            // otherwise; the next operation rounds the mirror into the arena.
             fusedMasters = allocations.Allocate(context, bytes);
-            if (parameters.Length > 0) fusedMasters.Upload<float>(parameters.View());
+            if (parameters.Length > 0) fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)));
         }
 
         Begin();

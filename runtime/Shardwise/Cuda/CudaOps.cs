@@ -2,11 +2,13 @@ using System;
 using System.Collections.Generic;
 using System.Runtime.CompilerServices;
 using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
 /// <summary>
-/// The GPU backend: <see cref="ITensorOps{T}"/> for fp32 storage on one CUDA device, with cuBLAS for the matrix
+/// The GPU backend: <see cref="ITensorOps{T}"/> on one CUDA device, storing fp32, fp16 or bf16
+/// (<see cref="CudaOpsOptions.Storage"/>) and computing in fp32, with cuBLAS for the matrix
 /// products and the kernels-cu kernels for everything else (the table in docs/cuda.md maps each op to its kernel or
 /// GEMM). Semantics and argument conventions are those of the interface, and the CPU backend is the reference.
 /// <para>
@@ -29,10 +31,15 @@ namespace Shardwise.Cuda;
 /// instance from one thread at a time; it makes its context current on whichever thread calls it.
 /// </para>
 /// <para>
-/// 16-bit storage (not done): the arenas would hold fp16/bf16 and the kernels' <c>_f16</c>/<c>_bf16</c> entry points
-/// exist already; the GEMMs would take CUDA_R_16F/16BF operands with fp32 compute, the per-row statistics (LayerNorm
-/// mean/rstd, the vocabulary-parallel cross-entropy's max/sum/target logit) stay fp32 and need fp32 room in the
-/// activation plan, and View's mirror would convert (or the interface would expose raw 16-bit spans).
+/// 16-bit storage: every arena holds 2-byte elements on the device, every op runs the kernels' <c>_f16</c>/<c>_bf16</c>
+/// entry points (fp32 arithmetic, one rounding per stored result) and the GEMMs take CUDA_R_16F/16BF operands with
+/// fp32 accumulation (<see cref="CudaGemm"/>). The host side stays float: Load, Store, View and the upload of a viewed
+/// mirror round to nearest even exactly as <see cref="StorageRounding"/> (fp16 overflow → ∞), and widen exactly.
+/// Per-row statistics the kernels keep in fp32 (LayerNorm mean/rstd, the vocabulary-parallel cross-entropy's
+/// max/sum/target logit) live in activation slices like everything else, so the activation arena is addressed at
+/// 4 bytes per planned element (<see cref="DeviceArena"/>): it costs fp32 memory, while tensors in it move 16-bit
+/// traffic. Such an arena cannot be viewed element by element; its fp32 statistics are read and written with
+/// <see cref="StoreStatistics"/>/<see cref="LoadStatistics"/>.
 /// </para>
 /// </summary>
 public sealed partial class CudaOps : ITensorOps<float>, IDisposable
@@ -55,6 +62,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private DeviceIndexArena[] indexWindows = [];
     private readonly EmbeddingRowGrouping grouping = new();
     private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch;
+    private readonly int elementBytes;
     private bool disposed;
 
     /// <summary>
@@ -69,7 +77,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         try
         {
             kernels = new CudaKernelSet(context, new KernelCompiler(options.KernelCacheDirectory));
-            gemm = new CudaGemm(context, allocations, options.AllowTf32);
+            gemm = new CudaGemm(context, allocations, options.AllowTf32, options.Storage);
         }
         catch
         {
@@ -80,6 +88,14 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 
         Device = context.Device;
         Options = options;
+        elementBytes = options.Storage.BytesPerElement();
+        StorageSuffix = options.Storage switch
+        {
+            StorageType.Float32 => "f32",
+            StorageType.Float16 => "f16",
+            StorageType.BFloat16 => "bf16",
+            _ => throw new ArgumentOutOfRangeException(nameof(options), options.Storage, "Unknown storage type."),
+        };
         groupingScratch = new DeviceScratch(context, allocations, "embedding row grouping");
         partialScratch = new DeviceScratch(context, allocations, "LayerNorm and bias partial sums");
         scoreScratch = new DeviceScratch(context, allocations, "attention score gradients");
@@ -90,6 +106,18 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public CudaDevice Device { get; }
 
     public CudaOpsOptions Options { get; }
+
+    /// <summary>The element type of the arenas on the device.</summary>
+    public StorageType Storage => Options.Storage;
+
+    /// <summary>The kernels' entry-point suffix for <see cref="Storage"/>: <c>f32</c>, <c>f16</c> or <c>bf16</c>.</summary>
+    internal string StorageSuffix { get; }
+
+    /// <summary>Bytes of one stored element (4 or 2).</summary>
+    internal int ElementBytes => elementBytes;
+
+    /// <summary>Device bytes of each arena (the activation arena counts its fp32 statistics room), for memory reports.</summary>
+    public long ArenaBytes(Arena arena) => arenas[ArenaIndex(arena)]?.Bytes ?? 0;
 
     /// <summary>Device allocations made so far (arenas, windows, workspace, scratch growth).</summary>
     public int DeviceAllocations => allocations.Count;
@@ -115,7 +143,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         EnsureCurrent();
         int index = ArenaIndex(arena);
         DeviceArena? old = arenas[index];
-        arenas[index] = DeviceArena.Allocate(context, elements, allocations);
+        // Activations get fp32 room per element whatever the storage: the per-row statistics are fp32 slices of it.
+        arenas[index] = DeviceArena.Allocate(context, elements, Storage, statisticsRoom: arena == Ops.Arena.Activations, allocations);
         if (old is not null && Array.IndexOf(activationWindows, old) < 0) old.Dispose();
     }
 
@@ -143,7 +172,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         indexWindows[0] = index;
         for (int w = 1; w < count; w++)
         {
-            activationWindows[w] = DeviceArena.Allocate(context, activations.Length, allocations);
+            activationWindows[w] = activations.AllocateSibling(context, allocations);
             indexWindows[w] = DeviceIndexArena.Allocate(context, index.Length, allocations);
         }
     }
@@ -156,11 +185,15 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         indices = indexWindows[window];
     }
 
-    /// <summary>The arena's host mirror, copied from the device now; valid (and writable) until the next operation.</summary>
+    /// <summary>
+    /// The arena's host mirror, copied (and in 16-bit storage widened) from the device now; valid and writable until
+    /// the next operation, which uploads it rounded to the storage type. In 16-bit storage the activation arena has no
+    /// element-for-element mirror and throws <see cref="NotSupportedException"/> (see the class comment).
+    /// </summary>
     public Span<float> View(Arena arena)
     {
         EnsureCurrent();
-        return Arena(arena).View();
+        return Arena(arena).View(arena.ToString());
     }
 
     public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination)
@@ -187,6 +220,29 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         EnsureCurrent();
         CheckSlice(source, source.Length, nameof(source));
         Arena(source.Arena).Download(destination, source.Offset);
+    }
+
+    /// <summary>
+    /// Copies fp32 per-row statistics (what <see cref="LayerNorm"/>'s mean and rstd, or the cross-entropy partials, hold)
+    /// into an activation slice, unrounded. In fp32 storage this is <see cref="Load"/>.
+    /// </summary>
+    public void LoadStatistics(ReadOnlySpan<float> source, Slice destination)
+    {
+        RequireSameLength(source.Length, destination.Length, nameof(LoadStatistics));
+        EnsureCurrent();
+        CheckSlice(destination, destination.Length, nameof(destination));
+        DeviceArena arena = Arena(destination.Arena);
+        if (destination.Offset == 0 && destination.Length == arena.Length) arena.DiscardHostChanges();
+        arena.UploadFloat32(source, destination.Offset);
+    }
+
+    /// <summary>Reads fp32 per-row statistics from an activation slice (see <see cref="LoadStatistics"/>).</summary>
+    public void StoreStatistics(Slice source, Span<float> destination)
+    {
+        RequireSameLength(destination.Length, source.Length, nameof(StoreStatistics));
+        EnsureCurrent();
+        CheckSlice(source, source.Length, nameof(source));
+        Arena(source.Arena).DownloadFloat32(destination, source.Offset);
     }
 
     public void Zero(Slice destination)
@@ -219,7 +275,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong tableAddress = Address(table, table.Length, nameof(table));
         ulong outputAddress = Address(output, (long)rows * dim, nameof(output));
         if (rows == 0 || dim == 0) return;
-        kernels["embedding_forward_f32"].Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
+        Kernel("embedding_forward").Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
             outputAddress, rows, dim, vocabulary);
     }
 
@@ -234,7 +290,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dTableAddress = Address(dTable, dTable.Length, nameof(dTable));
         if (rows == 0 || dim == 0) return;
         (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(hostIds);
-        kernels["embedding_backward_f32"].Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
+        Kernel("embedding_backward").Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
             segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim);
     }
 
@@ -245,7 +301,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong tableAddress = Address(table, (long)count * dim, nameof(table));
         ulong outputAddress = Address(output, (long)rows * dim, nameof(output));
         if (rows == 0 || dim == 0) return;
-        kernels["embedding_range_forward_f32"].Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
+        Kernel("embedding_range_forward").Launch(rows, EmbeddingThreads, 0, null, idAddress, tableAddress,
             outputAddress, rows, dim, first, count);
     }
 
@@ -257,7 +313,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dTableAddress = Address(dTable, (long)count * dim, nameof(dTable));
         if (rows == 0 || dim == 0) return;
         (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(HostIndices(ids, rows));
-        kernels["embedding_range_backward_f32"].Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
+        Kernel("embedding_range_backward").Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
             segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim, first, count);
     }
 
@@ -310,7 +366,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private void LaunchAddBias(ulong y, ulong bias, int rows, int dim)
     {
         long n = (long)rows * dim;
-        kernels["add_bias_f32"].Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads, 0, null,
+        Kernel("add_bias").Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads, 0, null,
             y, bias, (long)rows, dim);
     }
 
@@ -319,9 +375,9 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     {
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
-        kernels["add_bias_backward_partial_f32"].Launch(new CudaDim3((uint)Blocks(dim, ReduceThreads), (uint)chunks),
+        Kernel("add_bias_backward_partial").Launch(new CudaDim3((uint)Blocks(dim, ReduceThreads), (uint)chunks),
             ReduceThreads, 0, null, dy, partials, rows, dim);
-        kernels["add_bias_backward_reduce_f32"].Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
             partials, chunks, dBias, dim);
     }
 
@@ -335,7 +391,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ma = Address(mean, rows, nameof(mean)), ra = Address(rstd, rows, nameof(rstd));
         if (rows == 0) return;
         // The fused residual LayerNorm with no second operand is a plain LayerNorm.
-        kernels["residual_layernorm_forward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+        Kernel("residual_layernorm_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
             xa, KernelArgument.Null, KernelArgument.Null, ga, ba, ya, ma, ra, rows, dim);
     }
 
@@ -351,11 +407,11 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         // Parameter gradients first: they read dy, which dx may overwrite when the program computes in place.
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
-        kernels["layernorm_backward_dparams_partial_f32"].Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
+        Kernel("layernorm_backward_dparams_partial").Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
             new CudaDim3(32, 8), 0, null, xa, ma, ra, dya, partials, rows, dim);
-        kernels["layernorm_backward_dparams_reduce_f32"].Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+        Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
             partials, chunks, dga, dba, dim);
-        kernels["layernorm_backward_dx_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+        Kernel("layernorm_backward_dx").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
             xa, ga, ma, ra, dya, dxa, rows, dim, accumulate ? 1 : 0);
     }
 
@@ -365,7 +421,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong xa = Address(x, count, nameof(x)), ya = Address(y, count, nameof(y));
         if (count == 0) return;
         // bias_gelu_forward with no bias: y = GeLU(x) over count × 1 elements.
-        kernels["bias_gelu_forward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0,
+        Kernel("bias_gelu_forward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0,
             null, xa, KernelArgument.Null, KernelArgument.Null, ya, count, 1);
     }
 
@@ -374,7 +430,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong xa = Address(x, count, nameof(x)), dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
         if (count == 0) return;
-        kernels["gelu_backward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+        Kernel("gelu_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
             xa, dya, dxa, count, accumulate ? 1 : 0);
     }
 
@@ -383,7 +439,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong aa = Address(a, count, nameof(a)), ba = Address(b, count, nameof(b)), ya = Address(y, count, nameof(y));
         if (count == 0) return;
-        kernels["add_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+        Kernel("add").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
             aa, ba, ya, count);
     }
 
@@ -392,14 +448,14 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
         if (count == 0) return;
-        kernels["add_backward_f32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+        Kernel("add_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
             dya, dxa, count, accumulate ? 1 : 0);
     }
 
     // ---- attention ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Per batch element, three strided-batched GEMMs over the heads (a head of q, k or v is the column block
+    /// Per batch element, two strided-batched GEMMs over the heads (a head of q, k or v is the column block
     /// h·headDim of the [seq, 3·dim] rows, so the heads are headDim apart); one softmax_causal_forward over all rows.
     /// </summary>
     public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
@@ -412,17 +468,20 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (batch == 0 || sequence == 0) return;
         int stride = 3 * dim;
         long square = (long)sequence * sequence;
+        float scale = 1f / MathF.Sqrt(headDim);
         for (int b = 0; b < batch; b++)
         {
             ulong q = Element(qkva, (long)b * sequence * stride), k = Element(q, dim);
-            // S_h = Q_h · K_hᵀ (unscaled), written where the probabilities go; the softmax then works in place.
-            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f, q, stride, headDim, k, stride, headDim,
+            // S_h = Q_h · K_hᵀ / √headDim, written where the probabilities go; the softmax then works in place. The
+            // scale is the GEMM's alpha (applied in fp32 before the one rounding), so 16-bit scores are stored already
+            // scaled, √headDim times further from fp16's overflow than unscaled ones.
+            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, scale, q, stride, headDim, k, stride, headDim,
                 0f, Element(pa, b * heads * square), sequence, square, heads);
         }
 
         int rows = batch * heads * sequence;
-        kernels["softmax_causal_forward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-            pa, pa, rows, sequence, 1f / MathF.Sqrt(headDim));
+        Kernel("softmax_causal_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            pa, pa, rows, sequence, 1f);
         for (int b = 0; b < batch; b++)
         {
             ulong v = Element(qkva, (long)b * sequence * stride + 2L * dim);
@@ -449,7 +508,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         int stride = 3 * dim;
         long square = (long)sequence * sequence;
         float beta = accumulate ? 1f : 0f;
-        ulong scores = scoreScratch.Ensure((long)batch * heads * square * sizeof(float));
+        ulong scores = scoreScratch.Ensure((long)batch * heads * square * elementBytes);
         for (int b = 0; b < batch; b++)
         {
             long rowBase = (long)b * sequence * stride;
@@ -462,7 +521,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         }
 
         int rows = batch * heads * sequence;
-        kernels["softmax_causal_backward_f32"].Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+        Kernel("softmax_causal_backward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
             pa, scores, scores, rows, sequence, 1f / MathF.Sqrt(headDim));
         for (int b = 0; b < batch; b++)
         {
@@ -485,7 +544,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
         if (rows == 0) return float.NaN; // the mean of nothing, as the CPU backend's 0/0
         ulong losses = rowScratch.Ensure((long)rows * sizeof(float));
-        kernels["crossentropy_fused_forward_backward_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+        Kernel("crossentropy_fused_forward_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
             la, ta, KernelArgument.Null, losses, rows, vocabulary, 0f, 0);
         ulong mean = scalarScratch.Ensure(sizeof(float));
         kernels["sum_f32"].Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
@@ -501,7 +560,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
         CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
         if (rows == 0) return;
-        kernels["crossentropy_fused_forward_backward_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+        Kernel("crossentropy_fused_forward_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
             la, ta, da, KernelArgument.Null, rows, vocabulary, scale / rows, accumulate ? 1 : 0);
     }
 
@@ -510,7 +569,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ma = Address(rowMax, rows, nameof(rowMax));
         if (rows == 0) return;
-        kernels["crossentropy_row_max_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null, la, ma, rows, vocabulary);
+        Kernel("crossentropy_row_max").Launch(rows, CrossEntropyThreads(vocabulary), 0, null, la, ma, rows, vocabulary);
     }
 
     public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit,
@@ -521,7 +580,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
         ulong tla = Address(targetLogit, rows, nameof(targetLogit));
         if (rows == 0) return;
-        kernels["crossentropy_partials_f32"].Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+        Kernel("crossentropy_partials").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
             la, ta, ma, sa, tla, rows, vocabulary, first);
     }
 
@@ -545,7 +604,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
         ulong da = Address(dLogits, n, nameof(dLogits));
         if (n == 0) return;
-        kernels["crossentropy_range_backward_f32"].Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads,
+        Kernel("crossentropy_range_backward").Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads,
             0, null, la, ta, ma, sa, da, rows, vocabulary, first, scale / rows, accumulate ? 1 : 0);
     }
 
@@ -592,7 +651,11 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 
     private static int Blocks(long count, int per) => (int)Math.Max(1, (count + per - 1) / per);
 
-    private static ulong Element(ulong address, long offset) => address + (ulong)(offset * sizeof(float));
+    /// <summary>The address of element <paramref name="offset"/> of a tensor (or scratch) in the storage type.</summary>
+    private ulong Element(ulong address, long offset) => address + (ulong)(offset * elementBytes);
+
+    /// <summary>The entry point of a storage-templated kernel for this backend's storage: <c>name_f32</c>, <c>_f16</c> or <c>_bf16</c>.</summary>
+    private CudaFunction Kernel(string name) => kernels[$"{name}_{StorageSuffix}"];
 
     private static int HeadDim(int dim, int heads)
     {

@@ -1,10 +1,24 @@
 using System;
+using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
 /// <summary>
-/// One real-valued arena of <see cref="CudaOps"/> (fp32): device memory allocated once, plus a host mirror created
-/// on the first <see cref="View"/>. The mirror is synchronised lazily, in whole:
+/// One real-valued arena of <see cref="CudaOps"/>: device memory allocated once, plus a host mirror created on the
+/// first <see cref="View"/>. The host side always speaks float32; the device holds <see cref="Storage"/> elements
+/// (fp32, fp16 or bf16), and every copy converts with <see cref="StorageConversion"/> (the rounding of
+/// <see cref="StorageRounding"/>), on the host, so the bus carries 16-bit elements.
+/// <para>
+/// Addressing: element <c>offset</c> of a slice starts at byte <see cref="OffsetBytes"/>·offset. For parameters and
+/// gradients that is the element size. An activation arena in 16-bit storage is addressed at 4 bytes per offset
+/// unit (<c>statisticsRoom</c>): a 16-bit tensor planned at [o, o + n) occupies bytes [4o, 4o + 2n), the first half
+/// of its range, and an fp32 per-row statistic (LayerNorm mean/rstd, cross-entropy row max/sum/target logit) planned
+/// at [o, o + n) occupies all of [4o, 4o + 4n). Planned ranges never overlap, so neither do these. The price: such an
+/// arena has the fp32 size, and its elements are not individually addressable from the host (a tensor's element i
+/// is at 4o + 2i, which depends on where the tensor starts), so <see cref="View"/> refuses it; slices go through
+/// <see cref="Upload"/>/<see cref="Download"/>, and statistics through <see cref="UploadFloat32"/>/<see cref="DownloadFloat32"/>.
+/// </para>
+/// The mirror is synchronised lazily, in whole:
 /// <list type="bullet">
 /// <item><see cref="View"/> copies device → host (unless the mirror is already the newer copy) and from then on
 /// treats the mirror as the newer copy, because the caller may write into the span it got;</item>
@@ -12,46 +26,86 @@ namespace Shardwise.Cuda;
 /// </list>
 /// So a span from <see cref="View"/> is valid until the next operation on the backend; read or write it, then let
 /// the next operation upload it. An arena nobody views never has a mirror and never crosses the bus.
+/// In 16-bit storage the mirror keeps what the caller wrote (unrounded) until the next operation uploads it rounded;
+/// the next <see cref="View"/> after that operation reads the rounded values back.
 /// </summary>
 internal sealed class DeviceArena : IDisposable
 {
+    /// <summary>16-bit conversions go through a host buffer of this many elements (8 MiB), whatever the copy's size.</summary>
+    private const int StagingElements = 4 << 20;
+
     private readonly DeviceMemory? memory; // null for an empty arena (cuMemAlloc rejects zero bytes)
     private float[]? mirror;
+    private ushort[]? staging;
     private bool hostIsNewer;
 
-    private DeviceArena(DeviceMemory? memory, long length)
+    private DeviceArena(DeviceMemory? memory, long length, StorageType storage, int offsetBytes)
     {
         this.memory = memory;
         Length = length;
+        Storage = storage;
+        ElementBytes = storage.BytesPerElement();
+        OffsetBytes = offsetBytes;
     }
 
-    /// <summary>Allocates <paramref name="elements"/> fp32 elements on the device, zeroed.</summary>
-    public static DeviceArena Allocate(CudaContext context, long elements, DeviceAllocationCounter counter)
+    /// <summary>
+    /// Allocates <paramref name="elements"/> elements of <paramref name="storage"/> on the device, zeroed; with
+    /// <paramref name="statisticsRoom"/> every offset unit gets 4 bytes, whatever the storage (see the class comment).
+    /// </summary>
+    public static DeviceArena Allocate(CudaContext context, long elements, StorageType storage, bool statisticsRoom,
+        DeviceAllocationCounter counter)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
-        if (elements == 0) return new DeviceArena(null, 0);
-        DeviceMemory memory = counter.Allocate(context, elements * sizeof(float));
+        int offsetBytes = statisticsRoom ? sizeof(float) : storage.BytesPerElement();
+        if (elements == 0) return new DeviceArena(null, 0, storage, offsetBytes);
+        DeviceMemory memory = counter.Allocate(context, elements * offsetBytes);
         memory.Zero();
-        return new DeviceArena(memory, elements);
+        return new DeviceArena(memory, elements, storage, offsetBytes);
     }
 
-    /// <summary>Elements in the arena.</summary>
+    /// <summary>Another arena of the same length, storage and addressing (an activation window).</summary>
+    public DeviceArena AllocateSibling(CudaContext context, DeviceAllocationCounter counter) =>
+        Allocate(context, Length, Storage, statisticsRoom: OffsetBytes == sizeof(float), counter);
+
+    /// <summary>Elements in the arena (slice offsets and lengths count these).</summary>
     public long Length { get; }
+
+    public StorageType Storage { get; }
+
+    /// <summary>Bytes of one stored element: 4 (fp32) or 2 (fp16, bf16).</summary>
+    public int ElementBytes { get; }
+
+    /// <summary>Bytes per unit of slice offset: the element size, or 4 in an arena with statistics room.</summary>
+    public int OffsetBytes { get; }
+
+    /// <summary>Device bytes the arena occupies.</summary>
+    public long Bytes => Length * OffsetBytes;
+
+    /// <summary>True when a host span can mirror the arena element for element (everything but 16-bit activations).</summary>
+    public bool ElementAddressable => OffsetBytes == ElementBytes;
 
     /// <summary>True while the host mirror holds changes the device has not seen.</summary>
     public bool HostIsNewer => hostIsNewer;
 
-    /// <summary>The device address of element <paramref name="offset"/>; the arena must not be empty.</summary>
+    /// <summary>The device address of the slice that starts at <paramref name="offset"/>; the arena must not be empty.</summary>
     public ulong Address(long offset) =>
-        (memory ?? throw new InvalidOperationException("the arena is empty")).Pointer + (ulong)(offset * sizeof(float));
+        (memory ?? throw new InvalidOperationException("the arena is empty")).Pointer + (ulong)(offset * OffsetBytes);
 
     /// <summary>The host mirror, current with the device, which the caller may write (see the class comment).</summary>
-    public Span<float> View()
+    public Span<float> View(string arenaName)
     {
+        if (!ElementAddressable)
+        {
+            throw new NotSupportedException(
+                $"CudaOps.View({arenaName}): in {Storage} storage the activation arena keeps fp32 room for per-row statistics, " +
+                "so a tensor's elements are not at fixed places in a host span; copy slices with Load/Store (and statistics " +
+                "with LoadStatistics/StoreStatistics) instead.");
+        }
+
         if (Length > Array.MaxLength)
             throw new NotSupportedException($"CudaOps.View: an arena of {Length} elements has no host mirror (more than {Array.MaxLength}).");
         mirror ??= new float[Length];
-        if (!hostIsNewer && memory is not null) memory.Download<float>(mirror);
+        if (!hostIsNewer && memory is not null) Read(mirror, 0);
         hostIsNewer = true;
         return mirror;
     }
@@ -60,33 +114,102 @@ internal sealed class DeviceArena : IDisposable
     public void EnsureDevice()
     {
         if (!hostIsNewer) return;
-        if (memory is not null) memory.Upload<float>(mirror);
+        if (memory is not null) Write(mirror, 0);
         hostIsNewer = false;
     }
 
     /// <summary>Forgets mirror changes: the caller is about to overwrite the whole arena on the device.</summary>
     public void DiscardHostChanges() => hostIsNewer = false;
 
-    /// <summary>Copies host values to elements [offset, offset + source.Length) on the device.</summary>
+    /// <summary>Rounds host values to the storage type into the slice that starts at <paramref name="offset"/>.</summary>
     public void Upload(ReadOnlySpan<float> source, long offset)
     {
         EnsureDevice();
-        if (source.Length > 0) memory!.Upload(source, offset * sizeof(float));
+        if (source.Length > 0) Write(source, offset);
     }
 
-    /// <summary>Copies elements [offset, offset + destination.Length) from the device.</summary>
+    /// <summary>Widens the slice that starts at <paramref name="offset"/> into host values.</summary>
     public void Download(Span<float> destination, long offset)
     {
         EnsureDevice();
-        if (destination.Length > 0) memory!.Download(destination, offset * sizeof(float));
+        if (destination.Length > 0) Read(destination, offset);
     }
 
-    /// <summary>Zeroes elements [offset, offset + count) on the device.</summary>
+    /// <summary>Copies fp32 values (a per-row statistic) into the slice at <paramref name="offset"/>, unconverted.</summary>
+    public void UploadFloat32(ReadOnlySpan<float> source, long offset)
+    {
+        RequireFloat32Room();
+        EnsureDevice();
+        if (source.Length > 0) memory!.Upload(source, offset * OffsetBytes);
+    }
+
+    /// <summary>Copies the fp32 values (a per-row statistic) of the slice at <paramref name="offset"/>, unconverted.</summary>
+    public void DownloadFloat32(Span<float> destination, long offset)
+    {
+        RequireFloat32Room();
+        EnsureDevice();
+        if (destination.Length > 0) memory!.Download(destination, offset * OffsetBytes);
+    }
+
+    /// <summary>
+    /// Zeroes elements [offset, offset + count): every byte of their range, so a slice reads as zero both as a
+    /// stored tensor and as fp32 statistics.
+    /// </summary>
     public void Zero(long offset, long count)
     {
         if (offset == 0 && count == Length) DiscardHostChanges();
         else EnsureDevice();
-        if (count > 0) memory!.Zero(offset * sizeof(float), count * sizeof(float));
+        if (count > 0) memory!.Zero(offset * OffsetBytes, count * OffsetBytes);
+    }
+
+    private void RequireFloat32Room()
+    {
+        if (OffsetBytes != sizeof(float))
+            throw new InvalidOperationException($"fp32 statistics need 4 bytes per element; this {Storage} arena has {OffsetBytes}.");
+    }
+
+    private void Write(ReadOnlySpan<float> source, long offset)
+    {
+        long byteOffset = offset * OffsetBytes;
+        if (Storage == StorageType.Float32)
+        {
+            memory!.Upload(source, byteOffset);
+            return;
+        }
+
+        Span<ushort> bits = Staging(source.Length);
+        for (int done = 0; done < source.Length; done += bits.Length)
+        {
+            int count = Math.Min(bits.Length, source.Length - done);
+            StorageConversion.Narrow(source.Slice(done, count), bits[..count], Storage);
+            memory!.Upload<ushort>(bits[..count], byteOffset + (long)done * ElementBytes);
+        }
+    }
+
+    private void Read(Span<float> destination, long offset)
+    {
+        long byteOffset = offset * OffsetBytes;
+        if (Storage == StorageType.Float32)
+        {
+            memory!.Download(destination, byteOffset);
+            return;
+        }
+
+        Span<ushort> bits = Staging(destination.Length);
+        for (int done = 0; done < destination.Length; done += bits.Length)
+        {
+            int count = Math.Min(bits.Length, destination.Length - done);
+            memory!.Download(bits[..count], byteOffset + (long)done * ElementBytes);
+            StorageConversion.Widen(bits[..count], destination.Slice(done, count), Storage);
+        }
+    }
+
+    /// <summary>The conversion buffer: as long as the copy, at most <see cref="StagingElements"/>; kept for reuse.</summary>
+    private Span<ushort> Staging(int elements)
+    {
+        int wanted = Math.Clamp(elements, 1, StagingElements);
+        if (staging is null || staging.Length < wanted) staging = new ushort[Math.Max(wanted, Math.Min(2 * (staging?.Length ?? 0), StagingElements))];
+        return staging;
     }
 
     public void Dispose() => memory?.Dispose();

@@ -1,6 +1,7 @@
 using System;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cuda;
+using Shardwise.Precision;
 
 namespace Shardwise.Kernels.Tests.Infrastructure;
 
@@ -27,11 +28,20 @@ public static class GpuSupport
         Assert.Inconclusive(reason);
     }
 
-    /// <summary>A CudaOps on device 0, or the test ends inconclusive (fails under SHARDWISE_REQUIRE_GPU=1).</summary>
-    public static CudaOps RequireCudaOps(string? kernelCache = null)
+    /// <summary>Returns when CUDA is usable; otherwise the test ends inconclusive (fails under SHARDWISE_REQUIRE_GPU=1).</summary>
+    public static void RequireGpu()
     {
         if (!CudaRuntime.TryInitialize(out string reason)) Unavailable($"no GPU: {reason}");
         Console.WriteLine(reason);
-        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache));
+    }
+
+    /// <summary>
+    /// A CudaOps on device 0 storing <paramref name="storage"/>, or the test ends inconclusive (fails under
+    /// SHARDWISE_REQUIRE_GPU=1).
+    /// </summary>
+    public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32)
+    {
+        RequireGpu();
+        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage));
     }
 }

@@ -1,8 +1,10 @@
 using System;
+using System.Collections.Generic;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cpu;
 using Shardwise.Cuda;
 using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Kernels.Tests.Infrastructure;
 
@@ -10,10 +12,17 @@ namespace Shardwise.Kernels.Tests.Infrastructure;
 /// A CpuOps&lt;float&gt; and a CudaOps with identical arenas filled with identical random data: an op runs on both and
 /// the slices it wrote are compared. Slices are handed out from the activation arena, whose untouched remainder
 /// stays random, so an op that writes outside its slice shows up in <see cref="AssertArenasClose"/>.
+/// <para>
+/// With a 16-bit CudaOps every value handed to both backends is first rounded to the storage type
+/// (<see cref="StorageRounding"/>), so both start from identical inputs and the comparison measures only what the GPU
+/// rounds on the way; fp32 per-row statistics (LayerNorm mean/rstd, cross-entropy partials) come from
+/// <see cref="Statistics"/> and are compared with <see cref="AssertStatisticsClose"/>.
+/// </para>
 /// </summary>
 public sealed class TwinBackends : IDisposable
 {
     private readonly TestData data;
+    private readonly List<(Slice Slice, bool Statistics)> handedOut = [];
     private long used, usedIndices;
 
     public TwinBackends(CudaOps gpu, int seed, long activations = 1 << 20, long indices = 1 << 14, long parameters = 4096)
@@ -29,8 +38,11 @@ public sealed class TwinBackends : IDisposable
         }
 
         float[] fill = data.NonZero(activations);
+        StorageRounding.RoundInPlace(fill, Storage);
         foreach (ITensorOps<float> ops in Both) ops.Load(fill, new Slice(Arena.Activations, 0, activations));
     }
+
+    public StorageType Storage => Gpu.Storage;
 
     public CpuOps<float> Cpu { get; } = new();
 
@@ -43,9 +55,54 @@ public sealed class TwinBackends : IDisposable
     {
         var slice = new Slice(Arena.Activations, used, count);
         used += count;
+        handedOut.Add((slice, false));
         float[] values = data.NonZero(count, scale);
+        StorageRounding.RoundInPlace(values, Storage);
         foreach (ITensorOps<float> ops in Both) ops.Load(values, slice);
         return slice;
+    }
+
+    /// <summary>A slice for fp32 per-row statistics, filled with the same random fp32 values on both backends.</summary>
+    public Slice Statistics(long count)
+    {
+        var slice = new Slice(Arena.Activations, used, count);
+        used += count;
+        handedOut.Add((slice, true));
+        float[] values = data.NonZero(count);
+        Cpu.Load(values, slice);
+        Gpu.LoadStatistics(values, slice);
+        return slice;
+    }
+
+    /// <summary>Compares an fp32 statistics slice (see <see cref="Statistics"/>).</summary>
+    public void AssertStatisticsClose(Slice slice, float tolerance, string what)
+    {
+        var expected = new float[slice.Length];
+        var actual = new float[slice.Length];
+        Cpu.Store(slice, expected);
+        Gpu.StoreStatistics(slice, actual);
+        Compare.Close(expected, actual, tolerance, what);
+    }
+
+    /// <summary>
+    /// Copies the GPU's contents of <paramref name="slice"/> to the CPU, so that the next op reading it starts from the
+    /// same (16-bit rounded) values on both and the comparison after it measures that op alone.
+    /// </summary>
+    public void Sync(Slice slice)
+    {
+        var values = new float[slice.Length];
+        Gpu.Store(slice, values);
+        Cpu.Load(values, slice);
+    }
+
+    /// <summary>A tensor slice's contents on both backends.</summary>
+    public (float[] Cpu, float[] Gpu) Read(Slice slice)
+    {
+        var expected = new float[slice.Length];
+        var actual = new float[slice.Length];
+        Cpu.Store(slice, expected);
+        Gpu.Store(slice, actual);
+        return (expected, actual);
     }
 
     public IndexSlice Indices(int[] values)
@@ -76,9 +133,23 @@ public sealed class TwinBackends : IDisposable
         Compare.Close(expected, actual, tolerance, what);
     }
 
-    /// <summary>Compares the whole activation arena (what the ops wrote, and that nothing else changed).</summary>
+    /// <summary>
+    /// Compares the whole activation arena (what the ops wrote, and that nothing else changed). A 16-bit activation
+    /// arena has no element-for-element view, so there every slice handed out is compared instead.
+    /// </summary>
     public void AssertArenasClose(float tolerance, string what)
     {
+        if (Storage != StorageType.Float32)
+        {
+            foreach ((Slice slice, bool statistics) in handedOut)
+            {
+                if (statistics) AssertStatisticsClose(slice, tolerance, $"{what} (statistics at {slice.Offset})");
+                else AssertClose(slice, tolerance, $"{what} (slice at {slice.Offset})");
+            }
+
+            return;
+        }
+
         float[] expected = Cpu.View(Arena.Activations).ToArray();
         float[] actual = Gpu.View(Arena.Activations).ToArray();
         Compare.Close(expected, actual, tolerance, what);

@@ -1,0 +1,292 @@
+using System;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cuda;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+using Shardwise.Precision;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// Every CudaOps operation in fp16 and bf16 storage against CpuOps&lt;float&gt; on random data (category "Gpu":
+/// inconclusive without a GPU). Inputs are rounded to the storage type first, so both backends start from the same
+/// values and the differences are the GPU's roundings of what it stores.
+/// <para>
+/// Tolerances are |gpu − cpu| ≤ t·(1 + |cpu|) per element (<see cref="Compare.Close(ReadOnlySpan{float}, ReadOnlySpan{float}, float, string)"/>),
+/// in units of u, the unit roundoff of the storage type (2⁻¹¹ for fp16, 2⁻⁸ for bf16):
+/// <list type="bullet">
+/// <item>0 for copies (embedding forward, the row max, the target logit);</item>
+/// <item>2u (+ the fp32 suites' summation slack) for a result rounded once after fp32 arithmetic: elementwise ops,
+/// GEMMs (fp32 accumulation, one rounding), the LayerNorm and bias gradients, cross-entropy gradients;</item>
+/// <item>4u where two stored roundings chain (Linear's GEMM output, then the bias added to it);</item>
+/// <item>2u for attention's probabilities and output too (scores rounded, softmax of rounded scores, probabilities
+/// rounded, then P·V: on the emulated device the worst element was 0.6u), and attention's input gradient, a chain of
+/// five stored products, as a relative L2 distance of 2u (measured 0.5u);</item>
+/// <item>fp32 tolerances for what is not stored in 16 bits: LayerNorm mean/rstd, the cross-entropy losses and row sums.</item>
+/// </list>
+/// On the emulated device (tests/cuda-emulator) the worst once-rounded element used 0.39 of its 2u tolerance.
+/// </para>
+/// </summary>
+[TestClass]
+[TestCategory("Gpu")]
+public sealed class CudaOpsHalfTests
+{
+    /// <summary>fp32 slack for reductions in another order (as in <see cref="CudaOpsTests"/>).</summary>
+    private const float Summed = 1e-4f;
+
+    /// <summary>4M activation elements: the largest rounds (Linear 256×128→384, LayerNorm 300×768) need over 2M.</summary>
+    private static TwinBackends Twins(StorageType storage, int seed) =>
+        new(GpuSupport.RequireCudaOps(storage: storage), seed, activations: 1 << 22);
+
+    /// <summary>The unit roundoff of a 16-bit storage type: half the spacing of the values near 1.</summary>
+    private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void EmbeddingsAndTheirGradients(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 2);
+        float u = Unit(storage);
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 64) })
+        {
+            const int vocabulary = 11;
+            Slice table = twins.Random(vocabulary * dim), output = twins.Random((long)rows * dim);
+            IndexSlice ids = twins.Indices(twins.Ints(rows, vocabulary));
+            twins.Run(ops => ops.Embedding(ids, table, output, rows, dim));
+            twins.AssertClose(output, 0f, $"{storage} embedding rows {rows} dim {dim}");
+
+            Slice dOutput = twins.Random((long)rows * dim), dTable = twins.Random(vocabulary * dim);
+            twins.Run(ops => ops.EmbeddingBackward(ids, dOutput, dTable, rows, dim));
+            twins.AssertClose(dTable, 2 * u + Summed, $"{storage} embedding backward rows {rows} dim {dim}");
+
+            const int first = 3, count = 5;
+            Slice rangeTable = twins.Random((long)count * dim), rangeOutput = twins.Random((long)rows * dim);
+            twins.Run(ops => ops.EmbeddingRange(ids, rangeTable, rangeOutput, rows, dim, first, count));
+            twins.AssertClose(rangeOutput, 0f, $"{storage} range forward rows {rows}");
+            Slice dRange = twins.Random((long)count * dim);
+            twins.Run(ops => ops.EmbeddingRangeBackward(ids, dOutput, dRange, rows, dim, first, count));
+            twins.AssertClose(dRange, 2 * u + Summed, $"{storage} range backward rows {rows}");
+
+            int batch = 3, sequence = Math.Max(1, rows / 3);
+            IndexSlice positions = twins.Indices(new int[batch * sequence]);
+            Slice positionTable = twins.Random((long)sequence * dim), looked = twins.Random((long)batch * sequence * dim);
+            twins.Run(ops =>
+            {
+                ops.Positions(positions, batch, sequence);
+                ops.Embedding(positions, positionTable, looked, batch * sequence, dim);
+            });
+            twins.AssertClose(looked, 0f, $"{storage} positions batch {batch} sequence {sequence}");
+        }
+
+        twins.AssertArenasClose(2 * u + Summed, $"{storage}: nothing else changed");
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void LinearForwardAndBackward(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 5);
+        float u = Unit(storage);
+        foreach ((int rows, int inDim, int outDim) in new[] { (1, 5, 3), (37, 130, 45), (256, 128, 384) })
+        foreach (bool withBias in new[] { false, true })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"{storage}, rows {rows}, {inDim}→{outDim}, bias {withBias}, accumulate {accumulate}";
+            Slice x = twins.Random((long)rows * inDim), w = twins.Random((long)outDim * inDim, 0.2f);
+            Slice? bias = withBias ? twins.Random(outDim) : null;
+            Slice y = twins.Random((long)rows * outDim);
+            twins.Run(ops => ops.Linear(x, w, bias, y, rows, inDim, outDim));
+            twins.AssertClose(y, (withBias ? 4 : 2) * u + Summed, $"y, {at}");
+
+            Slice dy = twins.Random((long)rows * outDim), dx = twins.Random((long)rows * inDim);
+            Slice dw = twins.Random((long)outDim * inDim);
+            Slice? dBias = withBias ? twins.Random(outDim) : null;
+            twins.Run(ops => ops.LinearBackward(x, w, dy, dx, dw, dBias, rows, inDim, outDim, accumulate));
+            twins.AssertClose(dx, 2 * u + Summed, $"dx, {at}");
+            twins.AssertClose(dw, 2 * u + 4 * Summed, $"dW, {at}");
+            if (dBias is { } db) twins.AssertClose(db, 2 * u + 4 * Summed, $"dBias, {at}");
+            twins.Sync(dw);
+            twins.Run(ops => ops.LinearBackward(x, w, dy, null, dw, null, rows, inDim, outDim, accumulate));
+            twins.AssertClose(dw, 2 * u + 4 * Summed, $"dW without dx, {at}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void BiasAndAdd(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 6);
+        float once = 2 * Unit(storage) + Summed;
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 257) })
+        {
+            Slice y = twins.Random((long)rows * dim), bias = twins.Random(dim);
+            twins.Run(ops => ops.AddBias(y, bias, rows, dim));
+            twins.AssertClose(y, once, $"{storage} add bias {rows}×{dim}");
+            Slice dBias = twins.Random(dim);
+            twins.Sync(y);
+            twins.Run(ops => ops.AddBiasBackward(y, dBias, rows, dim));
+            twins.AssertClose(dBias, once + 4 * Summed, $"{storage} add bias backward {rows}×{dim}");
+
+            long n = (long)rows * dim;
+            Slice a = twins.Random(n), b = twins.Random(n), sum = twins.Random(n);
+            twins.Run(ops => ops.Add(a, b, sum, n));
+            twins.AssertClose(sum, once, $"{storage} add {n}");
+            foreach (bool accumulate in new[] { false, true })
+            {
+                twins.Run(ops => ops.AddBackward(a, b, n, accumulate));
+                twins.AssertClose(b, once, $"{storage} add backward {n}, accumulate {accumulate}");
+                twins.Sync(b);
+            }
+        }
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void LayerNormKeepsItsStatisticsInFp32AndGelu(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 7);
+        float once = 2 * Unit(storage) + Summed;
+        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 768) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"{storage}, {rows}×{dim}, accumulate {accumulate}";
+            Slice x = twins.Random((long)rows * dim, 3f), gamma = twins.Random(dim), beta = twins.Random(dim);
+            Slice y = twins.Random((long)rows * dim), mean = twins.Statistics(rows), rstd = twins.Statistics(rows);
+            twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
+            twins.AssertClose(y, once, $"LayerNorm y, {at}");
+            // The statistics of identical inputs, computed and kept in fp32: fp32 agreement, not 16-bit.
+            twins.AssertStatisticsClose(mean, Summed, $"mean, {at}");
+            twins.AssertStatisticsClose(rstd, Summed, $"rstd, {at}");
+            Slice dy = twins.Random((long)rows * dim), dx = twins.Random((long)rows * dim);
+            Slice dGamma = twins.Random(dim), dBeta = twins.Random(dim);
+            twins.Run(ops => ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate));
+            twins.AssertClose(dx, once + 4 * Summed, $"LayerNorm dx, {at}");
+            twins.AssertClose(dGamma, once + 4 * Summed, $"dGamma, {at}");
+            twins.AssertClose(dBeta, once + 4 * Summed, $"dBeta, {at}");
+
+            long n = (long)rows * dim;
+            Slice g = twins.Random(n);
+            twins.Run(ops => ops.Gelu(x, g, n));
+            twins.AssertClose(g, once, $"GeLU, {at}");
+            twins.Sync(dx);
+            twins.Run(ops => ops.GeluBackward(x, dy, dx, n, accumulate));
+            twins.AssertClose(dx, once, $"GeLU backward, {at}");
+        }
+
+        twins.AssertArenasClose(once + 4 * Summed, $"{storage}: every slice after LayerNorm and GeLU");
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void AttentionForwardAndBackward(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 8);
+        float u = Unit(storage);
+        foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"{storage}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+            Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
+            Slice p = twins.Random((long)batch * heads * sequence * sequence);
+            twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
+            twins.AssertClose(p, 2 * u, $"probabilities, {at}");
+            twins.AssertClose(y, 2 * u, $"y, {at}");
+            Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
+            twins.Sync(p); // the backward's input: the GPU's stored probabilities on both sides
+            twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
+            (float[] cpu, float[] gpu) = twins.Read(dqkv);
+            Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void CrossEntropyWholeAndVocabularyParallel(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 9);
+        float once = 2 * Unit(storage) + Summed;
+        foreach ((int rows, int vocabulary) in new[] { (1, 5), (37, 65), (130, 1000), (9, 5000) })
+        foreach (bool accumulate in new[] { false, true })
+        {
+            string at = $"{storage}, rows {rows}, vocabulary {vocabulary}, accumulate {accumulate}";
+            Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
+            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+            Compare.Close(cpuLoss, gpuLoss, Summed, $"loss (fp32 from identical logits), {at}");
+            twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 3f, accumulate));
+            twins.AssertClose(dLogits, once, $"dlogits, {at}");
+
+            int first = vocabulary;
+            IndexSlice wide = twins.Indices(twins.Ints(rows, 3 * vocabulary));
+            Slice rowMax = twins.Statistics(rows), rowSum = twins.Statistics(rows), targetLogit = twins.Statistics(rows);
+            twins.Run(ops =>
+            {
+                ops.CrossEntropyRowMax(logits, rowMax, rows, vocabulary);
+                ops.CrossEntropyPartials(logits, wide, rowMax, rowSum, targetLogit, rows, vocabulary, first);
+            });
+            twins.AssertStatisticsClose(rowMax, 0f, $"row max, {at}");
+            twins.AssertStatisticsClose(rowSum, Summed, $"row sum, {at}");
+            twins.AssertStatisticsClose(targetLogit, 0f, $"target logit, {at}");
+            (float cpuPartial, float gpuPartial) = twins.Run(ops => ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows));
+            Compare.Close(cpuPartial, gpuPartial, Summed, $"loss from partials, {at}");
+            twins.Sync(dLogits);
+            twins.Run(ops => ops.CrossEntropyRangeBackward(logits, wide, rowMax, rowSum, dLogits, rows, vocabulary, first, 2f, accumulate));
+            twins.AssertClose(dLogits, once, $"range dlogits, {at}");
+        }
+    }
+
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void ActivationWindowsAndNoDeviceAllocationAfterTheFirstCall(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 10);
+        const int rows = 37, dim = 128, vocabulary = 65;
+        Slice x = twins.Random(rows * dim), w = twins.Random(dim * dim, 0.2f), y = twins.Random(rows * dim);
+        Slice dy = twins.Random(rows * dim), dx = twins.Random(rows * dim), dw = twins.Random(dim * dim), db = twins.Random(dim);
+        Slice gamma = twins.Random(dim), mean = twins.Statistics(rows), rstd = twins.Statistics(rows);
+        Slice logits = twins.Random(rows * vocabulary), p = twins.Random(4 * rows * rows), qkv = twins.Random(3 * rows * dim);
+        Slice dqkv = twins.Random(3 * rows * dim);
+        IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+        void Everything(ITensorOps<float> ops)
+        {
+            ops.Linear(x, w, db, y, rows, dim, dim);
+            ops.LinearBackward(x, w, dy, dx, dw, db, rows, dim, dim, true);
+            ops.LayerNorm(x, gamma, gamma, y, mean, rstd, rows, dim);
+            ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dw, db, rows, dim, true);
+            ops.Attention(qkv, y, p, 1, rows, 4, dim);
+            ops.AttentionBackward(qkv, p, dy, dqkv, 1, rows, 4, dim, true);
+            ops.CrossEntropy(logits, targets, rows, vocabulary);
+            ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 1f, false);
+            ops.EmbeddingBackward(targets, y, dw, rows, dim);
+        }
+
+        Everything(twins.Gpu);
+        int allocations = twins.Gpu.DeviceAllocations, growths = twins.Gpu.ScratchGrowths;
+        for (int i = 0; i < 3; i++) Everything(twins.Gpu);
+        Assert.AreEqual(allocations, twins.Gpu.DeviceAllocations, "device allocations after the first round");
+        Assert.AreEqual(growths, twins.Gpu.ScratchGrowths);
+
+        // A second window keeps 16-bit tensors and fp32 statistics apart from window 0.
+        var values = new float[rows * dim];
+        for (int i = 0; i < values.Length; i++) values[i] = (i % 97) - 48.5f; // representable in both 16-bit types
+        var before = new float[rows * dim];
+        twins.Gpu.Store(x, before);
+        twins.Gpu.AllocateActivationWindows(2);
+        twins.Gpu.SelectActivationWindow(1);
+        twins.Gpu.Load(values, x);
+        twins.Gpu.LoadStatistics([.. values.AsSpan(0, rows)], mean);
+        var read = new float[rows * dim];
+        twins.Gpu.Store(x, read);
+        CollectionAssert.AreEqual(values, read, "window 1");
+        twins.Gpu.SelectActivationWindow(0);
+        twins.Gpu.Store(x, read);
+        CollectionAssert.AreEqual(before, read, "window 0 untouched by window 1");
+    }
+}

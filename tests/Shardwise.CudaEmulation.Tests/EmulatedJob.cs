@@ -20,7 +20,8 @@ internal sealed class EmulatedJob : IDisposable
     private readonly string _model, _directory, _data, _config;
 
     /// <summary>AdamW with decay and clipping (which acts on every step), two micro-batches of 2 per step, a CSV row per step.</summary>
-    public EmulatedJob(string model, int zeroStage)
+    /// <param name="precision">null for fp32, else the config section to enable: "fp16" or "bf16".</param>
+    public EmulatedJob(string model, int zeroStage, string? precision = null)
     {
         _model = model;
         _directory = Path.Combine(Path.GetTempPath(), $"shardwise-emulated-job-{model}-{Guid.NewGuid():N}");
@@ -30,9 +31,10 @@ internal sealed class EmulatedJob : IDisposable
         var random = new Random(1);
         string[] words = ["abc", "bad", "cab", "dace", "ace", "bead", "deed", "faced"];
         File.WriteAllText(_data, string.Join(" ", Enumerable.Range(0, 3000).Select(_ => words[random.Next(words.Length)])));
+        string precisionSection = precision is null ? "" : " \"" + precision + "\": { \"enabled\": true },";
         File.WriteAllText(_config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, "gradient_clipping": 0.25,
-              "zero_optimization": { "stage": {{zeroStage}} },
+              "zero_optimization": { "stage": {{zeroStage}} },{{precisionSection}}
               "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
             """);
     }

@@ -9,6 +9,7 @@ using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
+using Shardwise.Precision;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
 using Shardwise.Training.Progress;
@@ -72,8 +73,13 @@ public static class PipelineTrainCommand
         var plan = partition.Stages[stageIndex];
         // Over the chosen device (--device) and the backend the config asks for: at ZeRO-2 the stage's gradients stream
         // through its planned pool. Activations and gradients between stages cross through the communicator's host spans.
+        // Stages store fp32 even for fp16/bf16 configs (the engine rounds parameters and gradients to 16-bit on the host,
+        // as on the CPU): the tensor groups' all-reduces also carry the vocabulary-parallel loss's fp32 row statistics,
+        // which a 16-bit CUDA arena keeps in a layout the exchanges do not know about yet (a 16-bit HybridGpt stage
+        // trained to a wrong loss on the emulated device).
         var stage = TModel.CompileStage<float>(stageIndex,
-            TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
+            TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool, settings.Device, StorageType.Float32),
+            batch.MicroBatchPerGpu);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));

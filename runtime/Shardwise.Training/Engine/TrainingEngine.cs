@@ -139,14 +139,15 @@ public sealed class TrainingEngine
     /// <paramref name="device"/> cuda (or auto on a machine with a GPU), wrapped at ZeRO stages 2 and 3 so that
     /// parameter gradients (and parameters) live in the generator's small streaming pools instead of full-size
     /// buffers. CUDA without a usable GPU throws <see cref="BackendUnavailableException"/> with the driver's reason.
-    /// With fp16.enabled or bf16.enabled the CUDA backend stores fp16 or bf16 on the device (fp32 compute).
+    /// With fp16.enabled or bf16.enabled the CUDA backend stores fp16 or bf16 on the device (fp32 compute), unless
+    /// <paramref name="storage"/> names the storage type.
     /// </summary>
     public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool,
-        BackendKind device = BackendKind.Cpu)
+        BackendKind device = BackendKind.Cpu, StorageType? storage = null)
     {
         // fp16/bf16 configs store 16-bit on a GPU (the CPU backend stays fp32; the engine rounds on the host either way).
-        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
-        ITensorOps<float> inner = Backends.Create(device, storage);
+        storage ??= config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        ITensorOps<float> inner = Backends.Create(device, storage.Value);
         return config.ZeroOptimization.Stage switch
         {
             2 => new GradientStreamingOps<float>(inner, layout, pool),

@@ -6,6 +6,7 @@ using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Examples;
 using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
@@ -168,5 +169,9 @@ public sealed class CudaModelHalfTests
 
         Norms.RelativeClose(onCpu.Parameters, onGpu.Parameters, 4 * u, "parameters after the steps");
         Assert.AreEqual(allocationsAfterFirst, gpu.DeviceAllocations, "device allocations after the first step");
+        // The engine's memory report counts what the device arenas hold: 2 bytes per parameter and gradient element.
+        Assert.AreEqual(gpu.ArenaBytes(Arena.Parameters), gpuEngine.Memory.Parameters, "reported parameter bytes");
+        Assert.AreEqual(gpu.ArenaBytes(Arena.Gradients), gpuEngine.Memory.Gradients, "reported gradient bytes");
+        Assert.AreEqual(2L * TinyGpt.ParameterLayout.TotalElements, gpuEngine.Memory.Parameters, "2 bytes per parameter");
     }
 }

@@ -317,13 +317,23 @@ public sealed class TrainingEngine
         }
     }
 
-    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: sizeof(float),
+    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: WorkingElementBytes(_program.Ops),
         ownedElements: OwnedElements,
         bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
                      + (_parameterStreamer?.StagingBytes ?? 0),
         masterInHost: OffloadOptimizer || _slots is not null,
         gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
         parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);
+
+    /// <summary>
+    /// Bytes per element of the backend's parameter and gradient arenas: 2 for a CUDA backend storing fp16/bf16, else 4
+    /// (the CPU backend keeps fp32 working copies even when it rounds them to 16-bit values).
+    /// </summary>
+    private static int WorkingElementBytes(ITensorOps<float> ops)
+    {
+        if (ops is GradientStreamingOps<float> streaming) ops = streaming.Inner;
+        return ops is CudaOps { Storage: not StorageType.Float32 } ? 2 : sizeof(float);
+    }
 
     /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);

@@ -116,22 +116,6 @@ internal sealed class EmulatedJob : IDisposable
         Assert.IsTrue(expected[^1].Loss < expected[0].Loss - 0.05, $"the model did not learn: loss {expected[0].Loss} -> {expected[^1].Loss}");
     }
 
-    /// <summary>‖a − b‖ / ‖a‖ over every tensor of two safetensors files with the same names.</summary>
-    public static double RelativeDifference(string reference, string other)
-    {
-        var a = SafeTensorsFile.Read(reference);
-        var b = SafeTensorsFile.Read(other);
-        CollectionAssert.AreEquivalent(a.Keys.ToArray(), b.Keys.ToArray());
-        double difference = 0, norm = 0;
-        foreach (var (name, values) in a)
-            for (int i = 0; i < values.Length; i++)
-            {
-                difference += Math.Pow(b[name][i] - values[i], 2);
-                norm += (double)values[i] * values[i];
-            }
-        return Math.Sqrt(difference / norm);
-    }
-
     private static double Relative(double actual, double expected) => Math.Abs(actual - expected) / Math.Abs(expected);
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

@@ -1,5 +1,6 @@
 using System;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Pipeline.Tests;
 
 namespace Shardwise.CudaEmulation.Tests;
 
@@ -33,7 +34,7 @@ public sealed class MultiRankTrainingTests
         StringAssert.Contains(cuda.Output, $"× ranks 2 = 8 sequences", cuda.Output);
         StringAssert.Contains(cuda.Output, $"ZeRO stage {zeroStage}", cuda.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
-        double weights = EmulatedJob.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 
@@ -60,7 +61,7 @@ public sealed class MultiRankTrainingTests
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda");
 
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
-        double weights = EmulatedJob.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Console.WriteLine($"ZeRO-{zeroStage} bf16: final weights {weights:E2} apart (relative)");
         Assert.IsTrue(double.IsFinite(weights), "the device run's checkpoint holds finite fp32 weights");
     }
@@ -80,7 +81,7 @@ public sealed class MultiRankTrainingTests
         StringAssert.Contains(cuda.Output, $"ranks: {ranks} = data {ranks / 2 / (model == "HybridGpt" ? 2 : 1)} × pipeline 2", cuda.Output);
         StringAssert.Contains(cuda.Output, "stages on CUDA device 0: Shardwise SIMT emulator", cuda.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
-        double weights = EmulatedJob.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 
@@ -98,7 +99,7 @@ public sealed class MultiRankTrainingTests
         // Every rank joined the world's NCCL communicator on its own device (the last rank on device ranks − 1).
         StringAssert.Contains(nccl.Output, $"rank {ranks - 1} nranks {ranks} cudaDev {ranks - 1} - Init COMPLETE", nccl.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
-        double weights = EmulatedJob.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 }

@@ -30,7 +30,7 @@ public sealed class PipelineCheckpointMpiTests
         string resumed = run.Train("resumed", ranks: 4, steps: 10, resume: first);
         StringAssert.Contains(File.ReadAllText(Path.Combine(resumed, "log.txt")), "at step 5");
         TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(resumed), 1e-6, "resumed on 4 ranks");
-        double difference = TrainingRun.RelativeDifference(Path.Combine(whole, "weights.safetensors"), Path.Combine(resumed, "weights.safetensors"));
+        double difference = SafeTensorsFile.RelativeDifference(Path.Combine(whole, "weights.safetensors"), Path.Combine(resumed, "weights.safetensors"));
         Assert.IsTrue(difference < 1e-6, $"final weights of the resumed run differ from the uninterrupted run's by {difference:E2} (relative)");
 
         string alone = run.Train("resumed-in-one-process", ranks: 0, steps: 10, resume: first);

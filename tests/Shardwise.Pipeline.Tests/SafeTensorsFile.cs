@@ -1,7 +1,9 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
 
 namespace Shardwise.Pipeline.Tests;
 
@@ -24,5 +26,21 @@ internal static class SafeTensorsFile
             tensors[tensor.Name] = values;
         }
         return tensors;
+    }
+
+    /// <summary>‖a − b‖ / ‖a‖ over every tensor of two safetensors files with the same names.</summary>
+    public static double RelativeDifference(string reference, string other)
+    {
+        var a = Read(reference);
+        var b = Read(other);
+        CollectionAssert.AreEquivalent(a.Keys.ToArray(), b.Keys.ToArray());
+        double difference = 0, norm = 0;
+        foreach (var (name, values) in a)
+            for (int i = 0; i < values.Length; i++)
+            {
+                difference += Math.Pow(b[name][i] - values[i], 2);
+                norm += (double)values[i] * values[i];
+            }
+        return Math.Sqrt(difference / norm);
     }
 }

@@ -67,21 +67,5 @@ internal sealed class TrainingRun : IDisposable
                 $"{what}: loss {actual[i]:R} at the {i + 1}th step after the checkpoint, the uninterrupted run's {expected[i]:R}");
     }
 
-    /// <summary>‖a − b‖ / ‖a‖ over every tensor of two safetensors files with the same names.</summary>
-    public static double RelativeDifference(string reference, string other)
-    {
-        var a = SafeTensorsFile.Read(reference);
-        var b = SafeTensorsFile.Read(other);
-        CollectionAssert.AreEquivalent(a.Keys.ToArray(), b.Keys.ToArray());
-        double difference = 0, norm = 0;
-        foreach (var (name, values) in a)
-            for (int i = 0; i < values.Length; i++)
-            {
-                difference += Math.Pow(b[name][i] - values[i], 2);
-                norm += (double)values[i] * values[i];
-            }
-        return Math.Sqrt(difference / norm);
-    }
-
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

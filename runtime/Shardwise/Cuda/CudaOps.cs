@@ -205,44 +205,39 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     }
 
     public void Load(ReadOnlySpan<float> source, Slice destination)
-    {
-        RequireSameLength(source.Length, destination.Length, nameof(Load));
-        EnsureCurrent();
-        CheckSlice(destination, destination.Length, nameof(destination));
-        DeviceArena arena = Arena(destination.Arena);
-        if (destination.Offset == 0 && destination.Length == arena.Length) arena.DiscardHostChanges();
-        arena.Upload(source, destination.Offset);
-    }
+        => ArenaToLoad(source.Length, destination, nameof(Load)).Upload(source, destination.Offset);
 
     public void Store(Slice source, Span<float> destination)
-    {
-        RequireSameLength(destination.Length, source.Length, nameof(Store));
-        EnsureCurrent();
-        CheckSlice(source, source.Length, nameof(source));
-        Arena(source.Arena).Download(destination, source.Offset);
-    }
+        => ArenaToStore(source, destination.Length, nameof(Store)).Download(destination, source.Offset);
 
     /// <summary>
     /// Copies fp32 per-row statistics (what <see cref="LayerNorm"/>'s mean and rstd, or the cross-entropy partials, hold)
     /// into an activation slice, unrounded. In fp32 storage this is <see cref="Load"/>.
     /// </summary>
     public void LoadStatistics(ReadOnlySpan<float> source, Slice destination)
+        => ArenaToLoad(source.Length, destination, nameof(LoadStatistics)).UploadFloat32(source, destination.Offset);
+
+    /// <summary>Reads fp32 per-row statistics from an activation slice (see <see cref="LoadStatistics"/>).</summary>
+    public void StoreStatistics(Slice source, Span<float> destination)
+        => ArenaToStore(source, destination.Length, nameof(StoreStatistics)).DownloadFloat32(destination, source.Offset);
+
+    // The checks every host-to-device copy makes; a copy over a whole arena makes pending mirror changes moot.
+    private DeviceArena ArenaToLoad(int sourceLength, Slice destination, string call)
     {
-        RequireSameLength(source.Length, destination.Length, nameof(LoadStatistics));
+        RequireSameLength(sourceLength, destination.Length, call);
         EnsureCurrent();
         CheckSlice(destination, destination.Length, nameof(destination));
         DeviceArena arena = Arena(destination.Arena);
         if (destination.Offset == 0 && destination.Length == arena.Length) arena.DiscardHostChanges();
-        arena.UploadFloat32(source, destination.Offset);
+        return arena;
     }
 
-    /// <summary>Reads fp32 per-row statistics from an activation slice (see <see cref="LoadStatistics"/>).</summary>
-    public void StoreStatistics(Slice source, Span<float> destination)
+    private DeviceArena ArenaToStore(Slice source, int destinationLength, string call)
     {
-        RequireSameLength(destination.Length, source.Length, nameof(StoreStatistics));
+        RequireSameLength(destinationLength, source.Length, call);
         EnsureCurrent();
         CheckSlice(source, source.Length, nameof(source));
-        Arena(source.Arena).DownloadFloat32(destination, source.Offset);
+        return Arena(source.Arena);
     }
 
     public void Zero(Slice destination)

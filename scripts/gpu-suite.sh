@@ -17,8 +17,11 @@
 #                                   forward/backward and training steps on CudaOps), then compute-sanitizer memcheck
 #                                   and racecheck on the "Gpu" category without the TinyGpt runs, then the TinyGpt
 #                                   loss curve (below), then the benchmark.
-#   scripts/gpu-suite.sh run bench  on the GPU machine: the benchmark alone.
-#   scripts/gpu-suite.sh run curve  on the GPU machine: the loss-curve step alone.
+#   scripts/gpu-suite.sh run STEPS  on the GPU machine: only the named steps, comma-separated, in order: tests,
+#                                   sanitizers, curve, shardwise (Shardwise's bench), pytorch (the PyTorch reference);
+#                                   "bench" is shardwise,pytorch. Split runs let one call look at the results before a
+#                                   second call on the still-warm machine spends the rest (bench results of the first
+#                                   call stay in /tmp there, so the report of the second covers both).
 #
 # The loss curve: TinyGpt's trainer, 200 steps of tinyshakespeare with bench/configs/tinygpt-curve.json (micro-batch
 # 12, one metrics row per step, validation at steps 100 and 200), once with --device cuda and once with --device cpu
@@ -213,12 +216,7 @@ setup_machine() {
 
 summary_row() { echo "| $1 | $2 | $3 |" >> "$summary"; }
 
-run_tests() {
-  [ -s "$tests_dll" ] ||
-    { summary_row "kernel test suite" missing ".gpu/kernels-tests: run 'scripts/gpu-suite.sh prepare' and carry .gpu"; return 1; }
-  # The Gpu tests fail (instead of being inconclusive) when the GPU or a library is missing.
-  export SHARDWISE_REQUIRE_GPU=1
-
+use_prebuilt_emulation() {
   # The tests' assembly setup runs tests/kernels-harness/build.sh, which wants g++ even when everything is built.
   # prepare built the library from this same tree: mark it up to date, and stand in for a missing g++ with a shim
   # that fails loudly if a compilation were really needed.
@@ -232,6 +230,15 @@ run_tests() {
   touch "$tests_dir"/kernels-emu/obj/*.o
   sleep 1
   touch "$tests_dir/kernels-emu/libswkernels_emu.so"
+}
+
+run_tests() {
+  [ -s "$tests_dll" ] ||
+    { summary_row "kernel test suite" missing ".gpu/kernels-tests: run 'scripts/gpu-suite.sh prepare' and carry .gpu"; return 1; }
+  # The Gpu tests fail (instead of being inconclusive) when the GPU or a library is missing.
+  export SHARDWISE_REQUIRE_GPU=1
+
+  use_prebuilt_emulation
 
   local results=/tmp/gpu-suite-results
   rm -rf "$results"
@@ -245,8 +252,21 @@ run_tests() {
   tests_line=$(grep -E '^ +(total|failed|succeeded|skipped): ' "$OUT/tests.log" | tr -s ' ' | paste -sd, -)
   summary_row "kernel test suite (NVRTC, emulation, Gpu category)" "$tests_rc" "${tests_line:-see tests.log}"
 
-  # 2. compute-sanitizer on the short run: the Gpu category (launches, cuBLAS, cuBLASLt, NCCL, every CudaOps op)
-  #    without the TinyGpt training runs of CudaModelTests, which are too long under the sanitizers.
+  # The Gpu category: CudaInteropGpuTests, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
+  local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
+  gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
+  gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu|DeviceMemoryInUse'
+  gpu_lines=$(grep -E "^(passed|failed|skipped) ($gpu_tests)" "$OUT/tests.log" | head -40)
+  [ "$tests_rc" -eq 0 ]
+}
+
+# compute-sanitizer on the short run: the Gpu category (launches, cuBLAS, cuBLASLt, NCCL, every CudaOps op)
+# without the TinyGpt training runs of CudaModelTests, which are too long under the sanitizers.
+run_sanitizers() {
+  [ -s "$tests_dll" ] ||
+    { summary_row "compute-sanitizer" missing ".gpu/kernels-tests: run 'scripts/gpu-suite.sh prepare' and carry .gpu"; return 1; }
+  export SHARDWISE_REQUIRE_GPU=1
+  use_prebuilt_emulation
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 ||
               timeout 30 find / -xdev -name compute-sanitizer -type f 2>/dev/null | head -1)
@@ -268,12 +288,7 @@ run_tests() {
   summary_row "compute-sanitizer memcheck (Gpu category)" "$memcheck_rc" "$(grep -E 'ERROR SUMMARY' /tmp/memcheck.log | tail -1)"
   summary_row "compute-sanitizer racecheck (Gpu category)" "$racecheck_rc" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' /tmp/racecheck.log | tail -1)"
 
-  # The Gpu category: CudaInteropGpuTests, every CudaOpsTests and CudaModelTests method (TinyGpt on CudaOps).
-  local gpu_tests='Gpu|LoadStoreZero|PositionsEmbedding|AnIdOutside|VocabularyParallelEmbedding|LinearForward|BiasAndAdd'
-  gpu_tests+='|LayerNormAndGelu|AttentionForwardAndBackward|CrossEntropyWholeAnd|ActivationWindowsAre|OperationsAllocateNothing'
-  gpu_tests+='|TinyGptForwardAndBackward|TrainingStepsOnTheGpu|DeviceMemoryInUse'
-  gpu_lines=$(grep -E "^(passed|failed|skipped) ($gpu_tests)" "$OUT/tests.log" | head -40)
-  [ "$tests_rc" -eq 0 ] && [ "$memcheck_rc" != 99 ] && [ "$racecheck_rc" != 99 ]
+  [ "$memcheck_rc" != 99 ] && [ "$racecheck_rc" != 99 ]
 }
 
 # One benchmark step: a row in the summary and its output appended to bench.log.
@@ -345,69 +360,104 @@ run_curve() {
   return "$curve_rc"
 }
 
-run_bench() {
-  local results=/tmp/gpu-bench-results
-  rm -rf "$results" && mkdir -p "$results"
-  : > "$OUT/bench.log"
-  local bench_rc=0 precision
-  if [ -s "$gpt2_dll" ]; then
-    for precision in fp16 bf16; do
-      bench_step "Shardwise bench, Gpt2Small $precision" 50 \
-        dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
-        --warmup 2 --steps 10 --max-seconds 20 --json "$results/shardwise-$precision.json" || bench_rc=1
-    done
-  else
+bench_results=/tmp/gpu-bench-results
+bench_files=("$bench_results/shardwise-fp16.json" "$bench_results/shardwise-bf16.json"
+             "$bench_results/pytorch-fp16.json" "$bench_results/pytorch-bf16.json")
+
+# Shardwise's bench on the given precisions (default both). Results of earlier calls on the same warm machine stay,
+# so a later call can add the PyTorch side and still report all four.
+run_shardwise_bench() {
+  mkdir -p "$bench_results"
+  touch "$OUT/bench.log"
+  if [ ! -s "$gpt2_dll" ]; then
     summary_row "Shardwise bench" missing ".gpu/gpt2: run 'scripts/gpu-suite.sh prepare' and carry .gpu"
-    bench_rc=1
+    return 1
   fi
-  for precision in fp16 bf16; do
+  local rc=0 precision
+  for precision in ${SHARDWISE_BENCH_PRECISIONS:-fp16 bf16}; do
+    rm -f "$bench_results/shardwise-$precision.json"
+    bench_step "Shardwise bench, Gpt2Small $precision" 50 \
+      dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
+      --warmup 2 --steps 10 --max-seconds 20 --json "$bench_results/shardwise-$precision.json" || rc=1
+  done
+  return "$rc"
+}
+
+# PyTorch on the same model, batch and optimizer: eager and torch.compile, one process per precision.
+run_pytorch_bench() {
+  mkdir -p "$bench_results"
+  touch "$OUT/bench.log"
+  local rc=0 precision
+  for precision in ${SHARDWISE_BENCH_PRECISIONS:-fp16 bf16}; do
+    rm -f "$bench_results/pytorch-$precision.json"
     bench_step "PyTorch eager + torch.compile $precision" 90 \
       python3 bench/pytorch/gpt2_bench.py --config "bench/configs/gpt2-$precision.json" --mode both \
-      --warmup 3 --steps 10 --json "$results/pytorch-$precision.json" ${SHARDWISE_BENCH_PYTORCH_ARGS:-} || bench_rc=1
+      --warmup 3 --steps 10 --json "$bench_results/pytorch-$precision.json" ${SHARDWISE_BENCH_PYTORCH_ARGS:-} || rc=1
   done
-  local files=("$results/shardwise-fp16.json" "$results/shardwise-bf16.json" "$results/pytorch-fp16.json" "$results/pytorch-bf16.json")
-  python3 bench/gpu_bench_report.py "${files[@]}" > "$OUT/bench.md" 2>> "$OUT/bench.log" ||
+  return "$rc"
+}
+
+# bench.md and the ratio rows from whichever results exist.
+bench_report() {
+  python3 bench/gpu_bench_report.py "${bench_files[@]}" > "$OUT/bench.md" 2>> "$OUT/bench.log" ||
     echo "gpu_bench_report.py failed; see bench.log" >> "$OUT/bench.md"
+  local file line
   {
     echo; echo '## Raw results'
-    for file in "${files[@]}"; do
+    for file in "${bench_files[@]}"; do
       echo; echo "$(basename "$file"):"; echo '```json'; cat "$file" 2>/dev/null || echo "(none)"; echo '```'
     done
   } >> "$OUT/bench.md"
   while IFS= read -r line; do
     summary_row "ratio" "" "$line"
-  done < <(python3 bench/gpu_bench_report.py --ratio-only "${files[@]}" 2>/dev/null)
-  return "$bench_rc"
+  done < <(python3 bench/gpu_bench_report.py --ratio-only "${bench_files[@]}" 2>/dev/null)
 }
 
+# Steps: tests, sanitizers, curve, shardwise, pytorch (comma- or space-separated), or all, bench (shardwise and
+# pytorch). SHARDWISE_BENCH_PRECISIONS narrows the two bench steps (default "fp16 bf16").
 run() {
   : "${OUT:?gpu-suite run: OUT is not set (the device tool sets it to its output folder)}"
-  local what=${1:-all}
-  case "$what" in all|bench|curve) ;; *) echo "usage: $0 run [bench|curve]" >&2; exit 2 ;; esac
+  local what=${*:-all} steps="" step
+  what=${what//,/ }
+  for step in $what; do
+    case "$step" in
+      all) steps+=" tests sanitizers curve shardwise pytorch" ;;
+      bench) steps+=" shardwise pytorch" ;;
+      tests|sanitizers|curve|shardwise|pytorch) steps+=" $step" ;;
+      *) echo "usage: $0 run [all | bench | STEP,STEP...]  (steps: tests sanitizers curve shardwise pytorch)" >&2; exit 2 ;;
+    esac
+  done
   mkdir -p "$OUT"
   env_file=$OUT/environment.txt summary=$OUT/summary.txt gpu_lines=""
   [ -s .gpu/dotnet-runtime.tar.xz ] ||
     { echo "gpu-suite: .gpu is missing or incomplete: run 'scripts/gpu-suite.sh prepare' and carry .gpu" | tee "$summary"; exit 1; }
   setup_machine
 
-  local tests_ok=0 curve_ok=0 bench_ok=0
-  if [ "$what" = all ]; then run_tests || tests_ok=1; fi
-  if [ "$what" != bench ]; then run_curve || curve_ok=1; fi
-  if [ "$what" != curve ]; then run_bench || bench_ok=1; fi
+  local failed=0 benched=0
+  for step in $steps; do
+    case "$step" in
+      tests) run_tests || failed=1 ;;
+      sanitizers) run_sanitizers || failed=1 ;;
+      curve) run_curve || failed=1 ;;
+      shardwise) run_shardwise_bench || failed=1; benched=1 ;;
+      pytorch) run_pytorch_bench || failed=1; benched=1 ;;
+    esac
+  done
+  [ "$benched" -eq 1 ] && bench_report
   {
     echo
+    echo "steps:$steps"
     echo "device: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
     echo "SHARDWISE_CUDA_PATH=$SHARDWISE_CUDA_PATH"
-    [ "$what" != curve ] && echo "benchmark table: bench.md"
-    [ "$what" != bench ] && echo "loss curves: curve.log"
+    [ "$benched" -eq 1 ] && echo "benchmark table: bench.md"
     [ -n "$gpu_lines" ] && echo "$gpu_lines"
   } >> "$summary"
   cat "$summary"
-  [ "$tests_ok" -eq 0 ] && [ "$curve_ok" -eq 0 ] && [ "$bench_ok" -eq 0 ]
+  [ "$failed" -eq 0 ]
 }
 
 case "${1:-}" in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: $0 prepare | run [bench|curve]   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare | run [all | bench | STEP,STEP...]   (see the comment at the top of this script and docs/cuda.md)" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO;
@@ -22,8 +23,12 @@ namespace Shardwise.Training.Cli;
 /// Ends the timed steps early once they have taken this long (<c>--max-seconds</c>; at least one step is timed), so a
 /// slow backend still reports within a scripted time limit; null: all of <c>--steps</c>.
 /// </param>
+/// <param name="Profile">
+/// Times every backend operation on the device over the timed steps and prints the table (<c>--profile</c>; CUDA only,
+/// <see cref="CudaOpsProfiler"/>). It adds an event per operation, so the step time printed with it is a little higher.
+/// </param>
 public sealed record BenchOptions(int WarmupSteps = BenchCommand.WarmupSteps, double? PeakTflops = null, string? JsonPath = null,
-    double? MaxSeconds = null)
+    double? MaxSeconds = null, bool Profile = false)
 {
     public static BenchOptions Read(CliArguments args)
     {
@@ -32,7 +37,7 @@ public sealed record BenchOptions(int WarmupSteps = BenchCommand.WarmupSteps, do
         if (peak is <= 0) throw new CliException($"--peak-tflops needs a positive number of TFLOP/s; got {peak}");
         double? maxSeconds = args.Double("max-seconds");
         if (maxSeconds is <= 0) throw new CliException($"--max-seconds needs a positive number of seconds; got {maxSeconds}");
-        return new BenchOptions(checked((int)warmup), peak, args.String("json"), maxSeconds);
+        return new BenchOptions(checked((int)warmup), peak, args.String("json"), maxSeconds, args.Flag("profile"));
     }
 }
 
@@ -77,6 +82,7 @@ public static class BenchCommand
         communicator.Traffic.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
+        if (options.Profile) cuda?.StartProfiling();
         var clock = Stopwatch.StartNew();
         for (long i = 0; i < steps; i++)
         {
@@ -90,6 +96,7 @@ public static class BenchCommand
         }
         cuda?.Synchronize();
         double ms = clock.Elapsed.TotalMilliseconds / steps;
+        IReadOnlyList<OperationTime>? profile = options.Profile ? cuda?.StopProfiling() : null;
         double tokens = batch.TrainBatchSize * program.SequenceLength / (ms / 1000);
 
         int stage = settings.Config.ZeroOptimization.Stage, ranks = communicator.Size;
@@ -116,6 +123,7 @@ public static class BenchCommand
             log.WriteLine("|---|---|---|---|---|---|---|");
             log.WriteLine($"| {typeof(TModel).Name} ({TModel.ParameterLayout.ParameterCount:N0} params) | {ranks} | {stage} | {batch.TrainBatchSize} × {program.SequenceLength} | {engine.Storage} | {ms:F1} | {tokens:N0} |");
             log.WriteLine("memory per rank: " + engine.Memory.Describe());
+            if (options.Profile) log.WriteLine("--profile: the CPU backend has no per-operation device times; ignored");
         }
         else
         {
@@ -129,6 +137,11 @@ public static class BenchCommand
             };
             result = WithPeak(result, options.PeakTflops);
             WriteCudaReport(result, program.SequenceLength, engine, log);
+            if (profile is not null)
+            {
+                log.WriteLine($"device time per operation (--profile; the timed steps, {steps} of them):");
+                log.WriteLine(CudaOpsProfiler.Describe(profile, steps, ms));
+            }
         }
 
         if (ranks > 1)

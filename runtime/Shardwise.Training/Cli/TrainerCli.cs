@@ -27,7 +27,7 @@ public static class TrainerCli
                MODEL compare-curves --reference A/metrics.csv --candidate B/metrics.csv [--loss-tolerance T]
                             [--val-tolerance R]   (exit 1 when the loss curves differ by more)
                MODEL bench  [--config ds_config.json] [--steps N] [--warmup N] [--device cpu|cuda|auto]
-                            [--peak-tflops T] [--json FILE] [--max-seconds S]
+                            [--peak-tflops T] [--json FILE] [--max-seconds S] [--profile]
         With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
         --device (or SHARDWISE_DEVICE) defaults to auto: the GPU when CUDA initialises, else the CPU.
         """;

@@ -64,6 +64,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch;
     private readonly int elementBytes;
     private bool disposed;
+    private CudaOpsProfiler? profiler;
 
     /// <summary>
     /// Creates the backend on a device: retains its primary context, compiles (or takes from the PTX cache) and loads
@@ -606,10 +607,31 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     // ---- helpers --------------------------------------------------------------------------------------------------
 
     /// <summary>Every operation starts here: the context current on this thread, and viewed arenas back on the device.</summary>
-    private void Begin()
+    private void Begin([CallerMemberName] string operation = "")
     {
         EnsureCurrent();
         foreach (DeviceArena? arena in arenas) arena?.EnsureDevice();
+        profiler?.Mark(operation);
+    }
+
+    /// <summary>
+    /// Starts timing every operation on the device (<see cref="CudaOpsProfiler"/>); <see cref="StopProfiling"/> returns the
+    /// times. Costs one event record per operation.
+    /// </summary>
+    public void StartProfiling()
+    {
+        EnsureCurrent();
+        profiler?.Dispose();
+        profiler = new CudaOpsProfiler(context);
+    }
+
+    /// <summary>Waits for the device and returns the device time per operation since <see cref="StartProfiling"/>.</summary>
+    public IReadOnlyList<OperationTime> StopProfiling()
+    {
+        if (profiler is null) throw new InvalidOperationException("StopProfiling without StartProfiling.");
+        EnsureCurrent();
+        try { return profiler.Collect(); }
+        finally { profiler.Dispose(); profiler = null; }
     }
 
     /// <summary>
@@ -725,6 +747,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch })
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
+        profiler?.Dispose();
         gemm.Dispose();
         kernels.Dispose();
         context.Dispose();

@@ -1,0 +1,94 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+
+namespace Shardwise.Cuda;
+
+/// <summary>
+/// Device time per <see cref="CudaOps"/> operation, for <c>bench --profile</c>. Every operation records an event on the
+/// one stream the backend uses as it starts; everything on that stream runs in order, so the time from one operation's
+/// event to the next one's is the device time of the first (its kernels and GEMMs), plus any time the device sat idle
+/// waiting for the host to queue the next operation. That idle time cannot be told apart from the events alone; the
+/// report therefore also gives the host's wall-clock time, and a sum well below it means the host is the bottleneck.
+/// Events are reused: when the pool is full, the finished pairs are added up and the last event becomes the first.
+/// </summary>
+public sealed class CudaOpsProfiler : IDisposable
+{
+    private const int PoolSize = 4096;
+
+    private readonly CudaContext context;
+    private readonly List<CudaEvent> events = [];
+    private readonly List<string> names = [];
+    private readonly Dictionary<string, (long Calls, double Milliseconds)> totals = [];
+    private int used;
+
+    internal CudaOpsProfiler(CudaContext context) => this.context = context;
+
+    /// <summary>Marks the start of operation <paramref name="operation"/> on the legacy default stream.</summary>
+    internal void Mark(string operation)
+    {
+        if (used == PoolSize) Flush();
+        if (used == events.Count) events.Add(CudaEvent.Create(context));
+        events[used].Record();
+        if (used < names.Count) names[used] = operation;
+        else names.Add(operation);
+        used++;
+    }
+
+    /// <summary>Adds up every finished pair so far (waits for the last marked event) and keeps the last as the first.</summary>
+    private void Flush()
+    {
+        if (used < 2) return;
+        events[used - 1].Synchronize();
+        for (int i = 0; i + 1 < used; i++)
+        {
+            double ms = CudaEvent.ElapsedMilliseconds(events[i], events[i + 1]);
+            totals[names[i]] = totals.TryGetValue(names[i], out var t) ? (t.Calls + 1, t.Milliseconds + ms) : (1, ms);
+        }
+        (events[0], events[used - 1]) = (events[used - 1], events[0]);
+        names[0] = names[used - 1];
+        used = 1;
+    }
+
+    /// <summary>
+    /// Closes the last operation with an end mark, waits for the device and returns the totals per operation, largest
+    /// first.
+    /// </summary>
+    public IReadOnlyList<OperationTime> Collect()
+    {
+        Mark("(end)");
+        Flush();
+        return totals.Select(entry => new OperationTime(entry.Key, entry.Value.Calls, entry.Value.Milliseconds))
+            .OrderByDescending(time => time.Milliseconds).ToList();
+    }
+
+    /// <summary>A markdown table of <paramref name="times"/> per step, with the share of the device time.</summary>
+    public static string Describe(IReadOnlyList<OperationTime> times, long steps, double wallMillisecondsPerStep)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        double total = times.Sum(time => time.Milliseconds) / steps;
+        var text = new StringBuilder();
+        text.AppendLine("| operation | calls/step | ms/step | share |");
+        text.AppendLine("|---|---|---|---|");
+        foreach (OperationTime time in times)
+        {
+            text.AppendLine(string.Format(invariant, "| {0} | {1:0.#} | {2:F2} | {3:P1} |", time.Operation,
+                (double)time.Calls / steps, time.Milliseconds / steps, total > 0 ? time.Milliseconds / steps / total : 0));
+        }
+        text.Append(string.Format(invariant,
+            "operations' device time {0:F1} ms/step of {1:F1} ms/step wall-clock (the rest: host work outside operations, or idle device)",
+            total, wallMillisecondsPerStep));
+        return text.ToString();
+    }
+
+    public void Dispose()
+    {
+        foreach (CudaEvent @event in events) @event.Dispose();
+        events.Clear();
+    }
+}
+
+/// <summary>The device time of one kind of operation over a profiled run.</summary>
+public sealed record OperationTime(string Operation, long Calls, double Milliseconds);

@@ -33,15 +33,13 @@ SW_INLINE void add_bias_backward_partial(const T* dy, float* partials, int rows,
     partials[(long long)chunk * dim + column] = sum;
 }
 
-// Stage 2. Grid: one thread per column, gridDim.x = ceil(dim / blockDim.x) (256 threads suggested).
+// Stage 2. Grid: ceil(dim / 32) blocks of (32, 32) threads (sw_column_sum_over_chunks).
 template <typename T>
 SW_INLINE void add_bias_backward_reduce(const float* partials, int chunks, T* d_bias, int dim)
 {
-    int column = blockIdx.x * blockDim.x + threadIdx.x;
-    if (column >= dim) return;
-    float sum = 0.0f;
-    for (int c = 0; c < chunks; c++) sum += partials[(long long)c * dim + column];
-    d_bias[column] = sw_from_float<T>(sw_to_float(d_bias[column]) + sum);
+    int column = blockIdx.x * SW_WARP_SIZE + threadIdx.x;
+    float sum = sw_column_sum_over_chunks(partials, dim, chunks, column, dim);
+    if (threadIdx.y == 0 && column < dim) d_bias[column] = sw_from_float<T>(sw_to_float(d_bias[column]) + sum);
 }
 
 #define SW_BIAS_KERNELS(suffix, T)                                                                          \

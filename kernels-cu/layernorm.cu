@@ -132,18 +132,14 @@ SW_INLINE void layernorm_backward_dparams_partial(const T* x, const float* mean,
     }
 }
 
-// Stage 2. Grid: one thread per column, gridDim.x = ceil(dim / blockDim.x) (256 threads suggested).
+// Stage 2. Grid: ceil(dim / 32) blocks of (32, 32) threads (sw_column_sum_over_chunks).
 template <typename T>
 SW_INLINE void layernorm_backward_dparams_reduce(const float* partials, int chunks, T* d_gamma, T* d_beta, int dim)
 {
-    int column = blockIdx.x * blockDim.x + threadIdx.x;
-    if (column >= dim) return;
-    float sum_gamma = 0.0f, sum_beta = 0.0f;
-    for (int c = 0; c < chunks; c++)
-    {
-        sum_gamma += partials[(long long)c * 2 * dim + column];
-        sum_beta += partials[(long long)c * 2 * dim + dim + column];
-    }
+    int column = blockIdx.x * SW_WARP_SIZE + threadIdx.x;
+    float sum_gamma = sw_column_sum_over_chunks(partials, 2LL * dim, chunks, column, dim);
+    float sum_beta = sw_column_sum_over_chunks(partials + dim, 2LL * dim, chunks, column, dim);
+    if (threadIdx.y != 0 || column >= dim) return;
     d_gamma[column] = sw_from_float<T>(sw_to_float(d_gamma[column]) + sum_gamma);
     d_beta[column] = sw_from_float<T>(sw_to_float(d_beta[column]) + sum_beta);
 }

@@ -127,3 +127,24 @@ SW_INLINE sw_softmax_state sw_block_softmax(sw_softmax_state s)
     __syncthreads();
     return sw_warp_softmax(lane < warps ? sw_softmax_state{maxima[lane], sums[lane]} : sw_softmax_empty());
 }
+
+// ---- column sums over chunks of rows (stage 2 of the deterministic parameter-gradient reductions) -------------
+
+// Σ_{c < chunks} partials[c·stride + column] for the 32 neighbouring columns of a block: blockDim = (32, Y), Y ≤ 32,
+// column = blockIdx.x·32 + threadIdx.x. Thread (x, y) adds chunks y, y + Y, …; the Y sums are then added in order
+// of y, so the result depends only on the chunk count, never on scheduling. Many threads per column keep the loads
+// in flight (one thread walking all chunks would be latency-bound). Every thread of the block calls it; the result
+// is valid where threadIdx.y == 0.
+SW_INLINE float sw_column_sum_over_chunks(const float* partials, long long stride, int chunks, int column, int columns)
+{
+    __shared__ float terms[SW_WARP_SIZE][SW_WARP_SIZE + 1];
+    float sum = 0.0f;
+    if (column < columns)
+        for (int c = threadIdx.y; c < chunks; c += blockDim.y) sum += partials[(long long)c * stride + column];
+    __syncthreads();  // a previous call's readers are done with terms
+    terms[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0)
+        for (int k = 1; k < (int)blockDim.y; k++) sum += terms[k][threadIdx.x];
+    return sum;
+}

@@ -40,7 +40,7 @@ public sealed class BiasKernelTests
         var data = new TestData(71);
         foreach (int rows in RowCounts)
         foreach (int dim in Dims)
-        foreach (int chunks in new[] { 1, 3 })
+        foreach (int chunks in new[] { 1, 3, 70 })
         {
             float[] dy = storage.Rounded(data.NonZero((long)rows * dim)), dBias = storage.Rounded(data.NonZero(dim));
             var cpu = new CpuReference();
@@ -53,7 +53,7 @@ public sealed class BiasKernelTests
             string suffix = storage.Suffix();
             SimtEmulator.Launch($"add_bias_backward_partial_{suffix}", new Dim3((uint)SimtEmulator.Blocks(dim, Threads), (uint)chunks),
                 Threads, order, dyBuffer, partials, rows, dim);
-            SimtEmulator.Launch($"add_bias_backward_reduce_{suffix}", SimtEmulator.Blocks(dim, Threads), Threads, order,
+            SimtEmulator.Launch($"add_bias_backward_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32), order,
                 partials, chunks, dBiasBuffer, dim);
             // A sum of up to 70 O(1) terms: float32 rounding grows with the row count.
             float tolerance = storage == StorageType.Float32 ? 1e-5f * rows : storage.Tolerance();
@@ -74,7 +74,7 @@ public sealed class BiasKernelTests
             using var dBias = DeviceBuffer.Zeroed(dim, StorageType.Float32);
             SimtEmulator.Launch("add_bias_backward_partial_f32", new Dim3((uint)SimtEmulator.Blocks(dim, Threads), chunks), Threads,
                 order, dyBuffer, partials, rows, dim);
-            SimtEmulator.Launch("add_bias_backward_reduce_f32", SimtEmulator.Blocks(dim, Threads), Threads, order, partials,
+            SimtEmulator.Launch("add_bias_backward_reduce_f32", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32), order, partials,
                 chunks, dBias, dim);
             return dBias.ToFloats();
         }

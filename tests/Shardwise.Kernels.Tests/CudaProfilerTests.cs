@@ -35,14 +35,25 @@ public sealed class CudaProfilerTests
         // More operations than the profiler's event pool (4096): the pairs across its flush are counted too.
         for (int i = 0; i < 5000; i++) ops.GeluBackward(a, b, y, tiny, accumulate: false);
         IReadOnlyList<OperationTime> times = ops.StopProfiling();
+        IReadOnlyList<OperationTime> operations = CudaOpsProfiler.ByOperation(times);
 
         foreach (OperationTime time in times) Console.WriteLine($"{time.Operation}: {time.Calls} calls, {time.Milliseconds:F3} ms");
-        CollectionAssert.AreEquivalent(new[] { "Gelu", "Add", "GeluBackward" }, times.Select(t => t.Operation).ToArray());
-        Assert.AreEqual(3, times.Single(t => t.Operation == "Gelu").Calls);
-        Assert.AreEqual(2, times.Single(t => t.Operation == "Add").Calls);
-        Assert.AreEqual(5000, times.Single(t => t.Operation == "GeluBackward").Calls);
-        Assert.IsTrue(times.All(t => t.Milliseconds > 0), "every operation took device time");
-        CollectionAssert.AreEqual(times.OrderByDescending(t => t.Milliseconds).ToArray(), times.ToArray(), "largest first");
+        CollectionAssert.AreEquivalent(new[] { "Gelu", "Add", "GeluBackward" }, operations.Select(t => t.Operation).ToArray());
+        Assert.AreEqual(3, operations.Single(t => t.Operation == "Gelu").Calls);
+        Assert.AreEqual(2, operations.Single(t => t.Operation == "Add").Calls);
+        Assert.AreEqual(5000, operations.Single(t => t.Operation == "GeluBackward").Calls);
+        Assert.IsTrue(operations.All(t => t.Milliseconds > 0), "every operation took device time");
+        CollectionAssert.AreEqual(operations.OrderByDescending(t => t.Milliseconds).ToArray(), operations.ToArray(), "largest first");
+        Assert.AreEqual(times.Sum(t => t.Milliseconds), operations.Sum(t => t.Milliseconds), 1e-9, "the parts add up");
+
+        // Each launch is marked inside its operation: one kernel per call of these three.
+        string[] launches = times.Select(t => t.Operation).Where(name => name.Contains(CudaOpsProfiler.Separator)).ToArray();
+        Assert.AreEqual(3, launches.Length, string.Join(", ", launches));
+        foreach (string operation in new[] { "Gelu", "Add", "GeluBackward" })
+        {
+            OperationTime launch = times.Single(t => t.Operation.StartsWith(operation + CudaOpsProfiler.Separator, StringComparison.Ordinal));
+            Assert.AreEqual(operations.Single(t => t.Operation == operation).Calls, launch.Calls, launch.Operation);
+        }
 
         string table = CudaOpsProfiler.Describe(times, steps: 1, wallMillisecondsPerStep: 1000);
         StringAssert.Contains(table, "| GeluBackward | 5000 |");

@@ -106,12 +106,12 @@ public sealed class LayerNormKernelTests
                 BlockThreads, order, xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, dxBuffer, rows, dim,
                 accumulate ? 1 : 0);
 
-            int chunks = Math.Min(rows, 3);
+            int chunks = Math.Min(rows, 37); // more than 32: the stage-2 threads stride over chunks
             using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
             SimtEmulator.Launch($"layernorm_backward_dparams_partial_{suffix}",
                 new Dim3((uint)SimtEmulator.Blocks(dim, 32), (uint)chunks), new Dim3(32, 8), order,
                 xBuffer, meanBuffer, rstdBuffer, dyBuffer, partials, rows, dim);
-            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 256), 256,
+            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32),
                 order, partials, chunks, dGammaBuffer, dBetaBuffer, dim);
 
             float tolerance = 2 * storage.Tolerance();

@@ -44,6 +44,9 @@ internal sealed class CudaGemm : IDisposable
 
     public CublasComputeType ComputeType => compute;
 
+    /// <summary>Told "gemm M×N×K" (with "×count" when batched) before each call, for CudaOps' profiler; null: nothing.</summary>
+    public Action<string>? Trace { get; set; }
+
     /// <summary>The cuBLAS type of every operand and result.</summary>
     public CudaDataType OperandType => type;
 
@@ -61,6 +64,7 @@ internal sealed class CudaGemm : IDisposable
         ulong b, int ldb, float beta, ulong c, int ldc)
     {
         if (m == 0 || n == 0) return;
+        Trace?.Invoke($"gemm {m}×{n}×{k}{(transposeA ? " Aᵀ" : "")}{(transposeB ? " Bᵀ" : "")}");
         handle.GemmEx(Operation(transposeB), Operation(transposeA), n, m, k, alpha, b, type, ldb,
             a, type, lda, beta, c, type, ldc, compute);
     }
@@ -73,6 +77,7 @@ internal sealed class CudaGemm : IDisposable
         long strideA, ulong b, int ldb, long strideB, float beta, ulong c, int ldc, long strideC, int count)
     {
         if (m == 0 || n == 0 || count == 0) return;
+        Trace?.Invoke($"gemm {m}×{n}×{k}{(transposeA ? " Aᵀ" : "")}{(transposeB ? " Bᵀ" : "")} batched ×{count}");
         handle.GemmStridedBatchedEx(Operation(transposeB), Operation(transposeA), n, m, k, alpha,
             b, type, ldb, strideB, a, type, lda, strideA, beta, c, type, ldc, strideC, count, compute);
     }

@@ -73,7 +73,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
 
         normKernel!.Launch(fusedNormBlocks, NormThreads, 0, null,
             address, gradients.Length, partials, 0);
-        kernels["sum_f32"].Launch(1, SumThreads, 0, null, partials, fusedNormBlocks, total, 1f);
+        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, partials, fusedNormBlocks, total, 1f);
         Span<int> readback = stackalloc int[2];
         measurement.Download(readback); // synchronous: waits for the three kernels
         return new GradientMeasurement(readback[1] != 0, BitConverter.Int32BitsToSingle(readback[0]));

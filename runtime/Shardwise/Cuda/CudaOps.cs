@@ -48,6 +48,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private const int RowWarpThreads = 256;      // layernorm and softmax: one warp per row, 8 rows per block
     private const int RowsPerWarpBlock = RowWarpThreads / 32;
     private const int ReduceThreads = 256;
+    /// <summary>The stage-2 column sums over chunks (sw_column_sum_over_chunks): 32 columns × 32 chunk strides.</summary>
+    private static readonly CudaDim3 ColumnSumBlock = new(32, 32);
     private const int SumThreads = 1024;
     private const int RowsPerPartialChunk = 32;  // LayerNorm and bias gradients: rows per stage-1 chunk
     private const int MaxPartialChunks = 256;
@@ -65,6 +67,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly int elementBytes;
     private bool disposed;
     private CudaOpsProfiler? profiler;
+    private string currentOperation = "";
 
     /// <summary>
     /// Creates the backend on a device: retains its primary context, compiles (or takes from the PTX cache) and loads
@@ -256,7 +259,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         long count = (long)batch * sequence;
         ulong address = IndexAddress(output, count, nameof(output));
         if (count == 0) return;
-        kernels["positions_i32"].Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+        KernelNamed("positions_i32").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
             address, batch, sequence);
         Span<int> host = Indices().Host.AsSpan((int)output.Offset, (int)count);
         for (int i = 0; i < host.Length; i++) host[i] = i % sequence;
@@ -373,7 +376,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
         Kernel("add_bias_backward_partial").Launch(new CudaDim3((uint)Blocks(dim, ReduceThreads), (uint)chunks),
             ReduceThreads, 0, null, dy, partials, rows, dim);
-        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
             partials, chunks, dBias, dim);
     }
 
@@ -405,7 +408,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
         Kernel("layernorm_backward_dparams_partial").Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
             new CudaDim3(32, 8), 0, null, xa, ma, ra, dya, partials, rows, dim);
-        Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, ReduceThreads), ReduceThreads, 0, null,
+        Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
             partials, chunks, dga, dba, dim);
         Kernel("layernorm_backward_dx").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
             xa, ga, ma, ra, dya, dxa, rows, dim, accumulate ? 1 : 0);
@@ -543,7 +546,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Kernel("crossentropy_fused_forward_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
             la, ta, KernelArgument.Null, losses, rows, vocabulary, 0f, 0);
         ulong mean = scalarScratch.Ensure(sizeof(float));
-        kernels["sum_f32"].Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
+        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
         return ReadScalar();
     }
 
@@ -587,7 +590,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong tla = Address(targetLogit, rows, nameof(targetLogit));
         if (rows == 0) return float.NaN;
         ulong loss = scalarScratch.Ensure(sizeof(float));
-        kernels["crossentropy_loss_from_partials_f32"].Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
+        KernelNamed("crossentropy_loss_from_partials_f32").Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
         return ReadScalar();
     }
 
@@ -611,6 +614,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     {
         EnsureCurrent();
         foreach (DeviceArena? arena in arenas) arena?.EnsureDevice();
+        currentOperation = operation;
         profiler?.Mark(operation);
     }
 
@@ -623,6 +627,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         EnsureCurrent();
         profiler?.Dispose();
         profiler = new CudaOpsProfiler(context);
+        gemm.Trace = shape => profiler?.Mark(currentOperation + CudaOpsProfiler.Separator + shape);
     }
 
     /// <summary>Waits for the device and returns the device time per operation since <see cref="StartProfiling"/>.</summary>
@@ -631,7 +636,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (profiler is null) throw new InvalidOperationException("StopProfiling without StartProfiling.");
         EnsureCurrent();
         try { return profiler.Collect(); }
-        finally { profiler.Dispose(); profiler = null; }
+        finally { profiler.Dispose(); profiler = null; gemm.Trace = null; }
     }
 
     /// <summary>
@@ -672,7 +677,14 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private ulong Element(ulong address, long offset) => address + (ulong)(offset * elementBytes);
 
     /// <summary>The entry point of a storage-templated kernel for this backend's storage: <c>name_f32</c>, <c>_f16</c> or <c>_bf16</c>.</summary>
-    private CudaFunction Kernel(string name) => kernels[$"{name}_{StorageSuffix}"];
+    private CudaFunction Kernel(string name) => KernelNamed($"{name}_{StorageSuffix}");
+
+    /// <summary>A kernel by its entry point; when profiling, marks its launch (which follows at once) inside the operation.</summary>
+    private CudaFunction KernelNamed(string entryPoint)
+    {
+        profiler?.Mark(currentOperation + CudaOpsProfiler.Separator + entryPoint);
+        return kernels[entryPoint];
+    }
 
     private static int HeadDim(int dim, int heads)
     {

@@ -13,6 +13,11 @@ namespace Shardwise.Cuda;
 /// waiting for the host to queue the next operation. That idle time cannot be told apart from the events alone; the
 /// report therefore also gives the host's wall-clock time, and a sum well below it means the host is the bottleneck.
 /// Events are reused: when the pool is full, the finished pairs are added up and the last event becomes the first.
+/// <para>
+/// Inside an operation, each kernel launch and cuBLAS call is marked too, as "Operation › kernel" or
+/// "Operation › gemm M×N×K"; an operation's own mark then covers only the moment before its first launch.
+/// <see cref="ByOperation"/> adds the parts of each operation back up.
+/// </para>
 /// </summary>
 public sealed class CudaOpsProfiler : IDisposable
 {
@@ -64,19 +69,51 @@ public sealed class CudaOpsProfiler : IDisposable
             .OrderByDescending(time => time.Milliseconds).ToList();
     }
 
-    /// <summary>A markdown table of <paramref name="times"/> per step, with the share of the device time.</summary>
-    public static string Describe(IReadOnlyList<OperationTime> times, long steps, double wallMillisecondsPerStep)
+    /// <summary>The separator between an operation and a launch inside it.</summary>
+    public const string Separator = " › ";
+
+    /// <summary>
+    /// Totals per operation: its own mark's calls (one per call of the operation) and the time of its mark and of every
+    /// launch marked inside it. Largest first.
+    /// </summary>
+    public static IReadOnlyList<OperationTime> ByOperation(IReadOnlyList<OperationTime> times)
+    {
+        static string OperationOf(string name)
+        {
+            int at = name.IndexOf(Separator, StringComparison.Ordinal);
+            return at < 0 ? name : name[..at];
+        }
+
+        return times.GroupBy(time => OperationOf(time.Operation))
+            .Select(group => new OperationTime(group.Key,
+                group.Where(time => time.Operation == group.Key).Sum(time => time.Calls),
+                group.Sum(time => time.Milliseconds)))
+            .OrderByDescending(time => time.Milliseconds).ToList();
+    }
+
+    /// <summary>
+    /// Two markdown tables per step, with the share of the device time: per operation (<see cref="ByOperation"/>), then
+    /// the <paramref name="launches"/> largest kernel launches and GEMMs.
+    /// </summary>
+    public static string Describe(IReadOnlyList<OperationTime> times, long steps, double wallMillisecondsPerStep, int launches = 25)
     {
         var invariant = CultureInfo.InvariantCulture;
         double total = times.Sum(time => time.Milliseconds) / steps;
         var text = new StringBuilder();
-        text.AppendLine("| operation | calls/step | ms/step | share |");
-        text.AppendLine("|---|---|---|---|");
-        foreach (OperationTime time in times)
+        void Table(string heading, IEnumerable<OperationTime> rows)
         {
-            text.AppendLine(string.Format(invariant, "| {0} | {1:0.#} | {2:F2} | {3:P1} |", time.Operation,
-                (double)time.Calls / steps, time.Milliseconds / steps, total > 0 ? time.Milliseconds / steps / total : 0));
+            text.AppendLine($"| {heading} | calls/step | ms/step | share |");
+            text.AppendLine("|---|---|---|---|");
+            foreach (OperationTime time in rows)
+            {
+                text.AppendLine(string.Format(invariant, "| {0} | {1:0.#} | {2:F2} | {3:P1} |", time.Operation,
+                    (double)time.Calls / steps, time.Milliseconds / steps, total > 0 ? time.Milliseconds / steps / total : 0));
+            }
         }
+
+        Table("operation", ByOperation(times));
+        text.AppendLine();
+        Table("launch", times.Where(time => time.Operation.Contains(Separator, StringComparison.Ordinal)).Take(launches));
         text.Append(string.Format(invariant,
             "operations' device time {0:F1} ms/step of {1:F1} ms/step wall-clock (the rest: host work outside operations, or idle device)",
             total, wallMillisecondsPerStep));

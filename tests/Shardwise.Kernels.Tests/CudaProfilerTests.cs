@@ -43,6 +43,7 @@ public sealed class CudaProfilerTests
         Assert.AreEqual(2, operations.Single(t => t.Operation == "Add").Calls);
         Assert.AreEqual(5000, operations.Single(t => t.Operation == "GeluBackward").Calls);
         Assert.IsTrue(operations.All(t => t.Milliseconds > 0), "every operation took device time");
+        Assert.IsTrue(times.All(t => t.HostMilliseconds >= 0), "host times are durations");
         CollectionAssert.AreEqual(operations.OrderByDescending(t => t.Milliseconds).ToArray(), operations.ToArray(), "largest first");
         Assert.AreEqual(times.Sum(t => t.Milliseconds), operations.Sum(t => t.Milliseconds), 1e-9, "the parts add up");
 

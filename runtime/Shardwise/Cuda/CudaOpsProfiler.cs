@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using System.Text;
@@ -11,7 +12,8 @@ namespace Shardwise.Cuda;
 /// one stream the backend uses as it starts; everything on that stream runs in order, so the time from one operation's
 /// event to the next one's is the device time of the first (its kernels and GEMMs), plus any time the device sat idle
 /// waiting for the host to queue the next operation. That idle time cannot be told apart from the events alone; the
-/// report therefore also gives the host's wall-clock time, and a sum well below it means the host is the bottleneck.
+/// report therefore also gives the host's time from each mark to the next (an operation whose host time is close to its
+/// device time was paced by the host) and the wall-clock time of the step.
 /// Events are reused: when the pool is full, the finished pairs are added up and the last event becomes the first.
 /// <para>
 /// Inside an operation, each kernel launch and cuBLAS call is marked too, as "Operation › kernel" or
@@ -26,7 +28,8 @@ public sealed class CudaOpsProfiler : IDisposable
     private readonly CudaContext context;
     private readonly List<CudaEvent> events = [];
     private readonly List<string> names = [];
-    private readonly Dictionary<string, (long Calls, double Milliseconds)> totals = [];
+    private readonly List<long> hostTicks = [];
+    private readonly Dictionary<string, (long Calls, double Milliseconds, double HostMilliseconds)> totals = [];
     private int used;
 
     internal CudaOpsProfiler(CudaContext context) => this.context = context;
@@ -37,8 +40,16 @@ public sealed class CudaOpsProfiler : IDisposable
         if (used == PoolSize) Flush();
         if (used == events.Count) events.Add(CudaEvent.Create(context));
         events[used].Record();
-        if (used < names.Count) names[used] = operation;
-        else names.Add(operation);
+        if (used < names.Count)
+        {
+            names[used] = operation;
+            hostTicks[used] = Stopwatch.GetTimestamp();
+        }
+        else
+        {
+            names.Add(operation);
+            hostTicks.Add(Stopwatch.GetTimestamp());
+        }
         used++;
     }
 
@@ -50,10 +61,14 @@ public sealed class CudaOpsProfiler : IDisposable
         for (int i = 0; i + 1 < used; i++)
         {
             double ms = CudaEvent.ElapsedMilliseconds(events[i], events[i + 1]);
-            totals[names[i]] = totals.TryGetValue(names[i], out var t) ? (t.Calls + 1, t.Milliseconds + ms) : (1, ms);
+            double host = Stopwatch.GetElapsedTime(hostTicks[i], hostTicks[i + 1]).TotalMilliseconds;
+            totals[names[i]] = totals.TryGetValue(names[i], out var t)
+                ? (t.Calls + 1, t.Milliseconds + ms, t.HostMilliseconds + host)
+                : (1, ms, host);
         }
         (events[0], events[used - 1]) = (events[used - 1], events[0]);
         names[0] = names[used - 1];
+        hostTicks[0] = hostTicks[used - 1];
         used = 1;
     }
 
@@ -65,7 +80,7 @@ public sealed class CudaOpsProfiler : IDisposable
     {
         Mark("(end)");
         Flush();
-        return totals.Select(entry => new OperationTime(entry.Key, entry.Value.Calls, entry.Value.Milliseconds))
+        return totals.Select(entry => new OperationTime(entry.Key, entry.Value.Calls, entry.Value.Milliseconds, entry.Value.HostMilliseconds))
             .OrderByDescending(time => time.Milliseconds).ToList();
     }
 
@@ -87,7 +102,7 @@ public sealed class CudaOpsProfiler : IDisposable
         return times.GroupBy(time => OperationOf(time.Operation))
             .Select(group => new OperationTime(group.Key,
                 group.Where(time => time.Operation == group.Key).Sum(time => time.Calls),
-                group.Sum(time => time.Milliseconds)))
+                group.Sum(time => time.Milliseconds), group.Sum(time => time.HostMilliseconds)))
             .OrderByDescending(time => time.Milliseconds).ToList();
     }
 
@@ -102,12 +117,13 @@ public sealed class CudaOpsProfiler : IDisposable
         var text = new StringBuilder();
         void Table(string heading, IEnumerable<OperationTime> rows)
         {
-            text.AppendLine($"| {heading} | calls/step | ms/step | share |");
-            text.AppendLine("|---|---|---|---|");
+            text.AppendLine($"| {heading} | calls/step | ms/step | share | host ms/step |");
+            text.AppendLine("|---|---|---|---|---|");
             foreach (OperationTime time in rows)
             {
-                text.AppendLine(string.Format(invariant, "| {0} | {1:0.#} | {2:F2} | {3:P1} |", time.Operation,
-                    (double)time.Calls / steps, time.Milliseconds / steps, total > 0 ? time.Milliseconds / steps / total : 0));
+                text.AppendLine(string.Format(invariant, "| {0} | {1:0.#} | {2:F2} | {3:P1} | {4:F2} |", time.Operation,
+                    (double)time.Calls / steps, time.Milliseconds / steps, total > 0 ? time.Milliseconds / steps / total : 0,
+                    time.HostMilliseconds / steps));
             }
         }
 
@@ -127,5 +143,8 @@ public sealed class CudaOpsProfiler : IDisposable
     }
 }
 
-/// <summary>The device time of one kind of operation over a profiled run.</summary>
-public sealed record OperationTime(string Operation, long Calls, double Milliseconds);
+/// <summary>
+/// The device time of one kind of operation (or launch) over a profiled run, and the host's time from its mark to the
+/// next one: where the host time is near the device time, the host (not the GPU) sets the pace.
+/// </summary>
+public sealed record OperationTime(string Operation, long Calls, double Milliseconds, double HostMilliseconds);

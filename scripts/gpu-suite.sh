@@ -19,7 +19,8 @@
 #                                   loss curve (below), then the benchmark.
 #   scripts/gpu-suite.sh run STEPS  on the GPU machine: only the named steps, comma-separated, in order: tests,
 #                                   sanitizers, curve, shardwise (Shardwise's bench), pytorch (the PyTorch reference),
-#                                   profile (Shardwise's bench with --profile: device time per operation, in bench.log);
+#                                   profile (Shardwise's bench with --profile: device time per operation, in bench.log),
+#                                   ncu (Nsight Compute on the kernels SHARDWISE_NCU_KERNELS names, into ncu.log);
 #                                   "bench" is shardwise,pytorch. Split runs let one call look at the results before a
 #                                   second call on the still-warm machine spends the rest (bench results of the first
 #                                   call stay in /tmp there, so the report of the second covers both).
@@ -402,6 +403,26 @@ run_profile() {
   return "$rc"
 }
 
+# Nsight Compute on chosen kernels of one bench step (ncu.log): duration, memory and compute throughput, occupancy.
+# SHARDWISE_NCU_KERNELS lists kernel-name regular expressions, space-separated; each gets one ncu run of its own
+# that profiles its first launch.
+run_ncu() {
+  local ncu pattern rc=0
+  ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -z "$ncu" ]; then summary_row "ncu" missing "Nsight Compute not found"; return 1; fi
+  : > "$OUT/ncu.log"
+  for pattern in ${SHARDWISE_NCU_KERNELS:-layernorm_backward_dx residual_layernorm_forward add_bias_bf16}; do
+    echo "=== ncu -k regex:$pattern" >> "$OUT/ncu.log"
+    timeout 60 "$ncu" --target-processes all -k "regex:$pattern" -c 1 --section SpeedOfLight --section LaunchStats \
+      --section Occupancy --section MemoryWorkloadAnalysis \
+      dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 0 --steps 1 >> "$OUT/ncu.log" 2>&1
+    local step_rc=$?
+    summary_row "ncu $pattern" "$step_rc" "$(grep -E 'Duration|Memory Throughput' "$OUT/ncu.log" | tail -2 | tr -s ' ' | paste -sd';' -)"
+    [ "$step_rc" -eq 0 ] || rc=1
+  done
+  return "$rc"
+}
+
 # PyTorch on the same model, batch and optimizer: eager and torch.compile, one process per precision.
 run_pytorch_bench() {
   mkdir -p "$bench_results"
@@ -442,8 +463,8 @@ run() {
     case "$step" in
       all) steps+=" tests sanitizers curve shardwise profile pytorch" ;;
       bench) steps+=" shardwise pytorch" ;;
-      tests|sanitizers|curve|shardwise|pytorch|profile) steps+=" $step" ;;
-      *) echo "usage: $0 run [all | bench | STEP,STEP...]  (steps: tests sanitizers curve shardwise pytorch profile)" >&2; exit 2 ;;
+      tests|sanitizers|curve|shardwise|pytorch|profile|ncu) steps+=" $step" ;;
+      *) echo "usage: $0 run [all | bench | STEP,STEP...]  (steps: tests sanitizers curve shardwise pytorch profile ncu)" >&2; exit 2 ;;
     esac
   done
   mkdir -p "$OUT"
@@ -461,6 +482,7 @@ run() {
       shardwise) run_shardwise_bench || failed=1; benched=1 ;;
       pytorch) run_pytorch_bench || failed=1; benched=1 ;;
       profile) run_profile || failed=1 ;;
+      ncu) run_ncu || failed=1 ;;
     esac
   done
   [ "$benched" -eq 1 ] && bench_report

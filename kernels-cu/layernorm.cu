@@ -62,6 +62,13 @@ SW_INLINE void residual_layernorm_forward(const T* a, const T* b, T* residual, c
 }
 
 // Grid: one warp per row, as the forward. dx may alias dy when accumulate is 0.
+// A lane keeps its elements of the row (dim ≤ 32·SW_LN_CACHED, i.e. 1024) in registers: each input is read once, and
+// every load of the row is issued before the first store. Interleaving loads with stores to dx (which may alias the
+// inputs) kept the compiler from overlapping the loads: each waited for memory on its own, and with accumulate the
+// kernel ran at a twentieth of the bandwidth (418 µs instead of ~35 µs for 16384 × 768 bf16 on an H200, measured with
+// ncu). Wider rows take the loop below, which reads the inputs twice.
+#define SW_LN_CACHED 32
+
 template <typename T>
 SW_INLINE void layernorm_backward_dx(const T* x, const T* gamma, const float* mean, const float* rstd, const T* dy,
                                      T* dx, int rows, int dim, int accumulate)
@@ -71,6 +78,36 @@ SW_INLINE void layernorm_backward_dx(const T* x, const T* gamma, const float* me
     if (row >= rows) return;
     long long base = (long long)row * dim;
     float row_mean = mean[row], row_rstd = rstd[row];
+
+    if (dim <= SW_LN_CACHED * SW_WARP_SIZE)
+    {
+        float g[SW_LN_CACHED], xhat[SW_LN_CACHED], previous[SW_LN_CACHED];
+        float sum_g = 0.0f, sum_g_xhat = 0.0f;
+        SW_UNROLL
+        for (int i = 0; i < SW_LN_CACHED; i++)
+        {
+            int j = lane + i * SW_WARP_SIZE;
+            g[i] = 0.0f;
+            xhat[i] = 0.0f;
+            previous[i] = 0.0f;
+            if (j < dim)
+            {
+                g[i] = sw_to_float(dy[base + j]) * sw_to_float(gamma[j]);
+                xhat[i] = (sw_to_float(x[base + j]) - row_mean) * row_rstd;
+                if (accumulate) previous[i] = sw_to_float(dx[base + j]);
+                sum_g += g[i];
+                sum_g_xhat += g[i] * xhat[i];
+            }
+        }
+        float mean_g = sw_warp_sum(sum_g) / dim, mean_g_xhat = sw_warp_sum(sum_g_xhat) / dim;
+        SW_UNROLL
+        for (int i = 0; i < SW_LN_CACHED; i++)
+        {
+            int j = lane + i * SW_WARP_SIZE;
+            if (j < dim) dx[base + j] = sw_from_float<T>(row_rstd * (g[i] - mean_g - xhat[i] * mean_g_xhat) + previous[i]);
+        }
+        return;
+    }
 
     float sum_g = 0.0f, sum_g_xhat = 0.0f;
     for (int j = lane; j < dim; j += SW_WARP_SIZE)

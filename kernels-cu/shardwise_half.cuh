@@ -18,6 +18,14 @@
 #define SW_INLINE inline
 #endif
 
+// Full unrolling of a loop with a constant trip count (so that arrays indexed by its counter stay in registers); the
+// emulation's g++ has no such pragma and needs none.
+#ifdef SW_DEVICE_PASS
+#define SW_UNROLL _Pragma("unroll")
+#else
+#define SW_UNROLL
+#endif
+
 struct sw_half { unsigned short bits; };
 struct sw_bf16 { unsigned short bits; };
 

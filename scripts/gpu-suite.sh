@@ -405,7 +405,7 @@ run_profile() {
 
 # Nsight Compute on chosen kernels of one bench step (ncu.log): duration, memory and compute throughput, occupancy.
 # SHARDWISE_NCU_KERNELS lists kernel-name regular expressions, space-separated; each gets one ncu run of its own
-# that profiles its first launch.
+# that profiles its first launch after SHARDWISE_NCU_SKIP (default 0) matching ones.
 run_ncu() {
   local ncu pattern rc=0
   ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
@@ -413,7 +413,8 @@ run_ncu() {
   : > "$OUT/ncu.log"
   for pattern in ${SHARDWISE_NCU_KERNELS:-layernorm_backward_dx residual_layernorm_forward add_bias_bf16}; do
     echo "=== ncu -k regex:$pattern" >> "$OUT/ncu.log"
-    timeout 60 "$ncu" --target-processes all -k "regex:$pattern" -c 1 --section SpeedOfLight --section LaunchStats \
+    timeout 60 "$ncu" --target-processes all -k "regex:$pattern" --launch-skip "${SHARDWISE_NCU_SKIP:-0}" -c 1 \
+      --section SpeedOfLight --section LaunchStats \
       --section Occupancy --section MemoryWorkloadAnalysis \
       dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 0 --steps 1 >> "$OUT/ncu.log" 2>&1
     local step_rc=$?

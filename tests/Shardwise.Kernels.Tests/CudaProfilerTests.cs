@@ -60,4 +60,51 @@ public sealed class CudaProfilerTests
         StringAssert.Contains(table, "| GeluBackward | 5000 |");
         Assert.ThrowsExactly<InvalidOperationException>(() => ops.StopProfiling(), "stopping twice");
     }
+
+    /// <summary>
+    /// A Linear with a bias is one cuBLASLt matmul with the BIAS epilogue (no add_bias pass over y), and its result is
+    /// the CPU backend's; one without a bias stays a cublasGemmEx.
+    /// </summary>
+    [TestMethod]
+    public void ALinearWithABiasIsOneMatmulWithTheBiasEpilogue()
+    {
+        using CudaOps ops = GpuSupport.RequireCudaOps();
+        const int rows = 37, inDim = 24, outDim = 40;
+        var data = new TestData(8);
+        float[] x = data.NonZero(rows * inDim), w = data.NonZero(outDim * inDim), bias = data.NonZero(outDim);
+        ops.Allocate(Arena.Activations, rows * inDim + 2L * rows * outDim);
+        ops.Allocate(Arena.Parameters, outDim * inDim + outDim);
+        Slice xs = new(Arena.Activations, 0, rows * inDim), y = new(Arena.Activations, rows * inDim, rows * outDim);
+        Slice plain = new(Arena.Activations, rows * inDim + rows * outDim, rows * outDim);
+        Slice ws = new(Arena.Parameters, 0, outDim * inDim), bs = new(Arena.Parameters, outDim * inDim, outDim);
+        ops.Load(x, xs);
+        ops.Load(w, ws);
+        ops.Load(bias, bs);
+
+        ops.StartProfiling();
+        ops.Linear(xs, ws, bs, y, rows, inDim, outDim);
+        ops.Linear(xs, ws, null, plain, rows, inDim, outDim);
+        string[] launches = ops.StopProfiling().Select(t => t.Operation).Where(n => n.Contains(CudaOpsProfiler.Separator)).ToArray();
+        CollectionAssert.AreEquivalent(new[] { $"Linear › gemm+bias {rows}×{outDim}×{inDim} Bᵀ", $"Linear › gemm {rows}×{outDim}×{inDim} Bᵀ" },
+            launches, string.Join(", ", launches));
+
+        var expected = new double[rows * outDim];
+        for (int r = 0; r < rows; r++)
+        for (int o = 0; o < outDim; o++)
+        {
+            double sum = bias[o];
+            for (int i = 0; i < inDim; i++) sum += (double)x[r * inDim + i] * w[o * inDim + i];
+            expected[r * outDim + o] = sum;
+        }
+
+        var got = new float[rows * outDim];
+        var withoutBias = new float[rows * outDim];
+        ops.Store(y, got);
+        ops.Store(plain, withoutBias);
+        for (int i = 0; i < got.Length; i++)
+        {
+            Assert.AreEqual(expected[i], got[i], 1e-4 * (1 + Math.Abs(expected[i])), $"y[{i}]");
+            Assert.AreEqual(expected[i] - bias[i % outDim], withoutBias[i], 1e-4 * (1 + Math.Abs(expected[i])), $"no bias [{i}]");
+        }
+    }
 }

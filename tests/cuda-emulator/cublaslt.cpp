@@ -35,6 +35,8 @@ struct Preference
 {
     std::uint32_t search_mode = 0;
     std::uint64_t max_workspace = 0;
+    std::uint32_t reduction_scheme_mask = 7;  // the emulation never splits K, so every mask allows its one algorithm
+    std::uint32_t min_alignment[4] = {256, 256, 256, 256};  // recorded; the emulation reads any alignment
 };
 
 std::mutex gate;
@@ -255,6 +257,11 @@ int cublasLtMatmulPreferenceSetAttribute(void* handle, int attribute, const void
     {
     case 0: return take(p.search_mode, value, bytes, "SEARCH_MODE");
     case 1: return take(p.max_workspace, value, bytes, "MAX_WORKSPACE_BYTES");
+    case 3: return take(p.reduction_scheme_mask, value, bytes, "REDUCTION_SCHEME_MASK");
+    case 5: return take(p.min_alignment[0], value, bytes, "MIN_ALIGNMENT_A_BYTES");
+    case 6: return take(p.min_alignment[1], value, bytes, "MIN_ALIGNMENT_B_BYTES");
+    case 7: return take(p.min_alignment[2], value, bytes, "MIN_ALIGNMENT_C_BYTES");
+    case 8: return take(p.min_alignment[3], value, bytes, "MIN_ALIGNMENT_D_BYTES");
     default: return InvalidValue;
     }
 }

@@ -59,6 +59,23 @@ public enum CublasLtPreferenceAttribute
 {
     SearchMode = 0,
     MaxWorkspaceBytes = 1,
+    /// <summary>uint32 mask of cublasLtReductionScheme_t: which split-K reductions an algorithm may use.</summary>
+    ReductionSchemeMask = 3,
+    /// <summary>uint32: the alignment in bytes the algorithm may assume for A (the default assumes 256).</summary>
+    MinAlignmentABytes = 5,
+    MinAlignmentBBytes = 6,
+    MinAlignmentCBytes = 7,
+    MinAlignmentDBytes = 8,
+}
+
+/// <summary>cublasLtReductionScheme_t flags (for <see cref="CublasLtPreferenceAttribute.ReductionSchemeMask"/>).</summary>
+[System.Flags]
+public enum CublasLtReductionScheme : uint
+{
+    None = 0,
+    InPlace = 1,
+    ComputeType = 2,
+    OutputType = 4,
 }
 
 /// <summary>

@@ -58,6 +58,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly DeviceAllocationCounter allocations = new();
     private readonly CudaKernelSet kernels;
     private readonly CudaGemm gemm;
+    private readonly CudaBiasGemm biasGemm;
     private readonly DeviceArena?[] arenas = new DeviceArena?[3];
     private DeviceIndexArena? indices;
     private DeviceArena[] activationWindows = [];
@@ -82,9 +83,11 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         {
             kernels = new CudaKernelSet(context, new KernelCompiler(options.KernelCacheDirectory));
             gemm = new CudaGemm(context, allocations, options.AllowTf32, options.Storage);
+            biasGemm = new CudaBiasGemm(gemm);
         }
         catch
         {
+            gemm?.Dispose();
             kernels?.Dispose();
             context.Dispose();
             throw;
@@ -325,7 +328,9 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ya = Address(y, (long)rows * outDim, nameof(y));
         ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
         if (rows == 0 || outDim == 0) return;
-        // y = x · Wᵀ, then the bias as its own elementwise pass (cuBLAS GemmEx has no bias epilogue).
+        // y = x · Wᵀ + bias in one cuBLASLt matmul with the BIAS epilogue; where cuBLASLt has no algorithm for it,
+        // cuBLAS GemmEx and the bias as its own elementwise pass.
+        if (ba is { } fused && biasGemm.TryLinear(xa, wa, fused, ya, rows, inDim, outDim)) return;
         gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, ya, outDim);
         if (ba is { } biasAddress) LaunchAddBias(ya, biasAddress, rows, outDim);
     }
@@ -628,6 +633,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         profiler?.Dispose();
         profiler = new CudaOpsProfiler(context);
         gemm.Trace = shape => profiler?.Mark(currentOperation + CudaOpsProfiler.Separator + shape);
+        biasGemm.Trace = gemm.Trace;
     }
 
     /// <summary>Waits for the device and returns the device time per operation since <see cref="StartProfiling"/>.</summary>
@@ -636,7 +642,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (profiler is null) throw new InvalidOperationException("StopProfiling without StartProfiling.");
         EnsureCurrent();
         try { return profiler.Collect(); }
-        finally { profiler.Dispose(); profiler = null; gemm.Trace = null; }
+        finally { profiler.Dispose(); profiler = null; gemm.Trace = null; biasGemm.Trace = null; }
     }
 
     /// <summary>
@@ -760,6 +766,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         profiler?.Dispose();
+        biasGemm.Dispose();
         gemm.Dispose();
         kernels.Dispose();
         context.Dispose();

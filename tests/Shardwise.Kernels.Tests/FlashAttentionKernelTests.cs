@@ -1,0 +1,164 @@
+using System;
+using System.Collections.Generic;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Kernels.Tests.Infrastructure;
+using Shardwise.Ops;
+using Shardwise.Precision;
+
+namespace Shardwise.Kernels.Tests;
+
+/// <summary>
+/// flash_attention_forward.cu and flash_attention_backward.cu on the SIMT emulation (its mma is the shuffle-gathered
+/// fp32 product of shardwise_mma.cuh), against CpuOps.Attention / AttentionBackward on the same 16-bit-rounded
+/// inputs: y, the log-sum-exp (against a double-precision sum), D, and dqkv overwritten and accumulated. Sequences
+/// that are not multiples of the 64-row tiles, several heads and head sizes, both kernel widths (d64, d128).
+/// </summary>
+[TestClass]
+public sealed class FlashAttentionKernelTests
+{
+    private const int Threads = 128, Rows = 64, DotThreads = 256;
+
+    /// <summary>(batch, heads, headDim, seq, kernel width): the d128 kernels also run with a narrow head.</summary>
+    private static readonly (int Batch, int Heads, int HeadDim, int Seq, int Width)[] Shapes =
+    [
+        (2, 2, 16, 1, 64),
+        (2, 3, 32, 17, 64),
+        (2, 2, 64, 70, 64),
+        (1, 2, 16, 130, 64),
+        (1, 1, 80, 66, 128),
+        (2, 1, 32, 20, 128),
+    ];
+
+    public static IEnumerable<object[]> StoragesAndShapes()
+    {
+        foreach (StorageType storage in new[] { StorageType.Float16, StorageType.BFloat16 })
+        {
+            for (int i = 0; i < Shapes.Length; i++) yield return [storage, i];
+        }
+    }
+
+    [TestMethod]
+    [DynamicData(nameof(StoragesAndShapes))]
+    public void ForwardAndBackwardMatchCpuAttention(StorageType storage, int shape)
+    {
+        var (batch, heads, headDim, seq, width) = Shapes[shape];
+        int dim = heads * headDim;
+        string at = $"{storage}, batch {batch}, heads {heads}, headDim {headDim}, seq {seq}, d{width}";
+        var data = new TestData(40 + shape);
+        float[] qkv = storage.Rounded(data.NonZero(3L * batch * seq * dim));
+        float[] dy = storage.Rounded(data.NonZero((long)batch * seq * dim));
+        float[] prior = storage.Rounded(data.NonZero(qkv.Length));
+        string suffix = storage.Suffix();
+        // Reversed scheduling for every other shape: the barriers between staging and use are then both exercised.
+        SchedulerOrder order = shape % 2 == 0 ? SchedulerOrder.Forward : SchedulerOrder.Reversed;
+
+        var cpu = new CpuReference();
+        Slice qkvSlice = cpu.Put(qkv), ySlice = cpu.Zeros((long)batch * seq * dim);
+        Slice probabilities = cpu.Zeros((long)batch * heads * seq * seq), dySlice = cpu.Put(dy);
+        Slice dqkv = cpu.Zeros(qkv.Length), accumulated = cpu.Put(prior);
+        cpu.Ops.Attention(qkvSlice, ySlice, probabilities, batch, seq, heads, dim);
+        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, dqkv, batch, seq, heads, dim, false);
+        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, accumulated, batch, seq, heads, dim, true);
+
+        // Forward.
+        using var qkvBuffer = DeviceBuffer.From(qkv, storage);
+        using var y = DeviceBuffer.Zeroed((long)batch * seq * dim, storage);
+        using var lse = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
+        var grid = new Dim3((uint)SimtEmulator.Blocks(seq, Rows), (uint)(batch * heads));
+        SimtEmulator.Launch($"flash_attention_forward_d{width}_{suffix}", grid, Threads, order, qkvBuffer, y, lse, seq,
+            heads, headDim);
+        float[] yKernel = y.ToFloats();
+        Compare.Close(cpu.Read(ySlice), yKernel, storage.Tolerance(), $"y, {at}");
+        Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lse.ToFloats(), 1e-5f, $"lse, {at}");
+
+        // Backward from the kernel's own y and lse, as the runtime runs it.
+        using var dyBuffer = DeviceBuffer.From(dy, storage);
+        using var delta = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
+        int rows = batch * seq * heads;
+        SimtEmulator.Launch($"flash_attention_backward_dot_{suffix}", SimtEmulator.Blocks(rows, DotThreads / 32),
+            DotThreads, order, y, dyBuffer, delta, rows, seq, heads, headDim);
+        Compare.Close(Delta(yKernel, dy, batch, seq, heads, headDim), delta.ToFloats(), 1e-5f, $"D, {at}");
+
+        foreach (bool accumulate in new[] { false, true })
+        {
+            // Overwriting starts from non-zero values too, so a kernel that added would fail.
+            using var dqkvBuffer = DeviceBuffer.From(prior, storage);
+            KernelArg[] arguments = [qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, accumulate ? 1 : 0];
+            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, order, arguments);
+            SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, order, arguments);
+            float[] expected = cpu.Read(accumulate ? accumulated : dqkv);
+            Compare.Close(expected, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
+                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
+        }
+    }
+
+    [TestMethod]
+    public void EveryEntryPointIsRegistered()
+    {
+        var names = new HashSet<string>(SimtEmulator.KernelNames());
+        foreach (string suffix in new[] { "f16", "bf16" })
+        {
+            Assert.IsTrue(names.Contains($"flash_attention_backward_dot_{suffix}"));
+            foreach (int width in new[] { 64, 128 })
+            {
+                foreach (string kernel in new[] { "forward", "backward_dkdv", "backward_dq" })
+                    Assert.IsTrue(names.Contains($"flash_attention_{kernel}_d{width}_{suffix}"), $"{kernel} d{width} {suffix}");
+            }
+        }
+    }
+
+    /// <summary>lse[b, h, t] = ln Σ_{u≤t} exp(q_t·k_u / √headDim), in double.</summary>
+    private static float[] LogSumExp(float[] qkv, int batch, int seq, int heads, int headDim)
+    {
+        int dim = heads * headDim;
+        double scale = 1 / Math.Sqrt(headDim);
+        var result = new float[batch * heads * seq];
+        for (int b = 0; b < batch; b++)
+        for (int h = 0; h < heads; h++)
+        for (int t = 0; t < seq; t++)
+        {
+            var scores = new double[t + 1];
+            double max = double.NegativeInfinity;
+            for (int u = 0; u <= t; u++)
+            {
+                double dot = 0;
+                for (int d = 0; d < headDim; d++)
+                {
+                    dot += (double)qkv[(b * seq + t) * 3 * dim + h * headDim + d] *
+                           qkv[(b * seq + u) * 3 * dim + dim + h * headDim + d];
+                }
+
+                scores[u] = scale * dot;
+                max = Math.Max(max, scores[u]);
+            }
+
+            double sum = 0;
+            foreach (double s in scores) sum += Math.Exp(s - max);
+            result[(b * heads + h) * seq + t] = (float)(max + Math.Log(sum));
+        }
+
+        return result;
+    }
+
+    /// <summary>D[b, h, t] = Σ_d dy[b, t, h·headDim + d] · y[b, t, h·headDim + d], in double.</summary>
+    private static float[] Delta(float[] y, float[] dy, int batch, int seq, int heads, int headDim)
+    {
+        int dim = heads * headDim;
+        var result = new float[batch * heads * seq];
+        for (int b = 0; b < batch; b++)
+        for (int h = 0; h < heads; h++)
+        for (int t = 0; t < seq; t++)
+        {
+            double sum = 0;
+            for (int d = 0; d < headDim; d++)
+            {
+                int i = (b * seq + t) * dim + h * headDim + d;
+                sum += (double)y[i] * dy[i];
+            }
+
+            result[(b * heads + h) * seq + t] = (float)sum;
+        }
+
+        return result;
+    }
+}

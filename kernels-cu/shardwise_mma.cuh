@@ -18,6 +18,9 @@
 // from the other lanes' fragments with __shfl_sync and computes its four outputs in fp32, in k order; the kernels'
 // own indexing, tiling and masking are then exercised unchanged. (The hardware's internal summation order and
 // rounding differ slightly; tests compare with tolerances.)
+// CPU reference: none of its own; the products are checked through flash_attention_forward.cu and
+// flash_attention_backward.cu (tests/Shardwise.Kernels.Tests/FlashAttentionKernelTests.cs) against
+// runtime/Shardwise/Cpu/AttentionKernels.cs.
 #pragma once
 #include "shardwise_common.cuh"
 
@@ -151,7 +154,7 @@ SW_INLINE void sw_load_b(unsigned (&b)[2], const sw_bits16* tile, int stride, in
     b[1] = sw_pack_bits(p[8 * stride], p[9 * stride]);
 }
 
-// ---- staging: copies `rows` × `columns` 16-bit values (columns a multiple of 8) from global memory, row r at
+// ---- staging: copies `tile_rows` × `columns` 16-bit values (columns a multiple of 8) from global memory, row r at
 // source + r·source_stride, into a shared tile of `tile_rows` rows (stride `tile_stride`), 16 bytes per thread and
 // step; rows at or past `valid_rows` are filled with zeros, so padded keys and queries contribute exact zeros.
 // Every thread of the block calls it; the caller synchronises. Source rows must be 16-byte aligned.

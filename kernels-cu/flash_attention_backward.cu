@@ -15,8 +15,9 @@
 //       diagonal, accumulates dQ in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 queries),
 //       static shared memory 2·64·(D+8)·2 bytes.
 //   The dkdv and dq kernels write disjoint columns of dqkv and may run in either order, after the dot kernel.
-// The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16; qkv and dy rows must be
-// 16-byte aligned. P and dS are rounded to T as mma operands, as FlashAttention does.
+// The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16. No pointer needs more than
+// its element's alignment (16-byte aligned rows are staged with vector loads). P and dS are rounded to T as mma
+// operands, as FlashAttention does.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (BackwardHead).
 #include "shardwise_mma.cuh"
 
@@ -42,7 +43,8 @@ SW_INLINE void flash_attention_backward_dot(const T* y, const T* dy, float* delt
     if (lane == 0) delta[((long long)b * heads + h) * seq + t] = sum;
 }
 
-// dqkv[i] = (accumulate ? dqkv[i] : 0) + (value_low, value_high) for the pair at i, i+1.
+// dqkv[i] = (accumulate ? dqkv[i] : 0) + low, dqkv[i+1] likewise with high. Two 2-byte stores, so dqkv needs no
+// alignment beyond its element's (this runs once per output element, after the tile loops).
 template <typename T> SW_INLINE void flash_store_pair(T* dqkv, long long i, float low, float high, int accumulate)
 {
     if (accumulate)
@@ -50,7 +52,8 @@ template <typename T> SW_INLINE void flash_store_pair(T* dqkv, long long i, floa
         low += sw_to_float(dqkv[i]);
         high += sw_to_float(dqkv[i + 1]);
     }
-    *reinterpret_cast<unsigned*>(dqkv + i) = sw_pack_float2<T>(low, high);
+    dqkv[i] = sw_from_float<T>(low);
+    dqkv[i + 1] = sw_from_float<T>(high);
 }
 
 template <typename T, int MAX_DIM>

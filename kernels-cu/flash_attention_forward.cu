@@ -12,7 +12,8 @@
 // Entry points flash_attention_forward_d{64,128}_{f16,bf16}: the d64 kernel takes head_dim 16…64, the d128 one
 // head_dim 16…128, head_dim a multiple of 16 (runtime/Shardwise/Cuda/CudaOps.FlashAttention.cs chooses).
 // Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 query rows); static shared memory 2·64·(D+8)·2 bytes
-// (18 KiB for d64, 34 KiB for d128). qkv rows must be 16-byte aligned (the base address, and 3·dim·2 bytes).
+// (18 KiB for d64, 34 KiB for d128). y and lse must be 4-byte aligned (y is written in pairs); qkv rows are staged
+// with 16-byte loads when they are 16-byte aligned, else 2-byte ones.
 #include "shardwise_mma.cuh"
 
 #define SW_FLASH_ROWS 64     // queries per block, 16 per warp

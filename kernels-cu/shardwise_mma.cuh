@@ -155,9 +155,10 @@ SW_INLINE void sw_load_b(unsigned (&b)[2], const sw_bits16* tile, int stride, in
 }
 
 // ---- staging: copies `tile_rows` × `columns` 16-bit values (columns a multiple of 8) from global memory, row r at
-// source + r·source_stride, into a shared tile of `tile_rows` rows (stride `tile_stride`), 16 bytes per thread and
-// step; rows at or past `valid_rows` are filled with zeros, so padded keys and queries contribute exact zeros.
-// Every thread of the block calls it; the caller synchronises. Source rows must be 16-byte aligned.
+// source + r·source_stride, into a shared tile (stride `tile_stride`, 16-byte aligned rows), 8 values per thread and
+// step: one 16-byte load when the source rows are 16-byte aligned (always, for the arenas' 16-element alignment and
+// head sizes that are multiples of 16), else eight 2-byte loads. Rows at or past `valid_rows` are filled with zeros,
+// so padded keys and queries contribute exact zeros. Every thread of the block calls it; the caller synchronises.
 struct __align__(16) sw_bits128
 {
     unsigned x, y, z, w;
@@ -166,12 +167,27 @@ struct __align__(16) sw_bits128
 SW_INLINE void sw_stage_tile(sw_bits16* tile, int tile_stride, int tile_rows, const sw_bits16* source,
                              long long source_stride, int valid_rows, int columns)
 {
+    bool vectors = ((reinterpret_cast<unsigned long long>(source) | (unsigned long long)(source_stride * 2)) & 15u) == 0;
     int chunks_per_row = columns / 8, chunks = tile_rows * chunks_per_row;
     for (int i = threadIdx.x; i < chunks; i += blockDim.x)
     {
         int r = i / chunks_per_row, c = (i % chunks_per_row) * 8;
         sw_bits128 value{0u, 0u, 0u, 0u};
-        if (r < valid_rows) value = *reinterpret_cast<const sw_bits128*>(source + r * source_stride + c);
+        if (r < valid_rows)
+        {
+            const sw_bits16* from = source + r * source_stride + c;
+            if (vectors)
+            {
+                value = *reinterpret_cast<const sw_bits128*>(from);
+            }
+            else
+            {
+                value.x = sw_pack_bits(from[0], from[1]);
+                value.y = sw_pack_bits(from[2], from[3]);
+                value.z = sw_pack_bits(from[4], from[5]);
+                value.w = sw_pack_bits(from[6], from[7]);
+            }
+        }
         *reinterpret_cast<sw_bits128*>(tile + r * tile_stride + c) = value;
     }
 }

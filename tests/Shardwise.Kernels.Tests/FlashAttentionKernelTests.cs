@@ -92,6 +92,51 @@ public sealed class FlashAttentionKernelTests
         }
     }
 
+    /// <summary>
+    /// qkv, dy and dqkv one element off a 16-byte boundary (and y 4-byte but not 16-byte aligned) take the kernels'
+    /// 2-byte staging path, with bitwise the same results as aligned buffers.
+    /// </summary>
+    [TestMethod]
+    public void UnalignedBuffersGiveTheSameResults()
+    {
+        const int batch = 1, heads = 2, headDim = 32, seq = 70, dim = heads * headDim;
+        const StorageType storage = StorageType.BFloat16;
+        var data = new TestData(50);
+        float[] qkv = storage.Rounded(data.NonZero(3L * batch * seq * dim));
+        float[] dy = storage.Rounded(data.NonZero((long)batch * seq * dim));
+        float[] prior = storage.Rounded(data.NonZero(qkv.Length));
+
+        (float[] Y, float[] Dqkv) Run(int offset)
+        {
+            // offset 0: aligned; 1: qkv, dy, dqkv start one 2-byte element later, y two.
+            float[] Padded(float[] values, int pad) => [.. new float[pad], .. values];
+            using var qkvBuffer = DeviceBuffer.From(Padded(qkv, offset), storage);
+            using var dyBuffer = DeviceBuffer.From(Padded(dy, offset), storage);
+            using var dqkv = DeviceBuffer.From(Padded(prior, offset), storage);
+            using var y = DeviceBuffer.Zeroed((long)batch * seq * dim + 2 * offset, storage);
+            using var lse = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
+            using var delta = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
+            nint q = qkvBuffer.Pointer + 2 * offset, d = dyBuffer.Pointer + 2 * offset, g = dqkv.Pointer + 2 * offset;
+            nint yp = y.Pointer + 4 * offset;
+            var grid = new Dim3((uint)SimtEmulator.Blocks(seq, Rows), batch * heads);
+            SimtEmulator.Launch("flash_attention_forward_d64_bf16", grid, Threads, SchedulerOrder.Forward, q, yp, lse, seq,
+                heads, headDim);
+            int rows = batch * seq * heads;
+            SimtEmulator.Launch("flash_attention_backward_dot_bf16", SimtEmulator.Blocks(rows, DotThreads / 32),
+                DotThreads, SchedulerOrder.Forward, yp, d, delta, rows, seq, heads, headDim);
+            KernelArg[] arguments = [q, d, lse, delta, g, seq, heads, headDim, 1];
+            SimtEmulator.Launch("flash_attention_backward_dkdv_d64_bf16", grid, Threads, SchedulerOrder.Forward, arguments);
+            SimtEmulator.Launch("flash_attention_backward_dq_d64_bf16", grid, Threads, SchedulerOrder.Forward, arguments);
+            return (y.ToFloats()[(2 * offset)..], dqkv.ToFloats()[offset..]);
+        }
+
+        var (alignedY, alignedDqkv) = Run(0);
+        var (unalignedY, unalignedDqkv) = Run(1);
+        CollectionAssert.AreEqual(alignedY, unalignedY, "y");
+        CollectionAssert.AreEqual(alignedDqkv, unalignedDqkv, "dqkv");
+        CollectionAssert.AreNotEqual(prior, alignedDqkv, "the backward wrote dqkv");
+    }
+
     [TestMethod]
     public void EveryEntryPointIsRegistered()
     {

@@ -84,12 +84,12 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     const float* lse_h = lse + ((long long)b * heads + h) * seq;
     const float* delta_h = delta + ((long long)b * heads + h) * seq;
 
-    // This warp's 16 keys of K and V as A fragments (Sᵀ = K·Qᵀ and dPᵀ = V·dYᵀ), staged through the query tiles.
+    // This warp's 16 keys of K and V as A fragments (Sᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through the query tiles.
     unsigned k_frag[DIM_STEPS][4], v_frag[DIM_STEPS][4];
     sw_stage_tile(q_tile, STRIDE, SW_FLASH_ROWS, k + k0 * row_stride, row_stride, seq - k0, head_dim);
     sw_stage_tile(dy_tile, STRIDE, SW_FLASH_ROWS, v + k0 * row_stride, row_stride, seq - k0, head_dim);
     __syncthreads();
-SW_UNROLL
+    SW_UNROLL
     for (int kk = 0; kk < DIM_STEPS; kk++)
     {
         if (16 * kk >= head_dim) continue;
@@ -101,7 +101,7 @@ SW_UNROLL
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
     int key[2] = {k0 + 16 * warp + g, k0 + 16 * warp + g + 8};
     float dk[DIM_TILES][4], dv[DIM_TILES][4];
-SW_UNROLL
+    SW_UNROLL
     for (int j = 0; j < DIM_TILES; j++)
     {
         dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
@@ -122,11 +122,11 @@ SW_UNROLL
 
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
         float p[QUERY_TILES][4];
-SW_UNROLL
+        SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
             p[n][0] = p[n][1] = p[n][2] = p[n][3] = 0.0f;
-SW_UNROLL
+            SW_UNROLL
             for (int kk = 0; kk < DIM_STEPS; kk++)
             {
                 if (16 * kk >= head_dim) continue;
@@ -134,7 +134,7 @@ SW_UNROLL
                 sw_load_b_transposed(b_frag, q_tile, STRIDE, 8 * n, 16 * kk);
                 sw_mma_16816<T>(p[n], k_frag[kk], b_frag);
             }
-SW_UNROLL
+            SW_UNROLL
             for (int e = 0; e < 4; e++)
             {
                 int column = 8 * n + 2 * t + (e & 1);
@@ -143,13 +143,12 @@ SW_UNROLL
         }
 
         // dV += Pᵀ·dY: accumulator tiles 2kk, 2kk+1 form the A fragment of queries 16kk…16kk+15.
-SW_UNROLL
+        SW_UNROLL
         for (int kk = 0; kk < QUERY_TILES / 2; kk++)
         {
-            unsigned a[4] = {sw_pack_float2<T>(p[2 * kk][0], p[2 * kk][1]), sw_pack_float2<T>(p[2 * kk][2], p[2 * kk][3]),
-                             sw_pack_float2<T>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
-                             sw_pack_float2<T>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
-SW_UNROLL
+            unsigned a[4];
+            sw_accumulators_to_a<T>(a, p[2 * kk], p[2 * kk + 1]);
+            SW_UNROLL
             for (int j = 0; j < DIM_TILES; j++)
             {
                 if (8 * j >= head_dim) continue;
@@ -161,11 +160,11 @@ SW_UNROLL
 
         // dSᵀ = Pᵀ ⊙ (dPᵀ − D), dPᵀ = V·dYᵀ.
         float ds[QUERY_TILES][4];
-SW_UNROLL
+        SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
             ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.0f;
-SW_UNROLL
+            SW_UNROLL
             for (int kk = 0; kk < DIM_STEPS; kk++)
             {
                 if (16 * kk >= head_dim) continue;
@@ -173,18 +172,17 @@ SW_UNROLL
                 sw_load_b_transposed(b_frag, dy_tile, STRIDE, 8 * n, 16 * kk);
                 sw_mma_16816<T>(ds[n], v_frag[kk], b_frag);
             }
-SW_UNROLL
+            SW_UNROLL
             for (int e = 0; e < 4; e++) ds[n][e] = p[n][e] * (ds[n][e] - delta_tile[8 * n + 2 * t + (e & 1)]);
         }
 
         // dK += dSᵀ·Q (scaled at the end).
-SW_UNROLL
+        SW_UNROLL
         for (int kk = 0; kk < QUERY_TILES / 2; kk++)
         {
-            unsigned a[4] = {sw_pack_float2<T>(ds[2 * kk][0], ds[2 * kk][1]), sw_pack_float2<T>(ds[2 * kk][2], ds[2 * kk][3]),
-                             sw_pack_float2<T>(ds[2 * kk + 1][0], ds[2 * kk + 1][1]),
-                             sw_pack_float2<T>(ds[2 * kk + 1][2], ds[2 * kk + 1][3])};
-SW_UNROLL
+            unsigned a[4];
+            sw_accumulators_to_a<T>(a, ds[2 * kk], ds[2 * kk + 1]);
+            SW_UNROLL
             for (int j = 0; j < DIM_TILES; j++)
             {
                 if (8 * j >= head_dim) continue;
@@ -196,12 +194,12 @@ SW_UNROLL
         __syncthreads(); // the next tile overwrites q_tile, dy_tile, lse_tile and delta_tile
     }
 
-SW_UNROLL
+    SW_UNROLL
     for (int r = 0; r < 2; r++)
     {
         if (key[r] >= seq) continue;
         long long row = ((long long)b * seq + key[r]) * row_stride + h * head_dim;
-SW_UNROLL
+        SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
         {
             if (8 * j >= head_dim) continue;
@@ -240,7 +238,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, q + q0 * row_stride, row_stride, seq - q0, head_dim);
     sw_stage_tile(v_tile, STRIDE, SW_FLASH_ROWS, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
     __syncthreads();
-SW_UNROLL
+    SW_UNROLL
     for (int kk = 0; kk < DIM_STEPS; kk++)
     {
         if (16 * kk >= head_dim) continue;
@@ -253,7 +251,7 @@ SW_UNROLL
     int query[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
     // Rows past seq (zero Q and dY) get lse 0 and D 0: finite, and their dQ is never stored.
     float row_lse[2], row_delta[2];
-SW_UNROLL
+    SW_UNROLL
     for (int r = 0; r < 2; r++)
     {
         bool real = query[r] < seq;
@@ -262,7 +260,7 @@ SW_UNROLL
         row_delta[r] = real ? delta[at] : 0.0f;
     }
     float dq[DIM_TILES][4];
-SW_UNROLL
+    SW_UNROLL
     for (int j = 0; j < DIM_TILES; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
 
     int key_end = min(q0 + SW_FLASH_ROWS, seq);
@@ -274,12 +272,12 @@ SW_UNROLL
 
         bool diagonal = k0 + SW_FLASH_TILE > q0;
         float ds[KEY_TILES][4];
-SW_UNROLL
+        SW_UNROLL
         for (int n = 0; n < KEY_TILES; n++)
         {
             float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.0f;
-SW_UNROLL
+            SW_UNROLL
             for (int kk = 0; kk < DIM_STEPS; kk++)
             {
                 if (16 * kk >= head_dim) continue;
@@ -289,7 +287,7 @@ SW_UNROLL
                 sw_load_b_transposed(b_frag, v_tile, STRIDE, 8 * n, 16 * kk);
                 sw_mma_16816<T>(ds[n], dy_frag[kk], b_frag); // dP = dY·Vᵀ
             }
-SW_UNROLL
+            SW_UNROLL
             for (int e = 0; e < 4; e++)
             {
                 int r = e >> 1, key = k0 + 8 * n + 2 * t + (e & 1);
@@ -299,13 +297,12 @@ SW_UNROLL
         }
 
         // dQ += dS·K (scaled at the end): accumulator tiles 2kk, 2kk+1 form the A fragment of keys 16kk…16kk+15.
-SW_UNROLL
+        SW_UNROLL
         for (int kk = 0; kk < KEY_TILES / 2; kk++)
         {
-            unsigned a[4] = {sw_pack_float2<T>(ds[2 * kk][0], ds[2 * kk][1]), sw_pack_float2<T>(ds[2 * kk][2], ds[2 * kk][3]),
-                             sw_pack_float2<T>(ds[2 * kk + 1][0], ds[2 * kk + 1][1]),
-                             sw_pack_float2<T>(ds[2 * kk + 1][2], ds[2 * kk + 1][3])};
-SW_UNROLL
+            unsigned a[4];
+            sw_accumulators_to_a<T>(a, ds[2 * kk], ds[2 * kk + 1]);
+            SW_UNROLL
             for (int j = 0; j < DIM_TILES; j++)
             {
                 if (8 * j >= head_dim) continue;
@@ -317,12 +314,12 @@ SW_UNROLL
         __syncthreads();
     }
 
-SW_UNROLL
+    SW_UNROLL
     for (int r = 0; r < 2; r++)
     {
         if (query[r] >= seq) continue;
         long long row = ((long long)b * seq + query[r]) * row_stride + h * head_dim;
-SW_UNROLL
+        SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
             if (8 * j < head_dim)
                 flash_store_pair(dqkv, row + 8 * j + 2 * t, scale * dq[j][2 * r], scale * dq[j][2 * r + 1], accumulate);

@@ -48,7 +48,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
     unsigned q_frag[DIM_STEPS][4];
     sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, q + q0 * row_stride, row_stride, seq - q0, head_dim);
     __syncthreads();
-SW_UNROLL
+    SW_UNROLL
     for (int kk = 0; kk < DIM_STEPS; kk++)
         if (16 * kk < head_dim) sw_load_a(q_frag[kk], k_tile, STRIDE, 16 * warp, 16 * kk);
     __syncthreads();
@@ -59,7 +59,7 @@ SW_UNROLL
     int query[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
     float row_max[2] = {sw_negative_infinity(), sw_negative_infinity()}, row_sum[2] = {0.0f, 0.0f};
     float o[DIM_TILES][4];
-SW_UNROLL
+    SW_UNROLL
     for (int j = 0; j < DIM_TILES; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
 
     int key_end = min(q0 + SW_FLASH_ROWS, seq); // causal: no key past the block's last query
@@ -71,11 +71,11 @@ SW_UNROLL
 
         // s = Q·Kᵀ for 16 queries × 64 keys: eight 16×8 accumulator tiles.
         float s[KEY_TILES][4];
-SW_UNROLL
+        SW_UNROLL
         for (int n = 0; n < KEY_TILES; n++)
         {
             s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-SW_UNROLL
+            SW_UNROLL
             for (int kk = 0; kk < DIM_STEPS; kk++)
             {
                 if (16 * kk >= head_dim) continue;
@@ -88,10 +88,10 @@ SW_UNROLL
         // Scale into the log2 domain; on the diagonal tile mask keys after the query (this also masks the zero-filled
         // keys past seq for every real query).
         bool diagonal = k0 + SW_FLASH_KEYS > q0;
-SW_UNROLL
+        SW_UNROLL
         for (int n = 0; n < KEY_TILES; n++)
         {
-SW_UNROLL
+            SW_UNROLL
             for (int e = 0; e < 4; e++)
             {
                 int key = k0 + 8 * n + 2 * t + (e & 1);
@@ -100,11 +100,11 @@ SW_UNROLL
         }
 
         // Online softmax per row: the four lanes of a quad (same g) share the row, so max over the quad.
-SW_UNROLL
+        SW_UNROLL
         for (int r = 0; r < 2; r++)
         {
             float m = row_max[r];
-SW_UNROLL
+            SW_UNROLL
             for (int n = 0; n < KEY_TILES; n++) m = fmaxf(m, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
             m = fmaxf(m, __shfl_xor_sync(SW_FULL_MASK, m, 1));
             m = fmaxf(m, __shfl_xor_sync(SW_FULL_MASK, m, 2));
@@ -114,7 +114,7 @@ SW_UNROLL
             float correction = exp2f(row_max[r] - base);
             row_max[r] = m;
             float sum = 0.0f;
-SW_UNROLL
+            SW_UNROLL
             for (int n = 0; n < KEY_TILES; n++)
             {
                 s[n][2 * r] = exp2f(s[n][2 * r] - base);
@@ -122,7 +122,7 @@ SW_UNROLL
                 sum += s[n][2 * r] + s[n][2 * r + 1];
             }
             row_sum[r] = row_sum[r] * correction + sum;
-SW_UNROLL
+            SW_UNROLL
             for (int j = 0; j < DIM_TILES; j++)
             {
                 o[j][2 * r] *= correction;
@@ -131,13 +131,12 @@ SW_UNROLL
         }
 
         // o += P·V: the accumulators of key tiles 2kk and 2kk+1 are the A fragment of keys 16kk…16kk+15.
-SW_UNROLL
+        SW_UNROLL
         for (int kk = 0; kk < KEY_TILES / 2; kk++)
         {
-            unsigned p[4] = {sw_pack_float2<T>(s[2 * kk][0], s[2 * kk][1]), sw_pack_float2<T>(s[2 * kk][2], s[2 * kk][3]),
-                             sw_pack_float2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             sw_pack_float2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-SW_UNROLL
+            unsigned p[4];
+            sw_accumulators_to_a<T>(p, s[2 * kk], s[2 * kk + 1]);
+            SW_UNROLL
             for (int j = 0; j < DIM_TILES; j++)
             {
                 if (8 * j >= head_dim) continue;
@@ -149,7 +148,7 @@ SW_UNROLL
         __syncthreads(); // every warp is done with this tile before the next one overwrites it
     }
 
-SW_UNROLL
+    SW_UNROLL
     for (int r = 0; r < 2; r++)
     {
         float l = row_sum[r];
@@ -158,7 +157,7 @@ SW_UNROLL
         if (query[r] >= seq) continue;
         float inverse = 1.0f / l;
         unsigned* out = reinterpret_cast<unsigned*>(y + ((long long)b * seq + query[r]) * dim + h * head_dim);
-SW_UNROLL
+        SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
             if (8 * j < head_dim) out[4 * j + t] = sw_pack_float2<T>(o[j][2 * r] * inverse, o[j][2 * r + 1] * inverse);
         // ln Σ exp(scale·s) = ln(2^max · l) = (max + log2 l) · ln 2.

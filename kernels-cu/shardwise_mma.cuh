@@ -3,8 +3,9 @@
 //
 // One mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}.{f16,bf16}.f32 multiplies a 16×16 tile A by a 16×8 tile B
 // and adds the 16×8 fp32 tile C, every lane of a full warp taking part. With g = lane >> 2 (groupID) and
-// t = lane & 3 (threadID_in_group), each lane holds (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating
-// point type"; every 32-bit register packs two 16-bit values, the lower column / k index in the low half):
+// t = lane & 3 (threadID_in_group), each lane holds (PTX ISA 9.0, section 9.7.14.5.8 "Matrix Fragments for
+// mma.m16n8k16 with floating point type"; every 32-bit register packs two 16-bit values, the lower column or k index
+// in the low half):
 //   A (16×16, row-major): a0 = A[g][2t, 2t+1]    a1 = A[g+8][2t, 2t+1]
 //                         a2 = A[g][2t+8, 2t+9]  a3 = A[g+8][2t+8, 2t+9]
 //   B (16×8, "col": k × n): b0 = B[2t, 2t+1][g]  b1 = B[2t+8, 2t+9][g]
@@ -46,6 +47,17 @@ template <typename T> SW_INLINE unsigned sw_pack_float2(float low, float high)
 
 template <typename T> SW_INLINE float sw_bits_to_float(unsigned bits16) { return sw_to_float(T{(sw_bits16)bits16}); }
 
+// The A fragment of a 16×16 tile from the fp32 accumulators of its left (columns 0–7) and right (8–15) 16×8 halves,
+// rounded to T: how P and dS go from one product into the next without leaving registers.
+template <typename T>
+SW_INLINE void sw_accumulators_to_a(unsigned (&a)[4], const float (&left)[4], const float (&right)[4])
+{
+    a[0] = sw_pack_float2<T>(left[0], left[1]);
+    a[1] = sw_pack_float2<T>(left[2], left[3]);
+    a[2] = sw_pack_float2<T>(right[0], right[1]);
+    a[3] = sw_pack_float2<T>(right[2], right[3]);
+}
+
 #ifdef SW_DEVICE_PASS
 template <typename T> struct sw_mma_instruction;
 
@@ -84,9 +96,9 @@ template <typename T> SW_INLINE void sw_mma_16816(float (&c)[4], const unsigned 
     for (int j = 0; j < 4; j++)
     {
         // Lane 4g+j holds A[g][2j, 2j+1, 2j+8, 2j+9] and A[g+8][…]; two registers travel per 64-bit shuffle.
-        unsigned long long a01 = __shfl_sync(SW_FULL_MASK, (unsigned long long)a[0] | ((unsigned long long)a[1] << 32), 4 * g + j);
-        unsigned long long a23 = __shfl_sync(SW_FULL_MASK, (unsigned long long)a[2] | ((unsigned long long)a[3] << 32), 4 * g + j);
-        unsigned long long b01 = (unsigned long long)b[0] | ((unsigned long long)b[1] << 32);
+        unsigned long long a01 = __shfl_sync(SW_FULL_MASK, a[0] | ((unsigned long long)a[1] << 32), 4 * g + j);
+        unsigned long long a23 = __shfl_sync(SW_FULL_MASK, a[2] | ((unsigned long long)a[3] << 32), 4 * g + j);
+        unsigned long long b01 = b[0] | ((unsigned long long)b[1] << 32);
         // Lane 4n+j holds B[2j, 2j+1][n] and B[2j+8, 2j+9][n].
         unsigned long long even = __shfl_sync(SW_FULL_MASK, b01, 4 * (2 * t) + j);
         unsigned long long odd = __shfl_sync(SW_FULL_MASK, b01, 4 * (2 * t + 1) + j);
@@ -167,7 +179,8 @@ struct __align__(16) sw_bits128
 SW_INLINE void sw_stage_tile(sw_bits16* tile, int tile_stride, int tile_rows, const sw_bits16* source,
                              long long source_stride, int valid_rows, int columns)
 {
-    bool vectors = ((reinterpret_cast<unsigned long long>(source) | (unsigned long long)(source_stride * 2)) & 15u) == 0;
+    unsigned long long address = reinterpret_cast<unsigned long long>(source);
+    bool vectors = ((address | (unsigned long long)(source_stride * 2)) & 15u) == 0;
     int chunks_per_row = columns / 8, chunks = tile_rows * chunks_per_row;
     for (int i = threadIdx.x; i < chunks; i += blockDim.x)
     {

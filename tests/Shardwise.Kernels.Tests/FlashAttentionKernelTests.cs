@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
+using System.IO;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cuda;
 using Shardwise.Kernels.Tests.Infrastructure;
 using Shardwise.Ops;
 using Shardwise.Precision;
@@ -23,11 +25,15 @@ public sealed class FlashAttentionKernelTests
     [
         (2, 2, 16, 1, 64),
         (2, 3, 32, 17, 64),
-        (2, 2, 64, 70, 64),
+        (1, 2, 64, 70, 64),
         (1, 2, 16, 130, 64),
         (1, 1, 80, 66, 128),
         (2, 1, 32, 20, 128),
     ];
+
+    /// <summary>(batch, heads, headDim, seq) for the GPU run: GPT-2's head size over four tiles, a 128-wide head, one token.</summary>
+    private static readonly (int Batch, int Heads, int HeadDim, int Seq)[] GpuShapes =
+        [(2, 3, 64, 200), (1, 2, 128, 130), (2, 2, 32, 1), (1, 1, 48, 77)];
 
     public static IEnumerable<object[]> StoragesAndShapes()
     {
@@ -52,13 +58,7 @@ public sealed class FlashAttentionKernelTests
         // Reversed scheduling for every other shape: the barriers between staging and use are then both exercised.
         SchedulerOrder order = shape % 2 == 0 ? SchedulerOrder.Forward : SchedulerOrder.Reversed;
 
-        var cpu = new CpuReference();
-        Slice qkvSlice = cpu.Put(qkv), ySlice = cpu.Zeros((long)batch * seq * dim);
-        Slice probabilities = cpu.Zeros((long)batch * heads * seq * seq), dySlice = cpu.Put(dy);
-        Slice dqkv = cpu.Zeros(qkv.Length), accumulated = cpu.Put(prior);
-        cpu.Ops.Attention(qkvSlice, ySlice, probabilities, batch, seq, heads, dim);
-        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, dqkv, batch, seq, heads, dim, false);
-        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, accumulated, batch, seq, heads, dim, true);
+        Expected expected = Reference(qkv, dy, prior, batch, seq, heads, dim);
 
         // Forward.
         using var qkvBuffer = DeviceBuffer.From(qkv, storage);
@@ -68,7 +68,7 @@ public sealed class FlashAttentionKernelTests
         SimtEmulator.Launch($"flash_attention_forward_d{width}_{suffix}", grid, Threads, order, qkvBuffer, y, lse, seq,
             heads, headDim);
         float[] yKernel = y.ToFloats();
-        Compare.Close(cpu.Read(ySlice), yKernel, storage.Tolerance(), $"y, {at}");
+        Compare.Close(expected.Y, yKernel, storage.Tolerance(), $"y, {at}");
         Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lse.ToFloats(), 1e-5f, $"lse, {at}");
 
         // Backward from the kernel's own y and lse, as the runtime runs it.
@@ -86,8 +86,7 @@ public sealed class FlashAttentionKernelTests
             KernelArg[] arguments = [qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, accumulate ? 1 : 0];
             SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, order, arguments);
             SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, order, arguments);
-            float[] expected = cpu.Read(accumulate ? accumulated : dqkv);
-            Compare.Close(expected, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
+            Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
                 $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
         }
     }
@@ -150,6 +149,108 @@ public sealed class FlashAttentionKernelTests
                     Assert.IsTrue(names.Contains($"flash_attention_{kernel}_d{width}_{suffix}"), $"{kernel} d{width} {suffix}");
             }
         }
+    }
+
+    /// <summary>
+    /// The kernels on the GPU (category "Gpu", run by scripts/gpu-suite.sh; inconclusive without one): the real
+    /// mma.sync fragments, a GPT-2-sized head (64) over several tiles, a 128-wide head, a single token.
+    /// </summary>
+    [TestMethod]
+    [TestCategory("Gpu")]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void GpuFlashAttentionMatchesTheCpuBackend(StorageType storage)
+    {
+        if (!CudaRuntime.TryInitialize(out string reason)) GpuSupport.Unavailable($"no GPU: {reason}");
+        using CudaContext context = CudaContext.Primary();
+        string cache = Directory.CreateTempSubdirectory("shardwise-flash-attention-").FullName;
+        try
+        {
+            var compiler = new KernelCompiler(cache);
+            using CudaModule forward = compiler.Load(context, "flash_attention_forward.cu");
+            using CudaModule backward = compiler.Load(context, "flash_attention_backward.cu");
+            string suffix = storage.Suffix();
+            foreach (var (batch, heads, headDim, seq) in GpuShapes)
+            {
+                int dim = heads * headDim, width = headDim <= 64 ? 64 : 128, rows = batch * seq * heads;
+                string at = $"GPU, {storage}, batch {batch}, heads {heads}, headDim {headDim}, seq {seq}";
+                var data = new TestData(60 + seq);
+                float[] qkv = storage.Rounded(data.NonZero(3L * batch * seq * dim));
+                float[] dy = storage.Rounded(data.NonZero((long)batch * seq * dim));
+                float[] prior = storage.Rounded(data.NonZero(qkv.Length));
+                Expected expected = Reference(qkv, dy, prior, batch, seq, heads, dim);
+
+                using DeviceMemory dQkv = Upload(context, qkv, storage), dDy = Upload(context, dy, storage);
+                using DeviceMemory y = DeviceMemory.Allocate(context, 2L * batch * seq * dim);
+                using DeviceMemory lse = DeviceMemory.Allocate<float>(context, (long)batch * heads * seq);
+                using DeviceMemory delta = DeviceMemory.Allocate<float>(context, (long)batch * heads * seq);
+                var grid = new CudaDim3((uint)SimtEmulator.Blocks(seq, Rows), (uint)(batch * heads));
+                forward.GetFunction($"flash_attention_forward_d{width}_{suffix}").Launch(grid, Threads, 0, null,
+                    dQkv, y, lse, seq, heads, headDim);
+                backward.GetFunction($"flash_attention_backward_dot_{suffix}").Launch(
+                    SimtEmulator.Blocks(rows, DotThreads / 32), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
+                context.Synchronize();
+                Compare.Close(expected.Y, Download(y, batch * seq * dim, storage), storage.Tolerance(), $"y, {at}");
+                var lseValues = new float[batch * heads * seq];
+                lse.Download<float>(lseValues);
+                Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lseValues, 1e-5f, $"lse, {at}");
+
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    using DeviceMemory dqkv = Upload(context, prior, storage);
+                    KernelArgument[] arguments = [dQkv, dDy, lse, delta, dqkv, seq, heads, headDim, accumulate ? 1 : 0];
+                    backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}").Launch(grid, Threads, 0,
+                        null, arguments);
+                    backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}").Launch(grid, Threads, 0,
+                        null, arguments);
+                    context.Synchronize();
+                    Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, Download(dqkv, qkv.Length, storage),
+                        2 * storage.Tolerance(), $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(cache, recursive: true);
+        }
+    }
+
+    private sealed record Expected(float[] Y, float[] Dqkv, float[] Accumulated);
+
+    /// <summary>CpuOps&lt;float&gt; attention on the (already rounded) inputs: y, dqkv, and prior + dqkv.</summary>
+    private static Expected Reference(float[] qkv, float[] dy, float[] prior, int batch, int seq, int heads, int dim)
+    {
+        var cpu = new CpuReference();
+        Slice qkvSlice = cpu.Put(qkv), y = cpu.Zeros((long)batch * seq * dim);
+        Slice probabilities = cpu.Zeros((long)batch * heads * seq * seq), dySlice = cpu.Put(dy);
+        Slice dqkv = cpu.Zeros(qkv.Length), accumulated = cpu.Put(prior);
+        cpu.Ops.Attention(qkvSlice, y, probabilities, batch, seq, heads, dim);
+        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, dqkv, batch, seq, heads, dim, false);
+        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, accumulated, batch, seq, heads, dim, true);
+        return new Expected(cpu.Read(y), cpu.Read(dqkv), cpu.Read(accumulated));
+    }
+
+    private static DeviceMemory Upload(CudaContext context, float[] values, StorageType storage)
+    {
+        using var host = DeviceBuffer.From(values, storage);
+        DeviceMemory memory = DeviceMemory.Allocate(context, 2L * Math.Max(1, values.Length));
+        memory.Upload<ushort>(host.ToBits());
+        return memory;
+    }
+
+    private static float[] Download(DeviceMemory memory, int count, StorageType storage)
+    {
+        var bits = new ushort[count];
+        memory.Download<ushort>(bits);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = storage == StorageType.Float16
+                ? (float)BitConverter.UInt16BitsToHalf(bits[i])
+                : BFloat16Conversion.ToSingle(bits[i]);
+        }
+
+        return values;
     }
 
     /// <summary>lse[b, h, t] = ln Σ_{u≤t} exp(q_t·k_u / √headDim), in double.</summary>

@@ -70,6 +70,28 @@ public sealed partial class CudaOps
         return true;
     }
 
+    /// <summary>
+    /// Where the flash path keeps its state inside the planned probabilities buffer of batch·heads·seq² elements
+    /// (counted at the 16-bit element size, the least it spans): the fp32 log-sum-exp from byte 0, then, 256-byte
+    /// aligned, a copy of the output y for backward's D = Σ dy·y. Null when the kernels do not take the shape or the
+    /// buffer cannot hold both (seq &lt; headDim + 2 or so); forward and backward both ask this, so they always agree.
+    /// </summary>
+    private FlashState? FlashLayout(int batch, int sequence, int heads, int dim)
+    {
+        if (!FlashAttentionSupported(batch, sequence, heads, dim)) return null;
+        long lseBytes = (long)batch * heads * sequence * sizeof(float);
+        long keptOffset = (lseBytes + 255) / 256 * 256;
+        long outputBytes = (long)batch * sequence * dim * ElementBytes;
+        long capacity = (long)batch * heads * sequence * sequence * ElementBytes;
+        return keptOffset + outputBytes <= capacity ? new FlashState((ulong)keptOffset, outputBytes) : null;
+    }
+
+    /// <summary>The byte offset of the kept output in the probabilities buffer, and its size.</summary>
+    private readonly record struct FlashState(ulong KeptOutputOffset, long OutputBytes);
+
+    /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
+    public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim) is not null;
+
     /// <summary>One block per 64 query (or key) rows of one (batch, head).</summary>
     private static CudaDim3 FlashGrid(int batch, int sequence, int heads) =>
         new((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));

@@ -64,6 +64,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private DeviceArena[] activationWindows = [];
     private DeviceIndexArena[] indexWindows = [];
     private readonly EmbeddingRowGrouping grouping = new();
+    private readonly EmbeddingGroupingCache groupingCache = new();
     private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch;
     private readonly int elementBytes;
     private bool disposed;
@@ -161,7 +162,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         DeviceIndexArena? old = indices;
         indices = DeviceIndexArena.Allocate(context, elements, allocations);
         grouping.Reserve((int)elements);
-        groupingScratch.Ensure((3 * elements + 1) * sizeof(int));
+        groupingScratch.Ensure(EmbeddingGroupingCache.Entries * (3 * elements + 1) * sizeof(int));
+        groupingCache.Reset((int)(3 * elements + 1));
         if (old is not null && Array.IndexOf(indexWindows, old) < 0) old.Dispose();
     }
 
@@ -291,9 +293,9 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dOutputAddress = Address(dOutput, (long)rows * dim, nameof(dOutput));
         ulong dTableAddress = Address(dTable, dTable.Length, nameof(dTable));
         if (rows == 0 || dim == 0) return;
-        (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(hostIds);
-        Kernel("embedding_backward").Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
-            segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim);
+        (ulong order, ulong starts, ulong segmentIds, int segments) = UploadGrouping(hostIds);
+        Kernel("embedding_backward").Launch(segments, EmbeddingThreads, 0, null, order, starts,
+            segmentIds, segments, dOutputAddress, dTableAddress, dim);
     }
 
     public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
@@ -314,9 +316,9 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dOutputAddress = Address(dOutput, (long)rows * dim, nameof(dOutput));
         ulong dTableAddress = Address(dTable, (long)count * dim, nameof(dTable));
         if (rows == 0 || dim == 0) return;
-        (ulong order, ulong starts, ulong segmentIds) = UploadGrouping(HostIndices(ids, rows));
-        Kernel("embedding_range_backward").Launch(grouping.Segments, EmbeddingThreads, 0, null, order, starts,
-            segmentIds, grouping.Segments, dOutputAddress, dTableAddress, dim, first, count);
+        (ulong order, ulong starts, ulong segmentIds, int segments) = UploadGrouping(HostIndices(ids, rows));
+        Kernel("embedding_range_backward").Launch(segments, EmbeddingThreads, 0, null, order, starts,
+            segmentIds, segments, dOutputAddress, dTableAddress, dim, first, count);
     }
 
     // ---- Linear and bias ------------------------------------------------------------------------------------------
@@ -459,8 +461,11 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     // ---- attention ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Per batch element, two strided-batched GEMMs over the heads (a head of q, k or v is the column block
-    /// h·headDim of the [seq, 3·dim] rows, so the heads are headDim apart); one softmax_causal_forward over all rows.
+    /// In fp16/bf16, where the shape allows (<see cref="UsesFlashAttention"/>), the fused flash kernels
+    /// (CudaOps.FlashAttention.cs), which never form the probabilities; the buffer planned for them keeps the
+    /// log-sum-exp and a copy of y for backward. Otherwise, per batch element, two strided-batched GEMMs over the heads
+    /// (a head of q, k or v is the column block h·headDim of the [seq, 3·dim] rows, so the heads are headDim apart)
+    /// and one softmax_causal_forward over all rows.
     /// </summary>
     public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
     {
@@ -470,6 +475,17 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ya = Address(y, (long)batch * sequence * dim, nameof(y));
         ulong pa = Address(probabilities, (long)batch * heads * sequence * sequence, nameof(probabilities));
         if (batch == 0 || sequence == 0) return;
+        if (FlashLayout(batch, sequence, heads, dim) is { } flash)
+        {
+            // The fused kernel writes y into the probabilities buffer beside the log-sum-exp, where backward finds
+            // both whatever the memory plan does with y meanwhile; y itself is a copy of it.
+            ulong kept = pa + flash.KeptOutputOffset;
+            if (!TryFlashAttention(qkva, kept, pa, batch, sequence, heads, dim))
+                throw new InvalidOperationException("FlashLayout accepted a shape the flash kernels refuse.");
+            CudaCheck.Driver(Interop.CuDriver.cuMemcpyDtoDAsync(ya, kept, (nuint)flash.OutputBytes, 0), "cuMemcpyDtoDAsync_v2");
+            return;
+        }
+
         int stride = 3 * dim;
         long square = (long)sequence * sequence;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -509,6 +525,13 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dya = Address(dy, (long)batch * sequence * dim, nameof(dy));
         ulong dqkva = Address(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
         if (batch == 0 || sequence == 0) return;
+        if (FlashLayout(batch, sequence, heads, dim) is { } flash)
+        {
+            if (!TryFlashAttentionBackward(qkva, pa + flash.KeptOutputOffset, dya, pa, dqkva, batch, sequence, heads, dim, accumulate))
+                throw new InvalidOperationException("FlashLayout accepted a shape the flash kernels refuse.");
+            return;
+        }
+
         int stride = 3 * dim;
         long square = (long)sequence * sequence;
         float beta = accumulate ? 1f : 0f;
@@ -663,13 +686,34 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     }
 
     /// <summary>Uploads the row grouping of <paramref name="ids"/> and returns the addresses of its three parts.</summary>
-    private (ulong Order, ulong Starts, ulong Ids) UploadGrouping(ReadOnlySpan<int> ids)
+    /// <summary>
+    /// The device row grouping of <paramref name="ids"/> for embedding_backward: from <see cref="groupingCache"/> when
+    /// the same ids were grouped lately (position ids, every step), else built on the host and uploaded.
+    /// </summary>
+    private (ulong Order, ulong Starts, ulong Ids, int Segments) UploadGrouping(ReadOnlySpan<int> ids)
     {
-        grouping.Build(ids);
-        ulong address = groupingScratch.Ensure((long)grouping.Length * sizeof(int));
-        groupingScratch.Memory.Upload<int>(grouping.Packed.AsSpan(0, grouping.Length));
-        return (address, address + (ulong)(grouping.StartsOffset * sizeof(int)), address + (ulong)(grouping.IdsOffset * sizeof(int)));
+        int regionInts = 3 * ids.Length + 1;
+        int growths = groupingScratch.Growths;
+        ulong buffer = groupingScratch.Ensure((long)EmbeddingGroupingCache.Entries * Math.Max(regionInts, groupingCache.RegionInts) * sizeof(int));
+        if (groupingScratch.Growths != growths || regionInts > groupingCache.RegionInts)
+            groupingCache.Reset(Math.Max(regionInts, groupingCache.RegionInts));
+
+        if (!groupingCache.TryFind(ids, out int region, out EmbeddingGroupingCache.Layout layout))
+        {
+            grouping.Build(ids);
+            region = groupingCache.Store(ids, grouping);
+            layout = new EmbeddingGroupingCache.Layout(grouping.Segments, grouping.StartsOffset, grouping.IdsOffset);
+            groupingScratch.Memory.Upload<int>(grouping.Packed.AsSpan(0, grouping.Length),
+                (long)region * groupingCache.RegionInts * sizeof(int));
+        }
+
+        ulong address = buffer + (ulong)((long)region * groupingCache.RegionInts * sizeof(int));
+        return (address, address + (ulong)(layout.StartsOffset * sizeof(int)), address + (ulong)(layout.IdsOffset * sizeof(int)),
+            layout.Segments);
     }
+
+    /// <summary>Id lists whose embedding-gradient grouping was found on the device, and ones grouped and uploaded.</summary>
+    public (long Hits, long Misses) EmbeddingGroupings => (groupingCache.Hits, groupingCache.Misses);
 
     /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
     private static int PartialChunks(int rows) => Math.Clamp((rows + RowsPerPartialChunk - 1) / RowsPerPartialChunk, 1, MaxPartialChunks);

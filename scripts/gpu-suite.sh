@@ -273,7 +273,9 @@ run_sanitizers() {
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 ||
               timeout 30 find / -xdev -name compute-sanitizer -type f 2>/dev/null | head -1)
   local memcheck_rc=skipped racecheck_rc=skipped
-  local sanitized="TestCategory=Gpu&FullyQualifiedName!~CudaModelTests&FullyQualifiedName!~CudaProfiler"
+  # SHARDWISE_MEMCHECK_FILTER / SHARDWISE_RACECHECK_FILTER narrow the tests each sanitizer runs (MSTest filters).
+  local sanitized=${SHARDWISE_MEMCHECK_FILTER:-"TestCategory=Gpu&FullyQualifiedName!~CudaModelTests&FullyQualifiedName!~CudaProfiler"}
+  local raced=${SHARDWISE_RACECHECK_FILTER:-"FullyQualifiedName~CudaOps"}
   if [ -n "$sanitizer" ]; then
     # One file for both (the device tool brings back at most 8 files): memcheck, then racecheck.
     # API errors are not counted: the tests provoke some on purpose (cuModuleGetFunction of a missing kernel) and NCCL's
@@ -284,7 +286,7 @@ run_sanitizers() {
     # racecheck (shared-memory hazards) is much slower: only the CudaOps op tests, fp32 and 16-bit, which launch
     # every kernel that uses shared memory.
     timeout 90 "$sanitizer" --tool racecheck --report-api-errors no --error-exitcode 99 --print-limit 50 \
-      --target-processes all dotnet "$tests_dll" --filter "FullyQualifiedName~CudaOps" --progress off > /tmp/racecheck.log 2>&1
+      --target-processes all dotnet "$tests_dll" --filter "$raced" --progress off > /tmp/racecheck.log 2>&1
     racecheck_rc=$?
   else
     echo "compute-sanitizer not found" | tee /tmp/memcheck.log > /tmp/racecheck.log

@@ -180,4 +180,28 @@ public sealed class BackendSelectionTests
         StringAssert.StartsWith(message, "error: --device cuda: CUDA was requested but is not available: ");
         StringAssert.EndsWith(message, reason.TrimEnd());
     }
+
+    /// <summary>
+    /// The fused attention is on unless the options say otherwise or, when they leave it open, SHARDWISE_FUSED_ATTENTION
+    /// is 0 or false.
+    /// </summary>
+    [TestMethod]
+    public void FusedAttentionFollowsTheOptionsThenTheEnvironment()
+    {
+        string? saved = Environment.GetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable);
+        try
+        {
+            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, true), ("1", true), ("0", false), ("false", false) })
+            {
+                Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, value);
+                Assert.AreEqual(expected, new CudaOpsOptions().UsesFusedAttention, $"variable {value ?? "unset"}");
+                Assert.IsTrue(new CudaOpsOptions(FusedAttention: true).UsesFusedAttention, "the option wins");
+                Assert.IsFalse(new CudaOpsOptions(FusedAttention: false).UsesFusedAttention, "the option wins");
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, saved);
+        }
+    }
 }

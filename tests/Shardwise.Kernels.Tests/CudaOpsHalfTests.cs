@@ -185,25 +185,29 @@ public sealed class CudaOpsHalfTests
     [DataRow(StorageType.BFloat16)]
     public void AttentionForwardAndBackward(StorageType storage)
     {
-        using TwinBackends twins = Twins(storage, 8);
-        float u = Unit(storage);
-        foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
-        foreach (bool accumulate in new[] { false, true })
+        foreach (bool fused in new[] { true, false })
         {
-            string at = $"{storage}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
-            Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
-            Slice p = twins.Random((long)batch * heads * sequence * sequence);
-            twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
-            // The fused kernels form no probabilities: their buffer holds the log-sum-exp and a copy of y instead.
-            bool flash = twins.Gpu.UsesFlashAttention(batch, sequence, heads, dim);
-            Assert.AreEqual(dim / heads % 16 == 0 && sequence >= 2, flash, $"which shapes the flash path takes: {at}");
-            if (!flash) twins.AssertClose(p, 2 * u, $"probabilities, {at}");
-            twins.AssertClose(y, 2 * u, $"y, {at}");
-            Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
-            if (!flash) twins.Sync(p); // the backward's input: the GPU's stored probabilities on both sides
-            twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
-            (float[] cpu, float[] gpu) = twins.Read(dqkv);
-            Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
+            using var twins = new TwinBackends(GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused), 8,
+                activations: 1 << 22);
+            float u = Unit(storage);
+            foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
+            foreach (bool accumulate in new[] { false, true })
+            {
+                string at = $"{storage}, fused {fused}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+                Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
+                Slice p = twins.Random((long)batch * heads * sequence * sequence);
+                twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
+                // The fused kernels form no probabilities: their buffer holds the log-sum-exp and a copy of y instead.
+                bool flash = twins.Gpu.UsesFlashAttention(batch, sequence, heads, dim);
+                Assert.AreEqual(fused && dim / heads % 16 == 0 && sequence >= 2, flash, $"which shapes the flash path takes: {at}");
+                if (!flash) twins.AssertClose(p, 2 * u, $"probabilities, {at}");
+                twins.AssertClose(y, 2 * u, $"y, {at}");
+                Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
+                if (!flash) twins.Sync(p); // the backward's input: the GPU's stored probabilities on both sides
+                twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
+                (float[] cpu, float[] gpu) = twins.Read(dqkv);
+                Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
+            }
         }
     }
 

@@ -22,7 +22,7 @@ public sealed partial class CudaOps
     /// </summary>
     internal bool FlashAttentionSupported(int batch, int sequence, int heads, int dim)
     {
-        if (Storage == StorageType.Float32 || heads <= 0 || dim % heads != 0) return false;
+        if (!fusedAttention || Storage == StorageType.Float32 || heads <= 0 || dim % heads != 0) return false;
         int headDim = dim / heads;
         return headDim % 16 == 0 && headDim is > 0 and <= FlashMaxHeadDim && sequence >= 2 &&
                (long)batch * heads <= 65535;

@@ -69,6 +69,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly int elementBytes;
     private bool disposed;
     private CudaOpsProfiler? profiler;
+    private readonly bool fusedAttention;
     private string currentOperation = "";
 
     /// <summary>
@@ -96,6 +97,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 
         Device = context.Device;
         Options = options;
+        fusedAttention = options.UsesFusedAttention;
         elementBytes = options.Storage.BytesPerElement();
         StorageSuffix = options.Storage switch
         {

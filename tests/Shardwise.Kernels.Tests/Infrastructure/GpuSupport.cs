@@ -39,9 +39,10 @@ public static class GpuSupport
     /// A CudaOps on device 0 storing <paramref name="storage"/>, or the test ends inconclusive (fails under
     /// SHARDWISE_REQUIRE_GPU=1).
     /// </summary>
-    public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32)
+    public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
+        bool fusedAttention = true)
     {
         RequireGpu();
-        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage));
+        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention));
     }
 }

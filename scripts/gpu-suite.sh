@@ -404,7 +404,7 @@ run_profile() {
   touch "$OUT/bench.log"
   [ -s "$gpt2_dll" ] || { summary_row "Shardwise bench --profile" missing ".gpu/gpt2"; return 1; }
   local rc=0 precision
-  for precision in ${SHARDWISE_BENCH_PRECISIONS:-fp16 bf16}; do
+  for precision in ${SHARDWISE_PROFILE_PRECISIONS:-${SHARDWISE_BENCH_PRECISIONS:-fp16 bf16}}; do
     bench_step "Shardwise bench --profile, Gpt2Small $precision" 40 \
       dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
       --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1

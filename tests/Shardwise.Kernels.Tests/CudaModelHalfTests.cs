@@ -33,11 +33,15 @@ public sealed class CudaModelHalfTests
     private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
 
     [TestMethod]
-    [DataRow(StorageType.Float16)]
-    [DataRow(StorageType.BFloat16)]
-    public void TinyGptForwardAndBackwardFollowTheCpu(StorageType storage)
+    [DataRow(StorageType.Float16, false)]
+    [DataRow(StorageType.BFloat16, false)]
+    [DataRow(StorageType.Float16, true)]
+    [DataRow(StorageType.BFloat16, true)]
+    public void TinyGptForwardAndBackwardFollowTheCpu(StorageType storage, bool fusedAttention)
     {
-        using CudaOps gpu = GpuSupport.RequireCudaOps(storage: storage);
+        using CudaOps gpu = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fusedAttention);
+        Assert.AreEqual(fusedAttention, gpu.UsesFlashAttention(Batch, TinyGpt.Context, TinyGpt.Heads, TinyGpt.Width),
+            "TinyGpt's attention takes the path asked for");
         float u = Unit(storage);
         CompiledLanguageModel<float> onCpu = TinyGpt.Compile(new CpuOps<float>(), Batch);
         CompiledLanguageModel<float> onGpu = TinyGpt.Compile<float>(gpu, Batch);

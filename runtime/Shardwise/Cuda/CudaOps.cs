@@ -463,7 +463,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     // ---- attention ------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// In fp16/bf16, where the shape allows (<see cref="UsesFlashAttention"/>), the fused flash kernels
+    /// In fp16/bf16 with <see cref="CudaOpsOptions.FusedAttention"/>, where the shape allows (<see cref="UsesFlashAttention"/>), the fused flash kernels
     /// (CudaOps.FlashAttention.cs), which never form the probabilities; the buffer planned for them keeps the
     /// log-sum-exp and a copy of y for backward. Otherwise, per batch element, two strided-batched GEMMs over the heads
     /// (a head of q, k or v is the column block h·headDim of the [seq, 3·dim] rows, so the heads are headDim apart)

@@ -40,7 +40,7 @@ public static class GpuSupport
     /// SHARDWISE_REQUIRE_GPU=1).
     /// </summary>
     public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
-        bool fusedAttention = true)
+        bool? fusedAttention = null)
     {
         RequireGpu();
         return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention));

@@ -122,18 +122,10 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
 
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
         float p[QUERY_TILES][4];
+        sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE, head_dim);
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
-            p[n][0] = p[n][1] = p[n][2] = p[n][3] = 0.0f;
-            SW_UNROLL
-            for (int kk = 0; kk < DIM_STEPS; kk++)
-            {
-                if (16 * kk >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b_transposed(b_frag, q_tile, STRIDE, 8 * n, 16 * kk);
-                sw_mma_16816<T>(p[n], k_frag[kk], b_frag);
-            }
             SW_UNROLL
             for (int e = 0; e < 4; e++)
             {
@@ -143,54 +135,20 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         }
 
         // dV += Pᵀ·dY: accumulator tiles 2kk, 2kk+1 form the A fragment of queries 16kk…16kk+15.
-        SW_UNROLL
-        for (int kk = 0; kk < QUERY_TILES / 2; kk++)
-        {
-            unsigned a[4];
-            sw_accumulators_to_a<T>(a, p[2 * kk], p[2 * kk + 1]);
-            SW_UNROLL
-            for (int j = 0; j < DIM_TILES; j++)
-            {
-                if (8 * j >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b(b_frag, dy_tile, STRIDE, 16 * kk, 8 * j);
-                sw_mma_16816<T>(dv[j], a, b_frag);
-            }
-        }
+        sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE, head_dim);
 
         // dSᵀ = Pᵀ ⊙ (dPᵀ − D), dPᵀ = V·dYᵀ.
         float ds[QUERY_TILES][4];
+        sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE, head_dim);
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
-            ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.0f;
-            SW_UNROLL
-            for (int kk = 0; kk < DIM_STEPS; kk++)
-            {
-                if (16 * kk >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b_transposed(b_frag, dy_tile, STRIDE, 8 * n, 16 * kk);
-                sw_mma_16816<T>(ds[n], v_frag[kk], b_frag);
-            }
             SW_UNROLL
             for (int e = 0; e < 4; e++) ds[n][e] = p[n][e] * (ds[n][e] - delta_tile[8 * n + 2 * t + (e & 1)]);
         }
 
         // dK += dSᵀ·Q (scaled at the end).
-        SW_UNROLL
-        for (int kk = 0; kk < QUERY_TILES / 2; kk++)
-        {
-            unsigned a[4];
-            sw_accumulators_to_a<T>(a, ds[2 * kk], ds[2 * kk + 1]);
-            SW_UNROLL
-            for (int j = 0; j < DIM_TILES; j++)
-            {
-                if (8 * j >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b(b_frag, q_tile, STRIDE, 16 * kk, 8 * j);
-                sw_mma_16816<T>(dk[j], a, b_frag);
-            }
-        }
+        sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE, head_dim);
         __syncthreads(); // the next tile overwrites q_tile, dy_tile, lse_tile and delta_tile
     }
 
@@ -297,20 +255,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
         }
 
         // dQ += dS·K (scaled at the end): accumulator tiles 2kk, 2kk+1 form the A fragment of keys 16kk…16kk+15.
-        SW_UNROLL
-        for (int kk = 0; kk < KEY_TILES / 2; kk++)
-        {
-            unsigned a[4];
-            sw_accumulators_to_a<T>(a, ds[2 * kk], ds[2 * kk + 1]);
-            SW_UNROLL
-            for (int j = 0; j < DIM_TILES; j++)
-            {
-                if (8 * j >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b(b_frag, k_tile, STRIDE, 16 * kk, 8 * j);
-                sw_mma_16816<T>(dq[j], a, b_frag);
-            }
-        }
+        sw_warp_accumulate_product<T>(dq, ds, k_tile, STRIDE, head_dim);
         __syncthreads();
     }
 

@@ -71,19 +71,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
 
         // s = Q·Kᵀ for 16 queries × 64 keys: eight 16×8 accumulator tiles.
         float s[KEY_TILES][4];
-        SW_UNROLL
-        for (int n = 0; n < KEY_TILES; n++)
-        {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-            SW_UNROLL
-            for (int kk = 0; kk < DIM_STEPS; kk++)
-            {
-                if (16 * kk >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b_transposed(b_frag, k_tile, STRIDE, 8 * n, 16 * kk);
-                sw_mma_16816<T>(s[n], q_frag[kk], b_frag);
-            }
-        }
+        sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE, head_dim);
 
         // Scale into the log2 domain; on the diagonal tile mask keys after the query (this also masks the zero-filled
         // keys past seq for every real query).
@@ -131,20 +119,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
         }
 
         // o += P·V: the accumulators of key tiles 2kk and 2kk+1 are the A fragment of keys 16kk…16kk+15.
-        SW_UNROLL
-        for (int kk = 0; kk < KEY_TILES / 2; kk++)
-        {
-            unsigned p[4];
-            sw_accumulators_to_a<T>(p, s[2 * kk], s[2 * kk + 1]);
-            SW_UNROLL
-            for (int j = 0; j < DIM_TILES; j++)
-            {
-                if (8 * j >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b(b_frag, v_tile, STRIDE, 16 * kk, 8 * j);
-                sw_mma_16816<T>(o[j], p, b_frag);
-            }
-        }
+        sw_warp_accumulate_product<T>(o, s, v_tile, STRIDE, head_dim);
         __syncthreads(); // every warp is done with this tile before the next one overwrites it
     }
 

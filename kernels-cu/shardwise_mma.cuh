@@ -166,6 +166,53 @@ SW_INLINE void sw_load_b(unsigned (&b)[2], const sw_bits16* tile, int stride, in
     b[1] = sw_pack_bits(p[8 * stride], p[9 * stride]);
 }
 
+// ---- warp-level products over a staged tile --------------------------------------------------------------------
+
+// acc[n] = Σ_kk a[kk] · (tile rows 8n…8n+7, columns 16kk…16kk+15)ᵀ for every n < N, over the first `depth` columns
+// (a multiple of 16): the warp's 16 rows, held as A fragments, against the N·8 rows of a staged tile. S = Q·Kᵀ in the
+// forward, P = K·Qᵀ and dPᵀ = V·dYᵀ in the key-tile backward.
+template <typename T, int N, int STEPS>
+SW_INLINE void sw_warp_product_transposed(float (&acc)[N][4], const unsigned (&a)[STEPS][4], const sw_bits16* tile,
+                                          int stride, int depth)
+{
+    SW_UNROLL
+    for (int n = 0; n < N; n++)
+    {
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+        SW_UNROLL
+        for (int kk = 0; kk < STEPS; kk++)
+        {
+            if (16 * kk >= depth) continue;
+            unsigned b[2];
+            sw_load_b_transposed(b, tile, stride, 8 * n, 16 * kk);
+            sw_mma_16816<T>(acc[n], a[kk], b);
+        }
+    }
+}
+
+// acc[j] += P · (tile rows 0…8N−1, columns 8j…8j+7) for every j < J with 8j < width: the warp's 16 rows of fp32
+// accumulators P (N tiles of 8 columns; tiles 2kk and 2kk+1 become the A fragment of tile rows 16kk…16kk+15) times a
+// staged tile. O += P·V in the forward, dV += Pᵀ·dY and dK += dSᵀ·Q, dQ += dS·K in the backward.
+template <typename T, int N, int J>
+SW_INLINE void sw_warp_accumulate_product(float (&acc)[J][4], const float (&p)[N][4], const sw_bits16* tile, int stride,
+                                          int width)
+{
+    SW_UNROLL
+    for (int kk = 0; kk < N / 2; kk++)
+    {
+        unsigned a[4];
+        sw_accumulators_to_a<T>(a, p[2 * kk], p[2 * kk + 1]);
+        SW_UNROLL
+        for (int j = 0; j < J; j++)
+        {
+            if (8 * j >= width) continue;
+            unsigned b[2];
+            sw_load_b(b, tile, stride, 16 * kk, 8 * j);
+            sw_mma_16816<T>(acc[j], a, b);
+        }
+    }
+}
+
 // ---- staging: copies `tile_rows` × `columns` 16-bit values (columns a multiple of 8) from global memory, row r at
 // source + r·source_stride, into a shared tile (stride `tile_stride`, 16-byte aligned rows), 8 values per thread and
 // step: one 16-byte load when the source rows are 16-byte aligned (always, for the arenas' 16-element alignment and

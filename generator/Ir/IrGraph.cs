@@ -12,10 +12,21 @@ internal enum ValueKind
 /// <summary>
 /// A tensor produced or consumed by the program. <see cref="Shape"/> is per sample: the leading batch dimension is
 /// chosen at run time, so every buffer's size is a constant times the batch.
+/// <para>
+/// <see cref="Fp32Statistics"/>: per-row values the kernels keep in fp32 whatever the storage (LayerNorm's mean and
+/// rstd). They are planned at two arena elements per value (<see cref="ElementsPerSample"/>), so that an arena of
+/// 16-bit elements (a GPU's in fp16/bf16) holds them at its own element size; the CPU backend, whose arena is fp32,
+/// uses the first half. (The vocabulary-parallel cross-entropy's row statistics are not marked: tensor-parallel
+/// stages store fp32, because their all-reduces move those statistics as arena elements.)
+/// </para>
 /// </summary>
-internal sealed record IrValue(int Id, ValueKind Kind, EquatableArray<int> Shape, string Name)
+internal sealed record IrValue(int Id, ValueKind Kind, EquatableArray<int> Shape, string Name, bool Fp32Statistics = false)
 {
-    public long ElementsPerSample
+    /// <summary>Arena elements that hold one fp32 statistic: two 16-bit ones.</summary>
+    public const int StatisticSlots = 2;
+
+    /// <summary>Values per sample: the product of the shape.</summary>
+    public long ValuesPerSample
     {
         get
         {
@@ -25,8 +36,11 @@ internal sealed record IrValue(int Id, ValueKind Kind, EquatableArray<int> Shape
         }
     }
 
+    /// <summary>Arena elements per sample: the values, twice for <see cref="Fp32Statistics"/>.</summary>
+    public long ElementsPerSample => Fp32Statistics ? StatisticSlots * ValuesPerSample : ValuesPerSample;
+
     /// <summary>Positions per sample: every dimension except the last (the feature dimension).</summary>
-    public long RowsPerSample => Shape.Count == 0 ? 1 : ElementsPerSample / Shape[Shape.Count - 1];
+    public long RowsPerSample => Shape.Count == 0 ? 1 : ValuesPerSample / Shape[Shape.Count - 1];
 }
 
 internal enum OpKind

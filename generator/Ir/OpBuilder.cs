@@ -20,10 +20,10 @@ internal sealed class OpBuilder
 
     public List<IrParameter> Parameters { get; } = new();
 
-    public int NewValue(ValueKind kind, IEnumerable<int> shape, string name)
+    public int NewValue(ValueKind kind, IEnumerable<int> shape, string name, bool fp32Statistics = false)
     {
         int id = Values.Count;
-        Values.Add(new IrValue(id, kind, shape.ToEquatableArray(), name));
+        Values.Add(new IrValue(id, kind, shape.ToEquatableArray(), name, fp32Statistics));
         return id;
     }
 
@@ -87,8 +87,8 @@ internal sealed class OpBuilder
         int beta = Parameter(node, path, "bias", "Bias", new[] { dim }, ParameterInit.Zeros);
         var rows = input.Shape.Take(input.Shape.Count - 1).ToArray();
         int output = NewValue(ValueKind.Real, input.Shape, Join(node.Path, "out"));
-        int mean = NewValue(ValueKind.Real, rows, Join(node.Path, "mean"));
-        int rstd = NewValue(ValueKind.Real, rows, Join(node.Path, "rstd"));
+        int mean = NewValue(ValueKind.Real, rows, Join(node.Path, "mean"), fp32Statistics: true);
+        int rstd = NewValue(ValueKind.Real, rows, Join(node.Path, "rstd"), fp32Statistics: true);
         Emit(OpKind.LayerNorm, node.Path, new[] { x }, new[] { output, mean, rstd }, new[] { gamma, beta }, new[] { dim });
         return output;
     }

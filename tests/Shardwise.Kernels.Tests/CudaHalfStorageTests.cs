@@ -64,7 +64,7 @@ public sealed class CudaHalfStorageTests
         using CudaOps gpu = Allocated(storage);
         Assert.AreEqual(2 * Elements, gpu.ArenaBytes(Arena.Parameters), "2-byte parameters");
         Assert.AreEqual(2 * Elements, gpu.ArenaBytes(Arena.Gradients), "2-byte gradients");
-        Assert.AreEqual(16L * Elements, gpu.ArenaBytes(Arena.Activations), "activations with fp32 room");
+        Assert.AreEqual(2 * 4L * Elements, gpu.ArenaBytes(Arena.Activations), "2-byte activations (the fp32 statistics take two elements each)");
 
         float[] raw = Awkward(Elements, 1);
         float[] rounded = (float[])raw.Clone();
@@ -132,10 +132,11 @@ public sealed class CudaHalfStorageTests
     public void Fp32StatisticsAndSixteenBitTensorsShareTheActivationArenaWithoutOverlap(StorageType storage)
     {
         using CudaOps gpu = Allocated(storage);
-        // Planner-style neighbours: tensor [0, 100), statistics [100, 130), tensor [130, 230).
+        // Planner-style neighbours: tensor [0, 100), 30 statistics at two elements each [100, 160), tensor [160, 260).
+        Assert.AreEqual(2, gpu.StatisticSlots, "an fp32 statistic spans two 16-bit elements");
         var before = new Slice(Arena.Activations, 0, 100);
-        var statistics = new Slice(Arena.Activations, 100, 30);
-        var after = new Slice(Arena.Activations, 130, 100);
+        var statistics = new Slice(Arena.Activations, 100, 60);
+        var after = new Slice(Arena.Activations, 160, 100);
         float[] a = Awkward(100, 4), b = Awkward(100, 5);
         StorageRounding.RoundInPlace(a, storage);
         StorageRounding.RoundInPlace(b, storage);
@@ -162,7 +163,19 @@ public sealed class CudaHalfStorageTests
         AssertBitwise(a, readA, "tensor before, after zeroing the statistics");
         AssertBitwise(b, readB, "tensor after, after zeroing the statistics");
 
-        var e = Assert.ThrowsExactly<InvalidOperationException>(() => gpu.LoadStatistics(exact, new Slice(Arena.Parameters, 0, 30)));
-        StringAssert.Contains(e.Message, "fp32 statistics need 4 bytes");
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => gpu.LoadStatistics(exact, new Slice(Arena.Parameters, 0, 60)));
+        StringAssert.Contains(e.Message, "fp32 statistics live in the activation arena");
+        Assert.ThrowsExactly<ArgumentException>(() => gpu.LoadStatistics(exact, new Slice(Arena.Activations, 101, 60)),
+            "an odd element is not a 4-byte boundary");
+        Assert.ThrowsExactly<ArgumentException>(() => gpu.LoadStatistics(exact, new Slice(Arena.Activations, 100, 30)),
+            "one element per value is too short");
+
+        // An op given statistics planned at one element per value says why it refuses them.
+        var x = new Slice(Arena.Activations, 300, 4 * 8);
+        var y = new Slice(Arena.Activations, 340, 4 * 8);
+        var gamma = new Slice(Arena.Parameters, 0, 8);
+        var tooShort = Assert.ThrowsExactly<ArgumentException>(() =>
+            gpu.LayerNorm(x, gamma, gamma, y, new Slice(Arena.Activations, 380, 4), new Slice(Arena.Activations, 390, 8), 4, 8));
+        StringAssert.Contains(tooShort.Message, "each takes 2 elements");
     }
 }

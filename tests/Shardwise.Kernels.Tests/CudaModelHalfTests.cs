@@ -173,9 +173,12 @@ public sealed class CudaModelHalfTests
 
         Norms.RelativeClose(onCpu.Parameters, onGpu.Parameters, 4 * u, "parameters after the steps");
         Assert.AreEqual(allocationsAfterFirst, gpu.DeviceAllocations, "device allocations after the first step");
-        // The engine's memory report counts what the device arenas hold: 2 bytes per parameter and gradient element.
+        // The engine's memory report counts what the device arenas hold: 2 bytes per parameter, gradient and
+        // activation element (the fp32 statistics are planned at two elements each, so the activation arena is 16-bit).
         Assert.AreEqual(gpu.ArenaBytes(Arena.Parameters), gpuEngine.Memory.Parameters, "reported parameter bytes");
         Assert.AreEqual(gpu.ArenaBytes(Arena.Gradients), gpuEngine.Memory.Gradients, "reported gradient bytes");
+        Assert.AreEqual(gpu.ArenaBytes(Arena.Activations), gpuEngine.Memory.Activations, "reported activation bytes");
         Assert.AreEqual(2L * TinyGpt.ParameterLayout.TotalElements, gpuEngine.Memory.Parameters, "2 bytes per parameter");
+        Assert.AreEqual(2L * Batch * onGpu.Plan.ArenaElementsPerSample, gpu.ArenaBytes(Arena.Activations), "2 bytes per activation element");
     }
 }

@@ -7,10 +7,9 @@ namespace Shardwise.Training.Engine;
 /// <summary>
 /// Bytes the engine actually holds, by DeepSpeed's categories. <paramref name="workingBytes"/> is the element size of
 /// the working copy of parameters, gradients and activations: 4 on the CPU backend, which computes in float32 even
-/// when it rounds values to 16-bit storage; 2 on a GPU in fp16/bf16. Activations are counted at 4 bytes per element on
-/// every backend: the CUDA backend in fp16/bf16 addresses its activation arena at 4 bytes per planned element so that
-/// the kernels' fp32 per-row statistics fit in their planned slices (16-bit tensors use half of their range: fp32
-/// memory, 16-bit traffic; docs/cuda.md). Master weights exist only in mixed precision.
+/// when it rounds values to 16-bit storage; 2 on a GPU in fp16/bf16, activations included: the generator plans the
+/// kernels' fp32 per-row statistics (LayerNorm mean and rstd) at two elements per value, so a 16-bit activation arena
+/// holds them at its own element size (docs/cuda.md). Master weights exist only in mixed precision.
 /// </summary>
 public sealed record MemoryReport(long Parameters, long Gradients, long MasterWeights, long OptimizerStates, long Activations, long Buffers)
 {
@@ -30,7 +29,7 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
             Gradients: gradientBytes ?? psi * width,
             MasterWeights: mixed || masterInHost ? owned * sizeof(float) : 0,
             OptimizerStates: 2 * owned * sizeof(float),
-            Activations: batch * plan.ArenaElementsPerSample * sizeof(float),
+            Activations: batch * plan.ArenaElementsPerSample * width,
             Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes);
     }
 

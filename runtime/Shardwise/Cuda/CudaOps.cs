@@ -36,10 +36,10 @@ namespace Shardwise.Cuda;
 /// fp32 accumulation (<see cref="CudaGemm"/>). The host side stays float: Load, Store, View and the upload of a viewed
 /// mirror round to nearest even exactly as <see cref="StorageRounding"/> (fp16 overflow → ∞), and widen exactly.
 /// Per-row statistics the kernels keep in fp32 (LayerNorm mean/rstd, the vocabulary-parallel cross-entropy's
-/// max/sum/target logit) live in activation slices like everything else, so the activation arena is addressed at
-/// 4 bytes per planned element (<see cref="DeviceArena"/>): it costs fp32 memory, while tensors in it move 16-bit
-/// traffic. Such an arena cannot be viewed element by element; its fp32 statistics are read and written with
-/// <see cref="StoreStatistics"/>/<see cref="LoadStatistics"/>.
+/// max/sum/target logit) live in activation slices like everything else, written unconverted: one value spans
+/// <see cref="StatisticSlots"/> elements (two 16-bit ones), and the generator plans LayerNorm's at two elements per
+/// value, so the activation arena has the 16-bit size. It cannot be viewed element by element; its fp32 statistics
+/// are read and written with <see cref="StoreStatistics"/>/<see cref="LoadStatistics"/>.
 /// </para>
 /// </summary>
 public sealed partial class CudaOps : ITensorOps<float>, IDisposable
@@ -153,8 +153,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         EnsureCurrent();
         int index = ArenaIndex(arena);
         DeviceArena? old = arenas[index];
-        // Activations get fp32 room per element whatever the storage: the per-row statistics are fp32 slices of it.
-        arenas[index] = DeviceArena.Allocate(context, elements, Storage, statisticsRoom: arena == Ops.Arena.Activations, allocations);
+        // The activation arena also holds the fp32 per-row statistics, two 16-bit elements each (planned so).
+        arenas[index] = DeviceArena.Allocate(context, elements, Storage, holdsStatistics: arena == Ops.Arena.Activations, allocations);
         if (old is not null && Array.IndexOf(activationWindows, old) < 0) old.Dispose();
     }
 
@@ -223,14 +223,21 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 
     /// <summary>
     /// Copies fp32 per-row statistics (what <see cref="LayerNorm"/>'s mean and rstd, or the cross-entropy partials, hold)
-    /// into an activation slice, unrounded. In fp32 storage this is <see cref="Load"/>.
+    /// into an activation slice, unrounded: <see cref="StatisticSlots"/> elements per value, so the slice is that many
+    /// times as long as <paramref name="source"/> (in fp32 storage this is <see cref="Load"/>).
     /// </summary>
     public void LoadStatistics(ReadOnlySpan<float> source, Slice destination)
-        => ArenaToLoad(source.Length, destination, nameof(LoadStatistics)).UploadFloat32(source, destination.Offset);
+        => ArenaToLoad(source.Length * StatisticSlots, destination, nameof(LoadStatistics)).UploadFloat32(source, destination.Offset);
 
     /// <summary>Reads fp32 per-row statistics from an activation slice (see <see cref="LoadStatistics"/>).</summary>
     public void StoreStatistics(Slice source, Span<float> destination)
-        => ArenaToStore(source, destination.Length, nameof(StoreStatistics)).DownloadFloat32(destination, source.Offset);
+        => ArenaToStore(source, destination.Length * StatisticSlots, nameof(StoreStatistics)).DownloadFloat32(destination, source.Offset);
+
+    /// <summary>
+    /// Elements of the activation arena one fp32 per-row statistic spans: 1 in fp32 storage, 2 in fp16/bf16. The
+    /// generator plans LayerNorm's mean and rstd at two elements per value, which fits either.
+    /// </summary>
+    public int StatisticSlots => sizeof(float) / elementBytes;
 
     // The checks every host-to-device copy makes; a copy over a whole arena makes pending mirror changes moot.
     private DeviceArena ArenaToLoad(int sourceLength, Slice destination, string call)
@@ -396,7 +403,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
         ulong ba = Address(beta, dim, nameof(beta)), ya = Address(y, (long)rows * dim, nameof(y));
-        ulong ma = Address(mean, rows, nameof(mean)), ra = Address(rstd, rows, nameof(rstd));
+        ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
         if (rows == 0) return;
         // The fused residual LayerNorm with no second operand is a plain LayerNorm.
         Kernel("residual_layernorm_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
@@ -408,7 +415,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     {
         Begin();
         ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
-        ulong ma = Address(mean, rows, nameof(mean)), ra = Address(rstd, rows, nameof(rstd));
+        ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
         ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dxa = Address(dx, (long)rows * dim, nameof(dx));
         ulong dga = Address(dGamma, dim, nameof(dGamma)), dba = Address(dBeta, dim, nameof(dBeta));
         if (rows == 0 || dim == 0) return;
@@ -596,7 +603,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary)
     {
         Begin();
-        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ma = Address(rowMax, rows, nameof(rowMax));
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ma = StatisticsAddress(rowMax, rows, nameof(rowMax));
         if (rows == 0) return;
         Kernel("crossentropy_row_max").Launch(rows, CrossEntropyThreads(vocabulary), 0, null, la, ma, rows, vocabulary);
     }
@@ -606,8 +613,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     {
         Begin();
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
-        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
-        ulong tla = Address(targetLogit, rows, nameof(targetLogit));
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
+        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit));
         if (rows == 0) return;
         Kernel("crossentropy_partials").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
             la, ta, ma, sa, tla, rows, vocabulary, first);
@@ -616,8 +623,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
     {
         Begin();
-        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
-        ulong tla = Address(targetLogit, rows, nameof(targetLogit));
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
+        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit));
         if (rows == 0) return float.NaN;
         ulong loss = scalarScratch.Ensure(sizeof(float));
         KernelNamed("crossentropy_loss_from_partials_f32").Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
@@ -630,7 +637,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         long n = (long)rows * vocabulary;
         ulong la = Address(logits, n, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
-        ulong ma = Address(rowMax, rows, nameof(rowMax)), sa = Address(rowSum, rows, nameof(rowSum));
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
         ulong da = Address(dLogits, n, nameof(dLogits));
         if (n == 0) return;
         Kernel("crossentropy_range_backward").Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads,
@@ -786,6 +793,24 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         CheckSlice(slice, needed, name, operation);
         DeviceArena arena = Arena(slice.Arena);
         return arena.Length == 0 ? 0 : arena.Address(slice.Offset);
+    }
+
+    /// <summary>
+    /// The device address of an fp32 statistics slice of <paramref name="values"/> values: it must span
+    /// <see cref="StatisticSlots"/> elements per value and start on a 4-byte boundary.
+    /// </summary>
+    private ulong StatisticsAddress(Slice slice, long values, string name, [CallerMemberName] string operation = "")
+    {
+        if (slice.Length < values * StatisticSlots)
+        {
+            throw new ArgumentException($"{operation}: fp32 statistics {name} {slice} are too short for {values} values: in " +
+                $"{Storage} storage each takes {StatisticSlots} elements (the generator plans them so), {values * StatisticSlots} in all.", name);
+        }
+
+        ulong address = Address(slice, values * StatisticSlots, name, operation);
+        if (address % sizeof(float) != 0)
+            throw new ArgumentException($"{operation}: fp32 statistics {name} {slice} do not start on a 4-byte boundary.", name);
+        return address;
     }
 
     private ulong IndexAddress(IndexSlice slice, long needed, string name, [CallerMemberName] string operation = "")

@@ -9,13 +9,12 @@ namespace Shardwise.Cuda;
 /// (fp32, fp16 or bf16), and every copy converts with <see cref="StorageConversion"/> (the rounding of
 /// <see cref="StorageRounding"/>), on the host, so the bus carries 16-bit elements.
 /// <para>
-/// Addressing: element <c>offset</c> of a slice starts at byte <see cref="OffsetBytes"/>·offset. For parameters and
-/// gradients that is the element size. An activation arena in 16-bit storage is addressed at 4 bytes per offset
-/// unit (<c>statisticsRoom</c>): a 16-bit tensor planned at [o, o + n) occupies bytes [4o, 4o + 2n), the first half
-/// of its range, and an fp32 per-row statistic (LayerNorm mean/rstd, cross-entropy row max/sum/target logit) planned
-/// at [o, o + n) occupies all of [4o, 4o + 4n). Planned ranges never overlap, so neither do these. The price: such an
-/// arena has the fp32 size, and its elements are not individually addressable from the host (a tensor's element i
-/// is at 4o + 2i, which depends on where the tensor starts), so <see cref="View"/> refuses it; slices go through
+/// Addressing: element <c>offset</c> of a slice starts at byte <see cref="ElementBytes"/>·offset. The activation arena
+/// (<c>holdsStatistics</c>) also holds the kernels' fp32 per-row statistics (LayerNorm mean/rstd, cross-entropy row
+/// max/sum/target logit), written unconverted: in 16-bit storage one statistic spans two elements, and the generator
+/// plans such slices at two elements per value (<see cref="StatisticSlots"/>), 4-byte aligned. The host cannot mirror
+/// a 16-bit activation arena element by element (a statistic's halves are not 16-bit values, and a round trip through
+/// floats could change a NaN-shaped half), so <see cref="View"/> refuses it; slices go through
 /// <see cref="Upload"/>/<see cref="Download"/>, and statistics through <see cref="UploadFloat32"/>/<see cref="DownloadFloat32"/>.
 /// </para>
 /// The mirror is synchronised lazily, in whole:
@@ -39,33 +38,32 @@ internal sealed class DeviceArena : IDisposable
     private ushort[]? staging;
     private bool hostIsNewer;
 
-    private DeviceArena(DeviceMemory? memory, long length, StorageType storage, int offsetBytes)
+    private DeviceArena(DeviceMemory? memory, long length, StorageType storage, bool holdsStatistics)
     {
         this.memory = memory;
         Length = length;
         Storage = storage;
         ElementBytes = storage.BytesPerElement();
-        OffsetBytes = offsetBytes;
+        HoldsStatistics = holdsStatistics;
     }
 
     /// <summary>
-    /// Allocates <paramref name="elements"/> elements of <paramref name="storage"/> on the device, zeroed; with
-    /// <paramref name="statisticsRoom"/> every offset unit gets 4 bytes, whatever the storage (see the class comment).
+    /// Allocates <paramref name="elements"/> elements of <paramref name="storage"/> on the device, zeroed;
+    /// <paramref name="holdsStatistics"/> for the activation arena, whose slices may hold fp32 statistics.
     /// </summary>
-    public static DeviceArena Allocate(CudaContext context, long elements, StorageType storage, bool statisticsRoom,
+    public static DeviceArena Allocate(CudaContext context, long elements, StorageType storage, bool holdsStatistics,
         DeviceAllocationCounter counter)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
-        int offsetBytes = statisticsRoom ? sizeof(float) : storage.BytesPerElement();
-        if (elements == 0) return new DeviceArena(null, 0, storage, offsetBytes);
-        DeviceMemory memory = counter.Allocate(context, elements * offsetBytes);
+        if (elements == 0) return new DeviceArena(null, 0, storage, holdsStatistics);
+        DeviceMemory memory = counter.Allocate(context, elements * storage.BytesPerElement());
         memory.Zero();
-        return new DeviceArena(memory, elements, storage, offsetBytes);
+        return new DeviceArena(memory, elements, storage, holdsStatistics);
     }
 
-    /// <summary>Another arena of the same length, storage and addressing (an activation window).</summary>
+    /// <summary>Another arena of the same length, storage and role (an activation window).</summary>
     public DeviceArena AllocateSibling(CudaContext context, DeviceAllocationCounter counter) =>
-        Allocate(context, Length, Storage, statisticsRoom: OffsetBytes == sizeof(float), counter);
+        Allocate(context, Length, Storage, HoldsStatistics, counter);
 
     /// <summary>Elements in the arena (slice offsets and lengths count these).</summary>
     public long Length { get; }
@@ -75,21 +73,24 @@ internal sealed class DeviceArena : IDisposable
     /// <summary>Bytes of one stored element: 4 (fp32) or 2 (fp16, bf16).</summary>
     public int ElementBytes { get; }
 
-    /// <summary>Bytes per unit of slice offset: the element size, or 4 in an arena with statistics room.</summary>
-    public int OffsetBytes { get; }
+    /// <summary>Whether slices of this arena may hold fp32 statistics (the activation arena).</summary>
+    public bool HoldsStatistics { get; }
+
+    /// <summary>Elements one fp32 statistic spans: 1 in fp32 storage, 2 in 16-bit.</summary>
+    public int StatisticSlots => sizeof(float) / ElementBytes;
 
     /// <summary>Device bytes the arena occupies.</summary>
-    public long Bytes => Length * OffsetBytes;
+    public long Bytes => Length * ElementBytes;
 
     /// <summary>True when a host span can mirror the arena element for element (everything but 16-bit activations).</summary>
-    public bool ElementAddressable => OffsetBytes == ElementBytes;
+    public bool ElementAddressable => !HoldsStatistics || Storage == StorageType.Float32;
 
     /// <summary>True while the host mirror holds changes the device has not seen.</summary>
     public bool HostIsNewer => hostIsNewer;
 
     /// <summary>The device address of the slice that starts at <paramref name="offset"/>; the arena must not be empty.</summary>
     public ulong Address(long offset) =>
-        (memory ?? throw new InvalidOperationException("the arena is empty")).Pointer + (ulong)(offset * OffsetBytes);
+        (memory ?? throw new InvalidOperationException("the arena is empty")).Pointer + (ulong)(offset * ElementBytes);
 
     /// <summary>The host mirror, current with the device, which the caller may write (see the class comment).</summary>
     public Span<float> View(string arenaName)
@@ -97,8 +98,8 @@ internal sealed class DeviceArena : IDisposable
         if (!ElementAddressable)
         {
             throw new NotSupportedException(
-                $"CudaOps.View({arenaName}): in {Storage} storage the activation arena keeps fp32 room for per-row statistics, " +
-                "so a tensor's elements are not at fixed places in a host span; copy slices with Load/Store (and statistics " +
+                $"CudaOps.View({arenaName}): in {Storage} storage the activation arena also holds fp32 per-row statistics, " +
+                "two 16-bit elements each, which a host span of floats cannot mirror; copy slices with Load/Store (and statistics " +
                 "with LoadStatistics/StoreStatistics) instead.");
         }
 
@@ -135,20 +136,23 @@ internal sealed class DeviceArena : IDisposable
         if (destination.Length > 0) Read(destination, offset);
     }
 
-    /// <summary>Copies fp32 values (a per-row statistic) into the slice at <paramref name="offset"/>, unconverted.</summary>
+    /// <summary>
+    /// Copies fp32 values (a per-row statistic) into the slice at <paramref name="offset"/>, unconverted: they span
+    /// <see cref="StatisticSlots"/> elements each.
+    /// </summary>
     public void UploadFloat32(ReadOnlySpan<float> source, long offset)
     {
-        RequireFloat32Room();
+        RequireStatistics(offset);
         EnsureDevice();
-        if (source.Length > 0) memory!.Upload(source, offset * OffsetBytes);
+        if (source.Length > 0) memory!.Upload(source, offset * ElementBytes);
     }
 
     /// <summary>Copies the fp32 values (a per-row statistic) of the slice at <paramref name="offset"/>, unconverted.</summary>
     public void DownloadFloat32(Span<float> destination, long offset)
     {
-        RequireFloat32Room();
+        RequireStatistics(offset);
         EnsureDevice();
-        if (destination.Length > 0) memory!.Download(destination, offset * OffsetBytes);
+        if (destination.Length > 0) memory!.Download(destination, offset * ElementBytes);
     }
 
     /// <summary>
@@ -159,18 +163,20 @@ internal sealed class DeviceArena : IDisposable
     {
         if (offset == 0 && count == Length) DiscardHostChanges();
         else EnsureDevice();
-        if (count > 0) memory!.Zero(offset * OffsetBytes, count * OffsetBytes);
+        if (count > 0) memory!.Zero(offset * ElementBytes, count * ElementBytes);
     }
 
-    private void RequireFloat32Room()
+    private void RequireStatistics(long offset)
     {
-        if (OffsetBytes != sizeof(float))
-            throw new InvalidOperationException($"fp32 statistics need 4 bytes per element; this {Storage} arena has {OffsetBytes}.");
+        if (!HoldsStatistics && Storage != StorageType.Float32)
+            throw new InvalidOperationException($"fp32 statistics live in the activation arena; this {Storage} arena holds parameters or gradients.");
+        if (offset * ElementBytes % sizeof(float) != 0)
+            throw new ArgumentException($"fp32 statistics start at a 4-byte boundary: element {offset} of a {Storage} arena does not.");
     }
 
     private void Write(ReadOnlySpan<float> source, long offset)
     {
-        long byteOffset = offset * OffsetBytes;
+        long byteOffset = offset * ElementBytes;
         if (Storage == StorageType.Float32)
         {
             memory!.Upload(source, byteOffset);
@@ -188,7 +194,7 @@ internal sealed class DeviceArena : IDisposable
 
     private void Read(Span<float> destination, long offset)
     {
-        long byteOffset = offset * OffsetBytes;
+        long byteOffset = offset * ElementBytes;
         if (Storage == StorageType.Float32)
         {
             memory!.Download(destination, byteOffset);

@@ -62,14 +62,19 @@ public sealed class TwinBackends : IDisposable
         return slice;
     }
 
-    /// <summary>A slice for fp32 per-row statistics, filled with the same random fp32 values on both backends.</summary>
+    /// <summary>
+    /// A slice for <paramref name="count"/> fp32 per-row statistics, filled with the same random fp32 values on both
+    /// backends: <see cref="CudaOps.StatisticSlots"/> elements per value from a 4-byte boundary, as the generator
+    /// plans them (the CPU backend uses the first <paramref name="count"/>).
+    /// </summary>
     public Slice Statistics(long count)
     {
-        var slice = new Slice(Arena.Activations, used, count);
-        used += count;
+        used = (used + 1) / 2 * 2; // an even element offset is a 4-byte boundary in 16-bit storage
+        var slice = new Slice(Arena.Activations, used, count * Gpu.StatisticSlots);
+        used += slice.Length;
         handedOut.Add((slice, true));
         float[] values = data.NonZero(count);
-        Cpu.Load(values, slice);
+        Cpu.Load(values, slice with { Length = count });
         Gpu.LoadStatistics(values, slice);
         return slice;
     }
@@ -77,9 +82,10 @@ public sealed class TwinBackends : IDisposable
     /// <summary>Compares an fp32 statistics slice (see <see cref="Statistics"/>).</summary>
     public void AssertStatisticsClose(Slice slice, float tolerance, string what)
     {
-        var expected = new float[slice.Length];
-        var actual = new float[slice.Length];
-        Cpu.Store(slice, expected);
+        long count = slice.Length / Gpu.StatisticSlots;
+        var expected = new float[count];
+        var actual = new float[count];
+        Cpu.Store(slice with { Length = count }, expected);
         Gpu.StoreStatistics(slice, actual);
         Compare.Close(expected, actual, tolerance, what);
     }

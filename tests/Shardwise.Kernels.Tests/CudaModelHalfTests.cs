@@ -181,4 +181,23 @@ public sealed class CudaModelHalfTests
         Assert.AreEqual(2L * TinyGpt.ParameterLayout.TotalElements, gpuEngine.Memory.Parameters, "2 bytes per parameter");
         Assert.AreEqual(2L * Batch * onGpu.Plan.ArenaElementsPerSample, gpu.ArenaBytes(Arena.Activations), "2 bytes per activation element");
     }
+
+    /// <summary>
+    /// The build-time memory estimate (the generated <c>MemoryEstimate</c> that SW0014 checks: mixed precision, ZeRO 0,
+    /// the [Model]'s one sample) is what a 16-bit CudaOps allocates for parameters, gradients and activations. Before
+    /// the fp32 statistics were planned at two elements each, the activation arena was twice the estimate.
+    /// </summary>
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void TheBuildTimeEstimateIsWhatTheDeviceArenasHold(StorageType storage)
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps(storage: storage);
+        CompiledLanguageModel<float> program = TinyGpt.Compile<float>(gpu, 1);
+        var estimate = TinyGpt.MemoryEstimate.Single(row => row.PipelineStage == 0 && row.ZeroStage == 0 && row.WorkingBytes == 2);
+        Assert.AreEqual(estimate.Parameters, gpu.ArenaBytes(Arena.Parameters), "parameters");
+        Assert.AreEqual(estimate.Gradients, gpu.ArenaBytes(Arena.Gradients), "gradients");
+        Assert.AreEqual(estimate.Activations, gpu.ArenaBytes(Arena.Activations), "activations");
+        Assert.AreEqual(2L * program.Plan.ArenaElementsPerSample, estimate.Activations, "2 bytes per planned element");
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Kernels.Tests.Infrastructure;
 using Shardwise.Ops;
@@ -118,6 +119,42 @@ public sealed class LayerNormKernelTests
             Compare.Close(cpu.Read(dxSlice), dxBuffer.ToFloats(), tolerance, $"dx, {at}");
             Compare.Close(cpu.Read(dGammaSlice), dGammaBuffer.ToFloats(), tolerance, $"dGamma, {at}");
             Compare.Close(cpu.Read(dBetaSlice), dBetaBuffer.ToFloats(), tolerance, $"dBeta, {at}");
+        }
+    }
+
+    /// <summary>
+    /// dx may alias dy when accumulate is 0 (the generated code computes some gradients in place): the result is
+    /// bitwise the one into a separate buffer, for rows that fit the registers and for wider ones.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void BackwardDxInPlaceOverDyEqualsTheSeparateBuffer(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(13);
+        const int rows = 7;
+        foreach (int dim in new[] { 130, 1030 })
+        {
+            long n = (long)rows * dim;
+            float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
+            float[] gamma = storage.Rounded(data.NonZero(dim));
+            float[] means = data.NonZero(rows), rstds = new float[rows];
+            for (int r = 0; r < rows; r++) rstds[r] = 0.5f + (r % 3);
+            using var xBuffer = DeviceBuffer.From(x, storage);
+            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+            using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
+            using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
+            using var dyBuffer = DeviceBuffer.From(dy, storage);
+            using var separate = DeviceBuffer.Zeroed(n, storage);
+            using var inPlace = DeviceBuffer.From(dy, storage);
+            string kernel = $"layernorm_backward_dx_{storage.Suffix()}";
+            SimtEmulator.Launch(kernel, SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
+                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, separate, rows, dim, 0);
+            SimtEmulator.Launch(kernel, SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
+                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, inPlace, inPlace, rows, dim, 0);
+            float[] expected = separate.ToFloats(), actual = inPlace.ToFloats();
+            Assert.IsTrue(expected.Any(v => v != 0f), "the kernel wrote the separate buffer");
+            for (int i = 0; i < expected.Length; i++)
+                Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]), $"dim {dim}, element {i}");
         }
     }
 }

@@ -40,16 +40,17 @@
 # short still leaves one) and printed last.
 #
 # Time budget (the device tool allows 600 s per command, and a session has 15 minutes of device time in all,
-# machine start included): every step runs under `timeout`, and the caps add up to about 9 minutes:
+# machine start included): every step runs under `timeout`. Caps, and what the steps took on an H200 (2026-11-26,
+# docs/gpu-results.md):
 #     unpack and environment                    ~10 s
-#     kernel test suite                         140 s
-#     compute-sanitizer memcheck, racecheck      30 s + 30 s  (partial logs on timeout; never run on a GPU so far)
-#     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (200 CPU steps: ~15 s on 2 idle cores)
-#     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20)
-#     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; compilation ~1 min; the
-#                                               ------         eager result is kept if compile runs out of time)
-#                                               ~550 s
-# (The loss-curve step's 60 s came from the tests (150 → 140), the fp16 bench (55 → 50) and PyTorch (110 → 90 each).)
+#     kernel test suite                         140 s   (took ~30 s)
+#     compute-sanitizer memcheck, racecheck      60 s + 90 s  (partial logs on timeout; ~25 s + ~30 s on the filters used)
+#     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
+#     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
+#     Shardwise bench --profile per precision    40 s   (~6 s)
+#     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
+#                                                              eager result is kept if compile runs out of time)
+# The whole list (tests, curve, both benches, PyTorch, a bf16 profile, narrowed sanitizers) took 248 s in one call.
 # A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
 # Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"
 # scripts/gpu-suite.sh run bench (the CUDA steps fail with one line each; the PyTorch steps run the tiny model).

@@ -19,13 +19,9 @@
 // its element's alignment (16-byte aligned rows are staged with vector loads). P and dS are rounded to T as mma
 // operands, as FlashAttention does.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (BackwardHead).
-#include "shardwise_mma.cuh"
+#include "flash_attention_common.cuh"
 
-#define SW_FLASH_ROWS 64 // queries (dq) or keys (dkdv) per block, 16 per warp
-#define SW_FLASH_TILE 64 // keys (dq) or queries (dkdv) per shared-memory tile
-#define SW_FLASH_THREADS 128
 #define SW_FLASH_DOT_THREADS 256
-#define SW_LOG2E 1.4426950408889634f
 
 template <typename T>
 SW_INLINE void flash_attention_backward_dot(const T* y, const T* dy, float* delta, int rows, int seq, int heads,
@@ -73,29 +69,21 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
 
     // Key block 0 sees every query tile: the heaviest blocks come first.
     int k0 = blockIdx.x * SW_FLASH_ROWS;
-    int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    int dim = heads * head_dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
+    const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
+    const long long row_stride = head.row_stride;
+    int dim = head.dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
     int g = lane >> 2, t = lane & 3;
-    long long row_stride = 3LL * dim;
-    const sw_bits16* q = reinterpret_cast<const sw_bits16*>(qkv) + (long long)b * seq * row_stride + h * head_dim;
-    const sw_bits16* k = q + dim;
-    const sw_bits16* v = q + 2 * dim;
-    const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + (long long)b * seq * dim + h * head_dim;
-    const float* lse_h = lse + ((long long)b * heads + h) * seq;
-    const float* delta_h = delta + ((long long)b * heads + h) * seq;
+    const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + head.token_offset(0);
+    const float* lse_h = lse + head.row_offset(0);
+    const float* delta_h = delta + head.row_offset(0);
 
     // This warp's 16 keys of K and V as A fragments (Sᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through the query tiles.
     unsigned k_frag[DIM_STEPS][4], v_frag[DIM_STEPS][4];
-    sw_stage_tile(q_tile, STRIDE, SW_FLASH_ROWS, k + k0 * row_stride, row_stride, seq - k0, head_dim);
-    sw_stage_tile(dy_tile, STRIDE, SW_FLASH_ROWS, v + k0 * row_stride, row_stride, seq - k0, head_dim);
+    sw_stage_tile(q_tile, STRIDE, SW_FLASH_ROWS, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
+    sw_stage_tile(dy_tile, STRIDE, SW_FLASH_ROWS, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
     __syncthreads();
-    SW_UNROLL
-    for (int kk = 0; kk < DIM_STEPS; kk++)
-    {
-        if (16 * kk >= head_dim) continue;
-        sw_load_a(k_frag[kk], q_tile, STRIDE, 16 * warp, 16 * kk);
-        sw_load_a(v_frag[kk], dy_tile, STRIDE, 16 * warp, 16 * kk);
-    }
+    sw_load_warp_rows(k_frag, q_tile, STRIDE, head_dim);
+    sw_load_warp_rows(v_frag, dy_tile, STRIDE, head_dim);
     __syncthreads();
 
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
@@ -110,7 +98,7 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
 
     for (int q0 = k0; q0 < seq; q0 += SW_FLASH_TILE) // query tiles before k0 see none of these keys
     {
-        sw_stage_tile(q_tile, STRIDE, SW_FLASH_TILE, q + q0 * row_stride, row_stride, seq - q0, head_dim);
+        sw_stage_tile(q_tile, STRIDE, SW_FLASH_TILE, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
         sw_stage_tile(dy_tile, STRIDE, SW_FLASH_TILE, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
         for (int i = threadIdx.x; i < SW_FLASH_TILE; i += blockDim.x)
         {
@@ -156,7 +144,7 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     for (int r = 0; r < 2; r++)
     {
         if (key[r] >= seq) continue;
-        long long row = ((long long)b * seq + key[r]) * row_stride + h * head_dim;
+        long long row = head.qkv_offset(key[r]);
         SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
         {
@@ -182,27 +170,19 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     sw_bits16* v_tile = reinterpret_cast<sw_bits16*>(v_tile_storage);
 
     int q0 = (gridDim.x - 1 - blockIdx.x) * SW_FLASH_ROWS; // the last query tiles see the most keys: first
-    int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    int dim = heads * head_dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
+    const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
+    const long long row_stride = head.row_stride;
+    int dim = head.dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
     int g = lane >> 2, t = lane & 3;
-    long long row_stride = 3LL * dim;
-    const sw_bits16* q = reinterpret_cast<const sw_bits16*>(qkv) + (long long)b * seq * row_stride + h * head_dim;
-    const sw_bits16* k = q + dim;
-    const sw_bits16* v = q + 2 * dim;
-    const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + (long long)b * seq * dim + h * head_dim;
+    const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + head.token_offset(0);
 
     // This warp's 16 queries of Q and dY as A fragments (S = Q·Kᵀ, dP = dY·Vᵀ).
     unsigned q_frag[DIM_STEPS][4], dy_frag[DIM_STEPS][4];
-    sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, q + q0 * row_stride, row_stride, seq - q0, head_dim);
+    sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
     sw_stage_tile(v_tile, STRIDE, SW_FLASH_ROWS, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
     __syncthreads();
-    SW_UNROLL
-    for (int kk = 0; kk < DIM_STEPS; kk++)
-    {
-        if (16 * kk >= head_dim) continue;
-        sw_load_a(q_frag[kk], k_tile, STRIDE, 16 * warp, 16 * kk);
-        sw_load_a(dy_frag[kk], v_tile, STRIDE, 16 * warp, 16 * kk);
-    }
+    sw_load_warp_rows(q_frag, k_tile, STRIDE, head_dim);
+    sw_load_warp_rows(dy_frag, v_tile, STRIDE, head_dim);
     __syncthreads();
 
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
@@ -213,7 +193,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     for (int r = 0; r < 2; r++)
     {
         bool real = query[r] < seq;
-        long long at = ((long long)b * heads + h) * seq + query[r];
+        long long at = head.row_offset(query[r]);
         row_lse[r] = real ? lse[at] * SW_LOG2E : 0.0f;
         row_delta[r] = real ? delta[at] : 0.0f;
     }
@@ -224,8 +204,8 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     int key_end = min(q0 + SW_FLASH_ROWS, seq);
     for (int k0 = 0; k0 < key_end; k0 += SW_FLASH_TILE)
     {
-        sw_stage_tile(k_tile, STRIDE, SW_FLASH_TILE, k + k0 * row_stride, row_stride, seq - k0, head_dim);
-        sw_stage_tile(v_tile, STRIDE, SW_FLASH_TILE, v + k0 * row_stride, row_stride, seq - k0, head_dim);
+        sw_stage_tile(k_tile, STRIDE, SW_FLASH_TILE, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
+        sw_stage_tile(v_tile, STRIDE, SW_FLASH_TILE, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
         __syncthreads();
 
         bool diagonal = k0 + SW_FLASH_TILE > q0;
@@ -263,7 +243,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     for (int r = 0; r < 2; r++)
     {
         if (query[r] >= seq) continue;
-        long long row = ((long long)b * seq + query[r]) * row_stride + h * head_dim;
+        long long row = head.qkv_offset(query[r]);
         SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
             if (8 * j < head_dim)

@@ -14,13 +14,7 @@
 // Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 query rows); static shared memory 2·64·(D+8)·2 bytes
 // (18 KiB for d64, 34 KiB for d128). y and lse must be 4-byte aligned (y is written in pairs); qkv rows are staged
 // with 16-byte loads when they are 16-byte aligned, else 2-byte ones.
-#include "shardwise_mma.cuh"
-
-#define SW_FLASH_ROWS 64     // queries per block, 16 per warp
-#define SW_FLASH_KEYS 64     // keys per shared-memory tile
-#define SW_FLASH_THREADS 128
-#define SW_LOG2E 1.4426950408889634f
-#define SW_LN2 0.6931471805599453f
+#include "flash_attention_common.cuh"
 
 template <typename T, int MAX_DIM>
 SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, int heads, int head_dim)
@@ -28,29 +22,24 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
     constexpr int STRIDE = MAX_DIM + 8;    // padded rows: conflict-free fragment reads
     constexpr int DIM_STEPS = MAX_DIM / 16; // k-steps of Q·Kᵀ
     constexpr int DIM_TILES = MAX_DIM / 8;  // 8-column tiles of the output
-    constexpr int KEY_TILES = SW_FLASH_KEYS / 8;
-    __shared__ sw_bits128 k_tile_storage[(SW_FLASH_KEYS * STRIDE) / 8];
+    constexpr int KEY_TILES = SW_FLASH_TILE / 8;
+    __shared__ sw_bits128 k_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
     sw_bits16* k_tile = reinterpret_cast<sw_bits16*>(k_tile_storage);
-    __shared__ sw_bits128 v_tile_storage[(SW_FLASH_KEYS * STRIDE) / 8];
+    __shared__ sw_bits128 v_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
     sw_bits16* v_tile = reinterpret_cast<sw_bits16*>(v_tile_storage);
 
     // The last query blocks see the most keys: start them first so the grid's tail is short.
     int q0 = (gridDim.x - 1 - blockIdx.x) * SW_FLASH_ROWS;
-    int b = blockIdx.y / heads, h = blockIdx.y % heads;
-    int dim = heads * head_dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
+    const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
+    const long long row_stride = head.row_stride;
+    int warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
     int g = lane >> 2, t = lane & 3;
-    long long row_stride = 3LL * dim;
-    const sw_bits16* q = reinterpret_cast<const sw_bits16*>(qkv) + (long long)b * seq * row_stride + h * head_dim;
-    const sw_bits16* k = q + dim;
-    const sw_bits16* v = q + 2 * dim;
 
     // This warp's 16 query rows as A fragments, kept in registers for the whole key loop (staged through k_tile).
     unsigned q_frag[DIM_STEPS][4];
-    sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, q + q0 * row_stride, row_stride, seq - q0, head_dim);
+    sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
     __syncthreads();
-    SW_UNROLL
-    for (int kk = 0; kk < DIM_STEPS; kk++)
-        if (16 * kk < head_dim) sw_load_a(q_frag[kk], k_tile, STRIDE, 16 * warp, 16 * kk);
+    sw_load_warp_rows(q_frag, k_tile, STRIDE, head_dim);
     __syncthreads();
 
     // Rows g (r = 0) and g+8 (r = 1) of the warp's 16: running max (log2 domain), this lane's part of Σ2^(s−max),
@@ -63,10 +52,10 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
     for (int j = 0; j < DIM_TILES; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
 
     int key_end = min(q0 + SW_FLASH_ROWS, seq); // causal: no key past the block's last query
-    for (int k0 = 0; k0 < key_end; k0 += SW_FLASH_KEYS)
+    for (int k0 = 0; k0 < key_end; k0 += SW_FLASH_TILE)
     {
-        sw_stage_tile(k_tile, STRIDE, SW_FLASH_KEYS, k + k0 * row_stride, row_stride, seq - k0, head_dim);
-        sw_stage_tile(v_tile, STRIDE, SW_FLASH_KEYS, v + k0 * row_stride, row_stride, seq - k0, head_dim);
+        sw_stage_tile(k_tile, STRIDE, SW_FLASH_TILE, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
+        sw_stage_tile(v_tile, STRIDE, SW_FLASH_TILE, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
         __syncthreads();
 
         // s = Q·Kᵀ for 16 queries × 64 keys: eight 16×8 accumulator tiles.
@@ -75,7 +64,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
 
         // Scale into the log2 domain; on the diagonal tile mask keys after the query (this also masks the zero-filled
         // keys past seq for every real query).
-        bool diagonal = k0 + SW_FLASH_KEYS > q0;
+        bool diagonal = k0 + SW_FLASH_TILE > q0;
         SW_UNROLL
         for (int n = 0; n < KEY_TILES; n++)
         {
@@ -131,12 +120,12 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
         l += __shfl_xor_sync(SW_FULL_MASK, l, 2);
         if (query[r] >= seq) continue;
         float inverse = 1.0f / l;
-        unsigned* out = reinterpret_cast<unsigned*>(y + ((long long)b * seq + query[r]) * dim + h * head_dim);
+        unsigned* out = reinterpret_cast<unsigned*>(y + head.token_offset(query[r]));
         SW_UNROLL
         for (int j = 0; j < DIM_TILES; j++)
             if (8 * j < head_dim) out[4 * j + t] = sw_pack_float2<T>(o[j][2 * r] * inverse, o[j][2 * r + 1] * inverse);
         // ln Σ exp(scale·s) = ln(2^max · l) = (max + log2 l) · ln 2.
-        if (t == 0) lse[((long long)b * heads + h) * seq + query[r]] = (row_max[r] + log2f(l)) * SW_LN2;
+        if (t == 0) lse[head.row_offset(query[r])] = (row_max[r] + log2f(l)) * SW_LN2;
     }
 }
 

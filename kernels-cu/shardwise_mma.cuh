@@ -166,6 +166,17 @@ SW_INLINE void sw_load_b(unsigned (&b)[2], const sw_bits16* tile, int stride, in
     b[1] = sw_pack_bits(p[8 * stride], p[9 * stride]);
 }
 
+// The warp's 16 rows of a staged tile (rows 16·warp …) as A fragments, one per 16-column step below `depth`: the
+// operand a warp keeps in registers for a whole tile loop.
+template <int STEPS>
+SW_INLINE void sw_load_warp_rows(unsigned (&a)[STEPS][4], const sw_bits16* tile, int stride, int depth)
+{
+    int warp = threadIdx.x / SW_WARP_SIZE;
+    SW_UNROLL
+    for (int kk = 0; kk < STEPS; kk++)
+        if (16 * kk < depth) sw_load_a(a[kk], tile, stride, 16 * warp, 16 * kk);
+}
+
 // ---- warp-level products over a staged tile --------------------------------------------------------------------
 
 // acc[n] = Σ_kk a[kk] · (tile rows 8n…8n+7, columns 16kk…16kk+15)ᵀ for every n < N, over the first `depth` columns

@@ -1,0 +1,48 @@
+// flash_attention_common.cuh — what the flash-attention forward and backward kernels share: the tile geometry, the
+// base-2 constants of their softmax, and where the block's (batch, head) lives in the tensors of ITensorOps.Attention
+// (qkv [batch, seq, 3·dim] with q, k, v side by side; y and dy [batch, seq, dim]; lse and D [batch, heads, seq]).
+// CPU reference: none of its own; checked through the flash kernels (FlashAttentionKernelTests).
+#pragma once
+#include "shardwise_mma.cuh"
+
+#define SW_FLASH_ROWS 64 // rows per block, 16 per warp: queries (forward, dQ) or keys (dK/dV)
+#define SW_FLASH_TILE 64 // rows per shared-memory tile: keys (forward, dQ) or queries (dK/dV)
+#define SW_FLASH_THREADS 128
+#define SW_LOG2E 1.4426950408889634f
+#define SW_LN2 0.6931471805599453f
+
+// The (batch, head) of this block (blockIdx.y = b·heads + h) and its rows in the attention tensors.
+struct sw_attention_head
+{
+    int b, h, seq, heads, head_dim, dim;
+    long long row_stride; // between rows of qkv: 3·dim
+    const sw_bits16* q;   // row 0 of this head's q (k and v follow, dim and 2·dim further)
+    const sw_bits16* k;
+    const sw_bits16* v;
+
+    // Element offset of token t's head columns in qkv-shaped tensors (qkv, dqkv).
+    SW_INLINE long long qkv_offset(int t) const { return ((long long)b * seq + t) * row_stride + h * head_dim; }
+
+    // Element offset of token t's head columns in [batch, seq, dim] tensors (y, dy).
+    SW_INLINE long long token_offset(int t) const { return ((long long)b * seq + t) * dim + h * head_dim; }
+
+    // Index of token t's row statistic in [batch, heads, seq] tensors (lse, D).
+    SW_INLINE long long row_offset(int t) const { return ((long long)b * heads + h) * seq + t; }
+};
+
+template <typename T>
+SW_INLINE sw_attention_head sw_attention_head_of(const T* qkv, int seq, int heads, int head_dim)
+{
+    sw_attention_head head;
+    head.b = blockIdx.y / heads;
+    head.h = blockIdx.y % heads;
+    head.seq = seq;
+    head.heads = heads;
+    head.head_dim = head_dim;
+    head.dim = heads * head_dim;
+    head.row_stride = 3LL * head.dim;
+    head.q = reinterpret_cast<const sw_bits16*>(qkv) + head.qkv_offset(0);
+    head.k = head.q + head.dim;
+    head.v = head.q + 2 * head.dim;
+    return head;
+}

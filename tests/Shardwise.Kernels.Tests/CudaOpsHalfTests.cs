@@ -217,35 +217,7 @@ public sealed class CudaOpsHalfTests
     public void CrossEntropyWholeAndVocabularyParallel(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 9);
-        float once = 2 * Unit(storage) + Summed;
-        foreach ((int rows, int vocabulary) in new[] { (1, 5), (37, 65), (130, 1000), (9, 5000) })
-        foreach (bool accumulate in new[] { false, true })
-        {
-            string at = $"{storage}, rows {rows}, vocabulary {vocabulary}, accumulate {accumulate}";
-            Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
-            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
-            (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
-            Compare.Close(cpuLoss, gpuLoss, Summed, $"loss (fp32 from identical logits), {at}");
-            twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 3f, accumulate));
-            twins.AssertClose(dLogits, once, $"dlogits, {at}");
-
-            int first = vocabulary;
-            IndexSlice wide = twins.Indices(twins.Ints(rows, 3 * vocabulary));
-            Slice rowMax = twins.Statistics(rows), rowSum = twins.Statistics(rows), targetLogit = twins.Statistics(rows);
-            twins.Run(ops =>
-            {
-                ops.CrossEntropyRowMax(logits, rowMax, rows, vocabulary);
-                ops.CrossEntropyPartials(logits, wide, rowMax, rowSum, targetLogit, rows, vocabulary, first);
-            });
-            twins.AssertStatisticsClose(rowMax, 0f, $"row max, {at}");
-            twins.AssertStatisticsClose(rowSum, Summed, $"row sum, {at}");
-            twins.AssertStatisticsClose(targetLogit, 0f, $"target logit, {at}");
-            (float cpuPartial, float gpuPartial) = twins.Run(ops => ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows));
-            Compare.Close(cpuPartial, gpuPartial, Summed, $"loss from partials, {at}");
-            twins.Sync(dLogits);
-            twins.Run(ops => ops.CrossEntropyRangeBackward(logits, wide, rowMax, rowSum, dLogits, rows, vocabulary, first, 2f, accumulate));
-            twins.AssertClose(dLogits, once, $"range dlogits, {at}");
-        }
+        CudaOpsTests.CrossEntropyAgainstTheCpu(twins, storage.ToString(), Summed, 2 * Unit(storage) + Summed, syncBeforeRange: true);
     }
 
     [TestMethod]

@@ -10,14 +10,16 @@
 //       Grid ceil(batch·seq·heads / 8), block 256 (one warp per row of one head).
 //   flash_attention_backward_dkdv_d{64,128}_{f16,bf16}: one block per 64-key tile; walks the query tiles at or after
 //       it (causal), accumulates dK and dV in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16
-//       keys), static shared memory 2·64·(D+8)·2 + 512 bytes (18.5 KiB for d64, 34.5 KiB for d128).
+//       keys), dynamic shared memory 2 stages × ((Q, dY) × 64·(D+8)·2 + (lse, D) × 64·4) bytes (37 KiB for d64,
+//       69 KiB for d128).
 //   flash_attention_backward_dq_d{64,128}_{f16,bf16}: one block per 64-query tile; walks the key tiles up to the
 //       diagonal, accumulates dQ in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 queries),
-//       static shared memory 2·64·(D+8)·2 bytes.
+//       dynamic shared memory 2 stages × (K, V) × 64·(D+8)·2 bytes (36 KiB for d64, 68 KiB for d128).
 //   The dkdv and dq kernels write disjoint columns of dqkv and may run in either order, after the dot kernel.
-// The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16. No pointer needs more than
-// its element's alignment (16-byte aligned rows are staged with vector loads). P and dS are rounded to T as mma
-// operands, as FlashAttention does.
+// Both tile loops copy tile i+1 with cp.async while they multiply tile i (two stages), and mask only tiles that cross
+// the diagonal. The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16 (columns past it
+// are staged as zeros). No pointer needs more than its element's alignment (16-byte aligned rows are copied with
+// cp.async, others by the threads). P and dS are rounded to T as mma operands, as FlashAttention does.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (BackwardHead).
 #include "flash_attention_common.cuh"
 
@@ -52,20 +54,20 @@ template <typename T> SW_INLINE void flash_store_pair(T* dqkv, long long i, floa
     dqkv[i + 1] = sw_from_float<T>(high);
 }
 
-template <typename T, int MAX_DIM>
+// Shared-memory elements (16-bit) of one stage of the dK/dV kernel: the Q and dY tiles, then the fp32 lse and D of
+// their 64 rows.
+#define SW_FLASH_DKDV_STAGE(D) (2 * SW_FLASH_TILE * ((D) + 8) + 4 * SW_FLASH_TILE)
+
+template <typename T, int D>
 SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
-                                             int seq, int heads, int head_dim, int accumulate)
+                                             int seq, int heads, int head_dim, int accumulate, sw_bits16* shared)
 {
-    constexpr int STRIDE = MAX_DIM + 8;
-    constexpr int DIM_STEPS = MAX_DIM / 16;
-    constexpr int DIM_TILES = MAX_DIM / 8;
+    constexpr int STRIDE = D + 8;
+    constexpr int STEPS = D / 16;
+    constexpr int OUT_TILES = D / 8;
     constexpr int QUERY_TILES = SW_FLASH_TILE / 8;
-    __shared__ sw_bits128 q_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
-    sw_bits16* q_tile = reinterpret_cast<sw_bits16*>(q_tile_storage);
-    __shared__ sw_bits128 dy_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
-    sw_bits16* dy_tile = reinterpret_cast<sw_bits16*>(dy_tile_storage);
-    __shared__ float lse_tile[SW_FLASH_TILE];   // log2 domain; +inf past seq, so P = 0 there
-    __shared__ float delta_tile[SW_FLASH_TILE];
+    constexpr int TILE = SW_FLASH_TILE * STRIDE;
+    constexpr int STAGE = SW_FLASH_DKDV_STAGE(D);
 
     // Key block 0 sees every query tile: the heaviest blocks come first.
     int k0 = blockIdx.x * SW_FLASH_ROWS;
@@ -77,40 +79,70 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     const float* lse_h = lse + head.row_offset(0);
     const float* delta_h = delta + head.row_offset(0);
 
-    // This warp's 16 keys of K and V as A fragments (Sᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through the query tiles.
-    unsigned k_frag[DIM_STEPS][4], v_frag[DIM_STEPS][4];
-    sw_stage_tile(q_tile, STRIDE, SW_FLASH_ROWS, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
-    sw_stage_tile(dy_tile, STRIDE, SW_FLASH_ROWS, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
-    __syncthreads();
-    sw_load_warp_rows(k_frag, q_tile, STRIDE, head_dim);
-    sw_load_warp_rows(v_frag, dy_tile, STRIDE, head_dim);
-    __syncthreads();
-
-    const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
-    int key[2] = {k0 + 16 * warp + g, k0 + 16 * warp + g + 8};
-    float dk[DIM_TILES][4], dv[DIM_TILES][4];
-    SW_UNROLL
-    for (int j = 0; j < DIM_TILES; j++)
-    {
-        dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = 0.0f;
-        dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
-    }
-
-    for (int q0 = k0; q0 < seq; q0 += SW_FLASH_TILE) // query tiles before k0 see none of these keys
-    {
-        sw_stage_tile(q_tile, STRIDE, SW_FLASH_TILE, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
-        sw_stage_tile(dy_tile, STRIDE, SW_FLASH_TILE, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
+    // Stage s: Q tile, dY tile, lse[64], D[64] (lse and D zero past seq: those rows have zero Q and dY, so they add
+    // exact zeros to dK and dV whatever their P).
+    auto stage_queries = [&](int stage, int q0) {
+        sw_bits16* base = shared + stage * STAGE;
+        sw_stage_tile_async(base, STRIDE, SW_FLASH_TILE, D, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
+        sw_stage_tile_async(base + TILE, STRIDE, SW_FLASH_TILE, D, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
+        float* rows = reinterpret_cast<float*>(base + 2 * TILE);
         for (int i = threadIdx.x; i < SW_FLASH_TILE; i += blockDim.x)
         {
             bool real = q0 + i < seq;
-            lse_tile[i] = real ? lse_h[q0 + i] * SW_LOG2E : -sw_negative_infinity();
-            delta_tile[i] = real ? delta_h[q0 + i] : 0.0f;
+            sw_copy_async4(rows + i, lse_h + (real ? q0 + i : 0), real ? 4 : 0);
+            sw_copy_async4(rows + SW_FLASH_TILE + i, delta_h + (real ? q0 + i : 0), real ? 4 : 0);
+        }
+        sw_async_commit();
+    };
+
+    // This warp's 16 keys of K and V as A fragments (Pᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through stage 1.
+    sw_stage_tile_async(shared + STAGE, STRIDE, SW_FLASH_ROWS, D, head.k + k0 * row_stride, row_stride, seq - k0,
+                        head_dim);
+    sw_stage_tile_async(shared + STAGE + TILE, STRIDE, SW_FLASH_ROWS, D, head.v + k0 * row_stride, row_stride, seq - k0,
+                        head_dim);
+    sw_async_commit();
+    stage_queries(0, k0); // query tiles before k0 see none of these keys
+    sw_async_wait<1>();
+    __syncthreads();
+    unsigned k_frag[1][STEPS][4], v_frag[1][STEPS][4];
+    sw_load_warp_rows(k_frag, shared + STAGE, STRIDE);
+    sw_load_warp_rows(v_frag, shared + STAGE + TILE, STRIDE);
+    __syncthreads(); // stage 1 is free for the second query tile
+
+    const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
+    int first_key = k0 + 16 * warp;
+    int key[2] = {first_key + g, first_key + g + 8};
+    float dk[1][OUT_TILES][4], dv[1][OUT_TILES][4];
+    SW_UNROLL
+    for (int j = 0; j < OUT_TILES; j++)
+    {
+        dk[0][j][0] = dk[0][j][1] = dk[0][j][2] = dk[0][j][3] = 0.0f;
+        dv[0][j][0] = dv[0][j][1] = dv[0][j][2] = dv[0][j][3] = 0.0f;
+    }
+
+    int tiles = (seq - k0 + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+    for (int i = 0; i < tiles; i++)
+    {
+        int q0 = k0 + i * SW_FLASH_TILE;
+        if (i + 1 < tiles)
+        {
+            stage_queries((i + 1) & 1, q0 + SW_FLASH_TILE);
+            sw_async_wait<1>();
+        }
+        else
+        {
+            sw_async_wait<0>();
         }
         __syncthreads();
+        const sw_bits16* q_tile = shared + (i & 1) * STAGE;
+        const sw_bits16* dy_tile = q_tile + TILE;
+        const float* lse_tile = reinterpret_cast<const float*>(q_tile + 2 * TILE);
+        const float* delta_tile = lse_tile + SW_FLASH_TILE;
 
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
-        float p[QUERY_TILES][4];
-        sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE, head_dim);
+        float p[1][QUERY_TILES][4];
+        sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE);
+        bool diagonal = q0 < first_key + 15; // some query of the tile precedes some key of the warp
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
@@ -118,26 +150,27 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
             for (int e = 0; e < 4; e++)
             {
                 int column = 8 * n + 2 * t + (e & 1);
-                p[n][e] = key[e >> 1] > q0 + column ? 0.0f : exp2f(p[n][e] * scale_log2 - lse_tile[column]);
+                float value = sw_exp2(fmaf(p[0][n][e], scale_log2, -SW_LOG2E * lse_tile[column]));
+                p[0][n][e] = diagonal && key[e >> 1] > q0 + column ? 0.0f : value;
             }
         }
 
         // dV += Pᵀ·dY: accumulator tiles 2kk, 2kk+1 form the A fragment of queries 16kk…16kk+15.
-        sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE, head_dim);
+        sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE);
 
         // dSᵀ = Pᵀ ⊙ (dPᵀ − D), dPᵀ = V·dYᵀ.
-        float ds[QUERY_TILES][4];
-        sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE, head_dim);
+        float ds[1][QUERY_TILES][4];
+        sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE);
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
             SW_UNROLL
-            for (int e = 0; e < 4; e++) ds[n][e] = p[n][e] * (ds[n][e] - delta_tile[8 * n + 2 * t + (e & 1)]);
+            for (int e = 0; e < 4; e++) ds[0][n][e] = p[0][n][e] * (ds[0][n][e] - delta_tile[8 * n + 2 * t + (e & 1)]);
         }
 
         // dK += dSᵀ·Q (scaled at the end).
-        sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE, head_dim);
-        __syncthreads(); // the next tile overwrites q_tile, dy_tile, lse_tile and delta_tile
+        sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE);
+        __syncthreads(); // every warp is done with this stage before tile i+2 is copied into it
     }
 
     SW_UNROLL
@@ -146,28 +179,25 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         if (key[r] >= seq) continue;
         long long row = head.qkv_offset(key[r]);
         SW_UNROLL
-        for (int j = 0; j < DIM_TILES; j++)
+        for (int j = 0; j < OUT_TILES; j++)
         {
             if (8 * j >= head_dim) continue;
             int column = 8 * j + 2 * t;
-            flash_store_pair(dqkv, row + dim + column, scale * dk[j][2 * r], scale * dk[j][2 * r + 1], accumulate);
-            flash_store_pair(dqkv, row + 2 * dim + column, dv[j][2 * r], dv[j][2 * r + 1], accumulate);
+            flash_store_pair(dqkv, row + dim + column, scale * dk[0][j][2 * r], scale * dk[0][j][2 * r + 1], accumulate);
+            flash_store_pair(dqkv, row + 2 * dim + column, dv[0][j][2 * r], dv[0][j][2 * r + 1], accumulate);
         }
     }
 }
 
-template <typename T, int MAX_DIM>
+template <typename T, int D>
 SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
-                                           int seq, int heads, int head_dim, int accumulate)
+                                           int seq, int heads, int head_dim, int accumulate, sw_bits16* shared)
 {
-    constexpr int STRIDE = MAX_DIM + 8;
-    constexpr int DIM_STEPS = MAX_DIM / 16;
-    constexpr int DIM_TILES = MAX_DIM / 8;
+    constexpr int STRIDE = D + 8;
+    constexpr int STEPS = D / 16;
+    constexpr int OUT_TILES = D / 8;
     constexpr int KEY_TILES = SW_FLASH_TILE / 8;
-    __shared__ sw_bits128 k_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
-    sw_bits16* k_tile = reinterpret_cast<sw_bits16*>(k_tile_storage);
-    __shared__ sw_bits128 v_tile_storage[(SW_FLASH_TILE * STRIDE) / 8];
-    sw_bits16* v_tile = reinterpret_cast<sw_bits16*>(v_tile_storage);
+    constexpr int TILE = SW_FLASH_TILE * STRIDE;
 
     int q0 = (gridDim.x - 1 - blockIdx.x) * SW_FLASH_ROWS; // the last query tiles see the most keys: first
     const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
@@ -175,67 +205,85 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     int dim = head.dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
     int g = lane >> 2, t = lane & 3;
     const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + head.token_offset(0);
+    int key_end = min(q0 + SW_FLASH_ROWS, seq);
+    int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
 
+    // Stage s: K tile, V tile. Q and dY are staged once through stage 1.
+    auto stage_keys = [&](int stage, int k0) {
+        sw_bits16* base = shared + 2 * stage * TILE;
+        sw_stage_tile_async(base, STRIDE, SW_FLASH_TILE, D, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
+        sw_stage_tile_async(base + TILE, STRIDE, SW_FLASH_TILE, D, head.v + k0 * row_stride, row_stride, seq - k0,
+                            head_dim);
+        sw_async_commit();
+    };
+    sw_stage_tile_async(shared + 2 * TILE, STRIDE, SW_FLASH_ROWS, D, head.q + q0 * row_stride, row_stride, seq - q0,
+                        head_dim);
+    sw_stage_tile_async(shared + 3 * TILE, STRIDE, SW_FLASH_ROWS, D, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
+    sw_async_commit();
+    stage_keys(0, 0);
+    sw_async_wait<1>();
+    __syncthreads();
     // This warp's 16 queries of Q and dY as A fragments (S = Q·Kᵀ, dP = dY·Vᵀ).
-    unsigned q_frag[DIM_STEPS][4], dy_frag[DIM_STEPS][4];
-    sw_stage_tile(k_tile, STRIDE, SW_FLASH_ROWS, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
-    sw_stage_tile(v_tile, STRIDE, SW_FLASH_ROWS, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
-    __syncthreads();
-    sw_load_warp_rows(q_frag, k_tile, STRIDE, head_dim);
-    sw_load_warp_rows(dy_frag, v_tile, STRIDE, head_dim);
-    __syncthreads();
+    unsigned q_frag[1][STEPS][4], dy_frag[1][STEPS][4];
+    sw_load_warp_rows(q_frag, shared + 2 * TILE, STRIDE);
+    sw_load_warp_rows(dy_frag, shared + 3 * TILE, STRIDE);
+    __syncthreads(); // stage 1 is free for key tile 1
 
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
-    int query[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
+    int first_query = q0 + 16 * warp, last_query = first_query + 15;
+    int query[2] = {first_query + g, first_query + g + 8};
     // Rows past seq (zero Q and dY) get lse 0 and D 0: finite, and their dQ is never stored.
-    float row_lse[2], row_delta[2];
+    float row_lse2[2], row_delta[2];
     SW_UNROLL
     for (int r = 0; r < 2; r++)
     {
         bool real = query[r] < seq;
         long long at = head.row_offset(query[r]);
-        row_lse[r] = real ? lse[at] * SW_LOG2E : 0.0f;
+        row_lse2[r] = real ? lse[at] * SW_LOG2E : 0.0f;
         row_delta[r] = real ? delta[at] : 0.0f;
     }
-    float dq[DIM_TILES][4];
+    float dq[1][OUT_TILES][4];
     SW_UNROLL
-    for (int j = 0; j < DIM_TILES; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+    for (int j = 0; j < OUT_TILES; j++) dq[0][j][0] = dq[0][j][1] = dq[0][j][2] = dq[0][j][3] = 0.0f;
 
-    int key_end = min(q0 + SW_FLASH_ROWS, seq);
-    for (int k0 = 0; k0 < key_end; k0 += SW_FLASH_TILE)
+    for (int i = 0; i < tiles; i++)
     {
-        sw_stage_tile(k_tile, STRIDE, SW_FLASH_TILE, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
-        sw_stage_tile(v_tile, STRIDE, SW_FLASH_TILE, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
-        __syncthreads();
-
-        bool diagonal = k0 + SW_FLASH_TILE > q0;
-        float ds[KEY_TILES][4];
-        SW_UNROLL
-        for (int n = 0; n < KEY_TILES; n++)
+        int k0 = i * SW_FLASH_TILE;
+        if (i + 1 < tiles)
         {
-            float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            ds[n][0] = ds[n][1] = ds[n][2] = ds[n][3] = 0.0f;
-            SW_UNROLL
-            for (int kk = 0; kk < DIM_STEPS; kk++)
-            {
-                if (16 * kk >= head_dim) continue;
-                unsigned b_frag[2];
-                sw_load_b_transposed(b_frag, k_tile, STRIDE, 8 * n, 16 * kk);
-                sw_mma_16816<T>(s, q_frag[kk], b_frag);
-                sw_load_b_transposed(b_frag, v_tile, STRIDE, 8 * n, 16 * kk);
-                sw_mma_16816<T>(ds[n], dy_frag[kk], b_frag); // dP = dY·Vᵀ
-            }
-            SW_UNROLL
-            for (int e = 0; e < 4; e++)
-            {
-                int r = e >> 1, key = k0 + 8 * n + 2 * t + (e & 1);
-                float p = diagonal && key > query[r] ? 0.0f : exp2f(s[e] * scale_log2 - row_lse[r]);
-                ds[n][e] = p * (ds[n][e] - row_delta[r]);
-            }
+            stage_keys((i + 1) & 1, k0 + SW_FLASH_TILE);
+            sw_async_wait<1>();
         }
+        else
+        {
+            sw_async_wait<0>();
+        }
+        __syncthreads();
+        const sw_bits16* k_tile = shared + 2 * (i & 1) * TILE;
+        const sw_bits16* v_tile = k_tile + TILE;
 
-        // dQ += dS·K (scaled at the end): accumulator tiles 2kk, 2kk+1 form the A fragment of keys 16kk…16kk+15.
-        sw_warp_accumulate_product<T>(dq, ds, k_tile, STRIDE, head_dim);
+        if (k0 <= last_query) // a key tile wholly after this warp's queries adds nothing to them
+        {
+            float s[1][KEY_TILES][4], ds[1][KEY_TILES][4];
+            sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE);
+            sw_warp_product_transposed<T>(ds, dy_frag, v_tile, STRIDE); // dP = dY·Vᵀ
+            bool diagonal = k0 + SW_FLASH_TILE - 1 > first_query;
+            SW_UNROLL
+            for (int n = 0; n < KEY_TILES; n++)
+            {
+                SW_UNROLL
+                for (int e = 0; e < 4; e++)
+                {
+                    int r = e >> 1, key = k0 + 8 * n + 2 * t + (e & 1);
+                    float p = sw_exp2(fmaf(s[0][n][e], scale_log2, -row_lse2[r]));
+                    if (diagonal && key > query[r]) p = 0.0f;
+                    ds[0][n][e] = p * (ds[0][n][e] - row_delta[r]);
+                }
+            }
+
+            // dQ += dS·K (scaled at the end): accumulator tiles 2kk, 2kk+1 form the A fragment of keys 16kk…16kk+15.
+            sw_warp_accumulate_product<T>(dq, ds, k_tile, STRIDE);
+        }
         __syncthreads();
     }
 
@@ -245,9 +293,10 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
         if (query[r] >= seq) continue;
         long long row = head.qkv_offset(query[r]);
         SW_UNROLL
-        for (int j = 0; j < DIM_TILES; j++)
+        for (int j = 0; j < OUT_TILES; j++)
             if (8 * j < head_dim)
-                flash_store_pair(dqkv, row + 8 * j + 2 * t, scale * dq[j][2 * r], scale * dq[j][2 * r + 1], accumulate);
+                flash_store_pair(dqkv, row + 8 * j + 2 * t, scale * dq[0][j][2 * r], scale * dq[0][j][2 * r + 1],
+                                 accumulate);
     }
 }
 
@@ -264,14 +313,16 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
-        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate);     \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dkdv_d##D##_##suffix)                                         \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_d##D##_##suffix( \
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
-        flash_attention_backward_dq<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate);       \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dq<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dq_d##D##_##suffix)
 

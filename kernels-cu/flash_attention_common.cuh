@@ -5,8 +5,11 @@
 #pragma once
 #include "shardwise_mma.cuh"
 
-#define SW_FLASH_ROWS 64 // rows per block, 16 per warp: queries (forward, dQ) or keys (dK/dV)
+#define SW_FLASH_ROWS 64 // rows per backward block, 16 per warp: queries (dQ) or keys (dK/dV)
 #define SW_FLASH_TILE 64 // rows per shared-memory tile: keys (forward, dQ) or queries (dK/dV)
+// 16-row tiles per warp in the forward: two for heads up to 64 wide (each K/V fragment loaded serves both), one for
+// wider heads, whose 16·M·D fp32 output accumulators would not fit in registers twice.
+#define SW_FLASH_ROW_TILES(D) ((D) <= 64 ? 2 : 1)
 #define SW_FLASH_THREADS 128
 #define SW_LOG2E 1.4426950408889634f
 #define SW_LN2 0.6931471805599453f

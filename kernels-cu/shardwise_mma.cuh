@@ -133,132 +133,258 @@ template <typename T> SW_INLINE void sw_mma_16816(float (&c)[4], const unsigned 
 #endif
 }
 
-// ---- fragments from shared memory. Tiles are row-major arrays of 16-bit values with `stride` elements per row;
-// a stride of (columns + 8) makes the 32-bit fragment reads of a warp hit 32 different banks.
+// ---- fragments from shared memory through ldmatrix. Tiles are row-major arrays of 16-bit values with `stride`
+// elements per row; a stride of (columns + 8) puts the eight 16-byte rows one ldmatrix phase reads in 32 different
+// banks. One ldmatrix.x4 loads four 8×8 matrices: lane l names row (l & 7) of matrix l >> 3, and every lane receives
+// one register per matrix, the pair (row g, columns 2t, 2t+1), or with .trans the pair (rows 2t, 2t+1, column g).
+// That is the layout of the A and B fragments above, so one instruction replaces four to sixteen shared loads.
+//
+// In the emulation harness each lane fetches the row pointers of the lanes it needs with __shfl_sync and reads
+// the values itself: the same addressing, checked against the CPU backend through the kernels.
 
-// A fragment of the 16×16 block at (row0, col0) of a row-major tile M (A = M).
+#ifdef SW_DEVICE_PASS
+// The 32-bit shared-window address ldmatrix and cp.async take, from a generic pointer into shared memory.
+SW_INLINE unsigned sw_shared_address(const void* pointer)
+{
+    unsigned address;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(pointer));
+    return address;
+}
+#endif
+
+// r[m] = (row g, columns 2t, 2t+1) of matrix m, whose row i starts at the `row` pointer of lane 8m + i.
+SW_INLINE void sw_ldmatrix_x4(unsigned (&r)[4], const sw_bits16* row)
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(sw_shared_address(row))
+                 : "memory");
+#else
+    int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
+    for (int m = 0; m < 4; m++)
+    {
+        const sw_bits16* from = __shfl_sync(SW_FULL_MASK, row, 8 * m + g);
+        r[m] = sw_pack_bits(from[2 * t], from[2 * t + 1]);
+    }
+#endif
+}
+
+// r[m] = (rows 2t, 2t+1 at column g) of matrix m: the transposed load, for B operands stored k-major.
+SW_INLINE void sw_ldmatrix_x4_trans(unsigned (&r)[4], const sw_bits16* row)
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(sw_shared_address(row))
+                 : "memory");
+#else
+    int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
+    for (int m = 0; m < 4; m++)
+    {
+        const sw_bits16* even = __shfl_sync(SW_FULL_MASK, row, 8 * m + 2 * t);
+        const sw_bits16* odd = __shfl_sync(SW_FULL_MASK, row, 8 * m + 2 * t + 1);
+        r[m] = sw_pack_bits(even[g], odd[g]);
+    }
+#endif
+}
+
+// A fragment of the 16×16 block at (row0, col0) of a row-major tile M (A = M). Matrices: rows 0–7 and 8–15 of
+// columns 0–7, then of columns 8–15, which is the order a0…a3.
 SW_INLINE void sw_load_a(unsigned (&a)[4], const sw_bits16* tile, int stride, int row0, int col0)
 {
-    int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
-    const sw_bits16* p = tile + (row0 + g) * stride + col0 + 2 * t;
-    a[0] = *reinterpret_cast<const unsigned*>(p);
-    a[1] = *reinterpret_cast<const unsigned*>(p + 8 * stride);
-    a[2] = *reinterpret_cast<const unsigned*>(p + 8);
-    a[3] = *reinterpret_cast<const unsigned*>(p + 8 * stride + 8);
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    sw_ldmatrix_x4(a, tile + (row0 + (lane & 15)) * stride + col0 + (lane >> 4) * 8);
 }
 
-// B fragment for B = Mᵀ, M row-major with n along its rows (e.g. K in S = Q·Kᵀ): B[k][n] = M[n0+n][k0+k].
-SW_INLINE void sw_load_b_transposed(unsigned (&b)[2], const sw_bits16* tile, int stride, int n0, int k0)
+// B fragments of two neighbouring 8-column n-tiles for B = Mᵀ, M row-major with n along its rows (K in S = Q·Kᵀ):
+// B[k][n] = M[n0+n][k0+k] for n < 16, k < 16. b[0], b[1] serve n-tile n0, b[2], b[3] n-tile n0+8.
+SW_INLINE void sw_load_b_transposed_pair(unsigned (&b)[4], const sw_bits16* tile, int stride, int n0, int k0)
 {
-    int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
-    const sw_bits16* p = tile + (n0 + g) * stride + k0 + 2 * t;
-    b[0] = *reinterpret_cast<const unsigned*>(p);
-    b[1] = *reinterpret_cast<const unsigned*>(p + 8);
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    sw_ldmatrix_x4(b, tile + (n0 + (lane & 7) + (lane >> 4) * 8) * stride + k0 + ((lane >> 3) & 1) * 8);
 }
 
-// B fragment for B = M, M row-major with k along its rows (e.g. V in O = P·V): B[k][n] = M[k0+k][n0+n]. The two
-// values of a register sit in consecutive rows, so they are read separately and packed.
-SW_INLINE void sw_load_b(unsigned (&b)[2], const sw_bits16* tile, int stride, int k0, int n0)
+// B fragments of two neighbouring n-tiles for B = M, M row-major with k along its rows (V in O = P·V):
+// B[k][n] = M[k0+k][n0+n]. b[0], b[1] serve n-tile n0, b[2], b[3] n-tile n0+8.
+SW_INLINE void sw_load_b_pair(unsigned (&b)[4], const sw_bits16* tile, int stride, int k0, int n0)
 {
-    int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
-    const sw_bits16* p = tile + (k0 + 2 * t) * stride + n0 + g;
-    b[0] = sw_pack_bits(p[0], p[stride]);
-    b[1] = sw_pack_bits(p[8 * stride], p[9 * stride]);
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    sw_ldmatrix_x4_trans(b, tile + (k0 + (lane & 15)) * stride + n0 + (lane >> 4) * 8);
 }
 
-// The warp's 16 rows of a staged tile (rows 16·warp …) as A fragments, one per 16-column step below `depth`: the
-// operand a warp keeps in registers for a whole tile loop.
-template <int STEPS>
-SW_INLINE void sw_load_warp_rows(unsigned (&a)[STEPS][4], const sw_bits16* tile, int stride, int depth)
+// The warp's M·16 rows of a staged tile (rows 16·M·warp …) as A fragments, one per 16-column step: the operand a
+// warp keeps in registers for a whole tile loop.
+template <int M, int STEPS>
+SW_INLINE void sw_load_warp_rows(unsigned (&a)[M][STEPS][4], const sw_bits16* tile, int stride)
 {
     int warp = threadIdx.x / SW_WARP_SIZE;
     SW_UNROLL
-    for (int kk = 0; kk < STEPS; kk++)
-        if (16 * kk < depth) sw_load_a(a[kk], tile, stride, 16 * warp, 16 * kk);
+    for (int m = 0; m < M; m++)
+    {
+        SW_UNROLL
+        for (int kk = 0; kk < STEPS; kk++) sw_load_a(a[m][kk], tile, stride, 16 * (M * warp + m), 16 * kk);
+    }
 }
 
-// ---- warp-level products over a staged tile --------------------------------------------------------------------
+// ---- warp-level products over a staged tile. The depth and width are compile-time (the tile width D); columns past
+// the real head size are staged as zeros, so they add exact zeros and no product branches on the head size.
 
-// acc[n] = Σ_kk a[kk] · (tile rows 8n…8n+7, columns 16kk…16kk+15)ᵀ for every n < N, over the first `depth` columns
-// (a multiple of 16): the warp's 16 rows, held as A fragments, against the N·8 rows of a staged tile. S = Q·Kᵀ in the
-// forward, P = K·Qᵀ and dPᵀ = V·dYᵀ in the key-tile backward.
-template <typename T, int N, int STEPS>
-SW_INLINE void sw_warp_product_transposed(float (&acc)[N][4], const unsigned (&a)[STEPS][4], const sw_bits16* tile,
-                                          int stride, int depth)
+// acc[m][n] = Σ_kk a[m][kk] · (tile rows 8n…8n+7, columns 16kk…16kk+15)ᵀ for every n < N (N even): the warp's
+// M·16 rows, held as A fragments, against the N·8 rows of a staged tile. S = Q·Kᵀ in the forward, P = K·Qᵀ and
+// dPᵀ = V·dYᵀ in the key-tile backward. Each B fragment loaded serves all M row tiles.
+template <typename T, int M, int N, int STEPS>
+SW_INLINE void sw_warp_product_transposed(float (&acc)[M][N][4], const unsigned (&a)[M][STEPS][4],
+                                          const sw_bits16* tile, int stride)
 {
     SW_UNROLL
-    for (int n = 0; n < N; n++)
+    for (int m = 0; m < M; m++)
     {
-        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
         SW_UNROLL
-        for (int kk = 0; kk < STEPS; kk++)
+        for (int n = 0; n < N; n++) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+    }
+    SW_UNROLL
+    for (int kk = 0; kk < STEPS; kk++)
+    {
+        SW_UNROLL
+        for (int n = 0; n < N; n += 2)
         {
-            if (16 * kk >= depth) continue;
-            unsigned b[2];
-            sw_load_b_transposed(b, tile, stride, 8 * n, 16 * kk);
-            sw_mma_16816<T>(acc[n], a[kk], b);
+            unsigned b[4];
+            sw_load_b_transposed_pair(b, tile, stride, 8 * n, 16 * kk);
+            const unsigned low[2] = {b[0], b[1]}, high[2] = {b[2], b[3]};
+            SW_UNROLL
+            for (int m = 0; m < M; m++)
+            {
+                sw_mma_16816<T>(acc[m][n], a[m][kk], low);
+                sw_mma_16816<T>(acc[m][n + 1], a[m][kk], high);
+            }
         }
     }
 }
 
-// acc[j] += P · (tile rows 0…8N−1, columns 8j…8j+7) for every j < J with 8j < width: the warp's 16 rows of fp32
-// accumulators P (N tiles of 8 columns; tiles 2kk and 2kk+1 become the A fragment of tile rows 16kk…16kk+15) times a
-// staged tile. O += P·V in the forward, dV += Pᵀ·dY and dK += dSᵀ·Q, dQ += dS·K in the backward.
-template <typename T, int N, int J>
-SW_INLINE void sw_warp_accumulate_product(float (&acc)[J][4], const float (&p)[N][4], const sw_bits16* tile, int stride,
-                                          int width)
+// acc[m][j] += P[m] · (tile rows 0…8N−1, columns 8j…8j+7) for every j < J (J even): the warp's M·16 rows of fp32
+// accumulators P (N tiles of 8 columns; tiles 2kk and 2kk+1 become the A fragment of tile rows 16kk…16kk+15) times
+// a staged tile. O += P·V in the forward, dV += Pᵀ·dY and dK += dSᵀ·Q, dQ += dS·K in the backward.
+template <typename T, int M, int N, int J>
+SW_INLINE void sw_warp_accumulate_product(float (&acc)[M][J][4], const float (&p)[M][N][4], const sw_bits16* tile,
+                                          int stride)
 {
     SW_UNROLL
     for (int kk = 0; kk < N / 2; kk++)
     {
-        unsigned a[4];
-        sw_accumulators_to_a<T>(a, p[2 * kk], p[2 * kk + 1]);
+        unsigned a[M][4];
         SW_UNROLL
-        for (int j = 0; j < J; j++)
+        for (int m = 0; m < M; m++) sw_accumulators_to_a<T>(a[m], p[m][2 * kk], p[m][2 * kk + 1]);
+        SW_UNROLL
+        for (int j = 0; j < J; j += 2)
         {
-            if (8 * j >= width) continue;
-            unsigned b[2];
-            sw_load_b(b, tile, stride, 16 * kk, 8 * j);
-            sw_mma_16816<T>(acc[j], a, b);
+            unsigned b[4];
+            sw_load_b_pair(b, tile, stride, 16 * kk, 8 * j);
+            const unsigned low[2] = {b[0], b[1]}, high[2] = {b[2], b[3]};
+            SW_UNROLL
+            for (int m = 0; m < M; m++)
+            {
+                sw_mma_16816<T>(acc[m][j], a[m], low);
+                sw_mma_16816<T>(acc[m][j + 1], a[m], high);
+            }
         }
     }
 }
 
-// ---- staging: copies `tile_rows` × `columns` 16-bit values (columns a multiple of 8) from global memory, row r at
-// source + r·source_stride, into a shared tile (stride `tile_stride`, 16-byte aligned rows), 8 values per thread and
-// step: one 16-byte load when the source rows are 16-byte aligned (always, for the arenas' 16-element alignment and
-// head sizes that are multiples of 16), else eight 2-byte loads. Rows at or past `valid_rows` are filled with zeros,
-// so padded keys and queries contribute exact zeros. Every thread of the block calls it; the caller synchronises.
+// ---- staging through cp.async: copies `tile_rows` × `width` 16-bit values (width a multiple of 8) from global
+// memory, row r at source + r·source_stride, into a shared tile (stride `tile_stride`, 16-byte aligned rows), 8
+// values per thread and step, without waiting: the copy runs while the block computes on the previous tile, and
+// sw_async_wait makes it visible (then __syncthreads for the other threads' parts). Rows at or past `valid_rows`
+// and columns at or past `columns` (the real head size, a multiple of 8) are filled with zeros, so padded keys,
+// queries and head columns contribute exact zeros. When the source rows are not 16-byte aligned the values are
+// loaded and stored by the thread itself (correct, not overlapped). Every thread of the block calls it.
 struct __align__(16) sw_bits128
 {
     unsigned x, y, z, w;
 };
 
-SW_INLINE void sw_stage_tile(sw_bits16* tile, int tile_stride, int tile_rows, const sw_bits16* source,
-                             long long source_stride, int valid_rows, int columns)
+// One 16-byte asynchronous copy global → shared; `bytes` 16 copies, 0 fills the destination with zeros.
+SW_INLINE void sw_copy_async16(sw_bits16* destination, const sw_bits16* source, int bytes)
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sw_shared_address(destination)), "l"(source),
+                 "r"(bytes)
+                 : "memory");
+#else
+    sw_bits128 value{0u, 0u, 0u, 0u};
+    if (bytes == 16) value = *reinterpret_cast<const sw_bits128*>(source);
+    *reinterpret_cast<sw_bits128*>(destination) = value;
+#endif
+}
+
+// One 4-byte asynchronous copy (a float of a row statistic); `bytes` 4 copies, 0 writes zero.
+SW_INLINE void sw_copy_async4(float* destination, const float* source, int bytes)
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(sw_shared_address(destination)), "l"(source),
+                 "r"(bytes)
+                 : "memory");
+#else
+    *destination = bytes == 4 ? *source : 0.0f;
+#endif
+}
+
+// Closes the group of copies issued since the last commit.
+SW_INLINE void sw_async_commit()
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits until at most PENDING committed groups of this thread are still in flight. (The emulation copies at once.)
+template <int PENDING> SW_INLINE void sw_async_wait()
+{
+#ifdef SW_DEVICE_PASS
+    asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory");
+#endif
+}
+
+SW_INLINE void sw_stage_tile_async(sw_bits16* tile, int tile_stride, int tile_rows, int width, const sw_bits16* source,
+                                   long long source_stride, int valid_rows, int columns)
 {
     unsigned long long address = reinterpret_cast<unsigned long long>(source);
     bool vectors = ((address | (unsigned long long)(source_stride * 2)) & 15u) == 0;
-    int chunks_per_row = columns / 8, chunks = tile_rows * chunks_per_row;
+    int chunks_per_row = width / 8, chunks = tile_rows * chunks_per_row;
     for (int i = threadIdx.x; i < chunks; i += blockDim.x)
     {
         int r = i / chunks_per_row, c = (i % chunks_per_row) * 8;
-        sw_bits128 value{0u, 0u, 0u, 0u};
-        if (r < valid_rows)
+        bool real = r < valid_rows && c < columns;
+        const sw_bits16* from = source + (real ? r * source_stride + c : 0);
+        sw_bits16* to = tile + r * tile_stride + c;
+        if (vectors)
         {
-            const sw_bits16* from = source + r * source_stride + c;
-            if (vectors)
-            {
-                value = *reinterpret_cast<const sw_bits128*>(from);
-            }
-            else
+            sw_copy_async16(to, from, real ? 16 : 0);
+        }
+        else
+        {
+            sw_bits128 value{0u, 0u, 0u, 0u};
+            if (real)
             {
                 value.x = sw_pack_bits(from[0], from[1]);
                 value.y = sw_pack_bits(from[2], from[3]);
                 value.z = sw_pack_bits(from[4], from[5]);
                 value.w = sw_pack_bits(from[6], from[7]);
             }
+            *reinterpret_cast<sw_bits128*>(to) = value;
         }
-        *reinterpret_cast<sw_bits128*>(tile + r * tile_stride + c) = value;
     }
+}
+
+// 2^x: the special-function unit's approximation on the GPU (relative error about 2⁻²²; exp2(−inf) = 0), exp2 in
+// the emulation.
+SW_INLINE float sw_exp2(float x)
+{
+#ifdef SW_DEVICE_PASS
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    return exp2f(x);
+#endif
 }

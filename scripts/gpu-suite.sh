@@ -421,11 +421,15 @@ run_ncu() {
   ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -z "$ncu" ]; then summary_row "ncu" missing "Nsight Compute not found"; return 1; fi
   : > "$OUT/ncu.log"
+  # SHARDWISE_NCU_SECTIONS overrides the sections (e.g. add WarpStateStats InstructionStats for stall reasons).
+  local section ncu_sections=""
+  for section in ${SHARDWISE_NCU_SECTIONS:-SpeedOfLight LaunchStats Occupancy MemoryWorkloadAnalysis}; do
+    ncu_sections+=" --section $section"
+  done
   for pattern in ${SHARDWISE_NCU_KERNELS:-layernorm_backward_dx residual_layernorm_forward add_bias_bf16}; do
     echo "=== ncu -k regex:$pattern" >> "$OUT/ncu.log"
     timeout 60 "$ncu" --target-processes all -k "regex:$pattern" --launch-skip "${SHARDWISE_NCU_SKIP:-0}" -c 1 \
-      --section SpeedOfLight --section LaunchStats \
-      --section Occupancy --section MemoryWorkloadAnalysis \
+      $ncu_sections \
       dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 0 --steps 1 >> "$OUT/ncu.log" 2>&1
     local step_rc=$?
     summary_row "ncu $pattern" "$step_rc" "$(grep -E 'Duration|Memory Throughput' "$OUT/ncu.log" | tail -2 | tr -s ' ' | paste -sd';' -)"

@@ -18,7 +18,16 @@ namespace Shardwise.Kernels.Tests;
 [TestClass]
 public sealed class FlashAttentionKernelTests
 {
-    private const int Threads = 128, Rows = 64, DotThreads = 256;
+    private const int Threads = 128, Rows = 64, DotThreads = 256, Tile = 64;
+
+    /// <summary>Queries per forward block: two 16-row tiles per warp for the d64 kernels, one for d128.</summary>
+    private static int ForwardRows(int width) => width == 64 ? 2 * Rows : Rows;
+
+    /// <summary>Dynamic shared memory of the forward and dQ kernels: two stages of two 64-row tiles, rows padded by 8.</summary>
+    private static uint TileShared(int width) => (uint)(4 * Tile * (width + 8) * 2);
+
+    /// <summary>Of the dK/dV kernel: two stages of (Q, dY) tiles and their fp32 lse and D.</summary>
+    private static uint DkdvShared(int width) => (uint)(2 * (2 * Tile * (width + 8) + 4 * Tile) * 2);
 
     /// <summary>(batch, heads, headDim, seq, kernel width): the d128 kernels also run with a narrow head.</summary>
     private static readonly (int Batch, int Heads, int HeadDim, int Seq, int Width)[] Shapes =
@@ -65,8 +74,9 @@ public sealed class FlashAttentionKernelTests
         using var y = DeviceBuffer.Zeroed((long)batch * seq * dim, storage);
         using var lse = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
         var grid = new Dim3((uint)SimtEmulator.Blocks(seq, Rows), (uint)(batch * heads));
-        SimtEmulator.Launch($"flash_attention_forward_d{width}_{suffix}", grid, Threads, order, qkvBuffer, y, lse, seq,
-            heads, headDim);
+        var forwardGrid = new Dim3((uint)SimtEmulator.Blocks(seq, ForwardRows(width)), (uint)(batch * heads));
+        SimtEmulator.Launch($"flash_attention_forward_d{width}_{suffix}", forwardGrid, Threads, TileShared(width), order,
+            qkvBuffer, y, lse, seq, heads, headDim);
         float[] yKernel = y.ToFloats();
         Compare.Close(expected.Y, yKernel, storage.Tolerance(), $"y, {at}");
         Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lse.ToFloats(), 1e-5f, $"lse, {at}");
@@ -84,8 +94,10 @@ public sealed class FlashAttentionKernelTests
             // Overwriting starts from non-zero values too, so a kernel that added would fail.
             using var dqkvBuffer = DeviceBuffer.From(prior, storage);
             KernelArg[] arguments = [qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, accumulate ? 1 : 0];
-            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, order, arguments);
-            SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, order, arguments);
+            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, DkdvShared(width), order,
+                arguments);
+            SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width), order,
+                arguments);
             Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
                 $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
         }
@@ -118,14 +130,17 @@ public sealed class FlashAttentionKernelTests
             nint q = qkvBuffer.Pointer + 2 * offset, d = dyBuffer.Pointer + 2 * offset, g = dqkv.Pointer + 2 * offset;
             nint yp = y.Pointer + 4 * offset;
             var grid = new Dim3((uint)SimtEmulator.Blocks(seq, Rows), batch * heads);
-            SimtEmulator.Launch("flash_attention_forward_d64_bf16", grid, Threads, SchedulerOrder.Forward, q, yp, lse, seq,
-                heads, headDim);
+            var forwardGrid = new Dim3((uint)SimtEmulator.Blocks(seq, ForwardRows(64)), batch * heads);
+            SimtEmulator.Launch("flash_attention_forward_d64_bf16", forwardGrid, Threads, TileShared(64),
+                SchedulerOrder.Forward, q, yp, lse, seq, heads, headDim);
             int rows = batch * seq * heads;
             SimtEmulator.Launch("flash_attention_backward_dot_bf16", SimtEmulator.Blocks(rows, DotThreads / 32),
                 DotThreads, SchedulerOrder.Forward, yp, d, delta, rows, seq, heads, headDim);
             KernelArg[] arguments = [q, d, lse, delta, g, seq, heads, headDim, 1];
-            SimtEmulator.Launch("flash_attention_backward_dkdv_d64_bf16", grid, Threads, SchedulerOrder.Forward, arguments);
-            SimtEmulator.Launch("flash_attention_backward_dq_d64_bf16", grid, Threads, SchedulerOrder.Forward, arguments);
+            SimtEmulator.Launch("flash_attention_backward_dkdv_d64_bf16", grid, Threads, DkdvShared(64),
+                SchedulerOrder.Forward, arguments);
+            SimtEmulator.Launch("flash_attention_backward_dq_d64_bf16", grid, Threads, TileShared(64),
+                SchedulerOrder.Forward, arguments);
             return (y.ToFloats()[(2 * offset)..], dqkv.ToFloats()[offset..]);
         }
 
@@ -185,8 +200,14 @@ public sealed class FlashAttentionKernelTests
                 using DeviceMemory lse = DeviceMemory.Allocate<float>(context, (long)batch * heads * seq);
                 using DeviceMemory delta = DeviceMemory.Allocate<float>(context, (long)batch * heads * seq);
                 var grid = new CudaDim3((uint)SimtEmulator.Blocks(seq, Rows), (uint)(batch * heads));
-                forward.GetFunction($"flash_attention_forward_d{width}_{suffix}").Launch(grid, Threads, 0, null,
-                    dQkv, y, lse, seq, heads, headDim);
+                var forwardGrid = new CudaDim3((uint)SimtEmulator.Blocks(seq, ForwardRows(width)), (uint)(batch * heads));
+                CudaFunction forwardKernel = forward.GetFunction($"flash_attention_forward_d{width}_{suffix}");
+                CudaFunction dkdvKernel = backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}");
+                CudaFunction dqKernel = backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}");
+                forwardKernel.AllowDynamicSharedMemory((int)TileShared(width));
+                dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width));
+                dqKernel.AllowDynamicSharedMemory((int)TileShared(width));
+                forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
                 backward.GetFunction($"flash_attention_backward_dot_{suffix}").Launch(
                     SimtEmulator.Blocks(rows, DotThreads / 32), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
                 context.Synchronize();
@@ -199,10 +220,8 @@ public sealed class FlashAttentionKernelTests
                 {
                     using DeviceMemory dqkv = Upload(context, prior, storage);
                     KernelArgument[] arguments = [dQkv, dDy, lse, delta, dqkv, seq, heads, headDim, accumulate ? 1 : 0];
-                    backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}").Launch(grid, Threads, 0,
-                        null, arguments);
-                    backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}").Launch(grid, Threads, 0,
-                        null, arguments);
+                    dkdvKernel.Launch(grid, Threads, DkdvShared(width), null, arguments);
+                    dqKernel.Launch(grid, Threads, TileShared(width), null, arguments);
                     context.Synchronize();
                     Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, Download(dqkv, qkv.Length, storage),
                         2 * storage.Tolerance(), $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");

@@ -49,6 +49,8 @@ int compute_capability()
     return 90;
 }
 constexpr unsigned MaxThreadsPerBlock = 1024, MaxSharedBytes = 48 * 1024;
+// The opt-in limit of dynamic shared memory per block on sm_90 (227 KiB), what cuFuncSetAttribute may raise it to.
+constexpr unsigned MaxSharedBytesOptIn = 227 * 1024;
 
 // The number of devices: 1, or SHARDWISE_EMULATED_DEVICE_COUNT (1 to 64, native environment), so that each rank of
 // an mpirun job can take its own device (ordinal = local rank), as NCCL requires. The devices are identical, and a
@@ -84,6 +86,7 @@ struct Function
     Module* module;
     std::string name;
     std::vector<unsigned> sizes;
+    unsigned max_dynamic_shared = MaxSharedBytes; // raised by cuFuncSetAttribute, as on a GPU
 };
 
 struct Event
@@ -248,6 +251,7 @@ int cuDeviceGetAttribute(int* value, int attribute, int device)
     case 5: *value = 2147483647; break;               // MAX_GRID_DIM_X
     case 6: case 7: *value = 65535; break;            // MAX_GRID_DIM_Y, _Z
     case 8: *value = MaxSharedBytes; break;           // MAX_SHARED_MEMORY_PER_BLOCK
+    case 97: *value = MaxSharedBytesOptIn; break;     // MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
     case 10: *value = 32; break;                      // WARP_SIZE
     case 16: *value = Multiprocessors; break;         // MULTIPROCESSOR_COUNT
     case 75: *value = compute_capability() / 10; break;  // COMPUTE_CAPABILITY_MAJOR
@@ -452,6 +456,27 @@ int cuModuleGetFunction(void** function, void* handle, const char* name)
     return emu::Success;
 }
 
+int cuFuncSetAttribute(void* handle, int attribute, int value)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    auto* function = static_cast<Function*>(handle);
+    if (handle == nullptr || functions.count(handle) == 0 || !function->module->loaded) return emu::InvalidHandle;
+    if (attribute != 8) // MAX_DYNAMIC_SHARED_SIZE_BYTES
+    {
+        std::fprintf(stderr, "cuda-emulator: cuFuncSetAttribute: attribute %d is not emulated\n", attribute);
+        return emu::InvalidValue;
+    }
+    if (value < 0 || static_cast<unsigned>(value) > MaxSharedBytesOptIn)
+    {
+        std::fprintf(stderr, "cuda-emulator: cuFuncSetAttribute(%s): %d bytes of dynamic shared memory is over the "
+                             "opt-in limit %u\n", function->name.c_str(), value, MaxSharedBytesOptIn);
+        return emu::InvalidValue;
+    }
+    function->max_dynamic_shared = static_cast<unsigned>(value);
+    return emu::Success;
+}
+
 int cuLaunchKernel(void* handle, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
                    unsigned block_y, unsigned block_z, unsigned shared_bytes, void* stream, void** parameters,
                    void** extra)
@@ -475,10 +500,11 @@ int cuLaunchKernel(void* handle, unsigned grid_x, unsigned grid_y, unsigned grid
                              "(x ≤ 2^31−1, y, z ≤ 65535)\n", name, grid_x, grid_y, grid_z);
         return emu::InvalidValue;
     }
-    if (shared_bytes > MaxSharedBytes)
+    if (shared_bytes > function->max_dynamic_shared)
     {
         std::fprintf(stderr, "cuda-emulator: cuLaunchKernel(%s): %u bytes of dynamic shared memory; the limit "
-                             "without opt-in is %u\n", name, shared_bytes, MaxSharedBytes);
+                             "is %u (raise it with cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES))\n", name,
+                     shared_bytes, function->max_dynamic_shared);
         return emu::InvalidValue;
     }
     if (extra != nullptr || (parameters == nullptr && !function->sizes.empty()))

@@ -84,6 +84,19 @@ public sealed unsafe class CudaFunction
     public string Name { get; }
 
     /// <summary>
+    /// Lets launches of this kernel take up to <paramref name="bytes"/> of dynamic shared memory
+    /// (cuFuncSetAttribute MAX_DYNAMIC_SHARED_SIZE_BYTES): above 48 KiB a launch fails without this opt-in. The
+    /// device's own limit is <c>MAX_SHARED_MEMORY_PER_BLOCK_OPTIN</c> (227 KiB on sm_90).
+    /// </summary>
+    public void AllowDynamicSharedMemory(int bytes)
+    {
+        ObjectDisposedException.ThrowIf(module.IsClosed, module);
+        const int MaxDynamicSharedSizeBytes = 8; // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+        CudaCheck.Driver(CuDriver.cuFuncSetAttribute(function, MaxDynamicSharedSizeBytes, bytes),
+            $"cuFuncSetAttribute({Name}, MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes})");
+    }
+
+    /// <summary>
     /// Queues the kernel on <paramref name="stream"/> (the legacy default stream when null) with cuLaunchKernel. The
     /// module's context must be current on the calling thread.
     /// </summary>

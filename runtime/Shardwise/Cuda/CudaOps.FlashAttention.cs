@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
@@ -13,6 +14,12 @@ namespace Shardwise.Cuda;
 public sealed partial class CudaOps
 {
     private const int FlashRowsPerBlock = 64, FlashThreads = 128, FlashDotThreads = 256, FlashMaxHeadDim = 128;
+
+    /// <summary>Rows (queries or keys) of a 64-row key or query tile in shared memory: SW_FLASH_TILE.</summary>
+    private const int FlashTile = 64;
+
+    /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
+    private readonly HashSet<string> flashSharedOptIn = [];
 
     /// <summary>
     /// Whether the flash kernels take this attention: fp16/bf16 storage, headDim a multiple of 16 up to 128,
@@ -32,15 +39,19 @@ public sealed partial class CudaOps
     /// y = causal softmax(Q·Kᵀ/√headDim)·V and lse[b, h, t] = ln Σ_u exp(q_t·k_u/√headDim) (fp32), in one kernel.
     /// Addresses are device addresses already checked by the caller; y and lse must be 4-byte aligned (y is written in
     /// element pairs). Returns false, launching nothing, when the flash kernels do not take this shape.
-    /// Launch: grid (ceil(seq/64), batch·heads), block 128, static shared memory only.
+    /// Launch: grid (ceil(seq/rows), batch·heads) with 128 rows per block for head sizes up to 64 and 64 above, block
+    /// 128, dynamic shared memory for two stages of K and V tiles.
     /// </summary>
     private bool TryFlashAttention(ulong qkv, ulong y, ulong lse, int batch, int sequence, int heads, int dim)
     {
         if (!FlashAttentionSupported(batch, sequence, heads, dim) || y % 4 != 0 || lse % 4 != 0) return false;
         if (batch == 0) return true;
-        int headDim = dim / heads;
-        string kernel = headDim <= 64 ? "flash_attention_forward_d64" : "flash_attention_forward_d128";
-        Kernel(kernel).Launch(FlashGrid(batch, sequence, heads), FlashThreads, 0, null,
+        int headDim = dim / heads, width = FlashWidth(headDim);
+        // d64: 128 queries per block (two 16-row tiles per warp); d128: 64. Two stages of (K, V) tiles.
+        int rows = width == 64 ? 2 * FlashRowsPerBlock : FlashRowsPerBlock;
+        uint shared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
+        FlashKernel($"flash_attention_forward_d{width}", shared).Launch(
+            new CudaDim3((uint)Blocks(sequence, rows), (uint)(batch * heads)), FlashThreads, shared, null,
             qkv, y, lse, sequence, heads, headDim);
         return true;
     }
@@ -60,13 +71,16 @@ public sealed partial class CudaOps
         ulong delta = scoreScratch.Ensure((long)rows * sizeof(float));
         Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / 32), FlashDotThreads, 0, null,
             y, dy, delta, rows, sequence, heads, headDim);
-        bool narrow = headDim <= 64;
-        CudaDim3 grid = FlashGrid(batch, sequence, heads);
+        int width = FlashWidth(headDim);
+        var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
         int add = accumulate ? 1 : 0;
-        Kernel(narrow ? "flash_attention_backward_dkdv_d64" : "flash_attention_backward_dkdv_d128").Launch(grid,
-            FlashThreads, 0, null, qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
-        Kernel(narrow ? "flash_attention_backward_dq_d64" : "flash_attention_backward_dq_d128").Launch(grid,
-            FlashThreads, 0, null, qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
+        // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ.
+        uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
+        uint dqShared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
+        FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
+            qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
+        FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
+            qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         return true;
     }
 
@@ -92,7 +106,17 @@ public sealed partial class CudaOps
     /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
     public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim) is not null;
 
-    /// <summary>One block per 64 query (or key) rows of one (batch, head).</summary>
-    private static CudaDim3 FlashGrid(int batch, int sequence, int heads) =>
-        new((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
+    /// <summary>The compiled head width that takes <paramref name="headDim"/>: 64 up to 64, else 128.</summary>
+    private static int FlashWidth(int headDim) => headDim <= 64 ? 64 : 128;
+
+    /// <summary>
+    /// A flash kernel for this storage, its dynamic shared memory limit raised first where a launch needs more than
+    /// the default 48 KiB (the d128 kernels: about 69 KiB), once per kernel.
+    /// </summary>
+    private CudaFunction FlashKernel(string name, uint sharedBytes)
+    {
+        CudaFunction function = Kernel(name);
+        if (sharedBytes > 48 * 1024 && flashSharedOptIn.Add(function.Name)) function.AllowDynamicSharedMemory((int)sharedBytes);
+        return function;
+    }
 }

@@ -63,6 +63,7 @@ internal static unsafe partial class CuDriver
     [LibraryImport(Lib)] public static partial int cuModuleLoadData(nint* module, void* image);
     [LibraryImport(Lib)] public static partial int cuModuleUnload(nint module);
     [LibraryImport(Lib)] public static partial int cuModuleGetFunction(nint* function, nint module, byte* name);
+    [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(nint function, int attribute, int value);
 
     [LibraryImport(Lib)]
     public static partial int cuLaunchKernel(nint function, uint gridX, uint gridY, uint gridZ,

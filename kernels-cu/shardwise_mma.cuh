@@ -39,10 +39,38 @@ typedef unsigned short sw_bits16;
 // Two 16-bit values in one register, `low` in bits 0–15: the operand format of mma.sync.
 SW_INLINE unsigned sw_pack_bits(sw_bits16 low, sw_bits16 high) { return (unsigned)low | ((unsigned)high << 16); }
 
+#ifdef SW_DEVICE_PASS
+// cvt.rn.{f16x2,bf16x2}.f32 d, a, b rounds both (nearest even, as sw_from_float) and puts a in the upper half: one
+// instruction instead of two conversions and a pack, for every P and dS value the flash kernels feed to an mma.
+template <typename T> struct sw_pack_instruction;
+template <> struct sw_pack_instruction<sw_half>
+{
+    SW_INLINE static unsigned run(float low, float high)
+    {
+        unsigned d;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(high), "f"(low));
+        return d;
+    }
+};
+template <> struct sw_pack_instruction<sw_bf16>
+{
+    SW_INLINE static unsigned run(float low, float high)
+    {
+        unsigned d;
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(high), "f"(low));
+        return d;
+    }
+};
+#endif
+
 // Two floats rounded to T (nearest even) and packed, for the A operand built from fp32 accumulators.
 template <typename T> SW_INLINE unsigned sw_pack_float2(float low, float high)
 {
+#ifdef SW_DEVICE_PASS
+    return sw_pack_instruction<T>::run(low, high);
+#else
     return sw_pack_bits(sw_from_float<T>(low).bits, sw_from_float<T>(high).bits);
+#endif
 }
 
 template <typename T> SW_INLINE float sw_bits_to_float(unsigned bits16) { return sw_to_float(T{(sw_bits16)bits16}); }

@@ -182,8 +182,8 @@ public sealed class BackendSelectionTests
     }
 
     /// <summary>
-    /// The fused attention is off unless the options say otherwise or, when they leave it open, SHARDWISE_FUSED_ATTENTION
-    /// is 1 or true.
+    /// The fused attention is on unless the options say otherwise or, when they leave it open, SHARDWISE_FUSED_ATTENTION
+    /// is 0 or false (on by default since the tuned flash kernels beat the GEMM path on the H200).
     /// </summary>
     [TestMethod]
     public void FusedAttentionFollowsTheOptionsThenTheEnvironment()
@@ -191,7 +191,7 @@ public sealed class BackendSelectionTests
         string? saved = Environment.GetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable);
         try
         {
-            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, false), ("1", true), ("true", true), ("0", false), ("false", false) })
+            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, true), ("", true), ("1", true), ("true", true), ("0", false), ("false", false) })
             {
                 Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, value);
                 Assert.AreEqual(expected, new CudaOpsOptions().UsesFusedAttention, $"variable {value ?? "unset"}");

@@ -18,6 +18,12 @@ public sealed partial class CudaOps
     /// <summary>Rows (queries or keys) of a 64-row key or query tile in shared memory: SW_FLASH_TILE.</summary>
     private const int FlashTile = 64;
 
+    /// <summary>
+    /// The dK/dV kernel that keeps K and V in shared memory rather than registers (more blocks per SM): chosen by
+    /// <c>SHARDWISE_FLASH_LEAN_BACKWARD=1</c> while the two are compared on a GPU (docs/gpu-results.md).
+    /// </summary>
+    private static readonly bool LeanFlashBackward = System.Environment.GetEnvironmentVariable("SHARDWISE_FLASH_LEAN_BACKWARD") is "1";
+
     /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
     private readonly HashSet<string> flashSharedOptIn = [];
 
@@ -76,8 +82,9 @@ public sealed partial class CudaOps
         int add = accumulate ? 1 : 0;
         // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ.
         uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
+        if (LeanFlashBackward) dkdvShared += (uint)(2 * FlashTile * (width + 8) * sizeof(ushort)); // resident K, V
         uint dqShared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
-        FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
+        FlashKernel(LeanFlashBackward ? $"flash_attention_backward_dkdv_lean_d{width}" : $"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
             qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
@@ -87,12 +94,14 @@ public sealed partial class CudaOps
     /// <summary>
     /// Where the flash path keeps its state inside the planned probabilities buffer of batch·heads·seq² elements
     /// (counted at the 16-bit element size, the least it spans): the fp32 log-sum-exp from byte 0, then, 256-byte
-    /// aligned, a copy of the output y for backward's D = Σ dy·y. Null when the kernels do not take the shape or the
-    /// buffer cannot hold both (seq &lt; headDim + 2 or so); forward and backward both ask this, so they always agree.
+    /// aligned, a copy of the output y for backward's D = Σ dy·y. Null when the kernels do not take the shape, the
+    /// buffer does not start 4-byte aligned, or it cannot hold both (seq &lt; headDim + 2 or so); forward and backward
+    /// both ask this with the same buffer, so they always agree.
     /// </summary>
-    private FlashState? FlashLayout(int batch, int sequence, int heads, int dim)
+    private FlashState? FlashLayout(int batch, int sequence, int heads, int dim, ulong probabilities)
     {
-        if (!FlashAttentionSupported(batch, sequence, heads, dim)) return null;
+        // The fp32 log-sum-exp starts the buffer: a 16-bit buffer at an odd element keeps the GEMM path.
+        if (!FlashAttentionSupported(batch, sequence, heads, dim) || probabilities % 4 != 0) return null;
         long lseBytes = (long)batch * heads * sequence * sizeof(float);
         long keptOffset = (lseBytes + 255) / 256 * 256;
         long outputBytes = (long)batch * sequence * dim * ElementBytes;
@@ -104,7 +113,9 @@ public sealed partial class CudaOps
     private readonly record struct FlashState(ulong KeptOutputOffset, long OutputBytes);
 
     /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
-    public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim) is not null;
+    /// <remarks>For a probabilities buffer that starts 4-byte aligned, as the planned arenas' are; one that does not keeps
+    /// the GEMM path.</remarks>
+    public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim, 0) is not null;
 
     /// <summary>The compiled head width that takes <paramref name="headDim"/>: 64 up to 64, else 128.</summary>
     private static int FlashWidth(int headDim) => headDim <= 64 ? 64 : 128;

@@ -484,7 +484,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong ya = Address(y, (long)batch * sequence * dim, nameof(y));
         ulong pa = Address(probabilities, (long)batch * heads * sequence * sequence, nameof(probabilities));
         if (batch == 0 || sequence == 0) return;
-        if (FlashLayout(batch, sequence, heads, dim) is { } flash)
+        if (FlashLayout(batch, sequence, heads, dim, pa) is { } flash)
         {
             // The fused kernel writes y into the probabilities buffer beside the log-sum-exp, where backward finds
             // both whatever the memory plan does with y meanwhile; y itself is a copy of it.
@@ -534,7 +534,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         ulong dya = Address(dy, (long)batch * sequence * dim, nameof(dy));
         ulong dqkva = Address(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
         if (batch == 0 || sequence == 0) return;
-        if (FlashLayout(batch, sequence, heads, dim) is { } flash)
+        if (FlashLayout(batch, sequence, heads, dim, pa) is { } flash)
         {
             if (!TryFlashAttentionBackward(qkva, pa + flash.KeptOutputOffset, dya, pa, dqkva, batch, sequence, heads, dim, accumulate))
                 throw new InvalidOperationException("FlashLayout accepted a shape the flash kernels refuse.");

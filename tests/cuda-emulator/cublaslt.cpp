@@ -3,7 +3,8 @@
 // the same reference product as the fake cuBLAS (column-major layouts, optional strided batches, the DEFAULT, RELU,
 // BIAS, RELU_BIAS, GELU, GELU_BIAS, GELU_AUX, GELU_AUX_BIAS, DGELU and BGRADB epilogues). Attribute sizes, layout
 // shapes and leading dimensions are checked, and the aux matrix's rules as cuBLASLt documents them (a pointer, a
-// leading dimension ≥ D's rows and a multiple of 8, D's type). GELU is the tanh approximation, as cuBLASLt's.
+// leading dimension ≥ D's rows and a multiple of 8, D's type; the bias in D's type or, by BIAS_DATA_TYPE, fp32).
+// GELU is the tanh approximation, as cuBLASLt's.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +25,7 @@ struct Desc
     int compute, scale, pointer_mode = 0, transa = 0, transb = 0, epilogue = 1;
     std::uint64_t bias = 0, aux = 0;
     std::int64_t aux_ld = 0;
+    int bias_type = -1;  // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: −1 is D's type
 };
 
 enum Epilogue : int
@@ -180,6 +182,11 @@ int check_problem(const Desc& desc, const Layout& a, const Layout& b, const Layo
                      static_cast<long long>(desc.aux_ld), static_cast<unsigned long long>(d.rows));
         return InvalidValue;
     }
+    if (desc.bias_type != -1 && desc.bias_type != d.type && desc.bias_type != emu::Float32)
+    {
+        std::fprintf(stderr, "cublaslt-emulator: bias type %d with D type %d is not emulated\n", desc.bias_type, d.type);
+        return NotSupported;
+    }
     switch (desc.epilogue)
     {
     case Default: case Relu: case Gelu: case GeluAux: case DGelu: return Success;
@@ -255,6 +262,7 @@ int cublasLtMatmulDescSetAttribute(void* handle, int attribute, const void* valu
     case 8: return take(d.bias, value, bytes, "BIAS_POINTER");
     case 11: return take(d.aux, value, bytes, "EPILOGUE_AUX_POINTER");
     case 12: return take(d.aux_ld, value, bytes, "EPILOGUE_AUX_LD");
+    case 26: return take(d.bias_type, value, bytes, "BIAS_DATA_TYPE");
     default:
         std::fprintf(stderr, "cublaslt-emulator: matmul descriptor attribute %d is not emulated\n", attribute);
         return InvalidValue;
@@ -377,7 +385,8 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
         return MappingError;
     // The bias vector has D's rows (BIAS…) or, as BGRADB's output, D's columns; the aux matrix is shaped like D.
     std::uint64_t bias_length = desc.epilogue == BGradB ? ld.cols : ld.rows;
-    if (desc.bias != 0 && emu::check_device_range(desc.bias, bias_length * emu::element_bytes(ld.type),
+    int bias_type = desc.bias_type == -1 ? ld.type : desc.bias_type;
+    if (desc.bias != 0 && emu::check_device_range(desc.bias, bias_length * emu::element_bytes(bias_type),
                                                   "cublasLtMatmul", "bias") != 0)
         return MappingError;
     if (uses_aux(desc.epilogue) &&
@@ -404,11 +413,11 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
     emu::flush_stream(stream);
     long long m = static_cast<long long>(ld.rows), n = static_cast<long long>(ld.cols);
     long long k = static_cast<long long>(desc.transa ? la.rows : la.cols);
-    EpilogueState state{{desc.bias, ld.type, 1}, {desc.aux, ld.type, desc.aux_ld}};
+    EpilogueState state{{desc.bias, bias_type, 1}, {desc.aux, ld.type, desc.aux_ld}};
     if (desc.epilogue == BGradB)
     {
-        // The bias gradient of B: Σ over k of op(B)[p, j] for each column j of D, summed in fp32 and written in D's
-        // type (written, never accumulated: beta does not apply to it). Read before D is written, which may alias.
+        // The bias gradient of B: Σ over k of op(B)[p, j] for each column j of D, summed in fp32 and written in the
+        // bias type (written, never accumulated: beta does not apply to it). Read before D is written, which may alias.
         std::vector<float> sums(static_cast<std::size_t>(n), 0.0f);
         emu::Matrix mb{b, lb.type, lb.ld};
         for (long long j = 0; j < n; j++)

@@ -35,6 +35,8 @@ public enum CublasLtMatmulDescAttribute
     EpilogueAuxPointer = 11,
     /// <summary>int64: the aux matrix's leading dimension (≥ D's rows; a multiple of 8 for the GeLU input).</summary>
     EpilogueAuxLeadingDimension = 12,
+    /// <summary>int32 cudaDataType_t of the bias or bias-gradient vector (default −1: D's type).</summary>
+    BiasDataType = 26,
 }
 
 /// <summary>cublasLtEpilogue_t values used by Shardwise.</summary>

@@ -84,7 +84,9 @@ internal sealed class CudaEpilogueGemm : IDisposable
 
     /// <summary>
     /// dW (+)= dyᵀ · x and biasGradient = Σ_rows dy (written, never added: cuBLASLt's bias gradient has no beta), dy
-    /// <c>[rows, outDim]</c>, x <c>[rows, inDim]</c>, dW <c>[outDim, inDim]</c>, biasGradient <c>[outDim]</c>.
+    /// <c>[rows, outDim]</c>, x <c>[rows, inDim]</c>, dW <c>[outDim, inDim]</c>, biasGradient <c>[outDim]</c> in fp32
+    /// whatever the storage (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE; PyTorch's BGRAD paths also take an fp32 bias
+    /// gradient for 16-bit GEMMs), so the caller adds it into the stored gradient with one rounding.
     /// False: no algorithm, take GemmEx and the column-sum kernels.
     /// </summary>
     public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim, int outDim, bool accumulate)
@@ -124,6 +126,8 @@ internal sealed class CudaEpilogueGemm : IDisposable
         descriptor.Set(CublasLtMatmulDescAttribute.TransB, (int)(key.TransposeA ? CublasOperation.Transpose : CublasOperation.None));
         descriptor.Set(CublasLtMatmulDescAttribute.Epilogue, (uint)key.Epilogue);
         if (bias != 0) descriptor.Set(CublasLtMatmulDescAttribute.BiasPointer, bias);
+        if (key.Epilogue == CublasLtEpilogue.BGradB)
+            descriptor.Set(CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.Float32);
         if (aux != 0)
         {
             descriptor.Set(CublasLtMatmulDescAttribute.EpilogueAuxPointer, aux);

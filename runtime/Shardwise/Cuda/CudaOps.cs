@@ -411,18 +411,19 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// <summary>
     /// dW += dyᵀ · x and dBias += Σ_rows dy. With a bias, one cuBLASLt matmul with the BGRADB epilogue computes both:
     /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
-    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to scratch in the storage type and is
-    /// added into dBias by add_backward; where cuBLASLt has no algorithm, GemmEx and the column-sum kernels.
+    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
+    /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
+    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels.
     /// </summary>
     private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
     {
         if (dBias is { } dBiasAddress)
         {
-            ulong columnSums = partialScratch.Ensure((long)outDim * elementBytes);
+            ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
             if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
             {
-                Kernel("add_backward").Launch(kernels.ElementwiseBlocks(outDim), CudaKernelSet.ElementwiseThreads, 0,
-                    null, columnSums, dBiasAddress, (long)outDim, 1);
+                Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
+                    columnSums, 1, dBiasAddress, outDim);
                 return;
             }
         }

@@ -9,14 +9,37 @@ internal sealed class OpCallEmitter
 {
     private readonly IrGraph _graph;
     private readonly BufferNames _names;
+    private readonly EpiloguePlan _epilogues;
+    private readonly Model.EquatableArray<BackwardStep> _backward;
 
-    public OpCallEmitter(IrGraph graph, BufferNames names)
+    public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, Model.EquatableArray<BackwardStep> backward)
     {
         _graph = graph;
         _names = names;
+        _epilogues = epilogues;
+        _backward = backward;
     }
 
-    public IEnumerable<string> Forward(IrOp op)
+    /// <summary>The calls of forward op <paramref name="k"/> (also when it is re-run for a checkpoint).</summary>
+    public IEnumerable<string> Forward(int k)
+    {
+        var op = _graph.Ops[k];
+        int gelu = _epilogues.LinearGelu[k];
+        if (gelu >= 0)
+        {
+            string rows = Rows(op.Inputs[0]), inDim = Names.Int(op.Dims[0]), outDim = Names.Int(op.Dims[1]);
+            yield return $"Ops.LinearGelu({Buffer(op.Inputs[0])}, {Param(op, 0)}, {OptionalParam(op, 1)}, {_names.Value(op.Outputs[0])}, {_names.Value(_graph.Ops[gelu].Outputs[0])}, {rows}, {inDim}, {outDim}); // and the GeLU after it";
+            yield break;
+        }
+        if (_epilogues.IsFusedForward(k))
+        {
+            yield return "// GeLU: computed by the Linear before it (Ops.LinearGelu)";
+            yield break;
+        }
+        foreach (var line in Forward(op)) yield return line;
+    }
+
+    private IEnumerable<string> Forward(IrOp op)
     {
         if (op.Kind == OpKind.TensorCopy)
         {
@@ -80,7 +103,27 @@ internal sealed class OpCallEmitter
         }
     }
 
-    public IEnumerable<string> Backward(BackwardStep step)
+    /// <summary>The calls of backward step <paramref name="j"/>.</summary>
+    public IEnumerable<string> Backward(int j)
+    {
+        var step = _backward[j];
+        var op = _graph.Ops[step.Op];
+        if (_epilogues.IsFusedBackward(j))
+        {
+            yield return "// GeLU backward: done by the Linear's backward before it (Ops.GeluLinearBackward)";
+            yield break;
+        }
+        int gelu = _epilogues.GeluLinearBackward[j];
+        if (gelu >= 0)
+        {
+            int pre = _graph.Ops[_backward[gelu].Op].Inputs[0];
+            yield return $"Ops.GeluLinearBackward({_names.Value(pre)}, {Buffer(op.Inputs[0])}, {Param(op, 0)}, {_names.Gradient(op.Outputs[0])}, {_names.Gradient(pre)}, {ParamGrad(op, 0)}, {OptionalParamGrad(op, 1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}); // through the GeLU before it";
+            yield break;
+        }
+        foreach (var line in Backward(step)) yield return line;
+    }
+
+    private IEnumerable<string> Backward(BackwardStep step)
     {
         var op = _graph.Ops[step.Op];
         string In(int i) => Buffer(op.Inputs[i]);

@@ -25,7 +25,7 @@ internal static class ProgramEmitter
     {
         var graph = plan.Graph;
         var names = new BufferNames(plan);
-        var calls = new OpCallEmitter(graph, names);
+        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.Backward);
         bool languageModel = stage is not null || IsLanguageModel(graph);
 
         string className;
@@ -164,7 +164,7 @@ internal static class ProgramEmitter
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer));
             }
             WriteResidency(w, plan, plan.Residency.ForwardFirst, k, "ParametersNeeded", phase: 0);
-            foreach (var line in calls.Forward(op)) w.Line(line);
+            foreach (var line in calls.Forward(k)) w.Line(line);
             WriteResidency(w, plan, plan.Residency.ForwardLast, k, "ParametersReleased", phase: 0);
         }
         if (graph.OutputIsLoss) w.Line("return loss;");
@@ -212,7 +212,7 @@ internal static class ProgramEmitter
                     layer = null;
                 }
                 WriteResidency(w, plan, plan.Residency.BackwardFirst, i, "ParametersNeeded", phase: 1);
-                foreach (var line in calls.Forward(op)) w.Line(line);
+                foreach (var line in calls.Forward(e.Op)) w.Line(line);
                 WriteResidency(w, plan, plan.Residency.BackwardLast, i, "ParametersReleased", phase: 1);
                 continue;
             }
@@ -226,7 +226,7 @@ internal static class ProgramEmitter
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer) + " (backward)");
             }
             WriteResidency(w, plan, plan.Residency.BackwardFirst, i, "ParametersNeeded", phase: 1);
-            foreach (var line in calls.Backward(plan.Backward[j])) w.Line(line);
+            foreach (var line in calls.Backward(j)) w.Line(line);
             WriteResidency(w, plan, plan.Residency.BackwardLast, i, "ParametersReleased", phase: 1);
             if (plan.GradientsReadyFrom[j] >= 0)
                 w.Line($"GradientsReady({Names.Long(plan.GradientsReadyFrom[j])}); // every gradient from this offset on is final");

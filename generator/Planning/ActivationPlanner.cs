@@ -70,15 +70,22 @@ internal static class ActivationPlanner
 {
     private const int AlignmentElements = 16;
 
-    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
+    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues)
     {
-        var plan = PlanTimeline(graph, backward, checkpoints);
+        var plan = PlanTimeline(graph, backward, checkpoints, epilogues);
         if (checkpoints.IsEmpty) return plan;
-        var without = PlanTimeline(graph, backward, CheckpointPlan.None(backward));
+        var none = CheckpointPlan.None(backward);
+        var without = PlanTimeline(graph, backward, none, EpilogueFusionPlanner.Plan(graph, backward, none));
         return plan with { ArenaWithoutCheckpointingPerSample = without.ArenaElementsPerSample };
     }
 
-    private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
+    /// <summary>
+    /// The fused Linear → GeLU pairs of <paramref name="epilogues"/> move work between steps: the GeLU output is written
+    /// at the Linear's step (forward and recompute), and a fused backward writes the pre-activation's gradient, reading
+    /// the pre-activation, at the Linear's step, while the GeLU's own step touches nothing (the GeLU output's gradient
+    /// is never stored, so it gets no buffer).
+    /// </summary>
+    private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues)
     {
         int forwardSteps = graph.Ops.Count;
         var timeline = checkpoints.Timeline;
@@ -107,6 +114,7 @@ internal static class ActivationPlanner
             var op = graph.Ops[k];
             foreach (int input in op.Inputs) Touch(input, BufferRole.Value, k);
             foreach (int output in op.Outputs) Touch(output, BufferRole.Value, k);
+            if (epilogues.LinearGelu[k] >= 0) Touch(graph.Ops[epilogues.LinearGelu[k]].Outputs[0], BufferRole.Value, k);
         }
 
         if (!graph.OutputIsLoss)
@@ -127,13 +135,28 @@ internal static class ActivationPlanner
             {
                 foreach (int input in op.Inputs) Touch(input, BufferRole.Value, time);
                 foreach (int output in op.Outputs) Touch(output, BufferRole.Value, time);
+                int gelu = epilogues.LinearGelu[timeline[i].Op];
+                if (gelu >= 0) Touch(graph.Ops[gelu].Outputs[0], BufferRole.Value, time);
                 continue;
             }
+            int step = timeline[i].Step;
+            if (epilogues.IsFusedBackward(step)) continue;
             foreach (int saved in SavedForBackward(op)) Touch(saved, BufferRole.Value, time);
             if (op.Kind != OpKind.CrossEntropy) Touch(op.Outputs[0], BufferRole.Gradient, time);
-            foreach (var write in backward[timeline[i].Step].Writes)
+            int fusedGelu = epilogues.GeluLinearBackward[step];
+            for (int w = 0; w < backward[step].Writes.Count; w++)
             {
-                if (!write.IsNone) Touch(write.Value, BufferRole.Gradient, time);
+                var write = backward[step].Writes[w];
+                if (write.IsNone) continue;
+                if (w == 0 && fusedGelu >= 0)
+                {
+                    // The gradient skips the GeLU output and lands on the GeLU's input, computed from it.
+                    int pre = graph.Ops[backward[fusedGelu].Op].Inputs[0];
+                    Touch(pre, BufferRole.Value, time);
+                    Touch(pre, BufferRole.Gradient, time);
+                    continue;
+                }
+                Touch(write.Value, BufferRole.Gradient, time);
             }
         }
 

@@ -18,8 +18,9 @@ internal static class PlanReport
 
     /// <param name="spec">The model, for its planning assumptions and [Shard] layers; null writes no assumption-dependent section.</param>
     /// <param name="memory">The estimate of every stage (<see cref="MemoryEstimator"/>) at the assumed ZeRO stage.</param>
+    /// <param name="epilogues">The Linear/GeLU fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
-        PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory)
+        PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -44,6 +45,13 @@ internal static class PlanReport
             text.Append("  activation checkpointing: ").Append(CheckpointedLayers.Describe(checkpoints.Segments.Select(x => x.Layer)))
                 .Append(", fp32 arena ").Append(N(activations.ArenaWithoutCheckpointingPerSample * 4)).Append(" → ").Append(N(arena * 4))
                 .Append(" bytes per sample (").Append(N(checkpoints.Segments.Sum(x => x.RecomputedOps.Count))).Append(" forward ops recomputed)\n");
+        }
+        if (epilogues is { IsEmpty: false })
+        {
+            int forward = epilogues.LinearGelu.Count(g => g >= 0), backward = epilogues.GeluLinearBackward.Count(s => s >= 0);
+            text.Append("  epilogue fusion: ").Append(Plural(forward, "Linear → GeLU forward", "Linear → GeLU forwards"))
+                .Append(" as one call (Ops.LinearGelu), ").Append(Plural(backward, "GeLU backward", "GeLU backwards"))
+                .Append(" inside the next Linear's (Ops.GeluLinearBackward)\n");
         }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",

@@ -17,6 +17,7 @@ internal sealed record ProgramPlan(
     GradientPoolPlan GradientPool,
     ParameterResidencyPlan Residency,
     ActivationPlan Activations,
+    EpiloguePlan Epilogues,
     string Report)
 {
     /// <summary>The per-stage programs when the model is planned for Pipeline or Tensor above 1; null otherwise.</summary>
@@ -58,7 +59,7 @@ internal static class ProgramPlanner
         var whole = PlanProgram(model, graph, report: "");
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
-        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory);
+        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues);
         return whole with
         {
             Report = report,
@@ -74,10 +75,11 @@ internal static class ProgramPlanner
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
         var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
-        var activations = ActivationPlanner.Plan(graph, backward, checkpoints);
+        var epilogues = EpilogueFusionPlanner.Plan(graph, backward, checkpoints);
+        var activations = ActivationPlanner.Plan(graph, backward, checkpoints, epilogues);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
         var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, report);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, report);
     }
 }

@@ -20,6 +20,8 @@ public sealed class GradientTests
     [DataRow(OpCases.LinearWithoutInputGradient)]
     [DataRow(OpCases.LayerNorm)]
     [DataRow(OpCases.Gelu)]
+    [DataRow(OpCases.LinearGelu)]
+    [DataRow(OpCases.GeluLinear)]
     [DataRow(OpCases.Add)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.AttentionOneHead)]

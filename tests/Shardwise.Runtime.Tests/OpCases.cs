@@ -31,6 +31,10 @@ internal static class OpCases
     public const string LinearWithoutInputGradient = "LinearWithoutInputGradient";
     public const string LayerNorm = "LayerNorm";
     public const string Gelu = "Gelu";
+    /// <summary>LinearGelu forward; backward as the unfused GeluBackward then LinearBackward.</summary>
+    public const string LinearGelu = "LinearGelu";
+    /// <summary>Gelu then Linear forward; backward by GeluLinearBackward (the Linear's input gradient through the GeLU).</summary>
+    public const string GeluLinear = "GeluLinear";
     public const string Add = "Add";
     public const string Attention = "Attention";
     public const string AttentionOneHead = "AttentionOneHead";
@@ -44,6 +48,8 @@ internal static class OpCases
         LinearWithoutInputGradient => CreateLinear<T>(name, bias: true, inputGradient: false),
         LayerNorm => CreateLayerNorm<T>(),
         Gelu => CreateGelu<T>(),
+        LinearGelu => CreateLinearGelu<T>(),
+        GeluLinear => CreateGeluLinear<T>(),
         Add => CreateAdd<T>(),
         Attention => CreateAttention<T>(name, batch: 2, sequence: 5, heads: 2, dim: 8),
         AttentionOneHead => CreateAttention<T>(name, batch: 1, sequence: 7, heads: 1, dim: 6),
@@ -176,6 +182,77 @@ internal static class OpCases
                 h.Ops.GeluBackward(x, dy, dx, count, accumulate);
             },
             Inputs = [new("x", x, dx, false)],
+        };
+    }
+
+    private static OpCase<T> CreateLinearGelu<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int rows = 7, inDim = 5, outDim = 6;
+        var h = new OpHarness<T>();
+        Slice x = h.Activation(TestData.Uniform(51, rows * inDim, scale: 2));
+        Slice weight = h.Parameter(TestData.Uniform(52, outDim * inDim)), bias = h.Parameter(TestData.Uniform(53, outDim));
+        Slice pre = h.Activation(rows * outDim), y = h.Activation(rows * outDim);
+        Slice dy = h.Activation(rows * outDim), dPre = h.Activation(rows * outDim), dx = h.Activation(rows * inDim);
+        double[] r = TestData.Uniform(54, rows * outDim);
+        return new OpCase<T>
+        {
+            Name = LinearGelu,
+            Harness = h,
+            Output = y,
+            Loss = () =>
+            {
+                h.Ops.LinearGelu(x, weight, bias, pre, y, rows, inDim, outDim);
+                return h.Dot(y, r);
+            },
+            Backward = accumulate =>
+            {
+                h.Write(dy, r);
+                h.Ops.GeluBackward(pre, dy, dPre, (long)rows * outDim, accumulate: false);
+                h.Ops.LinearBackward(x, weight, dPre, dx, OpHarness<T>.GradientOf(weight), OpHarness<T>.GradientOf(bias),
+                    rows, inDim, outDim, accumulate);
+            },
+            Inputs =
+            [
+                new("x", x, dx, false),
+                new("weight", weight, OpHarness<T>.GradientOf(weight), true),
+                new("bias", bias, OpHarness<T>.GradientOf(bias), true),
+            ],
+        };
+    }
+
+    private static OpCase<T> CreateGeluLinear<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int rows = 7, inDim = 6, outDim = 4;
+        var h = new OpHarness<T>();
+        Slice pre = h.Activation(TestData.Uniform(61, rows * inDim, scale: 3));
+        Slice weight = h.Parameter(TestData.Uniform(62, outDim * inDim)), bias = h.Parameter(TestData.Uniform(63, outDim));
+        Slice x = h.Activation(rows * inDim), y = h.Activation(rows * outDim);
+        Slice dy = h.Activation(rows * outDim), dPre = h.Activation(rows * inDim);
+        double[] r = TestData.Uniform(64, rows * outDim);
+        return new OpCase<T>
+        {
+            Name = GeluLinear,
+            Harness = h,
+            Output = y,
+            Loss = () =>
+            {
+                h.Ops.Gelu(pre, x, (long)rows * inDim);
+                h.Ops.Linear(x, weight, bias, y, rows, inDim, outDim);
+                return h.Dot(y, r);
+            },
+            // GeluLinearBackward always overwrites dPre (the generator fuses only first gradients), so no accumulate.
+            Backward = _ =>
+            {
+                h.Write(dy, r);
+                h.Ops.GeluLinearBackward(pre, x, weight, dy, dPre, OpHarness<T>.GradientOf(weight), OpHarness<T>.GradientOf(bias),
+                    rows, inDim, outDim);
+            },
+            Inputs =
+            [
+                new("pre", pre, dPre, false),
+                new("weight", weight, OpHarness<T>.GradientOf(weight), true),
+                new("bias", bias, OpHarness<T>.GradientOf(bias), true),
+            ],
         };
     }
 

@@ -46,6 +46,12 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias, int rows, int inDim, int outDim, bool accumulate)
         => _cpu.LinearBackward(x, weight, dy, dx, dWeight, dBias, rows, inDim, outDim, accumulate);
 
+    public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
+        => _cpu.LinearGelu(x, weight, bias, preActivation, y, rows, inDim, outDim);
+
+    public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation, Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
+        => _cpu.GeluLinearBackward(preActivation, x, weight, dy, dPreActivation, dWeight, dBias, rows, inDim, outDim);
+
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
         => _cpu.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim);
 

@@ -1,12 +1,16 @@
 // cublaslt.cpp — libcublasLt.so.13 for the emulated device: the handle, matmul descriptor, matrix layouts and
 // preference with the attributes the runtime sets, a heuristic that returns one algorithm, and cublasLtMatmul over
 // the same reference product as the fake cuBLAS (column-major layouts, optional strided batches, the DEFAULT, RELU,
-// BIAS, RELU_BIAS, GELU and GELU_BIAS epilogues). Attribute sizes, layout shapes and leading dimensions are checked.
+// BIAS, RELU_BIAS, GELU, GELU_BIAS, GELU_AUX, GELU_AUX_BIAS, DGELU and BGRADB epilogues). Attribute sizes, layout
+// shapes and leading dimensions are checked, and the aux matrix's rules as cuBLASLt documents them (a pointer, a
+// leading dimension ≥ D's rows and a multiple of 8, D's type; the bias in D's type or, by BIAS_DATA_TYPE, fp32).
+// GELU is the tanh approximation, as cuBLASLt's.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <set>
+#include <vector>
 
 #include "gemm.hpp"
 
@@ -19,8 +23,18 @@ constexpr std::uint64_t AlgorithmTag = 0x53574c54414c474full;  // marks an algor
 struct Desc
 {
     int compute, scale, pointer_mode = 0, transa = 0, transb = 0, epilogue = 1;
-    std::uint64_t bias = 0;
+    std::uint64_t bias = 0, aux = 0;
+    std::int64_t aux_ld = 0;
+    int bias_type = -1;  // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: −1 is D's type
 };
+
+enum Epilogue : int
+{
+    Default = 1, Relu = 2, Bias = 4, ReluBias = 6, Gelu = 32, GeluBias = 36, GeluAux = 160, GeluAuxBias = 164,
+    DGelu = 192, BGradB = 512
+};
+
+bool uses_aux(int epilogue) { return epilogue == GeluAux || epilogue == GeluAuxBias || epilogue == DGelu; }
 
 struct Layout
 {
@@ -75,23 +89,49 @@ template <typename T> int take(T& field, const void* value, std::size_t bytes, c
     return Success;
 }
 
-float relu(float v, long long, const void*) { return v > 0.0f ? v : 0.0f; }
-float gelu_value(float v) { return 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v))); }
-float gelu(float v, long long, const void*) { return gelu_value(v); }
+constexpr float Sqrt2OverPi = 0.7978845608f, Cubic = 0.044715f;
 
-struct BiasState
+float gelu_value(float v) { return 0.5f * v * (1.0f + std::tanh(Sqrt2OverPi * (v + Cubic * v * v * v))); }
+
+// d/dv of the tanh approximation: 0.5·(1 + t) + 0.5·v·(1 − t²)·√(2/π)·(1 + 3·0.044715·v²).
+float gelu_derivative(float v)
 {
-    emu::Matrix bias;  // a column vector of the D type
+    float t = std::tanh(Sqrt2OverPi * (v + Cubic * v * v * v));
+    return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * Sqrt2OverPi * (1.0f + 3.0f * Cubic * v * v);
+}
+
+// What an epilogue reads besides the product: the bias vector (D's type, one per row of D) and the aux matrix (D's
+// type, leading dimension aux_ld), in the batch member being computed.
+struct EpilogueState
+{
+    emu::Matrix bias;  // a column vector
+    emu::Matrix aux;
 };
+
 float bias_value(long long row, const void* state)
 {
-    const auto* s = static_cast<const BiasState*>(state);
-    std::uint64_t offset = static_cast<std::uint64_t>(row) * emu::element_bytes(s->bias.type);
-    return emu::load_element(s->bias.type, s->bias.pointer + offset);
+    return emu::load_element(static_cast<const EpilogueState*>(state)->bias, row, 0);
 }
-float bias(float v, long long row, const void* s) { return v + bias_value(row, s); }
-float relu_bias(float v, long long row, const void* s) { return relu(v + bias_value(row, s), row, s); }
-float gelu_bias(float v, long long row, const void* s) { return gelu_value(v + bias_value(row, s)); }
+
+float relu(float v, long long, long long, const void*) { return v > 0.0f ? v : 0.0f; }
+float gelu(float v, long long, long long, const void*) { return gelu_value(v); }
+float bias(float v, long long row, long long, const void* s) { return v + bias_value(row, s); }
+float relu_bias(float v, long long row, long long col, const void* s) { return relu(v + bias_value(row, s), row, col, s); }
+float gelu_bias(float v, long long row, long long, const void* s) { return gelu_value(v + bias_value(row, s)); }
+
+// GELU_AUX(_BIAS): the GeLU input goes to the aux matrix (rounded to its type), GeLU of the unrounded value to D.
+float gelu_aux(float v, long long row, long long col, const void* s)
+{
+    emu::store_element(static_cast<const EpilogueState*>(s)->aux, row, col, v);
+    return gelu_value(v);
+}
+float gelu_aux_bias(float v, long long row, long long col, const void* s) { return gelu_aux(v + bias_value(row, s), row, col, s); }
+
+// DGELU: the product times GeLU′ of the stored GeLU input.
+float dgelu(float v, long long row, long long col, const void* s)
+{
+    return v * gelu_derivative(emu::load_element(static_cast<const EpilogueState*>(s)->aux, row, col));
+}
 
 bool check_layout(const Layout& l, const char* name)
 {
@@ -134,10 +174,24 @@ int check_problem(const Desc& desc, const Layout& a, const Layout& b, const Layo
                      desc.pointer_mode);
         return NotSupported;
     }
+    if (uses_aux(desc.epilogue) &&
+        (desc.aux == 0 || desc.aux_ld < static_cast<long long>(d.rows) || desc.aux_ld % 8 != 0))
+    {
+        std::fprintf(stderr, "cublaslt-emulator: epilogue %d: the aux pointer must be set and its leading dimension "
+                             "(%lld) a multiple of 8 and at least D's rows (%llu)\n", desc.epilogue,
+                     static_cast<long long>(desc.aux_ld), static_cast<unsigned long long>(d.rows));
+        return InvalidValue;
+    }
+    if (desc.bias_type != -1 && desc.bias_type != d.type && desc.bias_type != emu::Float32)
+    {
+        std::fprintf(stderr, "cublaslt-emulator: bias type %d with D type %d is not emulated\n", desc.bias_type, d.type);
+        return NotSupported;
+    }
     switch (desc.epilogue)
     {
-    case 1: case 2: case 32: return Success;
-    case 4: case 6: case 36: return desc.bias != 0 ? Success : InvalidValue;
+    case Default: case Relu: case Gelu: case GeluAux: case DGelu: return Success;
+    case Bias: case ReluBias: case GeluBias: case GeluAuxBias: case BGradB:
+        return desc.bias != 0 ? Success : InvalidValue;
     default: return NotSupported;
     }
 }
@@ -206,6 +260,9 @@ int cublasLtMatmulDescSetAttribute(void* handle, int attribute, const void* valu
     case 4: return take(d.transb, value, bytes, "TRANSB");
     case 7: return take(d.epilogue, value, bytes, "EPILOGUE");
     case 8: return take(d.bias, value, bytes, "BIAS_POINTER");
+    case 11: return take(d.aux, value, bytes, "EPILOGUE_AUX_POINTER");
+    case 12: return take(d.aux_ld, value, bytes, "EPILOGUE_AUX_LD");
+    case 26: return take(d.bias_type, value, bytes, "BIAS_DATA_TYPE");
     default:
         std::fprintf(stderr, "cublaslt-emulator: matmul descriptor attribute %d is not emulated\n", attribute);
         return InvalidValue;
@@ -326,23 +383,48 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
     if (check_span(a, la, "A") || check_span(b, lb, "B") || check_span(d, ld, "D") ||
         (beta_value != 0.0f && check_span(c, lc, "C")))
         return MappingError;
-    BiasState bias_state{{desc.bias, ld.type, 1}};
-    if (desc.bias != 0 && emu::check_device_range(desc.bias, ld.rows * emu::element_bytes(ld.type), "cublasLtMatmul",
-                                                  "bias") != 0)
+    // The bias vector has D's rows (BIAS…) or, as BGRADB's output, D's columns; the aux matrix is shaped like D.
+    std::uint64_t bias_length = desc.epilogue == BGradB ? ld.cols : ld.rows;
+    int bias_type = desc.bias_type == -1 ? ld.type : desc.bias_type;
+    if (desc.bias != 0 && emu::check_device_range(desc.bias, bias_length * emu::element_bytes(bias_type),
+                                                  "cublasLtMatmul", "bias") != 0)
         return MappingError;
-    float (*epilogue)(float, long long, const void*) = nullptr;
+    if (uses_aux(desc.epilogue) &&
+        check_span(desc.aux, Layout{ld.type, ld.rows, ld.cols, desc.aux_ld, 0, 1, 0}, "aux") != Success)
+        return MappingError;
+    if (ld.batch != 1 && (uses_aux(desc.epilogue) || desc.epilogue == BGradB))
+    {
+        std::fprintf(stderr, "cublaslt-emulator: batched aux and bias-gradient epilogues are not emulated\n");
+        return NotSupported;
+    }
+    float (*epilogue)(float, long long, long long, const void*) = nullptr;
     switch (desc.epilogue)
     {
-    case 2: epilogue = relu; break;
-    case 4: epilogue = bias; break;
-    case 6: epilogue = relu_bias; break;
-    case 32: epilogue = gelu; break;
-    case 36: epilogue = gelu_bias; break;
+    case Relu: epilogue = relu; break;
+    case Bias: epilogue = bias; break;
+    case ReluBias: epilogue = relu_bias; break;
+    case Gelu: epilogue = gelu; break;
+    case GeluBias: epilogue = gelu_bias; break;
+    case GeluAux: epilogue = gelu_aux; break;
+    case GeluAuxBias: epilogue = gelu_aux_bias; break;
+    case DGelu: epilogue = dgelu; break;
     default: break;
     }
     emu::flush_stream(stream);
     long long m = static_cast<long long>(ld.rows), n = static_cast<long long>(ld.cols);
     long long k = static_cast<long long>(desc.transa ? la.rows : la.cols);
+    EpilogueState state{{desc.bias, bias_type, 1}, {desc.aux, ld.type, desc.aux_ld}};
+    if (desc.epilogue == BGradB)
+    {
+        // The bias gradient of B: Σ over k of op(B)[p, j] for each column j of D, summed in fp32 and written in the
+        // bias type (written, never accumulated: beta does not apply to it). Read before D is written, which may alias.
+        std::vector<float> sums(static_cast<std::size_t>(n), 0.0f);
+        emu::Matrix mb{b, lb.type, lb.ld};
+        for (long long j = 0; j < n; j++)
+            for (long long p = 0; p < k; p++)
+                sums[static_cast<std::size_t>(j)] += desc.transb ? emu::load_element(mb, j, p) : emu::load_element(mb, p, j);
+        for (long long j = 0; j < n; j++) emu::store_element(state.bias, j, 0, sums[static_cast<std::size_t>(j)]);
+    }
     for (int i = 0; i < ld.batch; i++)
     {
         auto at = [i](std::uint64_t base, const Layout& l) {
@@ -350,7 +432,7 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
         };
         emu::gemm(desc.transa != 0, desc.transb != 0, m, n, k, alpha_value, {at(a, la), la.type, la.ld},
                   {at(b, lb), lb.type, lb.ld}, beta_value, {at(c, lc), lc.type, lc.ld}, {at(d, ld), ld.type, ld.ld},
-                  epilogue, &bias_state);
+                  epilogue, &state);
     }
     return Success;
 }

@@ -57,12 +57,15 @@ std::uint16_t float_to_bf16(float f)
     return static_cast<std::uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
-float load(const Matrix& m, long long row, long long col)
+void* driver_symbol(const char* name);
+} // namespace
+
+float load_element(const Matrix& m, long long row, long long col)
 {
     return load_element(m.type, m.pointer + static_cast<std::uint64_t>(row + col * m.ld) * element_bytes(m.type));
 }
 
-void store(const Matrix& m, long long row, long long col, float value)
+void store_element(const Matrix& m, long long row, long long col, float value)
 {
     std::uint64_t at = m.pointer + static_cast<std::uint64_t>(row + col * m.ld) * element_bytes(m.type);
     if (m.type == Float32)
@@ -74,6 +77,8 @@ void store(const Matrix& m, long long row, long long col, float value)
     std::memcpy(reinterpret_cast<void*>(at), &bits, 2);
 }
 
+namespace
+{
 void* driver_symbol(const char* name)
 {
     static void* driver = [] {
@@ -118,15 +123,15 @@ std::size_t matrix_span_bytes(long long rows, long long cols, long long ld, int 
 }
 
 void gemm(bool transpose_a, bool transpose_b, long long m, long long n, long long k, float alpha, Matrix a,
-          Matrix b, float beta, Matrix c, Matrix d, float (*epilogue)(float, long long, const void*),
+          Matrix b, float beta, Matrix c, Matrix d, float (*epilogue)(float, long long, long long, const void*),
           const void* epilogue_state)
 {
     // op(A) row by row and op(B) column by column as contiguous floats, so each element of D is one dot product.
     std::vector<float> rows_of_a(static_cast<std::size_t>(m * k)), columns_of_b(static_cast<std::size_t>(n * k));
     for (long long i = 0; i < m; i++)
-        for (long long p = 0; p < k; p++) rows_of_a[i * k + p] = transpose_a ? load(a, p, i) : load(a, i, p);
+        for (long long p = 0; p < k; p++) rows_of_a[i * k + p] = transpose_a ? load_element(a, p, i) : load_element(a, i, p);
     for (long long j = 0; j < n; j++)
-        for (long long p = 0; p < k; p++) columns_of_b[j * k + p] = transpose_b ? load(b, j, p) : load(b, p, j);
+        for (long long p = 0; p < k; p++) columns_of_b[j * k + p] = transpose_b ? load_element(b, j, p) : load_element(b, p, j);
     for (long long j = 0; j < n; j++)
         for (long long i = 0; i < m; i++)
         {
@@ -135,9 +140,9 @@ void gemm(bool transpose_a, bool transpose_b, long long m, long long n, long lon
             float sum = 0.0f;  // fp32 accumulation, as CUBLAS_COMPUTE_32F
             for (long long p = 0; p < k; p++) sum += x[p] * y[p];
             float value = alpha * sum;
-            if (beta != 0.0f) value += beta * load(c, i, j);
-            if (epilogue != nullptr) value = epilogue(value, i, epilogue_state);
-            store(d, i, j, value);
+            if (beta != 0.0f) value += beta * load_element(c, i, j);
+            if (epilogue != nullptr) value = epilogue(value, i, j, epilogue_state);
+            store_element(d, i, j, value);
         }
 }
 

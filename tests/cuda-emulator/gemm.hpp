@@ -25,10 +25,16 @@ struct Matrix
 };
 
 // D = alpha·op(A)·op(B) + beta·C for one m×n×k product (column-major; op(X) = X or Xᵀ). C is not read when beta
-// is 0, as in cuBLAS. `epilogue` is applied to each element of D after beta·C (nullptr: none).
+// is 0, as in cuBLAS. `epilogue` is applied to each element (row, col) of D after beta·C (nullptr: none).
 void gemm(bool transpose_a, bool transpose_b, long long m, long long n, long long k, float alpha, Matrix a,
-          Matrix b, float beta, Matrix c, Matrix d, float (*epilogue)(float value, long long row, const void* state),
-          const void* epilogue_state);
+          Matrix b, float beta, Matrix c, Matrix d,
+          float (*epilogue)(float value, long long row, long long col, const void* state), const void* epilogue_state);
+
+// Stores `value` rounded to the matrix's type at (row, col).
+void store_element(const Matrix& m, long long row, long long col, float value);
+
+// The element at (row, col), widened to float.
+float load_element(const Matrix& m, long long row, long long col);
 
 // The bytes a column-major rows×cols matrix with leading dimension `ld` spans: ld·(cols−1) + rows elements.
 std::size_t matrix_span_bytes(long long rows, long long cols, long long ld, int type);

@@ -171,6 +171,12 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
     public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias, int rows, int inDim, int outDim, bool accumulate)
         => _inner.LinearBackward(x, P(weight), dy, dx, Map(dWeight), dBias is { } b ? Map(b) : null, rows, inDim, outDim, accumulate);
 
+    public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
+        => _inner.LinearGelu(x, P(weight), bias is { } b ? P(b) : null, preActivation, y, rows, inDim, outDim);
+
+    public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation, Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
+        => _inner.GeluLinearBackward(preActivation, x, P(weight), dy, dPreActivation, Map(dWeight), dBias is { } b ? Map(b) : null, rows, inDim, outDim);
+
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
         => _inner.LayerNorm(x, P(gamma), P(beta), y, mean, rstd, rows, dim);
 

@@ -121,6 +121,20 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             Elements(dWeight, (long)outDim * inDim, nameof(dWeight)), OptionalElements(dBias, outDim, nameof(dBias)),
             rows, inDim, outDim, accumulate);
 
+    // The reference of the fused ops is the unfused sequence itself, so a fused program is bitwise the unfused one.
+    public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
+    {
+        Linear(x, weight, bias, preActivation, rows, inDim, outDim);
+        Gelu(preActivation, y, (long)rows * outDim);
+    }
+
+    public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation,
+        Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
+    {
+        LinearBackward(x, weight, dy, dPreActivation, dWeight, dBias, rows, inDim, outDim, accumulate: false);
+        GeluBackward(preActivation, dPreActivation, dPreActivation, (long)rows * inDim, accumulate: false);
+    }
+
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim) =>
         LayerNormKernels.Forward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),
             Elements(beta, dim, nameof(beta)), Elements(y, (long)rows * dim, nameof(y)),

@@ -29,7 +29,14 @@ public enum CublasLtMatmulDescAttribute
     TransA = 3,
     TransB = 4,
     Epilogue = 7,
+    /// <summary>Device pointer: the bias (BIAS, GELU_BIAS…) or the bias gradient written by BGRADA/BGRADB.</summary>
     BiasPointer = 8,
+    /// <summary>Device pointer: the GeLU input written by GELU_AUX(_BIAS), read by DGELU.</summary>
+    EpilogueAuxPointer = 11,
+    /// <summary>int64: the aux matrix's leading dimension (≥ D's rows; a multiple of 8 for the GeLU input).</summary>
+    EpilogueAuxLeadingDimension = 12,
+    /// <summary>int32 cudaDataType_t of the bias or bias-gradient vector (default −1: D's type).</summary>
+    BiasDataType = 26,
 }
 
 /// <summary>cublasLtEpilogue_t values used by Shardwise.</summary>
@@ -40,6 +47,14 @@ public enum CublasLtEpilogue
     Bias = 4,
     Gelu = 32,
     GeluBias = 36,
+    /// <summary>D = GeLU(A·B), and the GeLU input into the aux matrix.</summary>
+    GeluAux = 160,
+    /// <summary>D = GeLU(A·B + bias), and the GeLU input (A·B + bias) into the aux matrix.</summary>
+    GeluAuxBias = 164,
+    /// <summary>D = (A·B) ⊙ GeLU′(aux): the gradient through a GeLU whose input is the aux matrix.</summary>
+    DGelu = 192,
+    /// <summary>Bias gradient of op(B): the sums over k of op(B), one per column of D, written to the bias pointer.</summary>
+    BGradB = 512,
 }
 
 /// <summary>cublasLtMatrixLayoutAttribute_t values used by Shardwise.</summary>

@@ -44,7 +44,7 @@ internal sealed class CudaGemm : IDisposable
 
     public CublasComputeType ComputeType => compute;
 
-    /// <summary>The handle's workspace, which the cuBLASLt calls on the same stream share (<see cref="CudaBiasGemm"/>).</summary>
+    /// <summary>The handle's workspace, which the cuBLASLt calls on the same stream share (<see cref="CudaEpilogueGemm"/>).</summary>
     internal DeviceMemory Workspace => workspace;
 
     /// <summary>Told "gemm M×N×K" (with "×count" when batched) before each call, for CudaOps' profiler; null: nothing.</summary>

@@ -58,7 +58,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly DeviceAllocationCounter allocations = new();
     private readonly CudaKernelSet kernels;
     private readonly CudaGemm gemm;
-    private readonly CudaBiasGemm biasGemm;
+    private readonly CudaEpilogueGemm epilogueGemm;
     private readonly DeviceArena?[] arenas = new DeviceArena?[3];
     private DeviceIndexArena? indices;
     private DeviceArena[] activationWindows = [];
@@ -85,7 +85,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         {
             kernels = new CudaKernelSet(context, new KernelCompiler(options.KernelCacheDirectory));
             gemm = new CudaGemm(context, allocations, options.AllowTf32, options.Storage);
-            biasGemm = new CudaBiasGemm(gemm);
+            epilogueGemm = new CudaEpilogueGemm(gemm);
         }
         catch
         {
@@ -341,7 +341,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (rows == 0 || outDim == 0) return;
         // y = x · Wᵀ + bias in one cuBLASLt matmul with the BIAS epilogue; where cuBLASLt has no algorithm for it,
         // cuBLAS GemmEx and the bias as its own elementwise pass.
-        if (ba is { } fused && biasGemm.TryLinear(xa, wa, fused, ya, rows, inDim, outDim)) return;
+        if (ba is { } fused && epilogueGemm.TryLinear(xa, wa, fused, ya, rows, inDim, outDim)) return;
         gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, ya, outDim);
         if (ba is { } biasAddress) LaunchAddBias(ya, biasAddress, rows, outDim);
     }
@@ -358,8 +358,78 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (rows == 0) return;
         if (dxa is { } dxAddress)
             gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
-        gemm.Multiply(true, false, outDim, inDim, rows, 1f, dya, outDim, xa, inDim, 1f, dwa, inDim);
-        if (dba is { } dBiasAddress) LaunchBiasBackward(dya, dBiasAddress, rows, outDim);
+        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+    }
+
+    /// <summary>
+    /// pre = x · Wᵀ + bias and y = GeLU(pre) in one cuBLASLt matmul with the GELU_AUX_BIAS epilogue (pre is the aux
+    /// output); where cuBLASLt cannot (no algorithm, or outDim not a multiple of 8), Linear then Gelu.
+    /// </summary>
+    public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong pa = Address(preActivation, (long)rows * outDim, nameof(preActivation));
+        ulong ya = Address(y, (long)rows * outDim, nameof(y));
+        ulong ba = bias is { } b ? Address(b, outDim, nameof(bias)) : 0;
+        if (rows == 0 || outDim == 0) return;
+        if (epilogueGemm.TryLinearGelu(xa, wa, ba, pa, ya, rows, inDim, outDim)) return;
+        if (ba == 0 || !epilogueGemm.TryLinear(xa, wa, ba, pa, rows, inDim, outDim))
+        {
+            gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, pa, outDim);
+            if (ba != 0) LaunchAddBias(pa, ba, rows, outDim);
+        }
+
+        LaunchGelu(pa, ya, (long)rows * outDim);
+    }
+
+    /// <summary>
+    /// dPre = (dy · W) ⊙ GeLU′(pre) as one cuBLASLt matmul with the DGELU epilogue (x's gradient never stored), then the
+    /// parameter gradients as <see cref="LinearBackward"/>; where cuBLASLt cannot, GemmEx into dPre and gelu_backward
+    /// in place over it.
+    /// </summary>
+    public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation,
+        Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong pa = Address(preActivation, (long)rows * inDim, nameof(preActivation));
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong dya = Address(dy, (long)rows * outDim, nameof(dy));
+        ulong dpa = Address(dPreActivation, (long)rows * inDim, nameof(dPreActivation));
+        ulong dwa = Address(dWeight, (long)outDim * inDim, nameof(dWeight));
+        ulong? dba = dBias is { } db ? Address(db, outDim, nameof(dBias)) : null;
+        if (rows == 0) return;
+        if (!epilogueGemm.TryGeluInputGradient(dya, wa, pa, dpa, rows, inDim, outDim))
+        {
+            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, 0f, dpa, inDim);
+            LaunchGeluBackward(pa, dpa, dpa, (long)rows * inDim, accumulate: false);
+        }
+
+        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+    }
+
+    /// <summary>
+    /// dW += dyᵀ · x and dBias += Σ_rows dy. With a bias, one cuBLASLt matmul with the BGRADB epilogue computes both:
+    /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
+    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
+    /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
+    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels.
+    /// </summary>
+    private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
+    {
+        if (dBias is { } dBiasAddress)
+        {
+            ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
+            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
+            {
+                Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
+                    columnSums, 1, dBiasAddress, outDim);
+                return;
+            }
+        }
+
+        gemm.Multiply(true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim, 1f, dWeight, inDim);
+        if (dBias is { } address) LaunchBiasBackward(dy, address, rows, outDim);
     }
 
     public void AddBias(Slice y, Slice bias, int rows, int dim)
@@ -435,9 +505,14 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong xa = Address(x, count, nameof(x)), ya = Address(y, count, nameof(y));
         if (count == 0) return;
+        LaunchGelu(xa, ya, count);
+    }
+
+    private void LaunchGelu(ulong x, ulong y, long count)
+    {
         // bias_gelu_forward with no bias: y = GeLU(x) over count × 1 elements.
         Kernel("bias_gelu_forward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0,
-            null, xa, KernelArgument.Null, KernelArgument.Null, ya, count, 1);
+            null, x, KernelArgument.Null, KernelArgument.Null, y, count, 1);
     }
 
     public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
@@ -445,9 +520,13 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong xa = Address(x, count, nameof(x)), dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
         if (count == 0) return;
-        Kernel("gelu_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
-            xa, dya, dxa, count, accumulate ? 1 : 0);
+        LaunchGeluBackward(xa, dya, dxa, count, accumulate);
     }
+
+    /// <summary>dx (=|+=) dy · GeLU′(x); elementwise, so dx may be dy.</summary>
+    private void LaunchGeluBackward(ulong x, ulong dy, ulong dx, long count, bool accumulate) =>
+        Kernel("gelu_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            x, dy, dx, count, accumulate ? 1 : 0);
 
     public void Add(Slice a, Slice b, Slice y, long count)
     {
@@ -665,7 +744,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         profiler?.Dispose();
         profiler = new CudaOpsProfiler(context);
         gemm.Trace = shape => profiler?.Mark(currentOperation + CudaOpsProfiler.Separator + shape);
-        biasGemm.Trace = gemm.Trace;
+        epilogueGemm.Trace = gemm.Trace;
     }
 
     /// <summary>Waits for the device and returns the device time per operation since <see cref="StartProfiling"/>.</summary>
@@ -674,7 +753,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (profiler is null) throw new InvalidOperationException("StopProfiling without StartProfiling.");
         EnsureCurrent();
         try { return profiler.Collect(); }
-        finally { profiler.Dispose(); profiler = null; gemm.Trace = null; biasGemm.Trace = null; }
+        finally { profiler.Dispose(); profiler = null; gemm.Trace = null; epilogueGemm.Trace = null; }
     }
 
     /// <summary>
@@ -837,7 +916,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         profiler?.Dispose();
-        biasGemm.Dispose();
+        epilogueGemm.Dispose();
         gemm.Dispose();
         kernels.Dispose();
         context.Dispose();

@@ -74,6 +74,24 @@ public interface ITensorOps<T> where T : unmanaged
     /// <summary>dx (=|+=) dy · GeLU′(x).</summary>
     void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate);
 
+    /// <summary>
+    /// A Linear whose output feeds only a GeLU, as one op: pre = x · Wᵀ (+ bias), y = GeLU(pre), exactly
+    /// <see cref="Linear"/> into <paramref name="preActivation"/> then <see cref="Gelu"/> into <paramref name="y"/>.
+    /// pre is kept because GeLU's backward reads it. The generator emits it for a Linear → GeLU pair (the CUDA backend
+    /// runs it as one cuBLASLt matmul with the GELU_AUX_BIAS epilogue).
+    /// </summary>
+    void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim);
+
+    /// <summary>
+    /// The backward of <c>Linear(GeLU(pre))</c> where the GeLU output x feeds only this Linear: dPre = (dy · W) ⊙
+    /// GeLU′(pre) (overwritten); dW += dyᵀ · x; dBias += Σ_rows dy. Exactly <see cref="LinearBackward"/> with
+    /// dx = dPre and accumulate false, then <see cref="GeluBackward"/> in place over dPre; x's own gradient is never
+    /// stored. The generator emits it only where both gradients would be overwritten (the CUDA backend puts GeLU′
+    /// into the dx GEMM's DGELU epilogue).
+    /// </summary>
+    void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation, Slice dWeight,
+        Slice? dBias, int rows, int inDim, int outDim);
+
     /// <summary>y[r, :] += bias (a row-parallel Linear adds its bias once, after the all-reduce of the partial sums).</summary>
     void AddBias(Slice y, Slice bias, int rows, int dim);
 

@@ -1,0 +1,102 @@
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Generator.Ir;
+using Shardwise.Generator.Model;
+
+namespace Shardwise.Generator.Planning;
+
+/// <summary>
+/// Which Linear/GeLU pairs run as one backend call, so that the GeLU rides on the Linear's GEMM (a cuBLASLt epilogue
+/// on the CUDA backend) instead of a pass of its own over the activation.
+/// <para>
+/// <see cref="LinearGelu"/>[k] is the GeLU op a Linear op k computes with it (<c>Ops.LinearGelu</c>: the Linear's
+/// output is the pre-activation, kept for the GeLU's backward; the GeLU's output is written at step k), −1 otherwise;
+/// that GeLU op then emits nothing. <see cref="GeluLinearBackward"/>[j] is the GeLU backward step that backward step j,
+/// of a Linear reading that GeLU's output, takes over (<c>Ops.GeluLinearBackward</c>: the gradient goes straight to
+/// the GeLU's input, the GeLU output's gradient is never stored), −1 otherwise; that GeLU step then emits nothing.
+/// </para>
+/// </summary>
+internal sealed record EpiloguePlan(EquatableArray<int> LinearGelu, EquatableArray<int> GeluLinearBackward)
+{
+    /// <summary>Whether forward op <paramref name="op"/> (a GeLU) is computed by the Linear before it.</summary>
+    public bool IsFusedForward(int op) => LinearGelu.Contains(op);
+
+    /// <summary>Whether backward step <paramref name="step"/> (a GeLU's) is done by the Linear step before it.</summary>
+    public bool IsFusedBackward(int step) => GeluLinearBackward.Contains(step);
+
+    public bool IsEmpty => LinearGelu.All(g => g < 0) && GeluLinearBackward.All(s => s < 0);
+}
+
+/// <summary>
+/// Finds the Linear → GeLU pairs of <see cref="EpiloguePlan"/>. Every fusion keeps the program's semantics and its
+/// buffers (the CPU backend runs a fused call as the unfused sequence, bitwise):
+/// <list type="bullet">
+/// <item>forward: a Linear whose output is read by exactly one op, a GeLU, and is not the program's output; both ops
+/// re-run for the same checkpoint segment or neither (so a recompute writes the GeLU output only where the unfused
+/// program would);</item>
+/// <item>backward: a Linear whose input is a GeLU output read by no other op (and not the program's output), whose
+/// backward step is followed directly on the timeline (no recompute between) by that GeLU's, where both steps
+/// overwrite their input gradients (first gradient to reach them). The fused call needs the pre-activation one step
+/// earlier, where it is live: nothing runs between the two steps.</item>
+/// </list>
+/// </summary>
+internal static class EpilogueFusionPlanner
+{
+    public static EpiloguePlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
+    {
+        var readers = new int[graph.Values.Count];
+        var reader = new int[graph.Values.Count];
+        for (int k = 0; k < graph.Ops.Count; k++)
+        {
+            foreach (int input in graph.Ops[k].Inputs)
+            {
+                readers[input]++;
+                reader[input] = k;
+            }
+        }
+
+        var producer = new Dictionary<int, int>();
+        for (int k = 0; k < graph.Ops.Count; k++)
+            foreach (int output in graph.Ops[k].Outputs) producer[output] = k;
+
+        var recomputedIn = new int[graph.Ops.Count];
+        for (int k = 0; k < recomputedIn.Length; k++) recomputedIn[k] = -1;
+        for (int s = 0; s < checkpoints.Segments.Count; s++)
+            foreach (int op in checkpoints.Segments[s].RecomputedOps) recomputedIn[op] = s;
+
+        bool OnlyReadBy(int value, OpKind kind, out int op)
+        {
+            op = reader[value];
+            return readers[value] == 1 && value != graph.Output && graph.Ops[op].Kind == kind;
+        }
+
+        var forward = Enumerable.Repeat(-1, graph.Ops.Count).ToArray();
+        for (int k = 0; k < graph.Ops.Count; k++)
+        {
+            var op = graph.Ops[k];
+            if (op.Kind != OpKind.Linear) continue;
+            if (OnlyReadBy(op.Outputs[0], OpKind.Gelu, out int gelu) && recomputedIn[k] == recomputedIn[gelu])
+                forward[k] = gelu;
+        }
+
+        var fusedBackward = Enumerable.Repeat(-1, backward.Count).ToArray();
+        var timeline = checkpoints.Timeline;
+        for (int i = 0; i + 1 < timeline.Count; i++)
+        {
+            var linearEvent = timeline[i];
+            var geluEvent = timeline[i + 1];
+            if (linearEvent.IsRecompute || geluEvent.IsRecompute) continue;
+            var linear = graph.Ops[linearEvent.Op];
+            if (linear.Kind != OpKind.Linear || graph.Ops[geluEvent.Op].Kind != OpKind.Gelu) continue;
+            int x = linear.Inputs[0];
+            if (!producer.TryGetValue(x, out int geluOp) || geluOp != geluEvent.Op || graph.Ops[geluOp].Outputs[0] != x) continue;
+            if (!OnlyReadBy(x, OpKind.Linear, out _)) continue;
+            var linearWrite = backward[linearEvent.Step].Writes[0];
+            var geluWrite = backward[geluEvent.Step].Writes[0];
+            if (linearWrite.IsNone || linearWrite.Accumulate || geluWrite.IsNone || geluWrite.Accumulate) continue;
+            fusedBackward[linearEvent.Step] = geluEvent.Step;
+        }
+
+        return new EpiloguePlan(forward.ToEquatableArray(), fusedBackward.ToEquatableArray());
+    }
+}

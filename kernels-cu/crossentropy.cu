@@ -56,7 +56,7 @@ SW_INLINE void crossentropy_backward(const T* logits, const int* targets, const 
                                  : sw_ce_row_statistics(l, vocabulary);
     float row_max = state.max, scaled_inverse_sum = dloss / state.sum;
     sw_ce_row_map(l, dlogits + base, vocabulary, accumulate, [=](float x, int j) {
-        float gradient = expf(x - row_max) * scaled_inverse_sum;
+        float gradient = sw_ce_exp(x - row_max) * scaled_inverse_sum;
         return j == target ? gradient - dloss : gradient;
     });
 }

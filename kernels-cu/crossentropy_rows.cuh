@@ -14,6 +14,23 @@
 #define SW_CE_VECTORS 4  // 16-byte loads one thread issues before it uses the first
 #endif
 
+// e^x for the per-element exponentials, as 2^(x · log2 e): on the GPU a multiply and one ex2.approx.ftz (about 2 ulp,
+// subnormal results flushed to 0) instead of expf's range reduction of about seven instructions, so that the
+// passes stay bound by memory rather than by instructions (bench/kernels/crossentropy_bench.cu measures both;
+// -DSW_CE_EXPF restores expf). The emulation uses exp2f.
+SW_INLINE float sw_ce_exp(float x)
+{
+#if defined(SW_CE_EXPF)
+    return expf(x);
+#elif defined(SW_DEVICE_PASS)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * 1.44269504088896341f));
+    return y;
+#else
+    return exp2f(x * 1.44269504088896341f);
+#endif
+}
+
 // 16 bytes, the unit of one vector load or store. On the GPU the built-in uint4 (so that a copy is one
 // ld.global.v4 / st.global.v4); in the emulation a plain aligned struct.
 #ifdef SW_DEVICE_PASS
@@ -88,7 +105,7 @@ SW_INLINE sw_softmax_state sw_ce_thread_statistics(const T* row, int vocabulary)
         {
             if (first + i * (int)blockDim.x >= layout.vectors) continue;
             SW_UNROLL
-            for (int e = 0; e < per_vector; e++) sum += expf(sw_to_float(v[i].element[e]) - m);
+            for (int e = 0; e < per_vector; e++) sum += sw_ce_exp(sw_to_float(v[i].element[e]) - m);
         }
         state = sw_softmax_merge(state, sw_softmax_state{m, sum});
     }

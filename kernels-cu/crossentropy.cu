@@ -13,9 +13,13 @@
 // writes each row once when it is given the forward's statistics (CudaOps passes them when the backward directly
 // follows the forward on the same logits), and reads twice otherwise. Loads and stores are 16 bytes wide over the
 // row's aligned body, single elements for the unaligned head and the tail (any vocabulary, any row alignment).
-// Grid (both): one block per row, gridDim.x = rows; blockDim.x a multiple of 32, ≤ 1024 (CudaOps: 512 for a 50K
-// vocabulary). dlogits may alias logits when accumulate is 0 (llm.c does this to save a second [rows, V] buffer):
-// each element is read and then written by the same thread, after the statistics pass's last barrier.
+// Grid (both): one block per row, gridDim.x = rows; blockDim.x a multiple of 32, ≤ 1024. CudaOps launches the
+// forward with 128 threads and the backward with 512 for a 50K vocabulary: on the H200 at 16384 × 50304 bf16 the
+// forward takes 0.38 ms (4.3 TB/s, a device-to-device copy's rate) and the backward with statistics 0.80 ms
+// (4.1 TB/s read + write), 1.2 ms a step where the earlier kernel (one element per load, statistics recomputed in
+// the backward) took 3.9 ms (bench/kernels/crossentropy_bench.cu).
+// dlogits may alias logits when accumulate is 0 (llm.c does this to save a second [rows, V] buffer): each element
+// is read and then written by the same thread, after the statistics pass's last barrier.
 // A target outside [0, vocabulary) makes the row's loss NaN and leaves its dlogits (CudaOps rejects such targets
 // on the host before launching, with the row and the value in the message).
 #include "crossentropy_rows.cuh"

@@ -15,9 +15,9 @@
 #endif
 
 // e^x for the per-element exponentials, as 2^(x · log2 e): on the GPU a multiply and one ex2.approx.ftz (about 2 ulp,
-// subnormal results flushed to 0) instead of expf's range reduction of about seven instructions, so that the
-// passes stay bound by memory rather than by instructions (bench/kernels/crossentropy_bench.cu measures both;
-// -DSW_CE_EXPF restores expf). The emulation uses exp2f.
+// subnormal results flushed to 0) instead of expf's range reduction of about seven instructions. With expf the
+// forward was bound by instructions: 0.49 ms against 0.38 ms with ex2 at GPT-2's shape on the H200, 128 threads
+// (bench/kernels/crossentropy_bench.cu; -DSW_CE_EXPF restores expf). The emulation uses exp2f.
 SW_INLINE float sw_ce_exp(float x)
 {
 #if defined(SW_CE_EXPF)
@@ -69,6 +69,37 @@ SW_INLINE sw_ce_row_layout sw_ce_layout(const T* row, int vocabulary)
     if (head > vocabulary) head = vocabulary;
     int vectors = (vocabulary - head) / per_vector;
     return sw_ce_row_layout{head, vectors, head + vectors * per_vector};
+}
+
+// Calls f(x) for this thread's share of the row's elements (x as float), with the same loads as the passes below:
+// SW_CE_VECTORS 16-byte vectors blockDim.x apart loaded before the first is used, then the head and tail elements.
+// For reductions whose per-element step is cheap (a max, a sum against a known max); reduce the result over the
+// block afterwards.
+template <typename T, typename F>
+SW_INLINE void sw_ce_row_visit(const T* row, int vocabulary, F& f)
+{
+    const int per_vector = 16 / (int)sizeof(T);
+    sw_ce_row_layout layout = sw_ce_layout(row, vocabulary);
+    const sw_ce_raw* body = reinterpret_cast<const sw_ce_raw*>(row + layout.head);
+    for (int first = threadIdx.x; first < layout.vectors; first += SW_CE_VECTORS * blockDim.x)
+    {
+        sw_ce_vector<T> v[SW_CE_VECTORS];
+        SW_UNROLL
+        for (int i = 0; i < SW_CE_VECTORS; i++)
+        {
+            int k = first + i * (int)blockDim.x;
+            if (k < layout.vectors) v[i].raw = body[k];
+        }
+        SW_UNROLL
+        for (int i = 0; i < SW_CE_VECTORS; i++)
+        {
+            if (first + i * (int)blockDim.x >= layout.vectors) continue;
+            SW_UNROLL
+            for (int e = 0; e < per_vector; e++) f(sw_to_float(v[i].element[e]));
+        }
+    }
+    for (int j = threadIdx.x; j < layout.head; j += blockDim.x) f(sw_to_float(row[j]));
+    for (int j = layout.tail + threadIdx.x; j < vocabulary; j += blockDim.x) f(sw_to_float(row[j]));
 }
 
 // This thread's share of the row's (max, Σ exp(x − max)), in one read of the row: each round loads up to

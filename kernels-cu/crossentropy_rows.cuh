@@ -6,7 +6,9 @@
 //
 // Why vectors: with one 2-byte element per load, a warp's load instruction moved 64 bytes and the passes ran at a
 // fraction of the memory bandwidth; one 16-byte load per thread moves 512 bytes per instruction, and each thread
-// issues SW_CE_VECTORS of them before using any, so enough bytes are in flight to cover the memory latency.
+// issues SW_CE_VECTORS of them before using any, so enough bytes are in flight to cover the memory latency. (The
+// forward at GPT-2's shape on the H200, both with expf and 512 threads: 1.15 ms with one element per load, 0.63 ms
+// with these loads.)
 #pragma once
 #include "shardwise_common.cuh"
 

@@ -580,6 +580,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Begin();
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
         ulong ta = IndexAddress(targets, rows, nameof(targets));
+        // The host copy of the index arena (LoadIndices keeps it current): no device transfer, no wait.
         CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
         savedSoftmax = null;
         if (rows == 0) return float.NaN; // the mean of nothing, as the CPU backend's 0/0

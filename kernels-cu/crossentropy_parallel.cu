@@ -12,9 +12,11 @@
 //   crossentropy_range_backward:     dlogits[r, j] (=|+=) factor · (exp(logits[r, j] − row_max[r]) / row_sum[r]
 //       − [j = targets[r] − first]), factor = scale / rows
 // The statistics are fp32 whatever the storage type, as LayerNorm's mean and rstd are (layernorm.cu).
+// Each per-row kernel reads its rows once, with crossentropy.cu's 16-byte loads (and stores) over the aligned body
+// of a row and single elements for its head and tail (crossentropy_rows.cuh), and the same ex2-based exponential.
 // CPU reference: runtime/Shardwise/Cpu/VocabularyParallelKernels.cs (RowMax, Partials, Loss, Backward;
 // CpuOps.CrossEntropyRowMax / CrossEntropyPartials / CrossEntropyFromPartials / CrossEntropyRangeBackward).
-#include "shardwise_common.cuh"
+#include "crossentropy_rows.cuh"
 
 // Grid: one block per row, gridDim.x = rows; blockDim.x a multiple of 32, ≤ 1024 (256 suggested).
 template <typename T>
@@ -24,7 +26,8 @@ SW_INLINE void crossentropy_row_max(const T* logits, float* row_max, int rows, i
     if (row >= rows) return;  // uniform per block
     const T* l = logits + (long long)row * vocabulary;
     float m = sw_negative_infinity();
-    for (int j = threadIdx.x; j < vocabulary; j += blockDim.x) m = fmaxf(m, sw_to_float(l[j]));
+    auto take = [&](float x) { m = fmaxf(m, x); };
+    sw_ce_row_visit(l, vocabulary, take);
     m = sw_block_max(m);
     if (threadIdx.x == 0) row_max[row] = m;
 }
@@ -39,7 +42,8 @@ SW_INLINE void crossentropy_partials(const T* logits, const int* targets, const 
     const T* l = logits + (long long)row * vocabulary;
     float m = row_max[row];
     float sum = 0.0f;
-    for (int j = threadIdx.x; j < vocabulary; j += blockDim.x) sum += expf(sw_to_float(l[j]) - m);
+    auto add = [&](float x) { sum += sw_ce_exp(x - m); };
+    sw_ce_row_visit(l, vocabulary, add);
     sum = sw_block_sum(sum);
     if (threadIdx.x == 0)
     {
@@ -59,22 +63,22 @@ SW_INLINE void crossentropy_loss_from_partials(const float* row_max, const float
     if (threadIdx.x == 0) out[0] = sum / rows;
 }
 
-// Grid: a grid-stride loop over rows · vocabulary elements; 256 threads suggested, any grid size. dlogits may alias
-// logits when accumulate is 0 (each element is read and written by one thread).
+// Grid: one block per row, as crossentropy_row_max (one read and one write of each row, 16-byte wide where aligned).
+// dlogits may alias logits when accumulate is 0 (each element is read and then written by the same thread).
 template <typename T>
 SW_INLINE void crossentropy_range_backward(const T* logits, const int* targets, const float* row_max,
                                            const float* row_sum, T* dlogits, int rows, int vocabulary, int first,
                                            float factor, int accumulate)
 {
-    long long n = (long long)rows * vocabulary;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    {
-        int row = (int)(i / vocabulary), j = (int)(i % vocabulary);
-        float probability = expf(sw_to_float(logits[i]) - row_max[row]) / row_sum[row];
-        float gradient = factor * (j == targets[row] - first ? probability - 1.0f : probability);
-        if (accumulate) gradient += sw_to_float(dlogits[i]);
-        dlogits[i] = sw_from_float<T>(gradient);
-    }
+    int row = blockIdx.x;
+    if (row >= rows) return;
+    long long base = (long long)row * vocabulary;
+    float m = row_max[row], scaled_inverse_sum = factor / row_sum[row];
+    int local = targets[row] - first;  // outside [0, vocabulary) when another rank holds the target
+    sw_ce_row_map(logits + base, dlogits + base, vocabulary, accumulate, [=](float x, int j) {
+        float gradient = sw_ce_exp(x - m) * scaled_inverse_sum;
+        return j == local ? gradient - factor : gradient;
+    });
 }
 
 #define SW_CROSSENTROPY_PARALLEL_KERNELS(suffix, T)                                                           \

@@ -63,8 +63,11 @@ public sealed class HostDeviceTrafficTests
 
         Step(); // warm-up: scratch grows, the optimizer state is created
         HostDeviceTraffic before = gpu.HostDeviceTraffic;
+        long reused = gpu.SoftmaxStatisticsReused;
         Step();
         HostDeviceTraffic step = gpu.HostDeviceTraffic - before;
+        // The generated backward starts with the cross-entropy, right after the forward's: it reads the logits once.
+        Assert.AreEqual(reused + 1, gpu.SoftmaxStatisticsReused, "the step's cross-entropy backward takes the forward's row statistics");
         Console.WriteLine($"one fused TinyGpt step, {rows} rows: {step}");
 
         long upBound = 4L * (2 * rows + 2 * (3 * rows + 1)), downBound = 64;

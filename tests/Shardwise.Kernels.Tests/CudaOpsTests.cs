@@ -90,7 +90,16 @@ public sealed class CudaOpsTests
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.Embedding(ids, table, output, 2, 8));
         StringAssert.Contains(e.Message, "Token id 4 at row 1");
         IndexSlice targets = twins.Indices([0, 9]);
-        Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.CrossEntropy(table, targets, 2, 8));
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.CrossEntropy(table, targets, 2, 8));
+        StringAssert.Contains(e.Message, "Target 9 at row 1 is outside the vocabulary [0, 8)");
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.CrossEntropyBackward(table, targets, table, 2, 8, 1f, false));
+        StringAssert.Contains(e.Message, "Target 9 at row 1");
+        // Also right after a forward with good targets whose statistics the backward would otherwise take.
+        IndexSlice good = twins.Indices([0, 7]);
+        twins.Gpu.CrossEntropy(table, good, 2, 8);
+        twins.Gpu.LoadIndices([0, -1], good);
+        e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => twins.Gpu.CrossEntropyBackward(table, good, output, 2, 8, 1f, false));
+        StringAssert.Contains(e.Message, "Target -1 at row 1");
     }
 
     [TestMethod]
@@ -216,7 +225,7 @@ public sealed class CudaOpsTests
     [TestMethod]
     public void CrossEntropyWholeAndVocabularyParallel()
     {
-        using TwinBackends twins = Twins(9);
+        using TwinBackends twins = Twins(9, activations: 1 << 22);  // the 50K vocabularies
         CrossEntropyAgainstTheCpu(twins, "fp32", Summed, Summed, syncBeforeRange: false);
     }
 
@@ -230,16 +239,18 @@ public sealed class CudaOpsTests
     internal static void CrossEntropyAgainstTheCpu(TwinBackends twins, string label, float summed, float gradient,
         bool syncBeforeRange)
     {
-        foreach ((int rows, int vocabulary) in new[] { (1, 5), (37, 65), (130, 1000), (9, 5000) })
+        foreach ((int rows, int vocabulary) in new[] { (1, 5), (37, 65), (130, 1000), (9, 5000), (2, 50304), (3, 50257) })
         foreach (bool accumulate in new[] { false, true })
         {
             string at = $"{label}, rows {rows}, vocabulary {vocabulary}, accumulate {accumulate}";
             Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
             IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            long reused = twins.Gpu.SoftmaxStatisticsReused;
             (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
             Compare.Close(cpuLoss, gpuLoss, summed, $"loss (fp32 from identical logits), {at}");
             twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 3f, accumulate));
             twins.AssertClose(dLogits, gradient, $"dlogits, {at}");
+            Assert.AreEqual(reused + 1, twins.Gpu.SoftmaxStatisticsReused, $"the backward right after the forward takes its statistics, {at}");
 
             // One rank's share: vocabulary entries [first, first + vocabulary) of a 3× larger vocabulary.
             int first = vocabulary;
@@ -259,6 +270,45 @@ public sealed class CudaOpsTests
             twins.Run(ops => ops.CrossEntropyRangeBackward(logits, wide, rowMax, rowSum, dLogits, rows, vocabulary, first, 2f, accumulate));
             twins.AssertClose(dLogits, gradient, $"range dlogits, {at}");
         }
+    }
+
+    /// <summary>
+    /// The backward takes the forward's row statistics only when nothing came between them: after the logits were
+    /// changed (here by Load), or the backward names other logits or targets, it computes its own, and both backends
+    /// still agree. The statistics are used once: an in-place backward overwrites the logits they describe.
+    /// </summary>
+    [TestMethod]
+    public void CrossEntropyBackwardUsesTheForwardsStatisticsOnlyWhenTheyStillHold()
+    {
+        using TwinBackends twins = Twins(12);
+        CudaOps gpu = twins.Gpu;
+        const int rows = 5, vocabulary = 77;
+        Slice logits = twins.Random(rows * vocabulary, 6f), other = twins.Random(rows * vocabulary, 6f);
+        Slice dLogits = twins.Random(rows * vocabulary);
+        IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary)), otherTargets = twins.Indices(twins.Ints(rows, vocabulary));
+        float[] shifted = Enumerable.Range(0, rows * vocabulary).Select(i => (float)Math.Sin(i) * 9f).ToArray();
+        long reused = gpu.SoftmaxStatisticsReused;
+
+        twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+        twins.Run(ops => ops.Load(shifted, logits));
+        twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 2f, false));
+        twins.AssertClose(dLogits, Summed, "after a Load of new logits");
+
+        twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+        twins.Run(ops => ops.CrossEntropyBackward(other, targets, dLogits, rows, vocabulary, 2f, true));
+        twins.AssertClose(dLogits, Summed, "other logits");
+
+        twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+        twins.Run(ops => ops.CrossEntropyBackward(logits, otherTargets, dLogits, rows, vocabulary, 2f, false));
+        twins.AssertClose(dLogits, Summed, "other targets");
+        Assert.AreEqual(reused, gpu.SoftmaxStatisticsReused, "none of these may take the forward's statistics");
+
+        twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
+        twins.Run(ops => ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 2f, false));
+        twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 2f, false));
+        twins.AssertClose(dLogits, Summed, "a second backward after an in-place one");
+        twins.AssertClose(logits, Summed, "in place");
+        Assert.AreEqual(reused + 1, gpu.SoftmaxStatisticsReused, "only the first backward after the forward");
     }
 
     [TestMethod]

@@ -95,7 +95,7 @@ public sealed class NvrtcCompileTests
         foreach (string family in new[] { "embedding_forward", "embedding_backward", "residual_layernorm_forward",
                      "layernorm_backward_dx", "layernorm_backward_dparams_partial", "layernorm_backward_dparams_reduce",
                      "bias_gelu_forward", "gelu_backward", "softmax_causal_forward", "softmax_causal_backward",
-                     "crossentropy_fused_forward_backward", "adamw_step", "global_norm_squared",
+                     "crossentropy_forward", "crossentropy_backward", "adamw_step", "global_norm_squared",
                      "overflow_check_unscale", "add", "add_backward", "add_bias", "add_bias_backward_partial",
                      "add_bias_backward_reduce", "embedding_range_forward", "embedding_range_backward",
                      "crossentropy_row_max", "crossentropy_partials", "crossentropy_range_backward" })

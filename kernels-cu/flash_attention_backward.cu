@@ -15,8 +15,6 @@
 //   flash_attention_backward_dq_d{64,128}_{f16,bf16}: one block per 64-query tile; walks the key tiles up to the
 //       diagonal, accumulates dQ in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 queries),
 //       dynamic shared memory 2 stages × (K, V) × 64·(D+8)·2 bytes (36 KiB for d64, 68 KiB for d128).
-//   flash_attention_backward_dkdv_lean_d{64,128}_{f16,bf16}: the same, with K and V kept in shared memory (2·64·(D+8)·2
-//       bytes more: 55 KiB for d64, 103 KiB for d128) instead of registers, built for three blocks per SM.
 //   The dkdv and dq kernels write disjoint columns of dqkv and may run in either order, after the dot kernel.
 // Both tile loops copy tile i+1 with cp.async while they multiply tile i (two stages), and mask only tiles that cross
 // the diagonal. The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16 (columns past it
@@ -60,10 +58,7 @@ template <typename T> SW_INLINE void flash_store_pair(T* dqkv, long long i, floa
 // their 64 rows.
 #define SW_FLASH_DKDV_STAGE(D) (2 * SW_FLASH_TILE * ((D) + 8) + 4 * SW_FLASH_TILE)
 
-// LEAN keeps the block's K and V tiles in shared memory (2·64·(D+8) more elements, after the two stages) and loads a
-// warp's fragments from there for each product instead of holding them in 32 registers for the whole loop: fewer
-// registers, so more blocks per SM (the lean kernels are built for three), against eight more ldmatrix per tile.
-template <typename T, int D, bool LEAN>
+template <typename T, int D>
 SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
                                              int seq, int heads, int head_dim, int accumulate, sw_bits16* shared)
 {
@@ -100,9 +95,10 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         sw_async_commit();
     };
 
-    // This warp's 16 keys of K and V as A fragments (Pᵀ = K·Qᵀ, dPᵀ = V·dYᵀ): staged through stage 1 and held in
-    // registers, or (LEAN) staged after the two stages and loaded again for each product.
-    sw_bits16* kv_tiles = shared + (LEAN ? 2 : 1) * STAGE;
+    // This warp's 16 keys of K and V as A fragments (Pᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through stage 1 and held in
+    // registers for the whole loop. (Keeping them in shared memory instead, for three blocks per SM rather than two,
+    // measured the same on the H200: 3.97 against 4.04 ms per step, docs/gpu-results.md run 10.)
+    sw_bits16* kv_tiles = shared + STAGE;
     sw_stage_tile_async(kv_tiles, STRIDE, SW_FLASH_ROWS, D, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
     sw_stage_tile_async(kv_tiles + TILE, STRIDE, SW_FLASH_ROWS, D, head.v + k0 * row_stride, row_stride, seq - k0,
                         head_dim);
@@ -111,12 +107,9 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     sw_async_wait<1>();
     __syncthreads();
     unsigned k_frag[1][STEPS][4], v_frag[1][STEPS][4];
-    if (!LEAN)
-    {
-        sw_load_warp_rows(k_frag, kv_tiles, STRIDE);
-        sw_load_warp_rows(v_frag, kv_tiles + TILE, STRIDE);
-        __syncthreads(); // stage 1 is free for the second query tile
-    }
+    sw_load_warp_rows(k_frag, kv_tiles, STRIDE);
+    sw_load_warp_rows(v_frag, kv_tiles + TILE, STRIDE);
+    __syncthreads(); // stage 1 is free for the second query tile
 
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
     int first_key = k0 + 16 * warp;
@@ -150,7 +143,6 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
 
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
         float p[1][QUERY_TILES][4];
-        if (LEAN) sw_load_warp_rows(k_frag, kv_tiles, STRIDE);
         sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE);
         bool diagonal = q0 < first_key + 15; // some query of the tile precedes some key of the warp
         SW_UNROLL
@@ -170,7 +162,6 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
 
         // dSᵀ = Pᵀ ⊙ (dPᵀ − D), dPᵀ = V·dYᵀ.
         float ds[1][QUERY_TILES][4];
-        if (LEAN) sw_load_warp_rows(v_frag, kv_tiles + TILE, STRIDE);
         sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE);
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
@@ -325,20 +316,9 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D, false>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, \
-                                                   shared);                                                   \
+        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dkdv_d##D##_##suffix)                                         \
-    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS, 3)                                       \
-        flash_attention_backward_dkdv_lean_d##D##_##suffix(const T* qkv, const T* dy, const float* lse,      \
-                                                           const float* delta, T* dqkv, int seq, int heads,   \
-                                                           int head_dim, int accumulate)                      \
-    {                                                                                                         \
-        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D, true>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, \
-                                                  shared);                                                    \
-    }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dkdv_lean_d##D##_##suffix)                                    \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_d##D##_##suffix( \
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
         int head_dim, int accumulate)                                                                         \

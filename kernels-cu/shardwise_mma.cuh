@@ -16,7 +16,8 @@
 //
 // On the GPU the product is the PTX instruction (sm_80 and later). In the CPU emulation harness
 // (tests/kernels-harness, SW_DEVICE_PASS undefined) each lane gathers the rows of A and the columns of B it needs
-// from the other lanes' fragments with __shfl_sync and computes its four outputs in fp32, in k order; the kernels'
+// from the other lanes' fragments (a per-warp exchange table between two __syncwarp) and computes its four outputs in
+// fp32, in k order; the kernels'
 // own indexing, tiling and masking are then exercised unchanged. (The hardware's internal summation order and
 // rounding differ slightly; tests compare with tolerances.)
 // CPU reference: none of its own; the products are checked through flash_attention_forward.cu and
@@ -112,6 +113,25 @@ template <> struct sw_mma_instruction<sw_bf16>
 };
 #endif
 
+#ifndef SW_DEVICE_PASS
+// Emulation only: the lanes of a warp exchange fragments and row pointers through one row of this table per warp
+// (the harness runs one block at a time, as it assumes for __shared__), between two __syncwarp: two warp barriers per
+// mma or ldmatrix instead of the eight to sixteen shuffles that gathering the same values lane by lane takes, which
+// made the emulated flash kernels the slowest tests of the suite. Blocks are one-dimensional (lane = threadIdx.x % 32).
+struct sw_emulated_warp_exchange
+{
+    unsigned a[SW_WARP_SIZE][4];
+    unsigned b[SW_WARP_SIZE][2];
+    const sw_bits16* row[SW_WARP_SIZE];
+};
+
+SW_INLINE sw_emulated_warp_exchange& sw_warp_exchange()
+{
+    static sw_emulated_warp_exchange table[1024 / SW_WARP_SIZE];
+    return table[threadIdx.x / SW_WARP_SIZE];
+}
+#endif
+
 // c += A·B for one 16×16·16×8 tile, T = sw_half or sw_bf16. Every lane of the warp must call it together.
 template <typename T> SW_INLINE void sw_mma_16816(float (&c)[4], const unsigned (&a)[4], const unsigned (&b)[2])
 {
@@ -119,36 +139,35 @@ template <typename T> SW_INLINE void sw_mma_16816(float (&c)[4], const unsigned 
     sw_mma_instruction<T>::run(c, a, b);
 #else
     int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
+    sw_emulated_warp_exchange& x = sw_warp_exchange();
+    for (int i = 0; i < 4; i++) x.a[lane][i] = a[i];
+    x.b[lane][0] = b[0];
+    x.b[lane][1] = b[1];
+    __syncwarp();
     // rows[r][k]: A's rows g (r = 0) and g+8 (r = 1); cols[n][k]: B's columns 2t (n = 0) and 2t+1 (n = 1).
+    // Lane 4g+j holds A[g][2j, 2j+1] (a0), A[g+8][2j, 2j+1] (a1), A[g][2j+8, 2j+9] (a2), A[g+8][2j+8, 2j+9] (a3);
+    // lane 4n+j holds B[2j, 2j+1][n] (b0) and B[2j+8, 2j+9][n] (b1).
     float rows[2][16], cols[2][16];
     for (int j = 0; j < 4; j++)
     {
-        // Lane 4g+j holds A[g][2j, 2j+1, 2j+8, 2j+9] and A[g+8][…]; two registers travel per 64-bit shuffle.
-        unsigned long long a01 = __shfl_sync(SW_FULL_MASK, a[0] | ((unsigned long long)a[1] << 32), 4 * g + j);
-        unsigned long long a23 = __shfl_sync(SW_FULL_MASK, a[2] | ((unsigned long long)a[3] << 32), 4 * g + j);
-        unsigned long long b01 = b[0] | ((unsigned long long)b[1] << 32);
-        // Lane 4n+j holds B[2j, 2j+1][n] and B[2j+8, 2j+9][n].
-        unsigned long long even = __shfl_sync(SW_FULL_MASK, b01, 4 * (2 * t) + j);
-        unsigned long long odd = __shfl_sync(SW_FULL_MASK, b01, 4 * (2 * t + 1) + j);
-        unsigned a0 = (unsigned)a01, a1 = (unsigned)(a01 >> 32), a2 = (unsigned)a23, a3 = (unsigned)(a23 >> 32);
-        rows[0][2 * j] = sw_bits_to_float<T>(a0 & 0xffffu);
-        rows[0][2 * j + 1] = sw_bits_to_float<T>(a0 >> 16);
-        rows[1][2 * j] = sw_bits_to_float<T>(a1 & 0xffffu);
-        rows[1][2 * j + 1] = sw_bits_to_float<T>(a1 >> 16);
-        rows[0][2 * j + 8] = sw_bits_to_float<T>(a2 & 0xffffu);
-        rows[0][2 * j + 9] = sw_bits_to_float<T>(a2 >> 16);
-        rows[1][2 * j + 8] = sw_bits_to_float<T>(a3 & 0xffffu);
-        rows[1][2 * j + 9] = sw_bits_to_float<T>(a3 >> 16);
-        unsigned long long both[2] = {even, odd};
+        const unsigned* from = x.a[4 * g + j];
+        for (int r = 0; r < 2; r++)
+        {
+            rows[r][2 * j] = sw_bits_to_float<T>(from[r] & 0xffffu);
+            rows[r][2 * j + 1] = sw_bits_to_float<T>(from[r] >> 16);
+            rows[r][2 * j + 8] = sw_bits_to_float<T>(from[r + 2] & 0xffffu);
+            rows[r][2 * j + 9] = sw_bits_to_float<T>(from[r + 2] >> 16);
+        }
         for (int n = 0; n < 2; n++)
         {
-            unsigned b0 = (unsigned)both[n], b1 = (unsigned)(both[n] >> 32);
-            cols[n][2 * j] = sw_bits_to_float<T>(b0 & 0xffffu);
-            cols[n][2 * j + 1] = sw_bits_to_float<T>(b0 >> 16);
-            cols[n][2 * j + 8] = sw_bits_to_float<T>(b1 & 0xffffu);
-            cols[n][2 * j + 9] = sw_bits_to_float<T>(b1 >> 16);
+            const unsigned* column = x.b[4 * (2 * t + n) + j];
+            cols[n][2 * j] = sw_bits_to_float<T>(column[0] & 0xffffu);
+            cols[n][2 * j + 1] = sw_bits_to_float<T>(column[0] >> 16);
+            cols[n][2 * j + 8] = sw_bits_to_float<T>(column[1] & 0xffffu);
+            cols[n][2 * j + 9] = sw_bits_to_float<T>(column[1] >> 16);
         }
     }
+    __syncwarp(); // every lane has read the table before the next exchange overwrites it
     for (int r = 0; r < 2; r++)
     {
         for (int n = 0; n < 2; n++)
@@ -167,8 +186,8 @@ template <typename T> SW_INLINE void sw_mma_16816(float (&c)[4], const unsigned 
 // one register per matrix, the pair (row g, columns 2t, 2t+1), or with .trans the pair (rows 2t, 2t+1, column g).
 // That is the layout of the A and B fragments above, so one instruction replaces four to sixteen shared loads.
 //
-// In the emulation harness each lane fetches the row pointers of the lanes it needs with __shfl_sync and reads
-// the values itself: the same addressing, checked against the CPU backend through the kernels.
+// In the emulation harness each lane fetches the row pointers of the lanes it needs (through the warp's exchange
+// table) and reads the values itself: the same addressing, checked against the CPU backend through the kernels.
 
 #ifdef SW_DEVICE_PASS
 // The 32-bit shared-window address ldmatrix and cp.async take, from a generic pointer into shared memory.
@@ -190,11 +209,15 @@ SW_INLINE void sw_ldmatrix_x4(unsigned (&r)[4], const sw_bits16* row)
                  : "memory");
 #else
     int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
+    sw_emulated_warp_exchange& x = sw_warp_exchange();
+    x.row[lane] = row;
+    __syncwarp();
     for (int m = 0; m < 4; m++)
     {
-        const sw_bits16* from = __shfl_sync(SW_FULL_MASK, row, 8 * m + g);
+        const sw_bits16* from = x.row[8 * m + g];
         r[m] = sw_pack_bits(from[2 * t], from[2 * t + 1]);
     }
+    __syncwarp();
 #endif
 }
 
@@ -208,12 +231,11 @@ SW_INLINE void sw_ldmatrix_x4_trans(unsigned (&r)[4], const sw_bits16* row)
                  : "memory");
 #else
     int lane = threadIdx.x % SW_WARP_SIZE, g = lane >> 2, t = lane & 3;
-    for (int m = 0; m < 4; m++)
-    {
-        const sw_bits16* even = __shfl_sync(SW_FULL_MASK, row, 8 * m + 2 * t);
-        const sw_bits16* odd = __shfl_sync(SW_FULL_MASK, row, 8 * m + 2 * t + 1);
-        r[m] = sw_pack_bits(even[g], odd[g]);
-    }
+    sw_emulated_warp_exchange& x = sw_warp_exchange();
+    x.row[lane] = row;
+    __syncwarp();
+    for (int m = 0; m < 4; m++) r[m] = sw_pack_bits(x.row[8 * m + 2 * t][g], x.row[8 * m + 2 * t + 1][g]);
+    __syncwarp();
 #endif
 }
 

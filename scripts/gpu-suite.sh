@@ -193,7 +193,8 @@ library_dirs() {
 
 # Unpacks the runtime, exports the library path and kernel cache, writes environment.txt and starts the summary.
 setup_machine() {
-  mkdir -p /tmp/dn && tar -C /tmp/dn -xJf .gpu/dotnet-runtime.tar.xz
+  # Unpacked once per machine: several `run` invocations in one call share it.
+  [ -x /tmp/dn/dotnet ] || { mkdir -p /tmp/dn && tar -C /tmp/dn -xJf .gpu/dotnet-runtime.tar.xz; }
   export DOTNET_ROOT=/tmp/dn PATH=/tmp/dn:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
   # The CUDA libraries: some live only inside the Python packages; the runtime finds them through

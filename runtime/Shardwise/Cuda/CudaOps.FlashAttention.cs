@@ -18,12 +18,6 @@ public sealed partial class CudaOps
     /// <summary>Rows (queries or keys) of a 64-row key or query tile in shared memory: SW_FLASH_TILE.</summary>
     private const int FlashTile = 64;
 
-    /// <summary>
-    /// The dK/dV kernel that keeps K and V in shared memory rather than registers (more blocks per SM): chosen by
-    /// <c>SHARDWISE_FLASH_LEAN_BACKWARD=1</c> while the two are compared on a GPU (docs/gpu-results.md).
-    /// </summary>
-    private static readonly bool LeanFlashBackward = System.Environment.GetEnvironmentVariable("SHARDWISE_FLASH_LEAN_BACKWARD") is "1";
-
     /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
     private readonly HashSet<string> flashSharedOptIn = [];
 
@@ -82,9 +76,8 @@ public sealed partial class CudaOps
         int add = accumulate ? 1 : 0;
         // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ.
         uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
-        if (LeanFlashBackward) dkdvShared += (uint)(2 * FlashTile * (width + 8) * sizeof(ushort)); // resident K, V
         uint dqShared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
-        FlashKernel(LeanFlashBackward ? $"flash_attention_backward_dkdv_lean_d{width}" : $"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
+        FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
             qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);

@@ -6,6 +6,8 @@
 # with a libswkernels_emu.so loaded in the same process. Objects are rebuilt only when a source or header changed.
 # Usage: tests/cuda-emulator/build.sh OUTDIR      (the emulation tests run it once per test run)
 set -euo pipefail
+# A failed compile inside $(object …) must stop the build, not leave a stale object to be linked.
+shopt -s inherit_errexit
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -46,9 +48,18 @@ link() {
   mv "$library.tmp" "$library"
 }
 
-link libcuda.so.1 "cu*; swemu_*;" \
-  "$(object driver)" "$(object memory)" "$(object ptx)" "$(object errors)" "${harness_objects[@]}"
-link libcublas.so.13 "cublas*;" "$(object cublas)" "$(object gemm)"
-link libcublasLt.so.13 "cublasLt*;" "$(object cublaslt)" "$(object gemm)"
-link libnccl.so.2 "nccl*;" "$(object nccl)" "$(object rendezvous)" "$(object gemm)"
+# Assignments, so that a failing compile ends the script (set -e ignores substitutions inside a command's arguments).
+driver=$(object driver)
+memory=$(object memory)
+ptx=$(object ptx)
+errors=$(object errors)
+cublas=$(object cublas)
+gemm=$(object gemm)
+cublaslt=$(object cublaslt)
+nccl=$(object nccl)
+rendezvous=$(object rendezvous)
+link libcuda.so.1 "cu*; swemu_*;" "$driver" "$memory" "$ptx" "$errors" "${harness_objects[@]}"
+link libcublas.so.13 "cublas*;" "$cublas" "$gemm"
+link libcublasLt.so.13 "cublasLt*;" "$cublaslt" "$gemm"
+link libnccl.so.2 "nccl*;" "$nccl" "$rendezvous" "$gemm"
 echo "$out"

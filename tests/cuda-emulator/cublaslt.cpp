@@ -348,7 +348,7 @@ int cublasLtMatmulAlgoGetHeuristic(void* handle, void* desc, void* a, void* b, v
     // fp16/bf16 operands and an fp32 bias gradient, only with fp32 operands; the emulation refuses the same, so that
     // the caller's fallback is what the tests exercise for 16-bit storage, as on the GPU.
     const Desc& problem = *static_cast<Desc*>(desc);
-    if (problem.epilogue == BGradB && static_cast<Layout*>(a)->type != Float32)
+    if (problem.epilogue == BGradB && static_cast<Layout*>(a)->type != emu::Float32)
     {
         *returned = 0;
         return NotSupported;

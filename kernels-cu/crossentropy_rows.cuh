@@ -73,6 +73,18 @@ SW_INLINE sw_ce_row_layout sw_ce_layout(const T* row, int vocabulary)
     return sw_ce_row_layout{head, vectors, head + vectors * per_vector};
 }
 
+// One round's loads: up to SW_CE_VECTORS vectors blockDim.x apart from `first`, all issued before any is used.
+template <typename T>
+SW_INLINE void sw_ce_load_round(sw_ce_vector<T> (&v)[SW_CE_VECTORS], const sw_ce_raw* body, int first, int vectors)
+{
+    SW_UNROLL
+    for (int i = 0; i < SW_CE_VECTORS; i++)
+    {
+        int k = first + i * (int)blockDim.x;
+        if (k < vectors) v[i].raw = body[k];
+    }
+}
+
 // Calls f(x) for this thread's share of the row's elements (x as float), with the same loads as the passes below:
 // SW_CE_VECTORS 16-byte vectors blockDim.x apart loaded before the first is used, then the head and tail elements.
 // For reductions whose per-element step is cheap (a max, a sum against a known max); reduce the result over the
@@ -86,12 +98,7 @@ SW_INLINE void sw_ce_row_visit(const T* row, int vocabulary, F& f)
     for (int first = threadIdx.x; first < layout.vectors; first += SW_CE_VECTORS * blockDim.x)
     {
         sw_ce_vector<T> v[SW_CE_VECTORS];
-        SW_UNROLL
-        for (int i = 0; i < SW_CE_VECTORS; i++)
-        {
-            int k = first + i * (int)blockDim.x;
-            if (k < layout.vectors) v[i].raw = body[k];
-        }
+        sw_ce_load_round(v, body, first, layout.vectors);
         SW_UNROLL
         for (int i = 0; i < SW_CE_VECTORS; i++)
         {
@@ -118,12 +125,7 @@ SW_INLINE sw_softmax_state sw_ce_thread_statistics(const T* row, int vocabulary)
     for (int first = threadIdx.x; first < layout.vectors; first += SW_CE_VECTORS * blockDim.x)
     {
         sw_ce_vector<T> v[SW_CE_VECTORS];
-        SW_UNROLL
-        for (int i = 0; i < SW_CE_VECTORS; i++)
-        {
-            int k = first + i * (int)blockDim.x;
-            if (k < layout.vectors) v[i].raw = body[k];
-        }
+        sw_ce_load_round(v, body, first, layout.vectors);
         float m = sw_negative_infinity();
         SW_UNROLL
         for (int i = 0; i < SW_CE_VECTORS; i++)

@@ -10,13 +10,15 @@ internal sealed class OpCallEmitter
     private readonly IrGraph _graph;
     private readonly BufferNames _names;
     private readonly EpiloguePlan _epilogues;
+    private readonly GradientAliasPlan _aliases;
     private readonly Model.EquatableArray<BackwardStep> _backward;
 
-    public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, Model.EquatableArray<BackwardStep> backward)
+    public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, GradientAliasPlan aliases, Model.EquatableArray<BackwardStep> backward)
     {
         _graph = graph;
         _names = names;
         _epilogues = epilogues;
+        _aliases = aliases;
         _backward = backward;
     }
 
@@ -120,10 +122,10 @@ internal sealed class OpCallEmitter
             yield return $"Ops.GeluLinearBackward({_names.Value(pre)}, {Buffer(op.Inputs[0])}, {Param(op, 0)}, {_names.Gradient(op.Outputs[0])}, {_names.Gradient(pre)}, {ParamGrad(op, 0)}, {OptionalParamGrad(op, 1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}); // through the GeLU before it";
             yield break;
         }
-        foreach (var line in Backward(step)) yield return line;
+        foreach (var line in Backward(step, j)) yield return line;
     }
 
-    private IEnumerable<string> Backward(BackwardStep step)
+    private IEnumerable<string> Backward(BackwardStep step, int j)
     {
         var op = _graph.Ops[step.Op];
         string In(int i) => Buffer(op.Inputs[i]);
@@ -159,7 +161,11 @@ internal sealed class OpCallEmitter
             case OpKind.Add:
                 for (int i = 0; i < 2; i++)
                 {
-                    if (!step.Writes[i].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(i)}, {Count(op.Inputs[0])}, {Acc(i)});";
+                    if (step.Writes[i].IsNone) continue;
+                    if (_aliases.IsElided(j, i))
+                        yield return $"// {Dx(i)} is {Dy()}'s buffer: the residual gradient passes through without a copy";
+                    else
+                        yield return $"Ops.AddBackward({Dy()}, {Dx(i)}, {Count(op.Inputs[0])}, {Acc(i)});";
                 }
                 break;
             case OpKind.Attention:

@@ -25,7 +25,7 @@ internal static class ProgramEmitter
     {
         var graph = plan.Graph;
         var names = new BufferNames(plan);
-        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.Backward);
+        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward);
         bool languageModel = stage is not null || IsLanguageModel(graph);
 
         string className;

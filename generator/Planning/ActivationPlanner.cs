@@ -70,12 +70,13 @@ internal static class ActivationPlanner
 {
     private const int AlignmentElements = 16;
 
-    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues)
+    public static ActivationPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
+        GradientAliasPlan aliases)
     {
-        var plan = PlanTimeline(graph, backward, checkpoints, epilogues);
+        var plan = PlanTimeline(graph, backward, checkpoints, epilogues, aliases);
         if (checkpoints.IsEmpty) return plan;
         var none = CheckpointPlan.None(backward);
-        var without = PlanTimeline(graph, backward, none, EpilogueFusionPlanner.Plan(graph, backward, none));
+        var without = PlanTimeline(graph, backward, none, EpilogueFusionPlanner.Plan(graph, backward, none), aliases);
         return plan with { ArenaWithoutCheckpointingPerSample = without.ArenaElementsPerSample };
     }
 
@@ -83,9 +84,11 @@ internal static class ActivationPlanner
     /// The fused Linear → GeLU pairs of <paramref name="epilogues"/> move work between steps: the GeLU output is written
     /// at the Linear's step (forward and recompute), and a fused backward writes the pre-activation's gradient, reading
     /// the pre-activation, at the Linear's step, while the GeLU's own step touches nothing (the GeLU output's gradient
-    /// is never stored, so it gets no buffer).
+    /// is never stored, so it gets no buffer). An aliased gradient (<paramref name="aliases"/>) is planned as its owner's
+    /// buffer, live over both lifetimes, and listed under its own name at the owner's offset.
     /// </summary>
-    private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues)
+    private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
+        GradientAliasPlan aliases)
     {
         int forwardSteps = graph.Ops.Count;
         var timeline = checkpoints.Timeline;
@@ -103,6 +106,7 @@ internal static class ActivationPlanner
                 recomputedTo[value] = recomputedTo.TryGetValue(value, out int re) ? Math.Max(re, time) : time;
                 return;
             }
+            if (role == BufferRole.Gradient) value = aliases.GradientOwner(value);
             var key = (value, role);
             start[key] = start.TryGetValue(key, out int s) ? Math.Min(s, time) : time;
             end[key] = end.TryGetValue(key, out int e) ? Math.Max(e, time) : time;
@@ -183,6 +187,13 @@ internal static class ActivationPlanner
         var placed = Place(candidates);
         long arena = placed.Count == 0 ? 0 : placed.Max(b => b.OffsetPerSample + Align(b.ElementsPerSample));
         long unshared = candidates.Sum(b => Align(b.ElementsPerSample));
+        for (int v = 0; v < graph.Values.Count; v++)
+        {
+            int owner = aliases.GradientOwner(v);
+            if (owner == v || placed.FirstOrDefault(b => b.Value == owner && b.Role == BufferRole.Gradient) is not { } shared) continue;
+            placed.Add(shared with { Name = "d(" + graph.Values[v].Name + ")", Value = v });
+        }
+        placed = placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
         return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep);
     }
 

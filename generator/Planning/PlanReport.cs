@@ -19,8 +19,10 @@ internal static class PlanReport
     /// <param name="spec">The model, for its planning assumptions and [Shard] layers; null writes no assumption-dependent section.</param>
     /// <param name="memory">The estimate of every stage (<see cref="MemoryEstimator"/>) at the assumed ZeRO stage.</param>
     /// <param name="epilogues">The Linear/GeLU fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
+    /// <param name="aliases">The shared residual gradients (<see cref="GradientAliasPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
-        PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null)
+        PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
+        GradientAliasPlan? aliases = null)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -52,6 +54,11 @@ internal static class PlanReport
             text.Append("  epilogue fusion: ").Append(Plural(forward, "Linear → GeLU forward", "Linear → GeLU forwards"))
                 .Append(" as one call (Ops.LinearGelu), ").Append(Plural(backward, "GeLU backward", "GeLU backwards"))
                 .Append(" inside the next Linear's (Ops.GeluLinearBackward)\n");
+        }
+        if (aliases is { Count: > 0 })
+        {
+            text.Append("  residual gradients: ").Append(Plural(aliases.Count, "input gradient of an add is", "input gradients of adds are"))
+                .Append(" the add's output gradient buffer (no AddBackward copy)\n");
         }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",

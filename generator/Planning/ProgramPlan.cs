@@ -18,6 +18,7 @@ internal sealed record ProgramPlan(
     ParameterResidencyPlan Residency,
     ActivationPlan Activations,
     EpiloguePlan Epilogues,
+    GradientAliasPlan GradientAliases,
     string Report)
 {
     /// <summary>The per-stage programs when the model is planned for Pipeline or Tensor above 1; null otherwise.</summary>
@@ -59,7 +60,7 @@ internal static class ProgramPlanner
         var whole = PlanProgram(model, graph, report: "");
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
-        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues);
+        var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues, whole.GradientAliases);
         return whole with
         {
             Report = report,
@@ -76,10 +77,11 @@ internal static class ProgramPlanner
         var backward = BackwardPlanner.Plan(graph);
         var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
         var epilogues = EpilogueFusionPlanner.Plan(graph, backward, checkpoints);
-        var activations = ActivationPlanner.Plan(graph, backward, checkpoints, epilogues);
+        var aliases = GradientAliasPlanner.Plan(graph, backward, checkpoints, epilogues);
+        var activations = ActivationPlanner.Plan(graph, backward, checkpoints, epilogues, aliases);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
         var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, report);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, aliases, report);
     }
 }

@@ -1,0 +1,113 @@
+using Shardwise.Ops;
+
+namespace Shardwise.Cuda;
+
+/// <summary>Cross-entropy, whole and vocabulary-parallel (crossentropy.cu, crossentropy_parallel.cu), with the row statistics a forward keeps for the backward that follows it.</summary>
+public sealed partial class CudaOps
+{
+    // ---- cross-entropy ----------------------------------------------------------------------------------------
+
+    public float CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
+        ulong ta = IndexAddress(targets, rows, nameof(targets));
+        // The host copy of the index arena (LoadIndices keeps it current): no device transfer, no wait.
+        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        savedSoftmax = null;
+        if (rows == 0) return float.NaN; // the mean of nothing, as the CPU backend's 0/0
+        // rowScratch: the per-row losses, then each row's (max, Σ exp) for a backward that follows at once.
+        ulong losses = rowScratch.Ensure(3L * rows * sizeof(float));
+        ulong statistics = losses + (ulong)((long)rows * sizeof(float));
+        Kernel("crossentropy_forward").Launch(rows, CrossEntropyReadThreads, 0, null,
+            la, ta, losses, statistics, rows, vocabulary);
+        savedSoftmax = new SavedSoftmax(la, ta, rows, vocabulary, statistics, calls);
+        ulong mean = scalarScratch.Ensure(sizeof(float));
+        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
+        return ReadScalar();
+    }
+
+    public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        float scale, bool accumulate)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
+        ulong ta = IndexAddress(targets, rows, nameof(targets));
+        ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
+        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        ulong? statistics = TakeSavedSoftmax(la, ta, rows, vocabulary);
+        if (rows == 0) return;
+        Kernel("crossentropy_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+            la, ta, statistics is { } s ? s : KernelArgument.Null, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The per-row (max, Σ exp) that <see cref="CrossEntropy"/> left in rowScratch, when the backward may use them: it
+    /// is the very next call into this backend (<see cref="calls"/>: no operation, load, view or window change came
+    /// between that could have changed the logits, the targets or the scratch) and it has the same logits, targets
+    /// and shape. Then crossentropy_backward reads the logits once instead of twice. Used at most once: an in-place
+    /// backward overwrites the logits.
+    /// </summary>
+    private ulong? TakeSavedSoftmax(ulong logits, ulong targets, int rows, int vocabulary)
+    {
+        SavedSoftmax? saved = savedSoftmax;
+        savedSoftmax = null;
+        bool usable = saved is { } s && s.Call + 1 == calls && s.Logits == logits && s.Targets == targets &&
+                      s.Rows == rows && s.Vocabulary == vocabulary;
+        if (usable) SoftmaxStatisticsReused++;
+        return usable ? saved!.Value.Statistics : null;
+    }
+
+    /// <summary>What <see cref="TakeSavedSoftmax"/> checks: the forward's arguments, its statistics' address, and its call number.</summary>
+    private readonly record struct SavedSoftmax(ulong Logits, ulong Targets, int Rows, int Vocabulary, ulong Statistics, long Call);
+
+    /// <summary>
+    /// How many CrossEntropyBackward calls used the preceding CrossEntropy's row statistics (one read of the logits
+    /// instead of two); for tests and profiles.
+    /// </summary>
+    public long SoftmaxStatisticsReused { get; private set; }
+
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ma = StatisticsAddress(rowMax, rows, nameof(rowMax));
+        if (rows == 0) return;
+        Kernel("crossentropy_row_max").Launch(rows, CrossEntropyReadThreads, 0, null, la, ma, rows, vocabulary);
+    }
+
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit,
+        int rows, int vocabulary, int first)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
+        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit));
+        if (rows == 0) return;
+        Kernel("crossentropy_partials").Launch(rows, CrossEntropyReadThreads, 0, null,
+            la, ta, ma, sa, tla, rows, vocabulary, first);
+    }
+
+    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+    {
+        Begin();
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
+        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit));
+        if (rows == 0) return float.NaN;
+        ulong loss = scalarScratch.Ensure(sizeof(float));
+        KernelNamed("crossentropy_loss_from_partials_f32").Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
+        return ReadScalar();
+    }
+
+    public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits,
+        int rows, int vocabulary, int first, float scale, bool accumulate)
+    {
+        Begin();
+        long n = (long)rows * vocabulary;
+        ulong la = Address(logits, n, nameof(logits)), ta = IndexAddress(targets, rows, nameof(targets));
+        ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
+        ulong da = Address(dLogits, n, nameof(dLogits));
+        if (n == 0) return;
+        Kernel("crossentropy_range_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
+            la, ta, ma, sa, da, rows, vocabulary, first, scale / rows, accumulate ? 1 : 0);
+    }
+}

@@ -1,0 +1,87 @@
+using Shardwise.Ops;
+
+namespace Shardwise.Cuda;
+
+/// <summary>LayerNorm (layernorm.cu), GeLU (gelu.cu) and the elementwise add (add.cu), forward and backward.</summary>
+public sealed partial class CudaOps
+{
+    // ---- LayerNorm, GeLU, add ------------------------------------------------------------------------------------
+
+    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
+        ulong ba = Address(beta, dim, nameof(beta)), ya = Address(y, (long)rows * dim, nameof(y));
+        ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
+        if (rows == 0) return;
+        // The fused residual LayerNorm with no second operand is a plain LayerNorm.
+        Kernel("residual_layernorm_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            xa, KernelArgument.Null, KernelArgument.Null, ga, ba, ya, ma, ra, rows, dim);
+    }
+
+    public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
+        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * dim, nameof(x)), ga = Address(gamma, dim, nameof(gamma));
+        ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
+        ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dxa = Address(dx, (long)rows * dim, nameof(dx));
+        ulong dga = Address(dGamma, dim, nameof(dGamma)), dba = Address(dBeta, dim, nameof(dBeta));
+        if (rows == 0 || dim == 0) return;
+        // Parameter gradients first: they read dy, which dx may overwrite when the program computes in place.
+        int chunks = PartialChunks(rows);
+        ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
+        Kernel("layernorm_backward_dparams_partial").Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
+            new CudaDim3(32, 8), 0, null, xa, ma, ra, dya, partials, rows, dim);
+        Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
+            partials, chunks, dga, dba, dim);
+        Kernel("layernorm_backward_dx").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
+            xa, ga, ma, ra, dya, dxa, rows, dim, accumulate ? 1 : 0);
+    }
+
+    public void Gelu(Slice x, Slice y, long count)
+    {
+        Begin();
+        ulong xa = Address(x, count, nameof(x)), ya = Address(y, count, nameof(y));
+        if (count == 0) return;
+        LaunchGelu(xa, ya, count);
+    }
+
+    private void LaunchGelu(ulong x, ulong y, long count)
+    {
+        // bias_gelu_forward with no bias: y = GeLU(x) over count × 1 elements.
+        Kernel("bias_gelu_forward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0,
+            null, x, KernelArgument.Null, KernelArgument.Null, y, count, 1);
+    }
+
+    public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, count, nameof(x)), dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
+        if (count == 0) return;
+        LaunchGeluBackward(xa, dya, dxa, count, accumulate);
+    }
+
+    /// <summary>dx (=|+=) dy · GeLU′(x); elementwise, so dx may be dy.</summary>
+    private void LaunchGeluBackward(ulong x, ulong dy, ulong dx, long count, bool accumulate) =>
+        Kernel("gelu_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            x, dy, dx, count, accumulate ? 1 : 0);
+
+    public void Add(Slice a, Slice b, Slice y, long count)
+    {
+        Begin();
+        ulong aa = Address(a, count, nameof(a)), ba = Address(b, count, nameof(b)), ya = Address(y, count, nameof(y));
+        if (count == 0) return;
+        Kernel("add").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            aa, ba, ya, count);
+    }
+
+    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate)
+    {
+        Begin();
+        ulong dya = Address(dy, count, nameof(dy)), dxa = Address(dx, count, nameof(dx));
+        if (count == 0) return;
+        Kernel("add_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
+            dya, dxa, count, accumulate ? 1 : 0);
+    }
+}

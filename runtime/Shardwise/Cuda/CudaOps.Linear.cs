@@ -1,0 +1,143 @@
+using Shardwise.Ops;
+
+namespace Shardwise.Cuda;
+
+/// <summary>Linear, LinearGelu and their backward passes, and the bias ops: cuBLAS/cuBLASLt GEMMs with their epilogues (CudaEpilogueGemm) and the bias kernels (bias.cu).</summary>
+public sealed partial class CudaOps
+{
+    // ---- Linear and bias ------------------------------------------------------------------------------------------
+
+    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong ya = Address(y, (long)rows * outDim, nameof(y));
+        ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
+        if (rows == 0 || outDim == 0) return;
+        // y = x · Wᵀ + bias in one cuBLASLt matmul with the BIAS epilogue; where cuBLASLt has no algorithm for it,
+        // cuBLAS GemmEx and the bias as its own elementwise pass.
+        if (ba is { } fused && epilogueGemm.TryLinear(xa, wa, fused, ya, rows, inDim, outDim)) return;
+        gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, ya, outDim);
+        if (ba is { } biasAddress) LaunchAddBias(ya, biasAddress, rows, outDim);
+    }
+
+    public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
+        int rows, int inDim, int outDim, bool accumulate)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong dya = Address(dy, (long)rows * outDim, nameof(dy));
+        ulong? dxa = dx is { } d ? Address(d, (long)rows * inDim, nameof(dx)) : null;
+        ulong dwa = Address(dWeight, (long)outDim * inDim, nameof(dWeight));
+        ulong? dba = dBias is { } db ? Address(db, outDim, nameof(dBias)) : null;
+        if (rows == 0) return;
+        if (dxa is { } dxAddress)
+            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
+        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+    }
+
+    /// <summary>
+    /// pre = x · Wᵀ + bias and y = GeLU(pre) in one cuBLASLt matmul with the GELU_AUX_BIAS epilogue (pre is the aux
+    /// output); where cuBLASLt cannot (no algorithm, or outDim not a multiple of 8), Linear then Gelu.
+    /// </summary>
+    public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong pa = Address(preActivation, (long)rows * outDim, nameof(preActivation));
+        ulong ya = Address(y, (long)rows * outDim, nameof(y));
+        ulong ba = bias is { } b ? Address(b, outDim, nameof(bias)) : 0;
+        if (rows == 0 || outDim == 0) return;
+        if (epilogueGemm.TryLinearGelu(xa, wa, ba, pa, ya, rows, inDim, outDim)) return;
+        if (ba == 0 || !epilogueGemm.TryLinear(xa, wa, ba, pa, rows, inDim, outDim))
+        {
+            gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, pa, outDim);
+            if (ba != 0) LaunchAddBias(pa, ba, rows, outDim);
+        }
+
+        LaunchGelu(pa, ya, (long)rows * outDim);
+    }
+
+    /// <summary>
+    /// dPre = (dy · W) ⊙ GeLU′(pre) as one cuBLASLt matmul with the DGELU epilogue (x's gradient never stored), then the
+    /// parameter gradients as <see cref="LinearBackward"/>; where cuBLASLt cannot, GemmEx into dPre and gelu_backward
+    /// in place over it.
+    /// </summary>
+    public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation,
+        Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
+    {
+        Begin();
+        ulong pa = Address(preActivation, (long)rows * inDim, nameof(preActivation));
+        ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
+        ulong dya = Address(dy, (long)rows * outDim, nameof(dy));
+        ulong dpa = Address(dPreActivation, (long)rows * inDim, nameof(dPreActivation));
+        ulong dwa = Address(dWeight, (long)outDim * inDim, nameof(dWeight));
+        ulong? dba = dBias is { } db ? Address(db, outDim, nameof(dBias)) : null;
+        if (rows == 0) return;
+        if (!epilogueGemm.TryGeluInputGradient(dya, wa, pa, dpa, rows, inDim, outDim))
+        {
+            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, 0f, dpa, inDim);
+            LaunchGeluBackward(pa, dpa, dpa, (long)rows * inDim, accumulate: false);
+        }
+
+        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+    }
+
+    /// <summary>
+    /// dW += dyᵀ · x and dBias += Σ_rows dy. With a bias, one cuBLASLt matmul with the BGRADB epilogue computes both:
+    /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
+    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
+    /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
+    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels.
+    /// </summary>
+    private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
+    {
+        if (dBias is { } dBiasAddress)
+        {
+            ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
+            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
+            {
+                Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
+                    columnSums, 1, dBiasAddress, outDim);
+                return;
+            }
+        }
+
+        gemm.Multiply(true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim, 1f, dWeight, inDim);
+        if (dBias is { } address) LaunchBiasBackward(dy, address, rows, outDim);
+    }
+
+    public void AddBias(Slice y, Slice bias, int rows, int dim)
+    {
+        Begin();
+        ulong ya = Address(y, (long)rows * dim, nameof(y)), ba = Address(bias, dim, nameof(bias));
+        if (rows == 0 || dim == 0) return;
+        LaunchAddBias(ya, ba, rows, dim);
+    }
+
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim)
+    {
+        Begin();
+        ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dba = Address(dBias, dim, nameof(dBias));
+        if (rows == 0 || dim == 0) return;
+        LaunchBiasBackward(dya, dba, rows, dim);
+    }
+
+    private void LaunchAddBias(ulong y, ulong bias, int rows, int dim)
+    {
+        long n = (long)rows * dim;
+        Kernel("add_bias").Launch(kernels.ElementwiseBlocks(n), CudaKernelSet.ElementwiseThreads, 0, null,
+            y, bias, (long)rows, dim);
+    }
+
+    /// <summary>dBias += Σ_rows dy in two fixed-order stages (no atomics): chunk partial sums, then their sum.</summary>
+    private void LaunchBiasBackward(ulong dy, ulong dBias, int rows, int dim)
+    {
+        int chunks = PartialChunks(rows);
+        ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
+        Kernel("add_bias_backward_partial").Launch(new CudaDim3((uint)Blocks(dim, ReduceThreads), (uint)chunks),
+            ReduceThreads, 0, null, dy, partials, rows, dim);
+        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
+            partials, chunks, dBias, dim);
+    }
+}

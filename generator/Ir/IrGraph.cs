@@ -118,4 +118,36 @@ internal sealed record IrGraph(
     EquatableArray<IrParameter> Parameters,
     EquatableArray<IrInput> Inputs,
     int Output,
-    bool OutputIsLoss);
+    bool OutputIsLoss)
+{
+    /// <summary>For each value, the index of the op that produces it; −1 for model inputs. Computed on each call.</summary>
+    public int[] Producers()
+    {
+        var producers = new int[Values.Count];
+        for (int v = 0; v < producers.Length; v++) producers[v] = -1;
+        for (int k = 0; k < Ops.Count; k++)
+            foreach (int output in Ops[k].Outputs) producers[output] = k;
+        return producers;
+    }
+
+    /// <summary>
+    /// For each value, the index of the one op that reads it; −1 when no op or more than one reads it (an op reading a
+    /// value twice counts as two reads). Computed on each call.
+    /// </summary>
+    public int[] SoleReaders()
+    {
+        var reads = new int[Values.Count];
+        var reader = new int[Values.Count];
+        for (int k = 0; k < Ops.Count; k++)
+        {
+            foreach (int input in Ops[k].Inputs)
+            {
+                reads[input]++;
+                reader[input] = k;
+            }
+        }
+        for (int v = 0; v < reader.Length; v++)
+            if (reads[v] != 1) reader[v] = -1;
+        return reader;
+    }
+}

@@ -1,4 +1,3 @@
-using System.Collections.Generic;
 using System.Linq;
 using Shardwise.Generator.Ir;
 using Shardwise.Generator.Model;
@@ -44,20 +43,8 @@ internal static class EpilogueFusionPlanner
 {
     public static EpiloguePlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints)
     {
-        var readers = new int[graph.Values.Count];
-        var reader = new int[graph.Values.Count];
-        for (int k = 0; k < graph.Ops.Count; k++)
-        {
-            foreach (int input in graph.Ops[k].Inputs)
-            {
-                readers[input]++;
-                reader[input] = k;
-            }
-        }
-
-        var producer = new Dictionary<int, int>();
-        for (int k = 0; k < graph.Ops.Count; k++)
-            foreach (int output in graph.Ops[k].Outputs) producer[output] = k;
+        var reader = graph.SoleReaders();
+        var producer = graph.Producers();
 
         var recomputedIn = new int[graph.Ops.Count];
         for (int k = 0; k < recomputedIn.Length; k++) recomputedIn[k] = -1;
@@ -67,7 +54,7 @@ internal static class EpilogueFusionPlanner
         bool OnlyReadBy(int value, OpKind kind, out int op)
         {
             op = reader[value];
-            return readers[value] == 1 && value != graph.Output && graph.Ops[op].Kind == kind;
+            return op >= 0 && value != graph.Output && graph.Ops[op].Kind == kind;
         }
 
         var forward = Enumerable.Repeat(-1, graph.Ops.Count).ToArray();
@@ -89,7 +76,8 @@ internal static class EpilogueFusionPlanner
             var linear = graph.Ops[linearEvent.Op];
             if (linear.Kind != OpKind.Linear || graph.Ops[geluEvent.Op].Kind != OpKind.Gelu) continue;
             int x = linear.Inputs[0];
-            if (!producer.TryGetValue(x, out int geluOp) || geluOp != geluEvent.Op || graph.Ops[geluOp].Outputs[0] != x) continue;
+            int geluOp = producer[x];
+            if (geluOp != geluEvent.Op || graph.Ops[geluOp].Outputs[0] != x) continue;
             if (!OnlyReadBy(x, OpKind.Linear, out _)) continue;
             var linearWrite = backward[linearEvent.Step].Writes[0];
             var geluWrite = backward[geluEvent.Step].Writes[0];

@@ -48,13 +48,8 @@ internal static class GradientAliasPlanner
     {
         var shares = Enumerable.Repeat(-1, graph.Values.Count).ToArray();
         var elided = new int[backward.Count];
-        var readers = new int[graph.Values.Count];
-        var producer = new Dictionary<int, int>();
-        for (int k = 0; k < graph.Ops.Count; k++)
-        {
-            foreach (int input in graph.Ops[k].Inputs) readers[input]++;
-            foreach (int output in graph.Ops[k].Outputs) producer[output] = k;
-        }
+        var soleReader = graph.SoleReaders();
+        var producer = graph.Producers();
         var order = checkpoints.Timeline.Where(e => !e.IsRecompute).Select(e => e.Step).ToList(); // backward steps in run order
         int Owner(int value) => shares[value] >= 0 ? shares[value] : value;
 
@@ -86,7 +81,8 @@ internal static class GradientAliasPlanner
 
         bool BranchCanShare(int branch, int owner, int position)
         {
-            if (readers[branch] != 1 || branch == graph.Output || !producer.TryGetValue(branch, out int made)) return false;
+            int made = producer[branch];
+            if (soleReader[branch] < 0 || branch == graph.Output || made < 0) return false;
             if (position + 1 >= order.Count) return false;
             int next = order[position + 1];
             if (backward[next].Op != made || epilogues.IsFusedBackward(next)) return false;

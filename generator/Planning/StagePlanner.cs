@@ -44,11 +44,7 @@ internal static class StagePlanner
             if (split.Origins[k] >= from && split.Origins[k] < to) ops.Add(graph.Ops[k]);
         }
 
-        var producer = new Dictionary<int, int>(); // value → local op index that makes it
-        for (int k = 0; k < graph.Ops.Count; k++)
-        {
-            foreach (int output in graph.Ops[k].Outputs) producer[output] = k;
-        }
+        var producer = graph.Producers();
 
         var produced = new HashSet<int>(ops.SelectMany(op => op.Outputs));
         var modelInputs = new HashSet<int>(graph.Inputs.Select(i => i.Value));
@@ -62,7 +58,7 @@ internal static class StagePlanner
             {
                 tokenInputs.Add(value);
             }
-            else if (producer.TryGetValue(value, out int k) && graph.Ops[k].Kind == OpKind.Positions)
+            else if (producer[value] is int k and >= 0 && graph.Ops[k].Kind == OpKind.Positions)
             {
                 recomputed.Add(graph.Ops[k]);
                 tokenInputs.Add(graph.Ops[k].Inputs[0]);

@@ -126,16 +126,9 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     for (int i = 0; i < tiles; i++)
     {
         int q0 = k0 + i * SW_FLASH_TILE;
-        if (i + 1 < tiles)
-        {
-            stage_queries((i + 1) & 1, q0 + SW_FLASH_TILE);
-            sw_async_wait<1>();
-        }
-        else
-        {
-            sw_async_wait<0>();
-        }
-        __syncthreads();
+        bool next = i + 1 < tiles;
+        if (next) stage_queries((i + 1) & 1, q0 + SW_FLASH_TILE);
+        sw_flash_wait_current(next);
         const sw_bits16* q_tile = shared + (i & 1) * STAGE;
         const sw_bits16* dy_tile = q_tile + TILE;
         const float* lse_tile = reinterpret_cast<const float*>(q_tile + 2 * TILE);
@@ -210,19 +203,12 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     int key_end = min(q0 + SW_FLASH_ROWS, seq);
     int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
 
-    // Stage s: K tile, V tile. Q and dY are staged once through stage 1.
-    auto stage_keys = [&](int stage, int k0) {
-        sw_bits16* base = shared + 2 * stage * TILE;
-        sw_stage_tile_async(base, STRIDE, SW_FLASH_TILE, D, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
-        sw_stage_tile_async(base + TILE, STRIDE, SW_FLASH_TILE, D, head.v + k0 * row_stride, row_stride, seq - k0,
-                            head_dim);
-        sw_async_commit();
-    };
+    // Stage s: K tile, V tile (sw_flash_stage_keys). Q and dY are staged once through stage 1.
     sw_stage_tile_async(shared + 2 * TILE, STRIDE, SW_FLASH_ROWS, D, head.q + q0 * row_stride, row_stride, seq - q0,
                         head_dim);
     sw_stage_tile_async(shared + 3 * TILE, STRIDE, SW_FLASH_ROWS, D, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
     sw_async_commit();
-    stage_keys(0, 0);
+    sw_flash_stage_keys<D>(shared, 0, 0, head);
     sw_async_wait<1>();
     __syncthreads();
     // This warp's 16 queries of Q and dY as A fragments (S = Q·Kᵀ, dP = dY·Vᵀ).
@@ -251,16 +237,9 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     for (int i = 0; i < tiles; i++)
     {
         int k0 = i * SW_FLASH_TILE;
-        if (i + 1 < tiles)
-        {
-            stage_keys((i + 1) & 1, k0 + SW_FLASH_TILE);
-            sw_async_wait<1>();
-        }
-        else
-        {
-            sw_async_wait<0>();
-        }
-        __syncthreads();
+        bool next = i + 1 < tiles;
+        if (next) sw_flash_stage_keys<D>(shared, (i + 1) & 1, k0 + SW_FLASH_TILE, head);
+        sw_flash_wait_current(next);
         const sw_bits16* k_tile = shared + 2 * (i & 1) * TILE;
         const sw_bits16* v_tile = k_tile + TILE;
 

@@ -49,3 +49,29 @@ SW_INLINE sw_attention_head sw_attention_head_of(const T* qkv, int seq, int head
     head.v = head.q + 2 * head.dim;
     return head;
 }
+
+// Copies key tile k0's K and V rows of this head into pipeline stage `stage` with cp.async (K at 2·stage·TILE elements
+// of `shared`, V right after it; rows STRIDE = D + 8 apart, zeros past seq and past head_dim) and commits them as one
+// group. The key-tile loops of the forward and of dQ stage through it.
+template <int D>
+SW_INLINE void sw_flash_stage_keys(sw_bits16* shared, int stage, int k0, const sw_attention_head& head)
+{
+    constexpr int STRIDE = D + 8, TILE = SW_FLASH_TILE * STRIDE;
+    sw_bits16* k_tile = shared + 2 * stage * TILE;
+    sw_stage_tile_async(k_tile, STRIDE, SW_FLASH_TILE, D, head.k + k0 * head.row_stride, head.row_stride, head.seq - k0,
+                        head.head_dim);
+    sw_stage_tile_async(k_tile + TILE, STRIDE, SW_FLASH_TILE, D, head.v + k0 * head.row_stride, head.row_stride,
+                        head.seq - k0, head.head_dim);
+    sw_async_commit();
+}
+
+// Makes the current tile's copies visible to the block: with the next tile's group committed after it (`next_in_flight`)
+// one group may stay outstanding, otherwise none; then the barrier, after which every thread may read the tile.
+SW_INLINE void sw_flash_wait_current(bool next_in_flight)
+{
+    if (next_in_flight)
+        sw_async_wait<1>();
+    else
+        sw_async_wait<0>();
+    __syncthreads();
+}

@@ -44,9 +44,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
 
     sw_stage_tile_async(shared + 2 * TILE, STRIDE, ROWS, D, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
     sw_async_commit();
-    sw_stage_tile_async(shared, STRIDE, SW_FLASH_TILE, D, head.k, row_stride, seq, head_dim);
-    sw_stage_tile_async(shared + TILE, STRIDE, SW_FLASH_TILE, D, head.v, row_stride, seq, head_dim);
-    sw_async_commit();
+    sw_flash_stage_keys<D>(shared, 0, 0, head);
     sw_async_wait<1>(); // Q has landed (tile 0 may still be in flight)
     __syncthreads();
     unsigned q_frag[M][STEPS][4];
@@ -71,21 +69,9 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
     for (int i = 0; i < tiles; i++)
     {
         int k0 = i * SW_FLASH_TILE;
-        if (i + 1 < tiles)
-        {
-            sw_bits16* next = shared + 2 * ((i + 1) & 1) * TILE;
-            int n0 = k0 + SW_FLASH_TILE;
-            sw_stage_tile_async(next, STRIDE, SW_FLASH_TILE, D, head.k + n0 * row_stride, row_stride, seq - n0, head_dim);
-            sw_stage_tile_async(next + TILE, STRIDE, SW_FLASH_TILE, D, head.v + n0 * row_stride, row_stride, seq - n0,
-                                head_dim);
-            sw_async_commit();
-            sw_async_wait<1>(); // tile i has landed, tile i+1 may still be in flight
-        }
-        else
-        {
-            sw_async_wait<0>();
-        }
-        __syncthreads();
+        bool next = i + 1 < tiles;
+        if (next) sw_flash_stage_keys<D>(shared, (i + 1) & 1, k0 + SW_FLASH_TILE, head);
+        sw_flash_wait_current(next); // tile i has landed; tile i+1 may still be in flight
         const sw_bits16* k_tile = shared + 2 * (i & 1) * TILE;
         const sw_bits16* v_tile = k_tile + TILE;
 

@@ -85,9 +85,9 @@ internal sealed class CudaEpilogueGemm : IDisposable
     /// <summary>
     /// dW (+)= dyᵀ · x and biasGradient = Σ_rows dy (written, never added: cuBLASLt's bias gradient has no beta), dy
     /// <c>[rows, outDim]</c>, x <c>[rows, inDim]</c>, dW <c>[outDim, inDim]</c>, biasGradient <c>[outDim]</c> in fp32
-    /// whatever the storage (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE; PyTorch's BGRAD paths also take an fp32 bias
-    /// gradient for 16-bit GEMMs), so the caller adds it into the stored gradient with one rounding.
-    /// False: no algorithm, take GemmEx and the column-sum kernels.
+    /// whatever the storage (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE), so the caller adds it into the stored gradient with
+    /// one rounding. False: no algorithm, take GemmEx and the column-sum kernels; cuBLASLt 13 on the H200 found none
+    /// for fp16/bf16 operands (docs/gpu-results.md, run 10), only for fp32.
     /// </summary>
     public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim, int outDim, bool accumulate)
         => TryMultiply(CublasLtEpilogue.BGradB, "bgradb", true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim,

@@ -49,7 +49,7 @@ public sealed partial class CudaOps
         int headDim = dim / heads, width = FlashWidth(headDim);
         // d64: 128 queries per block (two 16-row tiles per warp); d128: 64. Two stages of (K, V) tiles.
         int rows = width == 64 ? 2 * FlashRowsPerBlock : FlashRowsPerBlock;
-        uint shared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
+        uint shared = FlashTileStagesBytes(width);
         FlashKernel($"flash_attention_forward_d{width}", shared).Launch(
             new CudaDim3((uint)Blocks(sequence, rows), (uint)(batch * heads)), FlashThreads, shared, null,
             qkv, y, lse, sequence, heads, headDim);
@@ -76,7 +76,7 @@ public sealed partial class CudaOps
         int add = accumulate ? 1 : 0;
         // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ.
         uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
-        uint dqShared = (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
+        uint dqShared = FlashTileStagesBytes(width);
         FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
@@ -109,6 +109,12 @@ public sealed partial class CudaOps
     /// <remarks>For a probabilities buffer that starts 4-byte aligned, as the planned arenas' are; one that does not keeps
     /// the GEMM path.</remarks>
     public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim, 0) is not null;
+
+    /// <summary>
+    /// Dynamic shared memory of the forward and dQ kernels: two stages of two 64-row 16-bit tiles (K and V), rows padded
+    /// to width + 8 elements.
+    /// </summary>
+    private static uint FlashTileStagesBytes(int width) => (uint)(4 * FlashTile * (width + 8) * sizeof(ushort));
 
     /// <summary>The compiled head width that takes <paramref name="headDim"/>: 64 up to 64, else 128.</summary>
     private static int FlashWidth(int headDim) => headDim <= 64 ? 64 : 128;

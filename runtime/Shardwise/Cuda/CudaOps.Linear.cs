@@ -14,11 +14,18 @@ public sealed partial class CudaOps
         ulong ya = Address(y, (long)rows * outDim, nameof(y));
         ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
         if (rows == 0 || outDim == 0) return;
-        // y = x · Wᵀ + bias in one cuBLASLt matmul with the BIAS epilogue; where cuBLASLt has no algorithm for it,
-        // cuBLAS GemmEx and the bias as its own elementwise pass.
-        if (ba is { } fused && epilogueGemm.TryLinear(xa, wa, fused, ya, rows, inDim, outDim)) return;
-        gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, ya, outDim);
-        if (ba is { } biasAddress) LaunchAddBias(ya, biasAddress, rows, outDim);
+        LaunchLinear(xa, wa, ba, ya, rows, inDim, outDim);
+    }
+
+    /// <summary>
+    /// y = x · Wᵀ + bias in one cuBLASLt matmul with the BIAS epilogue; without a bias, or where cuBLASLt has no
+    /// algorithm for it, cuBLAS GemmEx and the bias as its own elementwise pass.
+    /// </summary>
+    private void LaunchLinear(ulong x, ulong weight, ulong? bias, ulong y, int rows, int inDim, int outDim)
+    {
+        if (bias is { } fused && epilogueGemm.TryLinear(x, weight, fused, y, rows, inDim, outDim)) return;
+        gemm.Multiply(false, true, rows, outDim, inDim, 1f, x, inDim, weight, inDim, 0f, y, outDim);
+        if (bias is { } biasAddress) LaunchAddBias(y, biasAddress, rows, outDim);
     }
 
     public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
@@ -46,15 +53,10 @@ public sealed partial class CudaOps
         ulong xa = Address(x, (long)rows * inDim, nameof(x)), wa = Address(weight, (long)outDim * inDim, nameof(weight));
         ulong pa = Address(preActivation, (long)rows * outDim, nameof(preActivation));
         ulong ya = Address(y, (long)rows * outDim, nameof(y));
-        ulong ba = bias is { } b ? Address(b, outDim, nameof(bias)) : 0;
+        ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
         if (rows == 0 || outDim == 0) return;
-        if (epilogueGemm.TryLinearGelu(xa, wa, ba, pa, ya, rows, inDim, outDim)) return;
-        if (ba == 0 || !epilogueGemm.TryLinear(xa, wa, ba, pa, rows, inDim, outDim))
-        {
-            gemm.Multiply(false, true, rows, outDim, inDim, 1f, xa, inDim, wa, inDim, 0f, pa, outDim);
-            if (ba != 0) LaunchAddBias(pa, ba, rows, outDim);
-        }
-
+        if (epilogueGemm.TryLinearGelu(xa, wa, ba ?? 0, pa, ya, rows, inDim, outDim)) return;
+        LaunchLinear(xa, wa, ba, pa, rows, inDim, outDim);
         LaunchGelu(pa, ya, (long)rows * outDim);
     }
 
@@ -88,7 +90,8 @@ public sealed partial class CudaOps
     /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
     /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
     /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
-    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels.
+    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels. On the H200 (cuBLASLt 13) that is every fp16/bf16
+    /// call: BGRADB is taken for fp32 operands only (docs/gpu-results.md, run 10).
     /// </summary>
     private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
     {

@@ -193,6 +193,7 @@ internal static class ActivationPlanner
             if (owner == v || placed.FirstOrDefault(b => b.Value == owner && b.Role == BufferRole.Gradient) is not { } shared) continue;
             placed.Add(shared with { Name = "d(" + graph.Values[v].Name + ")", Value = v });
         }
+        // Report in timeline order, which reads better than placement order.
         placed = placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
         return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep);
     }
@@ -216,8 +217,7 @@ internal static class ActivationPlanner
         var placed = new List<ActivationBuffer>();
         foreach (var buffer in buffers.OrderByDescending(b => b.ElementsPerSample).ThenBy(b => b.Start).ThenBy(b => b.Value).ThenBy(b => b.Role))
             placed.Add(buffer with { OffsetPerSample = packer.Place(Align(buffer.ElementsPerSample), buffer.LiveIntervals()) });
-        // Report in timeline order, which reads better than placement order.
-        return placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
+        return placed;
     }
 
     private static long Align(long elements) => (elements + AlignmentElements - 1) / AlignmentElements * AlignmentElements;

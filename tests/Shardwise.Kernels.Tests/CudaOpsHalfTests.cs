@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cuda;
 using Shardwise.Kernels.Tests.Infrastructure;
@@ -40,6 +41,52 @@ public sealed class CudaOpsHalfTests
 
     /// <summary>The unit roundoff of a 16-bit storage type: half the spacing of the values near 1.</summary>
     private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
+
+    /// <summary>
+    /// The LayerNorm backward of rows that are whole 16-byte vectors on 16-byte boundaries is one fused pass over x
+    /// and dy (layernorm_backward_fused_v3 at GPT-2's width 768); a row of another width, or a slice off the boundary,
+    /// takes the separate dx and parameter-gradient kernels. Every case matches the CPU backend.
+    /// </summary>
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void LayerNormBackwardIsOneFusedPassWhereTheRowsAreAlignedVectors(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 21);
+        float tolerance = 2 * Unit(storage) + 5 * Summed;
+        const int rows = 75;
+        foreach ((int dim, int misalignedBy, string kernel) in new[]
+                 {
+                     (768, 0, "layernorm_backward_fused_v3"), (256, 0, "layernorm_backward_fused_v1"),
+                     (768, 1, "layernorm_backward_dx"), (130, 0, "layernorm_backward_dx"),
+                 })
+        {
+            string at = $"{storage}, {rows}×{dim}, misaligned by {misalignedBy}";
+            long n = (long)rows * dim;
+            Slice mean = twins.Statistics(rows), rstd = twins.Statistics(rows);
+            twins.AlignNext(8, misalignedBy);
+            Slice x = twins.Random(n, 3f);
+            Slice gamma = twins.Random(dim), beta = twins.Random(dim), y = twins.Random(n);
+            twins.AlignNext(8, misalignedBy);
+            Slice dy = twins.Random(n);
+            twins.AlignNext(8, misalignedBy);
+            Slice dx = twins.Random(n);
+            twins.AlignNext(8);
+            Slice dGamma = twins.Random(dim), dBeta = twins.Random(dim);
+            twins.AlignNext(8);
+            twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
+
+            twins.Gpu.StartProfiling();
+            twins.Run(ops => ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate: true));
+            string[] launches = [.. twins.Gpu.StopProfiling().Select(t => t.Operation)];
+            string expected = $"LayerNormBackward{CudaOpsProfiler.Separator}{kernel}_{storage.Suffix()}";
+            CollectionAssert.Contains(launches, expected, $"{at}: {string.Join(", ", launches)}");
+
+            twins.AssertClose(dx, tolerance, $"LayerNorm dx, {at}");
+            twins.AssertClose(dGamma, tolerance, $"dGamma, {at}");
+            twins.AssertClose(dBeta, tolerance, $"dBeta, {at}");
+        }
+    }
 
     [TestMethod]
     [DataRow(StorageType.Float16)]

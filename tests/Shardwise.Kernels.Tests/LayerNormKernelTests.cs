@@ -123,6 +123,98 @@ public sealed class LayerNormKernelTests
     }
 
     /// <summary>
+    /// layernorm_backward_fused_v{1..4} (dx and the stage-1 partials in one pass) against CpuOps, for each vector count
+    /// per lane, rows that leave lanes without a vector, and chunks with fewer rows than warps or none at all.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void FusedBackwardMatchesCpu(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(14);
+        int perVector = 16 / storage.BytesPerElement();
+        // Vectors per row: 1 (v1, one lane busy), 33 (v2, one lane with a second vector), 96 (v3), 128 (v4).
+        foreach (int vectors in new[] { 1, 33, 96, 128 })
+        foreach (bool accumulate in new[] { false, true })
+        foreach ((int rows, int chunks) in new[] { (1, 1), (7, 5), (33, 2), (70, 3) })
+        {
+            int dim = vectors * perVector, perLane = (vectors + 31) / 32;
+            string at = $"rows {rows}, dim {dim}, chunks {chunks}, accumulate {accumulate}";
+            long n = (long)rows * dim;
+            float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
+            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = data.NonZero(dim);
+            float[] dx = storage.Rounded(data.NonZero(n));
+            float[] dGamma = storage.Rounded(data.NonZero(dim)), dBeta = storage.Rounded(data.NonZero(dim));
+
+            var cpu = new CpuReference();
+            Slice xSlice = cpu.Put(x), gammaSlice = cpu.Put(gamma), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
+            cpu.Ops.LayerNorm(xSlice, gammaSlice, cpu.Put(beta), cpu.Zeros(n), mean, rstd, rows, dim);
+            float[] means = cpu.Read(mean), rstds = cpu.Read(rstd);
+            Slice dxSlice = cpu.Put(dx), dGammaSlice = cpu.Put(dGamma), dBetaSlice = cpu.Put(dBeta);
+            cpu.Ops.LayerNormBackward(xSlice, gammaSlice, mean, rstd, cpu.Put(dy), dxSlice, dGammaSlice, dBetaSlice,
+                rows, dim, accumulate);
+
+            using var xBuffer = DeviceBuffer.From(x, storage);
+            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+            using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
+            using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
+            using var dyBuffer = DeviceBuffer.From(dy, storage);
+            using var dxBuffer = DeviceBuffer.From(dx, storage);
+            using var dGammaBuffer = DeviceBuffer.From(dGamma, storage);
+            using var dBetaBuffer = DeviceBuffer.From(dBeta, storage);
+            using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+            string suffix = storage.Suffix();
+            SimtEmulator.Launch($"layernorm_backward_fused_v{perLane}_{suffix}", chunks, BlockThreads, order,
+                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, dxBuffer, partials, rows, dim,
+                accumulate ? 1 : 0);
+            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32),
+                order, partials, chunks, dGammaBuffer, dBetaBuffer, dim);
+
+            float tolerance = 2 * storage.Tolerance();
+            Compare.Close(cpu.Read(dxSlice), dxBuffer.ToFloats(), tolerance, $"dx, {at}");
+            Compare.Close(cpu.Read(dGammaSlice), dGammaBuffer.ToFloats(), tolerance, $"dGamma, {at}");
+            Compare.Close(cpu.Read(dBetaSlice), dBetaBuffer.ToFloats(), tolerance, $"dBeta, {at}");
+        }
+    }
+
+    /// <summary>The fused backward with dx over dy (accumulate 0) writes bitwise what it writes to a separate buffer.</summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void FusedBackwardInPlaceOverDyEqualsTheSeparateBuffer(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(15);
+        const int rows = 9, chunks = 2;
+        int dim = 96 * (16 / storage.BytesPerElement());
+        long n = (long)rows * dim;
+        float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
+        float[] gamma = storage.Rounded(data.NonZero(dim));
+        float[] means = data.NonZero(rows), rstds = new float[rows];
+        for (int r = 0; r < rows; r++) rstds[r] = 0.5f + (r % 3);
+        using var xBuffer = DeviceBuffer.From(x, storage);
+        using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+        using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
+        using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
+        using var dyBuffer = DeviceBuffer.From(dy, storage);
+        using var separate = DeviceBuffer.Zeroed(n, storage);
+        using var inPlace = DeviceBuffer.From(dy, storage);
+        using var separatePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+        using var inPlacePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+        string kernel = $"layernorm_backward_fused_v3_{storage.Suffix()}";
+        SimtEmulator.Launch(kernel, chunks, BlockThreads, order,
+            xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, separate, separatePartials, rows, dim, 0);
+        SimtEmulator.Launch(kernel, chunks, BlockThreads, order,
+            xBuffer, gammaBuffer, meanBuffer, rstdBuffer, inPlace, inPlace, inPlacePartials, rows, dim, 0);
+        AssertBitwise(separate.ToFloats(), inPlace.ToFloats(), "dx");
+        AssertBitwise(separatePartials.ToFloats(), inPlacePartials.ToFloats(), "partials");
+    }
+
+    private static void AssertBitwise(float[] expected, float[] actual, string what)
+    {
+        Assert.IsTrue(expected.Any(v => v != 0f), $"the kernel wrote the separate {what}");
+        for (int i = 0; i < expected.Length; i++)
+            Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]), $"{what}, element {i}");
+    }
+
+    /// <summary>
     /// dx may alias dy when accumulate is 0 (the generated code computes some gradients in place): the result is
     /// bitwise the one into a separate buffer, for rows that fit the registers and for wider ones.
     /// </summary>

@@ -94,6 +94,8 @@ public sealed class NvrtcCompileTests
         // Each kernel family has its three storage types.
         foreach (string family in new[] { "embedding_forward", "embedding_backward", "residual_layernorm_forward",
                      "layernorm_backward_dx", "layernorm_backward_dparams_partial", "layernorm_backward_dparams_reduce",
+                     "layernorm_backward_fused_v1", "layernorm_backward_fused_v2", "layernorm_backward_fused_v3",
+                     "layernorm_backward_fused_v4",
                      "bias_gelu_forward", "gelu_backward", "softmax_causal_forward", "softmax_causal_backward",
                      "crossentropy_forward", "crossentropy_backward", "adamw_step", "global_norm_squared",
                      "overflow_check_unscale", "add", "add_backward", "add_bias", "add_bias_backward_partial",

@@ -28,15 +28,38 @@ public sealed partial class CudaOps
         ulong dya = Address(dy, (long)rows * dim, nameof(dy)), dxa = Address(dx, (long)rows * dim, nameof(dx));
         ulong dga = Address(dGamma, dim, nameof(dGamma)), dba = Address(dBeta, dim, nameof(dBeta));
         if (rows == 0 || dim == 0) return;
-        // Parameter gradients first: they read dy, which dx may overwrite when the program computes in place.
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
+        int vectors = FusedLayerNormVectors(dim, xa, ga, dya, dxa);
+        if (vectors > 0)
+        {
+            // One pass over x and dy for dx and the stage-1 partials (a block per chunk), then the chunk sums.
+            KernelNamed($"layernorm_backward_fused_v{vectors}_{StorageSuffix}").Launch(chunks, RowWarpThreads, 0, null,
+                xa, ga, ma, ra, dya, dxa, partials, rows, dim, accumulate ? 1 : 0);
+            Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
+                partials, chunks, dga, dba, dim);
+            return;
+        }
+        // Parameter gradients first: they read dy, which dx may overwrite when the program computes in place.
         Kernel("layernorm_backward_dparams_partial").Launch(new CudaDim3((uint)Blocks(dim, 32), (uint)chunks),
             new CudaDim3(32, 8), 0, null, xa, ma, ra, dya, partials, rows, dim);
         Kernel("layernorm_backward_dparams_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
             partials, chunks, dga, dba, dim);
         Kernel("layernorm_backward_dx").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
             xa, ga, ma, ra, dya, dxa, rows, dim, accumulate ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The 16-byte vectors per lane of layernorm_backward_fused_v{1..4} for rows of <paramref name="dim"/>, or 0 where
+    /// the fused kernel cannot run: the row is not whole 16-byte vectors, is wider than 4 vectors per lane (1024
+    /// 16-bit or 512 fp32 elements), or a row pointer is not 16-byte aligned.
+    /// </summary>
+    private int FusedLayerNormVectors(int dim, ulong x, ulong gamma, ulong dy, ulong dx)
+    {
+        int perVector = 16 / elementBytes;
+        if (dim % perVector != 0 || ((x | gamma | dy | dx) & 15) != 0) return 0;
+        int vectors = (dim / perVector + 31) / 32;
+        return vectors <= MaxFusedLayerNormVectors ? vectors : 0;
     }
 
     public void Gelu(Slice x, Slice y, long count)

@@ -45,7 +45,8 @@ namespace Shardwise.Cuda;
 public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 {
     private const int EmbeddingThreads = 128;
-    private const int RowWarpThreads = 256;      // layernorm and softmax: one warp per row, 8 rows per block
+    private const int RowWarpThreads = 256;      // layernorm and softmax: one warp per row, 8 rows per block (the fused
+                                                 // LayerNorm backward's SW_LN_FUSED_THREADS too)
     private const int RowsPerWarpBlock = RowWarpThreads / 32;
     private const int ReduceThreads = 256;
     /// <summary>The stage-2 column sums over chunks (sw_column_sum_over_chunks): 32 columns × 32 chunk strides.</summary>
@@ -53,6 +54,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private const int SumThreads = 1024;
     private const int RowsPerPartialChunk = 32;  // LayerNorm and bias gradients: rows per stage-1 chunk
     private const int MaxPartialChunks = 256;
+    private const int MaxFusedLayerNormVectors = 4;  // layernorm_backward_fused_v1 … _v4
 
     private readonly CudaContext context;
     private readonly DeviceAllocationCounter allocations = new();

@@ -62,6 +62,9 @@ public sealed class TwinBackends : IDisposable
         return slice;
     }
 
+    /// <summary>Moves the next slice's start to a multiple of <paramref name="elements"/>, plus <paramref name="past"/> elements.</summary>
+    public void AlignNext(int elements, int past = 0) => used = (used + elements - 1) / elements * elements + past;
+
     /// <summary>
     /// A slice for <paramref name="count"/> fp32 per-row statistics, filled with the same random fp32 values on both
     /// backends: <see cref="CudaOps.StatisticSlots"/> elements per value from a 4-byte boundary, as the generator

@@ -6,13 +6,33 @@
 //   layernorm_backward_dparams_partial / _reduce: dGamma += Σ_rows dy · x̂, dBeta += Σ_rows dy, in two stages:
 //       per-chunk column sums into an fp32 scratch buffer, then a fixed-order sum over the chunks (deterministic,
 //       no atomics).
-//   layernorm_backward_fused_v{1..4}: dx and the stage-1 partials in one pass (rows up to 1024 wide whose vectors are
-//       16-byte aligned), then the same stage 2.
+//   residual_layernorm_forward_v{1..4}, layernorm_backward_fused_v{1..4}: the same for rows of aligned 16-byte vectors,
+//       up to 1024 wide, held in registers; the backward computes dx and the stage-1 partials in one pass.
 // CPU reference: runtime/Shardwise/Cpu/LayerNormKernels.cs (CpuOps.LayerNorm / LayerNormBackward) and
 // runtime/Shardwise/Cpu/AddKernels.cs for the residual sum.
 #include "shardwise_common.cuh"
 
 #define SW_LAYERNORM_EPSILON 1e-5f
+
+// 16 bytes: one ld.global.v4 / st.global.v4 on the GPU, a plain aligned struct in the emulation.
+#ifdef SW_DEVICE_PASS
+typedef uint4 sw_ln_raw;
+#else
+struct alignas(16) sw_ln_raw
+{
+    unsigned x, y, z, w;
+};
+#endif
+
+template <typename T>
+union sw_ln_vector
+{
+    sw_ln_raw raw;
+    T element[16 / sizeof(T)];
+};
+
+// Rows of whole 16-byte vectors, ≤ 32·VECTORS of them: the vector kernels below keep a lane's vectors in registers.
+#define SW_LN_FUSED_MAX_DIM 1024
 
 // Grid: one warp per row. blockDim.x a multiple of 32 (256 suggested: 8 rows per block),
 // gridDim.x = ceil(rows / (blockDim.x / 32)). `residual` may alias `a` (in-place residual stream update).
@@ -55,6 +75,89 @@ SW_INLINE void residual_layernorm_forward(const T* a, const T* b, T* residual, c
     {
         float normalised = (sw_to_float(x[j]) - mean) * rstd;
         y[base + j] = sw_from_float<T>(normalised * sw_to_float(gamma[j]) + sw_to_float(beta[j]));
+    }
+    if (lane == 0)
+    {
+        if (mean_out != nullptr) mean_out[row] = mean;
+        if (rstd_out != nullptr) rstd_out[row] = rstd;
+    }
+}
+
+// The same as residual_layernorm_forward for rows of whole 16-byte vectors (16-byte aligned pointers, dim a multiple
+// of 16/sizeof(T), ≤ 32·VECTORS vectors; CudaOps checks and otherwise runs the kernel above): lane l keeps the row's
+// vectors l, l + 32, … in registers, so the row is read once (the scalar kernel reads it three times, two bytes per
+// load) and the centred variance costs no second read. Grid: one warp per row, as above.
+template <typename T, int VECTORS>
+SW_INLINE void residual_layernorm_forward_vectors(const T* a, const T* b, T* residual, const T* gamma, const T* beta,
+                                                  T* y, float* mean_out, float* rstd_out, int rows, int dim)
+{
+    constexpr int PER_VECTOR = 16 / sizeof(T);
+    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    if (row >= rows) return;  // whole warps leave together
+    long long base = (long long)row * dim;
+    int vectors = dim / PER_VECTOR;
+    const sw_ln_raw* a_row = reinterpret_cast<const sw_ln_raw*>(a + base);
+    const sw_ln_raw* b_row = reinterpret_cast<const sw_ln_raw*>(b + base);
+
+    sw_ln_vector<T> xv[VECTORS], bv[VECTORS];
+    SW_UNROLL
+    for (int i = 0; i < VECTORS; i++)
+    {
+        int k = lane + i * SW_WARP_SIZE;
+        if (k >= vectors) continue;
+        xv[i].raw = a_row[k];
+        if (b != nullptr) bv[i].raw = b_row[k];
+    }
+
+    // The residual sum rounded to storage (forward and backward see the same x), stored, and Σx.
+    float sum = 0.0f;
+    SW_UNROLL
+    for (int i = 0; i < VECTORS; i++)
+    {
+        int k = lane + i * SW_WARP_SIZE;
+        if (k >= vectors) continue;
+        if (b != nullptr)
+        {
+            SW_UNROLL
+            for (int e = 0; e < PER_VECTOR; e++)
+                xv[i].element[e] = sw_from_float<T>(sw_to_float(xv[i].element[e]) + sw_to_float(bv[i].element[e]));
+            reinterpret_cast<sw_ln_raw*>(residual + base)[k] = xv[i].raw;
+        }
+        SW_UNROLL
+        for (int e = 0; e < PER_VECTOR; e++) sum += sw_to_float(xv[i].element[e]);
+    }
+    float mean = sw_warp_sum(sum) / dim;
+
+    float squares = 0.0f;
+    SW_UNROLL
+    for (int i = 0; i < VECTORS; i++)
+    {
+        if (lane + i * SW_WARP_SIZE >= vectors) continue;
+        SW_UNROLL
+        for (int e = 0; e < PER_VECTOR; e++)
+        {
+            float centred = sw_to_float(xv[i].element[e]) - mean;
+            squares += centred * centred;
+        }
+    }
+    float rstd = rsqrtf(sw_warp_sum(squares) / dim + SW_LAYERNORM_EPSILON);
+
+    SW_UNROLL
+    for (int i = 0; i < VECTORS; i++)
+    {
+        int k = lane + i * SW_WARP_SIZE;
+        if (k >= vectors) continue;
+        sw_ln_vector<T> g, sh, out;
+        g.raw = reinterpret_cast<const sw_ln_raw*>(gamma)[k];
+        sh.raw = reinterpret_cast<const sw_ln_raw*>(beta)[k];
+        SW_UNROLL
+        for (int e = 0; e < PER_VECTOR; e++)
+        {
+            float normalised = (sw_to_float(xv[i].element[e]) - mean) * rstd;
+            out.element[e] = sw_from_float<T>(normalised * sw_to_float(g.element[e]) + sw_to_float(sh.element[e]));
+        }
+        reinterpret_cast<sw_ln_raw*>(y + base)[k] = out.raw;
     }
     if (lane == 0)
     {
@@ -132,23 +235,6 @@ SW_INLINE void layernorm_backward_dx(const T* x, const T* gamma, const float* me
 
 // ---- the fused backward: dx and the chunk's parameter-gradient partials in one pass over x and dy ----------------
 
-// 16 bytes: one ld.global.v4 / st.global.v4 on the GPU, a plain aligned struct in the emulation.
-#ifdef SW_DEVICE_PASS
-typedef uint4 sw_ln_raw;
-#else
-struct alignas(16) sw_ln_raw
-{
-    unsigned x, y, z, w;
-};
-#endif
-
-template <typename T>
-union sw_ln_vector
-{
-    sw_ln_raw raw;
-    T element[16 / sizeof(T)];
-};
-
 // The fused backward computes what layernorm_backward_dx and layernorm_backward_dparams_partial do, reading x and dy
 // once instead of twice: the separate kernels took 40 + 35 µs per LayerNorm of 16384 × 768 bf16 on an H200, for
 // ~16 µs of traffic. A block owns one chunk of rows (as stage 1 above: rows split into gridDim.x equal chunks); each
@@ -162,7 +248,6 @@ union sw_ln_vector
 // of the register allocator (≤ 128 per thread): the kernel is memory-bound and needs warps in flight more than it
 // needs the fourth vector's registers.
 #define SW_LN_FUSED_THREADS 256
-#define SW_LN_FUSED_MAX_DIM 1024
 
 template <typename T, int VECTORS>
 SW_INLINE void layernorm_backward_fused(const T* x, const T* gamma, const float* mean, const float* rstd, const T* dy,
@@ -327,9 +412,16 @@ SW_INLINE void layernorm_backward_dparams_reduce(const float* partials, int chun
     d_beta[column] = sw_from_float<T>(sw_to_float(d_beta[column]) + sum_beta);
 }
 
-// layernorm_backward_fused_v{1..4}_{f32,f16,bf16}: VECTORS 16-byte vectors per lane, dims up to 1024 (16-bit) or 512
-// (fp32); CudaOps picks the smallest that covers the row.
-#define SW_LAYERNORM_FUSED_BACKWARD(suffix, T, V)                                                            \
+// residual_layernorm_forward_v{1..4}_… and layernorm_backward_fused_v{1..4}_…: VECTORS 16-byte vectors per lane, dims
+// up to 1024 (16-bit) or 512 (fp32); CudaOps picks the smallest that covers the row.
+#define SW_LAYERNORM_VECTOR_KERNELS(suffix, T, V)                                                            \
+    extern "C" __global__ void residual_layernorm_forward_v##V##_##suffix(                                   \
+        const T* a, const T* b, T* residual, const T* gamma, const T* beta, T* y, float* mean, float* rstd,  \
+        int rows, int dim)                                                                                   \
+    {                                                                                                        \
+        residual_layernorm_forward_vectors<T, V>(a, b, residual, gamma, beta, y, mean, rstd, rows, dim);     \
+    }                                                                                                        \
+    SW_KERNEL_REGISTER(residual_layernorm_forward_v##V##_##suffix)                                           \
     extern "C" __global__ void __launch_bounds__(SW_LN_FUSED_THREADS, 2)                                     \
         layernorm_backward_fused_v##V##_##suffix(                                                            \
         const T* x, const T* gamma, const float* mean, const float* rstd, const T* dy, T* dx, float* partials, \
@@ -366,9 +458,9 @@ SW_INLINE void layernorm_backward_dparams_reduce(const float* partials, int chun
         layernorm_backward_dparams_reduce<T>(partials, chunks, d_gamma, d_beta, dim);                        \
     }                                                                                                        \
     SW_KERNEL_REGISTER(layernorm_backward_dparams_reduce_##suffix)                                           \
-    SW_LAYERNORM_FUSED_BACKWARD(suffix, T, 1)                                                                \
-    SW_LAYERNORM_FUSED_BACKWARD(suffix, T, 2)                                                                \
-    SW_LAYERNORM_FUSED_BACKWARD(suffix, T, 3)                                                                \
-    SW_LAYERNORM_FUSED_BACKWARD(suffix, T, 4)
+    SW_LAYERNORM_VECTOR_KERNELS(suffix, T, 1)                                                                \
+    SW_LAYERNORM_VECTOR_KERNELS(suffix, T, 2)                                                                \
+    SW_LAYERNORM_VECTOR_KERNELS(suffix, T, 3)                                                                \
+    SW_LAYERNORM_VECTOR_KERNELS(suffix, T, 4)
 
 SW_FOR_EACH_STORAGE(SW_LAYERNORM_KERNELS)

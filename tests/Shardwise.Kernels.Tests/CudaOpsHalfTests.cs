@@ -43,14 +43,15 @@ public sealed class CudaOpsHalfTests
     private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
 
     /// <summary>
-    /// The LayerNorm backward of rows that are whole 16-byte vectors on 16-byte boundaries is one fused pass over x
-    /// and dy (layernorm_backward_fused_v3 at GPT-2's width 768); a row of another width, or a slice off the boundary,
-    /// takes the separate dx and parameter-gradient kernels. Every case matches the CPU backend.
+    /// LayerNorm over rows that are whole 16-byte vectors on 16-byte boundaries runs the vector kernels: the forward
+    /// reads each row once into registers, the backward is one fused pass over x and dy (v3 at GPT-2's width 768); a row
+    /// of another width, or a slice off the boundary, takes the scalar forward and the separate dx and
+    /// parameter-gradient kernels. Every case matches the CPU backend.
     /// </summary>
     [TestMethod]
     [DataRow(StorageType.Float16)]
     [DataRow(StorageType.BFloat16)]
-    public void LayerNormBackwardIsOneFusedPassWhereTheRowsAreAlignedVectors(StorageType storage)
+    public void LayerNormRunsTheVectorKernelsWhereTheRowsAreAlignedVectors(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 21);
         float tolerance = 2 * Unit(storage) + 5 * Summed;
@@ -74,13 +75,19 @@ public sealed class CudaOpsHalfTests
             twins.AlignNext(8);
             Slice dGamma = twins.Random(dim), dBeta = twins.Random(dim);
             twins.AlignNext(8);
-            twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
-
             twins.Gpu.StartProfiling();
+            twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
             twins.Run(ops => ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate: true));
             string[] launches = [.. twins.Gpu.StopProfiling().Select(t => t.Operation)];
-            string expected = $"LayerNormBackward{CudaOpsProfiler.Separator}{kernel}_{storage.Suffix()}";
-            CollectionAssert.Contains(launches, expected, $"{at}: {string.Join(", ", launches)}");
+            string forward = kernel.StartsWith("layernorm_backward_fused", StringComparison.Ordinal)
+                ? "residual_layernorm_forward_v" + kernel[^1]
+                : "residual_layernorm_forward";
+            foreach (string expected in new[] { $"LayerNorm{CudaOpsProfiler.Separator}{forward}_{storage.Suffix()}",
+                         $"LayerNormBackward{CudaOpsProfiler.Separator}{kernel}_{storage.Suffix()}" })
+                CollectionAssert.Contains(launches, expected, $"{at}: {string.Join(", ", launches)}");
+            twins.AssertClose(y, tolerance, $"LayerNorm y, {at}");
+            twins.AssertStatisticsClose(mean, Summed, $"mean, {at}");
+            twins.AssertStatisticsClose(rstd, Summed, $"rstd, {at}");
 
             twins.AssertClose(dx, tolerance, $"LayerNorm dx, {at}");
             twins.AssertClose(dGamma, tolerance, $"dGamma, {at}");

@@ -70,6 +70,54 @@ public sealed class LayerNormKernelTests
         }
     }
 
+    /// <summary>
+    /// residual_layernorm_forward_v{1..4} (a lane's vectors of the row in registers) against CpuOps, with and without
+    /// the residual operand, the residual sum written over a (the in-place residual stream) or into its own buffer.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void VectorForwardMatchesCpu(StorageType storage, SchedulerOrder order)
+    {
+        var data = new TestData(16);
+        int perVector = 16 / storage.BytesPerElement();
+        foreach (int vectors in new[] { 1, 33, 96, 128 })
+        foreach (int rows in RowCounts)
+        foreach (string mode in new[] { "plain", "residual", "residual over a" })
+        {
+            int dim = vectors * perVector, perLane = (vectors + 31) / 32;
+            string at = $"rows {rows}, dim {dim}, {mode}";
+            long n = (long)rows * dim;
+            float[] a = storage.Rounded(data.NonZero(n, 2f)), b = storage.Rounded(data.NonZero(n, 2f));
+            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = storage.Rounded(data.NonZero(dim));
+            bool residual = mode != "plain";
+
+            var cpu = new CpuReference();
+            Slice x = cpu.Put(a);
+            if (residual) cpu.Ops.Add(cpu.Put(a), cpu.Put(b), x, n);
+            float[] sum = storage.Rounded(cpu.Read(x));
+            Slice y = cpu.Zeros(n), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
+            cpu.Ops.LayerNorm(cpu.Put(sum), cpu.Put(gamma), cpu.Put(beta), y, mean, rstd, rows, dim);
+
+            using var aBuffer = DeviceBuffer.From(a, storage);
+            using var bBuffer = residual ? DeviceBuffer.From(b, storage) : null;
+            using var separate = mode == "residual" ? DeviceBuffer.Zeroed(n, storage) : null;
+            DeviceBuffer? residualBuffer = mode == "residual over a" ? aBuffer : separate;
+            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+            using var betaBuffer = DeviceBuffer.From(beta, storage);
+            using var yBuffer = DeviceBuffer.Zeroed(n, storage);
+            using var meanBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+            using var rstdBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+            SimtEmulator.Launch($"residual_layernorm_forward_v{perLane}_{storage.Suffix()}",
+                SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
+                aBuffer, bBuffer, residualBuffer, gammaBuffer, betaBuffer, yBuffer, meanBuffer, rstdBuffer, rows, dim);
+
+            if (residualBuffer is not null) Compare.Close(sum, residualBuffer.ToFloats(), 0f, $"residual, {at}");
+            Compare.Close(cpu.Read(y), yBuffer.ToFloats(), 2 * storage.Tolerance(), $"y, {at}");
+            Compare.Close(cpu.Read(mean), meanBuffer.ToFloats(), 1e-5f, $"mean, {at}");
+            Compare.Close(cpu.Read(rstd), rstdBuffer.ToFloats(), 1e-5f, $"rstd, {at}");
+        }
+    }
+
     [TestMethod]
     [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
     public void BackwardMatchesCpu(StorageType storage, SchedulerOrder order)

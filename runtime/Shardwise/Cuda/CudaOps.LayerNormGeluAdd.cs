@@ -14,9 +14,24 @@ public sealed partial class CudaOps
         ulong ba = Address(beta, dim, nameof(beta)), ya = Address(y, (long)rows * dim, nameof(y));
         ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
         if (rows == 0) return;
-        // The fused residual LayerNorm with no second operand is a plain LayerNorm.
-        Kernel("residual_layernorm_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-            xa, KernelArgument.Null, KernelArgument.Null, ga, ba, ya, ma, ra, rows, dim);
+        // The residual LayerNorm with no second operand (a null b) is a plain LayerNorm.
+        LaunchResidualLayerNorm(xa, 0, 0, ga, ba, ya, ma, ra, rows, dim);
+    }
+
+    /// <summary>
+    /// residual = a + b and y = LayerNorm(residual), or y = LayerNorm(a) where b is null: the vector kernel
+    /// (residual_layernorm_forward_v{1..4}, each row read once into registers) where the rows are aligned 16-byte
+    /// vectors, else the scalar one.
+    /// </summary>
+    private void LaunchResidualLayerNorm(ulong a, ulong b, ulong residual, ulong gamma, ulong beta, ulong y,
+        ulong mean, ulong rstd, int rows, int dim)
+    {
+        int vectors = LayerNormVectorsPerLane(dim, a | b | residual | gamma | beta | y);
+        CudaFunction kernel = vectors > 0
+            ? KernelNamed($"residual_layernorm_forward_v{vectors}_{StorageSuffix}")
+            : Kernel("residual_layernorm_forward");
+        kernel.Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null, a, b, residual, gamma, beta, y, mean, rstd,
+            rows, dim);
     }
 
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
@@ -30,7 +45,7 @@ public sealed partial class CudaOps
         if (rows == 0 || dim == 0) return;
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure(2L * chunks * dim * sizeof(float));
-        int vectors = FusedLayerNormVectors(dim, xa, ga, dya, dxa);
+        int vectors = LayerNormVectorsPerLane(dim, xa | ga | dya | dxa);
         if (vectors > 0)
         {
             // One pass over x and dy for dx and the stage-1 partials (a block per chunk), then the chunk sums.
@@ -50,16 +65,17 @@ public sealed partial class CudaOps
     }
 
     /// <summary>
-    /// The 16-byte vectors per lane of layernorm_backward_fused_v{1..4} for rows of <paramref name="dim"/>, or 0 where
-    /// the fused kernel cannot run: the row is not whole 16-byte vectors, is wider than 4 vectors per lane (1024
-    /// 16-bit or 512 fp32 elements), or a row pointer is not 16-byte aligned.
+    /// The 16-byte vectors per lane of the LayerNorm vector kernels (residual_layernorm_forward_v{1..4},
+    /// layernorm_backward_fused_v{1..4}) for rows of <paramref name="dim"/>, or 0 where they cannot run: the row is
+    /// not whole 16-byte vectors, is wider than 4 vectors per lane (1024 16-bit or 512 fp32 elements), or one of the
+    /// row pointers OR-ed into <paramref name="addresses"/> is off a 16-byte boundary.
     /// </summary>
-    private int FusedLayerNormVectors(int dim, ulong x, ulong gamma, ulong dy, ulong dx)
+    private int LayerNormVectorsPerLane(int dim, ulong addresses)
     {
         int perVector = 16 / elementBytes;
-        if (dim % perVector != 0 || ((x | gamma | dy | dx) & 15) != 0) return 0;
+        if (dim % perVector != 0 || (addresses & 15) != 0) return 0;
         int vectors = (dim / perVector + 31) / 32;
-        return vectors <= MaxFusedLayerNormVectors ? vectors : 0;
+        return vectors <= MaxLayerNormVectors ? vectors : 0;
     }
 
     public void Gelu(Slice x, Slice y, long count)

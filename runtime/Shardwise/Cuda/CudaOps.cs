@@ -54,7 +54,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private const int SumThreads = 1024;
     private const int RowsPerPartialChunk = 32;  // LayerNorm and bias gradients: rows per stage-1 chunk
     private const int MaxPartialChunks = 256;
-    private const int MaxFusedLayerNormVectors = 4;  // layernorm_backward_fused_v1 … _v4
+    private const int MaxLayerNormVectors = 4;  // residual_layernorm_forward_v1 … _v4, layernorm_backward_fused_v1 … _v4
 
     private readonly CudaContext context;
     private readonly DeviceAllocationCounter allocations = new();

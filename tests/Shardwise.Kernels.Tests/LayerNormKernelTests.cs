@@ -32,41 +32,8 @@ public sealed class LayerNormKernelTests
         foreach (int rows in RowCounts)
         foreach (int dim in Dims)
         {
-            string at = $"scale {scale}, rows {rows}, dim {dim}";
-            long n = (long)rows * dim;
-            float[] a = storage.Rounded(data.NonZero(n, scale)), b = storage.Rounded(data.NonZero(n, scale));
-            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = storage.Rounded(data.NonZero(dim));
-
-            // Reference: the residual sum rounded to storage (as the kernel stores it), then LayerNorm of it.
-            float[] x = a;
-            if (residual)
-            {
-                var cpuAdd = new CpuReference();
-                Slice sum = cpuAdd.Zeros(n);
-                cpuAdd.Ops.Add(cpuAdd.Put(a), cpuAdd.Put(b), sum, n);
-                x = storage.Rounded(cpuAdd.Read(sum));
-            }
-
-            var cpu = new CpuReference();
-            Slice y = cpu.Zeros(n), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
-            cpu.Ops.LayerNorm(cpu.Put(x), cpu.Put(gamma), cpu.Put(beta), y, mean, rstd, rows, dim);
-
-            using var aBuffer = DeviceBuffer.From(a, storage);
-            using var bBuffer = residual ? DeviceBuffer.From(b, storage) : null;
-            using var residualBuffer = residual ? DeviceBuffer.Zeroed(n, storage) : null;
-            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
-            using var betaBuffer = DeviceBuffer.From(beta, storage);
-            using var yBuffer = DeviceBuffer.Zeroed(n, storage);
-            using var meanBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
-            using var rstdBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
-            SimtEmulator.Launch($"residual_layernorm_forward_{storage.Suffix()}",
-                SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
-                aBuffer, bBuffer, residualBuffer, gammaBuffer, betaBuffer, yBuffer, meanBuffer, rstdBuffer, rows, dim);
-
-            if (residualBuffer is not null) Compare.Close(x, residualBuffer.ToFloats(), 0f, $"residual, {at}");
-            Compare.Close(cpu.Read(y), yBuffer.ToFloats(), 2 * storage.Tolerance(), $"y, {at}");
-            Compare.Close(cpu.Read(mean), meanBuffer.ToFloats(), 1e-5f, $"mean, {at}");
-            Compare.Close(cpu.Read(rstd), rstdBuffer.ToFloats(), 1e-5f, $"rstd, {at}");
+            ForwardMatchesCpu($"residual_layernorm_forward_{storage.Suffix()}", data, storage, order, rows, dim, scale,
+                residual ? ResidualMode.Separate : ResidualMode.None);
         }
     }
 
@@ -82,40 +49,54 @@ public sealed class LayerNormKernelTests
         int perVector = 16 / storage.BytesPerElement();
         foreach (int vectors in new[] { 1, 33, 96, 128 })
         foreach (int rows in RowCounts)
-        foreach (string mode in new[] { "plain", "residual", "residual over a" })
+        foreach (ResidualMode mode in Enum.GetValues<ResidualMode>())
         {
-            int dim = vectors * perVector, perLane = (vectors + 31) / 32;
-            string at = $"rows {rows}, dim {dim}, {mode}";
-            long n = (long)rows * dim;
-            float[] a = storage.Rounded(data.NonZero(n, 2f)), b = storage.Rounded(data.NonZero(n, 2f));
-            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = storage.Rounded(data.NonZero(dim));
-            bool residual = mode != "plain";
-
-            var cpu = new CpuReference();
-            Slice x = cpu.Put(a);
-            if (residual) cpu.Ops.Add(cpu.Put(a), cpu.Put(b), x, n);
-            float[] sum = storage.Rounded(cpu.Read(x));
-            Slice y = cpu.Zeros(n), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
-            cpu.Ops.LayerNorm(cpu.Put(sum), cpu.Put(gamma), cpu.Put(beta), y, mean, rstd, rows, dim);
-
-            using var aBuffer = DeviceBuffer.From(a, storage);
-            using var bBuffer = residual ? DeviceBuffer.From(b, storage) : null;
-            using var separate = mode == "residual" ? DeviceBuffer.Zeroed(n, storage) : null;
-            DeviceBuffer? residualBuffer = mode == "residual over a" ? aBuffer : separate;
-            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
-            using var betaBuffer = DeviceBuffer.From(beta, storage);
-            using var yBuffer = DeviceBuffer.Zeroed(n, storage);
-            using var meanBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
-            using var rstdBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
-            SimtEmulator.Launch($"residual_layernorm_forward_v{perLane}_{storage.Suffix()}",
-                SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
-                aBuffer, bBuffer, residualBuffer, gammaBuffer, betaBuffer, yBuffer, meanBuffer, rstdBuffer, rows, dim);
-
-            if (residualBuffer is not null) Compare.Close(sum, residualBuffer.ToFloats(), 0f, $"residual, {at}");
-            Compare.Close(cpu.Read(y), yBuffer.ToFloats(), 2 * storage.Tolerance(), $"y, {at}");
-            Compare.Close(cpu.Read(mean), meanBuffer.ToFloats(), 1e-5f, $"mean, {at}");
-            Compare.Close(cpu.Read(rstd), rstdBuffer.ToFloats(), 1e-5f, $"rstd, {at}");
+            ForwardMatchesCpu($"residual_layernorm_forward_v{(vectors + 31) / 32}_{storage.Suffix()}", data, storage,
+                order, rows, vectors * perVector, 2f, mode);
         }
+    }
+
+    private enum ResidualMode { None, Separate, OverA }
+
+    /// <summary>Runs a residual LayerNorm forward kernel on random inputs and compares with CpuOps.Add and LayerNorm.</summary>
+    private static void ForwardMatchesCpu(string kernel, TestData data, StorageType storage, SchedulerOrder order,
+        int rows, int dim, float scale, ResidualMode mode)
+    {
+        string at = $"{kernel}, scale {scale}, rows {rows}, dim {dim}, {mode}";
+        long n = (long)rows * dim;
+        float[] a = storage.Rounded(data.NonZero(n, scale)), b = storage.Rounded(data.NonZero(n, scale));
+        float[] gamma = storage.Rounded(data.NonZero(dim)), beta = storage.Rounded(data.NonZero(dim));
+
+        // Reference: the residual sum rounded to storage (as the kernel stores it), then LayerNorm of it.
+        float[] x = a;
+        if (mode != ResidualMode.None)
+        {
+            var cpuAdd = new CpuReference();
+            Slice sum = cpuAdd.Zeros(n);
+            cpuAdd.Ops.Add(cpuAdd.Put(a), cpuAdd.Put(b), sum, n);
+            x = storage.Rounded(cpuAdd.Read(sum));
+        }
+
+        var cpu = new CpuReference();
+        Slice y = cpu.Zeros(n), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
+        cpu.Ops.LayerNorm(cpu.Put(x), cpu.Put(gamma), cpu.Put(beta), y, mean, rstd, rows, dim);
+
+        using var aBuffer = DeviceBuffer.From(a, storage);
+        using var bBuffer = mode != ResidualMode.None ? DeviceBuffer.From(b, storage) : null;
+        using var separate = mode == ResidualMode.Separate ? DeviceBuffer.Zeroed(n, storage) : null;
+        DeviceBuffer? residualBuffer = mode == ResidualMode.OverA ? aBuffer : separate;
+        using var gammaBuffer = DeviceBuffer.From(gamma, storage);
+        using var betaBuffer = DeviceBuffer.From(beta, storage);
+        using var yBuffer = DeviceBuffer.Zeroed(n, storage);
+        using var meanBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+        using var rstdBuffer = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+        SimtEmulator.Launch(kernel, SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
+            aBuffer, bBuffer, residualBuffer, gammaBuffer, betaBuffer, yBuffer, meanBuffer, rstdBuffer, rows, dim);
+
+        if (residualBuffer is not null) Compare.Close(x, residualBuffer.ToFloats(), 0f, $"residual, {at}");
+        Compare.Close(cpu.Read(y), yBuffer.ToFloats(), 2 * storage.Tolerance(), $"y, {at}");
+        Compare.Close(cpu.Read(mean), meanBuffer.ToFloats(), 1e-5f, $"mean, {at}");
+        Compare.Close(cpu.Read(rstd), rstdBuffer.ToFloats(), 1e-5f, $"rstd, {at}");
     }
 
     [TestMethod]
@@ -127,46 +108,19 @@ public sealed class LayerNormKernelTests
         foreach (int rows in RowCounts)
         foreach (int dim in Dims)
         {
-            string at = $"rows {rows}, dim {dim}, accumulate {accumulate}";
-            long n = (long)rows * dim;
-            float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
-            float[] gamma = storage.Rounded(data.NonZero(dim)), beta = data.NonZero(dim);
-            float[] dx = storage.Rounded(data.NonZero(n));
-            float[] dGamma = storage.Rounded(data.NonZero(dim)), dBeta = storage.Rounded(data.NonZero(dim));
-
-            var cpu = new CpuReference();
-            Slice xSlice = cpu.Put(x), gammaSlice = cpu.Put(gamma), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
-            cpu.Ops.LayerNorm(xSlice, gammaSlice, cpu.Put(beta), cpu.Zeros(n), mean, rstd, rows, dim);
-            float[] means = cpu.Read(mean), rstds = cpu.Read(rstd);
-            Slice dxSlice = cpu.Put(dx), dGammaSlice = cpu.Put(dGamma), dBetaSlice = cpu.Put(dBeta);
-            cpu.Ops.LayerNormBackward(xSlice, gammaSlice, mean, rstd, cpu.Put(dy), dxSlice, dGammaSlice, dBetaSlice,
-                rows, dim, accumulate);
-
-            using var xBuffer = DeviceBuffer.From(x, storage);
-            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
-            using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
-            using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
-            using var dyBuffer = DeviceBuffer.From(dy, storage);
-            using var dxBuffer = DeviceBuffer.From(dx, storage);
-            using var dGammaBuffer = DeviceBuffer.From(dGamma, storage);
-            using var dBetaBuffer = DeviceBuffer.From(dBeta, storage);
+            using var c = new BackwardCase(data, storage, rows, dim, accumulate);
             string suffix = storage.Suffix();
             SimtEmulator.Launch($"layernorm_backward_dx_{suffix}", SimtEmulator.Blocks(rows, RowsPerBlock),
-                BlockThreads, order, xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, dxBuffer, rows, dim,
-                accumulate ? 1 : 0);
+                BlockThreads, order, c.X, c.Gamma, c.Mean, c.Rstd, c.Dy, c.Dx, rows, dim, accumulate ? 1 : 0);
 
             int chunks = Math.Min(rows, 37); // more than 32: the stage-2 threads stride over chunks
             using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
             SimtEmulator.Launch($"layernorm_backward_dparams_partial_{suffix}",
                 new Dim3((uint)SimtEmulator.Blocks(dim, 32), (uint)chunks), new Dim3(32, 8), order,
-                xBuffer, meanBuffer, rstdBuffer, dyBuffer, partials, rows, dim);
+                c.X, c.Mean, c.Rstd, c.Dy, partials, rows, dim);
             SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32),
-                order, partials, chunks, dGammaBuffer, dBetaBuffer, dim);
-
-            float tolerance = 2 * storage.Tolerance();
-            Compare.Close(cpu.Read(dxSlice), dxBuffer.ToFloats(), tolerance, $"dx, {at}");
-            Compare.Close(cpu.Read(dGammaSlice), dGammaBuffer.ToFloats(), tolerance, $"dGamma, {at}");
-            Compare.Close(cpu.Read(dBetaSlice), dBetaBuffer.ToFloats(), tolerance, $"dBeta, {at}");
+                order, partials, chunks, c.DGamma, c.DBeta, dim);
+            c.AssertMatchesCpu($"rows {rows}, dim {dim}, accumulate {accumulate}");
         }
     }
 
@@ -186,7 +140,28 @@ public sealed class LayerNormKernelTests
         foreach ((int rows, int chunks) in new[] { (1, 1), (7, 5), (33, 2), (70, 3) })
         {
             int dim = vectors * perVector, perLane = (vectors + 31) / 32;
-            string at = $"rows {rows}, dim {dim}, chunks {chunks}, accumulate {accumulate}";
+            using var c = new BackwardCase(data, storage, rows, dim, accumulate);
+            using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+            string suffix = storage.Suffix();
+            SimtEmulator.Launch($"layernorm_backward_fused_v{perLane}_{suffix}", chunks, BlockThreads, order,
+                c.X, c.Gamma, c.Mean, c.Rstd, c.Dy, c.Dx, partials, rows, dim, accumulate ? 1 : 0);
+            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32),
+                order, partials, chunks, c.DGamma, c.DBeta, dim);
+            c.AssertMatchesCpu($"rows {rows}, dim {dim}, chunks {chunks}, accumulate {accumulate}");
+        }
+    }
+
+    /// <summary>
+    /// Random inputs of one LayerNorm backward on the emulated device, and CpuOps' results for them (the statistics from
+    /// CpuOps' forward): a test launches kernels on the buffers, then compares.
+    /// </summary>
+    private sealed class BackwardCase : IDisposable
+    {
+        private readonly float[] expectedDx, expectedDGamma, expectedDBeta;
+        private readonly float tolerance;
+
+        public BackwardCase(TestData data, StorageType storage, int rows, int dim, bool accumulate)
+        {
             long n = (long)rows * dim;
             float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
             float[] gamma = storage.Rounded(data.NonZero(dim)), beta = data.NonZero(dim);
@@ -196,83 +171,57 @@ public sealed class LayerNormKernelTests
             var cpu = new CpuReference();
             Slice xSlice = cpu.Put(x), gammaSlice = cpu.Put(gamma), mean = cpu.Zeros(rows), rstd = cpu.Zeros(rows);
             cpu.Ops.LayerNorm(xSlice, gammaSlice, cpu.Put(beta), cpu.Zeros(n), mean, rstd, rows, dim);
-            float[] means = cpu.Read(mean), rstds = cpu.Read(rstd);
+            Mean = DeviceBuffer.From(cpu.Read(mean), StorageType.Float32);
+            Rstd = DeviceBuffer.From(cpu.Read(rstd), StorageType.Float32);
             Slice dxSlice = cpu.Put(dx), dGammaSlice = cpu.Put(dGamma), dBetaSlice = cpu.Put(dBeta);
             cpu.Ops.LayerNormBackward(xSlice, gammaSlice, mean, rstd, cpu.Put(dy), dxSlice, dGammaSlice, dBetaSlice,
                 rows, dim, accumulate);
+            (expectedDx, expectedDGamma, expectedDBeta) = (cpu.Read(dxSlice), cpu.Read(dGammaSlice), cpu.Read(dBetaSlice));
+            tolerance = 2 * storage.Tolerance();
 
-            using var xBuffer = DeviceBuffer.From(x, storage);
-            using var gammaBuffer = DeviceBuffer.From(gamma, storage);
-            using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
-            using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
-            using var dyBuffer = DeviceBuffer.From(dy, storage);
-            using var dxBuffer = DeviceBuffer.From(dx, storage);
-            using var dGammaBuffer = DeviceBuffer.From(dGamma, storage);
-            using var dBetaBuffer = DeviceBuffer.From(dBeta, storage);
-            using var partials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
-            string suffix = storage.Suffix();
-            SimtEmulator.Launch($"layernorm_backward_fused_v{perLane}_{suffix}", chunks, BlockThreads, order,
-                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, dxBuffer, partials, rows, dim,
-                accumulate ? 1 : 0);
-            SimtEmulator.Launch($"layernorm_backward_dparams_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32),
-                order, partials, chunks, dGammaBuffer, dBetaBuffer, dim);
-
-            float tolerance = 2 * storage.Tolerance();
-            Compare.Close(cpu.Read(dxSlice), dxBuffer.ToFloats(), tolerance, $"dx, {at}");
-            Compare.Close(cpu.Read(dGammaSlice), dGammaBuffer.ToFloats(), tolerance, $"dGamma, {at}");
-            Compare.Close(cpu.Read(dBetaSlice), dBetaBuffer.ToFloats(), tolerance, $"dBeta, {at}");
+            X = DeviceBuffer.From(x, storage);
+            Gamma = DeviceBuffer.From(gamma, storage);
+            Dy = DeviceBuffer.From(dy, storage);
+            Dx = DeviceBuffer.From(dx, storage);
+            DGamma = DeviceBuffer.From(dGamma, storage);
+            DBeta = DeviceBuffer.From(dBeta, storage);
         }
-    }
 
-    /// <summary>The fused backward with dx over dy (accumulate 0) writes bitwise what it writes to a separate buffer.</summary>
-    [TestMethod]
-    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
-    public void FusedBackwardInPlaceOverDyEqualsTheSeparateBuffer(StorageType storage, SchedulerOrder order)
-    {
-        var data = new TestData(15);
-        const int rows = 9, chunks = 2;
-        int dim = 96 * (16 / storage.BytesPerElement());
-        long n = (long)rows * dim;
-        float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
-        float[] gamma = storage.Rounded(data.NonZero(dim));
-        float[] means = data.NonZero(rows), rstds = new float[rows];
-        for (int r = 0; r < rows; r++) rstds[r] = 0.5f + (r % 3);
-        using var xBuffer = DeviceBuffer.From(x, storage);
-        using var gammaBuffer = DeviceBuffer.From(gamma, storage);
-        using var meanBuffer = DeviceBuffer.From(means, StorageType.Float32);
-        using var rstdBuffer = DeviceBuffer.From(rstds, StorageType.Float32);
-        using var dyBuffer = DeviceBuffer.From(dy, storage);
-        using var separate = DeviceBuffer.Zeroed(n, storage);
-        using var inPlace = DeviceBuffer.From(dy, storage);
-        using var separatePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
-        using var inPlacePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
-        string kernel = $"layernorm_backward_fused_v3_{storage.Suffix()}";
-        SimtEmulator.Launch(kernel, chunks, BlockThreads, order,
-            xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, separate, separatePartials, rows, dim, 0);
-        SimtEmulator.Launch(kernel, chunks, BlockThreads, order,
-            xBuffer, gammaBuffer, meanBuffer, rstdBuffer, inPlace, inPlace, inPlacePartials, rows, dim, 0);
-        AssertBitwise(separate.ToFloats(), inPlace.ToFloats(), "dx");
-        AssertBitwise(separatePartials.ToFloats(), inPlacePartials.ToFloats(), "partials");
-    }
+        public DeviceBuffer X { get; }
+        public DeviceBuffer Gamma { get; }
+        public DeviceBuffer Mean { get; }
+        public DeviceBuffer Rstd { get; }
+        public DeviceBuffer Dy { get; }
+        public DeviceBuffer Dx { get; }
+        public DeviceBuffer DGamma { get; }
+        public DeviceBuffer DBeta { get; }
 
-    private static void AssertBitwise(float[] expected, float[] actual, string what)
-    {
-        Assert.IsTrue(expected.Any(v => v != 0f), $"the kernel wrote the separate {what}");
-        for (int i = 0; i < expected.Length; i++)
-            Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]), $"{what}, element {i}");
+        public void AssertMatchesCpu(string at)
+        {
+            Compare.Close(expectedDx, Dx.ToFloats(), tolerance, $"dx, {at}");
+            Compare.Close(expectedDGamma, DGamma.ToFloats(), tolerance, $"dGamma, {at}");
+            Compare.Close(expectedDBeta, DBeta.ToFloats(), tolerance, $"dBeta, {at}");
+        }
+
+        public void Dispose()
+        {
+            foreach (DeviceBuffer buffer in new[] { X, Gamma, Mean, Rstd, Dy, Dx, DGamma, DBeta }) buffer.Dispose();
+        }
     }
 
     /// <summary>
     /// dx may alias dy when accumulate is 0 (the generated code computes some gradients in place): the result is
-    /// bitwise the one into a separate buffer, for rows that fit the registers and for wider ones.
+    /// bitwise the one into a separate buffer, for rows that fit the registers of layernorm_backward_dx and wider ones,
+    /// and for the fused kernel (its parameter-gradient partials too).
     /// </summary>
     [TestMethod]
     [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
-    public void BackwardDxInPlaceOverDyEqualsTheSeparateBuffer(StorageType storage, SchedulerOrder order)
+    public void BackwardInPlaceOverDyEqualsTheSeparateBuffer(StorageType storage, SchedulerOrder order)
     {
         var data = new TestData(13);
-        const int rows = 7;
-        foreach (int dim in new[] { 130, 1030 })
+        const int rows = 9, chunks = 2;
+        string suffix = storage.Suffix();
+        foreach ((int dim, bool fused) in new[] { (130, false), (1030, false), (96 * (16 / storage.BytesPerElement()), true) })
         {
             long n = (long)rows * dim;
             float[] x = storage.Rounded(data.NonZero(n, 2f)), dy = storage.Rounded(data.NonZero(n));
@@ -286,15 +235,31 @@ public sealed class LayerNormKernelTests
             using var dyBuffer = DeviceBuffer.From(dy, storage);
             using var separate = DeviceBuffer.Zeroed(n, storage);
             using var inPlace = DeviceBuffer.From(dy, storage);
-            string kernel = $"layernorm_backward_dx_{storage.Suffix()}";
-            SimtEmulator.Launch(kernel, SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
-                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyBuffer, separate, rows, dim, 0);
-            SimtEmulator.Launch(kernel, SimtEmulator.Blocks(rows, RowsPerBlock), BlockThreads, order,
-                xBuffer, gammaBuffer, meanBuffer, rstdBuffer, inPlace, inPlace, rows, dim, 0);
-            float[] expected = separate.ToFloats(), actual = inPlace.ToFloats();
-            Assert.IsTrue(expected.Any(v => v != 0f), "the kernel wrote the separate buffer");
-            for (int i = 0; i < expected.Length; i++)
-                Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]), $"dim {dim}, element {i}");
+            using var separatePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+            using var inPlacePartials = DeviceBuffer.Zeroed(2L * chunks * dim, StorageType.Float32);
+
+            void Backward(DeviceBuffer dyArgument, DeviceBuffer dxArgument, DeviceBuffer partials)
+            {
+                if (fused)
+                    SimtEmulator.Launch($"layernorm_backward_fused_v3_{suffix}", chunks, BlockThreads, order, xBuffer,
+                        gammaBuffer, meanBuffer, rstdBuffer, dyArgument, dxArgument, partials, rows, dim, 0);
+                else
+                    SimtEmulator.Launch($"layernorm_backward_dx_{suffix}", SimtEmulator.Blocks(rows, RowsPerBlock),
+                        BlockThreads, order, xBuffer, gammaBuffer, meanBuffer, rstdBuffer, dyArgument, dxArgument, rows,
+                        dim, 0);
+            }
+
+            Backward(dyBuffer, separate, separatePartials);
+            Backward(inPlace, inPlace, inPlacePartials);
+            AssertBitwise(separate.ToFloats(), inPlace.ToFloats(), $"dx, dim {dim}");
+            if (fused) AssertBitwise(separatePartials.ToFloats(), inPlacePartials.ToFloats(), $"partials, dim {dim}");
         }
+    }
+
+    private static void AssertBitwise(float[] expected, float[] actual, string what)
+    {
+        Assert.IsTrue(expected.Any(v => v != 0f), $"the kernel wrote the separate {what}");
+        for (int i = 0; i < expected.Length; i++)
+            Assert.AreEqual(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]), $"{what}, element {i}");
     }
 }

@@ -58,9 +58,41 @@ template <typename T> SW_INLINE void flash_store_pair(T* dqkv, long long i, floa
 // their 64 rows.
 #define SW_FLASH_DKDV_STAGE(D) (2 * SW_FLASH_TILE * ((D) + 8) + 4 * SW_FLASH_TILE)
 
+// Stores a warp's dSᵀ values (its keys key[0], key[1] at rows g, g+8; queries q0 + 8n + 2t and the next) into
+// this head's [seq keys][seq queries] block of `scores`, rounded to T exactly as the dK product takes them, for
+// flash_attention_backward_dq_stored. Query pairs are one 4-byte store when seq is even (every pair is then aligned);
+// keys and queries past seq are not stored.
+template <typename T, int N>
+SW_INLINE void flash_store_scores(sw_bits16* scores_head, const float (&ds)[1][N][4], const int (&key)[2], int q0,
+                                  int seq, int t)
+{
+    SW_UNROLL
+    for (int r = 0; r < 2; r++)
+    {
+        if (key[r] >= seq) continue;
+        sw_bits16* row = scores_head + (long long)key[r] * seq + q0;
+        SW_UNROLL
+        for (int n = 0; n < N; n++)
+        {
+            int column = 8 * n + 2 * t;
+            float low = ds[0][n][2 * r], high = ds[0][n][2 * r + 1];
+            if ((seq & 1) == 0 && q0 + column < seq)
+            {
+                *reinterpret_cast<unsigned*>(row + column) = sw_pack_float2<T>(low, high);
+                continue;
+            }
+            if (q0 + column < seq) row[column] = sw_from_float<T>(low).bits;
+            if (q0 + column + 1 < seq) row[column + 1] = sw_from_float<T>(high).bits;
+        }
+    }
+}
+
+// scores: null, or [batch·heads][seq][seq] 16-bit (plus 8 elements of padding) for the dSᵀ tiles (see
+// flash_attention_backward_dq_stored).
 template <typename T, int D>
 SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
-                                             int seq, int heads, int head_dim, int accumulate, sw_bits16* shared)
+                                             T* scores, int seq, int heads, int head_dim, int accumulate,
+                                             sw_bits16* shared)
 {
     constexpr int STRIDE = D + 8;
     constexpr int STEPS = D / 16;
@@ -162,6 +194,9 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
             SW_UNROLL
             for (int e = 0; e < 4; e++) ds[0][n][e] = p[0][n][e] * (ds[0][n][e] - delta_tile[8 * n + 2 * t + (e & 1)]);
         }
+        if (scores != nullptr)
+            flash_store_scores<T>(reinterpret_cast<sw_bits16*>(scores) + (long long)blockIdx.y * seq * seq, ds, key, q0,
+                                  seq, t);
 
         // dK += dSᵀ·Q (scaled at the end).
         sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE);
@@ -281,6 +316,76 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     }
 }
 
+// dQ from the dSᵀ tiles the dK/dV kernel stored (scores, see flash_store_scores) instead of recomputing S, P, dP and
+// dS: one product per key tile (dQ += dS·K) where flash_attention_backward_dq does three and the exponentials. Costs
+// the batch·heads·seq² 16-bit scores buffer and its traffic (written once, read once). Grid, block and tile order as
+// flash_attention_backward_dq; dynamic shared memory 2 stages × (dSᵀ tile 64 × 72 + K tile 64 × (D+8)) × 2 bytes
+// (36 KiB for d64, 52 KiB for d128). A dSᵀ tile's columns past seq may hold anything (the row's next values): they
+// only reach the dQ rows of queries past seq, which are never stored; the buffer's padding keeps the last read
+// inside it.
+template <typename T, int D>
+SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores, T* dqkv, int seq, int heads,
+                                                  int head_dim, int accumulate, sw_bits16* shared)
+{
+    constexpr int STRIDE = D + 8;
+    constexpr int SCORE_STRIDE = SW_FLASH_TILE + 8;
+    constexpr int OUT_TILES = D / 8;
+    constexpr int SCORE_TILE = SW_FLASH_TILE * SCORE_STRIDE;
+    constexpr int STAGE = SCORE_TILE + SW_FLASH_TILE * STRIDE;
+
+    int q0 = (gridDim.x - 1 - blockIdx.x) * SW_FLASH_ROWS; // the last query tiles see the most keys: first
+    const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
+    const sw_bits16* scores_head = reinterpret_cast<const sw_bits16*>(scores) + (long long)blockIdx.y * seq * seq;
+    int warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
+    int g = lane >> 2, t = lane & 3;
+    int key_end = min(q0 + SW_FLASH_ROWS, seq);
+    int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+
+    // Stage s: the dSᵀ tile of keys k0… and this block's queries, then the K tile of those keys.
+    auto stage_keys = [&](int stage, int k0) {
+        sw_bits16* base = shared + stage * STAGE;
+        sw_stage_tile_async(base, SCORE_STRIDE, SW_FLASH_TILE, SW_FLASH_TILE, scores_head + (long long)k0 * seq + q0, seq,
+                            seq - k0, seq - q0);
+        sw_stage_tile_async(base + SCORE_TILE, STRIDE, SW_FLASH_TILE, D, head.k + k0 * head.row_stride, head.row_stride,
+                            seq - k0, head_dim);
+        sw_async_commit();
+    };
+
+    int first_query = q0 + 16 * warp, last_query = first_query + 15;
+    float dq[1][OUT_TILES][4];
+    SW_UNROLL
+    for (int j = 0; j < OUT_TILES; j++) dq[0][j][0] = dq[0][j][1] = dq[0][j][2] = dq[0][j][3] = 0.0f;
+
+    stage_keys(0, 0);
+    for (int i = 0; i < tiles; i++)
+    {
+        int k0 = i * SW_FLASH_TILE;
+        bool next = i + 1 < tiles;
+        if (next) stage_keys((i + 1) & 1, k0 + SW_FLASH_TILE);
+        sw_flash_wait_current(next);
+        const sw_bits16* score_tile = shared + (i & 1) * STAGE;
+        // A key tile wholly after this warp's queries adds nothing (its stored dS there are zeros anyway).
+        if (k0 <= last_query)
+            sw_warp_accumulate_transposed_product<T, SW_FLASH_TILE / 16>(dq, score_tile, SCORE_STRIDE,
+                                                                         score_tile + SCORE_TILE, STRIDE);
+        __syncthreads(); // every warp is done with this stage before tile i+2 is copied into it
+    }
+
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    SW_UNROLL
+    for (int r = 0; r < 2; r++)
+    {
+        int query = first_query + g + 8 * r;
+        if (query >= seq) continue;
+        long long row = head.qkv_offset(query);
+        SW_UNROLL
+        for (int j = 0; j < OUT_TILES; j++)
+            if (8 * j < head_dim)
+                flash_store_pair(dqkv, row + 8 * j + 2 * t, scale * dq[0][j][2 * r], scale * dq[0][j][2 * r + 1],
+                                 accumulate);
+    }
+}
+
 #define SW_FLASH_DOT_KERNEL(suffix, T)                                                                        \
     extern "C" __global__ void flash_attention_backward_dot_##suffix(const T* y, const T* dy, float* delta,   \
                                                                      int rows, int seq, int heads, int head_dim) \
@@ -291,11 +396,12 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
 
 #define SW_FLASH_BACKWARD_KERNELS(suffix, T, D)                                                               \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dkdv_d##D##_##suffix( \
-        const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
+        const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, T* scores, int seq, int heads, \
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
+        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim, accumulate, \
+                                            shared);                                                          \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dkdv_d##D##_##suffix)                                         \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_d##D##_##suffix( \
@@ -305,7 +411,15 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
         flash_attention_backward_dq<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dq_d##D##_##suffix)
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_d##D##_##suffix)                                           \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS)                                            \
+        flash_attention_backward_dq_stored_d##D##_##suffix(const T* qkv, const T* scores, T* dqkv, int seq,  \
+                                                           int heads, int head_dim, int accumulate)          \
+    {                                                                                                         \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dq_stored<T, D>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared);  \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored_d##D##_##suffix)
 
 SW_FLASH_DOT_KERNEL(f16, sw_half)
 SW_FLASH_DOT_KERNEL(bf16, sw_bf16)

@@ -247,6 +247,15 @@ SW_INLINE void sw_load_a(unsigned (&a)[4], const sw_bits16* tile, int stride, in
     sw_ldmatrix_x4(a, tile + (row0 + (lane & 15)) * stride + col0 + (lane >> 4) * 8);
 }
 
+// A fragment of the 16×16 block of A = Mᵀ at (row0, col0), M row-major (A[i][k] = M[col0+k][row0+i]): the transposed
+// load of the four 8×8 blocks of M in the order a0…a3 (M rows col0…+7 then col0+8…+15, each at M columns row0…+7
+// and row0+8…+15). dQ += dS·K reads dS this way from the dSᵀ tiles the dK/dV kernel stores.
+SW_INLINE void sw_load_a_transposed(unsigned (&a)[4], const sw_bits16* tile, int stride, int row0, int col0)
+{
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    sw_ldmatrix_x4_trans(a, tile + (col0 + (lane & 7) + (lane >> 4) * 8) * stride + row0 + ((lane >> 3) & 1) * 8);
+}
+
 // B fragments of two neighbouring 8-column n-tiles for B = Mᵀ, M row-major with n along its rows (K in S = Q·Kᵀ):
 // B[k][n] = M[n0+n][k0+k] for n < 16, k < 16. b[0], b[1] serve n-tile n0, b[2], b[3] n-tile n0+8.
 SW_INLINE void sw_load_b_transposed_pair(unsigned (&b)[4], const sw_bits16* tile, int stride, int n0, int k0)
@@ -337,6 +346,32 @@ SW_INLINE void sw_warp_accumulate_product(float (&acc)[M][J][4], const float (&p
                 sw_mma_16816<T>(acc[m][j], a[m], low);
                 sw_mma_16816<T>(acc[m][j + 1], a[m], high);
             }
+        }
+    }
+}
+
+// acc[0][j] += A · (b_tile rows 0…16·K_STEPS−1, columns 8j…8j+7) for every j < J (J even), where A is the warp's 16
+// rows of Mᵀ for a staged row-major tile M (a_tile: K_STEPS·16 rows, the warp's 16 columns from 16·warp): the product
+// of sw_warp_accumulate_product with the A operand read from shared memory instead of registers. dQ += dS·K from
+// stored dSᵀ tiles.
+template <typename T, int K_STEPS, int J>
+SW_INLINE void sw_warp_accumulate_transposed_product(float (&acc)[1][J][4], const sw_bits16* a_tile, int a_stride,
+                                                     const sw_bits16* b_tile, int b_stride)
+{
+    int warp = threadIdx.x / SW_WARP_SIZE;
+    SW_UNROLL
+    for (int kk = 0; kk < K_STEPS; kk++)
+    {
+        unsigned a[4];
+        sw_load_a_transposed(a, a_tile, a_stride, 16 * warp, 16 * kk);
+        SW_UNROLL
+        for (int j = 0; j < J; j += 2)
+        {
+            unsigned b[4];
+            sw_load_b_pair(b, b_tile, b_stride, 16 * kk, 8 * j);
+            const unsigned low[2] = {b[0], b[1]}, high[2] = {b[2], b[3]};
+            sw_mma_16816<T>(acc[0][j], a, low);
+            sw_mma_16816<T>(acc[0][j + 1], a, high);
         }
     }
 }

@@ -50,6 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
+#     the flash-dQ-from-stored-dS variant (bf16; SHARDWISE_BENCH_FLASH_DQ_STORED=0 skips it): bench 50 s, profile 40 s
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
 # The whole list (tests, curve, both benches, PyTorch, a bf16 profile, narrowed sanitizers) took 248 s in one call.
@@ -403,6 +404,13 @@ run_shardwise_bench() {
       env SHARDWISE_FUSED_ATTENTION=0 dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 2 --steps 10 --max-seconds 20 ||
       rc=1
   fi
+  # SHARDWISE_BENCH_FLASH_DQ_STORED (default 1): bf16 once more with the flash dQ computed from stored dSᵀ tiles
+  # (SHARDWISE_FLASH_DQ=stored, opt-in until this comparison has been measured; bench.log only).
+  if [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ]; then
+    bench_step "Shardwise bench, Gpt2Small bf16, flash dQ from stored dS" 50 \
+      env SHARDWISE_FLASH_DQ=stored dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 2 --steps 10 --max-seconds 20 ||
+      rc=1
+  fi
   return "$rc"
 }
 
@@ -417,6 +425,11 @@ run_profile() {
       dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
       --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1
   done
+  if [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ]; then
+    bench_step "Shardwise bench --profile, Gpt2Small bf16, flash dQ from stored dS" 40 \
+      env SHARDWISE_FLASH_DQ=stored dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
+      --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1
+  fi
   return "$rc"
 }
 

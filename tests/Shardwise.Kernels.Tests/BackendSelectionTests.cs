@@ -204,4 +204,27 @@ public sealed class BackendSelectionTests
             Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, saved);
         }
     }
+
+    /// <summary>
+    /// dQ from the stored dSᵀ tiles is opt-in until measured on a GPU: the option, else SHARDWISE_FLASH_DQ=stored.
+    /// </summary>
+    [TestMethod]
+    public void FlashDqFromStoredScoresFollowsTheOptionsThenTheEnvironment()
+    {
+        string? saved = Environment.GetEnvironmentVariable(CudaOpsOptions.FlashDqVariable);
+        try
+        {
+            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, false), ("", false), ("recompute", false), ("stored", true) })
+            {
+                Environment.SetEnvironmentVariable(CudaOpsOptions.FlashDqVariable, value);
+                Assert.AreEqual(expected, new CudaOpsOptions().UsesFlashDqFromStoredScores, $"variable {value ?? "unset"}");
+                Assert.IsTrue(new CudaOpsOptions(FlashDqFromStoredScores: true).UsesFlashDqFromStoredScores, "the option wins");
+                Assert.IsFalse(new CudaOpsOptions(FlashDqFromStoredScores: false).UsesFlashDqFromStoredScores, "the option wins");
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(CudaOpsOptions.FlashDqVariable, saved);
+        }
+    }
 }

@@ -239,15 +239,16 @@ public sealed class CudaOpsHalfTests
     [DataRow(StorageType.BFloat16)]
     public void AttentionForwardAndBackward(StorageType storage)
     {
-        foreach (bool fused in new[] { true, false })
+        // The GEMM path, the flash path, and the flash path with dQ from the stored dSᵀ tiles.
+        foreach ((bool fused, bool storedScores) in new[] { (true, false), (false, false), (true, true) })
         {
-            using var twins = new TwinBackends(GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused), 8,
-                activations: 1 << 22);
+            using var twins = new TwinBackends(GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
+                flashDqFromStoredScores: storedScores), 8, activations: 1 << 22);
             float u = Unit(storage);
             foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
             foreach (bool accumulate in new[] { false, true })
             {
-                string at = $"{storage}, fused {fused}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+                string at = $"{storage}, fused {fused}, stored dS {storedScores}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
                 Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
                 Slice p = twins.Random((long)batch * heads * sequence * sequence);
                 twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
@@ -258,7 +259,14 @@ public sealed class CudaOpsHalfTests
                 twins.AssertClose(y, 2 * u, $"y, {at}");
                 Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
                 if (!flash) twins.Sync(p); // the backward's input: the GPU's stored probabilities on both sides
+                twins.Gpu.StartProfiling();
                 twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
+                string[] launches = [.. twins.Gpu.StopProfiling().Select(t => t.Operation)];
+                if (flash)
+                {
+                    string dq = storedScores ? "flash_attention_backward_dq_stored" : "flash_attention_backward_dq_d";
+                    Assert.IsTrue(launches.Any(l => l.Contains(dq, StringComparison.Ordinal)), $"{dq} ran: {string.Join(", ", launches)}, {at}");
+                }
                 (float[] cpu, float[] gpu) = twins.Read(dqkv);
                 Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
             }

@@ -29,6 +29,9 @@ public sealed class FlashAttentionKernelTests
     /// <summary>Of the dK/dV kernel: two stages of (Q, dY) tiles and their fp32 lse and D.</summary>
     private static uint DkdvShared(int width) => (uint)(2 * (2 * Tile * (width + 8) + 4 * Tile) * 2);
 
+    /// <summary>Of the dQ kernel from stored dS: two stages of a 64 × 72 dSᵀ tile and a K tile.</summary>
+    private static uint StoredDqShared(int width) => (uint)(2 * (Tile * (Tile + 8) + Tile * (width + 8)) * 2);
+
     /// <summary>(batch, heads, headDim, seq, kernel width): the d128 kernels also run with a narrow head.</summary>
     private static readonly (int Batch, int Heads, int HeadDim, int Seq, int Width)[] Shapes =
     [
@@ -89,19 +92,33 @@ public sealed class FlashAttentionKernelTests
             DotThreads, order, y, dyBuffer, delta, rows, seq, heads, headDim);
         Compare.Close(Delta(yKernel, dy, batch, seq, heads, headDim), delta.ToFloats(), 1e-5f, $"D, {at}");
 
+        foreach (bool storedScores in new[] { false, true })
         foreach (bool accumulate in new[] { false, true })
         {
-            // Overwriting starts from non-zero values too, so a kernel that added would fail.
+            // Overwriting starts from non-zero values too, so a kernel that added would fail. The dSᵀ buffer starts as
+            // NaN: an element dQ read that the dK/dV kernel did not write would show.
             using var dqkvBuffer = DeviceBuffer.From(prior, storage);
-            KernelArg[] arguments = [qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, accumulate ? 1 : 0];
+            using var scores = storedScores ? NaNScores(batch, heads, seq, storage) : null;
+            int add = accumulate ? 1 : 0;
             SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, DkdvShared(width), order,
-                arguments);
-            SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width), order,
-                arguments);
+                qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, scores, seq, heads, headDim, add);
+            if (scores is null)
+                SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width),
+                    order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, add);
+            else
+                SimtEmulator.Launch($"flash_attention_backward_dq_stored_d{width}_{suffix}", grid, Threads,
+                    StoredDqShared(width), order, qkvBuffer, scores, dqkvBuffer, seq, heads, headDim, add);
             Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
-                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
-
+                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
         }
+    }
+
+    /// <summary>The dSᵀ buffer of flash_attention_backward_dq_stored (batch·heads·seq² plus 8 elements of padding), all NaN.</summary>
+    private static DeviceBuffer NaNScores(int batch, int heads, int seq, StorageType storage)
+    {
+        var values = new float[(long)batch * heads * seq * seq + 8];
+        Array.Fill(values, float.NaN);
+        return DeviceBuffer.From(values, storage);
     }
 
     /// <summary>
@@ -137,11 +154,10 @@ public sealed class FlashAttentionKernelTests
             int rows = batch * seq * heads;
             SimtEmulator.Launch("flash_attention_backward_dot_bf16", SimtEmulator.Blocks(rows, DotThreads / 32),
                 DotThreads, SchedulerOrder.Forward, yp, d, delta, rows, seq, heads, headDim);
-            KernelArg[] arguments = [q, d, lse, delta, g, seq, heads, headDim, 1];
             SimtEmulator.Launch("flash_attention_backward_dkdv_d64_bf16", grid, Threads, DkdvShared(64),
-                SchedulerOrder.Forward, arguments);
+                SchedulerOrder.Forward, q, d, lse, delta, g, KernelArg.Null, seq, heads, headDim, 1);
             SimtEmulator.Launch("flash_attention_backward_dq_d64_bf16", grid, Threads, TileShared(64),
-                SchedulerOrder.Forward, arguments);
+                SchedulerOrder.Forward, q, d, lse, delta, g, seq, heads, headDim, 1);
             return (y.ToFloats()[(2 * offset)..], dqkv.ToFloats()[offset..]);
         }
 
@@ -161,7 +177,7 @@ public sealed class FlashAttentionKernelTests
             Assert.IsTrue(names.Contains($"flash_attention_backward_dot_{suffix}"));
             foreach (int width in new[] { 64, 128 })
             {
-                foreach (string kernel in new[] { "forward", "backward_dkdv", "backward_dq" })
+                foreach (string kernel in new[] { "forward", "backward_dkdv", "backward_dq", "backward_dq_stored" })
                     Assert.IsTrue(names.Contains($"flash_attention_{kernel}_d{width}_{suffix}"), $"{kernel} d{width} {suffix}");
             }
         }
@@ -205,9 +221,11 @@ public sealed class FlashAttentionKernelTests
                 CudaFunction forwardKernel = forward.GetFunction($"flash_attention_forward_d{width}_{suffix}");
                 CudaFunction dkdvKernel = backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}");
                 CudaFunction dqKernel = backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}");
+                CudaFunction storedDqKernel = backward.GetFunction($"flash_attention_backward_dq_stored_d{width}_{suffix}");
                 forwardKernel.AllowDynamicSharedMemory((int)TileShared(width));
                 dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width));
                 dqKernel.AllowDynamicSharedMemory((int)TileShared(width));
+                storedDqKernel.AllowDynamicSharedMemory((int)StoredDqShared(width));
                 forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
                 backward.GetFunction($"flash_attention_backward_dot_{suffix}").Launch(
                     SimtEmulator.Blocks(rows, DotThreads / 32), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
@@ -217,15 +235,26 @@ public sealed class FlashAttentionKernelTests
                 lse.Download<float>(lseValues);
                 Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lseValues, 1e-5f, $"lse, {at}");
 
+                foreach (bool storedScores in new[] { false, true })
                 foreach (bool accumulate in new[] { false, true })
                 {
                     using DeviceMemory dqkv = Upload(context, prior, storage);
-                    KernelArgument[] arguments = [dQkv, dDy, lse, delta, dqkv, seq, heads, headDim, accumulate ? 1 : 0];
-                    dkdvKernel.Launch(grid, Threads, DkdvShared(width), null, arguments);
-                    dqKernel.Launch(grid, Threads, TileShared(width), null, arguments);
+                    using DeviceMemory? scores = storedScores
+                        ? DeviceMemory.Allocate(context, 2L * ((long)batch * heads * seq * seq + 8))
+                        : null;
+                    int add = accumulate ? 1 : 0;
+                    dkdvKernel.Launch(grid, Threads, DkdvShared(width), null, dQkv, dDy, lse, delta, dqkv, scores, seq,
+                        heads, headDim, add);
+                    if (scores is null)
+                        dqKernel.Launch(grid, Threads, TileShared(width), null, dQkv, dDy, lse, delta, dqkv, seq, heads,
+                            headDim, add);
+                    else
+                        storedDqKernel.Launch(grid, Threads, StoredDqShared(width), null, dQkv, scores, dqkv, seq, heads,
+                            headDim, add);
                     context.Synchronize();
                     Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, Download(dqkv, qkv.Length, storage),
-                        2 * storage.Tolerance(), $"dqkv ({(accumulate ? "accumulated" : "overwritten")}), {at}");
+                        2 * storage.Tolerance(),
+                        $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
                 }
             }
         }

@@ -68,21 +68,38 @@ public sealed partial class CudaOps
         if (!FlashAttentionSupported(batch, sequence, heads, dim) || y % 4 != 0 || lse % 4 != 0) return false;
         if (batch == 0) return true;
         int headDim = dim / heads, rows = batch * sequence * heads;
-        ulong delta = scoreScratch.Ensure((long)rows * sizeof(float));
+        // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them.
+        long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
+        long scoresBytes = StoresFlashScores ? ((long)batch * heads * sequence * sequence + 8) * ElementBytes : 0;
+        ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
+        ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
         Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / 32), FlashDotThreads, 0, null,
             y, dy, delta, rows, sequence, heads, headDim);
         int width = FlashWidth(headDim);
         var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
         int add = accumulate ? 1 : 0;
-        // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ.
+        // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ, or (dSᵀ, K) tiles
+        // for dQ from the stored scores.
         uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
-        uint dqShared = FlashTileStagesBytes(width);
         FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
-            qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
-        FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
-            qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
+            qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
+        if (scores == 0)
+        {
+            uint dqShared = FlashTileStagesBytes(width);
+            FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
+                qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
+        }
+        else
+        {
+            uint storedShared = (uint)(2 * (FlashTile * (FlashTile + 8) + FlashTile * (width + 8)) * sizeof(ushort));
+            FlashKernel($"flash_attention_backward_dq_stored_d{width}", storedShared).Launch(grid, FlashThreads,
+                storedShared, null, qkv, scores, dqkv, sequence, heads, headDim, add);
+        }
         return true;
     }
+
+    /// <summary>Whether the flash backward computes dQ from dSᵀ tiles the dK/dV kernel stores (<see cref="CudaOpsOptions.FlashDqFromStoredScores"/>).</summary>
+    private bool StoresFlashScores => Options.UsesFlashDqFromStoredScores;
 
     /// <summary>
     /// Where the flash path keeps its state inside the planned probabilities buffer of batch·heads·seq² elements

@@ -21,9 +21,22 @@ namespace Shardwise.Cuda;
 /// cp.async pipelines: on an H200 the GPT-2 124M bf16 step takes 41.3 ms with them against 51.7 ms with the GEMM
 /// path (docs/gpu-results.md).
 /// </param>
+/// <param name="FlashDqFromStoredScores">
+/// Opt-in, not yet measured on a GPU: the flash backward's dK/dV kernel also stores dSᵀ (batch·heads·seq² 16-bit
+/// values, the size of the score gradients the GEMM path keeps) and dQ is one product per tile over them
+/// (flash_attention_backward_dq_stored), instead of a second kernel that recomputes S, P, dP and dS. Null: the
+/// environment variable <c>SHARDWISE_FLASH_DQ</c> = <c>stored</c> turns it on.
+/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
-    StorageType Storage = StorageType.Float32, bool? FusedAttention = null)
+    StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null)
 {
+    /// <summary>The environment variable that picks the flash dQ kernel when <see cref="FlashDqFromStoredScores"/> is null.</summary>
+    public const string FlashDqVariable = "SHARDWISE_FLASH_DQ";
+
+    /// <summary><see cref="FlashDqFromStoredScores"/>, or the environment's choice when it is null.</summary>
+    public bool UsesFlashDqFromStoredScores =>
+        FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is "stored";
+
     /// <summary>The environment variable that turns the fused attention off (0, false) when <see cref="FusedAttention"/> is null.</summary>
     public const string FusedAttentionVariable = "SHARDWISE_FUSED_ATTENTION";
 

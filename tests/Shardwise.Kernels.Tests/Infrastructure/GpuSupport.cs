@@ -40,9 +40,10 @@ public static class GpuSupport
     /// SHARDWISE_REQUIRE_GPU=1).
     /// </summary>
     public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
-        bool? fusedAttention = null)
+        bool? fusedAttention = null, bool? flashDqFromStoredScores = null)
     {
         RequireGpu();
-        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention));
+        return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention,
+            FlashDqFromStoredScores: flashDqFromStoredScores));
     }
 }

@@ -63,6 +63,13 @@ public sealed class TwinBackends : IDisposable
     }
 
     /// <summary>
+    /// Moves the next slice to a multiple of <paramref name="elements"/> elements, plus <paramref name="offset"/>:
+    /// aligned slices take the kernels' vector loads (16 bytes = 8 16-bit or 4 fp32 elements), offset ones their
+    /// element-by-element paths. The arenas themselves start 256-byte aligned.
+    /// </summary>
+    public void AlignTo(int elements, int offset = 0) => used = (used + elements - 1) / elements * elements + offset;
+
+    /// <summary>
     /// A slice for <paramref name="count"/> fp32 per-row statistics, filled with the same random fp32 values on both
     /// backends: <see cref="CudaOps.StatisticSlots"/> elements per value from a 4-byte boundary, as the generator
     /// plans them (the CPU backend uses the first <paramref name="count"/>).

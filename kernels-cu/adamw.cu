@@ -39,23 +39,23 @@ SW_INLINE void adamw_element(const sw_adamw_settings& s, float& p, float& m, flo
     p -= s.lr * update;
 }
 
-// Elements [first, first + count) (count ≤ SW_ADAMW_VECTOR), as vectors when `vector` and count is a whole group.
-template <typename T>
+// Elements [first, first + count), count ≤ SW_ADAMW_VECTOR. VECTOR: a whole group, every pointer aligned for it.
+template <bool VECTOR, typename T>
 SW_INLINE void adamw_group(const sw_adamw_settings& s, float* master, const T* grads, float* m, float* v, T* params,
-                           long long first, int count, bool vector)
+                           long long first, int count)
 {
     constexpr int N = SW_ADAMW_VECTOR;
     float p[N], mi[N], vi[N], g[N];
-    sw_load_elements(master + first, p, count, vector);
-    sw_load_elements(m + first, mi, count, vector);
-    sw_load_elements(v + first, vi, count, vector);
-    sw_load_elements(grads + first, g, count, vector);
+    sw_load_elements<VECTOR>(master + first, p, count);
+    sw_load_elements<VECTOR>(m + first, mi, count);
+    sw_load_elements<VECTOR>(v + first, vi, count);
+    sw_load_elements<VECTOR>(grads + first, g, count);
     SW_UNROLL
     for (int k = 0; k < N; k++) adamw_element(s, p[k], mi[k], vi[k], g[k]);
-    sw_store_elements(m + first, mi, count, vector);
-    sw_store_elements(v + first, vi, count, vector);
-    sw_store_elements(master + first, p, count, vector);
-    if (params != nullptr) sw_store_elements(params + first, p, count, vector);
+    sw_store_elements<VECTOR>(m + first, mi, count);
+    sw_store_elements<VECTOR>(v + first, vi, count);
+    sw_store_elements<VECTOR>(master + first, p, count);
+    if (params != nullptr) sw_store_elements<VECTOR>(params + first, p, count);
 }
 
 template <typename T>
@@ -67,13 +67,15 @@ SW_INLINE void adamw_step(float* master, const T* grads, float* m, float* v, T* 
     // The buffers are separate allocations or arena slices that may start anywhere: vectors only when all allow it.
     const bool vector = sw_vector_aligned<N>(master) && sw_vector_aligned<N>(m) && sw_vector_aligned<N>(v) &&
                         sw_vector_aligned<N>(grads) && (params == nullptr || sw_vector_aligned<N>(params));
-    const long long stride = (long long)gridDim.x * blockDim.x;
-    const long long groups = (n + N - 1) / N;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < groups; i += stride)
+    const long long stride = (long long)gridDim.x * blockDim.x, thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long groups = (n + N - 1) / N, whole = vector ? n / N : 0;
+    for (long long i = thread; i < whole; i += stride) adamw_group<true>(s, master, grads, m, v, params, i * N, N);
+    // The last, short group, or every group when a pointer is unaligned.
+    for (long long i = whole + thread; i < groups; i += stride)
     {
         long long first = i * N;
-        int count = n - first < N ? (int)(n - first) : N;  // the last group may be short
-        adamw_group(s, master, grads, m, v, params, first, count, vector);
+        int count = n - first < N ? (int)(n - first) : N;
+        adamw_group<false>(s, master, grads, m, v, params, first, count);
     }
 }
 

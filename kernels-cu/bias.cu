@@ -22,20 +22,49 @@ SW_INLINE void add_bias(T* y, const T* bias, long long rows, int dim)
 // columns. Block (X, Y), X·Y ≤ SW_BIAS_MAX_THREADS (CudaOps: (32, 8)): the X threads of a row lane cover X·COLUMNS
 // neighbouring columns (a warp reads 512 contiguous bytes of a row per load), the Y row lanes split the chunk's rows.
 // Grid (ceil(dim / (X·COLUMNS)), chunks): rows split into gridDim.y equal chunks, the last one shorter.
-// Thread (x, y) adds rows begin + y, begin + y + Y, … in order (loads issued SW_BIAS_ROWS_IN_FLIGHT rows at a time,
-// so several are in flight); the Y row-lane sums of each column are then added in order of y through shared memory
-// and written by one thread per column. The order depends only on the launch shape, never on scheduling.
-// The 16-byte loads need dy 16-byte aligned and dim a multiple of COLUMNS (so every row starts aligned); otherwise
-// the same columns are read one element at a time, in the same order (bitwise the same sums). partials: fp32
-// [chunks][dim].
+// Thread (x, y) adds rows begin + y, begin + y + Y, … in order, loading SW_BIAS_ROWS_IN_FLIGHT of them before adding
+// any (so several loads are in flight); the Y row-lane sums of each column are then added in order of y through
+// shared memory and written by one thread per column. The order depends only on the launch shape, never on
+// scheduling. The 16-byte loads need dy 16-byte aligned and dim a multiple of COLUMNS (so every row starts aligned);
+// otherwise the same columns are read one element at a time, in the same order (bitwise the same sums).
+// partials: fp32 [chunks][dim].
 #define SW_BIAS_MAX_THREADS 256
 #define SW_BIAS_ROWS_IN_FLIGHT 4
 #define SW_BIAS_COLUMNS(T) ((int)(16 / sizeof(T)))
 
+// sum[k] += Σ dy[r, first + k] over rows r = row, row + lanes, … < end, in that order (k < count; VECTOR: count is
+// COLUMNS and the rows are 16-byte aligned).
+template <bool VECTOR, int COLUMNS, typename T>
+SW_INLINE void bias_column_sums(float (&sum)[COLUMNS], const T* dy, int dim, int first, int count, int row, int end,
+                                int lanes)
+{
+    constexpr int IN_FLIGHT = SW_BIAS_ROWS_IN_FLIGHT;
+    for (; row + (IN_FLIGHT - 1) * lanes < end; row += IN_FLIGHT * lanes)
+    {
+        float values[IN_FLIGHT][COLUMNS];
+        SW_UNROLL
+        for (int i = 0; i < IN_FLIGHT; i++)
+            sw_load_elements<VECTOR>(dy + (long long)(row + i * lanes) * dim + first, values[i], count);
+        SW_UNROLL
+        for (int i = 0; i < IN_FLIGHT; i++)
+        {
+            SW_UNROLL
+            for (int k = 0; k < COLUMNS; k++) sum[k] += values[i][k];
+        }
+    }
+    for (; row < end; row += lanes)
+    {
+        float values[COLUMNS];
+        sw_load_elements<VECTOR>(dy + (long long)row * dim + first, values, count);
+        SW_UNROLL
+        for (int k = 0; k < COLUMNS; k++) sum[k] += values[k];
+    }
+}
+
 template <typename T>
 SW_INLINE void add_bias_backward_partial(const T* dy, float* partials, int rows, int dim)
 {
-    constexpr int COLUMNS = SW_BIAS_COLUMNS(T), IN_FLIGHT = SW_BIAS_ROWS_IN_FLIGHT;
+    constexpr int COLUMNS = SW_BIAS_COLUMNS(T);
     // Row-lane sums, COLUMNS per thread, padded to COLUMNS + 1 so that a warp's stores fall in distinct banks.
     __shared__ float lane_sums[SW_BIAS_MAX_THREADS * (COLUMNS + 1)];
     const int lanes = blockDim.y, block_columns = blockDim.x * COLUMNS;
@@ -43,31 +72,18 @@ SW_INLINE void add_bias_backward_partial(const T* dy, float* partials, int rows,
     const int count = min(COLUMNS, dim - first);  // ≤ 0 for threads past the last column
     const int chunk = blockIdx.y, chunk_rows = (rows + gridDim.y - 1) / gridDim.y;
     const int begin = chunk * chunk_rows, end = min(rows, begin + chunk_rows);
-    const bool vector = sw_vector_aligned<COLUMNS>(dy) && dim % COLUMNS == 0;
 
     float sum[COLUMNS];
     SW_UNROLL
     for (int k = 0; k < COLUMNS; k++) sum[k] = 0.0f;
-    if (count > 0)
+    // dim a multiple of COLUMNS: every thread with columns has COLUMNS of them.
+    if (sw_vector_aligned<COLUMNS>(dy) && dim % COLUMNS == 0)
     {
-        for (int r0 = begin + threadIdx.y; r0 < end; r0 += IN_FLIGHT * lanes)
-        {
-            // All loads of the round before any addition; rows past the chunk read as zeros (adding +0 leaves a
-            // sum unchanged, so the result is the plain in-order sum of the chunk's rows).
-            float values[IN_FLIGHT][COLUMNS];
-            SW_UNROLL
-            for (int i = 0; i < IN_FLIGHT; i++)
-            {
-                int r = r0 + i * lanes;
-                sw_load_elements(dy + (long long)r * dim + first, values[i], r < end ? count : 0, vector);
-            }
-            SW_UNROLL
-            for (int i = 0; i < IN_FLIGHT; i++)
-            {
-                SW_UNROLL
-                for (int k = 0; k < COLUMNS; k++) sum[k] += values[i][k];
-            }
-        }
+        if (count > 0) bias_column_sums<true>(sum, dy, dim, first, count, begin + threadIdx.y, end, lanes);
+    }
+    else if (count > 0)
+    {
+        bias_column_sums<false>(sum, dy, dim, first, count, begin + threadIdx.y, end, lanes);
     }
 
     const int thread = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;

@@ -31,38 +31,49 @@
 #define SW_FLASH_DOT_LANES 8
 #define SW_FLASH_DOT_VECTOR 8
 
+// Σ dy[d]·y[d] over this lane's elements of one row, in order. VECTOR: y and dy rows 16-byte aligned, head_dim a
+// multiple of 8.
+template <bool VECTOR, typename T>
+SW_INLINE float flash_dot_lane(const T* y, const T* dy, int part, int head_dim)
+{
+    constexpr int LANES = SW_FLASH_DOT_LANES, WIDTH = SW_FLASH_DOT_VECTOR;
+    float sum = 0.0f;
+    for (int d = part * WIDTH; d < head_dim; d += LANES * WIDTH)
+    {
+        float a[WIDTH], g[WIDTH];
+        int count = min(WIDTH, head_dim - d);
+        sw_load_elements<VECTOR>(dy + d, g, count);
+        sw_load_elements<VECTOR>(y + d, a, count);
+        SW_UNROLL
+        for (int k = 0; k < WIDTH; k++) sum += g[k] * a[k];  // past count: 0·0
+    }
+    return sum;
+}
+
 template <typename T>
 SW_INLINE void flash_attention_backward_dot(const T* y, const T* dy, float* delta, int rows, int seq, int heads,
                                             int head_dim)
 {
-    constexpr int LANES = SW_FLASH_DOT_LANES, VECTOR = SW_FLASH_DOT_VECTOR;
     // Rows in delta's order, row = (b·heads + h)·seq + t: neighbouring groups write neighbouring floats of delta,
     // and each reads whole rows of y and dy (128 bytes at head_dim 64), so both sides stay coalesced.
-    long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / LANES;
-    int part = threadIdx.x % LANES;
-    int t = (int)(row % seq);
-    long long bh = row / seq;
-    int h = (int)(bh % heads);
-    long long b = bh / heads;
-    long long offset = ((b * seq + t) * heads + h) * head_dim;
-    // 16-byte loads need both bases 16-byte aligned and head_dim a multiple of 8 (so every row starts aligned); the
-    // element-by-element path reads the same elements in the same order, so D is bitwise the same either way.
-    const bool vector = sw_vector_aligned<VECTOR>(y) && sw_vector_aligned<VECTOR>(dy) && head_dim % VECTOR == 0;
+    long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / SW_FLASH_DOT_LANES;
+    int part = threadIdx.x % SW_FLASH_DOT_LANES;
     float sum = 0.0f;
     if (row < rows)
     {
-        for (int d = part * VECTOR; d < head_dim; d += LANES * VECTOR)
-        {
-            float a[VECTOR], g[VECTOR];
-            int count = min(VECTOR, head_dim - d);
-            sw_load_elements(dy + offset + d, g, count, vector);
-            sw_load_elements(y + offset + d, a, count, vector);
-            SW_UNROLL
-            for (int k = 0; k < VECTOR; k++) sum += g[k] * a[k];
-        }
+        int t = (int)(row % seq);
+        long long bh = row / seq;
+        long long offset = ((bh / heads * seq + t) * heads + bh % heads) * head_dim;
+        // 16-byte loads need both bases 16-byte aligned and head_dim a multiple of 8 (so every row starts aligned);
+        // the element-by-element path reads the same elements in the same order, so D is bitwise the same.
+        if (sw_vector_aligned<SW_FLASH_DOT_VECTOR>(y) && sw_vector_aligned<SW_FLASH_DOT_VECTOR>(dy) &&
+            head_dim % SW_FLASH_DOT_VECTOR == 0)
+            sum = flash_dot_lane<true>(y + offset, dy + offset, part, head_dim);
+        else
+            sum = flash_dot_lane<false>(y + offset, dy + offset, part, head_dim);
     }
     // Whole warps reach the shuffles (no early return): rows past the end add zeros and write nothing.
-    sum = sw_lane_group_sum<LANES>(sum);
+    sum = sw_lane_group_sum<SW_FLASH_DOT_LANES>(sum);
     if (row < rows && part == 0) delta[row] = sum;
 }
 

@@ -164,7 +164,9 @@ template <int LANES> SW_INLINE float sw_lane_group_sum(float v)
 // ---- vector access: N adjacent elements of T as one 4-, 8- or 16-byte load or store ---------------------------
 // Memory-bound kernels move 16 bytes per thread and instruction instead of 2 or 4. A pointer is only taken as a
 // vector after sw_vector_aligned says its address allows it (arena slices may start at any element); otherwise the
-// same elements are moved one by one, in the same order, so both paths compute bitwise the same values.
+// same elements are moved one by one, in the same order, so both paths compute bitwise the same values. The choice is
+// a template argument (VECTOR), made once per kernel: a kernel body instantiated for each keeps its loads in one
+// basic block, where the compiler issues them all before the first use instead of waiting on each in turn.
 
 // The raw bits of one vector: on the GPU the built-in unsigned / uint2 / uint4 (so a copy is one ld/st.global.v2 or
 // .v4); in the emulation an aligned byte array.
@@ -195,11 +197,11 @@ template <int N, typename T> SW_INLINE bool sw_vector_aligned(const T* p)
     return reinterpret_cast<unsigned long long>(p) % (N * sizeof(T)) == 0;
 }
 
-// out[k] = p[k] widened to float, k < N. With `vector` (p sw_vector_aligned) and count = N, one vector load;
-// otherwise element by element, any alignment, elements at or past `count` read as 0.
-template <int N, typename T> SW_INLINE void sw_load_elements(const T* p, float (&out)[N], int count, bool vector)
+// out[k] = p[k] widened to float. VECTOR: one vector load of all N (p sw_vector_aligned; count is N). Otherwise
+// element by element, any alignment, k < count; elements at or past `count` read as 0.
+template <bool VECTOR, int N, typename T> SW_INLINE void sw_load_elements(const T* p, float (&out)[N], int count)
 {
-    if (vector && count == N)
+    if constexpr (VECTOR)
     {
         sw_vector<T, N> v;
         v.raw = *reinterpret_cast<const typename sw_raw_vector<(int)(N * sizeof(T))>::type*>(p);
@@ -213,10 +215,11 @@ template <int N, typename T> SW_INLINE void sw_load_elements(const T* p, float (
     }
 }
 
-// p[k] = in[k] rounded to T, k < count (≤ N): one vector store when `vector` and count = N, else element by element.
-template <int N, typename T> SW_INLINE void sw_store_elements(T* p, const float (&in)[N], int count, bool vector)
+// p[k] = in[k] rounded to T. VECTOR: one vector store of all N (p sw_vector_aligned); otherwise element by element,
+// k < count.
+template <bool VECTOR, int N, typename T> SW_INLINE void sw_store_elements(T* p, const float (&in)[N], int count)
 {
-    if (vector && count == N)
+    if constexpr (VECTOR)
     {
         sw_vector<T, N> v;
         SW_UNROLL

@@ -1,7 +1,8 @@
 // shardwise_common.cuh — what every kernel file shares: warp and block reductions (sum, max, and the
 // (max, sum-of-exponentials) pair of an online softmax) built on __shfl_xor_sync, the non-finite test, and the
-// two hooks the CPU emulation harness (tests/kernels-harness/simt.hpp) fills in for its own build.
-// CPU reference: none of its own; the reductions are checked through every kernel that uses them.
+// two hooks the CPU emulation harness (tests/kernels-harness/simt.hpp) fills in for its own build, lane-group sums,
+// and vector loads/stores of N elements with their element-by-element fallback.
+// CPU reference: none of its own; the reductions and vector accesses are checked through every kernel that uses them.
 #pragma once
 #include "shardwise_half.cuh"
 

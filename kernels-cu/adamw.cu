@@ -67,7 +67,8 @@ SW_INLINE void adamw_step(float* master, const T* grads, float* m, float* v, T* 
     // The buffers are separate allocations or arena slices that may start anywhere: vectors only when all allow it.
     const bool vector = sw_vector_aligned<N>(master) && sw_vector_aligned<N>(m) && sw_vector_aligned<N>(v) &&
                         sw_vector_aligned<N>(grads) && (params == nullptr || sw_vector_aligned<N>(params));
-    const long long stride = (long long)gridDim.x * blockDim.x, thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    const long long thread = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     const long long groups = (n + N - 1) / N, whole = vector ? n / N : 0;
     for (long long i = thread; i < whole; i += stride) adamw_group<true>(s, master, grads, m, v, params, i * N, N);
     // The last, short group, or every group when a pointer is unaligned.

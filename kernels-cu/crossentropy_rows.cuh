@@ -33,24 +33,9 @@ SW_INLINE float sw_ce_exp(float x)
 #endif
 }
 
-// 16 bytes, the unit of one vector load or store. On the GPU the built-in uint4 (so that a copy is one
-// ld.global.v4 / st.global.v4); in the emulation a plain aligned struct.
-#ifdef SW_DEVICE_PASS
-typedef uint4 sw_ce_raw;
-#else
-struct alignas(16) sw_ce_raw
-{
-    unsigned x, y, z, w;
-};
-#endif
-
-// The elements of one 16-byte vector: 4 fp32 or 8 fp16/bf16.
-template <typename T>
-union sw_ce_vector
-{
-    sw_ce_raw raw;
-    T element[16 / sizeof(T)];
-};
+// 16 bytes, the unit of one vector load or store (shardwise_common.cuh): 4 fp32 or 8 fp16/bf16 elements.
+typedef sw_raw_vector<16>::type sw_ce_raw;
+template <typename T> using sw_ce_vector = sw_vector<T, 16 / sizeof(T)>;
 
 // Where a row's aligned body lies: elements [0, head) come before the first 16-byte boundary, then `vectors`
 // aligned vectors of 16 / sizeof(T) elements, then elements [tail, vocabulary). head and vocabulary − tail are each

@@ -7,7 +7,8 @@
 // per (batch, head), written into dqkv (same [batch, seq, 3·dim] layout as qkv), overwriting or, with accumulate,
 // adding (one rounding to T of old + new). Three kernels, no atomics (bitwise reproducible):
 //   flash_attention_backward_dot_{f16,bf16}: D[b, h, t] (fp32) from y (the forward's output) and dy.
-//       Grid ceil(batch·seq·heads / 8), block 256 (one warp per row of one head).
+//       Grid ceil(batch·seq·heads · 8 / blockDim.x), any block size that is a multiple of 32 (CudaOps: 256, 32 rows
+//       per block): 8 threads per row of one head, 16-byte loads where y and dy allow them.
 //   flash_attention_backward_dkdv_d{64,128}_{f16,bf16}: one block per 64-key tile; walks the query tiles at or after
 //       it (causal), accumulates dK and dV in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16
 //       keys), dynamic shared memory 2 stages × ((Q, dY) × 64·(D+8)·2 + (lse, D) × 64·4) bytes (37 KiB for d64,
@@ -23,22 +24,57 @@
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (BackwardHead).
 #include "flash_attention_common.cuh"
 
-#define SW_FLASH_DOT_THREADS 256
+// The dot kernel: SW_FLASH_DOT_LANES neighbouring threads per (batch, head, token) row, each reading
+// SW_FLASH_DOT_VECTOR elements (16 bytes) of y and of dy per step: elements part·8 … part·8 + 7, then 64 further on,
+// and so on (head_dim 64: one 16-byte load of each per thread; 128: two). The lanes' sums are then added by a
+// 3-step butterfly (sw_lane_group_sum).
+#define SW_FLASH_DOT_LANES 8
+#define SW_FLASH_DOT_VECTOR 8
+
+// Σ dy[d]·y[d] over this lane's elements of one row, in order. VECTOR: y and dy rows 16-byte aligned, head_dim a
+// multiple of 8.
+template <bool VECTOR, typename T>
+SW_INLINE float flash_dot_lane(const T* y, const T* dy, int part, int head_dim)
+{
+    constexpr int LANES = SW_FLASH_DOT_LANES, WIDTH = SW_FLASH_DOT_VECTOR;
+    float sum = 0.0f;
+    for (int d = part * WIDTH; d < head_dim; d += LANES * WIDTH)
+    {
+        float a[WIDTH], g[WIDTH];
+        int count = min(WIDTH, head_dim - d);
+        sw_load_elements<VECTOR>(dy + d, g, count);
+        sw_load_elements<VECTOR>(y + d, a, count);
+        SW_UNROLL
+        for (int k = 0; k < WIDTH; k++) sum += g[k] * a[k];  // past count: 0·0
+    }
+    return sum;
+}
 
 template <typename T>
 SW_INLINE void flash_attention_backward_dot(const T* y, const T* dy, float* delta, int rows, int seq, int heads,
                                             int head_dim)
 {
-    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
-    int lane = threadIdx.x % SW_WARP_SIZE;
-    if (row >= rows) return;
-    // row = (b·seq + t)·heads + h: neighbouring warps read neighbouring heads of one token.
-    int h = row % heads, bt = row / heads, b = bt / seq, t = bt % seq;
-    long long offset = (long long)bt * heads * head_dim + h * head_dim;
+    // Rows in delta's order, row = (b·heads + h)·seq + t: neighbouring groups write neighbouring floats of delta,
+    // and each reads whole rows of y and dy (128 bytes at head_dim 64), so both sides stay coalesced.
+    long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / SW_FLASH_DOT_LANES;
+    int part = threadIdx.x % SW_FLASH_DOT_LANES;
     float sum = 0.0f;
-    for (int d = lane; d < head_dim; d += SW_WARP_SIZE) sum += sw_to_float(dy[offset + d]) * sw_to_float(y[offset + d]);
-    sum = sw_warp_sum(sum);
-    if (lane == 0) delta[((long long)b * heads + h) * seq + t] = sum;
+    if (row < rows)
+    {
+        int t = (int)(row % seq);
+        long long bh = row / seq;
+        long long offset = ((bh / heads * seq + t) * heads + bh % heads) * head_dim;
+        // 16-byte loads need both bases 16-byte aligned and head_dim a multiple of 8 (so every row starts aligned);
+        // the element-by-element path reads the same elements in the same order, so D is bitwise the same.
+        if (sw_vector_aligned<SW_FLASH_DOT_VECTOR>(y) && sw_vector_aligned<SW_FLASH_DOT_VECTOR>(dy) &&
+            head_dim % SW_FLASH_DOT_VECTOR == 0)
+            sum = flash_dot_lane<true>(y + offset, dy + offset, part, head_dim);
+        else
+            sum = flash_dot_lane<false>(y + offset, dy + offset, part, head_dim);
+    }
+    // Whole warps reach the shuffles (no early return): rows past the end add zeros and write nothing.
+    sum = sw_lane_group_sum<SW_FLASH_DOT_LANES>(sum);
+    if (row < rows && part == 0) delta[row] = sum;
 }
 
 // dqkv[i] = (accumulate ? dqkv[i] : 0) + low, dqkv[i+1] likewise with high. Two 2-byte stores, so dqkv needs no

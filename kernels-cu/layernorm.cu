@@ -14,22 +14,9 @@
 
 #define SW_LAYERNORM_EPSILON 1e-5f
 
-// 16 bytes: one ld.global.v4 / st.global.v4 on the GPU, a plain aligned struct in the emulation.
-#ifdef SW_DEVICE_PASS
-typedef uint4 sw_ln_raw;
-#else
-struct alignas(16) sw_ln_raw
-{
-    unsigned x, y, z, w;
-};
-#endif
-
-template <typename T>
-union sw_ln_vector
-{
-    sw_ln_raw raw;
-    T element[16 / sizeof(T)];
-};
+// A lane's unit of a row in the vector kernels: 16 bytes (4 fp32 or 8 16-bit elements), one ld/st.global.v4.
+typedef sw_raw_vector<16>::type sw_ln_raw;
+template <typename T> using sw_ln_vector = sw_vector<T, 16 / sizeof(T)>;
 
 // Rows of whole 16-byte vectors, ≤ 32·VECTORS of them: the vector kernels below keep a lane's vectors in registers.
 #define SW_LN_FUSED_MAX_DIM 1024

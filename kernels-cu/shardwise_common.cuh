@@ -1,7 +1,8 @@
 // shardwise_common.cuh — what every kernel file shares: warp and block reductions (sum, max, and the
 // (max, sum-of-exponentials) pair of an online softmax) built on __shfl_xor_sync, the non-finite test, and the
-// two hooks the CPU emulation harness (tests/kernels-harness/simt.hpp) fills in for its own build.
-// CPU reference: none of its own; the reductions are checked through every kernel that uses them.
+// two hooks the CPU emulation harness (tests/kernels-harness/simt.hpp) fills in for its own build, lane-group sums,
+// and vector loads/stores of N elements with their element-by-element fallback.
+// CPU reference: none of its own; the reductions and vector accesses are checked through every kernel that uses them.
 #pragma once
 #include "shardwise_half.cuh"
 
@@ -147,4 +148,89 @@ SW_INLINE float sw_column_sum_over_chunks(const float* partials, long long strid
     if (threadIdx.y == 0)
         for (int k = 1; k < (int)blockDim.y; k++) sum += terms[k][threadIdx.x];
     return sum;
+}
+
+// ---- lane groups: reductions over aligned groups of LANES neighbouring lanes (LANES a power of two ≤ 32) --------
+
+// Σ v over the LANES lanes of this lane's group, every lane of the group getting the result; the additions run in a
+// fixed butterfly order (offsets LANES/2, …, 1). Every lane of the full warp calls it.
+template <int LANES> SW_INLINE float sw_lane_group_sum(float v)
+{
+    static_assert(LANES >= 1 && LANES <= SW_WARP_SIZE && (LANES & (LANES - 1)) == 0, "LANES: a power of two ≤ 32");
+    SW_UNROLL
+    for (int offset = LANES / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(SW_FULL_MASK, v, offset);
+    return v;
+}
+
+// ---- vector access: N adjacent elements of T as one 4-, 8- or 16-byte load or store ---------------------------
+// Memory-bound kernels move 16 bytes per thread and instruction instead of 2 or 4. A pointer is only taken as a
+// vector after sw_vector_aligned says its address allows it (arena slices may start at any element); otherwise the
+// same elements are moved one by one, in the same order, so both paths compute bitwise the same values. The choice is
+// a template argument (VECTOR), made once per kernel: a kernel body instantiated for each keeps its loads in one
+// basic block, where the compiler issues them all before the first use instead of waiting on each in turn.
+
+// The raw bits of one vector: on the GPU the built-in unsigned / uint2 / uint4 (so a copy is one ld/st.global.v2 or
+// .v4); in the emulation an aligned byte array.
+#ifdef SW_DEVICE_PASS
+template <int BYTES> struct sw_raw_vector;
+template <> struct sw_raw_vector<4> { typedef unsigned type; };
+template <> struct sw_raw_vector<8> { typedef uint2 type; };
+template <> struct sw_raw_vector<16> { typedef uint4 type; };
+#else
+template <int BYTES> struct sw_raw_vector
+{
+    struct alignas(BYTES) type
+    {
+        unsigned char bytes[BYTES];
+    };
+};
+#endif
+
+template <typename T, int N> union sw_vector
+{
+    typename sw_raw_vector<(int)(N * sizeof(T))>::type raw;
+    T element[N];
+};
+
+// Whether p can be read or written as vectors of N elements of T: its address a multiple of the vector's size.
+template <int N, typename T> SW_INLINE bool sw_vector_aligned(const T* p)
+{
+    return reinterpret_cast<unsigned long long>(p) % (N * sizeof(T)) == 0;
+}
+
+// out[k] = p[k] widened to float. VECTOR: one vector load of all N (p sw_vector_aligned; count is N). Otherwise
+// element by element, any alignment, k < count; elements at or past `count` read as 0.
+template <bool VECTOR, int N, typename T> SW_INLINE void sw_load_elements(const T* p, float (&out)[N], int count)
+{
+    if constexpr (VECTOR)
+    {
+        sw_vector<T, N> v;
+        v.raw = *reinterpret_cast<const typename sw_raw_vector<(int)(N * sizeof(T))>::type*>(p);
+        SW_UNROLL
+        for (int k = 0; k < N; k++) out[k] = sw_to_float(v.element[k]);
+    }
+    else
+    {
+        SW_UNROLL
+        for (int k = 0; k < N; k++) out[k] = k < count ? sw_to_float(p[k]) : 0.0f;
+    }
+}
+
+// p[k] = in[k] rounded to T. VECTOR: one vector store of all N (p sw_vector_aligned); otherwise element by element,
+// k < count.
+template <bool VECTOR, int N, typename T> SW_INLINE void sw_store_elements(T* p, const float (&in)[N], int count)
+{
+    if constexpr (VECTOR)
+    {
+        sw_vector<T, N> v;
+        SW_UNROLL
+        for (int k = 0; k < N; k++) v.element[k] = sw_from_float<T>(in[k]);
+        *reinterpret_cast<typename sw_raw_vector<(int)(N * sizeof(T))>::type*>(p) = v.raw;
+    }
+    else
+    {
+        SW_UNROLL
+        for (int k = 0; k < N; k++)
+            if (k < count) p[k] = sw_from_float<T>(in[k]);
+    }
 }

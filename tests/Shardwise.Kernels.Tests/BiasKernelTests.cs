@@ -9,7 +9,6 @@ namespace Shardwise.Kernels.Tests;
 [TestClass]
 public sealed class BiasKernelTests
 {
-    private const int Threads = 64;
     private static readonly int[] RowCounts = [1, 7, 70];
     private static readonly int[] Dims = [5, 64, 130];
 
@@ -33,14 +32,36 @@ public sealed class BiasKernelTests
         }
     }
 
+    /// <summary>Stage-1 block shapes: CudaOps's (32 column threads × 8 row lanes), and a small odd one.</summary>
+    private static readonly Dim3[] PartialBlocks = [new(32, 8), new(4, 3)];
+
+    /// <summary>Dims of the gradient tests: below, at and past a vector's and a block's columns, some multiples of 8.</summary>
+    private static readonly int[] BackwardDims = [5, 64, 130, 264];
+
+    /// <summary>Columns per stage-1 thread: one 16-byte vector (SW_BIAS_COLUMNS).</summary>
+    private static int Columns(StorageType storage) => 16 / storage.BytesPerElement();
+
+    /// <summary>Both stages, as CudaOps launches them, on dy at any address: dBias += Σ_rows dy.</summary>
+    private static void RunBackward(StorageType storage, nint dy, DeviceBuffer dBias, int rows, int dim, int chunks,
+        Dim3 block, SchedulerOrder order)
+    {
+        using var partials = DeviceBuffer.Zeroed((long)chunks * dim, StorageType.Float32);
+        string suffix = storage.Suffix();
+        var grid = new Dim3((uint)SimtEmulator.Blocks(dim, (int)block.X * Columns(storage)), (uint)chunks);
+        SimtEmulator.Launch($"add_bias_backward_partial_{suffix}", grid, block, order, dy, partials, rows, dim);
+        SimtEmulator.Launch($"add_bias_backward_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32), order,
+            partials, chunks, dBias, dim);
+    }
+
     [TestMethod]
     [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
     public void AddBiasBackwardAddsTheColumnSums(StorageType storage, SchedulerOrder order)
     {
         var data = new TestData(71);
         foreach (int rows in RowCounts)
-        foreach (int dim in Dims)
+        foreach (int dim in BackwardDims)
         foreach (int chunks in new[] { 1, 3, 70 })
+        foreach (Dim3 block in PartialBlocks)
         {
             float[] dy = storage.Rounded(data.NonZero((long)rows * dim)), dBias = storage.Rounded(data.NonZero(dim));
             var cpu = new CpuReference();
@@ -48,34 +69,56 @@ public sealed class BiasKernelTests
             cpu.Ops.AddBiasBackward(cpu.Put(dy), dBiasSlice, rows, dim);
 
             using var dyBuffer = DeviceBuffer.From(dy, storage);
-            using var partials = DeviceBuffer.Zeroed((long)chunks * dim, StorageType.Float32);
             using var dBiasBuffer = DeviceBuffer.From(dBias, storage);
-            string suffix = storage.Suffix();
-            SimtEmulator.Launch($"add_bias_backward_partial_{suffix}", new Dim3((uint)SimtEmulator.Blocks(dim, Threads), (uint)chunks),
-                Threads, order, dyBuffer, partials, rows, dim);
-            SimtEmulator.Launch($"add_bias_backward_reduce_{suffix}", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32), order,
-                partials, chunks, dBiasBuffer, dim);
+            RunBackward(storage, dyBuffer.Pointer, dBiasBuffer, rows, dim, chunks, block, order);
             // A sum of up to 70 O(1) terms: float32 rounding grows with the row count.
             float tolerance = storage == StorageType.Float32 ? 1e-5f * rows : storage.Tolerance();
             Compare.Close(cpu.Read(dBiasSlice), dBiasBuffer.ToFloats(), tolerance,
-                $"rows {rows}, dim {dim}, chunks {chunks}");
+                $"rows {rows}, dim {dim}, chunks {chunks}, block {block}");
         }
+    }
+
+    /// <summary>
+    /// dy one element off a 16-byte boundary takes the element-by-element loads; the sums are bitwise those of the
+    /// aligned 16-byte loads (same columns per thread, same order), and both match the CPU.
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void AddBiasBackwardOfUnalignedRowsEqualsTheAlignedSums(StorageType storage, SchedulerOrder order)
+    {
+        const int rows = 45, dim = 136, chunks = 2; // dim a multiple of 8: only the address decides the path
+        var data = new TestData(73);
+        float[] dy = storage.Rounded(data.NonZero((long)rows * dim)), dBias = storage.Rounded(data.NonZero(dim));
+        var cpu = new CpuReference();
+        Slice dBiasSlice = cpu.Put(dBias);
+        cpu.Ops.AddBiasBackward(cpu.Put(dy), dBiasSlice, rows, dim);
+
+        float[] RunAt(int offset)
+        {
+            using var dyBuffer = DeviceBuffer.From([.. new float[offset], .. dy], storage);
+            Assert.AreEqual(0, dyBuffer.Pointer % 16, "the buffers start 16-byte aligned");
+            using var dBiasBuffer = DeviceBuffer.From(dBias, storage);
+            RunBackward(storage, dyBuffer.Pointer + offset * storage.BytesPerElement(), dBiasBuffer, rows, dim, chunks,
+                PartialBlocks[0], order);
+            return dBiasBuffer.ToFloats();
+        }
+
+        float[] aligned = RunAt(0), unaligned = RunAt(1);
+        float tolerance = storage == StorageType.Float32 ? 1e-5f * rows : storage.Tolerance();
+        Compare.Close(cpu.Read(dBiasSlice), aligned, tolerance, "aligned");
+        CollectionAssert.AreEqual(aligned, unaligned, "unaligned dy: bitwise the aligned sums");
     }
 
     [TestMethod]
     public void AddBiasBackwardIsTheSameInBothSchedulerOrders()
     {
-        const int rows = 70, dim = 130, chunks = 4;
+        const int rows = 70, dim = 132, chunks = 4; // dim a multiple of 4: the 16-byte fp32 loads
         float[] dy = new TestData(72).NonZero(rows * dim);
         float[] RunIn(SchedulerOrder order)
         {
             using var dyBuffer = DeviceBuffer.From(dy, StorageType.Float32);
-            using var partials = DeviceBuffer.Zeroed(chunks * dim, StorageType.Float32);
             using var dBias = DeviceBuffer.Zeroed(dim, StorageType.Float32);
-            SimtEmulator.Launch("add_bias_backward_partial_f32", new Dim3((uint)SimtEmulator.Blocks(dim, Threads), chunks), Threads,
-                order, dyBuffer, partials, rows, dim);
-            SimtEmulator.Launch("add_bias_backward_reduce_f32", SimtEmulator.Blocks(dim, 32), new Dim3(32, 32), order, partials,
-                chunks, dBias, dim);
+            RunBackward(StorageType.Float32, dyBuffer.Pointer, dBias, rows, dim, chunks, PartialBlocks[0], order);
             return dBias.ToFloats();
         }
 

@@ -65,16 +65,16 @@ public sealed class CudaOpsHalfTests
             string at = $"{storage}, {rows}×{dim}, misaligned by {misalignedBy}";
             long n = (long)rows * dim;
             Slice mean = twins.Statistics(rows), rstd = twins.Statistics(rows);
-            twins.AlignNext(8, misalignedBy);
+            twins.AlignTo(8, misalignedBy);
             Slice x = twins.Random(n, 3f);
             Slice gamma = twins.Random(dim), beta = twins.Random(dim), y = twins.Random(n);
-            twins.AlignNext(8, misalignedBy);
+            twins.AlignTo(8, misalignedBy);
             Slice dy = twins.Random(n);
-            twins.AlignNext(8, misalignedBy);
+            twins.AlignTo(8, misalignedBy);
             Slice dx = twins.Random(n);
-            twins.AlignNext(8);
+            twins.AlignTo(8);
             Slice dGamma = twins.Random(dim), dBeta = twins.Random(dim);
-            twins.AlignNext(8);
+            twins.AlignTo(8);
             twins.Gpu.StartProfiling();
             twins.Run(ops => ops.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim));
             twins.Run(ops => ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate: true));
@@ -174,8 +174,12 @@ public sealed class CudaOpsHalfTests
     {
         using TwinBackends twins = Twins(storage, 6);
         float once = 2 * Unit(storage) + Summed;
-        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 257) })
+        // Offset null: wherever the previous slice ended; 0: y's rows 16-byte aligned (the bias gradient's vector
+        // loads); 1: one element off (its element loads), for dims that are multiples of 8.
+        foreach ((int rows, int dim, int? offset) in new (int, int, int?)[]
+                     { (1, 5, null), (37, 130, null), (300, 257, null), (70, 264, 0), (33, 136, 1) })
         {
+            if (offset is { } elements) twins.AlignTo(8, elements);
             Slice y = twins.Random((long)rows * dim), bias = twins.Random(dim);
             twins.Run(ops => ops.AddBias(y, bias, rows, dim));
             twins.AssertClose(y, once, $"{storage} add bias {rows}×{dim}");
@@ -257,6 +261,8 @@ public sealed class CudaOpsHalfTests
                 Assert.AreEqual(fused && dim / heads % 16 == 0 && sequence >= 2, flash, $"which shapes the flash path takes: {at}");
                 if (!flash) twins.AssertClose(p, 2 * u, $"probabilities, {at}");
                 twins.AssertClose(y, 2 * u, $"y, {at}");
+                // dy 16-byte aligned, then one element off: the flash D kernel's vector and element loads.
+                twins.AlignTo(8, accumulate ? 1 : 0);
                 Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
                 if (!flash) twins.Sync(p); // the backward's input: the GPU's stored probabilities on both sides
                 twins.Gpu.StartProfiling();

@@ -151,8 +151,12 @@ public sealed class CudaOpsTests
     public void BiasAndAdd()
     {
         using TwinBackends twins = Twins(6);
-        foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 257) })
+        // Offset null: wherever the previous slice ended; 0: y's rows 16-byte aligned (the bias gradient's vector
+        // loads); 1: one element off (its element loads), for dims that are multiples of 8.
+        foreach ((int rows, int dim, int? offset) in new (int, int, int?)[]
+                     { (1, 5, null), (37, 130, null), (300, 257, null), (70, 264, 0), (33, 136, 1) })
         {
+            if (offset is { } elements) twins.AlignTo(8, elements);
             Slice y = twins.Random((long)rows * dim), bias = twins.Random(dim);
             twins.Run(ops => ops.AddBias(y, bias, rows, dim));
             twins.AssertClose(y, Elementwise, $"add bias {rows}×{dim}");

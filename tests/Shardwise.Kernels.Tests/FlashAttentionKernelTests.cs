@@ -20,6 +20,9 @@ public sealed class FlashAttentionKernelTests
 {
     private const int Threads = 128, Rows = 64, DotThreads = 256, Tile = 64;
 
+    /// <summary>Threads per row of the dot kernel (SW_FLASH_DOT_LANES): a 256-thread block covers 32 rows.</summary>
+    private const int DotLanes = 8;
+
     /// <summary>Queries per forward block: two 16-row tiles per warp for the d64 kernels, one for d128.</summary>
     private static int ForwardRows(int width) => width == 64 ? 2 * Rows : Rows;
 
@@ -88,7 +91,7 @@ public sealed class FlashAttentionKernelTests
         using var dyBuffer = DeviceBuffer.From(dy, storage);
         using var delta = DeviceBuffer.Zeroed((long)batch * heads * seq, StorageType.Float32);
         int rows = batch * seq * heads;
-        SimtEmulator.Launch($"flash_attention_backward_dot_{suffix}", SimtEmulator.Blocks(rows, DotThreads / 32),
+        SimtEmulator.Launch($"flash_attention_backward_dot_{suffix}", SimtEmulator.Blocks(rows, DotThreads / DotLanes),
             DotThreads, order, y, dyBuffer, delta, rows, seq, heads, headDim);
         Compare.Close(Delta(yKernel, dy, batch, seq, heads, headDim), delta.ToFloats(), 1e-5f, $"D, {at}");
 
@@ -152,7 +155,7 @@ public sealed class FlashAttentionKernelTests
             SimtEmulator.Launch("flash_attention_forward_d64_bf16", forwardGrid, Threads, TileShared(64),
                 SchedulerOrder.Forward, q, yp, lse, seq, heads, headDim);
             int rows = batch * seq * heads;
-            SimtEmulator.Launch("flash_attention_backward_dot_bf16", SimtEmulator.Blocks(rows, DotThreads / 32),
+            SimtEmulator.Launch("flash_attention_backward_dot_bf16", SimtEmulator.Blocks(rows, DotThreads / DotLanes),
                 DotThreads, SchedulerOrder.Forward, yp, d, delta, rows, seq, heads, headDim);
             SimtEmulator.Launch("flash_attention_backward_dkdv_d64_bf16", grid, Threads, DkdvShared(64),
                 SchedulerOrder.Forward, q, d, lse, delta, g, KernelArg.Null, seq, heads, headDim, 1);
@@ -166,6 +169,45 @@ public sealed class FlashAttentionKernelTests
         CollectionAssert.AreEqual(alignedY, unalignedY, "y");
         CollectionAssert.AreEqual(alignedDqkv, unalignedDqkv, "dqkv");
         CollectionAssert.AreNotEqual(prior, alignedDqkv, "the backward wrote dqkv");
+    }
+
+    /// <summary>
+    /// D = Σ dy·y per row alone, against a double-precision sum: head sizes of one to two 16-byte steps per thread
+    /// (16, 48, 64, 128), a multiple of 8 off the flash path (24) and one that is not (20, element loads only); rows
+    /// not a multiple of a block's 32; y and dy aligned, then each one element off a 16-byte boundary (the element
+    /// loads), which must give bitwise the aligned D (same elements per thread, same order).
+    /// </summary>
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void DotOfUnalignedAndAlignedRowsMatchesTheReference(StorageType storage)
+    {
+        foreach (var (batch, heads, headDim, seq) in new[] { (2, 3, 64, 17), (1, 2, 128, 9), (1, 4, 16, 5), (2, 1, 48, 7),
+                     (1, 3, 24, 6), (1, 2, 20, 5) })
+        {
+            string at = $"{storage}, batch {batch}, heads {heads}, headDim {headDim}, seq {seq}";
+            var data = new TestData(headDim + seq);
+            long count = (long)batch * seq * heads * headDim;
+            float[] y = storage.Rounded(data.NonZero(count)), dy = storage.Rounded(data.NonZero(count));
+            int rows = batch * seq * heads;
+
+            float[] Run(int yOffset, int dyOffset, SchedulerOrder order)
+            {
+                using var yBuffer = DeviceBuffer.From([.. new float[yOffset], .. y], storage);
+                using var dyBuffer = DeviceBuffer.From([.. new float[dyOffset], .. dy], storage);
+                Assert.AreEqual(0, yBuffer.Pointer % 16, "the buffers start 16-byte aligned");
+                using var delta = DeviceBuffer.From(data.NonZero(rows), StorageType.Float32);
+                SimtEmulator.Launch($"flash_attention_backward_dot_{storage.Suffix()}",
+                    SimtEmulator.Blocks(rows, DotThreads / DotLanes), DotThreads, order,
+                    yBuffer.Pointer + 2 * yOffset, dyBuffer.Pointer + 2 * dyOffset, delta, rows, seq, heads, headDim);
+                return delta.ToFloats();
+            }
+
+            float[] aligned = Run(0, 0, SchedulerOrder.Forward);
+            Compare.Close(Delta(y, dy, batch, seq, heads, headDim), aligned, 1e-5f, $"D, {at}");
+            CollectionAssert.AreEqual(aligned, Run(1, 0, SchedulerOrder.Reversed), $"y unaligned, {at}");
+            CollectionAssert.AreEqual(aligned, Run(0, 3, SchedulerOrder.Forward), $"dy unaligned, {at}");
+        }
     }
 
     [TestMethod]
@@ -228,7 +270,7 @@ public sealed class FlashAttentionKernelTests
                 storedDqKernel.AllowDynamicSharedMemory((int)StoredDqShared(width));
                 forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
                 backward.GetFunction($"flash_attention_backward_dot_{suffix}").Launch(
-                    SimtEmulator.Blocks(rows, DotThreads / 32), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
+                    SimtEmulator.Blocks(rows, DotThreads / DotLanes), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
                 context.Synchronize();
                 Compare.Close(expected.Y, Download(y, batch * seq * dim, storage), storage.Tolerance(), $"y, {at}");
                 var lseValues = new float[batch * heads * seq];

@@ -64,6 +64,57 @@ public sealed class OptimizerKernelTests
         }
     }
 
+    /// <summary>
+    /// adamw_step moves 4-element vectors only when every pointer allows it: buffers one or three elements off their
+    /// vector boundary take the element-by-element path, and every result is bitwise that of the aligned buffers
+    /// (the same arithmetic per element). Non-zero moments, a count that is not a multiple of 4 (the tail), and for
+    /// fp32 also no working copy (params = null, as fp32 training launches it).
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void AdamWOfUnalignedBuffersEqualsTheAlignedStep(StorageType storage, SchedulerOrder order)
+    {
+        const int count = 1003;
+        var data = new TestData(54);
+        float[] weights = data.NonZero(count), expAvg = data.NonZero(count, 0.01f);
+        float[] expAvgSq = Array.ConvertAll(data.NonZero(count, 1e-4f), Math.Abs);
+        float[] grads = storage.Rounded(data.NonZero(count, 1024f));
+
+        // offsets: elements before master, grads, m, v, working; working null when withParams is false.
+        float[][] Run(int[] offsets, bool withParams = true)
+        {
+            DeviceBuffer Padded(float[] values, int pad, StorageType type) => DeviceBuffer.From([.. new float[pad], .. values], type);
+            using DeviceBuffer master = Padded(weights, offsets[0], StorageType.Float32), g = Padded(grads, offsets[1], storage);
+            using DeviceBuffer m = Padded(expAvg, offsets[2], StorageType.Float32), v = Padded(expAvgSq, offsets[3], StorageType.Float32);
+            using DeviceBuffer working = Padded(new float[count], offsets[4], storage);
+            Assert.AreEqual(0, master.Pointer % 16, "the buffers start 16-byte aligned");
+            nint At(DeviceBuffer buffer, int pad) => buffer.Pointer + pad * buffer.ElementBytes;
+            KernelArg workingArg = withParams ? At(working, offsets[4]) : KernelArg.Null;
+            SimtEmulator.Launch($"adamw_step_{storage.Suffix()}", Blocks, Threads, order,
+                At(master, offsets[0]), At(g, offsets[1]), At(m, offsets[2]), At(v, offsets[3]), workingArg, (long)count,
+                3e-3f, 0.9f, 0.1f, 0.95f, 0.05f, 1e-8f, 0.1f, 1, 10f, 20f, 1f / 1024, KernelArg.Null);
+            return [master.ToFloats()[offsets[0]..], m.ToFloats()[offsets[2]..], v.ToFloats()[offsets[3]..],
+                withParams ? working.ToFloats()[offsets[4]..] : storage.Rounded(master.ToFloats()[offsets[0]..])];
+        }
+
+        float[][] aligned = Run([0, 0, 0, 0, 0]);
+        CollectionAssert.AreNotEqual(weights, aligned[0], "the step changed the weights");
+        Compare.Close(storage.Rounded(aligned[0]), aligned[3], 0f, "working copy");
+        string[] names = ["master", "m", "v", "working copy"];
+        foreach (int[] offsets in new[] { new[] { 1, 1, 1, 1, 1 }, [0, 0, 0, 0, 1], [0, 3, 0, 0, 0], [0, 0, 2, 0, 0] })
+        {
+            float[][] shifted = Run(offsets);
+            for (int i = 0; i < names.Length; i++)
+                CollectionAssert.AreEqual(aligned[i], shifted[i], $"{names[i]}, offsets {string.Join(",", offsets)}");
+        }
+
+        if (storage == StorageType.Float32)
+        {
+            float[][] noParams = Run([0, 0, 0, 0, 0], withParams: false);
+            for (int i = 0; i < names.Length; i++) CollectionAssert.AreEqual(aligned[i], noParams[i], $"{names[i]}, params null");
+        }
+    }
+
     [TestMethod]
     public void AdamWSkipsTheStepWhenAnOverflowWasFound()
     {

@@ -15,6 +15,9 @@ public sealed partial class CudaOps
 {
     private const int FlashRowsPerBlock = 64, FlashThreads = 128, FlashDotThreads = 256, FlashMaxHeadDim = 128;
 
+    /// <summary>Threads per row of flash_attention_backward_dot: SW_FLASH_DOT_LANES.</summary>
+    private const int FlashDotLanes = 8;
+
     /// <summary>Rows (queries or keys) of a 64-row key or query tile in shared memory: SW_FLASH_TILE.</summary>
     private const int FlashTile = 64;
 
@@ -73,7 +76,9 @@ public sealed partial class CudaOps
         long scoresBytes = StoresFlashScores ? ((long)batch * heads * sequence * sequence + 8) * ElementBytes : 0;
         ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
         ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
-        Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / 32), FlashDotThreads, 0, null,
+        // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte
+        // aligned: a warp reads 4 rows of 128 bytes per load, where one warp per row moved 64 bytes per load.
+        Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / FlashDotLanes), FlashDotThreads, 0, null,
             y, dy, delta, rows, sequence, heads, headDim);
         int width = FlashWidth(headDim);
         var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));

@@ -13,6 +13,7 @@ namespace Shardwise.Cuda;
 public sealed partial class CudaOps : IFusedOptimizerOps
 {
     private const int NormThreads = 512;
+    private const int AdamVector = 4; // elements per adamw_step thread and step: SW_ADAMW_VECTOR
 
     private DeviceMemory? fusedMasters;     // 16-bit storage only; in fp32 the parameter arena is the master copy
     private DeviceMemory? fusedExpAvg, fusedExpAvgSq;
@@ -87,7 +88,9 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         if (parameters.Length == 0) return;
         ulong master = fusedMasters?.Pointer ?? parameters.Address(0);
         ulong working = fusedMasters is null ? 0UL : parameters.Address(0); // null pointer: no rounded copy to write
-        adamKernel!.Launch(kernels.ElementwiseBlocks(parameters.Length),
+        // One thread per group of 4 elements (SW_ADAMW_VECTOR: float4 master/m/v, 4-element gradient and working copy);
+        // the arenas and the state buffers are allocations, so the vector path is the one taken.
+        adamKernel!.Launch(kernels.ElementwiseBlocks((parameters.Length + AdamVector - 1) / AdamVector),
             CudaKernelSet.ElementwiseThreads, 0, null,
             master, gradients.Address(0), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, parameters.Length,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,

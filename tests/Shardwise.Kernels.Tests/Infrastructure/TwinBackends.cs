@@ -62,8 +62,12 @@ public sealed class TwinBackends : IDisposable
         return slice;
     }
 
-    /// <summary>Moves the next slice's start to a multiple of <paramref name="elements"/>, plus <paramref name="past"/> elements.</summary>
-    public void AlignNext(int elements, int past = 0) => used = (used + elements - 1) / elements * elements + past;
+    /// <summary>
+    /// Moves the next slice to a multiple of <paramref name="elements"/> elements, plus <paramref name="offset"/>:
+    /// aligned slices take the kernels' vector loads (16 bytes = 8 16-bit or 4 fp32 elements), offset ones their
+    /// element-by-element paths. The arenas themselves start 256-byte aligned.
+    /// </summary>
+    public void AlignTo(int elements, int offset = 0) => used = (used + elements - 1) / elements * elements + offset;
 
     /// <summary>
     /// A slice for <paramref name="count"/> fp32 per-row statistics, filled with the same random fp32 values on both

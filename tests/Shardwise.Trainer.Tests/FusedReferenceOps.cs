@@ -55,6 +55,9 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
         => _cpu.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim);
 
+    public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+        => _cpu.AddLayerNorm(a, b, sum, gamma, beta, y, mean, rstd, rows, dim);
+
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx, Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
         => _cpu.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate);
 

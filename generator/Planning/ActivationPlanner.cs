@@ -85,8 +85,9 @@ internal static class ActivationPlanner
     /// at the Linear's step (forward and recompute), and a fused backward writes the pre-activation's gradient, reading
     /// the pre-activation, at the Linear's step, while the GeLU's own step touches nothing (the GeLU output's gradient
     /// is never stored, so it gets no buffer). A fused residual Add → LayerNorm runs at the LayerNorm's step, so the
-    /// Add's operands live until then (the Add's own step is still counted: nothing runs between the two). An aliased gradient (<paramref name="aliases"/>) is planned as its owner's
-    /// buffer, live over both lifetimes, and listed under its own name at the owner's offset.
+    /// Add's operands live until then (the Add's own step is still counted: nothing runs between the two). An aliased
+    /// gradient (<paramref name="aliases"/>) is planned as its owner's buffer, live over both lifetimes, and listed
+    /// under its own name at the owner's offset.
     /// </summary>
     private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
         GradientAliasPlan aliases)

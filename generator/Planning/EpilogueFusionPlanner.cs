@@ -64,10 +64,7 @@ internal static class EpilogueFusionPlanner
         var reader = graph.SoleReaders();
         var producer = graph.Producers();
 
-        var recomputedIn = new int[graph.Ops.Count];
-        for (int k = 0; k < recomputedIn.Length; k++) recomputedIn[k] = -1;
-        for (int s = 0; s < checkpoints.Segments.Count; s++)
-            foreach (int op in checkpoints.Segments[s].RecomputedOps) recomputedIn[op] = s;
+        var recomputedIn = checkpoints.RecomputingSegments(graph.Ops.Count);
 
         bool OnlyReadBy(int value, OpKind kind, out int op)
         {

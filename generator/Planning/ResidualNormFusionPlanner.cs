@@ -30,10 +30,7 @@ internal static class ResidualNormFusionPlanner
 {
     public static EquatableArray<int> Plan(IrGraph graph, CheckpointPlan checkpoints)
     {
-        var recomputedIn = new int[graph.Ops.Count];
-        for (int k = 0; k < recomputedIn.Length; k++) recomputedIn[k] = -1;
-        for (int s = 0; s < checkpoints.Segments.Count; s++)
-            foreach (int op in checkpoints.Segments[s].RecomputedOps) recomputedIn[op] = s;
+        var recomputedIn = checkpoints.RecomputingSegments(graph.Ops.Count);
 
         var fused = Enumerable.Repeat(-1, graph.Ops.Count).ToArray();
         for (int k = 1; k < graph.Ops.Count; k++)

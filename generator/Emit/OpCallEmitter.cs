@@ -38,6 +38,18 @@ internal sealed class OpCallEmitter
             yield return "// GeLU: computed by the Linear before it (Ops.LinearGelu)";
             yield break;
         }
+        int add = _epilogues.AddBeforeNorm(k);
+        if (add >= 0)
+        {
+            var sum = _graph.Ops[add];
+            yield return $"Ops.AddLayerNorm({Buffer(sum.Inputs[0])}, {Buffer(sum.Inputs[1])}, {_names.Value(sum.Outputs[0])}, {Param(op, 0)}, {Param(op, 1)}, {_names.Value(op.Outputs[0])}, {_names.Value(op.Outputs[1])}, {_names.Value(op.Outputs[2])}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}); // and the residual add before it";
+            yield break;
+        }
+        if (_epilogues.IsFusedAdd(k))
+        {
+            yield return "// residual add: computed with the LayerNorm after it (Ops.AddLayerNorm)";
+            yield break;
+        }
         foreach (var line in Forward(op)) yield return line;
     }
 

@@ -84,8 +84,10 @@ internal static class ActivationPlanner
     /// The fused Linear → GeLU pairs of <paramref name="epilogues"/> move work between steps: the GeLU output is written
     /// at the Linear's step (forward and recompute), and a fused backward writes the pre-activation's gradient, reading
     /// the pre-activation, at the Linear's step, while the GeLU's own step touches nothing (the GeLU output's gradient
-    /// is never stored, so it gets no buffer). An aliased gradient (<paramref name="aliases"/>) is planned as its owner's
-    /// buffer, live over both lifetimes, and listed under its own name at the owner's offset.
+    /// is never stored, so it gets no buffer). A fused residual Add → LayerNorm runs at the LayerNorm's step, so the
+    /// Add's operands live until then (the Add's own step is still counted: nothing runs between the two). An aliased
+    /// gradient (<paramref name="aliases"/>) is planned as its owner's buffer, live over both lifetimes, and listed
+    /// under its own name at the owner's offset.
     /// </summary>
     private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
         GradientAliasPlan aliases)
@@ -112,6 +114,15 @@ internal static class ActivationPlanner
             end[key] = end.TryGetValue(key, out int e) ? Math.Max(e, time) : time;
         }
 
+        // A LayerNorm that computes the residual Add before it reads the Add's operands and writes the sum at its step.
+        void TouchFusedAdd(int op, int time)
+        {
+            int add = epilogues.AddBeforeNorm(op);
+            if (add < 0) return;
+            foreach (int value in graph.Ops[add].Inputs) Touch(value, BufferRole.Value, time);
+            Touch(graph.Ops[add].Outputs[0], BufferRole.Value, time);
+        }
+
         foreach (var input in graph.Inputs) Touch(input.Value, BufferRole.Value, 0);
         for (int k = 0; k < graph.Ops.Count; k++)
         {
@@ -119,6 +130,7 @@ internal static class ActivationPlanner
             foreach (int input in op.Inputs) Touch(input, BufferRole.Value, k);
             foreach (int output in op.Outputs) Touch(output, BufferRole.Value, k);
             if (epilogues.LinearGelu[k] >= 0) Touch(graph.Ops[epilogues.LinearGelu[k]].Outputs[0], BufferRole.Value, k);
+            TouchFusedAdd(k, k);
         }
 
         if (!graph.OutputIsLoss)
@@ -141,6 +153,7 @@ internal static class ActivationPlanner
                 foreach (int output in op.Outputs) Touch(output, BufferRole.Value, time);
                 int gelu = epilogues.LinearGelu[timeline[i].Op];
                 if (gelu >= 0) Touch(graph.Ops[gelu].Outputs[0], BufferRole.Value, time);
+                TouchFusedAdd(timeline[i].Op, time);
                 continue;
             }
             int step = timeline[i].Step;

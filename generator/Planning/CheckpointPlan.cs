@@ -41,6 +41,16 @@ internal sealed record CheckpointPlan(EquatableArray<CheckpointSegment> Segments
         => new(EquatableArray<CheckpointSegment>.Empty,
             backward.Select((step, j) => new BackwardEvent(step.Op, j, -1)).ToEquatableArray());
 
+    /// <summary>For each of the program's <paramref name="ops"/> forward ops, the segment that re-runs it; −1 for none.</summary>
+    public int[] RecomputingSegments(int ops)
+    {
+        var segment = new int[ops];
+        for (int k = 0; k < ops; k++) segment[k] = -1;
+        for (int s = 0; s < Segments.Count; s++)
+            foreach (int op in Segments[s].RecomputedOps) segment[op] = s;
+        return segment;
+    }
+
     /// <summary>Whether <paramref name="value"/> is dropped after forward and recomputed in backward.</summary>
     public bool IsRecomputed(int value) => Segments.Any(s => s.Internals.Contains(value));
 }

@@ -6,7 +6,8 @@ namespace Shardwise.Generator.Planning;
 
 /// <summary>
 /// Which Linear/GeLU pairs run as one backend call, so that the GeLU rides on the Linear's GEMM (a cuBLASLt epilogue
-/// on the CUDA backend) instead of a pass of its own over the activation.
+/// on the CUDA backend) instead of a pass of its own over the activation; and which residual Adds run inside the
+/// LayerNorm after them (<see cref="AddLayerNorm"/>).
 /// <para>
 /// <see cref="LinearGelu"/>[k] is the GeLU op a Linear op k computes with it (<c>Ops.LinearGelu</c>: the Linear's
 /// output is the pre-activation, kept for the GeLU's backward; the GeLU's output is written at step k), −1 otherwise;
@@ -17,13 +18,30 @@ namespace Shardwise.Generator.Planning;
 /// </summary>
 internal sealed record EpiloguePlan(EquatableArray<int> LinearGelu, EquatableArray<int> GeluLinearBackward)
 {
+    /// <summary>
+    /// [k]: the residual Add op that LayerNorm op k computes with it (<c>Ops.AddLayerNorm</c>, at the LayerNorm's
+    /// step), −1 otherwise; that Add then emits nothing (<see cref="ResidualNormFusionPlanner"/>). Empty: none.
+    /// </summary>
+    public EquatableArray<int> AddLayerNorm { get; init; } = EquatableArray<int>.Empty;
+
     /// <summary>Whether forward op <paramref name="op"/> (a GeLU) is computed by the Linear before it.</summary>
     public bool IsFusedForward(int op) => LinearGelu.Contains(op);
 
     /// <summary>Whether backward step <paramref name="step"/> (a GeLU's) is done by the Linear step before it.</summary>
     public bool IsFusedBackward(int step) => GeluLinearBackward.Contains(step);
 
-    public bool IsEmpty => LinearGelu.All(g => g < 0) && GeluLinearBackward.All(s => s < 0);
+    /// <summary>The Add op that LayerNorm op <paramref name="op"/> computes with it; −1 when none.</summary>
+    public int AddBeforeNorm(int op) => op < AddLayerNorm.Count ? AddLayerNorm[op] : -1;
+
+    /// <summary>Whether forward op <paramref name="op"/> (an Add) is computed by the LayerNorm after it.</summary>
+    public bool IsFusedAdd(int op) => AddLayerNorm.Contains(op);
+
+    /// <summary>Whether there is a Linear/GeLU fusion (the residual norms are counted apart).</summary>
+    public bool HasGeluFusion => LinearGelu.Any(g => g >= 0) || GeluLinearBackward.Any(s => s >= 0);
+
+    public int FusedAddCount => AddLayerNorm.Count(a => a >= 0);
+
+    public bool IsEmpty => !HasGeluFusion && FusedAddCount == 0;
 }
 
 /// <summary>
@@ -46,10 +64,7 @@ internal static class EpilogueFusionPlanner
         var reader = graph.SoleReaders();
         var producer = graph.Producers();
 
-        var recomputedIn = new int[graph.Ops.Count];
-        for (int k = 0; k < recomputedIn.Length; k++) recomputedIn[k] = -1;
-        for (int s = 0; s < checkpoints.Segments.Count; s++)
-            foreach (int op in checkpoints.Segments[s].RecomputedOps) recomputedIn[op] = s;
+        var recomputedIn = checkpoints.RecomputingSegments(graph.Ops.Count);
 
         bool OnlyReadBy(int value, OpKind kind, out int op)
         {
@@ -85,6 +100,9 @@ internal static class EpilogueFusionPlanner
             fusedBackward[linearEvent.Step] = geluEvent.Step;
         }
 
-        return new EpiloguePlan(forward.ToEquatableArray(), fusedBackward.ToEquatableArray());
+        return new EpiloguePlan(forward.ToEquatableArray(), fusedBackward.ToEquatableArray())
+        {
+            AddLayerNorm = ResidualNormFusionPlanner.Plan(graph, checkpoints),
+        };
     }
 }

@@ -18,7 +18,7 @@ internal static class PlanReport
 
     /// <param name="spec">The model, for its planning assumptions and [Shard] layers; null writes no assumption-dependent section.</param>
     /// <param name="memory">The estimate of every stage (<see cref="MemoryEstimator"/>) at the assumed ZeRO stage.</param>
-    /// <param name="epilogues">The Linear/GeLU fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
+    /// <param name="epilogues">The Linear/GeLU and residual Add/LayerNorm fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
     /// <param name="aliases">The shared residual gradients (<see cref="GradientAliasPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
         PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
@@ -48,12 +48,17 @@ internal static class PlanReport
                 .Append(", fp32 arena ").Append(N(activations.ArenaWithoutCheckpointingPerSample * 4)).Append(" → ").Append(N(arena * 4))
                 .Append(" bytes per sample (").Append(N(checkpoints.Segments.Sum(x => x.RecomputedOps.Count))).Append(" forward ops recomputed)\n");
         }
-        if (epilogues is { IsEmpty: false })
+        if (epilogues is { HasGeluFusion: true })
         {
             int forward = epilogues.LinearGelu.Count(g => g >= 0), backward = epilogues.GeluLinearBackward.Count(s => s >= 0);
             text.Append("  epilogue fusion: ").Append(Plural(forward, "Linear → GeLU forward", "Linear → GeLU forwards"))
                 .Append(" as one call (Ops.LinearGelu), ").Append(Plural(backward, "GeLU backward", "GeLU backwards"))
                 .Append(" inside the next Linear's (Ops.GeluLinearBackward)\n");
+        }
+        if (epilogues is { FusedAddCount: > 0 })
+        {
+            text.Append("  residual norms: ").Append(Plural(epilogues.FusedAddCount, "residual add is", "residual adds are"))
+                .Append(" computed by the LayerNorm right after (Ops.AddLayerNorm)\n");
         }
         if (aliases is { Count: > 0 })
         {

@@ -18,6 +18,7 @@ public sealed class AccumulateTests
     [DataRow(OpCases.LayerNorm)]
     [DataRow(OpCases.Gelu)]
     [DataRow(OpCases.Add)]
+    [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.CrossEntropy)]
     public void OverwriteReplacesActivationGradientsAndAccumulateAdds(string name)

@@ -18,6 +18,7 @@ public sealed class FloatDoubleAgreementTests
     [DataRow(OpCases.LayerNorm)]
     [DataRow(OpCases.Gelu)]
     [DataRow(OpCases.Add)]
+    [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.CrossEntropy)]
     public void FloatMatchesDouble(string name)

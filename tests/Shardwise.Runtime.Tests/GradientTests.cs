@@ -23,6 +23,7 @@ public sealed class GradientTests
     [DataRow(OpCases.LinearGelu)]
     [DataRow(OpCases.GeluLinear)]
     [DataRow(OpCases.Add)]
+    [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.AttentionOneHead)]
     [DataRow(OpCases.CrossEntropy)]

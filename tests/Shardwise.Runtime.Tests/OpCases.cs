@@ -36,6 +36,8 @@ internal static class OpCases
     /// <summary>Gelu then Linear forward; backward by GeluLinearBackward (the Linear's input gradient through the GeLU).</summary>
     public const string GeluLinear = "GeluLinear";
     public const string Add = "Add";
+    /// <summary>AddLayerNorm forward (the loss reads the sum too); backward as the generator leaves it: LayerNormBackward, then the add's.</summary>
+    public const string AddLayerNorm = "AddLayerNorm";
     public const string Attention = "Attention";
     public const string AttentionOneHead = "AttentionOneHead";
     public const string CrossEntropy = "CrossEntropy";
@@ -51,6 +53,7 @@ internal static class OpCases
         LinearGelu => CreateLinearGelu<T>(),
         GeluLinear => CreateGeluLinear<T>(),
         Add => CreateAdd<T>(),
+        AddLayerNorm => CreateAddLayerNorm<T>(),
         Attention => CreateAttention<T>(name, batch: 2, sequence: 5, heads: 2, dim: 8),
         AttentionOneHead => CreateAttention<T>(name, batch: 1, sequence: 7, heads: 1, dim: 6),
         CrossEntropy => CreateCrossEntropy<T>(),
@@ -281,6 +284,48 @@ internal static class OpCases
                 h.Ops.AddBackward(dy, db, count, accumulate);
             },
             Inputs = [new("a", a, da, false), new("b", b, db, false)],
+        };
+    }
+
+    private static OpCase<T> CreateAddLayerNorm<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int rows = 5, dim = 7;
+        const long count = rows * dim;
+        var h = new OpHarness<T>();
+        Slice a = h.Activation(TestData.Uniform(71, (int)count, scale: 2)), b = h.Activation(TestData.Uniform(72, (int)count));
+        Slice gamma = h.Parameter(TestData.Uniform(73, dim)), beta = h.Parameter(TestData.Uniform(74, dim));
+        Slice sum = h.Activation(count), y = h.Activation(count), mean = h.Activation(rows), rstd = h.Activation(rows);
+        Slice dy = h.Activation(count), dSumRead = h.Activation(count), dSum = h.Activation(count);
+        Slice da = h.Activation(count), db = h.Activation(count);
+        double[] r = TestData.Uniform(75, (int)count), rSum = TestData.Uniform(76, (int)count);
+        return new OpCase<T>
+        {
+            Name = AddLayerNorm,
+            Harness = h,
+            Output = y,
+            // The sum is the residual stream: later ops read it besides the norm, so the loss does too.
+            Loss = () =>
+            {
+                h.Ops.AddLayerNorm(a, b, sum, gamma, beta, y, mean, rstd, rows, dim);
+                return h.Dot(y, r) + h.Dot(sum, rSum);
+            },
+            Backward = accumulate =>
+            {
+                h.Write(dy, r);
+                h.Write(dSumRead, rSum);
+                h.Ops.LayerNormBackward(sum, gamma, mean, rstd, dy, dSum, OpHarness<T>.GradientOf(gamma),
+                    OpHarness<T>.GradientOf(beta), rows, dim, accumulate: false);
+                h.Ops.AddBackward(dSumRead, dSum, count, accumulate: true);
+                h.Ops.AddBackward(dSum, da, count, accumulate);
+                h.Ops.AddBackward(dSum, db, count, accumulate);
+            },
+            Inputs =
+            [
+                new("a", a, da, false),
+                new("b", b, db, false),
+                new("gamma", gamma, OpHarness<T>.GradientOf(gamma), true),
+                new("beta", beta, OpHarness<T>.GradientOf(beta), true),
+            ],
         };
     }
 

@@ -15,7 +15,21 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     private readonly CpuOps<float> _cpu = new();
     private readonly FusedAdamReference _fused;
 
-    public FusedReferenceOps() => _fused = new FusedAdamReference(_cpu);
+    private readonly bool _checkAddLayerNorm;
+
+    /// <param name="checkAddLayerNorm">
+    /// Runs <see cref="AddLayerNorm"/> as a one-pass device kernel may: it asserts that no output overlaps an operand
+    /// (the sum may be an operand exactly) and fills the outputs with NaN before the unfused sequence runs, so a
+    /// program whose buffer plan let an output share memory with an operand still being read computes something else.
+    /// </param>
+    public FusedReferenceOps(bool checkAddLayerNorm = false)
+    {
+        _fused = new FusedAdamReference(_cpu);
+        _checkAddLayerNorm = checkAddLayerNorm;
+    }
+
+    /// <summary>How many <see cref="AddLayerNorm"/> calls the program made.</summary>
+    public int AddLayerNormCalls { get; private set; }
 
     // ---- IFusedOptimizerOps: the reference ----
     public bool SupportsFusedOptimizer(StorageType storage) => _fused.SupportsFusedOptimizer(storage);
@@ -54,6 +68,34 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
 
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
         => _cpu.LayerNorm(x, gamma, beta, y, mean, rstd, rows, dim);
+
+    public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        AddLayerNormCalls++;
+        if (_checkAddLayerNorm)
+        {
+            bool sumIsOperand = sum == a || sum == b;
+            Slice[] outputs = sumIsOperand ? [y, mean, rstd] : [sum, y, mean, rstd];
+            Slice[] read = [a, b, gamma, beta];
+            for (int i = 0; i < outputs.Length; i++)
+            {
+                foreach (Slice operand in read)
+                    if (Overlap(outputs[i], operand)) throw new InvalidOperationException($"AddLayerNorm output {outputs[i]} overlaps operand {operand}");
+                for (int j = i + 1; j < outputs.Length; j++)
+                    if (Overlap(outputs[i], outputs[j])) throw new InvalidOperationException($"AddLayerNorm outputs {outputs[i]} and {outputs[j]} overlap");
+            }
+            foreach (Slice output in outputs)
+            {
+                var poison = new float[output.Length];
+                Array.Fill(poison, float.NaN);
+                _cpu.Load(poison, output);
+            }
+        }
+        _cpu.AddLayerNorm(a, b, sum, gamma, beta, y, mean, rstd, rows, dim);
+    }
+
+    private static bool Overlap(Slice x, Slice y) =>
+        x.Arena == y.Arena && x.Offset < y.Offset + y.Length && y.Offset < x.Offset + x.Length;
 
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx, Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
         => _cpu.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dGamma, dBeta, rows, dim, accumulate);

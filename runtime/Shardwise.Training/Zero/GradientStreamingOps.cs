@@ -180,6 +180,9 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
     public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
         => _inner.LayerNorm(x, P(gamma), P(beta), y, mean, rstd, rows, dim);
 
+    public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+        => _inner.AddLayerNorm(a, b, sum, P(gamma), P(beta), y, mean, rstd, rows, dim);
+
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx, Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
         => _inner.LayerNormBackward(x, P(gamma), mean, rstd, dy, dx, Map(dGamma), Map(dBeta), rows, dim, accumulate);
 

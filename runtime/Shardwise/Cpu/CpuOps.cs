@@ -140,6 +140,13 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             Elements(beta, dim, nameof(beta)), Elements(y, (long)rows * dim, nameof(y)),
             Elements(mean, rows, nameof(mean)), Elements(rstd, rows, nameof(rstd)), rows, dim);
 
+    // As the other fused ops: the unfused sequence itself, so a fused program is bitwise the unfused one.
+    public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        Add(a, b, sum, (long)rows * dim);
+        LayerNorm(sum, gamma, beta, y, mean, rstd, rows, dim);
+    }
+
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
         Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate) =>
         LayerNormKernels.Backward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),

@@ -2,7 +2,10 @@ using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
 
-/// <summary>LayerNorm (layernorm.cu), GeLU (gelu.cu) and the elementwise add (add.cu), forward and backward.</summary>
+/// <summary>
+/// LayerNorm (layernorm.cu, also fused with the residual add before it), GeLU (gelu.cu) and the elementwise add
+/// (add.cu), forward and backward.
+/// </summary>
 public sealed partial class CudaOps
 {
     // ---- LayerNorm, GeLU, add ------------------------------------------------------------------------------------
@@ -32,6 +35,20 @@ public sealed partial class CudaOps
             : Kernel("residual_layernorm_forward");
         kernel.Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null, a, b, residual, gamma, beta, y, mean, rstd,
             rows, dim);
+    }
+
+    public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        Begin();
+        long n = (long)rows * dim;
+        ulong aa = Address(a, n, nameof(a)), ba = Address(b, n, nameof(b)), sa = Address(sum, n, nameof(sum));
+        ulong ga = Address(gamma, dim, nameof(gamma)), bea = Address(beta, dim, nameof(beta)), ya = Address(y, n, nameof(y));
+        ulong ma = StatisticsAddress(mean, rows, nameof(mean)), ra = StatisticsAddress(rstd, rows, nameof(rstd));
+        if (rows == 0) return;
+        // One pass instead of add then LayerNorm: the sum is rounded to storage, stored, and normalised as stored,
+        // which is what the two kernels compute. Each lane reads a[i] and b[i] before it writes sum[i] (the vector
+        // kernels: the whole row's share before the first store), so sum may be either operand.
+        LaunchResidualLayerNorm(aa, ba, sa, ga, bea, ya, ma, ra, rows, dim);
     }
 
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,

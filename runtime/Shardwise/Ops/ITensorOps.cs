@@ -64,6 +64,16 @@ public interface ITensorOps<T> where T : unmanaged
     /// </summary>
     void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim);
 
+    /// <summary>
+    /// A residual add and the LayerNorm that reads its sum, as one op: sum = a + b, then y = LayerNorm(sum) with mean
+    /// and rstd saved, exactly <see cref="Add"/> into <paramref name="sum"/> then <see cref="LayerNorm"/> of it.
+    /// <paramref name="sum"/> may be <paramref name="a"/> or <paramref name="b"/> (an in-place residual stream). The
+    /// sum is kept because it is the residual stream the next add and the LayerNorm's backward read. The generator
+    /// emits it for an Add whose output the next forward op normalises (the CUDA backend runs it as one launch of
+    /// residual_layernorm_forward, instead of an add kernel then a LayerNorm kernel that reads the sum back).
+    /// </summary>
+    void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim);
+
     /// <summary>dx (=|+=) ∂L/∂x; dGamma += Σ dy·x̂; dBeta += Σ dy.</summary>
     void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
         Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate);

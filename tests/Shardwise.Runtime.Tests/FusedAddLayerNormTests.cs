@@ -37,13 +37,13 @@ public sealed class FusedAddLayerNormTests
     private static void Check<T>(int rows, int dim, SumIn where) where T : unmanaged, IFloatingPointIeee754<T>
     {
         // Two backends with identical contents: one runs the fused call, the other the unfused sequence.
-        var fused = new Pair<T>(seed: rows + dim);
-        var unfused = new Pair<T>(seed: rows + dim);
+        var fused = new SeededCpuOps<T>(seed: rows + dim);
+        var unfused = new SeededCpuOps<T>(seed: rows + dim);
         long n = (long)rows * dim;
-        Slice a = Both(fused, unfused, s => s.Random(n, 3)), b = Both(fused, unfused, s => s.Random(n));
-        Slice gamma = Both(fused, unfused, s => s.Random(dim)), beta = Both(fused, unfused, s => s.Random(dim));
-        Slice own = Both(fused, unfused, s => s.Random(n));
-        Slice y = Both(fused, unfused, s => s.Random(n)), mean = Both(fused, unfused, s => s.Random(rows)), rstd = Both(fused, unfused, s => s.Random(rows));
+        Slice a = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(n, 3)), b = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(n));
+        Slice gamma = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(dim)), beta = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(dim));
+        Slice own = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(n));
+        Slice y = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(n)), mean = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows)), rstd = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows));
         Slice sum = where switch { SumIn.A => a, SumIn.B => b, _ => own };
         double[] staleY = fused.Read(y), staleSum = fused.Read(sum);
 
@@ -59,47 +59,5 @@ public sealed class FusedAddLayerNormTests
         CollectionAssert.AreEqual(unfused.Read(unfused.Everything), fused.Read(fused.Everything), $"every slice handed out, {at}");
         CollectionAssert.AreNotEqual(staleSum, fused.Read(sum), $"{at}: the sum was written");
         CollectionAssert.AreNotEqual(staleY, fused.Read(y), $"{at}: y was written");
-    }
-
-    private static Slice Both<T>(Pair<T> a, Pair<T> b, Func<Pair<T>, Slice> make) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Slice slice = make(a);
-        Assert.AreEqual(slice, make(b));
-        return slice;
-    }
-
-    /// <summary>A CpuOps whose activation-arena slices are handed out with seeded random contents.</summary>
-    private sealed class Pair<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Random random;
-        private long used;
-
-        public Pair(int seed)
-        {
-            random = new Random(seed);
-            Ops.Allocate(Arena.Activations, 1 << 18);
-        }
-
-        public CpuOps<T> Ops { get; } = new();
-
-        /// <summary>Every slice handed out so far, as one.</summary>
-        public Slice Everything => new(Arena.Activations, 0, used);
-
-        public Slice Random(long count, double scale = 1)
-        {
-            var slice = new Slice(Arena.Activations, used, count);
-            used += count;
-            var values = new T[count];
-            for (long i = 0; i < count; i++) values[i] = T.CreateChecked((2 * random.NextDouble() - 1) * scale);
-            Ops.Load(values, slice);
-            return slice;
-        }
-
-        public double[] Read(Slice slice)
-        {
-            var values = new T[slice.Length];
-            Ops.Store(slice, values);
-            return Array.ConvertAll(values, v => double.CreateChecked(v));
-        }
     }
 }

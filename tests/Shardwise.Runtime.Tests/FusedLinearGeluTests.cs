@@ -41,7 +41,7 @@ public sealed class FusedLinearGeluTests
     private static void LinearGeluIsLinearThenGelu<T>(int rows, int inDim, int outDim, bool withBias)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var fused = new Pair<T>(seed: rows + inDim);
+        var fused = new SeededCpuOps<T>(seed: rows + inDim);
         Slice x = fused.Random(rows * inDim, 2), w = fused.Random(outDim * inDim, 0.5);
         Slice? bias = withBias ? fused.Random(outDim) : null;
         Slice pre = fused.Random(rows * outDim), y = fused.Random(rows * outDim);
@@ -61,13 +61,13 @@ public sealed class FusedLinearGeluTests
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         // Two backends with identical contents: one runs the fused call, the other the unfused sequence.
-        var fused = new Pair<T>(seed: 3 * rows + outDim);
-        var unfused = new Pair<T>(seed: 3 * rows + outDim);
-        Slice pre = Both(fused, unfused, s => s.Random(rows * inDim, 2)), x = Both(fused, unfused, s => s.Random(rows * inDim));
-        Slice w = Both(fused, unfused, s => s.Random(outDim * inDim, 0.5)), dy = Both(fused, unfused, s => s.Random(rows * outDim));
-        Slice dPre = Both(fused, unfused, s => s.Random(rows * inDim));
-        Slice dw = Both(fused, unfused, s => s.Random(outDim * inDim));
-        Slice? dBias = withBias ? Both(fused, unfused, s => s.Random(outDim)) : null;
+        var fused = new SeededCpuOps<T>(seed: 3 * rows + outDim);
+        var unfused = new SeededCpuOps<T>(seed: 3 * rows + outDim);
+        Slice pre = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows * inDim, 2)), x = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows * inDim));
+        Slice w = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(outDim * inDim, 0.5)), dy = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows * outDim));
+        Slice dPre = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(rows * inDim));
+        Slice dw = SeededCpuOps<T>.Both(fused, unfused, s => s.Random(outDim * inDim));
+        Slice? dBias = withBias ? SeededCpuOps<T>.Both(fused, unfused, s => s.Random(outDim)) : null;
         double[] staleDPre = fused.Read(dPre), earlierDw = fused.Read(dw);
 
         fused.Ops.GeluLinearBackward(pre, x, w, dy, dPre, dw, dBias, rows, inDim, outDim);
@@ -80,44 +80,5 @@ public sealed class FusedLinearGeluTests
         if (dBias is { } db) CollectionAssert.AreEqual(unfused.Read(db), fused.Read(db), $"dBias, {at}");
         CollectionAssert.AreNotEqual(staleDPre, fused.Read(dPre), $"{at}: dPre was written");
         CollectionAssert.AreNotEqual(earlierDw, fused.Read(dw), $"{at}: dW was added to");
-    }
-
-    private static Slice Both<T>(Pair<T> a, Pair<T> b, Func<Pair<T>, Slice> make) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        Slice slice = make(a);
-        Assert.AreEqual(slice, make(b));
-        return slice;
-    }
-
-    /// <summary>A CpuOps whose activation-arena slices are handed out with seeded random contents.</summary>
-    private sealed class Pair<T> where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Random random;
-        private long used;
-
-        public Pair(int seed)
-        {
-            random = new Random(seed);
-            Ops.Allocate(Arena.Activations, 1 << 18);
-        }
-
-        public CpuOps<T> Ops { get; } = new();
-
-        public Slice Random(long count, double scale = 1)
-        {
-            var slice = new Slice(Arena.Activations, used, count);
-            used += count;
-            var values = new T[count];
-            for (long i = 0; i < count; i++) values[i] = T.CreateChecked((2 * random.NextDouble() - 1) * scale);
-            Ops.Load(values, slice);
-            return slice;
-        }
-
-        public double[] Read(Slice slice)
-        {
-            var values = new T[slice.Length];
-            Ops.Store(slice, values);
-            return Array.ConvertAll(values, v => double.CreateChecked(v));
-        }
     }
 }

@@ -186,45 +186,41 @@ public sealed class BackendSelectionTests
     /// is 0 or false (on by default since the tuned flash kernels beat the GEMM path on the H200).
     /// </summary>
     [TestMethod]
-    public void FusedAttentionFollowsTheOptionsThenTheEnvironment()
-    {
-        string? saved = Environment.GetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable);
-        try
-        {
-            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, true), ("", true), ("1", true), ("true", true), ("0", false), ("false", false) })
-            {
-                Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, value);
-                Assert.AreEqual(expected, new CudaOpsOptions().UsesFusedAttention, $"variable {value ?? "unset"}");
-                Assert.IsTrue(new CudaOpsOptions(FusedAttention: true).UsesFusedAttention, "the option wins");
-                Assert.IsFalse(new CudaOpsOptions(FusedAttention: false).UsesFusedAttention, "the option wins");
-            }
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(CudaOpsOptions.FusedAttentionVariable, saved);
-        }
-    }
+    public void FusedAttentionFollowsTheOptionsThenTheEnvironment() =>
+        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FusedAttentionVariable,
+            [(null, true), ("", true), ("1", true), ("true", true), ("0", false), ("false", false)],
+            option => new CudaOpsOptions(FusedAttention: option), options => options.UsesFusedAttention);
 
     /// <summary>
     /// dQ from the stored dSᵀ tiles is opt-in until measured on a GPU: the option, else SHARDWISE_FLASH_DQ=stored.
     /// </summary>
     [TestMethod]
-    public void FlashDqFromStoredScoresFollowsTheOptionsThenTheEnvironment()
+    public void FlashDqFromStoredScoresFollowsTheOptionsThenTheEnvironment() =>
+        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDqVariable,
+            [(null, false), ("", false), ("recompute", false), ("stored", true)],
+            option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
+
+    /// <summary>
+    /// For each value of <paramref name="variable"/>, options that leave the choice open follow it, and an explicit
+    /// option wins either way; the variable is restored afterwards.
+    /// </summary>
+    private static void AssertTheOptionWinsThenTheVariable(string variable, (string? Value, bool Expected)[] cases,
+        Func<bool?, CudaOpsOptions> options, Func<CudaOpsOptions, bool> uses)
     {
-        string? saved = Environment.GetEnvironmentVariable(CudaOpsOptions.FlashDqVariable);
+        string? saved = Environment.GetEnvironmentVariable(variable);
         try
         {
-            foreach ((string? value, bool expected) in new (string?, bool)[] { (null, false), ("", false), ("recompute", false), ("stored", true) })
+            foreach ((string? value, bool expected) in cases)
             {
-                Environment.SetEnvironmentVariable(CudaOpsOptions.FlashDqVariable, value);
-                Assert.AreEqual(expected, new CudaOpsOptions().UsesFlashDqFromStoredScores, $"variable {value ?? "unset"}");
-                Assert.IsTrue(new CudaOpsOptions(FlashDqFromStoredScores: true).UsesFlashDqFromStoredScores, "the option wins");
-                Assert.IsFalse(new CudaOpsOptions(FlashDqFromStoredScores: false).UsesFlashDqFromStoredScores, "the option wins");
+                Environment.SetEnvironmentVariable(variable, value);
+                Assert.AreEqual(expected, uses(options(null)), $"{variable} {value ?? "unset"}");
+                Assert.IsTrue(uses(options(true)), "the option wins");
+                Assert.IsFalse(uses(options(false)), "the option wins");
             }
         }
         finally
         {
-            Environment.SetEnvironmentVariable(CudaOpsOptions.FlashDqVariable, saved);
+            Environment.SetEnvironmentVariable(variable, saved);
         }
     }
 }

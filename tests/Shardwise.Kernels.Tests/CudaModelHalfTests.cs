@@ -37,9 +37,11 @@ public sealed class CudaModelHalfTests
     [DataRow(StorageType.BFloat16, false)]
     [DataRow(StorageType.Float16, true)]
     [DataRow(StorageType.BFloat16, true)]
-    public void TinyGptForwardAndBackwardFollowTheCpu(StorageType storage, bool fusedAttention)
+    [DataRow(StorageType.BFloat16, true, true)]
+    public void TinyGptForwardAndBackwardFollowTheCpu(StorageType storage, bool fusedAttention, bool storedScores = false)
     {
-        using CudaOps gpu = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fusedAttention);
+        using CudaOps gpu = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fusedAttention,
+            flashDqFromStoredScores: storedScores);
         Assert.AreEqual(fusedAttention, gpu.UsesFlashAttention(Batch, TinyGpt.Context, TinyGpt.Heads, TinyGpt.Width),
             "TinyGpt's attention takes the path asked for");
         float u = Unit(storage);

@@ -26,7 +26,7 @@ public sealed class PipelineEquivalenceTests
     [DataRow(1, 2, 1, 0)]
     [DataRow(2, 2, 1, 0)]
     [DataRow(2, 2, 2, 1)]
-    [DataRow(2, 1, 2, 2)] // ZeRO-2: gradients reduce-scattered per slot during backward, tied pieces summed after
+    [DataRow(2, 1, 2, 2)] // ZeRO-2: gradients reduce-scattered in buckets during backward, tied pieces summed after
     [DataRow(2, 2, 2, 2)]
     public void PipelinedRunEqualsOneProcess(int pipeline, int tensor, int data, int zeroStage) =>
         CheckAgainstOneProcess(pipeline, tensor, data, zeroStage, fp16: false, tolerance: 1e-5);

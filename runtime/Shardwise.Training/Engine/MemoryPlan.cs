@@ -33,6 +33,7 @@ public static class MemoryPlan
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
+        long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long? parameters = null;
         if (zero.Stage == 3)
@@ -44,10 +45,10 @@ public static class MemoryPlan
             }
             parameters = (parameterPool.PoolElements + persistent) * workingBytes + pieces * sizeof(float);
             long prefetch = TrainingEngine.PrefetchElements(zero, parameterPool.PoolElements + persistent, layout.TotalElements);
-            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, SlotSharding.BufferBytesOf(layout, ranks) + prefetch * sizeof(float),
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float),
                 masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
         }
-        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, SlotSharding.BufferBytesOf(layout, ranks),
+        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers,
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
     }
 }

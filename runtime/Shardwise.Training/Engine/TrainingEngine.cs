@@ -47,6 +47,9 @@ public sealed class TrainingEngine
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
     private readonly SlotSharding? _slots;          // stage 2: per-slot pieces; gradients streamed into _accumulator
+    private readonly GradientStreamer? _gradientStreamer; // stages 2–3: fills gradient buckets during backward
+    private readonly int[] _persistentSlots = Array.Empty<int>();   // stage 3: slots kept whole
+    private readonly long[] _persistentOffsets = Array.Empty<long>(); // stage 3: where they live in the parameter arena
     private readonly float[]? _accumulator;         // stage 2: this rank's reduced gradient pieces
     private readonly float[]? _rounded;             // stages 2–3: 16-bit-rounded pieces (stage 3: the partitioned parameters)
     private readonly GradientStreamingOps<float>? _streamingOps;
@@ -80,7 +83,8 @@ public sealed class TrainingEngine
             _accumulator = new float[slots.OwnedLength];
             _rounded = new float[slots.OwnedLength];
             StorageRounding.Round(_master, _rounded, Storage);
-            program.GradientListener = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
+            _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
+            program.GradientListener = _gradientStreamer;
             if (config.ZeroOptimization.Stage == 3)
             {
                 // From here on no rank holds the full parameters: the initial full buffer is dropped for the pool.
@@ -90,6 +94,9 @@ public sealed class TrainingEngine
                     if (program.Layout.Slots[i].Length < config.ZeroOptimization.Stage3ParamPersistenceThreshold) persistent.Add(i);
                 }
                 streamingOps.StartParameterStreaming(persistent);
+                _persistentSlots = persistent.ToArray();
+                _persistentOffsets = new long[persistent.Count];
+                for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
                 _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded, streamingOps.ParameterPlan!,
                     PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
@@ -128,7 +135,9 @@ public sealed class TrainingEngine
         if (zero.Stage == 3 && program.Ops is GradientStreamingOps<float> { PlansParameterStreaming: false })
             throw new InvalidOperationException("ZeRO-3 streams parameters: build the program over TrainingEngine.CreateBackend(config, ...)");
         var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
-        var slots = zero.Stage >= 2 ? new SlotSharding(program.Layout, communicator) : null;
+        var slots = zero.Stage >= 2
+            ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3)
+            : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options);
         return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config));
@@ -186,16 +195,14 @@ public sealed class TrainingEngine
     /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
-    /// <summary>ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces.</summary>
-    private void RefreshPersistentParameters()
-    {
-        var ops = _streamingOps!;
-        foreach (int slot in ops.PersistentSlots)
-        {
-            var region = ops.ResidentSlice(slot);
-            _slots!.GatherSlot(slot, _rounded, _program.Parameters.Slice((int)region.Offset, (int)region.Length));
-        }
-    }
+    /// <summary>
+    /// ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces, in
+    /// buckets of allgather_bucket_size elements.
+    /// </summary>
+    private void RefreshPersistentParameters() => _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
+
+    /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
+    public (int ReduceBuckets, int GatherBuckets) SlotCollectives => _slots is null ? (0, 0) : (_slots.ReduceBuckets, _slots.GatherBuckets);
 
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
@@ -345,6 +352,9 @@ public sealed class TrainingEngine
         if (_overlap is null || !IsGradientAccumulationBoundary)
         {
             _program.Backward(scale);
+            // Stages 2–3: the last gradient bucket is partial; every rank reduces it here, so each micro-batch's
+            // gradients are in the accumulator when Backward returns.
+            _gradientStreamer?.EndBackward();
             return;
         }
         _overlap.Begin(_program.Layout.TotalElements);

@@ -5,9 +5,10 @@ using Shardwise.Precision;
 namespace Shardwise.Training.Zero;
 
 /// <summary>
-/// Listens to the generated backward pass in ZeRO-2: when the program announces a slot's gradient final, rounds it to
-/// 16-bit storage, reduce-scatters it into this rank's accumulator (averaged over ranks, as DeepSpeed does), and
-/// clears its pool region for the next slot or micro-batch that reuses it.
+/// Listens to the generated backward pass in ZeRO-2/3: when the program announces a slot's gradient final, rounds it
+/// to 16-bit storage, copies it into the gradient bucket (reduce-scattered into this rank's accumulator, averaged over
+/// ranks as DeepSpeed does, once reduce_bucket_size elements are pending), and clears its pool region at once for the
+/// next slot or micro-batch that reuses it. <see cref="EndBackward"/> reduces the last, partial bucket.
 /// </summary>
 public sealed class GradientStreamer : IGradientListener
 {
@@ -24,7 +25,7 @@ public sealed class GradientStreamer : IGradientListener
         _storage = storage;
     }
 
-    /// <summary>Slots reduced since the last <see cref="ResetCount"/> (every slot, every micro-batch).</summary>
+    /// <summary>Slots handed to the bucket since the last <see cref="ResetCount"/> (every slot, every micro-batch).</summary>
     public int SlotsReduced { get; private set; }
 
     public void ResetCount() => SlotsReduced = 0;
@@ -43,4 +44,7 @@ public sealed class GradientStreamer : IGradientListener
         gradient.Clear();
         SlotsReduced++;
     }
+
+    /// <summary>After each backward pass, on every rank: reduces the slots still waiting in the bucket.</summary>
+    public void EndBackward() => _sharding.FlushReductions();
 }

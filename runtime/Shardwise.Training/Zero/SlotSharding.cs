@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using Shardwise.Distributed;
 using Shardwise.Plans;
 
@@ -6,9 +7,17 @@ namespace Shardwise.Training.Zero;
 
 /// <summary>
 /// ZeRO-2/3 partitioning per parameter, as DeepSpeed does it: every slot of the layout is cut into N equal pieces
-/// (the last padded), rank r owning piece r of every slot. A slot's gradient is reduce-scattered as soon as it is
-/// final, straight into the owners' accumulators, so no rank ever holds the full gradient; after the optimizer step
-/// each slot is all-gathered back. This rank's pieces, concatenated in layout order, form its optimizer partition.
+/// (the last padded), rank r owning piece r of every slot. This rank's pieces, concatenated in layout order, form its
+/// optimizer partition.
+/// <para>
+/// Gradients: as slots become final in backward (a static order, the same on every rank) their pieces are copied into
+/// a bucket laid out rank-major — rank r's segment is piece r of every slot in the bucket, in arrival order — and one
+/// reduce-scatter per reduce_bucket_size elements hands each rank the sums of its pieces, so no rank ever holds the
+/// full gradient. Parameters: after the optimizer step consecutive slots are all-gathered in groups of up to
+/// allgather_bucket_size elements. Sizes count padded elements (N × piece per slot), which is what travels; a slot
+/// larger than a bucket goes alone. Each element is summed in the same rank order whatever the bucket size, so the
+/// results do not depend on it.
+/// </para>
 /// </summary>
 public sealed class SlotSharding
 {
@@ -16,10 +25,24 @@ public sealed class SlotSharding
     private readonly long[] _chunk;        // piece size per slot
     private readonly long[] _ownedOffset;  // where this rank's piece of each slot starts in the owned buffer
     private readonly long[] _ownedLength;  // length of this rank's piece of each slot (0 past the slot's end)
-    private readonly float[] _staging;     // communication buffer: one slot, padded to N pieces
-    private readonly float[] _piece;       // communication buffer: one piece
+    private readonly long _reduceBucket;   // padded elements per gradient bucket
+    private readonly long _gatherBucket;   // padded elements per parameter bucket
+    private readonly long _stride;         // elements of one rank's segment in the staging buffer
+    private readonly float[] _staging;     // N segments of _stride: the pending gradient bucket, or a parameter bucket
+    private readonly float[] _piece;       // one segment: what a rank sends to, or receives from, a collective
+    private readonly float[] _slotStaging; // ZeRO-3: one padded slot, gathered during backward while a gradient bucket is pending
+    private readonly int[] _allSlots;
+    private readonly long[] _layoutOffsets;
+    private readonly List<int> _pending = new(); // slots in the gradient bucket, in arrival order
+    private long _pendingSegment;                // Σ pieces of the pending slots: one rank's share of the bucket
+    private float[]? _pendingAccumulator;
+    private float _pendingScale;
 
-    public SlotSharding(ParameterLayout layout, ICommunicator communicator)
+    /// <param name="reduceBucketElements">zero_optimization.reduce_bucket_size.</param>
+    /// <param name="allgatherBucketElements">zero_optimization.allgather_bucket_size.</param>
+    /// <param name="gathersDuringBackward">ZeRO-3: single slots are gathered (<see cref="GatherSlot"/>) while a gradient bucket fills.</param>
+    public SlotSharding(ParameterLayout layout, ICommunicator communicator, long reduceBucketElements, long allgatherBucketElements,
+        bool gathersDuringBackward = false)
     {
         Layout = layout;
         _communicator = communicator;
@@ -27,7 +50,9 @@ public sealed class SlotSharding
         _chunk = new long[slots];
         _ownedOffset = new long[slots];
         _ownedLength = new long[slots];
-        long owned = 0, largest = 0;
+        _allSlots = new int[slots];
+        _layoutOffsets = new long[slots];
+        long owned = 0;
         for (int i = 0; i < slots; i++)
         {
             long length = layout.Slots[i].Length;
@@ -35,12 +60,17 @@ public sealed class SlotSharding
             _ownedOffset[i] = owned;
             _ownedLength[i] = Math.Clamp(length - rank * _chunk[i], 0, _chunk[i]);
             owned += _ownedLength[i];
-            largest = Math.Max(largest, _chunk[i]);
             PaddedElements += _chunk[i] * ranks;
+            _allSlots[i] = i;
+            _layoutOffsets[i] = layout.Slots[i].Offset;
         }
         OwnedLength = owned;
-        _staging = new float[largest * ranks];
-        _piece = new float[largest];
+        _reduceBucket = Math.Max(1, reduceBucketElements);
+        _gatherBucket = Math.Max(1, allgatherBucketElements);
+        _stride = SegmentCapacity(layout, ranks, Math.Max(_reduceBucket, _gatherBucket));
+        _staging = new float[_stride * ranks];
+        _piece = new float[_stride];
+        _slotStaging = gathersDuringBackward ? new float[LargestPiece(layout, ranks) * ranks] : Array.Empty<float>();
     }
 
     public ParameterLayout Layout { get; }
@@ -57,12 +87,34 @@ public sealed class SlotSharding
         return owned;
     }
 
-    /// <summary>Bytes of the communication buffers a rank holds for <paramref name="ranks"/> ranks (for plans).</summary>
-    public static long BufferBytesOf(ParameterLayout layout, int ranks)
+    /// <summary>
+    /// Bytes of the communication buffers a rank holds for <paramref name="ranks"/> ranks (for plans): a staging buffer
+    /// of N segments and one segment, a segment holding the larger bucket's share (at least the largest piece, at most
+    /// the whole model's), plus at ZeRO-3 one padded slot for the gathers made during backward.
+    /// </summary>
+    public static long BufferBytesOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements, bool gathersDuringBackward)
+    {
+        long stride = SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
+        long slot = gathersDuringBackward ? LargestPiece(layout, ranks) * ranks : 0;
+        return (stride * ranks + stride + slot) * sizeof(float);
+    }
+
+    /// <summary>
+    /// The most one rank's segment of a bucket can hold: a bucket closes once it reaches its size, so several slots
+    /// share at most ⌊bucket / N⌋ per rank, and a slot larger than that goes alone; never more than the whole model.
+    /// </summary>
+    private static long SegmentCapacity(ParameterLayout layout, int ranks, long bucketElements)
+    {
+        long all = 0;
+        foreach (var slot in layout.Slots) all += (slot.Length + ranks - 1) / ranks;
+        return Math.Max(LargestPiece(layout, ranks), Math.Min(bucketElements / ranks, all));
+    }
+
+    private static long LargestPiece(ParameterLayout layout, int ranks)
     {
         long largest = 0;
         foreach (var slot in layout.Slots) largest = Math.Max(largest, (slot.Length + ranks - 1) / ranks);
-        return (largest * ranks + largest) * sizeof(float);
+        return largest;
     }
 
     public ICommunicator Communicator => _communicator;
@@ -73,7 +125,16 @@ public sealed class SlotSharding
     /// <summary>Σ over slots of N × piece: what the collectives move, padding included.</summary>
     public long PaddedElements { get; }
 
-    public long BufferBytes => (_staging.LongLength + _piece.LongLength) * sizeof(float);
+    public long BufferBytes => (_staging.LongLength + _piece.LongLength + _slotStaging.LongLength) * sizeof(float);
+
+    /// <summary>Gradient buckets reduce-scattered so far (one collective each).</summary>
+    public int ReduceBuckets { get; private set; }
+
+    /// <summary>Parameter buckets all-gathered so far (one collective each), single-slot gathers included.</summary>
+    public int GatherBuckets { get; private set; }
+
+    /// <summary>Slots whose gradient waits in the bucket for the next reduce-scatter.</summary>
+    public int PendingSlots => _pending.Count;
 
     /// <summary>This rank's piece of <paramref name="slot"/> within an owned buffer (empty when the slot ends before it).</summary>
     public Span<float> OwnedPiece(Span<float> owned, int slot) => owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);
@@ -93,41 +154,135 @@ public sealed class SlotSharding
     }
 
     /// <summary>
-    /// Reduce-scatters one slot's gradient and adds <paramref name="scale"/> × this rank's reduced piece to its
-    /// accumulator. Every rank calls it for the same slots in the same (generated, static) order.
+    /// Adds one slot's final gradient to the gradient bucket; once the bucket is full, reduce-scatters it and adds
+    /// <paramref name="scale"/> × this rank's reduced pieces to <paramref name="accumulator"/>. The gradient is copied,
+    /// so the caller may clear it at once. Every rank calls it for the same slots in the same (generated, static)
+    /// order, and calls <see cref="FlushReductions"/> at the same point after the last one.
     /// </summary>
-    public void ReduceSlot(int slot, ReadOnlySpan<float> gradient, Span<float> accumulator, float scale)
+    public void ReduceSlot(int slot, ReadOnlySpan<float> gradient, float[] accumulator, float scale)
     {
         int ranks = _communicator.Size;
         long chunk = _chunk[slot];
-        var padded = _staging.AsSpan(0, (int)(chunk * ranks));
-        gradient.CopyTo(padded);
-        padded.Slice(gradient.Length).Clear();
-        var piece = _piece.AsSpan(0, (int)chunk);
+        if (_pending.Count > 0
+            && ((_pendingSegment + chunk) * ranks > _reduceBucket || !ReferenceEquals(accumulator, _pendingAccumulator) || scale != _pendingScale))
+            FlushReductions();
+
+        // Piece r goes after the pieces already in rank r's segment; the segments are packed together at the flush.
+        for (int r = 0; r < ranks; r++)
+        {
+            long from = Math.Min(r * chunk, gradient.Length); // a small slot may end before rank r's piece
+            int length = (int)Math.Min(gradient.Length - from, chunk);
+            var destination = _staging.AsSpan((int)(r * _stride + _pendingSegment), (int)chunk);
+            gradient.Slice((int)from, length).CopyTo(destination);
+            destination.Slice(length).Clear();
+        }
+        _pending.Add(slot);
+        _pendingSegment += chunk;
+        _pendingAccumulator = accumulator;
+        _pendingScale = scale;
+        if (_pendingSegment * ranks >= _reduceBucket) FlushReductions();
+    }
+
+    /// <summary>Reduce-scatters the partial gradient bucket, if any (end of backward; every rank at the same point).</summary>
+    public void FlushReductions()
+    {
+        if (_pending.Count == 0) return;
+        int ranks = _communicator.Size;
+        int segment = (int)_pendingSegment;
+        // Rank r's segment starts at r × stride while it fills; the collective wants it at r × segment. Moving the
+        // segments down in rank order never overwrites one not yet moved.
+        for (int r = 1; r < ranks; r++)
+            _staging.AsSpan((int)(r * _stride), segment).CopyTo(_staging.AsSpan(r * segment, segment));
+        var padded = _staging.AsSpan(0, segment * ranks);
+        var piece = _piece.AsSpan(0, segment);
         if (ranks == 1) padded.CopyTo(piece);
         else _communicator.ReduceScatterSum(padded, piece);
-        var target = accumulator.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);
-        for (int i = 0; i < target.Length; i++) target[i] += scale * piece[i];
+        ReduceBuckets++;
+
+        // This rank's pieces arrive in the order the slots became final, which is not the owned buffer's (layout) order.
+        var accumulator = _pendingAccumulator!;
+        float scale = _pendingScale;
+        int at = 0;
+        foreach (int slot in _pending)
+        {
+            var target = accumulator.AsSpan((int)_ownedOffset[slot], (int)_ownedLength[slot]);
+            var reduced = piece.Slice(at, target.Length);
+            for (int i = 0; i < target.Length; i++) target[i] += scale * reduced[i];
+            at += (int)_chunk[slot];
+        }
+        _pending.Clear();
+        _pendingSegment = 0;
+        _pendingAccumulator = null;
     }
 
-    /// <summary>All-gathers every slot from its owners' pieces into a full-layout buffer.</summary>
-    public void GatherInto(ReadOnlySpan<float> owned, Span<float> full)
+    /// <summary>All-gathers every slot from its owners' pieces into a full-layout buffer, in buckets of consecutive slots.</summary>
+    public void GatherInto(ReadOnlySpan<float> owned, Span<float> full) => GatherSlots(_allSlots, owned, full, _layoutOffsets);
+
+    /// <summary>
+    /// All-gathers <paramref name="slots"/> from their owners' pieces, slot k into
+    /// <paramref name="target"/>[<paramref name="targetOffsets"/>[k] ..] (the slot's length), grouping consecutive
+    /// entries into buckets of up to allgather_bucket_size elements: one collective per bucket. Every rank passes the
+    /// same slots; not while a gradient bucket is pending (it shares the staging buffer).
+    /// </summary>
+    public void GatherSlots(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> target, ReadOnlySpan<long> targetOffsets)
     {
-        for (int i = 0; i < _chunk.Length; i++)
-            GatherSlot(i, owned, full.Slice((int)Layout.Slots[i].Offset, (int)Layout.Slots[i].Length));
+        if (_pending.Count > 0)
+            throw new InvalidOperationException("parameters are gathered while a gradient bucket is pending: FlushReductions must end every backward");
+        int ranks = _communicator.Size;
+        for (int first = 0; first < slots.Length;)
+        {
+            // Pack this rank's pieces of the bucket's slots, each padded to its piece size.
+            int end = first;
+            int segment = 0;
+            do
+            {
+                int slot = slots[end];
+                var piece = _piece.AsSpan(segment, (int)_chunk[slot]);
+                owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
+                piece.Slice((int)_ownedLength[slot]).Clear();
+                segment += (int)_chunk[slot];
+                end++;
+            } while (end < slots.Length && (long)segment * ranks < _gatherBucket && (segment + _chunk[slots[end]]) * ranks <= _gatherBucket);
+
+            var gathered = _staging.AsSpan(0, segment * ranks);
+            if (ranks == 1) _piece.AsSpan(0, segment).CopyTo(gathered);
+            else _communicator.AllGather(_piece.AsSpan(0, segment), gathered);
+            GatherBuckets++;
+
+            // Rank r's segment holds piece r of each slot: it lands at r × piece within the slot.
+            for (int r = 0; r < ranks; r++)
+            {
+                int at = r * segment;
+                for (int k = first; k < end; k++)
+                {
+                    int slot = slots[k];
+                    long chunk = _chunk[slot];
+                    int length = (int)Math.Clamp(Layout.Slots[slot].Length - r * chunk, 0, chunk);
+                    if (length > 0) gathered.Slice(at, length).CopyTo(target.Slice((int)(targetOffsets[k] + r * chunk), length));
+                    at += (int)chunk;
+                }
+            }
+            first = end;
+        }
     }
 
-    /// <summary>All-gathers one slot from its owners' pieces into <paramref name="destination"/> (the slot's length).</summary>
+    /// <summary>
+    /// ZeRO-3: all-gathers one slot from its owners' pieces into <paramref name="destination"/> (the slot's length),
+    /// through its own staging, since this happens during backward while a gradient bucket may be pending.
+    /// </summary>
     public void GatherSlot(int slot, ReadOnlySpan<float> owned, Span<float> destination)
     {
         int ranks = _communicator.Size;
         long chunk = _chunk[slot];
+        if (_slotStaging.Length < chunk * ranks)
+            throw new InvalidOperationException("single-slot gathers need the ZeRO-3 staging: construct with gathersDuringBackward");
         var piece = _piece.AsSpan(0, (int)chunk);
         owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
         piece.Slice((int)_ownedLength[slot]).Clear();
-        var padded = _staging.AsSpan(0, (int)(chunk * ranks));
+        var padded = _slotStaging.AsSpan(0, (int)(chunk * ranks));
         if (ranks == 1) piece.CopyTo(padded);
         else _communicator.AllGather(piece, padded);
+        GatherBuckets++;
         padded.Slice(0, destination.Length).CopyTo(destination);
     }
 

@@ -24,7 +24,7 @@ internal sealed record MemoryPrecision(string Name, int WorkingBytes, int PieceB
 
 /// <summary>What one pipeline stage holds, in elements, before any assumption about the launch is applied.</summary>
 /// <param name="ParameterElements">Ψ of the stage (a tied parameter counted on each stage holding it).</param>
-/// <param name="LargestTensorElements">The largest parameter tensor: ZeRO-2/3 communication buffers hold one piece of it per rank.</param>
+/// <param name="LargestTensorElements">The largest parameter tensor: a ZeRO-2/3 bucket segment holds at least one piece of it.</param>
 /// <param name="GradientPoolElements">Working gradients live at once when they are streamed (ZeRO-2 and up).</param>
 /// <param name="ParameterPoolElements">Working parameters gathered at once (ZeRO-3).</param>
 /// <param name="ActivationElementsPerSample">The activation arena of one micro-batch, per sample.</param>
@@ -65,14 +65,32 @@ internal sealed record MemoryEstimateRow(int WorkingBytes, int ZeroStage, StageM
 /// exactly DeepSpeed's 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N and 16Ψ/N, plus the streaming pools at stages 2–3. Activations: the
 /// arena per sample × micro-batch × the micro-batches 1F1B keeps in flight on the stage (p − s). Buffers: token
 /// indices, and the communication buffers the engine allocates (ZeRO-1: a padded copy of the gradients and one
-/// partition; ZeRO-2/3: N + 1 pieces of the largest tensor). Assumed: no parameter kept whole at ZeRO-3
-/// (stage3_param_persistence_threshold = 0), no prefetch buffer, no CPU offload.
+/// partition; ZeRO-2/3: the gradient and parameter buckets, N + 1 rank segments). Assumed: DeepSpeed's default bucket
+/// sizes, no parameter kept whole at ZeRO-3 (stage3_param_persistence_threshold = 0), no prefetch buffer, no CPU
+/// offload.
 /// </summary>
 internal static class MemoryEstimator
 {
     private const int FloatBytes = 4;
     private const int IndexBytes = 4;
     private const int AdamBytes = 8;
+
+    /// <summary>DeepSpeed's default reduce_bucket_size and allgather_bucket_size (the runtime's ConfigDefaults).</summary>
+    private const long DefaultBucketElements = 500_000_000;
+
+    /// <summary>
+    /// ZeRO-2/3 communication buffers, as the engine sizes them (SlotSharding.BufferBytesOf) at the default bucket
+    /// sizes: N + 1 rank segments of a bucket, a segment holding ⌊bucket / N⌋ elements but at least the largest
+    /// piece and at most every piece; at stage 3 also one padded slot for the gathers during backward. The pieces'
+    /// sum is taken as ⌈Ψ / N⌉ (the engine pads each tensor, a few elements more).
+    /// </summary>
+    private static long BucketBufferElements(StageFootprint footprint, int n, int zeroStage)
+    {
+        long largestPiece = Ceiling(footprint.LargestTensorElements, n);
+        long segment = Math.Max(largestPiece, Math.Min(DefaultBucketElements / n, Ceiling(footprint.ParameterElements, n)));
+        long streamedSlot = zeroStage >= 3 ? largestPiece * n : 0;
+        return segment * (n + 1) + streamedSlot;
+    }
 
     public static StageMemory Estimate(int stage, StageFootprint footprint, int zeroStage, int dataParallel, int microBatch, int inFlight, MemoryPrecision precision)
     {
@@ -91,7 +109,7 @@ internal static class MemoryEstimator
         long communication = zeroStage switch
         {
             1 when n > 1 => (piece * n + piece) * FloatBytes,
-            >= 2 => Ceiling(footprint.LargestTensorElements, n) * (n + 1) * FloatBytes,
+            >= 2 => BucketBufferElements(footprint, n, zeroStage) * FloatBytes,
             _ => 0,
         };
         return new StageMemory(stage, parameters, gradients, master, optimizer,

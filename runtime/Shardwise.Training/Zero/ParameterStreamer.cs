@@ -74,6 +74,9 @@ public sealed class ParameterStreamer : IParameterListener
     /// </summary>
     private int Locate(int slot, int phase)
     {
+        // Slots kept whole are in the static order too but never requested: step over them, or every request after
+        // the first of them would look out of order and drop the prefetched slots.
+        while (_next < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[_next])) _next++;
         if (_next < _plan.GatherOrderSlots.Count && _plan.GatherOrderSlots[_next] == slot && _plan.GatherOrderPhases[_next] == phase)
             return _next++;
         _prefetched.Clear();

@@ -10,8 +10,9 @@ namespace Shardwise.Training.Zero;
 /// rank's 16-bit piece into the pool region the residency plan gives it; when released, the mapping is dropped (the
 /// plan has already decided who reuses the memory). Slots kept whole (persistence threshold) are never gathered here.
 /// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>): after each
-/// request the next slots are gathered ahead into a staging buffer of stage3_prefetch_bucket_size elements (capped so
-/// that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into place.
+/// request the next slots are gathered ahead, in one collective, into a staging buffer of stage3_prefetch_bucket_size
+/// elements (capped so that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into
+/// place.
 /// </summary>
 public sealed class ParameterStreamer : IParameterListener
 {
@@ -20,7 +21,10 @@ public sealed class ParameterStreamer : IParameterListener
     private readonly float[] _pieces;
     private readonly ParameterPool _plan;
     private readonly float[] _staging;
-    private readonly Queue<(int Order, int Offset, int Length)> _prefetched = new();
+    // Prefetched slots: their place in the gather order, and where the rank-major group holding them lies in the
+    // staging buffer (its start, one rank's segment length) and where their pieces start within each segment.
+    private readonly Queue<(int Order, int Group, int Segment, int At)> _prefetched = new();
+    private readonly List<int> _group = new();
     private int _next;          // index in the gather order of the next expected request
     private int _prefetchedUpTo; // gather-order entries below this are prefetched or consumed
     private int _stagingTail;
@@ -53,8 +57,8 @@ public sealed class ParameterStreamer : IParameterListener
         int order = Locate(slot, phase);
         if (_prefetched.Count > 0 && _prefetched.Peek().Order == order)
         {
-            var (_, offset, length) = _prefetched.Dequeue();
-            _staging.AsSpan(offset, length).CopyTo(destination);
+            var (_, group, segment, at) = _prefetched.Dequeue();
+            _sharding.CopyGathered(slot, _staging.AsSpan(group), segment, at, destination);
             PrefetchHits++;
             if (_prefetched.Count == 0) _stagingTail = 0;
         }
@@ -94,24 +98,43 @@ public sealed class ParameterStreamer : IParameterListener
         return -1;
     }
 
-    /// <summary>Gathers upcoming slots of the static order while they fit in the staging buffer.</summary>
+    /// <summary>
+    /// Gathers the upcoming slots of the static order that fit in the staging buffer's free space (padded) and in one
+    /// send buffer, in one collective (a prefetch bucket, as DeepSpeed coalesces its parameter fetches).
+    /// </summary>
     private void Prefetch()
     {
         if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
-        while (_prefetchedUpTo < _plan.GatherOrderSlots.Count)
+        _group.Clear();
+        long padded = 0, segment = 0;
+        int upTo = _prefetchedUpTo;
+        while (upTo < _plan.GatherOrderSlots.Count)
         {
-            int slot = _plan.GatherOrderSlots[_prefetchedUpTo];
-            if (_ops.IsPersistent(slot))
+            int slot = _plan.GatherOrderSlots[upTo];
+            if (!_ops.IsPersistent(slot))
             {
-                _prefetchedUpTo++;
-                continue;
+                long length = _sharding.PaddedLength(slot), piece = length / _sharding.Communicator.Size;
+                if (_stagingTail + padded + length > _staging.Length || segment + piece > _sharding.MaxGatherSegment) break;
+                _group.Add(slot);
+                padded += length;
+                segment += piece;
             }
-            int length = (int)_sharding.Layout.Slots[slot].Length;
-            if (_stagingTail + length > _staging.Length) return;
-            _sharding.GatherSlot(slot, _pieces, _staging.AsSpan(_stagingTail, length));
-            _prefetched.Enqueue((_prefetchedUpTo, _stagingTail, length));
-            _stagingTail += length;
-            _prefetchedUpTo++;
+            upTo++;
         }
+        if (_group.Count == 0) return;
+
+        int group = _stagingTail;
+        int groupSegment = _sharding.GatherRankMajor(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), _pieces,
+            _staging.AsSpan(group));
+        int at = 0;
+        for (int order = _prefetchedUpTo; order < upTo; order++)
+        {
+            int slot = _plan.GatherOrderSlots[order];
+            if (_ops.IsPersistent(slot)) continue;
+            _prefetched.Enqueue((order, group, groupSegment, at));
+            at += (int)(_sharding.PaddedLength(slot) / _sharding.Communicator.Size);
+        }
+        _stagingTail += (int)padded;
+        _prefetchedUpTo = upTo;
     }
 }

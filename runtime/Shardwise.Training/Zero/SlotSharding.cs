@@ -286,6 +286,51 @@ public sealed class SlotSharding
         padded.Slice(0, destination.Length).CopyTo(destination);
     }
 
+    /// <summary>The most elements of this rank's pieces one <see cref="GatherRankMajor"/> can send (its send buffer).</summary>
+    public long MaxGatherSegment => _piece.Length;
+
+    /// <summary>Elements of <paramref name="slot"/> as a gather delivers it: N pieces, the last padded.</summary>
+    public long PaddedLength(int slot) => _chunk[slot] * _communicator.Size;
+
+    /// <summary>
+    /// ZeRO-3 prefetch: all-gathers <paramref name="slots"/> in one collective into <paramref name="gathered"/>,
+    /// rank-major: rank r's segment (this rank's Σ pieces long) holds its piece of each slot in the given order, each
+    /// padded to the piece size; <see cref="CopyGathered"/> assembles a slot from it. Uses neither the gradient staging
+    /// nor the single-slot one, so it may run while a gradient bucket is pending. Every rank passes the same slots.
+    /// Returns the segment length.
+    /// </summary>
+    public int GatherRankMajor(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> gathered)
+    {
+        int ranks = _communicator.Size, segment = 0;
+        foreach (int slot in slots)
+        {
+            var piece = _piece.AsSpan(segment, (int)_chunk[slot]);
+            owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
+            piece.Slice((int)_ownedLength[slot]).Clear();
+            segment += (int)_chunk[slot];
+        }
+        var received = gathered.Slice(0, segment * ranks);
+        if (ranks == 1) _piece.AsSpan(0, segment).CopyTo(received);
+        else _communicator.AllGather(_piece.AsSpan(0, segment), received);
+        GatherBuckets++;
+        return segment;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="slot"/> out of a <see cref="GatherRankMajor"/> result (segments of
+    /// <paramref name="segment"/> elements, the slot's piece at <paramref name="at"/> in each) into
+    /// <paramref name="destination"/> (the slot's length).
+    /// </summary>
+    public void CopyGathered(int slot, ReadOnlySpan<float> gathered, int segment, int at, Span<float> destination)
+    {
+        long chunk = _chunk[slot];
+        for (int r = 0; r < _communicator.Size; r++)
+        {
+            int length = (int)Math.Clamp(Layout.Slots[slot].Length - r * chunk, 0, chunk);
+            if (length > 0) gathered.Slice(r * segment + at, length).CopyTo(destination.Slice((int)(r * chunk), length));
+        }
+    }
+
     /// <summary>A full-layout copy of per-piece data (checkpoints). Allocates: called only when saving.</summary>
     public float[] GatherFull(ReadOnlySpan<float> owned)
     {

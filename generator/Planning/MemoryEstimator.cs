@@ -65,7 +65,7 @@ internal sealed record MemoryEstimateRow(int WorkingBytes, int ZeroStage, StageM
 /// exactly DeepSpeed's 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N and 16Ψ/N, plus the streaming pools at stages 2–3. Activations: the
 /// arena per sample × micro-batch × the micro-batches 1F1B keeps in flight on the stage (p − s). Buffers: token
 /// indices, and the communication buffers the engine allocates (ZeRO-1: a padded copy of the gradients and one
-/// partition; ZeRO-2/3: the gradient and parameter buckets, N + 1 rank segments). Assumed: DeepSpeed's default bucket
+/// partition; ZeRO-2/3: the gradient and parameter buckets, N + 1 rank segments; none on one rank). Assumed: DeepSpeed's default bucket
 /// sizes, no parameter kept whole at ZeRO-3 (stage3_param_persistence_threshold = 0), no prefetch buffer, no CPU
 /// offload.
 /// </summary>
@@ -109,7 +109,7 @@ internal static class MemoryEstimator
         long communication = zeroStage switch
         {
             1 when n > 1 => (piece * n + piece) * FloatBytes,
-            >= 2 => BucketBufferElements(footprint, n, zeroStage) * FloatBytes,
+            >= 2 when n > 1 => BucketBufferElements(footprint, n, zeroStage) * FloatBytes,
             _ => 0,
         };
         return new StageMemory(stage, parameters, gradients, master, optimizer,

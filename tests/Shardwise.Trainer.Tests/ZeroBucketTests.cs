@@ -173,18 +173,66 @@ public sealed class ZeroBucketTests
     public void GatheringWhileAGradientBucketIsPendingIsRefused()
     {
         var layout = Layout();
-        InProcessGroup.Run(1, communicator =>
+        InProcessGroup.Run(2, communicator =>
         {
             var sharding = new SlotSharding(layout, communicator, 1_000_000, 1_000_000);
             var accumulator = new float[sharding.OwnedLength];
-            sharding.ReduceSlot(2, Gradient(2, 0, 0), accumulator, 1f);
+            sharding.ReduceSlot(3, Gradient(3, communicator.Rank, 0), accumulator, 1f);
             Assert.AreEqual(1, sharding.PendingSlots);
             Assert.IsTrue(accumulator.All(v => v == 0), "a pending bucket is not yet reduced");
             Assert.ThrowsExactly<InvalidOperationException>(() => sharding.GatherInto(accumulator, new float[layout.TotalElements]));
-            Assert.ThrowsExactly<InvalidOperationException>(() => sharding.GatherSlot(2, accumulator, new float[Lengths[2]]),
+            Assert.ThrowsExactly<InvalidOperationException>(() => sharding.GatherSlot(3, accumulator, new float[Lengths[3]]),
                 "single-slot gathers need their own staging (ZeRO-3 only)");
             sharding.FlushReductions();
-            CollectionAssert.AreEqual(Gradient(2, 0, 0), sharding.OwnedPiece(accumulator, 2).ToArray());
+            Assert.AreEqual(0, sharding.PendingSlots);
+            float[] both = Gradient(3, 0, 0), other = Gradient(3, 1, 0);
+            for (int i = 0; i < both.Length; i++) both[i] += other[i];
+            long chunk = (Lengths[3] + 1) / 2;
+            CollectionAssert.AreEqual(both.AsSpan((int)(communicator.Rank * chunk), sharding.OwnedPiece(accumulator, 3).Length).ToArray(),
+                sharding.OwnedPiece(accumulator, 3).ToArray(), "the flushed bucket: this rank's piece of both ranks' sum");
+        }, TimeSpan.FromMinutes(1));
+    }
+
+    /// <summary>
+    /// One rank owns every slot whole: gradients go straight into the accumulator (nothing pends), gathers are copies,
+    /// no collective runs and no communication buffer is held, with the sums the staged path makes.
+    /// </summary>
+    [TestMethod]
+    public void OneRankNeedsNoBuffersAndNoCollectives()
+    {
+        var layout = Layout();
+        Assert.AreEqual(0, SlotSharding.BufferBytesOf(layout, 1, 1_000_000, 1_000_000, gathersDuringBackward: true));
+        InProcessGroup.Run(1, inner =>
+        {
+            var communicator = new CountingCommunicator(inner);
+            var sharding = new SlotSharding(layout, communicator, 1_000_000, 1_000_000, gathersDuringBackward: true);
+            Assert.AreEqual(0, sharding.BufferBytes);
+            var accumulator = new float[sharding.OwnedLength];
+            var expected = new float[layout.TotalElements];
+            foreach (int micro in new[] { 0, 1 })
+            {
+                foreach (int slot in Arrival)
+                {
+                    float[] gradient = Gradient(slot, 0, micro);
+                    sharding.ReduceSlot(slot, gradient, accumulator, 0.5f);
+                    Assert.AreEqual(0, sharding.PendingSlots);
+                    for (int i = 0; i < gradient.Length; i++) expected[layout.Slots[slot].Offset + i] += 0.5f * gradient[i];
+                }
+                sharding.FlushReductions();
+            }
+            var full = new float[layout.TotalElements];
+            sharding.GatherInto(accumulator, full);
+            for (int index = 0; index < layout.Slots.Count; index++)
+            {
+                var slot = layout.Slots[index];
+                float[] slotSum = expected.AsSpan((int)slot.Offset, (int)slot.Length).ToArray();
+                CollectionAssert.AreEqual(slotSum, sharding.OwnedPiece(accumulator, index).ToArray(), $"{slot.Name} accumulated");
+                CollectionAssert.AreEqual(slotSum, full.AsSpan((int)slot.Offset, (int)slot.Length).ToArray(), $"{slot.Name} gathered");
+            }
+            var one = new float[Lengths[3]];
+            sharding.GatherSlot(3, accumulator, one);
+            CollectionAssert.AreEqual(expected.AsSpan((int)layout.Slots[3].Offset, one.Length).ToArray(), one);
+            Assert.AreEqual((0, 0), (communicator.ReduceScatters, communicator.AllGathers), "no collective on one rank");
         }, TimeSpan.FromMinutes(1));
     }
 

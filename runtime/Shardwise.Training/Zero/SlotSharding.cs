@@ -68,9 +68,12 @@ public sealed class SlotSharding
         _reduceBucket = Math.Max(1, reduceBucketElements);
         _gatherBucket = Math.Max(1, allgatherBucketElements);
         _stride = SegmentCapacity(layout, ranks, Math.Max(_reduceBucket, _gatherBucket));
-        _staging = new float[_stride * ranks];
-        _piece = new float[_stride];
-        _slotStaging = gathersDuringBackward ? new float[LargestPiece(layout, ranks) * ranks] : Array.Empty<float>();
+        // One rank owns every slot whole: its gradients go straight into the accumulator and its gathers are copies,
+        // so it holds no communication buffers (ZeRO on one GPU, as with CPU offload, is a common setup).
+        bool alone = ranks == 1;
+        _staging = alone ? Array.Empty<float>() : new float[_stride * ranks];
+        _piece = alone ? Array.Empty<float>() : new float[_stride];
+        _slotStaging = gathersDuringBackward && !alone ? new float[LargestPiece(layout, ranks) * ranks] : Array.Empty<float>();
     }
 
     public ParameterLayout Layout { get; }
@@ -94,6 +97,7 @@ public sealed class SlotSharding
     /// </summary>
     public static long BufferBytesOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements, bool gathersDuringBackward)
     {
+        if (ranks == 1) return 0;
         long stride = SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
         long slot = gathersDuringBackward ? LargestPiece(layout, ranks) * ranks : 0;
         return (stride * ranks + stride + slot) * sizeof(float);
@@ -162,6 +166,13 @@ public sealed class SlotSharding
     public void ReduceSlot(int slot, ReadOnlySpan<float> gradient, float[] accumulator, float scale)
     {
         int ranks = _communicator.Size;
+        if (ranks == 1)
+        {
+            // The whole slot is this rank's piece: the same sum the staged path makes, without the copies.
+            var owned = accumulator.AsSpan((int)_ownedOffset[slot], gradient.Length);
+            for (int i = 0; i < owned.Length; i++) owned[i] += scale * gradient[i];
+            return;
+        }
         long chunk = _chunk[slot];
         if (_pending.Count > 0
             && ((_pendingSegment + chunk) * ranks > _reduceBucket || !ReferenceEquals(accumulator, _pendingAccumulator) || scale != _pendingScale))
@@ -195,8 +206,7 @@ public sealed class SlotSharding
             _staging.AsSpan((int)(r * _stride), segment).CopyTo(_staging.AsSpan(r * segment, segment));
         var padded = _staging.AsSpan(0, segment * ranks);
         var piece = _piece.AsSpan(0, segment);
-        if (ranks == 1) padded.CopyTo(piece);
-        else _communicator.ReduceScatterSum(padded, piece);
+        _communicator.ReduceScatterSum(padded, piece);
         ReduceBuckets++;
 
         // This rank's pieces arrive in the order the slots became final, which is not the owned buffer's (layout) order.
@@ -229,6 +239,12 @@ public sealed class SlotSharding
         if (_pending.Count > 0)
             throw new InvalidOperationException("parameters are gathered while a gradient bucket is pending: FlushReductions must end every backward");
         int ranks = _communicator.Size;
+        if (ranks == 1)
+        {
+            for (int k = 0; k < slots.Length; k++)
+                owned.Slice((int)_ownedOffset[slots[k]], (int)_ownedLength[slots[k]]).CopyTo(target.Slice((int)targetOffsets[k]));
+            return;
+        }
         for (int first = 0; first < slots.Length;)
         {
             // Pack this rank's pieces of the bucket's slots, each padded to its piece size.
@@ -245,8 +261,7 @@ public sealed class SlotSharding
             } while (end < slots.Length && (long)segment * ranks < _gatherBucket && (segment + _chunk[slots[end]]) * ranks <= _gatherBucket);
 
             var gathered = _staging.AsSpan(0, segment * ranks);
-            if (ranks == 1) _piece.AsSpan(0, segment).CopyTo(gathered);
-            else _communicator.AllGather(_piece.AsSpan(0, segment), gathered);
+            _communicator.AllGather(_piece.AsSpan(0, segment), gathered);
             GatherBuckets++;
 
             // Rank r's segment holds piece r of each slot: it lands at r × piece within the slot.
@@ -274,6 +289,11 @@ public sealed class SlotSharding
     {
         int ranks = _communicator.Size;
         long chunk = _chunk[slot];
+        if (ranks == 1)
+        {
+            owned.Slice((int)_ownedOffset[slot], destination.Length).CopyTo(destination);
+            return;
+        }
         if (_slotStaging.Length < chunk * ranks)
             throw new InvalidOperationException("single-slot gathers need the ZeRO-3 staging: construct with gathersDuringBackward");
         var piece = _piece.AsSpan(0, (int)chunk);
@@ -287,7 +307,7 @@ public sealed class SlotSharding
     }
 
     /// <summary>The most elements of this rank's pieces one <see cref="GatherRankMajor"/> can send (its send buffer).</summary>
-    public long MaxGatherSegment => _piece.Length;
+    public long MaxGatherSegment => _communicator.Size == 1 ? OwnedLength : _piece.Length;
 
     /// <summary>Elements of <paramref name="slot"/> as a gather delivers it: N pieces, the last padded.</summary>
     public long PaddedLength(int slot) => _chunk[slot] * _communicator.Size;
@@ -302,17 +322,20 @@ public sealed class SlotSharding
     public int GatherRankMajor(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> gathered)
     {
         int ranks = _communicator.Size, segment = 0;
+        // One rank: its pieces are whole slots, written straight into the result.
+        Span<float> send = ranks == 1 ? gathered : _piece;
         foreach (int slot in slots)
         {
-            var piece = _piece.AsSpan(segment, (int)_chunk[slot]);
+            var piece = send.Slice(segment, (int)_chunk[slot]);
             owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
             piece.Slice((int)_ownedLength[slot]).Clear();
             segment += (int)_chunk[slot];
         }
-        var received = gathered.Slice(0, segment * ranks);
-        if (ranks == 1) _piece.AsSpan(0, segment).CopyTo(received);
-        else _communicator.AllGather(_piece.AsSpan(0, segment), received);
-        GatherBuckets++;
+        if (ranks > 1)
+        {
+            _communicator.AllGather(_piece.AsSpan(0, segment), gathered.Slice(0, segment * ranks));
+            GatherBuckets++;
+        }
         return segment;
     }
 

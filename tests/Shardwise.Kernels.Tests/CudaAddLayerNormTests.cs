@@ -45,14 +45,6 @@ public sealed class CudaAddLayerNormTests
     private static TwinBackends Twins(StorageType storage, int seed) =>
         new(GpuSupport.RequireCudaOps(storage: storage), seed, activations: 1 << 22);
 
-    /// <summary>The unit roundoff of the storage type (0 for fp32, whose elementwise rounding is in the fp32 slack).</summary>
-    private static float Unit(StorageType storage) => storage switch
-    {
-        StorageType.Float16 => MathF.Pow(2, -11),
-        StorageType.BFloat16 => MathF.Pow(2, -8),
-        _ => 0f,
-    };
-
     private static Slice Pick(SumIn where, Slice a, Slice b, Slice own) => where switch { SumIn.A => a, SumIn.B => b, _ => own };
 
     [TestMethod]
@@ -60,7 +52,7 @@ public sealed class CudaAddLayerNormTests
     public void MatchesCpuAddThenLayerNormOfTheStoredSum(StorageType storage, SumIn where)
     {
         using TwinBackends twins = Twins(storage, 31 + (int)where);
-        float once = 2 * Unit(storage) + Summed;
+        float once = 2 * storage.UnitRoundoff() + Summed;
         foreach ((int rows, int dim, int offset) in Shapes)
         {
             string at = $"{storage}, {rows}×{dim} at offset {offset}, sum in {where}";

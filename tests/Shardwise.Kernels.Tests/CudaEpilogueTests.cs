@@ -30,13 +30,6 @@ public sealed class CudaEpilogueTests
     /// <summary>cuBLASLt's rule for the GeLU aux matrix: its leading dimension a multiple of 8 (CudaEpilogueGemm).</summary>
     private const int AuxMultiple = 8;
 
-    private static float Unit(StorageType storage) => storage switch
-    {
-        StorageType.Float16 => MathF.Pow(2, -11),
-        StorageType.BFloat16 => MathF.Pow(2, -8),
-        _ => 0f,
-    };
-
     private static TwinBackends Twins(StorageType storage, int seed) =>
         new(GpuSupport.RequireCudaOps(storage: storage), seed, activations: 1 << 20);
 
@@ -64,7 +57,7 @@ public sealed class CudaEpilogueTests
     public void LinearGeluIsOneMatmulAndMatchesTheCpu(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 31);
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         // 40 and 64 outputs: the aux leading dimension is a multiple of 8, one GELU_AUX(_BIAS) matmul; 36: the fallback.
         foreach ((int rows, int inDim, int outDim) in new[] { (37, 24, 40), (5, 130, 64), (37, 24, 36) })
         foreach (bool withBias in new[] { true, false })
@@ -91,7 +84,7 @@ public sealed class CudaEpilogueTests
             twins.AssertClose(y, 4 * u + Summed, $"GeLU output, {at}");
         }
 
-        twins.AssertArenasClose(4 * Unit(storage) + Summed, $"{storage}: nothing else changed");
+        twins.AssertArenasClose(4 * storage.UnitRoundoff() + Summed, $"{storage}: nothing else changed");
     }
 
     [TestMethod]
@@ -101,7 +94,7 @@ public sealed class CudaEpilogueTests
     public void GeluLinearBackwardIsOneDgeluMatmulAndMatchesTheCpu(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 32);
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         // The aux (pre-activation) has inDim columns: 40 and 64 fuse, 36 falls back.
         foreach ((int rows, int inDim, int outDim) in new[] { (37, 40, 24), (5, 64, 130), (37, 36, 24) })
         foreach (bool withBias in new[] { true, false })
@@ -124,7 +117,7 @@ public sealed class CudaEpilogueTests
             if (dBias is { } db) twins.AssertClose(db, 2 * u + 4 * Summed, $"dBias, {at}");
         }
 
-        twins.AssertArenasClose(4 * Unit(storage) + 4 * Summed, $"{storage}: nothing else changed");
+        twins.AssertArenasClose(4 * storage.UnitRoundoff() + 4 * Summed, $"{storage}: nothing else changed");
     }
 
     /// <summary>
@@ -139,7 +132,7 @@ public sealed class CudaEpilogueTests
     public void LinearBackwardTakesTheBiasGradientFromTheWeightGradientMatmul(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 33);
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         foreach ((int rows, int inDim, int outDim) in new[] { (37, 24, 40), (130, 33, 7) })
         foreach (bool accumulate in new[] { false, true })
         foreach (bool withDx in new[] { true, false })

@@ -30,8 +30,6 @@ public sealed class CudaModelHalfTests
 {
     private const int Batch = 4;
 
-    private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
-
     [TestMethod]
     [DataRow(StorageType.Float16, false)]
     [DataRow(StorageType.BFloat16, false)]
@@ -44,7 +42,7 @@ public sealed class CudaModelHalfTests
             flashDqFromStoredScores: storedScores);
         Assert.AreEqual(fusedAttention, gpu.UsesFlashAttention(Batch, TinyGpt.Context, TinyGpt.Heads, TinyGpt.Width),
             "TinyGpt's attention takes the path asked for");
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         CompiledLanguageModel<float> onCpu = TinyGpt.Compile(new CpuOps<float>(), Batch);
         CompiledLanguageModel<float> onGpu = TinyGpt.Compile<float>(gpu, Batch);
         TinyGpt.ParameterLayout.Initialize(onCpu.Parameters, seed: 3);
@@ -132,7 +130,7 @@ public sealed class CudaModelHalfTests
         using CudaOps gpu = (CudaOps)TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool,
             TinyGpt.ParameterPool, BackendKind.Cuda);
         Assert.AreEqual(storage, gpu.Storage, "CreateBackend passes the config's precision");
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
 
         CompiledLanguageModel<float> onCpu = TinyGpt.Compile(new CpuOps<float>(), Batch);
         CompiledLanguageModel<float> onGpu = TinyGpt.Compile<float>(gpu, Batch);

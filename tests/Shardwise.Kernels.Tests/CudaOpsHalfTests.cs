@@ -39,9 +39,6 @@ public sealed class CudaOpsHalfTests
     private static TwinBackends Twins(StorageType storage, int seed) =>
         new(GpuSupport.RequireCudaOps(storage: storage), seed, activations: 1 << 22);
 
-    /// <summary>The unit roundoff of a 16-bit storage type: half the spacing of the values near 1.</summary>
-    private static float Unit(StorageType storage) => storage == StorageType.Float16 ? MathF.Pow(2, -11) : MathF.Pow(2, -8);
-
     /// <summary>
     /// LayerNorm over rows that are whole 16-byte vectors on 16-byte boundaries runs the vector kernels: the forward
     /// reads each row once into registers, the backward is one fused pass over x and dy (v3 at GPT-2's width 768); a row
@@ -54,7 +51,7 @@ public sealed class CudaOpsHalfTests
     public void LayerNormRunsTheVectorKernelsWhereTheRowsAreAlignedVectors(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 21);
-        float tolerance = 2 * Unit(storage) + 5 * Summed;
+        float tolerance = 2 * storage.UnitRoundoff() + 5 * Summed;
         const int rows = 75;
         foreach ((int dim, int misalignedBy, string kernel) in new[]
                  {
@@ -101,7 +98,7 @@ public sealed class CudaOpsHalfTests
     public void EmbeddingsAndTheirGradients(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 2);
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 64) })
         {
             const int vocabulary = 11;
@@ -142,7 +139,7 @@ public sealed class CudaOpsHalfTests
     public void LinearForwardAndBackward(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 5);
-        float u = Unit(storage);
+        float u = storage.UnitRoundoff();
         foreach ((int rows, int inDim, int outDim) in new[] { (1, 5, 3), (37, 130, 45), (256, 128, 384) })
         foreach (bool withBias in new[] { false, true })
         foreach (bool accumulate in new[] { false, true })
@@ -173,7 +170,7 @@ public sealed class CudaOpsHalfTests
     public void BiasAndAdd(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 6);
-        float once = 2 * Unit(storage) + Summed;
+        float once = 2 * storage.UnitRoundoff() + Summed;
         // Offset null: wherever the previous slice ended; 0: y's rows 16-byte aligned (the bias gradient's vector
         // loads); 1: one element off (its element loads), for dims that are multiples of 8.
         foreach ((int rows, int dim, int? offset) in new (int, int, int?)[]
@@ -207,7 +204,7 @@ public sealed class CudaOpsHalfTests
     public void LayerNormKeepsItsStatisticsInFp32AndGelu(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 7);
-        float once = 2 * Unit(storage) + Summed;
+        float once = 2 * storage.UnitRoundoff() + Summed;
         foreach ((int rows, int dim) in new[] { (1, 5), (37, 130), (300, 768) })
         foreach (bool accumulate in new[] { false, true })
         {
@@ -248,7 +245,7 @@ public sealed class CudaOpsHalfTests
         {
             using var twins = new TwinBackends(GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
                 flashDqFromStoredScores: storedScores), 8, activations: 1 << 22);
-            float u = Unit(storage);
+            float u = storage.UnitRoundoff();
             foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
             foreach (bool accumulate in new[] { false, true })
             {
@@ -286,7 +283,7 @@ public sealed class CudaOpsHalfTests
     public void CrossEntropyWholeAndVocabularyParallel(StorageType storage)
     {
         using TwinBackends twins = Twins(storage, 9);
-        CudaOpsTests.CrossEntropyAgainstTheCpu(twins, storage.ToString(), Summed, 2 * Unit(storage) + Summed, syncBeforeRange: true);
+        CudaOpsTests.CrossEntropyAgainstTheCpu(twins, storage.ToString(), Summed, 2 * storage.UnitRoundoff() + Summed, syncBeforeRange: true);
     }
 
     [TestMethod]

@@ -47,6 +47,17 @@ public static class Cases
         _ => 1.6e-2f,
     };
 
+    /// <summary>
+    /// The unit roundoff u of a 16-bit storage type, half the spacing of the values near 1 (2⁻¹¹ fp16, 2⁻⁸ bf16), in
+    /// which the 16-bit CudaOps tests state their tolerances; 0 for fp32, whose rounding their fp32 slack covers.
+    /// </summary>
+    public static float UnitRoundoff(this StorageType storage) => storage switch
+    {
+        StorageType.Float16 => MathF.Pow(2, -11),
+        StorageType.BFloat16 => MathF.Pow(2, -8),
+        _ => 0f,
+    };
+
     /// <summary>Rounds values to what the storage type holds (the inputs the reference sees are the stored ones).</summary>
     public static float[] Rounded(this StorageType storage, float[] values)
     {

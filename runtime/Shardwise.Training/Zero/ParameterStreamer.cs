@@ -106,18 +106,18 @@ public sealed class ParameterStreamer : IParameterListener
     {
         if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
         _group.Clear();
-        long padded = 0, segment = 0;
+        int ranks = _sharding.Communicator.Size;
+        long segment = 0; // one rank's share of the group; the group takes segment × ranks of the staging
         int upTo = _prefetchedUpTo;
         while (upTo < _plan.GatherOrderSlots.Count)
         {
             int slot = _plan.GatherOrderSlots[upTo];
             if (!_ops.IsPersistent(slot))
             {
-                long length = _sharding.PaddedLength(slot), piece = length / _sharding.Communicator.Size;
-                if (_stagingTail + padded + length > _staging.Length || segment + piece > _sharding.MaxGatherSegment) break;
+                long grown = segment + _sharding.PieceLength(slot);
+                if (_stagingTail + grown * ranks > _staging.Length || grown > _sharding.MaxGatherSegment) break;
                 _group.Add(slot);
-                padded += length;
-                segment += piece;
+                segment = grown;
             }
             upTo++;
         }
@@ -132,9 +132,9 @@ public sealed class ParameterStreamer : IParameterListener
             int slot = _plan.GatherOrderSlots[order];
             if (_ops.IsPersistent(slot)) continue;
             _prefetched.Enqueue((order, group, groupSegment, at));
-            at += (int)(_sharding.PaddedLength(slot) / _sharding.Communicator.Size);
+            at += (int)_sharding.PieceLength(slot);
         }
-        _stagingTail += (int)padded;
+        _stagingTail += (int)(segment * ranks);
         _prefetchedUpTo = upTo;
     }
 }

@@ -309,8 +309,8 @@ public sealed class SlotSharding
     /// <summary>The most elements of this rank's pieces one <see cref="GatherRankMajor"/> can send (its send buffer).</summary>
     public long MaxGatherSegment => _communicator.Size == 1 ? OwnedLength : _piece.Length;
 
-    /// <summary>Elements of <paramref name="slot"/> as a gather delivers it: N pieces, the last padded.</summary>
-    public long PaddedLength(int slot) => _chunk[slot] * _communicator.Size;
+    /// <summary>Elements of one rank's piece of <paramref name="slot"/> (the last rank's padded to it).</summary>
+    public long PieceLength(int slot) => _chunk[slot];
 
     /// <summary>
     /// ZeRO-3 prefetch: all-gathers <paramref name="slots"/> in one collective into <paramref name="gathered"/>,

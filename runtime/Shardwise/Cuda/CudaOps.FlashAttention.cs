@@ -73,7 +73,7 @@ public sealed partial class CudaOps
         int headDim = dim / heads, rows = batch * sequence * heads;
         // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them.
         long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
-        long scoresBytes = StoresFlashScores ? ((long)batch * heads * sequence * sequence + 8) * ElementBytes : 0;
+        long scoresBytes = flashDqFromStoredScores ? ((long)batch * heads * sequence * sequence + 8) * ElementBytes : 0;
         ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
         ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
         // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte
@@ -102,9 +102,6 @@ public sealed partial class CudaOps
         }
         return true;
     }
-
-    /// <summary>Whether the flash backward computes dQ from dSᵀ tiles the dK/dV kernel stores (<see cref="CudaOpsOptions.FlashDqFromStoredScores"/>).</summary>
-    private bool StoresFlashScores => Options.UsesFlashDqFromStoredScores;
 
     /// <summary>
     /// Where the flash path keeps its state inside the planned probabilities buffer of batch·heads·seq² elements

@@ -72,6 +72,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private bool disposed;
     private CudaOpsProfiler? profiler;
     private readonly bool fusedAttention;
+    private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
     private string currentOperation = "";
     /// <summary>Calls into the backend (counted in <see cref="EnsureCurrent"/>, which every public operation calls).</summary>
     private long calls;
@@ -103,6 +104,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Device = context.Device;
         Options = options;
         fusedAttention = options.UsesFusedAttention;
+        flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
         elementBytes = options.Storage.BytesPerElement();
         StorageSuffix = options.Storage switch
         {

@@ -1,6 +1,9 @@
 // softmax.cu — the causal softmax of the attention core, between the batched GEMMs (done by cuBLAS):
 //   softmax_causal_forward:  P[i, j] = exp(scale·S[i, j] − m) / Σ_{k≤t} exp(scale·S[i, k] − m) for j ≤ t, 0 for j > t,
-//       where t = i mod seq is the query position and m the row maximum over k ≤ t (S = Q·Kᵀ unscaled).
+//       where t = i mod seq is the query position and m the row maximum over k ≤ t (S = Q·Kᵀ unscaled); also
+//       lse[i] = m + ln Σ_{k≤t} exp(scale·S[i, k] − m) (fp32), all the attention op saves for backward.
+//   softmax_causal_recompute: P[i, j] = exp(scale·S[i, j] − lse[i]) for j ≤ t, 0 for j > t: backward's probabilities
+//       from the scores formed again and the forward's lse.
 //   softmax_causal_backward: dS[i, j] = scale · P[i, j] · (dP[i, j] − Σ_{k≤t} P[i, k]·dP[i, k]) for j ≤ t, 0 for j > t
 //       (dP = dY·Vᵀ); with scale = 1/√headDim folded in here, dQ = dS·K and dK = dSᵀ·Q need no further scaling.
 // Rows are the flattened [batch, heads, seq] query rows of length seq (probabilities layout of ITensorOps.Attention).
@@ -8,10 +11,11 @@
 // AttentionBackward), which applies 1/√headDim in its GEMMs.
 // Grid (both): one warp per row; blockDim.x a multiple of 32 (256 suggested), gridDim.x = ceil(rows / (blockDim.x/32)).
 // In place is allowed: probs may alias scores, d_scores may alias d_probs (each lane rewrites only what it read).
+// The lse rows follow the probabilities rows: [batch, heads, seq] for the [batch, heads, seq, seq] scores.
 #include "shardwise_common.cuh"
 
 template <typename T>
-SW_INLINE void softmax_causal_forward(const T* scores, T* probs, int rows, int seq, float scale)
+SW_INLINE void softmax_causal_forward(const T* scores, T* probs, float* lse, int rows, int seq, float scale)
 {
     int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
     int lane = threadIdx.x % SW_WARP_SIZE;
@@ -24,9 +28,25 @@ SW_INLINE void softmax_causal_forward(const T* scores, T* probs, int rows, int s
     for (int j = lane; j < visible; j += SW_WARP_SIZE) sw_softmax_add(state, scale * sw_to_float(s[j]));
     state = sw_warp_softmax(state);
     float inverse_sum = 1.0f / state.sum;
+    if (lane == 0) lse[row] = state.max + logf(state.sum);
 
     for (int j = lane; j < seq; j += SW_WARP_SIZE)
         p[j] = sw_from_float<T>(j < visible ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum : 0.0f);
+}
+
+template <typename T>
+SW_INLINE void softmax_causal_recompute(const T* scores, const float* lse, T* probs, int rows, int seq, float scale)
+{
+    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
+    int lane = threadIdx.x % SW_WARP_SIZE;
+    if (row >= rows) return;
+    int visible = row % seq + 1;
+    const T* s = scores + (long long)row * seq;
+    T* p = probs + (long long)row * seq;
+    float row_lse = lse[row];
+
+    for (int j = lane; j < seq; j += SW_WARP_SIZE)
+        p[j] = sw_from_float<T>(j < visible ? expf(scale * sw_to_float(s[j]) - row_lse) : 0.0f);
 }
 
 template <typename T>
@@ -51,12 +71,18 @@ SW_INLINE void softmax_causal_backward(const T* probs, const T* d_probs, T* d_sc
 }
 
 #define SW_SOFTMAX_KERNELS(suffix, T)                                                                       \
-    extern "C" __global__ void softmax_causal_forward_##suffix(const T* scores, T* probs, int rows, int seq, \
-                                                               float scale)                                 \
+    extern "C" __global__ void softmax_causal_forward_##suffix(const T* scores, T* probs, float* lse,        \
+                                                               int rows, int seq, float scale)              \
     {                                                                                                       \
-        softmax_causal_forward<T>(scores, probs, rows, seq, scale);                                         \
+        softmax_causal_forward<T>(scores, probs, lse, rows, seq, scale);                                    \
     }                                                                                                       \
     SW_KERNEL_REGISTER(softmax_causal_forward_##suffix)                                                     \
+    extern "C" __global__ void softmax_causal_recompute_##suffix(const T* scores, const float* lse,         \
+                                                                 T* probs, int rows, int seq, float scale)  \
+    {                                                                                                       \
+        softmax_causal_recompute<T>(scores, lse, probs, rows, seq, scale);                                  \
+    }                                                                                                       \
+    SW_KERNEL_REGISTER(softmax_causal_recompute_##suffix)                                                   \
     extern "C" __global__ void softmax_causal_backward_##suffix(const T* probs, const T* d_probs,           \
                                                                 T* d_scores, int rows, int seq, float scale) \
     {                                                                                                       \

@@ -181,7 +181,7 @@ internal sealed class OpCallEmitter
                 }
                 break;
             case OpKind.Attention:
-                yield return $"Ops.AttentionBackward({In(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                yield return $"Ops.AttentionBackward({In(0)}, {Saved(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
                 break;
             case OpKind.TensorCopy:
                 yield return $"TensorParallelAllReduce({Dy()}); // f: the column-parallel layer's input gradient is a partial sum";

@@ -67,7 +67,7 @@ internal enum OpKind
 
 /// <summary>
 /// One forward operation. <see cref="Outputs"/> holds the result first, then tensors saved for the backward pass
-/// (LayerNorm's mean and rstd, attention's probabilities). <see cref="Dims"/> are the op's static sizes.
+/// (LayerNorm's mean and rstd, attention's log-sum-exp). <see cref="Dims"/> are the op's static sizes.
 /// </summary>
 internal sealed record IrOp(
     OpKind Kind,

@@ -106,8 +106,9 @@ internal sealed class OpBuilder
         int sequence = input.Shape[0];
         int qkv = Linear(node.Path + ".qkv", dim, 3 * dim, node.Bias, node, path, "Qkv", x, location);
         int output = NewValue(ValueKind.Real, input.Shape, Join(node.Path, "core"));
-        int probabilities = NewValue(ValueKind.Real, new[] { heads, sequence, sequence }, Join(node.Path, "probabilities"));
-        Emit(OpKind.Attention, node.Path, new[] { qkv }, new[] { output, probabilities }, new int[0], new[] { sequence, heads, dim });
+        // Backward forms the probabilities again from each query row's log-sum-exp, so only [heads, sequence] is kept.
+        int logSumExp = NewValue(ValueKind.Real, new[] { heads, sequence }, Join(node.Path, "lse"), fp32Statistics: true);
+        Emit(OpKind.Attention, node.Path, new[] { qkv }, new[] { output, logSumExp }, new int[0], new[] { sequence, heads, dim });
         return Linear(node.Path + ".projection", dim, dim, node.Bias, node, path, "Projection", output, location);
     }
 

@@ -217,7 +217,7 @@ internal static class ActivationPlanner
         OpKind.Linear => new[] { op.Inputs[0] },
         OpKind.LayerNorm => new[] { op.Inputs[0], op.Outputs[1], op.Outputs[2] },
         OpKind.Gelu => new[] { op.Inputs[0] },
-        OpKind.Attention => new[] { op.Inputs[0], op.Outputs[1] },
+        OpKind.Attention => new[] { op.Inputs[0], op.Outputs[0], op.Outputs[1] },
         OpKind.CrossEntropy when op.Outputs.Count > 1 => new[] { op.Inputs[0], op.Inputs[1], op.Outputs[1], op.Outputs[2] }, // vocabulary-parallel: row max and sum
         OpKind.CrossEntropy => new[] { op.Inputs[0], op.Inputs[1] },
         OpKind.Embedding => new[] { op.Inputs[0] },

@@ -123,7 +123,7 @@ internal static class MemoryEstimator
     /// stage's footprint is its planned program's. Without one, for a cut that is only reported, the arena is the
     /// model's scaled by the stage's share of the bytes saved for backward, and the pools are the model's, capped at
     /// the stage's parameters. <c>Sequence</c>, when it differs from the traced
-    /// length, scales activations linearly (attention's T² probabilities make that an underestimate for longer ones).
+    /// length, scales activations linearly (exact: attention saves a log-sum-exp per row, never its T² probabilities).
     /// </summary>
     public static List<StageMemory> EstimateStages(IrGraph graph, PipelinePlan pipeline, ActivationPlan activations,
         long gradientPoolElements, long parameterPoolElements, PlanningAssumptions assumptions, MemoryPrecision precision, int zeroStage,

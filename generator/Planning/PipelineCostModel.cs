@@ -19,7 +19,8 @@ internal sealed record OpCost(long ForwardFlops, long BackwardFlops, long NewPar
 /// FLOPs and bytes per op from the static shapes, with no profiling (all counts per sample; rows = positions per sample):
 /// <list type="bullet">
 /// <item>Linear: forward 2·rows·in·out (+ rows·out for the bias); backward twice the forward (input and weight gradients).</item>
-/// <item>Attention core: forward 4·T²·d (QKᵀ and P·V) + heads·T² (softmax); backward twice the forward.</item>
+/// <item>Attention core: forward 4·T²·d (QKᵀ and P·V) + heads·T² (softmax); backward 8·T²·d (dV, dP, dQ, dK) plus
+/// the forward's QKᵀ and softmax again (only the log-sum-exp is saved), 10·T²·d + heads·T².</item>
 /// <item>Embedding: a gather of rows·d forward and a scatter-add of rows·d backward.</item>
 /// <item>LayerNorm, GeLU, +, cross-entropy: one FLOP per element forward (of the output, or of the logits for the
 /// loss), two backward. Positions: free.</item>
@@ -77,8 +78,8 @@ internal static class PipelineCostModel
             case OpKind.Attention:
             {
                 long sequence = op.Dims[0], heads = op.Dims[1], dim = op.Dims[2];
-                long forward = 4 * sequence * sequence * dim + heads * sequence * sequence;
-                return (forward, 2 * forward);
+                long square = sequence * sequence;
+                return (4 * square * dim + heads * square, 10 * square * dim + heads * square);
             }
             case OpKind.CrossEntropy:
             {

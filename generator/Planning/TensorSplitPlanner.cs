@@ -240,8 +240,8 @@ internal static class TensorSplitPlanner
             }
             int sequence = op.Dims[0], heads = op.Dims[1], dim = op.Dims[2];
             _split[op.Outputs[0]] = true;
-            var probabilities = _values[op.Outputs[1]];
-            _values[op.Outputs[1]] = probabilities with { Shape = EquatableArray.Of(heads / _t, sequence, sequence) };
+            var logSumExp = _values[op.Outputs[1]];
+            _values[op.Outputs[1]] = logSumExp with { Shape = EquatableArray.Of(heads / _t, sequence) };
             Add(op with { Dims = EquatableArray.Of(sequence, heads / _t, dim / _t) }, origin);
         }
 

@@ -120,7 +120,11 @@ public sealed class PipelinePlanTests
             if (op.Kind == Ir.OpKind.Attention)
             {
                 Assert.AreEqual(4L * 64 * 64 * 128 + 4L * 64 * 64, costs[k].ForwardFlops);
-                Assert.AreEqual(64L * 384 * 4 + 4L * 64 * 64 * 4, costs[k].ActivationBytes); // qkv and the probabilities
+                // Backward: dV, dP, dQ, dK (8·T²·d) plus QKᵀ and the softmax again from the log-sum-exp.
+                Assert.AreEqual(10L * 64 * 64 * 128 + 4L * 64 * 64, costs[k].BackwardFlops);
+                // qkv, y (so the projection after it keeps nothing new) and 4 heads × 64 fp32 log-sum-exps, planned
+                // at two elements each; never the 4 × 64 × 64 probabilities.
+                Assert.AreEqual(64L * 384 * 4 + 64L * 128 * 4 + 4L * 64 * 2 * 4, costs[k].ActivationBytes);
             }
         }
     }

@@ -8,7 +8,8 @@ namespace Shardwise.Kernels.Tests;
 
 /// <summary>
 /// softmax.cu inside the attention core: the batched GEMMs cuBLAS will do are written out here in double, and the
-/// whole forward (probabilities) and backward (dqkv) are compared with CpuOps.Attention / AttentionBackward.
+/// whole forward (probabilities, log-sum-exp) and backward (probabilities formed again from the log-sum-exp, then
+/// dqkv) are compared with a double softmax and CpuOps.Attention / AttentionBackward.
 /// </summary>
 [TestClass]
 public sealed class AttentionSoftmaxKernelTests
@@ -40,6 +41,33 @@ public sealed class AttentionSoftmaxKernelTests
         return result;
     }
 
+    /// <summary>NaN everywhere, so an element a kernel leaves unwritten shows in the comparison.</summary>
+    private static float[] NaNs(long count)
+    {
+        var values = new float[count];
+        Array.Fill(values, float.NaN);
+        return values;
+    }
+
+    /// <summary>P = causal softmax(scale·S) per row in double, zero above the diagonal, and each row's log-sum-exp.</summary>
+    private static (float[] Probabilities, float[] LogSumExp) CausalSoftmax(float[] scores, int rows, int seq)
+    {
+        var probabilities = new float[rows * seq];
+        var logSumExp = new float[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            int visible = r % seq + 1;
+            double max = double.NegativeInfinity, sum = 0;
+            for (int j = 0; j < visible; j++) max = Math.Max(max, Scale * (double)scores[r * seq + j]);
+            for (int j = 0; j < visible; j++) sum += Math.Exp(Scale * (double)scores[r * seq + j] - max);
+            for (int j = 0; j < visible; j++)
+                probabilities[r * seq + j] = (float)(Math.Exp(Scale * (double)scores[r * seq + j] - max) / sum);
+            logSumExp[r] = (float)(max + Math.Log(sum));
+        }
+
+        return (probabilities, logSumExp);
+    }
+
     [TestMethod]
     [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
     public void ForwardAndBackwardMatchCpuAttention(StorageType storage, SchedulerOrder order)
@@ -53,28 +81,40 @@ public sealed class AttentionSoftmaxKernelTests
             float[] dy = storage.Rounded(data.NonZero((long)Batch * seq * Dim));
 
             var cpu = new CpuReference();
-            Slice qkvSlice = cpu.Put(qkv), probabilities = cpu.Zeros((long)rows * seq), dqkv = cpu.Zeros(qkv.Length);
-            cpu.Ops.Attention(qkvSlice, cpu.Zeros((long)Batch * seq * Dim), probabilities, Batch, seq, Heads, Dim);
-            cpu.Ops.AttentionBackward(qkvSlice, probabilities, cpu.Put(dy), dqkv, Batch, seq, Heads, Dim, false);
+            Slice qkvSlice = cpu.Put(qkv), logSumExp = cpu.Zeros(rows), dqkv = cpu.Zeros(qkv.Length);
+            Slice y = cpu.Zeros((long)Batch * seq * Dim);
+            cpu.Ops.Attention(qkvSlice, y, logSumExp, Batch, seq, Heads, Dim);
+            cpu.Ops.AttentionBackward(qkvSlice, y, logSumExp, cpu.Put(dy), dqkv, Batch, seq, Heads, Dim, false);
 
-            // Forward: S = Q·Kᵀ (unscaled, stored), then the kernel's scaled causal softmax.
+            // Forward: S = Q·Kᵀ (unscaled, stored), then the kernel's scaled causal softmax and log-sum-exp, against
+            // the same softmax in double and the CPU op's log-sum-exp.
             float Q(int b, int t, int h, int d) => qkv[At(b, t, 0, h, d, seq)];
             float K(int b, int t, int h, int d) => qkv[At(b, t, 1, h, d, seq)];
             float V(int b, int t, int h, int d) => qkv[At(b, t, 2, h, d, seq)];
             float DY(int b, int t, int h, int d) => dy[(b * seq + t) * Dim + h * HeadDim + d];
             using var scores = DeviceBuffer.From(ScoresLike(Q, K, seq), storage);
+            var (expectedP, expectedLse) = CausalSoftmax(scores.ToFloats(), rows, seq);
             using var probs = DeviceBuffer.Zeroed((long)rows * seq, storage);
+            using var lse = DeviceBuffer.From(NaNs(rows), StorageType.Float32);
             string suffix = storage.Suffix();
             int blocks = SimtEmulator.Blocks(rows, Threads / 32);
-            SimtEmulator.Launch($"softmax_causal_forward_{suffix}", blocks, Threads, order, scores, probs, rows, seq,
-                Scale);
-            float[] p = probs.ToFloats();
-            Compare.Close(cpu.Read(probabilities), p, storage.Tolerance(), $"probabilities, {at}");
+            SimtEmulator.Launch($"softmax_causal_forward_{suffix}", blocks, Threads, order, scores, probs, lse, rows,
+                seq, Scale);
+            Compare.Close(expectedP, probs.ToFloats(), storage.Tolerance(), $"probabilities, {at}");
+            Compare.Close(expectedLse, lse.ToFloats(), 1e-5f, $"log-sum-exp against double, {at}");
+            Compare.Close(cpu.Read(logSumExp), lse.ToFloats(), 4 * storage.Tolerance(), $"log-sum-exp against CpuOps, {at}");
+
+            // Backward forms P again from the scores and the saved log-sum-exp.
+            using var recomputed = DeviceBuffer.From(NaNs((long)rows * seq), storage);
+            SimtEmulator.Launch($"softmax_causal_recompute_{suffix}", blocks, Threads, order, scores, lse, recomputed,
+                rows, seq, Scale);
+            float[] p = recomputed.ToFloats();
+            Compare.Close(expectedP, p, storage.Tolerance(), $"recomputed probabilities, {at}");
 
             // Backward: dP = dY·Vᵀ (stored), the kernel's dS (scale folded in), then dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dY.
             using var dProbs = DeviceBuffer.From(ScoresLike(DY, V, seq), storage);
             using var dScores = DeviceBuffer.Zeroed((long)rows * seq, storage);
-            SimtEmulator.Launch($"softmax_causal_backward_{suffix}", blocks, Threads, order, probs, dProbs, dScores,
+            SimtEmulator.Launch($"softmax_causal_backward_{suffix}", blocks, Threads, order, recomputed, dProbs, dScores,
                 rows, seq, Scale);
             float[] ds = dScores.ToFloats();
 
@@ -120,10 +160,20 @@ public sealed class AttentionSoftmaxKernelTests
         using var separate = DeviceBuffer.Zeroed(rows * seq, StorageType.Float32);
         using var input = DeviceBuffer.From(s, StorageType.Float32);
         using var inPlace = DeviceBuffer.From(s, StorageType.Float32);
+        using var lse = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+        using var inPlaceLse = DeviceBuffer.Zeroed(rows, StorageType.Float32);
         int blocks = SimtEmulator.Blocks(rows, 2);
-        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, input, separate, rows, seq, 0.5f);
-        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, inPlace, inPlace, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, input, separate, lse, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, inPlace, inPlace, inPlaceLse, rows, seq, 0.5f);
         CollectionAssert.AreEqual(separate.ToFloats(), inPlace.ToFloats());
+        CollectionAssert.AreEqual(lse.ToFloats(), inPlaceLse.ToFloats());
+
+        using var recomputed = DeviceBuffer.Zeroed(rows * seq, StorageType.Float32);
+        using var recomputedInPlace = DeviceBuffer.From(s, StorageType.Float32);
+        SimtEmulator.Launch("softmax_causal_recompute_f32", blocks, 64, order, input, lse, recomputed, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_recompute_f32", blocks, 64, order, recomputedInPlace, lse, recomputedInPlace,
+            rows, seq, 0.5f);
+        CollectionAssert.AreEqual(recomputed.ToFloats(), recomputedInPlace.ToFloats());
 
         float[] dp = new TestData(32).NonZero(rows * seq);
         using var dProbs = DeviceBuffer.From(dp, StorageType.Float32);

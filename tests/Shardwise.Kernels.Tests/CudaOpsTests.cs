@@ -216,12 +216,12 @@ public sealed class CudaOpsTests
         {
             string at = $"batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
             Slice qkv = twins.Random(3L * batch * sequence * dim), y = twins.Random((long)batch * sequence * dim);
-            Slice p = twins.Random((long)batch * heads * sequence * sequence);
-            twins.Run(ops => ops.Attention(qkv, y, p, batch, sequence, heads, dim));
-            twins.AssertClose(p, Summed, $"probabilities, {at}");
+            Slice lse = twins.Statistics((long)batch * heads * sequence);
+            twins.Run(ops => ops.Attention(qkv, y, lse, batch, sequence, heads, dim));
+            twins.AssertStatisticsClose(lse, Summed, $"log-sum-exp, {at}");
             twins.AssertClose(y, Summed, $"y, {at}");
             Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
-            twins.Run(ops => ops.AttentionBackward(qkv, p, dy, dqkv, batch, sequence, heads, dim, accumulate));
+            twins.Run(ops => ops.AttentionBackward(qkv, y, lse, dy, dqkv, batch, sequence, heads, dim, accumulate));
             twins.AssertClose(dqkv, Summed * 4, $"dqkv, {at}");
         }
     }
@@ -343,7 +343,7 @@ public sealed class CudaOpsTests
         Slice x = twins.Random(rows * dim), w = twins.Random(dim * dim), y = twins.Random(rows * dim);
         Slice dy = twins.Random(rows * dim), dx = twins.Random(rows * dim), dw = twins.Random(dim * dim), db = twins.Random(dim);
         Slice gamma = twins.Random(dim), mean = twins.Random(rows), rstd = twins.Random(rows);
-        Slice logits = twins.Random(rows * vocabulary), p = twins.Random(2 * rows * rows), qkv = twins.Random(3 * rows * dim);
+        Slice logits = twins.Random(rows * vocabulary), lse = twins.Statistics(2 * rows), qkv = twins.Random(3 * rows * dim);
         Slice dqkv = twins.Random(3 * rows * dim);
         IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
         void Everything(ITensorOps<float> ops)
@@ -352,8 +352,8 @@ public sealed class CudaOpsTests
             ops.LinearBackward(x, w, dy, dx, dw, db, rows, dim, dim, true);
             ops.LayerNorm(x, gamma, gamma, y, mean, rstd, rows, dim);
             ops.LayerNormBackward(x, gamma, mean, rstd, dy, dx, dw, db, rows, dim, true);
-            ops.Attention(qkv, y, p, 1, rows, 2, dim);
-            ops.AttentionBackward(qkv, p, dy, dqkv, 1, rows, 2, dim, true);
+            ops.Attention(qkv, y, lse, 1, rows, 2, dim);
+            ops.AttentionBackward(qkv, y, lse, dy, dqkv, 1, rows, 2, dim, true);
             ops.CrossEntropy(logits, targets, rows, vocabulary);
             ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 1f, false);
             ops.EmbeddingBackward(targets, y, dw, rows, dim);

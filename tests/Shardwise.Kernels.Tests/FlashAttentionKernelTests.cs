@@ -86,6 +86,7 @@ public sealed class FlashAttentionKernelTests
         float[] yKernel = y.ToFloats();
         Compare.Close(expected.Y, yKernel, storage.Tolerance(), $"y, {at}");
         Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lse.ToFloats(), 1e-5f, $"lse, {at}");
+        Compare.Close(expected.LogSumExp, lse.ToFloats(), 1e-5f, $"lse against CpuOps (the op's saved state), {at}");
 
         // Backward from the kernel's own y and lse, as the runtime runs it.
         using var dyBuffer = DeviceBuffer.From(dy, storage);
@@ -276,6 +277,7 @@ public sealed class FlashAttentionKernelTests
                 var lseValues = new float[batch * heads * seq];
                 lse.Download<float>(lseValues);
                 Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lseValues, 1e-5f, $"lse, {at}");
+                Compare.Close(expected.LogSumExp, lseValues, 1e-5f, $"lse against CpuOps, {at}");
 
                 foreach (bool storedScores in new[] { false, true })
                 foreach (bool accumulate in new[] { false, true })
@@ -306,19 +308,19 @@ public sealed class FlashAttentionKernelTests
         }
     }
 
-    private sealed record Expected(float[] Y, float[] Dqkv, float[] Accumulated);
+    private sealed record Expected(float[] Y, float[] LogSumExp, float[] Dqkv, float[] Accumulated);
 
-    /// <summary>CpuOps&lt;float&gt; attention on the (already rounded) inputs: y, dqkv, and prior + dqkv.</summary>
+    /// <summary>CpuOps&lt;float&gt; attention on the (already rounded) inputs: y, the saved log-sum-exp, dqkv, and prior + dqkv.</summary>
     private static Expected Reference(float[] qkv, float[] dy, float[] prior, int batch, int seq, int heads, int dim)
     {
         var cpu = new CpuReference();
         Slice qkvSlice = cpu.Put(qkv), y = cpu.Zeros((long)batch * seq * dim);
-        Slice probabilities = cpu.Zeros((long)batch * heads * seq * seq), dySlice = cpu.Put(dy);
+        Slice logSumExp = cpu.Zeros((long)batch * heads * seq), dySlice = cpu.Put(dy);
         Slice dqkv = cpu.Zeros(qkv.Length), accumulated = cpu.Put(prior);
-        cpu.Ops.Attention(qkvSlice, y, probabilities, batch, seq, heads, dim);
-        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, dqkv, batch, seq, heads, dim, false);
-        cpu.Ops.AttentionBackward(qkvSlice, probabilities, dySlice, accumulated, batch, seq, heads, dim, true);
-        return new Expected(cpu.Read(y), cpu.Read(dqkv), cpu.Read(accumulated));
+        cpu.Ops.Attention(qkvSlice, y, logSumExp, batch, seq, heads, dim);
+        cpu.Ops.AttentionBackward(qkvSlice, y, logSumExp, dySlice, dqkv, batch, seq, heads, dim, false);
+        cpu.Ops.AttentionBackward(qkvSlice, y, logSumExp, dySlice, accumulated, batch, seq, heads, dim, true);
+        return new Expected(cpu.Read(y), cpu.Read(logSumExp), cpu.Read(dqkv), cpu.Read(accumulated));
     }
 
     private static DeviceMemory Upload(CudaContext context, float[] values, StorageType storage)

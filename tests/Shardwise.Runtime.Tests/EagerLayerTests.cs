@@ -86,7 +86,7 @@ public sealed class EagerLayerTests
         Slice qkv = h.Activation(rows * 3 * dim), attended = h.Activation(rows * dim), output = h.Activation(rows * dim);
         h.Ops.Linear(Activation(h, x), Parameter(h, layer.Qkv.Weight), Parameter(h, layer.Qkv.Bias!), qkv, rows, dim,
             3 * dim);
-        h.Ops.Attention(qkv, attended, h.Activation(batch * heads * sequence * sequence), batch, sequence, heads, dim);
+        h.Ops.Attention(qkv, attended, h.Activation(batch * heads * sequence), batch, sequence, heads, dim);
         h.Ops.Linear(attended, Parameter(h, layer.Projection.Weight), Parameter(h, layer.Projection.Bias!), output,
             rows, dim, dim);
         CollectionAssert.AreEqual(x.Shape, y.Shape);

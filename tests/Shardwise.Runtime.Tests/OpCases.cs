@@ -336,7 +336,7 @@ internal static class OpCases
         int tokens = batch * sequence;
         Slice qkv = h.Activation(TestData.Uniform(61, tokens * 3 * dim, scale: 1.5));
         Slice y = h.Activation(tokens * dim), dy = h.Activation(tokens * dim);
-        Slice probabilities = h.Activation((long)batch * heads * sequence * sequence);
+        Slice logSumExp = h.Activation((long)batch * heads * sequence);
         Slice dqkv = h.Activation(tokens * 3 * dim);
         double[] r = TestData.Uniform(62, tokens * dim);
         return new OpCase<T>
@@ -346,13 +346,13 @@ internal static class OpCases
             Output = y,
             Loss = () =>
             {
-                h.Ops.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
+                h.Ops.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
                 return h.Dot(y, r);
             },
             Backward = accumulate =>
             {
                 h.Write(dy, r);
-                h.Ops.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate);
+                h.Ops.AttentionBackward(qkv, y, logSumExp, dy, dqkv, batch, sequence, heads, dim, accumulate);
             },
             Inputs = [new("qkv", qkv, dqkv, false)],
         };

@@ -30,20 +30,21 @@ public sealed class ParallelPathTests
         double[] qkvValues = TestData.Uniform(1, tokens * 3 * dim), dyValues = TestData.Uniform(2, tokens * dim);
         double[] previous = TestData.Uniform(3, tokens * 3 * dim);
         Slice qkv = h.Activation(qkvValues), dy = h.Activation(dyValues), dqkv = h.Activation(previous);
-        Slice y = h.Activation(tokens * dim), probabilities = h.Activation(batch * heads * sequence * sequence);
+        Slice y = h.Activation(tokens * dim), logSumExp = h.Activation(batch * heads * sequence);
 
-        h.Ops.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
-        h.Ops.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate: true);
+        h.Ops.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
+        h.Ops.AttentionBackward(qkv, y, logSumExp, dy, dqkv, batch, sequence, heads, dim, accumulate: true);
 
         var serialY = new double[tokens * dim];
-        var serialProbabilities = new double[batch * heads * sequence * sequence];
+        var serialLogSumExp = new double[batch * heads * sequence];
         var serialDqkv = (double[])previous.Clone();
-        AttentionKernels.Forward<double>(qkvValues, serialY, serialProbabilities, batch, sequence, heads, dim);
-        AttentionKernels.Backward<double>(qkvValues, serialProbabilities, dyValues, serialDqkv,
-            new double[sequence * sequence], batch, sequence, heads, dim, accumulate: true);
+        AttentionKernels.Forward<double>(qkvValues, serialY, serialLogSumExp, new double[sequence * sequence], batch,
+            sequence, heads, dim);
+        AttentionKernels.Backward<double>(qkvValues, serialLogSumExp, dyValues, serialDqkv,
+            new double[2 * sequence * sequence], batch, sequence, heads, dim, accumulate: true);
 
         AssertClose(serialY, h.Read(y), "y");
-        AssertClose(serialProbabilities, h.Read(probabilities), "probabilities");
+        AssertClose(serialLogSumExp, h.Read(logSumExp), "log-sum-exp");
         AssertClose(serialDqkv, h.Read(dqkv), "dqkv");
     }
 
@@ -141,15 +142,15 @@ public sealed class ParallelPathTests
         Slice qkv = h.Activation(TestData.Uniform(1, tokens * 3 * dim));
         Slice dy = h.Activation(TestData.Uniform(2, tokens * dim));
         Slice dqkv = h.Activation(tokens * 3 * dim), y = h.Activation(tokens * dim);
-        Slice probabilities = h.Activation(batch * heads * sequence * sequence);
+        Slice logSumExp = h.Activation(batch * heads * sequence);
         Slice logits = h.Activation(TestData.Uniform(3, rows * vocabulary)), dLogits = h.Activation(rows * vocabulary);
         IndexSlice targets = h.Indices(TestData.Ids(4, rows, vocabulary));
         Slice x = h.Activation(TestData.Uniform(5, count)), geluY = h.Activation(count), geluDx = h.Activation(count);
 
         void RunAll()
         {
-            h.Ops.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
-            h.Ops.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate: false);
+            h.Ops.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
+            h.Ops.AttentionBackward(qkv, y, logSumExp, dy, dqkv, batch, sequence, heads, dim, accumulate: false);
             h.Ops.CrossEntropy(logits, targets, rows, vocabulary);
             h.Ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 1.0, accumulate: false);
             h.Ops.Gelu(x, geluY, count);

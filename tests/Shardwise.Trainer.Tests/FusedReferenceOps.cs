@@ -107,11 +107,11 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void Add(Slice a, Slice b, Slice y, long count) => _cpu.Add(a, b, y, count);
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _cpu.AddBackward(dy, dx, count, accumulate);
 
-    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
-        => _cpu.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
+    public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
+        => _cpu.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
 
-    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv, int batch, int sequence, int heads, int dim, bool accumulate)
-        => _cpu.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate);
+    public void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv, int batch, int sequence, int heads, int dim, bool accumulate)
+        => _cpu.AttentionBackward(qkv, y, logSumExp, dy, dqkv, batch, sequence, heads, dim, accumulate);
 
     public float CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary) => _cpu.CrossEntropy(logits, targets, rows, vocabulary);
 

@@ -39,15 +39,15 @@ public sealed class BenchFlopsTests
     [TestMethod]
     public void LayersWidthAndContextComeFromTheAttentionBuffers()
     {
-        // Three attention layers of width 48 over T = 32: core 32·48 = 1,536 elements per sample; probabilities
-        // 4 heads · 32 · 32 = 4,096. The gradient of a core and other buffers do not count; a repeated name (a
+        // Three attention layers of width 48 over T = 32: core 32·48 = 1,536 elements per sample; log-sum-exp
+        // 4 heads · 32 = 128 fp32 statistics, 256 elements. The gradient of a core and other buffers do not count; a repeated name (a
         // recomputed block) counts once.
         var plan = Plan(32,
-            Buffer("blocks.0.attention.core", 1536), Buffer("blocks.0.attention.probabilities", 4096),
+            Buffer("blocks.0.attention.core", 1536), Buffer("blocks.0.attention.lse", 256),
             Buffer("blocks.0.mlp.out", 6144),
-            Buffer("blocks.1.attention.core", 1536), Buffer("blocks.1.attention.probabilities", 4096),
-            Buffer("blocks.1.attention.probabilities", 4096),
-            Buffer("last.core", 1536), Buffer("last.probabilities", 4096),
+            Buffer("blocks.1.attention.core", 1536), Buffer("blocks.1.attention.lse", 256),
+            Buffer("blocks.1.attention.lse", 256),
+            Buffer("last.core", 1536), Buffer("last.lse", 256),
             new PlannedBuffer("d(blocks.0.attention.core)", BufferRole.Gradient, 1536, 0, 9, 10));
         var flops = TrainingFlops.Of(Layout(777_001), plan);
 
@@ -67,11 +67,11 @@ public sealed class BenchFlopsTests
     [TestMethod]
     public void UnequalWidthsOrAMissingCoreAreNamed()
     {
-        var unequal = Plan(8, Buffer("a.core", 64), Buffer("a.probabilities", 128), Buffer("b.core", 96), Buffer("b.probabilities", 128));
+        var unequal = Plan(8, Buffer("a.core", 64), Buffer("a.lse", 16), Buffer("b.core", 96), Buffer("b.lse", 16));
         var error = Assert.ThrowsExactly<InvalidOperationException>(() => TrainingFlops.Of(Layout(10), unequal));
         StringAssert.Contains(error.Message, "'b' is 12 wide where an earlier layer is 8");
 
-        var missing = Plan(8, Buffer("a.probabilities", 128));
+        var missing = Plan(8, Buffer("a.lse", 16));
         error = Assert.ThrowsExactly<InvalidOperationException>(() => TrainingFlops.Of(Layout(10), missing));
         StringAssert.Contains(error.Message, "'a.core'");
     }

@@ -31,15 +31,15 @@ public sealed record TrainingFlops(long Parameters, int Layers, int Width, int C
     }
 
     /// <summary>
-    /// Reads L, d and T from the generator's plans: each attention op leaves a "PATH.probabilities" buffer
-    /// [heads, T, T] and a "PATH.core" buffer [T, d] per sample in the activation plan (generator/Ir/OpBuilder.cs), so
+    /// Reads L, d and T from the generator's plans: each attention op leaves a "PATH.lse" buffer (its
+    /// saved log-sum-exp, [heads, T]) and a "PATH.core" buffer [T, d] per sample in the activation plan (generator/Ir/OpBuilder.cs), so
     /// d is the core's elements over T. N is the layout's parameter count. A model without attention has L = d = 0.
     /// </summary>
     public static TrainingFlops Of(ParameterLayout layout, ActivationPlan plan)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(plan);
-        const string ProbabilitiesSuffix = ".probabilities";
+        const string LogSumExpSuffix = ".lse";
         var cores = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var buffer in plan.Buffers)
         {
@@ -52,8 +52,8 @@ public sealed record TrainingFlops(long Parameters, int Layers, int Width, int C
         int context = plan.TokensPerSample;
         foreach (var buffer in plan.Buffers)
         {
-            if (buffer.Role != BufferRole.Value || !buffer.Name.EndsWith(ProbabilitiesSuffix, StringComparison.Ordinal)) continue;
-            string path = buffer.Name[..^ProbabilitiesSuffix.Length];
+            if (buffer.Role != BufferRole.Value || !buffer.Name.EndsWith(LogSumExpSuffix, StringComparison.Ordinal)) continue;
+            string path = buffer.Name[..^LogSumExpSuffix.Length];
             if (!attention.Add(path)) continue; // a recomputed (checkpointed) block may list a buffer twice
             if (!cores.TryGetValue(path + ".core", out long core) || context <= 0 || core % context != 0)
                 throw new InvalidOperationException($"attention '{path}' has no '{path}.core' buffer of T×d elements in the activation plan (T = {context})");

@@ -194,11 +194,11 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _inner.AddBackward(dy, dx, count, accumulate);
 
-    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
-        => _inner.Attention(qkv, y, probabilities, batch, sequence, heads, dim);
+    public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
+        => _inner.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
 
-    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv, int batch, int sequence, int heads, int dim, bool accumulate)
-        => _inner.AttentionBackward(qkv, probabilities, dy, dqkv, batch, sequence, heads, dim, accumulate);
+    public void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv, int batch, int sequence, int heads, int dim, bool accumulate)
+        => _inner.AttentionBackward(qkv, y, logSumExp, dy, dqkv, batch, sequence, heads, dim, accumulate);
 
     public T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary) => _inner.CrossEntropy(logits, targets, rows, vocabulary);
 

@@ -12,8 +12,8 @@ namespace Shardwise.Cpu;
 /// </summary>
 public static class AttentionKernels
 {
-    /// <summary>All (batch, head) pairs in order; see <see cref="ForwardHead"/>.</summary>
-    public static void Forward<T>(ReadOnlySpan<T> qkv, Span<T> y, Span<T> probabilities,
+    /// <summary>All (batch, head) pairs in order; see <see cref="ForwardHead"/>. <paramref name="scratch"/> holds at least seq² elements.</summary>
+    public static void Forward<T>(ReadOnlySpan<T> qkv, Span<T> y, Span<T> logSumExp, Span<T> scratch,
         int batch, int sequence, int heads, int dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -21,14 +21,14 @@ public static class AttentionKernels
         {
             for (int h = 0; h < heads; h++)
             {
-                ForwardHead(QkvOfBatch(qkv, b, sequence, dim), ProbabilitiesOfHead(probabilities, b, h, sequence, heads),
-                    OutputOfBatch(y, b, sequence, dim), sequence, heads, h, dim);
+                ForwardHead(QkvOfBatch(qkv, b, sequence, dim), LogSumExpOfHead(logSumExp, b, h, sequence, heads),
+                    OutputOfBatch(y, b, sequence, dim), scratch, sequence, heads, h, dim);
             }
         }
     }
 
-    /// <summary>All (batch, head) pairs in order; <paramref name="scratch"/> holds at least seq² elements.</summary>
-    public static void Backward<T>(ReadOnlySpan<T> qkv, ReadOnlySpan<T> probabilities, ReadOnlySpan<T> dy,
+    /// <summary>All (batch, head) pairs in order; <paramref name="scratch"/> holds at least 2·seq² elements.</summary>
+    public static void Backward<T>(ReadOnlySpan<T> qkv, ReadOnlySpan<T> logSumExp, ReadOnlySpan<T> dy,
         Span<T> dqkv, Span<T> scratch, int batch, int sequence, int heads, int dim, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -36,9 +36,9 @@ public static class AttentionKernels
         {
             for (int h = 0; h < heads; h++)
             {
-                BackwardHead(QkvOfBatch(qkv, b, sequence, dim),
-                    ProbabilitiesOfHead(probabilities, b, h, sequence, heads), OutputOfBatch(dy, b, sequence, dim),
-                    QkvOfBatch(dqkv, b, sequence, dim), scratch, sequence, heads, h, dim, accumulate);
+                BackwardHead(QkvOfBatch(qkv, b, sequence, dim), LogSumExpOfHead(logSumExp, b, h, sequence, heads),
+                    OutputOfBatch(dy, b, sequence, dim), QkvOfBatch(dqkv, b, sequence, dim), scratch, sequence,
+                    heads, h, dim, accumulate);
             }
         }
     }
@@ -55,62 +55,78 @@ public static class AttentionKernels
     public static ReadOnlySpan<T> OutputOfBatch<T>(ReadOnlySpan<T> y, int b, int sequence, int dim) =>
         y.Slice(b * sequence * dim, sequence * dim);
 
-    public static Span<T> ProbabilitiesOfHead<T>(Span<T> probabilities, int b, int h, int sequence, int heads) =>
-        probabilities.Slice((b * heads + h) * sequence * sequence, sequence * sequence);
+    public static Span<T> LogSumExpOfHead<T>(Span<T> logSumExp, int b, int h, int sequence, int heads) =>
+        logSumExp.Slice((b * heads + h) * sequence, sequence);
 
-    public static ReadOnlySpan<T> ProbabilitiesOfHead<T>(ReadOnlySpan<T> probabilities, int b, int h, int sequence,
+    public static ReadOnlySpan<T> LogSumExpOfHead<T>(ReadOnlySpan<T> logSumExp, int b, int h, int sequence,
         int heads) =>
-        probabilities.Slice((b * heads + h) * sequence * sequence, sequence * sequence);
+        logSumExp.Slice((b * heads + h) * sequence, sequence);
 
-    /// <summary>P = causal softmax(Q·Kᵀ/√hd); Y_h = P·V for one batch element's head.</summary>
-    public static void ForwardHead<T>(ReadOnlySpan<T> qkvBatch, Span<T> probabilitiesHead, Span<T> yBatch,
-        int sequence, int heads, int head, int dim)
+    /// <summary>
+    /// S = Q·Kᵀ/√hd; P = causal softmax(S), formed in <paramref name="scratch"/> (seq² elements) and dropped after;
+    /// Y_h = P·V; lse[t] = ln Σ_{u≤t} exp(S[t, u]), all backward needs to form P again.
+    /// </summary>
+    public static void ForwardHead<T>(ReadOnlySpan<T> qkvBatch, Span<T> logSumExpHead, Span<T> yBatch,
+        Span<T> scratch, int sequence, int heads, int head, int dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int headDim = dim / heads, stride = 3 * dim, offset = head * headDim;
-        ReadOnlySpan<T> q = qkvBatch[offset..], k = qkvBatch[(dim + offset)..], v = qkvBatch[(2 * dim + offset)..];
-        T scale = T.One / T.Sqrt(T.CreateChecked(headDim));
+        int headDim = dim / heads, offset = head * headDim;
+        ReadOnlySpan<T> v = qkvBatch[(2 * dim + offset)..];
+        Span<T> probabilities = scratch[..(sequence * sequence)];
 
-        Gemm.Multiply(false, true, sequence, sequence, headDim, scale, q, stride, k, stride, T.Zero,
-            probabilitiesHead, sequence);
+        Scores(qkvBatch, probabilities, sequence, dim, headDim, offset);
         for (int i = 0; i < sequence; i++)
         {
-            Span<T> row = probabilitiesHead.Slice(i * sequence, sequence);
+            Span<T> row = probabilities.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
-            TensorPrimitives.Subtract(visible, TensorPrimitives.Max<T>(visible), visible);
+            T max = TensorPrimitives.Max<T>(visible);
+            TensorPrimitives.Subtract(visible, max, visible);
             TensorPrimitives.Exp<T>(visible, visible);
-            TensorPrimitives.Divide(visible, TensorPrimitives.Sum<T>(visible), visible);
+            T sum = TensorPrimitives.Sum<T>(visible);
+            TensorPrimitives.Divide(visible, sum, visible);
             row[(i + 1)..].Clear();
+            logSumExpHead[i] = max + T.Log(sum);
         }
 
-        Gemm.Multiply(false, false, sequence, headDim, sequence, T.One, probabilitiesHead, sequence, v, stride,
+        Gemm.Multiply(false, false, sequence, headDim, sequence, T.One, probabilities, sequence, v, 3 * dim,
             T.Zero, yBatch[offset..], dim);
     }
 
     /// <summary>
-    /// dV = Pᵀ·dY; dP = dY·Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)); dQ = dS·K/√hd; dK = dSᵀ·Q/√hd — all written
-    /// (or added, when accumulating) straight into this head's columns of dqkv.
+    /// P = exp(S − lse) from the saved log-sum-exp (the scores again, as in forward); dV = Pᵀ·dY; dP = dY·Vᵀ;
+    /// dS = P ⊙ (dP − rowsum(P ⊙ dP)); dQ = dS·K/√hd; dK = dSᵀ·Q/√hd — all written (or added, when accumulating)
+    /// straight into this head's columns of dqkv. <paramref name="scratch"/> holds 2·seq² elements (P and dS).
     /// </summary>
-    public static void BackwardHead<T>(ReadOnlySpan<T> qkvBatch, ReadOnlySpan<T> probabilitiesHead,
+    public static void BackwardHead<T>(ReadOnlySpan<T> qkvBatch, ReadOnlySpan<T> logSumExpHead,
         ReadOnlySpan<T> dyBatch, Span<T> dqkvBatch, Span<T> scratch, int sequence, int heads, int head, int dim,
         bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int headDim = dim / heads, stride = 3 * dim, offset = head * headDim;
+        int headDim = dim / heads, stride = 3 * dim, offset = head * headDim, square = sequence * sequence;
         ReadOnlySpan<T> q = qkvBatch[offset..], k = qkvBatch[(dim + offset)..], v = qkvBatch[(2 * dim + offset)..];
         ReadOnlySpan<T> dyHead = dyBatch[offset..];
         T scale = T.One / T.Sqrt(T.CreateChecked(headDim));
         T beta = accumulate ? T.One : T.Zero;
-        Span<T> dScores = scratch[..(sequence * sequence)];
+        Span<T> probabilities = scratch[..square], dScores = scratch.Slice(square, square);
 
-        Gemm.Multiply(true, false, sequence, headDim, sequence, T.One, probabilitiesHead, sequence, dyHead, dim,
+        Scores(qkvBatch, probabilities, sequence, dim, headDim, offset);
+        for (int i = 0; i < sequence; i++)
+        {
+            Span<T> row = probabilities.Slice(i * sequence, sequence);
+            Span<T> visible = row[..(i + 1)];
+            TensorPrimitives.Subtract(visible, logSumExpHead[i], visible);
+            TensorPrimitives.Exp<T>(visible, visible);
+            row[(i + 1)..].Clear();
+        }
+
+        Gemm.Multiply(true, false, sequence, headDim, sequence, T.One, probabilities, sequence, dyHead, dim,
             beta, dqkvBatch[(2 * dim + offset)..], stride);
         Gemm.Multiply(false, true, sequence, sequence, headDim, T.One, dyHead, dim, v, stride, T.Zero,
             dScores, sequence);
         for (int i = 0; i < sequence; i++)
         {
             // Entries above the diagonal have P = 0, so they drop out of the dot product and of dS.
-            ReadOnlySpan<T> p = probabilitiesHead.Slice(i * sequence, i + 1);
+            ReadOnlySpan<T> p = probabilities.Slice(i * sequence, i + 1);
             Span<T> row = dScores.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
             TensorPrimitives.Subtract(visible, TensorPrimitives.Dot(p, visible), visible);
@@ -122,5 +138,15 @@ public static class AttentionKernels
             dqkvBatch[offset..], stride);
         Gemm.Multiply(true, false, sequence, headDim, sequence, scale, dScores, sequence, q, stride, beta,
             dqkvBatch[(dim + offset)..], stride);
+    }
+
+    /// <summary>S = Q_h·K_hᵀ/√headDim for the head whose columns start at <paramref name="offset"/>; forward and backward form it alike.</summary>
+    private static void Scores<T>(ReadOnlySpan<T> qkvBatch, Span<T> scores, int sequence, int dim, int headDim, int offset)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int stride = 3 * dim;
+        T scale = T.One / T.Sqrt(T.CreateChecked(headDim));
+        Gemm.Multiply(false, true, sequence, sequence, headDim, scale, qkvBatch[offset..], stride,
+            qkvBatch[(dim + offset)..], stride, T.Zero, scores, sequence);
     }
 }

@@ -233,51 +233,53 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) =>
         AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);
 
-    public void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim)
+    public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
     {
         int headDim = HeadDim(dim, heads);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Span<T> ySpan = Elements(y, (long)batch * sequence * dim, nameof(y));
-        Span<T> probabilitySpan = Elements(probabilities, (long)batch * heads * sequence * sequence,
-            nameof(probabilities));
-        int pairs = batch * heads;
-        int chunks = ParallelRanges.ChunkCount(pairs, 2L * sequence * sequence * headDim);
+        Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
+        int pairs = batch * heads, square = sequence * sequence;
+        int chunks = ParallelRanges.ChunkCount(pairs, 2L * square * headDim);
+        T[] scratchRows = Scratch((long)chunks * square);
         if (chunks == 1)
         {
-            AttentionKernels.Forward<T>(qkvSpan, ySpan, probabilitySpan, batch, sequence, heads, dim);
+            AttentionKernels.Forward<T>(qkvSpan, ySpan, logSumExpSpan, scratchRows, batch, sequence, heads, dim);
             return;
         }
 
         var work = attentionForward;
         (work.Qkv, work.QkvOffset) = Place(qkv);
         (work.Y, work.YOffset) = Place(y);
-        (work.Probabilities, work.ProbabilitiesOffset) = Place(probabilities);
-        (work.Sequence, work.Heads, work.Dim) = (sequence, heads, dim);
+        (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim) = (scratchRows, sequence, heads, dim);
         ParallelRanges.Run(pairs, chunks, work);
     }
 
-    public void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
+    // y is part of the contract for backends that form D = Σ dy·y from it (the flash kernels); this reference
+    // forms D = Σ P·dP from the recomputed probabilities instead, and only checks that y is there.
+    public void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv,
         int batch, int sequence, int heads, int dim, bool accumulate)
     {
         int headDim = HeadDim(dim, heads);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
-        Span<T> probabilitySpan = Elements(probabilities, (long)batch * heads * sequence * sequence,
-            nameof(probabilities));
+        Elements(y, (long)batch * sequence * dim, nameof(y));
+        Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
         Span<T> dySpan = Elements(dy, (long)batch * sequence * dim, nameof(dy));
         Span<T> dqkvSpan = Elements(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
         int pairs = batch * heads, square = sequence * sequence;
-        int chunks = ParallelRanges.ChunkCount(pairs, 4L * square * headDim);
-        T[] scratchRows = Scratch((long)chunks * square);
+        int chunks = ParallelRanges.ChunkCount(pairs, 6L * square * headDim);
+        T[] scratchRows = Scratch((long)chunks * 2 * square);
         if (chunks == 1)
         {
-            AttentionKernels.Backward<T>(qkvSpan, probabilitySpan, dySpan, dqkvSpan, scratchRows, batch, sequence,
+            AttentionKernels.Backward<T>(qkvSpan, logSumExpSpan, dySpan, dqkvSpan, scratchRows, batch, sequence,
                 heads, dim, accumulate);
             return;
         }
 
         var work = attentionBackward;
         (work.Qkv, work.QkvOffset) = Place(qkv);
-        (work.Probabilities, work.ProbabilitiesOffset) = Place(probabilities);
+        (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
         (work.DY, work.DYOffset) = Place(dy);
         (work.DQkv, work.DQkvOffset) = Place(dqkv);
         (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate) =

@@ -27,11 +27,11 @@ internal sealed class GeluBackwardWork<T> : IChunkWork where T : unmanaged, IFlo
             DX.AsSpan(DXOffset + start, end - start), Accumulate);
 }
 
-/// <summary>Items are (batch, head) pairs.</summary>
+/// <summary>Items are (batch, head) pairs; each chunk forms its probabilities in seq² elements of <see cref="Scratch"/>.</summary>
 internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public T[] Qkv = [], Y = [], Probabilities = [];
-    public int QkvOffset, YOffset, ProbabilitiesOffset;
+    public T[] Qkv = [], Y = [], LogSumExp = [], Scratch = [];
+    public int QkvOffset, YOffset, LogSumExpOffset;
     public int Sequence, Heads, Dim;
 
     public void Run(int chunk, int start, int end)
@@ -42,17 +42,18 @@ internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, 
             int b = pair / heads, h = pair % heads;
             AttentionKernels.ForwardHead<T>(
                 Qkv.AsSpan(QkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                Probabilities.AsSpan(ProbabilitiesOffset + pair * square, square),
-                Y.AsSpan(YOffset + b * sequence * dim, sequence * dim), sequence, heads, h, dim);
+                LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
+                Y.AsSpan(YOffset + b * sequence * dim, sequence * dim),
+                Scratch.AsSpan(chunk * square, square), sequence, heads, h, dim);
         }
     }
 }
 
-/// <summary>Items are (batch, head) pairs; each chunk uses seq² elements of <see cref="Scratch"/>.</summary>
+/// <summary>Items are (batch, head) pairs; each chunk uses 2·seq² elements of <see cref="Scratch"/>.</summary>
 internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public T[] Qkv = [], Probabilities = [], DY = [], DQkv = [], Scratch = [];
-    public int QkvOffset, ProbabilitiesOffset, DYOffset, DQkvOffset;
+    public T[] Qkv = [], LogSumExp = [], DY = [], DQkv = [], Scratch = [];
+    public int QkvOffset, LogSumExpOffset, DYOffset, DQkvOffset;
     public int Sequence, Heads, Dim;
     public bool Accumulate;
 
@@ -64,10 +65,10 @@ internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged,
             int b = pair / heads, h = pair % heads;
             AttentionKernels.BackwardHead<T>(
                 Qkv.AsSpan(QkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                Probabilities.AsSpan(ProbabilitiesOffset + pair * square, square),
+                LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
                 DY.AsSpan(DYOffset + b * sequence * dim, sequence * dim),
                 DQkv.AsSpan(DQkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                Scratch.AsSpan(chunk * square, square), sequence, heads, h, dim, Accumulate);
+                Scratch.AsSpan(chunk * 2 * square, 2 * square), sequence, heads, h, dim, Accumulate);
         }
     }
 }

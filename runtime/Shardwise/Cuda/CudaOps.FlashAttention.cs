@@ -25,17 +25,15 @@ public sealed partial class CudaOps
     private readonly HashSet<string> flashSharedOptIn = [];
 
     /// <summary>
-    /// Whether the flash kernels take this attention: fp16/bf16 storage, headDim a multiple of 16 up to 128,
-    /// batch·heads within a grid's y limit, and sequence ≥ 2 (so that the log-sum-exp, batch·heads·seq floats, fits the
-    /// batch·heads·seq² 16-bit probabilities buffer the generator plans, where the forward keeps it). Forward and
-    /// backward decide alike: the backward accepts whatever the forward accepted with the same shape, qkv, y and lse.
+    /// Whether the flash kernels take this attention: fp16/bf16 storage, headDim a multiple of 16 up to 128 and
+    /// batch·heads within a grid's y limit. Forward and backward need not decide alike: both paths save and read the
+    /// same log-sum-exp.
     /// </summary>
     internal bool FlashAttentionSupported(int batch, int sequence, int heads, int dim)
     {
         if (!fusedAttention || Storage == StorageType.Float32 || heads <= 0 || dim % heads != 0) return false;
         int headDim = dim / heads;
-        return headDim % 16 == 0 && headDim is > 0 and <= FlashMaxHeadDim && sequence >= 2 &&
-               (long)batch * heads <= 65535;
+        return headDim % 16 == 0 && headDim is > 0 and <= FlashMaxHeadDim && (long)batch * heads <= 65535;
     }
 
     /// <summary>
@@ -103,31 +101,9 @@ public sealed partial class CudaOps
         return true;
     }
 
-    /// <summary>
-    /// Where the flash path keeps its state inside the planned probabilities buffer of batch·heads·seq² elements
-    /// (counted at the 16-bit element size, the least it spans): the fp32 log-sum-exp from byte 0, then, 256-byte
-    /// aligned, a copy of the output y for backward's D = Σ dy·y. Null when the kernels do not take the shape, the
-    /// buffer does not start 4-byte aligned, or it cannot hold both (seq &lt; headDim + 2 or so); forward and backward
-    /// both ask this with the same buffer, so they always agree.
-    /// </summary>
-    private FlashState? FlashLayout(int batch, int sequence, int heads, int dim, ulong probabilities)
-    {
-        // The fp32 log-sum-exp starts the buffer: a 16-bit buffer at an odd element keeps the GEMM path.
-        if (!FlashAttentionSupported(batch, sequence, heads, dim) || probabilities % 4 != 0) return null;
-        long lseBytes = (long)batch * heads * sequence * sizeof(float);
-        long keptOffset = (lseBytes + 255) / 256 * 256;
-        long outputBytes = (long)batch * sequence * dim * ElementBytes;
-        long capacity = (long)batch * heads * sequence * sequence * ElementBytes;
-        return keptOffset + outputBytes <= capacity ? new FlashState((ulong)keptOffset, outputBytes) : null;
-    }
-
-    /// <summary>The byte offset of the kept output in the probabilities buffer, and its size.</summary>
-    private readonly record struct FlashState(ulong KeptOutputOffset, long OutputBytes);
-
     /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
-    /// <remarks>For a probabilities buffer that starts 4-byte aligned, as the planned arenas' are; one that does not keeps
-    /// the GEMM path.</remarks>
-    public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashLayout(batch, sequence, heads, dim, 0) is not null;
+    /// <remarks>For a y that starts 4-byte aligned, as the planned arenas' buffers do; one that does not keeps the GEMM path.</remarks>
+    public bool UsesFlashAttention(int batch, int sequence, int heads, int dim) => FlashAttentionSupported(batch, sequence, heads, dim);
 
     /// <summary>
     /// Dynamic shared memory of the forward and dQ kernels: two stages of two 64-row 16-bit tiles (K and V), rows padded

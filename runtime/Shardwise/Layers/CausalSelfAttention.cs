@@ -42,8 +42,9 @@ public sealed class CausalSelfAttention
         int batch = x.Shape[0], sequence = x.Shape[1];
         Tensor qkv = Qkv.Forward(x);
         var attended = Tensor.Zeros(x.Shape);
-        var probabilities = new float[(long)batch * Heads * sequence * sequence];
-        AttentionKernels.Forward<float>(qkv.Data, attended.Data, probabilities, batch, sequence, Heads, Dim);
+        var logSumExp = new float[(long)batch * Heads * sequence];
+        var scores = new float[(long)sequence * sequence];
+        AttentionKernels.Forward<float>(qkv.Data, attended.Data, logSumExp, scores, batch, sequence, Heads, Dim);
         return Projection.Forward(attended);
     }
 }

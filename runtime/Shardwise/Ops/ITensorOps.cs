@@ -116,13 +116,17 @@ public interface ITensorOps<T> where T : unmanaged
 
     /// <summary>
     /// Causal multi-head self-attention core. qkv <c>[batch, seq, 3·dim]</c> holds q, k, v side by side (each split
-    /// into <paramref name="heads"/> heads of dim/heads); y <c>[batch, seq, dim]</c>; saves the softmax
-    /// probabilities <c>[batch, heads, seq, seq]</c> (zero above the diagonal). Scores are scaled by 1/√headDim.
+    /// into <paramref name="heads"/> heads of dim/heads); y <c>[batch, seq, dim]</c>. Scores are scaled by
+    /// 1/√headDim. Saves only the log-sum-exp of each query row's scaled scores, <c>lse[batch, heads, seq]</c> (a
+    /// statistic: fp32 whatever the storage, as LayerNorm's mean), never the <c>[batch, heads, seq, seq]</c>
+    /// probabilities: backward forms them again as exp(S − lse), as flash attention does.
     /// </summary>
-    void Attention(Slice qkv, Slice y, Slice probabilities, int batch, int sequence, int heads, int dim);
+    void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim);
 
-    /// <summary>dqkv (=|+=) the gradient of the attention core.</summary>
-    void AttentionBackward(Slice qkv, Slice probabilities, Slice dy, Slice dqkv,
+    /// <summary>
+    /// dqkv (=|+=) the gradient of the attention core, from its input qkv, its output y and the saved log-sum-exp.
+    /// </summary>
+    void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv,
         int batch, int sequence, int heads, int dim, bool accumulate);
 
     /// <summary>

@@ -108,6 +108,14 @@ public sealed class TwinBackends : IDisposable
         Cpu.Load(values, slice);
     }
 
+    /// <summary>As <see cref="Sync"/>, for an fp32 statistics slice (see <see cref="Statistics"/>).</summary>
+    public void SyncStatistics(Slice slice)
+    {
+        var values = new float[slice.Length / Gpu.StatisticSlots];
+        Gpu.StoreStatistics(slice, values);
+        Cpu.Load(values, slice with { Length = values.Length });
+    }
+
     /// <summary>A tensor slice's contents on both backends.</summary>
     public (float[] Cpu, float[] Gpu) Read(Slice slice)
     {

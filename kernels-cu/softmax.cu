@@ -14,59 +14,70 @@
 // The lse rows follow the probabilities rows: [batch, heads, seq] for the [batch, heads, seq, seq] scores.
 #include "shardwise_common.cuh"
 
+// One warp per query row: its index, this thread's lane, the row's first element and how many keys it sees.
+struct sw_causal_row
+{
+    int row, lane, visible;
+    long long base;
+};
+
+SW_INLINE bool sw_causal_row_of(int rows, int seq, sw_causal_row& r)
+{
+    r.row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
+    r.lane = threadIdx.x % SW_WARP_SIZE;
+    r.visible = r.row % seq + 1;
+    r.base = (long long)r.row * seq;
+    return r.row < rows;
+}
+
 template <typename T>
 SW_INLINE void softmax_causal_forward(const T* scores, T* probs, float* lse, int rows, int seq, float scale)
 {
-    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
-    int lane = threadIdx.x % SW_WARP_SIZE;
-    if (row >= rows) return;
-    int visible = row % seq + 1;
-    const T* s = scores + (long long)row * seq;
-    T* p = probs + (long long)row * seq;
+    sw_causal_row r;
+    if (!sw_causal_row_of(rows, seq, r)) return;
+    const T* s = scores + r.base;
+    T* p = probs + r.base;
 
     sw_softmax_state state = sw_softmax_empty();
-    for (int j = lane; j < visible; j += SW_WARP_SIZE) sw_softmax_add(state, scale * sw_to_float(s[j]));
+    for (int j = r.lane; j < r.visible; j += SW_WARP_SIZE) sw_softmax_add(state, scale * sw_to_float(s[j]));
     state = sw_warp_softmax(state);
     float inverse_sum = 1.0f / state.sum;
-    if (lane == 0) lse[row] = state.max + logf(state.sum);
+    if (r.lane == 0) lse[r.row] = state.max + logf(state.sum);
 
-    for (int j = lane; j < seq; j += SW_WARP_SIZE)
-        p[j] = sw_from_float<T>(j < visible ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum : 0.0f);
+    for (int j = r.lane; j < seq; j += SW_WARP_SIZE)
+        p[j] = sw_from_float<T>(j < r.visible ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum : 0.0f);
 }
 
 template <typename T>
 SW_INLINE void softmax_causal_recompute(const T* scores, const float* lse, T* probs, int rows, int seq, float scale)
 {
-    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
-    int lane = threadIdx.x % SW_WARP_SIZE;
-    if (row >= rows) return;
-    int visible = row % seq + 1;
-    const T* s = scores + (long long)row * seq;
-    T* p = probs + (long long)row * seq;
-    float row_lse = lse[row];
+    sw_causal_row r;
+    if (!sw_causal_row_of(rows, seq, r)) return;
+    const T* s = scores + r.base;
+    T* p = probs + r.base;
+    float row_lse = lse[r.row];
 
-    for (int j = lane; j < seq; j += SW_WARP_SIZE)
-        p[j] = sw_from_float<T>(j < visible ? expf(scale * sw_to_float(s[j]) - row_lse) : 0.0f);
+    for (int j = r.lane; j < seq; j += SW_WARP_SIZE)
+        p[j] = sw_from_float<T>(j < r.visible ? expf(scale * sw_to_float(s[j]) - row_lse) : 0.0f);
 }
 
 template <typename T>
 SW_INLINE void softmax_causal_backward(const T* probs, const T* d_probs, T* d_scores, int rows, int seq, float scale)
 {
-    int row = blockIdx.x * (blockDim.x / SW_WARP_SIZE) + threadIdx.x / SW_WARP_SIZE;
-    int lane = threadIdx.x % SW_WARP_SIZE;
-    if (row >= rows) return;
-    int visible = row % seq + 1;
-    long long base = (long long)row * seq;
+    sw_causal_row r;
+    if (!sw_causal_row_of(rows, seq, r)) return;
+    const T* p = probs + r.base;
+    const T* dp = d_probs + r.base;
 
     float dot = 0.0f;
-    for (int j = lane; j < visible; j += SW_WARP_SIZE) dot += sw_to_float(probs[base + j]) * sw_to_float(d_probs[base + j]);
+    for (int j = r.lane; j < r.visible; j += SW_WARP_SIZE) dot += sw_to_float(p[j]) * sw_to_float(dp[j]);
     dot = sw_warp_sum(dot);
 
-    for (int j = lane; j < seq; j += SW_WARP_SIZE)
+    for (int j = r.lane; j < seq; j += SW_WARP_SIZE)
     {
         float gradient = 0.0f;
-        if (j < visible) gradient = scale * sw_to_float(probs[base + j]) * (sw_to_float(d_probs[base + j]) - dot);
-        d_scores[base + j] = sw_from_float<T>(gradient);
+        if (j < r.visible) gradient = scale * sw_to_float(p[j]) * (sw_to_float(dp[j]) - dot);
+        d_scores[r.base + j] = sw_from_float<T>(gradient);
     }
 }
 

@@ -11,6 +11,7 @@ internal sealed class BufferNames
     private readonly Dictionary<int, string> _indices = new();
     private readonly Dictionary<int, string> _parameters = new();
     private readonly HashSet<string> _used = new();
+    private readonly HashSet<int> _gradientsOverValues = new();
 
     public BufferNames(ProgramPlan plan)
     {
@@ -23,7 +24,11 @@ internal sealed class BufferNames
             string name = plan.Graph.Values[buffer.Value].Name;
             _activations[(buffer.Value, buffer.Role)] = Unique((buffer.Role == BufferRole.Gradient ? "_d_" : "_") + Names.Identifier(name));
         }
+        foreach (int value in plan.Activations.GradientsOverValues) _gradientsOverValues.Add(value);
     }
+
+    /// <summary>Whether <paramref name="value"/>'s gradient buffer is its value buffer (<see cref="InPlaceGradientPlanner"/>).</summary>
+    public bool GradientOverValue(int value) => _gradientsOverValues.Contains(value);
 
     public string Value(int value) => _activations[(value, BufferRole.Value)];
 

@@ -193,7 +193,8 @@ internal sealed class OpCallEmitter
                 if (!step.Writes[0].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)}); // g: identity in backward";
                 break;
             case OpKind.CrossEntropy:
-                yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});";
+                yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});" +
+                    (_names.GradientOverValue(op.Inputs[0]) ? " // in place: the logits' gradient takes their buffer" : "");
                 break;
             default:
                 throw new System.InvalidOperationException(op.Kind.ToString());

@@ -56,6 +56,9 @@ internal sealed record ActivationPlan(
     /// <summary>The arena the same program would need without activation checkpointing (equal when nothing is checkpointed).</summary>
     public long ArenaWithoutCheckpointingPerSample { get; init; } = ArenaElementsPerSample;
 
+    /// <summary>Values whose gradient is written over their own buffer (<see cref="InPlaceGradientPlanner"/>).</summary>
+    public EquatableArray<int> GradientsOverValues { get; init; } = EquatableArray<int>.Empty;
+
     public ActivationBuffer? Find(int value, BufferRole role) => Buffers.FirstOrDefault(b => b.Value == value && b.Role == role);
 }
 
@@ -87,7 +90,8 @@ internal static class ActivationPlanner
     /// is never stored, so it gets no buffer). A fused residual Add → LayerNorm runs at the LayerNorm's step, so the
     /// Add's operands live until then (the Add's own step is still counted: nothing runs between the two). An aliased
     /// gradient (<paramref name="aliases"/>) is planned as its owner's buffer, live over both lifetimes, and listed
-    /// under its own name at the owner's offset.
+    /// under its own name at the owner's offset; so is a gradient written over its own value (the logits,
+    /// <see cref="InPlaceGradientPlanner"/>), listed at the value's offset from the step that turns one into the other.
     /// </summary>
     private static ActivationPlan PlanTimeline(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
         GradientAliasPlan aliases)
@@ -177,6 +181,18 @@ internal static class ActivationPlanner
             }
         }
 
+        // A gradient written over its own value (the logits) is planned as one buffer over both lifetimes.
+        var inPlace = InPlaceGradientPlanner.Find(graph, backward, checkpoints, aliases, start, end);
+        var gradientLives = new Dictionary<int, (int Start, int End)>();
+        foreach (int value in inPlace)
+        {
+            var gradient = (value, BufferRole.Gradient);
+            gradientLives[value] = (start[gradient], end[gradient]);
+            end[(value, BufferRole.Value)] = end[gradient];
+            start.Remove(gradient);
+            end.Remove(gradient);
+        }
+
         var candidates = new List<ActivationBuffer>();
         var indices = new List<IndexBuffer>();
         long indexOffset = 0;
@@ -206,9 +222,21 @@ internal static class ActivationPlanner
             if (owner == v || placed.FirstOrDefault(b => b.Value == owner && b.Role == BufferRole.Gradient) is not { } shared) continue;
             placed.Add(shared with { Name = "d(" + graph.Values[v].Name + ")", Value = v });
         }
+        foreach (int value in inPlace)
+        {
+            int index = placed.FindIndex(b => b.Value == value && b.Role == BufferRole.Value);
+            var buffer = placed[index];
+            var (gradientStart, gradientEnd) = gradientLives[value];
+            placed[index] = buffer with { End = gradientStart };
+            placed.Add(buffer with { Name = "d(" + graph.Values[value].Name + ")", Role = BufferRole.Gradient, Start = gradientStart, End = gradientEnd });
+            unshared += Align(buffer.ElementsPerSample);
+        }
         // Report in timeline order, which reads better than placement order.
         placed = placed.OrderBy(b => b.Start).ThenBy(b => b.Role).ThenBy(b => b.Value).ToList();
-        return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep);
+        return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep)
+        {
+            GradientsOverValues = inPlace.ToEquatableArray(),
+        };
     }
 
     /// <summary>Tensors an op's backward reads besides the incoming gradient.</summary>

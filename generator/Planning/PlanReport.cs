@@ -65,6 +65,12 @@ internal static class PlanReport
             text.Append("  residual gradients: ").Append(Plural(aliases.Count, "input gradient of an add is", "input gradients of adds are"))
                 .Append(" the add's output gradient buffer (no AddBackward copy)\n");
         }
+        foreach (int value in activations.GradientsOverValues)
+        {
+            string name = graph.Values[value].Name;
+            text.Append("  loss gradient: d(").Append(name).Append(") is written over ").Append(name)
+                .Append(" by the cross-entropy backward (no buffer of its own)\n");
+        }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",
             BytesPerToken(activations, 4, tokens), BytesPerToken(activations, 2, tokens)));

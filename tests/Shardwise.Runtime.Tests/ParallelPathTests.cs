@@ -1,3 +1,4 @@
+using System.Linq;
 using System;
 using System.Threading.Tasks;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
@@ -90,6 +91,28 @@ public sealed class ParallelPathTests
             0.75 / rows, accumulate: true);
         Assert.AreEqual(serialLoss, loss, 1e-12 * serialLoss);
         AssertClose(serialDLogits, h.Read(dLogits), "dLogits");
+    }
+
+    /// <summary>
+    /// The generator writes the logits' gradient over the logits (InPlaceGradientPlanner): the overwriting backward
+    /// must give bit for bit what it gives into a buffer of its own, on one core (few rows) and split across cores.
+    /// </summary>
+    [TestMethod]
+    [DataRow(3, 11)]
+    [DataRow(97, 301)]
+    public void CrossEntropyBackwardOverItsOwnLogitsEqualsASeparateBuffer(int rows, int vocabulary)
+    {
+        var h = new OpHarness<float>(capacity: 4 * rows * vocabulary);
+        double[] logitValues = TestData.Uniform(11, rows * vocabulary, scale: 4);
+        IndexSlice targets = h.Indices(TestData.Ids(12, rows, vocabulary));
+        Slice logits = h.Activation(logitValues), separate = h.Activation(TestData.Uniform(13, rows * vocabulary));
+        h.Ops.CrossEntropyBackward(logits, targets, separate, rows, vocabulary, 0.5f, accumulate: false);
+        double[] expected = h.Read(separate);
+
+        h.Ops.CrossEntropyBackward(logits, targets, logits, rows, vocabulary, 0.5f, accumulate: false);
+
+        CollectionAssert.AreEqual(expected, h.Read(logits));
+        Assert.IsTrue(expected.Any(g => g != 0), "a gradient that is not all zeros");
     }
 
     [TestMethod]

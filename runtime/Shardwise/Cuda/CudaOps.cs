@@ -115,7 +115,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         };
         groupingScratch = new DeviceScratch(context, allocations, "embedding row grouping");
         partialScratch = new DeviceScratch(context, allocations, "LayerNorm and bias partial sums");
-        scoreScratch = new DeviceScratch(context, allocations, "attention score gradients");
+        scoreScratch = new DeviceScratch(context, allocations, "attention probabilities and score gradients (GEMM path), row dots (flash)");
         rowScratch = new DeviceScratch(context, allocations, "cross-entropy per-row losses and softmax statistics");
         scalarScratch = new DeviceScratch(context, allocations, "loss scalar");
     }

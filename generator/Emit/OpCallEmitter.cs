@@ -144,6 +144,7 @@ internal sealed class OpCallEmitter
         string Saved(int i) => _names.Value(op.Outputs[i]);
         string Dy() => _names.Gradient(op.Outputs[0]);
         string Dx(int i) => _names.Gradient(step.Writes[i].Value);
+        string InPlaceNote(int logits) => _names.GradientOverValue(logits) ? " // in place: the logits' gradient takes their buffer" : "";
         string Acc(int i) => step.Writes[i].Accumulate ? "accumulate: true" : "accumulate: false";
 
         switch (op.Kind)
@@ -152,7 +153,8 @@ internal sealed class OpCallEmitter
                 yield return $"Ops.EmbeddingRangeBackward({In(0)}, {Dy()}, {ParamGrad(op, 0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])}, TensorRank * {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[1])});";
                 break;
             case OpKind.CrossEntropy when op.Outputs.Count > 1:
-                yield return $"Ops.CrossEntropyRangeBackward({In(0)}, {In(1)}, {Saved(1)}, {Saved(2)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, TensorRank * {Names.Int(op.Dims[0])}, scale, {Acc(0)});";
+                yield return $"Ops.CrossEntropyRangeBackward({In(0)}, {In(1)}, {Saved(1)}, {Saved(2)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, TensorRank * {Names.Int(op.Dims[0])}, scale, {Acc(0)});" +
+                    InPlaceNote(op.Inputs[0]);
                 break;
             case OpKind.Embedding:
                 yield return $"Ops.EmbeddingBackward({In(0)}, {Dy()}, {ParamGrad(op, 0)}, {Rows(op.Inputs[0], tokens: true)}, {Names.Int(op.Dims[0])});";
@@ -194,7 +196,7 @@ internal sealed class OpCallEmitter
                 break;
             case OpKind.CrossEntropy:
                 yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});" +
-                    (_names.GradientOverValue(op.Inputs[0]) ? " // in place: the logits' gradient takes their buffer" : "");
+                    InPlaceNote(op.Inputs[0]);
                 break;
             default:
                 throw new System.InvalidOperationException(op.Kind.ToString());

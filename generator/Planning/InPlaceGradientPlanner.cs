@@ -6,9 +6,10 @@ using Shardwise.Generator.Model;
 namespace Shardwise.Generator.Planning;
 
 /// <summary>
-/// Gradients written over their own value: the loss's logits. A whole-vocabulary cross-entropy's backward turns each
-/// logits row into its gradient (softmax − one-hot, scaled), reading the row before writing it, and every backend's
-/// kernel allows <c>dlogits</c> to be <c>logits</c>. When that backward is the logits' last reader and the first,
+/// Gradients written over their own value: the loss's logits. A cross-entropy's backward (whole-vocabulary, or a
+/// vocabulary-parallel rank's range from the all-reduced row statistics) turns each logits element into its gradient
+/// (softmax − one-hot, scaled), reading it before writing it, and every backend's kernel allows <c>dlogits</c> to be
+/// <c>logits</c>. When that backward is the logits' last reader and the first,
 /// overwriting writer of their gradient, the gradient needs no buffer of its own. For a language model that is the
 /// step's largest tensor: batch·T·vocabulary elements (1.6 GB for GPT-2 124M at 16 × 1024 in 16 bits).
 /// </summary>
@@ -28,7 +29,7 @@ internal static class InPlaceGradientPlanner
         {
             if (timeline[i].IsRecompute) continue;
             var op = graph.Ops[timeline[i].Op];
-            if (op.Kind != OpKind.CrossEntropy || op.Outputs.Count != 1) continue; // the vocabulary-parallel loss keeps its own
+            if (op.Kind != OpKind.CrossEntropy) continue;
             var writes = backward[timeline[i].Step].Writes;
             if (writes.Count == 0 || writes[0].IsNone || writes[0].Accumulate) continue;
             int logits = op.Inputs[0], time = graph.Ops.Count + i;

@@ -102,7 +102,7 @@ public sealed class ParallelPathTests
     [DataRow(97, 301)]
     public void CrossEntropyBackwardOverItsOwnLogitsEqualsASeparateBuffer(int rows, int vocabulary)
     {
-        var h = new OpHarness<float>(capacity: 4 * rows * vocabulary);
+        var h = new OpHarness<float>(capacity: 8 * rows * vocabulary);
         double[] logitValues = TestData.Uniform(11, rows * vocabulary, scale: 4);
         IndexSlice targets = h.Indices(TestData.Ids(12, rows, vocabulary));
         Slice logits = h.Activation(logitValues), separate = h.Activation(TestData.Uniform(13, rows * vocabulary));
@@ -113,6 +113,15 @@ public sealed class ParallelPathTests
 
         CollectionAssert.AreEqual(expected, h.Read(logits));
         Assert.IsTrue(expected.Any(g => g != 0), "a gradient that is not all zeros");
+
+        // A vocabulary-parallel rank's range gradient, from its row statistics, likewise.
+        Slice share = h.Activation(logitValues), rowMax = h.Activation(rows), rowSum = h.Activation(rows);
+        Slice targetLogit = h.Activation(rows), rangeSeparate = h.Activation(rows * vocabulary);
+        h.Ops.CrossEntropyRowMax(share, rowMax, rows, vocabulary);
+        h.Ops.CrossEntropyPartials(share, targets, rowMax, rowSum, targetLogit, rows, vocabulary, first: 0);
+        h.Ops.CrossEntropyRangeBackward(share, targets, rowMax, rowSum, rangeSeparate, rows, vocabulary, 0, 0.5f, accumulate: false);
+        h.Ops.CrossEntropyRangeBackward(share, targets, rowMax, rowSum, share, rows, vocabulary, 0, 0.5f, accumulate: false);
+        CollectionAssert.AreEqual(h.Read(rangeSeparate), h.Read(share));
     }
 
     [TestMethod]

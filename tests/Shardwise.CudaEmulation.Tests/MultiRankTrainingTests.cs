@@ -11,7 +11,8 @@ namespace Shardwise.CudaEmulation.Tests;
 /// (SHARDWISE_COMMUNICATOR=mpi, the host-staged path), reading and writing CudaOps' arenas through their host views.
 /// Loss and gradient norm of every step and the final fp32 weights agree to 1e-5 (relative). The same jobs over the
 /// fake NCCL (SHARDWISE_COMMUNICATOR=nccl: StagedNcclCommunicator, each rank on its own emulated device, the ranks
-/// meeting through files) agree too.
+/// meeting through files) agree too; at ZeRO 0 they sum the gradient arenas in device memory and run the fused
+/// optimizer step on every rank.
 /// </summary>
 [TestClass]
 public sealed class MultiRankTrainingTests
@@ -66,6 +67,27 @@ public sealed class MultiRankTrainingTests
         Assert.IsTrue(double.IsFinite(weights), "the device run's checkpoint holds finite fp32 weights");
     }
 
+    /// <summary>
+    /// bf16 at ZeRO 0 over the fake NCCL: the ranks sum their 16-bit gradient arenas in device memory (one more bf16
+    /// rounding of each gradient than the host path's fp32 sum) and every rank runs the fused step. Same bounds as
+    /// <see cref="DataParallelBf16StorageOnTwoEmulatedDevicesFollowsTheCpuJob"/>.
+    /// </summary>
+    [TestMethod]
+    public void DataParallelBf16OverTheEmulatedNcclSumsGradientsInDeviceMemory()
+    {
+        const double oneBf16Rounding = 1.0 / 256;
+        using var job = new EmulatedJob("TwoBlockGpt", 0, "bf16");
+
+        var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+        var nccl = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl");
+
+        StringAssert.Contains(nccl.Output, "optimizer step: fused in the backend; gradients summed over 2 ranks in device memory (NCCL)", nccl.Output);
+        EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
+        Console.WriteLine($"ZeRO-0 bf16 over NCCL: final weights {weights:E2} apart (relative)");
+        Assert.IsTrue(double.IsFinite(weights), "the device run's checkpoint holds finite fp32 weights");
+    }
+
     [TestMethod]
     [DataRow("PipelineGpt", 2, 0)]
     [DataRow("PipelineGpt", 4, 2)] // two stages × two data replicas, gradients streamed per slot (ZeRO-2)
@@ -86,6 +108,7 @@ public sealed class MultiRankTrainingTests
     }
 
     [TestMethod]
+    [DataRow("TwoBlockGpt", 2, 0)] // data parallel at stage 0: the gradient arena summed in device memory, fused step
     [DataRow("TwoBlockGpt", 2, 1)] // data parallel: reduce-scatter, all-gather, the norm's all-reduce
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
@@ -98,6 +121,10 @@ public sealed class MultiRankTrainingTests
 
         // Every rank joined the world's NCCL communicator on its own device (the last rank on device ranks − 1).
         StringAssert.Contains(nccl.Output, $"rank {ranks - 1} nranks {ranks} cudaDev {ranks - 1} - Init COMPLETE", nccl.Output);
+        string step = zeroStage == 0 && model == "TwoBlockGpt"
+            ? $"optimizer step: fused in the backend; gradients summed over {ranks} ranks in device memory (NCCL)"
+            : "optimizer step: on the host";
+        StringAssert.Contains(nccl.Output, step, nccl.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");

@@ -93,6 +93,10 @@ void* driver_symbol(const char* name)
 }
 } // namespace
 
+float widen16(int type, std::uint16_t bits) { return type == Float16 ? half_to_float(bits) : bf16_to_float(bits); }
+
+std::uint16_t narrow16(int type, float value) { return type == Float16 ? float_to_half(value) : float_to_bf16(value); }
+
 float load_element(int type, std::uint64_t address)
 {
     if (type == Float32)

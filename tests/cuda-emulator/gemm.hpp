@@ -17,6 +17,10 @@ std::size_t element_bytes(int type);
 // The element of `type` at device address `address`, widened to float.
 float load_element(int type, std::uint64_t address);
 
+// A 16-bit value of `type` (Float16 or BFloat16) widened to float, and a float rounded to one (nearest even).
+float widen16(int type, std::uint16_t bits);
+std::uint16_t narrow16(int type, float value);
+
 struct Matrix
 {
     std::uint64_t pointer;  // device address of element (0, 0)

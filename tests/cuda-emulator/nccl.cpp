@@ -93,11 +93,35 @@ void reduce(const std::vector<std::string>& inputs, std::size_t offset, std::siz
     }
 }
 
+// As reduce, for ncclFloat16 (6) and ncclBfloat16 (9): each element is combined over the ranks in fp32 (rank order)
+// and rounded to the type once. Real NCCL rounds at each step of its ring, so its sums of three or more ranks may
+// differ in the last bit; callers compare 16-bit results with a tolerance.
+void reduce16(int nccl_type, const std::vector<std::string>& inputs, std::size_t offset, std::size_t count, int op,
+              void* out)
+{
+    int type = nccl_type == 6 ? emu::Float16 : emu::BFloat16;
+    auto* result = static_cast<std::uint16_t*>(out);
+    for (std::size_t i = 0; i < count; i++)
+    {
+        float value = 0;
+        for (std::size_t r = 0; r < inputs.size(); r++)
+        {
+            std::uint16_t bits;
+            std::memcpy(&bits, inputs[r].data() + (offset + i) * 2, 2);
+            float next = emu::widen16(type, bits);
+            value = r == 0 ? next : combine(value, next, op);
+        }
+        if (op == Average) value /= static_cast<float>(inputs.size());
+        result[i] = emu::narrow16(type, value);
+    }
+}
+
 bool reduce_typed(int type, const std::vector<std::string>& inputs, std::size_t offset, std::size_t count, int op,
                   void* out)
 {
     switch (type)
     {
+    case 6: case 9: reduce16(type, inputs, offset, count, op, out); return true;
     case 2: reduce<std::int32_t>(inputs, offset, count, op, out); return true;
     case 3: reduce<std::uint32_t>(inputs, offset, count, op, out); return true;
     case 4: reduce<std::int64_t>(inputs, offset, count, op, out); return true;

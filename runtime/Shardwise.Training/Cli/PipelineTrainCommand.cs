@@ -97,6 +97,7 @@ public static class PipelineTrainCommand
 
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
+        log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());
         if (resumeFrom is not null)
         {
             PipelineCheckpoint.Load(resumeFrom, engine, TModel.ParameterLayout, sampler, log);

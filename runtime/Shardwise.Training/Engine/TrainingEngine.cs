@@ -43,6 +43,7 @@ public sealed class TrainingEngine
     private float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
                                 // (fused step: a host copy of the backend's masters, made when asked for)
     private IFusedOptimizerOps? _fused;   // the backend runs the step and holds masters and moments; null: the host step
+    private readonly IDeviceAllReduce? _deviceSum; // fused step on several ranks: sums the gradient arena on the device
     private bool _hostMasterIsCurrent;    // fused step: _master was read from the backend since the last update
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
@@ -106,6 +107,7 @@ public sealed class TrainingEngine
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
         {
             _fused = fused;
+            _deviceSum = DeviceSumFor(program, sharding);
             fused.CreateOptimizerState(Storage); // the masters take the parameters unrounded; the working copy is rounded
         }
         else if (Storage != StorageType.Float32 || OffloadOptimizer)
@@ -115,7 +117,7 @@ public sealed class TrainingEngine
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
         if (OffloadOptimizer && slots is null) _hostGradients = new float[sharding.OwnedLength]; // stage 2's accumulator is already host-side
-        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm)
+        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm && _fused is null)
             _overlap = new OverlappedAllReduce(sharding.Communicator, () => program.Gradients, config.ZeroOptimization.ReduceBucketSize, Storage);
         program.ZeroGradients();
     }
@@ -167,23 +169,45 @@ public sealed class TrainingEngine
 
     /// <summary>
     /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 on one
-    /// data-parallel rank, without offload, at a storage type the backend supports. Several data-parallel ranks take
-    /// the host step because ZeroSharding reduces gradients through host spans (the reduction would move the whole
-    /// gradient arena anyway), and ZeRO stages 1–3 because their masters are per-rank partitions the backend does not
-    /// hold. A model split over ranks leaves the fused step when <see cref="ModelParallel"/> is set.
+    /// data-parallel rank or several whose communicator sums device memory on the backend's GPU
+    /// (<see cref="DeviceSumFor"/>), without offload, at a storage type the backend supports. Other multi-rank jobs
+    /// take the host step because ZeroSharding reduces gradients through host spans (the reduction would move the
+    /// whole gradient arena anyway), and ZeRO stages 1–3 because their masters are per-rank partitions the backend
+    /// does not hold. A model split over ranks leaves the fused step when <see cref="ModelParallel"/> is set.
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage == 0 && sharding.Communicator.Size == 1
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage == 0
+           && (sharding.Communicator.Size == 1 || DeviceSumFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
             : null;
 
     /// <summary>
+    /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
+    /// gradient arena is summed where it lives and no arena crosses the bus. Null otherwise (MPI, or another device).
+    /// </summary>
+    private static IDeviceAllReduce? DeviceSumFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
+        => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceAllReduce collective
+           && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective)
+            ? collective
+            : null;
+
+    /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0, one
-    /// data-parallel rank, no offload, no model split over ranks. The results equal the host step's (bit for bit on
+    /// data-parallel rank or several summing their gradients on the device (NCCL), no offload, no model split over ranks. The results equal the host step's (bit for bit on
     /// the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;
+
+    /// <summary>True while several ranks sum their gradients in device memory before the fused step (<see cref="FusedOptimizer"/>).</summary>
+    public bool GradientsSummedOnDevice => _fused is not null && _deviceSum is not null;
+
+    /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
+    public string DescribeOptimizerStep() =>
+        GradientsSummedOnDevice ? $"fused in the backend; gradients summed over {_deviceSum!.Size} ranks in device memory (NCCL)"
+        : FusedOptimizer ? "fused in the backend"
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory"
+        : "on the host";
 
     /// <summary>
     /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole
@@ -428,6 +452,14 @@ public sealed class TrainingEngine
     /// </summary>
     private StepOutcome StepFused(IFusedOptimizerOps fused)
     {
+        // Several ranks: the arena becomes the sum of every rank's gradients, on the device; the average's 1/ranks
+        // goes into the divisor below with the loss scale (the norm of the sum is ranks times the average's).
+        int summedRanks = 1;
+        if (_deviceSum is not null)
+        {
+            ((IDeviceGradientOps)_program.Ops).SumGradients(_deviceSum);
+            summedRanks = _deviceSum.Size;
+        }
         GradientMeasurement measured = fused.MeasureGradients(checkOverflow: Storage == StorageType.Float16);
         bool overflow = _sharding.AnyRank(measured.Overflow);
         double scale = LossScaler.Scale;
@@ -439,7 +471,7 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
+        double combined = UnscaleAndClipDivisor(scale * summedRanks, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
         _hostMasterIsCurrent = false;

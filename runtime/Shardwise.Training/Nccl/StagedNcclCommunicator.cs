@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.Threading.Tasks;
 using Shardwise.Cuda;
 using Shardwise.Distributed;
+using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Training.Nccl;
 
@@ -19,8 +21,12 @@ namespace Shardwise.Training.Nccl;
 /// splits the bootstrap and builds a new NCCL communicator over the child. NCCL matches point-to-point messages by
 /// order per peer, not by tag: tags are checked for range only. Use it from one thread at a time.
 /// </para>
+/// <para>
+/// Device buffers need no staging: <see cref="SumInPlace"/> (<see cref="IDeviceAllReduce"/>) runs the all-reduce on
+/// a backend's own device memory, which is how a data-parallel step on CUDA sums its gradient arena.
+/// </para>
 /// </summary>
-public sealed class StagedNcclCommunicator : ICommunicator
+public sealed class StagedNcclCommunicator : ICommunicator, IDeviceAllReduce
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(1);
 
@@ -71,6 +77,25 @@ public sealed class StagedNcclCommunicator : ICommunicator
     public int StagingGrowths { get; private set; }
 
     public void AllReduceSum(Span<float> data) => AllReduce(data, NcclDataType.Float32, NcclReduction.Sum);
+
+    /// <summary>An in-place NCCL sum over device memory of this rank's GPU, with the same deadline and abort as the rest.</summary>
+    public void SumInPlace(ulong address, long elements, StorageType storage)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(elements);
+        ThrowIfUnusable();
+        if (elements == 0) return;
+        _context.MakeCurrent();
+        NcclDataType type = storage switch
+        {
+            StorageType.Float16 => NcclDataType.Float16,
+            StorageType.BFloat16 => NcclDataType.BFloat16,
+            _ => NcclDataType.Float32,
+        };
+        _nccl.AllReduce(address, address, elements, type, NcclReduction.Sum, _stream);
+        Wait(Collective.AllReduce);
+        long bytes = RingTraffic.AllReduce(elements, Size) * storage.BytesPerElement();
+        Traffic.Add(Collective.AllReduce, bytes, bytes);
+    }
 
     public void AllReduceMax(Span<double> data) => AllReduce(data, NcclDataType.Float64, NcclReduction.Max);
 

@@ -20,6 +20,7 @@ public sealed class AccumulateTests
     [DataRow(OpCases.Add)]
     [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
+    [DataRow(OpCases.AttentionLong)]
     [DataRow(OpCases.CrossEntropy)]
     public void OverwriteReplacesActivationGradientsAndAccumulateAdds(string name)
     {

@@ -26,6 +26,7 @@ public sealed class GradientTests
     [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.AttentionOneHead)]
+    [DataRow(OpCases.AttentionLong)]
     [DataRow(OpCases.CrossEntropy)]
     public void BackwardMatchesCentralFiniteDifferences(string name)
     {

@@ -40,6 +40,8 @@ internal static class OpCases
     public const string AddLayerNorm = "AddLayerNorm";
     public const string Attention = "Attention";
     public const string AttentionOneHead = "AttentionOneHead";
+    /// <summary>A longer sequence (150): rows whose causal softmax spans more keys than a 64- or 128-wide tile.</summary>
+    public const string AttentionLong = "AttentionLong";
     public const string CrossEntropy = "CrossEntropy";
 
     public static OpCase<T> Create<T>(string name) where T : unmanaged, IFloatingPointIeee754<T> => name switch
@@ -56,6 +58,7 @@ internal static class OpCases
         AddLayerNorm => CreateAddLayerNorm<T>(),
         Attention => CreateAttention<T>(name, batch: 2, sequence: 5, heads: 2, dim: 8),
         AttentionOneHead => CreateAttention<T>(name, batch: 1, sequence: 7, heads: 1, dim: 6),
+        AttentionLong => CreateAttention<T>(name, batch: 1, sequence: 150, heads: 2, dim: 8),
         CrossEntropy => CreateCrossEntropy<T>(),
         _ => throw new ArgumentException($"No op case named {name}."),
     };

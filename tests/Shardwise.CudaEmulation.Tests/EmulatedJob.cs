@@ -44,11 +44,13 @@ internal sealed class EmulatedJob : IDisposable
     /// <paramref name="device"/> into a new directory named <paramref name="name"/>; returns it and the job's output.
     /// </summary>
     /// <param name="communicator">SHARDWISE_COMMUNICATOR for every rank (mpi: host-staged; nccl: the fake libnccl, one emulated device per rank).</param>
-    public (string Directory, string Output) Train(string name, int ranks, int steps, string device, string communicator = "mpi")
+    /// <param name="resume">Continue the run <paramref name="name"/> from its last checkpoint up to <paramref name="steps"/> in all.</param>
+    public (string Directory, string Output) Train(string name, int ranks, int steps, string device, string communicator = "mpi",
+        bool resume = false)
     {
         string output = Path.Combine(_directory, name);
         string[] arguments = ["cli", _model, "train", "--config", _config, "--data", _data, "--steps", steps.ToString(CultureInfo.InvariantCulture),
-            "--eval-interval", "0", "--device", device, "--output", output];
+            "--eval-interval", "0", "--device", device, resume ? "--resume" : "--output", output];
         var environment = new Dictionary<string, string>
         {
             ["SHARDWISE_CUDA_PATH"] = EmulatedDevice.LibraryDirectory,

@@ -88,6 +88,25 @@ public sealed class MultiRankTrainingTests
         Assert.IsTrue(double.IsFinite(weights), "the device run's checkpoint holds finite fp32 weights");
     }
 
+    /// <summary>
+    /// ZeRO 0 over the fake NCCL, stopped halfway and resumed: every rank loads the checkpoint into its device-side
+    /// masters and moments (the fused step), and the resumed run ends where the uninterrupted CPU job does.
+    /// </summary>
+    [TestMethod]
+    public void DataParallelOverTheEmulatedNcclResumesIntoTheDeviceOptimizerState()
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", 0);
+
+        var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+        job.Train("nccl", ranks: 2, Steps / 2, device: "cuda", communicator: "nccl");
+        var resumed = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl", resume: true);
+
+        StringAssert.Contains(resumed.Output, $"resumed from", resumed.Output);
+        StringAssert.Contains(resumed.Output, "gradients summed over 2 ranks in device memory (NCCL)", resumed.Output);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(resumed.Directory));
+        Assert.IsTrue(weights < Tolerance, $"final weights differ from the uninterrupted CPU job's by {weights:E2} (relative)");
+    }
+
     [TestMethod]
     [DataRow("PipelineGpt", 2, 0)]
     [DataRow("PipelineGpt", 4, 2)] // two stages × two data replicas, gradients streamed per slot (ZeRO-2)

@@ -59,14 +59,21 @@ public static class Communicators
     /// </summary>
     public static ICommunicator Create() => Create(CommunicatorTimeout.FromEnvironment());
 
-    public static ICommunicator Create(TimeSpan timeout)
+    /// <summary>
+    /// As <see cref="Create()"/> for a job whose backend runs on a GPU when <paramref name="gpuJob"/>: then an unset
+    /// SHARDWISE_COMMUNICATOR means <c>auto</c> (NCCL with one GPU per local rank, as DeepSpeed defaults to on GPUs,
+    /// else MPI with a note saying why) instead of <c>mpi</c> (see <see cref="Requested"/>).
+    /// </summary>
+    public static ICommunicator Create(bool gpuJob) => Create(CommunicatorTimeout.FromEnvironment(), gpuJob);
+
+    public static ICommunicator Create(TimeSpan timeout, bool gpuJob = false)
     {
-        CommunicatorKind requested = ParseKind(Environment.GetEnvironmentVariable(KindVariable));
+        (CommunicatorKind requested, bool defaulted) = Requested(Environment.GetEnvironmentVariable(KindVariable), gpuJob);
         bool underMpirun = MpiCommunicator.IsLaunchedByMpirun;
         INcclCommunicatorProvider? provider = NcclProvider;
         CommunicatorDecision decision = requested == CommunicatorKind.Mpi || !underMpirun
             ? Decide(requested, underMpirun, null)
-            : Decide(requested, underMpirun, provider?.Probe() ?? NotLinked);
+            : Decide(requested, underMpirun, provider?.Probe() ?? NotLinked, defaulted);
         if (decision.Note is not null) Console.Error.WriteLine($"shardwise: {decision.Note}");
         if (!underMpirun) return new SingleProcessCommunicator(timeout);
         var mpi = new MpiCommunicator(timeout);
@@ -80,6 +87,17 @@ public static class Communicators
             mpi.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The transport asked for by SHARDWISE_COMMUNICATOR's <paramref name="value"/>, and whether it was left unset: unset
+    /// or empty is <c>auto</c> for a GPU job (<paramref name="gpuJob"/>: the collectives can then run on device memory)
+    /// and <c>mpi</c> otherwise; anything else as <see cref="ParseKind"/> reads it.
+    /// </summary>
+    public static (CommunicatorKind Kind, bool Defaulted) Requested(string? value, bool gpuJob)
+    {
+        bool unset = string.IsNullOrWhiteSpace(value);
+        return (unset && gpuJob ? CommunicatorKind.Auto : ParseKind(value), unset);
     }
 
     /// <summary>Parses <c>mpi</c>, <c>nccl</c> or <c>auto</c> (case-insensitive); unset or empty means <c>mpi</c>.</summary>
@@ -98,7 +116,8 @@ public static class Communicators
     /// <see cref="CommunicatorKind.Nccl"/> throws <see cref="CommunicatorUnavailableException"/> with the reason and
     /// <see cref="CommunicatorKind.Auto"/> falls back to MPI with the reason as its note.
     /// </summary>
-    public static CommunicatorDecision Decide(CommunicatorKind requested, bool underMpirun, NcclFacts? facts)
+    /// <param name="defaulted">The request is a GPU job's default (SHARDWISE_COMMUNICATOR unset), which the note says.</param>
+    public static CommunicatorDecision Decide(CommunicatorKind requested, bool underMpirun, NcclFacts? facts, bool defaulted = false)
     {
         if (requested == CommunicatorKind.Mpi) return new CommunicatorDecision(CommunicatorKind.Mpi, null);
         string? whyNot = !underMpirun
@@ -107,8 +126,8 @@ public static class Communicators
         if (whyNot is null) return new CommunicatorDecision(CommunicatorKind.Nccl, null);
         if (requested == CommunicatorKind.Nccl)
             throw new CommunicatorUnavailableException($"{KindVariable}=nccl cannot be honoured: {whyNot}.");
-        return new CommunicatorDecision(CommunicatorKind.Mpi,
-            $"{KindVariable}=auto: using MPI over host buffers because {whyNot}.");
+        string asked = defaulted ? $"{KindVariable} is unset on a GPU job (auto)" : $"{KindVariable}=auto";
+        return new CommunicatorDecision(CommunicatorKind.Mpi, $"{asked}: using MPI over host buffers because {whyNot}.");
     }
 
     private static string? WhyNcclIsUnusable(NcclFacts facts)

@@ -43,7 +43,8 @@ internal sealed class EmulatedJob : IDisposable
     /// Trains <paramref name="steps"/> steps on <paramref name="ranks"/> MPI ranks with <c>--device</c>
     /// <paramref name="device"/> into a new directory named <paramref name="name"/>; returns it and the job's output.
     /// </summary>
-    /// <param name="communicator">SHARDWISE_COMMUNICATOR for every rank (mpi: host-staged; nccl: the fake libnccl, one emulated device per rank).</param>
+    /// <param name="communicator">SHARDWISE_COMMUNICATOR for every rank (mpi: host-staged; nccl: the fake libnccl, one emulated
+    /// device per rank; empty: unset, which a GPU job takes as auto, also with one emulated device per rank).</param>
     /// <param name="resume">Continue the run <paramref name="name"/> from its last checkpoint up to <paramref name="steps"/> in all.</param>
     public (string Directory, string Output) Train(string name, int ranks, int steps, string device, string communicator = "mpi",
         bool resume = false)
@@ -58,7 +59,7 @@ internal sealed class EmulatedJob : IDisposable
             ["SHARDWISE_COMMUNICATOR"] = communicator,
             ["OPENBLAS_NUM_THREADS"] = "1",
         };
-        if (communicator == "nccl")
+        if (communicator is "nccl" or "")
         {
             // NCCL needs a device per rank: the fake driver presents one per rank, each process using its local rank's.
             environment["SHARDWISE_EMULATED_DEVICE_COUNT"] = ranks.ToString(CultureInfo.InvariantCulture);

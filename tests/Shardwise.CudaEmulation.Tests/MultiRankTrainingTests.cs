@@ -89,6 +89,21 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
+    /// A GPU job under mpirun with SHARDWISE_COMMUNICATOR unset and one device per rank takes NCCL, as DeepSpeed does,
+    /// and so sums its ZeRO-0 gradients in device memory.
+    /// </summary>
+    [TestMethod]
+    public void AGpuJobWithoutACommunicatorSettingTakesNccl()
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", 0);
+
+        var run = job.Train("default", ranks: 2, Steps / 2, device: "cuda", communicator: "");
+
+        StringAssert.Contains(run.Output, "nranks 2 cudaDev 1 - Init COMPLETE", run.Output);
+        StringAssert.Contains(run.Output, "gradients summed over 2 ranks in device memory (NCCL)", run.Output);
+    }
+
+    /// <summary>
     /// ZeRO 0 over the fake NCCL, stopped halfway and resumed: every rank loads the checkpoint into its device-side
     /// masters and moments (the fused step), and the resumed run ends where the uninterrupted CPU job does.
     /// </summary>

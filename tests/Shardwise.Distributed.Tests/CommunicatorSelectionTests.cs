@@ -3,7 +3,10 @@ using Microsoft.VisualStudio.TestTools.UnitTesting;
 
 namespace Shardwise.Distributed.Tests;
 
-/// <summary>SHARDWISE_COMMUNICATOR: mpi by default, nccl or refuse with the reason, auto falls back to MPI with a note.</summary>
+/// <summary>
+/// SHARDWISE_COMMUNICATOR: mpi by default (auto on a GPU job), nccl or refuse with the reason, auto falls back to MPI
+/// with a note.
+/// </summary>
 [TestClass]
 public sealed class CommunicatorSelectionTests
 {
@@ -16,6 +19,21 @@ public sealed class CommunicatorSelectionTests
         Assert.AreEqual(CommunicatorKind.Mpi, Communicators.ParseKind(" MPI "));
         CommunicatorDecision decision = Communicators.Decide(CommunicatorKind.Mpi, underMpirun: true, facts: null);
         Assert.AreEqual(new CommunicatorDecision(CommunicatorKind.Mpi, null), decision);
+    }
+
+    [TestMethod]
+    public void UnsetOnAGpuJobIsAutoAndItsFallbackNoteSaysSo()
+    {
+        Assert.AreEqual((CommunicatorKind.Auto, true), Communicators.Requested(null, gpuJob: true));
+        Assert.AreEqual((CommunicatorKind.Auto, true), Communicators.Requested(" ", gpuJob: true));
+        Assert.AreEqual((CommunicatorKind.Mpi, true), Communicators.Requested(null, gpuJob: false));
+        Assert.AreEqual((CommunicatorKind.Mpi, false), Communicators.Requested("mpi", gpuJob: true));
+        Assert.AreEqual((CommunicatorKind.Nccl, false), Communicators.Requested("nccl", gpuJob: false));
+
+        Assert.AreEqual(CommunicatorKind.Nccl, Communicators.Decide(CommunicatorKind.Auto, true, new NcclFacts(null, 4, 4), defaulted: true).Kind);
+        CommunicatorDecision shared = Communicators.Decide(CommunicatorKind.Auto, true, new NcclFacts(null, 1, 2), defaulted: true);
+        Assert.AreEqual(CommunicatorKind.Mpi, shared.Kind);
+        StringAssert.StartsWith(shared.Note, "SHARDWISE_COMMUNICATOR is unset on a GPU job (auto): using MPI over host buffers because 2 ranks run on this node but it has 1 GPU(s)");
     }
 
     [TestMethod]

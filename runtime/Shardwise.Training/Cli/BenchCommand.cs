@@ -56,7 +56,7 @@ public static class BenchCommand
 
     public static int Run<TModel>(RunSettings settings, BenchOptions options, TextWriter output) where TModel : ILanguageModelDefinition
     {
-        using var communicator = Communicators.Create();
+        using var communicator = Communicators.Create(gpuJob: settings.Device == BackendKind.Cuda);
         var log = communicator.Rank == 0 ? output : TextWriter.Null;
         log.WriteLine(settings.DeviceChoice.Description);
         var batch = settings.Config.Resolve(communicator.Size);

@@ -35,7 +35,7 @@ public static class PipelineTrainCommand
     /// <param name="world">Every rank of the job; null: from the environment (mpirun, or one process).</param>
     public static int Run<TModel>(RunSettings settings, TextWriter output, ICommunicator? world = null) where TModel : IPartitionedModelDefinition
     {
-        using var owned = world is null ? Communicators.Create() : null;
+        using var owned = world is null ? Communicators.Create(gpuJob: settings.Device == BackendKind.Cuda) : null;
         var communicator = world ?? owned!;
         var partition = TModel.Partition;
         string model = typeof(TModel).Name;

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using Shardwise.Cpu;
+using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Plans;
@@ -21,7 +22,7 @@ public static class TrainCommand
     public static int Run<TModel>(RunSettings settings, TextWriter output, ICommunicator? group = null) where TModel : ILanguageModelDefinition
     {
         // Under mpirun every process is one data-parallel rank; alone, a single rank.
-        using var owned = group is null ? Communicators.Create() : null;
+        using var owned = group is null ? Communicators.Create(gpuJob: settings.Device == BackendKind.Cuda) : null;
         var communicator = group ?? owned!;
         int rank = communicator.Rank, ranks = communicator.Size;
         var log = rank == 0 ? output : TextWriter.Null;

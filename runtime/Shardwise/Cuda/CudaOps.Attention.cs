@@ -28,18 +28,13 @@ public sealed partial class CudaOps
 
         int stride = 3 * dim, rows = heads * sequence;
         long square = (long)sequence * sequence;
-        float scale = 1f / MathF.Sqrt(headDim);
         ulong probabilities = scoreScratch.Ensure(heads * square * elementBytes);
         for (int b = 0; b < batch; b++)
         {
-            ulong q = Element(qkva, (long)b * sequence * stride), k = Element(q, dim), v = Element(q, 2L * dim);
-            // S_h = Q_h · K_hᵀ / √headDim; the softmax then works in place. The scale is the GEMM's alpha (applied in
-            // fp32 before the one rounding), so 16-bit scores are stored already scaled, √headDim times further from
-            // fp16's overflow than unscaled ones.
-            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, scale, q, stride, headDim, k, stride, headDim,
-                0f, probabilities, sequence, square, heads);
+            ulong v = Element(qkva, (long)b * sequence * stride + 2L * dim);
+            CausalScores(qkva, b, probabilities, sequence, heads, dim); // the softmax then works in place
             Kernel("softmax_causal_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-                probabilities, probabilities, la + (ulong)((long)b * rows * sizeof(float)), rows, sequence, 1f);
+                probabilities, probabilities, LogSumExpOfBatch(la, b, rows), rows, sequence, 1f);
             // Y_h = P_h · V_h, into the head's columns of y.
             gemm.MultiplyBatched(false, false, sequence, headDim, sequence, 1f, probabilities, sequence, square, v,
                 stride, headDim, 0f, Element(ya, (long)b * sequence * dim), dim, headDim, heads);
@@ -74,12 +69,11 @@ public sealed partial class CudaOps
         {
             long rowBase = (long)b * sequence * stride;
             ulong q = Element(qkva, rowBase), k = Element(q, dim), v = Element(q, 2L * dim);
-            ulong dyb = Element(dya, (long)b * sequence * dim), lseb = la + (ulong)((long)b * rows * sizeof(float));
-            // P as forward formed it: the same GEMM gives the same scores, then exp(S − lse).
-            gemm.MultiplyBatched(false, true, sequence, sequence, headDim, scale, q, stride, headDim, k, stride, headDim,
-                0f, probabilities, sequence, square, heads);
+            ulong dyb = Element(dya, (long)b * sequence * dim);
+            // P as forward formed it: the same product gives the same scores, then exp(S − lse).
+            CausalScores(qkva, b, probabilities, sequence, heads, dim);
             Kernel("softmax_causal_recompute").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-                probabilities, lseb, probabilities, rows, sequence, 1f);
+                probabilities, LogSumExpOfBatch(la, b, rows), probabilities, rows, sequence, 1f);
             gemm.MultiplyBatched(true, false, sequence, headDim, sequence, 1f, probabilities, sequence, square, dyb, dim,
                 headDim, beta, Element(dqkva, rowBase + 2L * dim), stride, headDim, heads);
             gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f, dyb, dim, headDim, v, stride, headDim,
@@ -92,4 +86,22 @@ public sealed partial class CudaOps
                 headDim, beta, Element(dqkva, rowBase + dim), stride, headDim, heads);
         }
     }
+
+    /// <summary>
+    /// S_h = Q_h·K_hᵀ/√headDim for every head of batch element <paramref name="b"/> into <paramref name="scores"/>
+    /// (heads·seq² elements). Forward and backward's recompute both call this one product, so backward's probabilities
+    /// are forward's. The scale is the GEMM's alpha (applied in fp32 before the one rounding), so 16-bit scores are
+    /// stored already scaled, √headDim times further from fp16's overflow than unscaled ones.
+    /// </summary>
+    private void CausalScores(ulong qkv, int b, ulong scores, int sequence, int heads, int dim)
+    {
+        int headDim = dim / heads, stride = 3 * dim;
+        long square = (long)sequence * sequence;
+        ulong q = Element(qkv, (long)b * sequence * stride), k = Element(q, dim);
+        gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f / MathF.Sqrt(headDim), q, stride, headDim, k,
+            stride, headDim, 0f, scores, sequence, square, heads);
+    }
+
+    /// <summary>Batch element <paramref name="b"/>'s fp32 log-sum-exps: <paramref name="rows"/> = heads·seq per element.</summary>
+    private static ulong LogSumExpOfBatch(ulong logSumExp, int b, int rows) => logSumExp + (ulong)((long)b * rows * sizeof(float));
 }

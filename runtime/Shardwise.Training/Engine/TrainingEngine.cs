@@ -461,7 +461,8 @@ public sealed class TrainingEngine
             summedRanks = _deviceSum.Size;
         }
         GradientMeasurement measured = fused.MeasureGradients(checkOverflow: Storage == StorageType.Float16);
-        bool overflow = _sharding.AnyRank(measured.Overflow);
+        // Summed on the device, every rank measures the same bits: no rank can disagree, so no flag is exchanged.
+        bool overflow = _deviceSum is not null ? measured.Overflow : _sharding.AnyRank(measured.Overflow);
         double scale = LossScaler.Scale;
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;

@@ -21,7 +21,8 @@ internal sealed class EmulatedJob : IDisposable
 
     /// <summary>AdamW with decay and clipping (which acts on every step), two micro-batches of 2 per step, a CSV row per step.</summary>
     /// <param name="precision">null for fp32, else the config section to enable: "fp16" or "bf16".</param>
-    public EmulatedJob(string model, int zeroStage, string? precision = null)
+    /// <param name="precisionSettings">More keys of that section, as JSON members (the fp16 loss scaler's).</param>
+    public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "")
     {
         _model = model;
         _directory = Path.Combine(Path.GetTempPath(), $"shardwise-emulated-job-{model}-{Guid.NewGuid():N}");
@@ -31,7 +32,8 @@ internal sealed class EmulatedJob : IDisposable
         var random = new Random(1);
         string[] words = ["abc", "bad", "cab", "dace", "ace", "bead", "deed", "faced"];
         File.WriteAllText(_data, string.Join(" ", Enumerable.Range(0, 3000).Select(_ => words[random.Next(words.Length)])));
-        string precisionSection = precision is null ? "" : " \"" + precision + "\": { \"enabled\": true },";
+        string more = precisionSettings.Length > 0 ? ", " + precisionSettings : "";
+        string precisionSection = precision is null ? "" : " \"" + precision + "\": { \"enabled\": true" + more + " },";
         File.WriteAllText(_config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, "gradient_clipping": 0.25,
               "zero_optimization": { "stage": {{zeroStage}} },{{precisionSection}}
@@ -98,6 +100,15 @@ internal sealed class EmulatedJob : IDisposable
             .ToArray();
     }
 
+    /// <summary>One column of a run's metrics.csv as text, a cell per step.</summary>
+    public static string[] Column(string run, string name)
+    {
+        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+        int column = Array.IndexOf(lines[0].Split(','), name);
+        Assert.IsTrue(column >= 0, $"metrics.csv of {run} has no {name} column: {lines[0]}");
+        return lines.Skip(1).Select(line => line.Split(',')[column]).ToArray();
+    }
+
     /// <summary>Loss and gradient norm of every step within <paramref name="tolerance"/> (relative) of the reference run's.</summary>
     public static void AssertSameTraining(string reference, string run, int steps, double tolerance)
         => AssertSameTraining(reference, run, steps, tolerance, tolerance);
@@ -119,7 +130,8 @@ internal sealed class EmulatedJob : IDisposable
         Assert.IsTrue(expected[^1].Loss < expected[0].Loss - 0.05, $"the model did not learn: loss {expected[0].Loss} -> {expected[^1].Loss}");
     }
 
-    private static double Relative(double actual, double expected) => Math.Abs(actual - expected) / Math.Abs(expected);
+    /// <summary>|actual − expected| / |expected|; 0 when they are equal (a skipped step's gradient norm is 0 in both).</summary>
+    private static double Relative(double actual, double expected) => actual == expected ? 0 : Math.Abs(actual - expected) / Math.Abs(expected);
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Globalization;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Pipeline.Tests;
 
@@ -11,8 +12,9 @@ namespace Shardwise.CudaEmulation.Tests;
 /// (SHARDWISE_COMMUNICATOR=mpi, the host-staged path), reading and writing CudaOps' arenas through their host views.
 /// Loss and gradient norm of every step and the final fp32 weights agree to 1e-5 (relative). The same jobs over the
 /// fake NCCL (SHARDWISE_COMMUNICATOR=nccl: StagedNcclCommunicator, each rank on its own emulated device, the ranks
-/// meeting through files) agree too; at ZeRO 0 they sum the gradient arenas in device memory and run the fused
-/// optimizer step on every rank.
+/// meeting through files) agree too; at ZeRO 0 they average the gradient arenas in device memory and run the fused
+/// optimizer step on every rank, at ZeRO 1 they reduce-scatter (average) the gradient arenas, step their own partition on the
+/// device and all-gather the parameter arenas.
 /// </summary>
 [TestClass]
 public sealed class MultiRankTrainingTests
@@ -53,7 +55,8 @@ public sealed class MultiRankTrainingTests
     [TestMethod]
     [DataRow(1)]
     [DataRow(2)]
-    [DataRow(0, "nccl")] // the 16-bit gradient arenas summed in device memory (one more bf16 rounding), fused step
+    [DataRow(0, "nccl")] // the 16-bit gradient arenas averaged in device memory (one more bf16 rounding), fused step
+    [DataRow(1, "nccl")] // reduce-scattered in device memory, each rank's partition stepped there, parameters all-gathered
     public void DataParallelBf16StorageOnTwoEmulatedDevicesFollowsTheCpuJob(int zeroStage, string communicator = "mpi")
     {
         const double oneBf16Rounding = 1.0 / 256;
@@ -62,7 +65,7 @@ public sealed class MultiRankTrainingTests
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", communicator);
         if (communicator == "nccl")
-            StringAssert.Contains(cuda.Output, "gradients summed over 2 ranks in device memory (NCCL)", cuda.Output);
+            StringAssert.Contains(cuda.Output, DeviceStep(zeroStage, ranks: 2), cuda.Output);
 
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
@@ -72,7 +75,7 @@ public sealed class MultiRankTrainingTests
 
     /// <summary>
     /// A GPU job under mpirun with SHARDWISE_COMMUNICATOR unset and one device per rank takes NCCL, as DeepSpeed does,
-    /// and so sums its ZeRO-0 gradients in device memory.
+    /// and so averages its ZeRO-0 gradients in device memory.
     /// </summary>
     [TestMethod]
     public void AGpuJobWithoutACommunicatorSettingTakesNccl()
@@ -82,24 +85,54 @@ public sealed class MultiRankTrainingTests
         var run = job.Train("default", ranks: 2, Steps / 2, device: "cuda", communicator: "");
 
         StringAssert.Contains(run.Output, "nranks 2 cudaDev 1 - Init COMPLETE", run.Output);
-        StringAssert.Contains(run.Output, "gradients summed over 2 ranks in device memory (NCCL)", run.Output);
+        StringAssert.Contains(run.Output, "gradients averaged over 2 ranks in device memory (NCCL)", run.Output);
     }
 
     /// <summary>
-    /// ZeRO 0 over the fake NCCL, stopped halfway and resumed: every rank loads the checkpoint into its device-side
-    /// masters and moments (the fused step), and the resumed run ends where the uninterrupted CPU job does.
+    /// fp16 with dynamic loss scaling at ZeRO 1 over the fake NCCL: each rank checks only its partition for overflow
+    /// and the ranks exchange the flag. The scale starts at 2¹⁸, which the first step's scaled gradients overflow in
+    /// fp16; the job must skip the same steps with the same scales as the CPU job, and its updates then follow it to a
+    /// few fp16 roundings (the devices' activations are 16-bit, the CPU's fp32). The average in device memory matters
+    /// here: when the ranks' fp16 gradients were summed instead, the sum overflowed at 2¹⁷ where the CPU job's average
+    /// did not, and the job skipped one step more.
     /// </summary>
     [TestMethod]
-    public void DataParallelOverTheEmulatedNcclResumesIntoTheDeviceOptimizerState()
+    public void DataParallelFp16AtZeroOneOverTheEmulatedNcclSkipsTheStepsTheCpuJobSkips()
     {
-        using var job = new EmulatedJob("TwoBlockGpt", 0);
+        const double fewFp16Roundings = 4.0 / 2048;
+        using var job = new EmulatedJob("TwoBlockGpt", 1, "fp16", "\"initial_scale_power\": 18, \"hysteresis\": 1");
+
+        var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+        var nccl = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl");
+
+        StringAssert.Contains(nccl.Output, DeviceStep(1, ranks: 2), nccl.Output);
+        string[] skipped = EmulatedJob.Column(cpu.Directory, "skipped_steps"), scales = EmulatedJob.Column(cpu.Directory, "loss_scale");
+        Console.WriteLine($"CPU job: loss scales {string.Join(" ", scales)}; skipped steps {string.Join(" ", skipped)}");
+        Assert.IsTrue(int.Parse(skipped[^1], CultureInfo.InvariantCulture) > 0, "the first steps must overflow fp16 and be skipped");
+        Console.WriteLine($"NCCL job: loss scales {string.Join(" ", EmulatedJob.Column(nccl.Directory, "loss_scale"))}; skipped steps {string.Join(" ", EmulatedJob.Column(nccl.Directory, "skipped_steps"))}");
+        CollectionAssert.AreEqual(skipped, EmulatedJob.Column(nccl.Directory, "skipped_steps"), "the same steps skipped");
+        CollectionAssert.AreEqual(scales, EmulatedJob.Column(nccl.Directory, "loss_scale"), "the same loss scales");
+        EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, fewFp16Roundings, 4 * fewFp16Roundings);
+    }
+
+    /// <summary>
+    /// ZeRO 0 and 1 over the fake NCCL, stopped halfway and resumed: every rank loads the checkpoint into its device-side
+    /// masters and moments (the fused step; at ZeRO 1 its partition of them), and the resumed run ends where the
+    /// uninterrupted CPU job does.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0)]
+    [DataRow(1)]
+    public void DataParallelOverTheEmulatedNcclResumesIntoTheDeviceOptimizerState(int zeroStage)
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage);
 
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         job.Train("nccl", ranks: 2, Steps / 2, device: "cuda", communicator: "nccl");
         var resumed = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl", resume: true);
 
         StringAssert.Contains(resumed.Output, $"resumed from", resumed.Output);
-        StringAssert.Contains(resumed.Output, "gradients summed over 2 ranks in device memory (NCCL)", resumed.Output);
+        StringAssert.Contains(resumed.Output, DeviceStep(zeroStage, ranks: 2), resumed.Output);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(resumed.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the uninterrupted CPU job's by {weights:E2} (relative)");
     }
@@ -124,8 +157,9 @@ public sealed class MultiRankTrainingTests
     }
 
     [TestMethod]
-    [DataRow("TwoBlockGpt", 2, 0)] // data parallel at stage 0: the gradient arena summed in device memory, fused step
-    [DataRow("TwoBlockGpt", 2, 1)] // data parallel: reduce-scatter, all-gather, the norm's all-reduce
+    [DataRow("TwoBlockGpt", 2, 0)] // data parallel at stage 0: the gradient arena averaged in device memory, fused step
+    [DataRow("TwoBlockGpt", 2, 1)] // data parallel: the arenas reduce-scattered and all-gathered in place, the norm's all-reduce
+    [DataRow("TwoBlockGpt", 3, 1)] // three partitions, the last one padded
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
     public void RanksOverTheEmulatedNcclEqualTheCpuJob(string model, int ranks, int zeroStage)
@@ -137,12 +171,15 @@ public sealed class MultiRankTrainingTests
 
         // Every rank joined the world's NCCL communicator on its own device (the last rank on device ranks − 1).
         StringAssert.Contains(nccl.Output, $"rank {ranks - 1} nranks {ranks} cudaDev {ranks - 1} - Init COMPLETE", nccl.Output);
-        string step = zeroStage == 0 && model == "TwoBlockGpt"
-            ? $"optimizer step: fused in the backend; gradients summed over {ranks} ranks in device memory (NCCL)"
-            : "optimizer step: on the host";
+        string step = zeroStage <= 1 && model == "TwoBlockGpt" ? DeviceStep(zeroStage, ranks) : "optimizer step: on the host";
         StringAssert.Contains(nccl.Output, step, nccl.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
+
+    /// <summary>How the trainer's log describes the device step of a data-parallel job over NCCL at ZeRO 0 or 1.</summary>
+    private static string DeviceStep(int zeroStage, int ranks) => zeroStage == 0
+        ? $"fused in the backend; gradients averaged over {ranks} ranks in device memory (NCCL)"
+        : $"gradients averaged by reduce-scatter and parameters all-gathered over {ranks} ranks in device memory (NCCL)";
 }

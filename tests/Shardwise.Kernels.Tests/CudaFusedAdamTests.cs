@@ -18,8 +18,9 @@ namespace Shardwise.Kernels.Tests;
 /// <summary>
 /// CudaOps' optimizer step on the device (CudaOps.FusedAdam.cs) against the CPU reference
 /// <see cref="FusedAdamReference"/> (category "Gpu"): the measurement (overflow flag and Σg²), Adam and AdamW updates
-/// with a gradient multiplier, the state read/write of checkpoints, no device allocation per step; and TinyGpt trained
-/// through the engine's fused path against the host step on the CPU.
+/// with a gradient multiplier, over the whole arena and over one ZeRO-1 partition of it (aligned for the vector path or
+/// not), the state read/write of checkpoints, no device allocation per step; and TinyGpt trained through the engine's
+/// fused path against the host step on the CPU.
 /// </summary>
 [TestClass]
 [TestCategory("Gpu")]
@@ -35,9 +36,11 @@ public sealed class CudaFusedAdamTests
     }
 
     [TestMethod]
-    [DataRow(true)]
-    [DataRow(false)]
-    public void DeviceStepsFollowTheCpuReference(bool adamWMode)
+    [DataRow(true, 0, 70001)]
+    [DataRow(false, 0, 70001)]
+    [DataRow(true, 35008, 34993)] // the last of two partitions: starts at a multiple of 16 elements, ends with a short group
+    [DataRow(false, 17, 35003)]   // a range that starts unaligned: every group goes element by element
+    public void DeviceStepsFollowTheCpuReference(bool adamWMode, int start, int length)
     {
         using CudaOps gpu = GpuSupport.RequireCudaOps();
         const int count = 70001;
@@ -52,16 +55,19 @@ public sealed class CudaFusedAdamTests
             ops.Allocate(Arena.Gradients, count);
             ops.Load(weights, new Slice(Arena.Parameters, 0, count));
         }
-        reference.CreateOptimizerState(StorageType.Float32);
-        gpu.CreateOptimizerState(StorageType.Float32);
+        reference.CreateOptimizerState(StorageType.Float32, start, length);
+        gpu.CreateOptimizerState(StorageType.Float32, start, length);
+        bool partition = length < count;
         int allocations = gpu.DeviceAllocations;
 
         int adamStep = 0;
         for (int round = 1; round <= 5; round++)
         {
-            string at = $"adam_w_mode {adamWMode}, round {round}";
+            string at = $"adam_w_mode {adamWMode}, [{start}, {start + length}), round {round}";
             float[] gradients = data.NonZero(count, lossScale);
-            if (round == 3) gradients[data.Ints(1, count)[0]] = float.PositiveInfinity;
+            if (round == 3) gradients[start + data.Ints(1, length)[0]] = float.PositiveInfinity;
+            // Outside the state's range nothing is read: another rank's partition, not reduced here.
+            if (partition) gradients[start == 0 ? count - 1 : 0] = float.NaN;
             cpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
             gpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
 
@@ -76,25 +82,30 @@ public sealed class CudaFusedAdamTests
             FusedAdamStep step = StepScalars(++adamStep, adamWMode, 0.5f / lossScale);
             reference.AdamStep(step);
             gpu.AdamStep(step);
-            var (master, expAvg, expAvgSq) = ReadState(reference, count);
-            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, count);
+            var (master, expAvg, expAvgSq) = ReadState(reference, length);
+            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, length);
             Compare.Close(master, gpuMaster, 1e-6f, $"master weights, {at}");
             Compare.Close(expAvg, gpuExpAvg, 1e-6f, $"exp_avg, {at}");
             Compare.Close(expAvgSq, gpuExpAvgSq, 1e-6f, $"exp_avg_sq, {at}");
             Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
-            Assert.IsFalse(master.SequenceEqual(weights), "the weights must move");
+            Assert.IsFalse(master.SequenceEqual(weights.AsSpan(start, length).ToArray()), "the weights must move");
+            float[] working = gpu.View(Arena.Parameters).ToArray();
+            Assert.IsTrue(working.AsSpan(0, start).SequenceEqual(weights.AsSpan(0, start))
+                          && working.AsSpan(start + length).SequenceEqual(weights.AsSpan(start + length)),
+                $"parameters outside [{start}, {start + length}) stay as they were, {at}");
         }
         Assert.AreEqual(allocations, gpu.DeviceAllocations, "the steps allocate nothing on the device");
 
         // Checkpoint round trip: what is written is what is read, and the working copy follows the masters.
-        float[] newMaster = data.NonZero(count), newExpAvg = data.NonZero(count), newExpAvgSq = data.NonZero(count).Select(Math.Abs).ToArray();
+        float[] newMaster = data.NonZero(length), newExpAvg = data.NonZero(length), newExpAvgSq = data.NonZero(length).Select(Math.Abs).ToArray();
         gpu.WriteMoments(newExpAvg, newExpAvgSq);
         gpu.WriteMasterWeights(newMaster);
-        var (readMaster, readExpAvg, readExpAvgSq) = ReadState(gpu, count);
+        var (readMaster, readExpAvg, readExpAvgSq) = ReadState(gpu, length);
         CollectionAssert.AreEqual(newMaster, readMaster);
         CollectionAssert.AreEqual(newExpAvg, readExpAvg);
         CollectionAssert.AreEqual(newExpAvgSq, readExpAvgSq);
-        CollectionAssert.AreEqual(newMaster, gpu.View(Arena.Parameters).ToArray(), "fp32: the parameter arena is the master copy");
+        CollectionAssert.AreEqual(newMaster, gpu.View(Arena.Parameters).Slice(start, length).ToArray(), "fp32: the parameter arena is the master copy");
+        Assert.ThrowsExactly<ArgumentException>(() => gpu.WriteMasterWeights(new float[length + 1]), "a write must cover the state's range exactly");
     }
 
     private static (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(IFusedOptimizerOps ops, int count)

@@ -99,6 +99,10 @@ public sealed class FusedOptimizerStepTests
         { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{AdamW}},
           "bf16": { "enabled": true } }
         """)]
+    [DataRow("bf16, ZeRO stage 1 on one rank (its partition is the whole arena)", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{AdamW}}, "zero_optimization": { "stage": 1 },
+          "bf16": { "enabled": true } }
+        """)]
     [DataRow("fp32, accumulation 3, warm-up schedule", $$"""
         { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 3, {{AdamW}},
           "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 3e-3, "warmup_num_steps": 10 } } }
@@ -197,8 +201,8 @@ public sealed class FusedOptimizerStepTests
     }
 
     [TestMethod]
-    [DataRow("""{ "zero_optimization": { "stage": 1 } }""")]
     [DataRow("""{ "zero_optimization": { "stage": 1, "offload_optimizer": { "device": "cpu" } } }""")]
+    [DataRow("""{ "zero_optimization": { "stage": 1, "offload_optimizer": { "device": "cpu", "pin_memory": true } } }""")]
     public void ConfigurationsTheFusedStepDoesNotCoverStepOnTheHost(string zero)
     {
         string json = $$"""{ "train_micro_batch_size_per_gpu": 2, {{AdamW}}, {{zero.Trim()[1..^1]}} }""";

@@ -33,7 +33,7 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
 
     // ---- IFusedOptimizerOps: the reference ----
     public bool SupportsFusedOptimizer(StorageType storage) => _fused.SupportsFusedOptimizer(storage);
-    public void CreateOptimizerState(StorageType storage) => _fused.CreateOptimizerState(storage);
+    public void CreateOptimizerState(StorageType storage, long start, long length) => _fused.CreateOptimizerState(storage, start, length);
     public GradientMeasurement MeasureGradients(bool checkOverflow) => _fused.MeasureGradients(checkOverflow);
     public void AdamStep(in FusedAdamStep step) => _fused.AdamStep(step);
     public void ReadMasterWeights(Span<float> destination) => _fused.ReadMasterWeights(destination);

@@ -43,7 +43,7 @@ public sealed class TrainingEngine
     private float[]? _master;   // this rank's fp32 masters; null in fp32 without offload, where the working copy is the master
                                 // (fused step: a host copy of the backend's masters, made when asked for)
     private IFusedOptimizerOps? _fused;   // the backend runs the step and holds masters and moments; null: the host step
-    private readonly IDeviceAllReduce? _deviceSum; // fused step on several ranks: sums the gradient arena on the device
+    private readonly IDeviceCollective? _deviceCollective; // fused step on several ranks: exchanges the arenas on the device
     private bool _hostMasterIsCurrent;    // fused step: _master was read from the backend since the last update
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
@@ -107,8 +107,15 @@ public sealed class TrainingEngine
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
         {
             _fused = fused;
-            _deviceSum = DeviceSumFor(program, sharding);
-            fused.CreateOptimizerState(Storage); // the masters take the parameters unrounded; the working copy is rounded
+            _deviceCollective = DeviceCollectiveFor(program, sharding);
+            if (PartitionsOnDevice)
+            {
+                // NCCL's in-place reduce-scatter and all-gather take equal partitions: the arenas get the shard map's padding.
+                ((IDeviceGradientOps)program.Ops).PadForPartitions(sharding.Map.PaddedElements);
+                sharding.ExchangesInDeviceMemory = true;
+            }
+            // The masters take this rank's partition (everything at stage 0) unrounded; the working copy is rounded.
+            fused.CreateOptimizerState(Storage, sharding.OwnedStart, sharding.OwnedLength);
         }
         else if (Storage != StorageType.Float32 || OffloadOptimizer)
         {
@@ -168,43 +175,51 @@ public sealed class TrainingEngine
     }
 
     /// <summary>
-    /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 on one
-    /// data-parallel rank or several whose communicator sums device memory on the backend's GPU
-    /// (<see cref="DeviceSumFor"/>), without offload, at a storage type the backend supports. Other multi-rank jobs
-    /// take the host step because ZeroSharding reduces gradients through host spans (the reduction would move the
-    /// whole gradient arena anyway), and ZeRO stages 1–3 because their masters are per-rank partitions the backend
-    /// does not hold. A model split over ranks leaves the fused step when <see cref="ModelParallel"/> is set.
+    /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 or 1 on
+    /// one data-parallel rank, or on several whose communicator works in device memory on the backend's GPU
+    /// (<see cref="DeviceCollectiveFor"/>: stage 0 sums the gradient arena there, stage 1 reduce-scatters it and
+    /// all-gathers the parameters, each rank stepping its partition), without offload, at a storage type the backend
+    /// supports. Other multi-rank jobs take the host step because ZeroSharding exchanges through host spans (the
+    /// exchange would move the whole arenas anyway), and ZeRO stages 2–3 because their gradients and parameters stream
+    /// through per-slot pools the backend does not hold. A model split over ranks leaves the fused step when
+    /// <see cref="ModelParallel"/> is set.
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage == 0
-           && (sharding.Communicator.Size == 1 || DeviceSumFor(program, sharding) is not null)
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1
+           && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
             : null;
 
     /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
-    /// gradient arena is summed where it lives and no arena crosses the bus. Null otherwise (MPI, or another device).
+    /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
     /// </summary>
-    private static IDeviceAllReduce? DeviceSumFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
-        => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceAllReduce collective
+    private static IDeviceCollective? DeviceCollectiveFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
+        => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceCollective collective
            && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective)
             ? collective
             : null;
 
     /// <summary>
-    /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0, one
-    /// data-parallel rank or several summing their gradients on the device (NCCL), no offload, no model split over ranks. The results equal the host step's (bit for bit on
-    /// the CPU reference, <see cref="FusedAdamReference"/>).
+    /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
+    /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
+    /// ranks. The results equal the host step's (bit for bit on the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;
 
-    /// <summary>True while several ranks sum their gradients in device memory before the fused step (<see cref="FusedOptimizer"/>).</summary>
-    public bool GradientsSummedOnDevice => _fused is not null && _deviceSum is not null;
+    /// <summary>True while several ranks reduce their gradients in device memory before the fused step (<see cref="FusedOptimizer"/>).</summary>
+    public bool GradientsReducedOnDevice => _fused is not null && _deviceCollective is not null;
+
+    /// <summary>ZeRO 1 on the device: gradients reduce-scattered, this rank's partition stepped, parameters all-gathered.</summary>
+    private bool PartitionsOnDevice => GradientsReducedOnDevice && _sharding.Partitioned;
 
     /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
     public string DescribeOptimizerStep() =>
-        GradientsSummedOnDevice ? $"fused in the backend; gradients summed over {_deviceSum!.Size} ranks in device memory (NCCL)"
+        PartitionsOnDevice
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
+        : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
         : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory"
         : "on the host";
@@ -448,21 +463,25 @@ public sealed class TrainingEngine
 
     /// <summary>
     /// The boundary step of the fused path: the backend measures the gradients (one small readback), the engine decides
-    /// as in <see cref="Step"/>, and the backend updates. One rank, no model split (see <see cref="FusedOptimizerFor"/>).
+    /// as in <see cref="Step"/>, and the backend updates. One rank, or several exchanging in device memory (see
+    /// <see cref="FusedOptimizerFor"/>).
     /// </summary>
     private StepOutcome StepFused(IFusedOptimizerOps fused)
     {
-        // Several ranks: the arena becomes the sum of every rank's gradients, on the device; the average's 1/ranks
-        // goes into the divisor below with the loss scale (the norm of the sum is ranks times the average's).
-        int summedRanks = 1;
-        if (_deviceSum is not null)
+        // Several ranks: the gradients are averaged on the device, over the whole arena (ZeRO 0) or into this rank's
+        // partition (ZeRO 1), as the host path averages them.
+        var deviceOps = (IDeviceGradientOps?)(_deviceCollective is null ? null : _program.Ops);
+        if (_deviceCollective is not null)
         {
-            ((IDeviceGradientOps)_program.Ops).SumGradients(_deviceSum);
-            summedRanks = _deviceSum.Size;
+            if (PartitionsOnDevice) deviceOps!.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
+            else deviceOps!.AverageGradients(_deviceCollective);
         }
-        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: Storage == StorageType.Float16);
-        // Summed on the device, every rank measures the same bits: no rank can disagree, so no flag is exchanged.
-        bool overflow = _deviceSum is not null ? measured.Overflow : _sharding.AnyRank(measured.Overflow);
+        bool fp16 = Storage == StorageType.Float16;
+        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
+        // Averaged whole on the device, every rank measures the same bits, so no flag is exchanged; a partition's flag is
+        // (only fp16 checks, as DeepSpeed does: the others have nothing to agree on).
+        bool overflow = _deviceCollective is not null && !PartitionsOnDevice ? measured.Overflow
+            : fp16 ? _sharding.AnyRank(measured.Overflow) : false;
         double scale = LossScaler.Scale;
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;
@@ -472,9 +491,10 @@ public sealed class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        double combined = UnscaleAndClipDivisor(scale * summedRanks, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
+        double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        if (PartitionsOnDevice) deviceOps!.AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
         _hostMasterIsCurrent = false;
         _program.ZeroGradients();
         return StepOutcome.Updated;
@@ -519,6 +539,7 @@ public sealed class TrainingEngine
         _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq); // the host step takes over the moments
         _fused.ReleaseOptimizerState();
         _fused = null;
+        _sharding.ExchangesInDeviceMemory = false; // the host step exchanges through ZeroSharding's buffers
     }
 
     /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
@@ -580,11 +601,13 @@ public sealed class TrainingEngine
     {
         if (_fused is not null)
         {
-            // One rank at stage 0: the full layout is this rank's partition. The moments go to the backend only.
-            _fused.WriteMoments(expAvg, expAvgSq);
-            _fused.WriteMasterWeights(master); // refreshes the working copy
+            // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
+            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+            _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
+            _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
             _hostMasterIsCurrent = false;
             Optimizer.State.Step = adamStep;
+            GatherPartitionsOnDevice();
             return;
         }
         if (_slots is not null)
@@ -621,6 +644,7 @@ public sealed class TrainingEngine
         if (_fused is not null)
         {
             if (Storage != StorageType.Float32 && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
+            GatherPartitionsOnDevice();
             return;
         }
         if (_slots is not null)
@@ -632,5 +656,11 @@ public sealed class TrainingEngine
         }
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
         _sharding.GatherParameters(_program.Parameters);
+    }
+
+    /// <summary>ZeRO 1 on the device: every rank's partition of the working parameters goes to every rank.</summary>
+    private void GatherPartitionsOnDevice()
+    {
+        if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
     }
 }

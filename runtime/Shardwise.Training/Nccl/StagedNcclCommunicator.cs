@@ -22,11 +22,11 @@ namespace Shardwise.Training.Nccl;
 /// order per peer, not by tag: tags are checked for range only. Use it from one thread at a time.
 /// </para>
 /// <para>
-/// Device buffers need no staging: <see cref="SumInPlace"/> (<see cref="IDeviceAllReduce"/>) runs the all-reduce on
+/// Device buffers need no staging: <see cref="AllReduceAverageInPlace"/> (<see cref="IDeviceCollective"/>) runs the all-reduce on
 /// a backend's own device memory, which is how a data-parallel step on CUDA sums its gradient arena.
 /// </para>
 /// </summary>
-public sealed class StagedNcclCommunicator : ICommunicator, IDeviceAllReduce
+public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(1);
 
@@ -78,24 +78,59 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceAllReduce
 
     public void AllReduceSum(Span<float> data) => AllReduce(data, NcclDataType.Float32, NcclReduction.Sum);
 
-    /// <summary>An in-place NCCL sum over device memory of this rank's GPU, with the same deadline and abort as the rest.</summary>
-    public void SumInPlace(ulong address, long elements, StorageType storage)
+    /// <summary>An in-place NCCL average over device memory of this rank's GPU, with the same deadline and abort as the rest.</summary>
+    public void AllReduceAverageInPlace(ulong address, long elements, StorageType storage)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
-        ThrowIfUnusable();
-        if (elements == 0) return;
-        _context.MakeCurrent();
-        NcclDataType type = storage switch
-        {
-            StorageType.Float16 => NcclDataType.Float16,
-            StorageType.BFloat16 => NcclDataType.BFloat16,
-            _ => NcclDataType.Float32,
-        };
-        _nccl.AllReduce(address, address, elements, type, NcclReduction.Sum, _stream);
+        if (!BeginInPlace(elements)) return;
+        _nccl.AllReduce(address, address, elements, DataType(storage), NcclReduction.Average, _stream);
         Wait(Collective.AllReduce);
         long bytes = RingTraffic.AllReduce(elements, Size) * storage.BytesPerElement();
         Traffic.Add(Collective.AllReduce, bytes, bytes);
     }
+
+    /// <summary>
+    /// ncclReduceScatter in place: NCCL's in-place form receives into the send buffer at rank · count, which is this
+    /// rank's partition of the buffer.
+    /// </summary>
+    public void ReduceScatterAverageInPlace(ulong address, long partitionElements, StorageType storage)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(partitionElements);
+        if (!BeginInPlace(partitionElements)) return;
+        ulong own = address + (ulong)(Rank * partitionElements * storage.BytesPerElement());
+        _nccl.ReduceScatter(address, own, partitionElements, DataType(storage), NcclReduction.Average, _stream);
+        Wait(Collective.ReduceScatter);
+        long bytes = RingTraffic.ReduceScatter(partitionElements, Size) * storage.BytesPerElement();
+        Traffic.Add(Collective.ReduceScatter, bytes, bytes);
+    }
+
+    /// <summary>ncclAllGather in place: this rank's partition of the receive buffer is its send buffer.</summary>
+    public void AllGatherInPlace(ulong address, long partitionElements, StorageType storage)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(partitionElements);
+        if (!BeginInPlace(partitionElements)) return;
+        ulong own = address + (ulong)(Rank * partitionElements * storage.BytesPerElement());
+        _nccl.AllGather(own, address, partitionElements, DataType(storage), _stream);
+        Wait(Collective.AllGather);
+        long bytes = RingTraffic.AllGather(partitionElements, Size) * storage.BytesPerElement();
+        Traffic.Add(Collective.AllGather, bytes, bytes);
+    }
+
+    /// <summary>Checks the communicator is usable and makes its context current; false when there is nothing to move.</summary>
+    private bool BeginInPlace(long elements)
+    {
+        ThrowIfUnusable();
+        if (elements == 0) return false;
+        _context.MakeCurrent();
+        return true;
+    }
+
+    private static NcclDataType DataType(StorageType storage) => storage switch
+    {
+        StorageType.Float16 => NcclDataType.Float16,
+        StorageType.BFloat16 => NcclDataType.BFloat16,
+        _ => NcclDataType.Float32,
+    };
 
     public void AllReduceMax(Span<double> data) => AllReduce(data, NcclDataType.Float64, NcclReduction.Max);
 

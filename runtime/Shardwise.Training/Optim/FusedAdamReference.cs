@@ -12,7 +12,7 @@ namespace Shardwise.Training.Optim;
 /// <see cref="GradientClipping.SumOfSquares(ReadOnlySpan{float})"/>, the multiply of <see cref="GradientClipping.Scale(Span{float}, float)"/>
 /// and <see cref="AdamKernel"/> — so a training run through it equals the host path bit for bit.
 /// In fp32 the parameter arena is the master copy (as in the engine's host step); in fp16/bf16 the masters are a
-/// separate fp32 array and the arena holds them rounded.
+/// separate fp32 array and the arena holds them rounded. The state covers one range of the arenas (a ZeRO partition).
 /// </summary>
 public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerOps
 {
@@ -20,24 +20,29 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     private float[]? _master;  // null in fp32: the parameter arena is the master
     private float[]? _expAvg;
     private float[]? _expAvgSq;
+    private int _start, _length; // the range of the arenas the state covers
 
     public bool SupportsFusedOptimizer(StorageType storage) => storage is StorageType.Float32 or StorageType.Float16 or StorageType.BFloat16;
 
-    public void CreateOptimizerState(StorageType storage)
+    public void CreateOptimizerState(StorageType storage, long start, long length)
     {
         if (!SupportsFusedOptimizer(storage)) throw new ArgumentOutOfRangeException(nameof(storage), storage, "unknown storage type");
-        Span<float> parameters = ops.View(Arena.Parameters);
+        int arena = ops.View(Arena.Parameters).Length;
+        if (start < 0 || length < 0 || start + length > arena)
+            throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start + length}) is not within the parameter arena's {arena} elements");
+        (_start, _length) = ((int)start, (int)length);
+        Span<float> parameters = Parameters();
         _storage = storage;
         _master = storage == StorageType.Float32 ? null : parameters.ToArray();
         StorageRounding.RoundInPlace(parameters, storage);
-        _expAvg = new float[parameters.Length];
-        _expAvgSq = new float[parameters.Length];
+        _expAvg = new float[_length];
+        _expAvgSq = new float[_length];
     }
 
     public GradientMeasurement MeasureGradients(bool checkOverflow)
     {
         RequireState();
-        Span<float> gradients = ops.View(Arena.Gradients);
+        Span<float> gradients = Gradients();
         StorageRounding.RoundInPlace(gradients, _storage);
         bool overflow = checkOverflow && OverflowCheck.HasInfOrNaN(gradients);
         return new GradientMeasurement(overflow, GradientClipping.SumOfSquares(gradients));
@@ -46,8 +51,8 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     public void AdamStep(in FusedAdamStep step)
     {
         RequireState();
-        Span<float> gradients = ops.View(Arena.Gradients);
-        Span<float> parameters = ops.View(Arena.Parameters);
+        Span<float> gradients = Gradients();
+        Span<float> parameters = Parameters();
         if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
         AdamKernel.Step(_master ?? parameters, gradients, _expAvg!, _expAvgSq!, AdamStepScalars.FromFused(step), SimdWidth.Auto);
         if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
@@ -56,7 +61,7 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     public void ReadMasterWeights(Span<float> destination)
     {
         RequireState();
-        ReadOnlySpan<float> master = _master ?? ops.View(Arena.Parameters);
+        ReadOnlySpan<float> master = _master ?? Parameters();
         RequireLength(destination.Length, master.Length, "master weights");
         master.CopyTo(destination);
     }
@@ -64,7 +69,7 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     public void WriteMasterWeights(ReadOnlySpan<float> source)
     {
         RequireState();
-        Span<float> parameters = ops.View(Arena.Parameters);
+        Span<float> parameters = Parameters();
         RequireLength(source.Length, parameters.Length, "master weights");
         if (_master is null)
         {
@@ -100,6 +105,10 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
         _expAvgSq = null;
     }
 
+    private Span<float> Parameters() => ops.View(Arena.Parameters).Slice(_start, _length);
+
+    private Span<float> Gradients() => ops.View(Arena.Gradients).Slice(_start, _length);
+
     private void RequireState()
     {
         if (_expAvg is null) throw new InvalidOperationException("the fused optimizer has no state: call CreateOptimizerState first");
@@ -107,6 +116,6 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
 
     private static void RequireLength(int given, int expected, string what)
     {
-        if (given != expected) throw new ArgumentException($"{what}: {given} elements given, the parameter arena has {expected}");
+        if (given != expected) throw new ArgumentException($"{what}: {given} elements given, the optimizer state covers {expected}");
     }
 }

@@ -14,8 +14,8 @@ namespace Shardwise.Training.Zero;
 public sealed class ZeroSharding
 {
     private readonly ICommunicator _communicator;
-    private readonly float[] _padded;    // communication buffer: the layout padded to ranks × partition (stages ≥ 1)
-    private readonly float[] _partition; // communication buffer: one partition, sent or received
+    private float[]? _padded;    // communication buffer: the layout padded to ranks × partition (stage 1, several ranks)
+    private float[]? _partition; // communication buffer: one partition, sent or received
     private readonly long _bucketElements;
 
     public ZeroSharding(ShardMap map, ICommunicator communicator, int stage, long reduceBucketElements)
@@ -26,10 +26,6 @@ public sealed class ZeroSharding
         Stage = stage;
         _communicator = communicator;
         _bucketElements = Math.Max(1, reduceBucketElements);
-        // Stage 2 partitions per slot (SlotSharding); this class's buffers serve stage 1's flat partitions.
-        bool exchange = stage == 1 && communicator.Size > 1;
-        _padded = exchange ? new float[map.PaddedElements] : Array.Empty<float>();
-        _partition = exchange ? new float[map.PartitionElements] : Array.Empty<float>();
     }
 
     public ShardMap Map { get; }
@@ -49,8 +45,27 @@ public sealed class ZeroSharding
     /// <summary>How many elements this rank updates.</summary>
     public long OwnedLength => Partitioned ? Map.OwnedLength(Rank) : Map.Layout.TotalElements;
 
-    /// <summary>Bytes of communication buffers this rank holds.</summary>
-    public long BufferBytes => (_padded.LongLength + _partition.LongLength) * sizeof(float);
+    /// <summary>
+    /// Set by the engine when the backend exchanges gradients and parameters in device memory (NCCL on the arenas):
+    /// then this class only gathers partitions for checkpoints, and its host buffers are not counted.
+    /// </summary>
+    public bool ExchangesInDeviceMemory { get; set; }
+
+    /// <summary>
+    /// Bytes of communication buffers the training step needs: stage 1 on several ranks exchanging through host memory
+    /// holds the padded layout and one partition (allocated at the first exchange).
+    /// </summary>
+    public long BufferBytes => Stage == 1 && _communicator.Size > 1 && !ExchangesInDeviceMemory
+        ? (Map.PaddedElements + Map.PartitionElements) * sizeof(float)
+        : 0;
+
+    /// <summary>Stage 1's host buffers (stage 2 partitions per slot, in SlotSharding).</summary>
+    private (float[] Padded, float[] Partition) Buffers()
+    {
+        _padded ??= new float[Map.PaddedElements];
+        _partition ??= new float[Map.PartitionElements];
+        return (_padded, _partition);
+    }
 
     public Span<float> Owned(Span<float> full) => full.Slice(checked((int)OwnedStart), checked((int)OwnedLength));
 
@@ -71,11 +86,12 @@ public sealed class ZeroSharding
             return;
         }
 
-        gradients.CopyTo(_padded);
-        _padded.AsSpan(gradients.Length).Clear();
-        _communicator.ReduceScatterSum(_padded, _partition);
+        var (padded, partition) = Buffers();
+        gradients.CopyTo(padded);
+        padded.AsSpan(gradients.Length).Clear();
+        _communicator.ReduceScatterSum(padded, partition);
         var owned = Owned(gradients);
-        _partition.AsSpan(0, owned.Length).CopyTo(owned);
+        partition.AsSpan(0, owned.Length).CopyTo(owned);
         GradientClipping.Scale(owned, average);
     }
 
@@ -83,11 +99,12 @@ public sealed class ZeroSharding
     public void GatherParameters(Span<float> parameters)
     {
         if (!Partitioned || _communicator.Size == 1) return;
+        var (padded, partition) = Buffers();
         var owned = Owned(parameters);
-        owned.CopyTo(_partition);
-        _partition.AsSpan(owned.Length).Clear();
-        _communicator.AllGather(_partition, _padded);
-        _padded.AsSpan(0, parameters.Length).CopyTo(parameters);
+        owned.CopyTo(partition);
+        partition.AsSpan(owned.Length).Clear();
+        _communicator.AllGather(partition, padded);
+        padded.AsSpan(0, parameters.Length).CopyTo(parameters);
     }
 
     /// <summary>
@@ -102,10 +119,11 @@ public sealed class ZeroSharding
             owned.CopyTo(full);
             return full;
         }
-        owned.CopyTo(_partition);
-        _partition.AsSpan(owned.Length).Clear();
-        _communicator.AllGather(_partition, _padded);
-        _padded.AsSpan(0, full.Length).CopyTo(full);
+        var (padded, partition) = Buffers();
+        owned.CopyTo(partition);
+        partition.AsSpan(owned.Length).Clear();
+        _communicator.AllGather(partition, padded);
+        padded.AsSpan(0, full.Length).CopyTo(full);
         return full;
     }
 

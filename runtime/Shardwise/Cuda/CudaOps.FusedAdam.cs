@@ -9,6 +9,7 @@ namespace Shardwise.Cuda;
 /// for 16-bit storage, the fp32 masters) are device buffers allocated once by <see cref="CreateOptimizerState"/> and
 /// counted in <see cref="DeviceAllocations"/>; a step launches overflow_check_unscale (fp16 only), global_norm_squared
 /// and sum_f32, reads back 8 bytes (the norm² and the overflow flag), then launches adamw_step. No arena crosses the bus.
+/// The state covers one range of the arenas: this rank's ZeRO-1 partition, or all of it.
 /// </summary>
 public sealed partial class CudaOps : IFusedOptimizerOps
 {
@@ -19,6 +20,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private DeviceMemory? fusedExpAvg, fusedExpAvgSq;
     private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
     private int fusedNormBlocks;
+    private long fusedStart, fusedLength;   // the range of the parameter and gradient arenas the state covers
     private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
 
     /// <summary>
@@ -27,21 +29,24 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     /// </summary>
     public bool SupportsFusedOptimizer(StorageType storage) => storage == Storage;
 
-    public void CreateOptimizerState(StorageType storage)
+    public void CreateOptimizerState(StorageType storage, long start, long length)
     {
         if (!SupportsFusedOptimizer(storage))
             throw new NotSupportedException($"CudaOps keeps its optimizer state for {Storage} arenas, not {storage}");
         EnsureCurrent();
         DisposeFusedOptimizerState();
         DeviceArena parameters = Arena(Ops.Arena.Parameters);
-        long bytes = Math.Max(1, parameters.Length) * sizeof(float);
+        if (start < 0 || length < 0 || start + length > parameters.Length)
+            throw new ArgumentOutOfRangeException(nameof(length), $"CudaOps optimizer state: [{start}, {start + length}) is not within the parameter arena's {parameters.Length} elements");
+        (fusedStart, fusedLength) = (start, length);
+        long bytes = Math.Max(1, length) * sizeof(float);
         if (storage != StorageType.Float32)
         {
             // 16-bit arenas: the masters are the fp32 values the parameters were initialised with. View returns the host
             // mirror unrounded while it is the newer copy (the engine has just written it), and the arena widened
             // otherwise; the next operation rounds the mirror into the arena.
             fusedMasters = allocations.Allocate(context, bytes);
-            if (parameters.Length > 0) fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)));
+            if (length > 0) fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)).Slice(checked((int)start), checked((int)length)));
         }
 
         Begin();
@@ -61,19 +66,19 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         DeviceMemory measurement = RequireFusedState();
         Begin();
         DeviceArena gradients = Arena(Ops.Arena.Gradients);
-        if (gradients.Length == 0) return new GradientMeasurement(false, 0);
-        ulong address = gradients.Address(0), total = measurement.Pointer, flag = total + sizeof(float);
+        if (fusedLength == 0) return new GradientMeasurement(false, 0);
+        ulong address = gradients.Address(fusedStart), total = measurement.Pointer, flag = total + sizeof(float);
         ulong partials = total + 2 * sizeof(float);
         measurement.Zero(sizeof(float), sizeof(int));
         if (checkOverflow)
         {
             // inv_scale = 1: the kernel only checks; unscaling is folded into adamw_step's gradient multiplier.
-            overflowKernel!.Launch(kernels.ElementwiseBlocks(gradients.Length),
-                CudaKernelSet.ElementwiseThreads, 0, null, address, gradients.Length, 1f, flag);
+            overflowKernel!.Launch(kernels.ElementwiseBlocks(fusedLength),
+                CudaKernelSet.ElementwiseThreads, 0, null, address, fusedLength, 1f, flag);
         }
 
         normKernel!.Launch(fusedNormBlocks, NormThreads, 0, null,
-            address, gradients.Length, partials, 0);
+            address, fusedLength, partials, 0);
         KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, partials, fusedNormBlocks, total, 1f);
         Span<int> readback = stackalloc int[2];
         measurement.Download(readback); // synchronous: waits for the three kernels
@@ -85,14 +90,15 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         RequireFusedState();
         Begin();
         DeviceArena parameters = Arena(Ops.Arena.Parameters), gradients = Arena(Ops.Arena.Gradients);
-        if (parameters.Length == 0) return;
-        ulong master = fusedMasters?.Pointer ?? parameters.Address(0);
-        ulong working = fusedMasters is null ? 0UL : parameters.Address(0); // null pointer: no rounded copy to write
+        if (fusedLength == 0) return;
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(fusedStart);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(fusedStart); // null pointer: no rounded copy to write
         // One thread per group of 4 elements (SW_ADAMW_VECTOR: float4 master/m/v, 4-element gradient and working copy);
-        // the arenas and the state buffers are allocations, so the vector path is the one taken.
-        adamKernel!.Launch(kernels.ElementwiseBlocks((parameters.Length + AdamVector - 1) / AdamVector),
+        // the state buffers are allocations and a ZeRO partition starts at a multiple of 16 elements, so the vector
+        // path is the one taken.
+        adamKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
             CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(0), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, parameters.Length,
+            master, gradients.Address(fusedStart), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, fusedLength,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,
             step.WeightDecay, step.AdamWMode ? 1 : 0, step.InverseBiasCorrection1, step.InverseBiasCorrection2,
             step.GradientMultiplier, KernelArgument.Null);
@@ -102,26 +108,25 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         RequireFusedState();
         EnsureCurrent();
-        DeviceArena parameters = Arena(Ops.Arena.Parameters);
-        RequireFusedLength(destination.Length, parameters.Length, "master weights");
+        RequireFusedLength(destination.Length, fusedLength, "master weights");
         if (fusedMasters is not null) fusedMasters.Download(destination);
-        else parameters.Download(destination, 0);
+        else Arena(Ops.Arena.Parameters).Download(destination, fusedStart);
     }
 
     public void WriteMasterWeights(ReadOnlySpan<float> source)
     {
         RequireFusedState();
-        RequireFusedLength(source.Length, Arena(Ops.Arena.Parameters).Length, "master weights");
+        RequireFusedLength(source.Length, fusedLength, "master weights");
         EnsureCurrent();
         if (fusedMasters is not null && source.Length > 0) fusedMasters.Upload(source);
-        Load(source, new Slice(Ops.Arena.Parameters, 0, source.Length)); // the working copy, rounded to the arena's type
+        Load(source, new Slice(Ops.Arena.Parameters, fusedStart, source.Length)); // the working copy, rounded to the arena's type
     }
 
     public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq)
     {
         RequireFusedState();
         EnsureCurrent();
-        long elements = Arena(Ops.Arena.Parameters).Length;
+        long elements = fusedLength;
         RequireFusedLength(expAvg.Length, elements, "exp_avg");
         RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
         if (elements == 0) return;
@@ -133,7 +138,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         RequireFusedState();
         EnsureCurrent();
-        long elements = Arena(Ops.Arena.Parameters).Length;
+        long elements = fusedLength;
         RequireFusedLength(expAvg.Length, elements, "exp_avg");
         RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
         if (elements == 0) return;
@@ -159,6 +164,6 @@ public sealed partial class CudaOps : IFusedOptimizerOps
 
     private static void RequireFusedLength(long given, long expected, string what)
     {
-        if (given != expected) throw new ArgumentException($"CudaOps {what}: {given} elements given, the parameter arena has {expected}");
+        if (given != expected) throw new ArgumentException($"CudaOps {what}: {given} elements given, the optimizer state covers {expected}");
     }
 }

@@ -33,7 +33,7 @@ internal sealed class DeviceArena : IDisposable
     /// <summary>16-bit conversions go through a host buffer of this many elements (8 MiB), whatever the copy's size.</summary>
     private const int StagingElements = 4 << 20;
 
-    private readonly DeviceMemory? memory; // null for an empty arena (cuMemAlloc rejects zero bytes)
+    private DeviceMemory? memory; // null for an empty arena (cuMemAlloc rejects zero bytes)
     private float[]? mirror;
     private ushort[]? staging;
     private bool hostIsNewer;
@@ -42,6 +42,7 @@ internal sealed class DeviceArena : IDisposable
     {
         this.memory = memory;
         Length = length;
+        Capacity = length;
         Storage = storage;
         ElementBytes = storage.BytesPerElement();
         HoldsStatistics = holdsStatistics;
@@ -67,6 +68,30 @@ internal sealed class DeviceArena : IDisposable
 
     /// <summary>Elements in the arena (slice offsets and lengths count these).</summary>
     public long Length { get; }
+
+    /// <summary>
+    /// Elements the device memory holds: <see cref="Length"/>, or more after <see cref="Reserve"/> (a zeroed tail that
+    /// only whole-buffer collectives touch; the mirror and every slice stay within <see cref="Length"/>).
+    /// </summary>
+    public long Capacity { get; private set; }
+
+    /// <summary>
+    /// Moves the arena into device memory of at least <paramref name="capacity"/> elements, keeping its contents and a
+    /// newer host mirror; the tail starts at zero. Addresses taken before are stale afterwards.
+    /// </summary>
+    public void Reserve(CudaContext context, DeviceAllocationCounter counter, long capacity)
+    {
+        if (capacity <= Capacity) return;
+        DeviceMemory grown = counter.Allocate(context, capacity * ElementBytes);
+        grown.Zero();
+        if (memory is not null)
+        {
+            grown.CopyFrom(memory, Bytes);
+            memory.Dispose();
+        }
+        memory = grown;
+        Capacity = capacity;
+    }
 
     public StorageType Storage { get; }
 

@@ -1,18 +1,39 @@
 namespace Shardwise.Ops;
 
 /// <summary>
-/// Implemented by a backend whose gradient arena lives on a GPU: a data-parallel step can sum it over the ranks with
-/// an <see cref="IDeviceAllReduce"/> on that GPU, and then run the fused optimizer step there
-/// (<see cref="IFusedOptimizerOps"/>) on every rank, instead of moving every gradient and parameter through the host.
+/// Implemented by a backend whose parameter and gradient arenas live on a GPU: a data-parallel step exchanges them
+/// over the ranks with an <see cref="IDeviceCollective"/> on that GPU and runs the fused optimizer step there
+/// (<see cref="IFusedOptimizerOps"/>), instead of moving every gradient and parameter through the host.
+/// <list type="bullet">
+/// <item>ZeRO 0: <see cref="AverageGradients"/>, then every rank steps the whole arena;</item>
+/// <item>ZeRO 1: <see cref="ReduceScatterGradients"/>, each rank steps its partition, <see cref="AllGatherParameters"/>.</item>
+/// </list>
 /// </summary>
 public interface IDeviceGradientOps
 {
     /// <summary>Whether <paramref name="collective"/> works on this backend's device.</summary>
-    bool SharesDevice(IDeviceAllReduce collective);
+    bool SharesDevice(IDeviceCollective collective);
 
     /// <summary>
-    /// gradients = Σ over ranks of each rank's gradient arena, in place, in the arena's storage type (the engine folds
-    /// the 1/ranks of the average into its unscale and clip factor). Every rank calls it at the same step.
+    /// gradients = the average over ranks of each rank's gradient arena, in place, in the arena's storage type. Every
+    /// rank calls it at the same step.
     /// </summary>
-    void SumGradients(IDeviceAllReduce collective);
+    void AverageGradients(IDeviceCollective collective);
+
+    /// <summary>
+    /// Makes the parameter and gradient arenas' device memory hold at least <paramref name="elements"/> elements (the
+    /// ZeRO partitions padded to equal sizes, which NCCL's reduce-scatter and all-gather need), keeping their contents;
+    /// the padding starts at zero and no operation but the exchanges below reads it. Their lengths do not change.
+    /// Called once, before training: it may move the arenas.
+    /// </summary>
+    void PadForPartitions(long elements);
+
+    /// <summary>
+    /// ZeRO 1: partition <see cref="IDeviceCollective.Rank"/> of the gradient arena (elements [rank·P, rank·P + P),
+    /// P = <paramref name="partitionElements"/>) becomes its average over the ranks; the rest is left as it was.
+    /// </summary>
+    void ReduceScatterGradients(IDeviceCollective collective, long partitionElements);
+
+    /// <summary>ZeRO 1: every rank's partition of the parameter arena is copied to every rank, after each stepped its own.</summary>
+    void AllGatherParameters(IDeviceCollective collective, long partitionElements);
 }

@@ -27,15 +27,17 @@ public interface IFusedOptimizerOps
     bool SupportsFusedOptimizer(StorageType storage);
 
     /// <summary>
-    /// Creates the state from the parameter arena as it is now: the masters take its fp32 values unrounded, the moments
-    /// start at zero, and then the working parameters are rounded to <paramref name="storage"/> (round to nearest even,
-    /// as <see cref="StorageRounding"/> does). In fp32 the backend may use the parameter arena itself as the masters.
+    /// Creates the state for elements [<paramref name="start"/>, <paramref name="start"/> + <paramref name="length"/>)
+    /// of the parameter arena (this rank's ZeRO partition; the whole arena at stage 0) from the arena as it is now: the
+    /// masters take its fp32 values unrounded, the moments start at zero, and then the working parameters of that range
+    /// are rounded to <paramref name="storage"/> (round to nearest even, as <see cref="StorageRounding"/> does). In
+    /// fp32 the backend may use the parameter arena itself as the masters. Every other method works on this range.
     /// Calling it again starts over.
     /// </summary>
-    void CreateOptimizerState(StorageType storage);
+    void CreateOptimizerState(StorageType storage, long start, long length);
 
     /// <summary>
-    /// Inspects the gradient arena as accumulated by backward (still multiplied by the loss scale): first, where the
+    /// Inspects the state's range of the gradient arena as accumulated by backward (still multiplied by the loss scale): first, where the
     /// backend stores gradients wider than the storage type (the CPU's emulation of 16-bit storage), rounds them to it
     /// so that fp16 overflows to infinity as real 16-bit storage would; then reports inf/NaN (only when
     /// <paramref name="checkOverflow"/>) and Σ g² of the gradients as they are. The engine divides the norm by the loss
@@ -43,13 +45,13 @@ public interface IFusedOptimizerOps
     /// </summary>
     GradientMeasurement MeasureGradients(bool checkOverflow);
 
-    /// <summary>One Adam/AdamW update of every element from the gradient arena multiplied by <see cref="FusedAdamStep.GradientMultiplier"/>.</summary>
+    /// <summary>One Adam/AdamW update of the state's range from the gradient arena multiplied by <see cref="FusedAdamStep.GradientMultiplier"/>.</summary>
     void AdamStep(in FusedAdamStep step);
 
-    /// <summary>Copies the fp32 master weights out (checkpoints; every element of the parameter arena).</summary>
+    /// <summary>Copies the fp32 master weights of the state's range out (checkpoints).</summary>
     void ReadMasterWeights(Span<float> destination);
 
-    /// <summary>Replaces the fp32 master weights and refreshes the working parameters from them, rounded to the storage type.</summary>
+    /// <summary>Replaces the fp32 master weights and refreshes the working parameters of the range from them, rounded to the storage type.</summary>
     void WriteMasterWeights(ReadOnlySpan<float> source);
 
     /// <summary>Copies the first (exp_avg) and second (exp_avg_sq) moments out.</summary>

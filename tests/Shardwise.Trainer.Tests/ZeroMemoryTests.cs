@@ -5,6 +5,7 @@ using Shardwise.Distributed.InProcess;
 using Shardwise.Examples;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Trainer.Tests;
 
@@ -99,5 +100,32 @@ public sealed class MemoryPlanTests
             Assert.AreEqual(predicted, reports[rank], $"rank {rank}: predicted {predicted.Describe()} but the engine holds {reports[rank].Describe()}");
         }
         Console.WriteLine($"stage {stage}{(offload ? " + offload" : "")}, rank 0 of {ranks}: {reports[0].Describe()}");
+    }
+
+    /// <summary>
+    /// A GPU job over NCCL averages and gathers ZeRO-1 arenas in place (TrainingEngine, PadForPartitions): its plan holds
+    /// no host communication buffers, where the MPI job holds the padded layout and one partition; with offload the
+    /// exchange goes through the host either way.
+    /// </summary>
+    [TestMethod]
+    public void ZeroOneOverNcclPlansNoHostExchangeBuffers()
+    {
+        const int ranks = 3;
+        MemoryReport Plan(bool offload, bool nccl)
+        {
+            var config = DeepSpeedConfig.Parse($$"""
+                { "train_micro_batch_size_per_gpu": 2, "bf16": { "enabled": true },
+                  "zero_optimization": { "stage": 1, "offload_optimizer": { "device": "{{(offload ? "cpu" : "none")}}" } } }
+                """).Config;
+            return MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool,
+                config, ranks, rank: 0, workingBytes: 2, exchangesInDeviceMemory: nccl);
+        }
+
+        var map = new ShardMap(TinyGpt.ParameterLayout, ranks);
+        long exchange = (map.PaddedElements + map.PartitionElements) * sizeof(float);
+        Assert.AreEqual(exchange, Plan(offload: false, nccl: false).Buffers - Plan(offload: false, nccl: true).Buffers);
+        Assert.AreEqual(Plan(offload: true, nccl: false), Plan(offload: true, nccl: true), "offload exchanges through the host");
+        Assert.AreEqual(Plan(offload: false, nccl: false) with { Buffers = 0 }, Plan(offload: false, nccl: true) with { Buffers = 0 },
+            "only the buffers differ");
     }
 }

@@ -22,9 +22,11 @@ public static class PlanCommand
         log.WriteLine();
         int stage = config.ZeroOptimization.Stage;
         log.WriteLine($"memory of rank 0 for micro-batch {batch.MicroBatchPerGpu}, {storage}, {ranks} data-parallel rank(s), ZeRO stage {stage}:");
-        var device = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, storage.BytesPerElement());
+        // A GPU job takes NCCL where every rank has a GPU, which exchanges ZeRO 0/1 arenas in device memory.
+        var device = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0,
+            storage.BytesPerElement(), exchangesInDeviceMemory: true);
         var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
-        log.WriteLine($"  GPU (16-bit working copy where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
+        log.WriteLine($"  GPU over NCCL (16-bit where enabled):    {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"  CPU backend (computes in fp32):          {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         if (ranks > 1)
         {

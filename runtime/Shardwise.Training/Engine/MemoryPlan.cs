@@ -15,8 +15,12 @@ namespace Shardwise.Training.Engine;
 public static class MemoryPlan
 {
     /// <param name="workingBytes">Element size of working copies: 4 on the CPU backend, 2 on a GPU in fp16/bf16.</param>
+    /// <param name="exchangesInDeviceMemory">
+    /// A GPU job over NCCL (the default where every rank has a GPU): at ZeRO 0 and 1 the arenas are averaged and
+    /// gathered in place, so stage 1 holds no host communication buffers.
+    /// </param>
     public static MemoryReport Predict(ParameterLayout layout, ActivationPlan activations, GradientPool gradientPool, ParameterPool parameterPool,
-        DeepSpeedConfig config, int ranks, int rank, int workingBytes)
+        DeepSpeedConfig config, int ranks, int rank, int workingBytes, bool exchangesInDeviceMemory = false)
     {
         var zero = config.ZeroOptimization;
         var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
@@ -27,7 +31,8 @@ public static class MemoryPlan
         {
             var map = new ShardMap(layout, ranks);
             long owned = zero.Stage == 1 ? map.OwnedLength(rank) : layout.TotalElements;
-            long buffers = zero.Stage == 1 && ranks > 1 ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
+            bool hostExchange = zero.Stage == 1 && ranks > 1 && (!exchangesInDeviceMemory || offload);
+            long buffers = hostExchange ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers, masterInHost: offload);
         }

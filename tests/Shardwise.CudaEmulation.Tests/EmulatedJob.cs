@@ -22,7 +22,8 @@ internal sealed class EmulatedJob : IDisposable
     /// <summary>AdamW with decay and clipping (which acts on every step), two micro-batches of 2 per step, a CSV row per step.</summary>
     /// <param name="precision">null for fp32, else the config section to enable: "fp16" or "bf16".</param>
     /// <param name="precisionSettings">More keys of that section, as JSON members (the fp16 loss scaler's).</param>
-    public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "")
+    /// <param name="zeroSettings">More keys of zero_optimization, as JSON members (bucket sizes).</param>
+    public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "", string zeroSettings = "")
     {
         _model = model;
         _directory = Path.Combine(Path.GetTempPath(), $"shardwise-emulated-job-{model}-{Guid.NewGuid():N}");
@@ -36,7 +37,7 @@ internal sealed class EmulatedJob : IDisposable
         string precisionSection = precision is null ? "" : " \"" + precision + "\": { \"enabled\": true" + more + " },";
         File.WriteAllText(_config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, "gradient_clipping": 0.25,
-              "zero_optimization": { "stage": {{zeroStage}} },{{precisionSection}}
+              "zero_optimization": { "stage": {{zeroStage}}{{(zeroSettings.Length > 0 ? ", " + zeroSettings : "")}} },{{precisionSection}}
               "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
             """);
     }
@@ -70,6 +71,15 @@ internal sealed class EmulatedJob : IDisposable
         MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(3), arguments, environment);
         Assert.AreEqual(0, job.ExitCode, job.Output);
         return (output, job.Output);
+    }
+
+    /// <summary>The CLI's plan for <paramref name="ranks"/> data-parallel ranks (one process): its "memory of rank 0" lines.</summary>
+    public string Plan(int ranks)
+    {
+        MpiJob job = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+            ["cli", _model, "plan", "--config", _config, "--ranks", ranks.ToString(CultureInfo.InvariantCulture)]);
+        Assert.AreEqual(0, job.ExitCode, job.Output);
+        return job.Output;
     }
 
     /// <summary>Writes the full fp32 weights of a data-parallel run's last checkpoint (the CLI's consolidate, one process).</summary>

@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Pipeline.Tests;
 
@@ -14,7 +15,8 @@ namespace Shardwise.CudaEmulation.Tests;
 /// fake NCCL (SHARDWISE_COMMUNICATOR=nccl: StagedNcclCommunicator, each rank on its own emulated device, the ranks
 /// meeting through files) agree too; at ZeRO 0 they average the gradient arenas in device memory and run the fused
 /// optimizer step on every rank, at ZeRO 1 they reduce-scatter (average) the gradient arenas, step their own partition on the
-/// device and all-gather the parameter arenas.
+/// device and all-gather the parameter arenas, at ZeRO 2 they stage every slot's pieces in device buckets during backward
+/// and keep their partition's gradients, masters and moments on the device.
 /// </summary>
 [TestClass]
 public sealed class MultiRankTrainingTests
@@ -57,6 +59,7 @@ public sealed class MultiRankTrainingTests
     [DataRow(2)]
     [DataRow(0, "nccl")] // the 16-bit gradient arenas averaged in device memory (one more bf16 rounding), fused step
     [DataRow(1, "nccl")] // reduce-scattered in device memory, each rank's partition stepped there, parameters all-gathered
+    [DataRow(2, "nccl")] // slot pieces bucketed and reduce-scattered during backward on the device, partitions stepped there
     public void DataParallelBf16StorageOnTwoEmulatedDevicesFollowsTheCpuJob(int zeroStage, string communicator = "mpi")
     {
         const double oneBf16Rounding = 1.0 / 256;
@@ -97,15 +100,17 @@ public sealed class MultiRankTrainingTests
     /// did not, and the job skipped one step more.
     /// </summary>
     [TestMethod]
-    public void DataParallelFp16AtZeroOneOverTheEmulatedNcclSkipsTheStepsTheCpuJobSkips()
+    [DataRow(1)]
+    [DataRow(2)]
+    public void DataParallelFp16OverTheEmulatedNcclSkipsTheStepsTheCpuJobSkips(int zeroStage)
     {
         const double fewFp16Roundings = 4.0 / 2048;
-        using var job = new EmulatedJob("TwoBlockGpt", 1, "fp16", "\"initial_scale_power\": 18, \"hysteresis\": 1");
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "fp16", "\"initial_scale_power\": 18, \"hysteresis\": 1");
 
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var nccl = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl");
 
-        StringAssert.Contains(nccl.Output, DeviceStep(1, ranks: 2), nccl.Output);
+        StringAssert.Contains(nccl.Output, DeviceStep(zeroStage, ranks: 2), nccl.Output);
         string[] skipped = EmulatedJob.Column(cpu.Directory, "skipped_steps"), scales = EmulatedJob.Column(cpu.Directory, "loss_scale");
         Console.WriteLine($"CPU job: loss scales {string.Join(" ", scales)}; skipped steps {string.Join(" ", skipped)}");
         Assert.IsTrue(int.Parse(skipped[^1], CultureInfo.InvariantCulture) > 0, "the first steps must overflow fp16 and be skipped");
@@ -123,6 +128,7 @@ public sealed class MultiRankTrainingTests
     [TestMethod]
     [DataRow(0)]
     [DataRow(1)]
+    [DataRow(2)]
     public void DataParallelOverTheEmulatedNcclResumesIntoTheDeviceOptimizerState(int zeroStage)
     {
         using var job = new EmulatedJob("TwoBlockGpt", zeroStage);
@@ -160,6 +166,9 @@ public sealed class MultiRankTrainingTests
     [DataRow("TwoBlockGpt", 2, 0)] // data parallel at stage 0: the gradient arena averaged in device memory, fused step
     [DataRow("TwoBlockGpt", 2, 1)] // data parallel: the arenas reduce-scattered and all-gathered in place, the norm's all-reduce
     [DataRow("TwoBlockGpt", 3, 1)] // three partitions, the last one padded
+    [DataRow("TwoBlockGpt", 2, 2)] // ZeRO-2: slot pieces in device buckets during backward, the partition stepped there
+    [DataRow("TwoBlockGpt", 3, 2)] // three pieces per slot, short last pieces
+    [DataRow("PipelineGpt", 4, 2)] // stages × replicas at ZeRO-2: the model split moves the step back to the host
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
     public void RanksOverTheEmulatedNcclEqualTheCpuJob(string model, int ranks, int zeroStage)
@@ -171,15 +180,46 @@ public sealed class MultiRankTrainingTests
 
         // Every rank joined the world's NCCL communicator on its own device (the last rank on device ranks − 1).
         StringAssert.Contains(nccl.Output, $"rank {ranks - 1} nranks {ranks} cudaDev {ranks - 1} - Init COMPLETE", nccl.Output);
-        string step = zeroStage <= 1 && model == "TwoBlockGpt" ? DeviceStep(zeroStage, ranks) : "optimizer step: on the host";
+        string step = model == "TwoBlockGpt" ? DeviceStep(zeroStage, ranks) : "optimizer step: on the host";
         StringAssert.Contains(nccl.Output, step, nccl.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 
+    /// <summary>
+    /// ZeRO-2 on the device with buckets far smaller than the model (TwoBlockGpt's 1,624 parameters in buckets of 300
+    /// and 200 padded elements): many reductions per backward, buckets closed early by a slot that does not fit, slots
+    /// larger than a bucket going alone, and many gathers; the run still equals the CPU job's, which buckets the same way
+    /// through host memory. The job's memory line is the one `plan` predicts for a GPU job over NCCL.
+    /// </summary>
+    [TestMethod]
+    [DataRow(1)]
+    [DataRow(2)]
+    public void DeviceExchangesWithSmallBucketsEqualTheCpuJobAndTheirPlannedMemory(int zeroStage)
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: "\"reduce_bucket_size\": 300, \"allgather_bucket_size\": 200");
+
+        var cpu = job.Train("cpu", ranks: 3, Steps, device: "cpu");
+        var nccl = job.Train("nccl", ranks: 3, Steps, device: "cuda", communicator: "nccl");
+
+        StringAssert.Contains(nccl.Output, DeviceStep(zeroStage, ranks: 3), nccl.Output);
+        EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
+        Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
+
+        string plan = job.Plan(ranks: 3);
+        string planned = plan.Split('\n').Single(line => line.Contains("GPU over NCCL", StringComparison.Ordinal));
+        string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
+        Console.WriteLine($"planned: {planned.Trim()}\nheld:    {held}");
+        StringAssert.Contains(planned, held + "  total", "the plan's GPU line must be what rank 0 holds");
+    }
+
     /// <summary>How the trainer's log describes the device step of a data-parallel job over NCCL at ZeRO 0 or 1.</summary>
-    private static string DeviceStep(int zeroStage, int ranks) => zeroStage == 0
-        ? $"fused in the backend; gradients averaged over {ranks} ranks in device memory (NCCL)"
-        : $"gradients averaged by reduce-scatter and parameters all-gathered over {ranks} ranks in device memory (NCCL)";
+    private static string DeviceStep(int zeroStage, int ranks) => zeroStage switch
+    {
+        0 => $"fused in the backend; gradients averaged over {ranks} ranks in device memory (NCCL)",
+        1 => $"gradients averaged by reduce-scatter and parameters all-gathered over {ranks} ranks in device memory (NCCL)",
+        _ => $"gradients averaged by reduce-scatter during backward and parameters all-gathered over {ranks} ranks in device memory (NCCL)",
+    };
 }

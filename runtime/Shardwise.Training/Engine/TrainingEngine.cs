@@ -48,11 +48,12 @@ public sealed class TrainingEngine
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
     private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
     private readonly SlotSharding? _slots;          // stage 2: per-slot pieces; gradients streamed into _accumulator
-    private readonly GradientStreamer? _gradientStreamer; // stages 2–3: fills gradient buckets during backward
+    private GradientStreamer? _gradientStreamer;    // stages 2–3 on the host: fills gradient buckets during backward
+    private DeviceSlotSharding? _deviceSlots;       // stage 2 over NCCL: buckets, reductions and gathers on the device
     private readonly int[] _persistentSlots = Array.Empty<int>();   // stage 3: slots kept whole
     private readonly long[] _persistentOffsets = Array.Empty<long>(); // stage 3: where they live in the parameter arena
-    private readonly float[]? _accumulator;         // stage 2: this rank's reduced gradient pieces
-    private readonly float[]? _rounded;             // stages 2–3: 16-bit-rounded pieces (stage 3: the partitioned parameters)
+    private float[]? _accumulator;                  // stage 2 on the host: this rank's reduced gradient pieces
+    private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters)
     private readonly GradientStreamingOps<float>? _streamingOps;
     private readonly ParameterStreamer? _parameterStreamer;
     private readonly ILearningRateSchedule _schedule;
@@ -78,14 +79,22 @@ public sealed class TrainingEngine
             var streamingOps = program.Ops as GradientStreamingOps<float>
                 ?? throw new InvalidOperationException("ZeRO-2/3 stream gradients: build the program over TrainingEngine.CreateBackend(config, ...)");
             _streamingOps = streamingOps;
-            _master = new float[slots.OwnedLength];
-            slots.ExtractOwned(program.Parameters, _master);
-            StorageRounding.RoundInPlace(program.Parameters, Storage);
-            _accumulator = new float[slots.OwnedLength];
-            _rounded = new float[slots.OwnedLength];
-            StorageRounding.Round(_master, _rounded, Storage);
-            _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
-            program.GradientListener = _gradientStreamer;
+            if (config.ZeroOptimization.Stage == 2 && DeviceSlotExchangeFor(streamingOps, config, sharding, Storage) is { } exchange)
+            {
+                // The partition's masters are this rank's pieces of the initial parameters, unrounded; the backend keeps
+                // them with the moments, the partition's gradients and its working copy.
+                var masters = new float[slots.OwnedLength];
+                slots.ExtractOwned(program.Parameters, masters);
+                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective);
+                exchange.Device.CreateSlotExchange(Storage, _deviceSlots.StagingElements, masters);
+                _fused = (IFusedOptimizerOps)exchange.Device;
+                _deviceCollective = exchange.Collective;
+                program.GradientListener = _deviceSlots;
+            }
+            else
+            {
+                StartHostStreaming(slots, streamingOps, masters: null);
+            }
             if (config.ZeroOptimization.Stage == 3)
             {
                 // From here on no rank holds the full parameters: the initial full buffer is dropped for the pool.
@@ -99,7 +108,7 @@ public sealed class TrainingEngine
                 _persistentOffsets = new long[persistent.Count];
                 for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
-                _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded, streamingOps.ParameterPlan!,
+                _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded!, streamingOps.ParameterPlan!,
                     PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
                 program.ParameterListener = _parameterStreamer;
             }
@@ -192,6 +201,40 @@ public sealed class TrainingEngine
             : null;
 
     /// <summary>
+    /// ZeRO-2 on the device: the backend under the streaming decorator keeps the partition and the fused step
+    /// (<see cref="IDeviceSlotExchangeOps"/>), the data-parallel communicator is a device collective on its GPU, several
+    /// ranks, no offload. Null otherwise: stage 2 then streams through host memory.
+    /// </summary>
+    private static (IDeviceSlotExchangeOps Device, IDeviceCollective Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
+        DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
+        => ops.Inner is IDeviceSlotExchangeOps device and IFusedOptimizerOps fused && fused.SupportsFusedOptimizer(storage)
+           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && sharding.Communicator.Size > 1
+           && sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective)
+            ? (device, collective)
+            : null;
+
+    /// <summary>
+    /// Stages 2–3 through host memory: fp32 masters of this rank's pieces (taken from the parameters, or
+    /// <paramref name="masters"/>), the reduced-gradient accumulator, the rounded pieces, and the listener that streams
+    /// every final slot gradient into the accumulator.
+    /// </summary>
+    private void StartHostStreaming(SlotSharding slots, GradientStreamingOps<float> streamingOps, float[]? masters)
+    {
+        if (masters is null)
+        {
+            masters = new float[slots.OwnedLength];
+            slots.ExtractOwned(_program.Parameters, masters);
+            StorageRounding.RoundInPlace(_program.Parameters, Storage);
+        }
+        _master = masters;
+        _accumulator = new float[slots.OwnedLength];
+        _rounded = new float[slots.OwnedLength];
+        StorageRounding.Round(_master, _rounded, Storage);
+        _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
+        _program.GradientListener = _gradientStreamer;
+    }
+
+    /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
     /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
     /// </summary>
@@ -212,11 +255,14 @@ public sealed class TrainingEngine
     public bool GradientsReducedOnDevice => _fused is not null && _deviceCollective is not null;
 
     /// <summary>ZeRO 1 on the device: gradients reduce-scattered, this rank's partition stepped, parameters all-gathered.</summary>
-    private bool PartitionsOnDevice => GradientsReducedOnDevice && _sharding.Partitioned;
+    private bool PartitionsOnDevice => GradientsReducedOnDevice && _sharding.Stage == 1;
 
     /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
     public string DescribeOptimizerStep() =>
-        PartitionsOnDevice
+        _deviceSlots is not null && _fused is not null
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fused in the backend on this rank's ZeRO-2 pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
+        : PartitionsOnDevice
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
@@ -244,7 +290,9 @@ public sealed class TrainingEngine
     private void RefreshPersistentParameters() => _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
 
     /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
-    public (int ReduceBuckets, int GatherBuckets) SlotCollectives => _slots is null ? (0, 0) : (_slots.ReduceBuckets, _slots.GatherBuckets);
+    public (int ReduceBuckets, int GatherBuckets) SlotCollectives =>
+        _deviceSlots is not null ? (_deviceSlots.ReduceBuckets, _deviceSlots.GatherBuckets)
+        : _slots is null ? (0, 0) : (_slots.ReduceBuckets, _slots.GatherBuckets);
 
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
@@ -358,21 +406,36 @@ public sealed class TrainingEngine
     {
         get
         {
-            if (_fused is null || Storage == StorageType.Float32) return _master ?? _sharding.Owned(_program.Parameters);
-            _master ??= new float[_sharding.OwnedLength];
+            // fp32 at stages 0–1: the parameter arena is the master copy (of this rank's flat partition).
+            if (_fused is null || (Storage == StorageType.Float32 && _deviceSlots is null)) return _master ?? _sharding.Owned(_program.Parameters);
+            _master ??= new float[OwnedElements];
             _fused.ReadMasterWeights(_master);
             _hostMasterIsCurrent = true;
             return _master;
         }
     }
 
-    public MemoryReport Memory => MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: WorkingElementBytes(_program.Ops),
+    public MemoryReport Memory => _deviceSlots is not null ? DeviceSlotMemory() : MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: WorkingElementBytes(_program.Ops),
         ownedElements: OwnedElements,
         bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
                      + (_parameterStreamer?.StagingBytes ?? 0),
         masterInHost: OffloadOptimizer || _slots is not null,
         gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
         parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);
+
+    /// <summary>
+    /// ZeRO-2 on the device: the gradient pool and the partition's gradients, the full parameters and the partition's
+    /// working copy, all at the backend's element size, and the bucket staging; masters and moments of the partition.
+    /// </summary>
+    private MemoryReport DeviceSlotMemory()
+    {
+        int width = WorkingElementBytes(_program.Ops);
+        long owned = OwnedElements;
+        return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
+            bufferBytes: _deviceSlots!.StagingElements * width,
+            gradientBytes: (_streamingOps!.PoolElements + owned) * width,
+            parameterBytes: (_program.Layout.TotalElements + owned) * width);
+    }
 
     /// <summary>
     /// Bytes per element of the backend's parameter and gradient arenas: 2 for a CUDA backend storing fp16/bf16, else 4
@@ -397,6 +460,7 @@ public sealed class TrainingEngine
             // Stages 2–3: the last gradient bucket is partial; every rank reduces it here, so each micro-batch's
             // gradients are in the accumulator when Backward returns.
             _gradientStreamer?.EndBackward();
+            _deviceSlots?.FlushReductions();
             return;
         }
         _overlap.Begin(_program.Layout.TotalElements);
@@ -421,6 +485,7 @@ public sealed class TrainingEngine
         MicroStep++;
         if (!boundary) return StepOutcome.Accumulated;
 
+        if (_deviceSlots is not null) return StepDeviceSlots(_fused!, _deviceSlots);
         if (_slots is not null) return StepStreamed();
         if (_fused is not null) return StepFused(_fused);
 
@@ -531,6 +596,19 @@ public sealed class TrainingEngine
     private void LeaveFusedOptimizer()
     {
         if (_fused is null) return;
+        if (_deviceSlots is not null)
+        {
+            // ZeRO-2 goes back to streaming through host memory (between accumulation windows: the partition's
+            // gradients are zero then).
+            var masters = new float[OwnedElements];
+            _fused.ReadMasterWeights(masters);
+            _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+            _fused.ReleaseOptimizerState();
+            _fused = null;
+            _deviceSlots = null;
+            StartHostStreaming(_slots!, _streamingOps!, masters);
+            return;
+        }
         if (Storage != StorageType.Float32)
         {
             _master ??= new float[_sharding.OwnedLength];
@@ -540,6 +618,37 @@ public sealed class TrainingEngine
         _fused.ReleaseOptimizerState();
         _fused = null;
         _sharding.ExchangesInDeviceMemory = false; // the host step exchanges through ZeroSharding's buffers
+    }
+
+    /// <summary>
+    /// The boundary step of ZeRO-2 on the device: the partition's gradients were averaged during backward; the backend
+    /// measures them, the engine decides as in <see cref="Step"/> (the ranks agree on the fp16 overflow flag and sum
+    /// Σg²), the backend steps the partition, and every slot is all-gathered from its owners.
+    /// </summary>
+    private StepOutcome StepDeviceSlots(IFusedOptimizerOps fused, DeviceSlotSharding slots)
+    {
+        var device = (IDeviceSlotExchangeOps)fused;
+        bool fp16 = Storage == StorageType.Float16;
+        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
+        bool overflow = fp16 && _sharding.AnyRank(measured.Overflow);
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            device.ZeroPartitionGradients();
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double combined = UnscaleAndClipDivisor(scale, RankAgreement.Sum(_sharding.Communicator, measured.ScaledSumOfSquares));
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        slots.GatherParameters();
+        _hostMasterIsCurrent = false;
+        device.ZeroPartitionGradients();
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
     }
 
     /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
@@ -586,6 +695,11 @@ public sealed class TrainingEngine
     /// </summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
     {
+        if (_slots is not null && _fused is not null)
+        {
+            var (pieceExpAvg, pieceExpAvgSq) = ReadFusedMoments(_fused);
+            return (_slots.GatherFull(MasterWeights), _slots.GatherFull(pieceExpAvg), _slots.GatherFull(pieceExpAvgSq));
+        }
         if (_slots is not null)
             return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
         if (_fused is not null)
@@ -602,9 +716,21 @@ public sealed class TrainingEngine
         if (_fused is not null)
         {
             // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
-            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-            _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
-            _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
+            if (_slots is not null)
+            {
+                var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
+                _slots.ExtractOwned(master, ownedMaster);
+                _slots.ExtractOwned(expAvg, ownedExpAvg);
+                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
+                _fused.WriteMoments(ownedExpAvg, ownedExpAvgSq);
+                _fused.WriteMasterWeights(ownedMaster); // refreshes the partition's working copy
+            }
+            else
+            {
+                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+                _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
+                _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
+            }
             _hostMasterIsCurrent = false;
             Optimizer.State.Step = adamStep;
             GatherPartitionsOnDevice();
@@ -643,7 +769,7 @@ public sealed class TrainingEngine
     {
         if (_fused is not null)
         {
-            if (Storage != StorageType.Float32 && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
+            if ((Storage != StorageType.Float32 || _deviceSlots is not null) && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
             GatherPartitionsOnDevice();
             return;
         }
@@ -658,9 +784,10 @@ public sealed class TrainingEngine
         _sharding.GatherParameters(_program.Parameters);
     }
 
-    /// <summary>ZeRO 1 on the device: every rank's partition of the working parameters goes to every rank.</summary>
+    /// <summary>ZeRO 1 and 2 on the device: every rank's partition of the working parameters goes to every rank.</summary>
     private void GatherPartitionsOnDevice()
     {
-        if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
+        if (_deviceSlots is not null) _deviceSlots.GatherParameters();
+        else if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
     }
 }

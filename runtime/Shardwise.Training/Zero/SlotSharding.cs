@@ -103,6 +103,10 @@ public sealed class SlotSharding
         return (stride * ranks + stride + slot) * sizeof(float);
     }
 
+    /// <summary>Elements of a staging buffer of one segment per rank (for plans; ZeRO-2 on the device holds one).</summary>
+    public static long StagingElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements)
+        => SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements))) * ranks;
+
     /// <summary>
     /// The most one rank's segment of a bucket can hold: a bucket closes once it reaches its size, so several slots
     /// share at most ⌊bucket / N⌋ per rank, and a slot larger than that goes alone; never more than the whole model.
@@ -139,6 +143,18 @@ public sealed class SlotSharding
 
     /// <summary>Slots whose gradient waits in the bucket for the next reduce-scatter.</summary>
     public int PendingSlots => _pending.Count;
+
+    /// <summary>Where this rank's piece of <paramref name="slot"/> starts in its owned buffer.</summary>
+    public long OwnedOffset(int slot) => _ownedOffset[slot];
+
+    /// <summary>Elements of this rank's piece of <paramref name="slot"/> (short or 0 at the end of the slot).</summary>
+    public long OwnedPieceLength(int slot) => _ownedLength[slot];
+
+    /// <summary>Elements one rank's segment of a bucket can hold (a staging buffer holds one per rank).</summary>
+    public long SegmentElements => _stride;
+
+    /// <summary>zero_optimization.reduce_bucket_size and allgather_bucket_size, in padded elements.</summary>
+    public (long Reduce, long Gather) BucketElements => (_reduceBucket, _gatherBucket);
 
     /// <summary>This rank's piece of <paramref name="slot"/> within an owned buffer (empty when the slot ends before it).</summary>
     public Span<float> OwnedPiece(Span<float> owned, int slot) => owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);

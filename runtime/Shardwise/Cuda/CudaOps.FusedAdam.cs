@@ -21,6 +21,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
     private int fusedNormBlocks;
     private long fusedStart, fusedLength;   // the range of the parameter and gradient arenas the state covers
+    private bool fusedOnPartition;          // ZeRO-2: the state covers the partition buffers instead (CudaOps.SlotExchange.cs)
     private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
 
     /// <summary>
@@ -38,17 +39,24 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         DeviceArena parameters = Arena(Ops.Arena.Parameters);
         if (start < 0 || length < 0 || start + length > parameters.Length)
             throw new ArgumentOutOfRangeException(nameof(length), $"CudaOps optimizer state: [{start}, {start + length}) is not within the parameter arena's {parameters.Length} elements");
-        (fusedStart, fusedLength) = (start, length);
-        long bytes = Math.Max(1, length) * sizeof(float);
-        if (storage != StorageType.Float32)
-        {
-            // 16-bit arenas: the masters are the fp32 values the parameters were initialised with. View returns the host
-            // mirror unrounded while it is the newer copy (the engine has just written it), and the arena widened
-            // otherwise; the next operation rounds the mirror into the arena.
-            fusedMasters = allocations.Allocate(context, bytes);
-            if (length > 0) fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)).Slice(checked((int)start), checked((int)length)));
-        }
+        AllocateFusedState(start, length, onPartition: false);
+        // 16-bit arenas: the masters are the fp32 values the parameters were initialised with. View returns the host
+        // mirror unrounded while it is the newer copy (the engine has just written it), and the arena widened
+        // otherwise; the next operation rounds the mirror into the arena.
+        if (fusedMasters is not null && length > 0)
+            fusedMasters.Upload<float>(parameters.View(nameof(Ops.Arena.Parameters)).Slice(checked((int)start), checked((int)length)));
+    }
 
+    /// <summary>
+    /// The moments (zero), the measurement buffer, the fp32 masters for 16-bit storage (not yet filled) and the kernels,
+    /// for <paramref name="length"/> elements of the arenas from <paramref name="start"/>, or of the ZeRO-2 partition
+    /// buffers (<paramref name="onPartition"/>).
+    /// </summary>
+    private void AllocateFusedState(long start, long length, bool onPartition)
+    {
+        (fusedStart, fusedLength, fusedOnPartition) = (start, length, onPartition);
+        long bytes = Math.Max(1, length) * sizeof(float);
+        if (Storage != StorageType.Float32) fusedMasters = allocations.Allocate(context, bytes);
         Begin();
         fusedExpAvg = allocations.Allocate(context, bytes);
         fusedExpAvgSq = allocations.Allocate(context, bytes);
@@ -61,13 +69,21 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         adamKernel = kernels[$"adamw_step_{StorageSuffix}"];
     }
 
+    /// <summary>
+    /// Where the state's gradients and working copy live: the arenas from <see cref="fusedStart"/>, or the ZeRO-2
+    /// partition buffers from 0.
+    /// </summary>
+    private (DeviceArena Gradients, DeviceArena Parameters, long Start) FusedTarget() => fusedOnPartition
+        ? (partitionGradients!, partitionParameters!, 0)
+        : (Arena(Ops.Arena.Gradients), Arena(Ops.Arena.Parameters), fusedStart);
+
     public GradientMeasurement MeasureGradients(bool checkOverflow)
     {
         DeviceMemory measurement = RequireFusedState();
         Begin();
-        DeviceArena gradients = Arena(Ops.Arena.Gradients);
+        var (gradients, _, start) = FusedTarget();
         if (fusedLength == 0) return new GradientMeasurement(false, 0);
-        ulong address = gradients.Address(fusedStart), total = measurement.Pointer, flag = total + sizeof(float);
+        ulong address = gradients.Address(start), total = measurement.Pointer, flag = total + sizeof(float);
         ulong partials = total + 2 * sizeof(float);
         measurement.Zero(sizeof(float), sizeof(int));
         if (checkOverflow)
@@ -89,16 +105,16 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         RequireFusedState();
         Begin();
-        DeviceArena parameters = Arena(Ops.Arena.Parameters), gradients = Arena(Ops.Arena.Gradients);
+        var (gradients, parameters, start) = FusedTarget();
         if (fusedLength == 0) return;
-        ulong master = fusedMasters?.Pointer ?? parameters.Address(fusedStart);
-        ulong working = fusedMasters is null ? 0UL : parameters.Address(fusedStart); // null pointer: no rounded copy to write
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
         // One thread per group of 4 elements (SW_ADAMW_VECTOR: float4 master/m/v, 4-element gradient and working copy);
         // the state buffers are allocations and a ZeRO partition starts at a multiple of 16 elements, so the vector
         // path is the one taken.
         adamKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
             CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(fusedStart), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, fusedLength,
+            master, gradients.Address(start), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, fusedLength,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,
             step.WeightDecay, step.AdamWMode ? 1 : 0, step.InverseBiasCorrection1, step.InverseBiasCorrection2,
             step.GradientMultiplier, KernelArgument.Null);
@@ -110,7 +126,11 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         EnsureCurrent();
         RequireFusedLength(destination.Length, fusedLength, "master weights");
         if (fusedMasters is not null) fusedMasters.Download(destination);
-        else Arena(Ops.Arena.Parameters).Download(destination, fusedStart);
+        else
+        {
+            var (_, parameters, start) = FusedTarget();
+            parameters.Download(destination, start);
+        }
     }
 
     public void WriteMasterWeights(ReadOnlySpan<float> source)
@@ -119,7 +139,9 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         RequireFusedLength(source.Length, fusedLength, "master weights");
         EnsureCurrent();
         if (fusedMasters is not null && source.Length > 0) fusedMasters.Upload(source);
-        Load(source, new Slice(Ops.Arena.Parameters, fusedStart, source.Length)); // the working copy, rounded to the arena's type
+        // The working copy, rounded to the arena's type.
+        if (fusedOnPartition) partitionParameters!.Upload(source, 0);
+        else Load(source, new Slice(Ops.Arena.Parameters, fusedStart, source.Length));
     }
 
     public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq)
@@ -157,6 +179,8 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     {
         foreach (DeviceMemory? memory in new[] { fusedMasters, fusedExpAvg, fusedExpAvgSq, fusedMeasurement }) memory?.Dispose();
         fusedMasters = fusedExpAvg = fusedExpAvgSq = fusedMeasurement = null;
+        DisposeSlotExchange(); // ZeRO-2's partition buffers belong to its state
+        fusedOnPartition = false;
     }
 
     private DeviceMemory RequireFusedState() =>

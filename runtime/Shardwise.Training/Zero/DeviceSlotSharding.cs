@@ -1,0 +1,127 @@
+using System;
+using System.Collections.Generic;
+using Shardwise.Ops;
+using Shardwise.Plans;
+
+namespace Shardwise.Training.Zero;
+
+/// <summary>
+/// ZeRO-2 with the ranks' arenas on GPUs and a device collective (NCCL): <see cref="SlotSharding"/>'s buckets, pieces
+/// and partition, with every copy and collective on the device (<see cref="IDeviceSlotExchangeOps"/>), so no gradient
+/// or parameter crosses the bus.
+/// <list type="bullet">
+/// <item>Backward: when a slot's gradient is final its pieces are staged rank-major (segment r, after the pieces already
+/// there) and its pool region is cleared for reuse; once reduce_bucket_size padded elements wait, the staging is
+/// averaged by an in-place reduce-scatter and this rank's pieces are added to its partition's gradients.</item>
+/// <item>After the optimizer step (the backend's fused AdamW over the partition): slots are all-gathered in buckets of
+/// allgather_bucket_size from every rank's working copy into the parameter arena.</item>
+/// </list>
+/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/>. A reduction moves one whole segment per rank
+/// (the bucket's pieces stay where they were staged, so a bucket closed early also sends the rest of its segment); a
+/// gather moves just its pieces.
+/// </summary>
+public sealed class DeviceSlotSharding : IGradientListener
+{
+    private readonly SlotSharding _slots;
+    private readonly GradientStreamingOps<float> _ops;
+    private readonly IDeviceSlotExchangeOps _device;
+    private readonly IDeviceCollective _collective;
+    private readonly List<int> _pending = new(); // slots staged since the last reduction, in arrival order
+    private readonly int[] _allSlots;
+    private long _pendingSegment;               // Σ pieces of the pending slots: where the next one goes in each segment
+
+    public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective collective)
+    {
+        if (collective.Size != slots.Communicator.Size || collective.Rank != slots.Communicator.Rank)
+            throw new ArgumentException($"the device collective is rank {collective.Rank} of {collective.Size}, the partition rank {slots.Communicator.Rank} of {slots.Communicator.Size}");
+        _slots = slots;
+        _ops = ops;
+        _device = device;
+        _collective = collective;
+        _allSlots = new int[slots.Layout.Slots.Count];
+        for (int i = 0; i < _allSlots.Length; i++) _allSlots[i] = i;
+    }
+
+    /// <summary>Elements of the staging buffer the backend must hold.</summary>
+    public long StagingElements => _slots.SegmentElements * _collective.Size;
+
+    /// <summary>Gradient reductions (one collective each) and parameter gathers run so far.</summary>
+    public int ReduceBuckets { get; private set; }
+
+    public int GatherBuckets { get; private set; }
+
+    public void GradientsReady(long fromOffset)
+    {
+        // ZeRO-2 reduces per slot (GradientFinal).
+    }
+
+    public void GradientFinal(int slot)
+    {
+        long chunk = _slots.PieceLength(slot);
+        if (_pending.Count > 0 && (_pendingSegment + chunk) * _collective.Size > _slots.BucketElements.Reduce) FlushReductions();
+        Slice gradient = _ops.PoolSlice(_slots.Layout.Slots[slot]);
+        _device.StagePieces(gradient, chunk, _slots.SegmentElements, _pendingSegment);
+        _ops.Inner.Zero(gradient); // the pool region serves the next slot or micro-batch
+        _pending.Add(slot);
+        _pendingSegment += chunk;
+        if (_pendingSegment * _collective.Size >= _slots.BucketElements.Reduce) FlushReductions();
+    }
+
+    /// <summary>Reduces the slots still staged (the end of every backward, on every rank).</summary>
+    public void FlushReductions()
+    {
+        if (_pending.Count == 0) return;
+        long segment = _slots.SegmentElements;
+        _device.ReduceScatterStaging(_collective, segment);
+        ReduceBuckets++;
+        long at = _collective.Rank * segment;
+        foreach (int slot in _pending)
+        {
+            _device.AccumulateStaged(at, _slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot));
+            at += _slots.PieceLength(slot);
+        }
+        _pending.Clear();
+        _pendingSegment = 0;
+    }
+
+    /// <summary>
+    /// Gives every rank the full parameters from every rank's partition working copy, in buckets of consecutive slots
+    /// (as <see cref="SlotSharding.GatherSlots"/> groups them). Not while gradients are staged.
+    /// </summary>
+    public void GatherParameters()
+    {
+        if (_pending.Count > 0)
+            throw new InvalidOperationException("parameters are gathered while gradients are staged: FlushReductions must end every backward");
+        int ranks = _collective.Size;
+        long bucket = _slots.BucketElements.Gather, capacity = _slots.SegmentElements;
+        var layout = _slots.Layout;
+        for (int first = 0; first < _allSlots.Length;)
+        {
+            int end = first;
+            long segment = 0;
+            do
+            {
+                segment += _slots.PieceLength(end);
+                end++;
+            } while (end < _allSlots.Length && segment * ranks < bucket && (segment + _slots.PieceLength(end)) * ranks <= bucket
+                     && segment + _slots.PieceLength(end) <= capacity);
+
+            long at = _collective.Rank * segment;
+            for (int slot = first; slot < end; slot++)
+            {
+                _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), at);
+                at += _slots.PieceLength(slot);
+            }
+            _device.AllGatherStaging(_collective, segment);
+            GatherBuckets++;
+            at = 0;
+            for (int slot = first; slot < end; slot++)
+            {
+                ParameterSlot s = layout.Slots[slot];
+                _device.UnstagePieces(new Slice(Arena.Parameters, s.Offset, s.Length), _slots.PieceLength(slot), segment, at);
+                at += _slots.PieceLength(slot);
+            }
+            first = end;
+        }
+    }
+}

@@ -36,7 +36,7 @@ public enum StepOutcome
 /// schedule and the step count on the host, with the same arithmetic as its own step.
 /// </para>
 /// </summary>
-public sealed class TrainingEngine
+public sealed partial class TrainingEngine
 {
     private readonly CompiledLanguageModel<float> _program;
     private readonly ZeroSharding _sharding;
@@ -183,80 +183,6 @@ public sealed class TrainingEngine
         };
     }
 
-    /// <summary>
-    /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 or 1 on
-    /// one data-parallel rank, or on several whose communicator works in device memory on the backend's GPU
-    /// (<see cref="DeviceCollectiveFor"/>: stage 0 sums the gradient arena there, stage 1 reduce-scatters it and
-    /// all-gathers the parameters, each rank stepping its partition), without offload, at a storage type the backend
-    /// supports. Other multi-rank jobs take the host step because ZeroSharding exchanges through host spans (the
-    /// exchange would move the whole arenas anyway), and ZeRO stages 2–3 because their gradients and parameters stream
-    /// through per-slot pools the backend does not hold. A model split over ranks leaves the fused step when
-    /// <see cref="ModelParallel"/> is set.
-    /// </summary>
-    private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1
-           && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
-           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
-            ? fused
-            : null;
-
-    /// <summary>
-    /// ZeRO-2 on the device: the backend under the streaming decorator keeps the partition and the fused step
-    /// (<see cref="IDeviceSlotExchangeOps"/>), the data-parallel communicator is a device collective on its GPU, several
-    /// ranks, no offload. Null otherwise: stage 2 then streams through host memory.
-    /// </summary>
-    private static (IDeviceSlotExchangeOps Device, IDeviceCollective Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
-        DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => ops.Inner is IDeviceSlotExchangeOps device and IFusedOptimizerOps fused && fused.SupportsFusedOptimizer(storage)
-           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && sharding.Communicator.Size > 1
-           && sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective)
-            ? (device, collective)
-            : null;
-
-    /// <summary>
-    /// Stages 2–3 through host memory: fp32 masters of this rank's pieces (taken from the parameters, or
-    /// <paramref name="masters"/>), the reduced-gradient accumulator, the rounded pieces, and the listener that streams
-    /// every final slot gradient into the accumulator.
-    /// </summary>
-    private void StartHostStreaming(SlotSharding slots, GradientStreamingOps<float> streamingOps, float[]? masters)
-    {
-        if (masters is null)
-        {
-            masters = new float[slots.OwnedLength];
-            slots.ExtractOwned(_program.Parameters, masters);
-            StorageRounding.RoundInPlace(_program.Parameters, Storage);
-        }
-        _master = masters;
-        _accumulator = new float[slots.OwnedLength];
-        _rounded = new float[slots.OwnedLength];
-        StorageRounding.Round(_master, _rounded, Storage);
-        _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
-        _program.GradientListener = _gradientStreamer;
-    }
-
-    /// <summary>
-    /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
-    /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
-    /// </summary>
-    private static IDeviceCollective? DeviceCollectiveFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
-        => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceCollective collective
-           && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective)
-            ? collective
-            : null;
-
-    /// <summary>
-    /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
-    /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
-    /// ranks. The results equal the host step's (bit for bit on the CPU reference, <see cref="FusedAdamReference"/>).
-    /// </summary>
-    public bool FusedOptimizer => _fused is not null;
-
-    /// <summary>True while several ranks reduce their gradients in device memory before the fused step (<see cref="FusedOptimizer"/>).</summary>
-    public bool GradientsReducedOnDevice => _fused is not null && _deviceCollective is not null;
-
-    /// <summary>ZeRO 1 on the device: gradients reduce-scattered, this rank's partition stepped, parameters all-gathered.</summary>
-    private bool PartitionsOnDevice => GradientsReducedOnDevice && _sharding.Stage == 1;
-
     /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
     public string DescribeOptimizerStep() =>
         _deviceSlots is not null && _fused is not null
@@ -270,59 +196,11 @@ public sealed class TrainingEngine
         : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory"
         : "on the host";
 
-    /// <summary>
-    /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole
-    /// and the staging together stay within stage3_max_live_parameters, and never larger than the model.
-    /// </summary>
-    internal static long PrefetchElements(ZeroOptimizationConfig zero, long parameterArenaElements, long modelElements)
-        => Math.Max(0, Math.Min(Math.Min(zero.Stage3PrefetchBucketSize, modelElements), zero.Stage3MaxLiveParameters - parameterArenaElements));
-
-    /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
-    public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
-
-    /// <summary>ZeRO-3: parameter requests the program made so far (each served by one gather, ahead or on demand).</summary>
-    public int ParameterRequests => _parameterStreamer?.Gathers ?? 0;
-
-    /// <summary>
-    /// ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces, in
-    /// buckets of allgather_bucket_size elements.
-    /// </summary>
-    private void RefreshPersistentParameters() => _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
-
-    /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
-    public (int ReduceBuckets, int GatherBuckets) SlotCollectives =>
-        _deviceSlots is not null ? (_deviceSlots.ReduceBuckets, _deviceSlots.GatherBuckets)
-        : _slots is null ? (0, 0) : (_slots.ReduceBuckets, _slots.GatherBuckets);
-
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
 
     /// <summary>How this rank's partition maps onto the layout; null when every rank holds everything (stage 0).</summary>
     public PartitionScheme? Scheme => _slots is not null ? PartitionScheme.Slots : _sharding.Partitioned ? PartitionScheme.Flat : null;
-
-    /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
-    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState()
-    {
-        if (_fused is not null)
-        {
-            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
-            return (MasterWeights.ToArray(), expAvg, expAvgSq);
-        }
-        return (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
-    }
-
-    /// <summary>
-    /// Fused step: the backend's moments, read into new arrays. <see cref="Optimizer"/>'s host moment arrays are left
-    /// alone, so on this path they are never allocated (see <see cref="AdamState"/>): a checkpoint's copy is garbage
-    /// once written.
-    /// </summary>
-    private (float[] ExpAvg, float[] ExpAvgSq) ReadFusedMoments(IFusedOptimizerOps fused)
-    {
-        var expAvg = new float[Optimizer.State.Length];
-        var expAvgSq = new float[Optimizer.State.Length];
-        fused.ReadMoments(expAvg, expAvgSq);
-        return (expAvg, expAvgSq);
-    }
 
     /// <summary>Elements of this rank's optimizer partition.</summary>
     public long OwnedElements => _slots?.OwnedLength ?? _sharding.OwnedLength;
@@ -397,24 +275,6 @@ public sealed class TrainingEngine
 
     public bool IsGradientAccumulationBoundary => (MicroStep + 1) % Batch.GradientAccumulationSteps == 0;
 
-    /// <summary>
-    /// This rank's fp32 master weights: its ZeRO partition, or everything at stage 0. With the fused step in 16-bit
-    /// storage this is a host copy read from the backend now; write into it, then call <see cref="SyncWorkingParameters"/>
-    /// before the next step, to change the masters.
-    /// </summary>
-    public Span<float> MasterWeights
-    {
-        get
-        {
-            // fp32 at stages 0–1: the parameter arena is the master copy (of this rank's flat partition).
-            if (_fused is null || (Storage == StorageType.Float32 && _deviceSlots is null)) return _master ?? _sharding.Owned(_program.Parameters);
-            _master ??= new float[OwnedElements];
-            _fused.ReadMasterWeights(_master);
-            _hostMasterIsCurrent = true;
-            return _master;
-        }
-    }
-
     public MemoryReport Memory => _deviceSlots is not null ? DeviceSlotMemory() : MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: WorkingElementBytes(_program.Ops),
         ownedElements: OwnedElements,
         bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
@@ -422,20 +282,6 @@ public sealed class TrainingEngine
         masterInHost: OffloadOptimizer || _slots is not null,
         gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
         parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);
-
-    /// <summary>
-    /// ZeRO-2 on the device: the gradient pool and the partition's gradients, the full parameters and the partition's
-    /// working copy, all at the backend's element size, and the bucket staging; masters and moments of the partition.
-    /// </summary>
-    private MemoryReport DeviceSlotMemory()
-    {
-        int width = WorkingElementBytes(_program.Ops);
-        long owned = OwnedElements;
-        return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
-            bufferBytes: _deviceSlots!.StagingElements * width,
-            gradientBytes: (_streamingOps!.PoolElements + owned) * width,
-            parameterBytes: (_program.Layout.TotalElements + owned) * width);
-    }
 
     /// <summary>
     /// Bytes per element of the backend's parameter and gradient arenas: 2 for a CUDA backend storing fp16/bf16, else 4
@@ -527,45 +373,6 @@ public sealed class TrainingEngine
     }
 
     /// <summary>
-    /// The boundary step of the fused path: the backend measures the gradients (one small readback), the engine decides
-    /// as in <see cref="Step"/>, and the backend updates. One rank, or several exchanging in device memory (see
-    /// <see cref="FusedOptimizerFor"/>).
-    /// </summary>
-    private StepOutcome StepFused(IFusedOptimizerOps fused)
-    {
-        // Several ranks: the gradients are averaged on the device, over the whole arena (ZeRO 0) or into this rank's
-        // partition (ZeRO 1), as the host path averages them.
-        var deviceOps = (IDeviceGradientOps?)(_deviceCollective is null ? null : _program.Ops);
-        if (_deviceCollective is not null)
-        {
-            if (PartitionsOnDevice) deviceOps!.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
-            else deviceOps!.AverageGradients(_deviceCollective);
-        }
-        bool fp16 = Storage == StorageType.Float16;
-        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
-        // Averaged whole on the device, every rank measures the same bits, so no flag is exchanged; a partition's flag is
-        // (only fp16 checks, as DeepSpeed does: the others have nothing to agree on).
-        bool overflow = _deviceCollective is not null && !PartitionsOnDevice ? measured.Overflow
-            : fp16 ? _sharding.AnyRank(measured.Overflow) : false;
-        double scale = LossScaler.Scale;
-        bool skip = LossScaler.Update(overflow);
-        GlobalStep++;
-        if (skip)
-        {
-            _program.ZeroGradients();
-            return StepOutcome.SkippedOverflow;
-        }
-
-        double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
-        if (PartitionsOnDevice) deviceOps!.AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
-        _hostMasterIsCurrent = false;
-        _program.ZeroGradients();
-        return StepOutcome.Updated;
-    }
-
-    /// <summary>
     /// DeepSpeed fuses unscaling and clipping into one multiply: the norm is taken on the still-scaled gradients
     /// (<paramref name="scaledSumOfSquares"/>, already summed over ranks) and combined = scale · max(1, (norm/scale + ε)/clip).
     /// </summary>
@@ -587,207 +394,5 @@ public sealed class TrainingEngine
             if (clipFactor > 1) combined *= clipFactor;
         }
         return combined;
-    }
-
-    /// <summary>
-    /// Moves masters and moments from the backend to the host step's arrays and frees the backend's copy; from here on
-    /// the engine steps on the host. In fp32 the working parameters are the masters already.
-    /// </summary>
-    private void LeaveFusedOptimizer()
-    {
-        if (_fused is null) return;
-        if (_deviceSlots is not null)
-        {
-            // ZeRO-2 goes back to streaming through host memory (between accumulation windows: the partition's
-            // gradients are zero then).
-            var masters = new float[OwnedElements];
-            _fused.ReadMasterWeights(masters);
-            _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
-            _fused.ReleaseOptimizerState();
-            _fused = null;
-            _deviceSlots = null;
-            StartHostStreaming(_slots!, _streamingOps!, masters);
-            return;
-        }
-        if (Storage != StorageType.Float32)
-        {
-            _master ??= new float[_sharding.OwnedLength];
-            _fused.ReadMasterWeights(_master);
-        }
-        _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq); // the host step takes over the moments
-        _fused.ReleaseOptimizerState();
-        _fused = null;
-        _sharding.ExchangesInDeviceMemory = false; // the host step exchanges through ZeroSharding's buffers
-    }
-
-    /// <summary>
-    /// The boundary step of ZeRO-2 on the device: the partition's gradients were averaged during backward; the backend
-    /// measures them, the engine decides as in <see cref="Step"/> (the ranks agree on the fp16 overflow flag and sum
-    /// Σg²), the backend steps the partition, and every slot is all-gathered from its owners.
-    /// </summary>
-    private StepOutcome StepDeviceSlots(IFusedOptimizerOps fused, DeviceSlotSharding slots)
-    {
-        var device = (IDeviceSlotExchangeOps)fused;
-        bool fp16 = Storage == StorageType.Float16;
-        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
-        bool overflow = fp16 && _sharding.AnyRank(measured.Overflow);
-        double scale = LossScaler.Scale;
-        bool skip = LossScaler.Update(overflow);
-        GlobalStep++;
-        if (skip)
-        {
-            device.ZeroPartitionGradients();
-            _program.ZeroGradients();
-            return StepOutcome.SkippedOverflow;
-        }
-
-        double combined = UnscaleAndClipDivisor(scale, RankAgreement.Sum(_sharding.Communicator, measured.ScaledSumOfSquares));
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
-        slots.GatherParameters();
-        _hostMasterIsCurrent = false;
-        device.ZeroPartitionGradients();
-        _program.ZeroGradients();
-        return StepOutcome.Updated;
-    }
-
-    /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
-    private StepOutcome StepStreamed()
-    {
-        var gradients = _accumulator.AsSpan();
-        var communicator = _sharding.Communicator;
-        bool overflow = RankAgreement.Any(communicator, Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
-        if (ModelParallel is not null) overflow = ModelParallel.Any(overflow);
-        double scale = LossScaler.Scale;
-        bool skip = LossScaler.Update(overflow);
-        GlobalStep++;
-        if (skip)
-        {
-            gradients.Clear();
-            _program.ZeroGradients();
-            return StepOutcome.SkippedOverflow;
-        }
-
-        double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
-        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
-        UnscaleAndClip(gradients, scale, sumOfSquares);
-
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(_master, gradients, LastLearningRate);
-        SyncWorkingParameters();
-        gradients.Clear();
-        _program.ZeroGradients();
-        return StepOutcome.Updated;
-    }
-
-    /// <summary>Stage 2 on part of a split model: Σ of squares of this rank's pieces that the model-parallel hook counts.</summary>
-    private double ModelParallelSumOfSquares()
-    {
-        double sum = 0;
-        for (int slot = 0; slot < _program.Layout.Slots.Count; slot++)
-            sum += ModelParallel!.SumOfSquares(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot));
-        return sum;
-    }
-
-    /// <summary>
-    /// Full-layout fp32 master weights and Adam moments, assembled from every rank's partition (a collective: every
-    /// rank must call it). Checkpoints store these, so a run can resume on any number of ranks.
-    /// </summary>
-    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
-    {
-        if (_slots is not null && _fused is not null)
-        {
-            var (pieceExpAvg, pieceExpAvgSq) = ReadFusedMoments(_fused);
-            return (_slots.GatherFull(MasterWeights), _slots.GatherFull(pieceExpAvg), _slots.GatherFull(pieceExpAvgSq));
-        }
-        if (_slots is not null)
-            return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
-        if (_fused is not null)
-        {
-            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
-            return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(expAvg), _sharding.GatherFull(expAvgSq));
-        }
-        return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
-    }
-
-    /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
-    public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
-    {
-        if (_fused is not null)
-        {
-            // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
-            if (_slots is not null)
-            {
-                var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
-                _slots.ExtractOwned(master, ownedMaster);
-                _slots.ExtractOwned(expAvg, ownedExpAvg);
-                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
-                _fused.WriteMoments(ownedExpAvg, ownedExpAvgSq);
-                _fused.WriteMasterWeights(ownedMaster); // refreshes the partition's working copy
-            }
-            else
-            {
-                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-                _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
-                _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
-            }
-            _hostMasterIsCurrent = false;
-            Optimizer.State.Step = adamStep;
-            GatherPartitionsOnDevice();
-            return;
-        }
-        if (_slots is not null)
-        {
-            _slots.ExtractOwned(master, _master);
-            _slots.ExtractOwned(expAvg, Optimizer.State.ExpAvg);
-            _slots.ExtractOwned(expAvgSq, Optimizer.State.ExpAvgSq);
-        }
-        else
-        {
-            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-            master.Slice(start, length).CopyTo(MasterWeights);
-            expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
-            expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
-        }
-        Optimizer.State.Step = adamStep;
-        SyncWorkingParameters();
-    }
-
-    /// <summary>Restores the counters a checkpoint saved (weights and optimizer state are restored by the caller).</summary>
-    public void RestoreCounters(long globalStep, long microStep)
-    {
-        GlobalStep = globalStep;
-        MicroStep = microStep;
-    }
-
-    /// <summary>
-    /// After master weights were loaded from a checkpoint, refreshes the working copy from them. With the fused step in
-    /// 16-bit storage, hands the host copy from <see cref="MasterWeights"/> to the backend, if it was taken since the
-    /// last update (a stale copy is never written back).
-    /// </summary>
-    public void SyncWorkingParameters()
-    {
-        if (_fused is not null)
-        {
-            if ((Storage != StorageType.Float32 || _deviceSlots is not null) && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
-            GatherPartitionsOnDevice();
-            return;
-        }
-        if (_slots is not null)
-        {
-            StorageRounding.Round(_master, _rounded, Storage);
-            if (_streamingOps!.StreamsParameters) RefreshPersistentParameters(); // the rest is gathered when needed
-            else _slots.GatherInto(_rounded, _program.Parameters);
-            return;
-        }
-        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
-        _sharding.GatherParameters(_program.Parameters);
-    }
-
-    /// <summary>ZeRO 1 and 2 on the device: every rank's partition of the working parameters goes to every rank.</summary>
-    private void GatherPartitionsOnDevice()
-    {
-        if (_deviceSlots is not null) _deviceSlots.GatherParameters();
-        else if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
     }
 }

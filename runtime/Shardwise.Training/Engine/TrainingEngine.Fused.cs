@@ -1,0 +1,199 @@
+using Shardwise.Ops;
+using Shardwise.Plans;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+using Shardwise.Training.Zero;
+
+namespace Shardwise.Training.Engine;
+
+// The optimizer step in the backend (IFusedOptimizerOps): when it is taken, and ZeRO 0–2 with the exchanges in device memory.
+public sealed partial class TrainingEngine
+{
+    /// <summary>
+    /// The backend's own optimizer step when it has one and the configuration is one it covers: ZeRO stage 0 or 1 on
+    /// one data-parallel rank, or on several whose communicator works in device memory on the backend's GPU
+    /// (<see cref="DeviceCollectiveFor"/>: stage 0 averages the gradient arena there, stage 1 reduce-scatters it and
+    /// all-gathers the parameters, each rank stepping its partition), without offload, at a storage type the backend
+    /// supports. Other multi-rank jobs take the host step because ZeroSharding exchanges through host spans (the
+    /// exchange would move the whole arenas anyway). Stage 2 has a device path of its own
+    /// (<see cref="DeviceSlotExchangeFor"/>); stage 3 streams through host memory. A model split over ranks leaves the
+    /// fused step when <see cref="ModelParallel"/> is set.
+    /// </summary>
+    private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1
+           && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
+           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
+            ? fused
+            : null;
+
+    /// <summary>
+    /// ZeRO-2 on the device: the backend under the streaming decorator keeps the partition and the fused step
+    /// (<see cref="IDeviceSlotExchangeOps"/>), the data-parallel communicator is a device collective on its GPU, several
+    /// ranks, no offload. Null otherwise: stage 2 then streams through host memory.
+    /// </summary>
+    private static (IDeviceSlotExchangeOps Device, IDeviceCollective Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
+        DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
+        => ops.Inner is IDeviceSlotExchangeOps device and IFusedOptimizerOps fused && fused.SupportsFusedOptimizer(storage)
+           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && sharding.Communicator.Size > 1
+           && sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective)
+            ? (device, collective)
+            : null;
+
+    /// <summary>
+    /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
+    /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
+    /// </summary>
+    private static IDeviceCollective? DeviceCollectiveFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
+        => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceCollective collective
+           && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective)
+            ? collective
+            : null;
+
+    /// <summary>
+    /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
+    /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
+    /// ranks. The results equal the host step's (bit for bit on the CPU reference, <see cref="FusedAdamReference"/>).
+    /// </summary>
+    public bool FusedOptimizer => _fused is not null;
+
+    /// <summary>True while several ranks reduce their gradients in device memory before the fused step (<see cref="FusedOptimizer"/>).</summary>
+    public bool GradientsReducedOnDevice => _fused is not null && _deviceCollective is not null;
+
+    /// <summary>ZeRO 1 on the device: gradients reduce-scattered, this rank's partition stepped, parameters all-gathered.</summary>
+    private bool PartitionsOnDevice => GradientsReducedOnDevice && _sharding.Stage == 1;
+
+    /// <summary>
+    /// Fused step: the backend's moments, read into new arrays. <see cref="Optimizer"/>'s host moment arrays are left
+    /// alone, so on this path they are never allocated (see <see cref="AdamState"/>): a checkpoint's copy is garbage
+    /// once written.
+    /// </summary>
+    private (float[] ExpAvg, float[] ExpAvgSq) ReadFusedMoments(IFusedOptimizerOps fused)
+    {
+        var expAvg = new float[Optimizer.State.Length];
+        var expAvgSq = new float[Optimizer.State.Length];
+        fused.ReadMoments(expAvg, expAvgSq);
+        return (expAvg, expAvgSq);
+    }
+
+    /// <summary>
+    /// ZeRO-2 on the device: the gradient pool and the partition's gradients, the full parameters and the partition's
+    /// working copy, all at the backend's element size, and the bucket staging; masters and moments of the partition.
+    /// </summary>
+    private MemoryReport DeviceSlotMemory()
+    {
+        int width = WorkingElementBytes(_program.Ops);
+        long owned = OwnedElements;
+        return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
+            bufferBytes: _deviceSlots!.StagingElements * width,
+            gradientBytes: (_streamingOps!.PoolElements + owned) * width,
+            parameterBytes: (_program.Layout.TotalElements + owned) * width);
+    }
+
+    /// <summary>
+    /// The boundary step of the fused path: the backend measures the gradients (one small readback), the engine decides
+    /// as in <see cref="Step"/>, and the backend updates. One rank, or several exchanging in device memory (see
+    /// <see cref="FusedOptimizerFor"/>).
+    /// </summary>
+    private StepOutcome StepFused(IFusedOptimizerOps fused)
+    {
+        // Several ranks: the gradients are averaged on the device, over the whole arena (ZeRO 0) or into this rank's
+        // partition (ZeRO 1), as the host path averages them.
+        var deviceOps = (IDeviceGradientOps?)(_deviceCollective is null ? null : _program.Ops);
+        if (_deviceCollective is not null)
+        {
+            if (PartitionsOnDevice) deviceOps!.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
+            else deviceOps!.AverageGradients(_deviceCollective);
+        }
+        bool fp16 = Storage == StorageType.Float16;
+        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
+        // Averaged whole on the device, every rank measures the same bits, so no flag is exchanged; a partition's flag is
+        // (only fp16 checks, as DeepSpeed does: the others have nothing to agree on).
+        bool overflow = _deviceCollective is not null && !PartitionsOnDevice ? measured.Overflow
+            : fp16 ? _sharding.AnyRank(measured.Overflow) : false;
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        if (PartitionsOnDevice) deviceOps!.AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
+        _hostMasterIsCurrent = false;
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>
+    /// The boundary step of ZeRO-2 on the device: the partition's gradients were averaged during backward; the backend
+    /// measures them, the engine decides as in <see cref="Step"/> (the ranks agree on the fp16 overflow flag and sum
+    /// Σg²), the backend steps the partition, and every slot is all-gathered from its owners.
+    /// </summary>
+    private StepOutcome StepDeviceSlots(IFusedOptimizerOps fused, DeviceSlotSharding slots)
+    {
+        var device = (IDeviceSlotExchangeOps)fused;
+        bool fp16 = Storage == StorageType.Float16;
+        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
+        bool overflow = fp16 && _sharding.AnyRank(measured.Overflow);
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            device.ZeroPartitionGradients();
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double combined = UnscaleAndClipDivisor(scale, RankAgreement.Sum(_sharding.Communicator, measured.ScaledSumOfSquares));
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        slots.GatherParameters();
+        _hostMasterIsCurrent = false;
+        device.ZeroPartitionGradients();
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>ZeRO 1 and 2 on the device: every rank's partition of the working parameters goes to every rank.</summary>
+    private void GatherPartitionsOnDevice()
+    {
+        if (_deviceSlots is not null) _deviceSlots.GatherParameters();
+        else if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
+    }
+
+    /// <summary>
+    /// Moves masters and moments from the backend to the host step's arrays and frees the backend's copy; from here on
+    /// the engine steps on the host. In fp32 the working parameters are the masters already.
+    /// </summary>
+    private void LeaveFusedOptimizer()
+    {
+        if (_fused is null) return;
+        if (_deviceSlots is not null)
+        {
+            // ZeRO-2 goes back to streaming through host memory (between accumulation windows: the partition's
+            // gradients are zero then).
+            var masters = new float[OwnedElements];
+            _fused.ReadMasterWeights(masters);
+            _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+            _fused.ReleaseOptimizerState();
+            _fused = null;
+            _deviceSlots = null;
+            StartHostStreaming(_slots!, _streamingOps!, masters);
+            return;
+        }
+        if (Storage != StorageType.Float32)
+        {
+            _master ??= new float[_sharding.OwnedLength];
+            _fused.ReadMasterWeights(_master);
+        }
+        _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq); // the host step takes over the moments
+        _fused.ReleaseOptimizerState();
+        _fused = null;
+        _sharding.ExchangesInDeviceMemory = false; // the host step exchanges through ZeroSharding's buffers
+    }
+}

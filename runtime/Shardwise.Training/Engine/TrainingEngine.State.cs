@@ -1,0 +1,132 @@
+using System;
+using Shardwise.Precision;
+
+namespace Shardwise.Training.Engine;
+
+// This rank's optimizer state as checkpoints see it: masters and moments, owned or assembled, and the way back in.
+public sealed partial class TrainingEngine
+{
+    /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState()
+    {
+        if (_fused is not null)
+        {
+            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
+            return (MasterWeights.ToArray(), expAvg, expAvgSq);
+        }
+        return (MasterWeights.ToArray(), Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
+    }
+
+    /// <summary>
+    /// This rank's fp32 master weights: its ZeRO partition, or everything at stage 0. With the fused step in 16-bit
+    /// storage this is a host copy read from the backend now; write into it, then call <see cref="SyncWorkingParameters"/>
+    /// before the next step, to change the masters.
+    /// </summary>
+    public Span<float> MasterWeights
+    {
+        get
+        {
+            // fp32 at stages 0–1: the parameter arena is the master copy (of this rank's flat partition).
+            if (_fused is null || (Storage == StorageType.Float32 && _deviceSlots is null)) return _master ?? _sharding.Owned(_program.Parameters);
+            _master ??= new float[OwnedElements];
+            _fused.ReadMasterWeights(_master);
+            _hostMasterIsCurrent = true;
+            return _master;
+        }
+    }
+
+    /// <summary>
+    /// Full-layout fp32 master weights and Adam moments, assembled from every rank's partition (a collective: every
+    /// rank must call it). Checkpoints store these, so a run can resume on any number of ranks.
+    /// </summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ExportFullState()
+    {
+        if (_slots is not null && _fused is not null)
+        {
+            var (pieceExpAvg, pieceExpAvgSq) = ReadFusedMoments(_fused);
+            return (_slots.GatherFull(MasterWeights), _slots.GatherFull(pieceExpAvg), _slots.GatherFull(pieceExpAvgSq));
+        }
+        if (_slots is not null)
+            return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
+        if (_fused is not null)
+        {
+            var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
+            return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(expAvg), _sharding.GatherFull(expAvgSq));
+        }
+        return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
+    }
+
+    /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
+    public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
+    {
+        if (_fused is not null)
+        {
+            // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
+            if (_slots is not null)
+            {
+                var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
+                _slots.ExtractOwned(master, ownedMaster);
+                _slots.ExtractOwned(expAvg, ownedExpAvg);
+                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
+                _fused.WriteMoments(ownedExpAvg, ownedExpAvgSq);
+                _fused.WriteMasterWeights(ownedMaster); // refreshes the partition's working copy
+            }
+            else
+            {
+                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+                _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
+                _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
+            }
+            _hostMasterIsCurrent = false;
+            Optimizer.State.Step = adamStep;
+            GatherPartitionsOnDevice();
+            return;
+        }
+        if (_slots is not null)
+        {
+            _slots.ExtractOwned(master, _master);
+            _slots.ExtractOwned(expAvg, Optimizer.State.ExpAvg);
+            _slots.ExtractOwned(expAvgSq, Optimizer.State.ExpAvgSq);
+        }
+        else
+        {
+            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+            master.Slice(start, length).CopyTo(MasterWeights);
+            expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
+            expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
+        }
+        Optimizer.State.Step = adamStep;
+        SyncWorkingParameters();
+    }
+
+    /// <summary>Restores the counters a checkpoint saved (weights and optimizer state are restored by the caller).</summary>
+    public void RestoreCounters(long globalStep, long microStep)
+    {
+        GlobalStep = globalStep;
+        MicroStep = microStep;
+    }
+
+    /// <summary>
+    /// After master weights were loaded from a checkpoint, refreshes the working copy from them. With the fused step in
+    /// 16-bit storage, hands the host copy from <see cref="MasterWeights"/> to the backend, if it was taken since the
+    /// last update (a stale copy is never written back).
+    /// </summary>
+    public void SyncWorkingParameters()
+    {
+        if (_fused is not null)
+        {
+            if ((Storage != StorageType.Float32 || _deviceSlots is not null) && _hostMasterIsCurrent) _fused.WriteMasterWeights(_master);
+            GatherPartitionsOnDevice();
+            return;
+        }
+        if (_slots is not null)
+        {
+            StorageRounding.Round(_master, _rounded, Storage);
+            if (_streamingOps!.StreamsParameters) RefreshPersistentParameters(); // the rest is gathered when needed
+            else _slots.GatherInto(_rounded, _program.Parameters);
+            return;
+        }
+        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
+        _sharding.GatherParameters(_program.Parameters);
+    }
+}

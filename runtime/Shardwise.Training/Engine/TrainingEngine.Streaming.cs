@@ -1,0 +1,95 @@
+using System;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+using Shardwise.Training.Optim;
+using Shardwise.Training.Precision;
+using Shardwise.Training.Zero;
+
+namespace Shardwise.Training.Engine;
+
+// ZeRO-2/3 through host memory: gradients streamed per slot into the accumulator, ZeRO-3 parameters gathered on demand.
+public sealed partial class TrainingEngine
+{
+    /// <summary>
+    /// Stages 2–3 through host memory: fp32 masters of this rank's pieces (taken from the parameters, or
+    /// <paramref name="masters"/>), the reduced-gradient accumulator, the rounded pieces, and the listener that streams
+    /// every final slot gradient into the accumulator.
+    /// </summary>
+    private void StartHostStreaming(SlotSharding slots, GradientStreamingOps<float> streamingOps, float[]? masters)
+    {
+        if (masters is null)
+        {
+            masters = new float[slots.OwnedLength];
+            slots.ExtractOwned(_program.Parameters, masters);
+            StorageRounding.RoundInPlace(_program.Parameters, Storage);
+        }
+        _master = masters;
+        _accumulator = new float[slots.OwnedLength];
+        _rounded = new float[slots.OwnedLength];
+        StorageRounding.Round(_master, _rounded, Storage);
+        _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
+        _program.GradientListener = _gradientStreamer;
+    }
+
+    /// <summary>
+    /// ZeRO-3 prefetch staging: stage3_prefetch_bucket_size elements, cut so that the gather pool, the slots kept whole
+    /// and the staging together stay within stage3_max_live_parameters, and never larger than the model.
+    /// </summary>
+    internal static long PrefetchElements(ZeroOptimizationConfig zero, long parameterArenaElements, long modelElements)
+        => Math.Max(0, Math.Min(Math.Min(zero.Stage3PrefetchBucketSize, modelElements), zero.Stage3MaxLiveParameters - parameterArenaElements));
+
+    /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
+    public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
+
+    /// <summary>ZeRO-3: parameter requests the program made so far (each served by one gather, ahead or on demand).</summary>
+    public int ParameterRequests => _parameterStreamer?.Gathers ?? 0;
+
+    /// <summary>
+    /// ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces, in
+    /// buckets of allgather_bucket_size elements.
+    /// </summary>
+    private void RefreshPersistentParameters() => _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
+
+    /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
+    public (int ReduceBuckets, int GatherBuckets) SlotCollectives =>
+        _deviceSlots is not null ? (_deviceSlots.ReduceBuckets, _deviceSlots.GatherBuckets)
+        : _slots is null ? (0, 0) : (_slots.ReduceBuckets, _slots.GatherBuckets);
+
+    /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
+    private StepOutcome StepStreamed()
+    {
+        var gradients = _accumulator.AsSpan();
+        var communicator = _sharding.Communicator;
+        bool overflow = RankAgreement.Any(communicator, Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
+        if (ModelParallel is not null) overflow = ModelParallel.Any(overflow);
+        double scale = LossScaler.Scale;
+        bool skip = LossScaler.Update(overflow);
+        GlobalStep++;
+        if (skip)
+        {
+            gradients.Clear();
+            _program.ZeroGradients();
+            return StepOutcome.SkippedOverflow;
+        }
+
+        double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
+        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        UnscaleAndClip(gradients, scale, sumOfSquares);
+
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        Optimizer.Step(_master, gradients, LastLearningRate);
+        SyncWorkingParameters();
+        gradients.Clear();
+        _program.ZeroGradients();
+        return StepOutcome.Updated;
+    }
+
+    /// <summary>Stage 2 on part of a split model: Σ of squares of this rank's pieces that the model-parallel hook counts.</summary>
+    private double ModelParallelSumOfSquares()
+    {
+        double sum = 0;
+        for (int slot = 0; slot < _program.Layout.Slots.Count; slot++)
+            sum += ModelParallel!.SumOfSquares(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot));
+        return sum;
+    }
+}

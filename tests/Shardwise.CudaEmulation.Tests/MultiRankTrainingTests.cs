@@ -209,10 +209,28 @@ public sealed class MultiRankTrainingTests
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
 
         string plan = job.Plan(ranks: 3);
-        string planned = plan.Split('\n').Single(line => line.Contains("GPU over NCCL", StringComparison.Ordinal));
+        string planned = plan.Split('\n').Single(line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
         string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
         Console.WriteLine($"planned: {planned.Trim()}\nheld:    {held}");
         StringAssert.Contains(planned, held + "  total", "the plan's GPU line must be what rank 0 holds");
+    }
+
+    /// <summary>
+    /// ZeRO-2 on one emulated device: no collective, but the pieces still go from the gradient pool to the partition and
+    /// back to the parameter arena on the device, and the fused step runs there; the run equals the CPU job's.
+    /// </summary>
+    [TestMethod]
+    public void ZeroTwoOnOneEmulatedDeviceStepsOnTheDeviceLikeTheCpuJob()
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", 2);
+
+        var cpu = job.Train("cpu", ranks: 1, Steps, device: "cpu");
+        var cuda = job.Train("cuda", ranks: 1, Steps, device: "cuda");
+
+        StringAssert.Contains(cuda.Output, "optimizer step: fused in the backend on the ZeRO-2 partition (the whole model on one rank)", cuda.Output);
+        EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
+        Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 
     /// <summary>How the trainer's log describes the device step of a data-parallel job over NCCL at ZeRO 0 or 1.</summary>

@@ -26,8 +26,8 @@ public static class PlanCommand
         var device = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0,
             storage.BytesPerElement(), exchangesInDeviceMemory: true);
         var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
-        log.WriteLine($"  GPU over NCCL (16-bit where enabled):    {device.Describe()}  total {MemoryReport.Format(device.Total)}");
-        log.WriteLine($"  CPU backend (computes in fp32):          {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
+        log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
+        log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         if (ranks > 1)
         {
             log.WriteLine();

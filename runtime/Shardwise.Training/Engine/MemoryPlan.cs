@@ -18,7 +18,7 @@ public static class MemoryPlan
     /// <param name="exchangesInDeviceMemory">
     /// A GPU job over NCCL (the default where every rank has a GPU): at ZeRO 0 and 1 the arenas are averaged and
     /// gathered in place, so stage 1 holds no host communication buffers; at ZeRO 2 the buckets, the partition and its
-    /// optimizer state live on the device.
+    /// optimizer state live on the device (on one rank too).
     /// </param>
     public static MemoryReport Predict(ParameterLayout layout, ActivationPlan activations, GradientPool gradientPool, ParameterPool parameterPool,
         DeepSpeedConfig config, int ranks, int rank, int workingBytes, bool exchangesInDeviceMemory = false)
@@ -39,7 +39,7 @@ public static class MemoryPlan
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
-        if (zero.Stage == 2 && exchangesInDeviceMemory && ranks > 1 && !offload)
+        if (zero.Stage == 2 && exchangesInDeviceMemory && !offload)
         {
             // ZeRO-2 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the pool and the full parameters, and one bucket staging, all at the working element size.

@@ -28,16 +28,19 @@ public sealed partial class TrainingEngine
 
     /// <summary>
     /// ZeRO-2 on the device: the backend under the streaming decorator keeps the partition and the fused step
-    /// (<see cref="IDeviceSlotExchangeOps"/>), the data-parallel communicator is a device collective on its GPU, several
-    /// ranks, no offload. Null otherwise: stage 2 then streams through host memory.
+    /// (<see cref="IDeviceSlotExchangeOps"/>), without offload, on one rank (no collective) or on several whose
+    /// data-parallel communicator is a device collective on its GPU. Null otherwise: stage 2 then streams through host
+    /// memory.
     /// </summary>
-    private static (IDeviceSlotExchangeOps Device, IDeviceCollective Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
+    private static (IDeviceSlotExchangeOps Device, IDeviceCollective? Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
         DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => ops.Inner is IDeviceSlotExchangeOps device and IFusedOptimizerOps fused && fused.SupportsFusedOptimizer(storage)
-           && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && sharding.Communicator.Size > 1
-           && sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective)
-            ? (device, collective)
-            : null;
+    {
+        if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
+            || config.ZeroOptimization.OffloadOptimizer.IsEnabled)
+            return null;
+        if (sharding.Communicator.Size == 1) return (device, null);
+        return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;
+    }
 
     /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the

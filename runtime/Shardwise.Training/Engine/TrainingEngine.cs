@@ -185,7 +185,9 @@ public sealed partial class TrainingEngine
 
     /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
     public string DescribeOptimizerStep() =>
-        _deviceSlots is not null && _fused is not null
+        _deviceSlots is not null && _fused is not null && _deviceCollective is null
+            ? "fused in the backend on the ZeRO-2 partition (the whole model on one rank); gradients streamed into it on the device"
+        : _deviceSlots is not null && _fused is not null
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"fused in the backend on this rank's ZeRO-2 pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : PartitionsOnDevice

@@ -16,6 +16,8 @@ namespace Shardwise.Training.Zero;
 /// <item>After the optimizer step (the backend's fused AdamW over the partition): slots are all-gathered in buckets of
 /// allgather_bucket_size from every rank's working copy into the parameter arena.</item>
 /// </list>
+/// On one rank there is no collective: the copies alone move each slot between the pool, the partition (the whole
+/// model) and the parameter arena, so ZeRO-2 on one GPU still steps on the device.
 /// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/>. A reduction moves one whole segment per rank
 /// (the bucket's pieces stay where they were staged, so a bucket closed early also sends the rest of its segment); a
 /// gather moves just its pieces.
@@ -25,15 +27,18 @@ public sealed class DeviceSlotSharding : IGradientListener
     private readonly SlotSharding _slots;
     private readonly GradientStreamingOps<float> _ops;
     private readonly IDeviceSlotExchangeOps _device;
-    private readonly IDeviceCollective _collective;
+    private readonly IDeviceCollective? _collective; // null on one rank
+    private readonly int _rank, _ranks;
     private readonly List<int> _pending = new(); // slots staged since the last reduction, in arrival order
     private readonly int[] _allSlots;
     private long _pendingSegment;               // Σ pieces of the pending slots: where the next one goes in each segment
 
-    public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective collective)
+    /// <param name="collective">The data-parallel group on the backend's device; null only for one rank.</param>
+    public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective? collective)
     {
-        if (collective.Size != slots.Communicator.Size || collective.Rank != slots.Communicator.Rank)
-            throw new ArgumentException($"the device collective is rank {collective.Rank} of {collective.Size}, the partition rank {slots.Communicator.Rank} of {slots.Communicator.Size}");
+        (_rank, _ranks) = (slots.Communicator.Rank, slots.Communicator.Size);
+        if (collective is null ? _ranks != 1 : collective.Size != _ranks || collective.Rank != _rank)
+            throw new ArgumentException($"the device collective is rank {collective?.Rank} of {collective?.Size}, the partition rank {_rank} of {_ranks}");
         _slots = slots;
         _ops = ops;
         _device = device;
@@ -43,7 +48,7 @@ public sealed class DeviceSlotSharding : IGradientListener
     }
 
     /// <summary>Elements of the staging buffer the backend must hold.</summary>
-    public long StagingElements => _slots.SegmentElements * _collective.Size;
+    public long StagingElements => _slots.SegmentElements * _ranks;
 
     /// <summary>Gradient reductions (one collective each) and parameter gathers run so far.</summary>
     public int ReduceBuckets { get; private set; }
@@ -58,13 +63,13 @@ public sealed class DeviceSlotSharding : IGradientListener
     public void GradientFinal(int slot)
     {
         long chunk = _slots.PieceLength(slot);
-        if (_pending.Count > 0 && (_pendingSegment + chunk) * _collective.Size > _slots.BucketElements.Reduce) FlushReductions();
+        if (_pending.Count > 0 && (_pendingSegment + chunk) * _ranks > _slots.BucketElements.Reduce) FlushReductions();
         Slice gradient = _ops.PoolSlice(_slots.Layout.Slots[slot]);
         _device.StagePieces(gradient, chunk, _slots.SegmentElements, _pendingSegment);
         _ops.Inner.Zero(gradient); // the pool region serves the next slot or micro-batch
         _pending.Add(slot);
         _pendingSegment += chunk;
-        if (_pendingSegment * _collective.Size >= _slots.BucketElements.Reduce) FlushReductions();
+        if (_pendingSegment * _ranks >= _slots.BucketElements.Reduce) FlushReductions();
     }
 
     /// <summary>Reduces the slots still staged (the end of every backward, on every rank).</summary>
@@ -72,9 +77,9 @@ public sealed class DeviceSlotSharding : IGradientListener
     {
         if (_pending.Count == 0) return;
         long segment = _slots.SegmentElements;
-        _device.ReduceScatterStaging(_collective, segment);
+        if (_collective is not null) _device.ReduceScatterStaging(_collective, segment);
         ReduceBuckets++;
-        long at = _collective.Rank * segment;
+        long at = _rank * segment;
         foreach (int slot in _pending)
         {
             _device.AccumulateStaged(at, _slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot));
@@ -92,7 +97,7 @@ public sealed class DeviceSlotSharding : IGradientListener
     {
         if (_pending.Count > 0)
             throw new InvalidOperationException("parameters are gathered while gradients are staged: FlushReductions must end every backward");
-        int ranks = _collective.Size;
+        int ranks = _ranks;
         long bucket = _slots.BucketElements.Gather, capacity = _slots.SegmentElements;
         var layout = _slots.Layout;
         for (int first = 0; first < _allSlots.Length;)
@@ -106,13 +111,13 @@ public sealed class DeviceSlotSharding : IGradientListener
             } while (end < _allSlots.Length && segment * ranks < bucket && (segment + _slots.PieceLength(end)) * ranks <= bucket
                      && segment + _slots.PieceLength(end) <= capacity);
 
-            long at = _collective.Rank * segment;
+            long at = _rank * segment;
             for (int slot = first; slot < end; slot++)
             {
                 _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), at);
                 at += _slots.PieceLength(slot);
             }
-            _device.AllGatherStaging(_collective, segment);
+            if (_collective is not null) _device.AllGatherStaging(_collective, segment);
             GatherBuckets++;
             at = 0;
             for (int slot = first; slot < end; slot++)

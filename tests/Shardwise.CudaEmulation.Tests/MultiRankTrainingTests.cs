@@ -24,6 +24,13 @@ public sealed class MultiRankTrainingTests
     private const int Steps = 6;
     private const double Tolerance = 1e-5;
 
+    /// <summary>
+    /// ZeRO-3 keeps slots under DeepSpeed's default persistence threshold (10⁵ elements) whole, which is all of
+    /// TwoBlockGpt's 1,624 parameters: with 50 only the biases and norms stay whole and the weights are gathered when
+    /// the program needs them.
+    /// </summary>
+    private const string StreamedSlots = "\"stage3_param_persistence_threshold\": 50";
+
     [TestMethod]
     [DataRow(0)]
     [DataRow(1)]
@@ -60,10 +67,11 @@ public sealed class MultiRankTrainingTests
     [DataRow(0, "nccl")] // the 16-bit gradient arenas averaged in device memory (one more bf16 rounding), fused step
     [DataRow(1, "nccl")] // reduce-scattered in device memory, each rank's partition stepped there, parameters all-gathered
     [DataRow(2, "nccl")] // slot pieces bucketed and reduce-scattered during backward on the device, partitions stepped there
+    [DataRow(3, "nccl")] // and parameters gathered into the residency pool on the device when the program needs them
     public void DataParallelBf16StorageOnTwoEmulatedDevicesFollowsTheCpuJob(int zeroStage, string communicator = "mpi")
     {
         const double oneBf16Rounding = 1.0 / 256;
-        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "bf16");
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "bf16", zeroSettings: zeroStage == 3 ? StreamedSlots : "");
 
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", communicator);
@@ -129,9 +137,10 @@ public sealed class MultiRankTrainingTests
     [DataRow(0)]
     [DataRow(1)]
     [DataRow(2)]
+    [DataRow(3)]
     public void DataParallelOverTheEmulatedNcclResumesIntoTheDeviceOptimizerState(int zeroStage)
     {
-        using var job = new EmulatedJob("TwoBlockGpt", zeroStage);
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots : "");
 
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         job.Train("nccl", ranks: 2, Steps / 2, device: "cuda", communicator: "nccl");
@@ -168,12 +177,14 @@ public sealed class MultiRankTrainingTests
     [DataRow("TwoBlockGpt", 3, 1)] // three partitions, the last one padded
     [DataRow("TwoBlockGpt", 2, 2)] // ZeRO-2: slot pieces in device buckets during backward, the partition stepped there
     [DataRow("TwoBlockGpt", 3, 2)] // three pieces per slot, short last pieces
+    [DataRow("TwoBlockGpt", 2, 3)] // ZeRO-3: each slot gathered on the device when the program needs it
+    [DataRow("TwoBlockGpt", 3, 3)]
     [DataRow("PipelineGpt", 4, 2)] // stages × replicas at ZeRO-2: the model split moves the step back to the host
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
     public void RanksOverTheEmulatedNcclEqualTheCpuJob(string model, int ranks, int zeroStage)
     {
-        using var job = new EmulatedJob(model, zeroStage);
+        using var job = new EmulatedJob(model, zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots : "");
 
         var cpu = job.Train("cpu", ranks, Steps, device: "cpu");
         var nccl = job.Train("nccl", ranks, Steps, device: "cuda", communicator: "nccl");
@@ -196,9 +207,11 @@ public sealed class MultiRankTrainingTests
     [TestMethod]
     [DataRow(1)]
     [DataRow(2)]
+    [DataRow(3)]
     public void DeviceExchangesWithSmallBucketsEqualTheCpuJobAndTheirPlannedMemory(int zeroStage)
     {
-        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: "\"reduce_bucket_size\": 300, \"allgather_bucket_size\": 200");
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage,
+            zeroSettings: "\"reduce_bucket_size\": 300, \"allgather_bucket_size\": 200" + (zeroStage == 3 ? ", " + StreamedSlots : ""));
 
         var cpu = job.Train("cpu", ranks: 3, Steps, device: "cpu");
         var nccl = job.Train("nccl", ranks: 3, Steps, device: "cuda", communicator: "nccl");
@@ -216,18 +229,21 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
-    /// ZeRO-2 on one emulated device: no collective, but the pieces still go from the gradient pool to the partition and
-    /// back to the parameter arena on the device, and the fused step runs there; the run equals the CPU job's.
+    /// ZeRO-2 and 3 on one emulated device: no collective, but the pieces still go from the gradient pool to the partition
+    /// and back to the parameter arena (at ZeRO-3 into the residency pool, slot by slot) on the device, and the fused step
+    /// runs there; the run equals the CPU job's.
     /// </summary>
     [TestMethod]
-    public void ZeroTwoOnOneEmulatedDeviceStepsOnTheDeviceLikeTheCpuJob()
+    [DataRow(2)]
+    [DataRow(3)]
+    public void ZeroTwoAndThreeOnOneEmulatedDeviceStepOnTheDeviceLikeTheCpuJob(int zeroStage)
     {
-        using var job = new EmulatedJob("TwoBlockGpt", 2);
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots : "");
 
         var cpu = job.Train("cpu", ranks: 1, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 1, Steps, device: "cuda");
 
-        StringAssert.Contains(cuda.Output, "optimizer step: fused in the backend on the ZeRO-2 partition (the whole model on one rank)", cuda.Output);
+        StringAssert.Contains(cuda.Output, $"optimizer step: fused in the backend on the ZeRO-{zeroStage} partition (the whole model on one rank)", cuda.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
@@ -238,6 +254,7 @@ public sealed class MultiRankTrainingTests
     {
         0 => $"fused in the backend; gradients averaged over {ranks} ranks in device memory (NCCL)",
         1 => $"gradients averaged by reduce-scatter and parameters all-gathered over {ranks} ranks in device memory (NCCL)",
-        _ => $"gradients averaged by reduce-scatter during backward and parameters all-gathered over {ranks} ranks in device memory (NCCL)",
+        2 => $"gradients averaged by reduce-scatter during backward and parameters all-gathered over {ranks} ranks in device memory (NCCL)",
+        _ => $"gradients averaged by reduce-scatter during backward and parameters all-gathered when needed over {ranks} ranks in device memory (NCCL)",
     };
 }

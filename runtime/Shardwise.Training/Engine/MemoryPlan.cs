@@ -17,8 +17,8 @@ public static class MemoryPlan
     /// <param name="workingBytes">Element size of working copies: 4 on the CPU backend, 2 on a GPU in fp16/bf16.</param>
     /// <param name="exchangesInDeviceMemory">
     /// A GPU job over NCCL (the default where every rank has a GPU): at ZeRO 0 and 1 the arenas are averaged and
-    /// gathered in place, so stage 1 holds no host communication buffers; at ZeRO 2 the buckets, the partition and its
-    /// optimizer state live on the device (on one rank too).
+    /// gathered in place, so stage 1 holds no host communication buffers; at ZeRO 2 and 3 the buckets, the partition and
+    /// its optimizer state live on the device (on one rank too).
     /// </param>
     public static MemoryReport Predict(ParameterLayout layout, ActivationPlan activations, GradientPool gradientPool, ParameterPool parameterPool,
         DeepSpeedConfig config, int ranks, int rank, int workingBytes, bool exchangesInDeviceMemory = false)
@@ -39,24 +39,26 @@ public static class MemoryPlan
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
-        if (zero.Stage == 2 && exchangesInDeviceMemory && !offload)
+        long persistent = 0;
+        foreach (var slot in layout.Slots)
         {
-            // ZeRO-2 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
-            // the pool and the full parameters, and one bucket staging, all at the working element size.
-            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize);
+            if (slot.Length < zero.Stage3ParamPersistenceThreshold) persistent += slot.Length;
+        }
+        if (exchangesInDeviceMemory && !offload)
+        {
+            // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
+            // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),
+            // and one staging, all at the working element size.
+            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
+            long held = zero.Stage == 3 ? parameterPool.PoolElements + persistent : layout.TotalElements;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,
-                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (layout.TotalElements + pieces) * workingBytes);
+                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes);
         }
         long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long? parameters = null;
         if (zero.Stage == 3)
         {
-            long persistent = 0;
-            foreach (var slot in layout.Slots)
-            {
-                if (slot.Length < zero.Stage3ParamPersistenceThreshold) persistent += slot.Length;
-            }
             parameters = (parameterPool.PoolElements + persistent) * workingBytes + pieces * sizeof(float);
             long prefetch = TrainingEngine.PrefetchElements(zero, parameterPool.PoolElements + persistent, layout.TotalElements);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float),

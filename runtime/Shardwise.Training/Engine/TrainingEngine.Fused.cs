@@ -27,9 +27,9 @@ public sealed partial class TrainingEngine
             : null;
 
     /// <summary>
-    /// ZeRO-2 on the device: the backend under the streaming decorator keeps the partition and the fused step
+    /// ZeRO-2/3 on the device: the backend under the streaming decorator keeps the partition and the fused step
     /// (<see cref="IDeviceSlotExchangeOps"/>), without offload, on one rank (no collective) or on several whose
-    /// data-parallel communicator is a device collective on its GPU. Null otherwise: stage 2 then streams through host
+    /// data-parallel communicator is a device collective on its GPU. Null otherwise: stages 2–3 then stream through host
     /// memory.
     /// </summary>
     private static (IDeviceSlotExchangeOps Device, IDeviceCollective? Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
@@ -86,10 +86,12 @@ public sealed partial class TrainingEngine
     {
         int width = WorkingElementBytes(_program.Ops);
         long owned = OwnedElements;
+        // ZeRO-3: the parameter arena is the residency pool and the slots kept whole, not the full layout.
+        long parameters = _streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements;
         return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
             bufferBytes: _deviceSlots!.StagingElements * width,
-            gradientBytes: (_streamingOps!.PoolElements + owned) * width,
-            parameterBytes: (_program.Layout.TotalElements + owned) * width);
+            gradientBytes: (_streamingOps.PoolElements + owned) * width,
+            parameterBytes: (parameters + owned) * width);
     }
 
     /// <summary>
@@ -155,17 +157,21 @@ public sealed partial class TrainingEngine
         double combined = UnscaleAndClipDivisor(scale, RankAgreement.Sum(_sharding.Communicator, measured.ScaledSumOfSquares));
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
-        slots.GatherParameters();
+        GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;
         device.ZeroPartitionGradients();
         _program.ZeroGradients();
         return StepOutcome.Updated;
     }
 
-    /// <summary>ZeRO 1 and 2 on the device: every rank's partition of the working parameters goes to every rank.</summary>
+    /// <summary>
+    /// ZeRO 1–3 on the device: every rank's partition of the working parameters goes to every rank (at ZeRO-3 only the
+    /// slots kept whole; the others are gathered when the program needs them).
+    /// </summary>
     private void GatherPartitionsOnDevice()
     {
-        if (_deviceSlots is not null) _deviceSlots.GatherParameters();
+        if (_deviceSlots is not null && _streamingOps!.StreamsParameters) RefreshPersistentParameters(); // the rest is gathered when needed
+        else if (_deviceSlots is not null) _deviceSlots.GatherParameters();
         else if (PartitionsOnDevice) ((IDeviceGradientOps)_program.Ops).AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
     }
 

@@ -42,13 +42,17 @@ public sealed partial class TrainingEngine
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
     /// <summary>ZeRO-3: parameter requests the program made so far (each served by one gather, ahead or on demand).</summary>
-    public int ParameterRequests => _parameterStreamer?.Gathers ?? 0;
+    public int ParameterRequests => _parameterStreamer?.Gathers ?? _deviceParameterStreamer?.Gathers ?? 0;
 
     /// <summary>
     /// ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces, in
     /// buckets of allgather_bucket_size elements.
     /// </summary>
-    private void RefreshPersistentParameters() => _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
+    private void RefreshPersistentParameters()
+    {
+        if (_deviceSlots is not null) _deviceSlots.GatherInto(_persistentSlots, _persistentOffsets);
+        else _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
+    }
 
     /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
     public (int ReduceBuckets, int GatherBuckets) SlotCollectives =>

@@ -56,6 +56,7 @@ public sealed partial class TrainingEngine
     private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters)
     private readonly GradientStreamingOps<float>? _streamingOps;
     private readonly ParameterStreamer? _parameterStreamer;
+    private readonly DeviceParameterStreamer? _deviceParameterStreamer; // stage 3 over the device exchange
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
     private IModelParallelReduction? _modelParallel;
@@ -79,13 +80,14 @@ public sealed partial class TrainingEngine
             var streamingOps = program.Ops as GradientStreamingOps<float>
                 ?? throw new InvalidOperationException("ZeRO-2/3 stream gradients: build the program over TrainingEngine.CreateBackend(config, ...)");
             _streamingOps = streamingOps;
-            if (config.ZeroOptimization.Stage == 2 && DeviceSlotExchangeFor(streamingOps, config, sharding, Storage) is { } exchange)
+            bool stage3 = config.ZeroOptimization.Stage == 3;
+            if (DeviceSlotExchangeFor(streamingOps, config, sharding, Storage) is { } exchange)
             {
                 // The partition's masters are this rank's pieces of the initial parameters, unrounded; the backend keeps
                 // them with the moments, the partition's gradients and its working copy.
                 var masters = new float[slots.OwnedLength];
                 slots.ExtractOwned(program.Parameters, masters);
-                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective);
+                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective, gathersDuringBackward: stage3);
                 exchange.Device.CreateSlotExchange(Storage, _deviceSlots.StagingElements, masters);
                 _fused = (IFusedOptimizerOps)exchange.Device;
                 _deviceCollective = exchange.Collective;
@@ -95,7 +97,7 @@ public sealed partial class TrainingEngine
             {
                 StartHostStreaming(slots, streamingOps, masters: null);
             }
-            if (config.ZeroOptimization.Stage == 3)
+            if (stage3)
             {
                 // From here on no rank holds the full parameters: the initial full buffer is dropped for the pool.
                 var persistent = new System.Collections.Generic.List<int>();
@@ -108,9 +110,17 @@ public sealed partial class TrainingEngine
                 _persistentOffsets = new long[persistent.Count];
                 for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
-                _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded!, streamingOps.ParameterPlan!,
-                    PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
-                program.ParameterListener = _parameterStreamer;
+                if (_deviceSlots is not null)
+                {
+                    _deviceParameterStreamer = new DeviceParameterStreamer(_deviceSlots, streamingOps);
+                    program.ParameterListener = _deviceParameterStreamer;
+                }
+                else
+                {
+                    _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded!, streamingOps.ParameterPlan!,
+                        PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
+                    program.ParameterListener = _parameterStreamer;
+                }
             }
         }
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
@@ -186,10 +196,10 @@ public sealed partial class TrainingEngine
     /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
     public string DescribeOptimizerStep() =>
         _deviceSlots is not null && _fused is not null && _deviceCollective is null
-            ? "fused in the backend on the ZeRO-2 partition (the whole model on one rank); gradients streamed into it on the device"
+            ? $"fused in the backend on the ZeRO-{_sharding.Stage} partition (the whole model on one rank); gradients streamed into it on the device"
         : _deviceSlots is not null && _fused is not null
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"fused in the backend on this rank's ZeRO-2 pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
+                $"fused in the backend on this rank's ZeRO-{_sharding.Stage} pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered{(_sharding.Stage == 3 ? " when needed" : "")} over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : PartitionsOnDevice
             ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")

@@ -6,21 +6,24 @@ using Shardwise.Plans;
 namespace Shardwise.Training.Zero;
 
 /// <summary>
-/// ZeRO-2 with the ranks' arenas on GPUs and a device collective (NCCL): <see cref="SlotSharding"/>'s buckets, pieces
-/// and partition, with every copy and collective on the device (<see cref="IDeviceSlotExchangeOps"/>), so no gradient
-/// or parameter crosses the bus.
+/// ZeRO-2 and ZeRO-3 with the ranks' arenas on GPUs and a device collective (NCCL): <see cref="SlotSharding"/>'s
+/// buckets, pieces and partition, with every copy and collective on the device (<see cref="IDeviceSlotExchangeOps"/>),
+/// so no gradient or parameter crosses the bus.
 /// <list type="bullet">
 /// <item>Backward: when a slot's gradient is final its pieces are staged rank-major (segment r, after the pieces already
 /// there) and its pool region is cleared for reuse; once reduce_bucket_size padded elements wait, the staging is
 /// averaged by an in-place reduce-scatter and this rank's pieces are added to its partition's gradients.</item>
 /// <item>After the optimizer step (the backend's fused AdamW over the partition): slots are all-gathered in buckets of
-/// allgather_bucket_size from every rank's working copy into the parameter arena.</item>
+/// allgather_bucket_size from every rank's working copy — all of them into the parameter arena at ZeRO-2, the slots
+/// kept whole at ZeRO-3.</item>
+/// <item>ZeRO-3: a slot the program needs is gathered alone into the region its residency plan gives it
+/// (<see cref="GatherSlot"/>), through a region of the staging of its own, since a gradient bucket may be pending.</item>
 /// </list>
 /// On one rank there is no collective: the copies alone move each slot between the pool, the partition (the whole
-/// model) and the parameter arena, so ZeRO-2 on one GPU still steps on the device.
-/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/>. A reduction moves one whole segment per rank
-/// (the bucket's pieces stay where they were staged, so a bucket closed early also sends the rest of its segment); a
-/// gather moves just its pieces.
+/// model) and the parameter arena, so ZeRO-2/3 on one GPU still steps on the device.
+/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/> (plus ranks × the largest piece at ZeRO-3). A
+/// reduction moves one whole segment per rank (the bucket's pieces stay where they were staged, so a bucket closed early
+/// also sends the rest of its segment); a gather moves just its pieces.
 /// </summary>
 public sealed class DeviceSlotSharding : IGradientListener
 {
@@ -29,12 +32,16 @@ public sealed class DeviceSlotSharding : IGradientListener
     private readonly IDeviceSlotExchangeOps _device;
     private readonly IDeviceCollective? _collective; // null on one rank
     private readonly int _rank, _ranks;
+    private readonly long _slotRegion;          // ZeRO-3: where the single-slot gathers' region starts in the staging
     private readonly List<int> _pending = new(); // slots staged since the last reduction, in arrival order
     private readonly int[] _allSlots;
+    private readonly long[] _layoutOffsets;
     private long _pendingSegment;               // Σ pieces of the pending slots: where the next one goes in each segment
 
     /// <param name="collective">The data-parallel group on the backend's device; null only for one rank.</param>
-    public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective? collective)
+    /// <param name="gathersDuringBackward">ZeRO-3: single slots are gathered (<see cref="GatherSlot"/>) while a gradient bucket fills.</param>
+    public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective? collective,
+        bool gathersDuringBackward)
     {
         (_rank, _ranks) = (slots.Communicator.Rank, slots.Communicator.Size);
         if (collective is null ? _ranks != 1 : collective.Size != _ranks || collective.Rank != _rank)
@@ -43,21 +50,24 @@ public sealed class DeviceSlotSharding : IGradientListener
         _ops = ops;
         _device = device;
         _collective = collective;
+        _slotRegion = slots.SegmentElements * _ranks;
+        StagingElements = _slotRegion + (gathersDuringBackward ? slots.LargestPieceLength * _ranks : 0);
         _allSlots = new int[slots.Layout.Slots.Count];
-        for (int i = 0; i < _allSlots.Length; i++) _allSlots[i] = i;
+        _layoutOffsets = new long[_allSlots.Length];
+        for (int i = 0; i < _allSlots.Length; i++) (_allSlots[i], _layoutOffsets[i]) = (i, slots.Layout.Slots[i].Offset);
     }
 
     /// <summary>Elements of the staging buffer the backend must hold.</summary>
-    public long StagingElements => _slots.SegmentElements * _ranks;
+    public long StagingElements { get; }
 
-    /// <summary>Gradient reductions (one collective each) and parameter gathers run so far.</summary>
+    /// <summary>Gradient reductions (one collective each) and parameter gathers (buckets and single slots) run so far.</summary>
     public int ReduceBuckets { get; private set; }
 
     public int GatherBuckets { get; private set; }
 
     public void GradientsReady(long fromOffset)
     {
-        // ZeRO-2 reduces per slot (GradientFinal).
+        // ZeRO-2/3 reduce per slot (GradientFinal).
     }
 
     public void GradientFinal(int slot)
@@ -89,44 +99,62 @@ public sealed class DeviceSlotSharding : IGradientListener
         _pendingSegment = 0;
     }
 
+    /// <summary>ZeRO-2: every slot, from every rank's partition working copy into the parameter arena.</summary>
+    public void GatherParameters() => GatherInto(_allSlots, _layoutOffsets);
+
     /// <summary>
-    /// Gives every rank the full parameters from every rank's partition working copy, in buckets of consecutive slots
-    /// (as <see cref="SlotSharding.GatherSlots"/> groups them). Not while gradients are staged.
+    /// All-gathers <paramref name="slots"/> from every rank's partition working copy, slot k into the parameter arena at
+    /// <paramref name="targetOffsets"/>[k], in buckets of consecutive entries (as <see cref="SlotSharding.GatherSlots"/>
+    /// groups them). Not while gradients are staged (the buckets share the staging).
     /// </summary>
-    public void GatherParameters()
+    public void GatherInto(ReadOnlySpan<int> slots, ReadOnlySpan<long> targetOffsets)
     {
         if (_pending.Count > 0)
             throw new InvalidOperationException("parameters are gathered while gradients are staged: FlushReductions must end every backward");
-        int ranks = _ranks;
         long bucket = _slots.BucketElements.Gather, capacity = _slots.SegmentElements;
-        var layout = _slots.Layout;
-        for (int first = 0; first < _allSlots.Length;)
+        for (int first = 0; first < slots.Length;)
         {
             int end = first;
             long segment = 0;
             do
             {
-                segment += _slots.PieceLength(end);
+                segment += _slots.PieceLength(slots[end]);
                 end++;
-            } while (end < _allSlots.Length && segment * ranks < bucket && (segment + _slots.PieceLength(end)) * ranks <= bucket
-                     && segment + _slots.PieceLength(end) <= capacity);
+            } while (end < slots.Length && segment * _ranks < bucket && (segment + _slots.PieceLength(slots[end])) * _ranks <= bucket
+                     && segment + _slots.PieceLength(slots[end]) <= capacity);
 
             long at = _rank * segment;
-            for (int slot = first; slot < end; slot++)
+            for (int k = first; k < end; k++)
             {
-                _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), at);
-                at += _slots.PieceLength(slot);
+                _device.StageOwnedParameters(_slots.OwnedOffset(slots[k]), _slots.OwnedPieceLength(slots[k]), at);
+                at += _slots.PieceLength(slots[k]);
             }
             if (_collective is not null) _device.AllGatherStaging(_collective, segment);
             GatherBuckets++;
             at = 0;
-            for (int slot = first; slot < end; slot++)
+            for (int k = first; k < end; k++)
             {
-                ParameterSlot s = layout.Slots[slot];
-                _device.UnstagePieces(new Slice(Arena.Parameters, s.Offset, s.Length), _slots.PieceLength(slot), segment, at);
-                at += _slots.PieceLength(slot);
+                long length = _slots.Layout.Slots[slots[k]].Length;
+                _device.UnstagePieces(new Slice(Arena.Parameters, targetOffsets[k], length), _slots.PieceLength(slots[k]), segment, at);
+                at += _slots.PieceLength(slots[k]);
             }
             first = end;
         }
+    }
+
+    /// <summary>
+    /// ZeRO-3: gathers one slot from every rank's piece into <paramref name="destination"/> (its resident region),
+    /// through the staging's single-slot region, so it may run while a gradient bucket is pending.
+    /// </summary>
+    public void GatherSlot(int slot, Slice destination)
+    {
+        long chunk = _slots.PieceLength(slot);
+        if (StagingElements - _slotRegion < chunk * _ranks)
+            throw new InvalidOperationException("single-slot gathers need the ZeRO-3 staging: construct with gathersDuringBackward");
+        _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), _slotRegion + _rank * chunk);
+        if (_collective is not null) _device.AllGatherStaging(_collective, chunk, _slotRegion);
+        GatherBuckets++;
+        // Piece r sits at r × chunk in the region, so the slot is the region's first elements in order.
+        _device.UnstagePieces(destination, chunk, chunk, _slotRegion);
     }
 }

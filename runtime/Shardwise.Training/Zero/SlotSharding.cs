@@ -103,9 +103,14 @@ public sealed class SlotSharding
         return (stride * ranks + stride + slot) * sizeof(float);
     }
 
-    /// <summary>Elements of a staging buffer of one segment per rank (for plans; ZeRO-2 on the device holds one).</summary>
-    public static long StagingElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements)
-        => SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements))) * ranks;
+    /// <summary>
+    /// Elements of the device staging of ZeRO-2/3 over a device collective (for plans): one bucket segment per rank, and
+    /// at ZeRO-3 one largest piece per rank for the single-slot gathers made while a gradient bucket is pending.
+    /// </summary>
+    public static long StagingElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements,
+        bool gathersDuringBackward)
+        => (SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)))
+            + (gathersDuringBackward ? LargestPiece(layout, ranks) : 0)) * ranks;
 
     /// <summary>
     /// The most one rank's segment of a bucket can hold: a bucket closes once it reaches its size, so several slots
@@ -149,6 +154,9 @@ public sealed class SlotSharding
 
     /// <summary>Elements of this rank's piece of <paramref name="slot"/> (short or 0 at the end of the slot).</summary>
     public long OwnedPieceLength(int slot) => _ownedLength[slot];
+
+    /// <summary>The largest piece of any slot: one rank's share of a single-slot gather.</summary>
+    public long LargestPieceLength => LargestPiece(Layout, _communicator.Size);
 
     /// <summary>Elements one rank's segment of a bucket can hold (a staging buffer holds one per rank).</summary>
     public long SegmentElements => _stride;

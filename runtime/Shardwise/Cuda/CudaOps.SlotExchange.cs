@@ -46,7 +46,7 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
 
     public void ReduceScatterStaging(IDeviceCollective collective, long segment)
     {
-        DeviceArena staging = BeginStagingExchange(collective, segment);
+        DeviceArena staging = BeginStagingExchange(collective, segment, at: 0);
         collective.ReduceScatterAverageInPlace(staging.Address(0), segment, Storage);
     }
 
@@ -68,10 +68,10 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
             partitionParameters!.Address(ownedOffset), staging.Address(stagingOffset), length, 0);
     }
 
-    public void AllGatherStaging(IDeviceCollective collective, long segment)
+    public void AllGatherStaging(IDeviceCollective collective, long segment, long at = 0)
     {
-        DeviceArena staging = BeginStagingExchange(collective, segment);
-        collective.AllGatherInPlace(staging.Address(0), segment, Storage);
+        DeviceArena staging = BeginStagingExchange(collective, segment, at);
+        collective.AllGatherInPlace(staging.Address(at), segment, Storage);
     }
 
     public void UnstagePieces(Slice parameter, long chunk, long stride, long at)
@@ -96,13 +96,13 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
     private DeviceArena RequireExchange() =>
         exchangeStaging ?? throw new InvalidOperationException("CudaOps has no ZeRO-2 exchange buffers: call CreateSlotExchange first");
 
-    private DeviceArena BeginStagingExchange(IDeviceCollective collective, long segment)
+    private DeviceArena BeginStagingExchange(IDeviceCollective collective, long segment, long at)
     {
         DeviceArena staging = RequireExchange();
         if (!SharesDevice(collective))
             throw new ArgumentException($"the collective runs on device {collective.DeviceOrdinal}, this backend on {context.DeviceOrdinal}", nameof(collective));
-        if (segment < 0 || segment * collective.Size > staging.Length)
-            throw new ArgumentOutOfRangeException(nameof(segment), $"{collective.Size} segments of {segment} elements exceed the staging's {staging.Length}");
+        if (segment < 0 || at < 0 || at + segment * collective.Size > staging.Length)
+            throw new ArgumentOutOfRangeException(nameof(segment), $"{collective.Size} segments of {segment} elements from {at} exceed the staging's {staging.Length}");
         Begin();
         context.Synchronize(); // the collective runs on its own stream: this backend's kernels finish first
         return staging;

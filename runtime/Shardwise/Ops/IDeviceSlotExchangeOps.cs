@@ -42,8 +42,11 @@ public interface IDeviceSlotExchangeOps
     /// <summary>Copies the partition's working copy [<paramref name="ownedOffset"/>, + length) to staging[<paramref name="stagingOffset"/> ..].</summary>
     void StageOwnedParameters(long ownedOffset, long length, long stagingOffset);
 
-    /// <summary>In place over the staging's first ranks × <paramref name="segment"/> elements: segment r becomes rank r's.</summary>
-    void AllGatherStaging(IDeviceCollective collective, long segment);
+    /// <summary>
+    /// In place over ranks × <paramref name="segment"/> staging elements from <paramref name="at"/>: segment r becomes
+    /// rank r's.
+    /// </summary>
+    void AllGatherStaging(IDeviceCollective collective, long segment, long at = 0);
 
     /// <summary>The inverse of <see cref="StagePieces"/>: piece r of the slot <paramref name="parameter"/> from staging[r·stride + at].</summary>
     void UnstagePieces(Slice parameter, long chunk, long stride, long at);

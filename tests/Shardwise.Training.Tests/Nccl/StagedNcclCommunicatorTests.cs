@@ -1,8 +1,10 @@
 using System;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cuda;
 using Shardwise.Distributed;
 using Shardwise.Distributed.InProcess;
+using Shardwise.Precision;
 using Shardwise.Training.Nccl;
 
 namespace Shardwise.Training.Tests.Nccl;
@@ -88,6 +90,83 @@ public sealed class StagedNcclCommunicatorTests
             alone.AllReduceSum(own);
             CollectionAssert.AreEqual(values, own, "a one-rank split leaves the data as it was");
         }, Timeout);
+    }
+
+    /// <summary>
+    /// The in-place device collectives ZeRO uses (<see cref="Shardwise.Ops.IDeviceCollective"/>) on device buffers of
+    /// each storage type: the average of every rank's buffer, this rank's averaged partition, and the gathered
+    /// partitions, against the same arithmetic on the host (16-bit results to one rounding of the type).
+    /// </summary>
+    [TestMethod]
+    [DataRow(1)]
+    [DataRow(2)]
+    public void InPlaceDeviceCollectivesAverageAndGather(int ranks)
+    {
+        RequireGpus(ranks);
+        const int partition = 1000;
+        InProcessGroup.Run(ranks, host =>
+        {
+            using var nccl = new StagedNcclCommunicator(host, host.Rank, ownsBootstrap: false);
+            using CudaContext context = CudaContext.Primary(host.Rank);
+            foreach (var storage in new[] { StorageType.Float32, StorageType.Float16, StorageType.BFloat16 })
+            {
+                float tolerance = storage == StorageType.Float32 ? 1e-6f : storage == StorageType.Float16 ? 1e-3f : 8e-3f;
+                int n = partition * ranks;
+                // Rank r's values are the same random numbers shifted by r, so each rank knows every rank's input.
+                float[] Input(int rank)
+                {
+                    float[] values = Floats(new Random(5), n).Select(v => v + rank).ToArray();
+                    StorageRounding.RoundInPlace(values, storage);
+                    return values;
+                }
+                float[] average = new float[n];
+                for (int r = 0; r < ranks; r++)
+                {
+                    float[] values = Input(r);
+                    for (int i = 0; i < n; i++) average[i] += values[i] / ranks;
+                }
+
+                using var buffer = DeviceMemory.Allocate(context, (long)n * storage.BytesPerElement());
+                Upload(buffer, Input(host.Rank), storage);
+                nccl.AllReduceAverageInPlace(buffer.Pointer, n, storage);
+                Close(average, Download(buffer, n, storage), tolerance, $"{storage} AllReduceAverageInPlace");
+
+                Upload(buffer, Input(host.Rank), storage);
+                nccl.ReduceScatterAverageInPlace(buffer.Pointer, partition, storage);
+                Close(average.AsSpan(host.Rank * partition, partition).ToArray(),
+                    Download(buffer, n, storage).AsSpan(host.Rank * partition, partition).ToArray(), tolerance, $"{storage} ReduceScatterAverageInPlace");
+
+                float[] mine = Input(host.Rank), gathered = new float[n];
+                for (int r = 0; r < ranks; r++) Input(r).AsSpan(r * partition, partition).CopyTo(gathered.AsSpan(r * partition));
+                Upload(buffer, mine, storage);
+                nccl.AllGatherInPlace(buffer.Pointer, partition, storage);
+                CollectionAssert.AreEqual(gathered, Download(buffer, n, storage), $"{storage} AllGatherInPlace");
+            }
+        }, Timeout);
+    }
+
+    private static void Upload(DeviceMemory buffer, float[] values, StorageType storage)
+    {
+        if (storage == StorageType.Float32) { buffer.Upload<float>(values); return; }
+        var bits = new ushort[values.Length];
+        StorageConversion.Narrow(values, bits, storage);
+        buffer.Upload<ushort>(bits);
+    }
+
+    private static float[] Download(DeviceMemory buffer, int count, StorageType storage)
+    {
+        var values = new float[count];
+        if (storage == StorageType.Float32) { buffer.Download<float>(values); return values; }
+        var bits = new ushort[count];
+        buffer.Download<ushort>(bits);
+        StorageConversion.Widen(bits, values, storage);
+        return values;
+    }
+
+    private static void Close(float[] expected, float[] actual, float tolerance, string what)
+    {
+        for (int i = 0; i < expected.Length; i++)
+            Assert.AreEqual(expected[i], actual[i], tolerance * Math.Max(1, Math.Abs(expected[i])), $"{what}[{i}]");
     }
 
     private static void RequireGpus(int count)

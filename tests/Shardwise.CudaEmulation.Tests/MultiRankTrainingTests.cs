@@ -199,10 +199,12 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
-    /// ZeRO-2 on the device with buckets far smaller than the model (TwoBlockGpt's 1,624 parameters in buckets of 300
+    /// ZeRO 1–3 on the device with buckets far smaller than the model (TwoBlockGpt's 1,624 parameters in buckets of 300
     /// and 200 padded elements): many reductions per backward, buckets closed early by a slot that does not fit, slots
     /// larger than a bucket going alone, and many gathers; the run still equals the CPU job's, which buckets the same way
-    /// through host memory. The job's memory line is the one `plan` predicts for a GPU job over NCCL.
+    /// through host memory; at ZeRO-3 a prefetch staging of 700 elements holds a few groups of slots at once, so requests are
+    /// served both from prefetched groups and by gathers of their own. The job's memory line is the one `plan` predicts
+    /// for a GPU job over NCCL.
     /// </summary>
     [TestMethod]
     [DataRow(1)]
@@ -211,7 +213,8 @@ public sealed class MultiRankTrainingTests
     public void DeviceExchangesWithSmallBucketsEqualTheCpuJobAndTheirPlannedMemory(int zeroStage)
     {
         using var job = new EmulatedJob("TwoBlockGpt", zeroStage,
-            zeroSettings: "\"reduce_bucket_size\": 300, \"allgather_bucket_size\": 200" + (zeroStage == 3 ? ", " + StreamedSlots : ""));
+            zeroSettings: "\"reduce_bucket_size\": 300, \"allgather_bucket_size\": 200"
+                          + (zeroStage == 3 ? ", " + StreamedSlots + ", \"stage3_prefetch_bucket_size\": 700" : ""));
 
         var cpu = job.Train("cpu", ranks: 3, Steps, device: "cpu");
         var nccl = job.Train("nccl", ranks: 3, Steps, device: "cuda", communicator: "nccl");
@@ -221,6 +224,8 @@ public sealed class MultiRankTrainingTests
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
 
+        if (zeroStage == 3)
+            StringAssert.Matches(nccl.Output, new System.Text.RegularExpressions.Regex("ZeRO-3 parameter gathers: [0-9,]+ requests, [1-9][0-9,]* served from prefetch"));
         string plan = job.Plan(ranks: 3);
         string planned = plan.Split('\n').Single(line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
         string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
@@ -238,12 +243,14 @@ public sealed class MultiRankTrainingTests
     [DataRow(3)]
     public void ZeroTwoAndThreeOnOneEmulatedDeviceStepOnTheDeviceLikeTheCpuJob(int zeroStage)
     {
-        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots : "");
+        // No prefetch at ZeRO-3: every slot is gathered alone when the program asks for it.
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots + ", \"stage3_prefetch_bucket_size\": 0" : "");
 
         var cpu = job.Train("cpu", ranks: 1, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 1, Steps, device: "cuda");
 
         StringAssert.Contains(cuda.Output, $"optimizer step: fused in the backend on the ZeRO-{zeroStage} partition (the whole model on one rank)", cuda.Output);
+        if (zeroStage == 3) StringAssert.Matches(cuda.Output, new System.Text.RegularExpressions.Regex("ZeRO-3 parameter gathers: [1-9][0-9,]* requests, 0 served from prefetch"));
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");

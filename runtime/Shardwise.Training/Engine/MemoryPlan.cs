@@ -51,6 +51,7 @@ public static class MemoryPlan
             // and one staging, all at the working element size.
             long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
             long held = zero.Stage == 3 ? parameterPool.PoolElements + persistent : layout.TotalElements;
+            if (zero.Stage == 3) staging += TrainingEngine.PrefetchElements(zero, held, layout.TotalElements);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,
                 gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes);
         }

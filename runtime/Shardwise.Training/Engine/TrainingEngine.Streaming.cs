@@ -42,7 +42,7 @@ public sealed partial class TrainingEngine
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
     /// <summary>ZeRO-3: parameter requests the program made so far (each served by one gather, ahead or on demand).</summary>
-    public int ParameterRequests => _parameterStreamer?.Gathers ?? _deviceParameterStreamer?.Gathers ?? 0;
+    public int ParameterRequests => _parameterStreamer?.Gathers ?? 0;
 
     /// <summary>
     /// ZeRO-3: refreshes the slots kept whole (below stage3_param_persistence_threshold) from every rank's pieces, in

@@ -56,7 +56,6 @@ public sealed partial class TrainingEngine
     private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters)
     private readonly GradientStreamingOps<float>? _streamingOps;
     private readonly ParameterStreamer? _parameterStreamer;
-    private readonly DeviceParameterStreamer? _deviceParameterStreamer; // stage 3 over the device exchange
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
     private IModelParallelReduction? _modelParallel;
@@ -81,13 +80,25 @@ public sealed partial class TrainingEngine
                 ?? throw new InvalidOperationException("ZeRO-2/3 stream gradients: build the program over TrainingEngine.CreateBackend(config, ...)");
             _streamingOps = streamingOps;
             bool stage3 = config.ZeroOptimization.Stage == 3;
+            // ZeRO-3 keeps slots under stage3_param_persistence_threshold whole; the prefetch staging fits beside them.
+            var persistent = new System.Collections.Generic.List<int>();
+            long persistentElements = 0;
+            for (int i = 0; stage3 && i < program.Layout.Slots.Count; i++)
+            {
+                if (program.Layout.Slots[i].Length >= config.ZeroOptimization.Stage3ParamPersistenceThreshold) continue;
+                persistent.Add(i);
+                persistentElements += program.Layout.Slots[i].Length;
+            }
+            long prefetch = stage3
+                ? PrefetchElements(config.ZeroOptimization, streamingOps.ParameterPlan!.PoolElements + persistentElements, program.Layout.TotalElements)
+                : 0;
             if (DeviceSlotExchangeFor(streamingOps, config, sharding, Storage) is { } exchange)
             {
                 // The partition's masters are this rank's pieces of the initial parameters, unrounded; the backend keeps
                 // them with the moments, the partition's gradients and its working copy.
                 var masters = new float[slots.OwnedLength];
                 slots.ExtractOwned(program.Parameters, masters);
-                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective, gathersDuringBackward: stage3);
+                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective, gathersDuringBackward: stage3, prefetch);
                 exchange.Device.CreateSlotExchange(Storage, _deviceSlots.StagingElements, masters);
                 _fused = (IFusedOptimizerOps)exchange.Device;
                 _deviceCollective = exchange.Collective;
@@ -100,27 +111,16 @@ public sealed partial class TrainingEngine
             if (stage3)
             {
                 // From here on no rank holds the full parameters: the initial full buffer is dropped for the pool.
-                var persistent = new System.Collections.Generic.List<int>();
-                for (int i = 0; i < program.Layout.Slots.Count; i++)
-                {
-                    if (program.Layout.Slots[i].Length < config.ZeroOptimization.Stage3ParamPersistenceThreshold) persistent.Add(i);
-                }
                 streamingOps.StartParameterStreaming(persistent);
                 _persistentSlots = persistent.ToArray();
                 _persistentOffsets = new long[persistent.Count];
                 for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
-                if (_deviceSlots is not null)
-                {
-                    _deviceParameterStreamer = new DeviceParameterStreamer(_deviceSlots, streamingOps);
-                    program.ParameterListener = _deviceParameterStreamer;
-                }
-                else
-                {
-                    _parameterStreamer = new ParameterStreamer(slots, streamingOps, _rounded!, streamingOps.ParameterPlan!,
-                        PrefetchElements(config.ZeroOptimization, streamingOps.ParameterArenaElements, program.Layout.TotalElements));
-                    program.ParameterListener = _parameterStreamer;
-                }
+                IParameterGatherer gatherer = _deviceSlots is not null
+                    ? _deviceSlots
+                    : new HostParameterGatherer(slots, streamingOps, _rounded!, prefetch);
+                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!);
+                program.ParameterListener = _parameterStreamer;
             }
         }
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)

@@ -16,16 +16,19 @@ namespace Shardwise.Training.Zero;
 /// <item>After the optimizer step (the backend's fused AdamW over the partition): slots are all-gathered in buckets of
 /// allgather_bucket_size from every rank's working copy — all of them into the parameter arena at ZeRO-2, the slots
 /// kept whole at ZeRO-3.</item>
-/// <item>ZeRO-3: a slot the program needs is gathered alone into the region its residency plan gives it
-/// (<see cref="GatherSlot"/>), through a region of the staging of its own, since a gradient bucket may be pending.</item>
+/// <item>ZeRO-3: as the <see cref="ParameterStreamer"/> asks (<see cref="IParameterGatherer"/>), upcoming slots are
+/// gathered ahead in groups into a prefetch region of the staging, and copied out into the region the residency plan
+/// gives each when the program needs it; a slot not prefetched is gathered alone (<see cref="GatherSlot"/>). Both have
+/// regions of the staging of their own, since a gradient bucket may be pending.</item>
 /// </list>
 /// On one rank there is no collective: the copies alone move each slot between the pool, the partition (the whole
 /// model) and the parameter arena, so ZeRO-2/3 on one GPU still steps on the device.
-/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/> (plus ranks × the largest piece at ZeRO-3). A
+/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/> (plus, at ZeRO-3, ranks × the largest piece and
+/// the prefetch region). A
 /// reduction moves one whole segment per rank (the bucket's pieces stay where they were staged, so a bucket closed early
 /// also sends the rest of its segment); a gather moves just its pieces.
 /// </summary>
-public sealed class DeviceSlotSharding : IGradientListener
+public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
 {
     private readonly SlotSharding _slots;
     private readonly GradientStreamingOps<float> _ops;
@@ -33,6 +36,7 @@ public sealed class DeviceSlotSharding : IGradientListener
     private readonly IDeviceCollective? _collective; // null on one rank
     private readonly int _rank, _ranks;
     private readonly long _slotRegion;          // ZeRO-3: where the single-slot gathers' region starts in the staging
+    private readonly long _prefetchRegion;      // ZeRO-3: where the prefetch groups' region starts
     private readonly List<int> _pending = new(); // slots staged since the last reduction, in arrival order
     private readonly int[] _allSlots;
     private readonly long[] _layoutOffsets;
@@ -40,8 +44,9 @@ public sealed class DeviceSlotSharding : IGradientListener
 
     /// <param name="collective">The data-parallel group on the backend's device; null only for one rank.</param>
     /// <param name="gathersDuringBackward">ZeRO-3: single slots are gathered (<see cref="GatherSlot"/>) while a gradient bucket fills.</param>
+    /// <param name="prefetchElements">ZeRO-3: elements of the prefetch region (0: none).</param>
     public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective? collective,
-        bool gathersDuringBackward)
+        bool gathersDuringBackward, long prefetchElements = 0)
     {
         (_rank, _ranks) = (slots.Communicator.Rank, slots.Communicator.Size);
         if (collective is null ? _ranks != 1 : collective.Size != _ranks || collective.Rank != _rank)
@@ -51,7 +56,9 @@ public sealed class DeviceSlotSharding : IGradientListener
         _device = device;
         _collective = collective;
         _slotRegion = slots.SegmentElements * _ranks;
-        StagingElements = _slotRegion + (gathersDuringBackward ? slots.LargestPieceLength * _ranks : 0);
+        _prefetchRegion = _slotRegion + (gathersDuringBackward ? slots.LargestPieceLength * _ranks : 0);
+        PrefetchElements = Math.Max(0, prefetchElements);
+        StagingElements = _prefetchRegion + PrefetchElements;
         _allSlots = new int[slots.Layout.Slots.Count];
         _layoutOffsets = new long[_allSlots.Length];
         for (int i = 0; i < _allSlots.Length; i++) (_allSlots[i], _layoutOffsets[i]) = (i, slots.Layout.Slots[i].Offset);
@@ -157,4 +164,30 @@ public sealed class DeviceSlotSharding : IGradientListener
         // Piece r sits at r × chunk in the region, so the slot is the region's first elements in order.
         _device.UnstagePieces(destination, chunk, chunk, _slotRegion);
     }
+
+    /// <summary>ZeRO-3: elements of the staging's prefetch region.</summary>
+    public long PrefetchElements { get; }
+
+    /// <summary>A group's segment is bounded by the prefetch region alone.</summary>
+    public long MaxGroupSegment => long.MaxValue;
+
+    public int GatherGroup(ReadOnlySpan<int> slots, int at)
+    {
+        long segment = 0;
+        foreach (int slot in slots) segment += _slots.PieceLength(slot);
+        long position = _prefetchRegion + at + _rank * segment;
+        foreach (int slot in slots)
+        {
+            _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), position);
+            position += _slots.PieceLength(slot);
+        }
+        if (_collective is not null) _device.AllGatherStaging(_collective, segment, _prefetchRegion + at);
+        GatherBuckets++;
+        return checked((int)segment);
+    }
+
+    public void CopyGathered(int slot, int group, int segment, int at, Slice destination)
+        => _device.UnstagePieces(destination, _slots.PieceLength(slot), segment, _prefetchRegion + group + at);
+
+    public void GatherAlone(int slot, Slice destination) => GatherSlot(slot, destination);
 }

@@ -9,6 +9,7 @@ namespace Shardwise.Training.Zero;
 /// ZeRO-3's parameter side. When the generated program says a slot is needed, the slot is all-gathered from every
 /// rank's 16-bit piece into the pool region the residency plan gives it; when released, the mapping is dropped (the
 /// plan has already decided who reuses the memory). Slots kept whole (persistence threshold) are never gathered here.
+/// The data moves through an <see cref="IParameterGatherer"/>: host memory, or the device over NCCL.
 /// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>): after each
 /// request the next slots are gathered ahead, in one collective, into a staging buffer of stage3_prefetch_bucket_size
 /// elements (capped so that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into
@@ -18,9 +19,8 @@ public sealed class ParameterStreamer : IParameterListener
 {
     private readonly SlotSharding _sharding;
     private readonly GradientStreamingOps<float> _ops;
-    private readonly float[] _pieces;
+    private readonly IParameterGatherer _gatherer;
     private readonly ParameterPool _plan;
-    private readonly float[] _staging;
     // Prefetched slots: their place in the gather order, and where the rank-major group holding them lies in the
     // staging buffer (its start, one rank's segment length) and where their pieces start within each segment.
     private readonly Queue<(int Order, int Group, int Segment, int At)> _prefetched = new();
@@ -29,13 +29,12 @@ public sealed class ParameterStreamer : IParameterListener
     private int _prefetchedUpTo; // gather-order entries below this are prefetched or consumed
     private int _stagingTail;
 
-    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, float[] pieces, ParameterPool plan, long prefetchElements)
+    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, IParameterGatherer gatherer, ParameterPool plan)
     {
         _sharding = sharding;
         _ops = ops;
-        _pieces = pieces;
+        _gatherer = gatherer;
         _plan = plan;
-        _staging = new float[Math.Max(0, prefetchElements)];
     }
 
     /// <summary>Slots gathered since the last reset (twice per slot per step: forward and backward).</summary>
@@ -44,27 +43,27 @@ public sealed class ParameterStreamer : IParameterListener
     /// <summary>Requests served from the prefetch staging buffer.</summary>
     public int PrefetchHits { get; private set; }
 
-    public long StagingBytes => _staging.LongLength * sizeof(float);
+    /// <summary>Bytes of the host prefetch staging (the device gatherer counts its own in the device staging).</summary>
+    public long StagingBytes => _gatherer is HostParameterGatherer host ? host.PrefetchElements * sizeof(float) : 0;
 
     public void ResetCount() => Gathers = PrefetchHits = 0;
 
     public void ParametersNeeded(int slot, int phase)
     {
         if (_ops.IsPersistent(slot)) return;
-        var region = _ops.MakeResident(slot, phase);
-        var destination = _ops.View(Arena.Parameters).Slice((int)region.Offset, (int)region.Length);
+        Slice destination = _ops.MakeResident(slot, phase);
 
         int order = Locate(slot, phase);
         if (_prefetched.Count > 0 && _prefetched.Peek().Order == order)
         {
             var (_, group, segment, at) = _prefetched.Dequeue();
-            _sharding.CopyGathered(slot, _staging.AsSpan(group), segment, at, destination);
+            _gatherer.CopyGathered(slot, group, segment, at, destination);
             PrefetchHits++;
             if (_prefetched.Count == 0) _stagingTail = 0;
         }
         else
         {
-            _sharding.GatherSlot(slot, _pieces, destination);
+            _gatherer.GatherAlone(slot, destination);
         }
         Gathers++;
         Prefetch();
@@ -115,7 +114,7 @@ public sealed class ParameterStreamer : IParameterListener
             if (!_ops.IsPersistent(slot))
             {
                 long grown = segment + _sharding.PieceLength(slot);
-                if (_stagingTail + grown * ranks > _staging.Length || grown > _sharding.MaxGatherSegment) break;
+                if (_stagingTail + grown * ranks > _gatherer.PrefetchElements || grown > _gatherer.MaxGroupSegment) break;
                 _group.Add(slot);
                 segment = grown;
             }
@@ -124,8 +123,7 @@ public sealed class ParameterStreamer : IParameterListener
         if (_group.Count == 0) return;
 
         int group = _stagingTail;
-        int groupSegment = _sharding.GatherRankMajor(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), _pieces,
-            _staging.AsSpan(group));
+        int groupSegment = _gatherer.GatherGroup(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), group);
         int at = 0;
         for (int order = _prefetchedUpTo; order < upTo; order++)
         {

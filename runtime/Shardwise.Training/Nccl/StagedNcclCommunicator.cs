@@ -81,12 +81,9 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
     /// <summary>An in-place NCCL average over device memory of this rank's GPU, with the same deadline and abort as the rest.</summary>
     public void AllReduceAverageInPlace(ulong address, long elements, StorageType storage)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(elements);
         if (!BeginInPlace(elements)) return;
         _nccl.AllReduce(address, address, elements, DataType(storage), NcclReduction.Average, _stream);
-        Wait(Collective.AllReduce);
-        long bytes = RingTraffic.AllReduce(elements, Size) * storage.BytesPerElement();
-        Traffic.Add(Collective.AllReduce, bytes, bytes);
+        EndInPlace(Collective.AllReduce, RingTraffic.AllReduce(elements, Size), storage);
     }
 
     /// <summary>
@@ -95,35 +92,44 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
     /// </summary>
     public void ReduceScatterAverageInPlace(ulong address, long partitionElements, StorageType storage)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(partitionElements);
         if (!BeginInPlace(partitionElements)) return;
-        ulong own = address + (ulong)(Rank * partitionElements * storage.BytesPerElement());
-        _nccl.ReduceScatter(address, own, partitionElements, DataType(storage), NcclReduction.Average, _stream);
-        Wait(Collective.ReduceScatter);
-        long bytes = RingTraffic.ReduceScatter(partitionElements, Size) * storage.BytesPerElement();
-        Traffic.Add(Collective.ReduceScatter, bytes, bytes);
+        _nccl.ReduceScatter(address, OwnPartition(address, partitionElements, storage), partitionElements, DataType(storage),
+            NcclReduction.Average, _stream);
+        EndInPlace(Collective.ReduceScatter, RingTraffic.ReduceScatter(partitionElements, Size), storage);
     }
 
     /// <summary>ncclAllGather in place: this rank's partition of the receive buffer is its send buffer.</summary>
     public void AllGatherInPlace(ulong address, long partitionElements, StorageType storage)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(partitionElements);
         if (!BeginInPlace(partitionElements)) return;
-        ulong own = address + (ulong)(Rank * partitionElements * storage.BytesPerElement());
-        _nccl.AllGather(own, address, partitionElements, DataType(storage), _stream);
-        Wait(Collective.AllGather);
-        long bytes = RingTraffic.AllGather(partitionElements, Size) * storage.BytesPerElement();
-        Traffic.Add(Collective.AllGather, bytes, bytes);
+        _nccl.AllGather(OwnPartition(address, partitionElements, storage), address, partitionElements, DataType(storage), _stream);
+        EndInPlace(Collective.AllGather, RingTraffic.AllGather(partitionElements, Size), storage);
     }
 
-    /// <summary>Checks the communicator is usable and makes its context current; false when there is nothing to move.</summary>
+    /// <summary>
+    /// Checks the count and that the communicator is usable, and makes its context current; false when there is
+    /// nothing to move.
+    /// </summary>
     private bool BeginInPlace(long elements)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(elements);
         ThrowIfUnusable();
         if (elements == 0) return false;
         _context.MakeCurrent();
         return true;
     }
+
+    /// <summary>Waits for an in-place collective with the deadline and counts its ring traffic (elements sent and received).</summary>
+    private void EndInPlace(Collective collective, long ringElements, StorageType storage)
+    {
+        Wait(collective);
+        long bytes = ringElements * storage.BytesPerElement();
+        Traffic.Add(collective, bytes, bytes);
+    }
+
+    /// <summary>Where this rank's partition starts in a buffer of <see cref="Size"/> partitions.</summary>
+    private ulong OwnPartition(ulong address, long partitionElements, StorageType storage)
+        => address + (ulong)(Rank * partitionElements * storage.BytesPerElement());
 
     private static NcclDataType DataType(StorageType storage) => storage switch
     {

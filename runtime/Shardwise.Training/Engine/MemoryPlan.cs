@@ -39,19 +39,18 @@ public static class MemoryPlan
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
-        long persistent = 0;
-        foreach (var slot in layout.Slots)
-        {
-            if (slot.Length < zero.Stage3ParamPersistenceThreshold) persistent += slot.Length;
-        }
+        // ZeRO-3 holds its residency pool and the slots kept whole instead of the parameters, and a prefetch staging.
+        long resident = parameterPool.PoolElements;
+        foreach (int slot in TrainingEngine.PersistentSlots(layout, zero.Stage3ParamPersistenceThreshold)) resident += layout.Slots[slot].Length;
+        long prefetch = zero.Stage == 3 ? TrainingEngine.PrefetchElements(zero, resident, layout.TotalElements) : 0;
         if (exchangesInDeviceMemory && !offload)
         {
             // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),
             // and one staging, all at the working element size.
-            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
-            long held = zero.Stage == 3 ? parameterPool.PoolElements + persistent : layout.TotalElements;
-            if (zero.Stage == 3) staging += TrainingEngine.PrefetchElements(zero, held, layout.TotalElements);
+            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3)
+                           + prefetch;
+            long held = zero.Stage == 3 ? resident : layout.TotalElements;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,
                 gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes);
         }
@@ -60,8 +59,7 @@ public static class MemoryPlan
         long? parameters = null;
         if (zero.Stage == 3)
         {
-            parameters = (parameterPool.PoolElements + persistent) * workingBytes + pieces * sizeof(float);
-            long prefetch = TrainingEngine.PrefetchElements(zero, parameterPool.PoolElements + persistent, layout.TotalElements);
+            parameters = resident * workingBytes + pieces * sizeof(float);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float),
                 masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
         }

@@ -97,71 +97,47 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// The boundary step of the fused path: the backend measures the gradients (one small readback), the engine decides
     /// as in <see cref="Step"/>, and the backend updates. One rank, or several exchanging in device memory (see
-    /// <see cref="FusedOptimizerFor"/>).
+    /// <see cref="FusedOptimizerFor"/> and <see cref="DeviceSlotExchangeFor"/>).
     /// </summary>
     private StepOutcome StepFused(IFusedOptimizerOps fused)
     {
-        // Several ranks: the gradients are averaged on the device, over the whole arena (ZeRO 0) or into this rank's
-        // partition (ZeRO 1), as the host path averages them.
-        var deviceOps = (IDeviceGradientOps?)(_deviceCollective is null ? null : _program.Ops);
-        if (_deviceCollective is not null)
+        // Several ranks at ZeRO 0–1: the gradients are averaged on the device now, over the whole arena (ZeRO 0) or into
+        // this rank's partition (ZeRO 1), as the host path averages them. ZeRO 2–3 averaged theirs during backward.
+        if (_deviceCollective is not null && _deviceSlots is null)
         {
-            if (PartitionsOnDevice) deviceOps!.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
-            else deviceOps!.AverageGradients(_deviceCollective);
+            var deviceOps = (IDeviceGradientOps)_program.Ops;
+            if (PartitionsOnDevice) deviceOps.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
+            else deviceOps.AverageGradients(_deviceCollective);
         }
         bool fp16 = Storage == StorageType.Float16;
         GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
-        // Averaged whole on the device, every rank measures the same bits, so no flag is exchanged; a partition's flag is
-        // (only fp16 checks, as DeepSpeed does: the others have nothing to agree on).
-        bool overflow = _deviceCollective is not null && !PartitionsOnDevice ? measured.Overflow
-            : fp16 ? _sharding.AnyRank(measured.Overflow) : false;
+        // Averaged whole on the device (ZeRO 0), every rank measures the same bits, so no flag is exchanged; a
+        // partition's flag is (only fp16 checks, as DeepSpeed does: the others have nothing to agree on).
+        bool sameOnEveryRank = _deviceCollective is not null && _sharding.Stage == 0;
+        bool overflow = sameOnEveryRank ? measured.Overflow : fp16 && _sharding.AnyRank(measured.Overflow);
         double scale = LossScaler.Scale;
         bool skip = LossScaler.Update(overflow);
         GlobalStep++;
         if (skip)
         {
-            _program.ZeroGradients();
+            ZeroFusedGradients();
             return StepOutcome.SkippedOverflow;
         }
 
         double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
         fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
-        if (PartitionsOnDevice) deviceOps!.AllGatherParameters(_deviceCollective!, _sharding.Map.PartitionElements);
+        GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;
-        _program.ZeroGradients();
+        ZeroFusedGradients();
         return StepOutcome.Updated;
     }
 
-    /// <summary>
-    /// The boundary step of ZeRO-2 on the device: the partition's gradients were averaged during backward; the backend
-    /// measures them, the engine decides as in <see cref="Step"/> (the ranks agree on the fp16 overflow flag and sum
-    /// Σg²), the backend steps the partition, and every slot is all-gathered from its owners.
-    /// </summary>
-    private StepOutcome StepDeviceSlots(IFusedOptimizerOps fused, DeviceSlotSharding slots)
+    /// <summary>The program's gradients, and at ZeRO 2–3 on the device the partition's too (their accumulator).</summary>
+    private void ZeroFusedGradients()
     {
-        var device = (IDeviceSlotExchangeOps)fused;
-        bool fp16 = Storage == StorageType.Float16;
-        GradientMeasurement measured = fused.MeasureGradients(checkOverflow: fp16);
-        bool overflow = fp16 && _sharding.AnyRank(measured.Overflow);
-        double scale = LossScaler.Scale;
-        bool skip = LossScaler.Update(overflow);
-        GlobalStep++;
-        if (skip)
-        {
-            device.ZeroPartitionGradients();
-            _program.ZeroGradients();
-            return StepOutcome.SkippedOverflow;
-        }
-
-        double combined = UnscaleAndClipDivisor(scale, RankAgreement.Sum(_sharding.Communicator, measured.ScaledSumOfSquares));
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
-        GatherPartitionsOnDevice();
-        _hostMasterIsCurrent = false;
-        device.ZeroPartitionGradients();
+        if (_deviceSlots is not null) ((IDeviceSlotExchangeOps)_fused!).ZeroPartitionGradients();
         _program.ZeroGradients();
-        return StepOutcome.Updated;
     }
 
     /// <summary>

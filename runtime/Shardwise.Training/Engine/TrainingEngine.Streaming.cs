@@ -1,4 +1,5 @@
 using System;
+using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
@@ -29,6 +30,17 @@ public sealed partial class TrainingEngine
         StorageRounding.Round(_master, _rounded, Storage);
         _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
         _program.GradientListener = _gradientStreamer;
+    }
+
+    /// <summary>ZeRO-3: the slots kept whole (shorter than stage3_param_persistence_threshold), in layout order.</summary>
+    internal static System.Collections.Generic.List<int> PersistentSlots(ParameterLayout layout, long threshold)
+    {
+        var persistent = new System.Collections.Generic.List<int>();
+        for (int i = 0; i < layout.Slots.Count; i++)
+        {
+            if (layout.Slots[i].Length < threshold) persistent.Add(i);
+        }
+        return persistent;
     }
 
     /// <summary>

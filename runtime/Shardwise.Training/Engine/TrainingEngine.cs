@@ -81,17 +81,10 @@ public sealed partial class TrainingEngine
             _streamingOps = streamingOps;
             bool stage3 = config.ZeroOptimization.Stage == 3;
             // ZeRO-3 keeps slots under stage3_param_persistence_threshold whole; the prefetch staging fits beside them.
-            var persistent = new System.Collections.Generic.List<int>();
-            long persistentElements = 0;
-            for (int i = 0; stage3 && i < program.Layout.Slots.Count; i++)
-            {
-                if (program.Layout.Slots[i].Length >= config.ZeroOptimization.Stage3ParamPersistenceThreshold) continue;
-                persistent.Add(i);
-                persistentElements += program.Layout.Slots[i].Length;
-            }
-            long prefetch = stage3
-                ? PrefetchElements(config.ZeroOptimization, streamingOps.ParameterPlan!.PoolElements + persistentElements, program.Layout.TotalElements)
-                : 0;
+            var persistent = stage3 ? PersistentSlots(program.Layout, config.ZeroOptimization.Stage3ParamPersistenceThreshold) : new();
+            long resident = streamingOps.ParameterPlan?.PoolElements ?? 0;
+            foreach (int slot in persistent) resident += program.Layout.Slots[slot].Length;
+            long prefetch = stage3 ? PrefetchElements(config.ZeroOptimization, resident, program.Layout.TotalElements) : 0;
             if (DeviceSlotExchangeFor(streamingOps, config, sharding, Storage) is { } exchange)
             {
                 // The partition's masters are this rank's pieces of the initial parameters, unrounded; the backend keeps
@@ -343,9 +336,8 @@ public sealed partial class TrainingEngine
         MicroStep++;
         if (!boundary) return StepOutcome.Accumulated;
 
-        if (_deviceSlots is not null) return StepDeviceSlots(_fused!, _deviceSlots);
+        if (_fused is not null) return StepFused(_fused); // ZeRO 2–3 on the device included
         if (_slots is not null) return StepStreamed();
-        if (_fused is not null) return StepFused(_fused);
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞

@@ -80,13 +80,13 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     public void GradientFinal(int slot)
     {
         long chunk = _slots.PieceLength(slot);
-        if (_pending.Count > 0 && (_pendingSegment + chunk) * _ranks > _slots.BucketElements.Reduce) FlushReductions();
+        if (_pending.Count > 0 && _slots.OverflowsReduceBucket(_pendingSegment, slot)) FlushReductions();
         Slice gradient = _ops.PoolSlice(_slots.Layout.Slots[slot]);
         _device.StagePieces(gradient, chunk, _slots.SegmentElements, _pendingSegment);
         _ops.Inner.Zero(gradient); // the pool region serves the next slot or micro-batch
         _pending.Add(slot);
         _pendingSegment += chunk;
-        if (_pendingSegment * _ranks >= _slots.BucketElements.Reduce) FlushReductions();
+        if (_slots.FillsReduceBucket(_pendingSegment)) FlushReductions();
     }
 
     /// <summary>Reduces the slots still staged (the end of every backward, on every rank).</summary>
@@ -118,17 +118,12 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     {
         if (_pending.Count > 0)
             throw new InvalidOperationException("parameters are gathered while gradients are staged: FlushReductions must end every backward");
-        long bucket = _slots.BucketElements.Gather, capacity = _slots.SegmentElements;
         for (int first = 0; first < slots.Length;)
         {
-            int end = first;
+            // A bucket's segment fits the staging's: both are bounded by allgather_bucket_size / ranks or a single piece.
+            int end = _slots.GatherBucketEnd(slots, first);
             long segment = 0;
-            do
-            {
-                segment += _slots.PieceLength(slots[end]);
-                end++;
-            } while (end < slots.Length && segment * _ranks < bucket && (segment + _slots.PieceLength(slots[end])) * _ranks <= bucket
-                     && segment + _slots.PieceLength(slots[end]) <= capacity);
+            for (int k = first; k < end; k++) segment += _slots.PieceLength(slots[k]);
 
             long at = _rank * segment;
             for (int k = first; k < end; k++)

@@ -161,8 +161,14 @@ public sealed class SlotSharding
     /// <summary>Elements one rank's segment of a bucket can hold (a staging buffer holds one per rank).</summary>
     public long SegmentElements => _stride;
 
-    /// <summary>zero_optimization.reduce_bucket_size and allgather_bucket_size, in padded elements.</summary>
-    public (long Reduce, long Gather) BucketElements => (_reduceBucket, _gatherBucket);
+    /// <summary>
+    /// Whether <paramref name="slot"/>'s pieces would take a gradient bucket that already holds
+    /// <paramref name="pendingSegment"/> elements per rank past reduce_bucket_size (padded): it is reduced first.
+    /// </summary>
+    public bool OverflowsReduceBucket(long pendingSegment, int slot) => (pendingSegment + _chunk[slot]) * _communicator.Size > _reduceBucket;
+
+    /// <summary>Whether a gradient bucket holding <paramref name="pendingSegment"/> elements per rank is full: it is reduced now.</summary>
+    public bool FillsReduceBucket(long pendingSegment) => pendingSegment * _communicator.Size >= _reduceBucket;
 
     /// <summary>This rank's piece of <paramref name="slot"/> within an owned buffer (empty when the slot ends before it).</summary>
     public Span<float> OwnedPiece(Span<float> owned, int slot) => owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);
@@ -199,7 +205,7 @@ public sealed class SlotSharding
         }
         long chunk = _chunk[slot];
         if (_pending.Count > 0
-            && ((_pendingSegment + chunk) * ranks > _reduceBucket || !ReferenceEquals(accumulator, _pendingAccumulator) || scale != _pendingScale))
+            && (OverflowsReduceBucket(_pendingSegment, slot) || !ReferenceEquals(accumulator, _pendingAccumulator) || scale != _pendingScale))
             FlushReductions();
 
         // Piece r goes after the pieces already in rank r's segment; the segments are packed together at the flush.
@@ -215,7 +221,7 @@ public sealed class SlotSharding
         _pendingSegment += chunk;
         _pendingAccumulator = accumulator;
         _pendingScale = scale;
-        if (_pendingSegment * ranks >= _reduceBucket) FlushReductions();
+        if (FillsReduceBucket(_pendingSegment)) FlushReductions();
     }
 
     /// <summary>Reduce-scatters the partial gradient bucket, if any (end of backward; every rank at the same point).</summary>
@@ -272,17 +278,16 @@ public sealed class SlotSharding
         for (int first = 0; first < slots.Length;)
         {
             // Pack this rank's pieces of the bucket's slots, each padded to its piece size.
-            int end = first;
+            int end = GatherBucketEnd(slots, first);
             int segment = 0;
-            do
+            for (int k = first; k < end; k++)
             {
-                int slot = slots[end];
+                int slot = slots[k];
                 var piece = _piece.AsSpan(segment, (int)_chunk[slot]);
                 owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
                 piece.Slice((int)_ownedLength[slot]).Clear();
                 segment += (int)_chunk[slot];
-                end++;
-            } while (end < slots.Length && (long)segment * ranks < _gatherBucket && (segment + _chunk[slots[end]]) * ranks <= _gatherBucket);
+            }
 
             var gathered = _staging.AsSpan(0, segment * ranks);
             _communicator.AllGather(_piece.AsSpan(0, segment), gathered);
@@ -303,6 +308,19 @@ public sealed class SlotSharding
             }
             first = end;
         }
+    }
+
+    /// <summary>
+    /// Where the parameter bucket that starts at <paramref name="first"/> ends (exclusive): consecutive entries while the
+    /// padded total stays within allgather_bucket_size; a slot larger than that goes alone.
+    /// </summary>
+    public int GatherBucketEnd(ReadOnlySpan<int> slots, int first)
+    {
+        int ranks = _communicator.Size, end = first + 1;
+        long segment = _chunk[slots[first]];
+        while (end < slots.Length && segment * ranks < _gatherBucket && (segment + _chunk[slots[end]]) * ranks <= _gatherBucket)
+            segment += _chunk[slots[end++]];
+        return end;
     }
 
     /// <summary>

@@ -44,14 +44,22 @@ public sealed partial class CudaOps : IDeviceGradientOps
         // The mirror (if any) is older now; a later View reads the device again.
     }
 
-    /// <summary>Checks the device, flushes host-view writes, and waits for this backend's kernels (the collective's stream is another).</summary>
     private DeviceArena BeginExchange(IDeviceCollective collective, Arena arena)
+    {
+        BeginCollective(collective);
+        return Arena(arena);
+    }
+
+    /// <summary>
+    /// Before a collective on this backend's memory: checks the device, flushes host-view writes, and waits for this
+    /// backend's kernels (the collective runs on a stream of its own).
+    /// </summary>
+    private void BeginCollective(IDeviceCollective collective)
     {
         if (!SharesDevice(collective))
             throw new ArgumentException($"the collective runs on device {collective.DeviceOrdinal}, this backend on {context.DeviceOrdinal}", nameof(collective));
         Begin(); // a host view written since the last operation goes to the device first
         context.Synchronize();
-        return Arena(arena);
     }
 
     private static void RequirePartitions(DeviceArena arena, IDeviceCollective collective, long partitionElements)

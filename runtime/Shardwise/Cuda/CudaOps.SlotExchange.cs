@@ -99,12 +99,9 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
     private DeviceArena BeginStagingExchange(IDeviceCollective collective, long segment, long at)
     {
         DeviceArena staging = RequireExchange();
-        if (!SharesDevice(collective))
-            throw new ArgumentException($"the collective runs on device {collective.DeviceOrdinal}, this backend on {context.DeviceOrdinal}", nameof(collective));
         if (segment < 0 || at < 0 || at + segment * collective.Size > staging.Length)
             throw new ArgumentOutOfRangeException(nameof(segment), $"{collective.Size} segments of {segment} elements from {at} exceed the staging's {staging.Length}");
-        Begin();
-        context.Synchronize(); // the collective runs on its own stream: this backend's kernels finish first
+        BeginCollective(collective);
         return staging;
     }
 

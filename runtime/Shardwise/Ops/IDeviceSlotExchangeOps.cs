@@ -12,11 +12,8 @@ namespace Shardwise.Ops;
 /// backend's <see cref="IFusedOptimizerOps"/> works on the partition buffers: <see cref="IFusedOptimizerOps.MeasureGradients"/>
 /// reads the partition's gradients and <see cref="IFusedOptimizerOps.AdamStep"/> writes its working copy.
 /// </summary>
-public interface IDeviceSlotExchangeOps
+public interface IDeviceSlotExchangeOps : IDeviceGradientOps
 {
-    /// <summary>Whether <paramref name="collective"/> works on this backend's device.</summary>
-    bool SharesDevice(IDeviceCollective collective);
-
     /// <summary>
     /// Allocates the staging (<paramref name="stagingElements"/>) and the partition's gradient and working-copy buffers
     /// (<paramref name="ownedElements"/> each, gradients zeroed), and makes the backend's fused optimizer state cover the

@@ -222,6 +222,60 @@ public sealed unsafe class EmulatorStrictnessTests
         CollectionAssert.AreEqual(first, pinned.AsSpan<float>().ToArray());
     }
 
+    /// <summary>
+    /// On a GPU a collective on NCCL's own (non-blocking) stream runs beside the legacy stream's kernels. The emulator
+    /// runs everything at the call, so it checks the order instead (tests/cuda-emulator/stream_order.hpp): a collective
+    /// not ordered after the kernel that wrote its buffer is refused, and so is a kernel on a buffer whose collective
+    /// nothing has waited for; work on other allocations goes on meanwhile, as overlap_comm needs.
+    /// </summary>
+    [TestMethod]
+    public void ACollectiveMustWaitForTheKernelsWritingItsBufferAndTheyForIt()
+    {
+        RequireDevice();
+        const int n = 300;
+        using CudaContext context = CudaContext.Primary();
+        using var side = CudaStream.Create(context); // non-blocking, as StagedNcclCommunicator's
+        using var written = CudaEvent.Create(context, timing: false);
+        using var reduced = CudaEvent.Create(context, timing: false);
+        using NcclCommunicator nccl = NcclCommunicator.InitRank(1, NcclCommunicator.GetUniqueId(), 0);
+        using CudaModule module = new KernelCompiler(cache).Load(context, "add.cu");
+        CudaFunction copy = module.GetFunction("add_backward_f32");
+        float[] values = new TestData(41).NonZero(n), other = new TestData(42).NonZero(n);
+        using var source = DeviceMemory.Allocate<float>(context, n);
+        using var buffer = DeviceMemory.Allocate<float>(context, n);
+        using var unrelated = DeviceMemory.Allocate<float>(context, n);
+        source.Upload<float>(values);
+        void Copy(DeviceMemory to) => copy.Launch(new CudaDim3(2), new CudaDim3(256), 0, null, source.Pointer, to.Pointer, (long)n, 0);
+        void AllReduce() => nccl.AllReduce(buffer.Pointer, buffer.Pointer, n, NcclDataType.Float32, NcclReduction.Average, side);
+
+        Copy(buffer); // the legacy stream writes the buffer; the collective below does not wait for it
+        var unordered = Assert.ThrowsExactly<CudaException>(AllReduce);
+        StringAssert.Contains(unordered.Message, "invalid usage");
+
+        written.Record();
+        written.MakeStreamWait(side);
+        AllReduce(); // ordered after the kernel: accepted, and now in flight
+        reduced.Record(side);
+        Copy(unrelated); // another allocation: backward goes on beside the collective
+        var early = Assert.ThrowsExactly<CudaException>(() => Copy(buffer));
+        Assert.AreEqual(1, early.Status, early.Message); // CUDA_ERROR_INVALID_VALUE, not sticky
+
+        reduced.MakeStreamWait(null); // the legacy stream waits for the collective on the device
+        unrelated.Upload<float>(other);
+        Copy(buffer);
+        var back = new float[n];
+        buffer.Download<float>(back);
+        CollectionAssert.AreEqual(values, back, "one rank's average is its own values");
+
+        // A host wait releases the buffer too: queue another collective, then wait for its event.
+        written.Record();
+        written.MakeStreamWait(side);
+        AllReduce();
+        reduced.Record(side);
+        Assert.IsTrue(reduced.IsComplete(), "the emulated device completes work at the call");
+        Copy(buffer);
+    }
+
     [TestMethod]
     public void TwoRanksOfANcclCommunicatorOnOneDeviceAreRefused()
     {

@@ -234,6 +234,37 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
+    /// overlap_comm on the device: gradient buckets are queued on NCCL's stream while backward's kernels go on — ranges of
+    /// the gradient arena at ZeRO 0, two staging regions filled in turn at ZeRO 2–3 — and completed only when needed.
+    /// The run equals the CPU job's (which reduces the same buckets through host memory), the trainer reports buckets
+    /// reduced during backward, and the memory line (ZeRO 2–3: the second region) is the plan's. The emulator refuses a
+    /// collective that is not ordered after the kernels that wrote its buffers, and a kernel, GEMM or copy on a buffer
+    /// whose collective nothing has waited for (tests/cuda-emulator/stream_order.hpp), so a missing wait fails the job.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0, 2)]
+    [DataRow(2, 3)]
+    [DataRow(3, 2)]
+    public void OverlapCommOnTheDeviceEqualsTheCpuJobAndItsPlannedMemory(int zeroStage, int ranks)
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage,
+            zeroSettings: "\"overlap_comm\": true, \"reduce_bucket_size\": 300" + (zeroStage == 3 ? ", " + StreamedSlots : ""));
+
+        var cpu = job.Train("cpu", ranks, Steps, device: "cpu");
+        var nccl = job.Train("nccl", ranks, Steps, device: "cuda", communicator: "nccl");
+
+        StringAssert.Contains(nccl.Output, DeviceStep(zeroStage, ranks), nccl.Output);
+        StringAssert.Matches(nccl.Output, new System.Text.RegularExpressions.Regex("gradient buckets reduced while the last backward ran: [1-9]"), nccl.Output);
+        EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
+        Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
+
+        string planned = job.Plan(ranks).Split('\n').Single(line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
+        string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
+        StringAssert.Contains(planned, held + "  total", "the plan's GPU line must be what rank 0 holds");
+    }
+
+    /// <summary>
     /// ZeRO-2 and 3 on one emulated device: no collective, but the pieces still go from the gradient pool to the partition
     /// and back to the parameter arena (at ZeRO-3 into the residency pool, slot by slot) on the device, and the fused step
     /// runs there; the run equals the CPU job's.

@@ -52,13 +52,14 @@ link() {
 driver=$(object driver)
 memory=$(object memory)
 ptx=$(object ptx)
+stream_order=$(object stream_order)
 errors=$(object errors)
 cublas=$(object cublas)
 gemm=$(object gemm)
 cublaslt=$(object cublaslt)
 nccl=$(object nccl)
 rendezvous=$(object rendezvous)
-link libcuda.so.1 "cu*; swemu_*;" "$driver" "$memory" "$ptx" "$errors" "${harness_objects[@]}"
+link libcuda.so.1 "cu*; swemu_*;" "$driver" "$memory" "$ptx" "$stream_order" "$errors" "${harness_objects[@]}"
 link libcublas.so.13 "cublas*;" "$cublas" "$gemm"
 link libcublasLt.so.13 "cublasLt*;" "$cublaslt" "$gemm"
 link libnccl.so.2 "nccl*;" "$nccl" "$rendezvous" "$gemm"

@@ -106,7 +106,7 @@ int check_spans(const char* call, int transa, int transb, int m, int n, int k, s
         if (o.stride < 0) return InvalidValue;
         std::size_t bytes =
             o.span + static_cast<std::size_t>(o.stride) * o.element * static_cast<std::size_t>(batch - 1);
-        if (emu::check_device_range(o.pointer, bytes, call, o.name) != 0) return MappingError;
+        if (emu::check_operand(o.pointer, bytes, call, o.name) != 0) return MappingError;
     }
     return Success;
 }
@@ -229,7 +229,7 @@ int cublasSetWorkspace_v2(void* handle, std::uint64_t workspace, std::size_t byt
 {
     if (!valid(handle)) return NotInitialized;
     if (bytes != 0 && (workspace == 0 || workspace % 256 != 0)) return InvalidValue;
-    if (bytes != 0 && emu::check_device_range(workspace, bytes, "cublasSetWorkspace_v2", "workspace") != 0)
+    if (bytes != 0 && emu::check_operand(workspace, bytes, "cublasSetWorkspace_v2", "workspace") != 0)
         return InvalidValue;
     return Success;
 }

@@ -203,7 +203,7 @@ int check_span(std::uint64_t pointer, const Layout& l, const char* name)
     if (one == 0) return Success;
     std::size_t bytes = one + static_cast<std::size_t>(l.batch - 1) * static_cast<std::size_t>(l.batch_stride) *
                                   emu::element_bytes(l.type);
-    return emu::check_device_range(pointer, bytes, "cublasLtMatmul", name) == 0 ? Success : MappingError;
+    return emu::check_operand(pointer, bytes, "cublasLtMatmul", name) == 0 ? Success : MappingError;
 }
 } // namespace
 
@@ -386,7 +386,7 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
         return InvalidValue;
     }
     if (workspace_bytes != 0 &&
-        emu::check_device_range(workspace, workspace_bytes, "cublasLtMatmul", "workspace") != 0)
+        emu::check_operand(workspace, workspace_bytes, "cublasLtMatmul", "workspace") != 0)
         return MappingError;
     float alpha_value = *static_cast<const float*>(alpha), beta_value = *static_cast<const float*>(beta);
     if (check_span(a, la, "A") || check_span(b, lb, "B") || check_span(d, ld, "D") ||
@@ -395,7 +395,7 @@ int cublasLtMatmul(void* handle, void* desc_handle, const void* alpha, std::uint
     // The bias vector has D's rows (BIAS…) or, as BGRADB's output, D's columns; the aux matrix is shaped like D.
     std::uint64_t bias_length = desc.epilogue == BGradB ? ld.cols : ld.rows;
     int bias_type = desc.bias_type == -1 ? ld.type : desc.bias_type;
-    if (desc.bias != 0 && emu::check_device_range(desc.bias, bias_length * emu::element_bytes(bias_type),
+    if (desc.bias != 0 && emu::check_operand(desc.bias, bias_length * emu::element_bytes(bias_type),
                                                   "cublasLtMatmul", "bias") != 0)
         return MappingError;
     if (uses_aux(desc.epilogue) &&

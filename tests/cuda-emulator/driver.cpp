@@ -22,6 +22,7 @@
 
 #include "emulator.hpp"
 #include "ptx.hpp"
+#include "stream_order.hpp"
 
 extern "C" int simt_launch(const char* name, unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned block_x,
                            unsigned block_y, unsigned block_z, unsigned long long shared_bytes, int reversed,
@@ -95,6 +96,7 @@ struct Event
     bool recorded;
     std::chrono::steady_clock::time_point at;
     void* stream;  // where it was last recorded
+    std::uint64_t mark;  // what it marks there (stream_order.hpp): the legacy stream's work, or a side stream's operations
 };
 
 struct Stream
@@ -123,6 +125,34 @@ thread_local std::vector<Context*> context_stack;
 std::map<void*, std::deque<std::function<void()>>> pending;
 
 void* queue_key(void* stream) { return reinterpret_cast<uintptr_t>(stream) <= 2 ? nullptr : stream; }
+
+// A non-blocking stream: not ordered with the legacy stream (stream_order.hpp keeps the two apart).
+bool is_side(void* stream)
+{
+    void* key = queue_key(stream);
+    return key != nullptr && streams.count(key) != 0 && !static_cast<Stream*>(key)->blocking;
+}
+
+// Legacy-stream work on [pointer, pointer + bytes): refused while a side-stream collective may still use it.
+Result legacy_access(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand)
+{
+    std::string conflict = emu::order::in_flight_conflict(pointer, bytes, call, operand);
+    if (conflict.empty()) return emu::Success;
+    std::fprintf(stderr, "%s\n", conflict.c_str());
+    return emu::InvalidValue;
+}
+
+// A synchronous copy or memset on the legacy stream: checked, counted, and the host has waited for the stream.
+Result synchronous_legacy_access(std::uint64_t first, std::size_t first_bytes, std::uint64_t second,
+                                 std::size_t second_bytes, const char* call)
+{
+    if (Result r = legacy_access(first, first_bytes, call, "destination"); r != emu::Success) return r;
+    if (second_bytes > 0)
+        if (Result r = legacy_access(second, second_bytes, call, "source"); r != emu::Success) return r;
+    emu::order::legacy_work({first, second});
+    emu::order::host_waited_for_legacy(emu::order::legacy_mark());
+    return emu::Success;
+}
 
 void run_queue(void* key)
 {
@@ -389,6 +419,7 @@ int cuCtxSynchronize()
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     flush_all();
+    emu::order::everything_completed();
     return emu::Success;
 }
 
@@ -513,6 +544,21 @@ int cuLaunchKernel(void* handle, unsigned grid_x, unsigned grid_y, unsigned grid
                              "emulated)\n", name);
         return emu::InvalidValue;
     }
+    if (!is_side(stream))
+    {
+        // An argument inside a buffer a side-stream collective may still use (stream_order.hpp).
+        std::vector<std::uint64_t> pointers;
+        for (std::size_t i = 0; i < function->sizes.size(); i++)
+        {
+            if (function->sizes[i] != 8) continue;
+            std::uint64_t value;
+            std::memcpy(&value, parameters[i], sizeof value);
+            std::string operand = "argument " + std::to_string(i);
+            REQUIRE(legacy_access(value, 1, name, operand.c_str()));
+            pointers.push_back(value);
+        }
+        emu::order::legacy_work(pointers.data(), pointers.size());
+    }
     Context* context = current();
     flush(stream);
     if (simt_launch(name, grid_x, grid_y, grid_z, block_x, block_y, block_z, shared_bytes, 0, parameters,
@@ -557,6 +603,7 @@ int cuMemFree_v2(std::uint64_t pointer)
     REQUIRE(require_context());
     if (pointer == 0) return emu::Success;
     flush_all();  // cuMemFree waits for the device, so queued copies complete before the memory goes
+    emu::order::everything_completed();
     Result result = emu::release(pointer, "cuMemFree_v2");
     return result == emu::IllegalAddress ? poison(current(), result) : result;
 }
@@ -566,6 +613,7 @@ int cuMemsetD8_v2(std::uint64_t pointer, unsigned char value, std::size_t count)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     REQUIRE(emu::check_range(pointer, count, "cuMemsetD8_v2", "destination"));
+    REQUIRE(synchronous_legacy_access(pointer, count, 0, 0, "cuMemsetD8_v2"));
     flush(nullptr);
     std::memset(reinterpret_cast<void*>(pointer), value, count);
     return emu::Success;
@@ -577,6 +625,7 @@ int cuMemcpyHtoD_v2(std::uint64_t destination, const void* source, std::size_t b
     REQUIRE(require_context());
     if (source == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoD_v2", "destination"));
+    REQUIRE(synchronous_legacy_access(destination, bytes, 0, 0, "cuMemcpyHtoD_v2"));
     flush(nullptr);
     std::memcpy(reinterpret_cast<void*>(destination), source, bytes);
     return emu::Success;
@@ -588,6 +637,7 @@ int cuMemcpyDtoH_v2(void* destination, std::uint64_t source, std::size_t bytes)
     REQUIRE(require_context());
     if (destination == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoH_v2", "source"));
+    REQUIRE(synchronous_legacy_access(0, 0, source, bytes, "cuMemcpyDtoH_v2"));
     flush(nullptr);
     std::memcpy(destination, reinterpret_cast<const void*>(source), bytes);
     return emu::Success;
@@ -599,6 +649,7 @@ int cuMemcpyDtoD_v2(std::uint64_t destination, std::uint64_t source, std::size_t
     REQUIRE(require_context());
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoD_v2", "source"));
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoD_v2", "destination"));
+    REQUIRE(synchronous_legacy_access(destination, bytes, source, bytes, "cuMemcpyDtoD_v2"));
     flush(nullptr);
     std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
     return emu::Success;
@@ -611,6 +662,11 @@ int cuMemcpyHtoDAsync_v2(std::uint64_t destination, const void* source, std::siz
     REQUIRE(require_stream(stream));
     if (source == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
+    if (!is_side(stream))
+    {
+        REQUIRE(legacy_access(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
+        emu::order::legacy_work({destination});
+    }
     enqueue(stream, [=] { std::memcpy(reinterpret_cast<void*>(destination), source, bytes); });
     return emu::Success;
 }
@@ -622,6 +678,11 @@ int cuMemcpyDtoHAsync_v2(void* destination, std::uint64_t source, std::size_t by
     REQUIRE(require_stream(stream));
     if (destination == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
+    if (!is_side(stream))
+    {
+        REQUIRE(legacy_access(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
+        emu::order::legacy_work({source});
+    }
     enqueue(stream, [=] { std::memcpy(destination, reinterpret_cast<const void*>(source), bytes); });
     return emu::Success;
 }
@@ -633,6 +694,12 @@ int cuMemcpyDtoDAsync_v2(std::uint64_t destination, std::uint64_t source, std::s
     REQUIRE(require_stream(stream));
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
+    if (!is_side(stream))
+    {
+        REQUIRE(legacy_access(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
+        REQUIRE(legacy_access(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
+        emu::order::legacy_work({destination, source});
+    }
     enqueue(stream, [=] {
         std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
     });
@@ -664,7 +731,7 @@ int cuMemFreeHost(void* pointer)
     return emu::Success;
 }
 
-// ---- streams and events (all work is synchronous) -------------------------------------------------------------------
+// ---- streams and events (kernels run at the call; async copies at the next synchronisation) -------------------------------------------------------------------
 int cuStreamCreate(void** stream, unsigned flags)
 {
     std::lock_guard<std::recursive_mutex> lock(gate);
@@ -681,6 +748,8 @@ int cuStreamSynchronize(void* stream)
     REQUIRE(require_context());
     REQUIRE(require_stream(stream));
     flush(stream);
+    if (is_side(stream)) emu::order::side_completed(queue_key(stream), UINT64_MAX);
+    else emu::order::host_waited_for_legacy(emu::order::legacy_mark());
     return emu::Success;
 }
 
@@ -690,6 +759,7 @@ int cuStreamDestroy_v2(void* stream)
     REQUIRE(require_context());
     if (streams.count(stream) == 0) return emu::InvalidHandle;
     flush(stream);  // work queued on a destroyed stream still completes
+    emu::order::forget(stream);
     streams.erase(stream);
     delete static_cast<Stream*>(stream);
     return emu::Success;
@@ -700,7 +770,7 @@ int cuEventCreate(void** event, unsigned flags)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     if (event == nullptr || flags > 7) return emu::InvalidValue;
-    *event = new Event{(flags & 2) == 0, false, {}, nullptr};
+    *event = new Event{(flags & 2) == 0, false, {}, nullptr, 0};
     events.insert(*event);
     return emu::Success;
 }
@@ -715,7 +785,17 @@ int cuEventRecord(void* handle, void* stream)
     event->recorded = true;
     event->at = std::chrono::steady_clock::now();
     event->stream = stream;
+    event->mark = is_side(stream) ? emu::order::side_mark(queue_key(stream)) : emu::order::legacy_mark();
     return emu::Success;
+}
+
+// The host has seen the work before `event` complete (cuEventSynchronize, or cuEventQuery's CUDA_SUCCESS).
+void event_observed(Event* event)
+{
+    if (!event->recorded) return;
+    flush(event->stream);  // completes everything queued on the event's stream (a superset of the work before it)
+    if (is_side(event->stream)) emu::order::side_completed(queue_key(event->stream), event->mark);
+    else emu::order::host_waited_for_legacy(event->mark);
 }
 
 int cuEventSynchronize(void* handle)
@@ -723,9 +803,62 @@ int cuEventSynchronize(void* handle)
     std::lock_guard<std::recursive_mutex> lock(gate);
     REQUIRE(require_context());
     if (events.count(handle) == 0) return emu::InvalidHandle;
-    // Completes everything queued on the event's stream (a superset of the work recorded before the event).
-    if (static_cast<Event*>(handle)->recorded) flush(static_cast<Event*>(handle)->stream);
+    event_observed(static_cast<Event*>(handle));
     return emu::Success;
+}
+
+// Work runs at the call here, so an event is always complete: CUDA_SUCCESS, never CUDA_ERROR_NOT_READY.
+int cuEventQuery(void* handle)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    if (events.count(handle) == 0) return emu::InvalidHandle;
+    event_observed(static_cast<Event*>(handle));
+    return emu::Success;
+}
+
+// Work queued on `stream` later waits for `event`: a side stream for the legacy stream's work before it, or the
+// legacy stream for a side stream's collectives (stream_order.hpp).
+int cuStreamWaitEvent(void* stream, void* handle, unsigned flags)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    REQUIRE(require_context());
+    REQUIRE(require_stream(stream));
+    if (events.count(handle) == 0) return emu::InvalidHandle;
+    if (flags != 0) return emu::InvalidValue;
+    auto* event = static_cast<Event*>(handle);
+    if (!event->recorded) return emu::Success;  // as CUDA: waiting for a never-recorded event waits for nothing
+    flush(event->stream);
+    bool waiter_side = is_side(stream), event_side = is_side(event->stream);
+    if (waiter_side && !event_side) emu::order::side_waits_for_legacy(queue_key(stream), event->mark);
+    if (!waiter_side && event_side) emu::order::side_completed(queue_key(event->stream), event->mark);
+    return emu::Success;
+}
+
+// For the fake NCCL: a collective on `stream` over up to two ranges, checked and recorded by stream_order.hpp
+// (0, or 1 after a message). Collectives on the legacy or a blocking stream are ordered with it already.
+int swemu_begin_side_operation(void* stream, const char* call, std::uint64_t first, std::size_t first_bytes,
+                               std::uint64_t second, std::size_t second_bytes)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (!is_side(stream)) return 0;
+    return emu::order::begin_side_operation(queue_key(stream), call, first, first_bytes, second, second_bytes) ? 0 : 1;
+}
+
+// For the fake cuBLAS and cuBLASLt: their work on `stream` is counted (legacy-stream work orders later collectives)
+// and an operand a side-stream collective may still use is refused (1, after a message).
+void swemu_note_work(void* stream)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (!is_side(stream)) emu::order::legacy_work({});
+}
+
+int swemu_check_not_in_flight(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand)
+{
+    std::lock_guard<std::recursive_mutex> lock(gate);
+    if (legacy_access(pointer, bytes, call, operand) != emu::Success) return 1;
+    emu::order::legacy_operand(pointer);
+    return 0;
 }
 
 // For the fake cuBLAS, cuBLASLt and NCCL: their work on `stream` runs at the call, so the copies queued on it

@@ -32,6 +32,8 @@ Result allocate(std::uint64_t* pointer, std::size_t bytes, const void* owner, co
 Result release(std::uint64_t pointer, const char* call);
 // InvalidValue (and a stderr line naming `call`) unless [pointer, pointer + bytes) lies inside one live allocation.
 Result check_range(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand);
+// The start of the live allocation that contains `pointer`, or 0.
+std::uint64_t allocation_base(std::uint64_t pointer);
 // Frees every allocation of `owner` (a destroyed context), as a GPU does.
 void release_all(const void* owner);
 // The first allocation whose guard bytes were overwritten, described, with its guards then restored so one overrun

@@ -158,11 +158,29 @@ int check_device_range(std::uint64_t pointer, std::size_t bytes, const char* cal
     return check(pointer, bytes, call, operand) == 0 ? 0 : -1;
 }
 
+int check_operand(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand)
+{
+    if (check_device_range(pointer, bytes, call, operand) != 0) return -1;
+    using Check = int (*)(std::uint64_t, std::size_t, const char*, const char*);
+    auto check = reinterpret_cast<Check>(driver_symbol("swemu_check_not_in_flight"));
+    return check == nullptr || check(pointer, bytes, call, operand) == 0 ? 0 : -1;
+}
+
 void flush_stream(void* stream)
 {
     using Flush = void (*)(void*);
     auto flush = reinterpret_cast<Flush>(driver_symbol("swemu_flush_stream"));
     if (flush != nullptr) flush(stream);
+    auto note = reinterpret_cast<Flush>(driver_symbol("swemu_note_work"));
+    if (note != nullptr) note(stream);
+}
+
+int begin_side_operation(void* stream, const char* call, std::uint64_t first, std::size_t first_bytes,
+                         std::uint64_t second, std::size_t second_bytes)
+{
+    using Begin = int (*)(void*, const char*, std::uint64_t, std::size_t, std::uint64_t, std::size_t);
+    auto begin = reinterpret_cast<Begin>(driver_symbol("swemu_begin_side_operation"));
+    return begin == nullptr || begin(stream, call, first, first_bytes, second, second_bytes) == 0 ? 0 : -1;
 }
 
 bool driver_has_context()

@@ -47,8 +47,18 @@ std::size_t matrix_span_bytes(long long rows, long long cols, long long ld, int 
 // when the fake libcuda.so.1 is not loaded from this library's directory.
 int check_device_range(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand);
 
-// Completes the fake driver's queued async copies on `stream` (library work runs at the call, in stream order).
+// Completes the fake driver's queued async copies on `stream` (library work runs at the call, in stream order)
+// and counts the call as work on that stream (the driver's stream_order.hpp).
 void flush_stream(void* stream);
+
+// check_device_range, and (for cuBLAS/cuBLASLt operands on the legacy stream) not inside a buffer a side-stream
+// collective may still use (stream_order.hpp in the driver).
+int check_operand(std::uint64_t pointer, std::size_t bytes, const char* call, const char* operand);
+
+// For the fake NCCL: a collective on `stream` over up to two device ranges must be ordered after the legacy
+// stream's work; it is then in flight until something waits for it. 0, or -1 after the driver's message.
+int begin_side_operation(void* stream, const char* call, std::uint64_t first, std::size_t first_bytes,
+                         std::uint64_t second, std::size_t second_bytes);
 
 // True when the fake driver has a current context on this thread (cuBLAS handles need one).
 bool driver_has_context();

@@ -86,6 +86,13 @@ std::string describe(std::uint64_t pointer, const Allocation& a)
 
 std::size_t total_memory() { return parse_memory_variable(); }
 
+std::uint64_t allocation_base(std::uint64_t pointer)
+{
+    std::lock_guard<std::mutex> lock(gate);
+    auto found = containing(pointer);
+    return found == live().end() ? 0 : found->first;
+}
+
 std::size_t used_memory() { return used; }
 
 Result allocate(std::uint64_t* pointer, std::size_t bytes, const void* owner, const char* call)

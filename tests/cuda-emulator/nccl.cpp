@@ -199,6 +199,9 @@ int prepare(const char* call, Communicator*& c, void* comm, void* stream, int ty
         (buffers.receive_bytes > 0 &&
          emu::check_device_range(buffers.receive, buffers.receive_bytes, call, "receive buffer") != 0))
         return InvalidArgument;
+    if (emu::begin_side_operation(stream, call, buffers.send, buffers.send_bytes, buffers.receive,
+                                  buffers.receive_bytes) != 0)
+        return InvalidUsage;
     return Success;
 }
 

@@ -125,6 +125,8 @@ public static class TrainCommand
 
         progress.Finish();
         if (rank != 0) return 0;
+        if (engine.OverlappedBuckets > 0)
+            log.WriteLine($"gradient buckets reduced while the last backward ran: {engine.OverlappedBuckets:N0} (reduce_bucket_size {config.ZeroOptimization.ReduceBucketSize:N0})");
         if (engine.ParameterRequests > 0)
             log.WriteLine($"ZeRO-3 parameter gathers: {engine.ParameterRequests:N0} requests, {engine.PrefetchHits:N0} served from prefetch");
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");

@@ -48,7 +48,8 @@ public static class MemoryPlan
             // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),
             // and one staging, all at the working element size.
-            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3)
+            long staging = SlotSharding.StagingElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
+                               DeviceSlotSharding.GradientRegions(ranks, zero.OverlapComm))
                            + prefetch;
             long held = zero.Stage == 3 ? resident : layout.TotalElements;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,

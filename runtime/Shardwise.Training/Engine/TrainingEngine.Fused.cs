@@ -107,6 +107,7 @@ public sealed partial class TrainingEngine
         {
             var deviceOps = (IDeviceGradientOps)_program.Ops;
             if (PartitionsOnDevice) deviceOps.ReduceScatterGradients(_deviceCollective, _sharding.Map.PartitionElements);
+            else if (_overlap is not null) _overlap.Finish(); // overlap_comm: most buckets were queued during backward
             else deviceOps.AverageGradients(_deviceCollective);
         }
         bool fp16 = Storage == StorageType.Float16;
@@ -180,5 +181,6 @@ public sealed partial class TrainingEngine
         _fused.ReleaseOptimizerState();
         _fused = null;
         _sharding.ExchangesInDeviceMemory = false; // the host step exchanges through ZeroSharding's buffers
+        if (_overlap is not null) _overlap = HostOverlap();
     }
 }

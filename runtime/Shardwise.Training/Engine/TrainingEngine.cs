@@ -46,7 +46,7 @@ public sealed partial class TrainingEngine
     private readonly IDeviceCollective? _deviceCollective; // fused step on several ranks: exchanges the arenas on the device
     private bool _hostMasterIsCurrent;    // fused step: _master was read from the backend since the last update
     private readonly float[]? _hostGradients; // offload_optimizer: the host-side (pinned on a GPU) copy of this rank's gradients
-    private readonly OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
+    private OverlappedAllReduce? _overlap; // stage 0 with overlap_comm: buckets reduced during backward
     private readonly SlotSharding? _slots;          // stage 2: per-slot pieces; gradients streamed into _accumulator
     private GradientStreamer? _gradientStreamer;    // stages 2–3 on the host: fills gradient buckets during backward
     private DeviceSlotSharding? _deviceSlots;       // stage 2 over NCCL: buckets, reductions and gathers on the device
@@ -91,7 +91,8 @@ public sealed partial class TrainingEngine
                 // them with the moments, the partition's gradients and its working copy.
                 var masters = new float[slots.OwnedLength];
                 slots.ExtractOwned(program.Parameters, masters);
-                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective, gathersDuringBackward: stage3, prefetch);
+                _deviceSlots = new DeviceSlotSharding(slots, streamingOps, exchange.Device, exchange.Collective, gathersDuringBackward: stage3, prefetch,
+                    config.ZeroOptimization.OverlapComm);
                 exchange.Device.CreateSlotExchange(Storage, _deviceSlots.StagingElements, masters);
                 _fused = (IFusedOptimizerOps)exchange.Device;
                 _deviceCollective = exchange.Collective;
@@ -136,8 +137,11 @@ public sealed partial class TrainingEngine
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
         if (OffloadOptimizer && slots is null) _hostGradients = new float[sharding.OwnedLength]; // stage 2's accumulator is already host-side
-        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm && _fused is null)
-            _overlap = new OverlappedAllReduce(sharding.Communicator, () => program.Gradients, config.ZeroOptimization.ReduceBucketSize, Storage);
+        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm)
+        {
+            // On the device the buckets are queued on NCCL's stream while backward's kernels go on.
+            _overlap = _fused is null ? HostOverlap() : OverlappedAllReduce.OnDevice((IDeviceGradientOps)program.Ops, _deviceCollective!, config.ZeroOptimization.ReduceBucketSize);
+        }
         program.ZeroGradients();
     }
 
@@ -326,8 +330,15 @@ public sealed partial class TrainingEngine
         }
     }
 
-    /// <summary>Gradient buckets all-reduced while the last backward was still running (overlap_comm).</summary>
-    public int OverlappedBuckets => _overlap?.BucketsDuringBackward ?? 0;
+    /// <summary>overlap_comm at ZeRO 0 through the communicator's host spans.</summary>
+    private OverlappedAllReduce HostOverlap()
+        => OverlappedAllReduce.OnHost(_sharding.Communicator, () => _program.Gradients, Config.ZeroOptimization.ReduceBucketSize, Storage);
+
+    /// <summary>
+    /// Gradient buckets whose reduction started while the last backward was still running: ZeRO 0 with overlap_comm
+    /// (host or device), ZeRO 2–3 on the device.
+    /// </summary>
+    public int OverlappedBuckets => _overlap?.BucketsDuringBackward ?? _deviceSlots?.BucketsDuringBackward ?? 0;
 
     /// <summary>Ends a micro-step; at the accumulation boundary, unscales, checks overflow, clips and updates.</summary>
     public StepOutcome Step()

@@ -22,8 +22,10 @@ namespace Shardwise.Training.Nccl;
 /// order per peer, not by tag: tags are checked for range only. Use it from one thread at a time.
 /// </para>
 /// <para>
-/// Device buffers need no staging: <see cref="AllReduceAverageInPlace"/> (<see cref="IDeviceCollective"/>) runs the all-reduce on
-/// a backend's own device memory, which is how a data-parallel step on CUDA sums its gradient arena.
+/// Device buffers need no staging (<see cref="IDeviceCollective"/>): the in-place collectives run on a backend's own
+/// device memory, queued on this rank's stream behind an event of the backend's stream, each marked by an event of its
+/// own so that <see cref="Complete"/> waits (with the deadline) for just the ones asked for; that is how gradient
+/// buckets are reduced while backward goes on.
 /// </para>
 /// </summary>
 public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
@@ -36,6 +38,9 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
     private readonly CudaStream _stream;
     private readonly NcclCommunicator _nccl;
     private readonly List<StagedNcclCommunicator> _children = [];
+    private readonly Queue<(long Sequence, Collective Collective, CudaEvent Done)> _inFlight = new(); // queued in-place collectives
+    private readonly Stack<CudaEvent> _spareEvents = new();
+    private long _queuedSequence, _completedSequence;
     private DeviceMemory? _staging;
     private CommunicationException? _failure;
     private bool _disposed;
@@ -78,53 +83,81 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
 
     public void AllReduceSum(Span<float> data) => AllReduce(data, NcclDataType.Float32, NcclReduction.Sum);
 
-    /// <summary>An in-place NCCL average over device memory of this rank's GPU, with the same deadline and abort as the rest.</summary>
-    public void AllReduceAverageInPlace(ulong address, long elements, StorageType storage)
+    /// <summary>An in-place NCCL average over device memory of this rank's GPU, queued behind <paramref name="after"/>.</summary>
+    public DeviceCollectiveTicket AllReduceAverageInPlace(ulong address, long elements, StorageType storage, CudaEvent after)
     {
-        if (!BeginInPlace(elements)) return;
+        if (!BeginInPlace(elements, after)) return DeviceCollectiveTicket.None;
         _nccl.AllReduce(address, address, elements, DataType(storage), NcclReduction.Average, _stream);
-        EndInPlace(Collective.AllReduce, RingTraffic.AllReduce(elements, Size), storage);
+        return EndInPlace(Collective.AllReduce, RingTraffic.AllReduce(elements, Size), storage);
     }
 
     /// <summary>
     /// ncclReduceScatter in place: NCCL's in-place form receives into the send buffer at rank · count, which is this
     /// rank's partition of the buffer.
     /// </summary>
-    public void ReduceScatterAverageInPlace(ulong address, long partitionElements, StorageType storage)
+    public DeviceCollectiveTicket ReduceScatterAverageInPlace(ulong address, long partitionElements, StorageType storage, CudaEvent after)
     {
-        if (!BeginInPlace(partitionElements)) return;
+        if (!BeginInPlace(partitionElements, after)) return DeviceCollectiveTicket.None;
         _nccl.ReduceScatter(address, OwnPartition(address, partitionElements, storage), partitionElements, DataType(storage),
             NcclReduction.Average, _stream);
-        EndInPlace(Collective.ReduceScatter, RingTraffic.ReduceScatter(partitionElements, Size), storage);
+        return EndInPlace(Collective.ReduceScatter, RingTraffic.ReduceScatter(partitionElements, Size), storage);
     }
 
     /// <summary>ncclAllGather in place: this rank's partition of the receive buffer is its send buffer.</summary>
-    public void AllGatherInPlace(ulong address, long partitionElements, StorageType storage)
+    public DeviceCollectiveTicket AllGatherInPlace(ulong address, long partitionElements, StorageType storage, CudaEvent after)
     {
-        if (!BeginInPlace(partitionElements)) return;
+        if (!BeginInPlace(partitionElements, after)) return DeviceCollectiveTicket.None;
         _nccl.AllGather(OwnPartition(address, partitionElements, storage), address, partitionElements, DataType(storage), _stream);
-        EndInPlace(Collective.AllGather, RingTraffic.AllGather(partitionElements, Size), storage);
+        return EndInPlace(Collective.AllGather, RingTraffic.AllGather(partitionElements, Size), storage);
+    }
+
+    public void Complete(DeviceCollectiveTicket ticket)
+    {
+        ThrowIfUnusable();
+        if (ticket.Sequence <= _completedSequence) return;
+        if (ticket.Sequence > _queuedSequence)
+            throw new ArgumentException($"ticket {ticket.Sequence} was never issued by this communicator ({_queuedSequence} so far)", nameof(ticket));
+        _context.MakeCurrent();
+        foreach (var (sequence, collective, done) in _inFlight)
+        {
+            if (sequence != ticket.Sequence) continue;
+            Wait(collective, done.Synchronize);
+            break;
+        }
+        Completed(ticket.Sequence);
     }
 
     /// <summary>
-    /// Checks the count and that the communicator is usable, and makes its context current; false when there is
-    /// nothing to move.
+    /// Checks the count and that the communicator is usable, makes its context current and orders this stream after
+    /// <paramref name="after"/>; false when there is nothing to move.
     /// </summary>
-    private bool BeginInPlace(long elements)
+    private bool BeginInPlace(long elements, CudaEvent after)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
+        ArgumentNullException.ThrowIfNull(after);
         ThrowIfUnusable();
         if (elements == 0) return false;
         _context.MakeCurrent();
+        after.MakeStreamWait(_stream);
         return true;
     }
 
-    /// <summary>Waits for an in-place collective with the deadline and counts its ring traffic (elements sent and received).</summary>
-    private void EndInPlace(Collective collective, long ringElements, StorageType storage)
+    /// <summary>Marks a queued in-place collective with an event of its own and counts its ring traffic (elements sent and received).</summary>
+    private DeviceCollectiveTicket EndInPlace(Collective collective, long ringElements, StorageType storage)
     {
-        Wait(collective);
+        CudaEvent done = _spareEvents.Count > 0 ? _spareEvents.Pop() : CudaEvent.Create(_context, timing: false);
+        done.Record(_stream);
+        _inFlight.Enqueue((++_queuedSequence, collective, done));
         long bytes = ringElements * storage.BytesPerElement();
         Traffic.Add(collective, bytes, bytes);
+        return new DeviceCollectiveTicket(_queuedSequence);
+    }
+
+    /// <summary>The collectives up to <paramref name="sequence"/> are done: their events are free again.</summary>
+    private void Completed(long sequence)
+    {
+        while (_inFlight.Count > 0 && _inFlight.Peek().Sequence <= sequence) _spareEvents.Push(_inFlight.Dequeue().Done);
+        _completedSequence = Math.Max(_completedSequence, sequence);
     }
 
     /// <summary>Where this rank's partition starts in a buffer of <see cref="Size"/> partitions.</summary>
@@ -232,6 +265,8 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
         foreach (StagedNcclCommunicator child in _children) child.Dispose();
         _context.MakeCurrent();
         _nccl.Dispose();
+        foreach (var (_, _, done) in _inFlight) done.Dispose();
+        foreach (CudaEvent spare in _spareEvents) spare.Dispose();
         _staging?.Dispose();
         _stream.Dispose();
         _context.Dispose();
@@ -273,10 +308,20 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
     /// </summary>
     private void Wait(Collective collective, int? peer = null)
     {
+        Wait(collective, _stream.Synchronize, peer);
+        Completed(_queuedSequence);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="blockingWait"/> (the stream's or an event's synchronize) on a worker with the deadline, as
+    /// <see cref="Wait(Collective, int?)"/>; a whole-stream wait also completes every queued in-place collective.
+    /// </summary>
+    private void Wait(Collective collective, Action blockingWait, int? peer = null)
+    {
         Task synchronized = Task.Run(() =>
         {
             using CudaContext.Scope scope = _context.Push();
-            _stream.Synchronize();
+            blockingWait();
         });
         DateTime deadline = DateTime.UtcNow + Timeout;
         while (!synchronized.Wait(PollInterval))

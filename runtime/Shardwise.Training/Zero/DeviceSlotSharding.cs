@@ -11,8 +11,11 @@ namespace Shardwise.Training.Zero;
 /// so no gradient or parameter crosses the bus.
 /// <list type="bullet">
 /// <item>Backward: when a slot's gradient is final its pieces are staged rank-major (segment r, after the pieces already
-/// there) and its pool region is cleared for reuse; once reduce_bucket_size padded elements wait, the staging is
-/// averaged by an in-place reduce-scatter and this rank's pieces are added to its partition's gradients.</item>
+/// there) in the current gradient region of the staging, and its pool region is cleared for reuse; once
+/// reduce_bucket_size padded elements wait, the region is averaged by an in-place reduce-scatter queued on the
+/// collective's stream, and backward goes on. With overlap_comm there are two regions, so the next bucket fills while
+/// the last one is reduced (DeepSpeed's double buffer); a region's reduction is completed, and this rank's pieces added
+/// to its partition's gradients, only when the region is needed again or backward ends.</item>
 /// <item>After the optimizer step (the backend's fused AdamW over the partition): slots are all-gathered in buckets of
 /// allgather_bucket_size from every rank's working copy — all of them into the parameter arena at ZeRO-2, the slots
 /// kept whole at ZeRO-3.</item>
@@ -23,8 +26,8 @@ namespace Shardwise.Training.Zero;
 /// </list>
 /// On one rank there is no collective: the copies alone move each slot between the pool, the partition (the whole
 /// model) and the parameter arena, so ZeRO-2/3 on one GPU still steps on the device.
-/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/> (plus, at ZeRO-3, ranks × the largest piece and
-/// the prefetch region). A
+/// The staging holds ranks × <see cref="SlotSharding.SegmentElements"/> per gradient region (plus, at ZeRO-3, ranks ×
+/// the largest piece and the prefetch region). A
 /// reduction moves one whole segment per rank (the bucket's pieces stay where they were staged, so a bucket closed early
 /// also sends the rest of its segment); a gather moves just its pieces.
 /// </summary>
@@ -35,9 +38,12 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     private readonly IDeviceSlotExchangeOps _device;
     private readonly IDeviceCollective? _collective; // null on one rank
     private readonly int _rank, _ranks;
+    private readonly long _regionElements;      // one gradient region: ranks × segment
     private readonly long _slotRegion;          // ZeRO-3: where the single-slot gathers' region starts in the staging
     private readonly long _prefetchRegion;      // ZeRO-3: where the prefetch groups' region starts
-    private readonly List<int> _pending = new(); // slots staged since the last reduction, in arrival order
+    private readonly List<int> _pending = new(); // slots staged in the current region since its last reduction, in arrival order
+    private readonly Bucket?[] _reducing;        // per gradient region: the bucket whose reduction was queued, not yet completed
+    private int _region;                         // the gradient region being filled
     private readonly int[] _allSlots;
     private readonly long[] _layoutOffsets;
     private long _pendingSegment;               // Σ pieces of the pending slots: where the next one goes in each segment
@@ -45,8 +51,9 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     /// <param name="collective">The data-parallel group on the backend's device; null only for one rank.</param>
     /// <param name="gathersDuringBackward">ZeRO-3: single slots are gathered (<see cref="GatherSlot"/>) while a gradient bucket fills.</param>
     /// <param name="prefetchElements">ZeRO-3: elements of the prefetch region (0: none).</param>
+    /// <param name="overlapComm">overlap_comm: two gradient regions when there is a collective (see <see cref="GradientRegions"/>).</param>
     public DeviceSlotSharding(SlotSharding slots, GradientStreamingOps<float> ops, IDeviceSlotExchangeOps device, IDeviceCollective? collective,
-        bool gathersDuringBackward, long prefetchElements = 0)
+        bool gathersDuringBackward, long prefetchElements = 0, bool overlapComm = false)
     {
         (_rank, _ranks) = (slots.Communicator.Rank, slots.Communicator.Size);
         if (collective is null ? _ranks != 1 : collective.Size != _ranks || collective.Rank != _rank)
@@ -55,7 +62,9 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
         _ops = ops;
         _device = device;
         _collective = collective;
-        _slotRegion = slots.SegmentElements * _ranks;
+        _reducing = new Bucket?[GradientRegions(_ranks, overlapComm)];
+        _regionElements = slots.SegmentElements * _ranks;
+        _slotRegion = _regionElements * _reducing.Length;
         _prefetchRegion = _slotRegion + (gathersDuringBackward ? slots.LargestPieceLength * _ranks : 0);
         PrefetchElements = Math.Max(0, prefetchElements);
         StagingElements = _prefetchRegion + PrefetchElements;
@@ -63,6 +72,12 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
         _layoutOffsets = new long[_allSlots.Length];
         for (int i = 0; i < _allSlots.Length; i++) (_allSlots[i], _layoutOffsets[i]) = (i, slots.Layout.Slots[i].Offset);
     }
+
+    /// <summary>
+    /// Gradient regions of the staging: two with overlap_comm over several ranks (a bucket fills while the one before is
+    /// reduced), else one (on one rank there is nothing to overlap). The memory plan counts the same.
+    /// </summary>
+    public static int GradientRegions(int ranks, bool overlapComm) => overlapComm && ranks > 1 ? 2 : 1;
 
     /// <summary>Elements of the staging buffer the backend must hold.</summary>
     public long StagingElements { get; }
@@ -80,31 +95,72 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     public void GradientFinal(int slot)
     {
         long chunk = _slots.PieceLength(slot);
-        if (_pending.Count > 0 && _slots.OverflowsReduceBucket(_pendingSegment, slot)) FlushReductions();
+        if (_pending.Count > 0 && _slots.OverflowsReduceBucket(_pendingSegment, slot))
+        {
+            CloseBucket();
+            _duringThisPass++;
+        }
+        if (_pending.Count == 0) CompleteReduction(_region); // the region's last bucket must be out before it is reused
         Slice gradient = _ops.PoolSlice(_slots.Layout.Slots[slot]);
-        _device.StagePieces(gradient, chunk, _slots.SegmentElements, _pendingSegment);
+        _device.StagePieces(gradient, chunk, _slots.SegmentElements, _region * _regionElements + _pendingSegment);
         _ops.Inner.Zero(gradient); // the pool region serves the next slot or micro-batch
         _pending.Add(slot);
         _pendingSegment += chunk;
-        if (_slots.FillsReduceBucket(_pendingSegment)) FlushReductions();
+        if (_slots.FillsReduceBucket(_pendingSegment))
+        {
+            CloseBucket();
+            _duringThisPass++;
+        }
     }
 
-    /// <summary>Reduces the slots still staged (the end of every backward, on every rank).</summary>
+    /// <summary>
+    /// Ends a backward pass (on every rank): reduces the slots still staged, then completes every reduction and adds
+    /// this rank's pieces to the partition's gradients, so they are all there when it returns.
+    /// </summary>
     public void FlushReductions()
     {
+        CloseBucket();
+        for (int k = 1; k <= _reducing.Length; k++) CompleteReduction((_region + k) % _reducing.Length); // oldest first
+        (BucketsDuringBackward, _duringThisPass) = (_duringThisPass, 0);
+    }
+
+    /// <summary>
+    /// Buckets of the last backward pass whose reduction was queued while backward still ran (the rest are queued by
+    /// <see cref="FlushReductions"/>).
+    /// </summary>
+    public int BucketsDuringBackward { get; private set; }
+
+    private int _duringThisPass;
+
+    /// <summary>Queues the reduction of the current region's staged slots and moves on to the next region.</summary>
+    private void CloseBucket()
+    {
         if (_pending.Count == 0) return;
-        long segment = _slots.SegmentElements;
-        if (_collective is not null) _device.ReduceScatterStaging(_collective, segment);
+        long at = _region * _regionElements;
+        DeviceCollectiveTicket ticket = _collective is null ? DeviceCollectiveTicket.None : _device.ReduceScatterStaging(_collective, _slots.SegmentElements, at);
+        _reducing[_region] = new Bucket(_pending.ToArray(), ticket);
         ReduceBuckets++;
-        long at = _rank * segment;
-        foreach (int slot in _pending)
+        _pending.Clear();
+        _pendingSegment = 0;
+        _region = (_region + 1) % _reducing.Length;
+    }
+
+    /// <summary>Waits for a region's queued reduction, then adds this rank's averaged pieces to the partition's gradients.</summary>
+    private void CompleteReduction(int region)
+    {
+        if (_reducing[region] is not { } bucket) return;
+        _collective?.Complete(bucket.Ticket);
+        long at = region * _regionElements + _rank * _slots.SegmentElements;
+        foreach (int slot in bucket.Slots)
         {
             _device.AccumulateStaged(at, _slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot));
             at += _slots.PieceLength(slot);
         }
-        _pending.Clear();
-        _pendingSegment = 0;
+        _reducing[region] = null;
     }
+
+    /// <summary>Slots whose pieces a queued reduction averages, in staging order.</summary>
+    private sealed record Bucket(int[] Slots, DeviceCollectiveTicket Ticket);
 
     /// <summary>ZeRO-2: every slot, from every rank's partition working copy into the parameter arena.</summary>
     public void GatherParameters() => GatherInto(_allSlots, _layoutOffsets);
@@ -116,7 +172,7 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     /// </summary>
     public void GatherInto(ReadOnlySpan<int> slots, ReadOnlySpan<long> targetOffsets)
     {
-        if (_pending.Count > 0)
+        if (_pending.Count > 0 || Array.Exists(_reducing, b => b is not null))
             throw new InvalidOperationException("parameters are gathered while gradients are staged: FlushReductions must end every backward");
         for (int first = 0; first < slots.Length;)
         {

@@ -1,5 +1,6 @@
 using System;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Optim;
@@ -11,24 +12,43 @@ namespace Shardwise.Training.Zero;
 /// reduce_bucket_size gradients is all-reduced as soon as the generated code announces it final
 /// (<see cref="IGradientListener"/>, from the static schedule), while backward goes on with earlier layers. Buckets
 /// are cut from the end of the layout, the order in which gradients finish. <see cref="Finish"/> reduces the rest.
+/// On the host (<see cref="OnHost"/>) each bucket is reduced at once through the communicator; on a GPU
+/// (<see cref="OnDevice"/>) each is queued on the collective's stream and backward's kernels go on meanwhile, and
+/// <see cref="Finish"/> waits for the last.
 /// </summary>
 public sealed class OverlappedAllReduce : IGradientListener
 {
     /// <summary>Gives the current gradient buffer (a span cannot be stored, so it is asked for when needed).</summary>
     public delegate Span<float> GradientBuffer();
 
-    private readonly ICommunicator _communicator;
-    private readonly GradientBuffer _gradients;
+    private readonly Action<long, long> _reduce; // (start, length) of one bucket
+    private readonly Action _complete;           // after the last bucket: every reduction is done when it returns
     private readonly long _bucketElements;
-    private readonly StorageType _storage;
-    private long _reducedFrom; // gradients at offsets ≥ this are already reduced
+    private long _reducedFrom; // gradients at offsets ≥ this are already reduced (or queued)
 
-    public OverlappedAllReduce(ICommunicator communicator, GradientBuffer gradients, long bucketElements, StorageType storage)
+    private OverlappedAllReduce(long bucketElements, Action<long, long> reduce, Action complete)
     {
-        _communicator = communicator;
-        _gradients = gradients;
         _bucketElements = Math.Max(1, bucketElements);
-        _storage = storage;
+        _reduce = reduce;
+        _complete = complete;
+    }
+
+    /// <summary>Host gradients: each bucket rounded to the storage type, summed over the ranks and averaged.</summary>
+    public static OverlappedAllReduce OnHost(ICommunicator communicator, GradientBuffer gradients, long bucketElements, StorageType storage)
+        => new(bucketElements, (start, length) =>
+        {
+            var bucket = gradients().Slice(checked((int)start), checked((int)length));
+            StorageRounding.RoundInPlace(bucket, storage); // communicate what 16-bit gradient storage holds
+            communicator.AllReduceSum(bucket);
+            GradientClipping.Scale(bucket, 1f / communicator.Size);
+        }, complete: () => { });
+
+    /// <summary>A backend's gradient arena on a GPU: each bucket averaged in place by a queued device collective (NCCL).</summary>
+    public static OverlappedAllReduce OnDevice(IDeviceGradientOps ops, IDeviceCollective collective, long bucketElements)
+    {
+        DeviceCollectiveTicket last = DeviceCollectiveTicket.None;
+        return new(bucketElements, (start, length) => last = ops.AverageGradientRange(collective, start, length),
+            complete: () => collective.Complete(last));
     }
 
     /// <summary>Buckets reduced during the current backward pass (for tests and progress).</summary>
@@ -50,18 +70,16 @@ public sealed class OverlappedAllReduce : IGradientListener
         }
     }
 
-    /// <summary>Reduces whatever backward left, in buckets, down to offset 0.</summary>
+    /// <summary>Reduces whatever backward left, in buckets, down to offset 0, and returns when every bucket is reduced.</summary>
     public void Finish()
     {
         while (_reducedFrom > 0) Reduce(Math.Max(0, _reducedFrom - _bucketElements), Math.Min(_bucketElements, _reducedFrom));
+        _complete();
     }
 
     private void Reduce(long start, long length)
     {
-        var bucket = _gradients().Slice(checked((int)start), checked((int)length));
-        StorageRounding.RoundInPlace(bucket, _storage); // communicate what 16-bit gradient storage holds
-        _communicator.AllReduceSum(bucket);
-        GradientClipping.Scale(bucket, 1f / _communicator.Size);
+        _reduce(start, length);
         _reducedFrom = start;
     }
 }

@@ -104,12 +104,13 @@ public sealed class SlotSharding
     }
 
     /// <summary>
-    /// Elements of the device staging of ZeRO-2/3 over a device collective (for plans): one bucket segment per rank, and
-    /// at ZeRO-3 one largest piece per rank for the single-slot gathers made while a gradient bucket is pending.
+    /// Elements of the device staging of ZeRO-2/3 over a device collective (for plans): one bucket segment per rank in
+    /// each of <paramref name="gradientRegions"/> (two with overlap_comm: DeviceSlotSharding.GradientRegions), and at
+    /// ZeRO-3 one largest piece per rank for the single-slot gathers made while a gradient bucket is pending.
     /// </summary>
     public static long StagingElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements,
-        bool gathersDuringBackward)
-        => (SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)))
+        bool gathersDuringBackward, int gradientRegions = 1)
+        => (gradientRegions * SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)))
             + (gathersDuringBackward ? LargestPiece(layout, ranks) : 0)) * ranks;
 
     /// <summary>

@@ -5,10 +5,14 @@ namespace Shardwise.Cuda;
 
 /// <summary>
 /// Data-parallel exchanges in device memory (<see cref="IDeviceGradientOps"/>): NCCL on the gradient and parameter
-/// arenas themselves. The collective runs on a stream of its own, so each call first waits for this backend's stream.
+/// arenas themselves. The collective runs on a stream of its own: each is queued behind an event recorded on this
+/// backend's stream, so the host never waits for the kernels before it, only (where the result is needed at once) for
+/// the collective.
 /// </summary>
 public sealed partial class CudaOps : IDeviceGradientOps
 {
+    private CudaEvent? collectiveOrder; // recorded before each collective; the collective's stream waits for it
+
     public bool SharesDevice(IDeviceCollective collective)
     {
         ArgumentNullException.ThrowIfNull(collective);
@@ -17,9 +21,16 @@ public sealed partial class CudaOps : IDeviceGradientOps
 
     public void AverageGradients(IDeviceCollective collective)
     {
-        DeviceArena gradients = BeginExchange(collective, Ops.Arena.Gradients);
-        if (gradients.Length == 0) return;
-        collective.AllReduceAverageInPlace(gradients.Address(0), gradients.Length, Storage);
+        collective.Complete(AverageGradientRange(collective, 0, Arena(Ops.Arena.Gradients).Length));
+    }
+
+    public DeviceCollectiveTicket AverageGradientRange(IDeviceCollective collective, long start, long length)
+    {
+        CudaEvent after = BeginCollective(collective);
+        DeviceArena gradients = Arena(Ops.Arena.Gradients);
+        if (start < 0 || length < 0 || start + length > gradients.Length)
+            throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start} + {length}) is not inside the gradient arena's {gradients.Length} elements");
+        return length == 0 ? DeviceCollectiveTicket.None : collective.AllReduceAverageInPlace(gradients.Address(start), length, Storage, after);
     }
 
     public void PadForPartitions(long elements)
@@ -31,35 +42,33 @@ public sealed partial class CudaOps : IDeviceGradientOps
 
     public void ReduceScatterGradients(IDeviceCollective collective, long partitionElements)
     {
-        DeviceArena gradients = BeginExchange(collective, Ops.Arena.Gradients);
+        CudaEvent after = BeginCollective(collective);
+        DeviceArena gradients = Arena(Ops.Arena.Gradients);
         RequirePartitions(gradients, collective, partitionElements);
-        collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage);
+        collective.Complete(collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage, after));
     }
 
     public void AllGatherParameters(IDeviceCollective collective, long partitionElements)
     {
-        DeviceArena parameters = BeginExchange(collective, Ops.Arena.Parameters);
+        CudaEvent after = BeginCollective(collective);
+        DeviceArena parameters = Arena(Ops.Arena.Parameters);
         RequirePartitions(parameters, collective, partitionElements);
-        collective.AllGatherInPlace(parameters.Address(0), partitionElements, Storage);
+        collective.Complete(collective.AllGatherInPlace(parameters.Address(0), partitionElements, Storage, after));
         // The mirror (if any) is older now; a later View reads the device again.
     }
 
-    private DeviceArena BeginExchange(IDeviceCollective collective, Arena arena)
-    {
-        BeginCollective(collective);
-        return Arena(arena);
-    }
-
     /// <summary>
-    /// Before a collective on this backend's memory: checks the device, flushes host-view writes, and waits for this
-    /// backend's kernels (the collective runs on a stream of its own).
+    /// Before a collective on this backend's memory: checks the device, flushes host-view writes, and records the event
+    /// the collective's stream waits for (it runs after every kernel queued so far, while the host goes on).
     /// </summary>
-    private void BeginCollective(IDeviceCollective collective)
+    private CudaEvent BeginCollective(IDeviceCollective collective)
     {
         if (!SharesDevice(collective))
             throw new ArgumentException($"the collective runs on device {collective.DeviceOrdinal}, this backend on {context.DeviceOrdinal}", nameof(collective));
         Begin(); // a host view written since the last operation goes to the device first
-        context.Synchronize();
+        collectiveOrder ??= CudaEvent.Create(context, timing: false);
+        collectiveOrder.Record();
+        return collectiveOrder;
     }
 
     private static void RequirePartitions(DeviceArena arena, IDeviceCollective collective, long partitionElements)

@@ -44,10 +44,10 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
             Arena(gradient.Arena).Address(gradient.Offset), gradient.Length, chunk, staging.Address(at), stride);
     }
 
-    public void ReduceScatterStaging(IDeviceCollective collective, long segment)
+    public DeviceCollectiveTicket ReduceScatterStaging(IDeviceCollective collective, long segment, long at = 0)
     {
-        DeviceArena staging = BeginStagingExchange(collective, segment, at: 0);
-        collective.ReduceScatterAverageInPlace(staging.Address(0), segment, Storage);
+        (DeviceArena staging, CudaEvent after) = BeginStagingExchange(collective, segment, at);
+        return collective.ReduceScatterAverageInPlace(staging.Address(at), segment, Storage, after);
     }
 
     public void AccumulateStaged(long stagingOffset, long ownedOffset, long length)
@@ -70,8 +70,8 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
 
     public void AllGatherStaging(IDeviceCollective collective, long segment, long at = 0)
     {
-        DeviceArena staging = BeginStagingExchange(collective, segment, at);
-        collective.AllGatherInPlace(staging.Address(at), segment, Storage);
+        (DeviceArena staging, CudaEvent after) = BeginStagingExchange(collective, segment, at);
+        collective.Complete(collective.AllGatherInPlace(staging.Address(at), segment, Storage, after));
     }
 
     public void UnstagePieces(Slice parameter, long chunk, long stride, long at)
@@ -96,13 +96,12 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
     private DeviceArena RequireExchange() =>
         exchangeStaging ?? throw new InvalidOperationException("CudaOps has no ZeRO-2 exchange buffers: call CreateSlotExchange first");
 
-    private DeviceArena BeginStagingExchange(IDeviceCollective collective, long segment, long at)
+    private (DeviceArena Staging, CudaEvent After) BeginStagingExchange(IDeviceCollective collective, long segment, long at)
     {
         DeviceArena staging = RequireExchange();
         if (segment < 0 || at < 0 || at + segment * collective.Size > staging.Length)
             throw new ArgumentOutOfRangeException(nameof(segment), $"{collective.Size} segments of {segment} elements from {at} exceed the staging's {staging.Length}");
-        BeginCollective(collective);
-        return staging;
+        return (staging, BeginCollective(collective));
     }
 
     /// <summary>Frees the staging and partition buffers (with the optimizer state, and from <see cref="Dispose"/>).</summary>

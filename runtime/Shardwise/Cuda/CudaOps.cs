@@ -541,6 +541,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch })
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
+        collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs
         profiler?.Dispose();
         epilogueGemm.Dispose();
         gemm.Dispose();

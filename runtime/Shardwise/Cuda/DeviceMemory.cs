@@ -241,6 +241,27 @@ public sealed unsafe class CudaEvent : CudaContextBoundHandle
         GC.KeepAlive(this);
     }
 
+    /// <summary>Whether the work before the event's record is done (cuEventQuery), without waiting.</summary>
+    public bool IsComplete()
+    {
+        int status = CuDriver.cuEventQuery(Value);
+        GC.KeepAlive(this);
+        if (status == CuDriver.ErrorNotReady) return false;
+        CudaCheck.Driver(status, "cuEventQuery");
+        return true;
+    }
+
+    /// <summary>
+    /// Work queued on <paramref name="stream"/> (the legacy default stream when null) after this call waits, on the
+    /// device, for the work before the event's last record (cuStreamWaitEvent); the host does not wait.
+    /// </summary>
+    public void MakeStreamWait(CudaStream? stream)
+    {
+        CudaCheck.Driver(CuDriver.cuStreamWaitEvent(stream?.Value ?? 0, Value, 0), "cuStreamWaitEvent");
+        GC.KeepAlive(this);
+        GC.KeepAlive(stream);
+    }
+
     /// <summary>Milliseconds between two recorded, completed events (cuEventElapsedTime).</summary>
     public static float ElapsedMilliseconds(CudaEvent start, CudaEvent end)
     {

@@ -5,7 +5,8 @@ namespace Shardwise.Ops;
 /// over the ranks with an <see cref="IDeviceCollective"/> on that GPU and runs the fused optimizer step there
 /// (<see cref="IFusedOptimizerOps"/>), instead of moving every gradient and parameter through the host.
 /// <list type="bullet">
-/// <item>ZeRO 0: <see cref="AverageGradients"/>, then every rank steps the whole arena;</item>
+/// <item>ZeRO 0: <see cref="AverageGradients"/>, then every rank steps the whole arena; with overlap_comm, buckets of
+/// the arena by <see cref="AverageGradientRange"/> as backward finishes them;</item>
 /// <item>ZeRO 1: <see cref="ReduceScatterGradients"/>, each rank steps its partition, <see cref="AllGatherParameters"/>.</item>
 /// </list>
 /// </summary>
@@ -19,6 +20,13 @@ public interface IDeviceGradientOps
     /// rank calls it at the same step.
     /// </summary>
     void AverageGradients(IDeviceCollective collective);
+
+    /// <summary>
+    /// Queues the average over ranks of gradient arena elements [<paramref name="start"/>, + <paramref name="length"/>)
+    /// behind every kernel queued so far and returns at once: backward may go on writing other gradients while it runs.
+    /// The range must not be touched until the ticket is complete (<see cref="IDeviceCollective.Complete"/>).
+    /// </summary>
+    DeviceCollectiveTicket AverageGradientRange(IDeviceCollective collective, long start, long length);
 
     /// <summary>
     /// Makes the parameter and gradient arenas' device memory hold at least <paramref name="elements"/> elements (the

@@ -28,10 +28,12 @@ public interface IDeviceSlotExchangeOps : IDeviceGradientOps
     void StagePieces(Slice gradient, long chunk, long stride, long at);
 
     /// <summary>
-    /// Averages the staging's first ranks × <paramref name="segment"/> elements over the ranks, in place: this rank's
-    /// segment (at rank · segment) then holds the average of every rank's.
+    /// Queues the average of ranks × <paramref name="segment"/> staging elements from <paramref name="at"/> over the
+    /// ranks, in place, behind every kernel queued so far: this rank's segment (at <paramref name="at"/> + rank ·
+    /// segment) then holds the average of every rank's. It returns at once; the region must not be touched until the
+    /// ticket is complete (<see cref="IDeviceCollective.Complete"/>).
     /// </summary>
-    void ReduceScatterStaging(IDeviceCollective collective, long segment);
+    DeviceCollectiveTicket ReduceScatterStaging(IDeviceCollective collective, long segment, long at = 0);
 
     /// <summary>Partition gradients [<paramref name="ownedOffset"/>, + length) += staging[<paramref name="stagingOffset"/>, + length).</summary>
     void AccumulateStaged(long stagingOffset, long ownedOffset, long length);

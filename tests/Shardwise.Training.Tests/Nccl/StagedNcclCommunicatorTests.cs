@@ -108,6 +108,7 @@ public sealed class StagedNcclCommunicatorTests
         {
             using var nccl = new StagedNcclCommunicator(host, host.Rank, ownsBootstrap: false);
             using CudaContext context = CudaContext.Primary(host.Rank);
+            using CudaEvent written = CudaEvent.Create(context, timing: false); // the uploads are synchronous; the event orders NCCL's stream after them
             foreach (var storage in new[] { StorageType.Float32, StorageType.Float16, StorageType.BFloat16 })
             {
                 float tolerance = storage == StorageType.Float32 ? 1e-6f : storage == StorageType.Float16 ? 1e-3f : 8e-3f;
@@ -128,18 +129,21 @@ public sealed class StagedNcclCommunicatorTests
 
                 using var buffer = DeviceMemory.Allocate(context, (long)n * storage.BytesPerElement());
                 Upload(buffer, Input(host.Rank), storage);
-                nccl.AllReduceAverageInPlace(buffer.Pointer, n, storage);
+                written.Record();
+                nccl.Complete(nccl.AllReduceAverageInPlace(buffer.Pointer, n, storage, written));
                 Close(average, Download(buffer, n, storage), tolerance, $"{storage} AllReduceAverageInPlace");
 
                 Upload(buffer, Input(host.Rank), storage);
-                nccl.ReduceScatterAverageInPlace(buffer.Pointer, partition, storage);
+                written.Record();
+                nccl.Complete(nccl.ReduceScatterAverageInPlace(buffer.Pointer, partition, storage, written));
                 Close(average.AsSpan(host.Rank * partition, partition).ToArray(),
                     Download(buffer, n, storage).AsSpan(host.Rank * partition, partition).ToArray(), tolerance, $"{storage} ReduceScatterAverageInPlace");
 
                 float[] mine = Input(host.Rank), gathered = new float[n];
                 for (int r = 0; r < ranks; r++) Input(r).AsSpan(r * partition, partition).CopyTo(gathered.AsSpan(r * partition));
                 Upload(buffer, mine, storage);
-                nccl.AllGatherInPlace(buffer.Pointer, partition, storage);
+                written.Record();
+                nccl.Complete(nccl.AllGatherInPlace(buffer.Pointer, partition, storage, written));
                 CollectionAssert.AreEqual(gathered, Download(buffer, n, storage), $"{storage} AllGatherInPlace");
             }
         }, Timeout);

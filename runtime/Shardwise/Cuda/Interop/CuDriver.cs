@@ -31,6 +31,9 @@ internal static unsafe partial class CuDriver
     /// <summary>CU_EVENT_DISABLE_TIMING.</summary>
     public const uint EventDisableTiming = 2;
 
+    /// <summary>CUDA_ERROR_NOT_READY: cuEventQuery's answer while the work before the event is still running.</summary>
+    public const int ErrorNotReady = 600;
+
     /// <summary>The driver's "name: description" for a CUresult; null when the driver does not know it.</summary>
     public static string? DescribeStatus(int status)
     {
@@ -85,10 +88,12 @@ internal static unsafe partial class CuDriver
     [LibraryImport(Lib)] public static partial int cuStreamCreate(nint* stream, uint flags);
     [LibraryImport(Lib)] public static partial int cuStreamSynchronize(nint stream);
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(nint stream);
+    [LibraryImport(Lib)] public static partial int cuStreamWaitEvent(nint stream, nint @event, uint flags);
 
     [LibraryImport(Lib)] public static partial int cuEventCreate(nint* @event, uint flags);
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint @event, nint stream);
     [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint @event);
+    [LibraryImport(Lib)] public static partial int cuEventQuery(nint @event);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* milliseconds, nint start, nint end);
     [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(nint @event);
 }

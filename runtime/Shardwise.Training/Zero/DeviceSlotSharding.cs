@@ -20,8 +20,9 @@ namespace Shardwise.Training.Zero;
 /// allgather_bucket_size from every rank's working copy — all of them into the parameter arena at ZeRO-2, the slots
 /// kept whole at ZeRO-3.</item>
 /// <item>ZeRO-3: as the <see cref="ParameterStreamer"/> asks (<see cref="IParameterGatherer"/>), upcoming slots are
-/// gathered ahead in groups into a prefetch region of the staging, and copied out into the region the residency plan
-/// gives each when the program needs it; a slot not prefetched is gathered alone (<see cref="GatherSlot"/>). Both have
+/// gathered ahead in groups into a prefetch region of the staging — each group's all-gather queued on the collective's
+/// stream while the layers before it run, and waited for when the program needs its first slot — and copied out into
+/// the region the residency plan gives each; a slot not prefetched is gathered alone (<see cref="GatherSlot"/>). Both have
 /// regions of the staging of their own, since a gradient bucket may be pending.</item>
 /// </list>
 /// On one rank there is no collective: the copies alone move each slot between the pool, the partition (the whole
@@ -43,6 +44,7 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     private readonly long _prefetchRegion;      // ZeRO-3: where the prefetch groups' region starts
     private readonly List<int> _pending = new(); // slots staged in the current region since its last reduction, in arrival order
     private readonly Bucket?[] _reducing;        // per gradient region: the bucket whose reduction was queued, not yet completed
+    private readonly List<(long Start, long End, DeviceCollectiveTicket Ticket)> _prefetching = new(); // queued prefetch gathers, prefetch-region offsets
     private int _region;                         // the gradient region being filled
     private readonly int[] _allSlots;
     private readonly long[] _layoutOffsets;
@@ -187,7 +189,7 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
                 _device.StageOwnedParameters(_slots.OwnedOffset(slots[k]), _slots.OwnedPieceLength(slots[k]), at);
                 at += _slots.PieceLength(slots[k]);
             }
-            if (_collective is not null) _device.AllGatherStaging(_collective, segment);
+            if (_collective is not null) _collective.Complete(_device.AllGatherStaging(_collective, segment));
             GatherBuckets++;
             at = 0;
             for (int k = first; k < end; k++)
@@ -210,7 +212,7 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
         if (StagingElements - _slotRegion < chunk * _ranks)
             throw new InvalidOperationException("single-slot gathers need the ZeRO-3 staging: construct with gathersDuringBackward");
         _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), _slotRegion + _rank * chunk);
-        if (_collective is not null) _device.AllGatherStaging(_collective, chunk, _slotRegion);
+        if (_collective is not null) _collective.Complete(_device.AllGatherStaging(_collective, chunk, _slotRegion));
         GatherBuckets++;
         // Piece r sits at r × chunk in the region, so the slot is the region's first elements in order.
         _device.UnstagePieces(destination, chunk, chunk, _slotRegion);
@@ -222,23 +224,44 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     /// <summary>A group's segment is bounded by the prefetch region alone.</summary>
     public long MaxGroupSegment => long.MaxValue;
 
+    /// <summary>
+    /// Stages this rank's pieces of <paramref name="slots"/> and queues their all-gather into the prefetch region at
+    /// <paramref name="at"/>, without waiting: the layers before run while it moves (<see cref="CopyGathered"/> waits for it).
+    /// </summary>
     public int GatherGroup(ReadOnlySpan<int> slots, int at)
     {
         long segment = 0;
         foreach (int slot in slots) segment += _slots.PieceLength(slot);
+        long start = at, end = at + segment * _ranks;
+        CompletePrefetches(start, end); // a group gathered there before must be out first
         long position = _prefetchRegion + at + _rank * segment;
         foreach (int slot in slots)
         {
             _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), position);
             position += _slots.PieceLength(slot);
         }
-        if (_collective is not null) _device.AllGatherStaging(_collective, segment, _prefetchRegion + at);
+        if (_collective is not null) _prefetching.Add((start, end, _device.AllGatherStaging(_collective, segment, _prefetchRegion + at)));
         GatherBuckets++;
         return checked((int)segment);
     }
 
     public void CopyGathered(int slot, int group, int segment, int at, Slice destination)
-        => _device.UnstagePieces(destination, _slots.PieceLength(slot), segment, _prefetchRegion + group + at);
+    {
+        CompletePrefetches(group, group + 1);
+        _device.UnstagePieces(destination, _slots.PieceLength(slot), segment, _prefetchRegion + group + at);
+    }
+
+    /// <summary>Waits for the queued prefetch gathers whose part of the prefetch region meets [start, end).</summary>
+    private void CompletePrefetches(long start, long end)
+    {
+        for (int i = _prefetching.Count - 1; i >= 0; i--)
+        {
+            var (from, to, ticket) = _prefetching[i];
+            if (from >= end || to <= start) continue;
+            _collective!.Complete(ticket);
+            _prefetching.RemoveAt(i);
+        }
+    }
 
     public void GatherAlone(int slot, Slice destination) => GatherSlot(slot, destination);
 }

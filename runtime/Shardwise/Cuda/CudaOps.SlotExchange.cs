@@ -68,10 +68,10 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
             partitionParameters!.Address(ownedOffset), staging.Address(stagingOffset), length, 0);
     }
 
-    public void AllGatherStaging(IDeviceCollective collective, long segment, long at = 0)
+    public DeviceCollectiveTicket AllGatherStaging(IDeviceCollective collective, long segment, long at = 0)
     {
         (DeviceArena staging, CudaEvent after) = BeginStagingExchange(collective, segment, at);
-        collective.Complete(collective.AllGatherInPlace(staging.Address(at), segment, Storage, after));
+        return collective.AllGatherInPlace(staging.Address(at), segment, Storage, after);
     }
 
     public void UnstagePieces(Slice parameter, long chunk, long stride, long at)

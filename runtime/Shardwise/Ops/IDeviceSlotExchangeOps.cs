@@ -42,10 +42,11 @@ public interface IDeviceSlotExchangeOps : IDeviceGradientOps
     void StageOwnedParameters(long ownedOffset, long length, long stagingOffset);
 
     /// <summary>
-    /// In place over ranks × <paramref name="segment"/> staging elements from <paramref name="at"/>: segment r becomes
-    /// rank r's.
+    /// Queues, in place over ranks × <paramref name="segment"/> staging elements from <paramref name="at"/>, the
+    /// all-gather that makes segment r rank r's, behind every kernel queued so far. It returns at once; the region must
+    /// not be touched until the ticket is complete (<see cref="IDeviceCollective.Complete"/>).
     /// </summary>
-    void AllGatherStaging(IDeviceCollective collective, long segment, long at = 0);
+    DeviceCollectiveTicket AllGatherStaging(IDeviceCollective collective, long segment, long at = 0);
 
     /// <summary>The inverse of <see cref="StagePieces"/>: piece r of the slot <paramref name="parameter"/> from staging[r·stride + at].</summary>
     void UnstagePieces(Slice parameter, long chunk, long stride, long at);

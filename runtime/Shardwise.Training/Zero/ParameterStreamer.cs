@@ -13,7 +13,9 @@ namespace Shardwise.Training.Zero;
 /// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>): after each
 /// request the next slots are gathered ahead, in one collective, into a staging buffer of stage3_prefetch_bucket_size
 /// elements (capped so that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into
-/// place.
+/// place. The staging is a ring of groups of at most half its size: a group's place is free again once its last slot
+/// is copied out, so the next group is gathered while the one before is still being used (on a GPU its all-gather
+/// runs beside the layers that use the one before).
 /// </summary>
 public sealed class ParameterStreamer : IParameterListener
 {
@@ -27,7 +29,7 @@ public sealed class ParameterStreamer : IParameterListener
     private readonly List<int> _group = new();
     private int _next;          // index in the gather order of the next expected request
     private int _prefetchedUpTo; // gather-order entries below this are prefetched or consumed
-    private int _stagingTail;
+    private int _stagingTail;  // where the newest group ends in the staging ring
 
     public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, IParameterGatherer gatherer, ParameterPool plan)
     {
@@ -59,7 +61,6 @@ public sealed class ParameterStreamer : IParameterListener
             var (_, group, segment, at) = _prefetched.Dequeue();
             _gatherer.CopyGathered(slot, group, segment, at, destination);
             PrefetchHits++;
-            if (_prefetched.Count == 0) _stagingTail = 0;
         }
         else
         {
@@ -106,6 +107,13 @@ public sealed class ParameterStreamer : IParameterListener
         if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
         _group.Clear();
         int ranks = _sharding.Communicator.Size;
+        long capacity = _gatherer.PrefetchElements;
+        int first = _prefetchedUpTo;
+        while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
+        if (first >= _plan.GatherOrderSlots.Count) return;
+        int group = FreeRunStart(_sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks, out long room);
+        // A group takes at most half the ring (but at least one piece), so that the next one fits beside it.
+        long limit = Math.Min(room, Math.Max(capacity / 2, _sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks));
         long segment = 0; // one rank's share of the group; the group takes segment × ranks of the staging
         int upTo = _prefetchedUpTo;
         while (upTo < _plan.GatherOrderSlots.Count)
@@ -114,7 +122,7 @@ public sealed class ParameterStreamer : IParameterListener
             if (!_ops.IsPersistent(slot))
             {
                 long grown = segment + _sharding.PieceLength(slot);
-                if (_stagingTail + grown * ranks > _gatherer.PrefetchElements || grown > _gatherer.MaxGroupSegment) break;
+                if (grown * ranks > limit || grown > _gatherer.MaxGroupSegment) break;
                 _group.Add(slot);
                 segment = grown;
             }
@@ -122,7 +130,6 @@ public sealed class ParameterStreamer : IParameterListener
         }
         if (_group.Count == 0) return;
 
-        int group = _stagingTail;
         int groupSegment = _gatherer.GatherGroup(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), group);
         int at = 0;
         for (int order = _prefetchedUpTo; order < upTo; order++)
@@ -132,7 +139,32 @@ public sealed class ParameterStreamer : IParameterListener
             _prefetched.Enqueue((order, group, groupSegment, at));
             at += (int)_sharding.PieceLength(slot);
         }
-        _stagingTail += (int)(segment * ranks);
+        _stagingTail = group + (int)(segment * ranks);
         _prefetchedUpTo = upTo;
+    }
+
+    /// <summary>
+    /// Where the next group goes in the staging ring, and how much room it has there: after the newest group, or from
+    /// the start when that end cannot hold <paramref name="atLeast"/> and the oldest group still in use starts later.
+    /// Everything from the oldest unconsumed slot's group to the newest group's end is in use.
+    /// </summary>
+    private int FreeRunStart(long atLeast, out long room)
+    {
+        long capacity = _gatherer.PrefetchElements;
+        if (_prefetched.Count == 0)
+        {
+            room = capacity;
+            return 0;
+        }
+        int head = _prefetched.Peek().Group;
+        if (_stagingTail > head)
+        {
+            room = capacity - _stagingTail;
+            if (room >= atLeast) return _stagingTail;
+            room = head; // wrap around, before the oldest group
+            return 0;
+        }
+        room = head - _stagingTail; // wrapped already: up to the oldest group
+        return _stagingTail;
     }
 }

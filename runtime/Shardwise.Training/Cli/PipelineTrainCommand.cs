@@ -98,6 +98,9 @@ public static class PipelineTrainCommand
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());
+        log.WriteLine("stage boundaries: " + (engine.BoundariesOnDevice
+            ? "activations and their gradients sent device to device (NCCL)"
+            : "activations and their gradients sent through host memory"));
         if (resumeFrom is not null)
         {
             PipelineCheckpoint.Load(resumeFrom, engine, TModel.ParameterLayout, sampler, log);

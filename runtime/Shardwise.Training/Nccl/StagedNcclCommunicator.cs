@@ -111,6 +111,24 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
         return EndInPlace(Collective.AllGather, RingTraffic.AllGather(partitionElements, Size), storage);
     }
 
+    /// <summary>ncclSend from device memory of this rank's GPU, queued behind <paramref name="after"/>.</summary>
+    public DeviceCollectiveTicket Send(ulong address, long elements, StorageType storage, int peer, CudaEvent after)
+    {
+        CollectiveArguments.Peer(peer, Rank, Size);
+        if (!BeginInPlace(elements, after)) return DeviceCollectiveTicket.None;
+        _nccl.Send(address, elements, DataType(storage), peer, _stream);
+        return EndInPlace(Collective.Send, elements, storage, received: false);
+    }
+
+    /// <summary>ncclRecv into device memory of this rank's GPU, queued behind <paramref name="after"/>.</summary>
+    public DeviceCollectiveTicket Receive(ulong address, long elements, StorageType storage, int peer, CudaEvent after)
+    {
+        CollectiveArguments.Peer(peer, Rank, Size);
+        if (!BeginInPlace(elements, after)) return DeviceCollectiveTicket.None;
+        _nccl.Receive(address, elements, DataType(storage), peer, _stream);
+        return EndInPlace(Collective.Receive, elements, storage, sent: false);
+    }
+
     public void Complete(DeviceCollectiveTicket ticket)
     {
         ThrowIfUnusable();
@@ -143,13 +161,13 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
     }
 
     /// <summary>Marks a queued in-place collective with an event of its own and counts its ring traffic (elements sent and received).</summary>
-    private DeviceCollectiveTicket EndInPlace(Collective collective, long ringElements, StorageType storage)
+    private DeviceCollectiveTicket EndInPlace(Collective collective, long ringElements, StorageType storage, bool sent = true, bool received = true)
     {
         CudaEvent done = _spareEvents.Count > 0 ? _spareEvents.Pop() : CudaEvent.Create(_context, timing: false);
         done.Record(_stream);
         _inFlight.Enqueue((++_queuedSequence, collective, done));
         long bytes = ringElements * storage.BytesPerElement();
-        Traffic.Add(collective, bytes, bytes);
+        Traffic.Add(collective, sent ? bytes : 0, received ? bytes : 0);
         return new DeviceCollectiveTicket(_queuedSequence);
     }
 

@@ -149,6 +149,9 @@ public sealed class PipelineEngine : IPipelineStageOperations
         if (microBatch < MicroBatches - 1) Engine.Step();
     }
 
+    /// <summary>True when the stage boundary slices go device to device (NCCL between GPU stages), with no host copy.</summary>
+    public bool BoundariesOnDevice => _exchange.OnDevice(_groups.Pipeline);
+
     public void SendActivation(int microBatch, int buffer) =>
         Send(_stage.SentActivation, buffer, _stage.Stage.Index + 1, microBatch % GradientTagBase, "activation", microBatch);
 
@@ -188,7 +191,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _stage.SelectActivationWindow(buffer);
         try
         {
-            _groups.Pipeline.Send(_exchange.Read(slice), peerStage, tag);
+            CollectiveArguments.Tag(tag); // NCCL matches by order per peer; the tag is checked on both paths
+            if (!_exchange.TrySend(slice, _groups.Pipeline, peerStage)) _groups.Pipeline.Send(_exchange.Read(slice), peerStage, tag);
         }
         catch (CommunicationException error)
         {
@@ -202,9 +206,13 @@ public sealed class PipelineEngine : IPipelineStageOperations
         long start = Stopwatch.GetTimestamp();
         try
         {
-            Span<float> received = _exchange.Receiving(slice);
-            _groups.Pipeline.Receive(received, peerStage, tag);
-            _exchange.Write(slice, received);
+            CollectiveArguments.Tag(tag);
+            if (!_exchange.TryReceive(slice, _groups.Pipeline, peerStage))
+            {
+                Span<float> received = _exchange.Receiving(slice);
+                _groups.Pipeline.Receive(received, peerStage, tag);
+                _exchange.Write(slice, received);
+            }
         }
         catch (CommunicationException error)
         {

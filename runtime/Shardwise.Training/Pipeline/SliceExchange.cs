@@ -1,5 +1,6 @@
 using System;
 using Shardwise.Cpu;
+using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Training.Zero;
@@ -11,10 +12,41 @@ namespace Shardwise.Training.Pipeline;
 /// backend (also under ZeRO's gradient streaming) the arena is host memory: the slice is the arena's own span, nothing
 /// is copied. On a device backend a view would download and later upload the whole arena, so the slice goes through a
 /// reused host buffer instead: <see cref="Read"/> copies only the slice down (<see cref="ITensorOps{T}.Store"/>),
-/// <see cref="Write"/> only the slice up (<see cref="ITensorOps{T}.Load"/>).
+/// <see cref="Write"/> only the slice up (<see cref="ITensorOps{T}.Load"/>). And when the backend's arenas are on a GPU
+/// and the communicator is a device collective on it (NCCL), <see cref="TrySend"/> and <see cref="TryReceive"/> move
+/// the slice device to device, with no host copy at all.
 /// </summary>
 public sealed class SliceExchange(ITensorOps<float> ops)
 {
+    /// <summary>
+    /// Sends the slice from device memory when the backend and <paramref name="communicator"/> share a GPU; false (and
+    /// nothing sent) otherwise, so the caller sends <see cref="Read"/>'s host copy. Returns once the send is done.
+    /// </summary>
+    public bool TrySend(Slice slice, ICommunicator communicator, int peer)
+    {
+        if (DeviceLink(communicator) is not var (device, link)) return false;
+        link.Complete(device.SendSlice(link, slice, peer));
+        return true;
+    }
+
+    /// <summary>Receives into the slice's device memory, as <see cref="TrySend"/>; false when the host path must.</summary>
+    public bool TryReceive(Slice slice, ICommunicator communicator, int peer)
+    {
+        if (DeviceLink(communicator) is not var (device, link)) return false;
+        link.Complete(device.ReceiveSlice(link, slice, peer));
+        return true;
+    }
+
+    /// <summary>True when slices go device to device over <paramref name="communicator"/>.</summary>
+    public bool OnDevice(ICommunicator communicator) => DeviceLink(communicator) is not null;
+
+    private (IDevicePointToPointOps Device, IDeviceCollective Link)? DeviceLink(ICommunicator communicator)
+        => Unwrapped(ops) is IDevicePointToPointOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
+            ? (device, link)
+            : null;
+
+    private static ITensorOps<float> Unwrapped(ITensorOps<float> ops) => ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops;
+
     private readonly bool _inPlace = IsHostMemory(ops);
     private float[] _buffer = [];
 

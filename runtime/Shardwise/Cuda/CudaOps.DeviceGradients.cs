@@ -9,7 +9,7 @@ namespace Shardwise.Cuda;
 /// backend's stream, so the host never waits for the kernels before it, only (where the result is needed at once) for
 /// the collective.
 /// </summary>
-public sealed partial class CudaOps : IDeviceGradientOps
+public sealed partial class CudaOps : IDeviceGradientOps, IDevicePointToPointOps
 {
     private CudaEvent? collectiveOrder; // recorded before each collective; the collective's stream waits for it
 
@@ -31,6 +31,26 @@ public sealed partial class CudaOps : IDeviceGradientOps
         if (start < 0 || length < 0 || start + length > gradients.Length)
             throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start} + {length}) is not inside the gradient arena's {gradients.Length} elements");
         return length == 0 ? DeviceCollectiveTicket.None : collective.AllReduceAverageInPlace(gradients.Address(start), length, Storage, after);
+    }
+
+    public DeviceCollectiveTicket SendSlice(IDeviceCollective link, Slice slice, int peer)
+    {
+        CudaEvent after = BeginCollective(link);
+        return link.Send(SliceAddress(slice), slice.Length, Storage, peer, after);
+    }
+
+    public DeviceCollectiveTicket ReceiveSlice(IDeviceCollective link, Slice slice, int peer)
+    {
+        CudaEvent after = BeginCollective(link);
+        return link.Receive(SliceAddress(slice), slice.Length, Storage, peer, after);
+    }
+
+    private ulong SliceAddress(Slice slice)
+    {
+        DeviceArena arena = Arena(slice.Arena);
+        if (slice.Offset < 0 || slice.Length < 0 || slice.Offset + slice.Length > arena.Length)
+            throw new ArgumentOutOfRangeException(nameof(slice), $"{slice} is not inside the {slice.Arena} arena's {arena.Length} elements");
+        return arena.Address(slice.Offset);
     }
 
     public void PadForPartitions(long elements)

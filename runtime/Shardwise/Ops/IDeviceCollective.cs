@@ -43,6 +43,12 @@ public interface IDeviceCollective
     /// </summary>
     DeviceCollectiveTicket AllGatherInPlace(ulong address, long partitionElements, StorageType storage, CudaEvent after);
 
+    /// <summary>Sends <paramref name="elements"/> values at <paramref name="address"/> to rank <paramref name="peer"/> (messages between two ranks match in order).</summary>
+    DeviceCollectiveTicket Send(ulong address, long elements, StorageType storage, int peer, CudaEvent after);
+
+    /// <summary>Receives <paramref name="elements"/> values from rank <paramref name="peer"/> into <paramref name="address"/>.</summary>
+    DeviceCollectiveTicket Receive(ulong address, long elements, StorageType storage, int peer, CudaEvent after);
+
     /// <summary>
     /// Returns when the collective <paramref name="ticket"/> names, and every one queued before it, is done; the host
     /// waits with the communicator's deadline, and a peer that never comes fails the call (it does not hang).

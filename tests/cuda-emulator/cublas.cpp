@@ -122,11 +122,11 @@ int strided_batched(void* handle, int transa, int transb, int m, int n, int k, c
     if (status != Success) return status;
     if (batch < 0) return InvalidValue;
     if (m == 0 || n == 0 || batch == 0) return Success;
-    emu::flush_stream(static_cast<Handle*>(handle)->stream);
     float alpha_value = *static_cast<const float*>(alpha), beta_value = *static_cast<const float*>(beta);
     status = check_spans(call, transa, transb, m, n, k, a, a_type, lda, stride_a, b, b_type, ldb, stride_b, c,
                          c_type, ldc, stride_c, batch);
     if (status != Success) return status;
+    emu::flush_stream(static_cast<Handle*>(handle)->stream);  // after the operand checks: they belong to this work
     for (int i = 0; i < batch; i++)
     {
         emu::Matrix ma{a + static_cast<std::uint64_t>(stride_a * i) * emu::element_bytes(a_type), a_type, lda};

@@ -39,6 +39,7 @@ struct LegacyAccess
     std::uint64_t allocation;  // the start of an allocation it used
 };
 
+std::vector<std::uint64_t> pending_operands; // cuBLAS operands checked for the legacy work counted next
 std::uint64_t legacy_count = 0;
 std::uint64_t host_synchronised = 0;  // legacy work the host has waited for
 std::vector<LegacyAccess> unsynchronised; // legacy work's allocations the host has not waited for yet
@@ -66,9 +67,11 @@ void legacy_work(const std::uint64_t* pointers, std::size_t count)
 {
     legacy_count++;
     for (std::size_t i = 0; i < count; i++) record(legacy_count, pointers[i]);
+    for (std::uint64_t pointer : pending_operands) record(legacy_count, pointer);
+    pending_operands.clear();
 }
 
-void legacy_operand(std::uint64_t pointer) { record(legacy_count + 1, pointer); }
+void legacy_operand(std::uint64_t pointer) { pending_operands.push_back(pointer); }
 
 std::uint64_t legacy_mark() { return legacy_count; }
 
@@ -110,17 +113,21 @@ bool begin_side_operation(void* side, const char* call, std::uint64_t first, std
     std::uint64_t ordered = std::max(s.ordered_after_legacy, host_synchronised);
     std::uint64_t buffers[2] = {first_bytes > 0 ? emu::allocation_base(first) : 0,
                                 second_bytes > 0 ? emu::allocation_base(second) : 0};
-    std::uint64_t unordered = 0;
+    std::uint64_t unordered = 0, latest = 0;
     for (const LegacyAccess& a : unsynchronised)
-        if (a.sequence > ordered && (a.allocation == buffers[0] || a.allocation == buffers[1])) unordered++;
+        if (a.sequence > ordered && (a.allocation == buffers[0] || a.allocation == buffers[1]))
+        {
+            unordered++;
+            latest = std::max(latest, a.sequence);
+        }
     if (unordered > 0)
     {
         std::fprintf(stderr,
                      "cuda-emulator: %s on stream %p is not ordered after %" PRIu64 " uses of its buffers by work "
-                     "queued on the legacy stream (kernels, GEMMs, copies): it could read them before that work "
-                     "writes them. Record an event on the legacy stream and cuStreamWaitEvent it on this stream "
-                     "first\n",
-                     call, side, unordered);
+                     "queued on the legacy stream (kernels, GEMMs, copies; the latest is legacy operation %" PRIu64
+                     ", the stream waited for %" PRIu64 "): it could read them before that work writes them. Record "
+                     "an event on the legacy stream and cuStreamWaitEvent it on this stream first\n",
+                     call, side, unordered, latest, ordered);
         return false;
     }
     SideOperation operation{++s.queued, call, {}};

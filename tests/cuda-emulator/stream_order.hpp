@@ -21,7 +21,8 @@ namespace emu::order
 // device pointers among `pointers` (a kernel's 8-byte arguments: values that are no pointer are ignored).
 void legacy_work(std::initializer_list<std::uint64_t> pointers);
 void legacy_work(const std::uint64_t* pointers, std::size_t count);
-// A cuBLAS operand of the legacy-stream operation about to be counted by legacy_work.
+// A cuBLAS operand of the legacy-stream operation counted next by legacy_work (the libraries check their operands,
+// then count the work; a call refused after its checks leaves them to the next work, which errs on the safe side).
 void legacy_operand(std::uint64_t pointer);
 // The count of legacy work so far: what an event recorded on the legacy stream marks.
 std::uint64_t legacy_mark();

@@ -22,7 +22,7 @@ namespace Shardwise.Training.Nccl;
 /// order per peer, not by tag: tags are checked for range only. Use it from one thread at a time.
 /// </para>
 /// <para>
-/// Device buffers need no staging (<see cref="IDeviceCollective"/>): the in-place collectives run on a backend's own
+/// Device buffers need no staging (<see cref="IDeviceCollective"/>): the in-place collectives and point-to-point messages run on a backend's own
 /// device memory, queued on this rank's stream behind an event of the backend's stream, each marked by an event of its
 /// own so that <see cref="Complete"/> waits (with the deadline) for just the ones asked for; that is how gradient
 /// buckets are reduced while backward goes on.
@@ -83,11 +83,18 @@ public sealed class StagedNcclCommunicator : ICommunicator, IDeviceCollective
 
     public void AllReduceSum(Span<float> data) => AllReduce(data, NcclDataType.Float32, NcclReduction.Sum);
 
-    /// <summary>An in-place NCCL average over device memory of this rank's GPU, queued behind <paramref name="after"/>.</summary>
-    public DeviceCollectiveTicket AllReduceAverageInPlace(ulong address, long elements, StorageType storage, CudaEvent after)
+    /// <summary>An in-place NCCL all-reduce over device memory of this rank's GPU, queued behind <paramref name="after"/>.</summary>
+    public DeviceCollectiveTicket AllReduceInPlace(ulong address, long elements, StorageType storage, DeviceReduction reduction, CudaEvent after)
     {
         if (!BeginInPlace(elements, after)) return DeviceCollectiveTicket.None;
-        _nccl.AllReduce(address, address, elements, DataType(storage), NcclReduction.Average, _stream);
+        NcclReduction op = reduction switch
+        {
+            DeviceReduction.Average => NcclReduction.Average,
+            DeviceReduction.Sum => NcclReduction.Sum,
+            DeviceReduction.Max => NcclReduction.Max,
+            _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, null),
+        };
+        _nccl.AllReduce(address, address, elements, DataType(storage), op, _stream);
         return EndInPlace(Collective.AllReduce, RingTraffic.AllReduce(elements, Size), storage);
     }
 

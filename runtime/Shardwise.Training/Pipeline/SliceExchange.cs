@@ -13,8 +13,8 @@ namespace Shardwise.Training.Pipeline;
 /// is copied. On a device backend a view would download and later upload the whole arena, so the slice goes through a
 /// reused host buffer instead: <see cref="Read"/> copies only the slice down (<see cref="ITensorOps{T}.Store"/>),
 /// <see cref="Write"/> only the slice up (<see cref="ITensorOps{T}.Load"/>). And when the backend's arenas are on a GPU
-/// and the communicator is a device collective on it (NCCL), <see cref="TrySend"/> and <see cref="TryReceive"/> move
-/// the slice device to device, with no host copy at all.
+/// and the communicator is a device collective on it (NCCL), <see cref="TrySend"/>, <see cref="TryReceive"/> and
+/// <see cref="TryAllReduce"/> work on the slice in device memory, with no host copy at all.
 /// </summary>
 public sealed class SliceExchange(ITensorOps<float> ops)
 {
@@ -37,11 +37,19 @@ public sealed class SliceExchange(ITensorOps<float> ops)
         return true;
     }
 
+    /// <summary>All-reduces the slice in device memory, as <see cref="TrySend"/>; false when the host path must.</summary>
+    public bool TryAllReduce(Slice slice, ICommunicator communicator, DeviceReduction reduction)
+    {
+        if (DeviceLink(communicator) is not var (device, link)) return false;
+        link.Complete(device.AllReduceSlice(link, slice, reduction));
+        return true;
+    }
+
     /// <summary>True when slices go device to device over <paramref name="communicator"/>.</summary>
     public bool OnDevice(ICommunicator communicator) => DeviceLink(communicator) is not null;
 
-    private (IDevicePointToPointOps Device, IDeviceCollective Link)? DeviceLink(ICommunicator communicator)
-        => Unwrapped(ops) is IDevicePointToPointOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
+    private (IDeviceSliceOps Device, IDeviceCollective Link)? DeviceLink(ICommunicator communicator)
+        => Unwrapped(ops) is IDeviceSliceOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
             ? (device, link)
             : null;
 

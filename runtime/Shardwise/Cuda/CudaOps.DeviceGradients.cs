@@ -9,7 +9,7 @@ namespace Shardwise.Cuda;
 /// backend's stream, so the host never waits for the kernels before it, only (where the result is needed at once) for
 /// the collective.
 /// </summary>
-public sealed partial class CudaOps : IDeviceGradientOps, IDevicePointToPointOps
+public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
 {
     private CudaEvent? collectiveOrder; // recorded before each collective; the collective's stream waits for it
 
@@ -30,7 +30,7 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDevicePointToPointOps
         DeviceArena gradients = Arena(Ops.Arena.Gradients);
         if (start < 0 || length < 0 || start + length > gradients.Length)
             throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start} + {length}) is not inside the gradient arena's {gradients.Length} elements");
-        return length == 0 ? DeviceCollectiveTicket.None : collective.AllReduceAverageInPlace(gradients.Address(start), length, Storage, after);
+        return length == 0 ? DeviceCollectiveTicket.None : collective.AllReduceInPlace(gradients.Address(start), length, Storage, DeviceReduction.Average, after);
     }
 
     public DeviceCollectiveTicket SendSlice(IDeviceCollective link, Slice slice, int peer)
@@ -43,6 +43,12 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDevicePointToPointOps
     {
         CudaEvent after = BeginCollective(link);
         return link.Receive(SliceAddress(slice), slice.Length, Storage, peer, after);
+    }
+
+    public DeviceCollectiveTicket AllReduceSlice(IDeviceCollective link, Slice slice, DeviceReduction reduction)
+    {
+        CudaEvent after = BeginCollective(link);
+        return link.AllReduceInPlace(SliceAddress(slice), slice.Length, Storage, reduction, after);
     }
 
     private ulong SliceAddress(Slice slice)

@@ -27,8 +27,11 @@ public interface IDeviceCollective
     /// <summary>The number of ranks that contribute to each sum.</summary>
     int Size { get; }
 
-    /// <summary>Averages <paramref name="elements"/> values at device address <paramref name="address"/> over the ranks.</summary>
-    DeviceCollectiveTicket AllReduceAverageInPlace(ulong address, long elements, StorageType storage, CudaEvent after);
+    /// <summary>
+    /// Reduces <paramref name="elements"/> values at device address <paramref name="address"/> over the ranks, in place:
+    /// their average (data-parallel gradients), sum (tensor-parallel partial results) or maximum.
+    /// </summary>
+    DeviceCollectiveTicket AllReduceInPlace(ulong address, long elements, StorageType storage, DeviceReduction reduction, CudaEvent after);
 
     /// <summary>
     /// ZeRO's gradient exchange: the buffer at <paramref name="address"/> holds <see cref="Size"/> partitions of
@@ -60,4 +63,12 @@ public interface IDeviceCollective
 public readonly record struct DeviceCollectiveTicket(long Sequence)
 {
     public static DeviceCollectiveTicket None => default;
+}
+
+/// <summary>How <see cref="IDeviceCollective.AllReduceInPlace"/> combines the ranks' values.</summary>
+public enum DeviceReduction
+{
+    Average,
+    Sum,
+    Max,
 }

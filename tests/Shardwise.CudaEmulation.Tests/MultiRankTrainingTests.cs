@@ -205,6 +205,7 @@ public sealed class MultiRankTrainingTests
         string step = model == "TwoBlockGpt" ? DeviceStep(zeroStage, ranks) : "optimizer step: on the host";
         StringAssert.Contains(nccl.Output, step, nccl.Output);
         if (model != "TwoBlockGpt") StringAssert.Contains(nccl.Output, "stage boundaries: activations and their gradients sent device to device (NCCL)", nccl.Output);
+        if (model == "HybridGpt") StringAssert.Contains(nccl.Output, "; tensor-parallel all-reduces in device memory (NCCL)", nccl.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");

@@ -100,7 +100,10 @@ public static class PipelineTrainCommand
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());
         log.WriteLine("stage boundaries: " + (engine.BoundariesOnDevice
             ? "activations and their gradients sent device to device (NCCL)"
-            : "activations and their gradients sent through host memory"));
+            : "activations and their gradients sent through host memory")
+            + (partition.Tensor > 1
+                ? "; tensor-parallel all-reduces " + (engine.TensorReductionsOnDevice ? "in device memory (NCCL)" : "through host memory")
+                : ""));
         if (resumeFrom is not null)
         {
             PipelineCheckpoint.Load(resumeFrom, engine, TModel.ParameterLayout, sampler, log);

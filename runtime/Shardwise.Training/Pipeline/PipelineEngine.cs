@@ -152,6 +152,9 @@ public sealed class PipelineEngine : IPipelineStageOperations
     /// <summary>True when the stage boundary slices go device to device (NCCL between GPU stages), with no host copy.</summary>
     public bool BoundariesOnDevice => _exchange.OnDevice(_groups.Pipeline);
 
+    /// <summary>True when a tensor-split stage all-reduces its slices in device memory (NCCL on its GPU); false without a tensor split.</summary>
+    public bool TensorReductionsOnDevice => _stage.TensorParallel is not null && _exchange.OnDevice(_groups.Tensor);
+
     public void SendActivation(int microBatch, int buffer) =>
         Send(_stage.SentActivation, buffer, _stage.Stage.Index + 1, microBatch % GradientTagBase, "activation", microBatch);
 

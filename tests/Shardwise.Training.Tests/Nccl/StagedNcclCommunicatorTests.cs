@@ -95,7 +95,7 @@ public sealed class StagedNcclCommunicatorTests
     /// <summary>
     /// The in-place device collectives ZeRO uses (<see cref="Shardwise.Ops.IDeviceCollective"/>) on device buffers of
     /// each storage type: the average of every rank's buffer, this rank's averaged partition, and the gathered
-    /// partitions, against the same arithmetic on the host (16-bit results to one rounding of the type).
+    /// partitions, the sum and the maximum, against the same arithmetic on the host (16-bit results to one rounding of the type).
     /// </summary>
     [TestMethod]
     [DataRow(1)]
@@ -132,6 +132,28 @@ public sealed class StagedNcclCommunicatorTests
                 written.Record();
                 nccl.Complete(nccl.AllReduceInPlace(buffer.Pointer, n, storage, Shardwise.Ops.DeviceReduction.Average, written));
                 Close(average, Download(buffer, n, storage), tolerance, $"{storage} AllReduceInPlace (average)");
+
+                Upload(buffer, Input(host.Rank), storage);
+                foreach (var (reduction, expected) in new[] { (Shardwise.Ops.DeviceReduction.Sum, Sum()), (Shardwise.Ops.DeviceReduction.Max, Max()) })
+                {
+                    Upload(buffer, Input(host.Rank), storage);
+                    written.Record();
+                    nccl.Complete(nccl.AllReduceInPlace(buffer.Pointer, n, storage, reduction, written));
+                    // The sum of 16-bit inputs is rounded once more to the type; a maximum is exact.
+                    Close(expected, Download(buffer, n, storage), reduction == Shardwise.Ops.DeviceReduction.Max ? 0f : tolerance * ranks, $"{storage} AllReduceInPlace ({reduction})");
+                }
+                float[] Sum()
+                {
+                    var total = new float[n];
+                    for (int r = 0; r < ranks; r++) { float[] values = Input(r); for (int i = 0; i < n; i++) total[i] += values[i]; }
+                    return total;
+                }
+                float[] Max()
+                {
+                    float[] largest = Input(0);
+                    for (int r = 1; r < ranks; r++) { float[] values = Input(r); for (int i = 0; i < n; i++) largest[i] = Math.Max(largest[i], values[i]); }
+                    return largest;
+                }
 
                 Upload(buffer, Input(host.Rank), storage);
                 written.Record();

@@ -97,22 +97,20 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     public void GradientFinal(int slot)
     {
         long chunk = _slots.PieceLength(slot);
-        if (_pending.Count > 0 && _slots.OverflowsReduceBucket(_pendingSegment, slot))
-        {
-            CloseBucket();
-            _duringThisPass++;
-        }
+        if (_pending.Count > 0 && _slots.OverflowsReduceBucket(_pendingSegment, slot)) CloseBucketDuringBackward();
         if (_pending.Count == 0) CompleteReduction(_region); // the region's last bucket must be out before it is reused
         Slice gradient = _ops.PoolSlice(_slots.Layout.Slots[slot]);
         _device.StagePieces(gradient, chunk, _slots.SegmentElements, _region * _regionElements + _pendingSegment);
         _ops.Inner.Zero(gradient); // the pool region serves the next slot or micro-batch
         _pending.Add(slot);
         _pendingSegment += chunk;
-        if (_slots.FillsReduceBucket(_pendingSegment))
-        {
-            CloseBucket();
-            _duringThisPass++;
-        }
+        if (_slots.FillsReduceBucket(_pendingSegment)) CloseBucketDuringBackward();
+    }
+
+    private void CloseBucketDuringBackward()
+    {
+        CloseBucket();
+        _duringThisPass++;
     }
 
     /// <summary>

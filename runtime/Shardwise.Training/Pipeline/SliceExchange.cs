@@ -18,35 +18,34 @@ namespace Shardwise.Training.Pipeline;
 /// </summary>
 public sealed class SliceExchange(ITensorOps<float> ops)
 {
+    private readonly bool _inPlace = IsHostMemory(ops);
+    private float[] _buffer = [];
+
     /// <summary>
     /// Sends the slice from device memory when the backend and <paramref name="communicator"/> share a GPU; false (and
     /// nothing sent) otherwise, so the caller sends <see cref="Read"/>'s host copy. Returns once the send is done.
     /// </summary>
     public bool TrySend(Slice slice, ICommunicator communicator, int peer)
-    {
-        if (DeviceLink(communicator) is not var (device, link)) return false;
-        link.Complete(device.SendSlice(link, slice, peer));
-        return true;
-    }
+        => TryOnDevice(communicator, (device, link) => device.SendSlice(link, slice, peer));
 
     /// <summary>Receives into the slice's device memory, as <see cref="TrySend"/>; false when the host path must.</summary>
     public bool TryReceive(Slice slice, ICommunicator communicator, int peer)
-    {
-        if (DeviceLink(communicator) is not var (device, link)) return false;
-        link.Complete(device.ReceiveSlice(link, slice, peer));
-        return true;
-    }
+        => TryOnDevice(communicator, (device, link) => device.ReceiveSlice(link, slice, peer));
 
     /// <summary>All-reduces the slice in device memory, as <see cref="TrySend"/>; false when the host path must.</summary>
     public bool TryAllReduce(Slice slice, ICommunicator communicator, DeviceReduction reduction)
-    {
-        if (DeviceLink(communicator) is not var (device, link)) return false;
-        link.Complete(device.AllReduceSlice(link, slice, reduction));
-        return true;
-    }
+        => TryOnDevice(communicator, (device, link) => device.AllReduceSlice(link, slice, reduction));
 
     /// <summary>True when slices go device to device over <paramref name="communicator"/>.</summary>
     public bool OnDevice(ICommunicator communicator) => DeviceLink(communicator) is not null;
+
+    /// <summary>Queues <paramref name="exchange"/> over the device link and waits for it; false when there is no link.</summary>
+    private bool TryOnDevice(ICommunicator communicator, Func<IDeviceSliceOps, IDeviceCollective, DeviceCollectiveTicket> exchange)
+    {
+        if (DeviceLink(communicator) is not var (device, link)) return false;
+        link.Complete(exchange(device, link));
+        return true;
+    }
 
     private (IDeviceSliceOps Device, IDeviceCollective Link)? DeviceLink(ICommunicator communicator)
         => Unwrapped(ops) is IDeviceSliceOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
@@ -54,9 +53,6 @@ public sealed class SliceExchange(ITensorOps<float> ops)
             : null;
 
     private static ITensorOps<float> Unwrapped(ITensorOps<float> ops) => ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops;
-
-    private readonly bool _inPlace = IsHostMemory(ops);
-    private float[] _buffer = [];
 
     /// <summary>True when the slices are the arena's own memory (the CPU backend): no copy is made.</summary>
     public bool InPlace => _inPlace;

@@ -178,18 +178,12 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
         {
             // A bucket's segment fits the staging's: both are bounded by allgather_bucket_size / ranks or a single piece.
             int end = _slots.GatherBucketEnd(slots, first);
-            long segment = 0;
-            for (int k = first; k < end; k++) segment += _slots.PieceLength(slots[k]);
-
-            long at = _rank * segment;
-            for (int k = first; k < end; k++)
-            {
-                _device.StageOwnedParameters(_slots.OwnedOffset(slots[k]), _slots.OwnedPieceLength(slots[k]), at);
-                at += _slots.PieceLength(slots[k]);
-            }
+            ReadOnlySpan<int> bucket = slots[first..end];
+            long segment = SegmentOf(bucket);
+            StageOwnedPieces(bucket, _rank * segment);
             if (_collective is not null) _collective.Complete(_device.AllGatherStaging(_collective, segment));
             GatherBuckets++;
-            at = 0;
+            long at = 0;
             for (int k = first; k < end; k++)
             {
                 long length = _slots.Layout.Slots[slots[k]].Length;
@@ -228,16 +222,10 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     /// </summary>
     public int GatherGroup(ReadOnlySpan<int> slots, int at)
     {
-        long segment = 0;
-        foreach (int slot in slots) segment += _slots.PieceLength(slot);
+        long segment = SegmentOf(slots);
         long start = at, end = at + segment * _ranks;
         CompletePrefetches(start, end); // a group gathered there before must be out first
-        long position = _prefetchRegion + at + _rank * segment;
-        foreach (int slot in slots)
-        {
-            _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), position);
-            position += _slots.PieceLength(slot);
-        }
+        StageOwnedPieces(slots, _prefetchRegion + at + _rank * segment);
         if (_collective is not null) _prefetching.Add((start, end, _device.AllGatherStaging(_collective, segment, _prefetchRegion + at)));
         GatherBuckets++;
         return checked((int)segment);
@@ -247,6 +235,24 @@ public sealed class DeviceSlotSharding : IGradientListener, IParameterGatherer
     {
         CompletePrefetches(group, group + 1);
         _device.UnstagePieces(destination, _slots.PieceLength(slot), segment, _prefetchRegion + group + at);
+    }
+
+    /// <summary>One rank's segment of a gather of <paramref name="slots"/>: their pieces, padded, end to end.</summary>
+    private long SegmentOf(ReadOnlySpan<int> slots)
+    {
+        long segment = 0;
+        foreach (int slot in slots) segment += _slots.PieceLength(slot);
+        return segment;
+    }
+
+    /// <summary>Copies this rank's piece of each slot, in order, from its partition's working copy to staging[<paramref name="position"/> ..].</summary>
+    private void StageOwnedPieces(ReadOnlySpan<int> slots, long position)
+    {
+        foreach (int slot in slots)
+        {
+            _device.StageOwnedParameters(_slots.OwnedOffset(slot), _slots.OwnedPieceLength(slot), position);
+            position += _slots.PieceLength(slot);
+        }
     }
 
     /// <summary>Waits for the queued prefetch gathers whose part of the prefetch region meets [start, end).</summary>

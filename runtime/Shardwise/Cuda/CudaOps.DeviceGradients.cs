@@ -25,13 +25,7 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
     }
 
     public DeviceCollectiveTicket AverageGradientRange(IDeviceCollective collective, long start, long length)
-    {
-        CudaEvent after = BeginCollective(collective);
-        DeviceArena gradients = Arena(Ops.Arena.Gradients);
-        if (start < 0 || length < 0 || start + length > gradients.Length)
-            throw new ArgumentOutOfRangeException(nameof(length), $"[{start}, {start} + {length}) is not inside the gradient arena's {gradients.Length} elements");
-        return length == 0 ? DeviceCollectiveTicket.None : collective.AllReduceInPlace(gradients.Address(start), length, Storage, DeviceReduction.Average, after);
-    }
+        => AllReduceSlice(collective, new Slice(Ops.Arena.Gradients, start, length), DeviceReduction.Average);
 
     public DeviceCollectiveTicket SendSlice(IDeviceCollective link, Slice slice, int peer)
     {

@@ -229,7 +229,7 @@ int cublasSetWorkspace_v2(void* handle, std::uint64_t workspace, std::size_t byt
 {
     if (!valid(handle)) return NotInitialized;
     if (bytes != 0 && (workspace == 0 || workspace % 256 != 0)) return InvalidValue;
-    if (bytes != 0 && emu::check_operand(workspace, bytes, "cublasSetWorkspace_v2", "workspace") != 0)
+    if (bytes != 0 && emu::check_device_range(workspace, bytes, "cublasSetWorkspace_v2", "workspace") != 0)
         return InvalidValue;
     return Success;
 }

@@ -142,14 +142,26 @@ Result legacy_access(std::uint64_t pointer, std::size_t bytes, const char* call,
     return emu::InvalidValue;
 }
 
-// A synchronous copy or memset on the legacy stream: checked, counted, and the host has waited for the stream.
-Result synchronous_legacy_access(std::uint64_t first, std::size_t first_bytes, std::uint64_t second,
-                                 std::size_t second_bytes, const char* call)
+// A copy or memset queued on `stream` with a device destination and/or source (bytes 0 for none): on the legacy
+// stream, checked against collectives in flight and counted (side-stream copies are not ordered with it).
+Result copy_access(void* stream, std::uint64_t destination, std::size_t destination_bytes, std::uint64_t source,
+                   std::size_t source_bytes, const char* call)
 {
-    if (Result r = legacy_access(first, first_bytes, call, "destination"); r != emu::Success) return r;
-    if (second_bytes > 0)
-        if (Result r = legacy_access(second, second_bytes, call, "source"); r != emu::Success) return r;
-    emu::order::legacy_work({first, second});
+    if (is_side(stream)) return emu::Success;
+    if (destination_bytes > 0)
+        if (Result r = legacy_access(destination, destination_bytes, call, "destination"); r != emu::Success) return r;
+    if (source_bytes > 0)
+        if (Result r = legacy_access(source, source_bytes, call, "source"); r != emu::Success) return r;
+    emu::order::legacy_work({destination_bytes > 0 ? destination : 0, source_bytes > 0 ? source : 0});
+    return emu::Success;
+}
+
+// A synchronous copy or memset (legacy stream): as copy_access, and the host has waited for the stream.
+Result synchronous_legacy_access(std::uint64_t destination, std::size_t destination_bytes, std::uint64_t source,
+                                 std::size_t source_bytes, const char* call)
+{
+    if (Result r = copy_access(nullptr, destination, destination_bytes, source, source_bytes, call); r != emu::Success)
+        return r;
     emu::order::host_waited_for_legacy(emu::order::legacy_mark());
     return emu::Success;
 }
@@ -662,11 +674,7 @@ int cuMemcpyHtoDAsync_v2(std::uint64_t destination, const void* source, std::siz
     REQUIRE(require_stream(stream));
     if (source == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
-    if (!is_side(stream))
-    {
-        REQUIRE(legacy_access(destination, bytes, "cuMemcpyHtoDAsync_v2", "destination"));
-        emu::order::legacy_work({destination});
-    }
+    REQUIRE(copy_access(stream, destination, bytes, 0, 0, "cuMemcpyHtoDAsync_v2"));
     enqueue(stream, [=] { std::memcpy(reinterpret_cast<void*>(destination), source, bytes); });
     return emu::Success;
 }
@@ -678,11 +686,7 @@ int cuMemcpyDtoHAsync_v2(void* destination, std::uint64_t source, std::size_t by
     REQUIRE(require_stream(stream));
     if (destination == nullptr && bytes != 0) return emu::InvalidValue;
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
-    if (!is_side(stream))
-    {
-        REQUIRE(legacy_access(source, bytes, "cuMemcpyDtoHAsync_v2", "source"));
-        emu::order::legacy_work({source});
-    }
+    REQUIRE(copy_access(stream, 0, 0, source, bytes, "cuMemcpyDtoHAsync_v2"));
     enqueue(stream, [=] { std::memcpy(destination, reinterpret_cast<const void*>(source), bytes); });
     return emu::Success;
 }
@@ -694,12 +698,7 @@ int cuMemcpyDtoDAsync_v2(std::uint64_t destination, std::uint64_t source, std::s
     REQUIRE(require_stream(stream));
     REQUIRE(emu::check_range(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
     REQUIRE(emu::check_range(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
-    if (!is_side(stream))
-    {
-        REQUIRE(legacy_access(destination, bytes, "cuMemcpyDtoDAsync_v2", "destination"));
-        REQUIRE(legacy_access(source, bytes, "cuMemcpyDtoDAsync_v2", "source"));
-        emu::order::legacy_work({destination, source});
-    }
+    REQUIRE(copy_access(stream, destination, bytes, source, bytes, "cuMemcpyDtoDAsync_v2"));
     enqueue(stream, [=] {
         std::memmove(reinterpret_cast<void*>(destination), reinterpret_cast<const void*>(source), bytes);
     });

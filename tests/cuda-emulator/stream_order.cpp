@@ -28,7 +28,6 @@ struct SideOperation
 struct Side
 {
     std::uint64_t queued = 0;                 // operations queued on it
-    std::uint64_t completed = 0;              // operations the host or the legacy stream has waited for
     std::uint64_t ordered_after_legacy = 0;   // legacy work it has waited for
     std::vector<SideOperation> in_flight;     // queued, not yet waited for
 };
@@ -51,12 +50,11 @@ void record(std::uint64_t sequence, std::uint64_t pointer)
     if (allocation != 0) unsynchronised.push_back({sequence, allocation});
 }
 
+// The side stream's operations up to `mark` are done: they are no longer in flight.
 void complete(Side& side, std::uint64_t mark)
 {
-    side.completed = std::max(side.completed, std::min(mark, side.queued));
-    std::uint64_t done = side.completed;
     side.in_flight.erase(std::remove_if(side.in_flight.begin(), side.in_flight.end(),
-                                        [done](const SideOperation& o) { return o.sequence <= done; }),
+                                        [mark](const SideOperation& o) { return o.sequence <= mark; }),
                          side.in_flight.end());
 }
 } // namespace

@@ -141,7 +141,23 @@ SW_INLINE float sw_column_sum_over_chunks(const float* partials, long long strid
     __shared__ float terms[SW_WARP_SIZE][SW_WARP_SIZE + 1];
     float sum = 0.0f;
     if (column < columns)
-        for (int c = threadIdx.y; c < chunks; c += blockDim.y) sum += partials[(long long)c * stride + column];
+    {
+        // Four loads issued before any is added (a thread has 8 of them at 256 chunks and 32 lanes): the sum keeps
+        // the order c = y, y + Y, … either way.
+        const int step = blockDim.y;
+        int c = threadIdx.y;
+        for (; c + 3 * step < chunks; c += 4 * step)
+        {
+            float v0 = partials[(long long)c * stride + column], v1 = partials[(long long)(c + step) * stride + column];
+            float v2 = partials[(long long)(c + 2 * step) * stride + column];
+            float v3 = partials[(long long)(c + 3 * step) * stride + column];
+            sum += v0;
+            sum += v1;
+            sum += v2;
+            sum += v3;
+        }
+        for (; c < chunks; c += step) sum += partials[(long long)c * stride + column];
+    }
     __syncthreads();  // a previous call's readers are done with terms
     terms[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();

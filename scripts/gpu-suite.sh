@@ -50,7 +50,8 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     the flash-dQ-from-stored-dS variant (bf16; SHARDWISE_BENCH_FLASH_DQ_STORED=0 skips it): bench 50 s, profile 40 s
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "stored tuned stored+tuned", "" or
+#     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
 # The whole list (tests, curve, both benches, PyTorch, a bf16 profile, narrowed sanitizers) took 248 s in one call.
@@ -404,14 +405,41 @@ run_shardwise_bench() {
       env SHARDWISE_FUSED_ATTENTION=0 dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 2 --steps 10 --max-seconds 20 ||
       rc=1
   fi
-  # SHARDWISE_BENCH_FLASH_DQ_STORED (default 1): bf16 once more with the flash dQ computed from stored dSᵀ tiles
-  # (SHARDWISE_FLASH_DQ=stored, opt-in until this comparison has been measured; bench.log only).
-  if [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ]; then
-    bench_step "Shardwise bench, Gpt2Small bf16, flash dQ from stored dS" 50 \
-      env SHARDWISE_FLASH_DQ=stored dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 2 --steps 10 --max-seconds 20 ||
-      rc=1
-  fi
+  # The opt-in variants (SHARDWISE_BENCH_VARIANTS, below), bf16 once more each (bench.log only).
+  local variant
+  for variant in $(bench_variants); do
+    bench_step "Shardwise bench, Gpt2Small bf16, $(variant_label "$variant")" 50 \
+      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
+      --warmup 2 --steps 10 --max-seconds 20 || rc=1
+  done
   return "$rc"
+}
+
+# Opt-in variants timed beside the default until a measurement decides them (SHARDWISE_BENCH_VARIANTS, space-separated;
+# "" for none): stored (flash dQ from stored dSᵀ tiles, SHARDWISE_FLASH_DQ=stored), tuned (GEMM algorithms timed at
+# their first call, SHARDWISE_GEMM_TUNING=1), stored+tuned (both). SHARDWISE_BENCH_FLASH_DQ_STORED=0, the older switch,
+# still drops every variant.
+bench_variants() {
+  [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
+  echo "${SHARDWISE_BENCH_VARIANTS-stored tuned stored+tuned}"
+}
+
+variant_environment() {
+  case "$1" in
+    stored) echo SHARDWISE_FLASH_DQ=stored ;;
+    tuned) echo SHARDWISE_GEMM_TUNING=1 ;;
+    stored+tuned) echo SHARDWISE_FLASH_DQ=stored SHARDWISE_GEMM_TUNING=1 ;;
+    *) echo "SHARDWISE_UNKNOWN_VARIANT=$1" ;;
+  esac
+}
+
+variant_label() {
+  case "$1" in
+    stored) echo "flash dQ from stored dS" ;;
+    tuned) echo "GEMM algorithms tuned" ;;
+    stored+tuned) echo "flash dQ from stored dS, GEMM algorithms tuned" ;;
+    *) echo "unknown variant $1" ;;
+  esac
 }
 
 # Shardwise's bench again with --profile: device time per operation (bench.log only; the timed numbers above stay
@@ -425,17 +453,19 @@ run_profile() {
       dotnet "$gpt2_dll" bench --device cuda --config "bench/configs/gpt2-$precision.json" \
       --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1
   done
-  if [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ]; then
-    bench_step "Shardwise bench --profile, Gpt2Small bf16, flash dQ from stored dS" 40 \
-      env SHARDWISE_FLASH_DQ=stored dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
+  local variant
+  for variant in $(bench_variants); do
+    bench_step "Shardwise bench --profile, Gpt2Small bf16, $(variant_label "$variant")" 40 \
+      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
       --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1
-  fi
+  done
   return "$rc"
 }
 
 # Nsight Compute on chosen kernels of one bench step (ncu.log): duration, memory and compute throughput, occupancy.
 # SHARDWISE_NCU_KERNELS lists kernel-name regular expressions, space-separated; each gets one ncu run of its own
-# that profiles its first launch after SHARDWISE_NCU_SKIP (default 0) matching ones.
+# that profiles its first launch after SHARDWISE_NCU_SKIP (default 0) matching ones. SHARDWISE_NCU_ENV: variables for
+# the profiled bench only (e.g. SHARDWISE_FLASH_DQ=stored, to profile a variant's kernels).
 run_ncu() {
   local ncu pattern rc=0
   ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
@@ -448,7 +478,7 @@ run_ncu() {
   done
   for pattern in ${SHARDWISE_NCU_KERNELS:-layernorm_backward_dx residual_layernorm_forward add_bias_bf16}; do
     echo "=== ncu -k regex:$pattern" >> "$OUT/ncu.log"
-    timeout 60 "$ncu" --target-processes all -k "regex:$pattern" --launch-skip "${SHARDWISE_NCU_SKIP:-0}" -c 1 \
+    timeout 60 env ${SHARDWISE_NCU_ENV:-} "$ncu" --target-processes all -k "regex:$pattern" --launch-skip "${SHARDWISE_NCU_SKIP:-0}" -c 1 \
       $ncu_sections \
       dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json --warmup 0 --steps 1 >> "$OUT/ncu.log" 2>&1
     local step_rc=$?

@@ -13,7 +13,8 @@ namespace Shardwise.Kernels.Tests;
 /// flash_attention_forward.cu and flash_attention_backward.cu on the SIMT emulation (its mma is the shuffle-gathered
 /// fp32 product of shardwise_mma.cuh), against CpuOps.Attention / AttentionBackward on the same 16-bit-rounded
 /// inputs: y, the log-sum-exp (against a double-precision sum), D, and dqkv overwritten and accumulated. Sequences
-/// that are not multiples of the 64-row tiles, several heads and head sizes, both kernel widths (d64, d128).
+/// that are not multiples of the 64-row tiles, several heads and head sizes, both kernel widths (d64, d128); sequences
+/// that are multiples of 8 (72, 24) take the dK/dV kernel's staged 16-byte dSᵀ stores, the others its pair stores.
 /// </summary>
 [TestClass]
 public sealed class FlashAttentionKernelTests
@@ -29,8 +30,10 @@ public sealed class FlashAttentionKernelTests
     /// <summary>Dynamic shared memory of the forward and dQ kernels: two stages of two 64-row tiles, rows padded by 8.</summary>
     private static uint TileShared(int width) => (uint)(4 * Tile * (width + 8) * 2);
 
-    /// <summary>Of the dK/dV kernel: two stages of (Q, dY) tiles and their fp32 lse and D.</summary>
-    private static uint DkdvShared(int width) => (uint)(2 * (2 * Tile * (width + 8) + 4 * Tile) * 2);
+    /// <summary>Of the dK/dV kernel: two stages of (Q, dY) tiles and their fp32 lse and D; storing dSᵀ, each warp's
+    /// 16 × 72 staging rows after them.</summary>
+    private static uint DkdvShared(int width, bool storedScores = false) =>
+        (uint)((2 * (2 * Tile * (width + 8) + 4 * Tile) + (storedScores ? 4 * 16 * (Tile + 8) : 0)) * 2);
 
     /// <summary>Of the dQ kernel from stored dS: two stages of a 64 × 72 dSᵀ tile and a K tile.</summary>
     private static uint StoredDqShared(int width) => (uint)(2 * (Tile * (Tile + 8) + Tile * (width + 8)) * 2);
@@ -42,8 +45,9 @@ public sealed class FlashAttentionKernelTests
         (2, 3, 32, 17, 64),
         (1, 2, 64, 70, 64),
         (1, 2, 16, 130, 64),
+        (1, 2, 32, 72, 64),
         (1, 1, 80, 66, 128),
-        (2, 1, 32, 20, 128),
+        (2, 1, 32, 24, 128),
     ];
 
     /// <summary>(batch, heads, headDim, seq) for the GPU run: GPT-2's head size over four tiles, a 128-wide head, one token.</summary>
@@ -104,8 +108,9 @@ public sealed class FlashAttentionKernelTests
             using var dqkvBuffer = DeviceBuffer.From(prior, storage);
             using var scores = storedScores ? NaNScores(batch, heads, seq, storage) : null;
             int add = accumulate ? 1 : 0;
-            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads, DkdvShared(width), order,
-                qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, scores, seq, heads, headDim, add);
+            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads,
+                DkdvShared(width, storedScores), order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, scores, seq, heads,
+                headDim, add);
             if (scores is null)
                 SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width),
                     order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, add);
@@ -266,7 +271,7 @@ public sealed class FlashAttentionKernelTests
                 CudaFunction dqKernel = backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}");
                 CudaFunction storedDqKernel = backward.GetFunction($"flash_attention_backward_dq_stored_d{width}_{suffix}");
                 forwardKernel.AllowDynamicSharedMemory((int)TileShared(width));
-                dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width));
+                dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width, storedScores: true));
                 dqKernel.AllowDynamicSharedMemory((int)TileShared(width));
                 storedDqKernel.AllowDynamicSharedMemory((int)StoredDqShared(width));
                 forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
@@ -287,8 +292,8 @@ public sealed class FlashAttentionKernelTests
                         ? DeviceMemory.Allocate(context, 2L * ((long)batch * heads * seq * seq + 8))
                         : null;
                     int add = accumulate ? 1 : 0;
-                    dkdvKernel.Launch(grid, Threads, DkdvShared(width), null, dQkv, dDy, lse, delta, dqkv, scores, seq,
-                        heads, headDim, add);
+                    dkdvKernel.Launch(grid, Threads, DkdvShared(width, storedScores), null, dQkv, dDy, lse, delta, dqkv,
+                        scores, seq, heads, headDim, add);
                     if (scores is null)
                         dqKernel.Launch(grid, Threads, TileShared(width), null, dQkv, dDy, lse, delta, dqkv, seq, heads,
                             headDim, add);

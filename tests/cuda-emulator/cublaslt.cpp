@@ -346,17 +346,25 @@ int cublasLtMatmulAlgoGetHeuristic(void* handle, void* desc, void* a, void* b, v
     if (status != Success) return status;
     // The real cuBLASLt (13.0 on an H200, 2026-11-26, docs/gpu-results.md run 10) found no algorithm for BGRADB with
     // fp16/bf16 operands and an fp32 bias gradient, only with fp32 operands; the emulation refuses the same, so that
-    // the caller's fallback is what the tests exercise for 16-bit storage, as on the GPU.
+    // the caller's next try is what the tests exercise for 16-bit storage, as on the GPU. With the bias gradient in
+    // D's type (the default, TransformerEngine's choice) it offers one.
     const Desc& problem = *static_cast<Desc*>(desc);
-    if (problem.epilogue == BGradB && static_cast<Layout*>(a)->type != emu::Float32)
+    if (problem.epilogue == BGradB && static_cast<Layout*>(a)->type != emu::Float32 && problem.bias_type == emu::Float32)
     {
         *returned = 0;
         return NotSupported;
     }
+    // Up to three candidates, as the real heuristic returns several: a caller that times them (CudaGemmTuner) runs
+    // each. They compute the same product here; the tag's second word tells them apart.
     std::memset(results, 0, sizeof(HeuristicResult) * static_cast<std::size_t>(requested));
-    results[0].algorithm[0] = AlgorithmTag;
-    results[0].waves = 1.0f;
-    *returned = 1;
+    int candidates = requested < 3 ? requested : 3;
+    for (int i = 0; i < candidates; i++)
+    {
+        results[i].algorithm[0] = AlgorithmTag;
+        results[i].algorithm[1] = static_cast<std::uint64_t>(i);
+        results[i].waves = 1.0f + static_cast<float>(i);
+    }
+    *returned = candidates;
     return Success;
 }
 

@@ -155,7 +155,11 @@ public static class BenchCommand
         if (cuda is null)
             log.WriteLine($"CPU backend, {Environment.ProcessorCount} cores, {steps} timed steps after {options.WarmupSteps} warm-up steps");
         else
+        {
             log.WriteLine($"CUDA backend, {cuda.Device.Name}, {steps} timed steps after {options.WarmupSteps} warm-up steps; last loss {loss:F4}, {skipped} timed steps skipped (fp16 overflow)");
+            if (cuda.TunedGemmPlans > 0)
+                log.WriteLine($"GEMM tuning ({CudaOpsOptions.GemmTuningVariable}): {cuda.TunedGemmPlans} shapes took the fastest of cuBLASLt's candidates, timed at their first call");
+        }
 
         if (options.JsonPath is not null && communicator.Rank == 0)
         {

@@ -40,14 +40,34 @@ internal sealed class CudaEpilogueGemm : IDisposable
     private readonly CudaDataType type;
     private readonly CublasComputeType compute;
     private readonly Dictionary<Key, Plan?> plans = [];
+    private readonly CudaGemmTuner? tuner;
 
-    public CudaEpilogueGemm(CudaGemm gemm)
+    /// <param name="gemm">The cuBLAS path whose workspace, operand type and compute type this shares.</param>
+    /// <param name="tuner">Null: cuBLASLt's first candidate; otherwise the fastest of its candidates, timed at a plan's first call.</param>
+    public CudaEpilogueGemm(CudaGemm gemm, CudaGemmTuner? tuner = null)
     {
         handle = CublasLtHandle.Create();
         workspace = gemm.Workspace;
         type = gemm.OperandType;
         compute = gemm.ComputeType;
+        this.tuner = tuner;
     }
+
+    /// <summary>Whether plans are tuned (<see cref="CudaOpsOptions.GemmTuning"/>): then plain products come here too.</summary>
+    public bool Tunes => tuner is not null;
+
+    /// <summary>Plans whose algorithm was chosen by timing several candidates.</summary>
+    public int TunedPlans => tuner?.Tuned ?? 0;
+
+    /// <summary>
+    /// C = alpha · op(A) · op(B) + beta · C with no epilogue, row-major as <see cref="CudaGemm.Multiply"/>: the tuned
+    /// path for the products that have none. False: no algorithm, take <see cref="CudaGemm.Multiply"/>.
+    /// </summary>
+    public bool TryMultiply(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,
+        ulong b, int ldb, float beta, ulong c, int ldc)
+        => m == 0 || n == 0 ||
+           TryMultiply(CublasLtEpilogue.Default, null, transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c,
+               ldc, 0, 0);
 
     /// <summary>Told "gemm+EPILOGUE M×N×K" before each call, for CudaOps' profiler; null: nothing.</summary>
     public Action<string>? Trace { get; set; }
@@ -85,24 +105,28 @@ internal sealed class CudaEpilogueGemm : IDisposable
     /// <summary>
     /// dW (+)= dyᵀ · x and biasGradient = Σ_rows dy (written, never added: cuBLASLt's bias gradient has no beta), dy
     /// <c>[rows, outDim]</c>, x <c>[rows, inDim]</c>, dW <c>[outDim, inDim]</c>, biasGradient <c>[outDim]</c> in fp32
-    /// whatever the storage (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE), so the caller adds it into the stored gradient with
-    /// one rounding. False: no algorithm, take GemmEx and the column-sum kernels; cuBLASLt 13 on the H200 found none
-    /// for fp16/bf16 operands (docs/gpu-results.md, run 10), only for fp32.
+    /// (<paramref name="biasInStorageType"/> false: CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE set, so the caller adds it into
+    /// the stored gradient with one rounding) or in the storage type (true: cuBLASLt's default, D's type). False: no
+    /// algorithm, take GemmEx and the column-sum kernels. cuBLASLt 13 on the H200 found none for fp16/bf16 operands
+    /// with an fp32 bias gradient (docs/gpu-results.md, run 10); a 16-bit one is what TransformerEngine asks for.
     /// </summary>
-    public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim, int outDim, bool accumulate)
+    public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim,
+        int outDim, bool accumulate, bool biasInStorageType)
         => TryMultiply(CublasLtEpilogue.BGradB, "bgradb", true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim,
-            accumulate ? 1f : 0f, dWeight, inDim, biasGradient, 0);
+            accumulate ? 1f : 0f, dWeight, inDim, biasGradient, 0, floatBias: !biasInStorageType);
 
     /// <summary>
     /// C[m, n] = alpha · op(A) · op(B) + beta · C with <paramref name="epilogue"/>, row-major; <paramref name="bias"/>
     /// and <paramref name="aux"/> are the epilogue's vector (n long) and matrix (like C, leading dimension ldc), 0 where
-    /// it takes none.
+    /// it takes none; <paramref name="floatBias"/>: the vector is fp32 whatever the storage type.
     /// </summary>
-    private bool TryMultiply(CublasLtEpilogue epilogue, string name, bool transposeA, bool transposeB, int m, int n, int k,
-        float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc, ulong bias, ulong aux)
+    /// <param name="name">The epilogue as the profiler names it ("gemm+NAME …"); null: none ("gemm …").</param>
+    private bool TryMultiply(CublasLtEpilogue epilogue, string? name, bool transposeA, bool transposeB, int m, int n,
+        int k, float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc, ulong bias, ulong aux,
+        bool floatBias = false)
     {
         var key = new Key(epilogue, transposeA, transposeB, m, n, k, lda, ldb, ldc, Alignment(b), Alignment(a),
-            Alignment(c), bias == 0 ? 0 : Alignment(bias), aux == 0 ? 0 : Alignment(aux));
+            Alignment(c), bias == 0 ? 0 : Alignment(bias), aux == 0 ? 0 : Alignment(aux), floatBias);
         if (!plans.TryGetValue(key, out Plan? plan))
         {
             plan = CreatePlan(key, bias, aux);
@@ -110,13 +134,27 @@ internal sealed class CudaEpilogueGemm : IDisposable
         }
 
         if (plan is null) return false;
-        Trace?.Invoke($"gemm+{name} {m}×{n}×{k}{(transposeA ? " Aᵀ" : "")}{(transposeB ? " Bᵀ" : "")}");
+        Trace?.Invoke($"gemm{(name is null ? "" : "+" + name)} {m}×{n}×{k}{(transposeA ? " Aᵀ" : "")}{(transposeB ? " Bᵀ" : "")}");
         if (bias != 0) plan.Descriptor.Set(CublasLtMatmulDescAttribute.BiasPointer, bias);
         if (aux != 0) plan.Descriptor.Set(CublasLtMatmulDescAttribute.EpilogueAuxPointer, aux);
-        // Column-major: cuBLASLt's A is our B and its B our A.
-        handle.Matmul(plan.Descriptor, alpha, b, plan.A, a, plan.B, beta, c, plan.D, c, plan.D, plan.Algorithm,
-            workspace, null);
+        if (tuner is not null && !plan.Tuned)
+        {
+            // Every candidate writes what the call writes (C, and the bias gradient or aux output where the epilogue
+            // has one, overwritten): only an accumulating C needs keeping.
+            long cBytes = ((long)(m - 1) * ldc + n) * CudaGemm.ElementBytes(type);
+            Plan tuned = plan;
+            int fastest = tuner.Fastest(plan.Candidates.Length, i => Run(tuned, tuned.Candidates[i]), c, cBytes,
+                accumulates: beta != 0f);
+            plan = plan with { Algorithm = plan.Candidates[fastest], Tuned = true };
+            plans[key] = plan;
+        }
+
+        Run(plan, plan.Algorithm);
         return true;
+
+        // Column-major: cuBLASLt's A is our B and its B our A.
+        void Run(Plan p, in CublasLtHeuristicResult algorithm) =>
+            handle.Matmul(p.Descriptor, alpha, b, p.A, a, p.B, beta, c, p.D, c, p.D, algorithm, workspace, null);
     }
 
     private Plan? CreatePlan(Key key, ulong bias, ulong aux)
@@ -126,7 +164,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
         descriptor.Set(CublasLtMatmulDescAttribute.TransB, (int)(key.TransposeA ? CublasOperation.Transpose : CublasOperation.None));
         descriptor.Set(CublasLtMatmulDescAttribute.Epilogue, (uint)key.Epilogue);
         if (bias != 0) descriptor.Set(CublasLtMatmulDescAttribute.BiasPointer, bias);
-        if (key.Epilogue == CublasLtEpilogue.BGradB)
+        if (key.FloatBias)
             descriptor.Set(CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.Float32);
         if (aux != 0)
         {
@@ -151,7 +189,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
         CublasLtHeuristicResult[] found;
         try
         {
-            found = handle.Heuristic(descriptor, a, b, d, d, preference);
+            found = handle.Heuristic(descriptor, a, b, d, d, preference, tuner is null ? 1 : CudaGemmTuner.Candidates);
         }
         catch (CudaException)
         {
@@ -167,7 +205,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
             return null;
         }
 
-        return new Plan(descriptor, a, b, d, found[0]);
+        return new Plan(descriptor, a, b, d, found[0], found, Tuned: false);
     }
 
     /// <summary>The largest power of two up to 256 that divides the address.</summary>
@@ -178,14 +216,18 @@ internal sealed class CudaEpilogueGemm : IDisposable
         foreach (Plan? plan in plans.Values) plan?.Dispose();
         plans.Clear();
         handle.Dispose();
+        tuner?.Dispose();
     }
 
-    /// <summary>AlignA/AlignB are cuBLASLt's operands (our B and A); bias and aux alignments are keyed because the heuristic reads their pointers.</summary>
+    /// <summary>AlignA/AlignB are cuBLASLt's operands (our B and A); bias and aux alignments are keyed because the heuristic
+    /// reads their pointers; FloatBias: the bias (gradient) vector's type set to fp32.</summary>
     private readonly record struct Key(CublasLtEpilogue Epilogue, bool TransposeA, bool TransposeB, int M, int N, int K,
-        int Lda, int Ldb, int Ldc, uint AlignA, uint AlignB, uint AlignC, uint AlignBias, uint AlignAux);
+        int Lda, int Ldb, int Ldc, uint AlignA, uint AlignB, uint AlignC, uint AlignBias, uint AlignAux, bool FloatBias);
 
+    /// <summary>A shape's descriptors and algorithm: cuBLASLt's first candidate, or the tuner's pick once Tuned.</summary>
     private sealed record Plan(CublasLtMatmulDesc Descriptor, CublasLtMatrixLayout A, CublasLtMatrixLayout B,
-        CublasLtMatrixLayout D, CublasLtHeuristicResult Algorithm) : IDisposable
+        CublasLtMatrixLayout D, CublasLtHeuristicResult Algorithm, CublasLtHeuristicResult[] Candidates, bool Tuned)
+        : IDisposable
     {
         public void Dispose()
         {

@@ -62,6 +62,9 @@ internal sealed class CudaGemm : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "Unknown storage type."),
     };
 
+    /// <summary>Bytes of one element of <paramref name="type"/> (fp32, fp16 or bf16).</summary>
+    public static int ElementBytes(CudaDataType type) => type == CudaDataType.Float32 ? 4 : 2;
+
     /// <summary>C[m, n] = alpha · op(A) · op(B) + beta · C, row-major (addresses of matrices in the storage type).</summary>
     public void Multiply(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,
         ulong b, int ldb, float beta, ulong c, int ldc)

@@ -81,9 +81,10 @@ public sealed partial class CudaOps
         int width = FlashWidth(headDim);
         var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
         int add = accumulate ? 1 : 0;
-        // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV; (K, V) tiles for dQ, or (dSᵀ, K) tiles
-        // for dQ from the stored scores.
-        uint dkdvShared = (uint)(2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) * sizeof(ushort));
+        // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV (and, storing dSᵀ, each warp's 16 × 72
+        // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores.
+        uint dkdvShared = (uint)((2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) +
+            (scores != 0 ? FlashThreads / 32 * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
         FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
         if (scores == 0)

@@ -1,4 +1,5 @@
 using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
@@ -24,7 +25,7 @@ public sealed partial class CudaOps
     private void LaunchLinear(ulong x, ulong weight, ulong? bias, ulong y, int rows, int inDim, int outDim)
     {
         if (bias is { } fused && epilogueGemm.TryLinear(x, weight, fused, y, rows, inDim, outDim)) return;
-        gemm.Multiply(false, true, rows, outDim, inDim, 1f, x, inDim, weight, inDim, 0f, y, outDim);
+        Product(false, true, rows, outDim, inDim, 1f, x, inDim, weight, inDim, 0f, y, outDim);
         if (bias is { } biasAddress) LaunchAddBias(y, biasAddress, rows, outDim);
     }
 
@@ -39,7 +40,7 @@ public sealed partial class CudaOps
         ulong? dba = dBias is { } db ? Address(db, outDim, nameof(dBias)) : null;
         if (rows == 0) return;
         if (dxa is { } dxAddress)
-            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
+            Product(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
         ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
     }
 
@@ -78,7 +79,7 @@ public sealed partial class CudaOps
         if (rows == 0) return;
         if (!epilogueGemm.TryGeluInputGradient(dya, wa, pa, dpa, rows, inDim, outDim))
         {
-            gemm.Multiply(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, 0f, dpa, inDim);
+            Product(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, 0f, dpa, inDim);
             LaunchGeluBackward(pa, dpa, dpa, (long)rows * inDim, accumulate: false);
         }
 
@@ -88,25 +89,37 @@ public sealed partial class CudaOps
     /// <summary>
     /// dW += dyᵀ · x and dBias += Σ_rows dy. With a bias, one cuBLASLt matmul with the BGRADB epilogue computes both:
     /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
-    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
-    /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
-    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels. On the H200 (cuBLASLt 13) that is every fp16/bf16
-    /// call: BGRADB is taken for fp32 operands only (docs/gpu-results.md, run 10).
+    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to scratch and is then added into
+    /// dBias: fp32 scratch first (add_bias_backward_reduce over one chunk: one rounding, as the column-sum path's last
+    /// stage); for fp16/bf16 operands, where cuBLASLt 13 on the H200 had no algorithm with an fp32 bias gradient
+    /// (docs/gpu-results.md, run 10), scratch in the storage type (cuBLASLt's default bias type), added by add_backward
+    /// (a second rounding, as TransformerEngine's bias gradient has). Where neither has an algorithm, GemmEx and the
+    /// column-sum kernels.
     /// </summary>
     private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
     {
         if (dBias is { } dBiasAddress)
         {
             ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
-            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
+            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true,
+                    biasInStorageType: false))
             {
                 Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
                     columnSums, 1, dBiasAddress, outDim);
                 return;
             }
+
+            if (Storage != StorageType.Float32 &&
+                epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true,
+                    biasInStorageType: true))
+            {
+                Kernel("add_backward").Launch(kernels.ElementwiseBlocks(outDim), CudaKernelSet.ElementwiseThreads, 0, null,
+                    columnSums, dBiasAddress, (long)outDim, 1);
+                return;
+            }
         }
 
-        gemm.Multiply(true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim, 1f, dWeight, inDim);
+        Product(true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim, 1f, dWeight, inDim);
         if (dBias is { } address) LaunchBiasBackward(dy, address, rows, outDim);
     }
 
@@ -158,4 +171,17 @@ public sealed partial class CudaOps
 
     /// <summary>Columns per stage-1 thread: one 16-byte vector of the storage type (SW_BIAS_COLUMNS).</summary>
     private int BiasColumnsPerThread => 16 / elementBytes;
+
+    /// <summary>
+    /// C = alpha · op(A) · op(B) + beta · C (row-major): through cuBLASLt with the tuned algorithm where GEMM tuning is
+    /// on (<see cref="CudaOpsOptions.GemmTuning"/>), else, or where cuBLASLt has none, cublasGemmEx.
+    /// </summary>
+    private void Product(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda, ulong b,
+        int ldb, float beta, ulong c, int ldc)
+    {
+        if (epilogueGemm.Tunes &&
+            epilogueGemm.TryMultiply(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+            return;
+        gemm.Multiply(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
 }

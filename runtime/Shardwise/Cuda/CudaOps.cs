@@ -91,7 +91,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         {
             kernels = new CudaKernelSet(context, new KernelCompiler(options.KernelCacheDirectory));
             gemm = new CudaGemm(context, allocations, options.AllowTf32, options.Storage);
-            epilogueGemm = new CudaEpilogueGemm(gemm);
+            epilogueGemm = new CudaEpilogueGemm(gemm, options.UsesGemmTuning ? new CudaGemmTuner(context, allocations) : null);
         }
         catch
         {
@@ -419,6 +419,12 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public (long Hits, long Misses) EmbeddingGroupings => (groupingCache.Hits, groupingCache.Misses);
 
     /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
+    /// <summary>
+    /// GEMM shapes whose cuBLASLt algorithm was picked by timing its candidates (<see cref="CudaOpsOptions.GemmTuning"/>;
+    /// 0 without it, or where cuBLASLt offered one candidate only).
+    /// </summary>
+    public int TunedGemmPlans => epilogueGemm.TunedPlans;
+
     private static int PartialChunks(int rows) => Math.Clamp((rows + RowsPerPartialChunk - 1) / RowsPerPartialChunk, 1, MaxPartialChunks);
 
     /// <summary>

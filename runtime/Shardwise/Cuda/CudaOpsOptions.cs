@@ -27,9 +27,24 @@ namespace Shardwise.Cuda;
 /// (flash_attention_backward_dq_stored), instead of a second kernel that recomputes S, P, dP and dS. Null: the
 /// environment variable <c>SHARDWISE_FLASH_DQ</c> = <c>stored</c> turns it on.
 /// </param>
+/// <param name="GemmTuning">
+/// Opt-in: each Linear product's algorithm is the fastest of cuBLASLt's candidates, timed on the real operands at the
+/// shape's first call (<see cref="CudaGemmTuner"/>), and the products without an epilogue go through cuBLASLt too
+/// instead of cublasGemmEx. Costs a few milliseconds in the first step; the choice follows timings, so two runs may
+/// pick different algorithms (each an fp32 accumulation rounded once). Null: the environment variable
+/// <c>SHARDWISE_GEMM_TUNING</c> = <c>1</c> or <c>true</c> turns it on.
+/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
-    StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null)
+    StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
+    bool? GemmTuning = null)
 {
+    /// <summary>The environment variable that turns GEMM tuning on (1, true) when <see cref="GemmTuning"/> is null.</summary>
+    public const string GemmTuningVariable = "SHARDWISE_GEMM_TUNING";
+
+    /// <summary><see cref="GemmTuning"/>, or the environment's choice when it is null.</summary>
+    public bool UsesGemmTuning =>
+        GemmTuning ?? System.Environment.GetEnvironmentVariable(GemmTuningVariable) is "1" or "true";
+
     /// <summary>The environment variable that picks the flash dQ kernel when <see cref="FlashDqFromStoredScores"/> is null.</summary>
     public const string FlashDqVariable = "SHARDWISE_FLASH_DQ";
 

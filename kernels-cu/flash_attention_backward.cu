@@ -388,14 +388,20 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
 // dQ from the dSᵀ tiles the dK/dV kernel stored (scores, see flash_store_scores) instead of recomputing S, P, dP and
 // dS: one product per key tile (dQ += dS·K) where flash_attention_backward_dq does three and the exponentials. Costs
 // the batch·heads·seq² 16-bit scores buffer and its traffic (written once, read once). Grid, block and tile order as
-// flash_attention_backward_dq; dynamic shared memory 2 stages × (dSᵀ tile 64 × 72 + K tile 64 × (D+8)) × 2 bytes
-// (36 KiB for d64, 52 KiB for d128). A dSᵀ tile's columns past seq may hold anything (the row's next values): they
-// only reach the dQ rows of queries past seq, which are never stored; the buffer's padding keeps the last read
-// inside it.
-template <typename T, int D>
+// flash_attention_backward_dq; dynamic shared memory STAGES × (dSᵀ tile 64 × 72 + K tile 64 × (D+8)) × 2 bytes (2
+// stages: 36 KiB for d64, 52 KiB for d128; 4 stages: 72 and 104 KiB). A dSᵀ tile's columns past seq may hold anything
+// (the row's next values): they only reach the dQ rows of queries past seq, which are never stored; the buffer's
+// padding keeps the last read inside it.
+// The loop does little arithmetic per tile (one 16 × 64 × D product per warp), so it waits on its copies: Nsight
+// Compute on the H200 (run 12) saw 10.7 cycles between a warp's instructions and DRAM at 28% with two stages. With
+// STAGES tiles in flight per block (the flash_attention_backward_dq_stored4 kernels: 4) a block keeps STAGES − 1 copies
+// going while it multiplies. The groups are committed one per iteration, empty past the last tile, so the wait count
+// is the same constant in every iteration.
+template <typename T, int D, int STAGES>
 SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores, T* dqkv, int seq, int heads,
                                                   int head_dim, int accumulate, sw_bits16* shared)
 {
+    static_assert(STAGES >= 2, "a stage being filled and one being read");
     constexpr int STRIDE = D + 8;
     constexpr int SCORE_STRIDE = SW_FLASH_TILE + 8;
     constexpr int OUT_TILES = D / 8;
@@ -410,13 +416,18 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
     int key_end = min(q0 + SW_FLASH_ROWS, seq);
     int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
 
-    // Stage s: the dSᵀ tile of keys k0… and this block's queries, then the K tile of those keys.
-    auto stage_keys = [&](int stage, int k0) {
-        sw_bits16* base = shared + stage * STAGE;
-        sw_stage_tile_async(base, SCORE_STRIDE, SW_FLASH_TILE, SW_FLASH_TILE, scores_head + (long long)k0 * seq + q0, seq,
-                            seq - k0, seq - q0);
-        sw_stage_tile_async(base + SCORE_TILE, STRIDE, SW_FLASH_TILE, D, head.k + k0 * head.row_stride, head.row_stride,
-                            seq - k0, head_dim);
+    // Copies key tile `tile` (if there is one) into its stage, the dSᵀ tile of its keys and this block's queries then
+    // the K tile of those keys, and commits the group (an empty one past the last tile).
+    auto stage_keys = [&](int tile) {
+        if (tile < tiles)
+        {
+            int k0 = tile * SW_FLASH_TILE;
+            sw_bits16* base = shared + (tile % STAGES) * STAGE;
+            sw_stage_tile_async(base, SCORE_STRIDE, SW_FLASH_TILE, SW_FLASH_TILE, scores_head + (long long)k0 * seq + q0,
+                                seq, seq - k0, seq - q0);
+            sw_stage_tile_async(base + SCORE_TILE, STRIDE, SW_FLASH_TILE, D, head.k + k0 * head.row_stride,
+                                head.row_stride, seq - k0, head_dim);
+        }
         sw_async_commit();
     };
 
@@ -425,19 +436,20 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
     SW_UNROLL
     for (int j = 0; j < OUT_TILES; j++) dq[0][j][0] = dq[0][j][1] = dq[0][j][2] = dq[0][j][3] = 0.0f;
 
-    stage_keys(0, 0);
+    for (int tile = 0; tile < STAGES - 1; tile++) stage_keys(tile);
     for (int i = 0; i < tiles; i++)
     {
+        // Tile i + STAGES − 1 goes where tile i − 1 was: every warp finished with it before the last barrier.
+        stage_keys(i + STAGES - 1);
+        sw_async_wait<STAGES - 1>(); // tile i's group, and every older one, has landed
+        __syncthreads();
         int k0 = i * SW_FLASH_TILE;
-        bool next = i + 1 < tiles;
-        if (next) stage_keys((i + 1) & 1, k0 + SW_FLASH_TILE);
-        sw_flash_wait_current(next);
-        const sw_bits16* score_tile = shared + (i & 1) * STAGE;
+        const sw_bits16* score_tile = shared + (i % STAGES) * STAGE;
         // A key tile wholly after this warp's queries adds nothing (its stored dS there are zeros anyway).
         if (k0 <= last_query)
             sw_warp_accumulate_transposed_product<T, SW_FLASH_TILE / 16>(dq, score_tile, SCORE_STRIDE,
                                                                          score_tile + SCORE_TILE, STRIDE);
-        __syncthreads(); // every warp is done with this stage before tile i+2 is copied into it
+        __syncthreads(); // every warp is done with this stage before a later tile is copied into it
     }
 
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -486,9 +498,17 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
                                                            int heads, int head_dim, int accumulate)          \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dq_stored<T, D>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared);  \
+        flash_attention_backward_dq_stored<T, D, 2>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored_d##D##_##suffix)
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored_d##D##_##suffix)                                    \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS)                                            \
+        flash_attention_backward_dq_stored4_d##D##_##suffix(const T* qkv, const T* scores, T* dqkv, int seq, \
+                                                            int heads, int head_dim, int accumulate)         \
+    {                                                                                                         \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dq_stored<T, D, 4>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared); \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored4_d##D##_##suffix)
 
 SW_FLASH_DOT_KERNEL(f16, sw_half)
 SW_FLASH_DOT_KERNEL(bf16, sw_bf16)

@@ -192,12 +192,13 @@ public sealed class BackendSelectionTests
             option => new CudaOpsOptions(FusedAttention: option), options => options.UsesFusedAttention);
 
     /// <summary>
-    /// dQ from the stored dSᵀ tiles is opt-in until measured on a GPU: the option, else SHARDWISE_FLASH_DQ=stored.
+    /// dQ from the stored dSᵀ tiles is the default since run 12 measured it on the H200: the option, else
+    /// SHARDWISE_FLASH_DQ=recompute turns it off.
     /// </summary>
     [TestMethod]
     public void FlashDqFromStoredScoresFollowsTheOptionsThenTheEnvironment() =>
         AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDqVariable,
-            [(null, false), ("", false), ("recompute", false), ("stored", true)],
+            [(null, true), ("", true), ("recompute", false), ("stored", true), ("stored4", true)],
             option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
 
     /// <summary>

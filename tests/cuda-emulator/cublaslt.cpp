@@ -346,8 +346,8 @@ int cublasLtMatmulAlgoGetHeuristic(void* handle, void* desc, void* a, void* b, v
     if (status != Success) return status;
     // The real cuBLASLt (13.0 on an H200, 2026-11-26, docs/gpu-results.md run 10) found no algorithm for BGRADB with
     // fp16/bf16 operands and an fp32 bias gradient, only with fp32 operands; the emulation refuses the same, so that
-    // the caller's next try is what the tests exercise for 16-bit storage, as on the GPU. With the bias gradient in
-    // D's type (the default, TransformerEngine's choice) it offers one.
+    // the caller's fallback is what the tests exercise for 16-bit storage, as on the GPU. With the bias gradient in
+    // D's type (the default) it offers one, as the real one did in run 12.
     const Desc& problem = *static_cast<Desc*>(desc);
     if (problem.epilogue == BGradB && static_cast<Layout*>(a)->type != emu::Float32 && problem.bias_type == emu::Float32)
     {

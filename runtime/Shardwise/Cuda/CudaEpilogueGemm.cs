@@ -105,28 +105,27 @@ internal sealed class CudaEpilogueGemm : IDisposable
     /// <summary>
     /// dW (+)= dyᵀ · x and biasGradient = Σ_rows dy (written, never added: cuBLASLt's bias gradient has no beta), dy
     /// <c>[rows, outDim]</c>, x <c>[rows, inDim]</c>, dW <c>[outDim, inDim]</c>, biasGradient <c>[outDim]</c> in fp32
-    /// (<paramref name="biasInStorageType"/> false: CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE set, so the caller adds it into
-    /// the stored gradient with one rounding) or in the storage type (true: cuBLASLt's default, D's type). False: no
-    /// algorithm, take GemmEx and the column-sum kernels. cuBLASLt 13 on the H200 found none for fp16/bf16 operands
-    /// with an fp32 bias gradient (docs/gpu-results.md, run 10); a 16-bit one is what TransformerEngine asks for.
+    /// whatever the storage (CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE), so the caller adds it into the stored gradient with
+    /// one rounding. False: no algorithm, take GemmEx and the column-sum kernels; cuBLASLt 13 on the H200 found none
+    /// for fp16/bf16 operands with an fp32 bias gradient (docs/gpu-results.md, run 10). It has one with a 16-bit bias
+    /// gradient, but run 12 measured those GEMMs 0.2–0.5 ms per step slower per Linear type than without the
+    /// epilogue, as much as the column-sum kernels cost, so the backend does not ask for it.
     /// </summary>
-    public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim,
-        int outDim, bool accumulate, bool biasInStorageType)
+    public bool TryWeightGradientWithBias(ulong dy, ulong x, ulong dWeight, ulong biasGradient, int rows, int inDim, int outDim, bool accumulate)
         => TryMultiply(CublasLtEpilogue.BGradB, "bgradb", true, false, outDim, inDim, rows, 1f, dy, outDim, x, inDim,
-            accumulate ? 1f : 0f, dWeight, inDim, biasGradient, 0, floatBias: !biasInStorageType);
+            accumulate ? 1f : 0f, dWeight, inDim, biasGradient, 0);
 
     /// <summary>
     /// C[m, n] = alpha · op(A) · op(B) + beta · C with <paramref name="epilogue"/>, row-major; <paramref name="bias"/>
     /// and <paramref name="aux"/> are the epilogue's vector (n long) and matrix (like C, leading dimension ldc), 0 where
-    /// it takes none; <paramref name="floatBias"/>: the vector is fp32 whatever the storage type.
+    /// it takes none.
     /// </summary>
     /// <param name="name">The epilogue as the profiler names it ("gemm+NAME …"); null: none ("gemm …").</param>
     private bool TryMultiply(CublasLtEpilogue epilogue, string? name, bool transposeA, bool transposeB, int m, int n,
-        int k, float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc, ulong bias, ulong aux,
-        bool floatBias = false)
+        int k, float alpha, ulong a, int lda, ulong b, int ldb, float beta, ulong c, int ldc, ulong bias, ulong aux)
     {
         var key = new Key(epilogue, transposeA, transposeB, m, n, k, lda, ldb, ldc, Alignment(b), Alignment(a),
-            Alignment(c), bias == 0 ? 0 : Alignment(bias), aux == 0 ? 0 : Alignment(aux), floatBias);
+            Alignment(c), bias == 0 ? 0 : Alignment(bias), aux == 0 ? 0 : Alignment(aux));
         if (!plans.TryGetValue(key, out Plan? plan))
         {
             plan = CreatePlan(key, bias, aux);
@@ -164,7 +163,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
         descriptor.Set(CublasLtMatmulDescAttribute.TransB, (int)(key.TransposeA ? CublasOperation.Transpose : CublasOperation.None));
         descriptor.Set(CublasLtMatmulDescAttribute.Epilogue, (uint)key.Epilogue);
         if (bias != 0) descriptor.Set(CublasLtMatmulDescAttribute.BiasPointer, bias);
-        if (key.FloatBias)
+        if (key.Epilogue == CublasLtEpilogue.BGradB)
             descriptor.Set(CublasLtMatmulDescAttribute.BiasDataType, (int)CudaDataType.Float32);
         if (aux != 0)
         {
@@ -219,10 +218,9 @@ internal sealed class CudaEpilogueGemm : IDisposable
         tuner?.Dispose();
     }
 
-    /// <summary>AlignA/AlignB are cuBLASLt's operands (our B and A); bias and aux alignments are keyed because the heuristic
-    /// reads their pointers; FloatBias: the bias (gradient) vector's type set to fp32.</summary>
+    /// <summary>AlignA/AlignB are cuBLASLt's operands (our B and A); bias and aux alignments are keyed because the heuristic reads their pointers.</summary>
     private readonly record struct Key(CublasLtEpilogue Epilogue, bool TransposeA, bool TransposeB, int M, int N, int K,
-        int Lda, int Ldb, int Ldc, uint AlignA, uint AlignB, uint AlignC, uint AlignBias, uint AlignAux, bool FloatBias);
+        int Lda, int Ldb, int Ldc, uint AlignA, uint AlignB, uint AlignC, uint AlignBias, uint AlignAux);
 
     /// <summary>A shape's descriptors and algorithm: cuBLASLt's first candidate, or the tuner's pick once Tuned.</summary>
     private sealed record Plan(CublasLtMatmulDesc Descriptor, CublasLtMatrixLayout A, CublasLtMatrixLayout B,

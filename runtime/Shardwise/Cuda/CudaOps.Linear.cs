@@ -1,5 +1,4 @@
 using Shardwise.Ops;
-using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
@@ -89,32 +88,21 @@ public sealed partial class CudaOps
     /// <summary>
     /// dW += dyᵀ · x and dBias += Σ_rows dy. With a bias, one cuBLASLt matmul with the BGRADB epilogue computes both:
     /// the column sums ride on the GEMM that reads dy anyway, instead of the two-stage column-sum kernels reading dy
-    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to scratch and is then added into
-    /// dBias: fp32 scratch first (add_bias_backward_reduce over one chunk: one rounding, as the column-sum path's last
-    /// stage); for fp16/bf16 operands, where cuBLASLt 13 on the H200 had no algorithm with an fp32 bias gradient
-    /// (docs/gpu-results.md, run 10), scratch in the storage type (cuBLASLt's default bias type), added by add_backward
-    /// (a second rounding, as TransformerEngine's bias gradient has). Where neither has an algorithm, GemmEx and the
-    /// column-sum kernels.
+    /// once more. cuBLASLt writes the bias gradient (it has no beta), so it goes to fp32 scratch and is added into
+    /// dBias by add_bias_backward_reduce over one chunk (one rounding, as the column-sum path's last stage); where
+    /// cuBLASLt has no algorithm, GemmEx and the column-sum kernels. On the H200 (cuBLASLt 13) that is every fp16/bf16
+    /// call: BGRADB is taken for fp32 operands only (docs/gpu-results.md, run 10; with a 16-bit bias gradient it is
+    /// offered but measured slower than the column sums, run 12).
     /// </summary>
     private void ParameterGradients(ulong x, ulong dy, ulong dWeight, ulong? dBias, int rows, int inDim, int outDim)
     {
         if (dBias is { } dBiasAddress)
         {
             ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
-            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true,
-                    biasInStorageType: false))
+            if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
             {
                 Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
                     columnSums, 1, dBiasAddress, outDim);
-                return;
-            }
-
-            if (Storage != StorageType.Float32 &&
-                epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true,
-                    biasInStorageType: true))
-            {
-                Kernel("add_backward").Launch(kernels.ElementwiseBlocks(outDim), CudaKernelSet.ElementwiseThreads, 0, null,
-                    columnSums, dBiasAddress, (long)outDim, 1);
                 return;
             }
         }

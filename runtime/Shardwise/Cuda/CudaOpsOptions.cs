@@ -22,10 +22,11 @@ namespace Shardwise.Cuda;
 /// path (docs/gpu-results.md).
 /// </param>
 /// <param name="FlashDqFromStoredScores">
-/// Opt-in, not yet measured on a GPU: the flash backward's dK/dV kernel also stores dSᵀ (batch·heads·seq² 16-bit
-/// values, the size of the score gradients the GEMM path keeps) and dQ is one product per tile over them
-/// (flash_attention_backward_dq_stored), instead of a second kernel that recomputes S, P, dP and dS. Null: the
-/// environment variable <c>SHARDWISE_FLASH_DQ</c> = <c>stored</c> turns it on.
+/// Whether the flash backward's dK/dV kernel also stores dSᵀ (batch·heads·seq² 16-bit values, the size of the score
+/// gradients the GEMM path keeps) and dQ is one product per tile over them (flash_attention_backward_dq_stored),
+/// instead of a second kernel that recomputes S, P, dP and dS. Null: on, unless the environment variable
+/// <c>SHARDWISE_FLASH_DQ</c> is <c>recompute</c>. On by default since run 12 on the H200: the bf16 GPT-2 step took 33.0
+/// ms with it against 34.0 ms (docs/gpu-results.md).
 /// </param>
 /// <param name="GemmTuning">
 /// Opt-in: each Linear product's algorithm is the fastest of cuBLASLt's candidates, timed on the real operands at the
@@ -50,7 +51,13 @@ public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = fals
 
     /// <summary><see cref="FlashDqFromStoredScores"/>, or the environment's choice when it is null.</summary>
     public bool UsesFlashDqFromStoredScores =>
-        FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is "stored";
+        FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is not "recompute";
+
+    /// <summary>
+    /// Pipeline stages of the dQ-from-stored-dS kernel: 2, or 4 where <c>SHARDWISE_FLASH_DQ</c> is <c>stored4</c> (the
+    /// variant the GPU suite times beside the default until a measurement picks one).
+    /// </summary>
+    public int FlashDqStages => System.Environment.GetEnvironmentVariable(FlashDqVariable) is "stored4" ? 4 : 2;
 
     /// <summary>The environment variable that turns the fused attention off (0, false) when <see cref="FusedAttention"/> is null.</summary>
     public const string FusedAttentionVariable = "SHARDWISE_FUSED_ATTENTION";

@@ -389,14 +389,15 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
 // dS: one product per key tile (dQ += dS·K) where flash_attention_backward_dq does three and the exponentials. Costs
 // the batch·heads·seq² 16-bit scores buffer and its traffic (written once, read once). Grid, block and tile order as
 // flash_attention_backward_dq; dynamic shared memory STAGES × (dSᵀ tile 64 × 72 + K tile 64 × (D+8)) × 2 bytes (2
-// stages: 36 KiB for d64, 52 KiB for d128; 4 stages: 72 and 104 KiB). A dSᵀ tile's columns past seq may hold anything
+// stages: 36 KiB for d64, 52 KiB for d128). A dSᵀ tile's columns past seq may hold anything
 // (the row's next values): they only reach the dQ rows of queries past seq, which are never stored; the buffer's
 // padding keeps the last read inside it.
 // The loop does little arithmetic per tile (one 16 × 64 × D product per warp), so it waits on its copies: Nsight
-// Compute on the H200 (run 12) saw 10.7 cycles between a warp's instructions and DRAM at 28% with two stages. With
-// STAGES tiles in flight per block (the flash_attention_backward_dq_stored4 kernels: 4) a block keeps STAGES − 1 copies
-// going while it multiplies. The groups are committed one per iteration, empty past the last tile, so the wait count
-// is the same constant in every iteration.
+// Compute on the H200 (run 12) saw 10.7 cycles between a warp's instructions and DRAM at 28% with two stages. STAGES
+// tiles in flight per block keep STAGES − 1 copies going while it multiplies; four stages (three blocks per SM
+// instead of six) measured the same GPT-2 step as two (33.2 against 33.1 ms, run 13), so the kernels use two. The
+// groups are committed one per iteration, empty past the last tile, so the wait count is the same constant in every
+// iteration.
 template <typename T, int D, int STAGES>
 SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores, T* dqkv, int seq, int heads,
                                                   int head_dim, int accumulate, sw_bits16* shared)
@@ -500,15 +501,7 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
         flash_attention_backward_dq_stored<T, D, 2>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared); \
     }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored_d##D##_##suffix)                                    \
-    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS)                                            \
-        flash_attention_backward_dq_stored4_d##D##_##suffix(const T* qkv, const T* scores, T* dqkv, int seq, \
-                                                            int heads, int head_dim, int accumulate)         \
-    {                                                                                                         \
-        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dq_stored<T, D, 4>(qkv, scores, dqkv, seq, heads, head_dim, accumulate, shared); \
-    }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored4_d##D##_##suffix)
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_stored_d##D##_##suffix)
 
 SW_FLASH_DOT_KERNEL(f16, sw_half)
 SW_FLASH_DOT_KERNEL(bf16, sw_bf16)

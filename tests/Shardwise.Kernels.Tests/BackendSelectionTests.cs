@@ -198,7 +198,7 @@ public sealed class BackendSelectionTests
     [TestMethod]
     public void FlashDqFromStoredScoresFollowsTheOptionsThenTheEnvironment() =>
         AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDqVariable,
-            [(null, true), ("", true), ("recompute", false), ("stored", true), ("stored4", true)],
+            [(null, true), ("", true), ("recompute", false), ("stored", true)],
             option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
 
     /// <summary>

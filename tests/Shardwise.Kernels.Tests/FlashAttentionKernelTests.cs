@@ -35,11 +35,8 @@ public sealed class FlashAttentionKernelTests
     private static uint DkdvShared(int width, bool storedScores = false) =>
         (uint)((2 * (2 * Tile * (width + 8) + 4 * Tile) + (storedScores ? 4 * 16 * (Tile + 8) : 0)) * 2);
 
-    /// <summary>Of the dQ kernel from stored dS: two (or <paramref name="stages"/>) stages of a 64 × 72 dSᵀ tile and a K tile.</summary>
-    private static uint StoredDqShared(int width, int stages = 2) => (uint)(stages * (Tile * (Tile + 8) + Tile * (width + 8)) * 2);
-
-    /// <summary>The dQ-from-stored-dS kernel of a pipeline depth: dq_stored (2 stages) or dq_stored4.</summary>
-    private static string StoredDqKernel(int stages) => stages == 2 ? "dq_stored" : $"dq_stored{stages}";
+    /// <summary>Of the dQ kernel from stored dS: two stages of a 64 × 72 dSᵀ tile and a K tile.</summary>
+    private static uint StoredDqShared(int width) => (uint)(2 * (Tile * (Tile + 8) + Tile * (width + 8)) * 2);
 
     /// <summary>(batch, heads, headDim, seq, kernel width): the d128 kernels also run with a narrow head.</summary>
     private static readonly (int Batch, int Heads, int HeadDim, int Seq, int Width)[] Shapes =
@@ -103,11 +100,9 @@ public sealed class FlashAttentionKernelTests
             DotThreads, order, y, dyBuffer, delta, rows, seq, heads, headDim);
         Compare.Close(Delta(yKernel, dy, batch, seq, heads, headDim), delta.ToFloats(), 1e-5f, $"D, {at}");
 
-        // dQ recomputed (0), or from stored dS through a 2- or 4-stage pipeline.
-        foreach (int dqStages in new[] { 0, 2, 4 })
+        foreach (bool storedScores in new[] { false, true })
         foreach (bool accumulate in new[] { false, true })
         {
-            bool storedScores = dqStages > 0;
             // Overwriting starts from non-zero values too, so a kernel that added would fail. The dSᵀ buffer starts as
             // NaN: an element dQ read that the dK/dV kernel did not write would show.
             using var dqkvBuffer = DeviceBuffer.From(prior, storage);
@@ -120,10 +115,10 @@ public sealed class FlashAttentionKernelTests
                 SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width),
                     order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, add);
             else
-                SimtEmulator.Launch($"flash_attention_backward_{StoredDqKernel(dqStages)}_d{width}_{suffix}", grid, Threads,
-                    StoredDqShared(width, dqStages), order, qkvBuffer, scores, dqkvBuffer, seq, heads, headDim, add);
+                SimtEmulator.Launch($"flash_attention_backward_dq_stored_d{width}_{suffix}", grid, Threads,
+                    StoredDqShared(width), order, qkvBuffer, scores, dqkvBuffer, seq, heads, headDim, add);
             Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
-                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? $"from stored dS, {dqStages} stages" : "recomputed")}), {at}");
+                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
         }
     }
 
@@ -230,7 +225,7 @@ public sealed class FlashAttentionKernelTests
             Assert.IsTrue(names.Contains($"flash_attention_backward_dot_{suffix}"));
             foreach (int width in new[] { 64, 128 })
             {
-                foreach (string kernel in new[] { "forward", "backward_dkdv", "backward_dq", "backward_dq_stored", "backward_dq_stored4" })
+                foreach (string kernel in new[] { "forward", "backward_dkdv", "backward_dq", "backward_dq_stored" })
                     Assert.IsTrue(names.Contains($"flash_attention_{kernel}_d{width}_{suffix}"), $"{kernel} d{width} {suffix}");
             }
         }
@@ -274,16 +269,11 @@ public sealed class FlashAttentionKernelTests
                 CudaFunction forwardKernel = forward.GetFunction($"flash_attention_forward_d{width}_{suffix}");
                 CudaFunction dkdvKernel = backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}");
                 CudaFunction dqKernel = backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}");
-                var storedDqKernels = new Dictionary<int, CudaFunction>();
-                foreach (int stages in new[] { 2, 4 })
-                {
-                    storedDqKernels[stages] = backward.GetFunction($"flash_attention_backward_{StoredDqKernel(stages)}_d{width}_{suffix}");
-                    storedDqKernels[stages].AllowDynamicSharedMemory((int)StoredDqShared(width, stages));
-                }
-
+                CudaFunction storedDqKernel = backward.GetFunction($"flash_attention_backward_dq_stored_d{width}_{suffix}");
                 forwardKernel.AllowDynamicSharedMemory((int)TileShared(width));
                 dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width, storedScores: true));
                 dqKernel.AllowDynamicSharedMemory((int)TileShared(width));
+                storedDqKernel.AllowDynamicSharedMemory((int)StoredDqShared(width));
                 forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
                 backward.GetFunction($"flash_attention_backward_dot_{suffix}").Launch(
                     SimtEmulator.Blocks(rows, DotThreads / DotLanes), DotThreads, 0, null, y, dDy, delta, rows, seq, heads, headDim);
@@ -294,10 +284,9 @@ public sealed class FlashAttentionKernelTests
                 Compare.Close(LogSumExp(qkv, batch, seq, heads, headDim), lseValues, 1e-5f, $"lse, {at}");
                 Compare.Close(expected.LogSumExp, lseValues, 1e-5f, $"lse against CpuOps, {at}");
 
-                foreach (int dqStages in new[] { 0, 2, 4 })
+                foreach (bool storedScores in new[] { false, true })
                 foreach (bool accumulate in new[] { false, true })
                 {
-                    bool storedScores = dqStages > 0;
                     using DeviceMemory dqkv = Upload(context, prior, storage);
                     using DeviceMemory? scores = storedScores
                         ? DeviceMemory.Allocate(context, 2L * ((long)batch * heads * seq * seq + 8))
@@ -309,12 +298,12 @@ public sealed class FlashAttentionKernelTests
                         dqKernel.Launch(grid, Threads, TileShared(width), null, dQkv, dDy, lse, delta, dqkv, seq, heads,
                             headDim, add);
                     else
-                        storedDqKernels[dqStages].Launch(grid, Threads, StoredDqShared(width, dqStages), null, dQkv, scores,
-                            dqkv, seq, heads, headDim, add);
+                        storedDqKernel.Launch(grid, Threads, StoredDqShared(width), null, dQkv, scores, dqkv, seq, heads,
+                            headDim, add);
                     context.Synchronize();
                     Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, Download(dqkv, qkv.Length, storage),
                         2 * storage.Tolerance(),
-                        $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? $"from stored dS, {dqStages} stages" : "recomputed")}), {at}");
+                        $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
                 }
             }
         }

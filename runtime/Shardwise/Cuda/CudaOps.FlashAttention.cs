@@ -95,9 +95,8 @@ public sealed partial class CudaOps
         }
         else
         {
-            uint storedShared = (uint)(flashDqStages * (FlashTile * (FlashTile + 8) + FlashTile * (width + 8)) * sizeof(ushort));
-            string stored = flashDqStages == 2 ? "stored" : $"stored{flashDqStages}";
-            FlashKernel($"flash_attention_backward_dq_{stored}_d{width}", storedShared).Launch(grid, FlashThreads,
+            uint storedShared = (uint)(2 * (FlashTile * (FlashTile + 8) + FlashTile * (width + 8)) * sizeof(ushort));
+            FlashKernel($"flash_attention_backward_dq_stored_d{width}", storedShared).Launch(grid, FlashThreads,
                 storedShared, null, qkv, scores, dqkv, sequence, heads, headDim, add);
         }
         return true;

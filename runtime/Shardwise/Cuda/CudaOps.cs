@@ -73,7 +73,6 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private CudaOpsProfiler? profiler;
     private readonly bool fusedAttention;
     private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
-    private readonly int flashDqStages; // of flash_attention_backward_dq_stored: 2, or 4 (the _stored4 kernels)
     private string currentOperation = "";
     /// <summary>Calls into the backend (counted in <see cref="EnsureCurrent"/>, which every public operation calls).</summary>
     private long calls;
@@ -106,7 +105,6 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Options = options;
         fusedAttention = options.UsesFusedAttention;
         flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
-        flashDqStages = options.FlashDqStages;
         elementBytes = options.Storage.BytesPerElement();
         StorageSuffix = options.Storage switch
         {

@@ -53,12 +53,6 @@ public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = fals
     public bool UsesFlashDqFromStoredScores =>
         FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is not "recompute";
 
-    /// <summary>
-    /// Pipeline stages of the dQ-from-stored-dS kernel: 2, or 4 where <c>SHARDWISE_FLASH_DQ</c> is <c>stored4</c> (the
-    /// variant the GPU suite times beside the default until a measurement picks one).
-    /// </summary>
-    public int FlashDqStages => System.Environment.GetEnvironmentVariable(FlashDqVariable) is "stored4" ? 4 : 2;
-
     /// <summary>The environment variable that turns the fused attention off (0, false) when <see cref="FusedAttention"/> is null.</summary>
     public const string FusedAttentionVariable = "SHARDWISE_FUSED_ATTENTION";
 

@@ -32,8 +32,9 @@ namespace Shardwise.Cuda;
 /// Opt-in: each Linear product's algorithm is the fastest of cuBLASLt's candidates, timed on the real operands at the
 /// shape's first call (<see cref="CudaGemmTuner"/>), and the products without an epilogue go through cuBLASLt too
 /// instead of cublasGemmEx. Costs a few milliseconds in the first step; the choice follows timings, so two runs may
-/// pick different algorithms (each an fp32 accumulation rounded once). Null: the environment variable
-/// <c>SHARDWISE_GEMM_TUNING</c> = <c>1</c> or <c>true</c> turns it on.
+/// pick different algorithms (each an fp32 accumulation rounded once), which is why it is not the default for a gain
+/// of about 1% (GPT-2's bf16 step on the H200: 33.1 → 32.8 ms, docs/gpu-results.md run 13). Null: the environment
+/// variable <c>SHARDWISE_GEMM_TUNING</c> = <c>1</c> or <c>true</c> turns it on.
 /// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,

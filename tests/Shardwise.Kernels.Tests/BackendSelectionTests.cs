@@ -201,6 +201,20 @@ public sealed class BackendSelectionTests
             [(null, true), ("", true), ("recompute", false), ("stored", true)],
             option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
 
+    /// <summary>The bias gradient as a cuBLAS product is opt-in until measured: the option, else SHARDWISE_BIAS_GRADIENT=product.</summary>
+    [TestMethod]
+    public void BiasGradientByProductFollowsTheOptionsThenTheEnvironment() =>
+        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.BiasGradientVariable,
+            [(null, false), ("", false), ("columns", false), ("product", true)],
+            option => new CudaOpsOptions(BiasGradientByProduct: option), options => options.UsesBiasGradientByProduct);
+
+    /// <summary>GEMM tuning is opt-in: the option, else SHARDWISE_GEMM_TUNING=1 or true.</summary>
+    [TestMethod]
+    public void GemmTuningFollowsTheOptionsThenTheEnvironment() =>
+        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.GemmTuningVariable,
+            [(null, false), ("", false), ("0", false), ("1", true), ("true", true)],
+            option => new CudaOpsOptions(GemmTuning: option), options => options.UsesGemmTuning);
+
     /// <summary>
     /// For each value of <paramref name="variable"/>, options that leave the choice open follow it, and an explicit
     /// option wins either way; the variable is restored afterwards.

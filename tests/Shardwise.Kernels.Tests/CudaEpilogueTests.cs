@@ -200,4 +200,47 @@ public sealed class CudaEpilogueTests
         else Assert.IsTrue(twins.Gpu.TunedGemmPlans is >= 1 and <= 4, $"{storage}: {twins.Gpu.TunedGemmPlans} plans tuned");
         twins.AssertArenasClose(4 * u + 4 * Summed, $"{storage}: nothing else changed");
     }
+
+    /// <summary>
+    /// With <see cref="CudaOpsOptions.BiasGradientByProduct"/> a bias gradient without a GEMM epilogue (every one in
+    /// 16-bit storage, and AddBiasBackward in any) is one cuBLAS product dyᵀ·1 into fp32 plus the one-chunk add: no
+    /// column-sum partial kernel; the sums match the CPU, added to the earlier gradient, as the rows grow (the ones
+    /// vector grows with them) and shrink.
+    /// </summary>
+    [TestMethod]
+    [DataRow(StorageType.Float32)]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void BiasGradientByProductMatchesTheCpu(StorageType storage)
+    {
+        var gpu = GpuSupport.RequireCudaOps(storage: storage, biasGradientByProduct: true);
+        using var twins = new TwinBackends(gpu, 35, activations: 1 << 20);
+        float u = storage.UnitRoundoff();
+        foreach ((int rows, int inDim, int outDim) in new[] { (37, 24, 40), (130, 33, 7), (5, 8, 300) })
+        {
+            string at = $"{storage}, rows {rows}, {inDim}→{outDim}";
+            Slice x = Aligned(twins, (long)rows * inDim), w = Aligned(twins, (long)outDim * inDim, 0.3f);
+            Slice dy = Aligned(twins, (long)rows * outDim), dx = Aligned(twins, (long)rows * inDim);
+            Slice dw = Aligned(twins, (long)outDim * inDim), dBias = Aligned(twins, outDim), dBias2 = Aligned(twins, outDim);
+            twins.Cpu.LinearBackward(x, w, dy, dx, dw, dBias, rows, inDim, outDim, accumulate: true);
+            twins.Cpu.AddBiasBackward(dy, dBias2, rows, outDim);
+            string[] launches = Launches(twins.Gpu, () =>
+            {
+                twins.Gpu.LinearBackward(x, w, dy, dx, dw, dBias, rows, inDim, outDim, accumulate: true);
+                twins.Gpu.AddBiasBackward(dy, dBias2, rows, outDim);
+            });
+
+            string all = string.Join(", ", launches);
+            Assert.IsFalse(launches.Any(n => n.Contains("add_bias_backward_partial", StringComparison.Ordinal)), $"{at}: {all}");
+            string product = $"gemm {outDim}×1×{rows} Aᵀ → fp32";
+            // fp32 LinearBackward takes BGRADB; its AddBiasBackward, and both in 16 bits, take the product.
+            int products = launches.Count(n => n.EndsWith(product, StringComparison.Ordinal));
+            Assert.AreEqual(storage == StorageType.Float32 ? 1 : 2, products, $"{at}: {all}");
+            twins.AssertClose(dBias, 2 * u + 4 * Summed, $"LinearBackward's dBias, {at}");
+            twins.AssertClose(dBias2, 2 * u + 4 * Summed, $"AddBiasBackward's dBias, {at}");
+            twins.AssertClose(dw, 2 * u + 4 * Summed, $"dW, {at}");
+        }
+
+        twins.AssertArenasClose(4 * u + 4 * Summed, $"{storage}: nothing else changed");
+    }
 }

@@ -76,6 +76,19 @@ internal sealed class CudaGemm : IDisposable
     }
 
     /// <summary>
+    /// As <see cref="Multiply"/> with C in fp32 whatever the storage type (16-bit operands, fp32 result: one of
+    /// cublasGemmEx's listed combinations), for sums the caller adds into stored values with one rounding.
+    /// </summary>
+    public void MultiplyToFloat(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,
+        ulong b, int ldb, float beta, ulong c, int ldc)
+    {
+        if (m == 0 || n == 0) return;
+        Trace?.Invoke($"gemm {m}×{n}×{k}{(transposeA ? " Aᵀ" : "")}{(transposeB ? " Bᵀ" : "")} → fp32");
+        handle.GemmEx(Operation(transposeB), Operation(transposeA), n, m, k, alpha, b, type, ldb,
+            a, type, lda, beta, c, CudaDataType.Float32, ldc, compute);
+    }
+
+    /// <summary>
     /// <paramref name="count"/> products as <see cref="Multiply"/>, member i using A + i·strideA, B + i·strideB,
     /// C + i·strideC (strides in elements).
     /// </summary>

@@ -1,4 +1,6 @@
+using System.Linq;
 using Shardwise.Ops;
+using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
 
@@ -143,6 +145,16 @@ public sealed partial class CudaOps
     /// </summary>
     private void LaunchBiasBackward(ulong dy, ulong dBias, int rows, int dim)
     {
+        if (biasGradientByProduct)
+        {
+            // Σ_rows dy = dyᵀ · 1 in fp32 (cuBLAS reads dy once, split-K partial sums in fp32), then one rounding.
+            ulong sums = partialScratch.Ensure((long)dim * sizeof(float));
+            gemm.MultiplyToFloat(true, false, dim, 1, rows, 1f, dy, dim, Ones(rows), 1, 0f, sums, 1);
+            Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null, sums, 1, dBias, dim);
+            return;
+        }
+
+
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
         int blockColumns = BiasColumnThreads * BiasColumnsPerThread;
@@ -151,6 +163,36 @@ public sealed partial class CudaOps
         Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
             partials, chunks, dBias, dim);
     }
+
+    /// <summary>
+    /// At least <paramref name="count"/> ones in the storage type on the device (the right operand of the bias-gradient
+    /// product), uploaded when the vector grows: once per run at a fixed batch.
+    /// </summary>
+    private ulong Ones(int count)
+    {
+        if (onesCount < count)
+        {
+            onesScratch.Ensure((long)count * elementBytes);
+            int length = (int)(onesScratch.Bytes / elementBytes);
+            switch (Storage)
+            {
+                case StorageType.Float32:
+                    onesScratch.Memory.Upload<float>(Enumerable.Repeat(1f, length).ToArray());
+                    break;
+                default:
+                    // 1.0 in binary16 is 0x3C00, in bfloat16 0x3F80.
+                    ushort one = Storage == StorageType.Float16 ? (ushort)0x3C00 : (ushort)0x3F80;
+                    onesScratch.Memory.Upload<ushort>(Enumerable.Repeat(one, length).ToArray());
+                    break;
+            }
+
+            onesCount = length;
+        }
+
+        return onesScratch.Memory.Pointer;
+    }
+
+    private int onesCount;
 
     /// <summary>Stage-1 block of the bias gradient: 32 column threads × 8 row lanes (SW_BIAS_MAX_THREADS = 256).</summary>
     private const int BiasColumnThreads = 32, BiasRowLanes = 8;

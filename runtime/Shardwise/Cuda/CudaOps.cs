@@ -67,12 +67,13 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private DeviceIndexArena[] indexWindows = [];
     private readonly EmbeddingRowGrouping grouping = new();
     private readonly EmbeddingGroupingCache groupingCache = new();
-    private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch;
+    private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch;
     private readonly int elementBytes;
     private bool disposed;
     private CudaOpsProfiler? profiler;
     private readonly bool fusedAttention;
     private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
+    private readonly bool biasGradientByProduct; // likewise
     private string currentOperation = "";
     /// <summary>Calls into the backend (counted in <see cref="EnsureCurrent"/>, which every public operation calls).</summary>
     private long calls;
@@ -105,6 +106,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Options = options;
         fusedAttention = options.UsesFusedAttention;
         flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
+        biasGradientByProduct = options.UsesBiasGradientByProduct;
         elementBytes = options.Storage.BytesPerElement();
         StorageSuffix = options.Storage switch
         {
@@ -118,6 +120,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         scoreScratch = new DeviceScratch(context, allocations, "attention probabilities and score gradients (GEMM path), row dots (flash)");
         rowScratch = new DeviceScratch(context, allocations, "cross-entropy per-row losses and softmax statistics");
         scalarScratch = new DeviceScratch(context, allocations, "loss scalar");
+        onesScratch = new DeviceScratch(context, allocations, "ones (the bias-gradient product's right operand)");
     }
 
     public CudaDevice Device { get; }
@@ -144,7 +147,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
 
     /// <summary>How many times any scratch buffer grew.</summary>
     public int ScratchGrowths => groupingScratch.Growths + partialScratch.Growths + scoreScratch.Growths +
-                                 rowScratch.Growths + scalarScratch.Growths;
+                                 rowScratch.Growths + scalarScratch.Growths + onesScratch.Growths;
 
     /// <summary>Waits until all queued work has finished.</summary>
     public void Synchronize()
@@ -544,7 +547,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             if (owned is not null && seen.Add(owned)) owned.Dispose();
         foreach (DeviceArena window in activationWindows) if (seen.Add(window)) window.Dispose();
         foreach (DeviceIndexArena window in indexWindows) if (seen.Add(window)) window.Dispose();
-        foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch })
+        foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch })
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs

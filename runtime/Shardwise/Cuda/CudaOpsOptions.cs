@@ -36,10 +36,24 @@ namespace Shardwise.Cuda;
 /// of about 1% (GPT-2's bf16 step on the H200: 33.1 → 32.8 ms, docs/gpu-results.md run 13). Null: the environment
 /// variable <c>SHARDWISE_GEMM_TUNING</c> = <c>1</c> or <c>true</c> turns it on.
 /// </param>
+/// <param name="BiasGradientByProduct">
+/// Opt-in, not yet measured on a GPU: a bias gradient the weight-gradient GEMM's epilogue does not give (every one in
+/// fp16/bf16 storage) is Σ_rows dy as one cuBLAS product dyᵀ·1 with an fp32 result, added into dBias with one
+/// rounding, instead of the two column-sum kernels (add_bias_backward_partial/_reduce, 1.1 ms per GPT-2 step on the
+/// H200 at about 1.8 TB/s, docs/gpu-results.md run 13). Null: the environment variable
+/// <c>SHARDWISE_BIAS_GRADIENT</c> = <c>product</c> turns it on.
+/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
-    bool? GemmTuning = null)
+    bool? GemmTuning = null, bool? BiasGradientByProduct = null)
 {
+    /// <summary>The environment variable that picks the bias gradient's path when <see cref="BiasGradientByProduct"/> is null.</summary>
+    public const string BiasGradientVariable = "SHARDWISE_BIAS_GRADIENT";
+
+    /// <summary><see cref="BiasGradientByProduct"/>, or the environment's choice when it is null.</summary>
+    public bool UsesBiasGradientByProduct =>
+        BiasGradientByProduct ?? System.Environment.GetEnvironmentVariable(BiasGradientVariable) is "product";
+
     /// <summary>The environment variable that turns GEMM tuning on (1, true) when <see cref="GemmTuning"/> is null.</summary>
     public const string GemmTuningVariable = "SHARDWISE_GEMM_TUNING";
 

@@ -40,10 +40,11 @@ public static class GpuSupport
     /// SHARDWISE_REQUIRE_GPU=1).
     /// </summary>
     public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
-        bool? fusedAttention = null, bool? flashDqFromStoredScores = null, bool? gemmTuning = null)
+        bool? fusedAttention = null, bool? flashDqFromStoredScores = null, bool? gemmTuning = null,
+        bool? biasGradientByProduct = null)
     {
         RequireGpu();
         return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention,
-            FlashDqFromStoredScores: flashDqFromStoredScores, GemmTuning: gemmTuning));
+            FlashDqFromStoredScores: flashDqFromStoredScores, GemmTuning: gemmTuning, BiasGradientByProduct: biasGradientByProduct));
     }
 }

@@ -56,7 +56,7 @@
 #                                                              eager result is kept if compile runs out of time)
 # The whole list (tests, curve, both benches, PyTorch, a bf16 profile, narrowed sanitizers) took 248 s in one call;
 # tests, both benches with three variants, PyTorch, four bf16 profiles and narrowed sanitizers took 232 s (run 13),
-# about 30 s more for the machine's start. Two such calls fit a session's device time, three do not with starts.
+# about 30 s more for the machine's start: three such calls (runs 11 to 13) used 833 s of the 900.
 # A step that hits its cap shows exit code 124 in the summary; the steps after it still run.
 # Rehearsal on a machine without a GPU: OUT=/tmp/out SHARDWISE_BENCH_PYTORCH_ARGS="--device cpu --tiny --precision bf16"
 # scripts/gpu-suite.sh run bench (the CUDA steps fail with one line each; the PyTorch steps run the tiny model).

@@ -240,16 +240,21 @@ public sealed class CudaOpsHalfTests
     [DataRow(StorageType.BFloat16)]
     public void AttentionForwardAndBackward(StorageType storage)
     {
-        // The GEMM path, the flash path, and the flash path with dQ from the stored dSᵀ tiles.
-        foreach ((bool fused, bool storedScores) in new[] { (true, false), (false, false), (true, true) })
+        // The GEMM path, the flash path, the flash path with dQ from the stored dSᵀ tiles, and with stored dS asked
+        // for under a bound (24 KiB) that batch 2 × 4 heads × 37² fits (21.9 KB) and 3 × 4 × 64² (98 KB) does not:
+        // that one recomputes dQ.
+        foreach ((bool fused, bool askedForStoredScores, long bound) in new[]
+                 { (true, false, 1L << 30), (false, false, 1L << 30), (true, true, 1L << 30), (true, true, 24L << 10) })
         {
-            using var twins = new TwinBackends(GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
-                flashDqFromStoredScores: storedScores), 8, activations: 1 << 22);
+            CudaOps backend = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
+                flashDqFromStoredScores: askedForStoredScores, flashStoredScoresMaxBytes: bound);
+            using var twins = new TwinBackends(backend, 8, activations: 1 << 22);
             float u = storage.UnitRoundoff();
             foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
             foreach (bool accumulate in new[] { false, true })
             {
-                string at = $"{storage}, fused {fused}, stored dS {storedScores}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+                bool storedScores = askedForStoredScores && ((long)batch * heads * sequence * sequence + 8) * 2 <= bound;
+                string at = $"{storage}, fused {fused}, stored dS {storedScores} (bound {bound}), batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
                 Slice qkv = twins.Random(3L * batch * sequence * dim);
                 twins.AlignTo(8); // y starts on a 16-byte boundary, as the planner's buffers do (the flash kernels write pairs)
                 Slice y = twins.Random((long)batch * sequence * dim);
@@ -272,7 +277,9 @@ public sealed class CudaOpsHalfTests
                 if (flash)
                 {
                     string dq = storedScores ? "flash_attention_backward_dq_stored" : "flash_attention_backward_dq_d";
+                    string other = storedScores ? "flash_attention_backward_dq_d" : "flash_attention_backward_dq_stored";
                     Assert.IsTrue(launches.Any(l => l.Contains(dq, StringComparison.Ordinal)), $"{dq} ran: {string.Join(", ", launches)}, {at}");
+                    Assert.IsFalse(launches.Any(l => l.Contains(other, StringComparison.Ordinal)), $"{other} did not: {string.Join(", ", launches)}, {at}");
                 }
                 (float[] cpu, float[] gpu) = twins.Read(dqkv);
                 Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");

@@ -69,9 +69,11 @@ public sealed partial class CudaOps
         if (!FlashAttentionSupported(batch, sequence, heads, dim) || y % 4 != 0 || lse % 4 != 0) return false;
         if (batch == 0) return true;
         int headDim = dim / heads, rows = batch * sequence * heads;
-        // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them.
+        // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them (if they fit
+        // the option's bound: they grow with seq², the flash path's other memory with seq).
         long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
-        long scoresBytes = flashDqFromStoredScores ? ((long)batch * heads * sequence * sequence + 8) * ElementBytes : 0;
+        long scoresBytes = ((long)batch * heads * sequence * sequence + 8) * ElementBytes;
+        if (!flashDqFromStoredScores || scoresBytes > Options.FlashStoredScoresMaxBytes) scoresBytes = 0;
         ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
         ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
         // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte

@@ -26,7 +26,14 @@ namespace Shardwise.Cuda;
 /// gradients the GEMM path keeps) and dQ is one product per tile over them (flash_attention_backward_dq_stored),
 /// instead of a second kernel that recomputes S, P, dP and dS. Null: on, unless the environment variable
 /// <c>SHARDWISE_FLASH_DQ</c> is <c>recompute</c>. On by default since run 12 on the H200: the bf16 GPT-2 step took 33.0
-/// ms with it against 34.0 ms (docs/gpu-results.md).
+/// ms with it against 34.0 ms (docs/gpu-results.md). Taken only where that scratch is at most
+/// <see cref="FlashStoredScoresMaxBytes"/>.
+/// </param>
+/// <param name="FlashStoredScoresMaxBytes">
+/// The largest dSᵀ scratch <see cref="FlashDqFromStoredScores"/> may use (one buffer, shared by every layer); a larger
+/// attention (long sequences: it grows with seq²) recomputes dQ instead, so the flash path's memory stays linear in
+/// the sequence where it matters. Default 1 GiB: GPT-2's batch 16 × 1024 needs 403 MB; batch 8 × 16 heads × 4096 would
+/// need 4.3 GB.
 /// </param>
 /// <param name="GemmTuning">
 /// Opt-in: each Linear product's algorithm is the fastest of cuBLASLt's candidates, timed on the real operands at the
@@ -45,7 +52,7 @@ namespace Shardwise.Cuda;
 /// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
-    bool? GemmTuning = null, bool? BiasGradientByProduct = null)
+    bool? GemmTuning = null, bool? BiasGradientByProduct = null, long FlashStoredScoresMaxBytes = 1L << 30)
 {
     /// <summary>The environment variable that picks the bias gradient's path when <see cref="BiasGradientByProduct"/> is null.</summary>
     public const string BiasGradientVariable = "SHARDWISE_BIAS_GRADIENT";

@@ -284,6 +284,14 @@ public sealed class CudaOpsHalfTests
                 (float[] cpu, float[] gpu) = twins.Read(dqkv);
                 Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
             }
+
+            // The memory report names what no plan counts: the attention scratch (at least the largest dSᵀ buffer
+            // stored, batch 2 × 4 heads × 37² 16-bit values = 21.9 KB, where it was) and cuBLAS's workspace.
+            string memory = backend.DescribeWorkingMemory();
+            StringAssert.Contains(memory, "cuBLAS workspace 32.0 MiB");
+            StringAssert.Contains(memory, "attention: ");
+            if (fused && askedForStoredScores)
+                Assert.IsTrue(backend.AttentionScratchBytes >= 2L * 4 * 37 * 37 * 2, memory);
         }
     }
 

@@ -159,6 +159,7 @@ public static class BenchCommand
             log.WriteLine($"CUDA backend, {cuda.Device.Name}, {steps} timed steps after {options.WarmupSteps} warm-up steps; last loss {loss:F4}, {skipped} timed steps skipped (fp16 overflow)");
             if (cuda.TunedGemmPlans > 0)
                 log.WriteLine($"GEMM tuning ({CudaOpsOptions.GemmTuningVariable}): {cuda.TunedGemmPlans} shapes took the fastest of cuBLASLt's candidates, timed at their first call");
+            log.WriteLine($"backend working memory outside the plan: {cuda.DescribeWorkingMemory()}");
         }
 
         if (options.JsonPath is not null && communicator.Rank == 0)

@@ -117,7 +117,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         };
         groupingScratch = new DeviceScratch(context, allocations, "embedding row grouping");
         partialScratch = new DeviceScratch(context, allocations, "LayerNorm and bias partial sums");
-        scoreScratch = new DeviceScratch(context, allocations, "attention probabilities and score gradients (GEMM path), row dots (flash)");
+        scoreScratch = new DeviceScratch(context, allocations, "attention: probabilities and score gradients (GEMM path), row dots and dSᵀ tiles (flash)");
         rowScratch = new DeviceScratch(context, allocations, "cross-entropy per-row losses and softmax statistics");
         scalarScratch = new DeviceScratch(context, allocations, "loss scalar");
         onesScratch = new DeviceScratch(context, allocations, "ones (the bias-gradient product's right operand)");
@@ -422,6 +422,25 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public (long Hits, long Misses) EmbeddingGroupings => (groupingCache.Hits, groupingCache.Misses);
 
     /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
+    /// <summary>
+    /// The backend's working memory that no plan counts, by purpose: cuBLAS's workspace and each scratch buffer at its
+    /// size so far (the flash attention's dSᵀ tiles, up to <see cref="CudaOpsOptions.FlashStoredScoresMaxBytes"/>,
+    /// are the largest at GPT-2's shape). For the trainer's and the benchmark's memory report.
+    /// </summary>
+    public string DescribeWorkingMemory()
+    {
+        var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CudaGemm.WorkspaceBytes)}" };
+        foreach (DeviceScratch scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch })
+            if (scratch.Bytes > 0) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
+        return string.Join("; ", parts);
+
+        static string Mebibytes(long bytes) =>
+            (bytes / 1048576.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
+    }
+
+    /// <summary>Bytes of the attention scratch so far (see <see cref="DescribeWorkingMemory"/>).</summary>
+    public long AttentionScratchBytes => scoreScratch.Bytes;
+
     /// <summary>
     /// GEMM shapes whose cuBLASLt algorithm was picked by timing its candidates (<see cref="CudaOpsOptions.GemmTuning"/>;
     /// 0 without it, or where cuBLASLt offered one candidate only).

@@ -66,6 +66,8 @@ public sealed class CliTests
         var plan = TrainerRun.Succeed("plan");
         StringAssert.Contains(plan, "parameter layout");
         StringAssert.Contains(plan, "memory of rank 0");
+        StringAssert.Contains(plan, "not in the GPU total: the CUDA backend's cuBLAS workspace (32.0MiB)");
+        StringAssert.Contains(plan, "up to 1.00GiB (CudaOpsOptions.FlashStoredScoresMaxBytes");
 
         var sharded = TrainerRun.Succeed("plan", "--ranks", "4");
         StringAssert.Contains(sharded, "ZeRO shard map: 809,856 elements in 4 partitions");

@@ -1,4 +1,5 @@
 using System.IO;
+using Shardwise.Cuda;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Engine;
@@ -28,6 +29,7 @@ public static class PlanCommand
         var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
+        log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (ranks > 1)
         {
             log.WriteLine();
@@ -44,4 +46,15 @@ public static class PlanCommand
         }
         return 0;
     }
+
+    /// <summary>
+    /// What the GPU total leaves out: the CUDA backend's working memory, which grows to its largest call at run time
+    /// (bench --device cuda prints it). Its bounds are known now: the cuBLAS workspace, and the flash attention's dSᵀ
+    /// tiles, the largest scratch, capped by the backend's option.
+    /// </summary>
+    internal static string CudaWorkingMemoryNote(CudaOpsOptions options) =>
+        $"  not in the GPU total: the CUDA backend's cuBLAS workspace ({MemoryReport.Format(CudaOps.CublasWorkspaceBytes)}) and scratch that " +
+        $"grows to its largest call: the flash attention's dSᵀ tiles (batch·heads·seq² 16-bit values) up to " +
+        $"{MemoryReport.Format(options.FlashStoredScoresMaxBytes)} (CudaOpsOptions.FlashStoredScoresMaxBytes; larger attentions recompute dQ), " +
+        "a few MiB of partial sums; `bench --device cuda` prints them";
 }

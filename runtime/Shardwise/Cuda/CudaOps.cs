@@ -429,7 +429,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// </summary>
     public string DescribeWorkingMemory()
     {
-        var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CudaGemm.WorkspaceBytes)}" };
+        var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CublasWorkspaceBytes)}" };
         foreach (DeviceScratch scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch })
             if (scratch.Bytes > 0) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
         return string.Join("; ", parts);
@@ -437,6 +437,9 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         static string Mebibytes(long bytes) =>
             (bytes / 1048576.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
     }
+
+    /// <summary>The cuBLAS/cuBLASLt workspace every CudaOps allocates (sized for Hopper), outside any plan.</summary>
+    public const long CublasWorkspaceBytes = CudaGemm.WorkspaceBytes;
 
     /// <summary>Bytes of the attention scratch so far (see <see cref="DescribeWorkingMemory"/>).</summary>
     public long AttentionScratchBytes => scoreScratch.Bytes;

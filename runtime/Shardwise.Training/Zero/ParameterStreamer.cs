@@ -111,9 +111,10 @@ public sealed class ParameterStreamer : IParameterListener
         int first = _prefetchedUpTo;
         while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
         if (first >= _plan.GatherOrderSlots.Count) return;
-        int group = FreeRunStart(_sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks, out long room);
+        long firstPieces = _sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks;
+        int group = FreeRunStart(firstPieces, out long room);
         // A group takes at most half the ring (but at least one piece), so that the next one fits beside it.
-        long limit = Math.Min(room, Math.Max(capacity / 2, _sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks));
+        long limit = Math.Min(room, Math.Max(capacity / 2, firstPieces));
         long segment = 0; // one rank's share of the group; the group takes segment × ranks of the staging
         int upTo = _prefetchedUpTo;
         while (upTo < _plan.GatherOrderSlots.Count)

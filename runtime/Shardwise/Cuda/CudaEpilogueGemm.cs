@@ -38,6 +38,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
     private readonly CublasLtHandle handle;
     private readonly DeviceMemory workspace;
     private readonly CudaDataType type;
+    private readonly int elementBytes;
     private readonly CublasComputeType compute;
     private readonly Dictionary<Key, Plan?> plans = [];
     private readonly CudaGemmTuner? tuner;
@@ -49,6 +50,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
         handle = CublasLtHandle.Create();
         workspace = gemm.Workspace;
         type = gemm.OperandType;
+        elementBytes = gemm.ElementBytes;
         compute = gemm.ComputeType;
         this.tuner = tuner;
     }
@@ -140,7 +142,7 @@ internal sealed class CudaEpilogueGemm : IDisposable
         {
             // Every candidate writes what the call writes (C, and the bias gradient or aux output where the epilogue
             // has one, overwritten): only an accumulating C needs keeping.
-            long cBytes = ((long)(m - 1) * ldc + n) * CudaGemm.ElementBytes(type);
+            long cBytes = ((long)(m - 1) * ldc + n) * elementBytes;
             Plan tuned = plan;
             int fastest = tuner.Fastest(plan.Candidates.Length, i => Run(tuned, tuned.Candidates[i]), c, cBytes,
                 accumulates: beta != 0f);

@@ -32,6 +32,7 @@ internal sealed class CudaGemm : IDisposable
     public CudaGemm(CudaContext context, DeviceAllocationCounter counter, bool allowTf32, StorageType storage)
     {
         type = DataType(storage);
+        ElementBytes = storage.BytesPerElement();
         handle = CublasHandle.Create();
         handle.SetStream(null);
         workspace = counter.Allocate(context, WorkspaceBytes);
@@ -62,8 +63,8 @@ internal sealed class CudaGemm : IDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(storage), storage, "Unknown storage type."),
     };
 
-    /// <summary>Bytes of one element of <paramref name="type"/> (fp32, fp16 or bf16).</summary>
-    public static int ElementBytes(CudaDataType type) => type == CudaDataType.Float32 ? 4 : 2;
+    /// <summary>Bytes of one operand or result element (the storage type's).</summary>
+    public int ElementBytes { get; }
 
     /// <summary>C[m, n] = alpha · op(A) · op(B) + beta · C, row-major (addresses of matrices in the storage type).</summary>
     public void Multiply(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ulong a, int lda,

@@ -1,4 +1,4 @@
-using System.Linq;
+using System;
 using Shardwise.Ops;
 using Shardwise.Precision;
 
@@ -103,8 +103,7 @@ public sealed partial class CudaOps
             ulong columnSums = partialScratch.Ensure((long)outDim * sizeof(float));
             if (epilogueGemm.TryWeightGradientWithBias(dy, x, dWeight, columnSums, rows, inDim, outDim, accumulate: true))
             {
-                Kernel("add_bias_backward_reduce").Launch(Blocks(outDim, 32), ColumnSumBlock, 0, null,
-                    columnSums, 1, dBiasAddress, outDim);
+                AddColumnSums(columnSums, 1, dBiasAddress, outDim);
                 return;
             }
         }
@@ -150,19 +149,24 @@ public sealed partial class CudaOps
             // Σ_rows dy = dyᵀ · 1 in fp32 (cuBLAS reads dy once, split-K partial sums in fp32), then one rounding.
             ulong sums = partialScratch.Ensure((long)dim * sizeof(float));
             gemm.MultiplyToFloat(true, false, dim, 1, rows, 1f, dy, dim, Ones(rows), 1, 0f, sums, 1);
-            Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null, sums, 1, dBias, dim);
+            AddColumnSums(sums, 1, dBias, dim);
             return;
         }
-
 
         int chunks = PartialChunks(rows);
         ulong partials = partialScratch.Ensure((long)chunks * dim * sizeof(float));
         int blockColumns = BiasColumnThreads * BiasColumnsPerThread;
         Kernel("add_bias_backward_partial").Launch(new CudaDim3((uint)Blocks(dim, blockColumns), (uint)chunks),
             BiasPartialBlock, 0, null, dy, partials, rows, dim);
-        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null,
-            partials, chunks, dBias, dim);
+        AddColumnSums(partials, chunks, dBias, dim);
     }
+
+    /// <summary>
+    /// dBias[j] += Σ_c partials[c, j] (fp32 partials, [chunks][dim]) with one rounding to storage: the last stage of
+    /// every bias-gradient path (one chunk where cuBLAS already summed the rows).
+    /// </summary>
+    private void AddColumnSums(ulong partials, int chunks, ulong dBias, int dim) =>
+        Kernel("add_bias_backward_reduce").Launch(Blocks(dim, 32), ColumnSumBlock, 0, null, partials, chunks, dBias, dim);
 
     /// <summary>
     /// At least <paramref name="count"/> ones in the storage type on the device (the right operand of the bias-gradient
@@ -174,16 +178,17 @@ public sealed partial class CudaOps
         {
             onesScratch.Ensure((long)count * elementBytes);
             int length = (int)(onesScratch.Bytes / elementBytes);
-            switch (Storage)
+            var ones = new float[length];
+            Array.Fill(ones, 1f);
+            if (Storage == StorageType.Float32)
             {
-                case StorageType.Float32:
-                    onesScratch.Memory.Upload<float>(Enumerable.Repeat(1f, length).ToArray());
-                    break;
-                default:
-                    // 1.0 in binary16 is 0x3C00, in bfloat16 0x3F80.
-                    ushort one = Storage == StorageType.Float16 ? (ushort)0x3C00 : (ushort)0x3F80;
-                    onesScratch.Memory.Upload<ushort>(Enumerable.Repeat(one, length).ToArray());
-                    break;
+                onesScratch.Memory.Upload<float>(ones);
+            }
+            else
+            {
+                var bits = new ushort[length];
+                StorageConversion.Narrow(ones, bits, Storage);
+                onesScratch.Memory.Upload<ushort>(bits);
             }
 
             onesCount = length;

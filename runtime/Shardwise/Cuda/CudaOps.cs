@@ -421,7 +421,6 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// <summary>Id lists whose embedding-gradient grouping was found on the device, and ones grouped and uploaded.</summary>
     public (long Hits, long Misses) EmbeddingGroupings => (groupingCache.Hits, groupingCache.Misses);
 
-    /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
     /// <summary>
     /// The backend's working memory that no plan counts, by purpose: cuBLAS's workspace and each scratch buffer at its
     /// size so far (the flash attention's dSᵀ tiles, up to <see cref="CudaOpsOptions.FlashStoredScoresMaxBytes"/>,
@@ -450,6 +449,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// </summary>
     public int TunedGemmPlans => epilogueGemm.TunedPlans;
 
+    /// <summary>Row chunks of the two-stage column sums: about 32 rows each, at most 256 chunks.</summary>
     private static int PartialChunks(int rows) => Math.Clamp((rows + RowsPerPartialChunk - 1) / RowsPerPartialChunk, 1, MaxPartialChunks);
 
     /// <summary>

@@ -100,17 +100,30 @@ SW_INLINE void sw_ce_row_visit(const T* row, int vocabulary, F& f)
 // SW_CE_VECTORS vectors blockDim.x apart (so each load instruction is coalesced), takes their maximum, and merges
 // the round into the running state once (one rescale per round, not per element). The head and tail elements
 // (fewer than blockDim.x each) go to the first threads. Not reduced over the block: see sw_ce_row_statistics.
+// With a `copy` (a row's worth of memory at the row's alignment modulo 16 bytes, shared memory in
+// crossentropy_forward_backward), every element read is also stored there at its index, so a second pass can read
+// the row from it instead of from global memory.
 template <typename T>
-SW_INLINE sw_softmax_state sw_ce_thread_statistics(const T* row, int vocabulary)
+SW_INLINE sw_softmax_state sw_ce_thread_statistics(const T* row, int vocabulary, T* copy = nullptr)
 {
     const int per_vector = 16 / (int)sizeof(T);
     sw_ce_row_layout layout = sw_ce_layout(row, vocabulary);
     const sw_ce_raw* body = reinterpret_cast<const sw_ce_raw*>(row + layout.head);
+    sw_ce_raw* copy_body = copy != nullptr ? reinterpret_cast<sw_ce_raw*>(copy + layout.head) : nullptr;
     sw_softmax_state state = sw_softmax_empty();
     for (int first = threadIdx.x; first < layout.vectors; first += SW_CE_VECTORS * blockDim.x)
     {
         sw_ce_vector<T> v[SW_CE_VECTORS];
         sw_ce_load_round(v, body, first, layout.vectors);
+        if (copy_body != nullptr)
+        {
+            SW_UNROLL
+            for (int i = 0; i < SW_CE_VECTORS; i++)
+            {
+                int k = first + i * (int)blockDim.x;
+                if (k < layout.vectors) copy_body[k] = v[i].raw;
+            }
+        }
         float m = sw_negative_infinity();
         SW_UNROLL
         for (int i = 0; i < SW_CE_VECTORS; i++)
@@ -129,16 +142,26 @@ SW_INLINE sw_softmax_state sw_ce_thread_statistics(const T* row, int vocabulary)
         }
         state = sw_softmax_merge(state, sw_softmax_state{m, sum});
     }
-    for (int j = threadIdx.x; j < layout.head; j += blockDim.x) sw_softmax_add(state, sw_to_float(row[j]));
-    for (int j = layout.tail + threadIdx.x; j < vocabulary; j += blockDim.x) sw_softmax_add(state, sw_to_float(row[j]));
+    for (int j = threadIdx.x; j < layout.head; j += blockDim.x)
+    {
+        if (copy != nullptr) copy[j] = row[j];
+        sw_softmax_add(state, sw_to_float(row[j]));
+    }
+    for (int j = layout.tail + threadIdx.x; j < vocabulary; j += blockDim.x)
+    {
+        if (copy != nullptr) copy[j] = row[j];
+        sw_softmax_add(state, sw_to_float(row[j]));
+    }
     return state;
 }
 
 // The row's (max, Σ exp(x − max)) over the whole block; every thread of the block calls it and gets the result.
+// With a `copy`, the row is also in it afterwards, visible to the whole block (the reduction's barriers come after
+// every store).
 template <typename T>
-SW_INLINE sw_softmax_state sw_ce_row_statistics(const T* row, int vocabulary)
+SW_INLINE sw_softmax_state sw_ce_row_statistics(const T* row, int vocabulary, T* copy = nullptr)
 {
-    return sw_block_softmax(sw_ce_thread_statistics(row, vocabulary));
+    return sw_block_softmax(sw_ce_thread_statistics(row, vocabulary, copy));
 }
 
 // Writes out[j] (=|+=) f(in[j], j) for every j < vocabulary of one row, each element read and written by one

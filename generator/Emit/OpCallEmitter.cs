@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using Shardwise.Generator.Ir;
 using Shardwise.Generator.Planning;
 
@@ -12,9 +13,16 @@ internal sealed class OpCallEmitter
     private readonly EpiloguePlan _epilogues;
     private readonly GradientAliasPlan _aliases;
     private readonly Model.EquatableArray<BackwardStep> _backward;
+    private readonly bool _fusedLoss;
 
-    public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, GradientAliasPlan aliases, Model.EquatableArray<BackwardStep> backward)
+    /// <param name="fusedLoss">
+    /// The loss op writes its gradient in the forward when ForwardBackward asks (LossGradientFusionPlanner), and the
+    /// backward skips it then.
+    /// </param>
+    public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, GradientAliasPlan aliases, Model.EquatableArray<BackwardStep> backward,
+        bool fusedLoss)
     {
+        _fusedLoss = fusedLoss;
         _graph = graph;
         _names = names;
         _epilogues = epilogues;
@@ -85,6 +93,16 @@ internal sealed class OpCallEmitter
             yield return $"TensorParallelAllReduce({sum});";
             yield return $"TensorParallelAllReduce({target});";
             yield return $"var loss = Ops.CrossEntropyFromPartials({max}, {sum}, {target}, {rows});";
+            yield break;
+        }
+        if (op.Kind == OpKind.CrossEntropy && _fusedLoss)
+        {
+            var step = LossBackwardStep();
+            string logits = Buffer(op.Inputs[0]), targets = Buffer(op.Inputs[1]), rows = Rows(op.Inputs[0]), vocabulary = Names.Int(op.Dims[0]);
+            string acc = step.Writes[0].Accumulate ? "accumulate: true" : "accumulate: false";
+            yield return "var loss = FusingLossGradient";
+            yield return $"    ? Ops.CrossEntropyWithGradient({logits}, {targets}, {_names.Gradient(step.Writes[0].Value)}, {rows}, {vocabulary}, LossGradientScale, {acc}) // and the backward's first op (ForwardBackward)";
+            yield return $"    : Ops.CrossEntropy({logits}, {targets}, {rows}, {vocabulary});";
             yield break;
         }
         yield return ForwardCall(op);
@@ -194,6 +212,11 @@ internal sealed class OpCallEmitter
                     yield return $"Ops.AddBiasBackward({Dy()}, {ParamGrad(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
                 if (!step.Writes[0].IsNone) yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)}); // g: identity in backward";
                 break;
+            case OpKind.CrossEntropy when _fusedLoss:
+                yield return "if (!TakeLossGradientWritten()) // else ForwardBackward's forward wrote it with the loss";
+                yield return $"    Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});" +
+                    InPlaceNote(op.Inputs[0]);
+                break;
             case OpKind.CrossEntropy:
                 yield return $"Ops.CrossEntropyBackward({In(0)}, {In(1)}, {Dx(0)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])}, scale, {Acc(0)});" +
                     InPlaceNote(op.Inputs[0]);
@@ -202,6 +225,9 @@ internal sealed class OpCallEmitter
                 throw new System.InvalidOperationException(op.Kind.ToString());
         }
     }
+
+    /// <summary>The backward step of the loss, the last forward op (LossGradientFusionPlanner found it first in the backward).</summary>
+    private BackwardStep LossBackwardStep() => _backward.First(step => step.Op == _graph.Ops.Count - 1);
 
     private string Buffer(int value) => _graph.Values[value].Kind == ValueKind.Tokens ? _names.Index(value) : _names.Value(value);
 

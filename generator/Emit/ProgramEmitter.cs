@@ -25,8 +25,10 @@ internal static class ProgramEmitter
     {
         var graph = plan.Graph;
         var names = new BufferNames(plan);
-        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward);
         bool languageModel = stage is not null || IsLanguageModel(graph);
+        // Only the whole model's program derives from CompiledLanguageModel, whose ForwardBackward drives the fusion.
+        bool fusedLoss = stage is null && languageModel && plan.FusesLossGradient;
+        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward, fusedLoss);
 
         string className;
         if (stage is null)
@@ -81,6 +83,11 @@ internal static class ProgramEmitter
             w.Line();
             bool hasLogits = stage is null || graph.OutputIsLoss;
             w.Line($"public override {Slice} Logits => {(hasLogits ? names.Value(graph.Ops[graph.Ops.Count - 1].Inputs[0]) : "default")};");
+            if (fusedLoss)
+            {
+                w.Line();
+                w.Line("protected override bool FusesLossGradient => true;");
+            }
         }
         if (stage is not null) WriteBoundaries(w, stage, names);
         string modifier = languageModel ? "override " : "";

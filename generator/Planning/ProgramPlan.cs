@@ -27,6 +27,9 @@ internal sealed record ProgramPlan(
     /// <summary>The memory estimate of every stage at the [Model] planning assumptions (<see cref="MemoryPrecision.Mixed16"/>).</summary>
     public EquatableArray<StageMemory> AssumedMemory { get; init; } = EquatableArray<StageMemory>.Empty;
 
+    /// <summary>Whether the forward's loss op may write its gradient too (<see cref="LossGradientFusionPlanner"/>).</summary>
+    public bool FusesLossGradient { get; init; }
+
     /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
     public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
 }
@@ -82,6 +85,9 @@ internal static class ProgramPlanner
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
         var residency = ParameterResidencyPlanner.Plan(graph, layout, checkpoints);
-        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, aliases, report);
+        return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, aliases, report)
+        {
+            FusesLossGradient = LossGradientFusionPlanner.Plan(graph, backward, checkpoints),
+        };
     }
 }

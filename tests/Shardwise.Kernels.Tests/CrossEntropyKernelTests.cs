@@ -9,7 +9,7 @@ namespace Shardwise.Kernels.Tests;
 /// <summary>
 /// crossentropy.cu (and sum_f32 for the mean) against CpuOps.CrossEntropy / CrossEntropyBackward: the forward's
 /// losses, and the backward both with the forward's row statistics (one read of the logits) and computing its own
-/// (two reads), which must agree bit for bit. Shapes cover vocabularies that are not multiples of the 16-byte vector
+/// (two reads), which must agree bit for bit, as must the fused forward-and-backward kernel. Shapes cover vocabularies that are not multiples of the 16-byte vector
 /// or of the block, rows that start off a 16-byte boundary (logits and dlogits each at their own element offset, so
 /// the stores are sometimes vector and sometimes single), and GPT-2's 50304-entry vocabulary.
 /// </summary>
@@ -122,6 +122,33 @@ public sealed class CrossEntropyKernelTests
         CollectionAssert.AreEqual(logits, Unpadded(logitBuffer, logitOffset, n), $"logits unchanged, {at}");
         AssertPaddingKept(withStatistics, dLogitOffset, n, at);
         AssertPaddingKept(withoutStatistics, dLogitOffset, n, at);
+
+        // The fused kernel, its second pass reading the row from shared memory (staged) or again from global memory:
+        // the forward's losses and the backward's dlogits, bit for bit, in one launch.
+        foreach (bool staged in new[] { true, false })
+        {
+            using var fused = Padded(dLogits, dLogitOffset, storage);
+            using var fusedLosses = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+            LaunchFused(suffix, rows, threads, order, staged, vocabulary, storage, l, targetBuffer, fusedLosses,
+                At(fused, dLogitOffset), scale / rows, accumulate);
+            string fusedAt = $"{at}, staged {staged}";
+            CollectionAssert.AreEqual(losses.ToFloats(), fusedLosses.ToFloats(), $"fused losses, {fusedAt}");
+            CollectionAssert.AreEqual(gradient, Unpadded(fused, dLogitOffset, n), $"fused dlogits, {fusedAt}");
+            AssertPaddingKept(fused, dLogitOffset, n, fusedAt);
+            CollectionAssert.AreEqual(logits, Unpadded(logitBuffer, logitOffset, n), $"logits unchanged by the fused kernel, {fusedAt}");
+        }
+    }
+
+    /// <summary>
+    /// crossentropy_forward_backward, with (staged) the dynamic shared memory CudaOps gives it for one row at the
+    /// row's alignment: vocabulary elements and 16 bytes.
+    /// </summary>
+    private static void LaunchFused(string suffix, int rows, int threads, SchedulerOrder order, bool staged, int vocabulary,
+        StorageType storage, KernelArg logits, KernelArg targets, KernelArg losses, KernelArg dLogits, float dloss, bool accumulate)
+    {
+        ulong shared = staged ? (ulong)(vocabulary * storage.BytesPerElement() + 16) : 0;
+        SimtEmulator.Launch($"crossentropy_forward_backward_{suffix}", rows, threads, shared, order, logits, targets, losses,
+            dLogits, rows, vocabulary, dloss, accumulate ? 1 : 0, staged ? 1 : 0);
     }
 
     /// <summary>
@@ -160,6 +187,17 @@ public sealed class CrossEntropyKernelTests
                 CollectionAssert.AreEqual(expected, Unpadded(inPlace, offset, n),
                     $"vocabulary {vocabulary}, offset {offset}, statistics {useStatistics}");
             }
+
+            foreach (bool staged in new[] { true, false })
+            {
+                using var fusedInPlace = Padded(logits, offset, storage);
+                using var fusedLosses = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+                nint f = At(fusedInPlace, offset);
+                LaunchFused(suffix, rows, 64, order, staged, vocabulary, storage, f, targetBuffer, fusedLosses, f, 1f / rows, false);
+                string at = $"fused, vocabulary {vocabulary}, offset {offset}, staged {staged}";
+                CollectionAssert.AreEqual(expected, Unpadded(fusedInPlace, offset, n), at);
+                CollectionAssert.AreEqual(losses.ToFloats(), fusedLosses.ToFloats(), $"losses, {at}");
+            }
         }
     }
 
@@ -184,6 +222,13 @@ public sealed class CrossEntropyKernelTests
         CollectionAssert.AreEqual(dLogits.AsSpan(vocabulary, vocabulary).ToArray(), d.AsSpan(vocabulary, vocabulary).ToArray(),
             "the bad row's dlogits are left");
         Assert.AreNotEqual(dLogits[0], d[0], "the good rows' dlogits are written");
+
+        using var fusedLosses = DeviceBuffer.Zeroed(rows, StorageType.Float32);
+        using var fusedDLogits = DeviceBuffer.From(dLogits, StorageType.Float32);
+        LaunchFused("f32", rows, 64, SchedulerOrder.Forward, true, vocabulary, StorageType.Float32, logitBuffer, targets,
+            fusedLosses, fusedDLogits, 1f, false);
+        CollectionAssert.AreEqual(l, fusedLosses.ToFloats(), "the fused kernel's losses, NaN for the bad row");
+        CollectionAssert.AreEqual(d, fusedDLogits.ToFloats(), "the fused kernel leaves the bad row's dlogits too");
     }
 
     /// <summary>A buffer holding <paramref name="values"/> from element <paramref name="offset"/> on, with room after.</summary>

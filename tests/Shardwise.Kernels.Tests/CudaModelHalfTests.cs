@@ -151,9 +151,10 @@ public sealed class CudaModelHalfTests
         for (int step = 0; step < losses.Length; step++)
         {
             sampler.NextBatch(inputs, targets);
-            float cpuLoss = cpuEngine.Forward(inputs, targets), gpuLoss = gpuEngine.Forward(inputs, targets);
+            // The device as train and bench run it (ForwardBackward: the fused cross-entropy kernel), the CPU as the
+            // pair of calls; TinyGptForwardAndBackwardFollowTheCpu checks the device's pair.
+            float cpuLoss = cpuEngine.Forward(inputs, targets), gpuLoss = gpuEngine.ForwardBackward(inputs, targets);
             cpuEngine.Backward();
-            gpuEngine.Backward();
             StepOutcome cpuOutcome = cpuEngine.Step(), gpuOutcome = gpuEngine.Step();
             Assert.AreEqual(cpuOutcome, gpuOutcome, $"step {step} outcome (loss scale {cpuEngine.LossScaler.Scale})");
             losses[step] = (cpuLoss, gpuLoss);

@@ -247,7 +247,9 @@ public sealed class CudaOpsTests
         foreach (bool accumulate in new[] { false, true })
         {
             string at = $"{label}, rows {rows}, vocabulary {vocabulary}, accumulate {accumulate}";
-            Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
+            long n = (long)rows * vocabulary;
+            Slice logits = twins.Random(n, 6f), dLogits = twins.Random(n), fusedDLogits = twins.Random(n);
+            twins.Run(ops => ops.AddBackward(dLogits, fusedDLogits, n, accumulate: false)); // the same starting values
             IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
             long reused = twins.Gpu.SoftmaxStatisticsReused;
             (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
@@ -255,6 +257,14 @@ public sealed class CudaOpsTests
             twins.Run(ops => ops.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, 3f, accumulate));
             twins.AssertClose(dLogits, gradient, $"dlogits, {at}");
             Assert.AreEqual(reused + 1, twins.Gpu.SoftmaxStatisticsReused, $"the backward right after the forward takes its statistics, {at}");
+
+            // The fused op against the CPU with the pair's tolerances. (On the device its row sums are reduced over the
+            // backward's block, not the forward's, so it need not equal the pair bit for bit; the kernel tests check
+            // that it does at equal blocks.)
+            (float cpuFused, float gpuFused) = twins.Run(ops => ops.CrossEntropyWithGradient(logits, targets, fusedDLogits, rows, vocabulary, 3f, accumulate));
+            Assert.AreEqual(cpuLoss, cpuFused, $"CPU fused loss, {at}");
+            Compare.Close(cpuLoss, gpuFused, summed, $"GPU fused loss, {at}");
+            twins.AssertClose(fusedDLogits, gradient, $"fused dlogits, {at}");
 
             // One rank's share: vocabulary entries [first, first + vocabulary) of a 3× larger vocabulary.
             int first = vocabulary;

@@ -28,6 +28,12 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
         _checkAddLayerNorm = checkAddLayerNorm;
     }
 
+    /// <summary>How many <see cref="CrossEntropyBackward"/> and <see cref="CrossEntropyWithGradient"/> calls the program made.</summary>
+    public int CrossEntropyBackwardCalls { get; private set; }
+
+    /// <inheritdoc cref="CrossEntropyBackwardCalls"/>
+    public int CrossEntropyWithGradientCalls { get; private set; }
+
     /// <summary>How many <see cref="AddLayerNorm"/> calls the program made.</summary>
     public int AddLayerNormCalls { get; private set; }
 
@@ -134,5 +140,14 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
         => _cpu.CrossEntropyRangeBackward(logits, targets, rowMax, rowSum, dLogits, rows, vocabulary, first, scale, accumulate);
 
     public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary, float scale, bool accumulate)
-        => _cpu.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
+    {
+        CrossEntropyBackwardCalls++;
+        _cpu.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
+    }
+
+    public float CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary, float scale, bool accumulate)
+    {
+        CrossEntropyWithGradientCalls++;
+        return _cpu.CrossEntropyWithGradient(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
+    }
 }

@@ -173,8 +173,7 @@ public static class BenchCommand
         {
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
             {
-                loss = engine.Forward(inputs, targets);
-                engine.Backward();
+                loss = engine.ForwardBackward(inputs, targets);
                 if (engine.Step() == StepOutcome.SkippedOverflow) skipped++;
             }
         }

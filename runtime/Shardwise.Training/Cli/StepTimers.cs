@@ -11,6 +11,9 @@ internal sealed class StepTimers
 
     public StepTimers(bool enabled) => _enabled = enabled;
 
+    /// <summary>Whether wall_clock_breakdown asked for the times (then forward and backward run as separate calls).</summary>
+    public bool Enabled => _enabled;
+
     public void Start()
     {
         if (!_enabled) return;

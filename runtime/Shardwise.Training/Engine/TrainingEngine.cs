@@ -308,14 +308,11 @@ public sealed partial class TrainingEngine
     /// <summary>Backward of the last forward: gradients of loss × loss scale / GAS are added to the accumulators.</summary>
     public void Backward()
     {
-        float scale = (float)(LossScaler.Scale / Batch.GradientAccumulationSteps);
+        float scale = BackwardScale;
         if (_overlap is null || !IsGradientAccumulationBoundary)
         {
             _program.Backward(scale);
-            // Stages 2–3: the last gradient bucket is partial; every rank reduces it here, so each micro-batch's
-            // gradients are in the accumulator when Backward returns.
-            _gradientStreamer?.EndBackward();
-            _deviceSlots?.FlushReductions();
+            EndBackward();
             return;
         }
         _overlap.Begin(_program.Layout.TotalElements);
@@ -328,6 +325,44 @@ public sealed partial class TrainingEngine
         {
             _program.GradientListener = null;
         }
+    }
+
+    /// <summary>
+    /// <see cref="Forward"/> then <see cref="Backward"/> of one micro-batch, as the program's ForwardBackward: the loss
+    /// op writes the logits' gradient as it computes the loss (one pass over the logits fewer). Returns the mean loss.
+    /// </summary>
+    public float ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    {
+        float scale = BackwardScale;
+        if (_overlap is null || !IsGradientAccumulationBoundary)
+        {
+            float loss = _program.ForwardBackward(tokens, targets, scale);
+            EndBackward();
+            return loss;
+        }
+        _overlap.Begin(_program.Layout.TotalElements);
+        _program.GradientListener = _overlap;
+        try
+        {
+            return _program.ForwardBackward(tokens, targets, scale);
+        }
+        finally
+        {
+            _program.GradientListener = null;
+        }
+    }
+
+    /// <summary>The backward's scale: the loss scale over the gradient accumulation steps.</summary>
+    private float BackwardScale => (float)(LossScaler.Scale / Batch.GradientAccumulationSteps);
+
+    /// <summary>
+    /// Stages 2–3: the last gradient bucket is partial; every rank reduces it here, so each micro-batch's gradients
+    /// are in the accumulator when the backward returns.
+    /// </summary>
+    private void EndBackward()
+    {
+        _gradientStreamer?.EndBackward();
+        _deviceSlots?.FlushReductions();
     }
 
     /// <summary>overlap_comm at ZeRO 0 through the communicator's host spans.</summary>

@@ -205,6 +205,9 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
     public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary, T scale, bool accumulate)
         => _inner.CrossEntropyBackward(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
 
+    public T CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary, T scale, bool accumulate)
+        => _inner.CrossEntropyWithGradient(logits, targets, dLogits, rows, vocabulary, scale, accumulate);
+
     /// <summary>A parameter slice, translated to where the slot is resident when parameters are streamed.</summary>
     private Slice P(Slice slice)
     {

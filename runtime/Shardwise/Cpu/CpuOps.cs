@@ -31,6 +31,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     private readonly AttentionBackwardWork<T> attentionBackward = new();
     private readonly CrossEntropyWork<T> crossEntropy = new();
     private readonly CrossEntropyBackwardWork<T> crossEntropyBackward = new();
+    private readonly CrossEntropyWithGradientWork<T> crossEntropyWithGradient = new();
 
     public CpuOps()
     {
@@ -338,6 +339,36 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, vocabulary, factor, accumulate);
         ParallelRanges.Run(rows, chunks, work);
+    }
+
+    public T CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        T scale, bool accumulate)
+    {
+        Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
+        Span<int> targetSpan = Indices(targets, rows, nameof(targets));
+        Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
+        T factor = scale / T.CreateChecked(rows);
+        // The chunking of CrossEntropy and CrossEntropyBackward, so that the sum and its order are theirs.
+        int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
+        T[] scratchRows = Scratch((long)chunks * vocabulary);
+        if (chunks == 1)
+        {
+            return CrossEntropyKernels.SumOfLossesAndGradient<T>(logitSpan, targetSpan, gradientSpan, scratchRows,
+                rows, vocabulary, factor, accumulate) / T.CreateChecked(rows);
+        }
+
+        if (partialSums.Length < chunks) partialSums = new T[chunks];
+        T[] sums = partialSums;
+        var work = crossEntropyWithGradient;
+        (work.Logits, work.LogitsOffset) = Place(logits);
+        (work.DLogits, work.DLogitsOffset) = Place(dLogits);
+        (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
+        (work.Scratch, work.Sums, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, sums, vocabulary, factor, accumulate);
+        ParallelRanges.Run(rows, chunks, work);
+
+        T total = T.Zero;
+        for (int chunk = 0; chunk < chunks; chunk++) total += sums[chunk];
+        return total / T.CreateChecked(rows);
     }
 
     private static int ArenaIndex(Arena arena) =>

@@ -47,6 +47,37 @@ public static class CrossEntropyKernels
         }
     }
 
+    /// <summary>
+    /// <see cref="SumOfLosses"/> and <see cref="Backward"/> in one pass over each row: the returned sum and dLogits
+    /// are theirs bit for bit (the same operations in the same order). dLogits may be the logits (accumulate off):
+    /// each row's target logit is read before the row is overwritten.
+    /// </summary>
+    public static T SumOfLossesAndGradient<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> targets, Span<T> dLogits,
+        Span<T> scratch, int rows, int vocabulary, T factor, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T sum = T.Zero;
+        for (int r = 0; r < rows; r++)
+        {
+            ReadOnlySpan<T> row = logits.Slice(r * vocabulary, vocabulary);
+            Span<T> gradient = dLogits.Slice(r * vocabulary, vocabulary);
+            int target = CheckedTarget(targets[r], r, vocabulary);
+            T targetLogit = row[target];
+            Span<T> softmax = accumulate ? scratch[..vocabulary] : gradient;
+            T max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, softmax);
+            TensorPrimitives.Exp<T>(softmax, softmax);
+            T rowSum = TensorPrimitives.Sum<T>(softmax);
+            sum += max + T.Log(rowSum) - targetLogit;
+            T rowFactor = factor / rowSum;
+            if (accumulate) TensorPrimitives.FusedMultiplyAdd(softmax, rowFactor, gradient, gradient);
+            else TensorPrimitives.Multiply(softmax, rowFactor, gradient);
+            gradient[target] -= factor;
+        }
+
+        return sum;
+    }
+
     private static T LogSumExp<T>(ReadOnlySpan<T> row, Span<T> scratch)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -92,6 +92,29 @@ internal sealed class CrossEntropyWork<T> : IChunkWork where T : unmanaged, IFlo
     }
 }
 
+/// <summary>
+/// Items are rows; chunk c stores its sum of losses in <c>Sums[c]</c>, writes its rows' dlogits and uses one row of
+/// <see cref="Scratch"/>.
+/// </summary>
+internal sealed class CrossEntropyWithGradientWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public T[] Logits = [], DLogits = [], Scratch = [], Sums = [];
+    public int[] Targets = [];
+    public int LogitsOffset, DLogitsOffset, TargetsOffset, Vocabulary;
+    public T Factor;
+    public bool Accumulate;
+
+    public void Run(int chunk, int start, int end)
+    {
+        int vocabulary = Vocabulary;
+        Sums[chunk] = CrossEntropyKernels.SumOfLossesAndGradient<T>(
+            Logits.AsSpan(LogitsOffset + start * vocabulary, (end - start) * vocabulary),
+            Targets.AsSpan(TargetsOffset + start, end - start),
+            DLogits.AsSpan(DLogitsOffset + start * vocabulary, (end - start) * vocabulary),
+            Scratch.AsSpan(chunk * vocabulary, vocabulary), end - start, vocabulary, Factor, Accumulate);
+    }
+}
+
 /// <summary>Items are rows; each chunk uses one row of <see cref="Scratch"/>.</summary>
 internal sealed class CrossEntropyBackwardWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
 {

@@ -42,6 +42,43 @@ public sealed partial class CudaOps
     }
 
     /// <summary>
+    /// crossentropy_forward_backward: the loss and dLogits in one launch that reads each row once from global memory,
+    /// keeping it in shared memory for the gradient pass where a row fits the device's opt-in limit (GPT-2's 50304
+    /// bf16 logits: 98 KiB); <see cref="CrossEntropy"/> then <see cref="CrossEntropyBackward"/> read it twice. Its
+    /// block reduction has the backward's block size, not the forward's, so the loss can differ from
+    /// <see cref="CrossEntropy"/>'s in the last bits.
+    /// </summary>
+    public float CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        float scale, bool accumulate)
+    {
+        Begin();
+        ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
+        ulong ta = IndexAddress(targets, rows, nameof(targets));
+        ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
+        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        savedSoftmax = null;
+        if (rows == 0) return float.NaN;
+        ulong losses = rowScratch.Ensure((long)rows * sizeof(float));
+        uint staged = StagedCrossEntropyBytes(vocabulary);
+        SharedMemoryKernel("crossentropy_forward_backward", staged).Launch(rows, CrossEntropyThreads(vocabulary), staged,
+            null, la, ta, losses, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0, staged > 0 ? 1 : 0);
+        ulong mean = scalarScratch.Ensure(sizeof(float));
+        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
+        return ReadScalar();
+    }
+
+    /// <summary>
+    /// The dynamic shared memory crossentropy_forward_backward keeps a row in (SW_CE_STAGED_BYTES: the row and 16
+    /// bytes to give it the row's alignment), or 0 where that and the kernel's 1 KiB of static shared memory exceed
+    /// the device's opt-in limit: the gradient pass then reads the row again from global memory.
+    /// </summary>
+    internal uint StagedCrossEntropyBytes(int vocabulary)
+    {
+        long bytes = (long)vocabulary * ElementBytes + 16;
+        return bytes + 1024 <= Device.MaxSharedMemoryPerBlockOptIn ? (uint)bytes : 0;
+    }
+
+    /// <summary>
     /// The per-row (max, Σ exp) that <see cref="CrossEntropy"/> left in rowScratch, when the backward may use them: it
     /// is the very next call into this backend (<see cref="calls"/>: no operation, load, view or window change came
     /// between that could have changed the logits, the targets or the scratch) and it has the same logits, targets

@@ -1,4 +1,3 @@
-using System.Collections.Generic;
 using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
@@ -20,9 +19,6 @@ public sealed partial class CudaOps
 
     /// <summary>Rows (queries or keys) of a 64-row key or query tile in shared memory: SW_FLASH_TILE.</summary>
     private const int FlashTile = 64;
-
-    /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
-    private readonly HashSet<string> flashSharedOptIn = [];
 
     /// <summary>
     /// Whether the flash kernels take this attention: fp16/bf16 storage, headDim a multiple of 16 up to 128 and
@@ -51,7 +47,7 @@ public sealed partial class CudaOps
         // d64: 128 queries per block (two 16-row tiles per warp); d128: 64. Two stages of (K, V) tiles.
         int rows = width == 64 ? 2 * FlashRowsPerBlock : FlashRowsPerBlock;
         uint shared = FlashTileStagesBytes(width);
-        FlashKernel($"flash_attention_forward_d{width}", shared).Launch(
+        SharedMemoryKernel($"flash_attention_forward_d{width}", shared).Launch(
             new CudaDim3((uint)Blocks(sequence, rows), (uint)(batch * heads)), FlashThreads, shared, null,
             qkv, y, lse, sequence, heads, headDim);
         return true;
@@ -87,18 +83,18 @@ public sealed partial class CudaOps
         // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores.
         uint dkdvShared = (uint)((2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) +
             (scores != 0 ? FlashThreads / 32 * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
-        FlashKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
+        SharedMemoryKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
         if (scores == 0)
         {
             uint dqShared = FlashTileStagesBytes(width);
-            FlashKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
+            SharedMemoryKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
                 qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         }
         else
         {
             uint storedShared = (uint)(2 * (FlashTile * (FlashTile + 8) + FlashTile * (width + 8)) * sizeof(ushort));
-            FlashKernel($"flash_attention_backward_dq_stored_d{width}", storedShared).Launch(grid, FlashThreads,
+            SharedMemoryKernel($"flash_attention_backward_dq_stored_d{width}", storedShared).Launch(grid, FlashThreads,
                 storedShared, null, qkv, scores, dqkv, sequence, heads, headDim, add);
         }
         return true;
@@ -117,14 +113,4 @@ public sealed partial class CudaOps
     /// <summary>The compiled head width that takes <paramref name="headDim"/>: 64 up to 64, else 128.</summary>
     private static int FlashWidth(int headDim) => headDim <= 64 ? 64 : 128;
 
-    /// <summary>
-    /// A flash kernel for this storage, its dynamic shared memory limit raised first where a launch needs more than
-    /// the default 48 KiB (the d128 kernels: about 69 KiB), once per kernel.
-    /// </summary>
-    private CudaFunction FlashKernel(string name, uint sharedBytes)
-    {
-        CudaFunction function = Kernel(name);
-        if (sharedBytes > 48 * 1024 && flashSharedOptIn.Add(function.Name)) function.AllowDynamicSharedMemory((int)sharedBytes);
-        return function;
-    }
 }

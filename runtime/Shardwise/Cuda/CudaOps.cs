@@ -471,6 +471,20 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// <summary>The address of element <paramref name="offset"/> of a tensor (or scratch) in the storage type.</summary>
     private ulong Element(ulong address, long offset) => address + (ulong)(offset * elementBytes);
 
+    /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
+    private readonly HashSet<string> sharedMemoryOptIn = [];
+
+    /// <summary>
+    /// A kernel for this storage, its dynamic shared memory limit raised first where a launch needs more than the
+    /// default 48 KiB (the d128 flash kernels: about 69 KiB; the staged cross-entropy: a row), once per kernel.
+    /// </summary>
+    private CudaFunction SharedMemoryKernel(string name, uint sharedBytes)
+    {
+        CudaFunction function = Kernel(name);
+        if (sharedBytes > 48 * 1024 && sharedMemoryOptIn.Add(function.Name)) function.AllowDynamicSharedMemory((int)sharedBytes);
+        return function;
+    }
+
     /// <summary>The entry point of a storage-templated kernel for this backend's storage: <c>name_f32</c>, <c>_f16</c> or <c>_bf16</c>.</summary>
     private CudaFunction Kernel(string name) => KernelNamed($"{name}_{StorageSuffix}");
 

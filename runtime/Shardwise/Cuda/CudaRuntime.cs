@@ -109,9 +109,12 @@ public static unsafe class CudaRuntime
     };
 }
 
-/// <summary>One CUDA device: its ordinal, name, compute capability and size.</summary>
+/// <summary>
+/// One CUDA device: its ordinal, name, compute capability and size. <see cref="MaxSharedMemoryPerBlockOptIn"/> is the
+/// dynamic shared memory a kernel may take after opting in (227 KiB on sm_90, 163 KiB on sm_80).
+/// </summary>
 public sealed record CudaDevice(int Ordinal, string Name, int Major, int Minor, int MultiprocessorCount,
-    int MaxThreadsPerBlock, int MaxSharedMemoryPerBlock, ulong TotalMemory)
+    int MaxThreadsPerBlock, int MaxSharedMemoryPerBlock, ulong TotalMemory, int MaxSharedMemoryPerBlockOptIn)
 {
     /// <summary>The compute capability as NVRTC's architecture number: 80 for 8.0, 90 for 9.0.</summary>
     public int ComputeCapability => Major * 10 + Minor;
@@ -144,7 +147,8 @@ public sealed record CudaDevice(int Ordinal, string Name, int Major, int Minor, 
             Attribute(device, CuDriver.AttributeMultiprocessorCount),
             Attribute(device, CuDriver.AttributeMaxThreadsPerBlock),
             Attribute(device, CuDriver.AttributeMaxSharedMemoryPerBlock),
-            total);
+            total,
+            Attribute(device, CuDriver.AttributeMaxSharedMemoryPerBlockOptIn));
     }
 
     private static unsafe int Attribute(int device, int attribute)

@@ -160,4 +160,13 @@ public interface ITensorOps<T> where T : unmanaged
     /// <summary>dLogits (=|+=) scale · (softmax(logits) − onehot(targets)) / rows.</summary>
     void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
         T scale, bool accumulate);
+
+    /// <summary>
+    /// <see cref="CrossEntropy"/> and then <see cref="CrossEntropyBackward"/> with the same arguments, as one op: the
+    /// same loss and the same dLogits, bit for bit, from one pass over each row where the backend can (the logits are
+    /// the step's largest tensor). For a backward whose scale is known before its forward (the generated
+    /// <c>ForwardBackward</c>). dLogits may be logits when <paramref name="accumulate"/> is false.
+    /// </summary>
+    T CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
+        T scale, bool accumulate);
 }

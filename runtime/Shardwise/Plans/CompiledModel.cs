@@ -120,6 +120,56 @@ public abstract class CompiledLanguageModel<T> : CompiledModel<T> where T : unma
 
     /// <summary>Runs the backward pass of the last forward, adding scale × ∂loss/∂θ into the gradients.</summary>
     public abstract void Backward(T scale);
+
+    /// <summary>
+    /// <see cref="Forward"/> then <see cref="Backward"/>(<paramref name="scale"/>); returns the forward's mean loss.
+    /// The same gradients as the two calls, in fewer passes over the logits where the program fuses its loss
+    /// (<see cref="FusesLossGradient"/>): since the scale is known before the forward, the loss op writes the logits'
+    /// gradient as it computes the loss (ITensorOps.CrossEntropyWithGradient) and the backward skips that op.
+    /// </summary>
+    public T ForwardBackward(global::System.ReadOnlySpan<int> tokens, global::System.ReadOnlySpan<int> targets, T scale)
+    {
+        T loss;
+        FusingLossGradient = FusesLossGradient;
+        LossGradientScale = scale;
+        try
+        {
+            loss = Forward(tokens, targets);
+        }
+        finally
+        {
+            FusingLossGradient = false;
+        }
+        // Set only once the forward has returned: a forward that threw leaves the backward computing the gradient.
+        _lossGradientWritten = FusesLossGradient;
+        Backward(scale);
+        return loss;
+    }
+
+    /// <summary>
+    /// Whether the generated forward writes its loss's gradient when <see cref="FusingLossGradient"/> is set: a
+    /// whole-vocabulary cross-entropy whose backward is the first op of the backward pass.
+    /// </summary>
+    protected virtual bool FusesLossGradient => false;
+
+    /// <summary>True while <see cref="ForwardBackward"/> runs the forward: the loss op writes its gradient too, scaled by <see cref="LossGradientScale"/>.</summary>
+    protected bool FusingLossGradient { get; private set; }
+
+    /// <summary>The scale of the backward that follows, while <see cref="FusingLossGradient"/> is set.</summary>
+    protected T LossGradientScale { get; private set; }
+
+    private bool _lossGradientWritten;
+
+    /// <summary>
+    /// Whether the last forward already wrote the loss's gradient (the generated backward then skips the loss op);
+    /// true at most once per <see cref="ForwardBackward"/>.
+    /// </summary>
+    protected bool TakeLossGradientWritten()
+    {
+        bool written = _lossGradientWritten;
+        _lossGradientWritten = false;
+        return written;
+    }
 }
 
 /// <summary>

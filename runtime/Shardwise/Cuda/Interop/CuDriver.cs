@@ -17,6 +17,7 @@ internal static unsafe partial class CuDriver
     // CUdevice_attribute values used by the runtime.
     public const int AttributeMaxThreadsPerBlock = 1;
     public const int AttributeMaxSharedMemoryPerBlock = 8;
+    public const int AttributeMaxSharedMemoryPerBlockOptIn = 97;
     public const int AttributeWarpSize = 10;
     public const int AttributeMultiprocessorCount = 16;
     public const int AttributeComputeCapabilityMajor = 75;

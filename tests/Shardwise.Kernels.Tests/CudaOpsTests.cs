@@ -287,6 +287,39 @@ public sealed class CudaOpsTests
     }
 
     /// <summary>
+    /// CrossEntropyWithGradient with <see cref="CudaOpsOptions.FusedCrossEntropy"/> off runs the forward and backward
+    /// kernels: bit for bit the pair's loss and dlogits, the backward taking the forward's statistics; with it on (the
+    /// default) the one kernel, and the statistics are not left for a later backward.
+    /// </summary>
+    [TestMethod]
+    public void CrossEntropyWithGradientRunsThePairWhenTheFusedKernelIsOff()
+    {
+        const int rows = 37, vocabulary = 5000;
+        foreach (bool fused in new[] { false, true })
+        {
+            using var twins = new TwinBackends(GpuSupport.RequireCudaOps(fusedCrossEntropy: fused), seed: 14);
+            CudaOps gpu = twins.Gpu;
+            Slice logits = twins.Random((long)rows * vocabulary, 6f), pair = twins.Random((long)rows * vocabulary);
+            Slice together = twins.Random((long)rows * vocabulary);
+            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            float pairLoss = gpu.CrossEntropy(logits, targets, rows, vocabulary);
+            gpu.CrossEntropyBackward(logits, targets, pair, rows, vocabulary, 2f, accumulate: false);
+            long reused = gpu.SoftmaxStatisticsReused;
+            float loss = gpu.CrossEntropyWithGradient(logits, targets, together, rows, vocabulary, 2f, accumulate: false);
+            Assert.AreEqual(fused ? reused : reused + 1, gpu.SoftmaxStatisticsReused, $"fused {fused}: the pair's statistics");
+            if (fused)
+            {
+                Compare.Close(pairLoss, loss, 1e-6f, "fused loss");
+                twins.Cpu.CrossEntropyWithGradient(logits, targets, together, rows, vocabulary, 2f, accumulate: false);
+                twins.AssertClose(together, Summed, "fused dlogits against the CPU");
+                continue;
+            }
+            Assert.AreEqual(pairLoss, loss, "the pair's loss");
+            CollectionAssert.AreEqual(twins.Read(pair).Gpu, twins.Read(together).Gpu, "the pair's dlogits");
+        }
+    }
+
+    /// <summary>
     /// The backward takes the forward's row statistics only when nothing came between them: after the logits were
     /// changed (here by Load), or the backward names other logits or targets, it computes its own, and both backends
     /// still agree. The statistics are used once: an in-place backward overwrites the logits they describe.

@@ -73,6 +73,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private CudaOpsProfiler? profiler;
     private readonly bool fusedAttention;
     private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
+    private readonly bool fusedCrossEntropy; // CrossEntropyWithGradient as one kernel, or the pair (the option, else the environment)
     private readonly bool biasGradientByProduct; // likewise
     private string currentOperation = "";
     /// <summary>Calls into the backend (counted in <see cref="EnsureCurrent"/>, which every public operation calls).</summary>
@@ -106,6 +107,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Options = options;
         fusedAttention = options.UsesFusedAttention;
         flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
+        fusedCrossEntropy = options.UsesFusedCrossEntropy;
         biasGradientByProduct = options.UsesBiasGradientByProduct;
         elementBytes = options.Storage.BytesPerElement();
         StorageSuffix = options.Storage switch

@@ -50,10 +50,26 @@ namespace Shardwise.Cuda;
 /// H200 at about 1.8 TB/s, docs/gpu-results.md run 13). Null: the environment variable
 /// <c>SHARDWISE_BIAS_GRADIENT</c> = <c>product</c> turns it on.
 /// </param>
+/// <param name="FusedCrossEntropy">
+/// Whether <see cref="CudaOps.CrossEntropyWithGradient"/> (the loss of the generated ForwardBackward, which train and
+/// bench run) is one kernel that reads each row of logits once, keeping it in shared memory for the gradient pass
+/// (crossentropy_forward_backward), instead of the forward and backward kernels (two reads). Null: on, unless the
+/// environment variable <c>SHARDWISE_CROSS_ENTROPY</c> is <c>pair</c>. On by default on the arithmetic (1.65 GB less
+/// traffic per GPT-2 step, about 0.35 ms on the H200 at the backward kernel's rate), not yet on a measurement:
+/// <c>scripts/gpu-suite.sh</c> times the pair beside it.
+/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
-    bool? GemmTuning = null, bool? BiasGradientByProduct = null, long FlashStoredScoresMaxBytes = 1L << 30)
+    bool? GemmTuning = null, bool? BiasGradientByProduct = null, long FlashStoredScoresMaxBytes = 1L << 30,
+    bool? FusedCrossEntropy = null)
 {
+    /// <summary>The environment variable that picks the pair of cross-entropy kernels (pair) when <see cref="FusedCrossEntropy"/> is null.</summary>
+    public const string CrossEntropyVariable = "SHARDWISE_CROSS_ENTROPY";
+
+    /// <summary><see cref="FusedCrossEntropy"/>, or the environment's choice when it is null.</summary>
+    public bool UsesFusedCrossEntropy =>
+        FusedCrossEntropy ?? System.Environment.GetEnvironmentVariable(CrossEntropyVariable) is not "pair";
+
     /// <summary>The environment variable that picks the bias gradient's path when <see cref="BiasGradientByProduct"/> is null.</summary>
     public const string BiasGradientVariable = "SHARDWISE_BIAS_GRADIENT";
 

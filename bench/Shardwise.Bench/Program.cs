@@ -11,18 +11,22 @@ using Shardwise.Generator;
 // Benchmarks of the model compiler core, printed as a small table:
 //   1. forward+backward tokens/s of the generated TinyGpt program on the CPU (4 blocks, width 128, 4 heads,
 //      context 64, batch 12: nanoGPT's shakespeare-char configuration);
-//   2. the generator's time (parse, trace, plan, emit) on a 48-block model.
+//   2. the generator's time (parse, trace, plan, emit) on a 48-block model;
+//   3. the loss at GPT-2's vocabulary on the CPU: CrossEntropy then CrossEntropyBackward (Forward then Backward)
+//      against CrossEntropyWithGradient (ForwardBackward's one op), measured in the same run.
 // Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;
 
 var (msPerStep, tokensPerSecond) = BenchTinyGpt(batch: 12, steps);
 var (generatorMs, generatedLines) = BenchGenerator(blocks: 48, runs: 5);
+var (pairMs, fusedMs) = BenchCrossEntropy(rows: 256, vocabulary: 50304, runs: 20);
 
 Console.WriteLine();
 Console.WriteLine("| benchmark | result |");
 Console.WriteLine("|---|---|");
 Console.WriteLine($"| TinyGpt fwd+bwd, CPU fp32, batch 12 × 64 tokens | {msPerStep:F1} ms/step, {tokensPerSecond:N0} tokens/s |");
 Console.WriteLine($"| generator, 48-block GPT (parse+trace+plan+emit) | {generatorMs:F0} ms, {generatedLines:N0} lines emitted |");
+Console.WriteLine($"| cross-entropy, 256 rows × 50,304 logits, CPU fp32: pair / one op | {pairMs:F2} ms / {fusedMs:F2} ms ({pairMs / fusedMs:F2}× faster) |");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 
 static (double MsPerStep, double TokensPerSecond) BenchTinyGpt(int batch, int steps)
@@ -47,6 +51,43 @@ static (double MsPerStep, double TokensPerSecond) BenchTinyGpt(int batch, int st
         program.Forward(ids, targets);
         program.Backward(1f);
     }
+}
+
+static (double PairMs, double FusedMs) BenchCrossEntropy(int rows, int vocabulary, int runs)
+{
+    var ops = new CpuOps<float>();
+    long n = (long)rows * vocabulary;
+    ops.Allocate(Shardwise.Ops.Arena.Activations, 2 * n);
+    ops.AllocateIndices(rows);
+    var random = new Random(2);
+    var values = new float[n];
+    for (long i = 0; i < n; i++) values[i] = (float)(random.NextDouble() * 12 - 6);
+    var logits = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 0, n);
+    var gradient = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, n, n);
+    var targets = new Shardwise.Ops.IndexSlice(0, rows);
+    ops.LoadIndices(Enumerable.Range(0, rows).Select(_ => random.Next(vocabulary)).ToArray(), targets);
+    ops.Load(values, logits);
+
+    double Best(Action run)
+    {
+        for (int i = 0; i < 3; i++) run();
+        double best = double.MaxValue;
+        for (int i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            run();
+            best = Math.Min(best, clock.Elapsed.TotalMilliseconds);
+        }
+        return best;
+    }
+
+    double pair = Best(() =>
+    {
+        ops.CrossEntropy(logits, targets, rows, vocabulary);
+        ops.CrossEntropyBackward(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false);
+    });
+    double fused = Best(() => ops.CrossEntropyWithGradient(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false));
+    return (pair, fused);
 }
 
 static (double Milliseconds, int Lines) BenchGenerator(int blocks, int runs)

@@ -303,15 +303,28 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
                 T.CreateChecked(rows);
         }
 
-        if (partialSums.Length < chunks) partialSums = new T[chunks];
-        T[] sums = partialSums;
+        T[] sums = PartialSums(chunks);
         var work = crossEntropy;
         (work.Logits, work.LogitsOffset) = Place(logits);
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary) = (scratchRows, sums, vocabulary);
         ParallelRanges.Run(rows, chunks, work);
+        return MeanOfChunkSums(sums, chunks, rows);
+    }
 
-        // Summing the partials in chunk order keeps the result independent of thread timing.
+    /// <summary>Room for one partial sum per chunk of a parallel reduction.</summary>
+    private T[] PartialSums(int chunks)
+    {
+        if (partialSums.Length < chunks) partialSums = new T[chunks];
+        return partialSums;
+    }
+
+    /// <summary>
+    /// The chunks' sums added in chunk order, which keeps the result independent of thread timing, over
+    /// <paramref name="rows"/>.
+    /// </summary>
+    private static T MeanOfChunkSums(T[] sums, int chunks, int rows)
+    {
         T total = T.Zero;
         for (int chunk = 0; chunk < chunks; chunk++) total += sums[chunk];
         return total / T.CreateChecked(rows);
@@ -357,18 +370,14 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
                 rows, vocabulary, factor, accumulate) / T.CreateChecked(rows);
         }
 
-        if (partialSums.Length < chunks) partialSums = new T[chunks];
-        T[] sums = partialSums;
+        T[] sums = PartialSums(chunks);
         var work = crossEntropyWithGradient;
         (work.Logits, work.LogitsOffset) = Place(logits);
         (work.DLogits, work.DLogitsOffset) = Place(dLogits);
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, sums, vocabulary, factor, accumulate);
         ParallelRanges.Run(rows, chunks, work);
-
-        T total = T.Zero;
-        for (int chunk = 0; chunk < chunks; chunk++) total += sums[chunk];
-        return total / T.CreateChecked(rows);
+        return MeanOfChunkSums(sums, chunks, rows);
     }
 
     private static int ArenaIndex(Arena arena) =>

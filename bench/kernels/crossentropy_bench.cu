@@ -147,8 +147,13 @@ int main(int argc, char** argv)
     unsigned staged_bytes = (unsigned)(vocabulary * sizeof(sw_bf16) + 16);
     CHECK(cudaFuncSetAttribute(crossentropy_forward_backward_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                (int)staged_bytes));
+    cudaFuncAttributes fused_attributes;
+    CHECK(cudaFuncGetAttributes(&fused_attributes, crossentropy_forward_backward_bf16));
+    std::printf("crossentropy_forward_backward_bf16: %d registers, at most %d threads per block\n",
+                fused_attributes.numRegs, fused_attributes.maxThreadsPerBlock);
     for (int threads : {256, 512, 1024})
     {
+        if (threads > fused_attributes.maxThreadsPerBlock) continue;  // too many registers for such a block
         float staged = time_ms([&] {
             crossentropy_forward_backward_bf16<<<rows, threads, staged_bytes>>>(logits, targets, losses, dlogits, rows,
                                                                                 vocabulary, dloss, 0, 1);

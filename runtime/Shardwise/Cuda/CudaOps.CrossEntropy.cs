@@ -66,9 +66,10 @@ public sealed partial class CudaOps
         if (rows == 0) return float.NaN;
         ulong losses = rowScratch.Ensure((long)rows * sizeof(float));
         uint staged = StagedCrossEntropyBytes(vocabulary);
-        // Staged, shared memory allows two blocks per multiprocessor (H100: 98 KiB rows of 227 KiB): 1024 threads each
-        // keep the multiprocessor full and issue a whole row's loads in about two rounds.
-        int threads = staged > 0 && vocabulary >= 8192 ? 1024 : CrossEntropyThreads(vocabulary);
+        // The backward's block (512 threads at a 50K vocabulary). Staged, shared memory allows two blocks per H100
+        // multiprocessor (98 KiB rows of 228 KiB). 1024 threads would fill it, but the kernel has no launch bound that
+        // caps its registers at 64, so such a launch could fail: bench/kernels times 1024 where nvcc reports them.
+        int threads = CrossEntropyThreads(vocabulary);
         SharedMemoryKernel("crossentropy_forward_backward", staged).Launch(rows, threads, staged,
             null, la, ta, losses, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0, staged > 0 ? 1 : 0);
         ulong mean = scalarScratch.Ensure(sizeof(float));

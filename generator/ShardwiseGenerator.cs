@@ -49,7 +49,7 @@ public sealed class ShardwiseGenerator : IIncrementalGenerator
             .Collect()
             .Select(static (found, _) => found.Length > 0);
         var languageModels = plans
-            .Where(static plan => ProgramEmitter.IsLanguageModel(plan!.Graph))
+            .Where(static plan => plan!.Graph.IsLanguageModel)
             .Select(static (plan, _) => FullName(plan!))
             .Collect()
             .Select(static (names, _) => names.ToEquatableArray());

@@ -28,7 +28,7 @@ internal static class ModelEmitter
         }
         foreach (var containing in plan.ContainingTypes) w.Open(containing);
 
-        bool languageModel = ProgramEmitter.IsLanguageModel(plan.Graph);
+        bool languageModel = plan.Graph.IsLanguageModel;
         string definition = !languageModel ? "" : plan.Partition is null
             ? " : global::Shardwise.Plans.ILanguageModelDefinition"
             : " : global::Shardwise.Plans.IPartitionedModelDefinition";

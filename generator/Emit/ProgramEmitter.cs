@@ -25,9 +25,9 @@ internal static class ProgramEmitter
     {
         var graph = plan.Graph;
         var names = new BufferNames(plan);
-        bool languageModel = stage is not null || IsLanguageModel(graph);
+        bool languageModel = stage is not null || graph.IsLanguageModel;
         // Only the whole model's program derives from CompiledLanguageModel, whose ForwardBackward drives the fusion.
-        bool fusedLoss = stage is null && languageModel && plan.FusesLossGradient;
+        bool fusedLoss = stage is null && plan.FusesLossGradient;
         var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward, fusedLoss);
 
         string className;
@@ -124,12 +124,6 @@ internal static class ProgramEmitter
                 w.Line($"{call}({Names.Int(slot)}, {Names.Int(phase)}); // {plan.Layout.Slots[slot].Parameter.Name}");
         }
     }
-
-    /// <summary>(tokens, targets) → cross-entropy: a program a generic trainer can drive.</summary>
-    public static bool IsLanguageModel(IrGraph graph)
-        => graph.OutputIsLoss && graph.Inputs.Count == 2
-           && graph.Inputs.All(i => graph.Values[i.Value].Kind == ValueKind.Tokens && graph.Values[i.Value].Shape.Count == 1)
-           && graph.Ops[graph.Ops.Count - 1].Inputs[1] == graph.Inputs[1].Value;
 
     private static void WriteForward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier, ProgramPlan? model)
     {

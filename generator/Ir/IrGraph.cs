@@ -1,3 +1,4 @@
+using System.Linq;
 namespace Shardwise.Generator.Ir;
 
 using Shardwise.Generator.Model;
@@ -120,6 +121,12 @@ internal sealed record IrGraph(
     int Output,
     bool OutputIsLoss)
 {
+    /// <summary>(tokens, targets) → cross-entropy: a program a generic trainer can drive (CompiledLanguageModel).</summary>
+    public bool IsLanguageModel
+        => OutputIsLoss && Inputs.Count == 2
+           && Inputs.All(i => Values[i.Value].Kind == ValueKind.Tokens && Values[i.Value].Shape.Count == 1)
+           && Ops[Ops.Count - 1].Inputs[1] == Inputs[1].Value;
+
     /// <summary>For each value, the index of the op that produces it; −1 for model inputs. Computed on each call.</summary>
     public int[] Producers()
     {

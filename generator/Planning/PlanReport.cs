@@ -20,9 +20,10 @@ internal static class PlanReport
     /// <param name="memory">The estimate of every stage (<see cref="MemoryEstimator"/>) at the assumed ZeRO stage.</param>
     /// <param name="epilogues">The Linear/GeLU and residual Add/LayerNorm fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
     /// <param name="aliases">The shared residual gradients (<see cref="GradientAliasPlanner"/>); null writes none.</param>
+    /// <param name="fusesLossGradient">Whether the loss writes its gradient in ForwardBackward (<see cref="LossGradientFusionPlanner"/>).</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
         PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
-        GradientAliasPlan? aliases = null)
+        GradientAliasPlan? aliases = null, bool fusesLossGradient = false)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -70,6 +71,12 @@ internal static class PlanReport
             string name = graph.Values[value].Name;
             text.Append("  loss gradient: d(").Append(name).Append(") is written over ").Append(name)
                 .Append(" by the cross-entropy backward (no buffer of its own)\n");
+        }
+        if (fusesLossGradient)
+        {
+            string logits = graph.Values[graph.Ops[graph.Ops.Count - 1].Inputs[0]].Name;
+            text.Append("  loss: ForwardBackward computes the cross-entropy and d(").Append(logits)
+                .Append(") in one op (Ops.CrossEntropyWithGradient: one pass over the logits)\n");
         }
         text.Append("  token indices ").Append(N(activations.IndexElementsPerSample)).Append(" per sample\n");
         text.Append(string.Format(CultureInfo.InvariantCulture, "  peak activation bytes per token: fp32 {0:0.0}, fp16/bf16 {1:0.0}\n",

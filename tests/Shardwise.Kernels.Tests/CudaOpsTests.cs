@@ -320,6 +320,27 @@ public sealed class CudaOpsTests
     }
 
     /// <summary>
+    /// The fused cross-entropy keeps a row in shared memory above the default 48 KiB: a second vocabulary larger than
+    /// the first (fp32 rows of 80 KB, then 160 KB) raises the kernel's limit again before its launch (the emulated
+    /// driver, like a GPU, refuses a launch over the raised limit), and both agree with the CPU.
+    /// </summary>
+    [TestMethod]
+    public void ALargerVocabularyRaisesTheFusedCrossEntropysSharedMemoryAgain()
+    {
+        using TwinBackends twins = Twins(15);
+        const int rows = 3;
+        foreach (int vocabulary in new[] { 20000, 40000 })
+        {
+            Assert.IsTrue(twins.Gpu.StagedCrossEntropyBytes(vocabulary) > 48 * 1024, $"vocabulary {vocabulary} is staged above 48 KiB");
+            Slice logits = twins.Random((long)rows * vocabulary, 6f), dLogits = twins.Random((long)rows * vocabulary);
+            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            (float cpu, float gpu) = twins.Run(ops => ops.CrossEntropyWithGradient(logits, targets, dLogits, rows, vocabulary, 1f, accumulate: false));
+            Compare.Close(cpu, gpu, Summed, $"loss, vocabulary {vocabulary}");
+            twins.AssertClose(dLogits, Summed, $"dlogits, vocabulary {vocabulary}");
+        }
+    }
+
+    /// <summary>
     /// The backward takes the forward's row statistics only when nothing came between them: after the logits were
     /// changed (here by Load), or the backward names other logits or targets, it computes its own, and both backends
     /// still agree. The statistics are used once: an in-place backward overwrites the logits they describe.

@@ -82,7 +82,7 @@ public sealed partial class CudaOps
     /// bytes to give it the row's alignment), or 0 where that and the kernel's 1 KiB of static shared memory exceed
     /// the device's opt-in limit: the gradient pass then reads the row again from global memory.
     /// </summary>
-    internal uint StagedCrossEntropyBytes(int vocabulary)
+    public uint StagedCrossEntropyBytes(int vocabulary)
     {
         long bytes = (long)vocabulary * ElementBytes + 16;
         return bytes + 1024 <= Device.MaxSharedMemoryPerBlockOptIn ? (uint)bytes : 0;

@@ -473,17 +473,22 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     /// <summary>The address of element <paramref name="offset"/> of a tensor (or scratch) in the storage type.</summary>
     private ulong Element(ulong address, long offset) => address + (ulong)(offset * elementBytes);
 
-    /// <summary>Kernels whose dynamic shared memory limit this backend has already raised (above 48 KiB).</summary>
-    private readonly HashSet<string> sharedMemoryOptIn = [];
+    /// <summary>The dynamic shared memory limit this backend has raised each kernel to (above 48 KiB).</summary>
+    private readonly Dictionary<string, uint> sharedMemoryOptIn = [];
 
     /// <summary>
     /// A kernel for this storage, its dynamic shared memory limit raised first where a launch needs more than the
-    /// default 48 KiB (the d128 flash kernels: about 69 KiB; the staged cross-entropy: a row), once per kernel.
+    /// default 48 KiB (the d128 flash kernels: about 69 KiB; the staged cross-entropy: a row of logits), and again
+    /// whenever a launch needs more than the kernel was last raised to (another vocabulary).
     /// </summary>
     private CudaFunction SharedMemoryKernel(string name, uint sharedBytes)
     {
         CudaFunction function = Kernel(name);
-        if (sharedBytes > 48 * 1024 && sharedMemoryOptIn.Add(function.Name)) function.AllowDynamicSharedMemory((int)sharedBytes);
+        if (sharedBytes > 48 * 1024 && (!sharedMemoryOptIn.TryGetValue(function.Name, out uint raised) || raised < sharedBytes))
+        {
+            function.AllowDynamicSharedMemory((int)sharedBytes);
+            sharedMemoryOptIn[function.Name] = sharedBytes;
+        }
         return function;
     }
 

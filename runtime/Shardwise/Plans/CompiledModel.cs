@@ -112,7 +112,10 @@ public abstract class CompiledLanguageModel<T> : CompiledModel<T> where T : unma
     /// <summary>Size of the output vocabulary (the last dimension of <see cref="Logits"/>).</summary>
     public abstract int VocabularySize { get; }
 
-    /// <summary>The logits <c>[batch, sequence, vocabulary]</c> of the last forward; valid until the next backward.</summary>
+    /// <summary>
+    /// The logits <c>[batch, sequence, vocabulary]</c> of the last forward; valid until the next backward (after
+    /// <see cref="ForwardBackward"/> they may already hold their gradient: the loss writes it over them).
+    /// </summary>
     public abstract Slice Logits { get; }
 
     /// <summary>Runs the forward pass; returns the mean loss over all positions.</summary>

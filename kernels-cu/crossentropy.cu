@@ -31,6 +31,25 @@
 // on the host before launching, with the row and the value in the message).
 #include "crossentropy_rows.cuh"
 
+// A row's loss lse − logit[target] from its statistics; NaN for a target outside the vocabulary.
+SW_INLINE float crossentropy_row_loss(sw_softmax_state state, float target_logit, bool valid_target)
+{
+    return valid_target ? state.max + logf(state.sum) - target_logit : sw_bits_float(0x7fc00000u);
+}
+
+// out (=|+=) dloss · (exp(in − max) / sum − [j = target]) for one row read from `in` (the logits, or the fused
+// kernel's shared copy of them), given the row's statistics.
+template <typename T>
+SW_INLINE void crossentropy_row_gradient(const T* in, T* out, int vocabulary, int accumulate, sw_softmax_state state,
+                                         int target, float dloss)
+{
+    float row_max = state.max, scaled_inverse_sum = dloss / state.sum;
+    sw_ce_row_map(in, out, vocabulary, accumulate, [=](float x, int j) {
+        float gradient = sw_ce_exp(x - row_max) * scaled_inverse_sum;
+        return j == target ? gradient - dloss : gradient;
+    });
+}
+
 template <typename T>
 SW_INLINE void crossentropy_forward(const T* logits, const int* targets, float* losses, float* row_statistics,
                                     int rows, int vocabulary)
@@ -44,7 +63,7 @@ SW_INLINE void crossentropy_forward(const T* logits, const int* targets, float* 
     float target_logit = threadIdx.x == 0 && valid_target ? sw_to_float(l[target]) : 0.0f;
     sw_softmax_state state = sw_ce_row_statistics(l, vocabulary);
     if (threadIdx.x != 0) return;
-    losses[row] = valid_target ? state.max + logf(state.sum) - target_logit : sw_bits_float(0x7fc00000u);
+    losses[row] = crossentropy_row_loss(state, target_logit, valid_target);
     if (row_statistics != nullptr)
     {
         row_statistics[2 * (long long)row] = state.max;
@@ -65,18 +84,13 @@ SW_INLINE void crossentropy_backward(const T* logits, const int* targets, const 
     sw_softmax_state state = row_statistics != nullptr
                                  ? sw_softmax_state{row_statistics[2 * (long long)row], row_statistics[2 * (long long)row + 1]}
                                  : sw_ce_row_statistics(l, vocabulary);
-    float row_max = state.max, scaled_inverse_sum = dloss / state.sum;
-    sw_ce_row_map(l, dlogits + base, vocabulary, accumulate, [=](float x, int j) {
-        float gradient = sw_ce_exp(x - row_max) * scaled_inverse_sum;
-        return j == target ? gradient - dloss : gradient;
-    });
+    crossentropy_row_gradient(l, dlogits + base, vocabulary, accumulate, state, target, dloss);
 }
 
-// The fused kernel. With `staged` (dynamic shared memory of SW_CE_STAGED_BYTES(vocabulary, T) bytes), the first
-// pass also copies the row into shared memory at the row's own alignment modulo 16 bytes, and the second pass reads
-// it from there: one read of the row from global memory. Without (a row too long for the device's shared memory),
-// the second pass reads the row again from global memory, where it likely still is in L2.
-#define SW_CE_STAGED_BYTES(vocabulary, T) ((vocabulary) * sizeof(T) + 16)
+// The fused kernel. With `staged` (dynamic shared memory of vocabulary · sizeof(T) + 16 bytes), the first pass also
+// copies the row into shared memory at the row's own alignment modulo 16 bytes, and the second pass reads it from
+// there: one read of the row from global memory. Without (a row too long for the device's shared memory), the
+// second pass reads the row again from global memory, where it likely still is in L2.
 template <typename T>
 SW_INLINE void crossentropy_forward_backward(const T* logits, const int* targets, float* losses, T* dlogits, int rows,
                                              int vocabulary, float dloss, int accumulate, int staged, unsigned char* shared)
@@ -91,14 +105,9 @@ SW_INLINE void crossentropy_forward_backward(const T* logits, const int* targets
     // Read before the statistics pass ends with its barrier: after it, dlogits (perhaps these logits) is written.
     float target_logit = threadIdx.x == 0 && valid_target ? sw_to_float(l[target]) : 0.0f;
     sw_softmax_state state = sw_ce_row_statistics(l, vocabulary, copy);
-    if (threadIdx.x == 0)
-        losses[row] = valid_target ? state.max + logf(state.sum) - target_logit : sw_bits_float(0x7fc00000u);
+    if (threadIdx.x == 0) losses[row] = crossentropy_row_loss(state, target_logit, valid_target);
     if (!valid_target) return;  // uniform per block
-    float row_max = state.max, scaled_inverse_sum = dloss / state.sum;
-    sw_ce_row_map(staged ? copy : l, dlogits + base, vocabulary, accumulate, [=](float x, int j) {
-        float gradient = sw_ce_exp(x - row_max) * scaled_inverse_sum;
-        return j == target ? gradient - dloss : gradient;
-    });
+    crossentropy_row_gradient(staged ? copy : l, dlogits + base, vocabulary, accumulate, state, target, dloss);
 }
 
 #define SW_CROSSENTROPY_KERNELS(suffix, T)                                                                          \

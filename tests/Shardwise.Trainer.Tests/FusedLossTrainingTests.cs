@@ -22,7 +22,7 @@ namespace Shardwise.Trainer.Tests;
 [TestClass]
 public sealed class FusedLossTrainingTests
 {
-    private const string AdamW = """ "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } } """;
+    private const string AdamW = FusedOptimizerStepTests.AdamW;
 
     [TestMethod]
     [DataRow("fp32", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{AdamW}} }""")]

@@ -87,7 +87,7 @@ public sealed class FusedOptimizerStepTests
         CollectionAssert.AreEqual(Bits(host.ExpAvgSq), Bits(fused.ExpAvgSq), $"{what}: exp_avg_sq");
     }
 
-    private const string AdamW = """ "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } } """;
+    internal const string AdamW = """ "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } } """;
 
     [TestMethod]
     [DataRow("fp32, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{AdamW}} }""")]

@@ -308,23 +308,16 @@ public sealed partial class TrainingEngine
     /// <summary>Backward of the last forward: gradients of loss × loss scale / GAS are added to the accumulators.</summary>
     public void Backward()
     {
-        float scale = BackwardScale;
-        if (_overlap is null || !IsGradientAccumulationBoundary)
-        {
-            _program.Backward(scale);
-            EndBackward();
-            return;
-        }
-        _overlap.Begin(_program.Layout.TotalElements);
-        _program.GradientListener = _overlap;
+        bool overlapped = BeginBackward();
         try
         {
-            _program.Backward(scale);
+            _program.Backward(BackwardScale);
         }
         finally
         {
-            _program.GradientListener = null;
+            if (overlapped) _program.GradientListener = null;
         }
+        if (!overlapped) EndBackward();
     }
 
     /// <summary>
@@ -333,31 +326,38 @@ public sealed partial class TrainingEngine
     /// </summary>
     public float ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
     {
-        float scale = BackwardScale;
-        if (_overlap is null || !IsGradientAccumulationBoundary)
-        {
-            float loss = _program.ForwardBackward(tokens, targets, scale);
-            EndBackward();
-            return loss;
-        }
-        _overlap.Begin(_program.Layout.TotalElements);
-        _program.GradientListener = _overlap;
+        bool overlapped = BeginBackward();
+        float loss;
         try
         {
-            return _program.ForwardBackward(tokens, targets, scale);
+            loss = _program.ForwardBackward(tokens, targets, BackwardScale);
         }
         finally
         {
-            _program.GradientListener = null;
+            if (overlapped) _program.GradientListener = null;
         }
+        if (!overlapped) EndBackward();
+        return loss;
+    }
+
+    /// <summary>
+    /// At an accumulation boundary with overlap_comm, starts the overlapped reduction and listens to the backward's
+    /// gradients (the caller clears the listener after it); returns whether it did.
+    /// </summary>
+    private bool BeginBackward()
+    {
+        if (_overlap is null || !IsGradientAccumulationBoundary) return false;
+        _overlap.Begin(_program.Layout.TotalElements);
+        _program.GradientListener = _overlap;
+        return true;
     }
 
     /// <summary>The backward's scale: the loss scale over the gradient accumulation steps.</summary>
     private float BackwardScale => (float)(LossScaler.Scale / Batch.GradientAccumulationSteps);
 
     /// <summary>
-    /// Stages 2–3: the last gradient bucket is partial; every rank reduces it here, so each micro-batch's gradients
-    /// are in the accumulator when the backward returns.
+    /// Without an overlapped reduction. Stages 2–3: the last gradient bucket is partial; every rank reduces it here,
+    /// so each micro-batch's gradients are in the accumulator when the backward returns.
     /// </summary>
     private void EndBackward()
     {

@@ -37,13 +37,8 @@ public static class CrossEntropyKernels
             int target = CheckedTarget(targets[r], r, vocabulary);
             // Overwriting can build the softmax in place; accumulating must not disturb what is there.
             Span<T> softmax = accumulate ? scratch[..vocabulary] : gradient;
-            T max = TensorPrimitives.Max(row);
-            TensorPrimitives.Subtract(row, max, softmax);
-            TensorPrimitives.Exp<T>(softmax, softmax);
-            T rowFactor = factor / TensorPrimitives.Sum<T>(softmax);
-            if (accumulate) TensorPrimitives.FusedMultiplyAdd(softmax, rowFactor, gradient, gradient);
-            else TensorPrimitives.Multiply(softmax, rowFactor, gradient);
-            gradient[target] -= factor;
+            (_, T sum) = ShiftedExponentials(row, softmax);
+            WriteGradient(softmax, sum, gradient, target, factor, accumulate);
         }
     }
 
@@ -64,15 +59,9 @@ public static class CrossEntropyKernels
             int target = CheckedTarget(targets[r], r, vocabulary);
             T targetLogit = row[target];
             Span<T> softmax = accumulate ? scratch[..vocabulary] : gradient;
-            T max = TensorPrimitives.Max(row);
-            TensorPrimitives.Subtract(row, max, softmax);
-            TensorPrimitives.Exp<T>(softmax, softmax);
-            T rowSum = TensorPrimitives.Sum<T>(softmax);
+            (T max, T rowSum) = ShiftedExponentials(row, softmax);
             sum += max + T.Log(rowSum) - targetLogit;
-            T rowFactor = factor / rowSum;
-            if (accumulate) TensorPrimitives.FusedMultiplyAdd(softmax, rowFactor, gradient, gradient);
-            else TensorPrimitives.Multiply(softmax, rowFactor, gradient);
-            gradient[target] -= factor;
+            WriteGradient(softmax, rowSum, gradient, target, factor, accumulate);
         }
 
         return sum;
@@ -81,11 +70,33 @@ public static class CrossEntropyKernels
     private static T LogSumExp<T>(ReadOnlySpan<T> row, Span<T> scratch)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        (T max, T sum) = ShiftedExponentials(row, scratch[..row.Length]);
+        return max + T.Log(sum);
+    }
+
+    /// <summary>
+    /// exp(row − max(row)) into <paramref name="exponentials"/> (which may be the row's own memory); returns the max
+    /// and the exponentials' sum. Every pass over a row goes through here, so the loss and the gradient see the same
+    /// values.
+    /// </summary>
+    private static (T Max, T Sum) ShiftedExponentials<T>(ReadOnlySpan<T> row, Span<T> exponentials)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         T max = TensorPrimitives.Max(row);
-        Span<T> shifted = scratch[..row.Length];
-        TensorPrimitives.Subtract(row, max, shifted);
-        TensorPrimitives.Exp<T>(shifted, shifted);
-        return max + T.Log(TensorPrimitives.Sum<T>(shifted));
+        TensorPrimitives.Subtract(row, max, exponentials);
+        TensorPrimitives.Exp<T>(exponentials, exponentials);
+        return (max, TensorPrimitives.Sum<T>(exponentials));
+    }
+
+    /// <summary>gradient (=|+=) factor · (exponentials / sum − onehot(target)): one row's softmax gradient.</summary>
+    private static void WriteGradient<T>(ReadOnlySpan<T> exponentials, T sum, Span<T> gradient, int target, T factor,
+        bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T rowFactor = factor / sum;
+        if (accumulate) TensorPrimitives.FusedMultiplyAdd(exponentials, rowFactor, gradient, gradient);
+        else TensorPrimitives.Multiply(exponentials, rowFactor, gradient);
+        gradient[target] -= factor;
     }
 
     private static int CheckedTarget(int target, int row, int vocabulary)

@@ -22,6 +22,12 @@ public sealed partial class CudaOps
         Kernel("crossentropy_forward").Launch(rows, CrossEntropyReadThreads, 0, null,
             la, ta, losses, statistics, rows, vocabulary);
         savedSoftmax = new SavedSoftmax(la, ta, rows, vocabulary, statistics, calls);
+        return MeanLoss(losses, rows);
+    }
+
+    /// <summary>The mean of the per-row losses in <paramref name="losses"/> (sum_f32 with 1/rows), read back.</summary>
+    private float MeanLoss(ulong losses, int rows)
+    {
         ulong mean = scalarScratch.Ensure(sizeof(float));
         KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
         return ReadScalar();
@@ -72,14 +78,12 @@ public sealed partial class CudaOps
         int threads = CrossEntropyThreads(vocabulary);
         SharedMemoryKernel("crossentropy_forward_backward", staged).Launch(rows, threads, staged,
             null, la, ta, losses, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0, staged > 0 ? 1 : 0);
-        ulong mean = scalarScratch.Ensure(sizeof(float));
-        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
-        return ReadScalar();
+        return MeanLoss(losses, rows);
     }
 
     /// <summary>
-    /// The dynamic shared memory crossentropy_forward_backward keeps a row in (SW_CE_STAGED_BYTES: the row and 16
-    /// bytes to give it the row's alignment), or 0 where that and the kernel's 1 KiB of static shared memory exceed
+    /// The dynamic shared memory crossentropy_forward_backward keeps a row in (the row and 16 bytes to give it the
+    /// row's alignment), or 0 where that and the kernel's 1 KiB of static shared memory exceed
     /// the device's opt-in limit: the gradient pass then reads the row again from global memory.
     /// </summary>
     public uint StagedCrossEntropyBytes(int vocabulary)

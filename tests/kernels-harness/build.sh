@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the SIMT emulation library OUTDIR/libswkernels_emu.so: every kernels-cu/*.cu compiled as C++ with simt.hpp
-# force-included, plus the scheduler (simt.cpp) and the harness's own self-test kernels. Objects are rebuilt only
-# when their source or a header is newer, two compiles at a time, so a rerun with nothing changed takes no time.
+# force-included, plus the scheduler (simt.cpp), its context switch (fiber.cpp) and the harness's own self-test
+# kernels. Objects are rebuilt only when their source or a header is newer, two compiles at a time, so a rerun with
+# nothing changed takes no time.
 # Usage: tests/kernels-harness/build.sh OUTDIR      (the C# kernel tests run it once per test run)
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -13,9 +14,9 @@ command -v g++ >/dev/null || { echo "build.sh: g++ not found (run scripts/setup-
 
 CXX=${CXX:-g++}
 flags=(-std=c++17 -O1 -fPIC -Wall -Wextra -Werror -Wno-unused-parameter -I "$kernels")
-headers=("$here/simt.hpp" "$kernels"/*.cuh)
+headers=("$here/simt.hpp" "$here/fiber.hpp" "$kernels"/*.cuh)
 
-sources=("$kernels"/*.cu "$here"/*.cu "$here/simt.cpp")
+sources=("$kernels"/*.cu "$here"/*.cu "$here/simt.cpp" "$here/fiber.cpp")
 objects=()
 for source in "${sources[@]}"; do objects+=("$out/obj/$(basename "$source").o"); done
 

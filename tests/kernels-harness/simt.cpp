@@ -1,7 +1,7 @@
 // simt.cpp — the scheduler behind simt.hpp, and the C API the C# tests call (simt_launch and friends).
 //
 // A launch runs its blocks one after another on the calling OS thread. Inside a block every CUDA thread is a fiber
-// (makecontext/swapcontext on a stack of its own), resumed until it finishes or parks at a sync point:
+// (fiber.hpp: a stack of its own and a switch that never enters the kernel), resumed until it finishes or parks at a sync point:
 //   - a warp operation (__syncwarp, shuffles, ballot) is released once every lane named in its mask has arrived at
 //     one with the same mask; the scheduler then computes every lane's result at once (a shuffle is one step);
 //   - __syncthreads is released once every thread of the block that has not exited waits there.
@@ -13,7 +13,6 @@
 // message, as it does for a shuffle that reads a lane outside its mask. Launches are serialised by a mutex, since
 // __shared__ variables are process-wide statics and the index variables are globals.
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "fiber.hpp"
 #include "simt.hpp"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -35,7 +35,7 @@ enum class State { Runnable, AtBarrier, AtWarpOp, Done };
 
 struct Fiber
 {
-    ucontext_t context;
+    FiberContext context;
     dim3 index;
     State state;
     // The pending warp operation and, after its release, its result.
@@ -61,7 +61,7 @@ struct Launch
     bool reversed;
     std::vector<Fiber> fibers;
     std::vector<unsigned char> shared;
-    ucontext_t scheduler;
+    FiberContext scheduler;
     Fiber* current = nullptr;
     std::string error;
 };
@@ -105,7 +105,7 @@ void fiber_main()
     Launch& launch = *active;
     launch.kernel->thunk(launch.kernel->entry, launch.arguments);
     launch.current->state = State::Done;
-    swapcontext(&launch.current->context, &launch.scheduler);  // never resumed
+    fiber_jump(launch.current->context, launch.scheduler);  // never resumed
 }
 
 Fiber& current_fiber(const char* what)
@@ -121,7 +121,7 @@ Fiber& current_fiber(const char* what)
 void park(Fiber& f, State state)
 {
     f.state = state;
-    swapcontext(&f.context, &active->scheduler);
+    fiber_jump(f.context, active->scheduler);
 }
 
 // The lane a shuffle reads, or −1 when it reads outside the warp.
@@ -214,11 +214,7 @@ bool run_block(Launch& launch, unsigned threads)
             launch.error = "out of memory for fiber stacks";
             return false;
         }
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = memory;
-        f.context.uc_stack.ss_size = StackBytes;
-        f.context.uc_link = nullptr;
-        makecontext(&f.context, fiber_main, 0);
+        fiber_start(f.context, memory, StackBytes, fiber_main);
         f.index = dim3(i % blockDim.x, i / blockDim.x % blockDim.y, i / (blockDim.x * blockDim.y));
         f.state = State::Runnable;
     }
@@ -243,7 +239,7 @@ bool run_block(Launch& launch, unsigned threads)
                     if (f.state != State::Runnable) continue;
                     launch.current = &f;
                     threadIdx = f.index;
-                    swapcontext(&launch.scheduler, &f.context);
+                    fiber_jump(launch.scheduler, f.context);
                     launch.current = nullptr;
                     if (!launch.error.empty()) return false;
                 }

@@ -1,3 +1,4 @@
+using System;
 using System.IO;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
@@ -130,5 +131,21 @@ public sealed class CliTests
         Assert.AreEqual("cpu", result.GetProperty("mode").GetString());
         Assert.IsTrue(result.GetProperty("tokens_per_s").GetDouble() > 0);
         Assert.AreEqual(System.Text.Json.JsonValueKind.Null, result.GetProperty("mfu").ValueKind);
+    }
+
+    [TestMethod]
+    public void BenchProfileOnTheCpuTimesEveryOperation()
+    {
+        var output = TrainerRun.Succeed("bench", "--device", "cpu", "--steps", "2", "--warmup", "1", "--profile");
+
+        StringAssert.Contains(output, "wall-clock time per operation (--profile; the timed steps, 2 of them):");
+        StringAssert.Contains(output, "| operation | calls/step | ms/step | share |");
+        // TinyGpt's step: the qkv, attention-output and fc1 Linears of 4 blocks and the head, 13 LinearBackward; fc2's
+        // backward also takes the GeLU's gradient (GeluLinearBackward, 4); the loss and its gradient in one op.
+        StringAssert.Contains(output, "| LinearBackward | 13 |");
+        StringAssert.Contains(output, "| GeluLinearBackward | 4 |");
+        StringAssert.Contains(output, "| CrossEntropyWithGradient | 1 |");
+        StringAssert.Contains(output, "operations' time ");
+        Assert.IsFalse(output.Contains("ignored", StringComparison.Ordinal), output);
     }
 }

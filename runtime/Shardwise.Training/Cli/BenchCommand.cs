@@ -24,8 +24,9 @@ namespace Shardwise.Training.Cli;
 /// slow backend still reports within a scripted time limit; null: all of <c>--steps</c>.
 /// </param>
 /// <param name="Profile">
-/// Times every backend operation on the device over the timed steps and prints the table (<c>--profile</c>; CUDA only,
-/// <see cref="CudaOpsProfiler"/>). It adds an event per operation, so the step time printed with it is a little higher.
+/// Times every backend operation over the timed steps and prints the table (<c>--profile</c>): device time on CUDA
+/// (<see cref="CudaOpsProfiler"/>, an event per operation, so the step time printed with it is a little higher), wall-clock
+/// time of each call on the CPU (<see cref="CpuOpsProfiler"/>).
 /// </param>
 public sealed record BenchOptions(int WarmupSteps = BenchCommand.WarmupSteps, double? PeakTflops = null, string? JsonPath = null,
     double? MaxSeconds = null, bool Profile = false)
@@ -64,6 +65,7 @@ public static class BenchCommand
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
         var cuda = FindCudaOps(program.Ops);
+        var cpu = cuda is null ? FindCpuOps(program.Ops) : null;
         var random = Xoshiro256StarStar.FromSeed(settings.Seed);
         var inputs = new int[batch.MicroBatchPerGpu * program.SequenceLength];
         var targets = new int[inputs.Length];
@@ -82,7 +84,11 @@ public static class BenchCommand
         communicator.Traffic.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
-        if (options.Profile) cuda?.StartProfiling();
+        if (options.Profile)
+        {
+            cuda?.StartProfiling();
+            cpu?.StartProfiling();
+        }
         var clock = Stopwatch.StartNew();
         for (long i = 0; i < steps; i++)
         {
@@ -96,7 +102,7 @@ public static class BenchCommand
         }
         cuda?.Synchronize();
         double ms = clock.Elapsed.TotalMilliseconds / steps;
-        IReadOnlyList<OperationTime>? profile = options.Profile ? cuda?.StopProfiling() : null;
+        IReadOnlyList<OperationTime>? profile = options.Profile ? cuda?.StopProfiling() ?? cpu?.StopProfiling() : null;
         double tokens = batch.TrainBatchSize * program.SequenceLength / (ms / 1000);
 
         int stage = settings.Config.ZeroOptimization.Stage, ranks = communicator.Size;
@@ -123,7 +129,12 @@ public static class BenchCommand
             log.WriteLine("|---|---|---|---|---|---|---|");
             log.WriteLine($"| {typeof(TModel).Name} ({TModel.ParameterLayout.ParameterCount:N0} params) | {ranks} | {stage} | {batch.TrainBatchSize} × {program.SequenceLength} | {engine.Storage} | {ms:F1} | {tokens:N0} |");
             log.WriteLine("memory per rank: " + engine.Memory.Describe());
-            if (options.Profile) log.WriteLine("--profile: the CPU backend has no per-operation device times; ignored");
+            if (profile is not null)
+            {
+                log.WriteLine($"wall-clock time per operation (--profile; the timed steps, {steps} of them):");
+                log.WriteLine(CpuOpsProfiler.Describe(profile, steps, ms));
+            }
+            else if (options.Profile) log.WriteLine("--profile: this backend times no operations; ignored");
         }
         else
         {
@@ -216,6 +227,13 @@ public static class BenchCommand
     {
         CudaOps cuda => cuda,
         GradientStreamingOps<float> streaming => FindCudaOps(streaming.Inner),
+        _ => null,
+    };
+
+    private static CpuOps<float>? FindCpuOps(ITensorOps<float> ops) => ops switch
+    {
+        CpuOps<float> cpu => cpu,
+        GradientStreamingOps<float> streaming => FindCpuOps(streaming.Inner),
         _ => null,
     };
 

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using Shardwise.Ops;
@@ -32,6 +33,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     private readonly CrossEntropyWork<T> crossEntropy = new();
     private readonly CrossEntropyBackwardWork<T> crossEntropyBackward = new();
     private readonly CrossEntropyWithGradientWork<T> crossEntropyWithGradient = new();
+    private CpuOpsProfiler? profiler;
 
     public CpuOps()
     {
@@ -41,6 +43,21 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
                 $"CpuOps supports float and double elements; {typeof(T).Name} is not supported.");
         }
     }
+
+    /// <summary>Starts timing every operation (<see cref="CpuOpsProfiler"/>); <see cref="StopProfiling"/> returns the times.</summary>
+    public void StartProfiling() => profiler = new CpuOpsProfiler();
+
+    /// <summary>The wall-clock time per operation since <see cref="StartProfiling"/>, largest first.</summary>
+    public IReadOnlyList<OperationTime> StopProfiling()
+    {
+        var stopped = profiler ?? throw new InvalidOperationException("StopProfiling without StartProfiling.");
+        profiler = null;
+        return stopped.Collect();
+    }
+
+    /// <summary>Every operation starts here; the scope is a no-op unless profiling.</summary>
+    private CpuOpsProfiler.Scope Profile([CallerMemberName] string operation = "") =>
+        profiler?.Enter(operation) ?? default;
 
     public void Allocate(Arena arena, long elements) => arenas[ArenaIndex(arena)] = new T[CheckedLength(elements)];
 
@@ -73,26 +90,34 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
 
     public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination)
     {
+        using var profiled = Profile();
         RequireSameLength(source.Length, destination.Length, nameof(LoadIndices));
         source.CopyTo(Indices(destination, destination.Length, nameof(destination)));
     }
 
     public void Load(ReadOnlySpan<T> source, Slice destination)
     {
+        using var profiled = Profile();
         RequireSameLength(source.Length, destination.Length, nameof(Load));
         source.CopyTo(Elements(destination, destination.Length, nameof(destination)));
     }
 
     public void Store(Slice source, Span<T> destination)
     {
+        using var profiled = Profile();
         RequireSameLength(destination.Length, source.Length, nameof(Store));
         Elements(source, source.Length, nameof(source)).CopyTo(destination);
     }
 
-    public void Zero(Slice destination) => Elements(destination, destination.Length, nameof(destination)).Clear();
+    public void Zero(Slice destination)
+    {
+        using var profiled = Profile();
+        Elements(destination, destination.Length, nameof(destination)).Clear();
+    }
 
     public void Positions(IndexSlice output, int batch, int sequence)
     {
+        using var profiled = Profile();
         Span<int> positions = Indices(output, (long)batch * sequence, nameof(output));
         for (int b = 0; b < batch; b++)
         {
@@ -100,31 +125,44 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         }
     }
 
-    public void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim) =>
+    public void Embedding(IndexSlice ids, Slice table, Slice output, int rows, int dim)
+    {
+        using var profiled = Profile();
         EmbeddingKernels.Forward<T>(Indices(ids, rows, nameof(ids)), Elements(table, table.Length, nameof(table)),
             Elements(output, (long)rows * dim, nameof(output)), rows, dim);
+    }
 
-    public void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim) =>
+    public void EmbeddingBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim)
+    {
+        using var profiled = Profile();
         EmbeddingKernels.Backward<T>(Indices(ids, rows, nameof(ids)),
             Elements(dOutput, (long)rows * dim, nameof(dOutput)), Elements(dTable, dTable.Length, nameof(dTable)),
             rows, dim);
+    }
 
-    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim) =>
+    public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim)
+    {
+        using var profiled = Profile();
         LinearKernels.Forward<T>(Elements(x, (long)rows * inDim, nameof(x)),
             Elements(weight, (long)outDim * inDim, nameof(weight)), OptionalElements(bias, outDim, nameof(bias)),
             Elements(y, (long)rows * outDim, nameof(y)), rows, inDim, outDim);
+    }
 
     public void LinearBackward(Slice x, Slice weight, Slice dy, Slice? dx, Slice dWeight, Slice? dBias,
-        int rows, int inDim, int outDim, bool accumulate) =>
+        int rows, int inDim, int outDim, bool accumulate)
+    {
+        using var profiled = Profile();
         LinearKernels.Backward<T>(Elements(x, (long)rows * inDim, nameof(x)),
             Elements(weight, (long)outDim * inDim, nameof(weight)), Elements(dy, (long)rows * outDim, nameof(dy)),
             OptionalElements(dx, (long)rows * inDim, nameof(dx)),
             Elements(dWeight, (long)outDim * inDim, nameof(dWeight)), OptionalElements(dBias, outDim, nameof(dBias)),
             rows, inDim, outDim, accumulate);
+    }
 
     // The reference of the fused ops is the unfused sequence itself, so a fused program is bitwise the unfused one.
     public void LinearGelu(Slice x, Slice weight, Slice? bias, Slice preActivation, Slice y, int rows, int inDim, int outDim)
     {
+        using var profiled = Profile();
         Linear(x, weight, bias, preActivation, rows, inDim, outDim);
         Gelu(preActivation, y, (long)rows * outDim);
     }
@@ -132,34 +170,43 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void GeluLinearBackward(Slice preActivation, Slice x, Slice weight, Slice dy, Slice dPreActivation,
         Slice dWeight, Slice? dBias, int rows, int inDim, int outDim)
     {
+        using var profiled = Profile();
         LinearBackward(x, weight, dy, dPreActivation, dWeight, dBias, rows, inDim, outDim, accumulate: false);
         GeluBackward(preActivation, dPreActivation, dPreActivation, (long)rows * inDim, accumulate: false);
     }
 
-    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim) =>
+    public void LayerNorm(Slice x, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
+    {
+        using var profiled = Profile();
         LayerNormKernels.Forward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),
             Elements(beta, dim, nameof(beta)), Elements(y, (long)rows * dim, nameof(y)),
             Elements(mean, rows, nameof(mean)), Elements(rstd, rows, nameof(rstd)), rows, dim);
+    }
 
     // As the other fused ops: the unfused sequence itself, so a fused program is bitwise the unfused one.
     public void AddLayerNorm(Slice a, Slice b, Slice sum, Slice gamma, Slice beta, Slice y, Slice mean, Slice rstd, int rows, int dim)
     {
+        using var profiled = Profile();
         Add(a, b, sum, (long)rows * dim);
         LayerNorm(sum, gamma, beta, y, mean, rstd, rows, dim);
     }
 
     public void LayerNormBackward(Slice x, Slice gamma, Slice mean, Slice rstd, Slice dy, Slice dx,
-        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate) =>
+        Slice dGamma, Slice dBeta, int rows, int dim, bool accumulate)
+    {
+        using var profiled = Profile();
         LayerNormKernels.Backward<T>(Elements(x, (long)rows * dim, nameof(x)), Elements(gamma, dim, nameof(gamma)),
             Elements(mean, rows, nameof(mean)), Elements(rstd, rows, nameof(rstd)),
             Elements(dy, (long)rows * dim, nameof(dy)), Elements(dx, (long)rows * dim, nameof(dx)),
             Elements(dGamma, dim, nameof(dGamma)), Elements(dBeta, dim, nameof(dBeta)), rows, dim, accumulate);
+    }
 
     /// <summary>Roughly the arithmetic per element of GeLU; decides when splitting across cores pays.</summary>
     private const long GeluWorkPerElement = 16;
 
     public void Gelu(Slice x, Slice y, long count)
     {
+        using var profiled = Profile();
         Span<T> input = Elements(x, count, nameof(x)), output = Elements(y, count, nameof(y));
         int elements = (int)count;
         int chunks = ParallelRanges.ChunkCount(elements, GeluWorkPerElement);
@@ -177,6 +224,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
 
     public void GeluBackward(Slice x, Slice dy, Slice dx, long count, bool accumulate)
     {
+        using var profiled = Profile();
         Span<T> input = Elements(x, count, nameof(x)), upstream = Elements(dy, count, nameof(dy));
         Span<T> gradient = Elements(dx, count, nameof(dx));
         int elements = (int)count;
@@ -195,47 +243,78 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         ParallelRanges.Run(elements, chunks, work);
     }
 
-    public void Add(Slice a, Slice b, Slice y, long count) =>
+    public void Add(Slice a, Slice b, Slice y, long count)
+    {
+        using var profiled = Profile();
         AddKernels.Forward<T>(Elements(a, count, nameof(a)), Elements(b, count, nameof(b)),
             Elements(y, count, nameof(y)));
+    }
 
-    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count) =>
+    public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
+    {
+        using var profiled = Profile();
         VocabularyParallelKernels.EmbeddingForward<T>(Indices(ids, rows, nameof(ids)), Elements(table, (long)count * dim, nameof(table)),
             Elements(output, (long)rows * dim, nameof(output)), rows, dim, first, count);
+    }
 
-    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count) =>
+    public void EmbeddingRangeBackward(IndexSlice ids, Slice dOutput, Slice dTable, int rows, int dim, int first, int count)
+    {
+        using var profiled = Profile();
         VocabularyParallelKernels.EmbeddingBackward<T>(Indices(ids, rows, nameof(ids)), Elements(dOutput, (long)rows * dim, nameof(dOutput)),
             Elements(dTable, (long)count * dim, nameof(dTable)), rows, dim, first, count);
+    }
 
-    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary) =>
+    public void CrossEntropyRowMax(Slice logits, Slice rowMax, int rows, int vocabulary)
+    {
+        using var profiled = Profile();
         VocabularyParallelKernels.RowMax<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Elements(rowMax, rows, nameof(rowMax)), rows, vocabulary);
+    }
 
-    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first) =>
+    public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first)
+    {
+        using var profiled = Profile();
         VocabularyParallelKernels.Partials<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Indices(targets, rows, nameof(targets)),
             Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)), Elements(targetLogit, rows, nameof(targetLogit)),
             rows, vocabulary, first);
+    }
 
-    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows) =>
-        VocabularyParallelKernels.Loss<T>(Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)),
+    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+    {
+        using var profiled = Profile();
+        return VocabularyParallelKernels.Loss<T>(Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)),
             Elements(targetLogit, rows, nameof(targetLogit)), rows);
+    }
 
     public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary,
-        int first, T scale, bool accumulate) =>
+        int first, T scale, bool accumulate)
+    {
+        using var profiled = Profile();
         VocabularyParallelKernels.Backward<T>(Elements(logits, (long)rows * vocabulary, nameof(logits)), Indices(targets, rows, nameof(targets)),
             Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)), Elements(dLogits, (long)rows * vocabulary, nameof(dLogits)),
             rows, vocabulary, first, scale, accumulate);
+    }
 
-    public void AddBias(Slice y, Slice bias, int rows, int dim) =>
+    public void AddBias(Slice y, Slice bias, int rows, int dim)
+    {
+        using var profiled = Profile();
         LinearKernels.AddBias<T>(Elements(y, (long)rows * dim, nameof(y)), Elements(bias, dim, nameof(bias)), rows, dim);
+    }
 
-    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim) =>
+    public void AddBiasBackward(Slice dy, Slice dBias, int rows, int dim)
+    {
+        using var profiled = Profile();
         LinearKernels.AddBiasBackward<T>(Elements(dy, (long)rows * dim, nameof(dy)), Elements(dBias, dim, nameof(dBias)), rows, dim);
+    }
 
-    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) =>
+    public void AddBackward(Slice dy, Slice dx, long count, bool accumulate)
+    {
+        using var profiled = Profile();
         AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);
+    }
 
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
     {
+        using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Span<T> ySpan = Elements(y, (long)batch * sequence * dim, nameof(y));
@@ -262,6 +341,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv,
         int batch, int sequence, int heads, int dim, bool accumulate)
     {
+        using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Elements(y, (long)batch * sequence * dim, nameof(y));
@@ -293,6 +373,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
 
     public T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary)
     {
+        using var profiled = Profile();
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
@@ -333,6 +414,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
         T scale, bool accumulate)
     {
+        using var profiled = Profile();
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
@@ -357,6 +439,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     public T CrossEntropyWithGradient(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
         T scale, bool accumulate)
     {
+        using var profiled = Profile();
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using System.Text;
+using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
 
@@ -142,9 +143,3 @@ public sealed class CudaOpsProfiler : IDisposable
         events.Clear();
     }
 }
-
-/// <summary>
-/// The device time of one kind of operation (or launch) over a profiled run, and the host's time from its mark to the
-/// next one: where the host time is near the device time, the host (not the GPU) sets the pace.
-/// </summary>
-public sealed record OperationTime(string Operation, long Calls, double Milliseconds, double HostMilliseconds);

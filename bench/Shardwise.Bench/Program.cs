@@ -13,13 +13,15 @@ using Shardwise.Generator;
 //      context 64, batch 12: nanoGPT's shakespeare-char configuration);
 //   2. the generator's time (parse, trace, plan, emit) on a 48-block model;
 //   3. the loss at GPT-2's vocabulary on the CPU: CrossEntropy then CrossEntropyBackward (Forward then Backward)
-//      against CrossEntropyWithGradient (ForwardBackward's one op), measured in the same run.
+//      against CrossEntropyWithGradient (ForwardBackward's one op), measured in the same run;
+//   4. GeLU forward and backward on one core (GeluKernels, TinyGpt's fc1 activation: 768 rows × 512), ns per element.
 // Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;
 
 var (msPerStep, tokensPerSecond) = BenchTinyGpt(batch: 12, steps);
 var (generatorMs, generatedLines) = BenchGenerator(blocks: 48, runs: 5);
 var (pairMs, fusedMs) = BenchCrossEntropy(rows: 256, vocabulary: 50304, runs: 20);
+var (geluForwardNs, geluBackwardNs) = BenchGelu(elements: 768 * 512, runs: 20);
 
 Console.WriteLine();
 Console.WriteLine("| benchmark | result |");
@@ -27,6 +29,7 @@ Console.WriteLine("|---|---|");
 Console.WriteLine($"| TinyGpt fwd+bwd, CPU fp32, batch 12 × 64 tokens | {msPerStep:F1} ms/step, {tokensPerSecond:N0} tokens/s |");
 Console.WriteLine($"| generator, 48-block GPT (parse+trace+plan+emit) | {generatorMs:F0} ms, {generatedLines:N0} lines emitted |");
 Console.WriteLine($"| cross-entropy, 256 rows × 50,304 logits, CPU fp32: pair / one op | {pairMs:F2} ms / {fusedMs:F2} ms ({pairMs / fusedMs:F2}× faster) |");
+Console.WriteLine($"| GeLU on one core, 768 × 512 fp32: forward / backward | {geluForwardNs:F2} / {geluBackwardNs:F2} ns per element |");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 
 static (double MsPerStep, double TokensPerSecond) BenchTinyGpt(int batch, int steps)
@@ -88,6 +91,37 @@ static (double PairMs, double FusedMs) BenchCrossEntropy(int rows, int vocabular
     });
     double fused = Best(() => ops.CrossEntropyWithGradient(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false));
     return (pair, fused);
+}
+
+static (double ForwardNs, double BackwardNs) BenchGelu(int elements, int runs)
+{
+    var random = new Random(3);
+    var x = new float[elements];
+    var dy = new float[elements];
+    var y = new float[elements];
+    for (int i = 0; i < elements; i++)
+    {
+        x[i] = (float)(random.NextDouble() * 8 - 4);
+        dy[i] = (float)(random.NextDouble() * 2 - 1);
+    }
+
+    double Best(Action run)
+    {
+        // Warm up past tiered compilation (30 calls, then a background compile): the first calls of a vector loop run
+        // unoptimised code several times slower.
+        var warmup = Stopwatch.StartNew();
+        for (int i = 0; i < 60 || warmup.ElapsedMilliseconds < 500; i++) run();
+        double best = double.MaxValue;
+        for (int i = 0; i < runs; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            run();
+            best = Math.Min(best, clock.Elapsed.TotalMilliseconds);
+        }
+        return best * 1e6 / elements;
+    }
+
+    return (Best(() => GeluKernels.Forward<float>(x, y)), Best(() => GeluKernels.Backward<float>(x, dy, y, accumulate: false)));
 }
 
 static (double Milliseconds, int Lines) BenchGenerator(int blocks, int runs)

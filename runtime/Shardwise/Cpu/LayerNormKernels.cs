@@ -1,6 +1,7 @@
 using System;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace Shardwise.Cpu;
 
@@ -34,6 +35,8 @@ public static class LayerNormKernels
 
     /// <summary>
     /// dx (=|+=) rstd · (g − mean(g) − x̂ · mean(g · x̂)) with g = dy · gamma; dGamma += Σ dy · x̂; dBeta += Σ dy.
+    /// Two passes per row over 256-bit vectors (the last dim mod lanes columns one at a time, with the same operations),
+    /// so a row's two sums are added lane by lane and then across the lanes; dx may be dy.
     /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> gamma, ReadOnlySpan<T> mean,
         ReadOnlySpan<T> rstd, ReadOnlySpan<T> dy, Span<T> dx, Span<T> dGamma, Span<T> dBeta, int rows, int dim,
@@ -43,15 +46,28 @@ public static class LayerNormKernels
         T count = T.CreateChecked(dim);
         ReadOnlySpan<T> g = gamma[..dim];
         Span<T> dG = dGamma[..dim], dB = dBeta[..dim];
+        int lanes = Vector256<T>.Count, whole = dim - dim % lanes;
         for (int r = 0; r < rows; r++)
         {
             ReadOnlySpan<T> xRow = x.Slice(r * dim, dim);
             ReadOnlySpan<T> dyRow = dy.Slice(r * dim, dim);
             Span<T> dxRow = dx.Slice(r * dim, dim);
             T rowMean = mean[r], rowRstd = rstd[r];
+            Vector256<T> meanVector = Vector256.Create(rowMean), rstdVector = Vector256.Create(rowRstd);
 
-            T sumG = T.Zero, sumGxHat = T.Zero;
-            for (int j = 0; j < dim; j++)
+            Vector256<T> sumGVector = Vector256<T>.Zero, sumGxHatVector = Vector256<T>.Zero;
+            for (int j = 0; j < whole; j += lanes)
+            {
+                Vector256<T> dyj = Vector256.Create(dyRow.Slice(j, lanes));
+                Vector256<T> xHat = (Vector256.Create(xRow.Slice(j, lanes)) - meanVector) * rstdVector;
+                Vector256<T> gj = dyj * Vector256.Create(g.Slice(j, lanes));
+                sumGVector += gj;
+                sumGxHatVector += gj * xHat;
+                (Vector256.Create<T>(dG.Slice(j, lanes)) + dyj * xHat).CopyTo(dG.Slice(j, lanes));
+                (Vector256.Create<T>(dB.Slice(j, lanes)) + dyj).CopyTo(dB.Slice(j, lanes));
+            }
+            T sumG = Vector256.Sum(sumGVector), sumGxHat = Vector256.Sum(sumGxHatVector);
+            for (int j = whole; j < dim; j++)
             {
                 T xHat = (xRow[j] - rowMean) * rowRstd;
                 T gj = dyRow[j] * g[j];
@@ -62,7 +78,16 @@ public static class LayerNormKernels
             }
 
             T meanG = sumG / count, meanGxHat = sumGxHat / count;
-            for (int j = 0; j < dim; j++)
+            Vector256<T> meanGVector = Vector256.Create(meanG), meanGxHatVector = Vector256.Create(meanGxHat);
+            for (int j = 0; j < whole; j += lanes)
+            {
+                Vector256<T> xHat = (Vector256.Create(xRow.Slice(j, lanes)) - meanVector) * rstdVector;
+                Vector256<T> gradient = rstdVector * (Vector256.Create(dyRow.Slice(j, lanes)) * Vector256.Create(g.Slice(j, lanes))
+                    - meanGVector - xHat * meanGxHatVector);
+                if (accumulate) gradient = Vector256.Create<T>(dxRow.Slice(j, lanes)) + gradient;
+                gradient.CopyTo(dxRow.Slice(j, lanes));
+            }
+            for (int j = whole; j < dim; j++)
             {
                 T xHat = (xRow[j] - rowMean) * rowRstd;
                 T gradient = rowRstd * (dyRow[j] * g[j] - meanG - xHat * meanGxHat);

@@ -71,25 +71,12 @@ static (double PairMs, double FusedMs) BenchCrossEntropy(int rows, int vocabular
     ops.LoadIndices(Enumerable.Range(0, rows).Select(_ => random.Next(vocabulary)).ToArray(), targets);
     ops.Load(values, logits);
 
-    double Best(Action run)
-    {
-        for (int i = 0; i < 3; i++) run();
-        double best = double.MaxValue;
-        for (int i = 0; i < runs; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, clock.Elapsed.TotalMilliseconds);
-        }
-        return best;
-    }
-
-    double pair = Best(() =>
+    double pair = BestMilliseconds(runs, () =>
     {
         ops.CrossEntropy(logits, targets, rows, vocabulary);
         ops.CrossEntropyBackward(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false);
     });
-    double fused = Best(() => ops.CrossEntropyWithGradient(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false));
+    double fused = BestMilliseconds(runs, () => ops.CrossEntropyWithGradient(logits, targets, gradient, rows, vocabulary, 1f, accumulate: false));
     return (pair, fused);
 }
 
@@ -105,23 +92,25 @@ static (double ForwardNs, double BackwardNs) BenchGelu(int elements, int runs)
         dy[i] = (float)(random.NextDouble() * 2 - 1);
     }
 
-    double Best(Action run)
-    {
-        // Warm up past tiered compilation (30 calls, then a background compile): the first calls of a vector loop run
-        // unoptimised code several times slower.
-        var warmup = Stopwatch.StartNew();
-        for (int i = 0; i < 60 || warmup.ElapsedMilliseconds < 500; i++) run();
-        double best = double.MaxValue;
-        for (int i = 0; i < runs; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            run();
-            best = Math.Min(best, clock.Elapsed.TotalMilliseconds);
-        }
-        return best * 1e6 / elements;
-    }
+    double NanosecondsPerElement(Action run) => BestMilliseconds(runs, run) * 1e6 / elements;
+    return (NanosecondsPerElement(() => GeluKernels.Forward<float>(x, y)),
+        NanosecondsPerElement(() => GeluKernels.Backward<float>(x, dy, y, accumulate: false)));
+}
 
-    return (Best(() => GeluKernels.Forward<float>(x, y)), Best(() => GeluKernels.Backward<float>(x, dy, y, accumulate: false)));
+// The fastest of `runs` timed calls, after a warm-up past tiered compilation (30 calls, then a background compile):
+// the first calls of a vector loop run unoptimised code several times slower.
+static double BestMilliseconds(int runs, Action run)
+{
+    var warmup = Stopwatch.StartNew();
+    for (int i = 0; i < 60 || warmup.ElapsedMilliseconds < 500; i++) run();
+    double best = double.MaxValue;
+    for (int i = 0; i < runs; i++)
+    {
+        var clock = Stopwatch.StartNew();
+        run();
+        best = Math.Min(best, clock.Elapsed.TotalMilliseconds);
+    }
+    return best;
 }
 
 static (double Milliseconds, int Lines) BenchGenerator(int blocks, int runs)

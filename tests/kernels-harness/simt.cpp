@@ -1,7 +1,8 @@
 // simt.cpp — the scheduler behind simt.hpp, and the C API the C# tests call (simt_launch and friends).
 //
 // A launch runs its blocks one after another on the calling OS thread. Inside a block every CUDA thread is a fiber
-// (fiber.hpp: a stack of its own and a switch that never enters the kernel), resumed until it finishes or parks at a sync point:
+// (fiber.hpp: a stack of its own and a switch that never enters the kernel), resumed until it finishes or parks at a
+// sync point:
 //   - a warp operation (__syncwarp, shuffles, ballot) is released once every lane named in its mask has arrived at
 //     one with the same mask; the scheduler then computes every lane's result at once (a shuffle is one step);
 //   - __syncthreads is released once every thread of the block that has not exited waits there.

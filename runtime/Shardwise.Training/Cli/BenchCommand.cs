@@ -64,8 +64,8 @@ public static class BenchCommand
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
-        var cuda = FindCudaOps(program.Ops);
-        var cpu = cuda is null ? FindCpuOps(program.Ops) : null;
+        var cuda = FindOps<CudaOps>(program.Ops);
+        var cpu = cuda is null ? FindOps<CpuOps<float>>(program.Ops) : null;
         var random = Xoshiro256StarStar.FromSeed(settings.Seed);
         var inputs = new int[batch.MicroBatchPerGpu * program.SequenceLength];
         var targets = new int[inputs.Length];
@@ -223,17 +223,11 @@ public static class BenchCommand
     private static HostDeviceTraffic PerStep(HostDeviceTraffic total, long steps) =>
         new(total.BytesDown / steps, total.CopiesDown / steps, total.BytesUp / steps, total.CopiesUp / steps);
 
-    private static CudaOps? FindCudaOps(ITensorOps<float> ops) => ops switch
+    /// <summary>The backend of type <typeparamref name="TOps"/> under the engine's wrappers, or null.</summary>
+    private static TOps? FindOps<TOps>(ITensorOps<float> ops) where TOps : class => ops switch
     {
-        CudaOps cuda => cuda,
-        GradientStreamingOps<float> streaming => FindCudaOps(streaming.Inner),
-        _ => null,
-    };
-
-    private static CpuOps<float>? FindCpuOps(ITensorOps<float> ops) => ops switch
-    {
-        CpuOps<float> cpu => cpu,
-        GradientStreamingOps<float> streaming => FindCpuOps(streaming.Inner),
+        TOps found => found,
+        GradientStreamingOps<float> streaming => FindOps<TOps>(streaming.Inner),
         _ => null,
     };
 

@@ -201,6 +201,16 @@ public sealed class BackendSelectionTests
             [(null, true), ("", true), ("recompute", false), ("stored", true)],
             option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
 
+    /// <summary>
+    /// dQ from the stored dSᵀ as cuBLAS products is opt-in until measured: the option, else SHARDWISE_FLASH_DQ=gemm (the
+    /// same variable whose recompute turns the stored scores off).
+    /// </summary>
+    [TestMethod]
+    public void FlashDqByProductFollowsTheOptionsThenTheEnvironment() =>
+        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDqVariable,
+            [(null, false), ("", false), ("recompute", false), ("stored", false), ("gemm", true)],
+            option => new CudaOpsOptions(FlashDqByProduct: option), options => options.UsesFlashDqByProduct);
+
     /// <summary>The bias gradient as a cuBLAS product is opt-in until measured: the option, else SHARDWISE_BIAS_GRADIENT=product.</summary>
     [TestMethod]
     public void BiasGradientByProductFollowsTheOptionsThenTheEnvironment() =>

@@ -1,3 +1,4 @@
+using System;
 using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
@@ -65,13 +66,13 @@ public sealed partial class CudaOps
         if (!FlashAttentionSupported(batch, sequence, heads, dim) || y % 4 != 0 || lse % 4 != 0) return false;
         if (batch == 0) return true;
         int headDim = dim / heads, rows = batch * sequence * heads;
-        // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them (if they fit
-        // the option's bound: they grow with seq², the flash path's other memory with seq).
-        long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
+        // D (fp32, one per row), and the dSᵀ tiles where dQ is computed from them (if they fit the option's bound: they
+        // grow with seq², the flash path's other memory with seq).
+        long deltaBytes = (long)rows * sizeof(float);
         long scoresBytes = ((long)batch * heads * sequence * sequence + 8) * ElementBytes;
         if (!flashDqFromStoredScores || scoresBytes > Options.FlashStoredScoresMaxBytes) scoresBytes = 0;
-        ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
-        ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
+        ulong delta = scoreScratch.Ensure(deltaBytes);
+        ulong scores = scoresBytes > 0 ? StoredScores(scoresBytes, batch * heads, sequence) : 0;
         // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte
         // aligned: a warp reads 4 rows of 128 bytes per load, where one warp per row moved 64 bytes per load.
         Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / FlashDotLanes), FlashDotThreads, 0, null,
@@ -91,6 +92,10 @@ public sealed partial class CudaOps
             SharedMemoryKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
                 qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
         }
+        else if (flashDqByProduct)
+        {
+            DqFromStoredScoresByProduct(qkv, scores, dqkv, batch, sequence, heads, dim, accumulate);
+        }
         else
         {
             uint storedShared = (uint)(2 * (FlashTile * (FlashTile + 8) + FlashTile * (width + 8)) * sizeof(ushort));
@@ -99,6 +104,68 @@ public sealed partial class CudaOps
         }
         return true;
     }
+
+    /// <summary>
+    /// The dSᵀ buffer ([batch·heads][seq keys][seq queries] plus 8 elements of padding). For dQ by product the tiles
+    /// above the diagonal (query tile before key tile), which the dK/dV kernel never writes, must read as zeros: the
+    /// buffer is zeroed when it is new or holds another shape's tiles, and no other operation writes it, so after the
+    /// first call of a shape it stays valid without a memset per step.
+    /// </summary>
+    private ulong StoredScores(long bytes, int batchHeads, int sequence)
+    {
+        ulong scores = storedScoresScratch.Ensure(bytes);
+        if (flashDqByProduct && zeroedScores != (scores, batchHeads, sequence))
+        {
+            storedScoresScratch.Memory.Zero(0, bytes);
+            zeroedScores = (scores, batchHeads, sequence);
+        }
+
+        return scores;
+    }
+
+    private (ulong Address, int BatchHeads, int Sequence) zeroedScores;
+
+    /// <summary>
+    /// dQ (=|+=) scale · dS·K per (batch, head) from the stored dSᵀ, as cuBLAS strided-batched products: the queries
+    /// split into <see cref="FlashDqProductParts"/> ranges, each multiplied with the keys up to its end only (causal:
+    /// later keys have dS = 0), which reads 3/4 of the square for two ranges instead of all of it. One product per
+    /// range and batch element (its heads strided by headDim), or per range and head where heads outnumber the batch.
+    /// </summary>
+    private void DqFromStoredScoresByProduct(ulong qkv, ulong scores, ulong dqkv, int batch, int sequence, int heads,
+        int dim, bool accumulate)
+    {
+        int headDim = dim / heads, stride = 3 * dim;
+        long square = (long)sequence * sequence, batchStride = (long)sequence * stride;
+        float scale = 1f / MathF.Sqrt(headDim), beta = accumulate ? 1f : 0f;
+        int parts = Math.Clamp(FlashDqProductParts, 1, Math.Max(1, sequence / FlashTile));
+        bool perBatchElement = batch <= heads;
+        int outer = perBatchElement ? batch : heads, count = perBatchElement ? heads : batch;
+        // Within one product: consecutive heads (scores square apart, q/k columns headDim apart) or consecutive batch
+        // elements (scores heads·square apart, rows seq·3·dim apart).
+        long scoresStride = perBatchElement ? square : heads * square, rowsStride = perBatchElement ? headDim : batchStride;
+        for (int part = 0; part < parts; part++)
+        {
+            // Range boundaries on 64-query tiles where the sequence allows: 16-byte aligned operand columns.
+            int first = QueryRangeStart(part, parts, sequence), end = QueryRangeStart(part + 1, parts, sequence);
+            if (end <= first) continue;
+            for (int i = 0; i < outer; i++)
+            {
+                // Member 0 of this product: batch element i, head 0; or head i of batch element 0.
+                long scoresOffset = perBatchElement ? (long)i * heads * square : i * square;
+                long rowOffset = perBatchElement ? i * batchStride : (long)i * headDim;
+                ulong k = Element(qkv, rowOffset + dim), dq = Element(dqkv, rowOffset + (long)first * stride);
+                gemm.MultiplyBatched(true, false, end - first, headDim, end, scale, Element(scores, scoresOffset + first),
+                    sequence, scoresStride, k, stride, rowsStride, beta, dq, stride, rowsStride, count);
+            }
+        }
+    }
+
+    /// <summary>Query ranges of <see cref="DqFromStoredScoresByProduct"/>: two for GPT-2's 1024 (reads 3/4 of the square).</summary>
+    private const int FlashDqProductParts = 2;
+
+    /// <summary>Start of query range <paramref name="part"/> of <paramref name="parts"/>: a multiple of 64 below the end.</summary>
+    private static int QueryRangeStart(int part, int parts, int sequence) =>
+        part >= parts ? sequence : (int)((long)sequence * part / parts / FlashTile * FlashTile);
 
     /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
     /// <remarks>For a y that starts 4-byte aligned, as the planned arenas' buffers do; one that does not keeps the GEMM path.</remarks>

@@ -58,10 +58,17 @@ namespace Shardwise.Cuda;
 /// traffic per GPT-2 step, about 0.35 ms on the H200 at the backward kernel's rate), not yet on a measurement:
 /// <c>scripts/gpu-suite.sh</c> times the pair beside it.
 /// </param>
+/// <param name="FlashDqByProduct">
+/// Where dQ comes from the stored dSᵀ (<see cref="FlashDqFromStoredScores"/>): as cuBLAS strided-batched products
+/// dQ = scale · dS·K over the causal square (the upper tiles, which the dK/dV kernel never writes, are zeroed once per
+/// shape and stay zero) instead of the flash_attention_backward_dq_stored kernel, which Nsight Compute found waiting on
+/// its tile copies at 28% of the H200's DRAM bandwidth (docs/gpu-results.md, run 12). Null: the environment variable
+/// <c>SHARDWISE_FLASH_DQ</c> = <c>gemm</c> turns it on. Opt-in until a GPU measures it.
+/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
     bool? GemmTuning = null, bool? BiasGradientByProduct = null, long FlashStoredScoresMaxBytes = 1L << 30,
-    bool? FusedCrossEntropy = null)
+    bool? FusedCrossEntropy = null, bool? FlashDqByProduct = null)
 {
     /// <summary>The environment variable that picks the pair of cross-entropy kernels (pair) when <see cref="FusedCrossEntropy"/> is null.</summary>
     public const string CrossEntropyVariable = "SHARDWISE_CROSS_ENTROPY";
@@ -90,6 +97,10 @@ public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = fals
     /// <summary><see cref="FlashDqFromStoredScores"/>, or the environment's choice when it is null.</summary>
     public bool UsesFlashDqFromStoredScores =>
         FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is not "recompute";
+
+    /// <summary><see cref="FlashDqByProduct"/>, or the environment's choice (<see cref="FlashDqVariable"/> = gemm) when it is null.</summary>
+    public bool UsesFlashDqByProduct =>
+        FlashDqByProduct ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is "gemm";
 
     /// <summary>The environment variable that turns the fused attention off (0, false) when <see cref="FusedAttention"/> is null.</summary>
     public const string FusedAttentionVariable = "SHARDWISE_FUSED_ATTENTION";

@@ -50,7 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "gemm tuned gemm+tuned product+tuned", "" or
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "gemm wide gemm+wide gemm+tuned", "" or
 #     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
@@ -423,11 +423,12 @@ run_shardwise_bench() {
 # (16-bit bias gradients as one cuBLAS product dyᵀ·1, SHARDWISE_BIAS_GRADIENT=product), product+tuned (both), pair
 # (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair), gemm
 # (flash dQ from the stored dSᵀ by cuBLAS strided-batched products instead of the dq_stored kernel,
-# SHARDWISE_FLASH_DQ=gemm), gemm+tuned (both).
+# SHARDWISE_FLASH_DQ=gemm), gemm+tuned (both), wide (the dK/dV kernel's 128-key blocks, SHARDWISE_FLASH_DKDV=wide),
+# gemm+wide (both).
 # SHARDWISE_BENCH_FLASH_DQ_STORED=0, an older switch, still drops every variant.
 bench_variants() {
   [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
-  echo "${SHARDWISE_BENCH_VARIANTS-gemm tuned gemm+tuned product+tuned}"
+  echo "${SHARDWISE_BENCH_VARIANTS-gemm wide gemm+wide gemm+tuned}"
 }
 
 variant_environment() {
@@ -439,6 +440,8 @@ variant_environment() {
     pair) echo SHARDWISE_CROSS_ENTROPY=pair ;;
     gemm) echo SHARDWISE_FLASH_DQ=gemm ;;
     gemm+tuned) echo SHARDWISE_FLASH_DQ=gemm SHARDWISE_GEMM_TUNING=1 ;;
+    wide) echo SHARDWISE_FLASH_DKDV=wide ;;
+    gemm+wide) echo SHARDWISE_FLASH_DQ=gemm SHARDWISE_FLASH_DKDV=wide ;;
     *) echo "SHARDWISE_UNKNOWN_VARIANT=$1" ;;
   esac
 }
@@ -452,6 +455,8 @@ variant_label() {
     pair) echo "cross-entropy as forward and backward kernels (not fused)" ;;
     gemm) echo "flash dQ by cuBLAS products" ;;
     gemm+tuned) echo "flash dQ by cuBLAS products, GEMM algorithms tuned" ;;
+    wide) echo "flash dK/dV in 128-key blocks" ;;
+    gemm+wide) echo "flash dQ by cuBLAS products, dK/dV in 128-key blocks" ;;
     *) echo "unknown variant $1" ;;
   esac
 }

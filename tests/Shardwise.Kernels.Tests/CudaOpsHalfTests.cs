@@ -243,19 +243,23 @@ public sealed class CudaOpsHalfTests
         // The GEMM path, the flash path, the flash path with dQ from the stored dSᵀ tiles (by the dq_stored kernel, or
         // by cuBLAS products), and with stored dS asked for under a bound (24 KiB) that batch 2 × 4 heads × 37² fits
         // (21.9 KB) and 3 × 4 × 64² (98 KB) does not: that one recomputes dQ.
-        foreach ((bool fused, bool askedForStoredScores, long bound, bool byProduct) in new[]
-                 { (true, false, 1L << 30, false), (false, false, 1L << 30, false), (true, true, 1L << 30, false),
-                   (true, true, 24L << 10, false), (true, true, 1L << 30, true) })
+        // The last two take the dK/dV kernel's 128-key blocks.
+        foreach ((bool fused, bool askedForStoredScores, long bound, bool byProduct, bool wide) in new[]
+                 { (true, false, 1L << 30, false, false), (false, false, 1L << 30, false, false),
+                   (true, true, 1L << 30, false, false), (true, true, 24L << 10, false, false),
+                   (true, true, 1L << 30, true, false), (true, false, 1L << 30, false, true),
+                   (true, true, 1L << 30, true, true) })
         {
             CudaOps backend = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
-                flashDqFromStoredScores: askedForStoredScores, flashStoredScoresMaxBytes: bound, flashDqByProduct: byProduct);
+                flashDqFromStoredScores: askedForStoredScores, flashStoredScoresMaxBytes: bound, flashDqByProduct: byProduct,
+                flashWideKeyBlocks: wide);
             using var twins = new TwinBackends(backend, 8, activations: 1 << 22);
             float u = storage.UnitRoundoff();
             foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
             foreach (bool accumulate in new[] { false, true })
             {
                 bool storedScores = askedForStoredScores && ((long)batch * heads * sequence * sequence + 8) * 2 <= bound;
-                string at = $"{storage}, fused {fused}, stored dS {storedScores} (bound {bound}), batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+                string at = $"{storage}, fused {fused}, stored dS {storedScores} (bound {bound}), by product {byProduct}, wide {wide}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
                 Slice qkv = twins.Random(3L * batch * sequence * dim);
                 twins.AlignTo(8); // y starts on a 16-byte boundary, as the planner's buffers do (the flash kernels write pairs)
                 Slice y = twins.Random((long)batch * sequence * dim);
@@ -286,6 +290,8 @@ public sealed class CudaOpsHalfTests
                         Assert.IsTrue(launches.Any(l => l.Contains(dq, StringComparison.Ordinal)), $"{dq} ran: {string.Join(", ", launches)}, {at}");
                     Assert.IsFalse(launches.Any(l => l.Contains(other, StringComparison.Ordinal)), $"{other} did not: {string.Join(", ", launches)}, {at}");
                     Assert.AreEqual(storedScores && byProduct, products, $"products only for dQ by product: {string.Join(", ", launches)}, {at}");
+                    Assert.AreEqual(wide, launches.Any(l => l.Contains("dkdv_wide", StringComparison.Ordinal)),
+                        $"the dK/dV kernel asked for: {string.Join(", ", launches)}, {at}");
                 }
                 (float[] cpu, float[] gpu) = twins.Read(dqkv);
                 Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
@@ -309,18 +315,19 @@ public sealed class CudaOpsHalfTests
     /// then seq 130 once more. Each backward is compared with the CPU's.
     /// </summary>
     [TestMethod]
-    [DataRow(StorageType.BFloat16)]
-    public void DqByProductReadsZerosAboveTheDiagonalWhenTheShapeChanges(StorageType storage)
+    [DataRow(StorageType.BFloat16, false)]
+    [DataRow(StorageType.Float16, true)]
+    public void DqByProductReadsZerosAboveTheDiagonalWhenTheShapeChanges(StorageType storage, bool wideKeyBlocks)
     {
         CudaOps backend = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: true, flashDqFromStoredScores: true,
-            flashDqByProduct: true);
+            flashDqByProduct: true, flashWideKeyBlocks: wideKeyBlocks);
         using var twins = new TwinBackends(backend, 8, activations: 1 << 22);
         float u = storage.UnitRoundoff();
         const int batch = 1, heads = 2, dim = 32;
         int growths = -1;
         foreach (int sequence in new[] { 130, 80, 130 })
         {
-            string at = $"{storage}, seq {sequence}";
+            string at = $"{storage}, wide key blocks {wideKeyBlocks}, seq {sequence}";
             Slice qkv = twins.Random(3L * batch * sequence * dim);
             twins.AlignTo(8);
             Slice y = twins.Random((long)batch * sequence * dim);

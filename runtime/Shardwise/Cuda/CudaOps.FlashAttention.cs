@@ -81,10 +81,14 @@ public sealed partial class CudaOps
         var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
         int add = accumulate ? 1 : 0;
         // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV (and, storing dSᵀ, each warp's 16 × 72
-        // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores.
+        // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores. dK/dV blocks hold 16
+        // keys per warp: 4 warps, or 8 with the wide blocks.
+        int keyWarps = flashWideKeyBlocks ? 8 : 4;
         uint dkdvShared = (uint)((2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) +
-            (scores != 0 ? FlashThreads / 32 * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
-        SharedMemoryKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
+            (scores != 0 ? keyWarps * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
+        var keyGrid = new CudaDim3((uint)Blocks(sequence, 16 * keyWarps), (uint)(batch * heads));
+        string dkdv = flashWideKeyBlocks ? "flash_attention_backward_dkdv_wide" : "flash_attention_backward_dkdv";
+        SharedMemoryKernel($"{dkdv}_d{width}", dkdvShared).Launch(keyGrid, 32 * keyWarps, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
         if (scores == 0)
         {

@@ -76,6 +76,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private readonly bool fusedAttention;
     private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
     private readonly bool flashDqByProduct; // likewise (SHARDWISE_FLASH_DQ=gemm)
+    private readonly bool flashWideKeyBlocks; // likewise (SHARDWISE_FLASH_DKDV=wide)
     private readonly bool fusedCrossEntropy; // CrossEntropyWithGradient as one kernel, or the pair (the option, else the environment)
     private readonly bool biasGradientByProduct; // likewise
     private string currentOperation = "";
@@ -111,6 +112,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         fusedAttention = options.UsesFusedAttention;
         flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
         flashDqByProduct = options.UsesFlashDqByProduct;
+        flashWideKeyBlocks = options.UsesFlashWideKeyBlocks;
         fusedCrossEntropy = options.UsesFusedCrossEntropy;
         biasGradientByProduct = options.UsesBiasGradientByProduct;
         elementBytes = options.Storage.BytesPerElement();

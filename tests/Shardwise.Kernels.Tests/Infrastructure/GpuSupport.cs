@@ -42,12 +42,12 @@ public static class GpuSupport
     public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
         bool? fusedAttention = null, bool? flashDqFromStoredScores = null, bool? gemmTuning = null,
         bool? biasGradientByProduct = null, long flashStoredScoresMaxBytes = 1L << 30, bool? fusedCrossEntropy = null,
-        bool? flashDqByProduct = null)
+        bool? flashDqByProduct = null, bool? flashWideKeyBlocks = null)
     {
         RequireGpu();
         return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention,
             FlashDqFromStoredScores: flashDqFromStoredScores, GemmTuning: gemmTuning, BiasGradientByProduct: biasGradientByProduct,
             FlashStoredScoresMaxBytes: flashStoredScoresMaxBytes, FusedCrossEntropy: fusedCrossEntropy,
-            FlashDqByProduct: flashDqByProduct));
+            FlashDqByProduct: flashDqByProduct, FlashWideKeyBlocks: flashWideKeyBlocks));
     }
 }

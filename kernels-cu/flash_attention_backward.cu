@@ -13,8 +13,6 @@
 //       it (causal), accumulates dK and dV in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16
 //       keys), dynamic shared memory 2 stages × ((Q, dY) × 64·(D+8)·2 + (lse, D) × 64·4) bytes (37 KiB for d64,
 //       69 KiB for d128), plus 4 warps × 16 × 72 × 2 bytes (9 KiB) of dSᵀ staging where scores is not null.
-//   flash_attention_backward_dkdv_wide_d{64,128}_{f16,bf16}: the same with 128 keys per block: grid
-//       (ceil(seq/128), batch·heads), block 256 (8 warps × 16 keys), 8 warps of staging (18 KiB).
 //   flash_attention_backward_dq_d{64,128}_{f16,bf16}: one block per 64-query tile; walks the key tiles up to the
 //       diagonal, accumulates dQ in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 queries),
 //       dynamic shared memory 2 stages × (K, V) × 64·(D+8)·2 bytes (36 KiB for d64, 68 KiB for d128).
@@ -158,36 +156,13 @@ SW_INLINE void flash_store_scores(sw_bits16* scores_head, const float (&ds)[1][N
     }
 }
 
-// Pᵀ from the scores in place: p = 2^(scale·log2e·s − log2e·lse[query]) for this lane's keys (rows) and the tile's
-// queries q0 + 8n + 2t (+1); MASKED: 0 where the key follows the query.
-template <bool MASKED, int N>
-SW_INLINE void flash_probabilities(float (&p)[1][N][4], const float* lse_tile, float scale_log2, const int (&key)[2],
-                                   int q0, int t)
-{
-    SW_UNROLL
-    for (int n = 0; n < N; n++)
-    {
-        SW_UNROLL
-        for (int e = 0; e < 4; e++)
-        {
-            int column = 8 * n + 2 * t + (e & 1);
-            float value = sw_exp2(fmaf(p[0][n][e], scale_log2, -SW_LOG2E * lse_tile[column]));
-            p[0][n][e] = MASKED && key[e >> 1] > q0 + column ? 0.0f : value;
-        }
-    }
-}
-
 // scores: null, or [batch·heads][seq][seq] 16-bit (plus 8 elements of padding) for the dSᵀ tiles (see
-// flash_attention_backward_dq_stored). WARPS = 4 (64 keys per block) or 8 (128 keys: each Q/dY tile staged serves
-// twice the keys; warps 4…7 skip the block's first query tile, which precedes all their keys, so the dSᵀ tiles
-// written are the same as with 4).
-template <typename T, int D, int WARPS>
+// flash_attention_backward_dq_stored).
+template <typename T, int D>
 SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
                                              T* scores, int seq, int heads, int head_dim, int accumulate,
                                              sw_bits16* shared)
 {
-    static_assert(WARPS == 4 || WARPS == 8, "64 or 128 keys per block");
-    constexpr int KEYS = 16 * WARPS;
     constexpr int STRIDE = D + 8;
     constexpr int STEPS = D / 16;
     constexpr int OUT_TILES = D / 8;
@@ -196,7 +171,7 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     constexpr int STAGE = SW_FLASH_DKDV_STAGE(D);
 
     // Key block 0 sees every query tile: the heaviest blocks come first.
-    int k0 = blockIdx.x * KEYS;
+    int k0 = blockIdx.x * SW_FLASH_ROWS;
     const sw_attention_head head = sw_attention_head_of(qkv, seq, heads, head_dim);
     const long long row_stride = head.row_stride;
     int dim = head.dim, warp = threadIdx.x / SW_WARP_SIZE, lane = threadIdx.x % SW_WARP_SIZE;
@@ -224,30 +199,17 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     // This warp's 16 keys of K and V as A fragments (Pᵀ = K·Qᵀ, dPᵀ = V·dYᵀ), staged through stage 1 and held in
     // registers for the whole loop. (Keeping them in shared memory instead, for three blocks per SM rather than two,
     // measured the same on the H200: 3.97 against 4.04 ms per step, docs/gpu-results.md run 10.)
-    // With 128 keys, K alone fills stage 1's two tiles: V follows once every warp holds its K rows.
     sw_bits16* kv_tiles = shared + STAGE;
-    sw_stage_tile_async(kv_tiles, STRIDE, KEYS, D, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
-    if (WARPS == 4)
-        sw_stage_tile_async(kv_tiles + TILE, STRIDE, KEYS, D, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
+    sw_stage_tile_async(kv_tiles, STRIDE, SW_FLASH_ROWS, D, head.k + k0 * row_stride, row_stride, seq - k0, head_dim);
+    sw_stage_tile_async(kv_tiles + TILE, STRIDE, SW_FLASH_ROWS, D, head.v + k0 * row_stride, row_stride, seq - k0,
+                        head_dim);
     sw_async_commit();
     stage_queries(0, k0); // query tiles before k0 see none of these keys
     sw_async_wait<1>();
     __syncthreads();
     unsigned k_frag[1][STEPS][4], v_frag[1][STEPS][4];
     sw_load_warp_rows(k_frag, kv_tiles, STRIDE);
-    if (WARPS == 4)
-    {
-        sw_load_warp_rows(v_frag, kv_tiles + TILE, STRIDE);
-    }
-    else
-    {
-        __syncthreads();
-        sw_stage_tile_async(kv_tiles, STRIDE, KEYS, D, head.v + k0 * row_stride, row_stride, seq - k0, head_dim);
-        sw_async_commit();
-        sw_async_wait<0>(); // V, and query tile 0
-        __syncthreads();
-        sw_load_warp_rows(v_frag, kv_tiles, STRIDE);
-    }
+    sw_load_warp_rows(v_frag, kv_tiles + TILE, STRIDE);
     __syncthreads(); // stage 1 is free for the second query tile
 
     const float scale = 1.0f / sqrtf((float)head_dim), scale_log2 = scale * SW_LOG2E;
@@ -273,22 +235,21 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         const float* lse_tile = reinterpret_cast<const float*>(q_tile + 2 * TILE);
         const float* delta_tile = lse_tile + SW_FLASH_TILE;
 
-        // A query tile wholly before this warp's keys adds nothing (only warps 4…7 of a 128-key block, on its first
-        // tile); the warp still reaches the barriers.
-        if (q0 + SW_FLASH_TILE <= first_key)
-        {
-            __syncthreads();
-            continue;
-        }
-
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
         float p[1][QUERY_TILES][4];
         sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE);
-        // Only a tile where some query precedes some key of the warp is masked (warp-uniform branch).
-        if (q0 < first_key + 15)
-            flash_probabilities<true>(p, lse_tile, scale_log2, key, q0, t);
-        else
-            flash_probabilities<false>(p, lse_tile, scale_log2, key, q0, t);
+        bool diagonal = q0 < first_key + 15; // some query of the tile precedes some key of the warp
+        SW_UNROLL
+        for (int n = 0; n < QUERY_TILES; n++)
+        {
+            SW_UNROLL
+            for (int e = 0; e < 4; e++)
+            {
+                int column = 8 * n + 2 * t + (e & 1);
+                float value = sw_exp2(fmaf(p[0][n][e], scale_log2, -SW_LOG2E * lse_tile[column]));
+                p[0][n][e] = diagonal && key[e >> 1] > q0 + column ? 0.0f : value;
+            }
+        }
 
         // dV += Pᵀ·dY: accumulator tiles 2kk, 2kk+1 form the A fragment of queries 16kk…16kk+15.
         sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE);
@@ -521,20 +482,10 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D, 4>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim,        \
-                                               accumulate, shared);                                           \
+        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim, accumulate, \
+                                            shared);                                                          \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dkdv_d##D##_##suffix)                                         \
-    extern "C" __global__ void __launch_bounds__(2 * SW_FLASH_THREADS)                                        \
-        flash_attention_backward_dkdv_wide_d##D##_##suffix(const T* qkv, const T* dy, const float* lse,        \
-                                                           const float* delta, T* dqkv, T* scores, int seq,   \
-                                                           int heads, int head_dim, int accumulate)           \
-    {                                                                                                         \
-        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D, 8>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim,        \
-                                               accumulate, shared);                                           \
-    }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_backward_dkdv_wide_d##D##_##suffix)                                    \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_d##D##_##suffix( \
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
         int head_dim, int accumulate)                                                                         \

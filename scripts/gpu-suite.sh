@@ -50,7 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "gemm wide gemm+wide gemm+tuned", "" or
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "pair tuned product product+tuned", "" or
 #     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
@@ -421,14 +421,11 @@ run_shardwise_bench() {
 # for none): recompute (flash dQ recomputed instead of read from stored dSᵀ, the default before run 12,
 # SHARDWISE_FLASH_DQ=recompute), tuned (GEMM algorithms timed at their first call, SHARDWISE_GEMM_TUNING=1), product
 # (16-bit bias gradients as one cuBLAS product dyᵀ·1, SHARDWISE_BIAS_GRADIENT=product), product+tuned (both), pair
-# (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair), gemm
-# (flash dQ from the stored dSᵀ by cuBLAS strided-batched products instead of the dq_stored kernel,
-# SHARDWISE_FLASH_DQ=gemm), gemm+tuned (both), wide (the dK/dV kernel's 128-key blocks, SHARDWISE_FLASH_DKDV=wide),
-# gemm+wide (both).
+# (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair).
 # SHARDWISE_BENCH_FLASH_DQ_STORED=0, an older switch, still drops every variant.
 bench_variants() {
   [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
-  echo "${SHARDWISE_BENCH_VARIANTS-gemm wide gemm+wide gemm+tuned}"
+  echo "${SHARDWISE_BENCH_VARIANTS-pair tuned product product+tuned}"
 }
 
 variant_environment() {
@@ -438,10 +435,6 @@ variant_environment() {
     product) echo SHARDWISE_BIAS_GRADIENT=product ;;
     product+tuned) echo SHARDWISE_BIAS_GRADIENT=product SHARDWISE_GEMM_TUNING=1 ;;
     pair) echo SHARDWISE_CROSS_ENTROPY=pair ;;
-    gemm) echo SHARDWISE_FLASH_DQ=gemm ;;
-    gemm+tuned) echo SHARDWISE_FLASH_DQ=gemm SHARDWISE_GEMM_TUNING=1 ;;
-    wide) echo SHARDWISE_FLASH_DKDV=wide ;;
-    gemm+wide) echo SHARDWISE_FLASH_DQ=gemm SHARDWISE_FLASH_DKDV=wide ;;
     *) echo "SHARDWISE_UNKNOWN_VARIANT=$1" ;;
   esac
 }
@@ -453,10 +446,6 @@ variant_label() {
     product) echo "bias gradients as a cuBLAS product" ;;
     product+tuned) echo "bias gradients as a cuBLAS product, GEMM algorithms tuned" ;;
     pair) echo "cross-entropy as forward and backward kernels (not fused)" ;;
-    gemm) echo "flash dQ by cuBLAS products" ;;
-    gemm+tuned) echo "flash dQ by cuBLAS products, GEMM algorithms tuned" ;;
-    wide) echo "flash dK/dV in 128-key blocks" ;;
-    gemm+wide) echo "flash dQ by cuBLAS products, dK/dV in 128-key blocks" ;;
     *) echo "unknown variant $1" ;;
   esac
 }

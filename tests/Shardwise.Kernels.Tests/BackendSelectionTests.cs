@@ -201,23 +201,6 @@ public sealed class BackendSelectionTests
             [(null, true), ("", true), ("recompute", false), ("stored", true)],
             option => new CudaOpsOptions(FlashDqFromStoredScores: option), options => options.UsesFlashDqFromStoredScores);
 
-    /// <summary>
-    /// dQ from the stored dSᵀ as cuBLAS products is opt-in until measured: the option, else SHARDWISE_FLASH_DQ=gemm (the
-    /// same variable whose recompute turns the stored scores off).
-    /// </summary>
-    [TestMethod]
-    public void FlashDqByProductFollowsTheOptionsThenTheEnvironment() =>
-        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDqVariable,
-            [(null, false), ("", false), ("recompute", false), ("stored", false), ("gemm", true)],
-            option => new CudaOpsOptions(FlashDqByProduct: option), options => options.UsesFlashDqByProduct);
-
-    /// <summary>The dK/dV kernel's 128-key blocks are opt-in until measured: the option, else SHARDWISE_FLASH_DKDV=wide.</summary>
-    [TestMethod]
-    public void FlashWideKeyBlocksFollowTheOptionsThenTheEnvironment() =>
-        AssertTheOptionWinsThenTheVariable(CudaOpsOptions.FlashDkdvVariable,
-            [(null, false), ("", false), ("narrow", false), ("wide", true)],
-            option => new CudaOpsOptions(FlashWideKeyBlocks: option), options => options.UsesFlashWideKeyBlocks);
-
     /// <summary>The bias gradient as a cuBLAS product is opt-in until measured: the option, else SHARDWISE_BIAS_GRADIENT=product.</summary>
     [TestMethod]
     public void BiasGradientByProductFollowsTheOptionsThenTheEnvironment() =>

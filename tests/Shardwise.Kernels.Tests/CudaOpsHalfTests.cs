@@ -240,26 +240,21 @@ public sealed class CudaOpsHalfTests
     [DataRow(StorageType.BFloat16)]
     public void AttentionForwardAndBackward(StorageType storage)
     {
-        // The GEMM path, the flash path, the flash path with dQ from the stored dSᵀ tiles (by the dq_stored kernel, or
-        // by cuBLAS products), and with stored dS asked for under a bound (24 KiB) that batch 2 × 4 heads × 37² fits
-        // (21.9 KB) and 3 × 4 × 64² (98 KB) does not: that one recomputes dQ.
-        // The last two take the dK/dV kernel's 128-key blocks.
-        foreach ((bool fused, bool askedForStoredScores, long bound, bool byProduct, bool wide) in new[]
-                 { (true, false, 1L << 30, false, false), (false, false, 1L << 30, false, false),
-                   (true, true, 1L << 30, false, false), (true, true, 24L << 10, false, false),
-                   (true, true, 1L << 30, true, false), (true, false, 1L << 30, false, true),
-                   (true, true, 1L << 30, true, true) })
+        // The GEMM path, the flash path, the flash path with dQ from the stored dSᵀ tiles, and with stored dS asked
+        // for under a bound (24 KiB) that batch 2 × 4 heads × 37² fits (21.9 KB) and 3 × 4 × 64² (98 KB) does not:
+        // that one recomputes dQ.
+        foreach ((bool fused, bool askedForStoredScores, long bound) in new[]
+                 { (true, false, 1L << 30), (false, false, 1L << 30), (true, true, 1L << 30), (true, true, 24L << 10) })
         {
             CudaOps backend = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: fused,
-                flashDqFromStoredScores: askedForStoredScores, flashStoredScoresMaxBytes: bound, flashDqByProduct: byProduct,
-                flashWideKeyBlocks: wide);
+                flashDqFromStoredScores: askedForStoredScores, flashStoredScoresMaxBytes: bound);
             using var twins = new TwinBackends(backend, 8, activations: 1 << 22);
             float u = storage.UnitRoundoff();
             foreach ((int batch, int sequence, int heads, int dim) in new[] { (1, 1, 1, 4), (2, 37, 4, 64), (3, 64, 4, 128) })
             foreach (bool accumulate in new[] { false, true })
             {
                 bool storedScores = askedForStoredScores && ((long)batch * heads * sequence * sequence + 8) * 2 <= bound;
-                string at = $"{storage}, fused {fused}, stored dS {storedScores} (bound {bound}), by product {byProduct}, wide {wide}, batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
+                string at = $"{storage}, fused {fused}, stored dS {storedScores} (bound {bound}), batch {batch}, seq {sequence}, heads {heads}, dim {dim}, accumulate {accumulate}";
                 Slice qkv = twins.Random(3L * batch * sequence * dim);
                 twins.AlignTo(8); // y starts on a 16-byte boundary, as the planner's buffers do (the flash kernels write pairs)
                 Slice y = twins.Random((long)batch * sequence * dim);
@@ -283,15 +278,8 @@ public sealed class CudaOpsHalfTests
                 {
                     string dq = storedScores ? "flash_attention_backward_dq_stored" : "flash_attention_backward_dq_d";
                     string other = storedScores ? "flash_attention_backward_dq_d" : "flash_attention_backward_dq_stored";
-                    bool products = launches.Any(l => l.Contains("batched", StringComparison.Ordinal));
-                    if (storedScores && byProduct)
-                        Assert.IsTrue(products, $"dQ by batched products: {string.Join(", ", launches)}, {at}");
-                    else
-                        Assert.IsTrue(launches.Any(l => l.Contains(dq, StringComparison.Ordinal)), $"{dq} ran: {string.Join(", ", launches)}, {at}");
+                    Assert.IsTrue(launches.Any(l => l.Contains(dq, StringComparison.Ordinal)), $"{dq} ran: {string.Join(", ", launches)}, {at}");
                     Assert.IsFalse(launches.Any(l => l.Contains(other, StringComparison.Ordinal)), $"{other} did not: {string.Join(", ", launches)}, {at}");
-                    Assert.AreEqual(storedScores && byProduct, products, $"products only for dQ by product: {string.Join(", ", launches)}, {at}");
-                    Assert.AreEqual(wide, launches.Any(l => l.Contains("dkdv_wide", StringComparison.Ordinal)),
-                        $"the dK/dV kernel asked for: {string.Join(", ", launches)}, {at}");
                 }
                 (float[] cpu, float[] gpu) = twins.Read(dqkv);
                 Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
@@ -305,44 +293,6 @@ public sealed class CudaOpsHalfTests
             if (fused && askedForStoredScores)
                 Assert.IsTrue(backend.AttentionScratchBytes >= 2L * 4 * 37 * 37 * 2, memory);
         }
-    }
-
-    /// <summary>
-    /// dQ by product multiplies the whole causal range of the stored dSᵀ, so the tiles the dK/dV kernel never writes
-    /// (a query tile before the key tile) must read as zeros. Seq 130 fills the buffer with its tiles and splits the
-    /// queries into two ranges (0…63 against keys 0…63, 64…129 against all); seq 80 then reuses the same, smaller
-    /// buffer, where keys 64…79 against queries 0…63 lie on seq 130's values unless it is zeroed for the new shape;
-    /// then seq 130 once more. Each backward is compared with the CPU's.
-    /// </summary>
-    [TestMethod]
-    [DataRow(StorageType.BFloat16, false)]
-    [DataRow(StorageType.Float16, true)]
-    public void DqByProductReadsZerosAboveTheDiagonalWhenTheShapeChanges(StorageType storage, bool wideKeyBlocks)
-    {
-        CudaOps backend = GpuSupport.RequireCudaOps(storage: storage, fusedAttention: true, flashDqFromStoredScores: true,
-            flashDqByProduct: true, flashWideKeyBlocks: wideKeyBlocks);
-        using var twins = new TwinBackends(backend, 8, activations: 1 << 22);
-        float u = storage.UnitRoundoff();
-        const int batch = 1, heads = 2, dim = 32;
-        int growths = -1;
-        foreach (int sequence in new[] { 130, 80, 130 })
-        {
-            string at = $"{storage}, wide key blocks {wideKeyBlocks}, seq {sequence}";
-            Slice qkv = twins.Random(3L * batch * sequence * dim);
-            twins.AlignTo(8);
-            Slice y = twins.Random((long)batch * sequence * dim);
-            Slice lse = twins.Statistics((long)batch * heads * sequence);
-            twins.Run(ops => ops.Attention(qkv, y, lse, batch, sequence, heads, dim));
-            twins.Sync(y);
-            twins.SyncStatistics(lse);
-            Slice dy = twins.Random((long)batch * sequence * dim), dqkv = twins.Random(3L * batch * sequence * dim);
-            twins.Run(ops => ops.AttentionBackward(qkv, y, lse, dy, dqkv, batch, sequence, heads, dim, accumulate: false));
-            (float[] cpu, float[] gpu) = twins.Read(dqkv);
-            Norms.RelativeClose(cpu, gpu, 2 * u, $"dqkv, {at}");
-            if (growths < 0) growths = backend.ScratchGrowths;
-        }
-
-        Assert.AreEqual(growths, backend.ScratchGrowths, "seq 80 and 130 again reuse the first call's buffers");
     }
 
     [TestMethod]

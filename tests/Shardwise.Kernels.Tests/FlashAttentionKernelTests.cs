@@ -32,8 +32,8 @@ public sealed class FlashAttentionKernelTests
 
     /// <summary>Of the dK/dV kernel: two stages of (Q, dY) tiles and their fp32 lse and D; storing dSᵀ, each warp's
     /// 16 × 72 staging rows after them.</summary>
-    private static uint DkdvShared(int width, bool storedScores = false, int warps = 4) =>
-        (uint)((2 * (2 * Tile * (width + 8) + 4 * Tile) + (storedScores ? warps * 16 * (Tile + 8) : 0)) * 2);
+    private static uint DkdvShared(int width, bool storedScores = false) =>
+        (uint)((2 * (2 * Tile * (width + 8) + 4 * Tile) + (storedScores ? 4 * 16 * (Tile + 8) : 0)) * 2);
 
     /// <summary>Of the dQ kernel from stored dS: two stages of a 64 × 72 dSᵀ tile and a K tile.</summary>
     private static uint StoredDqShared(int width) => (uint)(2 * (Tile * (Tile + 8) + Tile * (width + 8)) * 2);
@@ -100,22 +100,17 @@ public sealed class FlashAttentionKernelTests
             DotThreads, order, y, dyBuffer, delta, rows, seq, heads, headDim);
         Compare.Close(Delta(yKernel, dy, batch, seq, heads, headDim), delta.ToFloats(), 1e-5f, $"D, {at}");
 
-        // The dK/dV kernel with 64-key blocks (4 warps) and 128-key ones (8 warps, the wide variant), whose warps 4…7
-        // skip the block's first query tile: dQ from the stored dSᵀ must then find every element it reads written.
         foreach (bool storedScores in new[] { false, true })
         foreach (bool accumulate in new[] { false, true })
-        foreach (int keyWarps in new[] { 4, 8 })
         {
             // Overwriting starts from non-zero values too, so a kernel that added would fail. The dSᵀ buffer starts as
             // NaN: an element dQ read that the dK/dV kernel did not write would show.
             using var dqkvBuffer = DeviceBuffer.From(prior, storage);
             using var scores = storedScores ? NaNScores(batch, heads, seq, storage) : null;
             int add = accumulate ? 1 : 0;
-            string dkdv = keyWarps == 8 ? "dkdv_wide" : "dkdv";
-            var keyGrid = new Dim3((uint)SimtEmulator.Blocks(seq, 16 * keyWarps), (uint)(batch * heads));
-            SimtEmulator.Launch($"flash_attention_backward_{dkdv}_d{width}_{suffix}", keyGrid, 32 * keyWarps,
-                DkdvShared(width, storedScores, keyWarps), order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, scores, seq,
-                heads, headDim, add);
+            SimtEmulator.Launch($"flash_attention_backward_dkdv_d{width}_{suffix}", grid, Threads,
+                DkdvShared(width, storedScores), order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, scores, seq, heads,
+                headDim, add);
             if (scores is null)
                 SimtEmulator.Launch($"flash_attention_backward_dq_d{width}_{suffix}", grid, Threads, TileShared(width),
                     order, qkvBuffer, dyBuffer, lse, delta, dqkvBuffer, seq, heads, headDim, add);
@@ -123,7 +118,7 @@ public sealed class FlashAttentionKernelTests
                 SimtEmulator.Launch($"flash_attention_backward_dq_stored_d{width}_{suffix}", grid, Threads,
                     StoredDqShared(width), order, qkvBuffer, scores, dqkvBuffer, seq, heads, headDim, add);
             Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, dqkvBuffer.ToFloats(), 2 * storage.Tolerance(),
-                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}, {keyWarps}-warp dK/dV blocks), {at}");
+                $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
         }
     }
 
@@ -273,12 +268,10 @@ public sealed class FlashAttentionKernelTests
                 var forwardGrid = new CudaDim3((uint)SimtEmulator.Blocks(seq, ForwardRows(width)), (uint)(batch * heads));
                 CudaFunction forwardKernel = forward.GetFunction($"flash_attention_forward_d{width}_{suffix}");
                 CudaFunction dkdvKernel = backward.GetFunction($"flash_attention_backward_dkdv_d{width}_{suffix}");
-                CudaFunction wideDkdvKernel = backward.GetFunction($"flash_attention_backward_dkdv_wide_d{width}_{suffix}");
                 CudaFunction dqKernel = backward.GetFunction($"flash_attention_backward_dq_d{width}_{suffix}");
                 CudaFunction storedDqKernel = backward.GetFunction($"flash_attention_backward_dq_stored_d{width}_{suffix}");
                 forwardKernel.AllowDynamicSharedMemory((int)TileShared(width));
                 dkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width, storedScores: true));
-                wideDkdvKernel.AllowDynamicSharedMemory((int)DkdvShared(width, storedScores: true, warps: 8));
                 dqKernel.AllowDynamicSharedMemory((int)TileShared(width));
                 storedDqKernel.AllowDynamicSharedMemory((int)StoredDqShared(width));
                 forwardKernel.Launch(forwardGrid, Threads, TileShared(width), null, dQkv, y, lse, seq, heads, headDim);
@@ -293,17 +286,14 @@ public sealed class FlashAttentionKernelTests
 
                 foreach (bool storedScores in new[] { false, true })
                 foreach (bool accumulate in new[] { false, true })
-                foreach (int keyWarps in new[] { 4, 8 })
                 {
                     using DeviceMemory dqkv = Upload(context, prior, storage);
                     using DeviceMemory? scores = storedScores
                         ? DeviceMemory.Allocate(context, 2L * ((long)batch * heads * seq * seq + 8))
                         : null;
                     int add = accumulate ? 1 : 0;
-                    var keyGrid = new CudaDim3((uint)SimtEmulator.Blocks(seq, 16 * keyWarps), (uint)(batch * heads));
-                    (keyWarps == 8 ? wideDkdvKernel : dkdvKernel).Launch(keyGrid, 32 * keyWarps,
-                        DkdvShared(width, storedScores, keyWarps), null, dQkv, dDy, lse, delta, dqkv, scores, seq, heads,
-                        headDim, add);
+                    dkdvKernel.Launch(grid, Threads, DkdvShared(width, storedScores), null, dQkv, dDy, lse, delta, dqkv,
+                        scores, seq, heads, headDim, add);
                     if (scores is null)
                         dqKernel.Launch(grid, Threads, TileShared(width), null, dQkv, dDy, lse, delta, dqkv, seq, heads,
                             headDim, add);
@@ -313,7 +303,7 @@ public sealed class FlashAttentionKernelTests
                     context.Synchronize();
                     Compare.Close(accumulate ? expected.Accumulated : expected.Dqkv, Download(dqkv, qkv.Length, storage),
                         2 * storage.Tolerance(),
-                        $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}, {keyWarps}-warp dK/dV blocks), {at}");
+                        $"dqkv ({(accumulate ? "accumulated" : "overwritten")}, dQ {(storedScores ? "from stored dS" : "recomputed")}), {at}");
                 }
             }
         }

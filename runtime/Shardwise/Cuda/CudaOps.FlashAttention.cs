@@ -1,4 +1,3 @@
-using System;
 using Shardwise.Precision;
 
 namespace Shardwise.Cuda;
@@ -66,13 +65,13 @@ public sealed partial class CudaOps
         if (!FlashAttentionSupported(batch, sequence, heads, dim) || y % 4 != 0 || lse % 4 != 0) return false;
         if (batch == 0) return true;
         int headDim = dim / heads, rows = batch * sequence * heads;
-        // D (fp32, one per row), and the dSᵀ tiles where dQ is computed from them (if they fit the option's bound: they
-        // grow with seq², the flash path's other memory with seq).
-        long deltaBytes = (long)rows * sizeof(float);
+        // D (fp32, one per row), then, 256-byte aligned, the dSᵀ tiles where dQ is computed from them (if they fit
+        // the option's bound: they grow with seq², the flash path's other memory with seq).
+        long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
         long scoresBytes = ((long)batch * heads * sequence * sequence + 8) * ElementBytes;
         if (!flashDqFromStoredScores || scoresBytes > Options.FlashStoredScoresMaxBytes) scoresBytes = 0;
-        ulong delta = scoreScratch.Ensure(deltaBytes);
-        ulong scores = scoresBytes > 0 ? StoredScores(scoresBytes, batch * heads, sequence) : 0;
+        ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
+        ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
         // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte
         // aligned: a warp reads 4 rows of 128 bytes per load, where one warp per row moved 64 bytes per load.
         Kernel("flash_attention_backward_dot").Launch(Blocks(rows, FlashDotThreads / FlashDotLanes), FlashDotThreads, 0, null,
@@ -81,24 +80,16 @@ public sealed partial class CudaOps
         var grid = new CudaDim3((uint)Blocks(sequence, FlashRowsPerBlock), (uint)(batch * heads));
         int add = accumulate ? 1 : 0;
         // Two stages each: (Q, dY) tiles and their fp32 lse and D for dK/dV (and, storing dSᵀ, each warp's 16 × 72
-        // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores. dK/dV blocks hold 16
-        // keys per warp: 4 warps, or 8 with the wide blocks.
-        int keyWarps = flashWideKeyBlocks ? 8 : 4;
+        // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores.
         uint dkdvShared = (uint)((2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) +
-            (scores != 0 ? keyWarps * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
-        var keyGrid = new CudaDim3((uint)Blocks(sequence, 16 * keyWarps), (uint)(batch * heads));
-        string dkdv = flashWideKeyBlocks ? "flash_attention_backward_dkdv_wide" : "flash_attention_backward_dkdv";
-        SharedMemoryKernel($"{dkdv}_d{width}", dkdvShared).Launch(keyGrid, 32 * keyWarps, dkdvShared, null,
+            (scores != 0 ? FlashThreads / 32 * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
+        SharedMemoryKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
         if (scores == 0)
         {
             uint dqShared = FlashTileStagesBytes(width);
             SharedMemoryKernel($"flash_attention_backward_dq_d{width}", dqShared).Launch(grid, FlashThreads, dqShared, null,
                 qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add);
-        }
-        else if (flashDqByProduct)
-        {
-            DqFromStoredScoresByProduct(qkv, scores, dqkv, batch, sequence, heads, dim, accumulate);
         }
         else
         {
@@ -108,68 +99,6 @@ public sealed partial class CudaOps
         }
         return true;
     }
-
-    /// <summary>
-    /// The dSᵀ buffer ([batch·heads][seq keys][seq queries] plus 8 elements of padding). For dQ by product the tiles
-    /// above the diagonal (query tile before key tile), which the dK/dV kernel never writes, must read as zeros: the
-    /// buffer is zeroed when it is new or holds another shape's tiles, and no other operation writes it, so after the
-    /// first call of a shape it stays valid without a memset per step.
-    /// </summary>
-    private ulong StoredScores(long bytes, int batchHeads, int sequence)
-    {
-        ulong scores = storedScoresScratch.Ensure(bytes);
-        if (flashDqByProduct && zeroedScores != (scores, batchHeads, sequence))
-        {
-            storedScoresScratch.Memory.Zero(0, bytes);
-            zeroedScores = (scores, batchHeads, sequence);
-        }
-
-        return scores;
-    }
-
-    private (ulong Address, int BatchHeads, int Sequence) zeroedScores;
-
-    /// <summary>
-    /// dQ (=|+=) scale · dS·K per (batch, head) from the stored dSᵀ, as cuBLAS strided-batched products: the queries
-    /// split into <see cref="FlashDqProductParts"/> ranges, each multiplied with the keys up to its end only (causal:
-    /// later keys have dS = 0), which reads 3/4 of the square for two ranges instead of all of it. One product per
-    /// range and batch element (its heads strided by headDim), or per range and head where heads outnumber the batch.
-    /// </summary>
-    private void DqFromStoredScoresByProduct(ulong qkv, ulong scores, ulong dqkv, int batch, int sequence, int heads,
-        int dim, bool accumulate)
-    {
-        int headDim = dim / heads, stride = 3 * dim;
-        long square = (long)sequence * sequence, batchStride = (long)sequence * stride;
-        float scale = 1f / MathF.Sqrt(headDim), beta = accumulate ? 1f : 0f;
-        int parts = Math.Clamp(FlashDqProductParts, 1, Math.Max(1, sequence / FlashTile));
-        bool perBatchElement = batch <= heads;
-        int outer = perBatchElement ? batch : heads, count = perBatchElement ? heads : batch;
-        // Within one product: consecutive heads (scores square apart, q/k columns headDim apart) or consecutive batch
-        // elements (scores heads·square apart, rows seq·3·dim apart).
-        long scoresStride = perBatchElement ? square : heads * square, rowsStride = perBatchElement ? headDim : batchStride;
-        for (int part = 0; part < parts; part++)
-        {
-            // Range boundaries on 64-query tiles where the sequence allows: 16-byte aligned operand columns.
-            int first = QueryRangeStart(part, parts, sequence), end = QueryRangeStart(part + 1, parts, sequence);
-            if (end <= first) continue;
-            for (int i = 0; i < outer; i++)
-            {
-                // Member 0 of this product: batch element i, head 0; or head i of batch element 0.
-                long scoresOffset = perBatchElement ? (long)i * heads * square : i * square;
-                long rowOffset = perBatchElement ? i * batchStride : (long)i * headDim;
-                ulong k = Element(qkv, rowOffset + dim), dq = Element(dqkv, rowOffset + (long)first * stride);
-                gemm.MultiplyBatched(true, false, end - first, headDim, end, scale, Element(scores, scoresOffset + first),
-                    sequence, scoresStride, k, stride, rowsStride, beta, dq, stride, rowsStride, count);
-            }
-        }
-    }
-
-    /// <summary>Query ranges of <see cref="DqFromStoredScoresByProduct"/>: two for GPT-2's 1024 (reads 3/4 of the square).</summary>
-    private const int FlashDqProductParts = 2;
-
-    /// <summary>Start of query range <paramref name="part"/> of <paramref name="parts"/>: a multiple of 64 below the end.</summary>
-    private static int QueryRangeStart(int part, int parts, int sequence) =>
-        part >= parts ? sequence : (int)((long)sequence * part / parts / FlashTile * FlashTile);
 
     /// <summary>Whether <see cref="Attention"/> and <see cref="AttentionBackward"/> take the fused kernels for this shape.</summary>
     /// <remarks>For a y that starts 4-byte aligned, as the planned arenas' buffers do; one that does not keeps the GEMM path.</remarks>

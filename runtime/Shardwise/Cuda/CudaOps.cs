@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Linq;
 using System.Runtime.CompilerServices;
 using Shardwise.Ops;
 using Shardwise.Precision;
@@ -68,15 +67,12 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     private DeviceIndexArena[] indexWindows = [];
     private readonly EmbeddingRowGrouping grouping = new();
     private readonly EmbeddingGroupingCache groupingCache = new();
-    private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, storedScoresScratch, rowScratch, scalarScratch,
-        onesScratch;
+    private readonly DeviceScratch groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch;
     private readonly int elementBytes;
     private bool disposed;
     private CudaOpsProfiler? profiler;
     private readonly bool fusedAttention;
     private readonly bool flashDqFromStoredScores; // decided once: the option, else the environment
-    private readonly bool flashDqByProduct; // likewise (SHARDWISE_FLASH_DQ=gemm)
-    private readonly bool flashWideKeyBlocks; // likewise (SHARDWISE_FLASH_DKDV=wide)
     private readonly bool fusedCrossEntropy; // CrossEntropyWithGradient as one kernel, or the pair (the option, else the environment)
     private readonly bool biasGradientByProduct; // likewise
     private string currentOperation = "";
@@ -111,8 +107,6 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         Options = options;
         fusedAttention = options.UsesFusedAttention;
         flashDqFromStoredScores = options.UsesFlashDqFromStoredScores;
-        flashDqByProduct = options.UsesFlashDqByProduct;
-        flashWideKeyBlocks = options.UsesFlashWideKeyBlocks;
         fusedCrossEntropy = options.UsesFusedCrossEntropy;
         biasGradientByProduct = options.UsesBiasGradientByProduct;
         elementBytes = options.Storage.BytesPerElement();
@@ -125,8 +119,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         };
         groupingScratch = new DeviceScratch(context, allocations, "embedding row grouping");
         partialScratch = new DeviceScratch(context, allocations, "LayerNorm and bias partial sums");
-        scoreScratch = new DeviceScratch(context, allocations, "attention: probabilities and score gradients (GEMM path), row dots (flash)");
-        storedScoresScratch = new DeviceScratch(context, allocations, "attention: dSᵀ tiles (flash, dQ from stored scores)");
+        scoreScratch = new DeviceScratch(context, allocations, "attention: probabilities and score gradients (GEMM path), row dots and dSᵀ tiles (flash)");
         rowScratch = new DeviceScratch(context, allocations, "cross-entropy per-row losses and softmax statistics");
         scalarScratch = new DeviceScratch(context, allocations, "loss scalar");
         onesScratch = new DeviceScratch(context, allocations, "ones (the bias-gradient product's right operand)");
@@ -155,11 +148,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public long DeviceBytesAllocated => allocations.Bytes;
 
     /// <summary>How many times any scratch buffer grew.</summary>
-    public int ScratchGrowths => Scratches.Sum(s => s.Growths);
-
-    /// <summary>Every scratch buffer, the attention's first (the largest at GPT-2's shape), for reports and disposal.</summary>
-    private DeviceScratch[] Scratches =>
-        [storedScoresScratch, scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch];
+    public int ScratchGrowths => groupingScratch.Growths + partialScratch.Growths + scoreScratch.Growths +
+                                 rowScratch.Growths + scalarScratch.Growths + onesScratch.Growths;
 
     /// <summary>Waits until all queued work has finished.</summary>
     public void Synchronize()
@@ -441,7 +431,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public string DescribeWorkingMemory()
     {
         var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CublasWorkspaceBytes)}" };
-        foreach (DeviceScratch scratch in Scratches)
+        foreach (DeviceScratch scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch })
             if (scratch.Bytes > 0) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
         return string.Join("; ", parts);
 
@@ -453,7 +443,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public const long CublasWorkspaceBytes = CudaGemm.WorkspaceBytes;
 
     /// <summary>Bytes of the attention scratch so far (see <see cref="DescribeWorkingMemory"/>).</summary>
-    public long AttentionScratchBytes => scoreScratch.Bytes + storedScoresScratch.Bytes;
+    public long AttentionScratchBytes => scoreScratch.Bytes;
 
     /// <summary>
     /// GEMM shapes whose cuBLASLt algorithm was picked by timing its candidates (<see cref="CudaOpsOptions.GemmTuning"/>;
@@ -600,7 +590,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             if (owned is not null && seen.Add(owned)) owned.Dispose();
         foreach (DeviceArena window in activationWindows) if (seen.Add(window)) window.Dispose();
         foreach (DeviceIndexArena window in indexWindows) if (seen.Add(window)) window.Dispose();
-        foreach (DeviceScratch scratch in Scratches) scratch.Dispose();
+        foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch })
+            scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs
         profiler?.Dispose();

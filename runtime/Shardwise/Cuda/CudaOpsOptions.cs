@@ -58,23 +58,10 @@ namespace Shardwise.Cuda;
 /// traffic per GPT-2 step, about 0.35 ms on the H200 at the backward kernel's rate), not yet on a measurement:
 /// <c>scripts/gpu-suite.sh</c> times the pair beside it.
 /// </param>
-/// <param name="FlashDqByProduct">
-/// Where dQ comes from the stored dSᵀ (<see cref="FlashDqFromStoredScores"/>): as cuBLAS strided-batched products
-/// dQ = scale · dS·K over the causal square (the upper tiles, which the dK/dV kernel never writes, are zeroed once per
-/// shape and stay zero) instead of the flash_attention_backward_dq_stored kernel, which Nsight Compute found waiting on
-/// its tile copies at 28% of the H200's DRAM bandwidth (docs/gpu-results.md, run 12). Null: the environment variable
-/// <c>SHARDWISE_FLASH_DQ</c> = <c>gemm</c> turns it on. Opt-in until a GPU measures it.
-/// </param>
-/// <param name="FlashWideKeyBlocks">
-/// Whether the flash backward's dK/dV kernel runs blocks of 128 keys (8 warps, flash_attention_backward_dkdv_wide)
-/// instead of 64 (4 warps): each Q/dY tile copied into shared memory serves twice the keys, with one block per
-/// multiprocessor instead of two (registers allow no more warps either way). Null: the environment variable
-/// <c>SHARDWISE_FLASH_DKDV</c> = <c>wide</c> turns it on. Opt-in until a GPU measures it.
-/// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,
     bool? GemmTuning = null, bool? BiasGradientByProduct = null, long FlashStoredScoresMaxBytes = 1L << 30,
-    bool? FusedCrossEntropy = null, bool? FlashDqByProduct = null, bool? FlashWideKeyBlocks = null)
+    bool? FusedCrossEntropy = null)
 {
     /// <summary>The environment variable that picks the pair of cross-entropy kernels (pair) when <see cref="FusedCrossEntropy"/> is null.</summary>
     public const string CrossEntropyVariable = "SHARDWISE_CROSS_ENTROPY";
@@ -103,17 +90,6 @@ public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = fals
     /// <summary><see cref="FlashDqFromStoredScores"/>, or the environment's choice when it is null.</summary>
     public bool UsesFlashDqFromStoredScores =>
         FlashDqFromStoredScores ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is not "recompute";
-
-    /// <summary><see cref="FlashDqByProduct"/>, or the environment's choice (<see cref="FlashDqVariable"/> = gemm) when it is null.</summary>
-    public bool UsesFlashDqByProduct =>
-        FlashDqByProduct ?? System.Environment.GetEnvironmentVariable(FlashDqVariable) is "gemm";
-
-    /// <summary>The environment variable that picks the dK/dV kernel's 128-key blocks (wide) when <see cref="FlashWideKeyBlocks"/> is null.</summary>
-    public const string FlashDkdvVariable = "SHARDWISE_FLASH_DKDV";
-
-    /// <summary><see cref="FlashWideKeyBlocks"/>, or the environment's choice when it is null.</summary>
-    public bool UsesFlashWideKeyBlocks =>
-        FlashWideKeyBlocks ?? System.Environment.GetEnvironmentVariable(FlashDkdvVariable) is "wide";
 
     /// <summary>The environment variable that turns the fused attention off (0, false) when <see cref="FusedAttention"/> is null.</summary>
     public const string FusedAttentionVariable = "SHARDWISE_FUSED_ATTENTION";

@@ -41,13 +41,11 @@ public static class GpuSupport
     /// </summary>
     public static CudaOps RequireCudaOps(string? kernelCache = null, StorageType storage = StorageType.Float32,
         bool? fusedAttention = null, bool? flashDqFromStoredScores = null, bool? gemmTuning = null,
-        bool? biasGradientByProduct = null, long flashStoredScoresMaxBytes = 1L << 30, bool? fusedCrossEntropy = null,
-        bool? flashDqByProduct = null, bool? flashWideKeyBlocks = null)
+        bool? biasGradientByProduct = null, long flashStoredScoresMaxBytes = 1L << 30, bool? fusedCrossEntropy = null)
     {
         RequireGpu();
         return new CudaOps(new CudaOpsOptions(KernelCacheDirectory: kernelCache, Storage: storage, FusedAttention: fusedAttention,
             FlashDqFromStoredScores: flashDqFromStoredScores, GemmTuning: gemmTuning, BiasGradientByProduct: biasGradientByProduct,
-            FlashStoredScoresMaxBytes: flashStoredScoresMaxBytes, FusedCrossEntropy: fusedCrossEntropy,
-            FlashDqByProduct: flashDqByProduct, FlashWideKeyBlocks: flashWideKeyBlocks));
+            FlashStoredScoresMaxBytes: flashStoredScoresMaxBytes, FusedCrossEntropy: fusedCrossEntropy));
     }
 }

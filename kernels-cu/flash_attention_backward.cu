@@ -12,7 +12,8 @@
 //   flash_attention_backward_dkdv_d{64,128}_{f16,bf16}: one block per 64-key tile; walks the query tiles at or after
 //       it (causal), accumulates dK and dV in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16
 //       keys), dynamic shared memory 2 stages × ((Q, dY) × 64·(D+8)·2 + (lse, D) × 64·4) bytes (37 KiB for d64,
-//       69 KiB for d128), plus 4 warps × 16 × 72 × 2 bytes (9 KiB) of dSᵀ staging where scores is not null.
+//       69 KiB for d128), plus 4 warps × 16 × 72 × 2 bytes (9 KiB) of dSᵀ staging where scores is not null. The
+//       d64 build is bounded to three blocks per SM (SW_FLASH_DKDV_MIN_BLOCKS).
 //   flash_attention_backward_dq_d{64,128}_{f16,bf16}: one block per 64-query tile; walks the key tiles up to the
 //       diagonal, accumulates dQ in registers. Grid (ceil(seq/64), batch·heads), block 128 (4 warps × 16 queries),
 //       dynamic shared memory 2 stages × (K, V) × 64·(D+8)·2 bytes (36 KiB for d64, 68 KiB for d128).
@@ -476,8 +477,15 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dot_##suffix)
 
+// The d64 dK/dV kernel is bounded to three blocks per multiprocessor: at most 168 registers instead of the ~235 the
+// compiler takes unbounded (two blocks), for 12 bytes of spills in bf16 and none in fp16 (ptxas 11.8, sm_90); the 12
+// warps per SM instead of 8 hide more of its tile loop's latencies: 4.61 → 4.48 ms per GPT-2 bf16 step on the H200
+// (docs/gpu-results.md, run 16). The d128 one spills unbounded already and stays at one block's bound.
+#define SW_FLASH_DKDV_MIN_BLOCKS(D) ((D) <= 64 ? 3 : 1)
+
 #define SW_FLASH_BACKWARD_KERNELS(suffix, T, D)                                                               \
-    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dkdv_d##D##_##suffix( \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS, SW_FLASH_DKDV_MIN_BLOCKS(D))               \
+        flash_attention_backward_dkdv_d##D##_##suffix(                                                        \
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, T* scores, int seq, int heads, \
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \

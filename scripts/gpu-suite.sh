@@ -50,7 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "pair tuned product product+tuned", "" or
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "tuned product", "" or
 #     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
@@ -425,7 +425,7 @@ run_shardwise_bench() {
 # SHARDWISE_BENCH_FLASH_DQ_STORED=0, an older switch, still drops every variant.
 bench_variants() {
   [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
-  echo "${SHARDWISE_BENCH_VARIANTS-pair tuned product product+tuned}"
+  echo "${SHARDWISE_BENCH_VARIANTS-tuned product}"
 }
 
 variant_environment() {

@@ -44,19 +44,20 @@ namespace Shardwise.Cuda;
 /// variable <c>SHARDWISE_GEMM_TUNING</c> = <c>1</c> or <c>true</c> turns it on.
 /// </param>
 /// <param name="BiasGradientByProduct">
-/// Opt-in, not yet measured on a GPU: a bias gradient the weight-gradient GEMM's epilogue does not give (every one in
-/// fp16/bf16 storage) is Σ_rows dy as one cuBLAS product dyᵀ·1 with an fp32 result, added into dBias with one
-/// rounding, instead of the two column-sum kernels (add_bias_backward_partial/_reduce, 1.1 ms per GPT-2 step on the
-/// H200 at about 1.8 TB/s, docs/gpu-results.md run 13). Null: the environment variable
-/// <c>SHARDWISE_BIAS_GRADIENT</c> = <c>product</c> turns it on.
+/// Opt-in: a bias gradient the weight-gradient GEMM's epilogue does not give (every one in fp16/bf16 storage) is
+/// Σ_rows dy as one cuBLAS product dyᵀ·1 with an fp32 result, added into dBias with one rounding, instead of the two
+/// column-sum kernels (add_bias_backward_partial/_reduce, 1.1 ms per GPT-2 step on the H200). Measured in run 14
+/// (docs/gpu-results.md): the bf16 step took 32.5 ms with it against 32.4 without (cuBLAS reads dy at about 2.7 TB/s
+/// for these one-column products), so it stays off. Null: the environment variable <c>SHARDWISE_BIAS_GRADIENT</c> =
+/// <c>product</c> turns it on.
 /// </param>
 /// <param name="FusedCrossEntropy">
 /// Whether <see cref="CudaOps.CrossEntropyWithGradient"/> (the loss of the generated ForwardBackward, which train and
 /// bench run) is one kernel that reads each row of logits once, keeping it in shared memory for the gradient pass
 /// (crossentropy_forward_backward), instead of the forward and backward kernels (two reads). Null: on, unless the
-/// environment variable <c>SHARDWISE_CROSS_ENTROPY</c> is <c>pair</c>. On by default on the arithmetic (1.65 GB less
-/// traffic per GPT-2 step, about 0.35 ms on the H200 at the backward kernel's rate), not yet on a measurement:
-/// <c>scripts/gpu-suite.sh</c> times the pair beside it.
+/// environment variable <c>SHARDWISE_CROSS_ENTROPY</c> is <c>pair</c>. On by default (1.65 GB less
+/// traffic per GPT-2 step): run 14 on the H200 measured the bf16 step at 32.4 ms fused against 32.8 ms with the pair
+/// (docs/gpu-results.md).
 /// </param>
 public sealed record CudaOpsOptions(int DeviceOrdinal = 0, bool AllowTf32 = false, string? KernelCacheDirectory = null,
     StorageType Storage = StorageType.Float32, bool? FusedAttention = null, bool? FlashDqFromStoredScores = null,

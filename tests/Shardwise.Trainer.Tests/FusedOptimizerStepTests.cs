@@ -107,6 +107,11 @@ public sealed class FusedOptimizerStepTests
         { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 3, {{AdamW}},
           "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 3e-3, "warmup_num_steps": 10 } } }
         """)]
+    [DataRow("bf16, OneCycle with cyclic momentum (Adam's betas set per step)", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{AdamW}}, "bf16": { "enabled": true },
+          "scheduler": { "type": "OneCycle", "params": { "cycle_min_lr": 1e-3, "cycle_max_lr": 5e-3, "cycle_first_step_size": 6,
+            "cycle_second_step_size": 8, "decay_step_size": 2, "decay_lr_rate": 0.5, "decay_mom_rate": 0.01 } } }
+        """)]
     [DataRow("fp16, L2 weight decay (adam_w_mode false)", """
         { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0,
           "optimizer": { "type": "Adam", "params": { "lr": 3e-3, "weight_decay": 0.1, "adam_w_mode": false } },
@@ -127,6 +132,33 @@ public sealed class FusedOptimizerStepTests
         if (name.StartsWith("fp16", StringComparison.Ordinal)) Assert.IsTrue(expected.Skipped > 0, "the scale must overflow fp16 at least once");
         if (name.Contains("clipping", StringComparison.Ordinal)) Assert.IsTrue(expected.Norms.Any(n => n > 0.5), "clipping must be active");
         AssertIdentical(expected, actual, name);
+    }
+
+    /// <summary>
+    /// OneCycle's β1 and β2 reach the optimizer: the same learning-rate cycle with and without cycle_momentum trains to
+    /// different weights, on the host step and on the fused one alike.
+    /// </summary>
+    [TestMethod]
+    public void OneCyclesMomentumChangesTheUpdates()
+    {
+        foreach (bool fusedStep in new[] { false, true })
+        {
+            Trace Run(bool cycleMomentum)
+            {
+                string json = $$"""
+                    { "train_micro_batch_size_per_gpu": 2, {{AdamW}},
+                      "scheduler": { "type": "OneCycle", "params": { "cycle_min_lr": 1e-3, "cycle_max_lr": 5e-3, "cycle_first_step_size": 6,
+                        "cycle_momentum": {{(cycleMomentum ? "true" : "false")}} } } }
+                    """;
+                TrainingEngine engine = CreateEngine(json, fusedStep);
+                return Train(engine, Sampler(engine), 8);
+            }
+
+            Trace cycled = Run(true), plain = Run(false);
+            CollectionAssert.AreEqual(Bits(plain.LearningRates), Bits(cycled.LearningRates), "the same learning rates");
+            CollectionAssert.AreNotEqual(Bits(plain.Master), Bits(cycled.Master), $"fused {fusedStep}: the betas changed the weights");
+            CollectionAssert.AreNotEqual(Bits(plain.ExpAvg), Bits(cycled.ExpAvg), $"fused {fusedStep}: and the first moments");
+        }
     }
 
     private static float[] Initial()

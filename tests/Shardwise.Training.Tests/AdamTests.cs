@@ -155,7 +155,33 @@ public sealed class AdamTests
         Assert.AreEqual(new AdamOptions { Beta1 = 0.8, Beta2 = 0.95, Eps = 1e-6, WeightDecay = 0.1, AdamWMode = true, BiasCorrection = false }, options);
     }
 
-    private static void RunAgainstReference(AdamOptions options, int steps, int length, int seed, Func<int, double> learningRate)
+    /// <summary>
+    /// OneCycle's cyclic momentum: every step runs with the schedule's (β1, β2), bias corrections included, against the
+    /// float64 reference given the same betas; and the betas do change the update.
+    /// </summary>
+    [TestMethod]
+    public void PerStepBetasFromOneCycle_MatchTheReference()
+    {
+        var cycle = new OneCycle(new OneCycleConfig { CycleMinLr = 1e-3, CycleMaxLr = 1e-2, CycleFirstStepSize = 3, CycleSecondStepSize = 2 });
+        var options = new AdamOptions { Beta1 = 0.9, Beta2 = 0.999, Eps = 1e-8, WeightDecay = 0.01, AdamWMode = true };
+        RunAgainstReference(options, steps: 8, length: 257, seed: 11, learningRate: step => cycle.LearningRate(step), betas: step => cycle.Betas(step));
+
+        var random = new Random(3);
+        float[] start = RandomData.NonZero(random, 64, 0.5, 2), g = RandomData.NonZero(random, 64, 0.01, 1);
+        float[] own = (float[])start.Clone(), cycled = (float[])start.Clone();
+        var ownOptimizer = new AdamOptimizer(64, options);
+        var cycledOptimizer = new AdamOptimizer(64, options);
+        // A first step moves each weight by about lr whatever the betas (m̂ = g, v̂ = g²): the second one tells.
+        ownOptimizer.Step(own, g, 1e-3);
+        cycledOptimizer.Step(cycled, g, 1e-3);
+        float[] g2 = RandomData.NonZero(random, 64, 0.01, 1);
+        ownOptimizer.Step(own, g2, 1e-3);
+        cycledOptimizer.Step(cycled, g2, 1e-3, cycle.Betas(1));
+        CollectionAssert.AreNotEqual(own, cycled, "β1 0.88 and β2 0.99 (OneCycle's step 1) move the weights differently from 0.9 and 0.999");
+    }
+
+    private static void RunAgainstReference(AdamOptions options, int steps, int length, int seed, Func<int, double> learningRate,
+        Func<int, (double Beta1, double Beta2)?>? betas = null)
     {
         var random = new Random(seed);
         var p = RandomData.NonZero(random, length, 0.5, 2);
@@ -165,8 +191,8 @@ public sealed class AdamTests
         for (var step = 0; step < steps; step++)
         {
             var g = RandomData.NonZero(random, length, 0.01, 1);
-            optimizer.Step(p, g, learningRate(step));
-            reference.Step(pRef, RandomData.ToDouble(g), learningRate(step));
+            optimizer.Step(p, g, learningRate(step), betas?.Invoke(step));
+            reference.Step(pRef, RandomData.ToDouble(g), learningRate(step), betas?.Invoke(step));
         }
 
         Assert.AreEqual(steps, optimizer.State.Step);

@@ -197,7 +197,19 @@ public sealed partial class ConfigCorpusTests
         StringAssert.Contains(Rejects("01_dse_bingbert_lamb_sparse_attention.json").Message, "optimizer \"Lamb\"");
         StringAssert.Contains(Rejects("01_dse_bingbert_lamb_sparse_attention.json").Message, "$.sparse_attention: known DeepSpeed feature");
         StringAssert.Contains(Rejects("02_dse_bingbert_onebitadam_nccl.json").Message, "optimizer \"OneBitAdam\"");
-        StringAssert.Contains(Rejects("12_dse_qanet_onecycle.json").Message, "scheduler \"OneCycle\"");
+    }
+
+    [TestMethod]
+    public void OneCycleConfigs_Load()
+    {
+        var qanet = Load("12_dse_qanet_onecycle.json");
+        Assert.AreEqual(new OneCycleConfig { CycleMinLr = 0.004, CycleMaxLr = 0.015, CycleFirstStepSize = 1000, CycleSecondStepSize = 100,
+            DecayStepSize = 1000, DecayLrRate = 0.01 }, qanet.Config.Scheduler!.OneCycle);
+        Assert.IsTrue(qanet.Warnings.Contains("$.scheduler.params.cycle_first_stair_count: has no effect: DeepSpeed's OneCycle does not use it either (the schedule is continuous)"));
+
+        var cifar = Load("35_catid_cifar10_comms_logger_onecycle.json");
+        Assert.AreEqual(new OneCycleConfig { CycleMinLr = 1e-4, CycleMaxLr = 4e-3, CycleSecondStepSize = 2000 }, cifar.Config.Scheduler!.OneCycle,
+            "DeepSpeed's defaults: a 2000 + 2000 step cycle, momentum cycled between 0.8 and 0.9, no decay");
     }
 
     [TestMethod]

@@ -107,13 +107,42 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
-    public void UnsupportedOptimizerAndScheduler_AreErrors()
+    public void UnsupportedOptimizer_AndOneCycleWithoutItsRates_AreErrors()
     {
         var error = Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"lr": 1e-3, "max_coeff": 0.3}}, "scheduler": {"type": "OneCycle", "params": {}}}""");
-        Assert.AreEqual(2, error.Errors.Count, error.Message);
+        Assert.AreEqual(3, error.Errors.Count, error.Message);
         StringAssert.Contains(error.Message, "$.optimizer.type: known DeepSpeed feature not supported by Shardwise yet: optimizer \"Lamb\"");
-        StringAssert.Contains(error.Message, "$.scheduler.type: known DeepSpeed feature not supported by Shardwise yet: scheduler \"OneCycle\"");
+        StringAssert.Contains(error.Message, "$.scheduler.params.cycle_min_lr is required for OneCycle");
+        StringAssert.Contains(error.Message, "$.scheduler.params.cycle_max_lr is required for OneCycle");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "scheduler": {"type": "Cyclic"}}""").Message,
+            "unknown scheduler \"Cyclic\"; Shardwise supports WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle or LRRangeTest");
         StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Sophia"}}""").Message, "unknown optimizer \"Sophia\"");
+    }
+
+    [TestMethod]
+    public void OneCycleAndLRRangeTest_ReadEveryParameter()
+    {
+        var result = Parse("""
+            {"train_batch_size": 8, "scheduler": {"type": "onecycle", "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3,
+             "decay_lr_rate": 0.1, "cycle_first_step_size": 10, "cycle_first_stair_count": 4, "decay_step_size": 5,
+             "cycle_momentum": true, "cycle_min_mom": 0.85, "cycle_max_mom": 0.95, "decay_mom_rate": 0.02}}}
+            """);
+        var cycle = result.Config.Scheduler!.OneCycle!;
+        Assert.AreEqual(SchedulerType.OneCycle, result.Config.Scheduler.Type);
+        Assert.AreEqual(new OneCycleConfig { CycleMinLr = 1e-4, CycleMaxLr = 1e-3, DecayLrRate = 0.1, CycleFirstStepSize = 10,
+            CycleSecondStepSize = 10, DecayStepSize = 5, CycleMomentum = true, CycleMinMom = 0.85, CycleMaxMom = 0.95, DecayMomRate = 0.02 }, cycle,
+            "cycle_second_step_size defaults to the first");
+        AssertWarning(result, "$.scheduler.params.cycle_first_stair_count: has no effect: DeepSpeed's OneCycle does not use it either (the schedule is continuous)");
+
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3, "cycle_max_mom": 1.2}}}""").Message,
+            "$.scheduler.params.cycle_max_mom: 1.2 is out of range: a momentum (Adam's β1) must be in [0, 1)");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 1e-4, "cycle_max_lr": 1e-3, "cycle_first_step_size": 0}}}""").Message,
+            "$.scheduler.params.cycle_first_step_size: 0 is out of range: must be >= 1");
+
+        var range = Parse("""{"train_batch_size": 8, "scheduler": {"type": "LRRangeTest", "params": {"lr_range_test_min_lr": 1e-5, "lr_range_test_step_size": 100, "lr_range_test_step_rate": 5, "lr_range_test_staircase": true}}}""");
+        Assert.AreEqual(new LrRangeTestConfig { MinLr = 1e-5, StepSize = 100, StepRate = 5, Staircase = true }, range.Config.Scheduler!.LrRangeTest);
+        Assert.AreEqual(new LrRangeTestConfig(), Parse("""{"train_batch_size": 8, "scheduler": {"type": "LRRangeTest"}}""").Config.Scheduler!.LrRangeTest,
+            "DeepSpeed's defaults: min 1e-3, step size 2000, rate 1, no staircase");
     }
 
     [TestMethod]

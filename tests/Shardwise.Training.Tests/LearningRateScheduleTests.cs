@@ -166,6 +166,111 @@ public sealed class LearningRateScheduleTests
         Assert.AreEqual(1e-6, schedule.LearningRate(1000), 1e-20); // decays to warmup_min_lr, not 0
     }
 
+    /// <summary>
+    /// OneCycle against a replay of DeepSpeed's object as the engine drives it: the constructor sets lr = cycle_min_lr
+    /// and betas = (cycle_min_mom, 0.99), and after every optimizer step step() advances last_batch_iteration and sets
+    /// lr from get_lr() and betas from get_mom() (which read last_batch_iteration + 1 inside the cycle). Optimizer
+    /// step k runs with what the previous k − 1 scheduler steps left, which must be our schedule at step k − 1. Config
+    /// 12's parameters (a 1000 + 100 step cycle, then decay every 1000 steps at rate 0.01), and a cycle with momentum
+    /// decay.
+    /// </summary>
+    [TestMethod]
+    public void OneCycle_FollowsDeepSpeedsSchedulerObjectStepByStep()
+    {
+        foreach (var config in new[]
+                 {
+                     new OneCycleConfig { CycleMinLr = 0.004, CycleMaxLr = 0.015, CycleFirstStepSize = 1000, CycleSecondStepSize = 100, DecayStepSize = 1000, DecayLrRate = 0.01 },
+                     new OneCycleConfig { CycleMinLr = 1e-4, CycleMaxLr = 4e-3, CycleFirstStepSize = 7, CycleSecondStepSize = 13, DecayStepSize = 5, DecayLrRate = 0.5, DecayMomRate = 0.01 },
+                 })
+        {
+            var schedule = new OneCycle(config);
+            var replay = new DeepSpeedOneCycleReplay(config);
+            for (long k = 1; k <= 2500; k++)
+            {
+                Assert.AreEqual(replay.Lr, schedule.LearningRate(k - 1), 1e-15, $"lr of optimizer step {k}");
+                var betas = schedule.Betas(k - 1);
+                Assert.IsNotNull(betas);
+                Assert.AreEqual(replay.Beta1, betas.Value.Beta1, 1e-15, $"β1 of optimizer step {k}");
+                Assert.AreEqual(0.99, betas.Value.Beta2, $"β2 of optimizer step {k}");
+                replay.Step();
+            }
+        }
+    }
+
+    [TestMethod]
+    public void OneCycle_AtKnownPointsOfConfig12()
+    {
+        var schedule = LearningRateScheduleFactory.Create(DeepSpeedConfig.Load(TestPaths.Config("12_dse_qanet_onecycle.json")).Config);
+        // total 1100 steps, the rise 1000/1100 of it.
+        Assert.AreEqual(0.004, schedule.LearningRate(0), 1e-15);
+        Assert.AreEqual((0.8, 0.99), schedule.Betas(0));                          // the constructor's betas
+        Assert.AreEqual(0.0095, schedule.LearningRate(500), 1e-15);               // halfway up
+        Assert.AreEqual(0.85, schedule.Betas(500)!.Value.Beta1, 1e-15);
+        Assert.AreEqual(0.015, schedule.LearningRate(1000), 1e-15);               // the top: β1 at its minimum
+        Assert.AreEqual(0.8, schedule.Betas(1000)!.Value.Beta1, 1e-15);
+        Assert.AreEqual(0.0095, schedule.LearningRate(1050), 1e-15);              // halfway down
+        Assert.AreEqual(0.004, schedule.LearningRate(1100), 1e-15);               // the cycle's end
+        Assert.AreEqual(0.9, schedule.Betas(1100)!.Value.Beta1, 1e-15);
+        Assert.AreEqual(0.004 / 1.01, schedule.LearningRate(2100), 1e-15);        // one decay interval on
+        Assert.AreEqual(0.9, schedule.Betas(2100)!.Value.Beta1, 1e-15);           // decay_mom_rate 0: β1 stays
+    }
+
+    [TestMethod]
+    public void OneCycle_WithoutCycleMomentum_LeavesTheBetasToTheOptimizer()
+    {
+        var schedule = new OneCycle(new OneCycleConfig { CycleMinLr = 1e-3, CycleMaxLr = 1e-2, CycleSecondStepSize = 2000, CycleMomentum = false });
+        Assert.IsNull(schedule.Betas(0));
+        Assert.IsNull(schedule.Betas(1500));
+        Assert.AreEqual(1e-3 + (9e-3 * 0.75), schedule.LearningRate(1500), 1e-15);
+    }
+
+    [TestMethod]
+    [DataRow(false, 0L, 1e-3)]
+    [DataRow(false, 1000L, 1.5e-3)]
+    [DataRow(false, 4000L, 3e-3)]
+    [DataRow(true, 1999L, 1e-3)]
+    [DataRow(true, 2000L, 2e-3)]
+    [DataRow(true, 5999L, 3e-3)]
+    public void LRRangeTest_GrowsLinearlyOrInStairs(bool staircase, long step, double expected)
+    {
+        // DeepSpeed: min · (1 + rate · (last_batch_iteration + 1)/step_size), floored with staircase; our step is
+        // last_batch_iteration + 1 (step 0 is the constructor's min).
+        ILearningRateSchedule schedule = new LRRangeTest(new LrRangeTestConfig { MinLr = 1e-3, StepSize = 2000, StepRate = 1.0, Staircase = staircase });
+        Assert.AreEqual(expected, schedule.LearningRate(step), 1e-18);
+        Assert.IsNull(schedule.Betas(step));
+    }
+
+    /// <summary>DeepSpeed's OneCycle object, transcribed as state: last_batch_iteration, lr and betas.</summary>
+    private sealed class DeepSpeedOneCycleReplay(OneCycleConfig config)
+    {
+        private readonly double total = config.CycleFirstStepSize + (double)config.CycleSecondStepSize;
+        private long lastBatchIteration = -1;
+
+        public double Lr { get; private set; } = config.CycleMinLr;
+
+        public double Beta1 { get; private set; } = config.CycleMinMom;
+
+        public void Step()
+        {
+            lastBatchIteration++;
+            if (lastBatchIteration < total)
+            {
+                double batchIteration = lastBatchIteration + 1;
+                double cycle = Math.Floor(1 + (batchIteration / total));
+                double x = 1 + (batchIteration / total) - cycle, ratio = config.CycleFirstStepSize / total;
+                double scale = x <= ratio ? x / ratio : (x - 1) / (ratio - 1);
+                Lr = config.CycleMinLr + ((config.CycleMaxLr - config.CycleMinLr) * scale);
+                Beta1 = config.CycleMaxMom - ((config.CycleMaxMom - config.CycleMinMom) * scale);
+                return;
+            }
+
+            double interval = (lastBatchIteration - total + 1) / config.DecayStepSize;
+            bool noDecay = config.DecayStepSize == 0;
+            Lr = noDecay || config.DecayLrRate == 0 ? config.CycleMinLr : config.CycleMinLr / (1 + (config.DecayLrRate * interval));
+            Beta1 = noDecay || config.DecayMomRate == 0 ? config.CycleMaxMom : config.CycleMaxMom * (1 + (config.DecayMomRate * interval));
+        }
+    }
+
     [TestMethod]
     public void NegativeStep_IsACallerBug()
     {

@@ -90,6 +90,35 @@ internal static class ConfigDescriber
         }
 
         add("$.scheduler.type", scheduler.Type);
+        if (scheduler.OneCycle is { } cycle)
+        {
+            add("$.scheduler.params.cycle_min_lr", cycle.CycleMinLr);
+            add("$.scheduler.params.cycle_max_lr", cycle.CycleMaxLr);
+            add("$.scheduler.params.cycle_first_step_size", cycle.CycleFirstStepSize);
+            add("$.scheduler.params.cycle_second_step_size", cycle.CycleSecondStepSize);
+            add("$.scheduler.params.decay_step_size", cycle.DecayStepSize);
+            add("$.scheduler.params.decay_lr_rate", cycle.DecayLrRate);
+            add("$.scheduler.params.cycle_momentum", cycle.CycleMomentum);
+            if (cycle.CycleMomentum)
+            {
+                add("$.scheduler.params.cycle_min_mom", cycle.CycleMinMom);
+                add("$.scheduler.params.cycle_max_mom", cycle.CycleMaxMom);
+                add("$.scheduler.params.decay_mom_rate", cycle.DecayMomRate);
+                add("$.optimizer.params.betas[1] (while cycling)", OneCycleConfig.CycledBeta2);
+            }
+
+            return;
+        }
+
+        if (scheduler.LrRangeTest is { } range)
+        {
+            add("$.scheduler.params.lr_range_test_min_lr", range.MinLr);
+            add("$.scheduler.params.lr_range_test_step_size", range.StepSize);
+            add("$.scheduler.params.lr_range_test_step_rate", range.StepRate);
+            add("$.scheduler.params.lr_range_test_staircase", range.Staircase);
+            return;
+        }
+
         add("$.scheduler.params.warmup_num_steps", scheduler.WarmupNumSteps);
         add("$.scheduler.params.warmup_type", scheduler.WarmupType.ToString().ToLowerInvariant());
         if (scheduler.Type == SchedulerType.WarmupCosineLR)

@@ -7,6 +7,8 @@ public enum SchedulerType
     WarmupLR,
     WarmupDecayLR,
     WarmupCosineLR,
+    OneCycle,
+    LRRangeTest,
 }
 
 public enum WarmupType
@@ -40,6 +42,12 @@ public sealed record SchedulerConfig
 
     public required double CosMinRatio { get; init; }
 
+    /// <summary>OneCycle's parameters; null for the other types.</summary>
+    public OneCycleConfig? OneCycle { get; init; }
+
+    /// <summary>LRRangeTest's parameters; null for the other types.</summary>
+    public LrRangeTestConfig? LrRangeTest { get; init; }
+
     internal static SchedulerConfig? Read(JsonSection parent, ConfigOverrides overrides)
     {
         if (!parent.Has("scheduler"))
@@ -58,6 +66,26 @@ public sealed record SchedulerConfig
 
         var parameters = section.Section("params");
         UnsupportedFeaturePolicy.ReportLeftovers(section);
+        if (type is SchedulerType.OneCycle or SchedulerType.LRRangeTest)
+        {
+            var oneCycle = type == SchedulerType.OneCycle ? OneCycleConfig.Read(parameters) : null;
+            var rangeTest = type == SchedulerType.LRRangeTest ? LrRangeTestConfig.Read(parameters) : null;
+            IgnoreLastBatchIteration(parameters);
+            UnsupportedFeaturePolicy.ReportLeftovers(parameters);
+            return new SchedulerConfig
+            {
+                Type = type.Value,
+                WarmupMinLr = ConfigDefaults.WarmupMinLr,
+                WarmupMaxLr = ConfigDefaults.WarmupMaxLr,
+                WarmupNumSteps = ConfigDefaults.WarmupNumSteps,
+                WarmupType = WarmupType.Log,
+                TotalNumSteps = null,
+                WarmupMinRatio = ConfigDefaults.WarmupMinRatio,
+                CosMinRatio = ConfigDefaults.CosMinRatio,
+                OneCycle = oneCycle,
+                LrRangeTest = rangeTest,
+            };
+        }
 
         var isCosine = type == SchedulerType.WarmupCosineLR;
         double minLr = ConfigDefaults.WarmupMinLr, maxLr = ConfigDefaults.WarmupMaxLr;
@@ -82,11 +110,7 @@ public sealed record SchedulerConfig
             ?? ConfigDefaults.WarmupNumSteps;
         var warmupType = ParseWarmupType(parameters, parameters.String("warmup_type") ?? ConfigDefaults.WarmupType);
         var totalSteps = type == SchedulerType.WarmupLR ? null : ReadTotalSteps(parameters, type.Value, warmupSteps, overrides);
-        if (parameters.Integer("last_batch_iteration", AutoRule.NotAllowed) is { } last && last != -1)
-        {
-            parameters.Warning("last_batch_iteration", "ignored: Shardwise resumes the schedule from the checkpoint's step count");
-        }
-
+        IgnoreLastBatchIteration(parameters);
         UnsupportedFeaturePolicy.ReportLeftovers(parameters);
         return new SchedulerConfig
         {
@@ -101,11 +125,21 @@ public sealed record SchedulerConfig
         };
     }
 
+    private static void IgnoreLastBatchIteration(JsonSection parameters)
+    {
+        if (parameters.Integer("last_batch_iteration", AutoRule.NotAllowed) is { } last && last != -1)
+        {
+            parameters.Warning("last_batch_iteration", "ignored: Shardwise resumes the schedule from the checkpoint's step count");
+        }
+    }
+
+    private const string SupportedTypes = "WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle or LRRangeTest";
+
     private static SchedulerType? ParseType(JsonSection section, string? typeName)
     {
         if (typeName is null)
         {
-            section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (WarmupLR, WarmupDecayLR or WarmupCosineLR)");
+            section.Diagnostics.ErrorSentence(section.PathOf("type"), $"is required ({SupportedTypes})");
             return null;
         }
 
@@ -118,8 +152,8 @@ public sealed record SchedulerConfig
         }
 
         section.Error("type", UnsupportedFeaturePolicy.UnsupportedSchedulers.Contains(typeName)
-            ? UnsupportedFeaturePolicy.ErrorMessage($"scheduler \"{typeName}\"", "use WarmupLR, WarmupDecayLR or WarmupCosineLR")
-            : $"unknown scheduler \"{typeName}\"; Shardwise supports WarmupLR, WarmupDecayLR and WarmupCosineLR");
+            ? UnsupportedFeaturePolicy.ErrorMessage($"scheduler \"{typeName}\"", $"use {SupportedTypes}")
+            : $"unknown scheduler \"{typeName}\"; Shardwise supports {SupportedTypes}");
         return null;
     }
 

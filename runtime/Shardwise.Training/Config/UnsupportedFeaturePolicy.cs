@@ -16,8 +16,8 @@ namespace Shardwise.Training.Config;
 /// flags that only matter for optimizers we do not have; they are read silently.
 ///
 /// Value-level decisions (not keys) that follow the same rule and are enforced by the parsers:
-///   errors: optimizer types other than Adam/AdamW (OneBitAdam, Lamb, Lion, ...), scheduler types
-///           OneCycle/LRRangeTest, offload device "nvme", fp16 and bf16 both enabled,
+///   errors: optimizer types other than Adam/AdamW (OneBitAdam, Lamb, Lion, ...), unknown scheduler types,
+///           offload device "nvme", fp16 and bf16 both enabled,
 ///           fp16_master_weights_and_grads, amsgrad.
 ///   warnings: ZeRO-3-only keys (stage3_*, offload_param) below stage 3 and offload at stage 0 (DeepSpeed
 ///           ignores them too), fp16 loss-scaler keys inside a bf16 section, legacy aliases (bfloat16,
@@ -110,10 +110,8 @@ internal static class UnsupportedFeaturePolicy
         "lamb", "onebitadam", "zerooneadam", "onebitlamb", "lion", "adagrad", "muadam", "muadamw", "musgd", "sgd", "adam8bit",
     };
 
-    public static IReadOnlySet<string> UnsupportedSchedulers { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
-    {
-        "OneCycle", "LRRangeTest",
-    };
+    /// <summary>Scheduler types DeepSpeed implements that we do not (none left since OneCycle and LRRangeTest).</summary>
+    public static IReadOnlySet<string> UnsupportedSchedulers { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
 
     public const string ChangesResults = "ignoring it would change training results";
 

@@ -127,7 +127,8 @@ public sealed partial class TrainingEngine
 
         double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f));
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f,
+            _schedule.Betas(SchedulerStep - 1)));
         GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;
         ZeroFusedGradients();

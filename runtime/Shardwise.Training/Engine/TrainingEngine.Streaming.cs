@@ -93,7 +93,7 @@ public sealed partial class TrainingEngine
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(_master, gradients, LastLearningRate);
+        Optimizer.Step(_master, gradients, LastLearningRate, _schedule.Betas(SchedulerStep - 1));
         SyncWorkingParameters();
         gradients.Clear();
         _program.ZeroGradients();

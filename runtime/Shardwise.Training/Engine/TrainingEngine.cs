@@ -415,7 +415,7 @@ public sealed partial class TrainingEngine
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(MasterWeights, gradients, LastLearningRate);
+        Optimizer.Step(MasterWeights, gradients, LastLearningRate, _schedule.Betas(SchedulerStep - 1));
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
         _sharding.GatherParameters(_program.Parameters);
         _program.ZeroGradients();

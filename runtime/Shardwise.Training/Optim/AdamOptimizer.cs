@@ -27,11 +27,17 @@ public sealed class AdamOptimizer
 
     public AdamState State { get; }
 
-    /// <summary>One update of <paramref name="parameters"/> in place; the moments live in <see cref="State"/>.</summary>
-    public void Step(Span<float> parameters, ReadOnlySpan<float> gradients, double learningRate) =>
-        Step(parameters, gradients, learningRate, SimdWidth.Auto);
+    /// <summary>
+    /// One update of <paramref name="parameters"/> in place; the moments live in <see cref="State"/>. <paramref name="betas"/>
+    /// replaces the options' (β1, β2) for this step (a schedule's cyclic momentum); the bias corrections then use
+    /// them, as PyTorch's and DeepSpeed's Adam read the group's current betas every step.
+    /// </summary>
+    public void Step(Span<float> parameters, ReadOnlySpan<float> gradients, double learningRate,
+        (double Beta1, double Beta2)? betas = null) =>
+        Step(parameters, gradients, learningRate, SimdWidth.Auto, betas);
 
-    internal void Step(Span<float> parameters, ReadOnlySpan<float> gradients, double learningRate, SimdWidth width)
+    internal void Step(Span<float> parameters, ReadOnlySpan<float> gradients, double learningRate, SimdWidth width,
+        (double Beta1, double Beta2)? betas = null)
     {
         if (parameters.Length != State.Length || gradients.Length != State.Length)
         {
@@ -40,7 +46,7 @@ public sealed class AdamOptimizer
         }
 
         State.Step++;
-        var scalars = ScalarsFor(State.Step, learningRate);
+        var scalars = ScalarsFor(State.Step, learningRate, betas);
         AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
     }
 
@@ -49,23 +55,24 @@ public sealed class AdamOptimizer
     /// backend that keeps the moments and runs the update itself (<see cref="IFusedOptimizerOps"/>); <see cref="State"/>'s
     /// moments are then not touched.
     /// </summary>
-    internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier)
+    internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
         State.Step++;
-        return ScalarsFor(State.Step, learningRate).ToFused(gradientMultiplier);
+        return ScalarsFor(State.Step, learningRate, betas).ToFused(gradientMultiplier);
     }
 
-    private AdamStepScalars ScalarsFor(long step, double learningRate)
+    private AdamStepScalars ScalarsFor(long step, double learningRate, (double Beta1, double Beta2)? betas)
     {
+        var (beta1, beta2) = betas ?? (Options.Beta1, Options.Beta2);
         // Bias corrections are computed in double (as DeepSpeed does on the host) before rounding to float.
-        var biasCorrection1 = Options.BiasCorrection ? 1.0 - Math.Pow(Options.Beta1, step) : 1.0;
-        var biasCorrection2 = Options.BiasCorrection ? 1.0 - Math.Pow(Options.Beta2, step) : 1.0;
+        var biasCorrection1 = Options.BiasCorrection ? 1.0 - Math.Pow(beta1, step) : 1.0;
+        var biasCorrection2 = Options.BiasCorrection ? 1.0 - Math.Pow(beta2, step) : 1.0;
         return new AdamStepScalars(
             (float)learningRate,
-            (float)Options.Beta1,
-            (float)(1.0 - Options.Beta1),
-            (float)Options.Beta2,
-            (float)(1.0 - Options.Beta2),
+            (float)beta1,
+            (float)(1.0 - beta1),
+            (float)beta2,
+            (float)(1.0 - beta2),
             (float)Options.Eps,
             (float)Options.WeightDecay,
             Options.AdamWMode,

@@ -8,4 +8,10 @@ namespace Shardwise.Training.Optim;
 public interface ILearningRateSchedule
 {
     double LearningRate(long step);
+
+    /// <summary>
+    /// Adam's (β1, β2) for the step where the schedule sets them (OneCycle's cyclic momentum), else null: the
+    /// optimizer keeps its own.
+    /// </summary>
+    (double Beta1, double Beta2)? Betas(long step) => null;
 }

@@ -8,8 +8,8 @@ public static class LearningRateScheduleFactory
 {
     /// <param name="scheduler">The config's scheduler section; null means a constant rate.</param>
     /// <param name="optimizerLearningRate">
-    /// The optimizer's lr: the constant rate, and WarmupCosineLR's base. WarmupLR/WarmupDecayLR ignore it:
-    /// as in DeepSpeed, their warmup_max_lr replaces it.
+    /// The optimizer's lr: the constant rate, and WarmupCosineLR's base. WarmupLR/WarmupDecayLR, OneCycle and
+    /// LRRangeTest ignore it: as in DeepSpeed, their own rates replace it.
     /// </param>
     public static ILearningRateSchedule Create(SchedulerConfig? scheduler, double optimizerLearningRate)
     {
@@ -23,6 +23,8 @@ public static class LearningRateScheduleFactory
             SchedulerType.WarmupLR => new WarmupLR(scheduler.WarmupMinLr, scheduler.WarmupMaxLr, scheduler.WarmupNumSteps, scheduler.WarmupType),
             SchedulerType.WarmupDecayLR => new WarmupDecayLR(scheduler.WarmupMinLr, scheduler.WarmupMaxLr, scheduler.WarmupNumSteps, RequireTotal(scheduler), scheduler.WarmupType),
             SchedulerType.WarmupCosineLR => new WarmupCosineLR(optimizerLearningRate, RequireTotal(scheduler), scheduler.WarmupMinRatio, scheduler.WarmupNumSteps, scheduler.CosMinRatio, scheduler.WarmupType),
+            SchedulerType.OneCycle => new OneCycle(scheduler.OneCycle ?? throw new ArgumentException("OneCycle needs its parameters", nameof(scheduler))),
+            SchedulerType.LRRangeTest => new LRRangeTest(scheduler.LrRangeTest ?? throw new ArgumentException("LRRangeTest needs its parameters", nameof(scheduler))),
             _ => throw new ArgumentOutOfRangeException(nameof(scheduler), scheduler.Type, "unknown scheduler type"),
         };
     }

@@ -161,6 +161,44 @@ public sealed class FusedOptimizerStepTests
         }
     }
 
+    /// <summary>
+    /// Lamb trains TinyGpt through the host step even over a backend with the fused (Adam) step, bit for bit as over
+    /// CpuOps, and lowers the loss; a model split over ranks is refused with the reason.
+    /// </summary>
+    [TestMethod]
+    public void LambTakesTheHostStepAndTrains()
+    {
+        const string Json = """
+            { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0,
+              "optimizer": { "type": "Lamb", "params": { "lr": 1e-2, "weight_decay": 0.01, "max_coeff": 0.3, "min_coeff": 0.01 } } }
+            """;
+        TrainingEngine host = CreateEngine(Json, fused: false), fusedCapable = CreateEngine(Json, fused: true);
+        Assert.IsFalse(fusedCapable.FusedOptimizer, "Lamb runs the host step");
+        Trace expected = Train(host, Sampler(host), Updates), actual = Train(fusedCapable, Sampler(fusedCapable), Updates);
+        AssertIdentical(expected, actual, "Lamb");
+        double first = expected.Losses.Take(4).Average(), last = expected.Losses.TakeLast(4).Average();
+        Console.WriteLine($"Lamb: mean loss of the first 4 steps {first:F4}, of the last 4 {last:F4}");
+        Assert.IsTrue(last < first - 0.1, $"the loss must fall: {first:F4} → {last:F4}");
+
+        var error = Assert.ThrowsExactly<NotSupportedException>(() => host.ModelParallel = new NoSplit());
+        StringAssert.Contains(error.Message, "Lamb with a model split over ranks");
+    }
+
+    /// <summary>A model-parallel group of one, for the refusal above.</summary>
+    private sealed class NoSplit : IModelParallelReduction
+    {
+        public double SumOfSquares(ReadOnlySpan<float> gradients, long layoutOffset)
+        {
+            double sum = 0;
+            foreach (float g in gradients) sum += (double)g * g;
+            return sum;
+        }
+
+        public double Sum(double local) => local;
+
+        public bool Any(bool local) => local;
+    }
+
     private static float[] Initial()
     {
         var weights = new float[TinyGpt.ParameterLayout.TotalElements];

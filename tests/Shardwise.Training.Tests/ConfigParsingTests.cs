@@ -109,14 +109,38 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void UnsupportedOptimizer_AndOneCycleWithoutItsRates_AreErrors()
     {
-        var error = Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"lr": 1e-3, "max_coeff": 0.3}}, "scheduler": {"type": "OneCycle", "params": {}}}""");
+        var error = Fails("""{"train_batch_size": 8, "optimizer": {"type": "OneBitLamb", "params": {"lr": 1e-3, "max_coeff": 0.3}}, "scheduler": {"type": "OneCycle", "params": {}}}""");
         Assert.AreEqual(3, error.Errors.Count, error.Message);
-        StringAssert.Contains(error.Message, "$.optimizer.type: known DeepSpeed feature not supported by Shardwise yet: optimizer \"Lamb\"");
+        StringAssert.Contains(error.Message, "$.optimizer.type: known DeepSpeed feature not supported by Shardwise yet: optimizer \"OneBitLamb\"; ignoring it would change training results, so use Adam, AdamW or Lamb");
         StringAssert.Contains(error.Message, "$.scheduler.params.cycle_min_lr is required for OneCycle");
         StringAssert.Contains(error.Message, "$.scheduler.params.cycle_max_lr is required for OneCycle");
         StringAssert.Contains(Fails("""{"train_batch_size": 8, "scheduler": {"type": "Cyclic"}}""").Message,
             "unknown scheduler \"Cyclic\"; Shardwise supports WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle or LRRangeTest");
         StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Sophia"}}""").Message, "unknown optimizer \"Sophia\"");
+    }
+
+    [TestMethod]
+    public void Lamb_ReadsFusedLambsParameters_AndRefusesWhatWouldChangeIt()
+    {
+        var result = Parse("""
+            {"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"lr": 11e-3, "weight_decay": 0.01, "bias_correction": false,
+             "max_coeff": 0.3, "min_coeff": 0.01, "betas": [0.9, 0.98], "eps_inside_sqrt": true, "max_grad_norm": 0}}}
+            """);
+        var optimizer = result.Config.Optimizer!;
+        Assert.AreEqual(OptimizerType.Lamb, optimizer.Type);
+        Assert.AreEqual(new LambConfig { MaxCoeff = 0.3, MinCoeff = 0.01, EpsInsideSqrt = true }, optimizer.Lamb);
+        Assert.AreEqual((0.9, 0.98, 11e-3, false), (optimizer.Beta1, optimizer.Beta2, optimizer.LearningRate, optimizer.BiasCorrection));
+        Assert.AreEqual(0, result.Warnings.Count, string.Join("; ", result.Warnings));
+        Assert.AreEqual(new LambConfig(), Parse("""{"train_batch_size": 8, "optimizer": {"type": "lamb"}}""").Config.Optimizer!.Lamb,
+            "FusedLamb's defaults: max_coeff 10, min_coeff 0.01, eps outside the root");
+
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"max_grad_norm": 1.0}}}""").Message,
+            "$.optimizer.params.max_grad_norm: known DeepSpeed feature not supported by Shardwise yet: Lamb's own max_grad_norm");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"max_coeff": 0.001}}}""").Message,
+            "$.optimizer.params.max_coeff: 0.001 is out of range: must be >= min_coeff (0.01)");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb"}, "zero_optimization": {"stage": 1}}""").Message,
+            "$.zero_optimization.stage: 1 partitions the optimizer over ranks, and Lamb's trust ratio needs whole parameter tensors");
+        StringAssert.Contains(Fails("""{"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"amsgrad": true}}}""").Message, "AMSGrad");
     }
 
     [TestMethod]

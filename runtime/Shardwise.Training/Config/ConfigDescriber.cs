@@ -76,9 +76,17 @@ internal static class ConfigDescriber
         add("$.optimizer.params.betas", $"[{Format(optimizer.Beta1)}, {Format(optimizer.Beta2)}]");
         add("$.optimizer.params.eps", optimizer.Eps);
         add("$.optimizer.params.weight_decay", optimizer.WeightDecay);
+        add("$.optimizer.params.bias_correction", optimizer.BiasCorrection);
+        if (optimizer.Lamb is { } lamb)
+        {
+            add("$.optimizer.params.max_coeff", lamb.MaxCoeff);
+            add("$.optimizer.params.min_coeff", lamb.MinCoeff);
+            add("$.optimizer.params.eps_inside_sqrt", lamb.EpsInsideSqrt);
+            return;
+        }
+
         add("$.optimizer.params.adam_w_mode", optimizer.AdamWMode);
         add("$.optimizer.params.torch_adam", optimizer.TorchAdam);
-        add("$.optimizer.params.bias_correction", optimizer.BiasCorrection);
     }
 
     private static void DescribeScheduler(SchedulerConfig? scheduler, Action<string, object?> add)

@@ -4,10 +4,11 @@ public enum OptimizerType
 {
     Adam,
     AdamW,
+    Lamb,
 }
 
 /// <summary>
-/// The "optimizer" section. Only Adam and AdamW exist in Shardwise; every other DeepSpeed optimizer is an
+/// The "optimizer" section: Adam, AdamW and Lamb (DeepSpeed's FusedLamb); every other DeepSpeed optimizer is an
 /// error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
 /// </summary>
 public sealed record OptimizerConfig
@@ -35,6 +36,9 @@ public sealed record OptimizerConfig
 
     public required bool BiasCorrection { get; init; }
 
+    /// <summary>Lamb's parameters; null for Adam and AdamW.</summary>
+    public LambConfig? Lamb { get; init; }
+
     internal static OptimizerConfig? Read(JsonSection parent, ConfigOverrides overrides)
     {
         if (!parent.Has("optimizer"))
@@ -60,8 +64,9 @@ public sealed record OptimizerConfig
         var (beta1, beta2) = ReadBetas(parameters, overrides);
         var eps = parameters.Number("eps", AutoRule.FromCaller(overrides.Eps, "pass --adam-eps")) ?? ConfigDefaults.Eps;
         var weightDecay = parameters.Number("weight_decay", AutoRule.FromCaller(overrides.WeightDecay, "pass --weight-decay")) ?? ConfigDefaults.WeightDecay;
-        var adamWModeSetting = parameters.Bool("adam_w_mode");
-        var torchAdam = parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
+        var lamb = type == OptimizerType.Lamb ? LambConfig.Read(parameters) : null;
+        var adamWModeSetting = type == OptimizerType.Lamb ? null : parameters.Bool("adam_w_mode");
+        var torchAdam = type == OptimizerType.Lamb ? ConfigDefaults.TorchAdam : parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
         if (parameters.Bool("amsgrad") == true)
         {
@@ -86,9 +91,11 @@ public sealed record OptimizerConfig
             Beta2 = beta2,
             Eps = eps,
             WeightDecay = weightDecay,
-            AdamWMode = type == OptimizerType.AdamW || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
+            // Lamb adds the decay to its update (decoupled), as AdamW does.
+            AdamWMode = type is OptimizerType.AdamW or OptimizerType.Lamb || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
             TorchAdam = torchAdam,
             BiasCorrection = biasCorrection,
+            Lamb = lamb,
         };
     }
 
@@ -97,21 +104,23 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam or AdamW)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW or Lamb)");
                 return null;
             case "adam":
                 return OptimizerType.Adam;
             case "adamw":
                 return OptimizerType.AdamW;
+            case "lamb":
+                return OptimizerType.Lamb;
         }
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam or AdamW"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW or Lamb"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam and AdamW");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW and Lamb");
         }
 
         return null;

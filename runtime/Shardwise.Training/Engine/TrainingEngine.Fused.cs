@@ -17,10 +17,10 @@ public sealed partial class TrainingEngine
     /// supports. Other multi-rank jobs take the host step because ZeroSharding exchanges through host spans (the
     /// exchange would move the whole arenas anyway). Stage 2 has a device path of its own
     /// (<see cref="DeviceSlotExchangeFor"/>); stage 3 streams through host memory. A model split over ranks leaves the
-    /// fused step when <see cref="ModelParallel"/> is set.
+    /// fused step when <see cref="ModelParallel"/> is set. Lamb takes the host step (the fused step is Adam's).
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && config.Optimizer?.Type != OptimizerType.Lamb
            && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused

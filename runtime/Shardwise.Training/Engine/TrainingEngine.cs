@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Shardwise.Cuda;
 using Shardwise.Distributed;
 using Shardwise.Ops;
@@ -164,7 +165,16 @@ public sealed partial class TrainingEngine
             ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3)
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
-        var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options);
+        Range[]? tensors = null;
+        if (options.Lamb is not null)
+        {
+            // The config check reports this with its JSON path; a config built in code reaches it here.
+            if (zero.Stage != 0)
+                throw new NotSupportedException($"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
+            tensors = program.Layout.Slots.Select(slot => new Range(checked((int)slot.Offset), checked((int)(slot.Offset + slot.Length)))).ToArray();
+        }
+
+        var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options, tensors);
         return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config));
     }
 
@@ -244,6 +254,8 @@ public sealed partial class TrainingEngine
         get => _modelParallel;
         set
         {
+            if (value is not null && Optimizer.Options.Lamb is not null)
+                throw new NotSupportedException("Lamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its trust ratio needs each tensor's norm over every rank that holds part of it");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host

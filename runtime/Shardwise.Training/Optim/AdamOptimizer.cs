@@ -4,23 +4,31 @@ using Shardwise.Ops;
 namespace Shardwise.Training.Optim;
 
 /// <summary>
-/// Adam / AdamW over one flat fp32 buffer (a whole model, or one rank's ZeRO partition). The learning
-/// rate is an argument of <see cref="Step"/> because the schedule, not the optimizer, owns it.
+/// Adam / AdamW over one flat fp32 buffer (a whole model, or one rank's ZeRO partition), or Lamb where
+/// <see cref="AdamOptions.Lamb"/> is set: the same moments and state, with a trust ratio per parameter tensor, which
+/// is why Lamb needs the tensors' ranges in the buffer. The learning rate is an argument of <see cref="Step"/> because
+/// the schedule, not the optimizer, owns it.
 /// </summary>
 public sealed class AdamOptimizer
 {
-    public AdamOptimizer(int parameterCount, AdamOptions options)
-        : this(options, new AdamState(parameterCount))
+    private readonly Range[] tensors;
+
+    /// <param name="tensors">Lamb only: the parameter tensors' ranges in the buffer (each gets its own trust ratio).</param>
+    public AdamOptimizer(int parameterCount, AdamOptions options, Range[]? tensors = null)
+        : this(options, new AdamState(parameterCount), tensors)
     {
     }
 
     /// <summary>Resumes from a checkpointed <paramref name="state"/>.</summary>
-    public AdamOptimizer(AdamOptions options, AdamState state)
+    public AdamOptimizer(AdamOptions options, AdamState state, Range[]? tensors = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(state);
+        if (options.Lamb is not null && tensors is null)
+            throw new ArgumentException("Lamb's trust ratio is per parameter tensor: pass the tensors' ranges", nameof(tensors));
         Options = options;
         State = state;
+        this.tensors = tensors ?? [];
     }
 
     public AdamOptions Options { get; }
@@ -46,6 +54,15 @@ public sealed class AdamOptimizer
         }
 
         State.Step++;
+        if (Options.Lamb is { } lamb)
+        {
+            var (beta1, beta2) = betas ?? (Options.Beta1, Options.Beta2);
+            LambKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq,
+                LambStepScalars.For(State.Step, learningRate, beta1, beta2, Options.Eps, Options.WeightDecay, Options.BiasCorrection, lamb),
+                tensors);
+            return;
+        }
+
         var scalars = ScalarsFor(State.Step, learningRate, betas);
         AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
     }
@@ -57,6 +74,7 @@ public sealed class AdamOptimizer
     /// </summary>
     internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
+        if (Options.Lamb is not null) throw new InvalidOperationException("Lamb runs the host step: the fused step is Adam's");
         State.Step++;
         return ScalarsFor(State.Step, learningRate, betas).ToFused(gradientMultiplier);
     }

@@ -2,7 +2,7 @@ using Shardwise.Training.Config;
 
 namespace Shardwise.Training.Optim;
 
-/// <summary>Adam hyper-parameters other than the learning rate (which the schedule supplies per step).</summary>
+/// <summary>Adam's (or Lamb's) hyper-parameters other than the learning rate (which the schedule supplies per step).</summary>
 public sealed record AdamOptions
 {
     public double Beta1 { get; init; } = ConfigDefaults.Beta1;
@@ -21,6 +21,9 @@ public sealed record AdamOptions
 
     public bool BiasCorrection { get; init; } = ConfigDefaults.BiasCorrection;
 
+    /// <summary>Set: the step is Lamb's (the same moments, a trust ratio per parameter tensor; <see cref="LambKernel"/>).</summary>
+    public LambConfig? Lamb { get; init; }
+
     public static AdamOptions FromConfig(OptimizerConfig config) => new()
     {
         Beta1 = config.Beta1,
@@ -29,5 +32,6 @@ public sealed record AdamOptions
         WeightDecay = config.WeightDecay,
         AdamWMode = config.AdamWMode,
         BiasCorrection = config.BiasCorrection,
+        Lamb = config.Type == OptimizerType.Lamb ? config.Lamb ?? new LambConfig() : null,
     };
 }

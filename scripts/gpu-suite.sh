@@ -481,10 +481,12 @@ run_ncu() {
   : > "$OUT/ncu.log"
   # SHARDWISE_NCU_SECTIONS overrides the sections (e.g. add WarpStateStats InstructionStats for stall reasons).
   local section ncu_sections=""
-  for section in ${SHARDWISE_NCU_SECTIONS:-SpeedOfLight LaunchStats Occupancy MemoryWorkloadAnalysis}; do
+  # The defaults look at the attention kernels, the largest gap to torch.compile (docs/gpu-results.md, tenth session):
+  # where their warps stall (WarpStateStats), how often the schedulers issue (SchedulerStats).
+  for section in ${SHARDWISE_NCU_SECTIONS:-SpeedOfLight LaunchStats Occupancy MemoryWorkloadAnalysis WarpStateStats SchedulerStats}; do
     ncu_sections+=" --section $section"
   done
-  for pattern in ${SHARDWISE_NCU_KERNELS:-layernorm_backward_dx residual_layernorm_forward add_bias_bf16}; do
+  for pattern in ${SHARDWISE_NCU_KERNELS:-backward_dkdv_d64 forward_d64 backward_dq_stored}; do
     echo "=== ncu -k regex:$pattern" >> "$OUT/ncu.log"
     timeout 60 env ${SHARDWISE_NCU_ENV:-} "$ncu" --target-processes all -k "regex:$pattern" --launch-skip "${SHARDWISE_NCU_SKIP:-0}" -c 1 \
       $ncu_sections \

@@ -17,17 +17,21 @@ public sealed class TinyGptLossCurveTests
 {
     private const int Steps = 4;
 
-    private static string WriteConfig(string directory, double learningRate)
+    private static string WriteConfig(string directory, double learningRate) => WriteConfig(directory, $"lr{learningRate}",
+        $$"""{ "type": "AdamW", "params": { "lr": {{learningRate}}, "betas": [0.9, 0.99], "weight_decay": 0.1 } }""",
+        $$"""{ "type": "WarmupCosineLR", "params": { "warmup_num_steps": 1, "total_num_steps": {{Steps}}, "cos_min_ratio": 0.1 } }""");
+
+    private static string WriteConfig(string directory, string name, string optimizer, string scheduler)
     {
-        string path = Path.Combine(directory, $"ds_lr{learningRate}.json");
+        string path = Path.Combine(directory, $"ds_{name}.json");
         File.WriteAllText(path, $$"""
             {
               "train_micro_batch_size_per_gpu": 2,
               "gradient_accumulation_steps": 1,
               "steps_per_print": 1,
               "gradient_clipping": 1.0,
-              "optimizer": { "type": "AdamW", "params": { "lr": {{learningRate}}, "betas": [0.9, 0.99], "weight_decay": 0.1 } },
-              "scheduler": { "type": "WarmupCosineLR", "params": { "warmup_num_steps": 1, "total_num_steps": {{Steps}}, "cos_min_ratio": 0.1 } }
+              "optimizer": {{optimizer}},
+              "scheduler": {{scheduler}}
             }
             """);
         return path;
@@ -49,10 +53,13 @@ public sealed class TinyGptLossCurveTests
         }
     }
 
-    private static string Train(string directory, string name, string device, double learningRate)
+    private static string Train(string directory, string name, string device, double learningRate) =>
+        Train(directory, name, device, WriteConfig(directory, learningRate));
+
+    private static string Train(string directory, string name, string device, string config)
     {
         string output = Path.Combine(directory, name);
-        var (code, text, errors) = Trainer("train", "--device", device, "--config", WriteConfig(directory, learningRate),
+        var (code, text, errors) = Trainer("train", "--device", device, "--config", config,
             "--steps", $"{Steps}", "--eval-interval", $"{Steps}", "--eval-batches", "1", "--save-interval", "1000", "--output", output);
         Assert.AreEqual(0, code, $"{device} run failed: {errors}\n{text}");
         StringAssert.StartsWith(text, device == "cuda" ? "GPU: CUDA driver" : "CPU: asked for (--device cpu)");
@@ -84,6 +91,35 @@ public sealed class TinyGptLossCurveTests
             Console.WriteLine(verdict);
             Assert.AreEqual(CompareCurvesCommand.Differ, code, verdict);
             StringAssert.Contains(verdict, "curves differ");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The other optimizers and schedules on the emulated GPU against the CPU: AdamW under OneCycle, whose cyclic
+    /// momentum reaches the device's fused Adam step as per-step betas, and Lamb under LRRangeTest, which takes the host
+    /// step over the device's arenas.
+    /// </summary>
+    [TestMethod]
+    [DataRow("adamw-onecycle", """{ "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } }""",
+        """{ "type": "OneCycle", "params": { "cycle_min_lr": 5e-4, "cycle_max_lr": 2e-3, "cycle_first_step_size": 2, "cycle_second_step_size": 2 } }""")]
+    [DataRow("lamb-rangetest", """{ "type": "Lamb", "params": { "lr": 1e-3, "weight_decay": 0.01, "max_coeff": 0.3 } }""",
+        """{ "type": "LRRangeTest", "params": { "lr_range_test_min_lr": 1e-3, "lr_range_test_step_size": 2 } }""")]
+    public void OtherOptimizersAndSchedulesOnTheEmulatedGpuFollowTheCpu(string name, string optimizer, string scheduler)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string config = WriteConfig(directory, name, optimizer, scheduler);
+            string gpu = Train(directory, "gpu", "cuda", config), cpu = Train(directory, "cpu", "cpu", config);
+            var (code, verdict, errors) = Trainer("compare-curves", "--reference", cpu, "--candidate", gpu);
+            Console.WriteLine(verdict);
+            Assert.AreEqual(0, code, $"{name}: {errors}\n{verdict}");
+            StringAssert.Contains(verdict, "curves agree");
         }
         finally
         {

@@ -126,9 +126,8 @@ public sealed partial class TrainingEngine
         }
 
         double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f,
-            _schedule.Betas(SchedulerStep - 1)));
+        var betas = AdvanceSchedule();
+        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f, betas));
         GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;
         ZeroFusedGradients();

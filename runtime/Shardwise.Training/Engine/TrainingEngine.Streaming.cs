@@ -92,8 +92,8 @@ public sealed partial class TrainingEngine
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(_master, gradients, LastLearningRate, _schedule.Betas(SchedulerStep - 1));
+        var betas = AdvanceSchedule();
+        Optimizer.Step(_master, gradients, LastLearningRate, betas);
         SyncWorkingParameters();
         gradients.Clear();
         _program.ZeroGradients();

@@ -291,6 +291,17 @@ public sealed partial class TrainingEngine
     /// <summary>The learning rate the last update used.</summary>
     public double LastLearningRate { get; private set; }
 
+    /// <summary>
+    /// The schedule's values for the update being taken (schedule step SchedulerStep − 1, GlobalStep already counts
+    /// it): sets <see cref="LastLearningRate"/> and returns the Adam betas the schedule sets, if any. Every update
+    /// path (host, fused, streaming) takes them here.
+    /// </summary>
+    private (double Beta1, double Beta2)? AdvanceSchedule()
+    {
+        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
+        return _schedule.Betas(SchedulerStep - 1);
+    }
+
     /// <summary>The global gradient norm (unscaled) of the last update, before clipping.</summary>
     public double LastGradientNorm { get; private set; }
 
@@ -426,8 +437,8 @@ public sealed partial class TrainingEngine
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
-        LastLearningRate = _schedule.LearningRate(SchedulerStep - 1);
-        Optimizer.Step(MasterWeights, gradients, LastLearningRate, _schedule.Betas(SchedulerStep - 1));
+        var betas = AdvanceSchedule();
+        Optimizer.Step(MasterWeights, gradients, LastLearningRate, betas);
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
         _sharding.GatherParameters(_program.Parameters);
         _program.ZeroGradients();

@@ -54,16 +54,16 @@ public sealed class AdamOptimizer
         }
 
         State.Step++;
+        var (beta1, beta2) = BetasFor(betas);
         if (Options.Lamb is { } lamb)
         {
-            var (beta1, beta2) = betas ?? (Options.Beta1, Options.Beta2);
             LambKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq,
                 LambStepScalars.For(State.Step, learningRate, beta1, beta2, Options.Eps, Options.WeightDecay, Options.BiasCorrection, lamb),
                 tensors);
             return;
         }
 
-        var scalars = ScalarsFor(State.Step, learningRate, betas);
+        var scalars = ScalarsFor(State.Step, learningRate, beta1, beta2);
         AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
     }
 
@@ -76,12 +76,15 @@ public sealed class AdamOptimizer
     {
         if (Options.Lamb is not null) throw new InvalidOperationException("Lamb runs the host step: the fused step is Adam's");
         State.Step++;
-        return ScalarsFor(State.Step, learningRate, betas).ToFused(gradientMultiplier);
+        var (beta1, beta2) = BetasFor(betas);
+        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
     }
 
-    private AdamStepScalars ScalarsFor(long step, double learningRate, (double Beta1, double Beta2)? betas)
+    /// <summary>A schedule's betas for this step, else the options'.</summary>
+    private (double Beta1, double Beta2) BetasFor((double Beta1, double Beta2)? scheduled) => scheduled ?? (Options.Beta1, Options.Beta2);
+
+    private AdamStepScalars ScalarsFor(long step, double learningRate, double beta1, double beta2)
     {
-        var (beta1, beta2) = betas ?? (Options.Beta1, Options.Beta2);
         // Bias corrections are computed in double (as DeepSpeed does on the host) before rounding to float.
         var biasCorrection1 = Options.BiasCorrection ? 1.0 - Math.Pow(beta1, step) : 1.0;
         var biasCorrection2 = Options.BiasCorrection ? 1.0 - Math.Pow(beta2, step) : 1.0;

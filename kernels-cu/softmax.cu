@@ -7,6 +7,10 @@
 //   softmax_causal_backward: dS[i, j] = scale · P[i, j] · (dP[i, j] − Σ_{k≤t} P[i, k]·dP[i, k]) for j ≤ t, 0 for j > t
 //       (dP = dY·Vᵀ); with scale = 1/√headDim folded in here, dQ = dS·K and dK = dSᵀ·Q need no further scaling.
 // Rows are the flattened [batch, heads, seq] query rows of length seq (probabilities layout of ITensorOps.Attention).
+// Block-sparse attention (forward and recompute): with a layout ([heads, seq/block, seq/block] bytes, 1 = kept; see
+// runtime/Shardwise/Sparsity/BlockSparseLayout.cs), key j of query t in head h counts only where the layout keeps tile
+// (t / block, j / block); its probability is 0 like a key above the diagonal, so the backward needs no layout (dS = 0
+// where P = 0). layout = null: every causal key.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (ForwardHead / BackwardHead; CpuOps.Attention /
 // AttentionBackward), which applies 1/√headDim in its GEMMs.
 // Grid (both): one warp per row; blockDim.x a multiple of 32 (256 suggested), gridDim.x = ceil(rows / (blockDim.x/32)).
@@ -30,8 +34,17 @@ SW_INLINE bool sw_causal_row_of(int rows, int seq, sw_causal_row& r)
     return r.row < rows;
 }
 
+// Whether the block-sparse layout keeps key `key` of row r (head (row / seq) mod heads); true without a layout.
+SW_INLINE bool sw_layout_keeps(const unsigned char* layout, int block, int heads, int seq, const sw_causal_row& r, int key)
+{
+    if (layout == nullptr) return true;
+    int blocks = seq / block, h = (r.row / seq) % heads, t = r.row % seq;
+    return layout[((long long)h * blocks + t / block) * blocks + key / block] != 0;
+}
+
 template <typename T>
-SW_INLINE void softmax_causal_forward(const T* scores, T* probs, float* lse, int rows, int seq, float scale)
+SW_INLINE void softmax_causal_forward(const T* scores, T* probs, float* lse, int rows, int seq, float scale,
+                                      const unsigned char* layout, int block, int heads)
 {
     sw_causal_row r;
     if (!sw_causal_row_of(rows, seq, r)) return;
@@ -39,17 +52,21 @@ SW_INLINE void softmax_causal_forward(const T* scores, T* probs, float* lse, int
     T* p = probs + r.base;
 
     sw_softmax_state state = sw_softmax_empty();
-    for (int j = r.lane; j < r.visible; j += SW_WARP_SIZE) sw_softmax_add(state, scale * sw_to_float(s[j]));
+    for (int j = r.lane; j < r.visible; j += SW_WARP_SIZE)
+        if (sw_layout_keeps(layout, block, heads, seq, r, j)) sw_softmax_add(state, scale * sw_to_float(s[j]));
     state = sw_warp_softmax(state);
     float inverse_sum = 1.0f / state.sum;
     if (r.lane == 0) lse[r.row] = state.max + logf(state.sum);
 
     for (int j = r.lane; j < seq; j += SW_WARP_SIZE)
-        p[j] = sw_from_float<T>(j < r.visible ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum : 0.0f);
+        p[j] = sw_from_float<T>(j < r.visible && sw_layout_keeps(layout, block, heads, seq, r, j)
+                                    ? expf(scale * sw_to_float(s[j]) - state.max) * inverse_sum
+                                    : 0.0f);
 }
 
 template <typename T>
-SW_INLINE void softmax_causal_recompute(const T* scores, const float* lse, T* probs, int rows, int seq, float scale)
+SW_INLINE void softmax_causal_recompute(const T* scores, const float* lse, T* probs, int rows, int seq, float scale,
+                                        const unsigned char* layout, int block, int heads)
 {
     sw_causal_row r;
     if (!sw_causal_row_of(rows, seq, r)) return;
@@ -58,7 +75,9 @@ SW_INLINE void softmax_causal_recompute(const T* scores, const float* lse, T* pr
     float row_lse = lse[r.row];
 
     for (int j = r.lane; j < seq; j += SW_WARP_SIZE)
-        p[j] = sw_from_float<T>(j < r.visible ? expf(scale * sw_to_float(s[j]) - row_lse) : 0.0f);
+        p[j] = sw_from_float<T>(j < r.visible && sw_layout_keeps(layout, block, heads, seq, r, j)
+                                    ? expf(scale * sw_to_float(s[j]) - row_lse)
+                                    : 0.0f);
 }
 
 template <typename T>
@@ -83,15 +102,19 @@ SW_INLINE void softmax_causal_backward(const T* probs, const T* d_probs, T* d_sc
 
 #define SW_SOFTMAX_KERNELS(suffix, T)                                                                       \
     extern "C" __global__ void softmax_causal_forward_##suffix(const T* scores, T* probs, float* lse,        \
-                                                               int rows, int seq, float scale)              \
+                                                               int rows, int seq, float scale,              \
+                                                               const unsigned char* layout, int block,      \
+                                                               int heads)                                   \
     {                                                                                                       \
-        softmax_causal_forward<T>(scores, probs, lse, rows, seq, scale);                                    \
+        softmax_causal_forward<T>(scores, probs, lse, rows, seq, scale, layout, block, heads);              \
     }                                                                                                       \
     SW_KERNEL_REGISTER(softmax_causal_forward_##suffix)                                                     \
     extern "C" __global__ void softmax_causal_recompute_##suffix(const T* scores, const float* lse,         \
-                                                                 T* probs, int rows, int seq, float scale)  \
+                                                                 T* probs, int rows, int seq, float scale,  \
+                                                                 const unsigned char* layout, int block,    \
+                                                                 int heads)                                 \
     {                                                                                                       \
-        softmax_causal_recompute<T>(scores, lse, probs, rows, seq, scale);                                  \
+        softmax_causal_recompute<T>(scores, lse, probs, rows, seq, scale, layout, block, heads);            \
     }                                                                                                       \
     SW_KERNEL_REGISTER(softmax_causal_recompute_##suffix)                                                   \
     extern "C" __global__ void softmax_causal_backward_##suffix(const T* probs, const T* d_probs,           \

@@ -99,7 +99,7 @@ public sealed class AttentionSoftmaxKernelTests
             string suffix = storage.Suffix();
             int blocks = SimtEmulator.Blocks(rows, Threads / 32);
             SimtEmulator.Launch($"softmax_causal_forward_{suffix}", blocks, Threads, order, scores, probs, lse, rows,
-                seq, Scale);
+                seq, Scale, KernelArg.Null, 1, Heads);
             Compare.Close(expectedP, probs.ToFloats(), storage.Tolerance(), $"probabilities, {at}");
             Compare.Close(expectedLse, lse.ToFloats(), 1e-5f, $"log-sum-exp against double, {at}");
             Compare.Close(cpu.Read(logSumExp), lse.ToFloats(), 4 * storage.Tolerance(), $"log-sum-exp against CpuOps, {at}");
@@ -107,7 +107,7 @@ public sealed class AttentionSoftmaxKernelTests
             // Backward forms P again from the scores and the saved log-sum-exp.
             using var recomputed = DeviceBuffer.From(NaNs((long)rows * seq), storage);
             SimtEmulator.Launch($"softmax_causal_recompute_{suffix}", blocks, Threads, order, scores, lse, recomputed,
-                rows, seq, Scale);
+                rows, seq, Scale, KernelArg.Null, 1, Heads);
             float[] p = recomputed.ToFloats();
             Compare.Close(expectedP, p, storage.Tolerance(), $"recomputed probabilities, {at}");
 
@@ -163,16 +163,16 @@ public sealed class AttentionSoftmaxKernelTests
         using var lse = DeviceBuffer.Zeroed(rows, StorageType.Float32);
         using var inPlaceLse = DeviceBuffer.Zeroed(rows, StorageType.Float32);
         int blocks = SimtEmulator.Blocks(rows, 2);
-        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, input, separate, lse, rows, seq, 0.5f);
-        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, inPlace, inPlace, inPlaceLse, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, input, separate, lse, rows, seq, 0.5f, KernelArg.Null, 1, 3);
+        SimtEmulator.Launch("softmax_causal_forward_f32", blocks, 64, order, inPlace, inPlace, inPlaceLse, rows, seq, 0.5f, KernelArg.Null, 1, 3);
         CollectionAssert.AreEqual(separate.ToFloats(), inPlace.ToFloats());
         CollectionAssert.AreEqual(lse.ToFloats(), inPlaceLse.ToFloats());
 
         using var recomputed = DeviceBuffer.Zeroed(rows * seq, StorageType.Float32);
         using var recomputedInPlace = DeviceBuffer.From(s, StorageType.Float32);
-        SimtEmulator.Launch("softmax_causal_recompute_f32", blocks, 64, order, input, lse, recomputed, rows, seq, 0.5f);
+        SimtEmulator.Launch("softmax_causal_recompute_f32", blocks, 64, order, input, lse, recomputed, rows, seq, 0.5f, KernelArg.Null, 1, 3);
         SimtEmulator.Launch("softmax_causal_recompute_f32", blocks, 64, order, recomputedInPlace, lse, recomputedInPlace,
-            rows, seq, 0.5f);
+            rows, seq, 0.5f, KernelArg.Null, 1, 3);
         CollectionAssert.AreEqual(recomputed.ToFloats(), recomputedInPlace.ToFloats());
 
         float[] dp = new TestData(32).NonZero(rows * seq);

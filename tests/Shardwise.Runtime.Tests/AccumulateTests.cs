@@ -21,6 +21,7 @@ public sealed class AccumulateTests
     [DataRow(OpCases.AddLayerNorm)]
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.AttentionLong)]
+    [DataRow(OpCases.AttentionSparseBigBird)]
     [DataRow(OpCases.CrossEntropy)]
     public void OverwriteReplacesActivationGradientsAndAccumulateAdds(string name)
     {

@@ -27,6 +27,8 @@ public sealed class GradientTests
     [DataRow(OpCases.Attention)]
     [DataRow(OpCases.AttentionOneHead)]
     [DataRow(OpCases.AttentionLong)]
+    [DataRow(OpCases.AttentionSparseBigBird)]
+    [DataRow(OpCases.AttentionSparseFixed)]
     [DataRow(OpCases.CrossEntropy)]
     public void BackwardMatchesCentralFiniteDifferences(string name)
     {

@@ -42,7 +42,22 @@ internal static class OpCases
     public const string AttentionOneHead = "AttentionOneHead";
     /// <summary>A longer sequence (150): rows whose causal softmax spans more keys than a 64- or 128-wide tile.</summary>
     public const string AttentionLong = "AttentionLong";
+    /// <summary>Block-sparse (bigbird, a random layout per head, blocks of 3 over 24 tokens): the dropped keys carry no gradient.</summary>
+    public const string AttentionSparseBigBird = "AttentionSparseBigBird";
+    /// <summary>Block-sparse (fixed, two global patterns over two heads, blocks of 2 over 22 tokens, a short last window).</summary>
+    public const string AttentionSparseFixed = "AttentionSparseFixed";
     public const string CrossEntropy = "CrossEntropy";
+
+    public static readonly global::Shardwise.Sparsity.SparseAttentionPattern BigBirdPattern = new()
+    {
+        Mode = global::Shardwise.Sparsity.SparseAttentionMode.BigBird, Block = 3, NumRandomBlocks = 1, NumSlidingWindowBlocks = 1,
+        NumGlobalBlocks = 1, DifferentLayoutPerHead = true, Seed = 5,
+    };
+
+    public static readonly global::Shardwise.Sparsity.SparseAttentionPattern FixedPattern = new()
+    {
+        Block = 2, NumLocalBlocks = 4, NumGlobalBlocks = 1, DifferentLayoutPerHead = true, NumDifferentGlobalPatterns = 2,
+    };
 
     public static OpCase<T> Create<T>(string name) where T : unmanaged, IFloatingPointIeee754<T> => name switch
     {
@@ -59,6 +74,8 @@ internal static class OpCases
         Attention => CreateAttention<T>(name, batch: 2, sequence: 5, heads: 2, dim: 8),
         AttentionOneHead => CreateAttention<T>(name, batch: 1, sequence: 7, heads: 1, dim: 6),
         AttentionLong => CreateAttention<T>(name, batch: 1, sequence: 150, heads: 2, dim: 8),
+        AttentionSparseBigBird => CreateAttention<T>(name, batch: 2, sequence: 24, heads: 2, dim: 8, BigBirdPattern),
+        AttentionSparseFixed => CreateAttention<T>(name, batch: 1, sequence: 22, heads: 2, dim: 4, FixedPattern),
         CrossEntropy => CreateCrossEntropy<T>(),
         _ => throw new ArgumentException($"No op case named {name}."),
     };
@@ -332,10 +349,12 @@ internal static class OpCases
         };
     }
 
-    private static OpCase<T> CreateAttention<T>(string name, int batch, int sequence, int heads, int dim)
+    private static OpCase<T> CreateAttention<T>(string name, int batch, int sequence, int heads, int dim,
+        global::Shardwise.Sparsity.SparseAttentionPattern? sparsity = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var h = new OpHarness<T>();
+        h.Ops.AttentionSparsity = sparsity;
         int tokens = batch * sequence;
         Slice qkv = h.Activation(TestData.Uniform(61, tokens * 3 * dim, scale: 1.5));
         Slice y = h.Activation(tokens * dim), dy = h.Activation(tokens * dim);

@@ -113,6 +113,12 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void Add(Slice a, Slice b, Slice y, long count) => _cpu.Add(a, b, y, count);
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _cpu.AddBackward(dy, dx, count, accumulate);
 
+    public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
+    {
+        get => _cpu.AttentionSparsity;
+        set => _cpu.AttentionSparsity = value;
+    }
+
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
         => _cpu.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
 

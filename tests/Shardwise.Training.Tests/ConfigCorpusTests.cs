@@ -194,11 +194,22 @@ public sealed partial class ConfigCorpusTests
     [TestMethod]
     public void UnsupportedOptimizersAndSchedulers_AreRejected()
     {
-        // Lamb loads; the block-sparse attention beside it does not.
-        var bingBert = Rejects("01_dse_bingbert_lamb_sparse_attention.json");
-        StringAssert.Contains(bingBert.Message, "$.sparse_attention: known DeepSpeed feature");
-        Assert.IsFalse(bingBert.Message.Contains("optimizer", StringComparison.Ordinal), bingBert.Message);
         StringAssert.Contains(Rejects("02_dse_bingbert_onebitadam_nccl.json").Message, "optimizer \"OneBitAdam\"");
+    }
+
+    [TestMethod]
+    public void BingBertLambWithSparseAttention_Loads()
+    {
+        var bingBert = Load("01_dse_bingbert_lamb_sparse_attention.json");
+        Assert.AreEqual(OptimizerType.Lamb, bingBert.Config.Optimizer!.Type);
+        var sparse = bingBert.Config.SparseAttention!;
+        Assert.AreEqual(new Shardwise.Sparsity.SparseAttentionPattern
+        {
+            Mode = Shardwise.Sparsity.SparseAttentionMode.Fixed, Block = 16, DifferentLayoutPerHead = true, NumLocalBlocks = 4, NumGlobalBlocks = 1,
+            Attention = Shardwise.Sparsity.SparseAttentionDirection.Bidirectional, HorizontalGlobalAttention = false, NumDifferentGlobalPatterns = 4,
+        }, sparse);
+        Assert.AreEqual("fixed, block 16, 4 local / 1 global blocks, 4 global patterns, a layout per head, bidirectional layout", sparse.Describe());
+        Assert.AreEqual(0, bingBert.Warnings.Count(w => w.Contains("sparse_attention", StringComparison.Ordinal)), string.Join("\n", bingBert.Warnings));
     }
 
     [TestMethod]

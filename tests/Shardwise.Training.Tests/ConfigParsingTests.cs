@@ -275,7 +275,7 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void AllErrorsAreReportedTogether()
     {
-        var error = Fails("""{"train_batch_size": -1, "zero_optimization": {"stage": 7}, "gradient_clipping": -1, "sparse_attention": {}}""");
+        var error = Fails("""{"train_batch_size": -1, "zero_optimization": {"stage": 7}, "gradient_clipping": -1, "sparse_attention": {"mode": "strided"}}""");
         Assert.AreEqual(4, error.Errors.Count, error.Message);
         StringAssert.Contains(error.Message, "4 configuration errors");
     }

@@ -43,6 +43,9 @@ public sealed record DeepSpeedConfig
 
     public required CheckpointConfig Checkpoint { get; init; }
 
+    /// <summary>The sparse_attention section: the block-sparse pattern every attention layer applies; null = dense causal attention.</summary>
+    public global::Shardwise.Sparsity.SparseAttentionPattern? SparseAttention { get; init; }
+
     /// <summary>Reads and validates a config file; throws <see cref="ConfigException"/> listing every problem.</summary>
     public static ConfigLoadResult Load(string path, ConfigOverrides? overrides = null)
     {

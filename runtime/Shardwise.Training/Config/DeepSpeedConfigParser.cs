@@ -38,6 +38,7 @@ internal static class DeepSpeedConfigParser
             StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             Checkpoint = CheckpointConfig.Read(root),
+            SparseAttention = SparseAttentionConfig.Read(root),
         };
 
         CheckAcrossSections(root, config);

@@ -59,7 +59,6 @@ internal static class UnsupportedFeaturePolicy
         ["data_types"] = KnownUnsupportedKey.WarnWhenActive("non-fp32 gradient accumulation dtype (Shardwise accumulates in fp32)", GradAccumulationIsNotFp32),
 
         // Change the model, the data or the update: errors unless switched off.
-        ["sparse_attention"] = KnownUnsupportedKey.Error("block-sparse attention", Always),
         ["compression_training"] = KnownUnsupportedKey.Error("compression training (quantization / pruning)", Always),
         ["weight_quantization"] = KnownUnsupportedKey.Error("weight quantization", Always),
         ["progressive_layer_drop"] = KnownUnsupportedKey.Error("progressive layer drop", Enabled),

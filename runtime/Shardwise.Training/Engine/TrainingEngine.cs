@@ -184,7 +184,7 @@ public sealed partial class TrainingEngine
     /// parameter gradients (and parameters) live in the generator's small streaming pools instead of full-size
     /// buffers. CUDA without a usable GPU throws <see cref="BackendUnavailableException"/> with the driver's reason.
     /// With fp16.enabled or bf16.enabled the CUDA backend stores fp16 or bf16 on the device (fp32 compute), unless
-    /// <paramref name="storage"/> names the storage type.
+    /// <paramref name="storage"/> names the storage type. The config's sparse_attention pattern, if any, is set on it.
     /// </summary>
     public static ITensorOps<float> CreateBackend(DeepSpeedConfig config, ParameterLayout layout, GradientPool pool, ParameterPool parameterPool,
         BackendKind device = BackendKind.Cpu, StorageType? storage = null)
@@ -192,6 +192,7 @@ public sealed partial class TrainingEngine
         // fp16/bf16 configs store 16-bit on a GPU (the CPU backend stays fp32; the engine rounds on the host either way).
         storage ??= config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
         ITensorOps<float> inner = Backends.Create(device, storage.Value);
+        inner.AttentionSparsity = config.SparseAttention;
         return config.ZeroOptimization.Stage switch
         {
             2 => new GradientStreamingOps<float>(inner, layout, pool),

@@ -194,6 +194,12 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _inner.AddBackward(dy, dx, count, accumulate);
 
+    public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
+    {
+        get => _inner.AttentionSparsity;
+        set => _inner.AttentionSparsity = value;
+    }
+
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
         => _inner.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
 

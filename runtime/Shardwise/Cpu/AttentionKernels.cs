@@ -1,6 +1,7 @@
 using System;
 using System.Numerics;
 using System.Numerics.Tensors;
+using Shardwise.Sparsity;
 
 namespace Shardwise.Cpu;
 
@@ -8,13 +9,14 @@ namespace Shardwise.Cpu;
 /// Causal multi-head self-attention core. qkv is <c>[batch, seq, 3·dim]</c> with q, k, v side by side, each split
 /// into heads of dim/heads; one head is addressed in place through the leading dimension 3·dim, so no head is
 /// ever copied out. The work unit is one (batch, head) pair, which callers may run in parallel: pairs write
-/// disjoint parts of y and dqkv.
+/// disjoint parts of y and dqkv. With a <see cref="BlockSparseLayout"/>, keys of the tiles it drops are masked like
+/// keys after the query (score −∞, probability 0): the reference the block-sparse GPU kernels are checked against.
 /// </summary>
 public static class AttentionKernels
 {
     /// <summary>All (batch, head) pairs in order; see <see cref="ForwardHead"/>. <paramref name="scratch"/> holds at least seq² elements.</summary>
     public static void Forward<T>(ReadOnlySpan<T> qkv, Span<T> y, Span<T> logSumExp, Span<T> scratch,
-        int batch, int sequence, int heads, int dim)
+        int batch, int sequence, int heads, int dim, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int b = 0; b < batch; b++)
@@ -22,14 +24,15 @@ public static class AttentionKernels
             for (int h = 0; h < heads; h++)
             {
                 ForwardHead(QkvOfBatch(qkv, b, sequence, dim), LogSumExpOfHead(logSumExp, b, h, sequence, heads),
-                    OutputOfBatch(y, b, sequence, dim), scratch, sequence, heads, h, dim);
+                    OutputOfBatch(y, b, sequence, dim), scratch, sequence, heads, h, dim, layout);
             }
         }
     }
 
     /// <summary>All (batch, head) pairs in order; <paramref name="scratch"/> holds at least 2·seq² elements.</summary>
     public static void Backward<T>(ReadOnlySpan<T> qkv, ReadOnlySpan<T> logSumExp, ReadOnlySpan<T> dy,
-        Span<T> dqkv, Span<T> scratch, int batch, int sequence, int heads, int dim, bool accumulate)
+        Span<T> dqkv, Span<T> scratch, int batch, int sequence, int heads, int dim, bool accumulate,
+        BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int b = 0; b < batch; b++)
@@ -38,7 +41,7 @@ public static class AttentionKernels
             {
                 BackwardHead(QkvOfBatch(qkv, b, sequence, dim), LogSumExpOfHead(logSumExp, b, h, sequence, heads),
                     OutputOfBatch(dy, b, sequence, dim), QkvOfBatch(dqkv, b, sequence, dim), scratch, sequence,
-                    heads, h, dim, accumulate);
+                    heads, h, dim, accumulate, layout);
             }
         }
     }
@@ -67,7 +70,7 @@ public static class AttentionKernels
     /// Y_h = P·V; lse[t] = ln Σ_{u≤t} exp(S[t, u]), all backward needs to form P again.
     /// </summary>
     public static void ForwardHead<T>(ReadOnlySpan<T> qkvBatch, Span<T> logSumExpHead, Span<T> yBatch,
-        Span<T> scratch, int sequence, int heads, int head, int dim)
+        Span<T> scratch, int sequence, int heads, int head, int dim, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int headDim = dim / heads, offset = head * headDim;
@@ -79,6 +82,7 @@ public static class AttentionKernels
         {
             Span<T> row = probabilities.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
+            if (layout is not null) MaskDroppedKeys(visible, layout, head, i);
             T max = TensorPrimitives.Max<T>(visible);
             TensorPrimitives.Subtract(visible, max, visible);
             TensorPrimitives.Exp<T>(visible, visible);
@@ -99,7 +103,7 @@ public static class AttentionKernels
     /// </summary>
     public static void BackwardHead<T>(ReadOnlySpan<T> qkvBatch, ReadOnlySpan<T> logSumExpHead,
         ReadOnlySpan<T> dyBatch, Span<T> dqkvBatch, Span<T> scratch, int sequence, int heads, int head, int dim,
-        bool accumulate)
+        bool accumulate, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int headDim = dim / heads, stride = 3 * dim, offset = head * headDim, square = sequence * sequence;
@@ -114,6 +118,7 @@ public static class AttentionKernels
         {
             Span<T> row = probabilities.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
+            if (layout is not null) MaskDroppedKeys(visible, layout, head, i);
             TensorPrimitives.Subtract(visible, logSumExpHead[i], visible);
             TensorPrimitives.Exp<T>(visible, visible);
             row[(i + 1)..].Clear();
@@ -138,6 +143,19 @@ public static class AttentionKernels
             dqkvBatch[offset..], stride);
         Gemm.Multiply(true, false, sequence, headDim, sequence, scale, dScores, sequence, q, stride, beta,
             dqkvBatch[(dim + offset)..], stride);
+    }
+
+    /// <summary>Sets the scores of query <paramref name="query"/>'s keys in tiles the layout drops to −∞ (so P = 0 there, as above the diagonal).</summary>
+    private static void MaskDroppedKeys<T>(Span<T> visible, BlockSparseLayout layout, int head, int query)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int block = layout.Block, queryBlock = query / block;
+        for (int keyBlock = 0; keyBlock <= queryBlock; keyBlock++)
+        {
+            if (layout.Keeps(head, queryBlock, keyBlock)) continue;
+            int start = keyBlock * block;
+            visible[start..Math.Min(start + block, visible.Length)].Fill(T.NegativeInfinity);
+        }
     }
 
     /// <summary>S = Q_h·K_hᵀ/√headDim for the head whose columns start at <paramref name="offset"/>; forward and backward form it alike.</summary>

@@ -312,10 +312,13 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);
     }
 
+    public Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity { get; set; }
+
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
     {
         using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
+        var layout = AttentionSparsity?.LayoutFor(heads, sequence);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Span<T> ySpan = Elements(y, (long)batch * sequence * dim, nameof(y));
         Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
@@ -324,7 +327,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         T[] scratchRows = Scratch((long)chunks * square);
         if (chunks == 1)
         {
-            AttentionKernels.Forward<T>(qkvSpan, ySpan, logSumExpSpan, scratchRows, batch, sequence, heads, dim);
+            AttentionKernels.Forward<T>(qkvSpan, ySpan, logSumExpSpan, scratchRows, batch, sequence, heads, dim, layout);
             return;
         }
 
@@ -332,7 +335,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Qkv, work.QkvOffset) = Place(qkv);
         (work.Y, work.YOffset) = Place(y);
         (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
-        (work.Scratch, work.Sequence, work.Heads, work.Dim) = (scratchRows, sequence, heads, dim);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Layout) = (scratchRows, sequence, heads, dim, layout);
         ParallelRanges.Run(pairs, chunks, work);
     }
 
@@ -343,6 +346,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     {
         using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
+        var layout = AttentionSparsity?.LayoutFor(heads, sequence);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Elements(y, (long)batch * sequence * dim, nameof(y));
         Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
@@ -354,7 +358,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         if (chunks == 1)
         {
             AttentionKernels.Backward<T>(qkvSpan, logSumExpSpan, dySpan, dqkvSpan, scratchRows, batch, sequence,
-                heads, dim, accumulate);
+                heads, dim, accumulate, layout);
             return;
         }
 
@@ -363,8 +367,8 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
         (work.DY, work.DYOffset) = Place(dy);
         (work.DQkv, work.DQkvOffset) = Place(dqkv);
-        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate) =
-            (scratchRows, sequence, heads, dim, accumulate);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate, work.Layout) =
+            (scratchRows, sequence, heads, dim, accumulate, layout);
         ParallelRanges.Run(pairs, chunks, work);
     }
 

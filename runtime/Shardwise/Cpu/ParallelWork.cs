@@ -33,6 +33,7 @@ internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, 
     public T[] Qkv = [], Y = [], LogSumExp = [], Scratch = [];
     public int QkvOffset, YOffset, LogSumExpOffset;
     public int Sequence, Heads, Dim;
+    public Shardwise.Sparsity.BlockSparseLayout? Layout;
 
     public void Run(int chunk, int start, int end)
     {
@@ -44,7 +45,7 @@ internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, 
                 Qkv.AsSpan(QkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
                 LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
                 Y.AsSpan(YOffset + b * sequence * dim, sequence * dim),
-                Scratch.AsSpan(chunk * square, square), sequence, heads, h, dim);
+                Scratch.AsSpan(chunk * square, square), sequence, heads, h, dim, Layout);
         }
     }
 }
@@ -56,6 +57,7 @@ internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged,
     public int QkvOffset, LogSumExpOffset, DYOffset, DQkvOffset;
     public int Sequence, Heads, Dim;
     public bool Accumulate;
+    public Shardwise.Sparsity.BlockSparseLayout? Layout;
 
     public void Run(int chunk, int start, int end)
     {
@@ -68,7 +70,7 @@ internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged,
                 LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
                 DY.AsSpan(DYOffset + b * sequence * dim, sequence * dim),
                 DQkv.AsSpan(DQkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                Scratch.AsSpan(chunk * 2 * square, 2 * square), sequence, heads, h, dim, Accumulate);
+                Scratch.AsSpan(chunk * 2 * square, 2 * square), sequence, heads, h, dim, Accumulate, Layout);
         }
     }
 }

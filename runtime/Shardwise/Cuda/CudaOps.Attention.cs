@@ -3,7 +3,11 @@ using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
 
-/// <summary>Causal attention: the fused flash kernels where they apply (CudaOps.FlashAttention.cs), else strided-batched GEMMs around softmax.cu.</summary>
+/// <summary>
+/// Causal attention: the fused flash kernels where they apply (CudaOps.FlashAttention.cs), else strided-batched GEMMs
+/// around softmax.cu. Block-sparse attention (CudaOps.SparseAttention.cs) passes its layout to the softmax, which drops
+/// the keys of the tiles it does not keep.
+/// </summary>
 public sealed partial class CudaOps
 {
     // ---- attention ------------------------------------------------------------------------------------------------
@@ -29,12 +33,13 @@ public sealed partial class CudaOps
         int stride = 3 * dim, rows = heads * sequence;
         long square = (long)sequence * sequence;
         ulong probabilities = scoreScratch.Ensure(heads * square * elementBytes);
+        var (layout, block) = DeviceSparseLayout(heads, sequence);
         for (int b = 0; b < batch; b++)
         {
             ulong v = Element(qkva, (long)b * sequence * stride + 2L * dim);
             CausalScores(qkva, b, probabilities, sequence, heads, dim); // the softmax then works in place
             Kernel("softmax_causal_forward").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-                probabilities, probabilities, LogSumExpOfBatch(la, b, rows), rows, sequence, 1f);
+                probabilities, probabilities, LogSumExpOfBatch(la, b, rows), rows, sequence, 1f, layout, block, heads);
             // Y_h = P_h · V_h, into the head's columns of y.
             gemm.MultiplyBatched(false, false, sequence, headDim, sequence, 1f, probabilities, sequence, square, v,
                 stride, headDim, 0f, Element(ya, (long)b * sequence * dim), dim, headDim, heads);
@@ -65,6 +70,7 @@ public sealed partial class CudaOps
         float beta = accumulate ? 1f : 0f, scale = 1f / MathF.Sqrt(headDim);
         ulong probabilities = scoreScratch.Ensure(2 * heads * square * elementBytes);
         ulong scores = Element(probabilities, heads * square);
+        var (layout, block) = DeviceSparseLayout(heads, sequence);
         for (int b = 0; b < batch; b++)
         {
             long rowBase = (long)b * sequence * stride;
@@ -73,7 +79,7 @@ public sealed partial class CudaOps
             // P as forward formed it: the same product gives the same scores, then exp(S − lse).
             CausalScores(qkva, b, probabilities, sequence, heads, dim);
             Kernel("softmax_causal_recompute").Launch(Blocks(rows, RowsPerWarpBlock), RowWarpThreads, 0, null,
-                probabilities, LogSumExpOfBatch(la, b, rows), probabilities, rows, sequence, 1f);
+                probabilities, LogSumExpOfBatch(la, b, rows), probabilities, rows, sequence, 1f, layout, block, heads);
             gemm.MultiplyBatched(true, false, sequence, headDim, sequence, 1f, probabilities, sequence, square, dyb, dim,
                 headDim, beta, Element(dqkva, rowBase + 2L * dim), stride, headDim, heads);
             gemm.MultiplyBatched(false, true, sequence, sequence, headDim, 1f, dyb, dim, headDim, v, stride, headDim,

@@ -28,6 +28,7 @@ public sealed partial class CudaOps
     internal bool FlashAttentionSupported(int batch, int sequence, int heads, int dim)
     {
         if (!fusedAttention || Storage == StorageType.Float32 || heads <= 0 || dim % heads != 0) return false;
+        if (AttentionSparsity is not null) return false; // the block-sparse layout is applied by the GEMM path's softmax
         int headDim = dim / heads;
         return headDim % 16 == 0 && headDim is > 0 and <= FlashMaxHeadDim && (long)batch * heads <= 65535;
     }

@@ -593,6 +593,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch })
             scratch.Dispose();
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
+        DisposeSparseLayouts();       // CudaOps.SparseAttention.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs
         profiler?.Dispose();
         epilogueGemm.Dispose();

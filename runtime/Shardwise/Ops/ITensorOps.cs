@@ -124,6 +124,13 @@ public interface ITensorOps<T> where T : unmanaged
     void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim);
 
     /// <summary>
+    /// The block-sparse pattern <see cref="Attention"/> and <see cref="AttentionBackward"/> apply on top of the causal
+    /// mask (DeepSpeed's sparse_attention); null, the default, keeps every causal key. Set before the first step and
+    /// left alone after: forward and backward must see the same layout.
+    /// </summary>
+    global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity { get; set; }
+
+    /// <summary>
     /// dqkv (=|+=) the gradient of the attention core, from its input qkv, its output y and the saved log-sum-exp.
     /// </summary>
     void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv,

@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text.Json;
+using Shardwise.Sparsity;
+
+namespace Shardwise.Training.Config;
+
+/// <summary>
+/// The "sparse_attention" section (deepspeed/runtime/config.py, get_sparse_attention): DeepSpeed's keys and defaults
+/// per mode, read into a <see cref="SparseAttentionPattern"/>; its checks are the pattern's own
+/// (<see cref="SparseAttentionPattern.Problems"/>), reported at their JSON paths. A key that the chosen mode does not
+/// use is a warning (DeepSpeed ignores it silently). Null when the section is absent.
+/// </summary>
+internal static class SparseAttentionConfig
+{
+    private static readonly string[] Common = ["mode", "block", "different_layout_per_head", "attention"];
+
+    private static readonly Dictionary<SparseAttentionMode, string[]> KeysOfMode = new()
+    {
+        [SparseAttentionMode.Dense] = [],
+        [SparseAttentionMode.Fixed] = ["num_local_blocks", "num_global_blocks", "horizontal_global_attention", "num_different_global_patterns"],
+        [SparseAttentionMode.Variable] = ["num_random_blocks", "local_window_blocks", "global_block_indices", "global_block_end_indices", "horizontal_global_attention"],
+        [SparseAttentionMode.BigBird] = ["num_random_blocks", "num_sliding_window_blocks", "num_global_blocks"],
+        [SparseAttentionMode.BSLongformer] = ["num_sliding_window_blocks", "global_block_indices", "global_block_end_indices"],
+    };
+
+    public static SparseAttentionPattern? Read(JsonSection root)
+    {
+        if (!root.Has("sparse_attention"))
+        {
+            root.TryTake("sparse_attention", out _);
+            return null;
+        }
+
+        var section = root.Section("sparse_attention");
+        var defaults = new SparseAttentionPattern();
+        var mode = ReadMode(section);
+        var pattern = new SparseAttentionPattern
+        {
+            Mode = mode,
+            Block = section.Int32("block", AutoRule.NotAllowed) ?? defaults.Block,
+            DifferentLayoutPerHead = section.Bool("different_layout_per_head") ?? defaults.DifferentLayoutPerHead,
+            Attention = ReadDirection(section),
+            NumLocalBlocks = section.Int32("num_local_blocks", AutoRule.NotAllowed) ?? defaults.NumLocalBlocks,
+            NumGlobalBlocks = section.Int32("num_global_blocks", AutoRule.NotAllowed) ?? defaults.NumGlobalBlocks,
+            HorizontalGlobalAttention = section.Bool("horizontal_global_attention") ?? defaults.HorizontalGlobalAttention,
+            NumDifferentGlobalPatterns = section.Int32("num_different_global_patterns", AutoRule.NotAllowed) ?? defaults.NumDifferentGlobalPatterns,
+            NumRandomBlocks = section.Int32("num_random_blocks", AutoRule.NotAllowed) ?? defaults.NumRandomBlocks,
+            LocalWindowBlocks = IntList(section, "local_window_blocks") ?? defaults.LocalWindowBlocks,
+            GlobalBlockIndices = IntList(section, "global_block_indices") ?? defaults.GlobalBlockIndices,
+            GlobalBlockEndIndices = IntList(section, "global_block_end_indices"),
+            NumSlidingWindowBlocks = section.Int32("num_sliding_window_blocks", AutoRule.NotAllowed) ?? defaults.NumSlidingWindowBlocks,
+        };
+
+        var used = new HashSet<string>(Common.Concat(KeysOfMode[mode]), StringComparer.Ordinal);
+        foreach (string key in KeysOfMode.Values.SelectMany(keys => keys).Distinct())
+            if (!used.Contains(key) && section.Has(key))
+                section.Warning(key, $"has no effect in mode \"{ModeName(mode)}\"; ignored (it belongs to {string.Join(", ", KeysOfMode.Where(m => m.Value.Contains(key)).Select(m => ModeName(m.Key)))})");
+
+        foreach (var (key, message) in pattern.Problems())
+            section.Error(key, message);
+        UnsupportedFeaturePolicy.ReportLeftovers(section);
+        return pattern;
+    }
+
+    /// <summary>The mode's name in a config ("fixed", "bigbird", ...).</summary>
+    public static string ModeName(SparseAttentionMode mode) => mode.ToString().ToLowerInvariant();
+
+    private static SparseAttentionMode ReadMode(JsonSection section)
+    {
+        string? name = section.String("mode");
+        if (name is null) return SparseAttentionMode.Fixed;
+        foreach (SparseAttentionMode mode in Enum.GetValues<SparseAttentionMode>())
+            if (string.Equals(ModeName(mode), name, StringComparison.Ordinal)) return mode;
+        section.Error("mode", $"unknown sparsity mode \"{name}\"; use dense, fixed, variable, bigbird or bslongformer");
+        return SparseAttentionMode.Fixed;
+    }
+
+    private static SparseAttentionDirection ReadDirection(JsonSection section)
+    {
+        string? name = section.String("attention");
+        switch (name)
+        {
+            case null or "bidirectional": return SparseAttentionDirection.Bidirectional;
+            case "unidirectional": return SparseAttentionDirection.Unidirectional;
+            default:
+                section.Error("attention", $"unknown attention type \"{name}\"; use unidirectional or bidirectional");
+                return SparseAttentionDirection.Bidirectional;
+        }
+    }
+
+    private static int[]? IntList(JsonSection section, string key)
+    {
+        if (!section.TryTake(key, out var value)) return null;
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            section.Error(key, $"expected a list of integers, found {JsonSection.Describe(value)}");
+            return null;
+        }
+
+        var list = new List<int>();
+        foreach (var item in value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int entry))
+            {
+                section.Error(key, $"entry {list.Count} is {JsonSection.Describe(item)}: expected an integer");
+                return null;
+            }
+
+            list.Add(entry);
+        }
+
+        return list.ToArray();
+    }
+}

@@ -19,7 +19,9 @@
 //       dynamic shared memory 2 stages × (K, V) × 64·(D+8)·2 bytes (36 KiB for d64, 68 KiB for d128).
 //   The dkdv and dq kernels write disjoint columns of dqkv and may run in either order, after the dot kernel.
 // Both tile loops copy tile i+1 with cp.async while they multiply tile i (two stages), and mask only tiles that cross
-// the diagonal. The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16 (columns past it
+// the diagonal. Block-sparse (flash_attention_backward_{dkdv,dq}_sparse_*, extra arguments tiles, cells, block: see
+// flash_attention_common.cuh; dkdv stores no dSᵀ): the loops copy and visit only the tiles the table keeps a pair of,
+// and set P = 0 for the dropped pairs of partly kept tiles (so dS = 0 there too). The d64 kernels take head_dim 16…64, the d128 ones 16…128, head_dim a multiple of 16 (columns past it
 // are staged as zeros). No pointer needs more than its element's alignment (16-byte aligned rows are copied with
 // cp.async, others by the threads). P and dS are rounded to T as mma operands, as FlashAttention does.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (BackwardHead).
@@ -159,10 +161,11 @@ SW_INLINE void flash_store_scores(sw_bits16* scores_head, const float (&ds)[1][N
 
 // scores: null, or [batch·heads][seq][seq] 16-bit (plus 8 elements of padding) for the dSᵀ tiles (see
 // flash_attention_backward_dq_stored).
-template <typename T, int D>
+template <typename T, int D, bool SPARSE>
 SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
                                              T* scores, int seq, int heads, int head_dim, int accumulate,
-                                             sw_bits16* shared)
+                                             const unsigned char* sparse_tiles, const unsigned char* sparse_cells,
+                                             int sparse_block, sw_bits16* shared)
 {
     constexpr int STRIDE = D + 8;
     constexpr int STEPS = D / 16;
@@ -205,7 +208,19 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     sw_stage_tile_async(kv_tiles + TILE, STRIDE, SW_FLASH_ROWS, D, head.v + k0 * row_stride, row_stride, seq - k0,
                         head_dim);
     sw_async_commit();
-    stage_queries(0, k0); // query tiles before k0 see none of these keys
+    // Query tiles before k0 see none of these keys; block-sparse, nor do the tiles that keep none of their pairs.
+    int tiles = (seq - k0 + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+    const sw_flash_sparsity sparsity = sw_flash_sparsity_of(sparse_tiles, sparse_cells, sparse_block, head);
+    auto needed_from = [&](int i) {
+        if (SPARSE)
+            while (i < tiles && sparsity.kind(k0 / SW_FLASH_TILE + i, k0 / SW_FLASH_TILE) == SW_TILE_SKIP) i++;
+        return i;
+    };
+    int first_tile = needed_from(0);
+    if (first_tile < tiles)
+        stage_queries(0, k0 + first_tile * SW_FLASH_TILE);
+    else
+        sw_async_commit(); // an empty group: the wait below counts the same
     sw_async_wait<1>();
     __syncthreads();
     unsigned k_frag[1][STEPS][4], v_frag[1][STEPS][4];
@@ -224,14 +239,17 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         dv[0][j][0] = dv[0][j][1] = dv[0][j][2] = dv[0][j][3] = 0.0f;
     }
 
-    int tiles = (seq - k0 + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
-    for (int i = 0; i < tiles; i++)
+    // Dense: query tile i is in stage i & 1 and tile i + 1 follows; sparse: the stages alternate over the needed tiles.
+    for (int i = first_tile, visit = 0, following; i < tiles; i = following, visit++)
     {
         int q0 = k0 + i * SW_FLASH_TILE;
-        bool next = i + 1 < tiles;
-        if (next) stage_queries((i + 1) & 1, q0 + SW_FLASH_TILE);
+        following = SPARSE ? needed_from(i + 1) : i + 1;
+        bool next = following < tiles;
+        int stage = SPARSE ? visit & 1 : i & 1;
+        if (next) stage_queries(stage ^ 1, k0 + following * SW_FLASH_TILE);
         sw_flash_wait_current(next);
-        const sw_bits16* q_tile = shared + (i & 1) * STAGE;
+        const sw_bits16* q_tile = shared + stage * STAGE;
+        bool partial = SPARSE && sparsity.kind(q0 / SW_FLASH_TILE, k0 / SW_FLASH_TILE) == SW_TILE_PARTIAL;
         const sw_bits16* dy_tile = q_tile + TILE;
         const float* lse_tile = reinterpret_cast<const float*>(q_tile + 2 * TILE);
         const float* delta_tile = lse_tile + SW_FLASH_TILE;
@@ -249,6 +267,9 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
                 int column = 8 * n + 2 * t + (e & 1);
                 float value = sw_exp2(fmaf(p[0][n][e], scale_log2, -SW_LOG2E * lse_tile[column]));
                 p[0][n][e] = diagonal && key[e >> 1] > q0 + column ? 0.0f : value;
+                // Block-sparse: a dropped pair's P is 0 (its exp(s − lse) may be anything: the pair is not in lse).
+                if (partial && key[e >> 1] <= q0 + column && q0 + column < seq && !sparsity.keeps(q0 + column, key[e >> 1]))
+                    p[0][n][e] = 0.0f;
             }
         }
 
@@ -289,9 +310,11 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
     }
 }
 
-template <typename T, int D>
+template <typename T, int D, bool SPARSE>
 SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv,
-                                           int seq, int heads, int head_dim, int accumulate, sw_bits16* shared)
+                                           int seq, int heads, int head_dim, int accumulate,
+                                           const unsigned char* sparse_tiles, const unsigned char* sparse_cells,
+                                           int sparse_block, sw_bits16* shared)
 {
     constexpr int STRIDE = D + 8;
     constexpr int STEPS = D / 16;
@@ -307,13 +330,24 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     const sw_bits16* dyh = reinterpret_cast<const sw_bits16*>(dy) + head.token_offset(0);
     int key_end = min(q0 + SW_FLASH_ROWS, seq);
     int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+    // Block-sparse: the key tiles this query tile keeps a pair of, in order (dense: every tile).
+    const sw_flash_sparsity sparsity = sw_flash_sparsity_of(sparse_tiles, sparse_cells, sparse_block, head);
+    auto needed_from = [&](int i) {
+        if (SPARSE)
+            while (i < tiles && sparsity.kind(q0 / SW_FLASH_TILE, i) == SW_TILE_SKIP) i++;
+        return i;
+    };
+    int first_tile = needed_from(0);
 
     // Stage s: K tile, V tile (sw_flash_stage_keys). Q and dY are staged once through stage 1.
     sw_stage_tile_async(shared + 2 * TILE, STRIDE, SW_FLASH_ROWS, D, head.q + q0 * row_stride, row_stride, seq - q0,
                         head_dim);
     sw_stage_tile_async(shared + 3 * TILE, STRIDE, SW_FLASH_ROWS, D, dyh + (long long)q0 * dim, dim, seq - q0, head_dim);
     sw_async_commit();
-    sw_flash_stage_keys<D>(shared, 0, 0, head);
+    if (first_tile < tiles)
+        sw_flash_stage_keys<D>(shared, 0, first_tile * SW_FLASH_TILE, head);
+    else
+        sw_async_commit(); // an empty group: the wait below counts the same
     sw_async_wait<1>();
     __syncthreads();
     // This warp's 16 queries of Q and dY as A fragments (S = Q·Kᵀ, dP = dY·Vᵀ).
@@ -339,14 +373,18 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
     SW_UNROLL
     for (int j = 0; j < OUT_TILES; j++) dq[0][j][0] = dq[0][j][1] = dq[0][j][2] = dq[0][j][3] = 0.0f;
 
-    for (int i = 0; i < tiles; i++)
+    // Dense: key tile i is in stage i & 1 and tile i + 1 follows; sparse: the stages alternate over the needed tiles.
+    for (int i = first_tile, visit = 0, following; i < tiles; i = following, visit++)
     {
         int k0 = i * SW_FLASH_TILE;
-        bool next = i + 1 < tiles;
-        if (next) sw_flash_stage_keys<D>(shared, (i + 1) & 1, k0 + SW_FLASH_TILE, head);
+        following = SPARSE ? needed_from(i + 1) : i + 1;
+        bool next = following < tiles;
+        int stage = SPARSE ? visit & 1 : i & 1;
+        if (next) sw_flash_stage_keys<D>(shared, stage ^ 1, following * SW_FLASH_TILE, head);
         sw_flash_wait_current(next);
-        const sw_bits16* k_tile = shared + 2 * (i & 1) * TILE;
+        const sw_bits16* k_tile = shared + 2 * stage * TILE;
         const sw_bits16* v_tile = k_tile + TILE;
+        bool partial = SPARSE && sparsity.kind(q0 / SW_FLASH_TILE, i) == SW_TILE_PARTIAL;
 
         if (k0 <= last_query) // a key tile wholly after this warp's queries adds nothing to them
         {
@@ -363,6 +401,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
                     int r = e >> 1, key = k0 + 8 * n + 2 * t + (e & 1);
                     float p = sw_exp2(fmaf(s[0][n][e], scale_log2, -row_lse2[r]));
                     if (diagonal && key > query[r]) p = 0.0f;
+                    if (partial && key <= query[r] && query[r] < seq && !sparsity.keeps(query[r], key)) p = 0.0f;
                     ds[0][n][e] = p * (ds[0][n][e] - row_delta[r]);
                 }
             }
@@ -490,18 +529,38 @@ SW_INLINE void flash_attention_backward_dq_stored(const T* qkv, const T* scores,
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dkdv<T, D>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim, accumulate, \
-                                            shared);                                                          \
+        flash_attention_backward_dkdv<T, D, false>(qkv, dy, lse, delta, dqkv, scores, seq, heads, head_dim,  \
+                                                   accumulate, nullptr, nullptr, 0, shared);                  \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dkdv_d##D##_##suffix)                                         \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS, SW_FLASH_DKDV_MIN_BLOCKS(D))               \
+        flash_attention_backward_dkdv_sparse_d##D##_##suffix(                                                 \
+        const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
+        int head_dim, int accumulate, const unsigned char* tiles, const unsigned char* cells, int block)     \
+    {                                                                                                         \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dkdv<T, D, true>(qkv, dy, lse, delta, dqkv, nullptr, seq, heads, head_dim,  \
+                                                  accumulate, tiles, cells, block, shared);                   \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(flash_attention_backward_dkdv_sparse_d##D##_##suffix)                                  \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_d##D##_##suffix( \
         const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
         int head_dim, int accumulate)                                                                         \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_backward_dq<T, D>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, shared); \
+        flash_attention_backward_dq<T, D, false>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate, \
+                                                 nullptr, nullptr, 0, shared);                                \
     }                                                                                                         \
     SW_KERNEL_REGISTER(flash_attention_backward_dq_d##D##_##suffix)                                           \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_backward_dq_sparse_d##D##_##suffix( \
+        const T* qkv, const T* dy, const float* lse, const float* delta, T* dqkv, int seq, int heads,        \
+        int head_dim, int accumulate, const unsigned char* tiles, const unsigned char* cells, int block)     \
+    {                                                                                                         \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_backward_dq<T, D, true>(qkv, dy, lse, delta, dqkv, seq, heads, head_dim, accumulate,  \
+                                                tiles, cells, block, shared);                                 \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(flash_attention_backward_dq_sparse_d##D##_##suffix)                                    \
     extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS)                                            \
         flash_attention_backward_dq_stored_d##D##_##suffix(const T* qkv, const T* scores, T* dqkv, int seq,  \
                                                            int heads, int head_dim, int accumulate)          \

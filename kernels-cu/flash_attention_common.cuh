@@ -75,3 +75,42 @@ SW_INLINE void sw_flash_wait_current(bool next_in_flight)
         sw_async_wait<0>();
     __syncthreads();
 }
+
+// Block-sparse attention in the flash kernels (their _sparse entry points): the host's tile table says, per (head,
+// 64-query tile, 64-key tile), whether the layout keeps none of the tile's causal (query, key) pairs (skip it), all of
+// them (only the causal mask applies) or some (look each pair's layout cell up). Built by
+// runtime/Shardwise/Cuda/FlashSparseTiles.cs from the [heads, seq/block, seq/block] layout cells it also passes.
+#define SW_TILE_SKIP 0
+#define SW_TILE_FULL 1
+#define SW_TILE_PARTIAL 2
+
+struct sw_flash_sparsity
+{
+    const unsigned char* tiles; // [heads][tile_count][tile_count]
+    const unsigned char* cells; // [heads][blocks][blocks], 1 = kept
+    int block, blocks, tile_count, h;
+
+    SW_INLINE int kind(int query_tile, int key_tile) const
+    {
+        return tiles[((long long)h * tile_count + query_tile) * tile_count + key_tile];
+    }
+
+    // For query and key inside the sequence.
+    SW_INLINE bool keeps(int query, int key) const
+    {
+        return cells[((long long)h * blocks + query / block) * blocks + key / block] != 0;
+    }
+};
+
+SW_INLINE sw_flash_sparsity sw_flash_sparsity_of(const unsigned char* tiles, const unsigned char* cells, int block,
+                                                 const sw_attention_head& head)
+{
+    sw_flash_sparsity sparsity;
+    sparsity.tiles = tiles;
+    sparsity.cells = cells;
+    sparsity.block = block;
+    sparsity.blocks = block > 0 ? head.seq / block : 0;
+    sparsity.tile_count = (head.seq + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+    sparsity.h = head.h;
+    return sparsity;
+}

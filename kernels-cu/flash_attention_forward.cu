@@ -11,6 +11,10 @@
 // columns h·hd of each), y is [batch, seq, dim], dim = heads·hd. Storage T = sw_half or sw_bf16 (mma operands), fp32
 // arithmetic; the probabilities are rounded to T before P·V, as FlashAttention does.
 // CPU reference: runtime/Shardwise/Cpu/AttentionKernels.cs (ForwardHead) for y.
+// Block-sparse (entry points flash_attention_forward_sparse_*, extra arguments tiles, cells, block: see
+// flash_attention_common.cuh): key tiles that no query tile of the block keeps a pair of are neither copied nor
+// visited, a warp skips tiles its query tile keeps nothing of, and partly kept tiles mask the dropped pairs like
+// those above the diagonal. CPU reference: the same AttentionKernels with a BlockSparseLayout.
 // Entry points flash_attention_forward_d{64,128}_{f16,bf16}: the d64 kernel takes head_dim 16…64, the d128 one
 // head_dim 16…128, head_dim a multiple of 16; head columns past head_dim are staged as zeros
 // (runtime/Shardwise/Cuda/CudaOps.FlashAttention.cs chooses). Grid (ceil(seq/(64·M)), batch·heads), block 128
@@ -19,9 +23,10 @@
 // copied with 16-byte cp.async when they are 16-byte aligned, else loaded by the threads.
 #include "flash_attention_common.cuh"
 
-template <typename T, int D>
+template <typename T, int D, bool SPARSE>
 SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, int heads, int head_dim,
-                                       sw_bits16* shared)
+                                       const unsigned char* sparse_tiles, const unsigned char* sparse_cells,
+                                       int sparse_block, sw_bits16* shared)
 {
     constexpr int M = SW_FLASH_ROW_TILES(D); // 16-row tiles per warp
     constexpr int ROWS = 4 * 16 * M;          // queries per block
@@ -41,11 +46,24 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
     int g = lane >> 2, t = lane & 3;
     int key_end = min(q0 + ROWS, seq); // causal: no key past the block's last query
     int tiles = (key_end + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
+    const sw_flash_sparsity sparsity = sw_flash_sparsity_of(sparse_tiles, sparse_cells, sparse_block, head);
+    // Block-sparse: the key tiles some query tile of this block keeps a pair of, in order (dense: every tile).
+    auto needed_from = [&](int tile) {
+        if (SPARSE)
+            for (; tile < tiles; tile++)
+                for (int query_tile = q0 / SW_FLASH_TILE; query_tile * SW_FLASH_TILE < key_end; query_tile++)
+                    if (sparsity.kind(query_tile, tile) != SW_TILE_SKIP) return tile;
+        return tile;
+    };
+    int first_tile = needed_from(0);
 
     sw_stage_tile_async(shared + 2 * TILE, STRIDE, ROWS, D, head.q + q0 * row_stride, row_stride, seq - q0, head_dim);
     sw_async_commit();
-    sw_flash_stage_keys<D>(shared, 0, 0, head);
-    sw_async_wait<1>(); // Q has landed (tile 0 may still be in flight)
+    if (first_tile < tiles)
+        sw_flash_stage_keys<D>(shared, 0, first_tile * SW_FLASH_TILE, head);
+    else
+        sw_async_commit(); // an empty group: the wait below counts the same
+    sw_async_wait<1>(); // Q has landed (the first key tile may still be in flight)
     __syncthreads();
     unsigned q_frag[M][STEPS][4];
     sw_load_warp_rows(q_frag, shared + 2 * TILE, STRIDE);
@@ -66,16 +84,21 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
         for (int j = 0; j < OUT_TILES; j++) o[m][j][0] = o[m][j][1] = o[m][j][2] = o[m][j][3] = 0.0f;
     }
 
-    for (int i = 0; i < tiles; i++)
+    // Dense: tile i is in stage i & 1 and tile i + 1 follows; sparse: the stages alternate over the needed tiles.
+    for (int i = first_tile, visit = 0, following; i < tiles; i = following, visit++)
     {
         int k0 = i * SW_FLASH_TILE;
-        bool next = i + 1 < tiles;
-        if (next) sw_flash_stage_keys<D>(shared, (i + 1) & 1, k0 + SW_FLASH_TILE, head);
-        sw_flash_wait_current(next); // tile i has landed; tile i+1 may still be in flight
-        const sw_bits16* k_tile = shared + 2 * (i & 1) * TILE;
+        following = SPARSE ? needed_from(i + 1) : i + 1;
+        bool next = following < tiles;
+        int stage = SPARSE ? visit & 1 : i & 1;
+        if (next) sw_flash_stage_keys<D>(shared, stage ^ 1, following * SW_FLASH_TILE, head);
+        sw_flash_wait_current(next); // tile i has landed; the next one may still be in flight
+        const sw_bits16* k_tile = shared + 2 * stage * TILE;
         const sw_bits16* v_tile = k_tile + TILE;
+        // This warp's rows lie in one 64-query tile; rows past seq are never stored.
+        int kind = SPARSE && first_query < seq ? sparsity.kind(first_query / SW_FLASH_TILE, i) : SW_TILE_FULL;
 
-        if (k0 <= last_query) // a tile wholly above this warp's rows adds nothing to them
+        if (k0 <= last_query && (!SPARSE || kind != SW_TILE_SKIP)) // a tile wholly above this warp's rows adds nothing to them
         {
             // s = Q·Kᵀ for 16·M queries × 64 keys.
             float s[M][KEY_TILES][4];
@@ -101,6 +124,26 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
                 }
             }
 
+            // Block-sparse: the pairs of this tile whose layout cell is dropped (their probability is 0, as above the
+            // diagonal).
+            if (SPARSE && kind == SW_TILE_PARTIAL)
+            {
+                SW_UNROLL
+                for (int m = 0; m < M; m++)
+                {
+                    SW_UNROLL
+                    for (int n = 0; n < KEY_TILES; n++)
+                    {
+                        SW_UNROLL
+                        for (int e = 0; e < 4; e++)
+                        {
+                            int key = k0 + 8 * n + 2 * t + (e & 1), query = first_query + 16 * m + g + 8 * (e >> 1);
+                            if (key <= query && query < seq && !sparsity.keeps(query, key)) s[m][n][e] = sw_negative_infinity();
+                        }
+                    }
+                }
+            }
+
             // Online softmax per row: the four lanes of a quad (same g) share the row, so max over the quad.
             SW_UNROLL
             for (int m = 0; m < M; m++)
@@ -113,8 +156,9 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
                     for (int n = 0; n < KEY_TILES; n++) mx = fmaxf(mx, fmaxf(s[m][n][2 * r], s[m][n][2 * r + 1]));
                     mx = fmaxf(mx, __shfl_xor_sync(SW_FULL_MASK, mx, 1));
                     mx = fmaxf(mx, __shfl_xor_sync(SW_FULL_MASK, mx, 2));
-                    // Key 0 is visible to every row, so mx is finite from the first tile on; the guard keeps a row
-                    // with nothing visible yet from producing NaN (−inf − −inf).
+                    // Dense: key 0 is visible to every row, so mx is finite from the first tile on; the guard keeps
+                    // a row with nothing visible yet (block-sparse: possibly several tiles) from producing NaN
+                    // (−inf − −inf).
                     float base = mx == sw_negative_infinity() ? 0.0f : mx * scale_log2;
                     float correction = sw_exp2(row_max[m][r] * scale_log2 - base);
                     row_max[m][r] = mx;
@@ -170,9 +214,17 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
         flash_attention_forward_d##D##_##suffix(const T* qkv, T* y, float* lse, int seq, int heads, int head_dim) \
     {                                                                                                         \
         SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
-        flash_attention_forward<T, D>(qkv, y, lse, seq, heads, head_dim, shared);                             \
+        flash_attention_forward<T, D, false>(qkv, y, lse, seq, heads, head_dim, nullptr, nullptr, 0, shared); \
     }                                                                                                         \
-    SW_KERNEL_REGISTER(flash_attention_forward_d##D##_##suffix)
+    SW_KERNEL_REGISTER(flash_attention_forward_d##D##_##suffix)                                               \
+    extern "C" __global__ void __launch_bounds__(SW_FLASH_THREADS) flash_attention_forward_sparse_d##D##_##suffix( \
+        const T* qkv, T* y, float* lse, int seq, int heads, int head_dim, const unsigned char* tiles,        \
+        const unsigned char* cells, int block)                                                                \
+    {                                                                                                         \
+        SW_EXTERN_SHARED(sw_bits16, shared);                                                                  \
+        flash_attention_forward<T, D, true>(qkv, y, lse, seq, heads, head_dim, tiles, cells, block, shared);  \
+    }                                                                                                         \
+    SW_KERNEL_REGISTER(flash_attention_forward_sparse_d##D##_##suffix)
 
 SW_FLASH_FORWARD_KERNEL(f16, sw_half, 64)
 SW_FLASH_FORWARD_KERNEL(bf16, sw_bf16, 64)

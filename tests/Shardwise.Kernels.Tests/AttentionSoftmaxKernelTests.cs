@@ -151,6 +151,79 @@ public sealed class AttentionSoftmaxKernelTests
         }
     }
 
+    /// <summary>
+    /// With a block-sparse layout (bigbird, a layout per head, blocks of 3 over 33 keys: a partial last tile row), the
+    /// forward's probabilities and log-sum-exp and the recomputed probabilities against CpuOps with the same pattern:
+    /// its lse, and P formed from it (y = P·V checked through the CPU op's y).
+    /// </summary>
+    [TestMethod]
+    [DynamicData(nameof(Cases.StoragesAndOrders), typeof(Cases))]
+    public void BlockSparseLayoutDropsTheKeysCpuAttentionDrops(StorageType storage, SchedulerOrder order)
+    {
+        const int seq = 33;
+        var pattern = new Shardwise.Sparsity.SparseAttentionPattern
+        {
+            Mode = Shardwise.Sparsity.SparseAttentionMode.BigBird, Block = 3, NumRandomBlocks = 2, NumSlidingWindowBlocks = 1,
+            DifferentLayoutPerHead = true, Seed = 3,
+        };
+        var layout = pattern.LayoutFor(Heads, seq);
+        var data = new TestData(33);
+        int rows = Batch * Heads * seq;
+        float[] qkv = storage.Rounded(data.NonZero(3L * Batch * seq * Dim, 2f));
+        var cpu = new CpuReference();
+        cpu.Ops.AttentionSparsity = pattern;
+        Slice qkvSlice = cpu.Put(qkv), logSumExp = cpu.Zeros(rows), y = cpu.Zeros((long)Batch * seq * Dim);
+        cpu.Ops.Attention(qkvSlice, y, logSumExp, Batch, seq, Heads, Dim);
+
+        float Q(int b, int t, int h, int d) => qkv[At(b, t, 0, h, d, seq)];
+        float K(int b, int t, int h, int d) => qkv[At(b, t, 1, h, d, seq)];
+        using var scores = DeviceBuffer.From(ScoresLike(Q, K, seq), storage);
+        using var cells = DeviceBuffer.FromBytes(layout.Cells);
+        using var probs = DeviceBuffer.From(NaNs((long)rows * seq), storage);
+        using var lse = DeviceBuffer.From(NaNs(rows), StorageType.Float32);
+        string suffix = storage.Suffix();
+        int blocks = SimtEmulator.Blocks(rows, Threads / 32);
+        SimtEmulator.Launch($"softmax_causal_forward_{suffix}", blocks, Threads, order, scores, probs, lse, rows, seq, Scale,
+            cells, layout.Block, Heads);
+        Compare.Close(cpu.Read(logSumExp), lse.ToFloats(), 4 * storage.Tolerance(), "log-sum-exp against CpuOps");
+        using var recomputed = DeviceBuffer.From(NaNs((long)rows * seq), storage);
+        SimtEmulator.Launch($"softmax_causal_recompute_{suffix}", blocks, Threads, order, scores, lse, recomputed, rows, seq,
+            Scale, cells, layout.Block, Heads);
+
+        float[] p = probs.ToFloats(), again = recomputed.ToFloats();
+        int dropped = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            int h = r / seq % Heads, t = r % seq;
+            for (int j = 0; j < seq; j++)
+            {
+                bool kept = layout.KeepsToken(h, t, j);
+                if (!kept && j <= t) dropped++;
+                if (!kept)
+                {
+                    Assert.AreEqual(0f, p[r * seq + j], $"P of a dropped key, row {r}, key {j}");
+                    Assert.AreEqual(0f, again[r * seq + j], $"recomputed P of a dropped key, row {r}, key {j}");
+                }
+            }
+        }
+
+        Assert.IsTrue(dropped > rows, $"the layout drops too little to test: {dropped} causal keys");
+        Compare.Close(p, again, storage.Tolerance(), "recomputed probabilities");
+        // y = P·V per head against the CPU op (which masked the same keys).
+        float[] expectedY = cpu.Read(y), actualY = new float[expectedY.Length];
+        for (int b = 0; b < Batch; b++)
+        for (int h = 0; h < Heads; h++)
+        for (int t = 0; t < seq; t++)
+        for (int d = 0; d < HeadDim; d++)
+        {
+            double sum = 0;
+            for (int u = 0; u < seq; u++) sum += (double)p[((b * Heads + h) * seq + t) * seq + u] * qkv[At(b, u, 2, h, d, seq)];
+            actualY[(b * seq + t) * Dim + h * HeadDim + d] = (float)sum;
+        }
+
+        Compare.Close(expectedY, actualY, 2 * storage.Tolerance(), "y = P·V against CpuOps");
+    }
+
     [TestMethod]
     [DynamicData(nameof(Cases.Orders), typeof(Cases))]
     public void SoftmaxRunsInPlace(SchedulerOrder order)

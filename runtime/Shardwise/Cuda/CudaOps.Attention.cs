@@ -33,7 +33,7 @@ public sealed partial class CudaOps
         int stride = 3 * dim, rows = heads * sequence;
         long square = (long)sequence * sequence;
         ulong probabilities = scoreScratch.Ensure(heads * square * elementBytes);
-        var (layout, block) = DeviceSparseLayout(heads, sequence);
+        var (layout, _, block) = DeviceSparseLayout(heads, sequence);
         for (int b = 0; b < batch; b++)
         {
             ulong v = Element(qkva, (long)b * sequence * stride + 2L * dim);
@@ -70,7 +70,7 @@ public sealed partial class CudaOps
         float beta = accumulate ? 1f : 0f, scale = 1f / MathF.Sqrt(headDim);
         ulong probabilities = scoreScratch.Ensure(2 * heads * square * elementBytes);
         ulong scores = Element(probabilities, heads * square);
-        var (layout, block) = DeviceSparseLayout(heads, sequence);
+        var (layout, _, block) = DeviceSparseLayout(heads, sequence);
         for (int b = 0; b < batch; b++)
         {
             long rowBase = (long)b * sequence * stride;

@@ -5,6 +5,8 @@ namespace Shardwise.Cuda;
 /// <summary>
 /// Fused causal attention (kernels-cu/flash_attention_forward.cu, flash_attention_backward.cu): tensor-core tiles of
 /// Q against K/V with an online softmax, so neither pass reads or writes the [batch, heads, seq, seq] probabilities.
+/// With <see cref="AttentionSparsity"/> set, their _sparse entry points visit only the tiles the layout keeps pairs of
+/// (CudaOps.SparseAttention.cs), and dQ is always recomputed.
 /// The forward keeps one fp32 log-sum-exp per query row (<c>lse</c>, [batch, heads, seq]); the backward recomputes
 /// the probabilities from it and also needs the forward's output <c>y</c> (for D = Σ dy·y per row, which it keeps in
 /// <see cref="scoreScratch"/>, batch·heads·seq floats). Taken for 16-bit storage and head sizes that are multiples of
@@ -28,7 +30,6 @@ public sealed partial class CudaOps
     internal bool FlashAttentionSupported(int batch, int sequence, int heads, int dim)
     {
         if (!fusedAttention || Storage == StorageType.Float32 || heads <= 0 || dim % heads != 0) return false;
-        if (AttentionSparsity is not null) return false; // the block-sparse layout is applied by the GEMM path's softmax
         int headDim = dim / heads;
         return headDim % 16 == 0 && headDim is > 0 and <= FlashMaxHeadDim && (long)batch * heads <= 65535;
     }
@@ -48,9 +49,14 @@ public sealed partial class CudaOps
         // d64: 128 queries per block (two 16-row tiles per warp); d128: 64. Two stages of (K, V) tiles.
         int rows = width == 64 ? 2 * FlashRowsPerBlock : FlashRowsPerBlock;
         uint shared = FlashTileStagesBytes(width);
-        SharedMemoryKernel($"flash_attention_forward_d{width}", shared).Launch(
-            new CudaDim3((uint)Blocks(sequence, rows), (uint)(batch * heads)), FlashThreads, shared, null,
-            qkv, y, lse, sequence, heads, headDim);
+        var grid = new CudaDim3((uint)Blocks(sequence, rows), (uint)(batch * heads));
+        var (cells, tiles, block) = DeviceSparseLayout(heads, sequence);
+        if (cells == 0)
+            SharedMemoryKernel($"flash_attention_forward_d{width}", shared).Launch(grid, FlashThreads, shared, null,
+                qkv, y, lse, sequence, heads, headDim);
+        else
+            SharedMemoryKernel($"flash_attention_forward_sparse_d{width}", shared).Launch(grid, FlashThreads, shared, null,
+                qkv, y, lse, sequence, heads, headDim, tiles, cells, block);
         return true;
     }
 
@@ -70,7 +76,10 @@ public sealed partial class CudaOps
         // the option's bound: they grow with seq², the flash path's other memory with seq).
         long deltaBytes = ((long)rows * sizeof(float) + 255) / 256 * 256;
         long scoresBytes = ((long)batch * heads * sequence * sequence + 8) * ElementBytes;
-        if (!flashDqFromStoredScores || scoresBytes > Options.FlashStoredScoresMaxBytes) scoresBytes = 0;
+        var (cells, tiles, block) = DeviceSparseLayout(heads, sequence);
+        bool sparse = cells != 0;
+        // Block-sparse: dQ is recomputed (the stored dSᵀ tiles would cost seq² whatever the layout keeps).
+        if (!flashDqFromStoredScores || scoresBytes > Options.FlashStoredScoresMaxBytes || sparse) scoresBytes = 0;
         ulong delta = scoreScratch.Ensure(deltaBytes + scoresBytes);
         ulong scores = scoresBytes > 0 ? delta + (ulong)deltaBytes : 0;
         // D: 8 threads per row (SW_FLASH_DOT_LANES), each with 16-byte loads of y and dy where both are 16-byte
@@ -84,6 +93,16 @@ public sealed partial class CudaOps
         // staging rows); (K, V) tiles for dQ, or (dSᵀ, K) tiles for dQ from the stored scores.
         uint dkdvShared = (uint)((2 * (2 * FlashTile * (width + 8) + 4 * FlashTile) +
             (scores != 0 ? FlashThreads / 32 * 16 * (FlashTile + 8) : 0)) * sizeof(ushort));
+        if (sparse)
+        {
+            SharedMemoryKernel($"flash_attention_backward_dkdv_sparse_d{width}", dkdvShared).Launch(grid, FlashThreads,
+                dkdvShared, null, qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add, tiles, cells, block);
+            uint sparseDqShared = FlashTileStagesBytes(width);
+            SharedMemoryKernel($"flash_attention_backward_dq_sparse_d{width}", sparseDqShared).Launch(grid, FlashThreads,
+                sparseDqShared, null, qkv, dy, lse, delta, dqkv, sequence, heads, headDim, add, tiles, cells, block);
+            return true;
+        }
+
         SharedMemoryKernel($"flash_attention_backward_dkdv_d{width}", dkdvShared).Launch(grid, FlashThreads, dkdvShared, null,
             qkv, dy, lse, delta, dqkv, scores, sequence, heads, headDim, add);
         if (scores == 0)

@@ -5,8 +5,9 @@ namespace Shardwise.Cuda;
 
 /// <summary>
 /// Block-sparse attention (<see cref="ITensorOps{T}.AttentionSparsity"/>): each layout the attention asks for is copied
-/// to the device once, at the first step of its shape, and stays (a few KiB: heads·(seq/block)² bytes); the attention
-/// kernels read it from there.
+/// to the device once, at the first step of its shape, with the flash kernels' tile table after it
+/// (<see cref="FlashSparseTiles"/>), and stays (a few KiB: heads·((seq/block)² + (seq/64)²) bytes). The flash kernels'
+/// _sparse entry points skip the tiles the table drops; the GEMM path's softmax masks the dropped keys.
 /// </summary>
 public sealed partial class CudaOps
 {
@@ -14,19 +15,24 @@ public sealed partial class CudaOps
 
     public SparseAttentionPattern? AttentionSparsity { get; set; }
 
-    /// <summary>The device copy of the layout for this shape and its block size; (0, 1) without sparsity (every causal key).</summary>
-    private (ulong Layout, int Block) DeviceSparseLayout(int heads, int sequence)
+    /// <summary>
+    /// The device copies of the layout cells and the flash tile table for this shape, and the block size; (0, 0, 1)
+    /// without sparsity (every causal key).
+    /// </summary>
+    private (ulong Cells, ulong Tiles, int Block) DeviceSparseLayout(int heads, int sequence)
     {
-        if (AttentionSparsity is null) return (0, 1);
+        if (AttentionSparsity is null) return (0, 0, 1);
         BlockSparseLayout layout = AttentionSparsity.LayoutFor(heads, sequence);
         if (!deviceLayouts.TryGetValue(layout, out DeviceMemory? memory))
         {
-            memory = allocations.Allocate(context, layout.Cells.Length);
+            byte[] tiles = FlashSparseTiles.Build(layout, FlashTile);
+            memory = allocations.Allocate(context, layout.Cells.Length + tiles.Length);
             memory.Upload(layout.Cells);
+            memory.Upload<byte>(tiles, layout.Cells.Length);
             deviceLayouts.Add(layout, memory);
         }
 
-        return (memory.Pointer, layout.Block);
+        return (memory.Pointer, memory.Pointer + (ulong)layout.Cells.Length, layout.Block);
     }
 
     private void DisposeSparseLayouts()

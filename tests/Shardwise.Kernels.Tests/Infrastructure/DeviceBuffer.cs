@@ -44,6 +44,14 @@ public sealed unsafe class DeviceBuffer : IDisposable
         return buffer;
     }
 
+    /// <summary>Bytes (masks, layouts); their Storage is irrelevant and reads as Float32.</summary>
+    public static DeviceBuffer FromBytes(ReadOnlySpan<byte> values)
+    {
+        var buffer = new DeviceBuffer(values.Length, sizeof(byte), StorageType.Float32);
+        values.CopyTo(new Span<byte>((void*)buffer.Pointer, values.Length));
+        return buffer;
+    }
+
     public static DeviceBuffer ZeroedInts(long count) => new(count, sizeof(int), StorageType.Float32);
 
     public void Write(ReadOnlySpan<float> values)

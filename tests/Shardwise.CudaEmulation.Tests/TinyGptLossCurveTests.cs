@@ -21,7 +21,7 @@ public sealed class TinyGptLossCurveTests
         $$"""{ "type": "AdamW", "params": { "lr": {{learningRate}}, "betas": [0.9, 0.99], "weight_decay": 0.1 } }""",
         $$"""{ "type": "WarmupCosineLR", "params": { "warmup_num_steps": 1, "total_num_steps": {{Steps}}, "cos_min_ratio": 0.1 } }""");
 
-    private static string WriteConfig(string directory, string name, string optimizer, string scheduler)
+    private static string WriteConfig(string directory, string name, string optimizer, string scheduler, string extra = "")
     {
         string path = Path.Combine(directory, $"ds_{name}.json");
         File.WriteAllText(path, $$"""
@@ -30,6 +30,7 @@ public sealed class TinyGptLossCurveTests
               "gradient_accumulation_steps": 1,
               "steps_per_print": 1,
               "gradient_clipping": 1.0,
+              {{extra}}
               "optimizer": {{optimizer}},
               "scheduler": {{scheduler}}
             }
@@ -91,6 +92,42 @@ public sealed class TinyGptLossCurveTests
             Console.WriteLine(verdict);
             Assert.AreEqual(CompareCurvesCommand.Differ, code, verdict);
             StringAssert.Contains(verdict, "curves differ");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Block-sparse attention (bigbird, a random layout per head, blocks of 16) in bf16 on the emulated GPU, where the
+    /// sparse flash kernels run, against the CPU's masked attention: the curves agree, and differ from the dense run's.
+    /// </summary>
+    [TestMethod]
+    public void BlockSparseAttentionInBf16OnTheEmulatedGpuFollowsTheCpu()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
+            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
+            string sparse = WriteConfig(directory, "sparse", Optimizer, Scheduler, """
+                "bf16": { "enabled": true },
+                "sparse_attention": { "mode": "bigbird", "block": 16, "num_random_blocks": 1, "num_sliding_window_blocks": 1,
+                                      "num_global_blocks": 1, "different_layout_per_head": true },
+                """);
+            string dense = WriteConfig(directory, "dense", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
+            string gpu = Train(directory, "gpu", "cuda", sparse), cpu = Train(directory, "cpu", "cpu", sparse);
+            string cpuDense = Train(directory, "cpu-dense", "cpu", dense);
+            var (code, verdict, errors) = Trainer("compare-curves", "--reference", cpu, "--candidate", gpu);
+            Console.WriteLine(verdict);
+            Assert.AreEqual(0, code, $"{errors}\n{verdict}");
+            StringAssert.Contains(verdict, "curves agree");
+            var sparseCurve = LossCurve.Read(cpu);
+            var denseCurve = LossCurve.Read(cpuDense);
+            Assert.IsTrue(LossCurveComparison.Compare(denseCurve, sparseCurve, 1, 1).MaxLossDifference > 1e-3,
+                "the sparse run's loss differs from the dense run's: the layout was applied");
         }
         finally
         {

@@ -27,6 +27,24 @@ public sealed class PartitionedProgramTests
     [TestMethod]
     public void TensorRanksEqualWholeModel() => Check<TensorGpt>(TensorGpt.Context, TensorGpt.Vocabulary, (ops, b) => new TensorGpt.Compiled<double>(ops, b));
 
+    /// <summary>
+    /// Block-sparse attention with a random layout per head: each tensor rank (one head of two) applies its own head's
+    /// layout (<see cref="Shardwise.Sparsity.SparseAttentionPattern.ForTensorRank"/>), so the split model still equals the whole.
+    /// </summary>
+    [TestMethod]
+    public void TensorRanksWithAPerHeadSparseLayoutEqualWholeModel()
+    {
+        var pattern = new Shardwise.Sparsity.SparseAttentionPattern
+        {
+            Mode = Shardwise.Sparsity.SparseAttentionMode.BigBird, Block = 1, NumRandomBlocks = 2, NumSlidingWindowBlocks = 1,
+            NumGlobalBlocks = 0, DifferentLayoutPerHead = true, Seed = 3,
+        };
+        var layout = pattern.LayoutFor(2, TensorGpt.Context);
+        Assert.AreNotEqual(layout.Render(0), layout.Render(1), "the heads' layouts differ, so a rank taking the wrong one fails");
+        Assert.AreEqual(layout.Render(1), pattern.ForTensorRank(1, 2).LayoutFor(1, TensorGpt.Context).Render(0));
+        Check<TensorGpt>(TensorGpt.Context, TensorGpt.Vocabulary, (ops, b) => new TensorGpt.Compiled<double>(ops, b), pattern);
+    }
+
     [TestMethod]
     public void PipelineTimesTensorEqualsWholeModel() => Check<HybridGpt>(HybridGpt.Context, HybridGpt.Vocabulary, (ops, b) => new HybridGpt.Compiled<double>(ops, b));
 
@@ -61,14 +79,15 @@ public sealed class PartitionedProgramTests
         CollectionAssert.AreEqual(new[] { HybridGpt.Vocabulary / 2, HybridGpt.Width }, partition.Stages[1].Layout.Slots[tied.Slot].Shape);
     }
 
-    private static void Check<TModel>(int context, int vocabulary, Func<ITensorOps<double>, int, CompiledLanguageModel<double>> whole)
+    private static void Check<TModel>(int context, int vocabulary, Func<ITensorOps<double>, int, CompiledLanguageModel<double>> whole,
+        Shardwise.Sparsity.SparseAttentionPattern? sparsity = null)
         where TModel : IPartitionedModelDefinition
     {
         var random = new Random(7);
         var ids = RandomData.Tokens(random, Batch * context, vocabulary);
         var targets = RandomData.Tokens(random, Batch * context, vocabulary);
 
-        var reference = whole(new CpuOps<double>(), Batch);
+        var reference = whole(new CpuOps<double> { AttentionSparsity = sparsity }, Batch);
         RandomData.Parameters(reference, seed: 11);
         reference.ZeroGradients();
         double expectedLoss = reference.Forward(ids, targets);
@@ -84,7 +103,8 @@ public sealed class PartitionedProgramTests
         var group = new ThreadGroup(t);
         var threads = Enumerable.Range(0, t).Select(rank => new Thread(() =>
         {
-            var stages = Enumerable.Range(0, partition.Pipeline).Select(s => TModel.CompileStage<double>(s, new CpuOps<double>(), Batch)).ToArray();
+            var stages = Enumerable.Range(0, partition.Pipeline).Select(s => TModel.CompileStage<double>(s,
+                new CpuOps<double> { AttentionSparsity = sparsity?.ForTensorRank(rank, t) }, Batch)).ToArray();
             foreach (var stage in stages)
             {
                 stage.TensorParallel = group.Member(rank, stage.Ops);

@@ -64,6 +64,7 @@ public static class BenchCommand
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
+        if (SparseAttentionCheck.Describe(settings.Config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
         var cuda = FindOps<CudaOps>(program.Ops);
         var cpu = cuda is null ? FindOps<CpuOps<float>>(program.Ops) : null;
         var random = Xoshiro256StarStar.FromSeed(settings.Seed);

@@ -17,6 +17,14 @@ public static class EvalCommand
         var batch = settings.Config.Resolve(dataParallelSize: 1);
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed, TrainingCheckpoint.LoadTokenizer(checkpoint));
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
+        // The attention the weights were trained with, whatever this config says.
+        var trained = TrainingCheckpoint.ReadSparseAttention(checkpoint);
+        if (trained != settings.Config.SparseAttention)
+        {
+            program.Ops.AttentionSparsity = trained;
+            log.WriteLine(trained is null ? "attention: dense, as the checkpoint trained" : $"attention: block-sparse ({trained.Describe()}), as the checkpoint trained");
+        }
+
         var engine = TrainingEngine.Initialize(program, settings.Config);
         var sampler = data.Dataset.CreateSampler(DataSplit.Train, batch.MicroBatchPerGpu, program.SequenceLength, settings.Seed);
         TrainingCheckpoint.Load(checkpoint, engine, sampler);

@@ -80,6 +80,8 @@ public static class PipelineTrainCommand
         var stage = TModel.CompileStage<float>(stageIndex,
             TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool, settings.Device, StorageType.Float32),
             batch.MicroBatchPerGpu);
+        // Tensor ranks hold consecutive heads: each applies its slice of the whole model's block-sparse layout.
+        if (config.SparseAttention is { } sparse) stage.Ops.AttentionSparsity = sparse.ForTensorRank(tensorRank, partition.Tensor);
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));
@@ -95,6 +97,7 @@ public static class PipelineTrainCommand
                       $"{config.ZeroOptimization.Stage}; steps {settings.TotalSteps}; 1F1B bubble (p − 1)/(m + p − 1) = " +
                       $"{OneFOneBSchedule.BubbleFraction(partition.Pipeline, engine.MicroBatches):P1}");
 
+        if (SparseAttentionCheck.Describe(config, sequence) is { } sparseLine) log.WriteLine(sparseLine);
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());

@@ -28,7 +28,10 @@ public static class SampleCommand
         var tokenizer = TrainingCheckpoint.LoadTokenizer(checkpoint);
         // stdout is the generated text alone (for pipes); the device line goes to stderr.
         Console.Error.WriteLine(device.Description);
-        var program = TModel.Compile(Backends.Create(device.Kind), batch: 1);
+        // The attention the weights were trained with (dense, or the run's sparse_attention pattern).
+        var ops = Backends.Create(device.Kind);
+        ops.AttentionSparsity = TrainingCheckpoint.ReadSparseAttention(checkpoint);
+        var program = TModel.Compile(ops, batch: 1);
         TrainingCheckpoint.LoadWeights(checkpoint, program.Layout, program.Parameters);
 
         var tokens = new List<int>(tokenizer.Encode(prompt));

@@ -109,12 +109,18 @@ public static class TrainerCli
         }
     }
 
-    /// <summary>The shared options, plus the one warning that needs the model: a config asking for checkpoints it has not.</summary>
+    /// <summary>
+    /// The shared options, plus the checks that need the model: a config asking for checkpoints it has not, and a sparse
+    /// attention pattern against its sequence length.
+    /// </summary>
     private static RunSettings ReadSettings<TModel>(CliArguments arguments, string model, TextWriter log) where TModel : ILanguageModelDefinition
     {
         var settings = RunSettings.Read(arguments, model, log);
         if (ActivationCheckpointingCheck.Warning(settings.Config.ActivationCheckpointing, model, TModel.PlanReport) is { } warning)
             log.WriteLine("config warning: " + warning);
+        // Before any backend exists: a pattern that does not fit the model's sequence stops here. The commands print the
+        // line with their own start-up lines.
+        SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
         return settings;
     }
 }

@@ -185,6 +185,19 @@ public sealed class TrainingCheckpoint
         return json.RootElement.TryGetProperty("data_path", out var path) && path.ValueKind == JsonValueKind.String ? path.GetString() : null;
     }
 
+    /// <summary>
+    /// The block-sparse attention the checkpointed run trained with; null for dense attention (and for checkpoints written
+    /// before Shardwise had sparse attention, which were all dense).
+    /// </summary>
+    public static Sparsity.SparseAttentionPattern? ReadSparseAttention(string checkpoint)
+    {
+        string path = Path.Combine(checkpoint, StateFile);
+        using var json = JsonDocument.Parse(File.ReadAllText(path));
+        return json.RootElement.TryGetProperty("sparse_attention", out var section) && section.ValueKind == JsonValueKind.Object
+            ? Config.SparseAttentionConfig.Parse(section.GetRawText(), path)
+            : null;
+    }
+
     /// <summary>Loads only the fp32 weights into a flat buffer (for sampling, evaluation and consolidation).</summary>
     public static void LoadWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
     {
@@ -231,6 +244,9 @@ public sealed class TrainingCheckpoint
                 fixedScale.RestoreSkippedSteps(skipped);
                 break;
         }
+        var trained = ReadSparseAttention(checkpoint);
+        if (trained != (engine.Config.SparseAttention is { } now ? now with { TensorShard = (0, 1) } : null))
+            log?.WriteLine($"note: the checkpoint trained with {DescribeAttention(trained)} attention, this run uses {DescribeAttention(engine.Config.SparseAttention)}");
         var saved = SamplerState.ReadFrom(root.GetProperty("sampler"));
         if (saved.BatchSize == sampler.BatchSize && saved.ContextLength == sampler.ContextLength)
             sampler.RestoreState(saved);
@@ -238,6 +254,9 @@ public sealed class TrainingCheckpoint
             log?.WriteLine($"note: the checkpoint's global batch had {saved.BatchSize} rows, this run has {sampler.BatchSize} " +
                            "(a different number of ranks); the data order restarts from the seed");
     }
+
+    private static string DescribeAttention(Sparsity.SparseAttentionPattern? pattern) =>
+        pattern is null ? "dense" : $"block-sparse ({pattern.Describe()})";
 
     private static string StateJson(TrainingEngine engine, ParameterLayout layout, BatchSampler sampler, RunSettings settings)
     {
@@ -253,6 +272,10 @@ public sealed class TrainingCheckpoint
             if (settings.DataPath is null) json.WriteNull("data_path");
             else json.WriteString("data_path", Path.GetFullPath(settings.DataPath));
             json.WriteNumber("seed", settings.Seed);
+            // The attention the weights were trained with: sample and eval apply it again.
+            json.WritePropertyName("sparse_attention");
+            if (engine.Config.SparseAttention is { } sparse) Config.SparseAttentionConfig.Write(json, sparse with { TensorShard = (0, 1) });
+            else json.WriteNullValue();
             if (engine.LossScaler is DynamicLossScaler dynamic)
             {
                 json.WritePropertyName("loss_scaler");

@@ -12,9 +12,10 @@ namespace Shardwise.Training.Config;
 /// (<see cref="SparseAttentionPattern.Problems"/>), reported at their JSON paths. A key that the chosen mode does not
 /// use is a warning (DeepSpeed ignores it silently). Null when the section is absent.
 /// </summary>
-internal static class SparseAttentionConfig
+public static class SparseAttentionConfig
 {
-    private static readonly string[] Common = ["mode", "block", "different_layout_per_head", "attention"];
+    // "seed" is Shardwise's: the random blocks of variable and bigbird (DeepSpeed draws them unseeded).
+    private static readonly string[] Common = ["mode", "block", "different_layout_per_head", "attention", "seed"];
 
     private static readonly Dictionary<SparseAttentionMode, string[]> KeysOfMode = new()
     {
@@ -25,7 +26,7 @@ internal static class SparseAttentionConfig
         [SparseAttentionMode.BSLongformer] = ["num_sliding_window_blocks", "global_block_indices", "global_block_end_indices"],
     };
 
-    public static SparseAttentionPattern? Read(JsonSection root)
+    internal static SparseAttentionPattern? Read(JsonSection root)
     {
         if (!root.Has("sparse_attention"))
         {
@@ -51,6 +52,7 @@ internal static class SparseAttentionConfig
             GlobalBlockIndices = IntList(section, "global_block_indices") ?? defaults.GlobalBlockIndices,
             GlobalBlockEndIndices = IntList(section, "global_block_end_indices"),
             NumSlidingWindowBlocks = section.Int32("num_sliding_window_blocks", AutoRule.NotAllowed) ?? defaults.NumSlidingWindowBlocks,
+            Seed = section.Int32("seed", AutoRule.NotAllowed) ?? defaults.Seed,
         };
 
         var used = new HashSet<string>(Common.Concat(KeysOfMode[mode]), StringComparer.Ordinal);
@@ -63,6 +65,50 @@ internal static class SparseAttentionConfig
         UnsupportedFeaturePolicy.ReportLeftovers(section);
         return pattern;
     }
+
+    /// <summary>
+    /// The pattern as a sparse_attention section with the keys its mode uses (for checkpoints: <see cref="Read"/> reads
+    /// it back to an equal pattern).
+    /// </summary>
+    public static void Write(Utf8JsonWriter json, SparseAttentionPattern pattern)
+    {
+        json.WriteStartObject();
+        json.WriteString("mode", ModeName(pattern.Mode));
+        json.WriteNumber("block", pattern.Block);
+        json.WriteBoolean("different_layout_per_head", pattern.DifferentLayoutPerHead);
+        json.WriteString("attention", pattern.Attention == SparseAttentionDirection.Bidirectional ? "bidirectional" : "unidirectional");
+        json.WriteNumber("seed", pattern.Seed);
+        foreach (string key in KeysOfMode[pattern.Mode])
+        {
+            switch (key)
+            {
+                case "num_local_blocks": json.WriteNumber(key, pattern.NumLocalBlocks); break;
+                case "num_global_blocks": json.WriteNumber(key, pattern.NumGlobalBlocks); break;
+                case "horizontal_global_attention": json.WriteBoolean(key, pattern.HorizontalGlobalAttention); break;
+                case "num_different_global_patterns": json.WriteNumber(key, pattern.NumDifferentGlobalPatterns); break;
+                case "num_random_blocks": json.WriteNumber(key, pattern.NumRandomBlocks); break;
+                case "num_sliding_window_blocks": json.WriteNumber(key, pattern.NumSlidingWindowBlocks); break;
+                case "local_window_blocks": WriteList(key, pattern.LocalWindowBlocks); break;
+                case "global_block_indices": WriteList(key, pattern.GlobalBlockIndices); break;
+                case "global_block_end_indices":
+                    if (pattern.GlobalBlockEndIndices is { } ends) WriteList(key, ends);
+                    break;
+            }
+        }
+
+        json.WriteEndObject();
+
+        void WriteList(string key, IReadOnlyList<int> values)
+        {
+            json.WriteStartArray(key);
+            foreach (int value in values) json.WriteNumberValue(value);
+            json.WriteEndArray();
+        }
+    }
+
+    /// <summary>The pattern of a section <see cref="Write"/> wrote; <paramref name="source"/> names it in errors.</summary>
+    public static SparseAttentionPattern? Parse(string section, string source) =>
+        DeepSpeedConfig.Parse($$"""{"sparse_attention": {{section}}}""", source).Config.SparseAttention;
 
     /// <summary>The mode's name in a config ("fixed", "bigbird", ...).</summary>
     public static string ModeName(SparseAttentionMode mode) => mode.ToString().ToLowerInvariant();

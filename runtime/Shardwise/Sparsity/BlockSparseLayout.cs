@@ -54,6 +54,13 @@ public sealed class BlockSparseLayout
         }
     }
 
+    /// <summary>The layout of heads <paramref name="first"/> … first + count − 1 alone (a tensor-parallel rank's heads).</summary>
+    public BlockSparseLayout HeadRange(int first, int count)
+    {
+        long perHead = (long)Blocks * Blocks;
+        return new BlockSparseLayout(count, Sequence, Block, cells.AsSpan((int)(first * perHead), (int)(count * perHead)).ToArray());
+    }
+
     /// <summary>Head <paramref name="head"/>'s layout, one line per block row: '#' kept, '.' dropped.</summary>
     public string Render(int head)
     {
@@ -68,5 +75,5 @@ public sealed class BlockSparseLayout
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"{Heads} heads × {Blocks}×{Blocks} blocks of {Block}, {CausalDensity:P0} of the causal tiles kept");
+        $"{Heads} heads × {Blocks}×{Blocks} blocks of {Block}, {100 * CausalDensity:F0}% of the causal tiles kept");
 }

@@ -55,6 +55,22 @@ public sealed record SparseAttentionPattern
     /// <summary>Seed of the random blocks (variable, bigbird).</summary>
     public int Seed { get; init; }
 
+    /// <summary>
+    /// Under tensor parallelism a rank's attention holds heads / Ranks consecutive heads: its layouts are rank Rank's slice
+    /// of the whole model's (the random blocks drawn as for all heads), so every head keeps the layout it has in one
+    /// process. (0, 1) outside tensor parallelism.
+    /// </summary>
+    public (int Rank, int Ranks) TensorShard { get; init; } = (0, 1);
+
+    /// <summary>This pattern for tensor-parallel rank <paramref name="rank"/> of <paramref name="ranks"/>.</summary>
+    public SparseAttentionPattern ForTensorRank(int rank, int ranks)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ranks);
+        ArgumentOutOfRangeException.ThrowIfNegative(rank);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(rank, ranks);
+        return this with { TensorShard = (rank, ranks) };
+    }
+
     // Keyed by the pattern's value, so a copy made with `with` never sees a layout built for other settings.
     private static readonly ConcurrentDictionary<(SparseAttentionPattern Pattern, int Heads, int Sequence), BlockSparseLayout> Layouts = new();
 
@@ -67,7 +83,13 @@ public sealed record SparseAttentionPattern
     {
         if (heads <= 0) throw new ArgumentOutOfRangeException(nameof(heads), heads, "needs at least one head");
         if (sequence <= 0) throw new ArgumentOutOfRangeException(nameof(sequence), sequence, "needs at least one token");
-        return Layouts.GetOrAdd((this, heads, sequence), key => SparseLayoutBuilder.Build(key.Pattern, key.Heads, key.Sequence));
+        return Layouts.GetOrAdd((this, heads, sequence), key =>
+        {
+            var (rank, ranks) = key.Pattern.TensorShard;
+            if (ranks == 1) return SparseLayoutBuilder.Build(key.Pattern, key.Heads, key.Sequence);
+            var whole = (key.Pattern with { TensorShard = (0, 1) }).LayoutFor(key.Heads * ranks, key.Sequence);
+            return whole.HeadRange(rank * key.Heads, key.Heads);
+        });
     }
 
     /// <summary>
@@ -150,7 +172,8 @@ public sealed record SparseAttentionPattern
         : string.Join(", ", GlobalBlockIndices);
 
     // Value equality over the settings that shape the layout (the list-valued ones compare by content).
-    public bool Equals(SparseAttentionPattern? other) => other is not null && Describe() == other.Describe() && Seed == other.Seed;
+    public bool Equals(SparseAttentionPattern? other) =>
+        other is not null && Describe() == other.Describe() && Seed == other.Seed && TensorShard == other.TensorShard;
 
-    public override int GetHashCode() => HashCode.Combine(Describe(), Seed);
+    public override int GetHashCode() => HashCode.Combine(Describe(), Seed, TensorShard);
 }

@@ -50,7 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "tuned product", "" or
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "tuned product sparse", "" or
 #     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
@@ -411,7 +411,7 @@ run_shardwise_bench() {
   local variant
   for variant in $(bench_variants); do
     bench_step "Shardwise bench, Gpt2Small bf16, $(variant_label "$variant")" 50 \
-      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
+      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config "$(variant_config "$variant")" \
       --warmup 2 --steps 10 --max-seconds 20 || rc=1
   done
   return "$rc"
@@ -421,15 +421,25 @@ run_shardwise_bench() {
 # for none): recompute (flash dQ recomputed instead of read from stored dSᵀ, the default before run 12,
 # SHARDWISE_FLASH_DQ=recompute), tuned (GEMM algorithms timed at their first call, SHARDWISE_GEMM_TUNING=1), product
 # (16-bit bias gradients as one cuBLAS product dyᵀ·1, SHARDWISE_BIAS_GRADIENT=product), product+tuned (both), pair
-# (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair).
+# (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair),
+# sparse (block-sparse attention, bench/configs/gpt2-bf16-sparse.json: fixed, blocks of 64, 4-block windows, so the
+# flash kernels visit 47% of the causal tiles; against the dense bf16 row of the same call).
 # SHARDWISE_BENCH_FLASH_DQ_STORED=0, an older switch, still drops every variant.
 bench_variants() {
   [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
-  echo "${SHARDWISE_BENCH_VARIANTS-tuned product}"
+  echo "${SHARDWISE_BENCH_VARIANTS-tuned product sparse}"
+}
+
+variant_config() {
+  case "$1" in
+    sparse) echo bench/configs/gpt2-bf16-sparse.json ;;
+    *) echo bench/configs/gpt2-bf16.json ;;
+  esac
 }
 
 variant_environment() {
   case "$1" in
+    sparse) echo SHARDWISE_BENCH_VARIANT=sparse ;;
     recompute) echo SHARDWISE_FLASH_DQ=recompute ;;
     tuned) echo SHARDWISE_GEMM_TUNING=1 ;;
     product) echo SHARDWISE_BIAS_GRADIENT=product ;;
@@ -446,6 +456,7 @@ variant_label() {
     product) echo "bias gradients as a cuBLAS product" ;;
     product+tuned) echo "bias gradients as a cuBLAS product, GEMM algorithms tuned" ;;
     pair) echo "cross-entropy as forward and backward kernels (not fused)" ;;
+    sparse) echo "block-sparse attention (fixed, blocks of 64)" ;;
     *) echo "unknown variant $1" ;;
   esac
 }
@@ -464,7 +475,7 @@ run_profile() {
   local variant
   for variant in $(bench_variants); do
     bench_step "Shardwise bench --profile, Gpt2Small bf16, $(variant_label "$variant")" 40 \
-      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config bench/configs/gpt2-bf16.json \
+      env $(variant_environment "$variant") dotnet "$gpt2_dll" bench --device cuda --config "$(variant_config "$variant")" \
       --warmup 2 --steps 5 --max-seconds 10 --profile || rc=1
   done
   return "$rc"

@@ -115,6 +115,21 @@ public sealed class FlashSparseAttentionKernelTests
     }
 
     [TestMethod]
+    public void VisitedShareCountsTheCausalTilesNotSkipped()
+    {
+        var (pattern, _, heads, _, seq, _) = Cases[1];
+        Assert.AreEqual(7.0 / 10, FlashSparseTiles.VisitedShare(pattern.LayoutFor(heads, seq), Tile), 1e-12, "4 diagonal tiles and 3 of column 0, of 10");
+        // Blocks of 16 with a global block in every window: every tile is visited, whatever share of cells is kept.
+        var small = Cases[0].Pattern.LayoutFor(1, 1024);
+        Assert.AreEqual(1.0, FlashSparseTiles.VisitedShare(small, Tile));
+        Assert.IsTrue(small.CausalDensity < 0.35, small.ToString());
+        // The GPU bench's sparse config (bench/configs/gpt2-bf16-sparse.json): 64 of GPT-2's 136 causal tiles.
+        string config = System.IO.Path.Combine(SimtEmulator.RepositoryRoot, "bench", "configs", "gpt2-bf16-sparse.json");
+        var bench = Shardwise.Training.Config.DeepSpeedConfig.Load(config).Config.SparseAttention!;
+        Assert.AreEqual(64.0 / 136, FlashSparseTiles.VisitedShare(bench.LayoutFor(12, 1024), Tile), 1e-12);
+    }
+
+    [TestMethod]
     public void TileKindsMatchAPerTokenCount()
     {
         foreach (var (pattern, _, heads, _, seq, _) in Cases)

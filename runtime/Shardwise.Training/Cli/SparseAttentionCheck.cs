@@ -12,6 +12,9 @@ namespace Shardwise.Training.Cli;
 /// </summary>
 public static class SparseAttentionCheck
 {
+    /// <summary>The flash kernels' tile (SW_FLASH_TILE in kernels-cu/flash_attention_common.cuh).</summary>
+    private const int FlashTile = 64;
+
     /// <summary>The start-up line, or null without a pattern; throws <see cref="CliException"/> when the pattern does not fit.</summary>
     public static string? Describe(DeepSpeedConfig config, int sequence) => Describe(config.SparseAttention, sequence, config.SourceName);
 
@@ -32,8 +35,11 @@ public static class SparseAttentionCheck
         string causal = pattern.Attention == SparseAttentionDirection.Bidirectional
             ? "; the model's attention is causal, so the layout's blocks above the diagonal go unused"
             : "";
+        // The GPU's flash kernels skip whole 64×64 tiles only: what they visit can be far more than what is kept.
+        double visited = Cuda.FlashSparseTiles.VisitedShare(layout, FlashTile);
         return string.Create(CultureInfo.InvariantCulture,
             $"attention: block-sparse ({pattern.Describe()}): {layout.Blocks} blocks of {pattern.Block} tokens per row, " +
-            $"{100 * layout.CausalDensity:F0}% of the causal score tiles kept{(pattern.DifferentLayoutPerHead ? " (head 0)" : "")}{causal}");
+            $"{100 * layout.CausalDensity:F0}% of the causal score tiles kept{(pattern.DifferentLayoutPerHead ? " (head 0)" : "")} " +
+            $"(the GPU's flash kernels visit {100 * visited:F0}% of their {FlashTile}×{FlashTile} tiles){causal}");
     }
 }

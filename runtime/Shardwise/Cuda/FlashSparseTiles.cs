@@ -13,6 +13,23 @@ public static class FlashSparseTiles
 {
     public const byte Skip = 0, Full = 1, Partial = 2;
 
+    /// <summary>
+    /// The share of the causal tiles (on and below the diagonal) the flash kernels visit (not <see cref="Skip"/>), over
+    /// all heads: their attention work relative to dense. Layouts whose blocks are smaller than a tile drop work only
+    /// where whole tiles are dropped.
+    /// </summary>
+    public static double VisitedShare(BlockSparseLayout layout, int tile)
+    {
+        byte[] kinds = Build(layout, tile);
+        int tiles = (layout.Sequence + tile - 1) / tile;
+        long visited = 0;
+        for (int h = 0; h < layout.Heads; h++)
+            for (int qt = 0; qt < tiles; qt++)
+                for (int kt = 0; kt <= qt; kt++)
+                    if (kinds[((long)h * tiles + qt) * tiles + kt] != Skip) visited++;
+        return (double)visited / ((long)layout.Heads * tiles * (tiles + 1) / 2);
+    }
+
     /// <summary>[heads, tiles, tiles] kinds, tiles = ceil(seq / <paramref name="tile"/>).</summary>
     public static byte[] Build(BlockSparseLayout layout, int tile)
     {

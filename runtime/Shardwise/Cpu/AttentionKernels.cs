@@ -9,8 +9,9 @@ namespace Shardwise.Cpu;
 /// Causal multi-head self-attention core. qkv is <c>[batch, seq, 3·dim]</c> with q, k, v side by side, each split
 /// into heads of dim/heads; one head is addressed in place through the leading dimension 3·dim, so no head is
 /// ever copied out. The work unit is one (batch, head) pair, which callers may run in parallel: pairs write
-/// disjoint parts of y and dqkv. With a <see cref="BlockSparseLayout"/>, keys of the tiles it drops are masked like
-/// keys after the query (score −∞, probability 0): the reference the block-sparse GPU kernels are checked against.
+/// disjoint parts of y and dqkv. With a <see cref="BlockSparseLayout"/>, each head goes to
+/// <see cref="SparseAttentionKernels"/>, which works on the kept tiles only (the reference the block-sparse GPU kernels
+/// are checked against); its scratch lengths are <see cref="ScratchPerPair"/>'s.
 /// </summary>
 public static class AttentionKernels
 {
@@ -46,6 +47,16 @@ public static class AttentionKernels
         }
     }
 
+    /// <summary>Scratch elements one (batch, head) pair needs: seq² (forward) or 2·seq² (backward) dense, the gathered rows sparse.</summary>
+    public static long ScratchPerPair(int sequence, int headDim, BlockSparseLayout? layout, bool backward)
+    {
+        long dense = (backward ? 2L : 1L) * sequence * sequence;
+        if (layout is null) return dense;
+        return backward
+            ? SparseAttentionKernels.BackwardScratchLength(sequence, headDim, layout)
+            : SparseAttentionKernels.ForwardScratchLength(sequence, headDim, layout);
+    }
+
     public static ReadOnlySpan<T> QkvOfBatch<T>(ReadOnlySpan<T> qkv, int b, int sequence, int dim) =>
         qkv.Slice(b * sequence * 3 * dim, sequence * 3 * dim);
 
@@ -73,6 +84,12 @@ public static class AttentionKernels
         Span<T> scratch, int sequence, int heads, int head, int dim, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (layout is not null)
+        {
+            SparseAttentionKernels.ForwardHead(qkvBatch, logSumExpHead, yBatch, scratch, sequence, heads, head, dim, layout);
+            return;
+        }
+
         int headDim = dim / heads, offset = head * headDim;
         ReadOnlySpan<T> v = qkvBatch[(2 * dim + offset)..];
         Span<T> probabilities = scratch[..(sequence * sequence)];
@@ -82,7 +99,6 @@ public static class AttentionKernels
         {
             Span<T> row = probabilities.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
-            if (layout is not null) MaskDroppedKeys(visible, layout, head, i);
             T max = TensorPrimitives.Max<T>(visible);
             TensorPrimitives.Subtract(visible, max, visible);
             TensorPrimitives.Exp<T>(visible, visible);
@@ -106,6 +122,13 @@ public static class AttentionKernels
         bool accumulate, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (layout is not null)
+        {
+            SparseAttentionKernels.BackwardHead(qkvBatch, logSumExpHead, dyBatch, dqkvBatch, scratch, sequence, heads, head, dim,
+                accumulate, layout);
+            return;
+        }
+
         int headDim = dim / heads, stride = 3 * dim, offset = head * headDim, square = sequence * sequence;
         ReadOnlySpan<T> q = qkvBatch[offset..], k = qkvBatch[(dim + offset)..], v = qkvBatch[(2 * dim + offset)..];
         ReadOnlySpan<T> dyHead = dyBatch[offset..];
@@ -118,7 +141,6 @@ public static class AttentionKernels
         {
             Span<T> row = probabilities.Slice(i * sequence, sequence);
             Span<T> visible = row[..(i + 1)];
-            if (layout is not null) MaskDroppedKeys(visible, layout, head, i);
             TensorPrimitives.Subtract(visible, logSumExpHead[i], visible);
             TensorPrimitives.Exp<T>(visible, visible);
             row[(i + 1)..].Clear();
@@ -143,19 +165,6 @@ public static class AttentionKernels
             dqkvBatch[offset..], stride);
         Gemm.Multiply(true, false, sequence, headDim, sequence, scale, dScores, sequence, q, stride, beta,
             dqkvBatch[(dim + offset)..], stride);
-    }
-
-    /// <summary>Sets the scores of query <paramref name="query"/>'s keys in tiles the layout drops to −∞ (so P = 0 there, as above the diagonal).</summary>
-    private static void MaskDroppedKeys<T>(Span<T> visible, BlockSparseLayout layout, int head, int query)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int block = layout.Block, queryBlock = query / block;
-        for (int keyBlock = 0; keyBlock <= queryBlock; keyBlock++)
-        {
-            if (layout.Keeps(head, queryBlock, keyBlock)) continue;
-            int start = keyBlock * block;
-            visible[start..Math.Min(start + block, visible.Length)].Fill(T.NegativeInfinity);
-        }
     }
 
     /// <summary>S = Q_h·K_hᵀ/√headDim for the head whose columns start at <paramref name="offset"/>; forward and backward form it alike.</summary>

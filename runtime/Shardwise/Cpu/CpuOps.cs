@@ -318,13 +318,16 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     {
         using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
-        var layout = AttentionSparsity?.LayoutFor(heads, sequence);
+        var layout = AttentionSparsity?.RestrictingLayoutFor(heads, sequence);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Span<T> ySpan = Elements(y, (long)batch * sequence * dim, nameof(y));
         Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
         int pairs = batch * heads, square = sequence * sequence;
-        int chunks = ParallelRanges.ChunkCount(pairs, 2L * square * headDim);
-        T[] scratchRows = Scratch((long)chunks * square);
+        // Work per pair: the dense products' 2·seq²·hd, or the kept share of it.
+        double share = layout?.CausalDensity ?? 1.0;
+        int chunks = ParallelRanges.ChunkCount(pairs, (long)(2L * square * headDim * share));
+        int perPair = checked((int)AttentionKernels.ScratchPerPair(sequence, headDim, layout, backward: false));
+        T[] scratchRows = Scratch((long)chunks * perPair);
         if (chunks == 1)
         {
             AttentionKernels.Forward<T>(qkvSpan, ySpan, logSumExpSpan, scratchRows, batch, sequence, heads, dim, layout);
@@ -335,7 +338,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Qkv, work.QkvOffset) = Place(qkv);
         (work.Y, work.YOffset) = Place(y);
         (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
-        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Layout) = (scratchRows, sequence, heads, dim, layout);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Layout, work.ScratchPerChunk) = (scratchRows, sequence, heads, dim, layout, perPair);
         ParallelRanges.Run(pairs, chunks, work);
     }
 
@@ -346,15 +349,17 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     {
         using var profiled = Profile();
         int headDim = HeadDim(dim, heads);
-        var layout = AttentionSparsity?.LayoutFor(heads, sequence);
+        var layout = AttentionSparsity?.RestrictingLayoutFor(heads, sequence);
         Span<T> qkvSpan = Elements(qkv, 3L * batch * sequence * dim, nameof(qkv));
         Elements(y, (long)batch * sequence * dim, nameof(y));
         Span<T> logSumExpSpan = Elements(logSumExp, (long)batch * heads * sequence, nameof(logSumExp));
         Span<T> dySpan = Elements(dy, (long)batch * sequence * dim, nameof(dy));
         Span<T> dqkvSpan = Elements(dqkv, 3L * batch * sequence * dim, nameof(dqkv));
         int pairs = batch * heads, square = sequence * sequence;
-        int chunks = ParallelRanges.ChunkCount(pairs, 6L * square * headDim);
-        T[] scratchRows = Scratch((long)chunks * 2 * square);
+        double share = layout?.CausalDensity ?? 1.0;
+        int chunks = ParallelRanges.ChunkCount(pairs, (long)(6L * square * headDim * share));
+        int perPair = checked((int)AttentionKernels.ScratchPerPair(sequence, headDim, layout, backward: true));
+        T[] scratchRows = Scratch((long)chunks * perPair);
         if (chunks == 1)
         {
             AttentionKernels.Backward<T>(qkvSpan, logSumExpSpan, dySpan, dqkvSpan, scratchRows, batch, sequence,
@@ -367,8 +372,8 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.LogSumExp, work.LogSumExpOffset) = Place(logSumExp);
         (work.DY, work.DYOffset) = Place(dy);
         (work.DQkv, work.DQkvOffset) = Place(dqkv);
-        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate, work.Layout) =
-            (scratchRows, sequence, heads, dim, accumulate, layout);
+        (work.Scratch, work.Sequence, work.Heads, work.Dim, work.Accumulate, work.Layout, work.ScratchPerChunk) =
+            (scratchRows, sequence, heads, dim, accumulate, layout, perPair);
         ParallelRanges.Run(pairs, chunks, work);
     }
 

@@ -27,17 +27,18 @@ internal sealed class GeluBackwardWork<T> : IChunkWork where T : unmanaged, IFlo
             DX.AsSpan(DXOffset + start, end - start), Accumulate);
 }
 
-/// <summary>Items are (batch, head) pairs; each chunk forms its probabilities in seq² elements of <see cref="Scratch"/>.</summary>
+/// <summary>Items are (batch, head) pairs; each chunk forms its probabilities in <see cref="ScratchPerChunk"/> elements of <see cref="Scratch"/>.</summary>
 internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T[] Qkv = [], Y = [], LogSumExp = [], Scratch = [];
     public int QkvOffset, YOffset, LogSumExpOffset;
     public int Sequence, Heads, Dim;
     public Shardwise.Sparsity.BlockSparseLayout? Layout;
+    public int ScratchPerChunk;
 
     public void Run(int chunk, int start, int end)
     {
-        int sequence = Sequence, heads = Heads, dim = Dim, square = sequence * sequence;
+        int sequence = Sequence, heads = Heads, dim = Dim;
         for (int pair = start; pair < end; pair++)
         {
             int b = pair / heads, h = pair % heads;
@@ -45,12 +46,12 @@ internal sealed class AttentionForwardWork<T> : IChunkWork where T : unmanaged, 
                 Qkv.AsSpan(QkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
                 LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
                 Y.AsSpan(YOffset + b * sequence * dim, sequence * dim),
-                Scratch.AsSpan(chunk * square, square), sequence, heads, h, dim, Layout);
+                Scratch.AsSpan(chunk * ScratchPerChunk, ScratchPerChunk), sequence, heads, h, dim, Layout);
         }
     }
 }
 
-/// <summary>Items are (batch, head) pairs; each chunk uses 2·seq² elements of <see cref="Scratch"/>.</summary>
+/// <summary>Items are (batch, head) pairs; each chunk uses <see cref="ScratchPerChunk"/> elements of <see cref="Scratch"/>.</summary>
 internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged, IFloatingPointIeee754<T>
 {
     public T[] Qkv = [], LogSumExp = [], DY = [], DQkv = [], Scratch = [];
@@ -58,10 +59,11 @@ internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged,
     public int Sequence, Heads, Dim;
     public bool Accumulate;
     public Shardwise.Sparsity.BlockSparseLayout? Layout;
+    public int ScratchPerChunk;
 
     public void Run(int chunk, int start, int end)
     {
-        int sequence = Sequence, heads = Heads, dim = Dim, square = sequence * sequence;
+        int sequence = Sequence, heads = Heads, dim = Dim;
         for (int pair = start; pair < end; pair++)
         {
             int b = pair / heads, h = pair % heads;
@@ -70,7 +72,7 @@ internal sealed class AttentionBackwardWork<T> : IChunkWork where T : unmanaged,
                 LogSumExp.AsSpan(LogSumExpOffset + pair * sequence, sequence),
                 DY.AsSpan(DYOffset + b * sequence * dim, sequence * dim),
                 DQkv.AsSpan(DQkvOffset + b * sequence * 3 * dim, sequence * 3 * dim),
-                Scratch.AsSpan(chunk * 2 * square, 2 * square), sequence, heads, h, dim, Accumulate, Layout);
+                Scratch.AsSpan(chunk * ScratchPerChunk, ScratchPerChunk), sequence, heads, h, dim, Accumulate, Layout);
         }
     }
 }

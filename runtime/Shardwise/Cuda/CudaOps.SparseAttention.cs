@@ -17,12 +17,11 @@ public sealed partial class CudaOps
 
     /// <summary>
     /// The device copies of the layout cells and the flash tile table for this shape, and the block size; (0, 0, 1)
-    /// without sparsity (every causal key).
+    /// without sparsity or with a layout that keeps every causal tile (the dense kernels run).
     /// </summary>
     private (ulong Cells, ulong Tiles, int Block) DeviceSparseLayout(int heads, int sequence)
     {
-        if (AttentionSparsity is null) return (0, 0, 1);
-        BlockSparseLayout layout = AttentionSparsity.LayoutFor(heads, sequence);
+        if (AttentionSparsity?.RestrictingLayoutFor(heads, sequence) is not { } layout) return (0, 0, 1);
         if (!deviceLayouts.TryGetValue(layout, out DeviceMemory? memory))
         {
             byte[] tiles = FlashSparseTiles.Build(layout, FlashTile);

@@ -41,17 +41,18 @@ public sealed class BlockSparseLayout
     public bool KeepsToken(int head, int query, int key) => key <= query && Keeps(head, query / Block, key / Block);
 
     /// <summary>Kept tiles on or below the diagonal over all tiles there, averaged over heads: the share of causal attention's work left.</summary>
-    public double CausalDensity
+    public double CausalDensity => causalDensity ??= CountCausalDensity();
+
+    private double? causalDensity;
+
+    private double CountCausalDensity()
     {
-        get
-        {
-            long kept = 0;
-            for (int h = 0; h < Heads; h++)
-                for (int i = 0; i < Blocks; i++)
-                    for (int j = 0; j <= i; j++)
-                        if (Keeps(h, i, j)) kept++;
-            return (double)kept / ((long)Heads * Blocks * (Blocks + 1) / 2);
-        }
+        long kept = 0;
+        for (int h = 0; h < Heads; h++)
+            for (int i = 0; i < Blocks; i++)
+                for (int j = 0; j <= i; j++)
+                    if (Keeps(h, i, j)) kept++;
+        return (double)kept / ((long)Heads * Blocks * (Blocks + 1) / 2);
     }
 
     /// <summary>The layout of heads <paramref name="first"/> … first + count − 1 alone (a tensor-parallel rank's heads).</summary>

@@ -93,6 +93,16 @@ public sealed record SparseAttentionPattern
     }
 
     /// <summary>
+    /// <see cref="LayoutFor"/>, or null when that layout keeps every causal tile (dense mode, or a pattern that drops only
+    /// blocks above the diagonal): the backends then run their dense attention, bitwise the same as without a pattern.
+    /// </summary>
+    public BlockSparseLayout? RestrictingLayoutFor(int heads, int sequence)
+    {
+        BlockSparseLayout layout = LayoutFor(heads, sequence);
+        return layout.CausalDensity < 1.0 ? layout : null;
+    }
+
+    /// <summary>
     /// What is wrong with these settings whatever the shape, as (DeepSpeed key, message) pairs: DeepSpeed's own
     /// checks in its SparsityConfig constructors, plus positive sizes.
     /// </summary>

@@ -14,14 +14,26 @@ using Shardwise.Generator;
 //   2. the generator's time (parse, trace, plan, emit) on a 48-block model;
 //   3. the loss at GPT-2's vocabulary on the CPU: CrossEntropy then CrossEntropyBackward (Forward then Backward)
 //      against CrossEntropyWithGradient (ForwardBackward's one op), measured in the same run;
-//   4. GeLU forward and backward on one core (GeluKernels, TinyGpt's fc1 activation: 768 rows × 512), ns per element.
+//   4. GeLU forward and backward on one core (GeluKernels, TinyGpt's fc1 activation: 768 rows × 512), ns per element;
+//   5. attention forward+backward at GPT-2's shape (1 × 1024 tokens, 12 heads of 64) on the CPU: dense causal against
+//      block-sparse (DeepSpeed's fixed pattern, blocks of 16, unidirectional; and the GPU bench's blocks of 64),
+//      measured in the same run.
 // Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;
+var fixed16 = new Shardwise.Sparsity.SparseAttentionPattern { Block = 16, Attention = Shardwise.Sparsity.SparseAttentionDirection.Unidirectional };
+var fixed64 = fixed16 with { Block = 64 };
+string attentionRow;
+if (args.Contains("--attention-only"))
+{
+    Console.WriteLine(AttentionRow());
+    return;
+}
 
 var (msPerStep, tokensPerSecond) = BenchTinyGpt(batch: 12, steps);
 var (generatorMs, generatedLines) = BenchGenerator(blocks: 48, runs: 5);
 var (pairMs, fusedMs) = BenchCrossEntropy(rows: 256, vocabulary: 50304, runs: 20);
 var (geluForwardNs, geluBackwardNs) = BenchGelu(elements: 768 * 512, runs: 20);
+attentionRow = AttentionRow();
 
 Console.WriteLine();
 Console.WriteLine("| benchmark | result |");
@@ -30,6 +42,7 @@ Console.WriteLine($"| TinyGpt fwd+bwd, CPU fp32, batch 12 × 64 tokens | {msPerS
 Console.WriteLine($"| generator, 48-block GPT (parse+trace+plan+emit) | {generatorMs:F0} ms, {generatedLines:N0} lines emitted |");
 Console.WriteLine($"| cross-entropy, 256 rows × 50,304 logits, CPU fp32: pair / one op | {pairMs:F2} ms / {fusedMs:F2} ms ({pairMs / fusedMs:F2}× faster) |");
 Console.WriteLine($"| GeLU on one core, 768 × 512 fp32: forward / backward | {geluForwardNs:F2} / {geluBackwardNs:F2} ns per element |");
+Console.WriteLine(attentionRow);
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
 
 static (double MsPerStep, double TokensPerSecond) BenchTinyGpt(int batch, int steps)
@@ -95,6 +108,36 @@ static (double ForwardNs, double BackwardNs) BenchGelu(int elements, int runs)
     double NanosecondsPerElement(Action run) => BestMilliseconds(runs, run) * 1e6 / elements;
     return (NanosecondsPerElement(() => GeluKernels.Forward<float>(x, y)),
         NanosecondsPerElement(() => GeluKernels.Backward<float>(x, dy, y, accumulate: false)));
+}
+
+string AttentionRow()
+{
+    double dense = BenchAttention(null, runs: 5), sparse16 = BenchAttention(fixed16, runs: 5), sparse64 = BenchAttention(fixed64, runs: 5);
+    return $"| attention fwd+bwd, 1 × 1024 tokens, 12 heads of 64, CPU fp32: dense / fixed blocks of 16 ({100 * fixed16.LayoutFor(12, 1024).CausalDensity:F0}% of tiles) / of 64 ({100 * fixed64.LayoutFor(12, 1024).CausalDensity:F0}%) | " +
+           $"{dense:F1} / {sparse16:F1} ({dense / sparse16:F2}× faster) / {sparse64:F1} ms ({dense / sparse64:F2}×) |";
+}
+
+static double BenchAttention(Shardwise.Sparsity.SparseAttentionPattern? pattern, int runs)
+{
+    const int sequence = 1024, heads = 12, dim = 768;
+    var ops = new CpuOps<float> { AttentionSparsity = pattern };
+    long tokens = sequence;
+    ops.Allocate(Shardwise.Ops.Arena.Activations, 8 * tokens * dim);
+    var random = new Random(4);
+    var values = new float[8 * tokens * dim];
+    for (long i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+    ops.Load(values, new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 0, values.Length));
+    var qkv = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 0, 3 * tokens * dim);
+    var y = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 3 * tokens * dim, tokens * dim);
+    var dy = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 4 * tokens * dim, tokens * dim);
+    var dqkv = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Activations, 5 * tokens * dim, 3 * tokens * dim);
+    ops.Allocate(Shardwise.Ops.Arena.Gradients, heads * tokens);
+    var lse = new Shardwise.Ops.Slice(Shardwise.Ops.Arena.Gradients, 0, heads * tokens);
+    return BestMilliseconds(runs, () =>
+    {
+        ops.Attention(qkv, y, lse, 1, sequence, heads, dim);
+        ops.AttentionBackward(qkv, y, lse, dy, dqkv, 1, sequence, heads, dim, accumulate: false);
+    });
 }
 
 // The fastest of `runs` timed calls, after a warm-up past tiered compilation (30 calls, then a background compile):

@@ -29,6 +29,7 @@ public sealed class GradientTests
     [DataRow(OpCases.AttentionLong)]
     [DataRow(OpCases.AttentionSparseBigBird)]
     [DataRow(OpCases.AttentionSparseFixed)]
+    [DataRow(OpCases.AttentionSparseGroups)]
     [DataRow(OpCases.CrossEntropy)]
     public void BackwardMatchesCentralFiniteDifferences(string name)
     {

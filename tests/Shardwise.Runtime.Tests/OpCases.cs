@@ -46,7 +46,14 @@ internal static class OpCases
     public const string AttentionSparseBigBird = "AttentionSparseBigBird";
     /// <summary>Block-sparse (fixed, two global patterns over two heads, blocks of 2 over 22 tokens, a short last window).</summary>
     public const string AttentionSparseFixed = "AttentionSparseFixed";
+    /// <summary>Block-sparse over several query groups of the CPU kernels (bslongformer, blocks of 16 over 96 tokens: groups of 4 and 2 blocks).</summary>
+    public const string AttentionSparseGroups = "AttentionSparseGroups";
     public const string CrossEntropy = "CrossEntropy";
+
+    public static readonly global::Shardwise.Sparsity.SparseAttentionPattern LongformerPattern = new()
+    {
+        Mode = global::Shardwise.Sparsity.SparseAttentionMode.BSLongformer, Block = 16, NumSlidingWindowBlocks = 3, GlobalBlockIndices = [1],
+    };
 
     public static readonly global::Shardwise.Sparsity.SparseAttentionPattern BigBirdPattern = new()
     {
@@ -76,6 +83,7 @@ internal static class OpCases
         AttentionLong => CreateAttention<T>(name, batch: 1, sequence: 150, heads: 2, dim: 8),
         AttentionSparseBigBird => CreateAttention<T>(name, batch: 2, sequence: 24, heads: 2, dim: 8, BigBirdPattern),
         AttentionSparseFixed => CreateAttention<T>(name, batch: 1, sequence: 22, heads: 2, dim: 4, FixedPattern),
+        AttentionSparseGroups => CreateAttention<T>(name, batch: 1, sequence: 96, heads: 2, dim: 4, LongformerPattern),
         CrossEntropy => CreateCrossEntropy<T>(),
         _ => throw new ArgumentException($"No op case named {name}."),
     };

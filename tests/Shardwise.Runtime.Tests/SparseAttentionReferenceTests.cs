@@ -23,45 +23,55 @@ public sealed class SparseAttentionReferenceTests
         NumRandomBlocks = 1, DifferentLayoutPerHead = true, Seed = 11,
     };
 
-    [TestMethod]
-    public void ForwardAttendsExactlyToTheKeysTheLayoutKeeps()
+    /// <summary>Blocks of 16 over 160 tokens: the CPU kernels' query groups of 4 blocks, the last one of 2.</summary>
+    private static readonly SparseAttentionPattern Grouped = new()
     {
-        var h = new OpHarness<double>(capacity: 1 << 18);
-        h.Ops.AttentionSparsity = Pattern;
-        int tokens = Batch * Sequence;
-        double[] qkvValues = TestData.Uniform(21, tokens * 3 * Dim, scale: 1.5);
-        Slice qkv = h.Activation(qkvValues), y = h.Activation(tokens * Dim), lse = h.Activation(Batch * Heads * Sequence);
-        h.Ops.Attention(qkv, y, lse, Batch, Sequence, Heads, Dim);
+        Mode = SparseAttentionMode.BigBird, Block = 16, NumRandomBlocks = 2, NumSlidingWindowBlocks = 1, NumGlobalBlocks = 1,
+        DifferentLayoutPerHead = true, Seed = 6,
+    };
 
-        BlockSparseLayout layout = Pattern.LayoutFor(Heads, Sequence);
+    [TestMethod]
+    [DataRow(false)]
+    [DataRow(true)]
+    public void ForwardAttendsExactlyToTheKeysTheLayoutKeeps(bool grouped)
+    {
+        var (pattern, sequence) = grouped ? (Grouped, 160) : (Pattern, Sequence);
+        var h = new OpHarness<double>(capacity: 1 << 19);
+        h.Ops.AttentionSparsity = pattern;
+        int tokens = Batch * sequence;
+        double[] qkvValues = TestData.Uniform(21, tokens * 3 * Dim, scale: 1.5);
+        Slice qkv = h.Activation(qkvValues), y = h.Activation(tokens * Dim), lse = h.Activation(Batch * Heads * sequence);
+        h.Ops.Attention(qkv, y, lse, Batch, sequence, Heads, Dim);
+
+        BlockSparseLayout layout = pattern.LayoutFor(Heads, sequence);
         Assert.IsTrue(layout.CausalDensity is > 0.3 and < 0.8, $"the test needs a layout that drops some keys and keeps others: {layout}");
-        double[] expected = new double[tokens * Dim], expectedLse = new double[Batch * Heads * Sequence];
+        double[] expected = new double[tokens * Dim], expectedLse = new double[Batch * Heads * sequence];
         double scale = 1 / Math.Sqrt(HeadDim);
         for (int b = 0; b < Batch; b++)
         for (int head = 0; head < Heads; head++)
-        for (int t = 0; t < Sequence; t++)
+        for (int t = 0; t < sequence; t++)
         {
             double Score(int u)
             {
                 double dot = 0;
                 for (int d = 0; d < HeadDim; d++)
-                    dot += qkvValues[(b * Sequence + t) * 3 * Dim + head * HeadDim + d] * qkvValues[(b * Sequence + u) * 3 * Dim + Dim + head * HeadDim + d];
+                    dot += qkvValues[(b * sequence + t) * 3 * Dim + head * HeadDim + d] * qkvValues[(b * sequence + u) * 3 * Dim + Dim + head * HeadDim + d];
                 return scale * dot;
             }
 
             double max = double.NegativeInfinity, sum = 0;
-            for (int u = 0; u < Sequence; u++) if (layout.KeepsToken(head, t, u)) max = Math.Max(max, Score(u));
-            for (int u = 0; u < Sequence; u++)
+            for (int u = 0; u < sequence; u++) if (layout.KeepsToken(head, t, u)) max = Math.Max(max, Score(u));
+            for (int u = 0; u < sequence; u++)
             {
                 if (!layout.KeepsToken(head, t, u)) continue;
                 double p = Math.Exp(Score(u) - max);
                 sum += p;
                 for (int d = 0; d < HeadDim; d++)
-                    expected[(b * Sequence + t) * Dim + head * HeadDim + d] += p * qkvValues[(b * Sequence + u) * 3 * Dim + 2 * Dim + head * HeadDim + d];
+                    expected[(b * sequence + t) * Dim + head * HeadDim + d] += p * qkvValues[(b * sequence + u) * 3 * Dim + 2 * Dim + head * HeadDim + d];
             }
 
-            for (int d = 0; d < HeadDim; d++) expected[(b * Sequence + t) * Dim + head * HeadDim + d] /= sum;
-            expectedLse[(b * Heads + head) * Sequence + t] = max + Math.Log(sum);
+            for (int d = 0; d < HeadDim; d++) expected[(b * sequence + t) * Dim + head * HeadDim + d] /= sum;
+            expectedLse[(b * Heads + head) * sequence + t] = max + Math.Log(sum);
         }
 
         AssertClose(expected, h.Read(y), 1e-12, "y");
@@ -86,8 +96,9 @@ public sealed class SparseAttentionReferenceTests
         var serialY = new double[tokens * Dim];
         var serialLse = new double[Batch * Heads * Sequence];
         var serialDqkv = (double[])previous.Clone();
-        AttentionKernels.Forward<double>(qkvValues, serialY, serialLse, new double[Sequence * Sequence], Batch, Sequence, Heads, Dim, layout);
-        AttentionKernels.Backward<double>(qkvValues, serialLse, dyValues, serialDqkv, new double[2 * Sequence * Sequence], Batch, Sequence,
+        AttentionKernels.Forward<double>(qkvValues, serialY, serialLse, new double[AttentionKernels.ScratchPerPair(Sequence, HeadDim, layout, backward: false)],
+            Batch, Sequence, Heads, Dim, layout);
+        AttentionKernels.Backward<double>(qkvValues, serialLse, dyValues, serialDqkv, new double[AttentionKernels.ScratchPerPair(Sequence, HeadDim, layout, backward: true)], Batch, Sequence,
             Heads, Dim, accumulate: true, layout);
         AssertClose(serialY, h.Read(y), 1e-13, "y");
         AssertClose(serialDqkv, h.Read(dqkv), 1e-13, "dqkv");

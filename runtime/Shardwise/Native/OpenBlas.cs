@@ -3,7 +3,10 @@ using System.Runtime.InteropServices;
 
 namespace Shardwise.Native;
 
-/// <summary>The CBLAS matrix products Shardwise uses. OpenBLAS threading follows its own environment variables.</summary>
+/// <summary>
+/// The CBLAS matrix products Shardwise uses, on one OpenBLAS thread each (<see cref="UseOneThread"/>): Shardwise splits
+/// large products over its own worker pool (Cpu/Gemm.cs).
+/// </summary>
 internal static unsafe partial class OpenBlas
 {
     public const int RowMajor = 101;
@@ -11,6 +14,21 @@ internal static unsafe partial class OpenBlas
     public const int Transpose = 112;
 
     static OpenBlas() => NativeLibraries.EnsureRegistered();
+
+    /// <summary>
+    /// Turns OpenBLAS's own threads off where the library has them (openblas_set_num_threads; a reference BLAS has no
+    /// threads). With them on, the products the attention runs inside Shardwise's worker chunks started OpenBLAS's
+    /// spinning threads as well, more threads than cores: GPT-2-sized attention took 1.5–1.9× longer, its time mostly
+    /// in sched_yield (bench/Shardwise.Bench, OPENBLAS_NUM_THREADS=1 against unset).
+    /// </summary>
+    public static void UseOneThread()
+    {
+        if (NativeLibraries.TryLoad(NativeLibraries.Blas, out nint handle, out _, out _) &&
+            System.Runtime.InteropServices.NativeLibrary.TryGetExport(handle, "openblas_set_num_threads", out nint setThreads))
+        {
+            ((delegate* unmanaged[Cdecl]<int, void>)setThreads)(1);
+        }
+    }
 
     [LibraryImport(NativeLibraries.Blas, EntryPoint = "cblas_sgemm")]
     [UnmanagedCallConv(CallConvs = [typeof(CallConvCdecl)])]

@@ -71,6 +71,29 @@ public sealed class SparseAttentionTrainingTests
         evalOutput.Split('\n').Single(line => line.Contains("validation loss", System.StringComparison.Ordinal)).Trim();
 
     [TestMethod]
+    public void PlanDrawsTheLayout()
+    {
+        var root = TrainerRun.TempDirectory();
+        string config = WriteConfig(root, "ds.json", """{ "mode": "bslongformer", "block": 8, "num_sliding_window_blocks": 3, "global_block_indices": [0] }""");
+        string plan = TrainerRun.Succeed("plan", "--config", config);
+        StringAssert.Contains(plan, "attention: block-sparse (bslongformer, block 8, window 3, global [0], bidirectional layout): 8 blocks of 8 tokens per row");
+        StringAssert.Contains(plan, "layout ('#' kept, '.' dropped; the attention is causal, so cells above the diagonal are never used):\n" +
+            "########\n###.....\n####....\n#.###...\n#..###..\n#...###.\n#....###\n#.....##\n");
+    }
+
+    [TestMethod]
+    public void AnArenaPastWhatTheCpuHoldsIsAnErrorWithWhatToChange()
+    {
+        var root = TrainerRun.TempDirectory();
+        string config = Path.Combine(root, "huge.json");
+        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 6000, "gradient_accumulation_steps": 1 }""");
+        var (code, output, errors) = TrainerRun.Run("bench", "--config", config, "--device", "cpu", "--steps", "1");
+        Assert.AreEqual(2, code, output);
+        StringAssert.Contains(errors, "error: the CPU backend's activations arena would need");
+        StringAssert.Contains(errors, "lower train_micro_batch_size_per_gpu");
+    }
+
+    [TestMethod]
     public void ABlockThatDoesNotDivideTheContextIsRefusedAtStartUp()
     {
         var root = TrainerRun.TempDirectory();

@@ -30,6 +30,15 @@ public static class PlanCommand
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
+        if (SparseAttentionCheck.Describe(config, TModel.SequenceLength) is { } sparse)
+        {
+            // The layout the attention layers apply, as DeepSpeed users draw it: row = query block, column = key block.
+            var layout = config.SparseAttention!.LayoutFor(heads: 1, TModel.SequenceLength);
+            log.WriteLine();
+            log.WriteLine(sparse);
+            log.WriteLine($"layout{(config.SparseAttention.DifferentLayoutPerHead ? " of head 0" : "")} ('#' kept, '.' dropped; the attention is causal, so cells above the diagonal are never used):");
+            log.Write(layout.Render(0));
+        }
         if (ranks > 1)
         {
             log.WriteLine();

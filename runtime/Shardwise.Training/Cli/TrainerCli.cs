@@ -84,7 +84,8 @@ public static class TrainerCli
                     throw new CliException($"unknown verb '{arguments.Verb}'\n{Usage}");
             }
         }
-        catch (Exception error) when (error is CliException or ConfigException or DataFormatException or InvalidDataException or FileNotFoundException)
+        catch (Exception error) when (error is CliException or ConfigException or DataFormatException or InvalidDataException or FileNotFoundException
+                                          or Shardwise.Ops.BackendCapacityException)
         {
             Console.Error.WriteLine("error: " + error.Message);
             return 2;

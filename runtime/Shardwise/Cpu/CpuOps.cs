@@ -59,9 +59,16 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     private CpuOpsProfiler.Scope Profile([CallerMemberName] string operation = "") =>
         profiler?.Enter(operation) ?? default;
 
-    public void Allocate(Arena arena, long elements) => arenas[ArenaIndex(arena)] = new T[CheckedLength(elements)];
+    public void Allocate(Arena arena, long elements) => arenas[ArenaIndex(arena)] = new T[ArenaLength(arena.ToString().ToLowerInvariant(), elements)];
 
-    public void AllocateIndices(long elements) => indices = new int[CheckedLength(elements)];
+    public void AllocateIndices(long elements) => indices = new int[ArenaLength("token index", elements)];
+
+    // Past Array.MaxLength no array exists; a negative count is a caller's bug (CheckedLength).
+    private static int ArenaLength(string arena, long elements) =>
+        elements > Array.MaxLength
+            ? throw new BackendCapacityException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"the CPU backend's {arena} arena would need {elements:N0} elements, more than the {Array.MaxLength:N0} one .NET array holds: lower train_micro_batch_size_per_gpu (the activations grow with it), shorten the context, or train on a GPU (--device cuda)"))
+            : CheckedLength(elements);
 
     public void AllocateActivationWindows(int count)
     {

@@ -105,8 +105,10 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
             sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE);
 
             // Causal mask, only where the tile crosses the diagonal (this also masks the zero-filled keys past seq
-            // for every real query).
-            if (k0 + SW_FLASH_TILE - 1 > first_query)
+            // for every real query); block-sparse, also the pairs of a partly kept tile whose layout cell is dropped
+            // (their probability is 0, as above the diagonal).
+            bool crosses = k0 + SW_FLASH_TILE - 1 > first_query, partial = SPARSE && kind == SW_TILE_PARTIAL;
+            if (crosses || partial)
             {
                 SW_UNROLL
                 for (int m = 0; m < M; m++)
@@ -118,27 +120,8 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
                         for (int e = 0; e < 4; e++)
                         {
                             int key = k0 + 8 * n + 2 * t + (e & 1), query = first_query + 16 * m + g + 8 * (e >> 1);
-                            if (key > query) s[m][n][e] = sw_negative_infinity();
-                        }
-                    }
-                }
-            }
-
-            // Block-sparse: the pairs of this tile whose layout cell is dropped (their probability is 0, as above the
-            // diagonal).
-            if (SPARSE && kind == SW_TILE_PARTIAL)
-            {
-                SW_UNROLL
-                for (int m = 0; m < M; m++)
-                {
-                    SW_UNROLL
-                    for (int n = 0; n < KEY_TILES; n++)
-                    {
-                        SW_UNROLL
-                        for (int e = 0; e < 4; e++)
-                        {
-                            int key = k0 + 8 * n + 2 * t + (e & 1), query = first_query + 16 * m + g + 8 * (e >> 1);
-                            if (key <= query && query < seq && !sparsity.keeps(query, key)) s[m][n][e] = sw_negative_infinity();
+                            if (key > query || (partial && query < seq && !sparsity.keeps(query, key)))
+                                s[m][n][e] = sw_negative_infinity();
                         }
                     }
                 }

@@ -255,8 +255,10 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         const float* delta_tile = lse_tile + SW_FLASH_TILE;
 
         // Pᵀ (16 keys × 64 queries): lane holds keys g, g+8 and queries 8n+2t, 8n+2t+1 of the tile.
+        // Of a partly kept tile, only the 16-query groups the warp's keys keep a pair in.
+        unsigned groups = partial ? sparsity.groups(first_key, first_key + 15, q0, true) : ~0u;
         float p[1][QUERY_TILES][4];
-        sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE);
+        sw_warp_product_transposed<T>(p, k_frag, q_tile, STRIDE, groups);
         bool diagonal = q0 < first_key + 15; // some query of the tile precedes some key of the warp
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
@@ -274,11 +276,11 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
         }
 
         // dV += Pᵀ·dY: accumulator tiles 2kk, 2kk+1 form the A fragment of queries 16kk…16kk+15.
-        sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE);
+        sw_warp_accumulate_product<T>(dv, p, dy_tile, STRIDE, groups);
 
         // dSᵀ = Pᵀ ⊙ (dPᵀ − D), dPᵀ = V·dYᵀ.
         float ds[1][QUERY_TILES][4];
-        sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE);
+        sw_warp_product_transposed<T>(ds, v_frag, dy_tile, STRIDE, groups);
         SW_UNROLL
         for (int n = 0; n < QUERY_TILES; n++)
         {
@@ -290,7 +292,7 @@ SW_INLINE void flash_attention_backward_dkdv(const T* qkv, const T* dy, const fl
                                   first_key, q0, seq, g, t, shared + 2 * STAGE + warp * 16 * SW_FLASH_SCORE_STAGING_STRIDE);
 
         // dK += dSᵀ·Q (scaled at the end).
-        sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE);
+        sw_warp_accumulate_product<T>(dk, ds, q_tile, STRIDE, groups);
         __syncthreads(); // every warp is done with this stage before tile i+2 is copied into it
     }
 
@@ -388,9 +390,11 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
 
         if (k0 <= last_query) // a key tile wholly after this warp's queries adds nothing to them
         {
+            // Of a partly kept tile, only the 16-key groups the warp's queries keep a pair in.
+            unsigned groups = partial ? sparsity.groups(first_query, last_query, k0, false) : ~0u;
             float s[1][KEY_TILES][4], ds[1][KEY_TILES][4];
-            sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE);
-            sw_warp_product_transposed<T>(ds, dy_frag, v_tile, STRIDE); // dP = dY·Vᵀ
+            sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE, groups);
+            sw_warp_product_transposed<T>(ds, dy_frag, v_tile, STRIDE, groups); // dP = dY·Vᵀ
             bool diagonal = k0 + SW_FLASH_TILE - 1 > first_query;
             SW_UNROLL
             for (int n = 0; n < KEY_TILES; n++)
@@ -407,7 +411,7 @@ SW_INLINE void flash_attention_backward_dq(const T* qkv, const T* dy, const floa
             }
 
             // dQ += dS·K (scaled at the end): accumulator tiles 2kk, 2kk+1 form the A fragment of keys 16kk…16kk+15.
-            sw_warp_accumulate_product<T>(dq, ds, k_tile, STRIDE);
+            sw_warp_accumulate_product<T>(dq, ds, k_tile, STRIDE, groups);
         }
         __syncthreads();
     }

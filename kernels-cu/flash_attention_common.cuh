@@ -88,7 +88,7 @@ struct sw_flash_sparsity
 {
     const unsigned char* tiles; // [heads][tile_count][tile_count]
     const unsigned char* cells; // [heads][blocks][blocks], 1 = kept
-    int block, blocks, tile_count, h;
+    int block, blocks, tile_count, h, seq;
 
     SW_INLINE int kind(int query_tile, int key_tile) const
     {
@@ -99,6 +99,37 @@ struct sw_flash_sparsity
     SW_INLINE bool keeps(int query, int key) const
     {
         return cells[((long long)h * blocks + query / block) * blocks + key / block] != 0;
+    }
+
+    // Whether some query in [first_query, last_query] and key in [first_key, last_key], key ≤ query, both inside the
+    // sequence, has its cell kept.
+    SW_INLINE bool any_kept(int first_query, int last_query, int first_key, int last_key) const
+    {
+        last_query = min(last_query, seq - 1);
+        last_key = min(last_key, last_query);
+        for (int qb = first_query / block; qb * block <= last_query; qb++)
+        {
+            int block_last_query = min(qb * block + block - 1, last_query);
+            for (int kb = first_key / block; kb * block <= last_key; kb++)
+                if (max(kb * block, first_key) <= block_last_query && cells[((long long)h * blocks + qb) * blocks + kb] != 0)
+                    return true;
+        }
+        return false;
+    }
+
+    // Bit g set when the 16 keys (or, keys_are_rows, the 16 queries) k0 + 16g … of a 64-wide tile have a kept pair with
+    // the warp's rows first_row … last_row: the 16-wide groups of a partly kept tile whose products a warp must run
+    // (blocks smaller than the tile drop whole groups; DeepSpeed's default blocks are 16).
+    SW_INLINE unsigned groups(int first_row, int last_row, int k0, bool keys_are_rows) const
+    {
+        unsigned bits = 0;
+        for (int g = 0; g < SW_FLASH_TILE / 16; g++)
+        {
+            int first = k0 + 16 * g, last = first + 15;
+            bool kept = keys_are_rows ? any_kept(first, last, first_row, last_row) : any_kept(first_row, last_row, first, last);
+            if (kept) bits |= 1u << g;
+        }
+        return bits;
     }
 };
 
@@ -112,5 +143,6 @@ SW_INLINE sw_flash_sparsity sw_flash_sparsity_of(const unsigned char* tiles, con
     sparsity.blocks = block > 0 ? head.seq / block : 0;
     sparsity.tile_count = (head.seq + SW_FLASH_TILE - 1) / SW_FLASH_TILE;
     sparsity.h = head.h;
+    sparsity.seq = head.seq;
     return sparsity;
 }

@@ -100,14 +100,17 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
 
         if (k0 <= last_query && (!SPARSE || kind != SW_TILE_SKIP)) // a tile wholly above this warp's rows adds nothing to them
         {
-            // s = Q·Kᵀ for 16·M queries × 64 keys.
+            // s = Q·Kᵀ for 16·M queries × 64 keys; of a partly kept tile, only the 16-key groups the warp's rows keep
+            // a pair in.
+            bool partial = SPARSE && kind == SW_TILE_PARTIAL;
+            unsigned groups = partial ? sparsity.groups(first_query, last_query, k0, false) : ~0u;
             float s[M][KEY_TILES][4];
-            sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE);
+            sw_warp_product_transposed<T>(s, q_frag, k_tile, STRIDE, groups);
 
             // Causal mask, only where the tile crosses the diagonal (this also masks the zero-filled keys past seq
             // for every real query); block-sparse, also the pairs of a partly kept tile whose layout cell is dropped
-            // (their probability is 0, as above the diagonal).
-            bool crosses = k0 + SW_FLASH_TILE - 1 > first_query, partial = SPARSE && kind == SW_TILE_PARTIAL;
+            // (their probability is 0, as above the diagonal; the skipped groups' are all dropped).
+            bool crosses = k0 + SW_FLASH_TILE - 1 > first_query;
             if (crosses || partial)
             {
                 SW_UNROLL
@@ -164,7 +167,7 @@ SW_INLINE void flash_attention_forward(const T* qkv, T* y, float* lse, int seq, 
             }
 
             // o += P·V: the accumulators of key tiles 2kk and 2kk+1 are the A fragment of keys 16kk…16kk+15.
-            sw_warp_accumulate_product<T>(o, s, v_tile, STRIDE);
+            sw_warp_accumulate_product<T>(o, s, v_tile, STRIDE, groups);
         }
         __syncthreads(); // every warp is done with this stage before tile i+2 is copied into it
     }

@@ -292,9 +292,12 @@ SW_INLINE void sw_load_warp_rows(unsigned (&a)[M][STEPS][4], const sw_bits16* ti
 // acc[m][n] = Σ_kk a[m][kk] · (tile rows 8n…8n+7, columns 16kk…16kk+15)ᵀ for every n < N (N even): the warp's
 // M·16 rows, held as A fragments, against the N·8 rows of a staged tile. S = Q·Kᵀ in the forward, P = K·Qᵀ and
 // dPᵀ = V·dYᵀ in the key-tile backward. Each B fragment loaded serves all M row tiles.
+// `groups` (bit g for tile rows 16g…16g+15, warp-uniform) skips the products of the 16-row groups not set, whose
+// accumulators stay 0: block-sparse attention's dropped key (or query) groups; all set for dense attention, where the
+// test folds away.
 template <typename T, int M, int N, int STEPS>
 SW_INLINE void sw_warp_product_transposed(float (&acc)[M][N][4], const unsigned (&a)[M][STEPS][4],
-                                          const sw_bits16* tile, int stride)
+                                          const sw_bits16* tile, int stride, unsigned groups = ~0u)
 {
     SW_UNROLL
     for (int m = 0; m < M; m++)
@@ -308,6 +311,7 @@ SW_INLINE void sw_warp_product_transposed(float (&acc)[M][N][4], const unsigned 
         SW_UNROLL
         for (int n = 0; n < N; n += 2)
         {
+            if (!(groups & (1u << (n / 2)))) continue;
             unsigned b[4];
             sw_load_b_transposed_pair(b, tile, stride, 8 * n, 16 * kk);
             const unsigned low[2] = {b[0], b[1]}, high[2] = {b[2], b[3]};
@@ -324,13 +328,15 @@ SW_INLINE void sw_warp_product_transposed(float (&acc)[M][N][4], const unsigned 
 // acc[m][j] += P[m] · (tile rows 0…8N−1, columns 8j…8j+7) for every j < J (J even): the warp's M·16 rows of fp32
 // accumulators P (N tiles of 8 columns; tiles 2kk and 2kk+1 become the A fragment of tile rows 16kk…16kk+15) times
 // a staged tile. O += P·V in the forward, dV += Pᵀ·dY and dK += dSᵀ·Q, dQ += dS·K in the backward.
+// `groups` skips the 16-row groups of the tile not set (their P are zeros), as in sw_warp_product_transposed.
 template <typename T, int M, int N, int J>
 SW_INLINE void sw_warp_accumulate_product(float (&acc)[M][J][4], const float (&p)[M][N][4], const sw_bits16* tile,
-                                          int stride)
+                                          int stride, unsigned groups = ~0u)
 {
     SW_UNROLL
     for (int kk = 0; kk < N / 2; kk++)
     {
+        if (!(groups & (1u << kk))) continue;
         unsigned a[M][4];
         SW_UNROLL
         for (int m = 0; m < M; m++) sw_accumulators_to_a<T>(a[m], p[m][2 * kk], p[m][2 * kk + 1]);

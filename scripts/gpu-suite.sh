@@ -50,7 +50,7 @@
 #     TinyGpt loss curve: GPU and CPU runs side by side 50 s, compare 10 s (took ~20 s)
 #     Shardwise bench fp16, bf16                 50 s + 50 s  (2 warm-up steps, up to 10 timed, --max-seconds 20; ~8 s each)
 #     Shardwise bench --profile per precision    40 s   (~6 s)
-#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "tuned product sparse", "" or
+#     each opt-in variant (bf16; SHARDWISE_BENCH_VARIANTS, default "tuned product sparse sparse16", "" or
 #     SHARDWISE_BENCH_FLASH_DQ_STORED=0 for none): bench 50 s, profile 40 s (~7 s each)
 #     PyTorch eager + compile, fp16 and bf16     90 s + 90 s  (one process per precision; took 44 s and 25 s; the
 #                                                              eager result is kept if compile runs out of time)
@@ -423,16 +423,19 @@ run_shardwise_bench() {
 # (16-bit bias gradients as one cuBLAS product dyᵀ·1, SHARDWISE_BIAS_GRADIENT=product), product+tuned (both), pair
 # (the loss's forward and backward cross-entropy kernels instead of the fused one, SHARDWISE_CROSS_ENTROPY=pair),
 # sparse (block-sparse attention, bench/configs/gpt2-bf16-sparse.json: fixed, blocks of 64, 4-block windows, so the
-# flash kernels visit 47% of the causal tiles; against the dense bf16 row of the same call).
+# flash kernels visit 47% of the causal tiles; against the dense bf16 row of the same call), sparse16 (the same
+# pattern with DeepSpeed's default blocks of 16, bench/configs/gpt2-bf16-sparse16.json: every 64×64 tile is visited,
+# and the warps skip the 16-wide key groups their rows drop).
 # SHARDWISE_BENCH_FLASH_DQ_STORED=0, an older switch, still drops every variant.
 bench_variants() {
   [ "${SHARDWISE_BENCH_FLASH_DQ_STORED:-1}" = 1 ] || return 0
-  echo "${SHARDWISE_BENCH_VARIANTS-tuned product sparse}"
+  echo "${SHARDWISE_BENCH_VARIANTS-tuned product sparse sparse16}"
 }
 
 variant_config() {
   case "$1" in
     sparse) echo bench/configs/gpt2-bf16-sparse.json ;;
+    sparse16) echo bench/configs/gpt2-bf16-sparse16.json ;;
     *) echo bench/configs/gpt2-bf16.json ;;
   esac
 }
@@ -440,6 +443,7 @@ variant_config() {
 variant_environment() {
   case "$1" in
     sparse) echo SHARDWISE_BENCH_VARIANT=sparse ;;
+    sparse16) echo SHARDWISE_BENCH_VARIANT=sparse16 ;;
     recompute) echo SHARDWISE_FLASH_DQ=recompute ;;
     tuned) echo SHARDWISE_GEMM_TUNING=1 ;;
     product) echo SHARDWISE_BIAS_GRADIENT=product ;;
@@ -457,6 +461,7 @@ variant_label() {
     product+tuned) echo "bias gradients as a cuBLAS product, GEMM algorithms tuned" ;;
     pair) echo "cross-entropy as forward and backward kernels (not fused)" ;;
     sparse) echo "block-sparse attention (fixed, blocks of 64)" ;;
+    sparse16) echo "block-sparse attention (fixed, blocks of 16: DeepSpeed's default block)" ;;
     *) echo "unknown variant $1" ;;
   esac
 }

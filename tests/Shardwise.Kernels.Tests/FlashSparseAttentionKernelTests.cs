@@ -129,6 +129,69 @@ public sealed class FlashSparseAttentionKernelTests
         Assert.AreEqual(64.0 / 136, FlashSparseTiles.VisitedShare(bench.LayoutFor(12, 1024), Tile), 1e-12);
     }
 
+    /// <summary>
+    /// The 16-wide groups a warp runs the products of in a partly kept tile (sw_flash_sparsity::groups, through
+    /// tests/kernels-harness/probe_flash_sparsity.cu) against a per-token count: a group is needed exactly when one of
+    /// the warp's rows keeps one of its pairs. For queries as rows (forward, dQ: 16 and 32-row warps) and keys as rows
+    /// (dK/dV); and blocks of 16 must leave groups to skip, or the skipping would save nothing.
+    /// </summary>
+    [TestMethod]
+    public void WarpGroupsAreExactlyTheGroupsWithAKeptPair()
+    {
+        int skipped = 0;
+        foreach (int index in new[] { 0, 2, 4 })
+        {
+            var (pattern, _, heads, _, seq, _) = Cases[index];
+            BlockSparseLayout layout = pattern.LayoutFor(heads, seq);
+            var requests = new System.Collections.Generic.List<int>();
+            var expected = new System.Collections.Generic.List<uint>();
+            var heads0 = new System.Collections.Generic.List<int>();
+            for (int h = 0; h < heads; h++)
+            for (int rows = 16; rows <= 32; rows += 16)
+            for (int first = 0; first < seq; first += rows)
+            for (int k0 = 0; k0 < seq; k0 += Tile)
+            foreach (bool keysAreRows in new[] { false, true })
+            {
+                uint bits = 0;
+                for (int g = 0; g < 4; g++)
+                {
+                    bool kept = false;
+                    for (int row = first; row < Math.Min(first + rows, seq) && !kept; row++)
+                        for (int other = k0 + 16 * g; other < Math.Min(k0 + 16 * g + 16, seq) && !kept; other++)
+                            kept = keysAreRows ? layout.KeepsToken(h, other, row) : layout.KeepsToken(h, row, other);
+                    if (kept) bits |= 1u << g;
+                }
+
+                if (rows == 16 || !keysAreRows) // dK/dV warps hold 16 keys
+                {
+                    requests.AddRange([first, first + rows - 1, k0, keysAreRows ? 1 : 0]);
+                    expected.Add(bits);
+                    heads0.Add(h);
+                }
+            }
+
+            for (int h = 0; h < heads; h++)
+            {
+                int[] mine = Enumerable.Range(0, expected.Count).Where(i => heads0[i] == h).ToArray();
+                using var cells = DeviceBuffer.FromBytes(layout.Cells);
+                using var input = DeviceBuffer.FromInts(mine.SelectMany(i => requests.Skip(4 * i).Take(4)).ToArray());
+                using var output = DeviceBuffer.ZeroedInts(mine.Length);
+                SimtEmulator.Launch("probe_flash_sparsity_groups", SimtEmulator.Blocks(mine.Length, 64), 64, SchedulerOrder.Forward,
+                    cells, layout.Block, seq, h, input, mine.Length, output);
+                int[] actual = output.ToInts();
+                for (int j = 0; j < mine.Length; j++)
+                {
+                    int i = mine[j];
+                    Assert.AreEqual(expected[i], (uint)actual[j],
+                        $"{pattern.Describe()}, head {h}: rows {requests[4 * i]}…{requests[4 * i + 1]}, tile {requests[4 * i + 2]}, keys as rows {requests[4 * i + 3]}");
+                    if (index == 0 && expected[i] != 0 && expected[i] != 0xF) skipped++;
+                }
+            }
+        }
+
+        Assert.IsTrue(skipped > 0, "blocks of 16 leave warps groups to skip in tiles they visit");
+    }
+
     [TestMethod]
     public void TileKindsMatchAPerTokenCount()
     {

@@ -35,7 +35,8 @@ public static class SparseAttentionCheck
         string causal = pattern.Attention == SparseAttentionDirection.Bidirectional
             ? "; the model's attention is causal, so the layout's blocks above the diagonal go unused"
             : "";
-        // The GPU's flash kernels skip whole 64×64 tiles only: what they visit can be far more than what is kept.
+        // The GPU's flash kernels copy whole 64×64 tiles: what they visit can be far more than what is kept (inside a
+        // visited tile the warps still skip the 16-wide groups their rows drop).
         double visited = Cuda.FlashSparseTiles.VisitedShare(layout, FlashTile);
         return string.Create(CultureInfo.InvariantCulture,
             $"attention: block-sparse ({pattern.Describe()}): {layout.Blocks} blocks of {pattern.Block} tokens per row, " +

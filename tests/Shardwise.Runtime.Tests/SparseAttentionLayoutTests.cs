@@ -198,5 +198,8 @@ public sealed class SparseAttentionLayoutTests
         Assert.AreSame(a.LayoutFor(1, 64), b.LayoutFor(1, 64));
         Assert.AreNotEqual(a, b with { LocalWindowBlocks = [2, 4] });
         Assert.AreNotSame(a.LayoutFor(1, 64), (b with { Block = 8 }).LayoutFor(1, 64));
+        Assert.AreEqual(a, b with { NumLocalBlocks = 8 }, "a setting of another mode (fixed's) changes nothing");
+        Assert.AreNotEqual(a, b with { GlobalBlockEndIndices = [2] });
+        Assert.AreNotEqual(a, b.ForTensorRank(1, 2));
     }
 }

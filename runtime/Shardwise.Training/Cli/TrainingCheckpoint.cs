@@ -245,7 +245,7 @@ public sealed class TrainingCheckpoint
                 break;
         }
         var trained = ReadSparseAttention(checkpoint);
-        if (trained != (engine.Config.SparseAttention is { } now ? now with { TensorShard = (0, 1) } : null))
+        if (trained != engine.Config.SparseAttention)
             log?.WriteLine($"note: the checkpoint trained with {DescribeAttention(trained)} attention, this run uses {DescribeAttention(engine.Config.SparseAttention)}");
         var saved = SamplerState.ReadFrom(root.GetProperty("sampler"));
         if (saved.BatchSize == sampler.BatchSize && saved.ContextLength == sampler.ContextLength)
@@ -274,7 +274,7 @@ public sealed class TrainingCheckpoint
             json.WriteNumber("seed", settings.Seed);
             // The attention the weights were trained with: sample and eval apply it again.
             json.WritePropertyName("sparse_attention");
-            if (engine.Config.SparseAttention is { } sparse) Config.SparseAttentionConfig.Write(json, sparse with { TensorShard = (0, 1) });
+            if (engine.Config.SparseAttention is { } sparse) Config.SparseAttentionConfig.Write(json, sparse);
             else json.WriteNullValue();
             if (engine.LossScaler is DynamicLossScaler dynamic)
             {

@@ -15,7 +15,7 @@ namespace Shardwise.Cpu;
 /// </summary>
 public static class AttentionKernels
 {
-    /// <summary>All (batch, head) pairs in order; see <see cref="ForwardHead"/>. <paramref name="scratch"/> holds at least seq² elements.</summary>
+    /// <summary>All (batch, head) pairs in order; see <see cref="ForwardHead"/>. <paramref name="scratch"/> holds at least <see cref="ScratchPerPair"/> elements.</summary>
     public static void Forward<T>(ReadOnlySpan<T> qkv, Span<T> y, Span<T> logSumExp, Span<T> scratch,
         int batch, int sequence, int heads, int dim, BlockSparseLayout? layout = null)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -30,7 +30,7 @@ public static class AttentionKernels
         }
     }
 
-    /// <summary>All (batch, head) pairs in order; <paramref name="scratch"/> holds at least 2·seq² elements.</summary>
+    /// <summary>All (batch, head) pairs in order; <paramref name="scratch"/> holds at least <see cref="ScratchPerPair"/> elements (backward).</summary>
     public static void Backward<T>(ReadOnlySpan<T> qkv, ReadOnlySpan<T> logSumExp, ReadOnlySpan<T> dy,
         Span<T> dqkv, Span<T> scratch, int batch, int sequence, int heads, int dim, bool accumulate,
         BlockSparseLayout? layout = null)

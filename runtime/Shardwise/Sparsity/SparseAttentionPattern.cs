@@ -181,9 +181,37 @@ public sealed record SparseAttentionPattern
         ? string.Join(", ", System.Linq.Enumerable.Select(System.Linq.Enumerable.Zip(GlobalBlockIndices, ends), p => $"{p.First}..{p.Second}"))
         : string.Join(", ", GlobalBlockIndices);
 
-    // Value equality over the settings that shape the layout (the list-valued ones compare by content).
+    // Value equality over the settings that shape the layout: those of this mode only (a key of another mode changes
+    // nothing), the list-valued ones by content. Every attention call looks its layout up by this value, so it
+    // compares fields and allocates nothing.
     public bool Equals(SparseAttentionPattern? other) =>
-        other is not null && Describe() == other.Describe() && Seed == other.Seed && TensorShard == other.TensorShard;
+        other is not null && Mode == other.Mode && Block == other.Block && DifferentLayoutPerHead == other.DifferentLayoutPerHead &&
+        Attention == other.Attention && Seed == other.Seed && TensorShard == other.TensorShard && SameModeSettings(other);
 
-    public override int GetHashCode() => HashCode.Combine(Describe(), Seed, TensorShard);
+    public override int GetHashCode() => HashCode.Combine(Mode, Block, DifferentLayoutPerHead, Attention, Seed, TensorShard);
+
+    private bool SameModeSettings(SparseAttentionPattern other) => Mode switch
+    {
+        SparseAttentionMode.Fixed => NumLocalBlocks == other.NumLocalBlocks && NumGlobalBlocks == other.NumGlobalBlocks &&
+            HorizontalGlobalAttention == other.HorizontalGlobalAttention && NumDifferentGlobalPatterns == other.NumDifferentGlobalPatterns,
+        SparseAttentionMode.Variable => NumRandomBlocks == other.NumRandomBlocks && HorizontalGlobalAttention == other.HorizontalGlobalAttention &&
+            SameList(LocalWindowBlocks, other.LocalWindowBlocks) && SameGlobals(other),
+        SparseAttentionMode.BigBird => NumRandomBlocks == other.NumRandomBlocks && NumSlidingWindowBlocks == other.NumSlidingWindowBlocks &&
+            NumGlobalBlocks == other.NumGlobalBlocks,
+        SparseAttentionMode.BSLongformer => NumSlidingWindowBlocks == other.NumSlidingWindowBlocks && SameGlobals(other),
+        _ => true,
+    };
+
+    private bool SameGlobals(SparseAttentionPattern other) =>
+        SameList(GlobalBlockIndices, other.GlobalBlockIndices) &&
+        (GlobalBlockEndIndices is null ? other.GlobalBlockEndIndices is null
+            : other.GlobalBlockEndIndices is not null && SameList(GlobalBlockEndIndices, other.GlobalBlockEndIndices));
+
+    private static bool SameList(IReadOnlyList<int> a, IReadOnlyList<int> b)
+    {
+        if (a.Count != b.Count) return false;
+        for (int i = 0; i < a.Count; i++)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
 }

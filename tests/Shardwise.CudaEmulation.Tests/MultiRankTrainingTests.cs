@@ -300,6 +300,27 @@ public sealed class MultiRankTrainingTests
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
     }
 
+    /// <summary>
+    /// ZeRO-3 with offload_param.device = "cpu" on one emulated device: the partitioned parameters (and so the step that
+    /// writes them) stay in host memory, and only the residency pool and the slots kept whole live on the device. Before
+    /// offload_param was honoured this job took the fused device step above and kept the partition on the device.
+    /// </summary>
+    [TestMethod]
+    public void ZeroThreeWithParameterOffloadKeepsThePartitionOnTheHostLikeTheCpuJob()
+    {
+        using var job = new EmulatedJob("TwoBlockGpt", 3, zeroSettings: StreamedSlots + ", \"offload_param\": { \"device\": \"cpu\" }");
+
+        var cpu = job.Train("cpu", ranks: 1, Steps, device: "cpu");
+        var cuda = job.Train("cuda", ranks: 1, Steps, device: "cuda");
+
+        StringAssert.Contains(cuda.Output, "optimizer step: on the host", cuda.Output);
+        Assert.IsFalse(cuda.Output.Contains("fused in the backend", StringComparison.Ordinal), cuda.Output);
+        StringAssert.Matches(cuda.Output, new System.Text.RegularExpressions.Regex("ZeRO-3 parameter gathers: [1-9][0-9,]* requests"));
+        EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
+        double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
+        Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
+    }
+
     /// <summary>How the trainer's log describes the device step of a data-parallel job over NCCL at ZeRO 0 or 1.</summary>
     private static string DeviceStep(int zeroStage, int ranks) => zeroStage switch
     {

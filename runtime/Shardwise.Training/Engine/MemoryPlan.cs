@@ -43,7 +43,7 @@ public static class MemoryPlan
         long resident = parameterPool.PoolElements;
         foreach (int slot in TrainingEngine.PersistentSlots(layout, zero.Stage3ParamPersistenceThreshold)) resident += layout.Slots[slot].Length;
         long prefetch = zero.Stage == 3 ? TrainingEngine.PrefetchElements(zero, resident, layout.TotalElements) : 0;
-        if (exchangesInDeviceMemory && !offload)
+        if (exchangesInDeviceMemory && !offload && !zero.OffloadParam.IsEnabled) // offload_param: the partition stays on the host
         {
             // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),

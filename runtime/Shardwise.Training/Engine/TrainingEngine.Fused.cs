@@ -30,13 +30,16 @@ public sealed partial class TrainingEngine
     /// ZeRO-2/3 on the device: the backend under the streaming decorator keeps the partition and the fused step
     /// (<see cref="IDeviceSlotExchangeOps"/>), without offload, on one rank (no collective) or on several whose
     /// data-parallel communicator is a device collective on its GPU. Null otherwise: stages 2–3 then stream through host
-    /// memory.
+    /// memory. offload_param (stage 3) takes the host path too: there the partitioned parameters live in host memory and
+    /// only the residency pool, the slots kept whole and the prefetch staging stay on the device; the optimizer step then
+    /// runs on the host as well (DeepSpeed would keep it on the GPU: more device memory is freed here, at the host step's
+    /// speed).
     /// </summary>
     private static (IDeviceSlotExchangeOps Device, IDeviceCollective? Collective)? DeviceSlotExchangeFor(GradientStreamingOps<float> ops,
         DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
     {
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
-            || config.ZeroOptimization.OffloadOptimizer.IsEnabled)
+            || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled)
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
         return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;

@@ -2,7 +2,10 @@ using System.IO;
 using Shardwise.Cuda;
 using Shardwise.Plans;
 using Shardwise.Precision;
+using System.Globalization;
+using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
+using Shardwise.Training.Offload;
 using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
@@ -30,6 +33,7 @@ public static class PlanCommand
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
+        if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme) log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));
         if (SparseAttentionCheck.Describe(config, TModel.SequenceLength) is { } sparse)
         {
             // The layout the attention layers apply, as DeepSpeed users draw it: row = query block, column = key block.
@@ -54,6 +58,31 @@ public static class PlanCommand
             }
         }
         return 0;
+    }
+
+    /// <summary>
+    /// offload_optimizer.device = "nvme": the swap file each rank makes, all ranks' together, and whether nvme_path has
+    /// room for them (if they share it), so that a full disk is known before the job is queued.
+    /// </summary>
+    internal static string NvmeSwapNote(DeepSpeedConfig config, ParameterLayout layout, int ranks)
+    {
+        var zero = config.ZeroOptimization;
+        string path = zero.OffloadOptimizer.NvmePath!;
+        long rank0 = 0, all = 0;
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            long owned = zero.Stage >= 2 ? SlotSharding.OwnedLengthOf(layout, ranks, rank) : new ShardMap(layout, ranks).OwnedLength(rank);
+            long bytes = SwappedOptimizerState.FileBytesFor(owned);
+            if (rank == 0) rank0 = bytes;
+            all += bytes;
+        }
+        string need = string.Create(CultureInfo.InvariantCulture,
+            $"  NVMe swap (offload_optimizer, masters and moments): {MemoryReport.Format(rank0)} for rank 0, {MemoryReport.Format(all)} for all {ranks} rank(s), under {path}");
+        long free = SwapFile.FreeBytes(path);
+        return !Directory.Exists(path) ? need + $"\n  warning: {path} does not exist here; create it on the NVMe drive of every node before training"
+            : free < 0 ? need + "\n  (the free space there is unknown)"
+            : free < all ? need + $"\n  warning: {path} has {MemoryReport.Format(free)} free: too little if the ranks share it"
+            : need + $"; {MemoryReport.Format(free)} free there";
     }
 
     /// <summary>

@@ -85,7 +85,7 @@ public static class TrainerCli
             }
         }
         catch (Exception error) when (error is CliException or ConfigException or DataFormatException or InvalidDataException or FileNotFoundException
-                                          or Shardwise.Ops.BackendCapacityException)
+                                          or Shardwise.Ops.BackendCapacityException or Offload.OffloadException)
         {
             Console.Error.WriteLine("error: " + error.Message);
             return 2;

@@ -190,6 +190,13 @@ internal static class ConfigDescriber
             return;
         }
 
+        if (offload.Device == OffloadDevice.Nvme)
+        {
+            add(prefix + "nvme_path", offload.NvmePath);
+            add(prefix + "pipeline_read", offload.PipelineRead);
+            add(prefix + "pipeline_write", offload.PipelineWrite);
+        }
+
         add(prefix + "pin_memory", offload.PinMemory);
         add(prefix + "buffer_count", offload.BufferCount);
         if (forParameters)

@@ -4,11 +4,15 @@ public enum OffloadDevice
 {
     None,
     Cpu,
+
+    /// <summary>ZeRO-Infinity: a swap file under nvme_path (optimizer state only; parameters are not swapped yet).</summary>
+    Nvme,
 }
 
 /// <summary>
-/// zero_optimization.offload_optimizer / offload_param. NVMe (ZeRO-Infinity) is an error rather than a
-/// silent fallback: a user who asked for NVMe is counting on it to fit the model at all.
+/// zero_optimization.offload_optimizer / offload_param. NVMe (ZeRO-Infinity) swaps the optimizer state to a file under
+/// nvme_path (Offload/SwappedOptimizerState). Parameter offload to NVMe is an error rather than a silent fallback to the
+/// CPU: a user who asked for NVMe is counting on it to fit the model at all.
 /// </summary>
 public sealed record OffloadConfig
 {
@@ -29,6 +33,15 @@ public sealed record OffloadConfig
 
     public required bool FastInit { get; init; }
 
+    /// <summary>NVMe only: the directory the swap file goes in (it must exist and be writable).</summary>
+    public string? NvmePath { get; init; }
+
+    /// <summary>NVMe optimizer offload: read the next chunk of state while the current one is updated.</summary>
+    public bool PipelineRead { get; init; }
+
+    /// <summary>NVMe optimizer offload: let a chunk's write-back run while the next chunk is updated.</summary>
+    public bool PipelineWrite { get; init; }
+
     public bool IsEnabled => Device != OffloadDevice.None;
 
     public static OffloadConfig Disabled(bool forParameters) => new()
@@ -46,16 +59,22 @@ public sealed record OffloadConfig
     {
         var section = zero.Section(key);
         var device = ParseDevice(section, section.String("device") ?? "none", forParameters);
-        section.String("nvme_path");        // only meaningful with nvme; DeepSpeed accepts it with cpu too
-        section.Bool("pipeline_read");      // NVMe pipelining knobs, same
-        section.Bool("pipeline_write");
+        // nvme_path and the pipelining knobs only act with nvme; DeepSpeed accepts them with cpu too.
+        var nvmePath = section.String("nvme_path");
         var defaults = Disabled(forParameters);
         var config = defaults with
         {
             Device = device,
             PinMemory = section.Bool("pin_memory") ?? defaults.PinMemory,
             BufferCount = section.Int32("buffer_count", AutoRule.NotAllowed, min: 1) ?? defaults.BufferCount,
+            NvmePath = nvmePath,
+            PipelineRead = section.Bool("pipeline_read") ?? false,
+            PipelineWrite = section.Bool("pipeline_write") ?? false,
         };
+        if (device == OffloadDevice.Nvme && string.IsNullOrWhiteSpace(nvmePath))
+        {
+            section.Error("nvme_path", "is required with device \"nvme\": the directory the optimizer state is swapped to");
+        }
 
         if (forParameters)
         {
@@ -95,12 +114,13 @@ public sealed record OffloadConfig
                 return OffloadDevice.None;
             case "cpu":
                 return OffloadDevice.Cpu;
+            case "nvme" when !forParameters:
+                return OffloadDevice.Nvme;
             case "nvme":
-                var what = forParameters ? "parameters" : "optimizer state";
-                section.Error("device", UnsupportedFeaturePolicy.ErrorMessage($"NVMe offload of {what} (ZeRO-Infinity)", "use \"cpu\" or \"none\"", UnsupportedFeaturePolicy.BreaksMemoryPlan));
+                section.Error("device", UnsupportedFeaturePolicy.ErrorMessage("NVMe offload of parameters (ZeRO-Infinity)", "use \"cpu\" or \"none\" (offload_optimizer takes \"nvme\")", UnsupportedFeaturePolicy.BreaksMemoryPlan));
                 return OffloadDevice.None;
             default:
-                section.Error("device", $"unknown offload device \"{name}\"; use \"none\", \"cpu\" (or \"nvme\", not supported yet)");
+                section.Error("device", $"unknown offload device \"{name}\"; use \"none\", \"cpu\" or \"nvme\"");
                 return OffloadDevice.None;
         }
     }

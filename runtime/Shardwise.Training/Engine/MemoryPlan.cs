@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
+using Shardwise.Training.Offload;
 using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Engine;
@@ -27,6 +28,10 @@ public static class MemoryPlan
         var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
         int micro = config.Resolve(ranks).MicroBatchPerGpu;
         bool offload = zero.OffloadOptimizer.IsEnabled;
+        bool swapped = zero.OffloadOptimizer.Device == OffloadDevice.Nvme;
+        // NVMe: masters and moments in the swap file; host memory holds its chunk buffers.
+        long SwapBuffers(long owned) => swapped ? SwappedOptimizerState.BufferBytesFor(zero.OffloadOptimizer, zero.SubGroupSize, owned) : 0;
+        long SwapFile(long owned) => swapped ? SwappedOptimizerState.FileBytesFor(owned) : 0;
 
         if (zero.Stage <= 1)
         {
@@ -35,7 +40,8 @@ public static class MemoryPlan
             bool hostExchange = zero.Stage == 1 && ranks > 1 && (!exchangesInDeviceMemory || offload);
             long buffers = hostExchange ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
-            return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers, masterInHost: offload);
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
+                nvmeBytes: SwapFile(owned));
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
@@ -61,10 +67,10 @@ public static class MemoryPlan
         if (zero.Stage == 3)
         {
             parameters = resident * workingBytes + pieces * sizeof(float);
-            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float),
-                masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces),
+                masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces));
         }
-        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers,
-            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters);
+        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + SwapBuffers(pieces),
+            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces));
     }
 }

@@ -13,13 +13,20 @@ namespace Shardwise.Training.Engine;
 /// </summary>
 public sealed record MemoryReport(long Parameters, long Gradients, long MasterWeights, long OptimizerStates, long Activations, long Buffers)
 {
+    /// <summary>Host and device bytes (what an out-of-memory error is about); <see cref="Nvme"/> is not counted.</summary>
     public long Total => Parameters + Gradients + MasterWeights + OptimizerStates + Activations + Buffers;
+
+    /// <summary>Bytes swapped to NVMe (offload_optimizer.device = "nvme": masters and moments), outside <see cref="Total"/>.</summary>
+    public long Nvme { get; init; }
 
     /// <param name="ownedElements">Elements whose master weights and Adam state this rank holds (its ZeRO partition); null = all.</param>
     /// <param name="bufferBytes">Communication buffers held besides the planned ones.</param>
+    /// <param name="nvmeBytes">Bytes of the NVMe swap file: when positive, masters and moments are there and count 0 here.</param>
     public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
-        long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false, long? gradientBytes = null, long? parameterBytes = null)
+        long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false, long? gradientBytes = null, long? parameterBytes = null,
+        long nvmeBytes = 0)
     {
+        bool swapped = nvmeBytes > 0;
         long psi = layout.TotalElements;
         long owned = ownedElements ?? psi;
         int width = workingBytes;
@@ -27,15 +34,19 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
         return new MemoryReport(
             Parameters: parameterBytes ?? psi * width,
             Gradients: gradientBytes ?? psi * width,
-            MasterWeights: mixed || masterInHost ? owned * sizeof(float) : 0,
-            OptimizerStates: 2 * owned * sizeof(float),
+            MasterWeights: !swapped && (mixed || masterInHost) ? owned * sizeof(float) : 0,
+            OptimizerStates: swapped ? 0 : 2 * owned * sizeof(float),
             Activations: batch * plan.ArenaElementsPerSample * width,
-            Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes);
+            Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes)
+        {
+            Nvme = nvmeBytes,
+        };
     }
 
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
         "params {0} grads {1} master {2} optim {3} act {4} buf {5}",
-        Format(Parameters), Format(Gradients), Format(MasterWeights), Format(OptimizerStates), Format(Activations), Format(Buffers));
+        Format(Parameters), Format(Gradients), Format(MasterWeights), Format(OptimizerStates), Format(Activations), Format(Buffers))
+        + (Nvme > 0 ? " nvme " + Format(Nvme) : "");
 
     public static string Format(long bytes) => bytes switch
     {

@@ -9,6 +9,7 @@ public sealed partial class TrainingEngine
     /// <summary>This rank's partition of the fp32 masters and Adam moments, as stored (for per-rank checkpoints).</summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) OwnedState()
     {
+        if (_swap is not null) return _swap.ReadAll();
         if (_fused is not null)
         {
             var (expAvg, expAvgSq) = ReadFusedMoments(_fused);
@@ -26,6 +27,7 @@ public sealed partial class TrainingEngine
     {
         get
         {
+            if (_swap is not null) return SwappedMasterWeights(_swap);
             // fp32 at stages 0–1: the parameter arena is the master copy (of this rank's flat partition).
             if (_fused is null || (Storage == StorageType.Float32 && _deviceSlots is null)) return _master ?? _sharding.Owned(_program.Parameters);
             _master ??= new float[OwnedElements];
@@ -45,6 +47,13 @@ public sealed partial class TrainingEngine
         {
             var (pieceExpAvg, pieceExpAvgSq) = ReadFusedMoments(_fused);
             return (_slots.GatherFull(MasterWeights), _slots.GatherFull(pieceExpAvg), _slots.GatherFull(pieceExpAvgSq));
+        }
+        if (_swap is not null)
+        {
+            var (master, expAvg, expAvgSq) = _swap.ReadAll();
+            return _slots is not null
+                ? (_slots.GatherFull(master), _slots.GatherFull(expAvg), _slots.GatherFull(expAvgSq))
+                : (_sharding.GatherFull(master), _sharding.GatherFull(expAvg), _sharding.GatherFull(expAvgSq));
         }
         if (_slots is not null)
             return (_slots.GatherFull(_master), _slots.GatherFull(Optimizer.State.ExpAvg), _slots.GatherFull(Optimizer.State.ExpAvgSq));
@@ -80,6 +89,28 @@ public sealed partial class TrainingEngine
             _hostMasterIsCurrent = false;
             Optimizer.State.Step = adamStep;
             GatherPartitionsOnDevice();
+            return;
+        }
+        if (_swap is not null)
+        {
+            var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
+            if (_slots is not null)
+            {
+                _slots.ExtractOwned(master, ownedMaster);
+                _slots.ExtractOwned(expAvg, ownedExpAvg);
+                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
+            }
+            else
+            {
+                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
+                master.Slice(start, length).CopyTo(ownedMaster);
+                expAvg.Slice(start, length).CopyTo(ownedExpAvg);
+                expAvgSq.Slice(start, length).CopyTo(ownedExpAvgSq);
+            }
+            _swap.WriteAll(ownedMaster, ownedExpAvg, ownedExpAvgSq);
+            (_master, _hostMasterIsCurrent) = (null, false);
+            Optimizer.State.Step = adamStep;
+            SyncWorkingParameters();
             return;
         }
         if (_slots is not null)
@@ -119,11 +150,17 @@ public sealed partial class TrainingEngine
             GatherPartitionsOnDevice();
             return;
         }
+        if (_swap is not null)
+        {
+            SyncFromSwap(_swap, _slots is not null ? _rounded : _sharding.Owned(_program.Parameters));
+            if (_slots is not null) PublishRoundedPieces();
+            else _sharding.GatherParameters(_program.Parameters);
+            return;
+        }
         if (_slots is not null)
         {
             StorageRounding.Round(_master, _rounded, Storage);
-            if (_streamingOps!.StreamsParameters) RefreshPersistentParameters(); // the rest is gathered when needed
-            else _slots.GatherInto(_rounded, _program.Parameters);
+            PublishRoundedPieces();
             return;
         }
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);

@@ -24,10 +24,11 @@ public sealed partial class TrainingEngine
             slots.ExtractOwned(_program.Parameters, masters);
             StorageRounding.RoundInPlace(_program.Parameters, Storage);
         }
-        _master = masters;
         _accumulator = new float[slots.OwnedLength];
         _rounded = new float[slots.OwnedLength];
-        StorageRounding.Round(_master, _rounded, Storage);
+        StorageRounding.Round(masters, _rounded, Storage);
+        if (SwapsOptimizerState(Config)) _swap = CreateSwap(masters); // NVMe: the host copy is dropped
+        else _master = masters;
         _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
         _program.GradientListener = _gradientStreamer;
     }
@@ -66,6 +67,16 @@ public sealed partial class TrainingEngine
         else _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
     }
 
+    /// <summary>
+    /// Stages 2–3 on the host, after the rounded pieces changed: ZeRO-3 refreshes the slots kept whole (the rest is
+    /// gathered when needed), ZeRO-2 gathers every rank's pieces into the working copy.
+    /// </summary>
+    private void PublishRoundedPieces()
+    {
+        if (_streamingOps!.StreamsParameters) RefreshPersistentParameters();
+        else _slots!.GatherInto(_rounded, _program.Parameters);
+    }
+
     /// <summary>Stages 2–3: gradient reduce-scatters and parameter all-gathers run so far (one per bucket).</summary>
     public (int ReduceBuckets, int GatherBuckets) SlotCollectives =>
         _deviceSlots is not null ? (_deviceSlots.ReduceBuckets, _deviceSlots.GatherBuckets)
@@ -93,8 +104,16 @@ public sealed partial class TrainingEngine
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
-        Optimizer.Step(_master, gradients, LastLearningRate, betas);
-        SyncWorkingParameters();
+        if (_swap is not null)
+        {
+            StepSwapped(_swap, gradients, _rounded, betas);
+            PublishRoundedPieces();
+        }
+        else
+        {
+            Optimizer.Step(_master, gradients, LastLearningRate, betas);
+            SyncWorkingParameters();
+        }
         gradients.Clear();
         _program.ZeroGradients();
         return StepOutcome.Updated;

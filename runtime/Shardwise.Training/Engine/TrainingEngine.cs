@@ -131,6 +131,12 @@ public sealed partial class TrainingEngine
             // The masters take this rank's partition (everything at stage 0) unrounded; the working copy is rounded.
             fused.CreateOptimizerState(Storage, sharding.OwnedStart, sharding.OwnedLength);
         }
+        else if (SwapsOptimizerState(config))
+        {
+            // NVMe: the masters go straight from the parameters to the swap file; no host copy is kept.
+            _swap = CreateSwap(sharding.Owned(program.Parameters));
+            StorageRounding.RoundInPlace(program.Parameters, Storage);
+        }
         else if (Storage != StorageType.Float32 || OffloadOptimizer)
         {
             // With offload the masters live in host memory even in fp32, as they must on a GPU.
@@ -213,8 +219,8 @@ public sealed partial class TrainingEngine
                 $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
-        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory"
-        : "on the host";
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + (_swap is null ? "" : DescribeSwap(_swap))
+        : "on the host" + (_swap is null ? "" : DescribeSwap(_swap));
 
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
@@ -311,7 +317,8 @@ public sealed partial class TrainingEngine
     public MemoryReport Memory => _deviceSlots is not null ? DeviceSlotMemory() : MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, workingBytes: WorkingElementBytes(_program.Ops),
         ownedElements: OwnedElements,
         bufferBytes: (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
-                     + (_parameterStreamer?.StagingBytes ?? 0),
+                     + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0),
+        nvmeBytes: _swap?.FileBytes ?? 0,
         masterInHost: OffloadOptimizer || _slots is not null,
         gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * sizeof(float) + _accumulator!.LongLength * sizeof(float),
         parameterBytes: _streamingOps is { StreamsParameters: true } ? (_streamingOps.ParameterArenaElements + _rounded!.LongLength) * sizeof(float) : null);
@@ -439,8 +446,12 @@ public sealed partial class TrainingEngine
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
-        Optimizer.Step(MasterWeights, gradients, LastLearningRate, betas);
-        if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
+        if (_swap is not null) StepSwapped(_swap, gradients, _sharding.Owned(_program.Parameters), betas); // host → device per chunk
+        else
+        {
+            Optimizer.Step(MasterWeights, gradients, LastLearningRate, betas);
+            if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
+        }
         _sharding.GatherParameters(_program.Parameters);
         _program.ZeroGradients();
         return StepOutcome.Updated;

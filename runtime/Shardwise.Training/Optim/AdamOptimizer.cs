@@ -80,6 +80,23 @@ public sealed class AdamOptimizer
         return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
     }
 
+    /// <summary>
+    /// Counts one step and returns its scalars for an update applied chunk by chunk (<see cref="StepChunk"/>: the NVMe
+    /// swap holds the masters and moments, not <see cref="State"/>). Adam is element-wise, so the chunks together equal
+    /// one <see cref="Step(Span{float}, ReadOnlySpan{float}, double, (double Beta1, double Beta2)?)"/>.
+    /// </summary>
+    internal AdamStepScalars NextChunkedStep(double learningRate, (double Beta1, double Beta2)? betas = null)
+    {
+        if (Options.Lamb is not null) throw new InvalidOperationException("Lamb's trust ratio needs whole tensors: it cannot step in chunks");
+        State.Step++;
+        var (beta1, beta2) = BetasFor(betas);
+        return ScalarsFor(State.Step, learningRate, beta1, beta2);
+    }
+
+    /// <summary>Adam's update of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
+    internal static void StepChunk(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq, in AdamStepScalars scalars)
+        => AdamKernel.Step(parameters, gradients, expAvg, expAvgSq, scalars, SimdWidth.Auto);
+
     /// <summary>A schedule's betas for this step, else the options'.</summary>
     private (double Beta1, double Beta2) BetasFor((double Beta1, double Beta2)? scheduled) => scheduled ?? (Options.Beta1, Options.Beta2);
 

@@ -18,11 +18,19 @@ using Shardwise.Generator;
 //   5. attention forward+backward at GPT-2's shape (1 × 1024 tokens, 12 heads of 64) on the CPU: dense causal against
 //      block-sparse (DeepSpeed's fixed pattern, blocks of 16, unidirectional; and the GPU bench's blocks of 64),
 //      measured in the same run.
-// Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N]
+//   6. (--offload only) the optimizer step over GPT-2 124M's parameters: in host memory (offload_optimizer "cpu")
+//      against the NVMe swap ("nvme", OffloadBench.cs), measured in the same run.
+// Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N | --attention-only | --offload [--nvme-path DIR]]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;
 var fixed16 = new Shardwise.Sparsity.SparseAttentionPattern { Block = 16, Attention = Shardwise.Sparsity.SparseAttentionDirection.Unidirectional };
 var fixed64 = fixed16 with { Block = 64 };
 string attentionRow;
+if (args.Contains("--offload"))
+{
+    int at = Array.IndexOf(args, "--nvme-path");
+    OffloadBench.Run(at >= 0 && at + 1 < args.Length ? args[at + 1] : Path.GetTempPath());
+    return;
+}
 if (args.Contains("--attention-only"))
 {
     Console.WriteLine(AttentionRow());

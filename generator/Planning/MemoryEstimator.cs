@@ -62,7 +62,8 @@ internal sealed record MemoryEstimateRow(int WorkingBytes, int ZeroStage, StageM
 /// The build-time memory estimate, one pure function shared by the plan report, the SW0014 check and the generated
 /// <c>MemoryEstimate</c> property. Model states follow ZeRO over N data-parallel ranks (stage ≥ 1 partitions the
 /// masters and Adam moments, ≥ 2 the gradients, 3 the parameters); with <see cref="MemoryPrecision.Mixed16"/> they are
-/// exactly DeepSpeed's 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N and 16Ψ/N, plus the streaming pools at stages 2–3. Activations: the
+/// DeepSpeed's 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N and 16Ψ/N, plus the streaming pools at stages 2–3 and, at stage 2, the rank's
+/// rounded working piece (2Ψ/N, the source of the parameter all-gather). Activations: the
 /// arena per sample × micro-batch × the micro-batches 1F1B keeps in flight on the stage (p − s). Buffers: token
 /// indices, and the communication buffers the engine allocates (ZeRO-1: a padded copy of the gradients and one
 /// partition; ZeRO-2/3: the gradient and parameter buckets, N + 1 rank segments; none on one rank). Assumed: DeepSpeed's default bucket
@@ -100,7 +101,8 @@ internal static class MemoryEstimator
         long owned = zeroStage >= 1 ? piece : psi;
         int w = precision.WorkingBytes;
 
-        long parameters = zeroStage >= 3 ? footprint.ParameterPoolElements * w + piece * precision.PieceBytes : psi * w;
+        // ZeRO-2 keeps every parameter and, beside them, the rank's rounded piece the all-gather sends; ZeRO-3 keeps the pool and the piece.
+        long parameters = zeroStage >= 2 ? (zeroStage >= 3 ? footprint.ParameterPoolElements : psi) * w + piece * precision.PieceBytes : psi * w;
         long gradients = zeroStage >= 2 ? footprint.GradientPoolElements * w + piece * precision.PieceBytes : psi * w;
         long master = precision.MasterWeights || zeroStage >= 2 ? owned * FloatBytes : 0;
         long optimizer = owned * AdamBytes;

@@ -239,11 +239,7 @@ public sealed class MultiRankTrainingTests
 
         if (zeroStage == 3)
             StringAssert.Matches(nccl.Output, new System.Text.RegularExpressions.Regex("ZeRO-3 parameter gathers: [0-9,]+ requests, [1-9][0-9,]* served from prefetch"));
-        string plan = job.Plan(ranks: 3);
-        string planned = plan.Split('\n').Single(line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
-        string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
-        Console.WriteLine($"planned: {planned.Trim()}\nheld:    {held}");
-        StringAssert.Contains(planned, held + "  total", "the plan's GPU line must be what rank 0 holds");
+        AssertPlannedMemoryIsHeld(job.Plan(ranks: 3), nccl.Output);
     }
 
     /// <summary>
@@ -272,9 +268,7 @@ public sealed class MultiRankTrainingTests
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(nccl.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
 
-        string planned = job.Plan(ranks).Split('\n').Single(line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
-        string held = nccl.Output.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
-        StringAssert.Contains(planned, held + "  total", "the plan's GPU line must be what rank 0 holds");
+        AssertPlannedMemoryIsHeld(job.Plan(ranks), nccl.Output);
     }
 
     /// <summary>
@@ -319,6 +313,55 @@ public sealed class MultiRankTrainingTests
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, Tolerance);
         double weights = SafeTensorsFile.RelativeDifference(job.FinalWeights(cpu.Directory), job.FinalWeights(cuda.Directory));
         Assert.IsTrue(weights < Tolerance, $"final weights differ from the CPU job's by {weights:E2} (relative)");
+    }
+
+    /// <summary>
+    /// Offload on a GPU job over the fake NCCL: the step runs on the host (ZeRO-1 with the state offloaded to the CPU,
+    /// ZeRO-3 with it swapped to NVMe), the run equals the CPU job's, and rank 0 holds in host memory exactly what the
+    /// plan's placement line says: the masters and moments (or the swap's buffers), the gradients' host copy or pieces,
+    /// and the host exchange buffers.
+    /// </summary>
+    [TestMethod]
+    [DataRow(1, "cpu")]
+    [DataRow(3, "nvme")]
+    public void AnOffloadedJobOverNcclHoldsItsPlannedHostMemory(int zeroStage, string device)
+    {
+        string swap = System.IO.Directory.CreateTempSubdirectory("shardwise-nccl-swap-").FullName;
+        try
+        {
+            string offload = $"\"offload_optimizer\": {{ \"device\": \"{device}\", \"nvme_path\": \"{swap}\" }}, \"sub_group_size\": 500";
+            using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: offload + (zeroStage == 3 ? ", " + StreamedSlots : ""));
+
+            var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+            var nccl = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl");
+
+            StringAssert.Contains(nccl.Output, "optimizer step: on the host; gradients reduced over 2 ranks through host memory", nccl.Output);
+            if (device == "nvme") StringAssert.Contains(nccl.Output, "masters and moments swapped to NVMe under " + swap, nccl.Output);
+            EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
+            string plan = job.Plan(ranks: 2);
+            StringAssert.DoesNotMatch(plan, new System.Text.RegularExpressions.Regex("placed: device [^,]*, host 0B"), "offload puts bytes in host memory");
+            AssertPlannedMemoryIsHeld(plan, nccl.Output);
+        }
+        finally
+        {
+            System.IO.Directory.Delete(swap, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The plan's GPU line and its placement line ("placed: device X, host Y") are what rank 0's trainer reports holding
+    /// ("memory: categories (device X, host Y)").
+    /// </summary>
+    private static void AssertPlannedMemoryIsHeld(string plan, string trainerOutput)
+    {
+        var planLines = plan.Split('\n');
+        int gpu = Array.FindIndex(planLines, line => line.Contains("GPU, NCCL between ranks", StringComparison.Ordinal));
+        string memory = trainerOutput.Split('\n').First(line => line.StartsWith("memory: ", StringComparison.Ordinal))["memory: ".Length..].Trim();
+        int open = memory.IndexOf(" (device ", StringComparison.Ordinal);
+        string held = memory[..open], placement = memory[(open + 2)..^1];
+        Console.WriteLine($"planned: {planLines[gpu].Trim()} / {planLines[gpu + 1].Trim()}\nheld:    {held} / {placement}");
+        StringAssert.Contains(planLines[gpu], held + "  total", "the plan's GPU line must be what rank 0 holds");
+        StringAssert.Contains(planLines[gpu + 1], "placed: " + placement + " (", "and placed where rank 0 holds it");
     }
 
     /// <summary>How the trainer's log describes the device step of a data-parallel job over NCCL at ZeRO 0 or 1.</summary>

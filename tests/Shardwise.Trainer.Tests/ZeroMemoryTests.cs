@@ -125,7 +125,10 @@ public sealed class MemoryPlanTests
         long exchange = (map.PaddedElements + map.PartitionElements) * sizeof(float);
         Assert.AreEqual(exchange, Plan(offload: false, nccl: false).Buffers - Plan(offload: false, nccl: true).Buffers);
         Assert.AreEqual(Plan(offload: true, nccl: false), Plan(offload: true, nccl: true), "offload exchanges through the host");
-        Assert.AreEqual(Plan(offload: false, nccl: false) with { Buffers = 0 }, Plan(offload: false, nccl: true) with { Buffers = 0 },
-            "only the buffers differ");
+        Assert.AreEqual(Plan(offload: false, nccl: false) with { Buffers = 0, Host = 0 }, Plan(offload: false, nccl: true) with { Buffers = 0, Host = 0 },
+            "only the buffers and their placement differ");
+        var mpi = Plan(offload: false, nccl: false);
+        Assert.AreEqual(0, Plan(offload: false, nccl: true).Host, "over NCCL the step and the exchange stay on the device");
+        Assert.AreEqual(mpi.MasterWeights + mpi.OptimizerStates + exchange, mpi.Host, "over MPI the host steps and exchanges");
     }
 }

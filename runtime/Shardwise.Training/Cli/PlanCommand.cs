@@ -31,6 +31,7 @@ public static class PlanCommand
             storage.BytesPerElement(), exchangesInDeviceMemory: true);
         var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
+        log.WriteLine($"    placed: {device.DescribePlacement()} (host: what the step and the exchanges hold in CPU memory)");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme) log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));

@@ -40,8 +40,10 @@ public static class MemoryPlan
             bool hostExchange = zero.Stage == 1 && ranks > 1 && (!exchangesInDeviceMemory || offload);
             long buffers = hostExchange ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
+            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb).
+            bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type != OptimizerType.Lamb;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
-                nvmeBytes: SwapFile(owned));
+                nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice);
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
@@ -59,18 +61,16 @@ public static class MemoryPlan
                            + prefetch;
             long held = zero.Stage == 3 ? resident : layout.TotalElements;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,
-                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes);
+                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes, stateOnDevice: true);
         }
         long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
+        // Through host memory: the reduced gradient pieces (the accumulator) and the rounded pieces are host arrays beside
+        // the backend's gradient pool and parameter arena (ZeRO-3: its residency pool and the slots kept whole).
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
-        long? parameters = null;
-        if (zero.Stage == 3)
-        {
-            parameters = resident * workingBytes + pieces * sizeof(float);
-            return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces),
-                masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces));
-        }
-        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, slotBuffers + SwapBuffers(pieces),
-            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces));
+        long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + pieces * sizeof(float);
+        long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces);
+        return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
+            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces),
+            hostArrayBytes: hostBuffers + 2 * pieces * sizeof(float));
     }
 }

@@ -19,29 +19,49 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
     /// <summary>Bytes swapped to NVMe (offload_optimizer.device = "nvme": masters and moments), outside <see cref="Total"/>.</summary>
     public long Nvme { get; init; }
 
+    /// <summary>
+    /// The part of <see cref="Total"/> held in host arrays outside the backend's arenas: masters and moments of a step
+    /// that runs on the host, the host copy of the gradients, ZeRO-2/3's reduced and rounded pieces, host communication
+    /// and prefetch buffers, the NVMe swap's buffers. On a GPU this is the job's CPU memory (pain point: "how much CPU
+    /// RAM does offload need"); the rest, <see cref="Device"/>, is GPU memory. On the CPU backend both are host memory.
+    /// </summary>
+    public long Host { get; init; }
+
+    /// <summary>The backend's arenas and, when the step runs in the backend, its masters and moments.</summary>
+    public long Device => Total - Host;
+
     /// <param name="ownedElements">Elements whose master weights and Adam state this rank holds (its ZeRO partition); null = all.</param>
     /// <param name="bufferBytes">Communication buffers held besides the planned ones.</param>
     /// <param name="nvmeBytes">Bytes of the NVMe swap file: when positive, masters and moments are there and count 0 here.</param>
+    /// <param name="hostArrayBytes">Bytes of the other categories held in host arrays (buffers, pieces), for <see cref="Host"/>.</param>
+    /// <param name="stateOnDevice">The optimizer step runs in the backend: masters and moments are device memory.</param>
     public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
         long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false, long? gradientBytes = null, long? parameterBytes = null,
-        long nvmeBytes = 0)
+        long nvmeBytes = 0, long hostArrayBytes = 0, bool stateOnDevice = false)
     {
         bool swapped = nvmeBytes > 0;
         long psi = layout.TotalElements;
         long owned = ownedElements ?? psi;
         int width = workingBytes;
         bool mixed = storage != StorageType.Float32;
+        long master = !swapped && (mixed || masterInHost) ? owned * sizeof(float) : 0;
+        long moments = swapped ? 0 : 2 * owned * sizeof(float);
         return new MemoryReport(
             Parameters: parameterBytes ?? psi * width,
             Gradients: gradientBytes ?? psi * width,
-            MasterWeights: !swapped && (mixed || masterInHost) ? owned * sizeof(float) : 0,
-            OptimizerStates: swapped ? 0 : 2 * owned * sizeof(float),
+            MasterWeights: master,
+            OptimizerStates: moments,
             Activations: batch * plan.ArenaElementsPerSample * width,
             Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes)
         {
             Nvme = nvmeBytes,
+            Host = (stateOnDevice ? 0 : master + moments) + hostArrayBytes,
         };
     }
+
+    /// <summary>Where the bytes are on a GPU: "device X, host Y" (and the NVMe swap, if any).</summary>
+    public string DescribePlacement() =>
+        $"device {Format(Device)}, host {Format(Host)}" + (Nvme > 0 ? $", NVMe {Format(Nvme)}" : "");
 
     public string Describe() => string.Format(CultureInfo.InvariantCulture,
         "params {0} grads {1} master {2} optim {3} act {4} buf {5}",

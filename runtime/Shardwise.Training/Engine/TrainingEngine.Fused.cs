@@ -94,7 +94,7 @@ public sealed partial class TrainingEngine
         return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
             bufferBytes: _deviceSlots!.StagingElements * width,
             gradientBytes: (_streamingOps.PoolElements + owned) * width,
-            parameterBytes: (parameters + owned) * width);
+            parameterBytes: (parameters + owned) * width, stateOnDevice: true);
     }
 
     /// <summary>

@@ -317,7 +317,7 @@ public sealed class MultiRankTrainingTests
 
     /// <summary>
     /// Offload on a GPU job over the fake NCCL: the step runs on the host (ZeRO-1 with the state offloaded to the CPU,
-    /// ZeRO-3 with it swapped to NVMe), the run equals the CPU job's, and rank 0 holds in host memory exactly what the
+    /// ZeRO-3 with it and the parameter pieces swapped to NVMe), the run equals the CPU job's, and rank 0 holds in host memory exactly what the
     /// plan's placement line says: the masters and moments (or the swap's buffers), the gradients' host copy or pieces,
     /// and the host exchange buffers.
     /// </summary>
@@ -329,7 +329,8 @@ public sealed class MultiRankTrainingTests
         string swap = System.IO.Directory.CreateTempSubdirectory("shardwise-nccl-swap-").FullName;
         try
         {
-            string offload = $"\"offload_optimizer\": {{ \"device\": \"{device}\", \"nvme_path\": \"{swap}\" }}, \"sub_group_size\": 500";
+            string offload = $"\"offload_optimizer\": {{ \"device\": \"{device}\", \"nvme_path\": \"{swap}\" }}, \"sub_group_size\": 500"
+                             + (zeroStage == 3 ? $", \"offload_param\": {{ \"device\": \"{device}\", \"nvme_path\": \"{swap}\" }}" : "");
             using var job = new EmulatedJob("TwoBlockGpt", zeroStage, zeroSettings: offload + (zeroStage == 3 ? ", " + StreamedSlots : ""));
 
             var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
@@ -337,6 +338,7 @@ public sealed class MultiRankTrainingTests
 
             StringAssert.Contains(nccl.Output, "optimizer step: on the host; gradients reduced over 2 ranks through host memory", nccl.Output);
             if (device == "nvme") StringAssert.Contains(nccl.Output, "masters and moments swapped to NVMe under " + swap, nccl.Output);
+            if (zeroStage == 3) StringAssert.Contains(nccl.Output, "parameter pieces swapped to NVMe under " + swap, nccl.Output);
             EmulatedJob.AssertSameTraining(cpu.Directory, nccl.Directory, Steps, Tolerance);
             string plan = job.Plan(ranks: 2);
             StringAssert.DoesNotMatch(plan, new System.Text.RegularExpressions.Regex("placed: device [^,]*, host 0B"), "offload puts bytes in host memory");

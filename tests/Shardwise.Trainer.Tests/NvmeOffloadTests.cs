@@ -31,14 +31,15 @@ public sealed class NvmeOffloadTests
     [TestCleanup]
     public void RemoveDirectory() => Directory.Delete(_swapDirectory, recursive: true);
 
-    private string Config(int stage, string precision, string device, int buffers = 4, bool pipeline = false) => $$"""
+    private string Config(int stage, string precision, string device, int buffers = 4, bool pipeline = false, string parameters = "none") => $$"""
         { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
           {{precision}},
           "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50000, "sub_group_size": 3000,
                                  "stage3_param_persistence_threshold": 1000,
                                  "offload_optimizer": { "device": "{{device}}", "nvme_path": "{{_swapDirectory}}", "buffer_count": {{buffers}},
-                                                        "pipeline_read": {{(pipeline ? "true" : "false")}}, "pipeline_write": {{(pipeline ? "true" : "false")}} } } }
+                                                        "pipeline_read": {{(pipeline ? "true" : "false")}}, "pipeline_write": {{(pipeline ? "true" : "false")}} },
+                                 "offload_param": { "device": "{{parameters}}", "nvme_path": "{{_swapDirectory}}" } } }
         """;
 
     private static readonly string Fp32 = "\"fp16\": { \"enabled\": false }";
@@ -169,6 +170,65 @@ public sealed class NvmeOffloadTests
                 cpuConfig, ranks, rank, workingBytes: sizeof(float));
             Assert.AreEqual(cpu.Total - 12 * owned + buffers, memory.Total, "the swap trades the state for its buffers");
             StringAssert.Contains(memory.Describe(), " nvme ");
+        }
+    }
+
+    /// <summary>
+    /// offload_param.device = "nvme" at ZeRO-3: the rounded parameter pieces every gather sends are read from their swap
+    /// file; the job equals the one that keeps them in host memory bit for bit, with the optimizer state in host memory
+    /// or swapped too, and the pieces in the file are the rounded masters.
+    /// </summary>
+    [TestMethod]
+    [DataRow(1, "fp16", "cpu")]
+    [DataRow(2, "bf16", "cpu")]
+    [DataRow(2, "fp32", "nvme")]
+    public void SwappedParameterPiecesEqualThePiecesInHostMemory(int ranks, string precision, string optimizer)
+    {
+        string settings = precision switch { "bf16" => Bf16, "fp16" => Fp16, _ => Fp32 };
+        (string Log, float[] Master, string Step, long Reads, float[]? Pieces, float[] Rounded) Run(string parameters) =>
+            InProcessGroup.Run(ranks, communicator =>
+            {
+                var engine = Engine(Config(3, settings, optimizer, parameters: parameters), communicator);
+                Assert.AreEqual(parameters == "nvme", engine.ParameterSwap is not null);
+                string log = Train(engine, communicator, Steps);
+                var owned = engine.OwnedState().Master;
+                var rounded = new float[owned.Length];
+                Shardwise.Precision.StorageRounding.Round(owned, rounded, engine.Storage);
+                return (log, engine.ExportFullState().Master, engine.DescribeOptimizerStep(), engine.ParameterSwap?.PiecesRead ?? 0,
+                    engine.ParameterSwap?.ReadAll(), rounded);
+            }, TimeSpan.FromMinutes(2))[0];
+
+        var host = Run("cpu");
+        var nvme = Run("nvme");
+
+        Assert.AreEqual(host.Log, nvme.Log, "losses and step outcomes");
+        CollectionAssert.AreEqual(host.Master, nvme.Master, "masters");
+        StringAssert.Contains(nvme.Step, "parameter pieces swapped to NVMe under " + _swapDirectory);
+        Assert.IsTrue(nvme.Reads > 0, "the gathers read the pieces from the swap");
+        CollectionAssert.AreEqual(nvme.Rounded, nvme.Pieces, "the swap holds this rank's rounded masters");
+        Console.WriteLine($"{ranks} rank(s), {precision}, optimizer {optimizer}: {nvme.Reads:N0} pieces read; {nvme.Step}");
+    }
+
+    /// <summary>ZeRO-3 with both swaps: the plan predicts the engine, and the pieces leave host memory for NVMe too.</summary>
+    [TestMethod]
+    public void ThePlanPredictsBothSwapsAtZeroThree()
+    {
+        const int ranks = 3;
+        string json = Config(3, Bf16, "nvme", parameters: "nvme");
+        var config = DeepSpeedConfig.Parse(json).Config;
+        var reports = InProcessGroup.Run(ranks, communicator =>
+        {
+            var engine = Engine(json, communicator);
+            return (engine.Memory, engine.OwnedElements, engine.ParameterSwap!.BufferBytes);
+        }, TimeSpan.FromMinutes(1));
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            var (memory, owned, pieceBuffer) = reports[rank];
+            var predicted = MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool,
+                config, ranks, rank, workingBytes: sizeof(float));
+            Assert.AreEqual(predicted, memory, $"rank {rank}: predicted {predicted.Describe()} but the engine holds {memory.Describe()}");
+            Assert.AreEqual((12 + 4) * owned, memory.Nvme, "masters, moments and the rounded pieces");
+            Assert.IsTrue(pieceBuffer > 0 && pieceBuffer < 4 * owned, "one piece-sized buffer, not the partition");
         }
     }
 

@@ -91,19 +91,18 @@ public sealed partial class ConfigCorpusTests
         Assert.ThrowsExactly<ConfigException>(() => Load(name, overrides));
 
     [TestMethod]
-    public void NvmeConfig_TakesTheOptimizerSwap_ErrorsNamingParameterNvme()
+    public void NvmeConfigs_TakeBothSwaps()
     {
-        // The optimizer's swap to NVMe is implemented (Offload/SwappedOptimizerState); the parameters' is not.
-        var error = Rejects("06_dse_zero_infinity_nvme.json");
+        // ZeRO-Infinity: the optimizer state (Offload/SwappedOptimizerState) and ZeRO-3's parameter pieces
+        // (Offload/SwappedParameterPieces) swapped to nvme_path.
+        var zero = Load("06_dse_zero_infinity_nvme.json").Config.ZeroOptimization;
+        Assert.AreEqual((OffloadDevice.Nvme, "/nvme_data", 4), (zero.OffloadOptimizer.Device, zero.OffloadOptimizer.NvmePath, zero.OffloadOptimizer.BufferCount));
+        Assert.AreEqual((OffloadDevice.Nvme, "/nvme_data"), (zero.OffloadParam.Device, zero.OffloadParam.NvmePath));
+        Assert.AreEqual(100_000_000L, zero.SubGroupSize);
+        // 25 asks for the parameter swap too; what still stops it is stage3_max_reuse_distance = -1 (a distance must be >= 0).
+        var error = Rejects("25_dse_inference_offload_param_nvme.json");
         Assert.AreEqual(1, error.Errors.Count, error.Message);
-        StringAssert.Contains(error.Message, "$.zero_optimization.offload_param.device: known DeepSpeed feature not supported by Shardwise yet: NVMe offload of parameters");
-        var withoutParameterSwap = File.ReadAllText(TestPaths.Config("06_dse_zero_infinity_nvme.json"))
-            .Replace("\"device\": \"nvme\",\n      \"nvme_path\": \"/nvme_data\",\n      \"max_in_cpu\"", "\"device\": \"cpu\",\n      \"max_in_cpu\"", StringComparison.Ordinal);
-        var offload = DeepSpeedConfig.Parse(withoutParameterSwap, "06-cpu-params.json").Config.ZeroOptimization.OffloadOptimizer;
-        Assert.AreEqual(OffloadDevice.Nvme, offload.Device);
-        Assert.AreEqual("/nvme_data", offload.NvmePath);
-        Assert.AreEqual(4, offload.BufferCount);
-        StringAssert.Contains(Rejects("25_dse_inference_offload_param_nvme.json").Message, "$.zero_optimization.offload_param.device");
+        StringAssert.Contains(error.Message, "$.zero_optimization.stage3_max_reuse_distance: -1 is out of range");
     }
 
     [TestMethod]

@@ -247,10 +247,14 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
-    public void NvmeOffload_IsAnError()
+    public void NvmeOffload_NeedsStageThreeForParametersAndAnUnknownDeviceIsAnError()
     {
-        var error = Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/nvme"}}}""");
-        StringAssert.Contains(error.Message, "$.zero_optimization.offload_param.device: known DeepSpeed feature not supported by Shardwise yet: NVMe offload");
+        // Below stage 3 the parameter swap is ignored with a warning, as DeepSpeed ignores offload_param there.
+        var below = Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 2, "offload_param": {"device": "nvme", "nvme_path": "/nvme"}}}""");
+        Assert.AreEqual(OffloadDevice.None, below.Config.ZeroOptimization.OffloadParam.Device);
+        AssertWarning(below, "$.zero_optimization.offload_param: parameter offload needs ZeRO stage 3; ignored at stage 2");
+        var error = Fails("""{"train_batch_size": 8, "zero_optimization": {"stage": 3, "offload_param": {"device": "ssd"}}}""");
+        StringAssert.Contains(error.Message, "$.zero_optimization.offload_param.device: unknown offload device \"ssd\"; use \"none\", \"cpu\" or \"nvme\"");
     }
 
     [TestMethod]

@@ -186,9 +186,13 @@ public sealed class SwappedOptimizerStateTests
             """));
         StringAssert.Contains(error.Message, "$.zero_optimization.offload_optimizer.nvme_path: is required with device \"nvme\"");
 
-        var parameters = Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse("""
+        var parameters = DeepSpeedConfig.Parse("""
             { "train_micro_batch_size_per_gpu": 1, "zero_optimization": { "stage": 3, "offload_param": { "device": "nvme", "nvme_path": "/x" } } }
+            """).Config.ZeroOptimization.OffloadParam;
+        Assert.AreEqual((OffloadDevice.Nvme, "/x"), (parameters.Device, parameters.NvmePath));
+        var noPath = Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse("""
+            { "train_micro_batch_size_per_gpu": 1, "zero_optimization": { "stage": 3, "offload_param": { "device": "nvme" } } }
             """));
-        StringAssert.Contains(parameters.Message, "$.zero_optimization.offload_param.device: known DeepSpeed feature not supported by Shardwise yet: NVMe offload of parameters");
+        StringAssert.Contains(noPath.Message, "$.zero_optimization.offload_param.nvme_path: is required with device \"nvme\": the directory the parameters are swapped to");
     }
 }

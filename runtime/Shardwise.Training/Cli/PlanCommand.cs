@@ -34,7 +34,8 @@ public static class PlanCommand
         log.WriteLine($"    placed: {device.DescribePlacement()} (host: what the step and the exchanges hold in CPU memory)");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
-        if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme) log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));
+        if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme || config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
+            log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));
         if (SparseAttentionCheck.Describe(config, TModel.SequenceLength) is { } sparse)
         {
             // The layout the attention layers apply, as DeepSpeed users draw it: row = query block, column = key block.
@@ -62,23 +63,26 @@ public static class PlanCommand
     }
 
     /// <summary>
-    /// offload_optimizer.device = "nvme": the swap file each rank makes, all ranks' together, and whether nvme_path has
-    /// room for them (if they share it), so that a full disk is known before the job is queued.
+    /// offload_optimizer or offload_param on "nvme": the swap files each rank makes, all ranks' together, and whether
+    /// nvme_path has room for them (if they share it), so that a full disk is known before the job is queued. (With two
+    /// different nvme_paths, the optimizer's is checked for both.)
     /// </summary>
     internal static string NvmeSwapNote(DeepSpeedConfig config, ParameterLayout layout, int ranks)
     {
         var zero = config.ZeroOptimization;
-        string path = zero.OffloadOptimizer.NvmePath!;
+        bool optimizer = zero.OffloadOptimizer.Device == OffloadDevice.Nvme, parameters = zero.OffloadParam.Device == OffloadDevice.Nvme;
+        string path = optimizer ? zero.OffloadOptimizer.NvmePath! : zero.OffloadParam.NvmePath!;
         long rank0 = 0, all = 0;
         for (int rank = 0; rank < ranks; rank++)
         {
             long owned = zero.Stage >= 2 ? SlotSharding.OwnedLengthOf(layout, ranks, rank) : new ShardMap(layout, ranks).OwnedLength(rank);
-            long bytes = SwappedOptimizerState.FileBytesFor(owned);
+            long bytes = (optimizer ? SwappedOptimizerState.FileBytesFor(owned) : 0) + (parameters ? SwappedParameterPieces.FileBytesFor(owned) : 0);
             if (rank == 0) rank0 = bytes;
             all += bytes;
         }
+        string what = optimizer && parameters ? "masters, moments and parameter pieces" : optimizer ? "offload_optimizer, masters and moments" : "offload_param, parameter pieces";
         string need = string.Create(CultureInfo.InvariantCulture,
-            $"  NVMe swap (offload_optimizer, masters and moments): {MemoryReport.Format(rank0)} for rank 0, {MemoryReport.Format(all)} for all {ranks} rank(s), under {path}");
+            $"  NVMe swap ({what}): {MemoryReport.Format(rank0)} for rank 0, {MemoryReport.Format(all)} for all {ranks} rank(s), under {path}");
         long free = SwapFile.FreeBytes(path);
         return !Directory.Exists(path) ? need + $"\n  warning: {path} does not exist here; create it on the NVMe drive of every node before training"
             : free < 0 ? need + "\n  (the free space there is unknown)"

@@ -5,14 +5,14 @@ public enum OffloadDevice
     None,
     Cpu,
 
-    /// <summary>ZeRO-Infinity: a swap file under nvme_path (optimizer state only; parameters are not swapped yet).</summary>
+    /// <summary>ZeRO-Infinity: a swap file under nvme_path.</summary>
     Nvme,
 }
 
 /// <summary>
-/// zero_optimization.offload_optimizer / offload_param. NVMe (ZeRO-Infinity) swaps the optimizer state to a file under
-/// nvme_path (Offload/SwappedOptimizerState). Parameter offload to NVMe is an error rather than a silent fallback to the
-/// CPU: a user who asked for NVMe is counting on it to fit the model at all.
+/// zero_optimization.offload_optimizer / offload_param. NVMe (ZeRO-Infinity) swaps the optimizer state
+/// (Offload/SwappedOptimizerState) or ZeRO-3's partitioned parameters (Offload/SwappedParameterPieces) to a file under
+/// nvme_path.
 /// </summary>
 public sealed record OffloadConfig
 {
@@ -73,7 +73,7 @@ public sealed record OffloadConfig
         };
         if (device == OffloadDevice.Nvme && string.IsNullOrWhiteSpace(nvmePath))
         {
-            section.Error("nvme_path", "is required with device \"nvme\": the directory the optimizer state is swapped to");
+            section.Error("nvme_path", $"is required with device \"nvme\": the directory the {(forParameters ? "parameters are" : "optimizer state is")} swapped to");
         }
 
         if (forParameters)
@@ -114,11 +114,8 @@ public sealed record OffloadConfig
                 return OffloadDevice.None;
             case "cpu":
                 return OffloadDevice.Cpu;
-            case "nvme" when !forParameters:
-                return OffloadDevice.Nvme;
             case "nvme":
-                section.Error("device", UnsupportedFeaturePolicy.ErrorMessage("NVMe offload of parameters (ZeRO-Infinity)", "use \"cpu\" or \"none\" (offload_optimizer takes \"nvme\")", UnsupportedFeaturePolicy.BreaksMemoryPlan));
-                return OffloadDevice.None;
+                return OffloadDevice.Nvme;
             default:
                 section.Error("device", $"unknown offload device \"{name}\"; use \"none\", \"cpu\" or \"nvme\"");
                 return OffloadDevice.None;

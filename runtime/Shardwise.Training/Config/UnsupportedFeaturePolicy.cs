@@ -10,14 +10,14 @@ namespace Shardwise.Training.Config;
 ///
 /// Rule: a known-but-unsupported setting is an ERROR when silently ignoring it would change what gets
 /// trained (model math, optimizer or LR trajectory, numerics of the update, batch layout, which data is
-/// seen) or would break the memory plan the user relies on to fit the model at all (NVMe offload). It is
+/// seen) or would break the memory plan the user relies on to fit the model at all. It is
 /// a WARNING when it only affects logging, monitoring, profiling, compilation or communication speed, or
 /// when the feature is present but switched off ("enabled": false). Accepted-no-effect keys are permission
 /// flags that only matter for optimizers we do not have; they are read silently.
 ///
 /// Value-level decisions (not keys) that follow the same rule and are enforced by the parsers:
 ///   errors: optimizer types other than Adam/AdamW/Lamb (OneBitAdam, OneBitLamb, Lion, ...), unknown scheduler types,
-///           offload device "nvme", fp16 and bf16 both enabled,
+///           unknown offload devices (none, cpu and nvme are implemented), fp16 and bf16 both enabled,
 ///           fp16_master_weights_and_grads, amsgrad.
 ///   warnings: ZeRO-3-only keys (stage3_*, offload_param) below stage 3 and offload at stage 0 (DeepSpeed
 ///           ignores them too), fp16 loss-scaler keys inside a bf16 section, legacy aliases (bfloat16,
@@ -50,7 +50,7 @@ internal static class UnsupportedFeaturePolicy
 
         // Speed or plumbing only.
         ["compile"] = KnownUnsupportedKey.Warn("torch.compile / DeepCompile (compilation does not change the math)"),
-        ["aio"] = KnownUnsupportedKey.Warn("async I/O tuning for NVMe offload"),
+        ["aio"] = KnownUnsupportedKey.Warn("async I/O tuning for NVMe offload (the swap uses .NET's RandomAccess with its own read-ahead)"),
         ["nebula"] = KnownUnsupportedKey.Warn("Nebula checkpoint service"),
         ["dataloader_drop_last"] = KnownUnsupportedKey.Warn("DeepSpeed data loader options (the Shardwise trainer owns data loading)"),
         ["communication_data_type"] = KnownUnsupportedKey.Warn("reduced-precision gradient communication (Shardwise reduces in fp32, at least as accurate)"),

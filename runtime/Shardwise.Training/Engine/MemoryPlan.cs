@@ -66,11 +66,16 @@ public static class MemoryPlan
         long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
         // Through host memory: the reduced gradient pieces (the accumulator) and the rounded pieces are host arrays beside
         // the backend's gradient pool and parameter arena (ZeRO-3: its residency pool and the slots kept whole).
+        // offload_param to NVMe (ZeRO-3): the rounded pieces are in their swap file, read through one piece-sized buffer.
+        bool piecesSwapped = zero.Stage == 3 && zero.OffloadParam.Device == OffloadDevice.Nvme;
+        long roundedPieces = piecesSwapped ? 0 : pieces;
+        long pieceBuffer = piecesSwapped ? SwappedParameterPieces.BufferElementsFor(SlotSharding.LargestPiece(layout, ranks), pieces) * (long)sizeof(float) : 0;
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
-        long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + pieces * sizeof(float);
-        long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces);
+        long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + roundedPieces * sizeof(float);
+        long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces) + pieceBuffer;
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
-            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters, nvmeBytes: SwapFile(pieces),
-            hostArrayBytes: hostBuffers + 2 * pieces * sizeof(float));
+            masterInHost: true, gradientBytes: gradients, parameterBytes: parameters,
+            nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces) : 0),
+            hostArrayBytes: hostBuffers + (pieces + roundedPieces) * sizeof(float));
     }
 }

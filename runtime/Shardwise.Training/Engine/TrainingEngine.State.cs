@@ -152,14 +152,14 @@ public sealed partial class TrainingEngine
         }
         if (_swap is not null)
         {
-            SyncFromSwap(_swap, _slots is not null ? _rounded : _sharding.Owned(_program.Parameters));
+            SyncFromSwap(_swap, intoPieces: _slots is not null, _slots is not null ? default : _sharding.Owned(_program.Parameters));
             if (_slots is not null) PublishRoundedPieces();
             else _sharding.GatherParameters(_program.Parameters);
             return;
         }
         if (_slots is not null)
         {
-            StorageRounding.Round(_master, _rounded, Storage);
+            StoreRoundedPieces(0, _master);
             PublishRoundedPieces();
             return;
         }

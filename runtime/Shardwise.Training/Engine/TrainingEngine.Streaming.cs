@@ -2,6 +2,7 @@ using System;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
+using Shardwise.Training.Offload;
 using Shardwise.Training.Optim;
 using Shardwise.Training.Precision;
 using Shardwise.Training.Zero;
@@ -27,6 +28,13 @@ public sealed partial class TrainingEngine
         _accumulator = new float[slots.OwnedLength];
         _rounded = new float[slots.OwnedLength];
         StorageRounding.Round(masters, _rounded, Storage);
+        if (Config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
+        {
+            // offload_param to NVMe (ZeRO-3): the rounded pieces go to their swap file; no host copy is kept.
+            _parameterSwap = SwappedParameterPieces.Create(Config.ZeroOptimization.OffloadParam, slots, _rounded, _sharding.Communicator.Rank);
+            _rounded = null;
+        }
+        _ownedPieces = _parameterSwap ?? (IOwnedPieces)new OwnedPieceArray(slots, _rounded!);
         if (SwapsOptimizerState(Config)) _swap = CreateSwap(masters); // NVMe: the host copy is dropped
         else _master = masters;
         _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
@@ -64,7 +72,7 @@ public sealed partial class TrainingEngine
     private void RefreshPersistentParameters()
     {
         if (_deviceSlots is not null) _deviceSlots.GatherInto(_persistentSlots, _persistentOffsets);
-        else _slots!.GatherSlots(_persistentSlots, _rounded, _program.Parameters, _persistentOffsets);
+        else _slots!.GatherSlots(_persistentSlots, _ownedPieces!, _program.Parameters, _persistentOffsets);
     }
 
     /// <summary>
@@ -106,7 +114,7 @@ public sealed partial class TrainingEngine
         var betas = AdvanceSchedule();
         if (_swap is not null)
         {
-            StepSwapped(_swap, gradients, _rounded, betas);
+            StepSwapped(_swap, gradients, intoPieces: true, default, betas);
             PublishRoundedPieces();
         }
         else

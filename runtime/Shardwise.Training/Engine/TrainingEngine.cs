@@ -54,7 +54,8 @@ public sealed partial class TrainingEngine
     private readonly int[] _persistentSlots = Array.Empty<int>();   // stage 3: slots kept whole
     private readonly long[] _persistentOffsets = Array.Empty<long>(); // stage 3: where they live in the parameter arena
     private float[]? _accumulator;                  // stage 2 on the host: this rank's reduced gradient pieces
-    private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters)
+    private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters); null when swapped
+    private IOwnedPieces? _ownedPieces;             // stage 3 on the host: where gathers read the rounded pieces (_rounded or the parameter swap)
     private readonly GradientStreamingOps<float>? _streamingOps;
     private readonly ParameterStreamer? _parameterStreamer;
     private readonly ILearningRateSchedule _schedule;
@@ -113,7 +114,7 @@ public sealed partial class TrainingEngine
                 RefreshPersistentParameters();
                 IParameterGatherer gatherer = _deviceSlots is not null
                     ? _deviceSlots
-                    : new HostParameterGatherer(slots, streamingOps, _rounded!, prefetch);
+                    : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch);
                 _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!);
                 program.ParameterListener = _parameterStreamer;
             }
@@ -219,8 +220,8 @@ public sealed partial class TrainingEngine
                 $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
-        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + (_swap is null ? "" : DescribeSwap(_swap))
-        : "on the host" + (_swap is null ? "" : DescribeSwap(_swap));
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
+        : "on the host" + DescribeSwaps();
 
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
@@ -320,14 +321,14 @@ public sealed partial class TrainingEngine
     private MemoryReport HostStepMemory(int width)
     {
         long buffers = (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
-                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0);
+                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0);
         long pieces = (_accumulator?.LongLength ?? 0) + (_rounded?.LongLength ?? 0); // ZeRO-2/3 through the host
         long? parameters = _slots is null ? null
-            : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + _rounded!.LongLength * sizeof(float);
+            : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + (_rounded?.LongLength ?? 0) * sizeof(float);
         return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width,
             ownedElements: OwnedElements,
             bufferBytes: buffers,
-            nvmeBytes: _swap?.FileBytes ?? 0,
+            nvmeBytes: (_swap?.FileBytes ?? 0) + (_parameterSwap?.FileBytes ?? 0),
             masterInHost: OffloadOptimizer || _slots is not null,
             gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * width + _accumulator!.LongLength * sizeof(float),
             parameterBytes: parameters,
@@ -458,7 +459,7 @@ public sealed partial class TrainingEngine
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
-        if (_swap is not null) StepSwapped(_swap, gradients, _sharding.Owned(_program.Parameters), betas); // host → device per chunk
+        if (_swap is not null) StepSwapped(_swap, gradients, intoPieces: false, _sharding.Owned(_program.Parameters), betas); // host → device per chunk
         else
         {
             Optimizer.Step(MasterWeights, gradients, LastLearningRate, betas);

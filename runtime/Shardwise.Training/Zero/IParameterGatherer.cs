@@ -33,8 +33,11 @@ public interface IParameterGatherer
     void GatherAlone(int slot, Slice destination);
 }
 
-/// <summary>ZeRO-3's gathers through host memory: <see cref="SlotSharding"/>'s collectives on host spans of the arenas.</summary>
-public sealed class HostParameterGatherer(SlotSharding sharding, GradientStreamingOps<float> ops, float[] pieces, long prefetchElements)
+/// <summary>
+/// ZeRO-3's gathers through host memory: <see cref="SlotSharding"/>'s collectives on host spans of the arenas, this rank's
+/// pieces read from a host array or from the NVMe swap of offload_param.
+/// </summary>
+public sealed class HostParameterGatherer(SlotSharding sharding, GradientStreamingOps<float> ops, IOwnedPieces pieces, long prefetchElements)
     : IParameterGatherer
 {
     private readonly float[] _staging = new float[Math.Max(0, prefetchElements)];

@@ -124,7 +124,7 @@ public sealed class SlotSharding
         return Math.Max(LargestPiece(layout, ranks), Math.Min(bucketElements / ranks, all));
     }
 
-    private static long LargestPiece(ParameterLayout layout, int ranks)
+    internal static long LargestPiece(ParameterLayout layout, int ranks)
     {
         long largest = 0;
         foreach (var slot in layout.Slots) largest = Math.Max(largest, (slot.Length + ranks - 1) / ranks);
@@ -266,6 +266,17 @@ public sealed class SlotSharding
     /// same slots; not while a gradient bucket is pending (it shares the staging buffer).
     /// </summary>
     public void GatherSlots(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> target, ReadOnlySpan<long> targetOffsets)
+        => GatherSlots(slots, owned, null, target, targetOffsets);
+
+    /// <summary><see cref="GatherSlots(ReadOnlySpan{int}, ReadOnlySpan{float}, Span{float}, ReadOnlySpan{long})"/> with the pieces read from <paramref name="pieces"/>.</summary>
+    public void GatherSlots(ReadOnlySpan<int> slots, IOwnedPieces pieces, Span<float> target, ReadOnlySpan<long> targetOffsets)
+        => GatherSlots(slots, default, pieces, target, targetOffsets);
+
+    /// <summary>This rank's piece of <paramref name="slot"/>: from <paramref name="source"/> when given, else a slice of <paramref name="owned"/>.</summary>
+    private ReadOnlySpan<float> PieceOf(ReadOnlySpan<float> owned, IOwnedPieces? source, int slot)
+        => source is not null ? source.Piece(slot) : owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]);
+
+    private void GatherSlots(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, IOwnedPieces? source, Span<float> target, ReadOnlySpan<long> targetOffsets)
     {
         if (_pending.Count > 0)
             throw new InvalidOperationException("parameters are gathered while a gradient bucket is pending: FlushReductions must end every backward");
@@ -273,7 +284,7 @@ public sealed class SlotSharding
         if (ranks == 1)
         {
             for (int k = 0; k < slots.Length; k++)
-                owned.Slice((int)_ownedOffset[slots[k]], (int)_ownedLength[slots[k]]).CopyTo(target.Slice((int)targetOffsets[k]));
+                PieceOf(owned, source, slots[k]).CopyTo(target.Slice((int)targetOffsets[k]));
             return;
         }
         for (int first = 0; first < slots.Length;)
@@ -285,7 +296,7 @@ public sealed class SlotSharding
             {
                 int slot = slots[k];
                 var piece = _piece.AsSpan(segment, (int)_chunk[slot]);
-                owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
+                PieceOf(owned, source, slot).CopyTo(piece);
                 piece.Slice((int)_ownedLength[slot]).Clear();
                 segment += (int)_chunk[slot];
             }
@@ -328,19 +339,24 @@ public sealed class SlotSharding
     /// ZeRO-3: all-gathers one slot from its owners' pieces into <paramref name="destination"/> (the slot's length),
     /// through its own staging, since this happens during backward while a gradient bucket may be pending.
     /// </summary>
-    public void GatherSlot(int slot, ReadOnlySpan<float> owned, Span<float> destination)
+    public void GatherSlot(int slot, ReadOnlySpan<float> owned, Span<float> destination) => GatherSlot(slot, owned, null, destination);
+
+    /// <summary><see cref="GatherSlot(int, ReadOnlySpan{float}, Span{float})"/> with the piece read from <paramref name="pieces"/>.</summary>
+    public void GatherSlot(int slot, IOwnedPieces pieces, Span<float> destination) => GatherSlot(slot, default, pieces, destination);
+
+    private void GatherSlot(int slot, ReadOnlySpan<float> owned, IOwnedPieces? source, Span<float> destination)
     {
         int ranks = _communicator.Size;
         long chunk = _chunk[slot];
         if (ranks == 1)
         {
-            owned.Slice((int)_ownedOffset[slot], destination.Length).CopyTo(destination);
+            PieceOf(owned, source, slot)[..destination.Length].CopyTo(destination);
             return;
         }
         if (_slotStaging.Length < chunk * ranks)
             throw new InvalidOperationException("single-slot gathers need the ZeRO-3 staging: construct with gathersDuringBackward");
         var piece = _piece.AsSpan(0, (int)chunk);
-        owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
+        PieceOf(owned, source, slot).CopyTo(piece);
         piece.Slice((int)_ownedLength[slot]).Clear();
         var padded = _slotStaging.AsSpan(0, (int)(chunk * ranks));
         if (ranks == 1) piece.CopyTo(padded);
@@ -362,7 +378,12 @@ public sealed class SlotSharding
     /// nor the single-slot one, so it may run while a gradient bucket is pending. Every rank passes the same slots.
     /// Returns the segment length.
     /// </summary>
-    public int GatherRankMajor(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> gathered)
+    public int GatherRankMajor(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, Span<float> gathered) => GatherRankMajor(slots, owned, null, gathered);
+
+    /// <summary><see cref="GatherRankMajor(ReadOnlySpan{int}, ReadOnlySpan{float}, Span{float})"/> with the pieces read from <paramref name="pieces"/>.</summary>
+    public int GatherRankMajor(ReadOnlySpan<int> slots, IOwnedPieces pieces, Span<float> gathered) => GatherRankMajor(slots, default, pieces, gathered);
+
+    private int GatherRankMajor(ReadOnlySpan<int> slots, ReadOnlySpan<float> owned, IOwnedPieces? source, Span<float> gathered)
     {
         int ranks = _communicator.Size, segment = 0;
         // One rank: its pieces are whole slots, written straight into the result.
@@ -370,7 +391,7 @@ public sealed class SlotSharding
         foreach (int slot in slots)
         {
             var piece = send.Slice(segment, (int)_chunk[slot]);
-            owned.Slice((int)_ownedOffset[slot], (int)_ownedLength[slot]).CopyTo(piece);
+            PieceOf(owned, source, slot).CopyTo(piece);
             piece.Slice((int)_ownedLength[slot]).Clear();
             segment += (int)_chunk[slot];
         }

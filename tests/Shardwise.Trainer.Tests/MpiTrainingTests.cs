@@ -66,6 +66,40 @@ public sealed class MpiTrainingTests
     }
 
 
+    /// <summary>
+    /// ZeRO-Infinity under mpirun: two processes at ZeRO-3 with the optimizer state and the parameter pieces swapped to
+    /// files in one shared directory end where one process without any sharding ends, and leave no file behind.
+    /// </summary>
+    [TestMethod]
+    public void ZeroInfinityUnderMpirunEqualsOneProcess()
+    {
+        string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
+        var root = TrainerRun.TempDirectory();
+        string swap = Directory.CreateDirectory(Path.Combine(root, "nvme")).FullName;
+        string sharded = Path.Combine(root, "sharded"), single = Path.Combine(root, "single");
+        string config = Path.Combine(root, "ds_infinity.json");
+        File.WriteAllText(config, $$"""
+            { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "steps_per_print": 100,
+              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
+              "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0, "sub_group_size": 20000,
+                                     "offload_optimizer": { "device": "nvme", "nvme_path": "{{swap}}", "pipeline_read": true, "pipeline_write": true },
+                                     "offload_param": { "device": "nvme", "nvme_path": "{{swap}}" } } }
+            """);
+
+        var (code, output) = RunMpi(mpirun, 2, "train", "--config", config, "--steps", "12", "--output", sharded, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "masters and moments swapped to NVMe under " + swap);
+        StringAssert.Contains(output, "parameter pieces swapped to NVMe under " + swap);
+        TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "12", "--output", single, "--eval-interval", "0");
+
+        double relative = TrainerRun.RelativeDifference(
+            TrainerRun.CheckpointWeights(Path.Combine(sharded, "step-000012")),
+            TrainerRun.CheckpointWeights(Path.Combine(single, "step-000012")));
+        Console.WriteLine($"ZeRO-3 with both NVMe swaps, mpirun -np 2 vs one process: relative weight difference {relative:E2}");
+        Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
+        Assert.AreEqual(0, Directory.GetFileSystemEntries(swap).Length, "no swap file is left behind");
+    }
+
     private static (int Code, string Output) RunMpi(string mpirun, int ranks, params string[] trainerArgs)
     {
         var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

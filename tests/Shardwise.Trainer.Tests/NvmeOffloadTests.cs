@@ -232,6 +232,36 @@ public sealed class NvmeOffloadTests
         }
     }
 
+    /// <summary>
+    /// The trainer with both swaps at ZeRO-3: 8 steps equal 4 + save + resume + 4 bit for bit (the resumed job refills
+    /// fresh swap files from the checkpoint), and equal the same job with the state in host memory.
+    /// </summary>
+    [TestMethod]
+    public void ASwappedRunResumesExactly()
+    {
+        var root = TrainerRun.TempDirectory();
+        string Write(string name, string optimizer, string parameters)
+        {
+            var path = Path.Combine(root, name);
+            File.WriteAllText(path, Config(3, Bf16, optimizer, parameters: parameters).Replace("\"gradient_clipping\": 1.0,", "\"gradient_clipping\": 1.0, \"steps_per_print\": 100,"));
+            return path;
+        }
+        string swapped = Write("nvme.json", "nvme", "nvme"), inMemory = Write("cpu.json", "cpu", "cpu");
+        string straight = Path.Combine(root, "straight"), split = Path.Combine(root, "split"), host = Path.Combine(root, "host");
+
+        TrainerRun.Succeed("train", "--config", swapped, "--steps", "8", "--output", straight, "--eval-interval", "0");
+        TrainerRun.Succeed("train", "--config", swapped, "--steps", "4", "--output", split, "--eval-interval", "0");
+        StringAssert.Contains(TrainerRun.Succeed("train", "--config", swapped, "--steps", "8", "--resume", split, "--eval-interval", "0"), "resumed from");
+        TrainerRun.Succeed("train", "--config", inMemory, "--steps", "8", "--output", host, "--eval-interval", "0");
+
+        var final = TrainerRun.CheckpointWeights(Path.Combine(straight, "step-000008"));
+        CollectionAssert.AreEqual(final, TrainerRun.CheckpointWeights(Path.Combine(split, "step-000008")), "resumed");
+        CollectionAssert.AreEqual(final, TrainerRun.CheckpointWeights(Path.Combine(host, "step-000008")), "in host memory");
+        Assert.AreNotEqual(0, TrainerRun.RelativeDifference(final, TrainerRun.CheckpointWeights(Path.Combine(split, "step-000004"))), "the resumed steps trained");
+        Assert.AreEqual(0, Directory.GetFileSystemEntries(_swapDirectory).Length);
+        Directory.Delete(root, recursive: true);
+    }
+
     [TestMethod]
     public void TheTrainerRunsASwappedJobAndPlansItsDisk()
     {

@@ -100,6 +100,28 @@ public sealed class MpiTrainingTests
         Assert.AreEqual(0, Directory.GetFileSystemEntries(swap).Length, "no swap file is left behind");
     }
 
+    /// <summary>
+    /// OneBitAdam under mpirun: its all-to-all runs over MPI's blocking point-to-point calls (a deadlock would time out);
+    /// the job passes its freeze step, trains on with compressed momentum, and its loss falls.
+    /// </summary>
+    [TestMethod]
+    public void OneBitAdamUnderMpirunCompressesAfterItsFreezeStep()
+    {
+        string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
+        var root = TrainerRun.TempDirectory();
+        string config = Path.Combine(root, "ds_onebit.json");
+        File.WriteAllText(config, """
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 5,
+              "optimizer": { "type": "OneBitAdam", "params": { "lr": 2e-3, "weight_decay": 0.01, "freeze_step": 5, "comm_backend_name": "mpi" } } }
+            """);
+        var (code, output) = RunMpi(mpirun, 3, "train", "--config", config, "--steps", "30", "--output", Path.Combine(root, "run"), "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "the momentum averaged with 1-bit compression and error feedback");
+        var losses = System.Text.RegularExpressions.Regex.Matches(output, @"loss (\d+\.\d+)").Select(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Console.WriteLine($"losses printed: {string.Join(", ", losses)}");
+        Assert.IsTrue(losses.Count >= 3 && losses[^1] < losses[0] - 0.2, $"the loss must fall: {string.Join(", ", losses)}");
+    }
+
     private static (int Code, string Output) RunMpi(string mpirun, int ranks, params string[] trainerArgs)
     {
         var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

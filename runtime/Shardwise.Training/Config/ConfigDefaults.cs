@@ -59,6 +59,9 @@ public static class ConfigDefaults
     public const long Stage3MaxReuseDistance = 1_000_000_000;
     public const bool Stage3Gather16BitWeightsOnModelSave = false;
     public const long SubGroupSize = 1_000_000_000;
+
+    /// <summary>DeepSpeed's OnebitAdam: steps of full-precision Adam before the compressed stage (its freeze_step default).</summary>
+    public const long OneBitFreezeStep = 100_000;
     public const bool ElasticCheckpoint = false;
     public const bool RoundRobinGradients = false;
 

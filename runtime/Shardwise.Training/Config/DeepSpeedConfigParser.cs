@@ -63,6 +63,11 @@ internal static class DeepSpeedConfigParser
             root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and Lamb's trust ratio needs whole parameter tensors: use stage 0 with Lamb (DeepSpeed refuses ZeRO with Lamb too, unless zero_allow_untested_optimizer is set)");
         }
 
+        if (config.Optimizer?.Type == OptimizerType.OneBitAdam && config.ZeroOptimization.Stage > 0)
+        {
+            root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and OneBitAdam averages whole momentum tensors with 1-bit compression on every rank: use stage 0 with OneBitAdam");
+        }
+
         if (config.GradientClipping < 0 || double.IsNaN(config.GradientClipping))
         {
             root.Error("gradient_clipping", $"{JsonSection.Format(config.GradientClipping)} is out of range: must be >= 0 (0 = off)");

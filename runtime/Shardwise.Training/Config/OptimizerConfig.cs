@@ -5,11 +5,14 @@ public enum OptimizerType
     Adam,
     AdamW,
     Lamb,
+
+    /// <summary>DeepSpeed's OneBitAdam: Adam, then momentum averaged with 1-bit compression (Optim/OneBitAdam).</summary>
+    OneBitAdam,
 }
 
 /// <summary>
-/// The "optimizer" section: Adam, AdamW and Lamb (DeepSpeed's FusedLamb); every other DeepSpeed optimizer is an
-/// error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
+/// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb) and OneBitAdam; every other DeepSpeed optimizer
+/// is an error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
 /// </summary>
 public sealed record OptimizerConfig
 {
@@ -39,6 +42,9 @@ public sealed record OptimizerConfig
     /// <summary>Lamb's parameters; null for Adam and AdamW.</summary>
     public LambConfig? Lamb { get; init; }
 
+    /// <summary>OneBitAdam's parameters; null for the others.</summary>
+    public OneBitAdamConfig? OneBit { get; init; }
+
     internal static OptimizerConfig? Read(JsonSection parent, ConfigOverrides overrides)
     {
         if (!parent.Has("optimizer"))
@@ -65,9 +71,17 @@ public sealed record OptimizerConfig
         var eps = parameters.Number("eps", AutoRule.FromCaller(overrides.Eps, "pass --adam-eps")) ?? ConfigDefaults.Eps;
         var weightDecay = parameters.Number("weight_decay", AutoRule.FromCaller(overrides.WeightDecay, "pass --weight-decay")) ?? ConfigDefaults.WeightDecay;
         var lamb = type == OptimizerType.Lamb ? LambConfig.Read(parameters) : null;
-        var adamWModeSetting = type == OptimizerType.Lamb ? null : parameters.Bool("adam_w_mode");
-        var torchAdam = type == OptimizerType.Lamb ? ConfigDefaults.TorchAdam : parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
+        var oneBit = type == OptimizerType.OneBitAdam ? OneBitAdamConfig.Read(parameters) : null;
+        var adamWModeSetting = type is OptimizerType.Lamb or OptimizerType.OneBitAdam ? null : parameters.Bool("adam_w_mode");
+        var torchAdam = type is OptimizerType.Lamb or OptimizerType.OneBitAdam ? ConfigDefaults.TorchAdam : parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
+        if (type == OptimizerType.OneBitAdam)
+        {
+            // DeepSpeed's OnebitAdam accepts bias_correction and never applies it: its update is m/(√v+ε) + wd·p.
+            if (parameters.Has("bias_correction") && biasCorrection)
+                parameters.Warning("bias_correction", "true has no effect: OneBitAdam's update has no bias correction (DeepSpeed's neither)");
+            biasCorrection = false;
+        }
         if (parameters.Bool("amsgrad") == true)
         {
             parameters.Error("amsgrad", UnsupportedFeaturePolicy.ErrorMessage("AMSGrad", "set it to false"));
@@ -91,11 +105,12 @@ public sealed record OptimizerConfig
             Beta2 = beta2,
             Eps = eps,
             WeightDecay = weightDecay,
-            // Lamb adds the decay to its update (decoupled), as AdamW does.
-            AdamWMode = type is OptimizerType.AdamW or OptimizerType.Lamb || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
+            // Lamb and OneBitAdam add the decay to their update (decoupled), as AdamW does.
+            AdamWMode = type is OptimizerType.AdamW or OptimizerType.Lamb or OptimizerType.OneBitAdam || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
             TorchAdam = torchAdam,
             BiasCorrection = biasCorrection,
             Lamb = lamb,
+            OneBit = oneBit,
         };
     }
 
@@ -104,8 +119,10 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW or Lamb)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb or OneBitAdam)");
                 return null;
+            case "onebitadam":
+                return OptimizerType.OneBitAdam;
             case "adam":
                 return OptimizerType.Adam;
             case "adamw":
@@ -116,11 +133,11 @@ public sealed record OptimizerConfig
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW or Lamb"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb or OneBitAdam"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW and Lamb");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb and OneBitAdam");
         }
 
         return null;

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Training.Optim;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
@@ -40,8 +42,10 @@ public static class MemoryPlan
             bool hostExchange = zero.Stage == 1 && ranks > 1 && (!exchangesInDeviceMemory || offload);
             long buffers = hostExchange ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
-            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb).
-            bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type != OptimizerType.Lamb;
+            if (config.Optimizer?.Type == OptimizerType.OneBitAdam)
+                buffers += OneBitAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // its errors and messages
+            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, OneBitAdam).
+            bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice);
         }

@@ -20,7 +20,7 @@ public sealed partial class TrainingEngine
     /// fused step when <see cref="ModelParallel"/> is set. Lamb takes the host step (the fused step is Adam's).
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && config.Optimizer?.Type != OptimizerType.Lamb
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW
            && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
@@ -58,7 +58,8 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
     /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
-    /// ranks. The results equal the host step's (bit for bit on the CPU reference, <see cref="FusedAdamReference"/>).
+    /// ranks, and Adam or AdamW (Lamb and OneBitAdam take the host step). The results equal the host step's (bit for bit on
+    /// the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;
 

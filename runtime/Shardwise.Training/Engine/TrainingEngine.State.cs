@@ -127,6 +127,7 @@ public sealed partial class TrainingEngine
             expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
         }
         Optimizer.State.Step = adamStep;
+        OneBit?.ResetCompressionErrors(); // they belong to the saved run's ranks; DeepSpeed drops them on load too
         SyncWorkingParameters();
     }
 

@@ -63,9 +63,10 @@ public sealed partial class TrainingEngine
     private IModelParallelReduction? _modelParallel;
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
-        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler)
+        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, OneBitAdam? oneBit)
     {
         _program = program;
+        OneBit = oneBit;
         _sharding = sharding;
         _slots = slots;
         Config = config;
@@ -145,7 +146,8 @@ public sealed partial class TrainingEngine
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
         if (OffloadOptimizer && slots is null) _hostGradients = new float[sharding.OwnedLength]; // stage 2's accumulator is already host-side
-        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm)
+        // OneBitAdam stops averaging gradients at its freeze step, so nothing may reduce them during backward.
+        if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm && oneBit is null)
         {
             // On the device the buckets are queued on NCCL's stream while backward's kernels go on.
             _overlap = _fused is null ? HostOverlap() : OverlappedAllReduce.OnDevice((IDeviceGradientOps)program.Ops, _deviceCollective!, config.ZeroOptimization.ReduceBucketSize);
@@ -173,16 +175,19 @@ public sealed partial class TrainingEngine
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;
-        if (options.Lamb is not null)
+        if (options.Lamb is not null || options.OneBit is not null)
         {
             // The config check reports this with its JSON path; a config built in code reaches it here.
             if (zero.Stage != 0)
-                throw new NotSupportedException($"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
+                throw new NotSupportedException(options.Lamb is not null
+                    ? $"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0"
+                    : $"OneBitAdam averages whole momentum tensors on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
             tensors = program.Layout.Slots.Select(slot => new Range(checked((int)slot.Offset), checked((int)(slot.Offset + slot.Length)))).ToArray();
         }
 
-        var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options, tensors);
-        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config));
+        var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options, options.Lamb is null ? null : tensors);
+        var oneBit = options.OneBit is { } settings ? new OneBitAdam(optimizer, settings.FreezeStep, communicator, tensors!) : null;
+        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit);
     }
 
     /// <summary>
@@ -220,8 +225,13 @@ public sealed partial class TrainingEngine
                 $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
+        : OneBit is not null ? DescribeOneBit(OneBit)
         : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
         : "on the host" + DescribeSwaps();
+
+    private string DescribeOneBit(OneBitAdam oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"OneBitAdam on the host: Adam on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
+        + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)");
 
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
@@ -249,6 +259,9 @@ public sealed partial class TrainingEngine
 
     public AdamOptimizer Optimizer { get; }
 
+    /// <summary>Set when the config's optimizer is OneBitAdam: it steps with <see cref="Optimizer"/>'s state.</summary>
+    public OneBitAdam? OneBit { get; }
+
     public ILossScaler LossScaler { get; }
 
     public CompiledLanguageModel<float> Program => _program;
@@ -264,6 +277,8 @@ public sealed partial class TrainingEngine
         {
             if (value is not null && Optimizer.Options.Lamb is not null)
                 throw new NotSupportedException("Lamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its trust ratio needs each tensor's norm over every rank that holds part of it");
+            if (value is not null && OneBit is not null)
+                throw new NotSupportedException("OneBitAdam with a model split over ranks (pipeline or tensor parallel) is not supported yet");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
@@ -321,7 +336,7 @@ public sealed partial class TrainingEngine
     private MemoryReport HostStepMemory(int width)
     {
         long buffers = (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
-                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0);
+                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0) + (OneBit?.BufferBytes ?? 0);
         long pieces = (_accumulator?.LongLength ?? 0) + (_rounded?.LongLength ?? 0); // ZeRO-2/3 through the host
         long? parameters = _slots is null ? null
             : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + (_rounded?.LongLength ?? 0) * sizeof(float);
@@ -431,8 +446,10 @@ public sealed partial class TrainingEngine
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
+        // OneBitAdam past its freeze step averages the momentum, compressed, instead of the gradients.
+        bool localGradients = OneBit is { Compressing: true };
         if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
-        else _sharding.ReduceGradients(allGradients);
+        else if (!localGradients) _sharding.ReduceGradients(allGradients);
         Span<float> gradients = _sharding.Owned(allGradients);
         if (_hostGradients is not null)
         {
@@ -453,13 +470,19 @@ public sealed partial class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        double sumOfSquares = _sharding.SumOverRanks(ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart)
-                                                    ?? GradientClipping.SumOfSquares(gradients));
+        // With local gradients the clip sees this rank's own norm, as DeepSpeed's 1-bit Adam does once it stops averaging.
+        double sumOfSquares = localGradients ? GradientClipping.SumOfSquares(gradients)
+            : _sharding.SumOverRanks(ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart) ?? GradientClipping.SumOfSquares(gradients));
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
         if (_swap is not null) StepSwapped(_swap, gradients, intoPieces: false, _sharding.Owned(_program.Parameters), betas); // host → device per chunk
+        else if (OneBit is not null)
+        {
+            OneBit.Step(MasterWeights, gradients, LastLearningRate, betas);
+            if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
+        }
         else
         {
             Optimizer.Step(MasterWeights, gradients, LastLearningRate, betas);

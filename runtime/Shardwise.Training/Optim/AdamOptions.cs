@@ -24,6 +24,9 @@ public sealed record AdamOptions
     /// <summary>Set: the step is Lamb's (the same moments, a trust ratio per parameter tensor; <see cref="LambKernel"/>).</summary>
     public LambConfig? Lamb { get; init; }
 
+    /// <summary>Set: the step is OneBitAdam's (<see cref="OneBitAdam"/>; no bias correction, decoupled decay).</summary>
+    public OneBitAdamConfig? OneBit { get; init; }
+
     public static AdamOptions FromConfig(OptimizerConfig config) => new()
     {
         Beta1 = config.Beta1,
@@ -33,5 +36,6 @@ public sealed record AdamOptions
         AdamWMode = config.AdamWMode,
         BiasCorrection = config.BiasCorrection,
         Lamb = config.Type == OptimizerType.Lamb ? config.Lamb ?? new LambConfig() : null,
+        OneBit = config.Type == OptimizerType.OneBitAdam ? config.OneBit ?? new OneBitAdamConfig() : null,
     };
 }

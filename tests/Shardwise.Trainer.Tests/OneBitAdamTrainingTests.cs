@@ -1,0 +1,114 @@
+using System;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Data;
+using Shardwise.Distributed;
+using Shardwise.Distributed.InProcess;
+using Shardwise.Examples;
+using Shardwise.Training.Config;
+using Shardwise.Training.Engine;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// OneBitAdam in the engine, TinyGpt on in-process ranks: before its freeze step it is AdamW without bias correction
+/// (bit for bit, fp16 with loss scaling included); after it, gradients are no longer averaged, each step sends a small
+/// fraction of the warm-up's bytes, every rank keeps the same weights and the loss keeps falling; the plan predicts the
+/// compression's buffers.
+/// </summary>
+[TestClass]
+public sealed class OneBitAdamTrainingTests
+{
+    private static string Config(string optimizer, long freezeStep, string precision = "\"fp16\": { \"enabled\": false }") => $$"""
+        { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
+          "optimizer": { "type": "{{optimizer}}", "params": { "lr": 2e-3, "weight_decay": 0.01, "bias_correction": false{{(optimizer == "OneBitAdam" ? $", \"freeze_step\": {freezeStep}" : "")}} } },
+          {{precision}} }
+        """;
+
+    private static TrainingEngine Engine(string json, ICommunicator communicator)
+    {
+        var config = DeepSpeedConfig.Parse(json).Config;
+        var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
+        TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
+        return TrainingEngine.Initialize(program, config, communicator);
+    }
+
+    /// <summary>Trains to <paramref name="steps"/> optimizer steps; returns each step's loss (as this rank saw it) and bytes sent.</summary>
+    private static (float Loss, long Sent)[] Train(TrainingEngine engine, ICommunicator communicator, int steps)
+    {
+        int rows = TinyGpt.SequenceLength, ranks = communicator.Size;
+        var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, ranks, rows, seed: 9);
+        var inputs = new int[ranks * rows];
+        var targets = new int[inputs.Length];
+        var log = new System.Collections.Generic.List<(float, long)>();
+        while (engine.GlobalStep < steps)
+        {
+            communicator.Traffic.Reset();
+            float loss = 0;
+            do
+            {
+                sampler.NextBatch(inputs, targets);
+                loss = engine.Forward(inputs.AsSpan(communicator.Rank * rows, rows), targets.AsSpan(communicator.Rank * rows, rows));
+                engine.Backward();
+            } while (engine.Step() == StepOutcome.Accumulated);
+            log.Add((loss, communicator.Traffic.TotalSent));
+        }
+        return [.. log];
+    }
+
+    [TestMethod]
+    [DataRow("fp32")]
+    [DataRow("fp16")]
+    public void BeforeTheFreezeItIsAdamWWithoutBiasCorrection(string precision)
+    {
+        string settings = precision == "fp16" ? "\"fp16\": { \"enabled\": true, \"initial_scale_power\": 20, \"hysteresis\": 1, \"loss_scale_window\": 3 }" : "\"fp16\": { \"enabled\": false }";
+        float[] Run(string optimizer) => InProcessGroup.Run(2, communicator =>
+        {
+            var engine = Engine(Config(optimizer, freezeStep: 1000, settings), communicator);
+            Train(engine, communicator, 8);
+            return engine.ExportFullState().Master;
+        }, TimeSpan.FromMinutes(2))[0];
+
+        CollectionAssert.AreEqual(Run("AdamW"), Run("OneBitAdam"));
+    }
+
+    [TestMethod]
+    public void AfterTheFreezeRanksStayEqualSendLittleAndTheLossFalls()
+    {
+        const int ranks = 2, freeze = 4, steps = 40;
+        var results = InProcessGroup.Run(ranks, communicator =>
+        {
+            var engine = Engine(Config("OneBitAdam", freeze), communicator);
+            var log = Train(engine, communicator, steps);
+            return (log, engine.ExportFullState().Master, engine.DescribeOptimizerStep(), engine.OneBit!.Compressing);
+        }, TimeSpan.FromMinutes(3));
+
+        var (log, master, step, compressing) = results[0];
+        CollectionAssert.AreEqual(master, results[1].Master, "every rank keeps the same weights");
+        Assert.IsTrue(compressing);
+        StringAssert.Contains(step, "the momentum averaged with 1-bit compression and error feedback");
+        long warmUp = log[1].Sent, compressed = log[freeze + 1].Sent;
+        Console.WriteLine($"bytes sent per step by rank 0: warm-up {warmUp:N0}, compressed {compressed:N0} ({(double)warmUp / compressed:F1}× less)");
+        Assert.IsTrue(compressed * 8 < warmUp, $"a compressed step sends {compressed:N0} bytes against the warm-up's {warmUp:N0}");
+        double early = log.Take(5).Average(e => e.Loss), late = log.Skip(steps - 5).Average(e => e.Loss);
+        Console.WriteLine($"loss: first 5 steps {early:F3}, last 5 {late:F3}");
+        Assert.IsTrue(late < early - 0.2, $"the loss must keep falling after the freeze: {early:F3} → {late:F3}");
+    }
+
+    [TestMethod]
+    public void ThePlanPredictsTheCompressionBuffers()
+    {
+        const int ranks = 3;
+        string json = Config("OneBitAdam", 10);
+        var config = DeepSpeedConfig.Parse(json).Config;
+        var held = InProcessGroup.Run(ranks, communicator => Engine(json, communicator).Memory, TimeSpan.FromMinutes(1));
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            var planned = MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool, config, ranks, rank, sizeof(float));
+            Assert.AreEqual(planned, held[rank], $"rank {rank}: planned {planned.Describe()}, held {held[rank].Describe()}");
+        }
+        var adamW = DeepSpeedConfig.Parse(Config("AdamW", 0)).Config;
+        var plain = MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool, adamW, ranks, 0, sizeof(float));
+        Assert.IsTrue(held[0].Buffers > plain.Buffers + 4L * TinyGpt.ParameterLayout.TotalElements, "the worker errors alone hold a padded copy of the model");
+    }
+}

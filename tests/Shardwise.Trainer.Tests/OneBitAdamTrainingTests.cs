@@ -95,6 +95,26 @@ public sealed class OneBitAdamTrainingTests
         Assert.IsTrue(late < early - 0.2, $"the loss must keep falling after the freeze: {early:F3} → {late:F3}");
     }
 
+    /// <summary>
+    /// One process, past the freeze step: 10 steps equal 5 + save + resume + 5 bit for bit — the checkpoint's Adam step
+    /// count brings the frozen stage back, with its momentum and frozen variance (one rank compresses nothing, so no
+    /// compression error is lost on the way).
+    /// </summary>
+    [TestMethod]
+    public void AOneBitRunResumesPastItsFreezeStep()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = System.IO.Path.Combine(root, "ds_onebit.json");
+        System.IO.File.WriteAllText(config, Config("OneBitAdam", freezeStep: 3).Replace("\"gradient_clipping\": 1.0,", "\"gradient_clipping\": 1.0, \"steps_per_print\": 100,"));
+        string straight = System.IO.Path.Combine(root, "straight"), split = System.IO.Path.Combine(root, "split");
+        TrainerRun.Succeed("train", "--config", config, "--steps", "10", "--output", straight, "--eval-interval", "0");
+        TrainerRun.Succeed("train", "--config", config, "--steps", "5", "--output", split, "--eval-interval", "0");
+        StringAssert.Contains(TrainerRun.Succeed("train", "--config", config, "--steps", "10", "--resume", split, "--eval-interval", "0"), "resumed from");
+        var final = TrainerRun.CheckpointWeights(System.IO.Path.Combine(straight, "step-000010"));
+        CollectionAssert.AreEqual(final, TrainerRun.CheckpointWeights(System.IO.Path.Combine(split, "step-000010")));
+        Assert.AreNotEqual(0, TrainerRun.RelativeDifference(final, TrainerRun.CheckpointWeights(System.IO.Path.Combine(split, "step-000005"))));
+    }
+
     [TestMethod]
     public void ThePlanPredictsTheCompressionBuffers()
     {

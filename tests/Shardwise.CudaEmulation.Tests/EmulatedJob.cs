@@ -23,7 +23,9 @@ internal sealed class EmulatedJob : IDisposable
     /// <param name="precision">null for fp32, else the config section to enable: "fp16" or "bf16".</param>
     /// <param name="precisionSettings">More keys of that section, as JSON members (the fp16 loss scaler's).</param>
     /// <param name="zeroSettings">More keys of zero_optimization, as JSON members (bucket sizes).</param>
-    public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "", string zeroSettings = "")
+    /// <param name="optimizer">The optimizer section's value, as JSON (default: AdamW, lr 1e-2, decay 0.1).</param>
+    public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "", string zeroSettings = "",
+        string optimizer = "{ \"type\": \"AdamW\", \"params\": { \"lr\": 1e-2, \"weight_decay\": 0.1 } }")
     {
         _model = model;
         _directory = Path.Combine(Path.GetTempPath(), $"shardwise-emulated-job-{model}-{Guid.NewGuid():N}");
@@ -38,7 +40,7 @@ internal sealed class EmulatedJob : IDisposable
         File.WriteAllText(_config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, "gradient_clipping": 0.25,
               "zero_optimization": { "stage": {{zeroStage}}{{(zeroSettings.Length > 0 ? ", " + zeroSettings : "")}} },{{precisionSection}}
-              "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
+              "optimizer": {{optimizer}} }
             """);
     }
 

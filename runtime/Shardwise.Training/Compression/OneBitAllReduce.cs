@@ -98,13 +98,14 @@ public sealed class OneBitAllReduce
     /// <summary>Replaces <paramref name="values"/> (every tensor's range of it) by the compressed average over the ranks.</summary>
     public void Average(Span<float> values)
     {
-        int size = _communicator.Size;
+        int size = _communicator.Size, count = _tensors.Length;
+        int blockBytes = _block * sizeof(float);
         var send = MemoryMarshal.AsBytes(_send.AsSpan());
         send.Clear();
-        int blockBytes = _block * sizeof(float);
 
-        // Worker: compress each tensor against its error; chunk r of its signs goes in block r.
-        for (int t = 0; t < _tensors.Length; t++)
+        // Worker: compress each tensor against its error; chunk r of its signs goes in block r. Chunks are whole bytes
+        // (multiples of 8 elements, byte-aligned in the block), so the signs are packed a byte at a time.
+        for (int t = 0; t < count; t++)
         {
             var tensor = values[_tensors[t]];
             var x = _worker.AsSpan(0, _padded[t]);
@@ -119,43 +120,70 @@ public sealed class OneBitAllReduce
             }
             float scale = (float)(Math.Sqrt(squares) / Math.Sqrt(x.Length));
             _scales[t] = scale;
-            for (int i = 0; i < x.Length; i++)
+            int chunk = _chunk[t], firstByte = _bitOffset[t] / 8;
+            for (int server = 0; server < size; server++)
             {
-                float sign = SignBits.Sign(x[i]);
-                error[i] = x[i] - scale * sign;
-                int server = i / _chunk[t];
-                SignBits.Set(send.Slice(server * blockBytes, blockBytes), _bitOffset[t] + i % _chunk[t], sign > 0);
+                var bits = send.Slice(server * blockBytes + firstByte, chunk / 8);
+                var part = x.Slice(server * chunk, chunk);
+                var partError = error.Slice(server * chunk, chunk);
+                for (int j = 0; j < bits.Length; j++)
+                {
+                    int packed = 0;
+                    for (int k = 0; k < 8; k++)
+                    {
+                        float value = part[8 * j + k];
+                        float sign = SignBits.Sign(value);
+                        partError[8 * j + k] = value - scale * sign;
+                        if (sign > 0) packed |= 1 << k;
+                    }
+                    bits[j] = (byte)packed;
+                }
             }
         }
         PairwiseAllToAll.Exchange(_communicator, _send, _receive, _block);
         _communicator.AllGather(_scales, _gatheredScales);
 
-        // Server: average this rank's chunk of every tensor from the workers' signs, compress it against its error.
+        // Server: average this rank's chunk of every tensor from the workers' signs (Σ over workers in rank order),
+        // then compress it against its error.
         var received = MemoryMarshal.AsBytes(_receive.AsSpan());
         var serverSigns = MemoryMarshal.AsBytes(_serverSigns.AsSpan());
         serverSigns.Clear();
         float inverseSize = 1f / size;
-        for (int t = 0; t < _tensors.Length; t++)
+        for (int t = 0; t < count; t++)
         {
-            int chunk = _chunk[t];
+            int chunk = _chunk[t], firstByte = _bitOffset[t] / 8;
             var average = _compensated.AsSpan(0, chunk);
+            average.Clear();
+            for (int w = 0; w < size; w++)
+            {
+                float scale = _gatheredScales[w * count + t];
+                var bits = received.Slice(w * blockBytes + firstByte, chunk / 8);
+                for (int j = 0; j < bits.Length; j++)
+                {
+                    int packed = bits[j];
+                    for (int k = 0; k < 8; k++) average[8 * j + k] += ((packed >> k) & 1) != 0 ? scale : -scale;
+                }
+            }
             var error = _serverError.AsSpan(_serverErrorOffset[t], chunk);
             double squares = 0;
             for (int i = 0; i < chunk; i++)
             {
-                float sum = 0;
-                for (int w = 0; w < size; w++)
-                    sum += SignBits.Read(received.Slice(w * blockBytes, blockBytes), _bitOffset[t] + i) * _gatheredScales[w * _tensors.Length + t];
-                average[i] = sum * inverseSize + error[i];
+                average[i] = average[i] * inverseSize + error[i];
                 squares += (double)average[i] * average[i];
             }
-            float scale = (float)(Math.Sqrt(squares) / Math.Sqrt(chunk));
-            _serverScales[t] = scale;
-            for (int i = 0; i < chunk; i++)
+            float serverScale = (float)(Math.Sqrt(squares) / Math.Sqrt(chunk));
+            _serverScales[t] = serverScale;
+            var serverBits = serverSigns.Slice(firstByte, chunk / 8);
+            for (int j = 0; j < serverBits.Length; j++)
             {
-                float sign = SignBits.Sign(average[i]);
-                error[i] = average[i] - scale * sign;
-                SignBits.Set(serverSigns, _bitOffset[t] + i, sign > 0);
+                int packed = 0;
+                for (int k = 0; k < 8; k++)
+                {
+                    float sign = SignBits.Sign(average[8 * j + k]);
+                    error[8 * j + k] = average[8 * j + k] - serverScale * sign;
+                    if (sign > 0) packed |= 1 << k;
+                }
+                serverBits[j] = (byte)packed;
             }
         }
         _communicator.AllGather(_serverSigns, _gatheredSigns);
@@ -163,16 +191,16 @@ public sealed class OneBitAllReduce
 
         // Every rank rebuilds the same average from the servers' chunks.
         var gathered = MemoryMarshal.AsBytes(_gatheredSigns.AsSpan());
-        for (int t = 0; t < _tensors.Length; t++)
+        for (int t = 0; t < count; t++)
         {
             var tensor = values[_tensors[t]];
-            int chunk = _chunk[t];
+            int chunk = _chunk[t], firstByte = _bitOffset[t] / 8;
             for (int server = 0; server < size; server++)
             {
-                float scale = _gatheredServerScales[server * _tensors.Length + t];
-                var signs = gathered.Slice(server * blockBytes, blockBytes);
-                int end = Math.Min(chunk, tensor.Length - server * chunk);
-                for (int i = 0; i < end; i++) tensor[server * chunk + i] = scale * SignBits.Read(signs, _bitOffset[t] + i);
+                float scale = _gatheredServerScales[server * count + t];
+                var bits = gathered.Slice(server * blockBytes + firstByte, chunk / 8);
+                int start = server * chunk, end = Math.Min(chunk, tensor.Length - start);
+                for (int i = 0; i < end; i++) tensor[start + i] = ((bits[i >> 3] >> (i & 7)) & 1) != 0 ? scale : -scale;
             }
         }
     }

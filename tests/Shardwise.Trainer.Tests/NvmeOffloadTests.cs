@@ -277,6 +277,7 @@ public sealed class NvmeOffloadTests
         var plan = TrainerRun.Succeed("plan", "--config", config, "--ranks", "2");
         StringAssert.Contains(plan, "NVMe swap (offload_optimizer, masters and moments):");
         StringAssert.Contains(plan, "free there");
+        StringAssert.Contains(plan, "host memory of all 2 rank(s) on one node: ");
 
         File.WriteAllText(config, File.ReadAllText(config).Replace(_swapDirectory, Path.Combine(root, "no-such-dir")));
         var (code, _, errors) = TrainerRun.Run("train", "--config", config, "--steps", "2", "--output", Path.Combine(root, "run2"));

@@ -1,8 +1,9 @@
+using System;
+using System.Globalization;
 using System.IO;
 using Shardwise.Cuda;
 using Shardwise.Plans;
 using Shardwise.Precision;
-using System.Globalization;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Offload;
@@ -32,6 +33,7 @@ public static class PlanCommand
         var cpu = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, 0, sizeof(float));
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"    placed: {device.DescribePlacement()} (host: what the step and the exchanges hold in CPU memory)");
+        if (device.Host > 0) log.WriteLine(HostMemoryNote<TModel>(config, ranks, storage.BytesPerElement()));
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme || config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
@@ -60,6 +62,22 @@ public static class PlanCommand
             }
         }
         return 0;
+    }
+
+    /// <summary>
+    /// A GPU job's CPU memory on a node (what runs out first with offload): every rank's host bytes added up, as if all
+    /// ranks shared one node, against this machine's memory as .NET sees it.
+    /// </summary>
+    internal static string HostMemoryNote<TModel>(DeepSpeedConfig config, int ranks, int workingBytes) where TModel : ILanguageModelDefinition
+    {
+        long all = 0;
+        for (int rank = 0; rank < ranks; rank++)
+            all += MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, config, ranks, rank,
+                workingBytes, exchangesInDeviceMemory: true).Host;
+        long machine = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return string.Create(CultureInfo.InvariantCulture,
+                   $"    host memory of all {ranks} rank(s) on one node: {MemoryReport.Format(all)}; this machine has {MemoryReport.Format(machine)}")
+               + (all > machine ? " (too little if they all run here)" : "");
     }
 
     /// <summary>

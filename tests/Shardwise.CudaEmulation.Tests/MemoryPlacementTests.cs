@@ -64,7 +64,7 @@ public sealed class MemoryPlacementTests
             if (!hostStep) Assert.AreEqual(0, held.Host, "nothing of a device step's job lives in host arrays");
             else Assert.IsTrue(held.Host >= state && held.Host > 0, "the host step's masters and moments are host memory");
             if (parameters == "nvme")
-                Assert.AreEqual(4 * engine.OwnedElements + (offload == "nvme" ? 12 * engine.OwnedElements : 0), held.Nvme, "the rounded pieces (fp32) beside any optimizer swap");
+                Assert.AreEqual(2 * engine.OwnedElements + (offload == "nvme" ? 12 * engine.OwnedElements : 0), held.Nvme, "the rounded pieces (bf16, 2 bytes) beside any optimizer swap");
             if (offload == "nvme")
             {
                 Assert.AreEqual(0, state, "the swapped state is on NVMe");

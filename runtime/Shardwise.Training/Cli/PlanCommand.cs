@@ -88,13 +88,14 @@ public static class PlanCommand
     internal static string NvmeSwapNote(DeepSpeedConfig config, ParameterLayout layout, int ranks)
     {
         var zero = config.ZeroOptimization;
+        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
         bool optimizer = zero.OffloadOptimizer.Device == OffloadDevice.Nvme, parameters = zero.OffloadParam.Device == OffloadDevice.Nvme;
         string path = optimizer ? zero.OffloadOptimizer.NvmePath! : zero.OffloadParam.NvmePath!;
         long rank0 = 0, all = 0;
         for (int rank = 0; rank < ranks; rank++)
         {
             long owned = zero.Stage >= 2 ? SlotSharding.OwnedLengthOf(layout, ranks, rank) : new ShardMap(layout, ranks).OwnedLength(rank);
-            long bytes = (optimizer ? SwappedOptimizerState.FileBytesFor(owned) : 0) + (parameters ? SwappedParameterPieces.FileBytesFor(owned) : 0);
+            long bytes = (optimizer ? SwappedOptimizerState.FileBytesFor(owned) : 0) + (parameters ? SwappedParameterPieces.FileBytesFor(owned, storage) : 0);
             if (rank == 0) rank0 = bytes;
             all += bytes;
         }

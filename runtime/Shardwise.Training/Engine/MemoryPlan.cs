@@ -73,13 +73,13 @@ public static class MemoryPlan
         // offload_param to NVMe (ZeRO-3): the rounded pieces are in their swap file, read through one piece-sized buffer.
         bool piecesSwapped = zero.Stage == 3 && zero.OffloadParam.Device == OffloadDevice.Nvme;
         long roundedPieces = piecesSwapped ? 0 : pieces;
-        long pieceBuffer = piecesSwapped ? SwappedParameterPieces.BufferElementsFor(SlotSharding.LargestPiece(layout, ranks), pieces) * (long)sizeof(float) : 0;
+        long pieceBuffer = piecesSwapped ? SwappedParameterPieces.BufferBytesFor(SlotSharding.LargestPiece(layout, ranks), pieces, storage) : 0;
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + roundedPieces * sizeof(float);
         long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces) + pieceBuffer;
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters,
-            nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces) : 0),
+            nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces, storage) : 0),
             hostArrayBytes: hostBuffers + (pieces + roundedPieces) * sizeof(float));
     }
 }

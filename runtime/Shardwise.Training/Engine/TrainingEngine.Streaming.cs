@@ -31,7 +31,7 @@ public sealed partial class TrainingEngine
         if (Config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
         {
             // offload_param to NVMe (ZeRO-3): the rounded pieces go to their swap file; no host copy is kept.
-            _parameterSwap = SwappedParameterPieces.Create(Config.ZeroOptimization.OffloadParam, slots, _rounded, _sharding.Communicator.Rank);
+            _parameterSwap = SwappedParameterPieces.Create(Config.ZeroOptimization.OffloadParam, slots, _rounded, Storage, _sharding.Communicator.Rank);
             _rounded = null;
         }
         _ownedPieces = _parameterSwap ?? (IOwnedPieces)new OwnedPieceArray(slots, _rounded!);

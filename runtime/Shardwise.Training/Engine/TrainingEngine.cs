@@ -213,26 +213,6 @@ public sealed partial class TrainingEngine
         };
     }
 
-    /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
-    public string DescribeOptimizerStep() =>
-        _deviceSlots is not null && _fused is not null && _deviceCollective is null
-            ? $"fused in the backend on the ZeRO-{_sharding.Stage} partition (the whole model on one rank); gradients streamed into it on the device"
-        : _deviceSlots is not null && _fused is not null
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"fused in the backend on this rank's ZeRO-{_sharding.Stage} pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered{(_sharding.Stage == 3 ? " when needed" : "")} over {_deviceCollective!.Size} ranks in device memory (NCCL)")
-        : PartitionsOnDevice
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
-        : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
-        : FusedOptimizer ? "fused in the backend"
-        : OneBit is not null ? DescribeOneBit(OneBit)
-        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
-        : "on the host" + DescribeSwaps();
-
-    private string DescribeOneBit(OneBitAdam oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"OneBitAdam on the host: Adam on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
-        + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)");
-
     /// <summary>Elements each gradient reduction and parameter gather covers (the layout, padded to the partitioning).</summary>
     public long CommunicatedElements => _slots?.PaddedElements ?? (_sharding.Partitioned ? _sharding.Map.PaddedElements : _program.Layout.TotalElements);
 
@@ -329,37 +309,6 @@ public sealed partial class TrainingEngine
     public double LastGradientNorm { get; private set; }
 
     public bool IsGradientAccumulationBoundary => (MicroStep + 1) % Batch.GradientAccumulationSteps == 0;
-
-    public MemoryReport Memory => _deviceSlots is not null ? DeviceSlotMemory() : HostStepMemory(WorkingElementBytes(_program.Ops));
-
-    /// <summary>Every path but ZeRO-2/3 on the device: the backend's arenas, and the engine's host arrays (see <see cref="MemoryReport.Host"/>).</summary>
-    private MemoryReport HostStepMemory(int width)
-    {
-        long buffers = (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
-                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0) + (OneBit?.BufferBytes ?? 0);
-        long pieces = (_accumulator?.LongLength ?? 0) + (_rounded?.LongLength ?? 0); // ZeRO-2/3 through the host
-        long? parameters = _slots is null ? null
-            : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + (_rounded?.LongLength ?? 0) * sizeof(float);
-        return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width,
-            ownedElements: OwnedElements,
-            bufferBytes: buffers,
-            nvmeBytes: (_swap?.FileBytes ?? 0) + (_parameterSwap?.FileBytes ?? 0),
-            masterInHost: OffloadOptimizer || _slots is not null,
-            gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * width + _accumulator!.LongLength * sizeof(float),
-            parameterBytes: parameters,
-            hostArrayBytes: buffers + pieces * sizeof(float),
-            stateOnDevice: _fused is not null);
-    }
-
-    /// <summary>
-    /// Bytes per element of the backend's parameter and gradient arenas: 2 for a CUDA backend storing fp16/bf16, else 4
-    /// (the CPU backend keeps fp32 working copies even when it rounds them to 16-bit values).
-    /// </summary>
-    private static int WorkingElementBytes(ITensorOps<float> ops)
-    {
-        if (ops is GradientStreamingOps<float> streaming) ops = streaming.Inner;
-        return ops is CudaOps { Storage: not StorageType.Float32 } ? 2 : sizeof(float);
-    }
 
     /// <summary>Runs one micro-batch forward; returns its mean loss (unscaled).</summary>
     public float Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets) => _program.Forward(tokens, targets);

@@ -1,0 +1,27 @@
+using Shardwise.Training.Optim;
+
+namespace Shardwise.Training.Engine;
+
+// What the trainer prints about the step: where it runs and how the gradients get there.
+public sealed partial class TrainingEngine
+{
+    /// <summary>Where the optimizer step runs and how the gradients get there, for the trainer's log.</summary>
+    public string DescribeOptimizerStep() =>
+        _deviceSlots is not null && _fused is not null && _deviceCollective is null
+            ? $"fused in the backend on the ZeRO-{_sharding.Stage} partition (the whole model on one rank); gradients streamed into it on the device"
+        : _deviceSlots is not null && _fused is not null
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fused in the backend on this rank's ZeRO-{_sharding.Stage} pieces ({OwnedElements:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter during backward and parameters all-gathered{(_sharding.Stage == 3 ? " when needed" : "")} over {_deviceCollective!.Size} ranks in device memory (NCCL)")
+        : PartitionsOnDevice
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"fused in the backend on this rank's ZeRO-1 partition ({_sharding.OwnedLength:N0} of {_program.Layout.TotalElements:N0} elements); gradients averaged by reduce-scatter and parameters all-gathered over {_deviceCollective!.Size} ranks in device memory (NCCL)")
+        : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
+        : FusedOptimizer ? "fused in the backend"
+        : OneBit is not null ? DescribeOneBit(OneBit)
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
+        : "on the host" + DescribeSwaps();
+
+    private string DescribeOneBit(OneBitAdam oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"OneBitAdam on the host: Adam on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
+        + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)");
+}

@@ -129,7 +129,7 @@ public static class BenchCommand
             log.WriteLine("| model | ranks | ZeRO | global batch | precision | ms/step | tokens/s |");
             log.WriteLine("|---|---|---|---|---|---|---|");
             log.WriteLine($"| {typeof(TModel).Name} ({TModel.ParameterLayout.ParameterCount:N0} params) | {ranks} | {stage} | {batch.TrainBatchSize} × {program.SequenceLength} | {engine.Storage} | {ms:F1} | {tokens:N0} |");
-            log.WriteLine($"memory per rank: {engine.Memory.Describe()} ({engine.Memory.DescribePlacement()})");
+            log.WriteLine("memory per rank: " + engine.DescribeMemory());
             if (profile is not null)
             {
                 log.WriteLine($"wall-clock time per operation (--profile; the timed steps, {steps} of them):");

@@ -55,7 +55,7 @@ public static class TrainCommand
         log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} × ranks {ranks} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
                       $"precision {engine.Storage}; ZeRO stage {config.ZeroOptimization.Stage}; steps {settings.TotalSteps}");
         if (SparseAttentionCheck.Describe(config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
-        log.WriteLine($"memory: {engine.Memory.Describe()} ({engine.Memory.DescribePlacement()})");
+        log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)
         {

@@ -8,6 +8,14 @@ namespace Shardwise.Training.Engine;
 // The bytes this engine holds, by category and placement (what MemoryPlan predicts).
 public sealed partial class TrainingEngine
 {
+    /// <summary>True when the program runs on a GPU (CudaOps): then <see cref="MemoryReport.Device"/> is device memory.</summary>
+    public bool RunsOnGpu => (_program.Ops is GradientStreamingOps<float> streaming ? streaming.Inner : _program.Ops) is CudaOps;
+
+    /// <summary>
+    /// "categories (device X, host Y)" on a GPU; the categories alone on the CPU backend, where every byte is host memory.
+    /// </summary>
+    public string DescribeMemory() => RunsOnGpu ? $"{Memory.Describe()} ({Memory.DescribePlacement()})" : Memory.Describe();
+
     public MemoryReport Memory => _deviceSlots is not null ? DeviceSlotMemory() : HostStepMemory(WorkingElementBytes(_program.Ops));
 
     /// <summary>Every path but ZeRO-2/3 on the device: the backend's arenas, and the engine's host arrays (see <see cref="MemoryReport.Host"/>).</summary>

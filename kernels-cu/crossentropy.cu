@@ -8,8 +8,9 @@
 //                          scale known before it (ITensorOps.CrossEntropyWithGradient, the generated ForwardBackward):
 //                          losses[r] as the forward, then dlogits as the backward with the row statistics it just
 //                          computed; the same values bit for bit as the two kernels
-// dloss = scale / rows for ITensorOps' mean loss (CrossEntropyBackward's scale is the loss scale); the mean loss is
-// Σ losses / rows: reduce with sum_f32 (global_norm.cu) and multiplier 1/rows.
+// dloss = scale / counted rows for ITensorOps' mean loss (CrossEntropyBackward's scale is the loss scale); the mean
+// loss is Σ losses / counted rows: reduce with sum_f32 (global_norm.cu) and multiplier 1/counted. A row whose target
+// is SW_CE_IGNORE_INDEX (−100) is not counted: its loss is 0 and its gradient 0, without reading its logits.
 // CPU reference: runtime/Shardwise/Cpu/CrossEntropyKernels.cs (CpuOps.CrossEntropy / CrossEntropyBackward).
 //
 // Passes over the logits (each row is 100 KB for GPT-2's 50304 bf16 logits, so nothing stays in cache between
@@ -27,8 +28,8 @@
 // traffic per GPT-2 step, about 0.35 ms on the H200 if it runs at the backward's rate (a prediction until measured).
 // dlogits may alias logits when accumulate is 0 (llm.c does this to save a second [rows, V] buffer): each element
 // is read and then written by the same thread, after the statistics pass's last barrier.
-// A target outside [0, vocabulary) makes the row's loss NaN and leaves its dlogits (CudaOps rejects such targets
-// on the host before launching, with the row and the value in the message).
+// A target outside [0, vocabulary) other than the ignore index makes the row's loss NaN and leaves its dlogits
+// (CudaOps rejects such targets on the host before launching, with the row and the value in the message).
 #include "crossentropy_rows.cuh"
 
 // A row's loss lse − logit[target] from its statistics; NaN for a target outside the vocabulary.
@@ -58,6 +59,11 @@ SW_INLINE void crossentropy_forward(const T* logits, const int* targets, float* 
     if (row >= rows) return;  // uniform per block, so no thread skips a barrier its block reaches
     const T* l = logits + (long long)row * vocabulary;
     int target = targets[row];
+    if (target == SW_CE_IGNORE_INDEX)  // uniform per block; a backward given these statistics skips the row too
+    {
+        if (threadIdx.x == 0) losses[row] = 0.0f;
+        return;
+    }
     bool valid_target = (unsigned)target < (unsigned)vocabulary;
     // Read before the pass so that its latency hides behind it; only thread 0 writes the loss.
     float target_logit = threadIdx.x == 0 && valid_target ? sw_to_float(l[target]) : 0.0f;
@@ -78,8 +84,13 @@ SW_INLINE void crossentropy_backward(const T* logits, const int* targets, const 
     int row = blockIdx.x;
     if (row >= rows) return;
     int target = targets[row];
-    if ((unsigned)target >= (unsigned)vocabulary) return;  // uniform per block, as the row check
     long long base = (long long)row * vocabulary;
+    if (target == SW_CE_IGNORE_INDEX)  // uniform per block, as the row check
+    {
+        if (!accumulate) sw_ce_row_zero(dlogits + base, vocabulary);
+        return;
+    }
+    if ((unsigned)target >= (unsigned)vocabulary) return;
     const T* l = logits + base;
     sw_softmax_state state = row_statistics != nullptr
                                  ? sw_softmax_state{row_statistics[2 * (long long)row], row_statistics[2 * (long long)row + 1]}
@@ -101,6 +112,12 @@ SW_INLINE void crossentropy_forward_backward(const T* logits, const int* targets
     const T* l = logits + base;
     T* copy = staged ? reinterpret_cast<T*>(shared + reinterpret_cast<unsigned long long>(l) % 16) : nullptr;
     int target = targets[row];
+    if (target == SW_CE_IGNORE_INDEX)  // uniform per block
+    {
+        if (threadIdx.x == 0) losses[row] = 0.0f;
+        if (!accumulate) sw_ce_row_zero(dlogits + base, vocabulary);
+        return;
+    }
     bool valid_target = (unsigned)target < (unsigned)vocabulary;
     // Read before the statistics pass ends with its barrier: after it, dlogits (perhaps these logits) is written.
     float target_logit = threadIdx.x == 0 && valid_target ? sw_to_float(l[target]) : 0.0f;

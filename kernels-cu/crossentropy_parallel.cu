@@ -7,10 +7,12 @@
 //   crossentropy_partials:           row_sum[r] = Σ_j exp(logits[r, j] − row_max[r]); target_logit[r] = the logit of
 //       targets[r] when this rank holds it, else 0
 //   (the runtime sums row_sum and target_logit over the ranks)
-//   crossentropy_loss_from_partials: out[0] = (1/rows) · Σ_r (log row_sum[r] + row_max[r] − target_logit[r]),
-//       one block, fixed order
+//   crossentropy_loss_from_partials: out[0] = multiplier · Σ_r (log row_sum[r] + row_max[r] − target_logit[r]),
+//       multiplier = 1 / counted rows, one block, fixed order
 //   crossentropy_range_backward:     dlogits[r, j] (=|+=) factor · (exp(logits[r, j] − row_max[r]) / row_sum[r]
-//       − [j = targets[r] − first]), factor = scale / rows
+//       − [j = targets[r] − first]), factor = scale / counted rows
+// A row whose target is SW_CE_IGNORE_INDEX (−100) adds nothing to the loss and gets a zero gradient; the runtime
+// counts the other rows on the host (crossentropy.cu does the same).
 // The statistics are fp32 whatever the storage type, as LayerNorm's mean and rstd are (layernorm.cu).
 // Each per-row kernel reads its rows once, with crossentropy.cu's 16-byte loads (and stores) over the aligned body
 // of a row and single elements for its head and tail (crossentropy_rows.cuh), and the same ex2-based exponential.
@@ -55,12 +57,15 @@ SW_INLINE void crossentropy_partials(const T* logits, const int* targets, const 
 
 // Grid: exactly one block; blockDim.x a multiple of 32 (1024 suggested).
 SW_INLINE void crossentropy_loss_from_partials(const float* row_max, const float* row_sum, const float* target_logit,
-                                               int rows, float* out)
+                                               const int* targets, int rows, float multiplier, float* out)
 {
     float sum = 0.0f;
-    for (int r = threadIdx.x; r < rows; r += blockDim.x) sum += logf(row_sum[r]) + row_max[r] - target_logit[r];
+    for (int r = threadIdx.x; r < rows; r += blockDim.x)
+    {
+        if (targets[r] != SW_CE_IGNORE_INDEX) sum += logf(row_sum[r]) + row_max[r] - target_logit[r];
+    }
     sum = sw_block_sum(sum);
-    if (threadIdx.x == 0) out[0] = sum / rows;
+    if (threadIdx.x == 0) out[0] = sum * multiplier;
 }
 
 // Grid: one block per row, as crossentropy_row_max (one read and one write of each row, 16-byte wide where aligned).
@@ -73,6 +78,11 @@ SW_INLINE void crossentropy_range_backward(const T* logits, const int* targets, 
     int row = blockIdx.x;
     if (row >= rows) return;
     long long base = (long long)row * vocabulary;
+    if (targets[row] == SW_CE_IGNORE_INDEX)  // uniform per block
+    {
+        if (!accumulate) sw_ce_row_zero(dlogits + base, vocabulary);
+        return;
+    }
     float m = row_max[row], scaled_inverse_sum = factor / row_sum[row];
     int local = targets[row] - first;  // outside [0, vocabulary) when another rank holds the target
     sw_ce_row_map(logits + base, dlogits + base, vocabulary, accumulate, [=](float x, int j) {
@@ -108,8 +118,9 @@ SW_INLINE void crossentropy_range_backward(const T* logits, const int* targets, 
 SW_FOR_EACH_STORAGE(SW_CROSSENTROPY_PARALLEL_KERNELS)
 
 extern "C" __global__ void crossentropy_loss_from_partials_f32(const float* row_max, const float* row_sum,
-                                                               const float* target_logit, int rows, float* out)
+                                                               const float* target_logit, const int* targets,
+                                                               int rows, float multiplier, float* out)
 {
-    crossentropy_loss_from_partials(row_max, row_sum, target_logit, rows, out);
+    crossentropy_loss_from_partials(row_max, row_sum, target_logit, targets, rows, multiplier, out);
 }
 SW_KERNEL_REGISTER(crossentropy_loss_from_partials_f32)

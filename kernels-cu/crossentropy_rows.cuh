@@ -234,3 +234,16 @@ SW_INLINE void sw_ce_row_map(const T* in, T* out, int vocabulary, int accumulate
         out[j] = sw_from_float<T>(accumulate ? value + sw_to_float(out[j]) : value);
     }
 }
+
+// The target that masks a row out of the loss (PyTorch's ignore_index, CrossEntropyKernels.IgnoreIndex): the row's
+// loss is 0 and its gradient 0, and the runtime leaves it out of the mean's divisor (it counts the counted rows
+// from its host copy of the targets and passes the scale already divided).
+#define SW_CE_IGNORE_INDEX (-100)
+
+// out[j] = 0 for the row: an ignored row's gradient when the gradient is overwritten (accumulating adds nothing).
+template <typename T>
+SW_INLINE void sw_ce_row_zero(T* out, int vocabulary)
+{
+    T zero = sw_from_float<T>(0.0f);
+    for (int j = threadIdx.x; j < vocabulary; j += blockDim.x) out[j] = zero;
+}

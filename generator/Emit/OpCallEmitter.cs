@@ -92,7 +92,7 @@ internal sealed class OpCallEmitter
             yield return $"Ops.CrossEntropyPartials({logits}, {targets}, {max}, {sum}, {target}, {rows}, {vocabulary}, TensorRank * {vocabulary});";
             yield return $"TensorParallelAllReduce({sum});";
             yield return $"TensorParallelAllReduce({target});";
-            yield return $"var loss = Ops.CrossEntropyFromPartials({max}, {sum}, {target}, {rows});";
+            yield return $"var loss = Ops.CrossEntropyFromPartials({max}, {sum}, {target}, {targets}, {rows});";
             yield break;
         }
         if (op.Kind == OpKind.CrossEntropy && _fusedLoss)

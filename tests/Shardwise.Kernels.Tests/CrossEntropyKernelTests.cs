@@ -1,5 +1,6 @@
 using System;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
 using Shardwise.Kernels.Tests.Infrastructure;
 using Shardwise.Ops;
 using Shardwise.Precision;
@@ -75,10 +76,11 @@ public sealed class CrossEntropyKernelTests
         int n = rows * vocabulary;
         float[] logits = storage.Rounded(data.NonZero(n, 6f));
         float[] dLogits = storage.Rounded(data.NonZero(n));
-        int[] targets = data.Ints(rows, vocabulary);
+        int[] targets = data.Targets(rows, vocabulary);
+        int divisor = CrossEntropyKernels.MeanDivisor(targets);
         // dloss = vocabulary, so that the typical gradient dloss · softmax is O(1) even for 50K entries, and a
         // tolerance relative to 1 + |value| still measures it.
-        float scale = (float)vocabulary * rows;
+        float scale = (float)vocabulary * divisor;
 
         var cpu = new CpuReference();
         Slice logitSlice = cpu.Put(logits), dLogitSlice = cpu.Put(dLogits);
@@ -97,16 +99,22 @@ public sealed class CrossEntropyKernelTests
         nint l = At(logitBuffer, logitOffset);
         SimtEmulator.Launch($"crossentropy_forward_{suffix}", rows, threads, order, l, targetBuffer, losses, statistics,
             rows, vocabulary);
-        SimtEmulator.Launch("sum_f32", 1, 256, order, losses, rows, mean, 1f / rows);
+        SimtEmulator.Launch("sum_f32", 1, 256, order, losses, rows, mean, 1f / divisor);
         SimtEmulator.Launch($"crossentropy_backward_{suffix}", rows, threads, order, l, targetBuffer, statistics,
-            At(withStatistics, dLogitOffset), rows, vocabulary, scale / rows, accumulate ? 1 : 0);
+            At(withStatistics, dLogitOffset), rows, vocabulary, scale / divisor, accumulate ? 1 : 0);
         SimtEmulator.Launch($"crossentropy_backward_{suffix}", rows, threads, order, l, targetBuffer, KernelArg.Null,
-            At(withoutStatistics, dLogitOffset), rows, vocabulary, scale / rows, accumulate ? 1 : 0);
+            At(withoutStatistics, dLogitOffset), rows, vocabulary, scale / divisor, accumulate ? 1 : 0);
 
         Compare.Close(loss, mean.ToFloats()[0], 1e-5f, $"mean loss, {at}");
         float[] s = statistics.ToFloats();
         for (int r = 0; r < rows; r++)
         {
+            if (targets[r] == CrossEntropyKernels.IgnoreIndex)
+            {
+                Assert.AreEqual(0f, losses.ToFloats()[r], $"row {r} is ignored: no loss, {at}");
+                continue; // and no statistics: its logits are never read
+            }
+
             float max = float.NegativeInfinity;
             for (int j = 0; j < vocabulary; j++) max = Math.Max(max, logits[r * vocabulary + j]);
             Assert.AreEqual(max, s[2 * r], $"row {r} max, {at}");
@@ -130,7 +138,7 @@ public sealed class CrossEntropyKernelTests
             using var fused = Padded(dLogits, dLogitOffset, storage);
             using var fusedLosses = DeviceBuffer.Zeroed(rows, StorageType.Float32);
             LaunchFused(suffix, rows, threads, order, staged, vocabulary, storage, l, targetBuffer, fusedLosses,
-                At(fused, dLogitOffset), scale / rows, accumulate);
+                At(fused, dLogitOffset), scale / divisor, accumulate);
             string fusedAt = $"{at}, staged {staged}";
             CollectionAssert.AreEqual(losses.ToFloats(), fusedLosses.ToFloats(), $"fused losses, {fusedAt}");
             CollectionAssert.AreEqual(gradient, Unpadded(fused, dLogitOffset, n), $"fused dlogits, {fusedAt}");
@@ -166,7 +174,8 @@ public sealed class CrossEntropyKernelTests
         {
             int n = rows * vocabulary;
             float[] logits = storage.Rounded(data.NonZero(n, 6f));
-            int[] targets = data.Ints(rows, vocabulary);
+            int[] targets = data.Targets(rows, vocabulary);
+            float dloss = 1f / CrossEntropyKernels.MeanDivisor(targets);
             using var targetBuffer = DeviceBuffer.FromInts(targets);
             using var logitBuffer = Padded(logits, offset, storage);
             using var separate = Padded(new float[n], offset, storage);
@@ -176,14 +185,14 @@ public sealed class CrossEntropyKernelTests
             SimtEmulator.Launch($"crossentropy_forward_{suffix}", rows, 64, order, l, targetBuffer, losses, statistics,
                 rows, vocabulary);
             SimtEmulator.Launch($"crossentropy_backward_{suffix}", rows, 64, order, l, targetBuffer, statistics,
-                At(separate, offset), rows, vocabulary, 1f / rows, 0);
+                At(separate, offset), rows, vocabulary, dloss, 0);
             float[] expected = Unpadded(separate, offset, n);
             foreach (bool useStatistics in new[] { true, false })
             {
                 using var inPlace = Padded(logits, offset, storage);
                 nint p = At(inPlace, offset);
                 SimtEmulator.Launch($"crossentropy_backward_{suffix}", rows, 64, order, p, targetBuffer,
-                    useStatistics ? statistics : KernelArg.Null, p, rows, vocabulary, 1f / rows, 0);
+                    useStatistics ? statistics : KernelArg.Null, p, rows, vocabulary, dloss, 0);
                 CollectionAssert.AreEqual(expected, Unpadded(inPlace, offset, n),
                     $"vocabulary {vocabulary}, offset {offset}, statistics {useStatistics}");
             }
@@ -193,7 +202,7 @@ public sealed class CrossEntropyKernelTests
                 using var fusedInPlace = Padded(logits, offset, storage);
                 using var fusedLosses = DeviceBuffer.Zeroed(rows, StorageType.Float32);
                 nint f = At(fusedInPlace, offset);
-                LaunchFused(suffix, rows, 64, order, staged, vocabulary, storage, f, targetBuffer, fusedLosses, f, 1f / rows, false);
+                LaunchFused(suffix, rows, 64, order, staged, vocabulary, storage, f, targetBuffer, fusedLosses, f, dloss, false);
                 string at = $"fused, vocabulary {vocabulary}, offset {offset}, staged {staged}";
                 CollectionAssert.AreEqual(expected, Unpadded(fusedInPlace, offset, n), at);
                 CollectionAssert.AreEqual(losses.ToFloats(), fusedLosses.ToFloats(), $"losses, {at}");

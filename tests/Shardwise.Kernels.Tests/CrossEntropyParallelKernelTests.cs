@@ -1,5 +1,6 @@
 using System;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Cpu;
 using Shardwise.Kernels.Tests.Infrastructure;
 using Shardwise.Ops;
 using Shardwise.Precision;
@@ -35,7 +36,8 @@ public sealed class CrossEntropyParallelKernelTests
             long n = (long)rows * vocabulary;
             float[] logits = storage.Rounded(data.NonZero(n, 6f));
             float[] dLogits = storage.Rounded(data.NonZero(n));
-            int[] targets = data.Ints(rows, 3 * vocabulary);
+            int[] targets = data.Targets(rows, 3 * vocabulary);
+            int divisor = CrossEntropyKernels.MeanDivisor(targets);
             float scale = 2f * rows;
 
             var cpu = new CpuReference();
@@ -44,7 +46,7 @@ public sealed class CrossEntropyParallelKernelTests
             IndexSlice targetSlice = cpu.PutIndices(targets);
             cpu.Ops.CrossEntropyRowMax(logitSlice, rowMax, rows, vocabulary);
             cpu.Ops.CrossEntropyPartials(logitSlice, targetSlice, rowMax, rowSum, targetLogit, rows, vocabulary, first);
-            float loss = cpu.Ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows);
+            float loss = cpu.Ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, targetSlice, rows);
             cpu.Ops.CrossEntropyRangeBackward(logitSlice, targetSlice, rowMax, rowSum, dLogitSlice, rows, vocabulary,
                 first, scale, accumulate);
 
@@ -59,9 +61,9 @@ public sealed class CrossEntropyParallelKernelTests
             SimtEmulator.Launch($"crossentropy_partials_{suffix}", rows, Threads, order, logitBuffer, targetBuffer,
                 maxBuffer, sumBuffer, targetLogitBuffer, rows, vocabulary, first);
             SimtEmulator.Launch("crossentropy_loss_from_partials_f32", 1, 256, order, maxBuffer, sumBuffer,
-                targetLogitBuffer, rows, lossBuffer);
+                targetLogitBuffer, targetBuffer, rows, 1f / divisor, lossBuffer);
             SimtEmulator.Launch($"crossentropy_range_backward_{suffix}", rows, Threads, order, logitBuffer, targetBuffer,
-                maxBuffer, sumBuffer, dLogitBuffer, rows, vocabulary, first, scale / rows, accumulate ? 1 : 0);
+                maxBuffer, sumBuffer, dLogitBuffer, rows, vocabulary, first, scale / divisor, accumulate ? 1 : 0);
 
             Compare.Close(cpu.Read(rowMax), maxBuffer.ToFloats(), 0f, $"row max, {at}");
             Compare.Close(cpu.Read(rowSum), sumBuffer.ToFloats(), 1e-5f, $"row sum, {at}");
@@ -73,7 +75,7 @@ public sealed class CrossEntropyParallelKernelTests
             // Overwriting, the gradient may take the logits' own buffer (the generator plans it so): bit for bit the
             // separate buffer's.
             SimtEmulator.Launch($"crossentropy_range_backward_{suffix}", rows, Threads, order, logitBuffer, targetBuffer,
-                maxBuffer, sumBuffer, logitBuffer, rows, vocabulary, first, scale / rows, 0);
+                maxBuffer, sumBuffer, logitBuffer, rows, vocabulary, first, scale / divisor, 0);
             CollectionAssert.AreEqual(dLogitBuffer.ToFloats(), logitBuffer.ToFloats(), $"dlogits over the logits, {at}");
         }
     }
@@ -85,7 +87,8 @@ public sealed class CrossEntropyParallelKernelTests
         const int rows = 9, vocabulary = 130, half = vocabulary / 2;
         var data = new TestData(91);
         float[] logits = data.NonZero(rows * vocabulary, 6f);
-        int[] targets = data.Ints(rows, vocabulary);
+        int[] targets = data.Targets(rows, vocabulary);
+        int divisor = CrossEntropyKernels.MeanDivisor(targets);
         var cpu = new CpuReference();
         Slice whole = cpu.Put(logits), dWhole = cpu.Zeros(rows * vocabulary);
         IndexSlice targetSlice = cpu.PutIndices(targets);
@@ -122,14 +125,14 @@ public sealed class CrossEntropyParallelKernelTests
         using var loss = DeviceBuffer.Zeroed(1, StorageType.Float32);
         sums[0].Write(globalSum);
         targetLogits[0].Write(globalTarget);
-        SimtEmulator.Launch("crossentropy_loss_from_partials_f32", 1, 64, order, maxima[0], sums[0], targetLogits[0], rows, loss);
+        SimtEmulator.Launch("crossentropy_loss_from_partials_f32", 1, 64, order, maxima[0], sums[0], targetLogits[0], targetBuffer, rows, 1f / divisor, loss);
         Compare.Close(expectedLoss, loss.ToFloats()[0], 1e-5f, "loss over two ranks");
 
         for (int r = 0; r < 2; r++)
         {
             using var gradient = DeviceBuffer.Zeroed(rows * half, StorageType.Float32);
             SimtEmulator.Launch("crossentropy_range_backward_f32", rows, 64, order, shares[r], targetBuffer, maxima[0],
-                sums[0], gradient, rows, half, r * half, 1f / rows, 0);
+                sums[0], gradient, rows, half, r * half, 1f / divisor, 0);
             float[] got = gradient.ToFloats();
             var expected = new float[rows * half];
             for (int i = 0; i < rows; i++) Array.Copy(expectedGradient, i * vocabulary + r * half, expected, i * half, half);

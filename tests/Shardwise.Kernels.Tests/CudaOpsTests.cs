@@ -250,7 +250,7 @@ public sealed class CudaOpsTests
             long n = (long)rows * vocabulary;
             Slice logits = twins.Random(n, 6f), dLogits = twins.Random(n), fusedDLogits = twins.Random(n);
             twins.Run(ops => ops.AddBackward(dLogits, fusedDLogits, n, accumulate: false)); // the same starting values
-            IndexSlice targets = twins.Indices(twins.Ints(rows, vocabulary));
+            IndexSlice targets = twins.Indices(twins.Targets(rows, vocabulary));
             long reused = twins.Gpu.SoftmaxStatisticsReused;
             (float cpuLoss, float gpuLoss) = twins.Run(ops => ops.CrossEntropy(logits, targets, rows, vocabulary));
             Compare.Close(cpuLoss, gpuLoss, summed, $"loss (fp32 from identical logits), {at}");
@@ -268,7 +268,7 @@ public sealed class CudaOpsTests
 
             // One rank's share: vocabulary entries [first, first + vocabulary) of a 3× larger vocabulary.
             int first = vocabulary;
-            IndexSlice wide = twins.Indices(twins.Ints(rows, 3 * vocabulary));
+            IndexSlice wide = twins.Indices(twins.Targets(rows, 3 * vocabulary));
             Slice rowMax = twins.Statistics(rows), rowSum = twins.Statistics(rows), targetLogit = twins.Statistics(rows);
             twins.Run(ops =>
             {
@@ -278,7 +278,7 @@ public sealed class CudaOpsTests
             twins.AssertStatisticsClose(rowMax, 0f, $"row max, {at}");
             twins.AssertStatisticsClose(rowSum, summed, $"row sum, {at}");
             twins.AssertStatisticsClose(targetLogit, 0f, $"target logit, {at}");
-            (float cpuPartial, float gpuPartial) = twins.Run(ops => ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows));
+            (float cpuPartial, float gpuPartial) = twins.Run(ops => ops.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, wide, rows));
             Compare.Close(cpuPartial, gpuPartial, summed, $"loss from partials, {at}");
             if (syncBeforeRange) twins.Sync(dLogits);
             twins.Run(ops => ops.CrossEntropyRangeBackward(logits, wide, rowMax, rowSum, dLogits, rows, vocabulary, first, 2f, accumulate));

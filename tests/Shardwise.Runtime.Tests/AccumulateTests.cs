@@ -23,6 +23,7 @@ public sealed class AccumulateTests
     [DataRow(OpCases.AttentionLong)]
     [DataRow(OpCases.AttentionSparseBigBird)]
     [DataRow(OpCases.CrossEntropy)]
+    [DataRow(OpCases.CrossEntropyIgnored)]
     public void OverwriteReplacesActivationGradientsAndAccumulateAdds(string name)
     {
         OpCase<double> op = OpCases.Create<double>(name);

@@ -31,6 +31,7 @@ public sealed class GradientTests
     [DataRow(OpCases.AttentionSparseFixed)]
     [DataRow(OpCases.AttentionSparseGroups)]
     [DataRow(OpCases.CrossEntropy)]
+    [DataRow(OpCases.CrossEntropyIgnored)]
     public void BackwardMatchesCentralFiniteDifferences(string name)
     {
         OpCase<double> op = OpCases.Create<double>(name);

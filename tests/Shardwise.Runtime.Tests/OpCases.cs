@@ -49,6 +49,8 @@ internal static class OpCases
     /// <summary>Block-sparse over several query groups of the CPU kernels (bslongformer, blocks of 16 over 96 tokens: groups of 4 and 2 blocks).</summary>
     public const string AttentionSparseGroups = "AttentionSparseGroups";
     public const string CrossEntropy = "CrossEntropy";
+    /// <summary>Two of six targets the ignore index (−100): their rows carry no loss and no gradient.</summary>
+    public const string CrossEntropyIgnored = "CrossEntropyIgnored";
 
     public static readonly global::Shardwise.Sparsity.SparseAttentionPattern LongformerPattern = new()
     {
@@ -84,7 +86,8 @@ internal static class OpCases
         AttentionSparseBigBird => CreateAttention<T>(name, batch: 2, sequence: 24, heads: 2, dim: 8, BigBirdPattern),
         AttentionSparseFixed => CreateAttention<T>(name, batch: 1, sequence: 22, heads: 2, dim: 4, FixedPattern),
         AttentionSparseGroups => CreateAttention<T>(name, batch: 1, sequence: 96, heads: 2, dim: 4, LongformerPattern),
-        CrossEntropy => CreateCrossEntropy<T>(),
+        CrossEntropy => CreateCrossEntropy<T>(name, ignored: []),
+        CrossEntropyIgnored => CreateCrossEntropy<T>(name, ignored: [1, 4]),
         _ => throw new ArgumentException($"No op case named {name}."),
     };
 
@@ -388,16 +391,18 @@ internal static class OpCases
         };
     }
 
-    private static OpCase<T> CreateCrossEntropy<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    private static OpCase<T> CreateCrossEntropy<T>(string name, int[] ignored) where T : unmanaged, IFloatingPointIeee754<T>
     {
         const int rows = 6, vocabulary = 11;
         var h = new OpHarness<T>();
         Slice logits = h.Activation(TestData.Uniform(71, rows * vocabulary, scale: 3));
-        IndexSlice targets = h.Indices(TestData.Ids(72, rows, vocabulary));
+        int[] targetIds = TestData.Ids(72, rows, vocabulary);
+        foreach (int row in ignored) targetIds[row] = global::Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex;
+        IndexSlice targets = h.Indices(targetIds);
         Slice dLogits = h.Activation(rows * vocabulary);
         return new OpCase<T>
         {
-            Name = CrossEntropy,
+            Name = name,
             Harness = h,
             Output = null,
             Loss = () => double.CreateChecked(h.Ops.CrossEntropy(logits, targets, rows, vocabulary)),

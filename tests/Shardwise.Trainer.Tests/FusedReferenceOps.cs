@@ -138,8 +138,8 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first)
         => _cpu.CrossEntropyPartials(logits, targets, rowMax, rowSum, targetLogit, rows, vocabulary, first);
 
-    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
-        => _cpu.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows);
+    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, IndexSlice targets, int rows)
+        => _cpu.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, targets, rows);
 
     public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary, int first,
         float scale, bool accumulate)

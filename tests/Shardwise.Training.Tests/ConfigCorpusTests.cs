@@ -99,10 +99,11 @@ public sealed partial class ConfigCorpusTests
         Assert.AreEqual((OffloadDevice.Nvme, "/nvme_data", 4), (zero.OffloadOptimizer.Device, zero.OffloadOptimizer.NvmePath, zero.OffloadOptimizer.BufferCount));
         Assert.AreEqual((OffloadDevice.Nvme, "/nvme_data"), (zero.OffloadParam.Device, zero.OffloadParam.NvmePath));
         Assert.AreEqual(100_000_000L, zero.SubGroupSize);
-        // 25 asks for the parameter swap too; what still stops it is stage3_max_reuse_distance = -1 (a distance must be >= 0).
-        var error = Rejects("25_dse_inference_offload_param_nvme.json");
-        Assert.AreEqual(1, error.Errors.Count, error.Message);
-        StringAssert.Contains(error.Message, "$.zero_optimization.stage3_max_reuse_distance: -1 is out of range");
+        // 25 asks for the parameter swap alone, with DeepSpeed's "keep nothing for reuse" distance of -1.
+        var inference = Load("25_dse_inference_offload_param_nvme.json").Config.ZeroOptimization;
+        Assert.AreEqual((3, OffloadDevice.Nvme, "/mnt/nvme0/ds_offload"), (inference.Stage, inference.OffloadParam.Device, inference.OffloadParam.NvmePath));
+        Assert.AreEqual(OffloadDevice.None, inference.OffloadOptimizer.Device);
+        Assert.AreEqual(-1L, inference.Stage3MaxReuseDistance);
     }
 
     [TestMethod]

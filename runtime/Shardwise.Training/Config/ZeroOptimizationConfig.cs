@@ -91,7 +91,9 @@ public sealed record ZeroOptimizationConfig
             Stage3ParamPersistenceThreshold = section.Integer("stage3_param_persistence_threshold", AutoRule.FromCallerOrFallback(10 * h, ConfigDefaults.Stage3ParamPersistenceThreshold, HiddenHint), min: 0)
                 ?? ConfigDefaults.Stage3ParamPersistenceThreshold,
             Stage3MaxLiveParameters = section.Integer("stage3_max_live_parameters", AutoRule.NotAllowed, min: 0) ?? ConfigDefaults.Stage3MaxLiveParameters,
-            Stage3MaxReuseDistance = section.Integer("stage3_max_reuse_distance", AutoRule.NotAllowed, min: 0) ?? ConfigDefaults.Stage3MaxReuseDistance,
+            // DeepSpeed keeps a gathered parameter while its next use is at most this many elements away, so a
+            // negative distance (config 25's -1) is valid: it keeps none.
+            Stage3MaxReuseDistance = section.Integer("stage3_max_reuse_distance", AutoRule.NotAllowed) ?? ConfigDefaults.Stage3MaxReuseDistance,
             Stage3Gather16BitWeightsOnModelSave = ReadGather16Bit(section),
             SubGroupSize = section.Integer("sub_group_size", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.SubGroupSize,
             ElasticCheckpoint = section.Bool("elastic_checkpoint") ?? ConfigDefaults.ElasticCheckpoint,

@@ -129,7 +129,7 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
     public void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first)
         => _inner.CrossEntropyPartials(logits, targets, rowMax, rowSum, targetLogit, rows, vocabulary, first);
 
-    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows) => _inner.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, rows);
+    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, IndexSlice targets, int rows) => _inner.CrossEntropyFromPartials(rowMax, rowSum, targetLogit, targets, rows);
 
     public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary,
         int first, T scale, bool accumulate)

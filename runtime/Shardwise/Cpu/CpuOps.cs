@@ -285,11 +285,11 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             rows, vocabulary, first);
     }
 
-    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+    public T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, IndexSlice targets, int rows)
     {
         using var profiled = Profile();
         return VocabularyParallelKernels.Loss<T>(Elements(rowMax, rows, nameof(rowMax)), Elements(rowSum, rows, nameof(rowSum)),
-            Elements(targetLogit, rows, nameof(targetLogit)), rows);
+            Elements(targetLogit, rows, nameof(targetLogit)), Indices(targets, rows, nameof(targets)), rows);
     }
 
     public void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary,
@@ -397,7 +397,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         if (chunks == 1)
         {
             return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, scratchRows, rows, vocabulary) /
-                T.CreateChecked(rows);
+                T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
         }
 
         T[] sums = PartialSums(chunks);
@@ -406,7 +406,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary) = (scratchRows, sums, vocabulary);
         ParallelRanges.Run(rows, chunks, work);
-        return MeanOfChunkSums(sums, chunks, rows);
+        return MeanOfChunkSums(sums, chunks, CrossEntropyKernels.MeanDivisor(targetSpan));
     }
 
     /// <summary>Room for one partial sum per chunk of a parallel reduction.</summary>
@@ -418,13 +418,13 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
 
     /// <summary>
     /// The chunks' sums added in chunk order, which keeps the result independent of thread timing, over
-    /// <paramref name="rows"/>.
+    /// <paramref name="divisor"/>.
     /// </summary>
-    private static T MeanOfChunkSums(T[] sums, int chunks, int rows)
+    private static T MeanOfChunkSums(T[] sums, int chunks, int divisor)
     {
         T total = T.Zero;
         for (int chunk = 0; chunk < chunks; chunk++) total += sums[chunk];
-        return total / T.CreateChecked(rows);
+        return total / T.CreateChecked(divisor);
     }
 
     public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
@@ -434,7 +434,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
-        T factor = scale / T.CreateChecked(rows);
+        T factor = scale / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
         T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
@@ -459,14 +459,14 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
-        T factor = scale / T.CreateChecked(rows);
+        T factor = scale / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
         // The chunking of CrossEntropy and CrossEntropyBackward, so that the sum and its order are theirs.
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
         T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
         {
             return CrossEntropyKernels.SumOfLossesAndGradient<T>(logitSpan, targetSpan, gradientSpan, scratchRows,
-                rows, vocabulary, factor, accumulate) / T.CreateChecked(rows);
+                rows, vocabulary, factor, accumulate) / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
         }
 
         T[] sums = PartialSums(chunks);
@@ -476,7 +476,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, sums, vocabulary, factor, accumulate);
         ParallelRanges.Run(rows, chunks, work);
-        return MeanOfChunkSums(sums, chunks, rows);
+        return MeanOfChunkSums(sums, chunks, CrossEntropyKernels.MeanDivisor(targetSpan));
     }
 
     private static int ArenaIndex(Arena arena) =>

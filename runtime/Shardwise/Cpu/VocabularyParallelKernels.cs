@@ -62,23 +62,34 @@ public static class VocabularyParallelKernels
         }
     }
 
-    /// <summary>Mean over rows of log Σ exp(logit − max) + max − target logit, from the summed statistics.</summary>
-    public static T Loss<T>(ReadOnlySpan<T> rowMax, ReadOnlySpan<T> rowSum, ReadOnlySpan<T> targetLogit, int rows)
+    /// <summary>
+    /// Mean over the counted rows (<see cref="CrossEntropyKernels.MeanDivisor"/>) of log Σ exp(logit − max) + max −
+    /// target logit, from the summed statistics.
+    /// </summary>
+    public static T Loss<T>(ReadOnlySpan<T> rowMax, ReadOnlySpan<T> rowSum, ReadOnlySpan<T> targetLogit, ReadOnlySpan<int> targets, int rows)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         T total = T.Zero;
-        for (int r = 0; r < rows; r++) total += T.Log(rowSum[r]) + rowMax[r] - targetLogit[r];
-        return total / T.CreateChecked(rows);
+        for (int r = 0; r < rows; r++)
+        {
+            if (targets[r] != CrossEntropyKernels.IgnoreIndex) total += T.Log(rowSum[r]) + rowMax[r] - targetLogit[r];
+        }
+
+        return total / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targets[..rows]));
     }
 
-    /// <summary>dLogits (=|+=) scale · (exp(logit − max) / sum − onehot(target)) / rows, over this rank's logits.</summary>
+    /// <summary>
+    /// dLogits (=|+=) scale · (exp(logit − max) / sum − onehot(target)) / counted rows, over this rank's logits;
+    /// (=|+=) 0 for an ignored row.
+    /// </summary>
     public static void Backward<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> targets, ReadOnlySpan<T> rowMax, ReadOnlySpan<T> rowSum, Span<T> dLogits,
         int rows, int vocabulary, int first, T scale, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T factor = scale / T.CreateChecked(rows);
+        T factor = scale / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targets[..rows]));
         for (int r = 0; r < rows; r++)
         {
+            if (CrossEntropyKernels.IgnoredRow(targets[r], dLogits.Slice(r * vocabulary, vocabulary), accumulate)) continue;
             int local = targets[r] - first;
             for (int v = 0; v < vocabulary; v++)
             {

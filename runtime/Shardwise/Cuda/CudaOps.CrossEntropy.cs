@@ -1,3 +1,4 @@
+using System;
 using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
@@ -12,8 +13,7 @@ public sealed partial class CudaOps
         Begin();
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
         ulong ta = IndexAddress(targets, rows, nameof(targets));
-        // The host copy of the index arena (LoadIndices keeps it current): no device transfer, no wait.
-        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        int divisor = CheckedTargets(targets, rows, vocabulary);
         savedSoftmax = null;
         if (rows == 0) return float.NaN; // the mean of nothing, as the CPU backend's 0/0
         // rowScratch: the per-row losses, then each row's (max, Σ exp) for a backward that follows at once.
@@ -22,15 +22,36 @@ public sealed partial class CudaOps
         Kernel("crossentropy_forward").Launch(rows, CrossEntropyReadThreads, 0, null,
             la, ta, losses, statistics, rows, vocabulary);
         savedSoftmax = new SavedSoftmax(la, ta, rows, vocabulary, statistics, calls);
-        return MeanLoss(losses, rows);
+        return MeanLoss(losses, rows, divisor);
     }
 
-    /// <summary>The mean of the per-row losses in <paramref name="losses"/> (sum_f32 with 1/rows), read back.</summary>
-    private float MeanLoss(ulong losses, int rows)
+    /// <summary>
+    /// The mean of the per-row losses in <paramref name="losses"/> over <paramref name="divisor"/> counted rows
+    /// (sum_f32 with 1/divisor; an ignored row's loss is 0), read back.
+    /// </summary>
+    private float MeanLoss(ulong losses, int rows, int divisor)
     {
         ulong mean = scalarScratch.Ensure(sizeof(float));
-        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / rows);
+        KernelNamed("sum_f32").Launch(1, SumThreads, 0, null, losses, rows, mean, 1f / divisor);
         return ReadScalar();
+    }
+
+    /// <summary>
+    /// Checks the targets against the vocabulary on the host copy of the index arena (LoadIndices keeps it current:
+    /// no device transfer, no wait), letting the ignore index through, and returns the mean's divisor
+    /// (<see cref="Shardwise.Cpu.CrossEntropyKernels.MeanDivisor"/>), which the kernels are given already applied.
+    /// </summary>
+    private int CheckedTargets(IndexSlice targets, int rows, int vocabulary)
+    {
+        ReadOnlySpan<int> host = HostIndices(targets, rows);
+        for (int r = 0; r < host.Length; r++)
+        {
+            if ((uint)host[r] >= (uint)vocabulary && host[r] != Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex)
+                throw new ArgumentOutOfRangeException(nameof(targets),
+                    $"Target {host[r]} at row {r} is outside the vocabulary [0, {vocabulary}) (and is not the ignore index {Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex}).");
+        }
+
+        return Shardwise.Cpu.CrossEntropyKernels.MeanDivisor(host);
     }
 
     public void CrossEntropyBackward(Slice logits, IndexSlice targets, Slice dLogits, int rows, int vocabulary,
@@ -40,11 +61,11 @@ public sealed partial class CudaOps
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
         ulong ta = IndexAddress(targets, rows, nameof(targets));
         ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
-        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        int divisor = CheckedTargets(targets, rows, vocabulary);
         ulong? statistics = TakeSavedSoftmax(la, ta, rows, vocabulary);
         if (rows == 0) return;
         Kernel("crossentropy_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
-            la, ta, statistics is { } s ? s : KernelArgument.Null, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0);
+            la, ta, statistics is { } s ? s : KernelArgument.Null, da, rows, vocabulary, scale / divisor, accumulate ? 1 : 0);
     }
 
     /// <summary>
@@ -67,7 +88,7 @@ public sealed partial class CudaOps
         ulong la = Address(logits, (long)rows * vocabulary, nameof(logits));
         ulong ta = IndexAddress(targets, rows, nameof(targets));
         ulong da = Address(dLogits, (long)rows * vocabulary, nameof(dLogits));
-        CheckIds(HostIndices(targets, rows), vocabulary, "Target", "the vocabulary");
+        int divisor = CheckedTargets(targets, rows, vocabulary);
         savedSoftmax = null;
         if (rows == 0) return float.NaN;
         ulong losses = rowScratch.Ensure((long)rows * sizeof(float));
@@ -77,8 +98,8 @@ public sealed partial class CudaOps
         // caps its registers at 64, so such a launch could fail: bench/kernels times 1024 where nvcc reports them.
         int threads = CrossEntropyThreads(vocabulary);
         SharedMemoryKernel("crossentropy_forward_backward", staged).Launch(rows, threads, staged,
-            null, la, ta, losses, da, rows, vocabulary, scale / rows, accumulate ? 1 : 0, staged > 0 ? 1 : 0);
-        return MeanLoss(losses, rows);
+            null, la, ta, losses, da, rows, vocabulary, scale / divisor, accumulate ? 1 : 0, staged > 0 ? 1 : 0);
+        return MeanLoss(losses, rows, divisor);
     }
 
     /// <summary>
@@ -138,14 +159,15 @@ public sealed partial class CudaOps
             la, ta, ma, sa, tla, rows, vocabulary, first);
     }
 
-    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows)
+    public float CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, IndexSlice targets, int rows)
     {
         Begin();
         ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
-        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit));
+        ulong tla = StatisticsAddress(targetLogit, rows, nameof(targetLogit)), ta = IndexAddress(targets, rows, nameof(targets));
         if (rows == 0) return float.NaN;
+        int divisor = Shardwise.Cpu.CrossEntropyKernels.MeanDivisor(HostIndices(targets, rows));
         ulong loss = scalarScratch.Ensure(sizeof(float));
-        KernelNamed("crossentropy_loss_from_partials_f32").Launch(1, SumThreads, 0, null, ma, sa, tla, rows, loss);
+        KernelNamed("crossentropy_loss_from_partials_f32").Launch(1, SumThreads, 0, null, ma, sa, tla, ta, rows, 1f / divisor, loss);
         return ReadScalar();
     }
 
@@ -158,7 +180,8 @@ public sealed partial class CudaOps
         ulong ma = StatisticsAddress(rowMax, rows, nameof(rowMax)), sa = StatisticsAddress(rowSum, rows, nameof(rowSum));
         ulong da = Address(dLogits, n, nameof(dLogits));
         if (n == 0) return;
+        int divisor = Shardwise.Cpu.CrossEntropyKernels.MeanDivisor(HostIndices(targets, rows));
         Kernel("crossentropy_range_backward").Launch(rows, CrossEntropyThreads(vocabulary), 0, null,
-            la, ta, ma, sa, da, rows, vocabulary, first, scale / rows, accumulate ? 1 : 0);
+            la, ta, ma, sa, da, rows, vocabulary, first, scale / divisor, accumulate ? 1 : 0);
     }
 }

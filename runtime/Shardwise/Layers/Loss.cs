@@ -9,7 +9,8 @@ public static class Loss
 {
     /// <summary>
     /// Mean over rows of −log softmax(logits)[target]: logits <c>[.., vocabulary]</c>, targets a token tensor of
-    /// shape <c>[..]</c>; returns a scalar (shape []).
+    /// shape <c>[..]</c>; returns a scalar (shape []). A target of <see cref="CrossEntropyKernels.IgnoreIndex"/> (−100)
+    /// leaves its row out of the mean, as PyTorch's <c>ignore_index</c>.
     /// </summary>
     public static Tensor CrossEntropy(Tensor logits, Tensor targets)
     {
@@ -27,6 +28,6 @@ public static class Loss
         int vocabulary = logits.Shape[^1], rows = targetIds.Length;
         var scratch = new float[vocabulary];
         float sum = CrossEntropyKernels.SumOfLosses<float>(values, targetIds, scratch, rows, vocabulary);
-        return Tensor.FromArray([sum / rows]);
+        return Tensor.FromArray([sum / CrossEntropyKernels.MeanDivisor(targetIds)]);
     }
 }

@@ -138,7 +138,10 @@ public interface ITensorOps<T> where T : unmanaged
 
     /// <summary>
     /// Mean over rows of −log softmax(logits[r])[targets[r]]. Saves nothing: the backward recomputes the softmax
-    /// from the logits, so the probabilities are never stored.
+    /// from the logits, so the probabilities are never stored. A target of
+    /// <see cref="global::Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex"/> (−100) leaves its row out of the loss, the
+    /// gradient and the mean's divisor (every cross-entropy op here: "rows" in their formulas means the counted rows);
+    /// a batch whose every row is ignored has loss 0 and gradient 0.
     /// </summary>
     T CrossEntropy(Slice logits, IndexSlice targets, int rows, int vocabulary);
 
@@ -157,8 +160,8 @@ public interface ITensorOps<T> where T : unmanaged
     /// </summary>
     void CrossEntropyPartials(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice targetLogit, int rows, int vocabulary, int first);
 
-    /// <summary>Step 3: the mean loss from the summed statistics.</summary>
-    T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, int rows);
+    /// <summary>Step 3: the mean loss from the summed statistics, over the rows whose target is not ignored.</summary>
+    T CrossEntropyFromPartials(Slice rowMax, Slice rowSum, Slice targetLogit, IndexSlice targets, int rows);
 
     /// <summary>dLogits (=|+=) scale · (softmax − onehot) / rows over this rank's logits, from the summed statistics.</summary>
     void CrossEntropyRangeBackward(Slice logits, IndexSlice targets, Slice rowMax, Slice rowSum, Slice dLogits, int rows, int vocabulary, int first,

@@ -91,6 +91,21 @@ public sealed class TestData(int seed)
         for (long i = 0; i < count; i++) values[i] = random.Next(below);
         return values;
     }
+
+    /// <summary>
+    /// Cross-entropy targets below <paramref name="below"/> with about one row in four the ignore index (−100):
+    /// row 1 always, row 0 never, so every case with two rows or more takes both paths and has a loss to average.
+    /// </summary>
+    public int[] Targets(long count, int below)
+    {
+        var values = Ints(count, below);
+        for (long i = 1; i < count; i++)
+        {
+            if (i == 1 || random.Next(4) == 0) values[i] = Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex;
+        }
+
+        return values;
+    }
 }
 
 /// <summary>A CpuOps&lt;float&gt; with a growing activation arena, for running the CPU reference on plain arrays.</summary>

@@ -136,6 +136,9 @@ public sealed class TwinBackends : IDisposable
 
     public int[] Ints(int count, int below) => data.Ints(count, below);
 
+    /// <summary>Cross-entropy targets, some of them the ignore index (<see cref="TestData.Targets"/>).</summary>
+    public int[] Targets(int count, int below) => data.Targets(count, below);
+
     /// <summary>Runs <paramref name="op"/> on the CPU, then on the GPU.</summary>
     public void Run(Action<ITensorOps<float>> op)
     {

@@ -10,7 +10,8 @@ namespace Shardwise.Pipeline.Tests;
 /// Generated stage programs (the partitioned test models of Shardwise.Models.Tests: PipelineGpt p = 2, TensorGpt t = 2,
 /// HybridGpt p = 2 × t = 2) under real mpirun jobs: trained 20 steps through PipelineEngine they equal their whole
 /// generated program in one process (loss, gradient norm, weights: relative &lt; 1e-5), and the trainer CLI's
-/// <c>train</c> on W = d · p · t ranks matches its one-process run.
+/// <c>train</c> on W = d · p · t ranks matches its one-process run, also under a sequence-length curriculum (its masked
+/// targets reach the last stage's loss, vocabulary-parallel with t = 2).
 /// </summary>
 [TestClass]
 public sealed class GeneratedModelMpiTests
@@ -34,9 +35,10 @@ public sealed class GeneratedModelMpiTests
     }
 
     [TestMethod]
-    [DataRow("PipelineGpt", 2)]
-    [DataRow("HybridGpt", 4)]
-    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks)
+    [DataRow("PipelineGpt", 2, false)]
+    [DataRow("HybridGpt", 4, false)]
+    [DataRow("HybridGpt", 4, true)]
+    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-cli-{model}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -46,9 +48,16 @@ public sealed class GeneratedModelMpiTests
             var random = new Random(1);
             string[] words = ["abc", "bad", "cab", "dace", "ace", "bead", "deed", "faced"];
             File.WriteAllText(data, string.Join(" ", Enumerable.Range(0, 3000).Select(_ => words[random.Next(words.Length)])));
-            File.WriteAllText(config, """
+            // The curriculum: the first 5 steps on 3 of the context's 6 tokens, then all of them.
+            string schedule = curriculum
+                ? """
+                  , "curriculum_learning": { "enabled": true, "curriculum_type": "seqlen", "min_difficulty": 3, "max_difficulty": 6,
+                    "schedule_type": "fixed_discrete", "schedule_config": { "difficulty": [3, 6], "max_step": [5] } }
+                  """
+                : "";
+            File.WriteAllText(config, $$"""
                 { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
-                  "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
+                  "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } {{schedule}} }
                 """);
             string[] Train(string output) => ["cli", model, "train", "--config", config, "--data", data, "--steps", "10", "--eval-interval", "0", "--output", output];
 
@@ -56,6 +65,7 @@ public sealed class GeneratedModelMpiTests
             MpiJob single = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(2), Train(alone));
             Assert.AreEqual(0, single.ExitCode, single.Output);
             StringAssert.Contains(single.Output, $"one process: training {model}'s whole program");
+            if (curriculum) StringAssert.Contains(single.Output, "curriculum: sequence length fixed_discrete [3, 6] up to steps [5]; full context (6) from step 6");
             MpiJob consolidate = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
                 ["cli", model, "consolidate", "--resume", alone, "--output", Path.Combine(alone, "weights.safetensors")]);
             Assert.AreEqual(0, consolidate.ExitCode, consolidate.Output);
@@ -63,6 +73,7 @@ public sealed class GeneratedModelMpiTests
             MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(2), Train(pipelined));
             Assert.AreEqual(0, job.ExitCode, job.Output);
             StringAssert.Contains(job.Output, $"ranks: {ranks} = data 1 × pipeline 2 × tensor {ranks / 2}");
+            if (curriculum) StringAssert.Contains(job.Output, "full context (6) from step 6");
 
             double[] expected = Losses(Path.Combine(alone, "metrics.csv")), actual = Losses(Path.Combine(pipelined, "metrics.csv"));
             Assert.AreEqual(10, expected.Length);

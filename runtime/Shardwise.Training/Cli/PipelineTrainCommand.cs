@@ -10,6 +10,7 @@ using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
+using Shardwise.Training.Curriculum;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
 using Shardwise.Training.Progress;
@@ -98,6 +99,8 @@ public static class PipelineTrainCommand
                       $"{OneFOneBSchedule.BubbleFraction(partition.Pipeline, engine.MicroBatches):P1}");
 
         if (SparseAttentionCheck.Describe(config, sequence) is { } sparseLine) log.WriteLine(sparseLine);
+        var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
+        if (curriculum is not null) log.WriteLine(curriculum.Describe(sequence));
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());
@@ -129,6 +132,8 @@ public static class PipelineTrainCommand
             for (int m = 0; m < engine.MicroBatches; m++)
             {
                 sampler.NextBatch(globalTokens, globalTargets);
+                if (curriculum is not null)
+                    SequenceLengthCurriculum.MaskTargets(globalTargets, sequence, curriculum.LengthAt(engine.Engine.GlobalStep));
                 globalTokens.AsSpan(replica * rowsLength, rowsLength).CopyTo(tokens.AsSpan(m * rowsLength));
                 globalTargets.AsSpan(replica * rowsLength, rowsLength).CopyTo(targets.AsSpan(m * rowsLength));
             }

@@ -7,6 +7,7 @@ using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Plans;
+using Shardwise.Training.Curriculum;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Progress;
 
@@ -55,6 +56,8 @@ public static class TrainCommand
         log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} × ranks {ranks} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
                       $"precision {engine.Storage}; ZeRO stage {config.ZeroOptimization.Stage}; steps {settings.TotalSteps}");
         if (SparseAttentionCheck.Describe(config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
+        var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
+        if (curriculum is not null) log.WriteLine(curriculum.Describe(program.SequenceLength));
         log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)
@@ -83,6 +86,9 @@ public static class TrainCommand
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
             {
                 sampler.NextBatch(inputs, targets);
+                // Validation keeps whole sequences: its loss measures the model, not the curriculum's stage.
+                if (curriculum is not null)
+                    SequenceLengthCurriculum.MaskTargets(targets, program.SequenceLength, curriculum.LengthAt(engine.GlobalStep));
                 timers.Start();
                 if (timers.Enabled)
                 {

@@ -59,6 +59,7 @@ internal static class ConfigDescriber
         Add("$.checkpoint.tag_validation", config.Checkpoint.TagValidation);
         Add("$.checkpoint.load_universal", config.Checkpoint.LoadUniversal);
         Add("$.checkpoint.use_node_local_storage", config.Checkpoint.UseNodeLocalStorage);
+        DescribeCurriculum(config.CurriculumLearning, Add);
 
         return string.Join(Environment.NewLine, lines.Select(pair => $"{pair.Key} = {pair.Value}"));
     }
@@ -219,4 +220,25 @@ internal static class ConfigDescriber
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "null",
     };
+
+    private static void DescribeCurriculum(CurriculumLearningConfig? curriculum, Action<string, object?> add)
+    {
+        const string C = "$.curriculum_learning.";
+        add(C + "enabled", curriculum is not null);
+        if (curriculum is null) return;
+        add(C + "curriculum_type", "seqlen");
+        add(C + "min_difficulty", curriculum.MinDifficulty);
+        add(C + "max_difficulty", curriculum.MaxDifficulty);
+        add(C + "schedule_type", CurriculumLearningConfig.ScheduleName(curriculum.ScheduleType));
+        if (curriculum.ScheduleType == CurriculumScheduleType.FixedDiscrete)
+        {
+            add(C + "schedule_config.difficulty", "[" + string.Join(", ", curriculum.Difficulties) + "]");
+            add(C + "schedule_config.max_step", "[" + string.Join(", ", curriculum.MaxSteps) + "]");
+            return;
+        }
+
+        add(C + "schedule_config.total_curriculum_step", curriculum.TotalCurriculumStep);
+        add(C + "schedule_config.difficulty_step", curriculum.DifficultyStep);
+        if (curriculum.ScheduleType == CurriculumScheduleType.FixedRoot) add(C + "schedule_config.root_degree", curriculum.RootDegree);
+    }
 }

@@ -43,6 +43,9 @@ public sealed record DeepSpeedConfig
 
     public required CheckpointConfig Checkpoint { get; init; }
 
+    /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
+    public CurriculumLearningConfig? CurriculumLearning { get; init; }
+
     /// <summary>The sparse_attention section: the block-sparse pattern every attention layer applies; null = dense causal attention.</summary>
     public global::Shardwise.Sparsity.SparseAttentionPattern? SparseAttention { get; init; }
 

@@ -39,6 +39,7 @@ internal static class DeepSpeedConfigParser
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
+            CurriculumLearning = CurriculumLearningConfig.Read(root),
         };
 
         CheckAcrossSections(root, config);
@@ -66,6 +67,11 @@ internal static class DeepSpeedConfigParser
         if (config.Optimizer?.Type == OptimizerType.OneBitAdam && config.ZeroOptimization.Stage > 0)
         {
             root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and OneBitAdam averages whole momentum tensors with 1-bit compression on every rank: use stage 0 with OneBitAdam");
+        }
+
+        if (config.CurriculumLearning is not null && config.SparseAttention?.Attention == global::Shardwise.Sparsity.SparseAttentionDirection.Bidirectional)
+        {
+            root.Diagnostics.Error("$.curriculum_learning.enabled", "a sequence-length curriculum masks the targets past the current length, which equals truncating the sequences only under causal attention, and $.sparse_attention.attention is \"bidirectional\": switch one of them off");
         }
 
         if (config.GradientClipping < 0 || double.IsNaN(config.GradientClipping))

@@ -7,15 +7,22 @@ namespace Shardwise.Data;
 /// <c>ContextLength + 1</c> tokens starting at uniform random offsets; a row's inputs are the window minus its last
 /// token and its targets the window minus its first. The only state is the RNG and the step count, both captured by
 /// <see cref="SaveState"/>, so a restored sampler yields bitwise the same batches as the original would have.
+/// With a trainable mask (fine-tuning data), a target whose token is not trainable is written as
+/// <see cref="TokenDataset.IgnoredTarget"/>, which leaves it out of the loss.
 /// </summary>
 public sealed class BatchSampler
 {
     private readonly ReadOnlyMemory<int> tokens;
+    private readonly ReadOnlyMemory<bool> trainable;
     private readonly int windowCount;
     private Xoshiro256StarStar rng;
 
-    public BatchSampler(ReadOnlyMemory<int> tokens, int batchSize, int contextLength, ulong seed, int stream = 0)
+    /// <param name="trainable">Per token, whether it may be a target; empty: every token may.</param>
+    public BatchSampler(ReadOnlyMemory<int> tokens, int batchSize, int contextLength, ulong seed, int stream = 0,
+        ReadOnlyMemory<bool> trainable = default)
     {
+        if (!trainable.IsEmpty && trainable.Length != tokens.Length)
+            throw new ArgumentException($"{trainable.Length} trainable flags for {tokens.Length} tokens", nameof(trainable));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextLength);
         if (tokens.Length < contextLength + 1)
@@ -25,6 +32,7 @@ public sealed class BatchSampler
         }
 
         this.tokens = tokens;
+        this.trainable = trainable;
         BatchSize = batchSize;
         ContextLength = contextLength;
 
@@ -56,11 +64,18 @@ public sealed class BatchSampler
         }
 
         var source = tokens.Span;
+        var mask = trainable.Span;
         for (var row = 0; row < BatchSize; row++)
         {
             var start = rng.NextInt(windowCount);
             source.Slice(start, ContextLength).CopyTo(inputs.Slice(row * ContextLength, ContextLength));
-            source.Slice(start + 1, ContextLength).CopyTo(targets.Slice(row * ContextLength, ContextLength));
+            var rowTargets = targets.Slice(row * ContextLength, ContextLength);
+            source.Slice(start + 1, ContextLength).CopyTo(rowTargets);
+            if (mask.IsEmpty) continue;
+            for (var i = 0; i < ContextLength; i++)
+            {
+                if (!mask[start + 1 + i]) rowTargets[i] = TokenDataset.IgnoredTarget;
+            }
         }
 
         Step++;

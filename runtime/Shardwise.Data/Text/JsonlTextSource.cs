@@ -1,7 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Text;
-using System.Text.Json;
 
 namespace Shardwise.Data;
 
@@ -33,77 +31,7 @@ public sealed class JsonlTextSource : TextSource
 
     public override IEnumerable<string> ReadDocuments()
     {
-        using var reader = new Utf8LineReader(Path);
-        long lineNumber = 0;
-        while (true)
-        {
-            lineNumber++;
-            string? line;
-            try
-            {
-                line = reader.ReadLine();
-            }
-            catch (DecoderFallbackException e)
-            {
-                throw new DataFormatException(Path, lineNumber, "invalid UTF-8", e);
-            }
-
-            if (line is null)
-            {
-                yield break;
-            }
-
-            if (string.IsNullOrWhiteSpace(line))
-            {
-                continue;
-            }
-
-            yield return ParseLine(line, lineNumber);
-        }
+        foreach (var (record, line) in JsonlRecords.Read(Path))
+            yield return JsonlRecords.StringField(record, TextField, Path, line);
     }
-
-    private string ParseLine(string line, long lineNumber)
-    {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(line);
-        }
-        catch (JsonException e)
-        {
-            throw new DataFormatException(Path, lineNumber, $"invalid JSON: {e.Message}", e);
-        }
-
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new DataFormatException(Path, lineNumber, $"expected a JSON object, found {Describe(root.ValueKind)}");
-            }
-
-            if (!root.TryGetProperty(TextField, out var field))
-            {
-                throw new DataFormatException(Path, lineNumber, $"missing field \"{TextField}\"");
-            }
-
-            if (field.ValueKind != JsonValueKind.String)
-            {
-                throw new DataFormatException(Path, lineNumber, $"field \"{TextField}\" must be a string, found {Describe(field.ValueKind)}");
-            }
-
-            return field.GetString()!;
-        }
-    }
-
-    private static string Describe(JsonValueKind kind) => kind switch
-    {
-        JsonValueKind.Array => "an array",
-        JsonValueKind.Object => "an object",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => "a number",
-        JsonValueKind.True or JsonValueKind.False => "a boolean",
-        JsonValueKind.Null => "null",
-        _ => kind.ToString(),
-    };
 }

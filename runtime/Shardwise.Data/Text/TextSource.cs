@@ -32,7 +32,9 @@ public abstract class TextSource
 
     /// <summary>
     /// Chooses the reader by extension: <c>.jsonl</c> is one JSON object per line with the text in
-    /// <paramref name="textField"/>; anything else is UTF-8 plain text.
+    /// <paramref name="textField"/>, or prompt-completion pairs for fine-tuning when the first record has
+    /// <c>prompt</c> and <c>completion</c> fields (and no <paramref name="textField"/>); anything else is UTF-8 plain
+    /// text.
     /// </summary>
     public static TextSource Open(string path, string textField = JsonlTextSource.DefaultTextField)
     {
@@ -42,9 +44,17 @@ public abstract class TextSource
             throw new FileNotFoundException($"text source not found: {path}", path);
         }
 
-        return string.Equals(System.IO.Path.GetExtension(path), ".jsonl", StringComparison.OrdinalIgnoreCase)
-            ? new JsonlTextSource(path, textField)
-            : new PlainTextSource(path);
+        if (!string.Equals(System.IO.Path.GetExtension(path), ".jsonl", StringComparison.OrdinalIgnoreCase))
+            return new PlainTextSource(path);
+        return PromptCompletionSource.Recognises(path) && !FirstRecordHas(path, textField)
+            ? new PromptCompletionSource(path)
+            : new JsonlTextSource(path, textField);
+    }
+
+    private static bool FirstRecordHas(string path, string field)
+    {
+        foreach (var (record, _) in JsonlRecords.Read(path)) return record.TryGetProperty(field, out _);
+        return false;
     }
 
     /// <summary>Strict UTF-8: a corrupt byte must fail loudly instead of becoming U+FFFD in the vocabulary.</summary>

@@ -50,8 +50,11 @@ public sealed class TrainingData
                 _ => throw new CliException($"--tokenizer {tokenizerKind}: use '{CharTokenizer.KindName}' or '{Gpt2Tokenizer.KindName}'"),
             };
             var dataset = TokenDataset.Build(source, tokenizer);
+            string examples = dataset.HasUntrainedTokens
+                ? $"; prompt/completion pairs: the loss covers the {dataset.TrainableCount:N0} completion tokens and their end markers, never the prompts"
+                : "";
             data = new TrainingData(tokenizer, dataset, null,
-                $"{path} ({dataset.Count:N0} tokens, {tokenizer.Kind} tokenizer with {tokenizer.VocabularySize:N0} symbols)");
+                $"{path} ({dataset.Count:N0} tokens, {tokenizer.Kind} tokenizer with {tokenizer.VocabularySize:N0} symbols{examples})");
         }
 
         if (data.Tokenizer.VocabularySize > modelVocabulary)

@@ -99,6 +99,40 @@ public sealed class GeneratedModelMpiTests
         }
     }
 
+    /// <summary>
+    /// tensor_parallel.autotp_size against HybridGpt's build-time Tensor = 2, in one process (the check comes before
+    /// the job's size is looked at): 2 is the plan and trains; 4 stops naming the key and the planned degree.
+    /// </summary>
+    [TestMethod]
+    public void AnAutoTpDegreeIsCheckedAgainstThePlannedTensorDegree()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"shardwise-autotp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string Config(int degree)
+            {
+                string path = Path.Combine(directory, $"tp{degree}.json");
+                File.WriteAllText(path, $$"""{ "train_micro_batch_size_per_gpu": 2, "tensor_parallel": { "autotp_size": {{degree}} } }""");
+                return path;
+            }
+
+            string data = Path.Combine(directory, "words.txt");
+            File.WriteAllText(data, string.Join(" ", Enumerable.Repeat("bead cab faced deed", 200)));
+            MpiJob planned = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+                ["cli", "HybridGpt", "train", "--config", Config(2), "--data", data, "--steps", "1", "--eval-interval", "0", "--output", Path.Combine(directory, "two")]);
+            Assert.AreEqual(0, planned.ExitCode, planned.Output);
+            MpiJob other = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+                ["cli", "HybridGpt", "train", "--config", Config(4), "--data", data, "--steps", "1", "--output", Path.Combine(directory, "four")]);
+            Assert.AreNotEqual(0, other.ExitCode, other.Output);
+            StringAssert.Contains(other.Output, "$.tensor_parallel.autotp_size is 4, but HybridGpt is planned for [Model(Tensor = 2)]", other.Output);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [TestMethod]
     public void AJobWhoseSizeIsNotAMultipleOfTheModelsDegreesIsRefused()
     {

@@ -21,6 +21,29 @@ public sealed class CliTests
         StringAssert.Contains(errors, data + ":3:");
     }
 
+    /// <summary>
+    /// tensor_parallel.autotp_size against the build-time plan: TinyGpt has no tensor split, so a degree of 2 stops the
+    /// run before anything is allocated, naming the key and what to change; a degree of 1 is the plan and trains.
+    /// </summary>
+    [TestMethod]
+    public void AnAutoTpDegreeTheModelWasNotCompiledForIsRefused()
+    {
+        var root = TrainerRun.TempDirectory();
+        string Config(int degree)
+        {
+            var path = Path.Combine(root, $"tp{degree}.json");
+            File.WriteAllText(path, $$"""{ "train_micro_batch_size_per_gpu": 2, "tensor_parallel": { "autotp_size": {{degree}} } }""");
+            return path;
+        }
+
+        var (code, output, errors) = TrainerRun.Run("train", "--config", Config(2), "--steps", "1", "--output", Path.Combine(root, "two"));
+        Assert.AreEqual(2, code, output);
+        StringAssert.Contains(errors, "$.tensor_parallel.autotp_size is 2, but TinyGpt is planned without tensor parallelism");
+        StringAssert.Contains(errors, "set [Model(Tensor = 2)]");
+        Assert.IsFalse(Directory.Exists(Path.Combine(root, "two")), "nothing was started");
+        TrainerRun.Succeed("train", "--config", Config(1), "--steps", "1", "--output", Path.Combine(root, "one"), "--eval-interval", "0");
+    }
+
     [TestMethod]
     public void UnknownOptionNamesTheValidOnes()
     {

@@ -107,6 +107,23 @@ public sealed partial class ConfigCorpusTests
     }
 
     [TestMethod]
+    public void AutoTpConfig_LoadsItsDegree_ForTheTrainerToCheckAgainstThePlan()
+    {
+        // 27 (LLaMA-Factory's AutoTP recipe): the degree is read; whether the model was compiled for it is the trainer's
+        // check (Cli/TensorParallelCheck), since Shardwise splits layers at build time.
+        var config = Load("27_llamafactory_z2_autotp.json", FullOverrides).Config;
+        Assert.AreEqual(2, config.TensorParallelSize);
+        StringAssert.Contains(config.Describe(), "$.tensor_parallel.autotp_size = 2");
+        Assert.AreEqual(1, Load("17_mds_zero2_bfloat16_flops_profiler.json").Config.TensorParallelSize, "absent: 1");
+
+        StringAssert.Contains(Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse("""{"train_batch_size": 8, "tensor_parallel": {"autotp_size": 0}}""")).Message,
+            "$.tensor_parallel.autotp_size: 0 is out of range: must be >= 1");
+        StringAssert.Contains(Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse("""{"train_batch_size": 8, "tensor_parallel": {"autotp_size": 2, "tp_size": 4}}""")).Message,
+            "$.tensor_parallel.tp_size: 4 disagrees with autotp_size (2)");
+        Assert.AreEqual(4, DeepSpeedConfig.Parse("""{"train_batch_size": 8, "tensor_parallel": {"tp_size": 4}}""").Config.TensorParallelSize, "the older spelling");
+    }
+
+    [TestMethod]
     public void TrailingComma_Loads()
     {
         var config = Load("odd/01_dse_pipeline_trailing_comma.json").Config;

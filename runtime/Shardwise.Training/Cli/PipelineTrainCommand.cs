@@ -40,6 +40,7 @@ public static class PipelineTrainCommand
         var communicator = world ?? owned!;
         var partition = TModel.Partition;
         string model = typeof(TModel).Name;
+        TensorParallelCheck.Require(settings.Config, model, partition.Tensor);
         if (communicator.Size == 1)
         {
             output.WriteLine($"one process: training {model}'s whole program (planned for [Model(Pipeline = {partition.Pipeline}, Tensor = " +

@@ -50,9 +50,9 @@ public static class TrainerCli
                 {
                     var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
-                    return typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))
-                        ? RunPipelined<TModel>(settings, log)
-                        : TrainCommand.Run<TModel>(settings, log);
+                    if (typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))) return RunPipelined<TModel>(settings, log);
+                    TensorParallelCheck.Require(settings.Config, model, plannedTensor: 1);
+                    return TrainCommand.Run<TModel>(settings, log);
                 }
                 case "eval":
                 {

@@ -60,6 +60,7 @@ internal static class ConfigDescriber
         Add("$.checkpoint.load_universal", config.Checkpoint.LoadUniversal);
         Add("$.checkpoint.use_node_local_storage", config.Checkpoint.UseNodeLocalStorage);
         DescribeCurriculum(config.CurriculumLearning, Add);
+        Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
 
         return string.Join(Environment.NewLine, lines.Select(pair => $"{pair.Key} = {pair.Value}"));
     }

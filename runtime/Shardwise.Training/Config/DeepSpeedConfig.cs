@@ -43,6 +43,9 @@ public sealed record DeepSpeedConfig
 
     public required CheckpointConfig Checkpoint { get; init; }
 
+    /// <summary>tensor_parallel.autotp_size: the tensor degree the config expects of the build-time plan (1 when absent).</summary>
+    public int TensorParallelSize { get; init; } = 1;
+
     /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
     public CurriculumLearningConfig? CurriculumLearning { get; init; }
 

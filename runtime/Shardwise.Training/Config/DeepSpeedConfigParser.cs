@@ -40,6 +40,7 @@ internal static class DeepSpeedConfigParser
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = CurriculumLearningConfig.Read(root),
+            TensorParallelSize = TensorParallelConfig.Read(root),
         };
 
         CheckAcrossSections(root, config);

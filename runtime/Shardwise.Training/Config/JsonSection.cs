@@ -127,7 +127,8 @@ internal sealed class JsonSection
         var integer = (long)n;
         if (integer < min || integer > max)
         {
-            var range = max == long.MaxValue ? $">= {min}" : $"between {min} and {max}";
+            // Int32 passes int.MaxValue as "no upper bound": the bound the user set is only the lower one.
+            var range = max is long.MaxValue or int.MaxValue ? $">= {min}" : $"between {min} and {max}";
             Error(key, $"{integer} is out of range: must be {range}");
             return null;
         }

@@ -69,7 +69,6 @@ internal static class UnsupportedFeaturePolicy
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),
         ["elasticity"] = KnownUnsupportedKey.Error("elastic training (it changes the batch size)", Enabled),
         ["torch_autocast"] = KnownUnsupportedKey.Error("torch autocast", Enabled),
-        ["tensor_parallel"] = KnownUnsupportedKey.Error("automatic tensor parallelism (it changes the data-parallel size and so the batch)", v => NumberAbove(v, "autotp_size", 1) || NumberAbove(v, "tp_size", 1)),
         ["sequence_parallel_size"] = KnownUnsupportedKey.Error("Ulysses sequence parallelism (it changes the data-parallel size and so the batch)", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() > 1),
     };
 
@@ -187,12 +186,6 @@ internal static class UnsupportedFeaturePolicy
             && value.TryGetProperty("enabled", out var enabled)
             && enabled.ValueKind != JsonValueKind.False
             && enabled.ValueKind != JsonValueKind.Null);
-
-    private static bool NumberAbove(JsonElement value, string key, double threshold) =>
-        value.ValueKind == JsonValueKind.Object
-        && value.TryGetProperty(key, out var number)
-        && number.ValueKind == JsonValueKind.Number
-        && number.GetDouble() > threshold;
 
     private static bool GradAccumulationIsNotFp32(JsonElement value) =>
         value.ValueKind == JsonValueKind.Object

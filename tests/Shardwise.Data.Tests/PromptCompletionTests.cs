@@ -5,9 +5,10 @@ using Microsoft.VisualStudio.TestTools.UnitTesting;
 namespace Shardwise.Data.Tests;
 
 /// <summary>
-/// Fine-tuning data: JSONL prompt/completion pairs are recognised, packed prompt + completion + separator, and only
-/// the completion and its separator are targets; the sampler writes the ignore index for every other target, on the
-/// same windows as without the mask, in both splits and after a restore.
+/// Fine-tuning data: JSONL prompt/completion pairs are recognised, laid out prompt + completion + separator, and only
+/// the completion and its separator are targets; the sampler writes the ignore index for every other target, packed
+/// (windows at any offset, the same windows as without the mask) or one example per row from its start, padded after
+/// its end, in both splits and after a restore.
 /// </summary>
 [TestClass]
 public sealed class PromptCompletionTests
@@ -99,6 +100,82 @@ public sealed class PromptCompletionTests
         var second = masked.CreateSampler(DataSplit.Train, 3, 16, seed: 77);
         second.RestoreState(state);
         CollectionAssert.AreEqual(Draw(first).Targets, Draw(second).Targets);
+    }
+
+    [TestMethod]
+    public void OneExamplePerRow_FromItsStart_PaddedAfterItsEnd()
+    {
+        using var pairs = new TempFile(".jsonl", Pairs);
+        var source = TextSource.Open(pairs.Path);
+        var tokenizer = CharTokenizer.Build(source);
+        Assert.IsFalse(TokenDataset.Build(source, tokenizer, trainFraction: 1.0, packExamples: true).ExampleRows, "--packing");
+        var data = TokenDataset.Build(source, tokenizer, trainFraction: 1.0);
+        Assert.IsTrue(data.ExampleRows);
+        Assert.AreEqual(1, data.ExamplesLongerThan(7), "abc=cba + separator: 9 tokens, 8 pairs");
+
+        // Each example as text, with how many of its leading tokens are prompt; context 7 cuts the second one.
+        (string Text, int Prompt)[] examples = [("ab=ba\n\n", 3), ("abc=cba\n\n", 4), ("b=b\n\n", 2)];
+        const int Context = 7;
+        var sampler = data.CreateSampler(DataSplit.Train, batchSize: 4, contextLength: Context, seed: 21);
+        var seen = new bool[examples.Length];
+        for (int step = 0; step < 10; step++)
+        {
+            var (inputs, targets) = Draw(sampler);
+            for (int row = 0; row < 4; row++)
+            {
+                string drawn = tokenizer.Decode(inputs.AsSpan(row * Context, Context));
+                int e = Array.FindIndex(examples, x => drawn.StartsWith(x.Text[..Math.Min(x.Text.Length - 1, Context)], StringComparison.Ordinal));
+                Assert.IsTrue(e >= 0, $"row {row} of step {step} starts no example: \"{drawn}\"");
+                seen[e] = true;
+                var (text, prompt) = examples[e];
+                int pairsInRow = Math.Min(text.Length - 1, Context);
+                for (int i = 0; i < Context; i++)
+                {
+                    string at = $"step {step}, row {row} (example {e}), position {i}";
+                    int input = inputs[row * Context + i], target = targets[row * Context + i];
+                    if (i < pairsInRow)
+                    {
+                        Assert.AreEqual(tokenizer.Encode(text[i].ToString())[0], input, at);
+                        int expected = i + 1 < prompt ? TokenDataset.IgnoredTarget : tokenizer.Encode(text[i + 1].ToString())[0];
+                        Assert.AreEqual(expected, target, at);
+                    }
+                    else
+                    {
+                        Assert.AreEqual(tokenizer.Encode(text[pairsInRow].ToString())[0], input, $"{at}: padding repeats the next token");
+                        Assert.AreEqual(TokenDataset.IgnoredTarget, target, $"{at}: padding is no target");
+                    }
+                }
+            }
+        }
+
+        Assert.IsTrue(seen.All(s => s), "every example drawn");
+    }
+
+    [TestMethod]
+    public void ExamplesSplitWhereTheyBegin_AndTheStateRemembersTheMode()
+    {
+        using var pairs = new TempFile(".jsonl", Pairs);
+        var source = TextSource.Open(pairs.Path);
+        var tokenizer = CharTokenizer.Build(source);
+        // 21 tokens; 0.6 puts the split at 12, inside the second example (7..15): it trains, cut; the third validates.
+        var data = TokenDataset.Build(source, tokenizer, trainFraction: 0.6);
+        CollectionAssert.AreEqual(new[] { 0, 7 }, data.ExampleStarts(DataSplit.Train).ToArray());
+        CollectionAssert.AreEqual(new[] { 16 - 12 }, data.ExampleStarts(DataSplit.Validation).ToArray());
+        var (inputs, _) = Draw(data.CreateSampler(DataSplit.Validation, 1, 4, seed: 1));
+        Assert.AreEqual("b=b\n", tokenizer.Decode(inputs));
+
+        var rows = data.CreateSampler(DataSplit.Train, 2, 4, seed: 5);
+        var state = rows.SaveState();
+        Assert.AreEqual(2, state.ExampleCount);
+        Assert.AreEqual(state, SamplerState.FromJson(state.ToJson()), "exampleCount survives the checkpoint's JSON");
+        var packed = TokenDataset.Build(source, tokenizer, trainFraction: 0.6, packExamples: true).CreateSampler(DataSplit.Train, 2, 4, seed: 5);
+        var e = Assert.ThrowsExactly<ArgumentException>(() => packed.RestoreState(state));
+        StringAssert.Contains(e.Message, "sampler state draws one of 2 examples per row; this sampler draws windows at any offset (packed) (was --packing changed?)");
+        Assert.AreEqual(0, SamplerState.FromJson(packed.SaveState().ToJson()).ExampleCount, "windows: no exampleCount written");
+
+        var all = TokenDataset.Build(source, tokenizer, trainFraction: 1.0);
+        StringAssert.Contains(Assert.ThrowsExactly<ArgumentException>(() => all.CreateSampler(DataSplit.Validation, 1, 4, seed: 1)).Message,
+            "no example begins in the validation split");
     }
 
     private static (int[] Inputs, int[] Targets) Draw(BatchSampler sampler)

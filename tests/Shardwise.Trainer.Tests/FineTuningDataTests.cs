@@ -66,14 +66,14 @@ public sealed class FineTuningDataTests
             return $$"""{"prompt": "{{word}}=", "completion": "{{word[^1]}}{{word[^1]}}"}""";
         }));
         File.WriteAllText(config, """
-            { "train_micro_batch_size_per_gpu": 8, "gradient_accumulation_steps": 1, "steps_per_print": 10,
+            { "train_micro_batch_size_per_gpu": 32, "gradient_accumulation_steps": 1, "steps_per_print": 10,
               "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.0 } } }
             """);
 
         string log = TrainerRun.Succeed("train", "--config", config, "--data", data, "--steps", "60", "--output", output,
             "--eval-interval", "20", "--eval-batches", "4");
         StringAssert.Contains(log, "prompt/completion pairs: the loss covers the");
-        StringAssert.Contains(log, "completion tokens and their end markers, never the prompts");
+        StringAssert.Contains(log, "completion tokens and their end markers, never the prompts; one example per row, padded after its end");
 
         string[] lines = File.ReadAllLines(Path.Combine(output, "metrics.csv"));
         int column = Array.IndexOf(lines[0].Split(','), "val_loss");
@@ -81,5 +81,12 @@ public sealed class FineTuningDataTests
             .Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
         Assert.AreEqual(3, validation.Length, string.Join("\n", lines));
         Assert.IsTrue(validation[^1] < 0.8 * validation[0], $"validation loss over completions {string.Join(" → ", validation)}");
+
+        string packed = TrainerRun.Succeed("train", "--config", config, "--data", data, "--steps", "1", "--output", Path.Combine(root, "packed"),
+            "--eval-interval", "0", "--packing");
+        StringAssert.Contains(packed, "packed (--packing): windows at any offset of the examples back to back");
+        var (code, _, errors) = TrainerRun.Run("train", "--config", config, "--steps", "2", "--resume", Path.Combine(root, "packed"), "--eval-interval", "0");
+        Assert.AreEqual(2, code, "resuming packed data without --packing");
+        StringAssert.Contains(errors, "(was --packing changed?)");
     }
 }

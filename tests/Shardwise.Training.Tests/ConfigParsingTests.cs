@@ -66,9 +66,9 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void TypeErrors_NameThePathAndWhatWasFound()
     {
-        var error = Fails("""{"train_micro_batch_size_per_gpu": [8], "wall_clock_breakdown": "yes"}""");
+        var error = Fails("""{"train_micro_batch_size_per_gpu": {"value": 8}, "wall_clock_breakdown": "yes"}""");
         Assert.AreEqual(2, error.Errors.Count, error.Message);
-        StringAssert.Contains(error.Message, "$.train_micro_batch_size_per_gpu: expected a number, found an array [8]");
+        StringAssert.Contains(error.Message, "$.train_micro_batch_size_per_gpu: expected a number, found an object");
         StringAssert.Contains(error.Message, "$.wall_clock_breakdown: expected true or false, found the string \"yes\"");
     }
 

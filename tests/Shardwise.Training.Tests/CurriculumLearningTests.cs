@@ -153,13 +153,13 @@ public sealed class CurriculumLearningTests
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 64, "max_difficulty": 8, "schedule_type": "fixed_linear", "schedule_config": {"total_curriculum_step": 10, "difficulty_step": 1}}""").Message,
             "$.curriculum_learning.max_difficulty: 8 is below min_difficulty (64)");
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_linear", "schedule_config": {"difficulty_step": 8}}""").Message,
-            "$.curriculum_learning.schedule_config.total_curriculum_step: is required when curriculum learning is enabled");
+            "$.curriculum_learning.schedule_config.total_curriculum_step is required when curriculum learning is enabled");
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_linaer", "schedule_config": {}}""").Message,
             "$.curriculum_learning.schedule_type: unknown schedule \"fixed_linaer\" (did you mean \"fixed_linear\"?)");
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "custom"}""").Message,
             "\"custom\" needs a Python difficulty function");
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_discrete", "schedule_config": {"difficulty": [8, 64], "max_step": [5, 10]}}""").Message,
-            "$.curriculum_learning.schedule_config.max_step: has 2 entries for 2 difficulties: it needs one fewer");
+            "$.curriculum_learning.schedule_config.max_step has 2 entries for 2 difficulties: it needs one fewer");
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_discrete", "schedule_config": {"difficulty": [8, "x"], "max_step": [5]}}""").Message,
             "$.curriculum_learning.schedule_config.difficulty[1]: expected an integer");
         var typo = Parse("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_linear", "schedule_config": {"total_curriculum_step": 10, "difficulty_step": 8, "difficulty_stepp": 2}}""");

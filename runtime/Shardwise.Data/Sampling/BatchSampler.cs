@@ -8,24 +8,28 @@ namespace Shardwise.Data;
 /// token and its targets the window minus its first. The only state is the RNG and the step count, both captured by
 /// <see cref="SaveState"/>, so a restored sampler yields bitwise the same batches as the original would have.
 /// With a trainable mask (fine-tuning data), a target whose token is not trainable is written as
-/// <see cref="TokenDataset.IgnoredTarget"/>, which leaves it out of the loss.
+/// <see cref="TokenDataset.IgnoredTarget"/>, which leaves it out of the loss. With example starts, each row is one
+/// example drawn uniformly, from its first token; after its last token the row is padding (its last token repeated as
+/// input, ignored targets), which under causal attention changes nothing before it.
 /// </summary>
 public sealed class BatchSampler
 {
     private readonly ReadOnlyMemory<int> tokens;
     private readonly ReadOnlyMemory<bool> trainable;
+    private readonly ReadOnlyMemory<int> exampleStarts;
     private readonly int windowCount;
     private Xoshiro256StarStar rng;
 
     /// <param name="trainable">Per token, whether it may be a target; empty: every token may.</param>
+    /// <param name="exampleStarts">Where each example begins (ascending); empty: windows at any offset.</param>
     public BatchSampler(ReadOnlyMemory<int> tokens, int batchSize, int contextLength, ulong seed, int stream = 0,
-        ReadOnlyMemory<bool> trainable = default)
+        ReadOnlyMemory<bool> trainable = default, ReadOnlyMemory<int> exampleStarts = default)
     {
         if (!trainable.IsEmpty && trainable.Length != tokens.Length)
             throw new ArgumentException($"{trainable.Length} trainable flags for {tokens.Length} tokens", nameof(trainable));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextLength);
-        if (tokens.Length < contextLength + 1)
+        if (exampleStarts.IsEmpty && tokens.Length < contextLength + 1)
         {
             throw new ArgumentException(
                 $"{tokens.Length} tokens cannot hold one window of context {contextLength} + 1 target", nameof(tokens));
@@ -33,6 +37,7 @@ public sealed class BatchSampler
 
         this.tokens = tokens;
         this.trainable = trainable;
+        this.exampleStarts = exampleStarts;
         BatchSize = batchSize;
         ContextLength = contextLength;
 
@@ -65,14 +70,32 @@ public sealed class BatchSampler
 
         var source = tokens.Span;
         var mask = trainable.Span;
+        var starts = exampleStarts.Span;
         for (var row = 0; row < BatchSize; row++)
         {
-            var start = rng.NextInt(windowCount);
-            source.Slice(start, ContextLength).CopyTo(inputs.Slice(row * ContextLength, ContextLength));
+            // A window: context + 1 tokens from anywhere. An example: from its start to its end, at most context + 1.
+            int start, pairs;
+            if (starts.IsEmpty)
+            {
+                start = rng.NextInt(windowCount);
+                pairs = ContextLength;
+            }
+            else
+            {
+                int example = rng.NextInt(starts.Length);
+                start = starts[example];
+                int end = example + 1 < starts.Length ? starts[example + 1] : source.Length;
+                pairs = Math.Min(end - start - 1, ContextLength);
+            }
+
+            var rowInputs = inputs.Slice(row * ContextLength, ContextLength);
             var rowTargets = targets.Slice(row * ContextLength, ContextLength);
-            source.Slice(start + 1, ContextLength).CopyTo(rowTargets);
+            source.Slice(start, pairs).CopyTo(rowInputs);
+            source.Slice(start + 1, pairs).CopyTo(rowTargets);
+            rowInputs[pairs..].Fill(source[start + pairs]);
+            rowTargets[pairs..].Fill(TokenDataset.IgnoredTarget);
             if (mask.IsEmpty) continue;
-            for (var i = 0; i < ContextLength; i++)
+            for (var i = 0; i < pairs; i++)
             {
                 if (!mask[start + 1 + i]) rowTargets[i] = TokenDataset.IgnoredTarget;
             }
@@ -81,7 +104,7 @@ public sealed class BatchSampler
         Step++;
     }
 
-    public SamplerState SaveState() => new(rng.State, Step, BatchSize, ContextLength, tokens.Length);
+    public SamplerState SaveState() => new(rng.State, Step, BatchSize, ContextLength, tokens.Length) { ExampleCount = exampleStarts.Length };
 
     /// <summary>Continues from a saved state; the sampler must have the same shape and data size it was saved with.</summary>
     public void RestoreState(SamplerState state)
@@ -91,6 +114,14 @@ public sealed class BatchSampler
             throw new ArgumentException(
                 $"sampler state is for batch {state.BatchSize}, context {state.ContextLength}, {state.TokenCount} tokens; "
                 + $"this sampler has batch {BatchSize}, context {ContextLength}, {tokens.Length} tokens",
+                nameof(state));
+        }
+
+        if (state.ExampleCount != exampleStarts.Length)
+        {
+            static string Draws(int examples) => examples == 0 ? "windows at any offset (packed)" : $"one of {examples} examples per row";
+            throw new ArgumentException(
+                $"sampler state draws {Draws(state.ExampleCount)}; this sampler draws {Draws(exampleStarts.Length)} (was --packing changed?)",
                 nameof(state));
         }
 

@@ -10,6 +10,9 @@ namespace Shardwise.Data;
 /// </summary>
 public readonly record struct SamplerState(RngState Rng, long Step, int BatchSize, int ContextLength, int TokenCount)
 {
+    /// <summary>The examples drawn one per row; 0 for windows at any offset (and in checkpoints written before examples).</summary>
+    public int ExampleCount { get; init; }
+
     /// <summary>Writes this state as a JSON object (for embedding in a checkpoint's JSON).</summary>
     public void WriteTo(Utf8JsonWriter writer)
     {
@@ -27,6 +30,7 @@ public readonly record struct SamplerState(RngState Rng, long Step, int BatchSiz
         writer.WriteNumber("batchSize", BatchSize);
         writer.WriteNumber("contextLength", ContextLength);
         writer.WriteNumber("tokenCount", TokenCount);
+        if (ExampleCount > 0) writer.WriteNumber("exampleCount", ExampleCount);
         writer.WriteEndObject();
     }
 
@@ -56,7 +60,10 @@ public readonly record struct SamplerState(RngState Rng, long Step, int BatchSiz
             Required(element, "step", JsonValueKind.Number).GetInt64(),
             Required(element, "batchSize", JsonValueKind.Number).GetInt32(),
             Required(element, "contextLength", JsonValueKind.Number).GetInt32(),
-            Required(element, "tokenCount", JsonValueKind.Number).GetInt32());
+            Required(element, "tokenCount", JsonValueKind.Number).GetInt32())
+        {
+            ExampleCount = element.TryGetProperty("exampleCount", out var examples) && examples.ValueKind == JsonValueKind.Number ? examples.GetInt32() : 0,
+        };
     }
 
     public string ToJson()

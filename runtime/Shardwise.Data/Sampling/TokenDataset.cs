@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 
 namespace Shardwise.Data;
 
@@ -20,6 +21,7 @@ public sealed class TokenDataset
 
     private readonly int[] tokens;
     private readonly bool[]? trainable;
+    private readonly int[]? exampleStarts;
 
     /// <param name="tokens">Token ids, owned by the dataset from now on.</param>
     /// <param name="vocabularySize">Every id must be below this; checked once so a tokenizer/model mismatch fails here.</param>
@@ -28,9 +30,16 @@ public sealed class TokenDataset
     /// Per token, whether it may be a target (fine-tuning data: the completions, not the prompts); null: every token is.
     /// Owned by the dataset from now on.
     /// </param>
-    public TokenDataset(int[] tokens, int vocabularySize, double trainFraction = DefaultTrainFraction, bool[]? trainable = null)
+    /// <param name="exampleStarts">
+    /// Where each example begins, ascending from 0 (fine-tuning data drawn one example per row); null: the samplers
+    /// draw windows at any offset.
+    /// </param>
+    public TokenDataset(int[] tokens, int vocabularySize, double trainFraction = DefaultTrainFraction, bool[]? trainable = null,
+        int[]? exampleStarts = null)
     {
         ArgumentNullException.ThrowIfNull(tokens);
+        if (exampleStarts is not null && !IsAscendingFromZero(exampleStarts, tokens.Length))
+            throw new ArgumentException("example starts must ascend from 0 and lie inside the tokens", nameof(exampleStarts));
         if (trainable is not null && trainable.Length != tokens.Length)
             throw new ArgumentException($"{trainable.Length} trainable flags for {tokens.Length} tokens", nameof(trainable));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vocabularySize);
@@ -49,6 +58,7 @@ public sealed class TokenDataset
 
         this.tokens = tokens;
         this.trainable = trainable;
+        this.exampleStarts = exampleStarts;
         VocabularySize = vocabularySize;
         TrainFraction = trainFraction;
         TrainCount = (int)Math.Floor(tokens.Length * trainFraction);
@@ -58,12 +68,17 @@ public sealed class TokenDataset
     /// Encodes every document of <paramref name="source"/> and joins them with the encoded separator
     /// (<paramref name="separator"/>, or the source's own when null).
     /// </summary>
-    public static TokenDataset Build(TextSource source, ITokenizer tokenizer, double trainFraction = DefaultTrainFraction, string? separator = null)
+    /// <param name="packExamples">
+    /// For prompt/completion data: true draws windows at any offset of the packed stream (TRL's packing), false (the
+    /// default) one example per row, from its first token, with padding after its end.
+    /// </param>
+    public static TokenDataset Build(TextSource source, ITokenizer tokenizer, double trainFraction = DefaultTrainFraction, string? separator = null,
+        bool packExamples = false)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(tokenizer);
         var separatorIds = tokenizer.Encode(separator ?? source.Separator);
-        if (source is PromptCompletionSource examples) return BuildExamples(examples, tokenizer, separatorIds, trainFraction);
+        if (source is PromptCompletionSource examples) return BuildExamples(examples, tokenizer, separatorIds, trainFraction, packExamples);
         var all = new List<int>();
         var first = true;
         foreach (var document in source.ReadDocuments())
@@ -81,17 +96,20 @@ public sealed class TokenDataset
     }
 
     /// <summary>
-    /// Fine-tuning examples packed back to back, each its prompt, its completion and the separator: only the
-    /// completion and the separator are trainable, so a prompt token is never a target (the first completion token
-    /// is: the prompt predicts it). Packed, as TRL's packing and Megatron's pretraining are, so no position is padding;
-    /// an example can see the end of the one before it, as in any packed stream.
+    /// Fine-tuning examples back to back, each its prompt, its completion and the separator: only the completion and
+    /// the separator are trainable, so a prompt token is never a target (the first completion token is: the prompt
+    /// predicts it). Drawn one per row unless packed: packed, as TRL's packing and Megatron's pretraining are, no
+    /// position is padding, but a window can start inside an example and see the end of the one before it.
     /// </summary>
-    private static TokenDataset BuildExamples(PromptCompletionSource source, ITokenizer tokenizer, int[] separatorIds, double trainFraction)
+    private static TokenDataset BuildExamples(PromptCompletionSource source, ITokenizer tokenizer, int[] separatorIds, double trainFraction,
+        bool packExamples)
     {
         var all = new List<int>();
         var trainable = new List<bool>();
+        var starts = new List<int>();
         foreach (var (prompt, completion) in source.ReadExamples())
         {
+            starts.Add(all.Count);
             int[] promptIds = tokenizer.Encode(prompt), completionIds = tokenizer.Encode(completion);
             all.AddRange(promptIds);
             trainable.AddRange(new bool[promptIds.Length]);
@@ -100,7 +118,50 @@ public sealed class TokenDataset
             for (int i = 0; i < completionIds.Length + separatorIds.Length; i++) trainable.Add(true);
         }
 
-        return new TokenDataset(all.ToArray(), tokenizer.VocabularySize, trainFraction, trainable.ToArray());
+        return new TokenDataset(all.ToArray(), tokenizer.VocabularySize, trainFraction, trainable.ToArray(),
+            packExamples ? null : starts.ToArray());
+    }
+
+    /// <summary>Whether the samplers draw one example per row (fine-tuning data, not packed).</summary>
+    public bool ExampleRows => exampleStarts is not null;
+
+    /// <summary>
+    /// Where the examples that begin in <paramref name="split"/> begin, relative to the split; empty without examples.
+    /// An example that begins in the training split and runs past it is cut at the split's end.
+    /// </summary>
+    public ReadOnlyMemory<int> ExampleStarts(DataSplit split)
+    {
+        if (exampleStarts is null) return ReadOnlyMemory<int>.Empty;
+        int first = Array.FindIndex(exampleStarts, start => start >= TrainCount);
+        if (first < 0) first = exampleStarts.Length;
+        return split == DataSplit.Train
+            ? exampleStarts.AsMemory(0, first)
+            : exampleStarts[first..].Select(start => start - TrainCount).ToArray();
+    }
+
+    /// <summary>Examples (one per row) whose prompt, completion and separator do not fit a row of <paramref name="contextLength"/>.</summary>
+    public int ExamplesLongerThan(int contextLength)
+    {
+        if (exampleStarts is null) return 0;
+        int longer = 0;
+        for (int e = 0; e < exampleStarts.Length; e++)
+        {
+            int end = e + 1 < exampleStarts.Length ? exampleStarts[e + 1] : tokens.Length;
+            longer += end - exampleStarts[e] - 1 > contextLength ? 1 : 0;
+        }
+
+        return longer;
+    }
+
+    private static bool IsAscendingFromZero(int[] starts, int length)
+    {
+        if (starts.Length == 0 || starts[0] != 0) return false;
+        for (int i = 1; i < starts.Length; i++)
+        {
+            if (starts[i] <= starts[i - 1] || starts[i] >= length) return false;
+        }
+
+        return true;
     }
 
     /// <summary>Whether the tokens are fine-tuning data with targets limited to completions.</summary>
@@ -148,7 +209,9 @@ public sealed class TokenDataset
 
     /// <summary>A training sampler over one split; <paramref name="stream"/> separates data-parallel ranks.</summary>
     public BatchSampler CreateSampler(DataSplit split, int batchSize, int contextLength, ulong seed, int stream = 0) =>
-        new(Get(split), batchSize, contextLength, seed, stream, Trainable(split));
+        ExampleRows && ExampleStarts(split).IsEmpty
+            ? throw new ArgumentException($"no example begins in the {split.ToString().ToLowerInvariant()} split ({Count:N0} tokens, {TrainFraction:P0} of them for training)")
+            : new(Get(split), batchSize, contextLength, seed, stream, Trainable(split), ExampleStarts(split));
 
     /// <summary>
     /// A fixed set of <paramref name="count"/> batches for measuring loss: the same seed always gives the same

@@ -15,7 +15,8 @@ public static class EvalCommand
         if (checkpoint is null) throw new CliException("eval needs --resume DIR with a committed checkpoint");
         log.WriteLine(settings.DeviceChoice.Description);
         var batch = settings.Config.Resolve(dataParallelSize: 1);
-        var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed, TrainingCheckpoint.LoadTokenizer(checkpoint));
+        var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed, TrainingCheckpoint.LoadTokenizer(checkpoint),
+            settings.Packing, TModel.SequenceLength);
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         // The attention the weights were trained with, whatever this config says.
         var trained = TrainingCheckpoint.ReadSparseAttention(checkpoint);

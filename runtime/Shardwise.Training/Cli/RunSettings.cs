@@ -25,6 +25,12 @@ public sealed record RunSettings(
     /// </summary>
     public BackendChoice DeviceChoice { get; init; } = new(BackendKind.Cpu, "CPU: chosen in code");
 
+    /// <summary>
+    /// <c>--packing</c>: prompt/completion examples packed into windows at any offset (TRL's packing) instead of one
+    /// example per row, padded. No effect on plain text, which is always one packed stream.
+    /// </summary>
+    public bool Packing { get; init; }
+
     /// <summary>What was asked for: <see cref="BackendKind.Auto"/> unless --device or SHARDWISE_DEVICE named one.</summary>
     public BackendKind DeviceRequested { get; init; } = BackendKind.Cpu;
 
@@ -89,6 +95,7 @@ public sealed record RunSettings(
         {
             DeviceRequested = requested,
             DeviceChoice = choice,
+            Packing = args.Flag("packing"),
         };
     }
 

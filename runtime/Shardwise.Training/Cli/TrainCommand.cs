@@ -43,7 +43,7 @@ public static class TrainCommand
             throw new CliException($"--resume {settings.ResumeDirectory}: no committed checkpoint there (no 'latest')");
 
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
-            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom));
+            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom), settings.Packing, TModel.SequenceLength);
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
         var engine = TrainingEngine.Initialize(program, config, communicator);

@@ -8,14 +8,15 @@ namespace Shardwise.Training.Cli;
 
 /// <summary>
 /// The trainer executable every language model gets: <c>return TrainerCli.Run&lt;TinyGpt&gt;(args);</c> is the
-/// whole Program.cs. Verbs: train (default), eval, sample, plan, bench, consolidate, compare-curves. Errors print one clear line and exit 2.
+/// whole Program.cs. Verbs: train (default), eval, sample, plan, bench, tune, consolidate, compare-curves. Errors print one clear line and exit 2.
 /// </summary>
 public static class TrainerCli
 {
     public const string Usage = """
         usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
                      [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
-                     [--save-interval N] [--print-config] [--device cpu|cuda|auto]
+                     [--save-interval N] [--print-config] [--device cpu|cuda|auto] [--packing]
+               (--packing: prompt/completion JSONL packed into windows, not one example per row)
                values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
                      --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false
                      --bf16 true|false --warmup-steps --total-steps --hidden-size
@@ -26,6 +27,9 @@ public static class TrainerCli
                MODEL consolidate --resume DIR --output FILE.safetensors
                MODEL compare-curves --reference A/metrics.csv --candidate B/metrics.csv [--loss-tolerance T]
                             [--val-tolerance R]   (exit 1 when the loss curves differ by more)
+               MODEL tune   [--config ds_config.json] [--output DIR] [--memory-limit-mib N] [--device cpu|cuda|auto]
+                            (autotuning: times the ZeRO stages and micro-batch sizes the config lists, or the largest
+                            that fit, and writes DIR/autotuning_results/ds_config_optimal.json)
                MODEL bench  [--config ds_config.json] [--steps N] [--warmup N] [--device cpu|cuda|auto]
                             [--peak-tflops T] [--json FILE] [--max-seconds S] [--profile]
         With no --data, training uses a built-in synthetic task (multi-digit addition) and reports answer accuracy.
@@ -50,6 +54,7 @@ public static class TrainerCli
                 {
                     var settings = ReadSettings<TModel>(arguments, model, log);
                     arguments.RejectUnknown();
+                    if (AutotuningCheck.RequireOneConfiguration(settings.Config, "train") is { } tuningNote) log.WriteLine("note: " + tuningNote);
                     if (typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))) return RunPipelined<TModel>(settings, log);
                     TensorParallelCheck.Require(settings.Config, model, plannedTensor: 1);
                     return TrainCommand.Run<TModel>(settings, log);
@@ -67,6 +72,7 @@ public static class TrainerCli
                     var settings = ReadSettings<TModel>(arguments, model, log);
                     int ranks = (int)(arguments.Long("ranks") ?? 1);
                     arguments.RejectUnknown();
+                    AutotuningCheck.RequireOneConfiguration(settings.Config, "plan");
                     return PlanCommand.Run<TModel>(settings, ranks, log);
                 }
                 case "compare-curves":
@@ -78,7 +84,15 @@ public static class TrainerCli
                     var settings = ReadSettings<TModel>(arguments, model, log);
                     var bench = BenchOptions.Read(arguments);
                     arguments.RejectUnknown();
+                    AutotuningCheck.RequireOneConfiguration(settings.Config, "bench");
                     return BenchCommand.Run<TModel>(settings, bench, log);
+                }
+                case "tune":
+                {
+                    var settings = ReadSettings<TModel>(arguments, model, log);
+                    long? limit = arguments.Long("memory-limit-mib") is { } mib ? mib << 20 : null;
+                    arguments.RejectUnknown();
+                    return TuneCommand.Run<TModel>(settings, limit, log);
                 }
                 default:
                     throw new CliException($"unknown verb '{arguments.Verb}'\n{Usage}");

@@ -249,7 +249,17 @@ public sealed class TrainingCheckpoint
             log?.WriteLine($"note: the checkpoint trained with {DescribeAttention(trained)} attention, this run uses {DescribeAttention(engine.Config.SparseAttention)}");
         var saved = SamplerState.ReadFrom(root.GetProperty("sampler"));
         if (saved.BatchSize == sampler.BatchSize && saved.ContextLength == sampler.ContextLength)
-            sampler.RestoreState(saved);
+        {
+            try
+            {
+                sampler.RestoreState(saved);
+            }
+            catch (ArgumentException mismatch)
+            {
+                // Other data, or the same examples drawn another way: continuing would not be the run that was saved.
+                throw new CliException($"--resume {checkpoint}: {mismatch.Message.Split(" (Parameter")[0]}");
+            }
+        }
         else
             log?.WriteLine($"note: the checkpoint's global batch had {saved.BatchSize} rows, this run has {sampler.BatchSize} " +
                            "(a different number of ranks); the data order restarts from the seed");

@@ -30,7 +30,10 @@ public sealed class TrainingData
     public string Description { get; }
 
     /// <param name="savedTokenizer">A tokenizer saved with a checkpoint; when given it is reused rather than rebuilt.</param>
-    public static TrainingData Load(string? path, string tokenizerKind, int modelVocabulary, ulong seed, ITokenizer? savedTokenizer = null)
+    /// <param name="packing">Prompt/completion data only: packed windows instead of one example per row.</param>
+    /// <param name="sequenceLength">The model's context, to report the examples a row cannot hold.</param>
+    public static TrainingData Load(string? path, string tokenizerKind, int modelVocabulary, ulong seed, ITokenizer? savedTokenizer = null,
+        bool packing = false, int? sequenceLength = null)
     {
         TrainingData data;
         if (path is null)
@@ -49,10 +52,14 @@ public sealed class TrainingData
                 Gpt2Tokenizer.KindName => new Gpt2Tokenizer(),
                 _ => throw new CliException($"--tokenizer {tokenizerKind}: use '{CharTokenizer.KindName}' or '{Gpt2Tokenizer.KindName}'"),
             };
-            var dataset = TokenDataset.Build(source, tokenizer);
-            string examples = dataset.HasUntrainedTokens
-                ? $"; prompt/completion pairs: the loss covers the {dataset.TrainableCount:N0} completion tokens and their end markers, never the prompts"
-                : "";
+            var dataset = TokenDataset.Build(source, tokenizer, packExamples: packing);
+            string examples = !dataset.HasUntrainedTokens ? ""
+                : $"; prompt/completion pairs: the loss covers the {dataset.TrainableCount:N0} completion tokens and their end markers, never the prompts; " +
+                  (dataset.ExampleRows
+                      ? "one example per row, padded after its end" + (sequenceLength is { } context && dataset.ExamplesLongerThan(context) is > 0 and var cut
+                          ? $" ({cut:N0} examples longer than the context of {context} are cut)"
+                          : "")
+                      : "packed (--packing): windows at any offset of the examples back to back");
             data = new TrainingData(tokenizer, dataset, null,
                 $"{path} ({dataset.Count:N0} tokens, {tokenizer.Kind} tokenizer with {tokenizer.VocabularySize:N0} symbols{examples})");
         }

@@ -61,6 +61,7 @@ internal static class ConfigDescriber
         Add("$.checkpoint.use_node_local_storage", config.Checkpoint.UseNodeLocalStorage);
         DescribeCurriculum(config.CurriculumLearning, Add);
         Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
+        DescribeAutotuning(config, Add);
 
         return string.Join(Environment.NewLine, lines.Select(pair => $"{pair.Key} = {pair.Value}"));
     }
@@ -221,6 +222,23 @@ internal static class ConfigDescriber
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "null",
     };
+
+    private static void DescribeAutotuning(DeepSpeedConfig config, Action<string, object?> add)
+    {
+        const string A = "$.autotuning.";
+        add(A + "enabled", config.Autotuning is not null);
+        if (config.Autotuning is not { } tuning) return;
+        add(A + "metric", AutotuningConfig.MetricName(tuning.Metric));
+        add(A + "start_profile_step", tuning.StartProfileStep);
+        add(A + "end_profile_step", tuning.EndProfileStep);
+        add(A + "results_dir", tuning.ResultsDirectory);
+        add(A + "min_train_micro_batch_size_per_gpu", tuning.MinMicroBatch);
+        add(A + "max_train_micro_batch_size_per_gpu", tuning.MaxMicroBatch);
+        add(A + "num_tuning_micro_batch_sizes", tuning.TuningMicroBatchSizes);
+        add(A + "tuner_num_trials", tuning.MaxTrials);
+        if (config.MicroBatchCandidates is { } micro) add("(autotuning: train_micro_batch_size_per_gpu candidates)", "[" + string.Join(", ", micro) + "]");
+        if (config.ZeroOptimization.StageCandidates is { } stages) add("(autotuning: zero_optimization.stage candidates)", "[" + string.Join(", ", stages) + "]");
+    }
 
     private static void DescribeCurriculum(CurriculumLearningConfig? curriculum, Action<string, object?> add)
     {

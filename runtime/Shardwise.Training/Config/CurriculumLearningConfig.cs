@@ -67,7 +67,7 @@ public sealed record CurriculumLearningConfig
         }
 
         string? type = section.String("curriculum_type");
-        if (type is null) section.Error("curriculum_type", "is required: \"seqlen\" (DeepSpeed asserts it too)");
+        if (type is null) section.Diagnostics.ErrorSentence(section.PathOf("curriculum_type"), "is required: \"seqlen\" (DeepSpeed asserts it too)");
         else if (type != "seqlen")
             section.Error("curriculum_type", $"\"{type}\" is not supported: only \"seqlen\" is (Shardwise shortens the sequences itself; other metrics need the data efficiency library's offline indexes)");
 
@@ -77,7 +77,7 @@ public sealed record CurriculumLearningConfig
 
         string? scheduleName = section.String("schedule_type");
         CurriculumScheduleType schedule = CurriculumScheduleType.FixedLinear;
-        if (scheduleName is null) section.Error("schedule_type", "is required: fixed_linear, fixed_root or fixed_discrete");
+        if (scheduleName is null) section.Diagnostics.ErrorSentence(section.PathOf("schedule_type"), "is required: fixed_linear, fixed_root or fixed_discrete");
         else if (ScheduleNames.TryGetValue(scheduleName, out var known)) schedule = known;
         else if (scheduleName == "custom")
             section.Error("schedule_type", "\"custom\" needs a Python difficulty function (set_custom_curriculum_learning_schedule); use fixed_linear, fixed_root or fixed_discrete");
@@ -114,9 +114,9 @@ public sealed record CurriculumLearningConfig
         var difficulties = IntegerList(parameters, "difficulty");
         var maxSteps = IntegerList(parameters, "max_step");
         if (difficulties is null || maxSteps is null) return config;
-        if (difficulties.Count == 0) parameters.Error("difficulty", "is empty: list at least one difficulty");
+        if (difficulties.Count == 0) parameters.Diagnostics.ErrorSentence(parameters.PathOf("difficulty"), "is empty: list at least one difficulty");
         if (difficulties.Count != maxSteps.Count + 1)
-            parameters.Error("max_step", $"has {maxSteps.Count} entries for {difficulties.Count} difficulties: it needs one fewer (the last difficulty holds for every later step)");
+            parameters.Diagnostics.ErrorSentence(parameters.PathOf("max_step"), $"has {maxSteps.Count} entries for {difficulties.Count} difficulties: it needs one fewer (the last difficulty holds for every later step)");
         for (int i = 0; i < difficulties.Count; i++)
         {
             if (difficulties[i] < 1) parameters.Diagnostics.Error($"{parameters.PathOf("difficulty")}[{i}]", $"{difficulties[i]} is out of range: a sequence length must be >= 1");
@@ -129,7 +129,7 @@ public sealed record CurriculumLearningConfig
     {
         if (!section.TryTake(key, out var value))
         {
-            section.Error(key, "is required for fixed_discrete");
+            section.Diagnostics.ErrorSentence(section.PathOf(key), "is required for fixed_discrete");
             return null;
         }
 
@@ -153,7 +153,7 @@ public sealed record CurriculumLearningConfig
 
     private static int Required(JsonSection section, string key)
     {
-        if (!section.Has(key)) section.Error(key, "is required when curriculum learning is enabled");
+        if (!section.Has(key)) section.Diagnostics.ErrorSentence(section.PathOf(key), "is required when curriculum learning is enabled");
         return 1;
     }
 }

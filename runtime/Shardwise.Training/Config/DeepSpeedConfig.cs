@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.IO;
 
 namespace Shardwise.Training.Config;
@@ -42,6 +43,15 @@ public sealed record DeepSpeedConfig
     public required bool WallClockBreakdown { get; init; }
 
     public required CheckpointConfig Checkpoint { get; init; }
+
+    /// <summary>
+    /// train_micro_batch_size_per_gpu as a list (autotuning's search space; <see cref="MicroBatchPerGpu"/> is its first
+    /// entry); null when it is one number.
+    /// </summary>
+    public IReadOnlyList<int>? MicroBatchCandidates { get; init; }
+
+    /// <summary>The autotuning section when enabled (the tune verb's settings); null otherwise.</summary>
+    public AutotuningConfig? Autotuning { get; init; }
 
     /// <summary>tensor_parallel.autotp_size: the tensor degree the config expects of the build-time plan (1 when absent).</summary>
     public int TensorParallelSize { get; init; } = 1;

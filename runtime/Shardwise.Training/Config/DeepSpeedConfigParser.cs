@@ -19,19 +19,22 @@ internal static class DeepSpeedConfigParser
 
         var diagnostics = new ConfigDiagnostics();
         var root = new JsonSection(document.RootElement, "$", diagnostics);
+        // Lists in train_micro_batch_size_per_gpu and zero_optimization.stage are autotuning's search space.
+        bool tuning = AutotuningConfig.IsEnabled(document.RootElement);
         var config = new DeepSpeedConfig
         {
             SourceName = sourceName,
 
             // Hugging Face sets train_batch_size "auto" to micro × GAS × world size: exactly what the batch rule infers.
             TrainBatchSize = root.Int32("train_batch_size", AutoRule.TreatAsAbsent, min: 1),
-            MicroBatchPerGpu = root.Int32("train_micro_batch_size_per_gpu", AutoRule.FromCaller(overrides.MicroBatchPerGpu, "pass --micro-batch"), min: 1),
+            MicroBatchPerGpu = root.Int32OrCandidates("train_micro_batch_size_per_gpu", AutoRule.FromCaller(overrides.MicroBatchPerGpu, "pass --micro-batch"), tuning, out var microCandidates, min: 1),
+            MicroBatchCandidates = microCandidates,
             GradientAccumulationSteps = root.Int32("gradient_accumulation_steps", AutoRule.FromCaller(overrides.GradientAccumulationSteps, "pass --gradient-accumulation-steps"), min: 1),
             Optimizer = OptimizerConfig.Read(root, overrides),
             Scheduler = SchedulerConfig.Read(root, overrides),
             Fp16 = Fp16Config.Read(root, overrides),
             Bf16 = Bf16Config.Read(root, overrides),
-            ZeroOptimization = ZeroOptimizationConfig.Read(root, overrides),
+            ZeroOptimization = ZeroOptimizationConfig.Read(root, overrides, tuning),
             GradientClipping = root.Number("gradient_clipping", AutoRule.FromCaller(overrides.GradientClipping, "pass --max-grad-norm")) ?? ConfigDefaults.GradientClipping,
             ActivationCheckpointing = ActivationCheckpointingConfig.Read(root),
             Pipeline = PipelineConfig.Read(root),
@@ -41,6 +44,7 @@ internal static class DeepSpeedConfigParser
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = CurriculumLearningConfig.Read(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
+            Autotuning = AutotuningConfig.Read(root),
         };
 
         CheckAcrossSections(root, config);

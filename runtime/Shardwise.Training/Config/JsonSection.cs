@@ -139,6 +139,38 @@ internal sealed class JsonSection
     public int? Int32(string key, AutoRule auto, int min = int.MinValue, int max = int.MaxValue) =>
         (int?)Integer(key, auto, min, max);
 
+    /// <summary>
+    /// An integer, or with <paramref name="listAllowed"/> a non-empty list of them (autotuning's search space: DeepSpeed
+    /// reads a list there as the candidates to try). A list returns its first entry and sets <paramref name="candidates"/>;
+    /// without <paramref name="listAllowed"/> a list is an error that says how to use it.
+    /// </summary>
+    public int? Int32OrCandidates(string key, AutoRule auto, bool listAllowed, out IReadOnlyList<int>? candidates, int min = int.MinValue, int max = int.MaxValue)
+    {
+        candidates = null;
+        if (!members.TryGetValue(key, out var value) || value.ValueKind != JsonValueKind.Array) return Int32(key, auto, min, max);
+        consumed.Add(key);
+        if (!listAllowed)
+        {
+            Diagnostics.ErrorSentence(PathOf(key), $"is a list {Abbreviate(value.GetRawText())}: a list is autotuning's search space, so set \"autotuning\": {{\"enabled\": true}} and run tune, or set one number");
+            return null;
+        }
+
+        var list = new List<int>();
+        int index = 0;
+        foreach (var item in value.EnumerateArray())
+        {
+            string at = $"{PathOf(key)}[{index++}]";
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int n)) Diagnostics.Error(at, $"expected an integer, found {Describe(item)}");
+            else if (n < min || n > max) Diagnostics.Error(at, $"{n} is out of range: must be {(max == int.MaxValue ? $">= {min}" : $"between {min} and {max}")}");
+            else list.Add(n);
+        }
+
+        if (index == 0) Diagnostics.ErrorSentence(PathOf(key), "is an empty list: list the candidates to try, or set one number");
+        if (list.Count == 0) return null;
+        candidates = list;
+        return list[0];
+    }
+
     public bool? Bool(string key)
     {
         if (!TryTake(key, out var value))

@@ -65,7 +65,6 @@ internal static class UnsupportedFeaturePolicy
         ["data_efficiency"] = KnownUnsupportedKey.Error("data efficiency (curriculum sampling / random-LTD)", Enabled),
         ["quantize_training"] = KnownUnsupportedKey.Error("MoQ quantize-aware training", Enabled),
         ["hybrid_engine"] = KnownUnsupportedKey.Error("hybrid engine (RLHF generation)", Enabled),
-        ["autotuning"] = KnownUnsupportedKey.Error("autotuning (it rewrites batch and ZeRO settings)", Enabled),
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),
         ["elasticity"] = KnownUnsupportedKey.Error("elastic training (it changes the batch size)", Enabled),
         ["torch_autocast"] = KnownUnsupportedKey.Error("torch autocast", Enabled),

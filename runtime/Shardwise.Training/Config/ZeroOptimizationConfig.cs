@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System;
 using System.Text.Json;
 
@@ -51,7 +52,10 @@ public sealed record ZeroOptimizationConfig
 
     public required bool RoundRobinGradients { get; init; }
 
-    internal static ZeroOptimizationConfig Read(JsonSection parent, ConfigOverrides overrides)
+    /// <summary>stage as a list (autotuning's search space; <see cref="Stage"/> is its first entry); null when it is one number.</summary>
+    public IReadOnlyList<int>? StageCandidates { get; init; }
+
+    internal static ZeroOptimizationConfig Read(JsonSection parent, ConfigOverrides overrides, bool tuning = false)
     {
         const string Key = "zero_optimization";
         if (parent.TryTake(Key, out var raw) && raw.ValueKind is JsonValueKind.True or JsonValueKind.False)
@@ -59,15 +63,16 @@ public sealed record ZeroOptimizationConfig
             // Pre-0.3 DeepSpeed: a boolean, true meaning stage 1.
             var legacyStage = raw.ValueKind == JsonValueKind.True ? 1 : 0;
             parent.Warning(Key, $"legacy boolean form, read as {{\"stage\": {legacyStage}}}; write the object form");
-            return ReadSection(JsonSection.Empty(parent.PathOf(Key), parent.Diagnostics), overrides, legacyStage);
+            return ReadSection(JsonSection.Empty(parent.PathOf(Key), parent.Diagnostics), overrides, legacyStage, tuning);
         }
 
-        return ReadSection(parent.Section(Key), overrides, stageOverride: null);
+        return ReadSection(parent.Section(Key), overrides, stageOverride: null, tuning);
     }
 
-    private static ZeroOptimizationConfig ReadSection(JsonSection section, ConfigOverrides overrides, int? stageOverride)
+    private static ZeroOptimizationConfig ReadSection(JsonSection section, ConfigOverrides overrides, int? stageOverride, bool tuning)
     {
-        var stage = stageOverride ?? section.Int32("stage", AutoRule.NotAllowed, min: 0, max: 3) ?? ConfigDefaults.ZeroStage;
+        IReadOnlyList<int>? stageCandidates = null;
+        var stage = stageOverride ?? section.Int32OrCandidates("stage", AutoRule.NotAllowed, tuning, out stageCandidates, min: 0, max: 3) ?? ConfigDefaults.ZeroStage;
         var offloadOptimizer = ReadOptimizerOffload(section);
         var offloadParam = ReadParamOffload(section);
 
@@ -77,6 +82,7 @@ public sealed record ZeroOptimizationConfig
         var config = new ZeroOptimizationConfig
         {
             Stage = stage,
+            StageCandidates = stageCandidates,
             OffloadOptimizer = offloadOptimizer,
             OffloadParam = offloadParam,
             OverlapComm = section.Bool("overlap_comm") ?? ConfigDefaults.OverlapComm(stage),

@@ -55,6 +55,11 @@ public static class TuneCommand
         var space = AutotuningSpace.Build(config, tuning, ranks, limit, source, candidate => PlannedBytes<TModel>(candidate, ranks, cuda));
         log.WriteLine(space.Describe());
 
+        // The first experiments would also pay for compiling the code (.NET's tiered JIT recompiles hot methods after
+        // some 30 calls and a short delay; the GPU's kernels compile on first use): an untimed run of the first
+        // candidate, at least 20 steps, so that every candidate is timed on the same compiled code.
+        if (space.ToTime.FirstOrDefault() is { } first)
+            Time<TModel>(settings, first, tuning with { StartProfileStep = 1, EndProfileStep = Math.Max(20, tuning.EndProfileStep) }, communicator);
         var experiments = new List<AutotuningExperiment>();
         foreach (var candidate in space.ToTime)
         {

@@ -169,6 +169,52 @@ public sealed class CurriculumLearningTests
             "$.curriculum_learning.enabled: a sequence-length curriculum masks the targets past the current length");
     }
 
+    private const string LibraryCurriculum = """
+        "data_efficiency": {"enabled": true, "seed": 1234,
+          "data_routing": {"enabled": false, "random_ltd": {"enabled": true}},
+          "data_sampling": {"enabled": true, "num_workers": 0, "curriculum_learning": {"enabled": true, "data_cluster_path": "/tmp/clusters",
+            "curriculum_metrics": {"seqlen_truncate": {"index_to_sample_path": "dummy", "index_to_metric_path": "dummy", "difficulty_type": "value",
+              "clustering_type": "single_cluster", "min_difficulty": 80, "max_difficulty": 1024, "schedule_type": "fixed_root",
+              "schedule_config": {"total_curriculum_step": 500, "difficulty_step": 8, "root_degree": 2}}}}}}
+        """;
+
+    /// <summary>data_efficiency's seqlen_truncate metric (Megatron-DeepSpeed's spelling) is the same schedule as the legacy section.</summary>
+    [TestMethod]
+    public void DataEfficiencySeqlenTruncate_IsTheLegacyCurriculum()
+    {
+        var result = DeepSpeedConfig.Parse($$"""{"train_batch_size": 8, {{LibraryCurriculum}} }""", "ds.json");
+        var library = result.Config.CurriculumLearning!;
+        var legacy = Parse("""
+            {"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 80, "max_difficulty": 1024, "schedule_type": "fixed_root",
+             "schedule_config": {"total_curriculum_step": 500, "difficulty_step": 8, "root_degree": 2}}
+            """).Config.CurriculumLearning!;
+        Assert.AreEqual((legacy.MinDifficulty, legacy.MaxDifficulty, legacy.ScheduleType, legacy.TotalCurriculumStep, legacy.DifficultyStep, legacy.RootDegree),
+            (library.MinDifficulty, library.MaxDifficulty, library.ScheduleType, library.TotalCurriculumStep, library.DifficultyStep, library.RootDegree));
+        StringAssert.Contains(string.Join("\n", result.Warnings), "$.data_efficiency.seed: the library's sampling seed");
+        StringAssert.Contains(string.Join("\n", result.Warnings), "$.data_efficiency.data_sampling.num_workers");
+        Assert.IsFalse(result.Warnings.Any(w => w.Contains("random_ltd", StringComparison.Ordinal)), "data_routing is off: not read");
+    }
+
+    [TestMethod]
+    public void DataEfficiency_RefusesWhatItCannotDo()
+    {
+        var ltd = Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Load(TestPaths.Config("11_dse_data_efficiency_random_ltd.json")));
+        Assert.AreEqual(1, ltd.Errors.Count, ltd.Message);
+        StringAssert.Contains(ltd.Message, "$.data_efficiency.data_routing.random_ltd: known DeepSpeed feature not supported by Shardwise yet: random layerwise token dropping");
+        Assert.IsNull(DeepSpeedConfig.Load(TestPaths.Config("20_mds_data_efficiency_sampling.json")).Config.CurriculumLearning, "20: every part switched off");
+
+        var rarity = Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse("""
+            {"train_batch_size": 8, "data_efficiency": {"enabled": true, "data_sampling": {"enabled": true, "curriculum_learning": {"enabled": true,
+              "curriculum_metrics": {"vocabularyrarity": {"min_difficulty": 1, "max_difficulty": 2}}}}}}
+            """, "ds.json"));
+        StringAssert.Contains(rarity.Message, "$.data_efficiency.data_sampling.curriculum_learning.curriculum_metrics.vocabularyrarity: known DeepSpeed feature not supported by Shardwise yet: curriculum metric \"vocabularyrarity\"");
+        Assert.AreEqual(1, rarity.Errors.Count, rarity.Message);
+
+        var both = Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_linear", "schedule_config": {"total_curriculum_step": 10, "difficulty_step": 8}}""",
+            LibraryCurriculum + ",");
+        StringAssert.Contains(both.Message, "$.data_efficiency.data_sampling.curriculum_learning asks for a sequence-length curriculum and so does $.curriculum_learning");
+    }
+
     [TestMethod]
     public void SwitchedOff_ReadsNothingElse()
     {

@@ -71,7 +71,7 @@ public sealed record AutotuningConfig
         var section = root.Section("autotuning");
         if (section.Bool("enabled") != true)
         {
-            foreach (var (key, _) in section.Leftovers()) section.TryTake(key, out _);
+            section.SkipRest();
             return null;
         }
 

@@ -62,7 +62,7 @@ public sealed record CurriculumLearningConfig
         if (section.Bool("enabled") != true)
         {
             // Off (or absent): DeepSpeed reads none of the rest, and neither do we, so nothing in it is reported.
-            foreach (var (key, _) in section.Leftovers().ToList()) section.TryTake(key, out _);
+            section.SkipRest();
             return null;
         }
 
@@ -71,6 +71,17 @@ public sealed record CurriculumLearningConfig
         else if (type != "seqlen")
             section.Error("curriculum_type", $"\"{type}\" is not supported: only \"seqlen\" is (Shardwise shortens the sequences itself; other metrics need the data efficiency library's offline indexes)");
 
+        var config = ReadSchedule(section);
+        UnsupportedFeaturePolicy.ReportLeftovers(section);
+        return config;
+    }
+
+    /// <summary>
+    /// min_difficulty, max_difficulty, schedule_type and schedule_config: the schedule of the legacy section and of a
+    /// data efficiency curriculum metric alike (both feed DeepSpeed's CurriculumScheduler).
+    /// </summary>
+    internal static CurriculumLearningConfig ReadSchedule(JsonSection section)
+    {
         int min = section.Int32("min_difficulty", AutoRule.NotAllowed, min: 1) ?? Required(section, "min_difficulty");
         int max = section.Int32("max_difficulty", AutoRule.NotAllowed, min: 1) ?? Required(section, "max_difficulty");
         if (max < min) section.Error("max_difficulty", $"{max} is below min_difficulty ({min})");
@@ -91,7 +102,6 @@ public sealed record CurriculumLearningConfig
         var parameters = section.Section("schedule_config");
         config = schedule == CurriculumScheduleType.FixedDiscrete ? ReadDiscrete(parameters, config) : ReadRoot(parameters, config, schedule);
         UnsupportedFeaturePolicy.ReportLeftovers(parameters);
-        UnsupportedFeaturePolicy.ReportLeftovers(section);
         return config;
     }
 

@@ -42,7 +42,7 @@ internal static class DeepSpeedConfigParser
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
-            CurriculumLearning = CurriculumLearningConfig.Read(root),
+            CurriculumLearning = ReadCurriculum(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
             Autotuning = AutotuningConfig.Read(root),
         };
@@ -55,6 +55,19 @@ internal static class DeepSpeedConfigParser
         }
 
         return new ConfigLoadResult(config, diagnostics.Warnings);
+    }
+
+    /// <summary>The legacy curriculum_learning section or data_efficiency's seqlen_truncate metric: one curriculum, not both.</summary>
+    private static CurriculumLearningConfig? ReadCurriculum(JsonSection root)
+    {
+        var legacy = CurriculumLearningConfig.Read(root);
+        var library = DataEfficiencyConfig.Read(root);
+        if (legacy is not null && library is not null)
+        {
+            root.Diagnostics.ErrorSentence("$.data_efficiency.data_sampling.curriculum_learning", "asks for a sequence-length curriculum and so does $.curriculum_learning: keep one of them");
+        }
+
+        return legacy ?? library;
     }
 
     private static void CheckAcrossSections(JsonSection root, DeepSpeedConfig config)

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using System.Text.Json;
 
 namespace Shardwise.Training.Config;
@@ -81,6 +82,15 @@ internal sealed class JsonSection
                 yield return (key, members[key]);
             }
         }
+    }
+
+    /// <summary>
+    /// Marks every key not read yet as handled, unreported: for a section that is switched off, whose other keys
+    /// DeepSpeed does not read either.
+    /// </summary>
+    public void SkipRest()
+    {
+        foreach (var (key, _) in Leftovers().ToList()) consumed.Add(key);
     }
 
     public void Error(string key, string message) => Diagnostics.Error(PathOf(key), message);

@@ -62,7 +62,6 @@ internal static class UnsupportedFeaturePolicy
         ["compression_training"] = KnownUnsupportedKey.Error("compression training (quantization / pruning)", Always),
         ["weight_quantization"] = KnownUnsupportedKey.Error("weight quantization", Always),
         ["progressive_layer_drop"] = KnownUnsupportedKey.Error("progressive layer drop", Enabled),
-        ["data_efficiency"] = KnownUnsupportedKey.Error("data efficiency (curriculum sampling / random-LTD)", Enabled),
         ["quantize_training"] = KnownUnsupportedKey.Error("MoQ quantize-aware training", Enabled),
         ["hybrid_engine"] = KnownUnsupportedKey.Error("hybrid engine (RLHF generation)", Enabled),
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),

@@ -43,8 +43,7 @@ public sealed partial class TrainingEngine
         {
             int at = checked((int)start);
             AdamOptimizer.StepChunk(master, gradients.Slice(at, master.Length), expAvg, expAvgSq, scalars);
-            if (intoPieces) StoreRoundedPieces(at, master);
-            else StorageRounding.Round(master, working.Slice(at, master.Length), Storage);
+            RoundChunk(start, master, intoPieces, working);
         }
     }
 
@@ -57,11 +56,17 @@ public sealed partial class TrainingEngine
     {
         if (_hostMasterIsCurrent && _master is not null) swap.WriteMasters(_master);
         using var pass = swap.Begin(SwapPassMode.Read);
-        while (pass.Next(out long start, out var master, out _, out _))
-        {
-            if (intoPieces) StoreRoundedPieces(start, master);
-            else StorageRounding.Round(master, working.Slice(checked((int)start), master.Length), Storage);
-        }
+        while (pass.Next(out long start, out var master, out _, out _)) RoundChunk(start, master, intoPieces, working);
+    }
+
+    /// <summary>
+    /// Rounds a chunk of masters from element <paramref name="start"/> to where this rank's 16-bit copy lives: its
+    /// rounded pieces (<paramref name="intoPieces"/>, stages 2–3) or the working copy (stages 0–1).
+    /// </summary>
+    private void RoundChunk(long start, ReadOnlySpan<float> masters, bool intoPieces, Span<float> working)
+    {
+        if (intoPieces) StoreRoundedPieces(start, masters);
+        else StorageRounding.Round(masters, working.Slice(checked((int)start), masters.Length), Storage);
     }
 
     /// <summary>Rounds masters from element <paramref name="start"/> into this rank's rounded pieces: the host array, or the parameter swap.</summary>

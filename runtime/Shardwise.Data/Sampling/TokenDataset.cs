@@ -208,10 +208,13 @@ public sealed class TokenDataset
     };
 
     /// <summary>A training sampler over one split; <paramref name="stream"/> separates data-parallel ranks.</summary>
-    public BatchSampler CreateSampler(DataSplit split, int batchSize, int contextLength, ulong seed, int stream = 0) =>
-        ExampleRows && ExampleStarts(split).IsEmpty
-            ? throw new ArgumentException($"no example begins in the {split.ToString().ToLowerInvariant()} split ({Count:N0} tokens, {TrainFraction:P0} of them for training)")
-            : new(Get(split), batchSize, contextLength, seed, stream, Trainable(split), ExampleStarts(split));
+    public BatchSampler CreateSampler(DataSplit split, int batchSize, int contextLength, ulong seed, int stream = 0)
+    {
+        var starts = ExampleStarts(split);
+        if (ExampleRows && starts.IsEmpty)
+            throw new ArgumentException($"no example begins in the {split.ToString().ToLowerInvariant()} split ({Count:N0} tokens, {TrainFraction:P0} of them for training)");
+        return new BatchSampler(Get(split), batchSize, contextLength, seed, stream, Trainable(split), starts);
+    }
 
     /// <summary>
     /// A fixed set of <paramref name="count"/> batches for measuring loss: the same seed always gives the same

@@ -30,11 +30,7 @@ public sealed class PromptCompletionSource(string path) : TextSource(path)
             yield return (JsonlRecords.StringField(record, PromptField, Path, line), JsonlRecords.StringField(record, CompletionField, Path, line));
     }
 
-    /// <summary>Whether a JSONL file's first record has prompt and completion fields (and so is fine-tuning data).</summary>
-    internal static bool Recognises(string path)
-    {
-        foreach (var (record, _) in JsonlRecords.Read(path))
-            return record.TryGetProperty(PromptField, out _) && record.TryGetProperty(CompletionField, out _);
-        return false;
-    }
+    /// <summary>Whether a JSONL record has prompt and completion fields (and so is fine-tuning data).</summary>
+    internal static bool Recognises(System.Text.Json.JsonElement record) =>
+        record.TryGetProperty(PromptField, out _) && record.TryGetProperty(CompletionField, out _);
 }

@@ -46,14 +46,14 @@ public abstract class TextSource
 
         if (!string.Equals(System.IO.Path.GetExtension(path), ".jsonl", StringComparison.OrdinalIgnoreCase))
             return new PlainTextSource(path);
-        return PromptCompletionSource.Recognises(path) && !FirstRecordHas(path, textField)
-            ? new PromptCompletionSource(path)
-            : new JsonlTextSource(path, textField);
+        return IsPromptCompletion(path, textField) ? new PromptCompletionSource(path) : new JsonlTextSource(path, textField);
     }
 
-    private static bool FirstRecordHas(string path, string field)
+    /// <summary>Whether the first record has prompt and completion fields and no text field (one read of one line).</summary>
+    private static bool IsPromptCompletion(string path, string textField)
     {
-        foreach (var (record, _) in JsonlRecords.Read(path)) return record.TryGetProperty(field, out _);
+        foreach (var (record, _) in JsonlRecords.Read(path))
+            return PromptCompletionSource.Recognises(record) && !record.TryGetProperty(textField, out _);
         return false;
     }
 

@@ -22,7 +22,7 @@ public static class PlanCommand
         if (ranks < 1) throw new CliException("--ranks must be at least 1");
         var config = settings.Config;
         var batch = config.Resolve(ranks);
-        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        var storage = config.Storage;
         log.Write(TModel.PlanReport);
         log.WriteLine();
         int stage = config.ZeroOptimization.Stage;
@@ -88,7 +88,7 @@ public static class PlanCommand
     internal static string NvmeSwapNote(DeepSpeedConfig config, ParameterLayout layout, int ranks)
     {
         var zero = config.ZeroOptimization;
-        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        var storage = config.Storage;
         bool optimizer = zero.OffloadOptimizer.Device == OffloadDevice.Nvme, parameters = zero.OffloadParam.Device == OffloadDevice.Nvme;
         string path = optimizer ? zero.OffloadOptimizer.NvmePath! : zero.OffloadParam.NvmePath!;
         long rank0 = 0, all = 0;

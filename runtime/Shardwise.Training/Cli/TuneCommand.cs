@@ -91,7 +91,7 @@ public static class TuneCommand
     /// <summary>The bytes a candidate must fit in: the device's share on a GPU, everything on the CPU backend.</summary>
     public static long PlannedBytes<TModel>(DeepSpeedConfig candidate, int ranks, bool cuda) where TModel : ILanguageModelDefinition
     {
-        var storage = candidate.Fp16.Enabled ? StorageType.Float16 : candidate.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        var storage = candidate.Storage;
         var plan = MemoryPlan.Predict(TModel.ParameterLayout, TModel.ActivationPlan, TModel.GradientPool, TModel.ParameterPool, candidate, ranks, 0,
             cuda ? storage.BytesPerElement() : sizeof(float), exchangesInDeviceMemory: cuda);
         return cuda ? plan.Device : plan.Total;

@@ -56,6 +56,10 @@ public sealed record DeepSpeedConfig
     /// <summary>tensor_parallel.autotp_size: the tensor degree the config expects of the build-time plan (1 when absent).</summary>
     public int TensorParallelSize { get; init; } = 1;
 
+    /// <summary>The 16-bit (or fp32) storage the precision sections choose: fp16, else bf16, else fp32.</summary>
+    public global::Shardwise.Precision.StorageType Storage => Fp16.Enabled ? global::Shardwise.Precision.StorageType.Float16
+        : Bf16.Enabled ? global::Shardwise.Precision.StorageType.BFloat16 : global::Shardwise.Precision.StorageType.Float32;
+
     /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
     public CurriculumLearningConfig? CurriculumLearning { get; init; }
 

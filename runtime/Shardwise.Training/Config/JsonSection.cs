@@ -137,9 +137,7 @@ internal sealed class JsonSection
         var integer = (long)n;
         if (integer < min || integer > max)
         {
-            // Int32 passes int.MaxValue as "no upper bound": the bound the user set is only the lower one.
-            var range = max is long.MaxValue or int.MaxValue ? $">= {min}" : $"between {min} and {max}";
-            Error(key, $"{integer} is out of range: must be {range}");
+            Error(key, $"{integer} is out of range: must be {Range(min, max)}");
             return null;
         }
 
@@ -171,7 +169,7 @@ internal sealed class JsonSection
         {
             string at = $"{PathOf(key)}[{index++}]";
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int n)) Diagnostics.Error(at, $"expected an integer, found {Describe(item)}");
-            else if (n < min || n > max) Diagnostics.Error(at, $"{n} is out of range: must be {(max == int.MaxValue ? $">= {min}" : $"between {min} and {max}")}");
+            else if (n < min || n > max) Diagnostics.Error(at, $"{n} is out of range: must be {Range(min, max)}");
             else list.Add(n);
         }
 
@@ -180,6 +178,9 @@ internal sealed class JsonSection
         candidates = list;
         return list[0];
     }
+
+    /// <summary>The allowed range in words; Int32 passes int.MaxValue as "no upper bound", so that is only a lower one.</summary>
+    private static string Range(long min, long max) => max is long.MaxValue or int.MaxValue ? $">= {min}" : $"between {min} and {max}";
 
     public bool? Bool(string key)
     {

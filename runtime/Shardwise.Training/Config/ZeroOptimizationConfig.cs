@@ -1,5 +1,5 @@
-using System.Collections.Generic;
 using System;
+using System.Collections.Generic;
 using System.Text.Json;
 
 namespace Shardwise.Training.Config;

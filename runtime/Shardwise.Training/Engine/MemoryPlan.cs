@@ -27,7 +27,7 @@ public static class MemoryPlan
         DeepSpeedConfig config, int ranks, int rank, int workingBytes, bool exchangesInDeviceMemory = false)
     {
         var zero = config.ZeroOptimization;
-        var storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        var storage = config.Storage;
         int micro = config.Resolve(ranks).MicroBatchPerGpu;
         bool offload = zero.OffloadOptimizer.IsEnabled;
         bool swapped = zero.OffloadOptimizer.Device == OffloadDevice.Nvme;

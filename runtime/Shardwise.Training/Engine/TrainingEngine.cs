@@ -73,7 +73,7 @@ public sealed partial class TrainingEngine
         Batch = batch;
         Optimizer = optimizer;
         LossScaler = scaler;
-        Storage = config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        Storage = config.Storage;
         _schedule = LearningRateScheduleFactory.Create(config);
         _clip = config.GradientClipping;
         OffloadOptimizer = config.ZeroOptimization.OffloadOptimizer.IsEnabled;
@@ -202,7 +202,7 @@ public sealed partial class TrainingEngine
         BackendKind device = BackendKind.Cpu, StorageType? storage = null)
     {
         // fp16/bf16 configs store 16-bit on a GPU (the CPU backend stays fp32; the engine rounds on the host either way).
-        storage ??= config.Fp16.Enabled ? StorageType.Float16 : config.Bf16.Enabled ? StorageType.BFloat16 : StorageType.Float32;
+        storage ??= config.Storage;
         ITensorOps<float> inner = Backends.Create(device, storage.Value);
         inner.AttentionSparsity = config.SparseAttention;
         return config.ZeroOptimization.Stage switch

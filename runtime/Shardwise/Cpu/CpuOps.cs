@@ -392,12 +392,12 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         using var profiled = Profile();
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
+        int divisor = CrossEntropyKernels.MeanDivisor(targetSpan);
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
         T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
         {
-            return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, scratchRows, rows, vocabulary) /
-                T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
+            return CrossEntropyKernels.SumOfLosses<T>(logitSpan, targetSpan, scratchRows, rows, vocabulary) / T.CreateChecked(divisor);
         }
 
         T[] sums = PartialSums(chunks);
@@ -406,7 +406,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary) = (scratchRows, sums, vocabulary);
         ParallelRanges.Run(rows, chunks, work);
-        return MeanOfChunkSums(sums, chunks, CrossEntropyKernels.MeanDivisor(targetSpan));
+        return MeanOfChunkSums(sums, chunks, divisor);
     }
 
     /// <summary>Room for one partial sum per chunk of a parallel reduction.</summary>
@@ -459,14 +459,15 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         Span<T> logitSpan = Elements(logits, (long)rows * vocabulary, nameof(logits));
         Span<int> targetSpan = Indices(targets, rows, nameof(targets));
         Span<T> gradientSpan = Elements(dLogits, (long)rows * vocabulary, nameof(dLogits));
-        T factor = scale / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
+        int divisor = CrossEntropyKernels.MeanDivisor(targetSpan);
+        T factor = scale / T.CreateChecked(divisor);
         // The chunking of CrossEntropy and CrossEntropyBackward, so that the sum and its order are theirs.
         int chunks = ParallelRanges.ChunkCount(rows, vocabulary * CrossEntropyWorkPerLogit);
         T[] scratchRows = Scratch((long)chunks * vocabulary);
         if (chunks == 1)
         {
             return CrossEntropyKernels.SumOfLossesAndGradient<T>(logitSpan, targetSpan, gradientSpan, scratchRows,
-                rows, vocabulary, factor, accumulate) / T.CreateChecked(CrossEntropyKernels.MeanDivisor(targetSpan));
+                rows, vocabulary, factor, accumulate) / T.CreateChecked(divisor);
         }
 
         T[] sums = PartialSums(chunks);
@@ -476,7 +477,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         (work.Targets, work.TargetsOffset) = (indices, (int)targets.Offset);
         (work.Scratch, work.Sums, work.Vocabulary, work.Factor, work.Accumulate) = (scratchRows, sums, vocabulary, factor, accumulate);
         ParallelRanges.Run(rows, chunks, work);
-        return MeanOfChunkSums(sums, chunks, CrossEntropyKernels.MeanDivisor(targetSpan));
+        return MeanOfChunkSums(sums, chunks, divisor);
     }
 
     private static int ArenaIndex(Arena arena) =>

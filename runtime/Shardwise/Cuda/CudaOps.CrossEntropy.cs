@@ -44,13 +44,7 @@ public sealed partial class CudaOps
     private int CheckedTargets(IndexSlice targets, int rows, int vocabulary)
     {
         ReadOnlySpan<int> host = HostIndices(targets, rows);
-        for (int r = 0; r < host.Length; r++)
-        {
-            if ((uint)host[r] >= (uint)vocabulary && host[r] != Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex)
-                throw new ArgumentOutOfRangeException(nameof(targets),
-                    $"Target {host[r]} at row {r} is outside the vocabulary [0, {vocabulary}) (and is not the ignore index {Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex}).");
-        }
-
+        CheckIds(host, vocabulary, "Target", "the vocabulary", allowed: Shardwise.Cpu.CrossEntropyKernels.IgnoreIndex);
         return Shardwise.Cpu.CrossEntropyKernels.MeanDivisor(host);
     }
 

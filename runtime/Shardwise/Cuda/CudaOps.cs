@@ -513,12 +513,14 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         if (span != slice) throw new ArgumentException($"{operation}: the span has {span} elements but the slice has {slice}.");
     }
 
-    private static void CheckIds(ReadOnlySpan<int> ids, int limit, string what, string range)
+    /// <summary>Every id in [0, limit), or equal to <paramref name="allowed"/> where one is given (the loss's ignore index).</summary>
+    private static void CheckIds(ReadOnlySpan<int> ids, int limit, string what, string range, int? allowed = null)
     {
         for (int r = 0; r < ids.Length; r++)
         {
-            if ((uint)ids[r] >= (uint)limit)
-                throw new ArgumentOutOfRangeException(nameof(ids), $"{what} {ids[r]} at row {r} is outside {range} [0, {limit}).");
+            if ((uint)ids[r] >= (uint)limit && ids[r] != allowed)
+                throw new ArgumentOutOfRangeException(nameof(ids), $"{what} {ids[r]} at row {r} is outside {range} [0, {limit})" +
+                    (allowed is { } value ? $" (and is not the ignore index {value})." : "."));
         }
     }
 

@@ -216,14 +216,14 @@ public sealed partial class ConfigCorpusTests
     }
 
     [TestMethod]
-    public void UnsupportedOptimizersAndSchedulers_AreRejected()
+    public void BingBertOneBitConfigs_Load()
     {
-        StringAssert.Contains(Rejects("04_dse_bingbert_onebitlamb_nccl.json").Message, "optimizer \"OneBitLamb\"");
-        // OneBitAdam is implemented (Optim/OneBitAdam): bing_bert's config loads with its freeze step.
+        // OneBitAdam and OneBitLamb are implemented (Optim/): bing_bert's configs load with their freeze steps.
         var oneBit = Load("02_dse_bingbert_onebitadam_nccl.json").Config.Optimizer!;
         Assert.AreEqual(OptimizerType.OneBitAdam, oneBit.Type);
         Assert.AreEqual(23000, oneBit.OneBit!.FreezeStep);
         Assert.AreEqual("nccl", oneBit.OneBit.CommBackendName);
+        Assert.AreEqual(1000, Load("04_dse_bingbert_onebitlamb_nccl.json").Config.Optimizer!.OneBitLamb!.Compression.FreezeStep);
     }
 
     [TestMethod]

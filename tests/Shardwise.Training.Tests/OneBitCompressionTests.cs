@@ -64,7 +64,7 @@ public sealed class OneBitCompressionTests
     {
         const int Rounds = 4;
         var inputs = Enumerable.Range(0, Rounds).Select(round => Enumerable.Range(0, ranks).Select(rank => Random(Length, 100 * round + rank)).ToArray()).ToArray();
-        var reference = new ReferenceCompression(ranks);
+        var reference = new ReferenceCompression(ranks, Tensors);
         var expected = inputs.Select(reference.Average).ToArray();
 
         var results = OnRanks(ranks, communicator =>
@@ -195,7 +195,7 @@ public sealed class OneBitCompressionTests
 
         // The reference: the moments in float with the kernel's expressions (so the compressed signs are the same),
         // the parameters in float64; per rank momentum after the freeze, the simulated compressed average, frozen v.
-        var compression = new ReferenceCompression(ranks);
+        var compression = new ReferenceCompression(ranks, Tensors);
         float beta1 = 0.9f, oneMinusBeta1 = (float)(1.0 - 0.9), beta2 = 0.999f, oneMinusBeta2 = (float)(1.0 - 0.999);
         var rp = initial.Select(x => (double)x).ToArray();
         var rv = new float[Length];
@@ -254,62 +254,4 @@ public sealed class OneBitCompressionTests
           "optimizer": { "type": "OneBitAdam", "params": { "lr": 1e-2, "weight_decay": 0.01, "bias_correction": false, "freeze_step": {{freezeStep}},
                                                            "cuda_aware": false, "comm_backend_name": "nccl" } } }
         """).Config.Optimizer!;
-
-    /// <summary>
-    /// DeepSpeed's compressed_allreduce for all ranks at once, on plain arrays: the worker and server errors per rank, the
-    /// scales per tensor, signs as ±1 floats. The arithmetic is written in the same order as the implementation's, so the
-    /// two agree exactly; what it does not share is the packing, the message layout and the exchange.
-    /// </summary>
-    private sealed class ReferenceCompression(int ranks)
-    {
-        private readonly float[][][] _workerError = Enumerable.Range(0, ranks).Select(_ => new float[Tensors.Length][]).ToArray();
-        private readonly float[][][] _serverError = Enumerable.Range(0, ranks).Select(_ => new float[Tensors.Length][]).ToArray();
-
-        public float[] Average(float[][] inputs)
-        {
-            var output = new float[inputs[0].Length];
-            for (int t = 0; t < Tensors.Length; t++)
-            {
-                var (offset, n) = Tensors[t].GetOffsetAndLength(output.Length);
-                int padded = (n + 8 * ranks - 1) / (8 * ranks) * (8 * ranks), chunk = padded / ranks;
-                var signs = new float[ranks][];
-                var scales = new float[ranks];
-                for (int w = 0; w < ranks; w++)
-                {
-                    var error = _workerError[w][t] ??= new float[padded];
-                    var x = new float[padded];
-                    double squares = 0;
-                    for (int i = 0; i < padded; i++)
-                    {
-                        x[i] = (i < n ? inputs[w][offset + i] : 0f) + error[i];
-                        squares += (double)x[i] * x[i];
-                    }
-                    scales[w] = (float)(Math.Sqrt(squares) / Math.Sqrt(padded));
-                    signs[w] = x.Select(v => v < 0 ? -1f : 1f).ToArray();
-                    for (int i = 0; i < padded; i++) error[i] = x[i] - scales[w] * signs[w][i];
-                }
-                for (int r = 0; r < ranks; r++)
-                {
-                    var error = _serverError[r][t] ??= new float[chunk];
-                    var average = new float[chunk];
-                    double squares = 0;
-                    for (int i = 0; i < chunk; i++)
-                    {
-                        float sum = 0;
-                        for (int w = 0; w < ranks; w++) sum += signs[w][r * chunk + i] * scales[w];
-                        average[i] = sum * (1f / ranks) + error[i];
-                        squares += (double)average[i] * average[i];
-                    }
-                    float scale = (float)(Math.Sqrt(squares) / Math.Sqrt(chunk));
-                    for (int i = 0; i < chunk; i++)
-                    {
-                        float sign = average[i] < 0 ? -1f : 1f;
-                        error[i] = average[i] - scale * sign;
-                        if (r * chunk + i < n) output[offset + r * chunk + i] = scale * sign;
-                    }
-                }
-            }
-            return output;
-        }
-    }
 }

@@ -75,11 +75,14 @@ public sealed class TrainingCheckpoint
         var optimizerSpecs = new List<SafeTensorSpec>(Specs(layout, ".exp_avg"));
         optimizerSpecs.AddRange(Specs(layout, ".exp_avg_sq"));
         optimizerSpecs.Add(new SafeTensorSpec("step", SafeTensorDType.I64));
+        var oneBitLamb = engine.OneBit as Optim.OneBitLamb;
+        if (oneBitLamb is not null) optimizerSpecs.AddRange(OneBitLambCheckpoint.Specs(layout));
         using (var optimizer = writer.CreateSafeTensors(OptimizerFile, optimizerSpecs, metadata))
         {
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
             optimizer.Write("step", stackalloc long[] { engine.Optimizer.State.Step });
+            if (oneBitLamb is not null) OneBitLambCheckpoint.Write(optimizer, layout, oneBitLamb);
             optimizer.Complete();
         }
 
@@ -220,6 +223,7 @@ public sealed class TrainingCheckpoint
     {
         var (master, expAvg, expAvgSq, adamStep) = ReadFullState(checkpoint, engine.Program.Layout);
         engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
+        if (engine.OneBit is Optim.OneBitLamb oneBitLamb) OneBitLambCheckpoint.Restore(checkpoint, engine.Program.Layout, oneBitLamb, log);
         RestoreProgress(checkpoint, engine, sampler, log);
     }
 

@@ -85,9 +85,18 @@ internal static class ConfigDescriber
             add("$.optimizer.params.max_coeff", lamb.MaxCoeff);
             add("$.optimizer.params.min_coeff", lamb.MinCoeff);
             add("$.optimizer.params.eps_inside_sqrt", lamb.EpsInsideSqrt);
+            if (optimizer.OneBitLamb is { } oneBitLamb)
+            {
+                add("$.optimizer.params.freeze_step", oneBitLamb.Compression.FreezeStep);
+                add("$.optimizer.params.coeff_beta", oneBitLamb.CoeffBeta);
+                add("$.optimizer.params.factor_max", oneBitLamb.FactorMax);
+                add("$.optimizer.params.factor_min", oneBitLamb.FactorMin);
+                add("$.optimizer.params.factor_threshold", oneBitLamb.FactorThreshold);
+            }
             return;
         }
 
+        if (optimizer.OneBit is { } oneBit) add("$.optimizer.params.freeze_step", oneBit.FreezeStep);
         add("$.optimizer.params.adam_w_mode", optimizer.AdamWMode);
         add("$.optimizer.params.torch_adam", optimizer.TorchAdam);
     }

@@ -8,10 +8,13 @@ public enum OptimizerType
 
     /// <summary>DeepSpeed's OneBitAdam: Adam, then momentum averaged with 1-bit compression (Optim/OneBitAdam).</summary>
     OneBitAdam,
+
+    /// <summary>DeepSpeed's OneBitLamb: Lamb, then momentum averaged with 1-bit compression and the trust ratio frozen and rescaled (Optim/OneBitLamb).</summary>
+    OneBitLamb,
 }
 
 /// <summary>
-/// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb) and OneBitAdam; every other DeepSpeed optimizer
+/// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb), OneBitAdam and OneBitLamb; every other DeepSpeed optimizer
 /// is an error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
 /// </summary>
 public sealed record OptimizerConfig
@@ -39,11 +42,14 @@ public sealed record OptimizerConfig
 
     public required bool BiasCorrection { get; init; }
 
-    /// <summary>Lamb's parameters; null for Adam and AdamW.</summary>
+    /// <summary>Lamb's (and OneBitLamb's) trust-ratio parameters; null for the Adams.</summary>
     public LambConfig? Lamb { get; init; }
 
     /// <summary>OneBitAdam's parameters; null for the others.</summary>
     public OneBitAdamConfig? OneBit { get; init; }
+
+    /// <summary>OneBitLamb's parameters; null for the others.</summary>
+    public OneBitLambConfig? OneBitLamb { get; init; }
 
     internal static OptimizerConfig? Read(JsonSection parent, ConfigOverrides overrides)
     {
@@ -70,16 +76,18 @@ public sealed record OptimizerConfig
         var (beta1, beta2) = ReadBetas(parameters, overrides);
         var eps = parameters.Number("eps", AutoRule.FromCaller(overrides.Eps, "pass --adam-eps")) ?? ConfigDefaults.Eps;
         var weightDecay = parameters.Number("weight_decay", AutoRule.FromCaller(overrides.WeightDecay, "pass --weight-decay")) ?? ConfigDefaults.WeightDecay;
-        var lamb = type == OptimizerType.Lamb ? LambConfig.Read(parameters) : null;
+        bool adamFamily = type is OptimizerType.Adam or OptimizerType.AdamW;
+        var lamb = type is OptimizerType.Lamb or OptimizerType.OneBitLamb ? LambConfig.Read(parameters) : null;
         var oneBit = type == OptimizerType.OneBitAdam ? OneBitAdamConfig.Read(parameters) : null;
-        var adamWModeSetting = type is OptimizerType.Lamb or OptimizerType.OneBitAdam ? null : parameters.Bool("adam_w_mode");
-        var torchAdam = type is OptimizerType.Lamb or OptimizerType.OneBitAdam ? ConfigDefaults.TorchAdam : parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam;
+        var oneBitLamb = type == OptimizerType.OneBitLamb ? OneBitLambConfig.Read(parameters, lamb!) : null;
+        var adamWModeSetting = adamFamily ? parameters.Bool("adam_w_mode") : null;
+        var torchAdam = adamFamily ? parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam : ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
-        if (type == OptimizerType.OneBitAdam)
+        if (type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb)
         {
-            // DeepSpeed's OnebitAdam accepts bias_correction and never applies it: its update is m/(√v+ε) + wd·p.
+            // DeepSpeed's OnebitAdam and OnebitLamb accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
             if (parameters.Has("bias_correction") && biasCorrection)
-                parameters.Warning("bias_correction", "true has no effect: OneBitAdam's update has no bias correction (DeepSpeed's neither)");
+                parameters.Warning("bias_correction", $"true has no effect: {type}'s update has no bias correction (DeepSpeed's neither)");
             biasCorrection = false;
         }
         if (parameters.Bool("amsgrad") == true)
@@ -105,12 +113,13 @@ public sealed record OptimizerConfig
             Beta2 = beta2,
             Eps = eps,
             WeightDecay = weightDecay,
-            // Lamb and OneBitAdam add the decay to their update (decoupled), as AdamW does.
-            AdamWMode = type is OptimizerType.AdamW or OptimizerType.Lamb or OptimizerType.OneBitAdam || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
+            // Lamb and the 1-bit optimizers add the decay to their update (decoupled), as AdamW does.
+            AdamWMode = !adamFamily || type == OptimizerType.AdamW || (adamWModeSetting ?? ConfigDefaults.AdamWMode),
             TorchAdam = torchAdam,
             BiasCorrection = biasCorrection,
             Lamb = lamb,
             OneBit = oneBit,
+            OneBitLamb = oneBitLamb,
         };
     }
 
@@ -119,10 +128,12 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb or OneBitAdam)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, OneBitAdam or OneBitLamb)");
                 return null;
             case "onebitadam":
                 return OptimizerType.OneBitAdam;
+            case "onebitlamb":
+                return OptimizerType.OneBitLamb;
             case "adam":
                 return OptimizerType.Adam;
             case "adamw":
@@ -133,11 +144,11 @@ public sealed record OptimizerConfig
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb or OneBitAdam"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, OneBitAdam or OneBitLamb"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb and OneBitAdam");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, OneBitAdam and OneBitLamb");
         }
 
         return null;

@@ -44,7 +44,9 @@ public static class MemoryPlan
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
             if (config.Optimizer?.Type == OptimizerType.OneBitAdam)
                 buffers += OneBitAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // its errors and messages
-            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, OneBitAdam).
+            if (config.Optimizer?.Type == OptimizerType.OneBitLamb)
+                buffers += OneBitLamb.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // and its fresh variance
+            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
             bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice);

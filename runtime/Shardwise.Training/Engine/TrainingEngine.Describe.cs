@@ -21,7 +21,8 @@ public sealed partial class TrainingEngine
         : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
         : "on the host" + DescribeSwaps();
 
-    private string DescribeOneBit(OneBitAdam oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"OneBitAdam on the host: Adam on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
-        + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)");
+    private string DescribeOneBit(IOneBitOptimizer oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{oneBit.Name} on the host: {(oneBit is OneBitLamb ? "Lamb" : "Adam")} on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
+        + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)")
+        + (oneBit is OneBitLamb ? ", the trust ratio frozen and rescaled by the variance's drift" : "");
 }

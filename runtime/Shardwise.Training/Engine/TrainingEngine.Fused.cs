@@ -58,7 +58,7 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
     /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
-    /// ranks, and Adam or AdamW (Lamb and OneBitAdam take the host step). The results equal the host step's (bit for bit on
+    /// ranks, and Adam or AdamW (Lamb and the 1-bit optimizers take the host step). The results equal the host step's (bit for bit on
     /// the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;

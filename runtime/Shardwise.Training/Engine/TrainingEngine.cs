@@ -63,7 +63,7 @@ public sealed partial class TrainingEngine
     private IModelParallelReduction? _modelParallel;
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
-        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, OneBitAdam? oneBit)
+        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, IOneBitOptimizer? oneBit)
     {
         _program = program;
         OneBit = oneBit;
@@ -146,7 +146,7 @@ public sealed partial class TrainingEngine
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
         if (OffloadOptimizer && slots is null) _hostGradients = new float[sharding.OwnedLength]; // stage 2's accumulator is already host-side
-        // OneBitAdam stops averaging gradients at its freeze step, so nothing may reduce them during backward.
+        // A 1-bit optimizer stops averaging gradients at its freeze step, so nothing may reduce them during backward.
         if (sharding.Stage == 0 && sharding.Communicator.Size > 1 && config.ZeroOptimization.OverlapComm && oneBit is null)
         {
             // On the device the buckets are queued on NCCL's stream while backward's kernels go on.
@@ -175,18 +175,20 @@ public sealed partial class TrainingEngine
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;
-        if (options.Lamb is not null || options.OneBit is not null)
+        if (options.Lamb is not null || options.OneBit is not null || options.OneBitLamb is not null)
         {
             // The config check reports this with its JSON path; a config built in code reaches it here.
             if (zero.Stage != 0)
                 throw new NotSupportedException(options.Lamb is not null
                     ? $"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0"
-                    : $"OneBitAdam averages whole momentum tensors on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
+                    : $"{(options.OneBit is not null ? "OneBitAdam" : "OneBitLamb")} averages whole momentum tensors on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
             tensors = program.Layout.Slots.Select(slot => new Range(checked((int)slot.Offset), checked((int)(slot.Offset + slot.Length)))).ToArray();
         }
 
         var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options, options.Lamb is null ? null : tensors);
-        var oneBit = options.OneBit is { } settings ? new OneBitAdam(optimizer, settings.FreezeStep, communicator, tensors!) : null;
+        IOneBitOptimizer? oneBit = options.OneBit is { } settings ? new OneBitAdam(optimizer, settings.FreezeStep, communicator, tensors!)
+            : options.OneBitLamb is { } lamb ? new OneBitLamb(optimizer, lamb, communicator, tensors!)
+            : null;
         return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit);
     }
 
@@ -239,8 +241,8 @@ public sealed partial class TrainingEngine
 
     public AdamOptimizer Optimizer { get; }
 
-    /// <summary>Set when the config's optimizer is OneBitAdam: it steps with <see cref="Optimizer"/>'s state.</summary>
-    public OneBitAdam? OneBit { get; }
+    /// <summary>Set when the config's optimizer is OneBitAdam or OneBitLamb: it steps with <see cref="Optimizer"/>'s state.</summary>
+    public IOneBitOptimizer? OneBit { get; }
 
     public ILossScaler LossScaler { get; }
 
@@ -258,7 +260,7 @@ public sealed partial class TrainingEngine
             if (value is not null && Optimizer.Options.Lamb is not null)
                 throw new NotSupportedException("Lamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its trust ratio needs each tensor's norm over every rank that holds part of it");
             if (value is not null && OneBit is not null)
-                throw new NotSupportedException("OneBitAdam with a model split over ranks (pipeline or tensor parallel) is not supported yet");
+                throw new NotSupportedException($"{OneBit.Name} with a model split over ranks (pipeline or tensor parallel) is not supported yet");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
@@ -395,7 +397,7 @@ public sealed partial class TrainingEngine
 
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
-        // OneBitAdam past its freeze step averages the momentum, compressed, instead of the gradients.
+        // A 1-bit optimizer past its freeze step averages the momentum, compressed, instead of the gradients.
         bool localGradients = OneBit is { Compressing: true };
         if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
         else if (!localGradients) _sharding.ReduceGradients(allGradients);

@@ -93,6 +93,16 @@ public sealed class AdamOptimizer
         return ScalarsFor(State.Step, learningRate, beta1, beta2);
     }
 
+    /// <summary>
+    /// Counts one step and returns its betas, for an optimizer that runs its own update over <see cref="State"/>'s moments
+    /// (<see cref="OneBitLamb"/>).
+    /// </summary>
+    internal (double Beta1, double Beta2) CountStep((double Beta1, double Beta2)? betas = null)
+    {
+        State.Step++;
+        return BetasFor(betas);
+    }
+
     /// <summary>Adam's update of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
     internal static void StepChunk(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq, in AdamStepScalars scalars)
         => AdamKernel.Step(parameters, gradients, expAvg, expAvgSq, scalars, SimdWidth.Auto);

@@ -27,6 +27,9 @@ public sealed record AdamOptions
     /// <summary>Set: the step is OneBitAdam's (<see cref="OneBitAdam"/>; no bias correction, decoupled decay).</summary>
     public OneBitAdamConfig? OneBit { get; init; }
 
+    /// <summary>Set: the step is OneBitLamb's (<see cref="OneBitLamb"/>; Adam's moments, its own trust ratio, no bias correction).</summary>
+    public OneBitLambConfig? OneBitLamb { get; init; }
+
     public static AdamOptions FromConfig(OptimizerConfig config) => new()
     {
         Beta1 = config.Beta1,
@@ -37,5 +40,6 @@ public sealed record AdamOptions
         BiasCorrection = config.BiasCorrection,
         Lamb = config.Type == OptimizerType.Lamb ? config.Lamb ?? new LambConfig() : null,
         OneBit = config.Type == OptimizerType.OneBitAdam ? config.OneBit ?? new OneBitAdamConfig() : null,
+        OneBitLamb = config.Type == OptimizerType.OneBitLamb ? config.OneBitLamb ?? new OneBitLambConfig() : null,
     };
 }

@@ -17,15 +17,18 @@ namespace Shardwise.Training.Optim;
 /// </summary>
 internal static class LambKernel
 {
+    /// <param name="trustRatios">Empty, or one element per tensor: receives each tensor's clamped trust ratio.</param>
     public static void Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq,
-        in LambStepScalars s, ReadOnlySpan<Range> tensors)
+        in LambStepScalars s, ReadOnlySpan<Range> tensors, Span<float> trustRatios = default)
     {
-        foreach (Range tensor in tensors)
+        for (int t = 0; t < tensors.Length; t++)
         {
+            Range tensor = tensors[t];
             Span<float> p = parameters[tensor], m = expAvg[tensor], v = expAvgSq[tensor];
             ReadOnlySpan<float> g = gradients[tensor];
             var (weightSquares, updateSquares) = Moments(p, g, m, v, s);
             float coefficient = TrustRatio(Math.Sqrt(weightSquares), Math.Sqrt(updateSquares), s.MinCoeff, s.MaxCoeff);
+            if (!trustRatios.IsEmpty) trustRatios[t] = coefficient;
             Apply(p, m, v, s, s.StepSize * coefficient);
         }
     }

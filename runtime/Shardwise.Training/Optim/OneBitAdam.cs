@@ -18,7 +18,7 @@ namespace Shardwise.Training.Optim;
 /// The moments and the step count live in <see cref="Adam"/>'s state, so checkpoints hold them as Adam's; the
 /// compression errors are not saved, and a resumed run starts them at zero (DeepSpeed discards them on load too).
 /// </summary>
-public sealed class OneBitAdam
+public sealed class OneBitAdam : IOneBitOptimizer
 {
     private readonly OneBitAllReduce? _compression;
 
@@ -32,6 +32,8 @@ public sealed class OneBitAdam
         FreezeStep = freezeStep;
         _compression = communicator.Size > 1 ? new OneBitAllReduce(communicator, tensors) : null;
     }
+
+    public string Name => "OneBitAdam";
 
     /// <summary>The moments, the step count and the hyper-parameters.</summary>
     public AdamOptimizer Adam { get; }

@@ -351,16 +351,18 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
-    /// OneBitAdam on a GPU job over the fake NCCL: its all-to-all goes through NCCL's point-to-point calls and each rank
+    /// OneBitAdam and OneBitLamb on a GPU job over the fake NCCL: its all-to-all goes through NCCL's point-to-point calls and each rank
     /// steps on the host. The same job over the host-staged MPI path computes the same gradients on the same emulated
     /// devices, so the two must agree step by step (the two-rank averages are a + b either way); against the CPU job
     /// they would not: the devices' rounding flips a compressed sign now and then, and a flipped sign moves an element
     /// by 2·lr (measured at lr 1e-2: 2.4% apart in loss at step 6).
     /// </summary>
     [TestMethod]
-    public void OneBitAdamOverNcclEqualsTheSameJobOverMpi()
+    [DataRow("OneBitAdam", "\"lr\": 3e-3")]
+    [DataRow("OneBitLamb", "\"lr\": 3e-2, \"coeff_beta\": 0.5")]
+    public void OneBitOptimizersOverNcclEqualTheSameJobOverMpi(string optimizer, string settings)
     {
-        using var job = new EmulatedJob("TwoBlockGpt", 0, optimizer: "{ \"type\": \"OneBitAdam\", \"params\": { \"lr\": 3e-3, \"weight_decay\": 0.1, \"freeze_step\": 3 } }");
+        using var job = new EmulatedJob("TwoBlockGpt", 0, optimizer: $"{{ \"type\": \"{optimizer}\", \"params\": {{ {settings}, \"weight_decay\": 0.1, \"freeze_step\": 3 }} }}");
 
         var mpi = job.Train("mpi", ranks: 2, Steps, device: "cuda", communicator: "mpi");
         var nccl = job.Train("nccl", ranks: 2, Steps, device: "cuda", communicator: "nccl");

@@ -101,18 +101,20 @@ public sealed class MpiTrainingTests
     }
 
     /// <summary>
-    /// OneBitAdam under mpirun: its all-to-all runs over MPI's blocking point-to-point calls (a deadlock would time out);
-    /// the job passes its freeze step, trains on with compressed momentum, and its loss falls.
+    /// OneBitAdam and OneBitLamb under mpirun: the all-to-all runs over MPI's blocking point-to-point calls (a deadlock
+    /// would time out); the job passes its freeze step, trains on with compressed momentum, and its loss falls.
     /// </summary>
     [TestMethod]
-    public void OneBitAdamUnderMpirunCompressesAfterItsFreezeStep()
+    [DataRow("OneBitAdam", "\"lr\": 2e-3")]
+    [DataRow("OneBitLamb", "\"lr\": 2e-2, \"coeff_beta\": 0.5")]
+    public void OneBitOptimizersUnderMpirunCompressAfterTheirFreezeStep(string optimizer, string settings)
     {
         string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
         var root = TrainerRun.TempDirectory();
         string config = Path.Combine(root, "ds_onebit.json");
-        File.WriteAllText(config, """
+        File.WriteAllText(config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 5,
-              "optimizer": { "type": "OneBitAdam", "params": { "lr": 2e-3, "weight_decay": 0.01, "freeze_step": 5, "comm_backend_name": "mpi" } } }
+              "optimizer": { "type": "{{optimizer}}", "params": { {{settings}}, "weight_decay": 0.01, "freeze_step": 5, "comm_backend_name": "mpi" } } }
             """);
         var (code, output) = RunMpi(mpirun, 3, "train", "--config", config, "--steps", "30", "--output", Path.Combine(root, "run"), "--eval-interval", "0");
         Assert.AreEqual(0, code, output);

@@ -26,13 +26,8 @@ internal sealed class ReferenceCompression(int ranks, Range[] tensors)
             {
                 var error = _workerError[w][t] ??= new float[padded];
                 var x = new float[padded];
-                double squares = 0;
-                for (int i = 0; i < padded; i++)
-                {
-                    x[i] = (i < n ? inputs[w][offset + i] : 0f) + error[i];
-                    squares += (double)x[i] * x[i];
-                }
-                scales[w] = (float)(Math.Sqrt(squares) / Math.Sqrt(padded));
+                for (int i = 0; i < padded; i++) x[i] = (i < n ? inputs[w][offset + i] : 0f) + error[i];
+                scales[w] = (float)(Math.Sqrt(SumOfSquares(x)) / Math.Sqrt(padded));
                 signs[w] = x.Select(v => v < 0 ? -1f : 1f).ToArray();
                 for (int i = 0; i < padded; i++) error[i] = x[i] - scales[w] * signs[w][i];
             }
@@ -40,15 +35,13 @@ internal sealed class ReferenceCompression(int ranks, Range[] tensors)
             {
                 var error = _serverError[r][t] ??= new float[chunk];
                 var average = new float[chunk];
-                double squares = 0;
                 for (int i = 0; i < chunk; i++)
                 {
                     float sum = 0;
                     for (int w = 0; w < ranks; w++) sum += signs[w][r * chunk + i] * scales[w];
                     average[i] = sum * (1f / ranks) + error[i];
-                    squares += (double)average[i] * average[i];
                 }
-                float scale = (float)(Math.Sqrt(squares) / Math.Sqrt(chunk));
+                float scale = (float)(Math.Sqrt(SumOfSquares(average)) / Math.Sqrt(chunk));
                 for (int i = 0; i < chunk; i++)
                 {
                     float sign = average[i] < 0 ? -1f : 1f;
@@ -58,5 +51,16 @@ internal sealed class ReferenceCompression(int ranks, Range[] tensors)
             }
         }
         return output;
+    }
+
+    /// <summary>Σx² in double in the order the compression promises: four sums by i mod 4, (s0 + s1) + (s2 + s3).</summary>
+    private static double SumOfSquares(float[] x)
+    {
+        var sums = new double[4];
+        int whole = x.Length / 4 * 4;
+        for (int i = 0; i < whole; i++) sums[i % 4] += (double)x[i] * x[i];
+        double total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+        for (int i = whole; i < x.Length; i++) total += (double)x[i] * x[i];
+        return total;
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Shardwise.Distributed;
 
@@ -112,32 +113,14 @@ public sealed class OneBitAllReduce
             var error = _workerError.AsSpan(_workerErrorOffset[t], _padded[t]);
             tensor.CopyTo(x);
             x[tensor.Length..].Clear();
-            double squares = 0;
-            for (int i = 0; i < x.Length; i++)
-            {
-                x[i] += error[i];
-                squares += (double)x[i] * x[i];
-            }
-            float scale = (float)(Math.Sqrt(squares) / Math.Sqrt(x.Length));
+            TensorPrimitives.Add(x, error, x);
+            float scale = (float)(Math.Sqrt(SignBits.SumOfSquares(x)) / Math.Sqrt(x.Length));
             _scales[t] = scale;
             int chunk = _chunk[t], firstByte = _bitOffset[t] / 8;
             for (int server = 0; server < size; server++)
             {
-                var bits = send.Slice(server * blockBytes + firstByte, chunk / 8);
-                var part = x.Slice(server * chunk, chunk);
-                var partError = error.Slice(server * chunk, chunk);
-                for (int j = 0; j < bits.Length; j++)
-                {
-                    int packed = 0;
-                    for (int k = 0; k < 8; k++)
-                    {
-                        float value = part[8 * j + k];
-                        float sign = SignBits.Sign(value);
-                        partError[8 * j + k] = value - scale * sign;
-                        if (sign > 0) packed |= 1 << k;
-                    }
-                    bits[j] = (byte)packed;
-                }
+                SignBits.Compress(x.Slice(server * chunk, chunk), scale, error.Slice(server * chunk, chunk),
+                    send.Slice(server * blockBytes + firstByte, chunk / 8));
             }
         }
         PairwiseAllToAll.Exchange(_communicator, _send, _receive, _block);
@@ -155,36 +138,13 @@ public sealed class OneBitAllReduce
             var average = _compensated.AsSpan(0, chunk);
             average.Clear();
             for (int w = 0; w < size; w++)
-            {
-                float scale = _gatheredScales[w * count + t];
-                var bits = received.Slice(w * blockBytes + firstByte, chunk / 8);
-                for (int j = 0; j < bits.Length; j++)
-                {
-                    int packed = bits[j];
-                    for (int k = 0; k < 8; k++) average[8 * j + k] += ((packed >> k) & 1) != 0 ? scale : -scale;
-                }
-            }
+                SignBits.Accumulate(average, received.Slice(w * blockBytes + firstByte, chunk / 8), _gatheredScales[w * count + t]);
             var error = _serverError.AsSpan(_serverErrorOffset[t], chunk);
-            double squares = 0;
-            for (int i = 0; i < chunk; i++)
-            {
-                average[i] = average[i] * inverseSize + error[i];
-                squares += (double)average[i] * average[i];
-            }
-            float serverScale = (float)(Math.Sqrt(squares) / Math.Sqrt(chunk));
+            TensorPrimitives.Multiply(average, inverseSize, average);
+            TensorPrimitives.Add(average, error, average);
+            float serverScale = (float)(Math.Sqrt(SignBits.SumOfSquares(average)) / Math.Sqrt(chunk));
             _serverScales[t] = serverScale;
-            var serverBits = serverSigns.Slice(firstByte, chunk / 8);
-            for (int j = 0; j < serverBits.Length; j++)
-            {
-                int packed = 0;
-                for (int k = 0; k < 8; k++)
-                {
-                    float sign = SignBits.Sign(average[8 * j + k]);
-                    error[8 * j + k] = average[8 * j + k] - serverScale * sign;
-                    if (sign > 0) packed |= 1 << k;
-                }
-                serverBits[j] = (byte)packed;
-            }
+            SignBits.Compress(average, serverScale, error, serverSigns.Slice(firstByte, chunk / 8));
         }
         _communicator.AllGather(_serverSigns, _gatheredSigns);
         _communicator.AllGather(_serverScales, _gatheredServerScales);
@@ -200,7 +160,7 @@ public sealed class OneBitAllReduce
                 float scale = _gatheredServerScales[server * count + t];
                 var bits = gathered.Slice(server * blockBytes + firstByte, chunk / 8);
                 int start = server * chunk, end = Math.Min(chunk, tensor.Length - start);
-                for (int i = 0; i < end; i++) tensor[start + i] = ((bits[i >> 3] >> (i & 7)) & 1) != 0 ? scale : -scale;
+                if (end > 0) SignBits.Expand(tensor.Slice(start, end), bits, scale);
             }
         }
     }

@@ -94,7 +94,7 @@ public sealed class OneBitTrainingTests
         {
             var engine = Engine(Config(optimizer, freeze), communicator);
             var log = Train(engine, communicator, steps);
-            return (log, engine.ExportFullState().Master, engine.DescribeOptimizerStep(), engine.OneBit!.Compressing);
+            return (log, engine.ExportFullState().Master, engine.DescribeOptimizerStep(), engine.OneBit!.LocalGradients);
         }, TimeSpan.FromMinutes(3));
 
         var (log, master, step, compressing) = results[0];
@@ -148,9 +148,9 @@ public sealed class OneBitTrainingTests
 
         var (code, output, errors) = TrainerRun.Run("train", "--config", frozen, "--steps", "6", "--resume", run, "--eval-interval", "0");
         Assert.AreNotEqual(0, code, output);
-        StringAssert.Contains(errors, "no 1-bit Lamb state (lamb_coeff_freeze, last_factor, *.exp_avg_sq_fresh) in optimizer.safetensors: another optimizer wrote it, and this run is past its freeze step (4 >= 3)");
+        StringAssert.Contains(errors, "no OneBitLamb state (*.exp_avg_sq_fresh, lamb_coeff_freeze, last_factor) in optimizer.safetensors: another optimizer wrote it, and this run is past its freeze step (4 >= 3)");
         StringAssert.Contains(TrainerRun.Succeed("train", "--config", warmUp, "--steps", "6", "--resume", run, "--eval-interval", "0"),
-            "note: the checkpoint holds no 1-bit Lamb state; its trust ratios are averaged afresh over the rest of the warm-up (to step 10)");
+            "note: the checkpoint holds no OneBitLamb state (*.exp_avg_sq_fresh, lamb_coeff_freeze, last_factor); it starts afresh");
     }
 
     [TestMethod]

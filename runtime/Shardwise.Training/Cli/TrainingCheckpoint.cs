@@ -75,14 +75,13 @@ public sealed class TrainingCheckpoint
         var optimizerSpecs = new List<SafeTensorSpec>(Specs(layout, ".exp_avg"));
         optimizerSpecs.AddRange(Specs(layout, ".exp_avg_sq"));
         optimizerSpecs.Add(new SafeTensorSpec("step", SafeTensorDType.I64));
-        var oneBitLamb = engine.OneBit as Optim.OneBitLamb;
-        if (oneBitLamb is not null) optimizerSpecs.AddRange(OneBitLambCheckpoint.Specs(layout));
+        if (engine.OneBit is { } oneBit) optimizerSpecs.AddRange(OneBitStateCheckpoint.Specs(layout, oneBit));
         using (var optimizer = writer.CreateSafeTensors(OptimizerFile, optimizerSpecs, metadata))
         {
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
             optimizer.Write("step", stackalloc long[] { engine.Optimizer.State.Step });
-            if (oneBitLamb is not null) OneBitLambCheckpoint.Write(optimizer, layout, oneBitLamb);
+            if (engine.OneBit is { } oneBitState) OneBitStateCheckpoint.Write(optimizer, layout, oneBitState);
             optimizer.Complete();
         }
 
@@ -223,7 +222,7 @@ public sealed class TrainingCheckpoint
     {
         var (master, expAvg, expAvgSq, adamStep) = ReadFullState(checkpoint, engine.Program.Layout);
         engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
-        if (engine.OneBit is Optim.OneBitLamb oneBitLamb) OneBitLambCheckpoint.Restore(checkpoint, engine.Program.Layout, oneBitLamb, log);
+        if (engine.OneBit is { } oneBit) OneBitStateCheckpoint.Restore(checkpoint, engine.Program.Layout, oneBit, log);
         RestoreProgress(checkpoint, engine, sampler, log);
     }
 

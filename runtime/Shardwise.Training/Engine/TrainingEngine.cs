@@ -398,7 +398,7 @@ public sealed partial class TrainingEngine
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
         // A 1-bit optimizer past its freeze step averages the momentum, compressed, instead of the gradients.
-        bool localGradients = OneBit is { Compressing: true };
+        bool localGradients = OneBit is { LocalGradients: true };
         if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
         else if (!localGradients) _sharding.ReduceGradients(allGradients);
         Span<float> gradients = _sharding.Owned(allGradients);

@@ -43,6 +43,13 @@ public sealed class OneBitAdam : IOneBitOptimizer
     /// <summary>True when the next step is a compressed one: the engine must not average the gradients for it.</summary>
     public bool Compressing => Adam.State.Step >= FreezeStep;
 
+    public bool LocalGradients => Compressing;
+
+    /// <summary>None: the moments and the step count are Adam's, and the compression errors are not saved.</summary>
+    public IReadOnlyList<OptimizerStateTensor> CheckpointState => [];
+
+    public string? WhyStateIsNeeded() => null;
+
     /// <summary>Host bytes of the compression (errors and messages); 0 on one rank.</summary>
     public long BufferBytes => _compression?.BufferBytes ?? 0;
 

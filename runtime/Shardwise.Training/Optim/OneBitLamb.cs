@@ -64,6 +64,20 @@ public sealed class OneBitLamb : IOneBitOptimizer
 
     public bool Compressing => Adam.State.Step >= FreezeStep;
 
+    public bool LocalGradients => Compressing;
+
+    public IReadOnlyList<OptimizerStateTensor> CheckpointState =>
+    [
+        new("exp_avg_sq_fresh", PerParameter: FreshVariance),
+        new("lamb_coeff_freeze", Values: FrozenCoefficients),
+        new("last_factor", Values: LastFactors),
+    ];
+
+    /// <summary>Past the freeze step, frozen coefficients started afresh would be 0 and scale every update to nothing.</summary>
+    public string? WhyStateIsNeeded() => Compressing
+        ? $"this run is past its freeze step ({Adam.State.Step} >= {FreezeStep}), where the frozen trust ratios would be 0; resume it with that optimizer, or raise freeze_step"
+        : null;
+
     /// <summary>DeepSpeed's exp_avg_sq_fresh: the variance the compressed stage keeps up to date beside the frozen one.</summary>
     public float[] FreshVariance { get; }
 

@@ -1,0 +1,85 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Shardwise.Checkpoints;
+using Shardwise.Plans;
+using Shardwise.Training.Optim;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// A 1-bit optimizer's state beyond Adam's moments (<see cref="IOneBitOptimizer.CheckpointState"/>), kept in
+/// optimizer.safetensors beside them so that a resumed run continues bit for bit: per-parameter arrays as
+/// <c>TENSOR.NAME</c> (like the moments), vectors whole as F64 <c>NAME</c>. At ZeRO stage 0, which the 1-bit optimizers
+/// need, every rank holds the same state at the steps a checkpoint can be taken after, so rank 0's is the run's.
+/// </summary>
+internal static class OneBitStateCheckpoint
+{
+    public static IEnumerable<SafeTensorSpec> Specs(ParameterLayout layout, IOneBitOptimizer optimizer)
+    {
+        foreach (var state in optimizer.CheckpointState)
+        {
+            if (state.PerParameter is not null)
+            {
+                foreach (var slot in layout.Slots)
+                    yield return new SafeTensorSpec(slot.Name + "." + state.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d));
+            }
+            else yield return new SafeTensorSpec(state.Name, SafeTensorDType.F64, state.Values!.Length);
+        }
+    }
+
+    public static void Write(SafeTensorsWriter file, ParameterLayout layout, IOneBitOptimizer optimizer)
+    {
+        foreach (var state in optimizer.CheckpointState)
+        {
+            if (state.PerParameter is { } array)
+            {
+                foreach (var slot in layout.Slots) file.Write(slot.Name + "." + state.Name, array.AsSpan(checked((int)slot.Offset), checked((int)slot.Length)));
+            }
+            else file.Write(state.Name, state.Values);
+        }
+    }
+
+    /// <summary>
+    /// Restores the state from <paramref name="checkpoint"/>. A checkpoint another optimizer wrote has none: the state
+    /// starts afresh (a note says so) unless the optimizer says why it cannot (<see cref="IOneBitOptimizer.WhyStateIsNeeded"/>).
+    /// </summary>
+    public static void Restore(string checkpoint, ParameterLayout layout, IOneBitOptimizer optimizer, TextWriter? log)
+    {
+        var states = optimizer.CheckpointState;
+        if (states.Count == 0) return;
+        string path = Path.Combine(checkpoint, TrainingCheckpoint.OptimizerFile);
+        using var reader = File.Exists(path) ? SafeTensorsReader.Open(path) : null;
+        string first = states[0].PerParameter is not null ? layout.Slots[0].Name + "." + states[0].Name : states[0].Name;
+        if (reader is null || !reader.Contains(first))
+        {
+            string names = string.Join(", ", states.Select(s => s.PerParameter is not null ? "*." + s.Name : s.Name));
+            if (optimizer.WhyStateIsNeeded() is { } reason)
+                throw new CliException($"--resume {checkpoint}: no {optimizer.Name} state ({names}) in {TrainingCheckpoint.OptimizerFile}: another optimizer wrote it, and {reason}");
+            log?.WriteLine($"note: the checkpoint holds no {optimizer.Name} state ({names}); it starts afresh");
+            return;
+        }
+
+        foreach (var state in states)
+        {
+            if (state.PerParameter is { } array)
+            {
+                foreach (var slot in layout.Slots)
+                {
+                    string name = slot.Name + "." + state.Name;
+                    if (!reader.Contains(name) || reader.GetInfo(name).ElementCount != slot.Length)
+                        throw new InvalidDataException($"{reader.FilePath}: tensor '{name}' is missing or has another shape; was the checkpoint written by a different model?");
+                    reader.Read(name, array.AsSpan(checked((int)slot.Offset), checked((int)slot.Length)));
+                }
+            }
+            else
+            {
+                var values = state.Values!;
+                if (!reader.Contains(state.Name) || reader.GetInfo(state.Name).ElementCount != values.Length)
+                    throw new InvalidDataException($"{reader.FilePath}: tensor '{state.Name}' is missing or does not have {values.Length} elements");
+                reader.Read(state.Name, values);
+            }
+        }
+    }
+}

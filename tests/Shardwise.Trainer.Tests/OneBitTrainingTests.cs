@@ -7,6 +7,7 @@ using Shardwise.Distributed.InProcess;
 using Shardwise.Examples;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
+using Shardwise.Training.Optim;
 
 namespace Shardwise.Trainer.Tests;
 
@@ -21,19 +22,27 @@ public sealed class OneBitTrainingTests
 {
     private static string Config(string optimizer, long freezeStep, string precision = "\"fp16\": { \"enabled\": false }") => $$"""
         { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
-          "optimizer": { "type": "{{optimizer}}", "params": { "lr": {{(optimizer.EndsWith("Lamb", StringComparison.Ordinal) ? "2e-2" : "2e-3")}}, "weight_decay": 0.01, "bias_correction": false{{OneBitSettings(optimizer, freezeStep)}} } },
+          "optimizer": { "type": "{{TypeOf(optimizer)}}", "params": { "lr": {{(optimizer.EndsWith("Lamb", StringComparison.Ordinal) ? "2e-2" : "2e-3")}}, "weight_decay": 0.01, "bias_correction": false{{OneBitSettings(optimizer, freezeStep)}} } },
           {{precision}} }
         """;
 
     // coeff_beta 0.5: the frozen trust ratio averages the last few warm-up steps, which the short warm-ups here allow.
     // factor_threshold 1e-4: TinyGpt's factor drifts by about 1e-3 a step, so the threshold holds it every step, and a
     // resumed run must restore the last factor to continue bit for bit.
+    // ZeroOneAdam: its first local step is step freezeStep + 1, as the others' first compressed one; the scalers of 1
+    // double the variance interval after every variance step and the local-step interval after every local step (up to
+    // 4), so a checkpoint a step past the freeze holds local updates not yet synchronised.
     private static string OneBitSettings(string optimizer, long freezeStep) => optimizer switch
     {
         "OneBitAdam" => $", \"freeze_step\": {freezeStep}",
         "OneBitLamb" => $", \"freeze_step\": {freezeStep}, \"coeff_beta\": 0.5, \"factor_threshold\": 1e-4",
+        "ZeroOneAdam" => $", \"var_freeze_step\": {freezeStep - 1}, \"var_update_scaler\": 1, \"local_step_scaler\": 1, \"local_step_clipper\": 4",
+        // ZeroOneAdam with a variance interval that never grows: every warm-up step is a full (Adam) step.
+        "ZeroOneAdamFull" => $", \"var_freeze_step\": {freezeStep - 1}, \"var_update_scaler\": 1000000",
         _ => "",
     };
+
+    private static string TypeOf(string optimizer) => optimizer == "ZeroOneAdamFull" ? "ZeroOneAdam" : optimizer;
 
     private static TrainingEngine Engine(string json, ICommunicator communicator)
     {
@@ -71,6 +80,8 @@ public sealed class OneBitTrainingTests
     [DataRow("OneBitAdam", "AdamW", "fp16")]
     [DataRow("OneBitLamb", "Lamb", "fp32")]
     [DataRow("OneBitLamb", "Lamb", "fp16")]
+    [DataRow("ZeroOneAdamFull", "AdamW", "fp32")]
+    [DataRow("ZeroOneAdamFull", "AdamW", "fp16")]
     public void BeforeTheFreezeItIsItsUncompressedOptimizerWithoutBiasCorrection(string oneBit, string uncompressed, string precision)
     {
         string settings = precision == "fp16" ? "\"fp16\": { \"enabled\": true, \"initial_scale_power\": 20, \"hysteresis\": 1, \"loss_scale_window\": 3 }" : "\"fp16\": { \"enabled\": false }";
@@ -110,6 +121,42 @@ public sealed class OneBitTrainingTests
     }
 
     /// <summary>
+    /// ZeroOneAdam on 2 ranks: after its variance freezes the ranks take local steps and synchronise at a growing
+    /// interval; the loss keeps falling, a local step sends nothing and a synchronisation a small fraction of a full
+    /// step's bytes, and at a synchronisation (the last step here) the ranks agree again to rounding.
+    /// </summary>
+    [TestMethod]
+    public void ZeroOneAdamTakesLocalStepsAndSynchronisesCompressed()
+    {
+        // The variance must see enough steps before it freezes: an element whose variance is still near 0 then takes
+        // updates m/(√v + ε) far beyond Adam's, and 1-bit compression cannot give it an exact zero momentum.
+        const int ranks = 2, steps = 60;
+        string json = Config("ZeroOneAdam", 21)
+            .Replace("\"var_update_scaler\": 1", "\"var_update_scaler\": 8").Replace("\"local_step_scaler\": 1", "\"local_step_scaler\": 4");
+        var results = InProcessGroup.Run(ranks, communicator =>
+        {
+            var engine = Engine(json, communicator);
+            var log = Train(engine, communicator, steps);
+            return (log, engine.ExportFullState().Master, engine.DescribeOptimizerStep(), ((ZeroOneAdam)engine.OneBit!).LocalStepInterval);
+        }, TimeSpan.FromMinutes(3));
+
+        var (log, master, step, interval) = results[0];
+        StringAssert.Contains(step, "then local steps, the accumulated update synchronised with 1-bit compression");
+        Assert.AreEqual(4, interval, "the local-step interval doubled to its clipper");
+        // p − u brings each rank back to the last synchronised weights up to rounding, and the local steps move some
+        // weights by tens (embedding rows the warm-up never saw have a frozen variance of 0, so m/(√v + ε) is huge), so
+        // the ranks agree to about 1e-4 after a synchronisation, against units between them (DeepSpeed's arithmetic).
+        double apart = master.Zip(results[1].Master, (a, b) => (double)Math.Abs(a - b)).Max();
+        Assert.IsTrue(apart < 1e-3, $"step 60 synchronises: the ranks agree again ({apart:E2} apart)");
+        long full = log[0].Sent, local = log[58].Sent, synchronised = log[59].Sent;
+        Console.WriteLine($"bytes sent by rank 0: full step {full:N0}, local step {local:N0}, synchronisation {synchronised:N0}");
+        Assert.IsTrue(local < full / 100 && synchronised * 8 < full, $"full {full:N0}, local {local:N0}, synchronisation {synchronised:N0}");
+        double early = log.Take(5).Average(e => e.Loss), late = log.Skip(steps - 5).Average(e => e.Loss);
+        Console.WriteLine($"loss: first 5 steps {early:F3}, last 5 {late:F3}");
+        Assert.IsTrue(late < early - 0.2, $"the loss must keep falling after the freeze: {early:F3} → {late:F3}");
+    }
+
+    /// <summary>
     /// One process, past the freeze step: 10 steps equal 5 + save + resume + 5 bit for bit — the checkpoint's Adam step
     /// count brings the frozen stage back, with its momentum and frozen variance (one rank compresses nothing, so no
     /// compression error is lost on the way).
@@ -117,6 +164,7 @@ public sealed class OneBitTrainingTests
     [TestMethod]
     [DataRow("OneBitAdam")]
     [DataRow("OneBitLamb")]
+    [DataRow("ZeroOneAdam")]
     public void AOneBitRunResumesPastItsFreezeStep(string optimizer)
     {
         var root = TrainerRun.TempDirectory();
@@ -156,6 +204,7 @@ public sealed class OneBitTrainingTests
     [TestMethod]
     [DataRow("OneBitAdam")]
     [DataRow("OneBitLamb")]
+    [DataRow("ZeroOneAdam")]
     public void ThePlanPredictsTheCompressionBuffers(string optimizer)
     {
         const int ranks = 3;

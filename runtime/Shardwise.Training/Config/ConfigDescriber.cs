@@ -97,6 +97,13 @@ internal static class ConfigDescriber
         }
 
         if (optimizer.OneBit is { } oneBit) add("$.optimizer.params.freeze_step", oneBit.FreezeStep);
+        if (optimizer.ZeroOneAdam is { } zeroOne)
+        {
+            add("$.optimizer.params.var_freeze_step", zeroOne.VarFreezeStep);
+            add("$.optimizer.params.var_update_scaler", zeroOne.VarUpdateScaler);
+            add("$.optimizer.params.local_step_scaler", zeroOne.LocalStepScaler);
+            add("$.optimizer.params.local_step_clipper", zeroOne.LocalStepClipper);
+        }
         add("$.optimizer.params.adam_w_mode", optimizer.AdamWMode);
         add("$.optimizer.params.torch_adam", optimizer.TorchAdam);
     }

@@ -16,17 +16,21 @@ public sealed record OneBitAdamConfig
 
     internal static OneBitAdamConfig Read(JsonSection parameters)
     {
-        var config = new OneBitAdamConfig
+        long freezeStep = parameters.Integer("freeze_step", AutoRule.NotAllowed, min: 0) ?? ConfigDefaults.OneBitFreezeStep;
+        var (cudaAware, backend) = ReadTransport(parameters);
+        return new OneBitAdamConfig { FreezeStep = freezeStep, CudaAware = cudaAware, CommBackendName = backend };
+    }
+
+    /// <summary>cuda_aware and comm_backend_name, which every 1-bit optimizer takes.</summary>
+    internal static (bool CudaAware, string Backend) ReadTransport(JsonSection parameters)
+    {
+        bool cudaAware = parameters.Bool("cuda_aware") ?? false;
+        string backend = parameters.String("comm_backend_name") ?? "nccl";
+        if (backend is not ("nccl" or "mpi" or "hccl" or "compressed"))
         {
-            FreezeStep = parameters.Integer("freeze_step", AutoRule.NotAllowed, min: 0) ?? ConfigDefaults.OneBitFreezeStep,
-            CudaAware = parameters.Bool("cuda_aware") ?? false,
-            CommBackendName = parameters.String("comm_backend_name") ?? "nccl",
-        };
-        if (config.CommBackendName is not ("nccl" or "mpi" or "hccl" or "compressed"))
-        {
-            parameters.Warning("comm_backend_name", $"\"{config.CommBackendName}\" is not one of DeepSpeed's (nccl, mpi, hccl, compressed); the job's communicator is used either way");
+            parameters.Warning("comm_backend_name", $"\"{backend}\" is not one of DeepSpeed's (nccl, mpi, hccl, compressed); the job's communicator is used either way");
         }
 
-        return config;
+        return (cudaAware, backend);
     }
 }

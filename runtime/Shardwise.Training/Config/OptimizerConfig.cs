@@ -11,10 +11,13 @@ public enum OptimizerType
 
     /// <summary>DeepSpeed's OneBitLamb: Lamb, then momentum averaged with 1-bit compression and the trust ratio frozen and rescaled (Optim/OneBitLamb).</summary>
     OneBitLamb,
+
+    /// <summary>DeepSpeed's ZeroOneAdam: adaptive variance freezing, then local steps synchronised with 1-bit compression (Optim/ZeroOneAdam).</summary>
+    ZeroOneAdam,
 }
 
 /// <summary>
-/// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb), OneBitAdam and OneBitLamb; every other DeepSpeed optimizer
+/// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb), OneBitAdam, OneBitLamb and ZeroOneAdam; every other DeepSpeed optimizer
 /// is an error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
 /// </summary>
 public sealed record OptimizerConfig
@@ -51,6 +54,9 @@ public sealed record OptimizerConfig
     /// <summary>OneBitLamb's parameters; null for the others.</summary>
     public OneBitLambConfig? OneBitLamb { get; init; }
 
+    /// <summary>ZeroOneAdam's parameters; null for the others.</summary>
+    public ZeroOneAdamConfig? ZeroOneAdam { get; init; }
+
     internal static OptimizerConfig? Read(JsonSection parent, ConfigOverrides overrides)
     {
         if (!parent.Has("optimizer"))
@@ -80,12 +86,13 @@ public sealed record OptimizerConfig
         var lamb = type is OptimizerType.Lamb or OptimizerType.OneBitLamb ? LambConfig.Read(parameters) : null;
         var oneBit = type == OptimizerType.OneBitAdam ? OneBitAdamConfig.Read(parameters) : null;
         var oneBitLamb = type == OptimizerType.OneBitLamb ? OneBitLambConfig.Read(parameters, lamb!) : null;
+        var zeroOneAdam = type == OptimizerType.ZeroOneAdam ? ZeroOneAdamConfig.Read(parameters) : null;
         var adamWModeSetting = adamFamily ? parameters.Bool("adam_w_mode") : null;
         var torchAdam = adamFamily ? parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam : ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
-        if (type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb)
+        if (type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb or OptimizerType.ZeroOneAdam)
         {
-            // DeepSpeed's OnebitAdam and OnebitLamb accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
+            // DeepSpeed's 1-bit optimizers accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
             if (parameters.Has("bias_correction") && biasCorrection)
                 parameters.Warning("bias_correction", $"true has no effect: {type}'s update has no bias correction (DeepSpeed's neither)");
             biasCorrection = false;
@@ -120,6 +127,7 @@ public sealed record OptimizerConfig
             Lamb = lamb,
             OneBit = oneBit,
             OneBitLamb = oneBitLamb,
+            ZeroOneAdam = zeroOneAdam,
         };
     }
 
@@ -128,12 +136,14 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, OneBitAdam or OneBitLamb)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, OneBitAdam, OneBitLamb or ZeroOneAdam)");
                 return null;
             case "onebitadam":
                 return OptimizerType.OneBitAdam;
             case "onebitlamb":
                 return OptimizerType.OneBitLamb;
+            case "zerooneadam":
+                return OptimizerType.ZeroOneAdam;
             case "adam":
                 return OptimizerType.Adam;
             case "adamw":
@@ -144,11 +154,11 @@ public sealed record OptimizerConfig
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, OneBitAdam or OneBitLamb"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, OneBitAdam, OneBitLamb or ZeroOneAdam"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, OneBitAdam and OneBitLamb");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, OneBitAdam, OneBitLamb and ZeroOneAdam");
         }
 
         return null;

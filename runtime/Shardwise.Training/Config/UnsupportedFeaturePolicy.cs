@@ -16,7 +16,7 @@ namespace Shardwise.Training.Config;
 /// flags that only matter for optimizers we do not have; they are read silently.
 ///
 /// Value-level decisions (not keys) that follow the same rule and are enforced by the parsers:
-///   errors: optimizer types other than Adam/AdamW/Lamb/OneBitAdam/OneBitLamb (ZeroOneAdam, Lion, ...), unknown scheduler types,
+///   errors: optimizer types other than Adam/AdamW/Lamb and the 1-bit ones (Lion, Adagrad, ...), unknown scheduler types,
 ///           unknown offload devices (none, cpu and nvme are implemented), fp16 and bf16 both enabled,
 ///           fp16_master_weights_and_grads, amsgrad.
 ///   warnings: ZeRO-3-only keys (stage3_*, offload_param) below stage 3 and offload at stage 0 (DeepSpeed
@@ -102,7 +102,7 @@ internal static class UnsupportedFeaturePolicy
     /// <summary>Optimizer types DeepSpeed implements natively that we do not (lower-case).</summary>
     public static IReadOnlySet<string> UnsupportedOptimizers { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
-        "zerooneadam", "lion", "adagrad", "muadam", "muadamw", "musgd", "sgd", "adam8bit",
+        "lion", "adagrad", "muadam", "muadamw", "musgd", "sgd", "adam8bit",
     };
 
     /// <summary>Scheduler types DeepSpeed implements that we do not (none left since OneCycle and LRRangeTest).</summary>

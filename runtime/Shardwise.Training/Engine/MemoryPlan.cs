@@ -46,6 +46,8 @@ public static class MemoryPlan
                 buffers += OneBitAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // its errors and messages
             if (config.Optimizer?.Type == OptimizerType.OneBitLamb)
                 buffers += OneBitLamb.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // and its fresh variance
+            if (config.Optimizer?.Type == OptimizerType.ZeroOneAdam)
+                buffers += ZeroOneAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // and its accumulated update
             // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
             bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,

@@ -21,8 +21,14 @@ public sealed partial class TrainingEngine
         : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
         : "on the host" + DescribeSwaps();
 
-    private string DescribeOneBit(IOneBitOptimizer oneBit) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+    private string DescribeOneBit(IOneBitOptimizer oneBit) => oneBit is ZeroOneAdam ? DescribeZeroOne() : string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{oneBit.Name} on the host: {(oneBit is OneBitLamb ? "Lamb" : "Adam")} on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")
         + (_sharding.Communicator.Size > 1 ? "the momentum averaged with 1-bit compression and error feedback" : "each step on this rank's gradients (one rank: nothing to compress)")
         + (oneBit is OneBitLamb ? ", the trust ratio frozen and rescaled by the variance's drift" : "");
+
+    private string DescribeZeroOne() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"ZeroOneAdam on the host over {_sharding.Communicator.Size} rank(s): until step {OneBit!.FreezeStep:N0} the variance takes gradients averaged in full at a doubling interval, ")
+        + (_sharding.Communicator.Size > 1
+            ? "the momentum the 1-bit compressed average between; then local steps, the accumulated update synchronised with 1-bit compression at a doubling interval"
+            : "the momentum this rank's own between; then local steps (one rank: nothing to compress)");
 }

@@ -175,19 +175,20 @@ public sealed partial class TrainingEngine
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;
-        if (options.Lamb is not null || options.OneBit is not null || options.OneBitLamb is not null)
+        if (options.Lamb is not null || options.OneBit is not null || options.OneBitLamb is not null || options.ZeroOneAdam is not null)
         {
             // The config check reports this with its JSON path; a config built in code reaches it here.
             if (zero.Stage != 0)
                 throw new NotSupportedException(options.Lamb is not null
                     ? $"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0"
-                    : $"{(options.OneBit is not null ? "OneBitAdam" : "OneBitLamb")} averages whole momentum tensors on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
+                    : $"{(options.OneBit is not null ? "OneBitAdam" : options.OneBitLamb is not null ? "OneBitLamb" : "ZeroOneAdam")} averages whole tensors with 1-bit compression on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
             tensors = program.Layout.Slots.Select(slot => new Range(checked((int)slot.Offset), checked((int)(slot.Offset + slot.Length)))).ToArray();
         }
 
         var optimizer = new AdamOptimizer(checked((int)(slots?.OwnedLength ?? sharding.OwnedLength)), options, options.Lamb is null ? null : tensors);
         IOneBitOptimizer? oneBit = options.OneBit is { } settings ? new OneBitAdam(optimizer, settings.FreezeStep, communicator, tensors!)
             : options.OneBitLamb is { } lamb ? new OneBitLamb(optimizer, lamb, communicator, tensors!)
+            : options.ZeroOneAdam is { } zeroOne ? new ZeroOneAdam(optimizer, zeroOne, communicator, tensors!)
             : null;
         return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit);
     }
@@ -241,7 +242,7 @@ public sealed partial class TrainingEngine
 
     public AdamOptimizer Optimizer { get; }
 
-    /// <summary>Set when the config's optimizer is OneBitAdam or OneBitLamb: it steps with <see cref="Optimizer"/>'s state.</summary>
+    /// <summary>Set when the config's optimizer is OneBitAdam, OneBitLamb or ZeroOneAdam: it steps with <see cref="Optimizer"/>'s state.</summary>
     public IOneBitOptimizer? OneBit { get; }
 
     public ILossScaler LossScaler { get; }

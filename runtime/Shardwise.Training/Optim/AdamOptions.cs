@@ -30,6 +30,9 @@ public sealed record AdamOptions
     /// <summary>Set: the step is OneBitLamb's (<see cref="OneBitLamb"/>; Adam's moments, its own trust ratio, no bias correction).</summary>
     public OneBitLambConfig? OneBitLamb { get; init; }
 
+    /// <summary>Set: the step is ZeroOneAdam's (<see cref="ZeroOneAdam"/>; Adam's moments, no bias correction).</summary>
+    public ZeroOneAdamConfig? ZeroOneAdam { get; init; }
+
     public static AdamOptions FromConfig(OptimizerConfig config) => new()
     {
         Beta1 = config.Beta1,
@@ -41,5 +44,6 @@ public sealed record AdamOptions
         Lamb = config.Type == OptimizerType.Lamb ? config.Lamb ?? new LambConfig() : null,
         OneBit = config.Type == OptimizerType.OneBitAdam ? config.OneBit ?? new OneBitAdamConfig() : null,
         OneBitLamb = config.Type == OptimizerType.OneBitLamb ? config.OneBitLamb ?? new OneBitLambConfig() : null,
+        ZeroOneAdam = config.Type == OptimizerType.ZeroOneAdam ? config.ZeroOneAdam ?? new ZeroOneAdamConfig() : null,
     };
 }

@@ -129,9 +129,9 @@ public sealed class BatchSamplerTests
         var data = Shakespeare.Value;
         var state = data.CreateSampler(DataSplit.Train, Batch, Context, seed: 1).SaveState();
 
-        Assert.ThrowsExactly<ArgumentException>(() => data.CreateSampler(DataSplit.Train, Batch, Context + 1, seed: 1).RestoreState(state));
-        Assert.ThrowsExactly<ArgumentException>(() => data.CreateSampler(DataSplit.Train, Batch * 2, Context, seed: 1).RestoreState(state));
-        Assert.ThrowsExactly<ArgumentException>(() => data.CreateSampler(DataSplit.Validation, Batch, Context, seed: 1).RestoreState(state));
+        Assert.ThrowsExactly<SamplerStateMismatchException>(() => data.CreateSampler(DataSplit.Train, Batch, Context + 1, seed: 1).RestoreState(state));
+        Assert.ThrowsExactly<SamplerStateMismatchException>(() => data.CreateSampler(DataSplit.Train, Batch * 2, Context, seed: 1).RestoreState(state));
+        Assert.ThrowsExactly<SamplerStateMismatchException>(() => data.CreateSampler(DataSplit.Validation, Batch, Context, seed: 1).RestoreState(state));
     }
 
     [TestMethod]

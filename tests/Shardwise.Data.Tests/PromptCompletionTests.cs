@@ -169,7 +169,8 @@ public sealed class PromptCompletionTests
         Assert.AreEqual(2, state.ExampleCount);
         Assert.AreEqual(state, SamplerState.FromJson(state.ToJson()), "exampleCount survives the checkpoint's JSON");
         var packed = TokenDataset.Build(source, tokenizer, trainFraction: 0.6, packExamples: true).CreateSampler(DataSplit.Train, 2, 4, seed: 5);
-        var e = Assert.ThrowsExactly<ArgumentException>(() => packed.RestoreState(state));
+        var e = Assert.ThrowsExactly<SamplerStateMismatchException>(() => packed.RestoreState(state));
+        Assert.AreEqual("sampler state draws one of 2 examples per row; this sampler draws windows at any offset (packed) (was --packing changed?)", e.Reason);
         StringAssert.Contains(e.Message, "sampler state draws one of 2 examples per row; this sampler draws windows at any offset (packed) (was --packing changed?)");
         Assert.AreEqual(0, SamplerState.FromJson(packed.SaveState().ToJson()).ExampleCount, "windows: no exampleCount written");
 

@@ -166,7 +166,12 @@ public sealed class CurriculumLearningTests
         Assert.IsTrue(typo.Warnings.Any(w => w.StartsWith("$.curriculum_learning.schedule_config.difficulty_stepp: unknown key", StringComparison.Ordinal)), string.Join("\n", typo.Warnings));
         StringAssert.Contains(Fails("""{"enabled": true, "curriculum_type": "seqlen", "min_difficulty": 8, "max_difficulty": 64, "schedule_type": "fixed_linear", "schedule_config": {"total_curriculum_step": 10, "difficulty_step": 8}}""",
                 """ "sparse_attention": {"mode": "fixed", "attention": "bidirectional"}, """).Message,
-            "$.curriculum_learning.enabled: a sequence-length curriculum masks the targets past the current length");
+            "$.curriculum_learning: a sequence-length curriculum masks the targets past the current length");
+        // The same clash through the data efficiency library names the library's section.
+        StringAssert.Contains(Assert.ThrowsExactly<ConfigException>(() => DeepSpeedConfig.Parse($$"""
+            {"train_batch_size": 8, "sparse_attention": {"mode": "fixed", "attention": "bidirectional"}, {{LibraryCurriculum}} }
+            """, "ds.json")).Message,
+            "$.data_efficiency.data_sampling.curriculum_learning.curriculum_metrics.seqlen_truncate: a sequence-length curriculum masks the targets");
     }
 
     private const string LibraryCurriculum = """

@@ -106,23 +106,24 @@ public sealed class BatchSampler
 
     public SamplerState SaveState() => new(rng.State, Step, BatchSize, ContextLength, tokens.Length) { ExampleCount = exampleStarts.Length };
 
-    /// <summary>Continues from a saved state; the sampler must have the same shape and data size it was saved with.</summary>
+    /// <summary>
+    /// Continues from a saved state; the sampler must have the same shape and data size it was saved with, else
+    /// <see cref="SamplerStateMismatchException"/>.
+    /// </summary>
     public void RestoreState(SamplerState state)
     {
         if (state.BatchSize != BatchSize || state.ContextLength != ContextLength || state.TokenCount != tokens.Length)
         {
-            throw new ArgumentException(
+            throw new SamplerStateMismatchException(
                 $"sampler state is for batch {state.BatchSize}, context {state.ContextLength}, {state.TokenCount} tokens; "
-                + $"this sampler has batch {BatchSize}, context {ContextLength}, {tokens.Length} tokens",
-                nameof(state));
+                + $"this sampler has batch {BatchSize}, context {ContextLength}, {tokens.Length} tokens");
         }
 
         if (state.ExampleCount != exampleStarts.Length)
         {
             static string Draws(int examples) => examples == 0 ? "windows at any offset (packed)" : $"one of {examples} examples per row";
-            throw new ArgumentException(
-                $"sampler state draws {Draws(state.ExampleCount)}; this sampler draws {Draws(exampleStarts.Length)} (was --packing changed?)",
-                nameof(state));
+            throw new SamplerStateMismatchException(
+                $"sampler state draws {Draws(state.ExampleCount)}; this sampler draws {Draws(exampleStarts.Length)} (was --packing changed?)");
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(state.Step, nameof(state));

@@ -257,10 +257,10 @@ public sealed class TrainingCheckpoint
             {
                 sampler.RestoreState(saved);
             }
-            catch (ArgumentException mismatch)
+            catch (SamplerStateMismatchException mismatch)
             {
                 // Other data, or the same examples drawn another way: continuing would not be the run that was saved.
-                throw new CliException($"--resume {checkpoint}: {mismatch.Message.Split(" (Parameter")[0]}");
+                throw new CliException($"--resume {checkpoint}: {mismatch.Reason}");
             }
         }
         else

@@ -32,6 +32,9 @@ public sealed record CurriculumLearningConfig
 
     public required CurriculumScheduleType ScheduleType { get; init; }
 
+    /// <summary>The JSON path of the section that asked for the curriculum, for errors that involve it.</summary>
+    public string Source { get; init; } = "$.curriculum_learning";
+
     /// <summary>fixed_linear and fixed_root: the step at which the difficulty reaches max_difficulty.</summary>
     public long TotalCurriculumStep { get; init; }
 
@@ -98,7 +101,7 @@ public sealed record CurriculumLearningConfig
             section.Error("schedule_type", $"unknown schedule \"{scheduleName}\"{hint}: use fixed_linear, fixed_root or fixed_discrete");
         }
 
-        var config = new CurriculumLearningConfig { MinDifficulty = min, MaxDifficulty = max, ScheduleType = schedule };
+        var config = new CurriculumLearningConfig { MinDifficulty = min, MaxDifficulty = max, ScheduleType = schedule, Source = section.Path };
         var parameters = section.Section("schedule_config");
         config = schedule == CurriculumScheduleType.FixedDiscrete ? ReadDiscrete(parameters, config) : ReadRoot(parameters, config, schedule);
         UnsupportedFeaturePolicy.ReportLeftovers(parameters);

@@ -89,7 +89,7 @@ internal static class DeepSpeedConfigParser
 
         if (config.CurriculumLearning is not null && config.SparseAttention?.Attention == global::Shardwise.Sparsity.SparseAttentionDirection.Bidirectional)
         {
-            root.Diagnostics.Error("$.curriculum_learning.enabled", "a sequence-length curriculum masks the targets past the current length, which equals truncating the sequences only under causal attention, and $.sparse_attention.attention is \"bidirectional\": switch one of them off");
+            root.Diagnostics.Error(config.CurriculumLearning.Source, "a sequence-length curriculum masks the targets past the current length, which equals truncating the sequences only under causal attention, and $.sparse_attention.attention is \"bidirectional\": switch one of them off");
         }
 
         if (config.GradientClipping < 0 || double.IsNaN(config.GradientClipping))

@@ -21,7 +21,8 @@ using Shardwise.Generator;
 //   6. (--offload only) the optimizer step over GPT-2 124M's parameters: in host memory (offload_optimizer "cpu")
 //      against the NVMe swap ("nvme", OffloadBench.cs), measured in the same run.
 //   7. (--compression only) the passes of 1-bit compression on one thread, vectors against scalar (CompressionBench.cs).
-// Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N | --attention-only | --offload [--nvme-path DIR] | --compression]
+//   8. (--one-bit only) the host step of each 1-bit optimizer past its freeze against AdamW's (OneBitStepBench.cs).
+// Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N | --attention-only | --offload [--nvme-path DIR] | --compression | --one-bit]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;
 var fixed16 = new Shardwise.Sparsity.SparseAttentionPattern { Block = 16, Attention = Shardwise.Sparsity.SparseAttentionDirection.Unidirectional };
 var fixed64 = fixed16 with { Block = 64 };
@@ -30,6 +31,11 @@ if (args.Contains("--offload"))
 {
     int at = Array.IndexOf(args, "--nvme-path");
     OffloadBench.Run(at >= 0 && at + 1 < args.Length ? args[at + 1] : Path.GetTempPath());
+    return;
+}
+if (args.Contains("--one-bit"))
+{
+    OneBitStepBench.Run();
     return;
 }
 if (args.Contains("--compression"))

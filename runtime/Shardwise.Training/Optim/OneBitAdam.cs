@@ -76,12 +76,8 @@ public sealed class OneBitAdam : IOneBitOptimizer
         var v = Adam.State.ExpAvgSq;
         if (parameters.Length != m.Length || gradients.Length != m.Length)
             throw new ArgumentException($"length mismatch: parameters {parameters.Length}, gradients {gradients.Length}, optimizer state {m.Length}");
-        for (int i = 0; i < m.Length; i++) m[i] = s.Beta1 * m[i] + s.OneMinusBeta1 * gradients[i];
+        OneBitKernels.FoldMomentum(m, gradients, s.Beta1, s.OneMinusBeta1);
         _compression?.Average(m);
-        for (int i = 0; i < m.Length; i++)
-        {
-            float update = m[i] / (MathF.Sqrt(v[i]) + s.Eps) + s.WeightDecay * parameters[i];
-            parameters[i] -= s.LearningRate * update;
-        }
+        OneBitKernels.ApplyUpdate(parameters, m, v, s.LearningRate, s.Eps, s.WeightDecay);
     }
 }

@@ -134,48 +134,23 @@ public sealed class OneBitLamb : IOneBitOptimizer
     private void CompressedStep(Span<float> parameters, ReadOnlySpan<float> gradients, double learningRate, double beta1, double beta2)
     {
         var m = Adam.State.ExpAvg;
-        float b1 = (float)beta1, oneMinusB1 = (float)(1.0 - beta1);
+        var v = Adam.State.ExpAvgSq;
+        float b1 = (float)beta1, oneMinusB1 = (float)(1.0 - beta1), eps = (float)Adam.Options.Eps, decay = (float)Adam.Options.WeightDecay;
         m.CopyTo(_lastMomentum, 0);
-        for (int i = 0; i < m.Length; i++) m[i] = b1 * m[i] + oneMinusB1 * gradients[i];
+        OneBitKernels.FoldMomentum(m, gradients, b1, oneMinusB1);
         _compression?.Average(m);
 
-        var scalars = new CompressedScalars(b1, oneMinusB1, (float)beta2, (float)(1.0 - beta2), (float)Adam.Options.Eps, (float)Adam.Options.WeightDecay);
         for (int t = 0; t < _tensors.Length; t++)
         {
             Range tensor = _tensors[t];
             Span<float> p = parameters[tensor];
-            var (maxRatio, updateSquares, preliminarySquares) = RefreshFreshVariance(p, m.AsSpan(tensor), _lastMomentum.AsSpan(tensor),
-                Adam.State.ExpAvgSq.AsSpan(tensor), FreshVariance.AsSpan(tensor), scalars);
-            double factor = Factor(t, maxRatio, updateSquares, preliminarySquares, scalars.WeightDecay > 0);
+            var (maxRatio, updateSquares, preliminarySquares) = OneBitKernels.RefreshFreshVariance(p, m.AsSpan(tensor), _lastMomentum.AsSpan(tensor),
+                v.AsSpan(tensor), FreshVariance.AsSpan(tensor), b1, oneMinusB1, (float)beta2, (float)(1.0 - beta2), eps, decay);
+            double factor = Factor(t, maxRatio, updateSquares, preliminarySquares, decay > 0);
             double coefficient = FrozenCoefficients[t] * factor;
             _trustRatios[t] = (float)coefficient;
-            float step = (float)(learningRate * coefficient);
-            ReadOnlySpan<float> mt = m.AsSpan(tensor), vt = Adam.State.ExpAvgSq.AsSpan(tensor);
-            for (int i = 0; i < p.Length; i++) p[i] -= step * scalars.Update(p[i], mt[i], vt[i]);
+            OneBitKernels.ApplyUpdate(p, m.AsSpan(tensor), v.AsSpan(tensor), (float)(learningRate * coefficient), eps, decay);
         }
-    }
-
-    /// <summary>
-    /// Folds the gradient rebuilt from the averaged momentum into the fresh variance; returns max (√v + ε)/(√v' + ε) and
-    /// the squared norms of the update and of its part without decay.
-    /// </summary>
-    private static (double MaxRatio, double UpdateSquares, double PreliminarySquares) RefreshFreshVariance(ReadOnlySpan<float> p,
-        ReadOnlySpan<float> m, ReadOnlySpan<float> lastM, ReadOnlySpan<float> v, Span<float> fresh, in CompressedScalars s)
-    {
-        float maxRatio = float.NegativeInfinity;
-        double updates = 0, preliminaries = 0;
-        for (int i = 0; i < p.Length; i++)
-        {
-            float gradient = (m[i] - lastM[i] * s.Beta1) / s.OneMinusBeta1;
-            fresh[i] = s.Beta2 * fresh[i] + s.OneMinusBeta2 * gradient * gradient;
-            float denominator = MathF.Sqrt(v[i]) + s.Eps;
-            float preliminary = m[i] / denominator;
-            float update = s.Update(p[i], m[i], v[i]);
-            preliminaries += (double)preliminary * preliminary;
-            updates += (double)update * update;
-            maxRatio = MathF.Max(maxRatio, denominator / (MathF.Sqrt(fresh[i]) + s.Eps));
-        }
-        return (maxRatio, updates, preliminaries);
     }
 
     /// <summary>The factor the frozen coefficient of tensor <paramref name="t"/> is scaled by this step; remembered as its last.</summary>
@@ -196,8 +171,4 @@ public sealed class OneBitLamb : IOneBitOptimizer
         return factor;
     }
 
-    private readonly record struct CompressedScalars(float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Eps, float WeightDecay)
-    {
-        public float Update(float p, float m, float v) => m / (MathF.Sqrt(v) + Eps) + WeightDecay * p;
-    }
 }

@@ -127,11 +127,8 @@ public sealed class ZeroOneAdam : IOneBitOptimizer
             _compression.Average(MomentumAccumulator);
             averaged = MomentumAccumulator;
         }
-        for (int i = 0; i < m.Length; i++)
-        {
-            m[i] = s.Beta1 * m[i] + s.OneMinusBeta1 * averaged[i];
-            p[i] -= s.LearningRate * s.Update(p[i], m[i], v[i]);
-        }
+        OneBitKernels.FoldMomentum(m, averaged, s.Beta1, s.OneMinusBeta1);
+        OneBitKernels.ApplyUpdate(p, m, v, s.LearningRate, s.Eps, s.WeightDecay);
     }
 
     private void LocalStep(Span<float> p, ReadOnlySpan<float> g, double learningRate, in Scalars s)
@@ -140,13 +137,8 @@ public sealed class ZeroOneAdam : IOneBitOptimizer
         var v = Adam.State.ExpAvgSq;
         var u = MomentumAccumulator;
         _learningRateSum[0] += learningRate;
-        for (int i = 0; i < m.Length; i++)
-        {
-            m[i] = s.Beta1 * m[i] + s.OneMinusBeta1 * g[i];
-            float step = s.LearningRate * s.Update(p[i], m[i], v[i]);
-            p[i] -= step;
-            u[i] -= step;
-        }
+        OneBitKernels.FoldMomentum(m, g, s.Beta1, s.OneMinusBeta1);
+        OneBitKernels.ApplyUpdate(p, m, v, s.LearningRate, s.Eps, s.WeightDecay, accumulated: u);
         if (Adam.State.Step % LocalStepInterval == 0) Synchronise(p, s);
 
         if (++_policy[3] == _settings.LocalStepScaler)
@@ -159,28 +151,13 @@ public sealed class ZeroOneAdam : IOneBitOptimizer
     /// <summary>Replaces this rank's local updates by the ranks' compressed average of them; the momentum follows.</summary>
     private void Synchronise(Span<float> p, in Scalars s)
     {
-        var m = Adam.State.ExpAvg;
         var v = Adam.State.ExpAvgSq;
-        var u = MomentumAccumulator;
-        for (int i = 0; i < u.Length; i++)
-        {
-            p[i] -= u[i];
-            u[i] *= MathF.Sqrt(v[i]) + s.Eps;
-        }
-        _compression?.Average(u);
-        float sum = (float)_learningRateSum[0];
-        for (int i = 0; i < u.Length; i++)
-        {
-            // DeepSpeed divides by the summed learning rate unguarded; with lr 0 throughout, u is 0 and so is m.
-            m[i] = sum == 0 ? 0f : -(u[i] / sum);
-            p[i] += u[i] / (MathF.Sqrt(v[i]) + s.Eps);
-            u[i] = 0;
-        }
+        OneBitKernels.UndoLocalUpdates(p, MomentumAccumulator, v, s.Eps);
+        _compression?.Average(MomentumAccumulator);
+        // DeepSpeed divides by the summed learning rate unguarded; with lr 0 throughout, u is 0 and so is m.
+        OneBitKernels.ApplyAveragedUpdates(p, Adam.State.ExpAvg, MomentumAccumulator, v, s.Eps, (float)_learningRateSum[0]);
         _learningRateSum[0] = 0;
     }
 
-    private readonly record struct Scalars(float Beta1, float OneMinusBeta1, float Eps, float WeightDecay, float LearningRate)
-    {
-        public float Update(float p, float m, float v) => m / (MathF.Sqrt(v) + Eps) + WeightDecay * p;
-    }
+    private readonly record struct Scalars(float Beta1, float OneMinusBeta1, float Eps, float WeightDecay, float LearningRate);
 }

@@ -12,13 +12,14 @@ namespace Shardwise.Training.Cli;
 /// A 1-bit optimizer's state beyond Adam's moments (<see cref="IOneBitOptimizer.CheckpointState"/>), kept in
 /// optimizer.safetensors beside them so that a resumed run continues bit for bit: per-parameter arrays as
 /// <c>TENSOR.NAME</c> (like the moments), vectors whole as F64 <c>NAME</c>. At ZeRO stage 0, which the 1-bit optimizers
-/// need, every rank holds the same state at the steps a checkpoint can be taken after, so rank 0's is the run's.
+/// need, the data-parallel ranks hold the same state (0/1 Adam's agree at its synchronisations), so replica 0's is the
+/// run's; a pipelined run gathers its stages' per-parameter arrays into the model's layout first, like the moments.
 /// </summary>
 internal static class OneBitStateCheckpoint
 {
-    public static IEnumerable<SafeTensorSpec> Specs(ParameterLayout layout, IOneBitOptimizer optimizer)
+    public static IEnumerable<SafeTensorSpec> Specs(ParameterLayout layout, IReadOnlyList<OptimizerStateTensor> states)
     {
-        foreach (var state in optimizer.CheckpointState)
+        foreach (var state in states)
         {
             if (state.PerParameter is not null)
             {
@@ -29,9 +30,10 @@ internal static class OneBitStateCheckpoint
         }
     }
 
-    public static void Write(SafeTensorsWriter file, ParameterLayout layout, IOneBitOptimizer optimizer)
+    /// <summary>Writes <paramref name="states"/>, whose per-parameter arrays are laid out as <paramref name="layout"/>.</summary>
+    public static void Write(SafeTensorsWriter file, ParameterLayout layout, IReadOnlyList<OptimizerStateTensor> states)
     {
-        foreach (var state in optimizer.CheckpointState)
+        foreach (var state in states)
         {
             if (state.PerParameter is { } array)
             {
@@ -41,14 +43,22 @@ internal static class OneBitStateCheckpoint
         }
     }
 
-    /// <summary>
-    /// Restores the state from <paramref name="checkpoint"/>. A checkpoint another optimizer wrote has none: the state
-    /// starts afresh (a note says so) unless the optimizer says why it cannot (<see cref="IOneBitOptimizer.WhyStateIsNeeded"/>).
-    /// </summary>
+    /// <summary>Fresh arrays shaped like <paramref name="states"/>, per-parameter ones for <paramref name="elements"/> elements.</summary>
+    public static IReadOnlyList<OptimizerStateTensor> Allocate(IReadOnlyList<OptimizerStateTensor> states, long elements) =>
+        states.Select(s => s.PerParameter is not null ? s with { PerParameter = new float[elements] } : s with { Values = new double[s.Values!.Length] }).ToList();
+
+    /// <summary>Restores the optimizer's own state in place (its arrays are laid out as <paramref name="layout"/>).</summary>
     public static void Restore(string checkpoint, ParameterLayout layout, IOneBitOptimizer optimizer, TextWriter? log)
+        => Restore(checkpoint, layout, optimizer.CheckpointState, optimizer, log);
+
+    /// <summary>
+    /// Fills <paramref name="states"/> (laid out as <paramref name="layout"/>) from <paramref name="checkpoint"/>; returns
+    /// false when the checkpoint has no such state. A checkpoint another optimizer wrote has none: the state starts
+    /// afresh (a note says so) unless the optimizer says why it cannot (<see cref="IOneBitOptimizer.WhyStateIsNeeded"/>).
+    /// </summary>
+    public static bool Restore(string checkpoint, ParameterLayout layout, IReadOnlyList<OptimizerStateTensor> states, IOneBitOptimizer optimizer, TextWriter? log)
     {
-        var states = optimizer.CheckpointState;
-        if (states.Count == 0) return;
+        if (states.Count == 0) return false;
         string path = Path.Combine(checkpoint, TrainingCheckpoint.OptimizerFile);
         using var reader = File.Exists(path) ? SafeTensorsReader.Open(path) : null;
         string first = states[0].PerParameter is not null ? layout.Slots[0].Name + "." + states[0].Name : states[0].Name;
@@ -58,7 +68,7 @@ internal static class OneBitStateCheckpoint
             if (optimizer.WhyStateIsNeeded() is { } reason)
                 throw new CliException($"--resume {checkpoint}: no {optimizer.Name} state ({names}) in {TrainingCheckpoint.OptimizerFile}: another optimizer wrote it, and {reason}");
             log?.WriteLine($"note: the checkpoint holds no {optimizer.Name} state ({names}); it starts afresh");
-            return;
+            return false;
         }
 
         foreach (var state in states)
@@ -81,5 +91,6 @@ internal static class OneBitStateCheckpoint
                 reader.Read(state.Name, values);
             }
         }
+        return true;
     }
 }

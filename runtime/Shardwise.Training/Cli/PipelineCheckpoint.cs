@@ -1,3 +1,4 @@
+using System.Linq;
 using System.IO;
 using Shardwise.Data;
 using Shardwise.Plans;
@@ -24,8 +25,12 @@ public static class PipelineCheckpoint
         float[] fullMaster = PartitionedParameters.Gather(groups.ModelParallel, partition, model, master);
         float[] fullExpAvg = PartitionedParameters.Gather(groups.ModelParallel, partition, model, expAvg);
         float[] fullExpAvgSq = PartitionedParameters.Gather(groups.ModelParallel, partition, model, expAvgSq);
+        // A 1-bit optimizer's per-parameter state is gathered like the moments; its vectors are the same on every stage.
+        var oneBitState = engine.Engine.OneBit?.CheckpointState
+            .Select(s => s.PerParameter is { } local ? s with { PerParameter = PartitionedParameters.Gather(groups.ModelParallel, partition, model, local) } : s)
+            .ToList();
         string? path = groups.World.Rank == 0
-            ? store.SaveFull(model, fullMaster, fullExpAvg, fullExpAvgSq, engine.Engine, sampler, tokenizer, settings)
+            ? store.SaveFull(model, fullMaster, fullExpAvg, fullExpAvgSq, oneBitState, engine.Engine, sampler, tokenizer, settings)
             : null;
         // Ranks leave the save together, so the next step's timings (blocked in receives) measure training, not rank 0's write.
         groups.World.Barrier();
@@ -46,6 +51,19 @@ public static class PipelineCheckpoint
         PartitionedParameters.Extract(model, expAvg, stage, tensorRank, localExpAvg);
         PartitionedParameters.Extract(model, expAvgSq, stage, tensorRank, localExpAvgSq);
         engine.Engine.ImportFullState(localMaster, localExpAvg, localExpAvgSq, adamStep);
+        if (engine.Engine.OneBit is { } oneBit)
+        {
+            var stageState = oneBit.CheckpointState;
+            var full = OneBitStateCheckpoint.Allocate(stageState, model.TotalElements);
+            if (OneBitStateCheckpoint.Restore(checkpoint, model, full, oneBit, log))
+            {
+                for (int i = 0; i < stageState.Count; i++)
+                {
+                    if (stageState[i].PerParameter is { } array) PartitionedParameters.Extract(model, full[i].PerParameter, stage, tensorRank, array);
+                    else full[i].Values!.CopyTo(stageState[i].Values!, 0);
+                }
+            }
+        }
         TrainingCheckpoint.RestoreProgress(checkpoint, engine.Engine, sampler, log);
     }
 }

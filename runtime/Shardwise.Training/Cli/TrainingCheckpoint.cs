@@ -47,17 +47,18 @@ public sealed class TrainingCheckpoint
 
         var (master, expAvg, expAvgSq) = engine.ExportFullState();
         if (engine.Sharding.Rank != 0) return null;
-        return SaveFull(engine.Program.Layout, master, expAvg, expAvgSq, engine, sampler, tokenizer, settings);
+        return SaveFull(engine.Program.Layout, master, expAvg, expAvgSq, engine.OneBit?.CheckpointState, engine, sampler, tokenizer, settings);
     }
 
     /// <summary>
     /// Writes a checkpoint in the one-process format from full-layout fp32 state the caller assembled
     /// (<paramref name="layout"/> is the whole model's, whatever program <paramref name="engine"/> trains): named
-    /// model and optimizer files, state.json with <paramref name="engine"/>'s counters, loss scaler and Adam step,
-    /// and the tokenizer. Called by one process only; the pipelined trainer calls it on world rank 0 after gathering.
+    /// model and optimizer files (with a 1-bit optimizer's own state, <paramref name="oneBitState"/>, in the same
+    /// layout), state.json with <paramref name="engine"/>'s counters, loss scaler and Adam step, and the tokenizer.
+    /// Called by one process only; the pipelined trainer calls it on world rank 0 after gathering.
     /// </summary>
-    public string SaveFull(ParameterLayout layout, float[] master, float[] expAvg, float[] expAvgSq, TrainingEngine engine,
-        BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+    public string SaveFull(ParameterLayout layout, float[] master, float[] expAvg, float[] expAvgSq, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState,
+        TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
     {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
@@ -75,13 +76,13 @@ public sealed class TrainingCheckpoint
         var optimizerSpecs = new List<SafeTensorSpec>(Specs(layout, ".exp_avg"));
         optimizerSpecs.AddRange(Specs(layout, ".exp_avg_sq"));
         optimizerSpecs.Add(new SafeTensorSpec("step", SafeTensorDType.I64));
-        if (engine.OneBit is { } oneBit) optimizerSpecs.AddRange(OneBitStateCheckpoint.Specs(layout, oneBit));
+        if (oneBitState is not null) optimizerSpecs.AddRange(OneBitStateCheckpoint.Specs(layout, oneBitState));
         using (var optimizer = writer.CreateSafeTensors(OptimizerFile, optimizerSpecs, metadata))
         {
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
             foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
             optimizer.Write("step", stackalloc long[] { engine.Optimizer.State.Step });
-            if (engine.OneBit is { } oneBitState) OneBitStateCheckpoint.Write(optimizer, layout, oneBitState);
+            if (oneBitState is not null) OneBitStateCheckpoint.Write(optimizer, layout, oneBitState);
             optimizer.Complete();
         }
 

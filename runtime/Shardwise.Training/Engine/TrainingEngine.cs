@@ -260,8 +260,8 @@ public sealed partial class TrainingEngine
         {
             if (value is not null && Optimizer.Options.Lamb is not null)
                 throw new NotSupportedException("Lamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its trust ratio needs each tensor's norm over every rank that holds part of it");
-            if (value is not null && OneBit is not null)
-                throw new NotSupportedException($"{OneBit.Name} with a model split over ranks (pipeline or tensor parallel) is not supported yet");
+            if (value is not null && OneBit is OneBitLamb)
+                throw new NotSupportedException("OneBitLamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its state is per parameter tensor of one rank's layout (use OneBitAdam or ZeroOneAdam)");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
@@ -422,9 +422,10 @@ public sealed partial class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
-        // With local gradients the clip sees this rank's own norm, as DeepSpeed's 1-bit Adam does once it stops averaging.
-        double sumOfSquares = localGradients ? GradientClipping.SumOfSquares(gradients)
-            : _sharding.SumOverRanks(ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart) ?? GradientClipping.SumOfSquares(gradients));
+        // With local gradients the clip sees this rank's own norm (over its whole model, when the model is split), as
+        // DeepSpeed's 1-bit optimizers do once they stop averaging.
+        double ownSquares = ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart) ?? GradientClipping.SumOfSquares(gradients);
+        double sumOfSquares = localGradients ? ownSquares : _sharding.SumOverRanks(ownSquares);
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 

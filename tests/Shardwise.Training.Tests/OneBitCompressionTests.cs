@@ -6,6 +6,7 @@ using Shardwise.Distributed.InProcess;
 using Shardwise.Training.Compression;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
+using static Shardwise.Training.Tests.OneBitTestData;
 
 namespace Shardwise.Training.Tests;
 
@@ -19,14 +20,6 @@ namespace Shardwise.Training.Tests;
 [TestClass]
 public sealed class OneBitCompressionTests
 {
-    private static readonly Range[] Tensors = [new Range(0, 5), new Range(5, 42), new Range(42, 172), new Range(172, 173)];
-    private const int Length = 173;
-
-    private static float[] Random(int length, int seed, float scale = 1f)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2 - 1) * scale).ToArray();
-    }
 
     private static T[] OnRanks<T>(int ranks, Func<ICommunicator, T> body) => InProcessGroup.Run(ranks, body, TimeSpan.FromMinutes(1));
 
@@ -63,7 +56,7 @@ public sealed class OneBitCompressionTests
     public void TheCompressedAverageIsTheReferenceOnEveryRank(int ranks)
     {
         const int Rounds = 4;
-        var inputs = Enumerable.Range(0, Rounds).Select(round => Enumerable.Range(0, ranks).Select(rank => Random(Length, 100 * round + rank)).ToArray()).ToArray();
+        var inputs = Enumerable.Range(0, Rounds).Select(round => Enumerable.Range(0, ranks).Select(rank => RandomValues(Length, 100 * round + rank)).ToArray()).ToArray();
         var reference = new ReferenceCompression(ranks, Tensors);
         var expected = inputs.Select(reference.Average).ToArray();
 
@@ -92,7 +85,7 @@ public sealed class OneBitCompressionTests
     public void ErrorFeedbackMakesTheRunningMeanConverge()
     {
         const int ranks = 3, rounds = 400;
-        var inputs = Enumerable.Range(0, ranks).Select(rank => Random(Length, 7 + rank)).ToArray();
+        var inputs = Enumerable.Range(0, ranks).Select(rank => RandomValues(Length, 7 + rank)).ToArray();
         var truth = Enumerable.Range(0, Length).Select(i => inputs.Average(x => (double)x[i])).ToArray();
         var (first, mean) = OnRanks(ranks, communicator =>
         {
@@ -123,7 +116,7 @@ public sealed class OneBitCompressionTests
         var sent = OnRanks(ranks, communicator =>
         {
             var compression = new OneBitAllReduce(communicator, [new Range(0, length)]);
-            var values = Random(length, communicator.Rank);
+            var values = RandomValues(length, communicator.Rank);
             communicator.Traffic.Reset();
             compression.Average(values);
             long compressed = communicator.Traffic.TotalSent;
@@ -144,12 +137,12 @@ public sealed class OneBitCompressionTests
         var config = OneBitConfig(freezeStep: 10);
         var adam = new AdamOptimizer(Length, AdamOptions.FromConfig(config));
         var oneBit = new OneBitAdam(adam, 10, new SingleProcessCommunicator(), Tensors);
-        var p = Random(Length, 1);
+        var p = RandomValues(Length, 1);
         var (rp, rm, rv) = (p.Select(x => (double)x).ToArray(), new double[Length], new double[Length]);
         for (int step = 0; step < 5; step++)
         {
             Assert.IsFalse(oneBit.Compressing);
-            var g = Random(Length, 20 + step, 0.1f);
+            var g = RandomValues(Length, 20 + step, 0.1f);
             oneBit.Step(p, g, 1e-2);
             for (int i = 0; i < Length; i++)
             {
@@ -173,8 +166,8 @@ public sealed class OneBitCompressionTests
     {
         const int freeze = 2, steps = 5;
         var config = OneBitConfig(freeze);
-        var initial = Random(Length, 3);
-        var gradients = Enumerable.Range(0, steps).Select(step => Enumerable.Range(0, ranks).Select(rank => Random(Length, 50 + 10 * step + rank, 0.1f)).ToArray()).ToArray();
+        var initial = RandomValues(Length, 3);
+        var gradients = Enumerable.Range(0, steps).Select(step => Enumerable.Range(0, ranks).Select(rank => RandomValues(Length, 50 + 10 * step + rank, 0.1f)).ToArray()).ToArray();
 
         // What the engine hands the optimizer: the average during warm-up, each rank's own gradient after the freeze.
         var averaged = gradients.Select(step => Enumerable.Range(0, Length).Select(i => step.Average(r => r[i])).ToArray()).ToArray();

@@ -5,6 +5,7 @@ using Shardwise.Distributed;
 using Shardwise.Distributed.InProcess;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
+using static Shardwise.Training.Tests.OneBitTestData;
 
 namespace Shardwise.Training.Tests;
 
@@ -17,15 +18,7 @@ namespace Shardwise.Training.Tests;
 [TestClass]
 public sealed class OneBitLambTests
 {
-    private static readonly Range[] Tensors = [new Range(0, 5), new Range(5, 42), new Range(42, 172), new Range(172, 173)];
-    private const int Length = 173;
     private const double LearningRate = 1e-2, Decay = 0.01, CoeffBeta = 0.5;
-
-    private static float[] Random(int length, int seed, float scale = 1f)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2 - 1) * scale).ToArray();
-    }
 
     private static OptimizerConfig LambConfig(long freezeStep, double weightDecay = Decay) => DeepSpeedConfig.Parse($$"""
         { "train_micro_batch_size_per_gpu": 1,
@@ -46,10 +39,10 @@ public sealed class OneBitLambTests
     {
         const int freeze = 3, steps = 9;
         var config = LambConfig(freeze, weightDecay);
-        var initial = Random(Length, 3);
+        var initial = RandomValues(Length, 3);
         // Larger gradients after the freeze make the fresh variance outgrow the frozen one, so the factor moves.
         var gradients = Enumerable.Range(0, steps).Select(step => Enumerable.Range(0, ranks)
-            .Select(rank => Random(Length, 50 + 10 * step + rank, step < freeze ? 0.1f : 0.1f + 0.15f * (step - freeze))).ToArray()).ToArray();
+            .Select(rank => RandomValues(Length, 50 + 10 * step + rank, step < freeze ? 0.1f : 0.1f + 0.15f * (step - freeze))).ToArray()).ToArray();
         var averaged = gradients.Select(step => Enumerable.Range(0, Length).Select(i => step.Average(r => r[i])).ToArray()).ToArray();
         float[] GradientFor(int step, int rank) => step < freeze ? averaged[step] : gradients[step][rank];
 
@@ -182,11 +175,11 @@ public sealed class OneBitLambTests
             """).Config.Optimizer!);
         var lamb = new AdamOptimizer(Length, lambOptions, Tensors);
         var oneBitLamb = new OneBitLamb(new AdamOptimizer(Length, AdamOptions.FromConfig(oneBit)), oneBit.OneBitLamb!, new SingleProcessCommunicator(), Tensors);
-        var (p, q) = (Random(Length, 1), Random(Length, 1));
+        var (p, q) = (RandomValues(Length, 1), RandomValues(Length, 1));
         (p[172], q[172]) = (0, 0); // the last tensor: zero, with no gradient, so its trust ratio is exactly 1
         for (int step = 0; step < 6; step++)
         {
-            var g = Random(Length, 20 + step, 0.1f);
+            var g = RandomValues(Length, 20 + step, 0.1f);
             g[172] = 0;
             lamb.Step(p, g, LearningRate);
             oneBitLamb.Step(q, g, LearningRate);
@@ -204,12 +197,12 @@ public sealed class OneBitLambTests
         var config = LambConfig(freezeStep: 2);
         var adam = new AdamOptimizer(Length, AdamOptions.FromConfig(config));
         var lamb = new OneBitLamb(adam, config.OneBitLamb!, new SingleProcessCommunicator(), Tensors);
-        var p = Random(Length, 4);
-        lamb.Step(p, Random(Length, 5, 0.1f), LearningRate);
-        lamb.Step(p, Random(Length, 6, 0.1f), LearningRate);
+        var p = RandomValues(Length, 4);
+        lamb.Step(p, RandomValues(Length, 5, 0.1f), LearningRate);
+        lamb.Step(p, RandomValues(Length, 6, 0.1f), LearningRate);
         CollectionAssert.AreEqual(adam.State.ExpAvgSq, lamb.FreshVariance);
         var frozen = adam.State.ExpAvgSq.ToArray();
-        lamb.Step(p, Random(Length, 7, 0.3f), LearningRate);
+        lamb.Step(p, RandomValues(Length, 7, 0.3f), LearningRate);
         CollectionAssert.AreEqual(frozen, adam.State.ExpAvgSq, "the variance is frozen");
         CollectionAssert.AreNotEqual(frozen, lamb.FreshVariance, "the fresh variance goes on");
     }

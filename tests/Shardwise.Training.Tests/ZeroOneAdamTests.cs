@@ -5,6 +5,7 @@ using Shardwise.Distributed;
 using Shardwise.Distributed.InProcess;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
+using static Shardwise.Training.Tests.OneBitTestData;
 
 namespace Shardwise.Training.Tests;
 
@@ -18,15 +19,8 @@ namespace Shardwise.Training.Tests;
 [TestClass]
 public sealed class ZeroOneAdamTests
 {
-    private static readonly Range[] Tensors = [new Range(0, 5), new Range(5, 42), new Range(42, 172), new Range(172, 173)];
-    private const int Length = 173, Steps = 18;
+    private const int Steps = 18;
     private const float LearningRate = 1e-2f, Decay = 0.01f;
-
-    private static float[] Random(int length, int seed, float scale = 1f)
-    {
-        var random = new Random(seed);
-        return Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 2 - 1) * scale).ToArray();
-    }
 
     // var_update_scaler 2 and local_step_scaler 3 so that both intervals double within the test's 18 steps.
     private static OptimizerConfig Config(long varFreezeStep = 6) => DeepSpeedConfig.Parse($$"""
@@ -35,7 +29,7 @@ public sealed class ZeroOneAdamTests
                          "var_update_scaler": 2, "local_step_scaler": 3, "local_step_clipper": 4, "cuda_aware": false, "comm_backend_name": "nccl" } } }
         """).Config.Optimizer!;
 
-    private static float[] Gradient(int step, int rank) => Random(Length, 100 * step + rank, 0.1f);
+    private static float[] Gradient(int step, int rank) => RandomValues(Length, 100 * step + rank, 0.1f);
 
     [TestMethod]
     public void OnOneRankItIsDeepSpeedsAlgorithmInFloat64()
@@ -43,7 +37,7 @@ public sealed class ZeroOneAdamTests
         var config = Config();
         var adam = new AdamOptimizer(Length, AdamOptions.FromConfig(config));
         var zeroOne = new ZeroOneAdam(adam, config.ZeroOneAdam!, new SingleProcessCommunicator(), Tensors);
-        var p = Random(Length, 1);
+        var p = RandomValues(Length, 1);
         var (rp, rm, rv, ru) = (p.Select(x => (double)x).ToArray(), new double[Length], new double[Length], new double[Length]);
         long varInterval = 1, varCounter = 0, localInterval = 1, localCounter = 0;
         double lrs = 0;
@@ -109,7 +103,7 @@ public sealed class ZeroOneAdamTests
     {
         const int ranks = 3;
         var config = Config();
-        var initial = Random(Length, 2);
+        var initial = RandomValues(Length, 2);
         var results = InProcessGroup.Run(ranks, communicator =>
         {
             var adam = new AdamOptimizer(Length, AdamOptions.FromConfig(config));

@@ -170,5 +170,4 @@ public sealed class OneBitLamb : IOneBitOptimizer
         LastFactors[t] = factor;
         return factor;
     }
-
 }

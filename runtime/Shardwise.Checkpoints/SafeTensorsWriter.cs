@@ -25,6 +25,7 @@ public sealed class SafeTensorsWriter : IDisposable
     private readonly SafeFileHandle _file;
     private readonly Dictionary<string, int> _index;
     private readonly bool[] _written;
+    private readonly long[] _partBytes; // what WritePart wrote of each tensor so far
     private readonly long _dataStart;
     private bool _completed;
     private bool _disposed;
@@ -36,6 +37,7 @@ public sealed class SafeTensorsWriter : IDisposable
         Layout = layout;
         _dataStart = dataStart;
         _written = new bool[layout.Length];
+        _partBytes = new long[layout.Length];
         _index = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < layout.Length; i++)
         {
@@ -120,6 +122,36 @@ public sealed class SafeTensorsWriter : IDisposable
 
     public void Write(string name, ReadOnlySpan<long> data) => WriteBytes(name, MemoryMarshal.AsBytes(data), SafeTensorDType.I64);
 
+    /// <summary>
+    /// Writes <paramref name="data"/> into float32 tensor <paramref name="name"/> from element
+    /// <paramref name="elementOffset"/> on, so that a tensor too large to hold in memory can be written in pieces. The
+    /// pieces of one tensor must not overlap; it counts as written once they add up to its size.
+    /// </summary>
+    public void WritePart(string name, long elementOffset, ReadOnlySpan<float> data)
+    {
+        ObjectDisposedException.ThrowIf(_disposed || _completed, this);
+        if (!_index.TryGetValue(name, out var i))
+        {
+            throw new SafeTensorsFormatException(FilePath, name, "was not declared when the writer was created");
+        }
+
+        var tensor = Layout[i];
+        if (tensor.DType != SafeTensorDType.F32)
+        {
+            throw new SafeTensorsFormatException(FilePath, name, $"declared as {tensor.DType.HeaderName()} but written as {SafeTensorDType.F32.HeaderName()}");
+        }
+
+        long begin = elementOffset * sizeof(float), bytes = (long)data.Length * sizeof(float);
+        if (elementOffset < 0 || begin + bytes > tensor.ByteLength || _written[i] || _partBytes[i] + bytes > tensor.ByteLength)
+        {
+            throw new SafeTensorsFormatException(FilePath, name, $"a piece of {data.Length} elements at {elementOffset} does not fit what is left of its {tensor.ByteLength / sizeof(float)} elements");
+        }
+
+        RandomAccess.Write(_file, MemoryMarshal.AsBytes(data), _dataStart + tensor.DataBegin + begin);
+        _partBytes[i] += bytes;
+        _written[i] = _partBytes[i] == tensor.ByteLength;
+    }
+
     /// <summary>Checks every declared tensor was written, then fsyncs and closes the file.</summary>
     public void Complete()
     {
@@ -183,7 +215,7 @@ public sealed class SafeTensorsWriter : IDisposable
             throw new SafeTensorsFormatException(FilePath, name, $"{tensor.DType.HeaderName()} x shape [{string.Join(", ", tensor.Shape)}] needs {tensor.ByteLength} bytes but {data.Length} were given");
         }
 
-        if (_written[i])
+        if (_written[i] || _partBytes[i] > 0)
         {
             throw new SafeTensorsFormatException(FilePath, name, "written twice");
         }

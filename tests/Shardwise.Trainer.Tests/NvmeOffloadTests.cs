@@ -108,6 +108,48 @@ public sealed class NvmeOffloadTests
     }
 
     /// <summary>
+    /// A per-rank (ZeRO) checkpoint streams the swapped state from the swap file a chunk at a time: on 2 ranks at ZeRO-2
+    /// the checkpoint holds what the same job with the state in host memory saves, bit for bit, and no rank allocates
+    /// during the save as much as one copy of its state (reading it all took three).
+    /// </summary>
+    [TestMethod]
+    public void APartitionedCheckpointStreamsTheSwappedState()
+    {
+        const int ranks = 2;
+        var root = TrainerRun.TempDirectory();
+        ((float[] Master, float[] ExpAvg, float[] ExpAvgSq, long AdamStep) State, long Allocated, long Owned) Save(string device)
+        {
+            string output = Path.Combine(root, device), config = Path.Combine(root, device + ".json");
+            File.WriteAllText(config, Config(2, Fp32, device));
+            var settings = Shardwise.Training.Cli.RunSettings.Read(
+                Shardwise.Training.Cli.CliArguments.Parse(["train", "--config", config, "--output", output]), "TinyGpt", TextWriter.Null);
+            var store = new Shardwise.Training.Cli.TrainingCheckpoint(output);
+            var task = new AdditionTask();
+            var perRank = InProcessGroup.Run(ranks, communicator =>
+            {
+                var engine = Engine(File.ReadAllText(config), communicator);
+                Train(engine, communicator, 3);
+                var sampler = task.CreateDataset(400, seed: 5).CreateSampler(DataSplit.Train, ranks, TinyGpt.SequenceLength, seed: 9);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                store.Save(engine, sampler, task.Tokenizer, settings);
+                return (GC.GetAllocatedBytesForCurrentThread() - before, engine.OwnedElements);
+            }, TimeSpan.FromMinutes(2));
+            string checkpoint = Shardwise.Training.Cli.TrainingCheckpoint.FindLatest(output)!;
+            return (Shardwise.Training.Cli.TrainingCheckpoint.ReadFullState(checkpoint, TinyGpt.ParameterLayout), perRank.Max(r => r.Item1), perRank.Min(r => r.Item2));
+        }
+
+        var cpu = Save("cpu");
+        var nvme = Save("nvme");
+        CollectionAssert.AreEqual(cpu.State.Master, nvme.State.Master, "masters");
+        CollectionAssert.AreEqual(cpu.State.ExpAvg, nvme.State.ExpAvg, "exp_avg");
+        CollectionAssert.AreEqual(cpu.State.ExpAvgSq, nvme.State.ExpAvgSq, "exp_avg_sq");
+        Assert.AreEqual(cpu.State.AdamStep, nvme.State.AdamStep);
+        Console.WriteLine($"bytes allocated by a rank during the save: {nvme.Allocated:N0} (swapped), {cpu.Allocated:N0} (host memory); one copy of a rank's state: {nvme.Owned * sizeof(float):N0}");
+        Assert.IsTrue(nvme.Allocated < nvme.Owned * sizeof(float), $"the swapped save allocated {nvme.Allocated:N0} bytes, one state array is {nvme.Owned * sizeof(float):N0}");
+        Directory.Delete(root, recursive: true);
+    }
+
+    /// <summary>
     /// Resuming: a fresh swapped engine that imports the first one's full state continues exactly as the first does; and
     /// masters edited through <see cref="TrainingEngine.MasterWeights"/> reach the swap and the working copy.
     /// </summary>

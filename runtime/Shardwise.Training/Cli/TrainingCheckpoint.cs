@@ -98,7 +98,6 @@ public sealed class TrainingCheckpoint
         using var writer = rank == 0 ? _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep)) : null;
         string directory = Broadcast.Text(communicator, writer?.DirectoryPath);
 
-        var (master, expAvg, expAvgSq) = engine.OwnedState();
         var metadata = new Dictionary<string, string>
         {
             ["rank"] = rank.ToString(CultureInfo.InvariantCulture),
@@ -107,17 +106,32 @@ public sealed class TrainingCheckpoint
             ["adam_step"] = engine.Optimizer.State.Step.ToString(CultureInfo.InvariantCulture),
             ["global_step"] = engine.GlobalStep.ToString(CultureInfo.InvariantCulture),
         };
+        long owned = engine.OwnedElements;
         var specs = new[]
         {
-            new SafeTensorSpec("master", SafeTensorDType.F32, master.LongLength),
-            new SafeTensorSpec("exp_avg", SafeTensorDType.F32, expAvg.LongLength),
-            new SafeTensorSpec("exp_avg_sq", SafeTensorDType.F32, expAvgSq.LongLength),
+            new SafeTensorSpec("master", SafeTensorDType.F32, owned),
+            new SafeTensorSpec("exp_avg", SafeTensorDType.F32, owned),
+            new SafeTensorSpec("exp_avg_sq", SafeTensorDType.F32, owned),
         };
         using (var file = SafeTensorsWriter.Create(Path.Combine(directory, PartitionFile(rank, ranks)), specs, metadata))
         {
-            file.Write("master", master);
-            file.Write("exp_avg", expAvg);
-            file.Write("exp_avg_sq", expAvgSq);
+            if (engine.OptimizerStateOnNvme)
+            {
+                // From the swap file a chunk at a time: ZeRO-Infinity's state never has to fit in host memory at once.
+                engine.StreamOwnedState((start, master, expAvg, expAvgSq) =>
+                {
+                    file.WritePart("master", start, master);
+                    file.WritePart("exp_avg", start, expAvg);
+                    file.WritePart("exp_avg_sq", start, expAvgSq);
+                });
+            }
+            else
+            {
+                var (master, expAvg, expAvgSq) = engine.OwnedState();
+                file.Write("master", master);
+                file.Write("exp_avg", expAvg);
+                file.Write("exp_avg_sq", expAvgSq);
+            }
             file.Complete(); // fsynced before the barrier, so the commit never names a partial file
         }
         communicator.Barrier();

@@ -19,6 +19,17 @@ public sealed partial class TrainingEngine
     }
 
     /// <summary>
+    /// With <see cref="OptimizerStateOnNvme"/>, hands this rank's masters and moments to <paramref name="chunk"/> one swap chunk at a time, with the
+    /// chunk's offset in the rank's partition: what <see cref="OwnedState"/> returns, without all of it in host memory.
+    /// </summary>
+    public void StreamOwnedState(OwnedStateChunk chunk)
+    {
+        if (_swap is null) throw new InvalidOperationException("the optimizer state is not swapped: use OwnedState");
+        using var pass = _swap.Begin(Offload.SwapPassMode.Read);
+        while (pass.Next(out long start, out var master, out var expAvg, out var expAvgSq)) chunk(start, master, expAvg, expAvgSq);
+    }
+
+    /// <summary>
     /// This rank's fp32 master weights: its ZeRO partition, or everything at stage 0. With the fused step in 16-bit
     /// storage this is a host copy read from the backend now; write into it, then call <see cref="SyncWorkingParameters"/>
     /// before the next step, to change the masters.
@@ -168,3 +179,6 @@ public sealed partial class TrainingEngine
         _sharding.GatherParameters(_program.Parameters);
     }
 }
+
+/// <summary>One chunk of a rank's optimizer state, from element <paramref name="start"/> of its partition.</summary>
+public delegate void OwnedStateChunk(long start, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq);

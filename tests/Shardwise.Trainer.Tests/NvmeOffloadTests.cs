@@ -108,14 +108,16 @@ public sealed class NvmeOffloadTests
     }
 
     /// <summary>
-    /// A per-rank (ZeRO) checkpoint streams the swapped state from the swap file a chunk at a time: on 2 ranks at ZeRO-2
-    /// the checkpoint holds what the same job with the state in host memory saves, bit for bit, and no rank allocates
-    /// during the save as much as one copy of its state (reading it all took three).
+    /// A checkpoint streams the swapped state from the swap file a chunk at a time, in the per-rank format (2 ranks) and
+    /// in the one-process format (1 rank, cut along the named tensors) alike: at ZeRO-2 the checkpoint holds what the same
+    /// job with the state in host memory saves, bit for bit, and no rank allocates during the save as much as one copy
+    /// of its state (reading it all took three).
     /// </summary>
     [TestMethod]
-    public void APartitionedCheckpointStreamsTheSwappedState()
+    [DataRow(1)]
+    [DataRow(2)]
+    public void ACheckpointStreamsTheSwappedState(int ranks)
     {
-        const int ranks = 2;
         var root = TrainerRun.TempDirectory();
         ((float[] Master, float[] ExpAvg, float[] ExpAvgSq, long AdamStep) State, long Allocated, long Owned) Save(string device)
         {

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Linq;
 using System.Text.Json;
 using Shardwise.Checkpoints;
 using Shardwise.Data;
@@ -44,10 +45,47 @@ public sealed class TrainingCheckpoint
     {
         var communicator = engine.Sharding.Communicator;
         if (engine.Scheme is { } scheme && communicator.Size > 1) return SavePartitioned(engine, scheme, sampler, tokenizer, settings);
+        if (engine.OptimizerStateOnNvme && communicator.Size == 1) return SaveSwapped(engine, sampler, tokenizer, settings);
 
         var (master, expAvg, expAvgSq) = engine.ExportFullState();
         if (engine.Sharding.Rank != 0) return null;
         return SaveFull(engine.Program.Layout, master, expAvg, expAvgSq, engine.OneBit?.CheckpointState, engine, sampler, tokenizer, settings);
+    }
+
+    /// <summary>
+    /// The one-process format for a state swapped to NVMe, streamed from the swap file a chunk at a time: each chunk of
+    /// the partition is mapped to its place in the layout and cut along the parameters' named tensors.
+    /// </summary>
+    private string SaveSwapped(TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+    {
+        var layout = engine.Program.Layout;
+        var segments = engine.Scheme is { } scheme
+            ? PartitionSegments.For(layout, 1, scheme, 0).ToArray()
+            : [(0L, 0L, engine.OwnedElements)];
+        return WriteFull(layout, null, engine, sampler, tokenizer, settings, (model, optimizer) => engine.StreamOwnedState((start, master, expAvg, expAvgSq) =>
+        {
+            foreach (var (layoutOffset, ownedOffset, length) in segments)
+            {
+                long from = Math.Max(start, ownedOffset), to = Math.Min(start + master.Length, ownedOffset + length);
+                if (from >= to) continue;
+                int at = (int)(from - start), count = (int)(to - from);
+                long place = layoutOffset + (from - ownedOffset);
+                WriteLayoutRange(model, layout, "", place, master.Slice(at, count));
+                WriteLayoutRange(optimizer, layout, ".exp_avg", place, expAvg.Slice(at, count));
+                WriteLayoutRange(optimizer, layout, ".exp_avg_sq", place, expAvgSq.Slice(at, count));
+            }
+        }));
+    }
+
+    /// <summary>Writes layout elements [offset, offset + values.Length) into the named tensors they belong to (padding between them is skipped).</summary>
+    private static void WriteLayoutRange(SafeTensorsWriter file, ParameterLayout layout, string suffix, long offset, ReadOnlySpan<float> values)
+    {
+        long end = offset + values.Length;
+        foreach (var slot in layout.Slots)
+        {
+            long from = Math.Max(offset, slot.Offset), to = Math.Min(end, slot.Offset + slot.Length);
+            if (from < to) file.WritePart(slot.Name + suffix, from - slot.Offset, values.Slice((int)(from - offset), (int)(to - from)));
+        }
     }
 
     /// <summary>
@@ -59,6 +97,20 @@ public sealed class TrainingCheckpoint
     /// </summary>
     public string SaveFull(ParameterLayout layout, float[] master, float[] expAvg, float[] expAvgSq, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState,
         TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
+        => WriteFull(layout, oneBitState, engine, sampler, tokenizer, settings, (model, optimizer) =>
+        {
+            foreach (var slot in layout.Slots) model.Write(slot.Name, Slice(master, slot));
+            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
+            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
+        });
+
+    /// <summary>
+    /// The one-process format around <paramref name="writeState"/>, which writes the masters into the model file and the
+    /// moments into the optimizer file (both declared, open together); the step, any 1-bit state, state.json and the
+    /// tokenizer are added here, then the checkpoint is committed.
+    /// </summary>
+    private string WriteFull(ParameterLayout layout, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState, TrainingEngine engine,
+        BatchSampler sampler, ITokenizer tokenizer, RunSettings settings, Action<SafeTensorsWriter, SafeTensorsWriter> writeState)
     {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
@@ -67,22 +119,17 @@ public sealed class TrainingCheckpoint
             ["global_step"] = engine.GlobalStep.ToString(CultureInfo.InvariantCulture),
         };
 
-        using (var model = writer.CreateSafeTensors(ModelFile, Specs(layout, ""), metadata))
-        {
-            foreach (var slot in layout.Slots) model.Write(slot.Name, Slice(master, slot));
-            model.Complete();
-        }
-
         var optimizerSpecs = new List<SafeTensorSpec>(Specs(layout, ".exp_avg"));
         optimizerSpecs.AddRange(Specs(layout, ".exp_avg_sq"));
         optimizerSpecs.Add(new SafeTensorSpec("step", SafeTensorDType.I64));
         if (oneBitState is not null) optimizerSpecs.AddRange(OneBitStateCheckpoint.Specs(layout, oneBitState));
+        using (var model = writer.CreateSafeTensors(ModelFile, Specs(layout, ""), metadata))
         using (var optimizer = writer.CreateSafeTensors(OptimizerFile, optimizerSpecs, metadata))
         {
-            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg", Slice(expAvg, slot));
-            foreach (var slot in layout.Slots) optimizer.Write(slot.Name + ".exp_avg_sq", Slice(expAvgSq, slot));
+            writeState(model, optimizer);
             optimizer.Write("step", stackalloc long[] { engine.Optimizer.State.Step });
             if (oneBitState is not null) OneBitStateCheckpoint.Write(optimizer, layout, oneBitState);
+            model.Complete();
             optimizer.Complete();
         }
 

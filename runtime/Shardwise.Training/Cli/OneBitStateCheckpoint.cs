@@ -23,8 +23,7 @@ internal static class OneBitStateCheckpoint
         {
             if (state.PerParameter is not null)
             {
-                foreach (var slot in layout.Slots)
-                    yield return new SafeTensorSpec(slot.Name + "." + state.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d));
+                foreach (var spec in TrainingCheckpoint.Specs(layout, "." + state.Name)) yield return spec;
             }
             else yield return new SafeTensorSpec(state.Name, SafeTensorDType.F64, state.Values!.Length);
         }
@@ -37,7 +36,7 @@ internal static class OneBitStateCheckpoint
         {
             if (state.PerParameter is { } array)
             {
-                foreach (var slot in layout.Slots) file.Write(slot.Name + "." + state.Name, array.AsSpan(checked((int)slot.Offset), checked((int)slot.Length)));
+                foreach (var slot in layout.Slots) file.Write(slot.Name + "." + state.Name, TrainingCheckpoint.Slice(array, slot));
             }
             else file.Write(state.Name, state.Values);
         }
@@ -80,7 +79,7 @@ internal static class OneBitStateCheckpoint
                     string name = slot.Name + "." + state.Name;
                     if (!reader.Contains(name) || reader.GetInfo(name).ElementCount != slot.Length)
                         throw new InvalidDataException($"{reader.FilePath}: tensor '{name}' is missing or has another shape; was the checkpoint written by a different model?");
-                    reader.Read(name, array.AsSpan(checked((int)slot.Offset), checked((int)slot.Length)));
+                    reader.Read(name, TrainingCheckpoint.Slice(array, slot));
                 }
             }
             else

@@ -363,7 +363,8 @@ public sealed class TrainingCheckpoint
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    private static IEnumerable<SafeTensorSpec> Specs(ParameterLayout layout, string suffix)
+    /// <summary>One float32 tensor per parameter, named <c>NAME + suffix</c>, shaped like it.</summary>
+    internal static IEnumerable<SafeTensorSpec> Specs(ParameterLayout layout, string suffix)
     {
         foreach (var slot in layout.Slots)
             yield return new SafeTensorSpec(slot.Name + suffix, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d));
@@ -381,5 +382,5 @@ public sealed class TrainingCheckpoint
 
     private static Span<float> Slice(Span<float> flat, ParameterSlot slot) => flat.Slice(checked((int)slot.Offset), checked((int)slot.Length));
 
-    private static Span<float> Slice(float[] flat, ParameterSlot slot) => flat.AsSpan(checked((int)slot.Offset), checked((int)slot.Length));
+    internal static Span<float> Slice(float[] flat, ParameterSlot slot) => flat.AsSpan(checked((int)slot.Offset), checked((int)slot.Length));
 }

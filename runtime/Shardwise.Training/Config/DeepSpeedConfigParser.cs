@@ -82,9 +82,9 @@ internal static class DeepSpeedConfigParser
             root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and Lamb's trust ratio needs whole parameter tensors: use stage 0 with Lamb (DeepSpeed refuses ZeRO with Lamb too, unless zero_allow_untested_optimizer is set)");
         }
 
-        if (config.Optimizer?.Type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb or OptimizerType.ZeroOneAdam && config.ZeroOptimization.Stage > 0)
+        if (config.Optimizer is { } optimizer && optimizer.Type.IsOneBit() && config.ZeroOptimization.Stage > 0)
         {
-            root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and {config.Optimizer.Type} averages whole momentum tensors with 1-bit compression on every rank: use stage 0 with {config.Optimizer.Type}");
+            root.Diagnostics.Error("$.zero_optimization.stage", $"{config.ZeroOptimization.Stage} partitions the optimizer over ranks, and {optimizer.Type} averages whole momentum tensors with 1-bit compression on every rank: use stage 0 with {optimizer.Type}");
         }
 
         if (config.CurriculumLearning is not null && config.SparseAttention?.Attention == global::Shardwise.Sparsity.SparseAttentionDirection.Bidirectional)

@@ -16,6 +16,12 @@ public enum OptimizerType
     ZeroOneAdam,
 }
 
+public static class OptimizerTypes
+{
+    /// <summary>OneBitAdam, OneBitLamb and ZeroOneAdam: the optimizers that average with 1-bit compression (ZeRO stage 0 only).</summary>
+    public static bool IsOneBit(this OptimizerType type) => type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb or OptimizerType.ZeroOneAdam;
+}
+
 /// <summary>
 /// The "optimizer" section: Adam, AdamW, Lamb (DeepSpeed's FusedLamb), OneBitAdam, OneBitLamb and ZeroOneAdam; every other DeepSpeed optimizer
 /// is an error (see <see cref="UnsupportedFeaturePolicy"/>) because running Adam instead would change training.
@@ -90,7 +96,7 @@ public sealed record OptimizerConfig
         var adamWModeSetting = adamFamily ? parameters.Bool("adam_w_mode") : null;
         var torchAdam = adamFamily ? parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam : ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
-        if (type is OptimizerType.OneBitAdam or OptimizerType.OneBitLamb or OptimizerType.ZeroOneAdam)
+        if (type.Value.IsOneBit())
         {
             // DeepSpeed's 1-bit optimizers accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
             if (parameters.Has("bias_correction") && biasCorrection)

@@ -42,12 +42,14 @@ public static class MemoryPlan
             bool hostExchange = zero.Stage == 1 && ranks > 1 && (!exchangesInDeviceMemory || offload);
             long buffers = hostExchange ? (map.PaddedElements + map.PartitionElements) * sizeof(float) : 0;
             if (offload) buffers += owned * sizeof(float); // host copy of the gradients
-            if (config.Optimizer?.Type == OptimizerType.OneBitAdam)
-                buffers += OneBitAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // its errors and messages
-            if (config.Optimizer?.Type == OptimizerType.OneBitLamb)
-                buffers += OneBitLamb.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // and its fresh variance
-            if (config.Optimizer?.Type == OptimizerType.ZeroOneAdam)
-                buffers += ZeroOneAdam.BufferBytesFor(layout.Slots.Select(slot => slot.Length).ToList(), ranks); // and its accumulated update
+            // A 1-bit optimizer's compression errors and messages, and its own state beyond Adam's.
+            buffers += config.Optimizer?.Type switch
+            {
+                OptimizerType.OneBitAdam => OneBitAdam.BufferBytesFor(SlotLengths(layout), ranks),
+                OptimizerType.OneBitLamb => OneBitLamb.BufferBytesFor(SlotLengths(layout), ranks),
+                OptimizerType.ZeroOneAdam => ZeroOneAdam.BufferBytesFor(SlotLengths(layout), ranks),
+                _ => 0,
+            };
             // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
             bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
@@ -86,4 +88,6 @@ public static class MemoryPlan
             nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces, storage) : 0),
             hostArrayBytes: hostBuffers + (pieces + roundedPieces) * sizeof(float));
     }
+
+    private static List<long> SlotLengths(ParameterLayout layout) => layout.Slots.Select(slot => slot.Length).ToList();
 }

@@ -181,7 +181,7 @@ public sealed partial class TrainingEngine
             if (zero.Stage != 0)
                 throw new NotSupportedException(options.Lamb is not null
                     ? $"Lamb needs whole parameter tensors for its trust ratio, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0"
-                    : $"{(options.OneBit is not null ? "OneBitAdam" : options.OneBitLamb is not null ? "OneBitLamb" : "ZeroOneAdam")} averages whole tensors with 1-bit compression on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
+                    : $"{config.Optimizer!.Type} averages whole tensors with 1-bit compression on every rank, and zero_optimization.stage = {zero.Stage} partitions the optimizer over ranks: use stage 0");
             tensors = program.Layout.Slots.Select(slot => new Range(checked((int)slot.Offset), checked((int)(slot.Offset + slot.Length)))).ToArray();
         }
 

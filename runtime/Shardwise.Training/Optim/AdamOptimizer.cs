@@ -95,7 +95,7 @@ public sealed class AdamOptimizer
 
     /// <summary>
     /// Counts one step and returns its betas, for an optimizer that runs its own update over <see cref="State"/>'s moments
-    /// (<see cref="OneBitLamb"/>).
+    /// (<see cref="OneBitLamb"/>, <see cref="ZeroOneAdam"/>).
     /// </summary>
     internal (double Beta1, double Beta2) CountStep((double Beta1, double Beta2)? betas = null)
     {

@@ -99,6 +99,26 @@ public sealed class SafeTensorsReader : IDisposable
 
     public void Read(string name, Span<long> destination) => ReadBytes(name, MemoryMarshal.AsBytes(destination), SafeTensorDType.I64);
 
+    /// <summary>
+    /// Reads float32 elements [<paramref name="elementOffset"/>, + destination.Length) of a tensor: the read side of
+    /// <see cref="SafeTensorsWriter.WritePart"/>, so a rank can load its own slice of a state too large to hold whole.
+    /// </summary>
+    public void ReadPart(string name, long elementOffset, Span<float> destination)
+    {
+        var tensor = GetInfo(name);
+        if (tensor.DType != SafeTensorDType.F32)
+        {
+            throw new SafeTensorsFormatException(FilePath, name, $"is {tensor.DType.HeaderName()}, cannot be read as {SafeTensorDType.F32.HeaderName()}");
+        }
+
+        if (elementOffset < 0 || elementOffset + destination.Length > tensor.ElementCount)
+        {
+            throw new SafeTensorsFormatException(FilePath, name, $"holds {tensor.ElementCount} elements; elements [{elementOffset}, {elementOffset + destination.Length}) are not all inside it");
+        }
+
+        ReadExactly(_file, MemoryMarshal.AsBytes(destination), _dataStart + tensor.DataBegin + elementOffset * sizeof(float), FilePath, name);
+    }
+
     /// <summary>Convenience for small tensors (state scalars, tests): the tensor's raw bytes in a new array.</summary>
     public byte[] ReadAllBytes(string name)
     {

@@ -11,8 +11,8 @@ namespace Shardwise.Training.Cli;
 /// so either kind of run resumes the other. Saving gathers the full fp32 state — master weights, both Adam moments —
 /// in the model's full <see cref="ParameterLayout"/> (each engine first assembles its stage's local state from its
 /// ZeRO data group, then the model-parallel group of each replica assembles the model); world rank 0 (replica 0)
-/// writes it with the same atomic store. Loading reads the full state on every rank and keeps each stage and tensor
-/// rank's slices: a pure function of the layout, so the writer's rank count does not matter.
+/// writes it with the same atomic store. Loading reads, parameter by parameter, only the parameters each stage holds and
+/// keeps its tensor rank's slices: a pure function of the layout, so the writer's rank count does not matter.
 /// </summary>
 public static class PipelineCheckpoint
 {
@@ -40,16 +40,20 @@ public static class PipelineCheckpoint
     /// <summary>Restores a checkpoint (one-process or pipelined, any rank count) into this rank's stage engine and the sampler.</summary>
     public static void Load(string checkpoint, PipelineEngine engine, ParameterLayout model, BatchSampler sampler, TextWriter? log = null)
     {
-        var (master, expAvg, expAvgSq, adamStep) = TrainingCheckpoint.ReadFullState(checkpoint, model);
         var stage = engine.Stage.Stage;
         int tensorRank = engine.Groups.Coordinates.TensorRank;
         long local = stage.Layout.TotalElements;
         var localMaster = new float[local];
         var localExpAvg = new float[local];
         var localExpAvgSq = new float[local];
-        PartitionedParameters.Extract(model, master, stage, tensorRank, localMaster);
-        PartitionedParameters.Extract(model, expAvg, stage, tensorRank, localExpAvg);
-        PartitionedParameters.Extract(model, expAvgSq, stage, tensorRank, localExpAvgSq);
+        long adamStep;
+        using (var state = CheckpointStateReader.Open(checkpoint, model))
+        {
+            // Parameter by parameter: a stage reads what it holds, never the whole model's state.
+            foreach (var (tensor, into) in new[] { (CheckpointStateTensor.Master, localMaster), (CheckpointStateTensor.ExpAvg, localExpAvg), (CheckpointStateTensor.ExpAvgSq, localExpAvgSq) })
+                PartitionedParameters.Extract(model, (slot, values) => state.Read(tensor, slot.Offset, values), stage, tensorRank, into);
+            adamStep = state.AdamStep;
+        }
         engine.Engine.ImportFullState(localMaster, localExpAvg, localExpAvgSq, adamStep);
         if (engine.Engine.OneBit is { } oneBit)
         {

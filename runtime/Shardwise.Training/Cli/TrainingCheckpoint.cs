@@ -59,9 +59,7 @@ public sealed class TrainingCheckpoint
     private string SaveSwapped(TrainingEngine engine, BatchSampler sampler, ITokenizer tokenizer, RunSettings settings)
     {
         var layout = engine.Program.Layout;
-        var segments = engine.Scheme is { } scheme
-            ? PartitionSegments.For(layout, 1, scheme, 0).ToArray()
-            : [(0L, 0L, engine.OwnedElements)];
+        var segments = engine.OwnedSegments();
         return WriteFull(layout, null, engine, sampler, tokenizer, settings, (model, optimizer) => engine.StreamOwnedState((start, master, expAvg, expAvgSq) =>
         {
             foreach (var (layoutOffset, ownedOffset, length) in segments)
@@ -194,52 +192,13 @@ public sealed class TrainingCheckpoint
         => string.Format(CultureInfo.InvariantCulture, "zero_partition.rank-{0:00000}-of-{1:00000}.safetensors", rank, ranks);
 
     /// <summary>
-    /// The full-layout fp32 masters and Adam moments of a checkpoint, whichever way it was written: named files, or one
-    /// partition file per rank re-assembled by the pure partition function (the layout and the writer's rank count).
+    /// The full-layout fp32 masters and Adam moments of a checkpoint, whichever way it was written (for consolidation and
+    /// the pipelined trainer's gathers; resuming a data-parallel run reads only each rank's ranges, <see cref="Load"/>).
     /// </summary>
     public static (float[] Master, float[] ExpAvg, float[] ExpAvgSq, long AdamStep) ReadFullState(string checkpoint, ParameterLayout layout)
     {
-        var master = new float[layout.TotalElements];
-        var expAvg = new float[layout.TotalElements];
-        var expAvgSq = new float[layout.TotalElements];
-        if (File.Exists(Path.Combine(checkpoint, ModelFile)))
-        {
-            LoadNamedWeights(checkpoint, layout, master);
-            using var optimizer = SafeTensorsReader.Open(Path.Combine(checkpoint, OptimizerFile));
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg", slot), Slice(expAvg, slot));
-            foreach (var slot in layout.Slots) optimizer.Read(CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot), Slice(expAvgSq, slot));
-            Span<long> step = stackalloc long[1];
-            optimizer.Read("step", step);
-            return (master, expAvg, expAvgSq, step[0]);
-        }
-
-        var files = Directory.GetFiles(checkpoint, "zero_partition.rank-*.safetensors");
-        if (files.Length == 0)
-            throw new InvalidDataException($"{checkpoint}: neither {ModelFile} nor zero_partition.rank-*.safetensors files; not a Shardwise checkpoint");
-        long adamStep = 0;
-        int writers = -1;
-        foreach (var file in files)
-        {
-            using var reader = SafeTensorsReader.Open(file);
-            int rank = int.Parse(reader.Metadata["rank"], CultureInfo.InvariantCulture);
-            int ranks = int.Parse(reader.Metadata["ranks"], CultureInfo.InvariantCulture);
-            var scheme = Enum.Parse<PartitionScheme>(reader.Metadata["scheme"]);
-            if (writers >= 0 && ranks != writers) throw new InvalidDataException($"{file}: written by {ranks} ranks, other partition files by {writers}");
-            writers = ranks;
-            adamStep = long.Parse(reader.Metadata["adam_step"], CultureInfo.InvariantCulture);
-            var owned = new float[reader.GetInfo("master").ElementCount];
-            foreach (var (name, target) in new[] { ("master", master), ("exp_avg", expAvg), ("exp_avg_sq", expAvgSq) })
-            {
-                if (reader.GetInfo(name).ElementCount != owned.Length)
-                    throw new InvalidDataException($"{file}: tensor '{name}' has {reader.GetInfo(name).ElementCount} elements, expected {owned.Length}");
-                reader.Read(name, owned);
-                foreach (var (layoutOffset, ownedOffset, length) in PartitionSegments.For(layout, ranks, scheme, rank))
-                    owned.AsSpan((int)ownedOffset, (int)length).CopyTo(target.AsSpan((int)layoutOffset, (int)length));
-            }
-        }
-        if (files.Length != writers)
-            throw new InvalidDataException($"{checkpoint}: {files.Length} partition files for a run of {writers} ranks; the checkpoint is incomplete");
-        return (master, expAvg, expAvgSq, adamStep);
+        using var state = CheckpointStateReader.Open(checkpoint, layout);
+        return (state.ReadAll(CheckpointStateTensor.Master), state.ReadAll(CheckpointStateTensor.ExpAvg), state.ReadAll(CheckpointStateTensor.ExpAvgSq), state.AdamStep);
     }
 
     /// <summary>The data file the checkpointed run trained on, or null for the built-in task.</summary>
@@ -270,20 +229,31 @@ public sealed class TrainingCheckpoint
             LoadNamedWeights(checkpoint, layout, flat);
             return;
         }
-        ReadFullState(checkpoint, layout).Master.AsSpan().CopyTo(flat);
+        using var state = CheckpointStateReader.Open(checkpoint, layout);
+        state.Read(CheckpointStateTensor.Master, 0, flat);
     }
 
     private static void LoadNamedWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
     {
         using var model = SafeTensorsReader.Open(Path.Combine(checkpoint, ModelFile));
-        foreach (var slot in layout.Slots) model.Read(CheckShape(model, slot.Name, slot), Slice(flat, slot));
+        foreach (var slot in layout.Slots)
+        {
+            NamedStateFiles.CheckShape(model, slot.Name, slot);
+            model.Read(slot.Name, Slice(flat, slot));
+        }
     }
 
-    /// <summary>Restores a checkpoint on any number of ranks: each rank reads the full files and keeps its partition.</summary>
+    /// <summary>
+    /// Restores a checkpoint on any number of ranks: each rank reads only the layout ranges its partition holds, straight
+    /// into its optimizer state (a swap chunk at a time when that state lives on NVMe).
+    /// </summary>
     public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
-        var (master, expAvg, expAvgSq, adamStep) = ReadFullState(checkpoint, engine.Program.Layout);
-        engine.ImportFullState(master, expAvg, expAvgSq, adamStep);
+        using (var state = CheckpointStateReader.Open(checkpoint, engine.Program.Layout))
+        {
+            var segments = engine.OwnedSegments();
+            engine.ImportOwnedState(state.AdamStep, (start, master, expAvg, expAvgSq) => state.ReadOwned(segments, start, master, expAvg, expAvgSq));
+        }
         if (engine.OneBit is { } oneBit) OneBitStateCheckpoint.Restore(checkpoint, engine.Program.Layout, oneBit, log);
         RestoreProgress(checkpoint, engine, sampler, log);
     }
@@ -368,16 +338,6 @@ public sealed class TrainingCheckpoint
     {
         foreach (var slot in layout.Slots)
             yield return new SafeTensorSpec(slot.Name + suffix, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d));
-    }
-
-    private static string CheckShape(SafeTensorsReader reader, string name, ParameterSlot slot)
-    {
-        if (!reader.Contains(name))
-            throw new InvalidDataException($"{reader.FilePath}: tensor '{name}' is missing; was the checkpoint written by a different model?");
-        var info = reader.GetInfo(name);
-        if (info.ElementCount != slot.Length)
-            throw new InvalidDataException($"{reader.FilePath}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}]; the model's layout says [{string.Join(", ", slot.Shape)}]");
-        return name;
     }
 
     private static Span<float> Slice(Span<float> flat, ParameterSlot slot) => flat.Slice(checked((int)slot.Offset), checked((int)slot.Length));

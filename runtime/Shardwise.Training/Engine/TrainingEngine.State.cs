@@ -1,4 +1,7 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Training.Zero;
 using Shardwise.Precision;
 
 namespace Shardwise.Training.Engine;
@@ -76,67 +79,71 @@ public sealed partial class TrainingEngine
         return (_sharding.GatherFull(MasterWeights), _sharding.GatherFull(Optimizer.State.ExpAvg), _sharding.GatherFull(Optimizer.State.ExpAvgSq));
     }
 
-    /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
-    public void ImportFullState(ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq, long adamStep)
+    /// <summary>
+    /// The layout ranges this rank's partition holds, as (layout offset, offset in the partition, length) in partition
+    /// order: the whole layout without ZeRO partitions, else <see cref="PartitionSegments"/> for this rank.
+    /// </summary>
+    public IReadOnlyList<(long LayoutOffset, long OwnedOffset, long Length)> OwnedSegments()
     {
-        if (_fused is not null)
+        var communicator = _sharding.Communicator;
+        return Scheme is { } scheme
+            ? PartitionSegments.For(_program.Layout, communicator.Size, scheme, communicator.Rank).ToArray()
+            : [(0L, 0L, _program.Layout.TotalElements)];
+    }
+
+    /// <summary>Takes this rank's partition of full-layout master weights and Adam moments, then refreshes the working copy.</summary>
+    public void ImportFullState(float[] master, float[] expAvg, float[] expAvgSq, long adamStep)
+    {
+        long total = _program.Layout.TotalElements;
+        if (master.Length != total || expAvg.Length != total || expAvgSq.Length != total)
+            throw new ArgumentException($"the layout has {total} elements; the state arrays {master.Length}, {expAvg.Length}, {expAvgSq.Length}");
+        var segments = OwnedSegments();
+        ImportOwnedState(adamStep, (start, ownedMaster, ownedExpAvg, ownedExpAvgSq) =>
         {
-            // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
-            if (_slots is not null)
+            foreach (var (layoutOffset, ownedOffset, length) in segments)
             {
-                var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
-                _slots.ExtractOwned(master, ownedMaster);
-                _slots.ExtractOwned(expAvg, ownedExpAvg);
-                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
-                _fused.WriteMoments(ownedExpAvg, ownedExpAvgSq);
-                _fused.WriteMasterWeights(ownedMaster); // refreshes the partition's working copy
+                long from = Math.Max(start, ownedOffset), to = Math.Min(start + ownedMaster.Length, ownedOffset + length);
+                if (from >= to) continue;
+                int source = checked((int)(layoutOffset + from - ownedOffset)), target = (int)(from - start), count = (int)(to - from);
+                master.AsSpan(source, count).CopyTo(ownedMaster.Slice(target, count));
+                expAvg.AsSpan(source, count).CopyTo(ownedExpAvg.Slice(target, count));
+                expAvgSq.AsSpan(source, count).CopyTo(ownedExpAvgSq.Slice(target, count));
             }
-            else
-            {
-                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-                _fused.WriteMoments(expAvg.Slice(start, length), expAvgSq.Slice(start, length));
-                _fused.WriteMasterWeights(master.Slice(start, length)); // refreshes the working copy of the partition
-            }
-            _hostMasterIsCurrent = false;
-            Optimizer.State.Step = adamStep;
-            GatherPartitionsOnDevice();
-            return;
-        }
+        });
+    }
+
+    /// <summary>
+    /// Replaces this rank's masters and Adam moments with what <paramref name="fill"/> writes, then refreshes the working
+    /// copy. <paramref name="fill"/> gets the partition in pieces (one for state in memory, one per swap chunk for state on
+    /// NVMe), each with its offset in the partition, and must fill all three spans: a checkpoint's state never has to
+    /// be in host memory at once, let alone the full layout.
+    /// </summary>
+    public void ImportOwnedState(long adamStep, OwnedStateFill fill)
+    {
         if (_swap is not null)
         {
-            var (ownedMaster, ownedExpAvg, ownedExpAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
-            if (_slots is not null)
+            using (var pass = _swap.Begin(Offload.SwapPassMode.Overwrite))
             {
-                _slots.ExtractOwned(master, ownedMaster);
-                _slots.ExtractOwned(expAvg, ownedExpAvg);
-                _slots.ExtractOwned(expAvgSq, ownedExpAvgSq);
+                while (pass.Next(out long start, out var master, out var expAvg, out var expAvgSq)) fill(start, master, expAvg, expAvgSq);
             }
-            else
-            {
-                int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-                master.Slice(start, length).CopyTo(ownedMaster);
-                expAvg.Slice(start, length).CopyTo(ownedExpAvg);
-                expAvgSq.Slice(start, length).CopyTo(ownedExpAvgSq);
-            }
-            _swap.WriteAll(ownedMaster, ownedExpAvg, ownedExpAvgSq);
             (_master, _hostMasterIsCurrent) = (null, false);
             Optimizer.State.Step = adamStep;
             SyncWorkingParameters();
             return;
         }
-        if (_slots is not null)
+        if (_fused is not null)
         {
-            _slots.ExtractOwned(master, _master);
-            _slots.ExtractOwned(expAvg, Optimizer.State.ExpAvg);
-            _slots.ExtractOwned(expAvgSq, Optimizer.State.ExpAvgSq);
+            // The backend holds this rank's partition (everything at stage 0); the moments go to the backend only.
+            var (master, expAvg, expAvgSq) = (new float[OwnedElements], new float[OwnedElements], new float[OwnedElements]);
+            fill(0, master, expAvg, expAvgSq);
+            _fused.WriteMoments(expAvg, expAvgSq);
+            _fused.WriteMasterWeights(master); // refreshes the partition's working copy
+            _hostMasterIsCurrent = false;
+            Optimizer.State.Step = adamStep;
+            GatherPartitionsOnDevice();
+            return;
         }
-        else
-        {
-            int start = checked((int)_sharding.OwnedStart), length = checked((int)_sharding.OwnedLength);
-            master.Slice(start, length).CopyTo(MasterWeights);
-            expAvg.Slice(start, length).CopyTo(Optimizer.State.ExpAvg);
-            expAvgSq.Slice(start, length).CopyTo(Optimizer.State.ExpAvgSq);
-        }
+        fill(0, _slots is not null ? _master : MasterWeights, Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
         Optimizer.State.Step = adamStep;
         OneBit?.ResetCompressionErrors(); // they belong to the saved run's ranks; DeepSpeed drops them on load too
         SyncWorkingParameters();
@@ -179,6 +186,9 @@ public sealed partial class TrainingEngine
         _sharding.GatherParameters(_program.Parameters);
     }
 }
+
+/// <summary>A piece of a rank's optimizer state to fill, from element <paramref name="start"/> of its partition.</summary>
+public delegate void OwnedStateFill(long start, Span<float> master, Span<float> expAvg, Span<float> expAvgSq);
 
 /// <summary>One chunk of a rank's optimizer state, from element <paramref name="start"/> of its partition.</summary>
 public delegate void OwnedStateChunk(long start, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq);

@@ -26,6 +26,27 @@ public static class PartitionedParameters
         }
     }
 
+    /// <summary>
+    /// Fills <paramref name="local"/> (the stage's layout) with this stage and tensor rank's part of a full-layout buffer
+    /// that is read a parameter at a time through <paramref name="readModelSlot"/>: a checkpoint's state, which then never
+    /// has to be in memory whole (only the largest parameter is).
+    /// </summary>
+    public static void Extract(ParameterLayout model, Action<ParameterSlot, Span<float>> readModelSlot, StagePlan stage, int tensorRank, Span<float> local)
+    {
+        if (local.Length != stage.Layout.TotalElements)
+            throw new ArgumentException($"the local buffer has {local.Length} elements, stage {stage.Index}'s layout {stage.Layout.TotalElements}");
+        local.Clear();
+        float[] buffer = [];
+        foreach (var (parameter, localSlot, modelSlot) in Pairs(model, stage))
+        {
+            if (buffer.Length < modelSlot.Length) buffer = new float[modelSlot.Length];
+            var full = buffer.AsSpan(0, checked((int)modelSlot.Length));
+            readModelSlot(modelSlot, full);
+            TensorSplitMapping.Extract(full, modelSlot.Shape, parameter.Split, tensorRank, stage.Tensor,
+                local.Slice(checked((int)localSlot.Offset), checked((int)localSlot.Length)));
+        }
+    }
+
     /// <summary>Writes this stage and tensor rank's <paramref name="local"/> values into their places in <paramref name="full"/>.</summary>
     public static void Insert(ParameterLayout model, ReadOnlySpan<float> local, StagePlan stage, int tensorRank, Span<float> full)
     {

@@ -62,6 +62,49 @@ public sealed class PartitionedParametersTests
         foreach (float[] result in gathered) CollectionAssert.AreEqual(full, result);
     }
 
+    /// <summary>
+    /// Streaming a replica to member 0 hands it every parameter whole, in layout order, equal to the full layout's, for
+    /// the same partitions as the gather; and member 0 allocates for it about two of the largest parameter, not the layout
+    /// (the gather gives every member the full layout and an all-gather buffer of every member's padded stage).
+    /// </summary>
+    [TestMethod]
+    [DataRow(1, 1)]
+    [DataRow(2, 1)]
+    [DataRow(4, 1)]
+    [DataRow(1, 2)]
+    [DataRow(2, 2)]
+    public void StreamingEveryRanksLocalsHandsMemberZeroEachWholeParameter(int pipeline, int tensor)
+    {
+        var model = new ChainModel(Vocabulary: 100, Width: 64, Blocks: 8, Sequence: 2);
+        var layout = model.FullLayout();
+        var random = new Random(17);
+        float[] full = Enumerable.Range(0, (int)layout.TotalElements).Select(_ => (float)random.NextDouble()).ToArray();
+        var partition = model.Partition(pipeline, tensor);
+
+        var results = InProcessGroup.Run(pipeline * tensor, world =>
+        {
+            StagePlan stage = partition.Stages[world.Rank / tensor];
+            var local = new float[stage.Layout.TotalElements];
+            PartitionedParameters.Extract(layout, full, stage, world.Rank % tensor, local);
+            var written = new System.Collections.Generic.List<(string Name, float[] Values)>();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            PartitionedParameters.StreamToFirst(world, partition, layout, local,
+                world.Rank == 0 ? (slot, values) => written.Add((slot.Name, values.ToArray())) : null);
+            return (written, Allocated: GC.GetAllocatedBytesForCurrentThread() - before);
+        }, TimeSpan.FromSeconds(30));
+
+        var (parameters, allocated) = results[0];
+        CollectionAssert.AreEqual(layout.Slots.Select(slot => slot.Name).ToArray(), parameters.Select(p => p.Name).ToArray(), "every parameter once, in layout order");
+        foreach (var (slot, (name, values)) in layout.Slots.Zip(parameters))
+            CollectionAssert.AreEqual(full.AsSpan((int)slot.Offset, (int)slot.Length).ToArray(), values, name);
+        Assert.IsTrue(results.Skip(1).All(r => r.written.Count == 0), "only member 0 writes");
+
+        // What the test keeps (a copy of every parameter) is the test's, not the stream's.
+        long largest = layout.Slots.Max(slot => slot.Length) * sizeof(float), kept = layout.ParameterCount * sizeof(float) + 64 * layout.Slots.Count;
+        Console.WriteLine($"p={pipeline} t={tensor}: member 0 allocated {allocated - kept:N0} bytes besides the copies; largest parameter {largest:N0}, the layout {layout.TotalElements * sizeof(float):N0}");
+        Assert.IsTrue(allocated - kept < 3 * largest, $"member 0 allocated {allocated - kept:N0} bytes; the largest parameter is {largest:N0}");
+    }
+
     [TestMethod]
     public void ABufferOfTheWrongLayoutIsRefused()
     {

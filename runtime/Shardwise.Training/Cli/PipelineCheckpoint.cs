@@ -8,10 +8,11 @@ namespace Shardwise.Training.Cli;
 
 /// <summary>
 /// Checkpoints of a pipelined / tensor-parallel run in exactly the one-process format (<see cref="TrainingCheckpoint"/>),
-/// so either kind of run resumes the other. Saving gathers the full fp32 state — master weights, both Adam moments —
-/// in the model's full <see cref="ParameterLayout"/> (each engine first assembles its stage's local state from its
-/// ZeRO data group, then the model-parallel group of each replica assembles the model); world rank 0 (replica 0)
-/// writes it with the same atomic store. Loading reads, parameter by parameter, only the parameters each stage holds and
+/// so either kind of run resumes the other. Saving: each engine first assembles its stage's local fp32 state (master
+/// weights, both Adam moments) from its ZeRO data group; replica 0's stages then stream it to world rank 0 a parameter
+/// at a time (<see cref="PartitionedParameters.StreamToFirst"/>), which writes each into the files with the same atomic
+/// store, so no rank holds the model's full state. Loading reads, parameter by parameter, only the parameters each stage
+/// holds and
 /// keeps its tensor rank's slices: a pure function of the layout, so the writer's rank count does not matter.
 /// </summary>
 public static class PipelineCheckpoint
@@ -22,16 +23,29 @@ public static class PipelineCheckpoint
     {
         var groups = engine.Groups;
         var (master, expAvg, expAvgSq) = engine.Engine.ExportFullState(); // collective over the data group (ZeRO-1)
-        float[] fullMaster = PartitionedParameters.Gather(groups.ModelParallel, partition, model, master);
-        float[] fullExpAvg = PartitionedParameters.Gather(groups.ModelParallel, partition, model, expAvg);
-        float[] fullExpAvgSq = PartitionedParameters.Gather(groups.ModelParallel, partition, model, expAvgSq);
         // A 1-bit optimizer's per-parameter state is gathered like the moments; its vectors are the same on every stage.
         var oneBitState = engine.Engine.OneBit?.CheckpointState
             .Select(s => s.PerParameter is { } local ? s with { PerParameter = PartitionedParameters.Gather(groups.ModelParallel, partition, model, local) } : s)
             .ToList();
-        string? path = groups.World.Rank == 0
-            ? store.SaveFull(model, fullMaster, fullExpAvg, fullExpAvgSq, oneBitState, engine.Engine, sampler, tokenizer, settings)
-            : null;
+        string? path = null;
+        if (groups.Coordinates.DataRank == 0)
+        {
+            // Replica 0's stages stream their parameters to world rank 0 one at a time, straight into the files.
+            var mp = groups.ModelParallel;
+            if (groups.World.Rank == 0)
+            {
+                path = store.WriteFull(model, oneBitState, engine.Engine, sampler, tokenizer, settings, (modelFile, optimizerFile) =>
+                {
+                    PartitionedParameters.StreamToFirst(mp, partition, model, master, (slot, values) => modelFile.Write(slot.Name, values));
+                    PartitionedParameters.StreamToFirst(mp, partition, model, expAvg, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg", values));
+                    PartitionedParameters.StreamToFirst(mp, partition, model, expAvgSq, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg_sq", values));
+                });
+            }
+            else
+            {
+                foreach (var local in new[] { master, expAvg, expAvgSq }) PartitionedParameters.StreamToFirst(mp, partition, model, local, write: null);
+            }
+        }
         // Ranks leave the save together, so the next step's timings (blocked in receives) measure training, not rank 0's write.
         groups.World.Barrier();
         return path;

@@ -159,10 +159,14 @@ public static class PipelineTrainCommand
             intervalSteps = 0;
         }
 
-        // Full fp32 weights from this replica's ranks (ZeRO-1 partitions first gathered within each data group).
-        float[] weights = PartitionedParameters.Gather(groups.ModelParallel, partition, TModel.ParameterLayout, engine.Engine.ExportFullState().Master);
+        // Full fp32 weights, streamed a parameter at a time from replica 0's stages to world rank 0 (ZeRO-1 partitions
+        // first gathered within each data group).
+        float[] stageMasters = engine.Engine.ExportFullState().Master;
+        if (groups.Coordinates.DataRank == 0 && communicator.Rank != 0)
+            PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, write: null);
         if (communicator.Rank != 0) return 0;
-        WriteWeights(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, weights);
+        WriteWeights(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout,
+            file => PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, (slot, values) => file.Write(slot.Name, values)));
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
@@ -172,14 +176,15 @@ public static class PipelineTrainCommand
     private static string DeviceDescription(ITensorOps<float> ops) =>
         (ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? $"CUDA device {cuda.Device}" : "the CPU";
 
-    private static void WriteWeights(string path, ParameterLayout layout, float[] weights)
+    /// <summary>Writes <paramref name="writeTensors"/>'s named fp32 tensors to <paramref name="path"/> through a temporary file.</summary>
+    private static void WriteWeights(string path, ParameterLayout layout, Action<SafeTensorsWriter> writeTensors)
     {
         var specs = new List<SafeTensorSpec>();
         foreach (var slot in layout.Slots) specs.Add(new SafeTensorSpec(slot.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d)));
         string temporary = path + ".tmp";
         using (var file = SafeTensorsWriter.Create(temporary, specs, new Dictionary<string, string> { ["format"] = "pt" }))
         {
-            foreach (var slot in layout.Slots) file.Write(slot.Name, weights.AsSpan((int)slot.Offset, (int)slot.Length));
+            writeTensors(file);
             file.Complete();
         }
         File.Move(temporary, path, overwrite: true);

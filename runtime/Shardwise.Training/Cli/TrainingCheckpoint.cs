@@ -104,10 +104,11 @@ public sealed class TrainingCheckpoint
 
     /// <summary>
     /// The one-process format around <paramref name="writeState"/>, which writes the masters into the model file and the
-    /// moments into the optimizer file (both declared, open together); the step, any 1-bit state, state.json and the
-    /// tokenizer are added here, then the checkpoint is committed.
+    /// moments into the optimizer file (both declared, open together, written in any order, whole or in parts); the
+    /// step, any 1-bit state, state.json and the tokenizer are added here, then the checkpoint is committed. The
+    /// pipelined trainer streams its stages' parameters in through it.
     /// </summary>
-    private string WriteFull(ParameterLayout layout, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState, TrainingEngine engine,
+    public string WriteFull(ParameterLayout layout, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState, TrainingEngine engine,
         BatchSampler sampler, ITokenizer tokenizer, RunSettings settings, Action<SafeTensorsWriter, SafeTensorsWriter> writeState)
     {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));

@@ -82,6 +82,68 @@ public static class PartitionedParameters
         return full;
     }
 
+    /// <summary>
+    /// Assembles one replica's full layout on member 0 of its model-parallel group a parameter at a time (a collective
+    /// over the group): member 0 hands each whole parameter, in layout order, to <paramref name="write"/>; the others
+    /// send their pieces of the parameters their stage holds first (a replicated one from tensor rank 0 only). Nobody
+    /// holds more than the largest parameter besides its own local buffer, where <see cref="Gather"/> gives every member
+    /// the full layout: the way checkpoints and final weights of models too large for one rank are written.
+    /// </summary>
+    public static void StreamToFirst(ICommunicator modelParallel, ModelPartition partition, ParameterLayout model, ReadOnlySpan<float> local,
+        Action<ParameterSlot, ReadOnlySpan<float>>? write)
+    {
+        const int Tag = 0x5743; // one message stream per group and call; MPI keeps a sender's messages in order
+        int t = partition.Tensor, members = partition.Pipeline * t, member = modelParallel.Rank;
+        if (modelParallel.Size != members)
+            throw new ArgumentException($"the model-parallel group has {modelParallel.Size} ranks, the partition {partition.Pipeline} × {t}");
+        StagePlan mine = partition.Stages[member / t];
+        if (local.Length != mine.Layout.TotalElements)
+            throw new ArgumentException($"the local buffer has {local.Length} elements, stage {mine.Index}'s layout {mine.Layout.TotalElements}");
+        if (member == 0 && write is null) throw new ArgumentNullException(nameof(write), "member 0 writes what it assembles");
+
+        // Each model parameter's first holder: the stage that sends it.
+        var holders = new Dictionary<string, (StagePlan Stage, StageParameter Parameter)>(StringComparer.Ordinal);
+        foreach (StagePlan stage in partition.Stages)
+        foreach (StageParameter parameter in stage.Parameters)
+            if (parameter.FirstHolder) holders.TryAdd(parameter.Name, (stage, parameter));
+
+        float[] whole = [], piece = [];
+        foreach (ParameterSlot modelSlot in model.Slots)
+        {
+            if (!holders.TryGetValue(modelSlot.Name, out var holder))
+                throw new ArgumentException($"no stage of the partition holds parameter '{modelSlot.Name}'");
+            var (stage, parameter) = holder;
+            ParameterSlot localSlot = stage.Layout.Slots[parameter.Slot];
+            int senders = parameter.Split.Axis == SplitAxis.None ? 1 : t;
+            if (member != 0)
+            {
+                int tensorRank = member % t;
+                if (stage.Index == mine.Index && tensorRank < senders)
+                    modelParallel.Send(local.Slice(checked((int)localSlot.Offset), checked((int)localSlot.Length)), 0, Tag);
+                continue;
+            }
+
+            if (whole.Length < modelSlot.Length) whole = new float[modelSlot.Length];
+            if (piece.Length < localSlot.Length) piece = new float[localSlot.Length];
+            var full = whole.AsSpan(0, checked((int)modelSlot.Length));
+            for (int tensorRank = 0; tensorRank < senders; tensorRank++)
+            {
+                int from = stage.Index * t + tensorRank;
+                ReadOnlySpan<float> received;
+                if (from == 0) received = local.Slice(checked((int)localSlot.Offset), checked((int)localSlot.Length));
+                else
+                {
+                    var buffer = piece.AsSpan(0, checked((int)localSlot.Length));
+                    modelParallel.Receive(buffer, from, Tag);
+                    received = buffer;
+                }
+                if (senders == 1) received.CopyTo(full);
+                else TensorSplitMapping.Insert(received, modelSlot.Shape, parameter.Split, tensorRank, t, full);
+            }
+            write!(modelSlot, full);
+        }
+    }
+
     private static IEnumerable<(StageParameter Parameter, ParameterSlot Local, ParameterSlot Model)> Pairs(ParameterLayout model, StagePlan stage)
     {
         var byName = model.Slots.ToDictionary(slot => slot.Name, StringComparer.Ordinal);

@@ -186,6 +186,23 @@ public sealed class CheckpointStateReaderTests
     }
 
     [TestMethod]
+    public void WeightsAloneNeedNoOptimizerFile()
+    {
+        var state = RandomState(seed: 6);
+        string named = WriteNamed(state);
+        File.Delete(Path.Combine(named, TrainingCheckpoint.OptimizerFile));
+        var missing = Assert.ThrowsExactly<FileNotFoundException>(() => CheckpointStateReader.Open(named, Layout));
+        StringAssert.Contains(missing.Message, TrainingCheckpoint.OptimizerFile);
+
+        using var weights = CheckpointStateReader.Open(named, Layout, weightsOnly: true);
+        CollectionAssert.AreEqual(state[0], weights.ReadAll(CheckpointStateTensor.Master));
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidOperationException>(() => weights.ReadAll(CheckpointStateTensor.ExpAvg)).Message, "weights only");
+        var flat = new float[Layout.TotalElements];
+        TrainingCheckpoint.LoadWeights(named, Layout, flat);
+        CollectionAssert.AreEqual(state[0], flat);
+    }
+
+    [TestMethod]
     public void ReadPartStaysInsideItsTensor()
     {
         string named = WriteNamed(RandomState(seed: 2));

@@ -24,10 +24,14 @@ public abstract class CheckpointStateReader : IDisposable
     /// <summary>Adam's step count, for bias correction.</summary>
     public long AdamStep { get; }
 
-    /// <summary>Opens the state of <paramref name="checkpoint"/>, checking that it matches <paramref name="layout"/> before anything is read.</summary>
-    public static CheckpointStateReader Open(string checkpoint, ParameterLayout layout)
+    /// <summary>
+    /// Opens the state of <paramref name="checkpoint"/>, checking that it matches <paramref name="layout"/> before anything
+    /// is read. <paramref name="weightsOnly"/> needs only the masters (sampling, consolidation): the one-process format's
+    /// optimizer file is then neither opened nor required, and <see cref="AdamStep"/> is 0.
+    /// </summary>
+    public static CheckpointStateReader Open(string checkpoint, ParameterLayout layout, bool weightsOnly = false)
     {
-        if (File.Exists(Path.Combine(checkpoint, TrainingCheckpoint.ModelFile))) return NamedStateFiles.OpenFiles(checkpoint, layout);
+        if (File.Exists(Path.Combine(checkpoint, TrainingCheckpoint.ModelFile))) return NamedStateFiles.OpenFiles(checkpoint, layout, weightsOnly);
         return PartitionStateFiles.OpenFiles(checkpoint, layout);
     }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Linq;
 using Shardwise.Checkpoints;
 using Shardwise.Plans;
 
@@ -8,8 +9,8 @@ namespace Shardwise.Training.Cli;
 
 /// <summary>
 /// <c>consolidate</c> (DeepSpeed's zero_to_fp32): one safetensors file of full fp32 weights, named by the layout, from
-/// the latest checkpoint in --resume. Checkpoints already hold full-layout weights whatever the rank count, so this
-/// validates them against the model and writes them where the user wants, ready for Python's safetensors.
+/// the latest checkpoint in --resume, whatever the rank count that wrote it: validated against the model and written a
+/// parameter at a time where the user wants, ready for Python's safetensors.
 /// </summary>
 public static class ConsolidateCommand
 {
@@ -21,18 +22,20 @@ public static class ConsolidateCommand
 
         var checkpoint = TrainingCheckpoint.FindLatest(directory) ?? throw new CliException($"--resume {directory}: no committed checkpoint there");
         var layout = TModel.ParameterLayout;
-        var weights = new float[layout.TotalElements];
-        TrainingCheckpoint.LoadWeights(checkpoint, layout, weights);
-
-        var specs = new List<SafeTensorSpec>();
-        foreach (var slot in layout.Slots) specs.Add(new SafeTensorSpec(slot.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d)));
-        string temporary = output + ".tmp";
-        using (var file = SafeTensorsWriter.Create(temporary, specs, new Dictionary<string, string> { ["format"] = "pt", ["source"] = checkpoint }))
+        // A parameter at a time: a model of any size consolidates in the memory of its largest parameter.
+        using (var state = CheckpointStateReader.Open(checkpoint, layout, weightsOnly: true))
         {
-            foreach (var slot in layout.Slots) file.Write(slot.Name, weights.AsSpan((int)slot.Offset, (int)slot.Length));
-            file.Complete();
+            var buffer = new float[layout.Slots.Count == 0 ? 0 : layout.Slots.Max(slot => slot.Length)];
+            NamedWeightsFile.Write(output, layout, new Dictionary<string, string> { ["format"] = "pt", ["source"] = checkpoint }, file =>
+            {
+                foreach (var slot in layout.Slots)
+                {
+                    var values = buffer.AsSpan(0, checked((int)slot.Length));
+                    state.Read(CheckpointStateTensor.Master, slot.Offset, values);
+                    file.Write(slot.Name, values);
+                }
+            });
         }
-        File.Move(temporary, output, overwrite: true);
         log.WriteLine($"wrote {layout.ParameterCount:N0} fp32 parameters in {layout.Slots.Count} tensors from {checkpoint} to {output}");
         return 0;
     }

@@ -13,10 +13,10 @@ namespace Shardwise.Training.Cli;
 internal sealed class NamedStateFiles : CheckpointStateReader
 {
     private readonly SafeTensorsReader _model;
-    private readonly SafeTensorsReader _optimizer;
+    private readonly SafeTensorsReader? _optimizer; // null when only the weights were asked for
     private readonly ParameterSlot[] _byOffset;
 
-    private NamedStateFiles(ParameterLayout layout, SafeTensorsReader model, SafeTensorsReader optimizer, long adamStep)
+    private NamedStateFiles(ParameterLayout layout, SafeTensorsReader model, SafeTensorsReader? optimizer, long adamStep)
         : base(layout, adamStep)
     {
         _model = model;
@@ -24,16 +24,17 @@ internal sealed class NamedStateFiles : CheckpointStateReader
         _byOffset = layout.Slots.OrderBy(slot => slot.Offset).ToArray();
     }
 
-    public static NamedStateFiles OpenFiles(string checkpoint, ParameterLayout layout)
+    public static NamedStateFiles OpenFiles(string checkpoint, ParameterLayout layout, bool weightsOnly)
     {
         var model = SafeTensorsReader.Open(Path.Combine(checkpoint, TrainingCheckpoint.ModelFile));
         SafeTensorsReader? optimizer = null;
         try
         {
+            foreach (var slot in layout.Slots) CheckShape(model, slot.Name, slot);
+            if (weightsOnly) return new NamedStateFiles(layout, model, null, 0);
             optimizer = SafeTensorsReader.Open(Path.Combine(checkpoint, TrainingCheckpoint.OptimizerFile));
             foreach (var slot in layout.Slots)
             {
-                CheckShape(model, slot.Name, slot);
                 CheckShape(optimizer, slot.Name + ".exp_avg", slot);
                 CheckShape(optimizer, slot.Name + ".exp_avg_sq", slot);
             }
@@ -55,8 +56,8 @@ internal sealed class NamedStateFiles : CheckpointStateReader
         var (file, suffix) = tensor switch
         {
             CheckpointStateTensor.Master => (_model, ""),
-            CheckpointStateTensor.ExpAvg => (_optimizer, ".exp_avg"),
-            _ => (_optimizer, ".exp_avg_sq"),
+            CheckpointStateTensor.ExpAvg => (Optimizer, ".exp_avg"),
+            _ => (Optimizer, ".exp_avg_sq"),
         };
         long end = layoutOffset + into.Length;
         for (int i = FirstEndingAfter(layoutOffset, _byOffset.Length, k => _byOffset[k].Offset + _byOffset[k].Length); i < _byOffset.Length; i++)
@@ -68,10 +69,12 @@ internal sealed class NamedStateFiles : CheckpointStateReader
         }
     }
 
+    private SafeTensorsReader Optimizer => _optimizer ?? throw new InvalidOperationException("opened for the weights only: the optimizer state was not asked for");
+
     protected override void Dispose(bool disposing)
     {
         _model.Dispose();
-        _optimizer.Dispose();
+        _optimizer?.Dispose();
     }
 
     /// <summary>The tensor exists, holds float32 and has the slot's element count; else an error naming the file and tensor.</summary>

@@ -165,7 +165,7 @@ public static class PipelineTrainCommand
         if (groups.Coordinates.DataRank == 0 && communicator.Rank != 0)
             PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, write: null);
         if (communicator.Rank != 0) return 0;
-        WriteWeights(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout,
+        NamedWeightsFile.Write(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, new Dictionary<string, string> { ["format"] = "pt" },
             file => PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, (slot, values) => file.Write(slot.Name, values)));
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
@@ -175,18 +175,4 @@ public static class PipelineTrainCommand
     /// <summary>Where a stage program's operations run: the CPU, or the CUDA device (under the ZeRO-2 streaming decorator).</summary>
     private static string DeviceDescription(ITensorOps<float> ops) =>
         (ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? $"CUDA device {cuda.Device}" : "the CPU";
-
-    /// <summary>Writes <paramref name="writeTensors"/>'s named fp32 tensors to <paramref name="path"/> through a temporary file.</summary>
-    private static void WriteWeights(string path, ParameterLayout layout, Action<SafeTensorsWriter> writeTensors)
-    {
-        var specs = new List<SafeTensorSpec>();
-        foreach (var slot in layout.Slots) specs.Add(new SafeTensorSpec(slot.Name, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d)));
-        string temporary = path + ".tmp";
-        using (var file = SafeTensorsWriter.Create(temporary, specs, new Dictionary<string, string> { ["format"] = "pt" }))
-        {
-            writeTensors(file);
-            file.Complete();
-        }
-        File.Move(temporary, path, overwrite: true);
-    }
 }

@@ -222,26 +222,11 @@ public sealed class TrainingCheckpoint
             : null;
     }
 
-    /// <summary>Loads only the fp32 weights into a flat buffer (for sampling, evaluation and consolidation).</summary>
+    /// <summary>Loads only the fp32 weights into a flat buffer (for sampling and evaluation).</summary>
     public static void LoadWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
     {
-        if (File.Exists(Path.Combine(checkpoint, ModelFile)))
-        {
-            LoadNamedWeights(checkpoint, layout, flat);
-            return;
-        }
-        using var state = CheckpointStateReader.Open(checkpoint, layout);
+        using var state = CheckpointStateReader.Open(checkpoint, layout, weightsOnly: true);
         state.Read(CheckpointStateTensor.Master, 0, flat);
-    }
-
-    private static void LoadNamedWeights(string checkpoint, ParameterLayout layout, Span<float> flat)
-    {
-        using var model = SafeTensorsReader.Open(Path.Combine(checkpoint, ModelFile));
-        foreach (var slot in layout.Slots)
-        {
-            NamedStateFiles.CheckShape(model, slot.Name, slot);
-            model.Read(slot.Name, Slice(flat, slot));
-        }
     }
 
     /// <summary>
@@ -340,8 +325,6 @@ public sealed class TrainingCheckpoint
         foreach (var slot in layout.Slots)
             yield return new SafeTensorSpec(slot.Name + suffix, SafeTensorDType.F32, Array.ConvertAll(slot.Shape, d => (long)d));
     }
-
-    private static Span<float> Slice(Span<float> flat, ParameterSlot slot) => flat.Slice(checked((int)slot.Offset), checked((int)slot.Length));
 
     internal static Span<float> Slice(float[] flat, ParameterSlot slot) => flat.AsSpan(checked((int)slot.Offset), checked((int)slot.Length));
 }

@@ -46,18 +46,9 @@ public sealed class PartitionedParametersTests
     [DataRow(2, 2)]
     public void GatheringEveryRanksLocalsRebuildsTheFullLayout(int pipeline, int tensor)
     {
-        var layout = Model.FullLayout();
-        var random = new Random(11);
-        float[] full = Enumerable.Range(0, (int)layout.TotalElements).Select(_ => (float)random.NextDouble()).ToArray();
-        var partition = Model.Partition(pipeline, tensor);
-
-        var gathered = InProcessGroup.Run(pipeline * tensor, world =>
-        {
-            StagePlan stage = partition.Stages[world.Rank / tensor];
-            var local = new float[stage.Layout.TotalElements];
-            PartitionedParameters.Extract(layout, full, stage, world.Rank % tensor, local);
-            return PartitionedParameters.Gather(world, partition, layout, local);
-        }, TimeSpan.FromSeconds(30));
+        var (layout, partition, full) = RandomReplica(Model, pipeline, tensor, seed: 11);
+        var gathered = InProcessGroup.Run(pipeline * tensor,
+            world => PartitionedParameters.Gather(world, partition, layout, Local(layout, partition, full, world.Rank)), TimeSpan.FromSeconds(30));
 
         foreach (float[] result in gathered) CollectionAssert.AreEqual(full, result);
     }
@@ -75,17 +66,10 @@ public sealed class PartitionedParametersTests
     [DataRow(2, 2)]
     public void StreamingEveryRanksLocalsHandsMemberZeroEachWholeParameter(int pipeline, int tensor)
     {
-        var model = new ChainModel(Vocabulary: 100, Width: 64, Blocks: 8, Sequence: 2);
-        var layout = model.FullLayout();
-        var random = new Random(17);
-        float[] full = Enumerable.Range(0, (int)layout.TotalElements).Select(_ => (float)random.NextDouble()).ToArray();
-        var partition = model.Partition(pipeline, tensor);
-
+        var (layout, partition, full) = RandomReplica(new ChainModel(Vocabulary: 100, Width: 64, Blocks: 8, Sequence: 2), pipeline, tensor, seed: 17);
         var results = InProcessGroup.Run(pipeline * tensor, world =>
         {
-            StagePlan stage = partition.Stages[world.Rank / tensor];
-            var local = new float[stage.Layout.TotalElements];
-            PartitionedParameters.Extract(layout, full, stage, world.Rank % tensor, local);
+            var local = Local(layout, partition, full, world.Rank);
             var written = new System.Collections.Generic.List<(string Name, float[] Values)>();
             long before = GC.GetAllocatedBytesForCurrentThread();
             PartitionedParameters.StreamToFirst(world, partition, layout, local,
@@ -103,6 +87,22 @@ public sealed class PartitionedParametersTests
         long largest = layout.Slots.Max(slot => slot.Length) * sizeof(float), kept = layout.ParameterCount * sizeof(float) + 64 * layout.Slots.Count;
         Console.WriteLine($"p={pipeline} t={tensor}: member 0 allocated {allocated - kept:N0} bytes besides the copies; largest parameter {largest:N0}, the layout {layout.TotalElements * sizeof(float):N0}");
         Assert.IsTrue(allocated - kept < 3 * largest, $"member 0 allocated {allocated - kept:N0} bytes; the largest parameter is {largest:N0}");
+    }
+
+    private static (ParameterLayout Layout, ModelPartition Partition, float[] Full) RandomReplica(ChainModel model, int pipeline, int tensor, int seed)
+    {
+        var layout = model.FullLayout();
+        var random = new Random(seed);
+        return (layout, model.Partition(pipeline, tensor), Enumerable.Range(0, (int)layout.TotalElements).Select(_ => (float)random.NextDouble()).ToArray());
+    }
+
+    /// <summary>Model-parallel member <paramref name="member"/>'s local buffer (stage member / t, tensor rank member mod t).</summary>
+    private static float[] Local(ParameterLayout layout, ModelPartition partition, float[] full, int member)
+    {
+        StagePlan stage = partition.Stages[member / partition.Tensor];
+        var local = new float[stage.Layout.TotalElements];
+        PartitionedParameters.Extract(layout, full, stage, member % partition.Tensor, local);
+        return local;
     }
 
     [TestMethod]

@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
 namespace Shardwise.Trainer.Tests;
@@ -100,6 +101,74 @@ public sealed class CliTests
         var consolidated = Path.Combine(root, "weights.safetensors");
         StringAssert.Contains(TrainerRun.Succeed("consolidate", "--resume", run, "--output", consolidated), "809,856 fp32 parameters");
         CollectionAssert.AreEqual(TrainerRun.Weights(Path.Combine(run, "step-000030", "model.safetensors")), TrainerRun.Weights(consolidated));
+    }
+
+    /// <summary>
+    /// consolidate as zero_to_fp32 --max_shard_size does it for Hugging Face: bf16 weights cut into files of at most 1 MB
+    /// with an index naming each parameter's file, every value the fp32 checkpoint's rounded to bf16; an earlier
+    /// checkpoint by --tag in fp16; clear errors for an unknown tag, dtype or size.
+    /// </summary>
+    [TestMethod]
+    public void ConsolidateWritesHalfPrecisionShardsWithAnIndexAndEarlierTags()
+    {
+        var root = TrainerRun.TempDirectory();
+        var run = Path.Combine(root, "run");
+        TrainerRun.Succeed("train", "--steps", "4", "--save-interval", "2", "--eval-interval", "0", "--output", run);
+        var layout = Shardwise.Examples.TinyGpt.ParameterLayout;
+
+        var export = Directory.CreateDirectory(Path.Combine(root, "export")).FullName;
+        var output = TrainerRun.Succeed("consolidate", "--resume", run, "--output", Path.Combine(export, "model.safetensors"), "--dtype", "bf16", "--max-shard-size", "1MB");
+        StringAssert.Contains(output, "809,856 bf16 parameters");
+        Assert.IsFalse(File.Exists(Path.Combine(export, "model.safetensors")), "sharded: no single file");
+        using var index = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(export, "model.safetensors.index.json")));
+        var map = index.RootElement.GetProperty("weight_map").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+        CollectionAssert.AreEqual(layout.Slots.Select(s => s.Name).ToArray(), map.Keys.ToArray(), "every parameter, in layout order");
+        CollectionAssert.AreEqual(new[] { "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors" }, map.Values.Distinct().ToArray());
+        Assert.AreEqual(809_856L * 2, index.RootElement.GetProperty("metadata").GetProperty("total_size").GetInt64());
+
+        var fp32 = TrainerRun.CheckpointWeights(Path.Combine(run, "step-000004"));
+        foreach (var slot in layout.Slots)
+        {
+            using var file = Shardwise.Checkpoints.SafeTensorsReader.Open(Path.Combine(export, map[slot.Name]));
+            Assert.IsTrue(file.GetInfo(slot.Name).ByteLength <= 1_000_000 || file.Tensors.Count == 1, "a file over the limit holds one parameter");
+            var bits = new ushort[slot.Length];
+            file.ReadBFloat16(slot.Name, bits);
+            var expected = new ushort[slot.Length];
+            Shardwise.Precision.BFloat16Conversion.ToBFloat16(fp32.AsSpan((int)slot.Offset, (int)slot.Length), expected);
+            CollectionAssert.AreEqual(expected, bits, slot.Name);
+        }
+        foreach (var shard in map.Values.Distinct())
+            Assert.IsTrue(new FileInfo(Path.Combine(export, shard)).Length <= 1_000_000 + 16_384, $"{shard} exceeds the limit");
+
+        var early = Path.Combine(export, "early.safetensors");
+        StringAssert.Contains(TrainerRun.Succeed("consolidate", "--resume", run, "--tag", "step-000002", "--output", early, "--dtype", "fp16"), "fp16 parameters");
+        var earlyFp32 = TrainerRun.CheckpointWeights(Path.Combine(run, "step-000002"));
+        CollectionAssert.AreNotEqual(earlyFp32, fp32, "the tags hold different steps");
+        using (var file = Shardwise.Checkpoints.SafeTensorsReader.Open(early))
+        foreach (var slot in layout.Slots)
+        {
+            var halves = new System.Half[slot.Length];
+            file.Read(slot.Name, halves);
+            CollectionAssert.AreEqual(earlyFp32.AsSpan((int)slot.Offset, (int)slot.Length).ToArray().Select(v => (System.Half)v).ToArray(), halves, slot.Name);
+        }
+
+        var (code, _, errors) = TrainerRun.Run("consolidate", "--resume", run, "--tag", "step-000003", "--output", early);
+        Assert.AreEqual(2, code);
+        StringAssert.Contains(errors, "no checkpoint with tag 'step-000003'; committed: step-000002, step-000004");
+        StringAssert.Contains(TrainerRun.Run("consolidate", "--resume", run, "--output", early, "--dtype", "int8").Errors, "--dtype 'int8': fp32, bf16 or fp16");
+        StringAssert.Contains(TrainerRun.Run("consolidate", "--resume", run, "--output", early, "--max-shard-size", "5XB").Errors, "--max-shard-size '5XB' is not a size");
+
+        // A weight beyond fp16's range is named, not written as an infinity.
+        var model = Path.Combine(run, "step-000004", "model.safetensors");
+        var first = layout.Slots[0];
+        long at;
+        using (var reader = Shardwise.Checkpoints.SafeTensorsReader.Open(model))
+            at = new FileInfo(model).Length - reader.Tensors.Sum(t => t.ByteLength) + reader.GetInfo(first.Name).DataBegin + 3 * sizeof(float);
+        using (var file = File.OpenHandle(model, FileMode.Open, FileAccess.Write))
+            RandomAccess.Write(file, BitConverter.GetBytes(1e6f), at);
+        StringAssert.Contains(TrainerRun.Run("consolidate", "--resume", run, "--output", early, "--dtype", "fp16").Errors,
+            $"--dtype fp16: parameter '{first.Name}' holds 1E+06 at element 3, beyond fp16's range (±65504); use --dtype bf16 or fp32");
+        Assert.AreEqual(1e6f, TrainerRun.CheckpointWeights(Path.Combine(run, "step-000004"))[first.Offset + 3], "the patch landed where the test meant");
     }
 
     [TestMethod]

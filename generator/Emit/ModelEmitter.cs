@@ -44,7 +44,12 @@ internal static class ModelEmitter
         w.Line();
         WriteGradientPool(w, plan);
         w.Line();
-        if (languageModel) WriteLanguageModelDefinition(w, plan);
+        if (languageModel)
+        {
+            WriteOperationCosts(w, plan);
+            w.Line();
+            WriteLanguageModelDefinition(w, plan);
+        }
         EagerBridgeEmitter.Write(w, plan);
         w.Line();
         ProgramEmitter.Write(w, plan);
@@ -70,6 +75,22 @@ internal static class ModelEmitter
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("    => new Compiled<T>(ops, batch);");
         w.Line();
+    }
+
+    private static void WriteOperationCosts(SourceWriter w, ProgramPlan plan)
+    {
+        var graph = plan.Graph;
+        var costs = PipelineCostModel.Estimate(graph);
+        w.Line("/// <summary>Every forward op's layer and FLOPs per sample (forward, backward), in execution order: the shapes' static cost.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode({Names.String(Tool)}, {Names.String(Version)})]");
+        w.Line("public static global::System.Collections.Generic.IReadOnlyList<global::Shardwise.Plans.OperationCost> OperationCosts { get; } = new global::Shardwise.Plans.OperationCost[]");
+        w.Line("{");
+        for (int k = 0; k < graph.Ops.Count; k++)
+        {
+            var op = graph.Ops[k];
+            w.Line($"    new({Names.String(op.Layer)}, {Names.String(op.Kind.ToString())}, {Names.Long(costs[k].ForwardFlops)}, {Names.Long(costs[k].BackwardFlops)}),");
+        }
+        w.Line("};");
     }
 
     private static void WriteMemoryEstimate(SourceWriter w, ProgramPlan plan)

@@ -100,6 +100,9 @@ public static class PipelineTrainCommand
                       $"{OneFOneBSchedule.BubbleFraction(partition.Pipeline, engine.MicroBatches):P1}");
 
         if (SparseAttentionCheck.Describe(config, sequence) is { } sparseLine) log.WriteLine(sparseLine);
+        if (config.FlopsProfiler.Enabled)
+            log.WriteLine("warning: $.flops_profiler is not printed by the pipelined trainer (its stages run interleaved micro-batches); " +
+                          "`plan` lists each stage's FLOPs, and a one-process run of the model prints the profile");
         var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
         if (curriculum is not null) log.WriteLine(curriculum.Describe(sequence));
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight

@@ -73,7 +73,7 @@ public static class TrainCommand
         var inputs = new int[globalRows * program.SequenceLength];
         var targets = new int[inputs.Length];
         int mine = rank * batch.MicroBatchPerGpu * program.SequenceLength, rowsLength = batch.MicroBatchPerGpu * program.SequenceLength;
-        var timers = new StepTimers(config.WallClockBreakdown);
+        var timers = new StepTimers(config.WallClockBreakdown, DeviceSettle(program.Ops));
         var clock = new Stopwatch();
         double intervalLoss = 0;
         int intervalSteps = 0;
@@ -81,6 +81,9 @@ public static class TrainCommand
 
         while (engine.GlobalStep < settings.TotalSteps)
         {
+            // DeepSpeed profiles the step that runs while global_steps equals profile_step.
+            bool profiling = config.FlopsProfiler.Enabled && engine.GlobalStep == config.FlopsProfiler.ProfileStep;
+            if (profiling) timers.BeginProfiledStep();
             clock.Restart();
             double loss = 0;
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
@@ -108,6 +111,11 @@ public static class TrainCommand
             loss /= batch.GradientAccumulationSteps;
             double ms = clock.Elapsed.TotalMilliseconds;
             long step = engine.GlobalStep;
+            if (profiling)
+            {
+                var (forward, backward, optimizer) = timers.EndProfiledStep();
+                if (rank == 0) WriteFlopsProfile<TModel>(config, batch, ranks, new ProfiledStep(config.FlopsProfiler.ProfileStep, forward, backward, optimizer, ms), log);
+            }
             intervalLoss += loss;
             intervalSteps++;
             intervalMs += ms;
@@ -160,6 +168,28 @@ public static class TrainCommand
         log.WriteLine($"done: {engine.GlobalStep} steps, {engine.LossScaler.SkippedSteps} skipped; checkpoints, metrics.csv and {plotted} in {settings.OutputDirectory}");
         return 0;
     }
+
+    /// <summary>The FLOPS profiler's report (rank 0): to the log, and to flops_profiler.output_file when set.</summary>
+    private static void WriteFlopsProfile<TModel>(Config.DeepSpeedConfig config, Config.BatchSizes batch, int ranks, ProfiledStep measured, TextWriter log)
+        where TModel : ILanguageModelDefinition
+    {
+        string report = FlopsProfileReport.Describe(typeof(TModel).Name, TModel.OperationCosts, TModel.ParameterLayout, batch, ranks, config.FlopsProfiler, measured);
+        log.WriteLine(report);
+        if (config.FlopsProfiler.OutputFile is not { } file) return;
+        try
+        {
+            File.WriteAllText(file, report + Environment.NewLine);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A report is not worth the run: say so and train on.
+            log.WriteLine($"warning: $.flops_profiler.output_file \"{file}\" could not be written ({e.Message}); the report above is the only copy");
+        }
+    }
+
+    /// <summary>Waits for a GPU's queued work (so a lap times the work, not its launch); nothing to wait for on the CPU.</summary>
+    private static Action? DeviceSettle(Ops.ITensorOps<float> ops) =>
+        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? cuda.Synchronize : null;
 
     private static StepMetrics Metrics(TrainingEngine engine, long step, long total, double loss, double ms, int tokensPerStep,
         Evaluation.Result? validation, (double Forward, double Backward, double Step)? breakdown)

@@ -35,6 +35,17 @@ internal static class ConfigDescriber
         Add("$.gradient_clipping", config.GradientClipping);
         Add("$.steps_per_print", config.StepsPerPrint);
         Add("$.wall_clock_breakdown", config.WallClockBreakdown);
+        var profiler = config.FlopsProfiler;
+        Add("$.flops_profiler.enabled", profiler.Enabled);
+        if (profiler.Enabled)
+        {
+            Add("$.flops_profiler.profile_step", profiler.ProfileStep);
+            Add("$.flops_profiler.module_depth", profiler.ModuleDepth);
+            Add("$.flops_profiler.top_modules", profiler.TopModules);
+            Add("$.flops_profiler.detailed", profiler.Detailed);
+            Add("$.flops_profiler.output_file", profiler.OutputFile ?? "(none: the log only)");
+            Add("$.flops_profiler.recompute_fwd_factor", profiler.RecomputeForwardFactor);
+        }
         DescribeOptimizer(config.Optimizer, Add);
         DescribeScheduler(config.Scheduler, Add);
         DescribePrecision(config, Add);

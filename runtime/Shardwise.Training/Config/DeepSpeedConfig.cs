@@ -44,6 +44,9 @@ public sealed record DeepSpeedConfig
 
     public required CheckpointConfig Checkpoint { get; init; }
 
+    /// <summary>The "flops_profiler" section (disabled when absent).</summary>
+    public FlopsProfilerConfig FlopsProfiler { get; init; } = FlopsProfilerConfig.Disabled;
+
     /// <summary>
     /// train_micro_batch_size_per_gpu as a list (autotuning's search space; <see cref="MicroBatchPerGpu"/> is its first
     /// entry); null when it is one number.

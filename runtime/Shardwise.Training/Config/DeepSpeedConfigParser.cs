@@ -40,6 +40,7 @@ internal static class DeepSpeedConfigParser
             Pipeline = PipelineConfig.Read(root),
             StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
+            FlopsProfiler = FlopsProfilerConfig.Read(root),
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = ReadCurriculum(root),

@@ -187,6 +187,9 @@ public interface ILanguageModelDefinition
 
     static abstract string PlanReport { get; }
 
+    /// <summary>Every forward op's layer and FLOPs per sample, in execution order (the FLOPS profiler's module table).</summary>
+    static abstract global::System.Collections.Generic.IReadOnlyList<OperationCost> OperationCosts { get; }
+
     static abstract GradientPool GradientPool { get; }
 
     static abstract ParameterPool ParameterPool { get; }

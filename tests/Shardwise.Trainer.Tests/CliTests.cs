@@ -171,6 +171,36 @@ public sealed class CliTests
         Assert.AreEqual(1e6f, TrainerRun.CheckpointWeights(Path.Combine(run, "step-000004"))[first.Offset + 3], "the patch landed where the test meant");
     }
 
+    /// <summary>comms_logger on a 2-rank ZeRO-2 job: rank 0 prints the summary of its own calls; the other rank prints nothing.</summary>
+    [TestMethod]
+    public void CommsLoggerSummarisesRankZerosCollectives()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = Path.Combine(root, "ds.json");
+        File.WriteAllText(config, """
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 10,
+              "zero_optimization": { "stage": 2 }, "comms_logger": { "enabled": true, "prof_all": false, "prof_ops": ["reduce_scatter", "all_gather"] } }
+            """);
+        var settings = Shardwise.Training.Cli.RunSettings.Read(Shardwise.Training.Cli.CliArguments.Parse(["train", "--config", config, "--steps", "3", "--eval-interval", "0",
+            "--output", Path.Combine(root, "run")]), "TinyGpt", TextWriter.Null);
+        var outputs = new[] { new StringWriter(), new StringWriter() };
+        var codes = Shardwise.Distributed.InProcess.InProcessGroup.Run(2,
+            group => Shardwise.Training.Cli.TrainCommand.Run<Shardwise.Examples.TinyGpt>(settings, outputs[group.Rank], group), TimeSpan.FromMinutes(2));
+        CollectionAssert.AreEqual(new[] { 0, 0 }, codes);
+
+        string rank0 = outputs[0].ToString();
+        StringAssert.Contains(rank0, "comms_logger summary (rank 0's calls):");
+        var summary = rank0[rank0.IndexOf("comms_logger summary", StringComparison.Ordinal)..];
+        var lines = summary.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        // One gradient reduce-scatter and one parameter all-gather of the whole padded layout per step.
+        int scatter = lines.IndexOf("reduce_scatter"), gather = lines.IndexOf("all_gather");
+        Assert.IsTrue(scatter > 0 && gather > 0, summary);
+        Assert.AreEqual("3", lines[scatter + 1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[2], "three steps: " + lines[scatter + 1]);
+        Assert.AreEqual("3", lines[gather + 1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[2], "three steps: " + lines[gather + 1]);
+        Assert.IsFalse(summary.Contains("\nall_reduce", StringComparison.Ordinal), "prof_ops left all_reduce out");
+        Assert.IsFalse(outputs[1].ToString().Contains("comms_logger", StringComparison.Ordinal), "only rank 0 reports");
+    }
+
     [TestMethod]
     public void HuggingFaceAutoValuesComeFromTheCommandLine()
     {

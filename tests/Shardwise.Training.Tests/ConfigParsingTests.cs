@@ -91,9 +91,9 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void KnownUnsupported_LoggingOnly_IsAWarning()
     {
-        var result = Parse("""{"train_batch_size": 8, "tensorboard": {"enabled": true}, "comms_logger": {"enabled": true}}""");
+        var result = Parse("""{"train_batch_size": 8, "tensorboard": {"enabled": true}, "wandb": {"enabled": true}}""");
         AssertWarning(result, "$.tensorboard: known DeepSpeed feature not supported by Shardwise yet: TensorBoard monitoring; ignored");
-        AssertWarning(result, "$.comms_logger: known DeepSpeed feature not supported by Shardwise yet: communication logger; ignored");
+        AssertWarning(result, "$.wandb: known DeepSpeed feature not supported by Shardwise yet: Weights & Biases monitoring; ignored");
     }
 
     [TestMethod]

@@ -24,9 +24,11 @@ public static class TrainCommand
     {
         // Under mpirun every process is one data-parallel rank; alone, a single rank.
         using var owned = group is null ? Communicators.Create(gpuJob: settings.Device == BackendKind.Cuda) : null;
-        var communicator = group ?? owned!;
+        var (communicator, comms) = CommsLogging.Wrap(group ?? owned!, settings.Config.CommsLogger, output);
         int rank = communicator.Rank, ranks = communicator.Size;
         var log = rank == 0 ? output : TextWriter.Null;
+        if (settings.Config.CommsLogger.Enabled && comms is null)
+            log.WriteLine("note: comms_logger: NCCL's device collectives are not logged (the communicator is passed to the device path unwrapped)");
         var config = settings.Config;
         var batch = config.Resolve(ranks);
         if (settings.PrintConfig)
@@ -148,6 +150,8 @@ public static class TrainCommand
 
         progress.Finish();
         if (rank != 0) return 0;
+        if (comms is not null)
+            log.WriteLine(comms.Records.Count == 0 ? "comms_logger: no communicator call was logged" : "comms_logger summary (rank 0's calls):\n" + comms.Summary());
         if (engine.OverlappedBuckets > 0)
             log.WriteLine($"gradient buckets reduced while the last backward ran: {engine.OverlappedBuckets:N0} (reduce_bucket_size {config.ZeroOptimization.ReduceBucketSize:N0})");
         if (engine.ParameterRequests > 0)

@@ -46,6 +46,14 @@ internal static class ConfigDescriber
             Add("$.flops_profiler.output_file", profiler.OutputFile ?? "(none: the log only)");
             Add("$.flops_profiler.recompute_fwd_factor", profiler.RecomputeForwardFactor);
         }
+        var comms = config.CommsLogger;
+        Add("$.comms_logger.enabled", comms.Enabled);
+        if (comms.Enabled)
+        {
+            Add("$.comms_logger.verbose", comms.Verbose);
+            Add("$.comms_logger.prof_all", comms.ProfileAll);
+            Add("$.comms_logger.prof_ops", "[" + string.Join(", ", comms.ProfileOperations) + "]");
+        }
         DescribeOptimizer(config.Optimizer, Add);
         DescribeScheduler(config.Scheduler, Add);
         DescribePrecision(config, Add);

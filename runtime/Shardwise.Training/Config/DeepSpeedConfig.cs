@@ -47,6 +47,9 @@ public sealed record DeepSpeedConfig
     /// <summary>The "flops_profiler" section (disabled when absent).</summary>
     public FlopsProfilerConfig FlopsProfiler { get; init; } = FlopsProfilerConfig.Disabled;
 
+    /// <summary>The "comms_logger" section (disabled when absent).</summary>
+    public CommsLoggerConfig CommsLogger { get; init; } = CommsLoggerConfig.Disabled;
+
     /// <summary>
     /// train_micro_batch_size_per_gpu as a list (autotuning's search space; <see cref="MicroBatchPerGpu"/> is its first
     /// entry); null when it is one number.

@@ -41,6 +41,7 @@ internal static class DeepSpeedConfigParser
             StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             FlopsProfiler = FlopsProfilerConfig.Read(root),
+            CommsLogger = CommsLoggerConfig.Read(root),
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = ReadCurriculum(root),

@@ -41,7 +41,6 @@ internal static class UnsupportedFeaturePolicy
         ["csv_monitor"] = KnownUnsupportedKey.Warn("CSV monitoring"),
         ["comet"] = KnownUnsupportedKey.Warn("Comet monitoring"),
         ["monitor_config"] = KnownUnsupportedKey.Warn("monitor_config (monitoring backends)"),
-        ["comms_logger"] = KnownUnsupportedKey.Warn("communication logger"),
         ["comms_config"] = KnownUnsupportedKey.Warn("communication logging options"),
         ["memory_breakdown"] = KnownUnsupportedKey.Warn("memory breakdown logging"),
         ["dump_state"] = KnownUnsupportedKey.Warn("engine state dump"),

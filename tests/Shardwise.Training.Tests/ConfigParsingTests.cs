@@ -91,8 +91,8 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void KnownUnsupported_LoggingOnly_IsAWarning()
     {
-        var result = Parse("""{"train_batch_size": 8, "tensorboard": {"enabled": true}, "wandb": {"enabled": true}}""");
-        AssertWarning(result, "$.tensorboard: known DeepSpeed feature not supported by Shardwise yet: TensorBoard monitoring; ignored");
+        var result = Parse("""{"train_batch_size": 8, "comet": {"enabled": true}, "wandb": {"enabled": true}}""");
+        AssertWarning(result, "$.comet: known DeepSpeed feature not supported by Shardwise yet: Comet monitoring; ignored");
         AssertWarning(result, "$.wandb: known DeepSpeed feature not supported by Shardwise yet: Weights & Biases monitoring; ignored");
     }
 

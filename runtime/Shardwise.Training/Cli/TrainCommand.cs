@@ -70,6 +70,8 @@ public static class TrainCommand
 
         var progress = new ProgressReporter(log, isTerminal: ReferenceEquals(log, Console.Out) && !Console.IsOutputRedirected, settings.TotalSteps);
         using var csv = rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
+        using var tensorboard = rank == 0 && config.TensorBoard.Enabled ? new TensorBoardMonitor(config.TensorBoard.Directory(settings.OutputDirectory)) : null;
+        if (tensorboard is not null) log.WriteLine($"tensorboard: scalars every {config.StepsPerPrint} step(s) in {tensorboard.FilePath}");
         var trainCurve = new List<(long Step, double Loss)>();
         var validationCurve = new List<(long Step, double Loss)>();
         var inputs = new int[globalRows * program.SequenceLength];
@@ -139,6 +141,7 @@ public static class TrainCommand
                     batch.TrainBatchSize * program.SequenceLength, validation, timers.Average(intervalSteps));
                 progress.Report(metrics);
                 csv!.Append(metrics);
+                tensorboard?.Append(metrics, batch.TrainBatchSize);
                 intervalLoss = intervalMs = 0;
                 intervalSteps = 0;
                 timers.Reset();

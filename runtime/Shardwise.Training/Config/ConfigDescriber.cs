@@ -54,6 +54,12 @@ internal static class ConfigDescriber
             Add("$.comms_logger.prof_all", comms.ProfileAll);
             Add("$.comms_logger.prof_ops", "[" + string.Join(", ", comms.ProfileOperations) + "]");
         }
+        Add("$.tensorboard.enabled", config.TensorBoard.Enabled);
+        if (config.TensorBoard.Enabled)
+        {
+            Add("$.tensorboard.output_path", config.TensorBoard.OutputPath.Length == 0 ? "(the run's --output directory/tensorboard)" : config.TensorBoard.OutputPath);
+            Add("$.tensorboard.job_name", config.TensorBoard.JobName);
+        }
         DescribeOptimizer(config.Optimizer, Add);
         DescribeScheduler(config.Scheduler, Add);
         DescribePrecision(config, Add);

@@ -50,6 +50,9 @@ public sealed record DeepSpeedConfig
     /// <summary>The "comms_logger" section (disabled when absent).</summary>
     public CommsLoggerConfig CommsLogger { get; init; } = CommsLoggerConfig.Disabled;
 
+    /// <summary>The "tensorboard" section (disabled when absent).</summary>
+    public TensorBoardConfig TensorBoard { get; init; } = TensorBoardConfig.Disabled;
+
     /// <summary>
     /// train_micro_batch_size_per_gpu as a list (autotuning's search space; <see cref="MicroBatchPerGpu"/> is its first
     /// entry); null when it is one number.

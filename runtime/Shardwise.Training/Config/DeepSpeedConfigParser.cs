@@ -42,6 +42,7 @@ internal static class DeepSpeedConfigParser
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             FlopsProfiler = FlopsProfilerConfig.Read(root),
             CommsLogger = CommsLoggerConfig.Read(root),
+            TensorBoard = TensorBoardConfig.Read(root),
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = ReadCurriculum(root),

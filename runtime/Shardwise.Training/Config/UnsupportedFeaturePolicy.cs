@@ -36,7 +36,6 @@ internal static class UnsupportedFeaturePolicy
     public static IReadOnlyDictionary<string, KnownUnsupportedKey> TopLevel { get; } = new Dictionary<string, KnownUnsupportedKey>(StringComparer.Ordinal)
     {
         // Logging, monitoring and profiling: never change results.
-        ["tensorboard"] = KnownUnsupportedKey.Warn("TensorBoard monitoring"),
         ["wandb"] = KnownUnsupportedKey.Warn("Weights & Biases monitoring"),
         ["csv_monitor"] = KnownUnsupportedKey.Warn("CSV monitoring"),
         ["comet"] = KnownUnsupportedKey.Warn("Comet monitoring"),

@@ -54,8 +54,10 @@ public sealed class TensorBoardEventWriterTests
     [TestMethod]
     public void TheSectionReadsDeepSpeedsKeys()
     {
-        var absent = DeepSpeedConfig.Parse("""{ "train_batch_size": 8 }""").Config.TensorBoard;
-        Assert.AreEqual(TensorBoardConfig.Disabled, absent);
+        var absent = DeepSpeedConfig.Parse("""{ "train_batch_size": 8 }""").Config;
+        Assert.AreEqual(MonitorConfig.Disabled("tensorboard"), absent.TensorBoard);
+        Assert.AreEqual(MonitorConfig.Disabled("csv_monitor"), absent.CsvMonitor);
+        Assert.AreEqual(Path.Combine("/out", "csv_monitor", "run1"), DeepSpeedConfig.Parse("""{ "train_batch_size": 8, "csv_monitor": { "enabled": true, "job_name": "run1" } }""").Config.CsvMonitor.Directory("/out"));
         Assert.AreEqual(Path.Combine("/out", "tensorboard", "DeepSpeedJobName"), DeepSpeedConfig.Parse("""{ "train_batch_size": 8, "tensorboard": { "enabled": true } }""").Config.TensorBoard.Directory("/out"));
 
         var fifteen = DeepSpeedConfig.Load(TestPaths.Config("15_ds_eigenvalue_quantize_tensorboard.json"));

@@ -72,6 +72,8 @@ public static class TrainCommand
         using var csv = rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
         using var tensorboard = rank == 0 && config.TensorBoard.Enabled ? new TensorBoardMonitor(config.TensorBoard.Directory(settings.OutputDirectory)) : null;
         if (tensorboard is not null) log.WriteLine($"tensorboard: scalars every {config.StepsPerPrint} step(s) in {tensorboard.FilePath}");
+        var csvMonitor = rank == 0 && config.CsvMonitor.Enabled ? new CsvMonitor(config.CsvMonitor.Directory(settings.OutputDirectory)) : null;
+        if (csvMonitor is not null) log.WriteLine($"csv_monitor: one file per metric every {config.StepsPerPrint} step(s) in {csvMonitor.DirectoryPath}");
         var trainCurve = new List<(long Step, double Loss)>();
         var validationCurve = new List<(long Step, double Loss)>();
         var inputs = new int[globalRows * program.SequenceLength];
@@ -142,6 +144,7 @@ public static class TrainCommand
                 progress.Report(metrics);
                 csv!.Append(metrics);
                 tensorboard?.Append(metrics, batch.TrainBatchSize);
+                csvMonitor?.Append(metrics, batch.TrainBatchSize);
                 intervalLoss = intervalMs = 0;
                 intervalSteps = 0;
                 timers.Reset();

@@ -54,11 +54,12 @@ internal static class ConfigDescriber
             Add("$.comms_logger.prof_all", comms.ProfileAll);
             Add("$.comms_logger.prof_ops", "[" + string.Join(", ", comms.ProfileOperations) + "]");
         }
-        Add("$.tensorboard.enabled", config.TensorBoard.Enabled);
-        if (config.TensorBoard.Enabled)
+        foreach (var monitor in new[] { config.TensorBoard, config.CsvMonitor })
         {
-            Add("$.tensorboard.output_path", config.TensorBoard.OutputPath.Length == 0 ? "(the run's --output directory/tensorboard)" : config.TensorBoard.OutputPath);
-            Add("$.tensorboard.job_name", config.TensorBoard.JobName);
+            Add($"$.{monitor.Section}.enabled", monitor.Enabled);
+            if (!monitor.Enabled) continue;
+            Add($"$.{monitor.Section}.output_path", monitor.OutputPath.Length == 0 ? $"(the run's --output directory/{monitor.Section})" : monitor.OutputPath);
+            Add($"$.{monitor.Section}.job_name", monitor.JobName);
         }
         DescribeOptimizer(config.Optimizer, Add);
         DescribeScheduler(config.Scheduler, Add);

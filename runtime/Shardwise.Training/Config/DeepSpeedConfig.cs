@@ -51,7 +51,10 @@ public sealed record DeepSpeedConfig
     public CommsLoggerConfig CommsLogger { get; init; } = CommsLoggerConfig.Disabled;
 
     /// <summary>The "tensorboard" section (disabled when absent).</summary>
-    public TensorBoardConfig TensorBoard { get; init; } = TensorBoardConfig.Disabled;
+    public MonitorConfig TensorBoard { get; init; } = MonitorConfig.Disabled("tensorboard");
+
+    /// <summary>The "csv_monitor" section (disabled when absent).</summary>
+    public MonitorConfig CsvMonitor { get; init; } = MonitorConfig.Disabled("csv_monitor");
 
     /// <summary>
     /// train_micro_batch_size_per_gpu as a list (autotuning's search space; <see cref="MicroBatchPerGpu"/> is its first

@@ -37,7 +37,6 @@ internal static class UnsupportedFeaturePolicy
     {
         // Logging, monitoring and profiling: never change results.
         ["wandb"] = KnownUnsupportedKey.Warn("Weights & Biases monitoring"),
-        ["csv_monitor"] = KnownUnsupportedKey.Warn("CSV monitoring"),
         ["comet"] = KnownUnsupportedKey.Warn("Comet monitoring"),
         ["monitor_config"] = KnownUnsupportedKey.Warn("monitor_config (monitoring backends)"),
         ["comms_config"] = KnownUnsupportedKey.Warn("communication logging options"),

@@ -8,11 +8,11 @@ using Shardwise.Tests.Shared;
 namespace Shardwise.Trainer.Tests;
 
 /// <summary>
-/// The "tensorboard" section on a real run: rank 0 writes DeepSpeed's tags into output_path/job_name, one point per
-/// reported step at x = samples seen, each value the one metrics.csv reports for that step.
+/// The "tensorboard" and "csv_monitor" sections on a real run: rank 0 writes DeepSpeed's tags into output_path/job_name,
+/// one point per reported step at x = samples seen, each value the one metrics.csv reports for that step.
 /// </summary>
 [TestClass]
-public sealed class TensorBoardTrainingTests
+public sealed class MonitorTrainingTests
 {
     [TestMethod]
     public void TheRunsMetricsLandAsScalarsUnderDeepSpeedsTags()
@@ -21,7 +21,8 @@ public sealed class TensorBoardTrainingTests
         string config = Path.Combine(root, "ds.json"), board = Path.Combine(root, "board"), run = Path.Combine(root, "run");
         File.WriteAllText(config, $$"""
             { "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 2, "steps_per_print": 2,
-              "tensorboard": { "enabled": true, "output_path": "{{board}}", "job_name": "tiny" } }
+              "tensorboard": { "enabled": true, "output_path": "{{board}}", "job_name": "tiny" },
+              "csv_monitor": { "enabled": true, "job_name": "tiny-csv" } }
             """);
         string output = TrainerRun.Succeed("train", "--config", config, "--steps", "6", "--eval-interval", "3", "--output", run);
         var file = Directory.GetFiles(Path.Combine(board, "tiny")).Single();
@@ -38,6 +39,23 @@ public sealed class TensorBoardTrainingTests
         CollectionAssert.AreEqual(rows.Where(r => r[3].Length > 0).Select(r => (float)double.Parse(r[3], CultureInfo.InvariantCulture)).ToArray(),
             validation.Select(s => s.Value).ToArray(), "validation only where it ran");
         Assert.IsTrue(validation.Count >= 2, "evaluated at steps 3 and 6");
+
+        // csv_monitor (output_path empty: under --output): one file per tag, DeepSpeed's names and header.
+        string csv = Path.Combine(run, "csv_monitor", "tiny-csv");
+        StringAssert.Contains(output, "csv_monitor: one file per metric every 2 step(s) in " + csv);
+        var lossFile = File.ReadAllLines(Path.Combine(csv, "Train_Samples_train_loss.csv"));
+        Assert.AreEqual("step,train_loss", lossFile[0]);
+        CollectionAssert.AreEqual(losses.Select(s => s.Step).ToArray(), lossFile.Skip(1).Select(l => long.Parse(l.Split(',')[0], CultureInfo.InvariantCulture)).ToArray());
+        CollectionAssert.AreEqual(rows.Select(r => r[2]).ToArray(), lossFile.Skip(1).Select(l => l.Split(',')[1]).ToArray(), "round-trip values, as metrics.csv has them");
+        Assert.AreEqual(validation.Count + 1, File.ReadAllLines(Path.Combine(csv, "Train_Samples_val_loss.csv")).Length);
+        CollectionAssert.AreEquivalent(scalars.Select(s => s.Tag.Replace('/', '_') + ".csv").Distinct().ToArray(), Directory.GetFiles(csv).Select(Path.GetFileName).ToArray(),
+            "the same tags as TensorBoard");
+
+        // A resumed run continues the files without a second header.
+        TrainerRun.Succeed("train", "--config", config, "--steps", "8", "--eval-interval", "0", "--resume", run, "--output", run);
+        var resumed = File.ReadAllLines(Path.Combine(csv, "Train_Samples_train_loss.csv"));
+        Assert.AreEqual(1, resumed.Count(l => l.StartsWith("step,", StringComparison.Ordinal)));
+        Assert.AreEqual("64", resumed[^1].Split(',')[0], "step 8 × 8 samples");
         Directory.Delete(root, recursive: true);
     }
 }

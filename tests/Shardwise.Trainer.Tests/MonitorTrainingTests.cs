@@ -14,6 +14,30 @@ namespace Shardwise.Trainer.Tests;
 [TestClass]
 public sealed class MonitorTrainingTests
 {
+    /// <summary>memory_breakdown: every report adds the process's measured memory beside the plan's; without it, nothing.</summary>
+    [TestMethod]
+    public void MemoryBreakdownAddsTheMeasuredMemoryToEachReport()
+    {
+        var root = TrainerRun.TempDirectory();
+        string config = Path.Combine(root, "ds.json");
+        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 1, "memory_breakdown": true }""");
+        string output = TrainerRun.Succeed("train", "--config", config, "--steps", "3", "--eval-interval", "0", "--output", Path.Combine(root, "run"));
+        var lines = output.Split('\n').Where(l => l.StartsWith("memory (measured, rank 0): ", StringComparison.Ordinal)).ToList();
+        Assert.AreEqual(3, lines.Count, output);
+        var match = System.Text.RegularExpressions.Regex.Match(lines[^1], @"host working set ([\d.]+)(\w+) \(peak ([\d.]+)(\w+)\), managed heap ([\d.]+)(\w+)$");
+        Assert.IsTrue(match.Success, lines[^1]);
+        double Bytes(int group) => double.Parse(match.Groups[group].Value, CultureInfo.InvariantCulture) * match.Groups[group + 1].Value switch
+        {
+            "KiB" => 1024.0, "MiB" => 1024.0 * 1024, "GiB" => 1024.0 * 1024 * 1024, _ => 1,
+        };
+        Assert.IsTrue(Bytes(5) > 1 << 20 && Bytes(1) > Bytes(5) && Bytes(3) >= Bytes(1) * 0.99, lines[^1]);
+
+        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 1 }""");
+        Assert.IsFalse(TrainerRun.Succeed("train", "--config", config, "--steps", "2", "--eval-interval", "0", "--output", Path.Combine(root, "run2"))
+            .Contains("memory (measured", StringComparison.Ordinal));
+        Directory.Delete(root, recursive: true);
+    }
+
     [TestMethod]
     public void TheRunsMetricsLandAsScalarsUnderDeepSpeedsTags()
     {

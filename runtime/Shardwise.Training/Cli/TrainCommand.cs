@@ -142,6 +142,7 @@ public static class TrainCommand
                 var metrics = Metrics(engine, step, settings.TotalSteps, intervalLoss / intervalSteps, averageMs,
                     batch.TrainBatchSize * program.SequenceLength, validation, timers.Average(intervalSteps));
                 progress.Report(metrics);
+                if (config.MemoryBreakdown) log.WriteLine("memory (measured, rank 0): " + MeasuredMemory.Sample(DeviceMemory(program.Ops)).Describe());
                 csv!.Append(metrics);
                 tensorboard?.Append(metrics, batch.TrainBatchSize);
                 csvMonitor?.Append(metrics, batch.TrainBatchSize);
@@ -196,6 +197,12 @@ public static class TrainCommand
             log.WriteLine($"warning: $.flops_profiler.output_file \"{file}\" could not be written ({e.Message}); the report above is the only copy");
         }
     }
+
+    /// <summary>The GPU's memory in use and its total, or null on the CPU.</summary>
+    private static (long Used, long Total)? DeviceMemory(Ops.ITensorOps<float> ops) =>
+        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda && cuda.SampleDeviceMemory() is var use
+            ? (use.UsedBytes, use.TotalBytes)
+            : null;
 
     /// <summary>Waits for a GPU's queued work (so a lap times the work, not its launch); nothing to wait for on the CPU.</summary>
     private static Action? DeviceSettle(Ops.ITensorOps<float> ops) =>

@@ -17,6 +17,7 @@ public static class ConfigDefaults
     public const double GradientClipping = 0.0;
 
     public const bool WallClockBreakdown = false;
+    public const bool MemoryBreakdown = false;
 
     // --- optimizer (FusedAdam / torch.optim.Adam constructor defaults) ---
 

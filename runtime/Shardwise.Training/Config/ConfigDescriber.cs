@@ -35,6 +35,7 @@ internal static class ConfigDescriber
         Add("$.gradient_clipping", config.GradientClipping);
         Add("$.steps_per_print", config.StepsPerPrint);
         Add("$.wall_clock_breakdown", config.WallClockBreakdown);
+        Add("$.memory_breakdown", config.MemoryBreakdown);
         var profiler = config.FlopsProfiler;
         Add("$.flops_profiler.enabled", profiler.Enabled);
         if (profiler.Enabled)

@@ -42,6 +42,9 @@ public sealed record DeepSpeedConfig
 
     public required bool WallClockBreakdown { get; init; }
 
+    /// <summary>memory_breakdown: each report adds the process's measured memory (<c>Progress/MeasuredMemory</c>).</summary>
+    public bool MemoryBreakdown { get; init; }
+
     public required CheckpointConfig Checkpoint { get; init; }
 
     /// <summary>The "flops_profiler" section (disabled when absent).</summary>

@@ -37,16 +37,18 @@ public static class PipelineTrainCommand
     public static int Run<TModel>(RunSettings settings, TextWriter output, ICommunicator? world = null) where TModel : IPartitionedModelDefinition
     {
         using var owned = world is null ? Communicators.Create(gpuJob: settings.Device == BackendKind.Cuda) : null;
-        var communicator = world ?? owned!;
+        var job = world ?? owned!;
         var partition = TModel.Partition;
         string model = typeof(TModel).Name;
         TensorParallelCheck.Require(settings.Config, model, partition.Tensor);
-        if (communicator.Size == 1)
+        if (job.Size == 1)
         {
             output.WriteLine($"one process: training {model}'s whole program (planned for [Model(Pipeline = {partition.Pipeline}, Tensor = " +
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
-            return TrainCommand.Run<TModel>(settings, output, communicator);
+            return TrainCommand.Run<TModel>(settings, output, job);
         }
+        // Every group is split from the world, so a logging world logs every stage, tensor and data group's calls.
+        var (communicator, comms) = CommsLogging.Wrap(job, settings.Config.CommsLogger, output);
         if (communicator.Rank == 0) output.WriteLine(settings.DeviceChoice.Description);
         if (communicator.Size % (partition.Pipeline * partition.Tensor) != 0)
             throw new CliException($"{model}: the job has {communicator.Size} ranks, but the model is planned for [Model(Pipeline = " +
@@ -121,6 +123,7 @@ public static class PipelineTrainCommand
         }
         var memory = new MemoryBreakdown(report.Parameters, report.Gradients, report.MasterWeights, report.OptimizerStates, report.Activations, report.Buffers);
         using var csv = communicator.Rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
+        using var monitors = Monitors.Open(config, settings.OutputDirectory, communicator.Rank == 0, () => TrainCommand.DeviceMemory(engine.Stage.Ops), log);
         var globalTokens = new int[globalRows * sequence];
         var globalTargets = new int[globalTokens.Length];
         var tokens = new int[engine.TokensPerBatch];
@@ -156,8 +159,10 @@ public static class PipelineTrainCommand
             double meanLoss = intervalLoss / intervalSteps, meanMs = intervalMs / intervalSteps;
             log.WriteLine(FormattableString.Invariant($"step {step}/{settings.TotalSteps} loss {meanLoss:F4} lr {engine.Engine.LastLearningRate:E2} ") +
                           FormattableString.Invariant($"grad norm {engine.Engine.LastGradientNorm:F4} {meanMs:F0} ms/step blocked in receives {engine.LastIdleFraction:P1} (rank 0, last step)"));
-            csv!.Append(new StepMetrics(step, settings.TotalSteps, meanLoss, engine.Engine.LastLearningRate, engine.Engine.LossScaler.Scale,
-                engine.Engine.LossScaler.SkippedSteps, batch.TrainBatchSize * sequence / (meanMs / 1000.0), meanMs, engine.Engine.LastGradientNorm, memory));
+            var metrics = new StepMetrics(step, settings.TotalSteps, meanLoss, engine.Engine.LastLearningRate, engine.Engine.LossScaler.Scale,
+                engine.Engine.LossScaler.SkippedSteps, batch.TrainBatchSize * sequence / (meanMs / 1000.0), meanMs, engine.Engine.LastGradientNorm, memory);
+            csv!.Append(metrics);
+            monitors.Report(metrics, batch.TrainBatchSize);
             intervalLoss = intervalMs = 0;
             intervalSteps = 0;
         }
@@ -171,6 +176,8 @@ public static class PipelineTrainCommand
         NamedWeightsFile.Write(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, new Dictionary<string, string> { ["format"] = "pt" },
             file => PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, (slot, values) => file.Write(slot.Name, values)));
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
+        if (comms is not null)
+            log.WriteLine(comms.Records.Count == 0 ? "comms_logger: no communicator call was logged" : "comms_logger summary (rank 0's calls):\n" + comms.Summary());
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }

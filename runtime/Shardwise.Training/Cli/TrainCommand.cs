@@ -70,10 +70,7 @@ public static class TrainCommand
 
         var progress = new ProgressReporter(log, isTerminal: ReferenceEquals(log, Console.Out) && !Console.IsOutputRedirected, settings.TotalSteps);
         using var csv = rank == 0 ? new MetricsCsvWriter(Path.Combine(settings.OutputDirectory, "metrics.csv")) : null;
-        using var tensorboard = rank == 0 && config.TensorBoard.Enabled ? new TensorBoardMonitor(config.TensorBoard.Directory(settings.OutputDirectory)) : null;
-        if (tensorboard is not null) log.WriteLine($"tensorboard: scalars every {config.StepsPerPrint} step(s) in {tensorboard.FilePath}");
-        var csvMonitor = rank == 0 && config.CsvMonitor.Enabled ? new CsvMonitor(config.CsvMonitor.Directory(settings.OutputDirectory)) : null;
-        if (csvMonitor is not null) log.WriteLine($"csv_monitor: one file per metric every {config.StepsPerPrint} step(s) in {csvMonitor.DirectoryPath}");
+        using var monitors = Monitors.Open(config, settings.OutputDirectory, rank == 0, () => DeviceMemory(program.Ops), log);
         var trainCurve = new List<(long Step, double Loss)>();
         var validationCurve = new List<(long Step, double Loss)>();
         var inputs = new int[globalRows * program.SequenceLength];
@@ -142,10 +139,8 @@ public static class TrainCommand
                 var metrics = Metrics(engine, step, settings.TotalSteps, intervalLoss / intervalSteps, averageMs,
                     batch.TrainBatchSize * program.SequenceLength, validation, timers.Average(intervalSteps));
                 progress.Report(metrics);
-                if (config.MemoryBreakdown) log.WriteLine("memory (measured, rank 0): " + MeasuredMemory.Sample(DeviceMemory(program.Ops)).Describe());
                 csv!.Append(metrics);
-                tensorboard?.Append(metrics, batch.TrainBatchSize);
-                csvMonitor?.Append(metrics, batch.TrainBatchSize);
+                monitors.Report(metrics, batch.TrainBatchSize);
                 intervalLoss = intervalMs = 0;
                 intervalSteps = 0;
                 timers.Reset();
@@ -199,7 +194,7 @@ public static class TrainCommand
     }
 
     /// <summary>The GPU's memory in use and its total, or null on the CPU.</summary>
-    private static (long Used, long Total)? DeviceMemory(Ops.ITensorOps<float> ops) =>
+    internal static (long Used, long Total)? DeviceMemory(Ops.ITensorOps<float> ops) =>
         (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda && cuda.SampleDeviceMemory() is var use
             ? (use.UsedBytes, use.TotalBytes)
             : null;

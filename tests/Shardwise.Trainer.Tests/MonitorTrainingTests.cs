@@ -14,14 +14,21 @@ namespace Shardwise.Trainer.Tests;
 [TestClass]
 public sealed class MonitorTrainingTests
 {
-    /// <summary>memory_breakdown: every report adds the process's measured memory beside the plan's; without it, nothing.</summary>
+    /// <summary>
+    /// memory_breakdown: every report adds the process's measured memory beside the plan's; dump_state: the effective
+    /// configuration before training; without them, neither.
+    /// </summary>
     [TestMethod]
-    public void MemoryBreakdownAddsTheMeasuredMemoryToEachReport()
+    public void MemoryBreakdownAndDumpStateAddTheirLines()
     {
         var root = TrainerRun.TempDirectory();
         string config = Path.Combine(root, "ds.json");
-        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 1, "memory_breakdown": true }""");
+        File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 1, "memory_breakdown": true, "dump_state": true }""");
         string output = TrainerRun.Succeed("train", "--config", config, "--steps", "3", "--eval-interval", "0", "--output", Path.Combine(root, "run"));
+        // dump_state: the effective configuration, once, before training.
+        StringAssert.Contains(output, "effective configuration (dump_state):" + Environment.NewLine + "$.activation_checkpointing");
+        StringAssert.Contains(output, "$.memory_breakdown = true");
+        Assert.IsTrue(output.IndexOf("$.train_micro_batch_size_per_gpu = 2", StringComparison.Ordinal) < output.IndexOf("step 1/3", StringComparison.Ordinal));
         var lines = output.Split('\n').Where(l => l.StartsWith("memory (measured, rank 0): ", StringComparison.Ordinal)).ToList();
         Assert.AreEqual(3, lines.Count, output);
         var match = System.Text.RegularExpressions.Regex.Match(lines[^1], @"host working set ([\d.]+)(\w+) \(peak ([\d.]+)(\w+)\), managed heap ([\d.]+)(\w+)$");
@@ -33,8 +40,8 @@ public sealed class MonitorTrainingTests
         Assert.IsTrue(Bytes(5) > 1 << 20 && Bytes(1) > Bytes(5) && Bytes(3) >= Bytes(1) * 0.99, lines[^1]);
 
         File.WriteAllText(config, """{ "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1, "steps_per_print": 1 }""");
-        Assert.IsFalse(TrainerRun.Succeed("train", "--config", config, "--steps", "2", "--eval-interval", "0", "--output", Path.Combine(root, "run2"))
-            .Contains("memory (measured", StringComparison.Ordinal));
+        string quiet = TrainerRun.Succeed("train", "--config", config, "--steps", "2", "--eval-interval", "0", "--output", Path.Combine(root, "run2"));
+        Assert.IsFalse(quiet.Contains("memory (measured", StringComparison.Ordinal) || quiet.Contains("dump_state", StringComparison.Ordinal));
         Directory.Delete(root, recursive: true);
     }
 

@@ -66,6 +66,7 @@ public static class PipelineTrainCommand
             log.WriteLine(config.Describe(data));
             return 0;
         }
+        if (config.DumpState) log.WriteLine("effective configuration (dump_state):" + Environment.NewLine + config.Describe(data));
         Directory.CreateDirectory(settings.OutputDirectory);
         var store = new TrainingCheckpoint(settings.OutputDirectory);
         var resumeFrom = settings.ResumeDirectory is null ? null : TrainingCheckpoint.FindLatest(settings.ResumeDirectory);

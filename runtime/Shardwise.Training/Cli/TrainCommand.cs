@@ -37,6 +37,7 @@ public static class TrainCommand
             return 0;
         }
         log.WriteLine(settings.DeviceChoice.Description);
+        if (config.DumpState) log.WriteLine("effective configuration (dump_state):" + Environment.NewLine + config.Describe(ranks));
 
         Directory.CreateDirectory(settings.OutputDirectory);
         var store = new TrainingCheckpoint(settings.OutputDirectory);

@@ -18,6 +18,7 @@ public static class ConfigDefaults
 
     public const bool WallClockBreakdown = false;
     public const bool MemoryBreakdown = false;
+    public const bool DumpState = false;
 
     // --- optimizer (FusedAdam / torch.optim.Adam constructor defaults) ---
 

@@ -36,6 +36,7 @@ internal static class ConfigDescriber
         Add("$.steps_per_print", config.StepsPerPrint);
         Add("$.wall_clock_breakdown", config.WallClockBreakdown);
         Add("$.memory_breakdown", config.MemoryBreakdown);
+        Add("$.dump_state", config.DumpState);
         var profiler = config.FlopsProfiler;
         Add("$.flops_profiler.enabled", profiler.Enabled);
         if (profiler.Enabled)

@@ -45,6 +45,9 @@ public sealed record DeepSpeedConfig
     /// <summary>memory_breakdown: each report adds the process's measured memory (<c>Progress/MeasuredMemory</c>).</summary>
     public bool MemoryBreakdown { get; init; }
 
+    /// <summary>dump_state: the trainer prints the effective configuration (<see cref="Describe"/>) as it starts, as DeepSpeed's engine does.</summary>
+    public bool DumpState { get; init; }
+
     public required CheckpointConfig Checkpoint { get; init; }
 
     /// <summary>The "flops_profiler" section (disabled when absent).</summary>

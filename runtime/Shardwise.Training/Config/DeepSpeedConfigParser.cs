@@ -41,6 +41,7 @@ internal static class DeepSpeedConfigParser
             StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
             WallClockBreakdown = root.Bool("wall_clock_breakdown") ?? ConfigDefaults.WallClockBreakdown,
             MemoryBreakdown = root.Bool("memory_breakdown") ?? ConfigDefaults.MemoryBreakdown,
+            DumpState = root.Bool("dump_state") ?? ConfigDefaults.DumpState,
             FlopsProfiler = FlopsProfilerConfig.Read(root),
             CommsLogger = CommsLoggerConfig.Read(root),
             TensorBoard = MonitorConfig.Read(root, "tensorboard"),

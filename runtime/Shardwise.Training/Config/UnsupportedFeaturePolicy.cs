@@ -40,7 +40,6 @@ internal static class UnsupportedFeaturePolicy
         ["comet"] = KnownUnsupportedKey.Warn("Comet monitoring"),
         ["monitor_config"] = KnownUnsupportedKey.Warn("monitor_config (monitoring backends)"),
         ["comms_config"] = KnownUnsupportedKey.Warn("communication logging options"),
-        ["dump_state"] = KnownUnsupportedKey.Warn("engine state dump"),
         ["eigenvalue"] = KnownUnsupportedKey.Warn("eigenvalue analysis"),
 
         // Speed or plumbing only.

@@ -51,7 +51,7 @@ internal static class OffloadBench
                 using var pass = swap.Begin(SwapPassMode.Update);
                 while (pass.Next(out long start, out var master, out var expAvg, out var expAvgSq))
                 {
-                    AdamOptimizer.StepChunk(master, gradients.AsSpan((int)start, master.Length), expAvg, expAvgSq, scalars);
+                    swapped.StepChunk(master, gradients.AsSpan((int)start, master.Length), expAvg, expAvgSq, scalars);
                     master.CopyTo(working.AsSpan((int)start)); // the engine rounds into the working copy here
                 }
             });

@@ -124,7 +124,7 @@ public sealed class SwappedOptimizerStateTests
             var scalars = swapped.NextChunkedStep(lr);
             using var pass = state.Begin(SwapPassMode.Update);
             while (pass.Next(out long start, out var m, out var a, out var s))
-                AdamOptimizer.StepChunk(m, gradients.AsSpan((int)start, m.Length), a, s, scalars);
+                swapped.StepChunk(m, gradients.AsSpan((int)start, m.Length), a, s, scalars);
         }
 
         var (master, expAvg, expAvgSq) = state.ReadAll();

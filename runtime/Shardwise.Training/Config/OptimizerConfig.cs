@@ -14,6 +14,9 @@ public enum OptimizerType
 
     /// <summary>DeepSpeed's ZeroOneAdam: adaptive variance freezing, then local steps synchronised with 1-bit compression (Optim/ZeroOneAdam).</summary>
     ZeroOneAdam,
+
+    /// <summary>Lion: the sign of an interpolated momentum, decoupled weight decay; one state tensor (Optim/LionKernel).</summary>
+    Lion,
 }
 
 public static class OptimizerTypes
@@ -86,6 +89,12 @@ public sealed record OptimizerConfig
 
         var lr = parameters.Number("lr", AutoRule.FromCaller(overrides.LearningRate, "pass --lr")) ?? ConfigDefaults.LearningRate;
         var (beta1, beta2) = ReadBetas(parameters, overrides);
+        // Lion has no ε and no bias correction (DeepSpeed's FusedLion takes neither): said, not silently dropped.
+        if (type == OptimizerType.Lion)
+        {
+            foreach (var key in new[] { "eps", "bias_correction" })
+                if (parameters.Has(key)) parameters.Warning(key, "has no effect: Lion's update is the sign of its momentum (DeepSpeed's Lion takes no such parameter)");
+        }
         var eps = parameters.Number("eps", AutoRule.FromCaller(overrides.Eps, "pass --adam-eps")) ?? ConfigDefaults.Eps;
         var weightDecay = parameters.Number("weight_decay", AutoRule.FromCaller(overrides.WeightDecay, "pass --weight-decay")) ?? ConfigDefaults.WeightDecay;
         bool adamFamily = type is OptimizerType.Adam or OptimizerType.AdamW;
@@ -96,6 +105,7 @@ public sealed record OptimizerConfig
         var adamWModeSetting = adamFamily ? parameters.Bool("adam_w_mode") : null;
         var torchAdam = adamFamily ? parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam : ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
+        if (type == OptimizerType.Lion) biasCorrection = false;
         if (type.Value.IsOneBit())
         {
             // DeepSpeed's 1-bit optimizers accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
@@ -142,7 +152,7 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, OneBitAdam, OneBitLamb or ZeroOneAdam)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam)");
                 return null;
             case "onebitadam":
                 return OptimizerType.OneBitAdam;
@@ -156,15 +166,17 @@ public sealed record OptimizerConfig
                 return OptimizerType.AdamW;
             case "lamb":
                 return OptimizerType.Lamb;
+            case "lion":
+                return OptimizerType.Lion;
         }
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, OneBitAdam, OneBitLamb or ZeroOneAdam"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, OneBitAdam, OneBitLamb and ZeroOneAdam");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb and ZeroOneAdam");
         }
 
         return null;

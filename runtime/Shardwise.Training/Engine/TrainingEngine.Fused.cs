@@ -39,6 +39,7 @@ public sealed partial class TrainingEngine
         DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
     {
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
+            || config.Optimizer?.Type is not (null or OptimizerType.Adam or OptimizerType.AdamW)    // the device step is Adam's
             || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled)
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);

@@ -42,7 +42,7 @@ public sealed partial class TrainingEngine
         while (pass.Next(out long start, out var master, out var expAvg, out var expAvgSq))
         {
             int at = checked((int)start);
-            AdamOptimizer.StepChunk(master, gradients.Slice(at, master.Length), expAvg, expAvgSq, scalars);
+            Optimizer.StepChunk(master, gradients.Slice(at, master.Length), expAvg, expAvgSq, scalars);
             RoundChunk(start, master, intoPieces, working);
         }
     }

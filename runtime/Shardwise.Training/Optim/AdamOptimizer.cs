@@ -64,7 +64,8 @@ public sealed class AdamOptimizer
         }
 
         var scalars = ScalarsFor(State.Step, learningRate, beta1, beta2);
-        AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
+        if (Options.Lion) LionKernel.Step(parameters, gradients, State.ExpAvg, scalars);
+        else AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
     }
 
     /// <summary>
@@ -74,7 +75,7 @@ public sealed class AdamOptimizer
     /// </summary>
     internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
-        if (Options.Lamb is not null) throw new InvalidOperationException("Lamb runs the host step: the fused step is Adam's");
+        if (Options.Lamb is not null || Options.Lion) throw new InvalidOperationException($"{(Options.Lion ? "Lion" : "Lamb")} runs the host step: the fused step is Adam's");
         State.Step++;
         var (beta1, beta2) = BetasFor(betas);
         return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
@@ -103,9 +104,12 @@ public sealed class AdamOptimizer
         return BetasFor(betas);
     }
 
-    /// <summary>Adam's update of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
-    internal static void StepChunk(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq, in AdamStepScalars scalars)
-        => AdamKernel.Step(parameters, gradients, expAvg, expAvgSq, scalars, SimdWidth.Auto);
+    /// <summary>The update (Adam's, or Lion's) of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
+    internal void StepChunk(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq, in AdamStepScalars scalars)
+    {
+        if (Options.Lion) LionKernel.Step(parameters, gradients, expAvg, scalars);
+        else AdamKernel.Step(parameters, gradients, expAvg, expAvgSq, scalars, SimdWidth.Auto);
+    }
 
     /// <summary>A schedule's betas for this step, else the options'.</summary>
     private (double Beta1, double Beta2) BetasFor((double Beta1, double Beta2)? scheduled) => scheduled ?? (Options.Beta1, Options.Beta2);

@@ -24,6 +24,9 @@ public sealed record AdamOptions
     /// <summary>Set: the step is Lamb's (the same moments, a trust ratio per parameter tensor; <see cref="LambKernel"/>).</summary>
     public LambConfig? Lamb { get; init; }
 
+    /// <summary>True: the step is Lion's (<see cref="LionKernel"/>: the first moment only, no ε, no bias correction).</summary>
+    public bool Lion { get; init; }
+
     /// <summary>Set: the step is OneBitAdam's (<see cref="OneBitAdam"/>; no bias correction, decoupled decay).</summary>
     public OneBitAdamConfig? OneBit { get; init; }
 
@@ -45,5 +48,6 @@ public sealed record AdamOptions
         OneBit = config.Type == OptimizerType.OneBitAdam ? config.OneBit ?? new OneBitAdamConfig() : null,
         OneBitLamb = config.Type == OptimizerType.OneBitLamb ? config.OneBitLamb ?? new OneBitLambConfig() : null,
         ZeroOneAdam = config.Type == OptimizerType.ZeroOneAdam ? config.ZeroOneAdam ?? new ZeroOneAdamConfig() : null,
+        Lion = config.Type == OptimizerType.Lion,
     };
 }

@@ -17,6 +17,9 @@ public enum OptimizerType
 
     /// <summary>Lion: the sign of an interpolated momentum, decoupled weight decay; one state tensor (Optim/LionKernel).</summary>
     Lion,
+
+    /// <summary>Adagrad: steps scaled by each element's accumulated squared gradients; one state tensor (Optim/AdagradKernel).</summary>
+    Adagrad,
 }
 
 public static class OptimizerTypes
@@ -105,7 +108,15 @@ public sealed record OptimizerConfig
         var adamWModeSetting = adamFamily ? parameters.Bool("adam_w_mode") : null;
         var torchAdam = adamFamily ? parameters.Bool("torch_adam") ?? ConfigDefaults.TorchAdam : ConfigDefaults.TorchAdam;
         var biasCorrection = parameters.Bool("bias_correction") ?? ConfigDefaults.BiasCorrection;
-        if (type == OptimizerType.Lion) biasCorrection = false;
+        if (type is OptimizerType.Lion or OptimizerType.Adagrad) biasCorrection = false;
+        if (type == OptimizerType.Adagrad)
+        {
+            // DeepSpeed's Adagrad: lr 1e-2 and eps 1e-10 by default; betas mean nothing to it.
+            if (!parameters.Has("lr") && overrides.LearningRate is null) lr = 1e-2;
+            if (!parameters.Has("eps") && overrides.Eps is null) eps = 1e-10;
+            foreach (var key in new[] { "betas", "bias_correction" })
+                if (parameters.Has(key)) parameters.Warning(key, "has no effect: Adagrad keeps only the sum of squared gradients (DeepSpeed's Adagrad takes no such parameter)");
+        }
         if (type.Value.IsOneBit())
         {
             // DeepSpeed's 1-bit optimizers accept bias_correction and never apply it: the update is m/(√v+ε) + wd·p.
@@ -152,7 +163,7 @@ public sealed record OptimizerConfig
         switch (typeName?.ToLowerInvariant())
         {
             case null:
-                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam)");
+                section.Diagnostics.ErrorSentence(section.PathOf("type"), "is required (Adam, AdamW, Adagrad, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam)");
                 return null;
             case "onebitadam":
                 return OptimizerType.OneBitAdam;
@@ -168,15 +179,17 @@ public sealed record OptimizerConfig
                 return OptimizerType.Lamb;
             case "lion":
                 return OptimizerType.Lion;
+            case "adagrad":
+                return OptimizerType.Adagrad;
         }
 
         if (UnsupportedFeaturePolicy.UnsupportedOptimizers.Contains(typeName))
         {
-            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam"));
+            section.Error("type", UnsupportedFeaturePolicy.ErrorMessage($"optimizer \"{typeName}\"", "use Adam, AdamW, Adagrad, Lamb, Lion, OneBitAdam, OneBitLamb or ZeroOneAdam"));
         }
         else
         {
-            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Lamb, Lion, OneBitAdam, OneBitLamb and ZeroOneAdam");
+            section.Error("type", $"unknown optimizer \"{typeName}\"; Shardwise supports Adam, AdamW, Adagrad, Lamb, Lion, OneBitAdam, OneBitLamb and ZeroOneAdam");
         }
 
         return null;

@@ -96,7 +96,7 @@ internal static class UnsupportedFeaturePolicy
     /// <summary>Optimizer types DeepSpeed implements natively that we do not (lower-case).</summary>
     public static IReadOnlySet<string> UnsupportedOptimizers { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
-        "adagrad", "muadam", "muadamw", "musgd", "sgd", "adam8bit",
+ "muadam", "muadamw", "musgd", "sgd", "adam8bit",
     };
 
     /// <summary>Scheduler types DeepSpeed implements that we do not (none left since OneCycle and LRRangeTest).</summary>

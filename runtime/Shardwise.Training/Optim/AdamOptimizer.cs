@@ -65,6 +65,7 @@ public sealed class AdamOptimizer
 
         var scalars = ScalarsFor(State.Step, learningRate, beta1, beta2);
         if (Options.Lion) LionKernel.Step(parameters, gradients, State.ExpAvg, scalars);
+        else if (Options.Adagrad) AdagradKernel.Step(parameters, gradients, State.ExpAvgSq, scalars);
         else AdamKernel.Step(parameters, gradients, State.ExpAvg, State.ExpAvgSq, scalars, width);
     }
 
@@ -75,7 +76,8 @@ public sealed class AdamOptimizer
     /// </summary>
     internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
-        if (Options.Lamb is not null || Options.Lion) throw new InvalidOperationException($"{(Options.Lion ? "Lion" : "Lamb")} runs the host step: the fused step is Adam's");
+        if (Options.Lamb is not null || Options.Lion || Options.Adagrad)
+            throw new InvalidOperationException($"{(Options.Lion ? "Lion" : Options.Adagrad ? "Adagrad" : "Lamb")} runs the host step: the fused step is Adam's");
         State.Step++;
         var (beta1, beta2) = BetasFor(betas);
         return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
@@ -104,10 +106,11 @@ public sealed class AdamOptimizer
         return BetasFor(betas);
     }
 
-    /// <summary>The update (Adam's, or Lion's) of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
+    /// <summary>The update (Adam's, Lion's or Adagrad's) of one chunk with the scalars of <see cref="NextChunkedStep"/>.</summary>
     internal void StepChunk(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> expAvg, Span<float> expAvgSq, in AdamStepScalars scalars)
     {
         if (Options.Lion) LionKernel.Step(parameters, gradients, expAvg, scalars);
+        else if (Options.Adagrad) AdagradKernel.Step(parameters, gradients, expAvgSq, scalars);
         else AdamKernel.Step(parameters, gradients, expAvg, expAvgSq, scalars, SimdWidth.Auto);
     }
 

@@ -27,6 +27,9 @@ public sealed record AdamOptions
     /// <summary>True: the step is Lion's (<see cref="LionKernel"/>: the first moment only, no ε, no bias correction).</summary>
     public bool Lion { get; init; }
 
+    /// <summary>True: the step is Adagrad's (<see cref="AdagradKernel"/>: the sum of squared gradients only, L2 decay).</summary>
+    public bool Adagrad { get; init; }
+
     /// <summary>Set: the step is OneBitAdam's (<see cref="OneBitAdam"/>; no bias correction, decoupled decay).</summary>
     public OneBitAdamConfig? OneBit { get; init; }
 
@@ -49,5 +52,6 @@ public sealed record AdamOptions
         OneBitLamb = config.Type == OptimizerType.OneBitLamb ? config.OneBitLamb ?? new OneBitLambConfig() : null,
         ZeroOneAdam = config.Type == OptimizerType.ZeroOneAdam ? config.ZeroOneAdam ?? new ZeroOneAdamConfig() : null,
         Lion = config.Type == OptimizerType.Lion,
+        Adagrad = config.Type == OptimizerType.Adagrad,
     };
 }

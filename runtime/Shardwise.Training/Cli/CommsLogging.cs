@@ -18,4 +18,11 @@ internal static class CommsLogging
         var log = new CommsLog(config.Only, config.Verbose && communicator.Rank == 0 ? output : null);
         return (new LoggingCommunicator(communicator, log), log);
     }
+
+    /// <summary>Rank 0's summary at the end of a run (nothing without a log).</summary>
+    public static void Report(CommsLog? comms, TextWriter log)
+    {
+        if (comms is null) return;
+        log.WriteLine(comms.Records.Count == 0 ? "comms_logger: no communicator call was logged" : "comms_logger summary (rank 0's calls):\n" + comms.Summary());
+    }
 }

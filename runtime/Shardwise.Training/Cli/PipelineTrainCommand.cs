@@ -177,8 +177,7 @@ public static class PipelineTrainCommand
         NamedWeightsFile.Write(Path.Combine(settings.OutputDirectory, WeightsFile), TModel.ParameterLayout, new Dictionary<string, string> { ["format"] = "pt" },
             file => PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, (slot, values) => file.Write(slot.Name, values)));
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
-        if (comms is not null)
-            log.WriteLine(comms.Records.Count == 0 ? "comms_logger: no communicator call was logged" : "comms_logger summary (rank 0's calls):\n" + comms.Summary());
+        CommsLogging.Report(comms, log);
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }

@@ -153,8 +153,7 @@ public static class TrainCommand
 
         progress.Finish();
         if (rank != 0) return 0;
-        if (comms is not null)
-            log.WriteLine(comms.Records.Count == 0 ? "comms_logger: no communicator call was logged" : "comms_logger summary (rank 0's calls):\n" + comms.Summary());
+        CommsLogging.Report(comms, log);
         if (engine.OverlappedBuckets > 0)
             log.WriteLine($"gradient buckets reduced while the last backward ran: {engine.OverlappedBuckets:N0} (reduce_bucket_size {config.ZeroOptimization.ReduceBucketSize:N0})");
         if (engine.ParameterRequests > 0)

@@ -46,27 +46,8 @@ public sealed class AdagradTests
     }
 
     [TestMethod]
-    public void ChunksStepAsTheWholeBufferDoes()
-    {
-        var random = new Random(6);
-        var options = new AdamOptions { Eps = 1e-10, WeightDecay = 0.1, Adagrad = true, BiasCorrection = false };
-        AdamOptimizer whole = new(250, options), chunked = new(250, options);
-        float[] a = RandomData.NonZero(random, 250, 0.1, 1), b = (float[])a.Clone();
-        float[] unused = new float[250], sum = new float[250];
-        for (int step = 0; step < 3; step++)
-        {
-            float[] g = RandomData.NonZero(random, 250, 1e-3, 1);
-            whole.Step(a, g, 1e-2);
-            var scalars = chunked.NextChunkedStep(1e-2);
-            for (int start = 0; start < 250; start += 96)
-            {
-                int n = Math.Min(96, 250 - start);
-                chunked.StepChunk(b.AsSpan(start, n), g.AsSpan(start, n), unused.AsSpan(start, n), sum.AsSpan(start, n), scalars);
-            }
-        }
-        CollectionAssert.AreEqual(a, b);
-        CollectionAssert.AreEqual(whole.State.ExpAvgSq, sum);
-    }
+    public void ChunksStepAsTheWholeBufferDoes() => ChunkedStepping.AssertChunksMatchTheWholeBuffer(
+        new AdamOptions { Eps = 1e-10, WeightDecay = 0.1, Adagrad = true, BiasCorrection = false }, length: 250, chunk: 96, learningRate: 1e-2, seed: 6);
 
     [TestMethod]
     public void TheConfigHasDeepSpeedsDefaultsAndSaysWhatItIgnores()

@@ -63,29 +63,8 @@ public sealed class LionTests
     }
 
     [TestMethod]
-    public void ChunksStepAsTheWholeBufferDoes()
-    {
-        var random = new Random(4);
-        var options = new AdamOptions { Beta1 = 0.95, Beta2 = 0.98, WeightDecay = 0.01, Lion = true, BiasCorrection = false };
-        var whole = new AdamOptimizer(300, options);
-        var chunked = new AdamOptimizer(300, options);
-        float[] a = RandomData.NonZero(random, 300, 0.1, 1), b = (float[])a.Clone();
-        var expAvg = new float[300];
-        var unused = new float[300];
-        for (int step = 0; step < 3; step++)
-        {
-            float[] g = RandomData.NonZero(random, 300, 1e-3, 1);
-            whole.Step(a, g, 1e-3);
-            var scalars = chunked.NextChunkedStep(1e-3);
-            for (int start = 0; start < 300; start += 128)
-            {
-                int n = Math.Min(128, 300 - start);
-                chunked.StepChunk(b.AsSpan(start, n), g.AsSpan(start, n), expAvg.AsSpan(start, n), unused.AsSpan(start, n), scalars);
-            }
-        }
-        CollectionAssert.AreEqual(a, b);
-        CollectionAssert.AreEqual(whole.State.ExpAvg, expAvg);
-    }
+    public void ChunksStepAsTheWholeBufferDoes() => ChunkedStepping.AssertChunksMatchTheWholeBuffer(
+        new AdamOptions { Beta1 = 0.95, Beta2 = 0.98, WeightDecay = 0.01, Lion = true, BiasCorrection = false }, length: 300, chunk: 128, learningRate: 1e-3, seed: 4);
 
     [TestMethod]
     public void TheConfigReadsLionAndSaysWhatItIgnores()

@@ -48,13 +48,8 @@ public abstract class CheckpointStateReader : IDisposable
     public void ReadOwned(IReadOnlyList<(long LayoutOffset, long OwnedOffset, long Length)> segments, long ownedStart,
         Span<float> master, Span<float> expAvg, Span<float> expAvgSq)
     {
-        long ownedEnd = ownedStart + master.Length;
-        foreach (var (layoutOffset, ownedOffset, length) in segments)
+        foreach (var (place, at, count) in Zero.OwnedRanges.Within(segments, ownedStart, master.Length))
         {
-            long from = Math.Max(ownedStart, ownedOffset), to = Math.Min(ownedEnd, ownedOffset + length);
-            if (from >= to) continue;
-            long place = layoutOffset + (from - ownedOffset);
-            int at = (int)(from - ownedStart), count = (int)(to - from);
             Read(CheckpointStateTensor.Master, place, master.Slice(at, count));
             Read(CheckpointStateTensor.ExpAvg, place, expAvg.Slice(at, count));
             Read(CheckpointStateTensor.ExpAvgSq, place, expAvgSq.Slice(at, count));

@@ -184,5 +184,5 @@ public static class PipelineTrainCommand
 
     /// <summary>Where a stage program's operations run: the CPU, or the CUDA device (under the ZeRO-2 streaming decorator).</summary>
     private static string DeviceDescription(ITensorOps<float> ops) =>
-        (ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? $"CUDA device {cuda.Device}" : "the CPU";
+        TrainCommand.CudaBackend(ops) is { } cuda ? $"CUDA device {cuda.Device}" : "the CPU";
 }

@@ -193,15 +193,16 @@ public static class TrainCommand
         }
     }
 
+    /// <summary>The CUDA backend under a program's operations (inside the ZeRO-2/3 streaming decorator), or null on the CPU.</summary>
+    internal static CudaOps? CudaBackend(Ops.ITensorOps<float> ops) =>
+        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) as CudaOps;
+
     /// <summary>The GPU's memory in use and its total, or null on the CPU.</summary>
     internal static (long Used, long Total)? DeviceMemory(Ops.ITensorOps<float> ops) =>
-        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda && cuda.SampleDeviceMemory() is var use
-            ? (use.UsedBytes, use.TotalBytes)
-            : null;
+        CudaBackend(ops) is { } cuda && cuda.SampleDeviceMemory() is var use ? (use.UsedBytes, use.TotalBytes) : null;
 
     /// <summary>Waits for a GPU's queued work (so a lap times the work, not its launch); nothing to wait for on the CPU.</summary>
-    private static Action? DeviceSettle(Ops.ITensorOps<float> ops) =>
-        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) is CudaOps cuda ? cuda.Synchronize : null;
+    private static Action? DeviceSettle(Ops.ITensorOps<float> ops) => CudaBackend(ops) is { } cuda ? cuda.Synchronize : null;
 
     private static StepMetrics Metrics(TrainingEngine engine, long step, long total, double loss, double ms, int tokensPerStep,
         Evaluation.Result? validation, (double Forward, double Backward, double Step)? breakdown)

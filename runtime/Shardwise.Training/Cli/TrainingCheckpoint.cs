@@ -62,12 +62,8 @@ public sealed class TrainingCheckpoint
         var segments = engine.OwnedSegments();
         return WriteFull(layout, null, engine, sampler, tokenizer, settings, (model, optimizer) => engine.StreamOwnedState((start, master, expAvg, expAvgSq) =>
         {
-            foreach (var (layoutOffset, ownedOffset, length) in segments)
+            foreach (var (place, at, count) in OwnedRanges.Within(segments, start, master.Length))
             {
-                long from = Math.Max(start, ownedOffset), to = Math.Min(start + master.Length, ownedOffset + length);
-                if (from >= to) continue;
-                int at = (int)(from - start), count = (int)(to - from);
-                long place = layoutOffset + (from - ownedOffset);
                 WriteLayoutRange(model, layout, "", place, master.Slice(at, count));
                 WriteLayoutRange(optimizer, layout, ".exp_avg", place, expAvg.Slice(at, count));
                 WriteLayoutRange(optimizer, layout, ".exp_avg_sq", place, expAvgSq.Slice(at, count));

@@ -100,11 +100,9 @@ public sealed partial class TrainingEngine
         var segments = OwnedSegments();
         ImportOwnedState(adamStep, (start, ownedMaster, ownedExpAvg, ownedExpAvgSq) =>
         {
-            foreach (var (layoutOffset, ownedOffset, length) in segments)
+            foreach (var (place, target, count) in OwnedRanges.Within(segments, start, ownedMaster.Length))
             {
-                long from = Math.Max(start, ownedOffset), to = Math.Min(start + ownedMaster.Length, ownedOffset + length);
-                if (from >= to) continue;
-                int source = checked((int)(layoutOffset + from - ownedOffset)), target = (int)(from - start), count = (int)(to - from);
+                int source = checked((int)place);
                 master.AsSpan(source, count).CopyTo(ownedMaster.Slice(target, count));
                 expAvg.AsSpan(source, count).CopyTo(ownedExpAvg.Slice(target, count));
                 expAvgSq.AsSpan(source, count).CopyTo(ownedExpAvgSq.Slice(target, count));

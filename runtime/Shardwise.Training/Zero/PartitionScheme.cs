@@ -40,3 +40,22 @@ public static class PartitionSegments
         }
     }
 }
+
+/// <summary>Where a piece of a rank's partition lies in the layout.</summary>
+public static class OwnedRanges
+{
+    /// <summary>
+    /// For partition elements [<paramref name="start"/>, + <paramref name="count"/>) of a rank whose layout ranges are
+    /// <paramref name="segments"/>: each run as (layout offset, offset within the piece, length), in partition order.
+    /// </summary>
+    public static IEnumerable<(long LayoutOffset, int At, int Count)> Within(
+        IEnumerable<(long LayoutOffset, long OwnedOffset, long Length)> segments, long start, int count)
+    {
+        long end = start + count;
+        foreach (var (layoutOffset, ownedOffset, length) in segments)
+        {
+            long from = Math.Max(start, ownedOffset), to = Math.Min(end, ownedOffset + length);
+            if (from < to) yield return (layoutOffset + (from - ownedOffset), (int)(from - start), (int)(to - from));
+        }
+    }
+}

@@ -7,6 +7,7 @@ internal static class KnownNames
     public const string LayerAttribute = "Shardwise.LayerAttribute";
     public const string ShardAttribute = "Shardwise.ShardAttribute";
     public const string CheckpointAttribute = "Shardwise.CheckpointAttribute";
+    public const string LayerDropAttribute = "Shardwise.LayerDropAttribute";
     public const string ForwardAttribute = "Shardwise.ForwardAttribute";
     public const string TokensAttribute = "Shardwise.TokensAttribute";
     public const string ShapeAttribute = "Shardwise.ShapeAttribute";

@@ -15,7 +15,8 @@ public partial class TinyGpt
 
     [Layer] private readonly Embedding tokens = new(Vocabulary, Width);
     [Layer] private readonly Embedding positions = new(Context, Width);
-    [Layer] private readonly Block[] blocks = Layers.Repeat(Depth, () => new Block(Width, Heads));
+    // [LayerDrop]: progressive_layer_drop in the config may skip blocks while training (each is x + f(x) twice).
+    [Layer, LayerDrop] private readonly Block[] blocks = Layers.Repeat(Depth, () => new Block(Width, Heads));
     [Layer] private readonly LayerNorm finalNorm = new(Width);
 
     [Forward]

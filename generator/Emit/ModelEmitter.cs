@@ -70,6 +70,12 @@ internal static class ModelEmitter
         w.Line("/// <summary>Output vocabulary size.</summary>");
         w.Line($"public static int VocabularySize => {Names.Int(loss.Dims[0])};");
         w.Line();
+        w.Line("/// <summary>The [LayerDrop] layers progressive layer drop may skip, in model order: the index is LayerKept's argument and the depth.</summary>");
+        var layers = plan.LayerDrop.Layers;
+        w.Line("public static global::System.Collections.Generic.IReadOnlyList<string> DroppableLayers { get; } = " + (layers.Count == 0
+            ? "global::System.Array.Empty<string>();"
+            : "new string[] { " + string.Join(", ", layers.Select(Names.String)) + " };"));
+        w.Line();
         w.Line("/// <summary>Builds the compiled program for a micro-batch size.</summary>");
         w.Line("public static global::Shardwise.Plans.CompiledLanguageModel<T> Compile<T>(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");

@@ -14,14 +14,16 @@ internal sealed class OpCallEmitter
     private readonly GradientAliasPlan _aliases;
     private readonly Model.EquatableArray<BackwardStep> _backward;
     private readonly bool _fusedLoss;
+    private readonly LayerDropPlan _layerDrop;
 
     /// <param name="fusedLoss">
     /// The loss op writes its gradient in the forward when ForwardBackward asks (LossGradientFusionPlanner), and the
     /// backward skips it then.
     /// </param>
     public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, GradientAliasPlan aliases, Model.EquatableArray<BackwardStep> backward,
-        bool fusedLoss)
+        bool fusedLoss, LayerDropPlan layerDrop)
     {
+        _layerDrop = layerDrop;
         _fusedLoss = fusedLoss;
         _graph = graph;
         _names = names;
@@ -30,8 +32,39 @@ internal sealed class OpCallEmitter
         _backward = backward;
     }
 
-    /// <summary>The calls of forward op <paramref name="k"/> (also when it is re-run for a checkpoint).</summary>
+    /// <summary>
+    /// The calls of forward op <paramref name="k"/> (also when it is re-run for a checkpoint), run only while its
+    /// <c>[LayerDrop]</c> element is kept where it is a branch op. A LayerNorm that also computes the residual add
+    /// before it always runs: the add belongs to the stream.
+    /// </summary>
     public IEnumerable<string> Forward(int k)
+    {
+        var lines = ForwardCalls(k).ToList();
+        if (!_layerDrop.IsBranchOp(k) || _epilogues.AddBeforeNorm(k) >= 0) return lines;
+        int element = _layerDrop.Owner[k];
+        if (_layerDrop.BranchEnd[k] == 0) return Guarded(element, lines, braces: false);
+        var op = _graph.Ops[k];
+        string output = _names.Value(op.Outputs[0]);
+        lines.Add($"Ops.Scale({output}, {output}, T.CreateTruncating(LayerKeepScale({Names.Int(element)})), {Count(op.Outputs[0])}); // kept: the branch scaled by 1/keep-probability");
+        var guarded = Guarded(element, lines, braces: true);
+        guarded.Add($"else Ops.Zero({output}); // skipped: the branch adds nothing to the residual stream");
+        return guarded;
+    }
+
+    /// <summary>Lines that run only while <c>[LayerDrop]</c> element <paramref name="element"/> is kept (comments stay as they are).</summary>
+    private static List<string> Guarded(int element, List<string> lines, bool braces)
+    {
+        var code = lines.Where(l => !l.StartsWith("//", System.StringComparison.Ordinal)).ToList();
+        if (code.Count == 0) return lines;
+        string condition = $"if (LayerKept({Names.Int(element)}))";
+        if (code.Count == 1 && lines.Count == 1 && !braces) return new List<string> { condition + " " + lines[0] };
+        var result = new List<string> { condition, "{" };
+        result.AddRange(lines.Select(l => "    " + l));
+        result.Add("}");
+        return result;
+    }
+
+    private IEnumerable<string> ForwardCalls(int k)
     {
         var op = _graph.Ops[k];
         int gelu = _epilogues.LinearGelu[k];
@@ -135,8 +168,15 @@ internal sealed class OpCallEmitter
         }
     }
 
-    /// <summary>The calls of backward step <paramref name="j"/>.</summary>
+    /// <summary>The calls of backward step <paramref name="j"/>, run only while its element is kept where it is a branch op's.</summary>
     public IEnumerable<string> Backward(int j)
+    {
+        var lines = BackwardCalls(j).ToList();
+        int op = _backward[j].Op;
+        return _layerDrop.IsBranchOp(op) ? Guarded(_layerDrop.Owner[op], lines, braces: false) : lines;
+    }
+
+    private IEnumerable<string> BackwardCalls(int j)
     {
         var step = _backward[j];
         var op = _graph.Ops[step.Op];
@@ -194,7 +234,12 @@ internal sealed class OpCallEmitter
                 for (int i = 0; i < 2; i++)
                 {
                     if (step.Writes[i].IsNone) continue;
-                    if (_aliases.IsElided(j, i))
+                    if (_layerDrop.BranchInput[step.Op] == i)
+                    {
+                        string element = Names.Int(_layerDrop.Owner[step.Op]);
+                        yield return $"if (LayerKept({element})) Ops.Scale({Dy()}, {Dx(i)}, T.CreateTruncating(LayerKeepScale({element})), {Count(op.Inputs[0])}); // the branch's gradient, scaled as its output was";
+                    }
+                    else if (_aliases.IsElided(j, i))
                         yield return $"// {Dx(i)} is {Dy()}'s buffer: the residual gradient passes through without a copy";
                     else
                         yield return $"Ops.AddBackward({Dy()}, {Dx(i)}, {Count(op.Inputs[0])}, {Acc(i)});";

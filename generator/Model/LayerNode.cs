@@ -46,6 +46,12 @@ internal sealed record LayerNode(
     /// <summary><c>[Checkpoint]</c> on the field (or on the array holding this element): recompute in backward.</summary>
     public bool Checkpoint { get; init; }
 
+    /// <summary><c>[LayerDrop]</c> on the field (or on the array holding this element): progressive layer drop may skip it.</summary>
+    public bool LayerDrop { get; init; }
+
+    /// <summary>Where the <c>[LayerDrop]</c> attribute is, for diagnostics about the layer's form.</summary>
+    public LocationInfo? LayerDropLocation { get; init; }
+
     public LayerNode? Child(string field)
     {
         foreach (var child in Children)

@@ -68,7 +68,7 @@ internal sealed class LayerTreeParser
         return nodes;
     }
 
-    /// <summary>[Shard] and [Checkpoint] on a field apply to its layer, or to every element of a layer array.</summary>
+    /// <summary>[Shard], [Checkpoint] and [LayerDrop] on a field apply to its layer, or to every element of a layer array.</summary>
     private static LayerNode WithFieldTraits(LayerNode node, IFieldSymbol field)
     {
         var shardAttribute = Symbols.FindAttribute(field, KnownNames.ShardAttribute);
@@ -76,10 +76,16 @@ internal sealed class LayerTreeParser
             ? (TensorShard)(kind + 1)
             : TensorShard.None;
         bool checkpoint = Symbols.HasAttribute(field, KnownNames.CheckpointAttribute);
-        if (shard == TensorShard.None && !checkpoint) return node;
+        var layerDropAttribute = Symbols.FindAttribute(field, KnownNames.LayerDropAttribute);
+        if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null) return node;
 
         var location = LocationInfo.From(shardAttribute?.ApplicationSyntaxReference?.GetSyntax());
-        LayerNode Apply(LayerNode n) => n with { Shard = shard, ShardLocation = location, Checkpoint = checkpoint };
+        var layerDropLocation = LocationInfo.From(layerDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
+        LayerNode Apply(LayerNode n) => n with
+        {
+            Shard = shard, ShardLocation = location, Checkpoint = checkpoint,
+            LayerDrop = layerDropAttribute is not null, LayerDropLocation = layerDropLocation,
+        };
         if (node.Kind != LayerKind.Array) return Apply(node);
         return Apply(node with { Children = node.Children.Select(Apply).ToEquatableArray() });
     }

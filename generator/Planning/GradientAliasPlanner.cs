@@ -41,10 +41,13 @@ internal sealed record GradientAliasPlan(EquatableArray<int> SharesGradientOf, E
 /// nothing else ever writes its gradient), and its producer's backward step is the very next step on the timeline
 /// and writes nothing into the shared buffer: it then reads dy there before anything else changes the buffer.</item>
 /// </list>
+/// The branch of a <c>[LayerDrop]</c> element's residual add never shares: a kept branch's gradient is d(y) scaled by
+/// 1/keep, so it needs its own buffer (<see cref="LayerDropPlan"/>).
 /// </summary>
 internal static class GradientAliasPlanner
 {
-    public static GradientAliasPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues)
+    public static GradientAliasPlan Plan(IrGraph graph, EquatableArray<BackwardStep> backward, CheckpointPlan checkpoints, EpiloguePlan epilogues,
+        LayerDropPlan layerDrop)
     {
         var shares = Enumerable.Repeat(-1, graph.Values.Count).ToArray();
         var elided = new int[backward.Count];
@@ -64,6 +67,7 @@ internal static class GradientAliasPlanner
             {
                 var write = backward[s].Writes[w];
                 if (write.IsNone || write.Accumulate) continue;
+                if (layerDrop.BranchInput[backward[s].Op] == w) continue;
                 if (first < 0)
                 {
                     first = w;

@@ -30,6 +30,9 @@ internal sealed record ProgramPlan(
     /// <summary>Whether the forward's loss op may write its gradient too (<see cref="LossGradientFusionPlanner"/>).</summary>
     public bool FusesLossGradient { get; init; }
 
+    /// <summary>What progressive layer drop may skip (<c>[LayerDrop]</c> elements); empty without the attribute.</summary>
+    public LayerDropPlan LayerDrop { get; init; } = LayerDropPlan.None(0);
+
     /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
     public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
 }
@@ -43,6 +46,7 @@ internal static class ProgramPlanner
         if (trace.Graph is null) return null;
 
         var graph = trace.Graph;
+        if (LayerDropPlanner.Plan(graph, model.Root).Problems.Count > 0) return null; // the analyzer reports SW0020
         var pipeline = PipelinePlanner.Plan(model, graph);
         if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013, SW0018
         var partition = PlanPartition(model, graph, pipeline);
@@ -81,7 +85,8 @@ internal static class ProgramPlanner
         var backward = BackwardPlanner.Plan(graph);
         var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
         var epilogues = EpilogueFusionPlanner.Plan(graph, backward, checkpoints);
-        var aliases = GradientAliasPlanner.Plan(graph, backward, checkpoints, epilogues);
+        var layerDrop = LayerDropPlanner.Plan(graph, model.Root);
+        var aliases = GradientAliasPlanner.Plan(graph, backward, checkpoints, epilogues, layerDrop);
         var activations = ActivationPlanner.Plan(graph, backward, checkpoints, epilogues, aliases);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
         var pool = GradientPoolPlanner.Plan(layout, backward, graph);
@@ -89,6 +94,7 @@ internal static class ProgramPlanner
         return new ProgramPlan(model.Namespace, model.ClassName, model.ContainingTypes, graph, layout, backward, checkpoints, ready, pool, residency, activations, epilogues, aliases, report)
         {
             FusesLossGradient = LossGradientFusionPlanner.Plan(graph, backward, checkpoints),
+            LayerDrop = layerDrop,
         };
     }
 }

@@ -106,6 +106,11 @@ internal static class DiagnosticDescriptors
         "Pinned pipeline cut names no valid cut",
         "StageStarts of model '{0}' {1}; the layers, in order: {2}");
 
+    public static readonly DiagnosticDescriptor LayerCannotBeDropped = Error(
+        "SW0020",
+        "[LayerDrop] layer is not a chain of residual branches",
+        "Layer '{0}' of model '{1}' cannot be skipped by progressive layer drop: {2}; a [LayerDrop] layer's forward must be x = x + f(x), once or more, each branch f ending in a Linear");
+
     private static DiagnosticDescriptor Error(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Error);
 
     private static DiagnosticDescriptor Warning(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Warning);
@@ -142,6 +147,7 @@ internal static class DiagnosticDescriptors
         "SW0017" => TensorSplitNeedsGather,
         "SW0018" => InvalidStageStarts,
         "SW0019" => StageBoundaryPassesSeveralTensors,
+        "SW0020" => LayerCannotBeDropped,
         _ => null,
     };
 
@@ -151,7 +157,7 @@ internal static class DiagnosticDescriptors
         UnknownLayerType, InvalidForwardMethod, MissingInputShape, UnsupportedLayerConstruction, InternalError,
         MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
         MemoryAboveDeviceBudget, FewerMicroBatchesThanStages, TiedWeightAcrossStages, InvalidStageStarts,
-        TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors,
+        TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors, LayerCannotBeDropped,
     };
 
     /// <summary>Whether a diagnostic stops the generator from emitting the model (errors do; warnings and notes do not).</summary>

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Threading;
 using Microsoft.CodeAnalysis;
 using Shardwise.Generator.Ir;
@@ -23,6 +24,12 @@ internal static class ModelValidator
             if (trace.Graph is null) return trace.Diagnostics;
             var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(cancellationToken);
             var location = LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]);
+            var layerDrop = Planning.LayerDropPlanner.Plan(trace.Graph, parse.Model.Root);
+            if (layerDrop.Problems.Count > 0)
+            {
+                return layerDrop.Problems.Select(p => DiagnosticInfo.Create(DiagnosticDescriptors.LayerCannotBeDropped, p.Location ?? location,
+                    p.Layer, model.Name, p.Reason)).ToEquatableArray();
+            }
             var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
             var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;

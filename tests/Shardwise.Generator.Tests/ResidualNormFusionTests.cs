@@ -90,8 +90,8 @@ public sealed class ResidualNormFusionTests
     public void AnAddAndANormInDifferentCheckpointSegmentsStaySeparate()
     {
         var example = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
-        const string field = "[Layer] private readonly Block[] blocks";
-        var source = example.Text.Replace(field, "[Layer, Checkpoint] private readonly Block[] blocks");
+        const string field = "[Layer, LayerDrop] private readonly Block[] blocks";
+        var source = example.Text.Replace(field, "[Layer, LayerDrop, Checkpoint] private readonly Block[] blocks");
         var (sources, diagnostics) = GeneratorHarness.Run((example.Path, source));
         Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
         string generated = sources["Shardwise.Examples.TinyGpt.g.cs"];

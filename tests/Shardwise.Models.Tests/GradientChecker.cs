@@ -19,6 +19,7 @@ internal sealed class GradientChecker
     private readonly Func<double> _objective;
     private readonly Action _forwardAndBackward;
     private readonly List<(string Name, double[] Values, Slice Gradient)> _inputs = new();
+    private Predicate<string> _zero = _ => false;
 
     /// <param name="objective">Runs the forward pass on the current parameters and inputs; returns the scalar checked.</param>
     /// <param name="forwardAndBackward">Runs the forward pass, then the backward pass of that objective.</param>
@@ -32,6 +33,16 @@ internal sealed class GradientChecker
     public GradientChecker WithInput(string name, double[] values, Slice gradient)
     {
         _inputs.Add((name, values, gradient));
+        return this;
+    }
+
+    /// <summary>
+    /// Slots whose gradient must be exactly zero (a layer the program skipped): checked as such, and their finite
+    /// differences must vanish too, instead of the relative comparison (which needs a nonzero numeric gradient).
+    /// </summary>
+    public GradientChecker WithZeroGradients(Predicate<string> slot)
+    {
+        _zero = slot;
         return this;
     }
 
@@ -58,7 +69,8 @@ internal sealed class GradientChecker
                 long at = slot.Offset + i;
                 numeric[i] = CentralDifference(() => _program.Parameters[(int)at], v => _program.Parameters[(int)at] = v);
             }
-            worst = Math.Max(worst, AssertClose(slot.Name, analytic.AsSpan((int)slot.Offset, (int)slot.Length), numeric));
+            if (_zero(slot.Name)) AssertZero(slot.Name, analytic.AsSpan((int)slot.Offset, (int)slot.Length), numeric);
+            else worst = Math.Max(worst, AssertClose(slot.Name, analytic.AsSpan((int)slot.Offset, (int)slot.Length), numeric));
         }
 
         for (int k = 0; k < _inputs.Count; k++)
@@ -84,6 +96,15 @@ internal sealed class GradientChecker
         double minus = _objective();
         set(original);
         return (plus - minus) / (2 * Step);
+    }
+
+    private static void AssertZero(string name, ReadOnlySpan<double> analytic, double[] numeric)
+    {
+        for (int i = 0; i < numeric.Length; i++)
+        {
+            Assert.AreEqual(0.0, analytic[i], $"{name}[{i}]: a skipped layer's gradient must be exactly zero");
+            Assert.IsTrue(Math.Abs(numeric[i]) < 1e-9, $"{name}[{i}]: the loss moves with a skipped layer's parameter ({numeric[i]:E3})");
+        }
     }
 
     private static double AssertClose(string name, ReadOnlySpan<double> analytic, double[] numeric)

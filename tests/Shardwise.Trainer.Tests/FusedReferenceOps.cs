@@ -113,6 +113,8 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void Add(Slice a, Slice b, Slice y, long count) => _cpu.Add(a, b, y, count);
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _cpu.AddBackward(dy, dx, count, accumulate);
 
+    public void Scale(Slice x, Slice y, float factor, long count) => _cpu.Scale(x, y, factor, count);
+
     public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
     {
         get => _cpu.AttentionSparsity;

@@ -99,11 +99,27 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void KnownUnsupported_ChangingResults_IsAnError_UnlessSwitchedOff()
     {
-        var error = Fails("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "theta": 0.5}}""");
-        StringAssert.Contains(error.Message, "$.progressive_layer_drop: known DeepSpeed feature not supported by Shardwise yet: progressive layer drop");
+        var error = Fails("""{"train_batch_size": 8, "quantize_training": {"enabled": true}}""");
+        StringAssert.Contains(error.Message, "$.quantize_training: known DeepSpeed feature not supported by Shardwise yet: MoQ quantize-aware training");
 
-        var result = Parse("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": false}}""");
-        AssertWarning(result, "$.progressive_layer_drop: known DeepSpeed feature not supported by Shardwise yet: progressive layer drop (switched off here); ignored");
+        var result = Parse("""{"train_batch_size": 8, "quantize_training": {"enabled": false}}""");
+        AssertWarning(result, "$.quantize_training: known DeepSpeed feature not supported by Shardwise yet: MoQ quantize-aware training (switched off here); ignored");
+    }
+
+    [TestMethod]
+    public void ProgressiveLayerDrop_IsRead_WithDeepSpeedsDefaults_AndItsRangesChecked()
+    {
+        var config = Parse("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "theta": 0.5}}""").Config.ProgressiveLayerDrop;
+        Assert.AreEqual((true, 0.5, 0.001), (config.Enabled, config.Theta, config.Gamma), "gamma defaults to DeepSpeed's 0.001");
+        Assert.IsFalse(Parse("""{"train_batch_size": 8}""").Config.ProgressiveLayerDrop.Enabled);
+        StringAssert.Contains(Parse("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "theta": 0.5, "gamma": 0.01}}""").Config.Describe(),
+            "$.progressive_layer_drop.gamma = 0.01");
+
+        var error = Fails("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "theta": 0, "gamma": -1}}""");
+        StringAssert.Contains(error.Message, "$.progressive_layer_drop.theta: 0 is out of range");
+        StringAssert.Contains(error.Message, "$.progressive_layer_drop.gamma: -1 is out of range");
+        AssertWarning(Parse("""{"train_batch_size": 8, "progressive_layer_drop": {"enabled": true, "thetta": 0.5}}"""),
+            "$.progressive_layer_drop.thetta: unknown key, ignored (did you mean \"theta\"?)");
     }
 
     [TestMethod]

@@ -11,6 +11,7 @@ using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Curriculum;
+using Shardwise.Training.LayerDrop;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Pipeline;
 using Shardwise.Training.Progress;
@@ -108,6 +109,8 @@ public static class PipelineTrainCommand
                           "`plan` lists each stage's FLOPs, and a one-process run of the model prints the profile");
         var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
         if (curriculum is not null) log.WriteLine(curriculum.Describe(sequence));
+        engine.LayerDrop = ProgressiveLayerDrop.For(config, TModel.DroppableLayers, model, settings.Seed);
+        if (engine.LayerDrop is not null) log.WriteLine(engine.LayerDrop.Describe());
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());

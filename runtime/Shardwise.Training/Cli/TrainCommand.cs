@@ -8,6 +8,7 @@ using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Plans;
 using Shardwise.Training.Curriculum;
+using Shardwise.Training.LayerDrop;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Progress;
 
@@ -61,6 +62,8 @@ public static class TrainCommand
         if (SparseAttentionCheck.Describe(config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
         var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
         if (curriculum is not null) log.WriteLine(curriculum.Describe(program.SequenceLength));
+        var layerDrop = ProgressiveLayerDrop.For(config, TModel.DroppableLayers, typeof(TModel).Name, settings.Seed);
+        if (layerDrop is not null) log.WriteLine(layerDrop.Describe());
         log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)
@@ -96,6 +99,8 @@ public static class TrainCommand
                 // Validation keeps whole sequences: its loss measures the model, not the curriculum's stage.
                 if (curriculum is not null)
                     SequenceLengthCurriculum.MaskTargets(targets, program.SequenceLength, curriculum.LengthAt(engine.GlobalStep));
+                // Set for the micro-batch's forward and backward alike; validation below runs with every layer.
+                if (layerDrop is not null) program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
                 timers.Start();
                 if (timers.Enabled)
                 {
@@ -112,6 +117,7 @@ public static class TrainCommand
                 engine.Step();
                 timers.StepDone();
             }
+            program.LayerKeep = null;
             loss /= batch.GradientAccumulationSteps;
             double ms = clock.Elapsed.TotalMilliseconds;
             long step = engine.GlobalStep;

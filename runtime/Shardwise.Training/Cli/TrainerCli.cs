@@ -137,6 +137,7 @@ public static class TrainerCli
         // Before any backend exists: a pattern that does not fit the model's sequence stops here. The commands print the
         // line with their own start-up lines.
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
+        LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
         return settings;
     }
 }

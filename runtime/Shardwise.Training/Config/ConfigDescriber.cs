@@ -88,6 +88,12 @@ internal static class ConfigDescriber
         Add("$.checkpoint.load_universal", config.Checkpoint.LoadUniversal);
         Add("$.checkpoint.use_node_local_storage", config.Checkpoint.UseNodeLocalStorage);
         DescribeCurriculum(config.CurriculumLearning, Add);
+        Add("$.progressive_layer_drop.enabled", config.ProgressiveLayerDrop.Enabled);
+        if (config.ProgressiveLayerDrop.Enabled)
+        {
+            Add("$.progressive_layer_drop.theta", config.ProgressiveLayerDrop.Theta);
+            Add("$.progressive_layer_drop.gamma", config.ProgressiveLayerDrop.Gamma);
+        }
         Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
         DescribeAutotuning(config, Add);
 

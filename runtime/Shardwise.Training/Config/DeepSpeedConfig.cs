@@ -78,6 +78,9 @@ public sealed record DeepSpeedConfig
     public global::Shardwise.Precision.StorageType Storage => Fp16.Enabled ? global::Shardwise.Precision.StorageType.Float16
         : Bf16.Enabled ? global::Shardwise.Precision.StorageType.BFloat16 : global::Shardwise.Precision.StorageType.Float32;
 
+    /// <summary>The "progressive_layer_drop" section (disabled when absent).</summary>
+    public ProgressiveLayerDropConfig ProgressiveLayerDrop { get; init; } = ProgressiveLayerDropConfig.Disabled;
+
     /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
     public CurriculumLearningConfig? CurriculumLearning { get; init; }
 

@@ -49,6 +49,7 @@ internal static class DeepSpeedConfigParser
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
             CurriculumLearning = ReadCurriculum(root),
+            ProgressiveLayerDrop = ProgressiveLayerDropConfig.Read(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
             Autotuning = AutotuningConfig.Read(root),
         };

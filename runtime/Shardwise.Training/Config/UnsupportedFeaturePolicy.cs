@@ -55,7 +55,6 @@ internal static class UnsupportedFeaturePolicy
         // Change the model, the data or the update: errors unless switched off.
         ["compression_training"] = KnownUnsupportedKey.Error("compression training (quantization / pruning)", Always),
         ["weight_quantization"] = KnownUnsupportedKey.Error("weight quantization", Always),
-        ["progressive_layer_drop"] = KnownUnsupportedKey.Error("progressive layer drop", Enabled),
         ["quantize_training"] = KnownUnsupportedKey.Error("MoQ quantize-aware training", Enabled),
         ["hybrid_engine"] = KnownUnsupportedKey.Error("hybrid engine (RLHF generation)", Enabled),
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),

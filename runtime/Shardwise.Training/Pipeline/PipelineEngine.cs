@@ -61,6 +61,12 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     public TrainingEngine Engine { get; }
 
+    /// <summary>
+    /// Progressive layer drop: each micro-batch's forward and backward run the layers it draws for (step, micro-batch),
+    /// the same on every stage and tensor rank. Null: every layer runs.
+    /// </summary>
+    public LayerDrop.ProgressiveLayerDrop? LayerDrop { get; set; }
+
     public CompiledStage<float> Stage => _stage;
 
     public ParallelGroups Groups => _groups;
@@ -116,7 +122,14 @@ public sealed class PipelineEngine : IPipelineStageOperations
         targets.CopyTo(_targets);
         _lossSum = 0;
         _receiveSeconds = 0;
-        PipelineExecutor.Run(_program, this);
+        try
+        {
+            PipelineExecutor.Run(_program, this);
+        }
+        finally
+        {
+            _stage.LayerKeep = null; // evaluation between batches runs every layer
+        }
 
         // Only the last stage knows the loss; tensor rank 0 of each replica's last stage contributes its share.
         bool reports = _stage.IsLast && _groups.Coordinates.TensorRank == 0;
@@ -135,6 +148,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
     public void Forward(int microBatch, int buffer)
     {
         _stage.SelectActivationWindow(buffer);
+        _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
         int start = microBatch * _tokensPerMicroBatch;
         float loss = Engine.Forward(_tokens.AsSpan(start, _tokensPerMicroBatch), _targets.AsSpan(start, _tokensPerMicroBatch));
         if (_stage.IsLast) _lossSum += loss;
@@ -143,6 +157,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
     public void Backward(int microBatch, int buffer)
     {
         _stage.SelectActivationWindow(buffer);
+        _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
         Engine.Backward();
         // Every micro-batch but the last ends an engine micro-step here, so the last backward runs at the accumulation
         // boundary (as overlap_comm expects) and OptimizerStep's call is the one that updates.

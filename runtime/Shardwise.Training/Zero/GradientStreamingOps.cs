@@ -194,6 +194,8 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void AddBackward(Slice dy, Slice dx, long count, bool accumulate) => _inner.AddBackward(dy, dx, count, accumulate);
 
+    public void Scale(Slice x, Slice y, T factor, long count) => _inner.Scale(x, y, factor, count);
+
     public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
     {
         get => _inner.AttentionSparsity;

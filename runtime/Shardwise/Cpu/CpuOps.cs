@@ -319,6 +319,12 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         AddKernels.Backward<T>(Elements(dy, count, nameof(dy)), Elements(dx, count, nameof(dx)), accumulate);
     }
 
+    public void Scale(Slice x, Slice y, T factor, long count)
+    {
+        using var profiled = Profile();
+        ScaleKernels.Forward<T>(Elements(x, count, nameof(x)), Elements(y, count, nameof(y)), factor);
+    }
+
     public Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity { get; set; }
 
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)

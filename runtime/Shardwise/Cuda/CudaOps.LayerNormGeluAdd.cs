@@ -4,7 +4,7 @@ namespace Shardwise.Cuda;
 
 /// <summary>
 /// LayerNorm (layernorm.cu, also fused with the residual add before it), GeLU (gelu.cu) and the elementwise add
-/// (add.cu), forward and backward.
+/// (add.cu), forward and backward; the constant scale of a residual branch (scale.cu).
 /// </summary>
 public sealed partial class CudaOps
 {
@@ -139,5 +139,13 @@ public sealed partial class CudaOps
         if (count == 0) return;
         Kernel("add_backward").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null,
             dya, dxa, count, accumulate ? 1 : 0);
+    }
+
+    public void Scale(Slice x, Slice y, float factor, long count)
+    {
+        Begin();
+        ulong xa = Address(x, count, nameof(x)), ya = Address(y, count, nameof(y));
+        if (count == 0 || (factor == 1f && xa == ya)) return;
+        Kernel("scale").Launch(kernels.ElementwiseBlocks(count), CudaKernelSet.ElementwiseThreads, 0, null, xa, ya, factor, count);
     }
 }

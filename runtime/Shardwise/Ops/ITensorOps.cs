@@ -115,6 +115,12 @@ public interface ITensorOps<T> where T : unmanaged
     void AddBackward(Slice dy, Slice dx, long count, bool accumulate);
 
     /// <summary>
+    /// y = factor · x; <paramref name="y"/> may be <paramref name="x"/>. Progressive layer drop scales a kept layer's
+    /// branch output, then its gradient, by 1/keep-probability; a factor of 1 copies exactly.
+    /// </summary>
+    void Scale(Slice x, Slice y, T factor, long count);
+
+    /// <summary>
     /// Causal multi-head self-attention core. qkv <c>[batch, seq, 3·dim]</c> holds q, k, v side by side (each split
     /// into <paramref name="heads"/> heads of dim/heads); y <c>[batch, seq, dim]</c>. Scores are scaled by
     /// 1/√headDim. Saves only the log-sum-exp of each query row's scaled scores, <c>lse[batch, heads, seq]</c> (a

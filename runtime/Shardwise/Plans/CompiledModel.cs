@@ -59,6 +59,16 @@ public abstract class CompiledModel<T> where T : unmanaged
 
     protected void ParametersReleased(int slot, int phase) => ParameterListener?.ParametersReleased(slot, phase);
 
+    /// <summary>
+    /// Which <c>[LayerDrop]</c> layers the next forward and backward run (progressive layer drop), and their branch
+    /// scales; set per training micro-batch, the same for its forward and its backward. Null: every layer runs, unscaled.
+    /// </summary>
+    public LayerKeep? LayerKeep { get; set; }
+
+    protected bool LayerKept(int layer) => LayerKeep is null || LayerKeep.Kept(layer);
+
+    protected double LayerKeepScale(int layer) => LayerKeep is null ? 1.0 : LayerKeep.Scale(layer);
+
     protected Slice Activation(long offsetPerSample, long elementsPerSample)
         => new(Arena.Activations, offsetPerSample * Batch, elementsPerSample * Batch);
 
@@ -197,6 +207,9 @@ public interface ILanguageModelDefinition
     static abstract int SequenceLength { get; }
 
     static abstract int VocabularySize { get; }
+
+    /// <summary>The <c>[LayerDrop]</c> layers progressive layer drop may skip, in model order (empty without the attribute).</summary>
+    static abstract global::System.Collections.Generic.IReadOnlyList<string> DroppableLayers { get; }
 
     /// <summary>Builds the compiled program over a backend for a micro-batch size.</summary>
     static abstract CompiledLanguageModel<T> Compile<T>(ITensorOps<T> ops, int batch)

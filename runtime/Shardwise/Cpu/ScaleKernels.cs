@@ -1,0 +1,17 @@
+using System;
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Shardwise.Cpu;
+
+/// <summary>A tensor times a constant (progressive layer drop's branch scale).</summary>
+public static class ScaleKernels
+{
+    /// <summary>y = factor · x; <paramref name="y"/> may be <paramref name="x"/>. A factor of 1 copies (exactly).</summary>
+    public static void Forward<T>(ReadOnlySpan<T> x, Span<T> y, T factor)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (factor == T.One) x.CopyTo(y);
+        else TensorPrimitives.Multiply(x, factor, y);
+    }
+}

@@ -30,6 +30,7 @@ internal static class Program
                 nameof(PipelineGpt) => TrainerCli.Run<PipelineGpt>(rest),
                 nameof(TensorGpt) => TrainerCli.Run<TensorGpt>(rest),
                 nameof(HybridGpt) => TrainerCli.Run<HybridGpt>(rest),
+                nameof(DroppableHybridGpt) => TrainerCli.Run<DroppableHybridGpt>(rest),
                 _ => Usage(),
             };
         }

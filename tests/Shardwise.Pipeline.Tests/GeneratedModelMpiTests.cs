@@ -38,8 +38,10 @@ public sealed class GeneratedModelMpiTests
     [DataRow("PipelineGpt", 2, false)]
     [DataRow("HybridGpt", 4, false)]
     [DataRow("HybridGpt", 4, true)]
+    [DataRow("DroppableHybridGpt", 4, false)] // progressive layer drop: every stage and tensor rank skips a micro-batch's blocks alike
     public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum)
     {
+        bool layerDrop = model.StartsWith("Droppable", StringComparison.Ordinal);
         string directory = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-cli-{model}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         try
@@ -55,6 +57,8 @@ public sealed class GeneratedModelMpiTests
                     "schedule_type": "fixed_discrete", "schedule_config": { "difficulty": [3, 6], "max_step": [5] } }
                   """
                 : "";
+            // The keep probability falls to 0.5–0.8 within a few steps: blocks are skipped from the second step on.
+            if (layerDrop) schedule += """, "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 0.5 }""";
             File.WriteAllText(config, $$"""
                 { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
                   "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } {{schedule}} }
@@ -66,6 +70,7 @@ public sealed class GeneratedModelMpiTests
             Assert.AreEqual(0, single.ExitCode, single.Output);
             StringAssert.Contains(single.Output, $"one process: training {model}'s whole program");
             if (curriculum) StringAssert.Contains(single.Output, "curriculum: sequence length fixed_discrete [3, 6] up to steps [5]; full context (6) from step 6");
+            if (layerDrop) StringAssert.Contains(single.Output, "progressive layer drop: keep probability θ(t) = (1 − 0.5)·exp(−0.5·t) + 0.5");
             MpiJob consolidate = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
                 ["cli", model, "consolidate", "--resume", alone, "--output", Path.Combine(alone, "weights.safetensors")]);
             Assert.AreEqual(0, consolidate.ExitCode, consolidate.Output);
@@ -74,6 +79,7 @@ public sealed class GeneratedModelMpiTests
             Assert.AreEqual(0, job.ExitCode, job.Output);
             StringAssert.Contains(job.Output, $"ranks: {ranks} = data 1 × pipeline 2 × tensor {ranks / 2}");
             if (curriculum) StringAssert.Contains(job.Output, "full context (6) from step 6");
+            if (layerDrop) StringAssert.Contains(job.Output, "layers blocks.0, blocks.1, blocks.2, blocks.3");
 
             double[] expected = Losses(Path.Combine(alone, "metrics.csv")), actual = Losses(Path.Combine(pipelined, "metrics.csv"));
             Assert.AreEqual(10, expected.Length);

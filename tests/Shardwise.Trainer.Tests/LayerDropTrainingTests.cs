@@ -1,0 +1,109 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Training.Cli;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// TinyGpt (its blocks are <c>[LayerDrop]</c>) trained under progressive_layer_drop: the trainer reports the schedule;
+/// the first step is the plain run's (θ starts at 1), later ones are not; theta 1 is the plain run exactly; a run
+/// resumed mid-way equals the straight one bit for bit (the draws follow the step, not the process); validation runs
+/// every layer. That a micro-batch's skipped and scaled blocks are differentiated exactly is LayerDropTests (Models.Tests).
+/// </summary>
+[TestClass]
+public sealed class LayerDropTrainingTests
+{
+    [TestMethod]
+    public void TinyGptTrainsWithProgressiveLayerDrop_ResumesBitForBit_AndValidatesEveryLayer()
+    {
+        var root = TrainerRun.TempDirectory();
+        var data = TrainerRun.SharedData("tinyshakespeare.txt");
+        string plain = WriteConfig(root, "plain.json", ""),
+            dropping = WriteConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 0.5 }, """),
+            never = WriteConfig(root, "never.json", """ "progressive_layer_drop": { "enabled": true, "theta": 1.0, "gamma": 0.5 }, """);
+        string[] Train(string config, string output, int steps) =>
+            ["train", "--config", config, "--data", data, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--output", output,
+             "--eval-interval", "6", "--eval-batches", "2", "--save-interval", "3"];
+
+        string straight = Path.Combine(root, "straight"), split = Path.Combine(root, "split");
+        string log = TrainerRun.Succeed(Train(dropping, straight, 6));
+        StringAssert.Contains(log, "progressive layer drop: keep probability θ(t) = (1 − 0.5)·exp(−0.5·t) + 0.5, layer i of 4 kept with 1 − (i/4)(1 − θ) " +
+            "and scaled by its inverse; layers blocks.0, blocks.1, blocks.2, blocks.3");
+        TrainerRun.Succeed(Train(dropping, split, 3));
+        TrainerRun.Succeed(["train", "--config", dropping, "--steps", "6", "--resume", split, "--output", split, "--eval-interval", "6",
+            "--eval-batches", "2", "--save-interval", "3"]);
+        double[] losses = Column(straight, "loss");
+        Assert.AreEqual(6, losses.Length);
+        CollectionAssert.AreEqual(losses, Column(split, "loss"), "straight against 3 steps + resume + 3 steps");
+
+        string without = Path.Combine(root, "plain"), keepAll = Path.Combine(root, "never");
+        TrainerRun.Succeed(Train(plain, without, 6));
+        TrainerRun.Succeed(Train(never, keepAll, 6));
+        double[] plainLosses = Column(without, "loss");
+        CollectionAssert.AreEqual(plainLosses, Column(keepAll, "loss"), "theta 1 keeps every block, unscaled");
+        // DeepSpeed hands the forward θ as updated after the step before: 1 in the first two steps.
+        CollectionAssert.AreEqual(plainLosses.Take(2).ToArray(), losses.Take(2).ToArray(), "θ is 1 in the first two steps: nothing skipped, nothing scaled");
+        Assert.IsTrue(losses.Skip(2).Zip(plainLosses.Skip(2)).All(p => p.First != p.Second), "from the third step blocks are skipped or scaled");
+
+        // The run's validation at step 6 used every block: eval of the checkpoint (which never drops) agrees.
+        double trained = Column(straight, "val_loss").Last(v => !double.IsNaN(v));
+        string eval = TrainerRun.Succeed("eval", "--config", dropping, "--resume", straight, "--data", data, "--eval-batches", "2");
+        StringAssert.Contains(eval, "validation loss " + trained.ToString("F4", CultureInfo.InvariantCulture));
+    }
+
+    [TestMethod]
+    public void TheBingBertConfigFromDeepSpeedExamplesIsTaken()
+    {
+        // DeepSpeedExamples' bing_bert PLD config (theta 0.5, gamma 0.001): read and shown as the effective values.
+        string config = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TrainerRun.SharedData("x"))!, "..", "ds_configs", "03_dse_bingbert_progressive_layer_drop.json"));
+        string output = TrainerRun.Succeed("train", "--config", config, "--print-config");
+        StringAssert.Contains(output, "$.progressive_layer_drop.enabled = true");
+        StringAssert.Contains(output, "$.progressive_layer_drop.theta = 0.5");
+        StringAssert.Contains(output, "$.progressive_layer_drop.gamma = 0.001");
+    }
+
+    [TestMethod]
+    public void AModelWithoutLayerDropLayersStopsBeforeTraining()
+    {
+        var root = TrainerRun.TempDirectory();
+        string config = WriteConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5 }, """);
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        var previous = Console.Error;
+        Console.SetError(errors);
+        int code;
+        try
+        {
+            code = TrainerCli.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")], output);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(errors.ToString() + output, "pld.json: $.progressive_layer_drop.enabled is true, but SmallGpt has no layer it may skip: mark its repeated blocks [LayerDrop]");
+        Assert.IsFalse(Directory.Exists(Path.Combine(root, "run")), "nothing was trained or written");
+    }
+
+    private static string WriteConfig(string directory, string name, string extra)
+    {
+        string path = Path.Combine(directory, name);
+        File.WriteAllText(path, $$"""
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
+              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
+            """);
+        return path;
+    }
+
+    /// <summary>A column of metrics.csv, a row per step (steps_per_print 1; a resumed run appends); NaN where empty.</summary>
+    private static double[] Column(string run, string name)
+    {
+        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+        int column = Array.IndexOf(lines[0].Split(','), name);
+        Assert.IsTrue(column >= 0, lines[0]);
+        return lines.Skip(1).Select(line => line.Split(',')[column]).Select(v => v.Length == 0 ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+    }
+}

@@ -11,6 +11,7 @@ using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Engine;
+using Shardwise.Training.LayerDrop;
 using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
@@ -65,6 +66,10 @@ public static class BenchCommand
         TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
         var engine = TrainingEngine.Initialize(program, settings.Config, communicator);
         if (SparseAttentionCheck.Describe(settings.Config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
+        var layerDrop = ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, typeof(TModel).Name, settings.Seed);
+        if (layerDrop is not null) log.WriteLine(layerDrop.Describe());
+        bool dropping = layerDrop is not null;
+        long blocksRun = 0, blocksDrawn = 0;
         var cuda = FindOps<CudaOps>(program.Ops);
         var cpu = cuda is null ? FindOps<CpuOps<float>>(program.Ops) : null;
         var (inputs, targets) = RandomTokens(batch.MicroBatchPerGpu * program.SequenceLength, TModel.VocabularySize, settings.Seed);
@@ -78,6 +83,7 @@ public static class BenchCommand
         communicator.Traffic.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
+        blocksRun = blocksDrawn = 0;
         if (options.Profile)
         {
             cuda?.StartProfiling();
@@ -97,6 +103,7 @@ public static class BenchCommand
         cuda?.Synchronize();
         double ms = clock.Elapsed.TotalMilliseconds / steps;
         IReadOnlyList<OperationTime>? profile = options.Profile ? cuda?.StopProfiling() ?? cpu?.StopProfiling() : null;
+        if (layerDrop is not null) WriteLayerDropComparison();
         double tokens = batch.TrainBatchSize * program.SequenceLength / (ms / 1000);
 
         int stage = settings.Config.ZeroOptimization.Stage, ranks = communicator.Size;
@@ -174,10 +181,30 @@ public static class BenchCommand
         }
         return 0;
 
+        // The reference, in the same process: as many steps again with every block run.
+        void WriteLayerDropComparison()
+        {
+            dropping = false;
+            program.LayerKeep = null;
+            var reference = Stopwatch.StartNew();
+            for (long i = 0; i < steps; i++) Step();
+            cuda?.Synchronize();
+            double every = reference.Elapsed.TotalMilliseconds / steps;
+            log.WriteLine($"progressive layer drop: {ms:F1} ms/step with {blocksRun:N0} of {blocksDrawn:N0} block passes run " +
+                $"({100.0 * blocksRun / Math.Max(1, blocksDrawn):F1}%; θ {layerDrop.Theta(engine.GlobalStep):F3} at the end) against {every:F1} ms/step " +
+                $"with every block, timed next in this run: {ms / every:F3}×");
+        }
+
         void Step()
         {
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
             {
+                if (dropping)
+                {
+                    program.LayerKeep = layerDrop!.Sample(engine.GlobalStep, micro);
+                    blocksRun += program.LayerKeep.Count - program.LayerKeep.Skipped;
+                    blocksDrawn += program.LayerKeep.Count;
+                }
                 loss = engine.ForwardBackward(inputs, targets);
                 if (engine.Step() == StepOutcome.SkippedOverflow) skipped++;
             }

@@ -11,7 +11,7 @@ public static class ScaleKernels
     public static void Forward<T>(ReadOnlySpan<T> x, Span<T> y, T factor)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (factor == T.One) x.CopyTo(y);
-        else TensorPrimitives.Multiply(x, factor, y);
+        if (factor != T.One) TensorPrimitives.Multiply(x, factor, y);
+        else if (!(x.Overlaps(y, out int offset) && offset == 0)) x.CopyTo(y); // in place by 1: nothing to do
     }
 }

@@ -21,9 +21,10 @@ internal static class PlanReport
     /// <param name="epilogues">The Linear/GeLU and residual Add/LayerNorm fusions of the program (<see cref="EpilogueFusionPlanner"/>); null writes none.</param>
     /// <param name="aliases">The shared residual gradients (<see cref="GradientAliasPlanner"/>); null writes none.</param>
     /// <param name="fusesLossGradient">Whether the loss writes its gradient in ForwardBackward (<see cref="LossGradientFusionPlanner"/>).</param>
+    /// <param name="layerDrop">The <c>[LayerDrop]</c> layers (<see cref="LayerDropPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
         PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
-        GradientAliasPlan? aliases = null, bool fusesLossGradient = false)
+        GradientAliasPlan? aliases = null, bool fusesLossGradient = false, LayerDropPlan? layerDrop = null)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -65,6 +66,13 @@ internal static class PlanReport
         {
             text.Append("  residual gradients: ").Append(Plural(aliases.Count, "input gradient of an add is", "input gradients of adds are"))
                 .Append(" the add's output gradient buffer (no AddBackward copy)\n");
+        }
+        if (layerDrop is { IsEmpty: false })
+        {
+            int branches = layerDrop.BranchInput.Count(b => b >= 0);
+            text.Append("  layer drop: ").Append(CheckpointedLayers.Describe(layerDrop.Layers))
+                .Append(" may be skipped by progressive_layer_drop ([LayerDrop]; ").Append(Plural(branches, "residual branch", "residual branches"))
+                .Append(" scaled by 1/keep when run, each with its gradient in a buffer of its own)\n");
         }
         foreach (int value in activations.GradientsOverValues)
         {

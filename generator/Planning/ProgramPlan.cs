@@ -68,7 +68,7 @@ internal static class ProgramPlanner
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
         var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues, whole.GradientAliases,
-            whole.FusesLossGradient);
+            whole.FusesLossGradient, whole.LayerDrop);
         return whole with
         {
             Report = report,

@@ -127,18 +127,18 @@ internal static class LayerDropPlanner
         {
             foreach (int input in graph.Ops[k].Inputs)
             {
-                if (producer[input] >= first && producer[input] <= last && graph.Ops[producer[input]].Kind != OpKind.Add)
+                if (producer[input] >= first && producer[input] <= last && branchInput[producer[input]] < 0)
                     return "'" + graph.Values[input].Name + "', computed inside a branch, is read after the element";
             }
         }
-        if (InElementOutput(graph, first, last, producer)) return "the program's output is computed inside it";
+        if (InElementOutput(graph, first, last, producer, branchInput)) return "the program's output is computed inside it";
         return null;
     }
 
-    private static bool InElementOutput(IrGraph graph, int first, int last, int[] producer)
+    private static bool InElementOutput(IrGraph graph, int first, int last, int[] producer, int[] branchInput)
     {
         int made = producer[graph.Output];
-        return made >= first && made <= last && graph.Ops[made].Kind != OpKind.Add;
+        return made >= first && made <= last && branchInput[made] < 0;
     }
 
     private static bool Inside(string opLayer, string layer)

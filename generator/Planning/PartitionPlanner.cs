@@ -27,7 +27,15 @@ internal sealed record PartitionPlan(
     EquatableArray<SplitProblem> SplitProblems,
     EquatableArray<string> StageProblems)
 {
-    public bool IsValid => SplitProblems.Count == 0 && StageProblems.Count == 0;
+    public bool IsValid => SplitProblems.Count == 0 && StageProblems.Count == 0 && LayerDropProblems.Count == 0;
+
+    /// <summary>
+    /// <c>[LayerDrop]</c> elements that the whole model's check passed but a stage's program cannot skip (a split
+    /// element, say); the analyzer reports them as SW0020 with the stage.
+    /// </summary>
+    public EquatableArray<LayerDropProblem> LayerDropProblems => Stages
+        .SelectMany(s => s.Program.LayerDrop.Problems.Select(p => p with { Reason = p.Reason + " on pipeline stage " + s.Stage.Index.ToString(System.Globalization.CultureInfo.InvariantCulture) }))
+        .ToEquatableArray();
 }
 
 /// <summary>

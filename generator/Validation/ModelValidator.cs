@@ -25,11 +25,7 @@ internal static class ModelValidator
             var attribute = Symbols.FindAttribute(model, KnownNames.ModelAttribute)?.ApplicationSyntaxReference?.GetSyntax(cancellationToken);
             var location = LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]);
             var layerDrop = Planning.LayerDropPlanner.Plan(trace.Graph, parse.Model.Root);
-            if (layerDrop.Problems.Count > 0)
-            {
-                return layerDrop.Problems.Select(p => DiagnosticInfo.Create(DiagnosticDescriptors.LayerCannotBeDropped, p.Location ?? location,
-                    p.Layer, model.Name, p.Reason)).ToEquatableArray();
-            }
+            if (layerDrop.Problems.Count > 0) return LayerDropDiagnostics(layerDrop.Problems, model.Name, location);
             var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
             var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;
@@ -38,6 +34,7 @@ internal static class ModelValidator
             {
                 var problems = PartitionValidator.Validate(parse.Model, partition, location);
                 if (problems.Count > 0) return problems;
+                if (partition.LayerDropProblems.Count > 0) return LayerDropDiagnostics(partition.LayerDropProblems, model.Name, location);
             }
             var plan = Planning.ProgramPlanner.Plan(parse.Model, trace.Graph, pipeline, partition); // a planner failure surfaces as SW0009 below
             return PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
@@ -48,6 +45,11 @@ internal static class ModelValidator
                 LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]), model.Name, error.GetType().Name + ": " + error.Message));
         }
     }
+
+    /// <summary>SW0020 for each <c>[LayerDrop]</c> element that cannot be skipped, at its attribute.</summary>
+    private static EquatableArray<DiagnosticInfo> LayerDropDiagnostics(EquatableArray<Planning.LayerDropProblem> problems, string model, LocationInfo? fallback)
+        => problems.Select(p => DiagnosticInfo.Create(DiagnosticDescriptors.LayerCannotBeDropped, p.Location ?? fallback, p.Layer, model, p.Reason))
+            .ToEquatableArray();
 
     /// <summary>Parses for the generator: a model, or null when anything is wrong (the analyzer says what).</summary>
     public static ModelSpec? ParseForGeneration(INamedTypeSymbol model, Compilation compilation, CancellationToken cancellationToken)

@@ -99,6 +99,21 @@ public sealed class ProgressiveLayerDropTests
         Assert.IsNull(ProgressiveLayerDrop.For(DeepSpeedConfig.Parse("""{"train_batch_size": 8}""", "x.json").Config, Blocks, "TinyGpt", 1));
     }
 
+    [TestMethod]
+    public void ThePlanTellsWhatShareOfTheStepRemains()
+    {
+        // blocks.0 (300 FLOPs) kept with 0.75, blocks.1 (100) with 0.5; the embedding and "blocks.10" (not inside blocks.1) always run.
+        var drop = new ProgressiveLayerDrop(new ProgressiveLayerDropConfig { Enabled = true, Theta = 0.5, Gamma = 0.1 }, ["blocks.0", "blocks.1"], 1);
+        Shardwise.Plans.OperationCost[] costs =
+        [
+            new("tokens", "Embedding", 10, 10), new("blocks.0.attention", "Linear", 100, 200), new("blocks.1", "Add", 50, 50),
+            new("blocks.10.up", "Linear", 1000, 0),
+        ];
+        Assert.AreEqual("progressive layer drop: θ is within 0.01 of 0.5 after about 41 steps; then the [LayerDrop] layers run 62.5% of their " +
+            "passes, and as they are 28.2% of a step's FLOPs, a step does about 91.2% of the full step's (a skipped layer still runs its fused " +
+            "residual LayerNorms and zero fills)", drop.DescribeExpectedWork(costs));
+    }
+
     private static bool Differs(Shardwise.Plans.LayerKeep a, Shardwise.Plans.LayerKeep b)
     {
         for (int i = 0; i < a.Count; i++)

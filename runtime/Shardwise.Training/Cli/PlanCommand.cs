@@ -47,6 +47,12 @@ public static class PlanCommand
             log.WriteLine($"layout{(config.SparseAttention.DifferentLayoutPerHead ? " of head 0" : "")} ('#' kept, '.' dropped; the attention is causal, so cells above the diagonal are never used):");
             log.Write(layout.Render(0));
         }
+        if (LayerDrop.ProgressiveLayerDrop.For(config, TModel.DroppableLayers, typeof(TModel).Name, settings.Seed) is { } layerDrop)
+        {
+            log.WriteLine();
+            log.WriteLine(layerDrop.Describe());
+            log.WriteLine(layerDrop.DescribeExpectedWork(TModel.OperationCosts));
+        }
         if (ranks > 1)
         {
             log.WriteLine();

@@ -84,6 +84,48 @@ public sealed class ProgressiveLayerDrop
         ", layer i of " + Layers.Count.ToString(CultureInfo.InvariantCulture) + " kept with 1 − (i/" + Layers.Count.ToString(CultureInfo.InvariantCulture) +
         ")(1 − θ) and scaled by its inverse; layers " + string.Join(", ", Layers);
 
+    /// <summary>
+    /// What the drop saves once θ has settled at theta, from the model's static FLOPs per op (its
+    /// <c>OperationCosts</c>): the share of block passes run, and of a step's forward + backward FLOPs. For <c>plan</c>.
+    /// </summary>
+    public string DescribeExpectedWork(IReadOnlyList<OperationCost> costs)
+    {
+        double theta = config.Theta, total = 0, expected = 0, inLayers = 0, keptShare = 0;
+        var layerFlops = new double[Layers.Count];
+        foreach (var op in costs)
+        {
+            double flops = op.ForwardFlopsPerSample + op.BackwardFlopsPerSample;
+            total += flops;
+            int layer = LayerOf(op.Layer);
+            if (layer >= 0) layerFlops[layer] += flops;
+            else expected += flops;
+        }
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            double p = KeepProbability(i, theta);
+            keptShare += p / Layers.Count;
+            inLayers += layerFlops[i];
+            expected += p * layerFlops[i];
+        }
+        string settled = config.Theta >= 1 || config.Gamma <= 0
+            ? "θ stays " + F(Theta(0))
+            : "θ is within 0.01 of " + F(theta) + " after about " + Math.Ceiling(Math.Log((1 - theta) / 0.01) / config.Gamma + 1).ToString("N0", CultureInfo.InvariantCulture) + " steps";
+        return FormattableString.Invariant($"progressive layer drop: {settled}; then the [LayerDrop] layers run {100 * keptShare:F1}% of their passes, ") +
+            FormattableString.Invariant($"and as they are {100 * inLayers / Math.Max(1, total):F1}% of a step's FLOPs, a step does about ") +
+            FormattableString.Invariant($"{100 * expected / Math.Max(1, total):F1}% of the full step's (a skipped layer still runs its fused residual LayerNorms and zero fills)");
+    }
+
+    /// <summary>The index in <see cref="Layers"/> of the layer an op's path belongs to, or −1.</summary>
+    private int LayerOf(string path)
+    {
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            string layer = Layers[i];
+            if (path == layer || (path.Length > layer.Length && path.StartsWith(layer, StringComparison.Ordinal) && path[layer.Length] == '.')) return i;
+        }
+        return -1;
+    }
+
     /// <summary>A uniform draw in [0, 1) from the hash of (seed, step, micro-batch, layer) (SplitMix64's finaliser, chained).</summary>
     private double Uniform(long step, int microBatch, int layer)
     {

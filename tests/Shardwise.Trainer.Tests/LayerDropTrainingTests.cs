@@ -70,6 +70,26 @@ public sealed class LayerDropTrainingTests
     }
 
     [TestMethod]
+    public void TheFlopsProfilerCountsTheBlocksTheProfiledStepRan()
+    {
+        // Step 4 (θ = 0.5 + 0.5·e^(−3) ≈ 0.52 with gamma 1, one step behind): fewer FLOPs than the plain run's step 4.
+        var root = TrainerRun.TempDirectory();
+        const string Profiler = """ "flops_profiler": { "enabled": true, "profile_step": 4 }, """;
+        string plain = WriteConfig(root, "plain.json", Profiler),
+            dropping = WriteConfig(root, "pld.json", Profiler + """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 1.0 }, """);
+        double Forward(string config, string name)
+        {
+            string output = TrainerRun.Succeed("train", "--config", config, "--steps", "5", "--eval-interval", "0", "--output", Path.Combine(root, name));
+            var line = System.Text.RegularExpressions.Regex.Match(output, @"fwd FLOPs per micro-batch:\s+([\d.]+) MFLOPs");
+            Assert.IsTrue(line.Success, output);
+            return double.Parse(line.Groups[1].Value, CultureInfo.InvariantCulture);
+        }
+        double all = Forward(plain, "plain"), ran = Forward(dropping, "pld");
+        Assert.IsTrue(ran < all, $"the profiled step ran {ran} of {all} MFLOPs");
+        Assert.IsTrue(ran > 0.25 * all, $"the embedding and the head always run: {ran} of {all} MFLOPs");
+    }
+
+    [TestMethod]
     public void AModelWithoutLayerDropLayersStopsBeforeTraining()
     {
         var root = TrainerRun.TempDirectory();

@@ -114,6 +114,22 @@ public sealed class ProgressiveLayerDropTests
             "residual LayerNorms and zero fills)", drop.DescribeExpectedWork(costs));
     }
 
+    [TestMethod]
+    public void TheProfiledStepCountsTheBlocksItRan()
+    {
+        // Two micro-batches: blocks.0 ran in both, blocks.1 in one; ops outside the blocks (and "blocks.10") count whole.
+        var drop = new ProgressiveLayerDrop(new ProgressiveLayerDropConfig { Enabled = true, Theta = 0.5, Gamma = 0.1 }, ["blocks.0", "blocks.1"], 1);
+        Shardwise.Plans.OperationCost[] costs =
+        [
+            new("tokens", "Embedding", 10, 10), new("blocks.0.attention", "Linear", 100, 200), new("blocks.1", "Add", 50, 51),
+            new("blocks.10.up", "Linear", 1000, 0),
+        ];
+        var executed = drop.ExecutedCosts(costs, [new([true, false], [1.25, 2.0]), new([true, true], [1.25, 2.0])]);
+        CollectionAssert.AreEqual(new long[] { 10, 100, 25, 1000 }, executed.Select(c => c.ForwardFlopsPerSample).ToArray());
+        CollectionAssert.AreEqual(new long[] { 10, 200, 26, 0 }, executed.Select(c => c.BackwardFlopsPerSample).ToArray());
+        Assert.AreSame(costs, drop.ExecutedCosts(costs, []), "no micro-batches drawn: the static costs");
+    }
+
     private static bool Differs(Shardwise.Plans.LayerKeep a, Shardwise.Plans.LayerKeep b)
     {
         for (int i = 0; i < a.Count; i++)

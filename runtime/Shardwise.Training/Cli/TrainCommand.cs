@@ -91,6 +91,7 @@ public static class TrainCommand
             // DeepSpeed profiles the step that runs while global_steps equals profile_step.
             bool profiling = config.FlopsProfiler.Enabled && engine.GlobalStep == config.FlopsProfiler.ProfileStep;
             if (profiling) timers.BeginProfiledStep();
+            var profiledKeeps = new List<LayerKeep>(); // the profiled step's micro-batches' blocks (progressive layer drop)
             clock.Restart();
             double loss = 0;
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
@@ -100,7 +101,11 @@ public static class TrainCommand
                 if (curriculum is not null)
                     SequenceLengthCurriculum.MaskTargets(targets, program.SequenceLength, curriculum.LengthAt(engine.GlobalStep));
                 // Set for the micro-batch's forward and backward alike; validation below runs with every layer.
-                if (layerDrop is not null) program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
+                if (layerDrop is not null)
+                {
+                    program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
+                    if (profiling) profiledKeeps.Add(program.LayerKeep);
+                }
                 timers.Start();
                 if (timers.Enabled)
                 {
@@ -124,7 +129,8 @@ public static class TrainCommand
             if (profiling)
             {
                 var (forward, backward, optimizer) = timers.EndProfiledStep();
-                if (rank == 0) WriteFlopsProfile<TModel>(config, batch, ranks, new ProfiledStep(config.FlopsProfiler.ProfileStep, forward, backward, optimizer, ms), log);
+                var costs = layerDrop?.ExecutedCosts(TModel.OperationCosts, profiledKeeps) ?? TModel.OperationCosts;
+                if (rank == 0) WriteFlopsProfile<TModel>(config, batch, ranks, costs, new ProfiledStep(config.FlopsProfiler.ProfileStep, forward, backward, optimizer, ms), log);
             }
             intervalLoss += loss;
             intervalSteps++;
@@ -182,10 +188,11 @@ public static class TrainCommand
     }
 
     /// <summary>The FLOPS profiler's report (rank 0): to the log, and to flops_profiler.output_file when set.</summary>
-    private static void WriteFlopsProfile<TModel>(Config.DeepSpeedConfig config, Config.BatchSizes batch, int ranks, ProfiledStep measured, TextWriter log)
+    private static void WriteFlopsProfile<TModel>(Config.DeepSpeedConfig config, Config.BatchSizes batch, int ranks, IReadOnlyList<OperationCost> costs,
+        ProfiledStep measured, TextWriter log)
         where TModel : ILanguageModelDefinition
     {
-        string report = FlopsProfileReport.Describe(typeof(TModel).Name, TModel.OperationCosts, TModel.ParameterLayout, batch, ranks, config.FlopsProfiler, measured);
+        string report = FlopsProfileReport.Describe(typeof(TModel).Name, costs, TModel.ParameterLayout, batch, ranks, config.FlopsProfiler, measured);
         log.WriteLine(report);
         if (config.FlopsProfiler.OutputFile is not { } file) return;
         try

@@ -115,6 +115,31 @@ public sealed class ProgressiveLayerDrop
             FormattableString.Invariant($"{100 * expected / Math.Max(1, total):F1}% of the full step's (a skipped layer still runs its fused residual LayerNorms and zero fills)");
     }
 
+    /// <summary>
+    /// The FLOPs a step actually ran: each op of a <c>[LayerDrop]</c> layer weighted by the share of the step's
+    /// micro-batches (<paramref name="microBatches"/>) that ran the layer, as DeepSpeed's profiler, which counts the
+    /// module calls made, would see them. No micro-batches: the costs unchanged.
+    /// </summary>
+    public IReadOnlyList<OperationCost> ExecutedCosts(IReadOnlyList<OperationCost> costs, IReadOnlyList<LayerKeep> microBatches)
+    {
+        if (microBatches.Count == 0) return costs;
+        var ran = new double[Layers.Count];
+        foreach (var keep in microBatches)
+            for (int i = 0; i < ran.Length; i++) ran[i] += keep.Kept(i) ? 1.0 / microBatches.Count : 0;
+        var executed = new OperationCost[costs.Count];
+        for (int k = 0; k < costs.Count; k++)
+        {
+            var op = costs[k];
+            int layer = LayerOf(op.Layer);
+            executed[k] = layer < 0 ? op : op with
+            {
+                ForwardFlopsPerSample = (long)Math.Round(op.ForwardFlopsPerSample * ran[layer]),
+                BackwardFlopsPerSample = (long)Math.Round(op.BackwardFlopsPerSample * ran[layer]),
+            };
+        }
+        return executed;
+    }
+
     /// <summary>The index in <see cref="Layers"/> of the layer an op's path belongs to, or −1.</summary>
     private int LayerOf(string path)
     {

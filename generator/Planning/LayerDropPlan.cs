@@ -26,16 +26,6 @@ internal sealed record LayerDropPlan(
     /// <summary>Whether forward op <paramref name="op"/> runs only when its element is kept.</summary>
     public bool IsBranchOp(int op) => Owner[op] >= 0 && BranchInput[op] < 0;
 
-    /// <summary>The residual adds' branch operands: their gradients cannot share the stream's buffer, since a kept branch scales its own.</summary>
-    public bool IsBranchValue(Ir.IrGraph graph, int value)
-    {
-        for (int k = 0; k < graph.Ops.Count; k++)
-        {
-            if (BranchInput[k] >= 0 && graph.Ops[k].Inputs[BranchInput[k]] == value) return true;
-        }
-        return false;
-    }
-
     private static EquatableArray<int> Repeat(int value, int count)
     {
         var values = new int[count];

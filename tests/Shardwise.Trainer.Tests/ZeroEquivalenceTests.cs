@@ -28,8 +28,11 @@ public sealed class ZeroEquivalenceTests
                                  "offload_optimizer": { "device": "{{(offload ? "cpu" : "none")}}" } } }
         """;
 
-    /// <summary>Trains TinyGpt; each rank takes its rows of the same global batch. Returns the rank's full parameters.</summary>
-    private static float[] Train(ICommunicator communicator, int stage, int microPerRank, bool offload = false, bool overlap = false)
+    /// <summary>
+    /// Trains TinyGpt; each rank takes its rows of the same global batch. Returns the rank's full parameters. With
+    /// <paramref name="layerDrop"/>, progressive layer drop (theta 0.5, gamma 0.5) skips blocks from the third step.
+    /// </summary>
+    private static float[] Train(ICommunicator communicator, int stage, int microPerRank, bool offload = false, bool overlap = false, bool layerDrop = false)
     {
         int ranks = communicator.Size;
         var config = DeepSpeedConfig.Parse(Config(microPerRank, stage, offload, overlap)).Config;
@@ -44,9 +47,15 @@ public sealed class ZeroEquivalenceTests
         var inputs = new int[globalRows * rowTokens];
         var targets = new int[inputs.Length];
         int mine = communicator.Rank * microPerRank * rowTokens, length = microPerRank * rowTokens;
+        var drop = layerDrop
+            ? new Training.LayerDrop.ProgressiveLayerDrop(new ProgressiveLayerDropConfig { Enabled = true, Theta = 0.5, Gamma = 0.5 }, TinyGpt.DroppableLayers, seed: 7)
+            : null;
+        int micro = 0;
         while (engine.GlobalStep < Steps)
         {
             sampler.NextBatch(inputs, targets);
+            program.LayerKeep = drop?.Sample(engine.GlobalStep, micro);
+            micro = (micro + 1) % 2; // gradient_accumulation_steps
             engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length));
             engine.Backward();
             if (stage == 3 && ranks > 1 && engine.GlobalStep > 0)
@@ -74,17 +83,23 @@ public sealed class ZeroEquivalenceTests
     [DataRow(3, 2, true)]
     [DataRow(0, 2, false, true)]
     [DataRow(0, 4, false, true)]
-    public void ShardedRunEqualsOneProcessWithTheSameGlobalBatch(int stage, int ranks, bool offload = false, bool overlap = false)
+    [DataRow(0, 2, false, true, true)] // progressive layer drop: skipped blocks' gradients reduced as zeros, overlapped with backward
+    [DataRow(2, 2, false, false, true)] // streamed through the gradient pool
+    [DataRow(3, 2, false, false, true)] // and their parameters still gathered in the static order
+    public void ShardedRunEqualsOneProcessWithTheSameGlobalBatch(int stage, int ranks, bool offload = false, bool overlap = false, bool layerDrop = false)
     {
-        var reference = Train(new SingleProcessCommunicator(), stage: 0, microPerRank: ranks * MicroPerRank);
-        var results = InProcessGroup.Run(ranks, communicator => Train(communicator, stage, MicroPerRank, offload, overlap), TimeSpan.FromMinutes(2));
+        var reference = Train(new SingleProcessCommunicator(), stage: 0, microPerRank: ranks * MicroPerRank, layerDrop: layerDrop);
+        var results = InProcessGroup.Run(ranks, communicator => Train(communicator, stage, MicroPerRank, offload, overlap, layerDrop), TimeSpan.FromMinutes(2));
 
         for (int rank = 1; rank < ranks; rank++)
             CollectionAssert.AreEqual(results[0], results[rank], $"rank {rank} holds different parameters than rank 0");
         double relative = TrainerRun.RelativeDifference(results[0], reference);
-        Console.WriteLine($"stage {stage}{(offload ? " + CPU offload" : "")}{(overlap ? " + overlap_comm" : "")}, {ranks} ranks: relative difference to one process {relative:E2}");
+        Console.WriteLine($"stage {stage}{(offload ? " + CPU offload" : "")}{(overlap ? " + overlap_comm" : "")}{(layerDrop ? " + layer drop" : "")}, {ranks} ranks: relative difference to one process {relative:E2}");
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
         Assert.IsTrue(TrainerRun.RelativeDifference(results[0], InitialParameters()) > 1e-3, "training must have moved the weights");
+        if (layerDrop)
+            Assert.IsTrue(TrainerRun.RelativeDifference(reference, Train(new SingleProcessCommunicator(), 0, ranks * MicroPerRank)) > 1e-4,
+                "the drop must have changed the training");
     }
 
     private static float[] InitialParameters()

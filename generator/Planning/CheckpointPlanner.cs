@@ -16,21 +16,20 @@ internal static class CheckpointPlanner
 {
     public static CheckpointPlan Plan(IrGraph graph, LayerNode root, EquatableArray<BackwardStep> backward)
     {
-        var layers = new List<string>();
-        CollectCheckpointed(root, layers);
+        var layers = LayerPaths.Outermost(root, node => node.Checkpoint).Select(node => node.Path).ToList();
         if (layers.Count == 0) return CheckpointPlan.None(backward);
 
         var segments = new List<CheckpointSegment>();
         for (int k = 0; k < graph.Ops.Count;)
         {
-            string? layer = layers.FirstOrDefault(l => Inside(graph.Ops[k].Layer, l));
+            string? layer = layers.FirstOrDefault(l => LayerPaths.Inside(graph.Ops[k].Layer, l));
             if (layer is null)
             {
                 k++;
                 continue;
             }
             int last = k;
-            while (last + 1 < graph.Ops.Count && Inside(graph.Ops[last + 1].Layer, layer)) last++;
+            while (last + 1 < graph.Ops.Count && LayerPaths.Inside(graph.Ops[last + 1].Layer, layer)) last++;
             var segment = Segment(graph, layer, k, last, backward);
             if (segment.Internals.Count > 0) segments.Add(segment);
             k = last + 1;
@@ -38,20 +37,6 @@ internal static class CheckpointPlanner
         if (segments.Count == 0) return CheckpointPlan.None(backward);
         return new CheckpointPlan(segments.ToEquatableArray(), Timeline(segments, backward));
     }
-
-    /// <summary>The outermost checkpointed layers; an array's flag is carried by its elements, each its own segment.</summary>
-    private static void CollectCheckpointed(LayerNode node, List<string> layers)
-    {
-        if (node.Checkpoint && node.Kind != LayerKind.Array && node.Path.Length > 0)
-        {
-            layers.Add(node.Path);
-            return;
-        }
-        foreach (var child in node.Children) CollectCheckpointed(child, layers);
-    }
-
-    private static bool Inside(string opLayer, string layer)
-        => opLayer == layer || (opLayer.Length > layer.Length && opLayer.StartsWith(layer, System.StringComparison.Ordinal) && opLayer[layer.Length] == '.');
 
     private static CheckpointSegment Segment(IrGraph graph, string layer, int first, int last, EquatableArray<BackwardStep> backward)
     {

@@ -21,17 +21,12 @@ internal sealed record LayerDropPlan(
     public static LayerDropPlan None(int ops) => new(EquatableArray<string>.Empty, Repeat(-1, ops), Repeat(-1, ops), Repeat(0, ops),
         EquatableArray<LayerDropProblem>.Empty);
 
+    private static EquatableArray<int> Repeat(int value, int count) => System.Linq.Enumerable.Repeat(value, count).ToEquatableArray();
+
     public bool IsEmpty => Layers.Count == 0;
 
     /// <summary>Whether forward op <paramref name="op"/> runs only when its element is kept.</summary>
     public bool IsBranchOp(int op) => Owner[op] >= 0 && BranchInput[op] < 0;
-
-    private static EquatableArray<int> Repeat(int value, int count)
-    {
-        var values = new int[count];
-        for (int i = 0; i < count; i++) values[i] = value;
-        return values.ToEquatableArray();
-    }
 }
 
 /// <summary>Why a <c>[LayerDrop]</c> element cannot be skipped (SW0020), at the attribute.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using Shardwise.Generator.Ir;
 using Shardwise.Generator.Model;
 
@@ -19,13 +20,12 @@ internal static class LayerDropPlanner
 {
     public static LayerDropPlan Plan(IrGraph graph, LayerNode root)
     {
-        var elements = new List<LayerNode>();
-        Collect(root, elements);
+        var elements = LayerPaths.Outermost(root, node => node.LayerDrop);
         if (elements.Count == 0) return LayerDropPlan.None(graph.Ops.Count);
 
         int n = graph.Ops.Count;
-        var owner = Fill(n, -1);
-        var branchInput = Fill(n, -1);
+        var owner = Enumerable.Repeat(-1, n).ToArray();
+        var branchInput = Enumerable.Repeat(-1, n).ToArray();
         var branchEnd = new int[n];
         var problems = new List<LayerDropProblem>();
         var producer = graph.Producers();
@@ -46,21 +46,8 @@ internal static class LayerDropPlanner
             }
         }
 
-        var names = new List<string>();
-        foreach (var element in elements) names.Add(element.Path);
-        return new LayerDropPlan(names.ToEquatableArray(), owner.ToEquatableArray(), branchInput.ToEquatableArray(), branchEnd.ToEquatableArray(),
+        return new LayerDropPlan(elements.Select(element => element.Path).ToEquatableArray(), owner.ToEquatableArray(), branchInput.ToEquatableArray(), branchEnd.ToEquatableArray(),
             problems.ToEquatableArray());
-    }
-
-    /// <summary>The elements that may be skipped, in model order; an array's flag is carried by its elements.</summary>
-    private static void Collect(LayerNode node, List<LayerNode> elements)
-    {
-        if (node.LayerDrop && node.Kind != LayerKind.Array && node.Path.Length > 0)
-        {
-            elements.Add(node);
-            return;
-        }
-        foreach (var child in node.Children) Collect(child, elements);
     }
 
     /// <summary>Marks the element's ops; returns why it is not a chain of residual branches, or null.</summary>
@@ -69,7 +56,7 @@ internal static class LayerDropPlanner
         int first = -1, last = -1;
         for (int k = 0; k < graph.Ops.Count; k++)
         {
-            if (!Inside(graph.Ops[k].Layer, layer)) continue;
+            if (!LayerPaths.Inside(graph.Ops[k].Layer, layer)) continue;
             if (first < 0) first = k;
             else if (last != k - 1) return "its ops are not consecutive in the forward";
             last = k;
@@ -139,16 +126,6 @@ internal static class LayerDropPlanner
     {
         int made = producer[graph.Output];
         return made >= first && made <= last && branchInput[made] < 0;
-    }
-
-    private static bool Inside(string opLayer, string layer)
-        => opLayer == layer || (opLayer.Length > layer.Length && opLayer.StartsWith(layer, System.StringComparison.Ordinal) && opLayer[layer.Length] == '.');
-
-    private static int[] Fill(int count, int value)
-    {
-        var values = new int[count];
-        for (int i = 0; i < count; i++) values[i] = value;
-        return values;
     }
 
     private static string N(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -46,12 +46,12 @@ internal static class ProgramPlanner
         if (trace.Graph is null) return null;
 
         var graph = trace.Graph;
-        if (LayerDropPlanner.Plan(graph, model.Root).Problems.Count > 0) return null; // the analyzer reports SW0020
         var pipeline = PipelinePlanner.Plan(model, graph);
         if (ParallelismValidator.Validate(model, pipeline, null).Count > 0) return null; // the analyzer reports SW0010-SW0013, SW0018
         var partition = PlanPartition(model, graph, pipeline);
-        if (partition is { IsValid: false }) return null; // the analyzer reports SW0017 and SW0019
-        return Plan(model, graph, pipeline, partition);
+        if (partition is { IsValid: false }) return null; // the analyzer reports SW0017 and SW0019 (and SW0020 on a stage)
+        var plan = Plan(model, graph, pipeline, partition);
+        return plan.LayerDrop.Problems.Count > 0 ? null : plan; // the analyzer reports SW0020
     }
 
     /// <summary>The per-stage programs of a model planned for Pipeline or Tensor above 1; null for an unpartitioned one.</summary>

@@ -103,7 +103,6 @@ public static class BenchCommand
         cuda?.Synchronize();
         double ms = clock.Elapsed.TotalMilliseconds / steps;
         IReadOnlyList<OperationTime>? profile = options.Profile ? cuda?.StopProfiling() ?? cpu?.StopProfiling() : null;
-        if (layerDrop is not null) WriteLayerDropComparison();
         double tokens = batch.TrainBatchSize * program.SequenceLength / (ms / 1000);
 
         int stage = settings.Config.ZeroOptimization.Stage, ranks = communicator.Size;
@@ -179,6 +178,8 @@ public static class BenchCommand
             File.WriteAllText(options.JsonPath, result.ToJson());
             log.WriteLine($"wrote {options.JsonPath}");
         }
+        // Last: its extra steps must not enter the traffic, memory and loss reported above.
+        if (layerDrop is not null) WriteLayerDropComparison();
         return 0;
 
         // The reference, in the same process: as many steps again with every block run.

@@ -91,7 +91,7 @@ public static class TrainCommand
             // DeepSpeed profiles the step that runs while global_steps equals profile_step.
             bool profiling = config.FlopsProfiler.Enabled && engine.GlobalStep == config.FlopsProfiler.ProfileStep;
             if (profiling) timers.BeginProfiledStep();
-            var profiledKeeps = new List<LayerKeep>(); // the profiled step's micro-batches' blocks (progressive layer drop)
+            var profiledKeeps = profiling ? new List<LayerKeep>() : null; // the profiled step's micro-batches' blocks (progressive layer drop)
             clock.Restart();
             double loss = 0;
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
@@ -104,7 +104,7 @@ public static class TrainCommand
                 if (layerDrop is not null)
                 {
                     program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
-                    if (profiling) profiledKeeps.Add(program.LayerKeep);
+                    profiledKeeps?.Add(program.LayerKeep);
                 }
                 timers.Start();
                 if (timers.Enabled)
@@ -129,7 +129,7 @@ public static class TrainCommand
             if (profiling)
             {
                 var (forward, backward, optimizer) = timers.EndProfiledStep();
-                var costs = layerDrop?.ExecutedCosts(TModel.OperationCosts, profiledKeeps) ?? TModel.OperationCosts;
+                var costs = layerDrop?.ExecutedCosts(TModel.OperationCosts, profiledKeeps!) ?? TModel.OperationCosts;
                 if (rank == 0) WriteFlopsProfile<TModel>(config, batch, ranks, costs, new ProfiledStep(config.FlopsProfiler.ProfileStep, forward, backward, optimizer, ms), log);
             }
             intervalLoss += loss;

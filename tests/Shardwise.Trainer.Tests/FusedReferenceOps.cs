@@ -115,6 +115,18 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
 
     public void Scale(Slice x, Slice y, float factor, long count) => _cpu.Scale(x, y, factor, count);
 
+    public void GatherTokens(Slice x, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+        => _cpu.GatherTokens(x, kept, y, batch, sequence, keptCount, dim);
+
+    public void GatherTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+        => _cpu.GatherTokensBackward(dy, kept, dx, batch, sequence, keptCount, dim, accumulate);
+
+    public void ScatterTokens(Slice x, Slice layer, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+        => _cpu.ScatterTokens(x, layer, kept, y, batch, sequence, keptCount, dim);
+
+    public void ScatterTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+        => _cpu.ScatterTokensBackward(dy, kept, dx, batch, sequence, keptCount, dim, accumulate);
+
     public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
     {
         get => _cpu.AttentionSparsity;

@@ -196,6 +196,18 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void Scale(Slice x, Slice y, T factor, long count) => _inner.Scale(x, y, factor, count);
 
+    public void GatherTokens(Slice x, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+        => _inner.GatherTokens(x, kept, y, batch, sequence, keptCount, dim);
+
+    public void GatherTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+        => _inner.GatherTokensBackward(dy, kept, dx, batch, sequence, keptCount, dim, accumulate);
+
+    public void ScatterTokens(Slice x, Slice layer, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+        => _inner.ScatterTokens(x, layer, kept, y, batch, sequence, keptCount, dim);
+
+    public void ScatterTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+        => _inner.ScatterTokensBackward(dy, kept, dx, batch, sequence, keptCount, dim, accumulate);
+
     public global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity
     {
         get => _inner.AttentionSparsity;

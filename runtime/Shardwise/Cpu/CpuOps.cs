@@ -325,6 +325,34 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         ScaleKernels.Forward<T>(Elements(x, count, nameof(x)), Elements(y, count, nameof(y)), factor);
     }
 
+    public void GatherTokens(Slice x, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+    {
+        using var profiled = Profile();
+        TokenDropKernels.Gather<T>(Elements(x, (long)batch * sequence * dim, nameof(x)), Indices(kept, (long)batch * keptCount, nameof(kept)),
+            Elements(y, (long)batch * keptCount * dim, nameof(y)), batch, sequence, keptCount, dim);
+    }
+
+    public void GatherTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+    {
+        using var profiled = Profile();
+        TokenDropKernels.GatherBackward<T>(Elements(dy, (long)batch * keptCount * dim, nameof(dy)), Indices(kept, (long)batch * keptCount, nameof(kept)),
+            Elements(dx, (long)batch * sequence * dim, nameof(dx)), batch, sequence, keptCount, dim, accumulate);
+    }
+
+    public void ScatterTokens(Slice x, Slice layer, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim)
+    {
+        using var profiled = Profile();
+        TokenDropKernels.Scatter<T>(Elements(x, (long)batch * sequence * dim, nameof(x)), Elements(layer, (long)batch * keptCount * dim, nameof(layer)),
+            Indices(kept, (long)batch * keptCount, nameof(kept)), Elements(y, (long)batch * sequence * dim, nameof(y)), batch, sequence, keptCount, dim);
+    }
+
+    public void ScatterTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
+    {
+        using var profiled = Profile();
+        TokenDropKernels.ScatterBackward<T>(Elements(dy, (long)batch * sequence * dim, nameof(dy)), Indices(kept, (long)batch * keptCount, nameof(kept)),
+            Elements(dx, (long)batch * sequence * dim, nameof(dx)), batch, sequence, keptCount, dim, accumulate);
+    }
+
     public Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity { get; set; }
 
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)

@@ -121,6 +121,32 @@ public interface ITensorOps<T> where T : unmanaged
     void Scale(Slice x, Slice y, T factor, long count);
 
     /// <summary>
+    /// y[b, j, :] = x[b, kept[b, j], :] for j &lt; <paramref name="keptCount"/>: the tokens random-LTD (DeepSpeed's random
+    /// layerwise token dropping) runs a layer on, each sample's packed at the front in order. <paramref name="kept"/> is
+    /// <c>[batch, keptCount]</c> packed, each row strictly increasing in [0, sequence); x is <c>[batch, sequence, dim]</c>,
+    /// y <c>[batch, keptCount, dim]</c>.
+    /// </summary>
+    void GatherTokens(Slice x, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim);
+
+    /// <summary>
+    /// The gradient of <see cref="GatherTokens"/>: dx[b, kept[b, j], :] (=|+=) dy[b, j, :]; overwriting sets the rows
+    /// not kept to zero.
+    /// </summary>
+    void GatherTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate);
+
+    /// <summary>
+    /// y[b, t, :] = layer[b, j, :] where t = kept[b, j], else x[b, t, :]: a random-LTD layer's output for the tokens it
+    /// ran on, its input for the tokens that skipped it. y must not overlap x or layer.
+    /// </summary>
+    void ScatterTokens(Slice x, Slice layer, IndexSlice kept, Slice y, int batch, int sequence, int keptCount, int dim);
+
+    /// <summary>
+    /// The gradient of <see cref="ScatterTokens"/> towards x: dx[b, t, :] (=|+=) dy[b, t, :] for the tokens not kept;
+    /// overwriting sets the kept rows to zero. (Towards layer it is <see cref="GatherTokens"/> of dy.)
+    /// </summary>
+    void ScatterTokensBackward(Slice dy, IndexSlice kept, Slice dx, int batch, int sequence, int keptCount, int dim, bool accumulate);
+
+    /// <summary>
     /// Causal multi-head self-attention core. qkv <c>[batch, seq, 3·dim]</c> holds q, k, v side by side (each split
     /// into <paramref name="heads"/> heads of dim/heads); y <c>[batch, seq, dim]</c>. Scores are scaled by
     /// 1/√headDim. Saves only the log-sum-exp of each query row's scaled scores, <c>lse[batch, heads, seq]</c> (a

@@ -8,6 +8,7 @@ internal static class KnownNames
     public const string ShardAttribute = "Shardwise.ShardAttribute";
     public const string CheckpointAttribute = "Shardwise.CheckpointAttribute";
     public const string LayerDropAttribute = "Shardwise.LayerDropAttribute";
+    public const string TokenDropAttribute = "Shardwise.TokenDropAttribute";
     public const string ForwardAttribute = "Shardwise.ForwardAttribute";
     public const string TokensAttribute = "Shardwise.TokensAttribute";
     public const string ShapeAttribute = "Shardwise.ShapeAttribute";

@@ -76,6 +76,12 @@ internal static class ModelEmitter
             ? "global::System.Array.Empty<string>();"
             : "new string[] { " + string.Join(", ", layers.Select(Names.String)) + " };"));
         w.Line();
+        w.Line("/// <summary>The [TokenDrop] layers random-LTD may run on some tokens, in model order: the index is KeptTokens' first argument.</summary>");
+        var tokenLayers = plan.TokenDrop.Layers;
+        w.Line("public static global::System.Collections.Generic.IReadOnlyList<string> TokenDropLayers { get; } = " + (tokenLayers.Count == 0
+            ? "global::System.Array.Empty<string>();"
+            : "new string[] { " + string.Join(", ", tokenLayers.Select(Names.String)) + " };"));
+        w.Line();
         w.Line("/// <summary>Builds the compiled program for a micro-batch size.</summary>");
         w.Line("public static global::Shardwise.Plans.CompiledLanguageModel<T> Compile<T>(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");

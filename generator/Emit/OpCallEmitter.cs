@@ -15,15 +15,20 @@ internal sealed class OpCallEmitter
     private readonly Model.EquatableArray<BackwardStep> _backward;
     private readonly bool _fusedLoss;
     private readonly LayerDropPlan _layerDrop;
+    private readonly TokenDropPlan _tokenDrop;
+
+    /// <summary>The <c>[TokenDrop]</c> element whose kept tokens the op being written runs on; −1: every token.</summary>
+    private int _tokenElement = -1;
 
     /// <param name="fusedLoss">
     /// The loss op writes its gradient in the forward when ForwardBackward asks (LossGradientFusionPlanner), and the
     /// backward skips it then.
     /// </param>
     public OpCallEmitter(IrGraph graph, BufferNames names, EpiloguePlan epilogues, GradientAliasPlan aliases, Model.EquatableArray<BackwardStep> backward,
-        bool fusedLoss, LayerDropPlan layerDrop)
+        bool fusedLoss, LayerDropPlan layerDrop, TokenDropPlan tokenDrop)
     {
         _layerDrop = layerDrop;
+        _tokenDrop = tokenDrop;
         _fusedLoss = fusedLoss;
         _graph = graph;
         _names = names;
@@ -39,6 +44,7 @@ internal sealed class OpCallEmitter
     /// </summary>
     public IEnumerable<string> Forward(int k)
     {
+        _tokenElement = _tokenDrop.Element[k];
         var lines = ForwardCalls(k).ToList();
         if (!_layerDrop.IsBranchOp(k) || _epilogues.AddBeforeNorm(k) >= 0) return lines;
         int element = _layerDrop.Owner[k];
@@ -160,7 +166,13 @@ internal sealed class OpCallEmitter
             case OpKind.Add:
                 return $"Ops.Add({In(0)}, {In(1)}, {Out(0)}, {Count(op.Inputs[0])});";
             case OpKind.Attention:
-                return $"Ops.Attention({In(0)}, {Out(0)}, {Out(1)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])});";
+                return $"Ops.Attention({In(0)}, {Out(0)}, {Out(1)}, Batch, {Sequence(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])});";
+            case OpKind.TokenIndices:
+                return $"Ops.LoadIndices(KeptTokenIndices({Names.Int(op.Dims[1])}, {Names.Int(op.Dims[0])}), {_names.Index(op.Outputs[0])}); // random-LTD: the tokens this layer runs on";
+            case OpKind.TokenGather:
+                return $"Ops.GatherTokens({In(0)}, {In(1)}, {Out(0)}, {TokenSizes(op)}); // the layer's input on its kept tokens";
+            case OpKind.TokenScatter:
+                return $"Ops.ScatterTokens({In(0)}, {In(1)}, {In(2)}, {Out(0)}, {TokenSizes(op)}); // its output on the kept tokens, its input on the others";
             case OpKind.CrossEntropy:
                 return $"var loss = Ops.CrossEntropy({In(0)}, {In(1)}, {Rows(op.Inputs[0])}, {Names.Int(op.Dims[0])});";
             default:
@@ -171,8 +183,9 @@ internal sealed class OpCallEmitter
     /// <summary>The calls of backward step <paramref name="j"/>, run only while its element is kept where it is a branch op's.</summary>
     public IEnumerable<string> Backward(int j)
     {
-        var lines = BackwardCalls(j).ToList();
         int op = _backward[j].Op;
+        _tokenElement = _tokenDrop.Element[op];
+        var lines = BackwardCalls(j).ToList();
         return _layerDrop.IsBranchOp(op) ? Guarded(_layerDrop.Owner[op], lines, braces: false) : lines;
     }
 
@@ -246,7 +259,17 @@ internal sealed class OpCallEmitter
                 }
                 break;
             case OpKind.Attention:
-                yield return $"Ops.AttentionBackward({In(0)}, {Saved(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Names.Int(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                yield return $"Ops.AttentionBackward({In(0)}, {Saved(0)}, {Saved(1)}, {Dy()}, {Dx(0)}, Batch, {Sequence(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])}, {Acc(0)});";
+                break;
+            case OpKind.TokenGather:
+                if (!step.Writes[0].IsNone)
+                    yield return $"Ops.GatherTokensBackward({Dy()}, {In(1)}, {Dx(0)}, {TokenSizes(op)}, {Acc(0)}); // the kept tokens' rows";
+                break;
+            case OpKind.TokenScatter:
+                if (!step.Writes[0].IsNone)
+                    yield return $"Ops.ScatterTokensBackward({Dy()}, {In(2)}, {Dx(0)}, {TokenSizes(op)}, {Acc(0)}); // the skipped tokens' rows pass through";
+                if (!step.Writes[1].IsNone)
+                    yield return $"Ops.GatherTokens({Dy()}, {In(2)}, {Dx(1)}, {TokenSizes(op)}); // the kept tokens' rows, into the layer";
                 break;
             case OpKind.TensorCopy:
                 yield return $"TensorParallelAllReduce({Dy()}); // f: the column-parallel layer's input gradient is a partial sum";
@@ -284,13 +307,30 @@ internal sealed class OpCallEmitter
 
     private string OptionalParamGrad(IrOp op, int i) => op.Parameters.Count > i ? ParamGrad(op, i) : "null";
 
-    /// <summary>Rows (positions) a row-wise op covers: the batch times the value's rows per sample.</summary>
+    /// <summary>
+    /// Rows (positions) a row-wise op covers: the batch times the value's rows per sample, or, inside a
+    /// <c>[TokenDrop]</c> element, the batch times the element's kept tokens (its values are [sequence, features]).
+    /// </summary>
     private string Rows(int value, bool tokens = false)
     {
         var v = _graph.Values[value];
+        if (_tokenElement >= 0) return "Batch * " + Sequence(v.Shape[0]);
         long perSample = tokens ? v.ElementsPerSample : v.RowsPerSample;
         return "Batch * " + Names.Int(perSample);
     }
 
-    private string Count(int value) => "Batch * " + Names.Long(_graph.Values[value].ElementsPerSample);
+    private string Count(int value)
+    {
+        var v = _graph.Values[value];
+        if (_tokenElement >= 0) return "Batch * " + Sequence(v.Shape[0]) + " * " + Names.Long(v.ElementsPerSample / v.Shape[0]);
+        return "Batch * " + Names.Long(v.ElementsPerSample);
+    }
+
+    /// <summary>A sequence length: inside a <c>[TokenDrop]</c> element, the tokens it keeps in this micro-batch.</summary>
+    private string Sequence(int sequence)
+        => _tokenElement >= 0 ? $"KeptTokens({Names.Int(_tokenElement)}, {Names.Int(sequence)})" : Names.Int(sequence);
+
+    /// <summary>The size arguments of the token gather and scatter: batch, sequence, kept tokens, width.</summary>
+    private static string TokenSizes(IrOp op)
+        => $"Batch, {Names.Int(op.Dims[0])}, KeptTokens({Names.Int(op.Dims[2])}, {Names.Int(op.Dims[0])}), {Names.Int(op.Dims[1])}";
 }

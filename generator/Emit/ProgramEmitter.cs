@@ -28,7 +28,7 @@ internal static class ProgramEmitter
         bool languageModel = stage is not null || graph.IsLanguageModel;
         // Only the whole model's program derives from CompiledLanguageModel, whose ForwardBackward drives the fusion.
         bool fusedLoss = stage is null && plan.FusesLossGradient;
-        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward, fusedLoss, plan.LayerDrop);
+        var calls = new OpCallEmitter(graph, names, plan.Epilogues, plan.GradientAliases, plan.Backward, fusedLoss, plan.LayerDrop, plan.TokenDrop);
 
         string className;
         if (stage is null)

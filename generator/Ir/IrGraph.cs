@@ -64,6 +64,18 @@ internal enum OpKind
     /// identity backward.
     /// </summary>
     TensorSum,
+    /// <summary>
+    /// Random-LTD: loads the tokens a <c>[TokenDrop]</c> element keeps in this micro-batch, <c>[batch, kept]</c> packed
+    /// in a <c>[batch, sequence]</c> index buffer (every token when none are dropped). Dims: sequence, element.
+    /// </summary>
+    TokenIndices,
+    /// <summary>Random-LTD: the element's input rows of the kept tokens, packed at the front (Dims: sequence, width, element).</summary>
+    TokenGather,
+    /// <summary>
+    /// Random-LTD: the element's output, its rows for the kept tokens and its input's for the others (inputs: the
+    /// element's input, the element's output on the kept tokens, the kept indices; Dims: sequence, width, element).
+    /// </summary>
+    TokenScatter,
 }
 
 /// <summary>

@@ -112,6 +112,35 @@ internal sealed class OpBuilder
         return Linear(node.Path + ".projection", dim, dim, node.Bias, node, path, "Projection", output, location);
     }
 
+    /// <summary>
+    /// Random-LTD's gather before a <c>[TokenDrop]</c> element: the kept indices and the kept rows of
+    /// <paramref name="x"/>, the input the element's forward sees.
+    /// </summary>
+    public (int Kept, int Gathered) GatherTokens(int x, int element, string layer, LocationInfo? location)
+    {
+        var input = RequireKind(x, ValueKind.Real, layer + " ([TokenDrop])", location);
+        if (input.Shape.Count != 2)
+            throw Mismatch(layer + " ([TokenDrop])", "an input [batch, sequence, width]", Describe(input), location);
+        int sequence = input.Shape[0], width = input.Shape[1];
+        int kept = NewValue(ValueKind.Tokens, new[] { sequence }, Join(layer, "kept"));
+        Emit(OpKind.TokenIndices, layer, new int[0], new[] { kept }, new int[0], new[] { sequence, element });
+        int gathered = NewValue(ValueKind.Real, input.Shape, Join(layer, "tokens"));
+        Emit(OpKind.TokenGather, layer, new[] { x, kept }, new[] { gathered }, new int[0], new[] { sequence, width, element });
+        return (kept, gathered);
+    }
+
+    /// <summary>Random-LTD's scatter after a <c>[TokenDrop]</c> element: its output on the kept tokens, its input elsewhere.</summary>
+    public int ScatterTokens(int x, int layerOutput, int kept, int element, string layer, LocationInfo? location)
+    {
+        var input = Values[x];
+        var output = RequireKind(layerOutput, ValueKind.Real, layer + " ([TokenDrop])", location);
+        if (!output.Shape.Equals(input.Shape))
+            throw Mismatch(layer + " ([TokenDrop]) output", Describe(input), Describe(output), location);
+        int result = NewValue(ValueKind.Real, input.Shape, Join(layer, "out"));
+        Emit(OpKind.TokenScatter, layer, new[] { x, layerOutput, kept }, new[] { result }, new int[0], new[] { input.Shape[0], input.Shape[1], element });
+        return result;
+    }
+
     public int Gelu(int x, string layer, LocationInfo? location)
     {
         var input = RequireKind(x, ValueKind.Real, "Activations.Gelu", location);

@@ -16,10 +16,13 @@ internal sealed class Tracer
 {
     private readonly Dictionary<string, ForwardMethod> _forwards = new();
     private readonly OpBuilder _builder = new();
+    private readonly List<string> _tokenDropLayers;
+    private bool _insideTokenDrop;
 
     private Tracer(ModelSpec model)
     {
         foreach (var forward in model.LayerForwards) _forwards[forward.TypeName] = forward;
+        _tokenDropLayers = Planning.LayerPaths.Outermost(model.Root, node => node.TokenDrop).Select(node => node.Path).ToList();
     }
 
     public static TraceResult Trace(ModelSpec model)
@@ -200,10 +203,35 @@ internal sealed class Tracer
         if (forward.Inputs.Count != arguments.Length)
             throw Error(DiagnosticDescriptors.UnsupportedForwardSyntax, call.Location, call.Method, layer.Node.Path, $"expects {forward.Inputs.Count} argument(s)");
 
+        int element = _insideTokenDrop ? -1 : _tokenDropLayers.IndexOf(layer.Node.Path);
+        if (element >= 0) return InlineTokenDropLayer(layer, forward, arguments, element, call);
+
         var scope = new Scope(layer.Node, layer.Path, ShortName(layer.Node.TypeName));
         for (int i = 0; i < arguments.Length; i++) scope.Locals[forward.Inputs[i].Name] = new TensorBinding(arguments[i]);
         return Run(forward, scope)
             ?? throw Error(DiagnosticDescriptors.InvalidForwardMethod, forward.Location, scope.Owner, "has a [Forward] method that does not end with 'return'");
+    }
+
+    /// <summary>
+    /// A <c>[TokenDrop]</c> element between random-LTD's gather and scatter: its forward sees the kept tokens' rows
+    /// (every token when none are dropped) and the tokens it skips keep their input.
+    /// </summary>
+    private int InlineTokenDropLayer(LayerBinding layer, ForwardMethod forward, int[] arguments, int element, MethodCallExpression call)
+    {
+        string path = layer.Node.Path;
+        if (arguments.Length != 1)
+            throw Error(DiagnosticDescriptors.ShapeMismatch, call.Location, path + " ([TokenDrop])", "one input [batch, sequence, width]", arguments.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) + " inputs");
+        var (kept, gathered) = _builder.GatherTokens(arguments[0], element, path, call.Location);
+        _insideTokenDrop = true;
+        try
+        {
+            int output = InlineUserLayer(layer, new[] { gathered }, call);
+            return _builder.ScatterTokens(arguments[0], output, kept, element, path, call.Location);
+        }
+        finally
+        {
+            _insideTokenDrop = false;
+        }
     }
 
     private int ExpectTensor(Binding binding, ForwardExpression expression) => binding switch

@@ -52,6 +52,12 @@ internal sealed record LayerNode(
     /// <summary>Where the <c>[LayerDrop]</c> attribute is, for diagnostics about the layer's form.</summary>
     public LocationInfo? LayerDropLocation { get; init; }
 
+    /// <summary><c>[TokenDrop]</c> on the field (or on the array holding this element): random-LTD may run it on some tokens.</summary>
+    public bool TokenDrop { get; init; }
+
+    /// <summary>Where the <c>[TokenDrop]</c> attribute is, for diagnostics about the layer's form.</summary>
+    public LocationInfo? TokenDropLocation { get; init; }
+
     public LayerNode? Child(string field)
     {
         foreach (var child in Children)

@@ -68,7 +68,7 @@ internal sealed class LayerTreeParser
         return nodes;
     }
 
-    /// <summary>[Shard], [Checkpoint] and [LayerDrop] on a field apply to its layer, or to every element of a layer array.</summary>
+    /// <summary>[Shard], [Checkpoint], [LayerDrop] and [TokenDrop] on a field apply to its layer, or to every element of a layer array.</summary>
     private static LayerNode WithFieldTraits(LayerNode node, IFieldSymbol field)
     {
         var shardAttribute = Symbols.FindAttribute(field, KnownNames.ShardAttribute);
@@ -77,14 +77,17 @@ internal sealed class LayerTreeParser
             : TensorShard.None;
         bool checkpoint = Symbols.HasAttribute(field, KnownNames.CheckpointAttribute);
         var layerDropAttribute = Symbols.FindAttribute(field, KnownNames.LayerDropAttribute);
-        if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null) return node;
+        var tokenDropAttribute = Symbols.FindAttribute(field, KnownNames.TokenDropAttribute);
+        if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null && tokenDropAttribute is null) return node;
 
         var location = LocationInfo.From(shardAttribute?.ApplicationSyntaxReference?.GetSyntax());
         var layerDropLocation = LocationInfo.From(layerDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
+        var tokenDropLocation = LocationInfo.From(tokenDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
         LayerNode Apply(LayerNode n) => n with
         {
             Shard = shard, ShardLocation = location, Checkpoint = checkpoint,
             LayerDrop = layerDropAttribute is not null, LayerDropLocation = layerDropLocation,
+            TokenDrop = tokenDropAttribute is not null, TokenDropLocation = tokenDropLocation,
         };
         if (node.Kind != LayerKind.Array) return Apply(node);
         return Apply(node with { Children = node.Children.Select(Apply).ToEquatableArray() });

@@ -249,6 +249,8 @@ internal static class ActivationPlanner
         OpKind.CrossEntropy when op.Outputs.Count > 1 => new[] { op.Inputs[0], op.Inputs[1], op.Outputs[1], op.Outputs[2] }, // vocabulary-parallel: row max and sum
         OpKind.CrossEntropy => new[] { op.Inputs[0], op.Inputs[1] },
         OpKind.Embedding => new[] { op.Inputs[0] },
+        OpKind.TokenGather => new[] { op.Inputs[1] },
+        OpKind.TokenScatter => new[] { op.Inputs[2] },
         _ => Array.Empty<int>(),
     };
 

@@ -56,7 +56,7 @@ internal static class LayerDropPlanner
         int first = -1, last = -1;
         for (int k = 0; k < graph.Ops.Count; k++)
         {
-            if (!LayerPaths.Inside(graph.Ops[k].Layer, layer)) continue;
+            if (!LayerPaths.Inside(graph.Ops[k].Layer, layer) || IsTokenDropWrapper(graph.Ops[k].Kind)) continue;
             if (first < 0) first = k;
             else if (last != k - 1) return "its ops are not consecutive in the forward";
             last = k;
@@ -121,6 +121,9 @@ internal static class LayerDropPlanner
         if (InElementOutput(graph, first, last, producer, branchInput)) return "the program's output is computed inside it";
         return null;
     }
+
+    /// <summary>Random-LTD's gather and scatter around a <c>[TokenDrop]</c> element run whether or not the element is skipped.</summary>
+    private static bool IsTokenDropWrapper(OpKind kind) => kind is OpKind.TokenIndices or OpKind.TokenGather or OpKind.TokenScatter;
 
     private static bool InElementOutput(IrGraph graph, int first, int last, int[] producer, int[] branchInput)
     {

@@ -65,6 +65,9 @@ internal static class PipelineCostModel
             case OpKind.Positions:
             case OpKind.TensorCopy: // communication, not arithmetic
             case OpKind.TensorSum:
+            case OpKind.TokenIndices: // random-LTD's index load, gather and scatter move rows, no arithmetic
+            case OpKind.TokenGather:
+            case OpKind.TokenScatter:
                 return (0, 0);
             case OpKind.Embedding:
                 return (output.ElementsPerSample, output.ElementsPerSample);

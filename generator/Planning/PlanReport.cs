@@ -22,9 +22,10 @@ internal static class PlanReport
     /// <param name="aliases">The shared residual gradients (<see cref="GradientAliasPlanner"/>); null writes none.</param>
     /// <param name="fusesLossGradient">Whether the loss writes its gradient in ForwardBackward (<see cref="LossGradientFusionPlanner"/>).</param>
     /// <param name="layerDrop">The <c>[LayerDrop]</c> layers (<see cref="LayerDropPlanner"/>); null writes none.</param>
+    /// <param name="tokenDrop">The <c>[TokenDrop]</c> layers (<see cref="TokenDropPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
         PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
-        GradientAliasPlan? aliases = null, bool fusesLossGradient = false, LayerDropPlan? layerDrop = null)
+        GradientAliasPlan? aliases = null, bool fusesLossGradient = false, LayerDropPlan? layerDrop = null, TokenDropPlan? tokenDrop = null)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -73,6 +74,12 @@ internal static class PlanReport
             text.Append("  layer drop: ").Append(CheckpointedLayers.Describe(layerDrop.Layers))
                 .Append(" may be skipped by progressive_layer_drop ([LayerDrop]; ").Append(Plural(branches, "residual branch", "residual branches"))
                 .Append(" scaled by 1/keep when run, each with its gradient in a buffer of its own)\n");
+        }
+        if (tokenDrop is { IsEmpty: false })
+        {
+            text.Append("  token drop: ").Append(CheckpointedLayers.Describe(tokenDrop.Layers))
+                .Append(" may run on some of their tokens under random_ltd ([TokenDrop]; the kept rows gathered before each, scattered after;")
+                .Append(" buffers planned for every token)\n");
         }
         foreach (int value in activations.GradientsOverValues)
         {

@@ -33,6 +33,9 @@ internal sealed record ProgramPlan(
     /// <summary>What progressive layer drop may skip (<c>[LayerDrop]</c> elements); empty without the attribute.</summary>
     public LayerDropPlan LayerDrop { get; init; } = LayerDropPlan.None(0);
 
+    /// <summary>Where random-LTD runs layers on kept tokens (<c>[TokenDrop]</c> elements); empty without the attribute.</summary>
+    public TokenDropPlan TokenDrop { get; init; } = TokenDropPlan.None(0);
+
     /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
     public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
 }
@@ -51,7 +54,7 @@ internal static class ProgramPlanner
         var partition = PlanPartition(model, graph, pipeline);
         if (partition is { IsValid: false }) return null; // the analyzer reports SW0017 and SW0019 (and SW0020 on a stage)
         var plan = Plan(model, graph, pipeline, partition);
-        return plan.LayerDrop.Problems.Count > 0 ? null : plan; // the analyzer reports SW0020
+        return plan.LayerDrop.Problems.Count > 0 || plan.TokenDrop.Problems.Count > 0 ? null : plan; // the analyzer reports SW0020, SW0021
     }
 
     /// <summary>The per-stage programs of a model planned for Pipeline or Tensor above 1; null for an unpartitioned one.</summary>
@@ -68,7 +71,7 @@ internal static class ProgramPlanner
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
         var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues, whole.GradientAliases,
-            whole.FusesLossGradient, whole.LayerDrop);
+            whole.FusesLossGradient, whole.LayerDrop, whole.TokenDrop);
         return whole with
         {
             Report = report,
@@ -86,6 +89,7 @@ internal static class ProgramPlanner
         var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
         var epilogues = EpilogueFusionPlanner.Plan(graph, backward, checkpoints);
         var layerDrop = LayerDropPlanner.Plan(graph, model.Root);
+        var tokenDrop = TokenDropPlanner.Plan(graph, model.Root);
         var aliases = GradientAliasPlanner.Plan(graph, backward, checkpoints, epilogues, layerDrop);
         var activations = ActivationPlanner.Plan(graph, backward, checkpoints, epilogues, aliases);
         var ready = GradientReadinessPlanner.Plan(layout, backward, graph);
@@ -95,6 +99,7 @@ internal static class ProgramPlanner
         {
             FusesLossGradient = LossGradientFusionPlanner.Plan(graph, backward, checkpoints),
             LayerDrop = layerDrop,
+            TokenDrop = tokenDrop,
         };
     }
 }

@@ -111,6 +111,11 @@ internal static class DiagnosticDescriptors
         "[LayerDrop] layer is not a chain of residual branches",
         "Layer '{0}' of model '{1}' cannot be skipped by progressive layer drop: {2}; a [LayerDrop] layer's forward must be x = x + f(x), once or more, each branch f ending in a Linear");
 
+    public static readonly DiagnosticDescriptor LayerCannotDropTokens = Error(
+        "SW0021",
+        "[TokenDrop] layer cannot run on a subset of its tokens",
+        "Layer '{0}' of model '{1}' cannot drop tokens for random-LTD: {2}; a [TokenDrop] layer takes and returns [batch, sequence, width] and works position by position except for causal attention");
+
     private static DiagnosticDescriptor Error(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Error);
 
     private static DiagnosticDescriptor Warning(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Warning);
@@ -148,6 +153,7 @@ internal static class DiagnosticDescriptors
         "SW0018" => InvalidStageStarts,
         "SW0019" => StageBoundaryPassesSeveralTensors,
         "SW0020" => LayerCannotBeDropped,
+        "SW0021" => LayerCannotDropTokens,
         _ => null,
     };
 
@@ -158,6 +164,7 @@ internal static class DiagnosticDescriptors
         MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
         MemoryAboveDeviceBudget, FewerMicroBatchesThanStages, TiedWeightAcrossStages, InvalidStageStarts,
         TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors, LayerCannotBeDropped,
+        LayerCannotDropTokens,
     };
 
     /// <summary>Whether a diagnostic stops the generator from emitting the model (errors do; warnings and notes do not).</summary>

@@ -26,6 +26,10 @@ internal static class ModelValidator
             var location = LocationInfo.From(attribute) ?? LocationInfo.From(model.Locations.IsEmpty ? null : model.Locations[0]);
             var layerDrop = Planning.LayerDropPlanner.Plan(trace.Graph, parse.Model.Root);
             if (layerDrop.Problems.Count > 0) return LayerDropDiagnostics(layerDrop.Problems, model.Name, location);
+            var tokenDrop = Planning.TokenDropPlanner.Plan(trace.Graph, parse.Model.Root);
+            if (tokenDrop.Problems.Count > 0)
+                return tokenDrop.Problems.Select(p => DiagnosticInfo.Create(DiagnosticDescriptors.LayerCannotDropTokens, p.Location ?? location, p.Layer, model.Name, p.Reason))
+                    .ToEquatableArray();
             var pipeline = Planning.PipelinePlanner.Plan(parse.Model, trace.Graph);
             var parallelism = ParallelismValidator.Validate(parse.Model, pipeline, location);
             if (parallelism.Count > 0) return parallelism;

@@ -69,6 +69,36 @@ public abstract class CompiledModel<T> where T : unmanaged
 
     protected double LayerKeepScale(int layer) => LayerKeep is null ? 1.0 : LayerKeep.Scale(layer);
 
+    /// <summary>
+    /// Which tokens each <c>[TokenDrop]</c> layer runs on in the next forward and backward (random-LTD); set per
+    /// training micro-batch, the same for its forward and its backward. Null: every layer runs on every token.
+    /// </summary>
+    public TokenKeep? TokenKeep { get; set; }
+
+    private int[] _everyToken = global::System.Array.Empty<int>();
+
+    /// <summary>The tokens of each sample <c>[TokenDrop]</c> layer <paramref name="layer"/> runs on.</summary>
+    protected int KeptTokens(int layer, int sequence) => TokenKeep is null ? sequence : global::System.Math.Min(TokenKeep.KeptCount(layer), sequence);
+
+    /// <summary>Which tokens, <c>[batch, kept]</c> packed in <c>[batch, sequence]</c>: the identity without random-LTD.</summary>
+    protected global::System.ReadOnlySpan<int> KeptTokenIndices(int layer, int sequence)
+    {
+        int length = Batch * sequence;
+        if (TokenKeep is not null && TokenKeep.KeptCount(layer) < sequence)
+        {
+            var indices = TokenKeep.Indices(layer);
+            if (indices.Length != length)
+                throw new global::System.InvalidOperationException($"Random-LTD gave [TokenDrop] layer {layer} {indices.Length} token indices; batch {Batch} of {sequence} tokens needs {length}.");
+            return indices;
+        }
+        if (_everyToken.Length != length)
+        {
+            _everyToken = new int[length];
+            for (int i = 0; i < length; i++) _everyToken[i] = i % sequence;
+        }
+        return _everyToken;
+    }
+
     protected Slice Activation(long offsetPerSample, long elementsPerSample)
         => new(Arena.Activations, offsetPerSample * Batch, elementsPerSample * Batch);
 
@@ -210,6 +240,9 @@ public interface ILanguageModelDefinition
 
     /// <summary>The <c>[LayerDrop]</c> layers progressive layer drop may skip, in model order (empty without the attribute).</summary>
     static abstract global::System.Collections.Generic.IReadOnlyList<string> DroppableLayers { get; }
+
+    /// <summary>The <c>[TokenDrop]</c> layers random-LTD may run on some tokens, in model order (empty without the attribute).</summary>
+    static abstract global::System.Collections.Generic.IReadOnlyList<string> TokenDropLayers { get; }
 
     /// <summary>Builds the compiled program over a backend for a micro-batch size.</summary>
     static abstract CompiledLanguageModel<T> Compile<T>(ITensorOps<T> ops, int batch)

@@ -4,12 +4,13 @@ using System.IO;
 using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Training.Config;
+using Shardwise.Training.TokenDrop;
 
 namespace Shardwise.Training.Tests;
 
 /// <summary>
-/// Random-LTD (data_efficiency.data_routing.random_ltd): the section as config 11 writes it and its errors at their JSON
-/// paths.
+/// Random-LTD (data_efficiency.data_routing.random_ltd): the section as config 11 writes it, its errors at their JSON
+/// paths, and DeepSpeed's RandomLTDScheduler replayed step by step and by hand.
 /// </summary>
 [TestClass]
 public sealed class RandomLtdTests
@@ -33,6 +34,16 @@ public sealed class RandomLtdTests
 
     private static string Layers(int total, params int[] ids) =>
         $"\"total_layer_num\": {total}, \"random_ltd_layer_num\": {ids.Length}, \"random_ltd_layer_id\": [{string.Join(", ", ids)}], ";
+
+    private static RandomLtdConfig Config(int min = 128, int max = 1024, long require = 400, int seqPerStep = 8, int total = 4, params int[] ids) => new()
+    {
+        TotalLayerNum = total,
+        LayerIds = ids.Length == 0 ? [1, 2] : ids,
+        MinValue = min,
+        MaxValue = max,
+        RequireSteps = require,
+        SeqPerStep = seqPerStep,
+    };
 
     private static RandomLtdConfig Corpus11() =>
         DeepSpeedConfig.Load(TestPaths.Config("11_dse_data_efficiency_random_ltd.json")).Config.RandomLtd
@@ -107,5 +118,76 @@ public sealed class RandomLtdTests
         var warnings = string.Join("\n", result.Warnings);
         StringAssert.Contains(warnings, $"{P}.model_mask_nam: unknown key, ignored (did you mean \"model_mask_name\"?)");
         StringAssert.Contains(warnings, $"{P}.random_ltd_schedule.schedule_config.seq_per_stepp: unknown key");
+    }
+
+    [TestMethod]
+    public void Schedule_MatchesDeepSpeedByHand()
+    {
+        // Config 11: min 128, max 1024, require_steps 400, seq_per_step 8; f(t) = ⌊t/400·896 + 128⌋ rounded down to 8s.
+        var schedule = new RandomLtdSchedule(Corpus11());
+        Assert.AreEqual(128, schedule.ReservedLength(0), "the first step: min_value as written");
+        Assert.AreEqual(128, schedule.ReservedLength(1), "130.24 → 130 → 128");
+        Assert.AreEqual(136, schedule.ReservedLength(5), "139.2 → 139 → 136");
+        Assert.AreEqual(576, schedule.ReservedLength(200), "576");
+        Assert.AreEqual(1016, schedule.ReservedLength(399), "1021.76 → 1021 → 1016");
+        Assert.AreEqual(1024, schedule.ReservedLength(400));
+        Assert.AreEqual(1024, schedule.ReservedLength(10_000), "22528 capped at max_value");
+        Assert.AreEqual(1024, schedule.ReservedLength(long.MaxValue / 2), "no overflow far out");
+
+        Assert.AreEqual(400L, schedule.FullFromStep(1024));
+        Assert.AreEqual(172L, schedule.FullFromStep(512), "171: 511.04 → 504; 172: 513.28 → 512");
+        Assert.AreEqual(0L, schedule.FullFromStep(128));
+        Assert.IsNull(schedule.FullFromStep(2048));
+        Assert.AreEqual("random-LTD: layers 1-22 of 24 keep 128→1024 tokens (fixed_linear, +8 about every 3.57 steps); " +
+            "all 1024 tokens once 400 steps are done; evaluation runs every token", schedule.Describe(1024));
+    }
+
+    [TestMethod]
+    public void Schedule_ReplaysDeepSpeedsStatefulScheduler()
+    {
+        foreach (var config in new[] { Config(), Config(100, 1020, 37, 8), Config(100, 1020, 10_000, 8), Config(100, 100, 10, 8), Config(3, 17, 5, 4), Config(64, 65, 1, 1) })
+        {
+            var schedule = new RandomLtdSchedule(config);
+            var deepSpeed = new DeepSpeedRandomLtdScheduler(config);
+            for (long step = 0; step < 3 * config.RequireSteps + 20; step++)
+            {
+                Assert.AreEqual(deepSpeed.CurrentSeq, schedule.ReservedLength(step), $"{config.MinValue}→{config.MaxValue} after {step} steps");
+                deepSpeed.UpdateSeq(step + 1); // the engine, after an optimizer step, with global_steps just incremented
+            }
+
+            foreach (int sequence in new[] { 1, 50, 64, 100, 101, 512, 1016, 1017, 1024 })
+            {
+                long? full = schedule.FullFromStep(sequence);
+                var expected = Enumerable.Range(0, (int)(3 * config.RequireSteps + 20)).Select(t => (long?)t)
+                    .LastOrDefault(t => schedule.ReservedLength(t!.Value) < sequence) is { } lastShort ? lastShort + 1 : 0;
+                if (config.MaxValue < sequence || (config.MinValue == config.MaxValue && config.MinValue < sequence)) Assert.IsNull(full);
+                else Assert.AreEqual(expected, full, $"{config.MinValue}→{config.MaxValue}, sequence {sequence}");
+            }
+        }
+
+        // min_value 100 is not a multiple of 8: the first step keeps 100, the second 96 (⌊100.092⌋ rounded down), so a
+        // 100-token sequence is dropped from again until f(t) reaches 104, at t = 44 (43: 103.956 → 96; 44: 104.048 → 104).
+        var odd = new RandomLtdSchedule(Config(100, 1020, 10_000, 8));
+        Assert.AreEqual((100, 96), (odd.ReservedLength(0), odd.ReservedLength(1)));
+        Assert.AreEqual(44L, odd.FullFromStep(100));
+    }
+
+    /// <summary>DeepSpeed's RandomLTDScheduler (data_routing/scheduler.py), transcribed: fixed_linear only.</summary>
+    private sealed class DeepSpeedRandomLtdScheduler(RandomLtdConfig config)
+    {
+        public int CurrentSeq { get; private set; } = config.MinValue;
+
+        public void UpdateSeq(long globalSteps)
+        {
+            if (CurrentSeq < config.MaxValue) CurrentSeq = FixedRoot(globalSteps, 1);
+        }
+
+        private int FixedRoot(long globalSteps, double rootDegree)
+        {
+            double nextSeq = Math.Pow((double)globalSteps / config.RequireSteps, 1.0 / rootDegree);
+            long next = (long)Math.Floor(nextSeq * (config.MaxValue - config.MinValue) + config.MinValue);
+            next -= next % config.SeqPerStep;
+            return (int)Math.Min(next, config.MaxValue);
+        }
     }
 }

@@ -10,12 +10,15 @@ namespace Shardwise.Training.Tests;
 
 /// <summary>
 /// Random-LTD (data_efficiency.data_routing.random_ltd): the section as config 11 writes it, its errors at their JSON
-/// paths, and DeepSpeed's RandomLTDScheduler replayed step by step and by hand.
+/// paths, DeepSpeed's RandomLTDScheduler replayed step by step and by hand, and the sampler's sorted, uniform and
+/// deterministic token sets.
 /// </summary>
 [TestClass]
 public sealed class RandomLtdTests
 {
     private const string P = "$.data_efficiency.data_routing.random_ltd";
+
+    public TestContext TestContext { get; set; } = null!;
 
     private const string Schedule = """
         "random_ltd_schedule": {"min_value": 128, "max_value": 1024, "schedule_type": "fixed_linear",
@@ -170,6 +173,120 @@ public sealed class RandomLtdTests
         var odd = new RandomLtdSchedule(Config(100, 1020, 10_000, 8));
         Assert.AreEqual((100, 96), (odd.ReservedLength(0), odd.ReservedLength(1)));
         Assert.AreEqual(44L, odd.FullFromStep(100));
+    }
+
+    [TestMethod]
+    public void CheckModel_NamesBothNumbersAndThePath()
+    {
+        var config = Corpus11();
+        Assert.IsNull(RandomLtdSampler.CheckModel(config, 24));
+        string? smaller = RandomLtdSampler.CheckModel(config, 12, "TinyGpt");
+        StringAssert.Contains(smaller, $"{P}.total_layer_num is 24, but TinyGpt has 12 [TokenDrop] layers");
+        StringAssert.Contains(smaller, $"{P}.random_ltd_layer_id[12] is 13, but TinyGpt has 12 [TokenDrop] layers (0 to 11)");
+        StringAssert.Contains(RandomLtdSampler.CheckModel(config, 0), "has no [TokenDrop] layer");
+        Assert.ThrowsExactly<ArgumentException>(() => new RandomLtdSampler(config, 12, 7));
+    }
+
+    [TestMethod]
+    public void Sample_PacksSortedDistinctRowsAndIdentityForOtherLayers()
+    {
+        var sampler = new RandomLtdSampler(Config(min: 16, max: 64, require: 100, seqPerStep: 8, total: 4, ids: [1, 2]), 4, seed: 7);
+        const int batch = 3, sequence = 48;
+        var draws = sampler.Sample(completedSteps: 0, microBatch: 0, batch, sequence);
+        Assert.AreEqual(4, draws.Length);
+        foreach (int layer in new[] { 0, 3 })
+        {
+            Assert.AreEqual(sequence, draws[layer].Reserved);
+            Assert.IsFalse(draws[layer].Drops);
+            CollectionAssert.AreEqual(Enumerable.Range(0, batch).SelectMany(_ => Enumerable.Range(0, sequence)).ToArray(), draws[layer].Indices);
+        }
+
+        foreach (int layer in new[] { 1, 2 })
+        {
+            var draw = draws[layer];
+            Assert.AreEqual(16, draw.Reserved);
+            Assert.IsTrue(draw.Drops);
+            Assert.AreEqual(batch * sequence, draw.Indices.Length);
+            for (int sample = 0; sample < batch; sample++)
+            {
+                var row = draw.Indices.AsSpan(sample * 16, 16).ToArray();
+                for (int j = 0; j < row.Length; j++)
+                {
+                    Assert.IsTrue(row[j] is >= 0 and < sequence, $"in range: {row[j]}");
+                    if (j > 0) Assert.IsTrue(row[j] > row[j - 1], "strictly increasing");
+                }
+            }
+
+            Assert.IsTrue(draw.Indices.Skip(batch * 16).All(i => i == 0), "the rest is 0");
+        }
+
+        CollectionAssert.AreNotEqual(draws[1].Indices, draws[2].Indices, "each layer draws its own");
+        // Once the schedule keeps at least the sequence, every layer runs every token.
+        var late = sampler.Sample(completedSteps: 1_000, microBatch: 0, batch, sequence);
+        Assert.IsTrue(late.All(d => d.Reserved == sequence && d.Indices.SequenceEqual(draws[0].Indices)));
+    }
+
+    [TestMethod]
+    public void Sample_IsAFunctionOfItsKeyAlone()
+    {
+        var config = Config(min: 16, max: 64, require: 100, seqPerStep: 8, total: 4, ids: [1, 2]);
+        var one = new RandomLtdSampler(config, 4, seed: 7);
+        var other = new RandomLtdSampler(config, 4, seed: 7);
+        int[] Draw(RandomLtdSampler sampler, long step, int microBatch, int layer = 1)
+        {
+            var indices = new int[2 * 64];
+            sampler.Fill(step, microBatch, layer, 2, 64, indices);
+            return indices;
+        }
+
+        // Another instance, and draws made in another order (as a resumed run makes them), give the same sets.
+        var later = Draw(other, 5, 1);
+        Draw(other, 3, 0);
+        CollectionAssert.AreEqual(Draw(one, 5, 1), later);
+        CollectionAssert.AreNotEqual(Draw(one, 5, 1), Draw(one, 6, 1), "step");
+        CollectionAssert.AreNotEqual(Draw(one, 5, 1), Draw(one, 5, 2), "micro-batch");
+        CollectionAssert.AreNotEqual(Draw(one, 5, 1), Draw(one, 5, 1, layer: 2), "layer");
+        CollectionAssert.AreNotEqual(Draw(one, 5, 1), Draw(new RandomLtdSampler(config, 4, seed: 8), 5, 1), "seed");
+        var indices = Draw(one, 5, 1);
+        CollectionAssert.AreNotEqual(indices.AsSpan(0, 16).ToArray(), indices.AsSpan(16, 16).ToArray(), "sample");
+    }
+
+    [TestMethod]
+    public void Draws_AreUniform()
+    {
+        var sampler = new RandomLtdSampler(Config(total: 1, ids: [0]), 1, seed: 11);
+
+        // Each position of 64 is kept 16 times in 64 over 20,000 sets: Σ (c − E)² / (D·p·(1 − p)) averages about 64
+        // (sd about 11); the bound is 11 sd above that, and with the fixed seed the outcome is fixed anyway.
+        const int positions = 64, keep = 16, draws = 20_000;
+        var counts = new long[positions];
+        var kept = new int[keep];
+        for (int n = 0; n < draws; n++)
+        {
+            sampler.DrawSorted(step: n / 8, microBatch: n % 8, layer: 0, sample: n % 3, positions, kept);
+            foreach (int position in kept) counts[position]++;
+        }
+
+        double p = (double)keep / positions, expected = draws * p, variance = draws * p * (1 - p);
+        double chiSquare = counts.Sum(c => (c - expected) * (c - expected) / variance);
+        TestContext.WriteLine($"positions χ² {chiSquare:F1}");
+        Assert.IsTrue(chiSquare < 3 * (positions - 1), $"positions χ² {chiSquare:F1}");
+
+        // And every 3-subset of 6 equally often: Pearson's χ² with 19 degrees of freedom (mean 19, sd 6.2) under 80.
+        var subsets = new Dictionary<string, int>();
+        var three = new int[3];
+        for (int n = 0; n < draws; n++)
+        {
+            sampler.DrawSorted(step: 1_000 + n, microBatch: 0, layer: 0, sample: 0, 6, three);
+            string name = string.Join(",", three);
+            subsets[name] = subsets.GetValueOrDefault(name) + 1;
+        }
+
+        Assert.AreEqual(20, subsets.Count);
+        double each = draws / 20.0;
+        double pearson = subsets.Values.Sum(c => (c - each) * (c - each) / each);
+        TestContext.WriteLine($"subsets χ² {pearson:F1}");
+        Assert.IsTrue(pearson < 80, $"subsets χ² {pearson:F1}");
     }
 
     /// <summary>DeepSpeed's RandomLTDScheduler (data_routing/scheduler.py), transcribed: fixed_linear only.</summary>

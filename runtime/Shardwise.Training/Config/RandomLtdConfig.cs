@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Linq;
 using System.Text.Json;
 
 namespace Shardwise.Training.Config;
@@ -61,7 +60,7 @@ public sealed record RandomLtdConfig
 
         int total = section.Int32("total_layer_num", AutoRule.NotAllowed, min: 1) ?? Required(section, "total_layer_num");
         int? layerNum = section.Int32("random_ltd_layer_num", AutoRule.NotAllowed, min: 1);
-        if (layerNum is null && !section.Has("random_ltd_layer_num")) Required(section, "random_ltd_layer_num");
+        if (layerNum is null) Required(section, "random_ltd_layer_num");
         var ids = ReadLayerIds(section, total);
         if (layerNum is { } count && ids is not null && count != ids.Count)
             section.Error("random_ltd_layer_num", $"{count} does not match random_ltd_layer_id, which lists {ids.Count} layers (DeepSpeed raises on this too)");

@@ -94,6 +94,7 @@ internal static class ConfigDescriber
             Add("$.progressive_layer_drop.theta", config.ProgressiveLayerDrop.Theta);
             Add("$.progressive_layer_drop.gamma", config.ProgressiveLayerDrop.Gamma);
         }
+        DescribeRandomLtd(config.RandomLtd, Add);
         Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
         DescribeAutotuning(config, Add);
 
@@ -309,5 +310,24 @@ internal static class ConfigDescriber
         add(C + "schedule_config.total_curriculum_step", curriculum.TotalCurriculumStep);
         add(C + "schedule_config.difficulty_step", curriculum.DifficultyStep);
         if (curriculum.ScheduleType == CurriculumScheduleType.FixedRoot) add(C + "schedule_config.root_degree", curriculum.RootDegree);
+    }
+
+    private static void DescribeRandomLtd(RandomLtdConfig? ltd, Action<string, object?> add)
+    {
+        const string R = RandomLtdConfig.SectionPath + ".";
+        add(R + "enabled", ltd is not null);
+        if (ltd is null) return;
+        add(R + "total_layer_num", ltd.TotalLayerNum);
+        add(R + "random_ltd_layer_num", ltd.LayerIds.Count);
+        add(R + "random_ltd_layer_id", "[" + string.Join(", ", ltd.LayerIds) + "]");
+        if (ltd.ModelMaskName is { } mask) add(R + "model_mask_name", mask);
+        add(R + "model_type", "decoder");
+        add(R + "hidden_state_order", ltd.HiddenStateOrder == RandomLtdHiddenStateOrder.SeqBatchDim ? "seq_batch_dim" : "batch_seq_dim");
+        add(R + "random_ltd_schedule.min_value", ltd.MinValue);
+        add(R + "random_ltd_schedule.max_value", ltd.MaxValue);
+        add(R + "random_ltd_schedule.schedule_type", RandomLtdConfig.FixedLinear);
+        add(R + "random_ltd_schedule.schedule_config.require_steps", ltd.RequireSteps);
+        add(R + "random_ltd_schedule.schedule_config.seq_per_step", ltd.SeqPerStep);
+        add(R + "layer_token_lr_schedule.enabled", false);
     }
 }

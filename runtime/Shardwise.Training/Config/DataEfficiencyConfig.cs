@@ -6,49 +6,43 @@ namespace Shardwise.Training.Config;
 /// The "data_efficiency" section (DeepSpeed's data efficiency library, deepspeed/runtime/data_pipeline) as far as
 /// Shardwise implements it: data sampling's curriculum on the <c>seqlen_truncate</c> metric, which is the legacy
 /// sequence-length curriculum in the library's spelling (its sampler advances the same CurriculumScheduler once per
-/// global batch, and Megatron truncates every sequence to the difficulty). Metrics that rank samples need the data
-/// analyzer's offline index, and random-LTD (data_routing) drops tokens inside layers: both are errors naming their
-/// path. A section, or a part of it, switched off is read no further, as DeepSpeed reads it.
+/// global batch, and Megatron truncates every sequence to the difficulty), and data routing's random-LTD
+/// (<see cref="RandomLtdConfig"/>). Metrics that rank samples need the data analyzer's offline index: errors naming
+/// their path. A section, or a part of it, switched off is read no further, as DeepSpeed reads it.
 /// </summary>
 internal static class DataEfficiencyConfig
 {
     public const string SequenceLengthMetric = "seqlen_truncate";
 
-    /// <summary>The curriculum the section asks for, or null.</summary>
-    public static CurriculumLearningConfig? Read(JsonSection root)
+    /// <summary>The curriculum and the random-LTD the section asks for; null for each part that is absent or off.</summary>
+    public static (CurriculumLearningConfig? Curriculum, RandomLtdConfig? RandomLtd) Read(JsonSection root)
     {
         var section = root.Section("data_efficiency");
         if (section.Bool("enabled") != true)
         {
             section.SkipRest();
-            return null;
+            return (null, null);
         }
 
         if (section.TryTake("seed", out _))
             section.Warning("seed", "the library's sampling seed; the trainer's --seed orders the data");
-        ReadRouting(section.Section("data_routing"));
+        var randomLtd = ReadRouting(section.Section("data_routing"));
         var curriculum = ReadSampling(section.Section("data_sampling"));
         UnsupportedFeaturePolicy.ReportLeftovers(section);
-        return curriculum;
+        return (curriculum, randomLtd);
     }
 
-    private static void ReadRouting(JsonSection routing)
+    private static RandomLtdConfig? ReadRouting(JsonSection routing)
     {
         if (routing.Bool("enabled") != true)
         {
             routing.SkipRest();
-            return;
+            return null;
         }
 
-        var ltd = routing.Section("random_ltd");
-        if (ltd.Bool("enabled") == true)
-        {
-            routing.Error("random_ltd", UnsupportedFeaturePolicy.ErrorMessage("random layerwise token dropping (random-LTD)",
-                "remove it or switch it off (the sequence-length curriculum, data_sampling's seqlen_truncate, is supported)"));
-        }
-
-        ltd.SkipRest();
+        var randomLtd = RandomLtdConfig.Read(routing);
         UnsupportedFeaturePolicy.ReportLeftovers(routing);
+        return randomLtd;
     }
 
     private static CurriculumLearningConfig? ReadSampling(JsonSection sampling)

@@ -81,6 +81,12 @@ public sealed record DeepSpeedConfig
     /// <summary>The "progressive_layer_drop" section (disabled when absent).</summary>
     public ProgressiveLayerDropConfig ProgressiveLayerDrop { get; init; } = ProgressiveLayerDropConfig.Disabled;
 
+    /// <summary>
+    /// data_efficiency.data_routing.random_ltd (random layerwise token dropping) when it and both sections above it are
+    /// enabled; null otherwise.
+    /// </summary>
+    public RandomLtdConfig? RandomLtd { get; init; }
+
     /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
     public CurriculumLearningConfig? CurriculumLearning { get; init; }
 

@@ -48,7 +48,8 @@ internal static class DeepSpeedConfigParser
             CsvMonitor = MonitorConfig.Read(root, "csv_monitor"),
             Checkpoint = CheckpointConfig.Read(root),
             SparseAttention = SparseAttentionConfig.Read(root),
-            CurriculumLearning = ReadCurriculum(root),
+            CurriculumLearning = ReadCurriculum(root, out var randomLtd),
+            RandomLtd = randomLtd,
             ProgressiveLayerDrop = ProgressiveLayerDropConfig.Read(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
             Autotuning = AutotuningConfig.Read(root),
@@ -64,11 +65,14 @@ internal static class DeepSpeedConfigParser
         return new ConfigLoadResult(config, diagnostics.Warnings);
     }
 
-    /// <summary>The legacy curriculum_learning section or data_efficiency's seqlen_truncate metric: one curriculum, not both.</summary>
-    private static CurriculumLearningConfig? ReadCurriculum(JsonSection root)
+    /// <summary>
+    /// The legacy curriculum_learning section or data_efficiency's seqlen_truncate metric: one curriculum, not both; and
+    /// data_efficiency's random-LTD, read with it.
+    /// </summary>
+    private static CurriculumLearningConfig? ReadCurriculum(JsonSection root, out RandomLtdConfig? randomLtd)
     {
         var legacy = CurriculumLearningConfig.Read(root);
-        var library = DataEfficiencyConfig.Read(root);
+        (var library, randomLtd) = DataEfficiencyConfig.Read(root);
         if (legacy is not null && library is not null)
         {
             root.Diagnostics.ErrorSentence("$.data_efficiency.data_sampling.curriculum_learning", "asks for a sequence-length curriculum and so does $.curriculum_learning: keep one of them");

@@ -16,7 +16,8 @@ public partial class TinyGpt
     [Layer] private readonly Embedding tokens = new(Vocabulary, Width);
     [Layer] private readonly Embedding positions = new(Context, Width);
     // [LayerDrop]: progressive_layer_drop in the config may skip blocks while training (each is x + f(x) twice).
-    [Layer, LayerDrop] private readonly Block[] blocks = Layers.Repeat(Depth, () => new Block(Width, Heads));
+    // [TokenDrop]: random_ltd in the config may run blocks on some of each sequence's tokens while training.
+    [Layer, LayerDrop, TokenDrop] private readonly Block[] blocks = Layers.Repeat(Depth, () => new Block(Width, Heads));
     [Layer] private readonly LayerNorm finalNorm = new(Width);
 
     [Forward]

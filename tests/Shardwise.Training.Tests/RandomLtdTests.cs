@@ -182,7 +182,8 @@ public sealed class RandomLtdTests
         Assert.IsNull(RandomLtdSampler.CheckModel(config, 24));
         string? smaller = RandomLtdSampler.CheckModel(config, 12, "TinyGpt");
         StringAssert.Contains(smaller, $"{P}.total_layer_num is 24, but TinyGpt has 12 [TokenDrop] layers");
-        StringAssert.Contains(smaller, $"{P}.random_ltd_layer_id[12] is 13, but TinyGpt has 12 [TokenDrop] layers (0 to 11)");
+        StringAssert.Contains(smaller, $"{P}.random_ltd_layer_id[11] is 12 (and 10 more ids past it), but TinyGpt has 12 [TokenDrop] layers (0 to 11)");
+        StringAssert.Contains(RandomLtdSampler.CheckModel(config, 22, "TinyGpt"), $"{P}.random_ltd_layer_id[21] is 22, but TinyGpt has 22 [TokenDrop] layers (0 to 21)");
         StringAssert.Contains(RandomLtdSampler.CheckModel(config, 0), "has no [TokenDrop] layer");
         Assert.ThrowsExactly<ArgumentException>(() => new RandomLtdSampler(config, 12, 7));
     }

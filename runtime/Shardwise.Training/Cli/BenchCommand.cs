@@ -12,6 +12,7 @@ using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Engine;
 using Shardwise.Training.LayerDrop;
+using Shardwise.Training.TokenDrop;
 using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
@@ -68,8 +69,10 @@ public static class BenchCommand
         if (SparseAttentionCheck.Describe(settings.Config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
         var layerDrop = ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, typeof(TModel).Name, settings.Seed);
         if (layerDrop is not null) log.WriteLine(layerDrop.Describe());
-        bool dropping = layerDrop is not null;
-        long blocksRun = 0, blocksDrawn = 0;
+        var tokenDrop = RandomLtd.For(settings.Config, TModel.TokenDropLayers, typeof(TModel).Name, settings.Seed);
+        if (tokenDrop is not null) log.WriteLine(tokenDrop.Describe(program.SequenceLength));
+        bool dropping = layerDrop is not null || tokenDrop is not null;
+        long blocksRun = 0, blocksDrawn = 0, layerTokensRun = 0, layerTokensDrawn = 0;
         var cuda = FindOps<CudaOps>(program.Ops);
         var cpu = cuda is null ? FindOps<CpuOps<float>>(program.Ops) : null;
         var (inputs, targets) = RandomTokens(batch.MicroBatchPerGpu * program.SequenceLength, TModel.VocabularySize, settings.Seed);
@@ -83,7 +86,7 @@ public static class BenchCommand
         communicator.Traffic.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
-        blocksRun = blocksDrawn = 0;
+        blocksRun = blocksDrawn = layerTokensRun = layerTokensDrawn = 0;
         if (options.Profile)
         {
             cuda?.StartProfiling();
@@ -179,32 +182,50 @@ public static class BenchCommand
             log.WriteLine($"wrote {options.JsonPath}");
         }
         // Last: its extra steps must not enter the traffic, memory and loss reported above.
-        if (layerDrop is not null) WriteLayerDropComparison();
+        if (dropping) WriteDropComparison();
         return 0;
 
-        // The reference, in the same process: as many steps again with every block run.
-        void WriteLayerDropComparison()
+        // The reference, in the same process: as many steps again with every block run on every token.
+        void WriteDropComparison()
         {
             dropping = false;
             program.LayerKeep = null;
+            program.TokenKeep = null;
             var reference = Stopwatch.StartNew();
             for (long i = 0; i < steps; i++) Step();
             cuda?.Synchronize();
             double every = reference.Elapsed.TotalMilliseconds / steps;
-            log.WriteLine($"progressive layer drop: {ms:F1} ms/step with {blocksRun:N0} of {blocksDrawn:N0} block passes run " +
-                $"({100.0 * blocksRun / Math.Max(1, blocksDrawn):F1}%; θ {layerDrop.Theta(engine.GlobalStep):F3} at the end) against {every:F1} ms/step " +
-                $"with every block, timed next in this run: {ms / every:F3}×");
+            if (layerDrop is not null)
+            {
+                log.WriteLine($"progressive layer drop: {blocksRun:N0} of {blocksDrawn:N0} block passes run " +
+                    $"({100.0 * blocksRun / Math.Max(1, blocksDrawn):F1}%; θ {layerDrop.Theta(engine.GlobalStep):F3} at the end)");
+            }
+            if (tokenDrop is not null)
+            {
+                log.WriteLine($"random-LTD: the [TokenDrop] layers ran on {layerTokensRun:N0} of {layerTokensDrawn:N0} tokens " +
+                    $"({100.0 * layerTokensRun / Math.Max(1, layerTokensDrawn):F1}%; {tokenDrop.Schedule.ReservedLength(engine.GlobalStep)} kept at the end)");
+            }
+            log.WriteLine($"dropping: {ms:F1} ms/step against {every:F1} ms/step with every block on every token, timed next in this run: {ms / every:F3}×");
         }
 
         void Step()
         {
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
             {
-                if (dropping)
+                if (dropping && layerDrop is not null)
                 {
-                    program.LayerKeep = layerDrop!.Sample(engine.GlobalStep, micro);
+                    program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
                     blocksRun += program.LayerKeep.Count - program.LayerKeep.Skipped;
                     blocksDrawn += program.LayerKeep.Count;
+                }
+                if (dropping && tokenDrop is not null)
+                {
+                    program.TokenKeep = tokenDrop.Keep(engine.GlobalStep, micro, batch.MicroBatchPerGpu, program.SequenceLength);
+                    for (int layer = 0; layer < program.TokenKeep.Count; layer++)
+                    {
+                        layerTokensRun += (long)batch.MicroBatchPerGpu * program.TokenKeep.KeptCount(layer);
+                        layerTokensDrawn += (long)batch.MicroBatchPerGpu * program.SequenceLength;
+                    }
                 }
                 loss = engine.ForwardBackward(inputs, targets);
                 if (engine.Step() == StepOutcome.SkippedOverflow) skipped++;

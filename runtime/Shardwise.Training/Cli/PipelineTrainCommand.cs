@@ -111,6 +111,8 @@ public static class PipelineTrainCommand
         if (curriculum is not null) log.WriteLine(curriculum.Describe(sequence));
         engine.LayerDrop = ProgressiveLayerDrop.For(config, TModel.DroppableLayers, model, settings.Seed);
         if (engine.LayerDrop is not null) log.WriteLine(engine.LayerDrop.Describe());
+        engine.TokenDrop = TokenDrop.RandomLtd.For(config, TModel.TokenDropLayers, model, settings.Seed);
+        if (engine.TokenDrop is not null) log.WriteLine(engine.TokenDrop.Describe(sequence));
         var report = engine.Memory; // this rank's stage, one activation window per micro-batch in flight
         log.WriteLine($"memory (stage {stageIndex}, {engine.ActivationWindows} activation windows): {report.Describe()}");
         log.WriteLine("optimizer step: " + engine.Engine.DescribeOptimizerStep());

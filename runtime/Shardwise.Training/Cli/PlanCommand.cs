@@ -53,6 +53,11 @@ public static class PlanCommand
             log.WriteLine(layerDrop.Describe());
             log.WriteLine(layerDrop.DescribeExpectedWork(TModel.OperationCosts));
         }
+        if (TokenDrop.RandomLtd.For(config, TModel.TokenDropLayers, typeof(TModel).Name, settings.Seed) is { } tokenDrop)
+        {
+            log.WriteLine();
+            log.WriteLine(tokenDrop.Describe(TModel.SequenceLength));
+        }
         if (ranks > 1)
         {
             log.WriteLine();

@@ -9,6 +9,7 @@ using Shardwise.Distributed;
 using Shardwise.Plans;
 using Shardwise.Training.Curriculum;
 using Shardwise.Training.LayerDrop;
+using Shardwise.Training.TokenDrop;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Progress;
 
@@ -64,6 +65,8 @@ public static class TrainCommand
         if (curriculum is not null) log.WriteLine(curriculum.Describe(program.SequenceLength));
         var layerDrop = ProgressiveLayerDrop.For(config, TModel.DroppableLayers, typeof(TModel).Name, settings.Seed);
         if (layerDrop is not null) log.WriteLine(layerDrop.Describe());
+        var tokenDrop = RandomLtd.For(config, TModel.TokenDropLayers, typeof(TModel).Name, settings.Seed);
+        if (tokenDrop is not null) log.WriteLine(tokenDrop.Describe(program.SequenceLength));
         log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)
@@ -92,6 +95,7 @@ public static class TrainCommand
             bool profiling = config.FlopsProfiler.Enabled && engine.GlobalStep == config.FlopsProfiler.ProfileStep;
             if (profiling) timers.BeginProfiledStep();
             var profiledKeeps = profiling ? new List<LayerKeep>() : null; // the profiled step's micro-batches' blocks (progressive layer drop)
+            var profiledTokens = profiling ? new List<TokenKeep>() : null; // and their kept tokens (random-LTD)
             clock.Restart();
             double loss = 0;
             for (int micro = 0; micro < batch.GradientAccumulationSteps; micro++)
@@ -105,6 +109,11 @@ public static class TrainCommand
                 {
                     program.LayerKeep = layerDrop.Sample(engine.GlobalStep, micro);
                     profiledKeeps?.Add(program.LayerKeep);
+                }
+                if (tokenDrop is not null)
+                {
+                    program.TokenKeep = tokenDrop.Keep(engine.GlobalStep, micro, batch.MicroBatchPerGpu, program.SequenceLength, firstSample: rank * batch.MicroBatchPerGpu);
+                    profiledTokens?.Add(program.TokenKeep);
                 }
                 timers.Start();
                 if (timers.Enabled)
@@ -123,6 +132,7 @@ public static class TrainCommand
                 timers.StepDone();
             }
             program.LayerKeep = null;
+            program.TokenKeep = null;
             loss /= batch.GradientAccumulationSteps;
             double ms = clock.Elapsed.TotalMilliseconds;
             long step = engine.GlobalStep;
@@ -130,6 +140,7 @@ public static class TrainCommand
             {
                 var (forward, backward, optimizer) = timers.EndProfiledStep();
                 var costs = layerDrop?.ExecutedCosts(TModel.OperationCosts, profiledKeeps!) ?? TModel.OperationCosts;
+                if (tokenDrop is not null) costs = tokenDrop.ExecutedCosts(costs, profiledTokens!, program.SequenceLength);
                 if (rank == 0) WriteFlopsProfile<TModel>(config, batch, ranks, costs, new ProfiledStep(config.FlopsProfiler.ProfileStep, forward, backward, optimizer, ms), log);
             }
             intervalLoss += loss;

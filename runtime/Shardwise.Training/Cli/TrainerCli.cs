@@ -138,6 +138,7 @@ public static class TrainerCli
         // line with their own start-up lines.
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
         LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
+        TokenDrop.RandomLtd.For(settings.Config, TModel.TokenDropLayers, model, settings.Seed);
         return settings;
     }
 }

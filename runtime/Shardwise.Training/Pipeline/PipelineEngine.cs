@@ -67,6 +67,12 @@ public sealed class PipelineEngine : IPipelineStageOperations
     /// </summary>
     public LayerDrop.ProgressiveLayerDrop? LayerDrop { get; set; }
 
+    /// <summary>
+    /// Random-LTD: each micro-batch's forward and backward run the <c>[TokenDrop]</c> layers on the tokens drawn for
+    /// (step, micro-batch), the same on every stage and tensor rank. Null: every token runs.
+    /// </summary>
+    public TokenDrop.RandomLtd? TokenDrop { get; set; }
+
     public CompiledStage<float> Stage => _stage;
 
     public ParallelGroups Groups => _groups;
@@ -128,7 +134,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         }
         finally
         {
-            _stage.LayerKeep = null; // evaluation between batches runs every layer
+            _stage.LayerKeep = null; // evaluation between batches runs every layer, on every token
+            _stage.TokenKeep = null;
         }
 
         // Only the last stage knows the loss; tensor rank 0 of each replica's last stage contributes its share.
@@ -149,15 +156,22 @@ public sealed class PipelineEngine : IPipelineStageOperations
     {
         _stage.SelectActivationWindow(buffer);
         _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
+        _stage.TokenKeep = KeptTokens(microBatch);
         int start = microBatch * _tokensPerMicroBatch;
         float loss = Engine.Forward(_tokens.AsSpan(start, _tokensPerMicroBatch), _targets.AsSpan(start, _tokensPerMicroBatch));
         if (_stage.IsLast) _lossSum += loss;
     }
 
+    /// <summary>The micro-batch's random-LTD draw, made again for its backward (a hash of step and micro-batch, so the same).</summary>
+    private Plans.TokenKeep? KeptTokens(int microBatch)
+        => TokenDrop?.Keep(Engine.GlobalStep, microBatch, _tokensPerMicroBatch / _stage.SequenceLength, _stage.SequenceLength,
+            firstSample: _groups.Coordinates.DataRank * (_tokensPerMicroBatch / _stage.SequenceLength));
+
     public void Backward(int microBatch, int buffer)
     {
         _stage.SelectActivationWindow(buffer);
         _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
+        _stage.TokenKeep = KeptTokens(microBatch);
         Engine.Backward();
         // Every micro-batch but the last ends an engine micro-step here, so the last backward runs at the accumulation
         // boundary (as overlap_comm expects) and OptimizerStep's call is the one that updates.

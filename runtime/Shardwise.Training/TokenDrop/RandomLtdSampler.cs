@@ -67,23 +67,31 @@ public sealed class RandomLtdSampler
         var problems = new List<string>();
         if (config.TotalLayerNum != tokenDropLayers)
             problems.Add($"{P}.total_layer_num is {N(config.TotalLayerNum)}, but {model} has {N(tokenDropLayers)} [TokenDrop] layers: set it to {N(tokenDropLayers)}");
+        var past = new List<int>();
         for (int i = 0; i < config.LayerIds.Count; i++)
         {
-            if (config.LayerIds[i] >= tokenDropLayers)
-                problems.Add($"{P}.random_ltd_layer_id[{N(i)}] is {N(config.LayerIds[i])}, but {model} has {N(tokenDropLayers)} [TokenDrop] layers (0 to {N(tokenDropLayers - 1)})");
+            if (config.LayerIds[i] >= tokenDropLayers) past.Add(i);
+        }
+        if (past.Count > 0)
+        {
+            // One line however many ids are past the end (a 24-layer config on a 4-layer model lists 19).
+            string others = past.Count == 1 ? "" : $" (and {N(past.Count - 1)} more id{(past.Count == 2 ? "" : "s")} past it)";
+            problems.Add($"{P}.random_ltd_layer_id[{N(past[0])}] is {N(config.LayerIds[past[0]])}{others}, but {model} has {N(tokenDropLayers)} [TokenDrop] layers (0 to {N(tokenDropLayers - 1)})");
         }
 
         return problems.Count == 0 ? null : string.Join("; ", problems);
     }
 
     /// <summary>Every <c>[TokenDrop]</c> layer's tokens, in model order, for micro-batch <paramref name="microBatch"/> of the step after <paramref name="completedSteps"/> steps.</summary>
-    public TokenDropDraw[] Sample(long completedSteps, int microBatch, int batch, int sequence)
+    /// <param name="firstSample">The global index of the micro-batch's first sample (a data-parallel rank's first row):
+    /// a sample's draw depends on it, not on the rank, so a sharded run draws what one process with the whole batch does.</param>
+    public TokenDropDraw[] Sample(long completedSteps, int microBatch, int batch, int sequence, int firstSample = 0)
     {
         var draws = new TokenDropDraw[Layers];
         for (int layer = 0; layer < draws.Length; layer++)
         {
             var indices = new int[checked(batch * sequence)];
-            int reserved = Fill(completedSteps, microBatch, layer, batch, sequence, indices);
+            int reserved = Fill(completedSteps, microBatch, layer, batch, sequence, indices, firstSample);
             draws[layer] = new TokenDropDraw(reserved, sequence, indices);
         }
 
@@ -94,7 +102,7 @@ public sealed class RandomLtdSampler
     /// Writes layer <paramref name="layer"/>'s packed rows into <paramref name="indices"/> (batch × sequence entries, the
     /// layout of <see cref="TokenDropDraw.Indices"/>) and returns the tokens each sample keeps.
     /// </summary>
-    public int Fill(long completedSteps, int microBatch, int layer, int batch, int sequence, Span<int> indices)
+    public int Fill(long completedSteps, int microBatch, int layer, int batch, int sequence, Span<int> indices, int firstSample = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequence);
@@ -110,7 +118,7 @@ public sealed class RandomLtdSampler
         }
 
         for (int sample = 0; sample < batch; sample++)
-            DrawSorted(completedSteps, microBatch, layer, sample, sequence, indices.Slice(sample * reserved, reserved));
+            DrawSorted(completedSteps, microBatch, layer, firstSample + sample, sequence, indices.Slice(sample * reserved, reserved));
         indices[(batch * reserved)..].Clear();
         return reserved;
     }

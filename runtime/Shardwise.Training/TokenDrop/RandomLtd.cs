@@ -1,0 +1,114 @@
+using System;
+using System.Collections.Generic;
+using Shardwise.Plans;
+using Shardwise.Training.Cli;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.TokenDrop;
+
+/// <summary>
+/// Random-LTD as the trainers use it: the config's schedule and draws over the model's <c>[TokenDrop]</c> layers,
+/// handed to the generated program as one <see cref="TokenKeep"/> per training micro-batch (the program gathers each
+/// layer's kept tokens, runs the layer on them and scatters its output back). DeepSpeed changes the reserved length
+/// after each optimizer step with the global step; so does <see cref="Keep"/>, from the engine's completed steps.
+/// </summary>
+public sealed class RandomLtd
+{
+    private readonly RandomLtdSampler sampler;
+
+    private RandomLtd(RandomLtdSampler sampler, IReadOnlyList<string> layers)
+    {
+        this.sampler = sampler;
+        Layers = layers;
+    }
+
+    /// <summary>
+    /// The random-LTD a run uses: null when the config leaves it off; a clear error when the config does not fit the
+    /// model's <c>[TokenDrop]</c> layers (none, a layer id past them, another total_layer_num).
+    /// </summary>
+    public static RandomLtd? For(DeepSpeedConfig config, IReadOnlyList<string> tokenDropLayers, string model, ulong seed)
+    {
+        if (config.RandomLtd is not { } ltd) return null;
+        if (RandomLtdSampler.CheckModel(ltd, tokenDropLayers.Count, model) is { } problem)
+        {
+            string hint = tokenDropLayers.Count == 0
+                ? "; mark its repeated blocks [TokenDrop] (the build says why one cannot drop tokens, SW0021), or set random_ltd.enabled to false"
+                : "";
+            throw new CliException($"{config.SourceName}: {problem}{hint}");
+        }
+        return new RandomLtd(new RandomLtdSampler(ltd, tokenDropLayers.Count, seed), tokenDropLayers);
+    }
+
+    /// <summary>The model's <c>[TokenDrop]</c> layers, in model order.</summary>
+    public IReadOnlyList<string> Layers { get; }
+
+    public RandomLtdSchedule Schedule => sampler.Schedule;
+
+    /// <summary>The tokens each layer keeps in the step after <paramref name="completedSteps"/>, for a sequence of <paramref name="sequence"/>.</summary>
+    public int KeptTokens(long completedSteps, int layer, int sequence)
+        => sampler.Drops(layer) ? Math.Min(sampler.Schedule.ReservedLength(completedSteps), sequence) : sequence;
+
+    /// <summary>
+    /// Micro-batch <paramref name="microBatch"/>'s kept tokens in the step after <paramref name="completedSteps"/> optimizer
+    /// steps; <paramref name="firstSample"/> is the global index of its first row (rank × micro-batch size on a data-parallel rank).
+    /// </summary>
+    public TokenKeep Keep(long completedSteps, int microBatch, int batch, int sequence, int firstSample = 0)
+    {
+        var draws = sampler.Sample(completedSteps, microBatch, batch, sequence, firstSample);
+        var counts = new int[draws.Length];
+        var indices = new int[draws.Length][];
+        for (int layer = 0; layer < draws.Length; layer++)
+        {
+            counts[layer] = Math.Min(draws[layer].Reserved, sequence);
+            indices[layer] = draws[layer].Indices;
+        }
+        return new TokenKeep(counts, indices);
+    }
+
+    /// <summary>
+    /// The static costs with each <c>[TokenDrop]</c> layer's ops scaled to the tokens the profiled micro-batches ran it on
+    /// (the flops profiler's counts): row-wise ops by kept/sequence, attention by its square; averaged over the micro-batches.
+    /// </summary>
+    public IReadOnlyList<OperationCost> ExecutedCosts(IReadOnlyList<OperationCost> costs, IReadOnlyList<TokenKeep> microBatches, int sequence)
+    {
+        if (microBatches.Count == 0) return costs;
+        var rows = new double[Layers.Count];
+        var pairs = new double[Layers.Count];
+        foreach (var keep in microBatches)
+        {
+            for (int i = 0; i < rows.Length; i++)
+            {
+                double share = Math.Min(keep.KeptCount(i), sequence) / (double)sequence;
+                rows[i] += share / microBatches.Count;
+                pairs[i] += share * share / microBatches.Count;
+            }
+        }
+        var executed = new OperationCost[costs.Count];
+        for (int k = 0; k < costs.Count; k++)
+        {
+            var op = costs[k];
+            int layer = LayerOf(op.Layer);
+            double factor = layer < 0 ? 1 : op.Operation == "Attention" ? pairs[layer] : rows[layer];
+            executed[k] = layer < 0 ? op : op with
+            {
+                ForwardFlopsPerSample = (long)Math.Round(op.ForwardFlopsPerSample * factor),
+                BackwardFlopsPerSample = (long)Math.Round(op.BackwardFlopsPerSample * factor),
+            };
+        }
+        return executed;
+    }
+
+    /// <summary>The index in <see cref="Layers"/> of the layer an op's path belongs to, or −1.</summary>
+    private int LayerOf(string path)
+    {
+        for (int i = 0; i < Layers.Count; i++)
+        {
+            string layer = Layers[i];
+            if (path == layer || (path.Length > layer.Length && path.StartsWith(layer, StringComparison.Ordinal) && path[layer.Length] == '.')) return i;
+        }
+        return -1;
+    }
+
+    /// <summary>The start-up line.</summary>
+    public string Describe(int sequence) => Schedule.Describe(sequence);
+}

@@ -1,0 +1,130 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Training.Cli;
+
+namespace Shardwise.Trainer.Tests;
+
+/// <summary>
+/// TinyGpt (its blocks are <c>[TokenDrop]</c>) trained under random-LTD: the trainer reports the schedule; a schedule
+/// that keeps every token is the plain run exactly, one that keeps fewer is not from the first step; a run resumed
+/// mid-way equals the straight one bit for bit (the draws follow the step, not the process); validation runs every
+/// token; the flops profiler counts the tokens run. That a block on its kept tokens is differentiated exactly is
+/// TokenDropTests (Models.Tests); that data-parallel ranks draw what one process does is ZeroEquivalenceTests.
+/// </summary>
+[TestClass]
+public sealed class TokenDropTrainingTests
+{
+    private static string Section(int min, int max = 64, string extra = "") => $$"""
+        "data_efficiency": { "enabled": true, "data_routing": { "enabled": true, "random_ltd": { "enabled": true,
+            "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2], "model_type": "decoder",
+            "random_ltd_schedule": { "min_value": {{min}}, "max_value": {{max}}, "schedule_type": "fixed_linear",
+                                     "schedule_config": { "require_steps": 20, "seq_per_step": 8 } } } } }, {{extra}}
+        """;
+
+    [TestMethod]
+    public void TinyGptTrainsWithRandomLtd_ResumesBitForBit_AndValidatesEveryToken()
+    {
+        var root = TrainerRun.TempDirectory();
+        var data = TrainerRun.SharedData("tinyshakespeare.txt");
+        string plain = WriteConfig(root, "plain.json", ""),
+            dropping = WriteConfig(root, "ltd.json", Section(min: 16)),
+            everyToken = WriteConfig(root, "every.json", Section(min: 64));
+        string[] Train(string config, string output, int steps) =>
+            ["train", "--config", config, "--data", data, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--output", output,
+             "--eval-interval", "6", "--eval-batches", "2", "--save-interval", "3"];
+
+        string straight = Path.Combine(root, "straight"), split = Path.Combine(root, "split");
+        string log = TrainerRun.Succeed(Train(dropping, straight, 6));
+        StringAssert.Contains(log, "random-LTD: layers 1, 2 of 4 keep 16→64 tokens (fixed_linear, +8 about every 3.33 steps); all 64 tokens once 20 steps are done");
+        TrainerRun.Succeed(Train(dropping, split, 3));
+        TrainerRun.Succeed(["train", "--config", dropping, "--steps", "6", "--resume", split, "--output", split, "--eval-interval", "6",
+            "--eval-batches", "2", "--save-interval", "3"]);
+        double[] losses = Column(straight, "loss");
+        Assert.AreEqual(6, losses.Length);
+        CollectionAssert.AreEqual(losses, Column(split, "loss"), "straight against 3 steps + resume + 3 steps");
+
+        string without = Path.Combine(root, "plain"), all = Path.Combine(root, "every");
+        TrainerRun.Succeed(Train(plain, without, 6));
+        TrainerRun.Succeed(Train(everyToken, all, 6));
+        double[] plainLosses = Column(without, "loss");
+        CollectionAssert.AreEqual(plainLosses, Column(all, "loss"), "min_value = the sequence keeps every token");
+        Assert.IsTrue(losses.Zip(plainLosses).All(p => p.First != p.Second), "16 of 64 tokens in the middle blocks from the first step");
+
+        // The run's validation at step 6 ran every token: eval of the checkpoint (which never drops) agrees.
+        double trained = Column(straight, "val_loss").Last(v => !double.IsNaN(v));
+        string eval = TrainerRun.Succeed("eval", "--config", dropping, "--resume", straight, "--data", data, "--eval-batches", "2");
+        StringAssert.Contains(eval, "validation loss " + trained.ToString("F4", CultureInfo.InvariantCulture));
+    }
+
+    [TestMethod]
+    public void TheFlopsProfilerCountsTheTokensTheProfiledStepRan()
+    {
+        var root = TrainerRun.TempDirectory();
+        const string Profiler = """ "flops_profiler": { "enabled": true, "profile_step": 2 }, """;
+        string plain = WriteConfig(root, "plain.json", Profiler), dropping = WriteConfig(root, "ltd.json", Section(min: 16, extra: Profiler));
+        double Forward(string config, string name)
+        {
+            string output = TrainerRun.Succeed("train", "--config", config, "--steps", "3", "--eval-interval", "0", "--output", Path.Combine(root, name));
+            var line = System.Text.RegularExpressions.Regex.Match(output, @"fwd FLOPs per micro-batch:\s+([\d.]+) MFLOPs");
+            Assert.IsTrue(line.Success, output);
+            return double.Parse(line.Groups[1].Value, CultureInfo.InvariantCulture);
+        }
+        double every = Forward(plain, "plain"), ran = Forward(dropping, "ltd");
+        // Step 2 keeps 16 + ⌊2/20 · 48⌋ = 20 → 16 tokens in blocks 1 and 2: their row-wise ops a quarter, attention a sixteenth.
+        Assert.IsTrue(ran < 0.8 * every, $"the profiled step ran {ran} of {every} MFLOPs");
+        Assert.IsTrue(ran > 0.4 * every, $"blocks 0 and 3, the embedding and the head run every token: {ran} of {every} MFLOPs");
+    }
+
+    [TestMethod]
+    public void ConfigsThatDoNotFitTheModelStopBeforeTraining()
+    {
+        var root = TrainerRun.TempDirectory();
+        // DeepSpeedExamples' GPT-2 medium random-LTD config: 24 layers, ids 1-22; TinyGpt has 4.
+        string corpus = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TrainerRun.SharedData("x"))!, "..", "ds_configs", "11_dse_data_efficiency_random_ltd.json"));
+        var (code, planned, planErrors) = TrainerRun.Run(["plan", "--config", corpus]);
+        Assert.AreNotEqual(0, code);
+        string error = planErrors + planned;
+        StringAssert.Contains(error, "$.data_efficiency.data_routing.random_ltd.total_layer_num is 24, but TinyGpt has 4 [TokenDrop] layers: set it to 4");
+        StringAssert.Contains(error, "$.data_efficiency.data_routing.random_ltd.random_ltd_layer_id[3] is 4 (and 18 more ids past it), but TinyGpt has 4 [TokenDrop] layers (0 to 3)");
+
+        // A model without [TokenDrop] layers.
+        string config = WriteConfig(root, "ltd.json", Section(min: 16));
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        var previous = Console.Error;
+        Console.SetError(errors);
+        try
+        {
+            code = TrainerCli.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")], output);
+        }
+        finally
+        {
+            Console.SetError(previous);
+        }
+        Assert.AreNotEqual(0, code);
+        StringAssert.Contains(errors.ToString() + output, "ltd.json: $.data_efficiency.data_routing.random_ltd.enabled is true, but SmallGpt has no [TokenDrop] layer");
+        Assert.IsFalse(Directory.Exists(Path.Combine(root, "run")), "nothing was trained or written");
+    }
+
+    private static string WriteConfig(string directory, string name, string extra)
+    {
+        string path = Path.Combine(directory, name);
+        File.WriteAllText(path, $$"""
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
+              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
+            """);
+        return path;
+    }
+
+    /// <summary>A column of metrics.csv, a row per step (steps_per_print 1; a resumed run appends); NaN where empty.</summary>
+    private static double[] Column(string run, string name)
+    {
+        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+        int column = Array.IndexOf(lines[0].Split(','), name);
+        Assert.IsTrue(column >= 0, lines[0]);
+        return lines.Skip(1).Select(line => line.Split(',')[column]).Select(v => v.Length == 0 ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+    }
+}

@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
@@ -66,7 +67,8 @@ public sealed partial class CudaOps
     /// The device address of the <c>[batch, keptCount]</c> kept indices, after checking on the host that each sample's
     /// row rises strictly within [0, sequence), with the CPU reference's message.
     /// </summary>
-    private ulong CheckedKeptTokens(IndexSlice kept, int batch, int sequence, int keptCount, [System.Runtime.CompilerServices.CallerMemberName] string operation = "")
+    private ulong CheckedKeptTokens(IndexSlice kept, int batch, int sequence, int keptCount,
+        [CallerMemberName] string operation = "")
     {
         long count = (long)batch * keptCount;
         ulong address = IndexAddress(kept, count, nameof(kept), operation);

@@ -304,6 +304,16 @@ public sealed class CudaOpsHalfTests
         CudaOpsTests.CrossEntropyAgainstTheCpu(twins, storage.ToString(), Summed, 2 * storage.UnitRoundoff() + Summed, syncBeforeRange: true);
     }
 
+    /// <summary>Random-LTD's token gather and scatter: copies exact, the accumulating backward rounded once (2u).</summary>
+    [TestMethod]
+    [DataRow(StorageType.Float16)]
+    [DataRow(StorageType.BFloat16)]
+    public void RandomLtdTokenGatherAndScatter(StorageType storage)
+    {
+        using TwinBackends twins = Twins(storage, 16);
+        CudaOpsTests.TokenDropAgainstTheCpu(twins, storage.ToString(), 2 * storage.UnitRoundoff());
+    }
+
     [TestMethod]
     [DataRow(StorageType.Float16)]
     [DataRow(StorageType.BFloat16)]

@@ -103,6 +103,81 @@ public sealed class CudaOpsTests
     }
 
     [TestMethod]
+    public void RandomLtdTokenGatherAndScatter()
+    {
+        using TwinBackends twins = Twins(16);
+        TokenDropAgainstTheCpu(twins, "fp32", Elementwise);
+    }
+
+    [TestMethod]
+    public void KeptTokensThatDoNotRiseStrictlyAreRejectedAsOnTheCpu()
+    {
+        using TwinBackends twins = Twins(17);
+        const int batch = 2, sequence = 6, kept = 2, dim = 3;
+        Slice full = twins.Random(batch * sequence * dim), other = twins.Random(batch * sequence * dim);
+        Slice packed = twins.Random(batch * kept * dim);
+        IndexSlice tokens = twins.Indices([0, 3, 4, 4]);
+        foreach (Action op in new Action[]
+                 {
+                     () => twins.Gpu.GatherTokens(full, tokens, packed, batch, sequence, kept, dim),
+                     () => twins.Gpu.GatherTokensBackward(packed, tokens, full, batch, sequence, kept, dim, accumulate: true),
+                     () => twins.Gpu.ScatterTokens(full, packed, tokens, other, batch, sequence, kept, dim),
+                     () => twins.Gpu.ScatterTokensBackward(full, tokens, other, batch, sequence, kept, dim, accumulate: false),
+                 })
+        {
+            var e = Assert.ThrowsExactly<ArgumentException>(op);
+            StringAssert.StartsWith(e.Message, "kept token indices of sample 1 must rise strictly within [0, 6); index 1 is 4.");
+        }
+
+        // An index past the sequence, too.
+        twins.Gpu.LoadIndices([0, 3, 4, 6], tokens);
+        var past = Assert.ThrowsExactly<ArgumentException>(() => twins.Gpu.ScatterTokens(full, packed, tokens, other, batch, sequence, kept, dim));
+        StringAssert.StartsWith(past.Message, "kept token indices of sample 1 must rise strictly within [0, 6); index 1 is 6.");
+        // Checked before any launch: the GPU wrote nothing (the CPU reference, which checks row by row, may have).
+        twins.AssertArenasClose(0f, "nothing written");
+
+        // The CPU reference (still holding the repeated index) gives the same message.
+        var cpu = Assert.ThrowsExactly<ArgumentException>(() => twins.Cpu.GatherTokens(full, tokens, packed, batch, sequence, kept, dim));
+        StringAssert.StartsWith(cpu.Message, "kept token indices of sample 1 must rise strictly within [0, 6); index 1 is 4.");
+    }
+
+    /// <summary>
+    /// Random-LTD's GatherTokens, ScatterTokens and their gradients (overwriting and accumulating, onto random stale
+    /// values) against the CPU backend: a few kept of many tokens, every token kept, none kept, and a batch of none
+    /// (no launch: nothing may change). Copies match exactly, accumulated rows at <paramref name="accumulated"/>.
+    /// The fp32 and 16-bit tests share it.
+    /// </summary>
+    internal static void TokenDropAgainstTheCpu(TwinBackends twins, string label, float accumulated)
+    {
+        foreach ((int batch, int sequence, int kept, int dim) in new[] { (1, 1, 1, 1), (2, 7, 3, 5), (3, 16, 16, 130), (2, 33, 10, 257), (3, 5, 0, 4), (0, 4, 2, 3) })
+        {
+            string at = $"{label}, batch {batch}, sequence {sequence}, kept {kept}, dim {dim}";
+            long full = (long)Math.Max(batch, 1) * sequence * dim, packed = (long)Math.Max(batch, 1) * kept * dim;
+            IndexSlice tokens = twins.Indices(twins.KeptTokens(batch, sequence, kept));
+            Slice x = twins.Random(full), gathered = twins.Random(packed);
+            twins.Run(ops => ops.GatherTokens(x, tokens, gathered, batch, sequence, kept, dim));
+            twins.AssertClose(gathered, 0f, $"gather, {at}");
+
+            Slice layer = twins.Random(packed), scattered = twins.Random(full);
+            twins.Run(ops => ops.ScatterTokens(x, layer, tokens, scattered, batch, sequence, kept, dim));
+            twins.AssertClose(scattered, 0f, $"scatter, {at}");
+
+            foreach (bool accumulate in new[] { false, true })
+            {
+                Slice dPacked = twins.Random(packed), dxFromGather = twins.Random(full);
+                twins.Run(ops => ops.GatherTokensBackward(dPacked, tokens, dxFromGather, batch, sequence, kept, dim, accumulate));
+                twins.AssertClose(dxFromGather, accumulate ? accumulated : 0f, $"gather backward, accumulate {accumulate}, {at}");
+
+                Slice dy = twins.Random(full), dxFromScatter = twins.Random(full);
+                twins.Run(ops => ops.ScatterTokensBackward(dy, tokens, dxFromScatter, batch, sequence, kept, dim, accumulate));
+                twins.AssertClose(dxFromScatter, accumulate ? accumulated : 0f, $"scatter backward, accumulate {accumulate}, {at}");
+            }
+        }
+
+        twins.AssertArenasClose(accumulated, $"{label}: nothing else changed");
+    }
+
+    [TestMethod]
     public void VocabularyParallelEmbedding()
     {
         using TwinBackends twins = Twins(4);

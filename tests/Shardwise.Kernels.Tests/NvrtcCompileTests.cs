@@ -102,7 +102,8 @@ public sealed class NvrtcCompileTests
                      "crossentropy_forward", "crossentropy_backward", "adamw_step", "global_norm_squared",
                      "overflow_check_unscale", "add", "add_backward", "scale", "add_bias", "add_bias_backward_partial",
                      "add_bias_backward_reduce", "embedding_range_forward", "embedding_range_backward",
-                     "crossentropy_row_max", "crossentropy_partials", "crossentropy_range_backward" })
+                     "crossentropy_row_max", "crossentropy_partials", "crossentropy_range_backward",
+                     "gather_tokens", "gather_tokens_backward", "scatter_tokens", "scatter_tokens_backward" })
         {
             foreach (string suffix in new[] { "f32", "f16", "bf16" })
                 Assert.IsTrue(fromPtx.Contains($"{family}_{suffix}"), $"missing {family}_{suffix}");

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Cpu;
 using Shardwise.Ops;
@@ -90,6 +91,24 @@ public sealed class TestData(int seed)
         var values = new int[count];
         for (long i = 0; i < count; i++) values[i] = random.Next(below);
         return values;
+    }
+
+    /// <summary>
+    /// Random-LTD's kept token indices <c>[batch, keptCount]</c>: for each sample a random subset of [0, sequence) of
+    /// <paramref name="keptCount"/> tokens, in rising order (each sample its own subset).
+    /// </summary>
+    public int[] KeptTokens(int batch, int sequence, int keptCount)
+    {
+        var kept = new int[batch * keptCount];
+        for (int b = 0; b < batch; b++)
+        {
+            int[] tokens = Enumerable.Range(0, sequence).ToArray();
+            random.Shuffle(tokens);
+            Array.Sort(tokens, 0, keptCount);
+            tokens.AsSpan(0, keptCount).CopyTo(kept.AsSpan(b * keptCount, keptCount));
+        }
+
+        return kept;
     }
 
     /// <summary>

@@ -136,6 +136,9 @@ public sealed class TwinBackends : IDisposable
 
     public int[] Ints(int count, int below) => data.Ints(count, below);
 
+    /// <summary>Random-LTD's kept token indices (<see cref="TestData.KeptTokens"/>).</summary>
+    public int[] KeptTokens(int batch, int sequence, int keptCount) => data.KeptTokens(batch, sequence, keptCount);
+
     /// <summary>Cross-entropy targets, some of them the ignore index (<see cref="TestData.Targets"/>).</summary>
     public int[] Targets(int count, int below) => data.Targets(count, below);
 

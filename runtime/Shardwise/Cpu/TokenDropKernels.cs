@@ -7,7 +7,8 @@ namespace Shardwise.Cpu;
 /// <summary>
 /// Random-LTD's token gather and scatter (DeepSpeed's GatherTokens / ScatterTokens): a layer runs on each sample's
 /// kept tokens packed at the front; the tokens it skips keep their input. Kept indices are <c>[batch, keptCount]</c>,
-/// each row strictly increasing, so "is token t kept" is a binary search of its sample's row.
+/// each row strictly increasing, so "is token t kept" is a binary search of its sample's row. Every method checks the
+/// indices before it writes anything (a bad index would touch another sample's rows), as CudaOps does.
 /// </summary>
 public static class TokenDropKernels
 {
@@ -15,11 +16,12 @@ public static class TokenDropKernels
     public static void Gather<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> kept, Span<T> y, int batch, int sequence, int keptCount, int dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        CheckKept(kept, batch, sequence, keptCount);
         for (int b = 0; b < batch; b++)
         {
             for (int j = 0; j < keptCount; j++)
             {
-                int t = Token(kept, b, j, sequence, keptCount);
+                int t = kept[(b * keptCount) + j];
                 x.Slice(((b * sequence) + t) * dim, dim).CopyTo(y.Slice(((b * keptCount) + j) * dim, dim));
             }
         }
@@ -29,12 +31,13 @@ public static class TokenDropKernels
     public static void GatherBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<int> kept, Span<T> dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        CheckKept(kept, batch, sequence, keptCount);
         if (!accumulate) dx.Slice(0, batch * sequence * dim).Clear();
         for (int b = 0; b < batch; b++)
         {
             for (int j = 0; j < keptCount; j++)
             {
-                int t = Token(kept, b, j, sequence, keptCount);
+                int t = kept[(b * keptCount) + j];
                 var source = dy.Slice(((b * keptCount) + j) * dim, dim);
                 var target = dx.Slice(((b * sequence) + t) * dim, dim);
                 if (accumulate) TensorPrimitives.Add(target, source, target);
@@ -47,6 +50,7 @@ public static class TokenDropKernels
     public static void Scatter<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> layer, ReadOnlySpan<int> kept, Span<T> y, int batch, int sequence, int keptCount, int dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        CheckKept(kept, batch, sequence, keptCount);
         for (int b = 0; b < batch; b++)
         {
             var row = kept.Slice(b * keptCount, keptCount);
@@ -63,6 +67,7 @@ public static class TokenDropKernels
     public static void ScatterBackward<T>(ReadOnlySpan<T> dy, ReadOnlySpan<int> kept, Span<T> dx, int batch, int sequence, int keptCount, int dim, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        CheckKept(kept, batch, sequence, keptCount);
         for (int b = 0; b < batch; b++)
         {
             var row = kept.Slice(b * keptCount, keptCount);
@@ -81,11 +86,17 @@ public static class TokenDropKernels
         }
     }
 
-    private static int Token(ReadOnlySpan<int> kept, int b, int j, int sequence, int keptCount)
+    /// <summary>Each sample's <paramref name="keptCount"/> indices rise strictly within [0, <paramref name="sequence"/>).</summary>
+    public static void CheckKept(ReadOnlySpan<int> kept, int batch, int sequence, int keptCount)
     {
-        int t = kept[(b * keptCount) + j];
-        if ((uint)t >= (uint)sequence || (j > 0 && t <= kept[(b * keptCount) + j - 1]))
-            throw new ArgumentException($"kept token indices of sample {b} must rise strictly within [0, {sequence}); index {j} is {t}.", nameof(kept));
-        return t;
+        for (int b = 0; b < batch; b++)
+        {
+            for (int j = 0; j < keptCount; j++)
+            {
+                int t = kept[(b * keptCount) + j];
+                if ((uint)t >= (uint)sequence || (j > 0 && t <= kept[(b * keptCount) + j - 1]))
+                    throw new ArgumentException($"kept token indices of sample {b} must rise strictly within [0, {sequence}); index {j} is {t}.", nameof(kept));
+            }
+        }
     }
 }

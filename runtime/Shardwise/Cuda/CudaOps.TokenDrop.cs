@@ -72,17 +72,7 @@ public sealed partial class CudaOps
     {
         long count = (long)batch * keptCount;
         ulong address = IndexAddress(kept, count, nameof(kept), operation);
-        ReadOnlySpan<int> host = HostIndices(kept, count);
-        for (int b = 0; b < batch; b++)
-        {
-            for (int j = 0; j < keptCount; j++)
-            {
-                int t = host[(b * keptCount) + j];
-                if ((uint)t >= (uint)sequence || (j > 0 && t <= host[(b * keptCount) + j - 1]))
-                    throw new ArgumentException($"kept token indices of sample {b} must rise strictly within [0, {sequence}); index {j} is {t}.", nameof(kept));
-            }
-        }
-
+        Shardwise.Cpu.TokenDropKernels.CheckKept(HostIndices(kept, count), batch, sequence, keptCount);
         return address;
     }
 

@@ -183,6 +183,36 @@ public sealed class TinyGptLossCurveTests
     }
 
     /// <summary>
+    /// Random-LTD in bf16: TinyGpt's middle blocks run on 16 of 64 tokens at first (token_drop.cu gathers and scatters
+    /// them, attention runs over the kept sequence), against the CPU: the curves agree, and differ from the run that
+    /// keeps every token.
+    /// </summary>
+    [TestMethod]
+    public void RandomLtdInBf16OnTheEmulatedGpuFollowsTheCpu()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
+            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
+            string dropping = WriteConfig(directory, "ltd", Optimizer, Scheduler, """
+                "bf16": { "enabled": true },
+                "data_efficiency": { "enabled": true, "data_routing": { "enabled": true, "random_ltd": { "enabled": true,
+                    "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2],
+                    "random_ltd_schedule": { "min_value": 16, "max_value": 64, "schedule_type": "fixed_linear",
+                                             "schedule_config": { "require_steps": 20, "seq_per_step": 8 } } } } },
+                """);
+            string plain = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
+            FollowsTheCpuAndChangesTraining(directory, dropping, plain, "the random-LTD run's loss differs from the plain run's: tokens were dropped");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// A feature's config trained on the emulated GPU and on the CPU: the curves agree at compare-curves' tolerances, and
     /// the CPU run without the feature (<paramref name="without"/>) has another loss, so the feature acted.
     /// </summary>

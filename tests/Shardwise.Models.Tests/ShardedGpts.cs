@@ -103,8 +103,9 @@ public partial class CheckpointedHybridGpt
 }
 
 /// <summary>
-/// <see cref="HybridGpt"/> with <c>[LayerDrop]</c> blocks: progressive layer drop across two pipeline stages and two
-/// tensor-parallel ranks, where each branch ends in the row-parallel sum (TensorSum) and every rank must skip alike.
+/// <see cref="HybridGpt"/> with <c>[LayerDrop]</c> and <c>[TokenDrop]</c> blocks: progressive layer drop and random-LTD
+/// across two pipeline stages and two tensor-parallel ranks, where each branch ends in the row-parallel sum (TensorSum)
+/// and every rank must skip the same blocks and drop the same tokens.
 /// </summary>
 [Model(Pipeline = 2, Tensor = 2)]
 public partial class DroppableHybridGpt
@@ -115,7 +116,7 @@ public partial class DroppableHybridGpt
 
     [Layer, Shard(ShardKind.Vocabulary)] private readonly Embedding tokens = new(Vocabulary, Width);
     [Layer] private readonly Embedding positions = new(Context, Width);
-    [Layer, LayerDrop] private readonly ShardedBlock[] blocks = Layers.Repeat(4, () => new ShardedBlock(Width, 2));
+    [Layer, LayerDrop, TokenDrop] private readonly ShardedBlock[] blocks = Layers.Repeat(4, () => new ShardedBlock(Width, 2));
     [Layer] private readonly LayerNorm finalNorm = new(Width);
 
     [Forward]

@@ -39,7 +39,8 @@ public sealed class GeneratedModelMpiTests
     [DataRow("HybridGpt", 4, false)]
     [DataRow("HybridGpt", 4, true)]
     [DataRow("DroppableHybridGpt", 4, false)] // progressive layer drop: every stage and tensor rank skips a micro-batch's blocks alike
-    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum)
+    [DataRow("DroppableHybridGpt", 4, false, true)] // and random-LTD: every stage and tensor rank drops a micro-batch's tokens alike
+    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum, bool tokenDrop = false)
     {
         bool layerDrop = model.StartsWith("Droppable", StringComparison.Ordinal);
         string directory = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-cli-{model}-{Guid.NewGuid():N}");
@@ -59,6 +60,14 @@ public sealed class GeneratedModelMpiTests
                 : "";
             // The keep probability falls to 0.5–0.8 within a few steps: blocks are skipped from the second step on.
             if (layerDrop) schedule += """, "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 0.5 }""";
+            // Blocks 1 and 2 on 2 of the 6 tokens at first, 4 from step 5, all 6 from step 10.
+            if (tokenDrop)
+                schedule += """
+                    , "data_efficiency": { "enabled": true, "data_routing": { "enabled": true, "random_ltd": { "enabled": true,
+                        "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2],
+                        "random_ltd_schedule": { "min_value": 2, "max_value": 6, "schedule_type": "fixed_linear",
+                                                 "schedule_config": { "require_steps": 10, "seq_per_step": 2 } } } } }
+                    """;
             File.WriteAllText(config, $$"""
                 { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
                   "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } {{schedule}} }
@@ -71,6 +80,7 @@ public sealed class GeneratedModelMpiTests
             StringAssert.Contains(single.Output, $"one process: training {model}'s whole program");
             if (curriculum) StringAssert.Contains(single.Output, "curriculum: sequence length fixed_discrete [3, 6] up to steps [5]; full context (6) from step 6");
             if (layerDrop) StringAssert.Contains(single.Output, "progressive layer drop: keep probability θ(t) = (1 − 0.5)·exp(−0.5·t) + 0.5");
+            if (tokenDrop) StringAssert.Contains(single.Output, "random-LTD: layers 1, 2 of 4 keep 2→6 tokens");
             MpiJob consolidate = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
                 ["cli", model, "consolidate", "--resume", alone, "--output", Path.Combine(alone, "weights.safetensors")]);
             Assert.AreEqual(0, consolidate.ExitCode, consolidate.Output);
@@ -80,6 +90,7 @@ public sealed class GeneratedModelMpiTests
             StringAssert.Contains(job.Output, $"ranks: {ranks} = data 1 × pipeline 2 × tensor {ranks / 2}");
             if (curriculum) StringAssert.Contains(job.Output, "full context (6) from step 6");
             if (layerDrop) StringAssert.Contains(job.Output, "layers blocks.0, blocks.1, blocks.2, blocks.3");
+            if (tokenDrop) StringAssert.Contains(job.Output, "random-LTD: layers 1, 2 of 4 keep 2→6 tokens");
 
             double[] expected = Losses(Path.Combine(alone, "metrics.csv")), actual = Losses(Path.Combine(pipelined, "metrics.csv"));
             Assert.AreEqual(10, expected.Length);

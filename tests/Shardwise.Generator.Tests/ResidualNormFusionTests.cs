@@ -47,6 +47,15 @@ public sealed class ResidualNormFusionTests
 
     private static int Count(string text, string call) => Regex.Matches(text, Regex.Escape(call)).Count;
 
+    /// <summary>The TinyGpt example with its block array declared as <paramref name="declaration"/>.</summary>
+    private static (string Path, string Text) TinyGptWithBlocks(string declaration)
+    {
+        var example = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
+        const string field = "[Layer, LayerDrop, TokenDrop] private readonly Block[] blocks";
+        Assert.IsTrue(example.Text.Contains(field), "the TinyGpt example no longer declares " + field);
+        return (example.Path, example.Text.Replace(field, declaration));
+    }
+
     [TestMethod]
     public void OnlyAnAddWhoseSumTheNextOpNormalisesIsFused()
     {
@@ -75,7 +84,8 @@ public sealed class ResidualNormFusionTests
     [TestMethod]
     public void EveryResidualAddOfTinyGptRunsInsideTheNormAfterIt()
     {
-        var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs"));
+        // TinyGpt's blocks without [TokenDrop] (whose gather and scatter sit between a block's last add and the next norm).
+        var (sources, diagnostics) = GeneratorHarness.Run(TinyGptWithBlocks("[Layer, LayerDrop] private readonly Block[] blocks"));
         Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
         string forward = Body(sources["Shardwise.Examples.TinyGpt.g.cs"], "Forward(");
 
@@ -87,12 +97,26 @@ public sealed class ResidualNormFusionTests
     }
 
     [TestMethod]
+    public void TokenDropBlocksFuseOnlyTheAddsInsideThem()
+    {
+        var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs"));
+        Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
+        string forward = Body(sources["Shardwise.Examples.TinyGpt.g.cs"], "Forward(");
+
+        // Each block's middle add runs in its second norm, on the block's kept rows; the embedding sum and each block's
+        // last add are read by random-LTD's gather and scatter, not by a norm, so they stay adds.
+        Assert.AreEqual(4, Count(forward, "Ops.AddLayerNorm("), forward);
+        Assert.AreEqual(5, Count(forward, "Ops.Add("));
+        Assert.AreEqual(5, Count(forward, "Ops.LayerNorm("), "each block's first norm and the final norm");
+        StringAssert.Contains(forward, "P_blocks_1_mlpNorm_weight, P_blocks_1_mlpNorm_bias, _blocks_1_mlpNorm_out, _blocks_1_mlpNorm_mean, _blocks_1_mlpNorm_rstd, Batch * KeptTokens(1, 64), 128);");
+        Assert.AreEqual(4, Count(forward, "Ops.GatherTokens("));
+        Assert.AreEqual(4, Count(forward, "Ops.ScatterTokens("));
+    }
+
+    [TestMethod]
     public void AnAddAndANormInDifferentCheckpointSegmentsStaySeparate()
     {
-        var example = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
-        const string field = "[Layer, LayerDrop] private readonly Block[] blocks";
-        var source = example.Text.Replace(field, "[Layer, LayerDrop, Checkpoint] private readonly Block[] blocks");
-        var (sources, diagnostics) = GeneratorHarness.Run((example.Path, source));
+        var (sources, diagnostics) = GeneratorHarness.Run(TinyGptWithBlocks("[Layer, LayerDrop, Checkpoint] private readonly Block[] blocks"));
         Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
         string generated = sources["Shardwise.Examples.TinyGpt.g.cs"];
         string forward = Body(generated, "Forward(");

@@ -70,22 +70,23 @@ internal static class ModelEmitter
         w.Line("/// <summary>Output vocabulary size.</summary>");
         w.Line($"public static int VocabularySize => {Names.Int(loss.Dims[0])};");
         w.Line();
-        w.Line("/// <summary>The [LayerDrop] layers progressive layer drop may skip, in model order: the index is LayerKept's argument and the depth.</summary>");
-        var layers = plan.LayerDrop.Layers;
-        w.Line("public static global::System.Collections.Generic.IReadOnlyList<string> DroppableLayers { get; } = " + (layers.Count == 0
-            ? "global::System.Array.Empty<string>();"
-            : "new string[] { " + string.Join(", ", layers.Select(Names.String)) + " };"));
-        w.Line();
-        w.Line("/// <summary>The [TokenDrop] layers random-LTD may run on some tokens, in model order: the index is KeptTokens' first argument.</summary>");
-        var tokenLayers = plan.TokenDrop.Layers;
-        w.Line("public static global::System.Collections.Generic.IReadOnlyList<string> TokenDropLayers { get; } = " + (tokenLayers.Count == 0
-            ? "global::System.Array.Empty<string>();"
-            : "new string[] { " + string.Join(", ", tokenLayers.Select(Names.String)) + " };"));
-        w.Line();
+        WriteLayerList(w, "DroppableLayers", plan.LayerDrop.Layers,
+            "The [LayerDrop] layers progressive layer drop may skip, in model order: the index is LayerKept's argument and the depth.");
+        WriteLayerList(w, "TokenDropLayers", plan.TokenDrop.Layers,
+            "The [TokenDrop] layers random-LTD may run on some tokens, in model order: the index is KeptTokens' first argument.");
         w.Line("/// <summary>Builds the compiled program for a micro-batch size.</summary>");
         w.Line("public static global::Shardwise.Plans.CompiledLanguageModel<T> Compile<T>(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
         w.Line("    where T : unmanaged, global::System.Numerics.IFloatingPointIeee754<T>");
         w.Line("    => new Compiled<T>(ops, batch);");
+        w.Line();
+    }
+
+    private static void WriteLayerList(SourceWriter w, string name, Model.EquatableArray<string> layers, string summary)
+    {
+        w.Line("/// <summary>" + summary + "</summary>");
+        w.Line($"public static global::System.Collections.Generic.IReadOnlyList<string> {name} {{ get; }} = " + (layers.Count == 0
+            ? "global::System.Array.Empty<string>();"
+            : "new string[] { " + string.Join(", ", layers.Select(Names.String)) + " };"));
         w.Line();
     }
 

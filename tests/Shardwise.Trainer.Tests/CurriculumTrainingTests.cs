@@ -25,7 +25,7 @@ public sealed class CurriculumTrainingTests
     {
         var root = TrainerRun.TempDirectory();
         var data = TrainerRun.SharedData("tinyshakespeare.txt");
-        string plain = WriteConfig(root, "plain.json", ""), curriculum = WriteConfig(root, "curriculum.json", Schedule);
+        string plain = TrainerRun.WriteSmallConfig(root, "plain.json", ""), curriculum = TrainerRun.WriteSmallConfig(root, "curriculum.json", Schedule);
         string[] Train(string config, string output, int steps) =>
             ["train", "--config", config, "--data", data, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--output", output,
              "--eval-interval", "0", "--save-interval", "3"];
@@ -45,22 +45,5 @@ public sealed class CurriculumTrainingTests
         Assert.AreNotEqual(Losses(without)[0], curriculumLosses[0], "the curriculum's first step left positions out of the loss");
     }
 
-    private static string WriteConfig(string directory, string name, string extra)
-    {
-        string path = Path.Combine(directory, name);
-        File.WriteAllText(path, $$"""
-            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
-              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
-            """);
-        return path;
-    }
-
-    /// <summary>Each step's loss, from metrics.csv (a row per step with steps_per_print 1; a resumed run appends).</summary>
-    private static double[] Losses(string run)
-    {
-        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
-        int column = Array.IndexOf(lines[0].Split(','), "loss");
-        Assert.IsTrue(column >= 0, lines[0]);
-        return lines.Skip(1).Select(line => double.Parse(line.Split(',')[column], CultureInfo.InvariantCulture)).ToArray();
-    }
+    private static double[] Losses(string run) => TrainerRun.MetricsColumn(run, "loss");
 }

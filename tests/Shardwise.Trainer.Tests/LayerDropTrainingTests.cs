@@ -21,9 +21,9 @@ public sealed class LayerDropTrainingTests
     {
         var root = TrainerRun.TempDirectory();
         var data = TrainerRun.SharedData("tinyshakespeare.txt");
-        string plain = WriteConfig(root, "plain.json", ""),
-            dropping = WriteConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 0.5 }, """),
-            never = WriteConfig(root, "never.json", """ "progressive_layer_drop": { "enabled": true, "theta": 1.0, "gamma": 0.5 }, """);
+        string plain = TrainerRun.WriteSmallConfig(root, "plain.json", ""),
+            dropping = TrainerRun.WriteSmallConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 0.5 }, """),
+            never = TrainerRun.WriteSmallConfig(root, "never.json", """ "progressive_layer_drop": { "enabled": true, "theta": 1.0, "gamma": 0.5 }, """);
         string[] Train(string config, string output, int steps) =>
             ["train", "--config", config, "--data", data, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--output", output,
              "--eval-interval", "6", "--eval-batches", "2", "--save-interval", "3"];
@@ -35,21 +35,21 @@ public sealed class LayerDropTrainingTests
         TrainerRun.Succeed(Train(dropping, split, 3));
         TrainerRun.Succeed(["train", "--config", dropping, "--steps", "6", "--resume", split, "--output", split, "--eval-interval", "6",
             "--eval-batches", "2", "--save-interval", "3"]);
-        double[] losses = Column(straight, "loss");
+        double[] losses = TrainerRun.MetricsColumn(straight, "loss");
         Assert.AreEqual(6, losses.Length);
-        CollectionAssert.AreEqual(losses, Column(split, "loss"), "straight against 3 steps + resume + 3 steps");
+        CollectionAssert.AreEqual(losses, TrainerRun.MetricsColumn(split, "loss"), "straight against 3 steps + resume + 3 steps");
 
         string without = Path.Combine(root, "plain"), keepAll = Path.Combine(root, "never");
         TrainerRun.Succeed(Train(plain, without, 6));
         TrainerRun.Succeed(Train(never, keepAll, 6));
-        double[] plainLosses = Column(without, "loss");
-        CollectionAssert.AreEqual(plainLosses, Column(keepAll, "loss"), "theta 1 keeps every block, unscaled");
+        double[] plainLosses = TrainerRun.MetricsColumn(without, "loss");
+        CollectionAssert.AreEqual(plainLosses, TrainerRun.MetricsColumn(keepAll, "loss"), "theta 1 keeps every block, unscaled");
         // DeepSpeed hands the forward θ as updated after the step before: 1 in the first two steps.
         CollectionAssert.AreEqual(plainLosses.Take(2).ToArray(), losses.Take(2).ToArray(), "θ is 1 in the first two steps: nothing skipped, nothing scaled");
         Assert.IsTrue(losses.Skip(2).Zip(plainLosses.Skip(2)).All(p => p.First != p.Second), "from the third step blocks are skipped or scaled");
 
         // The run's validation at step 6 used every block: eval of the checkpoint (which never drops) agrees.
-        double trained = Column(straight, "val_loss").Last(v => !double.IsNaN(v));
+        double trained = TrainerRun.MetricsColumn(straight, "val_loss").Last(v => !double.IsNaN(v));
         string eval = TrainerRun.Succeed("eval", "--config", dropping, "--resume", straight, "--data", data, "--eval-batches", "2");
         StringAssert.Contains(eval, "validation loss " + trained.ToString("F4", CultureInfo.InvariantCulture));
     }
@@ -75,8 +75,8 @@ public sealed class LayerDropTrainingTests
         // Step 4 (θ = 0.5 + 0.5·e^(−3) ≈ 0.52 with gamma 1, one step behind): fewer FLOPs than the plain run's step 4.
         var root = TrainerRun.TempDirectory();
         const string Profiler = """ "flops_profiler": { "enabled": true, "profile_step": 4 }, """;
-        string plain = WriteConfig(root, "plain.json", Profiler),
-            dropping = WriteConfig(root, "pld.json", Profiler + """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 1.0 }, """);
+        string plain = TrainerRun.WriteSmallConfig(root, "plain.json", Profiler),
+            dropping = TrainerRun.WriteSmallConfig(root, "pld.json", Profiler + """ "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 1.0 }, """);
         double Forward(string config, string name)
         {
             string output = TrainerRun.Succeed("train", "--config", config, "--steps", "5", "--eval-interval", "0", "--output", Path.Combine(root, name));
@@ -93,41 +93,10 @@ public sealed class LayerDropTrainingTests
     public void AModelWithoutLayerDropLayersStopsBeforeTraining()
     {
         var root = TrainerRun.TempDirectory();
-        string config = WriteConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5 }, """);
-        var output = new StringWriter();
-        var errors = new StringWriter();
-        var previous = Console.Error;
-        Console.SetError(errors);
-        int code;
-        try
-        {
-            code = TrainerCli.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")], output);
-        }
-        finally
-        {
-            Console.SetError(previous);
-        }
+        string config = TrainerRun.WriteSmallConfig(root, "pld.json", """ "progressive_layer_drop": { "enabled": true, "theta": 0.5 }, """);
+        var (code, output, errors) = TrainerRun.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")]);
         Assert.AreNotEqual(0, code);
-        StringAssert.Contains(errors.ToString() + output, "pld.json: $.progressive_layer_drop.enabled is true, but SmallGpt has no layer it may skip: mark its repeated blocks [LayerDrop]");
+        StringAssert.Contains(errors + output, "pld.json: $.progressive_layer_drop.enabled is true, but SmallGpt has no layer it may skip: mark its repeated blocks [LayerDrop]");
         Assert.IsFalse(Directory.Exists(Path.Combine(root, "run")), "nothing was trained or written");
-    }
-
-    private static string WriteConfig(string directory, string name, string extra)
-    {
-        string path = Path.Combine(directory, name);
-        File.WriteAllText(path, $$"""
-            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
-              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
-            """);
-        return path;
-    }
-
-    /// <summary>A column of metrics.csv, a row per step (steps_per_print 1; a resumed run appends); NaN where empty.</summary>
-    private static double[] Column(string run, string name)
-    {
-        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
-        int column = Array.IndexOf(lines[0].Split(','), name);
-        Assert.IsTrue(column >= 0, lines[0]);
-        return lines.Skip(1).Select(line => line.Split(',')[column]).Select(v => v.Length == 0 ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
     }
 }

@@ -29,9 +29,9 @@ public sealed class TokenDropTrainingTests
     {
         var root = TrainerRun.TempDirectory();
         var data = TrainerRun.SharedData("tinyshakespeare.txt");
-        string plain = WriteConfig(root, "plain.json", ""),
-            dropping = WriteConfig(root, "ltd.json", Section(min: 16)),
-            everyToken = WriteConfig(root, "every.json", Section(min: 64));
+        string plain = TrainerRun.WriteSmallConfig(root, "plain.json", ""),
+            dropping = TrainerRun.WriteSmallConfig(root, "ltd.json", Section(min: 16)),
+            everyToken = TrainerRun.WriteSmallConfig(root, "every.json", Section(min: 64));
         string[] Train(string config, string output, int steps) =>
             ["train", "--config", config, "--data", data, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--output", output,
              "--eval-interval", "6", "--eval-batches", "2", "--save-interval", "3"];
@@ -42,19 +42,19 @@ public sealed class TokenDropTrainingTests
         TrainerRun.Succeed(Train(dropping, split, 3));
         TrainerRun.Succeed(["train", "--config", dropping, "--steps", "6", "--resume", split, "--output", split, "--eval-interval", "6",
             "--eval-batches", "2", "--save-interval", "3"]);
-        double[] losses = Column(straight, "loss");
+        double[] losses = TrainerRun.MetricsColumn(straight, "loss");
         Assert.AreEqual(6, losses.Length);
-        CollectionAssert.AreEqual(losses, Column(split, "loss"), "straight against 3 steps + resume + 3 steps");
+        CollectionAssert.AreEqual(losses, TrainerRun.MetricsColumn(split, "loss"), "straight against 3 steps + resume + 3 steps");
 
         string without = Path.Combine(root, "plain"), all = Path.Combine(root, "every");
         TrainerRun.Succeed(Train(plain, without, 6));
         TrainerRun.Succeed(Train(everyToken, all, 6));
-        double[] plainLosses = Column(without, "loss");
-        CollectionAssert.AreEqual(plainLosses, Column(all, "loss"), "min_value = the sequence keeps every token");
+        double[] plainLosses = TrainerRun.MetricsColumn(without, "loss");
+        CollectionAssert.AreEqual(plainLosses, TrainerRun.MetricsColumn(all, "loss"), "min_value = the sequence keeps every token");
         Assert.IsTrue(losses.Zip(plainLosses).All(p => p.First != p.Second), "16 of 64 tokens in the middle blocks from the first step");
 
         // The run's validation at step 6 ran every token: eval of the checkpoint (which never drops) agrees.
-        double trained = Column(straight, "val_loss").Last(v => !double.IsNaN(v));
+        double trained = TrainerRun.MetricsColumn(straight, "val_loss").Last(v => !double.IsNaN(v));
         string eval = TrainerRun.Succeed("eval", "--config", dropping, "--resume", straight, "--data", data, "--eval-batches", "2");
         StringAssert.Contains(eval, "validation loss " + trained.ToString("F4", CultureInfo.InvariantCulture));
     }
@@ -64,7 +64,7 @@ public sealed class TokenDropTrainingTests
     {
         var root = TrainerRun.TempDirectory();
         const string Profiler = """ "flops_profiler": { "enabled": true, "profile_step": 2 }, """;
-        string plain = WriteConfig(root, "plain.json", Profiler), dropping = WriteConfig(root, "ltd.json", Section(min: 16, extra: Profiler));
+        string plain = TrainerRun.WriteSmallConfig(root, "plain.json", Profiler), dropping = TrainerRun.WriteSmallConfig(root, "ltd.json", Section(min: 16, extra: Profiler));
         double Forward(string config, string name)
         {
             string output = TrainerRun.Succeed("train", "--config", config, "--steps", "3", "--eval-interval", "0", "--output", Path.Combine(root, name));
@@ -84,47 +84,17 @@ public sealed class TokenDropTrainingTests
         var root = TrainerRun.TempDirectory();
         // DeepSpeedExamples' GPT-2 medium random-LTD config: 24 layers, ids 1-22; TinyGpt has 4.
         string corpus = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(TrainerRun.SharedData("x"))!, "..", "ds_configs", "11_dse_data_efficiency_random_ltd.json"));
-        var (code, planned, planErrors) = TrainerRun.Run(["plan", "--config", corpus]);
-        Assert.AreNotEqual(0, code);
+        var (planCode, planned, planErrors) = TrainerRun.Run(["plan", "--config", corpus]);
+        Assert.AreNotEqual(0, planCode);
         string error = planErrors + planned;
         StringAssert.Contains(error, "$.data_efficiency.data_routing.random_ltd.total_layer_num is 24, but TinyGpt has 4 [TokenDrop] layers: set it to 4");
         StringAssert.Contains(error, "$.data_efficiency.data_routing.random_ltd.random_ltd_layer_id[3] is 4 (and 18 more ids past it), but TinyGpt has 4 [TokenDrop] layers (0 to 3)");
 
         // A model without [TokenDrop] layers.
-        string config = WriteConfig(root, "ltd.json", Section(min: 16));
-        var output = new StringWriter();
-        var errors = new StringWriter();
-        var previous = Console.Error;
-        Console.SetError(errors);
-        try
-        {
-            code = TrainerCli.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")], output);
-        }
-        finally
-        {
-            Console.SetError(previous);
-        }
+        string config = TrainerRun.WriteSmallConfig(root, "ltd.json", Section(min: 16));
+        var (code, output, errors) = TrainerRun.Run<SmallGpt>(["train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run")]);
         Assert.AreNotEqual(0, code);
-        StringAssert.Contains(errors.ToString() + output, "ltd.json: $.data_efficiency.data_routing.random_ltd.enabled is true, but SmallGpt has no [TokenDrop] layer");
+        StringAssert.Contains(errors + output, "ltd.json: $.data_efficiency.data_routing.random_ltd.enabled is true, but SmallGpt has no [TokenDrop] layer");
         Assert.IsFalse(Directory.Exists(Path.Combine(root, "run")), "nothing was trained or written");
-    }
-
-    private static string WriteConfig(string directory, string name, string extra)
-    {
-        string path = Path.Combine(directory, name);
-        File.WriteAllText(path, $$"""
-            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
-              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
-            """);
-        return path;
-    }
-
-    /// <summary>A column of metrics.csv, a row per step (steps_per_print 1; a resumed run appends); NaN where empty.</summary>
-    private static double[] Column(string run, string name)
-    {
-        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
-        int column = Array.IndexOf(lines[0].Split(','), name);
-        Assert.IsTrue(column >= 0, lines[0]);
-        return lines.Skip(1).Select(line => line.Split(',')[column]).Select(v => v.Length == 0 ? double.NaN : double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
     }
 }

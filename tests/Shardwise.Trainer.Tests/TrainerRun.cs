@@ -1,5 +1,6 @@
 using System;
 using System.IO;
+using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Checkpoints;
 using Shardwise.Examples;
@@ -10,7 +11,10 @@ namespace Shardwise.Trainer.Tests;
 /// <summary>Runs the TinyGpt trainer in-process and captures what it prints.</summary>
 internal static class TrainerRun
 {
-    public static (int ExitCode, string Output, string Errors) Run(params string[] args)
+    public static (int ExitCode, string Output, string Errors) Run(params string[] args) => Run<TinyGpt>(args);
+
+    /// <summary>Runs the trainer of <typeparamref name="TModel"/> in-process.</summary>
+    public static (int ExitCode, string Output, string Errors) Run<TModel>(params string[] args) where TModel : Shardwise.Plans.ILanguageModelDefinition
     {
         var output = new StringWriter();
         var errors = new StringWriter();
@@ -18,7 +22,7 @@ internal static class TrainerRun
         Console.SetError(errors);
         try
         {
-            int code = TrainerCli.Run<TinyGpt>(args, output);
+            int code = TrainerCli.Run<TModel>(args, output);
             return (code, output.ToString(), errors.ToString());
         }
         finally
@@ -32,6 +36,30 @@ internal static class TrainerRun
         var (code, output, errors) = Run(args);
         Assert.AreEqual(0, code, $"trainer failed: {errors}\n{output}");
         return output;
+    }
+
+    /// <summary>
+    /// A small config (micro-batch 2, accumulation 2, a metrics row per step, AdamW) with <paramref name="extra"/>'s
+    /// sections (each ending in a comma), written to <paramref name="directory"/>/<paramref name="name"/>.
+    /// </summary>
+    public static string WriteSmallConfig(string directory, string name, string extra)
+    {
+        string path = Path.Combine(directory, name);
+        File.WriteAllText(path, $$"""
+            { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, {{extra}}
+              "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } } }
+            """);
+        return path;
+    }
+
+    /// <summary>A column of a run's metrics.csv, a row per step (steps_per_print 1; a resumed run appends); NaN where empty.</summary>
+    public static double[] MetricsColumn(string run, string name)
+    {
+        string[] lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"));
+        int column = Array.IndexOf(lines[0].Split(','), name);
+        Assert.IsTrue(column >= 0, lines[0]);
+        return lines.Skip(1).Select(line => line.Split(',')[column])
+            .Select(v => v.Length == 0 ? double.NaN : double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
     }
 
     public static string TempDirectory()

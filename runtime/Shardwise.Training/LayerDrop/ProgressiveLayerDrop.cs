@@ -96,7 +96,7 @@ public sealed class ProgressiveLayerDrop
         {
             double flops = op.ForwardFlopsPerSample + op.BackwardFlopsPerSample;
             total += flops;
-            int layer = LayerOf(op.Layer);
+            int layer = op.IndexIn(Layers);
             if (layer >= 0) layerFlops[layer] += flops;
             else expected += flops;
         }
@@ -130,7 +130,7 @@ public sealed class ProgressiveLayerDrop
         for (int k = 0; k < costs.Count; k++)
         {
             var op = costs[k];
-            int layer = LayerOf(op.Layer);
+            int layer = op.IndexIn(Layers);
             executed[k] = layer < 0 ? op : op with
             {
                 ForwardFlopsPerSample = (long)Math.Round(op.ForwardFlopsPerSample * ran[layer]),
@@ -140,16 +140,6 @@ public sealed class ProgressiveLayerDrop
         return executed;
     }
 
-    /// <summary>The index in <see cref="Layers"/> of the layer an op's path belongs to, or −1.</summary>
-    private int LayerOf(string path)
-    {
-        for (int i = 0; i < Layers.Count; i++)
-        {
-            string layer = Layers[i];
-            if (path == layer || (path.Length > layer.Length && path.StartsWith(layer, StringComparison.Ordinal) && path[layer.Length] == '.')) return i;
-        }
-        return -1;
-    }
 
     /// <summary>A uniform draw in [0, 1) from the hash of (seed, step, micro-batch, layer) (SplitMix64's finaliser, chained).</summary>
     private double Uniform(long step, int microBatch, int layer)

@@ -87,7 +87,7 @@ public sealed class RandomLtd
         for (int k = 0; k < costs.Count; k++)
         {
             var op = costs[k];
-            int layer = LayerOf(op.Layer);
+            int layer = op.IndexIn(Layers);
             double factor = layer < 0 ? 1 : op.Operation == "Attention" ? pairs[layer] : rows[layer];
             executed[k] = layer < 0 ? op : op with
             {
@@ -98,16 +98,6 @@ public sealed class RandomLtd
         return executed;
     }
 
-    /// <summary>The index in <see cref="Layers"/> of the layer an op's path belongs to, or −1.</summary>
-    private int LayerOf(string path)
-    {
-        for (int i = 0; i < Layers.Count; i++)
-        {
-            string layer = Layers[i];
-            if (path == layer || (path.Length > layer.Length && path.StartsWith(layer, StringComparison.Ordinal) && path[layer.Length] == '.')) return i;
-        }
-        return -1;
-    }
 
     /// <summary>The start-up line.</summary>
     public string Describe(int sequence) => Schedule.Describe(sequence);

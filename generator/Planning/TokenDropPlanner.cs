@@ -55,7 +55,7 @@ internal static class TokenDropPlanner
         int sequence = graph.Ops[gather].Dims[0];
         int gathered = graph.Ops[gather].Outputs[0];
         bool Inside(int value) => value == gathered || (producer[value] > gather && producer[value] < scatter);
-        string PerPosition(int value) => "'" + graph.Values[value].Name + "' is " + Format(graph.Values[value].Shape) + " per sample, not [" + sequence + ", features]";
+        string PerPosition(int value) => "'" + graph.Values[value].Name + "' is " + Format(graph.Values[value].Shape) + " per sample, not [" + N(sequence) + ", features]";
 
         for (int k = gather + 1; k < scatter; k++)
         {
@@ -94,5 +94,7 @@ internal static class TokenDropPlanner
 
     private static bool IsPerPosition(IrValue value, int sequence) => value.Shape.Count == 2 && value.Shape[0] == sequence;
 
-    private static string Format(EquatableArray<int> shape) => "[" + string.Join(", ", shape) + "]";
+    private static string Format(EquatableArray<int> shape) => "[" + string.Join(", ", shape.Select(N)) + "]";
+
+    private static string N(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -65,6 +65,42 @@ public sealed class SW0021LayerCannotDropTokensTests
     }
 
     [TestMethod]
+    public async Task ATokenDropLayerTakingTwoTensorsIsAShapeError()
+    {
+        // The gather needs the one sequence the layer runs on: SW0004 at the call.
+        const string source = """
+            using Shardwise;
+
+            [Model]
+            public partial class Net
+            {
+                [Layer] private readonly Embedding tokens = new(16, 8);
+                [Layer, TokenDrop] private readonly Pair[] pairs = Layers.Repeat(1, () => new Pair());
+                [Layer] private readonly LayerNorm finalNorm = new(8);
+
+                [Forward]
+                public Tensor Forward([Tokens(4)] Tensor ids, [Tokens(4)] Tensor labels)
+                {
+                    var x = tokens.Forward(ids);
+                    foreach (var pair in pairs)
+                        x = {|#0:pair.Forward(x, x)|};
+                    return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), labels);
+                }
+            }
+
+            [Layer]
+            public sealed class Pair
+            {
+                [Layer] private readonly Linear mix = new(8, 8);
+
+                [Forward]
+                public Tensor Forward(Tensor a, Tensor b) => a + mix.Forward(b);
+            }
+            """;
+        await VerifyAsync(source, Diagnostic("SW0004").WithLocation(0).WithArguments("pairs.0 ([TokenDrop])", "one input [batch, sequence, width]", "2 inputs"));
+    }
+
+    [TestMethod]
     public async Task TokenDropOnABuiltInLayerIsReported()
     {
         await VerifyAsync(Model("return x + down.Forward(up.Forward(x));", attribute: "", headAttribute: ", {|#0:TokenDrop|}"),

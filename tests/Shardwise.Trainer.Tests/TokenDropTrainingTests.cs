@@ -3,6 +3,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
+using Shardwise.Examples;
 using Shardwise.Training.Cli;
 
 namespace Shardwise.Trainer.Tests;
@@ -57,6 +58,33 @@ public sealed class TokenDropTrainingTests
         double trained = TrainerRun.MetricsColumn(straight, "val_loss").Last(v => !double.IsNaN(v));
         string eval = TrainerRun.Succeed("eval", "--config", dropping, "--resume", straight, "--data", data, "--eval-batches", "2");
         StringAssert.Contains(eval, "validation loss " + trained.ToString("F4", CultureInfo.InvariantCulture));
+    }
+
+    [TestMethod]
+    public void PlanSaysWhatTheScheduleSaves()
+    {
+        var root = TrainerRun.TempDirectory();
+        string output = TrainerRun.Succeed("plan", "--config", TrainerRun.WriteSmallConfig(root, "ltd.json", Section(min: 16)));
+        StringAssert.Contains(output, "random-LTD: layers 1, 2 of 4 keep 16→64 tokens");
+
+        // From the generated costs: blocks 1 and 2 at 16 of 64 tokens, their attention at (1/4)².
+        double total = 0, rowWise = 0, attention = 0;
+        foreach (var op in TinyGpt.OperationCosts)
+        {
+            double flops = op.ForwardFlopsPerSample + op.BackwardFlopsPerSample;
+            total += flops;
+            bool listed = op.Layer is "blocks.1" or "blocks.2" // the blocks' residual adds
+                || op.Layer.StartsWith("blocks.1.", StringComparison.Ordinal) || op.Layer.StartsWith("blocks.2.", StringComparison.Ordinal);
+            if (!listed) continue;
+            if (op.Operation == "Attention") attention += flops;
+            else rowWise += flops;
+        }
+        double first = (total - (0.75 * rowWise) - ((1 - (1.0 / 16)) * attention)) / total;
+        StringAssert.Contains(output, FormattableString.Invariant($"the listed layers are {100 * (rowWise + attention) / total:F1}% of a step's FLOPs; the first step does about {100 * first:F1}% of the full step's, the 20 steps until every token runs about "));
+        var mean = System.Text.RegularExpressions.Regex.Match(output, @"the 20 steps until every token runs about ([\d.]+)% on average");
+        Assert.IsTrue(mean.Success, output);
+        double average = double.Parse(mean.Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.IsTrue(average > 100 * first && average < 100, $"the mean {average}% lies between the first step's and every token's");
     }
 
     [TestMethod]

@@ -57,6 +57,7 @@ public static class PlanCommand
         {
             log.WriteLine();
             log.WriteLine(tokenDrop.Describe(TModel.SequenceLength));
+            log.WriteLine(tokenDrop.DescribeExpectedWork(TModel.OperationCosts, TModel.SequenceLength));
         }
         if (ranks > 1)
         {

@@ -66,6 +66,39 @@ public sealed class RandomLtd
     }
 
     /// <summary>
+    /// What the schedule saves, from the generated per-op FLOPs (<c>OperationCosts</c>), for <c>plan</c>: the share of a
+    /// full step's forward + backward FLOPs the first step does, and the mean over the steps until every token runs
+    /// (row-wise ops scale with the kept share, attention with its square; the listed layers' gather and scatter move
+    /// rows and count no FLOPs).
+    /// </summary>
+    public string DescribeExpectedWork(IReadOnlyList<OperationCost> costs, int sequence)
+    {
+        double total = 0, rowWise = 0, attention = 0;
+        foreach (var op in costs)
+        {
+            double flops = op.ForwardFlopsPerSample + op.BackwardFlopsPerSample;
+            total += flops;
+            int layer = op.IndexIn(Layers);
+            if (layer < 0 || !sampler.Drops(layer)) continue;
+            if (op.Operation == "Attention") attention += flops;
+            else rowWise += flops;
+        }
+        double Share(long step)
+        {
+            double kept = Math.Min(Schedule.ReservedLength(step), sequence) / (double)sequence;
+            return (total - rowWise - attention + (rowWise * kept) + (attention * kept * kept)) / Math.Max(1, total);
+        }
+
+        string listed = FormattableString.Invariant($"random-LTD: the listed layers are {100 * (rowWise + attention) / Math.Max(1, total):F1}% of a step's FLOPs; the first step does about {100 * Share(0):F1}% of the full step's");
+        if (Schedule.FullFromStep(sequence) is not { } full)
+            return listed + FormattableString.Invariant($", and every step from {Schedule.Config.RequireSteps:N0} on about {100 * Share(Schedule.Config.RequireSteps):F1}% (the schedule never reaches all {sequence} tokens)");
+        if (full == 0) return listed;
+        double sum = 0;
+        for (long step = 0; step < full; step++) sum += Share(step);
+        return listed + FormattableString.Invariant($", the {full:N0} steps until every token runs about {100 * sum / full:F1}% on average");
+    }
+
+    /// <summary>
     /// The static costs with each <c>[TokenDrop]</c> layer's ops scaled to the tokens the profiled micro-batches ran it on
     /// (the flops profiler's counts): row-wise ops by kept/sequence, attention by its square; averaged over the micro-batches.
     /// </summary>

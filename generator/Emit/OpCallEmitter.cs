@@ -102,6 +102,13 @@ internal sealed class OpCallEmitter
 
     private IEnumerable<string> Forward(IrOp op)
     {
+        if (op.Kind == OpKind.TokenIndices)
+        {
+            string element = Names.Int(op.Dims[1]), sequence = Names.Int(op.Dims[0]), kept = _names.Index(op.Outputs[0]);
+            yield return $"if (TokensDropped({element}, {sequence})) Ops.LoadIndices(KeptTokenIndices({element}, {sequence}), {kept}); // random-LTD: the tokens this layer runs on";
+            yield return $"else Ops.Positions({kept}, Batch, {sequence}); // every token: the identity, written where the index arena lives (nothing uploaded)";
+            yield break;
+        }
         if (op.Kind == OpKind.TensorCopy)
         {
             yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {_names.Value(op.Outputs[0])}, {Count(op.Inputs[0])}, accumulate: false); // f: identity here, all-reduce in backward";
@@ -167,8 +174,6 @@ internal sealed class OpCallEmitter
                 return $"Ops.Add({In(0)}, {In(1)}, {Out(0)}, {Count(op.Inputs[0])});";
             case OpKind.Attention:
                 return $"Ops.Attention({In(0)}, {Out(0)}, {Out(1)}, Batch, {Sequence(op.Dims[0])}, {Names.Int(op.Dims[1])}, {Names.Int(op.Dims[2])});";
-            case OpKind.TokenIndices:
-                return $"Ops.LoadIndices(KeptTokenIndices({Names.Int(op.Dims[1])}, {Names.Int(op.Dims[0])}), {_names.Index(op.Outputs[0])}); // random-LTD: the tokens this layer runs on";
             case OpKind.TokenGather:
                 return $"Ops.GatherTokens({In(0)}, {In(1)}, {Out(0)}, {TokenSizes(op)}); // the layer's input on its kept tokens";
             case OpKind.TokenScatter:

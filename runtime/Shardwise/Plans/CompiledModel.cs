@@ -75,28 +75,19 @@ public abstract class CompiledModel<T> where T : unmanaged
     /// </summary>
     public TokenKeep? TokenKeep { get; set; }
 
-    private int[] _everyToken = global::System.Array.Empty<int>();
+    /// <summary>Whether <c>[TokenDrop]</c> layer <paramref name="layer"/> runs on fewer than all its tokens in this micro-batch.</summary>
+    protected bool TokensDropped(int layer, int sequence) => TokenKeep is not null && TokenKeep.KeptCount(layer) < sequence;
 
     /// <summary>The tokens of each sample <c>[TokenDrop]</c> layer <paramref name="layer"/> runs on.</summary>
     protected int KeptTokens(int layer, int sequence) => TokenKeep is null ? sequence : global::System.Math.Min(TokenKeep.KeptCount(layer), sequence);
 
-    /// <summary>Which tokens, <c>[batch, kept]</c> packed in <c>[batch, sequence]</c>: the identity without random-LTD.</summary>
+    /// <summary>Which tokens, <c>[batch, kept]</c> packed in <c>[batch, sequence]</c>, where <see cref="TokensDropped"/>.</summary>
     protected global::System.ReadOnlySpan<int> KeptTokenIndices(int layer, int sequence)
     {
-        int length = Batch * sequence;
-        if (TokenKeep is not null && TokenKeep.KeptCount(layer) < sequence)
-        {
-            var indices = TokenKeep.Indices(layer);
-            if (indices.Length != length)
-                throw new global::System.InvalidOperationException($"Random-LTD gave [TokenDrop] layer {layer} {indices.Length} token indices; batch {Batch} of {sequence} tokens needs {length}.");
-            return indices;
-        }
-        if (_everyToken.Length != length)
-        {
-            _everyToken = new int[length];
-            for (int i = 0; i < length; i++) _everyToken[i] = i % sequence;
-        }
-        return _everyToken;
+        var indices = TokenKeep is not null ? TokenKeep.Indices(layer) : default;
+        if (indices.Length != Batch * sequence)
+            throw new global::System.InvalidOperationException($"Random-LTD gave [TokenDrop] layer {layer} {indices.Length} token indices; batch {Batch} of {sequence} tokens needs {Batch * sequence}.");
+        return indices;
     }
 
     protected Slice Activation(long offsetPerSample, long elementsPerSample)

@@ -118,7 +118,7 @@ internal sealed class OpCallEmitter
         {
             string y = _names.Value(op.Outputs[0]);
             yield return $"Ops.AddBackward({Buffer(op.Inputs[0])}, {y}, {Count(op.Inputs[0])}, accumulate: false);";
-            yield return $"TensorParallelAllReduce({y}); // g: sum the row-parallel partial outputs";
+            yield return $"TensorParallelAllReduce({Reduced(y, op.Outputs[0])}); // g: sum the row-parallel partial outputs";
             if (op.Parameters.Count > 0)
                 yield return $"Ops.AddBias({y}, {Param(op, 0)}, {Rows(op.Outputs[0])}, {Names.Int(op.Dims[0])});";
             yield break;
@@ -277,7 +277,7 @@ internal sealed class OpCallEmitter
                     yield return $"Ops.GatherTokens({Dy()}, {In(2)}, {Dx(1)}, {TokenSizes(op)}); // the kept tokens' rows, into the layer";
                 break;
             case OpKind.TensorCopy:
-                yield return $"TensorParallelAllReduce({Dy()}); // f: the column-parallel layer's input gradient is a partial sum";
+                yield return $"TensorParallelAllReduce({Reduced(Dy(), op.Outputs[0])}); // f: the column-parallel layer's input gradient is a partial sum";
                 yield return $"Ops.AddBackward({Dy()}, {Dx(0)}, {Count(op.Inputs[0])}, {Acc(0)});";
                 break;
             case OpKind.TensorSum:
@@ -330,6 +330,13 @@ internal sealed class OpCallEmitter
         if (_tokenElement >= 0) return "Batch * " + Sequence(v.Shape[0]) + " * " + Names.Long(v.ElementsPerSample / v.Shape[0]);
         return "Batch * " + Names.Long(v.ElementsPerSample);
     }
+
+    /// <summary>
+    /// The buffer a tensor-parallel all-reduce moves: inside a <c>[TokenDrop]</c> element only its kept rows (the
+    /// planned buffer holds every token's), else the whole buffer.
+    /// </summary>
+    private string Reduced(string buffer, int value)
+        => _tokenElement >= 0 ? $"({buffer} with {{ Length = {Count(value)} }})" : buffer;
 
     /// <summary>A sequence length: inside a <c>[TokenDrop]</c> element, the tokens it keeps in this micro-batch.</summary>
     private string Sequence(int sequence)

@@ -47,11 +47,12 @@ public sealed partial class TrainingEngine
     }
 
     /// <summary>
-    /// Whether the optimizer has a step in <see cref="IFusedOptimizerOps"/>: Adam and AdamW (<see cref="IFusedOptimizerOps.AdamStep"/>)
-    /// and Lion (<see cref="IFusedOptimizerOps.LionStep"/>). Lamb (a trust ratio per tensor), Adagrad and the 1-bit
-    /// optimizers (host-side compression) take the host step.
+    /// Whether the optimizer has a step in <see cref="IFusedOptimizerOps"/>: Adam and AdamW (<see cref="IFusedOptimizerOps.AdamStep"/>),
+    /// Lion (<see cref="IFusedOptimizerOps.LionStep"/>) and Adagrad (<see cref="IFusedOptimizerOps.AdagradStep"/>). Lamb
+    /// (a trust ratio per tensor) and the 1-bit optimizers (host-side compression) take the host step.
     /// </summary>
-    internal static bool HasFusedStep(OptimizerType? type) => type is null or OptimizerType.Adam or OptimizerType.AdamW or OptimizerType.Lion;
+    internal static bool HasFusedStep(OptimizerType? type) =>
+        type is null or OptimizerType.Adam or OptimizerType.AdamW or OptimizerType.Lion or OptimizerType.Adagrad;
 
     /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
@@ -66,7 +67,7 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
     /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
-    /// ranks, and Adam, AdamW or Lion (<see cref="HasFusedStep"/>; Lamb, Adagrad and the 1-bit optimizers take the host step). The results equal the host step's (bit for bit on
+    /// ranks, and Adam, AdamW, Lion or Adagrad (<see cref="HasFusedStep"/>; Lamb and the 1-bit optimizers take the host step). The results equal the host step's (bit for bit on
     /// the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;
@@ -141,6 +142,7 @@ public sealed partial class TrainingEngine
         var betas = AdvanceSchedule();
         float multiplier = combined != 1.0 ? (float)(1.0 / combined) : 1f;
         if (Optimizer.Options.Lion) fused.LionStep(Optimizer.NextFusedLionStep(LastLearningRate, multiplier, betas));
+        else if (Optimizer.Options.Adagrad) fused.AdagradStep(Optimizer.NextFusedAdagradStep(LastLearningRate, multiplier, betas));
         else fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, multiplier, betas));
         GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;

@@ -29,6 +29,13 @@ internal readonly record struct AdamStepScalars(
     public static AdamStepScalars FromFused(in FusedLionStep step) => new(step.LearningRate, step.Beta1, step.OneMinusBeta1,
         step.Beta2, step.OneMinusBeta2, Eps: 0f, step.WeightDecay, AdamWMode: true, InverseBiasCorrection1: 1f, InverseBiasCorrection2: 1f);
 
+    /// <summary>Adagrad's scalars for a backend that runs the step itself.</summary>
+    public FusedAdagradStep ToFusedAdagrad(float gradientMultiplier) => new(LearningRate, Eps, WeightDecay, gradientMultiplier);
+
+    /// <summary>What <see cref="AdagradKernel"/> reads of <paramref name="step"/>; the fields Adagrad has no use for are neutral.</summary>
+    public static AdamStepScalars FromFused(in FusedAdagradStep step) => new(step.LearningRate, Beta1: 0f, OneMinusBeta1: 1f,
+        Beta2: 0f, OneMinusBeta2: 1f, step.Eps, step.WeightDecay, AdamWMode: false, InverseBiasCorrection1: 1f, InverseBiasCorrection2: 1f);
+
     public static AdamStepScalars FromFused(in FusedAdamStep step) => new(step.LearningRate, step.Beta1, step.OneMinusBeta1,
         step.Beta2, step.OneMinusBeta2, step.Eps, step.WeightDecay, step.AdamWMode, step.InverseBiasCorrection1,
         step.InverseBiasCorrection2);

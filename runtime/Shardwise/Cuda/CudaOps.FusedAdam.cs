@@ -5,12 +5,12 @@ using Shardwise.Precision;
 namespace Shardwise.Cuda;
 
 /// <summary>
-/// The optimizer step on the device (<see cref="IFusedOptimizerOps"/>, DeepSpeed's fused Adam and FusedLion): the
-/// moments (and, for 16-bit storage, the fp32 masters) are device buffers counted in <see cref="DeviceAllocations"/>,
-/// allocated by <see cref="CreateOptimizerState"/> except exp_avg_sq, which the first <see cref="AdamStep"/> allocates
-/// (Lion never does: its one state tensor is exp_avg). A step launches overflow_check_unscale (fp16 only),
-/// global_norm_squared and sum_f32, reads back 8 bytes (the norm² and the overflow flag), then launches adamw_step or
-/// lion_step. No arena crosses the bus. The state covers one range of the arenas: this rank's ZeRO-1 partition, or all of it.
+/// The optimizer step on the device (<see cref="IFusedOptimizerOps"/>, DeepSpeed's fused Adam, FusedLion and Adagrad):
+/// the moments (and, for 16-bit storage, the fp32 masters) are device buffers counted in <see cref="DeviceAllocations"/>,
+/// allocated by <see cref="CreateOptimizerState"/> except exp_avg_sq, which the first <see cref="AdamStep"/> or
+/// <see cref="AdagradStep"/> allocates (Lion never does: its one state tensor is exp_avg). A step launches
+/// overflow_check_unscale (fp16 only), global_norm_squared and sum_f32, reads back 8 bytes (the norm² and the overflow
+/// flag), then launches adamw_step, lion_step or adagrad_step. No arena crosses the bus. The state covers one range of the arenas: this rank's ZeRO-1 partition, or all of it.
 /// </summary>
 public sealed partial class CudaOps : IFusedOptimizerOps
 {
@@ -18,12 +18,12 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private const int AdamVector = 4; // elements per adamw_step thread and step: SW_ADAMW_VECTOR
 
     private DeviceMemory? fusedMasters;     // 16-bit storage only; in fp32 the parameter arena is the master copy
-    private DeviceMemory? fusedExpAvg, fusedExpAvgSq; // exp_avg_sq: null until Adam's first step (Lion has none)
+    private DeviceMemory? fusedExpAvg, fusedExpAvgSq; // exp_avg_sq: null until Adam's or Adagrad's first step (Lion has none)
     private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
     private int fusedNormBlocks;
     private long fusedStart, fusedLength;   // the range of the parameter and gradient arenas the state covers
     private bool fusedOnPartition;          // ZeRO-2: the state covers the partition buffers instead (CudaOps.SlotExchange.cs)
-    private CudaFunction? overflowKernel, normKernel, adamKernel, lionKernel; // looked up once: a step builds no strings
+    private CudaFunction? overflowKernel, normKernel, adamKernel, lionKernel, adagradKernel; // looked up once: a step builds no strings
 
     /// <summary>
     /// Only the arenas' own storage type (<see cref="Storage"/>): fp16/bf16 training on fp32 arenas keeps the engine's
@@ -67,9 +67,10 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         normKernel = kernels[$"global_norm_squared_{StorageSuffix}"];
         adamKernel = kernels[$"adamw_step_{StorageSuffix}"];
         lionKernel = kernels[$"lion_step_{StorageSuffix}"];
+        adagradKernel = kernels[$"adagrad_step_{StorageSuffix}"];
     }
 
-    /// <summary>exp_avg_sq, allocated zeroed when Adam first needs it (a Lion run never holds it).</summary>
+    /// <summary>exp_avg_sq, allocated zeroed when Adam or Adagrad first needs it (a Lion run never holds it).</summary>
     private DeviceMemory SecondMoment()
     {
         if (fusedExpAvgSq is null)
@@ -147,6 +148,21 @@ public sealed partial class CudaOps : IFusedOptimizerOps
             step.GradientMultiplier, KernelArgument.Null);
     }
 
+    public void AdagradStep(in FusedAdagradStep step)
+    {
+        RequireFusedState();
+        Begin();
+        var (gradients, parameters, start) = FusedTarget();
+        if (fusedLength == 0) return;
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
+        // Groups of 4 elements per thread, as adamw_step (SW_ADAGRAD_VECTOR).
+        adagradKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
+            CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients.Address(start), SecondMoment().Pointer, working, fusedLength,
+            step.LearningRate, step.Eps, step.WeightDecay, step.GradientMultiplier, KernelArgument.Null);
+    }
+
     public void ReadMasterWeights(Span<float> destination)
     {
         RequireFusedState();
@@ -180,7 +196,7 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
         if (elements == 0) return;
         fusedExpAvg!.Download(expAvg);
-        if (fusedExpAvgSq is null) expAvgSq.Clear(); // Lion's, or Adam's before its first step: zeros
+        if (fusedExpAvgSq is null) expAvgSq.Clear(); // Lion's, or Adam's/Adagrad's before the first step: zeros
         else fusedExpAvgSq.Download(expAvgSq);
     }
 

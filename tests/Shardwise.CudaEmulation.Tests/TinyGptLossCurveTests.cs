@@ -133,7 +133,7 @@ public sealed class TinyGptLossCurveTests
     /// <summary>
     /// The other optimizers and schedules on the emulated GPU against the CPU: AdamW under OneCycle, whose cyclic
     /// momentum reaches the device's fused Adam step as per-step betas, Lion under WarmupDecayLR on the device's
-    /// fused Lion step (lion.cu), and Lamb under LRRangeTest, which takes the host step over the device's arenas.
+    /// fused Lion step (lion.cu), Adagrad under WarmupLR on adagrad.cu, and Lamb under LRRangeTest, which takes the host step over the device's arenas.
     /// </summary>
     [TestMethod]
     [DataRow("adamw-onecycle", """{ "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } }""",
@@ -141,6 +141,9 @@ public sealed class TinyGptLossCurveTests
         "fused in the backend")]
     [DataRow("lion-warmupdecay", """{ "type": "Lion", "params": { "lr": 3e-4, "betas": [0.9, 0.99], "weight_decay": 0.1 } }""",
         """{ "type": "WarmupDecayLR", "params": { "warmup_num_steps": 2, "total_num_steps": 8 } }""",
+        "fused in the backend")]
+    [DataRow("adagrad-warmup", """{ "type": "Adagrad", "params": { "lr": 1e-2, "weight_decay": 0.01 } }""",
+        """{ "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 1e-2, "warmup_num_steps": 2 } }""",
         "fused in the backend")]
     [DataRow("lamb-rangetest", """{ "type": "Lamb", "params": { "lr": 1e-3, "weight_decay": 0.01, "max_coeff": 0.3 } }""",
         """{ "type": "LRRangeTest", "params": { "lr_range_test_min_lr": 1e-3, "lr_range_test_step_size": 2 } }""",

@@ -166,6 +166,48 @@ public sealed class CudaFusedAdamTests
         Assert.IsTrue(expAvgSqSeen.Any(v => v > 0), "Adam wrote its second moment");
     }
 
+    /// <summary>
+    /// <see cref="IFusedOptimizerOps.AdagradStep"/> (adagrad.cu) against the reference in fp32 over an unaligned partition:
+    /// masters, the sum of squares (exp_avg_sq) and the working copy after several steps; exp_avg stays zero.
+    /// </summary>
+    [TestMethod]
+    public void DeviceAdagradStepsFollowTheCpuReference()
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        const int count = 70001, start = 17, length = 35003;
+        const float lossScale = 1024f;
+        var cpu = new CpuOps<float>();
+        var reference = new FusedAdamReference(cpu);
+        var data = new TestData(63);
+        float[] weights = data.NonZero(count);
+        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
+        {
+            ops.Allocate(Arena.Parameters, count);
+            ops.Allocate(Arena.Gradients, count);
+            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
+        }
+        reference.CreateOptimizerState(StorageType.Float32, start, length);
+        gpu.CreateOptimizerState(StorageType.Float32, start, length);
+        for (int round = 1; round <= 3; round++)
+        {
+            string at = $"round {round}";
+            float[] gradients = data.NonZero(count, lossScale);
+            cpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            gpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            var step = new FusedAdagradStep(1e-2f, 1e-10f, 0.01f, 0.5f / lossScale);
+            reference.AdagradStep(step);
+            gpu.AdagradStep(step);
+            var (master, expAvg, expAvgSq) = ReadState(reference, length);
+            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, length);
+            Compare.Close(master, gpuMaster, 1e-6f, $"master weights, {at}");
+            Compare.Close(expAvgSq, gpuExpAvgSq, 1e-6f, $"sum of squares, {at}");
+            CollectionAssert.AreEqual(new float[length], gpuExpAvg, $"Adagrad has no exp_avg, {at}");
+            CollectionAssert.AreEqual(expAvg, gpuExpAvg, $"exp_avg, {at}");
+            Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
+            Assert.IsTrue(gpuExpAvgSq.All(v => v > 0), "every element accumulated a square");
+        }
+    }
+
     private static (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(IFusedOptimizerOps ops, int count)
     {
         float[] master = new float[count], expAvg = new float[count], expAvgSq = new float[count];

@@ -19,7 +19,7 @@ namespace Shardwise.Trainer.Tests;
 /// The engine's fused optimizer step (<see cref="IFusedOptimizerOps"/>, here the CPU reference
 /// <see cref="FusedAdamReference"/>) against its host step: TinyGpt trained for 20 updates gives bit-identical losses,
 /// gradient norms, loss scales, weights (masters and working copy) and Adam moments in fp32, fp16 with overflow skips,
-/// bf16, with clipping, gradient accumulation and both weight-decay modes, for Adam and Lion (<see cref="IFusedOptimizerOps.LionStep"/>);
+/// bf16, with clipping, gradient accumulation and both weight-decay modes, for Adam, Lion (<see cref="IFusedOptimizerOps.LionStep"/>) and Adagrad (<see cref="IFusedOptimizerOps.AdagradStep"/>);
 /// a checkpoint taken on the fused path resumes bit for bit, on either path; configurations the fused step does not cover
 /// take the host step.
 /// </summary>
@@ -92,6 +92,8 @@ public sealed class FusedOptimizerStepTests
 
     private const string Lion = """ "optimizer": { "type": "Lion", "params": { "lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.1 } } """;
 
+    private const string Adagrad = """ "optimizer": { "type": "Adagrad", "params": { "lr": 1e-2, "weight_decay": 0.01 } } """;
+
     [TestMethod]
     [DataRow("fp32, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{AdamW}} }""")]
     [DataRow("fp16, overflow skips", $$"""
@@ -130,6 +132,15 @@ public sealed class FusedOptimizerStepTests
           "zero_optimization": { "stage": 1 }, "bf16": { "enabled": true },
           "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 1e-3, "warmup_num_steps": 10 } } }
         """)]
+    [DataRow("fp32, Adagrad, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{Adagrad}} }""")]
+    [DataRow("fp16, Adagrad, overflow skips", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{Adagrad}},
+          "fp16": { "enabled": true, "initial_scale_power": 24, "hysteresis": 1, "loss_scale_window": 4 } }
+        """)]
+    [DataRow("bf16, Adagrad, ZeRO stage 1, accumulation 2", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{Adagrad}},
+          "zero_optimization": { "stage": 1 }, "bf16": { "enabled": true } }
+        """)]
     public void FusedStepEqualsTheHostStepBitForBit(string name, string json)
     {
         TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
@@ -146,6 +157,8 @@ public sealed class FusedOptimizerStepTests
         if (name.Contains("clipping", StringComparison.Ordinal)) Assert.IsTrue(expected.Norms.Any(n => n > 0.5), "clipping must be active");
         if (name.Contains("Lion", StringComparison.Ordinal))
             Assert.IsFalse(expected.ExpAvgSq.Any(v => v != 0), "Lion keeps one state tensor: exp_avg_sq stays zero");
+        if (name.Contains("Adagrad", StringComparison.Ordinal))
+            Assert.IsFalse(expected.ExpAvg.Any(v => v != 0), "Adagrad keeps one state tensor, in exp_avg_sq: exp_avg stays zero");
         AssertIdentical(expected, actual, name);
     }
 
@@ -249,6 +262,7 @@ public sealed class FusedOptimizerStepTests
     [TestMethod]
     [DataRow(AdamW)]
     [DataRow(Lion)]
+    [DataRow(Adagrad)]
     public void AFusedCheckpointResumesBitForBit(string optimizer)
     {
         string json = $$"""

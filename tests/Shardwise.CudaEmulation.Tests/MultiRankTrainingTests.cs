@@ -88,7 +88,7 @@ public sealed class MultiRankTrainingTests
     /// Lion and Adagrad step on the device too (lion.cu, adagrad.cu through IFusedOptimizerOps): fp32 over the emulated
     /// NCCL at ZeRO 1–3 (the partition stepped where it lives) follows the CPU job: losses and gradient norms to 1e-5,
     /// Adagrad's final weights to 1e-5, Lion's element by element except the attention key bias, whose gradient is
-    /// rounding noise (measured: 6 of its 16 elements a few lr apart, every other element bitwise the CPU job's).
+    /// rounding noise (measured: 12 of its 16 elements a few lr apart, every other element bitwise the CPU job's).
     /// </summary>
     [TestMethod]
     [DataRow(1, "Lion")]

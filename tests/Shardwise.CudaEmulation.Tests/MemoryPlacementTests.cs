@@ -14,14 +14,16 @@ namespace Shardwise.CudaEmulation.Tests;
 /// host Y"): a TinyGpt engine on the emulated device in bf16 holds exactly what MemoryPlan.Predict says for a GPU
 /// job, category by category and in host memory, for every optimizer placement — the step in the backend (ZeRO 0–3),
 /// offloaded to the CPU (ZeRO 1–3), swapped to NVMe, the parameters offloaded to the CPU or swapped to NVMe at ZeRO-3,
-/// and the host steps of Lamb and the 1-bit optimizers.
+/// and the host steps of Lamb and the 1-bit optimizers; Lion and Adagrad step in the backend as Adam does (lion.cu, adagrad.cu).
 /// </summary>
 [TestClass]
 public sealed class MemoryPlacementTests
 {
     [TestMethod]
     [DataRow(0, "none", "none", "Adam")]
+    [DataRow(0, "none", "none", "Lion")]
     [DataRow(0, "none", "none", "Lamb")]
+    [DataRow(0, "none", "none", "Adagrad")]
     [DataRow(0, "none", "none", "OneBitAdam")]
     [DataRow(0, "none", "none", "OneBitLamb")]
     [DataRow(0, "none", "none", "ZeroOneAdam")]
@@ -29,9 +31,12 @@ public sealed class MemoryPlacementTests
     [DataRow(1, "cpu", "none", "Adam")]
     [DataRow(1, "nvme", "none", "Adam")]
     [DataRow(2, "none", "none", "Adam")]
+    [DataRow(2, "none", "none", "Lion")]
+    [DataRow(2, "none", "none", "Adagrad")]
     [DataRow(2, "cpu", "none", "Adam")]
     [DataRow(2, "nvme", "none", "Adam")]
     [DataRow(3, "none", "none", "Adam")]
+    [DataRow(3, "none", "none", "Lion")]
     [DataRow(3, "none", "cpu", "Adam")]
     [DataRow(3, "cpu", "cpu", "Adam")]
     [DataRow(3, "nvme", "none", "Adam")]
@@ -62,7 +67,7 @@ public sealed class MemoryPlacementTests
             Assert.AreEqual(planned.Host, held.Host, "host bytes (record equality covers it; said for the message)");
             long state = held.MasterWeights + held.OptimizerStates;
             bool hostStep = offload != "none" || parameters != "none" || optimizer is "Lamb" or "OneBitAdam" or "OneBitLamb" or "ZeroOneAdam";
-            Assert.AreEqual(!hostStep, engine.FusedOptimizer, "the step runs in the backend exactly when nothing is offloaded and the optimizer is Adam");
+            Assert.AreEqual(!hostStep, engine.FusedOptimizer, "the step runs in the backend exactly when nothing is offloaded and the optimizer is Adam, Lion or Adagrad");
             if (!hostStep) Assert.AreEqual(0, held.Host, "nothing of a device step's job lives in host arrays");
             else Assert.IsTrue(held.Host >= state && held.Host > 0, "the host step's masters and moments are host memory");
             if (parameters == "nvme")

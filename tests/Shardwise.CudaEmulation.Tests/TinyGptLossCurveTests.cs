@@ -57,13 +57,17 @@ public sealed class TinyGptLossCurveTests
     private static string Train(string directory, string name, string device, double learningRate) =>
         Train(directory, name, device, WriteConfig(directory, learningRate));
 
-    private static string Train(string directory, string name, string device, string config)
+    private static string Train(string directory, string name, string device, string config) => Train(directory, name, device, config, out _);
+
+    /// <param name="log">The trainer's output (its "optimizer step:" line says where the step ran).</param>
+    private static string Train(string directory, string name, string device, string config, out string log)
     {
         string output = Path.Combine(directory, name);
         var (code, text, errors) = Trainer("train", "--device", device, "--config", config,
             "--steps", $"{Steps}", "--eval-interval", $"{Steps}", "--eval-batches", "1", "--save-interval", "1000", "--output", output);
         Assert.AreEqual(0, code, $"{device} run failed: {errors}\n{text}");
         StringAssert.StartsWith(text, device == "cuda" ? "GPU: CUDA driver" : "CPU: asked for (--device cpu)");
+        log = text;
         return Path.Combine(output, "metrics.csv");
     }
 
@@ -128,22 +132,31 @@ public sealed class TinyGptLossCurveTests
 
     /// <summary>
     /// The other optimizers and schedules on the emulated GPU against the CPU: AdamW under OneCycle, whose cyclic
-    /// momentum reaches the device's fused Adam step as per-step betas, and Lamb under LRRangeTest, which takes the host
-    /// step over the device's arenas.
+    /// momentum reaches the device's fused Adam step as per-step betas, Lion under WarmupDecayLR on the device's
+    /// fused Lion step (lion.cu), Adagrad under WarmupLR on adagrad.cu, and Lamb under LRRangeTest, which takes the host step over the device's arenas.
     /// </summary>
     [TestMethod]
     [DataRow("adamw-onecycle", """{ "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } }""",
-        """{ "type": "OneCycle", "params": { "cycle_min_lr": 5e-4, "cycle_max_lr": 2e-3, "cycle_first_step_size": 2, "cycle_second_step_size": 2 } }""")]
+        """{ "type": "OneCycle", "params": { "cycle_min_lr": 5e-4, "cycle_max_lr": 2e-3, "cycle_first_step_size": 2, "cycle_second_step_size": 2 } }""",
+        "fused in the backend")]
+    [DataRow("lion-warmupdecay", """{ "type": "Lion", "params": { "lr": 3e-4, "betas": [0.9, 0.99], "weight_decay": 0.1 } }""",
+        """{ "type": "WarmupDecayLR", "params": { "warmup_num_steps": 2, "total_num_steps": 8 } }""",
+        "fused in the backend")]
+    [DataRow("adagrad-warmup", """{ "type": "Adagrad", "params": { "lr": 1e-2, "weight_decay": 0.01 } }""",
+        """{ "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 1e-2, "warmup_num_steps": 2 } }""",
+        "fused in the backend")]
     [DataRow("lamb-rangetest", """{ "type": "Lamb", "params": { "lr": 1e-3, "weight_decay": 0.01, "max_coeff": 0.3 } }""",
-        """{ "type": "LRRangeTest", "params": { "lr_range_test_min_lr": 1e-3, "lr_range_test_step_size": 2 } }""")]
-    public void OtherOptimizersAndSchedulesOnTheEmulatedGpuFollowTheCpu(string name, string optimizer, string scheduler)
+        """{ "type": "LRRangeTest", "params": { "lr_range_test_min_lr": 1e-3, "lr_range_test_step_size": 2 } }""",
+        "on the host")]
+    public void OtherOptimizersAndSchedulesOnTheEmulatedGpuFollowTheCpu(string name, string optimizer, string scheduler, string gpuStep)
     {
         string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         try
         {
             string config = WriteConfig(directory, name, optimizer, scheduler);
-            string gpu = Train(directory, "gpu", "cuda", config), cpu = Train(directory, "cpu", "cpu", config);
+            string gpu = Train(directory, "gpu", "cuda", config, out string gpuLog), cpu = Train(directory, "cpu", "cpu", config);
+            StringAssert.Contains(gpuLog, "optimizer step: " + gpuStep, $"{name}: where the GPU run's step ran");
             var (code, verdict, errors) = Trainer("compare-curves", "--reference", cpu, "--candidate", gpu);
             Console.WriteLine(verdict);
             Assert.AreEqual(0, code, $"{name}: {errors}\n{verdict}");

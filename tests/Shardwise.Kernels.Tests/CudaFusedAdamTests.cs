@@ -94,7 +94,8 @@ public sealed class CudaFusedAdamTests
                           && working.AsSpan(start + length).SequenceEqual(weights.AsSpan(start + length)),
                 $"parameters outside [{start}, {start + length}) stay as they were, {at}");
         }
-        Assert.AreEqual(allocations, gpu.DeviceAllocations, "the steps allocate nothing on the device");
+        // exp_avg_sq is allocated by the first Adam step (Lion never needs it), as torch creates optimizer state in step().
+        Assert.AreEqual(allocations + 1, gpu.DeviceAllocations, "the steps allocate nothing on the device but exp_avg_sq, once");
 
         // Checkpoint round trip: what is written is what is read, and the working copy follows the masters.
         float[] newMaster = data.NonZero(length), newExpAvg = data.NonZero(length), newExpAvgSq = data.NonZero(length).Select(Math.Abs).ToArray();
@@ -106,6 +107,105 @@ public sealed class CudaFusedAdamTests
         CollectionAssert.AreEqual(newExpAvgSq, readExpAvgSq);
         CollectionAssert.AreEqual(newMaster, gpu.View(Arena.Parameters).Slice(start, length).ToArray(), "fp32: the parameter arena is the master copy");
         Assert.ThrowsExactly<ArgumentException>(() => gpu.WriteMasterWeights(new float[length + 1]), "a write must cover the state's range exactly");
+    }
+
+    /// <summary>
+    /// <see cref="IFusedOptimizerOps.LionStep"/> (lion.cu) against the reference in fp32, over the whole arena and over an
+    /// unaligned partition: masters, momentum and working copy after several steps; exp_avg_sq reads as zeros and is
+    /// never allocated (one moment on the device), also when a checkpoint writes its zeros back.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0, 70001)]
+    [DataRow(17, 35003)]
+    public void DeviceLionStepsFollowTheCpuReference(int start, int length)
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        const int count = 70001;
+        const float lossScale = 1024f;
+        var cpu = new CpuOps<float>();
+        var reference = new FusedAdamReference(cpu);
+        var data = new TestData(62);
+        float[] weights = data.NonZero(count);
+        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
+        {
+            ops.Allocate(Arena.Parameters, count);
+            ops.Allocate(Arena.Gradients, count);
+            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
+        }
+        int before = gpu.DeviceAllocations;
+        reference.CreateOptimizerState(StorageType.Float32, start, length);
+        gpu.CreateOptimizerState(StorageType.Float32, start, length);
+        int allocations = gpu.DeviceAllocations;
+        for (int round = 1; round <= 3; round++)
+        {
+            string at = $"[{start}, {start + length}), round {round}";
+            float[] gradients = data.NonZero(count, lossScale);
+            cpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            gpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            var step = new FusedLionStep(1e-3f, 0.9f, 0.1f, 0.99f, 0.01f, 0.1f, 0.5f / lossScale);
+            reference.LionStep(step);
+            gpu.LionStep(step);
+            var (master, expAvg, expAvgSq) = ReadState(reference, length);
+            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, length);
+            Compare.Close(master, gpuMaster, 1e-6f, $"master weights, {at}");
+            Compare.Close(expAvg, gpuExpAvg, 1e-6f, $"momentum, {at}");
+            CollectionAssert.AreEqual(new float[length], gpuExpAvgSq, $"Lion has no exp_avg_sq, {at}");
+            CollectionAssert.AreEqual(expAvgSq, gpuExpAvgSq, $"exp_avg_sq, {at}");
+            Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
+            Assert.IsFalse(master.SequenceEqual(weights.AsSpan(start, length).ToArray()), "the weights must move");
+        }
+        gpu.WriteMoments(data.NonZero(length), new float[length]); // a Lion checkpoint: zeros for exp_avg_sq
+        Assert.AreEqual(allocations, gpu.DeviceAllocations, "the steps and Lion's checkpoint allocate nothing on the device");
+        Assert.IsTrue(allocations - before >= 2, "the momentum and the measurement were allocated");
+
+        // The first Adam step allocates exp_avg_sq (zeroed) and uses it.
+        float[] expAvgSqSeen = new float[length];
+        gpu.AdamStep(StepScalars(1, adamWMode: true, 1f / lossScale));
+        gpu.ReadMoments(new float[length], expAvgSqSeen);
+        Assert.AreEqual(allocations + 1, gpu.DeviceAllocations, "exp_avg_sq is allocated by Adam's first step");
+        Assert.IsTrue(expAvgSqSeen.Any(v => v > 0), "Adam wrote its second moment");
+    }
+
+    /// <summary>
+    /// <see cref="IFusedOptimizerOps.AdagradStep"/> (adagrad.cu) against the reference in fp32 over an unaligned partition:
+    /// masters, the sum of squares (exp_avg_sq) and the working copy after several steps; exp_avg stays zero.
+    /// </summary>
+    [TestMethod]
+    public void DeviceAdagradStepsFollowTheCpuReference()
+    {
+        using CudaOps gpu = GpuSupport.RequireCudaOps();
+        const int count = 70001, start = 17, length = 35003;
+        const float lossScale = 1024f;
+        var cpu = new CpuOps<float>();
+        var reference = new FusedAdamReference(cpu);
+        var data = new TestData(63);
+        float[] weights = data.NonZero(count);
+        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
+        {
+            ops.Allocate(Arena.Parameters, count);
+            ops.Allocate(Arena.Gradients, count);
+            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
+        }
+        reference.CreateOptimizerState(StorageType.Float32, start, length);
+        gpu.CreateOptimizerState(StorageType.Float32, start, length);
+        for (int round = 1; round <= 3; round++)
+        {
+            string at = $"round {round}";
+            float[] gradients = data.NonZero(count, lossScale);
+            cpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            gpu.Load(gradients, new Slice(Arena.Gradients, 0, count));
+            var step = new FusedAdagradStep(1e-2f, 1e-10f, 0.01f, 0.5f / lossScale);
+            reference.AdagradStep(step);
+            gpu.AdagradStep(step);
+            var (master, expAvg, expAvgSq) = ReadState(reference, length);
+            var (gpuMaster, gpuExpAvg, gpuExpAvgSq) = ReadState(gpu, length);
+            Compare.Close(master, gpuMaster, 1e-6f, $"master weights, {at}");
+            Compare.Close(expAvgSq, gpuExpAvgSq, 1e-6f, $"sum of squares, {at}");
+            CollectionAssert.AreEqual(new float[length], gpuExpAvg, $"Adagrad has no exp_avg, {at}");
+            CollectionAssert.AreEqual(expAvg, gpuExpAvg, $"exp_avg, {at}");
+            Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
+            Assert.IsTrue(gpuExpAvgSq.All(v => v > 0), "every element accumulated a square");
+        }
     }
 
     private static (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(IFusedOptimizerOps ops, int count)

@@ -99,7 +99,7 @@ public sealed class NvrtcCompileTests
                      "layernorm_backward_fused_v4", "residual_layernorm_forward_v1", "residual_layernorm_forward_v2",
                      "residual_layernorm_forward_v3", "residual_layernorm_forward_v4",
                      "bias_gelu_forward", "gelu_backward", "softmax_causal_forward", "softmax_causal_backward",
-                     "crossentropy_forward", "crossentropy_backward", "adamw_step", "global_norm_squared",
+                     "crossentropy_forward", "crossentropy_backward", "adamw_step", "lion_step", "adagrad_step", "global_norm_squared",
                      "overflow_check_unscale", "add", "add_backward", "scale", "add_bias", "add_bias_backward_partial",
                      "add_bias_backward_reduce", "embedding_range_forward", "embedding_range_backward",
                      "crossentropy_row_max", "crossentropy_partials", "crossentropy_range_backward",

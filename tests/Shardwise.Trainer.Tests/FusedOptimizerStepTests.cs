@@ -19,8 +19,9 @@ namespace Shardwise.Trainer.Tests;
 /// The engine's fused optimizer step (<see cref="IFusedOptimizerOps"/>, here the CPU reference
 /// <see cref="FusedAdamReference"/>) against its host step: TinyGpt trained for 20 updates gives bit-identical losses,
 /// gradient norms, loss scales, weights (masters and working copy) and Adam moments in fp32, fp16 with overflow skips,
-/// bf16, with clipping, gradient accumulation and both weight-decay modes; a checkpoint taken on the fused path resumes
-/// bit for bit; configurations the fused step does not cover take the host step.
+/// bf16, with clipping, gradient accumulation and both weight-decay modes, for Adam, Lion (<see cref="IFusedOptimizerOps.LionStep"/>) and Adagrad (<see cref="IFusedOptimizerOps.AdagradStep"/>);
+/// a checkpoint taken on the fused path resumes bit for bit, on either path; configurations the fused step does not cover
+/// take the host step.
 /// </summary>
 [TestClass]
 public sealed class FusedOptimizerStepTests
@@ -89,6 +90,10 @@ public sealed class FusedOptimizerStepTests
 
     internal const string AdamW = """ "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } } """;
 
+    private const string Lion = """ "optimizer": { "type": "Lion", "params": { "lr": 1e-3, "betas": [0.9, 0.99], "weight_decay": 0.1 } } """;
+
+    private const string Adagrad = """ "optimizer": { "type": "Adagrad", "params": { "lr": 1e-2, "weight_decay": 0.01 } } """;
+
     [TestMethod]
     [DataRow("fp32, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{AdamW}} }""")]
     [DataRow("fp16, overflow skips", $$"""
@@ -117,6 +122,25 @@ public sealed class FusedOptimizerStepTests
           "optimizer": { "type": "Adam", "params": { "lr": 3e-3, "weight_decay": 0.1, "adam_w_mode": false } },
           "fp16": { "enabled": true, "initial_scale_power": 20, "hysteresis": 1, "loss_scale_window": 6 } }
         """)]
+    [DataRow("fp32, Lion, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{Lion}} }""")]
+    [DataRow("fp16, Lion, overflow skips", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{Lion}},
+          "fp16": { "enabled": true, "initial_scale_power": 24, "hysteresis": 1, "loss_scale_window": 4 } }
+        """)]
+    [DataRow("bf16, Lion, ZeRO stage 1, accumulation 2, warm-up schedule", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{Lion}},
+          "zero_optimization": { "stage": 1 }, "bf16": { "enabled": true },
+          "scheduler": { "type": "WarmupLR", "params": { "warmup_min_lr": 0, "warmup_max_lr": 1e-3, "warmup_num_steps": 10 } } }
+        """)]
+    [DataRow("fp32, Adagrad, clipping", $$"""{ "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, {{Adagrad}} }""")]
+    [DataRow("fp16, Adagrad, overflow skips", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{Adagrad}},
+          "fp16": { "enabled": true, "initial_scale_power": 24, "hysteresis": 1, "loss_scale_window": 4 } }
+        """)]
+    [DataRow("bf16, Adagrad, ZeRO stage 1, accumulation 2", $$"""
+        { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{Adagrad}},
+          "zero_optimization": { "stage": 1 }, "bf16": { "enabled": true } }
+        """)]
     public void FusedStepEqualsTheHostStepBitForBit(string name, string json)
     {
         TrainingEngine host = CreateEngine(json, fused: false), fused = CreateEngine(json, fused: true);
@@ -131,6 +155,10 @@ public sealed class FusedOptimizerStepTests
         CollectionAssert.AreNotEqual(Bits(expected.Master), Bits(Initial()), "the weights must have moved");
         if (name.StartsWith("fp16", StringComparison.Ordinal)) Assert.IsTrue(expected.Skipped > 0, "the scale must overflow fp16 at least once");
         if (name.Contains("clipping", StringComparison.Ordinal)) Assert.IsTrue(expected.Norms.Any(n => n > 0.5), "clipping must be active");
+        if (name.Contains("Lion", StringComparison.Ordinal))
+            Assert.IsFalse(expected.ExpAvgSq.Any(v => v != 0), "Lion keeps one state tensor: exp_avg_sq stays zero");
+        if (name.Contains("Adagrad", StringComparison.Ordinal))
+            Assert.IsFalse(expected.ExpAvg.Any(v => v != 0), "Adagrad keeps one state tensor, in exp_avg_sq: exp_avg stays zero");
         AssertIdentical(expected, actual, name);
     }
 
@@ -232,11 +260,13 @@ public sealed class FusedOptimizerStepTests
     }
 
     [TestMethod]
-    public void AFusedCheckpointResumesBitForBit()
+    [DataRow(AdamW)]
+    [DataRow(Lion)]
+    [DataRow(Adagrad)]
+    public void AFusedCheckpointResumesBitForBit(string optimizer)
     {
-        const string json = """
-            { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0,
-              "optimizer": { "type": "AdamW", "params": { "lr": 3e-3, "weight_decay": 0.1 } },
+        string json = $$"""
+            { "train_micro_batch_size_per_gpu": 2, "gradient_clipping": 1.0, {{optimizer}},
               "fp16": { "enabled": true, "initial_scale_power": 20, "hysteresis": 1, "loss_scale_window": 5 } }
             """;
         string root = TrainerRun.TempDirectory();
@@ -268,6 +298,17 @@ public sealed class FusedOptimizerStepTests
         TrainingCheckpoint.Load(checkpoint, onHost, hostSampler);
         AssertIdentical(expected, Train(onHost, hostSampler, Updates), "resumed on the host step");
         Assert.IsTrue(onHost.Optimizer.State.MomentsAllocated, "the host step keeps its moments on the host");
+
+        // And a checkpoint the host step wrote resumes on the fused path.
+        TrainingEngine hostStraight = CreateEngine(json, fused: false);
+        BatchSampler hostStraightSampler = Sampler(hostStraight);
+        Train(hostStraight, hostStraightSampler, Updates / 2);
+        string hostCheckpoint = new TrainingCheckpoint(Path.Combine(root, "host")).Save(hostStraight, hostStraightSampler, task.Tokenizer, settings)!;
+        TrainingEngine fusedFromHost = CreateEngine(json, fused: true);
+        BatchSampler fusedFromHostSampler = Sampler(fusedFromHost);
+        TrainingCheckpoint.Load(hostCheckpoint, fusedFromHost, fusedFromHostSampler);
+        Assert.IsTrue(fusedFromHost.FusedOptimizer);
+        AssertIdentical(expected, Train(fusedFromHost, fusedFromHostSampler, Updates), "a host checkpoint resumed on the fused step");
     }
 
     [TestMethod]

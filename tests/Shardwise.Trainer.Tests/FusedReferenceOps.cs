@@ -42,6 +42,8 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void CreateOptimizerState(StorageType storage, long start, long length) => _fused.CreateOptimizerState(storage, start, length);
     public GradientMeasurement MeasureGradients(bool checkOverflow) => _fused.MeasureGradients(checkOverflow);
     public void AdamStep(in FusedAdamStep step) => _fused.AdamStep(step);
+    public void LionStep(in FusedLionStep step) => _fused.LionStep(step);
+    public void AdagradStep(in FusedAdagradStep step) => _fused.AdagradStep(step);
     public void ReadMasterWeights(Span<float> destination) => _fused.ReadMasterWeights(destination);
     public void WriteMasterWeights(ReadOnlySpan<float> source) => _fused.WriteMasterWeights(source);
     public void ReadMoments(Span<float> expAvg, Span<float> expAvgSq) => _fused.ReadMoments(expAvg, expAvgSq);

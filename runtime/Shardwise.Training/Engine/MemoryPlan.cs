@@ -51,7 +51,7 @@ public static class MemoryPlan
                 _ => 0,
             };
             // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
-            bool stepOnDevice = exchangesInDeviceMemory && !offload && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW;
+            bool stepOnDevice = exchangesInDeviceMemory && !offload && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice);
         }

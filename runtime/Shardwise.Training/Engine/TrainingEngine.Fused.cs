@@ -17,10 +17,10 @@ public sealed partial class TrainingEngine
     /// supports. Other multi-rank jobs take the host step because ZeroSharding exchanges through host spans (the
     /// exchange would move the whole arenas anyway). Stage 2 has a device path of its own
     /// (<see cref="DeviceSlotExchangeFor"/>); stage 3 streams through host memory. A model split over ranks leaves the
-    /// fused step when <see cref="ModelParallel"/> is set. Lamb takes the host step (the fused step is Adam's).
+    /// fused step when <see cref="ModelParallel"/> is set. Only the optimizers of <see cref="HasFusedStep"/> have one.
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && config.Optimizer?.Type is null or OptimizerType.Adam or OptimizerType.AdamW
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type)
            && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
@@ -39,12 +39,20 @@ public sealed partial class TrainingEngine
         DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
     {
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
-            || config.Optimizer?.Type is not (null or OptimizerType.Adam or OptimizerType.AdamW)    // the device step is Adam's
+            || !HasFusedStep(config.Optimizer?.Type)
             || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled)
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
         return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;
     }
+
+    /// <summary>
+    /// Whether the optimizer has a step in <see cref="IFusedOptimizerOps"/>: Adam and AdamW (<see cref="IFusedOptimizerOps.AdamStep"/>),
+    /// Lion (<see cref="IFusedOptimizerOps.LionStep"/>) and Adagrad (<see cref="IFusedOptimizerOps.AdagradStep"/>). Lamb
+    /// (a trust ratio per tensor) and the 1-bit optimizers (host-side compression) take the host step.
+    /// </summary>
+    internal static bool HasFusedStep(OptimizerType? type) =>
+        type is null or OptimizerType.Adam or OptimizerType.AdamW or OptimizerType.Lion or OptimizerType.Adagrad;
 
     /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
@@ -59,7 +67,7 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one
     /// data-parallel rank or several exchanging their arenas on the device (NCCL), no offload, no model split over
-    /// ranks, and Adam or AdamW (Lamb and the 1-bit optimizers take the host step). The results equal the host step's (bit for bit on
+    /// ranks, and Adam, AdamW, Lion or Adagrad (<see cref="HasFusedStep"/>; Lamb and the 1-bit optimizers take the host step). The results equal the host step's (bit for bit on
     /// the CPU reference, <see cref="FusedAdamReference"/>).
     /// </summary>
     public bool FusedOptimizer => _fused is not null;
@@ -132,7 +140,10 @@ public sealed partial class TrainingEngine
 
         double combined = UnscaleAndClipDivisor(scale, _sharding.SumOverRanks(measured.ScaledSumOfSquares));
         var betas = AdvanceSchedule();
-        fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, combined != 1.0 ? (float)(1.0 / combined) : 1f, betas));
+        float multiplier = combined != 1.0 ? (float)(1.0 / combined) : 1f;
+        if (Optimizer.Options.Lion) fused.LionStep(Optimizer.NextFusedLionStep(LastLearningRate, multiplier, betas));
+        else if (Optimizer.Options.Adagrad) fused.AdagradStep(Optimizer.NextFusedAdagradStep(LastLearningRate, multiplier, betas));
+        else fused.AdamStep(Optimizer.NextFusedStep(LastLearningRate, multiplier, betas));
         GatherPartitionsOnDevice();
         _hostMasterIsCurrent = false;
         ZeroFusedGradients();

@@ -21,6 +21,21 @@ internal readonly record struct AdamStepScalars(
     public FusedAdamStep ToFused(float gradientMultiplier) => new(LearningRate, Beta1, OneMinusBeta1, Beta2, OneMinusBeta2,
         Eps, WeightDecay, AdamWMode, InverseBiasCorrection1, InverseBiasCorrection2, gradientMultiplier);
 
+    /// <summary>Lion's scalars for a backend that runs the step itself (Lion reads no ε and no bias correction).</summary>
+    public FusedLionStep ToFusedLion(float gradientMultiplier) => new(LearningRate, Beta1, OneMinusBeta1, Beta2, OneMinusBeta2,
+        WeightDecay, gradientMultiplier);
+
+    /// <summary>What <see cref="LionKernel"/> reads of <paramref name="step"/>; the fields Lion has no use for are neutral.</summary>
+    public static AdamStepScalars FromFused(in FusedLionStep step) => new(step.LearningRate, step.Beta1, step.OneMinusBeta1,
+        step.Beta2, step.OneMinusBeta2, Eps: 0f, step.WeightDecay, AdamWMode: true, InverseBiasCorrection1: 1f, InverseBiasCorrection2: 1f);
+
+    /// <summary>Adagrad's scalars for a backend that runs the step itself.</summary>
+    public FusedAdagradStep ToFusedAdagrad(float gradientMultiplier) => new(LearningRate, Eps, WeightDecay, gradientMultiplier);
+
+    /// <summary>What <see cref="AdagradKernel"/> reads of <paramref name="step"/>; the fields Adagrad has no use for are neutral.</summary>
+    public static AdamStepScalars FromFused(in FusedAdagradStep step) => new(step.LearningRate, Beta1: 0f, OneMinusBeta1: 1f,
+        Beta2: 0f, OneMinusBeta2: 1f, step.Eps, step.WeightDecay, AdamWMode: false, InverseBiasCorrection1: 1f, InverseBiasCorrection2: 1f);
+
     public static AdamStepScalars FromFused(in FusedAdamStep step) => new(step.LearningRate, step.Beta1, step.OneMinusBeta1,
         step.Beta2, step.OneMinusBeta2, step.Eps, step.WeightDecay, step.AdamWMode, step.InverseBiasCorrection1,
         step.InverseBiasCorrection2);

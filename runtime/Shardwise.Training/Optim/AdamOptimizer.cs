@@ -77,10 +77,28 @@ public sealed class AdamOptimizer
     internal FusedAdamStep NextFusedStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
         if (Options.Lamb is not null || Options.Lion || Options.Adagrad)
-            throw new InvalidOperationException($"{(Options.Lion ? "Lion" : Options.Adagrad ? "Adagrad" : "Lamb")} runs the host step: the fused step is Adam's");
+            throw new InvalidOperationException($"{(Options.Lion ? "Lion's fused step is NextFusedLionStep" : Options.Adagrad ? "Adagrad's fused step is NextFusedAdagradStep" : "Lamb runs the host step")}: this is Adam's");
         State.Step++;
         var (beta1, beta2) = BetasFor(betas);
         return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
+    }
+
+    /// <summary>Lion's counterpart of <see cref="NextFusedStep"/>: counts one step and returns its scalars (<see cref="IFusedOptimizerOps.LionStep"/>).</summary>
+    internal FusedLionStep NextFusedLionStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
+    {
+        if (!Options.Lion) throw new InvalidOperationException("the optimizer is not Lion: its fused step is NextFusedStep");
+        State.Step++;
+        var (beta1, beta2) = BetasFor(betas);
+        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFusedLion(gradientMultiplier);
+    }
+
+    /// <summary>Adagrad's counterpart of <see cref="NextFusedStep"/>: counts one step and returns its scalars (<see cref="IFusedOptimizerOps.AdagradStep"/>).</summary>
+    internal FusedAdagradStep NextFusedAdagradStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
+    {
+        if (!Options.Adagrad) throw new InvalidOperationException("the optimizer is not Adagrad: its fused step is NextFusedStep");
+        State.Step++;
+        var (beta1, beta2) = BetasFor(betas);
+        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFusedAdagrad(gradientMultiplier);
     }
 
     /// <summary>

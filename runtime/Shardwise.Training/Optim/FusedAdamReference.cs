@@ -10,7 +10,9 @@ namespace Shardwise.Training.Optim;
 /// backend's <see cref="ITensorOps{T}.View"/>), and the reference for device implementations. It runs exactly the
 /// engine's host step — <see cref="StorageRounding"/> of the gradients, <see cref="OverflowCheck"/>,
 /// <see cref="GradientClipping.SumOfSquares(ReadOnlySpan{float})"/>, the multiply of <see cref="GradientClipping.Scale(Span{float}, float)"/>
-/// and <see cref="AdamKernel"/> — so a training run through it equals the host path bit for bit.
+/// and <see cref="AdamKernel"/>, <see cref="LionKernel"/> or <see cref="AdagradKernel"/> — so a training run through it equals the host path bit for bit.
+/// exp_avg_sq is allocated by the first <see cref="AdamStep"/> or <see cref="AdagradStep"/> (or a non-zero <see cref="WriteMoments"/>): a Lion run
+/// never holds it, and reads it as the zeros the host step stores.
 /// In fp32 the parameter arena is the master copy (as in the engine's host step); in fp16/bf16 the masters are a
 /// separate fp32 array and the arena holds them rounded. The state covers one range of the arenas (a ZeRO partition).
 /// </summary>
@@ -19,7 +21,7 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     private StorageType _storage;
     private float[]? _master;  // null in fp32: the parameter arena is the master
     private float[]? _expAvg;
-    private float[]? _expAvgSq;
+    private float[]? _expAvgSq; // null until Adam or Adagrad needs it (Lion never does)
     private int _start, _length; // the range of the arenas the state covers
 
     public bool SupportsFusedOptimizer(StorageType storage) => storage is StorageType.Float32 or StorageType.Float16 or StorageType.BFloat16;
@@ -36,7 +38,7 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
         _master = storage == StorageType.Float32 ? null : parameters.ToArray();
         StorageRounding.RoundInPlace(parameters, storage);
         _expAvg = new float[_length];
-        _expAvgSq = new float[_length];
+        _expAvgSq = null;
     }
 
     public GradientMeasurement MeasureGradients(bool checkOverflow)
@@ -54,7 +56,29 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
         Span<float> gradients = Gradients();
         Span<float> parameters = Parameters();
         if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
-        AdamKernel.Step(_master ?? parameters, gradients, _expAvg!, _expAvgSq!, AdamStepScalars.FromFused(step), SimdWidth.Auto);
+        _expAvgSq ??= new float[_length];
+        AdamKernel.Step(_master ?? parameters, gradients, _expAvg!, _expAvgSq, AdamStepScalars.FromFused(step), SimdWidth.Auto);
+        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+    }
+
+    public void LionStep(in FusedLionStep step)
+    {
+        RequireState();
+        Span<float> gradients = Gradients();
+        Span<float> parameters = Parameters();
+        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
+        LionKernel.Step(_master ?? parameters, gradients, _expAvg!, AdamStepScalars.FromFused(step));
+        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+    }
+
+    public void AdagradStep(in FusedAdagradStep step)
+    {
+        RequireState();
+        Span<float> gradients = Gradients();
+        Span<float> parameters = Parameters();
+        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
+        _expAvgSq ??= new float[_length];
+        AdagradKernel.Step(_master ?? parameters, gradients, _expAvgSq, AdamStepScalars.FromFused(step));
         if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
     }
 
@@ -84,17 +108,20 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
     {
         RequireState();
         RequireLength(expAvg.Length, _expAvg!.Length, "exp_avg");
-        RequireLength(expAvgSq.Length, _expAvgSq!.Length, "exp_avg_sq");
+        RequireLength(expAvgSq.Length, _length, "exp_avg_sq");
         _expAvg.CopyTo(expAvg);
-        _expAvgSq.CopyTo(expAvgSq);
+        if (_expAvgSq is null) expAvgSq.Clear();
+        else _expAvgSq.CopyTo(expAvgSq);
     }
 
     public void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
     {
         RequireState();
         RequireLength(expAvg.Length, _expAvg!.Length, "exp_avg");
-        RequireLength(expAvgSq.Length, _expAvgSq!.Length, "exp_avg_sq");
+        RequireLength(expAvgSq.Length, _length, "exp_avg_sq");
         expAvg.CopyTo(_expAvg);
+        if (_expAvgSq is null && !expAvgSq.ContainsAnyExcept(0f)) return; // Lion's zeros: nothing to hold
+        _expAvgSq ??= new float[_length];
         expAvgSq.CopyTo(_expAvgSq);
     }
 

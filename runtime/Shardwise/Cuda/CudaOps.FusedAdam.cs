@@ -5,11 +5,12 @@ using Shardwise.Precision;
 namespace Shardwise.Cuda;
 
 /// <summary>
-/// The optimizer step on the device (<see cref="IFusedOptimizerOps"/>, DeepSpeed's fused Adam): the Adam moments (and,
-/// for 16-bit storage, the fp32 masters) are device buffers allocated once by <see cref="CreateOptimizerState"/> and
-/// counted in <see cref="DeviceAllocations"/>; a step launches overflow_check_unscale (fp16 only), global_norm_squared
-/// and sum_f32, reads back 8 bytes (the norm² and the overflow flag), then launches adamw_step. No arena crosses the bus.
-/// The state covers one range of the arenas: this rank's ZeRO-1 partition, or all of it.
+/// The optimizer step on the device (<see cref="IFusedOptimizerOps"/>, DeepSpeed's fused Adam, FusedLion and Adagrad):
+/// the moments (and, for 16-bit storage, the fp32 masters) are device buffers counted in <see cref="DeviceAllocations"/>,
+/// allocated by <see cref="CreateOptimizerState"/> except exp_avg_sq, which the first <see cref="AdamStep"/> or
+/// <see cref="AdagradStep"/> allocates (Lion never does: its one state tensor is exp_avg). A step launches
+/// overflow_check_unscale (fp16 only), global_norm_squared and sum_f32, reads back 8 bytes (the norm² and the overflow
+/// flag), then launches adamw_step, lion_step or adagrad_step. No arena crosses the bus. The state covers one range of the arenas: this rank's ZeRO-1 partition, or all of it.
 /// </summary>
 public sealed partial class CudaOps : IFusedOptimizerOps
 {
@@ -17,12 +18,12 @@ public sealed partial class CudaOps : IFusedOptimizerOps
     private const int AdamVector = 4; // elements per adamw_step thread and step: SW_ADAMW_VECTOR
 
     private DeviceMemory? fusedMasters;     // 16-bit storage only; in fp32 the parameter arena is the master copy
-    private DeviceMemory? fusedExpAvg, fusedExpAvgSq;
+    private DeviceMemory? fusedExpAvg, fusedExpAvgSq; // exp_avg_sq: null until Adam's or Adagrad's first step (Lion has none)
     private DeviceMemory? fusedMeasurement; // [0] Σg² (float), [1] overflow flag (int), then one partial sum per norm block
     private int fusedNormBlocks;
     private long fusedStart, fusedLength;   // the range of the parameter and gradient arenas the state covers
     private bool fusedOnPartition;          // ZeRO-2: the state covers the partition buffers instead (CudaOps.SlotExchange.cs)
-    private CudaFunction? overflowKernel, normKernel, adamKernel; // looked up once: a step builds no strings
+    private CudaFunction? overflowKernel, normKernel, adamKernel, lionKernel, adagradKernel; // looked up once: a step builds no strings
 
     /// <summary>
     /// Only the arenas' own storage type (<see cref="Storage"/>): fp16/bf16 training on fp32 arenas keeps the engine's
@@ -59,14 +60,25 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         if (Storage != StorageType.Float32) fusedMasters = allocations.Allocate(context, bytes);
         Begin();
         fusedExpAvg = allocations.Allocate(context, bytes);
-        fusedExpAvgSq = allocations.Allocate(context, bytes);
         fusedExpAvg.Zero();
-        fusedExpAvgSq.Zero();
         fusedNormBlocks = 2 * Math.Max(1, Device.MultiprocessorCount); // fixed, so the norm sums in the same order every step
         fusedMeasurement = allocations.Allocate(context, (2L + fusedNormBlocks) * sizeof(float));
         overflowKernel = kernels[$"overflow_check_unscale_{StorageSuffix}"];
         normKernel = kernels[$"global_norm_squared_{StorageSuffix}"];
         adamKernel = kernels[$"adamw_step_{StorageSuffix}"];
+        lionKernel = kernels[$"lion_step_{StorageSuffix}"];
+        adagradKernel = kernels[$"adagrad_step_{StorageSuffix}"];
+    }
+
+    /// <summary>exp_avg_sq, allocated zeroed when Adam or Adagrad first needs it (a Lion run never holds it).</summary>
+    private DeviceMemory SecondMoment()
+    {
+        if (fusedExpAvgSq is null)
+        {
+            fusedExpAvgSq = allocations.Allocate(context, Math.Max(1, fusedLength) * sizeof(float));
+            fusedExpAvgSq.Zero();
+        }
+        return fusedExpAvgSq;
     }
 
     /// <summary>
@@ -114,10 +126,41 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         // path is the one taken.
         adamKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
             CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(start), fusedExpAvg!.Pointer, fusedExpAvgSq!.Pointer, working, fusedLength,
+            master, gradients.Address(start), fusedExpAvg!.Pointer, SecondMoment().Pointer, working, fusedLength,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,
             step.WeightDecay, step.AdamWMode ? 1 : 0, step.InverseBiasCorrection1, step.InverseBiasCorrection2,
             step.GradientMultiplier, KernelArgument.Null);
+    }
+
+    public void LionStep(in FusedLionStep step)
+    {
+        RequireFusedState();
+        Begin();
+        var (gradients, parameters, start) = FusedTarget();
+        if (fusedLength == 0) return;
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
+        // Groups of 4 elements per thread, as adamw_step (SW_LION_VECTOR).
+        lionKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
+            CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients.Address(start), fusedExpAvg!.Pointer, working, fusedLength,
+            step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.WeightDecay,
+            step.GradientMultiplier, KernelArgument.Null);
+    }
+
+    public void AdagradStep(in FusedAdagradStep step)
+    {
+        RequireFusedState();
+        Begin();
+        var (gradients, parameters, start) = FusedTarget();
+        if (fusedLength == 0) return;
+        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
+        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
+        // Groups of 4 elements per thread, as adamw_step (SW_ADAGRAD_VECTOR).
+        adagradKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
+            CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients.Address(start), SecondMoment().Pointer, working, fusedLength,
+            step.LearningRate, step.Eps, step.WeightDecay, step.GradientMultiplier, KernelArgument.Null);
     }
 
     public void ReadMasterWeights(Span<float> destination)
@@ -153,7 +196,8 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
         if (elements == 0) return;
         fusedExpAvg!.Download(expAvg);
-        fusedExpAvgSq!.Download(expAvgSq);
+        if (fusedExpAvgSq is null) expAvgSq.Clear(); // Lion's, or Adam's/Adagrad's before the first step: zeros
+        else fusedExpAvgSq.Download(expAvgSq);
     }
 
     public void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
@@ -165,7 +209,8 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         RequireFusedLength(expAvgSq.Length, elements, "exp_avg_sq");
         if (elements == 0) return;
         fusedExpAvg!.Upload(expAvg);
-        fusedExpAvgSq!.Upload(expAvgSq);
+        if (fusedExpAvgSq is null && !expAvgSq.ContainsAnyExcept(0f)) return; // Lion's zeros: nothing to hold
+        SecondMoment().Upload(expAvgSq);
     }
 
     public void ReleaseOptimizerState()

@@ -5,16 +5,22 @@ namespace Shardwise.Ops;
 
 /// <summary>
 /// Implemented by a backend that runs the optimizer step where its parameter and gradient arenas live (DeepSpeed's
-/// fused Adam), so that a training step moves no arena between host and device. The backend keeps the fp32 master
-/// weights and both Adam moments of the whole parameter arena beside it; the training engine keeps every decision on
+/// fused Adam, FusedLion and Adagrad), so that a training step moves no arena between host and device. The backend keeps the
+/// fp32 master weights and the optimizer's moments of the whole parameter arena beside it; the training engine keeps every decision on
 /// the host and drives the backend in two phases per update:
 /// <list type="number">
 /// <item><see cref="MeasureGradients"/>: one small readback — whether the accumulated gradients hold inf/NaN, and their
 /// sum of squares. The engine then reduces these over its ranks, lets the loss scaler decide skip-or-update, and
 /// computes the clip coefficient;</item>
-/// <item><see cref="AdamStep"/>: Adam or AdamW with the gradients multiplied by clip coefficient / loss scale,
-/// updating masters and moments and writing the working parameters rounded to the storage type.</item>
+/// <item><see cref="AdamStep"/> (Adam or AdamW), <see cref="LionStep"/> (Lion) or <see cref="AdagradStep"/> (Adagrad) with the gradients multiplied by clip
+/// coefficient / loss scale, updating masters and moments and writing the working parameters rounded to the storage
+/// type.</item>
 /// </list>
+/// Lion keeps one state tensor, the momentum, in exp_avg. Its exp_avg_sq is the host step's too: never written, so
+/// zero, and a checkpoint stores zeros for it on either path. A backend may therefore allocate exp_avg_sq on the first
+/// <see cref="AdamStep"/> or <see cref="AdagradStep"/> (or a non-zero <see cref="WriteMoments"/>) and report zeros for it
+/// until then, so that a Lion run holds one moment on the device, as DeepSpeed's FusedLion does. Adagrad keeps its sum
+/// of squared gradients in exp_avg_sq (DeepSpeed's name for it) and never writes exp_avg, which stays zero.
 /// Nothing happens on a skipped step: the engine just zeroes the gradients. The engine owns the step count (bias
 /// corrections arrive in <see cref="FusedAdamStep"/>), the learning-rate schedule and the loss scale.
 /// </summary>
@@ -48,16 +54,28 @@ public interface IFusedOptimizerOps
     /// <summary>One Adam/AdamW update of the state's range from the gradient arena multiplied by <see cref="FusedAdamStep.GradientMultiplier"/>.</summary>
     void AdamStep(in FusedAdamStep step);
 
+    /// <summary>
+    /// One Lion update of the state's range from the gradient arena multiplied by <see cref="FusedLionStep.GradientMultiplier"/>;
+    /// exp_avg is Lion's momentum and exp_avg_sq is left alone.
+    /// </summary>
+    void LionStep(in FusedLionStep step);
+
+    /// <summary>
+    /// One Adagrad update of the state's range from the gradient arena multiplied by <see cref="FusedAdagradStep.GradientMultiplier"/>;
+    /// exp_avg_sq is the sum of squared gradients and exp_avg is left alone.
+    /// </summary>
+    void AdagradStep(in FusedAdagradStep step);
+
     /// <summary>Copies the fp32 master weights of the state's range out (checkpoints).</summary>
     void ReadMasterWeights(Span<float> destination);
 
     /// <summary>Replaces the fp32 master weights and refreshes the working parameters of the range from them, rounded to the storage type.</summary>
     void WriteMasterWeights(ReadOnlySpan<float> source);
 
-    /// <summary>Copies the first (exp_avg) and second (exp_avg_sq) moments out.</summary>
+    /// <summary>Copies the first (exp_avg) and second (exp_avg_sq) moments out; exp_avg_sq is zeros where no <see cref="AdamStep"/> or <see cref="AdagradStep"/> wrote it (Lion).</summary>
     void ReadMoments(Span<float> expAvg, Span<float> expAvgSq);
 
-    /// <summary>Replaces both moments (resuming from a checkpoint).</summary>
+    /// <summary>Replaces both moments (resuming from a checkpoint); Lion's zero exp_avg_sq may be dropped rather than stored.</summary>
     void WriteMoments(ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq);
 
     /// <summary>Frees the state (the engine went back to its host step); the working parameters stay as they are.</summary>
@@ -86,3 +104,23 @@ public readonly record struct FusedAdamStep(
     float InverseBiasCorrection1,
     float InverseBiasCorrection2,
     float GradientMultiplier);
+
+/// <summary>
+/// The scalars of one Lion step (DeepSpeed's FusedLion), rounded to float once on the host: per element
+/// g = grad · <see cref="GradientMultiplier"/>; c = β1·m + (1−β1)·g; p = p·(1 − lr·wd) − lr·sign(c) (sign(0) = 0);
+/// m = β2·m + (1−β2)·g. No ε and no bias correction.
+/// </summary>
+public readonly record struct FusedLionStep(
+    float LearningRate,
+    float Beta1,
+    float OneMinusBeta1,
+    float Beta2,
+    float OneMinusBeta2,
+    float WeightDecay,
+    float GradientMultiplier);
+
+/// <summary>
+/// The scalars of one Adagrad step (DeepSpeed's CPU Adagrad), rounded to float once on the host: per element
+/// g = grad · <see cref="GradientMultiplier"/> + wd·p (L2 decay); s = s + g²; p = p − (lr·g) / (√s + ε).
+/// </summary>
+public readonly record struct FusedAdagradStep(float LearningRate, float Eps, float WeightDecay, float GradientMultiplier);

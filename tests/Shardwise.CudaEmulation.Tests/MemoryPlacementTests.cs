@@ -69,6 +69,9 @@ public sealed class MemoryPlacementTests
             bool hostStep = offload != "none" || parameters != "none" || optimizer is "Lamb" or "OneBitAdam" or "OneBitLamb" or "ZeroOneAdam";
             Assert.AreEqual(!hostStep, engine.FusedOptimizer, "the step runs in the backend exactly when nothing is offloaded and the optimizer is Adam, Lion or Adagrad");
             if (!hostStep) Assert.AreEqual(0, held.Host, "nothing of a device step's job lives in host arrays");
+            if (!hostStep && offload == "none")
+                Assert.AreEqual((optimizer == "Lion" ? 1L : 2L) * sizeof(float) * engine.OwnedElements, held.OptimizerStates,
+                    "moments in the backend: Lion's momentum alone, two for Adam and Adagrad");
             else Assert.IsTrue(held.Host >= state && held.Host > 0, "the host step's masters and moments are host memory");
             if (parameters == "nvme")
                 Assert.AreEqual(2 * engine.OwnedElements + (offload == "nvme" ? 12 * engine.OwnedElements : 0), held.Nvme, "the rounded pieces (bf16, 2 bytes) beside any optimizer swap");

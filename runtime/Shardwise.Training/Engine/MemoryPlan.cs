@@ -53,7 +53,8 @@ public static class MemoryPlan
             // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
             bool stepOnDevice = exchangesInDeviceMemory && !offload && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
-                nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice);
+                nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice,
+                moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice));
         }
 
         long pieces = SlotSharding.OwnedLengthOf(layout, ranks, rank);
@@ -71,7 +72,8 @@ public static class MemoryPlan
                            + prefetch;
             long held = zero.Stage == 3 ? resident : layout.TotalElements;
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, staging * workingBytes,
-                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes, stateOnDevice: true);
+                gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes, stateOnDevice: true,
+                moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice: true));
         }
         long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
         // Through host memory: the reduced gradient pieces (the accumulator) and the rounded pieces are host arrays beside

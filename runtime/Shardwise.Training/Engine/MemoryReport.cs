@@ -35,9 +35,11 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
     /// <param name="nvmeBytes">Bytes of the NVMe swap file: when positive, masters and moments are there and count 0 here.</param>
     /// <param name="hostArrayBytes">Bytes of the other categories held in host arrays (buffers, pieces), for <see cref="Host"/>.</param>
     /// <param name="stateOnDevice">The optimizer step runs in the backend: masters and moments are device memory.</param>
+    /// <param name="moments">fp32 moments per owned element: 2 (Adam's exp_avg and exp_avg_sq), 1 for Lion in the backend,
+    /// which allocates exp_avg alone (the host step keeps Lion's zero exp_avg_sq, as its checkpoints hold it).</param>
     public static MemoryReport For(ParameterLayout layout, ActivationPlan plan, int batch, StorageType storage, int workingBytes,
         long? ownedElements = null, long bufferBytes = 0, bool masterInHost = false, long? gradientBytes = null, long? parameterBytes = null,
-        long nvmeBytes = 0, long hostArrayBytes = 0, bool stateOnDevice = false)
+        long nvmeBytes = 0, long hostArrayBytes = 0, bool stateOnDevice = false, int moments = 2)
     {
         bool swapped = nvmeBytes > 0;
         long psi = layout.TotalElements;
@@ -45,17 +47,17 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
         int width = workingBytes;
         bool mixed = storage != StorageType.Float32;
         long master = !swapped && (mixed || masterInHost) ? owned * sizeof(float) : 0;
-        long moments = swapped ? 0 : 2 * owned * sizeof(float);
+        long momentBytes = swapped ? 0 : moments * owned * sizeof(float);
         return new MemoryReport(
             Parameters: parameterBytes ?? psi * width,
             Gradients: gradientBytes ?? psi * width,
             MasterWeights: master,
-            OptimizerStates: moments,
+            OptimizerStates: momentBytes,
             Activations: batch * plan.ArenaElementsPerSample * width,
             Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes)
         {
             Nvme = nvmeBytes,
-            Host = (stateOnDevice ? 0 : master + moments) + hostArrayBytes,
+            Host = (stateOnDevice ? 0 : master + momentBytes) + hostArrayBytes,
         };
     }
 

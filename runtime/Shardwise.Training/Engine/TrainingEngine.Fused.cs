@@ -55,6 +55,12 @@ public sealed partial class TrainingEngine
         type is null or OptimizerType.Adam or OptimizerType.AdamW or OptimizerType.Lion or OptimizerType.Adagrad;
 
     /// <summary>
+    /// fp32 moments per owned element the step holds: Lion in the backend allocates its momentum alone (exp_avg_sq is
+    /// created by the first Adam or Adagrad step); every other case holds two.
+    /// </summary>
+    internal static int FusedMoments(OptimizerType? type, bool stepOnDevice) => stepOnDevice && type == OptimizerType.Lion ? 1 : 2;
+
+    /// <summary>
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
     /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
     /// </summary>
@@ -104,7 +110,7 @@ public sealed partial class TrainingEngine
         return MemoryReport.For(_program.Layout, _program.Plan, _program.Batch, Storage, width, owned,
             bufferBytes: _deviceSlots!.StagingElements * width,
             gradientBytes: (_streamingOps.PoolElements + owned) * width,
-            parameterBytes: (parameters + owned) * width, stateOnDevice: true);
+            parameterBytes: (parameters + owned) * width, stateOnDevice: true, moments: FusedMoments(Config.Optimizer?.Type, stepOnDevice: true));
     }
 
     /// <summary>

@@ -34,7 +34,8 @@ public sealed partial class TrainingEngine
             gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * width + _accumulator!.LongLength * sizeof(float),
             parameterBytes: parameters,
             hostArrayBytes: buffers + pieces * sizeof(float),
-            stateOnDevice: _fused is not null);
+            stateOnDevice: _fused is not null,
+            moments: FusedMoments(Config.Optimizer?.Type, stepOnDevice: _fused is not null));
     }
 
     /// <summary>

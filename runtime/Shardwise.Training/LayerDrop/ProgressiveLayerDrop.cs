@@ -131,11 +131,7 @@ public sealed class ProgressiveLayerDrop
         {
             var op = costs[k];
             int layer = op.IndexIn(Layers);
-            executed[k] = layer < 0 ? op : op with
-            {
-                ForwardFlopsPerSample = (long)Math.Round(op.ForwardFlopsPerSample * ran[layer]),
-                BackwardFlopsPerSample = (long)Math.Round(op.BackwardFlopsPerSample * ran[layer]),
-            };
+            executed[k] = layer < 0 ? op : op.Scaled(ran[layer]);
         }
         return executed;
     }

@@ -78,27 +78,21 @@ public sealed class AdamOptimizer
     {
         if (Options.Lamb is not null || Options.Lion || Options.Adagrad)
             throw new InvalidOperationException($"{(Options.Lion ? "Lion's fused step is NextFusedLionStep" : Options.Adagrad ? "Adagrad's fused step is NextFusedAdagradStep" : "Lamb runs the host step")}: this is Adam's");
-        State.Step++;
-        var (beta1, beta2) = BetasFor(betas);
-        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFused(gradientMultiplier);
+        return NextScalars(learningRate, betas).ToFused(gradientMultiplier);
     }
 
     /// <summary>Lion's counterpart of <see cref="NextFusedStep"/>: counts one step and returns its scalars (<see cref="IFusedOptimizerOps.LionStep"/>).</summary>
     internal FusedLionStep NextFusedLionStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
         if (!Options.Lion) throw new InvalidOperationException("the optimizer is not Lion: its fused step is NextFusedStep");
-        State.Step++;
-        var (beta1, beta2) = BetasFor(betas);
-        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFusedLion(gradientMultiplier);
+        return NextScalars(learningRate, betas).ToFusedLion(gradientMultiplier);
     }
 
     /// <summary>Adagrad's counterpart of <see cref="NextFusedStep"/>: counts one step and returns its scalars (<see cref="IFusedOptimizerOps.AdagradStep"/>).</summary>
     internal FusedAdagradStep NextFusedAdagradStep(double learningRate, float gradientMultiplier, (double Beta1, double Beta2)? betas = null)
     {
         if (!Options.Adagrad) throw new InvalidOperationException("the optimizer is not Adagrad: its fused step is NextFusedStep");
-        State.Step++;
-        var (beta1, beta2) = BetasFor(betas);
-        return ScalarsFor(State.Step, learningRate, beta1, beta2).ToFusedAdagrad(gradientMultiplier);
+        return NextScalars(learningRate, betas).ToFusedAdagrad(gradientMultiplier);
     }
 
     /// <summary>
@@ -109,6 +103,12 @@ public sealed class AdamOptimizer
     internal AdamStepScalars NextChunkedStep(double learningRate, (double Beta1, double Beta2)? betas = null)
     {
         if (Options.Lamb is not null) throw new InvalidOperationException("Lamb's trust ratio needs whole tensors: it cannot step in chunks");
+        return NextScalars(learningRate, betas);
+    }
+
+    /// <summary>Counts one step and returns its scalars, for the updates that run elsewhere than <see cref="Step(Span{float}, ReadOnlySpan{float}, double)"/>.</summary>
+    private AdamStepScalars NextScalars(double learningRate, (double Beta1, double Beta2)? betas)
+    {
         State.Step++;
         var (beta1, beta2) = BetasFor(betas);
         return ScalarsFor(State.Step, learningRate, beta1, beta2);

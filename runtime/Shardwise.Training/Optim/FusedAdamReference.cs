@@ -52,35 +52,42 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
 
     public void AdamStep(in FusedAdamStep step)
     {
-        RequireState();
-        Span<float> gradients = Gradients();
-        Span<float> parameters = Parameters();
-        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
-        _expAvgSq ??= new float[_length];
-        AdamKernel.Step(_master ?? parameters, gradients, _expAvg!, _expAvgSq, AdamStepScalars.FromFused(step), SimdWidth.Auto);
-        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+        Span<float> master = StartStep(step.GradientMultiplier, out Span<float> gradients);
+        AdamKernel.Step(master, gradients, _expAvg!, SecondMoment(), AdamStepScalars.FromFused(step), SimdWidth.Auto);
+        FinishStep();
     }
 
     public void LionStep(in FusedLionStep step)
     {
-        RequireState();
-        Span<float> gradients = Gradients();
-        Span<float> parameters = Parameters();
-        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
-        LionKernel.Step(_master ?? parameters, gradients, _expAvg!, AdamStepScalars.FromFused(step));
-        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+        Span<float> master = StartStep(step.GradientMultiplier, out Span<float> gradients);
+        LionKernel.Step(master, gradients, _expAvg!, AdamStepScalars.FromFused(step));
+        FinishStep();
     }
 
     public void AdagradStep(in FusedAdagradStep step)
     {
-        RequireState();
-        Span<float> gradients = Gradients();
-        Span<float> parameters = Parameters();
-        if (step.GradientMultiplier != 1f) GradientClipping.Scale(gradients, step.GradientMultiplier);
-        _expAvgSq ??= new float[_length];
-        AdagradKernel.Step(_master ?? parameters, gradients, _expAvgSq, AdamStepScalars.FromFused(step));
-        if (_master is not null) StorageRounding.Round(_master, parameters, _storage);
+        Span<float> master = StartStep(step.GradientMultiplier, out Span<float> gradients);
+        AdagradKernel.Step(master, gradients, SecondMoment(), AdamStepScalars.FromFused(step));
+        FinishStep();
     }
+
+    /// <summary>Before an update, as the host step: the gradients times the multiplier; returns the masters to update.</summary>
+    private Span<float> StartStep(float gradientMultiplier, out Span<float> gradients)
+    {
+        RequireState();
+        gradients = Gradients();
+        if (gradientMultiplier != 1f) GradientClipping.Scale(gradients, gradientMultiplier);
+        return _master ?? Parameters();
+    }
+
+    /// <summary>After an update: the working copy rounded from the masters (in fp32 the arena is the master).</summary>
+    private void FinishStep()
+    {
+        if (_master is not null) StorageRounding.Round(_master, Parameters(), _storage);
+    }
+
+    /// <summary>exp_avg_sq, allocated zeroed when Adam or Adagrad first needs it (a Lion run never holds it).</summary>
+    private float[] SecondMoment() => _expAvgSq ??= new float[_length];
 
     public void ReadMasterWeights(Span<float> destination)
     {
@@ -121,8 +128,7 @@ public sealed class FusedAdamReference(ITensorOps<float> ops) : IFusedOptimizerO
         RequireLength(expAvgSq.Length, _length, "exp_avg_sq");
         expAvg.CopyTo(_expAvg);
         if (_expAvgSq is null && !expAvgSq.ContainsAnyExcept(0f)) return; // Lion's zeros: nothing to hold
-        _expAvgSq ??= new float[_length];
-        expAvgSq.CopyTo(_expAvgSq);
+        expAvgSq.CopyTo(SecondMoment());
     }
 
     public void ReleaseOptimizerState()

@@ -29,6 +29,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
     private readonly int _tokensPerMicroBatch;
     private readonly int[] _tokens;  // this batch's ids and targets, every micro-batch (copied: spans cannot be kept)
     private readonly int[] _targets;
+    private readonly Plans.TokenKeep?[] _tokenKeeps; // each micro-batch's random-LTD draw, from its forward to its backward
     private double _lossSum;
     private double _receiveSeconds;
     private StepOutcome _outcome;
@@ -57,6 +58,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _tokensPerMicroBatch = stage.Batch * stage.SequenceLength;
         _tokens = new int[TokensPerBatch];
         _targets = new int[TokensPerBatch];
+        _tokenKeeps = new Plans.TokenKeep?[MicroBatches];
     }
 
     public TrainingEngine Engine { get; }
@@ -136,6 +138,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
         {
             _stage.LayerKeep = null; // evaluation between batches runs every layer, on every token
             _stage.TokenKeep = null;
+            Array.Clear(_tokenKeeps);
         }
 
         // Only the last stage knows the loss; tensor rank 0 of each replica's last stage contributes its share.
@@ -156,13 +159,13 @@ public sealed class PipelineEngine : IPipelineStageOperations
     {
         _stage.SelectActivationWindow(buffer);
         _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
-        _stage.TokenKeep = KeptTokens(microBatch);
+        _stage.TokenKeep = _tokenKeeps[microBatch] = KeptTokens(microBatch);
         int start = microBatch * _tokensPerMicroBatch;
         float loss = Engine.Forward(_tokens.AsSpan(start, _tokensPerMicroBatch), _targets.AsSpan(start, _tokensPerMicroBatch));
         if (_stage.IsLast) _lossSum += loss;
     }
 
-    /// <summary>The micro-batch's random-LTD draw, made again for its backward (a hash of step and micro-batch, so the same).</summary>
+    /// <summary>The micro-batch's random-LTD draw (a hash of step, micro-batch and row: every stage and tensor rank draws alike).</summary>
     private Plans.TokenKeep? KeptTokens(int microBatch)
         => TokenDrop?.Keep(Engine.GlobalStep, microBatch, _tokensPerMicroBatch / _stage.SequenceLength, _stage.SequenceLength,
             firstSample: _groups.Coordinates.DataRank * (_tokensPerMicroBatch / _stage.SequenceLength));
@@ -171,7 +174,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
     {
         _stage.SelectActivationWindow(buffer);
         _stage.LayerKeep = LayerDrop?.Sample(Engine.GlobalStep, microBatch);
-        _stage.TokenKeep = KeptTokens(microBatch);
+        _stage.TokenKeep = _tokenKeeps[microBatch]; // what its forward ran on; 1F1B ran other forwards in between
         Engine.Backward();
         // Every micro-batch but the last ends an engine micro-step here, so the last backward runs at the accumulation
         // boundary (as overlap_comm expects) and OptimizerStep's call is the one that updates.

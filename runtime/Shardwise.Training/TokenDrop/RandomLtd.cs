@@ -44,23 +44,25 @@ public sealed class RandomLtd
 
     public RandomLtdSchedule Schedule => sampler.Schedule;
 
-    /// <summary>The tokens each layer keeps in the step after <paramref name="completedSteps"/>, for a sequence of <paramref name="sequence"/>.</summary>
-    public int KeptTokens(long completedSteps, int layer, int sequence)
-        => sampler.Drops(layer) ? Math.Min(sampler.Schedule.ReservedLength(completedSteps), sequence) : sequence;
-
     /// <summary>
     /// Micro-batch <paramref name="microBatch"/>'s kept tokens in the step after <paramref name="completedSteps"/> optimizer
     /// steps; <paramref name="firstSample"/> is the global index of its first row (rank × micro-batch size on a data-parallel rank).
+    /// Only the layers that drop tokens get indices: the program writes a layer's identity itself (<c>Ops.Positions</c>).
     /// </summary>
     public TokenKeep Keep(long completedSteps, int microBatch, int batch, int sequence, int firstSample = 0)
     {
-        var draws = sampler.Sample(completedSteps, microBatch, batch, sequence, firstSample);
-        var counts = new int[draws.Length];
-        var indices = new int[draws.Length][];
-        for (int layer = 0; layer < draws.Length; layer++)
+        var counts = new int[sampler.Layers];
+        var indices = new int[sampler.Layers][];
+        for (int layer = 0; layer < counts.Length; layer++)
         {
-            counts[layer] = Math.Min(draws[layer].Reserved, sequence);
-            indices[layer] = draws[layer].Indices;
+            counts[layer] = sampler.Reserved(completedSteps, layer, sequence);
+            if (counts[layer] == sequence)
+            {
+                indices[layer] = [];
+                continue;
+            }
+            indices[layer] = new int[checked(batch * sequence)];
+            sampler.Fill(completedSteps, microBatch, layer, batch, sequence, indices[layer], firstSample);
         }
         return new TokenKeep(counts, indices);
     }
@@ -121,16 +123,10 @@ public sealed class RandomLtd
         {
             var op = costs[k];
             int layer = op.IndexIn(Layers);
-            double factor = layer < 0 ? 1 : op.Operation == "Attention" ? pairs[layer] : rows[layer];
-            executed[k] = layer < 0 ? op : op with
-            {
-                ForwardFlopsPerSample = (long)Math.Round(op.ForwardFlopsPerSample * factor),
-                BackwardFlopsPerSample = (long)Math.Round(op.BackwardFlopsPerSample * factor),
-            };
+            executed[k] = layer < 0 ? op : op.Scaled(op.Operation == "Attention" ? pairs[layer] : rows[layer]);
         }
         return executed;
     }
-
 
     /// <summary>The start-up line.</summary>
     public string Describe(int sequence) => Schedule.Describe(sequence);

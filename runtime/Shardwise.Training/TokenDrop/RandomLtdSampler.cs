@@ -110,7 +110,7 @@ public sealed class RandomLtdSampler
         if (indices.Length != checked(batch * sequence))
             throw new ArgumentException($"needs batch × sequence = {batch * sequence} entries, has {indices.Length}", nameof(indices));
 
-        int reserved = drops[layer] ? Math.Min(Schedule.ReservedLength(completedSteps), sequence) : sequence;
+        int reserved = Reserved(completedSteps, layer, sequence);
         if (reserved == sequence)
         {
             FillIdentity(batch, sequence, indices);
@@ -122,6 +122,13 @@ public sealed class RandomLtdSampler
         indices[(batch * reserved)..].Clear();
         return reserved;
     }
+
+    /// <summary>
+    /// The tokens of each sample layer <paramref name="layer"/> runs on in the step after <paramref name="completedSteps"/>
+    /// steps: the schedule's reserved length where random_ltd_layer_id lists it, else (and never more than) the sequence.
+    /// </summary>
+    public int Reserved(long completedSteps, int layer, int sequence)
+        => drops[layer] ? Math.Min(Schedule.ReservedLength(completedSteps), sequence) : sequence;
 
     /// <summary>The rows of a layer that runs on every token: 0..sequence−1 for each sample.</summary>
     public static void FillIdentity(int batch, int sequence, Span<int> indices)

@@ -113,20 +113,31 @@ public sealed partial class CudaOps : IFusedOptimizerOps
         return new GradientMeasurement(readback[1] != 0, BitConverter.Int32BitsToSingle(readback[0]));
     }
 
-    public void AdamStep(in FusedAdamStep step)
+    /// <summary>
+    /// What every step kernel takes first: the fp32 masters (the parameter arena itself in fp32), the state's gradients,
+    /// and the working copy to write rounded (a null pointer in fp32: nothing to round); null when the state is empty.
+    /// </summary>
+    private (ulong Master, ulong Gradients, ulong Working)? FusedStepBuffers()
     {
         RequireFusedState();
         Begin();
         var (gradients, parameters, start) = FusedTarget();
-        if (fusedLength == 0) return;
-        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
-        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
-        // One thread per group of 4 elements (SW_ADAMW_VECTOR: float4 master/m/v, 4-element gradient and working copy);
-        // the state buffers are allocations and a ZeRO partition starts at a multiple of 16 elements, so the vector
-        // path is the one taken.
-        adamKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
-            CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(start), fusedExpAvg!.Pointer, SecondMoment().Pointer, working, fusedLength,
+        if (fusedLength == 0) return null;
+        return (fusedMasters?.Pointer ?? parameters.Address(start), gradients.Address(start), fusedMasters is null ? 0UL : parameters.Address(start));
+    }
+
+    /// <summary>
+    /// One thread per group of 4 elements (SW_ADAMW_VECTOR, SW_LION_VECTOR, SW_ADAGRAD_VECTOR: float4 master and state,
+    /// 4-element gradient and working copy); the state buffers are allocations and a ZeRO partition starts at a multiple
+    /// of 16 elements, so the vector path is the one taken.
+    /// </summary>
+    private int FusedStepBlocks => kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector);
+
+    public void AdamStep(in FusedAdamStep step)
+    {
+        if (FusedStepBuffers() is not (var master, var gradients, var working)) return;
+        adamKernel!.Launch(FusedStepBlocks, CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients, fusedExpAvg!.Pointer, SecondMoment().Pointer, working, fusedLength,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.Eps,
             step.WeightDecay, step.AdamWMode ? 1 : 0, step.InverseBiasCorrection1, step.InverseBiasCorrection2,
             step.GradientMultiplier, KernelArgument.Null);
@@ -134,32 +145,18 @@ public sealed partial class CudaOps : IFusedOptimizerOps
 
     public void LionStep(in FusedLionStep step)
     {
-        RequireFusedState();
-        Begin();
-        var (gradients, parameters, start) = FusedTarget();
-        if (fusedLength == 0) return;
-        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
-        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
-        // Groups of 4 elements per thread, as adamw_step (SW_LION_VECTOR).
-        lionKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
-            CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(start), fusedExpAvg!.Pointer, working, fusedLength,
+        if (FusedStepBuffers() is not (var master, var gradients, var working)) return;
+        lionKernel!.Launch(FusedStepBlocks, CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients, fusedExpAvg!.Pointer, working, fusedLength,
             step.LearningRate, step.Beta1, step.OneMinusBeta1, step.Beta2, step.OneMinusBeta2, step.WeightDecay,
             step.GradientMultiplier, KernelArgument.Null);
     }
 
     public void AdagradStep(in FusedAdagradStep step)
     {
-        RequireFusedState();
-        Begin();
-        var (gradients, parameters, start) = FusedTarget();
-        if (fusedLength == 0) return;
-        ulong master = fusedMasters?.Pointer ?? parameters.Address(start);
-        ulong working = fusedMasters is null ? 0UL : parameters.Address(start); // null pointer: no rounded copy to write
-        // Groups of 4 elements per thread, as adamw_step (SW_ADAGRAD_VECTOR).
-        adagradKernel!.Launch(kernels.ElementwiseBlocks((fusedLength + AdamVector - 1) / AdamVector),
-            CudaKernelSet.ElementwiseThreads, 0, null,
-            master, gradients.Address(start), SecondMoment().Pointer, working, fusedLength,
+        if (FusedStepBuffers() is not (var master, var gradients, var working)) return;
+        adagradKernel!.Launch(FusedStepBlocks, CudaKernelSet.ElementwiseThreads, 0, null,
+            master, gradients, SecondMoment().Pointer, working, fusedLength,
             step.LearningRate, step.Eps, step.WeightDecay, step.GradientMultiplier, KernelArgument.Null);
     }
 

@@ -18,4 +18,11 @@ public sealed record OperationCost(string Layer, string Operation, long ForwardF
         }
         return -1;
     }
+
+    /// <summary>This op run <paramref name="factor"/> times as often or on that share of its rows: both FLOP counts scaled and rounded.</summary>
+    public OperationCost Scaled(double factor) => this with
+    {
+        ForwardFlopsPerSample = (long)global::System.Math.Round(ForwardFlopsPerSample * factor),
+        BackwardFlopsPerSample = (long)global::System.Math.Round(BackwardFlopsPerSample * factor),
+    };
 }

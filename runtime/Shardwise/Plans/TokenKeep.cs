@@ -3,8 +3,8 @@ namespace Shardwise.Plans;
 /// <summary>
 /// One micro-batch's random-LTD: for each <c>[TokenDrop]</c> layer (by its index in the model's <c>TokenDropLayers</c>),
 /// how many of each sample's tokens it runs on and which: <c>[batch, kept]</c> packed at the front of a
-/// <c>[batch, sequence]</c> array, each sample's row strictly increasing (a layer that keeps every token has the
-/// identity).
+/// <c>[batch, sequence]</c> array, each sample's row strictly increasing. A layer that keeps every token needs no
+/// indices (the program writes its identity on the device): its array may be empty.
 /// </summary>
 public sealed class TokenKeep
 {
@@ -26,6 +26,6 @@ public sealed class TokenKeep
     /// <summary>The tokens of each sample layer <paramref name="layer"/> runs on.</summary>
     public int KeptCount(int layer) => _keptCounts[layer];
 
-    /// <summary>Which tokens: <c>[batch, KeptCount]</c> packed at the front of <c>[batch, sequence]</c>.</summary>
+    /// <summary>Which tokens: <c>[batch, KeptCount]</c> packed at the front of <c>[batch, sequence]</c>; read only where tokens are dropped.</summary>
     public global::System.ReadOnlySpan<int> Indices(int layer) => _indices[layer];
 }

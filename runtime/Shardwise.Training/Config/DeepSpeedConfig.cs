@@ -87,6 +87,9 @@ public sealed record DeepSpeedConfig
     /// </summary>
     public RandomLtdConfig? RandomLtd { get; init; }
 
+    /// <summary>The compression_training section (quantization-aware training, pruning); null when absent or every technique is off.</summary>
+    public CompressionTrainingConfig? CompressionTraining { get; init; }
+
     /// <summary>The legacy curriculum_learning section (sequence-length curriculum); null when absent or off.</summary>
     public CurriculumLearningConfig? CurriculumLearning { get; init; }
 

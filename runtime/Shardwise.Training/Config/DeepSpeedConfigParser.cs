@@ -51,6 +51,7 @@ internal static class DeepSpeedConfigParser
             CurriculumLearning = ReadCurriculum(root, out var randomLtd),
             RandomLtd = randomLtd,
             ProgressiveLayerDrop = ProgressiveLayerDropConfig.Read(root),
+            CompressionTraining = CompressionTrainingConfig.Read(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
             Autotuning = AutotuningConfig.Read(root),
         };

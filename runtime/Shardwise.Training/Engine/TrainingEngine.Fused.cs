@@ -20,7 +20,7 @@ public sealed partial class TrainingEngine
     /// fused step when <see cref="ModelParallel"/> is set. Only the optimizers of <see cref="HasFusedStep"/> have one.
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type)
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type) && config.CompressionTraining is null
            && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused

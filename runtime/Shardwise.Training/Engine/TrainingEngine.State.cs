@@ -152,6 +152,7 @@ public sealed partial class TrainingEngine
     {
         GlobalStep = globalStep;
         MicroStep = microStep;
+        if (_compression is not null) SyncWorkingParameters(); // the compression the restored step count calls for
     }
 
     /// <summary>
@@ -182,6 +183,7 @@ public sealed partial class TrainingEngine
         }
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);
         _sharding.GatherParameters(_program.Parameters);
+        _compression?.Apply(_program.Parameters, SchedulerStep, Storage);
     }
 }
 

@@ -6,6 +6,7 @@ using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
+using Shardwise.Training.ModelCompression;
 using Shardwise.Training.Optim;
 using Shardwise.Training.Precision;
 using Shardwise.Training.Zero;
@@ -61,11 +62,13 @@ public sealed partial class TrainingEngine
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
     private IModelParallelReduction? _modelParallel;
+    private readonly WeightCompression? _compression; // compression_training: rewrites the working weights after each update
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
-        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, IOneBitOptimizer? oneBit)
+        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, IOneBitOptimizer? oneBit, WeightCompression? compression)
     {
         _program = program;
+        _compression = compression;
         OneBit = oneBit;
         _sharding = sharding;
         _slots = slots;
@@ -139,9 +142,10 @@ public sealed partial class TrainingEngine
             _swap = CreateSwap(sharding.Owned(program.Parameters));
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
-        else if (Storage != StorageType.Float32 || OffloadOptimizer)
+        else if (Storage != StorageType.Float32 || OffloadOptimizer || compression is not null)
         {
-            // With offload the masters live in host memory even in fp32, as they must on a GPU.
+            // With offload the masters live in host memory even in fp32, as they must on a GPU; with compression the
+            // working copy is compressed, so even fp32 keeps its masters apart.
             _master = sharding.Owned(program.Parameters).ToArray();
             StorageRounding.RoundInPlace(program.Parameters, Storage);
         }
@@ -153,6 +157,7 @@ public sealed partial class TrainingEngine
             _overlap = _fused is null ? HostOverlap() : OverlappedAllReduce.OnDevice((IDeviceGradientOps)program.Ops, _deviceCollective!, config.ZeroOptimization.ReduceBucketSize);
         }
         program.ZeroGradients();
+        _compression?.Apply(program.Parameters, 0, Storage);
     }
 
     /// <summary>
@@ -190,7 +195,7 @@ public sealed partial class TrainingEngine
             : options.OneBitLamb is { } lamb ? new OneBitLamb(optimizer, lamb, communicator, tensors!)
             : options.ZeroOneAdam is { } zeroOne ? new ZeroOneAdam(optimizer, zeroOne, communicator, tensors!)
             : null;
-        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit);
+        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit, CompressionFor(program, config));
     }
 
     /// <summary>
@@ -264,6 +269,8 @@ public sealed partial class TrainingEngine
                 throw new NotSupportedException("OneBitLamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its state is per parameter tensor of one rank's layout (use OneBitAdam or ZeroOneAdam)");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
+            if (value is not null && _compression is not null)
+                throw new NotSupportedException("compression_training with a model split over ranks (pipeline or tensor parallel) is not supported yet: its quantization groups and masks are per whole tensor");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
             _modelParallel = value;
         }
@@ -403,6 +410,7 @@ public sealed partial class TrainingEngine
         if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
         else if (!localGradients) _sharding.ReduceGradients(allGradients);
         Span<float> gradients = _sharding.Owned(allGradients);
+        _compression?.MaskGradients(gradients, _sharding.OwnedStart, SchedulerStep); // pruned weights' gradients are zero, as w·mask's are
         if (_hostGradients is not null)
         {
             gradients.CopyTo(_hostGradients); // device → host
@@ -442,6 +450,7 @@ public sealed partial class TrainingEngine
             if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage); // host → device
         }
         _sharding.GatherParameters(_program.Parameters);
+        _compression?.Apply(_program.Parameters, SchedulerStep, Storage);
         _program.ZeroGradients();
         return StepOutcome.Updated;
     }

@@ -1,0 +1,31 @@
+using System;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
+using Shardwise.Training.ModelCompression;
+
+namespace Shardwise.Training.Engine;
+
+// compression_training: where the engine hands the working weights to WeightCompression, and what it refuses.
+public sealed partial class TrainingEngine
+{
+    /// <summary>compression_training's run-time state; null when the config has none.</summary>
+    public WeightCompression? Compression => _compression;
+
+    /// <summary>
+    /// The compression a config asks for, planned against the program's layout. Compression rewrites the full working
+    /// copy on the host after every update, so it runs where every rank holds the whole working copy and the host
+    /// steps: ZeRO stages 0 and 1, optimizer state in memory (the fused device step is left for the host step).
+    /// </summary>
+    private static WeightCompression? CompressionFor(CompiledLanguageModel<float> program, DeepSpeedConfig config)
+    {
+        if (config.CompressionTraining is not { Enabled: true } compression) return null;
+        if (config.ZeroOptimization.Stage >= 2)
+            throw new NotSupportedException($"compression_training rewrites every rank's whole working copy after each update, and zero_optimization.stage = {config.ZeroOptimization.Stage} partitions it: use stage 0 or 1");
+        if (SwapsOptimizerState(config))
+            throw new NotSupportedException("compression_training keeps fp32 masters in host memory beside the compressed working copy: it does not combine with offload_optimizer to nvme");
+        var plan = CompressionPlan.For(program.Layout, compression);
+        if (plan.Problems.Count > 0)
+            throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
+        return new WeightCompression(compression, plan);
+    }
+}

@@ -1,0 +1,113 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.ModelCompression;
+
+/// <summary>A config problem found against the model: the JSON path it is about and what is wrong.</summary>
+public sealed record CompressionProblem(string JsonPath, string Message)
+{
+    public override string ToString() => $"{JsonPath}: {Message}";
+}
+
+/// <summary>
+/// Which of the model's modules each compression_training group covers, by DeepSpeed's rule: a group's patterns are
+/// regular expressions searched in the module names ("*" alone: every module), a module may belong to one group per
+/// technique. The compressible modules are the layout's 2-D weights (Linears and embedding tables), named without
+/// ".weight". A pattern that matches nothing is a problem, not a silent no-op: it is almost always a typo.
+/// </summary>
+public sealed class CompressionPlan
+{
+    private CompressionPlan(IReadOnlyList<CompressedModule> modules, IReadOnlyList<CompressionProblem> problems)
+    {
+        Modules = modules;
+        Problems = problems;
+    }
+
+    /// <summary>The modules some technique touches, in layout order.</summary>
+    public IReadOnlyList<CompressedModule> Modules { get; }
+
+    public IReadOnlyList<CompressionProblem> Problems { get; }
+
+    /// <summary>The 2-D weights of <paramref name="layout"/> as modules, nothing assigned yet.</summary>
+    public static IReadOnlyList<CompressedModule> CompressibleModules(ParameterLayout layout)
+    {
+        var byName = layout.Slots.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        var modules = new List<CompressedModule>();
+        foreach (var slot in layout.Slots)
+        {
+            if (slot.Shape.Length != 2 || !slot.Name.EndsWith(".weight", StringComparison.Ordinal)) continue;
+            string name = slot.Name[..^".weight".Length];
+            long? bias = byName.TryGetValue(name + ".bias", out var b) && b.Length == slot.Shape[0] ? b.Offset : null;
+            modules.Add(new CompressedModule(name, slot.Offset, slot.Shape[0], slot.Shape[1], bias, null, null, null));
+        }
+        return modules;
+    }
+
+    public static CompressionPlan For(ParameterLayout layout, CompressionTrainingConfig config)
+    {
+        var modules = CompressibleModules(layout).ToList();
+        var problems = new List<CompressionProblem>();
+        var quantization = config.WeightQuantization;
+        if (quantization.Enabled)
+        {
+            for (int g = 0; g < quantization.Groups.Count; g++)
+            {
+                int group = g;
+                Assign(modules, quantization.Groups[g].Modules, problems, m => m.QuantizationGroup is not null, m => m with { QuantizationGroup = group });
+            }
+            foreach (var module in modules.Where(m => m.QuantizationGroup is not null && m.WeightLength % quantization.QuantizeGroups != 0))
+                problems.Add(new(WeightQuantizationConfig.SectionPath + ".shared_parameters.quantize_groups",
+                    $"{quantization.QuantizeGroups} groups do not divide {module.Name}.weight's {module.WeightLength} elements [{module.Rows}, {module.Columns}]"));
+        }
+        if (config.SparsePruning.Enabled)
+        {
+            foreach (var group in config.SparsePruning.Groups)
+                Assign(modules, group.Modules, problems, m => m.SparseDenseRatio is not null, m => m with { SparseDenseRatio = group.DenseRatio });
+        }
+        if (config.RowPruning.Enabled)
+        {
+            foreach (var group in config.RowPruning.Groups)
+                Assign(modules, group.Modules, problems, m => m.RowDenseRatio is not null, m => m with { RowDenseRatio = group.DenseRatio });
+        }
+        var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null).ToList();
+        return new CompressionPlan(touched, problems);
+    }
+
+    /// <summary>Gives <paramref name="group"/>'s setting to every module one of its patterns finds.</summary>
+    private static void Assign(List<CompressedModule> modules, CompressionModuleGroup group, List<CompressionProblem> problems,
+        Func<CompressedModule, bool> alreadyAssigned, Func<CompressedModule, CompressedModule> assign)
+    {
+        for (int p = 0; p < group.Modules.Count; p++)
+        {
+            string pattern = group.Modules[p];
+            string path = $"{group.JsonPath}.modules[{p}]";
+            var regex = pattern == "*" ? null : new Regex(pattern, RegexOptions.CultureInvariant);
+            int found = 0;
+            for (int i = 0; i < modules.Count; i++)
+            {
+                if (regex is not null && !regex.IsMatch(modules[i].Name)) continue;
+                found++;
+                if (alreadyAssigned(modules[i]))
+                {
+                    // DeepSpeed raises on a module claimed twice by one technique ("is already added to compression").
+                    problems.Add(new(path, $"\"{pattern}\" matches {modules[i].Name}, which another group of this technique already covers"));
+                    continue;
+                }
+                modules[i] = assign(modules[i]);
+            }
+            if (found == 0)
+                problems.Add(new(path, $"\"{pattern}\" matches none of the model's compressible modules ({Listing(modules)})"));
+        }
+    }
+
+    /// <summary>The module names with block indices folded, e.g. "tokens, blocks.N.attention.qkv (×4), …".</summary>
+    private static string Listing(IReadOnlyList<CompressedModule> modules)
+    {
+        var folded = modules.Select(m => Regex.Replace(m.Name, @"\.\d+(?=\.|$)", ".N")).ToList();
+        return string.Join(", ", folded.Distinct(StringComparer.Ordinal).Select(n => folded.Count(f => f == n) is var c && c > 1 ? $"{n} (×{c})" : n));
+    }
+}

@@ -1,0 +1,206 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Precision;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.ModelCompression;
+
+/// <summary>Which mask a pruned module carries.</summary>
+public enum PruningKind
+{
+    /// <summary>sparse_pruning: one entry per weight.</summary>
+    Sparse,
+    /// <summary>row_pruning: one entry per output row, masking the row and its bias.</summary>
+    Row,
+}
+
+/// <summary>
+/// compression_training at run time, as a rewrite of the working weights after each update: the engine refreshes the
+/// working copy from the fp32 masters, then <see cref="Apply"/> quantizes the planned weights and zeroes the pruned
+/// ones. The forward sees the compressed weights; the gradients pass straight through the quantizer to the masters
+/// (DeepSpeed's straight-through estimator), and <see cref="MaskGradients"/> zeroes those of pruned weights, as the
+/// gradient of w·mask is. Masks are taken once, from the working weights of the update that reaches the technique's
+/// schedule_offset (DeepSpeed takes them when the model is wrapped; for offset 0 that is the same update).
+/// </summary>
+public sealed class WeightCompression
+{
+    private readonly Dictionary<(string Module, PruningKind Kind), byte[]> _masks = new();
+    private readonly float[] _scratch;
+
+    public WeightCompression(CompressionTrainingConfig config, CompressionPlan plan)
+    {
+        if (plan.Problems.Count > 0) throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
+        Config = config;
+        Plan = plan;
+        Schedule = new QuantizationSchedule(config.WeightQuantization);
+        _scratch = new float[plan.Modules.Select(m => m.WeightLength).DefaultIfEmpty(0).Max()];
+    }
+
+    public CompressionTrainingConfig Config { get; }
+
+    public CompressionPlan Plan { get; }
+
+    public QuantizationSchedule Schedule { get; }
+
+    /// <summary>Where bit switches and mask takings are reported (the trainer's log); null: nowhere.</summary>
+    public Action<string>? Report { get; set; }
+
+    /// <summary>The masks taken so far, by module and kind (what a checkpoint keeps).</summary>
+    public IReadOnlyDictionary<(string Module, PruningKind Kind), byte[]> Masks => _masks;
+
+    /// <summary>Puts back a mask a checkpoint kept; the next <see cref="Apply"/> uses it instead of taking one.</summary>
+    public void RestoreMask(string module, PruningKind kind, byte[] mask)
+    {
+        var target = Plan.Modules.FirstOrDefault(m => m.Name == module)
+            ?? throw new ArgumentException($"{module} is not a compressed module of this run");
+        int expected = kind == PruningKind.Row ? target.Rows : target.WeightLength;
+        if (mask.Length != expected) throw new ArgumentException($"{module}'s {kind} mask has {mask.Length} entries; the module needs {expected}");
+        _masks[(module, kind)] = mask;
+    }
+
+    /// <summary>Whether the technique's masks apply after <paramref name="appliedUpdates"/> updates.</summary>
+    public bool IsPruning(PruningKind kind, long appliedUpdates)
+    {
+        var pruning = kind == PruningKind.Sparse ? Config.SparsePruning : Config.RowPruning;
+        return pruning.Enabled && appliedUpdates >= pruning.ScheduleOffset;
+    }
+
+    /// <summary>
+    /// Compresses the working weights in <paramref name="parameters"/> (the full layout, just refreshed from the masters)
+    /// for the forwards after <paramref name="appliedUpdates"/> updates, then rounds them to <paramref name="storage"/>.
+    /// </summary>
+    public void Apply(Span<float> parameters, long appliedUpdates, StorageType storage)
+    {
+        foreach (var (group, bits, call) in Schedule.AdvanceTo(appliedUpdates))
+        {
+            if (Config.WeightQuantization.Verbose)
+                Report?.Invoke($"compression: weight quantization group {Config.WeightQuantization.Groups[group].Modules.Name} now {bits} bits (quantizing update {call}, update {appliedUpdates})");
+        }
+        TakeDueMasks(parameters, appliedUpdates);
+        bool quantizing = Schedule.IsActive(appliedUpdates);
+        var quantization = Config.WeightQuantization;
+        foreach (var module in Plan.Modules)
+        {
+            var weight = parameters.Slice(checked((int)module.WeightOffset), module.WeightLength);
+            if (quantizing && module.QuantizationGroup is { } group) Quantize(weight, group, quantization, appliedUpdates);
+            if (IsPruning(PruningKind.Sparse, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Sparse), out var sparse))
+            {
+                for (int i = 0; i < weight.Length; i++) weight[i] *= sparse[i];
+            }
+            if (IsPruning(PruningKind.Row, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Row), out var rows))
+            {
+                MaskRows(weight, module, rows);
+                if (module.BiasOffset is { } bias) MaskEntries(parameters.Slice(checked((int)bias), module.Rows), rows);
+            }
+            StorageRounding.RoundInPlace(weight, storage);
+        }
+    }
+
+    /// <summary>
+    /// Zeroes the gradients of pruned weights (and pruned rows' biases) in <paramref name="gradients"/>, this rank's
+    /// span of the layout from element <paramref name="start"/>.
+    /// </summary>
+    public void MaskGradients(Span<float> gradients, long start, long appliedUpdates)
+    {
+        foreach (var module in Plan.Modules)
+        {
+            if (IsPruning(PruningKind.Sparse, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Sparse), out var sparse))
+                MaskOverlap(gradients, start, module.WeightOffset, sparse, columns: 1);
+            if (IsPruning(PruningKind.Row, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Row), out var rows))
+            {
+                MaskOverlap(gradients, start, module.WeightOffset, rows, columns: module.Columns);
+                if (module.BiasOffset is { } bias) MaskOverlap(gradients, start, bias, rows, columns: 1);
+            }
+        }
+    }
+
+    /// <summary>Lines for the run's header: what each technique covers and when it starts.</summary>
+    public IEnumerable<string> Describe()
+    {
+        var quantization = Config.WeightQuantization;
+        if (quantization.Enabled)
+        {
+            for (int g = 0; g < quantization.Groups.Count; g++)
+            {
+                var group = quantization.Groups[g];
+                var names = Plan.Modules.Where(m => m.QuantizationGroup == g).Select(m => m.Name).ToList();
+                string bits = quantization.InForward ? $"{group.TargetBits} bits in every forward" : $"{group.StartBits}→{group.TargetBits} bits, period {group.QuantizationPeriod} doubling";
+                yield return $"compression: weight quantization {group.Modules.Name}: {bits}, {quantization.Type.ToString().ToLowerInvariant()}, "
+                    + $"{quantization.QuantizeGroups} group(s) per tensor, from update {Schedule.FirstQuantizedUpdate}; {names.Count} module(s): {string.Join(", ", names)}";
+            }
+        }
+        foreach (var (kind, pruning) in new[] { (PruningKind.Sparse, Config.SparsePruning), (PruningKind.Row, Config.RowPruning) })
+        {
+            if (!pruning.Enabled) continue;
+            foreach (var group in pruning.Groups)
+            {
+                var names = Plan.Modules.Where(m => (kind == PruningKind.Sparse ? m.SparseDenseRatio : m.RowDenseRatio) is not null
+                    && group.Modules.Modules.Any(p => p == "*" || System.Text.RegularExpressions.Regex.IsMatch(m.Name, p))).Select(m => m.Name).ToList();
+                yield return $"compression: {(kind == PruningKind.Sparse ? "sparse" : "row")} pruning (l1) {group.Modules.Name}: keeps {group.DenseRatio:0.###} of each "
+                    + $"{(kind == PruningKind.Sparse ? "weight tensor" : "weight's rows")} from update {pruning.ScheduleOffset}; {names.Count} module(s): {string.Join(", ", names)}";
+            }
+        }
+    }
+
+    private void Quantize(Span<float> weight, int group, WeightQuantizationConfig quantization, long appliedUpdates)
+    {
+        double mix = Schedule.MixingRatio;
+        var quantized = _scratch.AsSpan(0, weight.Length);
+        weight.CopyTo(quantized);
+        // Noise keyed by update and tensor: every rank draws the same, each update draws anew.
+        ulong seed = unchecked((ulong)appliedUpdates * 0x9E3779B97F4A7C15UL ^ (ulong)weight.Length * 0xC2B2AE3D27D4EB4FUL);
+        WeightQuantizer.Quantize(quantized, quantization.QuantizeGroups, Schedule.Bits(group), quantization.Type, quantization.Rounding, seed);
+        if (mix == 0)
+        {
+            quantized.CopyTo(weight);
+            return;
+        }
+        for (int i = 0; i < weight.Length; i++) weight[i] = (float)(mix * weight[i] + (1 - mix) * quantized[i]);
+    }
+
+    private void TakeDueMasks(ReadOnlySpan<float> parameters, long appliedUpdates)
+    {
+        foreach (var module in Plan.Modules)
+        {
+            var weight = parameters.Slice(checked((int)module.WeightOffset), module.WeightLength);
+            if (module.SparseDenseRatio is { } dense && IsPruning(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
+            {
+                _masks[(module.Name, PruningKind.Sparse)] = MagnitudeMask.ForWeights(weight, dense);
+                Report?.Invoke($"compression: sparse pruning mask of {module.Name} taken at update {appliedUpdates}: {MagnitudeMask.Kept(module.WeightLength, dense)} of {module.WeightLength} weights kept");
+            }
+            if (module.RowDenseRatio is { } rows && IsPruning(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
+            {
+                _masks[(module.Name, PruningKind.Row)] = MagnitudeMask.ForRows(weight, module.Rows, rows);
+                Report?.Invoke($"compression: row pruning mask of {module.Name} taken at update {appliedUpdates}: {MagnitudeMask.Kept(module.Rows, rows)} of {module.Rows} rows kept");
+            }
+        }
+    }
+
+    private static void MaskRows(Span<float> weight, CompressedModule module, byte[] rows)
+    {
+        for (int r = 0; r < module.Rows; r++)
+        {
+            if (rows[r] == 0) weight.Slice(r * module.Columns, module.Columns).Clear();
+        }
+    }
+
+    private static void MaskEntries(Span<float> values, byte[] mask)
+    {
+        for (int i = 0; i < values.Length; i++) values[i] *= mask[i];
+    }
+
+    /// <summary>
+    /// Zeroes, in the span holding layout elements [start, start + span.Length), the elements of the tensor at
+    /// <paramref name="offset"/> whose mask entry (one per <paramref name="columns"/> consecutive elements) is 0.
+    /// </summary>
+    private static void MaskOverlap(Span<float> span, long start, long offset, byte[] mask, int columns)
+    {
+        long length = (long)mask.Length * columns;
+        long from = Math.Max(start, offset), to = Math.Min(start + span.Length, offset + length);
+        for (long element = from; element < to; element++)
+        {
+            if (mask[(element - offset) / columns] == 0) span[checked((int)(element - start))] = 0;
+        }
+    }
+}

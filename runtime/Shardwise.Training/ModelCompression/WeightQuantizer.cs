@@ -1,0 +1,106 @@
+using System;
+using Shardwise.Training.Config;
+
+namespace Shardwise.Training.ModelCompression;
+
+/// <summary>
+/// DeepSpeed's weight quantizers, on one tensor split into equal groups, each with its own range: above two bits a
+/// uniform grid (symmetric about zero, or asymmetric with a rounded zero point), at two bits ternary {−α, 0, α}, at one
+/// bit binary ±mean|w|. The result is the dequantized value (what the forward then uses), written in place.
+/// </summary>
+public static class WeightQuantizer
+{
+    /// <summary>Quantizes <paramref name="weights"/> in place; <paramref name="noiseSeed"/> keys stochastic rounding's noise.</summary>
+    public static void Quantize(Span<float> weights, int groups, int bits, QuantizationType type, QuantizationRounding rounding, ulong noiseSeed)
+    {
+        if (groups < 1 || weights.Length % groups != 0)
+            throw new ArgumentException($"{groups} quantization groups do not divide {weights.Length} elements", nameof(groups));
+        if (bits < 1) throw new ArgumentOutOfRangeException(nameof(bits), bits, "at least one bit");
+        if (bits <= 2 && (type != QuantizationType.Symmetric || rounding != QuantizationRounding.Nearest))
+            throw new ArgumentException($"{bits}-bit quantization is symmetric with nearest rounding only, as in DeepSpeed");
+        int size = weights.Length / groups;
+        for (int g = 0; g < groups; g++)
+        {
+            var group = weights.Slice(g * size, size);
+            if (bits == 1) Binary(group);
+            else if (bits == 2) Ternary(group);
+            else if (type == QuantizationType.Symmetric) Symmetric(group, bits, rounding, noiseSeed, (long)g * size);
+            else Asymmetric(group, bits, rounding, noiseSeed, (long)g * size);
+        }
+    }
+
+    private static void Symmetric(Span<float> group, int bits, QuantizationRounding rounding, ulong seed, long firstIndex)
+    {
+        float levels = MathF.Pow(2, bits);
+        float largest = 0;
+        foreach (float w in group) largest = MathF.Max(largest, MathF.Abs(w));
+        float scale = 2 * largest / levels;
+        if (scale == 0) return; // an all-zero group stays zero (DeepSpeed would divide by zero)
+        float low = -levels / 2, high = levels / 2 - 1;
+        for (int i = 0; i < group.Length; i++)
+        {
+            float level = MathF.Round(group[i] / scale + Noise(rounding, seed, firstIndex + i));
+            group[i] = Math.Clamp(level, low, high) * scale;
+        }
+    }
+
+    private static void Asymmetric(Span<float> group, int bits, QuantizationRounding rounding, ulong seed, long firstIndex)
+    {
+        float levels = MathF.Pow(2, bits);
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        foreach (float w in group)
+        {
+            min = MathF.Min(min, w);
+            max = MathF.Max(max, w);
+        }
+        float scale = (max - min) / levels;
+        if (scale == 0) return; // a constant group is exact already
+        float zeroPoint = MathF.Round(min / scale) * scale;
+        for (int i = 0; i < group.Length; i++)
+        {
+            float level = MathF.Round((group[i] - zeroPoint) / scale + Noise(rounding, seed, firstIndex + i));
+            group[i] = Math.Clamp(level, 0, levels - 1) * scale + zeroPoint;
+        }
+    }
+
+    /// <summary>Weights above 0.7·mean|w| in magnitude become ±α, α their mean magnitude; the rest zero.</summary>
+    private static void Ternary(Span<float> group)
+    {
+        double sum = 0;
+        foreach (float w in group) sum += MathF.Abs(w);
+        float threshold = (float)(0.7 * sum / group.Length);
+        double kept = 0;
+        int count = 0;
+        foreach (float w in group)
+        {
+            if (MathF.Abs(w) > threshold)
+            {
+                kept += MathF.Abs(w);
+                count++;
+            }
+        }
+        float alpha = count == 0 ? 0 : (float)(kept / count);
+        for (int i = 0; i < group.Length; i++)
+            group[i] = group[i] > threshold ? alpha : group[i] < -threshold ? -alpha : 0;
+    }
+
+    /// <summary>Each weight becomes sign(w)·mean|w|.</summary>
+    private static void Binary(Span<float> group)
+    {
+        double sum = 0;
+        foreach (float w in group) sum += MathF.Abs(w);
+        float mean = (float)(sum / group.Length);
+        for (int i = 0; i < group.Length; i++) group[i] = MathF.Sign(group[i]) * mean;
+    }
+
+    /// <summary>Stochastic rounding's uniform noise in [−½, ½), a pure function of seed and element so every rank draws the same.</summary>
+    private static float Noise(QuantizationRounding rounding, ulong seed, long index)
+    {
+        if (rounding == QuantizationRounding.Nearest) return 0;
+        ulong z = seed + 0x9E3779B97F4A7C15UL * (ulong)(index + 1);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (float)((z >> 40) * (1.0 / (1UL << 24))) - 0.5f;
+    }
+}

@@ -59,6 +59,13 @@ public static class PlanCommand
             log.WriteLine(tokenDrop.Describe(TModel.SequenceLength));
             log.WriteLine(tokenDrop.DescribeExpectedWork(TModel.OperationCosts, TModel.SequenceLength));
         }
+        if (config.CompressionTraining is { Enabled: true } compressionConfig)
+        {
+            // The trainer checked the plan already (CompressionTrainingCheck): it has no problems here.
+            var compression = new ModelCompression.WeightCompression(compressionConfig, ModelCompression.CompressionPlan.For(TModel.ParameterLayout, compressionConfig));
+            log.WriteLine();
+            foreach (var line in compression.Describe()) log.WriteLine(line);
+        }
         if (ranks > 1)
         {
             log.WriteLine();

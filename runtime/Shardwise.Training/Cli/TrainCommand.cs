@@ -67,6 +67,11 @@ public static class TrainCommand
         if (layerDrop is not null) log.WriteLine(layerDrop.Describe());
         var tokenDrop = RandomLtd.For(config, TModel.TokenDropLayers, typeof(TModel).Name, settings.Seed);
         if (tokenDrop is not null) log.WriteLine(tokenDrop.Describe(program.SequenceLength));
+        if (engine.Compression is { } compression)
+        {
+            foreach (var line in compression.Describe()) log.WriteLine(line);
+            compression.Report = log.WriteLine;
+        }
         log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)

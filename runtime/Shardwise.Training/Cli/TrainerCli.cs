@@ -126,8 +126,8 @@ public static class TrainerCli
     }
 
     /// <summary>
-    /// The shared options, plus the checks that need the model: a config asking for checkpoints it has not, and a sparse
-    /// attention pattern against its sequence length.
+    /// The shared options, plus the checks that need the model: a config asking for checkpoints it has not, a sparse
+    /// attention pattern against its sequence length, and compression_training's groups against its modules.
     /// </summary>
     private static RunSettings ReadSettings<TModel>(CliArguments arguments, string model, TextWriter log) where TModel : ILanguageModelDefinition
     {
@@ -139,6 +139,7 @@ public static class TrainerCli
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
         LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
         TokenDrop.RandomLtd.For(settings.Config, TModel.TokenDropLayers, model, settings.Seed);
+        CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model, pipelined: typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel)));
         return settings;
     }
 }

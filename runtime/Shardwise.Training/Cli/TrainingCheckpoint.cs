@@ -129,6 +129,7 @@ public sealed class TrainingCheckpoint
         }
 
         writer.WriteAllText(StateFile, StateJson(engine, layout, sampler, settings));
+        CompressionMaskCheckpoint.Write(writer, engine.Compression);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -180,6 +181,7 @@ public sealed class TrainingCheckpoint
         if (writer is null) return null;
 
         writer.WriteAllText(StateFile, StateJson(engine, engine.Program.Layout, sampler, settings));
+        CompressionMaskCheckpoint.Write(writer, engine.Compression);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -231,6 +233,8 @@ public sealed class TrainingCheckpoint
     /// </summary>
     public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
+        // Masks first: importing the weights recompresses the working copy, which would otherwise take masks anew.
+        if (engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, log);
         using (var state = CheckpointStateReader.Open(checkpoint, engine.Program.Layout))
         {
             var segments = engine.OwnedSegments();

@@ -5,6 +5,7 @@ using Shardwise.Training.Optim;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
+using Shardwise.Training.ModelCompression;
 using Shardwise.Training.Offload;
 using Shardwise.Training.Zero;
 
@@ -50,9 +51,13 @@ public static class MemoryPlan
                 OptimizerType.ZeroOneAdam => ZeroOneAdam.BufferBytesFor(SlotLengths(layout), ranks),
                 _ => 0,
             };
-            // A GPU job steps in the backend unless the state is offloaded or the optimizer has no fused step (Lamb, 1-bit).
-            bool stepOnDevice = exchangesInDeviceMemory && !offload && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
-            return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload,
+            // compression_training: the masters apart from the compressed working copy, its scratch and its masks.
+            bool compressing = config.CompressionTraining is { Enabled: true };
+            if (compressing) buffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!));
+            // A GPU job steps in the backend unless the state is offloaded, the optimizer has no fused step (Lamb, 1-bit)
+            // or compression rewrites the working copy on the host.
+            bool stepOnDevice = exchangesInDeviceMemory && !offload && !compressing && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
+            return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload || compressing,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice,
                 moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice));
         }

@@ -22,7 +22,8 @@ public sealed partial class TrainingEngine
     private MemoryReport HostStepMemory(int width)
     {
         long buffers = (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
-                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0) + (OneBit?.BufferBytes ?? 0);
+                       + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0) + (OneBit?.BufferBytes ?? 0)
+                       + (_compression?.BufferBytes ?? 0);
         long pieces = (_accumulator?.LongLength ?? 0) + (_rounded?.LongLength ?? 0); // ZeRO-2/3 through the host
         long? parameters = _slots is null ? null
             : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + (_rounded?.LongLength ?? 0) * sizeof(float);
@@ -30,7 +31,7 @@ public sealed partial class TrainingEngine
             ownedElements: OwnedElements,
             bufferBytes: buffers,
             nvmeBytes: (_swap?.FileBytes ?? 0) + (_parameterSwap?.FileBytes ?? 0),
-            masterInHost: OffloadOptimizer || _slots is not null,
+            masterInHost: OffloadOptimizer || _slots is not null || _compression is not null,
             gradientBytes: _slots is null ? null : _streamingOps!.PoolElements * width + _accumulator!.LongLength * sizeof(float),
             parameterBytes: parameters,
             hostArrayBytes: buffers + pieces * sizeof(float),

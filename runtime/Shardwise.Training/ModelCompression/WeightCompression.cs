@@ -34,7 +34,7 @@ public sealed class WeightCompression
         Config = config;
         Plan = plan;
         Schedule = new QuantizationSchedule(config.WeightQuantization);
-        _scratch = new float[plan.Modules.Select(m => m.WeightLength).DefaultIfEmpty(0).Max()];
+        _scratch = new float[plan.Modules.Where(m => m.QuantizationGroup is not null).Select(m => m.WeightLength).DefaultIfEmpty(0).Max()];
     }
 
     public CompressionTrainingConfig Config { get; }
@@ -42,6 +42,20 @@ public sealed class WeightCompression
     public CompressionPlan Plan { get; }
 
     public QuantizationSchedule Schedule { get; }
+
+    /// <summary>
+    /// Host bytes this compression holds once every mask is taken: the quantizer's scratch (the largest quantized
+    /// weight) and one byte per masked weight or row. The memory plan counts it from the start.
+    /// </summary>
+    public long BufferBytes => BufferBytesFor(Plan);
+
+    /// <summary><see cref="BufferBytes"/> for a plan, before any engine exists (the memory plan's prediction).</summary>
+    public static long BufferBytesFor(CompressionPlan plan)
+    {
+        long scratch = plan.Modules.Where(m => m.QuantizationGroup is not null).Select(m => (long)m.WeightLength).DefaultIfEmpty(0).Max() * sizeof(float);
+        long masks = plan.Modules.Sum(m => (m.SparseDenseRatio is null ? 0L : m.WeightLength) + (m.RowDenseRatio is null ? 0L : m.Rows));
+        return scratch + masks;
+    }
 
     /// <summary>Where bit switches and mask takings are reported (the trainer's log); null: nowhere.</summary>
     public Action<string>? Report { get; set; }

@@ -1,0 +1,31 @@
+using System.Collections.Generic;
+using System.Linq;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
+using Shardwise.Training.ModelCompression;
+
+namespace Shardwise.Training.Cli;
+
+/// <summary>
+/// compression_training against the model and the rest of the config, before any backend exists: every group's
+/// patterns must find modules, quantize_groups must divide the weights, and the run must be one the engine compresses
+/// (ZeRO 0–1 with the optimizer state in memory, the whole model on each rank). Problems come back as config errors
+/// naming their JSON paths.
+/// </summary>
+internal static class CompressionTrainingCheck
+{
+    public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model, bool pipelined)
+    {
+        if (config.CompressionTraining is not { Enabled: true } compression) return;
+        const string section = CompressionTrainingConfig.SectionPath;
+        var errors = new List<string>();
+        if (config.ZeroOptimization.Stage >= 2)
+            errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the working weights, which {section} rewrites whole after every update on every rank: use stage 0 or 1");
+        if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme)
+            errors.Add($"$.zero_optimization.offload_optimizer.device: nvme keeps the masters on disk; {section} needs them in memory beside the compressed working copy (use cpu)");
+        if (pipelined || config.TensorParallelSize > 1)
+            errors.Add($"{section}: {model} is split over ranks ({(pipelined ? "pipeline stages" : "tensor parallel")}), and compression training is not supported there yet: its quantization groups and masks span whole tensors");
+        errors.AddRange(CompressionPlan.For(layout, compression).Problems.Select(p => p.ToString()));
+        if (errors.Count > 0) throw new ConfigException(config.SourceName, errors);
+    }
+}

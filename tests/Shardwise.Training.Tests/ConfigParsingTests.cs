@@ -99,11 +99,11 @@ public sealed class ConfigParsingTests
     [TestMethod]
     public void KnownUnsupported_ChangingResults_IsAnError_UnlessSwitchedOff()
     {
-        var error = Fails("""{"train_batch_size": 8, "quantize_training": {"enabled": true}}""");
-        StringAssert.Contains(error.Message, "$.quantize_training: known DeepSpeed feature not supported by Shardwise yet: MoQ quantize-aware training");
+        var error = Fails("""{"train_batch_size": 8, "hybrid_engine": {"enabled": true}}""");
+        StringAssert.Contains(error.Message, "$.hybrid_engine: known DeepSpeed feature not supported by Shardwise yet: hybrid engine (RLHF generation)");
 
-        var result = Parse("""{"train_batch_size": 8, "quantize_training": {"enabled": false}}""");
-        AssertWarning(result, "$.quantize_training: known DeepSpeed feature not supported by Shardwise yet: MoQ quantize-aware training (switched off here); ignored");
+        var result = Parse("""{"train_batch_size": 8, "hybrid_engine": {"enabled": false}}""");
+        AssertWarning(result, "$.hybrid_engine: known DeepSpeed feature not supported by Shardwise yet: hybrid engine (RLHF generation) (switched off here); ignored");
     }
 
     [TestMethod]

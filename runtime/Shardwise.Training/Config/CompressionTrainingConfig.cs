@@ -37,11 +37,17 @@ public sealed record WeightQuantizationGroup(CompressionModuleGroup Modules, int
 /// weights of the matched modules are quantized after every applied update (straight-through: the fp32 masters and
 /// the gradients are untouched), or, with quantize_weight_in_forward, at the target bits for every forward.
 /// </summary>
-public sealed record WeightQuantizationConfig
+public sealed partial record WeightQuantizationConfig
 {
     public const string SectionPath = "$.compression_training.weight_quantization";
 
     public bool Enabled { get; init; }
+
+    /// <summary>
+    /// The JSON path the settings were read from: <see cref="SectionPath"/>, or "$.quantize_training" for the legacy MoQ
+    /// section, so that messages about them point at the section the user wrote.
+    /// </summary>
+    public string Source { get; init; } = SectionPath;
 
     /// <summary>Applied updates before quantization starts (shared_parameters.schedule_offset, default 0).</summary>
     public long ScheduleOffset { get; init; }
@@ -76,7 +82,7 @@ public sealed record PruningGroup(CompressionModuleGroup Modules, double DenseRa
 /// matched weights (sparse) or output rows with their bias (row) of smallest magnitude are masked to zero in the
 /// working copy, and their gradients are masked too, for the rest of training.
 /// </summary>
-public sealed record PruningConfig
+public sealed partial record PruningConfig
 {
     public bool Enabled { get; init; }
 

@@ -95,6 +95,7 @@ internal static class ConfigDescriber
             Add("$.progressive_layer_drop.gamma", config.ProgressiveLayerDrop.Gamma);
         }
         DescribeRandomLtd(config.RandomLtd, Add);
+        Add(CompressionTrainingConfig.SectionPath, config.CompressionTraining?.Describe() ?? "off");
         Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
         DescribeAutotuning(config, Add);
 

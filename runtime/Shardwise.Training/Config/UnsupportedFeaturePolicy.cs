@@ -53,9 +53,10 @@ internal static class UnsupportedFeaturePolicy
         ["data_types"] = KnownUnsupportedKey.WarnWhenActive("non-fp32 gradient accumulation dtype (Shardwise accumulates in fp32)", GradAccumulationIsNotFp32),
 
         // Change the model, the data or the update: errors unless switched off.
-        ["compression_training"] = KnownUnsupportedKey.Error("compression training (quantization / pruning)", Always),
-        ["weight_quantization"] = KnownUnsupportedKey.Error("weight quantization", Always),
-        ["quantize_training"] = KnownUnsupportedKey.Error("MoQ quantize-aware training", Enabled),
+        // The top-level weight_quantization is ZeRO-Inference's (quantized_initialization / post_init_quant, DeepSpeed's
+        // WeightQuantConfig); compression_training.weight_quantization and the legacy quantize_training are read by
+        // CompressionTrainingConfig.
+        ["weight_quantization"] = KnownUnsupportedKey.Error("ZeRO-Inference weight quantization (quantized initialization / post-init quantization; quantization-aware training is compression_training.weight_quantization)", Always),
         ["hybrid_engine"] = KnownUnsupportedKey.Error("hybrid engine (RLHF generation)", Enabled),
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),
         ["elasticity"] = KnownUnsupportedKey.Error("elastic training (it changes the batch size)", Enabled),

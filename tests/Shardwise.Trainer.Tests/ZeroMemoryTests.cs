@@ -102,6 +102,44 @@ public sealed class MemoryPlanTests
         Console.WriteLine($"stage {stage}{(offload ? " + offload" : "")}, rank 0 of {ranks}: {reports[0].Describe()}");
     }
 
+    /// <summary>compression_training keeps fp32 masters apart from the compressed working copy, and its scratch and masks.</summary>
+    [TestMethod]
+    [DataRow(0)]
+    [DataRow(1)]
+    public void CompressionPredictionEqualsWhatTheEngineAllocates(int stage)
+    {
+        const int ranks = 2;
+        string json = $$"""
+            { "train_micro_batch_size_per_gpu": 2, "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
+              "zero_optimization": { "stage": {{stage}} },
+              "compression_training": {
+                "weight_quantization": { "shared_parameters": { "enabled": true },
+                  "different_groups": { "wq": { "params": { "start_bits": 8, "target_bits": 8 }, "modules": ["expand"] } } },
+                "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 0 },
+                  "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["contract"] } } } } }
+            """;
+        var config = DeepSpeedConfig.Parse(json).Config;
+        var reports = Shardwise.Distributed.InProcess.InProcessGroup.Run(ranks, communicator =>
+        {
+            var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 2);
+            return TrainingEngine.Initialize(program, config, communicator).Memory;
+        }, TimeSpan.FromMinutes(1));
+        var plain = MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool,
+            config with { CompressionTraining = null }, ranks, 0, workingBytes: sizeof(float));
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            var predicted = MemoryPlan.Predict(TinyGpt.ParameterLayout, TinyGpt.ActivationPlan, TinyGpt.GradientPool, TinyGpt.ParameterPool,
+                config, ranks, rank, workingBytes: sizeof(float));
+            Assert.AreEqual(predicted, reports[rank], $"rank {rank}: predicted {predicted.Describe()} but the engine holds {reports[rank].Describe()}");
+        }
+        // fp32 without compression has no masters apart; with it, this rank's partition of them, one 65536-weight scratch
+        // and a byte per weight of the four contract layers' masks.
+        Assert.AreEqual(0, plain.MasterWeights);
+        Assert.AreEqual(reports[0].OptimizerStates / 2, reports[0].MasterWeights, "masters: 4 bytes per owned element, as each Adam moment");
+        Assert.AreEqual(plain.Buffers + 65536 * sizeof(float) + 4 * 65536, reports[0].Buffers);
+        Console.WriteLine($"stage {stage} with compression, rank 0 of {ranks}: {reports[0].Describe()}");
+    }
+
     /// <summary>
     /// A GPU job over NCCL averages and gathers ZeRO-1 arenas in place (TrainingEngine, PadForPartitions): its plan holds
     /// no host communication buffers, where the MPI job holds the padded layout and one partition; with offload the

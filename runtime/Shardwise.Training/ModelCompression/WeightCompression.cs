@@ -88,8 +88,9 @@ public sealed class WeightCompression
     {
         foreach (var (group, bits, call) in Schedule.AdvanceTo(appliedUpdates))
         {
-            if (Config.WeightQuantization.Verbose)
-                Report?.Invoke($"compression: weight quantization group {Config.WeightQuantization.Groups[group].Modules.Name} now {bits} bits (quantizing update {call}, update {appliedUpdates})");
+            // A resumed run replays the earlier switches to reach its bits; only this update's is news.
+            if (Config.WeightQuantization.Verbose && call == Schedule.Calls)
+                Report?.Invoke($"compression: weight quantization {Config.WeightQuantization.Groups[group].Modules.Name} at {bits} bits from update {appliedUpdates} on (the quantizer's call {call})");
         }
         TakeDueMasks(parameters, appliedUpdates);
         bool quantizing = Schedule.IsActive(appliedUpdates);

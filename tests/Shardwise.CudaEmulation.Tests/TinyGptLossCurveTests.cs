@@ -226,6 +226,36 @@ public sealed class TinyGptLossCurveTests
     }
 
     /// <summary>
+    /// compression_training in bf16: the engine leaves the device step for the host step, writes the quantized and
+    /// pruned working copy into the parameter arena's mirror, and the device trains on it, as the CPU does.
+    /// </summary>
+    [TestMethod]
+    public void CompressionTrainingInBf16OnTheEmulatedGpuFollowsTheCpu()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
+            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
+            string compressed = WriteConfig(directory, "compressed", Optimizer, Scheduler, """
+                "bf16": { "enabled": true },
+                "compression_training": {
+                  "weight_quantization": { "shared_parameters": { "enabled": true, "quantize_groups": 4, "quantize_weight_in_forward": true },
+                    "different_groups": { "wq": { "params": { "start_bits": 4, "target_bits": 4 }, "modules": ["attention", "expand", "contract"] } } },
+                  "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 5 },
+                    "different_groups": { "rp": { "params": { "dense_ratio": 0.5 }, "modules": ["expand"] } } } },
+                """);
+            string plain = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
+            FollowsTheCpuAndChangesTraining(directory, compressed, plain, "the compressed run's loss differs from the plain run's: the weights were quantized");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// A feature's config trained on the emulated GPU and on the CPU: the curves agree at compare-curves' tolerances, and
     /// the CPU run without the feature (<paramref name="without"/>) has another loss, so the feature acted.
     /// </summary>

@@ -73,6 +73,52 @@ public sealed class CompressionTrainerTests
         StringAssert.Contains(plan, "compression: row pruning (l1) rp1: keeps 0.75 of each weight's rows from update 6; 4 module(s)");
     }
 
+    /// <summary>
+    /// consolidate --compressed writes what the run's next forward uses: at 12 updates the MoQ schedule is at 5 bits,
+    /// so each of a quantized tensor's two groups holds at most 32 values; pruned weights, rows and biases are zero;
+    /// what no group covers is the masters, as the plain export writes them.
+    /// </summary>
+    [TestMethod]
+    public void ConsolidateCompressedWritesTheWeightsTheForwardUses()
+    {
+        var root = TrainerRun.TempDirectory();
+        var config = TrainerRun.WriteSmallConfig(root, "compression.json", Compression.Replace("\"enabled\": true, \"quantize_change_ratio\"", "\"enabled\": false, \"quantize_change_ratio\""));
+        string run = Path.Combine(root, "run");
+        TrainerRun.Succeed("train", "--config", config, "--steps", "12", "--output", run, "--eval-interval", "0");
+        string plain = Path.Combine(root, "plain.safetensors"), compressed = Path.Combine(root, "compressed.safetensors");
+        TrainerRun.Succeed("consolidate", "--resume", run, "--output", plain);
+        var output = TrainerRun.Succeed("consolidate", "--resume", run, "--output", compressed, "--compressed", config);
+        StringAssert.Contains(output, "compressed as after 12 applied updates: wq1 at 5 bits");
+
+        using var masters = SafeTensorsReader.Open(plain);
+        using var weights = SafeTensorsReader.Open(compressed);
+        float[] Read(SafeTensorsReader file, string name)
+        {
+            var values = new float[file.GetInfo(name).ElementCount];
+            file.Read(name, values);
+            return values;
+        }
+        for (int block = 0; block < 4; block++)
+        {
+            foreach (var layer in new[] { "expand", "contract" })
+            {
+                var values = Read(weights, $"blocks.{block}.{layer}.weight");
+                for (int group = 0; group < 2; group++)
+                {
+                    int levels = values.Skip(group * values.Length / 2).Take(values.Length / 2).Where(v => v != 0).Distinct().Count();
+                    Assert.IsTrue(levels is > 8 and <= 32, $"blocks.{block}.{layer} group {group}: {levels} values at 5 bits");
+                }
+                int zeros = values.Count(v => v == 0);
+                int pruned = layer == "expand" ? 128 * 128 : block < 2 ? 32768 : 0;
+                // Zero is one of the grid's levels too: the smallest weights quantize to it.
+                Assert.IsTrue(zeros >= pruned && zeros < pruned + (values.Length - pruned) / 3, $"blocks.{block}.{layer}: {zeros} zeros, {pruned} pruned");
+            }
+            Assert.AreEqual(128, Read(weights, $"blocks.{block}.expand.bias").Count(v => v == 0), "a pruned row's bias is zero");
+            CollectionAssert.AreEqual(Read(masters, $"blocks.{block}.attention.qkv.weight"), Read(weights, $"blocks.{block}.attention.qkv.weight"), "not compressed");
+        }
+        Assert.IsTrue(Read(masters, "blocks.0.expand.weight").Distinct().Count() > 60000, "the plain export holds the unquantized masters");
+    }
+
     private static string[] TensorHashes(string path)
     {
         using var reader = SafeTensorsReader.Open(path);

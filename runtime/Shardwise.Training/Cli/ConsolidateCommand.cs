@@ -31,6 +31,7 @@ public static class ConsolidateCommand
             var other => throw new CliException($"--dtype '{other}': fp32, bf16 or fp16"),
         };
         long? maxShardBytes = args.String("max-shard-size") is { } size ? WeightShards.ParseSize(size, "max-shard-size") : null;
+        string? compressedConfig = args.String("compressed");
         args.RejectUnknown();
 
         var store = new CheckpointStore(directory);
@@ -51,6 +52,8 @@ public static class ConsolidateCommand
         string outputDirectory = Path.GetDirectoryName(Path.GetFullPath(output))!;
         var shards = WeightShards.Plan(layout, bytesPerElement, maxShardBytes ?? long.MaxValue, Path.GetFileName(output));
         var metadata = new Dictionary<string, string> { ["format"] = "pt", ["source"] = checkpoint };
+        float[]? compressed = compressedConfig is null ? null : CompressedWeights.Read(checkpoint, layout, compressedConfig, log);
+        if (compressed is not null) metadata["compressed_with"] = Path.GetFileName(compressedConfig!);
         using (var state = CheckpointStateReader.Open(checkpoint, layout, weightsOnly: true))
         {
             var values = new float[layout.Slots.Count == 0 ? 0 : layout.Slots.Max(slot => slot.Length)];
@@ -63,7 +66,8 @@ public static class ConsolidateCommand
                     foreach (var slot in shard.Parameters)
                     {
                         var fp32 = values.AsSpan(0, checked((int)slot.Length));
-                        state.Read(CheckpointStateTensor.Master, slot.Offset, fp32);
+                        if (compressed is not null) compressed.AsSpan(checked((int)slot.Offset), fp32.Length).CopyTo(fp32);
+                        else state.Read(CheckpointStateTensor.Master, slot.Offset, fp32);
                         switch (dtype)
                         {
                             case SafeTensorDType.BF16:

@@ -24,7 +24,7 @@ public static class TrainerCli
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
                             [--device cpu|cuda|auto]
                MODEL plan   [--config ds_config.json] [--ranks N]
-               MODEL consolidate --resume DIR --output FILE.safetensors [--tag step-NNNNNN] [--dtype fp32|bf16|fp16]
+               MODEL consolidate --resume DIR --output FILE.safetensors [--tag step-NNNNNN] [--dtype fp32|bf16|fp16] [--compressed CONFIG]
                             [--max-shard-size 5GB]   (several files and FILE's .index.json when larger)
                MODEL compare-curves --reference A/metrics.csv --candidate B/metrics.csv [--loss-tolerance T]
                             [--val-tolerance R]   (exit 1 when the loss curves differ by more)

@@ -73,6 +73,18 @@ public sealed class WeightCompression
         _masks[(module, kind)] = mask;
     }
 
+    /// <summary>The masks due after <paramref name="appliedUpdates"/> updates that are not held (an export must not take them anew).</summary>
+    public IEnumerable<(string Module, PruningKind Kind)> MissingMasks(long appliedUpdates)
+    {
+        foreach (var module in Plan.Modules)
+        {
+            if (module.SparseDenseRatio is not null && IsPruning(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
+                yield return (module.Name, PruningKind.Sparse);
+            if (module.RowDenseRatio is not null && IsPruning(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
+                yield return (module.Name, PruningKind.Row);
+        }
+    }
+
     /// <summary>Whether the technique's masks apply after <paramref name="appliedUpdates"/> updates.</summary>
     public bool IsPruning(PruningKind kind, long appliedUpdates)
     {

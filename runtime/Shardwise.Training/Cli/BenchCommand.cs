@@ -72,6 +72,7 @@ public static class BenchCommand
         var tokenDrop = RandomLtd.For(settings.Config, TModel.TokenDropLayers, typeof(TModel).Name, settings.Seed);
         if (tokenDrop is not null) log.WriteLine(tokenDrop.Describe(program.SequenceLength));
         bool dropping = layerDrop is not null || tokenDrop is not null;
+        if (engine.Compression is { } compression) foreach (var line in compression.Describe()) log.WriteLine(line);
         long blocksRun = 0, blocksDrawn = 0, layerTokensRun = 0, layerTokensDrawn = 0;
         var cuda = FindOps<CudaOps>(program.Ops);
         var cpu = cuda is null ? FindOps<CpuOps<float>>(program.Ops) : null;
@@ -183,7 +184,25 @@ public static class BenchCommand
         }
         // Last: its extra steps must not enter the traffic, memory and loss reported above.
         if (dropping) WriteDropComparison();
+        if (engine.Compression is not null) WriteCompressionComparison();
         return 0;
+
+        // The reference, in the same process: a second program and engine without compression_training, the same steps
+        // (Step closes over these locals, so it drives the reference once they are swapped in).
+        void WriteCompressionComparison()
+        {
+            var plain = settings.Config with { CompressionTraining = null };
+            program = TModel.Compile(TrainingEngine.CreateBackend(plain, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
+            TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
+            engine = TrainingEngine.Initialize(program, plain, communicator);
+            for (int i = 0; i < options.WarmupSteps; i++) Step();
+            cuda?.Synchronize();
+            var reference = Stopwatch.StartNew();
+            for (long i = 0; i < steps; i++) Step();
+            cuda?.Synchronize();
+            double uncompressed = reference.Elapsed.TotalMilliseconds / steps;
+            log.WriteLine($"compression: {ms:F1} ms/step against {uncompressed:F1} ms/step without compression_training ({engine.DescribeOptimizerStep()}), timed next in this run: {ms / uncompressed:F3}×");
+        }
 
         // The reference, in the same process: as many steps again with every block run on every token.
         void WriteDropComparison()

@@ -21,6 +21,7 @@ public static class SampleCommand
         int topK = (int)(args.Long("top-k") ?? 40);
         var random = Xoshiro256StarStar.FromSeed((ulong)(args.Long("seed") ?? 1));
         var (_, device) = RunSettings.ChooseDevice(args.String("device"));
+        string? compressedConfig = args.String("compressed");
         args.RejectUnknown();
         if (temperature <= 0) throw new CliException("--temperature must be positive");
 
@@ -32,7 +33,9 @@ public static class SampleCommand
         var ops = Backends.Create(device.Kind);
         ops.AttentionSparsity = TrainingCheckpoint.ReadSparseAttention(checkpoint);
         var program = TModel.Compile(ops, batch: 1);
-        TrainingCheckpoint.LoadWeights(checkpoint, program.Layout, program.Parameters);
+        // --compressed: the weights as a compression_training run's forward used them, not its unquantized masters.
+        if (compressedConfig is not null) CompressedWeights.Read(checkpoint, program.Layout, compressedConfig, Console.Error).CopyTo(program.Parameters);
+        else TrainingCheckpoint.LoadWeights(checkpoint, program.Layout, program.Parameters);
 
         var tokens = new List<int>(tokenizer.Encode(prompt));
         if (tokens.Count == 0) throw new CliException("--prompt encodes to no tokens");

@@ -22,7 +22,7 @@ public static class TrainerCli
                      --bf16 true|false --warmup-steps --total-steps --hidden-size
                MODEL eval   --resume DIR [--data FILE] [--eval-batches N] [--device cpu|cuda|auto]
                MODEL sample --resume DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--seed N]
-                            [--device cpu|cuda|auto]
+                            [--device cpu|cuda|auto] [--compressed CONFIG]
                MODEL plan   [--config ds_config.json] [--ranks N]
                MODEL consolidate --resume DIR --output FILE.safetensors [--tag step-NNNNNN] [--dtype fp32|bf16|fp16] [--compressed CONFIG]
                             [--max-shard-size 5GB]   (several files and FILE's .index.json when larger)

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics.Tensors;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
 
@@ -183,7 +184,9 @@ public sealed class WeightCompression
             quantized.CopyTo(weight);
             return;
         }
-        for (int i = 0; i < weight.Length; i++) weight[i] = (float)(mix * weight[i] + (1 - mix) * quantized[i]);
+        // ratio·w + (1 − ratio)·Q(w), in fp32 as DeepSpeed blends its fp16 weights.
+        TensorPrimitives.Multiply(weight, (float)mix, weight);
+        TensorPrimitives.MultiplyAdd(quantized, (float)(1 - mix), weight, weight);
     }
 
     private void TakeDueMasks(ReadOnlySpan<float> parameters, long appliedUpdates)
@@ -225,9 +228,12 @@ public sealed class WeightCompression
     {
         long length = (long)mask.Length * columns;
         long from = Math.Max(start, offset), to = Math.Min(start + span.Length, offset + length);
-        for (long element = from; element < to; element++)
+        // Entry by entry: each masked entry clears the part of its run of columns inside the span.
+        for (long entry = (from - offset) / columns; entry < mask.Length && offset + entry * columns < to; entry++)
         {
-            if (mask[(element - offset) / columns] == 0) span[checked((int)(element - start))] = 0;
+            if (mask[entry] != 0) continue;
+            long first = Math.Max(from, offset + entry * columns), last = Math.Min(to, offset + (entry + 1) * columns);
+            if (first < last) span.Slice(checked((int)(first - start)), checked((int)(last - first))).Clear();
         }
     }
 }

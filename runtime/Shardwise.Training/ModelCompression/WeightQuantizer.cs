@@ -1,4 +1,5 @@
 using System;
+using System.Numerics.Tensors;
 using Shardwise.Training.Config;
 
 namespace Shardwise.Training.ModelCompression;
@@ -32,35 +33,37 @@ public static class WeightQuantizer
     private static void Symmetric(Span<float> group, int bits, QuantizationRounding rounding, ulong seed, long firstIndex)
     {
         float levels = MathF.Pow(2, bits);
-        float largest = 0;
-        foreach (float w in group) largest = MathF.Max(largest, MathF.Abs(w));
-        float scale = 2 * largest / levels;
+        float scale = 2 * MathF.Abs(TensorPrimitives.MaxMagnitude(group)) / levels;
         if (scale == 0) return; // an all-zero group stays zero (DeepSpeed would divide by zero)
-        float low = -levels / 2, high = levels / 2 - 1;
-        for (int i = 0; i < group.Length; i++)
+        TensorPrimitives.Divide(group, scale, group);
+        ToLevels(group, -levels / 2, levels / 2 - 1, rounding, seed, firstIndex);
+        TensorPrimitives.Multiply(group, scale, group);
+    }
+
+    /// <summary>Rounds values already in level units (noise first, for stochastic rounding) and clamps them to the grid.</summary>
+    private static void ToLevels(Span<float> values, float low, float high, QuantizationRounding rounding, ulong seed, long firstIndex)
+    {
+        if (rounding == QuantizationRounding.Stochastic)
         {
-            float level = MathF.Round(group[i] / scale + Noise(rounding, seed, firstIndex + i));
-            group[i] = Math.Clamp(level, low, high) * scale;
+            for (int i = 0; i < values.Length; i++) values[i] += Noise(rounding, seed, firstIndex + i);
         }
+        TensorPrimitives.Round(values, values); // half to even, as torch.round
+        TensorPrimitives.Max(values, low, values);
+        TensorPrimitives.Min(values, high, values);
     }
 
     private static void Asymmetric(Span<float> group, int bits, QuantizationRounding rounding, ulong seed, long firstIndex)
     {
         float levels = MathF.Pow(2, bits);
-        float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        foreach (float w in group)
-        {
-            min = MathF.Min(min, w);
-            max = MathF.Max(max, w);
-        }
+        float min = TensorPrimitives.Min(group), max = TensorPrimitives.Max(group);
         float scale = (max - min) / levels;
         if (scale == 0) return; // a constant group is exact already
         float zeroPoint = MathF.Round(min / scale) * scale;
-        for (int i = 0; i < group.Length; i++)
-        {
-            float level = MathF.Round((group[i] - zeroPoint) / scale + Noise(rounding, seed, firstIndex + i));
-            group[i] = Math.Clamp(level, 0, levels - 1) * scale + zeroPoint;
-        }
+        TensorPrimitives.Subtract(group, zeroPoint, group);
+        TensorPrimitives.Divide(group, scale, group);
+        ToLevels(group, 0, levels - 1, rounding, seed, firstIndex);
+        TensorPrimitives.Multiply(group, scale, group);
+        TensorPrimitives.Add(group, zeroPoint, group);
     }
 
     /// <summary>Weights above 0.7·mean|w| in magnitude become ±α, α their mean magnitude; the rest zero.</summary>

@@ -110,24 +110,10 @@ public sealed class TinyGptLossCurveTests
     [TestMethod]
     public void BlockSparseAttentionInBf16OnTheEmulatedGpuFollowsTheCpu()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        try
-        {
-            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
-            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
-            string sparse = WriteConfig(directory, "sparse", Optimizer, Scheduler, """
-                "bf16": { "enabled": true },
-                "sparse_attention": { "mode": "bigbird", "block": 16, "num_random_blocks": 1, "num_sliding_window_blocks": 1,
-                                      "num_global_blocks": 1, "different_layout_per_head": true },
-                """);
-            string dense = WriteConfig(directory, "dense", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
-            FollowsTheCpuAndChangesTraining(directory, sparse, dense, "the sparse run's loss differs from the dense run's: the layout was applied");
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        InBf16FollowsTheCpuAndChangesTraining("sparse", """
+            "sparse_attention": { "mode": "bigbird", "block": 16, "num_random_blocks": 1, "num_sliding_window_blocks": 1,
+                                  "num_global_blocks": 1, "different_layout_per_head": true },
+            """, "the sparse run's loss differs from the dense run's: the layout was applied");
     }
 
     /// <summary>
@@ -176,23 +162,9 @@ public sealed class TinyGptLossCurveTests
     [TestMethod]
     public void ProgressiveLayerDropInBf16OnTheEmulatedGpuFollowsTheCpu()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        try
-        {
-            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
-            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
-            string dropping = WriteConfig(directory, "pld", Optimizer, Scheduler, """
-                "bf16": { "enabled": true },
-                "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 1.0 },
-                """);
-            string plain = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
-            FollowsTheCpuAndChangesTraining(directory, dropping, plain, "the dropping run's loss differs from the plain run's: blocks were skipped");
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        InBf16FollowsTheCpuAndChangesTraining("pld", """
+            "progressive_layer_drop": { "enabled": true, "theta": 0.5, "gamma": 1.0 },
+            """, "the dropping run's loss differs from the plain run's: blocks were skipped");
     }
 
     /// <summary>
@@ -203,26 +175,12 @@ public sealed class TinyGptLossCurveTests
     [TestMethod]
     public void RandomLtdInBf16OnTheEmulatedGpuFollowsTheCpu()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        try
-        {
-            const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
-            const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
-            string dropping = WriteConfig(directory, "ltd", Optimizer, Scheduler, """
-                "bf16": { "enabled": true },
-                "data_efficiency": { "enabled": true, "data_routing": { "enabled": true, "random_ltd": { "enabled": true,
-                    "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2],
-                    "random_ltd_schedule": { "min_value": 16, "max_value": 64, "schedule_type": "fixed_linear",
-                                             "schedule_config": { "require_steps": 20, "seq_per_step": 8 } } } } },
-                """);
-            string plain = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
-            FollowsTheCpuAndChangesTraining(directory, dropping, plain, "the random-LTD run's loss differs from the plain run's: tokens were dropped");
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        InBf16FollowsTheCpuAndChangesTraining("ltd", """
+            "data_efficiency": { "enabled": true, "data_routing": { "enabled": true, "random_ltd": { "enabled": true,
+                "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2],
+                "random_ltd_schedule": { "min_value": 16, "max_value": 64, "schedule_type": "fixed_linear",
+                                         "schedule_config": { "require_steps": 20, "seq_per_step": 8 } } } } },
+            """, "the random-LTD run's loss differs from the plain run's: tokens were dropped");
     }
 
     /// <summary>
@@ -232,22 +190,30 @@ public sealed class TinyGptLossCurveTests
     [TestMethod]
     public void CompressionTrainingInBf16OnTheEmulatedGpuFollowsTheCpu()
     {
+        InBf16FollowsTheCpuAndChangesTraining("compressed", """
+            "compression_training": {
+              "weight_quantization": { "shared_parameters": { "enabled": true, "quantize_groups": 4, "quantize_weight_in_forward": true },
+                "different_groups": { "wq": { "params": { "start_bits": 4, "target_bits": 4 }, "modules": ["attention", "expand", "contract"] } } },
+              "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 5 },
+                "different_groups": { "rp": { "params": { "dense_ratio": 0.5 }, "modules": ["expand"] } } } },
+            """, "the compressed run's loss differs from the plain run's: the weights were quantized");
+    }
+
+    /// <summary>
+    /// <see cref="FollowsTheCpuAndChangesTraining"/> for a feature's sections (<paramref name="sections"/>, each ending in
+    /// a comma) in bf16 with AdamW under a one-step warm-up, against the same run without them.
+    /// </summary>
+    private static void InBf16FollowsTheCpuAndChangesTraining(string name, string sections, string changed)
+    {
         string directory = Path.Combine(Path.GetTempPath(), "shardwise-curve-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         try
         {
             const string Optimizer = """{ "type": "AdamW", "params": { "lr": 2e-3, "weight_decay": 0.1 } }""";
             const string Scheduler = """{ "type": "WarmupLR", "params": { "warmup_num_steps": 1 } }""";
-            string compressed = WriteConfig(directory, "compressed", Optimizer, Scheduler, """
-                "bf16": { "enabled": true },
-                "compression_training": {
-                  "weight_quantization": { "shared_parameters": { "enabled": true, "quantize_groups": 4, "quantize_weight_in_forward": true },
-                    "different_groups": { "wq": { "params": { "start_bits": 4, "target_bits": 4 }, "modules": ["attention", "expand", "contract"] } } },
-                  "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 5 },
-                    "different_groups": { "rp": { "params": { "dense_ratio": 0.5 }, "modules": ["expand"] } } } },
-                """);
-            string plain = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
-            FollowsTheCpuAndChangesTraining(directory, compressed, plain, "the compressed run's loss differs from the plain run's: the weights were quantized");
+            string with = WriteConfig(directory, name, Optimizer, Scheduler, "\"bf16\": { \"enabled\": true },\n" + sections);
+            string without = WriteConfig(directory, "plain", Optimizer, Scheduler, """ "bf16": { "enabled": true }, """);
+            FollowsTheCpuAndChangesTraining(directory, with, without, changed);
         }
         finally
         {

@@ -64,10 +64,10 @@ public sealed class CompressionTrainerTests
         StringAssert.Contains(errors, "typo.json");
         StringAssert.Contains(errors, "$.compression_training.sparse_pruning.different_groups.sp1.modules[0]: \"contrat\" matches none of the model's compressible modules (tokens, positions, blocks.N.attention.qkv (×4)");
 
-        var stage2 = TrainerRun.WriteSmallConfig(root, "stage2.json", Compression + "\"zero_optimization\": { \"stage\": 2 },");
-        (code, _, errors) = TrainerRun.Run("plan", "--config", stage2);
+        var stage3 = TrainerRun.WriteSmallConfig(root, "stage3.json", Compression + "\"zero_optimization\": { \"stage\": 3 },");
+        (code, _, errors) = TrainerRun.Run("plan", "--config", stage3);
         Assert.AreEqual(2, code, errors);
-        StringAssert.Contains(errors, "$.zero_optimization.stage: 2 partitions the working weights");
+        StringAssert.Contains(errors, "$.zero_optimization.stage: 3 partitions the working weights");
 
         var plan = TrainerRun.Succeed("plan", "--config", TrainerRun.WriteSmallConfig(root, "ok.json", Compression));
         StringAssert.Contains(plan, "compression: row pruning (l1) rp1: keeps 0.75 of each weight's rows from update 6; 4 module(s)");

@@ -188,9 +188,9 @@ public sealed class CompressionTrainingTests
         Assert.IsTrue(compressed.Masters.Zip(compressed.Working).Count(p => p.First != p.Second) > 100_000, "the masters stay unquantized");
     }
 
-    /// <summary>ZeRO-1 takes masks and quantizes from the gathered working copy: every rank the same, stochastic noise too.</summary>
+    /// <summary>ZeRO-1 and 2 take masks and quantize from the gathered working copy: every rank the same, stochastic noise too.</summary>
     [TestMethod]
-    public void ZeroOneOnTwoRanksEqualsZeroZero()
+    public void ZeroOneAndTwoOnTwoRanksMatchZeroZero()
     {
         double[] Train(int stage) => InProcessGroup.Run(2, communicator =>
         {
@@ -207,15 +207,23 @@ public sealed class CompressionTrainingTests
             ? ranks[0].Masters.Select(v => (double)v).ToArray()
             : throw new AssertFailedException("the ranks' working copies differ");
 
-        CollectionAssert.AreEqual(Train(0), Train(1));
+        var whole = Train(0);
+        CollectionAssert.AreEqual(whole, Train(1));
+
+        // ZeRO-2 sums the gradients by bucketed reduce-scatter, in another order: the masters move by rounding, which a
+        // weight sitting at a grid point's midpoint can turn into a level; still far below one step's movement.
+        var slots = Train(2);
+        double relative = TrainerRun.RelativeDifference(whole.Select(v => (float)v).ToArray(), slots.Select(v => (float)v).ToArray());
+        Console.WriteLine($"ZeRO-2 against ZeRO-0 with compression: relative difference {relative:E2}");
+        Assert.IsTrue(relative < 1e-4, $"ZeRO-2: relative difference {relative:E2}");
     }
 
     [TestMethod]
     public void RefusesWhatItCannotDo()
     {
-        var stage2 = Assert.ThrowsExactly<AggregateException>(() => InProcessGroup.Run(1, c => Start(Config(2, Compression()), c), TimeSpan.FromMinutes(1)));
-        Assert.IsInstanceOfType<NotSupportedException>(stage2.InnerException);
-        StringAssert.Contains(stage2.InnerException!.Message, "stage = 2");
+        var stage3 = Assert.ThrowsExactly<AggregateException>(() => InProcessGroup.Run(1, c => Start(Config(3, Compression()), c), TimeSpan.FromMinutes(1)));
+        Assert.IsInstanceOfType<NotSupportedException>(stage3.InnerException);
+        StringAssert.Contains(stage3.InnerException!.Message, "stage = 3");
 
         var typo = Compression() with { SparsePruning = Compression().SparsePruning with { Groups = [new PruningGroup(Group("sp1", "contrat"), 0.5)] } };
         var plan = CompressionPlan.For(TinyGpt.ParameterLayout, typo);

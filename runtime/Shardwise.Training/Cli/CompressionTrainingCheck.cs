@@ -9,7 +9,7 @@ namespace Shardwise.Training.Cli;
 /// <summary>
 /// compression_training against the model and the rest of the config, before any backend exists: every group's
 /// patterns must find modules, quantize_groups must divide the weights, and the run must be one the engine compresses
-/// (ZeRO 0–1 with the optimizer state in memory, the whole model on each rank). Problems come back as config errors
+/// (ZeRO 0–2 with the optimizer state in memory, the whole model on each rank). Problems come back as config errors
 /// naming their JSON paths.
 /// </summary>
 internal static class CompressionTrainingCheck
@@ -19,8 +19,8 @@ internal static class CompressionTrainingCheck
         if (config.CompressionTraining is not { Enabled: true } compression) return;
         const string section = CompressionTrainingConfig.SectionPath;
         var errors = new List<string>();
-        if (config.ZeroOptimization.Stage >= 2)
-            errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the working weights, which {section} rewrites whole after every update on every rank: use stage 0 or 1");
+        if (config.ZeroOptimization.Stage >= 3)
+            errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the working weights, which {section} rewrites whole after every update on every rank: use stage 0, 1 or 2");
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme)
             errors.Add($"$.zero_optimization.offload_optimizer.device: nvme keeps the masters on disk; {section} needs them in memory beside the compressed working copy (use cpu)");
         if (pipelined || config.TensorParallelSize > 1)

@@ -90,6 +90,7 @@ public static class MemoryPlan
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + roundedPieces * sizeof(float);
         long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces) + pieceBuffer;
+        if (config.CompressionTraining is { Enabled: true } compression) hostBuffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, compression));
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters,
             nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces, storage) : 0),

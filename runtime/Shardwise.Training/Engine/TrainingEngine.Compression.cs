@@ -14,13 +14,13 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// The compression a config asks for, planned against the program's layout. Compression rewrites the full working
     /// copy on the host after every update, so it runs where every rank holds the whole working copy and the host
-    /// steps: ZeRO stages 0 and 1, optimizer state in memory (the fused device step is left for the host step).
+    /// steps: ZeRO stages 0 to 2, optimizer state in memory (the fused device step is left for the host step).
     /// </summary>
     private static WeightCompression? CompressionFor(CompiledLanguageModel<float> program, DeepSpeedConfig config)
     {
         if (config.CompressionTraining is not { Enabled: true } compression) return null;
-        if (config.ZeroOptimization.Stage >= 2)
-            throw new NotSupportedException($"compression_training rewrites every rank's whole working copy after each update, and zero_optimization.stage = {config.ZeroOptimization.Stage} partitions it: use stage 0 or 1");
+        if (config.ZeroOptimization.Stage >= 3)
+            throw new NotSupportedException($"compression_training rewrites every rank's whole working copy after each update, and zero_optimization.stage = {config.ZeroOptimization.Stage} partitions it: use stage 0, 1 or 2");
         if (SwapsOptimizerState(config))
             throw new NotSupportedException("compression_training keeps fp32 masters in host memory beside the compressed working copy: it does not combine with offload_optimizer to nvme");
         var plan = CompressionPlan.For(program.Layout, compression);

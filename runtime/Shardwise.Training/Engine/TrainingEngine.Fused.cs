@@ -40,7 +40,8 @@ public sealed partial class TrainingEngine
     {
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
             || !HasFusedStep(config.Optimizer?.Type)
-            || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled)
+            || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled
+            || config.CompressionTraining is not null) // compression rewrites the gathered working copy on the host
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
         return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;

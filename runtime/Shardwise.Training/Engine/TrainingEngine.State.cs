@@ -179,6 +179,7 @@ public sealed partial class TrainingEngine
         {
             StoreRoundedPieces(0, _master);
             PublishRoundedPieces();
+            _compression?.Apply(_program.Parameters, SchedulerStep, Storage); // stage 2: every rank holds the whole working copy again
             return;
         }
         if (_master is not null) StorageRounding.Round(_master, _sharding.Owned(_program.Parameters), Storage);

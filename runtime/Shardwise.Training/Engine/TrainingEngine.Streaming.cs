@@ -107,6 +107,12 @@ public sealed partial class TrainingEngine
             return StepOutcome.SkippedOverflow;
         }
 
+        if (_compression is not null)
+        {
+            // Pruned weights' gradients are zero, as w·mask's are: each owned piece is a run of the layout.
+            for (int slot = 0; slot < _program.Layout.Slots.Count; slot++)
+                _compression.MaskGradients(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot), SchedulerStep);
+        }
         double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);

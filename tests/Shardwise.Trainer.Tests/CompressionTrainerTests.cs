@@ -71,6 +71,10 @@ public sealed class CompressionTrainerTests
 
         var plan = TrainerRun.Succeed("plan", "--config", TrainerRun.WriteSmallConfig(root, "ok.json", Compression));
         StringAssert.Contains(plan, "compression: row pruning (l1) rp1: keeps 0.75 of each weight's rows from update 6; 4 module(s)");
+
+        // bench times the compressed steps, then alternates them with an uncompressed engine's.
+        var bench = TrainerRun.Succeed("bench", "--config", TrainerRun.WriteSmallConfig(root, "bench.json", Compression), "--steps", "5", "--warmup", "1");
+        StringAssert.Matches(bench, new System.Text.RegularExpressions.Regex(@"compression: [\d.]+ ms/step against [\d.]+ ms/step without compression_training, in 5 alternating rounds of 1 steps"));
     }
 
     /// <summary>

@@ -187,21 +187,42 @@ public static class BenchCommand
         if (engine.Compression is not null) WriteCompressionComparison();
         return 0;
 
-        // The reference, in the same process: a second program and engine without compression_training, the same steps
-        // (Step closes over these locals, so it drives the reference once they are swapped in).
+        // The reference, in the same process: a second program and engine without compression_training, timed in
+        // rounds alternating with the compressed one, so that a noisy machine slows both alike; the median round's
+        // ratio is reported. (Step closes over the engine and program locals, so swapping them in drives either.)
         void WriteCompressionComparison()
         {
             var plain = settings.Config with { CompressionTraining = null };
-            program = TModel.Compile(TrainingEngine.CreateBackend(plain, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
-            TModel.ParameterLayout.Initialize(program.Parameters, seed: 1);
-            engine = TrainingEngine.Initialize(program, plain, communicator);
+            var compressed = (engine, program);
+            var reference = TModel.Compile(TrainingEngine.CreateBackend(plain, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
+            TModel.ParameterLayout.Initialize(reference.Parameters, seed: 1);
+            var uncompressed = (TrainingEngine.Initialize(reference, plain, communicator), reference);
+            (engine, program) = uncompressed;
             for (int i = 0; i < options.WarmupSteps; i++) Step();
+            const int Rounds = 5;
+            long perRound = Math.Max(1, steps / Rounds);
+            var ratios = new double[Rounds];
+            double withMs = 0, withoutMs = 0;
+            for (int round = 0; round < Rounds; round++)
+            {
+                (engine, program) = compressed;
+                double with = TimeSteps(perRound);
+                (engine, program) = uncompressed;
+                double without = TimeSteps(perRound);
+                ratios[round] = with / without;
+                (withMs, withoutMs) = (withMs + with / Rounds, withoutMs + without / Rounds);
+            }
+            Array.Sort(ratios);
+            log.WriteLine($"compression: {withMs:F1} ms/step against {withoutMs:F1} ms/step without compression_training, in {Rounds} alternating rounds of {perRound} steps " +
+                          $"after the timed steps; median round {ratios[Rounds / 2]:F3}× (rounds {ratios[0]:F3}–{ratios[^1]:F3}×)");
+        }
+
+        double TimeSteps(long count)
+        {
+            var clock = Stopwatch.StartNew();
+            for (long i = 0; i < count; i++) Step();
             cuda?.Synchronize();
-            var reference = Stopwatch.StartNew();
-            for (long i = 0; i < steps; i++) Step();
-            cuda?.Synchronize();
-            double uncompressed = reference.Elapsed.TotalMilliseconds / steps;
-            log.WriteLine($"compression: {ms:F1} ms/step against {uncompressed:F1} ms/step without compression_training ({engine.DescribeOptimizerStep()}), timed next in this run: {ms / uncompressed:F3}×");
+            return clock.Elapsed.TotalMilliseconds / count;
         }
 
         // The reference, in the same process: as many steps again with every block run on every token.

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
 
@@ -114,12 +115,12 @@ public sealed class WeightCompression
             if (quantizing && module.QuantizationGroup is { } group) Quantize(weight, group, quantization, appliedUpdates);
             if (IsPruning(PruningKind.Sparse, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Sparse), out var sparse))
             {
-                for (int i = 0; i < weight.Length; i++) weight[i] *= sparse[i];
+                MaskEntriesOf(weight, sparse);
             }
             if (IsPruning(PruningKind.Row, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Row), out var rows))
             {
                 MaskRows(weight, module, rows);
-                if (module.BiasOffset is { } bias) MaskEntries(parameters.Slice(checked((int)bias), module.Rows), rows);
+                if (module.BiasOffset is { } bias) MaskEntriesOf(parameters.Slice(checked((int)bias), module.Rows), rows);
             }
             StorageRounding.RoundInPlace(weight, storage);
         }
@@ -174,16 +175,16 @@ public sealed class WeightCompression
     private void Quantize(Span<float> weight, int group, WeightQuantizationConfig quantization, long appliedUpdates)
     {
         double mix = Schedule.MixingRatio;
-        var quantized = _scratch.AsSpan(0, weight.Length);
-        weight.CopyTo(quantized);
         // Noise keyed by update and tensor: every rank draws the same, each update draws anew.
         ulong seed = unchecked((ulong)appliedUpdates * 0x9E3779B97F4A7C15UL ^ (ulong)weight.Length * 0xC2B2AE3D27D4EB4FUL);
-        WeightQuantizer.Quantize(quantized, quantization.QuantizeGroups, Schedule.Bits(group), quantization.Type, quantization.Rounding, seed);
         if (mix == 0)
         {
-            quantized.CopyTo(weight);
+            WeightQuantizer.Quantize(weight, quantization.QuantizeGroups, Schedule.Bits(group), quantization.Type, quantization.Rounding, seed);
             return;
         }
+        var quantized = _scratch.AsSpan(0, weight.Length);
+        weight.CopyTo(quantized);
+        WeightQuantizer.Quantize(quantized, quantization.QuantizeGroups, Schedule.Bits(group), quantization.Type, quantization.Rounding, seed);
         // ratio·w + (1 − ratio)·Q(w), in fp32 as DeepSpeed blends its fp16 weights.
         TensorPrimitives.Multiply(weight, (float)mix, weight);
         TensorPrimitives.MultiplyAdd(quantized, (float)(1 - mix), weight, weight);
@@ -207,6 +208,12 @@ public sealed class WeightCompression
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaskEntriesOf(Span<float> weight, byte[] mask)
+    {
+        for (int i = 0; i < weight.Length; i++) weight[i] *= mask[i];
+    }
+
     private static void MaskRows(Span<float> weight, CompressedModule module, byte[] rows)
     {
         for (int r = 0; r < module.Rows; r++)
@@ -215,19 +222,24 @@ public sealed class WeightCompression
         }
     }
 
-    private static void MaskEntries(Span<float> values, byte[] mask)
-    {
-        for (int i = 0; i < values.Length; i++) values[i] *= mask[i];
-    }
 
     /// <summary>
     /// Zeroes, in the span holding layout elements [start, start + span.Length), the elements of the tensor at
     /// <paramref name="offset"/> whose mask entry (one per <paramref name="columns"/> consecutive elements) is 0.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // once per update: see WeightQuantizer
     private static void MaskOverlap(Span<float> span, long start, long offset, byte[] mask, int columns)
     {
         long length = (long)mask.Length * columns;
         long from = Math.Max(start, offset), to = Math.Min(start + span.Length, offset + length);
+        if (columns == 1)
+        {
+            for (long element = from; element < to; element++)
+            {
+                if (mask[element - offset] == 0) span[checked((int)(element - start))] = 0;
+            }
+            return;
+        }
         // Entry by entry: each masked entry clears the part of its run of columns inside the span.
         for (long entry = (from - offset) / columns; entry < mask.Length && offset + entry * columns < to; entry++)
         {

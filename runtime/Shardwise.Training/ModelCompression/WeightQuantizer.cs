@@ -1,5 +1,7 @@
 using System;
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Shardwise.Training.Config;
 
 namespace Shardwise.Training.ModelCompression;
@@ -7,7 +9,9 @@ namespace Shardwise.Training.ModelCompression;
 /// <summary>
 /// DeepSpeed's weight quantizers, on one tensor split into equal groups, each with its own range: above two bits a
 /// uniform grid (symmetric about zero, or asymmetric with a rounded zero point), at two bits ternary {−α, 0, α}, at one
-/// bit binary ±mean|w|. The result is the dequantized value (what the forward then uses), written in place.
+/// bit binary ±mean|w|. The result is the dequantized value (what the forward then uses), written in place. The
+/// per-element methods are compiled optimized from the first call: they run once per update, too seldom for tiered
+/// compilation to reach them within a run's first steps.
 /// </summary>
 public static class WeightQuantizer
 {
@@ -35,21 +39,32 @@ public static class WeightQuantizer
         float levels = MathF.Pow(2, bits);
         float scale = 2 * MathF.Abs(TensorPrimitives.MaxMagnitude(group)) / levels;
         if (scale == 0) return; // an all-zero group stays zero (DeepSpeed would divide by zero)
-        TensorPrimitives.Divide(group, scale, group);
-        ToLevels(group, -levels / 2, levels / 2 - 1, rounding, seed, firstIndex);
-        TensorPrimitives.Multiply(group, scale, group);
+        OntoGrid(group, 0, scale, -levels / 2, levels / 2 - 1, rounding, seed, firstIndex);
     }
 
-    /// <summary>Rounds values already in level units (noise first, for stochastic rounding) and clamps them to the grid.</summary>
-    private static void ToLevels(Span<float> values, float low, float high, QuantizationRounding rounding, ulong seed, long firstIndex)
+    /// <summary>
+    /// x ← clamp(round((x − zero) / scale + noise), low, high) · scale + zero, in one pass: the grid's arithmetic, in
+    /// torch's order (a true division, rounding half to even), with the noise of stochastic rounding.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OntoGrid(Span<float> values, float zero, float scale, float low, float high, QuantizationRounding rounding, ulong seed, long firstIndex)
     {
-        if (rounding == QuantizationRounding.Stochastic)
+        int i = 0;
+        if (rounding == QuantizationRounding.Nearest && Vector.IsHardwareAccelerated)
         {
-            for (int i = 0; i < values.Length; i++) values[i] += Noise(rounding, seed, firstIndex + i);
+            var (vZero, vScale, vLow, vHigh) = (new Vector<float>(zero), new Vector<float>(scale), new Vector<float>(low), new Vector<float>(high));
+            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var slot = values.Slice(i, Vector<float>.Count);
+                var level = Vector.Round((new Vector<float>(slot) - vZero) / vScale);
+                (Vector.Min(Vector.Max(level, vLow), vHigh) * vScale + vZero).CopyTo(slot);
+            }
         }
-        TensorPrimitives.Round(values, values); // half to even, as torch.round
-        TensorPrimitives.Max(values, low, values);
-        TensorPrimitives.Min(values, high, values);
+        for (; i < values.Length; i++)
+        {
+            float level = MathF.Round((values[i] - zero) / scale + Noise(rounding, seed, firstIndex + i));
+            values[i] = Math.Clamp(level, low, high) * scale + zero;
+        }
     }
 
     private static void Asymmetric(Span<float> group, int bits, QuantizationRounding rounding, ulong seed, long firstIndex)
@@ -59,14 +74,11 @@ public static class WeightQuantizer
         float scale = (max - min) / levels;
         if (scale == 0) return; // a constant group is exact already
         float zeroPoint = MathF.Round(min / scale) * scale;
-        TensorPrimitives.Subtract(group, zeroPoint, group);
-        TensorPrimitives.Divide(group, scale, group);
-        ToLevels(group, 0, levels - 1, rounding, seed, firstIndex);
-        TensorPrimitives.Multiply(group, scale, group);
-        TensorPrimitives.Add(group, zeroPoint, group);
+        OntoGrid(group, zeroPoint, scale, 0, levels - 1, rounding, seed, firstIndex);
     }
 
     /// <summary>Weights above 0.7·mean|w| in magnitude become ±α, α their mean magnitude; the rest zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Ternary(Span<float> group)
     {
         double sum = 0;
@@ -88,6 +100,7 @@ public static class WeightQuantizer
     }
 
     /// <summary>Each weight becomes sign(w)·mean|w|.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Binary(Span<float> group)
     {
         double sum = 0;

@@ -52,7 +52,7 @@ public static class MemoryPlan
                 _ => 0,
             };
             // compression_training: the masters apart from the compressed working copy, its scratch and its masks.
-            bool compressing = config.CompressionTraining is { Enabled: true };
+            bool compressing = TrainingEngine.Compresses(config);
             if (compressing) buffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!));
             // A GPU job steps in the backend unless the state is offloaded, the optimizer has no fused step (Lamb, 1-bit)
             // or compression rewrites the working copy on the host.
@@ -67,7 +67,8 @@ public static class MemoryPlan
         long resident = parameterPool.PoolElements;
         foreach (int slot in TrainingEngine.PersistentSlots(layout, zero.Stage3ParamPersistenceThreshold)) resident += layout.Slots[slot].Length;
         long prefetch = zero.Stage == 3 ? TrainingEngine.PrefetchElements(zero, resident, layout.TotalElements) : 0;
-        if (exchangesInDeviceMemory && !offload && !zero.OffloadParam.IsEnabled) // offload_param: the partition stays on the host
+        // offload_param: the partition stays on the host; compression: the host rewrites the gathered working copy.
+        if (exchangesInDeviceMemory && !offload && !zero.OffloadParam.IsEnabled && !TrainingEngine.Compresses(config))
         {
             // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),
@@ -90,7 +91,7 @@ public static class MemoryPlan
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + roundedPieces * sizeof(float);
         long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces) + pieceBuffer;
-        if (config.CompressionTraining is { Enabled: true } compression) hostBuffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, compression));
+        if (TrainingEngine.Compresses(config)) hostBuffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!));
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters,
             nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces, storage) : 0),

@@ -11,6 +11,9 @@ public sealed partial class TrainingEngine
     /// <summary>compression_training's run-time state; null when the config has none.</summary>
     public WeightCompression? Compression => _compression;
 
+    /// <summary>Whether the config turns on a compression_training technique (then the host steps).</summary>
+    internal static bool Compresses(DeepSpeedConfig config) => config.CompressionTraining is { Enabled: true };
+
     /// <summary>
     /// The compression a config asks for, planned against the program's layout. Compression rewrites the full working
     /// copy on the host after every update, so it runs where every rank holds the whole working copy and the host
@@ -18,7 +21,8 @@ public sealed partial class TrainingEngine
     /// </summary>
     private static WeightCompression? CompressionFor(CompiledLanguageModel<float> program, DeepSpeedConfig config)
     {
-        if (config.CompressionTraining is not { Enabled: true } compression) return null;
+        if (!Compresses(config)) return null;
+        var compression = config.CompressionTraining!;
         if (config.ZeroOptimization.Stage >= 3)
             throw new NotSupportedException($"compression_training rewrites every rank's whole working copy after each update, and zero_optimization.stage = {config.ZeroOptimization.Stage} partitions it: use stage 0, 1 or 2");
         if (SwapsOptimizerState(config))

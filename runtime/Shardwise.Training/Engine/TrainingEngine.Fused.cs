@@ -20,7 +20,7 @@ public sealed partial class TrainingEngine
     /// fused step when <see cref="ModelParallel"/> is set. Only the optimizers of <see cref="HasFusedStep"/> have one.
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
-        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type) && config.CompressionTraining is null
+        => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type) && !Compresses(config)
            && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
@@ -41,7 +41,7 @@ public sealed partial class TrainingEngine
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
             || !HasFusedStep(config.Optimizer?.Type)
             || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled
-            || config.CompressionTraining is not null) // compression rewrites the gathered working copy on the host
+            || Compresses(config)) // compression rewrites the gathered working copy on the host
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
         return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;

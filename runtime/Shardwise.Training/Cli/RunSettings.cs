@@ -31,6 +31,12 @@ public sealed record RunSettings(
     /// </summary>
     public bool Packing { get; init; }
 
+    /// <summary>
+    /// <c>--init-from PATH</c>: trained weights a new run starts from (step 0, fresh optimizer state) instead of the
+    /// seed's initialisation (<see cref="PretrainedWeights"/>); null: the seed's.
+    /// </summary>
+    public string? InitFrom { get; init; }
+
     /// <summary>What was asked for: <see cref="BackendKind.Auto"/> unless --device or SHARDWISE_DEVICE named one.</summary>
     public BackendKind DeviceRequested { get; init; } = BackendKind.Cpu;
 
@@ -48,6 +54,9 @@ public sealed record RunSettings(
         string? configPath = args.String("config");
         string? data = args.String("data");
         string? resume = args.String("resume");
+        string? initFrom = args.String("init-from");
+        if (initFrom is not null && resume is not null)
+            throw new CliException($"--init-from {initFrom} starts a new run from trained weights and --resume {resume} continues a run: pass one of them");
         // Resuming without --data continues on the data the checkpoint was trained on.
         if (data is null && resume is not null && TrainingCheckpoint.FindLatest(resume) is { } checkpoint)
             data = TrainingCheckpoint.ReadDataPath(checkpoint);
@@ -96,6 +105,7 @@ public sealed record RunSettings(
             DeviceRequested = requested,
             DeviceChoice = choice,
             Packing = args.Flag("packing"),
+            InitFrom = initFrom,
         };
     }
 

@@ -16,6 +16,8 @@ public static class TrainerCli
         usage: MODEL [train] [--config ds_config.json] [--data FILE.txt|FILE.jsonl] [--output DIR] [--steps N]
                      [--resume DIR] [--seed N] [--tokenizer char|gpt2] [--eval-interval N] [--eval-batches N]
                      [--save-interval N] [--print-config] [--device cpu|cuda|auto] [--packing]
+                     [--init-from DIR|FILE.safetensors|FILE.safetensors.index.json]
+               (--init-from: a new run from trained weights: a run or checkpoint directory, or what consolidate writes)
                (--packing: prompt/completion JSONL packed into windows, not one example per row)
                values a config leaves "auto" come from: --micro-batch --gradient-accumulation-steps --lr
                      --adam-beta1 --adam-beta2 --adam-eps --weight-decay --max-grad-norm --fp16 true|false

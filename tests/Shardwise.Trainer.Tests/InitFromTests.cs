@@ -65,6 +65,23 @@ public sealed class InitFromTests
         Assert.IsTrue(tunedLoss < freshLoss - 0.3, $"first loss from trained weights {tunedLoss:F3} against a fresh model's {freshLoss:F3}");
     }
 
+    /// <summary>From a directory the new run encodes text with the checkpoint's tokenizer, not one built from its own data.</summary>
+    [TestMethod]
+    public void FromADirectoryTheTokenizerComesAlong()
+    {
+        var root = TrainerRun.TempDirectory();
+        string shakespeare = Path.Combine(root, "shakespeare");
+        TrainerRun.Succeed("train", "--data", TrainerRun.SharedData("tinyshakespeare.txt"), "--steps", "1", "--output", shakespeare, "--eval-interval", "0");
+        string other = Path.Combine(root, "other.txt");
+        File.WriteAllText(other, string.Concat(Enumerable.Repeat("zebra quartz jumps; ", 400)));
+        string tuned = Path.Combine(root, "tuned"), fresh = Path.Combine(root, "fresh");
+        TrainerRun.Succeed("train", "--data", other, "--steps", "1", "--output", tuned, "--eval-interval", "0", "--init-from", shakespeare);
+        TrainerRun.Succeed("train", "--data", other, "--steps", "1", "--output", fresh, "--eval-interval", "0");
+        string Tokenizer(string run) => File.ReadAllText(Path.Combine(run, "step-000001", "tokenizer.json"));
+        Assert.AreEqual(Tokenizer(shakespeare), Tokenizer(tuned));
+        Assert.AreNotEqual(Tokenizer(fresh), Tokenizer(tuned), "the new text alone has another alphabet");
+    }
+
     [TestMethod]
     public void WrongShapesMissingTensorsAndBothStartsAreErrors()
     {

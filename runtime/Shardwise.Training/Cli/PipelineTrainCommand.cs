@@ -75,7 +75,8 @@ public static class PipelineTrainCommand
             throw new CliException($"--resume {settings.ResumeDirectory}: no committed checkpoint there (no 'latest')");
 
         var trainingData = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
-            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom), settings.Packing, TModel.SequenceLength);
+            (resumeFrom ?? (settings.InitFrom is { } source ? PretrainedWeights.CheckpointOf(source) : null)) is { } tokenizerFrom
+                ? TrainingCheckpoint.LoadTokenizer(tokenizerFrom) : null, settings.Packing, TModel.SequenceLength);
         var plan = partition.Stages[stageIndex];
         // Over the chosen device (--device) and the backend the config asks for: at ZeRO-2 the stage's gradients stream
         // through its planned pool. Activations and gradients between stages cross through the communicator's host spans.

@@ -19,14 +19,22 @@ namespace Shardwise.Training.Cli;
 /// </summary>
 internal static class PretrainedWeights
 {
+    /// <summary>
+    /// The checkpoint a directory PATH names (itself, or a run's latest); null for a file. The trainer takes its
+    /// tokenizer too, so that the new run encodes text as the trained one did.
+    /// </summary>
+    public static string? CheckpointOf(string path)
+    {
+        if (!Directory.Exists(path)) return null;
+        return (File.Exists(Path.Combine(path, TrainingCheckpoint.StateFile)) ? path : TrainingCheckpoint.FindLatest(path))
+            ?? throw new CliException($"--init-from {path}: a directory, but neither a checkpoint (no {TrainingCheckpoint.StateFile}) nor a training output directory with a committed checkpoint ('latest')");
+    }
+
     /// <summary>Fills <paramref name="flat"/> (laid out as <paramref name="layout"/>) from <paramref name="path"/>; returns a line saying what was read.</summary>
     public static string Load(string path, ParameterLayout layout, Span<float> flat, string model)
     {
-        if (Directory.Exists(path))
+        if (CheckpointOf(path) is { } checkpoint)
         {
-            string? checkpoint = File.Exists(Path.Combine(path, TrainingCheckpoint.StateFile)) ? path : TrainingCheckpoint.FindLatest(path);
-            if (checkpoint is null)
-                throw new CliException($"--init-from {path}: a directory, but neither a checkpoint (no {TrainingCheckpoint.StateFile}) nor a training output directory with a committed checkpoint ('latest')");
             TrainingCheckpoint.LoadWeights(checkpoint, layout, flat);
             return $"initialized from the fp32 masters of {checkpoint}: {layout.Slots.Count} tensors, {layout.ParameterCount:N0} parameters (step 0, fresh optimizer state)";
         }

@@ -47,8 +47,10 @@ public static class TrainCommand
         if (settings.ResumeDirectory is not null && resumeFrom is null)
             throw new CliException($"--resume {settings.ResumeDirectory}: no committed checkpoint there (no 'latest')");
 
+        // A resumed run, or a new one from a checkpoint's weights, encodes text with the checkpoint's tokenizer.
+        string? tokenizerFrom = resumeFrom ?? (settings.InitFrom is { } source ? PretrainedWeights.CheckpointOf(source) : null);
         var data = TrainingData.Load(settings.DataPath, settings.TokenizerKind, TModel.VocabularySize, settings.Seed,
-            resumeFrom is null ? null : TrainingCheckpoint.LoadTokenizer(resumeFrom), settings.Packing, TModel.SequenceLength);
+            tokenizerFrom is null ? null : TrainingCheckpoint.LoadTokenizer(tokenizerFrom), settings.Packing, TModel.SequenceLength);
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
         // Before the engine takes its masters (and, at ZeRO-3, gives the full buffer up for its pool).

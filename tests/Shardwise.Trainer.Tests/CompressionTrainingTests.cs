@@ -218,6 +218,38 @@ public sealed class CompressionTrainingTests
         Assert.IsTrue(relative < 1e-4, $"ZeRO-2: relative difference {relative:E2}");
     }
 
+    /// <summary>
+    /// Weights imported after the engine started (a resume, an evaluation of a checkpoint trained without compression)
+    /// get masks taken from them, not from the seed's weights the engine started with; a mask a checkpoint put back stays.
+    /// </summary>
+    [TestMethod]
+    public void ImportedWeightsGetTheirOwnMasks()
+    {
+        var compression = Compression() with { SparsePruning = Compression().SparsePruning with { ScheduleOffset = 0 } };
+        InProcessGroup.Run(1, communicator =>
+        {
+            var (engine, _) = Start(Config(0, compression), communicator);
+            var layout = engine.Program.Layout;
+            var contract = layout.Slots.Single(s => s.Name == "blocks.0.contract.weight");
+            var seedMask = engine.Compression!.Masks[("blocks.0.contract", PruningKind.Sparse)];
+            var kept = new byte[layout.Slots.Single(s => s.Name == "blocks.1.contract.weight").Length];
+            kept[3] = 1;
+            engine.Compression.RestoreMask("blocks.1.contract", PruningKind.Sparse, kept);
+
+            var other = new float[layout.TotalElements];
+            layout.Initialize(other, seed: 99);
+            engine.ImportFullState(other, new float[other.Length], new float[other.Length], 0);
+
+            var expected = MagnitudeMask.ForWeights(other.AsSpan((int)contract.Offset, (int)contract.Length), SparseDense);
+            CollectionAssert.AreEqual(expected, engine.Compression.Masks[("blocks.0.contract", PruningKind.Sparse)], "taken from the imported weights");
+            CollectionAssert.AreNotEqual(seedMask, expected);
+            Assert.AreSame(kept, engine.Compression.Masks[("blocks.1.contract", PruningKind.Sparse)], "a restored mask stays");
+            var working = engine.Program.Parameters.Slice((int)contract.Offset, (int)contract.Length).ToArray();
+            Assert.IsTrue(working.Zip(expected).All(p => p.Second == 1 || p.First == 0), "the working copy is pruned by the new mask");
+            return 0;
+        }, TimeSpan.FromMinutes(1));
+    }
+
     [TestMethod]
     public void RefusesWhatItCannotDo()
     {

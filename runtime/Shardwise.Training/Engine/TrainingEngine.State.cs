@@ -118,6 +118,7 @@ public sealed partial class TrainingEngine
     /// </summary>
     public void ImportOwnedState(long adamStep, OwnedStateFill fill)
     {
+        _compression?.ForgetTakenMasks(); // masks due are taken from the imported weights when the working copy is refreshed
         if (_swap is not null)
         {
             using (var pass = _swap.Begin(Offload.SwapPassMode.Overwrite))

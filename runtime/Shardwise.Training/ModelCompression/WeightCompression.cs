@@ -28,6 +28,7 @@ public enum PruningKind
 public sealed class WeightCompression
 {
     private readonly Dictionary<(string Module, PruningKind Kind), byte[]> _masks = new();
+    private readonly HashSet<(string Module, PruningKind Kind)> _restored = new(); // put back from a checkpoint, not taken here
     private readonly float[] _scratch;
 
     public WeightCompression(CompressionTrainingConfig config, CompressionPlan plan)
@@ -73,6 +74,16 @@ public sealed class WeightCompression
         int expected = kind == PruningKind.Row ? target.Rows : target.WeightLength;
         if (mask.Length != expected) throw new ArgumentException($"{module}'s {kind} mask has {mask.Length} entries; the module needs {expected}");
         _masks[(module, kind)] = mask;
+        _restored.Add((module, kind));
+    }
+
+    /// <summary>
+    /// Drops the masks taken from the weights held so far, keeping those a checkpoint put back: other weights are being
+    /// imported (a resume, an evaluation), and a mask due now is taken from them instead, not from the seed's.
+    /// </summary>
+    public void ForgetTakenMasks()
+    {
+        foreach (var key in _masks.Keys.Where(k => !_restored.Contains(k)).ToList()) _masks.Remove(key);
     }
 
     /// <summary>The masks due after <paramref name="appliedUpdates"/> updates that are not held (an export must not take them anew).</summary>

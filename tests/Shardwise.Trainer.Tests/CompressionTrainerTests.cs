@@ -121,6 +121,15 @@ public sealed class CompressionTrainerTests
             CollectionAssert.AreEqual(Read(masters, $"blocks.{block}.attention.qkv.weight"), Read(weights, $"blocks.{block}.attention.qkv.weight"), "not compressed");
         }
         Assert.IsTrue(Read(masters, "blocks.0.expand.weight").Distinct().Count() > 60000, "the plain export holds the unquantized masters");
+
+        // A run trained without compression, compressed after the fact: its masks are taken from its weights.
+        string uncompressed = Path.Combine(root, "uncompressed");
+        TrainerRun.Succeed("train", "--steps", "7", "--output", uncompressed, "--eval-interval", "0");
+        string after = Path.Combine(root, "after.safetensors");
+        StringAssert.Contains(TrainerRun.Succeed("consolidate", "--resume", uncompressed, "--output", after, "--compressed", config), "post-training pruning");
+        using var afterTheFact = SafeTensorsReader.Open(after);
+        Assert.AreEqual(128, Read(afterTheFact, "blocks.3.expand.bias").Count(v => v == 0), "a quarter of the rows pruned, biases too");
+        Assert.IsTrue(Read(afterTheFact, "blocks.0.contract.weight").Count(v => v == 0) >= 32768, "half of the contract weights pruned");
     }
 
     private static string[] TensorHashes(string path)

@@ -13,7 +13,8 @@ namespace Shardwise.Training.Cli;
 /// <summary>
 /// <c>consolidate --compressed CONFIG</c> (DeepSpeed's redundancy_clean, without shrinking layers): the weights the
 /// checkpointed run's next forward uses: its masters quantized at the bits its schedule had reached and pruned with the
-/// masks the checkpoint holds. A checkpoint keeps unquantized masters; these are what the model was trained to run with.
+/// masks the checkpoint holds. A checkpoint trained without the config's pruning gets masks taken from its weights
+/// (post-training compression, as <c>eval --config</c> applies it). A checkpoint keeps unquantized masters; these are what the model was trained to run with.
 /// The whole layout is held at once (the compression works per module), unlike the plain export's parameter at a time.
 /// </summary>
 internal static class CompressedWeights
@@ -31,8 +32,8 @@ internal static class CompressedWeights
         CompressionMaskCheckpoint.Restore(checkpoint, weights, log);
         var missing = weights.MissingMasks(applied).ToList();
         if (missing.Count > 0)
-            throw new CliException($"--compressed: the checkpoint at {applied} applied updates holds no {missing[0].Kind.ToString().ToLowerInvariant()} pruning mask of {missing[0].Module}" +
-                                   $" ({missing.Count} missing): was it written with another compression_training?");
+            log.WriteLine($"note: the checkpoint holds no masks for {missing.Count} pruned module(s) (first: {missing[0].Kind.ToString().ToLowerInvariant()} of {missing[0].Module}): " +
+                          "it was trained without this pruning, so they are taken from its weights now (post-training pruning)");
 
         var flat = new float[layout.TotalElements];
         using (var state = CheckpointStateReader.Open(checkpoint, layout, weightsOnly: true))

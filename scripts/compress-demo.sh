@@ -9,14 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:-runs/compress-demo}
 shift || true
 mkdir -p "$out"
-python3 - "$out/pairs.jsonl" <<'PY'
-import json, random, sys
-random.seed(7)
-with open(sys.argv[1], "w") as f:
-    for _ in range(20000):
-        word = "".join(random.choice("abcdefgh") for _ in range(random.randint(2, 5)))
-        f.write(json.dumps({"prompt": word + "=", "completion": word[::-1]}) + "\n")
-PY
+python3 scripts/reversal-pairs.py "$out/pairs.jsonl"
 compression='"compression_training": {
     "weight_quantization": {
       "shared_parameters": { "enabled": true, "schedule_offset": 0, "quantize_groups": 8, "quantize_weight_in_forward": true },

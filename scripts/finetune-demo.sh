@@ -7,14 +7,7 @@ cd "$(dirname "$0")/.."
 out=${1:-runs/finetune-demo}
 shift || true
 mkdir -p "$out"
-python3 - "$out/pairs.jsonl" <<'PY'
-import json, random, sys
-random.seed(7)
-with open(sys.argv[1], "w") as f:
-    for _ in range(20000):
-        word = "".join(random.choice("abcdefgh") for _ in range(random.randint(2, 5)))
-        f.write(json.dumps({"prompt": word + "=", "completion": word[::-1]}) + "\n")
-PY
+python3 scripts/reversal-pairs.py "$out/pairs.jsonl"
 cat > "$out/ds_config.json" <<'JSON'
 { "train_micro_batch_size_per_gpu": 32, "gradient_accumulation_steps": 1, "steps_per_print": 50, "gradient_clipping": 1.0,
   "optimizer": { "type": "AdamW", "params": { "lr": 2e-3, "betas": [0.9, 0.99], "weight_decay": 0.1 } } }

@@ -86,7 +86,7 @@ public sealed class WeightCompression
         foreach (var key in _masks.Keys.Where(k => !_restored.Contains(k)).ToList()) _masks.Remove(key);
     }
 
-    /// <summary>The masks due after <paramref name="appliedUpdates"/> updates that are not held (an export must not take them anew).</summary>
+    /// <summary>The masks due after <paramref name="appliedUpdates"/> updates that are not held: the next <see cref="Apply"/> takes them from the weights it is given.</summary>
     public IEnumerable<(string Module, PruningKind Kind)> MissingMasks(long appliedUpdates)
     {
         foreach (var module in Plan.Modules)

@@ -270,4 +270,19 @@ public sealed class CliTests
         StringAssert.Contains(output, "operations' time ");
         Assert.IsFalse(output.Contains("ignored", StringComparison.Ordinal), output);
     }
+
+    /// <summary>An elasticity section decides the batch for the run's rank count, and the trainer says which sizes it allows.</summary>
+    [TestMethod]
+    public void ElasticityDecidesTheBatch()
+    {
+        var root = TrainerRun.TempDirectory();
+        string config = Path.Combine(root, "elastic.json");
+        File.WriteAllText(config, """
+            { "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
+              "elasticity": { "enabled": true, "max_train_batch_size": 64, "micro_batch_sizes": [2, 4], "version": 0.1 } }
+            """);
+        var output = TrainerRun.Succeed("train", "--config", config, "--steps", "1", "--output", Path.Combine(root, "run"), "--eval-interval", "0");
+        StringAssert.Contains(output, "batch: micro 4 × accumulation 12 × ranks 1 = 48 sequences");
+        StringAssert.Contains(output, "elasticity (version 0.1): the batch of 48 trains on 1, 2, 3, 4, 6, 8, 12, 24 data-parallel ranks; this run's 1 take micro-batches of 4");
+    }
 }

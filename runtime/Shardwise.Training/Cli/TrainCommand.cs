@@ -64,6 +64,12 @@ public static class TrainCommand
         log.WriteLine($"model {typeof(TModel).Name}: {TModel.ParameterLayout.ParameterCount:N0} parameters; data: {data.Description}");
         log.WriteLine($"batch: micro {batch.MicroBatchPerGpu} × accumulation {batch.GradientAccumulationSteps} × ranks {ranks} = {batch.TrainBatchSize} sequences of {program.SequenceLength} tokens; " +
                       $"precision {engine.Storage}; ZeRO stage {config.ZeroOptimization.Stage}; steps {settings.TotalSteps}");
+        if (config.Elasticity is { } elastic)
+        {
+            var choice = Elasticity.ElasticBatch.For(elastic, ranks);
+            log.WriteLine($"elasticity (version {elastic.Version}): the batch of {choice.TrainBatchSize} trains on {string.Join(", ", choice.ValidDataParallelSizes)} data-parallel ranks; " +
+                          $"this run's {ranks} take micro-batches of {choice.MicroBatchPerGpu}");
+        }
         if (SparseAttentionCheck.Describe(config, program.SequenceLength) is { } sparse) log.WriteLine(sparse);
         var curriculum = config.CurriculumLearning is { } schedule ? new SequenceLengthCurriculum(schedule) : null;
         if (curriculum is not null) log.WriteLine(curriculum.Describe(program.SequenceLength));

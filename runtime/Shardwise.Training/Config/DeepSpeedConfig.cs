@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.IO;
 
@@ -117,8 +118,22 @@ public sealed record DeepSpeedConfig
         DeepSpeedConfigParser.Parse(json, sourceName, overrides ?? ConfigOverrides.None);
 
     /// <summary>Applies DeepSpeed's batch rule for <paramref name="dataParallelSize"/> ranks.</summary>
-    public BatchSizes Resolve(int dataParallelSize) =>
-        BatchSizeRule.Resolve(TrainBatchSize, MicroBatchPerGpu, GradientAccumulationSteps, dataParallelSize, SourceName);
+    public BatchSizes Resolve(int dataParallelSize)
+    {
+        if (Elasticity is null) return BatchSizeRule.Resolve(TrainBatchSize, MicroBatchPerGpu, GradientAccumulationSteps, dataParallelSize, SourceName);
+        try
+        {
+            var choice = Shardwise.Training.Elasticity.ElasticBatch.For(Elasticity, dataParallelSize);
+            return new BatchSizes(choice.TrainBatchSize, choice.MicroBatchPerGpu, choice.TrainBatchSize / (choice.MicroBatchPerGpu * dataParallelSize), dataParallelSize);
+        }
+        catch (ArgumentException error)
+        {
+            throw new ConfigException(SourceName, [$"{ElasticityConfig.SectionPath}: {error.Message}"]);
+        }
+    }
+
+    /// <summary>The "elasticity" section when enabled: it decides the batch for the data-parallel size (<see cref="Resolve"/>); null otherwise.</summary>
+    public ElasticityConfig? Elasticity { get; init; }
 
     /// <summary>The effective configuration, one "$.path = value" per line, sorted (for --print-config).</summary>
     public string Describe(int? dataParallelSize = null) => ConfigDescriber.Describe(this, dataParallelSize);

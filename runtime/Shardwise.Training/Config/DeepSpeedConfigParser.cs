@@ -54,6 +54,7 @@ internal static class DeepSpeedConfigParser
             CompressionTraining = CompressionTrainingConfig.Read(root),
             TensorParallelSize = TensorParallelConfig.Read(root),
             Autotuning = AutotuningConfig.Read(root),
+            Elasticity = ElasticityConfig.Read(root),
         };
 
         CheckAcrossSections(root, config);
@@ -84,6 +85,21 @@ internal static class DeepSpeedConfigParser
 
     private static void CheckAcrossSections(JsonSection root, DeepSpeedConfig config)
     {
+        if (config.Elasticity is { } elastic)
+        {
+            // DeepSpeed refuses batch keys beside elasticity unless told to ignore them: the section decides the batch.
+            foreach (var (key, value) in new (string, int?)[] { ("train_batch_size", config.TrainBatchSize), ("train_micro_batch_size_per_gpu", config.MicroBatchPerGpu), ("gradient_accumulation_steps", config.GradientAccumulationSteps) })
+            {
+                if (value is null) continue;
+                if (elastic.IgnoreNonElasticBatchInfo)
+                    root.Diagnostics.Warning("$." + key, $"{value} is overridden by elasticity, which sets the batch for the data-parallel size the run starts on");
+                else
+                    root.Diagnostics.Error("$." + key, $"{value} is set beside an enabled elasticity section, which decides the batch itself: remove it, or set $.elasticity.ignore_non_elastic_batch_info to true (DeepSpeed refuses this too)");
+            }
+            if (config.Autotuning is not null)
+                root.Diagnostics.Error("$.autotuning.enabled", "autotuning searches micro-batch sizes, and elasticity decides them: enable one of them");
+        }
+
         if (config.Fp16.Enabled && config.Bf16.Enabled)
         {
             root.Diagnostics.Error("$.bf16.enabled", "fp16 and bf16 are both enabled; DeepSpeed rejects this too: enable one of them");

@@ -59,7 +59,6 @@ internal static class UnsupportedFeaturePolicy
         ["weight_quantization"] = KnownUnsupportedKey.Error("ZeRO-Inference weight quantization (quantized initialization / post-init quantization; quantization-aware training is compression_training.weight_quantization)", Always),
         ["hybrid_engine"] = KnownUnsupportedKey.Error("hybrid engine (RLHF generation)", Enabled),
         ["amp"] = KnownUnsupportedKey.Error("NVIDIA Apex AMP", Enabled),
-        ["elasticity"] = KnownUnsupportedKey.Error("elastic training (it changes the batch size)", Enabled),
         ["torch_autocast"] = KnownUnsupportedKey.Error("torch autocast", Enabled),
         ["sequence_parallel_size"] = KnownUnsupportedKey.Error("Ulysses sequence parallelism (it changes the data-parallel size and so the batch)", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() > 1),
     };

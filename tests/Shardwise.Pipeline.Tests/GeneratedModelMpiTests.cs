@@ -40,7 +40,8 @@ public sealed class GeneratedModelMpiTests
     [DataRow("HybridGpt", 4, true)]
     [DataRow("DroppableHybridGpt", 4, false)] // progressive layer drop: every stage and tensor rank skips a micro-batch's blocks alike
     [DataRow("DroppableHybridGpt", 4, false, true)] // and random-LTD: every stage and tensor rank drops a micro-batch's tokens alike
-    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum, bool tokenDrop = false)
+    [DataRow("PipelineGpt", 2, false, false, true)] // compression training: each stage quantizes and prunes its whole tensors alike
+    public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum, bool tokenDrop = false, bool compression = false)
     {
         bool layerDrop = model.StartsWith("Droppable", StringComparison.Ordinal);
         string directory = Path.Combine(Path.GetTempPath(), $"shardwise-pipeline-cli-{model}-{Guid.NewGuid():N}");
@@ -68,6 +69,17 @@ public sealed class GeneratedModelMpiTests
                         "random_ltd_schedule": { "min_value": 2, "max_value": 6, "schedule_type": "fixed_linear",
                                                  "schedule_config": { "require_steps": 10, "seq_per_step": 2 } } } } }
                     """;
+            // 4-bit MoQ on every module (the tied embedding on both of its stages), then pruning of the MLPs.
+            if (compression)
+                schedule += """
+                    , "compression_training": {
+                        "weight_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
+                          "different_groups": { "wq": { "params": { "start_bits": 6, "target_bits": 4, "quantization_period": 2 } } } },
+                        "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 2 },
+                          "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["down"] } } },
+                        "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 3 },
+                          "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } }
+                    """;
             File.WriteAllText(config, $$"""
                 { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
                   "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } {{schedule}} }
@@ -81,6 +93,7 @@ public sealed class GeneratedModelMpiTests
             if (curriculum) StringAssert.Contains(single.Output, "curriculum: sequence length fixed_discrete [3, 6] up to steps [5]; full context (6) from step 6");
             if (layerDrop) StringAssert.Contains(single.Output, "progressive layer drop: keep probability θ(t) = (1 − 0.5)·exp(−0.5·t) + 0.5");
             if (tokenDrop) StringAssert.Contains(single.Output, "random-LTD: layers 1, 2 of 4 keep 2→6 tokens");
+            if (compression) StringAssert.Contains(single.Output, "compression: row pruning (l1) rp: keeps 0.75 of each weight's rows from update 3; 4 module(s)");
             MpiJob consolidate = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
                 ["cli", model, "consolidate", "--resume", alone, "--output", Path.Combine(alone, "weights.safetensors")]);
             Assert.AreEqual(0, consolidate.ExitCode, consolidate.Output);
@@ -91,6 +104,16 @@ public sealed class GeneratedModelMpiTests
             if (curriculum) StringAssert.Contains(job.Output, "full context (6) from step 6");
             if (layerDrop) StringAssert.Contains(job.Output, "layers blocks.0, blocks.1, blocks.2, blocks.3");
             if (tokenDrop) StringAssert.Contains(job.Output, "random-LTD: layers 1, 2 of 4 keep 2→6 tokens");
+            if (compression)
+            {
+                StringAssert.Contains(job.Output, "compression: row pruning (l1) rp: keeps 0.75 of each weight's rows from update 3; 4 module(s)");
+                // The stages' masks, gathered into one file, are the one process's.
+                var expectedMasks = SafeTensorsFile.ReadBytes(Path.Combine(alone, "step-000010", "compression_masks.safetensors"));
+                var actualMasks = SafeTensorsFile.ReadBytes(Path.Combine(pipelined, "step-000010", "compression_masks.safetensors"));
+                CollectionAssert.AreEquivalent(expectedMasks.Keys.ToArray(), actualMasks.Keys.ToArray());
+                Assert.AreEqual(8, expectedMasks.Count, "4 sparse and 4 row masks of the blocks");
+                foreach (var (name, mask) in expectedMasks) CollectionAssert.AreEqual(mask, actualMasks[name], name);
+            }
 
             double[] expected = Losses(Path.Combine(alone, "metrics.csv")), actual = Losses(Path.Combine(pipelined, "metrics.csv"));
             Assert.AreEqual(10, expected.Length);

@@ -63,4 +63,34 @@ public sealed class PipelineCheckpointMpiTests
 
         TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(alone), 1e-5, "ZeRO-1 checkpoint resumed in one process");
     }
+
+    /// <summary>
+    /// Compression training on the stages: the checkpoint at 5 holds the masks taken at update 2 on both stages (gathered
+    /// into one file), and the run resumed from it on its ranks, with the row masks still to be taken at 7, continues as
+    /// the uninterrupted one.
+    /// </summary>
+    [TestMethod]
+    public void ACompressedPipelineResumesWithItsMasks()
+    {
+        using var run = new TrainingRun("PipelineGpt");
+        string compressed = run.WriteConfig("compressed.json", TrainingRun.Config(microBatch: 2, zeroStage: 0).TrimEnd().TrimEnd('}') + """
+            , "compression_training": {
+                "weight_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
+                  "different_groups": { "wq": { "params": { "start_bits": 6, "target_bits": 4, "quantization_period": 2 } } } },
+                "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 2 },
+                  "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["down"] } } },
+                "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 7 },
+                  "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } } }
+            """);
+        string whole = run.Train("uninterrupted", ranks: 2, steps: 10, config: compressed);
+        string first = run.Train("first-half", ranks: 2, steps: 5, config: compressed);
+        var masks = SafeTensorsFile.ReadBytes(Path.Combine(first, "step-000005", "compression_masks.safetensors"));
+        CollectionAssert.AreEquivalent(Enumerable.Range(0, 4).Select(b => $"blocks.{b}.down.sparse_mask").ToArray(), masks.Keys.ToArray(), "both stages' sparse masks, no row mask yet");
+        string resumed = run.Train("resumed", ranks: 2, steps: 10, resume: first, config: compressed);
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(resumed), 1e-6, "resumed on 2 ranks");
+        var final = SafeTensorsFile.ReadBytes(Path.Combine(whole, "step-000010", "compression_masks.safetensors"));
+        var resumedFinal = SafeTensorsFile.ReadBytes(Path.Combine(resumed, "step-000010", "compression_masks.safetensors"));
+        Assert.AreEqual(8, final.Count);
+        foreach (var (name, mask) in final) CollectionAssert.AreEqual(mask, resumedFinal[name], name);
+    }
 }

@@ -28,6 +28,23 @@ internal static class SafeTensorsFile
         return tensors;
     }
 
+    /// <summary>Every tensor's raw bytes, whatever its type (masks are U8).</summary>
+    public static Dictionary<string, byte[]> ReadBytes(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        long headerLength = BitConverter.ToInt64(bytes, 0);
+        using var header = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength));
+        var tensors = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (JsonProperty tensor in header.RootElement.EnumerateObject())
+        {
+            if (tensor.Name == "__metadata__") continue;
+            JsonElement offsets = tensor.Value.GetProperty("data_offsets");
+            int begin = 8 + (int)headerLength + offsets[0].GetInt32(), end = 8 + (int)headerLength + offsets[1].GetInt32();
+            tensors[tensor.Name] = bytes[begin..end];
+        }
+        return tensors;
+    }
+
     /// <summary>‖a − b‖ / ‖a‖ over every tensor of two safetensors files with the same names.</summary>
     public static double RelativeDifference(string reference, string other)
     {

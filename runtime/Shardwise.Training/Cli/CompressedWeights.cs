@@ -29,7 +29,7 @@ internal static class CompressedWeights
 
         long applied = AppliedUpdates(checkpoint);
         var weights = new WeightCompression(compression, plan);
-        CompressionMaskCheckpoint.Restore(checkpoint, weights, log);
+        CompressionMaskCheckpoint.Restore(checkpoint, weights, layout, log);
         var missing = weights.MissingMasks(applied).ToList();
         if (missing.Count > 0)
             log.WriteLine($"note: the checkpoint holds no masks for {missing.Count} pruned module(s) (first: {missing[0].Kind.ToString().ToLowerInvariant()} of {missing[0].Module}): " +

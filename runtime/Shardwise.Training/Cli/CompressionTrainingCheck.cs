@@ -9,12 +9,13 @@ namespace Shardwise.Training.Cli;
 /// <summary>
 /// compression_training against the model and the rest of the config, before any backend exists: every group's
 /// patterns must find modules, quantize_groups must divide the weights, and the run must be one the engine compresses
-/// (ZeRO 0–2 with the optimizer state in memory, the whole model on each rank). Problems come back as config errors
+/// (ZeRO 0–2 with the optimizer state in memory, whole tensors on each rank: pipeline stages, not tensor ranks). Problems come back as config errors
 /// naming their JSON paths.
 /// </summary>
 internal static class CompressionTrainingCheck
 {
-    public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model, bool pipelined)
+    /// <param name="layout">The whole model's layout (a pipeline's stages each hold part of it).</param>
+    public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model)
     {
         if (config.CompressionTraining is not { Enabled: true } compression) return;
         const string section = CompressionTrainingConfig.SectionPath;
@@ -23,8 +24,8 @@ internal static class CompressionTrainingCheck
             errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the working weights, which {section} rewrites whole after every update on every rank: use stage 0, 1 or 2");
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme)
             errors.Add($"$.zero_optimization.offload_optimizer.device: nvme keeps the masters on disk; {section} needs them in memory beside the compressed working copy (use cpu)");
-        if (pipelined || config.TensorParallelSize > 1)
-            errors.Add($"{section}: {model} is split over ranks ({(pipelined ? "pipeline stages" : "tensor parallel")}), and compression training is not supported there yet: its quantization groups and masks span whole tensors");
+        if (config.TensorParallelSize > 1)
+            errors.Add($"$.tensor_parallel.autotp_size: {config.TensorParallelSize} splits tensors over ranks, and {section} is not supported with tensor parallelism yet: its quantization groups and masks span whole tensors");
         errors.AddRange(CompressionPlan.For(layout, compression).Problems.Select(p => p.ToString()));
         if (errors.Count > 0) throw new ConfigException(config.SourceName, errors);
     }

@@ -28,6 +28,10 @@ public static class PipelineCheckpoint
             .Select(s => s.PerParameter is { } local ? s with { PerParameter = PartitionedParameters.Gather(groups.ModelParallel, partition, model, local) } : s)
             .ToList();
         string? path = null;
+        // Pruning masks are the same on every data replica; replica 0's stages assemble them like the moments.
+        var masks = engine.Engine.Compression is { } compression && groups.Coordinates.DataRank == 0
+            ? CompressionMaskCheckpoint.GatherStages(groups.ModelParallel, partition, model, engine.Stage.Layout, compression)
+            : null;
         if (groups.Coordinates.DataRank == 0)
         {
             // Replica 0's stages stream their parameters to world rank 0 one at a time, straight into the files.
@@ -39,7 +43,7 @@ public static class PipelineCheckpoint
                     PartitionedParameters.StreamToFirst(mp, partition, model, master, (slot, values) => modelFile.Write(slot.Name, values));
                     PartitionedParameters.StreamToFirst(mp, partition, model, expAvg, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg", values));
                     PartitionedParameters.StreamToFirst(mp, partition, model, expAvgSq, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg_sq", values));
-                });
+                }, masks);
             }
             else
             {
@@ -68,6 +72,8 @@ public static class PipelineCheckpoint
                 PartitionedParameters.Extract(model, (slot, values) => state.Read(tensor, slot.Offset, values), stage, tensorRank, into);
             adamStep = state.AdamStep;
         }
+        // Masks first: importing the weights recompresses the stage's working copy, which would otherwise take masks anew.
+        if (engine.Engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, stage.Layout, log);
         engine.Engine.ImportFullState(localMaster, localExpAvg, localExpAvgSq, adamStep);
         if (engine.Engine.OneBit is { } oneBit)
         {

@@ -8,6 +8,7 @@ using Shardwise.Cuda;
 using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Ops;
+using Shardwise.Training.Config;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Curriculum;
@@ -48,6 +49,9 @@ public static class PipelineTrainCommand
                 $"{partition.Tensor})]; launch with mpirun -np {partition.Pipeline * partition.Tensor} or a multiple to run its stages)");
             return TrainCommand.Run<TModel>(settings, output, job);
         }
+        if (partition.Tensor > 1 && TrainingEngine.Compresses(settings.Config))
+            throw new ConfigException(settings.Config.SourceName, [$"{CompressionTrainingConfig.SectionPath}: {model} splits tensors over {partition.Tensor} tensor ranks, and compression " +
+                "training is not supported with tensor parallelism yet (its quantization groups and masks span whole tensors); pipeline stages and one process train it"]);
         // Every group is split from the world, so a logging world logs every stage, tensor and data group's calls.
         var (communicator, comms) = CommsLogging.Wrap(job, settings.Config.CommsLogger, output);
         if (communicator.Rank == 0) output.WriteLine(settings.DeviceChoice.Description);
@@ -95,6 +99,13 @@ public static class PipelineTrainCommand
         if (settings.InitFrom is { } init) log.WriteLine(PretrainedWeights.Load(init, TModel.ParameterLayout, full, model));
         PartitionedParameters.Extract(TModel.ParameterLayout, full, stage.Stage, tensorRank, stage.Parameters);
         var engine = new PipelineEngine(stage, config, groups);
+        if (TrainingEngine.Compresses(config))
+        {
+            // What every stage compresses, from the whole model's plan; rank 0's stage reports its own masks and bits.
+            var whole = new ModelCompression.WeightCompression(config.CompressionTraining!, ModelCompression.CompressionPlan.For(TModel.ParameterLayout, config.CompressionTraining!));
+            foreach (var line in whole.Describe()) log.WriteLine(line);
+            engine.Engine.Compression!.Report = log.WriteLine;
+        }
 
         int sequence = stage.SequenceLength, micro = batch.MicroBatchPerGpu, globalRows = micro * data;
         var sampler = trainingData.Dataset.CreateSampler(DataSplit.Train, globalRows, sequence, settings.Seed);

@@ -141,7 +141,7 @@ public static class TrainerCli
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
         LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
         TokenDrop.RandomLtd.For(settings.Config, TModel.TokenDropLayers, model, settings.Seed);
-        CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model, pipelined: typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel)));
+        CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model);
         return settings;
     }
 }

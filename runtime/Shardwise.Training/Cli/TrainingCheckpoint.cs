@@ -104,8 +104,10 @@ public sealed class TrainingCheckpoint
     /// step, any 1-bit state, state.json and the tokenizer are added here, then the checkpoint is committed. The
     /// pipelined trainer streams its stages' parameters in through it.
     /// </summary>
+    /// <param name="compressionMasks">The run's pruning masks: the engine's, or a pipeline's gathered from its stages.</param>
     public string WriteFull(ParameterLayout layout, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState, TrainingEngine engine,
-        BatchSampler sampler, ITokenizer tokenizer, RunSettings settings, Action<SafeTensorsWriter, SafeTensorsWriter> writeState)
+        BatchSampler sampler, ITokenizer tokenizer, RunSettings settings, Action<SafeTensorsWriter, SafeTensorsWriter> writeState,
+        IReadOnlyDictionary<(string Module, ModelCompression.PruningKind Kind), byte[]>? compressionMasks = null)
     {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
@@ -129,7 +131,7 @@ public sealed class TrainingCheckpoint
         }
 
         writer.WriteAllText(StateFile, StateJson(engine, layout, sampler, settings));
-        CompressionMaskCheckpoint.Write(writer, engine.Compression);
+        CompressionMaskCheckpoint.Write(writer, compressionMasks ?? engine.Compression?.Masks);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -181,7 +183,7 @@ public sealed class TrainingCheckpoint
         if (writer is null) return null;
 
         writer.WriteAllText(StateFile, StateJson(engine, engine.Program.Layout, sampler, settings));
-        CompressionMaskCheckpoint.Write(writer, engine.Compression);
+        CompressionMaskCheckpoint.Write(writer, engine.Compression?.Masks);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -234,7 +236,7 @@ public sealed class TrainingCheckpoint
     public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
         // Masks first: importing the weights recompresses the working copy, which would otherwise take masks anew.
-        if (engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, log);
+        if (engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, engine.Program.Layout, log);
         using (var state = CheckpointStateReader.Open(checkpoint, engine.Program.Layout))
         {
             var segments = engine.OwnedSegments();

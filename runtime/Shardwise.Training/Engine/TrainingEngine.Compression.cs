@@ -17,7 +17,8 @@ public sealed partial class TrainingEngine
     /// <summary>
     /// The compression a config asks for, planned against the program's layout. Compression rewrites the full working
     /// copy on the host after every update, so it runs where every rank holds the whole working copy and the host
-    /// steps: ZeRO stages 0 to 2, optimizer state in memory (the fused device step is left for the host step).
+    /// steps: ZeRO stages 0 to 2, optimizer state in memory (the fused device step is left for the host step), a whole
+    /// model or a pipeline stage of whole tensors (<see cref="Pipeline.PipelineEngine"/> refuses tensor-parallel stages).
     /// </summary>
     private static WeightCompression? CompressionFor(CompiledLanguageModel<float> program, DeepSpeedConfig config)
     {
@@ -27,7 +28,8 @@ public sealed partial class TrainingEngine
             throw new NotSupportedException($"compression_training rewrites every rank's whole working copy after each update, and zero_optimization.stage = {config.ZeroOptimization.Stage} partitions it: use stage 0, 1 or 2");
         if (SwapsOptimizerState(config))
             throw new NotSupportedException("compression_training keeps fp32 masters in host memory beside the compressed working copy: it does not combine with offload_optimizer to nvme");
-        var plan = CompressionPlan.For(program.Layout, compression);
+        // A pipeline stage holds some of the modules; the trainer checked every pattern against the whole model.
+        var plan = CompressionPlan.For(program.Layout, compression, everyPatternMatches: program is not CompiledStage<float>);
         if (plan.Problems.Count > 0)
             throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
         return new WeightCompression(compression, plan);

@@ -269,8 +269,6 @@ public sealed partial class TrainingEngine
                 throw new NotSupportedException("OneBitLamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its state is per parameter tensor of one rank's layout (use OneBitAdam or ZeroOneAdam)");
             if (value is not null && _streamingOps is { PlansParameterStreaming: true })
                 throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
-            if (value is not null && _compression is not null)
-                throw new NotSupportedException("compression_training with a model split over ranks (pipeline or tensor parallel) is not supported yet: its quantization groups and masks are per whole tensor");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
             _modelParallel = value;
         }

@@ -47,7 +47,11 @@ public sealed class CompressionPlan
         return modules;
     }
 
-    public static CompressionPlan For(ParameterLayout layout, CompressionTrainingConfig config)
+    /// <param name="everyPatternMatches">
+    /// False for a pipeline stage's layout, which holds some of the model's modules: a pattern may find its modules on
+    /// another stage (the trainer checked the patterns against the whole model first).
+    /// </param>
+    public static CompressionPlan For(ParameterLayout layout, CompressionTrainingConfig config, bool everyPatternMatches = true)
     {
         var modules = CompressibleModules(layout).ToList();
         var problems = new List<CompressionProblem>();
@@ -57,7 +61,7 @@ public sealed class CompressionPlan
             for (int g = 0; g < quantization.Groups.Count; g++)
             {
                 int group = g;
-                Assign(modules, quantization.Groups[g].Modules, problems, m => m.QuantizationGroup is not null, m => m with { QuantizationGroup = group });
+                Assign(modules, quantization.Groups[g].Modules, problems, m => m.QuantizationGroup is not null, m => m with { QuantizationGroup = group }, everyPatternMatches);
             }
             foreach (var module in modules.Where(m => m.QuantizationGroup is not null && m.WeightLength % quantization.QuantizeGroups != 0))
                 problems.Add(new(WeightQuantizationConfig.SectionPath + ".shared_parameters.quantize_groups",
@@ -66,12 +70,12 @@ public sealed class CompressionPlan
         if (config.SparsePruning.Enabled)
         {
             foreach (var group in config.SparsePruning.Groups)
-                Assign(modules, group.Modules, problems, m => m.SparseDenseRatio is not null, m => m with { SparseDenseRatio = group.DenseRatio });
+                Assign(modules, group.Modules, problems, m => m.SparseDenseRatio is not null, m => m with { SparseDenseRatio = group.DenseRatio }, everyPatternMatches);
         }
         if (config.RowPruning.Enabled)
         {
             foreach (var group in config.RowPruning.Groups)
-                Assign(modules, group.Modules, problems, m => m.RowDenseRatio is not null, m => m with { RowDenseRatio = group.DenseRatio });
+                Assign(modules, group.Modules, problems, m => m.RowDenseRatio is not null, m => m with { RowDenseRatio = group.DenseRatio }, everyPatternMatches);
         }
         var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null).ToList();
         return new CompressionPlan(touched, problems);
@@ -79,7 +83,7 @@ public sealed class CompressionPlan
 
     /// <summary>Gives <paramref name="group"/>'s setting to every module one of its patterns finds.</summary>
     private static void Assign(List<CompressedModule> modules, CompressionModuleGroup group, List<CompressionProblem> problems,
-        Func<CompressedModule, bool> alreadyAssigned, Func<CompressedModule, CompressedModule> assign)
+        Func<CompressedModule, bool> alreadyAssigned, Func<CompressedModule, CompressedModule> assign, bool everyPatternMatches)
     {
         for (int p = 0; p < group.Modules.Count; p++)
         {
@@ -99,7 +103,7 @@ public sealed class CompressionPlan
                 }
                 modules[i] = assign(modules[i]);
             }
-            if (found == 0)
+            if (found == 0 && everyPatternMatches)
                 problems.Add(new(path, $"\"{pattern}\" matches none of the model's compressible modules ({Listing(modules)})"));
         }
     }

@@ -48,6 +48,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _stage = stage;
         _groups = groups;
         _exchange = new SliceExchange(stage.Ops);
+        if (plan.Tensor > 1 && TrainingEngine.Compresses(config))
+            throw new NotSupportedException($"compression_training is not supported with tensor parallelism yet (tensor degree {plan.Tensor}): its quantization groups and masks span whole tensors, which tensor ranks split");
         if (plan.Tensor > 1) stage.TensorParallel = new CommunicatorTensorParallelGroup(stage.Ops, groups.Tensor);
         Engine = TrainingEngine.Initialize(stage, config, groups.Data);
         Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);

@@ -30,6 +30,8 @@ public sealed class ElasticityTests
             Assert.AreEqual(0, 9792 % gpus);
             Assert.IsTrue(new[] { 8, 12, 16, 17 }.Any(m => 9792 / gpus % m == 0), $"{gpus} GPUs: some micro-batch divides the per-GPU batch");
         }
+        StringAssert.Contains(config.Describe(), "$.elasticity = version 0.1, max_train_batch_size 10000, micro_batch_sizes [8, 12, 16, 17], GPUs 32–1500");
+        StringAssert.Contains(config.Describe(64), "$.train_micro_batch_size_per_gpu = 17");
         var batch = config.Resolve(64);
         Assert.AreEqual(new BatchSizes(9792, 17, 9, 64), batch);
 

@@ -27,9 +27,10 @@ internal static class ConfigDescriber
         }
         else
         {
-            Add("$.train_batch_size", config.TrainBatchSize?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
-            Add("$.train_micro_batch_size_per_gpu", config.MicroBatchPerGpu?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
-            Add("$.gradient_accumulation_steps", config.GradientAccumulationSteps?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)");
+            string inferred = config.Elasticity is null ? "(inferred by the batch rule)" : "(decided by elasticity for the data-parallel size)";
+            Add("$.train_batch_size", config.Elasticity is null ? config.TrainBatchSize?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
+            Add("$.train_micro_batch_size_per_gpu", config.Elasticity is null ? config.MicroBatchPerGpu?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
+            Add("$.gradient_accumulation_steps", config.Elasticity is null ? config.GradientAccumulationSteps?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
         }
 
         Add("$.gradient_clipping", config.GradientClipping);
@@ -96,6 +97,10 @@ internal static class ConfigDescriber
         }
         DescribeRandomLtd(config.RandomLtd, Add);
         Add(CompressionTrainingConfig.SectionPath, config.CompressionTraining?.Describe() ?? "off");
+        Add(ElasticityConfig.SectionPath, config.Elasticity is { } elastic
+            ? $"version {elastic.Version}, max_train_batch_size {elastic.MaxTrainBatchSize}, micro_batch_sizes [{string.Join(", ", elastic.MicroBatchSizes)}], GPUs {elastic.MinGpus}–{elastic.MaxGpus}" +
+              (elastic.ModelParallelSize > 1 ? $", model_parallel_size {elastic.ModelParallelSize}, num_gpus_per_node {elastic.NumGpusPerNode}" : "")
+            : "off");
         Add("$.tensor_parallel.autotp_size", config.TensorParallelSize);
         DescribeAutotuning(config, Add);
 

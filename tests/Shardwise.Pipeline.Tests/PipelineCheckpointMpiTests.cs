@@ -93,4 +93,22 @@ public sealed class PipelineCheckpointMpiTests
         Assert.AreEqual(8, final.Count);
         foreach (var (name, mask) in final) CollectionAssert.AreEqual(mask, resumedFinal[name], name);
     }
+
+    /// <summary>
+    /// train --init-from on the stages: a HybridGpt job (2 stages × 2 tensor ranks) starts from a one-process run's weights,
+    /// each rank taking its slices of the whole model; with a learning rate of 0 its gathered weights are those weights.
+    /// </summary>
+    [TestMethod]
+    public void APipelinedRunStartsFromAOneProcessRunsWeights()
+    {
+        using var run = new TrainingRun("HybridGpt");
+        string trained = run.Train("trained-one-process", ranks: 0, steps: 5);
+        string frozen = run.WriteConfig("lr0.json", TrainingRun.Config(microBatch: 2, zeroStage: 0).Replace("\"lr\": 1e-2", "\"lr\": 0"));
+        string started = run.Train("started-on-4-ranks", ranks: 4, steps: 1, config: frozen, initFrom: trained);
+        StringAssert.Contains(File.ReadAllText(Path.Combine(started, "log.txt")), "initialized from the fp32 masters of");
+        var expected = SafeTensorsFile.Read(Path.Combine(trained, "step-000005", "model.safetensors"));
+        var actual = SafeTensorsFile.Read(Path.Combine(started, "weights.safetensors"));
+        CollectionAssert.AreEquivalent(expected.Keys.ToArray(), actual.Keys.ToArray());
+        foreach (var (name, values) in expected) CollectionAssert.AreEqual(values, actual[name], name);
+    }
 }

@@ -43,12 +43,16 @@ internal sealed class TrainingRun : IDisposable
         return path;
     }
 
-    /// <summary>Trains to <paramref name="steps"/> (ranks 0: one process, no mpirun) into a new directory named <paramref name="name"/>, whose log.txt holds the output.</summary>
-    public string Train(string name, int ranks, int steps, string? resume = null, string? config = null)
+    /// <summary>
+    /// Trains to <paramref name="steps"/> (ranks 0: one process, no mpirun) into a new directory named <paramref name="name"/>,
+    /// whose log.txt holds the output; <paramref name="initFrom"/> starts a new run from trained weights (--init-from).
+    /// </summary>
+    public string Train(string name, int ranks, int steps, string? resume = null, string? config = null, string? initFrom = null)
     {
         string output = Path.Combine(_directory, name);
         string[] arguments = ["cli", _model, "train", "--config", config ?? _config, "--data", _data, "--steps", steps.ToString(CultureInfo.InvariantCulture),
-            "--eval-interval", "0", "--output", output, .. resume is null ? Array.Empty<string>() : ["--resume", resume]];
+            "--eval-interval", "0", "--output", output, .. resume is null ? Array.Empty<string>() : ["--resume", resume],
+            .. initFrom is null ? Array.Empty<string>() : ["--init-from", initFrom]];
         MpiJob job = MpiJob.Run(Exe, ranks, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2), arguments);
         Assert.AreEqual(0, job.ExitCode, job.Output);
         File.WriteAllText(Path.Combine(output, "log.txt"), job.Output);

@@ -45,16 +45,7 @@ public sealed class CudaFusedAdamTests
         using CudaOps gpu = GpuSupport.RequireCudaOps();
         const int count = 70001;
         const float lossScale = 1024f;
-        var cpu = new CpuOps<float>();
-        var reference = new FusedAdamReference(cpu);
-        var data = new TestData(61);
-        float[] weights = data.NonZero(count);
-        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
-        {
-            ops.Allocate(Arena.Parameters, count);
-            ops.Allocate(Arena.Gradients, count);
-            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
-        }
+        var (cpu, reference, data, weights) = Twins(gpu, count, seed: 61);
         reference.CreateOptimizerState(StorageType.Float32, start, length);
         gpu.CreateOptimizerState(StorageType.Float32, start, length);
         bool partition = length < count;
@@ -122,16 +113,7 @@ public sealed class CudaFusedAdamTests
         using CudaOps gpu = GpuSupport.RequireCudaOps();
         const int count = 70001;
         const float lossScale = 1024f;
-        var cpu = new CpuOps<float>();
-        var reference = new FusedAdamReference(cpu);
-        var data = new TestData(62);
-        float[] weights = data.NonZero(count);
-        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
-        {
-            ops.Allocate(Arena.Parameters, count);
-            ops.Allocate(Arena.Gradients, count);
-            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
-        }
+        var (cpu, reference, data, weights) = Twins(gpu, count, seed: 62);
         int before = gpu.DeviceAllocations;
         reference.CreateOptimizerState(StorageType.Float32, start, length);
         gpu.CreateOptimizerState(StorageType.Float32, start, length);
@@ -176,16 +158,7 @@ public sealed class CudaFusedAdamTests
         using CudaOps gpu = GpuSupport.RequireCudaOps();
         const int count = 70001, start = 17, length = 35003;
         const float lossScale = 1024f;
-        var cpu = new CpuOps<float>();
-        var reference = new FusedAdamReference(cpu);
-        var data = new TestData(63);
-        float[] weights = data.NonZero(count);
-        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
-        {
-            ops.Allocate(Arena.Parameters, count);
-            ops.Allocate(Arena.Gradients, count);
-            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
-        }
+        var (cpu, reference, data, weights) = Twins(gpu, count, seed: 63);
         reference.CreateOptimizerState(StorageType.Float32, start, length);
         gpu.CreateOptimizerState(StorageType.Float32, start, length);
         for (int round = 1; round <= 3; round++)
@@ -206,6 +179,21 @@ public sealed class CudaFusedAdamTests
             Compare.Close(cpu.View(Arena.Parameters), gpu.View(Arena.Parameters), 1e-6f, $"working parameters, {at}");
             Assert.IsTrue(gpuExpAvgSq.All(v => v > 0), "every element accumulated a square");
         }
+    }
+
+    /// <summary>The CPU twin of <paramref name="gpu"/> and its reference step, both holding the same random weights and a gradient arena.</summary>
+    private static (CpuOps<float> Cpu, FusedAdamReference Reference, TestData Data, float[] Weights) Twins(CudaOps gpu, int count, int seed)
+    {
+        var cpu = new CpuOps<float>();
+        var data = new TestData(seed);
+        float[] weights = data.NonZero(count);
+        foreach (ITensorOps<float> ops in new ITensorOps<float>[] { cpu, gpu })
+        {
+            ops.Allocate(Arena.Parameters, count);
+            ops.Allocate(Arena.Gradients, count);
+            ops.Load(weights, new Slice(Arena.Parameters, 0, count));
+        }
+        return (cpu, new FusedAdamReference(cpu), data, weights);
     }
 
     private static (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(IFusedOptimizerOps ops, int count)

@@ -70,16 +70,7 @@ public sealed class GeneratedModelMpiTests
                                                  "schedule_config": { "require_steps": 10, "seq_per_step": 2 } } } } }
                     """;
             // 4-bit MoQ on every module (the tied embedding on both of its stages), then pruning of the MLPs.
-            if (compression)
-                schedule += """
-                    , "compression_training": {
-                        "weight_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
-                          "different_groups": { "wq": { "params": { "start_bits": 6, "target_bits": 4, "quantization_period": 2 } } } },
-                        "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 2 },
-                          "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["down"] } } },
-                        "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 3 },
-                          "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } }
-                    """;
+            if (compression) schedule += TrainingRun.CompressionSection(rowPruningOffset: 3);
             File.WriteAllText(config, $$"""
                 { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 4, "steps_per_print": 1, "gradient_clipping": 0.25,
                   "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } {{schedule}} }

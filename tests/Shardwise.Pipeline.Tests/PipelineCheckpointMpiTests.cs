@@ -73,15 +73,8 @@ public sealed class PipelineCheckpointMpiTests
     public void ACompressedPipelineResumesWithItsMasks()
     {
         using var run = new TrainingRun("PipelineGpt");
-        string compressed = run.WriteConfig("compressed.json", TrainingRun.Config(microBatch: 2, zeroStage: 0).TrimEnd().TrimEnd('}') + """
-            , "compression_training": {
-                "weight_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
-                  "different_groups": { "wq": { "params": { "start_bits": 6, "target_bits": 4, "quantization_period": 2 } } } },
-                "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 2 },
-                  "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["down"] } } },
-                "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 7 },
-                  "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } } }
-            """);
+        string compressed = run.WriteConfig("compressed.json",
+            TrainingRun.Config(microBatch: 2, zeroStage: 0).TrimEnd().TrimEnd('}') + TrainingRun.CompressionSection(rowPruningOffset: 7) + " }");
         string whole = run.Train("uninterrupted", ranks: 2, steps: 10, config: compressed);
         string first = run.Train("first-half", ranks: 2, steps: 5, config: compressed);
         var masks = SafeTensorsFile.ReadBytes(Path.Combine(first, "step-000005", "compression_masks.safetensors"));

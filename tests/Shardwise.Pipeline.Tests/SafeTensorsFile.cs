@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 
@@ -10,23 +11,8 @@ namespace Shardwise.Pipeline.Tests;
 /// <summary>Reads the F32 tensors of a safetensors file (8-byte header length, JSON header, data), written out independently of the writer.</summary>
 internal static class SafeTensorsFile
 {
-    public static Dictionary<string, float[]> Read(string path)
-    {
-        byte[] bytes = File.ReadAllBytes(path);
-        long headerLength = BitConverter.ToInt64(bytes, 0);
-        using var header = JsonDocument.Parse(bytes.AsMemory(8, (int)headerLength));
-        var tensors = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        foreach (JsonProperty tensor in header.RootElement.EnumerateObject())
-        {
-            if (tensor.Name == "__metadata__") continue;
-            JsonElement offsets = tensor.Value.GetProperty("data_offsets");
-            int begin = 8 + (int)headerLength + offsets[0].GetInt32(), end = 8 + (int)headerLength + offsets[1].GetInt32();
-            var values = new float[(end - begin) / sizeof(float)];
-            Buffer.BlockCopy(bytes, begin, values, 0, end - begin);
-            tensors[tensor.Name] = values;
-        }
-        return tensors;
-    }
+    public static Dictionary<string, float[]> Read(string path) =>
+        ReadBytes(path).ToDictionary(t => t.Key, t => MemoryMarshal.Cast<byte, float>(t.Value).ToArray(), StringComparer.Ordinal);
 
     /// <summary>Every tensor's raw bytes, whatever its type (masks are U8).</summary>
     public static Dictionary<string, byte[]> ReadBytes(string path)

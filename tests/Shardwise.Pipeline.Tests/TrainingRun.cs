@@ -35,6 +35,21 @@ internal sealed class TrainingRun : IDisposable
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } } }
         """;
 
+    /// <summary>
+    /// A compression_training section (with its leading comma) for the partitioned test models: 6→4-bit MoQ on every
+    /// module from update 1, half of each block's "down" weights pruned from update 2, a quarter of its "up" rows from
+    /// <paramref name="rowPruningOffset"/>.
+    /// </summary>
+    public static string CompressionSection(int rowPruningOffset) => $$"""
+        , "compression_training": {
+            "weight_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
+              "different_groups": { "wq": { "params": { "start_bits": 6, "target_bits": 4, "quantization_period": 2 } } } },
+            "sparse_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": 2 },
+              "different_groups": { "sp": { "params": { "dense_ratio": 0.5 }, "modules": ["down"] } } },
+            "row_pruning": { "shared_parameters": { "enabled": true, "schedule_offset": {{rowPruningOffset}} },
+              "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } }
+        """;
+
     /// <summary>Writes another config into the scratch directory, for <see cref="Train"/>'s <c>config</c>.</summary>
     public string WriteConfig(string name, string json)
     {

@@ -231,10 +231,7 @@ public static class BenchCommand
             dropping = false;
             program.LayerKeep = null;
             program.TokenKeep = null;
-            var reference = Stopwatch.StartNew();
-            for (long i = 0; i < steps; i++) Step();
-            cuda?.Synchronize();
-            double every = reference.Elapsed.TotalMilliseconds / steps;
+            double every = TimeSteps(steps);
             if (layerDrop is not null)
             {
                 log.WriteLine($"progressive layer drop: {blocksRun:N0} of {blocksDrawn:N0} block passes run " +

@@ -27,10 +27,12 @@ internal static class ConfigDescriber
         }
         else
         {
-            string inferred = config.Elasticity is null ? "(inferred by the batch rule)" : "(decided by elasticity for the data-parallel size)";
-            Add("$.train_batch_size", config.Elasticity is null ? config.TrainBatchSize?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
-            Add("$.train_micro_batch_size_per_gpu", config.Elasticity is null ? config.MicroBatchPerGpu?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
-            Add("$.gradient_accumulation_steps", config.Elasticity is null ? config.GradientAccumulationSteps?.ToString(CultureInfo.InvariantCulture) ?? inferred : inferred);
+            // Elasticity decides all three; otherwise a value not written is the batch rule's to infer.
+            string Written(int? value) => config.Elasticity is not null ? "(decided by elasticity for the data-parallel size)"
+                : value?.ToString(CultureInfo.InvariantCulture) ?? "(inferred by the batch rule)";
+            Add("$.train_batch_size", Written(config.TrainBatchSize));
+            Add("$.train_micro_batch_size_per_gpu", Written(config.MicroBatchPerGpu));
+            Add("$.gradient_accumulation_steps", Written(config.GradientAccumulationSteps));
         }
 
         Add("$.gradient_clipping", config.GradientClipping);

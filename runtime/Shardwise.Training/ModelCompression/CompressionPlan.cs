@@ -89,11 +89,10 @@ public sealed class CompressionPlan
         {
             string pattern = group.Modules[p];
             string path = $"{group.JsonPath}.modules[{p}]";
-            var regex = pattern == "*" ? null : new Regex(pattern, RegexOptions.CultureInvariant);
             int found = 0;
             for (int i = 0; i < modules.Count; i++)
             {
-                if (regex is not null && !regex.IsMatch(modules[i].Name)) continue;
+                if (!Matches(pattern, modules[i].Name)) continue;
                 found++;
                 if (alreadyAssigned(modules[i]))
                 {
@@ -107,6 +106,9 @@ public sealed class CompressionPlan
                 problems.Add(new(path, $"\"{pattern}\" matches none of the model's compressible modules ({Listing(modules)})"));
         }
     }
+
+    /// <summary>DeepSpeed's rule: the pattern is a regular expression searched in the module's name; "*" alone matches every module.</summary>
+    public static bool Matches(string pattern, string module) => pattern == "*" || Regex.IsMatch(module, pattern, RegexOptions.CultureInvariant);
 
     /// <summary>The module names with block indices folded, e.g. "tokens, blocks.N.attention.qkv (×4), …".</summary>
     private static string Listing(IReadOnlyList<CompressedModule> modules)

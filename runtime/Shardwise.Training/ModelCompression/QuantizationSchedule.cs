@@ -52,9 +52,9 @@ public sealed class QuantizationSchedule
     {
         long calls = _config.InForward ? 0 : Math.Max(0, appliedUpdates - _config.ScheduleOffset);
         if (calls < Calls) Reset();
-        var switches = new List<(int, int, long)>();
-        while (Calls < calls) Call(switches);
-        return switches;
+        List<(int, int, long)>? switches = null; // allocated only when a bit switches: once per period, not per update
+        while (Calls < calls) Call(ref switches);
+        return (IReadOnlyList<(int, int, long)>?)switches ?? [];
     }
 
     private void Reset()
@@ -68,7 +68,7 @@ public sealed class QuantizationSchedule
         }
     }
 
-    private void Call(List<(int, int, long)> switches)
+    private void Call(ref List<(int, int, long)>? switches)
     {
         Calls++;
         // DeepSpeed lets the ratio step once below zero; it is held at zero here.
@@ -79,7 +79,7 @@ public sealed class QuantizationSchedule
             UnquantizedRatio = 1.0;
             _period[g] <<= 1;
             _bits[g]--;
-            switches.Add((g, _bits[g], Calls));
+            (switches ??= []).Add((g, _bits[g], Calls));
         }
     }
 

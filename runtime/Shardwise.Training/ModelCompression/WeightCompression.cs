@@ -176,7 +176,7 @@ public sealed class WeightCompression
             foreach (var group in pruning.Groups)
             {
                 var names = Plan.Modules.Where(m => (kind == PruningKind.Sparse ? m.SparseDenseRatio : m.RowDenseRatio) is not null
-                    && group.Modules.Modules.Any(p => p == "*" || System.Text.RegularExpressions.Regex.IsMatch(m.Name, p))).Select(m => m.Name).ToList();
+                    && group.Modules.Modules.Any(p => CompressionPlan.Matches(p, m.Name))).Select(m => m.Name).ToList();
                 yield return $"compression: {(kind == PruningKind.Sparse ? "sparse" : "row")} pruning (l1) {group.Modules.Name}: keeps {group.DenseRatio:0.###} of each "
                     + $"{(kind == PruningKind.Sparse ? "weight tensor" : "weight's rows")} from update {pruning.ScheduleOffset}; {names.Count} module(s): {string.Join(", ", names)}";
             }

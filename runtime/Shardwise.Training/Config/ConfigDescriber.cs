@@ -240,6 +240,9 @@ internal static class ConfigDescriber
         add(Z + "sub_group_size", zero.SubGroupSize);
         add(Z + "elastic_checkpoint", zero.ElasticCheckpoint);
         add(Z + "round_robin_gradients", zero.RoundRobinGradients);
+        add(Z + "zero_quantized_weights", zero.QuantizedWeights);
+        add(Z + "zero_quantized_gradients", zero.QuantizedGradients);
+        add(Z + "zero_hpz_partition_size", zero.HpzPartitionSize);
         DescribeOffload(Z + "offload_optimizer.", zero.OffloadOptimizer, forParameters: false, add);
         DescribeOffload(Z + "offload_param.", zero.OffloadParam, forParameters: true, add);
     }

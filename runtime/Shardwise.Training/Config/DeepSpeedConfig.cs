@@ -120,6 +120,8 @@ public sealed record DeepSpeedConfig
     /// <summary>Applies DeepSpeed's batch rule for <paramref name="dataParallelSize"/> ranks.</summary>
     public BatchSizes Resolve(int dataParallelSize)
     {
+        if (ZeroOptimization is { Stage: 3, HpzPartitionSize: > 1 and var hpz } && dataParallelSize % hpz != 0)
+            throw new ConfigException(SourceName, [$"$.zero_optimization.zero_hpz_partition_size is {hpz}, which does not divide the data-parallel size {dataParallelSize} (DeepSpeed asserts the same): set it to the ranks per node, a divisor of {dataParallelSize}"]);
         if (Elasticity is null) return BatchSizeRule.Resolve(TrainBatchSize, MicroBatchPerGpu, GradientAccumulationSteps, dataParallelSize, SourceName);
         try
         {

@@ -73,10 +73,6 @@ internal static class UnsupportedFeaturePolicy
     /// <summary>Keys inside zero_optimization.</summary>
     public static IReadOnlyDictionary<string, KnownUnsupportedKey> ZeroOptimization { get; } = new Dictionary<string, KnownUnsupportedKey>(StringComparer.Ordinal)
     {
-        ["zero_quantized_weights"] = KnownUnsupportedKey.Error("ZeRO++ quantized weights (qwZ)", IsTrue),
-        ["zero_quantized_gradients"] = KnownUnsupportedKey.Error("ZeRO++ quantized gradients (qgZ)", IsTrue),
-        ["zero_quantized_nontrainable_weights"] = KnownUnsupportedKey.Error("ZeRO++ quantized non-trainable weights", IsTrue),
-        ["zero_hpz_partition_size"] = KnownUnsupportedKey.WarnWhenActive("ZeRO++ hierarchical partitioning (hpZ; communication layout only)", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() > 1),
         ["mics_shard_size"] = KnownUnsupportedKey.WarnWhenActive("MiCS sharding (communication layout only)", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() > 0),
         ["mics_hierarchical_params_gather"] = KnownUnsupportedKey.WarnWhenActive("MiCS hierarchical gather", IsTrue),
         ["memory_efficient_linear"] = KnownUnsupportedKey.Warn("memory-efficient linear"),

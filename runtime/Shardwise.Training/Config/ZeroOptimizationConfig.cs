@@ -15,6 +15,7 @@ public sealed record ZeroOptimizationConfig
     [
         "stage3_prefetch_bucket_size", "stage3_param_persistence_threshold", "stage3_max_live_parameters",
         "stage3_max_reuse_distance", "stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save",
+        "zero_quantized_weights", "zero_quantized_gradients", "zero_hpz_partition_size",
     ];
 
     /// <summary>0 = plain data parallel, 1 = optimizer states, 2 = +gradients, 3 = +parameters.</summary>
@@ -51,6 +52,18 @@ public sealed record ZeroOptimizationConfig
     public required bool ElasticCheckpoint { get; init; }
 
     public required bool RoundRobinGradients { get; init; }
+
+    /// <summary>ZeRO++ qwZ: ZeRO-3's parameter gathers send int8 blocks (zero_quantized_weights).</summary>
+    public bool QuantizedWeights { get; init; }
+
+    /// <summary>ZeRO++ qgZ: ZeRO-3's gradient reduction sends int4 blocks through an all-to-all (zero_quantized_gradients).</summary>
+    public bool QuantizedGradients { get; init; }
+
+    /// <summary>
+    /// ZeRO++ hpZ: ranks per secondary partition (zero_hpz_partition_size; 1 = off). Backward gathers parameters from a
+    /// copy partitioned over groups of this many consecutive ranks (a node) instead of over every rank.
+    /// </summary>
+    public int HpzPartitionSize { get; init; } = 1;
 
     /// <summary>stage as a list (autotuning's search space; <see cref="Stage"/> is its first entry); null when it is one number.</summary>
     public IReadOnlyList<int>? StageCandidates { get; init; }
@@ -104,7 +117,12 @@ public sealed record ZeroOptimizationConfig
             SubGroupSize = section.Integer("sub_group_size", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.SubGroupSize,
             ElasticCheckpoint = section.Bool("elastic_checkpoint") ?? ConfigDefaults.ElasticCheckpoint,
             RoundRobinGradients = section.Bool("round_robin_gradients") ?? ConfigDefaults.RoundRobinGradients,
+            QuantizedWeights = section.Bool("zero_quantized_weights") ?? false,
+            QuantizedGradients = section.Bool("zero_quantized_gradients") ?? false,
+            HpzPartitionSize = section.Int32("zero_hpz_partition_size", AutoRule.NotAllowed, min: 1) ?? 1,
         };
+        if (section.Bool("zero_quantized_nontrainable_weights") == true)
+            section.Warning("zero_quantized_nontrainable_weights", "has no effect: every parameter of a Shardwise model is trained, so none is frozen to keep quantized");
 
         config = IgnoreWhatThisStageDoesNotUse(section, config);
         UnsupportedFeaturePolicy.ReportLeftovers(section, UnsupportedFeaturePolicy.ZeroOptimization, UnsupportedFeaturePolicy.ZeroAcceptedNoEffect);

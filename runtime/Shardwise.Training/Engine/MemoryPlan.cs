@@ -68,7 +68,8 @@ public static class MemoryPlan
         foreach (int slot in TrainingEngine.PersistentSlots(layout, zero.Stage3ParamPersistenceThreshold)) resident += layout.Slots[slot].Length;
         long prefetch = zero.Stage == 3 ? TrainingEngine.PrefetchElements(zero, resident, layout.TotalElements) : 0;
         // offload_param: the partition stays on the host; compression: the host rewrites the gathered working copy.
-        if (exchangesInDeviceMemory && !offload && !zero.OffloadParam.IsEnabled && !TrainingEngine.Compresses(config))
+        // ZeRO++ too: its quantized transfers and hpZ's node-group copy are built over the host collectives.
+        if (exchangesInDeviceMemory && !offload && !zero.OffloadParam.IsEnabled && !TrainingEngine.Compresses(config) && !TrainingEngine.UsesZeroPlusPlus(zero))
         {
             // ZeRO-2/3 on the device (TrainingEngine.DeviceSlotMemory): the partition's gradients and working copy beside
             // the gradient pool and the parameters (all of them, or ZeRO-3's residency pool and the slots kept whole),
@@ -81,7 +82,10 @@ public static class MemoryPlan
                 gradientBytes: (gradientPool.PoolElements + pieces) * workingBytes, parameterBytes: (held + pieces) * workingBytes, stateOnDevice: true,
                 moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice: true));
         }
-        long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3);
+        long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
+            TransferQuantization.From(zero, storage));
+        // hpZ: this rank's piece of its node group's copy, and the group gathers' buffers.
+        if (zero.Stage == 3 && zero.HpzPartitionSize > 1) slotBuffers += SecondaryPartition.BufferBytesOf(layout, zero.HpzPartitionSize, rank, prefetch);
         // Through host memory: the reduced gradient pieces (the accumulator) and the rounded pieces are host arrays beside
         // the backend's gradient pool and parameter arena (ZeRO-3: its residency pool and the slots kept whole).
         // offload_param to NVMe (ZeRO-3): the rounded pieces are in their swap file, read through one piece-sized buffer.

@@ -41,11 +41,16 @@ public sealed partial class TrainingEngine
         if (ops.Inner is not IDeviceSlotExchangeOps device || ops.Inner is not IFusedOptimizerOps fused || !fused.SupportsFusedOptimizer(storage)
             || !HasFusedStep(config.Optimizer?.Type)
             || config.ZeroOptimization.OffloadOptimizer.IsEnabled || config.ZeroOptimization.OffloadParam.IsEnabled
-            || Compresses(config)) // compression rewrites the gathered working copy on the host
+            || Compresses(config) // compression rewrites the gathered working copy on the host
+            || UsesZeroPlusPlus(config.ZeroOptimization)) // qwZ, qgZ and hpZ are built over the host collectives
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
         return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;
     }
+
+    /// <summary>ZeRO++ at stage 3: quantized weight gathers (qwZ), quantized gradient reduction (qgZ) or hpZ's node-group copy.</summary>
+    internal static bool UsesZeroPlusPlus(ZeroOptimizationConfig zero)
+        => zero.Stage == 3 && (zero.QuantizedWeights || zero.QuantizedGradients || zero.HpzPartitionSize > 1);
 
     /// <summary>
     /// Whether the optimizer has a step in <see cref="IFusedOptimizerOps"/>: Adam and AdamW (<see cref="IFusedOptimizerOps.AdamStep"/>),

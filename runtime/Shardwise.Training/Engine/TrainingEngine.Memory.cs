@@ -23,7 +23,7 @@ public sealed partial class TrainingEngine
     {
         long buffers = (_slots?.BufferBytes ?? _sharding.BufferBytes) + (_hostGradients?.LongLength ?? 0) * sizeof(float)
                        + (_parameterStreamer?.StagingBytes ?? 0) + (_swap?.BufferBytes ?? 0) + (_parameterSwap?.BufferBytes ?? 0) + (OneBit?.BufferBytes ?? 0)
-                       + (_compression?.BufferBytes ?? 0);
+                       + (_compression?.BufferBytes ?? 0) + (_parameterStreamer?.SecondaryBytes ?? 0);
         long pieces = (_accumulator?.LongLength ?? 0) + (_rounded?.LongLength ?? 0); // ZeRO-2/3 through the host
         long? parameters = _slots is null ? null
             : (_streamingOps!.StreamsParameters ? _streamingOps.ParameterArenaElements : _program.Layout.TotalElements) * width + (_rounded?.LongLength ?? 0) * sizeof(float);

@@ -62,6 +62,9 @@ public sealed partial class TrainingEngine
     /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
+    /// <summary>ZeRO-3 with hpZ: parameter requests served from the node group's copy so far (backward's).</summary>
+    public int SecondaryGathers => _parameterStreamer?.SecondaryGathers ?? 0;
+
     /// <summary>ZeRO-3: parameter requests the program made so far (each served by one gather, ahead or on demand).</summary>
     public int ParameterRequests => _parameterStreamer?.Gathers ?? 0;
 
@@ -81,6 +84,7 @@ public sealed partial class TrainingEngine
     /// </summary>
     private void PublishRoundedPieces()
     {
+        _parameterStreamer?.ParametersChanged();
         if (_streamingOps!.StreamsParameters) RefreshPersistentParameters();
         else _slots!.GatherInto(_rounded, _program.Parameters);
     }

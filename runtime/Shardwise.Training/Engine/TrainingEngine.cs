@@ -119,7 +119,11 @@ public sealed partial class TrainingEngine
                 IParameterGatherer gatherer = _deviceSlots is not null
                     ? _deviceSlots
                     : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch);
-                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!);
+                // hpZ runs on the host path (DeviceSlotExchangeFor leaves ZeRO++ to it); its gathers share the prefetch staging.
+                var secondary = config.ZeroOptimization.HpzPartitionSize > 1 && gatherer is HostParameterGatherer host
+                    ? new SecondaryPartition(program.Layout, sharding.Communicator, config.ZeroOptimization.HpzPartitionSize, streamingOps, host.Staging)
+                    : null;
+                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!, secondary);
                 program.ParameterListener = _parameterStreamer;
             }
         }
@@ -176,7 +180,8 @@ public sealed partial class TrainingEngine
             throw new InvalidOperationException("ZeRO-3 streams parameters: build the program over TrainingEngine.CreateBackend(config, ...)");
         var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
         var slots = zero.Stage >= 2
-            ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3)
+            ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
+                TransferQuantization.From(zero, config.Storage))
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;

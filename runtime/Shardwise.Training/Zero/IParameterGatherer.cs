@@ -35,23 +35,45 @@ public interface IParameterGatherer
 
 /// <summary>
 /// ZeRO-3's gathers through host memory: <see cref="SlotSharding"/>'s collectives on host spans of the arenas, this rank's
-/// pieces read from a host array or from the NVMe swap of offload_param.
+/// pieces read from a host array or from the NVMe swap of offload_param (or, for hpZ, from a <see cref="SecondaryPartition"/>).
 /// </summary>
-public sealed class HostParameterGatherer(SlotSharding sharding, GradientStreamingOps<float> ops, IOwnedPieces pieces, long prefetchElements)
-    : IParameterGatherer
+public sealed class HostParameterGatherer : IParameterGatherer
 {
-    private readonly float[] _staging = new float[Math.Max(0, prefetchElements)];
+    private readonly SlotSharding _sharding;
+    private readonly GradientStreamingOps<float> _ops;
+    private readonly IOwnedPieces _pieces;
+    private readonly float[] _staging;
+
+    public HostParameterGatherer(SlotSharding sharding, GradientStreamingOps<float> ops, IOwnedPieces pieces, long prefetchElements)
+        : this(sharding, ops, pieces, new float[Math.Max(0, prefetchElements)])
+    {
+    }
+
+    /// <summary>A gatherer whose prefetch groups go into <paramref name="staging"/>, shared with another gatherer.</summary>
+    internal HostParameterGatherer(SlotSharding sharding, GradientStreamingOps<float> ops, IOwnedPieces pieces, float[] staging)
+    {
+        _sharding = sharding;
+        _ops = ops;
+        _pieces = pieces;
+        _staging = staging;
+    }
+
+    /// <summary>The prefetch staging (hpZ's secondary gathers share it).</summary>
+    internal float[] Staging => _staging;
+
+    public SlotSharding Sharding => _sharding;
 
     public long PrefetchElements => _staging.LongLength;
 
-    public long MaxGroupSegment => sharding.MaxGatherSegment;
+    public long MaxGroupSegment => _sharding.MaxGatherSegment;
 
-    public int GatherGroup(ReadOnlySpan<int> slots, int at) => sharding.GatherRankMajor(slots, pieces, _staging.AsSpan(at));
+    public int GatherGroup(ReadOnlySpan<int> slots, int at) => _sharding.GatherRankMajor(slots, _pieces, _staging.AsSpan(at));
 
     public void CopyGathered(int slot, int group, int segment, int at, Slice destination)
-        => sharding.CopyGathered(slot, _staging.AsSpan(group), segment, at, Host(destination));
+        => _sharding.CopyGathered(slot, _staging.AsSpan(group), segment, at, Host(destination));
 
-    public void GatherAlone(int slot, Slice destination) => sharding.GatherSlot(slot, pieces, Host(destination));
+    public void GatherAlone(int slot, Slice destination) => _sharding.GatherSlot(slot, _pieces, Host(destination));
 
-    private Span<float> Host(Slice destination) => ops.View(Arena.Parameters).Slice((int)destination.Offset, (int)destination.Length);
+    /// <summary>The pool region <paramref name="destination"/> as a host span.</summary>
+    internal Span<float> Host(Slice destination) => _ops.View(Arena.Parameters).Slice((int)destination.Offset, (int)destination.Length);
 }

@@ -16,6 +16,9 @@ namespace Shardwise.Training.Zero;
 /// place. The staging is a ring of groups of at most half its size: a group's place is free again once its last slot
 /// is copied out, so the next group is gathered while the one before is still being used (on a GPU its all-gather
 /// runs beside the layers that use the one before).
+/// With hpZ (<see cref="SecondaryPartition"/>) a backward request reads the slot from the node group's copy that its
+/// forward gather left behind; a prefetch group then holds slots of one source only, and a backward slot is prefetched
+/// only once its forward gather has been placed, so backward never gathers across the whole world.
 /// </summary>
 public sealed class ParameterStreamer : IParameterListener
 {
@@ -23,20 +26,25 @@ public sealed class ParameterStreamer : IParameterListener
     private readonly GradientStreamingOps<float> _ops;
     private readonly IParameterGatherer _gatherer;
     private readonly ParameterPool _plan;
+    private readonly SecondaryPartition? _secondary;
     // Prefetched slots: their place in the gather order, and where the rank-major group holding them lies in the
-    // staging buffer (its start, one rank's segment length) and where their pieces start within each segment.
-    private readonly Queue<(int Order, int Group, int Segment, int At)> _prefetched = new();
+    // staging buffer (its start, one rank's segment length) and where their pieces start within each segment, and
+    // whether the group came from hpZ's secondary partition.
+    private readonly Queue<(int Order, int Group, int Segment, int At, bool Secondary)> _prefetched = new();
     private readonly List<int> _group = new();
     private int _next;          // index in the gather order of the next expected request
     private int _prefetchedUpTo; // gather-order entries below this are prefetched or consumed
     private int _stagingTail;  // where the newest group ends in the staging ring
 
-    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, IParameterGatherer gatherer, ParameterPool plan)
+    /// <param name="secondary">hpZ's node-group copy (null: every gather is over all ranks).</param>
+    public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, IParameterGatherer gatherer, ParameterPool plan,
+        SecondaryPartition? secondary = null)
     {
         _sharding = sharding;
         _ops = ops;
         _gatherer = gatherer;
         _plan = plan;
+        _secondary = secondary;
     }
 
     /// <summary>Slots gathered since the last reset (twice per slot per step: forward and backward).</summary>
@@ -48,7 +56,16 @@ public sealed class ParameterStreamer : IParameterListener
     /// <summary>Bytes of the host prefetch staging (the device gatherer counts its own in the device staging).</summary>
     public long StagingBytes => _gatherer is HostParameterGatherer host ? host.PrefetchElements * sizeof(float) : 0;
 
-    public void ResetCount() => Gathers = PrefetchHits = 0;
+    /// <summary>Bytes of hpZ's node-group copy and its gathers' buffers (0 without hpZ).</summary>
+    public long SecondaryBytes => _secondary?.BufferBytes ?? 0;
+
+    /// <summary>hpZ: requests served from the node group's copy (on demand or prefetched).</summary>
+    public int SecondaryGathers { get; private set; }
+
+    public void ResetCount() => Gathers = PrefetchHits = SecondaryGathers = 0;
+
+    /// <summary>The partitioned parameters changed (a step, a load): hpZ's copies are stale until the next forward gathers.</summary>
+    public void ParametersChanged() => _secondary?.Invalidate();
 
     public void ParametersNeeded(int slot, int phase)
     {
@@ -56,19 +73,26 @@ public sealed class ParameterStreamer : IParameterListener
         Slice destination = _ops.MakeResident(slot, phase);
 
         int order = Locate(slot, phase);
+        bool secondary;
         if (_prefetched.Count > 0 && _prefetched.Peek().Order == order)
         {
-            var (_, group, segment, at) = _prefetched.Dequeue();
-            _gatherer.CopyGathered(slot, group, segment, at, destination);
+            (_, int group, int segment, int at, secondary) = _prefetched.Dequeue();
+            GathererFor(secondary).CopyGathered(slot, group, segment, at, destination);
             PrefetchHits++;
         }
         else
         {
-            _gatherer.GatherAlone(slot, destination);
+            secondary = phase == 1 && _secondary?.Holds(slot) == true;
+            GathererFor(secondary).GatherAlone(slot, destination);
         }
+        if (secondary) SecondaryGathers++;
+        if (phase == 0 && _secondary is not null)
+            _secondary.Keep(slot, _ops.View(Arena.Parameters).Slice((int)destination.Offset, (int)destination.Length));
         Gathers++;
         Prefetch();
     }
+
+    private IParameterGatherer GathererFor(bool secondary) => secondary ? _secondary!.Gatherer : _gatherer;
 
     public void ParametersReleased(int slot, int phase) => _ops.Release(slot);
 
@@ -111,7 +135,13 @@ public sealed class ParameterStreamer : IParameterListener
         int first = _prefetchedUpTo;
         while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
         if (first >= _plan.GatherOrderSlots.Count) return;
-        long firstPieces = _sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks;
+        // hpZ: backward slots come from the node group's copy, once their forward gather has left it there.
+        bool secondary = _secondary is not null && _plan.GatherOrderPhases[first] == 1;
+        if (secondary && !_secondary!.Holds(_plan.GatherOrderSlots[first])) return;
+        var sharding = secondary ? _secondary!.Sharding : _sharding;
+        var gatherer = GathererFor(secondary);
+        ranks = sharding.Communicator.Size;
+        long firstPieces = sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks;
         int group = FreeRunStart(firstPieces, out long room);
         // A group takes at most half the ring (but at least one piece), so that the next one fits beside it.
         long limit = Math.Min(room, Math.Max(capacity / 2, firstPieces));
@@ -122,8 +152,9 @@ public sealed class ParameterStreamer : IParameterListener
             int slot = _plan.GatherOrderSlots[upTo];
             if (!_ops.IsPersistent(slot))
             {
-                long grown = segment + _sharding.PieceLength(slot);
-                if (grown * ranks > limit || grown > _gatherer.MaxGroupSegment) break;
+                if (_secondary is not null && ((_plan.GatherOrderPhases[upTo] == 1) != secondary || (secondary && !_secondary.Holds(slot)))) break;
+                long grown = segment + sharding.PieceLength(slot);
+                if (grown * ranks > limit || grown > gatherer.MaxGroupSegment) break;
                 _group.Add(slot);
                 segment = grown;
             }
@@ -131,14 +162,14 @@ public sealed class ParameterStreamer : IParameterListener
         }
         if (_group.Count == 0) return;
 
-        int groupSegment = _gatherer.GatherGroup(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), group);
+        int groupSegment = gatherer.GatherGroup(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_group), group);
         int at = 0;
         for (int order = _prefetchedUpTo; order < upTo; order++)
         {
             int slot = _plan.GatherOrderSlots[order];
             if (_ops.IsPersistent(slot)) continue;
-            _prefetched.Enqueue((order, group, groupSegment, at));
-            at += (int)_sharding.PieceLength(slot);
+            _prefetched.Enqueue((order, group, groupSegment, at, secondary));
+            at += (int)sharding.PieceLength(slot);
         }
         _stagingTail = group + (int)(segment * ranks);
         _prefetchedUpTo = upTo;

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using Shardwise.Distributed;
 using Shardwise.Plans;
+using Shardwise.Precision;
 
 namespace Shardwise.Training.Zero;
 
@@ -37,12 +38,18 @@ public sealed class SlotSharding
     private long _pendingSegment;                // Σ pieces of the pending slots: one rank's share of the bucket
     private float[]? _pendingAccumulator;
     private float _pendingScale;
+    private readonly QuantizedAllGather? _quantizedGather;         // ZeRO++ qwZ: ZeRO-3's parameter gathers as int8
+    private readonly QuantizedReduceScatter? _quantizedReduction;  // ZeRO++ qgZ: the gradient buckets as int4
 
     /// <param name="reduceBucketElements">zero_optimization.reduce_bucket_size.</param>
     /// <param name="allgatherBucketElements">zero_optimization.allgather_bucket_size.</param>
     /// <param name="gathersDuringBackward">ZeRO-3: single slots are gathered (<see cref="GatherSlot"/>) while a gradient bucket fills.</param>
+    /// <param name="quantization">ZeRO++: which of ZeRO-3's transfers travel quantized (null: none).</param>
+    /// <param name="streamedGathersOnly">
+    /// Only <see cref="GatherSlot"/> and <see cref="GatherRankMajor"/> are used (hpZ's group copy): no bucket staging is held.
+    /// </param>
     public SlotSharding(ParameterLayout layout, ICommunicator communicator, long reduceBucketElements, long allgatherBucketElements,
-        bool gathersDuringBackward = false)
+        bool gathersDuringBackward = false, TransferQuantization? quantization = null, bool streamedGathersOnly = false)
     {
         Layout = layout;
         _communicator = communicator;
@@ -71,9 +78,15 @@ public sealed class SlotSharding
         // One rank owns every slot whole: its gradients go straight into the accumulator and its gathers are copies,
         // so it holds no communication buffers (ZeRO on one GPU, as with CPU offload, is a common setup).
         bool alone = ranks == 1;
-        _staging = alone ? Array.Empty<float>() : new float[_stride * ranks];
+        _staging = alone || streamedGathersOnly ? Array.Empty<float>() : new float[_stride * ranks];
         _piece = alone ? Array.Empty<float>() : new float[_stride];
         _slotStaging = gathersDuringBackward && !alone ? new float[LargestPiece(layout, ranks) * ranks] : Array.Empty<float>();
+        if (!alone && quantization is { } quantized)
+        {
+            // ZeRO-3's gathers (single slots and prefetch groups) and reductions both fit one segment per rank.
+            if (quantized.Weights) _quantizedGather = new QuantizedAllGather(communicator, _stride, quantized.Storage);
+            if (quantized.Gradients) _quantizedReduction = new QuantizedReduceScatter(communicator, _stride);
+        }
     }
 
     public ParameterLayout Layout { get; }
@@ -95,12 +108,15 @@ public sealed class SlotSharding
     /// of N segments and one segment, a segment holding the larger bucket's share (at least the largest piece, at most
     /// the whole model's), plus at ZeRO-3 one padded slot for the gathers made during backward.
     /// </summary>
-    public static long BufferBytesOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements, bool gathersDuringBackward)
+    public static long BufferBytesOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements, bool gathersDuringBackward,
+        TransferQuantization? quantization = null, bool streamedGathersOnly = false)
     {
         if (ranks == 1) return 0;
         long stride = SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
         long slot = gathersDuringBackward ? LargestPiece(layout, ranks) * ranks : 0;
-        return (stride * ranks + stride + slot) * sizeof(float);
+        long quantized = (quantization?.Weights == true ? QuantizedAllGather.BufferBytesOf(ranks, stride) : 0)
+            + (quantization?.Gradients == true ? QuantizedReduceScatter.BufferBytesOf(ranks, stride) : 0);
+        return ((streamedGathersOnly ? 0 : stride * ranks) + stride + slot) * sizeof(float) + quantized;
     }
 
     /// <summary>
@@ -139,7 +155,8 @@ public sealed class SlotSharding
     /// <summary>Σ over slots of N × piece: what the collectives move, padding included.</summary>
     public long PaddedElements { get; }
 
-    public long BufferBytes => (_staging.LongLength + _piece.LongLength + _slotStaging.LongLength) * sizeof(float);
+    public long BufferBytes => (_staging.LongLength + _piece.LongLength + _slotStaging.LongLength) * sizeof(float)
+        + (_quantizedGather?.BufferBytes ?? 0) + (_quantizedReduction?.BufferBytes ?? 0);
 
     /// <summary>Gradient buckets reduce-scattered so far (one collective each).</summary>
     public int ReduceBuckets { get; private set; }
@@ -237,7 +254,8 @@ public sealed class SlotSharding
             _staging.AsSpan((int)(r * _stride), segment).CopyTo(_staging.AsSpan(r * segment, segment));
         var padded = _staging.AsSpan(0, segment * ranks);
         var piece = _piece.AsSpan(0, segment);
-        _communicator.ReduceScatterSum(padded, piece);
+        if (_quantizedReduction is not null) _quantizedReduction.ReduceScatterSum(padded, piece);
+        else _communicator.ReduceScatterSum(padded, piece);
         ReduceBuckets++;
 
         // This rank's pieces arrive in the order the slots became final, which is not the owned buffer's (layout) order.
@@ -359,8 +377,7 @@ public sealed class SlotSharding
         PieceOf(owned, source, slot).CopyTo(piece);
         piece.Slice((int)_ownedLength[slot]).Clear();
         var padded = _slotStaging.AsSpan(0, (int)(chunk * ranks));
-        if (ranks == 1) piece.CopyTo(padded);
-        else _communicator.AllGather(piece, padded);
+        ParameterAllGather(piece, padded);
         GatherBuckets++;
         padded.Slice(0, destination.Length).CopyTo(destination);
     }
@@ -397,10 +414,17 @@ public sealed class SlotSharding
         }
         if (ranks > 1)
         {
-            _communicator.AllGather(_piece.AsSpan(0, segment), gathered.Slice(0, segment * ranks));
+            ParameterAllGather(_piece.AsSpan(0, segment), gathered.Slice(0, segment * ranks));
             GatherBuckets++;
         }
         return segment;
+    }
+
+    /// <summary>ZeRO-3's gather of parameter pieces: quantized under qwZ, else exact.</summary>
+    private void ParameterAllGather(ReadOnlySpan<float> piece, Span<float> gathered)
+    {
+        if (_quantizedGather is not null) _quantizedGather.AllGather(piece, gathered);
+        else _communicator.AllGather(piece, gathered);
     }
 
     /// <summary>

@@ -1,0 +1,17 @@
+using Shardwise.Precision;
+
+namespace Shardwise.Training.Zero;
+
+/// <summary>
+/// Which of ZeRO-3's transfers ZeRO++ quantizes: <see cref="Weights"/> (zero_quantized_weights, qwZ: the parameter
+/// gathers of forward and backward) and <see cref="Gradients"/> (zero_quantized_gradients, qgZ: the gradient
+/// reduction). <see cref="Storage"/> is what gathered weights are rounded to after decoding.
+/// </summary>
+public sealed record TransferQuantization(bool Weights, bool Gradients, StorageType Storage)
+{
+    /// <summary>Null when the config quantizes nothing.</summary>
+    public static TransferQuantization? From(Config.ZeroOptimizationConfig zero, StorageType storage)
+        => zero.Stage == 3 && (zero.QuantizedWeights || zero.QuantizedGradients)
+            ? new TransferQuantization(zero.QuantizedWeights, zero.QuantizedGradients, storage)
+            : null;
+}

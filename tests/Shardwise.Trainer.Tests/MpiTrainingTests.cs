@@ -42,6 +42,45 @@ public sealed class MpiTrainingTests
         Assert.IsTrue(relative < 1e-5, $"relative difference {relative:E2}");
     }
 
+    /// <summary>
+    /// ZeRO++ under mpirun, 4 processes (the hpZ groups split from MPI's world): hpZ alone trains as one process does
+    /// with the same global batch; with qwZ and qgZ on top the quantized run stays close to it, and the log names all three.
+    /// </summary>
+    [TestMethod]
+    public void ZeroPlusPlusUnderMpirun()
+    {
+        string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
+        var root = TrainerRun.TempDirectory();
+        string Config(string name, string keys)
+        {
+            string path = Path.Combine(root, name + ".json");
+            File.WriteAllText(path, $$"""
+                { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "steps_per_print": 100,
+                  "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
+                  "zero_optimization": { "stage": 3, "stage3_param_persistence_threshold": 0, {{keys}} } }
+                """);
+            return path;
+        }
+        const string steps = "12";
+        string hpz = Path.Combine(root, "hpz"), all = Path.Combine(root, "all"), single = Path.Combine(root, "single");
+        var (code, output) = RunMpi(mpirun, 4, "train", "--config", Config("hpz", "\"zero_hpz_partition_size\": 2"), "--steps", steps, "--output", hpz, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "from the hpZ group's copy");
+        (code, output) = RunMpi(mpirun, 4, "train", "--config",
+            Config("all", "\"zero_hpz_partition_size\": 2, \"zero_quantized_weights\": true, \"zero_quantized_gradients\": true"),
+            "--steps", steps, "--output", all, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through an all-to-all (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
+        TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 4, 0), "--steps", steps, "--output", single, "--eval-interval", "0");
+
+        var reference = TrainerRun.CheckpointWeights(Path.Combine(single, "step-000012"));
+        double exact = TrainerRun.RelativeDifference(TrainerRun.CheckpointWeights(Path.Combine(hpz, "step-000012")), reference);
+        double quantized = TrainerRun.RelativeDifference(TrainerRun.CheckpointWeights(Path.Combine(all, "step-000012")), reference);
+        Console.WriteLine($"ZeRO-3 + hpZ 2, mpirun -np 4 vs one process: relative weight difference {exact:E2}; with qwZ and qgZ too: {quantized:E2}");
+        Assert.IsTrue(exact < 1e-5, $"hpZ: relative difference {exact:E2}");
+        Assert.IsTrue(quantized is > 1e-5 and < 0.1, $"qwZ + qgZ + hpZ: relative difference {quantized:E2}");
+    }
+
     [TestMethod]
     public void SavedOnFourProcessesResumesOnTwo()
     {

@@ -263,6 +263,28 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
+    public void ZeroPlusPlusKeys_AreReadAtStage3_WarnedBelow_AndHpzMustDivideTheRanks()
+    {
+        var result = Parse("""{"train_batch_size": 8, "zero_optimization": {"stage": 3, "zero_quantized_weights": true, "zero_quantized_gradients": true, "zero_hpz_partition_size": 4, "zero_quantized_nontrainable_weights": true}}""");
+        var zero = result.Config.ZeroOptimization;
+        Assert.IsTrue(zero.QuantizedWeights && zero.QuantizedGradients);
+        Assert.AreEqual(4, zero.HpzPartitionSize);
+        AssertWarning(result, "$.zero_optimization.zero_quantized_nontrainable_weights: has no effect: every parameter of a Shardwise model is trained, so none is frozen to keep quantized");
+        Assert.AreEqual(1, result.Warnings.Count, string.Join("\n", result.Warnings));
+        StringAssert.Contains(result.Config.Describe(), "$.zero_optimization.zero_hpz_partition_size = 4");
+        Assert.AreEqual(new BatchSizes(8, 1, 1, 8), result.Config.Resolve(8));
+        var error = Assert.ThrowsExactly<ConfigException>(() => result.Config.Resolve(6));
+        StringAssert.Contains(error.Message, "$.zero_optimization.zero_hpz_partition_size is 4, which does not divide the data-parallel size 6");
+        Assert.IsFalse(Parse("""{"train_batch_size": 8}""").Config.ZeroOptimization.QuantizedWeights, "off by default, as in DeepSpeed");
+
+        var below = Parse("""{"train_batch_size": 12, "zero_optimization": {"stage": 2, "zero_quantized_weights": true, "zero_hpz_partition_size": 4}}""");
+        AssertWarning(below, "$.zero_optimization.zero_quantized_weights: applies only to ZeRO stage 3; ignored at stage 2");
+        AssertWarning(below, "$.zero_optimization.zero_hpz_partition_size: applies only to ZeRO stage 3; ignored at stage 2");
+        Assert.AreEqual(6, below.Config.Resolve(6).DataParallelSize, "below stage 3 the group size does not constrain the ranks");
+        Assert.IsNull(Shardwise.Training.Zero.TransferQuantization.From(below.Config.ZeroOptimization, Shardwise.Precision.StorageType.Float32));
+    }
+
+    [TestMethod]
     public void NvmeOffload_NeedsStageThreeForParametersAndAnUnknownDeviceIsAnError()
     {
         // Below stage 3 the parameter swap is ignored with a warning, as DeepSpeed ignores offload_param there.

@@ -85,6 +85,7 @@ public static class BenchCommand
         cuda?.Synchronize();
         cuda?.SampleDeviceMemory();
         communicator.Traffic.Reset();
+        engine.HpzGroupTraffic?.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
         blocksRun = blocksDrawn = layerTokensRun = layerTokensDrawn = 0;
@@ -166,6 +167,8 @@ public static class BenchCommand
             log.WriteLine($"traffic per rank per step (fp32 elements; formula {factor}Ψ(N−1)/N = {factor * (double)psi * (ranks - 1) / ranks:N0}):");
             log.WriteLine($"  sent {communicator.Traffic.TotalSent / 4.0 / steps:N0}, received {communicator.Traffic.TotalReceived / 4.0 / steps:N0}");
             foreach (var line in communicator.Traffic.Describe().Split('\n', StringSplitOptions.RemoveEmptyEntries)) log.WriteLine($"  {line} (total over {steps} steps)");
+            if (engine.HpzGroupTraffic is { } group)
+                log.WriteLine($"  and within the hpZ group of {engine.Config.ZeroOptimization.HpzPartitionSize} ranks (backward's gathers): sent {group.TotalSent / 4.0 / steps:N0}, received {group.TotalReceived / 4.0 / steps:N0}");
         }
         if (cuda is null)
             log.WriteLine($"CPU backend, {Environment.ProcessorCount} cores, {steps} timed steps after {options.WarmupSteps} warm-up steps");

@@ -1,4 +1,5 @@
 using Shardwise.Training.Optim;
+using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Engine;
 
@@ -18,8 +19,20 @@ public sealed partial class TrainingEngine
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
         : OneBit is not null ? DescribeOneBit(OneBit)
-        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps()
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps() + DescribeZeroPlusPlus()
         : "on the host" + DescribeSwaps();
+
+    /// <summary>ZeRO++'s part of the exchange (several ranks at ZeRO-3), or nothing.</summary>
+    private string DescribeZeroPlusPlus()
+    {
+        var zero = Config.ZeroOptimization;
+        if (!UsesZeroPlusPlus(zero)) return "";
+        var parts = new System.Collections.Generic.List<string>();
+        if (zero.QuantizedWeights) parts.Add($"parameters gathered as int{QuantizedAllGather.Bits} blocks (qwZ)");
+        if (zero.QuantizedGradients) parts.Add($"gradients reduced as int{QuantizedReduceScatter.Bits} blocks through an all-to-all (qgZ)");
+        if (zero.HpzPartitionSize > 1) parts.Add($"backward's gathers within groups of {zero.HpzPartitionSize} ranks from their copy (hpZ)");
+        return "; ZeRO++: " + string.Join(", ", parts);
+    }
 
     private string DescribeOneBit(IOneBitOptimizer oneBit) => oneBit is ZeroOneAdam ? DescribeZeroOne() : string.Create(System.Globalization.CultureInfo.InvariantCulture,
         $"{oneBit.Name} on the host: {(oneBit is OneBitLamb ? "Lamb" : "Adam")} on gradients averaged over {_sharding.Communicator.Size} rank(s) for {oneBit.FreezeStep:N0} steps, then the variance frozen and ")

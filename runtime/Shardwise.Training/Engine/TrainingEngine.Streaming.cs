@@ -62,6 +62,9 @@ public sealed partial class TrainingEngine
     /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
+    /// <summary>ZeRO-3 with hpZ: the traffic within this rank's node group (backward's gathers), apart from the world's; null otherwise.</summary>
+    public Shardwise.Distributed.TrafficCounter? HpzGroupTraffic => _parameterStreamer?.SecondaryTraffic;
+
     /// <summary>ZeRO-3 with hpZ: parameter requests served from the node group's copy so far (backward's).</summary>
     public int SecondaryGathers => _parameterStreamer?.SecondaryGathers ?? 0;
 

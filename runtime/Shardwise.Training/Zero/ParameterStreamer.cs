@@ -56,6 +56,9 @@ public sealed class ParameterStreamer : IParameterListener
     /// <summary>Bytes of the host prefetch staging (the device gatherer counts its own in the device staging).</summary>
     public long StagingBytes => _gatherer is HostParameterGatherer host ? host.PrefetchElements * sizeof(float) : 0;
 
+    /// <summary>hpZ: the bytes moved within this rank's node group (backward's gathers); null without hpZ.</summary>
+    public Shardwise.Distributed.TrafficCounter? SecondaryTraffic => _secondary?.Group.Traffic;
+
     /// <summary>Bytes of hpZ's node-group copy and its gathers' buffers (0 without hpZ).</summary>
     public long SecondaryBytes => _secondary?.BufferBytes ?? 0;
 
@@ -135,9 +138,9 @@ public sealed class ParameterStreamer : IParameterListener
         int first = _prefetchedUpTo;
         while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
         if (first >= _plan.GatherOrderSlots.Count) return;
-        // hpZ: backward slots come from the node group's copy, once their forward gather has left it there.
+        // hpZ: backward slots come from the node group's copy, once their forward gather has left it there (the
+        // loop below stops at the first that has not: then nothing is prefetched until it has).
         bool secondary = _secondary is not null && _plan.GatherOrderPhases[first] == 1;
-        if (secondary && !_secondary!.Holds(_plan.GatherOrderSlots[first])) return;
         var sharding = secondary ? _secondary!.Sharding : _sharding;
         var gatherer = GathererFor(secondary);
         ranks = sharding.Communicator.Size;

@@ -85,6 +85,24 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
+    /// ZeRO++ on GPU jobs takes the host path (the quantization and hpZ's group gathers run on the host over the
+    /// communicator, NCCL's host-staged collectives here, whose Split gives the hpZ groups): bf16 on two emulated devices
+    /// follows the CPU job with the same keys as the plain bf16 jobs above do.
+    /// </summary>
+    [TestMethod]
+    public void ZeroPlusPlusOnTwoEmulatedDevicesFollowsTheCpuJob()
+    {
+        const double oneBf16Rounding = 1.0 / 256;
+        using var job = new EmulatedJob("TwoBlockGpt", 3, "bf16",
+            zeroSettings: StreamedSlots + ", \"zero_quantized_weights\": true, \"zero_quantized_gradients\": true, \"zero_hpz_partition_size\": 2");
+        var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+        var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", "nccl");
+        StringAssert.Contains(cuda.Output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through an all-to-all (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
+        StringAssert.Contains(cuda.Output, "from the hpZ group's copy");
+        EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
+    }
+
+    /// <summary>
     /// Lion and Adagrad step on the device too (lion.cu, adagrad.cu through IFusedOptimizerOps): fp32 over the emulated
     /// NCCL at ZeRO 1–3 (the partition stepped where it lives) follows the CPU job: losses and gradient norms to 1e-5,
     /// Adagrad's final weights to 1e-5, Lion's element by element except the attention key bias, whose gradient is

@@ -127,22 +127,8 @@ public sealed class ZeroPlusPlusTests
     {
         const int ranks = 4;
         var config = Config(keys, accumulation: 1, persistence: 0);
-        var sent = InProcessGroup.Run(ranks, communicator =>
-        {
-            var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
-            TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);
-            var engine = TrainingEngine.Initialize(program, config, communicator);
-            var sampler = new AdditionTask().CreateDataset(500, seed: 2).CreateSampler(DataSplit.Train, 1, TinyGpt.SequenceLength, seed: (ulong)communicator.Rank);
-            var inputs = new int[TinyGpt.SequenceLength];
-            var targets = new int[inputs.Length];
-            sampler.NextBatch(inputs, targets);
-            communicator.Traffic.Reset();
-            engine.Forward(inputs, targets);
-            engine.Backward();
-            engine.Step();
-            return (Bytes: communicator.Traffic.TotalSent, Psi: engine.CommunicatedElements);
-        }, TimeSpan.FromMinutes(1));
-        foreach (var (bytes, psi) in sent)
+        var sent = InProcessGroup.Run(ranks, communicator => ZeroTrafficTests.OneStep(config, communicator), TimeSpan.FromMinutes(1));
+        foreach (var (bytes, _, psi) in sent)
         {
             double expected = psiFactor * psi * (ranks - 1) / ranks * sizeof(float);
             Console.WriteLine($"{(keys.Length == 0 ? "ZeRO-3" : keys.TrimStart(',', ' '))}: sent {bytes:N0} B, expected {expected:N0} B ({psiFactor:F3}Ψ(N−1)/N fp32)");

@@ -38,18 +38,7 @@ public sealed class ZeroTrafficTests
                 { "train_micro_batch_size_per_gpu": 1, "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
                   "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 0 } }
                 """).Config;
-            var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
-            TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);
-            var engine = TrainingEngine.Initialize(program, config, communicator);
-            var sampler = new AdditionTask().CreateDataset(500, seed: 2).CreateSampler(DataSplit.Train, 1, TinyGpt.SequenceLength, seed: (ulong)communicator.Rank);
-            var inputs = new int[TinyGpt.SequenceLength];
-            var targets = new int[inputs.Length];
-            sampler.NextBatch(inputs, targets);
-            communicator.Traffic.Reset();
-            engine.Forward(inputs, targets);
-            engine.Backward();
-            engine.Step();
-            return (Sent: communicator.Traffic.TotalSent, Received: communicator.Traffic.TotalReceived, Padded: engine.CommunicatedElements);
+            return OneStep(config, communicator);
         }, TimeSpan.FromMinutes(1));
 
         foreach (var (sent, received, padded) in traffic)
@@ -64,5 +53,25 @@ public sealed class ZeroTrafficTests
             Assert.IsTrue(Math.Abs(sent - expected) <= 0.02 * expected, $"sent {sent:N0} B vs {factor}Ψ(N−1)/N = {expected:N0} B");
             Assert.IsTrue(Math.Abs(received - expected) <= 0.02 * expected, $"received {received:N0} B vs {expected:N0} B");
         }
+    }
+
+    /// <summary>
+    /// The bytes this rank sends and receives in one step of one micro-batch of TinyGpt (micro-batch 1), and the padded
+    /// layout Ψ its collectives move.
+    /// </summary>
+    internal static (long Sent, long Received, long Padded) OneStep(DeepSpeedConfig config, ICommunicator communicator)
+    {
+        var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
+        TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);
+        var engine = TrainingEngine.Initialize(program, config, communicator);
+        var sampler = new AdditionTask().CreateDataset(500, seed: 2).CreateSampler(DataSplit.Train, 1, TinyGpt.SequenceLength, seed: (ulong)communicator.Rank);
+        var inputs = new int[TinyGpt.SequenceLength];
+        var targets = new int[inputs.Length];
+        sampler.NextBatch(inputs, targets);
+        communicator.Traffic.Reset();
+        engine.Forward(inputs, targets);
+        engine.Backward();
+        engine.Step();
+        return (communicator.Traffic.TotalSent, communicator.Traffic.TotalReceived, engine.CommunicatedElements);
     }
 }

@@ -133,7 +133,6 @@ public sealed class ParameterStreamer : IParameterListener
     {
         if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
         _group.Clear();
-        int ranks = _sharding.Communicator.Size;
         long capacity = _gatherer.PrefetchElements;
         int first = _prefetchedUpTo;
         while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
@@ -143,7 +142,7 @@ public sealed class ParameterStreamer : IParameterListener
         bool secondary = _secondary is not null && _plan.GatherOrderPhases[first] == 1;
         var sharding = secondary ? _secondary!.Sharding : _sharding;
         var gatherer = GathererFor(secondary);
-        ranks = sharding.Communicator.Size;
+        int ranks = sharding.Communicator.Size;
         long firstPieces = sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks;
         int group = FreeRunStart(firstPieces, out long room);
         // A group takes at most half the ring (but at least one piece), so that the next one fits beside it.

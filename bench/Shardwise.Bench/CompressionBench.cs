@@ -6,7 +6,8 @@ using Shardwise.Training.Compression;
 /// The passes of 1-bit compression (OneBitAdam's and OneBitLamb's momentum average) on one thread, over 16M fp32
 /// elements: the worker's (Σx² for the scale, then signs and error), a server's (adding one worker's signs) and the
 /// rebuild (signs to values), each as 256-bit vectors against its one-value-at-a-time form, measured in the same run.
-/// Both forms give the same bits (SignBitsTests), so the ratio is the vectors' alone.
+/// Both forms give the same bits (SignBitsTests), so the ratio is the vectors' alone. Then ZeRO++'s block quantizer
+/// (qwZ's int8, qgZ's int4) the same way (BlockQuantizerTests holds its forms equal).
 /// </summary>
 internal static class CompressionBench
 {
@@ -35,6 +36,17 @@ internal static class CompressionBench
         });
         Row("server: add one worker's signs", () => SignBits.Accumulate(sum, bits, 0.5f), () => SignBits.AccumulateScalar(sum, bits, 0.5f));
         Row("rebuild: signs to values", () => SignBits.Expand(sum, bits, 0.5f), () => SignBits.ExpandScalar(sum, bits, 0.5f));
+
+        // ZeRO++'s block quantizer: qwZ encodes and decodes int8, qgZ encodes int4 and adds each sender's decode.
+        foreach (int width in new[] { 8, 4 })
+        {
+            var quantizer = new Shardwise.Training.Zero.BlockQuantizer(width);
+            var encoded = new float[quantizer.EncodedLength(Elements)];
+            Row($"ZeRO++ block quantizer: encode int{width}", () => quantizer.Encode(x, encoded), () => quantizer.EncodeScalar(x, encoded));
+            Row($"ZeRO++ block quantizer: decode int{width}{(width == 4 ? " and add" : "")}",
+                () => { if (width == 4) quantizer.DecodeAdd(encoded, sum); else quantizer.Decode(encoded, sum); },
+                () => quantizer.DecodeScalar(encoded, sum, accumulate: width == 4));
+        }
     }
 
     private static void Row(string name, Action vectors, Action scalar)

@@ -20,7 +20,8 @@ using Shardwise.Generator;
 //      measured in the same run.
 //   6. (--offload only) the optimizer step over GPT-2 124M's parameters: in host memory (offload_optimizer "cpu")
 //      against the NVMe swap ("nvme", OffloadBench.cs), measured in the same run.
-//   7. (--compression only) the passes of 1-bit compression on one thread, vectors against scalar (CompressionBench.cs).
+//   7. (--compression only) the passes of 1-bit compression and of ZeRO++'s block quantizer on one thread, vectors against
+//      scalar (CompressionBench.cs).
 //   8. (--one-bit only) the host step of each 1-bit optimizer past its freeze against AdamW's (OneBitStepBench.cs).
 // Usage: dotnet run -c Release --project bench/Shardwise.Bench [-- --steps N | --attention-only | --offload [--nvme-path DIR] | --compression | --one-bit]
 int steps = args.Length >= 2 && args[0] == "--steps" ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30;

@@ -63,6 +63,7 @@ public sealed class ZeroPlusPlusTests
     [TestMethod]
     [DataRow(4, 2, 60000)]
     [DataRow(4, 2, 0)] // no prefetch: every backward request gathers alone from the group
+    [DataRow(4, 2, 2_000_000)] // a staging larger than the model: prefetch reaches backward's slots before forward's are used
     [DataRow(4, 4, 60000)]
     [DataRow(2, 2, 60000)]
     public void HpzTrainsExactlyAsPlainZeroThree(int ranks, int hpz, long prefetch)

@@ -57,6 +57,46 @@ public sealed class BlockQuantizerTests
         Assert.IsTrue(exact < length || length == 1, "random values are not on the grid: quantization must have changed some");
     }
 
+    /// <summary>
+    /// The vector forms give the scalar forms' bits: random blocks, a partial last block, and values exactly half way
+    /// between two steps (a block whose largest magnitude equals the level count has a scale of exactly 1), where
+    /// rounding to nearest even must agree.
+    /// </summary>
+    [TestMethod]
+    [DataRow(8, 4096 + 37)]
+    [DataRow(4, 4096 + 37)]
+    [DataRow(8, 63)]
+    [DataRow(4, 300)]
+    public void VectorsGiveTheScalarFormsBits(int bits, int length)
+    {
+        var quantizer = new BlockQuantizer(bits);
+        var values = Random(length, seed: 31 + bits);
+        int levels = (1 << (bits - 1)) - 1;
+        if (length >= 256)
+        {
+            for (int i = 0; i < 256; i++) values[i] = (i % (2 * levels - 1) - (levels - 1)) + (i % 2 == 0 ? 0.5f : -0.5f);
+            values[255] = levels; // largest magnitude = levels: scale 1, so the halves stay halves
+        }
+        var vector = new float[quantizer.EncodedLength(length)];
+        var scalar = new float[vector.Length];
+        quantizer.Encode(values, vector);
+        quantizer.EncodeScalar(values, scalar);
+        CollectionAssert.AreEqual(scalar.Select(BitConverter.SingleToInt32Bits).ToArray(), vector.Select(BitConverter.SingleToInt32Bits).ToArray());
+
+        var decoded = new float[length];
+        var reference = new float[length];
+        quantizer.Decode(vector, decoded);
+        quantizer.DecodeScalar(vector, reference, accumulate: false);
+        CollectionAssert.AreEqual(reference, decoded);
+        var sum = Random(length, seed: 2);
+        var referenceSum = (float[])sum.Clone();
+        quantizer.DecodeAdd(vector, sum);
+        quantizer.DecodeScalar(vector, referenceSum, accumulate: true);
+        CollectionAssert.AreEqual(referenceSum, sum);
+        if (length >= 256)
+            for (int i = 0; i < 255; i++) Assert.AreEqual(MathF.Round(values[i]), reference[i], $"value {i}: {values[i]} rounds to the even step");
+    }
+
     [TestMethod]
     public void EncodingIgnoresWhatTheBufferHeldBefore()
     {

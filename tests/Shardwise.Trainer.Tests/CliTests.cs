@@ -97,6 +97,7 @@ public sealed class CliTests
         var sharded = TrainerRun.Succeed("plan", "--ranks", "4");
         StringAssert.Contains(sharded, "ZeRO shard map: 809,856 elements in 4 partitions");
         StringAssert.Contains(sharded, "rank 3:");
+        StringAssert.Contains(sharded, ": 1,214,784 values across all ranks"); // ZeRO-0's ring all-reduce: 2Ψ(N−1)/N
 
         var consolidated = Path.Combine(root, "weights.safetensors");
         StringAssert.Contains(TrainerRun.Succeed("consolidate", "--resume", run, "--output", consolidated), "809,856 fp32 parameters");

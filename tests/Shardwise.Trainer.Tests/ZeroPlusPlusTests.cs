@@ -138,6 +138,37 @@ public sealed class ZeroPlusPlusTests
     }
 
     /// <summary>
+    /// <c>plan</c>'s traffic per step (<see cref="ZeroTraffic"/>) is what the ranks then send, within 1%, for every stage
+    /// and ZeRO++ option with two micro-batches per step and slots kept whole (threshold 1000), on 4 ranks.
+    /// </summary>
+    [TestMethod]
+    [DataRow(0, "")]
+    [DataRow(1, "")]
+    [DataRow(2, "")]
+    [DataRow(3, "")]
+    [DataRow(3, ", \"zero_hpz_partition_size\": 2")]
+    [DataRow(3, ", \"zero_quantized_weights\": true")]
+    [DataRow(3, ", \"zero_quantized_gradients\": true")]
+    [DataRow(3, ", \"zero_quantized_weights\": true, \"zero_quantized_gradients\": true, \"zero_hpz_partition_size\": 2")]
+    public void PlannedTrafficIsWhatTheRanksSend(int stage, string keys)
+    {
+        const int ranks = 4;
+        var config = DeepSpeedConfig.Parse($$"""
+            { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "optimizer": { "type": "AdamW", "params": { "lr": 1e-3 } },
+              "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 1000 {{keys}} } }
+            """).Config;
+        var planned = ZeroTraffic.For(TinyGpt.ParameterLayout, config.ZeroOptimization, ranks, microBatches: 2);
+        var measured = InProcessGroup.Run(ranks, communicator => ZeroTrafficTests.OneStepWithGroup(config, communicator), TimeSpan.FromMinutes(1));
+        foreach (var (sent, _, _, group) in measured)
+        {
+            double world = sent / (double)sizeof(float), within = group / (double)sizeof(float);
+            Console.WriteLine($"ZeRO-{stage}{keys}: planned {planned.Describe(2)}; sent {world:N0} across all ranks, {within:N0} within the group");
+            Assert.IsTrue(Math.Abs(world - planned.World) <= 0.01 * planned.World, $"planned {planned.World:N0}, sent {world:N0}");
+            Assert.IsTrue(Math.Abs(within - planned.Group) <= 0.01 * Math.Max(1, planned.Group), $"planned {planned.Group:N0} within the group, sent {within:N0}");
+        }
+    }
+
+    /// <summary>
     /// fp16 with a loss scale of 2^32 overflows its first steps: the overflow survives qgZ's 4-bit blocks (a block
     /// with an infinity decodes to NaN), so the quantized run skips the same steps as the exact one.
     /// </summary>

@@ -56,10 +56,17 @@ public sealed class ZeroTrafficTests
     }
 
     /// <summary>
-    /// The bytes this rank sends and receives in one step of one micro-batch of TinyGpt (micro-batch 1), and the padded
-    /// layout Ψ its collectives move.
+    /// The bytes this rank sends and receives in one step of TinyGpt (micro-batch 1, the config's micro-batches per
+    /// step), and the padded layout Ψ its collectives move.
     /// </summary>
     internal static (long Sent, long Received, long Padded) OneStep(DeepSpeedConfig config, ICommunicator communicator)
+    {
+        var (sent, received, padded, _) = OneStepWithGroup(config, communicator);
+        return (sent, received, padded);
+    }
+
+    /// <summary><see cref="OneStep"/>, with the bytes this rank sent within its hpZ group (0 without hpZ).</summary>
+    internal static (long Sent, long Received, long Padded, long GroupSent) OneStepWithGroup(DeepSpeedConfig config, ICommunicator communicator)
     {
         var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);
@@ -69,9 +76,14 @@ public sealed class ZeroTrafficTests
         var targets = new int[inputs.Length];
         sampler.NextBatch(inputs, targets);
         communicator.Traffic.Reset();
-        engine.Forward(inputs, targets);
-        engine.Backward();
-        engine.Step();
-        return (communicator.Traffic.TotalSent, communicator.Traffic.TotalReceived, engine.CommunicatedElements);
+        engine.HpzGroupTraffic?.Reset();
+        StepOutcome outcome;
+        do
+        {
+            engine.Forward(inputs, targets);
+            engine.Backward();
+            outcome = engine.Step();
+        } while (outcome == StepOutcome.Accumulated);
+        return (communicator.Traffic.TotalSent, communicator.Traffic.TotalReceived, engine.CommunicatedElements, engine.HpzGroupTraffic?.TotalSent ?? 0);
     }
 }

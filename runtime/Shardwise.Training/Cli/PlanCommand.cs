@@ -69,6 +69,9 @@ public static class PlanCommand
         if (ranks > 1)
         {
             log.WriteLine();
+            var traffic = ZeroTraffic.For(TModel.ParameterLayout, config.ZeroOptimization, ranks, batch.GradientAccumulationSteps);
+            log.WriteLine($"sent by each rank per step, {batch.GradientAccumulationSteps} micro-batch(es) (fp32 values on the host path; over NCCL the unquantized ones are 16-bit): "
+                          + traffic.Describe(config.ZeroOptimization.HpzPartitionSize));
             if (stage >= 2)
             {
                 log.WriteLine($"ZeRO-{stage} shard map: every parameter is cut into {ranks} equal pieces (the last padded); rank r owns piece r of each:");

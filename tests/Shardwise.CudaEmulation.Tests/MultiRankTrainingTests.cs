@@ -97,7 +97,7 @@ public sealed class MultiRankTrainingTests
             zeroSettings: StreamedSlots + ", \"zero_quantized_weights\": true, \"zero_quantized_gradients\": true, \"zero_hpz_partition_size\": 2");
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", "nccl");
-        StringAssert.Contains(cuda.Output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through an all-to-all (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
+        StringAssert.Contains(cuda.Output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through all-to-alls within the nodes, then between them (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
         StringAssert.Contains(cuda.Output, "from the hpZ group's copy");
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
     }

@@ -70,7 +70,7 @@ public sealed class MpiTrainingTests
             Config("all", "\"zero_hpz_partition_size\": 2, \"zero_quantized_weights\": true, \"zero_quantized_gradients\": true"),
             "--steps", steps, "--output", all, "--eval-interval", "0");
         Assert.AreEqual(0, code, output);
-        StringAssert.Contains(output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through an all-to-all (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
+        StringAssert.Contains(output, "ZeRO++: parameters gathered as int8 blocks (qwZ), gradients reduced as int4 blocks through all-to-alls within the nodes, then between them (qgZ), backward's gathers within groups of 2 ranks from their copy (hpZ)");
         TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 4, 0), "--steps", steps, "--output", single, "--eval-interval", "0");
 
         var reference = TrainerRun.CheckpointWeights(Path.Combine(single, "step-000012"));

@@ -61,12 +61,12 @@ public sealed class ZeroTrafficTests
     /// </summary>
     internal static (long Sent, long Received, long Padded) OneStep(DeepSpeedConfig config, ICommunicator communicator)
     {
-        var (sent, received, padded, _) = OneStepWithGroup(config, communicator);
+        var (sent, received, padded, _, _) = OneStepWithGroup(config, communicator);
         return (sent, received, padded);
     }
 
-    /// <summary><see cref="OneStep"/>, with the bytes this rank sent within its hpZ group (0 without hpZ).</summary>
-    internal static (long Sent, long Received, long Padded, long GroupSent) OneStepWithGroup(DeepSpeedConfig config, ICommunicator communicator)
+    /// <summary><see cref="OneStep"/>, with the bytes this rank sent within its hpZ group and between the groups (0 without hpZ).</summary>
+    internal static (long Sent, long Received, long Padded, long GroupSent, long AcrossSent) OneStepWithGroup(DeepSpeedConfig config, ICommunicator communicator)
     {
         var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);
@@ -77,6 +77,7 @@ public sealed class ZeroTrafficTests
         sampler.NextBatch(inputs, targets);
         communicator.Traffic.Reset();
         engine.HpzGroupTraffic?.Reset();
+        engine.AcrossNodesTraffic?.Reset();
         StepOutcome outcome;
         do
         {
@@ -84,6 +85,7 @@ public sealed class ZeroTrafficTests
             engine.Backward();
             outcome = engine.Step();
         } while (outcome == StepOutcome.Accumulated);
-        return (communicator.Traffic.TotalSent, communicator.Traffic.TotalReceived, engine.CommunicatedElements, engine.HpzGroupTraffic?.TotalSent ?? 0);
+        return (communicator.Traffic.TotalSent, communicator.Traffic.TotalReceived, engine.CommunicatedElements, engine.HpzGroupTraffic?.TotalSent ?? 0,
+            engine.AcrossNodesTraffic?.TotalSent ?? 0);
     }
 }

@@ -217,6 +217,72 @@ public sealed class BlockQuantizerTests
         }
     }
 
+    /// <summary>
+    /// qgZ over hpZ's nodes: within each node of k ranks first (one partial sum per node for each place), then between
+    /// nodes among the ranks at the same place; each hop's segments encoded on their own. Equal to that computed
+    /// locally, close to the exact sum, and the bytes split as planned: (k−1) node peers get a segment per node,
+    /// (N/k − 1) other nodes one segment each.
+    /// </summary>
+    [TestMethod]
+    [DataRow(4, 2, 300)]
+    [DataRow(6, 3, 257)]
+    [DataRow(4, 4, 100)]
+    public void HierarchicalReductionSumsWithinNodesThenAcrossThem(int ranks, int perNode, int segment)
+    {
+        float[] Input(int rank) => Random(segment * ranks, seed: 40 + rank, spread: 0.01f);
+        var zero = Shardwise.Training.Config.DeepSpeedConfig.Parse(
+            $$$"""{"train_batch_size": {{{ranks}}}, "zero_optimization": {"stage": 3, "zero_hpz_partition_size": {{{perNode}}}}}""").Config.ZeroOptimization;
+        var results = InProcessGroup.Run(ranks, communicator =>
+        {
+            var nodes = NodeGroups.For(zero, communicator)!;
+            communicator.Traffic.Reset(); // the splits themselves talk over the world
+            var reduce = new QuantizedReduceScatter(communicator, maxSegment: segment, nodes);
+            var output = new float[segment];
+            reduce.ReduceScatterSum(Input(communicator.Rank), output);
+            return (Output: output, Node: nodes.Node.Traffic.TotalSent, Across: nodes.Across.Traffic.TotalSent, World: communicator.Traffic.TotalSent);
+        }, TimeSpan.FromMinutes(1));
+
+        var quantizer = new BlockQuantizer(QuantizedReduceScatter.Bits);
+        int count = ranks / perNode, encoded = quantizer.EncodedLength(segment);
+        float[] RoundTrip(ReadOnlySpan<float> values)
+        {
+            var packed = new float[encoded];
+            quantizer.Encode(values, packed);
+            var decoded = new float[values.Length];
+            quantizer.Decode(packed, decoded);
+            return decoded;
+        }
+        for (int rank = 0; rank < ranks; rank++)
+        {
+            int place = rank % perNode, myNode = rank / perNode;
+            var expected = new float[segment];
+            var exact = new double[segment];
+            for (int node = 0; node < count; node++)
+            {
+                // What the rank at this place in that node summed for this rank's node.
+                var partial = new float[segment];
+                for (int peer = 0; peer < perNode; peer++)
+                {
+                    var part = Input(node * perNode + peer).AsSpan(rank * segment, segment);
+                    var decoded = RoundTrip(part);
+                    for (int i = 0; i < segment; i++) { partial[i] += decoded[i]; exact[i] += part[i]; }
+                }
+                var hop = RoundTrip(partial);
+                for (int i = 0; i < segment; i++) expected[i] += hop[i];
+            }
+            CollectionAssert.AreEqual(expected, results[rank].Output, $"rank {rank} (node {myNode}, place {place})");
+            // Half a step (max / 7 at 4 bits) per sender in the first hop, and per node's partial sum (at most k
+            // senders' magnitude) in the second.
+            double largest = Enumerable.Range(0, ranks).Max(r => Input(r).Max(Math.Abs));
+            double bound = (ranks + count * perNode) * largest / (2 * 7.0) * 1.0001;
+            double error = exact.Zip(results[rank].Output, (a, b) => Math.Abs(a - b)).Max();
+            Assert.IsTrue(error > 0 && error <= bound, $"rank {rank}: largest error {error}, bound {bound}");
+            Assert.AreEqual((perNode - 1) * count * encoded * sizeof(float), results[rank].Node, $"rank {rank}: bytes within its node");
+            Assert.AreEqual((count - 1) * encoded * sizeof(float), results[rank].Across, $"rank {rank}: bytes between nodes");
+            Assert.AreEqual(0, results[rank].World, "nothing in a collective over every rank");
+        }
+    }
+
     [TestMethod]
     public void OnlyFourAndEightBitsArePacked()
     {

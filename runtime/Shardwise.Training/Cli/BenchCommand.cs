@@ -86,6 +86,7 @@ public static class BenchCommand
         cuda?.SampleDeviceMemory();
         communicator.Traffic.Reset();
         engine.HpzGroupTraffic?.Reset();
+        engine.AcrossNodesTraffic?.Reset();
         HostDeviceTraffic? trafficBefore = cuda?.HostDeviceTraffic; // after warm-up: arenas and state are already on the device
         skipped = 0;
         blocksRun = blocksDrawn = layerTokensRun = layerTokensDrawn = 0;
@@ -168,7 +169,9 @@ public static class BenchCommand
             log.WriteLine($"  sent {communicator.Traffic.TotalSent / 4.0 / steps:N0}, received {communicator.Traffic.TotalReceived / 4.0 / steps:N0}");
             foreach (var line in communicator.Traffic.Describe().Split('\n', StringSplitOptions.RemoveEmptyEntries)) log.WriteLine($"  {line} (total over {steps} steps)");
             if (engine.HpzGroupTraffic is { } group)
-                log.WriteLine($"  and within the hpZ group of {engine.Config.ZeroOptimization.HpzPartitionSize} ranks (backward's gathers): sent {group.TotalSent / 4.0 / steps:N0}, received {group.TotalReceived / 4.0 / steps:N0}");
+                log.WriteLine($"  and within the hpZ group of {engine.Config.ZeroOptimization.HpzPartitionSize} ranks (backward's gathers, qgZ's first hop): sent {group.TotalSent / 4.0 / steps:N0}, received {group.TotalReceived / 4.0 / steps:N0}");
+            if (engine.AcrossNodesTraffic is { TotalSent: > 0 } across)
+                log.WriteLine($"  and between the groups (qgZ's second hop): sent {across.TotalSent / 4.0 / steps:N0}, received {across.TotalReceived / 4.0 / steps:N0}");
         }
         if (cuda is null)
             log.WriteLine($"CPU backend, {Environment.ProcessorCount} cores, {steps} timed steps after {options.WarmupSteps} warm-up steps");

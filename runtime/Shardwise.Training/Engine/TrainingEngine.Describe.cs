@@ -29,7 +29,8 @@ public sealed partial class TrainingEngine
         if (!UsesZeroPlusPlus(zero)) return "";
         var parts = new System.Collections.Generic.List<string>();
         if (zero.QuantizedWeights) parts.Add($"parameters gathered as int{QuantizedAllGather.Bits} blocks (qwZ)");
-        if (zero.QuantizedGradients) parts.Add($"gradients reduced as int{QuantizedReduceScatter.Bits} blocks through an all-to-all (qgZ)");
+        if (zero.QuantizedGradients)
+            parts.Add($"gradients reduced as int{QuantizedReduceScatter.Bits} blocks through {(zero.HpzPartitionSize > 1 ? "all-to-alls within the nodes, then between them" : "an all-to-all")} (qgZ)");
         if (zero.HpzPartitionSize > 1) parts.Add($"backward's gathers within groups of {zero.HpzPartitionSize} ranks from their copy (hpZ)");
         return "; ZeRO++: " + string.Join(", ", parts);
     }

@@ -62,8 +62,14 @@ public sealed partial class TrainingEngine
     /// <summary>ZeRO-3: parameter requests served from the prefetch buffer so far.</summary>
     public int PrefetchHits => _parameterStreamer?.PrefetchHits ?? 0;
 
-    /// <summary>ZeRO-3 with hpZ: the traffic within this rank's node group (backward's gathers), apart from the world's; null otherwise.</summary>
-    public Shardwise.Distributed.TrafficCounter? HpzGroupTraffic => _parameterStreamer?.SecondaryTraffic;
+    /// <summary>
+    /// ZeRO-3 with hpZ: the traffic within this rank's node group (backward's gathers, and qgZ's first hop), apart from
+    /// the world's; null otherwise.
+    /// </summary>
+    public Shardwise.Distributed.TrafficCounter? HpzGroupTraffic => _nodes?.Node.Traffic;
+
+    /// <summary>ZeRO-3 with hpZ: the traffic between nodes among the ranks at this rank's place (qgZ's second hop); null otherwise.</summary>
+    public Shardwise.Distributed.TrafficCounter? AcrossNodesTraffic => _nodes?.Across.Traffic;
 
     /// <summary>ZeRO-3 with hpZ: parameter requests served from the node group's copy so far (backward's).</summary>
     public int SecondaryGathers => _parameterStreamer?.SecondaryGathers ?? 0;

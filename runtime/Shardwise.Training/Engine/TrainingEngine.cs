@@ -63,10 +63,12 @@ public sealed partial class TrainingEngine
     private readonly double _clip;
     private IModelParallelReduction? _modelParallel;
     private readonly WeightCompression? _compression; // compression_training: rewrites the working weights after each update
+    private readonly NodeGroups? _nodes; // ZeRO++: hpZ's nodes (its copy's group, qgZ's two hops)
 
     private TrainingEngine(CompiledLanguageModel<float> program, DeepSpeedConfig config, BatchSizes batch, ZeroSharding sharding,
-        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, IOneBitOptimizer? oneBit, WeightCompression? compression)
+        SlotSharding? slots, AdamOptimizer optimizer, ILossScaler scaler, IOneBitOptimizer? oneBit, WeightCompression? compression, NodeGroups? nodes)
     {
+        _nodes = nodes;
         _program = program;
         _compression = compression;
         OneBit = oneBit;
@@ -120,8 +122,8 @@ public sealed partial class TrainingEngine
                     ? _deviceSlots
                     : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch);
                 // hpZ runs on the host path (DeviceSlotExchangeFor leaves ZeRO++ to it); its gathers share the prefetch staging.
-                var secondary = config.ZeroOptimization.HpzPartitionSize > 1 && gatherer is HostParameterGatherer host
-                    ? new SecondaryPartition(program.Layout, sharding.Communicator, config.ZeroOptimization.HpzPartitionSize, streamingOps, host.Staging)
+                var secondary = nodes is not null && gatherer is HostParameterGatherer host
+                    ? new SecondaryPartition(program.Layout, nodes.Node, streamingOps, host.Staging)
                     : null;
                 _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!, secondary);
                 program.ParameterListener = _parameterStreamer;
@@ -179,9 +181,10 @@ public sealed partial class TrainingEngine
         if (zero.Stage == 3 && program.Ops is GradientStreamingOps<float> { PlansParameterStreaming: false })
             throw new InvalidOperationException("ZeRO-3 streams parameters: build the program over TrainingEngine.CreateBackend(config, ...)");
         var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
+        var nodes = NodeGroups.For(zero, communicator); // hpZ's nodes, split from the world here on every rank
         var slots = zero.Stage >= 2
             ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
-                TransferQuantization.From(zero, config.Storage))
+                TransferQuantization.From(zero, config.Storage), nodes: nodes)
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;
@@ -200,7 +203,7 @@ public sealed partial class TrainingEngine
             : options.OneBitLamb is { } lamb ? new OneBitLamb(optimizer, lamb, communicator, tensors!)
             : options.ZeroOneAdam is { } zeroOne ? new ZeroOneAdam(optimizer, zeroOne, communicator, tensors!)
             : null;
-        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit, CompressionFor(program, config));
+        return new TrainingEngine(program, config, batch, sharding, slots, optimizer, LossScalerFactory.Create(config), oneBit, CompressionFor(program, config), nodes);
     }
 
     /// <summary>

@@ -56,9 +56,6 @@ public sealed class ParameterStreamer : IParameterListener
     /// <summary>Bytes of the host prefetch staging (the device gatherer counts its own in the device staging).</summary>
     public long StagingBytes => _gatherer is HostParameterGatherer host ? host.PrefetchElements * sizeof(float) : 0;
 
-    /// <summary>hpZ: the bytes moved within this rank's node group (backward's gathers); null without hpZ.</summary>
-    public Shardwise.Distributed.TrafficCounter? SecondaryTraffic => _secondary?.Group.Traffic;
-
     /// <summary>Bytes of hpZ's node-group copy and its gathers' buffers (0 without hpZ).</summary>
     public long SecondaryBytes => _secondary?.BufferBytes ?? 0;
 

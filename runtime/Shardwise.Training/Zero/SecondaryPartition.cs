@@ -18,13 +18,11 @@ public sealed class SecondaryPartition : IOwnedPieces
     private readonly float[] _pieces;
     private readonly bool[] _held;
 
-    /// <param name="world">The data-parallel group; split here into groups of <paramref name="groupSize"/> (collective).</param>
+    /// <param name="node">This rank's node group (<see cref="NodeGroups.Node"/>): the copy is partitioned over it.</param>
     /// <param name="staging">The prefetch staging the primary gathers use: groups from either partition take turns in it.</param>
-    public SecondaryPartition(ParameterLayout layout, ICommunicator world, int groupSize, GradientStreamingOps<float> ops, float[] staging)
+    public SecondaryPartition(ParameterLayout layout, ICommunicator node, GradientStreamingOps<float> ops, float[] staging)
     {
-        if (groupSize < 1 || world.Size % groupSize != 0)
-            throw new ArgumentException($"zero_optimization.zero_hpz_partition_size = {groupSize} must divide the data-parallel size {world.Size}");
-        Group = world.Split(color: world.Rank / groupSize, key: world.Rank);
+        Group = node;
         // A group's prefetch takes at most the staging it shares, so that bounds its send buffer too.
         Sharding = new SlotSharding(layout, Group, reduceBucketElements: 1, allgatherBucketElements: staging.LongLength, gathersDuringBackward: true,
             streamedGathersOnly: true);

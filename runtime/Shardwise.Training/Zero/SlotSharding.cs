@@ -48,8 +48,9 @@ public sealed class SlotSharding
     /// <param name="streamedGathersOnly">
     /// Only <see cref="GatherSlot"/> and <see cref="GatherRankMajor"/> are used (hpZ's group copy): no bucket staging is held.
     /// </param>
+    /// <param name="nodes">hpZ's nodes, over which qgZ reduces hierarchically (null: one level).</param>
     public SlotSharding(ParameterLayout layout, ICommunicator communicator, long reduceBucketElements, long allgatherBucketElements,
-        bool gathersDuringBackward = false, TransferQuantization? quantization = null, bool streamedGathersOnly = false)
+        bool gathersDuringBackward = false, TransferQuantization? quantization = null, bool streamedGathersOnly = false, NodeGroups? nodes = null)
     {
         Layout = layout;
         _communicator = communicator;
@@ -85,7 +86,7 @@ public sealed class SlotSharding
         {
             // ZeRO-3's gathers (single slots and prefetch groups) and reductions both fit one segment per rank.
             if (quantized.Weights) _quantizedGather = new QuantizedAllGather(communicator, _stride, quantized.Storage);
-            if (quantized.Gradients) _quantizedReduction = new QuantizedReduceScatter(communicator, _stride);
+            if (quantized.Gradients) _quantizedReduction = new QuantizedReduceScatter(communicator, _stride, nodes);
         }
     }
 
@@ -115,7 +116,7 @@ public sealed class SlotSharding
         long stride = SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
         long slot = gathersDuringBackward ? LargestPiece(layout, ranks) * ranks : 0;
         long quantized = (quantization?.Weights == true ? QuantizedAllGather.BufferBytesOf(ranks, stride) : 0)
-            + (quantization?.Gradients == true ? QuantizedReduceScatter.BufferBytesOf(ranks, stride) : 0);
+            + (quantization?.Gradients == true ? QuantizedReduceScatter.BufferBytesOf(ranks, stride, quantization.RanksPerNode) : 0);
         return ((streamedGathersOnly ? 0 : stride * ranks) + stride + slot) * sizeof(float) + quantized;
     }
 

@@ -140,7 +140,15 @@ internal static class ModelEmitter
         w.Line($"    new long[] {{ {string.Join(", ", residency.BackwardOffsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    poolElements: {Names.Long(residency.PoolElements)},");
         w.Line($"    gatherOrderSlots: new int[] {{ {string.Join(", ", residency.GatherOrderSlots.Select(o => Names.Int(o)))} }},");
-        w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }});");
+        if (plan.GathersSkippedWith.Any(element => element >= 0))
+        {
+            w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }},");
+            w.Line($"    skippedWith: new int[] {{ {string.Join(", ", plan.GathersSkippedWith.Select(o => Names.Int(o)))} }});");
+        }
+        else
+        {
+            w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }});");
+        }
     }
 
     internal static void WriteLayout(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")

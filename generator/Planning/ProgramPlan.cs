@@ -36,6 +36,9 @@ internal sealed record ProgramPlan(
     /// <summary>Where random-LTD runs layers on kept tokens (<c>[TokenDrop]</c> elements); empty without the attribute.</summary>
     public TokenDropPlan TokenDrop { get; init; } = TokenDropPlan.None(0);
 
+    /// <summary>Per slot, the <c>[LayerDrop]</c> element whose skip leaves it unread (ZeRO-3 skips its gathers), or −1.</summary>
+    public EquatableArray<int> GathersSkippedWith { get; init; } = EquatableArray<int>.Empty;
+
     /// <summary>The estimate for ZeRO 0–3 at both precisions, emitted as <c>MemoryEstimate</c> for tests to hold against the runtime.</summary>
     public EquatableArray<MemoryEstimateRow> MemoryEstimates { get; init; } = EquatableArray<MemoryEstimateRow>.Empty;
 }
@@ -100,6 +103,7 @@ internal static class ProgramPlanner
             FusesLossGradient = LossGradientFusionPlanner.Plan(graph, backward, checkpoints),
             LayerDrop = layerDrop,
             TokenDrop = tokenDrop,
+            GathersSkippedWith = LayerDropResidencyPlanner.Plan(graph, layout, layerDrop, epilogues),
         };
     }
 }

@@ -20,11 +20,13 @@ public sealed class ZeroEquivalenceTests
     private const int Steps = 20;
     private const int MicroPerRank = 1;
 
-    private static string Config(int micro, int stage, bool offload, bool overlap, bool tokenDrop = false) => $$"""
+    // With layer drop, ZeRO-3 streams every slot (threshold 0), the norms too, so a gather wrongly skipped for a dropped
+    // block would be a parameter used while not gathered.
+    private static string Config(int micro, int stage, bool offload, bool overlap, bool tokenDrop = false, bool layerDrop = false) => $$"""
         { "train_micro_batch_size_per_gpu": {{micro}}, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0, {{(tokenDrop ? RandomLtd : "")}}
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
           "zero_optimization": { "stage": {{stage}}, "reduce_bucket_size": 50000, "overlap_comm": {{(overlap ? "true" : "false")}},
-                                 "stage3_param_persistence_threshold": {{(stage == 3 ? 1000 : 100000)}}, "stage3_prefetch_bucket_size": 60000,
+                                 "stage3_param_persistence_threshold": {{(stage == 3 ? (layerDrop ? 0 : 1000) : 100000)}}, "stage3_prefetch_bucket_size": 60000,
                                  "offload_optimizer": { "device": "{{(offload ? "cpu" : "none")}}" } } }
         """;
 
@@ -45,7 +47,7 @@ public sealed class ZeroEquivalenceTests
         bool tokenDrop = false)
     {
         int ranks = communicator.Size;
-        var config = DeepSpeedConfig.Parse(Config(microPerRank, stage, offload, overlap, tokenDrop)).Config;
+        var config = DeepSpeedConfig.Parse(Config(microPerRank, stage, offload, overlap, tokenDrop, layerDrop)).Config;
         Assert.AreEqual(offload, config.ZeroOptimization.OffloadOptimizer.IsEnabled);
         var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), microPerRank);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
@@ -77,6 +79,9 @@ public sealed class ZeroEquivalenceTests
                 Assert.IsTrue(engine.OverlappedBuckets > 5, $"only {engine.OverlappedBuckets} buckets were reduced during backward");
             engine.Step();
         }
+        // ZeRO-3 gathers nothing for a dropped block's own weights (its norm before the MLP still: its fused residual add runs).
+        if (stage == 3 && layerDrop) Assert.IsTrue(engine.DroppedLayerSkips > 0, "a dropped block's slots must not be gathered");
+        if (!layerDrop) Assert.AreEqual(0, engine.DroppedLayerSkips);
         // The full fp32 weights, assembled from every rank's partition (under ZeRO-3 no rank holds them otherwise).
         return engine.ExportFullState().Master;
     }

@@ -196,7 +196,8 @@ public static class TrainCommand
             log.WriteLine($"gradient buckets reduced while the last backward ran: {engine.OverlappedBuckets:N0} (reduce_bucket_size {config.ZeroOptimization.ReduceBucketSize:N0})");
         if (engine.ParameterRequests > 0)
             log.WriteLine($"ZeRO-3 parameter gathers: {engine.ParameterRequests:N0} requests, {engine.PrefetchHits:N0} served from prefetch"
-                          + (engine.SecondaryGathers > 0 ? $", {engine.SecondaryGathers:N0} from the hpZ group's copy" : ""));
+                          + (engine.SecondaryGathers > 0 ? $", {engine.SecondaryGathers:N0} from the hpZ group's copy" : "")
+                          + (engine.DroppedLayerSkips > 0 ? $"; {engine.DroppedLayerSkips:N0} not gathered, their layer dropped" : ""));
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");
         string plotted = "loss.png";
         try

@@ -71,6 +71,9 @@ public sealed partial class TrainingEngine
     /// <summary>ZeRO-3 with hpZ: the traffic between nodes among the ranks at this rank's place (qgZ's second hop); null otherwise.</summary>
     public Shardwise.Distributed.TrafficCounter? AcrossNodesTraffic => _nodes?.Across.Traffic;
 
+    /// <summary>ZeRO-3 with progressive layer drop: parameter requests answered without a gather, their only reader dropped.</summary>
+    public int DroppedLayerSkips => _parameterStreamer?.DroppedLayerSkips ?? 0;
+
     /// <summary>ZeRO-3 with hpZ: parameter requests served from the node group's copy so far (backward's).</summary>
     public int SecondaryGathers => _parameterStreamer?.SecondaryGathers ?? 0;
 

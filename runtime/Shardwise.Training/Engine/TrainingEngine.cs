@@ -125,7 +125,7 @@ public sealed partial class TrainingEngine
                 var secondary = nodes is not null && gatherer is HostParameterGatherer host
                     ? new SecondaryPartition(program.Layout, nodes.Node, streamingOps, host.Staging)
                     : null;
-                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!, secondary);
+                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!, secondary, () => program.LayerKeep);
                 program.ParameterListener = _parameterStreamer;
             }
         }

@@ -27,6 +27,7 @@ public sealed class ParameterStreamer : IParameterListener
     private readonly IParameterGatherer _gatherer;
     private readonly ParameterPool _plan;
     private readonly SecondaryPartition? _secondary;
+    private readonly Func<LayerKeep?>? _layerKeep;
     // Prefetched slots: their place in the gather order, and where the rank-major group holding them lies in the
     // staging buffer (its start, one rank's segment length) and where their pieces start within each segment, and
     // whether the group came from hpZ's secondary partition.
@@ -37,9 +38,14 @@ public sealed class ParameterStreamer : IParameterListener
     private int _stagingTail;  // where the newest group ends in the staging ring
 
     /// <param name="secondary">hpZ's node-group copy (null: every gather is over all ranks).</param>
+    /// <param name="layerKeep">
+    /// The program's progressive layer drop for the current micro-batch (the same on every rank): slots only a dropped
+    /// layer reads (<see cref="ParameterPool.SkippedWith"/>) are not gathered. Null: every slot is.
+    /// </param>
     public ParameterStreamer(SlotSharding sharding, GradientStreamingOps<float> ops, IParameterGatherer gatherer, ParameterPool plan,
-        SecondaryPartition? secondary = null)
+        SecondaryPartition? secondary = null, Func<LayerKeep?>? layerKeep = null)
     {
+        _layerKeep = layerKeep;
         _sharding = sharding;
         _ops = ops;
         _gatherer = gatherer;
@@ -62,7 +68,16 @@ public sealed class ParameterStreamer : IParameterListener
     /// <summary>hpZ: requests served from the node group's copy (on demand or prefetched).</summary>
     public int SecondaryGathers { get; private set; }
 
-    public void ResetCount() => Gathers = PrefetchHits = SecondaryGathers = 0;
+    /// <summary>Requests answered without a gather because the micro-batch drops the only layer that reads the slot.</summary>
+    public int DroppedLayerSkips { get; private set; }
+
+    public void ResetCount() => Gathers = PrefetchHits = SecondaryGathers = DroppedLayerSkips = 0;
+
+    /// <summary>Whether <paramref name="slot"/> is gathered in the current micro-batch: not kept whole, and read by a layer that runs.</summary>
+    private bool Streams(int slot) => !_ops.IsPersistent(slot) && !DroppedWithItsLayer(slot);
+
+    private bool DroppedWithItsLayer(int slot)
+        => _plan.SkippedWith is { } skippedWith && skippedWith[slot] >= 0 && _layerKeep?.Invoke() is { } keep && !keep.Kept(skippedWith[slot]);
 
     /// <summary>The partitioned parameters changed (a step, a load): hpZ's copies are stale until the next forward gathers.</summary>
     public void ParametersChanged() => _secondary?.Invalidate();
@@ -70,6 +85,11 @@ public sealed class ParameterStreamer : IParameterListener
     public void ParametersNeeded(int slot, int phase)
     {
         if (_ops.IsPersistent(slot)) return;
+        if (DroppedWithItsLayer(slot))
+        {
+            DroppedLayerSkips++; // the guarded calls that would read it do not run in this micro-batch
+            return;
+        }
         Slice destination = _ops.MakeResident(slot, phase);
 
         int order = Locate(slot, phase);
@@ -104,7 +124,7 @@ public sealed class ParameterStreamer : IParameterListener
     {
         // Slots kept whole are in the static order too but never requested: step over them, or every request after
         // the first of them would look out of order and drop the prefetched slots.
-        while (_next < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[_next])) _next++;
+        while (_next < _plan.GatherOrderSlots.Count && !Streams(_plan.GatherOrderSlots[_next])) _next++;
         if (_next < _plan.GatherOrderSlots.Count && _plan.GatherOrderSlots[_next] == slot && _plan.GatherOrderPhases[_next] == phase)
             return _next++;
         _prefetched.Clear();
@@ -132,7 +152,7 @@ public sealed class ParameterStreamer : IParameterListener
         _group.Clear();
         long capacity = _gatherer.PrefetchElements;
         int first = _prefetchedUpTo;
-        while (first < _plan.GatherOrderSlots.Count && _ops.IsPersistent(_plan.GatherOrderSlots[first])) first++;
+        while (first < _plan.GatherOrderSlots.Count && !Streams(_plan.GatherOrderSlots[first])) first++;
         if (first >= _plan.GatherOrderSlots.Count) return;
         // hpZ: backward slots come from the node group's copy, once their forward gather has left it there (the
         // loop below stops at the first that has not: then nothing is prefetched until it has).
@@ -149,7 +169,7 @@ public sealed class ParameterStreamer : IParameterListener
         while (upTo < _plan.GatherOrderSlots.Count)
         {
             int slot = _plan.GatherOrderSlots[upTo];
-            if (!_ops.IsPersistent(slot))
+            if (Streams(slot))
             {
                 if (_secondary is not null && ((_plan.GatherOrderPhases[upTo] == 1) != secondary || (secondary && !_secondary.Holds(slot)))) break;
                 long grown = segment + sharding.PieceLength(slot);
@@ -166,7 +186,7 @@ public sealed class ParameterStreamer : IParameterListener
         for (int order = _prefetchedUpTo; order < upTo; order++)
         {
             int slot = _plan.GatherOrderSlots[order];
-            if (_ops.IsPersistent(slot)) continue;
+            if (!Streams(slot)) continue;
             _prefetched.Enqueue((order, group, groupSegment, at, secondary));
             at += (int)sharding.PieceLength(slot);
         }

@@ -7,8 +7,10 @@ namespace Shardwise.Plans;
 /// </summary>
 public sealed class ParameterPool
 {
-    public ParameterPool(long[] forwardOffsets, long[] backwardOffsets, long poolElements, int[] gatherOrderSlots, int[] gatherOrderPhases)
+    public ParameterPool(long[] forwardOffsets, long[] backwardOffsets, long poolElements, int[] gatherOrderSlots, int[] gatherOrderPhases,
+        int[]? skippedWith = null)
     {
+        SkippedWith = skippedWith;
         ForwardOffsets = forwardOffsets;
         BackwardOffsets = backwardOffsets;
         PoolElements = poolElements;
@@ -26,6 +28,13 @@ public sealed class ParameterPool
     public global::System.Collections.Generic.IReadOnlyList<long> BackwardOffsets { get; }
 
     public long PoolElements { get; }
+
+    /// <summary>
+    /// Per slot, the <c>[LayerDrop]</c> layer (its index in <c>DroppableLayers</c>) whose skip leaves the slot unread in
+    /// forward and backward, so that neither of its gathers is needed in a micro-batch that drops it; −1 for slots
+    /// always read. Null when the model has no such slot.
+    /// </summary>
+    public global::System.Collections.Generic.IReadOnlyList<int>? SkippedWith { get; }
 
     public long Offset(int slot, int phase) => phase == 0 ? ForwardOffsets[slot] : BackwardOffsets[slot];
 }

@@ -61,8 +61,6 @@ public sealed class HostParameterGatherer : IParameterGatherer
     /// <summary>The prefetch staging (hpZ's secondary gathers share it).</summary>
     internal float[] Staging => _staging;
 
-    public SlotSharding Sharding => _sharding;
-
     public long PrefetchElements => _staging.LongLength;
 
     public long MaxGroupSegment => _sharding.MaxGatherSegment;

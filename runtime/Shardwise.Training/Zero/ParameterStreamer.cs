@@ -106,8 +106,7 @@ public sealed class ParameterStreamer : IParameterListener
             GathererFor(secondary).GatherAlone(slot, destination);
         }
         if (secondary) SecondaryGathers++;
-        if (phase == 0 && _secondary is not null)
-            _secondary.Keep(slot, _ops.View(Arena.Parameters).Slice((int)destination.Offset, (int)destination.Length));
+        if (phase == 0) _secondary?.Keep(slot, destination);
         Gathers++;
         Prefetch();
     }

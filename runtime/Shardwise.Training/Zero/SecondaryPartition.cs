@@ -1,5 +1,6 @@
 using System;
 using Shardwise.Distributed;
+using Shardwise.Ops;
 using Shardwise.Plans;
 
 namespace Shardwise.Training.Zero;
@@ -51,9 +52,10 @@ public sealed class SecondaryPartition : IOwnedPieces
     /// <summary>Whether this rank's piece of <paramref name="slot"/> reflects the current parameters.</summary>
     public bool Holds(int slot) => _held[slot];
 
-    /// <summary>Keeps this rank's group piece of <paramref name="slot"/> from the whole slot a forward gather produced.</summary>
-    public void Keep(int slot, ReadOnlySpan<float> whole)
+    /// <summary>Keeps this rank's group piece of <paramref name="slot"/> from the pool region a forward gather filled.</summary>
+    public void Keep(int slot, Slice gathered)
     {
+        var whole = Gatherer.Host(gathered);
         long chunk = Sharding.PieceLength(slot), length = Sharding.OwnedPieceLength(slot);
         whole.Slice((int)(Group.Rank * chunk), (int)length).CopyTo(_pieces.AsSpan((int)Sharding.OwnedOffset(slot), (int)length));
         _held[slot] = true;

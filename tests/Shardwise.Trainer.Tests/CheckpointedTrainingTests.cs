@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
-using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Distributed.InProcess;
 using Shardwise.Plans;
@@ -32,25 +31,11 @@ public sealed class CheckpointedTrainingTests
         where TModel : ILanguageModelDefinition
     {
         var config = DeepSpeedConfig.Parse(Config(microPerRank, stage)).Config;
-        var program = TModel.Compile(TrainingEngine.CreateBackend(config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), microPerRank);
-        TModel.ParameterLayout.Initialize(program.Parameters, seed: 3);
-        var engine = TrainingEngine.Initialize(program, config, communicator);
-
-        int rowTokens = TModel.SequenceLength, globalRows = communicator.Size * microPerRank;
-        var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, globalRows, rowTokens, seed: 9);
-        var inputs = new int[globalRows * rowTokens];
-        var targets = new int[inputs.Length];
-        int mine = communicator.Rank * microPerRank * rowTokens, length = microPerRank * rowTokens;
-        var losses = new List<float>();
-        while (engine.GlobalStep < steps)
+        var (losses, engine, _) = GlobalBatchTraining.Train<TModel>(communicator, config, microPerRank, steps, afterBackward: engine =>
         {
-            sampler.NextBatch(inputs, targets);
-            losses.Add(engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length)));
-            engine.Backward();
             if (stage == 3 && communicator.Size > 1 && engine.GlobalStep > 0)
                 Assert.IsTrue(engine.PrefetchHits > 0, "ZeRO-3 must serve requests from the static-order prefetch, recompute included");
-            engine.Step();
-        }
+        });
         return (losses, engine.ExportFullState().Master);
     }
 

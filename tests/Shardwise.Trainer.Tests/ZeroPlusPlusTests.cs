@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
-using Shardwise.Data;
 using Shardwise.Distributed;
 using Shardwise.Distributed.InProcess;
 using Shardwise.Examples;
@@ -31,29 +30,12 @@ public sealed class ZeroPlusPlusTests
                                  "stage3_prefetch_bucket_size": {{prefetch}} {{zeroPlusPlus}} } }
         """).Config;
 
-    private sealed record Run(float[] Weights, List<double> Losses, int SecondaryGathers, int Requests, int Skipped);
+    private sealed record Run(float[] Weights, List<float> Losses, int SecondaryGathers, int Requests, int Skipped);
 
     /// <summary>Trains TinyGpt; each rank takes its rows of the same global batch. Returns the full fp32 weights and the losses.</summary>
     private static Run Train(ICommunicator communicator, DeepSpeedConfig config, int steps = Steps)
     {
-        int micro = config.MicroBatchPerGpu ?? 1;
-        var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), micro);
-        TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 3);
-        var engine = TrainingEngine.Initialize(program, config, communicator);
-        int rowTokens = TinyGpt.SequenceLength, globalRows = communicator.Size * micro;
-        var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, globalRows, rowTokens, seed: 9);
-        var inputs = new int[globalRows * rowTokens];
-        var targets = new int[inputs.Length];
-        int mine = communicator.Rank * micro * rowTokens, length = micro * rowTokens;
-        var losses = new List<double>();
-        int skipped = 0;
-        while (engine.GlobalStep < steps)
-        {
-            sampler.NextBatch(inputs, targets);
-            losses.Add(engine.Forward(inputs.AsSpan(mine, length), targets.AsSpan(mine, length)));
-            engine.Backward();
-            if (engine.Step() == StepOutcome.SkippedOverflow) skipped++;
-        }
+        var (losses, engine, skipped) = GlobalBatchTraining.Train<TinyGpt>(communicator, config, config.MicroBatchPerGpu ?? 1, steps);
         return new Run(engine.ExportFullState().Master, losses, engine.SecondaryGathers, engine.ParameterRequests, skipped);
     }
 
@@ -129,7 +111,7 @@ public sealed class ZeroPlusPlusTests
         const int ranks = 4;
         var config = Config(keys, accumulation: 1, persistence: 0);
         var sent = InProcessGroup.Run(ranks, communicator => ZeroTrafficTests.OneStep(config, communicator), TimeSpan.FromMinutes(1));
-        foreach (var (bytes, _, psi) in sent)
+        foreach (var (bytes, _, psi, _, _) in sent)
         {
             double expected = psiFactor * psi * (ranks - 1) / ranks * sizeof(float);
             Console.WriteLine($"{(keys.Length == 0 ? "ZeRO-3" : keys.TrimStart(',', ' '))}: sent {bytes:N0} B, expected {expected:N0} B ({psiFactor:F3}Ψ(N−1)/N fp32)");
@@ -158,7 +140,7 @@ public sealed class ZeroPlusPlusTests
               "zero_optimization": { "stage": {{stage}}, "stage3_param_persistence_threshold": 1000 {{keys}} } }
             """).Config;
         var planned = ZeroTraffic.For(TinyGpt.ParameterLayout, config.ZeroOptimization, ranks, microBatches: 2);
-        var measured = InProcessGroup.Run(ranks, communicator => ZeroTrafficTests.OneStepWithGroup(config, communicator), TimeSpan.FromMinutes(1));
+        var measured = InProcessGroup.Run(ranks, communicator => ZeroTrafficTests.OneStep(config, communicator), TimeSpan.FromMinutes(1));
         foreach (var (sent, _, _, group, acrossSent) in measured)
         {
             double world = sent / (double)sizeof(float), within = group / (double)sizeof(float), across = acrossSent / (double)sizeof(float);
@@ -212,5 +194,5 @@ public sealed class ZeroPlusPlusTests
     }
 
     /// <summary>The global batch's loss per micro-step: the mean over ranks of their rows' losses.</summary>
-    private static double[] GlobalLoss(Run[] ranks) => Enumerable.Range(0, ranks[0].Losses.Count).Select(i => ranks.Average(r => r.Losses[i])).ToArray();
+    private static double[] GlobalLoss(Run[] ranks) => Enumerable.Range(0, ranks[0].Losses.Count).Select(i => ranks.Average(r => (double)r.Losses[i])).ToArray();
 }

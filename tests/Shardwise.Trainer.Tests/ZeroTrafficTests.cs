@@ -41,7 +41,7 @@ public sealed class ZeroTrafficTests
             return OneStep(config, communicator);
         }, TimeSpan.FromMinutes(1));
 
-        foreach (var (sent, received, padded) in traffic)
+        foreach (var (sent, received, padded, _, _) in traffic)
         {
             // Ψ: the layout, padded to equal partitions from stage 1 on (stage 2 pads each slot; the padding travels too).
             long psi = padded;
@@ -57,16 +57,10 @@ public sealed class ZeroTrafficTests
 
     /// <summary>
     /// The bytes this rank sends and receives in one step of TinyGpt (micro-batch 1, the config's micro-batches per
-    /// step), and the padded layout Ψ its collectives move.
+    /// step) over all ranks, the padded layout Ψ its collectives move, and the bytes it sent within its hpZ group and
+    /// between the groups (0 without hpZ).
     /// </summary>
-    internal static (long Sent, long Received, long Padded) OneStep(DeepSpeedConfig config, ICommunicator communicator)
-    {
-        var (sent, received, padded, _, _) = OneStepWithGroup(config, communicator);
-        return (sent, received, padded);
-    }
-
-    /// <summary><see cref="OneStep"/>, with the bytes this rank sent within its hpZ group and between the groups (0 without hpZ).</summary>
-    internal static (long Sent, long Received, long Padded, long GroupSent, long AcrossSent) OneStepWithGroup(DeepSpeedConfig config, ICommunicator communicator)
+    internal static (long Sent, long Received, long Padded, long GroupSent, long AcrossSent) OneStep(DeepSpeedConfig config, ICommunicator communicator)
     {
         var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 1);

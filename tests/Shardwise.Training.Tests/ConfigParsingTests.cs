@@ -285,6 +285,53 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
+    public void GradientCommunicationKeys_AreRead_AndBadValuesNameTheirKey()
+    {
+        var unset = Parse("""{"train_batch_size": 8}""").Config.GradientCommunication;
+        Assert.IsTrue(unset.IsDefault);
+        Assert.IsNull(unset.DataType);
+
+        // Older DeepSpeed spells bf16 "bfp16" (../shared/ds_configs/17_*); the names are case-insensitive, as there.
+        foreach (var (name, type) in new[] { ("bfp16", Shardwise.Precision.StorageType.BFloat16), ("BF16", Shardwise.Precision.StorageType.BFloat16),
+                                             ("fp16", Shardwise.Precision.StorageType.Float16), ("fp32", Shardwise.Precision.StorageType.Float32) })
+        {
+            var result = Parse($$"""{"train_batch_size": 8, "communication_data_type": "{{name}}"}""");
+            Assert.AreEqual(type, result.Config.GradientCommunication.DataType, name);
+            Assert.AreEqual(0, result.Warnings.Count, string.Join("\n", result.Warnings));
+        }
+
+        var predivided = Parse("""{"train_batch_size": 8, "gradient_predivide_factor": 8, "communication_data_type": "fp16"}""").Config;
+        Assert.AreEqual(8.0, predivided.GradientCommunication.PredivideFactor);
+        Assert.IsFalse(predivided.GradientCommunication.PrescaleGradients);
+        Assert.AreEqual("fp16 on the wire, predivided by 8, then × 8/ranks", predivided.GradientCommunication.Describe());
+        StringAssert.Contains(predivided.Describe(), "$.gradient_predivide_factor = 8");
+
+        // DeepSpeed's bing_bert config (../shared/ds_configs/03_*) sets both: prescaling wins, as in DeepSpeed's engine.
+        var both = Parse("""{"train_batch_size": 8, "prescale_gradients": true, "gradient_predivide_factor": 8}""");
+        Assert.IsTrue(both.Config.GradientCommunication.PrescaleGradients);
+        AssertWarning(both, "$.gradient_predivide_factor: has no effect with prescale_gradients true, which divides by the rank count before the reduction (DeepSpeed ignores it then too)");
+
+        var error = Fails("""{"train_batch_size": 8, "communication_data_type": "int8", "gradient_predivide_factor": 0}""");
+        StringAssert.Contains(error.Message, "$.communication_data_type: \"int8\" is not a communication type: use \"fp32\", \"fp16\" or \"bf16\"");
+        StringAssert.Contains(error.Message, "$.gradient_predivide_factor: 0 is out of range: must be a finite number > 0");
+
+        var quantized = Parse("""{"train_batch_size": 8, "communication_data_type": "bf16", "zero_optimization": {"stage": 3, "zero_quantized_gradients": true}}""");
+        AssertWarning(quantized, "$.communication_data_type: has no effect beside $.zero_optimization.zero_quantized_gradients: qgZ sends the gradients as int4 blocks, each with its own scale");
+    }
+
+    [TestMethod]
+    public void NcclAveragesAsAsked_OnlyForTheStorageTypeAndNoPredivision()
+    {
+        static GradientCommunicationConfig Read(string keys) => Parse($$"""{"train_batch_size": 8 {{keys}} }""").Config.GradientCommunication;
+        var bf16 = Shardwise.Precision.StorageType.BFloat16;
+        Assert.IsTrue(Read("").NcclAveragesAsAsked(bf16));
+        Assert.IsTrue(Read(", \"communication_data_type\": \"bf16\"").NcclAveragesAsAsked(bf16));
+        Assert.IsTrue(Read(", \"prescale_gradients\": true").NcclAveragesAsAsked(bf16), "NCCL's average multiplies by 1/ranks before the sum");
+        Assert.IsFalse(Read(", \"communication_data_type\": \"fp32\"").NcclAveragesAsAsked(bf16));
+        Assert.IsFalse(Read(", \"gradient_predivide_factor\": 2").NcclAveragesAsAsked(bf16));
+    }
+
+    [TestMethod]
     public void NvmeOffload_NeedsStageThreeForParametersAndAnUnknownDeviceIsAnError()
     {
         // Below stage 3 the parameter swap is ignored with a warning, as DeepSpeed ignores offload_param there.

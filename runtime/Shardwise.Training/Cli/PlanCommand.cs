@@ -69,9 +69,12 @@ public static class PlanCommand
         if (ranks > 1)
         {
             log.WriteLine();
-            var traffic = ZeroTraffic.For(TModel.ParameterLayout, config.ZeroOptimization, ranks, batch.GradientAccumulationSteps);
-            log.WriteLine($"sent by each rank per step, {batch.GradientAccumulationSteps} micro-batch(es) (fp32 values on the host path; over NCCL the unquantized ones are 16-bit): "
+            var traffic = ZeroTraffic.For(TModel.ParameterLayout, config.ZeroOptimization, ranks, batch.GradientAccumulationSteps, config.GradientCommunication);
+            log.WriteLine($"sent by each rank per step, {batch.GradientAccumulationSteps} micro-batch(es) (4-byte values on the host path; over NCCL the unquantized ones are 16-bit): "
                           + traffic.Describe(config.ZeroOptimization.HpzPartitionSize));
+            if (!config.GradientCommunication.IsDefault)
+                log.WriteLine($"gradient reduction: {config.GradientCommunication.Describe()}"
+                              + (Engine.TrainingEngine.ReducesOnDevice(config) ? "" : " (through host memory on a GPU: NCCL's average of the storage type is not this)"));
             if (stage >= 2)
             {
                 log.WriteLine($"ZeRO-{stage} shard map: every parameter is cut into {ranks} equal pieces (the last padded); rank r owns piece r of each:");

@@ -35,6 +35,9 @@ public sealed record DeepSpeedConfig
     /// <summary>Global-norm clip threshold; 0 = off.</summary>
     public required double GradientClipping { get; init; }
 
+    /// <summary>communication_data_type, prescale_gradients and gradient_predivide_factor.</summary>
+    public GradientCommunicationConfig GradientCommunication { get; init; } = GradientCommunicationConfig.Default;
+
     public required ActivationCheckpointingConfig ActivationCheckpointing { get; init; }
 
     public required PipelineConfig Pipeline { get; init; }

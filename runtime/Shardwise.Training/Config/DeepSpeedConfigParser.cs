@@ -36,6 +36,7 @@ internal static class DeepSpeedConfigParser
             Bf16 = Bf16Config.Read(root, overrides),
             ZeroOptimization = ZeroOptimizationConfig.Read(root, overrides, tuning),
             GradientClipping = root.Number("gradient_clipping", AutoRule.FromCaller(overrides.GradientClipping, "pass --max-grad-norm")) ?? ConfigDefaults.GradientClipping,
+            GradientCommunication = GradientCommunicationConfig.Read(root),
             ActivationCheckpointing = ActivationCheckpointingConfig.Read(root),
             Pipeline = PipelineConfig.Read(root),
             StepsPerPrint = root.Int32("steps_per_print", AutoRule.NotAllowed, min: 1) ?? ConfigDefaults.StepsPerPrint,
@@ -118,6 +119,13 @@ internal static class DeepSpeedConfigParser
         if (config.CurriculumLearning is not null && config.SparseAttention?.Attention == global::Shardwise.Sparsity.SparseAttentionDirection.Bidirectional)
         {
             root.Diagnostics.Error(config.CurriculumLearning.Source, "a sequence-length curriculum masks the targets past the current length, which equals truncating the sequences only under causal attention, and $.sparse_attention.attention is \"bidirectional\": switch one of them off");
+        }
+
+        if (!config.GradientCommunication.IsDefault && config.ZeroOptimization is { Stage: 3, QuantizedGradients: true })
+        {
+            string key = config.GradientCommunication.DataType is not null ? "communication_data_type"
+                : config.GradientCommunication.PrescaleGradients ? "prescale_gradients" : "gradient_predivide_factor";
+            root.Warning(key, "has no effect beside $.zero_optimization.zero_quantized_gradients: qgZ sends the gradients as int4 blocks, each with its own scale");
         }
 
         if (config.GradientClipping < 0 || double.IsNaN(config.GradientClipping))

@@ -47,9 +47,6 @@ internal static class UnsupportedFeaturePolicy
         ["aio"] = KnownUnsupportedKey.Warn("async I/O tuning for NVMe offload (the swap uses .NET's RandomAccess with its own read-ahead)"),
         ["nebula"] = KnownUnsupportedKey.Warn("Nebula checkpoint service"),
         ["dataloader_drop_last"] = KnownUnsupportedKey.Warn("DeepSpeed data loader options (the Shardwise trainer owns data loading)"),
-        ["communication_data_type"] = KnownUnsupportedKey.Warn("reduced-precision gradient communication (Shardwise reduces in fp32, at least as accurate)"),
-        ["prescale_gradients"] = KnownUnsupportedKey.WarnWhenActive("gradient prescaling before all-reduce (Shardwise averages after the reduction; equal up to rounding)", IsTrue),
-        ["gradient_predivide_factor"] = KnownUnsupportedKey.WarnWhenActive("gradient predivide factor (equal up to rounding)", v => v.ValueKind == JsonValueKind.Number && v.GetDouble() != 1.0),
         ["data_types"] = KnownUnsupportedKey.WarnWhenActive("non-fp32 gradient accumulation dtype (Shardwise accumulates in fp32)", GradAccumulationIsNotFp32),
 
         // Change the model, the data or the update: errors unless switched off.

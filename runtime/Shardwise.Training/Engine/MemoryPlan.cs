@@ -29,6 +29,8 @@ public static class MemoryPlan
     {
         var zero = config.ZeroOptimization;
         var storage = config.Storage;
+        // A wire type or scaling NCCL's average does not give is reduced through host memory (TrainingEngine.ReducesOnDevice).
+        exchangesInDeviceMemory &= ranks == 1 || TrainingEngine.ReducesOnDevice(config);
         int micro = config.Resolve(ranks).MicroBatchPerGpu;
         bool offload = zero.OffloadOptimizer.IsEnabled;
         bool swapped = zero.OffloadOptimizer.Device == OffloadDevice.Nvme;
@@ -57,6 +59,11 @@ public static class MemoryPlan
             // A GPU job steps in the backend unless the state is offloaded, the optimizer has no fused step (Lamb, 1-bit)
             // or compression rewrites the working copy on the host.
             bool stepOnDevice = exchangesInDeviceMemory && !offload && !compressing && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
+            // The host reduction's packed segments on a 16-bit wire (ZeroSharding's GradientReduction: stage 0's buckets,
+            // stage 1's padded layout), allocated by the first reduction through host memory.
+            if (!stepOnDevice)
+                buffers += GradientReduction.BufferBytesFor(config.GradientCommunication, ranks,
+                    zero.Stage == 0 ? Math.Min(Math.Max(1, zero.ReduceBucketSize), layout.TotalElements) : map.PaddedElements);
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload || compressing,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice,
                 moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice));
@@ -83,7 +90,7 @@ public static class MemoryPlan
                 moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice: true));
         }
         long slotBuffers = SlotSharding.BufferBytesOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
-            TransferQuantization.From(zero, storage));
+            TransferQuantization.From(zero, storage), communication: config.GradientCommunication);
         // hpZ: this rank's piece of its node group's copy, and the group gathers' buffers.
         if (zero.Stage == 3 && zero.HpzPartitionSize > 1) slotBuffers += SecondaryPartition.BufferBytesOf(layout, zero.HpzPartitionSize, rank, prefetch);
         // Through host memory: the reduced gradient pieces (the accumulator) and the rounded pieces are host arrays beside

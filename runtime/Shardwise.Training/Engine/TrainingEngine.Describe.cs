@@ -19,8 +19,16 @@ public sealed partial class TrainingEngine
         : GradientsReducedOnDevice ? $"fused in the backend; gradients averaged over {_deviceCollective!.Size} ranks in device memory (NCCL)"
         : FusedOptimizer ? "fused in the backend"
         : OneBit is not null ? DescribeOneBit(OneBit)
-        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeSwaps() + DescribeZeroPlusPlus()
+        : _sharding.Communicator.Size > 1 ? $"on the host; gradients reduced over {_sharding.Communicator.Size} ranks through host memory" + DescribeWire() + DescribeSwaps() + DescribeZeroPlusPlus()
         : "on the host" + DescribeSwaps();
+
+    /// <summary>communication_data_type and the scaling around the sum, where the config sets them (qgZ's blocks replace them).</summary>
+    private string DescribeWire()
+    {
+        var wire = Config.GradientCommunication;
+        if (wire.IsDefault || (Config.ZeroOptimization.Stage == 3 && Config.ZeroOptimization.QuantizedGradients)) return "";
+        return $" ({wire.Describe()})";
+    }
 
     /// <summary>ZeRO++'s part of the exchange (several ranks at ZeRO-3), or nothing.</summary>
     private string DescribeZeroPlusPlus()

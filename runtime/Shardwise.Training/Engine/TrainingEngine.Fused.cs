@@ -21,7 +21,7 @@ public sealed partial class TrainingEngine
     /// </summary>
     private static IFusedOptimizerOps? FusedOptimizerFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding, StorageType storage)
         => program.Ops is IFusedOptimizerOps fused && sharding.Stage <= 1 && HasFusedStep(config.Optimizer?.Type) && !Compresses(config)
-           && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, sharding) is not null)
+           && (sharding.Communicator.Size == 1 || DeviceCollectiveFor(program, config, sharding) is not null)
            && !config.ZeroOptimization.OffloadOptimizer.IsEnabled && fused.SupportsFusedOptimizer(storage)
             ? fused
             : null;
@@ -45,7 +45,7 @@ public sealed partial class TrainingEngine
             || UsesZeroPlusPlus(config.ZeroOptimization)) // qwZ, qgZ and hpZ are built over the host collectives
             return null;
         if (sharding.Communicator.Size == 1) return (device, null);
-        return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) ? (device, collective) : null;
+        return sharding.Communicator is IDeviceCollective collective && device.SharesDevice(collective) && ReducesOnDevice(config) ? (device, collective) : null;
     }
 
     /// <summary>ZeRO++ at stage 3: quantized weight gathers (qwZ), quantized gradient reduction (qgZ) or hpZ's node-group copy.</summary>
@@ -70,11 +70,18 @@ public sealed partial class TrainingEngine
     /// The data-parallel communicator as a device collective on the backend's own GPU (NCCL), when it is one: then the
     /// arenas are exchanged where they live and no arena crosses the bus. Null otherwise (MPI, or another device).
     /// </summary>
-    private static IDeviceCollective? DeviceCollectiveFor(CompiledLanguageModel<float> program, ZeroSharding sharding)
+    private static IDeviceCollective? DeviceCollectiveFor(CompiledLanguageModel<float> program, DeepSpeedConfig config, ZeroSharding sharding)
         => sharding.Communicator.Size > 1 && sharding.Communicator is IDeviceCollective collective
-           && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective)
+           && program.Ops is IDeviceGradientOps ops && ops.SharesDevice(collective) && ReducesOnDevice(config)
             ? collective
             : null;
+
+    /// <summary>
+    /// Whether NCCL's average of the gradient arena is the reduction the config asks for: a communication_data_type
+    /// other than the storage type, or a gradient_predivide_factor without prescaling, is reduced through host memory
+    /// instead (<see cref="GradientReduction"/>), as DeepSpeed defines it.
+    /// </summary>
+    internal static bool ReducesOnDevice(DeepSpeedConfig config) => config.GradientCommunication.NcclAveragesAsAsked(config.Storage);
 
     /// <summary>
     /// True while the optimizer step runs in the backend (<see cref="IFusedOptimizerOps"/>): ZeRO stage 0 or 1, one

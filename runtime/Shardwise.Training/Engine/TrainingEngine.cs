@@ -132,7 +132,7 @@ public sealed partial class TrainingEngine
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
         {
             _fused = fused;
-            _deviceCollective = DeviceCollectiveFor(program, sharding);
+            _deviceCollective = DeviceCollectiveFor(program, config, sharding);
             if (PartitionsOnDevice)
             {
                 // NCCL's in-place reduce-scatter and all-gather take equal partitions: the arenas get the shard map's padding.
@@ -162,6 +162,9 @@ public sealed partial class TrainingEngine
             // On the device the buckets are queued on NCCL's stream while backward's kernels go on.
             _overlap = _fused is null ? HostOverlap() : OverlappedAllReduce.OnDevice((IDeviceGradientOps)program.Ops, _deviceCollective!, config.ZeroOptimization.ReduceBucketSize);
         }
+        // A 16-bit wire through host memory holds its packed segments from here on (none when NCCL reduces on the device).
+        if (_slots is not null && _deviceSlots is null) _slots.Reduction?.Reserve();
+        else if (_slots is null && !GradientsReducedOnDevice) _sharding.Reduction.Reserve();
         program.ZeroGradients();
         _compression?.Apply(program.Parameters, 0, Storage);
     }
@@ -180,11 +183,11 @@ public sealed partial class TrainingEngine
         var zero = config.ZeroOptimization;
         if (zero.Stage == 3 && program.Ops is GradientStreamingOps<float> { PlansParameterStreaming: false })
             throw new InvalidOperationException("ZeRO-3 streams parameters: build the program over TrainingEngine.CreateBackend(config, ...)");
-        var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize);
+        var sharding = new ZeroSharding(new ShardMap(program.Layout, communicator.Size), communicator, zero.Stage, zero.ReduceBucketSize, config.GradientCommunication);
         var nodes = NodeGroups.For(zero, communicator); // hpZ's nodes, split from the world here on every rank
         var slots = zero.Stage >= 2
             ? new SlotSharding(program.Layout, communicator, zero.ReduceBucketSize, zero.AllgatherBucketSize, gathersDuringBackward: zero.Stage == 3,
-                TransferQuantization.From(zero, config.Storage), nodes: nodes)
+                TransferQuantization.From(zero, config.Storage), nodes: nodes, communication: config.GradientCommunication)
             : null;
         var options = config.Optimizer is null ? new AdamOptions() : AdamOptions.FromConfig(config.Optimizer);
         Range[]? tensors = null;
@@ -391,7 +394,7 @@ public sealed partial class TrainingEngine
 
     /// <summary>overlap_comm at ZeRO 0 through the communicator's host spans.</summary>
     private OverlappedAllReduce HostOverlap()
-        => OverlappedAllReduce.OnHost(_sharding.Communicator, () => _program.Gradients, Config.ZeroOptimization.ReduceBucketSize, Storage);
+        => OverlappedAllReduce.OnHost(_sharding.Reduction, _sharding.Communicator.Size, () => _program.Gradients, Config.ZeroOptimization.ReduceBucketSize, Storage);
 
     /// <summary>
     /// Gradient buckets whose reduction started while the last backward was still running: ZeRO 0 with overlap_comm

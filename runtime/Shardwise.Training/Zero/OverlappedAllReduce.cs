@@ -34,13 +34,13 @@ public sealed class OverlappedAllReduce : IGradientListener
     }
 
     /// <summary>Host gradients: each bucket rounded to the storage type, summed over the ranks and averaged.</summary>
-    public static OverlappedAllReduce OnHost(ICommunicator communicator, GradientBuffer gradients, long bucketElements, StorageType storage)
+    public static OverlappedAllReduce OnHost(GradientReduction reduction, int ranks, GradientBuffer gradients, long bucketElements, StorageType storage)
         => new(bucketElements, (start, length) =>
         {
             var bucket = gradients().Slice(checked((int)start), checked((int)length));
             StorageRounding.RoundInPlace(bucket, storage); // communicate what 16-bit gradient storage holds
-            communicator.AllReduceSum(bucket);
-            GradientClipping.Scale(bucket, 1f / communicator.Size);
+            reduction.AllReduceSum(bucket);
+            GradientClipping.Scale(bucket, 1f / ranks);
         }, complete: () => { });
 
     /// <summary>A backend's gradient arena on a GPU: each bucket averaged in place by a queued device collective (NCCL).</summary>

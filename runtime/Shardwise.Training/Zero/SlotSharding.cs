@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using Shardwise.Distributed;
+using Shardwise.Training.Config;
 using Shardwise.Plans;
 using Shardwise.Precision;
 
@@ -40,6 +41,7 @@ public sealed class SlotSharding
     private float _pendingScale;
     private readonly QuantizedAllGather? _quantizedGather;         // ZeRO++ qwZ: ZeRO-3's parameter gathers as int8
     private readonly QuantizedReduceScatter? _quantizedReduction;  // ZeRO++ qgZ: the gradient buckets as int4
+    private readonly GradientReduction? _reduction;                // otherwise: communication_data_type and the scaling around the wire
 
     /// <param name="reduceBucketElements">zero_optimization.reduce_bucket_size.</param>
     /// <param name="allgatherBucketElements">zero_optimization.allgather_bucket_size.</param>
@@ -49,8 +51,10 @@ public sealed class SlotSharding
     /// Only <see cref="GatherSlot"/> and <see cref="GatherRankMajor"/> are used (hpZ's group copy): no bucket staging is held.
     /// </param>
     /// <param name="nodes">hpZ's nodes, over which qgZ reduces hierarchically (null: one level).</param>
+    /// <param name="communication">communication_data_type, prescale_gradients, gradient_predivide_factor (null: the defaults; qgZ replaces them).</param>
     public SlotSharding(ParameterLayout layout, ICommunicator communicator, long reduceBucketElements, long allgatherBucketElements,
-        bool gathersDuringBackward = false, TransferQuantization? quantization = null, bool streamedGathersOnly = false, NodeGroups? nodes = null)
+        bool gathersDuringBackward = false, TransferQuantization? quantization = null, bool streamedGathersOnly = false, NodeGroups? nodes = null,
+        GradientCommunicationConfig? communication = null)
     {
         Layout = layout;
         _communicator = communicator;
@@ -88,6 +92,8 @@ public sealed class SlotSharding
             if (quantized.Weights) _quantizedGather = new QuantizedAllGather(communicator, _stride, quantized.Storage);
             if (quantized.Gradients) _quantizedReduction = new QuantizedReduceScatter(communicator, _stride, nodes);
         }
+        if (!alone && !streamedGathersOnly && _quantizedReduction is null)
+            _reduction = new GradientReduction(communicator, communication ?? GradientCommunicationConfig.Default, _stride * ranks);
     }
 
     public ParameterLayout Layout { get; }
@@ -110,13 +116,15 @@ public sealed class SlotSharding
     /// the whole model's), plus at ZeRO-3 one padded slot for the gathers made during backward.
     /// </summary>
     public static long BufferBytesOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements, bool gathersDuringBackward,
-        TransferQuantization? quantization = null, bool streamedGathersOnly = false)
+        TransferQuantization? quantization = null, bool streamedGathersOnly = false, GradientCommunicationConfig? communication = null)
     {
         if (ranks == 1) return 0;
         long stride = SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
         long slot = gathersDuringBackward ? LargestPiece(layout, ranks) * ranks : 0;
         long quantized = (quantization?.Weights == true ? QuantizedAllGather.BufferBytesOf(ranks, stride) : 0)
             + (quantization?.Gradients == true ? QuantizedReduceScatter.BufferBytesOf(ranks, stride, quantization.RanksPerNode) : 0);
+        if (quantization?.Gradients != true && !streamedGathersOnly && communication is not null)
+            quantized += GradientReduction.BufferBytesFor(communication, ranks, stride * ranks);
         return ((streamedGathersOnly ? 0 : stride * ranks) + stride + slot) * sizeof(float) + quantized;
     }
 
@@ -157,7 +165,10 @@ public sealed class SlotSharding
     public long PaddedElements { get; }
 
     public long BufferBytes => (_staging.LongLength + _piece.LongLength + _slotStaging.LongLength) * sizeof(float)
-        + (_quantizedGather?.BufferBytes ?? 0) + (_quantizedReduction?.BufferBytes ?? 0);
+        + (_quantizedGather?.BufferBytes ?? 0) + (_quantizedReduction?.BufferBytes ?? 0) + (_reduction?.BufferBytes ?? 0);
+
+    /// <summary>The gradient buckets' sums when not quantized (communication_data_type and the scaling around the wire); null on one rank.</summary>
+    public GradientReduction? Reduction => _reduction;
 
     /// <summary>Gradient buckets reduce-scattered so far (one collective each).</summary>
     public int ReduceBuckets { get; private set; }
@@ -256,7 +267,7 @@ public sealed class SlotSharding
         var padded = _staging.AsSpan(0, segment * ranks);
         var piece = _piece.AsSpan(0, segment);
         if (_quantizedReduction is not null) _quantizedReduction.ReduceScatterSum(padded, piece);
-        else _communicator.ReduceScatterSum(padded, piece);
+        else _reduction!.ReduceScatterSum(padded, piece);
         ReduceBuckets++;
 
         // This rank's pieces arrive in the order the slots became final, which is not the owned buffer's (layout) order.

@@ -1,5 +1,6 @@
 using System;
 using Shardwise.Distributed;
+using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
 
 namespace Shardwise.Training.Zero;
@@ -17,8 +18,10 @@ public sealed class ZeroSharding
     private float[]? _padded;    // communication buffer: the layout padded to ranks × partition (stage 1, several ranks)
     private float[]? _partition; // communication buffer: one partition, sent or received
     private readonly long _bucketElements;
+    private readonly GradientReduction _reduction;
 
-    public ZeroSharding(ShardMap map, ICommunicator communicator, int stage, long reduceBucketElements)
+    /// <param name="communication">communication_data_type, prescale_gradients, gradient_predivide_factor (null: the defaults).</param>
+    public ZeroSharding(ShardMap map, ICommunicator communicator, int stage, long reduceBucketElements, GradientCommunicationConfig? communication = null)
     {
         if (map.Ranks != communicator.Size)
             throw new ArgumentException($"the shard map has {map.Ranks} partitions but the communicator {communicator.Size} ranks");
@@ -26,7 +29,13 @@ public sealed class ZeroSharding
         Stage = stage;
         _communicator = communicator;
         _bucketElements = Math.Max(1, reduceBucketElements);
+        // Stage 0 reduces buckets of the layout, stage 1 the padded layout at once.
+        long largest = stage == 0 ? Math.Min(_bucketElements, map.Layout.TotalElements) : map.PaddedElements;
+        _reduction = new GradientReduction(communicator, communication ?? GradientCommunicationConfig.Default, largest);
     }
+
+    /// <summary>The sums behind the averages (communication_data_type and the scaling around the wire).</summary>
+    public GradientReduction Reduction => _reduction;
 
     public ShardMap Map { get; }
 
@@ -55,9 +64,9 @@ public sealed class ZeroSharding
     /// Bytes of communication buffers the training step needs: stage 1 on several ranks exchanging through host memory
     /// holds the padded layout and one partition (allocated at the first exchange).
     /// </summary>
-    public long BufferBytes => Stage == 1 && _communicator.Size > 1 && !ExchangesInDeviceMemory
+    public long BufferBytes => (Stage == 1 && _communicator.Size > 1 && !ExchangesInDeviceMemory
         ? (Map.PaddedElements + Map.PartitionElements) * sizeof(float)
-        : 0;
+        : 0) + _reduction.BufferBytes;
 
     /// <summary>Stage 1's host buffers (stage 2 partitions per slot, in SlotSharding).</summary>
     private (float[] Padded, float[] Partition) Buffers()
@@ -80,7 +89,7 @@ public sealed class ZeroSharding
             for (long start = 0; start < gradients.Length; start += _bucketElements)
             {
                 var bucket = gradients.Slice((int)start, (int)Math.Min(_bucketElements, gradients.Length - start));
-                _communicator.AllReduceSum(bucket);
+                _reduction.AllReduceSum(bucket);
                 GradientClipping.Scale(bucket, average);
             }
             return;
@@ -89,7 +98,7 @@ public sealed class ZeroSharding
         var (padded, partition) = Buffers();
         gradients.CopyTo(padded);
         padded.AsSpan(gradients.Length).Clear();
-        _communicator.ReduceScatterSum(padded, partition);
+        _reduction.ReduceScatterSum(padded, partition);
         var owned = Owned(gradients);
         partition.AsSpan(0, owned.Length).CopyTo(owned);
         GradientClipping.Scale(owned, average);

@@ -15,25 +15,29 @@ namespace Shardwise.Training.Zero;
 /// streamed slots for each micro-batch's forward and backward, and the slots kept whole once after the step. ZeRO++
 /// sends qwZ's gathers as int8 blocks and qgZ's reduction as int4 blocks (<see cref="BlockQuantizer"/>: bits/32 of a
 /// value plus one scale per 256); hpZ moves backward's gathers into the group. The two one-value all-reduces of a
-/// step (overflow flag, gradient norm) are left out. Tests hold it to the measured traffic (ZeroPlusPlusTests).
+/// step (overflow flag, gradient norm) are left out. A 16-bit communication_data_type halves every gradient reduction
+/// (<see cref="GradientReduction"/>: two values per float; qgZ's blocks replace it). Tests hold it to the measured
+/// traffic (ZeroPlusPlusTests, GradientCommunicationTests).
 /// </summary>
 public sealed record ZeroTraffic(double World, double Group, double Across = 0)
 {
-    public static ZeroTraffic For(ParameterLayout layout, ZeroOptimizationConfig zero, int ranks, int microBatches)
+    public static ZeroTraffic For(ParameterLayout layout, ZeroOptimizationConfig zero, int ranks, int microBatches,
+        GradientCommunicationConfig? communication = null)
     {
         if (ranks == 1) return new ZeroTraffic(0, 0);
         double share = (ranks - 1.0) / ranks;
-        if (zero.Stage == 0) return new ZeroTraffic(2 * layout.TotalElements * share, 0);
-        if (zero.Stage == 1) return new ZeroTraffic(2 * new ShardMap(layout, ranks).PaddedElements * share, 0);
+        double wire = GradientReduction.WireFraction(communication ?? GradientCommunicationConfig.Default);
+        if (zero.Stage == 0) return new ZeroTraffic(2 * layout.TotalElements * share * wire, 0);
+        if (zero.Stage == 1) return new ZeroTraffic(new ShardMap(layout, ranks).PaddedElements * share * (1 + wire), 0);
 
         long padded = Padded(layout, ranks, _ => true);
-        if (zero.Stage == 2) return new ZeroTraffic((microBatches + 1) * padded * share, 0);
+        if (zero.Stage == 2) return new ZeroTraffic((microBatches * wire + 1) * padded * share, 0);
 
         var persistent = TrainingEngine.PersistentSlots(layout, zero.Stage3ParamPersistenceThreshold);
         bool Streamed(int slot) => !persistent.Contains(slot);
         long streamed = Padded(layout, ranks, Streamed);
         double weights = zero.QuantizedWeights ? Encoded(QuantizedAllGather.Bits) : 1;
-        double gradients = zero.QuantizedGradients ? Encoded(QuantizedReduceScatter.Bits) : 1;
+        double gradients = zero.QuantizedGradients ? Encoded(QuantizedReduceScatter.Bits) : wire;
         int group = zero.HpzPartitionSize;
         // qgZ over hpZ's nodes reduces in two hops (QuantizedReduceScatter): (k−1)/k of the bucket within the node, then
         // 1/k − 1/N of it between nodes; otherwise one reduction over the world.

@@ -24,8 +24,9 @@ internal sealed class EmulatedJob : IDisposable
     /// <param name="precisionSettings">More keys of that section, as JSON members (the fp16 loss scaler's).</param>
     /// <param name="zeroSettings">More keys of zero_optimization, as JSON members (bucket sizes).</param>
     /// <param name="optimizer">The optimizer section's value, as JSON (default: AdamW, lr 1e-2, decay 0.1).</param>
+    /// <param name="topLevel">More top-level keys ("key": value, ...), or empty.</param>
     public EmulatedJob(string model, int zeroStage, string? precision = null, string precisionSettings = "", string zeroSettings = "",
-        string optimizer = "{ \"type\": \"AdamW\", \"params\": { \"lr\": 1e-2, \"weight_decay\": 0.1 } }")
+        string optimizer = "{ \"type\": \"AdamW\", \"params\": { \"lr\": 1e-2, \"weight_decay\": 0.1 } }", string topLevel = "")
     {
         _model = model;
         _directory = Path.Combine(Path.GetTempPath(), $"shardwise-emulated-job-{model}-{Guid.NewGuid():N}");
@@ -40,7 +41,7 @@ internal sealed class EmulatedJob : IDisposable
         File.WriteAllText(_config, $$"""
             { "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "steps_per_print": 1, "gradient_clipping": 0.25,
               "zero_optimization": { "stage": {{zeroStage}}{{(zeroSettings.Length > 0 ? ", " + zeroSettings : "")}} },{{precisionSection}}
-              "optimizer": {{optimizer}} }
+              "optimizer": {{optimizer}}{{(topLevel.Length > 0 ? ", " + topLevel : "")}} }
             """);
     }
 

@@ -103,6 +103,26 @@ public sealed class MultiRankTrainingTests
     }
 
     /// <summary>
+    /// communication_data_type and gradient_predivide_factor on GPU jobs: NCCL averages the gradient arena in its storage
+    /// type, so a bf16 job asking for a bf16 wire stays on the device, while an fp32 wire (or a predivide factor) is
+    /// reduced through host memory as the config asks. Either way bf16 on two emulated devices follows the CPU job with
+    /// the same keys.
+    /// </summary>
+    [TestMethod]
+    [DataRow(1, "\"communication_data_type\": \"fp32\"", false)]
+    [DataRow(0, "\"gradient_predivide_factor\": 2", false)]
+    [DataRow(2, "\"communication_data_type\": \"bf16\"", true)]
+    public void TheGradientWireDecidesWhereAGpuJobReduces(int zeroStage, string keys, bool onDevice)
+    {
+        const double oneBf16Rounding = 1.0 / 256;
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "bf16", topLevel: keys);
+        var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
+        var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", "nccl");
+        StringAssert.Contains(cuda.Output, onDevice ? DeviceStep(zeroStage, ranks: 2) : "gradients reduced over 2 ranks through host memory", cuda.Output);
+        EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
+    }
+
+    /// <summary>
     /// Lion and Adagrad step on the device too (lion.cu, adagrad.cu through IFusedOptimizerOps): fp32 over the emulated
     /// NCCL at ZeRO 1–3 (the partition stepped where it lives) follows the CPU job: losses and gradient norms to 1e-5,
     /// Adagrad's final weights to 1e-5, Lion's element by element except the attention key bias, whose gradient is

@@ -81,6 +81,33 @@ public sealed class MpiTrainingTests
         Assert.IsTrue(quantized is > 1e-5 and < 0.1, $"qwZ + qgZ + hpZ: relative difference {quantized:E2}");
     }
 
+    /// <summary>
+    /// DeepSpeed's gradient wire keys under mpirun (the 16-bit segments' all-to-all over MPI point-to-point calls):
+    /// ZeRO-2 on 2 processes with a bf16 wire, predivided by 2, stays close to one process with the same global batch
+    /// but not equal to it, and the log says how the gradients travel.
+    /// </summary>
+    [TestMethod]
+    public void GradientWireUnderMpirun()
+    {
+        string mpirun = FindOnPath("mpirun") ?? throw new AssertInconclusiveException("mpirun is not on PATH; scripts/setup.sh installs Open MPI");
+        var root = TrainerRun.TempDirectory();
+        string config = Path.Combine(root, "wire.json"), wire = Path.Combine(root, "wire"), single = Path.Combine(root, "single");
+        File.WriteAllText(config, """
+            { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 2, "steps_per_print": 100,
+              "communication_data_type": "bf16", "gradient_predivide_factor": 2,
+              "optimizer": { "type": "AdamW", "params": { "lr": 1e-3, "weight_decay": 0.1 } },
+              "zero_optimization": { "stage": 2 } }
+            """);
+        var (code, output) = RunMpi(mpirun, 2, "train", "--config", config, "--steps", "12", "--output", wire, "--eval-interval", "0");
+        Assert.AreEqual(0, code, output);
+        StringAssert.Contains(output, "gradients reduced over 2 ranks through host memory (bf16 on the wire, predivided by 2, then × 2/ranks)");
+        TrainerRun.Succeed("train", "--config", TrainerRun.WriteZeroConfig(root, 2, 0), "--steps", "12", "--output", single, "--eval-interval", "0");
+        double apart = TrainerRun.RelativeDifference(TrainerRun.CheckpointWeights(Path.Combine(wire, "step-000012")),
+            TrainerRun.CheckpointWeights(Path.Combine(single, "step-000012")));
+        Console.WriteLine($"ZeRO-2, bf16 wire predivided by 2, mpirun -np 2 vs one process: relative weight difference {apart:E2}");
+        Assert.IsTrue(apart is > 1e-6 and < 1e-2, $"relative difference {apart:E2}");
+    }
+
     [TestMethod]
     public void SavedOnFourProcessesResumesOnTwo()
     {

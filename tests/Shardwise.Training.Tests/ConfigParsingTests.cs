@@ -320,6 +320,19 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
+    public void MonitorConfigAndCommsConfig_AreKeysDeepSpeedDoesNotRead()
+    {
+        var result = Parse("""
+            {"train_batch_size": 8, "comms_config": {"verbose": false},
+             "monitor_config": {"enabled": true, "tag": "DeepSpeedMonitor", "csv_monitor": {"enabled": true}, "tensorboard": {"enabled": false}}}
+            """);
+        AssertWarning(result, "$.monitor_config: DeepSpeed does not read this key (its monitors are the top-level tensorboard, csv_monitor, wandb and comet sections), and neither does Shardwise: nothing inside it runs; to enable csv_monitor, move it to the top level");
+        AssertWarning(result, "$.comms_config: DeepSpeed does not read this key (its communication log is the top-level comms_logger section), and neither does Shardwise; ignored");
+        Assert.AreEqual(2, result.Warnings.Count, string.Join("\n", result.Warnings));
+        Assert.IsFalse(result.Config.CsvMonitor.Enabled, "a csv_monitor inside monitor_config does not run, as in DeepSpeed");
+    }
+
+    [TestMethod]
     public void NcclAveragesAsAsked_OnlyForTheStorageTypeAndNoPredivision()
     {
         static GradientCommunicationConfig Read(string keys) => Parse($$"""{"train_batch_size": 8 {{keys}} }""").Config.GradientCommunication;

@@ -1,3 +1,4 @@
+using System.Linq;
 using System.Text.Json;
 
 namespace Shardwise.Training.Config;
@@ -59,6 +60,7 @@ internal static class DeepSpeedConfigParser
         };
 
         CheckAcrossSections(root, config);
+        ReportKeysDeepSpeedIgnores(root);
         UnsupportedFeaturePolicy.ReportLeftovers(root, UnsupportedFeaturePolicy.TopLevel, UnsupportedFeaturePolicy.TopLevelAcceptedNoEffect);
         if (diagnostics.Errors.Count > 0)
         {
@@ -82,6 +84,27 @@ internal static class DeepSpeedConfigParser
         }
 
         return legacy ?? library;
+    }
+
+    /// <summary>
+    /// Keys that public configs carry but DeepSpeed itself never reads (LLaMA-Factory's, in ../shared/ds_configs/26_*):
+    /// its monitors are the top-level tensorboard, csv_monitor, wandb and comet sections, and its communication log is
+    /// comms_logger. A warning says so, so nobody expects the monitors inside to run.
+    /// </summary>
+    private static void ReportKeysDeepSpeedIgnores(JsonSection root)
+    {
+        if (root.TryTake("monitor_config", out var monitors))
+        {
+            string enabled = monitors.ValueKind == JsonValueKind.Object
+                ? string.Join(", ", monitors.EnumerateObject()
+                    .Where(m => m.Value.ValueKind == JsonValueKind.Object && m.Value.TryGetProperty("enabled", out var on) && on.ValueKind == JsonValueKind.True)
+                    .Select(m => m.Name))
+                : "";
+            root.Warning("monitor_config", "DeepSpeed does not read this key (its monitors are the top-level tensorboard, csv_monitor, wandb and comet sections), and neither does Shardwise: nothing inside it runs"
+                + (enabled.Length > 0 ? $"; to enable {enabled}, move it to the top level" : ""));
+        }
+        if (root.TryTake("comms_config", out _))
+            root.Warning("comms_config", "DeepSpeed does not read this key (its communication log is the top-level comms_logger section), and neither does Shardwise; ignored");
     }
 
     private static void CheckAcrossSections(JsonSection root, DeepSpeedConfig config)

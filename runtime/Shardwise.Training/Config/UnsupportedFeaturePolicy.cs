@@ -38,8 +38,6 @@ internal static class UnsupportedFeaturePolicy
         // Logging, monitoring and profiling: never change results.
         ["wandb"] = KnownUnsupportedKey.Warn("Weights & Biases monitoring"),
         ["comet"] = KnownUnsupportedKey.Warn("Comet monitoring"),
-        ["monitor_config"] = KnownUnsupportedKey.Warn("monitor_config (monitoring backends)"),
-        ["comms_config"] = KnownUnsupportedKey.Warn("communication logging options"),
         ["eigenvalue"] = KnownUnsupportedKey.Warn("eigenvalue analysis"),
 
         // Speed or plumbing only.

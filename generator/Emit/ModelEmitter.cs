@@ -183,6 +183,12 @@ internal static class ModelEmitter
         w.Line($"    arenaElementsPerSample: {Names.Long(a.ArenaElementsPerSample)},");
         w.Line($"    unsharedElementsPerSample: {Names.Long(a.UnsharedElementsPerSample)},");
         w.Line($"    indexElementsPerSample: {Names.Long(a.IndexElementsPerSample)},");
-        w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))});");
+        if (a.HostElementsPerSample == 0)
+        {
+            w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))});");
+            return;
+        }
+        w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))},");
+        w.Line($"    hostElementsPerSample: {Names.Long(a.HostElementsPerSample)});");
     }
 }

@@ -167,6 +167,11 @@ internal static class ProgramEmitter
             WriteResidency(w, plan, plan.Residency.ForwardFirst, k, "ParametersNeeded", phase: 0);
             foreach (var line in calls.Forward(k)) w.Line(line);
             WriteResidency(w, plan, plan.Residency.ForwardLast, k, "ParametersReleased", phase: 0);
+            foreach (var copy in plan.Activations.HostCopies)
+            {
+                if (copy.StashAfterOp == k)
+                    w.Line($"Ops.StashActivation({names.Value(copy.Value)}, HostStash({Names.Long(copy.HostOffsetPerSample)})); // kept in host memory until backward");
+            }
         }
         if (graph.OutputIsLoss) w.Line("return loss;");
         else if (model is not null) w.Line("return T.Zero;");
@@ -202,6 +207,14 @@ internal static class ProgramEmitter
         {
             var e = timeline[i];
             var op = graph.Ops[e.Op];
+            foreach (var copy in plan.Activations.HostCopies)
+            {
+                if (copy.RestoreBeforeEvent != i) continue;
+                if (!first) w.Line();
+                first = false;
+                layer = null;
+                w.Line($"Ops.RestoreActivation(HostStash({Names.Long(copy.HostOffsetPerSample)}), {names.Value(copy.Value)}); // back from host memory");
+            }
             if (e.IsRecompute)
             {
                 // A checkpointed layer's forward runs again so that its dropped activations exist for its backward.

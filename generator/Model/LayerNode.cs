@@ -46,6 +46,9 @@ internal sealed record LayerNode(
     /// <summary><c>[Checkpoint]</c> on the field (or on the array holding this element): recompute in backward.</summary>
     public bool Checkpoint { get; init; }
 
+    /// <summary><c>[Checkpoint(InputsOnHost = true)]</c>: the checkpointed inputs wait in host memory until the recompute.</summary>
+    public bool CheckpointInputsOnHost { get; init; }
+
     /// <summary><c>[LayerDrop]</c> on the field (or on the array holding this element): progressive layer drop may skip it.</summary>
     public bool LayerDrop { get; init; }
 

@@ -75,7 +75,9 @@ internal sealed class LayerTreeParser
         var shard = shardAttribute is { ConstructorArguments.Length: 1 } && shardAttribute.ConstructorArguments[0].Value is int kind
             ? (TensorShard)(kind + 1)
             : TensorShard.None;
-        bool checkpoint = Symbols.HasAttribute(field, KnownNames.CheckpointAttribute);
+        var checkpointAttribute = Symbols.FindAttribute(field, KnownNames.CheckpointAttribute);
+        bool checkpoint = checkpointAttribute is not null;
+        bool inputsOnHost = checkpointAttribute?.NamedArguments.Any(a => a.Key == "InputsOnHost" && a.Value.Value is true) == true;
         var layerDropAttribute = Symbols.FindAttribute(field, KnownNames.LayerDropAttribute);
         var tokenDropAttribute = Symbols.FindAttribute(field, KnownNames.TokenDropAttribute);
         if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null && tokenDropAttribute is null) return node;
@@ -85,7 +87,7 @@ internal sealed class LayerTreeParser
         var tokenDropLocation = LocationInfo.From(tokenDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
         LayerNode Apply(LayerNode n) => n with
         {
-            Shard = shard, ShardLocation = location, Checkpoint = checkpoint,
+            Shard = shard, ShardLocation = location, Checkpoint = checkpoint, CheckpointInputsOnHost = inputsOnHost,
             LayerDrop = layerDropAttribute is not null, LayerDropLocation = layerDropLocation,
             TokenDrop = tokenDropAttribute is not null, TokenDropLocation = tokenDropLocation,
         };

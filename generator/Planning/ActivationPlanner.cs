@@ -41,6 +41,13 @@ internal sealed record ActivationBuffer(string Name, int Value, BufferRole Role,
     }
 }
 
+/// <summary>
+/// A checkpointed input kept in host memory: copied to the host store at <see cref="HostOffsetPerSample"/> after
+/// forward op <see cref="StashAfterOp"/> (its last forward use) and back before backward timeline event
+/// <see cref="RestoreBeforeEvent"/> (its first backward use); its device buffer serves others in between.
+/// </summary>
+internal sealed record HostCopy(int Value, long ElementsPerSample, long HostOffsetPerSample, int StashAfterOp, int RestoreBeforeEvent);
+
 /// <summary>A region of the index arena (token ids, targets, positions); small, so never reused.</summary>
 internal sealed record IndexBuffer(string Name, int Value, long ElementsPerSample, long OffsetPerSample);
 
@@ -58,6 +65,13 @@ internal sealed record ActivationPlan(
 
     /// <summary>Values whose gradient is written over their own buffer (<see cref="InPlaceGradientPlanner"/>).</summary>
     public EquatableArray<int> GradientsOverValues { get; init; } = EquatableArray<int>.Empty;
+
+    /// <summary>Checkpointed inputs kept in host memory, in stash order, and the host store they take per sample.</summary>
+    public EquatableArray<HostCopy> HostCopies { get; init; } = EquatableArray<HostCopy>.Empty;
+
+    public long HostElementsPerSample => HostCopies.Count == 0 ? 0 : HostCopies.Max(c => c.HostOffsetPerSample + Align(c.ElementsPerSample));
+
+    internal static long Align(long elements) => (elements + 15) / 16 * 16;
 
     public ActivationBuffer? Find(int value, BufferRole role) => Buffers.FirstOrDefault(b => b.Value == value && b.Role == role);
 }
@@ -106,7 +120,7 @@ internal static class ActivationPlanner
 
         void Touch(int value, BufferRole role, int time)
         {
-            if (role == BufferRole.Value && time >= forwardSteps && checkpoints.IsRecomputed(value))
+            if (role == BufferRole.Value && time >= forwardSteps && checkpoints.IsDroppedInForward(value))
             {
                 recomputedFrom[value] = recomputedFrom.TryGetValue(value, out int rs) ? Math.Min(rs, time) : time;
                 recomputedTo[value] = recomputedTo.TryGetValue(value, out int re) ? Math.Max(re, time) : time;
@@ -236,7 +250,33 @@ internal static class ActivationPlanner
         return new ActivationPlan(placed.ToEquatableArray(), indices.ToEquatableArray(), arena, unshared, indexOffset, lastStep)
         {
             GradientsOverValues = inPlace.ToEquatableArray(),
+            HostCopies = HostCopies(graph, checkpoints, forwardSteps, end, recomputedFrom),
         };
+    }
+
+    /// <summary>
+    /// The host store of the checkpoint plan's host values: each is stashed after its last forward touch and restored
+    /// before its first backward touch (a value backward never reads is not stashed at all, nor one whose two uses are
+    /// the last forward op and the first backward event), at consecutive offsets in
+    /// stash order (all of them are in host memory at once between forward and backward, so nothing is shared).
+    /// </summary>
+    private static EquatableArray<HostCopy> HostCopies(IrGraph graph, CheckpointPlan checkpoints, int forwardSteps,
+        IReadOnlyDictionary<(int, BufferRole), int> end, IReadOnlyDictionary<int, int> recomputedFrom)
+    {
+        var copies = new List<HostCopy>();
+        long offset = 0;
+        foreach (int value in checkpoints.HostValues.OrderBy(v => end[(v, BufferRole.Value)]).ThenBy(v => v))
+        {
+            if (!recomputedFrom.TryGetValue(value, out int restore)) continue;
+            // Read by the last forward op and again by the first backward event: nothing runs in between that could
+            // use its memory, so it stays on the device (its two live intervals meet).
+            int stash = end[(value, BufferRole.Value)];
+            if (stash == forwardSteps - 1 && restore == forwardSteps) continue;
+            long elements = graph.Values[value].ElementsPerSample;
+            copies.Add(new HostCopy(value, elements, offset, stash, restore - forwardSteps));
+            offset += ActivationPlan.Align(elements);
+        }
+        return copies.ToEquatableArray();
     }
 
     /// <summary>Tensors an op's backward reads besides the incoming gradient.</summary>

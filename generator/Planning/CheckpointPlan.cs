@@ -36,6 +36,15 @@ internal sealed record CheckpointPlan(EquatableArray<CheckpointSegment> Segments
 {
     public bool IsEmpty => Segments.Count == 0;
 
+    /// <summary>
+    /// Inputs of <c>[Checkpoint(InputsOnHost = true)]</c> segments that wait in host memory between their last forward
+    /// use and their first backward use (activations only: not the program's inputs or output).
+    /// </summary>
+    public EquatableArray<int> HostValues { get; init; } = EquatableArray<int>.Empty;
+
+    /// <summary>Whether <paramref name="value"/> leaves the device after its forward: recomputed, or kept in host memory.</summary>
+    public bool IsDroppedInForward(int value) => IsRecomputed(value) || HostValues.Contains(value);
+
     /// <summary>The plan of a program with no checkpointed layer.</summary>
     public static CheckpointPlan None(EquatableArray<BackwardStep> backward)
         => new(EquatableArray<CheckpointSegment>.Empty,

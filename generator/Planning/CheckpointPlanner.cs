@@ -16,8 +16,10 @@ internal static class CheckpointPlanner
 {
     public static CheckpointPlan Plan(IrGraph graph, LayerNode root, EquatableArray<BackwardStep> backward)
     {
-        var layers = LayerPaths.Outermost(root, node => node.Checkpoint).Select(node => node.Path).ToList();
+        var checkpointed = LayerPaths.Outermost(root, node => node.Checkpoint).ToList();
+        var layers = checkpointed.Select(node => node.Path).ToList();
         if (layers.Count == 0) return CheckpointPlan.None(backward);
+        var onHost = new HashSet<string>(checkpointed.Where(node => node.CheckpointInputsOnHost).Select(node => node.Path));
 
         var segments = new List<CheckpointSegment>();
         for (int k = 0; k < graph.Ops.Count;)
@@ -35,7 +37,28 @@ internal static class CheckpointPlanner
             k = last + 1;
         }
         if (segments.Count == 0) return CheckpointPlan.None(backward);
-        return new CheckpointPlan(segments.ToEquatableArray(), Timeline(segments, backward));
+        return new CheckpointPlan(segments.ToEquatableArray(), Timeline(segments, backward))
+        {
+            HostValues = HostValues(graph, segments.Where(s => onHost.Contains(s.Layer))),
+        };
+    }
+
+    /// <summary>
+    /// The inputs of the segments whose layer keeps them in host memory: activations only (the program's inputs are
+    /// the caller's, and its output is read after backward).
+    /// </summary>
+    private static EquatableArray<int> HostValues(IrGraph graph, IEnumerable<CheckpointSegment> segments)
+    {
+        var values = new SortedSet<int>();
+        foreach (var segment in segments)
+        {
+            foreach (int value in segment.Inputs)
+            {
+                if (graph.Values[value].Kind != ValueKind.Real || value == graph.Output || graph.Inputs.Any(input => input.Value == value)) continue;
+                values.Add(value);
+            }
+        }
+        return values.ToEquatableArray();
     }
 
     private static CheckpointSegment Segment(IrGraph graph, string layer, int first, int last, EquatableArray<BackwardStep> backward)

@@ -48,7 +48,7 @@ internal static class InPlaceGradientPlanner
     {
         if (graph.Values[value].Kind != ValueKind.Real || graph.Values[value].Fp32Statistics) return false;
         if (value == graph.Output || graph.Inputs.Any(input => input.Value == value)) return false;
-        if (checkpoints.IsRecomputed(value) || aliases.GradientOwner(value) != value) return false;
+        if (checkpoints.IsDroppedInForward(value) || aliases.GradientOwner(value) != value) return false;
         for (int v = 0; v < graph.Values.Count; v++)
         {
             if (v != value && aliases.GradientOwner(v) == value) return false;

@@ -50,6 +50,11 @@ internal static class PlanReport
             text.Append("  activation checkpointing: ").Append(CheckpointedLayers.Describe(checkpoints.Segments.Select(x => x.Layer)))
                 .Append(", fp32 arena ").Append(N(activations.ArenaWithoutCheckpointingPerSample * 4)).Append(" → ").Append(N(arena * 4))
                 .Append(" bytes per sample (").Append(N(checkpoints.Segments.Sum(x => x.RecomputedOps.Count))).Append(" forward ops recomputed)\n");
+            if (activations.HostCopies.Count > 0)
+            {
+                text.Append("  checkpointed inputs in host memory: ").Append(Plural(activations.HostCopies.Count, "tensor", "tensors")).Append(", ")
+                    .Append(N(activations.HostElementsPerSample * 4)).Append(" fp32 bytes per sample, copied out after their last forward use and back before their layer's recompute\n");
+            }
         }
         if (epilogues is { HasGeluFusion: true })
         {

@@ -23,6 +23,28 @@ public partial class CheckpointedTwoBlockGpt
 }
 
 /// <summary>
+/// <see cref="TwoBlockGpt"/> with both blocks checkpointed and their inputs kept in host memory between forward and
+/// backward (DeepSpeed's cpu_checkpointing).
+/// </summary>
+[Model]
+public partial class HostCheckpointedTwoBlockGpt
+{
+    [Layer] private readonly Embedding tokens = new(TwoBlockGpt.Vocabulary, TwoBlockGpt.Width);
+    [Layer] private readonly Embedding positions = new(TwoBlockGpt.Context, TwoBlockGpt.Width);
+    [Layer, Checkpoint(InputsOnHost = true)] private readonly GptBlock[] blocks = Layers.Repeat(2, () => new GptBlock(TwoBlockGpt.Width, 2));
+    [Layer] private readonly LayerNorm finalNorm = new(TwoBlockGpt.Width);
+
+    [Forward]
+    public Tensor Forward([Tokens(TwoBlockGpt.Context)] Tensor ids, [Tokens(TwoBlockGpt.Context)] Tensor targets)
+    {
+        var x = tokens.Forward(ids) + positions.Forward(ids.Positions());
+        foreach (var block in blocks)
+            x = block.Forward(x);
+        return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), targets);
+    }
+}
+
+/// <summary>
 /// Three residual MLP blocks of width 16, so that every activation is exactly one 16-element alignment unit and the
 /// arena can be worked out by hand (see CheckpointingTests.ArenaMatchesTheHandComputedPeak).
 /// </summary>
@@ -45,6 +67,21 @@ public partial class ResidualMlp
 public partial class CheckpointedResidualMlp
 {
     [Layer, Checkpoint] private readonly MlpBlock[] blocks = Layers.Repeat(3, () => new MlpBlock(16));
+
+    [Forward]
+    public Tensor Forward([Shape(1, 16)] Tensor x)
+    {
+        foreach (var block in blocks)
+            x = block.Forward(x);
+        return x;
+    }
+}
+
+/// <summary><see cref="CheckpointedResidualMlp"/> with the blocks' inputs kept in host memory until their recompute.</summary>
+[Model]
+public partial class HostCheckpointedResidualMlp
+{
+    [Layer, Checkpoint(InputsOnHost = true)] private readonly MlpBlock[] blocks = Layers.Repeat(3, () => new MlpBlock(16));
 
     [Forward]
     public Tensor Forward([Shape(1, 16)] Tensor x)

@@ -55,6 +55,9 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void AllocateIndices(long elements) => _cpu.AllocateIndices(elements);
     public void AllocateActivationWindows(int count) => _cpu.AllocateActivationWindows(count);
     public void SelectActivationWindow(int window) => _cpu.SelectActivationWindow(window);
+    public void AllocateHostActivations(long elements) => _cpu.AllocateHostActivations(elements);
+    public void StashActivation(Slice source, long hostOffset) => _cpu.StashActivation(source, hostOffset);
+    public void RestoreActivation(long hostOffset, Slice destination) => _cpu.RestoreActivation(hostOffset, destination);
     public Span<float> View(Arena arena) => _cpu.View(arena);
     public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination) => _cpu.LoadIndices(source, destination);
     public void Load(ReadOnlySpan<float> source, Slice destination) => _cpu.Load(source, destination);

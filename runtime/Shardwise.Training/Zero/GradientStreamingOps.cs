@@ -118,6 +118,12 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void SelectActivationWindow(int window) => _inner.SelectActivationWindow(window);
 
+    public void AllocateHostActivations(long elements) => _inner.AllocateHostActivations(elements);
+
+    public void StashActivation(Slice source, long hostOffset) => _inner.StashActivation(source, hostOffset);
+
+    public void RestoreActivation(long hostOffset, Slice destination) => _inner.RestoreActivation(hostOffset, destination);
+
     public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
         => _inner.EmbeddingRange(ids, P(table), output, rows, dim, first, count);
 

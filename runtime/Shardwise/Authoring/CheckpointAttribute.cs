@@ -8,4 +8,11 @@ namespace Shardwise;
 [global::System.AttributeUsage(global::System.AttributeTargets.Field, Inherited = false)]
 public sealed class CheckpointAttribute : global::System.Attribute
 {
+    /// <summary>
+    /// Keep the layer's checkpointed inputs in host memory between its forward and its backward (DeepSpeed's
+    /// cpu_checkpointing): each is copied out after its last forward use and back just before the layer's recompute,
+    /// so the device holds none of them in between. Costs two copies of each input per step over the bus; results are
+    /// unchanged. The plan report gives the host bytes and the smaller device arena.
+    /// </summary>
+    public bool InputsOnHost { get; set; }
 }

@@ -21,6 +21,10 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
     private T[][] activationWindows = [];
     private int[][] indexWindows = [];
 
+    // Checkpointed inputs kept "on the host" (InputsOnHost): plain arrays here, one per activation window.
+    private T[] hostActivations = [];
+    private T[][] hostWindows = [];
+
     // Per-chunk working memory for the parallel loops; grows to the largest op seen, then stays.
     private T[] scratch = [];
     private T[] partialSums = [];
@@ -76,12 +80,15 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         var activations = arenas[ArenaIndex(Arena.Activations)];
         activationWindows = new T[count][];
         indexWindows = new int[count][];
+        hostWindows = new T[count][];
         activationWindows[0] = activations;
         indexWindows[0] = indices;
+        hostWindows[0] = hostActivations;
         for (int w = 1; w < count; w++)
         {
             activationWindows[w] = new T[activations.Length];
             indexWindows[w] = new int[indices.Length];
+            hostWindows[w] = new T[hostActivations.Length];
         }
     }
 
@@ -91,6 +98,28 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             throw new ArgumentOutOfRangeException(nameof(window), window, $"There are {activationWindows.Length} activation windows; call AllocateActivationWindows first.");
         arenas[ArenaIndex(Arena.Activations)] = activationWindows[window];
         indices = indexWindows[window];
+        hostActivations = hostWindows[window];
+    }
+
+    public void AllocateHostActivations(long elements) => hostActivations = new T[ArenaLength("host activation", elements)];
+
+    public void StashActivation(Slice source, long hostOffset)
+    {
+        using var profiled = Profile();
+        Elements(source, source.Length, nameof(source)).CopyTo(HostRange(hostOffset, source.Length));
+    }
+
+    public void RestoreActivation(long hostOffset, Slice destination)
+    {
+        using var profiled = Profile();
+        HostRange(hostOffset, destination.Length).CopyTo(Elements(destination, destination.Length, nameof(destination)));
+    }
+
+    private Span<T> HostRange(long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset + length > hostActivations.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {offset + length}) is outside the {hostActivations.Length}-element host activation store");
+        return hostActivations.AsSpan((int)offset, (int)length);
     }
 
     public Span<T> View(Arena arena) => arenas[ArenaIndex(arena)];

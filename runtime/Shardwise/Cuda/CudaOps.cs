@@ -198,6 +198,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             activationWindows[w] = activations.AllocateSibling(context, allocations);
             indexWindows[w] = DeviceIndexArena.Allocate(context, index.Length, allocations);
         }
+        AllocateHostWindows(count); // CudaOps.HostActivations.cs
     }
 
     public void SelectActivationWindow(int window)
@@ -206,6 +207,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
             throw new ArgumentOutOfRangeException(nameof(window), window, $"There are {activationWindows.Length} activation windows; call AllocateActivationWindows first.");
         arenas[(int)Ops.Arena.Activations] = activationWindows[window];
         indices = indexWindows[window];
+        if (window < hostWindows.Length) hostActivations = hostWindows[window];
     }
 
     /// <summary>
@@ -597,6 +599,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         DisposeSparseLayouts();       // CudaOps.SparseAttention.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs
+        DisposeHostActivations();       // CudaOps.HostActivations.cs
         profiler?.Dispose();
         epilogueGemm.Dispose();
         gemm.Dispose();

@@ -181,6 +181,24 @@ internal sealed class DeviceArena : IDisposable
     }
 
     /// <summary>
+    /// Queues a copy of elements [offset, offset + count) into pinned host memory at element
+    /// <paramref name="hostOffset"/> (same element size), on the legacy default stream: ordered after the kernels
+    /// that wrote them and before any that overwrite them.
+    /// </summary>
+    public void StashTo(PinnedHostMemory host, long hostOffset, long offset, long count)
+    {
+        EnsureDevice();
+        if (count > 0) memory!.DownloadAsync(host, count * ElementBytes, null, offset * ElementBytes, hostOffset * ElementBytes);
+    }
+
+    /// <summary>The reverse of <see cref="StashTo"/>: pinned host elements back into [offset, offset + count), queued.</summary>
+    public void RestoreFrom(PinnedHostMemory host, long hostOffset, long offset, long count)
+    {
+        EnsureDevice();
+        if (count > 0) memory!.UploadAsync(host, count * ElementBytes, null, hostOffset * ElementBytes, offset * ElementBytes);
+    }
+
+    /// <summary>
     /// Zeroes elements [offset, offset + count): every byte of their range, so a slice reads as zero both as a
     /// stored tensor and as fp32 statistics.
     /// </summary>

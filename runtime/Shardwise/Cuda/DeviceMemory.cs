@@ -92,28 +92,28 @@ public sealed unsafe class DeviceMemory : CudaContextBoundHandle
         GC.KeepAlive(stream);
     }
 
-    /// <summary>Queues a copy from pinned host memory on <paramref name="stream"/> (cuMemcpyHtoDAsync).</summary>
-    public void UploadAsync(PinnedHostMemory source, long bytes, CudaStream stream, long sourceOffset = 0,
+    /// <summary>Queues a copy from pinned host memory on <paramref name="stream"/> (cuMemcpyHtoDAsync; null: the legacy default stream).</summary>
+    public void UploadAsync(PinnedHostMemory source, long bytes, CudaStream? stream, long sourceOffset = 0,
         long destinationOffset = 0)
     {
         source.CheckRange(sourceOffset, bytes);
         CheckRange(destinationOffset, bytes);
         CudaCheck.Driver(CuDriver.cuMemcpyHtoDAsync(Pointer + (ulong)destinationOffset,
-            (byte*)source.Address + sourceOffset, (nuint)bytes, stream.Value), "cuMemcpyHtoDAsync_v2");
+            (byte*)source.Address + sourceOffset, (nuint)bytes, stream?.Value ?? 0), "cuMemcpyHtoDAsync_v2");
         Traffic?.CountUp(bytes);
         GC.KeepAlive(this);
         GC.KeepAlive(source);
         GC.KeepAlive(stream);
     }
 
-    /// <summary>Queues a copy into pinned host memory on <paramref name="stream"/> (cuMemcpyDtoHAsync).</summary>
-    public void DownloadAsync(PinnedHostMemory destination, long bytes, CudaStream stream, long sourceOffset = 0,
+    /// <summary>Queues a copy into pinned host memory on <paramref name="stream"/> (cuMemcpyDtoHAsync; null: the legacy default stream).</summary>
+    public void DownloadAsync(PinnedHostMemory destination, long bytes, CudaStream? stream, long sourceOffset = 0,
         long destinationOffset = 0)
     {
         CheckRange(sourceOffset, bytes);
         destination.CheckRange(destinationOffset, bytes);
         CudaCheck.Driver(CuDriver.cuMemcpyDtoHAsync((byte*)destination.Address + destinationOffset,
-            Pointer + (ulong)sourceOffset, (nuint)bytes, stream.Value), "cuMemcpyDtoHAsync_v2");
+            Pointer + (ulong)sourceOffset, (nuint)bytes, stream?.Value ?? 0), "cuMemcpyDtoHAsync_v2");
         Traffic?.CountDown(bytes);
         GC.KeepAlive(this);
         GC.KeepAlive(destination);

@@ -25,6 +25,19 @@ public interface ITensorOps<T> where T : unmanaged
     /// <summary>Makes <see cref="Arena.Activations"/> and the index arena refer to window <paramref name="window"/>.</summary>
     void SelectActivationWindow(int window);
 
+    /// <summary>
+    /// Allocates the host store of checkpointed inputs kept in host memory (<c>[Checkpoint(InputsOnHost = true)]</c>,
+    /// DeepSpeed's cpu_checkpointing): pinned host memory on a GPU. Call before <see cref="AllocateActivationWindows"/>,
+    /// which gives each window a store of its own.
+    /// </summary>
+    void AllocateHostActivations(long elements);
+
+    /// <summary>Copies an activation into the host store at <paramref name="hostOffset"/> (its last forward use is done).</summary>
+    void StashActivation(Slice source, long hostOffset);
+
+    /// <summary>Copies a stashed activation back from the host store at <paramref name="hostOffset"/> (before its layer's backward).</summary>
+    void RestoreActivation(long hostOffset, Slice destination);
+
     /// <summary>The elements of an arena, for loading and reading back (host-side copy on device backends).</summary>
     global::System.Span<T> View(Arena arena);
 

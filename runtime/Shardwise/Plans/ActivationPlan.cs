@@ -17,8 +17,9 @@ public sealed record PlannedBuffer(string Name, BufferRole Role, long ElementsPe
 public sealed class ActivationPlan
 {
     public ActivationPlan(PlannedBuffer[] buffers, long arenaElementsPerSample, long unsharedElementsPerSample,
-        long indexElementsPerSample, int tokensPerSample)
+        long indexElementsPerSample, int tokensPerSample, long hostElementsPerSample = 0)
     {
+        HostElementsPerSample = hostElementsPerSample;
         Buffers = buffers;
         ArenaElementsPerSample = arenaElementsPerSample;
         UnsharedElementsPerSample = unsharedElementsPerSample;
@@ -39,6 +40,15 @@ public sealed class ActivationPlan
 
     /// <summary>Sequence positions per sample, for per-token figures.</summary>
     public int TokensPerSample { get; }
+
+    /// <summary>
+    /// Elements per sample of the checkpointed inputs kept in host memory (<c>[Checkpoint(InputsOnHost = true)]</c>):
+    /// stashed after their last forward use, restored before their layer's backward; 0 when none.
+    /// </summary>
+    public long HostElementsPerSample { get; }
+
+    /// <summary>Host bytes of those inputs for a micro-batch (pinned memory on a GPU).</summary>
+    public long HostBytes(int batch, int bytesPerElement) => batch * HostElementsPerSample * bytesPerElement;
 
     /// <summary>Peak activation bytes for a micro-batch, at <paramref name="bytesPerElement"/> per real element.</summary>
     public long PeakBytes(int batch, int bytesPerElement)

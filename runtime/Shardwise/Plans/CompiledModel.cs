@@ -19,7 +19,11 @@ public abstract class CompiledModel<T> where T : unmanaged
         ops.Allocate(Arena.Gradients, layout.TotalElements);
         ops.Allocate(Arena.Activations, plan.ArenaElementsPerSample * batch);
         ops.AllocateIndices(plan.IndexElementsPerSample * batch);
+        if (plan.HostElementsPerSample > 0) ops.AllocateHostActivations(plan.HostElementsPerSample * batch);
     }
+
+    /// <summary>The host store offset of a checkpointed input kept in host memory, planned per sample.</summary>
+    protected long HostStash(long offsetPerSample) => Batch * offsetPerSample;
 
     public ITensorOps<T> Ops { get; }
 

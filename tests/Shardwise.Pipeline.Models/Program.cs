@@ -43,13 +43,14 @@ internal static class Program
             nameof(TensorGpt) => Equivalence<TensorGpt>(steps, zero),
             nameof(HybridGpt) => Equivalence<HybridGpt>(steps, zero),
             nameof(CheckpointedHybridGpt) => Equivalence<CheckpointedHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
+            nameof(HostCheckpointedHybridGpt) => Equivalence<HostCheckpointedHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
             _ => Usage(),
         };
     }
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt|CheckpointedHybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
+        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt|CheckpointedHybridGpt|HostCheckpointedHybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
         return 2;
     }
 

@@ -1,0 +1,56 @@
+using System;
+using System.Linq;
+using System.Text.RegularExpressions;
+using Microsoft.VisualStudio.TestTools.UnitTesting;
+
+namespace Shardwise.Generator.Tests;
+
+/// <summary>
+/// TinyGpt with <c>[Checkpoint(InputsOnHost = true)]</c> on its blocks (which also carry [LayerDrop] and [TokenDrop]):
+/// the generated program compiles cleanly, stashes each block's input once in forward, after the last forward call
+/// that reads it, and restores it once in backward, before that block's recompute, into the same buffer at the same
+/// host offset.
+/// </summary>
+[TestClass]
+public sealed class HostCheckpointEmitTests
+{
+    private static string Generate()
+    {
+        var example = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
+        const string field = "[Layer, LayerDrop, TokenDrop] private readonly Block[] blocks";
+        Assert.IsTrue(example.Text.Contains(field), "the TinyGpt example no longer declares " + field);
+        var source = example.Text.Replace(field, "[Layer, LayerDrop, TokenDrop, Checkpoint(InputsOnHost = true)] private readonly Block[] blocks");
+        var (sources, diagnostics) = GeneratorHarness.Run((example.Path, source));
+        Assert.AreEqual(0, diagnostics.Count, "generated code must compile cleanly: " + string.Join("\n", diagnostics));
+        return sources["Shardwise.Examples.TinyGpt.g.cs"];
+    }
+
+    [TestMethod]
+    public void EachBlockInputGoesToTheHostAfterForwardAndComesBackBeforeItsRecompute()
+    {
+        string generated = Generate();
+        int backwardStart = generated.IndexOf("public override void Backward(T scale)", StringComparison.Ordinal);
+        string forward = generated.Substring(0, backwardStart), backward = generated.Substring(backwardStart);
+        var stashes = Regex.Matches(forward, @"Ops\.StashActivation\((\w+), HostStash\((\d+)L\)\)").Select(m => (Buffer: m.Groups[1].Value, Offset: m.Groups[2].Value)).ToList();
+        var restores = Regex.Matches(backward, @"Ops\.RestoreActivation\(HostStash\((\d+)L\), (\w+)\)").Select(m => (Buffer: m.Groups[2].Value, Offset: m.Groups[1].Value)).ToList();
+        Assert.AreEqual(4, stashes.Count, "one stash per block input:\n" + string.Join("\n", stashes));
+        CollectionAssert.AreEquivalent(stashes, restores, "every stash is restored once, into its own buffer from its own offset");
+        CollectionAssert.AllItemsAreUnique(stashes.Select(s => s.Offset).ToList());
+
+        for (int block = 0; block < 4; block++)
+        {
+            // The restore of block b's input comes right before block b's recompute, after block b+1's backward.
+            int recompute = backward.IndexOf($"// blocks.{block} (recompute)", StringComparison.Ordinal);
+            Assert.IsTrue(recompute > 0, $"blocks.{block} is not recomputed");
+            string before = backward.Substring(0, recompute);
+            int restore = before.LastIndexOf("Ops.RestoreActivation(", StringComparison.Ordinal);
+            Assert.IsTrue(restore >= 0 && !before.Substring(restore).Contains("(backward)"), $"blocks.{block}'s input is not restored right before its recompute");
+            string restored = Regex.Match(before.Substring(restore), @"\), (\w+)\);").Groups[1].Value;
+            // ... and that buffer is what the block's first recomputed call reads.
+            string firstCall = backward.Substring(recompute).Split('\n').First(line => line.TrimStart().StartsWith("Ops.", StringComparison.Ordinal));
+            StringAssert.Contains(firstCall, restored, $"blocks.{block}'s recompute does not start from the restored input");
+        }
+        StringAssert.Contains(generated, "checkpointed inputs in host memory: 4 tensors");
+        StringAssert.Contains(generated, "hostElementsPerSample: ");
+    }
+}

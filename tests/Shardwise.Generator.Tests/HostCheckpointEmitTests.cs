@@ -53,4 +53,32 @@ public sealed class HostCheckpointEmitTests
         StringAssert.Contains(generated, "checkpointed inputs in host memory: 4 tensors");
         StringAssert.Contains(generated, "hostElementsPerSample: ");
     }
+
+    /// <summary>
+    /// GPT-2 124M (examples/Gpt2Small) as it would be planned with its blocks checkpointed, with and without their
+    /// inputs on the host: the plan report lines, printed for the docs. All twelve block inputs (the residual stream,
+    /// [1024, 768] per sample each) leave the device, the last block's too: the final norm, the head and the loss run
+    /// between its forward and its recompute.
+    /// </summary>
+    [TestMethod]
+    public void Gpt2SmallReportsTheHostStoreAndTheSmallerArena()
+    {
+        string Report(string attribute)
+        {
+            var example = GeneratorHarness.Example("examples/Gpt2Small/Gpt2Small.cs");
+            const string field = "[Layer] private readonly Gpt2Block[] blocks";
+            Assert.IsTrue(example.Text.Contains(field), "the Gpt2Small example no longer declares " + field);
+            var (sources, diagnostics) = GeneratorHarness.Run((example.Path, example.Text.Replace(field, $"[Layer, {attribute}] private readonly Gpt2Block[] blocks")));
+            Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
+            return sources.Single(s => s.Key.EndsWith("Gpt2Small.g.cs", StringComparison.Ordinal)).Value;
+        }
+        string device = Report("Checkpoint"), host = Report("Checkpoint(InputsOnHost = true)");
+        string Line(string source, string marker) => source.Split('\n').Single(l => l.Contains(marker, StringComparison.Ordinal)).Trim();
+        long Arena(string source) => long.Parse(Regex.Match(source, @"arenaElementsPerSample: (\d+)L").Groups[1].Value);
+        Console.WriteLine(Line(device, "activation checkpointing:"));
+        Console.WriteLine(Line(host, "activation checkpointing:"));
+        Console.WriteLine(Line(host, "checkpointed inputs in host memory:"));
+        StringAssert.Contains(host, "checkpointed inputs in host memory: 12 tensors, " + (12L * 1024 * 768 * 4).ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " fp32 bytes per sample");
+        Assert.IsTrue(Arena(host) < Arena(device), $"arena {Arena(host)} is not smaller than {Arena(device)}");
+    }
 }

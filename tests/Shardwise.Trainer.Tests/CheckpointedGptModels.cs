@@ -44,6 +44,25 @@ public partial class CheckpointedSmallGpt
     }
 }
 
+/// <summary><see cref="CheckpointedSmallGpt"/> with the blocks' inputs kept in host memory until their recompute.</summary>
+[Model]
+public partial class HostCheckpointedSmallGpt
+{
+    [Layer] private readonly Embedding tokens = new(SmallGpt.Vocabulary, SmallGpt.Width);
+    [Layer] private readonly Embedding positions = new(SmallGpt.Context, SmallGpt.Width);
+    [Layer, Checkpoint(InputsOnHost = true)] private readonly SmallBlock[] blocks = Layers.Repeat(2, () => new SmallBlock(SmallGpt.Width, 2));
+    [Layer] private readonly LayerNorm finalNorm = new(SmallGpt.Width);
+
+    [Forward]
+    public Tensor Forward([Tokens(SmallGpt.Context)] Tensor ids, [Tokens(SmallGpt.Context)] Tensor targets)
+    {
+        var x = tokens.Forward(ids) + positions.Forward(ids.Positions());
+        foreach (var block in blocks)
+            x = block.Forward(x);
+        return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), targets);
+    }
+}
+
 /// <summary>A pre-norm transformer block.</summary>
 [Layer]
 public sealed class SmallBlock

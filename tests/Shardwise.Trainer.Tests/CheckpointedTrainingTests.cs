@@ -53,6 +53,40 @@ public sealed class CheckpointedTrainingTests
         Assert.IsTrue(CheckpointedSmallGpt.ActivationPlan.ArenaElementsPerSample < SmallGpt.ActivationPlan.ArenaElementsPerSample);
     }
 
+    /// <summary>
+    /// [Checkpoint(InputsOnHost = true)] through the engine: the same losses and weights as the checkpointed twin for 20
+    /// steps at ZeRO-3 on 2 ranks (the host copies beside the streamed parameters), and the memory report moves the
+    /// blocks' inputs from the device arena to host memory, as the plan predicts.
+    /// </summary>
+    [TestMethod]
+    public void InputsOnTheHostTrainAsTheCheckpointedTwinAndMoveToHostMemory()
+    {
+        const int Steps = 20, Ranks = 2;
+        var twin = InProcessGroup.Run(Ranks, c => Train<CheckpointedSmallGpt>(c, stage: 3, microPerRank: 1, steps: Steps), TimeSpan.FromMinutes(2));
+        var onHost = InProcessGroup.Run(Ranks, c => Train<HostCheckpointedSmallGpt>(c, stage: 3, microPerRank: 1, steps: Steps), TimeSpan.FromMinutes(2));
+        for (int rank = 0; rank < Ranks; rank++)
+        {
+            CollectionAssert.AreEqual(twin[rank].Losses, onHost[rank].Losses, $"rank {rank}: losses differ");
+            CollectionAssert.AreEqual(twin[rank].Weights, onHost[rank].Weights, $"rank {rank}: weights differ");
+        }
+
+        var config = DeepSpeedConfig.Parse(Config(4, 0)).Config;
+        MemoryReport Report<TModel>() where TModel : ILanguageModelDefinition
+        {
+            var program = TModel.Compile(TrainingEngine.CreateBackend(config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool), 4);
+            return TrainingEngine.Initialize(program, config).Memory;
+        }
+        var device = Report<CheckpointedSmallGpt>();
+        var host = Report<HostCheckpointedSmallGpt>();
+        long stored = 4L * HostCheckpointedSmallGpt.ActivationPlan.HostElementsPerSample * sizeof(float);
+        Console.WriteLine($"micro-batch 4: checkpointed {device.Describe()} (host {device.Host:N0} B); inputs on the host {host.Describe()} (host {host.Host:N0} B, of which {stored:N0} B inputs)");
+        Assert.IsTrue(stored > 0);
+        Assert.AreEqual(device.Host + stored, host.Host, "the stored inputs are host memory");
+        Assert.IsTrue(host.Device < device.Device, "the device arena is smaller");
+        Assert.AreEqual(MemoryPlan.Predict(HostCheckpointedSmallGpt.ParameterLayout, HostCheckpointedSmallGpt.ActivationPlan, HostCheckpointedSmallGpt.GradientPool,
+            HostCheckpointedSmallGpt.ParameterPool, config, 1, 0, workingBytes: sizeof(float)), host, "the plan predicts what the engine holds");
+    }
+
     [TestMethod]
     public void ZeroThreeWithCheckpointingEqualsOneProcess()
     {
@@ -107,7 +141,16 @@ public sealed class CheckpointedTrainingTests
         var loaded = DeepSpeedConfig.Parse("""{ "activation_checkpointing": { "partition_activations": true, "cpu_checkpointing": true, "profile": true } }""");
         var warnings = string.Join("\n", loaded.Warnings);
         StringAssert.Contains(warnings, "$.activation_checkpointing.partition_activations: known DeepSpeed feature not supported by Shardwise yet");
-        StringAssert.Contains(warnings, "$.activation_checkpointing.cpu_checkpointing: known DeepSpeed feature not supported by Shardwise yet");
         StringAssert.Contains(warnings, "$.activation_checkpointing.profile: known DeepSpeed feature not supported by Shardwise yet");
+        Assert.IsFalse(warnings.Contains("cpu_checkpointing"), "with partition_activations, cpu_checkpointing is checked against the model: " + warnings);
+
+        // cpu_checkpointing is [Checkpoint(InputsOnHost = true)]: a checkpointed model without it gets the warning.
+        var config = loaded.Config.ActivationCheckpointing;
+        StringAssert.Contains(ActivationCheckpointingCheck.Warning(config, nameof(CheckpointedSmallGpt), CheckpointedSmallGpt.PlanReport),
+            "$.activation_checkpointing.cpu_checkpointing: asks for checkpoints in host memory, but CheckpointedSmallGpt's [Checkpoint] layers keep their inputs on the device; this is decided when the model is built: write [Checkpoint(InputsOnHost = true)] on them");
+        Assert.IsNull(ActivationCheckpointingCheck.Warning(config with { PartitionActivations = false }, nameof(CheckpointedSmallGpt), CheckpointedSmallGpt.PlanReport),
+            "without partition_activations DeepSpeed offloads nothing, and the config check says so");
+        var alone = DeepSpeedConfig.Parse("""{ "activation_checkpointing": { "cpu_checkpointing": true } }""");
+        StringAssert.Contains(string.Join("\n", alone.Warnings), "$.activation_checkpointing.cpu_checkpointing: has no effect without partition_activations (DeepSpeed only offloads partitioned activations); Shardwise keeps checkpointed inputs in host memory where the model says [Checkpoint(InputsOnHost = true)]");
     }
 }

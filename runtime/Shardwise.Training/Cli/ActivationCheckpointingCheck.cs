@@ -12,11 +12,20 @@ public static class ActivationCheckpointingCheck
     /// <summary>The plan report line the generator writes for a model with [Checkpoint] layers.</summary>
     public const string ReportMarker = "activation checkpointing: ";
 
+    /// <summary>The plan report line for checkpointed inputs kept in host memory ([Checkpoint(InputsOnHost = true)]).</summary>
+    public const string HostReportMarker = "checkpointed inputs in host memory: ";
+
     /// <summary>The warning to print, or null when the config and the model agree.</summary>
     public static string? Warning(ActivationCheckpointingConfig config, string modelName, string planReport)
     {
-        if (!config.IsRequested || planReport.Contains(ReportMarker, System.StringComparison.Ordinal)) return null;
-        return $"$.activation_checkpointing: asks for activation checkpoints, but {modelName} has no [Checkpoint] layer, so nothing is recomputed; "
-            + "checkpointing is decided when the model is built: put [Checkpoint] on the layers to recompute (e.g. [Layer, Checkpoint] on the block array)";
+        if (!config.IsRequested) return null;
+        if (!planReport.Contains(ReportMarker, System.StringComparison.Ordinal))
+            return $"$.activation_checkpointing: asks for activation checkpoints, but {modelName} has no [Checkpoint] layer, so nothing is recomputed; "
+                + "checkpointing is decided when the model is built: put [Checkpoint] on the layers to recompute (e.g. [Layer, Checkpoint] on the block array)";
+        // DeepSpeed offloads checkpoints only when they are partitioned too (the config check says so otherwise).
+        if (config.CpuCheckpointing && config.PartitionActivations && !planReport.Contains(HostReportMarker, System.StringComparison.Ordinal))
+            return $"$.activation_checkpointing.cpu_checkpointing: asks for checkpoints in host memory, but {modelName}'s [Checkpoint] layers keep their inputs on the device; "
+                + "this is decided when the model is built: write [Checkpoint(InputsOnHost = true)] on them";
+        return null;
     }
 }

@@ -6,8 +6,9 @@ namespace Shardwise.Training.Config;
 /// layers (the generator plans the recompute), so nothing here turns checkpointing on or off. Policy:
 /// contiguous_memory_optimization and number_checkpoints are honoured by construction (the activation arena is one
 /// preplanned region; there is one checkpoint per [Checkpoint] layer) and read silently, as is
-/// synchronize_checkpoint_boundary (a device sync that cannot change results). partition_activations,
-/// cpu_checkpointing and profile are known but unsupported: warnings, since they only move or log memory.
+/// synchronize_checkpoint_boundary (a device sync that cannot change results). partition_activations and profile are
+/// known but unsupported: warnings, since they only move or log memory. cpu_checkpointing is the model's
+/// <c>[Checkpoint(InputsOnHost = true)]</c>: the trainer warns when the config asks for it and the model does not.
 /// When the section asks for checkpointing (<see cref="IsRequested"/>) and the model has no [Checkpoint] layer, the
 /// trainer warns once (Cli/ActivationCheckpointingCheck).
 /// </summary>
@@ -49,13 +50,10 @@ public sealed record ActivationCheckpointingConfig
         }
         if (config.CpuCheckpointing && !config.PartitionActivations)
         {
-            // DeepSpeed only moves *partitioned* activations to the CPU.
-            section.Warning("cpu_checkpointing", "has no effect without partition_activations (DeepSpeed only offloads partitioned activations)");
-        }
-        else if (config.CpuCheckpointing)
-        {
-            section.Warning("cpu_checkpointing", UnsupportedFeaturePolicy.Prefix
-                + "CPU offload of activation checkpoints (they stay in the planned activation arena; results are unchanged)");
+            // DeepSpeed only moves *partitioned* activations to the CPU. With partitioning asked for, the trainer checks
+            // the model instead (Cli/ActivationCheckpointingCheck): host checkpoints are [Checkpoint(InputsOnHost = true)].
+            section.Warning("cpu_checkpointing", "has no effect without partition_activations (DeepSpeed only offloads partitioned activations); "
+                + "Shardwise keeps checkpointed inputs in host memory where the model says [Checkpoint(InputsOnHost = true)]");
         }
         if (config.Profile)
             section.Warning("profile", UnsupportedFeaturePolicy.Prefix + "activation checkpoint profiling (the plan report gives the recompute cost)");

@@ -48,16 +48,18 @@ public sealed record MemoryReport(long Parameters, long Gradients, long MasterWe
         bool mixed = storage != StorageType.Float32;
         long master = !swapped && (mixed || masterInHost) ? owned * sizeof(float) : 0;
         long momentBytes = swapped ? 0 : moments * owned * sizeof(float);
+        // Checkpointed inputs kept in host memory ([Checkpoint(InputsOnHost = true)]) are activations held by the host.
+        long hostActivations = plan.HostBytes(batch, width);
         return new MemoryReport(
             Parameters: parameterBytes ?? psi * width,
             Gradients: gradientBytes ?? psi * width,
             MasterWeights: master,
             OptimizerStates: momentBytes,
-            Activations: batch * plan.ArenaElementsPerSample * width,
+            Activations: batch * plan.ArenaElementsPerSample * width + hostActivations,
             Buffers: batch * plan.IndexElementsPerSample * sizeof(int) + bufferBytes)
         {
             Nvme = nvmeBytes,
-            Host = (stateOnDevice ? 0 : master + momentBytes) + hostArrayBytes,
+            Host = (stateOnDevice ? 0 : master + momentBytes) + hostArrayBytes + hostActivations,
         };
     }
 

@@ -164,6 +164,7 @@ internal static class ProgramEmitter
                 w.Line();
                 w.Line("// " + (layer.Length == 0 ? plan.ClassName : layer));
             }
+            WriteHostCopies(w, plan, names, k);
             WriteResidency(w, plan, plan.Residency.ForwardFirst, k, "ParametersNeeded", phase: 0);
             foreach (var line in calls.Forward(k)) w.Line(line);
             WriteResidency(w, plan, plan.Residency.ForwardLast, k, "ParametersReleased", phase: 0);
@@ -176,6 +177,28 @@ internal static class ProgramEmitter
         if (graph.OutputIsLoss) w.Line("return loss;");
         else if (model is not null) w.Line("return T.Zero;");
         w.Close();
+    }
+
+    /// <summary>
+    /// The host copies' calls due before timeline step <paramref name="time"/>: waits for stashes whose memory the step
+    /// is the first to reuse, restores that may start, and waits for the restores the step reads. Returns whether it
+    /// wrote anything (after a blank line unless <paramref name="first"/>).
+    /// </summary>
+    private static bool WriteHostCopies(SourceWriter w, ProgramPlan plan, BufferNames names, int time, bool first = true)
+    {
+        int forwardSteps = plan.Graph.Ops.Count;
+        var lines = new System.Collections.Generic.List<string>();
+        foreach (var copy in plan.Activations.HostCopies)
+        {
+            string offset = Names.Long(copy.HostOffsetPerSample), value = names.Value(copy.Value);
+            if (copy.AwaitStashAt == time) lines.Add($"Ops.WaitForStash(HostStash({offset})); // {value}'s memory is reused from here");
+            if (copy.RestoreIssueAt == time) lines.Add($"Ops.RestoreActivation(HostStash({offset}), {value}); // back from host memory");
+            if (forwardSteps + copy.RestoreBeforeEvent == time) lines.Add($"Ops.WaitForRestore(HostStash({offset})); // {value} is read from here");
+        }
+        if (lines.Count == 0) return false;
+        if (!first) w.Line();
+        foreach (var line in lines) w.Line(line);
+        return true;
     }
 
     private static void WriteBackward(SourceWriter w, ProgramPlan plan, BufferNames names, OpCallEmitter calls, string modifier, bool isStage)
@@ -207,13 +230,10 @@ internal static class ProgramEmitter
         {
             var e = timeline[i];
             var op = graph.Ops[e.Op];
-            foreach (var copy in plan.Activations.HostCopies)
+            if (WriteHostCopies(w, plan, names, graph.Ops.Count + i, first))
             {
-                if (copy.RestoreBeforeEvent != i) continue;
-                if (!first) w.Line();
                 first = false;
                 layer = null;
-                w.Line($"Ops.RestoreActivation(HostStash({Names.Long(copy.HostOffsetPerSample)}), {names.Value(copy.Value)}); // back from host memory");
             }
             if (e.IsRecompute)
             {

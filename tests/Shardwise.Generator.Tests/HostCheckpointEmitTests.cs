@@ -32,24 +32,30 @@ public sealed class HostCheckpointEmitTests
         int backwardStart = generated.IndexOf("public override void Backward(T scale)", StringComparison.Ordinal);
         string forward = generated.Substring(0, backwardStart), backward = generated.Substring(backwardStart);
         var stashes = Regex.Matches(forward, @"Ops\.StashActivation\((\w+), HostStash\((\d+)L\)\)").Select(m => (Buffer: m.Groups[1].Value, Offset: m.Groups[2].Value)).ToList();
-        var restores = Regex.Matches(backward, @"Ops\.RestoreActivation\(HostStash\((\d+)L\), (\w+)\)").Select(m => (Buffer: m.Groups[2].Value, Offset: m.Groups[1].Value)).ToList();
+        var restores = Regex.Matches(generated, @"Ops\.RestoreActivation\(HostStash\((\d+)L\), (\w+)\)").Select(m => (Buffer: m.Groups[2].Value, Offset: m.Groups[1].Value)).ToList();
         Assert.AreEqual(4, stashes.Count, "one stash per block input:\n" + string.Join("\n", stashes));
         CollectionAssert.AreEquivalent(stashes, restores, "every stash is restored once, into its own buffer from its own offset");
         CollectionAssert.AllItemsAreUnique(stashes.Select(s => s.Offset).ToList());
 
         for (int block = 0; block < 4; block++)
         {
-            // The restore of block b's input comes right before block b's recompute, after block b+1's backward.
+            // The wait for block b's input comes right before block b's recompute; its restore was issued earlier.
             int recompute = backward.IndexOf($"// blocks.{block} (recompute)", StringComparison.Ordinal);
             Assert.IsTrue(recompute > 0, $"blocks.{block} is not recomputed");
             string before = backward.Substring(0, recompute);
-            int restore = before.LastIndexOf("Ops.RestoreActivation(", StringComparison.Ordinal);
-            Assert.IsTrue(restore >= 0 && !before.Substring(restore).Contains("(backward)"), $"blocks.{block}'s input is not restored right before its recompute");
-            string restored = Regex.Match(before.Substring(restore), @"\), (\w+)\);").Groups[1].Value;
-            // ... and that buffer is what the block's first recomputed call reads.
+            int wait = before.LastIndexOf("Ops.WaitForRestore(HostStash(", StringComparison.Ordinal);
+            Assert.IsTrue(wait >= 0 && !before.Substring(wait).Contains("(backward)"), $"blocks.{block}'s input is not awaited right before its recompute");
+            string offset = Regex.Match(before.Substring(wait), @"HostStash\((\d+)L\)").Groups[1].Value;
+            var restore = restores.Single(r => r.Offset == offset);
+            int issued = generated.IndexOf($"Ops.RestoreActivation(HostStash({offset}L), {restore.Buffer});", StringComparison.Ordinal);
+            int stashed = generated.IndexOf($"Ops.StashActivation({restore.Buffer}, HostStash({offset}L));", StringComparison.Ordinal);
+            Assert.IsTrue(stashed < issued && issued < backwardStart + wait, $"blocks.{block}: stash, restore and wait out of order");
+            // ... and the restored buffer is what the block's first recomputed call reads.
             string firstCall = backward.Substring(recompute).Split('\n').First(line => line.TrimStart().StartsWith("Ops.", StringComparison.Ordinal));
-            StringAssert.Contains(firstCall, restored, $"blocks.{block}'s recompute does not start from the restored input");
+            StringAssert.Contains(firstCall, restore.Buffer, $"blocks.{block}'s recompute does not start from the restored input");
         }
+        // Every stash whose memory is reused is awaited before the reuse, in forward or backward.
+        Assert.IsTrue(Regex.Matches(generated, @"Ops\.WaitForStash\(").Count > 0, "the inputs' memory is reused, so some stash is awaited");
         StringAssert.Contains(generated, "checkpointed inputs in host memory: 4 tensors");
         StringAssert.Contains(generated, "hostElementsPerSample: ");
     }

@@ -58,6 +58,8 @@ internal sealed class FusedReferenceOps : ITensorOps<float>, IFusedOptimizerOps
     public void AllocateHostActivations(long elements) => _cpu.AllocateHostActivations(elements);
     public void StashActivation(Slice source, long hostOffset) => _cpu.StashActivation(source, hostOffset);
     public void RestoreActivation(long hostOffset, Slice destination) => _cpu.RestoreActivation(hostOffset, destination);
+    public void WaitForStash(long hostOffset) => _cpu.WaitForStash(hostOffset);
+    public void WaitForRestore(long hostOffset) => _cpu.WaitForRestore(hostOffset);
     public Span<float> View(Arena arena) => _cpu.View(arena);
     public void LoadIndices(ReadOnlySpan<int> source, IndexSlice destination) => _cpu.LoadIndices(source, destination);
     public void Load(ReadOnlySpan<float> source, Slice destination) => _cpu.Load(source, destination);

@@ -143,11 +143,17 @@ Result legacy_access(std::uint64_t pointer, std::size_t bytes, const char* call,
 }
 
 // A copy or memset queued on `stream` with a device destination and/or source (bytes 0 for none): on the legacy
-// stream, checked against collectives in flight and counted (side-stream copies are not ordered with it).
+// stream, checked against side-stream operations in flight and counted; on a side stream (a copy stream), checked and
+// recorded as a side-stream operation, like a collective: it must be ordered after the legacy work on its buffers,
+// and the legacy stream must wait for it before touching them.
 Result copy_access(void* stream, std::uint64_t destination, std::size_t destination_bytes, std::uint64_t source,
                    std::size_t source_bytes, const char* call)
 {
-    if (is_side(stream)) return emu::Success;
+    if (is_side(stream))
+        return emu::order::begin_side_operation(queue_key(stream), call, destination, destination_bytes, source,
+                                                source_bytes)
+                   ? emu::Success
+                   : emu::InvalidValue;
     if (destination_bytes > 0)
         if (Result r = legacy_access(destination, destination_bytes, call, "destination"); r != emu::Success) return r;
     if (source_bytes > 0)

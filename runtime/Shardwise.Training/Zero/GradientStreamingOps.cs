@@ -124,6 +124,10 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public void RestoreActivation(long hostOffset, Slice destination) => _inner.RestoreActivation(hostOffset, destination);
 
+    public void WaitForStash(long hostOffset) => _inner.WaitForStash(hostOffset);
+
+    public void WaitForRestore(long hostOffset) => _inner.WaitForRestore(hostOffset);
+
     public void EmbeddingRange(IndexSlice ids, Slice table, Slice output, int rows, int dim, int first, int count)
         => _inner.EmbeddingRange(ids, P(table), output, rows, dim, first, count);
 

@@ -115,6 +115,15 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         HostRange(hostOffset, destination.Length).CopyTo(Elements(destination, destination.Length, nameof(destination)));
     }
 
+    /// <summary>The CPU's copies are done when the calls return: nothing to wait for.</summary>
+    public void WaitForStash(long hostOffset)
+    {
+    }
+
+    public void WaitForRestore(long hostOffset)
+    {
+    }
+
     private Span<T> HostRange(long offset, long length)
     {
         if (offset < 0 || length < 0 || offset + length > hostActivations.Length)

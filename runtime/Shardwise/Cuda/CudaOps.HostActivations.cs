@@ -1,16 +1,23 @@
 using System;
+using System.Collections.Generic;
 using Shardwise.Ops;
 
 namespace Shardwise.Cuda;
 
 // Checkpointed inputs kept in host memory ([Checkpoint(InputsOnHost = true)], DeepSpeed's cpu_checkpointing): a pinned
-// store per activation window, filled and read by asynchronous copies on the legacy default stream, so they take
-// their place in the kernels' order without a host wait. The copies share the stream with the kernels (no overlap yet).
+// store per activation window, filled and read by asynchronous copies on a copy stream of their own, so they run beside
+// the kernels. Each copy waits for the kernels queued before it (an event recorded on the kernels' stream), and the
+// kernels wait for the copy only where the generated program says (WaitForStash before the memory is reused,
+// WaitForRestore before it is read): the activation planner placed both waits.
 public sealed partial class CudaOps
 {
     private PinnedHostMemory? hostActivations;
     private PinnedHostMemory?[] hostWindows = [];
     private long hostActivationElements;
+    private CudaStream? copyStream;
+    private CudaEvent? copyOrder;                                   // recorded on the kernels' stream before each copy
+    private readonly Dictionary<long, CudaEvent> stashDone = new();   // by host offset: the last stash's completion
+    private readonly Dictionary<long, CudaEvent> restoreDone = new();
 
     public void AllocateHostActivations(long elements)
     {
@@ -26,18 +33,54 @@ public sealed partial class CudaOps
     {
         Begin();
         CheckSlice(source, source.Length, nameof(source));
-        Arena(source.Arena).StashTo(HostStore(hostOffset, source.Length), hostOffset, source.Offset, source.Length);
+        PinnedHostMemory store = HostStore(hostOffset, source.Length);
+        CudaStream copies = OrderCopyAfterKernels();
+        Arena(source.Arena).StashTo(store, hostOffset, source.Offset, source.Length, copies);
+        Done(stashDone, hostOffset).Record(copies);
     }
+
+    public void WaitForStash(long hostOffset) => WaitFor(stashDone, hostOffset);
 
     public void RestoreActivation(long hostOffset, Slice destination)
     {
         Begin();
         CheckSlice(destination, destination.Length, nameof(destination));
-        Arena(destination.Arena).RestoreFrom(HostStore(hostOffset, destination.Length), hostOffset, destination.Offset, destination.Length);
+        PinnedHostMemory store = HostStore(hostOffset, destination.Length);
+        CudaStream copies = OrderCopyAfterKernels();
+        Arena(destination.Arena).RestoreFrom(store, hostOffset, destination.Offset, destination.Length, copies);
+        Done(restoreDone, hostOffset).Record(copies);
     }
+
+    public void WaitForRestore(long hostOffset) => WaitFor(restoreDone, hostOffset);
 
     /// <summary>Pinned bytes of the host activation stores, every window's.</summary>
     public long HostActivationBytes => hostActivationElements * elementBytes * Math.Max(1, hostWindows.Length);
+
+    /// <summary>The copy stream, made to wait for every kernel queued so far (they produced, or last used, the slice).</summary>
+    private CudaStream OrderCopyAfterKernels()
+    {
+        copyStream ??= CudaStream.Create(context);
+        copyOrder ??= CudaEvent.Create(context, timing: false);
+        copyOrder.Record();
+        copyOrder.MakeStreamWait(copyStream);
+        return copyStream;
+    }
+
+    private CudaEvent Done(Dictionary<long, CudaEvent> events, long hostOffset)
+    {
+        if (!events.TryGetValue(hostOffset, out var done)) events[hostOffset] = done = CudaEvent.Create(context, timing: false);
+        return done;
+    }
+
+    // Waits on the event's last record. With several activation windows in flight that may be a later micro-batch's
+    // copy at the same offset: it is behind this one on the copy stream, so waiting for it waits for this one too.
+    private void WaitFor(Dictionary<long, CudaEvent> events, long hostOffset)
+    {
+        EnsureCurrent();
+        if (!events.TryGetValue(hostOffset, out var done))
+            throw new InvalidOperationException($"no copy at host offset {hostOffset} was queued to wait for");
+        done.MakeStreamWait(null);
+    }
 
     private PinnedHostMemory HostStore(long offset, long length)
     {
@@ -59,9 +102,19 @@ public sealed partial class CudaOps
 
     private void DisposeHostActivations()
     {
+        // The copies read or write the stores: they finish first.
+        copyStream?.Synchronize();
         foreach (var window in hostWindows) window?.Dispose();
         if (hostActivations is not null && Array.IndexOf(hostWindows, hostActivations) < 0) hostActivations.Dispose();
         hostWindows = [];
         hostActivations = null;
+    }
+
+    private void DisposeCopyStream()
+    {
+        foreach (var done in stashDone.Values) done.Dispose();
+        foreach (var done in restoreDone.Values) done.Dispose();
+        copyOrder?.Dispose();
+        copyStream?.Dispose();
     }
 }

@@ -600,6 +600,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         DisposeSparseLayouts();       // CudaOps.SparseAttention.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs
         DisposeHostActivations();       // CudaOps.HostActivations.cs
+        DisposeCopyStream();
         profiler?.Dispose();
         epilogueGemm.Dispose();
         gemm.Dispose();

@@ -182,20 +182,20 @@ internal sealed class DeviceArena : IDisposable
 
     /// <summary>
     /// Queues a copy of elements [offset, offset + count) into pinned host memory at element
-    /// <paramref name="hostOffset"/> (same element size), on the legacy default stream: ordered after the kernels
-    /// that wrote them and before any that overwrite them.
+    /// <paramref name="hostOffset"/> (same element size), on <paramref name="stream"/> (null: the legacy default
+    /// stream, ordered with the kernels; another stream is the caller's to order).
     /// </summary>
-    public void StashTo(PinnedHostMemory host, long hostOffset, long offset, long count)
+    public void StashTo(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream? stream = null)
     {
         EnsureDevice();
-        if (count > 0) memory!.DownloadAsync(host, count * ElementBytes, null, offset * ElementBytes, hostOffset * ElementBytes);
+        if (count > 0) memory!.DownloadAsync(host, count * ElementBytes, stream, offset * ElementBytes, hostOffset * ElementBytes);
     }
 
     /// <summary>The reverse of <see cref="StashTo"/>: pinned host elements back into [offset, offset + count), queued.</summary>
-    public void RestoreFrom(PinnedHostMemory host, long hostOffset, long offset, long count)
+    public void RestoreFrom(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream? stream = null)
     {
         EnsureDevice();
-        if (count > 0) memory!.UploadAsync(host, count * ElementBytes, null, hostOffset * ElementBytes, offset * ElementBytes);
+        if (count > 0) memory!.UploadAsync(host, count * ElementBytes, stream, hostOffset * ElementBytes, offset * ElementBytes);
     }
 
     /// <summary>

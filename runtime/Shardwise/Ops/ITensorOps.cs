@@ -32,11 +32,24 @@ public interface ITensorOps<T> where T : unmanaged
     /// </summary>
     void AllocateHostActivations(long elements);
 
-    /// <summary>Copies an activation into the host store at <paramref name="hostOffset"/> (its last forward use is done).</summary>
+    /// <summary>
+    /// Copies an activation into the host store at <paramref name="hostOffset"/> (its last forward use is done). A
+    /// backend may run the copy beside later operations: <see cref="WaitForStash"/> comes before any operation that
+    /// overwrites the source.
+    /// </summary>
     void StashActivation(Slice source, long hostOffset);
 
-    /// <summary>Copies a stashed activation back from the host store at <paramref name="hostOffset"/> (before its layer's backward).</summary>
+    /// <summary>Later operations may overwrite the source of the stash at <paramref name="hostOffset"/>.</summary>
+    void WaitForStash(long hostOffset);
+
+    /// <summary>
+    /// Copies a stashed activation back from the host store at <paramref name="hostOffset"/>, once nothing else uses the
+    /// destination; it may run beside later operations until <see cref="WaitForRestore"/>.
+    /// </summary>
     void RestoreActivation(long hostOffset, Slice destination);
+
+    /// <summary>Later operations may read the destination of the restore from <paramref name="hostOffset"/>.</summary>
+    void WaitForRestore(long hostOffset);
 
     /// <summary>The elements of an arena, for loading and reading back (host-side copy on device backends).</summary>
     global::System.Span<T> View(Arena arena);

@@ -63,4 +63,13 @@ internal static class GeneratorHarness
         var path = Path.Combine(RepositoryRoot, relativePath);
         return (path, File.ReadAllText(path));
     }
+
+    /// <summary>The TinyGpt example with its block array declared as <paramref name="declaration"/>.</summary>
+    public static (string Path, string Text) TinyGptWithBlocks(string declaration)
+    {
+        var example = Example("examples/TinyGpt/TinyGpt.cs");
+        const string field = "[Layer, LayerDrop, TokenDrop] private readonly Block[] blocks";
+        if (!example.Text.Contains(field)) throw new InvalidOperationException("the TinyGpt example no longer declares " + field);
+        return (example.Path, example.Text.Replace(field, declaration));
+    }
 }

@@ -47,15 +47,6 @@ public sealed class ResidualNormFusionTests
 
     private static int Count(string text, string call) => Regex.Matches(text, Regex.Escape(call)).Count;
 
-    /// <summary>The TinyGpt example with its block array declared as <paramref name="declaration"/>.</summary>
-    private static (string Path, string Text) TinyGptWithBlocks(string declaration)
-    {
-        var example = GeneratorHarness.Example("examples/TinyGpt/TinyGpt.cs");
-        const string field = "[Layer, LayerDrop, TokenDrop] private readonly Block[] blocks";
-        Assert.IsTrue(example.Text.Contains(field), "the TinyGpt example no longer declares " + field);
-        return (example.Path, example.Text.Replace(field, declaration));
-    }
-
     [TestMethod]
     public void OnlyAnAddWhoseSumTheNextOpNormalisesIsFused()
     {
@@ -85,7 +76,7 @@ public sealed class ResidualNormFusionTests
     public void EveryResidualAddOfTinyGptRunsInsideTheNormAfterIt()
     {
         // TinyGpt's blocks without [TokenDrop] (whose gather and scatter sit between a block's last add and the next norm).
-        var (sources, diagnostics) = GeneratorHarness.Run(TinyGptWithBlocks("[Layer, LayerDrop] private readonly Block[] blocks"));
+        var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.TinyGptWithBlocks("[Layer, LayerDrop] private readonly Block[] blocks"));
         Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
         string forward = Body(sources["Shardwise.Examples.TinyGpt.g.cs"], "Forward(");
 
@@ -116,7 +107,7 @@ public sealed class ResidualNormFusionTests
     [TestMethod]
     public void AnAddAndANormInDifferentCheckpointSegmentsStaySeparate()
     {
-        var (sources, diagnostics) = GeneratorHarness.Run(TinyGptWithBlocks("[Layer, LayerDrop, Checkpoint] private readonly Block[] blocks"));
+        var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.TinyGptWithBlocks("[Layer, LayerDrop, Checkpoint] private readonly Block[] blocks"));
         Assert.AreEqual(0, diagnostics.Count, string.Join("\n", diagnostics));
         string generated = sources["Shardwise.Examples.TinyGpt.g.cs"];
         string forward = Body(generated, "Forward(");

@@ -104,12 +104,14 @@ public sealed class MultiRankTrainingTests
 
     /// <summary>
     /// communication_data_type and gradient_predivide_factor on GPU jobs: NCCL averages the gradient arena in its storage
-    /// type, so a bf16 job asking for a bf16 wire stays on the device, while an fp32 wire (or a predivide factor) is
-    /// reduced through host memory as the config asks. Either way bf16 on two emulated devices follows the CPU job with
-    /// the same keys.
+    /// type, or in fp32 through a widened copy (cast.cu), so a bf16 job asking for a bf16 or an fp32 wire stays on the
+    /// device at every stage, while a predivide factor is reduced through host memory as the config asks. Either way
+    /// bf16 on two emulated devices follows the CPU job with the same keys.
     /// </summary>
     [TestMethod]
-    [DataRow(1, "\"communication_data_type\": \"fp32\"", false)]
+    [DataRow(0, "\"communication_data_type\": \"fp32\"", true)]
+    [DataRow(1, "\"communication_data_type\": \"fp32\"", true)]
+    [DataRow(2, "\"communication_data_type\": \"fp32\"", true)]
     [DataRow(0, "\"gradient_predivide_factor\": 2", false)]
     [DataRow(2, "\"communication_data_type\": \"bf16\"", true)]
     public void TheGradientWireDecidesWhereAGpuJobReduces(int zeroStage, string keys, bool onDevice)
@@ -119,6 +121,8 @@ public sealed class MultiRankTrainingTests
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", "nccl");
         StringAssert.Contains(cuda.Output, onDevice ? DeviceStep(zeroStage, ranks: 2) : "gradients reduced over 2 ranks through host memory", cuda.Output);
+        // An fp32 wire over bf16 gradients widens each exchange on the device (cast.cu into an fp32 scratch).
+        Assert.AreEqual(onDevice && keys.Contains("fp32"), cuda.Output.Contains("gradient exchanges widened to fp32 on the device"), cuda.Output);
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
     }
 

@@ -333,14 +333,15 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
-    public void NcclAveragesAsAsked_OnlyForTheStorageTypeAndNoPredivision()
+    public void NcclAveragesAsAsked_InTheStorageTypeOrFp32AndWithoutPredivision()
     {
         static GradientCommunicationConfig Read(string keys) => Parse($$"""{"train_batch_size": 8 {{keys}} }""").Config.GradientCommunication;
         var bf16 = Shardwise.Precision.StorageType.BFloat16;
         Assert.IsTrue(Read("").NcclAveragesAsAsked(bf16));
         Assert.IsTrue(Read(", \"communication_data_type\": \"bf16\"").NcclAveragesAsAsked(bf16));
         Assert.IsTrue(Read(", \"prescale_gradients\": true").NcclAveragesAsAsked(bf16), "NCCL's average multiplies by 1/ranks before the sum");
-        Assert.IsFalse(Read(", \"communication_data_type\": \"fp32\"").NcclAveragesAsAsked(bf16));
+        Assert.IsTrue(Read(", \"communication_data_type\": \"fp32\"").NcclAveragesAsAsked(bf16), "widened into fp32 scratch on the device");
+        Assert.IsFalse(Read(", \"communication_data_type\": \"fp16\"").NcclAveragesAsAsked(bf16), "a 16-bit wire of the other kind goes through the host");
         Assert.IsFalse(Read(", \"gradient_predivide_factor\": 2").NcclAveragesAsAsked(bf16));
     }
 

@@ -198,6 +198,8 @@ public static class TrainCommand
             log.WriteLine($"ZeRO-3 parameter gathers: {engine.ParameterRequests:N0} requests, {engine.PrefetchHits:N0} served from prefetch"
                           + (engine.SecondaryGathers > 0 ? $", {engine.SecondaryGathers:N0} from the hpZ group's copy" : "")
                           + (engine.DroppedLayerSkips > 0 ? $"; {engine.DroppedLayerSkips:N0} not gathered, their layer dropped" : ""));
+        if (CudaBackend(program.Ops) is { GradientWireScratchBytes: > 0 } widened)
+            log.WriteLine($"gradient exchanges widened to fp32 on the device (communication_data_type): {widened.GradientWireScratchBytes:N0} bytes of scratch");
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");
         string plotted = "loss.png";
         try

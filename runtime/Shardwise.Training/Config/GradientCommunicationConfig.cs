@@ -28,12 +28,13 @@ public sealed record GradientCommunicationConfig
     public bool IsDefault => DataType is null && !PrescaleGradients && PredivideFactor == 1.0;
 
     /// <summary>
-    /// Whether a GPU's NCCL reduction gives what is asked: it averages the gradient arena in its storage type with
-    /// NCCL's average (each value multiplied by 1/ranks before the sum, as prescale_gradients asks). A wire type other
-    /// than the storage's, or a predivide factor, takes the host path (<see cref="Zero.GradientReduction"/>).
+    /// Whether a GPU's NCCL reduction gives what is asked: it averages the gradient arena in its storage type, or in
+    /// fp32 through a widened copy, with NCCL's average (each value multiplied by 1/ranks before the sum, as
+    /// prescale_gradients asks). A 16-bit wire other than the storage's, or a predivide factor, takes the host path
+    /// (<see cref="Zero.GradientReduction"/>).
     /// </summary>
     public bool NcclAveragesAsAsked(StorageType storage)
-        => (DataType is null || DataType == storage) && (PrescaleGradients || PredivideFactor == 1.0);
+        => (DataType is null || DataType == storage || DataType == StorageType.Float32) && (PrescaleGradients || PredivideFactor == 1.0);
 
     internal static GradientCommunicationConfig Read(JsonSection root)
     {

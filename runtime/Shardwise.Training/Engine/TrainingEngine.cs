@@ -162,6 +162,10 @@ public sealed partial class TrainingEngine
             // On the device the buckets are queued on NCCL's stream while backward's kernels go on.
             _overlap = _fused is null ? HostOverlap() : OverlappedAllReduce.OnDevice((IDeviceGradientOps)program.Ops, _deviceCollective!, config.ZeroOptimization.ReduceBucketSize);
         }
+        // communication_data_type "fp32" over 16-bit gradients on the device: the backend widens each exchange.
+        if ((_deviceCollective is not null || _deviceSlots is not null) && Config.GradientCommunication.DataType == StorageType.Float32
+            && (program.Ops is GradientStreamingOps<float> streaming ? streaming.Inner : program.Ops) is IDeviceGradientOps wire)
+            wire.GradientWire = StorageType.Float32;
         // A 16-bit wire through host memory holds its packed segments from here on (none when NCCL reduces on the device).
         if (_slots is not null && _deviceSlots is null) _slots.Reduction?.Reserve();
         else if (_slots is null && !GradientsReducedOnDevice) _sharding.Reduction.Reserve();

@@ -25,7 +25,11 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
     }
 
     public DeviceCollectiveTicket AverageGradientRange(IDeviceCollective collective, long start, long length)
-        => AllReduceSlice(collective, new Slice(Ops.Arena.Gradients, start, length), DeviceReduction.Average);
+    {
+        if (!WidensGradients) return AllReduceSlice(collective, new Slice(Ops.Arena.Gradients, start, length), DeviceReduction.Average);
+        AverageInFloat32(collective, SliceAddress(new Slice(Ops.Arena.Gradients, start, length)), length, partitionElements: 0);
+        return DeviceCollectiveTicket.None;
+    }
 
     public DeviceCollectiveTicket SendSlice(IDeviceCollective link, Slice slice, int peer)
     {
@@ -65,7 +69,8 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
         CudaEvent after = BeginCollective(collective);
         DeviceArena gradients = Arena(Ops.Arena.Gradients);
         RequirePartitions(gradients, collective, partitionElements);
-        collective.Complete(collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage, after));
+        if (WidensGradients) AverageInFloat32(collective, gradients.Address(0), partitionElements * collective.Size, partitionElements);
+        else collective.Complete(collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage, after));
     }
 
     public void AllGatherParameters(IDeviceCollective collective, long partitionElements)

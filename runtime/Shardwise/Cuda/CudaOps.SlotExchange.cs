@@ -47,7 +47,9 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
     public DeviceCollectiveTicket ReduceScatterStaging(IDeviceCollective collective, long segment, long at = 0)
     {
         (DeviceArena staging, CudaEvent after) = BeginStagingExchange(collective, segment, at);
-        return collective.ReduceScatterAverageInPlace(staging.Address(at), segment, Storage, after);
+        if (!WidensGradients) return collective.ReduceScatterAverageInPlace(staging.Address(at), segment, Storage, after);
+        AverageInFloat32(collective, staging.Address(at), segment * collective.Size, segment);
+        return DeviceCollectiveTicket.None;
     }
 
     public void AccumulateStaged(long stagingOffset, long ownedOffset, long length)

@@ -433,8 +433,8 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public string DescribeWorkingMemory()
     {
         var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CublasWorkspaceBytes)}" };
-        foreach (DeviceScratch scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch })
-            if (scratch.Bytes > 0) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
+        foreach (DeviceScratch? scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch, wireScratch })
+            if (scratch is { Bytes: > 0 }) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
         return string.Join("; ", parts);
 
         static string Mebibytes(long bytes) =>
@@ -596,6 +596,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceIndexArena window in indexWindows) if (seen.Add(window)) window.Dispose();
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch })
             scratch.Dispose();
+        wireScratch?.Dispose();         // CudaOps.GradientWire.cs
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         DisposeSparseLayouts();       // CudaOps.SparseAttention.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs

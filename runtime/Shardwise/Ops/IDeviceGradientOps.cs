@@ -16,8 +16,15 @@ public interface IDeviceGradientOps
     bool SharesDevice(IDeviceCollective collective);
 
     /// <summary>
-    /// gradients = the average over ranks of each rank's gradient arena, in place, in the arena's storage type. Every
-    /// rank calls it at the same step.
+    /// The element type the gradient averages below travel in (communication_data_type): the storage type (the
+    /// default), or fp32 over 16-bit storage, where each exchange widens its range into fp32 scratch, averages that, and
+    /// narrows the result back (the exchange then completes before the call returns).
+    /// </summary>
+    global::Shardwise.Precision.StorageType GradientWire { get; set; }
+
+    /// <summary>
+    /// gradients = the average over ranks of each rank's gradient arena, in place, in <see cref="GradientWire"/>'s
+    /// type. Every rank calls it at the same step.
     /// </summary>
     void AverageGradients(IDeviceCollective collective);
 

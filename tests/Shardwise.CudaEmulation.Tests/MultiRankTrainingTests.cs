@@ -104,16 +104,18 @@ public sealed class MultiRankTrainingTests
 
     /// <summary>
     /// communication_data_type and gradient_predivide_factor on GPU jobs: NCCL averages the gradient arena in its storage
-    /// type, or in fp32 through a widened copy (cast.cu), so a bf16 job asking for a bf16 or an fp32 wire stays on the
-    /// device at every stage, while a predivide factor is reduced through host memory as the config asks. Either way
-    /// bf16 on two emulated devices follows the CPU job with the same keys.
+    /// type, or in fp32 through a widened copy (cast.cu), dividing by the rank count before the sum (what a predivide
+    /// factor is for), so a bf16 job asking for a bf16 or an fp32 wire, or a predivide factor, stays on the device at
+    /// every stage, while an fp16 wire over bf16 gradients is reduced through host memory as the config asks. Either
+    /// way bf16 on two emulated devices follows the CPU job with the same keys.
     /// </summary>
     [TestMethod]
     [DataRow(0, "\"communication_data_type\": \"fp32\"", true)]
     [DataRow(1, "\"communication_data_type\": \"fp32\"", true)]
     [DataRow(2, "\"communication_data_type\": \"fp32\"", true)]
-    [DataRow(0, "\"gradient_predivide_factor\": 2", false)]
+    [DataRow(0, "\"gradient_predivide_factor\": 2", true)]
     [DataRow(2, "\"communication_data_type\": \"bf16\"", true)]
+    [DataRow(1, "\"communication_data_type\": \"fp16\"", false)]
     public void TheGradientWireDecidesWhereAGpuJobReduces(int zeroStage, string keys, bool onDevice)
     {
         const double oneBf16Rounding = 1.0 / 256;

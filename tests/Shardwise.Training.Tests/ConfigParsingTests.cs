@@ -333,7 +333,7 @@ public sealed class ConfigParsingTests
     }
 
     [TestMethod]
-    public void NcclAveragesAsAsked_InTheStorageTypeOrFp32AndWithoutPredivision()
+    public void NcclAveragesAsAsked_InTheStorageTypeOrFp32()
     {
         static GradientCommunicationConfig Read(string keys) => Parse($$"""{"train_batch_size": 8 {{keys}} }""").Config.GradientCommunication;
         var bf16 = Shardwise.Precision.StorageType.BFloat16;
@@ -342,7 +342,7 @@ public sealed class ConfigParsingTests
         Assert.IsTrue(Read(", \"prescale_gradients\": true").NcclAveragesAsAsked(bf16), "NCCL's average multiplies by 1/ranks before the sum");
         Assert.IsTrue(Read(", \"communication_data_type\": \"fp32\"").NcclAveragesAsAsked(bf16), "widened into fp32 scratch on the device");
         Assert.IsFalse(Read(", \"communication_data_type\": \"fp16\"").NcclAveragesAsAsked(bf16), "a 16-bit wire of the other kind goes through the host");
-        Assert.IsFalse(Read(", \"gradient_predivide_factor\": 2").NcclAveragesAsAsked(bf16));
+        Assert.IsTrue(Read(", \"gradient_predivide_factor\": 2").NcclAveragesAsAsked(bf16), "NCCL's average divides before the sum, which is what predivision guards");
     }
 
     [TestMethod]

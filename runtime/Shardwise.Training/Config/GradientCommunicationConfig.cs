@@ -29,12 +29,13 @@ public sealed record GradientCommunicationConfig
 
     /// <summary>
     /// Whether a GPU's NCCL reduction gives what is asked: it averages the gradient arena in its storage type, or in
-    /// fp32 through a widened copy, with NCCL's average (each value multiplied by 1/ranks before the sum, as
-    /// prescale_gradients asks). A 16-bit wire other than the storage's, or a predivide factor, takes the host path
+    /// fp32 through a widened copy, with NCCL's average, which multiplies each value by 1/ranks before the sum: what
+    /// prescale_gradients asks, and what a predivide factor is for (keeping a 16-bit sum in range), so either is
+    /// honoured there up to rounding. A 16-bit wire other than the storage's takes the host path
     /// (<see cref="Zero.GradientReduction"/>).
     /// </summary>
     public bool NcclAveragesAsAsked(StorageType storage)
-        => (DataType is null || DataType == storage || DataType == StorageType.Float32) && (PrescaleGradients || PredivideFactor == 1.0);
+        => DataType is null || DataType == storage || DataType == StorageType.Float32;
 
     internal static GradientCommunicationConfig Read(JsonSection root)
     {

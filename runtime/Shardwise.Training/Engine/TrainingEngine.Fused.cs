@@ -77,9 +77,9 @@ public sealed partial class TrainingEngine
             : null;
 
     /// <summary>
-    /// Whether NCCL's average of the gradient arena is the reduction the config asks for: a communication_data_type
-    /// other than the storage type, or a gradient_predivide_factor without prescaling, is reduced through host memory
-    /// instead (<see cref="GradientReduction"/>), as DeepSpeed defines it.
+    /// Whether NCCL's average of the gradient arena (in the storage type, or widened to fp32) is the reduction the config
+    /// asks for (<see cref="GradientCommunicationConfig.NcclAveragesAsAsked"/>): a 16-bit communication_data_type other
+    /// than the storage type is reduced through host memory instead (<see cref="GradientReduction"/>).
     /// </summary>
     internal static bool ReducesOnDevice(DeepSpeedConfig config) => config.GradientCommunication.NcclAveragesAsAsked(config.Storage);
 

@@ -29,29 +29,26 @@ public sealed partial class CudaOps
         hostWindows = [hostActivations];
     }
 
-    public void StashActivation(Slice source, long hostOffset)
-    {
-        Begin();
-        CheckSlice(source, source.Length, nameof(source));
-        PinnedHostMemory store = HostStore(hostOffset, source.Length);
-        CudaStream copies = OrderCopyAfterKernels();
-        Arena(source.Arena).StashTo(store, hostOffset, source.Offset, source.Length, copies);
-        Done(stashDone, hostOffset).Record(copies);
-    }
+    public void StashActivation(Slice source, long hostOffset) => QueueHostCopy(source, hostOffset, toHost: true, nameof(StashActivation));
 
     public void WaitForStash(long hostOffset) => WaitFor(stashDone, hostOffset);
 
-    public void RestoreActivation(long hostOffset, Slice destination)
-    {
-        Begin();
-        CheckSlice(destination, destination.Length, nameof(destination));
-        PinnedHostMemory store = HostStore(hostOffset, destination.Length);
-        CudaStream copies = OrderCopyAfterKernels();
-        Arena(destination.Arena).RestoreFrom(store, hostOffset, destination.Offset, destination.Length, copies);
-        Done(restoreDone, hostOffset).Record(copies);
-    }
+    public void RestoreActivation(long hostOffset, Slice destination) => QueueHostCopy(destination, hostOffset, toHost: false, nameof(RestoreActivation));
 
     public void WaitForRestore(long hostOffset) => WaitFor(restoreDone, hostOffset);
+
+    /// <summary>Queues the copy between <paramref name="slice"/> and the host store on the copy stream, and records its completion.</summary>
+    private void QueueHostCopy(Slice slice, long hostOffset, bool toHost, string operation)
+    {
+        Begin(operation);
+        CheckSlice(slice, slice.Length, nameof(slice), operation);
+        PinnedHostMemory store = HostStore(hostOffset, slice.Length);
+        CudaStream copies = OrderCopyAfterKernels();
+        DeviceArena arena = Arena(slice.Arena);
+        if (toHost) arena.StashTo(store, hostOffset, slice.Offset, slice.Length, copies);
+        else arena.RestoreFrom(store, hostOffset, slice.Offset, slice.Length, copies);
+        Done(toHost ? stashDone : restoreDone, hostOffset).Record(copies);
+    }
 
     /// <summary>Pinned bytes of the host activation stores, every window's.</summary>
     public long HostActivationBytes => hostActivationElements * elementBytes * Math.Max(1, hostWindows.Length);

@@ -11,9 +11,11 @@ namespace Shardwise.CudaEmulation.Tests;
 
 /// <summary>
 /// <c>[Checkpoint(InputsOnHost = true)]</c> on CudaOps (the emulated device): the stash and restore are asynchronous
-/// copies into pinned host memory on the kernels' stream, so a model whose blocks keep their inputs on the host
-/// computes bitwise the loss and gradients of its twin that keeps them in the arena, in fp32 and in bf16 (raw 16-bit
-/// copies), and the copies are counted as host ↔ device traffic: each input once down and once up per step.
+/// copies between the arena and pinned host memory on a copy stream, awaited by the kernels where the plan says; a
+/// model whose blocks keep their inputs on the host computes bitwise the loss and gradients of its twin that keeps them
+/// in the arena, in fp32 and in bf16 (raw 16-bit copies), and the copies are counted as host ↔ device traffic: each
+/// input once down and once up per step. The emulator refuses a kernel that touches memory a copy may still use, so
+/// a wait missing from the generated program fails here.
 /// </summary>
 [TestClass]
 public sealed class HostCheckpointingOnDeviceTests

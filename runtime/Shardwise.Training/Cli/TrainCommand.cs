@@ -238,7 +238,7 @@ public static class TrainCommand
 
     /// <summary>The CUDA backend under a program's operations (inside the ZeRO-2/3 streaming decorator), or null on the CPU.</summary>
     internal static CudaOps? CudaBackend(Ops.ITensorOps<float> ops) =>
-        (ops is Zero.GradientStreamingOps<float> streaming ? streaming.Inner : ops) as CudaOps;
+        Zero.GradientStreamingOps<float>.Backend(ops) as CudaOps;
 
     /// <summary>The GPU's memory in use and its total, or null on the CPU.</summary>
     internal static (long Used, long Total)? DeviceMemory(Ops.ITensorOps<float> ops) =>

@@ -37,13 +37,7 @@ internal static class ConfigDescriber
 
         Add("$.gradient_clipping", config.GradientClipping);
         var wire = config.GradientCommunication;
-        Add("$.communication_data_type", wire.DataType switch
-        {
-            global::Shardwise.Precision.StorageType.Float16 => "fp16",
-            global::Shardwise.Precision.StorageType.BFloat16 => "bf16",
-            global::Shardwise.Precision.StorageType.Float32 => "fp32",
-            _ => "(not set: fp32 on the host path, the gradients' storage type over NCCL)",
-        });
+        Add("$.communication_data_type", wire.DataTypeName ?? "(not set: fp32 on the host path, the gradients' storage type over NCCL)");
         Add("$.prescale_gradients", wire.PrescaleGradients);
         Add("$.gradient_predivide_factor", wire.PredivideFactor);
         Add("$.steps_per_print", config.StepsPerPrint);

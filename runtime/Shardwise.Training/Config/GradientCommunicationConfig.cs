@@ -20,6 +20,15 @@ public sealed record GradientCommunicationConfig
     /// <summary>The element type on the wire, or null where communication_data_type is not set.</summary>
     public StorageType? DataType { get; init; }
 
+    /// <summary>communication_data_type as DeepSpeed spells it ("fp32", "fp16", "bf16"), or null where it is not set.</summary>
+    public string? DataTypeName => DataType switch
+    {
+        StorageType.Float16 => "fp16",
+        StorageType.BFloat16 => "bf16",
+        StorageType.Float32 => "fp32",
+        _ => null,
+    };
+
     public bool PrescaleGradients { get; init; }
 
     public double PredivideFactor { get; init; } = 1.0;
@@ -72,13 +81,7 @@ public sealed record GradientCommunicationConfig
     /// <summary>"bf16 on the wire, predivided by 8" and the like, for the start-up line and <c>plan</c>.</summary>
     public string Describe()
     {
-        string wire = DataType switch
-        {
-            StorageType.Float16 => "fp16",
-            StorageType.BFloat16 => "bf16",
-            StorageType.Float32 => "fp32",
-            _ => "default type",
-        };
+        string wire = DataTypeName ?? "default type";
         string scaling = PrescaleGradients ? "prescaled by 1/ranks"
             : PredivideFactor != 1.0 ? FormattableString.Invariant($"predivided by {PredivideFactor:R}, then × {PredivideFactor:R}/ranks")
             : "averaged after the sum";

@@ -62,8 +62,7 @@ public static class MemoryPlan
             // The host reduction's packed segments on a 16-bit wire (ZeroSharding's GradientReduction: stage 0's buckets,
             // stage 1's padded layout), allocated by the first reduction through host memory.
             if (!stepOnDevice)
-                buffers += GradientReduction.BufferBytesFor(config.GradientCommunication, ranks,
-                    zero.Stage == 0 ? Math.Min(Math.Max(1, zero.ReduceBucketSize), layout.TotalElements) : map.PaddedElements);
+                buffers += GradientReduction.BufferBytesFor(config.GradientCommunication, ranks, ZeroSharding.LargestReduction(map, zero.Stage, zero.ReduceBucketSize));
             return MemoryReport.For(layout, activations, micro, storage, workingBytes, owned, buffers + SwapBuffers(owned), masterInHost: offload || compressing,
                 nvmeBytes: SwapFile(owned), hostArrayBytes: buffers + SwapBuffers(owned), stateOnDevice: stepOnDevice,
                 moments: TrainingEngine.FusedMoments(config.Optimizer?.Type, stepOnDevice));

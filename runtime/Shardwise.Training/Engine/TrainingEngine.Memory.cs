@@ -9,7 +9,7 @@ namespace Shardwise.Training.Engine;
 public sealed partial class TrainingEngine
 {
     /// <summary>True when the program runs on a GPU (CudaOps): then <see cref="MemoryReport.Device"/> is device memory.</summary>
-    public bool RunsOnGpu => (_program.Ops is GradientStreamingOps<float> streaming ? streaming.Inner : _program.Ops) is CudaOps;
+    public bool RunsOnGpu => GradientStreamingOps<float>.Backend(_program.Ops) is CudaOps;
 
     /// <summary>
     /// "categories (device X, host Y)" on a GPU; the categories alone on the CPU backend, where every byte is host memory.

@@ -164,7 +164,7 @@ public sealed partial class TrainingEngine
         }
         // communication_data_type "fp32" over 16-bit gradients on the device: the backend widens each exchange.
         if ((_deviceCollective is not null || _deviceSlots is not null) && Config.GradientCommunication.DataType == StorageType.Float32
-            && (program.Ops is GradientStreamingOps<float> streaming ? streaming.Inner : program.Ops) is IDeviceGradientOps wire)
+            && GradientStreamingOps<float>.Backend(program.Ops) is IDeviceGradientOps wire)
             wire.GradientWire = StorageType.Float32;
         // A 16-bit wire through host memory holds its packed segments from here on (none when NCCL reduces on the device).
         if (_slots is not null && _deviceSlots is null) _slots.Reduction?.Reserve();
@@ -398,7 +398,7 @@ public sealed partial class TrainingEngine
 
     /// <summary>overlap_comm at ZeRO 0 through the communicator's host spans.</summary>
     private OverlappedAllReduce HostOverlap()
-        => OverlappedAllReduce.OnHost(_sharding.Reduction, _sharding.Communicator.Size, () => _program.Gradients, Config.ZeroOptimization.ReduceBucketSize, Storage);
+        => OverlappedAllReduce.OnHost(_sharding.Reduction, () => _program.Gradients, Config.ZeroOptimization.ReduceBucketSize, Storage);
 
     /// <summary>
     /// Gradient buckets whose reduction started while the last backward was still running: ZeRO 0 with overlap_comm

@@ -48,11 +48,9 @@ public sealed class SliceExchange(ITensorOps<float> ops)
     }
 
     private (IDeviceSliceOps Device, IDeviceCollective Link)? DeviceLink(ICommunicator communicator)
-        => Unwrapped(ops) is IDeviceSliceOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
+        => GradientStreamingOps<float>.Backend(ops) is IDeviceSliceOps device && communicator is IDeviceCollective link && device.SharesDevice(link)
             ? (device, link)
             : null;
-
-    private static ITensorOps<float> Unwrapped(ITensorOps<float> ops) => ops is GradientStreamingOps<float> streaming ? streaming.Inner : ops;
 
     /// <summary>True when the slices are the arena's own memory (the CPU backend): no copy is made.</summary>
     public bool InPlace => _inPlace;

@@ -5,6 +5,7 @@ using Shardwise.Distributed;
 using Shardwise.Precision;
 using Shardwise.Training.Compression;
 using Shardwise.Training.Config;
+using Shardwise.Training.Optim;
 
 namespace Shardwise.Training.Zero;
 
@@ -72,6 +73,16 @@ public sealed class GradientReduction
     public static double WireFraction(GradientCommunicationConfig config)
         => (config.DataType ?? StorageType.Float32) == StorageType.Float32 ? 1.0 : 0.5;
 
+    /// <summary>
+    /// Every rank's <paramref name="data"/> becomes its average over the ranks: PostScale · Σ_ranks wire(PreScale · data),
+    /// divided by the rank count (what ZeRO 0's buckets and overlap_comm's take).
+    /// </summary>
+    public void AllReduceAverage(Span<float> data)
+    {
+        AllReduceSum(data);
+        if (_communicator.Size > 1) GradientClipping.Scale(data, 1f / _communicator.Size);
+    }
+
     /// <summary>Every rank's <paramref name="data"/> becomes PostScale · Σ_ranks wire(PreScale · data).</summary>
     public void AllReduceSum(Span<float> data)
     {
@@ -85,18 +96,10 @@ public sealed class GradientReduction
         }
 
         int ranks = _communicator.Size, segment = SegmentOf(data.Length, ranks), words = WordsOf(segment);
-        RequireRoom(segment);
         Scale(data, PreScale);
-        for (int r = 0; r < ranks; r++) Pack(Segment(data, r, segment), _send.AsSpan(r * words, words));
-        SumOwnSegment(segment, words);
-        Pack(_sum.AsSpan(0, segment), _send.AsSpan(0, words)); // the rounded sum: what every rank receives
+        ReduceOwnSegment(data, segment, words);
         _communicator.AllGather(_send.AsSpan(0, words), _received.AsSpan(0, words * ranks));
-        for (int r = 0; r < ranks; r++)
-        {
-            var target = Segment(data, r, segment);
-            Unpack(_received.AsSpan(r * words, words), _widened.AsSpan(0, segment));
-            _widened.AsSpan(0, target.Length).CopyTo(target);
-        }
+        for (int r = 0; r < ranks; r++) Unpack(_received.AsSpan(r * words, words), Segment(data, r, segment));
         Scale(data, PostScale);
     }
 
@@ -122,19 +125,22 @@ public sealed class GradientReduction
         else
         {
             int words = WordsOf(segment);
-            RequireRoom(segment);
-            for (int r = 0; r < ranks; r++) Pack(input.Slice(r * segment, segment), _send.AsSpan(r * words, words));
-            SumOwnSegment(segment, words);
-            Pack(_sum.AsSpan(0, segment), _send.AsSpan(0, words));
-            Unpack(_send.AsSpan(0, words), output); // the sum rounded to the wire type, as the all-reduce's
+            ReduceOwnSegment(input, segment, words);
+            Unpack(_send.AsSpan(0, words), output);
         }
         Scale(output, PostScale);
     }
 
-    /// <summary>Sends segment r of <c>_send</c> to rank r, and sums the N copies of this rank's segment into <c>_sum</c>.</summary>
-    private void SumOwnSegment(int segment, int words)
+    /// <summary>
+    /// The 16-bit wire's reduction: segment r of <paramref name="data"/> (the last ones shorter, or empty) is packed and
+    /// sent to rank r, this rank sums the N copies of its own segment in fp32, in rank order, and packs the sum, rounded
+    /// once to the wire type, into the first <paramref name="words"/> of <c>_send</c>.
+    /// </summary>
+    private void ReduceOwnSegment(Span<float> data, int segment, int words)
     {
+        RequireRoom(segment);
         int ranks = _communicator.Size;
+        for (int r = 0; r < ranks; r++) Pack(Segment(data, r, segment), _send.AsSpan(r * words, words));
         PairwiseAllToAll.Exchange(_communicator, _send.AsSpan(0, words * ranks), _received.AsSpan(0, words * ranks), words);
         var sum = _sum.AsSpan(0, segment);
         var widened = _widened.AsSpan(0, segment);
@@ -144,6 +150,7 @@ public sealed class GradientReduction
             Unpack(_received.AsSpan(r * words, words), widened);
             TensorPrimitives.Add(sum, widened, sum);
         }
+        Pack(sum, _send.AsSpan(0, words));
     }
 
     /// <summary>Checks the call against the size given at construction, and allocates the buffers for it on the first call.</summary>

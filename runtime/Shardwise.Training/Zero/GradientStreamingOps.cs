@@ -101,6 +101,9 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
 
     public ITensorOps<T> Inner => _inner;
 
+    /// <summary>The backend under <paramref name="ops"/>: the decorated one for ZeRO-2/3's streaming ops, else <paramref name="ops"/> itself.</summary>
+    public static ITensorOps<T> Backend(ITensorOps<T> ops) => ops is GradientStreamingOps<T> streaming ? streaming.Inner : ops;
+
     public long PoolElements => _pool.PoolElements;
 
     /// <summary>The pool region that holds a layout slot's gradient.</summary>

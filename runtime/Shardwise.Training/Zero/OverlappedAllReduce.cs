@@ -3,7 +3,6 @@ using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
 using Shardwise.Precision;
-using Shardwise.Training.Optim;
 
 namespace Shardwise.Training.Zero;
 
@@ -34,13 +33,12 @@ public sealed class OverlappedAllReduce : IGradientListener
     }
 
     /// <summary>Host gradients: each bucket rounded to the storage type, summed over the ranks and averaged.</summary>
-    public static OverlappedAllReduce OnHost(GradientReduction reduction, int ranks, GradientBuffer gradients, long bucketElements, StorageType storage)
+    public static OverlappedAllReduce OnHost(GradientReduction reduction, GradientBuffer gradients, long bucketElements, StorageType storage)
         => new(bucketElements, (start, length) =>
         {
             var bucket = gradients().Slice(checked((int)start), checked((int)length));
             StorageRounding.RoundInPlace(bucket, storage); // communicate what 16-bit gradient storage holds
-            reduction.AllReduceSum(bucket);
-            GradientClipping.Scale(bucket, 1f / ranks);
+            reduction.AllReduceAverage(bucket);
         }, complete: () => { });
 
     /// <summary>A backend's gradient arena on a GPU: each bucket averaged in place by a queued device collective (NCCL).</summary>

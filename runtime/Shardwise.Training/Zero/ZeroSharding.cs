@@ -29,10 +29,12 @@ public sealed class ZeroSharding
         Stage = stage;
         _communicator = communicator;
         _bucketElements = Math.Max(1, reduceBucketElements);
-        // Stage 0 reduces buckets of the layout, stage 1 the padded layout at once.
-        long largest = stage == 0 ? Math.Min(_bucketElements, map.Layout.TotalElements) : map.PaddedElements;
-        _reduction = new GradientReduction(communicator, communication ?? GradientCommunicationConfig.Default, largest);
+        _reduction = new GradientReduction(communicator, communication ?? GradientCommunicationConfig.Default, LargestReduction(map, stage, reduceBucketElements));
     }
+
+    /// <summary>The most elements one gradient reduction takes: stage 0 reduces buckets of the layout, stage 1 the padded layout at once.</summary>
+    public static long LargestReduction(ShardMap map, int stage, long reduceBucketElements)
+        => stage == 0 ? Math.Min(Math.Max(1, reduceBucketElements), map.Layout.TotalElements) : map.PaddedElements;
 
     /// <summary>The sums behind the averages (communication_data_type and the scaling around the wire).</summary>
     public GradientReduction Reduction => _reduction;
@@ -83,15 +85,10 @@ public sealed class ZeroSharding
     {
         int ranks = _communicator.Size;
         if (ranks == 1) return;
-        float average = 1f / ranks;
         if (!Partitioned)
         {
             for (long start = 0; start < gradients.Length; start += _bucketElements)
-            {
-                var bucket = gradients.Slice((int)start, (int)Math.Min(_bucketElements, gradients.Length - start));
-                _reduction.AllReduceSum(bucket);
-                GradientClipping.Scale(bucket, average);
-            }
+                _reduction.AllReduceAverage(gradients.Slice((int)start, (int)Math.Min(_bucketElements, gradients.Length - start)));
             return;
         }
 
@@ -101,7 +98,7 @@ public sealed class ZeroSharding
         _reduction.ReduceScatterSum(padded, partition);
         var owned = Owned(gradients);
         partition.AsSpan(0, owned.Length).CopyTo(owned);
-        GradientClipping.Scale(owned, average);
+        GradientClipping.Scale(owned, 1f / ranks);
     }
 
     /// <summary>After each rank updated its partition, gives every rank the full parameters.</summary>

@@ -140,15 +140,9 @@ internal static class ModelEmitter
         w.Line($"    new long[] {{ {string.Join(", ", residency.BackwardOffsets.Select(o => Names.Long(o)))} }},");
         w.Line($"    poolElements: {Names.Long(residency.PoolElements)},");
         w.Line($"    gatherOrderSlots: new int[] {{ {string.Join(", ", residency.GatherOrderSlots.Select(o => Names.Int(o)))} }},");
-        if (plan.GathersSkippedWith.Any(element => element >= 0))
-        {
-            w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }},");
-            w.Line($"    skippedWith: new int[] {{ {string.Join(", ", plan.GathersSkippedWith.Select(o => Names.Int(o)))} }});");
-        }
-        else
-        {
-            w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }});");
-        }
+        bool skips = plan.GathersSkippedWith.Any(element => element >= 0);
+        w.Line($"    gatherOrderPhases: new int[] {{ {string.Join(", ", residency.GatherOrderPhases.Select(o => Names.Int(o)))} }}{(skips ? "," : ");")}");
+        if (skips) w.Line($"    skippedWith: new int[] {{ {string.Join(", ", plan.GathersSkippedWith.Select(o => Names.Int(o)))} }});");
     }
 
     internal static void WriteLayout(SourceWriter w, ProgramPlan plan, string prefix = "", string modifiers = "public static")
@@ -183,12 +177,8 @@ internal static class ModelEmitter
         w.Line($"    arenaElementsPerSample: {Names.Long(a.ArenaElementsPerSample)},");
         w.Line($"    unsharedElementsPerSample: {Names.Long(a.UnsharedElementsPerSample)},");
         w.Line($"    indexElementsPerSample: {Names.Long(a.IndexElementsPerSample)},");
-        if (a.HostElementsPerSample == 0)
-        {
-            w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))});");
-            return;
-        }
-        w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))},");
-        w.Line($"    hostElementsPerSample: {Names.Long(a.HostElementsPerSample)});");
+        bool onHost = a.HostElementsPerSample > 0;
+        w.Line($"    tokensPerSample: {Names.Int(PlanReport.TokensPerSample(plan.Graph))}{(onHost ? "," : ");")}");
+        if (onHost) w.Line($"    hostElementsPerSample: {Names.Long(a.HostElementsPerSample)});");
     }
 }

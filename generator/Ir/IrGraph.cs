@@ -133,6 +133,9 @@ internal sealed record IrGraph(
     int Output,
     bool OutputIsLoss)
 {
+    /// <summary>Whether <paramref name="value"/> is one of the program's inputs or its output (the caller's, not the arena's alone).</summary>
+    public bool IsInputOrOutput(int value) => value == Output || Inputs.Any(input => input.Value == value);
+
     /// <summary>(tokens, targets) → cross-entropy: a program a generic trainer can drive (CompiledLanguageModel).</summary>
     public bool IsLanguageModel
         => OutputIsLoss && Inputs.Count == 2

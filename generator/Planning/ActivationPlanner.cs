@@ -62,9 +62,7 @@ internal sealed record ActivationPlan(
     /// <summary>Checkpointed inputs kept in host memory, in stash order, and the host store they take per sample.</summary>
     public EquatableArray<HostCopy> HostCopies { get; init; } = EquatableArray<HostCopy>.Empty;
 
-    public long HostElementsPerSample => HostCopies.Count == 0 ? 0 : HostCopies.Max(c => c.HostOffsetPerSample + Align(c.ElementsPerSample));
-
-    internal static long Align(long elements) => (elements + 15) / 16 * 16;
+    public long HostElementsPerSample => HostCopies.Count == 0 ? 0 : HostCopies.Max(c => c.HostOffsetPerSample + ActivationPlanner.Align(c.ElementsPerSample));
 
     public ActivationBuffer? Find(int value, BufferRole role) => Buffers.FirstOrDefault(b => b.Value == value && b.Role == role);
 }
@@ -271,5 +269,6 @@ internal static class ActivationPlanner
         return placed;
     }
 
-    private static long Align(long elements) => (elements + AlignmentElements - 1) / AlignmentElements * AlignmentElements;
+    /// <summary>A buffer's elements rounded up to the arena's alignment (the host store of host copies uses it too).</summary>
+    internal static long Align(long elements) => (elements + AlignmentElements - 1) / AlignmentElements * AlignmentElements;
 }

@@ -54,7 +54,7 @@ internal static class CheckpointPlanner
         {
             foreach (int value in segment.Inputs)
             {
-                if (graph.Values[value].Kind != ValueKind.Real || value == graph.Output || graph.Inputs.Any(input => input.Value == value)) continue;
+                if (graph.Values[value].Kind != ValueKind.Real || graph.IsInputOrOutput(value)) continue;
                 values.Add(value);
             }
         }

@@ -49,7 +49,7 @@ internal static class HostCopyPlanner
             if (stash == forwardSteps - 1 && restore == forwardSteps) continue;
             long elements = graph.Values[value].ElementsPerSample;
             copies.Add(WhenOthersUseItsMemory(new HostCopy(value, elements, offset, stash, restore - forwardSteps), stash, restore, placed));
-            offset += ActivationPlan.Align(elements);
+            offset += ActivationPlanner.Align(elements);
         }
         return copies.ToEquatableArray();
     }
@@ -62,11 +62,11 @@ internal static class HostCopyPlanner
     private static HostCopy WhenOthersUseItsMemory(HostCopy copy, int stash, int restore, List<ActivationBuffer> placed)
     {
         var own = placed.First(b => b.Value == copy.Value && b.Role == BufferRole.Value);
-        long from = own.OffsetPerSample, to = own.OffsetPerSample + ActivationPlan.Align(own.ElementsPerSample);
+        long from = own.OffsetPerSample, to = own.OffsetPerSample + ActivationPlanner.Align(own.ElementsPerSample);
         int firstStart = int.MaxValue, lastEnd = -1;
         foreach (var other in placed)
         {
-            if (ReferenceEquals(other, own) || other.OffsetPerSample >= to || other.OffsetPerSample + ActivationPlan.Align(other.ElementsPerSample) <= from) continue;
+            if (ReferenceEquals(other, own) || other.OffsetPerSample >= to || other.OffsetPerSample + ActivationPlanner.Align(other.ElementsPerSample) <= from) continue;
             foreach (var (start, end) in other.LiveIntervals())
             {
                 if (end <= stash || start >= restore) continue;

@@ -47,7 +47,7 @@ internal static class InPlaceGradientPlanner
     private static bool Eligible(IrGraph graph, CheckpointPlan checkpoints, GradientAliasPlan aliases, int value)
     {
         if (graph.Values[value].Kind != ValueKind.Real || graph.Values[value].Fp32Statistics) return false;
-        if (value == graph.Output || graph.Inputs.Any(input => input.Value == value)) return false;
+        if (graph.IsInputOrOutput(value)) return false;
         if (checkpoints.IsDroppedInForward(value) || aliases.GradientOwner(value) != value) return false;
         for (int v = 0; v < graph.Values.Count; v++)
         {

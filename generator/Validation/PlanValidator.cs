@@ -65,15 +65,14 @@ internal static class PlanValidator
         if (stage.Activations > 0)
         {
             // Checkpointed already: the next step is keeping the checkpointed inputs in host memory.
-            bool checkpointed = Any(model.Root, n => n.Checkpoint), onHost = Any(model.Root, n => n.CheckpointInputsOnHost);
+            bool checkpointed = LayerPaths.Outermost(model.Root, n => n.Checkpoint).Count > 0;
+            bool onHost = LayerPaths.Outermost(model.Root, n => n.CheckpointInputsOnHost).Count > 0;
             if (!checkpointed) remedies.Add("[Checkpoint] on the repeated layers");
             else if (!onHost) remedies.Add("[Checkpoint(InputsOnHost = true)] to keep the checkpointed inputs in host memory");
             if (a.MicroBatch > 1) remedies.Add("a smaller MicroBatch (" + N(a.MicroBatch / 2) + ")");
         }
         return string.Join(", ", remedies);
     }
-
-    private static bool Any(LayerNode node, System.Func<LayerNode, bool> flagged) => flagged(node) || node.Children.Any(child => Any(child, flagged));
 
     /// <summary>GiB with about three significant digits, so small models read sensibly too.</summary>
     private static string G(long bytes)

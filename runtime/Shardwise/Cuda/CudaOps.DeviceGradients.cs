@@ -66,11 +66,10 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
 
     public void ReduceScatterGradients(IDeviceCollective collective, long partitionElements)
     {
-        CudaEvent after = BeginCollective(collective);
         DeviceArena gradients = Arena(Ops.Arena.Gradients);
         RequirePartitions(gradients, collective, partitionElements);
         if (WidensGradients) AverageInFloat32(collective, gradients.Address(0), partitionElements * collective.Size, partitionElements);
-        else collective.Complete(collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage, after));
+        else collective.Complete(collective.ReduceScatterAverageInPlace(gradients.Address(0), partitionElements, Storage, BeginCollective(collective)));
     }
 
     public void AllGatherParameters(IDeviceCollective collective, long partitionElements)

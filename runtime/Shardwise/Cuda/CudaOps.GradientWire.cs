@@ -31,6 +31,7 @@ public sealed partial class CudaOps
     /// </summary>
     private void AverageInFloat32(IDeviceCollective collective, ulong address, long elements, long partitionElements)
     {
+        Begin(); // a host view written since the last operation reaches the device before the widening reads it
         if (elements == 0) return;
         wireScratch ??= new DeviceScratch(context, allocations, "fp32 gradient wire");
         ulong wide = wireScratch.Ensure(elements * sizeof(float));

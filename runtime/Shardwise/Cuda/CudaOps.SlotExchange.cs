@@ -46,10 +46,13 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
 
     public DeviceCollectiveTicket ReduceScatterStaging(IDeviceCollective collective, long segment, long at = 0)
     {
+        if (WidensGradients)
+        {
+            AverageInFloat32(collective, StagingFor(collective, segment, at).Address(at), segment * collective.Size, segment);
+            return DeviceCollectiveTicket.None;
+        }
         (DeviceArena staging, CudaEvent after) = BeginStagingExchange(collective, segment, at);
-        if (!WidensGradients) return collective.ReduceScatterAverageInPlace(staging.Address(at), segment, Storage, after);
-        AverageInFloat32(collective, staging.Address(at), segment * collective.Size, segment);
-        return DeviceCollectiveTicket.None;
+        return collective.ReduceScatterAverageInPlace(staging.Address(at), segment, Storage, after);
     }
 
     public void AccumulateStaged(long stagingOffset, long ownedOffset, long length)
@@ -99,11 +102,15 @@ public sealed partial class CudaOps : IDeviceSlotExchangeOps
         exchangeStaging ?? throw new InvalidOperationException("CudaOps has no ZeRO-2 exchange buffers: call CreateSlotExchange first");
 
     private (DeviceArena Staging, CudaEvent After) BeginStagingExchange(IDeviceCollective collective, long segment, long at)
+        => (StagingFor(collective, segment, at), BeginCollective(collective));
+
+    /// <summary>The staging, checked to hold one segment per rank from <paramref name="at"/>.</summary>
+    private DeviceArena StagingFor(IDeviceCollective collective, long segment, long at)
     {
         DeviceArena staging = RequireExchange();
         if (segment < 0 || at < 0 || at + segment * collective.Size > staging.Length)
             throw new ArgumentOutOfRangeException(nameof(segment), $"{collective.Size} segments of {segment} elements from {at} exceed the staging's {staging.Length}");
-        return (staging, BeginCollective(collective));
+        return staging;
     }
 
     /// <summary>Frees the staging and partition buffers (with the optimizer state, and from <see cref="Dispose"/>).</summary>

@@ -182,17 +182,17 @@ internal sealed class DeviceArena : IDisposable
 
     /// <summary>
     /// Queues a copy of elements [offset, offset + count) into pinned host memory at element
-    /// <paramref name="hostOffset"/> (same element size), on <paramref name="stream"/> (null: the legacy default
-    /// stream, ordered with the kernels; another stream is the caller's to order).
+    /// <paramref name="hostOffset"/> (same element size), on <paramref name="stream"/>, which the caller orders with
+    /// the kernels.
     /// </summary>
-    public void StashTo(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream? stream = null)
+    public void StashTo(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream stream)
     {
         EnsureDevice();
         if (count > 0) memory!.DownloadAsync(host, count * ElementBytes, stream, offset * ElementBytes, hostOffset * ElementBytes);
     }
 
     /// <summary>The reverse of <see cref="StashTo"/>: pinned host elements back into [offset, offset + count), queued.</summary>
-    public void RestoreFrom(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream? stream = null)
+    public void RestoreFrom(PinnedHostMemory host, long hostOffset, long offset, long count, CudaStream stream)
     {
         EnsureDevice();
         if (count > 0) memory!.UploadAsync(host, count * ElementBytes, stream, hostOffset * ElementBytes, offset * ElementBytes);

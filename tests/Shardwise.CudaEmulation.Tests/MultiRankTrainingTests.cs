@@ -9,7 +9,7 @@ namespace Shardwise.CudaEmulation.Tests;
 /// <summary>
 /// Several ranks on the CUDA backend, each an mpirun process with its own emulated device, against the same job on the
 /// CPU backend: data parallel at ZeRO stages 0–3 (TwoBlockGpt, 2 ranks) and the pipelined trainer's stages
-/// (PipelineGpt p = 2, also p2 × d2 at ZeRO-2; HybridGpt p2 × t2). Collectives go through host memory
+/// (PipelineGpt p = 2, also p2 × d2 at ZeRO-2 and ZeRO-3; HybridGpt p2 × t2). Collectives go through host memory
 /// (SHARDWISE_COMMUNICATOR=mpi, the host-staged path), reading and writing CudaOps' arenas through their host views.
 /// Loss and gradient norm of every step and the final fp32 weights agree to 1e-5 (relative). The same jobs over the
 /// fake NCCL (SHARDWISE_COMMUNICATOR=nccl: StagedNcclCommunicator, each rank on its own emulated device, the ranks
@@ -256,11 +256,12 @@ public sealed class MultiRankTrainingTests
     [TestMethod]
     [DataRow("PipelineGpt", 2, 0)]
     [DataRow("PipelineGpt", 4, 2)] // two stages × two data replicas, gradients streamed per slot (ZeRO-2)
+    [DataRow("PipelineGpt", 4, 3)] // and parameters gathered into each stage's residency pool when its program needs them (ZeRO-3)
     [DataRow("HybridGpt", 4, 0)]   // two stages × two tensor ranks
     [DataRow("HybridGpt", 4, 0, "bf16")] // stages store fp32 on the device for 16-bit configs, rounding on the host as the CPU does
     public void PipelinedStagesOnEmulatedDevicesEqualTheCpuJob(string model, int ranks, int zeroStage, string? precision = null)
     {
-        using var job = new EmulatedJob(model, zeroStage, precision);
+        using var job = new EmulatedJob(model, zeroStage, precision, zeroSettings: zeroStage == 3 ? StreamedSlots : "");
 
         var cpu = job.Train("cpu", ranks, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks, Steps, device: "cuda");
@@ -282,6 +283,7 @@ public sealed class MultiRankTrainingTests
     [DataRow("TwoBlockGpt", 2, 3)] // ZeRO-3: each slot gathered on the device when the program needs it
     [DataRow("TwoBlockGpt", 3, 3)]
     [DataRow("PipelineGpt", 4, 2)] // stages × replicas at ZeRO-2: the model split moves the step back to the host
+    [DataRow("PipelineGpt", 4, 3)] // at ZeRO-3 the gathers too (from the host's pieces into the device pool)
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
     public void RanksOverTheEmulatedNcclEqualTheCpuJob(string model, int ranks, int zeroStage)

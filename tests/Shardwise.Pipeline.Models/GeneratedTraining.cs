@@ -18,11 +18,15 @@ public static class GeneratedTraining
     public const int MicroBatch = 2;
     public const int Seed = 5;
 
-    /// <summary>fp32 AdamW, clipping (0.25) tight enough to act on every step (so the model-parallel norm decides the update).</summary>
+    /// <summary>
+    /// fp32 AdamW, clipping (0.25) tight enough to act on every step (so the model-parallel norm decides the update).
+    /// ZeRO-3 keeps only slots under 50 elements whole (the default 1e5 would keep all of these small models' slots),
+    /// and prefetches in buckets of 600 elements, so that gathers on demand and from the staging both happen.
+    /// </summary>
     public static DeepSpeedConfig Config(int microBatches, int zeroStage) => DeepSpeedConfig.Parse($$"""
         { "train_micro_batch_size_per_gpu": {{MicroBatch}}, "gradient_accumulation_steps": {{microBatches}}, "gradient_clipping": 0.25,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } },
-          "zero_optimization": { "stage": {{zeroStage}} } }
+          "zero_optimization": { "stage": {{zeroStage}}, "stage3_param_persistence_threshold": 50, "stage3_prefetch_bucket_size": 600 } }
         """).Config;
 
     public static (int[] Tokens, int[] Targets) GlobalBatch<TModel>(int step, int microBatches) where TModel : ILanguageModelDefinition
@@ -86,6 +90,15 @@ public static class GeneratedTraining
             var (tokens, targets) = GlobalBatch<TModel>(step, groups.Topology.Data * microBatches);
             losses[step] = engine.TrainBatch(tokens.AsSpan(replica * perReplica, perReplica), targets.AsSpan(replica * perReplica, perReplica));
             norms[step] = engine.Engine.LastGradientNorm;
+        }
+        if (zeroStage == 3)
+        {
+            // The prefetch follows the stage's 1F1B passes, so only each step's first request (the parameters just
+            // changed) is gathered on demand.
+            if (engine.Engine.ParameterRequests == 0 || engine.Engine.ParameterRequests - engine.Engine.PrefetchHits != steps)
+                throw new InvalidOperationException($"ZeRO-3 must gather parameters on the stages, all but each step's first ahead of their use: " +
+                    $"{engine.Engine.ParameterRequests} requests in {steps} steps, {engine.Engine.PrefetchHits} prefetched");
+            Console.WriteLine($"models probe rank {world.Rank}: stage {groups.Coordinates.Stage} gathered {engine.Engine.ParameterRequests} slots, {engine.Engine.PrefetchHits} of them prefetched");
         }
         float[] weights = PartitionedParameters.Gather(groups.ModelParallel, partition, TModel.ParameterLayout, engine.Engine.ExportFullState().Master);
         return (losses, norms, weights);

@@ -23,6 +23,8 @@ public sealed class GeneratedModelMpiTests
     [DataRow("PipelineGpt", 2, 0)]
     [DataRow("PipelineGpt", 4, 1)] // two stages × two data replicas, ZeRO-1 within each data group
     [DataRow("PipelineGpt", 4, 2)] // ZeRO-2: gradients streamed through the stage programs' gradient pools
+    [DataRow("PipelineGpt", 4, 3)] // ZeRO-3: parameters gathered within each data group, prefetched in the order of 1F1B's passes
+    [DataRow("HybridGpt", 8, 3)]   // and with tensor-parallel stages (p2 × t2 × d2)
     [DataRow("TensorGpt", 2, 0)]
     [DataRow("HybridGpt", 4, 0)]
     [DataRow("CheckpointedHybridGpt", 4, 0)] // also equal to HybridGpt, the same model without [Checkpoint]

@@ -65,6 +65,39 @@ public sealed class PipelineCheckpointMpiTests
     }
 
     /// <summary>
+    /// ZeRO-3 on the stages of p2 × d2: no rank holds its stage's whole parameters, so the checkpoint gathers them from
+    /// the data group's pieces; the run resumed on its ranks continues as the uninterrupted one, and its checkpoint
+    /// resumes in one process (ZeRO-3 there too) as well.
+    /// </summary>
+    [TestMethod]
+    public void AZeroThreeRunOnTheStagesCheckpointsItsPartitionedParametersAndResumes()
+    {
+        using var run = new TrainingRun("PipelineGpt");
+        // Slots from 50 elements on are partitioned (the default threshold of 1e5 would keep all of this model's whole).
+        string ZeroThree(int microBatch) => TrainingRun.Config(microBatch, zeroStage: 3)
+            .Replace("\"stage\": 3", "\"stage\": 3, \"stage3_param_persistence_threshold\": 50", StringComparison.Ordinal);
+        string partitioned = run.WriteConfig("zero3.json", ZeroThree(microBatch: 1));
+        string whole = run.Train("uninterrupted-4-ranks", ranks: 4, steps: 10, config: partitioned);
+        string log = File.ReadAllText(Path.Combine(whole, "log.txt"));
+        StringAssert.Contains(log, "ranks: 4 = data 2 × pipeline 2 × tensor 1");
+        StringAssert.Contains(log, "ZeRO stage 3");
+        // 2 micro-batches × 2 passes × the stage's partitioned slots per step; all but each step's first prefetched.
+        StringAssert.Matches(log, new System.Text.RegularExpressions.Regex(@"ZeRO-3 parameter gathers: \d+ requests, \d+ served from prefetch \(rank 0, stage 0\)"));
+        // `plan` predicted the memory stage 0's rank reports, before anything ran.
+        string memory = log.Split('\n').Single(line => line.StartsWith("memory (stage 0, 2 activation windows): ", StringComparison.Ordinal))["memory (stage 0, 2 activation windows): ".Length..].Trim();
+        StringAssert.Contains(run.Plan(ranks: 4, partitioned), "  stage 0 (2 activation windows): " + memory + "  total ");
+        string first = run.Train("first-half-4-ranks", ranks: 4, steps: 5, config: partitioned);
+        string resumed = run.Train("resumed-4-ranks", ranks: 4, steps: 10, resume: first, config: partitioned);
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(resumed), 1e-6, "ZeRO-3 resumed on 4 ranks");
+        double difference = SafeTensorsFile.RelativeDifference(Path.Combine(whole, "weights.safetensors"), Path.Combine(resumed, "weights.safetensors"));
+        Assert.IsTrue(difference < 1e-6, $"final weights of the resumed run differ from the uninterrupted run's by {difference:E2} (relative)");
+
+        // 2 replicas × 1 row = the one process's 2 rows: the same global batch, so the data order carries over.
+        string alone = run.Train("resumed-in-one-process", ranks: 0, steps: 10, resume: first, config: run.WriteConfig("zero3-alone.json", ZeroThree(microBatch: 2)));
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[5..], TrainingRun.Losses(alone), 1e-5, "ZeRO-3 checkpoint resumed in one process");
+    }
+
+    /// <summary>
     /// Compression training on the stages: the checkpoint at 5 holds the masks taken at update 2 on both stages (gathered
     /// into one file), and the run resumed from it on its ranks, with the row masks still to be taken at 7, continues as
     /// the uninterrupted one.

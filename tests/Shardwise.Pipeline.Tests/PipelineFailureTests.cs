@@ -38,19 +38,6 @@ public sealed class PipelineFailureTests
     }
 
     [TestMethod]
-    [DataRow(3)]
-    public void ZeroStagesThatStreamParametersAreRefusedNamingTheJsonPath(int zeroStage)
-    {
-        var model = new ChainModel();
-        var partition = model.Partition(1, 1);
-        using var world = new SingleProcessCommunicator();
-        using var groups = ParallelGroups.Create(world, partition);
-        var stage = new ChainStage(model, partition.Stages[0], new CpuOps<float>(), ChainTraining.MicroBatch);
-        var error = Assert.ThrowsExactly<NotSupportedException>(() => new PipelineEngine(stage, ChainTraining.Config(4, zeroStage), groups));
-        StringAssert.Contains(error.Message, $"zero_optimization.stage = {zeroStage}");
-    }
-
-    [TestMethod]
     public void AStageProgramForAnotherStageIsRefused()
     {
         var model = new ChainModel();

@@ -74,6 +74,15 @@ internal sealed class TrainingRun : IDisposable
         return output;
     }
 
+    /// <summary>The trainer's <c>plan</c> for a job of <paramref name="ranks"/> ranks (run in one process): its output.</summary>
+    public string Plan(int ranks, string config)
+    {
+        MpiJob job = MpiJob.Run(Exe, 0, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1),
+            ["cli", _model, "plan", "--config", config, "--ranks", ranks.ToString(CultureInfo.InvariantCulture)]);
+        Assert.AreEqual(0, job.ExitCode, job.Output);
+        return job.Output;
+    }
+
     /// <summary>The loss column of a run's metrics.csv, one row per step (steps_per_print is 1).</summary>
     public static double[] Losses(string output) => File.ReadAllLines(Path.Combine(output, "metrics.csv")).Skip(1)
         .Select(line => double.Parse(line.Split(',')[2], CultureInfo.InvariantCulture)).ToArray();

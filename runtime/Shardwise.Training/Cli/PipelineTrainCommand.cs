@@ -196,6 +196,7 @@ public static class PipelineTrainCommand
             file => PartitionedParameters.StreamToFirst(groups.ModelParallel, partition, TModel.ParameterLayout, stageMasters, (slot, values) => file.Write(slot.Name, values)));
         LossCurvePlot.Write(Path.Combine(settings.OutputDirectory, "loss.png"), curve, [], $"{model}, {partition.Pipeline} stages × {partition.Tensor} tensor ranks × {data} replicas");
         CommsLogging.Report(comms, log);
+        if (TrainCommand.DescribeParameterGathers(engine.Engine) is { } gathers) log.WriteLine(gathers + " (rank 0, stage 0)");
         log.WriteLine($"done: {engine.Engine.GlobalStep} steps; checkpoints, metrics.csv, loss.png and {WeightsFile} (full fp32 weights) in {settings.OutputDirectory}");
         return 0;
     }

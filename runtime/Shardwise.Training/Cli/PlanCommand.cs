@@ -7,24 +7,85 @@ using Shardwise.Precision;
 using Shardwise.Training.Config;
 using Shardwise.Training.Engine;
 using Shardwise.Training.Offload;
+using Shardwise.Training.Pipeline;
 using Shardwise.Training.Zero;
 
 namespace Shardwise.Training.Cli;
 
 /// <summary>
 /// <c>plan</c>: the build-time plan (layout, activation plan), the memory it implies for the config, and the ZeRO
-/// shard map for <c>--ranks</c> data-parallel ranks.
+/// shard map for <c>--ranks</c> data-parallel ranks (a partitioned model's: per stage, within its data groups).
 /// </summary>
 public static class PlanCommand
 {
-    public static int Run<TModel>(RunSettings settings, int ranks, TextWriter log) where TModel : ILanguageModelDefinition
+    /// <param name="partition">
+    /// The model's pipeline/tensor partition when it has one: with several ranks the job trains its stages, so the
+    /// memory and the ZeRO traffic are predicted per stage, within data groups of ranks / (pipeline × tensor).
+    /// </param>
+    public static int Run<TModel>(RunSettings settings, int ranks, TextWriter log, ModelPartition? partition = null) where TModel : ILanguageModelDefinition
     {
         if (ranks < 1) throw new CliException("--ranks must be at least 1");
         var config = settings.Config;
-        var batch = config.Resolve(ranks);
         var storage = config.Storage;
         log.Write(TModel.PlanReport);
         log.WriteLine();
+        int stage = config.ZeroOptimization.Stage;
+        bool stages = partition is not null && ranks > 1 && partition.Pipeline * partition.Tensor > 1;
+        if (stages) WriteStageMemory(partition!, config, ranks, log);
+        else WriteWholeModelMemory<TModel>(config, ranks, log);
+        WriteModelNotes<TModel>(settings, config, log);
+        if (stages) WriteStageTraffic(partition!, config, ranks / (partition!.Pipeline * partition.Tensor), log);
+        else if (ranks > 1) WriteWholeModelTraffic<TModel>(config, ranks, log);
+        return 0;
+    }
+
+    /// <summary>
+    /// A job over a partitioned model: each stage's rank (tensor rank 0, data rank 0), with one activation window per
+    /// micro-batch 1F1B keeps in flight on that stage, as <see cref="Pipeline.PipelineEngine.Memory"/> reports it. The
+    /// stages keep fp32 working copies on either backend and step on the host (PipelineTrainCommand), so one line
+    /// serves the CPU and a GPU.
+    /// </summary>
+    private static void WriteStageMemory(ModelPartition partition, DeepSpeedConfig config, int ranks, TextWriter log)
+    {
+        int modelParallel = partition.Pipeline * partition.Tensor;
+        if (ranks % modelParallel != 0)
+            throw new CliException($"--ranks {ranks}: the model is planned for Pipeline = {partition.Pipeline}, Tensor = {partition.Tensor}, so a job " +
+                                   $"needs a multiple of {modelParallel} ranks");
+        int data = ranks / modelParallel;
+        var batch = config.Resolve(data);
+        log.WriteLine($"memory per rank for micro-batch {batch.MicroBatchPerGpu}, {ranks} ranks = data {data} × pipeline {partition.Pipeline} × tensor " +
+                      $"{partition.Tensor}, ZeRO stage {config.ZeroOptimization.Stage} within each data group, {batch.GradientAccumulationSteps} micro-batches per step (1F1B):");
+        foreach (StagePlan plan in partition.Stages)
+        {
+            int windows = OneFOneBSchedule.BufferCount(partition.Pipeline, plan.Index, batch.GradientAccumulationSteps);
+            var one = MemoryPlan.Predict(plan.Layout, plan.Activations, plan.GradientPool, plan.ParameterPool, config, data, 0, sizeof(float));
+            var report = PipelineEngine.PerActivationWindow(one, windows, batch.MicroBatchPerGpu, plan.Activations);
+            log.WriteLine($"  stage {plan.Index} ({windows} activation windows): {report.Describe()}  total {MemoryReport.Format(report.Total)}");
+        }
+        log.WriteLine("  (fp32 working copies on the CPU and on a GPU: the stages round to 16-bit on the host, where their optimizer steps)");
+    }
+
+    /// <summary>What each rank of a stage's data group sends per step, and how ZeRO cuts the stage's parameters over the group.</summary>
+    private static void WriteStageTraffic(ModelPartition partition, DeepSpeedConfig config, int data, TextWriter log)
+    {
+        if (data == 1) return;
+        var zero = config.ZeroOptimization;
+        int microBatches = config.Resolve(data).GradientAccumulationSteps;
+        log.WriteLine();
+        log.WriteLine($"sent by each rank per step within its data group of {data}, {microBatches} micro-batch(es) (4-byte values through host memory):");
+        foreach (StagePlan plan in partition.Stages)
+        {
+            var traffic = ZeroTraffic.For(plan.Layout, zero, data, microBatches, config.GradientCommunication);
+            string pieces = zero.Stage >= 2 ? $"; rank 0 owns {SlotSharding.OwnedLengthOf(plan.Layout, data, 0):N0} of its {plan.Layout.TotalElements:N0} elements"
+                : zero.Stage == 1 ? $"; rank 0 owns {new ShardMap(plan.Layout, data).OwnedLength(0):N0} of its {plan.Layout.TotalElements:N0} elements" : "";
+            log.WriteLine($"  stage {plan.Index}: {traffic.Describe(zero.HpzPartitionSize)}{pieces}");
+        }
+    }
+
+    private static void WriteWholeModelMemory<TModel>(DeepSpeedConfig config, int ranks, TextWriter log) where TModel : ILanguageModelDefinition
+    {
+        var batch = config.Resolve(ranks);
+        var storage = config.Storage;
         int stage = config.ZeroOptimization.Stage;
         log.WriteLine($"memory of rank 0 for micro-batch {batch.MicroBatchPerGpu}, {storage}, {ranks} data-parallel rank(s), ZeRO stage {stage}:");
         // A GPU job takes NCCL where every rank has a GPU, which exchanges ZeRO 0/1 arenas in device memory.
@@ -38,6 +99,11 @@ public static class PlanCommand
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme || config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
             log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));
+    }
+
+    /// <summary>What the config turns on for the whole model: sparse attention, layer and token drop, compression.</summary>
+    private static void WriteModelNotes<TModel>(RunSettings settings, DeepSpeedConfig config, TextWriter log) where TModel : ILanguageModelDefinition
+    {
         if (SparseAttentionCheck.Describe(config, TModel.SequenceLength) is { } sparse)
         {
             // The layout the attention layers apply, as DeepSpeed users draw it: row = query block, column = key block.
@@ -66,27 +132,29 @@ public static class PlanCommand
             log.WriteLine();
             foreach (var line in compression.Describe()) log.WriteLine(line);
         }
-        if (ranks > 1)
+    }
+
+    private static void WriteWholeModelTraffic<TModel>(DeepSpeedConfig config, int ranks, TextWriter log) where TModel : ILanguageModelDefinition
+    {
+        var batch = config.Resolve(ranks);
+        int stage = config.ZeroOptimization.Stage;
+        log.WriteLine();
+        var traffic = ZeroTraffic.For(TModel.ParameterLayout, config.ZeroOptimization, ranks, batch.GradientAccumulationSteps, config.GradientCommunication);
+        log.WriteLine($"sent by each rank per step, {batch.GradientAccumulationSteps} micro-batch(es) (4-byte values on the host path; over NCCL the unquantized ones are 16-bit): "
+                      + traffic.Describe(config.ZeroOptimization.HpzPartitionSize));
+        if (!config.GradientCommunication.IsDefault)
+            log.WriteLine($"gradient reduction: {config.GradientCommunication.Describe()}"
+                          + (Engine.TrainingEngine.ReducesOnDevice(config) ? "" : " (through host memory on a GPU: NCCL's average of the storage type is not this)"));
+        if (stage >= 2)
         {
-            log.WriteLine();
-            var traffic = ZeroTraffic.For(TModel.ParameterLayout, config.ZeroOptimization, ranks, batch.GradientAccumulationSteps, config.GradientCommunication);
-            log.WriteLine($"sent by each rank per step, {batch.GradientAccumulationSteps} micro-batch(es) (4-byte values on the host path; over NCCL the unquantized ones are 16-bit): "
-                          + traffic.Describe(config.ZeroOptimization.HpzPartitionSize));
-            if (!config.GradientCommunication.IsDefault)
-                log.WriteLine($"gradient reduction: {config.GradientCommunication.Describe()}"
-                              + (Engine.TrainingEngine.ReducesOnDevice(config) ? "" : " (through host memory on a GPU: NCCL's average of the storage type is not this)"));
-            if (stage >= 2)
-            {
-                log.WriteLine($"ZeRO-{stage} shard map: every parameter is cut into {ranks} equal pieces (the last padded); rank r owns piece r of each:");
-                for (int rank = 0; rank < ranks; rank++)
-                    log.WriteLine($"  rank {rank}: {SlotSharding.OwnedLengthOf(TModel.ParameterLayout, ranks, rank):N0} elements");
-            }
-            else
-            {
-                log.Write(new ShardMap(TModel.ParameterLayout, ranks).Describe());
-            }
+            log.WriteLine($"ZeRO-{stage} shard map: every parameter is cut into {ranks} equal pieces (the last padded); rank r owns piece r of each:");
+            for (int rank = 0; rank < ranks; rank++)
+                log.WriteLine($"  rank {rank}: {SlotSharding.OwnedLengthOf(TModel.ParameterLayout, ranks, rank):N0} elements");
         }
-        return 0;
+        else
+        {
+            log.Write(new ShardMap(TModel.ParameterLayout, ranks).Describe());
+        }
     }
 
     /// <summary>

@@ -194,10 +194,7 @@ public static class TrainCommand
         CommsLogging.Report(comms, log);
         if (engine.OverlappedBuckets > 0)
             log.WriteLine($"gradient buckets reduced while the last backward ran: {engine.OverlappedBuckets:N0} (reduce_bucket_size {config.ZeroOptimization.ReduceBucketSize:N0})");
-        if (engine.ParameterRequests > 0)
-            log.WriteLine($"ZeRO-3 parameter gathers: {engine.ParameterRequests:N0} requests, {engine.PrefetchHits:N0} served from prefetch"
-                          + (engine.SecondaryGathers > 0 ? $", {engine.SecondaryGathers:N0} from the hpZ group's copy" : "")
-                          + (engine.DroppedLayerSkips > 0 ? $"; {engine.DroppedLayerSkips:N0} not gathered, their layer dropped" : ""));
+        if (DescribeParameterGathers(engine) is { } gathers) log.WriteLine(gathers);
         if (CudaBackend(program.Ops) is { GradientWireScratchBytes: > 0 } widened)
             log.WriteLine($"gradient exchanges widened to fp32 on the device (communication_data_type): {widened.GradientWireScratchBytes:N0} bytes of scratch");
         string plot = Path.Combine(settings.OutputDirectory, "loss.png");
@@ -235,6 +232,12 @@ public static class TrainCommand
             log.WriteLine($"warning: $.flops_profiler.output_file \"{file}\" could not be written ({e.Message}); the report above is the only copy");
         }
     }
+
+    /// <summary>ZeRO-3's parameter requests over the run (this rank's), and how they were served; null when nothing was gathered.</summary>
+    internal static string? DescribeParameterGathers(TrainingEngine engine) => engine.ParameterRequests == 0 ? null
+        : $"ZeRO-3 parameter gathers: {engine.ParameterRequests:N0} requests, {engine.PrefetchHits:N0} served from prefetch"
+          + (engine.SecondaryGathers > 0 ? $", {engine.SecondaryGathers:N0} from the hpZ group's copy" : "")
+          + (engine.DroppedLayerSkips > 0 ? $"; {engine.DroppedLayerSkips:N0} not gathered, their layer dropped" : "");
 
     /// <summary>The CUDA backend under a program's operations (inside the ZeRO-2/3 streaming decorator), or null on the CPU.</summary>
     internal static CudaOps? CudaBackend(Ops.ITensorOps<float> ops) =>

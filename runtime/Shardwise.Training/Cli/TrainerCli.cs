@@ -76,7 +76,7 @@ public static class TrainerCli
                     int ranks = (int)(arguments.Long("ranks") ?? 1);
                     arguments.RejectUnknown();
                     AutotuningCheck.RequireOneConfiguration(settings.Config, "plan");
-                    return PlanCommand.Run<TModel>(settings, ranks, log);
+                    return PlanCommand.Run<TModel>(settings, ranks, log, PartitionOf<TModel>());
                 }
                 case "compare-curves":
                     return CompareCurvesCommand.Run(arguments, log);
@@ -108,6 +108,15 @@ public static class TrainerCli
             return 2;
         }
     }
+
+    /// <summary>The model's pipeline/tensor partition, or null for a model planned for one rank.</summary>
+    private static ModelPartition? PartitionOf<TModel>() =>
+        typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))
+            ? (ModelPartition)typeof(TrainerCli).GetMethod(nameof(PartitionOfPartitioned), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+                .MakeGenericMethod(typeof(TModel)).Invoke(null, null)!
+            : null;
+
+    private static ModelPartition PartitionOfPartitioned<TModel>() where TModel : IPartitionedModelDefinition => TModel.Partition;
 
     /// <summary>
     /// <see cref="PipelineTrainCommand"/> needs TModel as an <see cref="IPartitionedModelDefinition"/>, which this

@@ -196,7 +196,7 @@ public sealed partial class TrainingEngine
         if (_fused is null) return;
         if (_deviceSlots is not null)
         {
-            // ZeRO-2 goes back to streaming through host memory (between accumulation windows: the partition's
+            // ZeRO-2 and ZeRO-3 go back to streaming through host memory (between accumulation windows: the partition's
             // gradients are zero then).
             var masters = new float[OwnedElements];
             _fused.ReadMasterWeights(masters);
@@ -205,6 +205,8 @@ public sealed partial class TrainingEngine
             _fused = null;
             _deviceSlots = null;
             StartHostStreaming(_slots!, _streamingOps!, masters);
+            // ZeRO-3 then gathers from the host's rounded pieces (the slots kept whole are already in place).
+            if (_parameterStreamer is not null) StartParameterStreamer(new HostParameterGatherer(_slots!, _streamingOps!, _ownedPieces!, _prefetchElements));
             return;
         }
         if (Storage != StorageType.Float32)

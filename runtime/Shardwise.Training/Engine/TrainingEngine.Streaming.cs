@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using Shardwise.Plans;
 using Shardwise.Precision;
 using Shardwise.Training.Config;
@@ -39,6 +40,31 @@ public sealed partial class TrainingEngine
         else _master = masters;
         _gradientStreamer = new GradientStreamer(slots, streamingOps, _accumulator, Storage);
         _program.GradientListener = _gradientStreamer;
+    }
+
+    /// <summary>
+    /// ZeRO-3: serves the program's parameter requests through <paramref name="gatherer"/> (the device's, or host
+    /// memory's). hpZ runs on the host path only (DeviceSlotExchangeFor leaves ZeRO++ to it); its gathers share the
+    /// prefetch staging.
+    /// </summary>
+    private void StartParameterStreamer(IParameterGatherer gatherer)
+    {
+        var secondary = _nodes is not null && gatherer is HostParameterGatherer host
+            ? new SecondaryPartition(_program.Layout, _nodes.Node, _streamingOps!, host.Staging)
+            : null;
+        _parameterStreamer = new ParameterStreamer(_slots!, _streamingOps!, gatherer, _streamingOps!.ParameterPlan!, secondary, () => _program.LayerKeep);
+        if (_parameterPasses is not null) _parameterStreamer.FollowPasses(_parameterPasses);
+        _program.ParameterListener = _parameterStreamer;
+    }
+
+    /// <summary>
+    /// ZeRO-3: the passes one step runs (0 forward, 1 backward), in order, when they are not one forward then one
+    /// backward: a pipeline stage's 1F1B schedule. The parameter prefetch follows them. No effect at other stages.
+    /// </summary>
+    public void FollowParameterPasses(System.Collections.Generic.IReadOnlyList<int> phases)
+    {
+        _parameterPasses = phases.ToArray();
+        _parameterStreamer?.FollowPasses(_parameterPasses);
     }
 
     /// <summary>ZeRO-3: the slots kept whole (shorter than stage3_param_persistence_threshold), in layout order.</summary>

@@ -58,7 +58,9 @@ public sealed partial class TrainingEngine
     private float[]? _rounded;                      // stages 2–3 on the host: 16-bit-rounded pieces (stage 3: the partitioned parameters); null when swapped
     private IOwnedPieces? _ownedPieces;             // stage 3 on the host: where gathers read the rounded pieces (_rounded or the parameter swap)
     private readonly GradientStreamingOps<float>? _streamingOps;
-    private readonly ParameterStreamer? _parameterStreamer;
+    private ParameterStreamer? _parameterStreamer;     // stage 3: gathers the slots the program asks for
+    private readonly long _prefetchElements;           // stage 3: the prefetch staging's size
+    private int[]? _parameterPasses;                   // stage 3: a pipeline schedule's passes, which the prefetch follows
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
     private IModelParallelReduction? _modelParallel;
@@ -118,15 +120,8 @@ public sealed partial class TrainingEngine
                 _persistentOffsets = new long[persistent.Count];
                 for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
-                IParameterGatherer gatherer = _deviceSlots is not null
-                    ? _deviceSlots
-                    : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch);
-                // hpZ runs on the host path (DeviceSlotExchangeFor leaves ZeRO++ to it); its gathers share the prefetch staging.
-                var secondary = nodes is not null && gatherer is HostParameterGatherer host
-                    ? new SecondaryPartition(program.Layout, nodes.Node, streamingOps, host.Staging)
-                    : null;
-                _parameterStreamer = new ParameterStreamer(slots, streamingOps, gatherer, streamingOps.ParameterPlan!, secondary, () => program.LayerKeep);
-                program.ParameterListener = _parameterStreamer;
+                _prefetchElements = prefetch;
+                StartParameterStreamer(_deviceSlots is not null ? _deviceSlots : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch));
             }
         }
         else if (FusedOptimizerFor(program, config, sharding, Storage) is { } fused)
@@ -271,7 +266,7 @@ public sealed partial class TrainingEngine
 
     /// <summary>
     /// Set when this rank holds part of a model split over ranks (pipeline or tensor parallel): the gradient norm and
-    /// the overflow check then span the whole model. Supported at ZeRO stages 0 to 2.
+    /// the overflow check then span the whole model.
     /// </summary>
     public IModelParallelReduction? ModelParallel
     {
@@ -282,8 +277,6 @@ public sealed partial class TrainingEngine
                 throw new NotSupportedException("Lamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its trust ratio needs each tensor's norm over every rank that holds part of it");
             if (value is not null && OneBit is OneBitLamb)
                 throw new NotSupportedException("OneBitLamb with a model split over ranks (pipeline or tensor parallel) is not supported yet: its state is per parameter tensor of one rank's layout (use OneBitAdam or ZeroOneAdam)");
-            if (value is not null && _streamingOps is { PlansParameterStreaming: true })
-                throw new NotSupportedException($"zero_optimization.stage = {Config.ZeroOptimization.Stage} does not support a model split over ranks yet (pipeline or tensor parallel); use stage 0, 1 or 2");
             if (value is not null) LeaveFusedOptimizer(); // the hook counts gradients per element on the host
             _modelParallel = value;
         }

@@ -1,5 +1,6 @@
 using System;
 using System.Diagnostics;
+using System.Linq;
 using Shardwise.Distributed;
 using Shardwise.Ops;
 using Shardwise.Plans;
@@ -36,10 +37,6 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     public PipelineEngine(CompiledStage<float> stage, DeepSpeedConfig config, ParallelGroups groups)
     {
-        if (config.ZeroOptimization.Stage >= 3)
-            throw new NotSupportedException($"zero_optimization.stage = {config.ZeroOptimization.Stage} is not supported with pipeline or tensor " +
-                "parallelism yet (ZeRO-3's parameter gathers and prefetch follow a static order planned for one forward then one backward, " +
-                "and 1F1B runs forwards of later micro-batches between backwards: not yet proven equal to one process); use stage 0, 1 or 2.");
         var topology = groups.Topology;
         StagePlan plan = stage.Stage;
         if (plan.Index != groups.Coordinates.Stage || plan.Count != topology.Pipeline || plan.Tensor != topology.Tensor)
@@ -55,6 +52,8 @@ public sealed class PipelineEngine : IPipelineStageOperations
         Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);
         MicroBatches = Engine.Batch.GradientAccumulationSteps;
         _program = OneFOneBSchedule.Build(topology.Pipeline, plan.Index, MicroBatches);
+        // ZeRO-3 prefetches the parameters of the pass that comes next in this stage's schedule (F F B … on early stages).
+        Engine.FollowParameterPasses(_program.Where(i => i is Pipeline.Forward or Pipeline.Backward).Select(i => i is Pipeline.Forward ? 0 : 1).ToArray());
         ActivationWindows = OneFOneBSchedule.BufferCount(topology.Pipeline, plan.Index, MicroBatches);
         stage.UseActivationWindows(ActivationWindows);
         _tokensPerMicroBatch = stage.Batch * stage.SequenceLength;
@@ -88,14 +87,17 @@ public sealed class PipelineEngine : IPipelineStageOperations
     public int ActivationWindows { get; }
 
     /// <summary>The engine's memory report with the activation and index arenas counted once per window.</summary>
-    public MemoryReport Memory
+    public MemoryReport Memory => PerActivationWindow(Engine.Memory, ActivationWindows, _stage.Batch, _stage.Plan);
+
+    /// <summary>
+    /// A stage's memory with <paramref name="windows"/> activation windows: the activation arena once per window, and
+    /// the token-index arena (counted once in <paramref name="one"/>'s buffers) once per window too. The trainer's
+    /// report and <c>plan</c>'s prediction both take it.
+    /// </summary>
+    public static MemoryReport PerActivationWindow(MemoryReport one, int windows, int microBatch, ActivationPlan activations)
     {
-        get
-        {
-            MemoryReport one = Engine.Memory;
-            long indices = (long)_stage.Batch * _stage.Plan.IndexElementsPerSample * sizeof(int);
-            return one with { Activations = one.Activations * ActivationWindows, Buffers = one.Buffers + (ActivationWindows - 1) * indices };
-        }
+        long indices = (long)microBatch * activations.IndexElementsPerSample * sizeof(int);
+        return one with { Activations = one.Activations * windows, Buffers = one.Buffers + (windows - 1) * indices };
     }
 
     /// <summary>Token ids (and targets) one batch of this data replica takes: m × micro-batch × sequence.</summary>

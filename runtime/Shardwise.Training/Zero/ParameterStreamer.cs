@@ -10,7 +10,8 @@ namespace Shardwise.Training.Zero;
 /// rank's 16-bit piece into the pool region the residency plan gives it; when released, the mapping is dropped (the
 /// plan has already decided who reuses the memory). Slots kept whole (persistence threshold) are never gathered here.
 /// The data moves through an <see cref="IParameterGatherer"/>: host memory, or the device over NCCL.
-/// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>): after each
+/// Prefetch follows the generator's static gather order (<see cref="ParameterPool.GatherOrderSlots"/>, its forward
+/// entries then its backward ones, or in the order of a pipeline schedule's passes: <see cref="FollowPasses"/>): after each
 /// request the next slots are gathered ahead, in one collective, into a staging buffer of stage3_prefetch_bucket_size
 /// elements (capped so that pool + persistent + staging stay within stage3_max_live_parameters), and later copied into
 /// place. The staging is a ring of groups of at most half its size: a group's place is free again once its last slot
@@ -28,6 +29,11 @@ public sealed class ParameterStreamer : IParameterListener
     private readonly ParameterPool _plan;
     private readonly SecondaryPartition? _secondary;
     private readonly Func<LayerKeep?>? _layerKeep;
+    // The order the requests of one step come in: the plan's forward entries then its backward ones, or the passes of a
+    // pipeline schedule (1F1B runs several forwards before their backwards), each a copy of its phase's entries.
+    private int[] _orderSlots;
+    private int[] _orderPhases;
+    private int[] _passOf; // per entry of the order, the pass it belongs to
     // Prefetched slots: their place in the gather order, and where the rank-major group holding them lies in the
     // staging buffer (its start, one rank's segment length) and where their pieces start within each segment, and
     // whether the group came from hpZ's secondary partition.
@@ -51,6 +57,39 @@ public sealed class ParameterStreamer : IParameterListener
         _gatherer = gatherer;
         _plan = plan;
         _secondary = secondary;
+        (_orderSlots, _orderPhases, _passOf) = Order(plan, [0, 1]);
+    }
+
+    /// <summary>
+    /// The phases of the passes one step runs, in order: forward (0) and backward (1) once each, or a pipeline
+    /// schedule's, as 1F1B's F F B F B B on an early stage. Prefetch then follows them across pass boundaries instead of
+    /// guessing backward after every forward.
+    /// </summary>
+    public void FollowPasses(IReadOnlyList<int> phases)
+    {
+        (_orderSlots, _orderPhases, _passOf) = Order(_plan, phases);
+        _prefetched.Clear();
+        _next = _prefetchedUpTo = _stagingTail = 0;
+    }
+
+    /// <summary>The passes' requests one after the other: for each pass, the plan's entries of its phase in their order.</summary>
+    private static (int[] Slots, int[] Phases, int[] Passes) Order(ParameterPool plan, IReadOnlyList<int> phases)
+    {
+        var slots = new List<int>();
+        var orderPhases = new List<int>();
+        var passes = new List<int>();
+        for (int pass = 0; pass < phases.Count; pass++)
+        {
+            if (phases[pass] is not (0 or 1)) throw new ArgumentException($"pass {pass} has phase {phases[pass]}: forward is 0, backward 1", nameof(phases));
+            for (int i = 0; i < plan.GatherOrderSlots.Count; i++)
+            {
+                if (plan.GatherOrderPhases[i] != phases[pass]) continue;
+                slots.Add(plan.GatherOrderSlots[i]);
+                orderPhases.Add(phases[pass]);
+                passes.Add(pass);
+            }
+        }
+        return (slots.ToArray(), orderPhases.ToArray(), passes.ToArray());
     }
 
     /// <summary>Slots gathered since the last reset (twice per slot per step: forward and backward).</summary>
@@ -123,14 +162,14 @@ public sealed class ParameterStreamer : IParameterListener
     {
         // Slots kept whole are in the static order too but never requested: step over them, or every request after
         // the first of them would look out of order and drop the prefetched slots.
-        while (_next < _plan.GatherOrderSlots.Count && !Streams(_plan.GatherOrderSlots[_next])) _next++;
-        if (_next < _plan.GatherOrderSlots.Count && _plan.GatherOrderSlots[_next] == slot && _plan.GatherOrderPhases[_next] == phase)
+        while (_next < _orderSlots.Length && !Streams(_orderSlots[_next])) _next++;
+        if (_next < _orderSlots.Length && _orderSlots[_next] == slot && _orderPhases[_next] == phase)
             return _next++;
         _prefetched.Clear();
         _stagingTail = 0;
-        for (int i = 0; i < _plan.GatherOrderSlots.Count; i++)
+        for (int i = 0; i < _orderSlots.Length; i++)
         {
-            if (_plan.GatherOrderSlots[i] == slot && _plan.GatherOrderPhases[i] == phase)
+            if (_orderSlots[i] == slot && _orderPhases[i] == phase)
             {
                 _next = i + 1;
                 _prefetchedUpTo = _next;
@@ -150,27 +189,29 @@ public sealed class ParameterStreamer : IParameterListener
         if (_prefetchedUpTo < _next) _prefetchedUpTo = _next;
         _group.Clear();
         long capacity = _gatherer.PrefetchElements;
+        // Progressive layer drop: the next pass belongs to another micro-batch, whose draw is not known yet.
+        int end = _plan.SkippedWith is not null && _layerKeep is not null && _next > 0 ? PassEnd(_next - 1) : _orderSlots.Length;
         int first = _prefetchedUpTo;
-        while (first < _plan.GatherOrderSlots.Count && !Streams(_plan.GatherOrderSlots[first])) first++;
-        if (first >= _plan.GatherOrderSlots.Count) return;
+        while (first < end && !Streams(_orderSlots[first])) first++;
+        if (first >= end) return;
         // hpZ: backward slots come from the node group's copy, once their forward gather has left it there (the
         // loop below stops at the first that has not: then nothing is prefetched until it has).
-        bool secondary = _secondary is not null && _plan.GatherOrderPhases[first] == 1;
+        bool secondary = _secondary is not null && _orderPhases[first] == 1;
         var sharding = secondary ? _secondary!.Sharding : _sharding;
         var gatherer = GathererFor(secondary);
         int ranks = sharding.Communicator.Size;
-        long firstPieces = sharding.PieceLength(_plan.GatherOrderSlots[first]) * ranks;
+        long firstPieces = sharding.PieceLength(_orderSlots[first]) * ranks;
         int group = FreeRunStart(firstPieces, out long room);
         // A group takes at most half the ring (but at least one piece), so that the next one fits beside it.
         long limit = Math.Min(room, Math.Max(capacity / 2, firstPieces));
         long segment = 0; // one rank's share of the group; the group takes segment × ranks of the staging
         int upTo = _prefetchedUpTo;
-        while (upTo < _plan.GatherOrderSlots.Count)
+        while (upTo < end)
         {
-            int slot = _plan.GatherOrderSlots[upTo];
+            int slot = _orderSlots[upTo];
             if (Streams(slot))
             {
-                if (_secondary is not null && ((_plan.GatherOrderPhases[upTo] == 1) != secondary || (secondary && !_secondary.Holds(slot)))) break;
+                if (_secondary is not null && ((_orderPhases[upTo] == 1) != secondary || (secondary && !_secondary.Holds(slot)))) break;
                 long grown = segment + sharding.PieceLength(slot);
                 if (grown * ranks > limit || grown > gatherer.MaxGroupSegment) break;
                 _group.Add(slot);
@@ -184,13 +225,21 @@ public sealed class ParameterStreamer : IParameterListener
         int at = 0;
         for (int order = _prefetchedUpTo; order < upTo; order++)
         {
-            int slot = _plan.GatherOrderSlots[order];
+            int slot = _orderSlots[order];
             if (!Streams(slot)) continue;
             _prefetched.Enqueue((order, group, groupSegment, at, secondary));
             at += (int)sharding.PieceLength(slot);
         }
         _stagingTail = group + (int)(segment * ranks);
         _prefetchedUpTo = upTo;
+    }
+
+    /// <summary>The end (exclusive) of the pass that order entry <paramref name="entry"/> belongs to.</summary>
+    private int PassEnd(int entry)
+    {
+        int end = entry;
+        while (end < _passOf.Length && _passOf[end] == _passOf[entry]) end++;
+        return end;
     }
 
     /// <summary>

@@ -113,18 +113,26 @@ public sealed class MultiRankTrainingTests
     [DataRow(0, "\"communication_data_type\": \"fp32\"", true)]
     [DataRow(1, "\"communication_data_type\": \"fp32\"", true)]
     [DataRow(2, "\"communication_data_type\": \"fp32\"", true)]
+    [DataRow(0, "\"communication_data_type\": \"fp32\"", true, "\"overlap_comm\": true, \"reduce_bucket_size\": 500")] // buckets of 500
+    [DataRow(3, "\"communication_data_type\": \"fp32\"", true, "\"stage3_param_persistence_threshold\": 50, \"reduce_bucket_size\": 300")]
     [DataRow(0, "\"gradient_predivide_factor\": 2", true)]
     [DataRow(2, "\"communication_data_type\": \"bf16\"", true)]
     [DataRow(1, "\"communication_data_type\": \"fp16\"", false)]
-    public void TheGradientWireDecidesWhereAGpuJobReduces(int zeroStage, string keys, bool onDevice)
+    public void TheGradientWireDecidesWhereAGpuJobReduces(int zeroStage, string keys, bool onDevice, string zeroSettings = "")
     {
         const double oneBf16Rounding = 1.0 / 256;
-        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "bf16", topLevel: keys);
+        using var job = new EmulatedJob("TwoBlockGpt", zeroStage, "bf16", zeroSettings: zeroSettings, topLevel: keys);
         var cpu = job.Train("cpu", ranks: 2, Steps, device: "cpu");
         var cuda = job.Train("cuda", ranks: 2, Steps, device: "cuda", "nccl");
         StringAssert.Contains(cuda.Output, onDevice ? DeviceStep(zeroStage, ranks: 2) : "gradients reduced over 2 ranks through host memory", cuda.Output);
-        // An fp32 wire over bf16 gradients widens each exchange on the device (cast.cu into an fp32 scratch).
-        Assert.AreEqual(onDevice && keys.Contains("fp32"), cuda.Output.Contains("gradient exchanges widened to fp32 on the device"), cuda.Output);
+        // An fp32 wire over bf16 gradients widens each exchange on the device (cast.cu into an fp32 scratch), whose size
+        // `plan` predicts: the largest exchange of the stage, in fp32.
+        bool widens = onDevice && keys.Contains("fp32");
+        Assert.AreEqual(widens, cuda.Output.Contains("gradient exchanges widened to fp32 on the device"), cuda.Output);
+        string plan = job.Plan(ranks: 2);
+        var planned = System.Text.RegularExpressions.Regex.Match(plan, @"plus the fp32 gradient wire's device scratch \(communication_data_type over BFloat16 gradients\): ([\d,]+) bytes");
+        Assert.AreEqual(widens, planned.Success, plan);
+        if (widens) StringAssert.Contains(cuda.Output, $"(communication_data_type): {planned.Groups[1].Value} bytes of scratch", plan);
         EmulatedJob.AssertSameTraining(cpu.Directory, cuda.Directory, Steps, oneBf16Rounding, 4 * oneBf16Rounding);
     }
 

@@ -95,6 +95,8 @@ public static class PlanCommand
         log.WriteLine($"  GPU, NCCL between ranks (16-bit where enabled): {device.Describe()}  total {MemoryReport.Format(device.Total)}");
         log.WriteLine($"    placed: {device.DescribePlacement()} (host: what the step and the exchanges hold in CPU memory)");
         if (device.Host > 0) log.WriteLine(HostMemoryNote<TModel>(config, ranks, storage.BytesPerElement()));
+        if (MemoryPlan.WidenedGradientWireBytes(TModel.ParameterLayout, config, ranks) is > 0 and var wire)
+            log.WriteLine($"    plus the fp32 gradient wire's device scratch (communication_data_type over {storage} gradients): {wire:N0} bytes");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme || config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)

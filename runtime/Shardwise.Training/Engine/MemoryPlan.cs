@@ -108,5 +108,30 @@ public static class MemoryPlan
             hostArrayBytes: hostBuffers + (pieces + roundedPieces) * sizeof(float));
     }
 
+    /// <summary>
+    /// communication_data_type "fp32" over 16-bit gradients, on a GPU job whose ranks exchange in device memory (NCCL):
+    /// the device scratch every exchange is widened into (CudaOps.GradientWire), sized by the largest one, which is also
+    /// the first: stage 0 averages the gradient arena whole (a bucket of reduce_bucket_size with overlap_comm), stage 1
+    /// reduce-scatters the padded layout, stages 2–3 reduce-scatter one bucket's segments. 0 when nothing is widened:
+    /// one rank, fp32 gradients, another wire, or a path that reduces through host memory (offload, compression,
+    /// ZeRO++, an optimizer without a device step).
+    /// </summary>
+    public static long WidenedGradientWireBytes(ParameterLayout layout, DeepSpeedConfig config, int ranks)
+    {
+        var zero = config.ZeroOptimization;
+        if (ranks == 1 || config.Storage == StorageType.Float32 || config.GradientCommunication.DataType != StorageType.Float32) return 0;
+        bool onDevice = TrainingEngine.ReducesOnDevice(config) && !zero.OffloadOptimizer.IsEnabled && !TrainingEngine.Compresses(config)
+                        && TrainingEngine.HasFusedStep(config.Optimizer?.Type)
+                        && (zero.Stage <= 1 || (!zero.OffloadParam.IsEnabled && !TrainingEngine.UsesZeroPlusPlus(zero)));
+        if (!onDevice) return 0;
+        long elements = zero.Stage switch
+        {
+            0 => zero.OverlapComm ? Math.Min(Math.Max(1, zero.ReduceBucketSize), layout.TotalElements) : layout.TotalElements,
+            1 => new ShardMap(layout, ranks).PaddedElements,
+            _ => SlotSharding.SegmentElementsOf(layout, ranks, zero.ReduceBucketSize, zero.AllgatherBucketSize) * ranks,
+        };
+        return elements * sizeof(float);
+    }
+
     private static List<long> SlotLengths(ParameterLayout layout) => layout.Slots.Select(slot => slot.Length).ToList();
 }

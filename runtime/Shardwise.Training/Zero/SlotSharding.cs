@@ -79,7 +79,7 @@ public sealed class SlotSharding
         OwnedLength = owned;
         _reduceBucket = Math.Max(1, reduceBucketElements);
         _gatherBucket = Math.Max(1, allgatherBucketElements);
-        _stride = SegmentCapacity(layout, ranks, Math.Max(_reduceBucket, _gatherBucket));
+        _stride = SegmentElementsOf(layout, ranks, reduceBucketElements, allgatherBucketElements);
         // One rank owns every slot whole: its gradients go straight into the accumulator and its gathers are copies,
         // so it holds no communication buffers (ZeRO on one GPU, as with CPU offload, is a common setup).
         bool alone = ranks == 1;
@@ -135,8 +135,12 @@ public sealed class SlotSharding
     /// </summary>
     public static long StagingElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements,
         bool gathersDuringBackward, int gradientRegions = 1)
-        => (gradientRegions * SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)))
+        => (gradientRegions * SegmentElementsOf(layout, ranks, reduceBucketElements, allgatherBucketElements)
             + (gathersDuringBackward ? LargestPiece(layout, ranks) : 0)) * ranks;
+
+    /// <summary>One rank's segment of the bucket staging (<see cref="SegmentElements"/>), from the layout and the bucket sizes.</summary>
+    public static long SegmentElementsOf(ParameterLayout layout, int ranks, long reduceBucketElements, long allgatherBucketElements)
+        => SegmentCapacity(layout, ranks, Math.Max(Math.Max(1, reduceBucketElements), Math.Max(1, allgatherBucketElements)));
 
     /// <summary>
     /// The most one rank's segment of a bucket can hold: a bucket closes once it reaches its size, so several slots

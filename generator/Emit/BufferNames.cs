@@ -22,7 +22,12 @@ internal sealed class BufferNames
         foreach (var buffer in plan.Activations.Buffers)
         {
             string name = plan.Graph.Values[buffer.Value].Name;
-            _activations[(buffer.Value, buffer.Role)] = Unique((buffer.Role == BufferRole.Gradient ? "_d_" : "_") + Names.Identifier(name));
+            _activations[(buffer.Value, buffer.Role)] = Unique(buffer.Role switch
+            {
+                BufferRole.Gradient => "_d_",
+                BufferRole.Partition => "_part_",
+                _ => "_",
+            } + Names.Identifier(name));
         }
         foreach (int value in plan.Activations.GradientsOverValues) _gradientsOverValues.Add(value);
     }
@@ -33,6 +38,12 @@ internal sealed class BufferNames
     public string Value(int value) => _activations[(value, BufferRole.Value)];
 
     public string Gradient(int value) => _activations[(value, BufferRole.Gradient)];
+
+    /// <summary>This tensor rank's part of a checkpointed input (<see cref="BufferRole.Partition"/>).</summary>
+    public string Partition(int value) => _activations[(value, BufferRole.Partition)];
+
+    /// <summary>The field of a planned activation buffer, whatever its role.</summary>
+    public string Buffer(ActivationBuffer buffer) => _activations[(buffer.Value, buffer.Role)];
 
     public string Index(int value) => _indices[value];
 

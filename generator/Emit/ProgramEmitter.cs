@@ -61,7 +61,7 @@ internal static class ProgramEmitter
         w.Line("// Token indices and planned activation buffers: offsets per sample, scaled by the batch.");
         foreach (var b in plan.Activations.Indices) w.Line($"private readonly {IndexSlice} {names.Index(b.Value)};");
         foreach (var b in plan.Activations.Buffers)
-            w.Line($"private readonly {Slice} {(b.Role == BufferRole.Value ? names.Value(b.Value) : names.Gradient(b.Value))};");
+            w.Line($"private readonly {Slice} {names.Buffer(b)};");
         w.Line();
 
         w.Line($"public {className}(global::Shardwise.Ops.ITensorOps<T> ops, int batch)");
@@ -69,7 +69,7 @@ internal static class ProgramEmitter
         foreach (var b in plan.Activations.Indices)
             w.Line($"{names.Index(b.Value)} = Indices({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
         foreach (var b in plan.Activations.Buffers)
-            w.Line($"{(b.Role == BufferRole.Value ? names.Value(b.Value) : names.Gradient(b.Value))} = Activation({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
+            w.Line($"{names.Buffer(b)} = Activation({Names.Long(b.OffsetPerSample)}, {Names.Long(b.ElementsPerSample)});");
         w.Close();
 
         if (languageModel)
@@ -173,6 +173,11 @@ internal static class ProgramEmitter
                 if (copy.StashAfterOp == k)
                     w.Line($"Ops.StashActivation({names.Value(copy.Value)}, HostStash({Names.Long(copy.HostOffsetPerSample)})); // kept in host memory until backward");
             }
+            foreach (var copy in plan.Activations.PartitionCopies)
+            {
+                if (copy.StashAfterOp == k)
+                    w.Line($"TensorParallelKeepPart({names.Value(copy.Value)}, {names.Partition(copy.Value)}); // each tensor rank keeps its part until backward");
+            }
         }
         if (graph.OutputIsLoss) w.Line("return loss;");
         else if (model is not null) w.Line("return T.Zero;");
@@ -181,7 +186,8 @@ internal static class ProgramEmitter
 
     /// <summary>
     /// The host copies' calls due before timeline step <paramref name="time"/>: waits for stashes whose memory the step
-    /// is the first to reuse, restores that may start, and waits for the restores the step reads. Returns whether it
+    /// is the first to reuse, restores that may start, and waits for the restores the step reads; and the all-gathers
+    /// of partitioned checkpoint inputs the step reads. Returns whether it
     /// wrote anything (after a blank line unless <paramref name="first"/>).
     /// </summary>
     private static bool WriteHostCopies(SourceWriter w, ProgramPlan plan, BufferNames names, int time, bool first = true)
@@ -194,6 +200,11 @@ internal static class ProgramEmitter
             if (copy.AwaitStashAt == time) lines.Add($"Ops.WaitForStash(HostStash({offset})); // {value}'s memory is reused from here");
             if (copy.RestoreIssueAt == time) lines.Add($"Ops.RestoreActivation(HostStash({offset}), {value}); // back from host memory");
             if (forwardSteps + copy.RestoreBeforeEvent == time) lines.Add($"Ops.WaitForRestore(HostStash({offset})); // {value} is read from here");
+        }
+        foreach (var copy in plan.Activations.PartitionCopies)
+        {
+            if (forwardSteps + copy.RestoreBeforeEvent == time)
+                lines.Add($"TensorParallelGatherParts({names.Partition(copy.Value)}, {names.Value(copy.Value)}); // the tensor ranks' parts back together");
         }
         if (lines.Count == 0) return false;
         if (!first) w.Line();

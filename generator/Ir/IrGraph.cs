@@ -26,6 +26,13 @@ internal sealed record IrValue(int Id, ValueKind Kind, EquatableArray<int> Shape
     /// <summary>Arena elements that hold one fp32 statistic: two 16-bit ones.</summary>
     public const int StatisticSlots = 2;
 
+    /// <summary>
+    /// In a tensor-parallel rank's program: the value may differ between the ranks (a column-split activation, a
+    /// row-parallel partial sum, anything computed from one or from a split parameter). False: every rank holds the
+    /// same values (the residual stream after g's sum), which is what lets the ranks keep parts of it.
+    /// </summary>
+    public bool DiffersAcrossTensorRanks { get; init; }
+
     /// <summary>Values per sample: the product of the shape.</summary>
     public long ValuesPerSample
     {

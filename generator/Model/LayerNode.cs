@@ -49,6 +49,9 @@ internal sealed record LayerNode(
     /// <summary><c>[Checkpoint(InputsOnHost = true)]</c>: the checkpointed inputs wait in host memory until the recompute.</summary>
     public bool CheckpointInputsOnHost { get; init; }
 
+    /// <summary><c>[Checkpoint(PartitionInputs = true)]</c>: tensor ranks each keep a part of the checkpointed inputs until the recompute.</summary>
+    public bool CheckpointPartitionInputs { get; init; }
+
     /// <summary><c>[LayerDrop]</c> on the field (or on the array holding this element): progressive layer drop may skip it.</summary>
     public bool LayerDrop { get; init; }
 

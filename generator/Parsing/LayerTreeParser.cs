@@ -78,6 +78,7 @@ internal sealed class LayerTreeParser
         var checkpointAttribute = Symbols.FindAttribute(field, KnownNames.CheckpointAttribute);
         bool checkpoint = checkpointAttribute is not null;
         bool inputsOnHost = checkpointAttribute?.NamedArguments.Any(a => a.Key == "InputsOnHost" && a.Value.Value is true) == true;
+        bool partitionInputs = checkpointAttribute?.NamedArguments.Any(a => a.Key == "PartitionInputs" && a.Value.Value is true) == true;
         var layerDropAttribute = Symbols.FindAttribute(field, KnownNames.LayerDropAttribute);
         var tokenDropAttribute = Symbols.FindAttribute(field, KnownNames.TokenDropAttribute);
         if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null && tokenDropAttribute is null) return node;
@@ -88,6 +89,7 @@ internal sealed class LayerTreeParser
         LayerNode Apply(LayerNode n) => n with
         {
             Shard = shard, ShardLocation = location, Checkpoint = checkpoint, CheckpointInputsOnHost = inputsOnHost,
+            CheckpointPartitionInputs = partitionInputs && !inputsOnHost,
             LayerDrop = layerDropAttribute is not null, LayerDropLocation = layerDropLocation,
             TokenDrop = tokenDropAttribute is not null, TokenDropLocation = tokenDropLocation,
         };

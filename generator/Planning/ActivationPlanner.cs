@@ -12,6 +12,8 @@ internal enum BufferRole
     Value,
     /// <summary>The gradient of a forward value.</summary>
     Gradient,
+    /// <summary>This tensor rank's part of a checkpointed input kept in parts between forward and backward.</summary>
+    Partition,
 }
 
 /// <summary>
@@ -41,6 +43,14 @@ internal sealed record ActivationBuffer(string Name, int Value, BufferRole Role,
     }
 }
 
+/// <summary>
+/// A checkpointed input the tensor ranks keep in parts: after forward op <see cref="StashAfterOp"/> (its last forward
+/// use) each rank copies its 1/t of the value into its <see cref="BufferRole.Partition"/> buffer, and before backward
+/// timeline event <see cref="RestoreBeforeEvent"/> (its first backward use) the ranks all-gather the parts back into
+/// the value's buffer; the value's memory serves others in between.
+/// </summary>
+internal sealed record PartitionCopy(int Value, int StashAfterOp, int RestoreBeforeEvent);
+
 /// <summary>A region of the index arena (token ids, targets, positions); small, so never reused.</summary>
 internal sealed record IndexBuffer(string Name, int Value, long ElementsPerSample, long OffsetPerSample);
 
@@ -61,6 +71,9 @@ internal sealed record ActivationPlan(
 
     /// <summary>Checkpointed inputs kept in host memory, in stash order, and the host store they take per sample.</summary>
     public EquatableArray<HostCopy> HostCopies { get; init; } = EquatableArray<HostCopy>.Empty;
+
+    /// <summary>Checkpointed inputs kept in parts over the tensor ranks (each a <see cref="BufferRole.Partition"/> buffer), in stash order.</summary>
+    public EquatableArray<PartitionCopy> PartitionCopies { get; init; } = EquatableArray<PartitionCopy>.Empty;
 
     public long HostElementsPerSample => HostCopies.Count == 0 ? 0 : HostCopies.Max(c => c.HostOffsetPerSample + ActivationPlanner.Align(c.ElementsPerSample));
 
@@ -199,6 +212,7 @@ internal static class ActivationPlanner
         }
 
         var candidates = new List<ActivationBuffer>();
+        var partitionCopies = PartitionParts(graph, checkpoints, forwardSteps, end, recomputedFrom, candidates);
         var indices = new List<IndexBuffer>();
         long indexOffset = 0;
         foreach (var key in start.Keys.OrderBy(k => k.Item1).ThenBy(k => k.Item2))
@@ -242,7 +256,31 @@ internal static class ActivationPlanner
         {
             GradientsOverValues = inPlace.ToEquatableArray(),
             HostCopies = HostCopyPlanner.Plan(graph, checkpoints, forwardSteps, end, recomputedFrom, placed),
+            PartitionCopies = partitionCopies,
         };
+    }
+
+    /// <summary>
+    /// <c>[Checkpoint(PartitionInputs = true)]</c>: for each partitioned value backward reads again, a part buffer of
+    /// ⌈elements / t⌉ per sample, live from the value's last forward use (the copy into it) to its first backward use
+    /// (the all-gather out of it), added to <paramref name="candidates"/>. A value read by the last forward op and the
+    /// first backward event has nothing between its two uses that could take its memory: it stays whole.
+    /// </summary>
+    private static EquatableArray<PartitionCopy> PartitionParts(IrGraph graph, CheckpointPlan checkpoints, int forwardSteps,
+        IReadOnlyDictionary<(int, BufferRole), int> end, IReadOnlyDictionary<int, int> recomputedFrom, List<ActivationBuffer> candidates)
+    {
+        var copies = new List<PartitionCopy>();
+        foreach (int value in checkpoints.PartitionedValues.OrderBy(v => end[(v, BufferRole.Value)]).ThenBy(v => v))
+        {
+            if (!recomputedFrom.TryGetValue(value, out int restore)) continue;
+            int stash = end[(value, BufferRole.Value)];
+            if (stash == forwardSteps - 1 && restore == forwardSteps) continue;
+            var v = graph.Values[value];
+            long part = (v.ElementsPerSample + checkpoints.TensorDegree - 1) / checkpoints.TensorDegree;
+            candidates.Add(new ActivationBuffer("part(" + v.Name + ")", value, BufferRole.Partition, part, 0, stash, restore));
+            copies.Add(new PartitionCopy(value, stash, restore - forwardSteps));
+        }
+        return copies.ToEquatableArray();
     }
 
     /// <summary>Tensors an op's backward reads besides the incoming gradient.</summary>

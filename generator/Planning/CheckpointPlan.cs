@@ -42,8 +42,21 @@ internal sealed record CheckpointPlan(EquatableArray<CheckpointSegment> Segments
     /// </summary>
     public EquatableArray<int> HostValues { get; init; } = EquatableArray<int>.Empty;
 
-    /// <summary>Whether <paramref name="value"/> leaves the device after its forward: recomputed, or kept in host memory.</summary>
-    public bool IsDroppedInForward(int value) => IsRecomputed(value) || HostValues.Contains(value);
+    /// <summary>
+    /// Inputs of <c>[Checkpoint(PartitionInputs = true)]</c> segments that the tensor ranks keep a part each of between
+    /// their last forward use and their first backward use (activations the same on every rank; empty for a program
+    /// planned for one tensor rank).
+    /// </summary>
+    public EquatableArray<int> PartitionedValues { get; init; } = EquatableArray<int>.Empty;
+
+    /// <summary>The tensor-parallel degree the program is planned for: each rank keeps 1/<see cref="TensorDegree"/> of a partitioned value.</summary>
+    public int TensorDegree { get; init; } = 1;
+
+    /// <summary>
+    /// Whether <paramref name="value"/> leaves the device's arena after its forward: recomputed, kept in host memory, or
+    /// kept in parts over the tensor ranks.
+    /// </summary>
+    public bool IsDroppedInForward(int value) => IsRecomputed(value) || HostValues.Contains(value) || PartitionedValues.Contains(value);
 
     /// <summary>The plan of a program with no checkpointed layer.</summary>
     public static CheckpointPlan None(EquatableArray<BackwardStep> backward)

@@ -14,12 +14,16 @@ namespace Shardwise.Generator.Planning;
 /// </summary>
 internal static class CheckpointPlanner
 {
-    public static CheckpointPlan Plan(IrGraph graph, LayerNode root, EquatableArray<BackwardStep> backward)
+    /// <param name="tensorDegree">The tensor ranks the program is planned for; above 1, <c>PartitionInputs</c> layers split their inputs over them.</param>
+    public static CheckpointPlan Plan(IrGraph graph, LayerNode root, EquatableArray<BackwardStep> backward, int tensorDegree = 1)
     {
         var checkpointed = LayerPaths.Outermost(root, node => node.Checkpoint).ToList();
         var layers = checkpointed.Select(node => node.Path).ToList();
         if (layers.Count == 0) return CheckpointPlan.None(backward);
         var onHost = new HashSet<string>(checkpointed.Where(node => node.CheckpointInputsOnHost).Select(node => node.Path));
+        var partitioned = new HashSet<string>(tensorDegree > 1
+            ? checkpointed.Where(node => node.CheckpointPartitionInputs).Select(node => node.Path)
+            : Enumerable.Empty<string>());
 
         var segments = new List<CheckpointSegment>();
         for (int k = 0; k < graph.Ops.Count;)
@@ -40,12 +44,16 @@ internal static class CheckpointPlanner
         return new CheckpointPlan(segments.ToEquatableArray(), Timeline(segments, backward))
         {
             HostValues = HostValues(graph, segments.Where(s => onHost.Contains(s.Layer))),
+            // A value the ranks hold differently cannot be put back together from their parts: it stays whole.
+            PartitionedValues = HostValues(graph, segments.Where(s => partitioned.Contains(s.Layer)))
+                .Where(value => !graph.Values[value].DiffersAcrossTensorRanks).ToEquatableArray(),
+            TensorDegree = tensorDegree,
         };
     }
 
     /// <summary>
-    /// The inputs of the segments whose layer keeps them in host memory: activations only (the program's inputs are
-    /// the caller's, and its output is read after backward).
+    /// The inputs of the segments whose layer keeps them elsewhere (host memory, or parts over the tensor ranks):
+    /// activations only (the program's inputs are the caller's, and its output is read after backward).
     /// </summary>
     private static EquatableArray<int> HostValues(IrGraph graph, IEnumerable<CheckpointSegment> segments)
     {

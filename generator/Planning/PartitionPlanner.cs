@@ -64,7 +64,7 @@ internal static class PartitionPlanner
         var programs = new List<StageProgram>();
         foreach (var stage in cut)
         {
-            var program = ProgramPlanner.PlanProgram(model, stage.Graph, report: "");
+            var program = ProgramPlanner.PlanProgram(model, stage.Graph, report: "", model.Tensor);
             var splits = stage.ModelParameters.Select(id => split.Splits[id]).ToEquatableArray();
             var first = stage.ModelParameters.Select(id => holders[id][0] == stage.Index).ToEquatableArray();
             var tied = stage.ModelParameters

@@ -13,6 +13,17 @@ namespace Shardwise.Generator.Planning;
 /// </summary>
 internal static class PlanReport
 {
+    /// <summary>The report line for <c>[Checkpoint(PartitionInputs = true)]</c> (the trainer looks for it).</summary>
+    public const string PartitionedInputsMarker = "  checkpointed inputs in parts over ";
+
+    /// <summary>"N parts of M elements per sample" for one tensor rank's program.</summary>
+    private static string PartsOf(ProgramPlan program)
+    {
+        var parts = program.Activations.Buffers.Where(b => b.Role == BufferRole.Partition).ToList();
+        return Plural(parts.Count, "part", "parts") + " (" + N(parts.Sum(b => b.ElementsPerSample)) + " of " + N(parts.Sum(b => program.Graph.Values[b.Value].ElementsPerSample))
+               + " elements per sample)";
+    }
+
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints, PipelinePlan pipeline)
         => Write(model, graph, layout, activations, checkpoints, pipeline, null, null);
 
@@ -25,7 +36,8 @@ internal static class PlanReport
     /// <param name="tokenDrop">The <c>[TokenDrop]</c> layers (<see cref="TokenDropPlanner"/>); null writes none.</param>
     public static string Write(string model, IrGraph graph, ParameterLayoutPlan layout, ActivationPlan activations, CheckpointPlan checkpoints,
         PipelinePlan pipeline, ModelSpec? spec, IReadOnlyList<StageMemory>? memory, EpiloguePlan? epilogues = null,
-        GradientAliasPlan? aliases = null, bool fusesLossGradient = false, LayerDropPlan? layerDrop = null, TokenDropPlan? tokenDrop = null)
+        GradientAliasPlan? aliases = null, bool fusesLossGradient = false, LayerDropPlan? layerDrop = null, TokenDropPlan? tokenDrop = null,
+        PartitionPlan? partition = null)
     {
         var text = new StringBuilder();
         long parameters = layout.Slots.Sum(s => s.Length);
@@ -54,6 +66,12 @@ internal static class PlanReport
             {
                 text.Append("  checkpointed inputs in host memory: ").Append(Plural(activations.HostCopies.Count, "tensor", "tensors")).Append(", ")
                     .Append(N(activations.HostElementsPerSample * 4)).Append(" fp32 bytes per sample, copied out after their last forward use and back before their layer's recompute\n");
+            }
+            if (partition is not null && partition.Stages.Any(s => s.Program.Activations.PartitionCopies.Count > 0))
+            {
+                text.Append(PartitionedInputsMarker).Append(N(partition.Tensor)).Append(" tensor ranks: ")
+                    .Append(string.Join(", ", partition.Stages.Select(s => "stage " + N(s.Stage.Index) + " keeps " + PartsOf(s.Program))))
+                    .Append(", all-gathered before their layer's recompute\n");
             }
         }
         if (epilogues is { HasGeluFusion: true })

@@ -74,7 +74,7 @@ internal static class ProgramPlanner
         var memory = MemoryEstimator.EstimateStages(graph, pipeline, whole.Activations, whole.GradientPool.PoolElements, whole.Residency.PoolElements,
             model.Assumptions, MemoryPrecision.Mixed16, model.Assumptions.ZeroStage, partition);
         var report = PlanReport.Write(model.ClassName, graph, whole.Layout, whole.Activations, whole.Checkpoints, pipeline, model, memory, whole.Epilogues, whole.GradientAliases,
-            whole.FusesLossGradient, whole.LayerDrop, whole.TokenDrop);
+            whole.FusesLossGradient, whole.LayerDrop, whole.TokenDrop, partition);
         return whole with
         {
             Report = report,
@@ -85,11 +85,12 @@ internal static class ProgramPlanner
     }
 
     /// <summary>Plans one straight-line program (the whole model, or one pipeline stage): layout, backward, buffers, pools.</summary>
-    public static ProgramPlan PlanProgram(ModelSpec model, IrGraph graph, string report)
+    /// <param name="tensorDegree">The tensor ranks a stage program runs on (1 for the whole model).</param>
+    public static ProgramPlan PlanProgram(ModelSpec model, IrGraph graph, string report, int tensorDegree = 1)
     {
         var layout = ParameterLayoutPlanner.Plan(graph);
         var backward = BackwardPlanner.Plan(graph);
-        var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward);
+        var checkpoints = CheckpointPlanner.Plan(graph, model.Root, backward, tensorDegree);
         var epilogues = EpilogueFusionPlanner.Plan(graph, backward, checkpoints);
         var layerDrop = LayerDropPlanner.Plan(graph, model.Root);
         var tokenDrop = TokenDropPlanner.Plan(graph, model.Root);

@@ -147,7 +147,8 @@ internal static class TensorSplitPlanner
                 }
             }
 
-            var values = _values.Select(v => _split[v.Id] ? v with { Shape = Local(v.Shape) } : v).ToList();
+            bool[] differs = DiffersAcrossRanks();
+            var values = _values.Select(v => (_split[v.Id] ? v with { Shape = Local(v.Shape) } : v) with { DiffersAcrossTensorRanks = differs[v.Id] }).ToList();
             var graph = _graph with
             {
                 Values = values.ToEquatableArray(),
@@ -155,6 +156,22 @@ internal static class TensorSplitPlanner
                 Parameters = _parameters.ToEquatableArray(),
             };
             return new TensorSplitPlan(_t, graph, _origins.ToEquatableArray(), _splits.ToEquatableArray(), _problems.ToEquatableArray());
+        }
+
+        /// <summary>
+        /// Per value of the local program, whether the ranks may hold different values: an op's outputs do when it reads
+        /// such a value or a split parameter, except g's sum (<see cref="OpKind.TensorSum"/>), after which all agree.
+        /// </summary>
+        private bool[] DiffersAcrossRanks()
+        {
+            var differs = new bool[_values.Count];
+            foreach (var op in _ops)
+            {
+                bool local = op.Kind != OpKind.TensorSum
+                             && (op.Inputs.Any(value => differs[value]) || op.Parameters.Any(p => _splits[p].Axis != SplitAxis.None));
+                foreach (int output in op.Outputs) differs[output] = local;
+            }
+            return differs;
         }
 
         private void Linear(IrOp op, int origin)

@@ -57,6 +57,25 @@ public sealed class PartitionedProgramTests
             "a checkpointed stage plans a smaller activation arena");
     }
 
+    /// <summary>
+    /// Partitioned checkpoint inputs: each tensor rank keeps half of every block input the stage recomputes from
+    /// (a part buffer of ⌈48 / 2⌉ = 24 elements per sample), and the ranks put it back together before the recompute;
+    /// the stages still equal the whole model. (Its blocks are too small for the parts to lower the arena's peak;
+    /// HostCheckpointEmitTests shows GPT-2's.)
+    /// </summary>
+    [TestMethod]
+    public void PartitionedCheckpointStagesEqualWholeModel()
+    {
+        Check<PartitionedCheckpointHybridGpt>(PartitionedCheckpointHybridGpt.Context, PartitionedCheckpointHybridGpt.Vocabulary,
+            (ops, b) => new PartitionedCheckpointHybridGpt.Compiled<double>(ops, b));
+        var stage = PartitionedCheckpointHybridGpt.Partition.Stages[1];
+        var parts = stage.Activations.Buffers.Where(b => b.Role == BufferRole.Partition).ToList();
+        Assert.IsTrue(parts.Count >= 1, "stage 1 keeps the inputs of the blocks after its first in parts");
+        Assert.IsTrue(parts.All(b => b.ElementsPerSample == PartitionedCheckpointHybridGpt.Context * PartitionedCheckpointHybridGpt.Width / 2), string.Join(", ", parts));
+        // The whole model (one process, one tensor rank) keeps its checkpointed inputs whole.
+        Assert.IsFalse(PartitionedCheckpointHybridGpt.ActivationPlan.Buffers.Any(b => b.Role == BufferRole.Partition));
+    }
+
     [TestMethod]
     public void PartitionTablesDescribeTheSplit()
     {
@@ -212,6 +231,27 @@ public sealed class PartitionedProgramTests
             public void AllReduceSum(Slice data) => AllReduce(data, (a, b) => a + b);
 
             public void AllReduceMax(Slice data) => AllReduce(data, Math.Max);
+
+            public void KeepPart(Slice value, Slice part)
+            {
+                var (from, count, _) = TensorParts.Of(value.Length, rank, Size);
+                if (count == 0) return;
+                var mine = new double[count];
+                ops.Store(value with { Offset = value.Offset + from, Length = count }, mine);
+                ops.Load(mine, part with { Length = count });
+            }
+
+            public void GatherParts(Slice part, Slice value)
+            {
+                var (_, count, chunk) = TensorParts.Of(value.Length, rank, Size);
+                var mine = new double[chunk];
+                if (count > 0) ops.Store(part with { Length = count }, mine.AsSpan(0, (int)count));
+                group._contributions[rank] = mine;
+                group._barrier.SignalAndWait();
+                var all = group._contributions.SelectMany(c => c).Take((int)value.Length).ToArray();
+                group._barrier.SignalAndWait();
+                ops.Load(all, value);
+            }
 
             private void AllReduce(Slice data, Func<double, double, double> combine)
             {

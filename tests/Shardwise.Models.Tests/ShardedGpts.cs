@@ -129,6 +129,33 @@ public partial class HostCheckpointedHybridGpt
 }
 
 /// <summary>
+/// <see cref="CheckpointedHybridGpt"/> with the blocks' inputs kept in parts over the two tensor ranks until their
+/// recompute (DeepSpeed's partition_activations): each rank holds half of every block input between forward and
+/// backward, and the ranks all-gather it back before the block's recompute.
+/// </summary>
+[Model(Pipeline = 2, Tensor = 2)]
+public partial class PartitionedCheckpointHybridGpt
+{
+    public const int Vocabulary = 12;
+    public const int Context = 6;
+    public const int Width = 8;
+
+    [Layer, Shard(ShardKind.Vocabulary)] private readonly Embedding tokens = new(Vocabulary, Width);
+    [Layer] private readonly Embedding positions = new(Context, Width);
+    [Layer, Checkpoint(PartitionInputs = true)] private readonly ShardedBlock[] blocks = Layers.Repeat(4, () => new ShardedBlock(Width, 2));
+    [Layer] private readonly LayerNorm finalNorm = new(Width);
+
+    [Forward]
+    public Tensor Forward([Tokens(Context)] Tensor ids, [Tokens(Context)] Tensor targets)
+    {
+        var x = tokens.Forward(ids) + positions.Forward(ids.Positions());
+        foreach (var block in blocks)
+            x = block.Forward(x);
+        return Loss.CrossEntropy(tokens.Unembed(finalNorm.Forward(x)), targets);
+    }
+}
+
+/// <summary>
 /// <see cref="HybridGpt"/> with <c>[LayerDrop]</c> and <c>[TokenDrop]</c> blocks: progressive layer drop and random-LTD
 /// across two pipeline stages and two tensor-parallel ranks, where each branch ends in the row-parallel sum (TensorSum)
 /// and every rank must skip the same blocks and drop the same tokens.

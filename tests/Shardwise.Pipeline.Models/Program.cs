@@ -31,6 +31,7 @@ internal static class Program
                 nameof(TensorGpt) => TrainerCli.Run<TensorGpt>(rest),
                 nameof(HybridGpt) => TrainerCli.Run<HybridGpt>(rest),
                 nameof(DroppableHybridGpt) => TrainerCli.Run<DroppableHybridGpt>(rest),
+                nameof(PartitionedCheckpointHybridGpt) => TrainerCli.Run<PartitionedCheckpointHybridGpt>(rest),
                 _ => Usage(),
             };
         }
@@ -44,13 +45,14 @@ internal static class Program
             nameof(HybridGpt) => Equivalence<HybridGpt>(steps, zero),
             nameof(CheckpointedHybridGpt) => Equivalence<CheckpointedHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
             nameof(HostCheckpointedHybridGpt) => Equivalence<HostCheckpointedHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
+            nameof(PartitionedCheckpointHybridGpt) => Equivalence<PartitionedCheckpointHybridGpt>(steps, zero, withoutCheckpointing: GeneratedTraining.Whole<HybridGpt>),
             _ => Usage(),
         };
     }
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt|CheckpointedHybridGpt|HostCheckpointedHybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
+        Console.Error.WriteLine("usage: Shardwise.Pipeline.Models equivalence <PipelineGpt|TensorGpt|HybridGpt|CheckpointedHybridGpt|HostCheckpointedHybridGpt|PartitionedCheckpointHybridGpt> [steps] [zero] | cli <MODEL> [trainer arguments]");
         return 2;
     }
 

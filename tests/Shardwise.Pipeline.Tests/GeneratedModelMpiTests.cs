@@ -29,6 +29,8 @@ public sealed class GeneratedModelMpiTests
     [DataRow("HybridGpt", 4, 0)]
     [DataRow("CheckpointedHybridGpt", 4, 0)] // also equal to HybridGpt, the same model without [Checkpoint]
     [DataRow("HostCheckpointedHybridGpt", 4, 1)] // inputs in host memory, one store per micro-batch in flight; equal to HybridGpt too
+    [DataRow("PartitionedCheckpointHybridGpt", 4, 0)] // inputs kept in halves on the two tensor ranks, all-gathered before each recompute; equal to HybridGpt too
+    [DataRow("PartitionedCheckpointHybridGpt", 8, 3)] // and with two data replicas at ZeRO-3
     public void GeneratedStagesTrainedInAJobEqualTheWholeProgram(string model, int ranks, int zeroStage)
     {
         MpiJob job = MpiJob.Run(Exe, ranks, CommTimeout, TimeSpan.FromMinutes(3), ["equivalence", model, "20", zeroStage.ToString(CultureInfo.InvariantCulture)]);
@@ -131,6 +133,22 @@ public sealed class GeneratedModelMpiTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// partition_activations is the model's [Checkpoint(PartitionInputs = true)]: the plan report of a model that has it
+    /// says so, per stage, and the trainer's check is silent for it; a model that keeps its checkpointed inputs whole
+    /// draws the warning.
+    /// </summary>
+    [TestMethod]
+    public void PartitionActivationsAgreesWithAModelThatKeepsItsCheckpointsInParts()
+    {
+        var config = Shardwise.Training.Config.DeepSpeedConfig.Parse("""{ "activation_checkpointing": { "partition_activations": true } }""").Config.ActivationCheckpointing;
+        StringAssert.Contains(Shardwise.Models.Tests.PartitionedCheckpointHybridGpt.PlanReport,
+            "checkpointed inputs in parts over 2 tensor ranks: stage 0 keeps 2 parts (48 of 96 elements per sample), stage 1 keeps 1 part (24 of 48 elements per sample), all-gathered before their layer's recompute");
+        Assert.IsNull(Shardwise.Training.Cli.ActivationCheckpointingCheck.Warning(config, "PartitionedCheckpointHybridGpt", Shardwise.Models.Tests.PartitionedCheckpointHybridGpt.PlanReport));
+        StringAssert.Contains(Shardwise.Training.Cli.ActivationCheckpointingCheck.Warning(config, "CheckpointedHybridGpt", Shardwise.Models.Tests.CheckpointedHybridGpt.PlanReport),
+            "write [Checkpoint(PartitionInputs = true)] on them");
     }
 
     /// <summary>

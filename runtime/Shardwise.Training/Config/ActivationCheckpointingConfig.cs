@@ -6,9 +6,10 @@ namespace Shardwise.Training.Config;
 /// layers (the generator plans the recompute), so nothing here turns checkpointing on or off. Policy:
 /// contiguous_memory_optimization and number_checkpoints are honoured by construction (the activation arena is one
 /// preplanned region; there is one checkpoint per [Checkpoint] layer) and read silently, as is
-/// synchronize_checkpoint_boundary (a device sync that cannot change results). partition_activations and profile are
-/// known but unsupported: warnings, since they only move or log memory. cpu_checkpointing is the model's
-/// <c>[Checkpoint(InputsOnHost = true)]</c>: the trainer warns when the config asks for it and the model does not.
+/// synchronize_checkpoint_boundary (a device sync that cannot change results). profile is known but unsupported: a
+/// warning, since it only logs. cpu_checkpointing is the model's <c>[Checkpoint(InputsOnHost = true)]</c> and
+/// partition_activations its <c>[Checkpoint(PartitionInputs = true)]</c>: the trainer warns when the config asks for
+/// one and the model does not have it.
 /// When the section asks for checkpointing (<see cref="IsRequested"/>) and the model has no [Checkpoint] layer, the
 /// trainer warns once (Cli/ActivationCheckpointingCheck).
 /// </summary>
@@ -43,11 +44,6 @@ public sealed record ActivationCheckpointingConfig
             Profile = section.Bool("profile") ?? ConfigDefaults.ActivationCheckpointingFlag,
         };
 
-        if (config.PartitionActivations)
-        {
-            section.Warning("partition_activations", UnsupportedFeaturePolicy.Prefix
-                + "partitioned activation checkpoints (each rank keeps its checkpointed layers' whole inputs; results are unchanged)");
-        }
         if (config.CpuCheckpointing && !config.PartitionActivations)
         {
             // DeepSpeed only moves *partitioned* activations to the CPU. With partitioning asked for, the trainer checks

@@ -22,10 +22,10 @@ namespace Shardwise.Training.Config;
 ///   warnings: ZeRO-3-only keys (stage3_*, offload_param) below stage 3 and offload at stage 0 (DeepSpeed
 ///           ignores them too), fp16 loss-scaler keys inside a bf16 section, legacy aliases (bfloat16,
 ///           cpu_offload, stage3_gather_fp16_weights_on_model_save, "zero_optimization": bool).
-///   activation_checkpointing: partition_activations and profile are warnings (memory placement and logging only); the
-///           rest is honoured by construction. Checkpointing itself is [Checkpoint] on layers, and cpu_checkpointing
-///           [Checkpoint(InputsOnHost = true)], build-time decisions; the trainer warns when the section asks for them
-///           and the model has none (ActivationCheckpointingConfig, Cli/ActivationCheckpointingCheck).
+///   activation_checkpointing: profile is a warning (logging only); the rest is honoured by construction.
+///           Checkpointing itself is [Checkpoint] on layers, cpu_checkpointing [Checkpoint(InputsOnHost = true)] and
+///           partition_activations [Checkpoint(PartitionInputs = true)], build-time decisions; the trainer warns when
+///           the section asks for them and the model has none (ActivationCheckpointingConfig, Cli/ActivationCheckpointingCheck).
 ///   communication_data_type, prescale_gradients and gradient_predivide_factor are honoured (GradientCommunicationConfig).
 /// Unknown keys (typos, application keys) are warnings "unknown key, ignored", with a did-you-mean hint.
 /// </summary>

@@ -5,6 +5,8 @@ public enum BufferRole
 {
     Value,
     Gradient,
+    /// <summary>This tensor rank's part of a checkpointed input kept in parts (<c>[Checkpoint(PartitionInputs = true)]</c>).</summary>
+    Partition,
 }
 
 /// <summary>A region of the activation arena, in elements per sample, live from step Start to End inclusive.</summary>

@@ -59,6 +59,12 @@ public abstract class CompiledStage<T> : CompiledLanguageModel<T> where T : unma
     /// <summary>Element-wise maximum of <paramref name="data"/> over the tensor-parallel group, in place (the vocabulary-parallel loss).</summary>
     protected void TensorParallelAllReduceMax(Slice data) => TensorGroup()?.AllReduceMax(data);
 
+    /// <summary>Keeps this rank's part of a checkpointed input until backward (<c>[Checkpoint(PartitionInputs = true)]</c>).</summary>
+    protected void TensorParallelKeepPart(Slice value, Slice part) => TensorGroup()?.KeepPart(value, part);
+
+    /// <summary>Puts a checkpointed input back together from every tensor rank's part, before its recompute.</summary>
+    protected void TensorParallelGatherParts(Slice part, Slice value) => TensorGroup()?.GatherParts(part, value);
+
     /// <summary>The group the generated collectives run over; null for a tensor degree of 1 (nothing to reduce).</summary>
     private ITensorParallelGroup? TensorGroup()
     {
@@ -80,4 +86,25 @@ public interface ITensorParallelGroup
 
     /// <summary>Element-wise maximum of a planned buffer over the group, in place.</summary>
     void AllReduceMax(Slice data);
+
+    /// <summary>
+    /// Copies this rank's part of <paramref name="value"/> (<see cref="TensorParts.Of"/>: elements [r·c, min((r + 1)·c, n)),
+    /// c = ⌈n / t⌉) to the start of <paramref name="part"/>. <paramref name="value"/> holds the same on every rank.
+    /// </summary>
+    void KeepPart(Slice value, Slice part);
+
+    /// <summary>Rebuilds <paramref name="value"/> from every rank's <paramref name="part"/>: <see cref="KeepPart"/> undone over the group.</summary>
+    void GatherParts(Slice part, Slice value);
+}
+
+/// <summary>How a value of n elements is cut into t parts, one per tensor rank: ⌈n / t⌉ each, the last ones shorter (or empty).</summary>
+public static class TensorParts
+{
+    /// <summary>Rank <paramref name="rank"/>'s part: where it starts, how many elements it has, and the common part length.</summary>
+    public static (long From, long Count, long Chunk) Of(long elements, int rank, int ranks)
+    {
+        long chunk = (elements + ranks - 1) / ranks;
+        long from = System.Math.Min(elements, rank * chunk);
+        return (from, System.Math.Min(chunk, elements - from), chunk);
+    }
 }

@@ -295,6 +295,7 @@ public sealed class MultiRankTrainingTests
     [DataRow("PipelineGpt", 4, 3)] // at ZeRO-3 the gathers too (from the host's pieces into the device pool)
     [DataRow("PipelineGpt", 2, 0)] // stages: ncclSend/ncclRecv between them, communicators split from the world
     [DataRow("HybridGpt", 4, 0)]   // and the tensor groups' all-reduces inside every layer
+    [DataRow("PartitionedCheckpointHybridGpt", 4, 0)] // and the checkpointed inputs' parts all-gathered in device memory
     public void RanksOverTheEmulatedNcclEqualTheCpuJob(string model, int ranks, int zeroStage)
     {
         using var job = new EmulatedJob(model, zeroStage, zeroSettings: zeroStage == 3 ? StreamedSlots : "");

@@ -10,7 +10,7 @@ namespace Shardwise.Training.Pipeline;
 /// maxima), on a communicator: the planned buffer of the backend's arena (the selected activation window) is reduced in
 /// place on the CPU backend, in device memory on a GPU whose communicator is NCCL on it, and otherwise through a host
 /// copy of the slice alone (<see cref="SliceExchange"/>). Partitioned checkpoint inputs (<see cref="KeepPart"/>,
-/// <see cref="GatherParts"/>) go through host memory.
+/// <see cref="GatherParts"/>) are kept by a copy in the arena and gathered in device memory where NCCL allows it.
 /// </summary>
 public sealed class CommunicatorTensorParallelGroup(ITensorOps<float> ops, ICommunicator tensor) : ITensorParallelGroup
 {
@@ -31,21 +31,29 @@ public sealed class CommunicatorTensorParallelGroup(ITensorOps<float> ops, IComm
         _exchange.Write(data, values);
     }
 
-    /// <summary>Through host memory on every backend (on a GPU: this rank's part down and up again).</summary>
+    /// <summary>A copy inside the backend's arena (no host memory on a GPU).</summary>
     public void KeepPart(Slice value, Slice part)
     {
         var (from, count, _) = TensorParts.Of(value.Length, tensor.Rank, tensor.Size);
         if (count == 0) return;
-        Span<float> mine = Buffer(ref _part, count);
-        ops.Store(value with { Offset = value.Offset + from, Length = count }, mine);
-        ops.Load(mine, part with { Length = count });
+        ops.AddBackward(value with { Offset = value.Offset + from, Length = count }, part with { Length = count }, count, accumulate: false);
     }
 
-    /// <summary>Every rank sends its part, padded to the common length; the value is read back from the gathered parts (through host memory).</summary>
+    /// <summary>
+    /// On a GPU whose tensor group is NCCL on it, and parts of equal length: this rank's part is copied to its place in
+    /// the value and the parts are all-gathered there in device memory. Otherwise through host memory: every rank sends
+    /// its part, padded to the common length, and the value is read back from the gathered parts.
+    /// </summary>
     public void GatherParts(Slice part, Slice value)
     {
-        var (_, count, chunk) = TensorParts.Of(value.Length, tensor.Rank, tensor.Size);
+        var (from, count, chunk) = TensorParts.Of(value.Length, tensor.Rank, tensor.Size);
         if (chunk == 0) return;
+        if (value.Length % tensor.Size == 0 && _exchange.OnDevice(tensor))
+        {
+            ops.AddBackward(part with { Length = count }, value with { Offset = value.Offset + from, Length = count }, count, accumulate: false);
+            _exchange.TryAllGather(value, tensor);
+            return;
+        }
         Span<float> mine = Buffer(ref _part, chunk);
         mine.Clear();
         if (count > 0) ops.Store(part with { Length = count }, mine[..(int)count]);

@@ -36,6 +36,10 @@ public sealed class SliceExchange(ITensorOps<float> ops)
     public bool TryAllReduce(Slice slice, ICommunicator communicator, DeviceReduction reduction)
         => TryOnDevice(communicator, (device, link) => device.AllReduceSlice(link, slice, reduction));
 
+    /// <summary>All-gathers the slice's equal per-rank parts in device memory, in place, as <see cref="TrySend"/>; false when the host path must.</summary>
+    public bool TryAllGather(Slice slice, ICommunicator communicator)
+        => TryOnDevice(communicator, (device, link) => device.AllGatherSlice(link, slice));
+
     /// <summary>True when slices go device to device over <paramref name="communicator"/>.</summary>
     public bool OnDevice(ICommunicator communicator) => DeviceLink(communicator) is not null;
 

@@ -49,6 +49,14 @@ public sealed partial class CudaOps : IDeviceGradientOps, IDeviceSliceOps
         return link.AllReduceInPlace(SliceAddress(slice), slice.Length, Storage, reduction, after);
     }
 
+    public DeviceCollectiveTicket AllGatherSlice(IDeviceCollective link, Slice slice)
+    {
+        if (slice.Length % link.Size != 0)
+            throw new ArgumentException($"{slice} does not split into {link.Size} equal parts", nameof(slice));
+        CudaEvent after = BeginCollective(link);
+        return link.AllGatherInPlace(SliceAddress(slice), slice.Length / link.Size, Storage, after);
+    }
+
     private ulong SliceAddress(Slice slice)
     {
         DeviceArena arena = Arena(slice.Arena);

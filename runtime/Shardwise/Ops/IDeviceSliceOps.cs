@@ -20,4 +20,10 @@ public interface IDeviceSliceOps
 
     /// <summary>The slice becomes its <paramref name="reduction"/> over the ranks of <paramref name="link"/>, in place.</summary>
     DeviceCollectiveTicket AllReduceSlice(IDeviceCollective link, Slice slice, DeviceReduction reduction);
+
+    /// <summary>
+    /// The slice holds one equal part per rank of <paramref name="link"/>, rank r's at r · length / ranks; each rank
+    /// sends its own and receives the others', in place (a tensor group putting a checkpointed input back together).
+    /// </summary>
+    DeviceCollectiveTicket AllGatherSlice(IDeviceCollective link, Slice slice);
 }

@@ -15,6 +15,7 @@ public sealed class GoldenTests
     [DataRow("examples/TinyGpt/TinyGpt.cs", "Shardwise.Examples.TinyGpt.g.cs", "TinyGpt.g.cs.txt")]
     [DataRow("examples/MlpClassifier/MlpClassifier.cs", "Shardwise.Examples.MlpClassifier.g.cs", "MlpClassifier.g.cs.txt")]
     [DataRow("tests/Shardwise.Models.Tests/ShardedGpts.cs", "Shardwise.Models.Tests.HybridGpt.g.cs", "HybridGpt.g.cs.txt")]
+    [DataRow("examples/ParallelGpt/ParallelGpt.cs", "Shardwise.Examples.ParallelGpt.g.cs", "ParallelGpt.g.cs.txt")] // partitioned checkpoint inputs
     public void GeneratedSourceMatchesGolden(string example, string hintName, string goldenFile)
     {
         var (sources, diagnostics) = GeneratorHarness.Run(GeneratorHarness.Example(example));

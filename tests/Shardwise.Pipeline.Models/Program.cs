@@ -32,6 +32,7 @@ internal static class Program
                 nameof(HybridGpt) => TrainerCli.Run<HybridGpt>(rest),
                 nameof(DroppableHybridGpt) => TrainerCli.Run<DroppableHybridGpt>(rest),
                 nameof(PartitionedCheckpointHybridGpt) => TrainerCli.Run<PartitionedCheckpointHybridGpt>(rest),
+                nameof(Shardwise.Examples.ParallelGpt) => TrainerCli.Run<Shardwise.Examples.ParallelGpt>(rest),
                 _ => Usage(),
             };
         }

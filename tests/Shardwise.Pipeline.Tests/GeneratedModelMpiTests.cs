@@ -46,6 +46,7 @@ public sealed class GeneratedModelMpiTests
     [DataRow("DroppableHybridGpt", 4, false)] // progressive layer drop: every stage and tensor rank skips a micro-batch's blocks alike
     [DataRow("DroppableHybridGpt", 4, false, true)] // and random-LTD: every stage and tensor rank drops a micro-batch's tokens alike
     [DataRow("PipelineGpt", 2, false, false, true)] // compression training: each stage quantizes and prunes its whole tensors alike
+    [DataRow("ParallelGpt", 4, false)] // examples/ParallelGpt: TinyGpt's shape on p2 × t2, blocks checkpointed with their inputs in halves
     public void TrainerCliTrainsAPartitionedModelOnItsStagesLikeOneProcess(string model, int ranks, bool curriculum, bool tokenDrop = false, bool compression = false)
     {
         bool layerDrop = model.StartsWith("Droppable", StringComparison.Ordinal);

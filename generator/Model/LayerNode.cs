@@ -49,8 +49,14 @@ internal sealed record LayerNode(
     /// <summary><c>[Checkpoint(InputsOnHost = true)]</c>: the checkpointed inputs wait in host memory until the recompute.</summary>
     public bool CheckpointInputsOnHost { get; init; }
 
-    /// <summary><c>[Checkpoint(PartitionInputs = true)]</c>: tensor ranks each keep a part of the checkpointed inputs until the recompute.</summary>
+    /// <summary>
+    /// <c>[Checkpoint(PartitionInputs = true)]</c>: tensor ranks each keep a part of the checkpointed inputs until the
+    /// recompute (unless <see cref="CheckpointInputsOnHost"/>, which takes precedence; SW0022 says so).
+    /// </summary>
     public bool CheckpointPartitionInputs { get; init; }
+
+    /// <summary>Where the <c>[Checkpoint]</c> attribute is, for diagnostics about its options.</summary>
+    public LocationInfo? CheckpointLocation { get; init; }
 
     /// <summary><c>[LayerDrop]</c> on the field (or on the array holding this element): progressive layer drop may skip it.</summary>
     public bool LayerDrop { get; init; }

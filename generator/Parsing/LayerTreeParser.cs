@@ -84,12 +84,13 @@ internal sealed class LayerTreeParser
         if (shard == TensorShard.None && !checkpoint && layerDropAttribute is null && tokenDropAttribute is null) return node;
 
         var location = LocationInfo.From(shardAttribute?.ApplicationSyntaxReference?.GetSyntax());
+        var checkpointLocation = LocationInfo.From(checkpointAttribute?.ApplicationSyntaxReference?.GetSyntax());
         var layerDropLocation = LocationInfo.From(layerDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
         var tokenDropLocation = LocationInfo.From(tokenDropAttribute?.ApplicationSyntaxReference?.GetSyntax());
         LayerNode Apply(LayerNode n) => n with
         {
             Shard = shard, ShardLocation = location, Checkpoint = checkpoint, CheckpointInputsOnHost = inputsOnHost,
-            CheckpointPartitionInputs = partitionInputs && !inputsOnHost,
+            CheckpointPartitionInputs = partitionInputs, CheckpointLocation = checkpointLocation,
             LayerDrop = layerDropAttribute is not null, LayerDropLocation = layerDropLocation,
             TokenDrop = tokenDropAttribute is not null, TokenDropLocation = tokenDropLocation,
         };

@@ -22,7 +22,7 @@ internal static class CheckpointPlanner
         if (layers.Count == 0) return CheckpointPlan.None(backward);
         var onHost = new HashSet<string>(checkpointed.Where(node => node.CheckpointInputsOnHost).Select(node => node.Path));
         var partitioned = new HashSet<string>(tensorDegree > 1
-            ? checkpointed.Where(node => node.CheckpointPartitionInputs).Select(node => node.Path)
+            ? checkpointed.Where(node => node.CheckpointPartitionInputs && !node.CheckpointInputsOnHost).Select(node => node.Path)
             : Enumerable.Empty<string>());
 
         var segments = new List<CheckpointSegment>();

@@ -116,6 +116,11 @@ internal static class DiagnosticDescriptors
         "[TokenDrop] layer cannot run on a subset of its tokens",
         "Layer '{0}' of model '{1}' cannot drop tokens for random-LTD: {2}; a [TokenDrop] layer takes and returns [batch, sequence, width] and works position by position except for causal attention");
 
+    public static readonly DiagnosticDescriptor CheckpointInputsNotPartitioned = Warning(
+        "SW0022",
+        "Checkpointed inputs cannot be kept in parts",
+        "Layer '{0}' of model '{1}' asks for its checkpointed inputs in parts over the tensor-parallel ranks (PartitionInputs = true), but {2}; they are kept whole");
+
     private static DiagnosticDescriptor Error(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Error);
 
     private static DiagnosticDescriptor Warning(string id, string title, string message) => Create(id, title, message, DiagnosticSeverity.Warning);
@@ -154,6 +159,7 @@ internal static class DiagnosticDescriptors
         "SW0019" => StageBoundaryPassesSeveralTensors,
         "SW0020" => LayerCannotBeDropped,
         "SW0021" => LayerCannotDropTokens,
+        "SW0022" => CheckpointInputsNotPartitioned,
         _ => null,
     };
 
@@ -164,7 +170,7 @@ internal static class DiagnosticDescriptors
         MoreStagesThanLayers, StageWithoutParameters, TensorDegreeDoesNotDivide, InvalidParallelDegree,
         MemoryAboveDeviceBudget, FewerMicroBatchesThanStages, TiedWeightAcrossStages, InvalidStageStarts,
         TensorSplitNeedsGather, StageBoundaryPassesSeveralTensors, LayerCannotBeDropped,
-        LayerCannotDropTokens,
+        LayerCannotDropTokens, CheckpointInputsNotPartitioned,
     };
 
     /// <summary>Whether a diagnostic stops the generator from emitting the model (errors do; warnings and notes do not).</summary>

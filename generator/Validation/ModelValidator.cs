@@ -41,7 +41,8 @@ internal static class ModelValidator
                 if (partition.LayerDropProblems.Count > 0) return LayerDropDiagnostics(partition.LayerDropProblems, model.Name, location);
             }
             var plan = Planning.ProgramPlanner.Plan(parse.Model, trace.Graph, pipeline, partition); // a planner failure surfaces as SW0009 below
-            return PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location);
+            return PlanValidator.Validate(parse.Model, pipeline, plan.AssumedMemory, location)
+                .Concat(CheckpointValidator.Validate(parse.Model, location)).ToEquatableArray();
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {

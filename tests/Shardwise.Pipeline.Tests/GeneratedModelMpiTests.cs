@@ -186,6 +186,44 @@ public sealed class GeneratedModelMpiTests
         }
     }
 
+    /// <summary>
+    /// pipeline.stages against HybridGpt's build-time Pipeline = 2, in one process: "auto" and 2 are the plan and train;
+    /// 4 stops naming the key and the planned count, before anything is trained.
+    /// </summary>
+    [TestMethod]
+    public void APipelineStageCountIsCheckedAgainstThePlannedCut()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"shardwise-stages-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        try
+        {
+            string Config(string stages)
+            {
+                string path = Path.Combine(directory, $"stages-{stages.Trim('"')}.json");
+                File.WriteAllText(path, $$"""{ "train_micro_batch_size_per_gpu": 2, "pipeline": { "stages": {{stages}} } }""");
+                return path;
+            }
+
+            string data = Path.Combine(directory, "words.txt");
+            File.WriteAllText(data, string.Join(" ", Enumerable.Repeat("bead cab faced deed", 200)));
+            foreach (string stages in new[] { "\"auto\"", "2" })
+            {
+                MpiJob planned = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+                    ["cli", "HybridGpt", "train", "--config", Config(stages), "--data", data, "--steps", "1", "--eval-interval", "0", "--output", Path.Combine(directory, "run-" + stages.Trim('"'))]);
+                Assert.AreEqual(0, planned.ExitCode, planned.Output);
+            }
+            MpiJob other = MpiJob.Run(Exe, 0, CommTimeout, TimeSpan.FromMinutes(1),
+                ["cli", "HybridGpt", "train", "--config", Config("4"), "--data", data, "--steps", "1", "--output", Path.Combine(directory, "four")]);
+            Assert.AreNotEqual(0, other.ExitCode, other.Output);
+            StringAssert.Contains(other.Output, "$.pipeline.stages is 4, but HybridGpt is planned for [Model(Pipeline = 2)]", other.Output);
+            Assert.IsFalse(Directory.Exists(Path.Combine(directory, "four", "step-000001")), "nothing is trained");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [TestMethod]
     public void AJobWhoseSizeIsNotAMultipleOfTheModelsDegreesIsRefused()
     {

@@ -45,6 +45,26 @@ public sealed class CliTests
         TrainerRun.Succeed("train", "--config", Config(1), "--steps", "1", "--output", Path.Combine(root, "one"), "--eval-interval", "0");
     }
 
+    /// <summary>pipeline.stages likewise: TinyGpt is not cut into stages, so 2 stops the run naming the key; 1 is the plan.</summary>
+    [TestMethod]
+    public void APipelineStageCountTheModelWasNotCutIntoIsRefused()
+    {
+        var root = TrainerRun.TempDirectory();
+        string Config(int stages)
+        {
+            var path = Path.Combine(root, $"pp{stages}.json");
+            File.WriteAllText(path, $$"""{ "train_micro_batch_size_per_gpu": 2, "pipeline": { "stages": {{stages}} } }""");
+            return path;
+        }
+
+        var (code, output, errors) = TrainerRun.Run("train", "--config", Config(2), "--steps", "1", "--output", Path.Combine(root, "two"));
+        Assert.AreEqual(2, code, output);
+        StringAssert.Contains(errors, "$.pipeline.stages is 2, but TinyGpt is planned without pipeline parallelism");
+        StringAssert.Contains(errors, "set [Model(Pipeline = 2)]");
+        Assert.IsFalse(Directory.Exists(Path.Combine(root, "two")), "nothing was started");
+        TrainerRun.Succeed("train", "--config", Config(1), "--steps", "1", "--output", Path.Combine(root, "one"), "--eval-interval", "0");
+    }
+
     [TestMethod]
     public void UnknownOptionNamesTheValidOnes()
     {

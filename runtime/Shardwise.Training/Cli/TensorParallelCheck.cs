@@ -21,6 +21,6 @@ public static class TensorParallelCheck
         throw new CliException(
             $"{config.SourceName}: $.tensor_parallel.autotp_size is {asked}, but {planned}: Shardwise splits layers when the model " +
             $"is compiled, so set [Model(Tensor = {asked})] with [Shard(ShardKind.Column)] / [Shard(ShardKind.Row)] on its Linear " +
-            "layers (Megatron's pairs; the build's SW0016/SW0017 diagnostics say what does not divide or pair), or remove the key");
+            "layers (Megatron's pairs; the build's SW0012/SW0017 diagnostics say what does not divide or pair), or remove the key");
     }
 }

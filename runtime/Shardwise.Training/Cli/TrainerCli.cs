@@ -60,6 +60,7 @@ public static class TrainerCli
                     if (AutotuningCheck.RequireOneConfiguration(settings.Config, "train") is { } tuningNote) log.WriteLine("note: " + tuningNote);
                     if (typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))) return RunPipelined<TModel>(settings, log);
                     TensorParallelCheck.Require(settings.Config, model, plannedTensor: 1);
+                    PipelineStagesCheck.Require(settings.Config, model, plannedStages: 1);
                     return TrainCommand.Run<TModel>(settings, log);
                 }
                 case "eval":

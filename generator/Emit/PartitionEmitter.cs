@@ -60,6 +60,9 @@ internal static class PartitionEmitter
         var graph = stage.Program.Graph;
         long received = stage.Stage.Received >= 0 ? graph.Values[stage.Stage.Received].ElementsPerSample : 0;
         long sent = stage.Stage.Sent >= 0 ? graph.Values[stage.Stage.Sent].ElementsPerSample : 0;
+        bool differs = (stage.Stage.Received >= 0 && graph.Values[stage.Stage.Received].DiffersAcrossTensorRanks)
+                       || (stage.Stage.Sent >= 0 && graph.Values[stage.Stage.Sent].DiffersAcrossTensorRanks);
+        string close = differs ? ") { BoundaryDiffersAcrossTensorRanks = true }," : "),";
         w.Line($"new({Names.Int(stage.Stage.Index)}, {Names.Int(partition.Pipeline)}, {Names.Int(partition.Tensor)}, {Names.String(stage.Stage.Layers)},");
         w.Indent();
         w.Line($"{prefix}ParameterLayout, {prefix}ActivationPlan, {prefix}GradientPool, {prefix}ParameterPool,");
@@ -74,7 +77,7 @@ internal static class PartitionEmitter
         w.Line($"ReceivedElementsPerSample: {Names.Long(received)}, SentElementsPerSample: {Names.Long(sent)},");
         if (stage.Tied.Count == 0)
         {
-            w.Line($"Tied: global::System.Array.Empty<{Plans}.TiedParameter>()),");
+            w.Line($"Tied: global::System.Array.Empty<{Plans}.TiedParameter>(){close}");
         }
         else
         {
@@ -82,7 +85,7 @@ internal static class PartitionEmitter
             w.Line("{");
             foreach (var tied in stage.Tied)
                 w.Line($"    new({Names.Int(tied.Slot)}, {Names.String(tied.Name)}, new[] {{ {string.Join(", ", tied.Stages.Select(s => Names.Int(s)))} }}),");
-            w.Line("}),");
+            w.Line("}" + close);
         }
         w.Outdent();
     }

@@ -23,9 +23,11 @@ public static class GeneratedTraining
     /// ZeRO-3 keeps only slots under 50 elements whole (the default 1e5 would keep all of these small models' slots),
     /// and prefetches in buckets of 600 elements, so that gathers on demand and from the staging both happen.
     /// </summary>
-    public static DeepSpeedConfig Config(int microBatches, int zeroStage) => DeepSpeedConfig.Parse($$"""
+    /// <param name="boundariesInParts">pipe_partitioned and grad_partitioned (DeepSpeed's defaults, true).</param>
+    public static DeepSpeedConfig Config(int microBatches, int zeroStage, bool boundariesInParts = true) => DeepSpeedConfig.Parse($$"""
         { "train_micro_batch_size_per_gpu": {{MicroBatch}}, "gradient_accumulation_steps": {{microBatches}}, "gradient_clipping": 0.25,
           "optimizer": { "type": "AdamW", "params": { "lr": 1e-2, "weight_decay": 0.1 } },
+          "pipeline": { "pipe_partitioned": {{(boundariesInParts ? "true" : "false")}}, "grad_partitioned": {{(boundariesInParts ? "true" : "false")}} },
           "zero_optimization": { "stage": {{zeroStage}}, "stage3_param_persistence_threshold": 50, "stage3_prefetch_bucket_size": 600 } }
         """).Config;
 
@@ -67,12 +69,14 @@ public static class GeneratedTraining
         return (losses, norms, program.Parameters.ToArray());
     }
 
-    public static (double[] Losses, double[] Norms, float[] Weights) Pipelined<TModel>(ICommunicator world, int steps, int microBatches, int zeroStage)
+    /// <param name="pipelineBytesSent">Receives the bytes this rank sent to its neighbouring stages over the run.</param>
+    public static (double[] Losses, double[] Norms, float[] Weights) Pipelined<TModel>(ICommunicator world, int steps, int microBatches, int zeroStage,
+        bool boundariesInParts = true, Action<long>? pipelineBytesSent = null)
         where TModel : IPartitionedModelDefinition
     {
         var partition = TModel.Partition;
         using var groups = ParallelGroups.Create(world, partition);
-        var config = Config(microBatches, zeroStage);
+        var config = Config(microBatches, zeroStage, boundariesInParts);
         StagePlan plan = partition.Stages[groups.Coordinates.Stage];
         // ZeRO-2 streams gradients through the stage program's gradient pool: the backend must be built for it.
         var ops = TrainingEngine.CreateBackend(config, plan.Layout, plan.GradientPool, plan.ParameterPool);
@@ -100,6 +104,7 @@ public static class GeneratedTraining
                     $"{engine.Engine.ParameterRequests} requests in {steps} steps, {engine.Engine.PrefetchHits} prefetched");
             Console.WriteLine($"models probe rank {world.Rank}: stage {groups.Coordinates.Stage} gathered {engine.Engine.ParameterRequests} slots, {engine.Engine.PrefetchHits} of them prefetched");
         }
+        pipelineBytesSent?.Invoke(groups.Pipeline.Traffic.TotalSent);
         float[] weights = PartitionedParameters.Gather(groups.ModelParallel, partition, TModel.ParameterLayout, engine.Engine.ExportFullState().Master);
         return (losses, norms, weights);
     }

@@ -66,7 +66,21 @@ internal static class Program
         Console.WriteLine($"models probe rank {world.Rank} of {world.Size} pid {Environment.ProcessId} ({world.GetType().Name})");
         try
         {
-            var pipelined = GeneratedTraining.Pipelined<TModel>(world, steps, microBatches, zero);
+            long partsBytes = 0;
+            var pipelined = GeneratedTraining.Pipelined<TModel>(world, steps, microBatches, zero, pipelineBytesSent: bytes => partsBytes = bytes);
+            if (TModel.Partition.Tensor > 1 && TModel.Partition.Pipeline > 1)
+            {
+                // pipe_partitioned and grad_partitioned off: every tensor rank sends the whole boundary. The same training
+                // (the parts are the same numbers), twice the bytes between the stages.
+                long wholeBytes = 0;
+                var unsplit = GeneratedTraining.Pipelined<TModel>(world, steps, microBatches, zero, boundariesInParts: false, pipelineBytesSent: bytes => wholeBytes = bytes);
+                for (int step = 0; step < steps; step++)
+                    if (unsplit.Losses[step] != pipelined.Losses[step])
+                        throw new InvalidOperationException($"step {step}: loss {pipelined.Losses[step]:R} with the boundaries in parts, {unsplit.Losses[step]:R} whole");
+                if (wholeBytes != TModel.Partition.Tensor * partsBytes)
+                    throw new InvalidOperationException($"the stages sent {partsBytes:N0} bytes with the boundaries in parts and {wholeBytes:N0} whole; expected a {TModel.Partition.Tensor}× difference");
+                Console.WriteLine($"models probe rank {world.Rank}: boundaries in parts sent {partsBytes:N0} bytes to the neighbouring stages, whole {wholeBytes:N0}");
+            }
             int data = world.Size / (TModel.Partition.Pipeline * TModel.Partition.Tensor);
             var whole = GeneratedTraining.Whole<TModel>(steps, data * microBatches);
             for (int step = 0; step < steps; step++)

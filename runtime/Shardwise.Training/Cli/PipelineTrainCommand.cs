@@ -135,7 +135,14 @@ public static class PipelineTrainCommand
             : "activations and their gradients sent through host memory")
             + (partition.Tensor > 1
                 ? "; tensor-parallel all-reduces " + (engine.TensorReductionsOnDevice ? "in device memory (NCCL)" : "through host memory")
-                : ""));
+                : "")
+            + (engine.BoundariesInParts switch
+            {
+                (true, true) => $"; activations and gradients cross in {partition.Tensor} parts, one per tensor rank (pipe_partitioned, grad_partitioned)",
+                (true, false) => $"; activations cross in {partition.Tensor} parts, one per tensor rank (pipe_partitioned)",
+                (false, true) => $"; gradients cross in {partition.Tensor} parts, one per tensor rank (grad_partitioned)",
+                _ => "",
+            }));
         if (resumeFrom is not null)
         {
             PipelineCheckpoint.Load(resumeFrom, engine, TModel.ParameterLayout, sampler, log);

@@ -15,8 +15,10 @@ public sealed record PipelineConfig
 
     public required int ActivationCheckpointInterval { get; init; }
 
+    /// <summary>Each tensor rank sends its part of a boundary activation, all-gathered by the receivers (PipelineEngine).</summary>
     public required bool PipePartitioned { get; init; }
 
+    /// <summary>Likewise for the gradient sent back to the previous stage.</summary>
     public required bool GradPartitioned { get; init; }
 
     internal static PipelineConfig Read(JsonSection parent)

@@ -51,7 +51,7 @@ public sealed class CommunicatorTensorParallelGroup(ITensorOps<float> ops, IComm
         if (value.Length % tensor.Size == 0 && _exchange.OnDevice(tensor))
         {
             ops.AddBackward(part with { Length = count }, value with { Offset = value.Offset + from, Length = count }, count, accumulate: false);
-            _exchange.TryAllGather(value, tensor);
+            AllGatherInPlace(value);
             return;
         }
         Span<float> mine = Buffer(ref _part, chunk);
@@ -60,6 +60,23 @@ public sealed class CommunicatorTensorParallelGroup(ITensorOps<float> ops, IComm
         Span<float> all = Buffer(ref _parts, chunk * tensor.Size);
         tensor.AllGather(mine, all);
         ops.Load(all[..checked((int)value.Length)], value);
+    }
+
+    /// <summary>
+    /// <paramref name="slice"/> holds one equal part per tensor rank, rank r's at r · length / t, and this rank's part is
+    /// in place; afterwards every part is (in device memory over NCCL on the backend's GPU, else through host memory).
+    /// </summary>
+    public void AllGatherInPlace(Slice slice)
+    {
+        if (slice.Length % tensor.Size != 0)
+            throw new ArgumentException($"{slice} does not split into {tensor.Size} equal parts", nameof(slice));
+        if (_exchange.TryAllGather(slice, tensor)) return;
+        long chunk = slice.Length / tensor.Size;
+        Span<float> mine = Buffer(ref _part, chunk);
+        ops.Store(slice with { Offset = slice.Offset + tensor.Rank * chunk, Length = chunk }, mine);
+        Span<float> all = Buffer(ref _parts, slice.Length);
+        tensor.AllGather(mine, all);
+        ops.Load(all, slice);
     }
 
     private static Span<float> Buffer(ref float[] buffer, long length)

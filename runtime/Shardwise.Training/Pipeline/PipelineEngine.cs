@@ -31,6 +31,9 @@ public sealed class PipelineEngine : IPipelineStageOperations
     private readonly int[] _tokens;  // this batch's ids and targets, every micro-batch (copied: spans cannot be kept)
     private readonly int[] _targets;
     private readonly Plans.TokenKeep?[] _tokenKeeps; // each micro-batch's random-LTD draw, from its forward to its backward
+    private readonly CommunicatorTensorParallelGroup? _tensor;
+    private readonly bool _partActivations; // pipe_partitioned: each tensor rank sends its part of the boundary activation
+    private readonly bool _partGradients;   // grad_partitioned: likewise the gradient sent back
     private double _lossSum;
     private double _receiveSeconds;
     private StepOutcome _outcome;
@@ -47,7 +50,10 @@ public sealed class PipelineEngine : IPipelineStageOperations
         _exchange = new SliceExchange(stage.Ops);
         if (plan.Tensor > 1 && TrainingEngine.Compresses(config))
             throw new NotSupportedException($"compression_training is not supported with tensor parallelism yet (tensor degree {plan.Tensor}): its quantization groups and masks span whole tensors, which tensor ranks split");
-        if (plan.Tensor > 1) stage.TensorParallel = new CommunicatorTensorParallelGroup(stage.Ops, groups.Tensor);
+        if (plan.Tensor > 1) stage.TensorParallel = _tensor = new CommunicatorTensorParallelGroup(stage.Ops, groups.Tensor);
+        bool parts = _tensor is not null && !plan.BoundaryDiffersAcrossTensorRanks;
+        _partActivations = parts && config.Pipeline.PipePartitioned;
+        _partGradients = parts && config.Pipeline.GradPartitioned;
         Engine = TrainingEngine.Initialize(stage, config, groups.Data);
         Engine.ModelParallel = new ModelParallelNorm(plan, groups.Coordinates.TensorRank, groups.ModelParallel);
         MicroBatches = Engine.Batch.GradientAccumulationSteps;
@@ -191,17 +197,32 @@ public sealed class PipelineEngine : IPipelineStageOperations
     /// <summary>True when a tensor-split stage all-reduces its slices in device memory (NCCL on its GPU); false without a tensor split.</summary>
     public bool TensorReductionsOnDevice => _stage.TensorParallel is not null && _exchange.OnDevice(_groups.Tensor);
 
+    /// <summary>
+    /// Whether boundary activations (pipe_partitioned) and their gradients (grad_partitioned) cross the cut in parts:
+    /// tensor rank r sends part r of the slice to its counterpart, and the receiving tensor group all-gathers the parts,
+    /// so the link between stages carries 1/t of each. Only where the ranks hold the same boundary.
+    /// </summary>
+    public (bool Activations, bool Gradients) BoundariesInParts => (_partActivations, _partGradients);
+
     public void SendActivation(int microBatch, int buffer) =>
-        Send(_stage.SentActivation, buffer, _stage.Stage.Index + 1, microBatch % GradientTagBase, "activation", microBatch);
+        Send(_stage.SentActivation, buffer, _stage.Stage.Index + 1, microBatch % GradientTagBase, "activation", microBatch, _partActivations);
 
     public void ReceiveActivation(int microBatch, int buffer) =>
-        Receive(_stage.ReceivedActivation, buffer, _stage.Stage.Index - 1, microBatch % GradientTagBase, "activation", microBatch);
+        Receive(_stage.ReceivedActivation, buffer, _stage.Stage.Index - 1, microBatch % GradientTagBase, "activation", microBatch, _partActivations);
 
     public void SendGradient(int microBatch, int buffer) =>
-        Send(_stage.InputGradient, buffer, _stage.Stage.Index - 1, GradientTagBase + microBatch % GradientTagBase, "input gradient", microBatch);
+        Send(_stage.InputGradient, buffer, _stage.Stage.Index - 1, GradientTagBase + microBatch % GradientTagBase, "input gradient", microBatch, _partGradients);
 
     public void ReceiveGradient(int microBatch, int buffer) =>
-        Receive(_stage.OutputGradient, buffer, _stage.Stage.Index + 1, GradientTagBase + microBatch % GradientTagBase, "output gradient", microBatch);
+        Receive(_stage.OutputGradient, buffer, _stage.Stage.Index + 1, GradientTagBase + microBatch % GradientTagBase, "output gradient", microBatch, _partGradients);
+
+    /// <summary>This tensor rank's part of a boundary slice when it crosses in parts (the slice itself otherwise).</summary>
+    private Slice CrossingPart(Slice slice, bool inParts)
+    {
+        if (!inParts || slice.Length % _tensor!.Size != 0) return slice;
+        long part = slice.Length / _tensor.Size;
+        return slice with { Offset = slice.Offset + _tensor.Rank * part, Length = part };
+    }
 
     /// <summary>
     /// Sums the gradients of parameters held by several stages over their holders, so every copy takes the same step.
@@ -225,9 +246,10 @@ public sealed class PipelineEngine : IPipelineStageOperations
 
     public void OptimizerStep() => _outcome = Engine.Step();
 
-    private void Send(Slice slice, int buffer, int peerStage, int tag, string what, int microBatch)
+    private void Send(Slice whole, int buffer, int peerStage, int tag, string what, int microBatch, bool inParts)
     {
         _stage.SelectActivationWindow(buffer);
+        Slice slice = CrossingPart(whole, inParts);
         try
         {
             CollectiveArguments.Tag(tag); // NCCL matches by order per peer; the tag is checked on both paths
@@ -239,9 +261,10 @@ public sealed class PipelineEngine : IPipelineStageOperations
         }
     }
 
-    private void Receive(Slice slice, int buffer, int peerStage, int tag, string what, int microBatch)
+    private void Receive(Slice whole, int buffer, int peerStage, int tag, string what, int microBatch, bool inParts)
     {
         _stage.SelectActivationWindow(buffer);
+        Slice slice = CrossingPart(whole, inParts);
         long start = Stopwatch.GetTimestamp();
         try
         {
@@ -258,6 +281,7 @@ public sealed class PipelineEngine : IPipelineStageOperations
             throw Named(error, $"receiving the {what} of micro-batch {microBatch} from", peerStage);
         }
         _receiveSeconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
+        if (slice.Length != whole.Length) _tensor!.AllGatherInPlace(whole); // the other tensor ranks received the other parts
     }
 
     /// <summary>

@@ -51,7 +51,15 @@ public sealed record StagePlan(
     System.Collections.Generic.IReadOnlyList<StageParameter> Parameters,
     long ReceivedElementsPerSample,
     long SentElementsPerSample,
-    System.Collections.Generic.IReadOnlyList<TiedParameter> Tied);
+    System.Collections.Generic.IReadOnlyList<TiedParameter> Tied)
+{
+    /// <summary>
+    /// Whether the activation this stage receives or sends may differ between the tensor ranks (a split value crossing
+    /// the cut): then every rank sends its whole slice. False (the residual stream of a Megatron model): the ranks hold
+    /// the same boundary, so each may send a part and the receivers all-gather it (pipe_partitioned, grad_partitioned).
+    /// </summary>
+    public bool BoundaryDiffersAcrossTensorRanks { get; init; }
+}
 
 /// <summary>A parameter held by several stages: its local slot here, and every stage holding it.</summary>
 public sealed record TiedParameter(int Slot, string Name, System.Collections.Generic.IReadOnlyList<int> Stages);

@@ -135,6 +135,23 @@ public sealed class CheckpointedTrainingTests
         Assert.IsNotNull(ActivationCheckpointingCheck.Warning(asks, nameof(SmallGpt), SmallGpt.PlanReport));
     }
 
+    /// <summary>
+    /// The pipeline section's build-time keys: activation_checkpoint_interval against the model's [Checkpoint] layers,
+    /// and a partition method other than the default, which cannot re-cut compiled stages; the defaults say nothing.
+    /// </summary>
+    [TestMethod]
+    public void PipelineCheckpointIntervalAndPartitionMethodAreCheckedAgainstTheModel()
+    {
+        var asks = DeepSpeedConfig.Parse("""{ "pipeline": { "activation_checkpoint_interval": 1, "partition": "parameters" } }""").Config.Pipeline;
+        var defaults = DeepSpeedConfig.Parse("{ }").Config.Pipeline;
+        string? plain = ActivationCheckpointingCheck.PipelineWarning(asks, nameof(SmallGpt), SmallGpt.PlanReport);
+        StringAssert.Contains(plain, "$.pipeline.activation_checkpoint_interval: asks for a checkpoint every 1 layer(s), but SmallGpt has no [Checkpoint] layer");
+        StringAssert.Contains(plain, "$.pipeline.partition: \"parameters\" is not applied: SmallGpt's stages were cut when it was compiled");
+        string? checkpointed = ActivationCheckpointingCheck.PipelineWarning(asks, nameof(CheckpointedSmallGpt), CheckpointedSmallGpt.PlanReport);
+        Assert.IsFalse(checkpointed!.Contains("activation_checkpoint_interval"), checkpointed);
+        Assert.IsNull(ActivationCheckpointingCheck.PipelineWarning(defaults, nameof(SmallGpt), SmallGpt.PlanReport));
+    }
+
     [TestMethod]
     public void WherePartitionedOrHostCheckpointsAreAskedForTheModelDecides()
     {

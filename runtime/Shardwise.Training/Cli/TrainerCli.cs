@@ -146,6 +146,8 @@ public static class TrainerCli
         var settings = RunSettings.Read(arguments, model, log);
         if (ActivationCheckpointingCheck.Warning(settings.Config.ActivationCheckpointing, model, TModel.PlanReport) is { } warning)
             log.WriteLine("config warning: " + warning);
+        if (ActivationCheckpointingCheck.PipelineWarning(settings.Config.Pipeline, model, TModel.PlanReport) is { } pipelineWarning)
+            log.WriteLine("config warning: " + pipelineWarning);
         // Before any backend exists: a pattern that does not fit the model's sequence stops here. The commands print the
         // line with their own start-up lines.
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);

@@ -43,9 +43,9 @@ internal static class CheckpointPlanner
         if (segments.Count == 0) return CheckpointPlan.None(backward);
         return new CheckpointPlan(segments.ToEquatableArray(), Timeline(segments, backward))
         {
-            HostValues = HostValues(graph, segments.Where(s => onHost.Contains(s.Layer))),
+            HostValues = KeptInputs(graph, segments.Where(s => onHost.Contains(s.Layer))),
             // A value the ranks hold differently cannot be put back together from their parts: it stays whole.
-            PartitionedValues = HostValues(graph, segments.Where(s => partitioned.Contains(s.Layer)))
+            PartitionedValues = KeptInputs(graph, segments.Where(s => partitioned.Contains(s.Layer)))
                 .Where(value => !graph.Values[value].DiffersAcrossTensorRanks).ToEquatableArray(),
             TensorDegree = tensorDegree,
         };
@@ -55,7 +55,7 @@ internal static class CheckpointPlanner
     /// The inputs of the segments whose layer keeps them elsewhere (host memory, or parts over the tensor ranks):
     /// activations only (the program's inputs are the caller's, and its output is read after backward).
     /// </summary>
-    private static EquatableArray<int> HostValues(IrGraph graph, IEnumerable<CheckpointSegment> segments)
+    private static EquatableArray<int> KeptInputs(IrGraph graph, IEnumerable<CheckpointSegment> segments)
     {
         var values = new SortedSet<int>();
         foreach (var segment in segments)

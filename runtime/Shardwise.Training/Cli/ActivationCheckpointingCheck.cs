@@ -18,23 +18,6 @@ public static class ActivationCheckpointingCheck
     /// <summary>The plan report line for checkpointed inputs kept in parts over the tensor ranks ([Checkpoint(PartitionInputs = true)]).</summary>
     public const string PartitionReportMarker = "checkpointed inputs in parts over ";
 
-    /// <summary>
-    /// The pipeline section's build-time keys against the model: activation_checkpoint_interval (DeepSpeed checkpoints
-    /// every N layers of a PipelineModule) asks for checkpoints the model has no [Checkpoint] for; a partition method
-    /// other than the default cannot re-cut a model whose stages were cut when it was compiled. Null when they agree.
-    /// </summary>
-    public static string? PipelineWarning(PipelineConfig pipeline, string modelName, string planReport)
-    {
-        var warnings = new System.Collections.Generic.List<string>();
-        if (pipeline.ActivationCheckpointInterval > 0 && !planReport.Contains(ReportMarker, System.StringComparison.Ordinal))
-            warnings.Add($"$.pipeline.activation_checkpoint_interval: asks for a checkpoint every {pipeline.ActivationCheckpointInterval} layer(s), but {modelName} has no " +
-                "[Checkpoint] layer, so nothing is recomputed; checkpointing is decided when the model is built: put [Checkpoint] on the layers to recompute");
-        if (pipeline.Partition != ConfigDefaults.PipelinePartition)
-            warnings.Add($"$.pipeline.partition: \"{pipeline.Partition}\" is not applied: {modelName}'s stages were cut when it was compiled (by FLOPs, the plan " +
-                "report shows the cut); pin another cut with [Model(StageStarts = new[] { ... })]");
-        return warnings.Count == 0 ? null : string.Join(System.Environment.NewLine + "config warning: ", warnings);
-    }
-
     /// <summary>The warning to print, or null when the config and the model agree.</summary>
     public static string? Warning(ActivationCheckpointingConfig config, string modelName, string planReport)
     {

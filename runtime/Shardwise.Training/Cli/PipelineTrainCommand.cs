@@ -43,7 +43,7 @@ public static class PipelineTrainCommand
         var partition = TModel.Partition;
         string model = typeof(TModel).Name;
         TensorParallelCheck.Require(settings.Config, model, partition.Tensor);
-        PipelineStagesCheck.Require(settings.Config, model, partition.Pipeline);
+        PipelineSectionCheck.RequireStages(settings.Config, model, partition.Pipeline);
         if (job.Size == 1)
         {
             output.WriteLine($"one process: training {model}'s whole program (planned for [Model(Pipeline = {partition.Pipeline}, Tensor = " +

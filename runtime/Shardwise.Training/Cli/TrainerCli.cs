@@ -60,7 +60,7 @@ public static class TrainerCli
                     if (AutotuningCheck.RequireOneConfiguration(settings.Config, "train") is { } tuningNote) log.WriteLine("note: " + tuningNote);
                     if (typeof(IPartitionedModelDefinition).IsAssignableFrom(typeof(TModel))) return RunPipelined<TModel>(settings, log);
                     TensorParallelCheck.Require(settings.Config, model, plannedTensor: 1);
-                    PipelineStagesCheck.Require(settings.Config, model, plannedStages: 1);
+                    PipelineSectionCheck.RequireStages(settings.Config, model, plannedStages: 1);
                     return TrainCommand.Run<TModel>(settings, log);
                 }
                 case "eval":
@@ -146,7 +146,7 @@ public static class TrainerCli
         var settings = RunSettings.Read(arguments, model, log);
         if (ActivationCheckpointingCheck.Warning(settings.Config.ActivationCheckpointing, model, TModel.PlanReport) is { } warning)
             log.WriteLine("config warning: " + warning);
-        if (ActivationCheckpointingCheck.PipelineWarning(settings.Config.Pipeline, model, TModel.PlanReport) is { } pipelineWarning)
+        foreach (string pipelineWarning in PipelineSectionCheck.Warnings(settings.Config.Pipeline, model, TModel.PlanReport))
             log.WriteLine("config warning: " + pipelineWarning);
         // Before any backend exists: a pattern that does not fit the model's sequence stops here. The commands print the
         // line with their own start-up lines.

@@ -203,10 +203,12 @@ public sealed partial class TrainingEngine
             _fused.ReadMoments(Optimizer.State.ExpAvg, Optimizer.State.ExpAvgSq);
             _fused.ReleaseOptimizerState();
             _fused = null;
+            long prefetch = _deviceSlots.PrefetchElements;
             _deviceSlots = null;
             StartHostStreaming(_slots!, _streamingOps!, masters);
-            // ZeRO-3 then gathers from the host's rounded pieces (the slots kept whole are already in place).
-            if (_parameterStreamer is not null) StartParameterStreamer(new HostParameterGatherer(_slots!, _streamingOps!, _ownedPieces!, _prefetchElements));
+            // ZeRO-3 then gathers from the host's rounded pieces, into a staging of the same size (the slots kept whole
+            // are already in place).
+            if (_parameterStreamer is not null) StartParameterStreamer(new HostParameterGatherer(_slots!, _streamingOps!, _ownedPieces!, prefetch));
             return;
         }
         if (Storage != StorageType.Float32)

@@ -59,7 +59,6 @@ public sealed partial class TrainingEngine
     private IOwnedPieces? _ownedPieces;             // stage 3 on the host: where gathers read the rounded pieces (_rounded or the parameter swap)
     private readonly GradientStreamingOps<float>? _streamingOps;
     private ParameterStreamer? _parameterStreamer;     // stage 3: gathers the slots the program asks for
-    private readonly long _prefetchElements;           // stage 3: the prefetch staging's size
     private int[]? _parameterPasses;                   // stage 3: a pipeline schedule's passes, which the prefetch follows
     private readonly ILearningRateSchedule _schedule;
     private readonly double _clip;
@@ -120,7 +119,6 @@ public sealed partial class TrainingEngine
                 _persistentOffsets = new long[persistent.Count];
                 for (int i = 0; i < persistent.Count; i++) _persistentOffsets[i] = streamingOps.ResidentSlice(persistent[i]).Offset;
                 RefreshPersistentParameters();
-                _prefetchElements = prefetch;
                 StartParameterStreamer(_deviceSlots is not null ? _deviceSlots : new HostParameterGatherer(slots, streamingOps, _ownedPieces!, prefetch));
             }
         }

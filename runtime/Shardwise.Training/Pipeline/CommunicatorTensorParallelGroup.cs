@@ -40,15 +40,15 @@ public sealed class CommunicatorTensorParallelGroup(ITensorOps<float> ops, IComm
     }
 
     /// <summary>
-    /// On a GPU whose tensor group is NCCL on it, and parts of equal length: this rank's part is copied to its place in
-    /// the value and the parts are all-gathered there in device memory. Otherwise through host memory: every rank sends
-    /// its part, padded to the common length, and the value is read back from the gathered parts.
+    /// Parts of equal length: this rank's part is copied to its place in the value and the parts are all-gathered there
+    /// (<see cref="AllGatherInPlace"/>: in device memory over NCCL). Otherwise (the last parts shorter) through host
+    /// memory: every rank sends its part, padded to the common length, and the value is read back from the gathered parts.
     /// </summary>
     public void GatherParts(Slice part, Slice value)
     {
         var (from, count, chunk) = TensorParts.Of(value.Length, tensor.Rank, tensor.Size);
         if (chunk == 0) return;
-        if (value.Length % tensor.Size == 0 && _exchange.OnDevice(tensor))
+        if (value.Length % tensor.Size == 0)
         {
             ops.AddBackward(part with { Length = count }, value with { Offset = value.Offset + from, Length = count }, count, accumulate: false);
             AllGatherInPlace(value);

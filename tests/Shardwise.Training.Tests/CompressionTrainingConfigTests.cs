@@ -133,8 +133,38 @@ public sealed class CompressionTrainingConfigTests
         string channel = OnlyError("""{"channel_pruning": {"shared_parameters": {"enabled": true}, "different_groups": {"cp1": {"params": {"dense_ratio": 0.5}}}}}""");
         StringAssert.StartsWith(channel, "$.compression_training.channel_pruning.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: channel pruning (it prunes convolution channels, and Shardwise models have no convolutions)");
         StringAssert.Contains(channel, "use $.compression_training.row_pruning");
-        StringAssert.StartsWith(OnlyError("""{"layer_reduction": {"enabled": true, "keep_number_layer": 5, "module_name_prefix": "bert.encoder.layer", "teacher_layer": [2, 4, 6, 8, 10], "other_module_name": ["bert.pooler"]}}"""),
-            "$.compression_training.layer_reduction.enabled: known DeepSpeed feature not supported by Shardwise yet: layer reduction (it initialises the model from chosen layers of a teacher model, for knowledge distillation");
+    }
+
+    [TestMethod]
+    public void LayerReduction_ReadsDeepSpeedsKeys_AndOnItsOwnLeavesTheTrainingStepAlone()
+    {
+        var result = Parse("""{"layer_reduction": {"enabled": true, "keep_number_layer": 5, "module_name_prefix": "bert.encoder.layer", "teacher_layer": [2, 4, 6, 8, 10], "other_module_name": ["bert.pooler", "bert.embeddings"]}}""");
+        var compression = result.Config.CompressionTraining!;
+        var reduction = compression.LayerReduction;
+        Assert.AreEqual((true, 5, "bert.encoder.layer"), (reduction.Enabled, reduction.KeepNumberLayer, reduction.ModuleNamePrefix));
+        CollectionAssert.AreEqual(new[] { 2, 4, 6, 8, 10 }, reduction.TeacherLayers.ToArray());
+        CollectionAssert.AreEqual(new[] { "bert.pooler", "bert.embeddings" }, reduction.OtherModuleNames.ToArray());
+        Assert.IsFalse(compression.Enabled, "layer reduction acts when the weights load, not on the step (no host step, no masters apart)");
+        StringAssert.Contains(compression.Describe(), "layer reduction from the --init-from teacher: bert.encoder.layer.0 ← bert.encoder.layer.2, bert.encoder.layer.1 ← bert.encoder.layer.4");
+        StringAssert.Contains(compression.Describe(), "also bert.pooler, bert.embeddings");
+
+        Assert.IsNull(Parse("""{"layer_reduction": {"enabled": false, "teacher_layer": [1]}}""").Config.CompressionTraining, "off: nothing to do");
+    }
+
+    [TestMethod]
+    public void LayerReduction_NeedsItsKeysWhenOn_AsDeepSpeedHasNoDefaults()
+    {
+        var missing = Fails("""{"layer_reduction": {"enabled": true}}""");
+        Assert.AreEqual(3, missing.Errors.Count, missing.Message);
+        StringAssert.StartsWith(missing.Errors[0], "$.compression_training.layer_reduction.module_name_prefix: required when layer reduction is enabled");
+        StringAssert.StartsWith(missing.Errors[1], "$.compression_training.layer_reduction.teacher_layer: required when layer reduction is enabled");
+        StringAssert.StartsWith(missing.Errors[2], "$.compression_training.layer_reduction.other_module_name: required when layer reduction is enabled");
+        StringAssert.StartsWith(OnlyError("""{"layer_reduction": {"enabled": true, "module_name_prefix": "blocks", "teacher_layer": [1, -2], "other_module_name": []}}"""),
+            "$.compression_training.layer_reduction.teacher_layer[1]: expected a layer index (0 or more), found the number -2");
+        StringAssert.StartsWith(OnlyError("""{"layer_reduction": {"enabled": true, "module_name_prefix": "blocks", "teacher_layer": [], "other_module_name": []}}"""),
+            "$.compression_training.layer_reduction.teacher_layer: is empty");
+        var typo = Parse("""{"layer_reduction": {"enabled": true, "module_name_prefix": "blocks", "teacher_layers": [1], "teacher_layer": [1], "other_module_name": []}}""");
+        StringAssert.Contains(string.Join("\n", typo.Warnings), "$.compression_training.layer_reduction.teacher_layers");
     }
 
     [TestMethod]

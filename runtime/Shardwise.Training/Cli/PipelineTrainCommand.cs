@@ -97,7 +97,7 @@ public static class PipelineTrainCommand
         // Every rank initialises the whole model from the seed and keeps its part: the same start as one process.
         var full = new float[TModel.ParameterLayout.TotalElements];
         TModel.ParameterLayout.Initialize<float>(full, unchecked((int)settings.Seed));
-        if (settings.InitFrom is { } init) log.WriteLine(PretrainedWeights.Load(init, TModel.ParameterLayout, full, model));
+        if (settings.InitFrom is { } init) log.WriteLine(PretrainedWeights.Load(init, TModel.ParameterLayout, full, model, config));
         PartitionedParameters.Extract(TModel.ParameterLayout, full, stage.Stage, tensorRank, stage.Parameters);
         var engine = new PipelineEngine(stage, config, groups);
         if (TrainingEngine.Compresses(config))

@@ -54,7 +54,7 @@ public static class TrainCommand
         var program = TModel.Compile(TrainingEngine.CreateBackend(settings.Config, TModel.ParameterLayout, TModel.GradientPool, TModel.ParameterPool, settings.Device), batch.MicroBatchPerGpu);
         TModel.ParameterLayout.Initialize(program.Parameters, unchecked((int)settings.Seed));
         // Before the engine takes its masters (and, at ZeRO-3, gives the full buffer up for its pool).
-        if (settings.InitFrom is { } init) log.WriteLine(PretrainedWeights.Load(init, TModel.ParameterLayout, program.Parameters, typeof(TModel).Name));
+        if (settings.InitFrom is { } init) log.WriteLine(PretrainedWeights.Load(init, TModel.ParameterLayout, program.Parameters, typeof(TModel).Name, config));
         var engine = TrainingEngine.Initialize(program, config, communicator);
         // One global sampler, identical on every rank; each rank trains on its own rows of the global micro-batch.
         int globalRows = batch.MicroBatchPerGpu * ranks;

@@ -154,6 +154,7 @@ public static class TrainerCli
         LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
         TokenDrop.RandomLtd.For(settings.Config, TModel.TokenDropLayers, model, settings.Seed);
         CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model);
+        LayerReductionCheck.Require(settings, TModel.ParameterLayout, model);
         return settings;
     }
 }

@@ -16,6 +16,7 @@ public sealed partial record CompressionTrainingConfig
         if (WeightQuantization.Enabled) parts.Add(Describe(WeightQuantization));
         if (SparsePruning.Enabled) parts.Add("sparse pruning " + Describe(SparsePruning, "weights"));
         if (RowPruning.Enabled) parts.Add("row pruning " + Describe(RowPruning, "rows"));
+        if (LayerReduction.Enabled) parts.Add(LayerReduction.Describe());
         return parts.Count == 0 ? "off" : string.Join("; ", parts);
     }
 

@@ -4,7 +4,7 @@ public sealed partial record CompressionTrainingConfig
 {
     /// <summary>
     /// The section, and the legacy top-level quantize_training (MoQ) as its weight quantization; null when absent or
-    /// every technique is off. Every technique's keys are read, built or not, so that refusals name their key and
+    /// every technique (layer reduction included) is off. Every technique's keys are read, built or not, so that refusals name their key and
     /// typos get a did-you-mean; errors go to the diagnostics as usual.
     /// </summary>
     internal static CompressionTrainingConfig? Read(JsonSection root)
@@ -13,6 +13,7 @@ public sealed partial record CompressionTrainingConfig
         var weightQuantization = WeightQuantizationConfig.Read(compression);
         var sparsePruning = PruningConfig.Read(compression, PruningConfig.SparsePruningKey);
         var rowPruning = PruningConfig.Read(compression, PruningConfig.RowPruningKey);
+        var layerReduction = LayerReductionConfig.Read(compression);
         RefusedCompressionTechniques.Read(compression);
         UnsupportedFeaturePolicy.ReportLeftovers(compression);
 
@@ -30,7 +31,8 @@ public sealed partial record CompressionTrainingConfig
             WeightQuantization = weightQuantization,
             SparsePruning = sparsePruning,
             RowPruning = rowPruning,
+            LayerReduction = layerReduction,
         };
-        return config.Enabled ? config : null;
+        return config.Enabled || layerReduction.Enabled ? config : null;
     }
 }

@@ -96,9 +96,10 @@ public sealed partial record PruningConfig
 }
 
 /// <summary>
-/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes) and l1
-/// sparse and row pruning. Refused with the key's path: activation quantization, head and channel pruning, learned
-/// (topk, snip_momentum) masks and layer reduction (docs/distributed.md, "Compression training").
+/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes), l1 sparse and
+/// row pruning, and layer reduction (a student initialised from a teacher's layers). Refused with the key's path:
+/// activation quantization, head and channel pruning, and learned (topk, snip_momentum) masks (docs/architecture.md,
+/// "Compression training").
 /// </summary>
 public sealed partial record CompressionTrainingConfig
 {
@@ -110,6 +111,9 @@ public sealed partial record CompressionTrainingConfig
 
     public PruningConfig RowPruning { get; init; } = new() { SectionPath = SectionPath + ".row_pruning" };
 
-    /// <summary>Whether any technique is on.</summary>
+    /// <summary>Where the weights start from (it acts once, when --init-from loads the teacher, not on the training step).</summary>
+    public LayerReductionConfig LayerReduction { get; init; } = new();
+
+    /// <summary>Whether a technique that rewrites the working weights while training is on (layer reduction is not one).</summary>
     public bool Enabled => WeightQuantization.Enabled || SparsePruning.Enabled || RowPruning.Enabled;
 }

@@ -1,10 +1,8 @@
-using System.Text.Json;
-
 namespace Shardwise.Training.Config;
 
 /// <summary>
-/// The compression_training techniques Shardwise does not build: activation quantization, head pruning, channel pruning
-/// and layer reduction. Their keys are read (so a typo still gets a did-you-mean and nothing known is called unknown),
+/// The compression_training techniques Shardwise does not build: activation quantization, head pruning and channel
+/// pruning. Their keys are read (so a typo still gets a did-you-mean and nothing known is called unknown),
 /// and switching one on is an error at its "enabled", since ignoring it would change what gets trained.
 /// </summary>
 internal static class RefusedCompressionTechniques
@@ -16,7 +14,6 @@ internal static class RefusedCompressionTechniques
         ReadActivationQuantization(compression);
         ReadHeadPruning(compression);
         ReadChannelPruning(compression);
-        ReadLayerReduction(compression);
     }
 
     private static void ReadActivationQuantization(JsonSection compression)
@@ -49,43 +46,9 @@ internal static class RefusedCompressionTechniques
             $"{TurnOff}; to prune the output rows of Linear layers, use {CompressionTrainingConfig.SectionPath}.row_pruning");
     }
 
-    /// <summary>layer_reduction has no shared_parameters: its keys sit directly in the section (DeepSpeed's get_layer_reduction).</summary>
-    private static void ReadLayerReduction(JsonSection compression)
-    {
-        var section = compression.Section("layer_reduction");
-        bool enabled = section.Bool("enabled") ?? false;
-        section.Int32("keep_number_layer", AutoRule.NotAllowed, min: 1);
-        section.String("module_name_prefix");
-        if (section.TryTake("teacher_layer", out var teacher)) ReadLayerIndices(section, teacher);
-        if (section.TryTake("other_module_name", out var others))
-            CompressionModulePatterns.ReadStrings(others, section.PathOf("other_module_name"), section.Diagnostics, "module names");
-        if (enabled)
-            section.Error("enabled", UnsupportedFeaturePolicy.ErrorMessage(
-                "layer reduction (it initialises the model from chosen layers of a teacher model, for knowledge distillation; no teacher model is built)", TurnOff));
-        UnsupportedFeaturePolicy.ReportLeftovers(section);
-    }
-
     private static void Refuse(CompressionTechnique technique, string feature, string advice)
     {
         if (technique.Enabled) technique.Shared.Error("enabled", UnsupportedFeaturePolicy.ErrorMessage(feature, advice));
         technique.ReportLeftovers();
-    }
-
-    private static void ReadLayerIndices(JsonSection section, JsonElement value)
-    {
-        string path = section.PathOf("teacher_layer");
-        if (value.ValueKind != JsonValueKind.Array)
-        {
-            section.Diagnostics.Error(path, $"expected a list of teacher layer indices, found {JsonSection.Describe(value)}");
-            return;
-        }
-
-        int index = 0;
-        foreach (var item in value.EnumerateArray())
-        {
-            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int layer) || layer < 0)
-                section.Diagnostics.Error($"{path}[{index}]", $"expected a layer index (0 or more), found {JsonSection.Describe(item)}");
-            index++;
-        }
     }
 }

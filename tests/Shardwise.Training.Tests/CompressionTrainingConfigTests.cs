@@ -128,8 +128,6 @@ public sealed class CompressionTrainingConfigTests
     {
         StringAssert.StartsWith(OnlyError("""{"activation_quantization": {"shared_parameters": {"enabled": true, "range_calibration": "static"}, "different_groups": {"aq1": {"params": {"bits": 8}}}}}"""),
             "$.compression_training.activation_quantization.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: activation quantization (it quantizes the activations inside the forward pass, which needs a quantize operation in the generated program");
-        StringAssert.StartsWith(OnlyError("""{"head_pruning": {"shared_parameters": {"enabled": true, "num_heads": 12}, "different_groups": {"hp1": {"params": {"dense_ratio": 0.5}}}}}"""),
-            "$.compression_training.head_pruning.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: head pruning (DeepSpeed's learns a score per attention head");
         string channel = OnlyError("""{"channel_pruning": {"shared_parameters": {"enabled": true}, "different_groups": {"cp1": {"params": {"dense_ratio": 0.5}}}}}""");
         StringAssert.StartsWith(channel, "$.compression_training.channel_pruning.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: channel pruning (it prunes convolution channels, and Shardwise models have no convolutions)");
         StringAssert.Contains(channel, "use $.compression_training.row_pruning");
@@ -168,17 +166,26 @@ public sealed class CompressionTrainingConfigTests
     }
 
     [TestMethod]
-    public void LearnedPruningMethods_AreErrorsAtTheMethod_WhenOn()
+    public void LearnedPruning_ReadsTopK_AndHeadPruningsHeads_AndRefusesSnipMomentum()
     {
-        StringAssert.StartsWith(OnlyError(Pruning("sparse_pruning", """{"enabled": true, "method": "topk"}""", """{"sp1": {"params": {"dense_ratio": 0.5}}}""")),
-            "$.compression_training.sparse_pruning.shared_parameters.method: known DeepSpeed feature not supported by Shardwise yet: sparse_pruning method \"topk\" (a mask learned from scores trained with the model); ignoring it would change training results, so use \"l1\"");
+        var row = Parse(Pruning("row_pruning", """{"enabled": true, "method": "topk", "schedule_offset": 5}""", """{"rp1": {"params": {"dense_ratio": 0.5}}}""")).Config.CompressionTraining!;
+        Assert.AreEqual(("topk", true, 5L), (row.RowPruning.Method, row.RowPruning.Learned, row.RowPruning.ScheduleOffset));
+        Assert.IsTrue(row.LearnsMasks);
+        StringAssert.Contains(row.Describe(), "row pruning topk: rp1 keeps 0.5 of its rows (from update 5)");
+
+        var head = Parse(Pruning("head_pruning", """{"enabled": true, "num_heads": 12}""", """{"hp1": {"params": {"dense_ratio": 0.25}, "modules": ["attention.projection"]}}""")).Config.CompressionTraining!;
+        Assert.AreEqual(("topk", 12, 1000L), (head.HeadPruning.Method, head.HeadPruning.NumHeads, head.HeadPruning.ScheduleOffset), "topk and offset 1000 by default, as DeepSpeed's");
+        StringAssert.Contains(head.Describe(), "head pruning of 12 heads topk: hp1 keeps 0.25 of its heads");
+
+        StringAssert.StartsWith(OnlyError(Pruning("head_pruning", """{"enabled": true}""", """{"hp1": {"params": {"dense_ratio": 0.5}}}""")),
+            "$.compression_training.head_pruning.shared_parameters.num_heads is required when head_pruning is enabled");
+        StringAssert.StartsWith(OnlyError(Pruning("head_pruning", """{"enabled": true, "method": "l1", "num_heads": 4}""", """{"hp1": {"params": {"dense_ratio": 0.5}}}""")),
+            "$.compression_training.head_pruning.shared_parameters.method: \"l1\" is not a head pruning method DeepSpeed builds (it raises NotImplementedError): use \"topk\"");
         StringAssert.StartsWith(OnlyError(Pruning("sparse_pruning",
                 """{"enabled": true, "method": "snip_momentum", "block_pattern": "4x1", "dense_ratio": 0.4, "schedule_offset_stride": 5, "schedule_offset_end": 90, "excluded_modules": ["classifier"]}""",
                 """{"sp1": {"params": {"dense_ratio": 0.5}}}""")),
             "$.compression_training.sparse_pruning.shared_parameters.method: known DeepSpeed feature not supported by Shardwise yet: sparse_pruning method \"snip_momentum\"");
-        StringAssert.StartsWith(OnlyError(Pruning("row_pruning", """{"enabled": true, "method": "topk"}""", """{"rp1": {"params": {"dense_ratio": 0.5}}}""")),
-            "$.compression_training.row_pruning.shared_parameters.method: known DeepSpeed feature not supported by Shardwise yet: row_pruning method \"topk\"");
-        // Off, a learned method is only a value DeepSpeed knows; snip_momentum is sparse pruning's alone.
+        // Off, snip_momentum is only a value DeepSpeed knows, for sparse pruning alone.
         Assert.IsNull(Parse(Pruning("row_pruning", """{"enabled": false, "method": "topk"}""", "{}")).Config.CompressionTraining);
         StringAssert.StartsWith(OnlyError(Pruning("row_pruning", """{"enabled": false, "method": "snip_momentum"}""", "{}")),
             "$.compression_training.row_pruning.shared_parameters.method: \"snip_momentum\" is not a row_pruning method: use \"l1\" or \"topk\"");

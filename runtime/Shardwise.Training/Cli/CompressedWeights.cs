@@ -13,7 +13,7 @@ namespace Shardwise.Training.Cli;
 /// <summary>
 /// <c>consolidate --compressed CONFIG</c> (DeepSpeed's redundancy_clean, without shrinking layers): the weights the
 /// checkpointed run's next forward uses: its masters quantized at the bits its schedule had reached and pruned with the
-/// masks the checkpoint holds. A checkpoint trained without the config's pruning gets masks taken from its weights
+/// masks the checkpoint holds (l1) or the top units of its trained scores (topk). A checkpoint trained without the config's pruning gets masks taken from its weights
 /// (post-training compression, as <c>eval --config</c> applies it). A checkpoint keeps unquantized masters; these are what the model was trained to run with.
 /// The whole layout is held at once (the compression works per module), unlike the plain export's parameter at a time.
 /// </summary>
@@ -30,6 +30,7 @@ internal static class CompressedWeights
         long applied = AppliedUpdates(checkpoint);
         var weights = new WeightCompression(compression, plan);
         CompressionMaskCheckpoint.Restore(checkpoint, weights, layout, log);
+        CompressionScoreCheckpoint.Restore(checkpoint, weights.Learned, log); // topk: the masks follow from the trained scores
         var missing = weights.MissingMasks(applied).ToList();
         if (missing.Count > 0)
             log.WriteLine($"note: the checkpoint holds no masks for {missing.Count} pruned module(s) (first: {missing[0].Kind.ToString().ToLowerInvariant()} of {missing[0].Module}): " +

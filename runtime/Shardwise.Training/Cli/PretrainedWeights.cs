@@ -157,7 +157,7 @@ internal static class PretrainedWeights
         {
             var (reader, info, file) = found;
             if (!info.Shape.SequenceEqual(slot.Shape.Select(d => (long)d)))
-                throw new CliException($"--init-from {file}: {info.Name} is [{string.Join(", ", info.Shape)}] there{(what.Length == 0 ? "" : " " + what)}; {model}'s {slot.Name} is [{string.Join(", ", slot.Shape)}]");
+                throw new CliException($"--init-from {file}: {info.Name} is [{string.Join(", ", info.Shape)}] there{(what.Length == 0 ? $"; {model}'s" : $" {what}; {model}'s {slot.Name}")} is [{string.Join(", ", slot.Shape)}]");
             var destination = flat.Slice(checked((int)slot.Offset), checked((int)slot.Length));
             switch (info.DType)
             {

@@ -132,6 +132,7 @@ public sealed class TrainingCheckpoint
 
         writer.WriteAllText(StateFile, StateJson(engine, layout, sampler, settings));
         CompressionMaskCheckpoint.Write(writer, compressionMasks ?? engine.Compression?.Masks);
+        CompressionScoreCheckpoint.Write(writer, engine.Compression?.Learned);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -184,6 +185,7 @@ public sealed class TrainingCheckpoint
 
         writer.WriteAllText(StateFile, StateJson(engine, engine.Program.Layout, sampler, settings));
         CompressionMaskCheckpoint.Write(writer, engine.Compression?.Masks);
+        CompressionScoreCheckpoint.Write(writer, engine.Compression?.Learned);
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -236,7 +238,11 @@ public sealed class TrainingCheckpoint
     public static void Load(string checkpoint, TrainingEngine engine, BatchSampler sampler, TextWriter? log = null)
     {
         // Masks first: importing the weights recompresses the working copy, which would otherwise take masks anew.
-        if (engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, engine.Program.Layout, log);
+        if (engine.Compression is { } compression)
+        {
+            CompressionMaskCheckpoint.Restore(checkpoint, compression, engine.Program.Layout, log);
+            CompressionScoreCheckpoint.Restore(checkpoint, compression.Learned, log);
+        }
         using (var state = CheckpointStateReader.Open(checkpoint, engine.Program.Layout))
         {
             var segments = engine.OwnedSegments();

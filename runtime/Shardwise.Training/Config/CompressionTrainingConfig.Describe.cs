@@ -16,6 +16,7 @@ public sealed partial record CompressionTrainingConfig
         if (WeightQuantization.Enabled) parts.Add(Describe(WeightQuantization));
         if (SparsePruning.Enabled) parts.Add("sparse pruning " + Describe(SparsePruning, "weights"));
         if (RowPruning.Enabled) parts.Add("row pruning " + Describe(RowPruning, "rows"));
+        if (HeadPruning.Enabled) parts.Add($"head pruning of {Count(HeadPruning.NumHeads ?? 0, "head")} " + Describe(HeadPruning, "heads"));
         if (LayerReduction.Enabled) parts.Add(LayerReduction.Describe());
         return parts.Count == 0 ? "off" : string.Join("; ", parts);
     }
@@ -43,7 +44,7 @@ public sealed partial record CompressionTrainingConfig
     {
         string groups = string.Join(", ", pruning.Groups.Select(group =>
             $"{group.Modules.Name} keeps {group.DenseRatio.ToString("R", CultureInfo.InvariantCulture)} of its {unit}"));
-        return $"{PruningConfig.L1}: {groups} (from update {pruning.ScheduleOffset.ToString(CultureInfo.InvariantCulture)})";
+        return $"{pruning.Method}: {groups} (from update {pruning.ScheduleOffset.ToString(CultureInfo.InvariantCulture)})";
     }
 
     private static string Count(long count, string noun) => $"{count.ToString(CultureInfo.InvariantCulture)} {noun}{(count == 1 ? "" : "s")}";

@@ -13,6 +13,7 @@ public sealed partial record CompressionTrainingConfig
         var weightQuantization = WeightQuantizationConfig.Read(compression);
         var sparsePruning = PruningConfig.Read(compression, PruningConfig.SparsePruningKey);
         var rowPruning = PruningConfig.Read(compression, PruningConfig.RowPruningKey);
+        var headPruning = PruningConfig.Read(compression, PruningConfig.HeadPruningKey);
         var layerReduction = LayerReductionConfig.Read(compression);
         RefusedCompressionTechniques.Read(compression);
         UnsupportedFeaturePolicy.ReportLeftovers(compression);
@@ -31,6 +32,7 @@ public sealed partial record CompressionTrainingConfig
             WeightQuantization = weightQuantization,
             SparsePruning = sparsePruning,
             RowPruning = rowPruning,
+            HeadPruning = headPruning,
             LayerReduction = layerReduction,
         };
         return config.Enabled || layerReduction.Enabled ? config : null;

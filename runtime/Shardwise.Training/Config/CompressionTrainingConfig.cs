@@ -78,13 +78,24 @@ public sealed partial record WeightQuantizationConfig
 public sealed record PruningGroup(CompressionModuleGroup Modules, double DenseRatio);
 
 /// <summary>
-/// compression_training.sparse_pruning or row_pruning with method "l1": once ScheduleOffset updates are applied, the
-/// matched weights (sparse) or output rows with their bias (row) of smallest magnitude are masked to zero in the
-/// working copy, and their gradients are masked too, for the rest of training.
+/// compression_training.sparse_pruning, row_pruning or head_pruning. With method "l1", once ScheduleOffset updates are
+/// applied, the matched weights (sparse) or output rows with their bias (row) of smallest magnitude are masked to zero
+/// in the working copy, and their gradients are masked too, for the rest of training. With "topk" each weight, row or
+/// attention head (the input columns of the attention's output projection that one head's values feed) has a score,
+/// trained with the model from the offset on, and every forward keeps the top dense_ratio of them.
 /// </summary>
 public sealed partial record PruningConfig
 {
     public bool Enabled { get; init; }
+
+    /// <summary>shared_parameters.method: <see cref="L1"/> or <see cref="TopK"/>.</summary>
+    public string Method { get; init; } = L1;
+
+    /// <summary>Whether the masks are learned (<see cref="TopK"/>) rather than taken from magnitudes once.</summary>
+    public bool Learned => Method == TopK;
+
+    /// <summary>head_pruning's num_heads: the attention heads of each matched output projection; null for the others.</summary>
+    public int? NumHeads { get; init; }
 
     /// <summary>Applied updates before the mask is taken and applied (default 1000, as DeepSpeed's).</summary>
     public long ScheduleOffset { get; init; } = 1000;
@@ -96,9 +107,9 @@ public sealed partial record PruningConfig
 }
 
 /// <summary>
-/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes), l1 sparse and
-/// row pruning, and layer reduction (a student initialised from a teacher's layers). Refused with the key's path:
-/// activation quantization, head and channel pruning, and learned (topk, snip_momentum) masks (docs/architecture.md,
+/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes), sparse and row
+/// pruning (l1 and topk), head pruning (topk), and layer reduction (a student initialised from a teacher's layers).
+/// Refused with the key's path: activation quantization, channel pruning and snip_momentum masks (docs/architecture.md,
 /// "Compression training").
 /// </summary>
 public sealed partial record CompressionTrainingConfig
@@ -111,9 +122,14 @@ public sealed partial record CompressionTrainingConfig
 
     public PruningConfig RowPruning { get; init; } = new() { SectionPath = SectionPath + ".row_pruning" };
 
+    public PruningConfig HeadPruning { get; init; } = new() { SectionPath = SectionPath + ".head_pruning", Method = PruningConfig.TopK };
+
     /// <summary>Where the weights start from (it acts once, when --init-from loads the teacher, not on the training step).</summary>
     public LayerReductionConfig LayerReduction { get; init; } = new();
 
     /// <summary>Whether a technique that rewrites the working weights while training is on (layer reduction is not one).</summary>
-    public bool Enabled => WeightQuantization.Enabled || SparsePruning.Enabled || RowPruning.Enabled;
+    public bool Enabled => WeightQuantization.Enabled || SparsePruning.Enabled || RowPruning.Enabled || HeadPruning.Enabled;
+
+    /// <summary>Whether some technique trains mask scores (topk), which the engine then steps beside the weights.</summary>
+    public bool LearnsMasks => SparsePruning is { Enabled: true, Learned: true } || RowPruning is { Enabled: true, Learned: true } || HeadPruning.Enabled;
 }

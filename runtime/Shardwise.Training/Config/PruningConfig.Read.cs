@@ -4,11 +4,14 @@ public sealed partial record PruningConfig
 {
     internal const string SparsePruningKey = "sparse_pruning";
     internal const string RowPruningKey = "row_pruning";
+    internal const string HeadPruningKey = "head_pruning";
 
-    /// <summary>Magnitude pruning: the one method Shardwise builds.</summary>
+    /// <summary>Magnitude pruning: masks taken once, from the weights' magnitudes.</summary>
     public const string L1 = "l1";
 
-    private const string TopK = "topk";
+    /// <summary>Learned pruning: a score per masked entry, trained with the model, the top ones kept (TopKBinarizer).</summary>
+    public const string TopK = "topk";
+
     private const string SnipMomentum = "snip_momentum";
     private const long DefaultScheduleOffset = 1000;
 
@@ -17,23 +20,39 @@ public sealed partial record PruningConfig
 
     private static readonly string[] RowMethods = [L1, TopK];
 
+    /// <summary>DeepSpeed lists both for head pruning but builds only topk (l1 raises NotImplementedError there).</summary>
+    private static readonly string[] HeadMethods = [L1, TopK];
+
     /// <summary>
-    /// compression_training.sparse_pruning or row_pruning (<paramref name="key"/>). Only "l1" is built; the learned
-    /// methods are refused when the technique is on, at shared_parameters.method.
+    /// compression_training.sparse_pruning, row_pruning or head_pruning (<paramref name="key"/>). Built: "l1" and "topk"
+    /// for sparse and row pruning, "topk" (DeepSpeed's default and only working method) for head pruning, which also
+    /// needs num_heads; snip_momentum is refused when the technique is on, at shared_parameters.method.
     /// </summary>
     internal static PruningConfig Read(JsonSection compression, string key)
     {
         var technique = CompressionTechnique.Open(compression, key);
-        bool sparse = key == SparsePruningKey;
-        string method = technique.ReadMethod(sparse ? SparseMethods : RowMethods, L1);
-        if (technique.Enabled && method != L1)
-            technique.Shared.Error("method", UnsupportedFeaturePolicy.ErrorMessage(LearnedMethod(key, method), $"use \"{L1}\" (magnitude pruning), the one method Shardwise builds"));
+        bool sparse = key == SparsePruningKey, head = key == HeadPruningKey;
+        string method = technique.ReadMethod(sparse ? SparseMethods : head ? HeadMethods : RowMethods, head ? TopK : L1);
+        if (technique.Enabled && method == SnipMomentum)
+            technique.Shared.Error("method", UnsupportedFeaturePolicy.ErrorMessage(
+                $"{key} method \"{SnipMomentum}\" (block pruning by momentum-scored SNIP, through Intel's neural_compressor)", $"use \"{L1}\" (magnitude) or \"{TopK}\" (learned scores)"));
+        if (technique.Enabled && head && method == L1)
+            technique.Shared.Error("method", $"\"{L1}\" is not a head pruning method DeepSpeed builds (it raises NotImplementedError): use \"{TopK}\", scores learned per head");
         long offset = technique.Shared.Integer("schedule_offset", AutoRule.NotAllowed, min: 0) ?? DefaultScheduleOffset;
+        int? heads = null;
+        if (head)
+        {
+            technique.Require(technique.Shared, "num_heads");
+            heads = technique.Shared.Int32("num_heads", AutoRule.NotAllowed, min: 1);
+        }
         if (sparse) ReadSnipMomentumKeys(technique.Shared);
-        string unit = sparse ? "weights" : "output rows";
+        string unit = sparse ? "weights" : head ? "attention heads" : "output rows";
         var groups = technique.ReadGroups((modules, parameters) => new PruningGroup(modules, ReadDenseRatio(technique, parameters, unit)));
         technique.ReportLeftovers();
-        return new PruningConfig { Enabled = technique.Enabled, ScheduleOffset = offset, Groups = groups, SectionPath = technique.Section.Path };
+        return new PruningConfig
+        {
+            Enabled = technique.Enabled, Method = method, ScheduleOffset = offset, Groups = groups, SectionPath = technique.Section.Path, NumHeads = heads,
+        };
     }
 
     /// <summary>
@@ -49,10 +68,6 @@ public sealed partial record PruningConfig
         parameters.Error("dense_ratio", $"{JsonSection.Format(r)} is out of range: the fraction of {unit} the group keeps, above 0 and at most 1");
         return 1.0;
     }
-
-    private static string LearnedMethod(string key, string method) => method == SnipMomentum
-        ? $"{key} method \"{SnipMomentum}\" (block pruning by momentum-scored SNIP, through Intel's neural_compressor)"
-        : $"{key} method \"{TopK}\" (a mask learned from scores trained with the model)";
 
     /// <summary>
     /// The shared_parameters keys only the snip_momentum method reads (DeepSpeed's WeightPruningConfig): read, so that they

@@ -1,9 +1,9 @@
 namespace Shardwise.Training.Config;
 
 /// <summary>
-/// The compression_training techniques Shardwise does not build: activation quantization, head pruning and channel
-/// pruning. Their keys are read (so a typo still gets a did-you-mean and nothing known is called unknown),
-/// and switching one on is an error at its "enabled", since ignoring it would change what gets trained.
+/// The compression_training techniques Shardwise does not build: activation quantization and channel pruning. Their
+/// keys are read (so a typo still gets a did-you-mean and nothing known is called unknown), and switching one on is an
+/// error at its "enabled", since ignoring it would change what gets trained.
 /// </summary>
 internal static class RefusedCompressionTechniques
 {
@@ -12,7 +12,6 @@ internal static class RefusedCompressionTechniques
     public static void Read(JsonSection compression)
     {
         ReadActivationQuantization(compression);
-        ReadHeadPruning(compression);
         ReadChannelPruning(compression);
     }
 
@@ -24,16 +23,6 @@ internal static class RefusedCompressionTechniques
         technique.Shared.Integer("schedule_offset", AutoRule.NotAllowed, min: 0);
         technique.ReadGroups((_, parameters) => parameters.Int32("bits", AutoRule.NotAllowed, min: 1), requireGroups: false);
         Refuse(technique, "activation quantization (it quantizes the activations inside the forward pass, which needs a quantize operation in the generated program; not built yet)", TurnOff);
-    }
-
-    private static void ReadHeadPruning(JsonSection compression)
-    {
-        var technique = CompressionTechnique.Open(compression, "head_pruning");
-        technique.ReadMethod(["l1", "topk"], "topk");
-        technique.Shared.Integer("schedule_offset", AutoRule.NotAllowed, min: 0);
-        technique.Shared.Int32("num_heads", AutoRule.NotAllowed, min: 1);
-        technique.ReadGroups((_, parameters) => PruningConfig.ReadDenseRatio(technique, parameters, "attention heads"), requireGroups: false);
-        Refuse(technique, "head pruning (DeepSpeed's learns a score per attention head, trained with the model, and keeps the top ones; not built)", TurnOff);
     }
 
     private static void ReadChannelPruning(JsonSection compression)

@@ -55,7 +55,7 @@ public static class MemoryPlan
             };
             // compression_training: the masters apart from the compressed working copy, its scratch and its masks.
             bool compressing = TrainingEngine.Compresses(config);
-            if (compressing) buffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!));
+            if (compressing) buffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!), config.CompressionTraining!);
             // A GPU job steps in the backend unless the state is offloaded, the optimizer has no fused step (Lamb, 1-bit)
             // or compression rewrites the working copy on the host.
             bool stepOnDevice = exchangesInDeviceMemory && !offload && !compressing && TrainingEngine.HasFusedStep(config.Optimizer?.Type);
@@ -101,7 +101,7 @@ public static class MemoryPlan
         long gradients = gradientPool.PoolElements * workingBytes + pieces * sizeof(float);
         long parameters = (zero.Stage == 3 ? resident : layout.TotalElements) * workingBytes + roundedPieces * sizeof(float);
         long hostBuffers = slotBuffers + prefetch * sizeof(float) + SwapBuffers(pieces) + pieceBuffer;
-        if (TrainingEngine.Compresses(config)) hostBuffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!));
+        if (TrainingEngine.Compresses(config)) hostBuffers += WeightCompression.BufferBytesFor(CompressionPlan.For(layout, config.CompressionTraining!), config.CompressionTraining!);
         return MemoryReport.For(layout, activations, micro, storage, workingBytes, pieces, hostBuffers,
             masterInHost: true, gradientBytes: gradients, parameterBytes: parameters,
             nvmeBytes: SwapFile(pieces) + (piecesSwapped ? SwappedParameterPieces.FileBytesFor(pieces, storage) : 0),

@@ -32,6 +32,28 @@ public sealed partial class TrainingEngine
         var plan = CompressionPlan.For(program.Layout, compression, everyPatternMatches: program is not CompiledStage<float>);
         if (plan.Problems.Count > 0)
             throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
-        return new WeightCompression(compression, plan);
+        if (compression.LearnsMasks && program is CompiledStage<float>)
+            throw new NotSupportedException("compression_training's topk masks train scores on every rank that holds the module, and a pipeline stage's checkpoint does not gather them yet: use method \"l1\" on pipeline stages");
+        return new WeightCompression(compression, plan, config.Optimizer is null ? new Optim.AdamOptions() : Optim.AdamOptions.FromConfig(config.Optimizer));
+    }
+
+    /// <summary>
+    /// topk: sums the mask scores' gradients over the ranks when each added only its own part of the gradients
+    /// (<paramref name="partitioned"/>), and returns their Σ of squares, which the global norm counts as DeepSpeed's
+    /// optimizer counts the scores among its parameters.
+    /// </summary>
+    private double ReduceMaskScoreGradients(long forwardUpdates, bool partitioned)
+    {
+        if (_compression?.Learned is not { } learned) return 0;
+        if (partitioned)
+            foreach (var buffer in learned.GradientBuffers(forwardUpdates)) _sharding.Communicator.AllReduceSum(buffer);
+        return learned.SumOfSquares(forwardUpdates);
+    }
+
+    /// <summary>topk: the mask scores' update, unscaled and clipped as the weights' gradients were.</summary>
+    private void StepMaskScores(long forwardUpdates, double scale, double sumOfSquares, (double Beta1, double Beta2)? betas)
+    {
+        if (_compression?.Learned is not { } learned) return;
+        learned.Step(forwardUpdates, LastLearningRate, betas, (float)(1.0 / UnscaleAndClipDivisor(scale, sumOfSquares)));
     }
 }

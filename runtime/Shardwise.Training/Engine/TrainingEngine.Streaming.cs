@@ -135,6 +135,7 @@ public sealed partial class TrainingEngine
     /// <summary>The boundary step of ZeRO-2: the gradients were reduced per slot during backward into the accumulator.</summary>
     private StepOutcome StepStreamed()
     {
+        long forwardUpdates = SchedulerStep; // the updates the forwards of this step's gradients ran after
         var gradients = _accumulator.AsSpan();
         var communicator = _sharding.Communicator;
         bool overflow = RankAgreement.Any(communicator, Storage == StorageType.Float16 && OverflowCheck.HasInfOrNaN(gradients));
@@ -146,20 +147,25 @@ public sealed partial class TrainingEngine
         {
             gradients.Clear();
             _program.ZeroGradients();
+            _compression?.Learned?.DiscardGradients();
             return StepOutcome.SkippedOverflow;
         }
 
         if (_compression is not null)
         {
-            // Pruned weights' gradients are zero, as w·mask's are: each owned piece is a run of the layout.
+            // Pruned weights' gradients are zero, as w·mask's are (topk's mask scores take theirs first): each owned
+            // piece is a run of the layout.
             for (int slot = 0; slot < _program.Layout.Slots.Count; slot++)
-                _compression.MaskGradients(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot), SchedulerStep);
+                _compression.MaskGradients(_slots!.OwnedPiece(_accumulator, slot), _slots.OwnedPieceLayoutOffset(slot), forwardUpdates,
+                    _compression.Learned is null ? default : _slots.OwnedPiece(_master!, slot));
         }
         double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        sumOfSquares += ReduceMaskScoreGradients(forwardUpdates, partitioned: communicator.Size > 1);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
+        StepMaskScores(forwardUpdates, scale, sumOfSquares, betas);
         if (_swap is not null)
         {
             StepSwapped(_swap, gradients, intoPieces: true, default, betas);

@@ -407,6 +407,7 @@ public sealed partial class TrainingEngine
         if (_fused is not null) return StepFused(_fused); // ZeRO 2–3 on the device included
         if (_slots is not null) return StepStreamed();
 
+        long forwardUpdates = SchedulerStep; // the updates the forwards of this step's gradients ran after
         var allGradients = _program.Gradients;
         StorageRounding.RoundInPlace(allGradients, Storage); // what 16-bit gradient storage would hold: fp16 overflows to ∞
         // A 1-bit optimizer past its freeze step averages the momentum, compressed, instead of the gradients.
@@ -414,7 +415,8 @@ public sealed partial class TrainingEngine
         if (_overlap is not null) _overlap.Finish(); // most buckets were reduced during backward
         else if (!localGradients) _sharding.ReduceGradients(allGradients);
         Span<float> gradients = _sharding.Owned(allGradients);
-        _compression?.MaskGradients(gradients, _sharding.OwnedStart, SchedulerStep); // pruned weights' gradients are zero, as w·mask's are
+        // Pruned weights' gradients are zero, as w·mask's are; topk's mask scores take theirs first.
+        _compression?.MaskGradients(gradients, _sharding.OwnedStart, forwardUpdates, _compression.Learned is null ? default : MasterWeights);
         if (_hostGradients is not null)
         {
             gradients.CopyTo(_hostGradients); // device → host
@@ -431,6 +433,7 @@ public sealed partial class TrainingEngine
         if (skip)
         {
             _program.ZeroGradients();
+            _compression?.Learned?.DiscardGradients();
             return StepOutcome.SkippedOverflow;
         }
 
@@ -439,9 +442,11 @@ public sealed partial class TrainingEngine
         double ownSquares = ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart) ?? GradientClipping.SumOfSquares(gradients);
         double sumOfSquares = localGradients ? ownSquares : _sharding.SumOverRanks(ownSquares);
         if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        sumOfSquares += ReduceMaskScoreGradients(forwardUpdates, partitioned: _sharding.Partitioned);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();
+        StepMaskScores(forwardUpdates, scale, sumOfSquares, betas);
         if (_swap is not null) StepSwapped(_swap, gradients, intoPieces: false, _sharding.Owned(_program.Parameters), betas); // host → device per chunk
         else if (OneBit is not null)
         {

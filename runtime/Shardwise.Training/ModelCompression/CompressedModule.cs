@@ -8,6 +8,8 @@ namespace Shardwise.Training.ModelCompression;
 /// <param name="QuantizationGroup">Index into weight_quantization's groups; null when not quantized.</param>
 /// <param name="SparseDenseRatio">sparse_pruning's dense ratio; null when not sparse-pruned.</param>
 /// <param name="RowDenseRatio">row_pruning's dense ratio; null when not row-pruned.</param>
+/// <param name="HeadDenseRatio">head_pruning's dense ratio; null when not head-pruned.</param>
+/// <param name="Heads">head_pruning's num_heads: the input columns fall into this many equal runs, one per head.</param>
 public sealed record CompressedModule(
     string Name,
     long WeightOffset,
@@ -16,7 +18,12 @@ public sealed record CompressedModule(
     long? BiasOffset,
     int? QuantizationGroup,
     double? SparseDenseRatio,
-    double? RowDenseRatio)
+    double? RowDenseRatio,
+    double? HeadDenseRatio = null,
+    int Heads = 0)
 {
     public int WeightLength => Rows * Columns;
+
+    /// <summary>The input columns each head's values feed (head h: columns h·HeadColumns …).</summary>
+    public int HeadColumns => Heads == 0 ? 0 : Columns / Heads;
 }

@@ -77,7 +77,16 @@ public sealed class CompressionPlan
             foreach (var group in config.RowPruning.Groups)
                 Assign(modules, group.Modules, problems, m => m.RowDenseRatio is not null, m => m with { RowDenseRatio = group.DenseRatio }, everyPatternMatches);
         }
-        var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null).ToList();
+        if (config.HeadPruning is { Enabled: true, NumHeads: { } heads })
+        {
+            foreach (var group in config.HeadPruning.Groups)
+                Assign(modules, group.Modules, problems, m => m.HeadDenseRatio is not null, m => m with { HeadDenseRatio = group.DenseRatio, Heads = heads }, everyPatternMatches);
+            // DeepSpeed reshapes the output projection's input columns into num_heads runs (weight.t().reshape(num_heads, -1, out)).
+            foreach (var module in modules.Where(m => m.HeadDenseRatio is not null && m.Columns % heads != 0))
+                problems.Add(new(config.HeadPruning.SectionPath + ".shared_parameters.num_heads",
+                    $"{heads} heads do not divide the {module.Columns} input columns of {module.Name}.weight [{module.Rows}, {module.Columns}] (head pruning masks an attention output projection's columns head by head)"));
+        }
+        var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null || m.HeadDenseRatio is not null).ToList();
         return new CompressionPlan(touched, problems);
     }
 

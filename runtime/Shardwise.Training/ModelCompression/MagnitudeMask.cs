@@ -34,6 +34,9 @@ public static class MagnitudeMask
     /// <summary>How many of <paramref name="count"/> entries a dense ratio keeps: ⌈ratio·n⌉ in double arithmetic, as DeepSpeed's math.ceil.</summary>
     public static int Kept(int count, double denseRatio) => Math.Min(count, (int)Math.Ceiling(denseRatio * count));
 
+    /// <summary>1 for the ⌈ratio·n⌉ largest scores (ties: the earlier), 0 for the rest: DeepSpeed's TopKBinarizer.</summary>
+    public static byte[] KeepLargest(ReadOnlySpan<float> scores, double denseRatio) => KeepLargest(scores.ToArray(), denseRatio);
+
     private static byte[] KeepLargest(float[] scores, double denseRatio)
     {
         var order = new int[scores.Length];

@@ -15,6 +15,8 @@ public enum PruningKind
     Sparse,
     /// <summary>row_pruning: one entry per output row, masking the row and its bias.</summary>
     Row,
+    /// <summary>head_pruning: one entry per attention head, masking the input columns its values feed.</summary>
+    Head,
 }
 
 /// <summary>
@@ -31,14 +33,27 @@ public sealed class WeightCompression
     private readonly HashSet<(string Module, PruningKind Kind)> _restored = new(); // put back from a checkpoint, not taken here
     private readonly float[] _scratch;
 
-    public WeightCompression(CompressionTrainingConfig config, CompressionPlan plan)
+    /// <param name="scoreOptimizer">How topk's mask scores step (the run's optimizer settings); Adam's defaults when null.</param>
+    public WeightCompression(CompressionTrainingConfig config, CompressionPlan plan, Optim.AdamOptions? scoreOptimizer = null)
     {
         if (plan.Problems.Count > 0) throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
         Config = config;
         Plan = plan;
         Schedule = new QuantizationSchedule(config.WeightQuantization);
         _scratch = new float[plan.Modules.Where(m => m.QuantizationGroup is not null).Select(m => m.WeightLength).DefaultIfEmpty(0).Max()];
+        Learned = config.LearnsMasks ? new LearnedMasks(config, plan, scoreOptimizer ?? new Optim.AdamOptions()) : null;
     }
+
+    /// <summary>topk's mask scores; null when every pruning technique takes its masks from magnitudes (l1).</summary>
+    public LearnedMasks? Learned { get; }
+
+    /// <summary>The dense ratio <paramref name="kind"/> gives <paramref name="module"/>; null when it does not prune it.</summary>
+    public static double? DenseRatioOf(CompressedModule module, PruningKind kind) => kind switch
+    {
+        PruningKind.Sparse => module.SparseDenseRatio,
+        PruningKind.Row => module.RowDenseRatio,
+        _ => module.HeadDenseRatio,
+    };
 
     public CompressionTrainingConfig Config { get; }
 
@@ -50,20 +65,24 @@ public sealed class WeightCompression
     /// Host bytes this compression holds once every mask is taken: the quantizer's scratch (the largest quantized
     /// weight) and one byte per masked weight or row. The memory plan counts it from the start.
     /// </summary>
-    public long BufferBytes => BufferBytesFor(Plan);
+    public long BufferBytes => BufferBytesFor(Plan, Config);
 
-    /// <summary><see cref="BufferBytes"/> for a plan, before any engine exists (the memory plan's prediction).</summary>
-    public static long BufferBytesFor(CompressionPlan plan)
+    /// <summary>
+    /// <see cref="BufferBytes"/> for a plan, before any engine exists (the memory plan's prediction): with topk, each
+    /// learned unit's score, gradient, two moments and mask byte instead of the l1 mask byte.
+    /// </summary>
+    public static long BufferBytesFor(CompressionPlan plan, CompressionTrainingConfig config)
     {
         long scratch = plan.Modules.Where(m => m.QuantizationGroup is not null).Select(m => (long)m.WeightLength).DefaultIfEmpty(0).Max() * sizeof(float);
-        long masks = plan.Modules.Sum(m => (m.SparseDenseRatio is null ? 0L : m.WeightLength) + (m.RowDenseRatio is null ? 0L : m.Rows));
-        return scratch + masks;
+        long masks = plan.Modules.Sum(m => (m.SparseDenseRatio is null || config.SparsePruning.Learned ? 0L : m.WeightLength)
+                                           + (m.RowDenseRatio is null || config.RowPruning.Learned ? 0L : m.Rows));
+        return scratch + masks + LearnedMasks.BufferBytesFor(config, plan);
     }
 
     /// <summary>Where bit switches and mask takings are reported (the trainer's log); null: nowhere.</summary>
     public Action<string>? Report { get; set; }
 
-    /// <summary>The masks taken so far, by module and kind (what a checkpoint keeps).</summary>
+    /// <summary>The l1 masks taken so far, by module and kind (what a checkpoint keeps; learned masks follow from the scores).</summary>
     public IReadOnlyDictionary<(string Module, PruningKind Kind), byte[]> Masks => _masks;
 
     /// <summary>Puts back a mask a checkpoint kept; the next <see cref="Apply"/> uses it instead of taking one.</summary>
@@ -91,9 +110,9 @@ public sealed class WeightCompression
     {
         foreach (var module in Plan.Modules)
         {
-            if (module.SparseDenseRatio is not null && IsPruning(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
+            if (module.SparseDenseRatio is not null && TakesMagnitudeMask(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
                 yield return (module.Name, PruningKind.Sparse);
-            if (module.RowDenseRatio is not null && IsPruning(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
+            if (module.RowDenseRatio is not null && TakesMagnitudeMask(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
                 yield return (module.Name, PruningKind.Row);
         }
     }
@@ -101,8 +120,26 @@ public sealed class WeightCompression
     /// <summary>Whether the technique's masks apply after <paramref name="appliedUpdates"/> updates.</summary>
     public bool IsPruning(PruningKind kind, long appliedUpdates)
     {
-        var pruning = kind == PruningKind.Sparse ? Config.SparsePruning : Config.RowPruning;
+        var pruning = PruningOf(kind);
         return pruning.Enabled && appliedUpdates >= pruning.ScheduleOffset;
+    }
+
+    private PruningConfig PruningOf(PruningKind kind) => kind switch
+    {
+        PruningKind.Sparse => Config.SparsePruning,
+        PruningKind.Row => Config.RowPruning,
+        _ => Config.HeadPruning,
+    };
+
+    /// <summary>Whether <paramref name="kind"/> prunes by an l1 mask taken once, due after <paramref name="appliedUpdates"/> updates.</summary>
+    private bool TakesMagnitudeMask(PruningKind kind, long appliedUpdates) => IsPruning(kind, appliedUpdates) && !PruningOf(kind).Learned;
+
+    /// <summary>The mask <paramref name="kind"/> applies to <paramref name="module"/> after <paramref name="appliedUpdates"/> updates; null for none.</summary>
+    private byte[]? MaskOf(CompressedModule module, PruningKind kind, long appliedUpdates)
+    {
+        if (!IsPruning(kind, appliedUpdates)) return null;
+        if (PruningOf(kind).Learned) return Learned?.MaskOf(module, kind, appliedUpdates);
+        return _masks.GetValueOrDefault((module.Name, kind));
     }
 
     /// <summary>
@@ -118,20 +155,25 @@ public sealed class WeightCompression
                 Report?.Invoke($"compression: weight quantization {Config.WeightQuantization.Groups[group].Modules.Name} at {bits} bits from update {appliedUpdates} on (the quantizer's call {call})");
         }
         TakeDueMasks(parameters, appliedUpdates);
+        Learned?.Refresh(appliedUpdates);
         bool quantizing = Schedule.IsActive(appliedUpdates);
         var quantization = Config.WeightQuantization;
         foreach (var module in Plan.Modules)
         {
             var weight = parameters.Slice(checked((int)module.WeightOffset), module.WeightLength);
             if (quantizing && module.QuantizationGroup is { } group) Quantize(weight, group, quantization, appliedUpdates);
-            if (IsPruning(PruningKind.Sparse, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Sparse), out var sparse))
+            if (MaskOf(module, PruningKind.Sparse, appliedUpdates) is { } sparse)
             {
                 MaskEntriesOf(weight, sparse);
             }
-            if (IsPruning(PruningKind.Row, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Row), out var rows))
+            if (MaskOf(module, PruningKind.Row, appliedUpdates) is { } rows)
             {
                 MaskRows(weight, module, rows);
                 if (module.BiasOffset is { } bias) MaskEntriesOf(parameters.Slice(checked((int)bias), module.Rows), rows);
+            }
+            if (MaskOf(module, PruningKind.Head, appliedUpdates) is { } heads)
+            {
+                for (int r = 0; r < module.Rows; r++) MaskHeadColumns(weight.Slice(r * module.Columns, module.Columns), 0, module, heads);
             }
             StorageRounding.RoundInPlace(weight, storage);
         }
@@ -139,18 +181,37 @@ public sealed class WeightCompression
 
     /// <summary>
     /// Zeroes the gradients of pruned weights (and pruned rows' biases) in <paramref name="gradients"/>, this rank's
-    /// span of the layout from element <paramref name="start"/>.
+    /// span of the layout from element <paramref name="start"/>. With topk masks, first adds the mask scores'
+    /// gradients from the unmasked gradients and <paramref name="weights"/> (the same elements' unmasked weights).
     /// </summary>
-    public void MaskGradients(Span<float> gradients, long start, long appliedUpdates)
+    public void MaskGradients(Span<float> gradients, long start, long appliedUpdates, ReadOnlySpan<float> weights = default)
     {
+        if (Learned is not null)
+        {
+            if (weights.Length != gradients.Length)
+                throw new ArgumentException($"topk mask scores need the weights beside the gradients: {weights.Length} weights for {gradients.Length} gradients");
+            Learned.AccumulateGradients(gradients, weights, start, appliedUpdates);
+        }
         foreach (var module in Plan.Modules)
         {
-            if (IsPruning(PruningKind.Sparse, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Sparse), out var sparse))
+            if (MaskOf(module, PruningKind.Sparse, appliedUpdates) is { } sparse)
                 MaskOverlap(gradients, start, module.WeightOffset, sparse, columns: 1);
-            if (IsPruning(PruningKind.Row, appliedUpdates) && _masks.TryGetValue((module.Name, PruningKind.Row), out var rows))
+            if (MaskOf(module, PruningKind.Row, appliedUpdates) is { } rows)
             {
                 MaskOverlap(gradients, start, module.WeightOffset, rows, columns: module.Columns);
                 if (module.BiasOffset is { } bias) MaskOverlap(gradients, start, bias, rows, columns: 1);
+            }
+            if (MaskOf(module, PruningKind.Head, appliedUpdates) is { } heads)
+            {
+                long from = Math.Max(start, module.WeightOffset), to = Math.Min(start + gradients.Length, module.WeightOffset + module.WeightLength);
+                // Row by row, the part of each row inside the span.
+                for (long row = (from - module.WeightOffset) / module.Columns; from < to && module.WeightOffset + row * module.Columns < to; row++)
+                {
+                    long rowStart = module.WeightOffset + row * module.Columns;
+                    long first = Math.Max(from, rowStart), last = Math.Min(to, rowStart + module.Columns);
+                    if (first >= last) continue;
+                    MaskHeadColumns(gradients.Slice(checked((int)(first - start)), checked((int)(last - first))), checked((int)(first - rowStart)), module, heads);
+                }
             }
         }
     }
@@ -170,15 +231,17 @@ public sealed class WeightCompression
                     + $"{quantization.QuantizeGroups} group(s) per tensor, from update {Schedule.FirstQuantizedUpdate}; {names.Count} module(s): {string.Join(", ", names)}";
             }
         }
-        foreach (var (kind, pruning) in new[] { (PruningKind.Sparse, Config.SparsePruning), (PruningKind.Row, Config.RowPruning) })
+        foreach (var (kind, pruning) in new[] { (PruningKind.Sparse, Config.SparsePruning), (PruningKind.Row, Config.RowPruning), (PruningKind.Head, Config.HeadPruning) })
         {
             if (!pruning.Enabled) continue;
             foreach (var group in pruning.Groups)
             {
-                var names = Plan.Modules.Where(m => (kind == PruningKind.Sparse ? m.SparseDenseRatio : m.RowDenseRatio) is not null
+                var names = Plan.Modules.Where(m => DenseRatioOf(m, kind) is not null
                     && group.Modules.Modules.Any(p => CompressionPlan.Matches(p, m.Name))).Select(m => m.Name).ToList();
-                yield return $"compression: {(kind == PruningKind.Sparse ? "sparse" : "row")} pruning (l1) {group.Modules.Name}: keeps {group.DenseRatio:0.###} of each "
-                    + $"{(kind == PruningKind.Sparse ? "weight tensor" : "weight's rows")} from update {pruning.ScheduleOffset}; {names.Count} module(s): {string.Join(", ", names)}";
+                string units = kind switch { PruningKind.Sparse => "weight tensor", PruningKind.Row => "weight's rows", _ => $"projection's {pruning.NumHeads} heads" };
+                string how = pruning.Learned ? " by learned scores" : "";
+                yield return $"compression: {kind.ToString().ToLowerInvariant()} pruning ({pruning.Method}) {group.Modules.Name}: keeps {group.DenseRatio:0.###} of each "
+                    + $"{units}{how} from update {pruning.ScheduleOffset}; {names.Count} module(s): {string.Join(", ", names)}";
             }
         }
     }
@@ -206,12 +269,12 @@ public sealed class WeightCompression
         foreach (var module in Plan.Modules)
         {
             var weight = parameters.Slice(checked((int)module.WeightOffset), module.WeightLength);
-            if (module.SparseDenseRatio is { } dense && IsPruning(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
+            if (module.SparseDenseRatio is { } dense && TakesMagnitudeMask(PruningKind.Sparse, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Sparse)))
             {
                 _masks[(module.Name, PruningKind.Sparse)] = MagnitudeMask.ForWeights(weight, dense);
                 Report?.Invoke($"compression: sparse pruning mask of {module.Name} taken at update {appliedUpdates}: {MagnitudeMask.Kept(module.WeightLength, dense)} of {module.WeightLength} weights kept");
             }
-            if (module.RowDenseRatio is { } rows && IsPruning(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
+            if (module.RowDenseRatio is { } rows && TakesMagnitudeMask(PruningKind.Row, appliedUpdates) && !_masks.ContainsKey((module.Name, PruningKind.Row)))
             {
                 _masks[(module.Name, PruningKind.Row)] = MagnitudeMask.ForRows(weight, module.Rows, rows);
                 Report?.Invoke($"compression: row pruning mask of {module.Name} taken at update {appliedUpdates}: {MagnitudeMask.Kept(module.Rows, rows)} of {module.Rows} rows kept");
@@ -223,6 +286,17 @@ public sealed class WeightCompression
     private static void MaskEntriesOf(Span<float> weight, byte[] mask)
     {
         for (int i = 0; i < weight.Length; i++) weight[i] *= mask[i];
+    }
+
+    /// <summary>Zeroes, in a run of one weight row starting at column <paramref name="firstColumn"/>, the columns of pruned heads.</summary>
+    private static void MaskHeadColumns(Span<float> run, int firstColumn, CompressedModule module, byte[] heads)
+    {
+        for (int h = 0; h < heads.Length; h++)
+        {
+            if (heads[h] != 0) continue;
+            int from = Math.Max(firstColumn, h * module.HeadColumns), to = Math.Min(firstColumn + run.Length, (h + 1) * module.HeadColumns);
+            if (from < to) run.Slice(from - firstColumn, to - from).Clear();
+        }
     }
 
     private static void MaskRows(Span<float> weight, CompressedModule module, byte[] rows)

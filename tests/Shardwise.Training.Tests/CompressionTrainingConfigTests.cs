@@ -126,8 +126,10 @@ public sealed class CompressionTrainingConfigTests
     [TestMethod]
     public void RefusedTechniques_AreErrorsAtTheirEnabledKey()
     {
-        StringAssert.StartsWith(OnlyError("""{"activation_quantization": {"shared_parameters": {"enabled": true, "range_calibration": "static"}, "different_groups": {"aq1": {"params": {"bits": 8}}}}}"""),
-            "$.compression_training.activation_quantization.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: activation quantization (it quantizes the activations inside the forward pass, which needs a quantize operation in the generated program");
+        var activation = Parse("""{"activation_quantization": {"shared_parameters": {"enabled": true}, "different_groups": {"aq1": {"params": {"bits": 8}, "modules": ["fc"]}}}}""").Config.CompressionTraining!;
+        Assert.AreEqual((true, QuantizationType.Symmetric, 1000L, 8), (activation.ActivationQuantization.Enabled, activation.ActivationQuantization.Type,
+            activation.ActivationQuantization.ScheduleOffset, activation.ActivationQuantization.Groups.Single().Bits), "DeepSpeed's defaults: symmetric, dynamic, offset 1000");
+        Assert.IsFalse(activation.Enabled, "activation quantization leaves the weights and the step alone");
         string channel = OnlyError("""{"channel_pruning": {"shared_parameters": {"enabled": true}, "different_groups": {"cp1": {"params": {"dense_ratio": 0.5}}}}}""");
         StringAssert.StartsWith(channel, "$.compression_training.channel_pruning.shared_parameters.enabled: known DeepSpeed feature not supported by Shardwise yet: channel pruning (it prunes convolution channels, and Shardwise models have no convolutions)");
         StringAssert.Contains(channel, "use $.compression_training.row_pruning");

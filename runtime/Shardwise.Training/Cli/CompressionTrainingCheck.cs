@@ -18,14 +18,27 @@ internal static class CompressionTrainingCheck
     /// <param name="pipelined">Whether the model runs as pipeline stages.</param>
     public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model, bool pipelined = false)
     {
-        if (config.CompressionTraining is not { Enabled: true } compression) return;
+        if (config.CompressionTraining is not { } compression || !(compression.Enabled || compression.ActivationQuantization.Enabled)) return;
         const string section = CompressionTrainingConfig.SectionPath;
         var errors = new List<string>();
+        if (compression.ActivationQuantization.Enabled)
+        {
+            if (config.ZeroOptimization.Stage >= 3)
+                errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the weights by which {ActivationQuantizationConfig.SectionPath} finds its Linear layers: use stage 0, 1 or 2");
+            if (config.TensorParallelSize > 1)
+                errors.Add($"$.tensor_parallel.autotp_size: {config.TensorParallelSize} splits a row-parallel Linear's input over ranks, and {ActivationQuantizationConfig.SectionPath} takes each token's range over the whole row");
+        }
+        if (!compression.Enabled)
+        {
+            errors.AddRange(CompressionPlan.For(layout, compression).Problems.Select(p => p.ToString()));
+            if (errors.Count > 0) throw new ConfigException(config.SourceName, errors);
+            return;
+        }
         if (config.ZeroOptimization.Stage >= 3)
             errors.Add($"$.zero_optimization.stage: {config.ZeroOptimization.Stage} partitions the working weights, which {section} rewrites whole after every update on every rank: use stage 0, 1 or 2");
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme)
             errors.Add($"$.zero_optimization.offload_optimizer.device: nvme keeps the masters on disk; {section} needs them in memory beside the compressed working copy (use cpu)");
-        if (config.TensorParallelSize > 1)
+        if (config.TensorParallelSize > 1 && !errors.Any(e => e.StartsWith("$.tensor_parallel", System.StringComparison.Ordinal)))
             errors.Add($"$.tensor_parallel.autotp_size: {config.TensorParallelSize} splits tensors over ranks, and {section} is not supported with tensor parallelism yet: its quantization groups and masks span whole tensors");
         if (pipelined)
             foreach (var pruning in new[] { compression.SparsePruning, compression.RowPruning, compression.HeadPruning }.Where(p => p is { Enabled: true, Learned: true }))

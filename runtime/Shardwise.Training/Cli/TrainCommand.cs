@@ -82,6 +82,7 @@ public static class TrainCommand
             foreach (var line in compression.Describe()) log.WriteLine(line);
             compression.Report = log.WriteLine;
         }
+        if (program.Ops.ActivationQuantizer is ModelCompression.ActivationQuantizer activations) log.WriteLine(activations.Describe());
         log.WriteLine("memory: " + engine.DescribeMemory());
         log.WriteLine("optimizer step: " + engine.DescribeOptimizerStep());
         if (resumeFrom is not null)

@@ -17,6 +17,7 @@ public sealed partial record CompressionTrainingConfig
         if (SparsePruning.Enabled) parts.Add("sparse pruning " + Describe(SparsePruning, "weights"));
         if (RowPruning.Enabled) parts.Add("row pruning " + Describe(RowPruning, "rows"));
         if (HeadPruning.Enabled) parts.Add($"head pruning of {Count(HeadPruning.NumHeads ?? 0, "head")} " + Describe(HeadPruning, "heads"));
+        if (ActivationQuantization.Enabled) parts.Add(ActivationQuantization.Describe());
         if (LayerReduction.Enabled) parts.Add(LayerReduction.Describe());
         return parts.Count == 0 ? "off" : string.Join("; ", parts);
     }

@@ -15,6 +15,7 @@ public sealed partial record CompressionTrainingConfig
         var rowPruning = PruningConfig.Read(compression, PruningConfig.RowPruningKey);
         var headPruning = PruningConfig.Read(compression, PruningConfig.HeadPruningKey);
         var layerReduction = LayerReductionConfig.Read(compression);
+        var activationQuantization = ActivationQuantizationConfig.Read(compression);
         RefusedCompressionTechniques.Read(compression);
         UnsupportedFeaturePolicy.ReportLeftovers(compression);
 
@@ -34,7 +35,8 @@ public sealed partial record CompressionTrainingConfig
             RowPruning = rowPruning,
             HeadPruning = headPruning,
             LayerReduction = layerReduction,
+            ActivationQuantization = activationQuantization,
         };
-        return config.Enabled || layerReduction.Enabled ? config : null;
+        return config.Enabled || layerReduction.Enabled || activationQuantization.Enabled ? config : null;
     }
 }

@@ -107,10 +107,10 @@ public sealed partial record PruningConfig
 }
 
 /// <summary>
-/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes), sparse and row
-/// pruning (l1 and topk), head pruning (topk), and layer reduction (a student initialised from a teacher's layers).
-/// Refused with the key's path: activation quantization, channel pruning and snip_momentum masks (docs/architecture.md,
-/// "Compression training").
+/// The "compression_training" section (DeepSpeed Compression). Built: weight quantization (both modes), activation
+/// quantization (dynamic ranges), sparse and row pruning (l1 and topk), head pruning (topk), and layer reduction (a
+/// student initialised from a teacher's layers). Refused with the key's path: channel pruning, static activation ranges
+/// and snip_momentum masks (docs/architecture.md, "Compression training").
 /// </summary>
 public sealed partial record CompressionTrainingConfig
 {
@@ -121,6 +121,9 @@ public sealed partial record CompressionTrainingConfig
     public PruningConfig SparsePruning { get; init; } = new() { SectionPath = SectionPath + ".sparse_pruning" };
 
     public PruningConfig RowPruning { get; init; } = new() { SectionPath = SectionPath + ".row_pruning" };
+
+    /// <summary>Acts in every forward through the backend (<see cref="Ops.IActivationQuantizer"/>), not on the weights.</summary>
+    public ActivationQuantizationConfig ActivationQuantization { get; init; } = new();
 
     public PruningConfig HeadPruning { get; init; } = new() { SectionPath = SectionPath + ".head_pruning", Method = PruningConfig.TopK };
 

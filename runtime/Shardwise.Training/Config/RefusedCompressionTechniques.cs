@@ -1,9 +1,9 @@
 namespace Shardwise.Training.Config;
 
 /// <summary>
-/// The compression_training techniques Shardwise does not build: activation quantization and channel pruning. Their
-/// keys are read (so a typo still gets a did-you-mean and nothing known is called unknown), and switching one on is an
-/// error at its "enabled", since ignoring it would change what gets trained.
+/// The compression_training technique Shardwise does not build: channel pruning (convolutions). Its keys are read (so a
+/// typo still gets a did-you-mean and nothing known is called unknown), and switching it on is an error at its
+/// "enabled", since ignoring it would change what gets trained.
 /// </summary>
 internal static class RefusedCompressionTechniques
 {
@@ -11,18 +11,7 @@ internal static class RefusedCompressionTechniques
 
     public static void Read(JsonSection compression)
     {
-        ReadActivationQuantization(compression);
         ReadChannelPruning(compression);
-    }
-
-    private static void ReadActivationQuantization(JsonSection compression)
-    {
-        var technique = CompressionTechnique.Open(compression, "activation_quantization");
-        CompressionChoices.Read(technique.Shared, "quantization_type", CompressionChoices.QuantizationTypes, "a quantization type");
-        CompressionChoices.Read(technique.Shared, "range_calibration", ["dynamic", "static"], "a range calibration");
-        technique.Shared.Integer("schedule_offset", AutoRule.NotAllowed, min: 0);
-        technique.ReadGroups((_, parameters) => parameters.Int32("bits", AutoRule.NotAllowed, min: 1), requireGroups: false);
-        Refuse(technique, "activation quantization (it quantizes the activations inside the forward pass, which needs a quantize operation in the generated program; not built yet)", TurnOff);
     }
 
     private static void ReadChannelPruning(JsonSection compression)

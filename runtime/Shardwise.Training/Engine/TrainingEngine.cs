@@ -72,6 +72,8 @@ public sealed partial class TrainingEngine
         _nodes = nodes;
         _program = program;
         _compression = compression;
+        // Activation quantization starts at its offset in applied updates, which this engine counts.
+        if (program.Ops.ActivationQuantizer is ModelCompression.ActivationQuantizer activations) activations.AppliedUpdates = () => SchedulerStep;
         OneBit = oneBit;
         _sharding = sharding;
         _slots = slots;
@@ -221,6 +223,7 @@ public sealed partial class TrainingEngine
         storage ??= config.Storage;
         ITensorOps<float> inner = Backends.Create(device, storage.Value);
         inner.AttentionSparsity = config.SparseAttention;
+        inner.ActivationQuantizer = ModelCompression.ActivationQuantizer.For(config, layout);
         return config.ZeroOptimization.Stage switch
         {
             2 => new GradientStreamingOps<float>(inner, layout, pool),

@@ -10,6 +10,7 @@ namespace Shardwise.Training.ModelCompression;
 /// <param name="RowDenseRatio">row_pruning's dense ratio; null when not row-pruned.</param>
 /// <param name="HeadDenseRatio">head_pruning's dense ratio; null when not head-pruned.</param>
 /// <param name="Heads">head_pruning's num_heads: the input columns fall into this many equal runs, one per head.</param>
+/// <param name="ActivationBits">activation_quantization's bits for this Linear's input; null when not quantized.</param>
 public sealed record CompressedModule(
     string Name,
     long WeightOffset,
@@ -20,7 +21,8 @@ public sealed record CompressedModule(
     double? SparseDenseRatio,
     double? RowDenseRatio,
     double? HeadDenseRatio = null,
-    int Heads = 0)
+    int Heads = 0,
+    int? ActivationBits = null)
 {
     public int WeightLength => Rows * Columns;
 

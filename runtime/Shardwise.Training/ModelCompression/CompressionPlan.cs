@@ -86,7 +86,13 @@ public sealed class CompressionPlan
                 problems.Add(new(config.HeadPruning.SectionPath + ".shared_parameters.num_heads",
                     $"{heads} heads do not divide the {module.Columns} input columns of {module.Name}.weight [{module.Rows}, {module.Columns}] (head pruning masks an attention output projection's columns head by head)"));
         }
-        var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null || m.HeadDenseRatio is not null).ToList();
+        if (config.ActivationQuantization.Enabled)
+        {
+            foreach (var group in config.ActivationQuantization.Groups)
+                Assign(modules, group.Modules, problems, m => m.ActivationBits is not null, m => m with { ActivationBits = group.Bits }, everyPatternMatches);
+        }
+        var touched = modules.Where(m => m.QuantizationGroup is not null || m.SparseDenseRatio is not null || m.RowDenseRatio is not null
+                                         || m.HeadDenseRatio is not null || m.ActivationBits is not null).ToList();
         return new CompressionPlan(touched, problems);
     }
 

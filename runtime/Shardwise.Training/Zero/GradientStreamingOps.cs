@@ -227,6 +227,12 @@ public sealed class GradientStreamingOps<T> : ITensorOps<T> where T : unmanaged
         set => _inner.AttentionSparsity = value;
     }
 
+    public IActivationQuantizer? ActivationQuantizer
+    {
+        get => _inner.ActivationQuantizer;
+        set => _inner.ActivationQuantizer = value;
+    }
+
     public void Attention(Slice qkv, Slice y, Slice logSumExp, int batch, int sequence, int heads, int dim)
         => _inner.Attention(qkv, y, logSumExp, batch, sequence, heads, dim);
 

@@ -185,10 +185,36 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
             rows, dim);
     }
 
+    private IActivationQuantizer? _activationQuantizer;
+    private float[] _quantizedInput = [];
+
+    public IActivationQuantizer? ActivationQuantizer
+    {
+        get => _activationQuantizer;
+        set
+        {
+            if (value is not null && typeof(T) != typeof(float))
+                throw new NotSupportedException($"activation quantization runs on fp32 programs; this one computes in {typeof(T).Name}");
+            _activationQuantizer = value;
+        }
+    }
+
+    /// <summary>x itself, or Q(x) in a scratch buffer when the quantizer covers this Linear's weight.</summary>
+    private ReadOnlySpan<T> LinearInput(Slice x, Slice weight, int rows, int inDim, [CallerMemberName] string operation = "")
+    {
+        var input = Elements(x, (long)rows * inDim, nameof(x), operation);
+        if (_activationQuantizer is not { } quantizer || !quantizer.Quantizes(weight)) return input;
+        int length = checked(rows * inDim);
+        if (_quantizedInput.Length < length) _quantizedInput = new float[length];
+        var quantized = _quantizedInput.AsSpan(0, length);
+        quantizer.Quantize(weight, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(input), quantized, rows, inDim);
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(quantized);
+    }
+
     public void Linear(Slice x, Slice weight, Slice? bias, Slice y, int rows, int inDim, int outDim)
     {
         using var profiled = Profile();
-        LinearKernels.Forward<T>(Elements(x, (long)rows * inDim, nameof(x)),
+        LinearKernels.Forward<T>(LinearInput(x, weight, rows, inDim),
             Elements(weight, (long)outDim * inDim, nameof(weight)), OptionalElements(bias, outDim, nameof(bias)),
             Elements(y, (long)rows * outDim, nameof(y)), rows, inDim, outDim);
     }
@@ -197,7 +223,7 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         int rows, int inDim, int outDim, bool accumulate)
     {
         using var profiled = Profile();
-        LinearKernels.Backward<T>(Elements(x, (long)rows * inDim, nameof(x)),
+        LinearKernels.Backward<T>(LinearInput(x, weight, rows, inDim),
             Elements(weight, (long)outDim * inDim, nameof(weight)), Elements(dy, (long)rows * outDim, nameof(dy)),
             OptionalElements(dx, (long)rows * inDim, nameof(dx)),
             Elements(dWeight, (long)outDim * inDim, nameof(dWeight)), OptionalElements(dBias, outDim, nameof(dBias)),

@@ -189,6 +189,20 @@ public interface ITensorOps<T> where T : unmanaged
     global::Shardwise.Sparsity.SparseAttentionPattern? AttentionSparsity { get; set; }
 
     /// <summary>
+    /// The inputs of which Linear layers (<see cref="Linear"/>, <see cref="LinearGelu"/> and their backwards) are
+    /// quantized; null, the default, quantizes none. A backend without it refuses a quantizer with a message.
+    /// </summary>
+    IActivationQuantizer? ActivationQuantizer
+    {
+        get => null;
+        set
+        {
+            if (value is not null)
+                throw new global::System.NotSupportedException($"activation quantization runs on the CPU backend; {GetType().Name} has no quantizer kernel yet (use --device cpu, or turn compression_training.activation_quantization off)");
+        }
+    }
+
+    /// <summary>
     /// dqkv (=|+=) the gradient of the attention core, from its input qkv, its output y and the saved log-sum-exp.
     /// </summary>
     void AttentionBackward(Slice qkv, Slice y, Slice logSumExp, Slice dy, Slice dqkv,

@@ -52,6 +52,11 @@ public sealed class ActivationQuantizer : IActivationQuantizer
     public bool Quantizes(Slice weight) =>
         weight.Arena == Arena.Parameters && _bitsByWeightOffset.ContainsKey(weight.Offset) && AppliedUpdates() >= Config.ScheduleOffset;
 
+    public (int Bits, bool Asymmetric) GridOf(Slice weight) =>
+        _bitsByWeightOffset.TryGetValue(weight.Offset, out int bits)
+            ? (bits, Config.Type == QuantizationType.Asymmetric)
+            : throw new ArgumentException($"no activation quantization for the Linear whose weight is at {weight.Offset}", nameof(weight));
+
     public void Quantize(Slice weight, ReadOnlySpan<float> x, Span<float> into, int rows, int inDim)
     {
         if (!_bitsByWeightOffset.TryGetValue(weight.Offset, out int bits))

@@ -16,7 +16,7 @@ internal sealed class CudaKernelSet : IDisposable
         "add.cu", "bias.cu", "positions.cu", "embedding.cu", "embedding_range.cu", "layernorm.cu", "gelu.cu",
         "softmax.cu", "crossentropy.cu", "crossentropy_parallel.cu", "global_norm.cu", "overflow.cu", "adamw.cu",
         "flash_attention_forward.cu", "flash_attention_backward.cu", "pieces.cu", "scale.cu",
-        "token_drop.cu", "lion.cu", "adagrad.cu", "cast.cu",
+        "token_drop.cu", "lion.cu", "adagrad.cu", "cast.cu", "quantize_rows.cu",
     ];
 
     /// <summary>Threads per block of the grid-stride (elementwise) kernels.</summary>

@@ -16,7 +16,7 @@ public sealed partial class CudaOps
         ulong ya = Address(y, (long)rows * outDim, nameof(y));
         ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
         if (rows == 0 || outDim == 0) return;
-        LaunchLinear(xa, wa, ba, ya, rows, inDim, outDim);
+        LaunchLinear(LinearInput(xa, weight, rows, inDim), wa, ba, ya, rows, inDim, outDim);
     }
 
     /// <summary>
@@ -42,7 +42,7 @@ public sealed partial class CudaOps
         if (rows == 0) return;
         if (dxa is { } dxAddress)
             Product(false, false, rows, inDim, outDim, 1f, dya, outDim, wa, inDim, accumulate ? 1f : 0f, dxAddress, inDim);
-        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+        ParameterGradients(LinearInput(xa, weight, rows, inDim), dya, dwa, dba, rows, inDim, outDim);
     }
 
     /// <summary>
@@ -57,6 +57,7 @@ public sealed partial class CudaOps
         ulong ya = Address(y, (long)rows * outDim, nameof(y));
         ulong? ba = bias is { } b ? Address(b, outDim, nameof(bias)) : null;
         if (rows == 0 || outDim == 0) return;
+        xa = LinearInput(xa, weight, rows, inDim);
         if (epilogueGemm.TryLinearGelu(xa, wa, ba ?? 0, pa, ya, rows, inDim, outDim)) return;
         LaunchLinear(xa, wa, ba, pa, rows, inDim, outDim);
         LaunchGelu(pa, ya, (long)rows * outDim);
@@ -84,7 +85,7 @@ public sealed partial class CudaOps
             LaunchGeluBackward(pa, dpa, dpa, (long)rows * inDim, accumulate: false);
         }
 
-        ParameterGradients(xa, dya, dwa, dba, rows, inDim, outDim);
+        ParameterGradients(LinearInput(xa, weight, rows, inDim), dya, dwa, dba, rows, inDim, outDim);
     }
 
     /// <summary>

@@ -433,7 +433,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
     public string DescribeWorkingMemory()
     {
         var parts = new List<string> { $"cuBLAS workspace {Mebibytes(CublasWorkspaceBytes)}" };
-        foreach (DeviceScratch? scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch, wireScratch })
+        foreach (DeviceScratch? scratch in new[] { scoreScratch, partialScratch, rowScratch, groupingScratch, onesScratch, scalarScratch, wireScratch, quantizedInputScratch })
             if (scratch is { Bytes: > 0 }) parts.Add($"{scratch.Purpose} {Mebibytes(scratch.Bytes)}");
         return string.Join("; ", parts);
 
@@ -597,6 +597,7 @@ public sealed partial class CudaOps : ITensorOps<float>, IDisposable
         foreach (DeviceScratch scratch in new[] { groupingScratch, partialScratch, scoreScratch, rowScratch, scalarScratch, onesScratch })
             scratch.Dispose();
         wireScratch?.Dispose();         // CudaOps.GradientWire.cs
+        quantizedInputScratch?.Dispose(); // CudaOps.ActivationQuantization.cs
         DisposeFusedOptimizerState(); // CudaOps.FusedAdam.cs
         DisposeSparseLayouts();       // CudaOps.SparseAttention.cs
         collectiveOrder?.Dispose();     // CudaOps.DeviceGradients.cs

@@ -15,4 +15,10 @@ public interface IActivationQuantizer
     /// The same x gives the same Q(x) in the forward and in the backward.
     /// </summary>
     void Quantize(Slice weight, global::System.ReadOnlySpan<float> x, global::System.Span<float> into, int rows, int inDim);
+
+    /// <summary>
+    /// The grid of the Linear of <paramref name="weight"/> for a backend that quantizes on its device (quantize_rows.cu):
+    /// the bits, and asymmetric (min to max) rather than symmetric (about zero); each row its own range.
+    /// </summary>
+    (int Bits, bool Asymmetric) GridOf(Slice weight);
 }

@@ -198,7 +198,7 @@ public interface ITensorOps<T> where T : unmanaged
         set
         {
             if (value is not null)
-                throw new global::System.NotSupportedException($"activation quantization runs on the CPU backend; {GetType().Name} has no quantizer kernel yet (use --device cpu, or turn compression_training.activation_quantization off)");
+                throw new global::System.NotSupportedException($"activation quantization needs a backend that quantizes Linear inputs (CpuOps, CudaOps); {GetType().Name} has none (turn compression_training.activation_quantization off)");
         }
     }
 

@@ -164,4 +164,36 @@ public sealed class ActivationQuantizationTests
         StringAssert.StartsWith(error.Errors[0], "$.compression_training.activation_quantization.shared_parameters.range_calibration: known DeepSpeed feature not supported by Shardwise yet: range_calibration \"static\"");
         StringAssert.StartsWith(error.Errors[1], "$.compression_training.activation_quantization.different_groups.aq1.params.bits: 6 bits: activation quantization takes 4 or 8");
     }
+
+    [TestMethod]
+    public void PlanPredictsTheScratchTheCpuBackendTakes()
+    {
+        var config = DeepSpeedConfig.Parse("""
+            { "train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
+              "compression_training": { "activation_quantization": {
+                "shared_parameters": { "enabled": true, "schedule_offset": 0 },
+                "different_groups": { "aq1": { "params": { "bits": 8 }, "modules": ["expand", "contract"] } } } } }
+            """).Config;
+        var (engine, next) = CompressionTrainingTests.Start(config, new Distributed.SingleProcessCommunicator());
+        var (inputs, targets) = next();
+        engine.Forward(inputs, targets);
+        engine.Backward();
+        engine.Step();
+        long taken = ((CpuOps<float>)engine.Program.Ops).QuantizedInputScratchBytes;
+        // The widest covered input is contract's 4·128 = 512 columns, over one sample's 64 tokens, in fp32.
+        Assert.AreEqual(64L * 512 * sizeof(float), taken);
+        Assert.AreEqual(taken, Training.Engine.MemoryPlan.QuantizedInputBytes(Examples.TinyGpt.ParameterLayout, config, 1, Examples.TinyGpt.SequenceLength, sizeof(float)));
+
+        var root = TrainerRun.TempDirectory();
+        string path = Path.Combine(root, "aq.json");
+        File.WriteAllText(path, """
+            { "train_micro_batch_size_per_gpu": 2, "bf16": { "enabled": true },
+              "compression_training": { "activation_quantization": {
+                "shared_parameters": { "enabled": true },
+                "different_groups": { "aq1": { "params": { "bits": 8 }, "modules": ["expand", "contract"] } } } } }
+            """);
+        var plan = TrainerRun.Succeed("plan", "--config", path);
+        StringAssert.Contains(plan, $"plus the quantized Linear inputs' device scratch (activation_quantization): {2 * 64 * 512 * 2:N0} bytes");
+        StringAssert.Contains(plan, $"plus the quantized Linear inputs' scratch (activation_quantization): {2 * 64 * 512 * 4:N0} bytes");
+    }
 }

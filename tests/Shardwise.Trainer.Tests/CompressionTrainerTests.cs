@@ -1,6 +1,5 @@
 using System.IO;
 using System.Linq;
-using System.Security.Cryptography;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Checkpoints;
 
@@ -47,7 +46,7 @@ public sealed class CompressionTrainerTests
 
         foreach (var file in new[] { "model.safetensors", "optimizer.safetensors", "compression_masks.safetensors" })
         {
-            CollectionAssert.AreEqual(TensorHashes(Path.Combine(straight, "step-000012", file)), TensorHashes(Path.Combine(split, "step-000012", file)),
+            CollectionAssert.AreEqual(TrainerRun.TensorHashes(Path.Combine(straight, "step-000012", file)), TrainerRun.TensorHashes(Path.Combine(split, "step-000012", file)),
                 $"{file} differs between the straight and the resumed run");
         }
         var losses = TrainerRun.MetricsColumn(straight, "loss");
@@ -130,13 +129,5 @@ public sealed class CompressionTrainerTests
         using var afterTheFact = SafeTensorsReader.Open(after);
         Assert.AreEqual(128, Read(afterTheFact, "blocks.3.expand.bias").Count(v => v == 0), "a quarter of the rows pruned, biases too");
         Assert.IsTrue(Read(afterTheFact, "blocks.0.contract.weight").Count(v => v == 0) >= 32768, "half of the contract weights pruned");
-    }
-
-    private static string[] TensorHashes(string path)
-    {
-        using var reader = SafeTensorsReader.Open(path);
-        return reader.Tensors.OrderBy(t => t.Name, System.StringComparer.Ordinal)
-            .Select(t => t.Name + ":" + System.Convert.ToHexString(SHA256.HashData(reader.ReadAllBytes(t.Name))))
-            .ToArray();
     }
 }

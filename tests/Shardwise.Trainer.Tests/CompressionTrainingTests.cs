@@ -53,7 +53,8 @@ public sealed class CompressionTrainingTests
     private static DeepSpeedConfig Config(int stage, CompressionTrainingConfig? compression, QuantizationRounding rounding = QuantizationRounding.Nearest)
         => DeepSpeedConfig.Parse(Json(stage)).Config with { CompressionTraining = compression };
 
-    private static (TrainingEngine Engine, Func<(int[] Inputs, int[] Targets)> Next) Start(DeepSpeedConfig config, Distributed.ICommunicator communicator)
+    /// <summary>TinyGpt (seed 11) under an engine for <paramref name="config"/>, and this rank's rows of the addition task's batches.</summary>
+    internal static (TrainingEngine Engine, Func<(int[] Inputs, int[] Targets)> Next) Start(DeepSpeedConfig config, Distributed.ICommunicator communicator)
     {
         var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
         TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 11);

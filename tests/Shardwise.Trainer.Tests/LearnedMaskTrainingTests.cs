@@ -1,10 +1,8 @@
 using System;
 using System.IO;
 using System.Linq;
-using System.Security.Cryptography;
 using Microsoft.VisualStudio.TestTools.UnitTesting;
 using Shardwise.Checkpoints;
-using Shardwise.Data;
 using Shardwise.Distributed.InProcess;
 using Shardwise.Examples;
 using Shardwise.Training.Config;
@@ -41,18 +39,11 @@ public sealed class LearnedMaskTrainingTests
 
     private static Run Train(int stage, Distributed.ICommunicator communicator, int updates)
     {
-        var config = Config(stage);
-        var program = TinyGpt.Compile(TrainingEngine.CreateBackend(config, TinyGpt.ParameterLayout, TinyGpt.GradientPool, TinyGpt.ParameterPool), 1);
-        TinyGpt.ParameterLayout.Initialize(program.Parameters, seed: 11);
-        var engine = TrainingEngine.Initialize(program, config, communicator);
-        int rows = TinyGpt.SequenceLength, ranks = communicator.Size;
-        var sampler = new AdditionTask().CreateDataset(4000, seed: 5).CreateSampler(DataSplit.Train, ranks, rows, seed: 9);
-        var inputs = new int[ranks * rows];
-        var targets = new int[inputs.Length];
+        var (engine, next) = CompressionTrainingTests.Start(Config(stage), communicator);
         while (engine.GlobalStep < updates)
         {
-            sampler.NextBatch(inputs, targets);
-            engine.Forward(inputs.AsSpan(communicator.Rank * rows, rows).ToArray(), targets.AsSpan(communicator.Rank * rows, rows).ToArray());
+            var (inputs, targets) = next();
+            engine.Forward(inputs, targets);
             engine.Backward();
             engine.Step();
         }
@@ -137,7 +128,7 @@ public sealed class LearnedMaskTrainingTests
         TrainerRun.Succeed("train", "--config", config, "--steps", "3", "--output", split, "--eval-interval", "0");
         TrainerRun.Succeed("train", "--config", config, "--steps", "6", "--resume", split, "--eval-interval", "0");
         foreach (var file in new[] { "model.safetensors", "optimizer.safetensors", "compression_scores.safetensors" })
-            CollectionAssert.AreEqual(Hashes(Path.Combine(straight, "step-000006", file)), Hashes(Path.Combine(split, "step-000006", file)), $"{file}: straight against resumed");
+            CollectionAssert.AreEqual(TrainerRun.TensorHashes(Path.Combine(straight, "step-000006", file)), TrainerRun.TensorHashes(Path.Combine(split, "step-000006", file)), $"{file}: straight against resumed");
         CollectionAssert.AreEqual(TrainerRun.MetricsColumn(straight, "loss"), TrainerRun.MetricsColumn(split, "loss"), "the losses of the resumed steps");
 
         // The export of what the next forward uses: the masks follow from the checkpoint's scores.
@@ -150,12 +141,5 @@ public sealed class LearnedMaskTrainingTests
         int zeroHeads = Enumerable.Range(0, TinyGpt.Heads).Count(h => Enumerable.Range(0, columns)
             .All(r => projection.AsSpan(r * columns + h * headColumns, headColumns).ToArray().All(v => v == 0)));
         Assert.AreEqual(2, zeroHeads, "two of the four heads pruned in the export");
-    }
-
-    private static string[] Hashes(string path)
-    {
-        using var reader = SafeTensorsReader.Open(path);
-        return reader.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal)
-            .Select(t => t.Name + ":" + Convert.ToHexString(SHA256.HashData(reader.ReadAllBytes(t.Name)))).ToArray();
     }
 }

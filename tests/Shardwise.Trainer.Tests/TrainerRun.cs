@@ -62,6 +62,15 @@ internal static class TrainerRun
             .Select(v => v.Length == 0 ? double.NaN : double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
     }
 
+    /// <summary>Each tensor of a safetensors file as "name:SHA-256 of its bytes", by name: equal lists are bitwise equal files' tensors.</summary>
+    public static string[] TensorHashes(string path)
+    {
+        using var reader = Shardwise.Checkpoints.SafeTensorsReader.Open(path);
+        return reader.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal)
+            .Select(t => t.Name + ":" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(reader.ReadAllBytes(t.Name))))
+            .ToArray();
+    }
+
     public static string TempDirectory()
     {
         var path = Path.Combine(Path.GetTempPath(), "shardwise-tests", Guid.NewGuid().ToString("N"));

@@ -97,7 +97,11 @@ public static class PlanCommand
         if (device.Host > 0) log.WriteLine(HostMemoryNote<TModel>(config, ranks, storage.BytesPerElement()));
         if (MemoryPlan.WidenedGradientWireBytes(TModel.ParameterLayout, config, ranks) is > 0 and var wire)
             log.WriteLine($"    plus the fp32 gradient wire's device scratch (communication_data_type over {storage} gradients): {wire:N0} bytes");
+        if (MemoryPlan.QuantizedInputBytes(TModel.ParameterLayout, config, ranks, TModel.SequenceLength, storage.BytesPerElement()) is > 0 and var quantized)
+            log.WriteLine($"    plus the quantized Linear inputs' device scratch (activation_quantization): {quantized:N0} bytes");
         log.WriteLine($"  CPU backend (computes in fp32):                  {cpu.Describe()}  total {MemoryReport.Format(cpu.Total)}");
+        if (MemoryPlan.QuantizedInputBytes(TModel.ParameterLayout, config, ranks, TModel.SequenceLength, sizeof(float)) is > 0 and var quantizedOnHost)
+            log.WriteLine($"    plus the quantized Linear inputs' scratch (activation_quantization): {quantizedOnHost:N0} bytes");
         log.WriteLine(CudaWorkingMemoryNote(new CudaOpsOptions()));
         if (config.ZeroOptimization.OffloadOptimizer.Device == OffloadDevice.Nvme || config.ZeroOptimization.OffloadParam.Device == OffloadDevice.Nvme)
             log.WriteLine(NvmeSwapNote(config, TModel.ParameterLayout, ranks));

@@ -109,6 +109,19 @@ public static class MemoryPlan
     }
 
     /// <summary>
+    /// activation_quantization's scratch on either backend: Q(x) of the widest covered Linear input, micro-batch ×
+    /// sequence rows of its input width, in <paramref name="elementBytes"/> (the device's storage type; 4 on the CPU).
+    /// 0 when activation quantization is off.
+    /// </summary>
+    public static long QuantizedInputBytes(ParameterLayout layout, DeepSpeedConfig config, int ranks, int sequenceLength, int elementBytes)
+    {
+        if (config.CompressionTraining?.ActivationQuantization is not { Enabled: true }) return 0;
+        long widest = CompressionPlan.For(layout, config.CompressionTraining!, everyPatternMatches: false).Modules
+            .Where(m => m.ActivationBits is not null).Select(m => (long)m.Columns).DefaultIfEmpty(0).Max();
+        return (long)config.Resolve(ranks).MicroBatchPerGpu * sequenceLength * widest * elementBytes;
+    }
+
+    /// <summary>
     /// communication_data_type "fp32" over 16-bit gradients, on a GPU job whose ranks exchange in device memory (NCCL):
     /// the device scratch every exchange is widened into (CudaOps.GradientWire), sized by the largest one, which is also
     /// the first: stage 0 averages the gradient arena whole (a bucket of reduce_bucket_size with overlap_comm), stage 1

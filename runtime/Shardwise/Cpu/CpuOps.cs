@@ -199,6 +199,9 @@ public sealed class CpuOps<T> : ITensorOps<T> where T : unmanaged, IFloatingPoin
         }
     }
 
+    /// <summary>Bytes of the activation quantizer's scratch so far (Q(x) of the widest covered input; 0 without one).</summary>
+    public long QuantizedInputScratchBytes => (long)_quantizedInput.Length * sizeof(float);
+
     /// <summary>x itself, or Q(x) in a scratch buffer when the quantizer covers this Linear's weight.</summary>
     private ReadOnlySpan<T> LinearInput(Slice x, Slice weight, int rows, int inDim, [CallerMemberName] string operation = "")
     {

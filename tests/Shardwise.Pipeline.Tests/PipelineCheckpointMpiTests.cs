@@ -121,6 +121,38 @@ public sealed class PipelineCheckpointMpiTests
     }
 
     /// <summary>
+    /// Learned (topk) head and row masks on the stages: the two-stage run follows the one process, its checkpoint holds
+    /// every block's scores gathered from both stages under the one-process names, and the run resumed from it at 4
+    /// continues as the uninterrupted one, scores and all.
+    /// </summary>
+    [TestMethod]
+    public void ALearnedMaskPipelineFollowsOneProcessAndResumesWithItsScores()
+    {
+        using var run = new TrainingRun("PipelineGpt");
+        string learned = run.WriteConfig("learned.json", TrainingRun.Config(microBatch: 2, zeroStage: 0).TrimEnd().TrimEnd('}') + """
+            , "compression_training": {
+                "head_pruning": { "shared_parameters": { "enabled": true, "num_heads": 2, "schedule_offset": 1 },
+                  "different_groups": { "hp": { "params": { "dense_ratio": 0.5 }, "modules": ["attention\\.projection"] } } },
+                "row_pruning": { "shared_parameters": { "enabled": true, "method": "topk", "schedule_offset": 2 },
+                  "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } } }
+            """);
+        string alone = run.Train("one-process", ranks: 0, steps: 8, config: learned);
+        string whole = run.Train("uninterrupted", ranks: 2, steps: 8, config: learned);
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(alone), TrainingRun.Losses(whole), 1e-5, "two stages against one process");
+        var aloneScores = SafeTensorsFile.Read(Path.Combine(alone, "step-000008", "compression_scores.safetensors"));
+        var wholeScores = SafeTensorsFile.Read(Path.Combine(whole, "step-000008", "compression_scores.safetensors"));
+        CollectionAssert.AreEquivalent(aloneScores.Keys.ToArray(), wholeScores.Keys.ToArray(), "the same score tensors");
+        Assert.AreEqual(4 * 3 * 2 + 2, aloneScores.Count, "head and row scores with two moments for 4 blocks, and two step counts");
+
+        string first = run.Train("first-half", ranks: 2, steps: 4, config: learned);
+        string resumed = run.Train("resumed", ranks: 2, steps: 8, resume: first, config: learned);
+        TrainingRun.AssertLossesMatch(TrainingRun.Losses(whole)[4..], TrainingRun.Losses(resumed), 1e-6, "resumed on 2 ranks");
+        var resumedScores = SafeTensorsFile.ReadBytes(Path.Combine(resumed, "step-000008", "compression_scores.safetensors"));
+        foreach (var (name, bytes) in SafeTensorsFile.ReadBytes(Path.Combine(whole, "step-000008", "compression_scores.safetensors")))
+            CollectionAssert.AreEqual(bytes, resumedScores[name], name);
+    }
+
+    /// <summary>
     /// train --init-from on the stages: a HybridGpt job (2 stages × 2 tensor ranks) starts from a one-process run's weights,
     /// each rank taking its slices of the whole model; with a learning rate of 0 its gathered weights are those weights.
     /// </summary>

@@ -3,6 +3,8 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using Shardwise.Checkpoints;
+using Shardwise.Plans;
+using Shardwise.Training.Config;
 using Shardwise.Training.ModelCompression;
 
 namespace Shardwise.Training.Cli;
@@ -10,10 +12,10 @@ namespace Shardwise.Training.Cli;
 /// <summary>
 /// topk pruning's mask scores in a checkpoint: per module <c>MODULE.KIND_scores</c> with its Adam moments
 /// (<c>.exp_avg</c>, <c>.exp_avg_sq</c>), and per technique <c>KIND_scores.step</c>. The masks follow from the scores,
-/// so a resumed run masks as the saved one would have. Every rank holds the same scores (their gradients are summed over
-/// ranks); rank 0 writes them.
+/// so a resumed run masks as the saved one would have. Every data rank holds the same scores (their gradients are summed
+/// over ranks); rank 0 writes them, a pipeline's gathered from its stages.
 /// </summary>
-internal static class CompressionScoreCheckpoint
+public static class CompressionScoreCheckpoint
 {
     public const string FileName = "compression_scores.safetensors";
 
@@ -21,30 +23,90 @@ internal static class CompressionScoreCheckpoint
 
     private static string Step(PruningKind kind) => $"{kind.ToString().ToLowerInvariant()}_scores.step";
 
-    public static void Write(CheckpointWriter writer, LearnedMasks? learned)
+    /// <summary>What a checkpoint keeps of the scores: named fp32 tensors, and each technique's step count.</summary>
+    public sealed record Snapshot(IReadOnlyList<(string Name, float[] Values)> Tensors, IReadOnlyList<(string Name, long Step)> Steps);
+
+    /// <summary>This rank's scores and moments, for a run whose every rank holds every module (not a pipeline).</summary>
+    public static Snapshot? Of(LearnedMasks? learned)
     {
-        if (learned is null || learned.Techniques.Count == 0) return;
-        var specs = new List<SafeTensorSpec>();
-        foreach (var technique in learned.Techniques)
-        {
-            foreach (var entry in technique.Entries)
-                foreach (string suffix in new[] { "", ".exp_avg", ".exp_avg_sq" })
-                    specs.Add(new SafeTensorSpec(Scores(entry.Module.Name, technique.Kind) + suffix, SafeTensorDType.F32, entry.Length));
-            specs.Add(new SafeTensorSpec(Step(technique.Kind), SafeTensorDType.I64));
-        }
-        using var file = writer.CreateSafeTensors(FileName, specs);
+        if (learned is null || learned.Techniques.Count == 0) return null;
+        var tensors = new List<(string, float[])>();
         foreach (var technique in learned.Techniques)
         {
             var state = technique.Optimizer.State;
             foreach (var entry in technique.Entries)
             {
                 string name = Scores(entry.Module.Name, technique.Kind);
-                file.Write(name, technique.Scores.AsSpan(entry.Offset, entry.Length));
-                file.Write(name + ".exp_avg", state.ExpAvg.AsSpan(entry.Offset, entry.Length));
-                file.Write(name + ".exp_avg_sq", state.ExpAvgSq.AsSpan(entry.Offset, entry.Length));
+                tensors.Add((name, technique.Scores.AsSpan(entry.Offset, entry.Length).ToArray()));
+                tensors.Add((name + ".exp_avg", state.ExpAvg.AsSpan(entry.Offset, entry.Length).ToArray()));
+                tensors.Add((name + ".exp_avg_sq", state.ExpAvgSq.AsSpan(entry.Offset, entry.Length).ToArray()));
             }
-            file.Write(Step(technique.Kind), new[] { state.Step });
         }
+        return new Snapshot(tensors, learned.Techniques.Select(t => (Step(t.Kind), t.Optimizer.State.Step)).ToList());
+    }
+
+    /// <summary>
+    /// A pipeline's scores, assembled from its stages as the masks are (<see cref="CompressionMaskCheckpoint.GatherStages"/>):
+    /// each stage lays each unit's score and moments over the layout elements it masks (NaN elsewhere), the job gathers
+    /// them into the model's layout, and they are read back per module. A technique's step count is the same on every
+    /// stage that has its modules; the largest is taken, since a stage may hold none. Every rank must call it.
+    /// </summary>
+    public static Snapshot GatherStages(Distributed.ICommunicator modelParallel, ModelPartition partition, ParameterLayout model, ParameterLayout stage,
+        CompressionTrainingConfig config, LearnedMasks? learned)
+    {
+        var tensors = new List<(string, float[])>();
+        var steps = new List<(string, long)>();
+        var wholePlan = CompressionPlan.For(model, config);
+        foreach (var kind in new[] { PruningKind.Sparse, PruningKind.Row, PruningKind.Head })
+        {
+            var pruning = kind switch { PruningKind.Sparse => config.SparsePruning, PruningKind.Row => config.RowPruning, _ => config.HeadPruning };
+            if (!pruning.Enabled || !pruning.Learned) continue;
+            var technique = learned?.Techniques.FirstOrDefault(t => t.Kind == kind);
+            var arrays = new[] { new float[stage.TotalElements], new float[stage.TotalElements], new float[stage.TotalElements] };
+            foreach (var array in arrays) Array.Fill(array, float.NaN);
+            if (technique is not null)
+            {
+                var state = technique.Optimizer.State;
+                var sources = new[] { technique.Scores, state.ExpAvg, state.ExpAvgSq };
+                foreach (var entry in technique.Entries)
+                    for (int i = 0; i < entry.Module.WeightLength; i++)
+                    {
+                        int unit = UnitOf(kind, entry.Module, i);
+                        for (int a = 0; a < 3; a++) arrays[a][entry.Module.WeightOffset + i] = sources[a][entry.Offset + unit];
+                    }
+            }
+            var full = arrays.Select(array => Pipeline.PartitionedParameters.Gather(modelParallel, partition, model, array)).ToArray();
+            foreach (var module in wholePlan.Modules.Where(m => WeightCompression.DenseRatioOf(m, kind) is not null))
+            {
+                int units = kind switch { PruningKind.Sparse => module.WeightLength, PruningKind.Row => module.Rows, _ => module.Heads };
+                // The first element of each unit: weight i, row r's column 0, head h's first column of row 0.
+                long ElementOf(int unit) => module.WeightOffset + kind switch { PruningKind.Sparse => unit, PruningKind.Row => (long)unit * module.Columns, _ => (long)unit * module.HeadColumns };
+                string name = Scores(module.Name, kind);
+                for (int a = 0; a < 3; a++)
+                    tensors.Add((name + new[] { "", ".exp_avg", ".exp_avg_sq" }[a], Enumerable.Range(0, units).Select(u => full[a][ElementOf(u)]).ToArray()));
+            }
+            var step = new double[] { technique?.Optimizer.State.Step ?? 0 };
+            modelParallel.AllReduceMax(step);
+            steps.Add((Step(kind), (long)step[0]));
+        }
+        return new Snapshot(tensors, steps);
+    }
+
+    private static int UnitOf(PruningKind kind, CompressedModule module, int element) => kind switch
+    {
+        PruningKind.Sparse => element,
+        PruningKind.Row => element / module.Columns,
+        _ => element % module.Columns / module.HeadColumns,
+    };
+
+    public static void Write(CheckpointWriter writer, Snapshot? snapshot)
+    {
+        if (snapshot is null || snapshot.Tensors.Count == 0) return;
+        var specs = snapshot.Tensors.Select(t => new SafeTensorSpec(t.Name, SafeTensorDType.F32, t.Values.LongLength))
+            .Concat(snapshot.Steps.Select(s => new SafeTensorSpec(s.Name, SafeTensorDType.I64))).ToList();
+        using var file = writer.CreateSafeTensors(FileName, specs);
+        foreach (var (name, values) in snapshot.Tensors) file.Write(name, values);
+        foreach (var (name, step) in snapshot.Steps) file.Write(name, new[] { step });
         file.Complete();
     }
 

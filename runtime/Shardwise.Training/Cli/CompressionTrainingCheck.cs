@@ -15,8 +15,7 @@ namespace Shardwise.Training.Cli;
 internal static class CompressionTrainingCheck
 {
     /// <param name="layout">The whole model's layout (a pipeline's stages each hold part of it).</param>
-    /// <param name="pipelined">Whether the model runs as pipeline stages.</param>
-    public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model, bool pipelined = false)
+    public static void Require(DeepSpeedConfig config, ParameterLayout layout, string model)
     {
         if (config.CompressionTraining is not { } compression || !(compression.Enabled || compression.ActivationQuantization.Enabled)) return;
         const string section = CompressionTrainingConfig.SectionPath;
@@ -40,10 +39,6 @@ internal static class CompressionTrainingCheck
             errors.Add($"$.zero_optimization.offload_optimizer.device: nvme keeps the masters on disk; {section} needs them in memory beside the compressed working copy (use cpu)");
         if (config.TensorParallelSize > 1 && !errors.Any(e => e.StartsWith("$.tensor_parallel", System.StringComparison.Ordinal)))
             errors.Add($"$.tensor_parallel.autotp_size: {config.TensorParallelSize} splits tensors over ranks, and {section} is not supported with tensor parallelism yet: its quantization groups and masks span whole tensors");
-        if (pipelined)
-            foreach (var pruning in new[] { compression.SparsePruning, compression.RowPruning, compression.HeadPruning }.Where(p => p is { Enabled: true, Learned: true }))
-                errors.Add($"{pruning.SectionPath}.shared_parameters.method: \"{pruning.Method}\" trains mask scores, which {model}'s pipeline stages do not checkpoint yet: use \"{PruningConfig.L1}\" on a pipelined model" +
-                           (pruning == compression.HeadPruning ? " (head pruning has no l1 method: turn it off)" : ""));
         errors.AddRange(CompressionPlan.For(layout, compression).Problems.Select(p => p.ToString()));
         if (errors.Count > 0) throw new ConfigException(config.SourceName, errors);
     }

@@ -32,6 +32,9 @@ public static class PipelineCheckpoint
         var masks = engine.Engine.Compression is { } compression && groups.Coordinates.DataRank == 0
             ? CompressionMaskCheckpoint.GatherStages(groups.ModelParallel, partition, model, engine.Stage.Layout, compression)
             : null;
+        var scores = engine.Engine.Compression is { Config.LearnsMasks: true } learning && groups.Coordinates.DataRank == 0
+            ? CompressionScoreCheckpoint.GatherStages(groups.ModelParallel, partition, model, engine.Stage.Layout, learning.Config, learning.Learned)
+            : null;
         if (groups.Coordinates.DataRank == 0)
         {
             // Replica 0's stages stream their parameters to world rank 0 one at a time, straight into the files.
@@ -43,7 +46,7 @@ public static class PipelineCheckpoint
                     PartitionedParameters.StreamToFirst(mp, partition, model, master, (slot, values) => modelFile.Write(slot.Name, values));
                     PartitionedParameters.StreamToFirst(mp, partition, model, expAvg, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg", values));
                     PartitionedParameters.StreamToFirst(mp, partition, model, expAvgSq, (slot, values) => optimizerFile.Write(slot.Name + ".exp_avg_sq", values));
-                }, masks);
+                }, masks, scores);
             }
             else
             {
@@ -73,7 +76,11 @@ public static class PipelineCheckpoint
             adamStep = state.AdamStep;
         }
         // Masks first: importing the weights recompresses the stage's working copy, which would otherwise take masks anew.
-        if (engine.Engine.Compression is { } compression) CompressionMaskCheckpoint.Restore(checkpoint, compression, stage.Layout, log);
+        if (engine.Engine.Compression is { } compression)
+        {
+            CompressionMaskCheckpoint.Restore(checkpoint, compression, stage.Layout, log);
+            CompressionScoreCheckpoint.Restore(checkpoint, compression.Learned, log);
+        }
         engine.Engine.ImportFullState(localMaster, localExpAvg, localExpAvgSq, adamStep);
         if (engine.Engine.OneBit is { } oneBit)
         {

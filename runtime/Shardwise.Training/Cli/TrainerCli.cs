@@ -153,7 +153,7 @@ public static class TrainerCli
         SparseAttentionCheck.Describe(settings.Config, TModel.SequenceLength);
         LayerDrop.ProgressiveLayerDrop.For(settings.Config, TModel.DroppableLayers, model, settings.Seed);
         TokenDrop.RandomLtd.For(settings.Config, TModel.TokenDropLayers, model, settings.Seed);
-        CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model, pipelined: PartitionOf<TModel>() is { Stages.Count: > 1 });
+        CompressionTrainingCheck.Require(settings.Config, TModel.ParameterLayout, model);
         LayerReductionCheck.Require(settings, TModel.ParameterLayout, model);
         return settings;
     }

@@ -105,9 +105,11 @@ public sealed class TrainingCheckpoint
     /// pipelined trainer streams its stages' parameters in through it.
     /// </summary>
     /// <param name="compressionMasks">The run's pruning masks: the engine's, or a pipeline's gathered from its stages.</param>
+    /// <param name="compressionScores">topk's scores: the engine's when null, or a pipeline's gathered from its stages.</param>
     public string WriteFull(ParameterLayout layout, IReadOnlyList<Optim.OptimizerStateTensor>? oneBitState, TrainingEngine engine,
         BatchSampler sampler, ITokenizer tokenizer, RunSettings settings, Action<SafeTensorsWriter, SafeTensorsWriter> writeState,
-        IReadOnlyDictionary<(string Module, ModelCompression.PruningKind Kind), byte[]>? compressionMasks = null)
+        IReadOnlyDictionary<(string Module, ModelCompression.PruningKind Kind), byte[]>? compressionMasks = null,
+        CompressionScoreCheckpoint.Snapshot? compressionScores = null)
     {
         using var writer = _store.BeginSave(CheckpointTag.ForStep(engine.GlobalStep));
         var metadata = new Dictionary<string, string>
@@ -132,7 +134,7 @@ public sealed class TrainingCheckpoint
 
         writer.WriteAllText(StateFile, StateJson(engine, layout, sampler, settings));
         CompressionMaskCheckpoint.Write(writer, compressionMasks ?? engine.Compression?.Masks);
-        CompressionScoreCheckpoint.Write(writer, engine.Compression?.Learned);
+        CompressionScoreCheckpoint.Write(writer, compressionScores ?? CompressionScoreCheckpoint.Of(engine.Compression?.Learned));
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }
@@ -185,7 +187,7 @@ public sealed class TrainingCheckpoint
 
         writer.WriteAllText(StateFile, StateJson(engine, engine.Program.Layout, sampler, settings));
         CompressionMaskCheckpoint.Write(writer, engine.Compression?.Masks);
-        CompressionScoreCheckpoint.Write(writer, engine.Compression?.Learned);
+        CompressionScoreCheckpoint.Write(writer, CompressionScoreCheckpoint.Of(engine.Compression?.Learned));
         tokenizer.Save(writer.GetFilePath(TokenizerFile));
         return writer.Commit();
     }

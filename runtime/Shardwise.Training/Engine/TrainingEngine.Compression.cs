@@ -32,8 +32,6 @@ public sealed partial class TrainingEngine
         var plan = CompressionPlan.For(program.Layout, compression, everyPatternMatches: program is not CompiledStage<float>);
         if (plan.Problems.Count > 0)
             throw new ArgumentException("compression_training does not fit the model: " + string.Join("; ", plan.Problems));
-        if (compression.LearnsMasks && program is CompiledStage<float>)
-            throw new NotSupportedException("compression_training's topk masks train scores on every rank that holds the module, and a pipeline stage's checkpoint does not gather them yet: use method \"l1\" on pipeline stages");
         return new WeightCompression(compression, plan, config.Optimizer is null ? new Optim.AdamOptions() : Optim.AdamOptions.FromConfig(config.Optimizer));
     }
 

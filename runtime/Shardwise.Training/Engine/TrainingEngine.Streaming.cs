@@ -160,8 +160,8 @@ public sealed partial class TrainingEngine
                     _compression.Learned is null ? default : _slots.OwnedPiece(_master!, slot));
         }
         double sumOfSquares = RankAgreement.Sum(communicator, ModelParallel is null ? GradientClipping.SumOfSquares(gradients) : ModelParallelSumOfSquares());
-        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         sumOfSquares += ReduceMaskScoreGradients(forwardUpdates, partitioned: communicator.Size > 1);
+        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();

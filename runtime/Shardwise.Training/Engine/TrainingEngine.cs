@@ -444,8 +444,9 @@ public sealed partial class TrainingEngine
         // DeepSpeed's 1-bit optimizers do once they stop averaging.
         double ownSquares = ModelParallel?.SumOfSquares(gradients, _sharding.OwnedStart) ?? GradientClipping.SumOfSquares(gradients);
         double sumOfSquares = localGradients ? ownSquares : _sharding.SumOverRanks(ownSquares);
-        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
+        // A stage's scores count once (reduced over its data ranks already), then the stages' sums are added.
         sumOfSquares += ReduceMaskScoreGradients(forwardUpdates, partitioned: _sharding.Partitioned);
+        if (ModelParallel is not null) sumOfSquares = ModelParallel.Sum(sumOfSquares);
         UnscaleAndClip(gradients, scale, sumOfSquares);
 
         var betas = AdvanceSchedule();

@@ -190,7 +190,7 @@ public static class BenchCommand
         }
         // Last: its extra steps must not enter the traffic, memory and loss reported above.
         if (dropping) WriteDropComparison();
-        if (engine.Compression is not null) WriteCompressionComparison();
+        if (engine.Compression is not null || program.Ops.ActivationQuantizer is not null) WriteCompressionComparison();
         return 0;
 
         // The reference, in the same process: a second program and engine without compression_training, timed in

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics.Tensors;
 using Shardwise.Training.Config;
 using Shardwise.Training.Optim;
 
@@ -132,16 +133,33 @@ public sealed class LearnedMasks
                 var module = entry.Module;
                 var into = technique.Gradients.AsSpan(entry.Offset, entry.Length);
                 long from = Math.Max(start, module.WeightOffset), to = Math.Min(end, module.WeightOffset + module.WeightLength);
-                for (long element = from; element < to; element++)
+                // Row by row, the part of each weight row inside the span: products summed by TensorPrimitives.
+                for (long rowStart = module.WeightOffset + (from - module.WeightOffset) / module.Columns * module.Columns; rowStart < to; rowStart += module.Columns)
                 {
-                    int i = checked((int)(element - module.WeightOffset)), at = checked((int)(element - start));
-                    int unit = technique.Kind switch
+                    long first = Math.Max(from, rowStart), last = Math.Min(to, rowStart + module.Columns);
+                    if (first >= last) continue;
+                    int row = checked((int)((rowStart - module.WeightOffset) / module.Columns)), column = checked((int)(first - rowStart));
+                    var g = gradients.Slice(checked((int)(first - start)), checked((int)(last - first)));
+                    var w = weights.Slice(checked((int)(first - start)), g.Length);
+                    switch (technique.Kind)
                     {
-                        PruningKind.Sparse => i,
-                        PruningKind.Row => i / module.Columns,
-                        _ => i % module.Columns / module.HeadColumns,
-                    };
-                    into[unit] += gradients[at] * weights[at];
+                        case PruningKind.Sparse:
+                            var units = into.Slice(row * module.Columns + column, g.Length);
+                            TensorPrimitives.MultiplyAdd(g, w, units, units);
+                            break;
+                        case PruningKind.Row:
+                            into[row] += TensorPrimitives.Dot(g, w);
+                            break;
+                        default:
+                            // The heads whose columns this run of the row covers.
+                            for (int c = column; c < column + g.Length;)
+                            {
+                                int head = c / module.HeadColumns, stop = Math.Min(column + g.Length, (head + 1) * module.HeadColumns);
+                                into[head] += TensorPrimitives.Dot(g.Slice(c - column, stop - c), w.Slice(c - column, stop - c));
+                                c = stop;
+                            }
+                            break;
+                    }
                 }
                 // Row pruning masks the bias with its row: bias·mask adds b·∂L/∂b to the row's mask gradient.
                 if (technique.Kind == PruningKind.Row && module.BiasOffset is { } bias)

@@ -37,6 +37,7 @@ public sealed class LearnedMasks
             Scores = new float[length];
             Gradients = new float[length];
             Masks = entries.Select(e => new byte[e.Length]).ToArray();
+            EntryOf = entries.Select((e, i) => (e.Module.Name, i)).ToDictionary(p => p.Name, p => p.i, StringComparer.Ordinal);
             var ranges = entries.Select(e => new Range(e.Offset, e.Offset + e.Length)).ToArray();
             Optimizer = new AdamOptimizer(length, options, options.Lamb is null ? null : ranges);
         }
@@ -50,6 +51,9 @@ public sealed class LearnedMasks
 
         /// <summary>The masks of the last <see cref="LearnedMasks.Refresh"/>, by entry.</summary>
         internal byte[][] Masks { get; }
+
+        /// <summary>Each module's entry index (the engine asks for a module's mask per tensor piece of every step).</summary>
+        internal IReadOnlyDictionary<string, int> EntryOf { get; }
     }
 
     private readonly List<Technique> _techniques = new();
@@ -101,8 +105,7 @@ public sealed class LearnedMasks
         foreach (var technique in _techniques)
         {
             if (technique.Kind != kind || appliedUpdates < technique.ScheduleOffset) continue;
-            for (int i = 0; i < technique.Entries.Count; i++)
-                if (technique.Entries[i].Module.Name == module.Name) return technique.Masks[i];
+            return technique.EntryOf.TryGetValue(module.Name, out int i) ? technique.Masks[i] : null;
         }
         return null;
     }

@@ -121,9 +121,9 @@ public sealed class PipelineCheckpointMpiTests
     }
 
     /// <summary>
-    /// Learned (topk) head and row masks on the stages: the two-stage run follows the one process, its checkpoint holds
-    /// every block's scores gathered from both stages under the one-process names, and the run resumed from it at 4
-    /// continues as the uninterrupted one, scores and all.
+    /// Learned (topk) head and row masks, and 8-bit activations into the MLP's down projections, on the stages: the
+    /// two-stage run follows the one process, its checkpoint holds every block's scores gathered from both stages under
+    /// the one-process names, and the run resumed from it at 4 continues as the uninterrupted one, scores and all.
     /// </summary>
     [TestMethod]
     public void ALearnedMaskPipelineFollowsOneProcessAndResumesWithItsScores()
@@ -134,8 +134,12 @@ public sealed class PipelineCheckpointMpiTests
                 "head_pruning": { "shared_parameters": { "enabled": true, "num_heads": 2, "schedule_offset": 1 },
                   "different_groups": { "hp": { "params": { "dense_ratio": 0.5 }, "modules": ["attention\\.projection"] } } },
                 "row_pruning": { "shared_parameters": { "enabled": true, "method": "topk", "schedule_offset": 2 },
-                  "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } } } }
+                  "different_groups": { "rp": { "params": { "dense_ratio": 0.75 }, "modules": ["up"] } } },
+                "activation_quantization": { "shared_parameters": { "enabled": true, "schedule_offset": 1 },
+                  "different_groups": { "aq": { "params": { "bits": 8 }, "modules": ["down"] } } } } }
             """);
+        // Each stage quantizes its blocks' "down" inputs (3 · 8 columns) over micro-batch 2 × 6 tokens, in fp32.
+        StringAssert.Contains(run.Plan(ranks: 2, learned), $"plus the quantized Linear inputs' scratch (activation_quantization): {2 * 6 * 24 * 4:N0} bytes");
         string alone = run.Train("one-process", ranks: 0, steps: 8, config: learned);
         string whole = run.Train("uninterrupted", ranks: 2, steps: 8, config: learned);
         TrainingRun.AssertLossesMatch(TrainingRun.Losses(alone), TrainingRun.Losses(whole), 1e-5, "two stages against one process");

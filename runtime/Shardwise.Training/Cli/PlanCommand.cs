@@ -31,7 +31,7 @@ public static class PlanCommand
         log.WriteLine();
         int stage = config.ZeroOptimization.Stage;
         bool stages = partition is not null && ranks > 1 && partition.Pipeline * partition.Tensor > 1;
-        if (stages) WriteStageMemory(partition!, config, ranks, log);
+        if (stages) WriteStageMemory(partition!, config, ranks, TModel.SequenceLength, log);
         else WriteWholeModelMemory<TModel>(config, ranks, log);
         WriteModelNotes<TModel>(settings, config, log);
         if (stages) WriteStageTraffic(partition!, config, ranks / (partition!.Pipeline * partition.Tensor), log);
@@ -45,7 +45,7 @@ public static class PlanCommand
     /// stages keep fp32 working copies on either backend and step on the host (PipelineTrainCommand), so one line
     /// serves the CPU and a GPU.
     /// </summary>
-    private static void WriteStageMemory(ModelPartition partition, DeepSpeedConfig config, int ranks, TextWriter log)
+    private static void WriteStageMemory(ModelPartition partition, DeepSpeedConfig config, int ranks, int sequenceLength, TextWriter log)
     {
         int modelParallel = partition.Pipeline * partition.Tensor;
         if (ranks % modelParallel != 0)
@@ -61,6 +61,8 @@ public static class PlanCommand
             var one = MemoryPlan.Predict(plan.Layout, plan.Activations, plan.GradientPool, plan.ParameterPool, config, data, 0, sizeof(float));
             var report = PipelineEngine.PerActivationWindow(one, windows, batch.MicroBatchPerGpu, plan.Activations);
             log.WriteLine($"  stage {plan.Index} ({windows} activation windows): {report.Describe()}  total {MemoryReport.Format(report.Total)}");
+            if (MemoryPlan.QuantizedInputBytes(plan.Layout, config, data, sequenceLength, sizeof(float)) is > 0 and var quantized)
+                log.WriteLine($"    plus the quantized Linear inputs' scratch (activation_quantization): {quantized:N0} bytes");
         }
         log.WriteLine("  (fp32 working copies on the CPU and on a GPU: the stages round to 16-bit on the host, where their optimizer steps)");
     }

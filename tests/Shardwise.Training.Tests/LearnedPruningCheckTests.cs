@@ -34,4 +34,30 @@ public sealed class LearnedPruningCheckTests
         Assert.AreEqual("$.compression_training.head_pruning.shared_parameters.num_heads: 5 heads do not divide the 24 input columns of blocks.0.attention.projection.weight [24, 24] (head pruning masks an attention output projection's columns head by head)",
             error.Errors.Single());
     }
+
+    [TestMethod]
+    public void ActivationQuantizationNeedsWholeWeightsAndRows_OneErrorPerKey()
+    {
+        static DeepSpeedConfig Activations(string extra) => DeepSpeedConfig.Parse("""
+            {"train_batch_size": 8, EXTRA "compression_training": {"activation_quantization": {
+               "shared_parameters": {"enabled": true},
+               "different_groups": {"aq1": {"params": {"bits": 8}, "modules": ["expand"]}}}}}
+            """.Replace("EXTRA", extra), "aq.json").Config;
+
+        CompressionTrainingCheck.Require(Activations(""), Layout(), "Tiny");
+        var stage3 = Assert.ThrowsExactly<ConfigException>(() => CompressionTrainingCheck.Require(Activations("""
+            "zero_optimization": {"stage": 3},
+            """), Layout(), "Tiny"));
+        Assert.AreEqual("$.zero_optimization.stage: 3 partitions the weights by which $.compression_training.activation_quantization finds its Linear layers: use stage 0, 1 or 2",
+            stage3.Errors.Single());
+
+        // With a weight technique on too, the key gets that technique's reason, once.
+        var both = DeepSpeedConfig.Parse("""
+            {"train_batch_size": 8, "zero_optimization": {"stage": 3}, "compression_training": {
+               "activation_quantization": {"shared_parameters": {"enabled": true}, "different_groups": {"aq1": {"params": {"bits": 8}, "modules": ["expand"]}}},
+               "row_pruning": {"shared_parameters": {"enabled": true}, "different_groups": {"rp1": {"params": {"dense_ratio": 0.5}, "modules": ["expand"]}}}}}
+            """, "both.json").Config;
+        var error = Assert.ThrowsExactly<ConfigException>(() => CompressionTrainingCheck.Require(both, Layout(), "Tiny"));
+        StringAssert.StartsWith(error.Errors.Single(), "$.zero_optimization.stage: 3 partitions the working weights, which $.compression_training rewrites whole");
+    }
 }

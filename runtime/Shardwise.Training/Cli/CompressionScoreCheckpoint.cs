@@ -57,9 +57,9 @@ public static class CompressionScoreCheckpoint
         var tensors = new List<(string, float[])>();
         var steps = new List<(string, long)>();
         var wholePlan = CompressionPlan.For(model, config);
-        foreach (var kind in new[] { PruningKind.Sparse, PruningKind.Row, PruningKind.Head })
+        foreach (var kind in WeightCompression.PruningKinds)
         {
-            var pruning = kind switch { PruningKind.Sparse => config.SparsePruning, PruningKind.Row => config.RowPruning, _ => config.HeadPruning };
+            var pruning = WeightCompression.PruningOf(config, kind);
             if (!pruning.Enabled || !pruning.Learned) continue;
             var technique = learned?.Techniques.FirstOrDefault(t => t.Kind == kind);
             var arrays = new[] { new float[stage.TotalElements], new float[stage.TotalElements], new float[stage.TotalElements] };
@@ -71,19 +71,18 @@ public static class CompressionScoreCheckpoint
                 foreach (var entry in technique.Entries)
                     for (int i = 0; i < entry.Module.WeightLength; i++)
                     {
-                        int unit = UnitOf(kind, entry.Module, i);
+                        int unit = entry.Module.UnitOf(kind, i);
                         for (int a = 0; a < 3; a++) arrays[a][entry.Module.WeightOffset + i] = sources[a][entry.Offset + unit];
                     }
             }
             var full = arrays.Select(array => Pipeline.PartitionedParameters.Gather(modelParallel, partition, model, array)).ToArray();
-            foreach (var module in wholePlan.Modules.Where(m => WeightCompression.DenseRatioOf(m, kind) is not null))
+            foreach (var module in wholePlan.Modules.Where(m => m.DenseRatioOf(kind) is not null))
             {
-                int units = kind switch { PruningKind.Sparse => module.WeightLength, PruningKind.Row => module.Rows, _ => module.Heads };
-                // The first element of each unit: weight i, row r's column 0, head h's first column of row 0.
-                long ElementOf(int unit) => module.WeightOffset + kind switch { PruningKind.Sparse => unit, PruningKind.Row => (long)unit * module.Columns, _ => (long)unit * module.HeadColumns };
+                // Each unit's values, read at its first element.
                 string name = Scores(module.Name, kind);
                 for (int a = 0; a < 3; a++)
-                    tensors.Add((name + new[] { "", ".exp_avg", ".exp_avg_sq" }[a], Enumerable.Range(0, units).Select(u => full[a][ElementOf(u)]).ToArray()));
+                    tensors.Add((name + new[] { "", ".exp_avg", ".exp_avg_sq" }[a],
+                        Enumerable.Range(0, module.UnitsOf(kind)).Select(u => full[a][module.WeightOffset + module.FirstElementOf(kind, u)]).ToArray()));
             }
             var step = new double[] { technique?.Optimizer.State.Step ?? 0 };
             modelParallel.AllReduceMax(step);
@@ -91,13 +90,6 @@ public static class CompressionScoreCheckpoint
         }
         return new Snapshot(tensors, steps);
     }
-
-    private static int UnitOf(PruningKind kind, CompressedModule module, int element) => kind switch
-    {
-        PruningKind.Sparse => element,
-        PruningKind.Row => element / module.Columns,
-        _ => element % module.Columns / module.HeadColumns,
-    };
 
     public static void Write(CheckpointWriter writer, Snapshot? snapshot)
     {

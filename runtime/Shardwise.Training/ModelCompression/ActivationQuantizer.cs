@@ -52,16 +52,16 @@ public sealed class ActivationQuantizer : IActivationQuantizer
     public bool Quantizes(Slice weight) =>
         weight.Arena == Arena.Parameters && _bitsByWeightOffset.ContainsKey(weight.Offset) && AppliedUpdates() >= Config.ScheduleOffset;
 
-    public (int Bits, bool Asymmetric) GridOf(Slice weight) =>
-        _bitsByWeightOffset.TryGetValue(weight.Offset, out int bits)
-            ? (bits, Config.Type == QuantizationType.Asymmetric)
-            : throw new ArgumentException($"no activation quantization for the Linear whose weight is at {weight.Offset}", nameof(weight));
+    public (int Bits, bool Asymmetric) GridOf(Slice weight) => (BitsOf(weight), Config.Type == QuantizationType.Asymmetric);
 
     public void Quantize(Slice weight, ReadOnlySpan<float> x, Span<float> into, int rows, int inDim)
     {
-        if (!_bitsByWeightOffset.TryGetValue(weight.Offset, out int bits))
-            throw new ArgumentException($"no activation quantization for the Linear whose weight is at {weight.Offset}", nameof(weight));
+        int bits = BitsOf(weight);
         x.CopyTo(into);
         WeightQuantizer.Quantize(into, rows, bits, Config.Type, QuantizationRounding.Nearest, 0);
     }
+
+    private int BitsOf(Slice weight) => _bitsByWeightOffset.TryGetValue(weight.Offset, out int bits)
+        ? bits
+        : throw new ArgumentException($"no activation quantization for the Linear whose weight is at {weight.Offset}", nameof(weight));
 }

@@ -1,3 +1,6 @@
+using System;
+using System.Collections.Generic;
+
 namespace Shardwise.Training.ModelCompression;
 
 /// <summary>
@@ -28,4 +31,51 @@ public sealed record CompressedModule(
 
     /// <summary>The input columns each head's values feed (head h: columns h·HeadColumns …).</summary>
     public int HeadColumns => Heads == 0 ? 0 : Columns / Heads;
+
+    /// <summary>The dense ratio <paramref name="kind"/> gives this module; null when it does not prune it.</summary>
+    public double? DenseRatioOf(PruningKind kind) => kind switch
+    {
+        PruningKind.Sparse => SparseDenseRatio,
+        PruningKind.Row => RowDenseRatio,
+        _ => HeadDenseRatio,
+    };
+
+    /// <summary>The units <paramref name="kind"/> masks one by one: weights, output rows, or heads.</summary>
+    public int UnitsOf(PruningKind kind) => kind switch
+    {
+        PruningKind.Sparse => WeightLength,
+        PruningKind.Row => Rows,
+        _ => Heads,
+    };
+
+    /// <summary>The unit of <paramref name="kind"/> that weight element <paramref name="element"/> (row-major) belongs to.</summary>
+    public int UnitOf(PruningKind kind, int element) => kind switch
+    {
+        PruningKind.Sparse => element,
+        PruningKind.Row => element / Columns,
+        _ => element % Columns / HeadColumns,
+    };
+
+    /// <summary>The first weight element of unit <paramref name="unit"/>: the weight itself, row r's column 0, head h's first column of row 0.</summary>
+    public int FirstElementOf(PruningKind kind, int unit) => kind switch
+    {
+        PruningKind.Sparse => unit,
+        PruningKind.Row => unit * Columns,
+        _ => unit * HeadColumns,
+    };
+
+    /// <summary>
+    /// The parts of this weight's rows inside layout elements [<paramref name="start"/>, <paramref name="end"/>), in
+    /// order: the row, the first column there, and where the run starts in the layout and how long it is. A rank's
+    /// gradient piece may start and end inside rows.
+    /// </summary>
+    public IEnumerable<(int Row, int Column, long First, int Count)> RowRuns(long start, long end)
+    {
+        long from = Math.Max(start, WeightOffset), to = Math.Min(end, WeightOffset + WeightLength);
+        for (long rowStart = WeightOffset + (from - WeightOffset) / Columns * Columns; rowStart < to; rowStart += Columns)
+        {
+            long first = Math.Max(from, rowStart), last = Math.Min(to, rowStart + Columns);
+            if (first < last) yield return ((int)((rowStart - WeightOffset) / Columns), (int)(first - rowStart), first, (int)(last - first));
+        }
+    }
 }

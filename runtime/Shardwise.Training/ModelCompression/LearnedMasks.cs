@@ -47,7 +47,7 @@ public sealed class LearnedMasks
         public IReadOnlyList<Entry> Entries { get; }
         public float[] Scores { get; }
         public float[] Gradients { get; }
-        public AdamOptimizer Optimizer { get; internal set; }
+        public AdamOptimizer Optimizer { get; }
 
         /// <summary>The masks of the last <see cref="LearnedMasks.Refresh"/>, by entry.</summary>
         internal byte[][] Masks { get; }
@@ -62,15 +62,16 @@ public sealed class LearnedMasks
     {
         // The scores are parameters of their own: no 1-bit exchange (their gradients are reduced exactly).
         var scoreOptions = options with { OneBit = null, OneBitLamb = null, ZeroOneAdam = null };
-        foreach (var (kind, pruning) in new[] { (PruningKind.Sparse, config.SparsePruning), (PruningKind.Row, config.RowPruning), (PruningKind.Head, config.HeadPruning) })
+        foreach (var kind in WeightCompression.PruningKinds)
         {
+            var pruning = WeightCompression.PruningOf(config, kind);
             if (!pruning.Enabled || !pruning.Learned) continue;
             var entries = new List<Entry>();
             int offset = 0;
             foreach (var module in plan.Modules)
             {
-                if (WeightCompression.DenseRatioOf(module, kind) is not { } ratio) continue;
-                int length = kind switch { PruningKind.Sparse => module.WeightLength, PruningKind.Row => module.Rows, _ => module.Heads };
+                if (module.DenseRatioOf(kind) is not { } ratio) continue;
+                int length = module.UnitsOf(kind);
                 entries.Add(new Entry(module, ratio, offset, length));
                 offset += length;
             }
@@ -83,19 +84,12 @@ public sealed class LearnedMasks
 
     public IReadOnlyList<Technique> Techniques => _techniques;
 
-    /// <summary>Whether <paramref name="kind"/>'s masks are learned here (rather than taken from magnitudes).</summary>
-    public bool Learns(PruningKind kind) => _techniques.Any(t => t.Kind == kind);
-
     /// <summary>Host bytes: each score with its gradient and two moments, and a mask byte.</summary>
     public static long BufferBytesFor(CompressionTrainingConfig config, CompressionPlan plan)
     {
-        long units = 0;
-        foreach (var module in plan.Modules)
-        {
-            if (config.SparsePruning.Learned && module.SparseDenseRatio is not null) units += module.WeightLength;
-            if (config.RowPruning.Learned && module.RowDenseRatio is not null) units += module.Rows;
-            if (module.HeadDenseRatio is not null) units += module.Heads;
-        }
+        long units = plan.Modules.Sum(module => WeightCompression.PruningKinds
+            .Where(kind => module.DenseRatioOf(kind) is not null && WeightCompression.PruningOf(config, kind).Learned)
+            .Sum(kind => (long)module.UnitsOf(kind)));
         return units * (4 * sizeof(float) + 1);
     }
 
@@ -135,15 +129,11 @@ public sealed class LearnedMasks
             {
                 var module = entry.Module;
                 var into = technique.Gradients.AsSpan(entry.Offset, entry.Length);
-                long from = Math.Max(start, module.WeightOffset), to = Math.Min(end, module.WeightOffset + module.WeightLength);
                 // Row by row, the part of each weight row inside the span: products summed by TensorPrimitives.
-                for (long rowStart = module.WeightOffset + (from - module.WeightOffset) / module.Columns * module.Columns; rowStart < to; rowStart += module.Columns)
+                foreach (var (row, column, first, count) in module.RowRuns(start, end))
                 {
-                    long first = Math.Max(from, rowStart), last = Math.Min(to, rowStart + module.Columns);
-                    if (first >= last) continue;
-                    int row = checked((int)((rowStart - module.WeightOffset) / module.Columns)), column = checked((int)(first - rowStart));
-                    var g = gradients.Slice(checked((int)(first - start)), checked((int)(last - first)));
-                    var w = weights.Slice(checked((int)(first - start)), g.Length);
+                    var g = gradients.Slice(checked((int)(first - start)), count);
+                    var w = weights.Slice(checked((int)(first - start)), count);
                     switch (technique.Kind)
                     {
                         case PruningKind.Sparse:

@@ -47,12 +47,15 @@ public sealed class WeightCompression
     /// <summary>topk's mask scores; null when every pruning technique takes its masks from magnitudes (l1).</summary>
     public LearnedMasks? Learned { get; }
 
-    /// <summary>The dense ratio <paramref name="kind"/> gives <paramref name="module"/>; null when it does not prune it.</summary>
-    public static double? DenseRatioOf(CompressedModule module, PruningKind kind) => kind switch
+    /// <summary>The pruning techniques, in the order their checkpoint tensors and score buffers take them.</summary>
+    public static readonly PruningKind[] PruningKinds = [PruningKind.Sparse, PruningKind.Row, PruningKind.Head];
+
+    /// <summary>The section of <paramref name="config"/> that configures <paramref name="kind"/>.</summary>
+    public static PruningConfig PruningOf(CompressionTrainingConfig config, PruningKind kind) => kind switch
     {
-        PruningKind.Sparse => module.SparseDenseRatio,
-        PruningKind.Row => module.RowDenseRatio,
-        _ => module.HeadDenseRatio,
+        PruningKind.Sparse => config.SparsePruning,
+        PruningKind.Row => config.RowPruning,
+        _ => config.HeadPruning,
     };
 
     public CompressionTrainingConfig Config { get; }
@@ -74,8 +77,8 @@ public sealed class WeightCompression
     public static long BufferBytesFor(CompressionPlan plan, CompressionTrainingConfig config)
     {
         long scratch = plan.Modules.Where(m => m.QuantizationGroup is not null).Select(m => (long)m.WeightLength).DefaultIfEmpty(0).Max() * sizeof(float);
-        long masks = plan.Modules.Sum(m => (m.SparseDenseRatio is null || config.SparsePruning.Learned ? 0L : m.WeightLength)
-                                           + (m.RowDenseRatio is null || config.RowPruning.Learned ? 0L : m.Rows));
+        long masks = plan.Modules.Sum(m => PruningKinds.Where(kind => m.DenseRatioOf(kind) is not null && !PruningOf(config, kind).Learned)
+                                                       .Sum(kind => (long)m.UnitsOf(kind)));
         return scratch + masks + LearnedMasks.BufferBytesFor(config, plan);
     }
 
@@ -120,25 +123,18 @@ public sealed class WeightCompression
     /// <summary>Whether the technique's masks apply after <paramref name="appliedUpdates"/> updates.</summary>
     public bool IsPruning(PruningKind kind, long appliedUpdates)
     {
-        var pruning = PruningOf(kind);
+        var pruning = PruningOf(Config, kind);
         return pruning.Enabled && appliedUpdates >= pruning.ScheduleOffset;
     }
 
-    private PruningConfig PruningOf(PruningKind kind) => kind switch
-    {
-        PruningKind.Sparse => Config.SparsePruning,
-        PruningKind.Row => Config.RowPruning,
-        _ => Config.HeadPruning,
-    };
-
     /// <summary>Whether <paramref name="kind"/> prunes by an l1 mask taken once, due after <paramref name="appliedUpdates"/> updates.</summary>
-    private bool TakesMagnitudeMask(PruningKind kind, long appliedUpdates) => IsPruning(kind, appliedUpdates) && !PruningOf(kind).Learned;
+    private bool TakesMagnitudeMask(PruningKind kind, long appliedUpdates) => IsPruning(kind, appliedUpdates) && !PruningOf(Config, kind).Learned;
 
     /// <summary>The mask <paramref name="kind"/> applies to <paramref name="module"/> after <paramref name="appliedUpdates"/> updates; null for none.</summary>
     private byte[]? MaskOf(CompressedModule module, PruningKind kind, long appliedUpdates)
     {
         if (!IsPruning(kind, appliedUpdates)) return null;
-        if (PruningOf(kind).Learned) return Learned?.MaskOf(module, kind, appliedUpdates);
+        if (PruningOf(Config, kind).Learned) return Learned?.MaskOf(module, kind, appliedUpdates);
         return _masks.GetValueOrDefault((module.Name, kind));
     }
 
@@ -203,15 +199,8 @@ public sealed class WeightCompression
             }
             if (MaskOf(module, PruningKind.Head, appliedUpdates) is { } heads)
             {
-                long from = Math.Max(start, module.WeightOffset), to = Math.Min(start + gradients.Length, module.WeightOffset + module.WeightLength);
-                // Row by row, the part of each row inside the span.
-                for (long row = (from - module.WeightOffset) / module.Columns; from < to && module.WeightOffset + row * module.Columns < to; row++)
-                {
-                    long rowStart = module.WeightOffset + row * module.Columns;
-                    long first = Math.Max(from, rowStart), last = Math.Min(to, rowStart + module.Columns);
-                    if (first >= last) continue;
-                    MaskHeadColumns(gradients.Slice(checked((int)(first - start)), checked((int)(last - first))), checked((int)(first - rowStart)), module, heads);
-                }
+                foreach (var (_, column, first, count) in module.RowRuns(start, start + gradients.Length))
+                    MaskHeadColumns(gradients.Slice(checked((int)(first - start)), count), column, module, heads);
             }
         }
     }
@@ -231,12 +220,13 @@ public sealed class WeightCompression
                     + $"{quantization.QuantizeGroups} group(s) per tensor, from update {Schedule.FirstQuantizedUpdate}; {names.Count} module(s): {string.Join(", ", names)}";
             }
         }
-        foreach (var (kind, pruning) in new[] { (PruningKind.Sparse, Config.SparsePruning), (PruningKind.Row, Config.RowPruning), (PruningKind.Head, Config.HeadPruning) })
+        foreach (var kind in PruningKinds)
         {
+            var pruning = PruningOf(Config, kind);
             if (!pruning.Enabled) continue;
             foreach (var group in pruning.Groups)
             {
-                var names = Plan.Modules.Where(m => DenseRatioOf(m, kind) is not null
+                var names = Plan.Modules.Where(m => m.DenseRatioOf(kind) is not null
                     && group.Modules.Modules.Any(p => CompressionPlan.Matches(p, m.Name))).Select(m => m.Name).ToList();
                 string units = kind switch { PruningKind.Sparse => "weight tensor", PruningKind.Row => "weight's rows", _ => $"projection's {pruning.NumHeads} heads" };
                 string how = pruning.Learned ? " by learned scores" : "";
